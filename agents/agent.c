@@ -1,0 +1,111 @@
+/* The agent registry and the checks every agent shares (see agent.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "agents/agent.h"
+#include "protocol/errors.h"
+
+static const tt_agent_ops *const builtin[] = {&tt_agent_echo};
+#define N_BUILTIN (sizeof builtin / sizeof builtin[0])
+
+const tt_agent_ops *tt_agent_find(const char *name)
+{
+    for (size_t i = 0; name && i < N_BUILTIN; i++) {
+        if (strcmp(builtin[i]->name, name) == 0)
+            return builtin[i];
+    }
+    return NULL;
+}
+
+json_t *tt_agent_names(void)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < N_BUILTIN; i++)
+        json_array_append_new(arr, json_string(builtin[i]->name));
+    return arr;
+}
+
+static const tt_agent_ops *ops_of(const tt_session *s)
+{
+    return s->agent_ops;
+}
+
+int tt_agent_bind(tt_session *s, const tt_agent_env *env, int resumed)
+{
+    const tt_agent_ops *ops = tt_agent_find(s->agent);
+    if (!ops)
+        return TT_ENOTFOUND;
+    s->agent_ops = ops;
+    return resumed ? ops->resume(s, env) : ops->start(s, env);
+}
+
+void tt_agent_unbind(tt_session *s)
+{
+    if (s->agent_ops)
+        ops_of(s)->release(s);
+    s->agent_ops = NULL;
+}
+
+static int refuse_closed(const tt_session *s, char *err, size_t n)
+{
+    if (s->state != TT_STATE_CLOSED)
+        return 0;
+    snprintf(err, n, "session %s is closed", s->id);
+    return TT_ECONFLICT;
+}
+
+void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id)
+{
+    char mid[40];
+    tt_new_id("m", mid, sizeof mid);
+    if (client_msg_id)
+        tt_session_remember_msg_id(s, client_msg_id);
+    tt_session_emit(s, "user",
+                    json_pack("{s:s, s:s, s:s?}", "message_id", mid, "text", text,
+                              "client_msg_id", client_msg_id));
+}
+
+int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,
+                 char *err, size_t n)
+{
+    *duplicate = client_msg_id && tt_session_seen_msg_id(s, client_msg_id);
+    if (*duplicate)
+        return 0;
+    int rc = refuse_closed(s, err, n);
+    return rc ? rc : ops_of(s)->say(s, text, client_msg_id, err, n);
+}
+
+int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
+                    size_t n)
+{
+    int rc = refuse_closed(s, err, n);
+    return rc ? rc : ops_of(s)->answer(s, question_id, value, err, n);
+}
+
+int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
+                    char *err, size_t n)
+{
+    int rc = refuse_closed(s, err, n);
+    if (rc == 0 && d == TT_DECIDE_REVISE && (!comment || !*comment)) {
+        snprintf(err, n, "a revise decision needs a comment");
+        rc = TT_EINVAL;
+    }
+    return rc ? rc : ops_of(s)->decide(s, approval_id, d, comment, err, n);
+}
+
+int tt_agent_cancel(tt_session *s, int *cancelled)
+{
+    *cancelled = 0;
+    return s->state == TT_STATE_CLOSED ? 0 : ops_of(s)->cancel(s, cancelled);
+}
+
+int tt_agent_close(tt_session *s)
+{
+    if (s->state == TT_STATE_CLOSED)
+        return 0;
+    int cancelled;
+    ops_of(s)->cancel(s, &cancelled);
+    tt_session_set_pending(s, NULL);
+    tt_session_set_state(s, TT_STATE_CLOSED, "closed");
+    return 0;
+}

@@ -1,0 +1,75 @@
+/* Agents: what runs inside a session.
+ *
+ * An agent is a table of operations (tt_agent_ops). This module owns the
+ * registry of built-in agents and the checks every agent shares (closed
+ * sessions, repeated client_msg_id), so each agent file holds only its own
+ * behaviour. The agent's persisted state lives in session->agent_state and is
+ * written with the session at every transition; its runtime (timers, calls
+ * in flight) lives in session->agent_rt and is rebuilt by `resume` after a
+ * load. The step engine of issue 4 will sit behind this same interface. */
+#ifndef TT_AGENT_H
+#define TT_AGENT_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "protocol/frame.h"
+#include "state/session.h"
+
+/* What agents may use from the server; owned by the server, outlives sessions. */
+typedef struct tt_agent_env {
+    uv_loop_t *loop;
+    int echo_delay_ms; /* default pause between echoed words */
+} tt_agent_env;
+
+typedef struct tt_agent_ops {
+    const char *name;
+    const char *description;
+    /* Check session.open's input before anything is created. */
+    int (*validate)(const json_t *input, char *err, size_t n);
+    /* A new session: set up agent_state and emit the first events. */
+    int (*start)(tt_session *s, const tt_agent_env *env);
+    /* A session loaded from the store: rebuild the runtime, resume work that
+     * a restart interrupted. */
+    int (*resume)(tt_session *s, const tt_agent_env *env);
+    /* A user turn, already checked for closed sessions and repeated ids. The
+     * agent refuses (TT_ECONFLICT) before emitting anything, or calls
+     * tt_agent_accept_turn() and acts. */
+    int (*say)(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n);
+    int (*answer)(tt_session *s, const char *question_id, const json_t *value, char *err,
+                  size_t n);
+    int (*decide)(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
+                  char *err, size_t n);
+    /* Stop the step in flight; *cancelled says whether there was one. */
+    int (*cancel)(tt_session *s, int *cancelled);
+    /* Free the runtime (the session is evicted, closed or the server stops). */
+    void (*release)(tt_session *s);
+} tt_agent_ops;
+
+/* The built-in agent called name, or NULL. */
+const tt_agent_ops *tt_agent_find(const char *name);
+/* Names of all built-in agents as a JSON array (new reference). */
+json_t *tt_agent_names(void);
+
+/* Bind s to its agent (start when new, resume when loaded). */
+int tt_agent_bind(tt_session *s, const tt_agent_env *env, int resumed);
+void tt_agent_unbind(tt_session *s);
+
+/* The shared front of each operation; errors carry a message in err. */
+int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,
+                 char *err, size_t n);
+int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
+                    size_t n);
+int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
+                    char *err, size_t n);
+int tt_agent_cancel(tt_session *s, int *cancelled);
+/* Stop work in flight and close the session for good. */
+int tt_agent_close(tt_session *s);
+
+/* For agents: record the turn's id and emit the "user" event. */
+void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id);
+
+extern const tt_agent_ops tt_agent_echo;
+
+#endif

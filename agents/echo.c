@@ -1,0 +1,357 @@
+/* The echo agent: a real, model-free agent for diagnostics, demos and tests.
+ *
+ * - any text: streamed back, one delta per word (the word and the whitespace
+ *   after it), delay_ms apart, between message.start and message.end;
+ * - "ask": a question with choices yes/no; the answer is echoed ("you said yes");
+ * - "plan": an approval; approve -> "approved", reject -> "rejected",
+ *   revise + comment -> a new approval whose plan carries the comment.
+ *
+ * Persisted state (session->agent_state):
+ *   delay_ms, mode ("idle" | "stream" | "question" | "approval"),
+ *   reply + message_id while streaming, question_id, approval_id, plan.
+ * A stream cut by a restart is withdrawn with message.discard and replayed
+ * from the start under a new message id. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/agent.h"
+#include "protocol/errors.h"
+
+#define DELAY_MAX_MS 60000
+
+typedef struct echo_rt {
+    tt_session *s;
+    uv_timer_t *timer; /* allocated apart: it is closed asynchronously */
+    size_t pos;        /* bytes of the reply already streamed */
+    unsigned words;
+} echo_rt;
+
+static const char *st_str(const tt_session *s, const char *key)
+{
+    return json_string_value(json_object_get(s->agent_state, key));
+}
+
+static void st_set(tt_session *s, const char *key, json_t *v)
+{
+    json_object_set_new(s->agent_state, key, v ? v : json_null());
+    tt_session_touch(s);
+}
+
+static int st_delay(const tt_session *s)
+{
+    return (int)json_integer_value(json_object_get(s->agent_state, "delay_ms"));
+}
+
+static void on_tick(uv_timer_t *t);
+
+static void finish_stream(tt_session *s, echo_rt *rt)
+{
+    const char *mid = st_str(s, "message_id");
+    const char *reply = st_str(s, "reply");
+    tt_session_emit(s, "message.end",
+                    json_pack("{s:s, s:s, s:{s:i, s:i, s:f, s:s, s:b}}", "message_id", mid, "text",
+                              reply, "usage", "prompt_tokens", 0, "completion_tokens",
+                              (int)rt->words, "cost_usd", 0.0, "model", "echo", "cached", 0));
+    st_set(s, "mode", json_string("idle"));
+    st_set(s, "reply", NULL);
+    st_set(s, "message_id", NULL);
+    tt_session_set_state(s, TT_STATE_IDLE, "reply");
+}
+
+/* Stream text back as a new assistant message. */
+static void start_stream(tt_session *s, const char *text)
+{
+    echo_rt *rt = s->agent_rt;
+    char mid[40];
+    tt_new_id("m", mid, sizeof mid);
+    st_set(s, "mode", json_string("stream"));
+    st_set(s, "reply", json_string(text));
+    st_set(s, "message_id", json_string(mid));
+    tt_session_set_state(s, TT_STATE_RUNNING, "reply");
+    tt_session_emit(s, "message.start", json_pack("{s:s, s:s}", "message_id", mid, "role",
+                                                  "assistant"));
+    rt->pos = 0;
+    rt->words = 0;
+    if (text[0] == '\0') {
+        finish_stream(s, rt);
+        return;
+    }
+    uv_timer_start(rt->timer, on_tick, (uint64_t)st_delay(s), 0);
+}
+
+static size_t next_word_end(const char *text, size_t pos)
+{
+    static const char *ws = " \t\r\n";
+    while (text[pos] && strchr(ws, text[pos]))
+        pos++; /* leading whitespace goes with the first word */
+    while (text[pos] && !strchr(ws, text[pos]))
+        pos++;
+    while (text[pos] && strchr(ws, text[pos]))
+        pos++;
+    return pos;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    echo_rt *rt = t->data;
+    tt_session *s = rt->s;
+    const char *reply = st_str(s, "reply");
+    if (!reply)
+        return;
+    size_t end = next_word_end(reply, rt->pos);
+    tt_session_emit(s, "delta", json_pack("{s:s, s:s%}", "message_id", st_str(s, "message_id"),
+                                          "text", reply + rt->pos, end - rt->pos));
+    rt->pos = end;
+    rt->words++;
+    if (reply[end] == '\0')
+        finish_stream(s, rt);
+    else
+        uv_timer_start(t, on_tick, (uint64_t)st_delay(s), 0);
+}
+
+/* Withdraw the message being streamed; the caller sets the next state. */
+static int discard_stream(tt_session *s, const char *reason)
+{
+    const char *mode = st_str(s, "mode");
+    if (!mode || strcmp(mode, "stream") != 0)
+        return 0;
+    echo_rt *rt = s->agent_rt;
+    uv_timer_stop(rt->timer);
+    tt_session_emit(s, "message.discard", json_pack("{s:s, s:s}", "message_id",
+                                                    st_str(s, "message_id"), "reason", reason));
+    st_set(s, "mode", json_string("idle"));
+    st_set(s, "message_id", NULL);
+    return 1;
+}
+
+static int make_rt(tt_session *s, const tt_agent_env *env)
+{
+    echo_rt *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return TT_ENOMEM;
+    rt->timer = malloc(sizeof *rt->timer);
+    if (!rt->timer) {
+        free(rt);
+        return TT_ENOMEM;
+    }
+    uv_timer_init(env->loop, rt->timer);
+    rt->timer->data = rt;
+    rt->s = s;
+    s->agent_rt = rt;
+    return 0;
+}
+
+static int echo_validate(const json_t *input, char *err, size_t n)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)input, key, v) {
+        if (strcmp(key, "delay_ms") != 0) {
+            snprintf(err, n, "the echo agent takes no input '%.64s'", key);
+            return TT_EINVAL;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > DELAY_MAX_MS) {
+            snprintf(err, n, "input.delay_ms must be an integer from 0 to %d", DELAY_MAX_MS);
+            return TT_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int echo_start(tt_session *s, const tt_agent_env *env)
+{
+    int rc = make_rt(s, env);
+    if (rc)
+        return rc;
+    json_t *delay = json_object_get(s->input, "delay_ms");
+    st_set(s, "delay_ms", json_integer(delay ? json_integer_value(delay) : env->echo_delay_ms));
+    st_set(s, "mode", json_string("idle"));
+    tt_session_set_state(s, TT_STATE_IDLE, "start");
+    return 0;
+}
+
+static int echo_resume(tt_session *s, const tt_agent_env *env)
+{
+    int rc = make_rt(s, env);
+    if (rc)
+        return rc;
+    const char *mode = st_str(s, "mode");
+    if (mode && strcmp(mode, "stream") == 0) {
+        /* The process stopped mid-stream: withdraw and stream again. */
+        char *reply = strdup(st_str(s, "reply") ? st_str(s, "reply") : "");
+        if (!reply)
+            return TT_ENOMEM;
+        discard_stream(s, "restart");
+        start_stream(s, reply);
+        free(reply);
+    }
+    return 0;
+}
+
+static int busy(const tt_session *s, char *err, size_t n)
+{
+    switch (s->state) {
+    case TT_STATE_RUNNING:
+        snprintf(err, n, "a reply is streaming; wait for it or cancel it");
+        return TT_ECONFLICT;
+    case TT_STATE_WAITING_INPUT:
+        snprintf(err, n, "a question is pending; answer it first");
+        return TT_ECONFLICT;
+    case TT_STATE_WAITING_APPROVAL:
+        snprintf(err, n, "an approval is pending; decide it first");
+        return TT_ECONFLICT;
+    default:
+        return 0;
+    }
+}
+
+static json_t *make_plan(const char *comment, json_t *old_plan)
+{
+    json_t *steps = json_pack("[s, s, s]", "analyse the request", "draft the reply",
+                              "send the reply");
+    json_t *comments = json_array();
+    json_t *old = json_object_get(old_plan, "comments");
+    if (json_is_array(old))
+        json_array_extend(comments, old);
+    if (comment) {
+        json_array_append_new(comments, json_string(comment));
+        size_t i;
+        json_t *c;
+        json_array_foreach(comments, i, c) {
+            char line[512];
+            snprintf(line, sizeof line, "apply revision: %s", json_string_value(c));
+            json_array_insert_new(steps, json_array_size(steps) - 1, json_string(line));
+        }
+    }
+    return json_pack("{s:o, s:o, s:i}", "steps", steps, "comments", comments, "revision",
+                     (int)json_array_size(comments));
+}
+
+static void ask_approval(tt_session *s, json_t *plan)
+{
+    char aid[40];
+    tt_new_id("a", aid, sizeof aid);
+    json_t *body = json_pack("{s:s, s:s, s:o}", "approval_id", aid, "title", "Echo plan", "plan",
+                             plan);
+    st_set(s, "mode", json_string("approval"));
+    st_set(s, "approval_id", json_string(aid));
+    st_set(s, "plan", json_incref(json_object_get(body, "plan")));
+    tt_session_set_pending(s, json_deep_copy(body));
+    tt_session_emit(s, "approval", body);
+    tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "plan");
+}
+
+static int echo_say(tt_session *s, const char *text, const char *client_msg_id, char *err,
+                    size_t n)
+{
+    int rc = busy(s, err, n);
+    if (rc)
+        return rc;
+    tt_agent_accept_turn(s, text, client_msg_id);
+    if (strcmp(text, "ask") == 0) {
+        char qid[40];
+        tt_new_id("q", qid, sizeof qid);
+        json_t *body = json_pack("{s:s, s:s, s:[s, s]}", "question_id", qid, "text",
+                                 "Do you want to continue?", "choices", "yes", "no");
+        st_set(s, "mode", json_string("question"));
+        st_set(s, "question_id", json_string(qid));
+        tt_session_set_pending(s, json_deep_copy(body));
+        tt_session_emit(s, "question", body);
+        tt_session_set_state(s, TT_STATE_WAITING_INPUT, "ask");
+    } else if (strcmp(text, "plan") == 0) {
+        ask_approval(s, make_plan(NULL, NULL));
+    } else {
+        start_stream(s, text);
+    }
+    return 0;
+}
+
+static int stale(const tt_session *s, tt_state want, const char *key, const char *id, char *err,
+                 size_t n)
+{
+    const char *pending = st_str(s, key);
+    if (s->state == want && pending && strcmp(pending, id) == 0)
+        return 0;
+    snprintf(err, n, "%s %.64s is not pending", key, id);
+    return TT_ECONFLICT;
+}
+
+static int echo_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
+                       size_t n)
+{
+    int rc = stale(s, TT_STATE_WAITING_INPUT, "question_id", question_id, err, n);
+    if (rc)
+        return rc;
+    const char *v = json_string_value(value);
+    if (!v || (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)) {
+        snprintf(err, n, "value must be one of the choices: \"yes\", \"no\"");
+        return TT_EINVAL;
+    }
+    char reply[32];
+    snprintf(reply, sizeof reply, "you said %s", v);
+    st_set(s, "question_id", NULL);
+    tt_session_set_pending(s, NULL);
+    start_stream(s, reply);
+    return 0;
+}
+
+static int echo_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
+                       char *err, size_t n)
+{
+    int rc = stale(s, TT_STATE_WAITING_APPROVAL, "approval_id", approval_id, err, n);
+    if (rc)
+        return rc;
+    st_set(s, "approval_id", NULL);
+    tt_session_set_pending(s, NULL);
+    if (d == TT_DECIDE_REVISE) {
+        json_t *old = json_incref(json_object_get(s->agent_state, "plan"));
+        ask_approval(s, make_plan(comment, old));
+        json_decref(old);
+        return 0;
+    }
+    st_set(s, "plan", NULL);
+    start_stream(s, d == TT_DECIDE_APPROVE ? "approved" : "rejected");
+    return 0;
+}
+
+static int echo_cancel(tt_session *s, int *cancelled)
+{
+    *cancelled = discard_stream(s, "cancelled");
+    if (*cancelled) {
+        st_set(s, "reply", NULL);
+        tt_session_set_state(s, TT_STATE_IDLE, "reply");
+    }
+    return 0;
+}
+
+static void free_timer(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void echo_release(tt_session *s)
+{
+    echo_rt *rt = s->agent_rt;
+    if (!rt)
+        return;
+    uv_timer_stop(rt->timer);
+    rt->timer->data = NULL;
+    uv_close((uv_handle_t *)rt->timer, free_timer);
+    free(rt);
+    s->agent_rt = NULL;
+}
+
+const tt_agent_ops tt_agent_echo = {
+    .name = "echo",
+    .description = "Streams your words back; 'ask' asks a question, 'plan' asks for approval.",
+    .validate = echo_validate,
+    .start = echo_start,
+    .resume = echo_resume,
+    .say = echo_say,
+    .answer = echo_answer,
+    .decide = echo_decide,
+    .cancel = echo_cancel,
+    .release = echo_release,
+};

@@ -1,0 +1,232 @@
+/* Strict decoding of client frames into tt_msg (see frame.h).
+ *
+ * Each message type has a table of the fields it may carry. A field not in
+ * the table is refused, so a typo in a client ("sesion") is a clear error
+ * instead of a silently ignored field. */
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/errors.h"
+#include "protocol/frame.h"
+
+typedef enum field_kind {
+    F_STR,    /* string, bounded by max (0: TT_ID_MAX) */
+    F_TEXT,   /* string bounded by the caller's max_text */
+    F_UINT,   /* non-negative integer */
+    F_OBJECT, /* object, nesting bounded */
+    F_ANY,    /* any JSON value, nesting bounded */
+    F_DECISION
+} field_kind;
+
+typedef struct field_spec {
+    const char *name;
+    field_kind kind;
+    int required;
+    size_t max;
+    size_t offset; /* into tt_msg */
+} field_spec;
+
+#define OFF(f) offsetof(tt_msg, f)
+#define END {NULL, 0, 0, 0, 0}
+
+static const field_spec hello_fields[] = {
+    {"token", F_STR, 0, TT_TOKEN_MAX, OFF(token)},
+    {"client", F_STR, 0, TT_ID_MAX, OFF(client)},
+    END};
+static const field_spec none_fields[] = {END};
+static const field_spec open_fields[] = {
+    {"agent", F_STR, 1, TT_NAME_MAX, OFF(agent)},
+    {"input", F_OBJECT, 0, 0, OFF(input)},
+    {"metadata", F_OBJECT, 0, 0, OFF(metadata)},
+    END};
+static const field_spec attach_fields[] = {
+    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+    {"after", F_UINT, 0, 0, OFF(after)},
+    END};
+static const field_spec session_fields[] = {
+    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+    END};
+static const field_spec say_fields[] = {
+    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+    {"text", F_TEXT, 1, 0, OFF(text)},
+    {"client_msg_id", F_STR, 0, TT_ID_MAX, OFF(client_msg_id)},
+    END};
+static const field_spec answer_fields[] = {
+    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+    {"question_id", F_STR, 1, TT_ID_MAX, OFF(question_id)},
+    {"value", F_ANY, 1, 0, OFF(value)},
+    END};
+static const field_spec decide_fields[] = {
+    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+    {"approval_id", F_STR, 1, TT_ID_MAX, OFF(approval_id)},
+    {"decision", F_DECISION, 1, 0, OFF(decision)},
+    {"comment", F_TEXT, 0, 0, OFF(comment)},
+    END};
+static const field_spec ack_fields[] = {
+    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+    {"seq", F_UINT, 1, 0, OFF(seq)},
+    END};
+
+static const struct {
+    const char *name;
+    const field_spec *fields;
+} types[TT_MSG__LAST] = {
+    [TT_MSG_HELLO] = {"hello", hello_fields},
+    [TT_MSG_PING] = {"ping", none_fields},
+    [TT_MSG_SESSION_OPEN] = {"session.open", open_fields},
+    [TT_MSG_SESSION_ATTACH] = {"session.attach", attach_fields},
+    [TT_MSG_SESSION_DETACH] = {"session.detach", session_fields},
+    [TT_MSG_SESSION_LIST] = {"session.list", none_fields},
+    [TT_MSG_SESSION_CLOSE] = {"session.close", session_fields},
+    [TT_MSG_SAY] = {"say", say_fields},
+    [TT_MSG_ANSWER] = {"answer", answer_fields},
+    [TT_MSG_DECIDE] = {"decide", decide_fields},
+    [TT_MSG_CANCEL] = {"cancel", session_fields},
+    [TT_MSG_ACK] = {"ack", ack_fields},
+};
+
+static const char *decisions[] = {"approve", "reject", "revise"};
+
+const char *tt_msg_type_name(tt_msg_type t)
+{
+    return (t >= 0 && t < TT_MSG__LAST) ? types[t].name : "unknown";
+}
+
+const char *tt_decision_name(tt_decision d)
+{
+    return ((unsigned)d < 3) ? decisions[d] : "unknown";
+}
+
+static int json_depth_ok(const json_t *v, int depth)
+{
+    if (depth > TT_JSON_DEPTH_MAX)
+        return 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *c;
+        json_object_foreach((json_t *)v, k, c) {
+            if (!json_depth_ok(c, depth + 1))
+                return 0;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c) {
+            if (!json_depth_ok(c, depth + 1))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static int fail(char *err, size_t n, const char *fmt, const char *a)
+{
+    snprintf(err, n, fmt, a);
+    return TT_EINVAL;
+}
+
+static int decode_field(const field_spec *f, json_t *v, size_t max_text, tt_msg *out, char *err,
+                        size_t n)
+{
+    char *slot = (char *)out + f->offset;
+    switch (f->kind) {
+    case F_STR:
+    case F_TEXT: {
+        if (!json_is_string(v))
+            return fail(err, n, "field '%s' must be a string", f->name);
+        size_t max = f->kind == F_TEXT ? max_text : f->max;
+        size_t len = json_string_length(v);
+        if (len > max)
+            return fail(err, n, "field '%s' is too long", f->name);
+        const char *s = json_string_value(v);
+        if (memchr(s, '\0', len))
+            return fail(err, n, "field '%s' contains a NUL character", f->name);
+        if (f->kind == F_STR && f->required && len == 0)
+            return fail(err, n, "field '%s' must not be empty", f->name);
+        memcpy(slot, &s, sizeof s);
+        return 0;
+    }
+    case F_UINT: {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return fail(err, n, "field '%s' must be a non-negative integer", f->name);
+        uint64_t u = (uint64_t)json_integer_value(v);
+        memcpy(slot, &u, sizeof u);
+        return 0;
+    }
+    case F_OBJECT:
+    case F_ANY:
+        if (f->kind == F_OBJECT && !json_is_object(v))
+            return fail(err, n, "field '%s' must be an object", f->name);
+        if (!json_depth_ok(v, 1))
+            return fail(err, n, "field '%s' is nested too deeply", f->name);
+        memcpy(slot, &v, sizeof v);
+        return 0;
+    case F_DECISION: {
+        const char *s = json_string_value(v);
+        for (int i = 0; s && i < 3; i++) {
+            if (strcmp(s, decisions[i]) == 0) {
+                out->decision = (tt_decision)i;
+                return 0;
+            }
+        }
+        return fail(err, n, "field '%s' must be approve, reject or revise", f->name);
+    }
+    }
+    return TT_EINTERNAL;
+}
+
+int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, char *err, size_t n)
+{
+    json_error_t jerr;
+    memset(out, 0, sizeof *out);
+    out->type = TT_MSG__LAST;
+
+    out->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!out->root)
+        return fail(err, n, "invalid JSON: %s", jerr.text);
+    if (!json_is_object(out->root))
+        return fail(err, n, "a frame must be a JSON object%s", "");
+
+    json_t *id = json_object_get(out->root, "id");
+    if (id) {
+        if (!json_is_string(id) || json_string_length(id) > TT_ID_MAX)
+            return fail(err, n, "field 'id' must be a string of at most 128 bytes%s", "");
+        out->id = json_string_value(id);
+    }
+    const char *type = json_string_value(json_object_get(out->root, "type"));
+    if (!type)
+        return fail(err, n, "field 'type' is missing or not a string%s", "");
+    for (int t = 0; t < TT_MSG__LAST; t++) {
+        if (strcmp(type, types[t].name) == 0)
+            out->type = (tt_msg_type)t;
+    }
+    if (out->type == TT_MSG__LAST)
+        return fail(err, n, "unknown message type '%.64s'", type);
+
+    const field_spec *fields = types[out->type].fields;
+    const char *key;
+    json_t *v;
+    json_object_foreach(out->root, key, v) {
+        if (strcmp(key, "type") == 0 || strcmp(key, "id") == 0)
+            continue;
+        const field_spec *f = fields;
+        while (f->name && strcmp(f->name, key) != 0)
+            f++;
+        if (!f->name)
+            return fail(err, n, "unknown field '%.64s'", key);
+        int rc = decode_field(f, v, max_text, out, err, n);
+        if (rc)
+            return rc;
+    }
+    for (const field_spec *f = fields; f->name; f++) {
+        if (f->required && !json_object_get(out->root, f->name))
+            return fail(err, n, "field '%s' is required", f->name);
+    }
+    return 0;
+}
+
+void tt_msg_free(tt_msg *m)
+{
+    json_decref(m->root);
+    m->root = NULL;
+}

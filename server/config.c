@@ -1,0 +1,366 @@
+/* The option table and its three sources (see config.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "protocol/errors.h"
+#include "server/config.h"
+
+typedef enum opt_kind { K_STR, K_INT, K_I64, K_ENUM, K_LIST, K_FLAG } opt_kind;
+
+typedef struct opt {
+    const char *name;   /* --name, TETHER_NAME (upper-cased, '-' -> '_'), "name" in the file */
+    opt_kind kind;
+    size_t offset;
+    size_t size;        /* K_STR: buffer size; K_LIST: offset of the count */
+    int64_t min, max;   /* K_INT, K_I64 */
+    const char *choices; /* K_ENUM: "a|b|c" */
+    const char *def;
+    const char *help;
+} opt;
+
+#define O(f) offsetof(tt_config, f)
+#define S(f) sizeof(((tt_config *)0)->f)
+
+static const opt options[] = {
+    {"host", K_STR, O(host), S(host), 0, 0, NULL, "127.0.0.1", "address to listen on"},
+    {"port", K_INT, O(port), 0, 1, 65535, NULL, "8080", "TCP port"},
+    {"data-dir", K_STR, O(data_dir), S(data_dir), 0, 0, NULL, "./data",
+     "LMDB directory (created if missing)"},
+    {"web-dir", K_STR, O(web_dir), S(web_dir), 0, 0, NULL, "./web", "static files served under /"},
+    {"config", K_STR, O(config_file), S(config_file), 0, 0, NULL, "",
+     "JSON file of options (keys as the long names here)"},
+    {"api-key", K_LIST, O(api_keys), O(n_api_keys), 0, 0, NULL, "",
+     "API key KEY[:tenant] allowed to mint tokens; repeatable (env: comma-separated). "
+     "None: open mode, loopback clients only"},
+    {"api-key-hash", K_LIST, O(api_key_hashes), O(n_api_key_hashes), 0, 0, NULL, "",
+     "as --api-key, given as the key's SHA-256 in hex (see `tether hash-key`)"},
+    {"jwt-secret", K_STR, O(jwt_secret), S(jwt_secret), 0, 0, NULL, "",
+     "token signing secret, >= 32 bytes; empty: generated once and kept in the store"},
+    {"token-max-ttl-s", K_I64, O(token_max_ttl_s), 0, 1, 31 * 86400, NULL, "86400",
+     "longest token lifetime POST /v1/tokens grants"},
+    {"max-frame-bytes", K_I64, O(max_frame_bytes), 0, 1024, 64 << 20, NULL, "1048576",
+     "largest client frame; larger gets too_large, 8x larger closes with 1009"},
+    {"heartbeat-s", K_INT, O(heartbeat_s), 0, 1, 3600, NULL, "25",
+     "ping interval; a socket silent for 3 intervals is closed"},
+    {"max-lag-events", K_I64, O(max_lag_events), 0, 1, INT64_MAX, NULL, "10000",
+     "a socket this far behind is dropped; attaching this far back gets a snapshot"},
+    {"rate-msgs-per-s", K_INT, O(rate_msgs_per_s), 0, 1, 1000000, NULL, "50",
+     "client messages per second per socket (token bucket)"},
+    {"rate-burst", K_INT, O(rate_burst), 0, 1, 1000000, NULL, "200", "token bucket size"},
+    {"max-output-bytes", K_I64, O(max_output_bytes), 0, 4096, INT64_MAX, NULL, "1048576",
+     "replies queued on a socket that does not read before it is closed"},
+    {"sync", K_ENUM, O(sync), S(sync), 0, 0, "commit|periodic|none", "periodic",
+     "fsync policy: every commit, every --sync-interval-ms, or never (process-crash safe)"},
+    {"sync-interval-ms", K_I64, O(sync_interval_ms), 0, 1, 3600000, NULL, "1000",
+     "fsync period for --sync periodic"},
+    {"map-size-mb", K_I64, O(map_size_mb), 0, 1, 1 << 20, NULL, "64",
+     "initial LMDB map size; it doubles when full"},
+    {"map-size-max-mb", K_I64, O(map_size_max_mb), 0, 1, 1 << 30, NULL, "1048576",
+     "the map never grows past this"},
+    {"retain-events", K_I64, O(retain_events), 0, 0, INT64_MAX, NULL, "100000",
+     "events kept per session (0: all); older attaches get a snapshot"},
+    {"memory-events", K_I64, O(memory_events), 0, 16, 1 << 20, NULL, "256",
+     "recent events per session kept in memory for fast replay"},
+    {"idle-evict-s", K_I64, O(idle_evict_s), 0, 0, INT64_MAX / 1000, NULL, "300",
+     "unused sessions leave memory after this (0: never)"},
+    {"transcript-max", K_I64, O(transcript_max), 0, 1, 1 << 20, NULL, "1000",
+     "turns kept in a session's snapshot transcript"},
+    {"echo-delay-ms", K_INT, O(echo_delay_ms), 0, 0, 60000, NULL, "50",
+     "the echo agent's pause between words"},
+    {"log-level", K_ENUM, O(log_level), S(log_level), 0, 0, "debug|info|warn|error", "info",
+     "least severe log level printed (JSON lines on stderr)"},
+    {"shutdown-grace-ms", K_I64, O(shutdown_grace_ms), 0, 0, 60000, NULL, "2000",
+     "time given to sockets to close on SIGTERM"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static void env_name(const opt *o, char *out, size_t n)
+{
+    int w = snprintf(out, n, "TETHER_");
+    for (const char *p = o->name; *p && (size_t)w + 1 < n; p++)
+        out[w++] = (*p == '-') ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    out[w] = '\0';
+    if (o->kind == K_LIST && (size_t)w + 1 < n)
+        strcat(out, "S"); /* TETHER_API_KEYS */
+}
+
+static const opt *find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (strlen(options[i].name) == len && strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+static void list_clear(tt_config *cfg, const opt *o)
+{
+    char **items = (char **)((char *)cfg + o->offset);
+    size_t *count = (size_t *)((char *)cfg + o->size);
+    for (size_t i = 0; i < *count; i++) {
+        OPENSSL_cleanse(items[i], strlen(items[i]));
+        free(items[i]);
+        items[i] = NULL;
+    }
+    *count = 0;
+}
+
+static int set_value(tt_config *cfg, const opt *o, const char *val, const char *src, char *err,
+                     size_t n)
+{
+    char *slot = (char *)cfg + o->offset;
+    char *end;
+    switch (o->kind) {
+    case K_STR:
+    case K_ENUM:
+        if (strlen(val) >= o->size) {
+            snprintf(err, n, "%s: --%s is longer than %zu bytes", src, o->name, o->size - 1);
+            return TT_EINVAL;
+        }
+        if (o->kind == K_ENUM) {
+            size_t len = strlen(val);
+            const char *c = o->choices;
+            int ok = 0;
+            while (c && *c && !ok) {
+                size_t clen = strcspn(c, "|");
+                ok = len > 0 && clen == len && strncmp(c, val, len) == 0;
+                c += clen + (c[clen] == '|');
+            }
+            if (!ok) {
+                snprintf(err, n, "%s: --%s must be one of %s, not '%.64s'", src, o->name,
+                         o->choices, val);
+                return TT_EINVAL;
+            }
+        }
+        memcpy(slot, val, strlen(val) + 1);
+        return 0;
+    case K_INT:
+    case K_I64: {
+        errno = 0;
+        long long v = strtoll(val, &end, 10);
+        if (errno || end == val || *end || v < o->min || v > o->max) {
+            snprintf(err, n, "%s: --%s must be an integer from %" PRId64 " to %" PRId64
+                     ", not '%.64s'", src, o->name, o->min, o->max, val);
+            return TT_EINVAL;
+        }
+        if (o->kind == K_INT)
+            *(int *)slot = (int)v;
+        else
+            *(int64_t *)slot = (int64_t)v;
+        return 0;
+    }
+    case K_LIST: {
+        char **items = (char **)slot;
+        size_t *count = (size_t *)((char *)cfg + o->size);
+        if (*val == '\0')
+            return 0;
+        if (*count >= TT_CONFIG_MAX_KEYS) {
+            snprintf(err, n, "%s: at most %d values for --%s", src, TT_CONFIG_MAX_KEYS, o->name);
+            return TT_EINVAL;
+        }
+        items[*count] = strdup(val);
+        if (!items[*count])
+            return TT_ENOMEM;
+        (*count)++;
+        return 0;
+    }
+    case K_FLAG:
+        break;
+    }
+    return TT_EINTERNAL;
+}
+
+/* A list option set by a source replaces what lower sources gave it. */
+static int set_from_source(tt_config *cfg, const opt *o, const char *val, const char *src,
+                           unsigned char *seen, char *err, size_t n)
+{
+    size_t idx = (size_t)(o - options);
+    if (o->kind == K_LIST && !seen[idx])
+        list_clear(cfg, o);
+    seen[idx] = 1;
+    return set_value(cfg, o, val, src, err, n);
+}
+
+static int load_file(tt_config *cfg, const char *path, char *err, size_t n)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, n, "config file %s: %s (line %d)", path, jerr.text, jerr.line);
+        return TT_EINVAL;
+    }
+    int rc = 0;
+    unsigned char seen[N_OPTIONS] = {0};
+    const char *key;
+    json_t *v;
+    if (!json_is_object(root)) {
+        snprintf(err, n, "config file %s: must hold a JSON object", path);
+        rc = TT_EINVAL;
+    }
+    json_object_foreach(root, key, v) {
+        if (rc)
+            break;
+        const opt *o = find(key, strlen(key));
+        if (!o || strcmp(key, "config") == 0) {
+            snprintf(err, n, "config file %s: unknown option '%.64s'", path, key);
+            rc = TT_EINVAL;
+            break;
+        }
+        json_t *items = json_is_array(v) && o->kind == K_LIST ? v : NULL;
+        size_t count = items ? json_array_size(items) : 1;
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            json_t *item = items ? json_array_get(items, i) : v;
+            char buf[64];
+            const char *val = json_string_value(item);
+            if (json_is_integer(item)) {
+                snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(item));
+                val = buf;
+            }
+            if (!val) {
+                snprintf(err, n, "config file %s: '%s' must be a string or an integer", path,
+                         key);
+                rc = TT_EINVAL;
+                break;
+            }
+            rc = set_from_source(cfg, o, val, "config file", seen, err, n);
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+static int load_env(tt_config *cfg, char **envp, char *err, size_t n)
+{
+    unsigned char seen[N_OPTIONS] = {0};
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt *o = &options[i];
+        char name[64];
+        env_name(o, name, sizeof name);
+        size_t nlen = strlen(name);
+        for (char **e = envp; e && *e; e++) {
+            if (strncmp(*e, name, nlen) != 0 || (*e)[nlen] != '=')
+                continue;
+            const char *val = *e + nlen + 1;
+            if (o->kind != K_LIST) {
+                int rc = set_from_source(cfg, o, val, name, seen, err, n);
+                if (rc)
+                    return rc;
+                continue;
+            }
+            char *copy = strdup(val);
+            if (!copy)
+                return TT_ENOMEM;
+            int rc = 0;
+            char *save = NULL;
+            for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
+                 tok = strtok_r(NULL, ",", &save))
+                rc = set_from_source(cfg, o, tok, name, seen, err, n);
+            OPENSSL_cleanse(copy, strlen(val));
+            free(copy);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+void tt_config_usage(const char *prog)
+{
+    printf("Usage: %s [options]\n       %s hash-key KEY\n\n"
+           "Tether: a WebSocket server for stateful, resumable AI agents.\n"
+           "Each option can also be set as an environment variable (shown) or as a key\n"
+           "in the JSON file given by --config. Precedence: flags, environment, file.\n\n",
+           prog, prog);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt *o = &options[i];
+        char env[64];
+        env_name(o, env, sizeof env);
+        printf("  --%-20s %s\n  %-22s env %s, default: %s\n", o->name, o->help, "", env,
+               o->def[0] ? o->def : "(none)");
+    }
+    printf("  --%-20s print this help\n  --%-20s print the version\n", "help", "version");
+}
+
+int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit_now, char *err,
+                   size_t n)
+{
+    memset(cfg, 0, sizeof *cfg);
+    *exit_now = 0;
+    unsigned char seen[N_OPTIONS] = {0};
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (set_value(cfg, &options[i], options[i].def, "default", err, n) != 0)
+            return TT_EINTERNAL;
+    }
+    /* The file's path may come from the environment or the command line. */
+    const char *file = getenv("TETHER_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            file = argv[i] + 9;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            file = argv[i + 1];
+    }
+    int rc = 0;
+    if (file && *file)
+        rc = load_file(cfg, file, err, n);
+    if (rc == 0)
+        rc = load_env(cfg, envp, err, n);
+    for (int i = 1; rc == 0 && i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            tt_config_usage(argv[0]);
+            *exit_now = 1;
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("tether %s\n", TETHER_VERSION);
+            *exit_now = 1;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, n, "unexpected argument '%.64s' (see --help)", arg);
+            return TT_EINVAL;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const opt *o = find(name, nlen);
+        if (!o) {
+            snprintf(err, n, "unknown option '%.64s' (see --help)", arg);
+            return TT_EINVAL;
+        }
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val) {
+            if (i + 1 >= argc) {
+                snprintf(err, n, "option --%s needs a value", o->name);
+                return TT_EINVAL;
+            }
+            val = argv[++i];
+        }
+        rc = set_from_source(cfg, o, val, "command line", seen, err, n);
+    }
+    if (rc == 0 && cfg->jwt_secret[0] && strlen(cfg->jwt_secret) < 32) {
+        snprintf(err, n, "--jwt-secret must be at least 32 bytes");
+        rc = TT_EINVAL;
+    }
+    if (rc == 0 && cfg->map_size_max_mb < cfg->map_size_mb) {
+        snprintf(err, n, "--map-size-max-mb must not be below --map-size-mb");
+        rc = TT_EINVAL;
+    }
+    if (rc)
+        tt_config_free(cfg);
+    return rc;
+}
+
+void tt_config_free(tt_config *cfg)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].kind == K_LIST)
+            list_clear(cfg, &options[i]);
+    }
+    OPENSSL_cleanse(cfg->jwt_secret, sizeof cfg->jwt_secret);
+}

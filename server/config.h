@@ -1,0 +1,62 @@
+/* Configuration: every option once, in one table (config.c), read from the
+ * command line, TETHER_* environment variables and an optional JSON file, in
+ * that order of precedence, over built-in defaults. `tether --help` prints
+ * the table. Bad values are refused at start-up with a message naming the
+ * option; nothing starts. */
+#ifndef TT_CONFIG_H
+#define TT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TT_CONFIG_MAX_KEYS 64
+
+typedef struct tt_config {
+    char host[256];
+    int port;
+    char data_dir[1024];
+    char web_dir[1024];
+    char config_file[1024];
+    /* auth */
+    char *api_keys[TT_CONFIG_MAX_KEYS];      /* clear keys ("KEY[:tenant]"), wiped after use */
+    size_t n_api_keys;
+    char *api_key_hashes[TT_CONFIG_MAX_KEYS]; /* "SHA256HEX[:tenant]" */
+    size_t n_api_key_hashes;
+    char jwt_secret[256];
+    int64_t token_max_ttl_s;
+    /* protocol limits */
+    int64_t max_frame_bytes;
+    int heartbeat_s;
+    int64_t max_lag_events;
+    int rate_msgs_per_s;
+    int rate_burst;
+    int64_t max_output_bytes; /* replies queued on one socket before it is dropped */
+    /* storage */
+    char sync[16];            /* commit | periodic | none */
+    int64_t sync_interval_ms;
+    int64_t map_size_mb;
+    int64_t map_size_max_mb;
+    int64_t retain_events;
+    int64_t memory_events;
+    int64_t idle_evict_s;
+    int64_t transcript_max;
+    /* agents */
+    int echo_delay_ms;
+    /* operations */
+    char log_level[16];       /* debug | info | warn | error */
+    int64_t shutdown_grace_ms;
+} tt_config;
+
+/* Fill cfg from defaults, then file, env and argv (argv[0] skipped). Returns
+ * 0, or TT_EINVAL with a message in err (size n). *exit_now is set when
+ * --help or --version was handled (the text is printed to stdout). */
+int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit_now, char *err,
+                   size_t n);
+
+/* Free the key strings (clear keys are wiped first). */
+void tt_config_free(tt_config *cfg);
+
+/* Print --help. */
+void tt_config_usage(const char *prog);
+
+#endif

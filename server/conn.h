@@ -1,0 +1,73 @@
+/* One WebSocket connection: authentication, the frame being received, the
+ * replies waiting to be written, and its cursors (one per attached session).
+ *
+ * Output has two sources, written in this order whenever the socket can take
+ * more: replies (small, bounded by max_output_bytes), then events pulled from
+ * the cursors round-robin. Events are never copied per socket: a cursor
+ * points into the session's log. */
+#ifndef TT_CONN_H
+#define TT_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "protocol/event.h"
+#include "protocol/frame.h"
+#include "server/server.h"
+#include "state/session.h"
+
+typedef struct tt_outq_item {
+    tt_frame frame;
+    struct tt_outq_item *next;
+} tt_outq_item;
+
+struct tt_conn {
+    tt_server *srv;
+    struct lws *wsi;
+    tt_conn *next, *prev;     /* srv->conns */
+
+    int authed;               /* a valid token (or open mode) */
+    int welcomed;             /* hello answered */
+    char user[TT_USER_MAX];
+    char tenant[TT_TENANT_MAX];
+    json_t *agents;           /* the token's allow-list, or NULL for all */
+
+    char *rx;                 /* the message being received */
+    size_t rx_len;
+    size_t rx_dropped;        /* bytes of an oversized message thrown away */
+    int rx_binary;
+
+    tt_outq_item *out_head, *out_tail;
+    size_t out_bytes;
+    tt_cursor *cursors;       /* linked through owner_next */
+    tt_cursor *rr;            /* where the next round-robin pass starts */
+
+    int close_code;           /* non-zero: close once the replies are out */
+    char close_reason[64];
+    int failed;               /* a write failed: close at the next callback */
+
+    double tokens;            /* rate limit bucket */
+    uint64_t tokens_ms;
+};
+
+/* Queue a reply (consumed) and write what the socket takes now. */
+void tt_conn_send(tt_conn *c, json_t *msg);
+/* Send an error reply for err (a tt_err) with message msg. */
+void tt_conn_error(tt_conn *c, const char *re, int err, const char *msg);
+/* Send the replies, then close with code. */
+void tt_conn_close(tt_conn *c, int code, const char *reason);
+/* Write as much as the socket takes now; ask for a writable callback for the rest. */
+void tt_conn_pump(tt_conn *c);
+
+tt_cursor *tt_conn_cursor(const tt_conn *c, const char *sid);
+void tt_conn_add_cursor(tt_conn *c, tt_cursor *cur);
+void tt_conn_remove_cursor(tt_conn *c, tt_cursor *cur);
+
+/* Handle one decoded client message (requests.c). */
+void tt_request_handle(tt_conn *c, tt_msg *m);
+
+/* Authenticate c with a bearer token; TT_EAUTH / TT_EEXPIRED on failure. */
+int tt_conn_authenticate(tt_conn *c, const char *token);
+
+#endif

@@ -1,0 +1,41 @@
+/* JSON Web Tokens, HS256 only (RFC 7519 / RFC 7515), signed and verified with
+ * OpenSSL's HMAC-SHA256. Any standard JWT library can verify what we mint.
+ *
+ * Verification is strict: the header must be {"alg":"HS256"} (typ optional,
+ * "JWT" if present); "none" and every other alg are refused; the signature is
+ * compared in constant time; "exp" is required and enforced; "sub" required. */
+#ifndef TT_JWT_H
+#define TT_JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define TT_JWT_MAX_LEN 8192 /* longer tokens are refused before any parsing */
+
+typedef struct tt_jwt_claims {
+    char sub[128];      /* user id */
+    char tenant[128];   /* tenant id; "" when absent */
+    int64_t exp;        /* expiry, seconds since the epoch */
+    int64_t iat;        /* issued at */
+    json_t *agents;     /* allow-list of agent names (array) or NULL for all; owned */
+} tt_jwt_claims;
+
+/* Mint a token for claims (agents may be NULL). *out is malloc'd; caller frees. */
+int tt_jwt_mint(const unsigned char *secret, size_t secret_len, const tt_jwt_claims *claims,
+                char **out);
+
+/* Verify token against secret at time now (seconds). On success fills *claims
+ * (caller releases with tt_jwt_claims_clear). Returns TT_EAUTH for a malformed
+ * token, bad signature or wrong alg, TT_EEXPIRED when exp <= now. */
+int tt_jwt_verify(const unsigned char *secret, size_t secret_len, const char *token, int64_t now,
+                  tt_jwt_claims *claims);
+
+void tt_jwt_claims_clear(tt_jwt_claims *claims);
+
+/* base64url without padding. Caller frees *out. */
+int tt_b64url_encode(const unsigned char *in, size_t len, char **out);
+/* Decodes base64url (padding optional); refuses any other character. Caller frees *out. */
+int tt_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
+
+#endif

@@ -1,0 +1,38 @@
+/* tether: parse the configuration, start the server, run the loop.
+ *
+ *   tether [options]        serve (see --help)
+ *   tether hash-key KEY     print the SHA-256 to use with --api-key-hash */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/logging.h"
+#include "server/server.h"
+
+extern char **environ;
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "hash-key") == 0) {
+        char hex[65];
+        tt_sha256_hex(argv[2], strlen(argv[2]), hex);
+        printf("%s\n", hex);
+        return 0;
+    }
+    static tt_server srv; /* large (auth keys); kept off the stack */
+    char err[512];
+    int exit_now = 0;
+    if (tt_config_load(&srv.cfg, argc, argv, environ, &exit_now, err, sizeof err) != 0) {
+        fprintf(stderr, "tether: %s\n", err);
+        return 2;
+    }
+    if (exit_now)
+        return 0;
+    tt_log_set_level(srv.cfg.log_level);
+    int rc = tt_server_start(&srv);
+    if (rc == 0)
+        uv_run(&srv.loop, UV_RUN_DEFAULT);
+    tt_server_free(&srv);
+    if (rc == 0)
+        tt_log(TT_INFO, "stopped", NULL);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,123 @@
+/* Prometheus text rendering of the server's counters (see metrics.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/metrics.h"
+#include "server/server.h"
+
+const char *const tt_wire_codes[TT_WIRE_CODES] = {
+    "bad_request", "unauthenticated", "forbidden", "not_found", "conflict", "too_large",
+    "rate_limited", "budget_exceeded", "unavailable", "timeout", "internal",
+};
+
+void tt_metrics_error(tt_metrics *m, const char *code)
+{
+    for (int i = 0; i < TT_WIRE_CODES; i++) {
+        if (strcmp(code, tt_wire_codes[i]) == 0) {
+            m->errors[i]++;
+            return;
+        }
+    }
+}
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} buf;
+
+static void put(buf *b, const char *fmt, ...)
+{
+    for (int attempt = 0; attempt < 2 && !b->failed; attempt++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)n) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+static void metric(buf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+        (unsigned long long)v);
+}
+
+char *tt_metrics_render(const tt_server *srv, size_t *len)
+{
+    buf b = {malloc(4096), 0, 4096, 0};
+    if (!b.p)
+        return NULL;
+    const tt_metrics *m = &srv->metrics;
+    const tt_registry_stats *rs = tt_registry_stats_get(srv->reg);
+    tt_store_stats ss = {0};
+    tt_store_stats_get(srv->store, &ss);
+
+    metric(&b, "tether_connections", "gauge", "WebSocket connections open", m->connections);
+    metric(&b, "tether_connections_total", "counter", "WebSocket connections accepted",
+           m->connections_total);
+    metric(&b, "tether_sessions_memory", "gauge", "Sessions held in memory", rs->sessions_memory);
+    metric(&b, "tether_sessions_stored", "gauge", "Sessions in the store", ss.sessions);
+    metric(&b, "tether_events_stored", "gauge", "Events in the store", ss.events);
+    metric(&b, "tether_events_appended_total", "counter", "Events committed to session logs",
+           rs->events_appended);
+    metric(&b, "tether_sessions_loaded_total", "counter", "Sessions loaded from the store",
+           rs->sessions_loaded);
+    metric(&b, "tether_sessions_evicted_total", "counter", "Idle sessions evicted from memory",
+           rs->sessions_evicted);
+    metric(&b, "tether_frames_in_total", "counter", "Client frames received", m->frames_in);
+    metric(&b, "tether_frames_out_total", "counter", "Frames written to sockets", m->frames_out);
+    metric(&b, "tether_bytes_in_total", "counter", "Client frame bytes received", m->bytes_in);
+    metric(&b, "tether_bytes_out_total", "counter", "Frame bytes written", m->bytes_out);
+    metric(&b, "tether_http_requests_total", "counter", "HTTP requests", m->http_requests);
+    metric(&b, "tether_tokens_minted_total", "counter", "Tokens minted", m->tokens_minted);
+    metric(&b, "tether_sockets_dropped_lagging_total", "counter",
+           "Sockets dropped for falling too far behind", m->dropped_lagging);
+    metric(&b, "tether_sockets_dropped_output_total", "counter",
+           "Sockets dropped for not reading replies", m->dropped_output);
+    metric(&b, "tether_commit_failures_total", "counter", "Failed group commits",
+           rs->commit_failures);
+    metric(&b, "tether_store_map_bytes", "gauge", "LMDB map size", ss.map_size);
+    metric(&b, "tether_store_used_bytes", "gauge", "LMDB pages in use", ss.used_bytes);
+    metric(&b, "tether_store_map_grows_total", "counter", "LMDB map growths", ss.map_grows);
+
+    put(&b, "# HELP tether_commit_seconds Group commit latency\n"
+            "# TYPE tether_commit_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < 12; i++) {
+        cum += rs->commit_buckets[i];
+        put(&b, "tether_commit_seconds_bucket{le=\"%g\"} %llu\n", tt_commit_bucket_bounds[i],
+            (unsigned long long)cum);
+    }
+    put(&b, "tether_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)rs->commits);
+    put(&b, "tether_commit_seconds_sum %.9f\ntether_commit_seconds_count %llu\n",
+        rs->commit_seconds_sum, (unsigned long long)rs->commits);
+
+    put(&b, "# HELP tether_errors_total Error replies by code\n# TYPE tether_errors_total counter\n");
+    for (int i = 0; i < TT_WIRE_CODES; i++)
+        put(&b, "tether_errors_total{code=\"%s\"} %llu\n", tt_wire_codes[i],
+            (unsigned long long)m->errors[i]);
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}

@@ -1,0 +1,31 @@
+/* Counters for GET /metrics (Prometheus text format 0.0.4). Everything is
+ * counted on the loop thread; no locks. */
+#ifndef TT_METRICS_H
+#define TT_METRICS_H
+
+#include <stdint.h>
+
+#define TT_WIRE_CODES 11
+extern const char *const tt_wire_codes[TT_WIRE_CODES];
+
+typedef struct tt_metrics {
+    uint64_t connections;        /* WebSocket connections open now */
+    uint64_t connections_total;  /* accepted since start */
+    uint64_t frames_in;          /* client frames received */
+    uint64_t frames_out;         /* frames written to sockets */
+    uint64_t bytes_in, bytes_out;
+    uint64_t http_requests;
+    uint64_t dropped_lagging;    /* sockets dropped for lag */
+    uint64_t dropped_output;     /* sockets dropped for unread replies */
+    uint64_t tokens_minted;
+    uint64_t errors[TT_WIRE_CODES]; /* error replies sent, by code */
+} tt_metrics;
+
+/* Count one error reply with the given wire code. */
+void tt_metrics_error(tt_metrics *m, const char *code);
+
+struct tt_server;
+/* Render every metric (caller frees). */
+char *tt_metrics_render(const struct tt_server *srv, size_t *len);
+
+#endif

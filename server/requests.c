@@ -1,0 +1,267 @@
+/* Client requests, one function per message type (PROTOCOL.md, "Sessions").
+ * Every failure is an error reply and changes nothing. */
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/errors.h"
+#include "server/conn.h"
+#include "server/logging.h"
+
+static int agent_allowed(const tt_conn *c, const char *agent)
+{
+    if (!c->agents)
+        return 1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->agents, i, v) {
+        const char *name = json_string_value(v);
+        if (name && strcmp(name, agent) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The session named by m, if this connection's user may use it; otherwise
+ * an error reply has been sent and NULL is returned. */
+static tt_session *session_for(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = NULL;
+    int rc = tt_registry_get(c->srv->reg, m->session, &s);
+    if (rc == TT_ENOTFOUND || rc == TT_EINVAL) {
+        tt_conn_error(c, m->id, TT_ENOTFOUND, "no such session");
+        return NULL;
+    }
+    if (rc) {
+        tt_conn_error(c, m->id, rc, "the session could not be loaded");
+        return NULL;
+    }
+    if (strcmp(s->user, c->user) != 0 || strcmp(s->tenant, c->tenant) != 0 ||
+        !agent_allowed(c, s->agent)) {
+        tt_conn_error(c, m->id, TT_EFORBIDDEN, "this session belongs to another user");
+        return NULL;
+    }
+    return s;
+}
+
+static void reply_ok(tt_conn *c, const tt_msg *m, json_t *fields)
+{
+    tt_conn_send(c, tt_reply_ok(m->id, fields));
+}
+
+static void on_hello(tt_conn *c, const tt_msg *m)
+{
+    tt_server *srv = c->srv;
+    if (c->welcomed) {
+        tt_conn_error(c, m->id, TT_ECONFLICT, "hello was already answered on this socket");
+        return;
+    }
+    if (m->token) {
+        int rc = tt_conn_authenticate(c, m->token);
+        if (rc) {
+            tt_conn_error(c, m->id, rc, rc == TT_EEXPIRED ? "token expired" : "invalid token");
+            tt_conn_close(c, 4001, "unauthenticated");
+            return;
+        }
+    } else if (!c->authed) {
+        if (srv->auth.n_keys > 0) {
+            tt_conn_error(c, m->id, TT_EAUTH, "a token is required");
+            tt_conn_close(c, 4001, "unauthenticated");
+            return;
+        }
+        snprintf(c->user, sizeof c->user, "local");
+        snprintf(c->tenant, sizeof c->tenant, "local");
+        c->authed = 1;
+        lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+    }
+    c->welcomed = 1;
+    json_t *w = json_pack(
+        "{s:s, s:i, s:s, s:i, s:s, s:b, s:o, s:{s:I, s:I, s:i, s:i, s:I}}", "type", "welcome",
+        "protocol", 1, "server", "tether/" TETHER_VERSION, "heartbeat_s", srv->cfg.heartbeat_s,
+        "user", c->user, "open_mode", srv->auth.n_keys == 0, "agents", tt_agent_names(),
+        "limits", "max_frame_bytes", (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events",
+        (json_int_t)srv->cfg.max_lag_events, "rate_msgs_per_s", srv->cfg.rate_msgs_per_s,
+        "rate_burst", srv->cfg.rate_burst, "retain_events", (json_int_t)srv->cfg.retain_events);
+    if (w && m->id)
+        json_object_set_new(w, "re", json_string(m->id));
+    tt_conn_send(c, w);
+}
+
+/* Attach c to s after `after` and reply ok (the ok goes out before the events). */
+static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, json_t *fields)
+{
+    tt_cursor *old = tt_conn_cursor(c, s->id);
+    if (old)
+        tt_conn_remove_cursor(c, old);
+    tt_cursor *cur;
+    int recovered;
+    int rc = tt_cursor_attach(s, c, after, &recovered, &cur);
+    if (rc) {
+        json_decref(fields);
+        tt_conn_error(c, m->id, rc, "attach failed");
+        return;
+    }
+    tt_conn_add_cursor(c, cur);
+    if (!fields)
+        fields = json_object();
+    json_object_set_new(fields, "session", json_string(s->id));
+    json_object_set_new(fields, "head", json_integer((json_int_t)s->head));
+    json_object_set_new(fields, "recovered", json_boolean(recovered));
+    reply_ok(c, m, fields);
+}
+
+static void on_open(tt_conn *c, const tt_msg *m)
+{
+    char err[160];
+    const tt_agent_ops *ops = tt_agent_find(m->agent);
+    if (!ops) {
+        snprintf(err, sizeof err, "no agent named '%.64s'", m->agent);
+        tt_conn_error(c, m->id, TT_ENOTFOUND, err);
+        return;
+    }
+    if (!agent_allowed(c, m->agent)) {
+        tt_conn_error(c, m->id, TT_EFORBIDDEN, "your token does not allow this agent");
+        return;
+    }
+    json_t *empty = json_object();
+    int rc = ops->validate(m->input ? m->input : empty, err, sizeof err);
+    json_decref(empty);
+    if (rc) {
+        tt_conn_error(c, m->id, rc, err);
+        return;
+    }
+    json_t *title = json_object_get(m->metadata, "title");
+    if (title && !json_is_string(title)) {
+        tt_conn_error(c, m->id, TT_EINVAL, "metadata.title must be a string");
+        return;
+    }
+    tt_session *s;
+    rc = tt_registry_create(c->srv->reg, c->user, c->tenant, m->agent, m->input, m->metadata, &s);
+    if (rc) {
+        tt_conn_error(c, m->id, rc, "the session could not be created");
+        return;
+    }
+    attach(c, m, s, 0, json_pack("{s:s}", "agent", s->agent));
+}
+
+static void on_attach(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = session_for(c, m);
+    if (s)
+        attach(c, m, s, m->after, NULL);
+}
+
+static void on_detach(tt_conn *c, const tt_msg *m)
+{
+    tt_cursor *cur = tt_conn_cursor(c, m->session);
+    if (cur)
+        tt_conn_remove_cursor(c, cur);
+    reply_ok(c, m, json_pack("{s:b}", "detached", cur != NULL));
+}
+
+static void on_list(tt_conn *c, const tt_msg *m)
+{
+    char owner[TT_TENANT_MAX + TT_USER_MAX + 1];
+    tt_owner_key(c->tenant, c->user, owner, sizeof owner);
+    json_t *sessions;
+    int rc = tt_registry_list(c->srv->reg, owner, &sessions);
+    if (rc) {
+        tt_conn_error(c, m->id, rc, "the sessions could not be listed");
+        return;
+    }
+    reply_ok(c, m, json_pack("{s:o}", "sessions", sessions));
+}
+
+static void on_close(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = session_for(c, m);
+    if (!s)
+        return;
+    tt_agent_close(s);
+    reply_ok(c, m, json_pack("{s:s}", "state", tt_state_name(s->state)));
+}
+
+static void on_say(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = session_for(c, m);
+    if (!s)
+        return;
+    char err[160] = "";
+    int duplicate = 0;
+    int rc = tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);
+    if (rc)
+        tt_conn_error(c, m->id, rc, err);
+    else
+        reply_ok(c, m, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
+}
+
+static void on_answer(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = session_for(c, m);
+    if (!s)
+        return;
+    char err[160] = "";
+    int rc = tt_agent_answer(s, m->question_id, m->value, err, sizeof err);
+    if (rc)
+        tt_conn_error(c, m->id, rc, err);
+    else
+        reply_ok(c, m, NULL);
+}
+
+static void on_decide(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = session_for(c, m);
+    if (!s)
+        return;
+    char err[160] = "";
+    int rc = tt_agent_decide(s, m->approval_id, m->decision, m->comment, err, sizeof err);
+    if (rc)
+        tt_conn_error(c, m->id, rc, err);
+    else
+        reply_ok(c, m, NULL);
+}
+
+static void on_cancel(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = session_for(c, m);
+    if (!s)
+        return;
+    int cancelled = 0;
+    int rc = tt_agent_cancel(s, &cancelled);
+    if (rc)
+        tt_conn_error(c, m->id, rc, "cancel failed");
+    else
+        reply_ok(c, m, json_pack("{s:b}", "cancelled", cancelled));
+}
+
+static void on_ack(tt_conn *c, const tt_msg *m)
+{
+    tt_cursor *cur = tt_conn_cursor(c, m->session);
+    if (!cur)
+        tt_conn_error(c, m->id, TT_ENOTFOUND, "ack for a session not attached on this socket");
+    else if (m->seq > cur->session->head)
+        tt_conn_error(c, m->id, TT_EINVAL, "ack beyond the session's head");
+    /* A valid ack has no reply: it is advice that lets clients trim their buffers. */
+}
+
+void tt_request_handle(tt_conn *c, tt_msg *m)
+{
+    if (c->srv->stopping && m->type != TT_MSG_PING) {
+        tt_conn_error(c, m->id, TT_EFULL, "the server is shutting down; reconnect shortly");
+        return;
+    }
+    switch (m->type) {
+    case TT_MSG_HELLO: on_hello(c, m); break;
+    case TT_MSG_PING: tt_conn_send(c, json_pack("{s:s, s:s?}", "type", "pong", "re", m->id)); break;
+    case TT_MSG_SESSION_OPEN: on_open(c, m); break;
+    case TT_MSG_SESSION_ATTACH: on_attach(c, m); break;
+    case TT_MSG_SESSION_DETACH: on_detach(c, m); break;
+    case TT_MSG_SESSION_LIST: on_list(c, m); break;
+    case TT_MSG_SESSION_CLOSE: on_close(c, m); break;
+    case TT_MSG_SAY: on_say(c, m); break;
+    case TT_MSG_ANSWER: on_answer(c, m); break;
+    case TT_MSG_DECIDE: on_decide(c, m); break;
+    case TT_MSG_CANCEL: on_cancel(c, m); break;
+    case TT_MSG_ACK: on_ack(c, m); break;
+    default: tt_conn_error(c, m->id, TT_EINTERNAL, "unhandled message type"); break;
+    }
+}

@@ -1,0 +1,285 @@
+/* Start-up and shutdown: storage, auth, the registry, lws on our libuv loop.
+ *
+ * lws runs on a uv_loop_t we own (info.foreign_loops), so our timers, the
+ * group commit and later libcurl and libpq share one loop (LWS-NOTES.md).
+ * Shutdown on SIGINT/SIGTERM: refuse new work, close sockets with 1001,
+ * flush the store, then destroy the lws context; uv_run() then returns. */
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/errors.h"
+#include "server/conn.h"
+#include "server/logging.h"
+#include "server/server.h"
+
+#define SECRET_META_KEY "jwt_secret"
+
+const struct lws_protocols tt_protocols[] = {
+    /* First: a WebSocket client that names no subprotocol is bound here. */
+    {"tether.v1", tt_ws_callback, sizeof(tt_conn *), 64 * 1024, 0, NULL, 0},
+    {"tether-http", tt_http_callback, 256 + TT_JWT_MAX_LEN + 128, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+int tt_addr_is_loopback(const struct sockaddr_storage *addr)
+{
+    if (addr->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (addr->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static int bind_hook(tt_session *s, int resumed, void *ud)
+{
+    tt_server *srv = ud;
+    return tt_agent_bind(s, &srv->agent_env, resumed);
+}
+
+static void unbind_hook(tt_session *s, void *ud)
+{
+    tt_agent_unbind(s);
+}
+
+static int put_secret(tt_store_txn *txn, void *ctx)
+{
+    return tt_store_put_meta(txn, SECRET_META_KEY, ctx, strlen(ctx));
+}
+
+/* The signing secret: from config, else the one kept in the store, else a
+ * new random one that is then kept, so tokens survive restarts. */
+static int setup_secret(tt_server *srv)
+{
+    if (srv->cfg.jwt_secret[0])
+        return tt_auth_set_secret(&srv->auth, (const unsigned char *)srv->cfg.jwt_secret,
+                                  strlen(srv->cfg.jwt_secret));
+    char *hex = NULL;
+    size_t len = 0;
+    int rc = tt_store_get_meta(srv->store, SECRET_META_KEY, &hex, &len);
+    if (rc == TT_ENOTFOUND) {
+        unsigned char raw[32];
+        char fresh[65];
+        if (RAND_bytes(raw, sizeof raw) != 1)
+            return TT_EINTERNAL;
+        for (size_t i = 0; i < 32; i++)
+            snprintf(fresh + 2 * i, 3, "%02x", raw[i]);
+        rc = tt_store_write(srv->store, put_secret, fresh);
+        if (rc == 0)
+            rc = tt_auth_set_secret(&srv->auth, (const unsigned char *)fresh, 64);
+        OPENSSL_cleanse(fresh, sizeof fresh);
+        OPENSSL_cleanse(raw, sizeof raw);
+        return rc;
+    }
+    if (rc)
+        return rc;
+    rc = tt_auth_set_secret(&srv->auth, (const unsigned char *)hex, len);
+    OPENSSL_cleanse(hex, len);
+    free(hex);
+    return rc;
+}
+
+static int setup_auth(tt_server *srv)
+{
+    tt_config *cfg = &srv->cfg;
+    srv->auth.max_ttl_s = cfg->token_max_ttl_s;
+    for (size_t i = 0; i < cfg->n_api_keys; i++) {
+        if (tt_auth_add_key(&srv->auth, cfg->api_keys[i]) != 0) {
+            tt_log(TT_ERROR, "bad --api-key: use KEY or KEY:tenant", NULL);
+            return TT_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_api_key_hashes; i++) {
+        if (tt_auth_add_key_hash(&srv->auth, cfg->api_key_hashes[i]) != 0) {
+            tt_log(TT_ERROR, "bad --api-key-hash: use 64 hex digits, optionally :tenant", NULL);
+            return TT_EINVAL;
+        }
+    }
+    if (srv->auth.n_keys == 0)
+        tt_log(TT_WARN,
+               "OPEN MODE: no API keys configured; only loopback clients are served, all as "
+               "user 'local'. Set --api-key or TETHER_API_KEYS before exposing this server.",
+               NULL);
+    int rc = setup_secret(srv);
+    if (rc)
+        tt_log(TT_ERROR, "jwt secret unavailable", json_pack("{s:s}", "error", tt_strerror(rc)));
+    return rc;
+}
+
+static int setup_storage(tt_server *srv)
+{
+    tt_config *cfg = &srv->cfg;
+    tt_store_options so = {
+        .path = cfg->data_dir,
+        .map_size = (size_t)cfg->map_size_mb << 20,
+        .map_size_max = (size_t)cfg->map_size_max_mb << 20,
+        .sync = strcmp(cfg->sync, "commit") == 0     ? TT_SYNC_COMMIT
+                : strcmp(cfg->sync, "periodic") == 0 ? TT_SYNC_PERIODIC
+                                                     : TT_SYNC_NONE,
+    };
+    int rc = tt_store_open(&so, &srv->store);
+    if (rc) {
+        tt_log(TT_ERROR, rc == TT_ESCHEMA ? "the data directory holds an unsupported schema "
+                                            "version; refusing to start"
+                                          : "cannot open the data directory",
+               json_pack("{s:s, s:s}", "data_dir", cfg->data_dir, "error", tt_strerror(rc)));
+        return rc;
+    }
+    tt_registry_options ro = {
+        .headroom = LWS_PRE,
+        .memory_events = (size_t)cfg->memory_events,
+        .retain_events = (uint64_t)cfg->retain_events,
+        .max_lag_events = (uint64_t)cfg->max_lag_events,
+        .idle_evict_ms = cfg->idle_evict_s * 1000,
+        .transcript_max = (size_t)cfg->transcript_max,
+        .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
+    };
+    tt_registry_hooks hooks = {srv, bind_hook, unbind_hook, tt_ws_deliver};
+    return tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    tt_server *srv = h->data;
+    tt_log(TT_INFO, "stopping", json_pack("{s:i}", "signal", signum));
+    tt_server_stop(srv);
+}
+
+static int setup_listener(tt_server *srv)
+{
+    static struct lws_http_mount mounts[6];
+    static const char *const endpoints[] = {"/healthz", "/readyz", "/metrics", "/v1/tokens"};
+    static lws_retry_bo_t retry;
+    memset(mounts, 0, sizeof mounts);
+    for (size_t i = 0; i < 4; i++) {
+        mounts[i].mountpoint = endpoints[i];
+        mounts[i].mountpoint_len = (unsigned char)strlen(endpoints[i]);
+        mounts[i].origin = "tether-http";
+        mounts[i].origin_protocol = LWSMPRO_CALLBACK;
+        mounts[i].mount_next = &mounts[i + 1];
+    }
+    mounts[4].mountpoint = "/";
+    mounts[4].mountpoint_len = 1;
+    mounts[4].origin = srv->cfg.web_dir;
+    mounts[4].def = "index.html";
+    mounts[4].origin_protocol = LWSMPRO_FILE;
+
+    retry.secs_since_valid_ping = (uint16_t)srv->cfg.heartbeat_s;
+    retry.secs_since_valid_hangup = (uint16_t)(srv->cfg.heartbeat_s * 3);
+
+    void *foreign[1] = {&srv->loop};
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = srv->cfg.port;
+    info.iface = srv->cfg.host;
+    info.protocols = tt_protocols;
+    info.mounts = mounts;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.foreign_loops = foreign;
+    info.user = srv;
+    info.retry_and_idle_policy = &retry;
+    info.vhost_name = "tether";
+    info.server_string = "tether";
+    lws_set_log_level(LLL_ERR, NULL);
+    srv->lws = lws_create_context(&info);
+    if (!srv->lws) {
+        tt_log(TT_ERROR, "cannot listen (port in use, or the libwebsockets-evlib-uv package "
+                         "missing?)",
+               json_pack("{s:s, s:i}", "host", srv->cfg.host, "port", srv->cfg.port));
+        return TT_EIO;
+    }
+    return 0;
+}
+
+int tt_server_start(tt_server *srv)
+{
+    srv->started_ns = uv_hrtime();
+    int rc = uv_loop_init(&srv->loop);
+    if (rc)
+        return TT_EIO;
+    srv->agent_env.loop = &srv->loop;
+    srv->agent_env.echo_delay_ms = srv->cfg.echo_delay_ms;
+    if ((rc = setup_storage(srv)) || (rc = setup_auth(srv)))
+        return rc;
+    size_t resumed = 0;
+    rc = tt_registry_resume_active(srv->reg, &resumed);
+    if (rc) {
+        tt_log(TT_ERROR, "cannot resume sessions", json_pack("{s:s}", "error", tt_strerror(rc)));
+        return rc;
+    }
+    if ((rc = setup_listener(srv)))
+        return rc;
+    uv_signal_init(&srv->loop, &srv->sigint);
+    uv_signal_init(&srv->loop, &srv->sigterm);
+    srv->sigint.data = srv->sigterm.data = srv;
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_unref((uv_handle_t *)&srv->sigint);
+    uv_unref((uv_handle_t *)&srv->sigterm);
+    uv_timer_init(&srv->loop, &srv->stop_timer);
+    srv->stop_timer.data = srv;
+    srv->ready = 1;
+    tt_log(TT_INFO, "listening",
+           json_pack("{s:s, s:i, s:s, s:i, s:s, s:f}", "host", srv->cfg.host, "port",
+                     srv->cfg.port, "data_dir", srv->cfg.data_dir, "resumed_sessions",
+                     (int)resumed, "sync", srv->cfg.sync, "startup_ms",
+                     (double)(uv_hrtime() - srv->started_ns) / 1e6));
+    return 0;
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    tt_server *srv = t->data;
+    /* Sockets had their chance to close with 1001; now everything goes. */
+    tt_registry_flush(srv->reg);
+    tt_store_sync(srv->store);
+    lws_context_destroy(srv->lws);
+    srv->lws = NULL;
+    tt_registry_close(srv->reg);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+}
+
+/* Wait until every socket has closed, or the grace period is over. */
+static void on_drain_check(uv_timer_t *t)
+{
+    tt_server *srv = t->data;
+    if (srv->conns == NULL || uv_now(&srv->loop) >= srv->stop_deadline) {
+        uv_timer_stop(t);
+        on_stop_timer(t);
+    }
+}
+
+void tt_server_stop(tt_server *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    srv->ready = 0;
+    tt_registry_flush(srv->reg);
+    tt_ws_close_all(srv, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    srv->stop_deadline = uv_now(&srv->loop) + (uint64_t)srv->cfg.shutdown_grace_ms;
+    uv_timer_start(&srv->stop_timer, on_drain_check, 10, 10);
+}
+
+void tt_server_free(tt_server *srv)
+{
+    if (srv->lws)
+        lws_context_destroy(srv->lws);
+    tt_store_close(srv->store);
+    int rc = uv_loop_close(&srv->loop);
+    if (rc)
+        tt_log(TT_WARN, "loop closed with handles open", NULL);
+    OPENSSL_cleanse(&srv->auth, sizeof srv->auth);
+    tt_config_free(&srv->cfg);
+}

@@ -1,0 +1,62 @@
+/* The server context: the one piece of mutable state shared by the server's
+ * files, passed explicitly (no globals). main.c builds it; server.c runs it. */
+#ifndef TT_SERVER_H
+#define TT_SERVER_H
+
+#include <uv.h>
+#include <libwebsockets.h>
+
+#include "agents/agent.h"
+#include "server/auth.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "state/registry.h"
+#include "state/store.h"
+
+typedef struct tt_conn tt_conn;
+
+typedef struct tt_server {
+    tt_config cfg;
+    uv_loop_t loop;
+    struct lws_context *lws;
+    tt_store *store;
+    tt_registry *reg;
+    tt_auth auth;
+    tt_agent_env agent_env;
+    tt_metrics metrics;
+    tt_conn *conns;         /* every WebSocket connection (ws.c) */
+    int ready;              /* serving; /readyz says 200 */
+    int stopping;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t stop_timer;
+    uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
+    uint64_t started_ns;
+} tt_server;
+
+/* Open storage, auth, the registry and the listener; on success the loop
+ * serves until tt_server_stop(). Errors are logged and returned. */
+int tt_server_start(tt_server *srv);
+
+/* Begin a graceful stop: refuse new work, close sockets with 1001, flush
+ * storage, then destroy the lws context so uv_run() returns. */
+void tt_server_stop(tt_server *srv);
+
+/* Release what tt_server_start() created (after uv_run() returned). */
+void tt_server_free(tt_server *srv);
+
+/* The lws protocols table (ws.c / http.c). */
+extern const struct lws_protocols tt_protocols[];
+int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len);
+int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len);
+
+/* Registry hooks (ws.c, server.c). */
+void tt_ws_deliver(tt_cursor *c, void *ud);
+/* Close every WebSocket with code (1001 at shutdown). */
+void tt_ws_close_all(tt_server *srv, int code, const char *reason);
+
+/* Is addr a loopback address (127.0.0.0/8, ::1, or v4-mapped 127/8)? */
+int tt_addr_is_loopback(const struct sockaddr_storage *addr);
+
+#endif

@@ -1,0 +1,535 @@
+/* The registry: sessions in memory, group commit, eviction (see registry.h). */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/errors.h"
+#include "state/map.h"
+#include "state/registry.h"
+
+const double tt_commit_bucket_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                            0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+
+#define RETRY_AFTER_FAILURE_MS 100
+
+struct tt_registry {
+    uv_loop_t *loop;
+    tt_store *store;
+    tt_registry_options opt;
+    tt_registry_hooks hooks;
+    tt_map sessions;
+    tt_session *dirty; /* singly linked through next_dirty */
+    tt_registry_stats stats;
+    int failing;
+    int closing;
+    int open_handles;
+    uv_check_t commit_check; /* commits at the end of each loop pass */
+    uv_idle_t commit_idle;   /* keeps poll from blocking while anything is dirty */
+    uv_timer_t maintenance;  /* eviction and periodic fsync */
+    uv_timer_t retry;        /* retries a failed commit */
+    int64_t last_sync_ms;
+};
+
+/* One session's share of a commit, prepared before the write so the write
+ * callback can run again after a map resize. */
+typedef struct commit_item {
+    tt_session *s;
+    char *record;
+    size_t record_len;
+    uint64_t first_seq;
+    uint64_t head;
+    int active;
+} commit_item;
+
+typedef struct commit_batch {
+    commit_item *items;
+    size_t n;
+} commit_batch;
+
+static void on_check(uv_check_t *h);
+static void on_idle(uv_idle_t *h);
+static void on_maintenance(uv_timer_t *t);
+static void on_retry(uv_timer_t *t);
+
+int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options *opt,
+                    const tt_registry_hooks *hooks, tt_registry **out)
+{
+    tt_registry *reg = calloc(1, sizeof *reg);
+    if (!reg)
+        return TT_ENOMEM;
+    reg->loop = loop;
+    reg->store = store;
+    reg->opt = *opt;
+    reg->hooks = *hooks;
+    tt_map_init(&reg->sessions);
+    uv_check_init(loop, &reg->commit_check);
+    uv_idle_init(loop, &reg->commit_idle);
+    uv_timer_init(loop, &reg->maintenance);
+    uv_timer_init(loop, &reg->retry);
+    reg->commit_check.data = reg->commit_idle.data = reg;
+    reg->maintenance.data = reg->retry.data = reg;
+    reg->open_handles = 4;
+    uv_check_start(&reg->commit_check, on_check);
+    uv_unref((uv_handle_t *)&reg->commit_check);
+    uint64_t period = 1000;
+    if (opt->idle_evict_ms > 0 && (uint64_t)opt->idle_evict_ms / 2 < period)
+        period = (uint64_t)opt->idle_evict_ms / 2 + 1;
+    if (opt->sync_interval_ms > 0 && (uint64_t)opt->sync_interval_ms < period)
+        period = (uint64_t)opt->sync_interval_ms;
+    uv_timer_start(&reg->maintenance, on_maintenance, period, period);
+    uv_unref((uv_handle_t *)&reg->maintenance);
+    *out = reg;
+    return 0;
+}
+
+void tt_registry_mark_dirty(tt_registry *reg, tt_session *s)
+{
+    if (s->in_dirty_list)
+        return;
+    s->in_dirty_list = 1;
+    s->next_dirty = reg->dirty;
+    reg->dirty = s;
+    if (!reg->failing)
+        uv_idle_start(&reg->commit_idle, on_idle);
+}
+
+static int fill_commit(tt_store_txn *txn, void *arg)
+{
+    commit_batch *b = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        commit_item *it = &b->items[i];
+        tt_session *s = it->s;
+        int rc = 0;
+        for (uint64_t q = s->committed + 1; rc == 0 && q <= it->head; q++) {
+            const tt_frame *f = &s->ring[q % s->ring_cap];
+            assert(q >= s->ring_first);
+            rc = tt_store_put_event(txn, s->id, q, tt_frame_text(f), f->len);
+        }
+        if (rc == 0 && it->record) {
+            char owner[TT_TENANT_MAX + TT_USER_MAX + 1];
+            tt_owner_key(s->tenant, s->user, owner, sizeof owner);
+            rc = tt_store_put_session(txn, s->id, owner, it->record, it->record_len);
+        }
+        if (rc == 0 && it->first_seq != s->first_seq)
+            rc = tt_store_trim_events(txn, s->id, it->first_seq);
+        if (rc == 0 && it->active != s->active_stored)
+            rc = tt_store_set_active(txn, s->id, it->active);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void batch_free(commit_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->items[i].record);
+    free(b->items);
+}
+
+static int batch_prepare(tt_registry *reg, commit_batch *b)
+{
+    size_t n = 0;
+    for (tt_session *s = reg->dirty; s; s = s->next_dirty)
+        n++;
+    b->items = calloc(n ? n : 1, sizeof *b->items);
+    if (!b->items)
+        return TT_ENOMEM;
+    for (tt_session *s = reg->dirty; s; s = s->next_dirty) {
+        commit_item *it = &b->items[b->n++];
+        it->s = s;
+        it->head = s->head;
+        it->active = s->state == TT_STATE_RUNNING;
+        it->first_seq = s->first_seq;
+        uint64_t keep = reg->opt.retain_events;
+        if (keep && s->head >= keep && s->head - keep + 1 > s->first_seq) {
+            it->first_seq = s->head - keep + 1;
+            s->record_dirty = 1;
+        }
+        if (s->record_dirty || it->active != s->active_stored) {
+            uint64_t saved = s->first_seq;
+            s->first_seq = it->first_seq; /* the record describes the state after commit */
+            it->record = tt_session_record(s, &it->record_len);
+            s->first_seq = saved;
+            if (!it->record)
+                return TT_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static void observe_latency(tt_registry *reg, double secs)
+{
+    reg->stats.commit_seconds_sum += secs;
+    for (size_t i = 0; i < 12; i++) {
+        if (secs <= tt_commit_bucket_bounds[i]) {
+            reg->stats.commit_buckets[i]++;
+            return;
+        }
+    }
+}
+
+int tt_registry_flush(tt_registry *reg)
+{
+    if (!reg->dirty)
+        return 0;
+    commit_batch b = {0};
+    uint64_t t0 = uv_hrtime();
+    int rc = batch_prepare(reg, &b);
+    if (rc == 0)
+        rc = tt_store_write(reg->store, fill_commit, &b);
+    if (rc) {
+        batch_free(&b);
+        reg->stats.commit_failures++;
+        if (!reg->failing) {
+            reg->failing = 1;
+            uv_idle_stop(&reg->commit_idle);
+            uv_timer_start(&reg->retry, on_retry, RETRY_AFTER_FAILURE_MS, 0);
+        }
+        return rc;
+    }
+    observe_latency(reg, (double)(uv_hrtime() - t0) / 1e9);
+    reg->stats.commits++;
+    reg->failing = 0;
+
+    /* Apply the batch, then deliver: a deliver hook may append nothing and
+     * free nothing, but it may detach cursors of its own connection. */
+    tt_session *list = reg->dirty;
+    reg->dirty = NULL;
+    for (size_t i = 0; i < b.n; i++) {
+        commit_item *it = &b.items[i];
+        tt_session *s = it->s;
+        reg->stats.events_appended += it->head - s->committed;
+        s->committed = it->head;
+        s->first_seq = it->first_seq;
+        s->active_stored = it->active;
+        if (it->record) {
+            s->record_dirty = 0;
+            s->record_head = it->head;
+        }
+        tt_session_ring_after_commit(s);
+    }
+    batch_free(&b);
+    while (list) {
+        tt_session *s = list;
+        list = s->next_dirty;
+        s->next_dirty = NULL;
+        s->in_dirty_list = 0;
+        /* Events appended after this batch was prepared (none today) stay dirty. */
+        if (s->committed < s->head || s->record_dirty)
+            tt_registry_mark_dirty(reg, s);
+        for (tt_cursor *c = s->cursors, *next; c; c = next) {
+            next = c->s_next;
+            if (tt_cursor_lag(c) > 0 || c->snapshot.buf)
+                reg->hooks.deliver(c, reg->hooks.ud);
+        }
+    }
+    if (!reg->dirty)
+        uv_idle_stop(&reg->commit_idle);
+    return 0;
+}
+
+static void on_check(uv_check_t *h)
+{
+    tt_registry *reg = h->data;
+    if (!reg->failing)
+        tt_registry_flush(reg);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    (void)h; /* its only job is to keep uv_run from blocking in poll */
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    tt_registry *reg = t->data;
+    reg->failing = 0;
+    if (tt_registry_flush(reg) == 0 && reg->dirty)
+        uv_idle_start(&reg->commit_idle, on_idle);
+}
+
+static int session_insert(tt_registry *reg, tt_session *s, int resumed)
+{
+    if (tt_map_put(&reg->sessions, s->id, s) != 0)
+        return TT_ENOMEM;
+    int rc = reg->hooks.bind ? reg->hooks.bind(s, resumed, reg->hooks.ud) : 0;
+    if (rc) {
+        tt_map_del(&reg->sessions, s->id);
+        return rc;
+    }
+    reg->stats.sessions_memory = reg->sessions.count;
+    return 0;
+}
+
+int tt_registry_create(tt_registry *reg, const char *user, const char *tenant, const char *agent,
+                       json_t *input, json_t *metadata, tt_session **out)
+{
+    tt_session *s = tt_session_new(reg);
+    if (!s)
+        return TT_ENOMEM;
+    tt_new_id("s", s->id, sizeof s->id);
+    snprintf(s->user, sizeof s->user, "%s", user);
+    snprintf(s->tenant, sizeof s->tenant, "%s", tenant);
+    snprintf(s->agent, sizeof s->agent, "%s", agent);
+    s->created_ms = s->updated_ms = tt_wall_ms();
+    s->last_used_ms = (int64_t)uv_now(reg->loop);
+    if (input) {
+        json_decref(s->input);
+        s->input = json_deep_copy(input);
+    }
+    if (metadata) {
+        json_decref(s->metadata);
+        s->metadata = json_deep_copy(metadata);
+        const char *title = json_string_value(json_object_get(metadata, "title"));
+        if (title)
+            snprintf(s->title, sizeof s->title, "%s", title);
+    }
+    if (!s->input || !s->metadata) {
+        tt_session_free(s);
+        return TT_ENOMEM;
+    }
+    tt_session_touch(s);
+    int rc = session_insert(reg, s, 0);
+    if (rc) {
+        /* Nothing was committed: drop it from the dirty list and free it. */
+        tt_session **pp = &reg->dirty;
+        while (*pp && *pp != s)
+            pp = &(*pp)->next_dirty;
+        if (*pp)
+            *pp = s->next_dirty;
+        tt_session_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static int load(tt_registry *reg, const char *sid, tt_session **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = tt_store_get_session(reg->store, sid, &text, &len);
+    if (rc)
+        return rc;
+    tt_session *s = tt_session_new(reg);
+    if (!s) {
+        free(text);
+        return TT_ENOMEM;
+    }
+    rc = tt_session_load_record(s, text, len);
+    free(text);
+    uint64_t last = 0;
+    if (rc == 0)
+        rc = tt_store_last_seq(reg->store, s->id, &last);
+    if (rc == 0 && last > s->head) {
+        /* Events committed after the record was last written. */
+        s->head = s->committed = last;
+        s->ring_first = last + 1;
+    }
+    s->active_stored = s->state == TT_STATE_RUNNING;
+    s->last_used_ms = (int64_t)uv_now(reg->loop);
+    if (rc == 0)
+        rc = session_insert(reg, s, 1);
+    if (rc) {
+        tt_session_free(s);
+        return rc;
+    }
+    reg->stats.sessions_loaded++;
+    *out = s;
+    return 0;
+}
+
+int tt_registry_get(tt_registry *reg, const char *sid, tt_session **out)
+{
+    tt_session *s = tt_map_get(&reg->sessions, sid);
+    if (s) {
+        s->last_used_ms = (int64_t)uv_now(reg->loop);
+        *out = s;
+        return 0;
+    }
+    return load(reg, sid, out);
+}
+
+typedef struct list_ctx {
+    tt_registry *reg;
+    json_t *arr;
+} list_ctx;
+
+static int list_one(const char *sid, const char *json, size_t len, void *arg)
+{
+    list_ctx *lc = arg;
+    tt_session *live = tt_map_get(&lc->reg->sessions, sid);
+    if (live)
+        return json_array_append_new(lc->arr, tt_session_summary(live)) ? TT_ENOMEM : 0;
+    tt_session *s = tt_session_new(lc->reg);
+    if (!s)
+        return TT_ENOMEM;
+    int rc = tt_session_load_record(s, json, len);
+    uint64_t last = 0;
+    if (rc == 0 && tt_store_last_seq(lc->reg->store, sid, &last) == 0 && last > s->head)
+        s->head = last;
+    if (rc == 0)
+        rc = json_array_append_new(lc->arr, tt_session_summary(s)) ? TT_ENOMEM : 0;
+    else
+        rc = 0; /* an unreadable record is skipped, not fatal to the listing */
+    tt_session_free(s);
+    return rc;
+}
+
+int tt_registry_list(tt_registry *reg, const char *user, json_t **out)
+{
+    list_ctx lc = {reg, json_array()};
+    if (!lc.arr)
+        return TT_ENOMEM;
+    /* Sessions created this pass are not in the store yet. */
+    int rc = tt_registry_flush(reg);
+    if (rc == 0)
+        rc = tt_store_list_user(reg->store, user, list_one, &lc);
+    if (rc) {
+        json_decref(lc.arr);
+        return rc;
+    }
+    *out = lc.arr;
+    return 0;
+}
+
+static int resume_one(const char *sid, const char *json, size_t len, void *arg)
+{
+    tt_registry *reg = ((void **)arg)[0];
+    size_t *count = ((void **)arg)[1];
+    tt_session *s;
+    if (tt_registry_get(reg, sid, &s) == 0)
+        (*count)++;
+    return 0;
+}
+
+int tt_registry_resume_active(tt_registry *reg, size_t *resumed)
+{
+    size_t count = 0;
+    void *ctx[2] = {reg, &count};
+    int rc = tt_store_list_active(reg->store, resume_one, ctx);
+    *resumed = count;
+    return rc;
+}
+
+static int evictable(const tt_registry *reg, const tt_session *s, int64_t now)
+{
+    return !s->cursors && !s->in_dirty_list && s->committed == s->head && !s->record_dirty &&
+           s->state != TT_STATE_RUNNING && now - s->last_used_ms >= reg->opt.idle_evict_ms;
+}
+
+static void session_drop(tt_registry *reg, tt_session *s)
+{
+    if (reg->hooks.unbind)
+        reg->hooks.unbind(s, reg->hooks.ud);
+    tt_map_del(&reg->sessions, s->id);
+    tt_session_free(s);
+    reg->stats.sessions_memory = reg->sessions.count;
+}
+
+static void evict_idle(tt_registry *reg)
+{
+    int64_t now = (int64_t)uv_now(reg->loop);
+    size_t pos = 0;
+    tt_session *s;
+    /* Collect first: the map must not change while it is iterated. */
+    tt_session **victims = NULL;
+    size_t n = 0, cap = 0;
+    while ((s = tt_map_next(&reg->sessions, &pos))) {
+        if (s->record_head != s->head && !s->in_dirty_list && !s->cursors) {
+            tt_session_touch(s); /* write the record's final head before evicting */
+            continue;
+        }
+        if (!evictable(reg, s, now))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            tt_session **v = realloc(victims, ncap * sizeof *v);
+            if (!v)
+                break;
+            victims = v;
+            cap = ncap;
+        }
+        victims[n++] = s;
+    }
+    for (size_t i = 0; i < n; i++)
+        session_drop(reg, victims[i]);
+    reg->stats.sessions_evicted += n;
+    free(victims);
+}
+
+static void on_maintenance(uv_timer_t *t)
+{
+    tt_registry *reg = t->data;
+    if (reg->opt.idle_evict_ms > 0)
+        evict_idle(reg);
+    int64_t now = (int64_t)uv_now(reg->loop);
+    if (reg->opt.sync_interval_ms > 0 && now - reg->last_sync_ms >= reg->opt.sync_interval_ms) {
+        tt_store_sync(reg->store);
+        reg->last_sync_ms = now;
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    tt_registry *reg = h->data;
+    if (--reg->open_handles == 0)
+        free(reg);
+}
+
+void tt_registry_close(tt_registry *reg)
+{
+    if (!reg || reg->closing)
+        return;
+    reg->closing = 1;
+    reg->failing = 0;
+    tt_registry_flush(reg);
+    size_t pos = 0;
+    tt_session *s;
+    tt_session **all = calloc(reg->sessions.count + 1, sizeof *all);
+    size_t n = 0;
+    while (all && (s = tt_map_next(&reg->sessions, &pos)))
+        all[n++] = s;
+    for (size_t i = 0; i < n; i++)
+        session_drop(reg, all[i]);
+    free(all);
+    tt_map_free(&reg->sessions);
+    uv_close((uv_handle_t *)&reg->commit_check, on_handle_closed);
+    uv_close((uv_handle_t *)&reg->commit_idle, on_handle_closed);
+    uv_close((uv_handle_t *)&reg->maintenance, on_handle_closed);
+    uv_close((uv_handle_t *)&reg->retry, on_handle_closed);
+}
+
+void tt_registry_foreach(tt_registry *reg, void (*fn)(tt_session *s, void *ud), void *ud)
+{
+    size_t pos = 0;
+    tt_session *s;
+    while ((s = tt_map_next(&reg->sessions, &pos)))
+        fn(s, ud);
+}
+
+const tt_registry_stats *tt_registry_stats_get(const tt_registry *reg)
+{
+    return &reg->stats;
+}
+
+const tt_registry_options *tt_registry_options_get(const tt_registry *reg)
+{
+    return &reg->opt;
+}
+
+uv_loop_t *tt_registry_loop(const tt_registry *reg)
+{
+    return reg->loop;
+}
+
+tt_store *tt_registry_store(const tt_registry *reg)
+{
+    return reg->store;
+}
+
+int tt_registry_failing(const tt_registry *reg)
+{
+    return reg->failing;
+}

@@ -1,0 +1,331 @@
+/* Sessions: the in-memory event ring, state, transcript and the stored
+ * record (see session.h). Cursors live in cursor.c, the commit in registry.c. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "protocol/errors.h"
+#include "state/registry.h"
+#include "state/session.h"
+
+#define RECORD_VERSION 1
+#define CLIENT_MSG_IDS_MAX 64
+
+static const char *state_names[TT_STATE__LAST] = {
+    "idle", "running", "waiting_input", "waiting_approval", "done", "failed", "closed",
+};
+
+const char *tt_state_name(tt_state st)
+{
+    return ((unsigned)st < TT_STATE__LAST) ? state_names[st] : "unknown";
+}
+
+int tt_state_parse(const char *name, tt_state *out)
+{
+    for (int i = 0; name && i < TT_STATE__LAST; i++) {
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (tt_state)i;
+            return 0;
+        }
+    }
+    return TT_EINVAL;
+}
+
+void tt_owner_key(const char *tenant, const char *user, char *out, size_t n)
+{
+    snprintf(out, n, "%s\x1f%s", tenant, user);
+}
+
+int64_t tt_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tt_new_id(const char *prefix, char *out, size_t n)
+{
+    unsigned char raw[12];
+    if (uv_random(NULL, NULL, raw, sizeof raw, 0, NULL) != 0) {
+        /* uv_random only fails when the OS has no entropy source at all. */
+        abort();
+    }
+    int w = snprintf(out, n, "%s_", prefix);
+    for (size_t i = 0; i < sizeof raw && w + 2 < (int)n; i++)
+        w += snprintf(out + w, n - (size_t)w, "%02x", raw[i]);
+}
+
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+tt_session *tt_session_new(tt_registry *reg)
+{
+    tt_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->reg = reg;
+    s->ring_cap = tt_registry_options_get(reg)->memory_events;
+    if (s->ring_cap < 16)
+        s->ring_cap = 16;
+    s->ring = calloc(s->ring_cap, sizeof *s->ring);
+    s->agent_state = json_object();
+    s->transcript = json_array();
+    s->input = json_object();
+    s->metadata = json_object();
+    s->client_msg_ids = json_array();
+    s->first_seq = 1;
+    s->ring_first = 1;
+    if (!s->ring || !s->agent_state || !s->transcript || !s->input || !s->metadata ||
+        !s->client_msg_ids) {
+        tt_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void tt_session_free(tt_session *s)
+{
+    if (!s)
+        return;
+    assert(s->cursors == NULL);
+    for (size_t i = 0; s->ring && i < s->ring_cap; i++)
+        tt_frame_release(&s->ring[i]);
+    free(s->ring);
+    json_decref(s->agent_state);
+    json_decref(s->pending);
+    json_decref(s->transcript);
+    json_decref(s->input);
+    json_decref(s->metadata);
+    json_decref(s->client_msg_ids);
+    free(s);
+}
+
+/* Make room for seq head+1. The oldest committed event is dropped when the
+ * ring is full; uncommitted events are never dropped, the ring grows instead. */
+static int ring_make_room(tt_session *s)
+{
+    uint64_t count = s->head + 1 - s->ring_first;
+    if (count < s->ring_cap)
+        return 0;
+    if (s->ring_first <= s->committed) {
+        tt_frame_release(&s->ring[s->ring_first % s->ring_cap]);
+        s->ring_first++;
+        return 0;
+    }
+    size_t cap = s->ring_cap * 2;
+    tt_frame *ring = calloc(cap, sizeof *ring);
+    if (!ring)
+        return TT_ENOMEM;
+    for (uint64_t q = s->ring_first; q <= s->head; q++)
+        ring[q % cap] = s->ring[q % s->ring_cap];
+    free(s->ring);
+    s->ring = ring;
+    s->ring_cap = cap;
+    return 0;
+}
+
+/* After a commit, drop committed events beyond the configured memory budget. */
+void tt_session_ring_after_commit(tt_session *s)
+{
+    size_t keep = tt_registry_options_get(s->reg)->memory_events;
+    while (s->ring_first <= s->committed && s->head + 1 - s->ring_first > keep) {
+        tt_frame_release(&s->ring[s->ring_first % s->ring_cap]);
+        s->ring_first++;
+    }
+}
+
+static void transcript_add(tt_session *s, const char *role, json_t *body)
+{
+    json_t *entry = json_pack("{s:s, s:O?, s:O?}", "role", role, "message_id",
+                              json_object_get(body, "message_id"), "text",
+                              json_object_get(body, "text"));
+    if (!entry)
+        return;
+    json_array_append_new(s->transcript, entry);
+    size_t max = tt_registry_options_get(s->reg)->transcript_max;
+    while (max && json_array_size(s->transcript) > max)
+        json_array_remove(s->transcript, 0);
+    if (s->title[0] == '\0' && strcmp(role, "user") == 0) {
+        const char *text = json_string_value(json_object_get(body, "text"));
+        size_t n = text ? strlen(text) : 0;
+        if (n > TT_TITLE_MAX)
+            n = TT_TITLE_MAX;
+        /* Do not cut a UTF-8 sequence in half. */
+        while (n > 0 && n < strlen(text) && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+        if (text)
+            snprintf(s->title, sizeof s->title, "%.*s", (int)n, text);
+    }
+}
+
+uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
+{
+    if (ring_make_room(s) != 0) {
+        json_decref(body);
+        return 0;
+    }
+    uint64_t seq = s->head + 1;
+    int64_t now = tt_wall_ms();
+    if (body && strcmp(type, "user") == 0) {
+        transcript_add(s, "user", body);
+        s->record_dirty = 1;
+    } else if (body && strcmp(type, "message.end") == 0) {
+        transcript_add(s, "assistant", body);
+        s->record_dirty = 1;
+    }
+    tt_frame *f = &s->ring[seq % s->ring_cap];
+    if (tt_event_encode(type, s->id, seq, now, body,
+                        tt_registry_options_get(s->reg)->headroom, f) != 0)
+        return 0;
+    s->head = seq;
+    s->updated_ms = now;
+    s->last_used_ms = (int64_t)uv_now(tt_registry_loop(s->reg));
+    tt_registry_mark_dirty(s->reg, s);
+    return seq;
+}
+
+void tt_session_set_state(tt_session *s, tt_state st, const char *step)
+{
+    if (!step)
+        step = s->step;
+    if (s->state == st && strcmp(s->step, step) == 0 && s->head > 0)
+        return;
+    s->state = st;
+    if (step != s->step)
+        copy_str(s->step, sizeof s->step, step);
+    tt_session_touch(s);
+    tt_session_emit(s, "state", json_pack("{s:s, s:s}", "state", tt_state_name(st), "step", s->step));
+}
+
+void tt_session_set_pending(tt_session *s, json_t *pending)
+{
+    json_decref(s->pending);
+    s->pending = pending;
+    tt_session_touch(s);
+}
+
+void tt_session_touch(tt_session *s)
+{
+    s->record_dirty = 1;
+    tt_registry_mark_dirty(s->reg, s);
+}
+
+int tt_session_seen_msg_id(const tt_session *s, const char *client_msg_id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(s->client_msg_ids, i, v) {
+        const char *seen = json_string_value(v);
+        if (seen && strcmp(seen, client_msg_id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id)
+{
+    json_array_append_new(s->client_msg_ids, json_string(client_msg_id));
+    while (json_array_size(s->client_msg_ids) > CLIENT_MSG_IDS_MAX)
+        json_array_remove(s->client_msg_ids, 0);
+    tt_session_touch(s);
+}
+
+json_t *tt_session_snapshot(const tt_session *s)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O}", "state", tt_state_name(s->state),
+                     "step", s->step, "agent", s->agent, "title", s->title, "transcript",
+                     s->transcript, "pending", s->pending, "agent_state", s->agent_state);
+}
+
+json_t *tt_session_summary(const tt_session *s)
+{
+    char ts[32];
+    tt_rfc3339(s->updated_ms, ts);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "session", s->id, "agent", s->agent,
+                     "state", tt_state_name(s->state), "title", s->title, "updated_at", ts,
+                     "head", (json_int_t)s->head);
+}
+
+char *tt_session_record(const tt_session *s, size_t *len)
+{
+    json_t *r = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
+                          " s:O, s:O?, s:O, s:O, s:O, s:O}",
+                          "v", RECORD_VERSION, "id", s->id, "user", s->user, "tenant", s->tenant,
+                          "agent", s->agent, "title", s->title, "state", tt_state_name(s->state),
+                          "step", s->step, "created_at", (json_int_t)s->created_ms, "updated_at",
+                          (json_int_t)s->updated_ms, "head", (json_int_t)s->head, "first_seq",
+                          (json_int_t)s->first_seq, "agent_state", s->agent_state, "pending",
+                          s->pending, "transcript", s->transcript, "input", s->input, "metadata",
+                          s->metadata, "client_msg_ids", s->client_msg_ids);
+    if (!r)
+        return NULL;
+    char *text = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    if (text)
+        *len = strlen(text);
+    return text;
+}
+
+static void replace_json(json_t **slot, json_t *v, int (*is_type)(const json_t *))
+{
+    if (v && is_type(v)) {
+        json_decref(*slot);
+        *slot = json_incref(v);
+    }
+}
+
+static int is_object(const json_t *v)
+{
+    return json_is_object(v);
+}
+
+static int is_array(const json_t *v)
+{
+    return json_is_array(v);
+}
+
+int tt_session_load_record(tt_session *s, const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_t *r = json_loadb(text, len, 0, &jerr);
+    if (!r)
+        return TT_EINVAL;
+    int rc = TT_EINVAL;
+    json_int_t v = 0, created = 0, updated = 0, head = 0, first = 1;
+    const char *id, *user, *tenant, *agent, *title, *state, *step;
+    if (json_unpack(r, "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "v", &v,
+                    "id", &id, "user", &user, "tenant", &tenant, "agent", &agent, "title", &title,
+                    "state", &state, "step", &step, "created_at", &created, "updated_at",
+                    &updated, "head", &head, "first_seq", &first) != 0)
+        goto done;
+    if (v != RECORD_VERSION || tt_state_parse(state, &s->state) != 0 || head < 0 || first < 1)
+        goto done;
+    copy_str(s->id, sizeof s->id, id);
+    copy_str(s->user, sizeof s->user, user);
+    copy_str(s->tenant, sizeof s->tenant, tenant);
+    copy_str(s->agent, sizeof s->agent, agent);
+    copy_str(s->title, sizeof s->title, title);
+    copy_str(s->step, sizeof s->step, step);
+    s->created_ms = created;
+    s->updated_ms = updated;
+    s->head = s->committed = s->record_head = (uint64_t)head;
+    s->first_seq = (uint64_t)first;
+    s->ring_first = s->head + 1;
+    replace_json(&s->agent_state, json_object_get(r, "agent_state"), is_object);
+    replace_json(&s->transcript, json_object_get(r, "transcript"), is_array);
+    replace_json(&s->input, json_object_get(r, "input"), is_object);
+    replace_json(&s->metadata, json_object_get(r, "metadata"), is_object);
+    replace_json(&s->client_msg_ids, json_object_get(r, "client_msg_ids"), is_array);
+    json_t *pending = json_object_get(r, "pending");
+    if (json_is_object(pending))
+        s->pending = json_incref(pending);
+    rc = 0;
+done:
+    json_decref(r);
+    return rc;
+}

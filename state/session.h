@@ -1,0 +1,164 @@
+/* Sessions, their event log, and cursors.
+ *
+ * A session is one conversation with one agent, owned by one user. Its event
+ * log is the truth: everything a client can see is an event with the next
+ * seq. Events are appended in memory and written to LMDB by the registry's
+ * group commit at the end of the loop pass; only committed events are ever
+ * handed to a cursor, so a crash can never show a client a seq that is later
+ * reused (ARCHITECTURE.md, principle 3).
+ *
+ * A cursor is one socket's position in one session's log: live delivery,
+ * replay after reconnect, and a slow reader are the same code path. Events
+ * come from the in-memory ring when recent, else from the store in batches,
+ * so a lagging socket costs no extra memory.
+ *
+ * Invariants: first_seq <= committed + 1; committed <= head;
+ * for every cursor, next <= committed + 1 (it never passes the commit point). */
+#ifndef TT_SESSION_H
+#define TT_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "protocol/event.h"
+#include "state/store.h"
+
+typedef struct tt_registry tt_registry;
+typedef struct tt_session tt_session;
+typedef struct tt_cursor tt_cursor;
+
+typedef enum tt_state {
+    TT_STATE_IDLE,             /* waiting for the user's next turn */
+    TT_STATE_RUNNING,          /* the agent is working (resumed after a restart) */
+    TT_STATE_WAITING_INPUT,    /* a question is pending */
+    TT_STATE_WAITING_APPROVAL, /* an approval is pending */
+    TT_STATE_DONE,             /* the agent finished its task */
+    TT_STATE_FAILED,           /* the agent stopped on an error */
+    TT_STATE_CLOSED,           /* closed for good by the user */
+    TT_STATE__LAST
+} tt_state;
+
+const char *tt_state_name(tt_state st);
+int tt_state_parse(const char *name, tt_state *out);
+
+#define TT_USER_MAX 128
+#define TT_TENANT_MAX 64
+#define TT_TITLE_MAX 80
+#define TT_STEP_MAX 48
+
+struct tt_session {
+    char id[TT_SESSION_ID_MAX + 1];
+    char user[TT_USER_MAX];
+    char tenant[TT_TENANT_MAX];
+    char agent[TT_SESSION_ID_MAX + 1];
+    char title[TT_TITLE_MAX + 1];
+    char step[TT_STEP_MAX];
+    tt_state state;
+    int64_t created_ms, updated_ms; /* wall clock */
+
+    uint64_t head;      /* last appended seq (0: none yet) */
+    uint64_t committed; /* last seq known to be in the store */
+    uint64_t first_seq; /* oldest seq still kept in the store */
+
+    json_t *agent_state;    /* the agent's persisted state (object, owned) */
+    json_t *pending;        /* pending question/approval event body, or NULL */
+    json_t *transcript;     /* [{role, message_id, text}] (owned) */
+    json_t *input;          /* session.open input (owned, object) */
+    json_t *metadata;       /* session.open metadata (owned, object) */
+    json_t *client_msg_ids; /* recent say ids, bounded (owned, array) */
+
+    /* The agent's runtime, owned by agents/ (timers, in-flight calls). */
+    const void *agent_ops;
+    void *agent_rt;
+
+    /* Private to state/. */
+    tt_registry *reg;
+    tt_frame *ring;         /* recent events; index seq % ring_cap */
+    size_t ring_cap;
+    uint64_t ring_first;    /* seq of the oldest event in the ring */
+    tt_cursor *cursors;
+    tt_session *next_dirty;
+    int in_dirty_list;
+    int record_dirty;       /* the record must be rewritten at the next commit */
+    int active_stored;      /* what the store's "active" index says */
+    uint64_t record_head;   /* head when the record was last written */
+    int64_t last_used_ms;   /* monotonic, for eviction */
+};
+
+/* Append an event with the next seq (body consumed; may be NULL). Updates the
+ * transcript for "user" and "message.end" events. Returns the seq, or 0 when
+ * the event could not be encoded (a bug or out of memory). */
+uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body);
+
+/* Change state and step, emitting a "state" event when either changed. */
+void tt_session_set_state(tt_session *s, tt_state st, const char *step);
+
+/* Set (consumes) or clear (NULL) the pending question/approval. */
+void tt_session_set_pending(tt_session *s, json_t *pending);
+
+/* Say the record (agent_state, title, ...) changed and must be written. */
+void tt_session_touch(tt_session *s);
+
+/* 1 if a say with this client_msg_id was already applied (among the last 64). */
+int tt_session_seen_msg_id(const tt_session *s, const char *client_msg_id);
+/* Remember a say's client_msg_id once the turn is applied. */
+void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id);
+
+/* The whole current state as a snapshot event body (new reference). */
+json_t *tt_session_snapshot(const tt_session *s);
+
+/* A summary for session.list: {session, agent, state, title, updated_at, head}. */
+json_t *tt_session_summary(const tt_session *s);
+
+/* Fresh random ids: "<prefix>_" + 24 hex digits into out (size n >= 32). */
+void tt_new_id(const char *prefix, char *out, size_t n);
+
+/* "tenant\x1fuser": the key a user's sessions are listed by in the store. */
+void tt_owner_key(const char *tenant, const char *user, char *out, size_t n);
+
+/* Wall-clock milliseconds since the epoch. */
+int64_t tt_wall_ms(void);
+
+/* --- cursors --------------------------------------------------------------- */
+
+struct tt_cursor {
+    tt_session *session;
+    void *owner;        /* the connection that reads through this cursor */
+    tt_cursor *owner_next; /* the owner's own list; managed by the owner */
+    uint64_t next;      /* next seq to hand out */
+    /* private */
+    tt_cursor *s_next, *s_prev;
+    tt_frame snapshot;  /* pending snapshot frame (buf NULL when none) */
+    tt_frame *replay;   /* batch read from the store */
+    size_t replay_n, replay_pos;
+};
+
+/* Attach owner to s after seq `after`. When the events after `after` are no
+ * longer kept, or are more than max_lag_events behind, or `after` is ahead of
+ * the head, *recovered is 0 and the cursor starts with a snapshot of the
+ * current state; otherwise 1. Caller detaches with tt_cursor_detach(). */
+int tt_cursor_attach(tt_session *s, void *owner, uint64_t after, int *recovered, tt_cursor **out);
+
+/* Detach and free. */
+void tt_cursor_detach(tt_cursor *c);
+
+/* The next frame to send, or NULL when the cursor has caught up with the
+ * committed head. The frame stays valid until tt_cursor_advance(). *err is
+ * set on a store read failure. */
+const tt_frame *tt_cursor_peek(tt_cursor *c, int *err);
+void tt_cursor_advance(tt_cursor *c);
+
+/* Committed events this cursor has not yet handed out. */
+uint64_t tt_cursor_lag(const tt_cursor *c);
+
+/* --- private to state/ ----------------------------------------------------- */
+tt_session *tt_session_new(tt_registry *reg);
+void tt_session_free(tt_session *s);
+/* Serialise the record for the store (malloc'd, caller frees). */
+char *tt_session_record(const tt_session *s, size_t *len);
+/* Fill s from a stored record. TT_EINVAL when the record is not usable. */
+int tt_session_load_record(tt_session *s, const char *json, size_t len);
+void tt_session_ring_after_commit(tt_session *s);
+
+#endif

@@ -1,0 +1,110 @@
+/* LMDB storage for sessions and their event logs.
+ *
+ * One environment (a directory), named databases:
+ *   meta      "schema_version" -> "1"; other small keys (e.g. "jwt_secret")
+ *   sessions  session id -> session record (JSON text, owned by state/session.c)
+ *   events    session id + 8-byte big-endian seq -> event (JSON text, the exact
+ *             frame clients receive)
+ *   owners    user + '\0' + session id -> "" (lists one user's sessions
+ *             without reading every stored session)
+ *   active    session id -> "" (sessions whose agent was working; resumed at
+ *             start-up, so start-up never scans every session)
+ *
+ * Writes happen in one write transaction per loop pass (group commit): the
+ * caller passes a fill callback to tt_store_write(), which runs it inside a
+ * transaction. When the map is full the transaction is aborted, the map grows
+ * and the callback runs again from the start, so it must be replayable (it
+ * must not clear its dirty state until tt_store_write() returned 0).
+ *
+ * The store is used from the loop thread only. */
+#ifndef TT_STORE_H
+#define TT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TT_STORE_SCHEMA_VERSION 1
+#define TT_SESSION_ID_MAX 64 /* bytes, excluding the terminator */
+
+typedef struct tt_store tt_store;
+typedef struct tt_store_txn tt_store_txn;
+
+typedef enum tt_sync_policy {
+    TT_SYNC_COMMIT,   /* fsync every commit: survives OS crash */
+    TT_SYNC_PERIODIC, /* fsync from a timer (tt_store_sync): bounded loss on OS crash */
+    TT_SYNC_NONE      /* never fsync: survives a process crash only */
+} tt_sync_policy;
+
+typedef struct tt_store_options {
+    const char *path;      /* directory; created (mode 0700) if missing */
+    size_t map_size;       /* initial map size in bytes; 0 means 64 MiB */
+    size_t map_size_max;   /* growth stops here (TT_EFULL); 0 means 1 TiB */
+    tt_sync_policy sync;
+} tt_store_options;
+
+typedef struct tt_store_stats {
+    uint64_t sessions;     /* entries in "sessions" */
+    uint64_t events;       /* entries in "events" */
+    size_t map_size;       /* current map size in bytes */
+    size_t used_bytes;     /* pages in use * page size */
+    uint64_t map_grows;    /* times the map grew since open */
+} tt_store_stats;
+
+/* Open (creating if needed) the environment at opt->path. Refuses with
+ * TT_ESCHEMA a store whose schema_version is not TT_STORE_SCHEMA_VERSION, and
+ * TT_EIO when the directory cannot be used. Caller closes with tt_store_close(). */
+int tt_store_open(const tt_store_options *opt, tt_store **out);
+
+/* Close the environment (after an fsync when the policy is not NONE). NULL is a no-op. */
+void tt_store_close(tt_store *st);
+
+/* Force data to disk; used by the periodic sync timer and at shutdown. */
+int tt_store_sync(tt_store *st);
+
+/* Run fill(txn, ctx) inside one write transaction and commit it. If fill
+ * returns non-zero the transaction is aborted and that value returned. On
+ * MDB_MAP_FULL the map grows (doubling, up to map_size_max) and fill runs
+ * again. Returns 0 on commit. */
+typedef int (*tt_store_fill_fn)(tt_store_txn *txn, void *ctx);
+int tt_store_write(tt_store *st, tt_store_fill_fn fill, void *ctx);
+
+/* Operations valid only inside a fill callback. Each returns 0 or a tt_err;
+ * a fill callback should return the first error it gets. */
+int tt_store_put_event(tt_store_txn *txn, const char *sid, uint64_t seq, const char *json,
+                       size_t len);
+int tt_store_put_session(tt_store_txn *txn, const char *sid, const char *user, const char *json,
+                         size_t len);
+/* Delete every event of sid with seq < before (retention). */
+int tt_store_trim_events(tt_store_txn *txn, const char *sid, uint64_t before);
+/* Mark or unmark sid as having a working agent. */
+int tt_store_set_active(tt_store_txn *txn, const char *sid, int active);
+/* Put a meta key (small values only). */
+int tt_store_put_meta(tt_store_txn *txn, const char *key, const char *val, size_t len);
+
+/* Read the session record of sid. *json is malloc'd and NUL-terminated;
+ * caller frees it. TT_ENOTFOUND when absent. */
+int tt_store_get_session(tt_store *st, const char *sid, char **json, size_t *len);
+
+/* Call fn for every event of sid with seq > after, in order, at most max of
+ * them (0 = no limit). fn's text is valid only during the call; fn returns
+ * non-zero to stop early (that value is returned). Returns 0 when done. */
+typedef int (*tt_store_event_fn)(uint64_t seq, const char *json, size_t len, void *ctx);
+int tt_store_read_events(tt_store *st, const char *sid, uint64_t after, size_t max,
+                         tt_store_event_fn fn, void *ctx);
+
+/* The highest stored seq of sid into *seq (0 when it has no events). */
+int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq);
+
+/* Call fn with the record of each session owned by user (order: session id). */
+typedef int (*tt_store_session_fn)(const char *sid, const char *json, size_t len, void *ctx);
+int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, void *ctx);
+
+/* Call fn with the id of each active session. json is NULL, len 0. */
+int tt_store_list_active(tt_store *st, tt_store_session_fn fn, void *ctx);
+
+/* Read a meta key into a malloc'd NUL-terminated copy. TT_ENOTFOUND when absent. */
+int tt_store_get_meta(tt_store *st, const char *key, char **val, size_t *len);
+
+int tt_store_stats_get(tt_store *st, tt_store_stats *out);
+
+#endif
