@@ -181,7 +181,7 @@ int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, cha
     memset(out, 0, sizeof *out);
     out->type = TT_MSG__LAST;
 
-    out->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    out->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!out->root)
         return fail(err, n, "invalid JSON: %s", jerr.text);
     if (!json_is_object(out->root))

@@ -79,7 +79,7 @@ static void mint_token(tt_server *srv, http_req *r)
     json_t *agents = NULL;
     if (!body || json_unpack_ex(body, &jerr, JSON_STRICT, "{s:s, s?I, s?o}", "user", &user,
                                 "ttl_s", &ttl, "agents", &agents) != 0) {
-        char msg[200];
+        char msg[256];
         snprintf(msg, sizeof msg, "body must be {\"user\": string, \"ttl_s\"?: int, "
                  "\"agents\"?: [string]}: %s", jerr.text);
         respond_error(srv, r, 400, TT_EINVAL, msg);

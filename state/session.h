@@ -43,7 +43,7 @@ const char *tt_state_name(tt_state st);
 int tt_state_parse(const char *name, tt_state *out);
 
 #define TT_USER_MAX 128
-#define TT_TENANT_MAX 64
+#define TT_TENANT_MAX 128
 #define TT_TITLE_MAX 80
 #define TT_STEP_MAX 48
 

@@ -3,8 +3,9 @@
  * One environment (a directory), named databases:
  *   meta      "schema_version" -> "1"; other small keys (e.g. "jwt_secret")
  *   sessions  session id -> session record (JSON text, owned by state/session.c)
- *   events    session id + 8-byte big-endian seq -> event (JSON text, the exact
- *             frame clients receive)
+ *   events    id length (1 byte) + session id + 8-byte big-endian seq -> event
+ *             (JSON text, the exact frame clients receive); the length byte
+ *             keeps "s_1" and "s_10" in separate key ranges
  *   owners    user + '\0' + session id -> "" (lists one user's sessions
  *             without reading every stored session)
  *   active    session id -> "" (sessions whose agent was working; resumed at
@@ -15,6 +16,12 @@
  * transaction. When the map is full the transaction is aborted, the map grows
  * and the callback runs again from the start, so it must be replayable (it
  * must not clear its dirty state until tt_store_write() returned 0).
+ *
+ * Read callbacks (read_events, list_user) run inside a read transaction and
+ * get pointers into the map. LMDB remaps the file to grow it, so while any
+ * read callback runs the map does not grow: a tt_store_write() from inside one
+ * that needs more room returns TT_EFULL (retry later). list_active copies the
+ * ids first, so its callback may write freely.
  *
  * The store is used from the loop thread only. */
 #ifndef TT_STORE_H
@@ -52,7 +59,10 @@ typedef struct tt_store_stats {
 
 /* Open (creating if needed) the environment at opt->path. Refuses with
  * TT_ESCHEMA a store whose schema_version is not TT_STORE_SCHEMA_VERSION, and
- * TT_EIO when the directory cannot be used. Caller closes with tt_store_close(). */
+ * TT_EIO when the directory cannot be used: its parent is missing, it is not
+ * a directory, or another open store (this process or another) holds its
+ * lock file "tether.lock". TT_EINVAL when map_size > map_size_max. An existing
+ * store keeps the map size it grew to. Caller closes with tt_store_close(). */
 int tt_store_open(const tt_store_options *opt, tt_store **out);
 
 /* Close the environment (after an fsync when the policy is not NONE). NULL is a no-op. */
@@ -64,14 +74,21 @@ int tt_store_sync(tt_store *st);
 /* Run fill(txn, ctx) inside one write transaction and commit it. If fill
  * returns non-zero the transaction is aborted and that value returned. On
  * MDB_MAP_FULL the map grows (doubling, up to map_size_max) and fill runs
- * again. Returns 0 on commit. */
+ * again; TT_EFULL when it cannot grow. An operation that failed in LMDB
+ * spoils the transaction: it is aborted and that error returned even if fill
+ * returned 0. Calling tt_store_write() from inside fill is TT_EINTERNAL.
+ * Returns 0 on commit. */
 typedef int (*tt_store_fill_fn)(tt_store_txn *txn, void *ctx);
 int tt_store_write(tt_store *st, tt_store_fill_fn fill, void *ctx);
 
-/* Operations valid only inside a fill callback. Each returns 0 or a tt_err;
- * a fill callback should return the first error it gets. */
+/* Operations valid only inside a fill callback (TT_EINTERNAL outside). Each
+ * returns 0 or a tt_err; a fill callback should return the first error it
+ * gets. TT_EINVAL (bad sid: empty or over TT_SESSION_ID_MAX) leaves the
+ * transaction usable. */
 int tt_store_put_event(tt_store_txn *txn, const char *sid, uint64_t seq, const char *json,
                        size_t len);
+/* Write the record of sid and index it under user. A session's user never
+ * changes: an owners entry is never moved. */
 int tt_store_put_session(tt_store_txn *txn, const char *sid, const char *user, const char *json,
                          size_t len);
 /* Delete every event of sid with seq < before (retention). */
@@ -86,8 +103,9 @@ int tt_store_put_meta(tt_store_txn *txn, const char *key, const char *val, size_
 int tt_store_get_session(tt_store *st, const char *sid, char **json, size_t *len);
 
 /* Call fn for every event of sid with seq > after, in order, at most max of
- * them (0 = no limit). fn's text is valid only during the call; fn returns
- * non-zero to stop early (that value is returned). Returns 0 when done. */
+ * them (0 = no limit). fn's text is not NUL-terminated and is valid only
+ * during the call; fn returns non-zero to stop early (that value is
+ * returned). Returns 0 when done. */
 typedef int (*tt_store_event_fn)(uint64_t seq, const char *json, size_t len, void *ctx);
 int tt_store_read_events(tt_store *st, const char *sid, uint64_t after, size_t max,
                          tt_store_event_fn fn, void *ctx);
@@ -95,7 +113,8 @@ int tt_store_read_events(tt_store *st, const char *sid, uint64_t after, size_t m
 /* The highest stored seq of sid into *seq (0 when it has no events). */
 int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq);
 
-/* Call fn with the record of each session owned by user (order: session id). */
+/* Call fn with the record of each session owned by user (order: session id).
+ * sid is NUL-terminated; json is not, and is valid only during the call. */
 typedef int (*tt_store_session_fn)(const char *sid, const char *json, size_t len, void *ctx);
 int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, void *ctx);
 

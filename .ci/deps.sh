@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Tether needs from Debian's packages, only when missing.
+#   .ci/deps.sh run    build and run the server
+#   .ci/deps.sh test   also what the tests need (Node.js, npm)
+set -euo pipefail
+
+run_pkgs=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
+          liblmdb-dev libjansson-dev libssl-dev)
+test_pkgs=(libcmocka-dev lmdb-utils curl)
+
+want=("${run_pkgs[@]}")
+if [ "${1:-run}" = test ]; then
+  want+=("${test_pkgs[@]}")
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
+  command -v npm >/dev/null 2>&1 || want+=(npm)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "Installing from Debian: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

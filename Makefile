@@ -1,0 +1,46 @@
+# Tether's front door. The README's two commands:
+#   make run    install what is missing, build, serve on http://127.0.0.1:8080
+#   make test   install what is missing, build, run every test (unit, sanitizers, integration)
+JOBS ?= $(shell nproc)
+
+.PHONY: run test deps deps-test build build-debug build-asan unit unit-asan integration clean
+
+run: deps build
+	./build/tether --data-dir ./data --web-dir ./web $(ARGS)
+
+test: deps-test unit unit-asan integration
+	@echo "all test suites passed"
+
+deps:
+	@.ci/deps.sh run
+
+deps-test:
+	@.ci/deps.sh test
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_TESTS=OFF >/dev/null
+	cmake --build build -j$(JOBS)
+
+build-debug:
+	cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build-debug -j$(JOBS)
+
+build-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTETHER_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j$(JOBS)
+
+unit: build-debug
+	cd build-debug && ctest --output-on-failure
+
+unit-asan: build-asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+integration: build-debug node_modules/.package-lock.json
+	TETHER_BIN=$(CURDIR)/build-debug/tether node --test --test-concurrency=1 tests/integration/
+
+clean:
+	rm -rf build build-debug build-asan

@@ -1,0 +1,424 @@
+/* state/: the event log, cursors, group commit, retention, eviction and
+ * reload, and what a crash leaves behind. Real LMDB in a temp directory, a
+ * real libuv loop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "protocol/errors.h"
+#include "state/registry.h"
+
+typedef struct fixture {
+    char dir[64];
+    uv_loop_t loop;
+    tt_store *store;
+    tt_registry *reg;
+    int delivered;
+    int binds, resumes, unbinds;
+} fixture;
+
+static int bind_hook(tt_session *s, int resumed, void *ud)
+{
+    fixture *f = ud;
+    f->binds++;
+    f->resumes += resumed;
+    return 0;
+}
+
+static void unbind_hook(tt_session *s, void *ud)
+{
+    ((fixture *)ud)->unbinds++;
+}
+
+static void deliver_hook(tt_cursor *c, void *ud)
+{
+    ((fixture *)ud)->delivered++;
+}
+
+static tt_registry_options default_options(void)
+{
+    tt_registry_options o = {
+        .headroom = 16,
+        .memory_events = 16,
+        .retain_events = 0,
+        .max_lag_events = 100000,
+        .idle_evict_ms = 0,
+        .transcript_max = 100,
+    };
+    return o;
+}
+
+static void open_registry(fixture *f, const tt_registry_options *o)
+{
+    tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
+    assert_int_equal(tt_store_open(&so, &f->store), 0);
+    tt_registry_hooks hooks = {f, bind_hook, unbind_hook, deliver_hook};
+    assert_int_equal(tt_registry_new(&f->loop, f->store, o, &hooks, &f->reg), 0);
+}
+
+static void close_registry(fixture *f)
+{
+    tt_registry_close(f->reg);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* lets the registry's handles close */
+    tt_store_close(f->store);
+    f->reg = NULL;
+    f->store = NULL;
+}
+
+static fixture *setup_with(const tt_registry_options *o)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/tt_registry_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    open_registry(f, o);
+    return f;
+}
+
+static int setup(void **state)
+{
+    tt_registry_options o = default_options();
+    *state = setup_with(&o);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->reg)
+        close_registry(f);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void on_spin(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Run the loop for about ms milliseconds (the registry's own handles are
+ * unreferenced, so a referenced timer keeps the loop alive meanwhile). */
+static void spin(fixture *f, uint64_t ms)
+{
+    uv_timer_t t;
+    uv_timer_init(&f->loop, &t);
+    uv_timer_start(&t, on_spin, ms, 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+static tt_session *new_session(fixture *f, const char *user)
+{
+    tt_session *s;
+    assert_int_equal(tt_registry_create(f->reg, user, "t", "echo", NULL, NULL, &s), 0);
+    return s;
+}
+
+static void emit_n(tt_session *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert_true(tt_session_emit(s, "delta", json_pack("{s:i}", "i", i)) > 0);
+}
+
+/* Reads every frame the cursor has now; returns how many, checking that the
+ * events (snapshots aside) come in seq order without a gap. */
+static int drain(tt_cursor *c, uint64_t *first_seq, int *snapshots)
+{
+    int n = 0, err = 0;
+    uint64_t last = 0;
+    const tt_frame *fr;
+    while ((fr = tt_cursor_peek(c, &err))) {
+        json_t *ev = json_loads(tt_frame_text(fr), 0, NULL);
+        assert_non_null(ev);
+        uint64_t seq = (uint64_t)json_integer_value(json_object_get(ev, "seq"));
+        if (strcmp(json_string_value(json_object_get(ev, "type")), "snapshot") == 0) {
+            (*snapshots)++;
+        } else {
+            if (last == 0)
+                *first_seq = seq;
+            else
+                assert_int_equal(seq, last + 1);
+            last = seq;
+        }
+        n++;
+        json_decref(ev);
+        tt_cursor_advance(c);
+    }
+    assert_int_equal(err, 0);
+    return n;
+}
+
+static void test_log_events_reach_cursor_only_after_commit(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f, "u");
+    int rec;
+    tt_cursor *c;
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &rec, &c), 0);
+    assert_true(rec);
+    emit_n(s, 5);
+    int err;
+    assert_null(tt_cursor_peek(c, &err)); /* nothing committed yet */
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_true(f->delivered > 0);
+    uint64_t first = 0;
+    int snaps = 0;
+    assert_int_equal(drain(c, &first, &snaps), 5);
+    assert_int_equal(first, 1);
+    assert_int_equal(s->committed, 5);
+    tt_cursor_detach(c);
+}
+
+static void test_log_replay_from_store_beyond_memory(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f, "u");
+    for (int i = 0; i < 10; i++) { /* 10 commits of 100: the ring keeps only 16 */
+        emit_n(s, 100);
+        assert_int_equal(tt_registry_flush(f->reg), 0);
+    }
+    assert_true(s->ring_first > 900);
+    int rec;
+    tt_cursor *c;
+    assert_int_equal(tt_cursor_attach(s, NULL, 41, &rec, &c), 0);
+    assert_true(rec);
+    uint64_t first = 0;
+    int snaps = 0;
+    assert_int_equal(drain(c, &first, &snaps), 1000 - 41);
+    assert_int_equal(first, 42);
+    assert_int_equal(snaps, 0);
+    tt_cursor_detach(c);
+}
+
+static void test_log_ring_grows_for_uncommitted_events(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f, "u");
+    emit_n(s, 500); /* far more than memory_events, all in one pass */
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    uint64_t last = 0;
+    assert_int_equal(tt_store_last_seq(f->store, s->id, &last), 0);
+    assert_int_equal(last, 500);
+}
+
+static void test_log_retention_gives_snapshot(void **state)
+{
+    fixture *f = *state;
+    close_registry(f);
+    tt_registry_options o = default_options();
+    o.retain_events = 10;
+    open_registry(f, &o);
+    tt_session *s = new_session(f, "u");
+    emit_n(s, 50);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(s->first_seq, 41);
+
+    int rec;
+    tt_cursor *c;
+    assert_int_equal(tt_cursor_attach(s, NULL, 5, &rec, &c), 0);
+    assert_false(rec);
+    uint64_t first = 0;
+    int snaps = 0;
+    assert_int_equal(drain(c, &first, &snaps), 1); /* the snapshot; live events follow */
+    assert_int_equal(snaps, 1);
+    emit_n(s, 1);
+    tt_registry_flush(f->reg);
+    assert_int_equal(drain(c, &first, &snaps), 1);
+    assert_int_equal(first, 51);
+    tt_cursor_detach(c);
+
+    assert_int_equal(tt_cursor_attach(s, NULL, 45, &rec, &c), 0);
+    assert_true(rec);
+    tt_cursor_detach(c);
+}
+
+static void test_log_attach_ahead_of_head_gives_snapshot(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f, "u");
+    emit_n(s, 3);
+    tt_registry_flush(f->reg);
+    int rec;
+    tt_cursor *c;
+    assert_int_equal(tt_cursor_attach(s, NULL, 99, &rec, &c), 0);
+    assert_false(rec);
+    tt_cursor_detach(c);
+}
+
+static void test_log_far_lag_gives_snapshot(void **state)
+{
+    fixture *f = *state;
+    close_registry(f);
+    tt_registry_options o = default_options();
+    o.max_lag_events = 20;
+    open_registry(f, &o);
+    tt_session *s = new_session(f, "u");
+    emit_n(s, 100);
+    tt_registry_flush(f->reg);
+    int rec;
+    tt_cursor *c;
+    assert_int_equal(tt_cursor_attach(s, NULL, 10, &rec, &c), 0);
+    assert_false(rec);
+    tt_cursor_detach(c);
+    assert_int_equal(tt_cursor_attach(s, NULL, 85, &rec, &c), 0);
+    assert_true(rec);
+    tt_cursor_detach(c);
+}
+
+static void test_registry_evicts_idle_and_reloads(void **state)
+{
+    fixture *f = *state;
+    close_registry(f);
+    tt_registry_options o = default_options();
+    o.idle_evict_ms = 5;
+    open_registry(f, &o);
+    tt_session *s = new_session(f, "u");
+    char sid[TT_SESSION_ID_MAX + 1];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    tt_session_emit(s, "user", json_pack("{s:s, s:s}", "message_id", "m1", "text", "hello"));
+    tt_session_set_state(s, TT_STATE_WAITING_INPUT, "ask");
+    tt_registry_flush(f->reg);
+    uint64_t head = s->head;
+
+    for (int i = 0; i < 50 && tt_registry_stats_get(f->reg)->sessions_evicted == 0; i++)
+        spin(f, 5);
+    assert_int_equal(tt_registry_stats_get(f->reg)->sessions_evicted, 1);
+    assert_int_equal(tt_registry_stats_get(f->reg)->sessions_memory, 0);
+    assert_int_equal(f->unbinds, 1);
+
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_int_equal(f->resumes, 1);
+    assert_int_equal(s->head, head);
+    assert_int_equal(s->state, TT_STATE_WAITING_INPUT);
+    assert_string_equal(s->step, "ask");
+    assert_string_equal(s->title, "hello");
+    assert_int_equal(json_array_size(s->transcript), 1);
+    assert_int_equal(tt_session_emit(s, "delta", NULL), head + 1);
+}
+
+static void test_registry_running_sessions_are_not_evicted(void **state)
+{
+    fixture *f = *state;
+    close_registry(f);
+    tt_registry_options o = default_options();
+    o.idle_evict_ms = 1;
+    open_registry(f, &o);
+    tt_session *s = new_session(f, "u");
+    tt_session_set_state(s, TT_STATE_RUNNING, "work");
+    tt_registry_flush(f->reg);
+    tt_session *idle = new_session(f, "u");
+    tt_registry_flush(f->reg);
+    for (int i = 0; i < 50 && tt_registry_stats_get(f->reg)->sessions_evicted == 0; i++)
+        spin(f, 3);
+    (void)idle; /* evicted: proves eviction ran while the running one stayed */
+    assert_int_equal(tt_registry_stats_get(f->reg)->sessions_evicted, 1);
+    assert_int_equal(tt_registry_stats_get(f->reg)->sessions_memory, 1);
+    assert_int_equal(s->state, TT_STATE_RUNNING);
+}
+
+static void test_registry_unknown_session_is_not_found(void **state)
+{
+    fixture *f = *state;
+    tt_session *s;
+    assert_int_equal(tt_registry_get(f->reg, "s_nope", &s), TT_ENOTFOUND);
+}
+
+static void test_registry_lists_only_owner(void **state)
+{
+    fixture *f = *state;
+    new_session(f, "alice");
+    new_session(f, "alice");
+    new_session(f, "bob");
+    char owner[256];
+    tt_owner_key("t", "alice", owner, sizeof owner);
+    json_t *list;
+    assert_int_equal(tt_registry_list(f->reg, owner, &list), 0);
+    assert_int_equal(json_array_size(list), 2);
+    json_decref(list);
+}
+
+/* A child process appends, commits, appends more, then dies without a
+ * commit: the parent must find exactly the committed events, and the seq
+ * must continue from there. */
+static void test_log_crash_keeps_committed_only(void **state)
+{
+    fixture *f = *state;
+    close_registry(f);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        tt_store *st;
+        tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
+        if (tt_store_open(&so, &st) != 0)
+            _exit(2);
+        tt_registry_options o = default_options();
+        tt_registry_hooks hooks = {f, bind_hook, unbind_hook, deliver_hook};
+        tt_registry *reg;
+        tt_registry_new(&loop, st, &o, &hooks, &reg);
+        tt_session *s;
+        tt_registry_create(reg, "u", "t", "echo", NULL, NULL, &s);
+        tt_session_set_state(s, TT_STATE_RUNNING, "work");
+        emit_n(s, 7);
+        tt_registry_flush(reg);
+        emit_n(s, 5); /* never committed */
+        if (write(fds[1], s->id, strlen(s->id) + 1) < 0)
+            _exit(3);
+        _exit(0); /* a crash: no flush, no close */
+    }
+    close(fds[1]);
+    char sid[TT_SESSION_ID_MAX + 1] = "";
+    assert_true(read(fds[0], sid, sizeof sid) > 0);
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    tt_registry_options o = default_options();
+    open_registry(f, &o);
+    size_t resumed = 0;
+    assert_int_equal(tt_registry_resume_active(f->reg, &resumed), 0);
+    assert_int_equal(resumed, 1); /* it was running: resumed at start-up */
+    tt_session *s;
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_int_equal(s->head, 8); /* the state event + 7 deltas */
+    assert_int_equal(tt_session_emit(s, "delta", NULL), 9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_log_events_reach_cursor_only_after_commit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_replay_from_store_beyond_memory, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_ring_grows_for_uncommitted_events, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_retention_gives_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_attach_ahead_of_head_gives_snapshot, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_far_lag_gives_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_evicts_idle_and_reloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_running_sessions_are_not_evicted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_registry_unknown_session_is_not_found, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_registry_lists_only_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_crash_keeps_committed_only, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
