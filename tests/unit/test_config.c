@@ -1,0 +1,124 @@
+/* server/config.c: defaults, precedence (flags > env > file), refusals. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "protocol/errors.h"
+#include "server/config.h"
+
+static int load(tt_config *cfg, char **argv, char **envp, char *err)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    int exit_now = 0;
+    return tt_config_load(cfg, argc, argv, envp, &exit_now, err, 256);
+}
+
+static void test_config_defaults(void **state)
+{
+    tt_config cfg;
+    char err[256];
+    char *argv[] = {"tether", NULL};
+    char *envp[] = {NULL};
+    assert_int_equal(load(&cfg, argv, envp, err), 0);
+    assert_string_equal(cfg.host, "127.0.0.1");
+    assert_int_equal(cfg.port, 8080);
+    assert_string_equal(cfg.data_dir, "./data");
+    assert_int_equal(cfg.max_frame_bytes, 1048576);
+    assert_string_equal(cfg.sync, "periodic");
+    assert_int_equal(cfg.n_api_keys, 0);
+    tt_config_free(&cfg);
+}
+
+static void test_config_precedence_flag_env_file(void **state)
+{
+    char path[] = "/tmp/tt_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *json = "{\"port\": 1111, \"heartbeat-s\": 7, \"echo-delay-ms\": 3,"
+                       " \"api-key\": [\"filekey\"]}";
+    assert_int_equal(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+
+    char cfgflag[64];
+    snprintf(cfgflag, sizeof cfgflag, "--config=%s", path);
+    char *argv[] = {"tether", cfgflag, "--port", "3333", NULL};
+    char *envp[] = {"TETHER_PORT=2222", "TETHER_HEARTBEAT_S=9", "TETHER_API_KEYS=a,b:t2", NULL};
+    tt_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, argv, envp, err), 0);
+    assert_int_equal(cfg.port, 3333);       /* flag beats env and file */
+    assert_int_equal(cfg.heartbeat_s, 9);   /* env beats file */
+    assert_int_equal(cfg.echo_delay_ms, 3); /* file beats default */
+    assert_int_equal(cfg.n_api_keys, 2);    /* env list replaces the file's */
+    assert_string_equal(cfg.api_keys[0], "a");
+    assert_string_equal(cfg.api_keys[1], "b:t2");
+    tt_config_free(&cfg);
+    unlink(path);
+}
+
+static void expect_refused(char **argv, const char *why)
+{
+    tt_config cfg;
+    char err[256] = "";
+    char *envp[] = {NULL};
+    assert_int_equal(load(&cfg, argv, envp, err), TT_EINVAL);
+    if (!strstr(err, why))
+        fail_msg("expected '%s' in '%s'", why, err);
+}
+
+static void test_config_refuses_bad_values(void **state)
+{
+    expect_refused((char *[]){"tether", "--port", "0", NULL}, "--port");
+    expect_refused((char *[]){"tether", "--port", "80x", NULL}, "--port");
+    expect_refused((char *[]){"tether", "--port=99999", NULL}, "--port");
+    expect_refused((char *[]){"tether", "--sync", "sometimes", NULL}, "commit|periodic|none");
+    expect_refused((char *[]){"tether", "--nope", "1", NULL}, "unknown option");
+    expect_refused((char *[]){"tether", "--port", NULL}, "needs a value");
+    expect_refused((char *[]){"tether", "stray", NULL}, "unexpected argument");
+    expect_refused((char *[]){"tether", "--jwt-secret", "short", NULL}, "32 bytes");
+    expect_refused((char *[]){"tether", "--config", "/nonexistent/tether.json", NULL},
+                   "config file");
+}
+
+static void test_config_refuses_bad_env(void **state)
+{
+    tt_config cfg;
+    char err[256] = "";
+    char *argv[] = {"tether", NULL};
+    char *envp[] = {"TETHER_MAX_FRAME_BYTES=lots", NULL};
+    assert_int_equal(load(&cfg, argv, envp, err), TT_EINVAL);
+    assert_non_null(strstr(err, "TETHER_MAX_FRAME_BYTES"));
+}
+
+static void test_config_refuses_unknown_file_keys(void **state)
+{
+    char path[] = "/tmp/tt_config_XXXXXX";
+    int fd = mkstemp(path);
+    const char *json = "{\"prot\": 1}";
+    assert_int_equal(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    char flag[64];
+    snprintf(flag, sizeof flag, "--config=%s", path);
+    expect_refused((char *[]){"tether", flag, NULL}, "unknown option 'prot'");
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_precedence_flag_env_file),
+        cmocka_unit_test(test_config_refuses_bad_values),
+        cmocka_unit_test(test_config_refuses_bad_env),
+        cmocka_unit_test(test_config_refuses_unknown_file_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
