@@ -40,7 +40,7 @@ static const opt options[] = {
     {"api-key-hash", K_LIST, O(api_key_hashes), O(n_api_key_hashes), 0, 0, NULL, "",
      "as --api-key, given as the key's SHA-256 in hex (see `tether hash-key`)"},
     {"jwt-secret", K_STR, O(jwt_secret), S(jwt_secret), 0, 0, NULL, "",
-     "token signing secret, >= 32 bytes; empty: generated once and kept in the store"},
+     "token signing secret, 32 to 64 bytes; empty: generated once and kept in the store"},
     {"token-max-ttl-s", K_I64, O(token_max_ttl_s), 0, 1, 31 * 86400, NULL, "86400",
      "longest token lifetime POST /v1/tokens grants"},
     {"max-frame-bytes", K_I64, O(max_frame_bytes), 0, 1024, 64 << 20, NULL, "1048576",
@@ -85,8 +85,8 @@ static void env_name(const opt *o, char *out, size_t n)
     for (const char *p = o->name; *p && (size_t)w + 1 < n; p++)
         out[w++] = (*p == '-') ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
     out[w] = '\0';
-    if (o->kind == K_LIST && (size_t)w + 1 < n)
-        strcat(out, "S"); /* TETHER_API_KEYS */
+    if (o->kind == K_LIST && (size_t)w + 3 < n) /* TETHER_API_KEYS, TETHER_API_KEY_HASHES */
+        strcat(out, out[w - 1] == 'H' ? "ES" : "S");
 }
 
 static const opt *find(const char *name, size_t len)
@@ -343,8 +343,9 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
         }
         rc = set_from_source(cfg, o, val, "command line", seen, err, n);
     }
-    if (rc == 0 && cfg->jwt_secret[0] && strlen(cfg->jwt_secret) < 32) {
-        snprintf(err, n, "--jwt-secret must be at least 32 bytes");
+    size_t secret_len = strlen(cfg->jwt_secret);
+    if (rc == 0 && secret_len && (secret_len < 32 || secret_len > 64)) {
+        snprintf(err, n, "--jwt-secret must be 32 to 64 bytes");
         rc = TT_EINVAL;
     }
     if (rc == 0 && cfg->map_size_max_mb < cfg->map_size_mb) {

@@ -25,7 +25,7 @@
 #include "protocol/errors.h"
 #include "server/jwt.h"
 
-#define SIG_LEN 32 /* HMAC-SHA256 */
+#define SIG_LEN 32    /* HMAC-SHA256 */
 #define CLAIM_MAX 128 /* sizeof claims->sub and ->tenant, NUL included */
 
 /* The one header we mint, as JSON.stringify would write it. */

@@ -91,17 +91,19 @@ static int setup_auth(tt_server *srv)
 {
     tt_config *cfg = &srv->cfg;
     srv->auth.max_ttl_s = cfg->token_max_ttl_s;
-    for (size_t i = 0; i < cfg->n_api_keys; i++) {
-        if (tt_auth_add_key(&srv->auth, cfg->api_keys[i]) != 0) {
-            tt_log(TT_ERROR, "bad --api-key: use KEY or KEY:tenant", NULL);
-            return TT_EINVAL;
-        }
-    }
-    for (size_t i = 0; i < cfg->n_api_key_hashes; i++) {
-        if (tt_auth_add_key_hash(&srv->auth, cfg->api_key_hashes[i]) != 0) {
-            tt_log(TT_ERROR, "bad --api-key-hash: use 64 hex digits, optionally :tenant", NULL);
-            return TT_EINVAL;
-        }
+    for (size_t i = 0; i < cfg->n_api_keys + cfg->n_api_key_hashes; i++) {
+        int hashed = i >= cfg->n_api_keys;
+        int rc = hashed ? tt_auth_add_key_hash(&srv->auth, cfg->api_key_hashes[i - cfg->n_api_keys])
+                        : tt_auth_add_key(&srv->auth, cfg->api_keys[i]);
+        if (rc == 0)
+            continue;
+        const char *why = rc == TT_ECONFLICT ? "the same key is given twice with different tenants"
+                          : rc == TT_EFULL   ? "too many API keys"
+                          : hashed ? "use 64 hex digits, optionally :tenant (tenant <= 63 bytes)"
+                                   : "use KEY or KEY:tenant (tenant <= 63 bytes)";
+        tt_log(TT_ERROR, hashed ? "bad --api-key-hash" : "bad --api-key",
+               json_pack("{s:s, s:i}", "why", why, "position", (int)i + 1));
+        return TT_EINVAL;
     }
     if (srv->auth.n_keys == 0)
         tt_log(TT_WARN,

@@ -13,6 +13,7 @@
 
 #define RECORD_VERSION 1
 #define CLIENT_MSG_IDS_MAX 64
+#define RING_INITIAL 16
 
 static const char *state_names[TT_STATE__LAST] = {
     "idle", "running", "waiting_input", "waiting_approval", "done", "failed", "closed",
@@ -69,9 +70,7 @@ tt_session *tt_session_new(tt_registry *reg)
     if (!s)
         return NULL;
     s->reg = reg;
-    s->ring_cap = tt_registry_options_get(reg)->memory_events;
-    if (s->ring_cap < 16)
-        s->ring_cap = 16;
+    s->ring_cap = RING_INITIAL; /* grows on demand up to memory_events */
     s->ring = calloc(s->ring_cap, sizeof *s->ring);
     s->agent_state = json_object();
     s->transcript = json_array();
@@ -105,14 +104,16 @@ void tt_session_free(tt_session *s)
     free(s);
 }
 
-/* Make room for seq head+1. The oldest committed event is dropped when the
- * ring is full; uncommitted events are never dropped, the ring grows instead. */
+/* Make room for seq head+1. A full ring grows up to memory_events; past that
+ * the oldest committed event is dropped. Uncommitted events are never
+ * dropped: the ring grows for them whatever its size. */
 static int ring_make_room(tt_session *s)
 {
     uint64_t count = s->head + 1 - s->ring_first;
     if (count < s->ring_cap)
         return 0;
-    if (s->ring_first <= s->committed) {
+    if (s->ring_first <= s->committed &&
+        s->ring_cap >= tt_registry_options_get(s->reg)->memory_events) {
         tt_frame_release(&s->ring[s->ring_first % s->ring_cap]);
         s->ring_first++;
         return 0;

@@ -83,7 +83,7 @@ static void test_config_refuses_bad_values(void **state)
     expect_refused((char *[]){"tether", "--nope", "1", NULL}, "unknown option");
     expect_refused((char *[]){"tether", "--port", NULL}, "needs a value");
     expect_refused((char *[]){"tether", "stray", NULL}, "unexpected argument");
-    expect_refused((char *[]){"tether", "--jwt-secret", "short", NULL}, "32 bytes");
+    expect_refused((char *[]){"tether", "--jwt-secret", "short", NULL}, "32 to 64 bytes");
     expect_refused((char *[]){"tether", "--config", "/nonexistent/tether.json", NULL},
                    "config file");
 }
