@@ -20,7 +20,7 @@
 
 const struct lws_protocols tt_protocols[] = {
     /* First: a WebSocket client that names no subprotocol is bound here. */
-    {"tether.v1", tt_ws_callback, sizeof(tt_conn *), 64 * 1024, 0, NULL, 0},
+    {"tether.v1", tt_ws_callback, sizeof(tt_conn *), 16 * 1024, 0, NULL, 0},
     {"tether-http", tt_http_callback, 256 + TT_JWT_MAX_LEN + 128, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
