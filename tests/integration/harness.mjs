@@ -385,6 +385,16 @@ export class Client {
     return this._wait('frame', pred, timeoutMs, from, false, `frame ${pred.toString().slice(0, 120)}`);
   }
 
+  /** ping (with an id); resolves with the pong, which must carry re == id. */
+  async ping(timeoutMs = 3000) {
+    const id = `${this.name}-p${this._nextId++}`;
+    const from = this.frames.length;
+    this.send({ type: 'ping', id });
+    const f = await this.waitFrame((x) => x.type === 'pong' || (x.type === 'error' && x.re === id), timeoutMs, from);
+    if (f.type === 'pong' && f.re !== id) throw new Error(`${this.name}: pong without re=${id}: ${JSON.stringify(f)}`);
+    return f;
+  }
+
   /** hello with token (omitted when undefined); resolves with the reply. */
   hello(token, extra = {}) {
     const m = { type: 'hello', client: 'tether-it/1', ...extra };

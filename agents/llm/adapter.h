@@ -1,0 +1,66 @@
+/* Provider adapters: the wire formats of OpenAI-compatible chat completions
+ * and embeddings, and of Anthropic Messages (see llm.h for the types).
+ *
+ * Nothing here does I/O: an adapter builds request bodies and headers, and
+ * parses response bodies fed to it in whatever pieces the network delivers,
+ * so every format is tested on recorded streams byte by byte. */
+#ifndef TT_ADAPTER_H
+#define TT_ADAPTER_H
+
+#include "agents/llm/llm.h"
+
+#define TT_LLM_BODY_MAX (8u << 20)  /* a non-streamed response larger than this is malformed */
+#define TT_LLM_EVENT_MAX (1u << 20) /* one SSE event larger than this is malformed */
+
+/* The path appended to a target's base URL: "/chat/completions" (the base
+ * carries "/v1", as OpenAI clients expect) or "/v1/messages" (Anthropic
+ * base "https://api.anthropic.com"). */
+const char *tt_llm_path(tt_llm_provider p);
+const char *tt_llm_provider_name(tt_llm_provider p);
+int tt_llm_provider_parse(const char *name, tt_llm_provider *out);
+
+/* Request headers other than Content-Type, one "Name: value" per entry,
+ * NULL-terminated, written into out (at most n entries, strings malloc'd;
+ * free with tt_llm_headers_free). OpenAI: Authorization: Bearer KEY;
+ * Anthropic: x-api-key, anthropic-version: 2023-06-01. */
+int tt_llm_headers(tt_llm_provider p, const char *api_key, char **out, size_t n);
+void tt_llm_headers_free(char **headers);
+
+/* The JSON body for req (malloc'd text; caller frees). OpenAI streaming asks
+ * for stream_options.include_usage. Anthropic: system messages go to the
+ * top-level "system", max_tokens defaults to 1024, tool results become
+ * tool_result blocks in a user turn. */
+int tt_llm_build_body(tt_llm_provider p, const tt_llm_request *req, char **body, size_t *len);
+
+/* Parses one response body (status 2xx) into events. For a streamed response
+ * the bytes are SSE; otherwise one JSON document, parsed at finish. A stream
+ * that ends without its terminal event ([DONE] / message_stop) yields an
+ * ERROR event of class NETWORK ("stream ended early"); an unparseable chunk
+ * yields MALFORMED. Tool-call argument fragments are passed on as they come. */
+typedef struct tt_llm_parser tt_llm_parser;
+int tt_llm_parser_new(tt_llm_provider p, int stream, tt_llm_event_fn fn, void *ud,
+                      tt_llm_parser **out);
+/* Returns 0, or non-zero once an ERROR event was emitted (stop feeding). */
+int tt_llm_parser_feed(tt_llm_parser *p, const char *data, size_t len);
+/* The body ended. Emits FINISH (after any USAGE) or ERROR. */
+int tt_llm_parser_finish(tt_llm_parser *p);
+void tt_llm_parser_free(tt_llm_parser *p);
+
+/* Classify a non-2xx response. retry_after is the Retry-After header value
+ * (seconds or an HTTP-date; NULL when absent); now_ms is the wall clock for
+ * HTTP-dates. The body is the provider's error JSON (or anything). */
+void tt_llm_classify_http(tt_llm_provider p, int status, const char *retry_after, const char *body,
+                          size_t len, int64_t now_ms, tt_llm_error *out);
+
+/* Retry-After in milliseconds from now (seconds or HTTP-date); -1 when
+ * unparseable; 0 for a date in the past. */
+int64_t tt_llm_parse_retry_after(const char *value, int64_t now_ms);
+
+/* OpenAI-compatible embeddings: body for {model, input:[...]} and the
+ * vectors of a response (row-major, n_inputs x *dims floats; caller frees). */
+int tt_llm_build_embeddings_body(const char *model, const char *const *inputs, size_t n,
+                                 char **body, size_t *len);
+int tt_llm_parse_embeddings(const char *body, size_t len, size_t n_inputs, float **vectors,
+                            size_t *dims, int64_t *prompt_tokens);
+
+#endif
