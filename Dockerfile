@@ -6,7 +6,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
-      liblmdb-dev libjansson-dev libssl-dev libcmocka-dev \
+      liblmdb-dev libjansson-dev libssl-dev libcmocka-dev libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -16,7 +16,8 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_TESTS=OFF \
 FROM debian:bookworm-slim
 # libwebsockets-evlib-uv is not pulled in by libwebsockets17 but is needed at run time.
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libwebsockets17 libwebsockets-evlib-uv libuv1 liblmdb0 libjansson4 libssl3 ca-certificates \
+      libwebsockets17 libwebsockets-evlib-uv libuv1 liblmdb0 libjansson4 libssl3 libcurl4 \
+      ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data --shell /usr/sbin/nologin tether \
     && mkdir -p /data && chown tether /data

@@ -1,0 +1,448 @@
+/* libcurl's multi-socket API on libuv (see http.h).
+ *
+ * curl tells us which sockets to watch (socket callback) and when to wake it
+ * (timer callback); uv_poll handles and one uv_timer do the watching, and
+ * curl_multi_socket_action() does the work. Per request, one more uv_timer
+ * enforces the first-byte and between-chunk timeouts that curl lacks. */
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agents/llm/http.h"
+#include "protocol/errors.h"
+
+#define MAX_HEADERS 64
+#define MAX_HEADER_BYTES 8192
+
+struct tt_http {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    tt_http_req *reqs;
+    struct sock_ctx *socks; /* sockets curl asked us to watch */
+    tt_http_stats stats;
+    int closing;
+    int open_handles; /* uv handles not yet closed: the timer and socket polls */
+};
+
+typedef struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    tt_http *h;
+    struct sock_ctx *next, *prev; /* tt_http.socks */
+} sock_ctx;
+
+struct tt_http_req {
+    tt_http *h;
+    CURL *easy;
+    struct curl_slist *req_headers;
+    char *body;
+    tt_http_callbacks cb;
+    void *ud;
+    tt_http_timeouts t;
+    uv_timer_t *watchdog; /* first byte / idle; allocated apart, closed asynchronously */
+    char *headers[MAX_HEADERS]; /* response headers, "name: value" */
+    size_t n_headers, header_bytes;
+    int status;
+    int headers_told;
+    int got_body;
+    int paused;
+    int in_callback;
+    int cancel_requested;
+    int finished;
+    tt_http_req *next, *prev;
+};
+
+static void check_done(tt_http *h);
+
+static void maybe_free(tt_http *h)
+{
+    if (h->closing && h->open_handles == 0)
+        free(h);
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    tt_http *h = handle->data;
+    if (handle != (uv_handle_t *)&h->timer)
+        free(handle); /* a sock_ctx: its poll is its first member */
+    h->open_handles--;
+    maybe_free(h);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    sock_ctx *ctx = (sock_ctx *)p;
+    tt_http *h = ctx->h;
+    int flags = 0, running;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    else
+        flags = ((events & UV_READABLE) ? CURL_CSELECT_IN : 0) |
+                ((events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0);
+    curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
+    check_done(h);
+}
+
+static void sock_close(tt_http *h, sock_ctx *ctx)
+{
+    if (ctx->prev)
+        ctx->prev->next = ctx->next;
+    else
+        h->socks = ctx->next;
+    if (ctx->next)
+        ctx->next->prev = ctx->prev;
+    uv_poll_stop(&ctx->poll);
+    uv_close((uv_handle_t *)&ctx->poll, on_handle_closed);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
+{
+    tt_http *h = userp;
+    sock_ctx *ctx = socketp;
+    if (action == CURL_POLL_REMOVE) {
+        if (ctx) {
+            sock_close(h, ctx);
+            if (h->multi)
+                curl_multi_assign(h->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!ctx) {
+        ctx = calloc(1, sizeof *ctx);
+        if (!ctx || uv_poll_init_socket(h->loop, &ctx->poll, fd) != 0) {
+            free(ctx);
+            return -1;
+        }
+        ctx->fd = fd;
+        ctx->h = h;
+        ctx->poll.data = h;
+        ctx->next = h->socks;
+        if (h->socks)
+            h->socks->prev = ctx;
+        h->socks = ctx;
+        h->open_handles++;
+        curl_multi_assign(h->multi, fd, ctx);
+    }
+    int events = 0;
+    if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&ctx->poll, events, on_poll);
+    return 0;
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+    tt_http *h = t->data;
+    int running;
+    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(h);
+}
+
+static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
+{
+    tt_http *h = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&h->timer);
+    else
+        uv_timer_start(&h->timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+int tt_http_new(uv_loop_t *loop, tt_http **out)
+{
+    static int global_done;
+    if (!global_done) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return TT_EIO;
+        global_done = 1;
+    }
+    tt_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return TT_ENOMEM;
+    h->loop = loop;
+    h->multi = curl_multi_init();
+    if (!h->multi) {
+        free(h);
+        return TT_ENOMEM;
+    }
+    uv_timer_init(loop, &h->timer);
+    h->timer.data = h;
+    uv_unref((uv_handle_t *)&h->timer);
+    h->open_handles = 1;
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    *out = h;
+    return 0;
+}
+
+static void free_watchdog(uv_handle_t *t)
+{
+    free(t);
+}
+
+/* End r: detach it from curl, tell the owner, free it. */
+static void finish(tt_http_req *r, tt_llm_error_class result, const char *detail)
+{
+    if (r->finished)
+        return;
+    r->finished = 1;
+    tt_http *h = r->h;
+    curl_multi_remove_handle(h->multi, r->easy);
+    uv_timer_stop(r->watchdog);
+    uv_close((uv_handle_t *)r->watchdog, free_watchdog);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        h->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    h->stats.active--;
+    if (result == TT_LLM_ERR_NONE)
+        h->stats.completed++;
+    else if (result == TT_LLM_ERR_CANCELLED)
+        h->stats.cancelled++;
+    else if (result == TT_LLM_ERR_TIMEOUT)
+        h->stats.timeouts++;
+    else
+        h->stats.failed++;
+    if (!r->headers_told && r->status > 0 && r->cb.on_headers) {
+        r->headers_told = 1;
+        r->cb.on_headers(r, r->status, r->ud);
+    }
+    r->cb.on_done(r, result, detail, r->ud);
+    curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->req_headers);
+    for (size_t i = 0; i < r->n_headers; i++)
+        free(r->headers[i]);
+    free(r->body);
+    free(r);
+}
+
+static void check_done(tt_http *h)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(h->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        tt_http_req *r = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CURLcode rc = msg->data.result;
+        if (rc == CURLE_OK)
+            finish(r, TT_LLM_ERR_NONE, "complete");
+        else if (r->cancel_requested)
+            finish(r, TT_LLM_ERR_CANCELLED, "cancelled");
+        else if (rc == CURLE_OPERATION_TIMEDOUT)
+            finish(r, TT_LLM_ERR_TIMEOUT, "timed out (connect or total)");
+        else
+            finish(r, TT_LLM_ERR_NETWORK, curl_easy_strerror(rc));
+    }
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    tt_http_req *r = t->data;
+    finish(r, TT_LLM_ERR_TIMEOUT, r->got_body ? "stalled between chunks" : "no first byte in time");
+}
+
+static void arm_watchdog(tt_http_req *r)
+{
+    if (r->paused)
+        return;
+    int64_t ms = r->got_body ? r->t.idle_ms : r->t.first_byte_ms;
+    uv_timer_start(r->watchdog, on_watchdog, (uint64_t)ms, 0);
+}
+
+static size_t on_header_line(char *buf, size_t size, size_t n, void *ud)
+{
+    tt_http_req *r = ud;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+        /* A new status line (after a 100 Continue or a redirect): start over. */
+        for (size_t i = 0; i < r->n_headers; i++)
+            free(r->headers[i]);
+        r->n_headers = r->header_bytes = 0;
+        return len;
+    }
+    while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
+        len--;
+    if (len == 0 || r->n_headers >= MAX_HEADERS || r->header_bytes + len > MAX_HEADER_BYTES)
+        return size * n;
+    char *copy = strndup(buf, len);
+    if (!copy)
+        return 0;
+    r->headers[r->n_headers++] = copy;
+    r->header_bytes += len;
+    return size * n;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *ud)
+{
+    tt_http_req *r = ud;
+    size_t len = size * n;
+    if (r->cancel_requested)
+        return 0;
+    r->in_callback = 1;
+    if (!r->headers_told) {
+        long status = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        r->status = (int)status;
+        r->headers_told = 1;
+        if (r->cb.on_headers)
+            r->cb.on_headers(r, r->status, r->ud);
+    }
+    r->got_body = 1;
+    int stop = r->cancel_requested || r->cb.on_data(r, buf, len, r->ud) != 0;
+    r->in_callback = 0;
+    if (stop || r->cancel_requested) {
+        r->cancel_requested = 1;
+        return 0; /* curl aborts with CURLE_WRITE_ERROR; check_done says CANCELLED */
+    }
+    arm_watchdog(r);
+    return len;
+}
+
+int tt_http_start(tt_http *h, const char *method, const char *url, const char *const *headers,
+                  const char *body, size_t body_len, const tt_http_timeouts *t,
+                  const tt_http_callbacks *cb, void *ud, tt_http_req **out)
+{
+    if (h->closing)
+        return TT_ECONFLICT;
+    tt_http_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return TT_ENOMEM;
+    r->h = h;
+    r->cb = *cb;
+    r->ud = ud;
+    r->t = t ? *t : (tt_http_timeouts){0};
+    if (r->t.connect_ms <= 0)
+        r->t.connect_ms = 10000;
+    if (r->t.first_byte_ms <= 0)
+        r->t.first_byte_ms = 60000;
+    if (r->t.idle_ms <= 0)
+        r->t.idle_ms = 60000;
+    if (r->t.total_ms <= 0)
+        r->t.total_ms = 600000;
+    r->easy = curl_easy_init();
+    r->watchdog = malloc(sizeof *r->watchdog);
+    if (body_len && (r->body = malloc(body_len)))
+        memcpy(r->body, body, body_len);
+    if (!r->easy || !r->watchdog || (body_len && !r->body))
+        goto fail;
+    for (const char *const *p = headers; p && *p; p++) {
+        struct curl_slist *next = curl_slist_append(r->req_headers, *p);
+        if (!next)
+            goto fail;
+        r->req_headers = next;
+    }
+    CURL *e = r->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (body_len || strcmp(method, "POST") == 0) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->req_headers);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_line);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->t.connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->t.total_ms);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    uv_timer_init(h->loop, r->watchdog);
+    r->watchdog->data = r;
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+        uv_close((uv_handle_t *)r->watchdog, free_watchdog);
+        r->watchdog = NULL;
+        goto fail;
+    }
+    r->next = h->reqs;
+    if (h->reqs)
+        h->reqs->prev = r;
+    h->reqs = r;
+    h->stats.started++;
+    h->stats.active++;
+    arm_watchdog(r);
+    if (out)
+        *out = r;
+    return 0;
+fail:
+    if (r->easy)
+        curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->req_headers);
+    free(r->watchdog);
+    free(r->body);
+    free(r);
+    return TT_ENOMEM;
+}
+
+void tt_http_cancel(tt_http_req *r)
+{
+    if (!r || r->finished)
+        return;
+    r->cancel_requested = 1;
+    if (r->in_callback)
+        return; /* on_body returns 0 once the callback is back */
+    finish(r, TT_LLM_ERR_CANCELLED, "cancelled");
+}
+
+void tt_http_pause(tt_http_req *r, int paused)
+{
+    if (r->finished || r->paused == paused)
+        return;
+    r->paused = paused;
+    if (paused)
+        uv_timer_stop(r->watchdog);
+    curl_easy_pause(r->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+    if (!paused)
+        arm_watchdog(r);
+}
+
+const char *tt_http_header(const tt_http_req *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const char *hdr = r->headers[i];
+        if (strncasecmp(hdr, name, n) == 0 && hdr[n] == ':') {
+            const char *v = hdr + n + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+const tt_http_stats *tt_http_stats_get(const tt_http *h)
+{
+    return &h->stats;
+}
+
+void tt_http_close(tt_http *h)
+{
+    if (!h || h->closing)
+        return;
+    h->closing = 1;
+    while (h->reqs)
+        finish(h->reqs, TT_LLM_ERR_CANCELLED, "shutting down");
+    CURLM *multi = h->multi;
+    curl_multi_cleanup(multi); /* may report sockets removed through on_socket */
+    h->multi = NULL;
+    while (h->socks)
+        sock_close(h, h->socks);
+    uv_timer_stop(&h->timer);
+    uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+}
