@@ -191,7 +191,10 @@ static int setup_listener(tt_server *srv)
     info.retry_and_idle_policy = &retry;
     info.vhost_name = "tether";
     info.server_string = "tether";
-    lws_set_log_level(LLL_ERR, NULL);
+    lws_set_log_level(strcmp(srv->cfg.log_level, "debug") == 0
+                          ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_DEBUG
+                          : LLL_ERR,
+                      NULL);
     srv->lws = lws_create_context(&info);
     if (!srv->lws) {
         tt_log(TT_ERROR, "cannot listen (port in use, or the libwebsockets-evlib-uv package "

@@ -15,6 +15,24 @@
 #define WRITE_BUDGET (256 * 1024)
 #define HELLO_TIMEOUT_S 10
 #define FAR_OVER_FACTOR 8 /* a message this many times the limit closes the socket */
+/* lws's own value for a close frame; 4.1 keeps it out of the public enum. */
+#define TT_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+/* Send a close frame ourselves, then the caller returns -1. lws 4.1 on libuv
+ * drops the connection without sending the frame that lws_close_reason()
+ * prepared (its close path skips the wait for a writable socket), so the
+ * client would see 1006 instead of our code. */
+static void send_close(struct lws *wsi, int code, const char *reason)
+{
+    unsigned char buf[LWS_PRE + 2 + 123];
+    size_t n = strlen(reason);
+    if (n > 123)
+        n = 123; /* a close frame's payload is at most 125 bytes */
+    buf[LWS_PRE] = (unsigned char)(code >> 8);
+    buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
+    memcpy(buf + LWS_PRE + 2, reason, n);
+    lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE);
+}
 
 static void outq_free(tt_conn *c)
 {
@@ -253,8 +271,7 @@ static int receive(tt_conn *c, const char *in, size_t len)
         c->rx_dropped += len;
         if (c->rx_dropped + c->rx_len > max * FAR_OVER_FACTOR) {
             c->srv->metrics.errors[5]++; /* too_large */
-            lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                             (unsigned char *)"frame too large", 15);
+            send_close(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "frame too large");
             return -1;
         }
     } else {
@@ -345,9 +362,8 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         tt_conn_pump(c);
         if (c->failed)
             return -1;
-        if (c->close_code && !c->out_head) {
-            lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-                             (unsigned char *)c->close_reason, strlen(c->close_reason));
+        if (c->close_code && !c->out_head && !lws_send_pipe_choked(wsi)) {
+            send_close(wsi, c->close_code, c->close_reason);
             return -1;
         }
         return 0;

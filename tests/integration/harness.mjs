@@ -30,6 +30,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const live = new Set(); // every child process not yet seen to exit
 const allClients = new Set(); // every client not yet cleaned up
+const allServers = new Set(); // every Server not yet cleaned up
 
 function killAll() {
   for (const p of live) {
@@ -44,6 +45,7 @@ after(async () => {
   const waits = [...live].map((p) => new Promise((r) => { if (p.exitCode !== null || p.signalCode !== null) r(); else { p.once('exit', r); } }));
   killAll();
   await Promise.all(waits);
+  await Promise.all([...allServers].map((s) => s.cleanup()));
 });
 
 /** A free loopback TCP port: listen on 0, read the port, close. */
@@ -221,6 +223,7 @@ class Server {
 
   /** Kill (if needed) and remove the temp data dir. Never throws. */
   async cleanup() {
+    allServers.delete(this);
     try { if (this.alive) { this.proc.kill('SIGKILL'); await this.exited; } } catch { /* ignore */ }
     if (this.ownsDataDir) {
       try { fs.rmSync(this.dataDir, { recursive: true, force: true }); } catch { /* ignore */ }
@@ -238,6 +241,7 @@ export async function startServer({ dataDir, args = [], env = {} } = {}) {
   const owns = !dataDir;
   const dir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tether-it-'));
   const srv = new Server({ dataDir: dir, args, env, ownsDataDir: owns });
+  allServers.add(srv);
   try {
     await srv._spawn(await freePort());
   } catch (e) {
@@ -427,12 +431,13 @@ export class Client {
  *  protocols: subprotocols offered (default ['tether.v1']; [] for none)
  *  token:     if given, a hello with this token is sent and must get welcome
  *  hello:     true to send a hello without token (open mode)
+ *  wsOptions: extra options for the ws client (e.g. {autoPong:false})
  * Resolves with a Client once open (rejects if the upgrade fails).
  */
-export function connect(port, { token, header, query, protocols = [SUBPROTOCOL], hello = false, name } = {}) {
+export function connect(port, { token, header, query, protocols = [SUBPROTOCOL], hello = false, name, wsOptions = {} } = {}) {
   const q = query !== undefined ? `?token=${encodeURIComponent(query)}` : '';
   const headers = header !== undefined ? { Authorization: `Bearer ${header}` } : {};
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws${q}`, protocols, { headers, handshakeTimeout: 5000, maxPayload: 64 << 20 });
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws${q}`, protocols, { headers, handshakeTimeout: 5000, maxPayload: 64 << 20, ...wsOptions });
   const c = new Client(ws, name ?? `c${++clientSeq}`);
   allClients.add(c);
   return new Promise((resolve, reject) => {
