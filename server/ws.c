@@ -241,15 +241,14 @@ static void handle_frame(tt_conn *c)
         tt_conn_error(c, NULL, TT_EINVAL, "binary frames are not accepted; send JSON text");
         return;
     }
-    if (!rate_ok(c)) {
-        tt_conn_error(c, NULL, TT_ERATE, "too many messages; slow down");
-        return;
-    }
     tt_msg m;
     char err[160];
     int rc = tt_msg_decode(c->rx, c->rx_len, (size_t)srv->cfg.max_frame_bytes, &m, err,
                            sizeof err);
-    if (rc) {
+    /* Decoded first (bounded by max_frame_bytes) so the refusal can carry `re`. */
+    if (!rate_ok(c)) {
+        tt_conn_error(c, m.id, TT_ERATE, "too many messages; slow down");
+    } else if (rc) {
         tt_conn_error(c, m.id, rc, err);
     } else if (!c->welcomed && !c->authed && m.type != TT_MSG_HELLO) {
         tt_conn_error(c, m.id, TT_EAUTH, "the first message must be hello");

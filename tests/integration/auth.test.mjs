@@ -1,6 +1,7 @@
 // hello and authentication: the first frame, JWT checks, header/query tokens, open mode.
 import assert from 'node:assert/strict';
-import { connect, itest, mintJwt, mintViaApi, openSession } from './harness.mjs';
+import os from 'node:os';
+import { connect, itest, mintJwt, mintViaApi, openSession, within } from './harness.mjs';
 
 const SECRET = 'auth-test-secret-abcdefghijklmnopqrstuvwxyz-0123';
 const AUTH_ARGS = ['--api-key', 'key-a:t1', '--jwt-secret', SECRET];
@@ -21,7 +22,7 @@ async function expectRejected(c, reply) {
   assert.equal(reply.type, 'error', `expected error, got ${JSON.stringify(reply)}`);
   assert.equal(reply.code, 'unauthenticated', `expected unauthenticated, got ${JSON.stringify(reply)}`);
   assert.equal(typeof reply.message, 'string');
-  const closed = await Promise.race([c.closed, new Promise((r) => setTimeout(() => r(null), 3000))]);
+  const closed = await within(c.closed, 3000);
   assert.ok(closed, 'socket must be closed after unauthenticated');
   assert.equal(closed.code, 4001, `close code ${JSON.stringify(closed)}`);
 }
@@ -131,8 +132,9 @@ itest('a bad token in ?token= is refused (HTTP 401 or unauthenticated/4001)', as
   // Accepted at the HTTP level: the socket must not be usable.
   const r = await c.request({ type: 'session.list' }).catch(() => null);
   if (r) assert.equal(r.code, 'unauthenticated', JSON.stringify(r));
-  const closed = await c.closed;
-  assert.equal(closed.code, 4001);
+  const closed = await within(c.closed, 3000);
+  assert.ok(closed, 'socket must be closed after a bad ?token=');
+  assert.equal(closed.code, 4001, `close code ${JSON.stringify(closed)}`);
 });
 
 itest('open mode: no API key, hello needs no token, user is local', async ({ startServer }) => {
@@ -146,4 +148,37 @@ itest('open mode: no API key, hello needs no token, user is local', async ({ sta
   const { session } = await openSession(c);
   const list = await c.ok({ type: 'session.list' });
   assert.ok(list.sessions.some((s) => s.session === session));
+});
+
+const externalV4 = Object.values(os.networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+
+itest('open mode serves loopback clients only: a non-loopback client is refused', async ({ startServer }) => {
+  const srv = await startServer({ host: '0.0.0.0' });
+  const local = await connect(srv.port, { hello: true });
+  assert.equal(local.welcome.type, 'welcome');
+  let c;
+  try {
+    c = await connect(srv.port, { host: externalV4 });
+  } catch (e) {
+    assert.ok(e.statusCode === undefined || e.statusCode >= 400, `refused: ${e.message}`);
+    return; // refused at the upgrade (or the TCP level): fine
+  }
+  // Upgraded: hello must not succeed and the socket must close.
+  const r = await c.request({ type: 'hello', client: 'remote/1' }).catch(() => null);
+  assert.notEqual(r?.type, 'welcome', `a non-loopback client got a welcome in open mode: ${JSON.stringify(r)}`);
+  const closed = await within(c.closed, 3000);
+  assert.ok(closed, 'the non-loopback socket must be closed');
+}, { skip: externalV4 ? false : 'no non-loopback IPv4 interface on this machine' });
+
+itest('a token whose agents allow-list lacks the agent gets forbidden on session.open; the socket stays open', async ({ startServer }) => {
+  const srv = await startServer({ args: AUTH_ARGS });
+  const exp = now() + 600;
+  const limited = await connect(srv.port, { token: mintJwt(SECRET, { sub: 'u-lim', tenant: 't1', exp, agents: ['photo-organizer'] }) });
+  const r = await limited.request({ type: 'session.open', agent: 'echo' });
+  assert.equal(r.type, 'error', JSON.stringify(r));
+  assert.equal(r.code, 'forbidden', JSON.stringify(r));
+  assert.equal((await limited.ping()).type, 'pong');
+  assert.deepEqual((await limited.ok({ type: 'session.list' })).sessions, []);
+  const allowed = await connect(srv.port, { token: mintJwt(SECRET, { sub: 'u-lim', tenant: 't1', exp, agents: ['echo'] }) });
+  await openSession(allowed);
 });

@@ -26,6 +26,13 @@ export const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The promise's value, or null if it has not settled within ms (the timer is cleared). */
+export function within(promise, ms) {
+  let timer;
+  const t = new Promise((r) => { timer = setTimeout(() => r(null), ms); });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
 // ---------------------------------------------------------------- processes
 
 const live = new Set(); // every child process not yet seen to exit
@@ -101,7 +108,8 @@ function cleanEnv(extra) {
 }
 
 class Server {
-  constructor({ dataDir, args, env, ownsDataDir }) {
+  constructor({ dataDir, args, env, ownsDataDir, host }) {
+    this.host = host;
     this.dataDir = dataDir;
     this.args = args;
     this.env = env;
@@ -125,7 +133,7 @@ class Server {
   async _spawn(port) {
     this.port = port;
     this.runs += 1;
-    const argv = ['--host', '127.0.0.1', '--port', String(port), '--data-dir', this.dataDir,
+    const argv = ['--host', this.host, '--port', String(port), '--data-dir', this.dataDir,
       '--web-dir', 'web', ...this.args];
     this._log(`\n=== run ${this.runs}: ${BIN} ${argv.join(' ')}\n`);
     const proc = spawn(BIN, argv, { cwd: REPO, env: cleanEnv(this.env), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -236,11 +244,11 @@ class Server {
  * (unless dataDir is given) and wait for GET /readyz == 200.
  * Returns a Server: {port, url, wsUrl, dataDir, proc, kill9(), stop(), restart(), output}.
  */
-export async function startServer({ dataDir, args = [], env = {} } = {}) {
+export async function startServer({ dataDir, args = [], env = {}, host = '127.0.0.1' } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`tether binary not found at ${BIN} (build it, or set TETHER_BIN)`);
   const owns = !dataDir;
   const dir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tether-it-'));
-  const srv = new Server({ dataDir: dir, args, env, ownsDataDir: owns });
+  const srv = new Server({ dataDir: dir, args, env, ownsDataDir: owns, host });
   allServers.add(srv);
   try {
     await srv._spawn(await freePort());
@@ -432,12 +440,13 @@ export class Client {
  *  token:     if given, a hello with this token is sent and must get welcome
  *  hello:     true to send a hello without token (open mode)
  *  wsOptions: extra options for the ws client (e.g. {autoPong:false})
+ *  host:      address to connect to (default 127.0.0.1)
  * Resolves with a Client once open (rejects if the upgrade fails).
  */
-export function connect(port, { token, header, query, protocols = [SUBPROTOCOL], hello = false, name, wsOptions = {} } = {}) {
+export function connect(port, { token, header, query, protocols = [SUBPROTOCOL], hello = false, name, wsOptions = {}, host = '127.0.0.1' } = {}) {
   const q = query !== undefined ? `?token=${encodeURIComponent(query)}` : '';
   const headers = header !== undefined ? { Authorization: `Bearer ${header}` } : {};
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws${q}`, protocols, { headers, handshakeTimeout: 5000, maxPayload: 64 << 20, ...wsOptions });
+  const ws = new WebSocket(`ws://${host}:${port}/v1/ws${q}`, protocols, { headers, handshakeTimeout: 5000, maxPayload: 64 << 20, ...wsOptions });
   const c = new Client(ws, name ?? `c${++clientSeq}`);
   allClients.add(c);
   return new Promise((resolve, reject) => {
