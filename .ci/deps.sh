@@ -5,7 +5,7 @@
 set -euo pipefail
 
 run_pkgs=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
-          liblmdb-dev libjansson-dev libssl-dev libcurl4-openssl-dev)
+          liblmdb-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpcre2-dev)
 test_pkgs=(libcmocka-dev lmdb-utils curl)
 
 want=("${run_pkgs[@]}")

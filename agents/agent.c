@@ -5,7 +5,7 @@
 #include "agents/agent.h"
 #include "protocol/errors.h"
 
-static const tt_agent_ops *const builtin[] = {&tt_agent_echo};
+static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat};
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
 const tt_agent_ops *tt_agent_find(const char *name)

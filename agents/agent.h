@@ -14,18 +14,23 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "agents/llm/call.h"
+#include "agents/prompt.h"
 #include "protocol/frame.h"
 #include "state/session.h"
 
 /* What agents may use from the server; owned by the server, outlives sessions. */
 typedef struct tt_agent_env {
     uv_loop_t *loop;
-    int echo_delay_ms; /* default pause between echoed words */
+    int echo_delay_ms;       /* default pause between echoed words */
+    tt_llm_service *llm;     /* model calls; NULL or unconfigured: no model agents */
+    tt_prompt chat_system;   /* agents/prompts/chat.system.md */
 } tt_agent_env;
 
 typedef struct tt_agent_ops {
     const char *name;
     const char *description;
+    int needs_model; /* refused with `unavailable` while no model route is configured */
     /* Check session.open's input before anything is created. */
     int (*validate)(const json_t *input, char *err, size_t n);
     /* A new session: set up agent_state and emit the first events. */
@@ -71,5 +76,6 @@ int tt_agent_close(tt_session *s);
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id);
 
 extern const tt_agent_ops tt_agent_echo;
+extern const tt_agent_ops tt_agent_chat;
 
 #endif

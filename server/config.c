@@ -70,6 +70,11 @@ static const opt options[] = {
      "unused sessions leave memory after this (0: never)"},
     {"transcript-max", K_I64, O(transcript_max), 0, 1, 1 << 20, NULL, "1000",
      "turns kept in a session's snapshot transcript"},
+    {"routes", K_STR, O(routes_file), S(routes_file), 0, 0, NULL, "",
+     "JSON file of model routes, prices, limits and retry policy (agents/llm/route.h); "
+     "empty: a route 'default' from OPENAI_API_KEY / ANTHROPIC_API_KEY when set"},
+    {"prompts-dir", K_STR, O(prompts_dir), S(prompts_dir), 0, 0, NULL, "./agents/prompts",
+     "prompt template files"},
     {"echo-delay-ms", K_INT, O(echo_delay_ms), 0, 0, 60000, NULL, "50",
      "the echo agent's pause between words"},
     {"log-level", K_ENUM, O(log_level), S(log_level), 0, 0, "debug|info|warn|error", "info",

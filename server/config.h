@@ -40,8 +40,10 @@ typedef struct tt_config {
     int64_t memory_events;
     int64_t idle_evict_s;
     int64_t transcript_max;
-    /* agents */
+    /* agents and models */
     int echo_delay_ms;
+    char routes_file[1024];
+    char prompts_dir[1024];
     /* operations */
     char log_level[16];       /* debug | info | warn | error */
     int64_t shutdown_grace_ms;

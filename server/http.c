@@ -7,10 +7,12 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "server/gateway.h"
 #include "server/logging.h"
 #include "server/server.h"
 
-#define BODY_MAX (64 * 1024)
+#define BODY_MAX (64 * 1024)           /* /v1/tokens */
+#define GATEWAY_BODY_MAX (8u << 20)    /* /v1/chat/completions: long conversations */
 
 typedef struct http_req {
     char path[128];
@@ -22,7 +24,10 @@ typedef struct http_req {
     const char *content_type;
     char *resp; /* LWS_PRE headroom in front of the payload */
     size_t resp_len;
+    tt_gateway_req *gw; /* set when the gateway owns the response */
 } http_req;
+
+const size_t tt_http_psd_size = sizeof(http_req);
 
 static void respond(http_req *r, int status, const char *type, const char *text, size_t len)
 {
@@ -133,7 +138,15 @@ static void route(tt_server *srv, struct lws *wsi, http_req *r, int is_post)
         free(text);
     } else if (strcmp(r->path, "/v1/tokens") == 0 && is_post) {
         mint_token(srv, r);
-    } else if (strcmp(r->path, "/v1/tokens") == 0) {
+    } else if (strcmp(r->path, "/v1/chat/completions") == 0 && is_post && !r->body_too_large) {
+        r->gw = tt_gateway_start(srv, wsi, r->auth, r->body, r->body_len);
+        if (!r->gw)
+            respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
+        else
+            return; /* the gateway asks for writable callbacks itself */
+    } else if (strcmp(r->path, "/v1/chat/completions") == 0 && is_post) {
+        respond_error(srv, r, 413, TT_ETOOLARGE, "request body too large");
+    } else if (strcmp(r->path, "/v1/tokens") == 0 || strcmp(r->path, "/v1/chat/completions") == 0) {
         respond_error(srv, r, 405, TT_EINVAL, "use POST");
     } else {
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
@@ -159,6 +172,7 @@ static int write_response(struct lws *wsi, http_req *r)
 
 static void req_reset(http_req *r)
 {
+    tt_gateway_free(r->gw);
     free(r->body);
     free(r->resp);
     memset(r, 0, sizeof *r);
@@ -184,7 +198,8 @@ int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         return 0;
     }
     case LWS_CALLBACK_HTTP_BODY:
-        if (r->body_len + len > BODY_MAX) {
+        if (r->body_len + len >
+            (strcmp(r->path, "/v1/chat/completions") == 0 ? GATEWAY_BODY_MAX : BODY_MAX)) {
             r->body_too_large = 1;
             return 0;
         }
@@ -201,6 +216,14 @@ int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         route(srv, wsi, r, 1);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (r->gw) {
+            int rc = tt_gateway_writeable(r->gw);
+            if (rc == 0)
+                return 0;
+            tt_gateway_free(r->gw);
+            r->gw = NULL;
+            return rc < 0 || lws_http_transaction_completed(wsi) ? -1 : 0;
+        }
         if (!r->resp && r->status == 0)
             return 0;
         {

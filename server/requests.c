@@ -75,9 +75,10 @@ static void on_hello(tt_conn *c, const tt_msg *m)
     }
     c->welcomed = 1;
     json_t *w = json_pack(
-        "{s:s, s:i, s:s, s:i, s:s, s:b, s:o, s:{s:I, s:I, s:i, s:i, s:I}}", "type", "welcome",
+        "{s:s, s:i, s:s, s:i, s:s, s:b, s:o, s:o, s:{s:I, s:I, s:i, s:i, s:I}}", "type", "welcome",
         "protocol", 1, "server", "tether/" TETHER_VERSION, "heartbeat_s", srv->cfg.heartbeat_s,
         "user", c->user, "open_mode", srv->auth.n_keys == 0, "agents", tt_agent_names(),
+        "models", tt_llm_service_aliases(srv->agent_env.llm),
         "limits", "max_frame_bytes", (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events",
         (json_int_t)srv->cfg.max_lag_events, "rate_msgs_per_s", srv->cfg.rate_msgs_per_s,
         "rate_burst", srv->cfg.rate_burst, "retain_events", (json_int_t)srv->cfg.retain_events);
@@ -120,6 +121,12 @@ static void on_open(tt_conn *c, const tt_msg *m)
     }
     if (!agent_allowed(c, m->agent)) {
         tt_conn_error(c, m->id, TT_EFORBIDDEN, "your token does not allow this agent");
+        return;
+    }
+    if (ops->needs_model && !tt_llm_service_configured(c->srv->agent_env.llm)) {
+        tt_conn_error(c, m->id, TT_EFULL,
+                      "no model is configured: start the server with OPENAI_API_KEY or "
+                      "ANTHROPIC_API_KEY set, or with --routes FILE");
         return;
     }
     json_t *empty = json_object();

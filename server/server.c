@@ -18,11 +18,7 @@
 
 #define SECRET_META_KEY "jwt_secret"
 
-const struct lws_protocols tt_protocols[] = {
-    /* First: a WebSocket client that names no subprotocol is bound here. */
-    {"tether.v1", tt_ws_callback, sizeof(tt_conn *), 16 * 1024, 0, NULL, 0},
-    {"tether-http", tt_http_callback, 256 + TT_JWT_MAX_LEN + 128, 0, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
 
 int tt_addr_is_loopback(const struct sockaddr_storage *addr)
 {
@@ -116,6 +112,51 @@ static int setup_auth(tt_server *srv)
     return rc;
 }
 
+static void llm_log(json_t *line, void *ud)
+{
+    const char *msg = json_string_value(json_object_get(line, "msg"));
+    json_t *fields = json_deep_copy(line);
+    json_object_del(fields, "msg");
+    tt_log(TT_INFO, msg ? msg : "llm", fields);
+    json_decref(line);
+}
+
+extern char **environ;
+
+/* Model routes and the chat prompt. No route is not an error: the echo agent
+ * works and the UI says how to add a model. */
+static int setup_models(tt_server *srv)
+{
+    char err[512] = "";
+    tt_llm_service_options lo = {
+        .loop = &srv->loop,
+        .routes_file = srv->cfg.routes_file,
+        .envp = environ,
+        .log = llm_log,
+    };
+    int rc = tt_llm_service_new(&lo, &srv->agent_env.llm, err, sizeof err);
+    if (rc) {
+        tt_log(TT_ERROR, "bad model routes", json_pack("{s:s}", "error", err));
+        return rc;
+    }
+    rc = tt_prompt_load(srv->cfg.prompts_dir, "chat.system.md", &srv->agent_env.chat_system);
+    if (rc) {
+        tt_log(TT_ERROR, "cannot load the chat prompt",
+               json_pack("{s:s, s:s}", "prompts_dir", srv->cfg.prompts_dir, "error",
+                         tt_strerror(rc)));
+        return rc;
+    }
+    json_t *aliases = tt_llm_service_aliases(srv->agent_env.llm);
+    if (json_array_size(aliases) == 0)
+        tt_log(TT_INFO, "no model configured: the chat agent is unavailable; set OPENAI_API_KEY "
+                        "or ANTHROPIC_API_KEY, or give --routes FILE",
+               NULL);
+    else
+        tt_log(TT_INFO, "model routes", json_pack("{s:O}", "aliases", aliases));
+    json_decref(aliases);
+    return 0;
+}
+
 static int setup_storage(tt_server *srv)
 {
     tt_config *cfg = &srv->cfg;
@@ -157,32 +198,43 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static int setup_listener(tt_server *srv)
 {
-    static struct lws_http_mount mounts[6];
-    static const char *const endpoints[] = {"/healthz", "/readyz", "/metrics", "/v1/tokens"};
+    static const char *const endpoints[] = {"/healthz", "/readyz", "/metrics", "/v1/tokens",
+                                            "/v1/chat/completions"};
+    enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
+    static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     static lws_retry_bo_t retry;
     memset(mounts, 0, sizeof mounts);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < N_ENDPOINTS; i++) {
         mounts[i].mountpoint = endpoints[i];
         mounts[i].mountpoint_len = (unsigned char)strlen(endpoints[i]);
         mounts[i].origin = "tether-http";
         mounts[i].origin_protocol = LWSMPRO_CALLBACK;
         mounts[i].mount_next = &mounts[i + 1];
     }
-    mounts[4].mountpoint = "/";
-    mounts[4].mountpoint_len = 1;
-    mounts[4].origin = srv->cfg.web_dir;
-    mounts[4].def = "index.html";
-    mounts[4].origin_protocol = LWSMPRO_FILE;
+    struct lws_http_mount *web = &mounts[N_ENDPOINTS];
+    web->mountpoint = "/";
+    web->mountpoint_len = 1;
+    web->origin = srv->cfg.web_dir;
+    web->def = "index.html";
+    web->origin_protocol = LWSMPRO_FILE;
 
     retry.secs_since_valid_ping = (uint16_t)srv->cfg.heartbeat_s;
     retry.secs_since_valid_hangup = (uint16_t)(srv->cfg.heartbeat_s * 3);
+
+    /* The first protocol is where a WebSocket client naming no subprotocol lands. */
+    static struct lws_protocols protocols[3];
+    memset(protocols, 0, sizeof protocols);
+    protocols[0] = (struct lws_protocols){"tether.v1", tt_ws_callback, sizeof(tt_conn *),
+                                          16 * 1024, 0, NULL, 0};
+    protocols[1] = (struct lws_protocols){"tether-http", tt_http_callback, tt_http_psd_size, 0, 0,
+                                          NULL, 0};
 
     void *foreign[1] = {&srv->loop};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = srv->cfg.port;
     info.iface = srv->cfg.host;
-    info.protocols = tt_protocols;
+    info.protocols = protocols;
     info.mounts = mounts;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
@@ -213,7 +265,7 @@ int tt_server_start(tt_server *srv)
         return TT_EIO;
     srv->agent_env.loop = &srv->loop;
     srv->agent_env.echo_delay_ms = srv->cfg.echo_delay_ms;
-    if ((rc = setup_storage(srv)) || (rc = setup_auth(srv)))
+    if ((rc = setup_models(srv)) || (rc = setup_storage(srv)) || (rc = setup_auth(srv)))
         return rc;
     size_t resumed = 0;
     rc = tt_registry_resume_active(srv->reg, &resumed);
@@ -250,6 +302,8 @@ static void on_stop_timer(uv_timer_t *t)
     lws_context_destroy(srv->lws);
     srv->lws = NULL;
     tt_registry_close(srv->reg);
+    tt_llm_service_close(srv->agent_env.llm);
+    srv->agent_env.llm = NULL;
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->stop_timer, NULL);
@@ -285,6 +339,7 @@ void tt_server_free(tt_server *srv)
     int rc = uv_loop_close(&srv->loop);
     if (rc)
         tt_log(TT_WARN, "loop closed with handles open", NULL);
+    tt_prompt_free(&srv->agent_env.chat_system);
     OPENSSL_cleanse(&srv->auth, sizeof srv->auth);
     tt_config_free(&srv->cfg);
 }

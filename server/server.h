@@ -44,8 +44,8 @@ void tt_server_stop(tt_server *srv);
 /* Release what tt_server_start() created (after uv_run() returned). */
 void tt_server_free(tt_server *srv);
 
-/* The lws protocols table (ws.c / http.c). */
-extern const struct lws_protocols tt_protocols[];
+/* The lws protocol callbacks (ws.c / http.c) and http.c's per-request size. */
+extern const size_t tt_http_psd_size;
 int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len);
 int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -22,7 +22,9 @@ int tt_llm_provider_parse(const char *name, tt_llm_provider *out);
 /* Request headers other than Content-Type, one "Name: value" per entry,
  * NULL-terminated, written into out (at most n entries, strings malloc'd;
  * free with tt_llm_headers_free). OpenAI: Authorization: Bearer KEY;
- * Anthropic: x-api-key, anthropic-version: 2023-06-01. */
+ * Anthropic: x-api-key, anthropic-version: 2023-06-01. n counts the NULL
+ * (TT_ETOOLARGE when short); a NULL or empty key sends no key header; a key
+ * with CR or LF is TT_EINVAL. */
 int tt_llm_headers(tt_llm_provider p, const char *api_key, char **out, size_t n);
 void tt_llm_headers_free(char **headers);
 
@@ -42,9 +44,15 @@ int tt_llm_parser_new(tt_llm_provider p, int stream, tt_llm_event_fn fn, void *u
                       tt_llm_parser **out);
 /* Returns 0, or non-zero once an ERROR event was emitted (stop feeding). */
 int tt_llm_parser_feed(tt_llm_parser *p, const char *data, size_t len);
-/* The body ended. Emits FINISH (after any USAGE) or ERROR. */
+/* The body ended. Emits FINISH (after any USAGE) or ERROR. A stream's FINISH
+ * comes as soon as its terminal event is fed; finish then only checks that
+ * it came. Returns 0 after FINISH, non-zero after ERROR. */
 int tt_llm_parser_finish(tt_llm_parser *p);
 void tt_llm_parser_free(tt_llm_parser *p);
+/* The request had a response_schema: call before the first feed. Anthropic's
+ * forced "output" tool then comes out as TEXT (its input JSON) and its stop as
+ * "stop", so structured output looks the same for every provider. */
+void tt_llm_parser_structured(tt_llm_parser *p);
 
 /* Classify a non-2xx response. retry_after is the Retry-After header value
  * (seconds or an HTTP-date; NULL when absent); now_ms is the wall clock for
@@ -62,5 +70,45 @@ int tt_llm_build_embeddings_body(const char *model, const char *const *inputs, s
                                  char **body, size_t *len);
 int tt_llm_parse_embeddings(const char *body, size_t len, size_t n_inputs, float **vectors,
                             size_t *dims, int64_t *prompt_tokens);
+
+/* ---- Private to agents/llm: the seam between adapter.c and each wire format.
+ * Callers outside agents/llm/ use only the functions above. ---- */
+
+/* Where a wire format delivers events. adapter.c owns it; once failed or done
+ * it drops whatever else is emitted, so an ERROR is always the last event. */
+typedef struct tt_llm_sink {
+    tt_llm_event_fn fn;
+    void *ud;
+    int structured; /* see tt_llm_parser_structured */
+    int failed;     /* an ERROR was emitted */
+    int done;       /* the terminal event was seen and FINISH emitted */
+} tt_llm_sink;
+
+void tt_llm_sink_emit(tt_llm_sink *s, tt_llm_event *ev);
+/* Emit ERROR of class c with a static message (status 0, no retry-after). */
+void tt_llm_sink_fail(tt_llm_sink *s, tt_llm_error_class c, const char *msg);
+/* Parse one JSON document, or emit MALFORMED and return NULL. Caller decrefs. */
+json_t *tt_llm_sink_json(tt_llm_sink *s, const char *data, size_t len);
+
+/* One provider's wire format. The stream state is stream_state_size bytes,
+ * zeroed by the caller, owning nothing. */
+typedef struct tt_llm_wire {
+    int (*build_body)(const tt_llm_request *req, json_t **out);
+    size_t stream_state_size;
+    /* One SSE event; non-zero to stop (the sink has failed). */
+    int (*stream_event)(tt_llm_sink *s, void *st, const char *name, size_t name_len,
+                        const char *data, size_t len);
+    /* A whole non-streamed body (status 2xx), already parsed. */
+    void (*parse_body)(tt_llm_sink *s, json_t *root);
+} tt_llm_wire;
+
+extern const tt_llm_wire tt_llm_wire_openai;    /* openai.c */
+extern const tt_llm_wire tt_llm_wire_anthropic; /* anthropic.c */
+
+/* classify.c: the class and message of a provider's error JSON (a body, or an
+ * in-stream error with status 0). retry_after_ms is left at -1. */
+void tt_llm_classify_json(tt_llm_provider p, int status, json_t *root, tt_llm_error *out);
+/* Copy src (n bytes) into dst[cap] NUL-terminated, cut at a UTF-8 boundary. */
+void tt_llm_copy_message(char *dst, size_t cap, const char *src, size_t n);
 
 #endif

@@ -98,6 +98,7 @@ typedef struct tt_llm_request {
     double temperature;  /* < 0: not sent */
     int stream;
     json_t *response_schema; /* ask for JSON matching this schema (structured output), or NULL */
+    const char *tag;         /* a label for the log line, e.g. "chat.system@1"; not sent */
 } tt_llm_request;
 
 #endif

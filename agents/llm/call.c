@@ -1,0 +1,457 @@
+/* One logical model call over a route: attempts, retries, failover, token
+ * budget, cost and log lines (see call.h).
+ *
+ * A call keeps its own copy of the request as JSON (so retries and trimming
+ * need nothing from the caller) and runs attempts one at a time:
+ *   plan (retry.h) -> wait -> breaker -> HTTP (http.h) -> adapter parser
+ *   (adapter.h) -> events to the caller -> outcome -> plan again or finish.
+ * Every attempt writes one JSON log line. */
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/llm/adapter.h"
+#include "agents/llm/call.h"
+#include "agents/llm/call_request.h"
+#include "agents/llm/http.h"
+#include "agents/llm/route.h"
+#include "protocol/errors.h"
+
+#define ERR_BODY_MAX (64 * 1024)
+#define MAX_HEADERS 8
+
+struct tt_llm_service {
+    uv_loop_t *loop;
+    tt_http *http;
+    tt_routes routes;
+    tt_llm_log_fn log;
+    void *log_ud;
+    uint64_t rng;
+    tt_llm_call *calls;
+    int closing;
+};
+
+struct tt_llm_call {
+    tt_llm_service *svc;
+    tt_route *route;
+    tt_llm_call_hooks hooks;
+    void *ud;
+    tt_call_request req;       /* the caller's request, copied */
+    char input_hash[65];
+    tt_retry_call retry;
+    tt_llm_result result;
+    /* the attempt in flight */
+    size_t target;
+    tt_http_req *http;
+    tt_llm_parser *parser;
+    int status;
+    char *err_body;
+    size_t err_len;
+    int attempt_output;        /* this attempt passed output to the caller */
+    tt_llm_error attempt_error;
+    const char *finish_reason;
+    int64_t prompt_tokens, completion_tokens;
+    uint64_t attempt_start_ms, first_token_ms, call_start_ms;
+    int trimmed;               /* the one trim-and-retry after a context error is used */
+    uv_timer_t *timer;         /* the wait before the next attempt; closed asynchronously */
+    int cancelled;
+    tt_llm_call *next, *prev;
+};
+
+static void plan_next(tt_llm_call *c);
+
+static uint64_t now_ms(const tt_llm_service *s)
+{
+    return uv_now(s->loop);
+}
+
+static uint64_t rnd(void *ud)
+{
+    return tt_retry_splitmix(ud);
+}
+
+/* ---- the service ---------------------------------------------------------- */
+
+int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, char *err,
+                       size_t n)
+{
+    tt_llm_service *s = calloc(1, sizeof *s);
+    if (!s)
+        return TT_ENOMEM;
+    s->loop = opt->loop;
+    s->log = opt->log;
+    s->log_ud = opt->log_ud;
+    s->rng = uv_hrtime();
+    int rc = opt->routes_file && *opt->routes_file
+                 ? tt_routes_load_file(opt->routes_file, opt->envp, &s->routes, err, n)
+                 : tt_routes_from_env(opt->envp, &s->routes, err, n);
+    if (rc == 0)
+        rc = tt_http_new(opt->loop, &s->http);
+    if (rc) {
+        tt_routes_free(&s->routes);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg);
+
+void tt_llm_service_close(tt_llm_service *s)
+{
+    if (!s)
+        return;
+    s->closing = 1;
+    while (s->calls)
+        tt_llm_call_cancel(s->calls);
+    tt_http_close(s->http);
+    tt_routes_free(&s->routes);
+    free(s);
+}
+
+int tt_llm_service_configured(const tt_llm_service *s)
+{
+    return s && s->routes.n_routes > 0;
+}
+
+json_t *tt_llm_service_aliases(const tt_llm_service *s)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; s && arr && i < s->routes.n_routes; i++)
+        json_array_append_new(arr, json_string(s->routes.routes[i].alias));
+    return arr;
+}
+
+/* ---- logging ---------------------------------------------------------------- */
+
+static void log_attempt(tt_llm_call *c, const char *outcome)
+{
+    tt_llm_service *s = c->svc;
+    if (!s->log)
+        return;
+    const tt_route_target *t = &c->route->targets[c->target];
+    uint64_t now = now_ms(s);
+    double cost = tt_route_cost(&s->routes.prices, t->model, c->prompt_tokens,
+                                c->completion_tokens, NULL);
+    json_t *line = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s, s:i, s:f, s:s?}", "msg",
+        "llm call", "input_sha256", c->input_hash, "route", c->route->alias, "provider",
+        tt_llm_provider_name(t->provider), "region", t->region, "model", t->model, "attempt",
+        (int)c->retry.n_hist + 1, "prompt_tokens", (json_int_t)c->prompt_tokens,
+        "completion_tokens", (json_int_t)c->completion_tokens, "ttft_ms",
+        (json_int_t)(c->first_token_ms ? (int64_t)(c->first_token_ms - c->attempt_start_ms) : -1),
+        "latency_ms", (json_int_t)(now - c->attempt_start_ms), "outcome", outcome, "http_status",
+        c->status, "cost_usd", cost, "prompt", c->req.tag);
+    if (line)
+        s->log(line, s->log_ud);
+}
+
+/* ---- finishing ------------------------------------------------------------- */
+
+static void free_timer(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void attempt_clear(tt_llm_call *c)
+{
+    tt_llm_parser_free(c->parser);
+    c->parser = NULL;
+    free(c->err_body);
+    c->err_body = NULL;
+    c->err_len = 0;
+    c->http = NULL;
+}
+
+static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg)
+{
+    tt_llm_service *s = c->svc;
+    tt_llm_result *r = &c->result;
+    if (cls != TT_LLM_ERR_NONE && r->error.cls == TT_LLM_ERR_NONE) {
+        r->error.cls = cls;
+        r->error.retry_after_ms = -1;
+        snprintf(r->error.message, sizeof r->error.message, "%s", msg ? msg : "");
+    }
+    r->error.cls = cls;
+    r->attempts = (int)c->retry.n_hist + (cls == TT_LLM_ERR_NONE ? 1 : 0);
+    r->total_ms = (int64_t)(now_ms(s) - c->call_start_ms);
+    if (c->timer) {
+        uv_timer_stop(c->timer);
+        uv_close((uv_handle_t *)c->timer, free_timer);
+        c->timer = NULL;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->hooks.on_done(c, r, c->ud);
+    attempt_clear(c);
+    tt_call_request_free(&c->req);
+    free(c);
+}
+
+/* ---- one attempt ------------------------------------------------------------ */
+
+static void on_llm_event(const tt_llm_event *ev, void *ud)
+{
+    tt_llm_call *c = ud;
+    switch (ev->kind) {
+    case TT_LLM_EV_TEXT:
+    case TT_LLM_EV_TOOL_CALL:
+        if (!c->first_token_ms)
+            c->first_token_ms = now_ms(c->svc);
+        c->attempt_output = 1;
+        if (!c->cancelled)
+            c->hooks.on_event(c, ev, c->ud);
+        break;
+    case TT_LLM_EV_USAGE:
+        if (ev->prompt_tokens >= 0)
+            c->prompt_tokens = ev->prompt_tokens;
+        if (ev->completion_tokens >= 0)
+            c->completion_tokens = ev->completion_tokens;
+        break;
+    case TT_LLM_EV_FINISH:
+        c->finish_reason = ev->finish_reason;
+        break;
+    case TT_LLM_EV_ERROR:
+        c->attempt_error = ev->error;
+        break;
+    }
+}
+
+static void on_headers(tt_http_req *r, int status, void *ud)
+{
+    tt_llm_call *c = ud;
+    c->status = status;
+    if (status >= 200 && status < 300) {
+        const tt_route_target *t = &c->route->targets[c->target];
+        if (tt_llm_parser_new(t->provider, 1, on_llm_event, c, &c->parser) != 0)
+            c->attempt_error.cls = TT_LLM_ERR_MALFORMED;
+    }
+}
+
+static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
+{
+    tt_llm_call *c = ud;
+    if (c->parser)
+        return tt_llm_parser_feed(c->parser, buf, len) != 0 || c->cancelled;
+    if (c->err_len + len > ERR_BODY_MAX)
+        return 0; /* enough of an error body to classify it */
+    char *grown = realloc(c->err_body, c->err_len + len + 1);
+    if (!grown)
+        return 1;
+    c->err_body = grown;
+    memcpy(c->err_body + c->err_len, buf, len);
+    c->err_len += len;
+    c->err_body[c->err_len] = '\0';
+    return 0;
+}
+
+/* The outcome of the attempt in flight: record it and decide what follows. */
+static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *detail, void *ud)
+{
+    tt_llm_call *c = ud;
+    const tt_route_target *t = &c->route->targets[c->target];
+    tt_llm_error e = c->attempt_error;
+    if (c->cancelled) {
+        e.cls = TT_LLM_ERR_CANCELLED;
+    } else if (e.cls == TT_LLM_ERR_NONE && c->status > 0 && (c->status < 200 || c->status >= 300)) {
+        tt_llm_classify_http(t->provider, c->status, tt_http_header(r, "retry-after"), c->err_body,
+                             c->err_len, (int64_t)uv_now(c->svc->loop), &e);
+    } else if (e.cls == TT_LLM_ERR_NONE && result != TT_LLM_ERR_NONE) {
+        e.cls = result;
+        e.retry_after_ms = -1;
+        snprintf(e.message, sizeof e.message, "%s", detail);
+    } else if (e.cls == TT_LLM_ERR_NONE && c->parser) {
+        tt_llm_parser_finish(c->parser); /* may report a stream that ended early */
+        e = c->attempt_error;
+    }
+    tt_breaker_record(&c->route->breakers[c->target], &c->svc->routes.retry, e.cls,
+                      (int64_t)now_ms(c->svc));
+    log_attempt(c, e.cls == TT_LLM_ERR_NONE ? "ok" : tt_llm_error_name(e.cls));
+    c->http = NULL;
+    if (e.cls == TT_LLM_ERR_NONE) {
+        tt_llm_result *res = &c->result;
+        res->prompt_tokens = c->prompt_tokens;
+        res->completion_tokens = c->completion_tokens;
+        res->cost_usd = tt_route_cost(&c->svc->routes.prices, t->model, c->prompt_tokens,
+                                      c->completion_tokens, NULL);
+        snprintf(res->model, sizeof res->model, "%s", t->model);
+        snprintf(res->target, sizeof res->target, "%s%s%s", tt_llm_provider_name(t->provider),
+                 t->region[0] ? "/" : "", t->region);
+        res->finish_reason = c->finish_reason ? c->finish_reason : "stop";
+        res->ttft_ms = c->first_token_ms ? (int64_t)(c->first_token_ms - c->call_start_ms) : -1;
+        finish(c, TT_LLM_ERR_NONE, NULL);
+        return;
+    }
+    if (e.cls == TT_LLM_ERR_CANCELLED) {
+        finish(c, TT_LLM_ERR_CANCELLED, "cancelled");
+        return;
+    }
+    c->result.error = e;
+    tt_retry_call_record(&c->retry, c->target, &e, (int64_t)now_ms(c->svc));
+    plan_next(c);
+}
+
+static const tt_http_callbacks http_callbacks = {on_headers, on_data, on_http_done};
+
+static void start_attempt(tt_llm_call *c, size_t target)
+{
+    tt_llm_service *s = c->svc;
+    const tt_route_target *t = &c->route->targets[target];
+    if (!tt_breaker_acquire(&c->route->breakers[target], &s->routes.retry, (int64_t)now_ms(s))) {
+        /* Opened meanwhile: count it as an overload of that target and plan again. */
+        tt_llm_error e = {.cls = TT_LLM_ERR_OVERLOADED, .retry_after_ms = -1};
+        snprintf(e.message, sizeof e.message, "circuit breaker open");
+        c->result.error = e;
+        tt_retry_call_record(&c->retry, target, &e, (int64_t)now_ms(s));
+        plan_next(c);
+        return;
+    }
+    attempt_clear(c);
+    c->target = target;
+    c->status = 0;
+    c->attempt_output = 0;
+    c->attempt_error = (tt_llm_error){.cls = TT_LLM_ERR_NONE, .retry_after_ms = -1};
+    c->finish_reason = NULL;
+    c->prompt_tokens = c->completion_tokens = -1;
+    c->first_token_ms = 0;
+    c->attempt_start_ms = now_ms(s);
+
+    tt_llm_request req;
+    tt_call_request_view(&c->req, t->model, s->routes.max_completion_tokens, &req);
+    char *body = NULL, *headers[MAX_HEADERS + 3] = {0};
+    size_t len = 0;
+    char url[TT_ROUTE_URL_MAX + 32];
+    snprintf(url, sizeof url, "%s%s", t->base_url, tt_llm_path(t->provider));
+    int rc = tt_llm_build_body(t->provider, &req, &body, &len);
+    if (rc == 0)
+        rc = tt_llm_headers(t->provider, t->api_key, headers, MAX_HEADERS);
+    tt_call_request_view_free(&req);
+    if (rc == 0) {
+        size_t h = 0;
+        while (headers[h])
+            h++;
+        headers[h] = strdup("Content-Type: application/json");
+        headers[h + 1] = strdup("Accept: text/event-stream");
+        tt_http_timeouts to = {t->timeouts.connect_ms, t->timeouts.first_byte_ms,
+                               t->timeouts.idle_ms, t->timeouts.total_ms};
+        rc = tt_http_start(s->http, "POST", url, (const char *const *)headers, body, len, &to,
+                           &http_callbacks, c, &c->http);
+    }
+    tt_llm_headers_free(headers);
+    free(body);
+    if (rc) {
+        tt_breaker_record(&c->route->breakers[target], &s->routes.retry, TT_LLM_ERR_CANCELLED,
+                          (int64_t)now_ms(s));
+        finish(c, TT_LLM_ERR_BAD_REQUEST, "the request could not be built");
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    tt_llm_call *c = t->data;
+    start_attempt(c, c->target);
+}
+
+/* Decide and schedule the next attempt, or finish. */
+static void plan_next(tt_llm_call *c)
+{
+    tt_llm_service *s = c->svc;
+    tt_retry_step step;
+    tt_retry_plan(&c->retry, c->route->breakers, (int64_t)now_ms(s), rnd, &s->rng, &step);
+    if (step.action == TT_RETRY_GIVE_UP && step.trim && !c->trimmed) {
+        /* Context too long: drop the oldest turns and try once more. */
+        c->trimmed = 1;
+        size_t dropped = tt_call_request_trim(&c->req, 3, 4);
+        if (dropped > 0) {
+            c->result.dropped_messages += dropped;
+            step.action = TT_RETRY_TRY;
+            step.delay_ms = 0;
+        }
+    }
+    if (step.action == TT_RETRY_GIVE_UP) {
+        finish(c, step.cls, step.why);
+        return;
+    }
+    if (c->attempt_output) {
+        if (!c->hooks.on_restart) {
+            finish(c, c->result.error.cls, "failed after output was sent; not retried");
+            return;
+        }
+        c->hooks.on_restart(c, &c->result.error, c->ud);
+        if (c->cancelled) {
+            finish(c, TT_LLM_ERR_CANCELLED, "cancelled");
+            return;
+        }
+    }
+    c->target = step.target;
+    uv_timer_start(c->timer, on_timer, (uint64_t)(step.delay_ms > 0 ? step.delay_ms : 0), 0);
+}
+
+/* ---- the public face -------------------------------------------------------- */
+
+int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request *req,
+                      const tt_llm_call_hooks *hooks, void *ud, tt_llm_call **out)
+{
+    if (s->closing || s->routes.n_routes == 0)
+        return TT_EFULL;
+    tt_route *route = alias ? tt_routes_find(&s->routes, alias) : &s->routes.routes[0];
+    if (!route)
+        return TT_ENOTFOUND;
+    tt_llm_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return TT_ENOMEM;
+    c->svc = s;
+    c->route = route;
+    c->hooks = *hooks;
+    c->ud = ud;
+    c->call_start_ms = now_ms(s);
+    c->result.error.retry_after_ms = -1;
+    c->timer = malloc(sizeof *c->timer);
+    int rc = c->timer ? tt_call_request_copy(req, &c->req) : TT_ENOMEM;
+    if (rc == 0)
+        rc = tt_retry_call_init(&c->retry, &s->routes.retry, route->n_targets,
+                                (int64_t)c->call_start_ms);
+    if (rc) {
+        tt_call_request_free(&c->req);
+        free(c->timer);
+        free(c);
+        return rc;
+    }
+    uv_timer_init(s->loop, c->timer);
+    c->timer->data = c;
+    tt_call_request_hash(&c->req, c->input_hash);
+    /* Keep the prompt inside the route's budget before sending anything. */
+    c->result.dropped_messages =
+        tt_call_request_fit(&c->req, s->routes.max_prompt_tokens);
+    c->next = s->calls;
+    if (s->calls)
+        s->calls->prev = c;
+    s->calls = c;
+    if (out)
+        *out = c;
+    plan_next(c);
+    return 0;
+}
+
+void tt_llm_call_cancel(tt_llm_call *c)
+{
+    if (!c || c->cancelled)
+        return;
+    c->cancelled = 1;
+    if (c->http)
+        tt_http_cancel(c->http); /* on_http_done follows and finishes the call */
+    else
+        finish(c, TT_LLM_ERR_CANCELLED, "cancelled");
+}
+
+void tt_llm_call_pause(tt_llm_call *c, int paused)
+{
+    if (c && c->http)
+        tt_http_pause(c->http, paused);
+}

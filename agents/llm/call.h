@@ -1,0 +1,82 @@
+/* One logical model call: a route alias in, one normalized stream out, with
+ * retries, backoff, failover, token limits, cost and one log line per
+ * provider attempt. Everything above (the chat agent, the OpenAI-compatible
+ * gateway) calls models through this header only.
+ *
+ *   tt_llm_service   the process-wide part: the HTTP transport, the routes,
+ *                    prices and limits, the tokenizer, the log sink.
+ *   tt_llm_call      one call; owns a copy of its request.
+ *
+ * The stream a caller sees: TEXT / TOOL_CALL / USAGE events from the current
+ * attempt. When an attempt fails after it already produced output and
+ * another attempt follows, on_restart() is called first, so the caller can
+ * withdraw what it showed (message.discard) — output is never silently
+ * duplicated. on_done() ends every call exactly once (success, a classified
+ * error, or a cancel). */
+#ifndef TT_CALL_H
+#define TT_CALL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "agents/llm/llm.h"
+
+typedef struct tt_llm_service tt_llm_service;
+typedef struct tt_llm_call tt_llm_call;
+
+/* One JSON object per provider attempt (the caller writes it to its log). */
+typedef void (*tt_llm_log_fn)(json_t *line, void *ud);
+
+typedef struct tt_llm_service_options {
+    uv_loop_t *loop;
+    const char *routes_file;   /* JSON routes file, or NULL: routes from the environment */
+    char **envp;               /* where key_env names are resolved */
+    const char *tokenizer_dir; /* where BPE rank files are; NULL: estimates only */
+    tt_llm_log_fn log;
+    void *log_ud;
+} tt_llm_service_options;
+
+typedef struct tt_llm_result {
+    tt_llm_error error;        /* cls NONE on success */
+    int64_t prompt_tokens, completion_tokens;
+    double cost_usd;
+    char model[128];           /* the model that answered */
+    char target[160];          /* provider/region of the answering target */
+    const char *finish_reason; /* static string */
+    int attempts;
+    size_t dropped_messages;   /* oldest turns dropped to fit the context */
+    int64_t ttft_ms, total_ms;
+} tt_llm_result;
+
+typedef struct tt_llm_call_hooks {
+    void (*on_event)(tt_llm_call *c, const tt_llm_event *ev, void *ud);
+    /* A new attempt starts after output was already passed on. */
+    void (*on_restart)(tt_llm_call *c, const tt_llm_error *why, void *ud);
+    void (*on_done)(tt_llm_call *c, const tt_llm_result *r, void *ud);
+} tt_llm_call_hooks;
+
+/* Build the service. *err (size n) says what is wrong with the routes. */
+int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, char *err,
+                       size_t n);
+/* Cancel every call (each gets on_done) and free once the loop closed the handles. */
+void tt_llm_service_close(tt_llm_service *s);
+
+/* Is any route configured? Names of the configured aliases (new reference). */
+int tt_llm_service_configured(const tt_llm_service *s);
+json_t *tt_llm_service_aliases(const tt_llm_service *s);
+
+/* Start a call of alias with req (copied). NULL alias: the first route.
+ * TT_ENOTFOUND for an unknown alias. */
+int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request *req,
+                      const tt_llm_call_hooks *hooks, void *ud, tt_llm_call **out);
+
+/* Abort: the provider connection is closed at once; on_done follows with
+ * class CANCELLED (before this returns, unless called from a hook of c). */
+void tt_llm_call_cancel(tt_llm_call *c);
+
+/* Pause or resume the upstream transfer (gateway back-pressure). */
+void tt_llm_call_pause(tt_llm_call *c, int paused);
+
+#endif

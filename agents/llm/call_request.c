@@ -1,0 +1,182 @@
+/* The request copy behind a model call (see call_request.h). */
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/llm/call_request.h"
+#include "protocol/errors.h"
+
+int tt_call_request_copy(const tt_llm_request *in, tt_call_request *out)
+{
+    memset(out, 0, sizeof *out);
+    out->messages = json_array();
+    out->tools = json_array();
+    if (!out->messages || !out->tools)
+        goto fail;
+    for (size_t i = 0; i < in->n_messages; i++) {
+        const tt_llm_message *m = &in->messages[i];
+        json_t *o = json_pack("{s:s, s:s?, s:O?, s:s?}", "role", m->role, "content", m->content,
+                              "tool_calls", m->tool_calls, "tool_call_id", m->tool_call_id);
+        if (!o || json_array_append_new(out->messages, o) != 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < in->n_tools; i++) {
+        const tt_llm_tool *t = &in->tools[i];
+        json_t *o = json_pack("{s:s, s:s?, s:O?}", "name", t->name, "description",
+                              t->description, "parameters", t->parameters);
+        if (!o || json_array_append_new(out->tools, o) != 0)
+            goto fail;
+    }
+    out->response_schema = in->response_schema ? json_deep_copy(in->response_schema) : NULL;
+    out->max_tokens = in->max_tokens;
+    out->temperature = in->temperature;
+    out->stream = in->stream;
+    out->tag = in->tag ? strdup(in->tag) : NULL;
+    return 0;
+fail:
+    tt_call_request_free(out);
+    return TT_ENOMEM;
+}
+
+void tt_call_request_free(tt_call_request *r)
+{
+    json_decref(r->messages);
+    json_decref(r->tools);
+    json_decref(r->response_schema);
+    free(r->tag);
+    memset(r, 0, sizeof *r);
+}
+
+int tt_call_request_view(const tt_call_request *r, const char *model, int64_t cap,
+                         tt_llm_request *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t n = json_array_size(r->messages), nt = json_array_size(r->tools);
+    tt_llm_message *msgs = calloc(n ? n : 1, sizeof *msgs);
+    tt_llm_tool *tools = calloc(nt ? nt : 1, sizeof *tools);
+    if (!msgs || !tools) {
+        free(msgs);
+        free(tools);
+        return TT_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(r->messages, i);
+        msgs[i] = (tt_llm_message){
+            .role = json_string_value(json_object_get(m, "role")),
+            .content = json_string_value(json_object_get(m, "content")),
+            .tool_calls = json_object_get(m, "tool_calls"),
+            .tool_call_id = json_string_value(json_object_get(m, "tool_call_id")),
+        };
+    }
+    for (size_t i = 0; i < nt; i++) {
+        json_t *t = json_array_get(r->tools, i);
+        tools[i] = (tt_llm_tool){json_string_value(json_object_get(t, "name")),
+                                 json_string_value(json_object_get(t, "description")),
+                                 json_object_get(t, "parameters")};
+    }
+    int64_t max = r->max_tokens;
+    if (cap > 0 && (max <= 0 || max > cap))
+        max = cap;
+    *out = (tt_llm_request){.model = model, .messages = msgs, .n_messages = n, .tools = tools,
+                            .n_tools = nt, .max_tokens = max, .temperature = r->temperature,
+                            .stream = r->stream, .response_schema = r->response_schema,
+                            .tag = r->tag};
+    return 0;
+}
+
+void tt_call_request_view_free(tt_llm_request *view)
+{
+    free((void *)view->messages);
+    free((void *)view->tools);
+    memset(view, 0, sizeof *view);
+}
+
+void tt_call_request_hash(const tt_call_request *r, char out[65])
+{
+    json_t *norm = json_pack("{s:O, s:O, s:O?, s:I, s:b}", "messages", r->messages, "tools",
+                             r->tools, "response_schema", r->response_schema, "max_tokens",
+                             (json_int_t)r->max_tokens, "stream", r->stream);
+    char *text = norm ? json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(norm);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)(text ? text : ""), text ? strlen(text) : 0, md);
+    free(text);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static int64_t message_estimate(json_t *m)
+{
+    size_t bytes = json_string_length(json_object_get(m, "content"));
+    json_t *calls = json_object_get(m, "tool_calls");
+    if (calls) {
+        char *text = json_dumps(calls, JSON_COMPACT);
+        bytes += text ? strlen(text) : 0;
+        free(text);
+    }
+    return (int64_t)(bytes + 2) / 3 + 4;
+}
+
+int64_t tt_call_request_estimate(const tt_call_request *r)
+{
+    int64_t total = 3;
+    size_t i;
+    json_t *m;
+    json_array_foreach(r->messages, i, m) total += message_estimate(m);
+    if (json_array_size(r->tools) > 0) {
+        char *text = json_dumps(r->tools, JSON_COMPACT);
+        total += text ? (int64_t)(strlen(text) + 2) / 3 : 0;
+        free(text);
+    }
+    return total;
+}
+
+static const char *role_of(json_t *m)
+{
+    const char *role = json_string_value(json_object_get(m, "role"));
+    return role ? role : "";
+}
+
+/* Drop the oldest droppable turn; returns messages removed (0: none can go). */
+static size_t drop_oldest(tt_call_request *r)
+{
+    size_t n = json_array_size(r->messages), last_user = n;
+    for (size_t i = n; i-- > 0;) {
+        if (strcmp(role_of(json_array_get(r->messages, i)), "user") == 0) {
+            last_user = i;
+            break;
+        }
+    }
+    size_t i = 0;
+    while (i < n && strcmp(role_of(json_array_get(r->messages, i)), "system") == 0)
+        i++;
+    if (i >= n || i >= last_user)
+        return 0;
+    json_array_remove(r->messages, i);
+    size_t dropped = 1;
+    while (i < json_array_size(r->messages) &&
+           strcmp(role_of(json_array_get(r->messages, i)), "tool") == 0) {
+        json_array_remove(r->messages, i);
+        dropped++;
+    }
+    return dropped;
+}
+
+size_t tt_call_request_trim(tt_call_request *r, int num, int den)
+{
+    int64_t goal = tt_call_request_estimate(r) * num / den;
+    size_t dropped = drop_oldest(r), more;
+    while (dropped > 0 && tt_call_request_estimate(r) > goal && (more = drop_oldest(r)) > 0)
+        dropped += more;
+    return dropped;
+}
+
+size_t tt_call_request_fit(tt_call_request *r, int64_t max_tokens)
+{
+    size_t dropped = 0, more;
+    while (max_tokens > 0 && tt_call_request_estimate(r) > max_tokens &&
+           (more = drop_oldest(r)) > 0)
+        dropped += more;
+    return dropped;
+}

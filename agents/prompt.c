@@ -1,0 +1,85 @@
+/* Prompt templates (see prompt.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/prompt.h"
+#include "protocol/errors.h"
+
+int tt_prompt_load(const char *dir, const char *file, tt_prompt *out)
+{
+    memset(out, 0, sizeof *out);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return TT_ENOTFOUND;
+    char *buf = malloc(TT_PROMPT_MAX + 1);
+    size_t len = buf ? fread(buf, 1, TT_PROMPT_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf)
+        return TT_ENOMEM;
+    if (len > TT_PROMPT_MAX) {
+        free(buf);
+        return TT_ETOOLARGE;
+    }
+    buf[len] = '\0';
+    char *eol = strchr(buf, '\n');
+    if (!eol || sscanf(buf, "<!-- prompt: %63s version: %d -->", out->name, &out->version) != 2 ||
+        out->version < 1) {
+        free(buf);
+        return TT_EINVAL;
+    }
+    snprintf(out->tag, sizeof out->tag, "%s@%d", out->name, out->version);
+    out->text = strdup(eol + 1);
+    free(buf);
+    return out->text ? 0 : TT_ENOMEM;
+}
+
+void tt_prompt_free(tt_prompt *p)
+{
+    free(p->text);
+    p->text = NULL;
+}
+
+static const char *lookup(const char *const *vars, const char *name, size_t len)
+{
+    for (; vars && vars[0] && vars[1]; vars += 2) {
+        if (strlen(vars[0]) == len && strncmp(vars[0], name, len) == 0)
+            return vars[1];
+    }
+    return NULL;
+}
+
+char *tt_prompt_render(const tt_prompt *p, const char *const *vars)
+{
+    size_t cap = strlen(p->text) + 1, len = 0;
+    for (const char *const *v = vars; v && v[0] && v[1]; v += 2)
+        cap += strlen(v[1]);
+    /* Each placeholder is replaced at most once per occurrence; size for the worst case. */
+    size_t occurrences = 0;
+    for (const char *q = p->text; (q = strstr(q, "{{")); q += 2)
+        occurrences++;
+    size_t longest = 0;
+    for (const char *const *v = vars; v && v[0] && v[1]; v += 2)
+        longest = strlen(v[1]) > longest ? strlen(v[1]) : longest;
+    cap += occurrences * longest;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (const char *q = p->text; *q;) {
+        const char *end;
+        const char *val;
+        if (q[0] == '{' && q[1] == '{' && (end = strstr(q + 2, "}}")) &&
+            (val = lookup(vars, q + 2, (size_t)(end - q - 2)))) {
+            size_t n = strlen(val);
+            memcpy(out + len, val, n);
+            len += n;
+            q = end + 2;
+        } else {
+            out[len++] = *q++;
+        }
+    }
+    out[len] = '\0';
+    return out;
+}

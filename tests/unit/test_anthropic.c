@@ -1,0 +1,689 @@
+/* agents/llm/anthropic.c through adapter.h: recorded Messages streams
+ * (tests/unit/fixtures/llm/anthropic_*.sse) fed whole, byte by byte, in random
+ * pieces and with CRLF line ends must give the very same events; tool_use
+ * blocks are numbered like OpenAI's tool calls; errors, truncation and
+ * malformed events end the stream with one classified ERROR; request bodies
+ * match golden JSON. Leaks are checked by the sanitizer build. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "agents/llm/adapter.h"
+#include "protocol/errors.h"
+
+/* ---- helpers: an event recorder and the ways to feed a body ------------- */
+
+typedef struct buf {
+    char *s;
+    size_t len, cap;
+} buf;
+
+static void buf_add(buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        assert_non_null(b->s);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void buf_printf(buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < sizeof tmp);
+    buf_add(b, tmp, (size_t)n);
+}
+
+/* Newlines and backslashes escaped so one event is one line. */
+static void buf_escaped(buf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\n')
+            buf_add(b, "\\n", 2);
+        else if (s[i] == '\\')
+            buf_add(b, "\\\\", 2);
+        else
+            buf_add(b, &s[i], 1);
+    }
+}
+
+#define MAX_CALLS 8
+
+typedef struct rec {
+    buf log;             /* one line per event */
+    buf text;            /* all TEXT joined */
+    buf args[MAX_CALLS]; /* each call's arguments joined */
+    int errors, finishes;
+    tt_llm_error error;
+} rec;
+
+static void on_event(const tt_llm_event *ev, void *ud)
+{
+    rec *r = ud;
+    /* ERROR and FINISH are always last. */
+    assert_int_equal(r->errors + r->finishes, 0);
+    switch (ev->kind) {
+    case TT_LLM_EV_TEXT:
+        assert_true(ev->text_len > 0);
+        buf_add(&r->log, "text ", 5);
+        buf_escaped(&r->log, ev->text, ev->text_len);
+        buf_add(&r->text, ev->text, ev->text_len);
+        break;
+    case TT_LLM_EV_TOOL_CALL:
+        assert_true(ev->tool_index >= 0 && ev->tool_index < MAX_CALLS);
+        buf_printf(&r->log, "tool %d", ev->tool_index);
+        if (ev->tool_id)
+            buf_printf(&r->log, " id=%s", ev->tool_id);
+        if (ev->tool_name)
+            buf_printf(&r->log, " name=%s", ev->tool_name);
+        buf_add(&r->log, " args=", 6);
+        buf_escaped(&r->log, ev->args, ev->args_len);
+        buf_add(&r->args[ev->tool_index], ev->args ? ev->args : "", ev->args_len);
+        break;
+    case TT_LLM_EV_USAGE:
+        buf_printf(&r->log, "usage %lld %lld", (long long)ev->prompt_tokens,
+                   (long long)ev->completion_tokens);
+        break;
+    case TT_LLM_EV_FINISH:
+        r->finishes++;
+        buf_printf(&r->log, "finish %s", ev->finish_reason);
+        break;
+    case TT_LLM_EV_ERROR:
+        r->errors++;
+        r->error = ev->error;
+        buf_printf(&r->log, "error %s %d %s", tt_llm_error_name(ev->error.cls),
+                   ev->error.http_status, ev->error.message);
+        break;
+    default:
+        fail_msg("unknown event kind %d", ev->kind);
+    }
+    buf_add(&r->log, "\n", 1);
+}
+
+static void rec_free(rec *r)
+{
+    free(r->log.s);
+    free(r->text.s);
+    for (int i = 0; i < MAX_CALLS; i++)
+        free(r->args[i].s);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *log_of(const rec *r)
+{
+    return r->log.s ? r->log.s : "";
+}
+
+static char *fixture(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/llm/%s", FIXTURES, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open fixture %s", path);
+    buf b = {0};
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_add(&b, tmp, n);
+    fclose(f);
+    *len = b.len;
+    return b.s;
+}
+
+/* The same bytes with every LF turned into CRLF. */
+static char *to_crlf(const char *s, size_t len, size_t *out_len)
+{
+    buf b = {0};
+    for (size_t i = 0; i < len; i++)
+        buf_add(&b, s[i] == '\n' ? "\r\n" : &s[i], s[i] == '\n' ? 2 : 1);
+    *out_len = b.len;
+    return b.s;
+}
+
+enum { WHOLE, BYTES, RANDOM };
+
+/* Feed data in the given pieces; stop feeding at the first ERROR as a caller
+ * would, then finish. feed's and finish's results must agree with the events. */
+static void run(tt_llm_provider prov, int stream, int structured, const char *data, size_t len,
+                int mode, unsigned seed, rec *r)
+{
+    tt_llm_parser *p = NULL;
+    assert_int_equal(tt_llm_parser_new(prov, stream, on_event, r, &p), 0);
+    if (structured)
+        tt_llm_parser_structured(p);
+    size_t at = 0;
+    int stopped = 0;
+    while (at < len && !stopped) {
+        size_t n = len - at;
+        if (mode == BYTES) {
+            n = 1;
+        } else if (mode == RANDOM) {
+            seed = seed * 1103515245u + 12345u;
+            size_t k = 1 + (seed >> 16) % 97;
+            n = k < n ? k : n;
+        }
+        stopped = tt_llm_parser_feed(p, data + at, n);
+        assert_int_equal(stopped != 0, r->errors > 0);
+        at += n;
+    }
+    int rc = tt_llm_parser_finish(p);
+    assert_int_equal(rc != 0, r->errors > 0);
+    assert_int_equal(r->errors + r->finishes, 1);
+    /* finish again is harmless */
+    assert_int_equal(tt_llm_parser_finish(p) != 0, rc != 0);
+    tt_llm_parser_free(p);
+}
+
+/* Every way of cutting the stream gives the expected events. */
+static void check_stream(tt_llm_provider prov, int structured, const char *data, size_t len,
+                         const char *expected)
+{
+    rec r = {0};
+    run(prov, 1, structured, data, len, WHOLE, 0, &r);
+    assert_string_equal(log_of(&r), expected);
+    rec_free(&r);
+    run(prov, 1, structured, data, len, BYTES, 0, &r);
+    assert_string_equal(log_of(&r), expected);
+    rec_free(&r);
+    for (unsigned seed = 1; seed <= 25; seed++) {
+        run(prov, 1, structured, data, len, RANDOM, seed, &r);
+        assert_string_equal(log_of(&r), expected);
+        rec_free(&r);
+    }
+    size_t crlf_len;
+    char *crlf = to_crlf(data, len, &crlf_len);
+    run(prov, 1, structured, crlf, crlf_len, BYTES, 0, &r);
+    assert_string_equal(log_of(&r), expected);
+    rec_free(&r);
+    run(prov, 1, structured, crlf, crlf_len, RANDOM, 7, &r);
+    assert_string_equal(log_of(&r), expected);
+    rec_free(&r);
+    free(crlf);
+}
+
+static void check_fixture(tt_llm_provider prov, int structured, const char *name,
+                          const char *expected)
+{
+    size_t len;
+    char *data = fixture(name, &len);
+    check_stream(prov, structured, data, len, expected);
+    free(data);
+}
+
+/* Every proper prefix of a complete stream ends in NETWORK "stream ended
+ * early", after a prefix of the complete stream's events. */
+static void check_every_prefix(tt_llm_provider prov, const char *name)
+{
+    size_t len;
+    char *data = fixture(name, &len);
+    rec full = {0};
+    run(prov, 1, 0, data, len, WHOLE, 0, &full);
+    assert_int_equal(full.finishes, 1);
+    for (size_t cut = 0; cut < len; cut++) {
+        rec r = {0};
+        run(prov, 1, 0, data, cut, WHOLE, 0, &r);
+        assert_int_equal(r.errors, 1);
+        assert_int_equal(r.error.cls, TT_LLM_ERR_NETWORK);
+        assert_string_equal(r.error.message, "stream ended early");
+        const char *last = strstr(log_of(&r), "error network");
+        assert_non_null(last);
+        size_t before = (size_t)(last - log_of(&r));
+        assert_true(before <= full.log.len);
+        assert_memory_equal(log_of(&r), full.log.s, before);
+        rec_free(&r);
+    }
+    rec_free(&full);
+    free(data);
+}
+
+static void run_body(tt_llm_provider prov, int structured, const char *name, rec *r)
+{
+    size_t len;
+    char *data = fixture(name, &len);
+    run(prov, 0, structured, data, len, RANDOM, 3, r);
+    free(data);
+}
+
+static void check_json_equal(const char *body, const char *golden_name)
+{
+    size_t len;
+    char *golden = fixture(golden_name, &len);
+    json_error_t err;
+    json_t *want = json_loadb(golden, len, 0, &err);
+    if (!want)
+        fail_msg("%s: %s", golden_name, err.text);
+    json_t *got = json_loads(body, 0, &err);
+    if (!got)
+        fail_msg("body: %s", err.text);
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_INDENT(2) | JSON_SORT_KEYS);
+        char *w = json_dumps(want, JSON_INDENT(2) | JSON_SORT_KEYS);
+        print_error("got:\n%s\nwant:\n%s\n", g, w);
+        free(g);
+        free(w);
+        fail();
+    }
+    json_decref(got);
+    json_decref(want);
+    free(golden);
+}
+
+/* ---- end of helpers (the same in test_openai.c) ---------------------- */
+
+static void test_anthropic_text_stream_same_events_however_cut(void **state)
+{
+    check_fixture(TT_LLM_ANTHROPIC, 0, "anthropic_text.sse",
+                  "text Hello\n"
+                  "text ! The café\n"
+                  "text ’s menu is ready ☕.\n"
+                  "text \\nAnything else?\n"
+                  "usage 25 15\n"
+                  "finish stop\n");
+}
+
+/* tool_use blocks 1, 2, 3 are tool calls 0, 1, 2; a call that streams no
+ * input gets "{}"; cache reads count as prompt tokens. */
+static void test_anthropic_tool_use_numbered_like_openai(void **state)
+{
+    check_fixture(TT_LLM_ANTHROPIC, 0, "anthropic_tool_use.sse",
+                  "text I'll check\n"
+                  "text  the weather and the time in Paris.\n"
+                  "tool 0 id=toolu_01T1x1fJ34qAmk2tNTrN7Up6 name=get_weather args=\n"
+                  "tool 0 args={\"lo\n"
+                  "tool 0 args=cation\n"
+                  "tool 0 args=\": \"\n"
+                  "tool 0 args=Paris\n"
+                  "tool 0 args=, France\n"
+                  "tool 0 args=\", \"\n"
+                  "tool 0 args=unit\n"
+                  "tool 0 args=\": \"c\n"
+                  "tool 0 args=elsius\n"
+                  "tool 0 args=\"}\n"
+                  "tool 1 id=toolu_01Gd8oNbVqWk3sY7xHjR2LmC name=get_time args=\n"
+                  "tool 1 args={\"ti\n"
+                  "tool 1 args=mezone\"\n"
+                  "tool 1 args=: \"Europe\n"
+                  "tool 1 args=/Paris\n"
+                  "tool 1 args=\", \"format\": \n"
+                  "tool 1 args=\"24h\n"
+                  "tool 1 args=\"}\n"
+                  "tool 2 id=toolu_01Mz4rQpXc8eWv2LkJn5HsTd name=list_alarms args=\n"
+                  "tool 2 args={}\n"
+                  "usage 2520 89\n"
+                  "finish tool_calls\n");
+
+    size_t len;
+    char *data = fixture("anthropic_tool_use.sse", &len);
+    rec r = {0};
+    run(TT_LLM_ANTHROPIC, 1, 0, data, len, RANDOM, 11, &r);
+    json_t *a0 = json_loads(r.args[0].s, 0, NULL);
+    json_t *a1 = json_loads(r.args[1].s, 0, NULL);
+    json_t *a2 = json_loads(r.args[2].s, 0, NULL);
+    json_t *w0 = json_pack("{s:s, s:s}", "location", "Paris, France", "unit", "celsius");
+    json_t *w1 = json_pack("{s:s, s:s}", "timezone", "Europe/Paris", "format", "24h");
+    json_t *w2 = json_object();
+    assert_true(json_equal(a0, w0));
+    assert_true(json_equal(a1, w1));
+    assert_true(json_equal(a2, w2));
+    json_decref(a0);
+    json_decref(a1);
+    json_decref(a2);
+    json_decref(w0);
+    json_decref(w1);
+    json_decref(w2);
+    rec_free(&r);
+    free(data);
+}
+
+/* With a response_schema the forced "output" tool is the answer: TEXT, and a
+ * plain "stop". Without it, "output" is just another tool. */
+static void test_anthropic_structured_output_stream(void **state)
+{
+    check_fixture(TT_LLM_ANTHROPIC, 1, "anthropic_structured.sse",
+                  "text {\"title\": \"Mar\n"
+                  "text sh walk\", \"tags\": [\"nat\n"
+                  "text ure\", \"boardwalk\"]}\n"
+                  "usage 310 24\n"
+                  "finish stop\n");
+    check_fixture(TT_LLM_ANTHROPIC, 0, "anthropic_structured.sse",
+                  "tool 0 id=toolu_01Qw9eRtYu8iOp7aSdFgHjKl name=output args=\n"
+                  "tool 0 args={\"title\": \"Mar\n"
+                  "tool 0 args=sh walk\", \"tags\": [\"nat\n"
+                  "tool 0 args=ure\", \"boardwalk\"]}\n"
+                  "usage 310 24\n"
+                  "finish tool_calls\n");
+}
+
+static void check_stop_reason(const char *stop, const char *finish)
+{
+    char s[1024], want[128];
+    snprintf(s, sizeof s,
+             "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":"
+             "{\"input_tokens\":3,\"output_tokens\":1}}}\n\n"
+             "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+             "\"%s\"},\"usage\":{\"output_tokens\":7}}\n\n"
+             "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+             stop);
+    snprintf(want, sizeof want, "usage 3 7\nfinish %s\n", finish);
+    check_stream(TT_LLM_ANTHROPIC, 0, s, strlen(s), want);
+}
+
+static void test_anthropic_stop_reasons_map_to_openai_names(void **state)
+{
+    check_stop_reason("end_turn", "stop");
+    check_stop_reason("stop_sequence", "stop");
+    check_stop_reason("max_tokens", "length");
+    check_stop_reason("tool_use", "tool_calls");
+    check_stop_reason("refusal", "content_filter");
+    check_stop_reason("pause_turn", "stop");
+}
+
+static void test_anthropic_in_stream_overloaded(void **state)
+{
+    check_fixture(TT_LLM_ANTHROPIC, 0, "anthropic_error.sse",
+                  "text Let me\n"
+                  "text  think\n"
+                  "error overloaded 0 Overloaded\n");
+}
+
+static void check_in_stream_error(const char *type, const char *message, tt_llm_error_class cls)
+{
+    char s[1024];
+    snprintf(s, sizeof s,
+             "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":"
+             "{\"input_tokens\":3,\"output_tokens\":1}}}\n\n"
+             ": a comment line\n\n"
+             "event: error\ndata: "
+             "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}\n\n"
+             "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+             type, message);
+    rec r = {0};
+    run(TT_LLM_ANTHROPIC, 1, 0, s, strlen(s), BYTES, 0, &r);
+    assert_int_equal(r.errors, 1);
+    assert_int_equal(r.error.cls, cls);
+    assert_string_equal(r.error.message, message);
+    assert_int_equal(r.error.retry_after_ms, -1);
+    rec_free(&r);
+}
+
+static void test_anthropic_in_stream_error_classes(void **state)
+{
+    check_in_stream_error("overloaded_error", "Overloaded", TT_LLM_ERR_OVERLOADED);
+    check_in_stream_error("rate_limit_error",
+                          "Number of request tokens has exceeded your rate limit",
+                          TT_LLM_ERR_RATE_LIMITED);
+    check_in_stream_error("api_error", "Internal server error", TT_LLM_ERR_SERVER);
+    check_in_stream_error("invalid_request_error",
+                          "prompt is too long: 208310 tokens > 200000 maximum",
+                          TT_LLM_ERR_CONTEXT_LENGTH);
+    check_in_stream_error("invalid_request_error",
+                          "messages: text content blocks must be non-empty",
+                          TT_LLM_ERR_BAD_REQUEST);
+    check_in_stream_error("authentication_error", "invalid x-api-key", TT_LLM_ERR_AUTH);
+}
+
+static void test_anthropic_truncated_stream_ends_early(void **state)
+{
+    check_every_prefix(TT_LLM_ANTHROPIC, "anthropic_text.sse");
+}
+
+static void test_anthropic_malformed_events(void **state)
+{
+    const char *cut_json =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+        "\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+        "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+        "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"!\"}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    check_stream(TT_LLM_ANTHROPIC, 0, cut_json, strlen(cut_json),
+                 "text Hi\nerror malformed 0 response is not a JSON object\n");
+
+    const char *unopened = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                           "\"index\":3,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n"
+                           "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    check_stream(TT_LLM_ANTHROPIC, 0, unopened, strlen(unopened),
+                 "error malformed 0 delta for a content block that is not open\n");
+
+    const char *no_id = "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+                        "\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"input\":{}}}\n\n";
+    check_stream(TT_LLM_ANTHROPIC, 0, no_id, strlen(no_id),
+                 "error malformed 0 tool_use block without id or name\n");
+}
+
+/* Thinking blocks, pings and event types the API adds later are skipped. */
+static void test_anthropic_skips_what_it_does_not_know(void **state)
+{
+    const char *s =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":"
+        "{\"input_tokens\":9,\"output_tokens\":1}}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+        "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQB\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+        "event: future_thing\ndata: {\"type\":\"future_thing\",\"x\":1}\n\n"
+        "event: ping\ndata: {\"type\": \"ping\"}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,"
+        "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"42\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+        "\"end_turn\"},\"usage\":{\"output_tokens\":30}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    check_stream(TT_LLM_ANTHROPIC, 0, s, strlen(s), "text 42\nusage 9 30\nfinish stop\n");
+}
+
+static void test_anthropic_plain_message_body(void **state)
+{
+    rec r = {0};
+    run_body(TT_LLM_ANTHROPIC, 0, "anthropic_message.json", &r);
+    assert_string_equal(log_of(&r), "text I'll check the weather in Paris.\n"
+                                    "tool 0 id=toolu_01T1x1fJ34qAmk2tNTrN7Up6 name=get_weather "
+                                    "args={\"location\":\"Paris, France\",\"unit\":\"celsius\"}\n"
+                                    "usage 2520 89\n"
+                                    "finish tool_calls\n");
+    rec_free(&r);
+
+    const char *structured = "{\"type\":\"message\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+                             "\"toolu_1\",\"name\":\"output\",\"input\":{\"title\":\"Marsh\"}}],"
+                             "\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":5,"
+                             "\"output_tokens\":6}}";
+    run(TT_LLM_ANTHROPIC, 0, 1, structured, strlen(structured), WHOLE, 0, &r);
+    assert_string_equal(log_of(&r), "text {\"title\":\"Marsh\"}\nusage 5 6\nfinish stop\n");
+    rec_free(&r);
+
+    const char *err = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+                      "\"message\":\"Overloaded\"}}";
+    run(TT_LLM_ANTHROPIC, 0, 0, err, strlen(err), BYTES, 0, &r);
+    assert_string_equal(log_of(&r), "error overloaded 0 Overloaded\n");
+    rec_free(&r);
+
+    const char *no_content = "{\"type\":\"message\",\"stop_reason\":\"end_turn\"}";
+    run(TT_LLM_ANTHROPIC, 0, 0, no_content, strlen(no_content), WHOLE, 0, &r);
+    assert_string_equal(log_of(&r), "error malformed 0 response has no content\n");
+    rec_free(&r);
+}
+
+/* ---- request bodies ----------------------------------------------------- */
+
+static const char *WEATHER_SCHEMA = "{\"type\":\"object\",\"properties\":{\"location\":"
+                                    "{\"type\":\"string\"}},\"required\":[\"location\"]}";
+
+static void test_anthropic_body_golden(void **state)
+{
+    json_t *schema = json_loads(WEATHER_SCHEMA, 0, NULL);
+    json_t *calls = json_loads("[{\"id\":\"call_1\",\"name\":\"get_weather\",\"arguments\":"
+                               "\"{\\\"location\\\":\\\"Paris\\\"}\"},"
+                               "{\"id\":\"call_2\",\"name\":\"get_time\",\"arguments\":\"\"}]",
+                               0, NULL);
+    assert_non_null(schema);
+    assert_non_null(calls);
+    tt_llm_message msgs[] = {
+        {.role = "system", .content = "You are a helpful assistant."},
+        {.role = "user", .content = "What's the weather and the time in Paris?"},
+        {.role = "assistant", .content = "I'll check both.", .tool_calls = calls},
+        {.role = "tool", .content = "18°C, cloudy", .tool_call_id = "call_1"},
+        {.role = "system", .content = "Answer briefly."},
+        {.role = "tool", .content = "14:05", .tool_call_id = "call_2"},
+        {.role = "user", .content = "Thanks. And tomorrow?"},
+    };
+    tt_llm_tool tools[] = {
+        {.name = "get_weather",
+         .description = "Current weather for a place.",
+         .parameters = schema},
+        {.name = "get_time", .description = "Local time."},
+    };
+    tt_llm_request req = {.model = "claude-sonnet-4-5",
+                          .messages = msgs,
+                          .n_messages = 7,
+                          .tools = tools,
+                          .n_tools = 2,
+                          .max_tokens = 512,
+                          .temperature = 0.25,
+                          .stream = 1};
+    char *body = NULL;
+    size_t len = 0;
+    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, &len), 0);
+    assert_int_equal(len, strlen(body));
+    check_json_equal(body, "anthropic_request.json");
+    free(body);
+    json_decref(schema);
+    json_decref(calls);
+}
+
+static const char *PHOTO_SCHEMA =
+    "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\"},\"tags\":{\"type\":"
+    "\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"title\",\"tags\"],"
+    "\"additionalProperties\":false}";
+
+static void test_anthropic_body_structured_output_forces_tool(void **state)
+{
+    json_t *schema = json_loads(PHOTO_SCHEMA, 0, NULL);
+    tt_llm_message msgs[] = {{.role = "user", .content = "Describe the photo."}};
+    tt_llm_request req = {.model = "claude-sonnet-4-5",
+                          .messages = msgs,
+                          .n_messages = 1,
+                          .temperature = -1,
+                          .response_schema = schema};
+    char *body = NULL;
+    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, NULL), 0);
+    check_json_equal(body, "anthropic_request_structured.json");
+    free(body);
+    json_decref(schema);
+}
+
+/* A tool result arriving after user text still leads its turn, and a
+ * temperature written for OpenAI (0..2) is clamped to Anthropic's 0..1. */
+static void test_anthropic_body_turn_rules(void **state)
+{
+    json_t *calls = json_loads("[{\"id\":\"c1\",\"name\":\"f\",\"arguments\":{\"a\":1}}]", 0, NULL);
+    tt_llm_message msgs[] = {
+        {.role = "user", .content = "go"},
+        {.role = "assistant", .tool_calls = calls},
+        {.role = "user", .content = "also this"},
+        {.role = "tool", .content = "done", .tool_call_id = "c1"},
+        {.role = "assistant", .content = ""},
+    };
+    tt_llm_request req = {.model = "m", .messages = msgs, .n_messages = 5, .temperature = 1.5};
+    char *body = NULL;
+    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, NULL), 0);
+    json_t *got = json_loads(body, 0, NULL);
+    json_t *want = json_loads(
+        "{\"model\":\"m\",\"max_tokens\":1024,\"temperature\":1.0,\"stream\":false,\"messages\":["
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"go\"}]},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"c1\",\"name\":\"f\","
+        "\"input\":{\"a\":1}}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"c1\","
+        "\"content\":\"done\"},{\"type\":\"text\",\"text\":\"also this\"}]}]}",
+        0, NULL);
+    assert_non_null(want);
+    assert_true(json_equal(got, want));
+    json_decref(got);
+    json_decref(want);
+    free(body);
+    json_decref(calls);
+}
+
+static void test_anthropic_body_refuses_bad_requests(void **state)
+{
+    char *body = NULL;
+    json_t *bad_args =
+        json_loads("[{\"id\":\"c1\",\"name\":\"f\",\"arguments\":\"{not json\"}]", 0, NULL);
+    json_t *array_args =
+        json_loads("[{\"id\":\"c1\",\"name\":\"f\",\"arguments\":\"[1]\"}]", 0, NULL);
+    tt_llm_message m1[] = {{.role = "assistant", .tool_calls = bad_args}};
+    tt_llm_message m2[] = {{.role = "assistant", .tool_calls = array_args}};
+    tt_llm_message m3[] = {{.role = "tool", .content = "x"}};
+    tt_llm_message m4[] = {{.role = "critic", .content = "x"}};
+    tt_llm_request req = {.model = "m", .messages = m1, .n_messages = 1};
+    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, NULL), TT_EINVAL);
+    req.messages = m2;
+    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, NULL), TT_EINVAL);
+    req.messages = m3;
+    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, NULL), TT_EINVAL);
+    req.messages = m4;
+    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, NULL), TT_EINVAL);
+    assert_null(body);
+    json_decref(bad_args);
+    json_decref(array_args);
+}
+
+static void test_anthropic_headers_names_paths(void **state)
+{
+    char *h[4];
+    assert_int_equal(tt_llm_headers(TT_LLM_ANTHROPIC, "sk-ant-test", h, 4), 0);
+    assert_string_equal(h[0], "x-api-key: sk-ant-test");
+    assert_string_equal(h[1], "anthropic-version: 2023-06-01");
+    assert_null(h[2]);
+    tt_llm_headers_free(h);
+    assert_int_equal(tt_llm_headers(TT_LLM_ANTHROPIC, "sk-ant-test", h, 2), TT_ETOOLARGE);
+    assert_null(h[0]);
+    assert_int_equal(tt_llm_headers(TT_LLM_ANTHROPIC, "k\nx", h, 4), TT_EINVAL);
+
+    assert_string_equal(tt_llm_path(TT_LLM_ANTHROPIC), "/v1/messages");
+    assert_string_equal(tt_llm_provider_name(TT_LLM_ANTHROPIC), "anthropic");
+    tt_llm_provider p = TT_LLM_OPENAI;
+    assert_int_equal(tt_llm_provider_parse("anthropic", &p), 0);
+    assert_int_equal(p, TT_LLM_ANTHROPIC);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_anthropic_text_stream_same_events_however_cut),
+        cmocka_unit_test(test_anthropic_tool_use_numbered_like_openai),
+        cmocka_unit_test(test_anthropic_structured_output_stream),
+        cmocka_unit_test(test_anthropic_stop_reasons_map_to_openai_names),
+        cmocka_unit_test(test_anthropic_in_stream_overloaded),
+        cmocka_unit_test(test_anthropic_in_stream_error_classes),
+        cmocka_unit_test(test_anthropic_truncated_stream_ends_early),
+        cmocka_unit_test(test_anthropic_malformed_events),
+        cmocka_unit_test(test_anthropic_skips_what_it_does_not_know),
+        cmocka_unit_test(test_anthropic_plain_message_body),
+        cmocka_unit_test(test_anthropic_body_golden),
+        cmocka_unit_test(test_anthropic_body_structured_output_forces_tool),
+        cmocka_unit_test(test_anthropic_body_turn_rules),
+        cmocka_unit_test(test_anthropic_body_refuses_bad_requests),
+        cmocka_unit_test(test_anthropic_headers_names_paths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,720 @@
+/* agents/llm/openai.c through adapter.h: recorded chat-completion streams
+ * (tests/unit/fixtures/llm/openai_*.sse) fed whole, byte by byte, in random
+ * pieces and with CRLF line ends must give the very same events; tool calls
+ * reassemble; errors, truncation and malformed chunks end the stream with one
+ * classified ERROR; request bodies match golden JSON. Leaks are checked by the
+ * sanitizer build. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "agents/llm/adapter.h"
+#include "protocol/errors.h"
+
+/* ---- helpers: an event recorder and the ways to feed a body ------------- */
+
+typedef struct buf {
+    char *s;
+    size_t len, cap;
+} buf;
+
+static void buf_add(buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        assert_non_null(b->s);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void buf_printf(buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < sizeof tmp);
+    buf_add(b, tmp, (size_t)n);
+}
+
+/* Newlines and backslashes escaped so one event is one line. */
+static void buf_escaped(buf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\n')
+            buf_add(b, "\\n", 2);
+        else if (s[i] == '\\')
+            buf_add(b, "\\\\", 2);
+        else
+            buf_add(b, &s[i], 1);
+    }
+}
+
+#define MAX_CALLS 8
+
+typedef struct rec {
+    buf log;             /* one line per event */
+    buf text;            /* all TEXT joined */
+    buf args[MAX_CALLS]; /* each call's arguments joined */
+    int errors, finishes;
+    tt_llm_error error;
+} rec;
+
+static void on_event(const tt_llm_event *ev, void *ud)
+{
+    rec *r = ud;
+    /* ERROR and FINISH are always last. */
+    assert_int_equal(r->errors + r->finishes, 0);
+    switch (ev->kind) {
+    case TT_LLM_EV_TEXT:
+        assert_true(ev->text_len > 0);
+        buf_add(&r->log, "text ", 5);
+        buf_escaped(&r->log, ev->text, ev->text_len);
+        buf_add(&r->text, ev->text, ev->text_len);
+        break;
+    case TT_LLM_EV_TOOL_CALL:
+        assert_true(ev->tool_index >= 0 && ev->tool_index < MAX_CALLS);
+        buf_printf(&r->log, "tool %d", ev->tool_index);
+        if (ev->tool_id)
+            buf_printf(&r->log, " id=%s", ev->tool_id);
+        if (ev->tool_name)
+            buf_printf(&r->log, " name=%s", ev->tool_name);
+        buf_add(&r->log, " args=", 6);
+        buf_escaped(&r->log, ev->args, ev->args_len);
+        buf_add(&r->args[ev->tool_index], ev->args ? ev->args : "", ev->args_len);
+        break;
+    case TT_LLM_EV_USAGE:
+        buf_printf(&r->log, "usage %lld %lld", (long long)ev->prompt_tokens,
+                   (long long)ev->completion_tokens);
+        break;
+    case TT_LLM_EV_FINISH:
+        r->finishes++;
+        buf_printf(&r->log, "finish %s", ev->finish_reason);
+        break;
+    case TT_LLM_EV_ERROR:
+        r->errors++;
+        r->error = ev->error;
+        buf_printf(&r->log, "error %s %d %s", tt_llm_error_name(ev->error.cls),
+                   ev->error.http_status, ev->error.message);
+        break;
+    default:
+        fail_msg("unknown event kind %d", ev->kind);
+    }
+    buf_add(&r->log, "\n", 1);
+}
+
+static void rec_free(rec *r)
+{
+    free(r->log.s);
+    free(r->text.s);
+    for (int i = 0; i < MAX_CALLS; i++)
+        free(r->args[i].s);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *log_of(const rec *r)
+{
+    return r->log.s ? r->log.s : "";
+}
+
+static char *fixture(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/llm/%s", FIXTURES, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open fixture %s", path);
+    buf b = {0};
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_add(&b, tmp, n);
+    fclose(f);
+    *len = b.len;
+    return b.s;
+}
+
+/* The same bytes with every LF turned into CRLF. */
+static char *to_crlf(const char *s, size_t len, size_t *out_len)
+{
+    buf b = {0};
+    for (size_t i = 0; i < len; i++)
+        buf_add(&b, s[i] == '\n' ? "\r\n" : &s[i], s[i] == '\n' ? 2 : 1);
+    *out_len = b.len;
+    return b.s;
+}
+
+enum { WHOLE, BYTES, RANDOM };
+
+/* Feed data in the given pieces; stop feeding at the first ERROR as a caller
+ * would, then finish. feed's and finish's results must agree with the events. */
+static void run(tt_llm_provider prov, int stream, int structured, const char *data, size_t len,
+                int mode, unsigned seed, rec *r)
+{
+    tt_llm_parser *p = NULL;
+    assert_int_equal(tt_llm_parser_new(prov, stream, on_event, r, &p), 0);
+    if (structured)
+        tt_llm_parser_structured(p);
+    size_t at = 0;
+    int stopped = 0;
+    while (at < len && !stopped) {
+        size_t n = len - at;
+        if (mode == BYTES) {
+            n = 1;
+        } else if (mode == RANDOM) {
+            seed = seed * 1103515245u + 12345u;
+            size_t k = 1 + (seed >> 16) % 97;
+            n = k < n ? k : n;
+        }
+        stopped = tt_llm_parser_feed(p, data + at, n);
+        assert_int_equal(stopped != 0, r->errors > 0);
+        at += n;
+    }
+    int rc = tt_llm_parser_finish(p);
+    assert_int_equal(rc != 0, r->errors > 0);
+    assert_int_equal(r->errors + r->finishes, 1);
+    /* finish again is harmless */
+    assert_int_equal(tt_llm_parser_finish(p) != 0, rc != 0);
+    tt_llm_parser_free(p);
+}
+
+/* Every way of cutting the stream gives the expected events. */
+static void check_stream(tt_llm_provider prov, int structured, const char *data, size_t len,
+                         const char *expected)
+{
+    rec r = {0};
+    run(prov, 1, structured, data, len, WHOLE, 0, &r);
+    assert_string_equal(log_of(&r), expected);
+    rec_free(&r);
+    run(prov, 1, structured, data, len, BYTES, 0, &r);
+    assert_string_equal(log_of(&r), expected);
+    rec_free(&r);
+    for (unsigned seed = 1; seed <= 25; seed++) {
+        run(prov, 1, structured, data, len, RANDOM, seed, &r);
+        assert_string_equal(log_of(&r), expected);
+        rec_free(&r);
+    }
+    size_t crlf_len;
+    char *crlf = to_crlf(data, len, &crlf_len);
+    run(prov, 1, structured, crlf, crlf_len, BYTES, 0, &r);
+    assert_string_equal(log_of(&r), expected);
+    rec_free(&r);
+    run(prov, 1, structured, crlf, crlf_len, RANDOM, 7, &r);
+    assert_string_equal(log_of(&r), expected);
+    rec_free(&r);
+    free(crlf);
+}
+
+static void check_fixture(tt_llm_provider prov, int structured, const char *name,
+                          const char *expected)
+{
+    size_t len;
+    char *data = fixture(name, &len);
+    check_stream(prov, structured, data, len, expected);
+    free(data);
+}
+
+/* Every proper prefix of a complete stream ends in NETWORK "stream ended
+ * early", after a prefix of the complete stream's events. */
+static void check_every_prefix(tt_llm_provider prov, const char *name)
+{
+    size_t len;
+    char *data = fixture(name, &len);
+    rec full = {0};
+    run(prov, 1, 0, data, len, WHOLE, 0, &full);
+    assert_int_equal(full.finishes, 1);
+    for (size_t cut = 0; cut < len; cut++) {
+        rec r = {0};
+        run(prov, 1, 0, data, cut, WHOLE, 0, &r);
+        assert_int_equal(r.errors, 1);
+        assert_int_equal(r.error.cls, TT_LLM_ERR_NETWORK);
+        assert_string_equal(r.error.message, "stream ended early");
+        const char *last = strstr(log_of(&r), "error network");
+        assert_non_null(last);
+        size_t before = (size_t)(last - log_of(&r));
+        assert_true(before <= full.log.len);
+        assert_memory_equal(log_of(&r), full.log.s, before);
+        rec_free(&r);
+    }
+    rec_free(&full);
+    free(data);
+}
+
+static void run_body(tt_llm_provider prov, int structured, const char *name, rec *r)
+{
+    size_t len;
+    char *data = fixture(name, &len);
+    run(prov, 0, structured, data, len, RANDOM, 3, r);
+    free(data);
+}
+
+static void check_json_equal(const char *body, const char *golden_name)
+{
+    size_t len;
+    char *golden = fixture(golden_name, &len);
+    json_error_t err;
+    json_t *want = json_loadb(golden, len, 0, &err);
+    if (!want)
+        fail_msg("%s: %s", golden_name, err.text);
+    json_t *got = json_loads(body, 0, &err);
+    if (!got)
+        fail_msg("body: %s", err.text);
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_INDENT(2) | JSON_SORT_KEYS);
+        char *w = json_dumps(want, JSON_INDENT(2) | JSON_SORT_KEYS);
+        print_error("got:\n%s\nwant:\n%s\n", g, w);
+        free(g);
+        free(w);
+        fail();
+    }
+    json_decref(got);
+    json_decref(want);
+    free(golden);
+}
+
+/* ---- end of helpers (the same in test_anthropic.c) ---------------------- */
+
+static void test_openai_text_stream_same_events_however_cut(void **state)
+{
+    check_fixture(TT_LLM_OPENAI, 0, "openai_text.sse",
+                  "text Hello\n"
+                  "text ! The café\n"
+                  "text ’s\n"
+                  "text   menu\n"
+                  "text \xc2\xa0is \n"
+                  "text ready ☕.\n"
+                  "text  Anything\n"
+                  "text \\nelse?\n"
+                  "usage 19 12\n"
+                  "finish stop\n");
+}
+
+static void test_openai_parallel_tool_calls_reassemble(void **state)
+{
+    const char *expected = "tool 0 id=call_DdmO9pD3xa9XTPNJ32zg2hcA name=get_weather args=\n"
+                           "tool 0 args={\"lo\n"
+                           "tool 0 args=cation\n"
+                           "tool 0 args=\": \"\n"
+                           "tool 0 args=Paris\n"
+                           "tool 0 args=, France\n"
+                           "tool 0 args=\", \"\n"
+                           "tool 0 args=unit\n"
+                           "tool 0 args=\": \"c\n"
+                           "tool 0 args=elsius\n"
+                           "tool 0 args=\"}\n"
+                           "tool 1 id=call_7QkLw1mTnR9bXo2Yv4cZs8Ue name=get_time args=\n"
+                           "tool 1 args={\"ti\n"
+                           "tool 1 args=mezone\"\n"
+                           "tool 1 args=: \"Europe\n"
+                           "tool 1 args=/Paris\n"
+                           "tool 1 args=\", \"format\": \n"
+                           "tool 1 args=\"24h\n"
+                           "tool 1 args=\"}\n"
+                           "usage 82 47\n"
+                           "finish tool_calls\n";
+    check_fixture(TT_LLM_OPENAI, 0, "openai_tool_calls.sse", expected);
+
+    size_t len;
+    char *data = fixture("openai_tool_calls.sse", &len);
+    rec r = {0};
+    run(TT_LLM_OPENAI, 1, 0, data, len, BYTES, 0, &r);
+    json_t *a0 = json_loads(r.args[0].s, 0, NULL);
+    json_t *a1 = json_loads(r.args[1].s, 0, NULL);
+    json_t *w0 = json_pack("{s:s, s:s}", "location", "Paris, France", "unit", "celsius");
+    json_t *w1 = json_pack("{s:s, s:s}", "timezone", "Europe/Paris", "format", "24h");
+    assert_true(json_equal(a0, w0));
+    assert_true(json_equal(a1, w1));
+    json_decref(a0);
+    json_decref(a1);
+    json_decref(w0);
+    json_decref(w1);
+    rec_free(&r);
+    free(data);
+}
+
+/* finish_reason comes in the chunk before the usage chunk; FINISH waits for
+ * [DONE] so that USAGE is never after it. */
+static void test_openai_finish_waits_for_done_after_usage(void **state)
+{
+    const char *s =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},"
+        "\"finish_reason\":\"length\"}],\"usage\":null}\n\n"
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n"
+        "data: [DONE]\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"}}]}\n\n";
+    check_stream(TT_LLM_OPENAI, 0, s, strlen(s), "text Hi\nusage 5 1\nfinish length\n");
+}
+
+/* Servers that omit the index, repeat id and name, or send arguments as an
+ * object (Ollama, some proxies) still give one call per id. */
+static void test_openai_compatible_tool_call_variants(void **state)
+{
+    const char *s =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"a\",\"function\":"
+        "{\"name\":\"f\",\"arguments\":{\"x\":1}}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"b\",\"function\":"
+        "{\"name\":\"g\",\"arguments\":\"{\\\"y\\\"\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"b\","
+        "\"function\":{\"name\":\"g\",\"arguments\":\":2}\"}}]},\"finish_reason\":\"tool_calls\"}]}"
+        "\n\n"
+        "data: [DONE]\n\n";
+    check_stream(TT_LLM_OPENAI, 0, s, strlen(s),
+                 "tool 0 id=a name=f args={\"x\":1}\n"
+                 "tool 1 id=b name=g args={\"y\"\n"
+                 "tool 1 args=:2}\n"
+                 "finish tool_calls\n");
+}
+
+static void test_openai_azure_content_filter_is_a_finish(void **state)
+{
+    check_fixture(TT_LLM_OPENAI, 0, "openai_content_filter.sse",
+                  "text Here is how\n"
+                  "text  you\n"
+                  "usage 31 3\n"
+                  "finish content_filter\n");
+}
+
+static void test_openai_in_stream_server_error(void **state)
+{
+    check_fixture(TT_LLM_OPENAI, 0, "openai_error.sse",
+                  "text The answer\n"
+                  "text  depends on\n"
+                  "error server 0 The server had an error while processing your request. Sorry "
+                  "about that!\n");
+}
+
+static void check_in_stream_error(const char *error_json, tt_llm_error_class cls)
+{
+    char s[1024];
+    snprintf(s, sizeof s,
+             "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+             "data: {\"error\":%s}\n\n"
+             "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}\n\n"
+             "data: [DONE]\n\n",
+             error_json);
+    rec r = {0};
+    run(TT_LLM_OPENAI, 1, 0, s, strlen(s), BYTES, 0, &r);
+    assert_int_equal(r.errors, 1);
+    assert_int_equal(r.error.cls, cls);
+    assert_int_equal(r.error.http_status, 0);
+    assert_string_equal(r.text.s, "a");
+    rec_free(&r);
+}
+
+static void test_openai_in_stream_error_classes(void **state)
+{
+    check_in_stream_error(
+        "{\"message\":\"This model's maximum context length is 128000 tokens.\","
+        "\"type\":\"invalid_request_error\",\"code\":\"context_length_exceeded\"}",
+        TT_LLM_ERR_CONTEXT_LENGTH);
+    check_in_stream_error("{\"message\":\"Rate limit reached for gpt-4o\",\"type\":\"tokens\","
+                          "\"code\":\"rate_limit_exceeded\"}",
+                          TT_LLM_ERR_RATE_LIMITED);
+    check_in_stream_error("{\"message\":\"boom\",\"type\":\"server_error\",\"code\":null}",
+                          TT_LLM_ERR_SERVER);
+    check_in_stream_error("{\"message\":\"?\",\"type\":\"something_new\"}", TT_LLM_ERR_SERVER);
+    check_in_stream_error("\"model is overloaded\"", TT_LLM_ERR_SERVER);
+    check_in_stream_error("{\"message\":\"flagged\",\"type\":\"invalid_request_error\","
+                          "\"code\":\"content_filter\"}",
+                          TT_LLM_ERR_CONTENT_FILTER);
+}
+
+static void test_openai_truncated_stream_ends_early(void **state)
+{
+    check_fixture(TT_LLM_OPENAI, 0, "openai_truncated.sse",
+                  "text Hello\n"
+                  "text ! The café\n"
+                  "text ’s\n"
+                  "error network 0 stream ended early\n");
+    check_every_prefix(TT_LLM_OPENAI, "openai_text.sse");
+}
+
+static void test_openai_malformed_chunk(void **state)
+{
+    check_fixture(TT_LLM_OPENAI, 0, "openai_malformed.sse",
+                  "text Hel\n"
+                  "error malformed 0 response is not a JSON object\n");
+    const char *s = "data: [1,2]\n\ndata: [DONE]\n\n";
+    check_stream(TT_LLM_OPENAI, 0, s, strlen(s),
+                 "error malformed 0 response is not a JSON object\n");
+}
+
+static void test_openai_event_over_cap_is_malformed(void **state)
+{
+    size_t n = TT_LLM_EVENT_MAX + 16;
+    char *s = malloc(n);
+    assert_non_null(s);
+    memcpy(s, "data: ", 6);
+    memset(s + 6, 'a', n - 6);
+    rec r = {0};
+    run(TT_LLM_OPENAI, 1, 0, s, n, RANDOM, 1, &r);
+    assert_string_equal(log_of(&r), "error malformed 0 stream event too large\n");
+    rec_free(&r);
+    free(s);
+}
+
+static void test_openai_plain_text_body(void **state)
+{
+    rec r = {0};
+    run_body(TT_LLM_OPENAI, 0, "openai_chat.json", &r);
+    assert_string_equal(log_of(&r),
+                        "text The image shows a wooden boardwalk through a lush green marsh.\n"
+                        "usage 1117 46\n"
+                        "finish stop\n");
+    rec_free(&r);
+}
+
+static void test_openai_plain_tool_calls_body(void **state)
+{
+    rec r = {0};
+    run_body(TT_LLM_OPENAI, 0, "openai_chat_tools.json", &r);
+    assert_string_equal(
+        log_of(&r),
+        "tool 0 id=call_DdmO9pD3xa9XTPNJ32zg2hcA name=get_weather args={\"location\": \"Paris, "
+        "France\", \"unit\": \"celsius\"}\n"
+        "tool 1 id=call_7QkLw1mTnR9bXo2Yv4cZs8Ue name=get_time args={\"timezone\": "
+        "\"Europe/Paris\", \"format\": \"24h\"}\n"
+        "usage 82 47\n"
+        "finish tool_calls\n");
+    rec_free(&r);
+}
+
+static void test_openai_plain_body_errors(void **state)
+{
+    rec r = {0};
+    const char *not_json = "<html>502 Bad Gateway</html>";
+    run(TT_LLM_OPENAI, 0, 0, not_json, strlen(not_json), BYTES, 0, &r);
+    assert_string_equal(log_of(&r), "error malformed 0 response is not a JSON object\n");
+    rec_free(&r);
+
+    run(TT_LLM_OPENAI, 0, 0, "", 0, WHOLE, 0, &r);
+    assert_string_equal(log_of(&r), "error malformed 0 response is not a JSON object\n");
+    rec_free(&r);
+
+    const char *no_choices = "{\"id\":\"x\",\"choices\":[]}";
+    run(TT_LLM_OPENAI, 0, 0, no_choices, strlen(no_choices), WHOLE, 0, &r);
+    assert_string_equal(log_of(&r), "error malformed 0 response has no choices[0].message\n");
+    rec_free(&r);
+
+    const char *err = "{\"error\":{\"message\":\"Rate limit\",\"type\":\"requests\","
+                      "\"code\":\"rate_limit_exceeded\"}}";
+    run(TT_LLM_OPENAI, 0, 0, err, strlen(err), WHOLE, 0, &r);
+    assert_string_equal(log_of(&r), "error rate_limited 0 Rate limit\n");
+    rec_free(&r);
+}
+
+static void test_openai_plain_body_over_cap_is_malformed(void **state)
+{
+    tt_llm_parser *p = NULL;
+    rec r = {0};
+    assert_int_equal(tt_llm_parser_new(TT_LLM_OPENAI, 0, on_event, &r, &p), 0);
+    size_t piece = 1 << 16;
+    char *spaces = malloc(piece);
+    assert_non_null(spaces);
+    memset(spaces, ' ', piece);
+    size_t fed = 0;
+    int rc = 0;
+    while (rc == 0) {
+        rc = tt_llm_parser_feed(p, spaces, piece);
+        fed += piece;
+        assert_true(fed <= TT_LLM_BODY_MAX + piece);
+    }
+    assert_true(fed > TT_LLM_BODY_MAX);
+    assert_int_not_equal(tt_llm_parser_feed(p, "{}", 2), 0);
+    assert_int_not_equal(tt_llm_parser_finish(p), 0);
+    assert_string_equal(log_of(&r), "error malformed 0 response body too large\n");
+    tt_llm_parser_free(p);
+    free(spaces);
+    rec_free(&r);
+}
+
+/* ---- request bodies ----------------------------------------------------- */
+
+static const char *WEATHER_SCHEMA = "{\"type\":\"object\",\"properties\":{\"location\":"
+                                    "{\"type\":\"string\"}},\"required\":[\"location\"]}";
+
+static void test_openai_body_golden(void **state)
+{
+    json_t *schema = json_loads(WEATHER_SCHEMA, 0, NULL);
+    json_t *calls = json_loads("[{\"id\":\"call_1\",\"name\":\"get_weather\",\"arguments\":"
+                               "\"{\\\"location\\\":\\\"Paris\\\"}\"},"
+                               "{\"id\":\"call_2\",\"name\":\"get_time\",\"arguments\":\"\"}]",
+                               0, NULL);
+    assert_non_null(schema);
+    assert_non_null(calls);
+    tt_llm_message msgs[] = {
+        {.role = "system", .content = "You are a helpful assistant."},
+        {.role = "system", .content = "Answer briefly."},
+        {.role = "user", .content = "What's the weather and the time in Paris?"},
+        {.role = "assistant", .content = "I'll check both.", .tool_calls = calls},
+        {.role = "tool", .content = "18°C, cloudy", .tool_call_id = "call_1"},
+        {.role = "tool", .content = "14:05", .tool_call_id = "call_2"},
+        {.role = "user", .content = "Thanks. And tomorrow?"},
+    };
+    tt_llm_tool tools[] = {
+        {.name = "get_weather",
+         .description = "Current weather for a place.",
+         .parameters = schema},
+        {.name = "get_time", .description = "Local time."},
+    };
+    tt_llm_request req = {.model = "gpt-4o-mini",
+                          .messages = msgs,
+                          .n_messages = 7,
+                          .tools = tools,
+                          .n_tools = 2,
+                          .max_tokens = 512,
+                          .temperature = 0.25,
+                          .stream = 1};
+    char *body = NULL;
+    size_t len = 0;
+    assert_int_equal(tt_llm_build_body(TT_LLM_OPENAI, &req, &body, &len), 0);
+    assert_int_equal(len, strlen(body));
+    check_json_equal(body, "openai_request.json");
+    free(body);
+    json_decref(schema);
+    json_decref(calls);
+}
+
+static const char *PHOTO_SCHEMA =
+    "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\"},\"tags\":{\"type\":"
+    "\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"title\",\"tags\"],"
+    "\"additionalProperties\":false}";
+
+static void test_openai_body_structured_output(void **state)
+{
+    json_t *schema = json_loads(PHOTO_SCHEMA, 0, NULL);
+    tt_llm_message msgs[] = {{.role = "user", .content = "Describe the photo."}};
+    tt_llm_request req = {.model = "gpt-4o-mini",
+                          .messages = msgs,
+                          .n_messages = 1,
+                          .temperature = -1,
+                          .response_schema = schema};
+    char *body = NULL;
+    assert_int_equal(tt_llm_build_body(TT_LLM_OPENAI, &req, &body, NULL), 0);
+    check_json_equal(body, "openai_request_structured.json");
+    free(body);
+    json_decref(schema);
+}
+
+static void test_openai_body_refuses_bad_requests(void **state)
+{
+    char *body = NULL;
+    tt_llm_message bad_role[] = {{.role = "narrator", .content = "x"}};
+    tt_llm_message no_call_id[] = {{.role = "tool", .content = "x"}};
+    tt_llm_message no_role[] = {{.content = "x"}};
+    tt_llm_request req = {.model = "m", .messages = bad_role, .n_messages = 1};
+    assert_int_equal(tt_llm_build_body(TT_LLM_OPENAI, &req, &body, NULL), TT_EINVAL);
+    req.messages = no_call_id;
+    assert_int_equal(tt_llm_build_body(TT_LLM_OPENAI, &req, &body, NULL), TT_EINVAL);
+    req.messages = no_role;
+    assert_int_equal(tt_llm_build_body(TT_LLM_OPENAI, &req, &body, NULL), TT_EINVAL);
+    req.model = NULL;
+    assert_int_equal(tt_llm_build_body(TT_LLM_OPENAI, &req, &body, NULL), TT_EINVAL);
+    assert_null(body);
+}
+
+/* ---- headers, names, paths ---------------------------------------------- */
+
+static void test_openai_headers_names_paths(void **state)
+{
+    char *h[4];
+    assert_int_equal(tt_llm_headers(TT_LLM_OPENAI, "sk-test", h, 4), 0);
+    assert_string_equal(h[0], "Authorization: Bearer sk-test");
+    assert_null(h[1]);
+    tt_llm_headers_free(h);
+    assert_null(h[0]);
+    assert_int_equal(tt_llm_headers(TT_LLM_OPENAI, NULL, h, 4), 0); /* local servers */
+    assert_null(h[0]);
+    assert_int_equal(tt_llm_headers(TT_LLM_OPENAI, "sk\r\nX-Evil: 1", h, 4), TT_EINVAL);
+    assert_int_equal(tt_llm_headers(TT_LLM_OPENAI, "sk-test", h, 1), TT_ETOOLARGE);
+    assert_null(h[0]);
+
+    assert_string_equal(tt_llm_path(TT_LLM_OPENAI), "/chat/completions");
+    assert_string_equal(tt_llm_provider_name(TT_LLM_OPENAI), "openai");
+    tt_llm_provider p = TT_LLM_ANTHROPIC;
+    assert_int_equal(tt_llm_provider_parse("openai", &p), 0);
+    assert_int_equal(p, TT_LLM_OPENAI);
+    assert_int_equal(tt_llm_provider_parse("gemini", &p), TT_EINVAL);
+    assert_int_equal(tt_llm_provider_parse(NULL, &p), TT_EINVAL);
+}
+
+/* ---- embeddings --------------------------------------------------------- */
+
+static void test_openai_embeddings(void **state)
+{
+    const char *inputs[] = {"a photo of a marsh", "a boardwalk"};
+    char *body = NULL;
+    size_t len = 0;
+    assert_int_equal(tt_llm_build_embeddings_body("text-embedding-3-small", inputs, 2, &body, &len),
+                     0);
+    json_t *got = json_loadb(body, len, 0, NULL);
+    json_t *want = json_pack("{s:s, s:[s, s]}", "model", "text-embedding-3-small", "input",
+                             inputs[0], inputs[1]);
+    assert_true(json_equal(got, want));
+    json_decref(got);
+    json_decref(want);
+    free(body);
+
+    /* Vectors are placed by their index, not their order in data. */
+    char *resp = fixture("openai_embeddings.json", &len);
+    float *v = NULL;
+    size_t dims = 0;
+    int64_t tokens = 0;
+    assert_int_equal(tt_llm_parse_embeddings(resp, len, 2, &v, &dims, &tokens), 0);
+    assert_int_equal(dims, 4);
+    assert_int_equal(tokens, 9);
+    assert_float_equal(v[0], -0.006929283f, 1e-9);
+    assert_float_equal(v[3], -0.024047505f, 1e-9);
+    assert_float_equal(v[4], 0.0023064255f, 1e-9);
+    assert_float_equal(v[7], -0.0077780345f, 1e-9);
+    free(v);
+    v = NULL;
+    assert_int_equal(tt_llm_parse_embeddings(resp, len, 3, &v, &dims, NULL), TT_EINVAL);
+    free(resp);
+
+    const char *dup =
+        "{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":0,\"embedding\":[2]}]}";
+    assert_int_equal(tt_llm_parse_embeddings(dup, strlen(dup), 2, &v, &dims, NULL), TT_EINVAL);
+    const char *ragged =
+        "{\"data\":[{\"index\":0,\"embedding\":[1,2]},{\"index\":1,\"embedding\":[2]}]}";
+    assert_int_equal(tt_llm_parse_embeddings(ragged, strlen(ragged), 2, &v, &dims, NULL),
+                     TT_EINVAL);
+    const char *text = "{\"data\":[{\"index\":0,\"embedding\":\"AAAA\"}]}";
+    assert_int_equal(tt_llm_parse_embeddings(text, strlen(text), 1, &v, &dims, NULL), TT_EINVAL);
+    assert_null(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_openai_text_stream_same_events_however_cut),
+        cmocka_unit_test(test_openai_parallel_tool_calls_reassemble),
+        cmocka_unit_test(test_openai_finish_waits_for_done_after_usage),
+        cmocka_unit_test(test_openai_compatible_tool_call_variants),
+        cmocka_unit_test(test_openai_azure_content_filter_is_a_finish),
+        cmocka_unit_test(test_openai_in_stream_server_error),
+        cmocka_unit_test(test_openai_in_stream_error_classes),
+        cmocka_unit_test(test_openai_truncated_stream_ends_early),
+        cmocka_unit_test(test_openai_malformed_chunk),
+        cmocka_unit_test(test_openai_event_over_cap_is_malformed),
+        cmocka_unit_test(test_openai_plain_text_body),
+        cmocka_unit_test(test_openai_plain_tool_calls_body),
+        cmocka_unit_test(test_openai_plain_body_errors),
+        cmocka_unit_test(test_openai_plain_body_over_cap_is_malformed),
+        cmocka_unit_test(test_openai_body_golden),
+        cmocka_unit_test(test_openai_body_structured_output),
+        cmocka_unit_test(test_openai_body_refuses_bad_requests),
+        cmocka_unit_test(test_openai_headers_names_paths),
+        cmocka_unit_test(test_openai_embeddings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
