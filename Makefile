@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 run: deps build
 	./build/tether --data-dir ./data --web-dir ./web $(ARGS)
 
-test: deps-test unit unit-asan integration
+test: deps-test build unit unit-asan integration
 	@echo "all test suites passed"
 
 deps:
@@ -17,7 +17,7 @@ deps:
 deps-test:
 	@.ci/deps.sh test
 
-build:
+build: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_TESTS=OFF >/dev/null
 	cmake --build build -j$(JOBS)
 

