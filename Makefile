@@ -3,12 +3,13 @@
 #   make test   install what is missing, build, run every test (unit, sanitizers, integration)
 JOBS ?= $(shell nproc)
 
-.PHONY: run test deps deps-test build build-debug build-asan unit unit-asan integration clean
+.PHONY: run test deps deps-test build build-debug build-asan unit unit-asan integration \
+	fake-provider fuzz-smoke fuzz bench clean
 
 run: deps build
 	./build/tether --data-dir ./data --web-dir ./web $(ARGS)
 
-test: deps-test build unit unit-asan integration
+test: deps-test build unit unit-asan integration fake-provider fuzz-smoke
 	@echo "all test suites passed"
 
 deps:
@@ -41,6 +42,22 @@ node_modules/.package-lock.json: package-lock.json
 
 integration: build-debug node_modules/.package-lock.json
 	TETHER_BIN=$(CURDIR)/build-debug/tether node --test --test-concurrency=1 tests/integration/
+
+fake-provider: node_modules/.package-lock.json
+	node --test tests/fake-provider/
+
+# libFuzzer targets (clang): a short run in the test command, a long one on demand.
+fuzz-smoke:
+	tests/fuzz/run.sh 10
+
+fuzz:
+	tests/fuzz/run.sh $(or $(SECONDS_PER_TARGET),300)
+
+# Benchmarks are not tests: each prints JSON figures (see tests/bench/README.md).
+bench: build node_modules/.package-lock.json
+	node tests/bench/idle_sockets.mjs 1000
+	node tests/bench/relay.mjs 1 2000
+	node tests/bench/relay.mjs 100 200
 
 clean:
 	rm -rf build build-debug build-asan

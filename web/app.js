@@ -5,7 +5,30 @@ const $ = (id) => document.getElementById(id);
 const log = $("log");
 let ws, session = sessionStorage.getItem("tether.session");
 let lastSeq = Number(sessionStorage.getItem("tether.seq") || 0);
+let agent = sessionStorage.getItem("tether.agent") || "echo";
 let nextId = 1, backoff = 250;
+
+const hints = {
+  echo: "The echo agent streams your words back. Type ask for a question or plan for an approval.",
+  chat: "The chat agent answers with the configured model.",
+};
+
+function showHint(models) {
+  const el = $("hint");
+  el.classList.toggle("warn", models.length === 0);
+  el.textContent = models.length === 0
+    ? "No model is configured, so only the echo agent is available. To add one, restart the " +
+      "server with OPENAI_API_KEY or ANTHROPIC_API_KEY set (OPENAI_BASE_URL for any " +
+      "OpenAI-compatible server), or with --routes FILE."
+    : hints[agent] || "";
+}
+
+function openSession() {
+  session = null; lastSeq = 0; log.textContent = "";
+  sessionStorage.removeItem("tether.session"); sessionStorage.removeItem("tether.seq");
+  sessionStorage.setItem("tether.agent", agent);
+  send({ type: "session.open", agent });
+}
 const messages = new Map();
 
 function setStatus(text, live) {
@@ -74,6 +97,7 @@ function onEvent(ev) {
       ]);
       break;
     case "error": item("assistant", "error: " + ev.message); break;
+    case "context.trimmed": item("assistant", `(${ev.dropped_messages} older messages were left out to fit the model's limit)`); break;
   }
 }
 
@@ -86,16 +110,25 @@ function connect() {
     if (m.type === "welcome") {
       backoff = 250;
       setStatus("live", true);
+      const sel = $("agent");
+      sel.textContent = "";
+      for (const name of m.agents) {
+        if (name !== "echo" && m.models.length === 0) continue; // model agents need a model
+        const o = document.createElement("option");
+        o.value = o.textContent = name;
+        sel.appendChild(o);
+      }
+      if (![...sel.options].some((o) => o.value === agent)) agent = "echo";
+      sel.value = agent;
+      showHint(m.models);
       if (session) send({ type: "session.attach", session, after: lastSeq });
-      else send({ type: "session.open", agent: "echo" });
+      else openSession();
     } else if (m.type === "ok" && m.session && !session) {
       session = m.session;
       sessionStorage.setItem("tether.session", session);
     } else if (m.type === "error" && !m.seq) {
-      if (m.code === "not_found" || m.code === "forbidden") { // stale session: start afresh
-        session = null; lastSeq = 0; sessionStorage.clear(); log.textContent = "";
-        send({ type: "session.open", agent: "echo" });
-      } else item("assistant", "error: " + m.message);
+      if (m.code === "not_found" || m.code === "forbidden") openSession(); // stale session
+      else item("assistant", "error: " + m.message);
     } else if (m.seq) onEvent(m);
   };
   ws.onclose = () => {
@@ -113,4 +146,6 @@ $("say").onsubmit = (e) => {
   $("text").value = "";
 };
 $("stop").onclick = () => send({ type: "cancel", session });
+$("agent").onchange = (e) => { agent = e.target.value; openSession(); showHint([...$("agent").options].length > 1 ? ["x"] : []); };
+$("new").onclick = () => openSession();
 connect();

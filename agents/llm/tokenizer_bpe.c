@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #include "agents/llm/tokenizer.h"
-
 #include "protocol/errors.h"
 
 #define BPE_SMALL 128        /* pieces up to this many bytes use the quadratic scan */
@@ -316,7 +315,7 @@ static int compile_pattern(tt_tokenizer *tok, const char *pattern)
 
 int tt_tokenizer_load(tt_tokenizer_encoding enc, const char *path, tt_tokenizer **out)
 {
-    if (!out || enc <= TT_TOKENIZER_ESTIMATE || enc >= TT_TOKENIZER__LAST)
+    if (!out || (int)enc <= TT_TOKENIZER_ESTIMATE || (int)enc >= TT_TOKENIZER__LAST)
         return TT_EINVAL;
     *out = NULL;
     if (!path)

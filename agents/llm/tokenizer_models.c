@@ -15,7 +15,7 @@ static const char *const NAMES[TT_TOKENIZER__LAST] = {
 
 const char *tt_tokenizer_encoding_name(tt_tokenizer_encoding enc)
 {
-    return enc >= 0 && enc < TT_TOKENIZER__LAST ? NAMES[enc] : "?";
+    return (int)enc >= 0 && (int)enc < TT_TOKENIZER__LAST ? NAMES[enc] : "?";
 }
 
 int tt_tokenizer_encoding_parse(const char *name, tt_tokenizer_encoding *out)

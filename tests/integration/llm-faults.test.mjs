@@ -197,7 +197,32 @@ itest('context-length error: the oldest turns are dropped, one retry, a context.
   assert.deepEqual(m2.at(-1), m1.at(-1), 'the newest user turn is kept');
   assert.equal(m2.at(-1).content, 'the latest question');
   assert.deepEqual(m2.slice(1), m1.slice(1 + trimmed[0].dropped_messages), 'the oldest turns are the ones dropped');
-  assert.equal(m2[1].role, 'user', 'the trimmed transcript starts with a user turn');
+});
+
+itest('context trimming on an Anthropic route keeps the transcript starting with a user turn (Anthropic refuses an assistant first)', async ({ startServer }) => {
+  const P = 'f-context-anthropic';
+  const routes = writeRoutesFile({
+    routes: { default: [{ provider: 'anthropic', base_url: `${fp.url}/${P}-a`, model: 'claude-3-5-haiku-latest', key_env: 'FAKE_KEY', region: 'a', timeout_ms: TIMEOUTS }] },
+    retry: RETRY,
+  });
+  const srv = await startServer({ args: ['--routes', routes], env: { FAKE_KEY: 'fake-key' } });
+  const c = await connect(srv.port, { hello: true });
+  const { session } = await openSession(c, 'chat', { input: {} });
+  for (let i = 1; i <= 3; i++) await sayAndWait(c, session, `earlier turn number ${i}`, `c${i}`);
+  const before = reqsOf(P).length;
+  assert.equal(before, 3);
+  fp.script([
+    { status: 400, match: { prefix: `${P}-a` } },
+    { text: 'short enough now', match: { prefix: `${P}-a` } },
+  ]);
+  const { events } = await sayAndWait(c, session, 'the latest question', 'c4');
+  assert.ok(events.some((e) => e.type === 'context.trimmed'), `context.trimmed after Anthropic's "prompt is too long": ${JSON.stringify(events)}`);
+  const reqs = reqsOf(P).slice(before);
+  assert.equal(reqs.length, 2, 'one retry after the context error');
+  const roles = reqs[1].body.messages.map((m) => m.role);
+  assert.ok(roles.length < reqs[0].body.messages.length, JSON.stringify(roles));
+  assert.equal(roles[0], 'user', `the trimmed Anthropic request starts with ${JSON.stringify(roles)}; the real API answers 400 "messages: first message must use the \\"user\\" role"`);
+  assertCompleted(events, 'short enough now');
 });
 
 itest('context-length error twice: retried only once, then an error event', async ({ startServer }) => {
