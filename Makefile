@@ -30,10 +30,10 @@ build-asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTETHER_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j$(JOBS)
 
-unit: build-debug
+unit: build-debug node_modules/.package-lock.json
 	cd build-debug && ctest --output-on-failure
 
-unit-asan: build-asan
+unit-asan: build-asan node_modules/.package-lock.json
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure
 
 node_modules/.package-lock.json: package-lock.json

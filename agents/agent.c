@@ -54,6 +54,17 @@ static int refuse_closed(const tt_session *s, char *err, size_t n)
     return TT_ECONFLICT;
 }
 
+const char *tt_agent_state_str(const tt_session *s, const char *key)
+{
+    return json_string_value(json_object_get(s->agent_state, key));
+}
+
+void tt_agent_state_set(tt_session *s, const char *key, json_t *v)
+{
+    json_object_set_new(s->agent_state, key, v ? v : json_null());
+    tt_session_touch(s);
+}
+
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id)
 {
     char mid[40];
@@ -61,8 +72,8 @@ void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_ms
     if (client_msg_id)
         tt_session_remember_msg_id(s, client_msg_id);
     tt_session_emit(s, "user",
-                    json_pack("{s:s, s:s, s:s?}", "message_id", mid, "text", text,
-                              "client_msg_id", client_msg_id));
+                    json_pack("{s:s, s:s, s:s?}", "message_id", mid, "text", text, "client_msg_id",
+                              client_msg_id));
 }
 
 int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,

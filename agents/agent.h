@@ -22,9 +22,9 @@
 /* What agents may use from the server; owned by the server, outlives sessions. */
 typedef struct tt_agent_env {
     uv_loop_t *loop;
-    int echo_delay_ms;       /* default pause between echoed words */
-    tt_llm_service *llm;     /* model calls; NULL or unconfigured: no model agents */
-    tt_prompt chat_system;   /* agents/prompts/chat.system.md */
+    int echo_delay_ms;     /* default pause between echoed words */
+    tt_llm_service *llm;   /* model calls; NULL or unconfigured: no model agents */
+    tt_prompt chat_system; /* agents/prompts/chat.system.md */
 } tt_agent_env;
 
 typedef struct tt_agent_ops {
@@ -42,8 +42,7 @@ typedef struct tt_agent_ops {
      * agent refuses (TT_ECONFLICT) before emitting anything, or calls
      * tt_agent_accept_turn() and acts. */
     int (*say)(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n);
-    int (*answer)(tt_session *s, const char *question_id, const json_t *value, char *err,
-                  size_t n);
+    int (*answer)(tt_session *s, const char *question_id, const json_t *value, char *err, size_t n);
     int (*decide)(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
                   char *err, size_t n);
     /* Stop the step in flight; *cancelled says whether there was one. */
@@ -71,6 +70,11 @@ int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const
 int tt_agent_cancel(tt_session *s, int *cancelled);
 /* Stop work in flight and close the session for good. */
 int tt_agent_close(tt_session *s);
+
+/* For agents: a string of the persisted agent state, or NULL. */
+const char *tt_agent_state_str(const tt_session *s, const char *key);
+/* For agents: set (v consumed; NULL stores null) a key of the persisted state. */
+void tt_agent_state_set(tt_session *s, const char *key, json_t *v);
 
 /* For agents: record the turn's id and emit the "user" event. */
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id);

@@ -21,27 +21,17 @@ typedef struct chat_rt {
     tt_llm_call *call;
     char *text; /* the reply so far (for message.end) */
     size_t len, cap;
-    int started;     /* message.start was emitted for the current attempt */
-    int releasing;   /* the session is leaving memory: change nothing */
+    int started;   /* message.start was emitted for the current attempt */
+    int releasing; /* the session is leaving memory: change nothing */
     char message_id[40];
 } chat_rt;
-
-static const char *st_str(const tt_session *s, const char *key)
-{
-    return json_string_value(json_object_get(s->agent_state, key));
-}
-
-static void st_set(tt_session *s, const char *key, json_t *v)
-{
-    json_object_set_new(s->agent_state, key, v ? v : json_null());
-    tt_session_touch(s);
-}
 
 static int chat_validate(const json_t *input, char *err, size_t n)
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)input, key, v) {
+    json_object_foreach((json_t *)input, key, v)
+    {
         if (strcmp(key, "route") != 0 || !json_is_string(v) || json_string_length(v) == 0 ||
             json_string_length(v) > 64) {
             snprintf(err, n, "the chat agent takes only input.route (a route alias string)");
@@ -77,8 +67,9 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
     memcpy(rt->text + rt->len, ev->text, ev->text_len);
     rt->len += ev->text_len;
     rt->text[rt->len] = '\0';
-    tt_session_emit(rt->s, "delta", json_pack("{s:s, s:s%}", "message_id", rt->message_id, "text",
-                                              ev->text, ev->text_len));
+    tt_session_emit(
+        rt->s, "delta",
+        json_pack("{s:s, s:s%}", "message_id", rt->message_id, "text", ev->text, ev->text_len));
 }
 
 /* A retry after partial output: withdraw it and start a fresh message. */
@@ -91,18 +82,22 @@ static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
     rt->started = 0;
     rt->len = 0;
     tt_new_id("m", rt->message_id, sizeof rt->message_id);
-    st_set(rt->s, "message_id", json_string(rt->message_id));
+    tt_agent_state_set(rt->s, "message_id", json_string(rt->message_id));
 }
 
 static const char *wire_code(tt_llm_error_class cls)
 {
     switch (cls) {
-    case TT_LLM_ERR_RATE_LIMITED: return "rate_limited";
-    case TT_LLM_ERR_TIMEOUT: return "timeout";
+    case TT_LLM_ERR_RATE_LIMITED:
+        return "rate_limited";
+    case TT_LLM_ERR_TIMEOUT:
+        return "timeout";
     case TT_LLM_ERR_BAD_REQUEST:
     case TT_LLM_ERR_CONTEXT_LENGTH:
-    case TT_LLM_ERR_CONTENT_FILTER: return "bad_request";
-    default: return "unavailable";
+    case TT_LLM_ERR_CONTENT_FILTER:
+        return "bad_request";
+    default:
+        return "unavailable";
     }
 }
 
@@ -112,8 +107,8 @@ static void finish(chat_rt *rt)
     rt->call = NULL;
     rt->started = 0;
     rt->len = 0;
-    st_set(s, "mode", json_string("idle"));
-    st_set(s, "message_id", NULL);
+    tt_agent_state_set(s, "mode", json_string("idle"));
+    tt_agent_state_set(s, "message_id", NULL);
     tt_session_set_state(s, TT_STATE_IDLE, "reply");
 }
 
@@ -133,19 +128,21 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
                         json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
                                   rt->message_id, "text", rt->text ? rt->text : "", "usage",
                                   "prompt_tokens", (json_int_t)r->prompt_tokens,
-                                  "completion_tokens", (json_int_t)r->completion_tokens,
-                                  "cost_usd", r->cost_usd, "model", r->model, "cached", 0));
+                                  "completion_tokens", (json_int_t)r->completion_tokens, "cost_usd",
+                                  r->cost_usd, "model", r->model, "cached", 0));
     } else if (r->error.cls == TT_LLM_ERR_CANCELLED) {
         if (rt->started)
-            tt_session_emit(s, "message.discard", json_pack("{s:s, s:s}", "message_id",
-                                                            rt->message_id, "reason", "cancelled"));
+            tt_session_emit(
+                s, "message.discard",
+                json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "cancelled"));
     } else {
         if (rt->started)
-            tt_session_emit(s, "message.discard", json_pack("{s:s, s:s}", "message_id",
-                                                            rt->message_id, "reason", "error"));
+            tt_session_emit(
+                s, "message.discard",
+                json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "error"));
         char msg[320];
-        snprintf(msg, sizeof msg, "the model call failed (%s): %s",
-                 tt_llm_error_name(r->error.cls), r->error.message);
+        snprintf(msg, sizeof msg, "the model call failed (%s): %s", tt_llm_error_name(r->error.cls),
+                 r->error.message);
         tt_session_emit(s, "error",
                         json_pack("{s:s, s:s, s:b}", "code", wire_code(r->error.cls), "message",
                                   msg, "retryable", tt_llm_error_retryable(r->error.cls)));
@@ -181,20 +178,25 @@ static int generate(tt_session *s)
         if (role && text)
             msgs[m++] = (tt_llm_message){.role = role, .content = text};
     }
-    tt_llm_request req = {.messages = msgs, .n_messages = m, .temperature = -1, .stream = 1,
+    tt_llm_request req = {.messages = msgs,
+                          .n_messages = m,
+                          .temperature = -1,
+                          .stream = 1,
                           .tag = env->chat_system.tag};
     tt_new_id("m", rt->message_id, sizeof rt->message_id);
     rt->started = 0;
     rt->len = 0;
-    st_set(s, "mode", json_string("generating"));
-    st_set(s, "message_id", json_string(rt->message_id));
+    tt_agent_state_set(s, "mode", json_string("generating"));
+    tt_agent_state_set(s, "message_id", json_string(rt->message_id));
     tt_session_set_state(s, TT_STATE_RUNNING, "reply");
-    int rc = tt_llm_call_start(env->llm, st_str(s, "route"), &req, &hooks, rt, &rt->call);
+    int rc =
+        tt_llm_call_start(env->llm, tt_agent_state_str(s, "route"), &req, &hooks, rt, &rt->call);
     free(system);
     free(msgs);
     if (rc) {
-        tt_session_emit(s, "error", json_pack("{s:s, s:s, s:b}", "code", "unavailable", "message",
-                                              "no such model route", "retryable", 0));
+        tt_session_emit(s, "error",
+                        json_pack("{s:s, s:s, s:b}", "code", "unavailable", "message",
+                                  "no such model route", "retryable", 0));
         finish(rt);
     }
     return 0;
@@ -216,8 +218,8 @@ static int chat_start(tt_session *s, const tt_agent_env *env)
     int rc = make_rt(s, env);
     if (rc)
         return rc;
-    st_set(s, "route", json_incref(json_object_get(s->input, "route")));
-    st_set(s, "mode", json_string("idle"));
+    tt_agent_state_set(s, "route", json_incref(json_object_get(s->input, "route")));
+    tt_agent_state_set(s, "mode", json_string("idle"));
     tt_session_set_state(s, TT_STATE_IDLE, "start");
     return 0;
 }
@@ -227,9 +229,9 @@ static int chat_resume(tt_session *s, const tt_agent_env *env)
     int rc = make_rt(s, env);
     if (rc)
         return rc;
-    const char *mode = st_str(s, "mode");
+    const char *mode = tt_agent_state_str(s, "mode");
     if (mode && strcmp(mode, "generating") == 0) {
-        const char *mid = st_str(s, "message_id");
+        const char *mid = tt_agent_state_str(s, "message_id");
         if (mid)
             tt_session_emit(s, "message.discard",
                             json_pack("{s:s, s:s}", "message_id", mid, "reason", "restart"));
@@ -240,8 +242,7 @@ static int chat_resume(tt_session *s, const tt_agent_env *env)
     return 0;
 }
 
-static int chat_say(tt_session *s, const char *text, const char *client_msg_id, char *err,
-                    size_t n)
+static int chat_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
 {
     if (s->state == TT_STATE_RUNNING) {
         snprintf(err, n, "a reply is streaming; wait for it or cancel it");

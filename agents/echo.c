@@ -27,17 +27,6 @@ typedef struct echo_rt {
     unsigned words;
 } echo_rt;
 
-static const char *st_str(const tt_session *s, const char *key)
-{
-    return json_string_value(json_object_get(s->agent_state, key));
-}
-
-static void st_set(tt_session *s, const char *key, json_t *v)
-{
-    json_object_set_new(s->agent_state, key, v ? v : json_null());
-    tt_session_touch(s);
-}
-
 static int st_delay(const tt_session *s)
 {
     return (int)json_integer_value(json_object_get(s->agent_state, "delay_ms"));
@@ -47,15 +36,15 @@ static void on_tick(uv_timer_t *t);
 
 static void finish_stream(tt_session *s, echo_rt *rt)
 {
-    const char *mid = st_str(s, "message_id");
-    const char *reply = st_str(s, "reply");
+    const char *mid = tt_agent_state_str(s, "message_id");
+    const char *reply = tt_agent_state_str(s, "reply");
     tt_session_emit(s, "message.end",
                     json_pack("{s:s, s:s, s:{s:i, s:i, s:f, s:s, s:b}}", "message_id", mid, "text",
                               reply, "usage", "prompt_tokens", 0, "completion_tokens",
                               (int)rt->words, "cost_usd", 0.0, "model", "echo", "cached", 0));
-    st_set(s, "mode", json_string("idle"));
-    st_set(s, "reply", NULL);
-    st_set(s, "message_id", NULL);
+    tt_agent_state_set(s, "mode", json_string("idle"));
+    tt_agent_state_set(s, "reply", NULL);
+    tt_agent_state_set(s, "message_id", NULL);
     tt_session_set_state(s, TT_STATE_IDLE, "reply");
 }
 
@@ -65,12 +54,12 @@ static void start_stream(tt_session *s, const char *text)
     echo_rt *rt = s->agent_rt;
     char mid[40];
     tt_new_id("m", mid, sizeof mid);
-    st_set(s, "mode", json_string("stream"));
-    st_set(s, "reply", json_string(text));
-    st_set(s, "message_id", json_string(mid));
+    tt_agent_state_set(s, "mode", json_string("stream"));
+    tt_agent_state_set(s, "reply", json_string(text));
+    tt_agent_state_set(s, "message_id", json_string(mid));
     tt_session_set_state(s, TT_STATE_RUNNING, "reply");
-    tt_session_emit(s, "message.start", json_pack("{s:s, s:s}", "message_id", mid, "role",
-                                                  "assistant"));
+    tt_session_emit(s, "message.start",
+                    json_pack("{s:s, s:s}", "message_id", mid, "role", "assistant"));
     rt->pos = 0;
     rt->words = 0;
     if (text[0] == '\0') {
@@ -96,12 +85,13 @@ static void on_tick(uv_timer_t *t)
 {
     echo_rt *rt = t->data;
     tt_session *s = rt->s;
-    const char *reply = st_str(s, "reply");
+    const char *reply = tt_agent_state_str(s, "reply");
     if (!reply)
         return;
     size_t end = next_word_end(reply, rt->pos);
-    tt_session_emit(s, "delta", json_pack("{s:s, s:s%}", "message_id", st_str(s, "message_id"),
-                                          "text", reply + rt->pos, end - rt->pos));
+    tt_session_emit(s, "delta",
+                    json_pack("{s:s, s:s%}", "message_id", tt_agent_state_str(s, "message_id"),
+                              "text", reply + rt->pos, end - rt->pos));
     rt->pos = end;
     rt->words++;
     if (reply[end] == '\0')
@@ -113,15 +103,16 @@ static void on_tick(uv_timer_t *t)
 /* Withdraw the message being streamed; the caller sets the next state. */
 static int discard_stream(tt_session *s, const char *reason)
 {
-    const char *mode = st_str(s, "mode");
+    const char *mode = tt_agent_state_str(s, "mode");
     if (!mode || strcmp(mode, "stream") != 0)
         return 0;
     echo_rt *rt = s->agent_rt;
     uv_timer_stop(rt->timer);
-    tt_session_emit(s, "message.discard", json_pack("{s:s, s:s}", "message_id",
-                                                    st_str(s, "message_id"), "reason", reason));
-    st_set(s, "mode", json_string("idle"));
-    st_set(s, "message_id", NULL);
+    tt_session_emit(s, "message.discard",
+                    json_pack("{s:s, s:s}", "message_id", tt_agent_state_str(s, "message_id"),
+                              "reason", reason));
+    tt_agent_state_set(s, "mode", json_string("idle"));
+    tt_agent_state_set(s, "message_id", NULL);
     return 1;
 }
 
@@ -146,7 +137,8 @@ static int echo_validate(const json_t *input, char *err, size_t n)
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)input, key, v) {
+    json_object_foreach((json_t *)input, key, v)
+    {
         if (strcmp(key, "delay_ms") != 0) {
             snprintf(err, n, "the echo agent takes no input '%.64s'", key);
             return TT_EINVAL;
@@ -166,8 +158,9 @@ static int echo_start(tt_session *s, const tt_agent_env *env)
     if (rc)
         return rc;
     json_t *delay = json_object_get(s->input, "delay_ms");
-    st_set(s, "delay_ms", json_integer(delay ? json_integer_value(delay) : env->echo_delay_ms));
-    st_set(s, "mode", json_string("idle"));
+    tt_agent_state_set(s, "delay_ms",
+                       json_integer(delay ? json_integer_value(delay) : env->echo_delay_ms));
+    tt_agent_state_set(s, "mode", json_string("idle"));
     tt_session_set_state(s, TT_STATE_IDLE, "start");
     return 0;
 }
@@ -177,10 +170,10 @@ static int echo_resume(tt_session *s, const tt_agent_env *env)
     int rc = make_rt(s, env);
     if (rc)
         return rc;
-    const char *mode = st_str(s, "mode");
+    const char *mode = tt_agent_state_str(s, "mode");
     if (mode && strcmp(mode, "stream") == 0) {
         /* The process stopped mid-stream: withdraw and stream again. */
-        char *reply = strdup(st_str(s, "reply") ? st_str(s, "reply") : "");
+        char *reply = strdup(tt_agent_state_str(s, "reply") ? tt_agent_state_str(s, "reply") : "");
         if (!reply)
             return TT_ENOMEM;
         discard_stream(s, "restart");
@@ -209,8 +202,8 @@ static int busy(const tt_session *s, char *err, size_t n)
 
 static json_t *make_plan(const char *comment, json_t *old_plan)
 {
-    json_t *steps = json_pack("[s, s, s]", "analyse the request", "draft the reply",
-                              "send the reply");
+    json_t *steps =
+        json_pack("[s, s, s]", "analyse the request", "draft the reply", "send the reply");
     json_t *comments = json_array();
     json_t *old = json_object_get(old_plan, "comments");
     if (json_is_array(old))
@@ -219,7 +212,8 @@ static json_t *make_plan(const char *comment, json_t *old_plan)
         json_array_append_new(comments, json_string(comment));
         size_t i;
         json_t *c;
-        json_array_foreach(comments, i, c) {
+        json_array_foreach(comments, i, c)
+        {
             char line[512];
             snprintf(line, sizeof line, "apply revision: %s", json_string_value(c));
             json_array_insert_new(steps, json_array_size(steps) - 1, json_string(line));
@@ -233,18 +227,17 @@ static void ask_approval(tt_session *s, json_t *plan)
 {
     char aid[40];
     tt_new_id("a", aid, sizeof aid);
-    json_t *body = json_pack("{s:s, s:s, s:o}", "approval_id", aid, "title", "Echo plan", "plan",
-                             plan);
-    st_set(s, "mode", json_string("approval"));
-    st_set(s, "approval_id", json_string(aid));
-    st_set(s, "plan", json_incref(json_object_get(body, "plan")));
+    json_t *body =
+        json_pack("{s:s, s:s, s:o}", "approval_id", aid, "title", "Echo plan", "plan", plan);
+    tt_agent_state_set(s, "mode", json_string("approval"));
+    tt_agent_state_set(s, "approval_id", json_string(aid));
+    tt_agent_state_set(s, "plan", json_incref(json_object_get(body, "plan")));
     tt_session_set_pending(s, json_deep_copy(body));
     tt_session_emit(s, "approval", body);
     tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "plan");
 }
 
-static int echo_say(tt_session *s, const char *text, const char *client_msg_id, char *err,
-                    size_t n)
+static int echo_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
 {
     int rc = busy(s, err, n);
     if (rc)
@@ -255,8 +248,8 @@ static int echo_say(tt_session *s, const char *text, const char *client_msg_id, 
         tt_new_id("q", qid, sizeof qid);
         json_t *body = json_pack("{s:s, s:s, s:[s, s]}", "question_id", qid, "text",
                                  "Do you want to continue?", "choices", "yes", "no");
-        st_set(s, "mode", json_string("question"));
-        st_set(s, "question_id", json_string(qid));
+        tt_agent_state_set(s, "mode", json_string("question"));
+        tt_agent_state_set(s, "question_id", json_string(qid));
         tt_session_set_pending(s, json_deep_copy(body));
         tt_session_emit(s, "question", body);
         tt_session_set_state(s, TT_STATE_WAITING_INPUT, "ask");
@@ -271,7 +264,7 @@ static int echo_say(tt_session *s, const char *text, const char *client_msg_id, 
 static int stale(const tt_session *s, tt_state want, const char *key, const char *id, char *err,
                  size_t n)
 {
-    const char *pending = st_str(s, key);
+    const char *pending = tt_agent_state_str(s, key);
     if (s->state == want && pending && strcmp(pending, id) == 0)
         return 0;
     snprintf(err, n, "%s %.64s is not pending", key, id);
@@ -291,7 +284,7 @@ static int echo_answer(tt_session *s, const char *question_id, const json_t *val
     }
     char reply[32];
     snprintf(reply, sizeof reply, "you said %s", v);
-    st_set(s, "question_id", NULL);
+    tt_agent_state_set(s, "question_id", NULL);
     tt_session_set_pending(s, NULL);
     start_stream(s, reply);
     return 0;
@@ -303,7 +296,7 @@ static int echo_decide(tt_session *s, const char *approval_id, tt_decision d, co
     int rc = stale(s, TT_STATE_WAITING_APPROVAL, "approval_id", approval_id, err, n);
     if (rc)
         return rc;
-    st_set(s, "approval_id", NULL);
+    tt_agent_state_set(s, "approval_id", NULL);
     tt_session_set_pending(s, NULL);
     if (d == TT_DECIDE_REVISE) {
         json_t *old = json_incref(json_object_get(s->agent_state, "plan"));
@@ -311,7 +304,7 @@ static int echo_decide(tt_session *s, const char *approval_id, tt_decision d, co
         json_decref(old);
         return 0;
     }
-    st_set(s, "plan", NULL);
+    tt_agent_state_set(s, "plan", NULL);
     start_stream(s, d == TT_DECIDE_APPROVE ? "approved" : "rejected");
     return 0;
 }
@@ -320,7 +313,7 @@ static int echo_cancel(tt_session *s, int *cancelled)
 {
     *cancelled = discard_stream(s, "cancelled");
     if (*cancelled) {
-        st_set(s, "reply", NULL);
+        tt_agent_state_set(s, "reply", NULL);
         tt_session_set_state(s, TT_STATE_IDLE, "reply");
     }
     return 0;

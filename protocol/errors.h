@@ -8,19 +8,19 @@
 
 typedef enum tt_err {
     TT_OK = 0,
-    TT_ENOMEM = -1,       /* allocation failed */
-    TT_EINVAL = -2,       /* malformed input or missing field (bad_request) */
-    TT_ENOTFOUND = -3,    /* no such session, key, question (not_found) */
-    TT_ECONFLICT = -4,    /* valid request, wrong moment (conflict) */
-    TT_EFORBIDDEN = -5,   /* authenticated but not allowed (forbidden) */
-    TT_EAUTH = -6,        /* missing or bad credentials (unauthenticated) */
-    TT_EEXPIRED = -7,     /* token expired (unauthenticated) */
-    TT_ETOOLARGE = -8,    /* over a size limit (too_large) */
-    TT_ERATE = -9,        /* over a rate limit (rate_limited) */
-    TT_EIO = -10,         /* storage or OS failure (internal) */
-    TT_ESCHEMA = -11,     /* stored data has a schema this build cannot use */
-    TT_EFULL = -12,       /* a bounded resource is full (unavailable) */
-    TT_EINTERNAL = -13,   /* a bug: an invariant did not hold (internal) */
+    TT_ENOMEM = -1,     /* allocation failed */
+    TT_EINVAL = -2,     /* malformed input or missing field (bad_request) */
+    TT_ENOTFOUND = -3,  /* no such session, key, question (not_found) */
+    TT_ECONFLICT = -4,  /* valid request, wrong moment (conflict) */
+    TT_EFORBIDDEN = -5, /* authenticated but not allowed (forbidden) */
+    TT_EAUTH = -6,      /* missing or bad credentials (unauthenticated) */
+    TT_EEXPIRED = -7,   /* token expired (unauthenticated) */
+    TT_ETOOLARGE = -8,  /* over a size limit (too_large) */
+    TT_ERATE = -9,      /* over a rate limit (rate_limited) */
+    TT_EIO = -10,       /* storage or OS failure (internal) */
+    TT_ESCHEMA = -11,   /* stored data has a schema this build cannot use */
+    TT_EFULL = -12,     /* a bounded resource is full (unavailable) */
+    TT_EINTERNAL = -13, /* a bug: an invariant did not hold (internal) */
     TT_ERR_LAST = -14
 } tt_err;
 

@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 typedef struct tt_frame {
-    char *buf;  /* allocation; JSON text starts at buf + headroom */
+    char *buf; /* allocation; JSON text starts at buf + headroom */
     size_t headroom;
     size_t len; /* bytes of JSON text */
 } tt_frame;

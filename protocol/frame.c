@@ -27,45 +27,37 @@ typedef struct field_spec {
 } field_spec;
 
 #define OFF(f) offsetof(tt_msg, f)
-#define END {NULL, 0, 0, 0, 0}
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, 0, 0, 0, 0                                                                           \
+    }
 
-static const field_spec hello_fields[] = {
-    {"token", F_STR, 0, TT_TOKEN_MAX, OFF(token)},
-    {"client", F_STR, 0, TT_ID_MAX, OFF(client)},
-    END};
+static const field_spec hello_fields[] = {{"token", F_STR, 0, TT_TOKEN_MAX, OFF(token)},
+                                          {"client", F_STR, 0, TT_ID_MAX, OFF(client)},
+                                          END};
 static const field_spec none_fields[] = {END};
-static const field_spec open_fields[] = {
-    {"agent", F_STR, 1, TT_NAME_MAX, OFF(agent)},
-    {"input", F_OBJECT, 0, 0, OFF(input)},
-    {"metadata", F_OBJECT, 0, 0, OFF(metadata)},
-    END};
+static const field_spec open_fields[] = {{"agent", F_STR, 1, TT_NAME_MAX, OFF(agent)},
+                                         {"input", F_OBJECT, 0, 0, OFF(input)},
+                                         {"metadata", F_OBJECT, 0, 0, OFF(metadata)},
+                                         END};
 static const field_spec attach_fields[] = {
-    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
-    {"after", F_UINT, 0, 0, OFF(after)},
-    END};
-static const field_spec session_fields[] = {
-    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
-    END};
-static const field_spec say_fields[] = {
-    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
-    {"text", F_TEXT, 1, 0, OFF(text)},
-    {"client_msg_id", F_STR, 0, TT_ID_MAX, OFF(client_msg_id)},
-    END};
-static const field_spec answer_fields[] = {
-    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
-    {"question_id", F_STR, 1, TT_ID_MAX, OFF(question_id)},
-    {"value", F_ANY, 1, 0, OFF(value)},
-    END};
-static const field_spec decide_fields[] = {
-    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
-    {"approval_id", F_STR, 1, TT_ID_MAX, OFF(approval_id)},
-    {"decision", F_DECISION, 1, 0, OFF(decision)},
-    {"comment", F_TEXT, 0, 0, OFF(comment)},
-    END};
+    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, {"after", F_UINT, 0, 0, OFF(after)}, END};
+static const field_spec session_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, END};
+static const field_spec say_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+                                        {"text", F_TEXT, 1, 0, OFF(text)},
+                                        {"client_msg_id", F_STR, 0, TT_ID_MAX, OFF(client_msg_id)},
+                                        END};
+static const field_spec answer_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+                                           {"question_id", F_STR, 1, TT_ID_MAX, OFF(question_id)},
+                                           {"value", F_ANY, 1, 0, OFF(value)},
+                                           END};
+static const field_spec decide_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+                                           {"approval_id", F_STR, 1, TT_ID_MAX, OFF(approval_id)},
+                                           {"decision", F_DECISION, 1, 0, OFF(decision)},
+                                           {"comment", F_TEXT, 0, 0, OFF(comment)},
+                                           END};
 static const field_spec ack_fields[] = {
-    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
-    {"seq", F_UINT, 1, 0, OFF(seq)},
-    END};
+    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, {"seq", F_UINT, 1, 0, OFF(seq)}, END};
 
 static const struct {
     const char *name;
@@ -104,14 +96,16 @@ static int json_depth_ok(const json_t *v, int depth)
     if (json_is_object(v)) {
         const char *k;
         json_t *c;
-        json_object_foreach((json_t *)v, k, c) {
+        json_object_foreach((json_t *)v, k, c)
+        {
             if (!json_depth_ok(c, depth + 1))
                 return 0;
         }
     } else if (json_is_array(v)) {
         size_t i;
         json_t *c;
-        json_array_foreach(v, i, c) {
+        json_array_foreach(v, i, c)
+        {
             if (!json_depth_ok(c, depth + 1))
                 return 0;
         }
@@ -206,7 +200,8 @@ int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, cha
     const field_spec *fields = types[out->type].fields;
     const char *key;
     json_t *v;
-    json_object_foreach(out->root, key, v) {
+    json_object_foreach(out->root, key, v)
+    {
         if (strcmp(key, "type") == 0 || strcmp(key, "id") == 0)
             continue;
         const field_spec *f = fields;

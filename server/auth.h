@@ -21,10 +21,10 @@ typedef struct tt_auth_key {
 
 typedef struct tt_auth {
     tt_auth_key keys[TT_AUTH_MAX_KEYS];
-    size_t n_keys;            /* 0 means open mode (loopback only, user "local") */
+    size_t n_keys; /* 0 means open mode (loopback only, user "local") */
     unsigned char secret[64];
     size_t secret_len;
-    int64_t max_ttl_s;        /* longest token POST /v1/tokens will mint */
+    int64_t max_ttl_s; /* longest token POST /v1/tokens will mint */
 } tt_auth;
 
 /* Add a key given in clear ("KEY" or "KEY:tenant"); the clear text is not kept. */
@@ -34,7 +34,8 @@ int tt_auth_add_key_hash(tt_auth *a, const char *spec);
 /* Set the signing secret (at least 32 bytes). */
 int tt_auth_set_secret(tt_auth *a, const unsigned char *secret, size_t len);
 
-/* Check a presented API key. On success copies its tenant to tenant (size n). TT_EAUTH otherwise. */
+/* Check a presented API key. On success copies its tenant to tenant (size n). TT_EAUTH otherwise.
+ */
 int tt_auth_check_key(const tt_auth *a, const char *key, char *tenant, size_t n);
 
 /* Lower-case hex SHA-256 of s into out[65]. */

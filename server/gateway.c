@@ -25,7 +25,7 @@ struct tt_gateway_req {
     int headers_sent;
     char *out;
     size_t out_len, out_cap, out_pos;
-    int complete;   /* no more bytes will be queued */
+    int complete; /* no more bytes will be queued */
     int paused;
     int sent_role;
     /* plain responses are built at the end */
@@ -76,13 +76,18 @@ static json_t *openai_error(const char *message, const char *type, const char *c
 static int status_for(tt_llm_error_class cls)
 {
     switch (cls) {
-    case TT_LLM_ERR_RATE_LIMITED: return 429;
-    case TT_LLM_ERR_TIMEOUT: return 504;
+    case TT_LLM_ERR_RATE_LIMITED:
+        return 429;
+    case TT_LLM_ERR_TIMEOUT:
+        return 504;
     case TT_LLM_ERR_BAD_REQUEST:
     case TT_LLM_ERR_CONTEXT_LENGTH:
-    case TT_LLM_ERR_CONTENT_FILTER: return 400;
-    case TT_LLM_ERR_AUTH: return 502; /* our upstream key failed, not the client's */
-    default: return 502;
+    case TT_LLM_ERR_CONTENT_FILTER:
+        return 400;
+    case TT_LLM_ERR_AUTH:
+        return 502; /* our upstream key failed, not the client's */
+    default:
+        return 502;
     }
 }
 
@@ -105,8 +110,8 @@ static void sse(tt_gateway_req *g, json_t *chunk)
 static json_t *chunk(tt_gateway_req *g, json_t *delta, const char *finish)
 {
     return json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s?}]}", "id", g->id, "object",
-                     "chat.completion.chunk", "created", (json_int_t)g->created, "model",
-                     g->model, "choices", "index", 0, "delta", delta, "finish_reason", finish);
+                     "chat.completion.chunk", "created", (json_int_t)g->created, "model", g->model,
+                     "choices", "index", 0, "delta", delta, "finish_reason", finish);
 }
 
 static void text_append(tt_gateway_req *g, const char *s, size_t n)
@@ -191,8 +196,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         snprintf(msg, sizeof msg, "upstream %s: %s", tt_llm_error_name(r->error.cls),
                  r->error.message);
         if (!g->headers_sent && g->out_len == 0) {
-            respond(g, status_for(r->error.cls), openai_error(msg, "upstream_error",
-                                                             tt_llm_error_name(r->error.cls)));
+            respond(g, status_for(r->error.cls),
+                    openai_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
         } else {
             sse(g, openai_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
             out_append(g, "data: [DONE]\n\n", 14);
@@ -202,8 +207,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     }
     const char *finish = r->finish_reason ? r->finish_reason : "stop";
     json_t *usage = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)r->prompt_tokens,
-                              "completion_tokens", (json_int_t)r->completion_tokens,
-                              "total_tokens", (json_int_t)(r->prompt_tokens + r->completion_tokens));
+                              "completion_tokens", (json_int_t)r->completion_tokens, "total_tokens",
+                              (json_int_t)(r->prompt_tokens + r->completion_tokens));
     if (g->stream) {
         sse(g, chunk(g, json_object(), finish));
         if (g->include_usage)
@@ -219,10 +224,11 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     if (json_array_size(g->tool_calls) > 0)
         json_object_set(message, "tool_calls", g->tool_calls);
     json_object_set_new(usage, "cost_usd", json_real(r->cost_usd));
-    respond(g, 200, json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s}], s:o}", "id", g->id,
-                              "object", "chat.completion", "created", (json_int_t)g->created,
-                              "model", g->model, "choices", "index", 0, "message", message,
-                              "finish_reason", finish, "usage", usage));
+    respond(g, 200,
+            json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s}], s:o}", "id", g->id, "object",
+                      "chat.completion", "created", (json_int_t)g->created, "model", g->model,
+                      "choices", "index", 0, "message", message, "finish_reason", finish, "usage",
+                      usage));
 }
 
 static const tt_llm_call_hooks hooks = {on_event, NULL, on_done};
@@ -240,7 +246,8 @@ static char *content_text(json_t *content)
     char *out = malloc(cap);
     if (!out)
         return NULL;
-    json_array_foreach(content, i, part) {
+    json_array_foreach(content, i, part)
+    {
         json_t *t = json_object_get(part, "text");
         memcpy(out + len, json_string_value(t) ? json_string_value(t) : "", json_string_length(t));
         len += json_string_length(t);
@@ -263,15 +270,16 @@ static void start_call(tt_gateway_req *g, json_t *root)
     if (!model || !json_is_array(messages) || json_array_size(messages) == 0 ||
         (stream && !json_is_boolean(stream)) || (tools && !json_is_array(tools)) ||
         (max && !json_is_integer(max)) || (temp && !json_is_number(temp))) {
-        respond(g, 400, openai_error("model (string) and messages (non-empty array) are required; "
-                                     "stream boolean, tools array, max_tokens integer",
-                                     "invalid_request_error", NULL));
+        respond(g, 400,
+                openai_error("model (string) and messages (non-empty array) are required; "
+                             "stream boolean, tools array, max_tokens integer",
+                             "invalid_request_error", NULL));
         return;
     }
     snprintf(g->model, sizeof g->model, "%s", model);
     g->stream = json_is_true(stream);
-    g->include_usage = json_is_true(
-        json_object_get(json_object_get(root, "stream_options"), "include_usage"));
+    g->include_usage =
+        json_is_true(json_object_get(json_object_get(root, "stream_options"), "include_usage"));
     size_t n = json_array_size(messages), nt = json_array_size(tools);
     tt_llm_message *msgs = calloc(n, sizeof *msgs);
     tt_llm_tool *tl = calloc(nt + 1, sizeof *tl);
@@ -286,15 +294,17 @@ static void start_call(tt_gateway_req *g, json_t *root)
         bad = !role || (strcmp(role, "system") && strcmp(role, "user") &&
                         strcmp(role, "assistant") && strcmp(role, "tool"));
         texts[i] = content_text(json_object_get(m, "content"));
-        msgs[i] = (tt_llm_message){.role = role, .content = texts[i],
-                                   .tool_call_id = json_string_value(
-                                       json_object_get(m, "tool_call_id"))};
+        msgs[i] =
+            (tt_llm_message){.role = role,
+                             .content = texts[i],
+                             .tool_call_id = json_string_value(json_object_get(m, "tool_call_id"))};
         json_t *tcs = json_object_get(m, "tool_calls");
         if (!bad && json_is_array(tcs)) {
             json_t *conv = json_array();
             size_t k;
             json_t *tc;
-            json_array_foreach(tcs, k, tc) {
+            json_array_foreach(tcs, k, tc)
+            {
                 json_t *fn = json_object_get(tc, "function");
                 json_array_append_new(conv, json_pack("{s:O?, s:O?, s:O?}", "id",
                                                       json_object_get(tc, "id"), "name",
@@ -313,14 +323,20 @@ static void start_call(tt_gateway_req *g, json_t *root)
         bad = !tl[i].name;
     }
     if (bad) {
-        respond(g, 400, openai_error("each message needs a role of system, developer, user, "
-                                     "assistant or tool; each tool a function name",
-                                     "invalid_request_error", NULL));
+        respond(g, 400,
+                openai_error("each message needs a role of system, developer, user, "
+                             "assistant or tool; each tool a function name",
+                             "invalid_request_error", NULL));
     } else {
-        tt_llm_request req = {.model = model, .messages = msgs, .n_messages = n, .tools = tl,
-                              .n_tools = nt, .max_tokens = max ? json_integer_value(max) : 0,
+        tt_llm_request req = {.model = model,
+                              .messages = msgs,
+                              .n_messages = n,
+                              .tools = tl,
+                              .n_tools = nt,
+                              .max_tokens = max ? json_integer_value(max) : 0,
                               .temperature = temp ? json_number_value(temp) : -1,
-                              .stream = 1, .tag = "gateway"};
+                              .stream = 1,
+                              .tag = "gateway"};
         int rc = tt_llm_call_start(g->srv->agent_env.llm, model, &req, &hooks, g, &g->call);
         if (rc == TT_ENOTFOUND) {
             char msg[200];
@@ -354,21 +370,23 @@ tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *au
     const char *key = strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
     if (srv->auth.n_keys > 0 &&
         (!key || tt_auth_check_key(&srv->auth, key, tenant, sizeof tenant) != 0)) {
-        respond(g, 401, openai_error("a valid API key is required (Authorization: Bearer)",
-                                     "invalid_request_error", "invalid_api_key"));
+        respond(g, 401,
+                openai_error("a valid API key is required (Authorization: Bearer)",
+                             "invalid_request_error", "invalid_api_key"));
         return g;
     }
     if (!srv->agent_env.llm || !tt_llm_service_configured(srv->agent_env.llm)) {
-        respond(g, 503, openai_error("no model is configured: set OPENAI_API_KEY or "
-                                     "ANTHROPIC_API_KEY, or give --routes FILE",
-                                     "server_error", "no_model_configured"));
+        respond(g, 503,
+                openai_error("no model is configured: set OPENAI_API_KEY or "
+                             "ANTHROPIC_API_KEY, or give --routes FILE",
+                             "server_error", "no_model_configured"));
         return g;
     }
     json_error_t jerr;
     json_t *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (!json_is_object(root))
-        respond(g, 400, openai_error("the body must be a JSON object", "invalid_request_error",
-                                     NULL));
+        respond(g, 400,
+                openai_error("the body must be a JSON object", "invalid_request_error", NULL));
     else
         start_call(g, root);
     json_decref(root);

@@ -11,8 +11,8 @@
 #include "server/logging.h"
 #include "server/server.h"
 
-#define BODY_MAX (64 * 1024)           /* /v1/tokens */
-#define GATEWAY_BODY_MAX (8u << 20)    /* /v1/chat/completions: long conversations */
+#define BODY_MAX (64 * 1024)        /* /v1/tokens */
+#define GATEWAY_BODY_MAX (8u << 20) /* /v1/chat/completions: long conversations */
 
 typedef struct http_req {
     char path[128];
@@ -82,11 +82,13 @@ static void mint_token(tt_server *srv, http_req *r)
     const char *user = NULL;
     json_int_t ttl = 3600;
     json_t *agents = NULL;
-    if (!body || json_unpack_ex(body, &jerr, JSON_STRICT, "{s:s, s?I, s?o}", "user", &user,
-                                "ttl_s", &ttl, "agents", &agents) != 0) {
+    if (!body || json_unpack_ex(body, &jerr, JSON_STRICT, "{s:s, s?I, s?o}", "user", &user, "ttl_s",
+                                &ttl, "agents", &agents) != 0) {
         char msg[256];
-        snprintf(msg, sizeof msg, "body must be {\"user\": string, \"ttl_s\"?: int, "
-                 "\"agents\"?: [string]}: %s", jerr.text);
+        snprintf(msg, sizeof msg,
+                 "body must be {\"user\": string, \"ttl_s\"?: int, "
+                 "\"agents\"?: [string]}: %s",
+                 jerr.text);
         respond_error(srv, r, 400, TT_EINVAL, msg);
         goto done;
     }
@@ -112,8 +114,9 @@ static void mint_token(tt_server *srv, http_req *r)
         goto done;
     }
     srv->metrics.tokens_minted++;
-    respond_json(r, 200, json_pack("{s:s, s:I, s:s, s:s}", "token", token, "expires_at",
-                                   (json_int_t)cl.exp, "user", user, "tenant", tenant));
+    respond_json(r, 200,
+                 json_pack("{s:s, s:I, s:s, s:s}", "token", token, "expires_at", (json_int_t)cl.exp,
+                           "user", user, "tenant", tenant));
     free(token);
 done:
     json_decref(body);

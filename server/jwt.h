@@ -14,11 +14,11 @@
 #define TT_JWT_MAX_LEN 8192 /* longer tokens are refused before any parsing */
 
 typedef struct tt_jwt_claims {
-    char sub[128];      /* user id */
-    char tenant[128];   /* tenant id; "" when absent */
-    int64_t exp;        /* expiry, seconds since the epoch */
-    int64_t iat;        /* issued at */
-    json_t *agents;     /* allow-list of agent names (array) or NULL for all; owned */
+    char sub[128];    /* user id */
+    char tenant[128]; /* tenant id; "" when absent */
+    int64_t exp;      /* expiry, seconds since the epoch */
+    int64_t iat;      /* issued at */
+    json_t *agents;   /* allow-list of agent names (array) or NULL for all; owned */
 } tt_jwt_claims;
 
 /* Mint a token for claims (agents may be NULL). *out is malloc'd; caller frees. */

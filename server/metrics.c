@@ -8,8 +8,8 @@
 #include "server/server.h"
 
 const char *const tt_wire_codes[TT_WIRE_CODES] = {
-    "bad_request", "unauthenticated", "forbidden", "not_found", "conflict", "too_large",
-    "rate_limited", "budget_exceeded", "unavailable", "timeout", "internal",
+    "bad_request",  "unauthenticated", "forbidden",   "not_found", "conflict", "too_large",
+    "rate_limited", "budget_exceeded", "unavailable", "timeout",   "internal",
 };
 
 void tt_metrics_error(tt_metrics *m, const char *code)
@@ -110,7 +110,8 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     put(&b, "tether_commit_seconds_sum %.9f\ntether_commit_seconds_count %llu\n",
         rs->commit_seconds_sum, (unsigned long long)rs->commits);
 
-    put(&b, "# HELP tether_errors_total Error replies by code\n# TYPE tether_errors_total counter\n");
+    put(&b,
+        "# HELP tether_errors_total Error replies by code\n# TYPE tether_errors_total counter\n");
     for (int i = 0; i < TT_WIRE_CODES; i++)
         put(&b, "tether_errors_total{code=\"%s\"} %llu\n", tt_wire_codes[i],
             (unsigned long long)m->errors[i]);

@@ -9,14 +9,14 @@
 extern const char *const tt_wire_codes[TT_WIRE_CODES];
 
 typedef struct tt_metrics {
-    uint64_t connections;        /* WebSocket connections open now */
-    uint64_t connections_total;  /* accepted since start */
-    uint64_t frames_in;          /* client frames received */
-    uint64_t frames_out;         /* frames written to sockets */
+    uint64_t connections;       /* WebSocket connections open now */
+    uint64_t connections_total; /* accepted since start */
+    uint64_t frames_in;         /* client frames received */
+    uint64_t frames_out;        /* frames written to sockets */
     uint64_t bytes_in, bytes_out;
     uint64_t http_requests;
-    uint64_t dropped_lagging;    /* sockets dropped for lag */
-    uint64_t dropped_output;     /* sockets dropped for unread replies */
+    uint64_t dropped_lagging; /* sockets dropped for lag */
+    uint64_t dropped_output;  /* sockets dropped for unread replies */
     uint64_t tokens_minted;
     uint64_t errors[TT_WIRE_CODES]; /* error replies sent, by code */
 } tt_metrics;

@@ -13,7 +13,8 @@ static int agent_allowed(const tt_conn *c, const char *agent)
         return 1;
     size_t i;
     json_t *v;
-    json_array_foreach(c->agents, i, v) {
+    json_array_foreach(c->agents, i, v)
+    {
         const char *name = json_string_value(v);
         if (name && strcmp(name, agent) == 0)
             return 1;
@@ -77,11 +78,11 @@ static void on_hello(tt_conn *c, const tt_msg *m)
     json_t *w = json_pack(
         "{s:s, s:i, s:s, s:i, s:s, s:b, s:o, s:o, s:{s:I, s:I, s:i, s:i, s:I}}", "type", "welcome",
         "protocol", 1, "server", "tether/" TETHER_VERSION, "heartbeat_s", srv->cfg.heartbeat_s,
-        "user", c->user, "open_mode", srv->auth.n_keys == 0, "agents", tt_agent_names(),
-        "models", tt_llm_service_aliases(srv->agent_env.llm),
-        "limits", "max_frame_bytes", (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events",
-        (json_int_t)srv->cfg.max_lag_events, "rate_msgs_per_s", srv->cfg.rate_msgs_per_s,
-        "rate_burst", srv->cfg.rate_burst, "retain_events", (json_int_t)srv->cfg.retain_events);
+        "user", c->user, "open_mode", srv->auth.n_keys == 0, "agents", tt_agent_names(), "models",
+        tt_llm_service_aliases(srv->agent_env.llm), "limits", "max_frame_bytes",
+        (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events", (json_int_t)srv->cfg.max_lag_events,
+        "rate_msgs_per_s", srv->cfg.rate_msgs_per_s, "rate_burst", srv->cfg.rate_burst,
+        "retain_events", (json_int_t)srv->cfg.retain_events);
     if (w && m->id)
         json_object_set_new(w, "re", json_string(m->id));
     tt_conn_send(c, w);
@@ -257,18 +258,44 @@ void tt_request_handle(tt_conn *c, tt_msg *m)
         return;
     }
     switch (m->type) {
-    case TT_MSG_HELLO: on_hello(c, m); break;
-    case TT_MSG_PING: tt_conn_send(c, json_pack("{s:s, s:s?}", "type", "pong", "re", m->id)); break;
-    case TT_MSG_SESSION_OPEN: on_open(c, m); break;
-    case TT_MSG_SESSION_ATTACH: on_attach(c, m); break;
-    case TT_MSG_SESSION_DETACH: on_detach(c, m); break;
-    case TT_MSG_SESSION_LIST: on_list(c, m); break;
-    case TT_MSG_SESSION_CLOSE: on_close(c, m); break;
-    case TT_MSG_SAY: on_say(c, m); break;
-    case TT_MSG_ANSWER: on_answer(c, m); break;
-    case TT_MSG_DECIDE: on_decide(c, m); break;
-    case TT_MSG_CANCEL: on_cancel(c, m); break;
-    case TT_MSG_ACK: on_ack(c, m); break;
-    default: tt_conn_error(c, m->id, TT_EINTERNAL, "unhandled message type"); break;
+    case TT_MSG_HELLO:
+        on_hello(c, m);
+        break;
+    case TT_MSG_PING:
+        tt_conn_send(c, json_pack("{s:s, s:s?}", "type", "pong", "re", m->id));
+        break;
+    case TT_MSG_SESSION_OPEN:
+        on_open(c, m);
+        break;
+    case TT_MSG_SESSION_ATTACH:
+        on_attach(c, m);
+        break;
+    case TT_MSG_SESSION_DETACH:
+        on_detach(c, m);
+        break;
+    case TT_MSG_SESSION_LIST:
+        on_list(c, m);
+        break;
+    case TT_MSG_SESSION_CLOSE:
+        on_close(c, m);
+        break;
+    case TT_MSG_SAY:
+        on_say(c, m);
+        break;
+    case TT_MSG_ANSWER:
+        on_answer(c, m);
+        break;
+    case TT_MSG_DECIDE:
+        on_decide(c, m);
+        break;
+    case TT_MSG_CANCEL:
+        on_cancel(c, m);
+        break;
+    case TT_MSG_ACK:
+        on_ack(c, m);
+        break;
+    default:
+        tt_conn_error(c, m->id, TT_EINTERNAL, "unhandled message type");
+        break;
     }
 }

@@ -18,8 +18,6 @@
 
 #define SECRET_META_KEY "jwt_secret"
 
-
-
 int tt_addr_is_loopback(const struct sockaddr_storage *addr)
 {
     if (addr->ss_family == AF_INET) {
@@ -131,6 +129,7 @@ static int setup_models(tt_server *srv)
     tt_llm_service_options lo = {
         .loop = &srv->loop,
         .routes_file = srv->cfg.routes_file,
+        .tokenizer_dir = srv->cfg.tokenizer_dir,
         .envp = environ,
         .log = llm_log,
     };
@@ -141,15 +140,16 @@ static int setup_models(tt_server *srv)
     }
     rc = tt_prompt_load(srv->cfg.prompts_dir, "chat.system.md", &srv->agent_env.chat_system);
     if (rc) {
-        tt_log(TT_ERROR, "cannot load the chat prompt",
-               json_pack("{s:s, s:s}", "prompts_dir", srv->cfg.prompts_dir, "error",
-                         tt_strerror(rc)));
+        tt_log(
+            TT_ERROR, "cannot load the chat prompt",
+            json_pack("{s:s, s:s}", "prompts_dir", srv->cfg.prompts_dir, "error", tt_strerror(rc)));
         return rc;
     }
     json_t *aliases = tt_llm_service_aliases(srv->agent_env.llm);
     if (json_array_size(aliases) == 0)
-        tt_log(TT_INFO, "no model configured: the chat agent is unavailable; set OPENAI_API_KEY "
-                        "or ANTHROPIC_API_KEY, or give --routes FILE",
+        tt_log(TT_INFO,
+               "no model configured: the chat agent is unavailable; set OPENAI_API_KEY "
+               "or ANTHROPIC_API_KEY, or give --routes FILE",
                NULL);
     else
         tt_log(TT_INFO, "model routes", json_pack("{s:O}", "aliases", aliases));
@@ -170,9 +170,10 @@ static int setup_storage(tt_server *srv)
     };
     int rc = tt_store_open(&so, &srv->store);
     if (rc) {
-        tt_log(TT_ERROR, rc == TT_ESCHEMA ? "the data directory holds an unsupported schema "
-                                            "version; refusing to start"
-                                          : "cannot open the data directory",
+        tt_log(TT_ERROR,
+               rc == TT_ESCHEMA ? "the data directory holds an unsupported schema "
+                                  "version; refusing to start"
+                                : "cannot open the data directory",
                json_pack("{s:s, s:s}", "data_dir", cfg->data_dir, "error", tt_strerror(rc)));
         return rc;
     }
@@ -224,10 +225,10 @@ static int setup_listener(tt_server *srv)
     /* The first protocol is where a WebSocket client naming no subprotocol lands. */
     static struct lws_protocols protocols[3];
     memset(protocols, 0, sizeof protocols);
-    protocols[0] = (struct lws_protocols){"tether.v1", tt_ws_callback, sizeof(tt_conn *),
-                                          16 * 1024, 0, NULL, 0};
-    protocols[1] = (struct lws_protocols){"tether-http", tt_http_callback, tt_http_psd_size, 0, 0,
-                                          NULL, 0};
+    protocols[0] = (struct lws_protocols){
+        "tether.v1", tt_ws_callback, sizeof(tt_conn *), 16 * 1024, 0, NULL, 0};
+    protocols[1] =
+        (struct lws_protocols){"tether-http", tt_http_callback, tt_http_psd_size, 0, 0, NULL, 0};
 
     void *foreign[1] = {&srv->loop};
     struct lws_context_creation_info info;
@@ -249,8 +250,9 @@ static int setup_listener(tt_server *srv)
                       NULL);
     srv->lws = lws_create_context(&info);
     if (!srv->lws) {
-        tt_log(TT_ERROR, "cannot listen (port in use, or the libwebsockets-evlib-uv package "
-                         "missing?)",
+        tt_log(TT_ERROR,
+               "cannot listen (port in use, or the libwebsockets-evlib-uv package "
+               "missing?)",
                json_pack("{s:s, s:i}", "host", srv->cfg.host, "port", srv->cfg.port));
         return TT_EIO;
     }
@@ -286,10 +288,9 @@ int tt_server_start(tt_server *srv)
     srv->stop_timer.data = srv;
     srv->ready = 1;
     tt_log(TT_INFO, "listening",
-           json_pack("{s:s, s:i, s:s, s:i, s:s, s:f}", "host", srv->cfg.host, "port",
-                     srv->cfg.port, "data_dir", srv->cfg.data_dir, "resumed_sessions",
-                     (int)resumed, "sync", srv->cfg.sync, "startup_ms",
-                     (double)(uv_hrtime() - srv->started_ns) / 1e6));
+           json_pack("{s:s, s:i, s:s, s:i, s:s, s:f}", "host", srv->cfg.host, "port", srv->cfg.port,
+                     "data_dir", srv->cfg.data_dir, "resumed_sessions", (int)resumed, "sync",
+                     srv->cfg.sync, "startup_ms", (double)(uv_hrtime() - srv->started_ns) / 1e6));
     return 0;
 }
 

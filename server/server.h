@@ -24,8 +24,8 @@ typedef struct tt_server {
     tt_auth auth;
     tt_agent_env agent_env;
     tt_metrics metrics;
-    tt_conn *conns;         /* every WebSocket connection (ws.c) */
-    int ready;              /* serving; /readyz says 200 */
+    tt_conn *conns; /* every WebSocket connection (ws.c) */
+    int ready;      /* serving; /readyz says 200 */
     int stopping;
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer;

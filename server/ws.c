@@ -243,8 +243,7 @@ static void handle_frame(tt_conn *c)
     }
     tt_msg m;
     char err[160];
-    int rc = tt_msg_decode(c->rx, c->rx_len, (size_t)srv->cfg.max_frame_bytes, &m, err,
-                           sizeof err);
+    int rc = tt_msg_decode(c->rx, c->rx_len, (size_t)srv->cfg.max_frame_bytes, &m, err, sizeof err);
     /* Decoded first (bounded by max_frame_bytes) so the refusal can carry `re`. */
     if (!rate_ok(c)) {
         tt_conn_error(c, m.id, TT_ERATE, "too many messages; slow down");

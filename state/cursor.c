@@ -29,9 +29,8 @@ static int start_with_snapshot(tt_cursor *c)
     tt_session *s = c->session;
     replay_clear(c);
     tt_frame_release(&c->snapshot);
-    int rc = tt_event_encode("snapshot", s->id, s->committed, tt_wall_ms(),
-                             tt_session_snapshot(s), tt_registry_options_get(s->reg)->headroom,
-                             &c->snapshot);
+    int rc = tt_event_encode("snapshot", s->id, s->committed, tt_wall_ms(), tt_session_snapshot(s),
+                             tt_registry_options_get(s->reg)->headroom, &c->snapshot);
     c->next = s->committed + 1;
     return rc;
 }
@@ -120,8 +119,8 @@ static int replay_load(tt_cursor *c)
     if (!c->replay)
         return TT_ENOMEM;
     replay_ctx ctx = {c, c->next, tt_registry_options_get(s->reg)->headroom};
-    int rc = tt_store_read_events(tt_registry_store(s->reg), s->id, c->next - 1, want,
-                                  replay_one, &ctx);
+    int rc =
+        tt_store_read_events(tt_registry_store(s->reg), s->id, c->next - 1, want, replay_one, &ctx);
     if (rc == 0 && c->replay_n == 0)
         rc = TT_ENOTFOUND;
     return rc;

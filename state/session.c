@@ -142,9 +142,9 @@ void tt_session_ring_after_commit(tt_session *s)
 
 static void transcript_add(tt_session *s, const char *role, json_t *body)
 {
-    json_t *entry = json_pack("{s:s, s:O?, s:O?}", "role", role, "message_id",
-                              json_object_get(body, "message_id"), "text",
-                              json_object_get(body, "text"));
+    json_t *entry =
+        json_pack("{s:s, s:O?, s:O?}", "role", role, "message_id",
+                  json_object_get(body, "message_id"), "text", json_object_get(body, "text"));
     if (!entry)
         return;
     json_array_append_new(s->transcript, entry);
@@ -180,8 +180,8 @@ uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
         s->record_dirty = 1;
     }
     tt_frame *f = &s->ring[seq % s->ring_cap];
-    if (tt_event_encode(type, s->id, seq, now, body,
-                        tt_registry_options_get(s->reg)->headroom, f) != 0)
+    if (tt_event_encode(type, s->id, seq, now, body, tt_registry_options_get(s->reg)->headroom,
+                        f) != 0)
         return 0;
     s->head = seq;
     s->updated_ms = now;
@@ -200,7 +200,8 @@ void tt_session_set_state(tt_session *s, tt_state st, const char *step)
     if (step != s->step)
         copy_str(s->step, sizeof s->step, step);
     tt_session_touch(s);
-    tt_session_emit(s, "state", json_pack("{s:s, s:s}", "state", tt_state_name(st), "step", s->step));
+    tt_session_emit(s, "state",
+                    json_pack("{s:s, s:s}", "state", tt_state_name(st), "step", s->step));
 }
 
 void tt_session_set_pending(tt_session *s, json_t *pending)
@@ -220,7 +221,8 @@ int tt_session_seen_msg_id(const tt_session *s, const char *client_msg_id)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(s->client_msg_ids, i, v) {
+    json_array_foreach(s->client_msg_ids, i, v)
+    {
         const char *seen = json_string_value(v);
         if (seen && strcmp(seen, client_msg_id) == 0)
             return 1;
@@ -247,22 +249,22 @@ json_t *tt_session_summary(const tt_session *s)
 {
     char ts[32];
     tt_rfc3339(s->updated_ms, ts);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "session", s->id, "agent", s->agent,
-                     "state", tt_state_name(s->state), "title", s->title, "updated_at", ts,
-                     "head", (json_int_t)s->head);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "session", s->id, "agent", s->agent, "state",
+                     tt_state_name(s->state), "title", s->title, "updated_at", ts, "head",
+                     (json_int_t)s->head);
 }
 
 char *tt_session_record(const tt_session *s, size_t *len)
 {
-    json_t *r = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
-                          " s:O, s:O?, s:O, s:O, s:O, s:O}",
-                          "v", RECORD_VERSION, "id", s->id, "user", s->user, "tenant", s->tenant,
-                          "agent", s->agent, "title", s->title, "state", tt_state_name(s->state),
-                          "step", s->step, "created_at", (json_int_t)s->created_ms, "updated_at",
-                          (json_int_t)s->updated_ms, "head", (json_int_t)s->head, "first_seq",
-                          (json_int_t)s->first_seq, "agent_state", s->agent_state, "pending",
-                          s->pending, "transcript", s->transcript, "input", s->input, "metadata",
-                          s->metadata, "client_msg_ids", s->client_msg_ids);
+    json_t *r =
+        json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
+                  " s:O, s:O?, s:O, s:O, s:O, s:O}",
+                  "v", RECORD_VERSION, "id", s->id, "user", s->user, "tenant", s->tenant, "agent",
+                  s->agent, "title", s->title, "state", tt_state_name(s->state), "step", s->step,
+                  "created_at", (json_int_t)s->created_ms, "updated_at", (json_int_t)s->updated_ms,
+                  "head", (json_int_t)s->head, "first_seq", (json_int_t)s->first_seq, "agent_state",
+                  s->agent_state, "pending", s->pending, "transcript", s->transcript, "input",
+                  s->input, "metadata", s->metadata, "client_msg_ids", s->client_msg_ids);
     if (!r)
         return NULL;
     char *text = json_dumps(r, JSON_COMPACT);
@@ -301,8 +303,8 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     const char *id, *user, *tenant, *agent, *title, *state, *step;
     if (json_unpack(r, "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "v", &v,
                     "id", &id, "user", &user, "tenant", &tenant, "agent", &agent, "title", &title,
-                    "state", &state, "step", &step, "created_at", &created, "updated_at",
-                    &updated, "head", &head, "first_seq", &first) != 0)
+                    "state", &state, "step", &step, "created_at", &created, "updated_at", &updated,
+                    "head", &head, "first_seq", &first) != 0)
         goto done;
     if (v != RECORD_VERSION || tt_state_parse(state, &s->state) != 0 || head < 0 || first < 1)
         goto done;

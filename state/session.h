@@ -74,16 +74,16 @@ struct tt_session {
 
     /* Private to state/. */
     tt_registry *reg;
-    tt_frame *ring;         /* recent events; index seq % ring_cap */
+    tt_frame *ring; /* recent events; index seq % ring_cap */
     size_t ring_cap;
-    uint64_t ring_first;    /* seq of the oldest event in the ring */
+    uint64_t ring_first; /* seq of the oldest event in the ring */
     tt_cursor *cursors;
     tt_session *next_dirty;
     int in_dirty_list;
-    int record_dirty;       /* the record must be rewritten at the next commit */
-    int active_stored;      /* what the store's "active" index says */
-    uint64_t record_head;   /* head when the record was last written */
-    int64_t last_used_ms;   /* monotonic, for eviction */
+    int record_dirty;     /* the record must be rewritten at the next commit */
+    int active_stored;    /* what the store's "active" index says */
+    uint64_t record_head; /* head when the record was last written */
+    int64_t last_used_ms; /* monotonic, for eviction */
 };
 
 /* Append an event with the next seq (body consumed; may be NULL). Updates the
@@ -124,13 +124,13 @@ int64_t tt_wall_ms(void);
 
 struct tt_cursor {
     tt_session *session;
-    void *owner;        /* the connection that reads through this cursor */
+    void *owner;           /* the connection that reads through this cursor */
     tt_cursor *owner_next; /* the owner's own list; managed by the owner */
-    uint64_t next;      /* next seq to hand out */
+    uint64_t next;         /* next seq to hand out */
     /* private */
     tt_cursor *s_next, *s_prev;
-    tt_frame snapshot;  /* pending snapshot frame (buf NULL when none) */
-    tt_frame *replay;   /* batch read from the store */
+    tt_frame snapshot; /* pending snapshot frame (buf NULL when none) */
+    tt_frame *replay;  /* batch read from the store */
     size_t replay_n, replay_pos;
 };
 

@@ -43,18 +43,18 @@ typedef enum tt_sync_policy {
 } tt_sync_policy;
 
 typedef struct tt_store_options {
-    const char *path;      /* directory; created (mode 0700) if missing */
-    size_t map_size;       /* initial map size in bytes; 0 means 64 MiB */
-    size_t map_size_max;   /* growth stops here (TT_EFULL); 0 means 1 TiB */
+    const char *path;    /* directory; created (mode 0700) if missing */
+    size_t map_size;     /* initial map size in bytes; 0 means 64 MiB */
+    size_t map_size_max; /* growth stops here (TT_EFULL); 0 means 1 TiB */
     tt_sync_policy sync;
 } tt_store_options;
 
 typedef struct tt_store_stats {
-    uint64_t sessions;     /* entries in "sessions" */
-    uint64_t events;       /* entries in "events" */
-    size_t map_size;       /* current map size in bytes */
-    size_t used_bytes;     /* pages in use * page size */
-    uint64_t map_grows;    /* times the map grew since open */
+    uint64_t sessions;  /* entries in "sessions" */
+    uint64_t events;    /* entries in "events" */
+    size_t map_size;    /* current map size in bytes */
+    size_t used_bytes;  /* pages in use * page size */
+    uint64_t map_grows; /* times the map grew since open */
 } tt_store_stats;
 
 /* Open (creating if needed) the environment at opt->path. Refuses with

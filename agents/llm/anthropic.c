@@ -100,7 +100,8 @@ static int add_blocks(json_t *msgs, const tt_llm_message *m)
         return TT_ENOMEM;
     size_t i;
     json_t *c;
-    json_array_foreach (m->tool_calls, i, c) {
+    json_array_foreach(m->tool_calls, i, c)
+    {
         const char *id = json_string_value(json_object_get(c, "id"));
         const char *name = json_string_value(json_object_get(c, "name"));
         json_t *input = tool_input(json_object_get(c, "arguments"));
@@ -450,7 +451,8 @@ static void parse_body(tt_llm_sink *s, json_t *root)
     int n_tools = 0, output_used = 0;
     size_t i;
     json_t *b;
-    json_array_foreach (content, i, b) {
+    json_array_foreach(content, i, b)
+    {
         const char *bt = json_string_value(json_object_get(b, "type"));
         if (bt && strcmp(bt, "text") == 0) {
             json_t *t = json_object_get(b, "text");

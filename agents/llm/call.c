@@ -30,6 +30,9 @@ struct tt_llm_service {
     uint64_t rng;
     tt_llm_call *calls;
     int closing;
+    char *tokenizer_dir;
+    tt_tokenizer *tokenizers[TT_TOKENIZER__LAST]; /* loaded on first use */
+    int tokenizer_failed[TT_TOKENIZER__LAST];     /* tried and failed: estimate instead */
 };
 
 struct tt_llm_call {
@@ -37,7 +40,7 @@ struct tt_llm_call {
     tt_route *route;
     tt_llm_call_hooks hooks;
     void *ud;
-    tt_call_request req;       /* the caller's request, copied */
+    tt_call_request req; /* the caller's request, copied */
     char input_hash[65];
     tt_retry_call retry;
     tt_llm_result result;
@@ -48,13 +51,13 @@ struct tt_llm_call {
     int status;
     char *err_body;
     size_t err_len;
-    int attempt_output;        /* this attempt passed output to the caller */
+    int attempt_output; /* this attempt passed output to the caller */
     tt_llm_error attempt_error;
     const char *finish_reason;
     int64_t prompt_tokens, completion_tokens;
     uint64_t attempt_start_ms, first_token_ms, call_start_ms;
-    int trimmed;               /* the one trim-and-retry after a context error is used */
-    uv_timer_t *timer;         /* the wait before the next attempt; closed asynchronously */
+    int trimmed;       /* the one trim-and-retry after a context error is used */
+    uv_timer_t *timer; /* the wait before the next attempt; closed asynchronously */
     int cancelled;
     tt_llm_call *next, *prev;
 };
@@ -73,8 +76,7 @@ static uint64_t rnd(void *ud)
 
 /* ---- the service ---------------------------------------------------------- */
 
-int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, char *err,
-                       size_t n)
+int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, char *err, size_t n)
 {
     tt_llm_service *s = calloc(1, sizeof *s);
     if (!s)
@@ -83,13 +85,17 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     s->log = opt->log;
     s->log_ud = opt->log_ud;
     s->rng = uv_hrtime();
+    s->tokenizer_dir = strdup(opt->tokenizer_dir ? opt->tokenizer_dir : TT_TOKENIZER_DEFAULT_DIR);
     int rc = opt->routes_file && *opt->routes_file
                  ? tt_routes_load_file(opt->routes_file, opt->envp, &s->routes, err, n)
                  : tt_routes_from_env(opt->envp, &s->routes, err, n);
     if (rc == 0)
         rc = tt_http_new(opt->loop, &s->http);
+    if (rc == 0 && !s->tokenizer_dir)
+        rc = TT_ENOMEM;
     if (rc) {
         tt_routes_free(&s->routes);
+        free(s->tokenizer_dir);
         free(s);
         return rc;
     }
@@ -108,7 +114,33 @@ void tt_llm_service_close(tt_llm_service *s)
         tt_llm_call_cancel(s->calls);
     tt_http_close(s->http);
     tt_routes_free(&s->routes);
+    for (int i = 0; i < TT_TOKENIZER__LAST; i++)
+        tt_tokenizer_free(s->tokenizers[i]);
+    free(s->tokenizer_dir);
     free(s);
+}
+
+/* The BPE tokenizer of model, loaded on first use (tens of ms, once), or NULL
+ * when the model has none or its rank file is missing (then estimates). */
+static const tt_tokenizer *tokenizer_for(tt_llm_service *s, const char *model)
+{
+    tt_tokenizer_encoding enc = tt_tokenizer_encoding_for_model(model);
+    if (enc == TT_TOKENIZER_ESTIMATE || s->tokenizer_failed[enc])
+        return NULL;
+    if (!s->tokenizers[enc]) {
+        int rc = tt_tokenizer_load(enc, s->tokenizer_dir, &s->tokenizers[enc]);
+        if (rc) {
+            s->tokenizer_failed[enc] = 1;
+            if (s->log)
+                s->log(json_pack("{s:s, s:s, s:s, s:s}", "msg",
+                                 "tokenizer unavailable: using estimates", "encoding",
+                                 tt_tokenizer_encoding_name(enc), "dir", s->tokenizer_dir,
+                                 "error", tt_strerror(rc)),
+                       s->log_ud);
+            return NULL;
+        }
+    }
+    return s->tokenizers[enc];
 }
 
 int tt_llm_service_configured(const tt_llm_service *s)
@@ -133,8 +165,8 @@ static void log_attempt(tt_llm_call *c, const char *outcome)
         return;
     const tt_route_target *t = &c->route->targets[c->target];
     uint64_t now = now_ms(s);
-    double cost = tt_route_cost(&s->routes.prices, t->model, c->prompt_tokens,
-                                c->completion_tokens, NULL);
+    double cost =
+        tt_route_cost(&s->routes.prices, t->model, c->prompt_tokens, c->completion_tokens, NULL);
     json_t *line = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s, s:i, s:f, s:s?}", "msg",
         "llm call", "input_sha256", c->input_hash, "route", c->route->alias, "provider",
@@ -367,7 +399,8 @@ static void plan_next(tt_llm_call *c)
     if (step.action == TT_RETRY_GIVE_UP && step.trim && !c->trimmed) {
         /* Context too long: drop the oldest turns and try once more. */
         c->trimmed = 1;
-        size_t dropped = tt_call_request_trim(&c->req, 3, 4);
+        size_t dropped = tt_call_request_trim(
+            &c->req, tokenizer_for(s, c->route->targets[step.target].model), 3, 4);
         if (dropped > 0) {
             c->result.dropped_messages += dropped;
             step.action = TT_RETRY_TRY;
@@ -427,8 +460,8 @@ int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request
     c->timer->data = c;
     tt_call_request_hash(&c->req, c->input_hash);
     /* Keep the prompt inside the route's budget before sending anything. */
-    c->result.dropped_messages =
-        tt_call_request_fit(&c->req, s->routes.max_prompt_tokens);
+    c->result.dropped_messages = tt_call_request_fit(
+        &c->req, tokenizer_for(s, route->targets[0].model), s->routes.max_prompt_tokens);
     c->next = s->calls;
     if (s->calls)
         s->calls->prev = c;

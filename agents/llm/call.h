@@ -39,14 +39,14 @@ typedef struct tt_llm_service_options {
 } tt_llm_service_options;
 
 typedef struct tt_llm_result {
-    tt_llm_error error;        /* cls NONE on success */
+    tt_llm_error error; /* cls NONE on success */
     int64_t prompt_tokens, completion_tokens;
     double cost_usd;
     char model[128];           /* the model that answered */
     char target[160];          /* provider/region of the answering target */
     const char *finish_reason; /* static string */
     int attempts;
-    size_t dropped_messages;   /* oldest turns dropped to fit the context */
+    size_t dropped_messages; /* oldest turns dropped to fit the context */
     int64_t ttft_ms, total_ms;
 } tt_llm_result;
 

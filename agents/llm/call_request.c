@@ -23,8 +23,8 @@ int tt_call_request_copy(const tt_llm_request *in, tt_call_request *out)
     }
     for (size_t i = 0; i < in->n_tools; i++) {
         const tt_llm_tool *t = &in->tools[i];
-        json_t *o = json_pack("{s:s, s:s?, s:O?}", "name", t->name, "description",
-                              t->description, "parameters", t->parameters);
+        json_t *o = json_pack("{s:s, s:s?, s:O?}", "name", t->name, "description", t->description,
+                              "parameters", t->parameters);
         if (!o || json_array_append_new(out->tools, o) != 0)
             goto fail;
     }
@@ -78,9 +78,15 @@ int tt_call_request_view(const tt_call_request *r, const char *model, int64_t ca
     int64_t max = r->max_tokens;
     if (cap > 0 && (max <= 0 || max > cap))
         max = cap;
-    *out = (tt_llm_request){.model = model, .messages = msgs, .n_messages = n, .tools = tools,
-                            .n_tools = nt, .max_tokens = max, .temperature = r->temperature,
-                            .stream = r->stream, .response_schema = r->response_schema,
+    *out = (tt_llm_request){.model = model,
+                            .messages = msgs,
+                            .n_messages = n,
+                            .tools = tools,
+                            .n_tools = nt,
+                            .max_tokens = max,
+                            .temperature = r->temperature,
+                            .stream = r->stream,
+                            .response_schema = r->response_schema,
                             .tag = r->tag};
     return 0;
 }
@@ -106,29 +112,39 @@ void tt_call_request_hash(const tt_call_request *r, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static int64_t message_estimate(json_t *m)
+/* Count text with tok, or estimate it without. */
+static int64_t count_text(const tt_tokenizer *tok, const char *text, size_t len)
 {
-    size_t bytes = json_string_length(json_object_get(m, "content"));
-    json_t *calls = json_object_get(m, "tool_calls");
-    if (calls) {
-        char *text = json_dumps(calls, JSON_COMPACT);
-        bytes += text ? strlen(text) : 0;
-        free(text);
-    }
-    return (int64_t)(bytes + 2) / 3 + 4;
+    size_t n = 0;
+    if (tok && tt_tokenizer_count(tok, text, len, &n) == 0)
+        return (int64_t)n;
+    return (int64_t)tt_tokenizer_estimate(text, len);
 }
 
-int64_t tt_call_request_estimate(const tt_call_request *r)
+static int64_t count_json(const tt_tokenizer *tok, json_t *v)
 {
-    int64_t total = 3;
+    if (!v || json_is_null(v))
+        return 0;
+    char *text = json_dumps(v, JSON_COMPACT);
+    int64_t n = text ? count_text(tok, text, strlen(text)) : 0;
+    free(text);
+    return n;
+}
+
+int64_t tt_call_request_tokens(const tt_call_request *r, const tt_tokenizer *tok)
+{
+    int per_message = tok ? TT_TOKENIZER_TOKENS_PER_MESSAGE : TT_TOKENIZER_ESTIMATE_PER_MESSAGE;
+    int64_t total = tok ? TT_TOKENIZER_REPLY_PRIMER : TT_TOKENIZER_ESTIMATE_REPLY_PRIMER;
     size_t i;
     json_t *m;
-    json_array_foreach(r->messages, i, m) total += message_estimate(m);
-    if (json_array_size(r->tools) > 0) {
-        char *text = json_dumps(r->tools, JSON_COMPACT);
-        total += text ? (int64_t)(strlen(text) + 2) / 3 : 0;
-        free(text);
+    json_array_foreach(r->messages, i, m) {
+        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+        total += per_message + count_text(tok, json_string_value(role), json_string_length(role));
+        total += count_text(tok, json_string_value(content), json_string_length(content));
+        total += count_json(tok, json_object_get(m, "tool_calls"));
     }
+    if (json_array_size(r->tools) > 0)
+        total += count_json(tok, r->tools);
     return total;
 }
 
@@ -138,7 +154,11 @@ static const char *role_of(json_t *m)
     return role ? role : "";
 }
 
-/* Drop the oldest droppable turn; returns messages removed (0: none can go). */
+/* Drop the oldest turn: the first message after the system ones, then
+ * everything up to the next user message, so the conversation still starts
+ * with a user turn (Anthropic refuses anything else) and no tool result is
+ * left without the call that asked for it. The latest user turn never goes.
+ * Returns messages removed (0: nothing can go). */
 static size_t drop_oldest(tt_call_request *r)
 {
     size_t n = json_array_size(r->messages), last_user = n;
@@ -156,26 +176,26 @@ static size_t drop_oldest(tt_call_request *r)
     json_array_remove(r->messages, i);
     size_t dropped = 1;
     while (i < json_array_size(r->messages) &&
-           strcmp(role_of(json_array_get(r->messages, i)), "tool") == 0) {
+           strcmp(role_of(json_array_get(r->messages, i)), "user") != 0) {
         json_array_remove(r->messages, i);
         dropped++;
     }
     return dropped;
 }
 
-size_t tt_call_request_trim(tt_call_request *r, int num, int den)
+size_t tt_call_request_trim(tt_call_request *r, const tt_tokenizer *tok, int num, int den)
 {
-    int64_t goal = tt_call_request_estimate(r) * num / den;
+    int64_t goal = tt_call_request_tokens(r, tok) * num / den;
     size_t dropped = drop_oldest(r), more;
-    while (dropped > 0 && tt_call_request_estimate(r) > goal && (more = drop_oldest(r)) > 0)
+    while (dropped > 0 && tt_call_request_tokens(r, tok) > goal && (more = drop_oldest(r)) > 0)
         dropped += more;
     return dropped;
 }
 
-size_t tt_call_request_fit(tt_call_request *r, int64_t max_tokens)
+size_t tt_call_request_fit(tt_call_request *r, const tt_tokenizer *tok, int64_t max_tokens)
 {
     size_t dropped = 0, more;
-    while (max_tokens > 0 && tt_call_request_estimate(r) > max_tokens &&
+    while (max_tokens > 0 && tt_call_request_tokens(r, tok) > max_tokens &&
            (more = drop_oldest(r)) > 0)
         dropped += more;
     return dropped;

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "agents/llm/llm.h"
+#include "agents/llm/tokenizer.h"
 
 typedef struct tt_call_request {
     json_t *messages; /* [{role, content?, tool_calls?, tool_call_id?}] */
@@ -17,7 +18,7 @@ typedef struct tt_call_request {
     int64_t max_tokens;
     double temperature;
     int stream;
-    char *tag;        /* may be NULL */
+    char *tag; /* may be NULL */
 } tt_call_request;
 
 int tt_call_request_copy(const tt_llm_request *in, tt_call_request *out);
@@ -33,17 +34,18 @@ void tt_call_request_view_free(tt_llm_request *view);
  * hash equal, and no text is logged. */
 void tt_call_request_hash(const tt_call_request *r, char out[65]);
 
-/* A conservative prompt token estimate: a byte is never less than a third of
- * a token for the BPE vocabularies in use, plus 4 tokens per message. */
-int64_t tt_call_request_estimate(const tt_call_request *r);
+/* Prompt tokens: exact with tok (the target model's BPE encoding), else the
+ * tokenizer's conservative estimate. Tool calls and tool definitions count
+ * as their JSON text. */
+int64_t tt_call_request_tokens(const tt_call_request *r, const tt_tokenizer *tok);
 
 /* Drop the oldest turns (never a system message, never the latest user
  * turn; tool results go with the assistant turn that asked for them) until
- * the estimate is at most num/den of what it was, at least one turn.
+ * the count is at most num/den of what it was, at least one turn.
  * Returns the number of messages dropped (0: nothing could go). */
-size_t tt_call_request_trim(tt_call_request *r, int num, int den);
+size_t tt_call_request_trim(tt_call_request *r, const tt_tokenizer *tok, int num, int den);
 
-/* Drop the oldest turns while the estimate exceeds max_tokens. */
-size_t tt_call_request_fit(tt_call_request *r, int64_t max_tokens);
+/* Drop the oldest turns while the count exceeds max_tokens. */
+size_t tt_call_request_fit(tt_call_request *r, const tt_tokenizer *tok, int64_t max_tokens);
 
 #endif

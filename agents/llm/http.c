@@ -41,7 +41,7 @@ struct tt_http_req {
     tt_http_callbacks cb;
     void *ud;
     tt_http_timeouts t;
-    uv_timer_t *watchdog; /* first byte / idle; allocated apart, closed asynchronously */
+    uv_timer_t *watchdog;       /* first byte / idle; allocated apart, closed asynchronously */
     char *headers[MAX_HEADERS]; /* response headers, "name: value" */
     size_t n_headers, header_bytes;
     int status;

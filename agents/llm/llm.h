@@ -15,7 +15,8 @@
 #include <jansson.h>
 
 typedef enum tt_llm_provider {
-    TT_LLM_OPENAI,    /* OpenAI-compatible chat completions (OpenAI, Azure-style, vLLM, llama.cpp, Ollama) */
+    TT_LLM_OPENAI,    /* OpenAI-compatible chat completions (OpenAI, Azure-style, vLLM, llama.cpp,
+                         Ollama) */
     TT_LLM_ANTHROPIC, /* Anthropic Messages */
     TT_LLM_PROVIDER__LAST
 } tt_llm_provider;
@@ -61,12 +62,12 @@ typedef struct tt_llm_event {
     tt_llm_event_kind kind;
     const char *text; /* TEXT: the fragment (UTF-8, not NUL-terminated) */
     size_t text_len;
-    int tool_index;          /* TOOL_CALL: which call this fragment belongs to */
-    const char *tool_id;     /* TOOL_CALL: set on the call's first fragment, else NULL */
-    const char *tool_name;   /* TOOL_CALL: set on the call's first fragment, else NULL */
-    const char *args;        /* TOOL_CALL: a fragment of the JSON arguments text */
+    int tool_index;        /* TOOL_CALL: which call this fragment belongs to */
+    const char *tool_id;   /* TOOL_CALL: set on the call's first fragment, else NULL */
+    const char *tool_name; /* TOOL_CALL: set on the call's first fragment, else NULL */
+    const char *args;      /* TOOL_CALL: a fragment of the JSON arguments text */
     size_t args_len;
-    int64_t prompt_tokens;   /* USAGE; -1 when not reported */
+    int64_t prompt_tokens; /* USAGE; -1 when not reported */
     int64_t completion_tokens;
     const char *finish_reason; /* FINISH: "stop", "length", "tool_calls", "content_filter" */
     tt_llm_error error;        /* ERROR */
@@ -94,8 +95,8 @@ typedef struct tt_llm_request {
     size_t n_messages;
     const tt_llm_tool *tools;
     size_t n_tools;
-    int64_t max_tokens;  /* completion cap; 0: the adapter's default (Anthropic requires one) */
-    double temperature;  /* < 0: not sent */
+    int64_t max_tokens; /* completion cap; 0: the adapter's default (Anthropic requires one) */
+    double temperature; /* < 0: not sent */
     int stream;
     json_t *response_schema; /* ask for JSON matching this schema (structured output), or NULL */
     const char *tag;         /* a label for the log line, e.g. "chat.system@1"; not sent */

@@ -24,7 +24,8 @@ static json_t *tool_calls_json(json_t *calls)
         return NULL;
     size_t i;
     json_t *c;
-    json_array_foreach (calls, i, c) {
+    json_array_foreach(calls, i, c)
+    {
         const char *id = json_string_value(json_object_get(c, "id"));
         const char *name = json_string_value(json_object_get(c, "name"));
         json_t *args = json_object_get(c, "arguments");
@@ -251,7 +252,8 @@ static int stream_choice(tt_llm_sink *s, oa_stream *st, json_t *choice)
     emit_text(s, json_object_get(delta, "content"));
     size_t i;
     json_t *tc;
-    json_array_foreach (json_object_get(delta, "tool_calls"), i, tc) {
+    json_array_foreach(json_object_get(delta, "tool_calls"), i, tc)
+    {
         if (stream_tool_call(s, st, tc))
             return 1;
     }
@@ -281,7 +283,8 @@ static int stream_event(tt_llm_sink *s, void *state, const char *name, size_t na
      * first chunk has none, only prompt_filter_results. */
     size_t i;
     json_t *choice;
-    json_array_foreach (json_object_get(root, "choices"), i, choice) {
+    json_array_foreach(json_object_get(root, "choices"), i, choice)
+    {
         if (int_or(json_object_get(choice, "index"), 0) == 0 && stream_choice(s, st, choice))
             break;
     }
@@ -307,7 +310,8 @@ static void parse_body(tt_llm_sink *s, json_t *root)
     emit_text(s, json_object_get(msg, "content"));
     size_t i;
     json_t *tc;
-    json_array_foreach (json_object_get(msg, "tool_calls"), i, tc) {
+    json_array_foreach(json_object_get(msg, "tool_calls"), i, tc)
+    {
         json_t *fn = json_object_get(tc, "function");
         char *owned;
         tt_llm_event ev = ev_new(TT_LLM_EV_TOOL_CALL);
@@ -378,7 +382,8 @@ int tt_llm_parse_embeddings(const char *body, size_t len, size_t n_inputs, float
         goto done;
     size_t i;
     json_t *item;
-    json_array_foreach (data, i, item) {
+    json_array_foreach(data, i, item)
+    {
         json_t *emb = json_object_get(item, "embedding");
         json_int_t idx = int_or(json_object_get(item, "index"), (json_int_t)i);
         if (!json_is_array(emb) || idx < 0 || (size_t)idx >= n_inputs || seen[idx])
@@ -397,7 +402,8 @@ int tt_llm_parse_embeddings(const char *body, size_t len, size_t n_inputs, float
             goto done;
         size_t k;
         json_t *x;
-        json_array_foreach (emb, k, x) {
+        json_array_foreach(emb, k, x)
+        {
             if (!json_is_number(x))
                 goto done;
             v[(size_t)idx * d + k] = (float)json_number_value(x);

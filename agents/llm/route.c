@@ -76,7 +76,8 @@ static int check_keys(parse_ctx *cx, const json_t *obj, const char *path,
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         int ok = 0;
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = strcmp(*a, key) == 0;
@@ -348,7 +349,8 @@ static int parse_prices(parse_ctx *cx, const json_t *v, const char *path, tt_rou
         return TT_ENOMEM;
     const char *model;
     json_t *m;
-    json_object_foreach((json_t *)v, model, m) {
+    json_object_foreach((json_t *)v, model, m)
+    {
         if (!valid_token(model, TT_ROUTE_MODEL_MAX))
             return fail(cx, path, "model \"%s\" must be 1 to %d bytes without spaces",
                         show(model, b, sizeof b), TT_ROUTE_MODEL_MAX);
@@ -393,7 +395,8 @@ static int parse_all(parse_ctx *cx, const json_t *obj, const char *where, tt_rou
         return TT_ENOMEM;
     const char *alias;
     json_t *targets;
-    json_object_foreach((json_t *)routes, alias, targets) {
+    json_object_foreach((json_t *)routes, alias, targets)
+    {
         out->n_routes++;
         rc = parse_route(cx, alias, targets, p, &out->routes[out->n_routes - 1]);
         if (rc)

@@ -128,6 +128,8 @@ itest('log: one "llm call" JSON line per provider attempt with every field; the 
   assert.equal(lines[1].outcome, 'ok');
   assert.equal(lines[0].input_sha256, lines[1].input_sha256, 'the same input hashes the same on a retry');
   assert.ok(lines[1].completion_tokens > 0 && lines[1].cost_usd > 0, JSON.stringify(lines[1]));
+  assert.ok(lines[1].ttft_ms >= 0 && lines[1].ttft_ms <= lines[1].latency_ms, JSON.stringify(lines[1]));
+  assert.equal(lines[1].prompt_tokens, events.find((e) => e.type === 'message.end').usage.prompt_tokens);
   for (const needle of ['HUNTER2-SECRET-90817', 'my password is', 'logged reply text']) {
     assert.ok(!srv.output.includes(needle), `"${needle}" appears on the server's stderr:\n${srv.output}`);
   }

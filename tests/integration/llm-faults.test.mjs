@@ -197,6 +197,7 @@ itest('context-length error: the oldest turns are dropped, one retry, a context.
   assert.deepEqual(m2.at(-1), m1.at(-1), 'the newest user turn is kept');
   assert.equal(m2.at(-1).content, 'the latest question');
   assert.deepEqual(m2.slice(1), m1.slice(1 + trimmed[0].dropped_messages), 'the oldest turns are the ones dropped');
+  assert.equal(m2[1].role, 'user', 'whole turns are dropped: the trimmed transcript starts with a user turn');
 });
 
 itest('context trimming on an Anthropic route keeps the transcript starting with a user turn (Anthropic refuses an assistant first)', async ({ startServer }) => {
@@ -247,7 +248,7 @@ itest('every attempt fails: an error event {code, message, retryable}, state idl
   fp.script({ status: 500, repeat: 'forever', match: { prefix: `${P}-a` } });
   fp.script({ status: 503, repeat: 'forever', match: { prefix: `${P}-b` } });
   const { srv, c, session } = await faultServer(startServer, P);
-  const { events, idle } = await sayAndWait(c, session, 'hi', 'c1');
+  const { events, idle } = await sayAndWait(c, session, 'doomed question ZX-SPECTRUM-48K', 'c1');
   const errs = events.filter((e) => e.type === 'error');
   assert.equal(errs.length, 1, JSON.stringify(events));
   assert.equal(errs[0].code, 'unavailable', JSON.stringify(errs[0]));
@@ -265,9 +266,42 @@ itest('every attempt fails: an error event {code, message, retryable}, state idl
   assert.equal(lines.length, n, `one llm call line per attempt:\n${srv.output}`);
   assert.ok(lines.every((l) => l.outcome !== 'ok'), JSON.stringify(lines));
   assert.deepEqual(lines.map((l) => l.attempt), [...Array(n).keys()].map((i) => i + 1));
+  assert.deepEqual(lines.map((l) => l.region), regions(P), 'each line names the region it tried');
+  assert.ok(lines.every((l) => l.http_status === 500 || l.http_status === 503), JSON.stringify(lines.map((l) => l.http_status)));
+  assert.ok(!srv.output.includes('ZX-SPECTRUM-48K'), `the user text appears on stderr:\n${srv.output}`);
   // The session still works afterwards.
   fp.reset();
   fp.script({ text: 'recovered', match: { prefix: `${P}-a` } });
   const again = await sayAndWait(c, session, 'again', 'c2');
   assertCompleted(again.events, 'recovered');
+});
+
+itest('failover across providers: OpenAI region a overloaded, the Anthropic target b answers the same turn', async ({ startServer }) => {
+  const P = 'f-mixed';
+  const routes = writeRoutesFile({
+    routes: {
+      default: [
+        fakeTarget(fp.url, `${P}-a`, { region: 'a', timeout_ms: TIMEOUTS }),
+        { provider: 'anthropic', base_url: `${fp.url}/${P}-b`, model: 'claude-3-5-haiku-latest', key_env: 'FAKE_KEY', region: 'b', timeout_ms: TIMEOUTS },
+      ],
+    },
+    retry: RETRY,
+  });
+  fp.script({ status: 503, repeat: 'forever', match: { prefix: `${P}-a` } });
+  fp.script({ text: 'Claude takes over', match: { prefix: `${P}-b`, path: '/v1/messages' } });
+  const srv = await startServer({ args: ['--routes', routes], env: { FAKE_KEY: 'fake-key' } });
+  const c = await connect(srv.port, { hello: true });
+  const { session } = await openSession(c, 'chat', { input: {} });
+  const { events } = await sayAndWait(c, session, 'hello there', 'c1');
+  assertCompleted(events, 'Claude takes over');
+  assert.equal(ends(events)[0].usage.model, 'claude-3-5-haiku-latest');
+  assert.deepEqual(regions(P), ['a', 'b']);
+  const b = reqsOf(P)[1];
+  assert.equal(b.route, '/v1/messages');
+  assert.equal(b.served_by, 'script');
+  assert.deepEqual(b.body.messages.map((m) => m.role), ['user']);
+  assert.match(JSON.stringify(b.body.system), /helpful assistant inside Tether/);
+  await sleep(100);
+  assert.deepEqual(llmCallLines(srv.output).map((l) => [l.provider, l.region]), [['openai', 'a'], ['anthropic', 'b']]);
+  fp.reset();
 });

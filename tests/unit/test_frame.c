@@ -168,8 +168,9 @@ static void test_frame_enforces_limits(void **state)
 static void test_frame_limits_nesting(void **state)
 {
     char deep[512];
-    int n = snprintf(deep, sizeof deep, "{\"type\":\"answer\",\"session\":\"s\","
-                                        "\"question_id\":\"q\",\"value\":");
+    int n = snprintf(deep, sizeof deep,
+                     "{\"type\":\"answer\",\"session\":\"s\","
+                     "\"question_id\":\"q\",\"value\":");
     for (int i = 0; i < TT_JSON_DEPTH_MAX + 2; i++)
         deep[n++] = '[';
     for (int i = 0; i < TT_JSON_DEPTH_MAX + 2; i++)
@@ -192,8 +193,8 @@ static void test_event_encoding_orders_keys(void **state)
 {
     tt_frame f;
     assert_int_equal(tt_event_encode("delta", "s_1", 12, 0,
-                                     json_pack("{s:s, s:s}", "message_id", "m", "text", "hi "),
-                                     16, &f),
+                                     json_pack("{s:s, s:s}", "message_id", "m", "text", "hi "), 16,
+                                     &f),
                      0);
     assert_string_equal(tt_frame_text(&f), "{\"type\":\"delta\",\"session\":\"s_1\",\"seq\":12,"
                                            "\"ts\":\"1970-01-01T00:00:00.000Z\","

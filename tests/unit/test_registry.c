@@ -404,8 +404,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_log_events_reach_cursor_only_after_commit, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_log_replay_from_store_beyond_memory, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_replay_from_store_beyond_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_ring_grows_for_uncommitted_events, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_retention_gives_snapshot, setup, teardown),

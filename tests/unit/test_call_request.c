@@ -1,0 +1,114 @@
+/* agents/llm/call_request.c: the call's request copy, token counts and the
+ * trimming rules (system kept, latest user turn kept, a user turn first). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "agents/llm/call_request.h"
+
+static void make(tt_call_request *r, const char *const *roles, size_t n)
+{
+    tt_llm_message msgs[16];
+    for (size_t i = 0; i < n; i++)
+        msgs[i] = (tt_llm_message){.role = roles[i], .content = "some words in a turn"};
+    tt_llm_request req = {.messages = msgs, .n_messages = n, .temperature = -1};
+    assert_int_equal(tt_call_request_copy(&req, r), 0);
+}
+
+static const char *role_at(const tt_call_request *r, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(r->messages, i), "role"));
+}
+
+static void test_trim_restarts_at_a_user_turn(void **state)
+{
+    const char *roles[] = {"system", "user", "assistant", "user", "assistant", "user"};
+    tt_call_request r;
+    make(&r, roles, 6);
+    size_t dropped = tt_call_request_trim(&r, NULL, 99, 100); /* one turn is enough */
+    assert_int_equal(dropped, 2);
+    assert_string_equal(role_at(&r, 0), "system");
+    assert_string_equal(role_at(&r, 1), "user");
+    tt_call_request_free(&r);
+}
+
+static void test_trim_drops_tool_results_with_their_call(void **state)
+{
+    const char *roles[] = {"system", "assistant", "tool", "tool", "assistant", "user"};
+    tt_call_request r;
+    make(&r, roles, 6);
+    assert_int_equal(tt_call_request_trim(&r, NULL, 99, 100), 4);
+    assert_int_equal(json_array_size(r.messages), 2);
+    assert_string_equal(role_at(&r, 1), "user");
+    tt_call_request_free(&r);
+}
+
+static void test_trim_never_drops_latest_user_or_system(void **state)
+{
+    const char *roles[] = {"system", "user"};
+    tt_call_request r;
+    make(&r, roles, 2);
+    assert_int_equal(tt_call_request_trim(&r, NULL, 1, 100), 0);
+    assert_int_equal(tt_call_request_fit(&r, NULL, 1), 0);
+    assert_int_equal(json_array_size(r.messages), 2);
+    tt_call_request_free(&r);
+}
+
+static void test_fit_drops_until_under_budget(void **state)
+{
+    const char *roles[] = {"system", "user", "assistant", "user", "assistant", "user"};
+    tt_call_request r;
+    make(&r, roles, 6);
+    int64_t all = tt_call_request_tokens(&r, NULL);
+    int64_t goal = all - 10;
+    assert_true(tt_call_request_fit(&r, NULL, goal) >= 2);
+    assert_true(tt_call_request_tokens(&r, NULL) <= goal);
+    assert_string_equal(role_at(&r, 1), "user");
+    tt_call_request_free(&r);
+}
+
+static void test_view_caps_max_tokens(void **state)
+{
+    const char *roles[] = {"user"};
+    tt_call_request r;
+    make(&r, roles, 1);
+    tt_llm_request v;
+    assert_int_equal(tt_call_request_view(&r, "m", 100, &v), 0);
+    assert_int_equal(v.max_tokens, 100); /* 0 asked: the cap */
+    assert_string_equal(v.model, "m");
+    assert_string_equal(v.messages[0].content, "some words in a turn");
+    tt_call_request_view_free(&v);
+    tt_call_request_free(&r);
+}
+
+static void test_hash_is_stable_and_text_free(void **state)
+{
+    const char *roles[] = {"user"};
+    tt_call_request a, b;
+    make(&a, roles, 1);
+    make(&b, roles, 1);
+    char ha[65], hb[65];
+    tt_call_request_hash(&a, ha);
+    tt_call_request_hash(&b, hb);
+    assert_string_equal(ha, hb);
+    assert_int_equal(strlen(ha), 64);
+    assert_null(strstr(ha, "words"));
+    tt_call_request_free(&a);
+    tt_call_request_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_trim_restarts_at_a_user_turn),
+        cmocka_unit_test(test_trim_drops_tool_results_with_their_call),
+        cmocka_unit_test(test_trim_never_drops_latest_user_or_system),
+        cmocka_unit_test(test_fit_drops_until_under_budget),
+        cmocka_unit_test(test_view_caps_max_tokens),
+        cmocka_unit_test(test_hash_is_stable_and_text_free),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
