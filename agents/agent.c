@@ -1,11 +1,13 @@
 /* The agent registry and the checks every agent shares (see agent.h). */
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "agents/agent.h"
 #include "protocol/errors.h"
 
-static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat};
+static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat,
+                                              &tt_agent_doc_analyst};
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
 const tt_agent_ops *tt_agent_find(const char *name)
@@ -15,6 +17,49 @@ const tt_agent_ops *tt_agent_find(const char *name)
             return builtin[i];
     }
     return NULL;
+}
+
+const tt_prompt *tt_agent_prompt(const tt_agent_env *env, const char *name)
+{
+    for (size_t i = 0; i < env->n_prompts; i++) {
+        if (strcmp(env->prompts[i].name, name) == 0)
+            return &env->prompts[i];
+    }
+    return NULL;
+}
+
+int tt_agent_load_prompts(tt_agent_env *env, const char *dir, char *err, size_t n)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, n, "cannot open the prompts directory %s", dir);
+        return TT_ENOTFOUND;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".md") != 0)
+            continue;
+        if (env->n_prompts == TT_AGENT_PROMPTS_MAX) {
+            snprintf(err, n, "more than %d prompt templates in %s", TT_AGENT_PROMPTS_MAX, dir);
+            rc = TT_EFULL;
+        } else if ((rc = tt_prompt_load(dir, e->d_name, &env->prompts[env->n_prompts])) != 0) {
+            snprintf(err, n, "prompt %s/%s: %s (the first line must be "
+                     "<!-- prompt: NAME version: N -->)", dir, e->d_name, tt_strerror(rc));
+        } else {
+            env->n_prompts++;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+void tt_agent_free_prompts(tt_agent_env *env)
+{
+    for (size_t i = 0; i < env->n_prompts; i++)
+        tt_prompt_free(&env->prompts[i]);
+    env->n_prompts = 0;
 }
 
 json_t *tt_agent_names(void)

@@ -19,18 +19,24 @@
 #include "protocol/frame.h"
 #include "state/session.h"
 
+#define TT_AGENT_PROMPTS_MAX 32
+
 /* What agents may use from the server; owned by the server, outlives sessions. */
 typedef struct tt_agent_env {
     uv_loop_t *loop;
     int echo_delay_ms;     /* default pause between echoed words */
     tt_llm_service *llm;   /* model calls; NULL or unconfigured: no model agents */
-    tt_prompt chat_system; /* agents/prompts/chat.system.md */
+    struct tt_registry *reg; /* sessions, e.g. a user's earlier analyses */
+    const char *photos_root; /* one photo library per user: photos_root/<user> */
+    tt_prompt prompts[TT_AGENT_PROMPTS_MAX]; /* every template in --prompts-dir */
+    size_t n_prompts;
 } tt_agent_env;
 
 typedef struct tt_agent_ops {
     const char *name;
     const char *description;
     int needs_model; /* refused with `unavailable` while no model route is configured */
+    const void *impl; /* the agent's own definition (the step engine's tt_engine_def) */
     /* Check session.open's input before anything is created. */
     int (*validate)(const json_t *input, char *err, size_t n);
     /* A new session: set up agent_state and emit the first events. */
@@ -50,6 +56,12 @@ typedef struct tt_agent_ops {
     /* Free the runtime (the session is evicted, closed or the server stops). */
     void (*release)(tt_session *s);
 } tt_agent_ops;
+
+/* The prompt template named name ("chat.system"), or NULL. */
+const tt_prompt *tt_agent_prompt(const tt_agent_env *env, const char *name);
+/* Load every *.md template in dir into env (at start-up). */
+int tt_agent_load_prompts(tt_agent_env *env, const char *dir, char *err, size_t n);
+void tt_agent_free_prompts(tt_agent_env *env);
 
 /* The built-in agent called name, or NULL. */
 const tt_agent_ops *tt_agent_find(const char *name);
@@ -81,5 +93,6 @@ void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_ms
 
 extern const tt_agent_ops tt_agent_echo;
 extern const tt_agent_ops tt_agent_chat;
+extern const tt_agent_ops tt_agent_doc_analyst;
 
 #endif

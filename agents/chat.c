@@ -161,7 +161,8 @@ static int generate(tt_session *s)
     tt_rfc3339(tt_wall_ms(), date);
     date[10] = '\0';
     const char *vars[] = {"date", date, NULL};
-    char *system = tt_prompt_render(&env->chat_system, vars);
+    const tt_prompt *prompt = tt_agent_prompt(env, "chat.system");
+    char *system = prompt ? tt_prompt_render(prompt, vars) : NULL;
     size_t n = json_array_size(s->transcript);
     tt_llm_message *msgs = calloc(n + 1, sizeof *msgs);
     if (!system || !msgs) {
@@ -182,7 +183,7 @@ static int generate(tt_session *s)
                           .n_messages = m,
                           .temperature = -1,
                           .stream = 1,
-                          .tag = env->chat_system.tag};
+                          .tag = prompt->tag};
     tt_new_id("m", rt->message_id, sizeof rt->message_id);
     rt->started = 0;
     rt->len = 0;

@@ -138,11 +138,13 @@ static int setup_models(tt_server *srv)
         tt_log(TT_ERROR, "bad model routes", json_pack("{s:s}", "error", err));
         return rc;
     }
-    rc = tt_prompt_load(srv->cfg.prompts_dir, "chat.system.md", &srv->agent_env.chat_system);
+    rc = tt_agent_load_prompts(&srv->agent_env, srv->cfg.prompts_dir, err, sizeof err);
+    if (rc == 0 && !tt_agent_prompt(&srv->agent_env, "chat.system")) {
+        snprintf(err, sizeof err, "no chat.system prompt in %.400s", srv->cfg.prompts_dir);
+        rc = TT_ENOTFOUND;
+    }
     if (rc) {
-        tt_log(
-            TT_ERROR, "cannot load the chat prompt",
-            json_pack("{s:s, s:s}", "prompts_dir", srv->cfg.prompts_dir, "error", tt_strerror(rc)));
+        tt_log(TT_ERROR, "cannot load the prompt templates", json_pack("{s:s}", "error", err));
         return rc;
     }
     json_t *aliases = tt_llm_service_aliases(srv->agent_env.llm);
@@ -187,7 +189,9 @@ static int setup_storage(tt_server *srv)
         .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
     };
     tt_registry_hooks hooks = {srv, bind_hook, unbind_hook, tt_ws_deliver};
-    return tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
+    rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
+    srv->agent_env.reg = srv->reg;
+    return rc;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -340,7 +344,7 @@ void tt_server_free(tt_server *srv)
     int rc = uv_loop_close(&srv->loop);
     if (rc)
         tt_log(TT_WARN, "loop closed with handles open", NULL);
-    tt_prompt_free(&srv->agent_env.chat_system);
+    tt_agent_free_prompts(&srv->agent_env);
     OPENSSL_cleanse(&srv->auth, sizeof srv->auth);
     tt_config_free(&srv->cfg);
 }

@@ -1,151 +1,500 @@
-// A minimal client for the echo agent: connect, open (or re-attach) a
-// session, render the stream, resume after a drop without gaps or repeats.
-// The full UI and the reusable client library come with issue 5.
+// The Tether web UI: a session list, a chat view per session, question and
+// approval cards. All state comes from the server through tether-client.js;
+// the page keeps only the current session id (in the URL hash and
+// localStorage) and rebuilds the view by attaching after seq 0. Text from
+// users and models reaches the DOM only through textContent (markdown.js
+// builds elements, never HTML strings).
+import { SessionView, TetherClient } from './tether-client.js';
+import { renderMarkdown } from './markdown.js';
+
 const $ = (id) => document.getElementById(id);
-const log = $("log");
-let ws, session = sessionStorage.getItem("tether.session");
-let lastSeq = Number(sessionStorage.getItem("tether.seq") || 0);
-let agent = sessionStorage.getItem("tether.agent") || "echo";
-let nextId = 1, backoff = 250;
 
-const hints = {
-  echo: "The echo agent streams your words back. Type ask for a question or plan for an approval.",
-  chat: "The chat agent answers with the configured model.",
+// Agents that need no model; every other agent needs `models` in the welcome.
+const NO_MODEL_AGENTS = new Set(['echo']);
+const AGENT_HINTS = {
+  echo: 'Streams your words back. Type "ask" for a question, "plan" for an approval.',
+  chat: 'A conversation with the configured model.',
 };
+const CONN_LABEL = { idle: 'connecting…', connecting: 'connecting…', open: 'live', reconnecting: 'reconnecting…', closed: 'offline' };
 
-function showHint(models) {
-  const el = $("hint");
-  el.classList.toggle("warn", models.length === 0);
-  el.textContent = models.length === 0
-    ? "No model is configured, so only the echo agent is available. To add one, restart the " +
-      "server with OPENAI_API_KEY or ANTHROPIC_API_KEY set (OPENAI_BASE_URL for any " +
-      "OpenAI-compatible server), or with --routes FILE."
-    : hints[agent] || "";
+const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/v1/ws`;
+const client = new TetherClient({
+  url: wsUrl,
+  client: 'tether-web/1',
+  token: () => sessionStorage.getItem('tether.token') || undefined,
+});
+
+const views = new Map(); // session -> SessionView
+let current = null;      // the session shown
+let sessions = [];       // the last session.list
+let welcome = null;
+let agentPref = localStorage.getItem('tether.agent') || 'echo';
+
+function view(session) {
+  let v = views.get(session);
+  if (!v) { v = new SessionView(session); views.set(session, v); }
+  return v;
 }
 
-function openSession() {
-  session = null; lastSeq = 0; log.textContent = "";
-  sessionStorage.removeItem("tether.session"); sessionStorage.removeItem("tether.seq");
-  sessionStorage.setItem("tether.agent", agent);
-  send({ type: "session.open", agent });
-}
-const messages = new Map();
+// ------------------------------------------------------------ helpers
 
-function setStatus(text, live) {
-  $("status").textContent = text;
-  $("status").classList.toggle("live", live);
+function h(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
 }
 
-function item(cls, text) {
-  const li = document.createElement("li");
-  li.className = cls;
-  li.textContent = text; // never innerHTML: text from users and models stays text
-  log.appendChild(li);
-  li.scrollIntoView({ block: "end" });
+function fmtCost(usd) {
+  if (!usd) return '$0';
+  if (usd < 0.01) return '$' + usd.toPrecision(2);
+  return '$' + usd.toFixed(4);
+}
+
+function fmtTime(ts) {
+  if (!ts) return '';
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return '';
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleDateString();
+}
+
+function usageLine(u) {
+  if (!u) return null;
+  const parts = [];
+  if (u.model) parts.push(u.model);
+  parts.push(`${u.prompt_tokens ?? 0} in · ${u.completion_tokens ?? 0} out`);
+  parts.push(fmtCost(u.cost_usd));
+  if (u.cached) parts.push('cached');
+  return parts.join(' · ');
+}
+
+function shortJson(v, max = 80) {
+  let s;
+  try { s = typeof v === 'string' ? v : JSON.stringify(v); } catch { s = String(v); }
+  if (s === undefined) s = '';
+  return s.length > max ? s.slice(0, max - 1) + '…' : s;
+}
+
+// ------------------------------------------------------------ connection
+
+client.on('connection', (state) => {
+  const c = $('conn');
+  c.dataset.state = state;
+  c.textContent = CONN_LABEL[state] || state;
+});
+
+client.on('welcome', (w) => {
+  welcome = w;
+  $('auth').hidden = true;
+  fillAgents(w);
+  refreshList();
+});
+
+client.on('client.error', (e, info) => {
+  if (e.code === 'unauthenticated') { $('auth').hidden = false; return; }
+  if (info && info.session && info.session === current && (e.code === 'not_found' || e.code === 'forbidden')) forgetCurrent();
+});
+
+client.on('*', (ev) => {
+  const v = views.get(ev.session);
+  if (!v) return;
+  const hadPending = v.pending;
+  v.apply(ev);
+  if (ev.type === 'state' || ev.type === 'user' || ev.type === 'snapshot') noteSession(ev.session, v);
+  if (ev.session === current) {
+    schedule();
+    if (v.pending && v.pending !== hadPending) focusPendingSoon = true;
+  }
+});
+
+function fillAgents(w) {
+  const sel = $('agent');
+  sel.textContent = '';
+  const models = Array.isArray(w.models) ? w.models : [];
+  let blocked = 0;
+  for (const name of w.agents || []) {
+    const usable = NO_MODEL_AGENTS.has(name) || models.length > 0;
+    if (!usable) blocked++;
+    const o = h('option', { value: name, disabled: !usable, text: usable ? name : `${name} (needs a model)` });
+    sel.append(o);
+  }
+  const usable = [...sel.options].filter((o) => !o.disabled).map((o) => o.value);
+  if (!usable.includes(agentPref)) agentPref = usable[0] || '';
+  sel.value = agentPref;
+  $('new').disabled = usable.length === 0;
+  const hint = $('model-hint');
+  hint.hidden = blocked === 0;
+  hint.textContent = blocked === 0 ? '' :
+    'No model is configured, so model agents are unavailable. Restart the server with OPENAI_API_KEY or ' +
+    'ANTHROPIC_API_KEY set (OPENAI_BASE_URL for any OpenAI-compatible server), or with --routes FILE.';
+  showAgentHint();
+}
+
+function showAgentHint() { $('agent-hint').textContent = AGENT_HINTS[$('agent').value] || ''; }
+
+// ------------------------------------------------------------ session list
+
+let listTimer = null;
+function refreshListSoon() { clearTimeout(listTimer); listTimer = setTimeout(refreshList, 400); }
+
+async function refreshList() {
+  try {
+    sessions = await client.list();
+  } catch { return; }
+  sessions.sort((a, b) => String(b.updated_at).localeCompare(String(a.updated_at)));
+  renderList();
+}
+
+function noteSession(id, v) {
+  const s = sessions.find((x) => x.session === id);
+  if (!s) { refreshListSoon(); return; }
+  if (v.state) s.state = v.state;
+  if (v.title) s.title = v.title;
+  if (v.updatedAt) s.updated_at = v.updatedAt;
+  renderList();
+}
+
+function renderList() {
+  const ul = $('sessions');
+  ul.textContent = '';
+  if (!sessions.length) { ul.append(h('li', { class: 'none', text: 'No sessions yet.' })); return; }
+  for (const s of sessions) {
+    const b = h('button', { type: 'button', class: 'session-item', 'data-session': s.session, 'aria-current': s.session === current ? 'true' : null },
+      h('span', { class: 'session-title', text: s.title || '(new session)' }),
+      h('span', { class: 'session-meta' },
+        h('span', { class: 'agent-tag', text: s.agent }),
+        h('span', { class: 'badge', 'data-state': s.state, text: s.state }),
+        h('time', { datetime: s.updated_at, text: fmtTime(s.updated_at) })));
+    b.addEventListener('click', () => { select(s.session); closeMenu(); $('text').focus(); });
+    ul.append(h('li', {}, b));
+  }
+}
+
+// ------------------------------------------------------------ selection
+
+async function select(session) {
+  if (current && current !== session) client.detach(current).catch(() => {});
+  current = session;
+  if (location.hash !== '#' + session) history.replaceState(null, '', '#' + session);
+  localStorage.setItem('tether.session', session);
+  view(session);
+  nodes.clear();
+  $('timeline').textContent = '';
+  $('empty').hidden = true;
+  $('chat').hidden = false;
+  render();
+  renderList();
+  try {
+    await client.attach(session);
+  } catch (e) {
+    if (e.code === 'not_found' || e.code === 'forbidden') forgetCurrent();
+  }
+}
+
+function forgetCurrent() {
+  localStorage.removeItem('tether.session');
+  if (current) views.delete(current);
+  current = null;
+  history.replaceState(null, '', location.pathname + location.search);
+  $('chat').hidden = true;
+  $('empty').hidden = false;
+  renderList();
+}
+
+async function newSession(agent) {
+  try {
+    const r = await client.open(agent);
+    view(r.session).agent = r.agent || agent;
+    await select(r.session);
+    refreshListSoon();
+    $('text').focus();
+  } catch (e) {
+    alertInline(`Could not start ${agent}: ${e.message}`);
+  }
+}
+
+function alertInline(text) {
+  const hint = $('agent-hint');
+  hint.textContent = text;
+  hint.classList.add('warn');
+  setTimeout(() => { hint.classList.remove('warn'); showAgentHint(); }, 6000);
+}
+
+// ------------------------------------------------------------ rendering
+
+const nodes = new Map(); // item key -> {node, rev}
+let renderQueued = false;
+let focusPendingSoon = false;
+
+function schedule() {
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(() => { renderQueued = false; render(); }, 0);
+}
+
+function render() {
+  if (!current) return;
+  const v = view(current);
+  $('title').textContent = v.title || '(new session)';
+  $('chat-agent').textContent = v.agent || sessions.find((s) => s.session === current)?.agent || '';
+  const st = $('chat-state');
+  st.textContent = v.state || '';
+  st.dataset.state = v.state || '';
+  const u = v.usage;
+  $('total-usage').textContent = u.prompt_tokens || u.completion_tokens ? `${u.prompt_tokens + u.completion_tokens} tokens · ${fmtCost(u.cost_usd)}` : '';
+  const busy = v.streaming || v.state === 'running';
+  $('stop').hidden = !busy;
+  const closed = v.state === 'closed';
+  $('text').disabled = closed;
+  $('send').disabled = closed;
+  $('close-session').disabled = closed;
+
+  const tl = $('timeline');
+  const nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 80;
+  const seen = new Set();
+  let prev = null;
+  for (const it of v.items) {
+    seen.add(it.key);
+    let rec = nodes.get(it.key);
+    if (!rec || rec.rev !== it.rev) {
+      const node = renderItem(it, v);
+      if (rec) rec.node.replaceWith(node);
+      rec = { node, rev: it.rev };
+      nodes.set(it.key, rec);
+    }
+    const want = prev ? prev.nextSibling : tl.firstChild;
+    if (want !== rec.node) tl.insertBefore(rec.node, want);
+    prev = rec.node;
+  }
+  for (const [k, rec] of nodes) if (!seen.has(k)) { rec.node.remove(); nodes.delete(k); }
+  if (nearBottom) tl.scrollTop = tl.scrollHeight;
+  if (focusPendingSoon) {
+    focusPendingSoon = false;
+    const composing = document.activeElement === $('text') && $('text').value;
+    const target = tl.querySelector('.card.pending button, .card.pending input, .card.pending textarea');
+    if (target && !composing) target.focus({ preventScroll: false });
+  }
+}
+
+function renderItem(it, v) {
+  switch (it.kind) {
+    case 'message': return renderMessage(it);
+    case 'question': return renderQuestion(it, v);
+    case 'approval': return renderApproval(it, v);
+    case 'progress': return renderProgress(it);
+    case 'tool': return renderTool(it);
+    case 'error': return h('li', { class: 'item error', role: 'alert', text: `Error (${it.code}): ${it.message}` });
+    case 'notice': return h('li', { class: 'item notice', text: it.text });
+    default: return h('li', { class: 'item notice', text: it.kind });
+  }
+}
+
+function renderMessage(m) {
+  const body = h('div', { class: 'body' });
+  if (m.role === 'user') body.textContent = m.text;
+  else body.append(renderMarkdown(m.text));
+  const li = h('li', {
+    class: `item msg ${m.role === 'user' ? 'user' : 'assistant'}${m.streaming ? ' streaming' : ''}`,
+    'data-message-id': m.id, 'data-role': m.role, 'aria-busy': m.streaming ? 'true' : null,
+  }, h('div', { class: 'who', text: m.role === 'user' ? 'You' : 'Assistant' }), body);
+  const u = usageLine(m.usage);
+  if (u) li.append(h('div', { class: 'meta usage-line', text: u }));
   return li;
 }
 
-function send(msg) {
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ id: "r" + nextId++, ...msg }));
-}
-
-function card(text, buttons) {
-  const li = item("card", text + "\n");
-  for (const [label, action] of buttons) {
-    const b = document.createElement("button");
-    b.textContent = label;
-    b.onclick = () => { action(); li.querySelectorAll("button").forEach((x) => (x.disabled = true)); };
-    li.appendChild(b);
-  }
-}
-
-function onEvent(ev) {
-  if (ev.seq <= lastSeq && ev.type !== "snapshot") return; // already shown
-  lastSeq = ev.seq;
-  sessionStorage.setItem("tether.seq", String(lastSeq));
-  switch (ev.type) {
-    case "snapshot":
-      log.textContent = "";
-      for (const t of ev.transcript) item(t.role === "user" ? "user" : "assistant", t.text);
-      break;
-    case "user": item("user", ev.text); break;
-    case "message.start": messages.set(ev.message_id, item("assistant", "")); $("stop").hidden = false; break;
-    case "delta": { const li = messages.get(ev.message_id); if (li) li.textContent += ev.text; break; }
-    case "message.end": {
-      const li = messages.get(ev.message_id) || item("assistant", "");
-      li.textContent = ev.text;
-      $("stop").hidden = true;
-      break;
+function renderQuestion(q, v) {
+  const li = h('li', { class: `item card question${q.resolved ? ' resolved' : ' pending'}`, 'data-question-id': q.question_id },
+    h('div', { class: 'card-kind', text: 'Question' }),
+    h('p', { class: 'card-text', text: q.text || '' }));
+  const send = async (value, controls) => {
+    controls.forEach((c) => { c.disabled = true; });
+    try { await client.answer(v.session, q.question_id, value); } catch (e) {
+      controls.forEach((c) => { c.disabled = false; });
+      li.append(h('p', { class: 'card-error', role: 'alert', text: e.message }));
     }
-    case "message.discard": {
-      const li = messages.get(ev.message_id);
-      if (li) li.classList.add("discarded");
-      $("stop").hidden = true;
-      break;
-    }
-    case "question":
-      card(ev.text, (ev.choices || []).map((c) => [c, () => send({ type: "answer", session, question_id: ev.question_id, value: c })]));
-      break;
-    case "approval":
-      card(ev.title + "\n" + JSON.stringify(ev.plan, null, 2), [
-        ["Approve", () => send({ type: "decide", session, approval_id: ev.approval_id, decision: "approve" })],
-        ["Request changes", () => {
-          const comment = prompt("What should change?");
-          if (comment) send({ type: "decide", session, approval_id: ev.approval_id, decision: "revise", comment });
-        }],
-        ["Reject", () => send({ type: "decide", session, approval_id: ev.approval_id, decision: "reject" })],
-      ]);
-      break;
-    case "error": item("assistant", "error: " + ev.message); break;
-    case "context.trimmed": item("assistant", `(${ev.dropped_messages} older messages were left out to fit the model's limit)`); break;
+  };
+  if (q.choices && q.choices.length) {
+    const row = h('div', { class: 'buttons' });
+    const buttons = q.choices.map((c) => h('button', { type: 'button', class: 'choice', disabled: q.resolved, text: typeof c === 'string' ? c : JSON.stringify(c) }));
+    buttons.forEach((b, i) => b.addEventListener('click', () => send(q.choices[i], buttons)));
+    row.append(...buttons);
+    li.append(row);
+  } else {
+    const input = h('input', { type: 'text', class: 'answer', 'aria-label': 'Your answer', disabled: q.resolved });
+    const btn = h('button', { type: 'submit', disabled: q.resolved, text: 'Answer' });
+    const form = h('form', { class: 'buttons' }, input, btn);
+    form.addEventListener('submit', (e) => { e.preventDefault(); if (input.value.trim()) send(input.value, [input, btn]); });
+    li.append(form);
   }
+  if (q.resolved) li.append(h('div', { class: 'meta', text: 'answered' }));
+  return li;
 }
 
-function connect() {
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  ws = new WebSocket(`${proto}//${location.host}/v1/ws`, "tether.v1");
-  ws.onopen = () => send({ type: "hello", client: "tether-web/0.1" });
-  ws.onmessage = (e) => {
-    const m = JSON.parse(e.data);
-    if (m.type === "welcome") {
-      backoff = 250;
-      setStatus("live", true);
-      const sel = $("agent");
-      sel.textContent = "";
-      for (const name of m.agents) {
-        if (name !== "echo" && m.models.length === 0) continue; // model agents need a model
-        const o = document.createElement("option");
-        o.value = o.textContent = name;
-        sel.appendChild(o);
+/** A plan: a folder tree with counts ({tree}), else a list of steps, else pretty JSON. */
+export function renderPlan(plan) {
+  const box = h('div', { class: 'plan' });
+  if (plan && Array.isArray(plan.tree)) {
+    const walk = (nodesIn, depth) => {
+      const ul = h('ul', { class: depth ? 'tree' : 'tree root' });
+      for (const n of nodesIn) {
+        if (!n || typeof n !== 'object') continue;
+        const label = h('span', { class: 'tree-name', text: String(n.name ?? '') });
+        const li = h('li', {}, label);
+        if (n.count !== undefined && n.count !== null) li.append(h('span', { class: 'tree-count', text: String(n.count) }));
+        if (Array.isArray(n.children) && n.children.length && depth < 32) li.append(walk(n.children, depth + 1));
+        ul.append(li);
       }
-      if (![...sel.options].some((o) => o.value === agent)) agent = "echo";
-      sel.value = agent;
-      showHint(m.models);
-      if (session) send({ type: "session.attach", session, after: lastSeq });
-      else openSession();
-    } else if (m.type === "ok" && m.session && !session) {
-      session = m.session;
-      sessionStorage.setItem("tether.session", session);
-    } else if (m.type === "error" && !m.seq) {
-      if (m.code === "not_found" || m.code === "forbidden") openSession(); // stale session
-      else item("assistant", "error: " + m.message);
-    } else if (m.seq) onEvent(m);
-  };
-  ws.onclose = () => {
-    setStatus("reconnecting…", false);
-    setTimeout(connect, backoff * (0.5 + Math.random()));
-    backoff = Math.min(backoff * 2, 10000);
-  };
+      return ul;
+    };
+    box.append(walk(plan.tree, 0));
+  } else if (plan && Array.isArray(plan.steps)) {
+    const ol = h('ol', { class: 'steps' });
+    for (const s of plan.steps) ol.append(h('li', { text: typeof s === 'string' ? s : shortJson(s, 400) }));
+    box.append(ol);
+  } else {
+    box.append(h('pre', { class: 'json', text: JSON.stringify(plan, null, 2) ?? '' }));
+  }
+  if (plan && Array.isArray(plan.comments) && plan.comments.length) {
+    const ul = h('ul', { class: 'comments' });
+    for (const c of plan.comments) ul.append(h('li', { text: typeof c === 'string' ? c : shortJson(c, 400) }));
+    box.append(h('div', { class: 'meta', text: 'Your comments' }), ul);
+  }
+  if (plan && typeof plan.revision === 'number' && plan.revision > 0) box.append(h('div', { class: 'meta', text: `revision ${plan.revision}` }));
+  return box;
 }
 
-$("say").onsubmit = (e) => {
-  e.preventDefault();
-  const text = $("text").value;
-  if (!text || !session) return;
-  send({ type: "say", session, text, client_msg_id: crypto.randomUUID() });
-  $("text").value = "";
-};
-$("stop").onclick = () => send({ type: "cancel", session });
-$("agent").onchange = (e) => { agent = e.target.value; openSession(); showHint([...$("agent").options].length > 1 ? ["x"] : []); };
-$("new").onclick = () => openSession();
-connect();
+function renderApproval(a, v) {
+  const li = h('li', { class: `item card approval${a.resolved ? ' resolved' : ' pending'}`, 'data-approval-id': a.approval_id },
+    h('div', { class: 'card-kind', text: 'Approval' }),
+    h('p', { class: 'card-text card-title', text: a.title || 'Approve this plan?' }),
+    renderPlan(a.plan));
+  if (a.resolved) { li.append(h('div', { class: 'meta', text: 'decided' })); return li; }
+  const approve = h('button', { type: 'button', class: 'primary', text: 'Approve' });
+  const changes = h('button', { type: 'button', 'aria-expanded': 'false', text: 'Request changes' });
+  const reject = h('button', { type: 'button', class: 'danger', text: 'Reject' });
+  const comment = h('textarea', { class: 'comment', rows: '2', 'aria-label': 'What should change?', placeholder: 'What should change?' });
+  const sendChanges = h('button', { type: 'submit', text: 'Send changes' });
+  const form = h('form', { class: 'changes', hidden: true }, comment, sendChanges);
+  const all = [approve, changes, reject, comment, sendChanges];
+  const decide = async (decision, text) => {
+    all.forEach((c) => { c.disabled = true; });
+    try { await client.decide(v.session, a.approval_id, decision, text); } catch (e) {
+      all.forEach((c) => { c.disabled = false; });
+      li.append(h('p', { class: 'card-error', role: 'alert', text: e.message }));
+    }
+  };
+  approve.addEventListener('click', () => decide('approve'));
+  reject.addEventListener('click', () => decide('reject'));
+  changes.addEventListener('click', () => {
+    form.hidden = !form.hidden;
+    changes.setAttribute('aria-expanded', String(!form.hidden));
+    if (!form.hidden) comment.focus();
+  });
+  comment.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+  });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!comment.value.trim()) { comment.focus(); return; }
+    decide('revise', comment.value.trim());
+  });
+  li.append(h('div', { class: 'buttons' }, approve, changes, reject), form);
+  return li;
+}
+
+function renderProgress(p) {
+  const total = Number(p.total) || 0;
+  const done = Number(p.done) || 0;
+  const bar = h('progress', { max: total > 0 ? String(total) : null, value: total > 0 ? String(Math.min(done, total)) : null, 'aria-label': p.label || p.step || 'progress' });
+  return h('li', { class: `item progress${p.finished ? ' finished' : ''}` },
+    h('div', { class: 'progress-label', text: `${p.label || p.step || 'Working'}${total > 0 ? ` — ${done}/${total}` : ''}` }), bar);
+}
+
+function renderTool(t) {
+  const status = !t.done ? '…' : t.ok === false ? '✗' : '✓';
+  const summary = h('summary', {},
+    h('span', { class: 'tool-name', text: t.name || 'tool' }),
+    h('span', { class: 'tool-args', text: `(${shortJson(t.args ?? '', 60)})` }),
+    h('span', { class: `tool-status ${t.done ? (t.ok === false ? 'bad' : 'good') : ''}`, text: status }));
+  const det = h('details', { class: 'tool' }, summary,
+    h('div', { class: 'meta', text: 'arguments' }), h('pre', { text: JSON.stringify(t.args, null, 2) ?? '' }));
+  if (t.done) det.append(h('div', { class: 'meta', text: t.ok === false ? 'error' : 'result' }),
+    h('pre', { text: JSON.stringify(t.ok === false ? t.error : t.result, null, 2) ?? '' }));
+  return h('li', { class: 'item tool-item', 'data-call-id': t.call_id }, det);
+}
+
+// ------------------------------------------------------------ composer
+
+async function sendText() {
+  const ta = $('text');
+  const text = ta.value;
+  if (!text.trim() || !current) return;
+  ta.value = '';
+  try {
+    await client.say(current, text);
+  } catch (e) {
+    if (e.code === 'conflict' || e.code === 'bad_request' || e.code === 'rate_limited' || e.code === 'too_large') {
+      if (!ta.value) ta.value = text;
+      alertInline(e.message);
+    }
+  }
+}
+
+function closeMenu() {
+  document.body.classList.remove('menu-open');
+  $('menu').setAttribute('aria-expanded', 'false');
+}
+
+function init() {
+  $('composer').addEventListener('submit', (e) => { e.preventDefault(); sendText(); });
+  $('text').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendText(); }
+  });
+  $('stop').addEventListener('click', () => { if (current) client.cancel(current).catch(() => {}); $('text').focus(); });
+  $('new-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const agent = $('agent').value;
+    if (!agent) return;
+    agentPref = agent;
+    localStorage.setItem('tether.agent', agent);
+    closeMenu();
+    newSession(agent);
+  });
+  $('agent').addEventListener('change', showAgentHint);
+  $('close-session').addEventListener('click', async () => {
+    if (!current) return;
+    try { await client.closeSession(current); } catch (e) { alertInline(e.message); }
+    refreshListSoon();
+  });
+  $('menu').addEventListener('click', () => {
+    const open = document.body.classList.toggle('menu-open');
+    $('menu').setAttribute('aria-expanded', String(open));
+    if (open) $('agent').focus();
+  });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeMenu(); });
+  $('auth-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sessionStorage.setItem('tether.token', $('token').value.trim());
+    client.reconnectNow();
+  });
+  window.addEventListener('hashchange', () => {
+    const id = location.hash.slice(1);
+    if (id && id !== current) select(id);
+  });
+  setInterval(() => { if (client.state === 'open') refreshList(); }, 15_000);
+
+  const start = location.hash.slice(1) || localStorage.getItem('tether.session');
+  client.connect().catch(() => { $('auth').hidden = false; });
+  if (start && /^[A-Za-z0-9_-]{1,128}$/.test(start)) select(start);
+}
+
+// For debugging from the console (and the browser tests): the client and the views.
+window.tether = { client, views, get current() { return current; } };
+init();

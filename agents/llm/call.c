@@ -143,6 +143,19 @@ static const tt_tokenizer *tokenizer_for(tt_llm_service *s, const char *model)
     return s->tokenizers[enc];
 }
 
+void tt_llm_service_log(tt_llm_service *s, json_t *line)
+{
+    if (s && s->log && line)
+        s->log(line, s->log_ud);
+    else
+        json_decref(line);
+}
+
+int tt_llm_service_has_route(const tt_llm_service *s, const char *alias)
+{
+    return s && alias && tt_routes_find(&s->routes, alias) != NULL;
+}
+
 int tt_llm_service_configured(const tt_llm_service *s)
 {
     return s && s->routes.n_routes > 0;

@@ -63,6 +63,12 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
 /* Cancel every call (each gets on_done) and free once the loop closed the handles. */
 void tt_llm_service_close(tt_llm_service *s);
 
+/* Write a line (consumed) to the service's log sink. */
+void tt_llm_service_log(tt_llm_service *s, json_t *line);
+
+/* Is there a route with this alias? */
+int tt_llm_service_has_route(const tt_llm_service *s, const char *alias);
+
 /* Is any route configured? Names of the configured aliases (new reference). */
 int tt_llm_service_configured(const tt_llm_service *s);
 json_t *tt_llm_service_aliases(const tt_llm_service *s);

@@ -1,7 +1,7 @@
 // Relay overhead: from the moment an upstream chunk is written by the
 // provider to the moment the client holds the corresponding frame.
 //
-//   node tests/bench/relay.mjs [streams] [chunks]      (default 1 stream, 2000 chunks)
+//   node tests/bench/relay.mjs [streams] [chunks] [gap_ms]   (default 1 stream, 2000 chunks, 1 ms apart)
 //
 // The upstream here is a minimal OpenAI-compatible SSE server living in this
 // same process, so its send time and the client's receive time come from one
@@ -22,7 +22,7 @@ import WebSocket from "ws";
 
 const STREAMS = Number(process.argv[2] || 1);
 const CHUNKS = Number(process.argv[3] || 2000);
-const GAP_MS = 1; // pause between chunks, so each is its own TCP segment
+const GAP_MS = Number(process.argv[4] || 1); // pause between chunks, so each is its own TCP segment
 const BIN = process.env.TETHER_BIN || path.resolve("build/tether");
 const now = () => process.hrtime.bigint();
 
@@ -136,7 +136,8 @@ writeFileSync(routes, JSON.stringify({ routes: { default: [{ provider: "openai",
   base_url: `http://127.0.0.1:${upPort}/v1`, model: "m" }] } }));
 const port = await freePort();
 const srv = spawn(BIN, ["--port", String(port), "--data-dir", path.join(dir, "data"), "--routes", routes,
-  "--log-level", "warn", "--sync", "periodic"], { stdio: ["ignore", "ignore", "inherit"] });
+  "--log-level", "warn", "--sync", "periodic",
+  "--rate-msgs-per-s", "100000", "--rate-burst", "100000"], { stdio: ["ignore", "ignore", "inherit"] });
 for (;;) {
   try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break; } catch { /* starting */ }
   await new Promise((r) => setTimeout(r, 10));
@@ -151,6 +152,6 @@ upstream.close();
 rmSync(dir, { recursive: true, force: true });
 
 const over = (x) => ({ p50_us: +(x.p50_us - base.p50_us).toFixed(1), p99_us: +(x.p99_us - base.p99_us).toFixed(1) });
-console.log(JSON.stringify({ streams: STREAMS, chunks_per_stream: CHUNKS, direct: base,
+console.log(JSON.stringify({ streams: STREAMS, chunks_per_stream: CHUNKS, gap_ms: GAP_MS, direct: base,
   session: viaSession, gateway: viaGateway,
   overhead_session: over(viaSession), overhead_gateway: over(viaGateway) }, null, 2));

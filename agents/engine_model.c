@@ -1,0 +1,295 @@
+/* Model steps (see engine.h, tt_run_model): one call, streamed or not,
+ * structured output validated strictly with one self-correction turn, user
+ * data delimited in the user turn, obvious injection attempts flagged. */
+#define _GNU_SOURCE /* strcasestr */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agents/engine_private.h"
+#include "agents/schema.h"
+#include "protocol/errors.h"
+
+#define SCHEMA_ERR_MAX 300
+
+typedef struct tt_run_model model_step;
+struct tt_run_model {
+    tt_run *run;
+    tt_llm_call *call;
+    tt_run_model_done done;
+    json_t *schema;
+    int stream;
+    int corrected; /* the self-correction turn was used */
+    char *system, *user, *route, *tag;
+    char *previous;          /* the invalid reply, for the correction turn */
+    char correction[SCHEMA_ERR_MAX + 200];
+    char *text;
+    size_t len, cap;
+    int started;
+    char message_id[40];
+    int cancelled;
+};
+
+static const char *const injection_markers[] = {
+    "ignore previous instructions", "ignore all previous", "disregard the above",
+    "ignore the above",             "you are now",          "system prompt",
+    "<|im_start|>",                 "<|system|>",           "### instruction",
+    "\nsystem:",                    "[inst]",
+};
+
+/* Flag (log, never block) user data that looks like an attempt to steer the
+ * model: the data is still sent, delimited, as data. */
+static void flag_injection(tt_run *run, const char *text)
+{
+    for (size_t i = 0; i < sizeof injection_markers / sizeof *injection_markers; i++) {
+        if (strcasestr(text, injection_markers[i])) {
+            tt_llm_service_log(run->env->llm,
+                               json_pack("{s:s, s:s, s:s, s:s}", "msg",
+                                         "possible prompt injection in user data", "session",
+                                         run->s->id, "step", tt_run_step(run), "marker",
+                                         injection_markers[i]));
+            return;
+        }
+    }
+}
+
+static void model_free(model_step *m)
+{
+    json_decref(m->schema);
+    free(m->system);
+    free(m->user);
+    free(m->route);
+    free(m->tag);
+    free(m->previous);
+    free(m->text);
+    free(m);
+}
+
+void tt_run_model_withdraw(tt_run *run, const char *reason)
+{
+    const char *mid = tt_agent_state_str(run->s, "message_id");
+    if (!mid)
+        return;
+    tt_session_emit(run->s, "message.discard",
+                    json_pack("{s:s, s:s}", "message_id", mid, "reason", reason));
+    tt_agent_state_set(run->s, "message_id", NULL);
+}
+
+void tt_run_model_cancel(tt_run *run)
+{
+    model_step *m = run->model;
+    if (!m)
+        return;
+    m->cancelled = 1;
+    if (m->call)
+        tt_llm_call_cancel(m->call); /* on_done frees m */
+}
+
+static void add_usage(tt_run *run, const tt_llm_result *r)
+{
+    json_t *data = tt_run_data(run);
+    json_t *u = json_object_get(data, "usage");
+    if (!json_is_object(u)) {
+        u = json_pack("{s:I, s:I, s:f}", "prompt_tokens", (json_int_t)0, "completion_tokens",
+                      (json_int_t)0, "cost_usd", 0.0);
+        json_object_set_new(data, "usage", u);
+    }
+    json_int_t p = json_integer_value(json_object_get(u, "prompt_tokens"));
+    json_int_t c = json_integer_value(json_object_get(u, "completion_tokens"));
+    double cost = json_number_value(json_object_get(u, "cost_usd"));
+    json_object_set_new(u, "prompt_tokens",
+                        json_integer(p + (r->prompt_tokens > 0 ? r->prompt_tokens : 0)));
+    json_object_set_new(u, "completion_tokens",
+                        json_integer(c + (r->completion_tokens > 0 ? r->completion_tokens : 0)));
+    json_object_set_new(u, "cost_usd", json_real(cost + r->cost_usd));
+    tt_run_touch(run);
+}
+
+static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
+{
+    model_step *m = ud;
+    if (ev->kind != TT_LLM_EV_TEXT || ev->text_len == 0 || m->run->released)
+        return;
+    if (m->len + ev->text_len + 1 > m->cap) {
+        size_t cap = (m->len + ev->text_len + 1) * 2;
+        char *grown = realloc(m->text, cap);
+        if (!grown)
+            return;
+        m->text = grown;
+        m->cap = cap;
+    }
+    memcpy(m->text + m->len, ev->text, ev->text_len);
+    m->len += ev->text_len;
+    m->text[m->len] = '\0';
+    if (!m->stream)
+        return;
+    tt_session *s = m->run->s;
+    if (!m->started) {
+        m->started = 1;
+        tt_new_id("m", m->message_id, sizeof m->message_id);
+        tt_agent_state_set(s, "message_id", json_string(m->message_id));
+        tt_session_emit(s, "message.start",
+                        json_pack("{s:s, s:s}", "message_id", m->message_id, "role", "assistant"));
+    }
+    tt_session_emit(s, "delta", json_pack("{s:s, s:s%}", "message_id", m->message_id, "text",
+                                          ev->text, ev->text_len));
+}
+
+static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
+{
+    model_step *m = ud;
+    if (m->started && !m->run->released)
+        tt_run_model_withdraw(m->run, "retry");
+    m->started = 0;
+    m->len = 0;
+}
+
+static int start_call(model_step *m);
+
+/* The reply as JSON: the whole text, or inside a ``` fence. */
+static json_t *parse_reply(const char *text, char *err, size_t n)
+{
+    const char *start = text, *end = text + strlen(text);
+    const char *fence = strstr(text, "```");
+    if (fence) {
+        start = strchr(fence, '\n');
+        const char *close = start ? strstr(start, "```") : NULL;
+        if (start && close)
+            end = close;
+        else
+            start = text;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(start, (size_t)(end - start), JSON_REJECT_DUPLICATES, &jerr);
+    if (!v)
+        snprintf(err, n, "the reply is not valid JSON: %s", jerr.text);
+    return v;
+}
+
+static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
+{
+    model_step *m = ud;
+    tt_run *run = m->run;
+    m->call = NULL;
+    if (run->released || m->cancelled) {
+        if (run->model == m)
+            run->model = NULL;
+        model_free(m);
+        return;
+    }
+    add_usage(run, r);
+    if (r->error.cls != TT_LLM_ERR_NONE) {
+        run->model = NULL;
+        if (m->started)
+            tt_run_model_withdraw(run, "error");
+        char msg[400];
+        snprintf(msg, sizeof msg, "the model call failed (%s): %s",
+                 tt_llm_error_name(r->error.cls), r->error.message);
+        model_free(m);
+        tt_run_fail(run, r->error.cls == TT_LLM_ERR_TIMEOUT ? "timeout" : "unavailable", msg);
+        return;
+    }
+    if (m->started) {
+        tt_session_emit(run->s, "message.end",
+                        json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
+                                  m->message_id, "text", m->text ? m->text : "", "usage",
+                                  "prompt_tokens", (json_int_t)r->prompt_tokens,
+                                  "completion_tokens", (json_int_t)r->completion_tokens,
+                                  "cost_usd", r->cost_usd, "model", r->model, "cached", 0));
+        tt_agent_state_set(run->s, "message_id", NULL);
+        m->started = 0;
+    }
+    json_t *parsed = NULL;
+    if (m->schema) {
+        char err[SCHEMA_ERR_MAX];
+        parsed = parse_reply(m->text ? m->text : "", err, sizeof err);
+        if (parsed && tt_schema_validate(m->schema, parsed, err, sizeof err) != 0) {
+            json_decref(parsed);
+            parsed = NULL;
+        }
+        if (!parsed && !m->corrected) {
+            /* One self-correction turn with the validation error. */
+            m->corrected = 1;
+            free(m->previous);
+            m->previous = strdup(m->text ? m->text : "");
+            snprintf(m->correction, sizeof m->correction,
+                     "Your reply did not match the required JSON schema: %s. Reply again with "
+                     "only the JSON document, matching the schema exactly.",
+                     err);
+            m->len = 0;
+            if (start_call(m) == 0)
+                return;
+        }
+        if (!parsed) {
+            run->model = NULL;
+            char msg[SCHEMA_ERR_MAX + 80];
+            snprintf(msg, sizeof msg, "the model's structured output was invalid twice: %s", err);
+            model_free(m);
+            tt_run_fail(run, "internal", msg);
+            return;
+        }
+    }
+    run->model = NULL;
+    tt_run_model_done done = m->done;
+    char *text = m->text;
+    m->text = NULL;
+    model_free(m);
+    done(run, text ? text : "", parsed, r);
+    free(text);
+    json_decref(parsed);
+}
+
+static const tt_llm_call_hooks hooks = {on_event, on_restart, on_done};
+
+static int start_call(model_step *m)
+{
+    tt_llm_message msgs[4];
+    size_t n = 0;
+    msgs[n++] = (tt_llm_message){.role = "system", .content = m->system};
+    msgs[n++] = (tt_llm_message){.role = "user", .content = m->user};
+    if (m->corrected) {
+        msgs[n++] = (tt_llm_message){.role = "assistant", .content = m->previous};
+        msgs[n++] = (tt_llm_message){.role = "user", .content = m->correction};
+    }
+    tt_llm_request req = {.messages = msgs, .n_messages = n, .temperature = -1, .stream = 1,
+                          .response_schema = m->schema, .tag = m->tag};
+    return tt_llm_call_start(m->run->env->llm, m->route, &req, &hooks, m, &m->call);
+}
+
+int tt_run_model(tt_run *run, const tt_run_model_opts *opts, tt_run_model_done done)
+{
+    if (run->model)
+        return TT_ECONFLICT;
+    if (!run->env->llm || !tt_llm_service_configured(run->env->llm))
+        return TT_EFULL;
+    model_step *m = calloc(1, sizeof *m);
+    if (!m)
+        return TT_ENOMEM;
+    m->run = run;
+    m->done = done;
+    m->stream = opts->stream;
+    m->schema = opts->schema ? json_incref(opts->schema) : NULL;
+    m->system = tt_prompt_render(opts->system, opts->vars);
+    /* User data goes in the user turn only, delimited, never into the system prompt. */
+    const char *data = opts->user ? opts->user : "";
+    size_t ulen = strlen(data) + 64;
+    m->user = malloc(ulen);
+    if (m->user)
+        snprintf(m->user, ulen, "<user_data>\n%s\n</user_data>", data);
+    m->route = opts->route ? strdup(opts->route) : NULL;
+    m->tag = strdup(opts->system->tag);
+    if (!m->system || !m->user || !m->tag || (opts->route && !m->route)) {
+        model_free(m);
+        return TT_ENOMEM;
+    }
+    flag_injection(run, data);
+    run->model = m;
+    int rc = start_call(m);
+    if (rc) {
+        run->model = NULL;
+        model_free(m);
+    }
+    return rc;
+}

@@ -1,0 +1,107 @@
+/* Work off the loop for engine steps (see engine.h, tt_run_work): libuv's
+ * thread pool runs it; a loop timer turns its counters into progress events. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/engine_private.h"
+#include "protocol/errors.h"
+
+#define PROGRESS_MS 200
+
+typedef struct tt_run_work work_item;
+struct tt_run_work {
+    uv_work_t req;
+    tt_run *run;
+    tt_run_work_fn work;
+    tt_run_after_fn after;
+    void *ctx;
+    volatile int64_t done, total;
+    volatile int cancel;
+    int64_t shown;
+    uv_timer_t *progress;
+    char label[64];
+};
+
+static void free_timer(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_progress(uv_timer_t *t)
+{
+    work_item *w = t->data;
+    if (w->run->released || w->cancel || w->done == w->shown)
+        return;
+    w->shown = w->done;
+    tt_run_progress(w->run, w->done, w->total, w->label);
+}
+
+static void in_pool(uv_work_t *req)
+{
+    work_item *w = req->data;
+    w->work(w->ctx, &w->done, &w->total, &w->cancel);
+}
+
+static void after_pool(uv_work_t *req, int status)
+{
+    work_item *w = req->data;
+    tt_run *run = w->run;
+    uv_timer_stop(w->progress);
+    uv_close((uv_handle_t *)w->progress, free_timer);
+    if (run->work == w)
+        run->work = NULL;
+    int ok = status == 0 && !w->cancel && !run->released;
+    if (ok && w->done != w->shown)
+        tt_run_progress(run, w->done, w->total, w->label);
+    w->after(run, w->ctx, ok ? 0 : -1);
+    if (run->released)
+        free(run); /* the session left while the work ran; the run waited for it */
+    free(w);
+}
+
+int tt_run_work(tt_run *run, tt_run_work_fn work, tt_run_after_fn after, void *ctx,
+                const char *label)
+{
+    if (run->work)
+        return TT_ECONFLICT;
+    work_item *w = calloc(1, sizeof *w);
+    if (!w)
+        return TT_ENOMEM;
+    w->progress = malloc(sizeof *w->progress);
+    if (!w->progress) {
+        free(w);
+        return TT_ENOMEM;
+    }
+    w->run = run;
+    w->work = work;
+    w->after = after;
+    w->ctx = ctx;
+    w->req.data = w;
+    snprintf(w->label, sizeof w->label, "%s", label);
+    uv_timer_init(run->env->loop, w->progress);
+    w->progress->data = w;
+    int rc = uv_queue_work(run->env->loop, &w->req, in_pool, after_pool);
+    if (rc) {
+        uv_close((uv_handle_t *)w->progress, free_timer);
+        free(w);
+        return TT_EIO;
+    }
+    uv_timer_start(w->progress, on_progress, PROGRESS_MS, PROGRESS_MS);
+    run->work = w;
+    return 0;
+}
+
+void tt_run_work_cancel(tt_run *run)
+{
+    if (run->work)
+        run->work->cancel = 1;
+}
+
+int tt_run_work_release(tt_run *run)
+{
+    if (!run->work)
+        return 0;
+    run->work->cancel = 1;
+    return 1;
+}

@@ -1,0 +1,173 @@
+// Gateway overhead on POST /v1/chat/completions, plain and streaming, at
+// fixed arrival rates (open loop: request i is due at t0 + i/rate whatever
+// happened before; latency counts from the due time, so a stalled server is
+// not hidden by a waiting client). Three targets on the same fake provider:
+//   direct  - the fake provider itself (the floor)
+//   tether  - Tether's gateway, routes file pointing at the fake
+//   portkey - the Portkey gateway from npm (@portkey-ai/gateway), started on
+//             127.0.0.1, x-portkey-provider: openai + x-portkey-custom-host
+// Reported per target, mode and rate: p50/p99 latency (stream: whole stream
+// and first content chunk), errors, achieved rate, peak RSS and CPU of the
+// gateway process; added latency over direct; max sustained rate (highest
+// rate with p99 <= SLO_MS, no error, >= 99% of requests done in the window).
+//
+//   node tests/bench/gateway.mjs [--smoke] [--rates 100,500,1000,2000] [--seconds 5]
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { SMOKE, dist, out, rssKiB, rssSampler, sleep, startFake, startPortkey, startTether } from "./lib/common.mjs";
+
+const argv = (name, def) => { const i = process.argv.indexOf(name); return i >= 0 ? process.argv[i + 1] : def; };
+const RATES = argv("--rates", SMOKE ? "50" : "100,500,1000,2000").split(",").map(Number);
+const SECONDS = Number(argv("--seconds", SMOKE ? 1 : 5));
+const SLO_MS = 100;
+const TIMEOUT_MS = 10000;
+const MAX_CONNS = 3000;
+
+const cpuSec = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" "); return (Number(f[11]) + Number(f[12])) / 100; };
+
+// A lean keep-alive HTTP/1.1 client on raw sockets (a Node http client is
+// heavier than the servers it measures). One request per connection at a time.
+function makeClient(port, rawReq, stream) {
+  const idle = [];
+  let open = 0;
+  function conn() {
+    const s = net.connect(port, "127.0.0.1");
+    s.setNoDelay(true);
+    s.setEncoding("latin1");
+    open++;
+    s.on("close", () => { open--; s.dead = true; if (s.job) s.job.fail("closed"); });
+    s.on("error", () => {});
+    s.on("data", (d) => s.job && s.job.data(d));
+    return s;
+  }
+  return {
+    open: () => open,
+    request(done) { // done(err, totalMs from due, firstMs) ; the caller passes the due time
+      let s = idle.pop();
+      while (s && s.dead) s = idle.pop();
+      if (!s) { if (open >= MAX_CONNS) return done("too many connections"); s = conn(); }
+      let acc = "";
+      let need = -1; // -1 headers pending, -2 chunked, -3 until close, else total length
+      let first = 0;
+      const timer = setTimeout(() => { s.job = null; s.destroy(); done("timeout"); }, TIMEOUT_MS);
+      s.job = {
+        fail(e) { clearTimeout(timer); s.job = null; done(e); },
+        data(d) {
+          acc += d;
+          if (need === -1) {
+            const he = acc.indexOf("\r\n\r\n");
+            if (he < 0) return;
+            if (!acc.startsWith("HTTP/1.1 200")) { this.fail(`status ${acc.slice(9, 12)}`); s.destroy(); return; }
+            const head = acc.slice(0, he);
+            const m = /\r\ncontent-length: *(\d+)/i.exec(head);
+            need = m ? he + 4 + Number(m[1]) : /\r\ntransfer-encoding: *chunked/i.test(head) ? -2 : -3;
+          }
+          if (stream && !first && /"content":"[^"]/.test(acc)) first = performance.now();
+          const complete = need === -2 ? acc.endsWith("\r\n0\r\n\r\n") : need >= 0 ? acc.length >= need : false;
+          if (need === -3 && /data: \[DONE\]\n\n$/.test(acc)) { /* close-delimited: wait for close */ }
+          if (complete) {
+            clearTimeout(timer);
+            s.job = null;
+            if (stream && !acc.includes("[DONE]")) return done("stream without [DONE]");
+            idle.push(s);
+            done(null, first);
+          }
+        },
+      };
+      if (need === -3) s.once("end", () => s.job && (clearTimeout(timer), (s.job = null), done(null, first)));
+      s.write(rawReq);
+    },
+    close() { for (const s of idle) s.destroy(); },
+  };
+}
+
+function raw(port, headers, body) {
+  const h = { host: `127.0.0.1:${port}`, "content-type": "application/json", ...headers, "content-length": Buffer.byteLength(body) };
+  return `POST /v1/chat/completions HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n${body}`;
+}
+
+async function step(client, rate, seconds, pid) {
+  const n = Math.round(rate * seconds);
+  const lat = [], firsts = [], errs = {};
+  let errors = 0, done = 0;
+  const cpu0 = pid ? cpuSec(pid) : 0;
+  const rss = pid ? rssSampler(pid) : null;
+  const t0 = performance.now() + 20;
+  let i = 0;
+  await new Promise((resolve) => {
+    const finish = () => { if (++done === n) resolve(); };
+    const tick = () => {
+      const now = performance.now();
+      while (i < n && t0 + (i * 1000) / rate <= now) {
+        const due = t0 + (i * 1000) / rate;
+        i++;
+        client.request((err, first) => {
+          if (err) { errors++; errs[err] = (errs[err] || 0) + 1; } else {
+            const end = performance.now();
+            lat.push(end - due);
+            if (first) firsts.push(first - due);
+          }
+          finish();
+        });
+      }
+      if (i < n) setImmediate(tick);
+    };
+    tick();
+  });
+  const wall = (performance.now() - t0) / 1000;
+  const res = { rate, requests: n, errors, error_kinds: errs, achieved_per_s: Math.round((n - errors) / wall),
+    latency_ms: dist(lat, 2), first_chunk_ms: firsts.length ? dist(firsts, 2) : undefined };
+  if (pid) { res.peak_rss_kib = rss.stop(); res.cpu_pct = Math.round(((cpuSec(pid) - cpu0) / wall) * 100); }
+  res.within_window = wall <= seconds * 1.05 + SLO_MS / 1000;
+  res.sustained = errors === 0 && res.latency_ms.p99 <= SLO_MS && res.within_window;
+  return res;
+}
+
+const fake = await startFake();
+const dir = mkdtempSync(path.join(os.tmpdir(), "tether-gw-"));
+const routes = path.join(dir, "routes.json");
+writeFileSync(routes, JSON.stringify({ routes: { default: [{ provider: "openai",
+  base_url: `http://127.0.0.1:${fake.port}/v1`, model: "gpt-4o-mini", key_env: "BENCH_FAKE_KEY" }] } }));
+const tether = await startTether(["--data-dir", path.join(dir, "data"), "--routes", routes]);
+const portkey = await startPortkey();
+
+const question = "hello there, how are you today? tell me one two three four five six seven eight nine ten";
+const targets = {
+  direct: { port: fake.port, pid: null, headers: { authorization: "Bearer bench" } },
+  tether: { port: tether.port, pid: tether.pid, headers: { authorization: "Bearer bench" } },
+  portkey: { port: portkey.port, pid: portkey.pid, headers: { authorization: "Bearer bench", "x-portkey-provider": "openai",
+    "x-portkey-custom-host": `http://127.0.0.1:${fake.port}/v1` } },
+};
+const result = { bench: "gateway", slo_p99_ms: SLO_MS, seconds_per_step: SECONDS, rates: RATES, fake_pid_role: "child process",
+  idle_rss_kib: { tether: rssKiB(tether.pid), portkey: rssKiB(portkey.pid) }, runs: {} };
+for (const mode of ["plain", "stream"]) {
+  const body = JSON.stringify({ model: "default", stream: mode === "stream", messages: [{ role: "user", content: question }] });
+  for (const [name, t] of Object.entries(targets)) {
+    const client = makeClient(t.port, raw(t.port, t.headers, body), mode === "stream");
+    await step(client, 100, SMOKE ? 0.3 : 1, null); // warm-up (JIT, connection pool)
+    const steps = [];
+    for (const rate of RATES) {
+      const r = await step(client, rate, SECONDS, t.pid);
+      steps.push(r);
+      if (r.errors > r.requests * 0.05 || r.latency_ms.p99 > 2000) break; // saturated: higher rates only pile up
+      await sleep(300);
+    }
+    client.close();
+    await sleep(500);
+    const sustained = steps.filter((s) => s.sustained).map((s) => s.rate);
+    result.runs[`${name}_${mode}`] = { steps, max_sustained_per_s: sustained.length ? Math.max(...sustained) : 0 };
+  }
+  for (const name of ["tether", "portkey"]) {
+    const g = result.runs[`${name}_${mode}`], d = result.runs[`direct_${mode}`];
+    g.added_ms = g.steps.map((s, i) => d.steps[i] ? { rate: s.rate, p50: +(s.latency_ms.p50 - d.steps[i].latency_ms.p50).toFixed(2),
+      p99: +(s.latency_ms.p99 - d.steps[i].latency_ms.p99).toFixed(2) } : null).filter(Boolean);
+  }
+}
+await Promise.all([tether.stop(), portkey.stop(), fake.stop()]);
+rmSync(dir, { recursive: true, force: true });
+out(result);
+// Broken, not slow: the lowest rate must work on every target.
+const broken = Object.entries(result.runs).filter(([, r]) => r.steps[0].errors > 0).map(([k]) => k);
+if (broken.length) { console.error(`gateway bench: errors at the lowest rate on ${broken.join(", ")}`); process.exit(1); }

@@ -1,0 +1,129 @@
+// Shared helpers for the browser suite (tests/browser): the server comes from
+// the integration harness (tests/integration/harness.mjs), the browser is
+// Debian's Chromium driven by playwright-core.
+import './bin.mjs'; // must come first: picks the tether binary before the harness reads TETHER_BIN
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { REPO, sleep } from '../integration/harness.mjs';
+
+export * from '../integration/harness.mjs';
+
+export const ARTIFACTS = path.join(REPO, 'tests', 'artifacts');
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+/** Poll fn() until it returns a truthy value; throws with `what` after timeoutMs. */
+export async function until(fn, timeoutMs = 5000, what = 'condition', everyMs = 20) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try { last = await fn(); } catch (e) { last = e; }
+    if (last && !(last instanceof Error)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ': ' + last.message : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+/**
+ * A `ws` WebSocket whose network can be cut by the test:
+ *   FlakyWS.down = true    new connections fail at once (as an unreachable host)
+ *   FlakyWS.dropAll()      every open socket is terminated (no close handshake)
+ *   FlakyWS.dropAfter = (msg) => bool   terminate right after sending a frame matching it
+ *   FlakyWS.duplicate = true   every received frame is delivered twice
+ * It exposes the browser WebSocket interface the client uses (on* handlers, send, close, readyState).
+ */
+export class FlakyWS {
+  static down = false;
+  static open = new Set();
+  static dropAfter = null;
+  static duplicate = false;
+  static sent = [];
+
+  static dropAll() { for (const s of FlakyWS.open) s.ws.terminate(); }
+  static reset() { FlakyWS.down = false; FlakyWS.dropAfter = null; FlakyWS.duplicate = false; FlakyWS.sent = []; FlakyWS.dropAll(); }
+
+  constructor(url, protocol) {
+    this.onopen = this.onmessage = this.onclose = this.onerror = null;
+    const target = FlakyWS.down ? url.replace(/:\d+\//, ':1/') : url; // port 1: connection refused
+    this.ws = new WebSocket(target, protocol);
+    this.ws.on('open', () => { FlakyWS.open.add(this); this.onopen?.({}); });
+    this.ws.on('message', (data, isBinary) => {
+      const ev = { data: isBinary ? data : data.toString('utf8') };
+      this.onmessage?.(ev);
+      if (FlakyWS.duplicate) this.onmessage?.(ev);
+    });
+    this.ws.on('error', () => this.onerror?.({}));
+    this.ws.on('close', (code, reason) => { FlakyWS.open.delete(this); this.onclose?.({ code, reason: reason.toString() }); });
+  }
+
+  get readyState() { return this.ws.readyState; }
+
+  send(text) {
+    this.ws.send(text);
+    let msg = null;
+    try { msg = JSON.parse(text); } catch { /* not JSON */ }
+    FlakyWS.sent.push(msg);
+    if (msg && FlakyWS.dropAfter && FlakyWS.dropAfter(msg)) {
+      FlakyWS.dropAfter = null;
+      // Let the frame leave, then cut the connection before the reply can arrive.
+      setImmediate(() => this.ws.terminate());
+    }
+  }
+
+  close(code) { try { this.ws.close(code === 1000 || (code >= 3000 && code < 5000) ? code : 1000); } catch { this.ws.terminate(); } }
+}
+
+// ------------------------------------------------------------------ browser
+
+let chromium;
+async function playwright() {
+  if (!chromium) ({ chromium } = await import('playwright-core'));
+  return chromium;
+}
+
+/** Launch headless Chromium with a fresh user-data-dir; returns {context, close()}. */
+export async function launchBrowser({ viewport = { width: 1100, height: 800 } } = {}) {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium)`);
+  const pw = await playwright();
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-chromium-'));
+  const context = await pw.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  return {
+    context,
+    async close() {
+      try { await context.close(); } catch { /* ignore */ }
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Watch a page for anything a script injection would do: dialogs, console
+ * errors (CSP violations included), uncaught page errors. Returns the list.
+ */
+export function watchPage(page) {
+  const problems = [];
+  page.on('dialog', (d) => { problems.push(`dialog: ${d.type()} ${d.message()}`); d.dismiss().catch(() => {}); });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console.error: ${m.text()}`); });
+  return problems;
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, name + '.png') });
+}
+
+/** The text of the last assistant message in the page. */
+export function lastAssistantText(page) {
+  return page.evaluate(() => {
+    const all = document.querySelectorAll('#timeline .msg.assistant .body');
+    return all.length ? all[all.length - 1].textContent : null;
+  });
+}

@@ -1,0 +1,633 @@
+// tether-client.js: the reference JavaScript client for Tether's wire protocol
+// (shared/PROTOCOL.md, version 1). One ES module, no dependencies, no build:
+// it runs in browsers (global WebSocket) and in Node (pass the `ws` package as
+// the `WebSocket` option).
+//
+//   const client = new TetherClient({ url: 'ws://127.0.0.1:8080/v1/ws' });
+//   await client.connect();
+//   const { session } = await client.open('echo');
+//   client.on('delta', (ev) => process.stdout.write(ev.text));
+//   await client.say(session, 'hello world');
+//
+// What it does for you: request/reply correlation (id -> re) with timeouts;
+// reconnection with exponential backoff and full jitter; re-attaching every
+// attached session after its last seq; dropping events it already has;
+// rebuilding from a `snapshot` when the server could not replay (emits
+// 'reset'); throttled `ack`s; `say` with an automatic client_msg_id that is
+// re-sent after a reconnect until it is acknowledged (the server applies a
+// repeated client_msg_id once). See web/README.md.
+
+const CONN_STATES = ['idle', 'connecting', 'open', 'reconnecting', 'closed'];
+
+/** An Error with the protocol's `code` (and the whole reply as `reply`). */
+export class TetherError extends Error {
+  constructor(code, message, reply) {
+    super(message || code);
+    this.name = 'TetherError';
+    this.code = code;
+    this.retryable = Boolean(reply && reply.retryable);
+    this.reply = reply || null;
+  }
+}
+
+function randomId(prefix) {
+  const c = globalThis.crypto;
+  if (c && typeof c.randomUUID === 'function') return prefix + c.randomUUID();
+  return prefix + Date.now().toString(36) + Math.random().toString(36).slice(2);
+}
+
+/** Full-jitter exponential backoff: a random delay in [0, min(max, base * 2^attempt)]. */
+export function backoffDelay(attempt, baseMs = 250, maxMs = 10_000, random = Math.random) {
+  const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * cap);
+}
+
+export class TetherClient {
+  /**
+   * @param {object} o
+   * @param {string|function} o.url     ws(s)://host:port/v1/ws (or a function returning it, asked at every connect)
+   * @param {string|function} [o.token] a JWT, or a (possibly async) function returning one; none in open mode
+   * @param {function} [o.WebSocket]    WebSocket implementation (default: globalThis.WebSocket)
+   * @param {string} [o.client]         client name sent in hello
+   * @param {number} [o.requestTimeoutMs=10000]
+   * @param {number} [o.backoffBaseMs=250]
+   * @param {number} [o.backoffMaxMs=10000]
+   * @param {number} [o.ackIntervalMs=500]  at most one ack per session per interval
+   * @param {boolean} [o.reconnect=true]
+   */
+  constructor(o = {}) {
+    if (!o.url) throw new TypeError('TetherClient: url is required');
+    this.url = o.url;
+    this.token = o.token;
+    this.WebSocket = o.WebSocket || globalThis.WebSocket;
+    if (!this.WebSocket) throw new TypeError('TetherClient: no WebSocket implementation (pass options.WebSocket)');
+    this.clientName = o.client || 'tether-client/1';
+    this.requestTimeoutMs = o.requestTimeoutMs ?? 10_000;
+    this.backoffBaseMs = o.backoffBaseMs ?? 250;
+    this.backoffMaxMs = o.backoffMaxMs ?? 10_000;
+    this.ackIntervalMs = o.ackIntervalMs ?? 500;
+    this.autoReconnect = o.reconnect ?? true;
+
+    this.state = 'idle';
+    this.welcome = null;
+    this.ws = null;
+    this.attempt = 0;
+    this._nextId = 1;
+    this._pending = new Map();     // id -> {msg, resolve, reject, timer, sent}
+    this._queue = [];              // requests waiting for an open socket
+    this._outbox = new Map();      // client_msg_id -> pending say (re-sent after reconnect)
+    this._sessions = new Map();    // session -> {lastSeq, attached, ackTimer, ackedSeq}
+    this._handlers = new Map();    // type -> Set(fn)
+    this._iterators = new Set();
+    this._reconnectTimer = null;
+    this._pingTimer = null;
+    this._lastFrameAt = 0;
+    this._firstWelcome = null;
+  }
+
+  // ------------------------------------------------------------- events
+
+  /** Subscribe: a session event type ('delta', 'state', ...), '*' (every session event),
+   * 'reset' (a snapshot replaced a session's state), 'connection' (state changes),
+   * 'welcome', 'attached' (a re-attach after reconnecting succeeded), 'client.error'
+   * (errors not tied to a request or a session event), 'frame' (every frame). Returns an unsubscribe function. */
+  on(type, fn) {
+    if (!this._handlers.has(type)) this._handlers.set(type, new Set());
+    this._handlers.get(type).add(fn);
+    return () => this.off(type, fn);
+  }
+
+  off(type, fn) { this._handlers.get(type)?.delete(fn); }
+
+  _emit(type, ...args) {
+    const hs = this._handlers.get(type);
+    if (!hs) return;
+    for (const fn of [...hs]) {
+      try { fn(...args); } catch (e) { setTimeout(() => { throw e; }); }
+    }
+  }
+
+  _setState(s, info) {
+    if (this.state === s) return;
+    const prev = this.state;
+    this.state = s;
+    this._emit('connection', s, { prev, ...info });
+  }
+
+  /** The highest seq this client holds for a session (0 if none). */
+  lastSeq(session) { return this._sessions.get(session)?.lastSeq ?? 0; }
+
+  /** Sessions this client keeps attached (re-attached after every reconnect). */
+  attachedSessions() { return [...this._sessions].filter(([, s]) => s.attached).map(([id]) => id); }
+
+  /**
+   * Async iterator over one session's events (deduplicated, in order, snapshots included).
+   *   for await (const ev of client.events(session)) { ... }
+   * Ends when the client is closed or the loop breaks.
+   */
+  events(session) {
+    const buf = [];
+    let wake = null;
+    let done = false;
+    const it = {
+      push(ev) { if (ev.session === session) { buf.push(ev); if (wake) { wake(); wake = null; } } },
+      end() { done = true; if (wake) { wake(); wake = null; } },
+    };
+    this._iterators.add(it);
+    const self = this;
+    return {
+      [Symbol.asyncIterator]() { return this; },
+      async next() {
+        while (!buf.length && !done) await new Promise((r) => { wake = r; });
+        if (buf.length) return { value: buf.shift(), done: false };
+        return { value: undefined, done: true };
+      },
+      async return() { done = true; self._iterators.delete(it); return { value: undefined, done: true }; },
+    };
+  }
+
+  // ------------------------------------------------------------ connect
+
+  /** Connect (and keep reconnecting). Resolves with the first welcome; rejects if the token is refused. */
+  connect() {
+    if (this.state === 'closed') throw new Error('TetherClient: closed');
+    if (!this._firstWelcome) {
+      this._firstWelcome = {};
+      this._firstWelcome.promise = new Promise((resolve, reject) => {
+        this._firstWelcome.resolve = resolve;
+        this._firstWelcome.reject = reject;
+      });
+      this._open();
+    }
+    return this._firstWelcome.promise;
+  }
+
+  /** Close for good: no reconnect; pending requests are rejected. */
+  close() {
+    clearTimeout(this._reconnectTimer);
+    this._stopPing();
+    for (const s of this._sessions.values()) clearTimeout(s.ackTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) { try { ws.close(1000); } catch { /* ignore */ } }
+    this._failPending(new TetherError('closed', 'client closed'), true);
+    for (const it of this._iterators) it.end();
+    this._iterators.clear();
+    this._setState('closed');
+    if (this._firstWelcome?.reject) this._firstWelcome.reject(new TetherError('closed', 'client closed'));
+  }
+
+  /** Drop the socket now (as a network failure would); the client reconnects. For tests and "retry now" buttons. */
+  reconnectNow() {
+    clearTimeout(this._reconnectTimer);
+    if (this.ws) { try { this.ws.close(4000); } catch { /* ignore */ } this._onClose({ code: 4000, reason: 'client reconnect' }); } else this._open();
+  }
+
+  async _open() {
+    clearTimeout(this._reconnectTimer);
+    this._setState(this.welcome ? 'reconnecting' : 'connecting');
+    let token = this.token;
+    try { if (typeof token === 'function') token = await token(); } catch (e) { token = undefined; }
+    if (this.state === 'closed') return;
+    let ws;
+    try {
+      ws = new this.WebSocket(typeof this.url === 'function' ? this.url() : this.url, 'tether.v1');
+    } catch (e) {
+      this._scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    const mine = () => this.ws === ws;
+    ws.onopen = () => {
+      if (!mine()) return;
+      const hello = { type: 'hello', client: this.clientName };
+      if (token) hello.token = token;
+      this._sendRaw(hello, 'hello');
+    };
+    ws.onmessage = (e) => { if (mine()) this._onFrame(typeof e.data === 'string' ? e.data : String(e.data)); };
+    ws.onerror = () => { /* a close follows */ };
+    ws.onclose = (e) => { if (mine()) this._onClose(e); };
+  }
+
+  _onClose(e) {
+    this.ws = null;
+    this._stopPing();
+    this.welcome = this.welcome || null;
+    // Requests sent on the dead socket: a say stays in the outbox and is sent
+    // again (same client_msg_id) after the next welcome; the others fail as
+    // retryable (sessions stay attached: the client re-attaches them itself).
+    for (const [id, p] of this._pending) {
+      if (!p.sent) continue;
+      clearTimeout(p.timer);
+      p.timer = null;
+      if (p.msg.type === 'say') { p.sent = false; continue; }
+      this._pending.delete(id);
+      p.reject(new TetherError('disconnected', `connection lost before the reply to ${p.msg.type}`, { retryable: true }));
+    }
+    if (this.state === 'closed') return;
+    if (e && e.code === 4001) {
+      const err = new TetherError('unauthenticated', (e.reason && String(e.reason)) || 'token refused');
+      this._emit('client.error', err);
+      if (typeof this.token !== 'function') {
+        if (this._firstWelcome?.reject) this._firstWelcome.reject(err);
+        this.close();
+        return;
+      }
+    }
+    if (!this.autoReconnect) { this.close(); return; }
+    this._scheduleReconnect();
+  }
+
+  _scheduleReconnect() {
+    this._setState(this.welcome || this.attempt > 0 ? 'reconnecting' : 'connecting');
+    const delay = backoffDelay(this.attempt, this.backoffBaseMs, this.backoffMaxMs);
+    this.attempt += 1;
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = setTimeout(() => this._open(), delay);
+  }
+
+  _startPing(heartbeatS) {
+    this._stopPing();
+    const every = Math.max(1, heartbeatS || 25) * 1000;
+    this._pingTimer = setInterval(() => {
+      if (!this.ws) return;
+      if (Date.now() - this._lastFrameAt > 3 * every) { this.reconnectNow(); return; }
+      this._sendRaw({ type: 'ping' });
+    }, every);
+    if (this._pingTimer.unref) this._pingTimer.unref();
+  }
+
+  _stopPing() { clearInterval(this._pingTimer); this._pingTimer = null; }
+
+  _sendRaw(msg) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== 1) return false;
+    try { ws.send(JSON.stringify(msg)); return true; } catch { return false; }
+  }
+
+  _onFrame(text) {
+    this._lastFrameAt = Date.now();
+    let f;
+    try { f = JSON.parse(text); } catch { return; }
+    if (!f || typeof f !== 'object') return;
+    this._emit('frame', f);
+    if (f.type === 'welcome') { this._onWelcome(f); return; }
+    if (typeof f.seq === 'number' && typeof f.session === 'string') { this._onEvent(f); return; }
+    if (typeof f.re === 'string' && this._pending.has(f.re)) {
+      const p = this._pending.get(f.re);
+      this._pending.delete(f.re);
+      clearTimeout(p.timer);
+      if (p.msg.type === 'say') this._outbox.delete(p.msg.client_msg_id);
+      if (f.type === 'error') p.reject(new TetherError(f.code, f.message, f));
+      else p.resolve(f);
+      return;
+    }
+    if (f.type === 'error') this._emit('client.error', new TetherError(f.code, f.message, f));
+  }
+
+  _onWelcome(w) {
+    const first = !this.welcome;
+    this.welcome = w;
+    this.attempt = 0;
+    this._startPing(w.heartbeat_s);
+    this._setState('open');
+    this._emit('welcome', w, { reconnected: !first });
+    // Re-attach every attached session after the last seq we hold, then
+    // re-send what was waiting (the server handles a socket's frames in order).
+    const queuedAttach = new Set(this._queue.map((id) => this._pending.get(id)?.msg)
+      .filter((m) => m && m.type === 'session.attach').map((m) => m.session));
+    for (const [session, s] of this._sessions) {
+      if (!s.attached || queuedAttach.has(session)) continue;
+      this._request({ type: 'session.attach', session, after: s.lastSeq }).then((r) => {
+        this._emit('attached', session, r);
+      }, (e) => {
+        if (e.code === 'not_found' || e.code === 'forbidden') s.attached = false;
+        this._emit('client.error', e, { session });
+      });
+    }
+    const queued = this._queue;
+    this._queue = [];
+    for (const id of queued) this._transmit(id);
+    for (const [, p] of this._outbox) if (!p.sent && this._pending.has(p.id)) this._transmit(p.id);
+    if (this._firstWelcome?.resolve) { this._firstWelcome.resolve(w); this._firstWelcome.resolve = null; this._firstWelcome.reject = null; }
+  }
+
+  _sess(session) {
+    let s = this._sessions.get(session);
+    if (!s) { s = { lastSeq: 0, attached: false, ackTimer: null, ackedSeq: 0 }; this._sessions.set(session, s); }
+    return s;
+  }
+
+  _onEvent(ev) {
+    const s = this._sess(ev.session);
+    if (ev.type === 'snapshot') {
+      // The server could not replay: this is the whole state as of seq.
+      s.lastSeq = ev.seq;
+      this._emit('reset', ev);
+    } else {
+      if (ev.seq <= s.lastSeq) return; // already have it
+      s.lastSeq = ev.seq;
+    }
+    this._emit(ev.type, ev);
+    this._emit('*', ev);
+    for (const it of this._iterators) it.push(ev);
+    this._scheduleAck(ev.session, s);
+  }
+
+  _scheduleAck(session, s) {
+    if (s.ackTimer || !this.ackIntervalMs) return;
+    s.ackTimer = setTimeout(() => {
+      s.ackTimer = null;
+      if (s.lastSeq > s.ackedSeq && this._sendRaw({ type: 'ack', session, seq: s.lastSeq })) s.ackedSeq = s.lastSeq;
+    }, this.ackIntervalMs);
+    if (s.ackTimer.unref) s.ackTimer.unref();
+  }
+
+  // ------------------------------------------------------------ requests
+
+  /** Send any request; resolves with the `ok` reply, rejects with a TetherError. Waits for the socket when it is down. */
+  request(msg, { timeoutMs } = {}) { return this._request(msg, timeoutMs); }
+
+  _request(msg, timeoutMs = this.requestTimeoutMs) {
+    if (this.state === 'closed') return Promise.reject(new TetherError('closed', 'client closed'));
+    const id = msg.id || `r${this._nextId++}`;
+    const full = { ...msg, id };
+    return new Promise((resolve, reject) => {
+      const p = { id, msg: full, resolve, reject, sent: false, timer: null, timeoutMs };
+      this._pending.set(id, p);
+      if (full.type === 'say') this._outbox.set(full.client_msg_id, p);
+      if (this.welcome && this.state === 'open') this._transmit(id);
+      else if (full.type !== 'say') this._queue.push(id);
+    });
+  }
+
+  // Send a pending request; its timeout runs from the moment it is sent.
+  _transmit(id) {
+    const p = this._pending.get(id);
+    if (!p) return;
+    p.sent = this._sendRaw(p.msg);
+    if (!p.sent) { if (p.msg.type !== 'say') this._queue.push(id); return; }
+    clearTimeout(p.timer);
+    if (p.timeoutMs > 0) {
+      p.timer = setTimeout(() => {
+        this._pending.delete(id);
+        if (p.msg.type === 'say') this._outbox.delete(p.msg.client_msg_id);
+        p.reject(new TetherError('timeout', `no reply to ${p.msg.type} within ${p.timeoutMs} ms`, { retryable: true }));
+      }, p.timeoutMs);
+    }
+  }
+
+  _failPending(err, all) {
+    for (const [id, p] of this._pending) {
+      if (!all && p.sent) continue;
+      clearTimeout(p.timer);
+      this._pending.delete(id);
+      p.reject(err);
+    }
+    this._queue = [];
+    this._outbox.clear();
+  }
+
+  // ------------------------------------------------------------ sessions
+
+  /** Start a session with an agent; the client is attached to it. Resolves with the ok ({session, head, agent}). */
+  async open(agent, { input, metadata } = {}) {
+    const msg = { type: 'session.open', agent };
+    if (input !== undefined) msg.input = input;
+    if (metadata !== undefined) msg.metadata = metadata;
+    const r = await this._request(msg);
+    const s = this._sess(r.session);
+    s.attached = true;
+    return r;
+  }
+
+  /**
+   * Attach to a session. `after` defaults to the last seq this client holds
+   * (0 for a session it has never seen: the whole history is replayed).
+   */
+  async attach(session, { after } = {}) {
+    const s = this._sess(session);
+    if (after !== undefined) s.lastSeq = after;
+    s.attached = true;
+    try {
+      return await this._request({ type: 'session.attach', session, after: s.lastSeq });
+    } catch (e) {
+      if (e.code !== 'disconnected' && e.code !== 'timeout') s.attached = false;
+      throw e;
+    }
+  }
+
+  async detach(session) {
+    const s = this._sessions.get(session);
+    if (s) s.attached = false;
+    return this._request({ type: 'session.detach', session });
+  }
+
+  /** This user's sessions: [{session, agent, state, title, updated_at, head}]. */
+  async list() { return (await this._request({ type: 'session.list' })).sessions; }
+
+  /** End a session for good. */
+  closeSession(session) { return this._request({ type: 'session.close', session }); }
+
+  /**
+   * A user turn. The client_msg_id is generated unless given; if the socket
+   * drops before the reply, the same frame is sent again after reconnecting
+   * (the server applies it once; the reply then has duplicate: true).
+   */
+  say(session, text, { clientMsgId } = {}) {
+    return this._request({ type: 'say', session, text, client_msg_id: clientMsgId || randomId('c_') });
+  }
+
+  answer(session, questionId, value) { return this._request({ type: 'answer', session, question_id: questionId, value }); }
+
+  /** decision: 'approve' | 'reject' | 'revise' (with comment). */
+  decide(session, approvalId, decision, comment) {
+    const msg = { type: 'decide', session, approval_id: approvalId, decision };
+    if (comment !== undefined && comment !== null && comment !== '') msg.comment = comment;
+    return this._request(msg);
+  }
+
+  cancel(session) { return this._request({ type: 'cancel', session }); }
+
+  /** The says sent or queued but not yet acknowledged: [{session, text, client_msg_id}]. */
+  pendingSays() { return [...this._outbox.values()].map((p) => ({ session: p.msg.session, text: p.msg.text, client_msg_id: p.msg.client_msg_id })); }
+}
+
+// ------------------------------------------------------------ view model
+
+/**
+ * Folds one session's events into what a view shows:
+ *   items     the timeline, in order: {kind:'message'|'tool'|'question'|'approval'|'progress'|'error'|'notice', key, rev, ...}
+ *   messages  the message items ({id, role, text, streaming, usage, client_msg_id})
+ *   pending   the question or approval waiting for the user ({kind, ...event fields}) or null
+ *   state, step, title, agent, usage (totals: prompt_tokens, completion_tokens, cost_usd), seq
+ * Discarded messages are removed. Every item has a `rev` bumped when it changes,
+ * so a renderer can redraw only what changed.
+ */
+export class SessionView {
+  constructor(session) {
+    this.session = session;
+    this.reset();
+  }
+
+  reset() {
+    this.items = [];
+    this._byKey = new Map();
+    this.pending = null;
+    this.state = null;
+    this.step = null;
+    this.title = '';
+    this.agent = null;
+    this.usage = { prompt_tokens: 0, completion_tokens: 0, cost_usd: 0 };
+    this.seq = 0;
+    this.updatedAt = null;
+    this.version = 0;
+    this._rev = 0;
+  }
+
+  get messages() { return this.items.filter((i) => i.kind === 'message'); }
+
+  /** True while an assistant message is being streamed. */
+  get streaming() { return this.items.some((i) => i.kind === 'message' && i.streaming); }
+
+  _add(item) {
+    item.rev = ++this._rev;
+    this.items.push(item);
+    this._byKey.set(item.key, item);
+    return item;
+  }
+
+  _touch(item) { item.rev = ++this._rev; return item; }
+
+  _remove(key) {
+    const it = this._byKey.get(key);
+    if (!it) return;
+    this._byKey.delete(key);
+    this.items = this.items.filter((x) => x !== it);
+  }
+
+  _settlePending() {
+    if (!this.pending) return;
+    const it = this._byKey.get(this.pending.key);
+    if (it) { it.resolved = true; this._touch(it); }
+    this.pending = null;
+  }
+
+  /** Apply one event (of this session). Returns true when the view changed. */
+  apply(ev) {
+    if (!ev || (this.session && ev.session !== this.session)) return false;
+    if (ev.type !== 'snapshot' && ev.seq <= this.seq) return false;
+    this.seq = ev.seq;
+    if (ev.ts) this.updatedAt = ev.ts;
+    this.version += 1;
+    switch (ev.type) {
+      case 'snapshot': this._snapshot(ev); break;
+      case 'state':
+        this.state = ev.state;
+        this.step = ev.step ?? this.step;
+        if (ev.state !== 'waiting_input' && ev.state !== 'waiting_approval') this._settlePending();
+        if (ev.state !== 'running') for (const m of this.items) if (m.kind === 'progress' && !m.finished) { m.finished = true; this._touch(m); }
+        break;
+      case 'user': {
+        if (!this.title && ev.text) this.title = ev.text.slice(0, 80);
+        const key = 'm:' + ev.message_id;
+        if (!this._byKey.has(key)) this._add({ kind: 'message', key, id: ev.message_id, role: 'user', text: ev.text ?? '', streaming: false, client_msg_id: ev.client_msg_id ?? null, seq: ev.seq, ts: ev.ts });
+        break;
+      }
+      case 'message.start': {
+        const key = 'm:' + ev.message_id;
+        if (!this._byKey.has(key)) this._add({ kind: 'message', key, id: ev.message_id, role: ev.role || 'assistant', text: '', streaming: true, usage: null, seq: ev.seq, ts: ev.ts });
+        break;
+      }
+      case 'delta': {
+        const key = 'm:' + ev.message_id;
+        let m = this._byKey.get(key);
+        if (!m) m = this._add({ kind: 'message', key, id: ev.message_id, role: 'assistant', text: '', streaming: true, usage: null, seq: ev.seq, ts: ev.ts });
+        m.text += ev.text ?? '';
+        this._touch(m);
+        break;
+      }
+      case 'message.end': {
+        const key = 'm:' + ev.message_id;
+        let m = this._byKey.get(key);
+        if (!m) m = this._add({ kind: 'message', key, id: ev.message_id, role: 'assistant', text: '', usage: null, seq: ev.seq, ts: ev.ts });
+        if (typeof ev.text === 'string') m.text = ev.text;
+        m.streaming = false;
+        m.usage = ev.usage || null;
+        if (ev.usage) {
+          this.usage.prompt_tokens += ev.usage.prompt_tokens || 0;
+          this.usage.completion_tokens += ev.usage.completion_tokens || 0;
+          this.usage.cost_usd += ev.usage.cost_usd || 0;
+        }
+        this._touch(m);
+        break;
+      }
+      case 'message.discard': this._remove('m:' + ev.message_id); break;
+      case 'tool.call':
+        this._add({ kind: 'tool', key: 't:' + ev.call_id, call_id: ev.call_id, name: ev.name, args: ev.args, done: false, seq: ev.seq });
+        break;
+      case 'tool.result': {
+        let t = this._byKey.get('t:' + ev.call_id);
+        if (!t) t = this._add({ kind: 'tool', key: 't:' + ev.call_id, call_id: ev.call_id, name: '?', args: null, seq: ev.seq });
+        Object.assign(t, { done: true, ok: ev.ok, result: ev.result, error: ev.error });
+        this._touch(t);
+        break;
+      }
+      case 'question': {
+        this._settlePending();
+        const it = this._add({ kind: 'question', key: 'q:' + ev.question_id, question_id: ev.question_id, text: ev.text, choices: ev.choices || null, schema: ev.schema || null, resolved: false, seq: ev.seq });
+        this.pending = it;
+        break;
+      }
+      case 'approval': {
+        this._settlePending();
+        const it = this._add({ kind: 'approval', key: 'a:' + ev.approval_id, approval_id: ev.approval_id, title: ev.title, plan: ev.plan, resolved: false, seq: ev.seq });
+        this.pending = it;
+        break;
+      }
+      case 'progress': {
+        const key = 'p:' + (ev.step || 'progress');
+        let p = this._byKey.get(key);
+        if (!p || p.finished) { if (p) this._remove(key); p = this._add({ kind: 'progress', key, step: ev.step, seq: ev.seq }); }
+        Object.assign(p, { done: ev.done, total: ev.total, label: ev.label, finished: false });
+        this._touch(p);
+        break;
+      }
+      case 'error':
+        this._add({ kind: 'error', key: 'e:' + ev.seq, code: ev.code, message: ev.message, retryable: ev.retryable, seq: ev.seq });
+        break;
+      case 'context.trimmed':
+        this._add({ kind: 'notice', key: 'n:' + ev.seq, text: `${ev.dropped_messages} older message(s) were left out to fit the model's context`, seq: ev.seq });
+        break;
+      default:
+        return true; // unknown types are ignored (the protocol may add some)
+    }
+    return true;
+  }
+
+  _snapshot(ev) {
+    const keepTitle = ev.title;
+    this.reset();
+    this.seq = ev.seq;
+    this.version = 1;
+    this.state = ev.state ?? null;
+    this.step = ev.step ?? null;
+    this.agent = ev.agent ?? null;
+    this.title = keepTitle || '';
+    this.updatedAt = ev.ts || null;
+    for (const t of ev.transcript || []) {
+      this._add({ kind: 'message', key: 'm:' + (t.message_id || 'x' + this._rev), id: t.message_id, role: t.role, text: t.text ?? '', streaming: false, usage: t.usage || null });
+    }
+    const p = ev.pending;
+    if (p && p.question_id) {
+      this.pending = this._add({ kind: 'question', key: 'q:' + p.question_id, question_id: p.question_id, text: p.text, choices: p.choices || null, schema: p.schema || null, resolved: false });
+    } else if (p && p.approval_id) {
+      this.pending = this._add({ kind: 'approval', key: 'a:' + p.approval_id, approval_id: p.approval_id, title: p.title, plan: p.plan, resolved: false });
+    }
+  }
+
+  /** The text shown for the assistant: every non-discarded assistant message, concatenated. */
+  assistantText() { return this.messages.filter((m) => m.role === 'assistant').map((m) => m.text).join(''); }
+}
+
+export { CONN_STATES };
