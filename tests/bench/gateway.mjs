@@ -40,6 +40,7 @@ function makeClient(port, rawReq, stream) {
     s.on("close", () => { open--; s.dead = true; if (s.job) s.job.fail("closed"); });
     s.on("error", () => {});
     s.on("data", (d) => s.job && s.job.data(d));
+    s.on("end", () => { s.dead = true; if (s.job) s.job.end(); });
     return s;
   }
   return {
@@ -54,6 +55,13 @@ function makeClient(port, rawReq, stream) {
       const timer = setTimeout(() => { s.job = null; s.destroy(); done("timeout"); }, TIMEOUT_MS);
       s.job = {
         fail(e) { clearTimeout(timer); s.job = null; done(e); },
+        end() { // close-delimited body (no length, not chunked): complete at EOF
+          if (need !== -3) return this.fail("closed");
+          clearTimeout(timer);
+          s.job = null;
+          s.destroy();
+          done(stream && !acc.includes("[DONE]") ? "stream without [DONE]" : null, first);
+        },
         data(d) {
           acc += d;
           if (need === -1) {
@@ -66,7 +74,6 @@ function makeClient(port, rawReq, stream) {
           }
           if (stream && !first && /"content":"[^"]/.test(acc)) first = performance.now();
           const complete = need === -2 ? acc.endsWith("\r\n0\r\n\r\n") : need >= 0 ? acc.length >= need : false;
-          if (need === -3 && /data: \[DONE\]\n\n$/.test(acc)) { /* close-delimited: wait for close */ }
           if (complete) {
             clearTimeout(timer);
             s.job = null;
@@ -76,7 +83,6 @@ function makeClient(port, rawReq, stream) {
           }
         },
       };
-      if (need === -3) s.once("end", () => s.job && (clearTimeout(timer), (s.job = null), done(null, first)));
       s.write(rawReq);
     },
     close() { for (const s of idle) s.destroy(); },
