@@ -10,11 +10,15 @@ static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat,
                                               &tt_agent_doc_analyst};
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
-const tt_agent_ops *tt_agent_find(const char *name)
+const tt_agent_ops *tt_agent_find(const tt_agent_env *env, const char *name)
 {
     for (size_t i = 0; name && i < N_BUILTIN; i++) {
         if (strcmp(builtin[i]->name, name) == 0)
             return builtin[i];
+    }
+    for (size_t i = 0; name && env && i < env->n_assistants; i++) {
+        if (strcmp(env->assistant_ops[i].name, name) == 0)
+            return &env->assistant_ops[i];
     }
     return NULL;
 }
@@ -62,12 +66,100 @@ void tt_agent_free_prompts(tt_agent_env *env)
     env->n_prompts = 0;
 }
 
-json_t *tt_agent_names(void)
+json_t *tt_agent_names(const tt_agent_env *env)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < N_BUILTIN; i++)
         json_array_append_new(arr, json_string(builtin[i]->name));
+    for (size_t i = 0; arr && env && i < env->n_assistants; i++)
+        json_array_append_new(arr, json_string(env->assistant_ops[i].name));
     return arr;
+}
+
+static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, char *err,
+                          size_t n)
+{
+    const char *name, *desc = "", *prompt = "chat.system", *route = "";
+    json_t *tools = NULL;
+    json_int_t rounds = 3;
+    json_error_t jerr;
+    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?s, s?o, s?I}", "name", &name,
+                       "description", &desc, "prompt", &prompt, "route", &route, "tools", &tools,
+                       "max_tool_rounds", &rounds) != 0) {
+        snprintf(err, n, "agents: %s", jerr.text);
+        return TT_EINVAL;
+    }
+    if (strlen(name) == 0 || strlen(name) >= sizeof a->name || strlen(desc) >= sizeof a->description ||
+        tt_agent_find(env, name) || rounds < 0 || rounds > 10) {
+        snprintf(err, n, "agent %.64s: a new name of 1-63 bytes, a description under 256 bytes, "
+                 "max_tool_rounds 0-10", name);
+        return TT_EINVAL;
+    }
+    if (!tt_agent_prompt(env, prompt)) {
+        snprintf(err, n, "agent %.64s: no prompt template named %.64s", name, prompt);
+        return TT_EINVAL;
+    }
+    if (*route && !tt_llm_service_has_route(env->llm, route)) {
+        snprintf(err, n, "agent %.64s: no model route named %.64s", name, route);
+        return TT_EINVAL;
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        if (!tt_tools_find(&env->tools, json_string_value(t))) {
+            snprintf(err, n, "agent %.64s: no tool named %.64s", name,
+                     json_string_value(t) ? json_string_value(t) : "(not a string)");
+            return TT_EINVAL;
+        }
+    }
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->description, sizeof a->description, "%s", desc);
+    snprintf(a->prompt, sizeof a->prompt, "%s", prompt);
+    snprintf(a->route, sizeof a->route, "%s", route);
+    a->tools = tools ? json_incref(tools) : json_array();
+    a->max_tool_rounds = (int)rounds;
+    return 0;
+}
+
+int tt_agent_load_assistants(tt_agent_env *env, const char *file, char *err, size_t n)
+{
+    if (!file || !*file)
+        return 0;
+    json_error_t jerr;
+    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *list = json_object_get(root, "agents");
+    int rc = 0;
+    if (!json_is_array(list) || json_array_size(list) > TT_ASSISTANTS_MAX) {
+        snprintf(err, n, "%s: must hold {\"agents\": [...]} with at most %d agents (%s)", file,
+                 TT_ASSISTANTS_MAX, jerr.text);
+        rc = TT_EINVAL;
+    }
+    env->assistant_ops = calloc(TT_ASSISTANTS_MAX, sizeof *env->assistant_ops);
+    if (!env->assistant_ops)
+        rc = TT_ENOMEM;
+    size_t i;
+    json_t *def;
+    json_array_foreach(list, i, def) {
+        if (rc)
+            break;
+        rc = load_assistant(env, def, &env->assistants[env->n_assistants], err, n);
+        if (rc == 0) {
+            tt_agent_chat_ops(&env->assistants[env->n_assistants],
+                              &env->assistant_ops[env->n_assistants]);
+            env->n_assistants++;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+void tt_agent_free_assistants(tt_agent_env *env)
+{
+    for (size_t i = 0; i < env->n_assistants; i++)
+        json_decref(env->assistants[i].tools);
+    free(env->assistant_ops);
+    env->assistant_ops = NULL;
+    env->n_assistants = 0;
 }
 
 static const tt_agent_ops *ops_of(const tt_session *s)
@@ -77,7 +169,7 @@ static const tt_agent_ops *ops_of(const tt_session *s)
 
 int tt_agent_bind(tt_session *s, const tt_agent_env *env, int resumed)
 {
-    const tt_agent_ops *ops = tt_agent_find(s->agent);
+    const tt_agent_ops *ops = tt_agent_find(env, s->agent);
     if (!ops)
         return TT_ENOTFOUND;
     s->agent_ops = ops;

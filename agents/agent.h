@@ -16,10 +16,25 @@
 
 #include "agents/llm/call.h"
 #include "agents/prompt.h"
+#include "agents/tools.h"
 #include "protocol/frame.h"
 #include "state/session.h"
 
 #define TT_AGENT_PROMPTS_MAX 32
+#define TT_ASSISTANTS_MAX 32
+
+/* An assistant configured from a file (--agents FILE) instead of C: the chat
+ * agent with its own prompt template, route and tools:
+ *   {"agents": [{"name": "helper", "description": "...", "prompt": "chat.system",
+ *                "route": "default", "tools": ["calculate"], "max_tool_rounds": 3}]} */
+typedef struct tt_assistant_def {
+    char name[64];
+    char description[256];
+    char prompt[64];
+    char route[64];   /* "" for the first route */
+    json_t *tools;    /* names (array) */
+    int max_tool_rounds;
+} tt_assistant_def;
 
 /* What agents may use from the server; owned by the server, outlives sessions. */
 typedef struct tt_agent_env {
@@ -30,6 +45,10 @@ typedef struct tt_agent_env {
     const char *photos_root; /* one photo library per user: photos_root/<user> */
     tt_prompt prompts[TT_AGENT_PROMPTS_MAX]; /* every template in --prompts-dir */
     size_t n_prompts;
+    tt_toolbox tools;        /* built-in and HTTP tools */
+    tt_assistant_def assistants[TT_ASSISTANTS_MAX];
+    struct tt_agent_ops *assistant_ops; /* one per assistant, allocated at load */
+    size_t n_assistants;
 } tt_agent_env;
 
 typedef struct tt_agent_ops {
@@ -63,10 +82,15 @@ const tt_prompt *tt_agent_prompt(const tt_agent_env *env, const char *name);
 int tt_agent_load_prompts(tt_agent_env *env, const char *dir, char *err, size_t n);
 void tt_agent_free_prompts(tt_agent_env *env);
 
-/* The built-in agent called name, or NULL. */
-const tt_agent_ops *tt_agent_find(const char *name);
-/* Names of all built-in agents as a JSON array (new reference). */
-json_t *tt_agent_names(void);
+/* The agent called name (built-in or configured), or NULL. */
+const tt_agent_ops *tt_agent_find(const tt_agent_env *env, const char *name);
+/* Names of all agents as a JSON array (new reference). */
+json_t *tt_agent_names(const tt_agent_env *env);
+
+/* Load the assistants of file (NULL: none) into env, checking that their
+ * prompts and tools exist. TT_EINVAL with a message naming the field. */
+int tt_agent_load_assistants(tt_agent_env *env, const char *file, char *err, size_t n);
+void tt_agent_free_assistants(tt_agent_env *env);
 
 /* Bind s to its agent (start when new, resume when loaded). */
 int tt_agent_bind(tt_session *s, const tt_agent_env *env, int resumed);
@@ -93,6 +117,9 @@ void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_ms
 
 extern const tt_agent_ops tt_agent_echo;
 extern const tt_agent_ops tt_agent_chat;
+/* The chat agent's operations with impl = an assistant definition. */
+void tt_agent_chat_ops(const tt_assistant_def *def, tt_agent_ops *out);
 extern const tt_agent_ops tt_agent_doc_analyst;
+extern const tt_agent_ops tt_agent_photo_organizer;
 
 #endif

@@ -1,13 +1,20 @@
-/* The chat agent: a multi-turn assistant over a configured model route.
+/* The chat agent, and every assistant configured from a file: a multi-turn
+ * assistant over a model route, with tools.
  *
- * Each user turn becomes one model call (agents/llm/call.h) whose request is
- * the system prompt (agents/prompts/chat.system.md) plus the transcript. The
- * reply streams into the session log; a client that disconnects does not
- * stop it (the log keeps it, the client resumes), `cancel` does.
+ * Each user turn becomes a model call (agents/llm/call.h) whose request is
+ * the system prompt plus the transcript. When the model calls tools, each
+ * call is shown (tool.call), its arguments are validated against the tool's
+ * schema (invalid ones go back to the model as a tool error, never
+ * executed), the tool runs, its outcome is shown (tool.result), and the
+ * model is called again with the results, up to max_tool_rounds; the last
+ * round offers no tools, so it ends in text. The reply streams into the
+ * session log; a client that disconnects does not stop it, `cancel` does.
  *
- * Persisted state (session->agent_state): route (alias or null), mode
- * ("idle" | "generating"), message_id while generating. A generation cut by a
- * restart is withdrawn with message.discard (reason "restart") and run again. */
+ * Persisted state (session->agent_state): route, mode ("idle" |
+ * "generating"), message_id. A turn cut by a restart is withdrawn with
+ * message.discard (reason "restart") and run again from its start (tools are
+ * expected to be safe to call again; side effects belong in engine steps
+ * with a journal). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,23 +22,50 @@
 #include "agents/agent.h"
 #include "protocol/errors.h"
 
+#define MAX_TOOL_CALLS 16
+
+typedef struct pending_call {
+    char id[96];
+    char name[64];
+    char *args;
+    size_t args_len;
+} pending_call;
+
 typedef struct chat_rt {
     tt_session *s;
     const tt_agent_env *env;
+    const tt_assistant_def *def; /* NULL: the plain chat agent */
     tt_llm_call *call;
     char *text; /* the reply so far (for message.end) */
     size_t len, cap;
     int started;   /* message.start was emitted for the current attempt */
     int releasing; /* the session is leaving memory: change nothing */
     char message_id[40];
+    int round;     /* model calls made in this turn */
+    json_t *turn;  /* this turn's tool exchanges: assistant tool_calls + tool results */
+    pending_call calls[MAX_TOOL_CALLS];
+    size_t n_calls;
+    size_t results_left;
 } chat_rt;
+
+static const tt_assistant_def *def_of(const tt_session *s)
+{
+    return ((const tt_agent_ops *)s->agent_ops)->impl;
+}
+
+static void calls_clear(chat_rt *rt)
+{
+    for (size_t i = 0; i < rt->n_calls; i++)
+        free(rt->calls[i].args);
+    memset(rt->calls, 0, sizeof rt->calls);
+    rt->n_calls = 0;
+}
 
 static int chat_validate(const json_t *input, char *err, size_t n)
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)input, key, v)
-    {
+    json_object_foreach((json_t *)input, key, v) {
         if (strcmp(key, "route") != 0 || !json_is_string(v) || json_string_length(v) == 0 ||
             json_string_length(v) > 64) {
             snprintf(err, n, "the chat agent takes only input.route (a route alias string)");
@@ -50,26 +84,52 @@ static void start_message(chat_rt *rt)
                     json_pack("{s:s, s:s}", "message_id", rt->message_id, "role", "assistant"));
 }
 
+static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t ncap = (*len + n + 1) * 2;
+        char *grown = realloc(*buf, ncap);
+        if (!grown)
+            return;
+        *buf = grown;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 {
     chat_rt *rt = ud;
+    if (ev->kind == TT_LLM_EV_TOOL_CALL) {
+        if (ev->tool_index < 0 || ev->tool_index >= MAX_TOOL_CALLS)
+            return;
+        pending_call *pc = &rt->calls[ev->tool_index];
+        if ((size_t)ev->tool_index >= rt->n_calls)
+            rt->n_calls = (size_t)ev->tool_index + 1;
+        if (ev->tool_id)
+            snprintf(pc->id, sizeof pc->id, "%s", ev->tool_id);
+        if (ev->tool_name)
+            snprintf(pc->name, sizeof pc->name, "%s", ev->tool_name);
+        size_t cap = pc->args ? pc->args_len + 1 : 0;
+        append(&pc->args, &pc->args_len, &cap, ev->args ? ev->args : "", ev->args_len);
+        return;
+    }
     if (ev->kind != TT_LLM_EV_TEXT || ev->text_len == 0)
         return;
     start_message(rt);
-    if (rt->len + ev->text_len + 1 > rt->cap) {
-        size_t cap = (rt->len + ev->text_len + 1) * 2;
-        char *grown = realloc(rt->text, cap);
-        if (!grown)
-            return;
-        rt->text = grown;
-        rt->cap = cap;
-    }
-    memcpy(rt->text + rt->len, ev->text, ev->text_len);
-    rt->len += ev->text_len;
-    rt->text[rt->len] = '\0';
-    tt_session_emit(
-        rt->s, "delta",
-        json_pack("{s:s, s:s%}", "message_id", rt->message_id, "text", ev->text, ev->text_len));
+    append(&rt->text, &rt->len, &rt->cap, ev->text, ev->text_len);
+    tt_session_emit(rt->s, "delta", json_pack("{s:s, s:s%}", "message_id", rt->message_id, "text",
+                                              ev->text, ev->text_len));
+}
+
+static void new_message(chat_rt *rt)
+{
+    rt->started = 0;
+    rt->len = 0;
+    tt_new_id("m", rt->message_id, sizeof rt->message_id);
+    tt_agent_state_set(rt->s, "message_id", json_string(rt->message_id));
 }
 
 /* A retry after partial output: withdraw it and start a fresh message. */
@@ -79,25 +139,19 @@ static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
     if (rt->started)
         tt_session_emit(rt->s, "message.discard",
                         json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "retry"));
-    rt->started = 0;
-    rt->len = 0;
-    tt_new_id("m", rt->message_id, sizeof rt->message_id);
-    tt_agent_state_set(rt->s, "message_id", json_string(rt->message_id));
+    calls_clear(rt);
+    new_message(rt);
 }
 
 static const char *wire_code(tt_llm_error_class cls)
 {
     switch (cls) {
-    case TT_LLM_ERR_RATE_LIMITED:
-        return "rate_limited";
-    case TT_LLM_ERR_TIMEOUT:
-        return "timeout";
+    case TT_LLM_ERR_RATE_LIMITED: return "rate_limited";
+    case TT_LLM_ERR_TIMEOUT: return "timeout";
     case TT_LLM_ERR_BAD_REQUEST:
     case TT_LLM_ERR_CONTEXT_LENGTH:
-    case TT_LLM_ERR_CONTENT_FILTER:
-        return "bad_request";
-    default:
-        return "unavailable";
+    case TT_LLM_ERR_CONTENT_FILTER: return "bad_request";
+    default: return "unavailable";
     }
 }
 
@@ -107,42 +161,149 @@ static void finish(chat_rt *rt)
     rt->call = NULL;
     rt->started = 0;
     rt->len = 0;
+    rt->round = 0;
+    calls_clear(rt);
+    json_decref(rt->turn);
+    rt->turn = NULL;
     tt_agent_state_set(s, "mode", json_string("idle"));
     tt_agent_state_set(s, "message_id", NULL);
     tt_session_set_state(s, TT_STATE_IDLE, "reply");
+}
+
+static void end_message(chat_rt *rt, const tt_llm_result *r)
+{
+    start_message(rt);
+    tt_session_emit(rt->s, "message.end",
+                    json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
+                              rt->message_id, "text", rt->text ? rt->text : "", "usage",
+                              "prompt_tokens", (json_int_t)r->prompt_tokens, "completion_tokens",
+                              (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd, "model",
+                              r->model, "cached", 0));
+}
+
+static int generate(tt_session *s);
+
+static void chat_free(chat_rt *rt)
+{
+    calls_clear(rt);
+    json_decref(rt->turn);
+    free(rt->text);
+    free(rt);
+}
+
+typedef struct tool_job {
+    chat_rt *rt;
+    size_t index;
+} tool_job;
+
+/* One tool's outcome: show it and keep it for the next round; when the last
+ * one is in, call the model again. */
+static void on_tool_done(void *ud, int ok, json_t *result, const char *error)
+{
+    tool_job *job = ud;
+    chat_rt *rt = job->rt;
+    pending_call *pc = &rt->calls[job->index];
+    free(job);
+    rt->results_left--;
+    if (rt->releasing) {
+        if (rt->results_left == 0)
+            chat_free(rt); /* the session left while tools ran */
+        return;
+    }
+    json_t *ev = json_pack("{s:s, s:b}", "call_id", pc->id, "ok", ok);
+    if (ok)
+        json_object_set(ev, "result", result);
+    else
+        json_object_set_new(ev, "error", json_string(error));
+    tt_session_emit(rt->s, "tool.result", ev);
+    json_t *content = ok ? json_incref(result) : json_pack("{s:s}", "error", error);
+    char *text = json_dumps(content, JSON_COMPACT);
+    json_decref(content);
+    json_array_append_new(rt->turn, json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id",
+                                              pc->id, "content", text ? text : "{}"));
+    free(text);
+    if (rt->results_left == 0) {
+        calls_clear(rt);
+        generate(rt->s);
+    }
+}
+
+/* The model asked for tools: record its turn, show and run each call. */
+static void run_tools(chat_rt *rt)
+{
+    json_t *calls = json_array();
+    for (size_t i = 0; i < rt->n_calls; i++) {
+        pending_call *pc = &rt->calls[i];
+        if (!pc->id[0])
+            snprintf(pc->id, sizeof pc->id, "call_%zu", i);
+        json_array_append_new(calls, json_pack("{s:s, s:s, s:s}", "id", pc->id, "name", pc->name,
+                                               "arguments", pc->args ? pc->args : "{}"));
+    }
+    if (!rt->turn)
+        rt->turn = json_array();
+    json_array_append_new(rt->turn, json_pack("{s:s, s:s?, s:o}", "role", "assistant", "content",
+                                              rt->text && rt->len ? rt->text : NULL,
+                                              "tool_calls", calls));
+    rt->results_left = rt->n_calls;
+    size_t n = rt->n_calls;
+    for (size_t i = 0; i < n; i++) {
+        pending_call *pc = &rt->calls[i];
+        json_t *args = json_loads(pc->args ? pc->args : "{}", 0, NULL);
+        tt_session_emit(rt->s, "tool.call",
+                        json_pack("{s:s, s:s, s:o}", "call_id", pc->id, "name", pc->name, "args",
+                                  args ? args : json_string(pc->args ? pc->args : "")));
+        tool_job *job = malloc(sizeof *job);
+        const tt_tool *tool = tt_tools_find(&rt->env->tools, pc->name);
+        int allowed = 0;
+        size_t k;
+        json_t *t;
+        json_array_foreach(rt->def ? rt->def->tools : NULL, k, t)
+            allowed = allowed || strcmp(json_string_value(t), pc->name) == 0;
+        if (!job) {
+            rt->results_left--;
+            continue;
+        }
+        *job = (tool_job){rt, i};
+        if (!tool || !allowed)
+            on_tool_done(job, 0, NULL, "no such tool");
+        else
+            tt_tool_call(&rt->env->tools, tool, pc->args, on_tool_done, job);
+    }
 }
 
 static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
 {
     chat_rt *rt = ud;
     tt_session *s = rt->s;
+    rt->call = NULL;
     if (rt->releasing)
         return; /* leaving memory mid-call: the stored state resumes it later */
     if (r->dropped_messages > 0)
         tt_session_emit(s, "context.trimmed",
                         json_pack("{s:I, s:s}", "dropped_messages", (json_int_t)r->dropped_messages,
                                   "reason", "the conversation was longer than the model's limit"));
+    /* Tool calls count only when tools were offered in this round. */
+    if (r->error.cls == TT_LLM_ERR_NONE && rt->n_calls > 0 && rt->def &&
+        rt->round <= rt->def->max_tool_rounds) {
+        if (rt->started)
+            end_message(rt, r);
+        run_tools(rt);
+        return;
+    }
     if (r->error.cls == TT_LLM_ERR_NONE) {
-        start_message(rt);
-        tt_session_emit(s, "message.end",
-                        json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
-                                  rt->message_id, "text", rt->text ? rt->text : "", "usage",
-                                  "prompt_tokens", (json_int_t)r->prompt_tokens,
-                                  "completion_tokens", (json_int_t)r->completion_tokens, "cost_usd",
-                                  r->cost_usd, "model", r->model, "cached", 0));
+        calls_clear(rt);
+        end_message(rt, r);
     } else if (r->error.cls == TT_LLM_ERR_CANCELLED) {
         if (rt->started)
-            tt_session_emit(
-                s, "message.discard",
-                json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "cancelled"));
+            tt_session_emit(s, "message.discard", json_pack("{s:s, s:s}", "message_id",
+                                                            rt->message_id, "reason", "cancelled"));
     } else {
         if (rt->started)
-            tt_session_emit(
-                s, "message.discard",
-                json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "error"));
+            tt_session_emit(s, "message.discard", json_pack("{s:s, s:s}", "message_id",
+                                                            rt->message_id, "reason", "error"));
         char msg[320];
-        snprintf(msg, sizeof msg, "the model call failed (%s): %s", tt_llm_error_name(r->error.cls),
-                 r->error.message);
+        snprintf(msg, sizeof msg, "the model call failed (%s): %s",
+                 tt_llm_error_name(r->error.cls), r->error.message);
         tt_session_emit(s, "error",
                         json_pack("{s:s, s:s, s:b}", "code", wire_code(r->error.cls), "message",
                                   msg, "retryable", tt_llm_error_retryable(r->error.cls)));
@@ -152,52 +313,68 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
 
 static const tt_llm_call_hooks hooks = {on_event, on_restart, on_done};
 
-/* Call the model with the system prompt and the whole transcript. */
+/* Call the model with the system prompt, the transcript, and this turn's
+ * tool exchanges so far. */
 static int generate(tt_session *s)
 {
     chat_rt *rt = s->agent_rt;
     const tt_agent_env *env = rt->env;
+    const tt_assistant_def *def = rt->def;
     char date[32];
     tt_rfc3339(tt_wall_ms(), date);
     date[10] = '\0';
     const char *vars[] = {"date", date, NULL};
-    const tt_prompt *prompt = tt_agent_prompt(env, "chat.system");
+    const tt_prompt *prompt = tt_agent_prompt(env, def ? def->prompt : "chat.system");
     char *system = prompt ? tt_prompt_render(prompt, vars) : NULL;
-    size_t n = json_array_size(s->transcript);
-    tt_llm_message *msgs = calloc(n + 1, sizeof *msgs);
-    if (!system || !msgs) {
+    size_t nt = json_array_size(s->transcript), nx = json_array_size(rt->turn);
+    size_t ntools = def ? json_array_size(def->tools) : 0;
+    tt_llm_message *msgs = calloc(nt + nx + 1, sizeof *msgs);
+    tt_llm_tool *tools = calloc(ntools + 1, sizeof *tools);
+    if (!system || !msgs || !tools) {
         free(system);
         free(msgs);
+        free(tools);
         return TT_ENOMEM;
     }
     msgs[0] = (tt_llm_message){.role = "system", .content = system};
     size_t m = 1;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < nt; i++) {
         json_t *t = json_array_get(s->transcript, i);
         const char *role = json_string_value(json_object_get(t, "role"));
         const char *text = json_string_value(json_object_get(t, "text"));
         if (role && text)
             msgs[m++] = (tt_llm_message){.role = role, .content = text};
     }
-    tt_llm_request req = {.messages = msgs,
-                          .n_messages = m,
-                          .temperature = -1,
-                          .stream = 1,
-                          .tag = prompt->tag};
-    tt_new_id("m", rt->message_id, sizeof rt->message_id);
-    rt->started = 0;
-    rt->len = 0;
+    for (size_t i = 0; i < nx; i++) {
+        json_t *t = json_array_get(rt->turn, i);
+        msgs[m++] = (tt_llm_message){
+            .role = json_string_value(json_object_get(t, "role")),
+            .content = json_string_value(json_object_get(t, "content")),
+            .tool_calls = json_object_get(t, "tool_calls"),
+            .tool_call_id = json_string_value(json_object_get(t, "tool_call_id")),
+        };
+    }
+    /* The last round offers no tools, so the model ends in text. */
+    size_t n_offered = def && rt->round < def->max_tool_rounds ? ntools : 0;
+    for (size_t i = 0; i < n_offered; i++) {
+        const tt_tool *tool = tt_tools_find(&env->tools, json_string_value(json_array_get(def->tools, i)));
+        tools[i] = (tt_llm_tool){tt_tool_name(tool), tt_tool_description(tool),
+                                 tt_tool_parameters(tool)};
+    }
+    tt_llm_request req = {.messages = msgs, .n_messages = m, .tools = tools, .n_tools = n_offered,
+                          .temperature = -1, .stream = 1, .tag = prompt->tag};
+    new_message(rt);
+    rt->round++;
     tt_agent_state_set(s, "mode", json_string("generating"));
-    tt_agent_state_set(s, "message_id", json_string(rt->message_id));
     tt_session_set_state(s, TT_STATE_RUNNING, "reply");
-    int rc =
-        tt_llm_call_start(env->llm, tt_agent_state_str(s, "route"), &req, &hooks, rt, &rt->call);
+    const char *route = tt_agent_state_str(s, "route");
+    int rc = tt_llm_call_start(env->llm, route, &req, &hooks, rt, &rt->call);
     free(system);
     free(msgs);
+    free(tools);
     if (rc) {
-        tt_session_emit(s, "error",
-                        json_pack("{s:s, s:s, s:b}", "code", "unavailable", "message",
-                                  "no such model route", "retryable", 0));
+        tt_session_emit(s, "error", json_pack("{s:s, s:s, s:b}", "code", "unavailable", "message",
+                                              "no such model route", "retryable", 0));
         finish(rt);
     }
     return 0;
@@ -210,6 +387,7 @@ static int make_rt(tt_session *s, const tt_agent_env *env)
         return TT_ENOMEM;
     rt->s = s;
     rt->env = env;
+    rt->def = def_of(s);
     s->agent_rt = rt;
     return 0;
 }
@@ -219,7 +397,13 @@ static int chat_start(tt_session *s, const tt_agent_env *env)
     int rc = make_rt(s, env);
     if (rc)
         return rc;
-    tt_agent_state_set(s, "route", json_incref(json_object_get(s->input, "route")));
+    const tt_assistant_def *def = def_of(s);
+    json_t *route = json_object_get(s->input, "route");
+    if (!route && def && def->route[0])
+        route = json_string(def->route);
+    else
+        json_incref(route);
+    tt_agent_state_set(s, "route", route);
     tt_agent_state_set(s, "mode", json_string("idle"));
     tt_session_set_state(s, TT_STATE_IDLE, "start");
     return 0;
@@ -243,7 +427,8 @@ static int chat_resume(tt_session *s, const tt_agent_env *env)
     return 0;
 }
 
-static int chat_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
+static int chat_say(tt_session *s, const char *text, const char *client_msg_id, char *err,
+                    size_t n)
 {
     if (s->state == TT_STATE_RUNNING) {
         snprintf(err, n, "a reply is streaming; wait for it or cancel it");
@@ -256,23 +441,32 @@ static int chat_say(tt_session *s, const char *text, const char *client_msg_id, 
 static int chat_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
                        size_t n)
 {
-    snprintf(err, n, "the chat agent asks no questions");
+    snprintf(err, n, "this agent asks no questions");
     return TT_ECONFLICT;
 }
 
 static int chat_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
                        char *err, size_t n)
 {
-    snprintf(err, n, "the chat agent asks for no approvals");
+    snprintf(err, n, "this agent asks for no approvals");
     return TT_ECONFLICT;
 }
 
 static int chat_cancel(tt_session *s, int *cancelled)
 {
     chat_rt *rt = s->agent_rt;
-    *cancelled = rt->call != NULL;
-    if (rt->call)
+    *cancelled = rt->call != NULL || rt->results_left > 0;
+    if (rt->call) {
         tt_llm_call_cancel(rt->call); /* on_done runs now and withdraws the message */
+    } else if (rt->results_left > 0) {
+        rt->releasing = 1; /* tools in flight: their results are dropped */
+        chat_rt *fresh = calloc(1, sizeof *fresh);
+        if (fresh) {
+            *fresh = (chat_rt){.s = s, .env = rt->env, .def = rt->def};
+            s->agent_rt = fresh;
+            finish(fresh);
+        }
+    }
     return 0;
 }
 
@@ -282,11 +476,19 @@ static void chat_release(tt_session *s)
     if (!rt)
         return;
     rt->releasing = 1;
+    s->agent_rt = NULL;
     if (rt->call)
         tt_llm_call_cancel(rt->call);
-    free(rt->text);
-    free(rt);
-    s->agent_rt = NULL;
+    if (rt->results_left == 0)
+        chat_free(rt); /* else the last tool result frees it */
+}
+
+void tt_agent_chat_ops(const tt_assistant_def *def, tt_agent_ops *out)
+{
+    *out = tt_agent_chat;
+    out->name = def->name;
+    out->description = def->description;
+    out->impl = def;
 }
 
 const tt_agent_ops tt_agent_chat = {

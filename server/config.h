@@ -45,6 +45,9 @@ typedef struct tt_config {
     char routes_file[1024];
     char prompts_dir[1024];
     char tokenizer_dir[1024];
+    char photos_root[1024];
+    char tools_file[1024];
+    char agents_file[1024];
     /* operations */
     char log_level[16]; /* debug | info | warn | error */
     int64_t shutdown_grace_ms;

@@ -78,7 +78,7 @@ static void on_hello(tt_conn *c, const tt_msg *m)
     json_t *w = json_pack(
         "{s:s, s:i, s:s, s:i, s:s, s:b, s:o, s:o, s:{s:I, s:I, s:i, s:i, s:I}}", "type", "welcome",
         "protocol", 1, "server", "tether/" TETHER_VERSION, "heartbeat_s", srv->cfg.heartbeat_s,
-        "user", c->user, "open_mode", srv->auth.n_keys == 0, "agents", tt_agent_names(), "models",
+        "user", c->user, "open_mode", srv->auth.n_keys == 0, "agents", tt_agent_names(&srv->agent_env), "models",
         tt_llm_service_aliases(srv->agent_env.llm), "limits", "max_frame_bytes",
         (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events", (json_int_t)srv->cfg.max_lag_events,
         "rate_msgs_per_s", srv->cfg.rate_msgs_per_s, "rate_burst", srv->cfg.rate_burst,
@@ -114,7 +114,7 @@ static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, j
 static void on_open(tt_conn *c, const tt_msg *m)
 {
     char err[160];
-    const tt_agent_ops *ops = tt_agent_find(m->agent);
+    const tt_agent_ops *ops = tt_agent_find(&c->srv->agent_env, m->agent);
     if (!ops) {
         snprintf(err, sizeof err, "no agent named '%.64s'", m->agent);
         tt_conn_error(c, m->id, TT_ENOTFOUND, err);

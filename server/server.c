@@ -147,6 +147,14 @@ static int setup_models(tt_server *srv)
         tt_log(TT_ERROR, "cannot load the prompt templates", json_pack("{s:s}", "error", err));
         return rc;
     }
+    rc = tt_tools_load(srv->cfg.tools_file, environ, tt_llm_service_http(srv->agent_env.llm),
+                       &srv->agent_env.tools, err, sizeof err);
+    if (rc == 0)
+        rc = tt_agent_load_assistants(&srv->agent_env, srv->cfg.agents_file, err, sizeof err);
+    if (rc) {
+        tt_log(TT_ERROR, "cannot load tools or agents", json_pack("{s:s}", "error", err));
+        return rc;
+    }
     json_t *aliases = tt_llm_service_aliases(srv->agent_env.llm);
     if (json_array_size(aliases) == 0)
         tt_log(TT_INFO,
@@ -271,6 +279,7 @@ int tt_server_start(tt_server *srv)
         return TT_EIO;
     srv->agent_env.loop = &srv->loop;
     srv->agent_env.echo_delay_ms = srv->cfg.echo_delay_ms;
+    srv->agent_env.photos_root = srv->cfg.photos_root;
     if ((rc = setup_models(srv)) || (rc = setup_storage(srv)) || (rc = setup_auth(srv)))
         return rc;
     size_t resumed = 0;
@@ -344,6 +353,8 @@ void tt_server_free(tt_server *srv)
     int rc = uv_loop_close(&srv->loop);
     if (rc)
         tt_log(TT_WARN, "loop closed with handles open", NULL);
+    tt_agent_free_assistants(&srv->agent_env);
+    tt_tools_free(&srv->agent_env.tools);
     tt_agent_free_prompts(&srv->agent_env);
     OPENSSL_cleanse(&srv->auth, sizeof srv->auth);
     tt_config_free(&srv->cfg);

@@ -142,7 +142,7 @@ function showAgentHint() { $('agent-hint').textContent = AGENT_HINTS[$('agent').
 // ------------------------------------------------------------ session list
 
 let listTimer = null;
-function refreshListSoon() { clearTimeout(listTimer); listTimer = setTimeout(refreshList, 400); }
+function refreshListSoon() { if (!listTimer) listTimer = setTimeout(() => { listTimer = null; refreshList(); }, 300); }
 
 async function refreshList() {
   try {
@@ -212,9 +212,10 @@ async function newSession(agent) {
   try {
     const r = await client.open(agent);
     view(r.session).agent = r.agent || agent;
-    await select(r.session);
-    refreshListSoon();
+    const attached = select(r.session);
     $('text').focus();
+    refreshListSoon();
+    await attached;
   } catch (e) {
     alertInline(`Could not start ${agent}: ${e.message}`);
   }
@@ -440,11 +441,20 @@ async function sendText() {
   try {
     await client.say(current, text);
   } catch (e) {
-    if (e.code === 'conflict' || e.code === 'bad_request' || e.code === 'rate_limited' || e.code === 'too_large') {
+    if (e.code === 'conflict' || e.code === 'bad_request' || e.code === 'rate_limited' || e.code === 'too_large' || e.code === 'forbidden') {
       if (!ta.value) ta.value = text;
-      alertInline(e.message);
+      composerError(e.message);
     }
   }
+}
+
+let composerTimer = null;
+function composerError(text) {
+  const el = $('composer-error');
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(composerTimer);
+  composerTimer = setTimeout(() => { el.hidden = true; }, 6000);
 }
 
 function closeMenu() {

@@ -81,8 +81,10 @@ export function renderInline(doc, s, parent, inLink = false) {
     }
     // strong / em / del
     const two = s.slice(i, i + 2);
-    if ((two === '**' || two === '__' || two === '~~') && s[i + 2] && !/\s/.test(s[i + 2])) {
-      const j = findClose(s, two, i + 2);
+    const intraword = two === '__' && i > 0 && /[A-Za-z0-9]/.test(s[i - 1]); // snake__case is not strong
+    if ((two === '**' || two === '__' || two === '~~') && !intraword && s[i + 2] && !/\s/.test(s[i + 2])) {
+      let j = findClose(s, two, i + 2);
+      if (two === '__') while (j !== -1 && /[A-Za-z0-9]/.test(s[j + 2] || '')) j = findClose(s, two, j + 2);
       if (j !== -1) {
         flush();
         const e = doc.createElement(two === '~~' ? 'del' : 'strong');

@@ -75,7 +75,7 @@ export class TetherClient {
     this._nextId = 1;
     this._pending = new Map();     // id -> {msg, resolve, reject, timer, sent}
     this._queue = [];              // requests waiting for an open socket
-    this._outbox = new Map();      // client_msg_id -> pending say (re-sent after reconnect)
+    this._outbox = new Map();      // client_msg_id -> {msg, p}: a say not yet seen as a `user` event (re-sent after reconnect)
     this._sessions = new Map();    // session -> {lastSeq, attached, ackTimer, ackedSeq}
     this._handlers = new Map();    // type -> Set(fn)
     this._iterators = new Set();
@@ -277,7 +277,16 @@ export class TetherClient {
       const p = this._pending.get(f.re);
       this._pending.delete(f.re);
       clearTimeout(p.timer);
-      if (p.msg.type === 'say') this._outbox.delete(p.msg.client_msg_id);
+      if (p.msg.type === 'say') {
+        // Keep an acknowledged say until its `user` event arrives: if the
+        // server dies before that event is stored, the say is sent again
+        // (same client_msg_id, so never applied twice).
+        const entry = this._outbox.get(p.msg.client_msg_id);
+        if (entry) {
+          if (f.type === 'ok' && !f.duplicate && this._sessions.get(p.msg.session)?.attached) entry.p = null;
+          else this._outbox.delete(p.msg.client_msg_id);
+        }
+      }
       if (f.type === 'error') p.reject(new TetherError(f.code, f.message, f));
       else p.resolve(f);
       return;
@@ -308,7 +317,17 @@ export class TetherClient {
     const queued = this._queue;
     this._queue = [];
     for (const id of queued) this._transmit(id);
-    for (const [, p] of this._outbox) if (!p.sent && this._pending.has(p.id)) this._transmit(p.id);
+    for (const [, entry] of this._outbox) {
+      if (entry.p) { if (!entry.p.sent && this._pending.has(entry.p.id)) this._transmit(entry.p.id); }
+      else {
+        // Acknowledged but its event never seen: again, with the same client_msg_id.
+        const id = `r${this._nextId++}`;
+        entry.msg = { ...entry.msg, id };
+        entry.p = { id, msg: entry.msg, resolve() {}, reject() {}, sent: false, timer: null, timeoutMs: this.requestTimeoutMs };
+        this._pending.set(id, entry.p);
+        this._transmit(id);
+      }
+    }
     if (this._firstWelcome?.resolve) { this._firstWelcome.resolve(w); this._firstWelcome.resolve = null; this._firstWelcome.reject = null; }
   }
 
@@ -327,6 +346,7 @@ export class TetherClient {
     } else {
       if (ev.seq <= s.lastSeq) return; // already have it
       s.lastSeq = ev.seq;
+      if (ev.type === 'user' && ev.client_msg_id) this._outbox.delete(ev.client_msg_id);
     }
     this._emit(ev.type, ev);
     this._emit('*', ev);
@@ -355,7 +375,7 @@ export class TetherClient {
     return new Promise((resolve, reject) => {
       const p = { id, msg: full, resolve, reject, sent: false, timer: null, timeoutMs };
       this._pending.set(id, p);
-      if (full.type === 'say') this._outbox.set(full.client_msg_id, p);
+      if (full.type === 'say') this._outbox.set(full.client_msg_id, { msg: full, p });
       if (this.welcome && this.state === 'open') this._transmit(id);
       else if (full.type !== 'say') this._queue.push(id);
     });
@@ -449,8 +469,8 @@ export class TetherClient {
 
   cancel(session) { return this._request({ type: 'cancel', session }); }
 
-  /** The says sent or queued but not yet acknowledged: [{session, text, client_msg_id}]. */
-  pendingSays() { return [...this._outbox.values()].map((p) => ({ session: p.msg.session, text: p.msg.text, client_msg_id: p.msg.client_msg_id })); }
+  /** The says whose `user` event this client has not seen yet: [{session, text, client_msg_id}]. */
+  pendingSays() { return [...this._outbox.values()].map(({ msg }) => ({ session: msg.session, text: msg.text, client_msg_id: msg.client_msg_id, })); }
 }
 
 // ------------------------------------------------------------ view model

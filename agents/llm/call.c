@@ -143,6 +143,11 @@ static const tt_tokenizer *tokenizer_for(tt_llm_service *s, const char *model)
     return s->tokenizers[enc];
 }
 
+tt_http *tt_llm_service_http(tt_llm_service *s)
+{
+    return s->http;
+}
+
 void tt_llm_service_log(tt_llm_service *s, json_t *line)
 {
     if (s && s->log && line)

@@ -63,6 +63,9 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
 /* Cancel every call (each gets on_done) and free once the loop closed the handles. */
 void tt_llm_service_close(tt_llm_service *s);
 
+/* The HTTP transport the service uses (HTTP tools share it). */
+struct tt_http *tt_llm_service_http(tt_llm_service *s);
+
 /* Write a line (consumed) to the service's log sink. */
 void tt_llm_service_log(tt_llm_service *s, json_t *line);
 

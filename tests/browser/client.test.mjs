@@ -219,12 +219,12 @@ itest('say: the reply is lost with the socket; re-sent with the same client_msg_
     // 3) server killed right after a say: re-sent to the restarted server, applied once
     FlakyWS.dropAfter = null;
     const p3 = c.say(session, 'across a crash');
-    await p3.catch(() => {});
+    const r3 = await p3.catch((e) => e);
     await srv.kill9();
     await srv.restart();
     await until(() => c.state === 'open', 8000, 'open after restart');
     await until(() => v.state === 'idle' && v.messages.filter((m) => m.role === 'user').length === 3 && !v.streaming, 8000, 'turn 3')
-      .catch((e) => { throw new Error(e.message + '\n' + JSON.stringify({ evs: c.log.events.map((e) => [e.seq, e.type, e.text ?? e.state ?? '']), state: v.state, conn: c.state, states: c.log.states, sent: FlakyWS.sent.slice(-6) })); });
+      .catch((e) => { throw new Error(e.message + '\n' + JSON.stringify({ r3: String(r3?.code ?? '') + JSON.stringify(r3), evs: c.log.events.map((e) => [e.seq, e.type, e.text ?? e.state ?? '']), state: v.state, conn: c.state, states: c.log.states, sent: FlakyWS.sent.slice(-6) })); });
     await sleep(300);
     const users = c.log.events.filter((e) => e.session === session && e.type === 'user');
     assert.deepEqual(users.map((u) => u.text), ['lost reply', 'said offline', 'across a crash']);

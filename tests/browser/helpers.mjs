@@ -49,6 +49,7 @@ export class FlakyWS {
     this.ws = new WebSocket(target, protocol);
     this.ws.on('open', () => { FlakyWS.open.add(this); this.onopen?.({}); });
     this.ws.on('message', (data, isBinary) => {
+      if (this.deaf) return;
       const ev = { data: isBinary ? data : data.toString('utf8') };
       this.onmessage?.(ev);
       if (FlakyWS.duplicate) this.onmessage?.(ev);
@@ -66,8 +67,9 @@ export class FlakyWS {
     FlakyWS.sent.push(msg);
     if (msg && FlakyWS.dropAfter && FlakyWS.dropAfter(msg)) {
       FlakyWS.dropAfter = null;
-      // Let the frame leave, then cut the connection before the reply can arrive.
-      setImmediate(() => this.ws.terminate());
+      // The frame leaves; whatever comes back is lost with the connection.
+      this.deaf = true;
+      setTimeout(() => this.ws.terminate(), 100);
     }
   }
 

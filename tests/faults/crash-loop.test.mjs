@@ -118,6 +118,7 @@ ftest(`crash loop: ${KILLS} x kill -9 during streams, questions, approvals and c
   const stats = { kills: 0, says: 0, asks: 0, plans: 0, answers: 0, decides: 0, chats: 0, killedWhileRunning: 0, resent: { ok: 0, duplicate: 0, conflict: 0 } };
   const word = () => R.pick(['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet']) + R.int(0, 99);
 
+  const listed = new Map(); // session -> state, from the last settle
   const settle = async (label) => {
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -133,7 +134,9 @@ ftest(`crash loop: ${KILLS} x kill -9 during streams, questions, approvals and c
           if ((v.last.get(s) ?? 0) !== info.head) done = false;
         }
         const le = views[0].lastEvent(s);
-        if (!REST.has(info.state) || le?.type !== 'state' || !REST.has(le.state)) done = false;
+        const atRest = (le?.type === 'state' && REST.has(le.state)) || (le?.type === 'approval' && info.state === 'waiting_approval');
+        if (!REST.has(info.state) || !atRest) done = false;
+        listed.set(s, info.state);
       }
       if (done) return;
       if (Date.now() > deadline) {
@@ -150,8 +153,7 @@ ftest(`crash loop: ${KILLS} x kill -9 during streams, questions, approvals and c
     const ops = [];
     for (const s of sessions) {
       if (R() < 0.35) continue;
-      const le = views[0].lastEvent(s);
-      const state = le?.state;
+      const state = listed.get(s);
       const v = R.pick(views);
       if (state === 'idle') {
         const cm = `k${k}-${++nCm}`;
@@ -225,7 +227,13 @@ ftest(`crash loop: ${KILLS} x kill -9 during streams, questions, approvals and c
         problems.push(`${v.name} ${s}: its view differs from the server's log at index ${i}: saw ${JSON.stringify(vl[i])}, log has ${JSON.stringify(log[i])}`);
       }
     }
-    const msgs = checkMessages(assert, log);
+    let msgs;
+    try { msgs = checkMessages(assert, log); } catch (e) {
+      const seq = Number(/"seq":(\d+)/.exec(e.message)?.[1] ?? 0);
+      const ctx = log.filter((x) => x.seq >= seq - 12 && x.seq <= seq + 3).map((x) => '    ' + JSON.stringify(x).slice(0, 260)).join('\n');
+      problems.push(`${s} (${kinds.get(s)}): ${e.message}\n  around it:\n${ctx}`);
+      continue;
+    }
     for (const m of msgs.values()) if (!m.end && !m.discard) problems.push(`${s}: message ${m.id} neither ended nor discarded`);
     for (const m of msgs.values()) if (m.discard && !['restart', 'retry'].includes(m.discard.reason)) problems.push(`${s}: discard reason ${m.discard.reason}`);
     const { bad, cm } = checkOutcomes(s, log, kinds.get(s), answers, decisions);

@@ -19,7 +19,7 @@ static char err[TT_SCHEMA_ERR_MAX];
 static json_t *load(const char *text)
 {
     json_error_t je;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!j)
         fail_msg("bad JSON in test: %s: %s", text, je.text);
     return j;
@@ -44,22 +44,22 @@ static int check_text(const char *schema)
     return rc;
 }
 
-#define assert_valid(schema, value)                                                               \
-    do {                                                                                          \
-        if (validate_text(schema, value) != 0)                                                    \
-            fail_msg("expected %s to be valid: %s", value, err);                                  \
+#define assert_valid(schema, value)                                                                \
+    do {                                                                                           \
+        if (validate_text(schema, value) != 0)                                                     \
+            fail_msg("expected %s to be valid: %s", value, err);                                   \
     } while (0)
 
-#define assert_invalid(schema, value, message)                                                    \
-    do {                                                                                          \
-        assert_int_equal(validate_text(schema, value), TT_EINVAL);                                \
-        assert_string_equal(err, message);                                                        \
+#define assert_invalid(schema, value, message)                                                     \
+    do {                                                                                           \
+        assert_int_equal(validate_text(schema, value), TT_EINVAL);                                 \
+        assert_string_equal(err, message);                                                         \
     } while (0)
 
-#define assert_refused(schema, message)                                                           \
-    do {                                                                                          \
-        assert_int_equal(check_text(schema), TT_EINVAL);                                          \
-        assert_string_equal(err, message);                                                        \
+#define assert_refused(schema, message)                                                            \
+    do {                                                                                           \
+        assert_int_equal(check_text(schema), TT_EINVAL);                                           \
+        assert_string_equal(err, message);                                                         \
     } while (0)
 
 /* ---- type --------------------------------------------------------------- */
@@ -79,7 +79,8 @@ static void test_type_mismatch_names_expected_and_got(void **state)
 {
     assert_invalid("{\"type\": \"string\"}", "12", "$: expected string, got integer 12");
     assert_invalid("{\"type\": \"object\"}", "[1]", "$: expected object, got array");
-    assert_invalid("{\"type\": \"boolean\"}", "\"true\"", "$: expected boolean, got string \"true\"");
+    assert_invalid("{\"type\": \"boolean\"}", "\"true\"",
+                   "$: expected boolean, got string \"true\"");
     assert_invalid("{\"type\": \"null\"}", "0", "$: expected null, got integer 0");
 }
 
@@ -123,7 +124,7 @@ static void test_properties_validate_each_member_with_its_path(void **state)
 
 static void test_required_missing_names_the_property(void **state)
 {
-    const char *s = "{\"type\": \"object\", \"required\": [\"src\", \"dest\"]}";
+    const char *s = "{\"required\": [\"src\", \"dest\"]}";
     assert_valid(s, "{\"src\": 1, \"dest\": 2}");
     assert_invalid(s, "{\"src\": \"a\"}", "$: missing required property \"dest\"");
     assert_invalid(s, "{}", "$: missing required property \"src\"");
@@ -155,7 +156,8 @@ static void test_additional_properties_schema_checks_extra_members(void **state)
 
 static void test_first_violation_is_in_document_order(void **state)
 {
-    const char *s = "{\"properties\": {\"a\": {\"type\": \"string\"}, \"b\": {\"type\": \"string\"}}}";
+    const char *s =
+        "{\"properties\": {\"a\": {\"type\": \"string\"}, \"b\": {\"type\": \"string\"}}}";
     assert_invalid(s, "{\"b\": 1, \"a\": 2}", "$.b: expected string, got integer 1");
     assert_invalid(s, "{\"a\": 2, \"b\": 1}", "$.a: expected string, got integer 2");
 }
@@ -263,7 +265,8 @@ static void test_bounds_compare_large_integers_exactly(void **state)
                    "$: 9007199254740993 is greater than maximum 9007199254740992.0");
     assert_valid("{\"exclusiveMaximum\": 9223372036854775807}", "9223372036854775806");
     assert_valid("{\"minimum\": -9223372036854775808}", "-9223372036854775808");
-    assert_invalid("{\"maximum\": 9.3e18}", "9223372036854775807", NULL == NULL ? err : err);
+    assert_invalid("{\"maximum\": 9.2e18}", "9223372036854775807",
+                   "$: 9223372036854775807 is greater than maximum 9.2e+18");
     assert_valid("{\"maximum\": 1e19}", "9223372036854775807");
     assert_invalid("{\"minimum\": 0.5}", "0", "$: 0 is less than minimum 0.5");
     assert_invalid("{\"maximum\": -0.5}", "0", "$: 0 is greater than maximum -0.5");
@@ -296,7 +299,7 @@ static void test_pattern_searches_unanchored(void **state)
 static void test_pattern_unicode_classes(void **state)
 {
     const char *s = "{\"pattern\": \"^\\\\p{L}+$\"}";
-    assert_valid(s, "\"Stra\xc3\x9f\x65\"");                    /* "Straße" */
+    assert_valid(s, "\"Stra\xc3\x9f\x65\"");                                 /* "Straße" */
     assert_valid(s, "\"\xd0\x9c\xd0\xbe\xd1\x81\xd0\xba\xd0\xb2\xd0\xb0\""); /* "Москва" */
     assert_invalid(s, "\"caf\xc3\xa9 1\"",
                    "$: string \"caf\xc3\xa9 1\" does not match pattern \"^\\\\p{L}+$\"");
@@ -308,8 +311,8 @@ static void test_pattern_unicode_classes(void **state)
 static void test_pattern_too_complex_fails_instead_of_hanging(void **state)
 {
     const char *s = "{\"pattern\": \"^(a|aa)+$\"}";
-    assert_int_equal(validate_text(s, "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab\""),
-                     TT_EINVAL);
+    assert_int_equal(
+        validate_text(s, "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab\""), TT_EINVAL);
     assert_string_equal(err, "$: string is too complex to match against pattern "
                              "\"^(a|aa)+$\", send a shorter or simpler value");
 }
@@ -365,8 +368,9 @@ static void test_small_or_missing_error_buffer(void **state)
     assert_int_equal(tt_schema_validate(s, i, small, sizeof small), TT_EINVAL);
     assert_string_equal(small, "$: expe");
     assert_int_equal(tt_schema_validate(s, i, NULL, 0), TT_EINVAL);
+    memset(small, 'X', sizeof small);
     assert_int_equal(tt_schema_validate(s, i, small, 0), TT_EINVAL);
-    assert_int_equal(small[0], '$'); /* n == 0: untouched */
+    assert_int_equal(small[0], 'X'); /* n == 0: untouched */
     assert_int_equal(tt_schema_validate(s, v, NULL, 0), 0);
     /* a cut never leaves half a code point */
     json_t *t = load("{\"type\": \"integer\"}");

@@ -42,7 +42,8 @@ export async function waitHttp(url, limitMs = 20000) {
 
 export async function startTether(args, { port } = {}) {
   port = port || (await freePort());
-  const proc = spawnRaised(BIN, ["--port", port, "--log-level", "warn", "--web-dir", path.join(ROOT, "web"), ...args],
+  const proc = spawnRaised(BIN, ["--port", port, "--log-level", "warn", "--shutdown-grace-ms", "200",
+    "--web-dir", path.join(ROOT, "web"), ...args],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, BENCH_FAKE_KEY: "bench-fake-key" } });
   let err = "";
   proc.stderr.on("data", (d) => { err = (err + d).slice(-4000); });

@@ -1,0 +1,420 @@
+/* Tools: built-ins, HTTP tools from a file, argument validation before any
+ * execution (see tools.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agents/schema.h"
+#include "agents/tools.h"
+#include "protocol/errors.h"
+
+#define EXPR_MAX 256
+#define EXPR_DEPTH 32
+
+struct tt_tool {
+    char *name;
+    char *description;
+    json_t *parameters;
+    int builtin;      /* 1: current_time, 2: calculate; 0: HTTP */
+    char *url;
+    char *method;
+    int64_t timeout_ms;
+    char *secret_header; /* "Name: value" line, or NULL */
+};
+
+/* --- the calculator ------------------------------------------------------------ */
+
+typedef struct calc {
+    const char *p;
+    int depth;
+    const char *err;
+} calc;
+
+static double expr(calc *c);
+
+static void skip(calc *c)
+{
+    while (*c->p == ' ')
+        c->p++;
+}
+
+static double primary(calc *c)
+{
+    skip(c);
+    if (++c->depth > EXPR_DEPTH) {
+        c->err = "nested too deeply";
+        return 0;
+    }
+    double v = 0;
+    if (*c->p == '(') {
+        c->p++;
+        v = expr(c);
+        skip(c);
+        if (*c->p != ')')
+            c->err = "missing )";
+        else
+            c->p++;
+    } else if (*c->p == '-') {
+        c->p++;
+        v = -primary(c);
+    } else if ((*c->p >= '0' && *c->p <= '9') || *c->p == '.') {
+        char *end;
+        v = strtod(c->p, &end);
+        c->p = end;
+    } else {
+        c->err = "expected a number or (";
+    }
+    c->depth--;
+    return v;
+}
+
+static double power(calc *c)
+{
+    double base = primary(c);
+    skip(c);
+    if (*c->p == '^') {
+        c->p++;
+        return pow(base, power(c)); /* right-associative */
+    }
+    return base;
+}
+
+static double term(calc *c)
+{
+    double v = power(c);
+    for (skip(c); !c->err && (*c->p == '*' || *c->p == '/'); skip(c)) {
+        char op = *c->p++;
+        double r = power(c);
+        if (op == '/' && r == 0)
+            c->err = "division by zero";
+        v = op == '*' ? v * r : (r != 0 ? v / r : 0);
+    }
+    return v;
+}
+
+static double expr(calc *c)
+{
+    double v = term(c);
+    for (skip(c); !c->err && (*c->p == '+' || *c->p == '-'); skip(c)) {
+        char op = *c->p++;
+        double r = term(c);
+        v = op == '+' ? v + r : v - r;
+    }
+    return v;
+}
+
+int tt_tool_calculate(const char *text, double *out, char *why, size_t n)
+{
+    if (strlen(text) > EXPR_MAX) {
+        snprintf(why, n, "expression longer than %d characters", EXPR_MAX);
+        return TT_EINVAL;
+    }
+    calc c = {text, 0, NULL};
+    double v = expr(&c);
+    skip(&c);
+    if (!c.err && *c.p)
+        c.err = "unexpected character";
+    if (!c.err && !isfinite(v))
+        c.err = "the result is not a finite number";
+    if (c.err) {
+        snprintf(why, n, "%s at offset %d", c.err, (int)(c.p - text));
+        return TT_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* --- built-ins ---------------------------------------------------------------- */
+
+static void run_builtin(const tt_tool *t, json_t *args, tt_tool_done_fn done, void *ud)
+{
+    char why[128];
+    if (t->builtin == 1) {
+        json_int_t offset = json_integer_value(json_object_get(args, "utc_offset_minutes"));
+        time_t now = time(NULL) + (time_t)offset * 60;
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        char buf[40];
+        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        json_t *r = json_pack("{s:s, s:I}", "time", buf, "utc_offset_minutes", offset);
+        done(ud, 1, r, NULL);
+        json_decref(r);
+        return;
+    }
+    double v;
+    if (tt_tool_calculate(json_string_value(json_object_get(args, "expression")), &v, why,
+                          sizeof why) != 0) {
+        done(ud, 0, NULL, why);
+        return;
+    }
+    json_t *r = json_pack("{s:f}", "result", v);
+    done(ud, 1, r, NULL);
+    json_decref(r);
+}
+
+/* --- HTTP tools ------------------------------------------------------------------ */
+
+typedef struct http_call {
+    tt_tool_done_fn done;
+    void *ud;
+    int status;
+    char *body;
+    size_t len;
+    int too_large;
+} http_call;
+
+static void on_headers(tt_http_req *r, int status, void *ud)
+{
+    ((http_call *)ud)->status = status;
+}
+
+static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
+{
+    http_call *hc = ud;
+    if (hc->len + len > TT_TOOL_RESULT_MAX) {
+        hc->too_large = 1;
+        return 1;
+    }
+    char *grown = realloc(hc->body, hc->len + len + 1);
+    if (!grown)
+        return 1;
+    hc->body = grown;
+    memcpy(hc->body + hc->len, buf, len);
+    hc->len += len;
+    hc->body[hc->len] = '\0';
+    return 0;
+}
+
+static void on_done(tt_http_req *r, tt_llm_error_class cls, const char *detail, void *ud)
+{
+    http_call *hc = ud;
+    char why[200];
+    json_t *result = NULL;
+    if (hc->too_large)
+        snprintf(why, sizeof why, "the tool's response is larger than %d bytes",
+                 TT_TOOL_RESULT_MAX);
+    else if (cls != TT_LLM_ERR_NONE)
+        snprintf(why, sizeof why, "the tool could not be reached: %s", detail);
+    else if (hc->status < 200 || hc->status >= 300)
+        snprintf(why, sizeof why, "the tool answered HTTP %d", hc->status);
+    else if (!(result = json_loadb(hc->body ? hc->body : "", hc->len, 0, NULL)))
+        snprintf(why, sizeof why, "the tool's response is not JSON");
+    hc->done(hc->ud, result != NULL, result, result ? NULL : why);
+    json_decref(result);
+    free(hc->body);
+    free(hc);
+}
+
+static void run_http(const tt_toolbox *box, const tt_tool *t, json_t *args, tt_tool_done_fn done,
+                     void *ud)
+{
+    http_call *hc = calloc(1, sizeof *hc);
+    char *body = json_dumps(args, JSON_COMPACT);
+    if (!hc || !body) {
+        free(hc);
+        free(body);
+        done(ud, 0, NULL, "out of memory");
+        return;
+    }
+    hc->done = done;
+    hc->ud = ud;
+    const char *headers[] = {"Content-Type: application/json", "Accept: application/json",
+                             t->secret_header, NULL};
+    tt_http_timeouts to = {t->timeout_ms, t->timeout_ms, t->timeout_ms, t->timeout_ms};
+    static const tt_http_callbacks cb = {on_headers, on_data, on_done};
+    if (tt_http_start(box->http, t->method, t->url, headers, body, strlen(body), &to, &cb, hc,
+                      NULL) != 0) {
+        free(hc);
+        done(ud, 0, NULL, "the tool call could not start");
+    }
+    free(body);
+}
+
+void tt_tool_call(const tt_toolbox *box, const tt_tool *t, const char *args_json,
+                  tt_tool_done_fn done, void *ud)
+{
+    char why[TT_SCHEMA_ERR_MAX + 64];
+    json_error_t jerr;
+    json_t *args = json_loads(args_json && *args_json ? args_json : "{}", JSON_REJECT_DUPLICATES,
+                              &jerr);
+    if (!args) {
+        snprintf(why, sizeof why, "invalid arguments: not JSON (%s)", jerr.text);
+        done(ud, 0, NULL, why);
+        return;
+    }
+    char verr[TT_SCHEMA_ERR_MAX];
+    if (tt_schema_validate(t->parameters, args, verr, sizeof verr) != 0) {
+        snprintf(why, sizeof why, "invalid arguments, not executed: %s", verr);
+        json_decref(args);
+        done(ud, 0, NULL, why);
+        return;
+    }
+    if (t->builtin)
+        run_builtin(t, args, done, ud);
+    else
+        run_http(box, t, args, done, ud);
+    json_decref(args);
+}
+
+/* --- loading ----------------------------------------------------------------------- */
+
+static int add_builtins(tt_toolbox *box)
+{
+    box->tools[0] = (tt_tool){
+        .name = strdup("current_time"),
+        .description = strdup("The current date and time, optionally shifted to a UTC offset."),
+        .parameters = json_pack("{s:s, s:{s:{s:s, s:i, s:i}}, s:b}", "type", "object",
+                                "properties", "utc_offset_minutes", "type", "integer", "minimum",
+                                -840, "maximum", 840, "additionalProperties", 0),
+        .builtin = 1};
+    box->tools[1] = (tt_tool){
+        .name = strdup("calculate"),
+        .description = strdup("Evaluate an arithmetic expression: numbers, + - * / ^ and "
+                              "parentheses."),
+        .parameters = json_pack("{s:s, s:{s:{s:s, s:i, s:i}}, s:[s], s:b}", "type", "object",
+                                "properties", "expression", "type", "string", "minLength", 1,
+                                "maxLength", EXPR_MAX, "required", "expression",
+                                "additionalProperties", 0),
+        .builtin = 2};
+    box->n = 2;
+    for (size_t i = 0; i < 2; i++) {
+        if (!box->tools[i].name || !box->tools[i].description || !box->tools[i].parameters)
+            return TT_ENOMEM;
+    }
+    return 0;
+}
+
+static const char *env_get(char **envp, const char *name)
+{
+    size_t len = strlen(name);
+    for (char **e = envp; e && *e; e++) {
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    }
+    return NULL;
+}
+
+static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_t n)
+{
+    const char *name, *desc = "", *url, *method = "POST", *hdr = NULL, *secret_env = NULL;
+    json_t *params;
+    json_int_t timeout = 10000;
+    json_error_t jerr;
+    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s}",
+                       "name", &name, "description", &desc, "parameters", &params, "url", &url,
+                       "method", &method, "timeout_ms", &timeout, "secret_header", &hdr,
+                       "secret_env", &secret_env) != 0) {
+        snprintf(err, n, "tools: %s", jerr.text);
+        return TT_EINVAL;
+    }
+    char serr[TT_SCHEMA_ERR_MAX];
+    if (tt_schema_check(params, serr, sizeof serr) != 0) {
+        snprintf(err, n, "tool %.64s: parameters: %s", name, serr);
+        return TT_EINVAL;
+    }
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) || timeout < 1 ||
+        timeout > 600000 || (!hdr != !secret_env)) {
+        snprintf(err, n, "tool %.64s: url must be http(s), method POST or PUT, timeout_ms "
+                 "1..600000, secret_header and secret_env together", name);
+        return TT_EINVAL;
+    }
+    const char *secret = secret_env ? env_get(envp, secret_env) : NULL;
+    if (secret_env && (!secret || !*secret || strpbrk(secret, "\r\n"))) {
+        snprintf(err, n, "tool %.64s: environment variable %.64s is not set", name, secret_env);
+        return TT_EINVAL;
+    }
+    *t = (tt_tool){.name = strdup(name), .description = strdup(desc),
+                   .parameters = json_incref(params), .url = strdup(url),
+                   .method = strdup(method), .timeout_ms = timeout};
+    if (hdr) {
+        size_t len = strlen(hdr) + strlen(secret) + 3;
+        t->secret_header = malloc(len);
+        if (t->secret_header)
+            snprintf(t->secret_header, len, "%s: %s", hdr, secret);
+    }
+    return t->name && t->description && t->url && t->method && (!hdr || t->secret_header)
+               ? 0
+               : TT_ENOMEM;
+}
+
+int tt_tools_load(const char *file, char **envp, tt_http *http, tt_toolbox *out, char *err,
+                  size_t n)
+{
+    memset(out, 0, sizeof *out);
+    out->http = http;
+    out->tools = calloc(TT_TOOLS_MAX, sizeof *out->tools);
+    int rc = out->tools ? add_builtins(out) : TT_ENOMEM;
+    json_t *root = NULL;
+    if (rc == 0 && file && *file) {
+        json_error_t jerr;
+        root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *list = json_object_get(root, "tools");
+        if (!json_is_array(list)) {
+            snprintf(err, n, "%s: must hold {\"tools\": [...]} (%s)", file, jerr.text);
+            rc = TT_EINVAL;
+        }
+        size_t i;
+        json_t *def;
+        json_array_foreach(list, i, def) {
+            if (rc)
+                break;
+            if (out->n == TT_TOOLS_MAX) {
+                snprintf(err, n, "%s: at most %d tools", file, TT_TOOLS_MAX);
+                rc = TT_EINVAL;
+            } else if ((rc = load_http_tool(def, envp, &out->tools[out->n], err, n)) == 0) {
+                if (tt_tools_find(out, out->tools[out->n].name) != NULL) {
+                    snprintf(err, n, "%s: tool %.64s is defined twice", file,
+                             out->tools[out->n].name);
+                    rc = TT_EINVAL;
+                }
+                out->n++;
+            }
+        }
+    }
+    json_decref(root);
+    if (rc)
+        tt_tools_free(out);
+    return rc;
+}
+
+void tt_tools_free(tt_toolbox *box)
+{
+    for (size_t i = 0; box->tools && i < TT_TOOLS_MAX; i++) {
+        tt_tool *t = &box->tools[i];
+        free(t->name);
+        free(t->description);
+        json_decref(t->parameters);
+        free(t->url);
+        free(t->method);
+        free(t->secret_header);
+    }
+    free(box->tools);
+    memset(box, 0, sizeof *box);
+}
+
+const tt_tool *tt_tools_find(const tt_toolbox *box, const char *name)
+{
+    for (size_t i = 0; name && i < box->n; i++) {
+        if (strcmp(box->tools[i].name, name) == 0)
+            return &box->tools[i];
+    }
+    return NULL;
+}
+
+const char *tt_tool_name(const tt_tool *t)
+{
+    return t->name;
+}
+
+const char *tt_tool_description(const tt_tool *t)
+{
+    return t->description;
+}
+
+json_t *tt_tool_parameters(const tt_tool *t)
+{
+    return t->parameters;
+}

@@ -1,0 +1,62 @@
+/* Tools a model may call. Each tool has a JSON Schema for its arguments
+ * (the subset in schema.h), an executor, and a JSON result. Arguments from
+ * the model are validated before anything runs: invalid arguments go back to
+ * the model as a tool error and the tool is never executed.
+ *
+ * Two kinds:
+ *  - built-in C tools: "current_time" ({"utc_offset_minutes"?} -> ISO time)
+ *    and "calculate" ({"expression"} -> number; + - * / ^ and parentheses on
+ *    decimal numbers, nothing else);
+ *  - HTTP tools declared in a JSON file (--tools FILE):
+ *      {"tools": [{"name": "weather", "description": "...",
+ *                  "parameters": {JSON Schema}, "url": "https://...",
+ *                  "method": "POST", "timeout_ms": 5000,
+ *                  "secret_header": "X-Api-Key", "secret_env": "WEATHER_KEY"}]}
+ *    called through libcurl on the loop with the arguments as a JSON body
+ *    (POST) and the response body, which must be JSON, as the result. The
+ *    secret is read from the environment at load and never logged. */
+#ifndef TT_TOOLS_H
+#define TT_TOOLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "agents/llm/http.h"
+
+#define TT_TOOLS_MAX 64
+#define TT_TOOL_RESULT_MAX (256 * 1024) /* bytes of an HTTP tool's response */
+
+typedef struct tt_tool tt_tool;
+
+/* The outcome, exactly once: ok with a result, or not ok with an error
+ * message the model may read. result is borrowed for the call. */
+typedef void (*tt_tool_done_fn)(void *ud, int ok, json_t *result, const char *error);
+
+typedef struct tt_toolbox {
+    tt_tool *tools;
+    size_t n;
+    tt_http *http; /* borrowed: the transport for HTTP tools */
+} tt_toolbox;
+
+/* The built-in tools, plus the HTTP tools of file (NULL: none). envp gives
+ * the secrets. TT_EINVAL with a message naming the tool and field. Free with
+ * tt_tools_free(). */
+int tt_tools_load(const char *file, char **envp, tt_http *http, tt_toolbox *out, char *err,
+                  size_t n);
+void tt_tools_free(tt_toolbox *box);
+
+const tt_tool *tt_tools_find(const tt_toolbox *box, const char *name);
+const char *tt_tool_name(const tt_tool *t);
+const char *tt_tool_description(const tt_tool *t);
+json_t *tt_tool_parameters(const tt_tool *t); /* borrowed */
+
+/* Validate args (JSON text from the model) and run the tool. done may run
+ * before this returns (built-ins, invalid arguments) or later (HTTP). */
+void tt_tool_call(const tt_toolbox *box, const tt_tool *t, const char *args_json,
+                  tt_tool_done_fn done, void *ud);
+
+/* The calculator on its own (for tests): 0 and *out, or TT_EINVAL with why. */
+int tt_tool_calculate(const char *expr, double *out, char *why, size_t n);
+
+#endif

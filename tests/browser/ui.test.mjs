@@ -1,0 +1,338 @@
+// The web UI in headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core) against the real server and the fake model provider.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before } from 'node:test';
+import { startFakeProvider } from '../fake-provider/server.mjs';
+import {
+  REPO, fakeTarget, itest, lastAssistantText, launchBrowser, screenshot, sleep, until, watchPage, writeRoutesFile,
+} from './helpers.mjs';
+
+let fp;
+let browser;
+before(async () => {
+  fp = await startFakeProvider();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await fp?.close();
+});
+
+const PRICE = { prompt_per_mtok: 0.15, completion_per_mtok: 0.6 };
+
+/** A server whose chat agent talks to the fake provider under `prefix`. */
+function chatServer(startServer, prefix, args = []) {
+  const routes = writeRoutesFile({
+    routes: { default: [fakeTarget(fp.url, prefix)] },
+    prices: { 'gpt-4o-mini': PRICE },
+    retry: { max_attempts: 3, base_ms: 50, max_backoff_ms: 200, max_total_ms: 5000 },
+  });
+  return startServer({ args: ['--routes', routes, ...args], env: { FAKE_KEY: 'fake-key-ui' } });
+}
+
+async function newPage({ width = 1100, height = 800 } = {}) {
+  const page = await browser.context.newPage();
+  page.setDefaultTimeout(8000);
+  await page.setViewportSize({ width, height });
+  const problems = watchPage(page);
+  return { page, problems };
+}
+
+async function openApp(page, srv, hash = '') {
+  await page.goto(`${srv.url}/${hash}`);
+  await page.waitForSelector('#conn[data-state=open]', { timeout: 5000 });
+}
+
+/** Pick an agent and start a session; returns its id. */
+async function newSession(page, agent) {
+  await page.selectOption('#agent', agent);
+  await page.click('#new');
+  await page.waitForFunction(() => window.tether.current && !document.getElementById('chat').hidden);
+  return page.evaluate(() => window.tether.current);
+}
+
+/** Type a turn and send it with Enter; resolves once the page shows it. */
+async function say(page, text) {
+  const users = await page.locator('#timeline .msg.user').count();
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+  await page.waitForFunction((n) => document.querySelectorAll('#timeline .msg.user').length > n, users);
+}
+
+const assistantCount = (page) => page.locator('#timeline .msg.assistant').count();
+const page_assistants = assistantCount;
+
+/** Wait until the turn is over: idle, nothing streaming, and the last item is not the user's turn. */
+async function waitIdle(page, timeout = 8000) {
+  await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'idle'
+    && !document.querySelector('#timeline .msg.streaming')
+    && !document.querySelector('#timeline > li:last-child.msg.user'), null, { timeout });
+}
+
+itest('echo through the UI: stream, ask answered with a button, plan revised with a comment then approved, session list, close', async ({ startServer }) => {
+  const srv = await startServer();
+  const { page, problems } = await newPage();
+  try {
+    await openApp(page, srv);
+    // No model: the chat agent is shown as unavailable, with how to configure one.
+    assert.equal(await page.locator('#agent option[value=chat]').isDisabled(), true);
+    const hint = await page.locator('#model-hint').textContent();
+    assert.match(hint, /OPENAI_API_KEY/);
+    assert.match(hint, /ANTHROPIC_API_KEY/);
+    assert.match(hint, /--routes/);
+    const session = await newSession(page, 'echo');
+    await page.waitForFunction(() => document.activeElement.id === 'text'); // focus moves to the message field
+    await say(page, 'hello *there* world');
+    await page.waitForSelector('#timeline .msg.user');
+    await waitIdle(page);
+    assert.equal(await lastAssistantText(page), 'hello there world');
+    assert.equal(await page.locator('#timeline .msg.assistant em').textContent(), 'there');
+    assert.match(await page.locator('#timeline .msg.assistant .usage-line').textContent(), /echo · 0 in · 3 out · \$0/);
+
+    // ask -> question card with yes/no; the first choice has focus; answer with the keyboard
+    await say(page, 'ask');
+    await page.waitForSelector('.card.question.pending');
+    assert.deepEqual(await page.locator('.card.question.pending button').allTextContents(), ['yes', 'no']);
+    await screenshot(page, 'echo-question');
+    await page.waitForFunction(() => document.activeElement?.textContent === 'yes');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter'); // "no"
+    await page.waitForSelector('.card.question.resolved');
+    await waitIdle(page);
+    assert.equal(await lastAssistantText(page), 'you said no');
+
+    // plan -> approval card; request changes with a comment; then approve
+    await say(page, 'plan');
+    await page.waitForSelector('.card.approval.pending');
+    assert.deepEqual(await page.locator('.card.approval.pending .steps li').allTextContents(),
+      ['analyse the request', 'draft the reply', 'send the reply']);
+    await page.click('.card.approval.pending button:has-text("Request changes")');
+    await page.fill('.card.approval.pending textarea.comment', 'add a <b>summary</b> step');
+    await screenshot(page, 'echo-approval-changes');
+    await page.click('.card.approval.pending button:has-text("Send changes")');
+    await page.waitForFunction(() => document.querySelectorAll('.card.approval').length === 2
+      && document.querySelector('.card.approval.pending .comments li')?.textContent === 'add a <b>summary</b> step');
+    assert.equal(await page.locator('.card.approval.resolved').count(), 1);
+    assert.equal(await page.locator('#timeline b').count(), 0, 'the comment is text');
+    await page.click('.card.approval.pending button:has-text("Approve")');
+    await page.waitForFunction(() => !document.querySelector('.card.approval.pending'));
+    await waitIdle(page);
+    assert.equal(await lastAssistantText(page), 'approved');
+
+    // the session list shows it (title, agent, state, time)
+    await page.waitForSelector(`#sessions button[data-session="${session}"]`);
+    const item = page.locator(`#sessions button[data-session="${session}"]`);
+    assert.equal(await item.locator('.session-title').textContent(), 'hello *there* world');
+    assert.equal(await item.locator('.agent-tag').textContent(), 'echo');
+    await page.waitForFunction((s) => document.querySelector(`#sessions button[data-session="${s}"] .badge`)?.textContent === 'idle', session);
+    assert.notEqual(await item.locator('time').textContent(), '');
+
+    // close
+    await page.click('#close-session');
+    await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'closed');
+    assert.equal(await page.locator('#text').isDisabled(), true);
+    assert.deepEqual(problems, []);
+  } finally { await page.close(); }
+});
+
+itest('a full chat with the model: streamed Markdown, usage and cost per message, stop while streaming', async ({ startServer }) => {
+  const P = 'ui-chat';
+  const answer = '## Plan\n\nHere is **what** I suggest:\n\n1. Sort by `date`\n2. Group by *place*\n\n```sh\ntether --routes routes.json\n```\n\nSee [the docs](https://example.com/docs).';
+  fp.script({ text: answer, usage: { prompt_tokens: 1200, completion_tokens: 300 }, token_delay_ms: 5, match: { prefix: P } });
+  fp.script({ text: Array.from({ length: 200 }, (_, i) => `slow${i}`).join(' '), token_delay_ms: 40, match: { prefix: P } });
+  const srv = await chatServer(startServer, P);
+  const { page, problems } = await newPage();
+  try {
+    await openApp(page, srv);
+    assert.equal(await page.locator('#model-hint').isHidden(), true);
+    assert.equal(await page.locator('#agent option[value=chat]').isDisabled(), false);
+    await newSession(page, 'chat');
+    await say(page, 'How should I organise my photos?');
+    await page.waitForSelector('#timeline .msg.assistant');
+    await waitIdle(page);
+    const msg = page.locator('#timeline .msg.assistant').last();
+    assert.equal(await msg.locator(':is(h3,h4,h5,h6)').textContent(), 'Plan');
+    assert.equal(await msg.locator('strong').textContent(), 'what');
+    assert.deepEqual(await msg.locator('ol li').allTextContents(), ['Sort by date', 'Group by place']);
+    assert.equal(await msg.locator('pre code').textContent(), 'tether --routes routes.json');
+    const a = msg.locator('a');
+    assert.equal(await a.getAttribute('href'), 'https://example.com/docs');
+    assert.equal(await a.getAttribute('rel'), 'noopener noreferrer');
+    const usage = await msg.locator('.usage-line').textContent();
+    assert.match(usage, /gpt-4o-mini · 1200 in · 300 out · \$0\.0003/, usage);
+    assert.match(await page.locator('#total-usage').textContent(), /1500 tokens/);
+    await screenshot(page, 'chat-markdown');
+    fs.copyFileSync(path.join(REPO, 'tests', 'artifacts', 'chat-markdown.png'), path.join(REPO, 'web', 'screenshot.png'));
+
+    // stop while streaming: the partial message is withdrawn
+    await say(page, 'tell me a long story');
+    await page.waitForSelector('#stop:not([hidden])');
+    await page.waitForFunction(() => (document.querySelector('#timeline .msg.assistant.streaming')?.textContent || '').includes('slow3'));
+    await screenshot(page, 'chat-streaming');
+    await page.click('#stop');
+    await page.waitForSelector('#stop', { state: 'hidden' });
+    await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'idle' && !document.querySelector('#timeline .msg.streaming'));
+    assert.equal(await assistantCount(page), 1, 'the cancelled message is removed');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'text');
+    assert.deepEqual(problems, []);
+  } finally { await page.close(); }
+});
+
+itest('reload mid-stream: the final text equals what the provider sent, word for word', async ({ startServer }) => {
+  const P = 'ui-reload';
+  const words = Array.from({ length: 60 }, (_, i) => `word${i}`);
+  const text = words.join(' ');
+  fp.script({ text, token_delay_ms: 30, match: { prefix: P } });
+  const srv = await chatServer(startServer, P);
+  const { page, problems } = await newPage();
+  try {
+    await openApp(page, srv);
+    const session = await newSession(page, 'chat');
+    await say(page, 'count for me');
+    await page.waitForFunction(() => (document.querySelector('#timeline .msg.assistant')?.textContent || '').includes('word10'));
+    await page.reload();
+    await page.waitForSelector('#conn[data-state=open]');
+    assert.equal(await page.evaluate(() => window.tether.current), session, 'the session comes back after a reload');
+    // mid-stream: the message is still streaming after the reload
+    const partial = await lastAssistantText(page);
+    assert.ok(partial !== null && !partial.includes('word59'), `still streaming after the reload: ${partial}`);
+    await waitIdle(page, 10_000);
+    assert.equal(await lastAssistantText(page), text);
+    assert.equal(await assistantCount(page), 1);
+    assert.equal(await page.locator('#timeline .msg.user').count(), 1);
+    assert.equal(fp.requests({ prefix: P }).length, 1);
+    assert.deepEqual(problems, []);
+  } finally { await page.close(); }
+});
+
+itest('kill -9 and restart mid-stream: the indicator goes reconnecting then live, the text completes', async ({ startServer }) => {
+  const P = 'ui-crash';
+  const text = Array.from({ length: 50 }, (_, i) => `part${i}`).join(' ');
+  // The call cut by the crash is made again after the restart: the same text twice.
+  fp.script({ text, token_delay_ms: 30, repeat: 2, match: { prefix: P } });
+  const srv = await chatServer(startServer, P);
+  const { page, problems } = await newPage();
+  try {
+    await openApp(page, srv);
+    await newSession(page, 'chat');
+    await page.evaluate(() => {
+      window.__conn = [];
+      const el = document.getElementById('conn');
+      new MutationObserver(() => window.__conn.push(el.dataset.state)).observe(el, { attributes: true });
+    });
+    await say(page, 'go');
+    await page.waitForFunction(() => (document.querySelector('#timeline .msg.assistant')?.textContent || '').includes('part8'));
+    await srv.kill9();
+    await page.waitForSelector('#conn[data-state=reconnecting]');
+    await screenshot(page, 'crash-reconnecting');
+    assert.equal(await page.locator('#conn').textContent(), 'reconnecting…');
+    await srv.restart();
+    await page.waitForSelector('#conn[data-state=open]', { timeout: 10_000 });
+    await waitIdle(page, 10_000);
+    assert.equal(await lastAssistantText(page), text);
+    assert.equal(await assistantCount(page), 1);
+    const conn = await page.evaluate(() => window.__conn);
+    assert.ok(conn.indexOf('reconnecting') >= 0 && conn.lastIndexOf('open') > conn.indexOf('reconnecting'), JSON.stringify(conn));
+    assert.equal(await page.locator('#conn').textContent(), 'live');
+    assert.deepEqual(problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(p)), []);
+  } finally { await page.close(); }
+});
+
+itest('two tabs on one session stay in sync: a turn, a question answered in the other tab', async ({ startServer }) => {
+  const srv = await startServer();
+  const t1 = await newPage();
+  const t2 = await newPage();
+  try {
+    await openApp(t1.page, srv);
+    const session = await newSession(t1.page, 'echo');
+    await openApp(t2.page, srv, '#' + session);
+    await t2.page.waitForFunction(() => document.getElementById('chat-state').textContent === 'idle');
+    await say(t1.page, 'same words everywhere');
+    for (const p of [t1.page, t2.page]) {
+      await p.waitForFunction(() => document.querySelector('#timeline .msg.assistant:not(.streaming)')?.textContent.includes('same words everywhere'));
+      await waitIdle(p);
+      assert.equal(await page_assistants(p), 1);
+      assert.equal(await lastAssistantText(p), 'same words everywhere');
+    }
+    await say(t2.page, 'ask');
+    await t1.page.waitForSelector('.card.question.pending');
+    await t2.page.waitForSelector('.card.question.pending');
+    await t1.page.click('.card.question.pending button:has-text("yes")');
+    await t2.page.waitForSelector('.card.question.resolved');
+    await waitIdle(t2.page);
+    assert.equal(await lastAssistantText(t2.page), 'you said yes');
+    const dump = (p) => p.evaluate(() => [...document.querySelectorAll('#timeline > li')].map((li) => li.className + ':' + li.textContent));
+    await waitIdle(t1.page);
+    assert.deepEqual(await dump(t1.page), await dump(t2.page));
+    assert.deepEqual([...t1.problems, ...t2.problems], []);
+  } finally { await t1.page.close(); await t2.page.close(); }
+});
+
+itest('hostile model output (<img onerror>, <script>, javascript: links) is rendered inert, as visible text', async ({ startServer }) => {
+  const P = 'ui-xss';
+  const evil = 'Look: <img src=x onerror="window.__xss=1;alert(1)"> and <script>window.__xss=2;alert(2)</script> '
+    + '[click me](javascript:alert(3)) [data](data:text/html,<script>alert(4)</script>) <a href="javascript:alert(5)">raw</a> '
+    + '**<svg onload=alert(6)>** `<iframe src=javascript:alert(7)>` ok';
+  fp.script({ tokens: evil.match(/.{1,7}/gs), token_delay_ms: 2, match: { prefix: P } });
+  const srv = await chatServer(startServer, P);
+  const { page, problems } = await newPage();
+  try {
+    await openApp(page, srv);
+    await newSession(page, 'chat');
+    await say(page, '<img src=y onerror="window.__xss=9"> user text too');
+    await waitIdle(page);
+    await sleep(200);
+    const found = await page.evaluate(() => {
+      const tl = document.getElementById('timeline');
+      return {
+        img: tl.querySelectorAll('img').length,
+        script: document.querySelectorAll('script:not([src])').length + tl.querySelectorAll('script').length,
+        svg: tl.querySelectorAll('svg').length,
+        iframe: document.querySelectorAll('iframe').length,
+        jsLinks: [...tl.querySelectorAll('a')].filter((a) => !/^(https?:|mailto:)/.test(a.getAttribute('href') || 'https:')).length,
+        onAttrs: [...tl.querySelectorAll('*')].filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+        xss: window.__xss ?? null,
+      };
+    });
+    assert.deepEqual(found, { img: 0, script: 0, svg: 0, iframe: 0, jsLinks: 0, onAttrs: 0, xss: null });
+    const shown = await lastAssistantText(page);
+    assert.ok(shown.includes('<img src=x onerror="window.__xss=1;alert(1)">'), shown);
+    assert.ok(shown.includes('<script>window.__xss=2;alert(2)</script>'), shown);
+    assert.ok(shown.includes('[click me](javascript:alert(3))'), shown);
+    assert.ok(shown.includes('<svg onload=alert(6)>'), shown);
+    assert.equal(await page.locator('#timeline .msg.user .body').textContent(), '<img src=y onerror="window.__xss=9"> user text too');
+    await screenshot(page, 'xss-inert');
+    assert.deepEqual(problems, []);
+  } finally { await page.close(); }
+});
+
+itest('phone width (375 px): no horizontal scroll, the session menu and the composer are usable', async ({ startServer }) => {
+  const srv = await startServer();
+  const { page, problems } = await newPage({ width: 375, height: 740 });
+  try {
+    await openApp(page, srv);
+    await page.click('#menu');
+    await page.waitForSelector('#sidebar:visible');
+    await newSession(page, 'echo');
+    assert.equal(await page.locator('#sidebar').isVisible(), false, 'the menu closes after starting a session');
+    await say(page, 'averyveryveryveryveryveryveryveryveryveryveryveryverylongwordwithoutanyspaceatall https://example.com/a/very/long/path/that/goes/on/and/on/and/on');
+    await waitIdle(page);
+    await say(page, 'plan');
+    await page.waitForSelector('.card.approval.pending');
+    const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, tl: document.getElementById('timeline').scrollWidth, vw: window.innerWidth }));
+    assert.ok(widths.doc <= widths.vw && widths.body <= widths.vw && widths.tl <= widths.vw, JSON.stringify(widths));
+    for (const sel of ['#send', '#text', '.card.approval.pending button:has-text("Approve")', '#menu', '#conn']) {
+      const box = await page.locator(sel).first().boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= 375 + 0.5, `${sel} inside the viewport: ${JSON.stringify(box)}`);
+    }
+    await screenshot(page, 'phone');
+    await page.click('#menu');
+    await page.waitForSelector('#sessions button.session-item');
+    const w2 = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(w2 <= 375, `menu open: ${w2}`);
+    await screenshot(page, 'phone-menu');
+    assert.deepEqual(problems, []);
+  } finally { await page.close(); }
+});
