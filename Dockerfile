@@ -6,7 +6,8 @@
 FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
-      liblmdb-dev libjansson-dev libssl-dev libcmocka-dev libcurl4-openssl-dev \
+      liblmdb-dev libjansson-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libpcre2-dev \
+      libexif-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -17,14 +18,17 @@ FROM debian:bookworm-slim
 # libwebsockets-evlib-uv is not pulled in by libwebsockets17 but is needed at run time.
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libwebsockets17 libwebsockets-evlib-uv libuv1 liblmdb0 libjansson4 libssl3 libcurl4 \
+      libpcre2-8-0 libexif12 \
       ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data --shell /usr/sbin/nologin tether \
     && mkdir -p /data && chown tether /data
 COPY --from=build /src/build/tether /usr/local/bin/tether
 COPY web /usr/share/tether/web
+COPY agents/prompts /usr/share/tether/prompts
 USER tether
 VOLUME /data
 EXPOSE 8080
-ENV TETHER_HOST=0.0.0.0 TETHER_DATA_DIR=/data TETHER_WEB_DIR=/usr/share/tether/web
+ENV TETHER_HOST=0.0.0.0 TETHER_DATA_DIR=/data TETHER_WEB_DIR=/usr/share/tether/web \
+    TETHER_PROMPTS_DIR=/usr/share/tether/prompts TETHER_PHOTOS_ROOT=/data/photos
 ENTRYPOINT ["/usr/local/bin/tether"]

@@ -7,7 +7,7 @@
 #include "protocol/errors.h"
 
 static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat,
-                                              &tt_agent_doc_analyst};
+                                              &tt_agent_doc_analyst, &tt_agent_photo_organizer};
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
 const tt_agent_ops *tt_agent_find(const tt_agent_env *env, const char *name)

@@ -6,6 +6,7 @@
 // builds elements, never HTML strings).
 import { SessionView, TetherClient } from './tether-client.js';
 import { renderMarkdown } from './markdown.js';
+import { h, renderPlan, shortJson } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,19 +39,6 @@ function view(session) {
 
 // ------------------------------------------------------------ helpers
 
-function h(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
-
 function fmtCost(usd) {
   if (!usd) return '$0';
   if (usd < 0.01) return '$' + usd.toPrecision(2);
@@ -73,13 +61,6 @@ function usageLine(u) {
   parts.push(fmtCost(u.cost_usd));
   if (u.cached) parts.push('cached');
   return parts.join(' · ');
-}
-
-function shortJson(v, max = 80) {
-  let s;
-  try { s = typeof v === 'string' ? v : JSON.stringify(v); } catch { s = String(v); }
-  if (s === undefined) s = '';
-  return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
 
 // ------------------------------------------------------------ connection
@@ -212,6 +193,9 @@ async function newSession(agent) {
   try {
     const r = await client.open(agent);
     view(r.session).agent = r.agent || agent;
+    if (!sessions.some((s) => s.session === r.session)) {
+      sessions.unshift({ session: r.session, agent: r.agent || agent, state: 'idle', title: '', updated_at: new Date().toISOString(), head: r.head });
+    }
     const attached = select(r.session);
     $('text').focus();
     refreshListSoon();
@@ -336,39 +320,6 @@ function renderQuestion(q, v) {
   }
   if (q.resolved) li.append(h('div', { class: 'meta', text: 'answered' }));
   return li;
-}
-
-/** A plan: a folder tree with counts ({tree}), else a list of steps, else pretty JSON. */
-export function renderPlan(plan) {
-  const box = h('div', { class: 'plan' });
-  if (plan && Array.isArray(plan.tree)) {
-    const walk = (nodesIn, depth) => {
-      const ul = h('ul', { class: depth ? 'tree' : 'tree root' });
-      for (const n of nodesIn) {
-        if (!n || typeof n !== 'object') continue;
-        const label = h('span', { class: 'tree-name', text: String(n.name ?? '') });
-        const li = h('li', {}, label);
-        if (n.count !== undefined && n.count !== null) li.append(h('span', { class: 'tree-count', text: String(n.count) }));
-        if (Array.isArray(n.children) && n.children.length && depth < 32) li.append(walk(n.children, depth + 1));
-        ul.append(li);
-      }
-      return ul;
-    };
-    box.append(walk(plan.tree, 0));
-  } else if (plan && Array.isArray(plan.steps)) {
-    const ol = h('ol', { class: 'steps' });
-    for (const s of plan.steps) ol.append(h('li', { text: typeof s === 'string' ? s : shortJson(s, 400) }));
-    box.append(ol);
-  } else {
-    box.append(h('pre', { class: 'json', text: JSON.stringify(plan, null, 2) ?? '' }));
-  }
-  if (plan && Array.isArray(plan.comments) && plan.comments.length) {
-    const ul = h('ul', { class: 'comments' });
-    for (const c of plan.comments) ul.append(h('li', { text: typeof c === 'string' ? c : shortJson(c, 400) }));
-    box.append(h('div', { class: 'meta', text: 'Your comments' }), ul);
-  }
-  if (plan && typeof plan.revision === 'number' && plan.revision > 0) box.append(h('div', { class: 'meta', text: `revision ${plan.revision}` }));
-  return box;
 }
 
 function renderApproval(a, v) {

@@ -259,9 +259,9 @@ function renderBlocks(doc, lines, parent, depth) {
         const li = doc.createElement('li');
         if (item.length === 1) renderInline(doc, item[0], li);
         else renderBlocks(doc, item, li, depth + 1);
-        if (li.childNodes.length === 1 && li.firstChild.nodeName === 'P') {
+        if (li.firstChild && li.firstChild.nodeName === 'P') { // tight list: no paragraph around the item's text
           const p = li.firstChild;
-          while (p.firstChild) li.appendChild(p.firstChild);
+          while (p.firstChild) li.insertBefore(p.firstChild, p);
           li.removeChild(p);
         }
         list.appendChild(li);

@@ -8,6 +8,7 @@
 //                                       goes to a temporary directory.
 //   node tests/bench/run.mjs --render   charts and REPORT.md again from
 //                                       report/results.json (no run)
+//   node tests/bench/run.mjs --only idle,resume   rerun those, keep the rest
 // Loopback only; every child stops by itself.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
@@ -73,6 +74,12 @@ let totalSeconds;
 if (process.argv.includes("--render")) { // charts and REPORT.md again from report/results.json, no benchmark run
   const saved = JSON.parse(readFileSync(path.join(REPORT, "results.json"), "utf8"));
   results = saved.results;
+  totalSeconds = saved.total_seconds;
+} else if (process.argv.includes("--only")) { // rerun some benchmarks, keep the others from report/results.json
+  const only = process.argv[process.argv.indexOf("--only") + 1].split(",");
+  const saved = JSON.parse(readFileSync(path.join(REPORT, "results.json"), "utf8"));
+  results = saved.results;
+  for (const b of benches.filter((x) => only.includes(x.key))) results[b.key] = await runOne(b);
   totalSeconds = saved.total_seconds;
 } else {
   for (const b of benches) results[b.key] = await runOne(b);

@@ -234,3 +234,47 @@ itest('say: the reply is lost with the socket; re-sent with the same client_msg_
     assert.equal(c.pendingSays().length, 0);
   } finally { c.close(); FlakyWS.reset(); }
 });
+
+itest('SessionView: discard removes a message, tools and progress fold in place, snapshot replaces everything', async () => {
+  const S = 's_x';
+  let seq = 0;
+  const ev = (type, f = {}) => ({ type, session: S, seq: ++seq, ts: '2026-01-01T00:00:00Z', ...f });
+  const v = new SessionView(S);
+  v.apply(ev('user', { message_id: 'u1', text: 'hi', client_msg_id: 'c1' }));
+  v.apply(ev('state', { state: 'running', step: 'reply' }));
+  v.apply(ev('message.start', { message_id: 'm1', role: 'assistant' }));
+  v.apply(ev('delta', { message_id: 'm1', text: 'par' }));
+  assert.equal(v.streaming, true);
+  v.apply(ev('message.discard', { message_id: 'm1', reason: 'cancelled' }));
+  assert.deepEqual(v.messages.map((m) => m.id), ['u1']);
+  v.apply(ev('tool.call', { call_id: 't1', name: 'scan', args: { dir: '/photos' } }));
+  v.apply(ev('progress', { step: 'scan', done: 1, total: 4, label: 'Scanning' }));
+  v.apply(ev('progress', { step: 'scan', done: 3, total: 4, label: 'Scanning' }));
+  v.apply(ev('tool.result', { call_id: 't1', ok: true, result: { files: 4 } }));
+  assert.deepEqual(v.items.map((i) => i.kind), ['message', 'tool', 'progress']);
+  assert.equal(v.items[1].done, true);
+  assert.deepEqual(v.items[1].result, { files: 4 });
+  assert.equal(v.items[2].done, 3);
+  assert.equal(v.apply({ ...ev('delta', { message_id: 'm9', text: 'old' }), seq: 2 }), false, 'an old seq is ignored');
+  v.apply(ev('message.start', { message_id: 'm2', role: 'assistant' }));
+  v.apply(ev('delta', { message_id: 'm2', text: 'Hel' }));
+  v.apply(ev('delta', { message_id: 'm2', text: 'lo' }));
+  v.apply(ev('message.end', { message_id: 'm2', text: 'Hello', usage: { prompt_tokens: 5, completion_tokens: 2, cost_usd: 0.001, model: 'm' } }));
+  v.apply(ev('approval', { approval_id: 'a1', title: 'Move files', plan: { tree: [{ name: '2024', count: 3, children: [] }] } }));
+  v.apply(ev('state', { state: 'waiting_approval', step: 'plan' }));
+  assert.equal(v.pending.kind, 'approval');
+  assert.equal(v.assistantText(), 'Hello');
+  assert.deepEqual(v.usage, { prompt_tokens: 5, completion_tokens: 2, cost_usd: 0.001 });
+  v.apply(ev('state', { state: 'running', step: 'move' }));
+  assert.equal(v.pending, null);
+  assert.equal(v.items.find((i) => i.kind === 'approval').resolved, true);
+  v.apply({ type: 'snapshot', session: S, seq: 40, ts: '2026-01-01T00:00:01Z', state: 'waiting_input', step: 'ask', agent: 'echo', title: 'hi',
+    transcript: [{ role: 'user', message_id: 'u1', text: 'hi' }, { role: 'assistant', message_id: 'm2', text: 'Hello' }],
+    pending: { question_id: 'q1', text: 'Sure?', choices: ['yes', 'no'] }, agent_state: {} });
+  assert.deepEqual(v.items.map((i) => i.kind), ['message', 'message', 'question']);
+  assert.equal(v.pending.question_id, 'q1');
+  assert.equal(v.state, 'waiting_input');
+  assert.equal(v.seq, 40);
+  v.apply({ ...ev('delta', { message_id: 'm3', text: 'x' }), seq: 41 });
+  assert.equal(v.messages.at(-1).text, 'x');
+});

@@ -336,3 +336,78 @@ itest('phone width (375 px): no horizontal scroll, the session menu and the comp
     assert.deepEqual(problems, []);
   } finally { await page.close(); }
 });
+
+itest('cards: a folder-tree plan with counts, progress bars, compact tool calls, errors (events injected into the client)', async ({ startServer }) => {
+  const srv = await startServer();
+  const { page, problems } = await newPage();
+  try {
+    await openApp(page, srv);
+    const session = await newSession(page, 'echo');
+    await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'idle');
+    // Events as the photo organiser will send them, fed through the client (seqs far ahead of the real ones).
+    await page.evaluate((s) => {
+      let seq = 1000;
+      const ts = new Date().toISOString();
+      const feed = (type, f) => window.tether.client._onEvent({ type, session: s, seq: ++seq, ts, ...f });
+      feed('tool.call', { call_id: 'c1', name: 'scan_folder', args: { path: '/photos', recursive: true } });
+      feed('progress', { step: 'scan', done: 120, total: 480, label: 'Reading EXIF' });
+      feed('tool.result', { call_id: 'c1', ok: true, result: { files: 480 } });
+      feed('tool.call', { call_id: 'c2', name: 'geocode', args: { lat: 1, lon: 2 } });
+      feed('tool.result', { call_id: 'c2', ok: false, error: { code: 'timeout', message: 'slow' } });
+      feed('approval', { approval_id: 'a_tree', title: 'Organise 480 photos', plan: { tree: [
+        { name: '2023', count: 200, children: [{ name: 'Lisbon', count: 120, children: [] }, { name: '<b>Porto</b>', count: 80 }] },
+        { name: '2024', count: 280, children: [{ name: 'Home', count: 280 }] }] } });
+      feed('approval', { approval_id: 'a_json', title: 'Raw plan', plan: { moves: 3, note: '<i>x</i>' } });
+      feed('error', { code: 'unavailable', message: 'every provider failed', retryable: true });
+    }, session);
+    await page.waitForSelector('.card.approval.pending');
+    const tree = await page.evaluate(() => [...document.querySelectorAll('.card.approval .tree li')].map((li) => li.querySelector('.tree-name').textContent + '=' + li.querySelector('.tree-count').textContent));
+    assert.deepEqual(tree, ['2023=200', 'Lisbon=120', '<b>Porto</b>=80', '2024=280', 'Home=280']);
+    assert.equal(await page.locator('.card.approval .tree .tree .tree-name').first().textContent(), 'Lisbon', 'nested');
+    assert.match(await page.locator('.card.approval.pending pre.json').textContent(), /"moves": 3/);
+    assert.equal(await page.locator('#timeline b, #timeline i').count(), 0);
+    assert.equal(await page.locator('#timeline progress').getAttribute('value'), '120');
+    assert.equal(await page.locator('#timeline progress').getAttribute('max'), '480');
+    assert.match(await page.locator('.progress-label').textContent(), /Reading EXIF — 120\/480/);
+    assert.deepEqual(await page.locator('.tool-item .tool-name').allTextContents(), ['scan_folder', 'geocode']);
+    assert.deepEqual(await page.locator('.tool-item .tool-status').allTextContents(), ['✓', '✗']);
+    assert.equal(await page.locator('.tool-item details[open]').count(), 0, 'tool calls are collapsed');
+    await page.click('.tool-item summary >> nth=0');
+    assert.match(await page.locator('.tool-item details[open] pre').last().textContent(), /"files": 480/);
+    assert.match(await page.locator('#timeline .error').textContent(), /unavailable.*every provider failed/);
+    await screenshot(page, 'cards');
+    assert.deepEqual(problems, []);
+  } finally { await page.close(); }
+});
+
+itest('markdown renderer: blocks, inline, safe links, unclosed fence while streaming', async ({ startServer }) => {
+  const srv = await startServer();
+  const { page, problems } = await newPage();
+  try {
+    await page.goto(`${srv.url}/`);
+    const out = await page.evaluate(async () => {
+      const { renderMarkdown, safeHref } = await import('/markdown.js');
+      const html = (md) => { const d = document.createElement('div'); d.append(renderMarkdown(md)); return d.innerHTML; };
+      return {
+        para: html('one\ntwo\n\nthree'),
+        list: html('- a\n- **b**\n  - nested\n\n3. x\n4. y'),
+        quote: html('> quoted *text*'),
+        fenceOpen: html('```js\nlet a = "<b>";'),
+        code: html('use `a<b>` here'),
+        snake: html('snake_case_name and __init__'),
+        links: html('[ok](https://a.example/x?y=1) [bad](javascript:alert(1)) [rel](/relative) <mailto:a@b.c> http://x.example/p.'),
+        safe: [safeHref('https://a'), safeHref('JAVASCRIPT:alert(1)'), safeHref(' javascript:x'), safeHref('data:text/html,x'), safeHref('//evil'), safeHref('mailto:a@b')],
+      };
+    });
+    assert.equal(out.para, '<p>one<br>two</p><p>three</p>');
+    assert.equal(out.list, '<ul><li>a</li><li><strong>b</strong><ul><li>nested</li></ul></li></ul><ol start="3"><li>x</li><li>y</li></ol>');
+    assert.equal(out.quote, '<blockquote><p>quoted <em>text</em></p></blockquote>');
+    assert.equal(out.fenceOpen, '<pre><code data-lang="js">let a = "&lt;b&gt;";</code></pre>');
+    assert.equal(out.code, '<p>use <code>a&lt;b&gt;</code> here</p>');
+    assert.equal(out.snake, '<p>snake_case_name and <strong>init</strong></p>'); // as CommonMark
+    assert.equal(out.links, '<p><a href="https://a.example/x?y=1" rel="noopener noreferrer" target="_blank">ok</a> [bad](javascript:alert(1)) [rel](/relative) '
+      + '<a href="mailto:a@b.c" rel="noopener noreferrer" target="_blank">mailto:a@b.c</a> <a href="http://x.example/p" rel="noopener noreferrer" target="_blank">http://x.example/p</a>.</p>');
+    assert.deepEqual(out.safe, ['https://a/', null, null, null, null, 'mailto:a@b']);
+    assert.deepEqual(problems, []);
+  } finally { await page.close(); }
+});

@@ -2,15 +2,16 @@
  * photo_fixtures.h). */
 #define _GNU_SOURCE /* nftw flags */
 #include "photo_fixtures.h"
+#include "agents/photos/path.h" /* tt_photos_utf8_valid */
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdio.h> /* before jpeglib.h, which uses FILE */
 #include <jpeglib.h>
 #include <libexif/exif-data.h>
 #include <openssl/evp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -169,9 +170,11 @@ static int chunk(FILE *fp, const char *type, const unsigned char *data, uint32_t
     put32(hdr, n);
     memcpy(hdr + 4, type, 4);
     uint32_t c = crc32_png(hdr + 4, 4, 0);
-    c = crc32_png(data, n, c);
+    if (n)
+        c = crc32_png(data, n, c);
     put32(crc, c);
-    return fwrite(hdr, 1, 8, fp) == 8 && fwrite(data, 1, n, fp) == n && fwrite(crc, 1, 4, fp) == 4
+    return fwrite(hdr, 1, 8, fp) == 8 && (!n || fwrite(data, 1, n, fp) == n) &&
+                   fwrite(crc, 1, 4, fp) == 4
                ? 0
                : -1;
 }
@@ -432,7 +435,7 @@ static int tree_walk(const char *root, const char *rel, json_t *out)
     while (!rc && (de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        char r[4096], full[4096], val[4200];
+        char r[4096], full[8200], val[4200];
         snprintf(r, sizeof r, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
         snprintf(full, sizeof full, "%s/%s", root, r);
         struct stat st;
@@ -455,12 +458,15 @@ static int tree_walk(const char *root, const char *rel, json_t *out)
             else
                 snprintf(val, sizeof val, "sha256:%s", hex);
         }
-        /* keys may not be UTF-8 (bad\xff.jpg): escape them */
+        /* keys must be UTF-8: a name that is not (bad\xff.jpg) is %-escaped */
         char key[4096 * 4];
         size_t o = 0;
-        for (const unsigned char *c = (const unsigned char *)r; *c && o + 5 < sizeof key; c++)
-            o += (size_t)(*c < 0x80 && *c != '%' ? snprintf(key + o, 2, "%c", *c)
-                                                  : snprintf(key + o, 4, "%%%02x", *c));
+        if (tt_photos_utf8_valid(r, strlen(r)))
+            snprintf(key, sizeof key, "%s", r);
+        else
+            for (const unsigned char *c = (const unsigned char *)r; *c && o + 5 < sizeof key; c++)
+                o += (size_t)(*c < 0x80 && *c != '%' ? snprintf(key + o, 2, "%c", *c)
+                                                      : snprintf(key + o, 4, "%%%02x", *c));
         json_object_set_new(out, key, json_string(val));
     }
     closedir(d);

@@ -8,6 +8,8 @@ import WebSocket from "ws";
 const nowMs = () => performance.timeOrigin + performance.now();
 const clients = []; // {ws, session, last}
 let errors = 0;
+const kinds = {};
+const kind = (k) => { kinds[k] = (kinds[k] || 0) + 1; };
 
 function connect(port, token, local) {
   return new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, "tether.v1", { localAddress: local, perMessageDeflate: false,
@@ -17,8 +19,10 @@ function connect(port, token, local) {
 function openOne(port, token, local, say) {
   return new Promise((resolve) => {
     const c = { ws: connect(port, token, local), session: null, last: 0 };
-    const fail = () => { errors++; resolve(null); };
-    c.ws.on("error", fail);
+    let settled = false;
+    const fail = (why) => { if (settled) return; settled = true; errors++; kind(why); c.ws.terminate(); resolve(null); };
+    c.ws.on("error", (e) => fail(`socket: ${e.code || e.message}`));
+    c.ws.on("close", (code) => fail(`closed ${code}`));
     c.ws.on("open", () => c.ws.send(JSON.stringify({ type: "hello", token, client: "bench/1" })));
     c.ws.on("message", (d) => {
       const m = JSON.parse(d);
@@ -29,9 +33,9 @@ function openOne(port, token, local, say) {
         if (say) c.ws.send(JSON.stringify({ type: "say", session: m.session, text: "hello there" }));
         else done();
       } else if (m.type === "state" && m.state === "idle" && m.seq > 1) done();
-      else if (m.type === "error") fail();
+      else if (m.type === "error") fail(`error ${m.code}`);
     });
-    const done = () => { c.ws.removeAllListeners("message"); c.ws.on("message", (d) => { const m = JSON.parse(d); if (m.seq) c.last = Math.max(c.last, m.seq); }); resolve(c); };
+    const done = () => { settled = true; c.ws.removeAllListeners("message"); c.ws.removeAllListeners("close"); c.ws.on("message", (d) => { const m = JSON.parse(d); if (m.seq) c.last = Math.max(c.last, m.seq); }); resolve(c); };
   });
 }
 
@@ -45,7 +49,7 @@ async function open({ port, token, local, n, say, window }) {
       if (c) clients.push(c);
     }
   }));
-  return { opened: clients.length, errors, t0, t1: nowMs() };
+  return { opened: clients.length, errors, error_kinds: kinds, t0, t1: nowMs() };
 }
 
 // Each client starts a turn, waits for its `ok`, and drops its socket while

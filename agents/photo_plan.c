@@ -1,0 +1,117 @@
+/* Checking a proposed photo plan and drawing its folder tree (see
+ * photo_organizer.h). The model's plan is data to verify, not to trust. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/photo_organizer.h"
+#include "agents/photos/path.h"
+#include "protocol/errors.h"
+
+static int fail(char *why, size_t n, const char *what, const char *path)
+{
+    snprintf(why, n, "%s: %.200s", what, path ? path : "");
+    return TT_EINVAL;
+}
+
+/* The node for folder path in tree, made on the way (with counts 0). */
+static json_t *node_for(json_t *tree, const char *folder)
+{
+    json_t *level = tree, *node = NULL;
+    char part[TT_PHOTOS_NAME_MAX + 1];
+    for (const char *p = folder; *p;) {
+        size_t len = strcspn(p, "/");
+        snprintf(part, sizeof part, "%.*s", (int)len, p);
+        node = NULL;
+        size_t i;
+        json_t *c;
+        json_array_foreach(level, i, c) {
+            if (strcmp(json_string_value(json_object_get(c, "name")), part) == 0)
+                node = c;
+        }
+        if (!node) {
+            node = json_pack("{s:s, s:i, s:[]}", "name", part, "count", 0, "children");
+            json_array_append_new(level, node);
+        }
+        level = json_object_get(node, "children");
+        p += len + (p[len] == '/');
+    }
+    return node;
+}
+
+/* Count a file in its folder and every folder above it. */
+static void count_in(json_t *tree, const char *folder)
+{
+    char prefix[TT_PHOTOS_REL_MAX + 1];
+    for (const char *p = folder; *p;) {
+        size_t len = strcspn(p, "/");
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(p - folder + (ptrdiff_t)len), folder);
+        json_t *node = node_for(tree, prefix);
+        json_object_set_new(node, "count",
+                            json_integer(json_integer_value(json_object_get(node, "count")) + 1));
+        p += len + (p[len] == '/');
+    }
+}
+
+int tt_photos_plan_check(json_t *data, json_t *plan, char *why, size_t n, json_t **tree)
+{
+    const char *reason;
+    json_t *folders = json_object_get(plan, "folders"), *moves = json_object_get(plan, "moves");
+    json_t *known = json_object(), *srcs = json_object(), *dests = json_object(),
+           *dirs = json_object(), *out = json_array();
+    int rc = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(data, "photos"), i, v)
+        json_object_set(known, json_string_value(json_object_get(v, "path")), json_true());
+    json_array_foreach(folders, i, v) {
+        const char *f = json_string_value(v);
+        if (tt_photos_rel_check(f, TT_PHOTOS_REL_STRICT, &reason) != 0) {
+            rc = fail(why, n, "bad folder name", f);
+            goto done;
+        }
+        json_object_set(dirs, f, json_true());
+        node_for(out, f);
+    }
+    json_array_foreach(moves, i, v) {
+        const char *src = json_string_value(json_object_get(v, "src"));
+        const char *dest = json_string_value(json_object_get(v, "dest"));
+        if (!json_object_get(known, src)) {
+            rc = fail(why, n, "a move names a photo that is not in the library", src);
+            goto done;
+        }
+        if (json_object_get(srcs, src)) {
+            rc = fail(why, n, "a photo is moved twice", src);
+            goto done;
+        }
+        if (tt_photos_rel_check(dest, TT_PHOTOS_REL_STRICT, &reason) != 0) {
+            rc = fail(why, n, "bad destination", dest);
+            goto done;
+        }
+        if (json_object_get(dests, dest)) {
+            rc = fail(why, n, "two photos have the same destination", dest);
+            goto done;
+        }
+        char dir[TT_PHOTOS_REL_MAX + 1];
+        snprintf(dir, sizeof dir, "%s", dest);
+        char *slash = strrchr(dir, '/');
+        if (!slash || !json_object_get(dirs, (*slash = '\0', dir))) {
+            rc = fail(why, n, "a destination is not inside a planned folder", dest);
+            goto done;
+        }
+        json_object_set(srcs, src, json_true());
+        json_object_set(dests, dest, json_true());
+        count_in(out, dir);
+    }
+done:
+    json_decref(known);
+    json_decref(srcs);
+    json_decref(dests);
+    json_decref(dirs);
+    if (rc) {
+        json_decref(out);
+        return rc;
+    }
+    *tree = out;
+    return 0;
+}

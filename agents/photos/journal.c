@@ -1,0 +1,275 @@
+/* The journal's pure functions: apply, resolve, recover, undo (see move.h).
+ *
+ * None of them trusts the journal's states alone: before acting, each asks
+ * the disk (tt_photos_move_check) whether the effect is already there. That
+ * is what makes a crash between an operation and the persisting of its
+ * "done" harmless, and running recovery or undo twice a no-op. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agents/photos/move.h"
+#include "agents/photos/move_int.h"
+#include "agents/photos/path.h"
+#include "protocol/errors.h"
+
+typedef enum op { OP_MKDIR, OP_MOVE } op;
+typedef enum state { ST_INTENT, ST_DONE, ST_UNDONE } state;
+
+typedef struct entry {
+    op op;
+    state state;
+    const char *src, *dest, *final_dest; /* borrowed from the JSON: valid until it changes */
+} entry;
+
+static int decode(json_t *e, entry *out)
+{
+    const char *o, *st, *problem = NULL;
+    json_error_t jerr;
+    memset(out, 0, sizeof *out);
+    if (json_unpack_ex(e, &jerr, JSON_STRICT, "{s:s, s?s, s:s, s:s, s:s, s?s}", "op", &o, "src",
+                       &out->src, "dest", &out->dest, "state", &st, "final_dest",
+                       &out->final_dest, "problem", &problem))
+        return TT_EINVAL;
+    if (!strcmp(o, "mkdir") && !out->src)
+        out->op = OP_MKDIR;
+    else if (!strcmp(o, "move") && out->src)
+        out->op = OP_MOVE;
+    else
+        return TT_EINVAL;
+    if (!strcmp(st, "intent"))
+        out->state = ST_INTENT;
+    else if (!strcmp(st, "done"))
+        out->state = ST_DONE;
+    else if (!strcmp(st, "undone"))
+        out->state = ST_UNDONE;
+    else
+        return TT_EINVAL;
+    if ((out->src && tt_photos_rel_check(out->src, 0, NULL)) ||
+        tt_photos_rel_check(out->dest, TT_PHOTOS_REL_STRICT, NULL) ||
+        tt_photos_rel_check(out->final_dest, TT_PHOTOS_REL_STRICT, NULL) ||
+        (out->src && (!strcmp(out->src, out->dest) || !strcmp(out->src, out->final_dest))))
+        return TT_EINVAL;
+    return TT_OK;
+}
+
+static int mark(json_t *e, const char *st)
+{
+    json_object_del(e, "problem");
+    return json_object_set_new(e, "state", json_string(st)) ? TT_ENOMEM : TT_OK;
+}
+
+static int flag(json_t *e, const char *problem, int rc)
+{
+    return json_object_set_new(e, "problem", json_string(problem)) ? TT_ENOMEM : rc;
+}
+
+int tt_photos_journal_apply(int rootfd, json_t *e, unsigned flags, int *acted)
+{
+    entry en;
+    int rc = decode(e, &en), did = 0;
+    if (acted)
+        *acted = 0;
+    if (rc || en.state != ST_INTENT)
+        return rc;
+    if (en.op == OP_MKDIR) {
+        rc = tt_photos_mkdir(rootfd, en.final_dest, &did, flags);
+        if (rc)
+            return flag(e, "error", rc);
+    } else {
+        tt_photos_check chk;
+        rc = tt_photos_move_check(rootfd, en.src, en.final_dest, &chk);
+        if (rc)
+            return flag(e, "error", rc);
+        switch (chk) {
+        case TT_PHOTOS_NOT_DONE:
+            rc = tt_photos_move(rootfd, en.src, en.final_dest, flags);
+            if (rc == TT_ECONFLICT)
+                return flag(e, "conflict", rc); /* appeared since the check */
+            if (rc == TT_ENOTFOUND)
+                return flag(e, "missing", rc);
+            if (rc)
+                return flag(e, "error", rc);
+            did = 1;
+            break;
+        case TT_PHOTOS_DONE:
+            break;
+        case TT_PHOTOS_CONFLICT:
+            return flag(e, "conflict", TT_ECONFLICT);
+        case TT_PHOTOS_MISSING:
+            return flag(e, "missing", TT_ENOTFOUND);
+        default:
+            return TT_EINTERNAL;
+        }
+    }
+    if (acted)
+        *acted = did > 0;
+    return mark(e, "done");
+}
+
+int tt_photos_journal_resolve(int rootfd, json_t *e)
+{
+    entry en;
+    int rc = decode(e, &en);
+    if (rc)
+        return rc;
+    if (en.op != OP_MOVE || en.state != ST_INTENT)
+        return TT_ECONFLICT;
+    char name[TT_PHOTOS_REL_MAX + 1];
+    rc = tt_photos_free_name(rootfd, en.dest, name, sizeof name);
+    if (rc)
+        return rc;
+    json_object_del(e, "problem");
+    return json_object_set_new(e, "final_dest", json_string(name)) ? TT_ENOMEM : TT_OK;
+}
+
+static int check_all(json_t *journal)
+{
+    if (!json_is_array(journal))
+        return TT_EINVAL;
+    size_t i;
+    json_t *e;
+    entry en;
+    json_array_foreach(journal, i, e)
+    {
+        if (decode(e, &en))
+            return TT_EINVAL;
+    }
+    return TT_OK;
+}
+
+/* Files a result under counts; returns rc if it is an OS error. */
+static int tally(tt_photos_counts *c, int rc, int acted)
+{
+    switch (rc) {
+    case TT_OK:
+        if (acted)
+            c->acted++;
+        else
+            c->already++;
+        return TT_OK;
+    case TT_ECONFLICT:
+        c->conflicts++;
+        return TT_OK;
+    case TT_ENOTFOUND:
+        c->missing++;
+        return TT_OK;
+    default:
+        c->failed++;
+        return rc;
+    }
+}
+
+int tt_photos_journal_recover(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags)
+{
+    tt_photos_counts dummy = {0};
+    if (!counts)
+        counts = &dummy;
+    int rc = check_all(journal), first = TT_OK;
+    if (rc)
+        return rc;
+    size_t i;
+    json_t *e;
+    json_array_foreach(journal, i, e)
+    {
+        entry en;
+        decode(e, &en);
+        if (en.state != ST_INTENT)
+            continue;
+        int acted = 0;
+        rc = tt_photos_journal_apply(rootfd, e, flags, &acted);
+        rc = tally(counts, rc, acted);
+        if (rc && !first)
+            first = rc;
+    }
+    return first;
+}
+
+static int undo_mkdir(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
+{
+    char leaf[TT_PHOTOS_NAME_MAX + 1];
+    int pfd, rc = tt_photos_open_parent(rootfd, en->final_dest, &pfd, leaf);
+    if (rc == TT_ENOTFOUND) { /* its parent is gone, so is it */
+        c->already++;
+        return mark(e, "undone");
+    }
+    if (rc) {
+        c->failed++;
+        return rc;
+    }
+    if (unlinkat(pfd, leaf, AT_REMOVEDIR) == 0) {
+        c->acted++;
+        rc = mark(e, "undone");
+        if (!rc && !(flags & TT_PHOTOS_NOSYNC) && fsync(pfd) != 0)
+            rc = TT_EIO;
+    } else if (errno == ENOENT) {
+        c->already++;
+        rc = mark(e, "undone");
+    } else if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOTDIR) {
+        c->kept++; /* something else lives there now: keep it, entry stays done */
+    } else {
+        c->failed++;
+        rc = tt_photos_errno(errno);
+    }
+    close(pfd);
+    return rc;
+}
+
+static int undo_move(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
+{
+    tt_photos_check chk;
+    int rc = tt_photos_move_check(rootfd, en->src, en->final_dest, &chk);
+    if (rc) {
+        c->failed++;
+        return rc;
+    }
+    switch (chk) {
+    case TT_PHOTOS_DONE:
+        /* back to the source name, which we did not choose: loose check */
+        rc = tt_photos_move_impl(rootfd, en->final_dest, en->src, flags, 0);
+        if (rc == TT_ECONFLICT) {
+            c->conflicts++;
+            return flag(e, "conflict", TT_OK);
+        }
+        if (rc) {
+            c->failed++;
+            return flag(e, "error", rc);
+        }
+        c->acted++;
+        return mark(e, "undone");
+    case TT_PHOTOS_NOT_DONE: /* never moved, or moved back before a crash */
+        c->already++;
+        return mark(e, "undone");
+    case TT_PHOTOS_CONFLICT:
+        c->conflicts++;
+        return flag(e, "conflict", TT_OK);
+    case TT_PHOTOS_MISSING:
+        c->missing++;
+        return flag(e, "missing", TT_OK);
+    default:
+        return TT_EINTERNAL;
+    }
+}
+
+int tt_photos_undo(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags)
+{
+    tt_photos_counts dummy = {0};
+    if (!counts)
+        counts = &dummy;
+    int rc = check_all(journal), first = TT_OK;
+    if (rc)
+        return rc;
+    for (size_t i = json_array_size(journal); i-- > 0;) {
+        json_t *e = json_array_get(journal, i);
+        entry en;
+        decode(e, &en);
+        if (en.state == ST_UNDONE)
+            continue;
+        rc = en.op == OP_MKDIR ? undo_mkdir(rootfd, e, &en, counts, flags)
+                               : undo_move(rootfd, e, &en, counts, flags);
+        if (rc && !first)
+            first = rc;
+    }
+    return first;
+}

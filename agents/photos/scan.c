@@ -1,0 +1,514 @@
+/* The library walk and the per-photo read (see scan.h).
+ *
+ * Two passes. The walk lists candidate photos (name, size, inode) and the
+ * skipped entries, growing *total as it goes; the read then opens each
+ * candidate again beneath the root, checks it is still the same regular
+ * file, hashes it and parses its head, bumping *done. Neither pass holds
+ * more than one descriptor per directory level, and depth is bounded. */
+#include "agents/photos/scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agents/photos/meta.h"
+#include "agents/photos/path.h"
+#include "protocol/errors.h"
+
+#define DEPTH_HARD_MAX 64 /* whatever the options say: bounds stack and descriptors */
+#define CAMERAS_MAX 100
+
+typedef struct cand {
+    char *rel;
+    dev_t dev;
+    ino_t ino;
+} cand;
+
+typedef struct photo {
+    char *rel;
+    int64_t size, mtime;
+    char sha[65];
+    tt_photos_meta meta;
+} photo;
+
+typedef struct scan {
+    const tt_photos_scan_opts *o;
+    int rootfd;
+    cand *cands;
+    size_t ncands, capcands;
+    photo *photos;
+    size_t nphotos;
+    json_t *skipped;
+    int64_t nskipped, entries;
+    int truncated, stop;
+    unsigned char *buf; /* TT_PHOTOS_HEAD_BYTES */
+    EVP_MD_CTX *md;
+} scan;
+
+static int cancelled(const scan *s)
+{
+    return s->o->cancel && __atomic_load_n(s->o->cancel, __ATOMIC_RELAXED);
+}
+
+static void bump(volatile int64_t *counter)
+{
+    if (counter)
+        __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
+
+static int is_photo_name(const char *name)
+{
+    static const char *const exts[] = {"jpg", "jpeg", "png", "heic", "webp", "tif", "tiff"};
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return 0;
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (!strcasecmp(dot + 1, exts[i]))
+            return 1;
+    return 0;
+}
+
+/* Copies s into out (cap bytes) with every byte of an invalid UTF-8 sequence
+ * replaced by '?', so a name that is not UTF-8 can still be shown. */
+static void lossy(const char *s, char *out, size_t cap)
+{
+    size_t i = 0, o = 0, n = strlen(s);
+    while (i < n && o + 5 < cap) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        if (len > n - i || !tt_photos_utf8_valid(s + i, len)) {
+            out[o++] = '?';
+            i++;
+            continue;
+        }
+        memcpy(out + o, s + i, len);
+        o += len;
+        i += len;
+    }
+    out[o] = '\0';
+}
+
+static int skip(scan *s, const char *path, const char *reason)
+{
+    s->nskipped++;
+    if (s->nskipped > s->o->max_skipped)
+        return TT_OK;
+    json_t *e = json_pack("{s:s, s:s}", "path", path, "reason", reason);
+    if (!e || json_array_append_new(s->skipped, e))
+        return TT_ENOMEM;
+    return TT_OK;
+}
+
+static int add_cand(scan *s, const char *rel, const struct stat *st)
+{
+    if (s->ncands == s->capcands) {
+        size_t cap = s->capcands ? s->capcands * 2 : 256;
+        cand *c = realloc(s->cands, cap * sizeof *c);
+        if (!c)
+            return TT_ENOMEM;
+        s->cands = c;
+        s->capcands = cap;
+    }
+    char *dup = strdup(rel);
+    if (!dup)
+        return TT_ENOMEM;
+    s->cands[s->ncands++] = (cand){dup, st->st_dev, st->st_ino};
+    bump(s->o->total);
+    return TT_OK;
+}
+
+static int walk(scan *s, int dirfd, const char *prefix, int depth);
+
+static int visit(scan *s, int dirfd, const char *prefix, const char *name, int depth)
+{
+    char rel[TT_PHOTOS_REL_MAX + 1], shown[TT_PHOTOS_REL_MAX + 1];
+    int n = snprintf(rel, sizeof rel, "%s%s%s", prefix, *prefix ? "/" : "", name);
+    if (n < 0 || (size_t)n >= sizeof rel) {
+        lossy(rel, shown, 256);
+        return skip(s, shown, "path_too_long");
+    }
+    if (!tt_photos_utf8_valid(name, strlen(name))) {
+        lossy(rel, shown, sizeof shown);
+        return skip(s, shown, "bad_name");
+    }
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? TT_OK : skip(s, rel, "unreadable");
+    if (S_ISLNK(st.st_mode))
+        return skip(s, rel, "symlink");
+    if (S_ISDIR(st.st_mode)) {
+        if (depth >= s->o->max_depth || depth >= DEPTH_HARD_MAX)
+            return skip(s, rel, "too_deep");
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return skip(s, rel, errno == ELOOP || errno == ENOTDIR ? "changed" : "unreadable");
+        int rc = walk(s, fd, rel, depth + 1);
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode))
+        return skip(s, rel, "special_file");
+    if (!is_photo_name(name))
+        return skip(s, rel, "not_photo");
+    if ((int64_t)s->ncands >= s->o->max_files) {
+        s->truncated = 1;
+        return skip(s, rel, "file_limit");
+    }
+    if (st.st_size > s->o->max_file_bytes)
+        return skip(s, rel, "too_large");
+    return add_cand(s, rel, &st);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads one directory's names (sorted, for a stable order), then visits them. */
+static int walk(scan *s, int dirfd, const char *prefix, int depth)
+{
+    /* A new open file description, not dup(): a dup shares the directory
+     * offset with dirfd, and so with any other scan of the same root. */
+    int dup = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+    if (!d) {
+        if (dup >= 0)
+            close(dup);
+        return *prefix ? skip(s, prefix, "unreadable") : TT_EIO;
+    }
+    char **names = NULL;
+    size_t nnames = 0, cap = 0;
+    int rc = TT_OK, read_err = 0;
+    while (!s->stop) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            read_err = errno != 0;
+            break;
+        }
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (++s->entries > s->o->max_entries) {
+            s->truncated = s->stop = 1;
+            rc = skip(s, *prefix ? prefix : ".", "entry_limit");
+            break;
+        }
+        if (nnames == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            char **nn = realloc(names, ncap * sizeof *nn);
+            if (!nn) {
+                rc = TT_ENOMEM;
+                break;
+            }
+            names = nn;
+            cap = ncap;
+        }
+        if (!(names[nnames] = strdup(de->d_name))) {
+            rc = TT_ENOMEM;
+            break;
+        }
+        nnames++;
+    }
+    if (read_err && rc == TT_OK)
+        rc = *prefix ? skip(s, prefix, "read_error") : TT_EIO;
+    closedir(d);
+
+    if (nnames)
+        qsort(names, nnames, sizeof *names, cmp_str);
+    for (size_t i = 0; i < nnames && rc == TT_OK; i++) {
+        if (cancelled(s))
+            rc = TT_ECONFLICT;
+        else
+            rc = visit(s, dirfd, prefix, names[i], depth);
+    }
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+static ssize_t read_full(int fd, unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* Hashes and parses one candidate. Returns 0 with *reason NULL when p was
+ * filled, 0 with a skip reason, or an error that ends the scan. */
+static int read_photo(scan *s, const cand *c, photo *p, const char **reason)
+{
+    *reason = NULL;
+    char leaf[TT_PHOTOS_NAME_MAX + 1];
+    int dirfd, rc = tt_photos_open_parent(s->rootfd, c->rel, &dirfd, leaf);
+    if (rc) {
+        *reason = rc == TT_ENOTFOUND ? "changed" : "unreadable";
+        return TT_OK;
+    }
+    int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int err = errno;
+    close(dirfd);
+    if (fd < 0) {
+        *reason = err == EACCES || err == EPERM ? "unreadable"
+                  : err == ENOENT || err == ELOOP ? "changed"
+                                                  : "read_error";
+        return TT_OK;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != c->dev ||
+        st.st_ino != c->ino) {
+        close(fd);
+        *reason = "changed";
+        return TT_OK;
+    }
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    int64_t total = 0;
+    ssize_t n = read_full(fd, s->buf, TT_PHOTOS_HEAD_BYTES);
+    if (n >= 0) {
+        tt_photos_meta_parse(s->buf, (size_t)n, &p->meta);
+        if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
+            rc = TT_ENOMEM;
+    }
+    while (n >= 0 && !rc) {
+        total += n;
+        if (total > s->o->max_file_bytes) {
+            *reason = "too_large"; /* it grew since the walk */
+            break;
+        }
+        if (n > 0 && EVP_DigestUpdate(s->md, s->buf, (size_t)n) != 1)
+            rc = TT_ENOMEM;
+        else if (n < (ssize_t)TT_PHOTOS_HEAD_BYTES)
+            break; /* read_full() comes back short only at end of file */
+        else if (cancelled(s))
+            rc = TT_ECONFLICT;
+        else
+            n = read_full(fd, s->buf, TT_PHOTOS_HEAD_BYTES);
+    }
+    if (n < 0 && !rc)
+        *reason = "read_error";
+    if (!rc && !*reason && EVP_DigestFinal_ex(s->md, md, &mdlen) != 1)
+        rc = TT_ENOMEM;
+    close(fd);
+    if (rc || *reason)
+        return rc;
+
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < mdlen && i < 32; i++) {
+        p->sha[2 * i] = hex[md[i] >> 4];
+        p->sha[2 * i + 1] = hex[md[i] & 15];
+    }
+    p->sha[64] = '\0';
+    p->rel = c->rel;
+    p->size = total;
+    p->mtime = (int64_t)st.st_mtim.tv_sec;
+    return TT_OK;
+}
+
+static int cmp_photo_path(const void *a, const void *b)
+{
+    return strcmp(((const photo *)a)->rel, ((const photo *)b)->rel);
+}
+
+static int cmp_photo_sha(const void *a, const void *b)
+{
+    const photo *x = *(const photo *const *)a, *y = *(const photo *const *)b;
+    int c = strcmp(x->sha, y->sha);
+    return c ? c : strcmp(x->rel, y->rel);
+}
+
+/* One name per camera: model "Canon EOS 5D" from make "Canon", "NIKON D750"
+ * from "NIKON CORPORATION" (the model repeats the make's first word), else
+ * "Apple iPhone 12"; "unknown" without either. */
+static void camera_key(const tt_photos_meta *m, char *out, size_t cap)
+{
+    size_t ml = strcspn(m->make, " ");
+    if (!*m->make && !*m->model)
+        snprintf(out, cap, "unknown");
+    else if (!*m->model)
+        snprintf(out, cap, "%s", m->make);
+    else if (!*m->make || !strncasecmp(m->model, m->make, ml))
+        snprintf(out, cap, "%s", m->model);
+    else
+        snprintf(out, cap, "%s %s", m->make, m->model);
+}
+
+/* obj[key] += 1; once obj holds max_keys keys, new keys count as "other". */
+static int count(json_t *obj, const char *key, size_t max_keys)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v && max_keys && json_object_size(obj) >= max_keys) {
+        key = "other";
+        v = json_object_get(obj, key);
+    }
+    json_int_t n = v ? json_integer_value(v) : 0;
+    return json_object_set_new(obj, key, json_integer(n + 1)) ? TT_ENOMEM : TT_OK;
+}
+
+static json_t *photo_json(const photo *p)
+{
+    char mtime[32] = "";
+    time_t t = (time_t)p->mtime;
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(mtime, sizeof mtime, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const tt_photos_meta *m = &p->meta;
+    return json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:o?, s:b, s:o?, s:o?}",
+                     "path", p->rel, "size", (json_int_t)p->size, "mtime", mtime, "sha256",
+                     p->sha, "format", m->format, "exif", m->has_exif, "taken",
+                     *m->taken ? m->taken : NULL, "make", *m->make ? m->make : NULL, "model",
+                     *m->model ? m->model : NULL, "orientation",
+                     m->orientation ? json_integer(m->orientation) : NULL, "gps", m->gps,
+                     "width", m->width ? json_integer(m->width) : NULL, "height",
+                     m->height ? json_integer(m->height) : NULL);
+}
+
+static int build(scan *s, json_t **out)
+{
+    int rc = TT_ENOMEM;
+    json_t *photos = json_array(), *dups = json_array(), *years = json_object(),
+           *cams = json_object(), *formats = json_object(), *res = NULL;
+    const photo **bysha = s->nphotos ? malloc(s->nphotos * sizeof *bysha) : NULL;
+    if (!photos || !dups || !years || !cams || !formats || (s->nphotos && !bysha))
+        goto fail;
+
+    qsort(s->photos, s->nphotos, sizeof *s->photos, cmp_photo_path);
+    int64_t bytes = 0, with_exif = 0, with_gps = 0, dup_files = 0;
+    for (size_t i = 0; i < s->nphotos; i++) {
+        const photo *p = &s->photos[i];
+        char year[5] = "", cam[2 * TT_PHOTOS_TEXT_MAX + 2];
+        if (*p->meta.taken)
+            memcpy(year, p->meta.taken, 4);
+        camera_key(&p->meta, cam, sizeof cam);
+        json_t *pj = photo_json(p);
+        if (!pj || json_array_append_new(photos, pj) ||
+            count(years, *year ? year : "unknown", 0) || count(cams, cam, CAMERAS_MAX) ||
+            count(formats, p->meta.format, 0))
+            goto fail;
+        bytes += p->size;
+        with_exif += p->meta.has_exif != 0;
+        with_gps += p->meta.gps != 0;
+        bysha[i] = p;
+    }
+
+    if (s->nphotos)
+        qsort(bysha, s->nphotos, sizeof *bysha, cmp_photo_sha);
+    for (size_t i = 0; i < s->nphotos;) {
+        size_t j = i + 1;
+        while (j < s->nphotos && !strcmp(bysha[j]->sha, bysha[i]->sha))
+            j++;
+        if (j - i > 1) {
+            json_t *g = json_array();
+            if (!g || json_array_append_new(dups, g))
+                goto fail;
+            for (size_t k = i; k < j; k++)
+                if (json_array_append_new(g, json_string(bysha[k]->rel)))
+                    goto fail;
+            dup_files += (int64_t)(j - i);
+        }
+        i = j;
+    }
+
+    res = json_pack("{s:o, s:o, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:o, s:o}}",
+                    "photos", photos, "duplicates", dups, "skipped", s->skipped, "totals",
+                    "files", (json_int_t)s->nphotos, "bytes", (json_int_t)bytes, "with_exif",
+                    (json_int_t)with_exif, "with_gps", (json_int_t)with_gps, "skipped",
+                    (json_int_t)s->nskipped, "duplicate_groups",
+                    (json_int_t)json_array_size(dups), "duplicate_files", (json_int_t)dup_files,
+                    "truncated", s->truncated, "by_year", years, "by_camera", cams, "by_format",
+                    formats);
+    photos = dups = years = cams = formats = NULL; /* stolen by json_pack, even on failure */
+    if (!res)
+        goto fail;
+    *out = res;
+    rc = TT_OK;
+fail:
+    json_decref(photos);
+    json_decref(dups);
+    json_decref(years);
+    json_decref(cams);
+    json_decref(formats);
+    free(bysha);
+    return rc;
+}
+
+void tt_photos_scan_opts_init(tt_photos_scan_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_depth = 16;
+    o->max_files = 100000;
+    o->max_entries = 1000000;
+    o->max_file_bytes = 256 * 1024 * 1024;
+    o->max_skipped = 1000;
+}
+
+int tt_photos_scan(int rootfd, const tt_photos_scan_opts *opts, json_t **out)
+{
+    *out = NULL;
+    tt_photos_scan_opts defaults;
+    if (!opts) {
+        tt_photos_scan_opts_init(&defaults);
+        opts = &defaults;
+    }
+    scan s = {.o = opts, .rootfd = rootfd};
+    if (opts->done)
+        __atomic_store_n(opts->done, 0, __ATOMIC_RELAXED);
+    if (opts->total)
+        __atomic_store_n(opts->total, 0, __ATOMIC_RELAXED);
+
+    int rc = TT_ENOMEM;
+    s.skipped = json_array();
+    s.buf = malloc(TT_PHOTOS_HEAD_BYTES);
+    s.md = EVP_MD_CTX_new();
+    if (!s.skipped || !s.buf || !s.md)
+        goto done;
+    rc = cancelled(&s) ? TT_ECONFLICT : walk(&s, rootfd, "", 0);
+    if (rc)
+        goto done;
+
+    rc = TT_ENOMEM;
+    if (s.ncands && !(s.photos = calloc(s.ncands, sizeof *s.photos)))
+        goto done;
+    rc = TT_OK;
+    for (size_t i = 0; i < s.ncands && !rc; i++) {
+        const char *reason;
+        if (cancelled(&s))
+            rc = TT_ECONFLICT;
+        else if (!(rc = read_photo(&s, &s.cands[i], &s.photos[s.nphotos], &reason))) {
+            if (reason)
+                rc = skip(&s, s.cands[i].rel, reason);
+            else
+                s.nphotos++;
+            bump(opts->done);
+        }
+    }
+    if (!rc)
+        rc = build(&s, out);
+done:
+    for (size_t i = 0; i < s.ncands; i++)
+        free(s.cands[i].rel);
+    free(s.cands);
+    free(s.photos);
+    free(s.buf);
+    EVP_MD_CTX_free(s.md);
+    json_decref(s.skipped);
+    return rc;
+}
