@@ -6,8 +6,8 @@
 #include "agents/agent.h"
 #include "protocol/errors.h"
 
-static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat,
-                                              &tt_agent_doc_analyst, &tt_agent_photo_organizer};
+static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat, &tt_agent_doc_analyst,
+                                              &tt_agent_photo_organizer};
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
 const tt_agent_ops *tt_agent_find(const tt_agent_env *env, const char *name)
@@ -49,8 +49,10 @@ int tt_agent_load_prompts(tt_agent_env *env, const char *dir, char *err, size_t 
             snprintf(err, n, "more than %d prompt templates in %s", TT_AGENT_PROMPTS_MAX, dir);
             rc = TT_EFULL;
         } else if ((rc = tt_prompt_load(dir, e->d_name, &env->prompts[env->n_prompts])) != 0) {
-            snprintf(err, n, "prompt %s/%s: %s (the first line must be "
-                     "<!-- prompt: NAME version: N -->)", dir, e->d_name, tt_strerror(rc));
+            snprintf(err, n,
+                     "prompt %s/%s: %s (the first line must be "
+                     "<!-- prompt: NAME version: N -->)",
+                     dir, e->d_name, tt_strerror(rc));
         } else {
             env->n_prompts++;
         }
@@ -76,8 +78,7 @@ json_t *tt_agent_names(const tt_agent_env *env)
     return arr;
 }
 
-static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, char *err,
-                          size_t n)
+static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, char *err, size_t n)
 {
     const char *name, *desc = "", *prompt = "chat.system", *route = "";
     json_t *tools = NULL;
@@ -89,10 +90,13 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
         snprintf(err, n, "agents: %s", jerr.text);
         return TT_EINVAL;
     }
-    if (strlen(name) == 0 || strlen(name) >= sizeof a->name || strlen(desc) >= sizeof a->description ||
-        tt_agent_find(env, name) || rounds < 0 || rounds > 10) {
-        snprintf(err, n, "agent %.64s: a new name of 1-63 bytes, a description under 256 bytes, "
-                 "max_tool_rounds 0-10", name);
+    if (strlen(name) == 0 || strlen(name) >= sizeof a->name ||
+        strlen(desc) >= sizeof a->description || tt_agent_find(env, name) || rounds < 0 ||
+        rounds > 10) {
+        snprintf(err, n,
+                 "agent %.64s: a new name of 1-63 bytes, a description under 256 bytes, "
+                 "max_tool_rounds 0-10",
+                 name);
         return TT_EINVAL;
     }
     if (!tt_agent_prompt(env, prompt)) {
@@ -105,7 +109,8 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
     }
     size_t i;
     json_t *t;
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         if (!tt_tools_find(&env->tools, json_string_value(t))) {
             snprintf(err, n, "agent %.64s: no tool named %.64s", name,
                      json_string_value(t) ? json_string_value(t) : "(not a string)");
@@ -139,7 +144,8 @@ int tt_agent_load_assistants(tt_agent_env *env, const char *file, char *err, siz
         rc = TT_ENOMEM;
     size_t i;
     json_t *def;
-    json_array_foreach(list, i, def) {
+    json_array_foreach(list, i, def)
+    {
         if (rc)
             break;
         rc = load_assistant(env, def, &env->assistants[env->n_assistants], err, n);

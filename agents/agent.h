@@ -31,21 +31,22 @@ typedef struct tt_assistant_def {
     char name[64];
     char description[256];
     char prompt[64];
-    char route[64];   /* "" for the first route */
-    json_t *tools;    /* names (array) */
+    char route[64]; /* "" for the first route */
+    json_t *tools;  /* names (array) */
     int max_tool_rounds;
 } tt_assistant_def;
 
 /* What agents may use from the server; owned by the server, outlives sessions. */
 typedef struct tt_agent_env {
     uv_loop_t *loop;
-    int echo_delay_ms;     /* default pause between echoed words */
-    tt_llm_service *llm;   /* model calls; NULL or unconfigured: no model agents */
+    int echo_delay_ms;       /* default pause between echoed words */
+    tt_llm_service *llm;     /* model calls; NULL or unconfigured: no model agents */
     struct tt_registry *reg; /* sessions, e.g. a user's earlier analyses */
     const char *photos_root; /* one photo library per user: photos_root/<user> */
+    int64_t wait_expiry_ms;  /* a question or approval left unanswered this long expires */
     tt_prompt prompts[TT_AGENT_PROMPTS_MAX]; /* every template in --prompts-dir */
     size_t n_prompts;
-    tt_toolbox tools;        /* built-in and HTTP tools */
+    tt_toolbox tools; /* built-in and HTTP tools */
     tt_assistant_def assistants[TT_ASSISTANTS_MAX];
     struct tt_agent_ops *assistant_ops; /* one per assistant, allocated at load */
     size_t n_assistants;
@@ -54,7 +55,7 @@ typedef struct tt_agent_env {
 typedef struct tt_agent_ops {
     const char *name;
     const char *description;
-    int needs_model; /* refused with `unavailable` while no model route is configured */
+    int needs_model;  /* refused with `unavailable` while no model route is configured */
     const void *impl; /* the agent's own definition (the step engine's tt_engine_def) */
     /* Check session.open's input before anything is created. */
     int (*validate)(const json_t *input, char *err, size_t n);

@@ -41,8 +41,8 @@ typedef struct chat_rt {
     int started;   /* message.start was emitted for the current attempt */
     int releasing; /* the session is leaving memory: change nothing */
     char message_id[40];
-    int round;     /* model calls made in this turn */
-    json_t *turn;  /* this turn's tool exchanges: assistant tool_calls + tool results */
+    int round;    /* model calls made in this turn */
+    json_t *turn; /* this turn's tool exchanges: assistant tool_calls + tool results */
     pending_call calls[MAX_TOOL_CALLS];
     size_t n_calls;
     size_t results_left;
@@ -65,7 +65,8 @@ static int chat_validate(const json_t *input, char *err, size_t n)
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)input, key, v) {
+    json_object_foreach((json_t *)input, key, v)
+    {
         if (strcmp(key, "route") != 0 || !json_is_string(v) || json_string_length(v) == 0 ||
             json_string_length(v) > 64) {
             snprintf(err, n, "the chat agent takes only input.route (a route alias string)");
@@ -120,8 +121,9 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
         return;
     start_message(rt);
     append(&rt->text, &rt->len, &rt->cap, ev->text, ev->text_len);
-    tt_session_emit(rt->s, "delta", json_pack("{s:s, s:s%}", "message_id", rt->message_id, "text",
-                                              ev->text, ev->text_len));
+    tt_session_emit(
+        rt->s, "delta",
+        json_pack("{s:s, s:s%}", "message_id", rt->message_id, "text", ev->text, ev->text_len));
 }
 
 static void new_message(chat_rt *rt)
@@ -146,12 +148,16 @@ static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
 static const char *wire_code(tt_llm_error_class cls)
 {
     switch (cls) {
-    case TT_LLM_ERR_RATE_LIMITED: return "rate_limited";
-    case TT_LLM_ERR_TIMEOUT: return "timeout";
+    case TT_LLM_ERR_RATE_LIMITED:
+        return "rate_limited";
+    case TT_LLM_ERR_TIMEOUT:
+        return "timeout";
     case TT_LLM_ERR_BAD_REQUEST:
     case TT_LLM_ERR_CONTEXT_LENGTH:
-    case TT_LLM_ERR_CONTENT_FILTER: return "bad_request";
-    default: return "unavailable";
+    case TT_LLM_ERR_CONTENT_FILTER:
+        return "bad_request";
+    default:
+        return "unavailable";
     }
 }
 
@@ -241,9 +247,9 @@ static void run_tools(chat_rt *rt)
     }
     if (!rt->turn)
         rt->turn = json_array();
-    json_array_append_new(rt->turn, json_pack("{s:s, s:s?, s:o}", "role", "assistant", "content",
-                                              rt->text && rt->len ? rt->text : NULL,
-                                              "tool_calls", calls));
+    json_array_append_new(rt->turn,
+                          json_pack("{s:s, s:s?, s:o}", "role", "assistant", "content",
+                                    rt->text && rt->len ? rt->text : NULL, "tool_calls", calls));
     rt->results_left = rt->n_calls;
     size_t n = rt->n_calls;
     for (size_t i = 0; i < n; i++) {
@@ -257,8 +263,8 @@ static void run_tools(chat_rt *rt)
         int allowed = 0;
         size_t k;
         json_t *t;
-        json_array_foreach(rt->def ? rt->def->tools : NULL, k, t)
-            allowed = allowed || strcmp(json_string_value(t), pc->name) == 0;
+        json_array_foreach(rt->def ? rt->def->tools : NULL, k, t) allowed =
+            allowed || strcmp(json_string_value(t), pc->name) == 0;
         if (!job) {
             rt->results_left--;
             continue;
@@ -295,15 +301,17 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         end_message(rt, r);
     } else if (r->error.cls == TT_LLM_ERR_CANCELLED) {
         if (rt->started)
-            tt_session_emit(s, "message.discard", json_pack("{s:s, s:s}", "message_id",
-                                                            rt->message_id, "reason", "cancelled"));
+            tt_session_emit(
+                s, "message.discard",
+                json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "cancelled"));
     } else {
         if (rt->started)
-            tt_session_emit(s, "message.discard", json_pack("{s:s, s:s}", "message_id",
-                                                            rt->message_id, "reason", "error"));
+            tt_session_emit(
+                s, "message.discard",
+                json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "error"));
         char msg[320];
-        snprintf(msg, sizeof msg, "the model call failed (%s): %s",
-                 tt_llm_error_name(r->error.cls), r->error.message);
+        snprintf(msg, sizeof msg, "the model call failed (%s): %s", tt_llm_error_name(r->error.cls),
+                 r->error.message);
         tt_session_emit(s, "error",
                         json_pack("{s:s, s:s, s:b}", "code", wire_code(r->error.cls), "message",
                                   msg, "retryable", tt_llm_error_retryable(r->error.cls)));
@@ -357,12 +365,18 @@ static int generate(tt_session *s)
     /* The last round offers no tools, so the model ends in text. */
     size_t n_offered = def && rt->round < def->max_tool_rounds ? ntools : 0;
     for (size_t i = 0; i < n_offered; i++) {
-        const tt_tool *tool = tt_tools_find(&env->tools, json_string_value(json_array_get(def->tools, i)));
-        tools[i] = (tt_llm_tool){tt_tool_name(tool), tt_tool_description(tool),
-                                 tt_tool_parameters(tool)};
+        const tt_tool *tool =
+            tt_tools_find(&env->tools, json_string_value(json_array_get(def->tools, i)));
+        tools[i] =
+            (tt_llm_tool){tt_tool_name(tool), tt_tool_description(tool), tt_tool_parameters(tool)};
     }
-    tt_llm_request req = {.messages = msgs, .n_messages = m, .tools = tools, .n_tools = n_offered,
-                          .temperature = -1, .stream = 1, .tag = prompt->tag};
+    tt_llm_request req = {.messages = msgs,
+                          .n_messages = m,
+                          .tools = tools,
+                          .n_tools = n_offered,
+                          .temperature = -1,
+                          .stream = 1,
+                          .tag = prompt->tag};
     new_message(rt);
     rt->round++;
     tt_agent_state_set(s, "mode", json_string("generating"));
@@ -373,8 +387,9 @@ static int generate(tt_session *s)
     free(msgs);
     free(tools);
     if (rc) {
-        tt_session_emit(s, "error", json_pack("{s:s, s:s, s:b}", "code", "unavailable", "message",
-                                              "no such model route", "retryable", 0));
+        tt_session_emit(s, "error",
+                        json_pack("{s:s, s:s, s:b}", "code", "unavailable", "message",
+                                  "no such model route", "retryable", 0));
         finish(rt);
     }
     return 0;
@@ -427,8 +442,7 @@ static int chat_resume(tt_session *s, const tt_agent_env *env)
     return 0;
 }
 
-static int chat_say(tt_session *s, const char *text, const char *client_msg_id, char *err,
-                    size_t n)
+static int chat_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
 {
     if (s->state == TT_STATE_RUNNING) {
         snprintf(err, n, "a reply is streaming; wait for it or cancel it");

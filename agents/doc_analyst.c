@@ -17,7 +17,7 @@
 #include "protocol/errors.h"
 #include "state/registry.h"
 
-#define DOC_MAX (2u << 20)   /* bytes of document accepted */
+#define DOC_MAX (2u << 20)    /* bytes of document accepted */
 #define TEXT_MAX (200u << 10) /* bytes of extracted text sent to the model */
 #define RELATED_MAX 3
 
@@ -25,7 +25,8 @@ static int doc_validate(const json_t *input, char *err, size_t n)
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)input, key, v) {
+    json_object_foreach((json_t *)input, key, v)
+    {
         int ok = json_is_string(v);
         if (strcmp(key, "format") == 0)
             ok = ok && (strcmp(json_string_value(v), "text") == 0 ||
@@ -38,8 +39,10 @@ static int doc_validate(const json_t *input, char *err, size_t n)
         else
             ok = 0;
         if (!ok) {
-            snprintf(err, n, "input.%.32s: the analyst takes document (1 byte to 2 MiB), "
-                     "format (text, markdown or html) and title (up to 200 bytes)", key);
+            snprintf(err, n,
+                     "input.%.32s: the analyst takes document (1 byte to 2 MiB), "
+                     "format (text, markdown or html) and title (up to 200 bytes)",
+                     key);
             return TT_EINVAL;
         }
     }
@@ -60,8 +63,8 @@ static char *html_to_text(const char *html)
         return NULL;
     static const struct {
         const char *name, *text;
-    } entities[] = {{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""},
-                    {"&#39;", "'"}, {"&nbsp;", " "}};
+    } entities[] = {{"&amp;", "&"},   {"&lt;", "<"},  {"&gt;", ">"},
+                    {"&quot;", "\""}, {"&#39;", "'"}, {"&nbsp;", " "}};
     for (const char *p = html; *p;) {
         if (*p == '<') {
             const char *closing = strncasecmp(p, "<script", 7) == 0  ? "</script"
@@ -152,8 +155,8 @@ static int model_step(tt_run *run, const char *prompt, json_t *schema, int strea
     const tt_prompt *p = tt_agent_prompt(tt_run_env(run), prompt);
     if (!p)
         return TT_ENOTFOUND;
-    tt_run_model_opts o = {.system = p, .user = data_str(run, "text"), .schema = schema,
-                           .stream = stream};
+    tt_run_model_opts o = {
+        .system = p, .user = data_str(run, "text"), .schema = schema, .stream = stream};
     return tt_run_model(run, &o, done);
 }
 
@@ -176,7 +179,8 @@ static void tags_done(tt_run *run, const char *text, json_t *parsed, const tt_ll
     char line[512] = "Tags:";
     size_t i;
     json_t *t;
-    json_array_foreach(tags, i, t) {
+    json_array_foreach(tags, i, t)
+    {
         size_t w = strlen(line);
         snprintf(line + w, sizeof line - w, "%s %s", i ? "," : "", json_string_value(t));
     }
@@ -187,10 +191,10 @@ static void tags_done(tt_run *run, const char *text, json_t *parsed, const tt_ll
 
 static int step_tags(tt_run *run)
 {
-    json_t *schema = json_pack(
-        "{s:s, s:{s:{s:s, s:i, s:i, s:{s:s, s:i, s:i}}}, s:[s], s:b}", "type", "object",
-        "properties", "tags", "type", "array", "minItems", 1, "maxItems", 12, "items", "type",
-        "string", "minLength", 1, "maxLength", 60, "required", "tags", "additionalProperties", 0);
+    json_t *schema = json_pack("{s:s, s:{s:{s:s, s:i, s:i, s:{s:s, s:i, s:i}}}, s:[s], s:b}",
+                               "type", "object", "properties", "tags", "type", "array", "minItems",
+                               1, "maxItems", 12, "items", "type", "string", "minLength", 1,
+                               "maxLength", 60, "required", "tags", "additionalProperties", 0);
     int rc = model_step(run, "docs.tags", schema, 0, tags_done);
     json_decref(schema);
     return rc;
@@ -213,7 +217,8 @@ static double similarity(json_t *a, json_t *b)
 {
     size_t inter = 0, i, j;
     json_t *x, *y;
-    json_array_foreach(a, i, x) {
+    json_array_foreach(a, i, x)
+    {
         json_array_foreach(b, j, y) inter += json_equal(x, y);
     }
     size_t uni = json_array_size(a) + json_array_size(b) - inter;
@@ -233,8 +238,8 @@ static int consider(const char *sid, const char *json, size_t len, void *ud)
         return 0;
     json_t *rec = json_loadb(json, len, 0, NULL);
     const char *agent = json_string_value(json_object_get(rec, "agent"));
-    json_t *tags = json_object_get(json_object_get(json_object_get(rec, "agent_state"), "data"),
-                                   "tags");
+    json_t *tags =
+        json_object_get(json_object_get(json_object_get(rec, "agent_state"), "data"), "tags");
     if (agent && strcmp(agent, "doc-analyst") == 0 && json_is_array(tags)) {
         double score = similarity(rc->tags, tags);
         if (score > 0)
@@ -279,7 +284,8 @@ static int step_related(tt_run *run)
     json_decref(rc.found);
     data_set(run, "related", top);
     tt_run_progress(run, 5, 5, "related documents");
-    tt_run_finish(run, json_array_size(top) ? text : "No related documents among your earlier analyses.");
+    tt_run_finish(run, json_array_size(top) ? text
+                                            : "No related documents among your earlier analyses.");
     return 0;
 }
 

@@ -10,8 +10,6 @@
 #include "agents/engine_private.h"
 #include "protocol/errors.h"
 
-#define WAIT_EXPIRY_MS (7LL * 24 * 3600 * 1000) /* an unanswered question or approval */
-
 static const tt_engine_def *def_of(const tt_session *s)
 {
     return ((const tt_agent_ops *)s->agent_ops)->impl;
@@ -93,7 +91,8 @@ void tt_run_goto(tt_run *run, const char *next)
 
 static void wait_for(tt_run *run, json_t *pending, tt_state state)
 {
-    json_object_set_new(pending, "expires_at", json_integer(tt_wall_ms() + WAIT_EXPIRY_MS));
+    json_object_set_new(pending, "expires_at",
+                        json_integer(tt_wall_ms() + run->env->wait_expiry_ms));
     tt_agent_state_set(run->s, "pending", pending);
     set_status(run, "waiting");
 }
@@ -135,9 +134,9 @@ void tt_run_say(tt_run *run, const char *text)
                     json_pack("{s:s, s:s}", "message_id", mid, "role", "assistant"));
     tt_session_emit(run->s, "delta", json_pack("{s:s, s:s}", "message_id", mid, "text", text));
     tt_session_emit(run->s, "message.end",
-                    json_pack("{s:s, s:s, s:{s:i, s:i, s:f, s:s, s:b}}", "message_id", mid,
-                              "text", text, "usage", "prompt_tokens", 0, "completion_tokens", 0,
-                              "cost_usd", 0.0, "model", "none", "cached", 0));
+                    json_pack("{s:s, s:s, s:{s:i, s:i, s:f, s:s, s:b}}", "message_id", mid, "text",
+                              text, "usage", "prompt_tokens", 0, "completion_tokens", 0, "cost_usd",
+                              0.0, "model", "none", "cached", 0));
 }
 
 void tt_run_finish(tt_run *run, const char *summary)
@@ -152,8 +151,8 @@ void tt_run_finish(tt_run *run, const char *summary)
 
 void tt_run_fail(tt_run *run, const char *code, const char *message)
 {
-    tt_session_emit(run->s, "error", json_pack("{s:s, s:s, s:b}", "code", code, "message",
-                                               message, "retryable", 0));
+    tt_session_emit(run->s, "error",
+                    json_pack("{s:s, s:s, s:b}", "code", code, "message", message, "retryable", 0));
     tt_session_set_pending(run->s, NULL);
     tt_agent_state_set(run->s, "pending", NULL);
     set_status(run, "failed");
@@ -240,8 +239,7 @@ static int busy(const tt_session *s, char *err, size_t n)
     return 0;
 }
 
-int tt_engine_say(tt_session *s, const char *text, const char *client_msg_id, char *err,
-                      size_t n)
+int tt_engine_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
 {
     int rc = busy(s, err, n);
     if (rc)
@@ -273,7 +271,7 @@ static json_t *pending_of(tt_session *s, const char *kind, const char *id, char 
 }
 
 int tt_engine_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
-                         size_t n)
+                     size_t n)
 {
     json_t *p = pending_of(s, "question", question_id, err, n);
     if (!p)
@@ -285,8 +283,9 @@ int tt_engine_answer(tt_session *s, const char *question_id, const json_t *value
     json_array_foreach(choices, i, c) ok = ok || json_equal(c, (json_t *)value);
     if (!ok || (!choices && (!json_is_string(value) || json_string_length(value) == 0 ||
                              json_string_length(value) > 4096))) {
-        snprintf(err, n, choices ? "value must be one of the choices"
-                                 : "value must be a non-empty string of at most 4096 bytes");
+        snprintf(err, n,
+                 choices ? "value must be one of the choices"
+                         : "value must be a non-empty string of at most 4096 bytes");
         return TT_EINVAL;
     }
     tt_run *run = s->agent_rt;
@@ -305,8 +304,8 @@ int tt_engine_answer(tt_session *s, const char *question_id, const json_t *value
     return 0;
 }
 
-int tt_engine_decide(tt_session *s, const char *approval_id, tt_decision d,
-                         const char *comment, char *err, size_t n)
+int tt_engine_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
+                     char *err, size_t n)
 {
     json_t *p = pending_of(s, "approval", approval_id, err, n);
     if (!p)
@@ -370,4 +369,3 @@ void tt_engine_release(tt_session *s)
     if (!tt_run_work_release(run))
         free(run); /* else the thread pool's completion frees it */
 }
-

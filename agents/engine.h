@@ -45,8 +45,8 @@ typedef struct tt_step_def {
 typedef struct tt_engine_def {
     const tt_step_def *steps;
     size_t n_steps;
-    const char *first;  /* the step a new run starts with, on its first user turn */
-    int start_on_open;  /* 1: start at once on session.open (input carries the task) */
+    const char *first; /* the step a new run starts with, on its first user turn */
+    int start_on_open; /* 1: start at once on session.open (input carries the task) */
     /* Where a user turn leads when the run is idle or done (e.g. "undo");
      * NULL or a NULL result: `first`. The text is in data.request. */
     const char *(*route_say)(tt_run *run, const char *text);
@@ -109,12 +109,12 @@ void tt_run_say(tt_run *run, const char *text);
 /* --- model steps ------------------------------------------------------------ */
 
 typedef struct tt_run_model_opts {
-    const tt_prompt *system;    /* the system prompt template (its tag goes in the log line) */
-    const char *const *vars;    /* template variables chosen by the server, never user text */
-    const char *user;           /* the user turn: data to work on, delimited by the engine */
-    json_t *schema;             /* structured output: JSON Schema (validated strictly), or NULL */
-    int stream;                 /* stream the reply to the client as an assistant message */
-    const char *route;          /* route alias or NULL for the default */
+    const tt_prompt *system; /* the system prompt template (its tag goes in the log line) */
+    const char *const *vars; /* template variables chosen by the server, never user text */
+    const char *user;        /* the user turn: data to work on, delimited by the engine */
+    json_t *schema;          /* structured output: JSON Schema (validated strictly), or NULL */
+    int stream;              /* stream the reply to the client as an assistant message */
+    const char *route;       /* route alias or NULL for the default */
 } tt_run_model_opts;
 
 /* The model step finished: text (the whole reply) and, with a schema, the

@@ -23,7 +23,7 @@ struct tt_run_model {
     int stream;
     int corrected; /* the self-correction turn was used */
     char *system, *user, *route, *tag;
-    char *previous;          /* the invalid reply, for the correction turn */
+    char *previous; /* the invalid reply, for the correction turn */
     char correction[SCHEMA_ERR_MAX + 200];
     char *text;
     size_t len, cap;
@@ -33,10 +33,17 @@ struct tt_run_model {
 };
 
 static const char *const injection_markers[] = {
-    "ignore previous instructions", "ignore all previous", "disregard the above",
-    "ignore the above",             "you are now",          "system prompt",
-    "<|im_start|>",                 "<|system|>",           "### instruction",
-    "\nsystem:",                    "[inst]",
+    "ignore previous instructions",
+    "ignore all previous",
+    "disregard the above",
+    "ignore the above",
+    "you are now",
+    "system prompt",
+    "<|im_start|>",
+    "<|system|>",
+    "### instruction",
+    "\nsystem:",
+    "[inst]",
 };
 
 /* Flag (log, never block) user data that looks like an attempt to steer the
@@ -133,8 +140,9 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
         tt_session_emit(s, "message.start",
                         json_pack("{s:s, s:s}", "message_id", m->message_id, "role", "assistant"));
     }
-    tt_session_emit(s, "delta", json_pack("{s:s, s:s%}", "message_id", m->message_id, "text",
-                                          ev->text, ev->text_len));
+    tt_session_emit(
+        s, "delta",
+        json_pack("{s:s, s:s%}", "message_id", m->message_id, "text", ev->text, ev->text_len));
 }
 
 static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
@@ -185,8 +193,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         if (m->started)
             tt_run_model_withdraw(run, "error");
         char msg[400];
-        snprintf(msg, sizeof msg, "the model call failed (%s): %s",
-                 tt_llm_error_name(r->error.cls), r->error.message);
+        snprintf(msg, sizeof msg, "the model call failed (%s): %s", tt_llm_error_name(r->error.cls),
+                 r->error.message);
         model_free(m);
         tt_run_fail(run, r->error.cls == TT_LLM_ERR_TIMEOUT ? "timeout" : "unavailable", msg);
         return;
@@ -196,8 +204,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
                         json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
                                   m->message_id, "text", m->text ? m->text : "", "usage",
                                   "prompt_tokens", (json_int_t)r->prompt_tokens,
-                                  "completion_tokens", (json_int_t)r->completion_tokens,
-                                  "cost_usd", r->cost_usd, "model", r->model, "cached", 0));
+                                  "completion_tokens", (json_int_t)r->completion_tokens, "cost_usd",
+                                  r->cost_usd, "model", r->model, "cached", 0));
         tt_agent_state_set(run->s, "message_id", NULL);
         m->started = 0;
     }
@@ -253,8 +261,12 @@ static int start_call(model_step *m)
         msgs[n++] = (tt_llm_message){.role = "assistant", .content = m->previous};
         msgs[n++] = (tt_llm_message){.role = "user", .content = m->correction};
     }
-    tt_llm_request req = {.messages = msgs, .n_messages = n, .temperature = -1, .stream = 1,
-                          .response_schema = m->schema, .tag = m->tag};
+    tt_llm_request req = {.messages = msgs,
+                          .n_messages = n,
+                          .temperature = -1,
+                          .stream = 1,
+                          .response_schema = m->schema,
+                          .tag = m->tag};
     return tt_llm_call_start(m->run->env->llm, m->route, &req, &hooks, m, &m->call);
 }
 

@@ -6,11 +6,11 @@
 #include "agents/engine.h"
 
 struct tt_run {
-    tt_session *s;              /* NULL-safe: s->agent_rt == this while bound */
+    tt_session *s; /* NULL-safe: s->agent_rt == this while bound */
     const tt_agent_env *env;
     const tt_engine_def *def;
-    uv_timer_t *timer;          /* enters the next step on the next loop pass */
-    int released;               /* the session left memory; callbacks change nothing */
+    uv_timer_t *timer; /* enters the next step on the next loop pass */
+    int released;      /* the session left memory; callbacks change nothing */
     /* model step in flight (engine_model.c) */
     struct tt_run_model *model;
     /* thread-pool work in flight (engine_work.c) */

@@ -26,7 +26,7 @@ typedef struct exec_job {
     json_t *journal; /* a private copy: the pool thread touches nothing shared */
     int undo;
     int rc;
-    int conflict;    /* the chunk stopped on a conflict that now has a free name */
+    int conflict; /* the chunk stopped on a conflict that now has a free name */
     tt_photos_counts counts;
 } exec_job;
 
@@ -89,7 +89,8 @@ static void add_counts(tt_run *run, const tt_photos_counts *c)
     int64_t values[] = {c->acted, c->conflicts, c->missing};
     for (int i = 0; i < 3; i++)
         json_object_set_new(
-            t, names[i], json_integer(json_integer_value(json_object_get(t, names[i])) + values[i]));
+            t, names[i],
+            json_integer(json_integer_value(json_object_get(t, names[i])) + values[i]));
 }
 
 static void exec_after(tt_run *run, void *ctx, int status)
@@ -105,8 +106,10 @@ static void exec_after(tt_run *run, void *ctx, int status)
     add_counts(run, &j->counts);
     char msg[256];
     if (j->rc) {
-        snprintf(msg, sizeof msg, "moving the photos failed (%s); say \"undo\" to put back "
-                 "what was moved", tt_strerror(j->rc));
+        snprintf(msg, sizeof msg,
+                 "moving the photos failed (%s); say \"undo\" to put back "
+                 "what was moved",
+                 tt_strerror(j->rc));
         tt_run_fail(run, "internal", msg);
     } else if (j->undo) {
         tt_photos_data_set(run, "undone", json_true());
@@ -150,8 +153,8 @@ static int start_job(tt_run *run, int undo)
     if (!json_object_get(data, "journal")) {
         json_t *problems = NULL, *journal = NULL;
         json_t *plan = json_object_get(data, "plan");
-        json_t *ops = json_pack("{s:O, s:O}", "folders", json_object_get(plan, "folders"),
-                                "moves", json_object_get(plan, "moves"));
+        json_t *ops = json_pack("{s:O, s:O}", "folders", json_object_get(plan, "folders"), "moves",
+                                json_object_get(plan, "moves"));
         rc = ops ? tt_photos_journal_new(j->rootfd, ops, &journal, &problems) : TT_ENOMEM;
         json_decref(ops);
         if (rc) {

@@ -128,20 +128,21 @@ static int step_analyse(tt_run *run)
 
 static char *context_text(tt_run *run, int with_photos)
 {
-    json_t *ctx = json_pack("{s:s?, s:s?, s:O?, s:O?}", "request", tt_photos_data_str(run, "request"),
-                            "library", tt_photos_data_str(run, "summary"), "answers",
-                            json_object_get(tt_run_data(run), "criteria"), "requested_changes",
-                            json_object_get(tt_run_data(run), "revisions"));
+    json_t *ctx =
+        json_pack("{s:s?, s:s?, s:O?, s:O?}", "request", tt_photos_data_str(run, "request"),
+                  "library", tt_photos_data_str(run, "summary"), "answers",
+                  json_object_get(tt_run_data(run), "criteria"), "requested_changes",
+                  json_object_get(tt_run_data(run), "revisions"));
     if (with_photos) {
         json_t *list = json_array();
         size_t i, bytes = 0;
         json_t *p;
-        json_array_foreach(json_object_get(tt_run_data(run), "photos"), i, p) {
-            json_t *line = json_pack("{s:O, s:O?, s:O?, s:O?, s:O?}", "path",
-                                     json_object_get(p, "path"), "taken",
-                                     json_object_get(p, "taken"), "make", json_object_get(p, "make"),
-                                     "model", json_object_get(p, "model"), "sha256",
-                                     json_object_get(p, "sha256"));
+        json_array_foreach(json_object_get(tt_run_data(run), "photos"), i, p)
+        {
+            json_t *line = json_pack(
+                "{s:O, s:O?, s:O?, s:O?, s:O?}", "path", json_object_get(p, "path"), "taken",
+                json_object_get(p, "taken"), "make", json_object_get(p, "make"), "model",
+                json_object_get(p, "model"), "sha256", json_object_get(p, "sha256"));
             bytes += 200;
             if (bytes > PHOTO_LINES_MAX) {
                 json_decref(line);
@@ -156,8 +157,8 @@ static char *context_text(tt_run *run, int with_photos)
     return text;
 }
 
-static int model_step(tt_run *run, const char *prompt, json_t *schema, int stream,
-                      int with_photos, tt_run_model_done done)
+static int model_step(tt_run *run, const char *prompt, json_t *schema, int stream, int with_photos,
+                      tt_run_model_done done)
 {
     const tt_prompt *p = tt_agent_prompt(tt_run_env(run), prompt);
     char *text = p ? context_text(run, with_photos) : NULL;
@@ -259,13 +260,12 @@ static int step_propose(tt_run *run)
     json_t *schema = json_pack(
         "{s:s, s:[s, s, s], s:b, s:{s:{s:s, s:i, s:i}, s:{s:s, s:i, s:{s:s, s:i, s:i}},"
         " s:{s:s, s:{s:s, s:[s, s], s:b, s:{s:{s:s, s:i, s:i}, s:{s:s, s:i, s:i}}}}}}",
-        "type", "object", "required", "explanation", "folders", "moves", "additionalProperties",
-        0, "properties", "explanation", "type", "string", "minLength", 1, "maxLength", 2000,
-        "folders", "type", "array", "maxItems", 10000, "items", "type", "string", "minLength",
-        1, "maxLength", 512, "moves", "type", "array", "items", "type", "object", "required",
-        "src", "dest", "additionalProperties", 0, "properties", "src", "type", "string",
-        "minLength", 1, "maxLength", 1024, "dest", "type", "string", "minLength", 1, "maxLength",
-        1024);
+        "type", "object", "required", "explanation", "folders", "moves", "additionalProperties", 0,
+        "properties", "explanation", "type", "string", "minLength", 1, "maxLength", 2000, "folders",
+        "type", "array", "maxItems", 10000, "items", "type", "string", "minLength", 1, "maxLength",
+        512, "moves", "type", "array", "items", "type", "object", "required", "src", "dest",
+        "additionalProperties", 0, "properties", "src", "type", "string", "minLength", 1,
+        "maxLength", 1024, "dest", "type", "string", "minLength", 1, "maxLength", 1024);
     int rc = model_step(run, "photos.plan", schema, 0, 1, propose_done);
     json_decref(schema);
     return rc;
@@ -275,8 +275,9 @@ static int photos_validate(const json_t *input, char *err, size_t n)
 {
     if (json_object_size(input) == 0)
         return 0;
-    snprintf(err, n, "the photo organiser takes no input: it works on your library under "
-                     "--photos-root; say what you want, e.g. \"organise my product photos\"");
+    snprintf(err, n,
+             "the photo organiser takes no input: it works on your library under "
+             "--photos-root; say what you want, e.g. \"organise my product photos\"");
     return TT_EINVAL;
 }
 
@@ -290,8 +291,9 @@ static const char *route_say(tt_run *run, const char *text)
 }
 
 static const tt_step_def steps[] = {
-    {"analyse", step_analyse},   {"summarise", step_summarise}, {"questions", step_questions},
-    {"ask", step_ask},           {"answered", step_answered},   {"propose", step_propose},
+    {"analyse", step_analyse},           {"summarise", step_summarise},
+    {"questions", step_questions},       {"ask", step_ask},
+    {"answered", step_answered},         {"propose", step_propose},
     {"execute", tt_photos_step_execute}, {"undo", tt_photos_step_undo},
 };
 

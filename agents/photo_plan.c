@@ -25,7 +25,8 @@ static json_t *node_for(json_t *tree, const char *folder)
         node = NULL;
         size_t i;
         json_t *c;
-        json_array_foreach(level, i, c) {
+        json_array_foreach(level, i, c)
+        {
             if (strcmp(json_string_value(json_object_get(c, "name")), part) == 0)
                 node = c;
         }
@@ -64,7 +65,8 @@ int tt_photos_plan_check(json_t *data, json_t *plan, char *why, size_t n, json_t
     json_t *v;
     json_array_foreach(json_object_get(data, "photos"), i, v)
         json_object_set(known, json_string_value(json_object_get(v, "path")), json_true());
-    json_array_foreach(folders, i, v) {
+    json_array_foreach(folders, i, v)
+    {
         const char *f = json_string_value(v);
         if (tt_photos_rel_check(f, TT_PHOTOS_REL_STRICT, &reason) != 0) {
             rc = fail(why, n, "bad folder name", f);
@@ -73,7 +75,8 @@ int tt_photos_plan_check(json_t *data, json_t *plan, char *why, size_t n, json_t
         json_object_set(dirs, f, json_true());
         node_for(out, f);
     }
-    json_array_foreach(moves, i, v) {
+    json_array_foreach(moves, i, v)
+    {
         const char *src = json_string_value(json_object_get(v, "src"));
         const char *dest = json_string_value(json_object_get(v, "dest"));
         if (!json_object_get(known, src)) {

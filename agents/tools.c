@@ -17,7 +17,7 @@ struct tt_tool {
     char *name;
     char *description;
     json_t *parameters;
-    int builtin;      /* 1: current_time, 2: calculate; 0: HTTP */
+    int builtin; /* 1: current_time, 2: calculate; 0: HTTP */
     char *url;
     char *method;
     int64_t timeout_ms;
@@ -237,8 +237,8 @@ void tt_tool_call(const tt_toolbox *box, const tt_tool *t, const char *args_json
 {
     char why[TT_SCHEMA_ERR_MAX + 64];
     json_error_t jerr;
-    json_t *args = json_loads(args_json && *args_json ? args_json : "{}", JSON_REJECT_DUPLICATES,
-                              &jerr);
+    json_t *args =
+        json_loads(args_json && *args_json ? args_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
     if (!args) {
         snprintf(why, sizeof why, "invalid arguments: not JSON (%s)", jerr.text);
         done(ud, 0, NULL, why);
@@ -265,19 +265,19 @@ static int add_builtins(tt_toolbox *box)
     box->tools[0] = (tt_tool){
         .name = strdup("current_time"),
         .description = strdup("The current date and time, optionally shifted to a UTC offset."),
-        .parameters = json_pack("{s:s, s:{s:{s:s, s:i, s:i}}, s:b}", "type", "object",
-                                "properties", "utc_offset_minutes", "type", "integer", "minimum",
-                                -840, "maximum", 840, "additionalProperties", 0),
+        .parameters = json_pack("{s:s, s:{s:{s:s, s:i, s:i}}, s:b}", "type", "object", "properties",
+                                "utc_offset_minutes", "type", "integer", "minimum", -840, "maximum",
+                                840, "additionalProperties", 0),
         .builtin = 1};
-    box->tools[1] = (tt_tool){
-        .name = strdup("calculate"),
-        .description = strdup("Evaluate an arithmetic expression: numbers, + - * / ^ and "
-                              "parentheses."),
-        .parameters = json_pack("{s:s, s:{s:{s:s, s:i, s:i}}, s:[s], s:b}", "type", "object",
-                                "properties", "expression", "type", "string", "minLength", 1,
-                                "maxLength", EXPR_MAX, "required", "expression",
-                                "additionalProperties", 0),
-        .builtin = 2};
+    box->tools[1] =
+        (tt_tool){.name = strdup("calculate"),
+                  .description = strdup("Evaluate an arithmetic expression: numbers, + - * / ^ and "
+                                        "parentheses."),
+                  .parameters = json_pack("{s:s, s:{s:{s:s, s:i, s:i}}, s:[s], s:b}", "type",
+                                          "object", "properties", "expression", "type", "string",
+                                          "minLength", 1, "maxLength", EXPR_MAX, "required",
+                                          "expression", "additionalProperties", 0),
+                  .builtin = 2};
     box->n = 2;
     for (size_t i = 0; i < 2; i++) {
         if (!box->tools[i].name || !box->tools[i].description || !box->tools[i].parameters)
@@ -302,10 +302,10 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
     json_t *params;
     json_int_t timeout = 10000;
     json_error_t jerr;
-    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s}",
-                       "name", &name, "description", &desc, "parameters", &params, "url", &url,
-                       "method", &method, "timeout_ms", &timeout, "secret_header", &hdr,
-                       "secret_env", &secret_env) != 0) {
+    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s}", "name",
+                       &name, "description", &desc, "parameters", &params, "url", &url, "method",
+                       &method, "timeout_ms", &timeout, "secret_header", &hdr, "secret_env",
+                       &secret_env) != 0) {
         snprintf(err, n, "tools: %s", jerr.text);
         return TT_EINVAL;
     }
@@ -317,8 +317,10 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
     if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
         (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) || timeout < 1 ||
         timeout > 600000 || (!hdr != !secret_env)) {
-        snprintf(err, n, "tool %.64s: url must be http(s), method POST or PUT, timeout_ms "
-                 "1..600000, secret_header and secret_env together", name);
+        snprintf(err, n,
+                 "tool %.64s: url must be http(s), method POST or PUT, timeout_ms "
+                 "1..600000, secret_header and secret_env together",
+                 name);
         return TT_EINVAL;
     }
     const char *secret = secret_env ? env_get(envp, secret_env) : NULL;
@@ -326,9 +328,12 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
         snprintf(err, n, "tool %.64s: environment variable %.64s is not set", name, secret_env);
         return TT_EINVAL;
     }
-    *t = (tt_tool){.name = strdup(name), .description = strdup(desc),
-                   .parameters = json_incref(params), .url = strdup(url),
-                   .method = strdup(method), .timeout_ms = timeout};
+    *t = (tt_tool){.name = strdup(name),
+                   .description = strdup(desc),
+                   .parameters = json_incref(params),
+                   .url = strdup(url),
+                   .method = strdup(method),
+                   .timeout_ms = timeout};
     if (hdr) {
         size_t len = strlen(hdr) + strlen(secret) + 3;
         t->secret_header = malloc(len);
@@ -358,7 +363,8 @@ int tt_tools_load(const char *file, char **envp, tt_http *http, tt_toolbox *out,
         }
         size_t i;
         json_t *def;
-        json_array_foreach(list, i, def) {
+        json_array_foreach(list, i, def)
+        {
             if (rc)
                 break;
             if (out->n == TT_TOOLS_MAX) {

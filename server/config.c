@@ -84,6 +84,8 @@ static const opt options[] = {
     {"agents", K_STR, O(agents_file), S(agents_file), 0, 0, NULL, "",
      "JSON file of assistants: chat agents with their own prompt, route and tools "
      "(agents/agent.h)"},
+    {"wait-expiry-s", K_I64, O(wait_expiry_s), 0, 1, 365LL * 86400, NULL, "604800",
+     "how long an agent waits for an answer or an approval before the run expires"},
     {"photos-root", K_STR, O(photos_root), S(photos_root), 0, 0, NULL, "./photos",
      "photo libraries for the photo-organizer agent: one folder per user, ROOT/<user>; "
      "nothing outside it is read or written"},

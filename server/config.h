@@ -46,6 +46,7 @@ typedef struct tt_config {
     char prompts_dir[1024];
     char tokenizer_dir[1024];
     char photos_root[1024];
+    int64_t wait_expiry_s;
     char tools_file[1024];
     char agents_file[1024];
     /* operations */

@@ -280,6 +280,7 @@ int tt_server_start(tt_server *srv)
     srv->agent_env.loop = &srv->loop;
     srv->agent_env.echo_delay_ms = srv->cfg.echo_delay_ms;
     srv->agent_env.photos_root = srv->cfg.photos_root;
+    srv->agent_env.wait_expiry_ms = srv->cfg.wait_expiry_s * 1000;
     if ((rc = setup_models(srv)) || (rc = setup_storage(srv)) || (rc = setup_auth(srv)))
         return rc;
     size_t resumed = 0;

@@ -29,7 +29,7 @@ const views = new Map(); // session -> SessionView
 let current = null;      // the session shown
 let sessions = [];       // the last session.list
 let welcome = null;
-let agentPref = localStorage.getItem('tether.agent') || 'echo';
+let agentPref = 'echo'; // the agent picked last in this page (not persisted)
 
 function view(session) {
   let v = views.get(session);
@@ -347,7 +347,7 @@ function renderApproval(a, v) {
   changes.addEventListener('click', () => {
     form.hidden = !form.hidden;
     changes.setAttribute('aria-expanded', String(!form.hidden));
-    if (!form.hidden) comment.focus();
+    if (!form.hidden) { comment.focus(); form.scrollIntoView({ block: 'nearest' }); }
   });
   comment.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
@@ -424,7 +424,6 @@ function init() {
     const agent = $('agent').value;
     if (!agent) return;
     agentPref = agent;
-    localStorage.setItem('tether.agent', agent);
     closeMenu();
     newSession(agent);
   });

@@ -179,8 +179,14 @@ export class TetherClient {
 
   /** Drop the socket now (as a network failure would); the client reconnects. For tests and "retry now" buttons. */
   reconnectNow() {
+    if (this.state === 'closed') return;
+    if (this.ws) {
+      const ws = this.ws;
+      this._onClose({ code: 4000, reason: 'client reconnect' }); // forgets ws first: its own close event is ignored
+      try { ws.close(4000); } catch { /* ignore */ }
+    }
     clearTimeout(this._reconnectTimer);
-    if (this.ws) { try { this.ws.close(4000); } catch { /* ignore */ } this._onClose({ code: 4000, reason: 'client reconnect' }); } else this._open();
+    if (this.state !== 'closed') this._open();
   }
 
   async _open() {
@@ -202,7 +208,10 @@ export class TetherClient {
       if (!mine()) return;
       const hello = { type: 'hello', client: this.clientName };
       if (token) hello.token = token;
-      this._sendRaw(hello, 'hello');
+      this._sendRaw(hello);
+      // No welcome in time (a server stuck mid-start): try again.
+      const t = setTimeout(() => { if (mine() && this.state !== 'open') this.reconnectNow(); }, this.requestTimeoutMs);
+      if (t.unref) t.unref();
     };
     ws.onmessage = (e) => { if (mine()) this._onFrame(typeof e.data === 'string' ? e.data : String(e.data)); };
     ws.onerror = () => { /* a close follows */ };
@@ -212,7 +221,6 @@ export class TetherClient {
   _onClose(e) {
     this.ws = null;
     this._stopPing();
-    this.welcome = this.welcome || null;
     // Requests sent on the dead socket: a say stays in the outbox and is sent
     // again (same client_msg_id) after the next welcome; the others fail as
     // retryable (sessions stay attached: the client re-attaches them itself).

@@ -134,8 +134,8 @@ static const tt_tokenizer *tokenizer_for(tt_llm_service *s, const char *model)
             if (s->log)
                 s->log(json_pack("{s:s, s:s, s:s, s:s}", "msg",
                                  "tokenizer unavailable: using estimates", "encoding",
-                                 tt_tokenizer_encoding_name(enc), "dir", s->tokenizer_dir,
-                                 "error", tt_strerror(rc)),
+                                 tt_tokenizer_encoding_name(enc), "dir", s->tokenizer_dir, "error",
+                                 tt_strerror(rc)),
                        s->log_ud);
             return NULL;
         }

@@ -137,7 +137,8 @@ int64_t tt_call_request_tokens(const tt_call_request *r, const tt_tokenizer *tok
     int64_t total = tok ? TT_TOKENIZER_REPLY_PRIMER : TT_TOKENIZER_ESTIMATE_REPLY_PRIMER;
     size_t i;
     json_t *m;
-    json_array_foreach(r->messages, i, m) {
+    json_array_foreach(r->messages, i, m)
+    {
         json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
         total += per_message + count_text(tok, json_string_value(role), json_string_length(role));
         total += count_text(tok, json_string_value(content), json_string_length(content));

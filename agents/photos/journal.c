@@ -29,8 +29,8 @@ static int decode(json_t *e, entry *out)
     json_error_t jerr;
     memset(out, 0, sizeof *out);
     if (json_unpack_ex(e, &jerr, JSON_STRICT, "{s:s, s?s, s:s, s:s, s:s, s?s}", "op", &o, "src",
-                       &out->src, "dest", &out->dest, "state", &st, "final_dest",
-                       &out->final_dest, "problem", &problem))
+                       &out->src, "dest", &out->dest, "state", &st, "final_dest", &out->final_dest,
+                       "problem", &problem))
         return TT_EINVAL;
     if (!strcmp(o, "mkdir") && !out->src)
         out->op = OP_MKDIR;

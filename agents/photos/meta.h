@@ -17,14 +17,14 @@
 #define TT_PHOTOS_TEXT_MAX 64 /* bytes kept of a make or model string */
 
 typedef struct tt_photos_meta {
-    const char *format;                  /* "jpeg", "png", "tiff", "heic", "webp", "unknown" */
-    int has_exif;                        /* EXIF data found with at least one entry */
-    char taken[20];                      /* "YYYY-MM-DDTHH:MM:SS" (camera local time) or "" */
-    char make[TT_PHOTOS_TEXT_MAX + 1];   /* "" when absent */
-    char model[TT_PHOTOS_TEXT_MAX + 1];  /* "" when absent */
-    int orientation;                     /* 1..8, 0 when absent or out of range */
-    int gps;                             /* GPS latitude and longitude present */
-    uint32_t width, height;              /* 0 when unknown */
+    const char *format;                 /* "jpeg", "png", "tiff", "heic", "webp", "unknown" */
+    int has_exif;                       /* EXIF data found with at least one entry */
+    char taken[20];                     /* "YYYY-MM-DDTHH:MM:SS" (camera local time) or "" */
+    char make[TT_PHOTOS_TEXT_MAX + 1];  /* "" when absent */
+    char model[TT_PHOTOS_TEXT_MAX + 1]; /* "" when absent */
+    int orientation;                    /* 1..8, 0 when absent or out of range */
+    int gps;                            /* GPS latitude and longitude present */
+    uint32_t width, height;             /* 0 when unknown */
 } tt_photos_meta;
 
 /* Fills m from the first len bytes of a file (len may be the whole file).

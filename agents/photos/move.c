@@ -155,7 +155,7 @@ int tt_photos_move_check(int rootfd, const char *src, const char *dest, tt_photo
         rc = tt_photos_present(rootfd, dest, &d);
     if (rc)
         return rc;
-    *out = s && !d ? TT_PHOTOS_NOT_DONE
+    *out = s && !d   ? TT_PHOTOS_NOT_DONE
            : !s && d ? TT_PHOTOS_DONE
            : s && d  ? TT_PHOTOS_CONFLICT
                      : TT_PHOTOS_MISSING;
@@ -177,8 +177,8 @@ int tt_photos_free_name(int rootfd, const char *dest, char *out, size_t outlen)
     char cand[TT_PHOTOS_REL_MAX + 1];
     for (int k = 1; k <= TT_PHOTOS_SUFFIX_MAX; k++) {
         int n = k == 1 ? snprintf(cand, sizeof cand, "%s", dest)
-                       : snprintf(cand, sizeof cand, "%.*s%.*s (%d)%s", dirlen, dest, stemlen,
-                                  base, k, dot);
+                       : snprintf(cand, sizeof cand, "%.*s%.*s (%d)%s", dirlen, dest, stemlen, base,
+                                  k, dot);
         if (n < 0 || (size_t)n >= sizeof cand || tt_photos_rel_check(cand, 0, NULL))
             return TT_ETOOLARGE;
         int present;

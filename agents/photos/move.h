@@ -40,10 +40,10 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define TT_PHOTOS_PLAN_MAX_MOVES 100000 /* moves in one plan */
+#define TT_PHOTOS_PLAN_MAX_MOVES 100000  /* moves in one plan */
 #define TT_PHOTOS_PLAN_MAX_FOLDERS 10000 /* folders in one plan */
-#define TT_PHOTOS_PROBLEMS_MAX 50      /* problems listed by plan validation */
-#define TT_PHOTOS_SUFFIX_MAX 999       /* " (2)" .. " (999)" tried by free_name */
+#define TT_PHOTOS_PROBLEMS_MAX 50        /* problems listed by plan validation */
+#define TT_PHOTOS_SUFFIX_MAX 999         /* " (2)" .. " (999)" tried by free_name */
 
 /* Flags for operations. */
 #define TT_PHOTOS_NOSYNC 1u /* skip the fsync of changed directories (tests) */

@@ -117,7 +117,8 @@ static void check_source(checker *c, const char *src)
     char leaf[TT_PHOTOS_NAME_MAX + 1];
     int pfd, rc = tt_photos_open_parent(c->rootfd, src, &pfd, leaf);
     if (rc) {
-        problem(c, src, rc == TT_EFORBIDDEN ? "symlink or no permission in path" : "source missing");
+        problem(c, src,
+                rc == TT_EFORBIDDEN ? "symlink or no permission in path" : "source missing");
         return;
     }
     struct stat st;
@@ -296,8 +297,8 @@ int tt_photos_journal_new(int rootfd, const json_t *plan_c, json_t **journal, js
             goto out;
         }
         if (json_array_append_new(j, json_pack("{s:s, s:s, s:s, s:s}", "op", "mkdir", "dest",
-                                               folders.v[i], "final_dest", folders.v[i],
-                                               "state", "intent")))
+                                               folders.v[i], "final_dest", folders.v[i], "state",
+                                               "intent")))
             goto out;
     }
     size_t i;
@@ -306,9 +307,9 @@ int tt_photos_journal_new(int rootfd, const json_t *plan_c, json_t **journal, js
     {
         const char *src = json_string_value(json_object_get(m, "src"));
         const char *dest = json_string_value(json_object_get(m, "dest"));
-        if (json_array_append_new(j, json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "move", "src",
-                                               src, "dest", dest, "final_dest", dest, "state",
-                                               "intent")))
+        if (json_array_append_new(j,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "move", "src", src,
+                                            "dest", dest, "final_dest", dest, "state", "intent")))
             goto out;
     }
     *journal = j;

@@ -265,14 +265,13 @@ static int read_photo(scan *s, const cand *c, photo *p, const char **reason)
     int err = errno;
     close(dirfd);
     if (fd < 0) {
-        *reason = err == EACCES || err == EPERM ? "unreadable"
+        *reason = err == EACCES || err == EPERM   ? "unreadable"
                   : err == ENOENT || err == ELOOP ? "changed"
                                                   : "read_error";
         return TT_OK;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != c->dev ||
-        st.st_ino != c->ino) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != c->dev || st.st_ino != c->ino) {
         close(fd);
         *reason = "changed";
         return TT_OK;
@@ -372,12 +371,11 @@ static json_t *photo_json(const photo *p)
         strftime(mtime, sizeof mtime, "%Y-%m-%dT%H:%M:%SZ", &tm);
     const tt_photos_meta *m = &p->meta;
     return json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:o?, s:b, s:o?, s:o?}",
-                     "path", p->rel, "size", (json_int_t)p->size, "mtime", mtime, "sha256",
-                     p->sha, "format", m->format, "exif", m->has_exif, "taken",
-                     *m->taken ? m->taken : NULL, "make", *m->make ? m->make : NULL, "model",
-                     *m->model ? m->model : NULL, "orientation",
-                     m->orientation ? json_integer(m->orientation) : NULL, "gps", m->gps,
-                     "width", m->width ? json_integer(m->width) : NULL, "height",
+                     "path", p->rel, "size", (json_int_t)p->size, "mtime", mtime, "sha256", p->sha,
+                     "format", m->format, "exif", m->has_exif, "taken", *m->taken ? m->taken : NULL,
+                     "make", *m->make ? m->make : NULL, "model", *m->model ? m->model : NULL,
+                     "orientation", m->orientation ? json_integer(m->orientation) : NULL, "gps",
+                     m->gps, "width", m->width ? json_integer(m->width) : NULL, "height",
                      m->height ? json_integer(m->height) : NULL);
 }
 
@@ -399,9 +397,8 @@ static int build(scan *s, json_t **out)
             memcpy(year, p->meta.taken, 4);
         camera_key(&p->meta, cam, sizeof cam);
         json_t *pj = photo_json(p);
-        if (!pj || json_array_append_new(photos, pj) ||
-            count(years, *year ? year : "unknown", 0) || count(cams, cam, CAMERAS_MAX) ||
-            count(formats, p->meta.format, 0))
+        if (!pj || json_array_append_new(photos, pj) || count(years, *year ? year : "unknown", 0) ||
+            count(cams, cam, CAMERAS_MAX) || count(formats, p->meta.format, 0))
             goto fail;
         bytes += p->size;
         with_exif += p->meta.has_exif != 0;
@@ -428,13 +425,12 @@ static int build(scan *s, json_t **out)
     }
 
     res = json_pack("{s:o, s:o, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:o, s:o}}",
-                    "photos", photos, "duplicates", dups, "skipped", s->skipped, "totals",
-                    "files", (json_int_t)s->nphotos, "bytes", (json_int_t)bytes, "with_exif",
+                    "photos", photos, "duplicates", dups, "skipped", s->skipped, "totals", "files",
+                    (json_int_t)s->nphotos, "bytes", (json_int_t)bytes, "with_exif",
                     (json_int_t)with_exif, "with_gps", (json_int_t)with_gps, "skipped",
-                    (json_int_t)s->nskipped, "duplicate_groups",
-                    (json_int_t)json_array_size(dups), "duplicate_files", (json_int_t)dup_files,
-                    "truncated", s->truncated, "by_year", years, "by_camera", cams, "by_format",
-                    formats);
+                    (json_int_t)s->nskipped, "duplicate_groups", (json_int_t)json_array_size(dups),
+                    "duplicate_files", (json_int_t)dup_files, "truncated", s->truncated, "by_year",
+                    years, "by_camera", cams, "by_format", formats);
     photos = dups = years = cams = formats = NULL; /* stolen by json_pack, even on failure */
     if (!res)
         goto fail;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
-  REPO, fakeTarget, itest, lastAssistantText, launchBrowser, screenshot, sleep, until, watchPage, writeRoutesFile,
+  REPO, fakeTarget, itest, mintViaApi, lastAssistantText, launchBrowser, screenshot, sleep, until, watchPage, writeRoutesFile,
 } from './helpers.mjs';
 
 let fp;
@@ -408,6 +408,26 @@ itest('markdown renderer: blocks, inline, safe links, unclosed fence while strea
     assert.equal(out.links, '<p><a href="https://a.example/x?y=1" rel="noopener noreferrer" target="_blank">ok</a> [bad](javascript:alert(1)) [rel](/relative) '
       + '<a href="mailto:a@b.c" rel="noopener noreferrer" target="_blank">mailto:a@b.c</a> <a href="http://x.example/p" rel="noopener noreferrer" target="_blank">http://x.example/p</a>.</p>');
     assert.deepEqual(out.safe, ['https://a/', null, null, null, null, 'mailto:a@b']);
+    assert.deepEqual(problems, []);
+  } finally { await page.close(); }
+});
+
+itest('a server with API keys: the page asks for a token, then connects with it', async ({ startServer }) => {
+  const srv = await startServer({ args: ['--api-key', 'ui-test-key-0123456789'] });
+  const { page, problems } = await newPage();
+  try {
+    await page.goto(`${srv.url}/`);
+    await page.waitForSelector('#auth:not([hidden])');
+    assert.notEqual(await page.locator('#conn').getAttribute('data-state'), 'open');
+    const token = await mintViaApi(srv.port, 'ui-test-key-0123456789', 'alice');
+    await page.fill('#token', token);
+    await page.press('#token', 'Enter');
+    await page.waitForSelector('#conn[data-state=open]');
+    assert.equal(await page.locator('#auth').isHidden(), true);
+    await newSession(page, 'echo');
+    await say(page, 'signed in');
+    await waitIdle(page);
+    assert.equal(await lastAssistantText(page), 'signed in');
     assert.deepEqual(problems, []);
   } finally { await page.close(); }
 });

@@ -309,10 +309,8 @@ static const pf_exif X3 = {.date_original = "2021:08:01 16:45:10",
                            .model = "NIKON D750",
                            .orientation = 8,
                            .gps = 1};
-static const pf_exif X4 = {.date_time = "2021:08:02 09:00:00",
-                           .make = "Apple",
-                           .model = "iPhone 12",
-                           .orientation = 3};
+static const pf_exif X4 = {
+    .date_time = "2021:08:02 09:00:00", .make = "Apple", .model = "iPhone 12", .orientation = 3};
 static const pf_exif XT = {.date_time = "2018:03:03 03:03:03",
                            .make = "EPSON",
                            .model = "Perfection V600",
@@ -326,13 +324,12 @@ const pf_expect pf_expected[] = {
     {"IMG_0001.jpg", "jpeg", "2019-07-04T10:30:00", "Canon", "Canon EOS 5D Mark IV", 1, 1, 1, 64,
      48},
     {"IMG_0002.jpg", "jpeg", "2020-12-25T08:00:00", "Apple", "iPhone 12", 6, 0, 1, 4032, 3024},
-    {"2021/trip/beach day.jpg", "jpeg", "2021-08-01T16:45:10", "NIKON CORPORATION", "NIKON D750",
-     8, 1, 1, 40, 30},
+    {"2021/trip/beach day.jpg", "jpeg", "2021-08-01T16:45:10", "NIKON CORPORATION", "NIKON D750", 8,
+     1, 1, 40, 30},
     {UNICODE_NAME, "jpeg", "2021-08-02T09:00:00", "Apple", "iPhone 12", 3, 0, 1, 48, 36},
     {"noexif.jpg", "jpeg", NULL, NULL, NULL, 0, 0, 0, 20, 10},
     {"scans/scan.png", "png", NULL, NULL, NULL, 0, 0, 0, 7, 5},
-    {"scans/doc.tiff", "tiff", "2018-03-03T03:03:03", "EPSON", "Perfection V600", 0, 0, 1, 100,
-     80},
+    {"scans/doc.tiff", "tiff", "2018-03-03T03:03:03", "EPSON", "Perfection V600", 0, 0, 1, 100, 80},
     {"copies/IMG_0001 copy.jpg", "jpeg", "2019-07-04T10:30:00", "Canon", "Canon EOS 5D Mark IV", 1,
      1, 1, 64, 48},
     {"copies/deep/IMG_0001.JPG", "jpeg", "2019-07-04T10:30:00", "Canon", "Canon EOS 5D Mark IV", 1,
@@ -466,7 +463,7 @@ static int tree_walk(const char *root, const char *rel, json_t *out)
         else
             for (const unsigned char *c = (const unsigned char *)r; *c && o + 5 < sizeof key; c++)
                 o += (size_t)(*c < 0x80 && *c != '%' ? snprintf(key + o, 2, "%c", *c)
-                                                      : snprintf(key + o, 4, "%%%02x", *c));
+                                                     : snprintf(key + o, 4, "%%%02x", *c));
         json_object_set_new(out, key, json_string(val));
     }
     closedir(d);
@@ -502,8 +499,8 @@ int pf_generate(const char *root, int n, int w, int h, int dup_every)
             continue;
         }
         char date[32];
-        snprintf(date, sizeof date, "%04d:%02d:%02d 12:%02d:%02d", year, month, 1 + i % 28,
-                 i % 60, (i * 7) % 60);
+        snprintf(date, sizeof date, "%04d:%02d:%02d 12:%02d:%02d", year, month, 1 + i % 28, i % 60,
+                 (i * 7) % 60);
         pf_exif x = {.date_original = date,
                      .make = makes[i % 4][0],
                      .model = makes[i % 4][1],

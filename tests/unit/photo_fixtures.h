@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 typedef struct photo_fixture {
-    char base[64];  /* the mkdtemp folder */
-    char root[96];  /* base/lib: the library */
+    char base[64];    /* the mkdtemp folder */
+    char root[96];    /* base/lib: the library */
     char outside[96]; /* base/outside: never to be read by a scan */
 } photo_fixture;
 

@@ -195,8 +195,7 @@ static void test_photos_plan_rejects_bad_paths(void **state)
                    "control character");
     /* symlinks anywhere in what exists */
     expect_problem(l, "{\"folders\": [\"escape_dir/2021\"], \"moves\": []}", "symlink");
-    expect_problem(l,
-                   "{\"moves\": [{\"src\": \"IMG_0001.jpg\", \"dest\": \"escape_dir/x.jpg\"}]}",
+    expect_problem(l, "{\"moves\": [{\"src\": \"IMG_0001.jpg\", \"dest\": \"escape_dir/x.jpg\"}]}",
                    "symlink");
     expect_problem(l, "{\"moves\": [{\"src\": \"escape_dir/secret.jpg\", \"dest\": \"x.jpg\"}]}",
                    "symlink");
@@ -363,7 +362,7 @@ static void test_photos_journal_conflict_then_free_name(void **state)
     tt_photos_counts c = {0};
     assert_int_equal(tt_photos_undo(l->fd, j, &c, TT_PHOTOS_NOSYNC), 0);
     assert_int_equal(c.acted, NMOVES + 5); /* moves back, folders removed */
-    assert_int_equal(c.kept, 2); /* by-year/2019 holds the intruder, by-year holds 2019 */
+    assert_int_equal(c.kept, 2);           /* by-year/2019 holds the intruder, by-year holds 2019 */
     assert_int_equal(c.conflicts, 0);
     json_t *want = json_deep_copy(l->before);
     json_object_set_new(want, "by-year", json_string("dir"));
@@ -492,7 +491,8 @@ static void test_photos_journal_rejects_malformed(void **state)
     lib *l = *state;
     static const char *const bad[] = {
         "{}",
-        "[{\"op\": \"move\", \"src\": \"IMG_0001.jpg\", \"dest\": \"x.jpg\", \"state\": \"intent\"}]",
+        "[{\"op\": \"move\", \"src\": \"IMG_0001.jpg\", \"dest\": \"x.jpg\", \"state\": "
+        "\"intent\"}]",
         "[{\"op\": \"move\", \"src\": \"IMG_0001.jpg\", \"dest\": \"x.jpg\", \"final_dest\": "
         "\"x.jpg\", \"state\": \"maybe\"}]",
         "[{\"op\": \"move\", \"src\": \"IMG_0001.jpg\", \"dest\": \"../x.jpg\", \"final_dest\": "

@@ -71,8 +71,7 @@ static void scan_lib(const char *root, tt_photos_scan_opts *o, scan_run *r)
             cr.rc = tt_photos_scan(fd, o, &cr.out);
         char *js = cr.out ? json_dumps(cr.out, JSON_COMPACT) : NULL;
         FILE *w = fdopen(fds[1], "w");
-        fprintf(w, "%d %lld %lld\n%s", cr.rc, (long long)done, (long long)total,
-                js ? js : "null");
+        fprintf(w, "%d %lld %lld\n%s", cr.rc, (long long)done, (long long)total, js ? js : "null");
         fclose(w);
         _exit(0); /* no leak report from the child: it owns copies */
     }
@@ -197,8 +196,9 @@ static void test_photos_scan_reads_every_field(void **state)
     /* sorted by path */
     json_t *photos = json_object_get(r.out, "photos");
     for (size_t i = 1; i < json_array_size(photos); i++)
-        assert_true(strcmp(json_string_value(json_object_get(json_array_get(photos, i - 1), "path")),
-                           json_string_value(json_object_get(json_array_get(photos, i), "path"))) < 0);
+        assert_true(
+            strcmp(json_string_value(json_object_get(json_array_get(photos, i - 1), "path")),
+                   json_string_value(json_object_get(json_array_get(photos, i), "path"))) < 0);
 
     assert_int_equal(total(r.out, "files"), 11);
     assert_int_equal(total(r.out, "with_exif"), 7);
@@ -507,12 +507,12 @@ static void test_photos_summary_bounded_and_quoted(void **state)
     char name[600];
     for (int i = 0; i < 20000; i++) {
         snprintf(name, sizeof name, "%05d/%0500d.jpg", i, i);
-        json_array_append_new(photos, json_pack("{s:s, s:s, s:i}", "path", name, "sha256",
-                                                "x", "size", 1));
+        json_array_append_new(photos,
+                              json_pack("{s:s, s:s, s:i}", "path", name, "sha256", "x", "size", 1));
     }
-    json_t *big = json_pack("{s:o, s:[], s:{s:i, s:i, s:i, s:i, s:i}}", "photos", photos,
-                            "skipped", "totals", "files", 20000, "bytes", 20000, "with_exif", 0,
-                            "with_gps", 0, "skipped", 0);
+    json_t *big =
+        json_pack("{s:o, s:[], s:{s:i, s:i, s:i, s:i, s:i}}", "photos", photos, "skipped", "totals",
+                  "files", 20000, "bytes", 20000, "with_exif", 0, "with_gps", 0, "skipped", 0);
     assert_int_equal(tt_photos_summary(big, 2000, &s), 0);
     assert_true(strlen(s) < 2000);
     int quoted = 0; /* names cut to 48 bytes end in "... */

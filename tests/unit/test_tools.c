@@ -79,9 +79,10 @@ static void test_tools_calculator_refuses_garbage(void **state)
     assert_int_equal(tt_tool_calculate("1/0", &v, why, sizeof why), TT_EINVAL);
     assert_int_equal(tt_tool_calculate("2 +", &v, why, sizeof why), TT_EINVAL);
     assert_int_equal(tt_tool_calculate("system(1)", &v, why, sizeof why), TT_EINVAL);
-    assert_int_equal(tt_tool_calculate("((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))",
-                                       &v, why, sizeof why),
-                     TT_EINVAL);
+    assert_int_equal(
+        tt_tool_calculate("((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))",
+                          &v, why, sizeof why),
+        TT_EINVAL);
     assert_int_equal(tt_tool_calculate("-3 * -(2)", &v, why, sizeof why), 0);
     assert_true(v == 6.0);
 }
