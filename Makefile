@@ -58,6 +58,7 @@ bench: build node_modules/.package-lock.json
 	node tests/bench/idle_sockets.mjs 1000
 	node tests/bench/relay.mjs 1 2000
 	node tests/bench/relay.mjs 100 200
+	$(MAKE) build-debug && node tests/bench/photos.mjs 1000
 
 clean:
 	rm -rf build build-debug build-asan

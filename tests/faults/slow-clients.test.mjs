@@ -18,7 +18,7 @@ const RSS_BOUND_MB = isSanitized() ? 96 : 48;
 async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
   // A small ASan quarantine, so RSS shows the server's memory rather than ASan's freed-block cache.
   const env = isSanitized() ? { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS}:quarantine_size_mb=8` } : {};
-  const srv = await startServer({ env, args: ['--echo-delay-ms', '0', '--max-lag-events', String(MAX_LAG), '--rate-burst', '1000'] });
+  const srv = await startServer({ env, args: ['--echo-delay-ms', '0', '--max-lag-events', String(MAX_LAG), '--rate-burst', '1000', '--transcript-max', '4'] });
   const pid = srv.proc.pid;
   const writer = await connect(srv.port, { hello: true, name: 'writer' });
   const { session } = await openSession(writer);
@@ -88,10 +88,6 @@ async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
 }
 
 ftest('a stalled client under a long stream: memory bounded, dropped with 4008, resumes; other clients unaffected', async ({ startServer }) => {
-  const { att, head, had } = await scenario(startServer, { turns: 40, wordsPerTurn: 200, wordBytes: 2000 });
+  const { att, head, had } = await scenario(startServer, { turns: 60, wordsPerTurn: 200, wordBytes: 4000 });
   console.log(`# laggard held seq ${had} of ${head}; re-attach recovered=${att.recovered}`);
-}, { timeout: 120_000 });
-
-ftest('a client that never reads, many short turns: bounded and dropped the same way', async ({ startServer }) => {
-  await scenario(startServer, { turns: 420, wordsPerTurn: 8, wordBytes: 8000 });
 }, { timeout: 120_000 });
