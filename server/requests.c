@@ -137,6 +137,12 @@ static void on_open(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, rc, err);
         return;
     }
+    const char *route = json_string_value(json_object_get(m->input, "route"));
+    if (route && !tt_llm_service_has_route(c->srv->agent_env.llm, route)) {
+        snprintf(err, sizeof err, "no model route named '%.64s'", route);
+        tt_conn_error(c, m->id, TT_ENOTFOUND, err);
+        return;
+    }
     json_t *title = json_object_get(m->metadata, "title");
     if (title && !json_is_string(title)) {
         tt_conn_error(c, m->id, TT_EINVAL, "metadata.title must be a string");

@@ -45,7 +45,6 @@ async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
   const streamed = head - lagFrom;
   console.log(`# slow client: ${streamed} events in ${Date.now() - t0} ms while one socket did not read; RSS ${rss0} -> max ${rssMax} KiB; /healthz max ${healthMax.toFixed(1)} ms`);
   assert.ok(streamed > MAX_LAG * 2, `the laggard fell ${streamed} events behind`);
-  assert.ok((rssMax - rss0) / 1024 < RSS_BOUND_MB, `server RSS grew ${((rssMax - rss0) / 1024).toFixed(1)} MB while a client stalled (bound ${RSS_BOUND_MB} MB)`);
   assert.ok(healthMax < 1000, `/healthz took ${healthMax} ms`);
 
   // The laggard reads again: it finds itself dropped with 4008.
@@ -79,6 +78,8 @@ async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
     assert.equal(snap.seq, head);
     assert.ok(head - had > MAX_LAG, `a snapshot although only ${head - had} events were missed`);
   }
+  // Checked last, so a failure here still shows the drop and resume worked.
+  assert.ok((rssMax - rss0) / 1024 < RSS_BOUND_MB, `server RSS grew ${((rssMax - rss0) / 1024).toFixed(1)} MB while a client stalled (bound ${RSS_BOUND_MB} MB)`);
   // Live again, for everyone.
   await writer.ok({ type: 'say', session, text: 'after the storm', client_msg_id: 'after' });
   const end = await back.waitEvent((e) => e.session === session && e.type === 'message.end' && e.seq > head, 10_000);
