@@ -40,6 +40,9 @@ struct tt_conn {
 
     tt_outq_item *out_head, *out_tail;
     size_t out_bytes;
+    tt_outq_item *held_head, *held_tail; /* replies waiting for the next commit */
+    tt_conn *held_next;                  /* srv->held: connections holding replies */
+    int in_held_list;
     tt_cursor *cursors; /* linked through owner_next */
     tt_cursor *rr;      /* where the next round-robin pass starts */
 
@@ -53,6 +56,13 @@ struct tt_conn {
 
 /* Queue a reply (consumed) and write what the socket takes now. */
 void tt_conn_send(tt_conn *c, json_t *msg);
+/* Queue the reply to a request that changed state: it goes out once that
+ * change is committed (an `ok` means the change survives a crash). Replies
+ * after it keep their order behind it. */
+void tt_conn_send_durable(tt_conn *c, json_t *msg);
+/* Registry hook: a commit succeeded; release every held reply. */
+void tt_ws_committed(void *ud);
+
 /* Send an error reply for err (a tt_err) with message msg. */
 void tt_conn_error(tt_conn *c, const char *re, int err, const char *msg);
 /* Send the replies, then close with code. */

@@ -49,6 +49,12 @@ static void reply_ok(tt_conn *c, const tt_msg *m, json_t *fields)
     tt_conn_send(c, tt_reply_ok(m->id, fields));
 }
 
+/* The ok of a request that changed a session: sent once that change is committed. */
+static void reply_durable(tt_conn *c, const tt_msg *m, json_t *fields)
+{
+    tt_conn_send_durable(c, tt_reply_ok(m->id, fields));
+}
+
 static void on_hello(tt_conn *c, const tt_msg *m)
 {
     tt_server *srv = c->srv;
@@ -191,7 +197,7 @@ static void on_close(tt_conn *c, const tt_msg *m)
     if (!s)
         return;
     tt_agent_close(s);
-    reply_ok(c, m, json_pack("{s:s}", "state", tt_state_name(s->state)));
+    reply_durable(c, m, json_pack("{s:s}", "state", tt_state_name(s->state)));
 }
 
 static void on_say(tt_conn *c, const tt_msg *m)
@@ -205,7 +211,7 @@ static void on_say(tt_conn *c, const tt_msg *m)
     if (rc)
         tt_conn_error(c, m->id, rc, err);
     else
-        reply_ok(c, m, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
+        reply_durable(c, m, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
 }
 
 static void on_answer(tt_conn *c, const tt_msg *m)
@@ -218,7 +224,7 @@ static void on_answer(tt_conn *c, const tt_msg *m)
     if (rc)
         tt_conn_error(c, m->id, rc, err);
     else
-        reply_ok(c, m, NULL);
+        reply_durable(c, m, NULL);
 }
 
 static void on_decide(tt_conn *c, const tt_msg *m)
@@ -231,7 +237,7 @@ static void on_decide(tt_conn *c, const tt_msg *m)
     if (rc)
         tt_conn_error(c, m->id, rc, err);
     else
-        reply_ok(c, m, NULL);
+        reply_durable(c, m, NULL);
 }
 
 static void on_cancel(tt_conn *c, const tt_msg *m)
@@ -244,7 +250,7 @@ static void on_cancel(tt_conn *c, const tt_msg *m)
     if (rc)
         tt_conn_error(c, m->id, rc, "cancel failed");
     else
-        reply_ok(c, m, json_pack("{s:b}", "cancelled", cancelled));
+        reply_durable(c, m, json_pack("{s:b}", "cancelled", cancelled));
 }
 
 static void on_ack(tt_conn *c, const tt_msg *m)

@@ -196,7 +196,7 @@ static int setup_storage(tt_server *srv)
         .transcript_max = (size_t)cfg->transcript_max,
         .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
     };
-    tt_registry_hooks hooks = {srv, bind_hook, unbind_hook, tt_ws_deliver};
+    tt_registry_hooks hooks = {srv, bind_hook, unbind_hook, tt_ws_deliver, tt_ws_committed};
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
     return rc;

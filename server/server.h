@@ -25,6 +25,7 @@ typedef struct tt_server {
     tt_agent_env agent_env;
     tt_metrics metrics;
     tt_conn *conns; /* every WebSocket connection (ws.c) */
+    tt_conn *held;  /* connections with replies waiting for a commit */
     int ready;      /* serving; /readyz says 200 */
     int stopping;
     uv_signal_t sigint, sigterm;

@@ -34,25 +34,102 @@ static void send_close(struct lws *wsi, int code, const char *reason)
     lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE);
 }
 
-static void outq_free(tt_conn *c)
+static void items_free(tt_outq_item *it)
 {
-    while (c->out_head) {
-        tt_outq_item *it = c->out_head;
-        c->out_head = it->next;
+    while (it) {
+        tt_outq_item *next = it->next;
         tt_frame_release(&it->frame);
         free(it);
+        it = next;
     }
-    c->out_tail = NULL;
-    c->out_bytes = 0;
 }
 
-void tt_conn_send(tt_conn *c, json_t *msg)
+static void outq_free(tt_conn *c)
+{
+    items_free(c->out_head);
+    items_free(c->held_head);
+    c->out_head = c->out_tail = c->held_head = c->held_tail = NULL;
+    c->out_bytes = 0;
+    if (c->in_held_list) {
+        tt_conn **pp = &c->srv->held;
+        while (*pp && *pp != c)
+            pp = &(*pp)->held_next;
+        if (*pp)
+            *pp = c->held_next;
+        c->in_held_list = 0;
+    }
+}
+
+static tt_outq_item *make_item(tt_conn *c, json_t *msg)
 {
     tt_outq_item *it = calloc(1, sizeof *it);
     if (!it || tt_frame_from_json(msg, LWS_PRE, &it->frame) != 0) {
         free(it);
         c->failed = 1;
         lws_callback_on_writable(c->wsi);
+        return NULL;
+    }
+    return it;
+}
+
+static void hold(tt_conn *c, tt_outq_item *it)
+{
+    if (c->held_tail)
+        c->held_tail->next = it;
+    else
+        c->held_head = it;
+    c->held_tail = it;
+    if (!c->in_held_list) {
+        c->in_held_list = 1;
+        c->held_next = c->srv->held;
+        c->srv->held = c;
+    }
+}
+
+void tt_conn_send_durable(tt_conn *c, json_t *msg)
+{
+    if (!tt_registry_dirty(c->srv->reg) && !c->held_head) {
+        tt_conn_send(c, msg);
+        return;
+    }
+    tt_outq_item *it = make_item(c, msg);
+    if (it)
+        hold(c, it);
+}
+
+void tt_ws_committed(void *ud)
+{
+    tt_server *srv = ud;
+    tt_conn *c = srv->held;
+    srv->held = NULL;
+    while (c) {
+        tt_conn *next = c->held_next;
+        c->in_held_list = 0;
+        c->held_next = NULL;
+        while (c->held_head) {
+            tt_outq_item *it = c->held_head;
+            c->held_head = it->next;
+            it->next = NULL;
+            if (c->out_tail)
+                c->out_tail->next = it;
+            else
+                c->out_head = it;
+            c->out_tail = it;
+            c->out_bytes += it->frame.len;
+        }
+        c->held_tail = NULL;
+        tt_conn_pump(c);
+        c = next;
+    }
+}
+
+void tt_conn_send(tt_conn *c, json_t *msg)
+{
+    tt_outq_item *it = make_item(c, msg);
+    if (!it)
+        return;
+    if (c->held_head) {
+        hold(c, it); /* keep replies in order behind a held one */
         return;
     }
     if (c->out_tail)

@@ -135,7 +135,10 @@ const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
     if (c->next > s->committed)
         return NULL;
     if (c->next < s->first_seq) {
-        /* Retention trimmed what this cursor still had to send. */
+        /* Retention trimmed what this cursor still had to send. A snapshot
+         * must describe committed state only: wait for the next commit. */
+        if (s->committed < s->head)
+            return NULL;
         *err = start_with_snapshot(c);
         return *err ? NULL : &c->snapshot;
     }
@@ -143,6 +146,8 @@ const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
         return &s->ring[c->next % s->ring_cap];
     if (c->replay_pos >= c->replay_n) {
         int rc = replay_load(c);
+        if (rc == TT_ENOTFOUND && s->committed < s->head)
+            return NULL; /* as above: a snapshot after the next commit */
         if (rc == TT_ENOTFOUND) {
             *err = start_with_snapshot(c);
             return *err ? NULL : &c->snapshot;

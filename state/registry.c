@@ -210,6 +210,8 @@ int tt_registry_flush(tt_registry *reg)
         tt_session_ring_after_commit(s);
     }
     batch_free(&b);
+    if (reg->hooks.committed)
+        reg->hooks.committed(reg->hooks.ud);
     while (list) {
         tt_session *s = list;
         list = s->next_dirty;
@@ -527,6 +529,11 @@ uv_loop_t *tt_registry_loop(const tt_registry *reg)
 tt_store *tt_registry_store(const tt_registry *reg)
 {
     return reg->store;
+}
+
+int tt_registry_dirty(const tt_registry *reg)
+{
+    return reg->dirty != NULL;
 }
 
 int tt_registry_failing(const tt_registry *reg)

@@ -36,6 +36,9 @@ typedef struct tt_registry_hooks {
     void (*unbind)(tt_session *s, void *ud);
     /* c has committed events to send. */
     void (*deliver)(tt_cursor *c, void *ud);
+    /* A commit just succeeded (called before its events are delivered): replies
+     * held until their changes were durable may go out now. May be NULL. */
+    void (*committed)(void *ud);
 } tt_registry_hooks;
 
 /* Counters, read by /metrics. */
@@ -75,6 +78,9 @@ int tt_registry_flush(tt_registry *reg);
 
 /* Load every session marked active in the store, so their agents resume. */
 int tt_registry_resume_active(tt_registry *reg, size_t *resumed);
+
+/* 1 while some change waits for the next commit. */
+int tt_registry_dirty(const tt_registry *reg);
 
 /* The session changed and must be committed this pass. */
 void tt_registry_mark_dirty(tt_registry *reg, tt_session *s);

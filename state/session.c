@@ -101,6 +101,7 @@ void tt_session_free(tt_session *s)
     json_decref(s->input);
     json_decref(s->metadata);
     json_decref(s->client_msg_ids);
+    json_decref(s->streaming);
     free(s);
 }
 
@@ -164,6 +165,36 @@ static void transcript_add(tt_session *s, const char *role, json_t *body)
     }
 }
 
+/* Keep the message being streamed, so a snapshot taken mid-stream carries
+ * its text so far (the deltas that follow continue it). */
+static void track_streaming(tt_session *s, const char *type, json_t *body)
+{
+    const char *mid = json_string_value(json_object_get(body, "message_id"));
+    if (strcmp(type, "message.start") == 0) {
+        json_decref(s->streaming);
+        s->streaming = json_pack("{s:s?, s:O?, s:s}", "message_id", mid, "role",
+                                 json_object_get(body, "role"), "text", "");
+    } else if (s->streaming && mid &&
+               strcmp(mid, json_string_value(json_object_get(s->streaming, "message_id"))) ==
+                   0) {
+        if (strcmp(type, "delta") == 0) {
+            json_t *old = json_object_get(s->streaming, "text");
+            json_t *add = json_object_get(body, "text");
+            size_t a = json_string_length(old), b = json_string_length(add);
+            char *joined = malloc(a + b + 1);
+            if (joined) {
+                memcpy(joined, json_string_value(old), a);
+                memcpy(joined + a, json_string_value(add) ? json_string_value(add) : "", b);
+                json_object_set_new(s->streaming, "text", json_stringn(joined, a + b));
+                free(joined);
+            }
+        } else if (strcmp(type, "message.end") == 0 || strcmp(type, "message.discard") == 0) {
+            json_decref(s->streaming);
+            s->streaming = NULL;
+        }
+    }
+}
+
 uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
 {
     if (ring_make_room(s) != 0) {
@@ -179,6 +210,7 @@ uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
         transcript_add(s, "assistant", body);
         s->record_dirty = 1;
     }
+    track_streaming(s, type, body);
     tt_frame *f = &s->ring[seq % s->ring_cap];
     if (tt_event_encode(type, s->id, seq, now, body, tt_registry_options_get(s->reg)->headroom,
                         f) != 0)
@@ -240,9 +272,10 @@ void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id)
 
 json_t *tt_session_snapshot(const tt_session *s)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O}", "state", tt_state_name(s->state),
-                     "step", s->step, "agent", s->agent, "title", s->title, "transcript",
-                     s->transcript, "pending", s->pending, "agent_state", s->agent_state);
+    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O, s:O?}", "state",
+                     tt_state_name(s->state), "step", s->step, "agent", s->agent, "title",
+                     s->title, "transcript", s->transcript, "pending", s->pending, "agent_state",
+                     s->agent_state, "streaming", s->streaming);
 }
 
 json_t *tt_session_summary(const tt_session *s)

@@ -31,8 +31,9 @@ const cpuSec = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, "utf8").sp
 // heavier than the servers it measures). One request per connection at a time.
 function makeClient(port, rawReq, stream) {
   const idle = [];
-  let open = 0;
+  let open = 0, opened = 0;
   function conn() {
+    opened++;
     const s = net.connect(port, "127.0.0.1");
     s.setNoDelay(true);
     s.setEncoding("latin1");
@@ -45,6 +46,7 @@ function makeClient(port, rawReq, stream) {
   }
   return {
     open: () => open,
+    opened: () => opened,
     request(done) { // done(err, totalMs from due, firstMs) ; the caller passes the due time
       let s = idle.pop();
       while (s && s.dead) s = idle.pop();
@@ -94,11 +96,13 @@ function raw(port, headers, body) {
   return `POST /v1/chat/completions HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n${body}`;
 }
 
-async function step(client, rate, seconds, pid) {
+async function step(client, rate, seconds, pid, fakePid) {
   const n = Math.round(rate * seconds);
   const lat = [], firsts = [], errs = {};
   let errors = 0, done = 0;
   const cpu0 = pid ? cpuSec(pid) : 0;
+  const fcpu0 = fakePid ? cpuSec(fakePid) : 0;
+  const opened0 = client.opened();
   const rss = pid ? rssSampler(pid) : null;
   const t0 = performance.now() + 20;
   let i = 0;
@@ -125,6 +129,8 @@ async function step(client, rate, seconds, pid) {
   const wall = (performance.now() - t0) / 1000;
   const res = { rate, requests: n, errors, error_kinds: errs, achieved_per_s: Math.round((n - errors) / wall),
     latency_ms: dist(lat, 2), first_chunk_ms: firsts.length ? dist(firsts, 2) : undefined };
+  if (fakePid) res.fake_cpu_pct = Math.round(((cpuSec(fakePid) - fcpu0) / wall) * 100);
+  res.client_connections_opened = client.opened() - opened0;
   if (pid) { res.peak_rss_kib = rss.stop(); res.cpu_pct = Math.round(((cpuSec(pid) - cpu0) / wall) * 100); }
   res.within_window = wall <= seconds * 1.05 + SLO_MS / 1000;
   res.sustained = errors === 0 && res.latency_ms.p99 <= SLO_MS && res.within_window;
@@ -155,7 +161,7 @@ for (const mode of ["plain", "stream"]) {
     await step(client, 100, SMOKE ? 0.3 : 1, null); // warm-up (JIT, connection pool)
     const steps = [];
     for (const rate of RATES) {
-      const r = await step(client, rate, SECONDS, t.pid);
+      const r = await step(client, rate, SECONDS, t.pid, fake.pid);
       steps.push(r);
       if (r.errors > r.requests * 0.05 || r.latency_ms.p99 > 2000) break; // saturated: higher rates only pile up
       await sleep(300);

@@ -79,10 +79,14 @@ export function seedFor(label) {
 
 // --------------------------------------------------------- measurements
 
-/** Resident set size of a process in KiB (VmRSS from /proc/PID/status). */
-export function rssKiB(pid) {
+/**
+ * Anonymous resident memory of a process in KiB (RssAnon from /proc/PID/status):
+ * the heap and stacks, without the file-backed pages of the LMDB map, which
+ * grow with the data written and belong to the page cache.
+ */
+export function rssKiB(pid, field = 'RssAnon') {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmRSS:\s+(\d+)\s+kB/.exec(s);
+  const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(s);
   return m ? Number(m[1]) : NaN;
 }
 

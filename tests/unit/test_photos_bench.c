@@ -73,10 +73,9 @@ static void run_phase(const char *root, phase ph, char *report, size_t n, long *
             json_t *tot = json_object_get(scan, "totals");
             double mb = (double)json_integer_value(json_object_get(tot, "bytes")) / 1048576.0;
             json_int_t files = json_integer_value(json_object_get(tot, "files"));
-            int k = snprintf(line, sizeof line,
-                             "scan %lld photos, %.1f MB in %.3f s (%.0f photos/s, %.0f MB/s)",
-                             (long long)files, mb, t1 - t0, (double)files / (t1 - t0),
-                             mb / (t1 - t0));
+            int k = snprintf(
+                line, sizeof line, "scan %lld photos, %.1f MB in %.3f s (%.0f photos/s, %.0f MB/s)",
+                (long long)files, mb, t1 - t0, (double)files / (t1 - t0), mb / (t1 - t0));
             if (ph == FULL) {
                 char *sum;
                 double t2 = now();
@@ -99,9 +98,9 @@ static void run_phase(const char *root, phase ph, char *report, size_t n, long *
                         json_array_append_new(folders, json_string(dir));
                     }
                     snprintf(dest, sizeof dest, "%s/%05zu.jpg", dir, i);
-                    json_array_append_new(moves, json_pack("{s:O, s:s}", "src",
-                                                           json_object_get(p, "path"), "dest",
-                                                           dest));
+                    json_array_append_new(
+                        moves,
+                        json_pack("{s:O, s:s}", "src", json_object_get(p, "path"), "dest", dest));
                 }
                 json_t *plan = json_pack("{s:o, s:o}", "folders", folders, "moves", moves);
                 json_t *j = NULL, *problems = NULL;

@@ -68,13 +68,13 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
     L.push(`Open-loop load at fixed arrival rates, ${gw.seconds_per_step} s per step, latency counted from each request's due time. Portkey \`@portkey-ai/gateway\` (npm, its Node server \`build/start-server.js\`, \`x-portkey-provider: openai\` + \`x-portkey-custom-host\` → the fake); Tether with a routes file → the fake. A step is *sustained* when p99 ≤ ${gw.slo_p99_ms} ms, no request failed and all completed within the window. Stream latency is the whole stream (${"~20"} chunks); *first chunk* is time to the first content chunk.`, "");
     for (const mode of ["plain", "stream"]) {
       L.push(`### ${mode === "plain" ? "Plain JSON" : "Streaming (SSE)"}`, "");
-      L.push(`| target | offered req/s | done/s | errors | p50 | p99 | ${mode === "stream" ? "first chunk p50 / p99 | " : ""}added p50 / p99 over direct | peak RSS | CPU |`,
-        `| --- | --- | --- | --- | --- | --- | ${mode === "stream" ? "--- | " : ""}--- | --- | --- |`);
+      L.push(`| target | offered req/s | done/s | errors | p50 | p99 | ${mode === "stream" ? "first chunk p50 / p99 | " : ""}added p50 / p99 over direct | gateway peak RSS | gateway CPU | fake CPU | client conns opened |`,
+        `| --- | --- | --- | --- | --- | --- | ${mode === "stream" ? "--- | " : ""}--- | --- | --- | --- | --- |`);
       for (const t of ["direct", "tether", "portkey"]) {
         const run = gw.runs[`${t}_${mode}`];
         for (const s of run.steps) {
           const add = run.added_ms?.find((a) => a.rate === s.rate);
-          L.push(`| ${t} | ${f(s.rate, 0)} | ${f(s.achieved_per_s, 0)} | ${s.errors}${s.errors ? ` (${Object.keys(s.error_kinds).join(", ")})` : ""} | ${f(s.latency_ms.p50, 2)} ms | ${f(s.latency_ms.p99, 2)} ms | ${mode === "stream" ? `${f(s.first_chunk_ms?.p50, 2)} / ${f(s.first_chunk_ms?.p99, 2)} ms | ` : ""}${add ? `${sg(add.p50, (x) => f(x, 2))} / ${sg(add.p99, (x) => f(x, 2))} ms` : "–"} | ${s.peak_rss_kib ? `${f(s.peak_rss_kib / 1024, 1)} MiB` : "(fake)"} | ${s.cpu_pct !== undefined ? `${s.cpu_pct}%` : ""} |`);
+          L.push(`| ${t} | ${f(s.rate, 0)} | ${f(s.achieved_per_s, 0)} | ${s.errors}${s.errors ? ` (${Object.keys(s.error_kinds).join(", ")})` : ""} | ${f(s.latency_ms.p50, 2)} ms | ${f(s.latency_ms.p99, 2)} ms | ${mode === "stream" ? `${f(s.first_chunk_ms?.p50, 2)} / ${f(s.first_chunk_ms?.p99, 2)} ms | ` : ""}${add ? `${sg(add.p50, (x) => f(x, 2))} / ${sg(add.p99, (x) => f(x, 2))} ms` : "–"} | ${s.peak_rss_kib ? `${f(s.peak_rss_kib / 1024, 1)} MiB` : "(fake)"} | ${s.cpu_pct !== undefined ? `${s.cpu_pct}%` : ""} | ${s.fake_cpu_pct ?? "–"}% | ${f(s.client_connections_opened, 0)} |`);
         }
       }
       L.push("", "| | direct | Tether | Portkey |", "| --- | --- | --- | --- |",
