@@ -79,6 +79,13 @@ async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
     assert.equal(snap.seq, head);
     assert.ok(head - had > MAX_LAG, `a snapshot although only ${head - had} events were missed`);
   }
+  // Within the bound, the same re-attach replays instead (recovered true, contiguous).
+  const near = await connect(srv.port, { hello: true, name: 'near' });
+  const from = head - Math.floor(MAX_LAG / 2);
+  const att2 = await near.ok({ type: 'session.attach', session, after: from }, 10_000);
+  assert.equal(att2.recovered, true, JSON.stringify(att2));
+  await near.waitEvent((e) => e.session === session && e.seq === head, 10_000);
+  assertContiguous(assert, near.sessionEvents(session), from + 1, 'replay within the bound');
   // Checked last, so a failure here still shows the drop and resume worked.
   assert.ok((rssMax - rss0) / 1024 < RSS_BOUND_MB, `server RSS grew ${((rssMax - rss0) / 1024).toFixed(1)} MB while a client stalled (bound ${RSS_BOUND_MB} MB)`);
   // Live again, for everyone.
