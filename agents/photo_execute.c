@@ -72,7 +72,9 @@ static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *to
             j->rc = rc;
             return;
         }
-        j->counts.acted += acted;
+        const char *op = json_string_value(json_object_get(e, "op"));
+        if (op && strcmp(op, "move") == 0)
+            j->counts.acted += acted; /* folders made are not photos moved */
         (*done)++;
     }
 }

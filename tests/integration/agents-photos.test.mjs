@@ -95,6 +95,8 @@ itest('photo organiser: analyse, ask, propose, revise, approve, move with a jour
 
   const evs = c.sessionEvents(session).filter((e) => e.seq <= done.seq);
   checkMessages(assert, evs);
+  const summary = evs.filter((e) => e.type === 'message.end').at(-1).text;
+  assert.match(summary, /Done: 24 photos moved/, 'folders made are not counted as photos');
   assert.ok(evs.some((e) => e.type === 'progress' && e.step === 'analyse'), 'scan progress');
   const after = snapshot(lib);
   assert.deepEqual(Object.keys(after).sort(), Object.keys(original).map((p) => `organised/${path.basename(p)}`).sort());

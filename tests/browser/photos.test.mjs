@@ -1,0 +1,77 @@
+// The photo organiser through the web UI in headless Chromium, on a library
+// of real JPEGs: the question card, the approval card showing the folder tree
+// with counts, approval, and the files moved on disk.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before } from 'node:test';
+import { startFakeProvider } from '../fake-provider/server.mjs';
+import {
+  BIN, fakeTarget, itest, launchBrowser, lastAssistantText, screenshot, watchPage, writeRoutesFile,
+} from './helpers.mjs';
+
+let fp;
+let browser;
+before(async () => {
+  fp = await startFakeProvider();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await fp?.close();
+});
+
+itest('photo organiser in the UI: question, approval with the folder tree, moves on disk', async ({ startServer }) => {
+  const P = 'ui-photos';
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-uiphotos-'));
+  const lib = path.join(root, 'local');
+  execFileSync(path.join(path.dirname(BIN), 'tests', 'unit', 'make_photo_library'), [lib, '12']);
+  const files = [];
+  const walk = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); e.isDirectory() ? walk(p) : files.push(path.relative(lib, p)); } };
+  walk(lib);
+  const plan = { explanation: 'Each camera gets a folder.', folders: ['products', 'products/shoes'],
+    moves: files.sort().map((src, i) => ({ src, dest: `${i % 2 ? 'products/shoes' : 'products'}/${path.basename(src)}` })) };
+  fp.script([
+    { text: 'Your library holds **12 photos** from four cameras.', match: { prefix: P } },
+    { text: JSON.stringify({ questions: [{ text: 'By date or by product?', choices: ['date', 'product'] }] }), match: { prefix: P } },
+    { text: JSON.stringify(plan), match: { prefix: P } },
+  ]);
+  const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });
+  const srv = await startServer({ args: ['--routes', routes, '--photos-root', root], env: { FAKE_KEY: 'k' } });
+  const page = await browser.context.newPage();
+  page.setDefaultTimeout(10000);
+  const problems = watchPage(page);
+  try {
+    await page.goto(`${srv.url}/`);
+    await page.waitForSelector('#conn[data-state=open]');
+    await page.selectOption('#agent', 'photo-organizer');
+    await page.click('#new');
+    await page.waitForFunction(() => window.tether.current && !document.getElementById('chat').hidden);
+    await page.fill('#text', 'help me organise my product photos');
+    await page.press('#text', 'Enter');
+
+    await page.waitForSelector('.card.question.pending');
+    await page.click('.card.question.pending button:has-text("product")');
+    await page.waitForSelector('.card.approval.pending .tree');
+    const names = await page.locator('.card.approval.pending .tree-name').allTextContents();
+    const counts = await page.locator('.card.approval.pending .tree-count').allTextContents();
+    assert.deepEqual(names, ['products', 'shoes']);
+    assert.deepEqual(counts, ['12', '6']);
+    await screenshot(page, 'photos-approval');
+    await page.click('.card.approval.pending button:has-text("Approve")');
+    await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'done', null, { timeout: 20000 });
+    assert.match(await lastAssistantText(page), /Done: 12 photos moved/);
+    await screenshot(page, 'photos-done');
+    const after = [];
+    const walk2 = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); e.isDirectory() ? walk2(p) : after.push(path.relative(lib, p)); } };
+    walk2(lib);
+    assert.equal(after.length, 12);
+    assert.ok(after.every((p) => p.startsWith('products/')));
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
