@@ -4,12 +4,12 @@
 JOBS ?= $(shell nproc)
 
 .PHONY: run test deps deps-test build build-debug build-asan unit unit-asan integration \
-	browser fake-provider fuzz-smoke fuzz bench clean
+	browser faults fake-provider fuzz-smoke fuzz bench clean
 
 run: deps build
 	./build/tether --data-dir ./data --web-dir ./web $(ARGS)
 
-test: deps-test build unit unit-asan integration browser fake-provider fuzz-smoke
+test: deps-test build unit unit-asan integration browser faults fake-provider fuzz-smoke
 	@echo "all test suites passed"
 
 deps:
@@ -46,6 +46,11 @@ integration: build-debug node_modules/.package-lock.json
 # The web UI and the JS client in real Chromium (Debian's), driven by playwright-core.
 browser: build-debug node_modules/.package-lock.json
 	TETHER_BIN=$(CURDIR)/build-debug/tether node --test --test-concurrency=1 tests/browser/
+
+# Crash loops, provider faults under load, slow clients, hostile inputs and a
+# leak check, against the AddressSanitizer + UBSan build (tests/faults/).
+faults: build-asan node_modules/.package-lock.json
+	node --test --test-concurrency=1 tests/faults/
 
 fake-provider: node_modules/.package-lock.json
 	node --test tests/fake-provider/

@@ -76,11 +76,14 @@ static int chat_validate(const json_t *input, char *err, size_t n)
     return 0;
 }
 
+/* The message's id is persisted only once its message.start is out: a
+ * restart withdraws a message the clients saw begin, never one they did not. */
 static void start_message(chat_rt *rt)
 {
     if (rt->started)
         return;
     rt->started = 1;
+    tt_agent_state_set(rt->s, "message_id", json_string(rt->message_id));
     tt_session_emit(rt->s, "message.start",
                     json_pack("{s:s, s:s}", "message_id", rt->message_id, "role", "assistant"));
 }
@@ -131,7 +134,7 @@ static void new_message(chat_rt *rt)
     rt->started = 0;
     rt->len = 0;
     tt_new_id("m", rt->message_id, sizeof rt->message_id);
-    tt_agent_state_set(rt->s, "message_id", json_string(rt->message_id));
+    tt_agent_state_set(rt->s, "message_id", NULL);
 }
 
 /* A retry after partial output: withdraw it and start a fresh message. */
@@ -185,6 +188,7 @@ static void end_message(chat_rt *rt, const tt_llm_result *r)
                               "prompt_tokens", (json_int_t)r->prompt_tokens, "completion_tokens",
                               (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd, "model",
                               r->model, "cached", 0));
+    tt_agent_state_set(rt->s, "message_id", NULL); /* ended: nothing to withdraw */
 }
 
 static int generate(tt_session *s);

@@ -175,6 +175,8 @@ static void on_detach(tt_conn *c, const tt_msg *m)
     tt_cursor *cur = tt_conn_cursor(c, m->session);
     if (cur)
         tt_conn_remove_cursor(c, cur);
+    else if (!session_for(c, m))
+        return; /* not_found or forbidden, as for any other session request */
     reply_ok(c, m, json_pack("{s:b}", "detached", cur != NULL));
 }
 
