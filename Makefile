@@ -40,8 +40,12 @@ node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-integration: build-debug node_modules/.package-lock.json
-	TETHER_BIN=$(CURDIR)/build-debug/tether node --test --test-concurrency=1 tests/integration/
+# The real binary over real sockets, built with ASan + UBSan: a leak or any
+# undefined behaviour fails the run (a server must exit 0 on SIGTERM).
+integration: build-asan build-debug node_modules/.package-lock.json
+	TETHER_BIN=$(CURDIR)/build-asan/tether ASAN_OPTIONS=detect_leaks=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  node --test --test-concurrency=1 tests/integration/
 
 # The web UI and the JS client in real Chromium (Debian's), driven by playwright-core.
 browser: build-debug node_modules/.package-lock.json
