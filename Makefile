@@ -4,12 +4,12 @@
 JOBS ?= $(shell nproc)
 
 .PHONY: run test deps deps-test build build-debug build-asan unit unit-asan integration \
-	browser faults fake-provider fuzz-smoke fuzz bench clean
+	browser faults fake-provider fuzz-smoke fuzz bench bench-smoke clean
 
 run: deps build
 	./build/tether --data-dir ./data --web-dir ./web $(ARGS)
 
-test: deps-test build unit unit-asan integration browser faults fake-provider fuzz-smoke
+test: deps-test build unit unit-asan integration browser faults fake-provider fuzz-smoke bench-smoke
 	@echo "all test suites passed"
 
 deps:
@@ -67,11 +67,12 @@ fuzz:
 	tests/fuzz/run.sh $(or $(SECONDS_PER_TARGET),300)
 
 # Benchmarks are not tests: each prints JSON figures (see tests/bench/README.md).
-bench: build node_modules/.package-lock.json
-	node tests/bench/idle_sockets.mjs 1000
-	node tests/bench/relay.mjs 1 2000
-	node tests/bench/relay.mjs 100 200
-	$(MAKE) build-debug && node tests/bench/photos.mjs 1000
+bench: build build-debug node_modules/.package-lock.json
+	node tests/bench/run.mjs
+	node tests/bench/photos.mjs 1000
+
+bench-smoke: build node_modules/.package-lock.json
+	node tests/bench/run.mjs --smoke
 
 clean:
 	rm -rf build build-debug build-asan

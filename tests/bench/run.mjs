@@ -41,6 +41,7 @@ function runOne(b) {
   process.stderr.write(`[bench] ${cmd}\n`);
   const t0 = performance.now();
   const load0 = os.loadavg()[0];
+  const started = new Date().toISOString();
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [b.script, ...b.args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let so = "", se = "";
@@ -54,7 +55,7 @@ function runOne(b) {
       try { data = JSON.parse(so.slice(so.indexOf("{"))); } catch { /* broken */ }
       const ok = code === 0 && data !== null;
       if (!ok) process.stderr.write(`[bench] FAILED ${cmd} (exit ${code ?? sig})\n${se}\n${so.slice(-2000)}\n`);
-      resolve({ ...b, cmd, seconds, ok, code: code ?? sig, data, stderr: se, load: [+load0.toFixed(2), +os.loadavg()[0].toFixed(2)] });
+      resolve({ ...b, cmd, started, seconds, ok, code: code ?? sig, data, stderr: se, load: [+load0.toFixed(2), +os.loadavg()[0].toFixed(2)] });
     });
   });
 }
@@ -104,15 +105,15 @@ if (haveGnuplot) {
   if (idle) plot("idle", `set title 'Idle sessions: server RSS per socket+session'\nset xlabel 'sockets (each attached to a session)'\nset ylabel 'KiB per session'\nset y2label 'seconds to establish'\nset y2tics\nset style data linespoints\nplot 'idle.dat' u 1:2 t 'total RSS' lw 2, '' u 1:3 t 'heap (RssAnon)', '' u 1:4 t 'file-backed (RssFile, LMDB)', '' u 1:5 axes x1y2 t 'time to establish (s, right)' dt 2`,
     { "idle.dat": idle.results.map((r) => [r.sockets, r.kib_per_session, r.heap_kib_per_session, r.file_kib_per_session, r.establish_s]) });
   const relays = ["relay1", "relay100", "relay1000"].map(g).filter(Boolean);
-  if (relays.length) plot("relay", `set title 'Relay: provider chunk -> client frame (microseconds, log scale)'\nset logscale y\nset style data histogram\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\nset ylabel 'us'\nset key top left\nplot 'relay.dat' u 2:xtic(1) t 'p50', '' u 3 t 'p99', '' u 4 t 'p999'`,
+  if (relays.length) plot("relay", `set title 'Relay: provider chunk -> client frame (microseconds, log scale)'\nset bmargin 4\nset logscale y\nset style data histogram\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\nset ylabel 'us'\nset key top left\nplot 'relay.dat' u 2:xtic(1) t 'p50', '' u 3 t 'p99', '' u 4 t 'p999'`,
     { "relay.dat": relays.flatMap((r) => ["direct", "session", "gateway"].map((p) => [`"${p}\\n${r.streams} str"`, r[p].p50_us, r[p].p99_us, r[p].p999_us])) });
   const gw = g("gateway");
   if (gw) {
     const rows = {};
     for (const [k, v] of Object.entries(gw.runs)) rows[`${k}.dat`] = v.steps.map((s) => [s.rate, s.latency_ms.p50 ?? "NaN", s.latency_ms.p99 ?? "NaN", s.peak_rss_kib ? s.peak_rss_kib / 1024 : "NaN"]);
     const line = (mode) => ["direct", "tether", "portkey"].map((t) => `'${t}_${mode}.dat' u 1:3 t '${t} p99' lw 2, '' u 1:2 t '${t} p50' dt 2`).join(", ");
-    plot("gateway", `set multiplot layout 1,2 title 'POST /v1/chat/completions at fixed arrival rates (latency from due time)'\nset logscale y\nset xlabel 'offered req/s'\nset ylabel 'ms'\nset style data linespoints\nset title 'plain'\nplot ${line("plain")}\nset title 'stream (whole stream)'\nplot ${line("stream")}\nunset multiplot`, rows);
-    plot("gateway_rss", `set title 'Gateway peak RSS under load'\nset xlabel 'offered req/s'\nset ylabel 'MiB'\nset style data linespoints\nplot ${["tether", "portkey"].flatMap((t) => ["plain", "stream"].map((m) => `'${t}_${m}.dat' u 1:4 t '${t} ${m}' lw 2`)).join(", ")}`, rows);
+    plot("gateway", `set key below maxrows 3\nset multiplot layout 1,2 title 'POST /v1/chat/completions at fixed arrival rates (latency from due time)'\nset logscale y\nset xlabel 'offered req/s'\nset ylabel 'ms'\nset style data linespoints\nset title 'plain'\nplot ${line("plain")}\nset title 'stream (whole stream)'\nplot ${line("stream")}\nunset multiplot`, rows);
+    plot("gateway_rss", `set title 'Gateway peak RSS under load'\nset xlabel 'offered req/s'\nset ylabel 'MiB'\nset key below\nset style data linespoints\nplot ${["tether", "portkey"].flatMap((t) => ["plain", "stream"].map((m) => `'${t}_${m}.dat' u 1:4 t '${t} ${m}' lw 2`)).join(", ")}`, rows);
   }
   const st = g("startup");
   if (st) plot("startup", `set title 'Start-up: spawn -> first WebSocket welcome (p50, ms)'\nset style data histogram\nset style fill solid 0.8 border -1\nset ylabel 'ms'\nset boxwidth 0.6\nplot 'startup.dat' u 2:xtic(1) t 'p50', '' u 3 t 'max'`,
@@ -126,7 +127,7 @@ rmSync(dat, { recursive: true, force: true });
 // ------------------------------------------------------------------ report
 const { renderReport } = await import("./lib/report.mjs");
 writeFileSync(path.join(REPORT, "results.json"), JSON.stringify({ date: new Date().toISOString(), total_seconds: totalSeconds,
-  results: Object.fromEntries(Object.entries(results).map(([k, r]) => [k, { key: k, cmd: r.cmd, seconds: r.seconds, load: r.load, ok: r.ok, code: r.code, data: r.data }])) }, null, 2) + "\n");
+  results: Object.fromEntries(Object.entries(results).map(([k, r]) => [k, { key: k, cmd: r.cmd, started: r.started, seconds: r.seconds, load: r.load, ok: r.ok, code: r.code, data: r.data }])) }, null, 2) + "\n");
 writeFileSync(path.join(REPORT, "REPORT.md"), renderReport({ results, charts, smoke: SMOKE, totalSeconds }));
 process.stderr.write(`[bench] ${failed.length ? `${failed.length} FAILED: ${failed.map((f) => f.key).join(", ")}` : "all benchmarks ran"}; report: ${path.join(REPORT, "REPORT.md")} (${Math.round((Date.now() - t0) / 1000)} s)\n`);
 if (SMOKE && !process.env.TETHER_BENCH_KEEP) rmSync(REPORT, { recursive: true, force: true });

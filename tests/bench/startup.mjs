@@ -53,7 +53,9 @@ async function timeToWelcome(dir) {
   const t0 = performance.now();
   const proc = spawnRaised(BIN, ["--port", port, "--data-dir", dir, ...COMMON], { stdio: ["ignore", "ignore", "ignore"] });
   let ms = null;
-  for (let tries = 0; tries < 60000 && ms === null; tries++) {
+  let exited = false;
+  proc.on("exit", () => { exited = true; });
+  for (let tries = 0; tries < 60000 && ms === null && !exited; tries++) {
     ms = await new Promise((resolve) => {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, "tether.v1", { perMessageDeflate: false });
       ws.on("error", () => resolve(null));
@@ -63,6 +65,7 @@ async function timeToWelcome(dir) {
     if (ms === null) await sleep(1);
   }
   await stopProc(proc);
+  if (ms === null) throw new Error("tether did not serve a welcome");
   return ms;
 }
 

@@ -13,6 +13,15 @@ export const SMOKE = process.argv.includes("--smoke");
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const nowMs = () => performance.timeOrigin + performance.now(); // comparable across processes
 
+// Every server a benchmark starts dies with it, even when it fails.
+const children = new Set();
+process.on("exit", () => { for (const c of children) try { c.kill("SIGKILL"); } catch { /* gone */ } });
+function track(proc) {
+  children.add(proc);
+  proc.on("exit", () => children.delete(proc));
+  return proc;
+}
+
 export function freePort() {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, "127.0.0.1", () => {
@@ -25,7 +34,7 @@ export function freePort() {
 // Spawn with the fd limit raised to the hard limit (20000 here).
 export function spawnRaised(cmd, args, opts = {}) {
   const quoted = [cmd, ...args].map((a) => `'${String(a).replace(/'/g, "'\\''")}'`).join(" ");
-  return spawn("/bin/sh", ["-c", `ulimit -n $(ulimit -Hn); exec ${quoted}`], opts);
+  return track(spawn("/bin/sh", ["-c", `ulimit -n $(ulimit -Hn); exec ${quoted}`], opts));
 }
 
 export async function waitHttp(url, limitMs = 20000) {
@@ -63,8 +72,8 @@ export function stopProc(proc, sig = "SIGTERM") {
 }
 
 export async function startFake() {
-  const proc = spawn(process.execPath, [path.join(ROOT, "tests/fake-provider/server.mjs"), "--port", "0", "--max-requests", "100"],
-    { stdio: ["ignore", "pipe", "inherit"] });
+  const proc = track(spawn(process.execPath, [path.join(ROOT, "tests/fake-provider/server.mjs"), "--port", "0", "--max-requests", "100"],
+    { stdio: ["ignore", "pipe", "inherit"] }));
   const port = await new Promise((resolve, reject) => {
     let out = "";
     proc.stdout.on("data", (c) => {
@@ -82,8 +91,8 @@ export async function startFake() {
 export async function startPortkey() {
   const port = await freePort();
   const entry = path.join(ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js");
-  const proc = spawn(process.execPath, ["--import", path.join(HERE, "peer-preload.mjs"), entry, `--port=${port}`, "--headless"],
-    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NODE_ENV: "production" } });
+  const proc = track(spawn(process.execPath, ["--import", path.join(HERE, "peer-preload.mjs"), entry, `--port=${port}`, "--headless"],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NODE_ENV: "production" } }));
   proc.stderr.resume();
   await waitHttp(`http://127.0.0.1:${port}/`);
   return { proc, port, pid: proc.pid, stop: () => stopProc(proc) };

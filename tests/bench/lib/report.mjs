@@ -17,6 +17,11 @@ function machine() {
     `Node ${process.version}, ${version} (build/tether, RelWithDebInfo), fd hard limit per process ${execFileSync("sh", ["-c", "ulimit -Hn"]).toString().trim()}`;
 }
 
+const sustained = (gw, k) => (gw.runs[k].max_sustained_per_s ? `${f(gw.runs[k].max_sustained_per_s, 0)} req/s` : `below ${f(gw.rates[0], 0)} req/s (the lowest rate tried)`);
+function cpuPer(gw, k) {
+  const s = gw.runs[k].steps.find((x) => x.rate === gw.runs[k].max_sustained_per_s) || gw.runs[k].steps[0];
+  return s.cpu_pct === undefined ? "–" : `${f((s.cpu_pct * 10) / s.rate, 2)} ms (${s.cpu_pct}% of a core at ${f(s.rate, 0)} req/s)`;
+}
 function headline(results, ok) {
   const H = ["## Headline figures (this run)", ""];
   const idle = ok("idle");
@@ -26,7 +31,7 @@ function headline(results, ok) {
     const t = gw.runs[`tether_${mode}`], p = gw.runs[`portkey_${mode}`];
     const a = t.added_ms?.[0], b = p.added_ms?.[0];
     const rss = (r) => Math.max(...r.steps.map((s) => s.peak_rss_kib || 0)) / 1024;
-    if (a && b) H.push(`- Gateway ${mode} at ${a.rate} req/s, added over direct p50/p99: Tether +${f(a.p50, 2)}/+${f(a.p99, 2)} ms, Portkey +${f(b.p50, 2)}/+${f(b.p99, 2)} ms; max sustained ${f(t.max_sustained_per_s, 0)} vs ${f(p.max_sustained_per_s, 0)} req/s; peak RSS ${f(rss(t), 1)} vs ${f(rss(p), 1)} MiB (${f(rss(p) / rss(t), 1)}×).`);
+    if (a && b) H.push(`- Gateway ${mode} at ${a.rate} req/s, added over direct p50/p99: Tether ${sg(a.p50, (x) => f(x, 2))}/${sg(a.p99, (x) => f(x, 2))} ms, Portkey ${sg(b.p50, (x) => f(x, 2))}/${sg(b.p99, (x) => f(x, 2))} ms; max sustained ${sustained(gw, `tether_${mode}`)} vs ${sustained(gw, `portkey_${mode}`)}; CPU per request ${cpuPer(gw, `tether_${mode}`).split(" (")[0]} vs ${cpuPer(gw, `portkey_${mode}`).split(" (")[0]}; RSS at ${a.rate} req/s ${f(t.steps[0].peak_rss_kib / 1024, 1)} vs ${f(p.steps[0].peak_rss_kib / 1024, 1)} MiB (${f(p.steps[0].peak_rss_kib / t.steps[0].peak_rss_kib, 1)}×), peak under overload ${f(rss(t), 1)} vs ${f(rss(p), 1)} MiB.`);
   }
   const r1 = ok("relay1"), r1000 = ok("relay1000");
   if (r1) H.push(`- Relay, 1 stream: session path +${us(r1.session.p50_us - r1.direct.p50_us)} p50 over direct, gateway +${us(r1.gateway.p50_us - r1.direct.p50_us)}.`);
@@ -46,9 +51,9 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
   const img = (n) => (charts.includes(n) ? `![${n}](${n}.png)\n` : "");
   L.push(`# Tether benchmark report${smoke ? " (SMOKE run: tiny sizes, figures meaningless)" : ""}`, "");
   L.push(`- Date: ${new Date().toISOString()}`, `- Machine: ${machine()}`,
-    `- Whole run: \`node tests/bench/run.mjs${smoke ? " --smoke" : ""}\` (${f(totalSeconds / 60, 1)} min). Every figure below is from this one run; the command under each reproduces it alone.`,
+    `- Whole run: \`node tests/bench/run.mjs${smoke ? " --smoke" : ""}\` (${f(totalSeconds / 60, 1)} min). Every figure below comes from one run of one benchmark (when each ran is listed below); the command under each reproduces it alone.`,
     "- All traffic is on loopback; load generators share the 2 cores with the servers they measure, so every absolute figure is a lower bound on the server and every comparison is under the same handicap.", "");
-  L.push(`- Machine load (1-min load average at start → end of each benchmark; other work on the machine shares the 2 cores): ${Object.values(results).map((r) => `${r.key} ${r.load ? r.load.join(" → ") : "?"} (${f(r.seconds, 0)} s)`).join(", ")}`, "");
+  L.push(`- Machine load (1-min load average at start → end of each benchmark; other work on the machine shares the 2 cores): ${Object.values(results).map((r) => `${r.key} ${r.load ? r.load.join(" → ") : "?"} (${r.started ? r.started.slice(11, 19) + " UTC, " : ""}${f(r.seconds, 0)} s)`).join(", ")}`, "");
   const failed = Object.values(results).filter((r) => !r.ok);
   if (failed.length) L.push(`**Failed benchmarks:** ${failed.map((r) => `${r.key} (${cmdline(r)}, exit ${r.code})`).join("; ")}`, "");
 
@@ -90,7 +95,7 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
   const gw = ok("gateway");
   L.push("## 3. Gateway overhead: Tether vs Portkey on the same fake provider", "", `Command: ${cmdline(results.gateway)}`, "");
   if (gw) {
-    L.push(`Open-loop load at fixed arrival rates, ${gw.seconds_per_step} s per step, latency counted from each request's due time. Portkey \`@portkey-ai/gateway\` (npm, its Node server \`build/start-server.js\`, \`x-portkey-provider: openai\` + \`x-portkey-custom-host\` → the fake); Tether with a routes file → the fake. A step is *sustained* when p99 ≤ ${gw.slo_p99_ms} ms, no request failed and all completed within the window. Stream latency is the whole stream (${"~20"} chunks); *first chunk* is time to the first content chunk.`, "");
+    L.push(`Open-loop load at fixed arrival rates, ${gw.seconds_per_step} s per step, latency counted from each request's due time. Portkey \`@portkey-ai/gateway\` (npm, its Node server \`build/start-server.js\`, \`x-portkey-provider: openai\` + \`x-portkey-custom-host\` → the fake); Tether with a routes file → the fake. A step is *sustained* when p99 ≤ ${gw.slo_p99_ms} ms, no request failed and all completed within the window. Stream latency is the whole stream (~20 chunks); *first chunk* is time to the first content chunk. Both gateways are started afresh for each mode; RSS is sampled every 100 ms, and memory an overloaded step took is not given back, so it carries into that mode's later rows. *client conns opened* counts new TCP connections from the load generator (keep-alive reuse otherwise; Tether ends each SSE response by closing the connection). When a target falls behind, open-loop requests pile up until the generator's cap of 3,000 open connections, and further requests count as errors.`, "");
     for (const mode of ["plain", "stream"]) {
       L.push(`### ${mode === "plain" ? "Plain JSON" : "Streaming (SSE)"}`, "");
       L.push(`| target | offered req/s | done/s | errors | p50 | p99 | ${mode === "stream" ? "first chunk p50 / p99 | " : ""}added p50 / p99 over direct | gateway peak RSS | gateway CPU | fake CPU | client conns opened |`,
@@ -103,7 +108,8 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
         }
       }
       L.push("", "| | direct | Tether | Portkey |", "| --- | --- | --- | --- |",
-        `| max sustained rate (${mode}) | ${f(gw.runs[`direct_${mode}`].max_sustained_per_s, 0)} req/s | ${f(gw.runs[`tether_${mode}`].max_sustained_per_s, 0)} req/s | ${f(gw.runs[`portkey_${mode}`].max_sustained_per_s, 0)} req/s |`, "");
+        `| max sustained rate (${mode}) | ${["direct", "tether", "portkey"].map((t) => sustained(gw, `${t}_${mode}`)).join(" | ")} |`,
+        `| gateway CPU per request at the highest sustained rate | – | ${cpuPer(gw, `tether_${mode}`)} | ${cpuPer(gw, `portkey_${mode}`)} |`, "");
     }
     L.push(`Idle RSS before load: Tether ${f(gw.idle_rss_kib.tether.total / 1024, 1)} MiB, Portkey ${f(gw.idle_rss_kib.portkey.total / 1024, 1)} MiB.`, "",
       "Notes on Portkey: it is run unmodified except for a preload (`tests/bench/lib/peer-preload.mjs`) that binds it to 127.0.0.1 and, as its upstream PR #1390 does, skips appending its `x-portkey-*` response headers when Node's fetch made them immutable (without it every streamed request fails on Node 20: Portkey issues #1389/#1550); `@hono/node-server` is pinned to 1.14.2 via `overrides` as #1389 advises. Its stream path also waits 25 ms before forwarding the first chunk (in its own code), which shows in its first-chunk figures.", "",
@@ -122,7 +128,7 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
     "Spawn → TCP connect → upgrade → `hello` → `welcome` received, polled every ms. The store is filled through the protocol (session.open + session.detach pipelined on 8 sockets), so each stored session is a real one.", "");
   if (st) {
     L.push("| sessions stored | store size | welcome p50 | max | all runs (ms) | fill time |", "| --- | --- | --- | --- | --- | --- |");
-    for (const r of st.results) L.push(`| ${f(r.sessions_stored, 0)} | ${f(r.store_bytes / 2 ** 20, 1)} MiB | ${f(r.welcome_ms.p50, 1)} ms | ${f(r.welcome_ms.max, 1)} ms | ${r.all_ms.join(", ")} | ${r.fill ? `${f(r.fill.created, 0)} in ${f(r.fill.seconds, 1)} s (${f(r.fill.sessions_per_s, 0)}/s)` : "–"} |`);
+    for (const r of st.results) L.push(`| ${f(r.sessions_stored, 0)} | ${r.store_bytes < 2 ** 20 ? `${f(r.store_bytes / 1024, 0)} KiB` : `${f(r.store_bytes / 2 ** 20, 1)} MiB`} | ${f(r.welcome_ms.p50, 1)} ms | ${f(r.welcome_ms.max, 1)} ms | ${r.all_ms.join(", ")} | ${r.fill ? `${f(r.fill.created, 0)} in ${f(r.fill.seconds, 1)} s (${f(r.fill.sessions_per_s, 0)}/s)` : "–"} |`);
     L.push("", img("startup"));
   }
 
