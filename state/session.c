@@ -102,6 +102,7 @@ void tt_session_free(tt_session *s)
     json_decref(s->metadata);
     json_decref(s->client_msg_ids);
     json_decref(s->streaming);
+    free(s->streaming_text);
     free(s);
 }
 
@@ -166,32 +167,38 @@ static void transcript_add(tt_session *s, const char *role, json_t *body)
 }
 
 /* Keep the message being streamed, so a snapshot taken mid-stream carries
- * its text so far (the deltas that follow continue it). */
+ * its text so far (the deltas that follow continue it). Deltas append to a
+ * buffer that grows geometrically: no copy of the whole text per delta. */
 static void track_streaming(tt_session *s, const char *type, json_t *body)
 {
     const char *mid = json_string_value(json_object_get(body, "message_id"));
     if (strcmp(type, "message.start") == 0) {
         json_decref(s->streaming);
-        s->streaming = json_pack("{s:s?, s:O?, s:s}", "message_id", mid, "role",
-                                 json_object_get(body, "role"), "text", "");
-    } else if (s->streaming && mid &&
-               strcmp(mid, json_string_value(json_object_get(s->streaming, "message_id"))) ==
-                   0) {
-        if (strcmp(type, "delta") == 0) {
-            json_t *old = json_object_get(s->streaming, "text");
-            json_t *add = json_object_get(body, "text");
-            size_t a = json_string_length(old), b = json_string_length(add);
-            char *joined = malloc(a + b + 1);
-            if (joined) {
-                memcpy(joined, json_string_value(old), a);
-                memcpy(joined + a, json_string_value(add) ? json_string_value(add) : "", b);
-                json_object_set_new(s->streaming, "text", json_stringn(joined, a + b));
-                free(joined);
-            }
-        } else if (strcmp(type, "message.end") == 0 || strcmp(type, "message.discard") == 0) {
-            json_decref(s->streaming);
-            s->streaming = NULL;
+        s->streaming =
+            json_pack("{s:s?, s:O?}", "message_id", mid, "role", json_object_get(body, "role"));
+        s->streaming_len = 0;
+        return;
+    }
+    const char *open = json_string_value(json_object_get(s->streaming, "message_id"));
+    if (!open || !mid || strcmp(mid, open) != 0)
+        return;
+    if (strcmp(type, "delta") == 0) {
+        json_t *add = json_object_get(body, "text");
+        size_t n = json_string_length(add);
+        if (s->streaming_len + n > s->streaming_cap) {
+            size_t cap = (s->streaming_len + n) * 2 + 64;
+            char *grown = realloc(s->streaming_text, cap);
+            if (!grown)
+                return;
+            s->streaming_text = grown;
+            s->streaming_cap = cap;
         }
+        memcpy(s->streaming_text + s->streaming_len, json_string_value(add), n);
+        s->streaming_len += n;
+    } else if (strcmp(type, "message.end") == 0 || strcmp(type, "message.discard") == 0) {
+        json_decref(s->streaming);
+        s->streaming = NULL;
+        s->streaming_len = 0;
     }
 }
 
@@ -272,10 +279,19 @@ void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id)
 
 json_t *tt_session_snapshot(const tt_session *s)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O, s:O?}", "state",
-                     tt_state_name(s->state), "step", s->step, "agent", s->agent, "title",
-                     s->title, "transcript", s->transcript, "pending", s->pending, "agent_state",
-                     s->agent_state, "streaming", s->streaming);
+    json_t *streaming = NULL;
+    if (s->streaming) {
+        streaming = json_deep_copy(s->streaming);
+        json_object_set_new(
+            streaming, "text",
+            json_stringn(s->streaming_text ? s->streaming_text : "", s->streaming_len));
+    }
+    json_t *snap = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O, s:O?}", "state",
+                             tt_state_name(s->state), "step", s->step, "agent", s->agent, "title",
+                             s->title, "transcript", s->transcript, "pending", s->pending,
+                             "agent_state", s->agent_state, "streaming", streaming);
+    json_decref(streaming);
+    return snap;
 }
 
 json_t *tt_session_summary(const tt_session *s)

@@ -67,7 +67,9 @@ struct tt_session {
     json_t *input;          /* session.open input (owned, object) */
     json_t *metadata;       /* session.open metadata (owned, object) */
     json_t *client_msg_ids; /* recent say ids, bounded (owned, array) */
-    json_t *streaming;      /* the message being streamed {message_id, role, text}, or NULL */
+    json_t *streaming;      /* the message being streamed {message_id, role}, or NULL */
+    char *streaming_text;   /* its text so far (grown geometrically: deltas append) */
+    size_t streaming_len, streaming_cap;
 
     /* The agent's runtime, owned by agents/ (timers, in-flight calls). */
     const void *agent_ops;
