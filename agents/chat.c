@@ -137,13 +137,19 @@ static void new_message(chat_rt *rt)
     tt_agent_state_set(rt->s, "message_id", NULL);
 }
 
+/* Withdraw the current message, if clients saw it begin. */
+static void withdraw(chat_rt *rt, const char *reason)
+{
+    if (rt->started)
+        tt_session_emit(rt->s, "message.discard",
+                        json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", reason));
+}
+
 /* A retry after partial output: withdraw it and start a fresh message. */
 static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
 {
     chat_rt *rt = ud;
-    if (rt->started)
-        tt_session_emit(rt->s, "message.discard",
-                        json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "retry"));
+    withdraw(rt, "retry");
     calls_clear(rt);
     new_message(rt);
 }
@@ -304,15 +310,9 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         calls_clear(rt);
         end_message(rt, r);
     } else if (r->error.cls == TT_LLM_ERR_CANCELLED) {
-        if (rt->started)
-            tt_session_emit(
-                s, "message.discard",
-                json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "cancelled"));
+        withdraw(rt, "cancelled");
     } else {
-        if (rt->started)
-            tt_session_emit(
-                s, "message.discard",
-                json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", "error"));
+        withdraw(rt, "error");
         char msg[320];
         snprintf(msg, sizeof msg, "the model call failed (%s): %s", tt_llm_error_name(r->error.cls),
                  r->error.message);
