@@ -3,13 +3,18 @@
 #   make test   install what is missing, build, run every test (unit, sanitizers, integration)
 JOBS ?= $(shell nproc)
 
-.PHONY: run test deps deps-test build build-debug build-asan unit unit-asan integration \
-	browser faults fake-provider fuzz-smoke fuzz bench bench-smoke clean
+.PHONY: run test deps deps-test build build-debug build-asan build-release-tests build-clang \
+	unit unit-asan unit-release unit-clang lint integration browser faults fake-provider \
+	fuzz-smoke fuzz bench bench-smoke clean
+
+# Warnings are errors in every build the tests make (a user's `make run` is spared).
+WERROR = -DTETHER_WERROR=ON
 
 run: deps build
 	./build/tether --data-dir ./data --web-dir ./web $(ARGS)
 
-test: deps-test build unit unit-asan integration browser faults fake-provider fuzz-smoke bench-smoke
+test: deps-test lint build unit unit-asan unit-release unit-clang integration browser faults \
+	fake-provider fuzz-smoke bench-smoke
 	@echo "all test suites passed"
 
 deps:
@@ -23,18 +28,39 @@ build: deps
 	cmake --build build -j$(JOBS)
 
 build-debug:
-	cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug $(WERROR) >/dev/null
 	cmake --build build-debug -j$(JOBS)
 
 build-asan:
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTETHER_SANITIZE=ON >/dev/null
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTETHER_SANITIZE=ON $(WERROR) >/dev/null
 	cmake --build build-asan -j$(JOBS)
+
+# The optimiser finds warnings a Debug build does not (GCC's -Wdangling-pointer,
+# -Wmaybe-uninitialized), and clang warns where GCC does not: both build the
+# tests too, and run them.
+build-release-tests:
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release $(WERROR) >/dev/null
+	cmake --build build-release -j$(JOBS)
+
+build-clang:
+	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) >/dev/null
+	cmake --build build-clang -j$(JOBS)
 
 unit: build-debug node_modules/.package-lock.json
 	cd build-debug && ctest --output-on-failure
 
 unit-asan: build-asan node_modules/.package-lock.json
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure
+
+unit-release: build-release-tests node_modules/.package-lock.json
+	cd build-release && ctest --output-on-failure
+
+unit-clang: build-clang node_modules/.package-lock.json
+	cd build-clang && ctest --output-on-failure
+
+# Formatting and the size limits of STYLE (files <= 800 lines, functions <= 80).
+lint: node_modules/.package-lock.json
+	.ci/lint.sh
 
 node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund
@@ -75,4 +101,4 @@ bench-smoke: build node_modules/.package-lock.json
 	node tests/bench/run.mjs --smoke
 
 clean:
-	rm -rf build build-debug build-asan
+	rm -rf build build-debug build-asan build-release build-clang build-fuzz

@@ -28,7 +28,6 @@ const client = new TetherClient({
 const views = new Map(); // session -> SessionView
 let current = null;      // the session shown
 let sessions = [];       // the last session.list
-let welcome = null;
 let agentPref = 'echo'; // the agent picked last in this page (not persisted)
 
 function view(session) {
@@ -72,7 +71,6 @@ client.on('connection', (state) => {
 });
 
 client.on('welcome', (w) => {
-  welcome = w;
   $('auth').hidden = true;
   fillAgents(w);
   refreshList();

@@ -62,7 +62,7 @@ export function renderInline(doc, s, parent, inLink = false) {
   while (i < s.length) {
     const c = s[i];
     // backslash escape
-    if (c === '\\' && i + 1 < s.length && /[\\`*_{}\[\]()#+\-.!~<>|]/.test(s[i + 1])) { buf += s[i + 1]; i += 2; continue; }
+    if (c === '\\' && i + 1 < s.length && /[\\`*_{}[\]()#+\-.!~<>|]/.test(s[i + 1])) { buf += s[i + 1]; i += 2; continue; }
     // code span
     if (c === '`') {
       let n = 1;

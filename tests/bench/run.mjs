@@ -10,7 +10,7 @@
 //                                       report/results.json (no run)
 //   node tests/bench/run.mjs --only idle,resume   rerun those, keep the rest
 // Loopback only; every child stops by itself.
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -21,7 +21,6 @@ const ROOT = path.resolve(HERE, "../..");
 const SMOKE = process.argv.includes("--smoke");
 const REPORT = SMOKE ? mkdtempSync(path.join(os.tmpdir(), "tether-bench-smoke-")) : path.join(HERE, "report");
 const S = SMOKE ? ["--smoke"] : [];
-const rel = (p) => path.relative(ROOT, p);
 
 const benches = [
   { key: "fake", script: "tests/fake-provider/bench.mjs", args: SMOKE ? ["--duration", "0.3", "--warmup", "0.1"] : ["--duration", "3", "--warmup", "1"] },

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
-  REPO, fakeTarget, itest, mintViaApi, lastAssistantText, launchBrowser, screenshot, sleep, until, watchPage, writeRoutesFile,
+  REPO, fakeTarget, itest, mintViaApi, lastAssistantText, launchBrowser, screenshot, sleep, watchPage, writeRoutesFile,
 } from './helpers.mjs';
 
 let fp;

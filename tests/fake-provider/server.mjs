@@ -791,7 +791,7 @@ class FakeProvider {
   }
 
   embeddings(ctx, s, body, extraHeaders) {
-    const { res, rec } = ctx;
+    const { rec } = ctx;
     const dims = (Number.isInteger(body.dimensions) && body.dimensions > 0) ? body.dimensions : (s.dims ?? this.dims);
     const inputs = embeddingInputs(body.input);
     const base64 = body.encoding_format === 'base64';

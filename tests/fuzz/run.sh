@@ -45,7 +45,7 @@ if ! can_fuzz; then
 fi
 
 echo "== building in $build"
-CC=clang cmake -S "$root/tests/fuzz" -B "$build" -DTETHER_FUZZ=ON -DTETHER_TESTS=OFF >/dev/null
+CC=clang cmake -S "$root/tests/fuzz" -B "$build" -DTETHER_FUZZ=ON -DTETHER_TESTS=OFF -DTETHER_WERROR="${TETHER_WERROR:-ON}" >/dev/null
 cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)"
 
 work="$(mktemp -d)"

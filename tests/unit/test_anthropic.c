@@ -18,7 +18,6 @@
 
 #include "llm_test_util.h"
 
-
 static void test_anthropic_text_stream_same_events_however_cut(void **state)
 {
     check_fixture(TT_LLM_ANTHROPIC, 0, "anthropic_text.sse",

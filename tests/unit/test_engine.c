@@ -106,8 +106,8 @@ static void open_all(fixture *f)
 {
     tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
     assert_int_equal(tt_store_open(&so, &f->store), 0);
-    tt_registry_options o = {.headroom = 16, .memory_events = 64, .max_lag_events = 100000,
-                             .transcript_max = 100};
+    tt_registry_options o = {
+        .headroom = 16, .memory_events = 64, .max_lag_events = 100000, .transcript_max = 100};
     tt_registry_hooks hooks = {f, bind_run, unbind_run, deliver, NULL};
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
     f->env.loop = &f->loop;
@@ -307,8 +307,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_engine_runs_questions_approvals_and_work, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_engine_waiting_run_survives_a_crash, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_engine_waiting_run_survives_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_running_step_runs_again_after_a_crash, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_engine_unanswered_question_expires, setup, teardown),

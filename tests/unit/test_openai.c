@@ -18,7 +18,6 @@
 
 #include "llm_test_util.h"
 
-
 static void test_openai_text_stream_same_events_however_cut(void **state)
 {
     check_fixture(TT_LLM_OPENAI, 0, "openai_text.sse",

@@ -113,8 +113,8 @@ static void test_tools_file_is_checked(void **state)
     const char *bad[] = {
         "{\"tools\":[{\"name\":\"w\",\"parameters\":{\"oneOf\":[]},\"url\":\"http://x\"}]}",
         "{\"tools\":[{\"name\":\"w\",\"parameters\":{},\"url\":\"file:///etc/passwd\"}]}",
-        "{\"tools\":[{\"name\":\"w\",\"parameters\":{},\"url\":\"http://x\",\"secret_header\":"
-        "\"X\",\"secret_env\":\"MISSING\"}]}",
+        ("{\"tools\":[{\"name\":\"w\",\"parameters\":{},\"url\":\"http://x\",\"secret_header\":"
+         "\"X\",\"secret_env\":\"MISSING\"}]}"),
         "{\"tools\":[{\"name\":\"calculate\",\"parameters\":{},\"url\":\"http://x\"}]}",
         "{\"tools\":[{\"name\":\"w\",\"parameters\":{},\"url\":\"http://x\",\"bogus\":1}]}",
     };
