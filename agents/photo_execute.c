@@ -32,8 +32,8 @@
  * that would pass it is refused until "undo" (TT_PHOTOS_PLAN_MAX_MOVES plus
  * TT_PHOTOS_PLAN_MAX_FOLDERS fit twice). */
 #define JOURNAL_MAX_ENTRIES 220000
-#define REPORT_PATHS 10   /* paths named in an undo report */
-#define REPORT_MAX 4096   /* bytes of an undo report */
+#define REPORT_PATHS 10 /* paths named in an undo report */
+#define REPORT_MAX 4096 /* bytes of an undo report */
 
 typedef struct exec_job {
     int rootfd;
@@ -197,8 +197,9 @@ static const char *left_because(const json_t *e)
     if (!is_move(e))
         return "folder";
     const char *p = json_string_value(json_object_get(e, "problem"));
-    return p && (!strcmp(p, "conflict") || !strcmp(p, "missing") || !strcmp(p, "changed")) ? p
-                                                                                           : "error";
+    return p && (!strcmp(p, "conflict") || !strcmp(p, "missing") || !strcmp(p, "changed"))
+               ? p
+               : "error";
 }
 
 /* The entries left undone for one reason: a count and the first paths. */
@@ -244,8 +245,9 @@ static void report_undo(tt_run *run, json_t *journal, int64_t restored, int rc)
         free(r);
         return;
     }
-    put(r, "The original layout is only partly restored: %lld files are back where they were%s. "
-           "Not restored (paths in your library):\n",
+    put(r,
+        "The original layout is only partly restored: %lld files are back where they were%s. "
+        "Not restored (paths in your library):\n",
         (long long)restored, rc ? ", and the disk reported an error" : "");
     static const char *const reasons[][2] = {
         {"conflict", "files not moved back because a file is at the original path again"},
@@ -373,7 +375,8 @@ static int start_job(tt_run *run, int undo)
     }
     json_t *data = tt_run_data(run), *journaled = json_object_get(data, "journaled");
     /* Sessions stored before "journaled" existed: a journal is the plan's. */
-    if (!undo && !(journaled ? json_is_true(journaled) : json_object_get(data, "journal") != NULL)) {
+    if (!undo &&
+        !(journaled ? json_is_true(journaled) : json_object_get(data, "journal") != NULL)) {
         rc = journal_plan(run, j->rootfd);
         if (rc || !json_is_true(json_object_get(data, "journaled"))) {
             close(j->rootfd);

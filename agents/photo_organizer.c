@@ -77,7 +77,8 @@ int tt_photos_library(tt_run *run, int *fd, char *why, size_t n)
     if (!rc)
         rc = tt_photos_open_root(path, fd);
     if (rc)
-        snprintf(why, n, "no photo library for you: the server looks for the folder %s%s%s under "
+        snprintf(why, n,
+                 "no photo library for you: the server looks for the folder %s%s%s under "
                  "--photos-root",
                  tenant ? tenant : "", tenant ? "/" : "", s->user);
     return rc;

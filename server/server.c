@@ -281,7 +281,8 @@ static int setup_tenants(tt_server *srv)
         return TT_ENOMEM;
     for (size_t i = 0; i < srv->auth.n_keys; i++) {
         const char *t = srv->auth.keys[i].tenant;
-        if (strcmp(t, "default") != 0 && json_object_set_new(srv->agent_env.key_tenants, t, json_true()))
+        if (strcmp(t, "default") != 0 &&
+            json_object_set_new(srv->agent_env.key_tenants, t, json_true()))
             return TT_ENOMEM;
     }
     return 0;

@@ -24,7 +24,7 @@ typedef struct entry {
     op op;
     state state;
     const char *src, *dest, *final_dest; /* borrowed from the JSON: valid until it changes */
-    const char *fp; /* the moved file's fingerprint once done, or NULL */
+    const char *fp;                      /* the moved file's fingerprint once done, or NULL */
 } entry;
 
 static int decode(json_t *e, entry *out)

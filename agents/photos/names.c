@@ -11,20 +11,20 @@
  * as nothing: controls, bidi embeddings, overrides, isolates and marks,
  * zero-width characters, line and paragraph separators, the BOM. */
 static const unsigned hidden[][2] = {
-    {0x0000, 0x001f}, {0x007f, 0x009f}, /* C0, DEL, C1 controls */
-    {0x00ad, 0x00ad},                   /* soft hyphen */
-    {0x034f, 0x034f},                   /* combining grapheme joiner */
-    {0x061c, 0x061c},                   /* Arabic letter mark */
-    {0x115f, 0x1160}, {0x17b4, 0x17b5}, /* Hangul fillers, Khmer inherent vowels */
-    {0x180b, 0x180f},                   /* Mongolian variation selectors, vowel separator */
-    {0x200b, 0x200f},                   /* zero width space/joiners, LRM, RLM */
-    {0x2028, 0x202e},                   /* line/paragraph separators, LRE RLE PDF LRO RLO */
-    {0x2060, 0x206f},                   /* word joiner, invisible operators, LRI RLI FSI PDI */
-    {0x3164, 0x3164}, {0xfe00, 0xfe0f}, /* Hangul filler, variation selectors */
-    {0xfeff, 0xfeff}, {0xffa0, 0xffa0}, /* BOM, halfwidth Hangul filler */
-    {0xfff9, 0xfffb},                   /* interlinear annotation controls */
-    {0x1d173, 0x1d17a},                 /* musical symbol format controls */
-    {0xe0000, 0xe007f},                 /* tag characters */
+    {0x0000, 0x001f},   {0x007f, 0x009f}, /* C0, DEL, C1 controls */
+    {0x00ad, 0x00ad},                     /* soft hyphen */
+    {0x034f, 0x034f},                     /* combining grapheme joiner */
+    {0x061c, 0x061c},                     /* Arabic letter mark */
+    {0x115f, 0x1160},   {0x17b4, 0x17b5}, /* Hangul fillers, Khmer inherent vowels */
+    {0x180b, 0x180f},                     /* Mongolian variation selectors, vowel separator */
+    {0x200b, 0x200f},                     /* zero width space/joiners, LRM, RLM */
+    {0x2028, 0x202e},                     /* line/paragraph separators, LRE RLE PDF LRO RLO */
+    {0x2060, 0x206f},                     /* word joiner, invisible operators, LRI RLI FSI PDI */
+    {0x3164, 0x3164},   {0xfe00, 0xfe0f}, /* Hangul filler, variation selectors */
+    {0xfeff, 0xfeff},   {0xffa0, 0xffa0}, /* BOM, halfwidth Hangul filler */
+    {0xfff9, 0xfffb},                     /* interlinear annotation controls */
+    {0x1d173, 0x1d17a},                   /* musical symbol format controls */
+    {0xe0000, 0xe007f},                   /* tag characters */
 };
 
 int tt_photos_cp_hidden(unsigned cp)
@@ -109,7 +109,7 @@ int tt_photos_owner_check(const char *name, const char **why)
     if (!why)
         why = &dummy;
     size_t n = name ? strlen(name) : 0;
-    *why = n == 0                    ? "the name is empty"
+    *why = n == 0                   ? "the name is empty"
            : n > TT_PHOTOS_NAME_MAX ? "the name is longer than a folder name may be"
            : name[0] == '.'         ? "the name starts with '.'"
                                     : NULL;
