@@ -68,36 +68,42 @@ size_t tt_photos_utf8_next(const char *str, size_t n, unsigned *cp)
     return len;
 }
 
+/* The shown form of the character at s[i] into piece; its length, and the
+ * bytes it takes in s in *step. */
+static size_t piece_at(const char *s, size_t len, size_t i, char piece[16], size_t *step)
+{
+    unsigned cp;
+    *step = tt_photos_utf8_next(s + i, len - i, &cp);
+    if (!*step) {
+        *step = 1;
+        return (size_t)snprintf(piece, 16, "\\x{%02X}", (unsigned char)s[i]);
+    }
+    if (tt_photos_cp_hidden(cp))
+        return (size_t)snprintf(piece, 16, "\\u{%04X}", cp);
+    if (cp == '\\')
+        return (size_t)snprintf(piece, 16, "\\\\");
+    memcpy(piece, s + i, *step);
+    return *step;
+}
+
 char *tt_photos_display(const char *s, char *out, size_t n)
 {
     static const char more[] = "...";
-    size_t o = 0, i = 0, len = strlen(s);
-    out[0] = '\0';
-    while (i < len) {
-        char piece[16];
-        unsigned cp;
-        size_t step = tt_photos_utf8_next(s + i, len - i, &cp), plen;
-        if (!step) {
-            plen = (size_t)snprintf(piece, sizeof piece, "\\x{%02X}", (unsigned char)s[i]);
-            step = 1;
-        } else if (tt_photos_cp_hidden(cp)) {
-            plen = (size_t)snprintf(piece, sizeof piece, "\\u{%04X}", cp);
-        } else if (cp == '\\') {
-            plen = (size_t)snprintf(piece, sizeof piece, "\\\\");
-        } else {
-            memcpy(piece, s + i, step);
-            plen = step;
-        }
-        /* keep room for "..." unless this piece ends the name */
-        size_t reserve = i + step < len ? sizeof more - 1 : 0;
-        if (o + plen + reserve > n - 1) {
-            memcpy(out + o, more, sizeof more - 1); /* fits: every piece kept room for it */
+    char piece[16];
+    size_t len = strlen(s), total = 0, o = 0, step;
+    for (size_t i = 0; i < len; i += step)
+        total += piece_at(s, len, i, piece, &step);
+    /* cut only if it does not fit whole: then keep room for "..." */
+    size_t room = total <= n - 1 ? n - 1 : n - sizeof more;
+    for (size_t i = 0; i < len; i += step) {
+        size_t plen = piece_at(s, len, i, piece, &step);
+        if (o + plen > room) {
+            memcpy(out + o, more, sizeof more - 1);
             o += sizeof more - 1;
             break;
         }
         memcpy(out + o, piece, plen);
         o += plen;
-        i += step;
     }
     out[o] = '\0';
     return out;
