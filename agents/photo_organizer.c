@@ -9,7 +9,9 @@
  *              approval with the folder tree and counts
  *   execute    approved: folders made and files moved with a journal
  *              (photo_execute.c), so a crash neither loses nor repeats a move
- *   undo       "undo" after a run puts every file back
+ *   undo       "undo" puts back every file moved by the session's runs that is
+ *              not back yet; what it cannot restore it names, and keeps for
+ *              another "undo" (photo_execute.c)
  *
  * The library is photos_root/<tenant>/<user>, or photos_root/<user> for a user
  * without a tenant (names.h); nothing outside it is read or written. */
