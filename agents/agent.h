@@ -42,8 +42,12 @@ typedef struct tt_agent_env {
     int echo_delay_ms;       /* default pause between echoed words */
     tt_llm_service *llm;     /* model calls; NULL or unconfigured: no model agents */
     struct tt_registry *reg; /* sessions, e.g. a user's earlier analyses */
-    const char *photos_root; /* one photo library per user: photos_root/<user> */
-    int64_t wait_expiry_ms;  /* a question or approval left unanswered this long expires */
+    /* one photo library per user: photos_root/<tenant>/<user>, or
+     * photos_root/<user> without a tenant (agents/photo_organizer.h) */
+    const char *photos_root;
+    int open_mode;          /* no API keys: every client is user "local" of tenant "local" */
+    json_t *key_tenants;    /* the tenants the API keys name ({name: true}), "default" aside */
+    int64_t wait_expiry_ms; /* a question or approval left unanswered this long expires */
     tt_prompt prompts[TT_AGENT_PROMPTS_MAX]; /* every template in --prompts-dir */
     size_t n_prompts;
     tt_toolbox tools; /* built-in and HTTP tools */

@@ -8,7 +8,14 @@
  * starts the next chunk. A conflict stops a chunk: a free name is chosen and
  * committed before that entry is applied again. After a crash the step runs
  * again on the stored journal: applying is idempotent (it looks at the disk
- * first), so every file moves exactly once. */
+ * first), so every file moves exactly once.
+ *
+ * One journal serves the whole session: a new run keeps the entries of
+ * earlier runs that are not undone yet and appends its own, so "undo" always
+ * has every move it may still reverse (last first), and no journal is
+ * dropped while something in it can be undone. An undo that meets a conflict
+ * keeps those entries, says which files they are, and can be said again. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +23,24 @@
 
 #include "agents/photo_organizer.h"
 #include "agents/photos/move.h"
+#include "agents/photos/names.h"
 #include "protocol/errors.h"
 #include "state/registry.h"
 
 #define CHUNK 256 /* entries applied per trip to the thread pool */
+/* Entries kept in a session's journal, earlier runs' included: a new plan
+ * that would pass it is refused until "undo" (TT_PHOTOS_PLAN_MAX_MOVES plus
+ * TT_PHOTOS_PLAN_MAX_FOLDERS fit twice). */
+#define JOURNAL_MAX_ENTRIES 220000
+#define REPORT_PATHS 10 /* paths named in an undo report */
+#define REPORT_MAX 4096 /* bytes of an undo report */
 
 typedef struct exec_job {
     int rootfd;
     json_t *journal; /* a private copy: the pool thread touches nothing shared */
     int undo;
+    int64_t restored; /* undo: moves back at their source after this pass */
+    size_t base;      /* the first entry of this run's plan */
     int rc;
     int conflict; /* the chunk stopped on a conflict that now has a free name */
     tt_photos_counts counts;
@@ -37,6 +53,58 @@ static int pending(const json_t *e)
     return state && strcmp(state, "intent") == 0 && !(problem && strcmp(problem, "missing") == 0);
 }
 
+static int is_undone(const json_t *e)
+{
+    const char *state = json_string_value(json_object_get(e, "state"));
+    return state && strcmp(state, "undone") == 0;
+}
+
+static int is_move(const json_t *e)
+{
+    const char *op = json_string_value(json_object_get(e, "op"));
+    return op && strcmp(op, "move") == 0;
+}
+
+int tt_photos_undoable(tt_run *run)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(tt_run_data(run), "journal"), i, e)
+    {
+        if (!is_undone(e))
+            return 1;
+    }
+    return 0;
+}
+
+int tt_photos_keep_undoable(tt_run *run)
+{
+    json_t *data = tt_run_data(run);
+    json_t *old = json_object_get(data, "journal"), *kept = json_array();
+    if (!kept)
+        return TT_ENOMEM;
+    size_t i;
+    json_t *e;
+    json_array_foreach(old, i, e)
+    {
+        if (!is_undone(e) && json_array_append(kept, e)) {
+            json_decref(kept);
+            return TT_ENOMEM;
+        }
+    }
+    json_object_set_new(data, "journaled", json_false()); /* the next plan's are not in it */
+    json_object_del(data, "journal_base");
+    json_object_del(data, "undone"); /* kept by sessions stored before undo could be retried */
+    if (json_array_size(kept) == 0) {
+        json_decref(kept);
+        json_object_del(data, "journal");
+    } else {
+        json_object_set_new(data, "journal", kept);
+    }
+    tt_run_touch(run);
+    return 0;
+}
+
 static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *total,
                          volatile int *cancel)
 {
@@ -44,12 +112,21 @@ static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *to
     size_t n = json_array_size(j->journal);
     *total = (int64_t)n;
     if (j->undo) {
-        j->rc = tt_photos_undo(j->rootfd, j->journal, &j->counts, 0);
+        json_t *was = json_array();
+        for (size_t i = 0; was && i < n; i++)
+            json_array_append_new(was, json_boolean(!is_undone(json_array_get(j->journal, i))));
+        j->rc = was ? tt_photos_undo(j->rootfd, j->journal, &j->counts, 0) : TT_ENOMEM;
+        for (size_t i = 0; was && i < n; i++) {
+            json_t *e = json_array_get(j->journal, i);
+            j->restored += json_is_true(json_array_get(was, i)) && is_undone(e) && is_move(e);
+        }
+        json_decref(was);
         *done = (int64_t)n;
         return;
     }
     size_t applied = 0;
-    for (size_t i = 0; i < n && applied < CHUNK && !*cancel; i++) {
+    *done = (int64_t)j->base; /* earlier runs' entries are only there for undo */
+    for (size_t i = j->base; i < n && applied < CHUNK && !*cancel; i++) {
         json_t *e = json_array_get(j->journal, i);
         if (!pending(e)) {
             (*done)++;
@@ -95,6 +172,122 @@ static void add_counts(tt_run *run, const tt_photos_counts *c)
             json_integer(json_integer_value(json_object_get(t, names[i])) + values[i]));
 }
 
+typedef struct report {
+    char text[REPORT_MAX];
+    size_t len;
+} report;
+
+static void put(report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(report *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(r->text + r->len, sizeof r->text - r->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        r->len += (size_t)n < sizeof r->text - r->len ? (size_t)n : sizeof r->text - r->len - 1;
+}
+
+/* Why entry e is not undone: "conflict", "missing", "changed", "error"
+ * (moves) or "folder"; NULL when it is. */
+static const char *left_because(const json_t *e)
+{
+    if (is_undone(e))
+        return NULL;
+    if (!is_move(e))
+        return "folder";
+    const char *p = json_string_value(json_object_get(e, "problem"));
+    return p && (!strcmp(p, "conflict") || !strcmp(p, "missing") || !strcmp(p, "changed"))
+               ? p
+               : "error";
+}
+
+/* The entries left undone for one reason: a count and the first paths. */
+static void report_reason(report *r, json_t *journal, const char *reason, const char *why)
+{
+    size_t count = 0, i;
+    json_t *e;
+    json_array_foreach(journal, i, e)
+    {
+        const char *because = left_because(e);
+        if (!because || strcmp(because, reason) != 0)
+            continue;
+        char shown[2][200];
+        if (count < REPORT_PATHS) {
+            put(r, "%s\"%s\"", count ? ", " : "", /* names from the disk: shown escaped */
+                tt_photos_display(json_string_value(json_object_get(e, "final_dest")), shown[0],
+                                  sizeof shown[0]));
+            if (is_move(e))
+                put(r, " (from \"%s\")",
+                    tt_photos_display(json_string_value(json_object_get(e, "src")), shown[1],
+                                      sizeof shown[1]));
+        }
+        count++;
+    }
+    if (count > REPORT_PATHS)
+        put(r, " and %zu more", count - REPORT_PATHS);
+    if (count)
+        put(r, " - %zu %s.\n", count, why);
+}
+
+/* After an undo pass: what was restored, and exactly what was not. */
+static void report_undo(tt_run *run, json_t *journal, int64_t restored, int rc)
+{
+    report *r = calloc(1, sizeof *r);
+    if (!r) {
+        tt_run_fail(run, "internal", "out of memory");
+        return;
+    }
+    if (!tt_photos_undoable(run)) {
+        put(r, "Restored the original layout: %lld files are back where they were.",
+            (long long)restored);
+        tt_run_finish(run, r->text);
+        free(r);
+        return;
+    }
+    put(r,
+        "The original layout is only partly restored: %lld files are back where they were%s. "
+        "Not restored (paths in your library):\n",
+        (long long)restored, rc ? ", and the disk reported an error" : "");
+    static const char *const reasons[][2] = {
+        {"conflict", "files not moved back because a file is at the original path again"},
+        {"missing", "moved files are no longer there"},
+        {"changed", "moved files were changed or replaced since they were moved, so they were "
+                    "left where they are"},
+        {"error", "files could not be moved back (permissions or an I/O error)"},
+        {"folder", "folders the organiser made were kept: they are not empty"},
+    };
+    for (size_t k = 0; k < sizeof reasons / sizeof reasons[0]; k++)
+        report_reason(r, journal, reasons[k][0], reasons[k][1]);
+    put(r, "These stay in the journal: resolve them (move the other file away, or put the "
+           "file back by hand) and say \"undo\" again.");
+    tt_run_finish(run, r->text);
+    free(r);
+}
+
+static void finish_moves(tt_run *run, exec_job *j)
+{
+    json_t *data = tt_run_data(run);
+    size_t left = 0, i;
+    json_t *journal = json_object_get(data, "journal");
+    for (i = j->base; i < json_array_size(journal); i++)
+        left += pending(json_array_get(journal, i));
+    if (left > 0 || j->conflict) {
+        tt_run_goto(run, "execute"); /* committed with this pass, then the next chunk */
+        return;
+    }
+    json_t *c = json_object_get(data, "counts");
+    char msg[320];
+    snprintf(msg, sizeof msg,
+             "Done: %lld photos moved into their new folders; %lld name conflicts "
+             "solved with a suffix, %lld missing files skipped. Say \"undo\" to restore "
+             "the original layout.",
+             (long long)json_integer_value(json_object_get(c, "moved")),
+             (long long)json_integer_value(json_object_get(c, "conflicts")),
+             (long long)json_integer_value(json_object_get(c, "missing")));
+    tt_run_finish(run, msg);
+}
+
 static void exec_after(tt_run *run, void *ctx, int status)
 {
     exec_job *j = ctx;
@@ -105,39 +298,66 @@ static void exec_after(tt_run *run, void *ctx, int status)
         return;
     }
     tt_photos_data_set(run, "journal", j->journal); /* the copy becomes the stored journal */
-    add_counts(run, &j->counts);
-    char msg[256];
-    if (j->rc) {
+    if (j->undo) {
+        report_undo(run, j->journal, j->restored, j->rc);
+    } else if (j->rc) {
+        add_counts(run, &j->counts);
+        char msg[256];
         snprintf(msg, sizeof msg,
-                 "moving the photos failed (%s); say \"undo\" to put back "
-                 "what was moved",
+                 "moving the photos failed (%s); say \"undo\" to put back what was moved",
                  tt_strerror(j->rc));
         tt_run_fail(run, "internal", msg);
-    } else if (j->undo) {
-        tt_photos_data_set(run, "undone", json_true());
-        snprintf(msg, sizeof msg,
-                 "Restored the original layout: %lld files moved back, %lld already in place.",
-                 (long long)j->counts.acted, (long long)j->counts.already);
-        tt_run_finish(run, msg);
     } else {
-        size_t left = 0, i;
-        json_t *e;
-        json_array_foreach(json_object_get(tt_run_data(run), "journal"), i, e) left += pending(e);
-        if (left > 0 || j->conflict) {
-            tt_run_goto(run, "execute"); /* committed with this pass, then the next chunk */
-        } else {
-            json_t *c = json_object_get(tt_run_data(run), "counts");
-            snprintf(msg, sizeof msg,
-                     "Done: %lld photos moved into their new folders%s%lld name conflicts "
-                     "solved with a suffix, %lld missing files skipped. Say \"undo\" to restore "
-                     "the original layout.",
-                     (long long)json_integer_value(json_object_get(c, "moved")), "; ",
-                     (long long)json_integer_value(json_object_get(c, "conflicts")),
-                     (long long)json_integer_value(json_object_get(c, "missing")));
-            tt_run_finish(run, msg);
-        }
+        add_counts(run, &j->counts);
+        finish_moves(run, j);
     }
     free(j);
+}
+
+/* Appends the approved plan's entries to the session's journal and commits
+ * it before anything moves. 0, or a tt_err; the run has failed (returning 0)
+ * when the plan no longer fits the library or the journal is full. */
+static int journal_plan(tt_run *run, int rootfd)
+{
+    json_t *data = tt_run_data(run), *problems = NULL, *fresh = NULL;
+    json_t *plan = json_object_get(data, "plan");
+    json_t *ops = json_pack("{s:O?, s:O?}", "folders", json_object_get(plan, "folders"), "moves",
+                            json_object_get(plan, "moves"));
+    int rc = ops ? tt_photos_journal_new(rootfd, ops, &fresh, &problems) : TT_ENOMEM;
+    json_decref(ops);
+    if (rc == TT_EINVAL) {
+        char *text = problems ? json_dumps(problems, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        char msg[400];
+        snprintf(msg, sizeof msg, "the plan no longer fits the library: %.300s",
+                 text ? text : tt_strerror(rc));
+        free(text);
+        json_decref(problems);
+        tt_run_fail(run, "conflict", msg);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    json_t *journal = json_object_get(data, "journal");
+    size_t base = json_array_size(journal);
+    if (base + json_array_size(fresh) > JOURNAL_MAX_ENTRIES) {
+        json_decref(fresh);
+        tt_run_fail(run, "too_large",
+                    "the journal of this session's earlier runs is full: say \"undo\" first, or "
+                    "organise in a new session");
+        return 0;
+    }
+    journal = journal ? json_incref(journal) : json_array();
+    rc = journal && !json_array_extend(journal, fresh) ? 0 : TT_ENOMEM;
+    json_decref(fresh);
+    if (rc) {
+        json_decref(journal);
+        return rc;
+    }
+    tt_photos_data_set(run, "journal", journal);
+    tt_photos_data_set(run, "journal_base", json_integer((json_int_t)base));
+    tt_photos_data_set(run, "journaled", json_true());
+    /* Every intent is on disk before the first file moves. */
+    return tt_registry_flush(tt_run_env(run)->reg);
 }
 
 static int start_job(tt_run *run, int undo)
@@ -146,40 +366,25 @@ static int start_job(tt_run *run, int undo)
     if (!j)
         return TT_ENOMEM;
     j->undo = undo;
-    int rc = tt_photos_library(run, &j->rootfd);
+    char why[512];
+    int rc = tt_photos_library(run, &j->rootfd, why, sizeof why);
     if (rc) {
         free(j);
-        return rc;
+        tt_run_fail(run, tt_err_wire(rc), why);
+        return 0;
     }
-    json_t *data = tt_run_data(run);
-    if (!json_object_get(data, "journal")) {
-        json_t *problems = NULL, *journal = NULL;
-        json_t *plan = json_object_get(data, "plan");
-        json_t *ops = json_pack("{s:O?, s:O?}", "folders", json_object_get(plan, "folders"),
-                                "moves", json_object_get(plan, "moves"));
-        rc = ops ? tt_photos_journal_new(j->rootfd, ops, &journal, &problems) : TT_ENOMEM;
-        json_decref(ops);
-        if (rc) {
-            char *text = problems ? json_dumps(problems, JSON_COMPACT) : NULL;
-            char msg[400];
-            snprintf(msg, sizeof msg, "the plan no longer fits the library: %.300s",
-                     text ? text : tt_strerror(rc));
-            free(text);
-            json_decref(problems);
-            close(j->rootfd);
-            free(j);
-            tt_run_fail(run, "conflict", msg);
-            return 0;
-        }
-        tt_photos_data_set(run, "journal", journal);
-        /* Every intent is on disk before the first file moves. */
-        rc = tt_registry_flush(tt_run_env(run)->reg);
-        if (rc) {
+    json_t *data = tt_run_data(run), *journaled = json_object_get(data, "journaled");
+    /* Sessions stored before "journaled" existed: a journal is the plan's. */
+    if (!undo &&
+        !(journaled ? json_is_true(journaled) : json_object_get(data, "journal") != NULL)) {
+        rc = journal_plan(run, j->rootfd);
+        if (rc || !json_is_true(json_object_get(data, "journaled"))) {
             close(j->rootfd);
             free(j);
             return rc;
         }
     }
+    j->base = undo ? 0 : (size_t)json_integer_value(json_object_get(data, "journal_base"));
     j->journal = json_deep_copy(json_object_get(data, "journal"));
     rc = j->journal ? tt_run_work(run, exec_in_pool, exec_after, j,
                                   undo ? "restoring photos" : "moving photos")

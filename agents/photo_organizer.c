@@ -9,9 +9,12 @@
  *              approval with the folder tree and counts
  *   execute    approved: folders made and files moved with a journal
  *              (photo_execute.c), so a crash neither loses nor repeats a move
- *   undo       "undo" after a run puts every file back
+ *   undo       "undo" puts back every file moved by the session's runs that is
+ *              not back yet; what it cannot restore it names, and keeps for
+ *              another "undo" (photo_execute.c)
  *
- * The library is photos_root/<user>; nothing outside it is read or written. */
+ * The library is photos_root/<tenant>/<user>, or photos_root/<user> for a user
+ * without a tenant (names.h); nothing outside it is read or written. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 
 #include "agents/engine.h"
 #include "agents/photo_organizer.h"
+#include "agents/photos/names.h"
 #include "agents/photos/path.h"
 #include "agents/photos/scan.h"
 #include "protocol/errors.h"
@@ -39,18 +43,47 @@ void tt_photos_data_set(tt_run *run, const char *key, json_t *v)
     tt_run_touch(run);
 }
 
-int tt_photos_library(tt_run *run, int *fd)
+/* A session without a tenant: "default" (keys and tokens that name none),
+ * or "local" in open mode. */
+static int tenant_less(const tt_agent_env *env, const char *tenant)
+{
+    return strcmp(tenant, "default") == 0 || (env->open_mode && strcmp(tenant, "local") == 0);
+}
+
+int tt_photos_library(tt_run *run, int *fd, char *why, size_t n)
 {
     tt_session *s = tt_run_session(run);
-    for (const char *p = s->user; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.') ||
-            strcmp(s->user, ".") == 0 || strcmp(s->user, "..") == 0)
-            return TT_EFORBIDDEN; /* a user name that cannot be a folder name safely */
+    const tt_agent_env *env = tt_run_env(run);
+    const char *tenant = tenant_less(env, s->tenant) ? NULL : s->tenant, *reason;
+    char path[4096], shown[96];
+    *fd = -1;
+    if (tenant && tt_photos_owner_check(tenant, &reason) != 0) {
+        snprintf(why, n, "your tenant name \"%s\" cannot be a folder name: %s",
+                 tt_photos_display(tenant, shown, sizeof shown), reason);
+        return TT_EINVAL;
     }
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s", tt_run_env(run)->photos_root, s->user);
-    return tt_photos_open_root(path, fd);
+    if (tt_photos_owner_check(s->user, &reason) != 0) {
+        snprintf(why, n, "your user name \"%s\" cannot be a folder name: %s",
+                 tt_photos_display(s->user, shown, sizeof shown), reason);
+        return TT_EINVAL;
+    }
+    /* root/<user> of a user without a tenant must not be a tenant's folder. */
+    if (!tenant && json_object_get(env->key_tenants, s->user)) {
+        snprintf(why, n,
+                 "your user name \"%s\" is also the name of a tenant, whose libraries live in "
+                 "that folder: ask the operator for a key with a tenant",
+                 s->user);
+        return TT_EFORBIDDEN;
+    }
+    int rc = tt_photos_library_path(env->photos_root, tenant, s->user, path, sizeof path, &reason);
+    if (!rc)
+        rc = tt_photos_open_root(path, fd);
+    if (rc)
+        snprintf(why, n,
+                 "no photo library for you: the server looks for the folder %s%s%s under "
+                 "--photos-root",
+                 tenant ? tenant : "", tenant ? "/" : "", s->user);
+    return rc;
 }
 
 /* --- analyse ------------------------------------------------------------------ */
@@ -105,15 +138,21 @@ static int step_analyse(tt_run *run)
     scan_job *j = calloc(1, sizeof *j);
     if (!j)
         return TT_ENOMEM;
-    int rc = tt_photos_library(run, &j->rootfd);
+    char why[512];
+    int rc = tt_photos_library(run, &j->rootfd, why, sizeof why);
     if (rc) {
         free(j);
-        tt_run_fail(run, "not_found",
-                    "no photo library for you: the server looks in --photos-root/<user>");
+        tt_run_fail(run, tt_err_wire(rc), why);
         return 0;
     }
     json_object_del(tt_run_data(run), "plan");
-    json_object_del(tt_run_data(run), "journal");
+    json_object_del(tt_run_data(run), "counts");
+    rc = tt_photos_keep_undoable(run);
+    if (rc) {
+        close(j->rootfd);
+        free(j);
+        return rc;
+    }
     json_object_del(tt_run_data(run), "criteria");
     json_object_del(tt_run_data(run), "revisions");
     rc = tt_run_work(run, scan_in_pool, scan_after, j, "scanning photos");
@@ -283,11 +322,7 @@ static int photos_validate(const json_t *input, char *err, size_t n)
 
 static const char *route_say(tt_run *run, const char *text)
 {
-    json_t *journal = json_object_get(tt_run_data(run), "journal");
-    if (strcmp(text, "undo") == 0 && json_array_size(journal) > 0 &&
-        !json_is_true(json_object_get(tt_run_data(run), "undone")))
-        return "undo";
-    return NULL;
+    return strcmp(text, "undo") == 0 && tt_photos_undoable(run) ? "undo" : NULL;
 }
 
 static const tt_step_def steps[] = {

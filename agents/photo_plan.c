@@ -5,12 +5,16 @@
 #include <string.h>
 
 #include "agents/photo_organizer.h"
+#include "agents/photos/names.h"
 #include "agents/photos/path.h"
 #include "protocol/errors.h"
 
-static int fail(char *why, size_t n, const char *what, const char *path)
+/* path came from the model: shown escaped (names.h), never as it is. */
+static int fail(char *why, size_t n, const char *what, const char *path, const char *reason)
 {
-    snprintf(why, n, "%s: %.200s", what, path ? path : "");
+    char shown[200];
+    snprintf(why, n, "%s%s%s%s: %s", what, reason ? " (" : "", reason ? reason : "",
+             reason ? ")" : "", tt_photos_display(path ? path : "", shown, sizeof shown));
     return TT_EINVAL;
 }
 
@@ -69,7 +73,7 @@ int tt_photos_plan_check(json_t *data, json_t *plan, char *why, size_t n, json_t
     {
         const char *f = json_string_value(v);
         if (tt_photos_rel_check(f, TT_PHOTOS_REL_STRICT, &reason) != 0) {
-            rc = fail(why, n, "bad folder name", f);
+            rc = fail(why, n, "bad folder name", f, reason);
             goto done;
         }
         json_object_set(dirs, f, json_true());
@@ -80,26 +84,26 @@ int tt_photos_plan_check(json_t *data, json_t *plan, char *why, size_t n, json_t
         const char *src = json_string_value(json_object_get(v, "src"));
         const char *dest = json_string_value(json_object_get(v, "dest"));
         if (!json_object_get(known, src)) {
-            rc = fail(why, n, "a move names a photo that is not in the library", src);
+            rc = fail(why, n, "a move names a photo that is not in the library", src, NULL);
             goto done;
         }
         if (json_object_get(srcs, src)) {
-            rc = fail(why, n, "a photo is moved twice", src);
+            rc = fail(why, n, "a photo is moved twice", src, NULL);
             goto done;
         }
         if (tt_photos_rel_check(dest, TT_PHOTOS_REL_STRICT, &reason) != 0) {
-            rc = fail(why, n, "bad destination", dest);
+            rc = fail(why, n, "bad destination", dest, reason);
             goto done;
         }
         if (json_object_get(dests, dest)) {
-            rc = fail(why, n, "two photos have the same destination", dest);
+            rc = fail(why, n, "two photos have the same destination", dest, NULL);
             goto done;
         }
         char dir[TT_PHOTOS_REL_MAX + 1];
         snprintf(dir, sizeof dir, "%s", dest);
         char *slash = strrchr(dir, '/');
         if (!slash || !json_object_get(dirs, (*slash = '\0', dir))) {
-            rc = fail(why, n, "a destination is not inside a planned folder", dest);
+            rc = fail(why, n, "a destination is not inside a planned folder", dest, NULL);
             goto done;
         }
         json_object_set(srcs, src, json_true());

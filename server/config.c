@@ -87,8 +87,9 @@ static const opt options[] = {
     {"wait-expiry-s", K_I64, O(wait_expiry_s), 0, 1, 365LL * 86400, NULL, "604800",
      "how long an agent waits for an answer or an approval before the run expires"},
     {"photos-root", K_STR, O(photos_root), S(photos_root), 0, 0, NULL, "./photos",
-     "photo libraries for the photo-organizer agent: one folder per user, ROOT/<user>; "
-     "nothing outside it is read or written"},
+     "photo libraries for the photo-organizer agent: ROOT/<tenant>/<user>, or ROOT/<user> "
+     "for a user without a tenant (open mode, keys without one); nothing outside it is read "
+     "or written"},
     {"echo-delay-ms", K_INT, O(echo_delay_ms), 0, 0, 60000, NULL, "50",
      "the echo agent's pause between words"},
     {"log-level", K_ENUM, O(log_level), S(log_level), 0, 0, "debug|info|warn|error", "info",

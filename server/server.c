@@ -271,6 +271,23 @@ static int setup_listener(tt_server *srv)
     return 0;
 }
 
+/* What agents need to know of the API keys: open mode, and the tenants they
+ * name (a photo library of a user without a tenant must not be one's folder). */
+static int setup_tenants(tt_server *srv)
+{
+    srv->agent_env.open_mode = srv->auth.n_keys == 0;
+    srv->agent_env.key_tenants = json_object();
+    if (!srv->agent_env.key_tenants)
+        return TT_ENOMEM;
+    for (size_t i = 0; i < srv->auth.n_keys; i++) {
+        const char *t = srv->auth.keys[i].tenant;
+        if (strcmp(t, "default") != 0 &&
+            json_object_set_new(srv->agent_env.key_tenants, t, json_true()))
+            return TT_ENOMEM;
+    }
+    return 0;
+}
+
 int tt_server_start(tt_server *srv)
 {
     srv->started_ns = uv_hrtime();
@@ -282,6 +299,8 @@ int tt_server_start(tt_server *srv)
     srv->agent_env.photos_root = srv->cfg.photos_root;
     srv->agent_env.wait_expiry_ms = srv->cfg.wait_expiry_s * 1000;
     if ((rc = setup_models(srv)) || (rc = setup_storage(srv)) || (rc = setup_auth(srv)))
+        return rc;
+    if ((rc = setup_tenants(srv)))
         return rc;
     size_t resumed = 0;
     rc = tt_registry_resume_active(srv->reg, &resumed);
@@ -357,6 +376,8 @@ void tt_server_free(tt_server *srv)
     tt_agent_free_assistants(&srv->agent_env);
     tt_tools_free(&srv->agent_env.tools);
     tt_agent_free_prompts(&srv->agent_env);
+    json_decref(srv->agent_env.key_tenants);
+    srv->agent_env.key_tenants = NULL;
     OPENSSL_cleanse(&srv->auth, sizeof srv->auth);
     tt_config_free(&srv->cfg);
 }

@@ -6,6 +6,9 @@
  * "done" harmless, and running recovery or undo twice a no-op. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,6 +24,7 @@ typedef struct entry {
     op op;
     state state;
     const char *src, *dest, *final_dest; /* borrowed from the JSON: valid until it changes */
+    const char *fp;                      /* the moved file's fingerprint once done, or NULL */
 } entry;
 
 static int decode(json_t *e, entry *out)
@@ -28,9 +32,9 @@ static int decode(json_t *e, entry *out)
     const char *o, *st, *problem = NULL;
     json_error_t jerr;
     memset(out, 0, sizeof *out);
-    if (json_unpack_ex(e, &jerr, JSON_STRICT, "{s:s, s?s, s:s, s:s, s:s, s?s}", "op", &o, "src",
-                       &out->src, "dest", &out->dest, "state", &st, "final_dest", &out->final_dest,
-                       "problem", &problem))
+    if (json_unpack_ex(e, &jerr, JSON_STRICT, "{s:s, s?s, s:s, s:s, s:s, s?s, s?s}", "op", &o,
+                       "src", &out->src, "dest", &out->dest, "state", &st, "final_dest",
+                       &out->final_dest, "problem", &problem, "fp", &out->fp))
         return TT_EINVAL;
     if (!strcmp(o, "mkdir") && !out->src)
         out->op = OP_MKDIR;
@@ -47,11 +51,28 @@ static int decode(json_t *e, entry *out)
     else
         return TT_EINVAL;
     if ((out->src && tt_photos_rel_check(out->src, 0, NULL)) ||
-        tt_photos_rel_check(out->dest, TT_PHOTOS_REL_STRICT, NULL) ||
-        tt_photos_rel_check(out->final_dest, TT_PHOTOS_REL_STRICT, NULL) ||
+        tt_photos_rel_check(out->dest, 0, NULL) || tt_photos_rel_check(out->final_dest, 0, NULL) ||
         (out->src && (!strcmp(out->src, out->dest) || !strcmp(out->src, out->final_dest))))
         return TT_EINVAL;
     return TT_OK;
+}
+
+/* Who the file at rel is: inode, size and modification time, which a rename
+ * keeps. Undo moves a file back only if it is still the one moved. */
+static int fingerprint(int rootfd, const char *rel, char *out, size_t n)
+{
+    char leaf[TT_PHOTOS_NAME_MAX + 1];
+    int pfd, rc = tt_photos_open_parent(rootfd, rel, &pfd, leaf);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = tt_photos_errno(errno);
+    else
+        snprintf(out, n, "%ju:%jd:%jd.%09ld", (uintmax_t)st.st_ino, (intmax_t)st.st_size,
+                 (intmax_t)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+    close(pfd);
+    return rc;
 }
 
 static int mark(json_t *e, const char *st)
@@ -102,6 +123,14 @@ int tt_photos_journal_apply(int rootfd, json_t *e, unsigned flags, int *acted)
         default:
             return TT_EINTERNAL;
         }
+    }
+    if (en.op == OP_MOVE) {
+        char fp[96];
+        rc = fingerprint(rootfd, en.final_dest, fp, sizeof fp);
+        if (rc)
+            return flag(e, "error", rc);
+        if (json_object_set_new(e, "fp", json_string(fp)))
+            return TT_ENOMEM;
     }
     if (acted)
         *acted = did > 0;
@@ -224,6 +253,16 @@ static int undo_move(int rootfd, json_t *e, const entry *en, tt_photos_counts *c
         c->failed++;
         return rc;
     }
+    char fp[96];
+    if (chk == TT_PHOTOS_DONE && en->fp &&
+        (rc = fingerprint(rootfd, en->final_dest, fp, sizeof fp)) == TT_OK && strcmp(fp, en->fp)) {
+        c->conflicts++; /* changed or replaced since the move: not ours to move */
+        return flag(e, "changed", TT_OK);
+    }
+    if (rc) {
+        c->failed++;
+        return flag(e, "error", rc);
+    }
     switch (chk) {
     case TT_PHOTOS_DONE:
         /* back to the source name, which we did not choose: loose check */
@@ -245,7 +284,11 @@ static int undo_move(int rootfd, json_t *e, const entry *en, tt_photos_counts *c
         c->conflicts++;
         return flag(e, "conflict", TT_OK);
     case TT_PHOTOS_MISSING:
-        c->missing++;
+        if (en->state == ST_INTENT) { /* never moved: nothing to put back */
+            c->already++;
+            return mark(e, "undone");
+        }
+        c->missing++; /* the moved file is gone: kept, so undo can be retried */
         return flag(e, "missing", TT_OK);
     default:
         return TT_EINTERNAL;

@@ -9,12 +9,14 @@
  * stores it. It is an array of entries, one per operation:
  *   {"op": "mkdir", "dest": "2021/07", "final_dest": "2021/07", "state": ...}
  *   {"op": "move", "src": "IMG_1.jpg", "dest": "2021/07/IMG_1.jpg",
- *    "final_dest": "2021/07/IMG_1 (2).jpg", "state": ...}
+ *    "final_dest": "2021/07/IMG_1 (2).jpg", "fp": "...", "state": ...}
  * state is "intent" (recorded, maybe not done), "done" or "undone";
  * final_dest is where the file goes (dest, or a free name after a conflict);
- * an optional "problem" ("conflict" | "missing" | "error") says why an
- * intent could not be carried out. Entries are decoded strictly: no other
- * keys.
+ * fp, set when a move is done, is the moved file's inode, size and mtime;
+ * an optional "problem" ("conflict" | "missing" | "changed" | "error") says
+ * why an intent could not be carried out, or why a done entry could not be
+ * undone (it stays "done", so undo can be tried again once the user has
+ * resolved it). Entries are decoded strictly: no other keys.
  *
  * Crash protocol (the caller's side):
  *  1. tt_photos_journal_new() from the approved plan; persist the journal,
@@ -33,7 +35,9 @@
  *     running undo again.
  * Known limit: "done" is inferred as "source absent, destination present";
  * if a user deletes a source whose destination already existed, recovery
- * takes that for done (and undo would move the other file back). */
+ * takes that for done; its fp is then the other file's, which undo moves
+ * back. A file changed or replaced after a recorded move is never moved
+ * back: its fp no longer matches ("changed"). */
 #ifndef TT_PHOTOS_MOVE_H
 #define TT_PHOTOS_MOVE_H
 
@@ -138,10 +142,13 @@ int tt_photos_journal_recover(int rootfd, json_t *journal, tt_photos_counts *cou
     __attribute__((warn_unused_result));
 
 /* Undoes the journal, last entry first: each move that the disk shows done
- * goes back to its source (never overwriting: a conflict is counted and left
- * alone), each created folder is removed if empty (kept otherwise), and
- * entries become "undone". Running it again changes nothing. Returns as
- * tt_photos_journal_recover. */
+ * goes back to its source (never overwriting), each created folder is
+ * removed if empty (kept otherwise), and entries become "undone". A move
+ * that cannot be undone stays "done" with a problem: "conflict" (a file is
+ * at the source again), "missing" (the moved file is gone), "changed" (it
+ * differs from the file moved), "error"; a move never made (an intent whose
+ * ends are both absent) becomes "undone". Running it again retries only
+ * what is left. Returns as tt_photos_journal_recover. */
 int tt_photos_undo(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags)
     __attribute__((warn_unused_result));
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agents/photos/names.h"
 #include "protocol/errors.h"
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -39,42 +40,26 @@ int tt_photos_errno(int e)
     }
 }
 
-int tt_photos_utf8_valid(const char *str, size_t n)
+int tt_photos_utf8_valid(const char *s, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
+    unsigned cp;
+    for (size_t i = 0, step; i < n; i += step)
+        if (!(step = tt_photos_utf8_next(s + i, n - i, &cp)))
             return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += len;
-    }
     return 1;
+}
+
+/* Refused in names we create: controls and invisible or bidi characters
+ * (names.h). rel is valid UTF-8. */
+static int has_hidden(const char *rel, size_t n)
+{
+    unsigned cp;
+    for (size_t i = 0, step; i < n; i += step) {
+        step = tt_photos_utf8_next(rel + i, n - i, &cp);
+        if (tt_photos_cp_hidden(cp))
+            return 1;
+    }
+    return 0;
 }
 
 int tt_photos_rel_check(const char *rel, unsigned flags, const char **why)
@@ -115,14 +100,9 @@ int tt_photos_rel_check(const char *rel, unsigned flags, const char **why)
             *why = "'.' or '..' component";
             return TT_EINVAL;
         }
-        if (flags & TT_PHOTOS_REL_STRICT) {
-            for (size_t i = 0; i < len; i++) {
-                unsigned char c = (unsigned char)p[i];
-                if (c < 0x20 || c == 0x7f) {
-                    *why = "control character in path";
-                    return TT_EINVAL;
-                }
-            }
+        if ((flags & TT_PHOTOS_REL_STRICT) && has_hidden(p, len)) {
+            *why = "control character, or an invisible or bidi one, in path";
+            return TT_EINVAL;
         }
         if (!slash)
             break;

@@ -15,7 +15,8 @@
 #define TT_PHOTOS_NAME_MAX 255 /* bytes in one component */
 
 /* Flags for tt_photos_rel_check(). */
-#define TT_PHOTOS_REL_STRICT 1u /* also refuse control characters (names we create) */
+/* Also refuse control, invisible and bidi characters (names.h): for names we create. */
+#define TT_PHOTOS_REL_STRICT 1u
 
 /* Opens the library root (a directory, not itself a symlink) for the other
  * calls. 0 and *fd, which the caller closes; TT_ENOTFOUND, TT_EFORBIDDEN

@@ -193,6 +193,17 @@ static void test_photos_plan_rejects_bad_paths(void **state)
                    "'.' or '..' component");
     expect_problem(l, "{\"moves\": [{\"src\": \"IMG_0001.jpg\", \"dest\": \"a\\nb.jpg\"}]}",
                    "control character");
+    /* bidi controls and invisible characters in names we would create */
+    static const char *const hidden[] = {"\\u202e", "\\u202a", "\\u2066", "\\u2069", "\\u200e",
+                                         "\\u200f", "\\u061c", "\\u200b", "\\ufeff", "\\u0085"};
+    for (size_t k = 0; k < sizeof hidden / sizeof hidden[0]; k++) {
+        char text[200];
+        snprintf(text, sizeof text, "{\"folders\": [\"ev%sil\"], \"moves\": []}", hidden[k]);
+        expect_problem(l, text, "invisible or bidi");
+        snprintf(text, sizeof text,
+                 "{\"moves\": [{\"src\": \"IMG_0001.jpg\", \"dest\": \"gpj%s.exe\"}]}", hidden[k]);
+        expect_problem(l, text, "invisible or bidi");
+    }
     /* symlinks anywhere in what exists */
     expect_problem(l, "{\"folders\": [\"escape_dir/2021\"], \"moves\": []}", "symlink");
     expect_problem(l, "{\"moves\": [{\"src\": \"IMG_0001.jpg\", \"dest\": \"escape_dir/x.jpg\"}]}",
@@ -486,6 +497,67 @@ static void test_photos_undo_never_overwrites(void **state)
     json_decref(plan);
 }
 
+/* Conflicts left by an undo stay in the journal ("done" with a problem) and
+ * a second undo, once the user has resolved them, restores the rest. */
+static void test_photos_undo_retries_after_conflicts_are_resolved(void **state)
+{
+    lib *l = *state;
+    json_t *plan = the_plan(), *j = new_journal(l, plan);
+    assert_int_equal(run_all(l, j), 0);
+    json_t *in_way = json_array_get(j, 7 + 1), *gone = json_array_get(j, 7 + 2);
+    assert_int_equal(pf_copy(path_in(l, "notes.txt"), path_in(l, "IMG_0002.jpg")), 0);
+    const char *gone_dest = json_string_value(json_object_get(gone, "final_dest"));
+    const char *gone_src = json_string_value(json_object_get(gone, "src"));
+    char hidden[4096];
+    snprintf(hidden, sizeof hidden, "%s", path_in(l, "moved-away.jpg"));
+    assert_int_equal(rename(path_in(l, gone_dest), hidden), 0);
+
+    tt_photos_counts c = {0};
+    assert_int_equal(tt_photos_undo(l->fd, j, &c, TT_PHOTOS_NOSYNC), 0);
+    assert_int_equal(c.conflicts, 1);
+    assert_int_equal(c.missing, 1);
+    assert_string_equal(state_of(in_way), "done");
+    assert_string_equal(json_string_value(json_object_get(in_way, "problem")), "conflict");
+    assert_string_equal(state_of(gone), "done");
+    assert_string_equal(json_string_value(json_object_get(gone, "problem")), "missing");
+
+    /* resolved by hand: the new file removed, the lost one put back */
+    assert_int_equal(unlink(path_in(l, "IMG_0002.jpg")), 0);
+    assert_int_equal(rename(hidden, path_in(l, gone_src)), 0);
+    tt_photos_counts c2 = {0};
+    assert_int_equal(tt_photos_undo(l->fd, j, &c2, TT_PHOTOS_NOSYNC), 0);
+    assert_int_equal(c2.conflicts + c2.missing + c2.failed + c2.kept, 0);
+    size_t i;
+    json_t *e;
+    json_array_foreach(j, i, e) assert_string_equal(state_of(e), "undone");
+    assert_tree(l, l->before);
+    json_decref(j);
+    json_decref(plan);
+}
+
+/* A moved file that was changed or replaced since the move is not the file
+ * the organiser moved: undo leaves it where it is and says "changed". */
+static void test_photos_undo_leaves_a_changed_file(void **state)
+{
+    lib *l = *state;
+    json_t *plan = the_plan(), *j = new_journal(l, plan);
+    assert_int_equal(run_all(l, j), 0);
+    json_t *e = json_array_get(j, 7 + 1);
+    const char *dest = json_string_value(json_object_get(e, "final_dest"));
+    assert_non_null(json_object_get(e, "fp"));
+    assert_int_equal(unlink(path_in(l, dest)), 0); /* replaced by another file */
+    assert_int_equal(pf_copy(path_in(l, "notes.txt"), path_in(l, dest)), 0);
+    tt_photos_counts c = {0};
+    assert_int_equal(tt_photos_undo(l->fd, j, &c, TT_PHOTOS_NOSYNC), 0);
+    assert_int_equal(c.conflicts, 1);
+    assert_string_equal(state_of(e), "done");
+    assert_string_equal(json_string_value(json_object_get(e, "problem")), "changed");
+    assert_true(exists(path_in(l, dest)));
+    assert_false(exists(path_in(l, json_string_value(json_object_get(e, "src")))));
+    json_decref(j);
+    json_decref(plan);
+}
+
 static void test_photos_journal_rejects_malformed(void **state)
 {
     lib *l = *state;
@@ -532,6 +604,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_photos_journal_recovers_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_photos_undo_restores_byte_for_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_photos_undo_never_overwrites, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_photos_undo_retries_after_conflicts_are_resolved,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_photos_undo_leaves_a_changed_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_photos_journal_rejects_malformed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
