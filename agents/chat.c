@@ -2,58 +2,34 @@
  * assistant over a model route, with tools.
  *
  * Each user turn becomes a model call (agents/llm/call.h) whose request is
- * the system prompt plus the transcript. When the model calls tools, each
- * call is shown (tool.call), its arguments are validated against the tool's
- * schema (invalid ones go back to the model as a tool error, never
- * executed), the tool runs, its outcome is shown (tool.result), and the
- * model is called again with the results, up to max_tool_rounds; the last
- * round offers no tools, so it ends in text. The reply streams into the
- * session log; a client that disconnects does not stop it, `cancel` does.
+ * the system prompt plus the transcript. When the model calls tools, they
+ * run as chat_tools.c says (validated, shown, held for the user's approval
+ * when the tool is marked so, their results returned as delimited data),
+ * and the model is called again with the results, up to max_tool_rounds;
+ * the last round offers no tools, so it ends in text. The reply streams into
+ * the session log; a client that disconnects does not stop it, `cancel` does.
  *
  * Persisted state (session->agent_state): route, mode ("idle" |
- * "generating"), message_id. A turn cut by a restart is withdrawn with
- * message.discard (reason "restart") and run again from its start (tools are
- * expected to be safe to call again; side effects belong in engine steps
- * with a journal). */
+ * "generating" | "tools" | "approval"), message_id, round, and the turn's
+ * tool exchanges (chat_tools.c). A model call cut by a restart is withdrawn
+ * with message.discard (reason "restart") and made again with the same
+ * tool exchanges; a tool round carries on where it was; a pending approval
+ * keeps waiting. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents/agent.h"
+#include "agents/chat_private.h"
 #include "protocol/errors.h"
 
-#define MAX_TOOL_CALLS 16
-
-typedef struct pending_call {
-    char id[96];
-    char name[64];
-    char *args;
-    size_t args_len;
-} pending_call;
-
-typedef struct chat_rt {
-    tt_session *s;
-    const tt_agent_env *env;
-    const tt_assistant_def *def; /* NULL: the plain chat agent */
-    tt_llm_call *call;
-    char *text; /* the reply so far (for message.end) */
-    size_t len, cap;
-    int started;   /* message.start was emitted for the current attempt */
-    int releasing; /* the session is leaving memory: change nothing */
-    char message_id[40];
-    int round;    /* model calls made in this turn */
-    json_t *turn; /* this turn's tool exchanges: assistant tool_calls + tool results */
-    pending_call calls[MAX_TOOL_CALLS];
-    size_t n_calls;
-    size_t results_left;
-} chat_rt;
+typedef tt_chat_rt chat_rt;
 
 static const tt_assistant_def *def_of(const tt_session *s)
 {
     return ((const tt_agent_ops *)s->agent_ops)->impl;
 }
 
-static void calls_clear(chat_rt *rt)
+void tt_chat_calls_clear(chat_rt *rt)
 {
     for (size_t i = 0; i < rt->n_calls; i++)
         free(rt->calls[i].args);
@@ -107,9 +83,9 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 {
     chat_rt *rt = ud;
     if (ev->kind == TT_LLM_EV_TOOL_CALL) {
-        if (ev->tool_index < 0 || ev->tool_index >= MAX_TOOL_CALLS)
+        if (ev->tool_index < 0 || ev->tool_index >= TT_CHAT_MAX_TOOL_CALLS)
             return;
-        pending_call *pc = &rt->calls[ev->tool_index];
+        tt_chat_call *pc = &rt->calls[ev->tool_index];
         if ((size_t)ev->tool_index >= rt->n_calls)
             rt->n_calls = (size_t)ev->tool_index + 1;
         if (ev->tool_id)
@@ -150,7 +126,7 @@ static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
 {
     chat_rt *rt = ud;
     withdraw(rt, "retry");
-    calls_clear(rt);
+    tt_chat_calls_clear(rt);
     new_message(rt);
 }
 
@@ -170,16 +146,19 @@ static const char *wire_code(tt_llm_error_class cls)
     }
 }
 
-static void finish(chat_rt *rt)
+void tt_chat_finish(chat_rt *rt)
 {
     tt_session *s = rt->s;
     rt->call = NULL;
     rt->started = 0;
     rt->len = 0;
     rt->round = 0;
-    calls_clear(rt);
-    json_decref(rt->turn);
-    rt->turn = NULL;
+    tt_chat_calls_clear(rt);
+    if (s->pending)
+        tt_session_set_pending(s, NULL);
+    tt_agent_state_set(s, "turn", NULL);
+    tt_agent_state_set(s, "calls", NULL);
+    tt_agent_state_set(s, "round", NULL);
     tt_agent_state_set(s, "mode", json_string("idle"));
     tt_agent_state_set(s, "message_id", NULL);
     tt_session_set_state(s, TT_STATE_IDLE, "reply");
@@ -197,94 +176,11 @@ static void end_message(chat_rt *rt, const tt_llm_result *r)
     tt_agent_state_set(rt->s, "message_id", NULL); /* ended: nothing to withdraw */
 }
 
-static int generate(tt_session *s);
-
-static void chat_free(chat_rt *rt)
+void tt_chat_free(chat_rt *rt)
 {
-    calls_clear(rt);
-    json_decref(rt->turn);
+    tt_chat_calls_clear(rt);
     free(rt->text);
     free(rt);
-}
-
-typedef struct tool_job {
-    chat_rt *rt;
-    size_t index;
-} tool_job;
-
-/* One tool's outcome: show it and keep it for the next round; when the last
- * one is in, call the model again. */
-static void on_tool_done(void *ud, int ok, json_t *result, const char *error)
-{
-    tool_job *job = ud;
-    chat_rt *rt = job->rt;
-    pending_call *pc = &rt->calls[job->index];
-    free(job);
-    rt->results_left--;
-    if (rt->releasing) {
-        if (rt->results_left == 0)
-            chat_free(rt); /* the session left while tools ran */
-        return;
-    }
-    json_t *ev = json_pack("{s:s, s:b}", "call_id", pc->id, "ok", ok);
-    if (ok)
-        json_object_set(ev, "result", result);
-    else
-        json_object_set_new(ev, "error", json_string(error));
-    tt_session_emit(rt->s, "tool.result", ev);
-    json_t *content = ok ? json_incref(result) : json_pack("{s:s}", "error", error);
-    char *text = json_dumps(content, JSON_COMPACT);
-    json_decref(content);
-    json_array_append_new(rt->turn, json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id",
-                                              pc->id, "content", text ? text : "{}"));
-    free(text);
-    if (rt->results_left == 0) {
-        calls_clear(rt);
-        generate(rt->s);
-    }
-}
-
-/* The model asked for tools: record its turn, show and run each call. */
-static void run_tools(chat_rt *rt)
-{
-    json_t *calls = json_array();
-    for (size_t i = 0; i < rt->n_calls; i++) {
-        pending_call *pc = &rt->calls[i];
-        if (!pc->id[0])
-            snprintf(pc->id, sizeof pc->id, "call_%zu", i);
-        json_array_append_new(calls, json_pack("{s:s, s:s, s:s}", "id", pc->id, "name", pc->name,
-                                               "arguments", pc->args ? pc->args : "{}"));
-    }
-    if (!rt->turn)
-        rt->turn = json_array();
-    json_array_append_new(rt->turn,
-                          json_pack("{s:s, s:s?, s:o}", "role", "assistant", "content",
-                                    rt->text && rt->len ? rt->text : NULL, "tool_calls", calls));
-    rt->results_left = rt->n_calls;
-    size_t n = rt->n_calls;
-    for (size_t i = 0; i < n; i++) {
-        pending_call *pc = &rt->calls[i];
-        json_t *args = json_loads(pc->args ? pc->args : "{}", 0, NULL);
-        tt_session_emit(rt->s, "tool.call",
-                        json_pack("{s:s, s:s, s:o}", "call_id", pc->id, "name", pc->name, "args",
-                                  args ? args : json_string(pc->args ? pc->args : "")));
-        tool_job *job = malloc(sizeof *job);
-        const tt_tool *tool = tt_tools_find(&rt->env->tools, pc->name);
-        int allowed = 0;
-        size_t k;
-        json_t *t;
-        json_array_foreach(rt->def ? rt->def->tools : NULL, k, t) allowed =
-            allowed || strcmp(json_string_value(t), pc->name) == 0;
-        if (!job) {
-            rt->results_left--;
-            continue;
-        }
-        *job = (tool_job){rt, i};
-        if (!tool || !allowed)
-            on_tool_done(job, 0, NULL, "no such tool");
-        else
-            tt_tool_call(&rt->env->tools, tool, pc->args, on_tool_done, job);
-    }
 }
 
 static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
@@ -303,11 +199,11 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         rt->round <= rt->def->max_tool_rounds) {
         if (rt->started)
             end_message(rt, r);
-        run_tools(rt);
+        tt_chat_tools_begin(rt, rt->text && rt->len ? rt->text : NULL);
         return;
     }
     if (r->error.cls == TT_LLM_ERR_NONE) {
-        calls_clear(rt);
+        tt_chat_calls_clear(rt);
         end_message(rt, r);
     } else if (r->error.cls == TT_LLM_ERR_CANCELLED) {
         withdraw(rt, "cancelled");
@@ -320,14 +216,14 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
                         json_pack("{s:s, s:s, s:b}", "code", wire_code(r->error.cls), "message",
                                   msg, "retryable", tt_llm_error_retryable(r->error.cls)));
     }
-    finish(rt);
+    tt_chat_finish(rt);
 }
 
 static const tt_llm_call_hooks hooks = {on_event, on_restart, on_done};
 
 /* Call the model with the system prompt, the transcript, and this turn's
  * tool exchanges so far. */
-static int generate(tt_session *s)
+int tt_chat_generate(tt_session *s)
 {
     chat_rt *rt = s->agent_rt;
     const tt_agent_env *env = rt->env;
@@ -338,7 +234,8 @@ static int generate(tt_session *s)
     const char *vars[] = {"date", date, NULL};
     const tt_prompt *prompt = tt_agent_prompt(env, def ? def->prompt : "chat.system");
     char *system = prompt ? tt_prompt_render(prompt, vars) : NULL;
-    size_t nt = json_array_size(s->transcript), nx = json_array_size(rt->turn);
+    json_t *turn = tt_chat_turn(s);
+    size_t nt = json_array_size(s->transcript), nx = json_array_size(turn);
     size_t ntools = def ? json_array_size(def->tools) : 0;
     tt_llm_message *msgs = calloc(nt + nx + 1, sizeof *msgs);
     tt_llm_tool *tools = calloc(ntools + 1, sizeof *tools);
@@ -358,7 +255,7 @@ static int generate(tt_session *s)
             msgs[m++] = (tt_llm_message){.role = role, .content = text};
     }
     for (size_t i = 0; i < nx; i++) {
-        json_t *t = json_array_get(rt->turn, i);
+        json_t *t = json_array_get(turn, i);
         msgs[m++] = (tt_llm_message){
             .role = json_string_value(json_object_get(t, "role")),
             .content = json_string_value(json_object_get(t, "content")),
@@ -383,6 +280,7 @@ static int generate(tt_session *s)
                           .tag = prompt->tag};
     new_message(rt);
     rt->round++;
+    tt_agent_state_set(s, "round", json_integer(rt->round));
     tt_agent_state_set(s, "mode", json_string("generating"));
     tt_session_set_state(s, TT_STATE_RUNNING, "reply");
     const char *route = tt_agent_state_str(s, "route");
@@ -394,7 +292,7 @@ static int generate(tt_session *s)
         tt_session_emit(s, "error",
                         json_pack("{s:s, s:s, s:b}", "code", "unavailable", "message",
                                   "no such model route", "retryable", 0));
-        finish(rt);
+        tt_chat_finish(rt);
     }
     return 0;
 }
@@ -433,16 +331,26 @@ static int chat_resume(tt_session *s, const tt_agent_env *env)
     int rc = make_rt(s, env);
     if (rc)
         return rc;
+    chat_rt *rt = s->agent_rt;
     const char *mode = tt_agent_state_str(s, "mode");
-    if (mode && strcmp(mode, "generating") == 0) {
+    if (!mode || strcmp(mode, "idle") == 0)
+        return 0;
+    rt->round = (int)json_integer_value(json_object_get(s->agent_state, "round"));
+    if (strcmp(mode, "generating") == 0) {
         const char *mid = tt_agent_state_str(s, "message_id");
         if (mid)
             tt_session_emit(s, "message.discard",
                             json_pack("{s:s, s:s}", "message_id", mid, "reason", "restart"));
-        if (env->llm && tt_llm_service_configured(env->llm))
-            return generate(s);
-        finish(s->agent_rt);
     }
+    if (!env->llm || !tt_llm_service_configured(env->llm)) {
+        tt_chat_finish(rt);
+        return 0;
+    }
+    if (strcmp(mode, "generating") == 0) {
+        rt->round--; /* the interrupted call is made again, not counted twice */
+        return tt_chat_generate(s);
+    }
+    tt_chat_tools_resume(rt); /* "tools" or "approval" */
     return 0;
 }
 
@@ -452,8 +360,12 @@ static int chat_say(tt_session *s, const char *text, const char *client_msg_id, 
         snprintf(err, n, "a reply is streaming; wait for it or cancel it");
         return TT_ECONFLICT;
     }
+    if (s->state == TT_STATE_WAITING_APPROVAL) {
+        snprintf(err, n, "a tool call waits for approval; decide it or cancel it");
+        return TT_ECONFLICT;
+    }
     tt_agent_accept_turn(s, text, client_msg_id);
-    return generate(s);
+    return tt_chat_generate(s);
 }
 
 static int chat_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
@@ -466,24 +378,28 @@ static int chat_answer(tt_session *s, const char *question_id, const json_t *val
 static int chat_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
                        char *err, size_t n)
 {
-    snprintf(err, n, "this agent asks for no approvals");
-    return TT_ECONFLICT;
+    return tt_chat_tools_decide(s->agent_rt, approval_id, d, err, n);
 }
 
+/* Cancel stops the model call, drops the result of a tool in flight (the
+ * tool itself is not interrupted), or withdraws a pending approval; the
+ * turn ends. */
 static int chat_cancel(tt_session *s, int *cancelled)
 {
     chat_rt *rt = s->agent_rt;
-    *cancelled = rt->call != NULL || rt->results_left > 0;
+    *cancelled = rt->call != NULL || rt->tool_running || s->state == TT_STATE_WAITING_APPROVAL;
     if (rt->call) {
         tt_llm_call_cancel(rt->call); /* on_done runs now and withdraws the message */
-    } else if (rt->results_left > 0) {
-        rt->releasing = 1; /* tools in flight: their results are dropped */
+    } else if (rt->tool_running) {
         chat_rt *fresh = calloc(1, sizeof *fresh);
-        if (fresh) {
-            *fresh = (chat_rt){.s = s, .env = rt->env, .def = rt->def};
-            s->agent_rt = fresh;
-            finish(fresh);
-        }
+        if (!fresh)
+            return TT_ENOMEM;
+        *fresh = (chat_rt){.s = s, .env = rt->env, .def = rt->def};
+        rt->releasing = 1; /* the tool's outcome frees it */
+        s->agent_rt = fresh;
+        tt_chat_finish(fresh);
+    } else if (*cancelled) {
+        tt_chat_finish(rt);
     }
     return 0;
 }
@@ -497,8 +413,8 @@ static void chat_release(tt_session *s)
     s->agent_rt = NULL;
     if (rt->call)
         tt_llm_call_cancel(rt->call);
-    if (rt->results_left == 0)
-        chat_free(rt); /* else the last tool result frees it */
+    if (!rt->tool_running)
+        tt_chat_free(rt); /* else the tool's outcome frees it */
 }
 
 void tt_agent_chat_ops(const tt_assistant_def *def, tt_agent_ops *out)

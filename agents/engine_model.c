@@ -286,10 +286,7 @@ int tt_run_model(tt_run *run, const tt_run_model_opts *opts, tt_run_model_done d
     m->system = tt_prompt_render(opts->system, opts->vars);
     /* User data goes in the user turn only, delimited, never into the system prompt. */
     const char *data = opts->user ? opts->user : "";
-    size_t ulen = strlen(data) + 64;
-    m->user = malloc(ulen);
-    if (m->user)
-        snprintf(m->user, ulen, "<user_data>\n%s\n</user_data>", data);
+    m->user = tt_prompt_wrap_data(TT_DATA_TAG_USER, data, strlen(data));
     m->route = opts->route ? strdup(opts->route) : NULL;
     m->tag = strdup(opts->system->tag);
     if (!m->system || !m->user || !m->tag || (opts->route && !m->route)) {

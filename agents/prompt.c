@@ -1,4 +1,6 @@
 /* Prompt templates (see prompt.h). */
+#include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,5 +83,76 @@ char *tt_prompt_render(const tt_prompt *p, const char *const *vars)
         }
     }
     out[len] = '\0';
+    return out;
+}
+
+/* The delimiter names, normalised: lower case, letters and digits only. */
+static const char *const delimiter_names[] = {"userdata", "toolresult"};
+
+/* 1 when the '<' at p (end: the end of the text) could begin one of the
+ * delimiter tags: '<', blanks and slashes, then a name that, lower-cased and
+ * stripped of blanks and punctuation, starts with a delimiter name, or is
+ * the start of one cut short by the end of the text. The scan stops at the
+ * next '<', so escaping a whole text stays linear. */
+static int opens_delimiter(const char *p, const char *end)
+{
+    p++;
+    while (p < end && (isspace((unsigned char)*p) || *p == '/'))
+        p++;
+    char name[16];
+    size_t n = 0;
+    while (p < end && n < sizeof name &&
+           (isalnum((unsigned char)*p) || strchr("_-.: \t\r\n", *p))) {
+        if (isalnum((unsigned char)*p))
+            name[n++] = (char)tolower((unsigned char)*p);
+        p++;
+    }
+    for (size_t i = 0; i < sizeof delimiter_names / sizeof *delimiter_names; i++) {
+        size_t dl = strlen(delimiter_names[i]);
+        if (n >= dl ? memcmp(name, delimiter_names[i], dl) == 0
+                    : p == end && memcmp(name, delimiter_names[i], n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static size_t escape_into(char *out, const char *text, size_t len)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '<' && opens_delimiter(text + i, text + len)) {
+            if (out)
+                memcpy(out + w, "&lt;", 4);
+            w += 4;
+        } else {
+            if (out)
+                out[w] = text[i];
+            w++;
+        }
+    }
+    return w;
+}
+
+char *tt_prompt_escape_data(const char *text, size_t len)
+{
+    return tt_prompt_wrap_data(NULL, text, len);
+}
+
+char *tt_prompt_wrap_data(const char *tag, const char *text, size_t len)
+{
+    size_t tl = tag ? strlen(tag) : 0;
+    size_t body = escape_into(NULL, text, len);
+    /* "<tag>\n", "\n</tag>" and the final NUL around the body. */
+    size_t cap = body + (tag ? 2 * tl + 7 : 0) + 1;
+    char *out = cap > body ? malloc(cap) : NULL;
+    if (!out)
+        return NULL;
+    size_t w = 0;
+    if (tag)
+        w += (size_t)snprintf(out, cap, "<%s>\n", tag);
+    w += escape_into(out + w, text, len);
+    if (tag)
+        w += (size_t)snprintf(out + w, cap - w, "\n</%s>", tag);
+    out[w] = '\0';
     return out;
 }

@@ -27,4 +27,21 @@ void tt_prompt_free(tt_prompt *p);
  * An unknown placeholder is left as is. Caller frees the result. */
 char *tt_prompt_render(const tt_prompt *p, const char *const *vars);
 
+/* Untrusted text (a user's request, a document, a tool's result) goes to a
+ * model between delimiter tags, with a reminder that it is data. These are
+ * the tags; the system prompts name them. */
+#define TT_DATA_TAG_USER "user_data"
+#define TT_DATA_TAG_TOOL "tool_result"
+
+/* text[0..len) with every '<' that could open or close a delimiter tag
+ * written as "&lt;": "</user_data>", "< / USER-DATA >", "<tool_result",
+ * nested tags, and a tag cut short at the end ("</user_d", "<"). Other
+ * text is unchanged. Caller frees; NULL when out of memory. */
+char *tt_prompt_escape_data(const char *text, size_t len);
+
+/* "<tag>\n" + tt_prompt_escape_data(text) + "\n</tag>": the one way untrusted
+ * text is wrapped for a model, so it cannot leave its delimiters. Caller
+ * frees; NULL when out of memory. */
+char *tt_prompt_wrap_data(const char *tag, const char *text, size_t len);
+
 #endif

@@ -22,6 +22,7 @@ struct tt_tool {
     char *method;
     int64_t timeout_ms;
     char *secret_header; /* "Name: value" line, or NULL */
+    int approval;        /* 1: each call waits for the user's decision */
 };
 
 /* --- the calculator ------------------------------------------------------------ */
@@ -159,6 +160,7 @@ static void run_builtin(const tt_tool *t, json_t *args, tt_tool_done_fn done, vo
 typedef struct http_call {
     tt_tool_done_fn done;
     void *ud;
+    int64_t timeout_ms;
     int status;
     char *body;
     size_t len;
@@ -187,21 +189,41 @@ static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
     return 0;
 }
 
+/* Why the call failed, in words the model and the user can act on; NULL
+ * when the status and transport say it succeeded. */
+static const char *failure(tt_http_req *r, const http_call *hc, tt_llm_error_class cls,
+                           const char *detail, char *why, size_t n)
+{
+    if (hc->too_large)
+        snprintf(why, n, "the tool's response is larger than %d bytes", TT_TOOL_RESULT_MAX);
+    else if (cls == TT_LLM_ERR_TIMEOUT)
+        snprintf(why, n, "the tool did not answer within %lld ms (%s)", (long long)hc->timeout_ms,
+                 detail);
+    else if (cls != TT_LLM_ERR_NONE)
+        snprintf(why, n, "the tool could not be reached: %s", detail);
+    else if (hc->status >= 300 && hc->status < 400) {
+        const char *to = tt_http_header(r, "Location");
+        snprintf(why, n, "the tool answered HTTP %d, a redirect to %.160s, not followed",
+                 hc->status, to && *to ? to : "(no Location header)");
+    } else if (hc->status < 200 || hc->status >= 300)
+        snprintf(why, n, "the tool answered HTTP %d", hc->status);
+    else
+        return NULL;
+    return why;
+}
+
 static void on_done(tt_http_req *r, tt_llm_error_class cls, const char *detail, void *ud)
 {
     http_call *hc = ud;
-    char why[200];
+    char why[300];
+    const char *error = failure(r, hc, cls, detail, why, sizeof why);
     json_t *result = NULL;
-    if (hc->too_large)
-        snprintf(why, sizeof why, "the tool's response is larger than %d bytes",
-                 TT_TOOL_RESULT_MAX);
-    else if (cls != TT_LLM_ERR_NONE)
-        snprintf(why, sizeof why, "the tool could not be reached: %s", detail);
-    else if (hc->status < 200 || hc->status >= 300)
-        snprintf(why, sizeof why, "the tool answered HTTP %d", hc->status);
-    else if (!(result = json_loadb(hc->body ? hc->body : "", hc->len, 0, NULL)))
-        snprintf(why, sizeof why, "the tool's response is not JSON");
-    hc->done(hc->ud, result != NULL, result, result ? NULL : why);
+    if (!error && !(result = json_loadb(hc->body ? hc->body : "", hc->len, 0, NULL))) {
+        snprintf(why, sizeof why, "the tool's response (HTTP %d, %zu bytes) is not JSON",
+                 hc->status, hc->len);
+        error = why;
+    }
+    hc->done(hc->ud, result != NULL, result, error);
     json_decref(result);
     free(hc->body);
     free(hc);
@@ -220,6 +242,7 @@ static void run_http(const tt_toolbox *box, const tt_tool *t, json_t *args, tt_t
     }
     hc->done = done;
     hc->ud = ud;
+    hc->timeout_ms = t->timeout_ms;
     const char *headers[] = {"Content-Type: application/json", "Accept: application/json",
                              t->secret_header, NULL};
     tt_http_timeouts to = {t->timeout_ms, t->timeout_ms, t->timeout_ms, t->timeout_ms};
@@ -232,22 +255,39 @@ static void run_http(const tt_toolbox *box, const tt_tool *t, json_t *args, tt_t
     free(body);
 }
 
-void tt_tool_call(const tt_toolbox *box, const tt_tool *t, const char *args_json,
-                  tt_tool_done_fn done, void *ud)
+/* The model's arguments as JSON, valid against the tool's schema, or NULL
+ * with why. */
+static json_t *parse_args(const tt_tool *t, const char *args_json, char *why, size_t n)
 {
-    char why[TT_SCHEMA_ERR_MAX + 64];
     json_error_t jerr;
     json_t *args =
         json_loads(args_json && *args_json ? args_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
     if (!args) {
-        snprintf(why, sizeof why, "invalid arguments: not JSON (%s)", jerr.text);
-        done(ud, 0, NULL, why);
-        return;
+        snprintf(why, n, "invalid arguments: not JSON (%s)", jerr.text);
+        return NULL;
     }
     char verr[TT_SCHEMA_ERR_MAX];
     if (tt_schema_validate(t->parameters, args, verr, sizeof verr) != 0) {
-        snprintf(why, sizeof why, "invalid arguments, not executed: %s", verr);
+        snprintf(why, n, "invalid arguments, not executed: %s", verr);
         json_decref(args);
+        return NULL;
+    }
+    return args;
+}
+
+int tt_tool_check_args(const tt_tool *t, const char *args_json, char *why, size_t n)
+{
+    json_t *args = parse_args(t, args_json, why, n);
+    json_decref(args);
+    return args ? 0 : TT_EINVAL;
+}
+
+void tt_tool_call(const tt_toolbox *box, const tt_tool *t, const char *args_json,
+                  tt_tool_done_fn done, void *ud)
+{
+    char why[TT_SCHEMA_ERR_MAX + 64];
+    json_t *args = parse_args(t, args_json, why, sizeof why);
+    if (!args) {
         done(ud, 0, NULL, why);
         return;
     }
@@ -301,11 +341,12 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
     const char *name, *desc = "", *url, *method = "POST", *hdr = NULL, *secret_env = NULL;
     json_t *params;
     json_int_t timeout = 10000;
+    int approval = 0;
     json_error_t jerr;
-    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s}", "name",
-                       &name, "description", &desc, "parameters", &params, "url", &url, "method",
-                       &method, "timeout_ms", &timeout, "secret_header", &hdr, "secret_env",
-                       &secret_env) != 0) {
+    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s, s?b}",
+                       "name", &name, "description", &desc, "parameters", &params, "url", &url,
+                       "method", &method, "timeout_ms", &timeout, "secret_header", &hdr,
+                       "secret_env", &secret_env, "approval", &approval) != 0) {
         snprintf(err, n, "tools: %s", jerr.text);
         return TT_EINVAL;
     }
@@ -333,7 +374,8 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
                    .parameters = json_incref(params),
                    .url = strdup(url),
                    .method = strdup(method),
-                   .timeout_ms = timeout};
+                   .timeout_ms = timeout,
+                   .approval = approval};
     if (hdr) {
         size_t len = strlen(hdr) + strlen(secret) + 3;
         t->secret_header = malloc(len);
@@ -413,6 +455,11 @@ const tt_tool *tt_tools_find(const tt_toolbox *box, const char *name)
 const char *tt_tool_name(const tt_tool *t)
 {
     return t->name;
+}
+
+int tt_tool_needs_approval(const tt_tool *t)
+{
+    return t->approval;
 }
 
 const char *tt_tool_description(const tt_tool *t)

@@ -11,10 +11,15 @@
  *      {"tools": [{"name": "weather", "description": "...",
  *                  "parameters": {JSON Schema}, "url": "https://...",
  *                  "method": "POST", "timeout_ms": 5000,
- *                  "secret_header": "X-Api-Key", "secret_env": "WEATHER_KEY"}]}
+ *                  "secret_header": "X-Api-Key", "secret_env": "WEATHER_KEY",
+ *                  "approval": true}]}
  *    called through libcurl on the loop with the arguments as a JSON body
  *    (POST) and the response body, which must be JSON, as the result. The
- *    secret is read from the environment at load and never logged. */
+ *    secret is read from the environment at load and never logged.
+ *    Redirects are not followed (one could lead to another host): a 3xx is
+ *    a failure that names its Location. "approval": true marks a tool that
+ *    acts on the world (sends mail, pays, deletes): the chat agent asks the
+ *    user to approve each call, with its exact arguments, before it runs. */
 #ifndef TT_TOOLS_H
 #define TT_TOOLS_H
 
@@ -50,6 +55,12 @@ const tt_tool *tt_tools_find(const tt_toolbox *box, const char *name);
 const char *tt_tool_name(const tt_tool *t);
 const char *tt_tool_description(const tt_tool *t);
 json_t *tt_tool_parameters(const tt_tool *t); /* borrowed */
+/* 1 when every call of t waits for the user's approval ("approval": true). */
+int tt_tool_needs_approval(const tt_tool *t);
+
+/* 0 when args (JSON text from the model) parse and match t's schema, else
+ * TT_EINVAL with why (the same words tt_tool_call would report). */
+int tt_tool_check_args(const tt_tool *t, const char *args_json, char *why, size_t n);
 
 /* Validate args (JSON text from the model) and run the tool. done may run
  * before this returns (built-ins, invalid arguments) or later (HTTP). */

@@ -235,6 +235,13 @@ static void check_done(tt_http *h)
         tt_http_req *r = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         CURLcode rc = msg->data.result;
+        if (r->status == 0) {
+            /* No body byte came (a 204, a redirect, an error without a body):
+             * the status is still known. */
+            long status = 0;
+            curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+            r->status = (int)status;
+        }
         if (rc == CURLE_OK)
             finish(r, TT_LLM_ERR_NONE, "complete");
         else if (r->cancel_requested)
@@ -362,6 +369,7 @@ int tt_http_start(tt_http *h, const char *method, const char *url, const char *c
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is the caller's to judge */
     uv_timer_init(h->loop, r->watchdog);
     r->watchdog->data = r;
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {

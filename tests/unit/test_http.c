@@ -1,7 +1,7 @@
 /* agents/llm/http.c: libcurl on the libuv loop against a scripted HTTP
  * server living in the same loop (127.0.0.1, a free port): streaming bodies,
  * each timeout, a reset mid-stream, cancel closing the upstream connection,
- * response headers, and a refused connection. */
+ * response headers, a refused connection, and a redirect without a body. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 
 #include "agents/llm/http.h"
 
-typedef enum mode { M_STREAM, M_STALL, M_SILENT, M_RESET } mode;
+typedef enum mode { M_STREAM, M_STALL, M_SILENT, M_RESET, M_REDIRECT } mode;
 
 typedef struct server {
     uv_loop_t *loop;
@@ -35,6 +35,7 @@ typedef struct result {
     int done;
     tt_llm_error_class cls;
     char retry_after[32];
+    char location[64];      /* the Location header, read in on_done */
     int cancel_after_bytes; /* cancel from on_data once this many bytes arrived (0: never) */
     tt_http_req *req;
 } result;
@@ -114,7 +115,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         memcpy(srv.req + srv.req_len, buf->base, (size_t)n);
         srv.req_len += (size_t)n;
         srv.req[srv.req_len] = '\0';
-        if (!had_headers && strstr(srv.req, "\r\n\r\n") && srv.mode != M_SILENT) {
+        if (!had_headers && strstr(srv.req, "\r\n\r\n") && srv.mode == M_REDIRECT) {
+            send_text(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:1/elsewhere\r\n"
+                "Content-Length: 0\r\n\r\n");
+        } else if (!had_headers && strstr(srv.req, "\r\n\r\n") && srv.mode != M_SILENT) {
             send_text("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                       "Retry-After: 7\r\nTransfer-Encoding: chunked\r\n\r\n");
             uv_timer_start(&srv.timer, on_step, 10, 0);
@@ -155,6 +160,9 @@ static void on_done(tt_http_req *r, tt_llm_error_class cls, const char *detail, 
     result *res = ud;
     res->done++;
     res->cls = cls;
+    const char *location = tt_http_header(r, "location");
+    if (location)
+        snprintf(res->location, sizeof res->location, "%s", location);
 }
 
 static const tt_http_callbacks callbacks = {on_headers, on_data, on_done};
@@ -268,6 +276,16 @@ static void test_http_refused_is_network_error(void **state)
     assert_int_equal(res.cls, TT_LLM_ERR_NETWORK);
 }
 
+static void test_http_bodiless_redirect_reports_its_status_and_is_not_followed(void **state)
+{
+    result res = {0};
+    run(*state, M_REDIRECT, NULL, &res, srv.port);
+    assert_int_equal(res.cls, TT_LLM_ERR_NONE);
+    assert_int_equal(res.status, 307);
+    assert_string_equal(res.location, "http://127.0.0.1:1/elsewhere");
+    assert_int_equal(res.body_len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +296,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_http_cancel_closes_upstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_refused_is_network_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_http_bodiless_redirect_reports_its_status_and_is_not_followed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,6 +125,35 @@ static void test_tools_file_is_checked(void **state)
     }
 }
 
+static void test_tools_file_marks_tools_that_need_approval(void **state)
+{
+    tt_toolbox box;
+    char err[256];
+    char *path =
+        write_file("{\"tools\":[{\"name\":\"send_mail\",\"parameters\":{\"type\":\"object\"},"
+                   "\"url\":\"http://127.0.0.1:9/m\",\"approval\":true},{\"name\":\"read\","
+                   "\"parameters\":{\"type\":\"object\"},\"url\":\"http://127.0.0.1:9/r\"}]}");
+    assert_int_equal(tt_tools_load(path, NULL, NULL, &box, err, sizeof err), 0);
+    unlink(path);
+    assert_true(tt_tool_needs_approval(tt_tools_find(&box, "send_mail")));
+    assert_false(tt_tool_needs_approval(tt_tools_find(&box, "read")));
+    assert_false(tt_tool_needs_approval(tt_tools_find(&box, "calculate")));
+    char why[300];
+    assert_int_equal(
+        tt_tool_check_args(tt_tools_find(&box, "calculate"), "{\"expression\":1}", why, sizeof why),
+        TT_EINVAL);
+    assert_non_null(strstr(why, "invalid arguments, not executed"));
+    assert_int_equal(tt_tool_check_args(tt_tools_find(&box, "calculate"),
+                                        "{\"expression\":\"1+1\"}", why, sizeof why),
+                     0);
+    tt_tools_free(&box);
+    /* "approval" must be a boolean. */
+    path = write_file("{\"tools\":[{\"name\":\"m\",\"parameters\":{},\"url\":\"http://x\","
+                      "\"approval\":\"yes\"}]}");
+    assert_int_equal(tt_tools_load(path, NULL, NULL, &box, err, sizeof err), TT_EINVAL);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_tools_invalid_arguments_are_not_executed),
         cmocka_unit_test(test_tools_calculator_refuses_garbage),
         cmocka_unit_test(test_tools_file_is_checked),
+        cmocka_unit_test(test_tools_file_marks_tools_that_need_approval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
