@@ -17,6 +17,7 @@
 #include "agents/photo_organizer.h"
 #include "agents/photos/move.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "state/registry.h"
 
 #define CHUNK 256 /* entries applied per trip to the thread pool */
@@ -162,8 +163,9 @@ static int start_job(tt_run *run, int undo)
         if (rc) {
             char *text = problems ? json_dumps(problems, JSON_COMPACT) : NULL;
             char msg[400];
-            snprintf(msg, sizeof msg, "the plan no longer fits the library: %.300s",
-                     text ? text : tt_strerror(rc));
+            const char *why = text ? text : tt_strerror(rc);
+            snprintf(msg, sizeof msg, "the plan no longer fits the library: %.*s",
+                     tt_utf8_cut(why, 300), why);
             free(text);
             json_decref(problems);
             close(j->rootfd);

@@ -7,10 +7,12 @@
 #include "agents/photo_organizer.h"
 #include "agents/photos/path.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 static int fail(char *why, size_t n, const char *what, const char *path)
 {
-    snprintf(why, n, "%s: %.200s", what, path ? path : "");
+    path = path ? path : "";
+    tt_utf8_snprintf(why, n, "%s: %.*s", what, tt_utf8_cut(path, 200), path);
     return TT_EINVAL;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "protocol/frame.h"
 
 typedef enum field_kind {
@@ -113,9 +114,10 @@ static int json_depth_ok(const json_t *v, int depth)
     return 1;
 }
 
+/* a may be the client's own text (a key, a type): cut safely. */
 static int fail(char *err, size_t n, const char *fmt, const char *a)
 {
-    snprintf(err, n, fmt, a);
+    tt_utf8_snprintf(err, n, fmt, a);
     return TT_EINVAL;
 }
 
@@ -195,7 +197,7 @@ int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, cha
             out->type = (tt_msg_type)t;
     }
     if (out->type == TT_MSG__LAST)
-        return fail(err, n, "unknown message type '%.64s'", type);
+        return fail(err, n, "unknown message type '%s'", type);
 
     const field_spec *fields = types[out->type].fields;
     const char *key;
@@ -208,7 +210,7 @@ int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, cha
         while (f->name && strcmp(f->name, key) != 0)
             f++;
         if (!f->name)
-            return fail(err, n, "unknown field '%.64s'", key);
+            return fail(err, n, "unknown field '%s'", key);
         int rc = decode_field(f, v, max_text, out, err, n);
         if (rc)
             return rc;

@@ -2,6 +2,7 @@
 #include "protocol/utf8.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 /* A continuation byte (10xxxxxx) never starts a character: a cut before one
@@ -32,12 +33,42 @@ int tt_utf8_cut(const char *s, size_t max)
 
 size_t tt_utf8_copy(char *dst, size_t n, const char *src)
 {
+    return tt_utf8_copyn(dst, n, src, src && n ? strnlen(src, n) : 0);
+}
+
+size_t tt_utf8_copyn(char *dst, size_t n, const char *src, size_t len)
+{
     if (n == 0)
         return 0;
-    size_t len = src ? strnlen(src, n) : 0;
     size_t cut = tt_utf8_cut_len(src, len, n - 1);
     if (cut)
         memcpy(dst, src, cut);
     dst[cut] = '\0';
     return cut;
+}
+
+/* The width of the character a lead byte starts, 0 for a continuation byte. */
+static size_t char_width(unsigned char b)
+{
+    return b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
+}
+
+int tt_utf8_snprintf(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    if (w < 0 || n == 0 || (size_t)w < n)
+        return w;
+    /* Truncated to n - 1 bytes: drop a last character that lost its tail. */
+    size_t len = n - 1, start = len;
+    while (start > 0 && len - start < 3 && is_continuation((unsigned char)buf[start - 1]))
+        start--;
+    if (start > 0) {
+        size_t lead = start - 1;
+        if (char_width((unsigned char)buf[lead]) > len - lead)
+            buf[lead] = '\0';
+    }
+    return w;
 }

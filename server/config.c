@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "server/config.h"
 
 typedef enum opt_kind { K_STR, K_INT, K_I64, K_ENUM, K_LIST, K_FLAG } opt_kind;
@@ -151,8 +152,8 @@ static int set_value(tt_config *cfg, const opt *o, const char *val, const char *
                 c += clen + (c[clen] == '|');
             }
             if (!ok) {
-                snprintf(err, n, "%s: --%s must be one of %s, not '%.64s'", src, o->name,
-                         o->choices, val);
+                snprintf(err, n, "%s: --%s must be one of %s, not '%.*s'", src, o->name,
+                         o->choices, tt_utf8_cut(val, 64), val);
                 return TT_EINVAL;
             }
         }
@@ -164,8 +165,8 @@ static int set_value(tt_config *cfg, const opt *o, const char *val, const char *
         long long v = strtoll(val, &end, 10);
         if (errno || end == val || *end || v < o->min || v > o->max) {
             snprintf(err, n,
-                     "%s: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%.64s'",
-                     src, o->name, o->min, o->max, val);
+                     "%s: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%.*s'",
+                     src, o->name, o->min, o->max, tt_utf8_cut(val, 64), val);
             return TT_EINVAL;
         }
         if (o->kind == K_INT)
@@ -228,7 +229,8 @@ static int load_file(tt_config *cfg, const char *path, char *err, size_t n)
             break;
         const opt *o = find(key, strlen(key));
         if (!o || strcmp(key, "config") == 0) {
-            snprintf(err, n, "config file %s: unknown option '%.64s'", path, key);
+            snprintf(err, n, "config file %s: unknown option '%.*s'", path,
+                     tt_utf8_cut(key, 64), key);
             rc = TT_EINVAL;
             break;
         }
@@ -342,7 +344,8 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, n, "unexpected argument '%.64s' (see --help)", arg);
+            snprintf(err, n, "unexpected argument '%.*s' (see --help)", tt_utf8_cut(arg, 64),
+                     arg);
             return TT_EINVAL;
         }
         const char *name = arg + 2;
@@ -350,7 +353,7 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const opt *o = find(name, nlen);
         if (!o) {
-            snprintf(err, n, "unknown option '%.64s' (see --help)", arg);
+            snprintf(err, n, "unknown option '%.*s' (see --help)", tt_utf8_cut(arg, 64), arg);
             return TT_EINVAL;
         }
         const char *val = eq ? eq + 1 : NULL;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/logging.h"
 
@@ -122,7 +123,7 @@ static void on_open(tt_conn *c, const tt_msg *m)
     char err[160];
     const tt_agent_ops *ops = tt_agent_find(&c->srv->agent_env, m->agent);
     if (!ops) {
-        snprintf(err, sizeof err, "no agent named '%.64s'", m->agent);
+        snprintf(err, sizeof err, "no agent named '%.*s'", tt_utf8_cut(m->agent, 64), m->agent);
         tt_conn_error(c, m->id, TT_ENOTFOUND, err);
         return;
     }
@@ -145,7 +146,7 @@ static void on_open(tt_conn *c, const tt_msg *m)
     }
     const char *route = json_string_value(json_object_get(m->input, "route"));
     if (route && !tt_llm_service_has_route(c->srv->agent_env.llm, route)) {
-        snprintf(err, sizeof err, "no model route named '%.64s'", route);
+        snprintf(err, sizeof err, "no model route named '%.*s'", tt_utf8_cut(route, 64), route);
         tt_conn_error(c, m->id, TT_ENOTFOUND, err);
         return;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -140,7 +141,8 @@ static int setup_models(tt_server *srv)
     }
     rc = tt_agent_load_prompts(&srv->agent_env, srv->cfg.prompts_dir, err, sizeof err);
     if (rc == 0 && !tt_agent_prompt(&srv->agent_env, "chat.system")) {
-        snprintf(err, sizeof err, "no chat.system prompt in %.400s", srv->cfg.prompts_dir);
+        snprintf(err, sizeof err, "no chat.system prompt in %.*s",
+                 tt_utf8_cut(srv->cfg.prompts_dir, 400), srv->cfg.prompts_dir);
         rc = TT_ENOTFOUND;
     }
     if (rc) {

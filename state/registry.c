@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "state/map.h"
 #include "state/registry.h"
 
@@ -271,9 +272,9 @@ int tt_registry_create(tt_registry *reg, const char *user, const char *tenant, c
     if (!s)
         return TT_ENOMEM;
     tt_new_id("s", s->id, sizeof s->id);
-    snprintf(s->user, sizeof s->user, "%s", user);
-    snprintf(s->tenant, sizeof s->tenant, "%s", tenant);
-    snprintf(s->agent, sizeof s->agent, "%s", agent);
+    tt_utf8_copy(s->user, sizeof s->user, user);
+    tt_utf8_copy(s->tenant, sizeof s->tenant, tenant);
+    tt_utf8_copy(s->agent, sizeof s->agent, agent);
     s->created_ms = s->updated_ms = tt_wall_ms();
     s->last_used_ms = (int64_t)uv_now(reg->loop);
     if (input) {
@@ -285,7 +286,7 @@ int tt_registry_create(tt_registry *reg, const char *user, const char *tenant, c
         s->metadata = json_deep_copy(metadata);
         const char *title = json_string_value(json_object_get(metadata, "title"));
         if (title)
-            snprintf(s->title, sizeof s->title, "%s", title);
+            tt_utf8_copy(s->title, sizeof s->title, title);
     }
     if (!s->input || !s->metadata) {
         tt_session_free(s);

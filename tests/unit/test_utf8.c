@@ -69,9 +69,9 @@ static void test_utf8_cut_title_straddling_the_limit(void **state)
     memset(title, 'a', 79);
     memcpy(title + 79, "\xc3\xa9", 3);
     assert_int_equal(tt_utf8_cut(title, 80), 79);
-    char dst[81];
-    assert_int_equal(tt_utf8_copy(dst, sizeof dst, title), 79);
-    assert_int_equal(tt_utf8_copy(dst, sizeof dst + 1, title), 81);
+    char dst[82];
+    assert_int_equal(tt_utf8_copy(dst, 81, title), 79); /* 80 bytes and the NUL */
+    assert_int_equal(tt_utf8_copy(dst, 82, title), 81);
 }
 
 static void test_utf8_ascii_and_short_text_are_kept_whole(void **state)
@@ -96,6 +96,22 @@ static void test_utf8_cut_of_invalid_bytes_stays_in_bounds(void **state)
     }
 }
 
+/* A message that overflows its buffer ends before the character it would
+ * have split. */
+static void test_utf8_snprintf_does_not_leave_half_a_character(void **state)
+{
+    const char *euros = "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"; /* three 3-byte characters */
+    for (size_t n = 1; n <= 14; n++) {
+        char buf[16];
+        int w = tt_utf8_snprintf(buf, n, "x%s", euros);
+        assert_int_equal(w, 10);
+        size_t len = strlen(buf);
+        assert_true(len < n && valid_utf8(buf, len));
+        size_t whole = n > 10 ? 10 : 1 + (n - 2) / 3 * 3;
+        assert_int_equal(len, n == 1 ? 0 : whole);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -106,6 +122,7 @@ int main(void)
         cmocka_unit_test(test_utf8_cut_title_straddling_the_limit),
         cmocka_unit_test(test_utf8_ascii_and_short_text_are_kept_whole),
         cmocka_unit_test(test_utf8_cut_of_invalid_bytes_stays_in_bounds),
+        cmocka_unit_test(test_utf8_snprintf_does_not_leave_half_a_character),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
