@@ -57,6 +57,9 @@ static const field_spec decide_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OF
                                            {"decision", F_DECISION, 1, 0, OFF(decision)},
                                            {"comment", F_TEXT, 0, 0, OFF(comment)},
                                            END};
+static const field_spec list_fields[] = {{"limit", F_UINT, 0, 0, OFF(limit)},
+                                         {"after", F_STR, 0, TT_NAME_MAX, OFF(list_after)},
+                                         END};
 static const field_spec ack_fields[] = {
     {"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, {"seq", F_UINT, 1, 0, OFF(seq)}, END};
 
@@ -69,7 +72,7 @@ static const struct {
     [TT_MSG_SESSION_OPEN] = {"session.open", open_fields},
     [TT_MSG_SESSION_ATTACH] = {"session.attach", attach_fields},
     [TT_MSG_SESSION_DETACH] = {"session.detach", session_fields},
-    [TT_MSG_SESSION_LIST] = {"session.list", none_fields},
+    [TT_MSG_SESSION_LIST] = {"session.list", list_fields},
     [TT_MSG_SESSION_CLOSE] = {"session.close", session_fields},
     [TT_MSG_SAY] = {"say", say_fields},
     [TT_MSG_ANSWER] = {"answer", answer_fields},
@@ -219,6 +222,10 @@ int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, cha
         if (f->required && !json_object_get(out->root, f->name))
             return fail(err, n, "field '%s' is required", f->name);
     }
+    if (out->type == TT_MSG_SESSION_LIST && !json_object_get(out->root, "limit"))
+        out->limit = TT_LIST_LIMIT_DEFAULT;
+    if (out->type == TT_MSG_SESSION_LIST && (out->limit < 1 || out->limit > TT_LIST_LIMIT_MAX))
+        return fail(err, n, "field '%s' must be from 1 to 200", "limit");
     return 0;
 }
 

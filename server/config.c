@@ -69,6 +69,9 @@ static const opt options[] = {
      "recent events per session kept in memory for fast replay"},
     {"idle-evict-s", K_I64, O(idle_evict_s), 0, 0, INT64_MAX / 1000, NULL, "300",
      "unused sessions leave memory after this (0: never)"},
+    {"max-sessions-per-user", K_I64, O(max_sessions_per_user), 0, 0, INT64_MAX, NULL, "1000",
+     "sessions one user (of one tenant) may keep, closed ones included; more get "
+     "limit_exceeded (0: no cap)"},
     {"transcript-max", K_I64, O(transcript_max), 0, 1, 1 << 20, NULL, "1000",
      "turns kept in a session's snapshot transcript"},
     {"routes", K_STR, O(routes_file), S(routes_file), 0, 0, NULL, "",
