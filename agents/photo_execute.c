@@ -156,8 +156,8 @@ static int start_job(tt_run *run, int undo)
     if (!json_object_get(data, "journal")) {
         json_t *problems = NULL, *journal = NULL;
         json_t *plan = json_object_get(data, "plan");
-        json_t *ops = json_pack("{s:O?, s:O?}", "folders", json_object_get(plan, "folders"), "moves",
-                                json_object_get(plan, "moves"));
+        json_t *ops = json_pack("{s:O?, s:O?}", "folders", json_object_get(plan, "folders"),
+                                "moves", json_object_get(plan, "moves"));
         rc = ops ? tt_photos_journal_new(j->rootfd, ops, &journal, &problems) : TT_ENOMEM;
         json_decref(ops);
         if (rc) {

@@ -57,9 +57,8 @@ static const field_spec decide_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OF
                                            {"decision", F_DECISION, 1, 0, OFF(decision)},
                                            {"comment", F_TEXT, 0, 0, OFF(comment)},
                                            END};
-static const field_spec list_fields[] = {{"limit", F_UINT, 0, 0, OFF(limit)},
-                                         {"after", F_STR, 0, TT_NAME_MAX, OFF(list_after)},
-                                         END};
+static const field_spec list_fields[] = {
+    {"limit", F_UINT, 0, 0, OFF(limit)}, {"after", F_STR, 0, TT_NAME_MAX, OFF(list_after)}, END};
 static const field_spec ack_fields[] = {
     {"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, {"seq", F_UINT, 1, 0, OFF(seq)}, END};
 

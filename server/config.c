@@ -155,8 +155,8 @@ static int set_value(tt_config *cfg, const opt *o, const char *val, const char *
                 c += clen + (c[clen] == '|');
             }
             if (!ok) {
-                snprintf(err, n, "%s: --%s must be one of %s, not '%.*s'", src, o->name,
-                         o->choices, tt_utf8_cut(val, 64), val);
+                snprintf(err, n, "%s: --%s must be one of %s, not '%.*s'", src, o->name, o->choices,
+                         tt_utf8_cut(val, 64), val);
                 return TT_EINVAL;
             }
         }
@@ -168,8 +168,8 @@ static int set_value(tt_config *cfg, const opt *o, const char *val, const char *
         long long v = strtoll(val, &end, 10);
         if (errno || end == val || *end || v < o->min || v > o->max) {
             snprintf(err, n,
-                     "%s: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%.*s'",
-                     src, o->name, o->min, o->max, tt_utf8_cut(val, 64), val);
+                     "%s: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%.*s'", src,
+                     o->name, o->min, o->max, tt_utf8_cut(val, 64), val);
             return TT_EINVAL;
         }
         if (o->kind == K_INT)
@@ -232,8 +232,8 @@ static int load_file(tt_config *cfg, const char *path, char *err, size_t n)
             break;
         const opt *o = find(key, strlen(key));
         if (!o || strcmp(key, "config") == 0) {
-            snprintf(err, n, "config file %s: unknown option '%.*s'", path,
-                     tt_utf8_cut(key, 64), key);
+            snprintf(err, n, "config file %s: unknown option '%.*s'", path, tt_utf8_cut(key, 64),
+                     key);
             rc = TT_EINVAL;
             break;
         }
@@ -347,8 +347,7 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, n, "unexpected argument '%.*s' (see --help)", tt_utf8_cut(arg, 64),
-                     arg);
+            snprintf(err, n, "unexpected argument '%.*s' (see --help)", tt_utf8_cut(arg, 64), arg);
             return TT_EINVAL;
         }
         const char *name = arg + 2;

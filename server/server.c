@@ -199,8 +199,8 @@ static int setup_storage(tt_server *srv)
         .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
         .max_sessions_per_owner = (uint64_t)cfg->max_sessions_per_user,
     };
-    tt_registry_hooks hooks = {srv,          bind_hook,       unbind_hook, tt_ws_deliver,
-                               tt_ws_committed, tt_ws_discard};
+    tt_registry_hooks hooks = {srv,           bind_hook,       unbind_hook,
+                               tt_ws_deliver, tt_ws_committed, tt_ws_discard};
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
     return rc;

@@ -122,8 +122,8 @@ static void fail_held(tt_conn *c, tt_outq_item *it, int err)
     const char *why = discard_message(err, &retryable);
     tt_frame frame;
     const char *code = tt_err_wire(err);
-    if (tt_frame_from_json(tt_reply_error(it->re[0] ? it->re : NULL, code, why, retryable),
-                           LWS_PRE, &frame) != 0) {
+    if (tt_frame_from_json(tt_reply_error(it->re[0] ? it->re : NULL, code, why, retryable), LWS_PRE,
+                           &frame) != 0) {
         c->failed = 1; /* no memory for the error: the client must not see the ok */
         lws_callback_on_writable(c->wsi);
         return;
@@ -162,8 +162,8 @@ void tt_ws_discard(tt_session *s, int err, void *ud)
         tt_conn_send(c, note);
     }
     tt_log(TT_ERROR, "session changes discarded: they could not be stored",
-           json_pack("{s:s, s:s, s:s, s:s}", "session", s->id, "tenant", s->tenant, "user",
-                     s->user, "error", tt_strerror(err)));
+           json_pack("{s:s, s:s, s:s, s:s}", "session", s->id, "tenant", s->tenant, "user", s->user,
+                     "error", tt_strerror(err)));
 }
 
 void tt_ws_committed(void *ud)

@@ -640,17 +640,6 @@ int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq)
     return rc && rc != MDB_NOTFOUND ? from_mdb(rc) : 0;
 }
 
-/* The owners key prefix of user (user + its terminator) into prefix[KEY_BUF]. */
-static int owner_prefix(const tt_store *st, const char *user, char *prefix, size_t *plen)
-{
-    size_t ulen = strlen(user);
-    if (ulen + 1 > st->maxkey)
-        return TT_EINVAL;
-    memcpy(prefix, user, ulen + 1); /* the terminator ends the user part */
-    *plen = ulen + 1;
-    return 0;
-}
-
 int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, void *ctx)
 {
     return tt_store_list_user_after(st, user, NULL, fn, ctx);
@@ -659,18 +648,15 @@ int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, v
 int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
                              tt_store_session_fn fn, void *ctx)
 {
-    char prefix[KEY_BUF];
-    size_t plen, alen = 0;
-    if (!st || !user || !fn || owner_prefix(st, user, prefix, &plen) != 0)
+    size_t alen = 0;
+    if (!st || !user || !fn || (after && after[0] && sid_check(after, &alen) != 0))
         return TT_EINVAL;
-    if (after && after[0] && sid_check(after, &alen) != 0)
-        return TT_EINVAL;
+    size_t plen = strlen(user) + 1; /* the terminator ends the user part */
     if (plen + alen > st->maxkey)
         return TT_EINVAL;
-    char start[KEY_BUF];
-    memcpy(start, prefix, plen);
-    if (alen)
-        memcpy(start + plen, after, alen);
+    char start[KEY_BUF]; /* user, its terminator, then `after`: where the scan starts */
+    memcpy(start, user, plen);
+    memcpy(start + plen, after ? after : "", alen);
 
     MDB_txn *t;
     int rc = rd_begin(st, &t);
@@ -684,9 +670,10 @@ int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
     }
     MDB_val key = {plen + alen, start}, val;
     int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    if (mrc == 0 && alen && key.mv_size == plen + alen && memcmp(key.mv_data, start, plen + alen) == 0)
+    if (mrc == 0 && alen && key.mv_size == plen + alen &&
+        memcmp(key.mv_data, start, plen + alen) == 0)
         mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT); /* strictly after `after` */
-    while (mrc == 0 && key.mv_size >= plen && memcmp(key.mv_data, prefix, plen) == 0) {
+    while (mrc == 0 && key.mv_size >= plen && memcmp(key.mv_data, start, plen) == 0) {
         size_t n = key.mv_size - plen;
         char sid[TT_SESSION_ID_MAX + 1];
         if (n >= 1 && n <= TT_SESSION_ID_MAX) {
@@ -711,33 +698,24 @@ int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
     return rc;
 }
 
+typedef struct count_ctx {
+    uint64_t n, max;
+} count_ctx;
+
+#define COUNT_REACHED 1 /* count_one's "stop here", not an error */
+
+static int count_one(const char *sid, const char *json, size_t len, void *arg)
+{
+    count_ctx *cc = arg;
+    return ++cc->n >= cc->max ? COUNT_REACHED : 0;
+}
+
 int tt_store_count_user(tt_store *st, const char *user, uint64_t max, uint64_t *count)
 {
-    char prefix[KEY_BUF];
-    size_t plen;
-    if (!st || !user || !count || owner_prefix(st, user, prefix, &plen) != 0)
-        return TT_EINVAL;
-    *count = 0;
-    MDB_txn *t;
-    int rc = rd_begin(st, &t);
-    if (rc)
-        return rc;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t, st->owners, &cur);
-    if (rc) {
-        rd_end(st, t);
-        return from_mdb(rc);
-    }
-    MDB_val key = {plen, prefix}, val;
-    int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    while (mrc == 0 && *count < max && key.mv_size > plen &&
-           memcmp(key.mv_data, prefix, plen) == 0) {
-        (*count)++;
-        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    rd_end(st, t);
-    return mrc && mrc != MDB_NOTFOUND ? from_mdb(mrc) : 0;
+    count_ctx cc = {0, max};
+    int rc = max ? tt_store_list_user_after(st, user, NULL, count_one, &cc) : 0;
+    *count = cc.n;
+    return rc == COUNT_REACHED ? 0 : rc;
 }
 
 /* The active set is small (sessions whose agent is working), and resuming

@@ -60,7 +60,6 @@ const char *tt_llm_error_name(tt_llm_error_class c)
     }
 }
 
-
 /* ---- Retry-After -------------------------------------------------------- */
 
 static const char *const MONTHS[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",

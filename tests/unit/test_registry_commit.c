@@ -42,11 +42,14 @@ static void discard_hook(tt_session *s, int err, void *ud)
 
 static void open_registry(fixture *f, size_t map_max, uint64_t cap)
 {
-    tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE, .map_size = map_max,
-                           .map_size_max = map_max};
+    tt_store_options so = {
+        .path = f->dir, .sync = TT_SYNC_NONE, .map_size = map_max, .map_size_max = map_max};
     assert_int_equal(tt_store_open(&so, &f->store), 0);
-    tt_registry_options o = {.headroom = 16, .memory_events = 16, .max_lag_events = 100000,
-                             .transcript_max = 100, .max_sessions_per_owner = cap};
+    tt_registry_options o = {.headroom = 16,
+                             .memory_events = 16,
+                             .max_lag_events = 100000,
+                             .transcript_max = 100,
+                             .max_sessions_per_owner = cap};
     tt_registry_hooks hooks = {f, NULL, NULL, deliver_hook, committed_hook, discard_hook};
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
 }
@@ -200,11 +203,9 @@ static void test_registry_cap_counts_per_tenant_and_user(void **state)
     for (int i = 0; i < 3; i++)
         create(f, "t1", "alice");
     /* Not yet committed: still counted. */
-    assert_int_equal(tt_registry_create(f->reg, "alice", "t1", "echo", NULL, NULL, &s),
-                     TT_ELIMIT);
+    assert_int_equal(tt_registry_create(f->reg, "alice", "t1", "echo", NULL, NULL, &s), TT_ELIMIT);
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    assert_int_equal(tt_registry_create(f->reg, "alice", "t1", "echo", NULL, NULL, &s),
-                     TT_ELIMIT);
+    assert_int_equal(tt_registry_create(f->reg, "alice", "t1", "echo", NULL, NULL, &s), TT_ELIMIT);
     /* The same user name in another tenant, and another user: their own counts. */
     for (int i = 0; i < 3; i++)
         create(f, "t2", "alice");
@@ -259,8 +260,7 @@ static void test_registry_list_pages_cover_every_session_once(void **state)
     assert_int_equal(json_array_size(list), 1);
     assert_true(next[0] != '\0');
     json_decref(list);
-    assert_int_equal(tt_registry_list(f->reg, owner, "not an id!", 10, 1 << 20, &list, next),
-                     0);
+    assert_int_equal(tt_registry_list(f->reg, owner, "not an id!", 10, 1 << 20, &list, next), 0);
     json_decref(list);
 }
 
@@ -271,8 +271,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_registry_full_store_discards_and_keeps_reads,
                                         setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_registry_cap_counts_per_tenant_and_user,
-                                        setup_capped, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_cap_counts_per_tenant_and_user, setup_capped,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_registry_list_pages_cover_every_session_once, setup,
                                         teardown),
     };

@@ -48,7 +48,9 @@ static void test_utf8_cut_never_splits_two_byte_characters(void **state)
 
 static void test_utf8_cut_never_splits_three_byte_characters(void **state)
 {
-    check_every_cut("\xe2\x82\xac" "a\xe2\x82\xac\xe2\x82\xac", 3); /* €a€€ */
+    check_every_cut("\xe2\x82\xac"
+                    "a\xe2\x82\xac\xe2\x82\xac",
+                    3); /* €a€€ */
 }
 
 static void test_utf8_cut_never_splits_four_byte_characters(void **state)
@@ -58,7 +60,9 @@ static void test_utf8_cut_never_splits_four_byte_characters(void **state)
 
 static void test_utf8_cut_mixed_widths(void **state)
 {
-    check_every_cut("\xf0\x9f\x98\x80\xc3\xa9\xe2\x82\xac" "a\xc3\xa9\xf0\x9f\x98\x80", 4);
+    check_every_cut("\xf0\x9f\x98\x80\xc3\xa9\xe2\x82\xac"
+                    "a\xc3\xa9\xf0\x9f\x98\x80",
+                    4);
 }
 
 /* The review's poisoned title: 79 ASCII bytes, then a 2-byte character
