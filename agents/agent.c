@@ -5,6 +5,7 @@
 
 #include "agents/agent.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat, &tt_agent_doc_analyst,
                                               &tt_agent_photo_organizer};
@@ -94,17 +95,19 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
         strlen(desc) >= sizeof a->description || tt_agent_find(env, name) || rounds < 0 ||
         rounds > 10) {
         snprintf(err, n,
-                 "agent %.64s: a new name of 1-63 bytes, a description under 256 bytes, "
+                 "agent %.*s: a new name of 1-63 bytes, a description under 256 bytes, "
                  "max_tool_rounds 0-10",
-                 name);
+                 tt_utf8_cut(name, 64), name);
         return TT_EINVAL;
     }
     if (!tt_agent_prompt(env, prompt)) {
-        snprintf(err, n, "agent %.64s: no prompt template named %.64s", name, prompt);
+        snprintf(err, n, "agent %.*s: no prompt template named %.*s", tt_utf8_cut(name, 64), name,
+                 tt_utf8_cut(prompt, 64), prompt);
         return TT_EINVAL;
     }
     if (*route && !tt_llm_service_has_route(env->llm, route)) {
-        snprintf(err, n, "agent %.64s: no model route named %.64s", name, route);
+        snprintf(err, n, "agent %.*s: no model route named %.*s", tt_utf8_cut(name, 64), name,
+                 tt_utf8_cut(route, 64), route);
         return TT_EINVAL;
     }
     size_t i;
@@ -112,8 +115,9 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
     json_array_foreach(tools, i, t)
     {
         if (!tt_tools_find(&env->tools, json_string_value(t))) {
-            snprintf(err, n, "agent %.64s: no tool named %.64s", name,
-                     json_string_value(t) ? json_string_value(t) : "(not a string)");
+            const char *tool = json_string_value(t) ? json_string_value(t) : "(not a string)";
+            snprintf(err, n, "agent %.*s: no tool named %.*s", tt_utf8_cut(name, 64), name,
+                     tt_utf8_cut(tool, 64), tool);
             return TT_EINVAL;
         }
     }

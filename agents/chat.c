@@ -21,6 +21,7 @@
 
 #include "agents/chat_private.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 typedef tt_chat_rt chat_rt;
 
@@ -89,9 +90,9 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
         if ((size_t)ev->tool_index >= rt->n_calls)
             rt->n_calls = (size_t)ev->tool_index + 1;
         if (ev->tool_id)
-            snprintf(pc->id, sizeof pc->id, "%s", ev->tool_id);
+            tt_utf8_copy(pc->id, sizeof pc->id, ev->tool_id);
         if (ev->tool_name)
-            snprintf(pc->name, sizeof pc->name, "%s", ev->tool_name);
+            tt_utf8_copy(pc->name, sizeof pc->name, ev->tool_name);
         size_t cap = pc->args ? pc->args_len + 1 : 0;
         append(&pc->args, &pc->args_len, &cap, ev->args ? ev->args : "", ev->args_len);
         return;

@@ -15,6 +15,7 @@
 
 #include "agents/engine.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "state/registry.h"
 
 #define DOC_MAX (2u << 20)    /* bytes of document accepted */
@@ -40,9 +41,9 @@ static int doc_validate(const json_t *input, char *err, size_t n)
             ok = 0;
         if (!ok) {
             snprintf(err, n,
-                     "input.%.32s: the analyst takes document (1 byte to 2 MiB), "
+                     "input.%.*s: the analyst takes document (1 byte to 2 MiB), "
                      "format (text, markdown or html) and title (up to 200 bytes)",
-                     key);
+                     tt_utf8_cut(key, 32), key);
             return TT_EINVAL;
         }
     }

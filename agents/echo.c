@@ -17,6 +17,7 @@
 
 #include "agents/agent.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 #define DELAY_MAX_MS 60000
 
@@ -140,7 +141,7 @@ static int echo_validate(const json_t *input, char *err, size_t n)
     json_object_foreach((json_t *)input, key, v)
     {
         if (strcmp(key, "delay_ms") != 0) {
-            snprintf(err, n, "the echo agent takes no input '%.64s'", key);
+            snprintf(err, n, "the echo agent takes no input '%.*s'", tt_utf8_cut(key, 64), key);
             return TT_EINVAL;
         }
         if (!json_is_integer(v) || json_integer_value(v) < 0 ||
@@ -267,7 +268,7 @@ static int stale(const tt_session *s, tt_state want, const char *key, const char
     const char *pending = tt_agent_state_str(s, key);
     if (s->state == want && pending && strcmp(pending, id) == 0)
         return 0;
-    snprintf(err, n, "%s %.64s is not pending", key, id);
+    snprintf(err, n, "%s %.*s is not pending", key, tt_utf8_cut(id, 64), id);
     return TT_ECONFLICT;
 }
 

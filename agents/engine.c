@@ -9,6 +9,7 @@
 #include "agents/engine.h"
 #include "agents/engine_private.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 static const tt_engine_def *def_of(const tt_session *s)
 {
@@ -260,11 +261,11 @@ static json_t *pending_of(tt_session *s, const char *kind, const char *id, char 
     const char *pk = json_string_value(json_object_get(p, "kind"));
     const char *pid = json_string_value(json_object_get(p, "id"));
     if (!pk || strcmp(pk, kind) != 0 || !pid || strcmp(pid, id) != 0) {
-        snprintf(err, n, "%s %.64s is not pending", kind, id);
+        snprintf(err, n, "%s %.*s is not pending", kind, tt_utf8_cut(id, 64), id);
         return NULL;
     }
     if (expired(s)) {
-        snprintf(err, n, "%s %.64s expired", kind, id);
+        snprintf(err, n, "%s %.*s expired", kind, tt_utf8_cut(id, 64), id);
         return NULL;
     }
     return p;

@@ -25,6 +25,7 @@
 #include "agents/photos/move.h"
 #include "agents/photos/names.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "state/registry.h"
 
 #define CHUNK 256 /* entries applied per trip to the thread pool */

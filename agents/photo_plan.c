@@ -8,13 +8,14 @@
 #include "agents/photos/names.h"
 #include "agents/photos/path.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 /* path came from the model: shown escaped (names.h), never as it is. */
 static int fail(char *why, size_t n, const char *what, const char *path, const char *reason)
 {
     char shown[200];
-    snprintf(why, n, "%s%s%s%s: %s", what, reason ? " (" : "", reason ? reason : "",
-             reason ? ")" : "", tt_photos_display(path ? path : "", shown, sizeof shown));
+    tt_utf8_snprintf(why, n, "%s%s%s%s: %s", what, reason ? " (" : "", reason ? reason : "",
+                     reason ? ")" : "", tt_photos_display(path ? path : "", shown, sizeof shown));
     return TT_EINVAL;
 }
 

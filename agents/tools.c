@@ -9,6 +9,7 @@
 #include "agents/schema.h"
 #include "agents/tools.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 #define EXPR_MAX 256
 #define EXPR_DEPTH 32
@@ -352,21 +353,22 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
     }
     char serr[TT_SCHEMA_ERR_MAX];
     if (tt_schema_check(params, serr, sizeof serr) != 0) {
-        snprintf(err, n, "tool %.64s: parameters: %s", name, serr);
+        tt_utf8_snprintf(err, n, "tool %.*s: parameters: %s", tt_utf8_cut(name, 64), name, serr);
         return TT_EINVAL;
     }
     if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
         (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) || timeout < 1 ||
         timeout > 600000 || (!hdr != !secret_env)) {
         snprintf(err, n,
-                 "tool %.64s: url must be http(s), method POST or PUT, timeout_ms "
+                 "tool %.*s: url must be http(s), method POST or PUT, timeout_ms "
                  "1..600000, secret_header and secret_env together",
-                 name);
+                 tt_utf8_cut(name, 64), name);
         return TT_EINVAL;
     }
     const char *secret = secret_env ? env_get(envp, secret_env) : NULL;
     if (secret_env && (!secret || !*secret || strpbrk(secret, "\r\n"))) {
-        snprintf(err, n, "tool %.64s: environment variable %.64s is not set", name, secret_env);
+        snprintf(err, n, "tool %.*s: environment variable %.*s is not set", tt_utf8_cut(name, 64),
+                 name, tt_utf8_cut(secret_env, 64), secret_env);
         return TT_EINVAL;
     }
     *t = (tt_tool){.name = strdup(name),
@@ -414,8 +416,9 @@ int tt_tools_load(const char *file, char **envp, tt_http *http, tt_toolbox *out,
                 rc = TT_EINVAL;
             } else if ((rc = load_http_tool(def, envp, &out->tools[out->n], err, n)) == 0) {
                 if (tt_tools_find(out, out->tools[out->n].name) != NULL) {
-                    snprintf(err, n, "%s: tool %.64s is defined twice", file,
-                             out->tools[out->n].name);
+                    const char *dup = out->tools[out->n].name;
+                    tt_utf8_snprintf(err, n, "%s: tool %.*s is defined twice", file,
+                                     tt_utf8_cut(dup, 64), dup);
                     rc = TT_EINVAL;
                 }
                 out->n++;

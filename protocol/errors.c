@@ -31,6 +31,8 @@ const char *tt_strerror(int err)
         return "resource full";
     case TT_EINTERNAL:
         return "internal error";
+    case TT_ELIMIT:
+        return "limit exceeded";
     default:
         return "unknown error";
     }
@@ -56,6 +58,8 @@ const char *tt_err_wire(int err)
         return "rate_limited";
     case TT_EFULL:
         return "unavailable";
+    case TT_ELIMIT:
+        return "limit_exceeded";
     default:
         return "internal";
     }

@@ -21,7 +21,8 @@ typedef enum tt_err {
     TT_ESCHEMA = -11,   /* stored data has a schema this build cannot use */
     TT_EFULL = -12,     /* a bounded resource is full (unavailable) */
     TT_EINTERNAL = -13, /* a bug: an invariant did not hold (internal) */
-    TT_ERR_LAST = -14
+    TT_ELIMIT = -14,    /* a per-user quota is used up (limit_exceeded) */
+    TT_ERR_LAST = -15
 } tt_err;
 
 /* A human-readable, static message for a code. Never NULL. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "protocol/frame.h"
 
 typedef enum field_kind {
@@ -56,6 +57,8 @@ static const field_spec decide_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OF
                                            {"decision", F_DECISION, 1, 0, OFF(decision)},
                                            {"comment", F_TEXT, 0, 0, OFF(comment)},
                                            END};
+static const field_spec list_fields[] = {
+    {"limit", F_UINT, 0, 0, OFF(limit)}, {"after", F_STR, 0, TT_NAME_MAX, OFF(list_after)}, END};
 static const field_spec ack_fields[] = {
     {"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, {"seq", F_UINT, 1, 0, OFF(seq)}, END};
 
@@ -68,7 +71,7 @@ static const struct {
     [TT_MSG_SESSION_OPEN] = {"session.open", open_fields},
     [TT_MSG_SESSION_ATTACH] = {"session.attach", attach_fields},
     [TT_MSG_SESSION_DETACH] = {"session.detach", session_fields},
-    [TT_MSG_SESSION_LIST] = {"session.list", none_fields},
+    [TT_MSG_SESSION_LIST] = {"session.list", list_fields},
     [TT_MSG_SESSION_CLOSE] = {"session.close", session_fields},
     [TT_MSG_SAY] = {"say", say_fields},
     [TT_MSG_ANSWER] = {"answer", answer_fields},
@@ -113,9 +116,10 @@ static int json_depth_ok(const json_t *v, int depth)
     return 1;
 }
 
+/* a may be the client's own text (a key, a type): cut safely. */
 static int fail(char *err, size_t n, const char *fmt, const char *a)
 {
-    snprintf(err, n, fmt, a);
+    tt_utf8_snprintf(err, n, fmt, a);
     return TT_EINVAL;
 }
 
@@ -195,7 +199,7 @@ int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, cha
             out->type = (tt_msg_type)t;
     }
     if (out->type == TT_MSG__LAST)
-        return fail(err, n, "unknown message type '%.64s'", type);
+        return fail(err, n, "unknown message type '%s'", type);
 
     const field_spec *fields = types[out->type].fields;
     const char *key;
@@ -208,7 +212,7 @@ int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, cha
         while (f->name && strcmp(f->name, key) != 0)
             f++;
         if (!f->name)
-            return fail(err, n, "unknown field '%.64s'", key);
+            return fail(err, n, "unknown field '%s'", key);
         int rc = decode_field(f, v, max_text, out, err, n);
         if (rc)
             return rc;
@@ -217,6 +221,10 @@ int tt_msg_decode(const char *buf, size_t len, size_t max_text, tt_msg *out, cha
         if (f->required && !json_object_get(out->root, f->name))
             return fail(err, n, "field '%s' is required", f->name);
     }
+    if (out->type == TT_MSG_SESSION_LIST && !json_object_get(out->root, "limit"))
+        out->limit = TT_LIST_LIMIT_DEFAULT;
+    if (out->type == TT_MSG_SESSION_LIST && (out->limit < 1 || out->limit > TT_LIST_LIMIT_MAX))
+        return fail(err, n, "field '%s' must be from 1 to 200", "limit");
     return 0;
 }
 

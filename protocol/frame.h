@@ -14,10 +14,12 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#define TT_ID_MAX 128        /* request ids, client_msg_id, question/approval ids */
-#define TT_NAME_MAX 64       /* agent names, session ids */
-#define TT_TOKEN_MAX 8192    /* same as TT_JWT_MAX_LEN */
-#define TT_JSON_DEPTH_MAX 32 /* nesting allowed in input/metadata/value */
+#define TT_ID_MAX 128         /* request ids, client_msg_id, question/approval ids */
+#define TT_NAME_MAX 64        /* agent names, session ids */
+#define TT_TOKEN_MAX 8192     /* same as TT_JWT_MAX_LEN */
+#define TT_JSON_DEPTH_MAX 32  /* nesting allowed in input/metadata/value */
+#define TT_LIST_LIMIT_MAX 200 /* session.list: most sessions asked for in one page */
+#define TT_LIST_LIMIT_DEFAULT 50
 
 typedef enum tt_msg_type {
     TT_MSG_HELLO, /* token, client */
@@ -25,13 +27,13 @@ typedef enum tt_msg_type {
     TT_MSG_SESSION_OPEN,   /* agent, input, metadata */
     TT_MSG_SESSION_ATTACH, /* session, after */
     TT_MSG_SESSION_DETACH, /* session */
-    TT_MSG_SESSION_LIST,
-    TT_MSG_SESSION_CLOSE, /* session */
-    TT_MSG_SAY,           /* session, text, client_msg_id */
-    TT_MSG_ANSWER,        /* session, question_id, value */
-    TT_MSG_DECIDE,        /* session, approval_id, decision, comment */
-    TT_MSG_CANCEL,        /* session */
-    TT_MSG_ACK,           /* session, seq */
+    TT_MSG_SESSION_LIST,   /* limit, after (a session id) */
+    TT_MSG_SESSION_CLOSE,  /* session */
+    TT_MSG_SAY,            /* session, text, client_msg_id */
+    TT_MSG_ANSWER,         /* session, question_id, value */
+    TT_MSG_DECIDE,         /* session, approval_id, decision, comment */
+    TT_MSG_CANCEL,         /* session */
+    TT_MSG_ACK,            /* session, seq */
     TT_MSG__LAST
 } tt_msg_type;
 
@@ -57,6 +59,8 @@ typedef struct tt_msg {
     tt_decision decision;      /* decide */
     const char *comment;       /* decide; NULL when absent */
     uint64_t seq;              /* ack */
+    uint64_t limit;            /* session.list; TT_LIST_LIMIT_DEFAULT when absent */
+    const char *list_after;    /* session.list: the `next` of the previous page, or NULL */
 } tt_msg;
 
 /* Decode one frame. On failure writes a reason to err (size n) and returns

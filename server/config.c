@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "server/config.h"
 
 typedef enum opt_kind { K_STR, K_INT, K_I64, K_ENUM, K_LIST, K_FLAG } opt_kind;
@@ -68,6 +69,9 @@ static const opt options[] = {
      "recent events per session kept in memory for fast replay"},
     {"idle-evict-s", K_I64, O(idle_evict_s), 0, 0, INT64_MAX / 1000, NULL, "300",
      "unused sessions leave memory after this (0: never)"},
+    {"max-sessions-per-user", K_I64, O(max_sessions_per_user), 0, 0, INT64_MAX, NULL, "1000",
+     "sessions one user (of one tenant) may keep, closed ones included; more get "
+     "limit_exceeded (0: no cap)"},
     {"transcript-max", K_I64, O(transcript_max), 0, 1, 1 << 20, NULL, "1000",
      "turns kept in a session's snapshot transcript"},
     {"routes", K_STR, O(routes_file), S(routes_file), 0, 0, NULL, "",
@@ -152,8 +156,8 @@ static int set_value(tt_config *cfg, const opt *o, const char *val, const char *
                 c += clen + (c[clen] == '|');
             }
             if (!ok) {
-                snprintf(err, n, "%s: --%s must be one of %s, not '%.64s'", src, o->name,
-                         o->choices, val);
+                snprintf(err, n, "%s: --%s must be one of %s, not '%.*s'", src, o->name, o->choices,
+                         tt_utf8_cut(val, 64), val);
                 return TT_EINVAL;
             }
         }
@@ -165,8 +169,8 @@ static int set_value(tt_config *cfg, const opt *o, const char *val, const char *
         long long v = strtoll(val, &end, 10);
         if (errno || end == val || *end || v < o->min || v > o->max) {
             snprintf(err, n,
-                     "%s: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%.64s'",
-                     src, o->name, o->min, o->max, val);
+                     "%s: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%.*s'", src,
+                     o->name, o->min, o->max, tt_utf8_cut(val, 64), val);
             return TT_EINVAL;
         }
         if (o->kind == K_INT)
@@ -229,7 +233,8 @@ static int load_file(tt_config *cfg, const char *path, char *err, size_t n)
             break;
         const opt *o = find(key, strlen(key));
         if (!o || strcmp(key, "config") == 0) {
-            snprintf(err, n, "config file %s: unknown option '%.64s'", path, key);
+            snprintf(err, n, "config file %s: unknown option '%.*s'", path, tt_utf8_cut(key, 64),
+                     key);
             rc = TT_EINVAL;
             break;
         }
@@ -343,7 +348,7 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, n, "unexpected argument '%.64s' (see --help)", arg);
+            snprintf(err, n, "unexpected argument '%.*s' (see --help)", tt_utf8_cut(arg, 64), arg);
             return TT_EINVAL;
         }
         const char *name = arg + 2;
@@ -351,7 +356,7 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const opt *o = find(name, nlen);
         if (!o) {
-            snprintf(err, n, "unknown option '%.64s' (see --help)", arg);
+            snprintf(err, n, "unknown option '%.*s' (see --help)", tt_utf8_cut(arg, 64), arg);
             return TT_EINVAL;
         }
         const char *val = eq ? eq + 1 : NULL;

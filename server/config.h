@@ -40,6 +40,7 @@ typedef struct tt_config {
     int64_t memory_events;
     int64_t idle_evict_s;
     int64_t transcript_max;
+    int64_t max_sessions_per_user; /* per tenant and user; 0: no cap */
     /* agents and models */
     int echo_delay_ms;
     char routes_file[1024];

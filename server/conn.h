@@ -20,6 +20,11 @@
 typedef struct tt_outq_item {
     tt_frame frame;
     struct tt_outq_item *next;
+    /* A held reply to a request that changed a session: that session's id and
+     * the request's id, to answer with an error instead if the change is
+     * discarded. sid is "" for every other reply. */
+    char sid[TT_SESSION_ID_MAX + 1];
+    char re[TT_ID_MAX + 1];
 } tt_outq_item;
 
 struct tt_conn {
@@ -56,15 +61,25 @@ struct tt_conn {
 
 /* Queue a reply (consumed) and write what the socket takes now. */
 void tt_conn_send(tt_conn *c, json_t *msg);
-/* Queue the reply to a request that changed state: it goes out once that
- * change is committed (an `ok` means the change survives a crash). Replies
+/* Queue the reply (re: the request's id) to a request that changed session
+ * sid: it goes out once that change is committed (an `ok` means the change
+ * survives a crash), or becomes an error if the change is discarded. Replies
  * after it keep their order behind it. */
-void tt_conn_send_durable(tt_conn *c, json_t *msg);
-/* Registry hook: a commit succeeded; release every held reply. */
+void tt_conn_send_durable(tt_conn *c, const char *sid, const char *re, json_t *msg);
+/* Registry hook: a commit pass ended; release every held reply. */
 void tt_ws_committed(void *ud);
+/* Registry hook: s's uncommitted changes are discarded with err: the held
+ * replies about s become errors, and each socket attached to s is detached
+ * and told so (an `error` with `session`, no `re`). Logged and counted. */
+void tt_ws_discard(tt_session *s, int err, void *ud);
+/* Send the error for a session change that could not be stored (err as
+ * given to tt_ws_discard): unavailable and retryable when the store is full. */
+void tt_conn_store_error(tt_conn *c, const char *re, int err);
 
 /* Send an error reply for err (a tt_err) with message msg. */
 void tt_conn_error(tt_conn *c, const char *re, int err, const char *msg);
+/* The same, saying whether the request may succeed if sent again as is. */
+void tt_conn_error_retryable(tt_conn *c, const char *re, int err, const char *msg, int retryable);
 /* Send the replies, then close with code. */
 void tt_conn_close(tt_conn *c, int code, const char *reason);
 /* Write as much as the socket takes now; ask for a writable callback for the rest. */

@@ -5,6 +5,7 @@
 
 #include "agents/llm/call.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "server/gateway.h"
 #include "server/server.h"
 #include "state/session.h"
@@ -186,7 +187,7 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     tt_gateway_req *g = ud;
     g->call = NULL;
     if (r->model[0])
-        snprintf(g->model, sizeof g->model, "%s", r->model);
+        tt_utf8_copy(g->model, sizeof g->model, r->model);
     if (r->error.cls == TT_LLM_ERR_CANCELLED) {
         g->complete = 1;
         return;
@@ -276,7 +277,7 @@ static void start_call(tt_gateway_req *g, json_t *root)
                              "invalid_request_error", NULL));
         return;
     }
-    snprintf(g->model, sizeof g->model, "%s", model);
+    tt_utf8_copy(g->model, sizeof g->model, model);
     g->stream = json_is_true(stream);
     g->include_usage =
         json_is_true(json_object_get(json_object_get(root, "stream_options"), "include_usage"));
@@ -340,8 +341,8 @@ static void start_call(tt_gateway_req *g, json_t *root)
         int rc = tt_llm_call_start(g->srv->agent_env.llm, model, &req, &hooks, g, &g->call);
         if (rc == TT_ENOTFOUND) {
             char msg[200];
-            snprintf(msg, sizeof msg, "The model `%.64s` does not exist: no route has that alias",
-                     model);
+            snprintf(msg, sizeof msg, "The model `%.*s` does not exist: no route has that alias",
+                     tt_utf8_cut(model, 64), model);
             respond(g, 404, openai_error(msg, "invalid_request_error", "model_not_found"));
         } else if (rc) {
             respond(g, 500, openai_error("the call could not start", "server_error", NULL));

@@ -9,7 +9,7 @@
 
 const char *const tt_wire_codes[TT_WIRE_CODES] = {
     "bad_request",  "unauthenticated", "forbidden",   "not_found", "conflict", "too_large",
-    "rate_limited", "budget_exceeded", "unavailable", "timeout",   "internal",
+    "rate_limited", "budget_exceeded", "unavailable", "timeout",   "internal", "limit_exceeded",
 };
 
 void tt_metrics_error(tt_metrics *m, const char *code)
@@ -92,8 +92,14 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
            "Sockets dropped for falling too far behind", m->dropped_lagging);
     metric(&b, "tether_sockets_dropped_output_total", "counter",
            "Sockets dropped for not reading replies", m->dropped_output);
-    metric(&b, "tether_commit_failures_total", "counter", "Failed group commits",
-           rs->commit_failures);
+    metric(&b, "tether_commit_failures_total", "counter",
+           "Failed commit writes (a batch, or one session written alone)", rs->commit_failures);
+    metric(&b, "tether_commit_store_full_total", "counter",
+           "Failed commit writes because the store (map at its maximum, or disk) was full",
+           rs->commit_store_full);
+    metric(&b, "tether_sessions_discarded_total", "counter",
+           "Sessions whose uncommitted changes could not be stored and were undone",
+           rs->sessions_discarded);
     metric(&b, "tether_store_map_bytes", "gauge", "LMDB map size", ss.map_size);
     metric(&b, "tether_store_used_bytes", "gauge", "LMDB pages in use", ss.used_bytes);
     metric(&b, "tether_store_map_grows_total", "counter", "LMDB map growths", ss.map_grows);

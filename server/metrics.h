@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define TT_WIRE_CODES 11
+#define TT_WIRE_CODES 12
 extern const char *const tt_wire_codes[TT_WIRE_CODES];
 
 typedef struct tt_metrics {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/logging.h"
 
@@ -32,6 +33,10 @@ static tt_session *session_for(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, TT_ENOTFOUND, "no such session");
         return NULL;
     }
+    if (rc == TT_EFULL || rc == TT_EINTERNAL) {
+        tt_conn_store_error(c, m->id, rc); /* its last changes are being discarded */
+        return NULL;
+    }
     if (rc) {
         tt_conn_error(c, m->id, rc, "the session could not be loaded");
         return NULL;
@@ -49,10 +54,16 @@ static void reply_ok(tt_conn *c, const tt_msg *m, json_t *fields)
     tt_conn_send(c, tt_reply_ok(m->id, fields));
 }
 
-/* The ok of a request that changed a session: sent once that change is committed. */
-static void reply_durable(tt_conn *c, const tt_msg *m, json_t *fields)
+/* The ok of a request that changed session s: sent once that change is
+ * committed; an error instead when it could not be (and was undone). */
+static void reply_durable(tt_conn *c, const tt_msg *m, const tt_session *s, json_t *fields)
 {
-    tt_conn_send_durable(c, tt_reply_ok(m->id, fields));
+    if (s->discard_err) {
+        json_decref(fields);
+        tt_conn_store_error(c, m->id, s->discard_err);
+        return;
+    }
+    tt_conn_send_durable(c, s->id, m->id, tt_reply_ok(m->id, fields));
 }
 
 static void on_hello(tt_conn *c, const tt_msg *m)
@@ -94,8 +105,10 @@ static void on_hello(tt_conn *c, const tt_msg *m)
     tt_conn_send(c, w);
 }
 
-/* Attach c to s after `after` and reply ok (the ok goes out before the events). */
-static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, json_t *fields)
+/* Attach c to s after `after` and reply ok (the ok goes out before the
+ * events); durable: the request created s, so the ok waits for the commit. */
+static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, json_t *fields,
+                   int durable)
 {
     tt_cursor *old = tt_conn_cursor(c, s->id);
     if (old)
@@ -105,7 +118,10 @@ static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, j
     int rc = tt_cursor_attach(s, c, after, &recovered, &cur);
     if (rc) {
         json_decref(fields);
-        tt_conn_error(c, m->id, rc, "attach failed");
+        if (s->discard_err)
+            tt_conn_store_error(c, m->id, s->discard_err);
+        else
+            tt_conn_error(c, m->id, rc, "attach failed");
         return;
     }
     tt_conn_add_cursor(c, cur);
@@ -114,7 +130,10 @@ static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, j
     json_object_set_new(fields, "session", json_string(s->id));
     json_object_set_new(fields, "head", json_integer((json_int_t)s->head));
     json_object_set_new(fields, "recovered", json_boolean(recovered));
-    reply_ok(c, m, fields);
+    if (durable)
+        reply_durable(c, m, s, fields);
+    else
+        reply_ok(c, m, fields);
 }
 
 static void on_open(tt_conn *c, const tt_msg *m)
@@ -122,7 +141,7 @@ static void on_open(tt_conn *c, const tt_msg *m)
     char err[160];
     const tt_agent_ops *ops = tt_agent_find(&c->srv->agent_env, m->agent);
     if (!ops) {
-        snprintf(err, sizeof err, "no agent named '%.64s'", m->agent);
+        snprintf(err, sizeof err, "no agent named '%.*s'", tt_utf8_cut(m->agent, 64), m->agent);
         tt_conn_error(c, m->id, TT_ENOTFOUND, err);
         return;
     }
@@ -145,7 +164,7 @@ static void on_open(tt_conn *c, const tt_msg *m)
     }
     const char *route = json_string_value(json_object_get(m->input, "route"));
     if (route && !tt_llm_service_has_route(c->srv->agent_env.llm, route)) {
-        snprintf(err, sizeof err, "no model route named '%.64s'", route);
+        snprintf(err, sizeof err, "no model route named '%.*s'", tt_utf8_cut(route, 64), route);
         tt_conn_error(c, m->id, TT_ENOTFOUND, err);
         return;
     }
@@ -156,18 +175,26 @@ static void on_open(tt_conn *c, const tt_msg *m)
     }
     tt_session *s;
     rc = tt_registry_create(c->srv->reg, c->user, c->tenant, m->agent, m->input, m->metadata, &s);
+    if (rc == TT_ELIMIT) {
+        snprintf(err, sizeof err,
+                 "you have %lld sessions, the most this server keeps per user "
+                 "(--max-sessions-per-user)",
+                 (long long)c->srv->cfg.max_sessions_per_user);
+        tt_conn_error(c, m->id, rc, err);
+        return;
+    }
     if (rc) {
         tt_conn_error(c, m->id, rc, "the session could not be created");
         return;
     }
-    attach(c, m, s, 0, json_pack("{s:s}", "agent", s->agent));
+    attach(c, m, s, 0, json_pack("{s:s}", "agent", s->agent), 1);
 }
 
 static void on_attach(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
     if (s)
-        attach(c, m, s, m->after, NULL);
+        attach(c, m, s, m->after, NULL, 0);
 }
 
 static void on_detach(tt_conn *c, const tt_msg *m)
@@ -185,12 +212,20 @@ static void on_list(tt_conn *c, const tt_msg *m)
     char owner[TT_TENANT_MAX + TT_USER_MAX + 1];
     tt_owner_key(c->tenant, c->user, owner, sizeof owner);
     json_t *sessions;
-    int rc = tt_registry_list(c->srv->reg, owner, &sessions);
+    char next[TT_SESSION_ID_MAX + 1];
+    /* Half the output cap: one page always fits, whatever else is queued. */
+    size_t max_bytes = (size_t)c->srv->cfg.max_output_bytes / 2;
+    int rc = tt_registry_list(c->srv->reg, owner, m->list_after, (size_t)m->limit, max_bytes,
+                              &sessions, next);
+    if (rc == TT_EINVAL) {
+        tt_conn_error(c, m->id, rc, "field 'after' must be the 'next' of a previous page");
+        return;
+    }
     if (rc) {
         tt_conn_error(c, m->id, rc, "the sessions could not be listed");
         return;
     }
-    reply_ok(c, m, json_pack("{s:o}", "sessions", sessions));
+    reply_ok(c, m, json_pack("{s:o, s:s?}", "sessions", sessions, "next", next[0] ? next : NULL));
 }
 
 static void on_close(tt_conn *c, const tt_msg *m)
@@ -199,7 +234,7 @@ static void on_close(tt_conn *c, const tt_msg *m)
     if (!s)
         return;
     tt_agent_close(s);
-    reply_durable(c, m, json_pack("{s:s}", "state", tt_state_name(s->state)));
+    reply_durable(c, m, s, json_pack("{s:s}", "state", tt_state_name(s->state)));
 }
 
 static void on_say(tt_conn *c, const tt_msg *m)
@@ -213,7 +248,7 @@ static void on_say(tt_conn *c, const tt_msg *m)
     if (rc)
         tt_conn_error(c, m->id, rc, err);
     else
-        reply_durable(c, m, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
+        reply_durable(c, m, s, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
 }
 
 static void on_answer(tt_conn *c, const tt_msg *m)
@@ -226,7 +261,7 @@ static void on_answer(tt_conn *c, const tt_msg *m)
     if (rc)
         tt_conn_error(c, m->id, rc, err);
     else
-        reply_durable(c, m, NULL);
+        reply_durable(c, m, s, NULL);
 }
 
 static void on_decide(tt_conn *c, const tt_msg *m)
@@ -239,7 +274,7 @@ static void on_decide(tt_conn *c, const tt_msg *m)
     if (rc)
         tt_conn_error(c, m->id, rc, err);
     else
-        reply_durable(c, m, NULL);
+        reply_durable(c, m, s, NULL);
 }
 
 static void on_cancel(tt_conn *c, const tt_msg *m)
@@ -252,7 +287,7 @@ static void on_cancel(tt_conn *c, const tt_msg *m)
     if (rc)
         tt_conn_error(c, m->id, rc, "cancel failed");
     else
-        reply_durable(c, m, json_pack("{s:b}", "cancelled", cancelled));
+        reply_durable(c, m, s, json_pack("{s:b}", "cancelled", cancelled));
 }
 
 static void on_ack(tt_conn *c, const tt_msg *m)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -140,7 +141,8 @@ static int setup_models(tt_server *srv)
     }
     rc = tt_agent_load_prompts(&srv->agent_env, srv->cfg.prompts_dir, err, sizeof err);
     if (rc == 0 && !tt_agent_prompt(&srv->agent_env, "chat.system")) {
-        snprintf(err, sizeof err, "no chat.system prompt in %.400s", srv->cfg.prompts_dir);
+        snprintf(err, sizeof err, "no chat.system prompt in %.*s",
+                 tt_utf8_cut(srv->cfg.prompts_dir, 400), srv->cfg.prompts_dir);
         rc = TT_ENOTFOUND;
     }
     if (rc) {
@@ -195,8 +197,10 @@ static int setup_storage(tt_server *srv)
         .idle_evict_ms = cfg->idle_evict_s * 1000,
         .transcript_max = (size_t)cfg->transcript_max,
         .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
+        .max_sessions_per_owner = (uint64_t)cfg->max_sessions_per_user,
     };
-    tt_registry_hooks hooks = {srv, bind_hook, unbind_hook, tt_ws_deliver, tt_ws_committed};
+    tt_registry_hooks hooks = {srv,           bind_hook,       unbind_hook,
+                               tt_ws_deliver, tt_ws_committed, tt_ws_discard};
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
     return rc;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/logging.h"
 
@@ -86,15 +87,83 @@ static void hold(tt_conn *c, tt_outq_item *it)
     }
 }
 
-void tt_conn_send_durable(tt_conn *c, json_t *msg)
+void tt_conn_send_durable(tt_conn *c, const char *sid, const char *re, json_t *msg)
 {
     if (!tt_registry_dirty(c->srv->reg) && !c->held_head) {
         tt_conn_send(c, msg);
         return;
     }
     tt_outq_item *it = make_item(c, msg);
-    if (it)
-        hold(c, it);
+    if (!it)
+        return;
+    tt_utf8_copy(it->sid, sizeof it->sid, sid);
+    tt_utf8_copy(it->re, sizeof it->re, re);
+    hold(c, it);
+}
+
+/* Why a session's changes were discarded, in words for its clients. */
+static const char *discard_message(int err, int *retryable)
+{
+    *retryable = err != TT_EINTERNAL;
+    switch (err) {
+    case TT_EFULL:
+        return "the store is full: the change was not saved; retry later";
+    case TT_EINTERNAL:
+        return "the session's new state could not be encoded; its last changes were undone";
+    default:
+        return "the store failed: the change was not saved; retry later";
+    }
+}
+
+/* The held reply it becomes an error reply to the same request. */
+static void fail_held(tt_conn *c, tt_outq_item *it, int err)
+{
+    int retryable;
+    const char *why = discard_message(err, &retryable);
+    tt_frame frame;
+    const char *code = tt_err_wire(err);
+    if (tt_frame_from_json(tt_reply_error(it->re[0] ? it->re : NULL, code, why, retryable), LWS_PRE,
+                           &frame) != 0) {
+        c->failed = 1; /* no memory for the error: the client must not see the ok */
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    tt_metrics_error(&c->srv->metrics, code);
+    tt_frame_release(&it->frame);
+    it->frame = frame;
+    it->sid[0] = '\0';
+}
+
+void tt_conn_store_error(tt_conn *c, const char *re, int err)
+{
+    int retryable;
+    const char *why = discard_message(err, &retryable);
+    tt_conn_error_retryable(c, re, err, why, retryable);
+}
+
+void tt_ws_discard(tt_session *s, int err, void *ud)
+{
+    tt_server *srv = ud;
+    for (tt_conn *c = srv->held; c; c = c->held_next) {
+        for (tt_outq_item *it = c->held_head; it; it = it->next) {
+            if (strcmp(it->sid, s->id) == 0)
+                fail_held(c, it, err);
+        }
+    }
+    int retryable;
+    const char *why = discard_message(err, &retryable);
+    while (s->cursors) {
+        tt_cursor *cur = s->cursors;
+        tt_conn *c = cur->owner;
+        tt_conn_remove_cursor(c, cur);
+        json_t *note = tt_reply_error(NULL, tt_err_wire(err), why, retryable);
+        if (note)
+            json_object_set_new(note, "session", json_string(s->id));
+        tt_conn_send(c, note);
+    }
+    tt_log(TT_ERROR, "session changes discarded: they could not be stored",
+           json_pack("{s:s, s:s, s:s, s:s}", "session", s->id, "tenant", s->tenant, "user", s->user,
+                     "error", tt_strerror(err)));
 }
 
 void tt_ws_committed(void *ud)
@@ -152,9 +221,14 @@ void tt_conn_send(tt_conn *c, json_t *msg)
 
 void tt_conn_error(tt_conn *c, const char *re, int err, const char *msg)
 {
+    tt_conn_error_retryable(c, re, err, msg, err == TT_ERATE);
+}
+
+void tt_conn_error_retryable(tt_conn *c, const char *re, int err, const char *msg, int retryable)
+{
     const char *code = tt_err_wire(err);
     tt_metrics_error(&c->srv->metrics, code);
-    json_t *reply = tt_reply_error(re, code, msg ? msg : tt_strerror(err), err == TT_ERATE);
+    json_t *reply = tt_reply_error(re, code, msg ? msg : tt_strerror(err), retryable);
     if (reply && err == TT_ERATE)
         json_object_set_new(reply, "retry_after_s", json_integer(1));
     tt_conn_send(c, reply);

@@ -41,8 +41,10 @@ int tt_cursor_attach(tt_session *s, void *owner, uint64_t after, int *recovered,
     /* A snapshot must describe committed state only: commit first. */
     if (s->committed < s->head) {
         int rc = tt_registry_flush(s->reg);
-        if (rc)
-            return rc;
+        if (s->discard_err)
+            return s->discard_err; /* s itself could not be committed */
+        if (s->committed < s->head)
+            return rc ? rc : TT_EINTERNAL;
     }
     tt_cursor *c = calloc(1, sizeof *c);
     if (!c)

@@ -4,13 +4,12 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "state/map.h"
 #include "state/registry.h"
 
 const double tt_commit_bucket_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                             0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
-
-#define RETRY_AFTER_FAILURE_MS 100
 
 struct tt_registry {
     uv_loop_t *loop;
@@ -18,7 +17,8 @@ struct tt_registry {
     tt_registry_options opt;
     tt_registry_hooks hooks;
     tt_map sessions;
-    tt_session *dirty; /* singly linked through next_dirty */
+    tt_session *dirty;     /* singly linked through next_dirty */
+    tt_session *discarded; /* dropped at the end of the pass; also through next_dirty */
     tt_registry_stats stats;
     int failing;
     int closing;
@@ -26,7 +26,6 @@ struct tt_registry {
     uv_check_t commit_check; /* commits at the end of each loop pass */
     uv_idle_t commit_idle;   /* keeps poll from blocking while anything is dirty */
     uv_timer_t maintenance;  /* eviction and periodic fsync */
-    uv_timer_t retry;        /* retries a failed commit */
     int64_t last_sync_ms;
 };
 
@@ -39,6 +38,7 @@ typedef struct commit_item {
     uint64_t first_seq;
     uint64_t head;
     int active;
+    int err; /* why this session could not be committed (0: it was) */
 } commit_item;
 
 typedef struct commit_batch {
@@ -49,7 +49,6 @@ typedef struct commit_batch {
 static void on_check(uv_check_t *h);
 static void on_idle(uv_idle_t *h);
 static void on_maintenance(uv_timer_t *t);
-static void on_retry(uv_timer_t *t);
 
 int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options *opt,
                     const tt_registry_hooks *hooks, tt_registry **out)
@@ -65,10 +64,9 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
     uv_check_init(loop, &reg->commit_check);
     uv_idle_init(loop, &reg->commit_idle);
     uv_timer_init(loop, &reg->maintenance);
-    uv_timer_init(loop, &reg->retry);
     reg->commit_check.data = reg->commit_idle.data = reg;
-    reg->maintenance.data = reg->retry.data = reg;
-    reg->open_handles = 4;
+    reg->maintenance.data = reg;
+    reg->open_handles = 3;
     uv_check_start(&reg->commit_check, on_check);
     uv_unref((uv_handle_t *)&reg->commit_check);
     uint64_t period = 1000;
@@ -84,13 +82,12 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
 
 void tt_registry_mark_dirty(tt_registry *reg, tt_session *s)
 {
-    if (s->in_dirty_list)
-        return;
+    if (s->in_dirty_list || s->discard_err)
+        return; /* a session being discarded commits nothing more */
     s->in_dirty_list = 1;
     s->next_dirty = reg->dirty;
     reg->dirty = s;
-    if (!reg->failing)
-        uv_idle_start(&reg->commit_idle, on_idle);
+    uv_idle_start(&reg->commit_idle, on_idle);
 }
 
 static int fill_commit(tt_store_txn *txn, void *arg)
@@ -100,6 +97,8 @@ static int fill_commit(tt_store_txn *txn, void *arg)
         commit_item *it = &b->items[i];
         tt_session *s = it->s;
         int rc = 0;
+        if (it->err)
+            continue; /* left out: its record could not be encoded */
         for (uint64_t q = s->committed + 1; rc == 0 && q <= it->head; q++) {
             const tt_frame *f = &s->ring[q % s->ring_cap];
             assert(q >= s->ring_first);
@@ -152,7 +151,7 @@ static int batch_prepare(tt_registry *reg, commit_batch *b)
             it->record = tt_session_record(s, &it->record_len);
             s->first_seq = saved;
             if (!it->record)
-                return TT_ENOMEM;
+                it->err = TT_EINTERNAL; /* unencodable (or no memory): this session only */
         }
     }
     return 0;
@@ -169,6 +168,72 @@ static void observe_latency(tt_registry *reg, double secs)
     }
 }
 
+static void count_failure(tt_registry *reg, int rc)
+{
+    reg->stats.commit_failures++;
+    if (rc == TT_EFULL)
+        reg->stats.commit_store_full++;
+}
+
+/* Write the batch in one transaction; when that fails, write each session
+ * alone so that one session that cannot be stored does not stop the others.
+ * Sets each item's err; returns the first error. */
+static int batch_write(tt_registry *reg, commit_batch *b)
+{
+    size_t live = 0;
+    int first = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        live += !b->items[i].err;
+        if (b->items[i].err && !first)
+            first = b->items[i].err;
+    }
+    if (live == 0)
+        return first;
+    int rc = tt_store_write(reg->store, fill_commit, b);
+    if (rc == 0)
+        return first;
+    count_failure(reg, rc);
+    for (size_t i = 0; i < b->n; i++) {
+        commit_item *it = &b->items[i];
+        if (it->err)
+            continue;
+        commit_batch one = {it, 1};
+        it->err = live == 1 ? rc : tt_store_write(reg->store, fill_commit, &one);
+        if (it->err && live > 1)
+            count_failure(reg, it->err);
+        if (it->err && !first)
+            first = it->err;
+    }
+    return first;
+}
+
+/* The session's uncommitted changes cannot be stored: fail what waits on
+ * them now; the session leaves memory at the end of the pass. */
+static void discard_session(tt_registry *reg, tt_session *s, int err)
+{
+    s->discard_err = err;
+    s->next_dirty = reg->discarded;
+    reg->discarded = s;
+    reg->stats.sessions_discarded++;
+    if (reg->hooks.discard)
+        reg->hooks.discard(s, err, reg->hooks.ud);
+}
+
+static void apply_item(tt_registry *reg, commit_item *it)
+{
+    tt_session *s = it->s;
+    reg->stats.events_appended += it->head - s->committed;
+    s->committed = it->head;
+    s->first_seq = it->first_seq;
+    s->active_stored = it->active;
+    if (it->record) {
+        s->record_dirty = 0;
+        s->record_head = it->head;
+        s->stored = 1;
+    }
+    tt_session_ring_after_commit(s);
+}
+
 int tt_registry_flush(tt_registry *reg)
 {
     if (!reg->dirty)
@@ -176,47 +241,41 @@ int tt_registry_flush(tt_registry *reg)
     commit_batch b = {0};
     uint64_t t0 = uv_hrtime();
     int rc = batch_prepare(reg, &b);
-    if (rc == 0)
-        rc = tt_store_write(reg->store, fill_commit, &b);
     if (rc) {
-        batch_free(&b);
-        reg->stats.commit_failures++;
-        if (!reg->failing) {
-            reg->failing = 1;
-            uv_idle_stop(&reg->commit_idle);
-            uv_timer_start(&reg->retry, on_retry, RETRY_AFTER_FAILURE_MS, 0);
-        }
+        batch_free(&b); /* no memory even for the batch: everything stays dirty */
+        count_failure(reg, rc);
+        reg->failing = 1;
         return rc;
     }
-    observe_latency(reg, (double)(uv_hrtime() - t0) / 1e9);
-    reg->stats.commits++;
-    reg->failing = 0;
+    rc = batch_write(reg, &b);
+    reg->failing = rc != 0;
+    size_t applied = 0;
+    for (size_t i = 0; i < b.n; i++)
+        applied += !b.items[i].err;
+    if (applied) {
+        observe_latency(reg, (double)(uv_hrtime() - t0) / 1e9);
+        reg->stats.commits++;
+    }
 
     /* Apply the batch, then deliver: a deliver hook may append nothing and
      * free nothing, but it may detach cursors of its own connection. */
-    tt_session *list = reg->dirty;
     reg->dirty = NULL;
     for (size_t i = 0; i < b.n; i++) {
-        commit_item *it = &b.items[i];
-        tt_session *s = it->s;
-        reg->stats.events_appended += it->head - s->committed;
-        s->committed = it->head;
-        s->first_seq = it->first_seq;
-        s->active_stored = it->active;
-        if (it->record) {
-            s->record_dirty = 0;
-            s->record_head = it->head;
-        }
-        tt_session_ring_after_commit(s);
+        b.items[i].s->next_dirty = NULL;
+        b.items[i].s->in_dirty_list = 0;
     }
-    batch_free(&b);
+    for (size_t i = 0; i < b.n; i++) {
+        if (b.items[i].err)
+            discard_session(reg, b.items[i].s, b.items[i].err);
+        else
+            apply_item(reg, &b.items[i]);
+    }
     if (reg->hooks.committed)
         reg->hooks.committed(reg->hooks.ud);
-    while (list) {
-        tt_session *s = list;
-        list = s->next_dirty;
-        s->next_dirty = NULL;
-        s->in_dirty_list = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        tt_session *s = b.items[i].s;
+        if (b.items[i].err)
+            continue;
         /* Events appended after this batch was prepared (none today) stay dirty. */
         if (s->committed < s->head || s->record_dirty)
             tt_registry_mark_dirty(reg, s);
@@ -226,29 +285,38 @@ int tt_registry_flush(tt_registry *reg)
                 reg->hooks.deliver(c, reg->hooks.ud);
         }
     }
+    batch_free(&b);
     if (!reg->dirty)
         uv_idle_stop(&reg->commit_idle);
-    return 0;
+    return rc;
+}
+
+static void session_drop(tt_registry *reg, tt_session *s);
+
+/* Free the sessions discarded during this pass, at a point where nothing
+ * up the stack holds them. Their next use reloads the committed state. */
+static void drop_discarded(tt_registry *reg)
+{
+    while (reg->discarded) {
+        tt_session *s = reg->discarded;
+        reg->discarded = s->next_dirty;
+        s->next_dirty = NULL;
+        if (s->cursors && reg->hooks.discard) /* attached since: detach them too */
+            reg->hooks.discard(s, s->discard_err, reg->hooks.ud);
+        session_drop(reg, s);
+    }
 }
 
 static void on_check(uv_check_t *h)
 {
     tt_registry *reg = h->data;
-    if (!reg->failing)
-        tt_registry_flush(reg);
+    tt_registry_flush(reg);
+    drop_discarded(reg);
 }
 
 static void on_idle(uv_idle_t *h)
 {
     (void)h; /* its only job is to keep uv_run from blocking in poll */
-}
-
-static void on_retry(uv_timer_t *t)
-{
-    tt_registry *reg = t->data;
-    reg->failing = 0;
-    if (tt_registry_flush(reg) == 0 && reg->dirty)
-        uv_idle_start(&reg->commit_idle, on_idle);
 }
 
 static int session_insert(tt_registry *reg, tt_session *s, int resumed)
@@ -264,16 +332,38 @@ static int session_insert(tt_registry *reg, tt_session *s, int resumed)
     return 0;
 }
 
+/* TT_ELIMIT when tenant/user owns max_sessions_per_owner sessions: those in
+ * the store and those created since the last commit. */
+static int owner_at_cap(tt_registry *reg, const char *user, const char *tenant)
+{
+    uint64_t cap = reg->opt.max_sessions_per_owner, fresh = 0, stored = 0;
+    if (!cap)
+        return 0;
+    for (tt_session *s = reg->dirty; s; s = s->next_dirty)
+        fresh += !s->stored && strcmp(s->user, user) == 0 && strcmp(s->tenant, tenant) == 0;
+    if (fresh >= cap)
+        return TT_ELIMIT;
+    char owner[TT_TENANT_MAX + TT_USER_MAX + 1];
+    tt_owner_key(tenant, user, owner, sizeof owner);
+    int rc = tt_store_count_user(reg->store, owner, cap - fresh, &stored);
+    if (rc)
+        return rc;
+    return fresh + stored >= cap ? TT_ELIMIT : 0;
+}
+
 int tt_registry_create(tt_registry *reg, const char *user, const char *tenant, const char *agent,
                        json_t *input, json_t *metadata, tt_session **out)
 {
+    int rc = owner_at_cap(reg, user, tenant);
+    if (rc)
+        return rc;
     tt_session *s = tt_session_new(reg);
     if (!s)
         return TT_ENOMEM;
     tt_new_id("s", s->id, sizeof s->id);
-    snprintf(s->user, sizeof s->user, "%s", user);
-    snprintf(s->tenant, sizeof s->tenant, "%s", tenant);
-    snprintf(s->agent, sizeof s->agent, "%s", agent);
+    tt_utf8_copy(s->user, sizeof s->user, user);
+    tt_utf8_copy(s->tenant, sizeof s->tenant, tenant);
+    tt_utf8_copy(s->agent, sizeof s->agent, agent);
     s->created_ms = s->updated_ms = tt_wall_ms();
     s->last_used_ms = (int64_t)uv_now(reg->loop);
     if (input) {
@@ -285,14 +375,14 @@ int tt_registry_create(tt_registry *reg, const char *user, const char *tenant, c
         s->metadata = json_deep_copy(metadata);
         const char *title = json_string_value(json_object_get(metadata, "title"));
         if (title)
-            snprintf(s->title, sizeof s->title, "%s", title);
+            tt_utf8_copy(s->title, sizeof s->title, title);
     }
     if (!s->input || !s->metadata) {
         tt_session_free(s);
         return TT_ENOMEM;
     }
     tt_session_touch(s);
-    int rc = session_insert(reg, s, 0);
+    rc = session_insert(reg, s, 0);
     if (rc) {
         /* Nothing was committed: drop it from the dirty list and free it. */
         tt_session **pp = &reg->dirty;
@@ -330,6 +420,7 @@ static int load(tt_registry *reg, const char *sid, tt_session **out)
         s->ring_first = last + 1;
     }
     s->active_stored = s->state == TT_STATE_RUNNING;
+    s->stored = 1;
     s->last_used_ms = (int64_t)uv_now(reg->loop);
     if (rc == 0)
         rc = session_insert(reg, s, 1);
@@ -345,6 +436,8 @@ static int load(tt_registry *reg, const char *sid, tt_session **out)
 int tt_registry_get(tt_registry *reg, const char *sid, tt_session **out)
 {
     tt_session *s = tt_map_get(&reg->sessions, sid);
+    if (s && s->discard_err)
+        return s->discard_err;
     if (s) {
         s->last_used_ms = (int64_t)uv_now(reg->loop);
         *out = s;
@@ -356,14 +449,37 @@ int tt_registry_get(tt_registry *reg, const char *sid, tt_session **out)
 typedef struct list_ctx {
     tt_registry *reg;
     json_t *arr;
+    size_t limit, max_bytes, bytes;
+    char last[TT_SESSION_ID_MAX + 1]; /* the last session on the page */
+    int more;                         /* a session did not fit: there is a next page */
 } list_ctx;
+
+#define LIST_PAGE_FULL 1 /* list_one's "stop here", not an error */
+
+static int list_add(list_ctx *lc, const char *sid, json_t *summary)
+{
+    if (!summary)
+        return TT_ENOMEM;
+    size_t len = json_dumpb(summary, NULL, 0, JSON_COMPACT) + 1;
+    size_t n = json_array_size(lc->arr);
+    if (n >= lc->limit || (n > 0 && lc->bytes + len > lc->max_bytes)) {
+        json_decref(summary);
+        lc->more = 1;
+        return LIST_PAGE_FULL;
+    }
+    if (json_array_append_new(lc->arr, summary))
+        return TT_ENOMEM;
+    lc->bytes += len;
+    tt_utf8_copy(lc->last, sizeof lc->last, sid);
+    return 0;
+}
 
 static int list_one(const char *sid, const char *json, size_t len, void *arg)
 {
     list_ctx *lc = arg;
     tt_session *live = tt_map_get(&lc->reg->sessions, sid);
-    if (live)
-        return json_array_append_new(lc->arr, tt_session_summary(live)) ? TT_ENOMEM : 0;
+    if (live && !live->discard_err)
+        return list_add(lc, sid, tt_session_summary(live));
     tt_session *s = tt_session_new(lc->reg);
     if (!s)
         return TT_ENOMEM;
@@ -372,26 +488,28 @@ static int list_one(const char *sid, const char *json, size_t len, void *arg)
     if (rc == 0 && tt_store_last_seq(lc->reg->store, sid, &last) == 0 && last > s->head)
         s->head = last;
     if (rc == 0)
-        rc = json_array_append_new(lc->arr, tt_session_summary(s)) ? TT_ENOMEM : 0;
+        rc = list_add(lc, sid, tt_session_summary(s));
     else
         rc = 0; /* an unreadable record is skipped, not fatal to the listing */
     tt_session_free(s);
     return rc;
 }
 
-int tt_registry_list(tt_registry *reg, const char *user, json_t **out)
+int tt_registry_list(tt_registry *reg, const char *owner, const char *after, size_t limit,
+                     size_t max_bytes, json_t **out, char next[TT_SESSION_ID_MAX + 1])
 {
-    list_ctx lc = {reg, json_array()};
+    list_ctx lc = {.reg = reg, .arr = json_array(), .limit = limit, .max_bytes = max_bytes};
     if (!lc.arr)
         return TT_ENOMEM;
-    /* Sessions created this pass are not in the store yet. */
-    int rc = tt_registry_flush(reg);
-    if (rc == 0)
-        rc = tt_store_list_user(reg->store, user, list_one, &lc);
-    if (rc) {
+    /* Sessions created this pass are not in the store yet. A session that
+     * cannot be committed is being discarded: the listing shows what is stored. */
+    tt_registry_flush(reg);
+    int rc = tt_store_list_user_after(reg->store, owner, after, list_one, &lc);
+    if (rc && rc != LIST_PAGE_FULL) {
         json_decref(lc.arr);
         return rc;
     }
+    tt_utf8_copy(next, TT_SESSION_ID_MAX + 1, lc.more ? lc.last : "");
     *out = lc.arr;
     return 0;
 }
@@ -439,6 +557,8 @@ static void evict_idle(tt_registry *reg)
     tt_session **victims = NULL;
     size_t n = 0, cap = 0;
     while ((s = tt_map_next(&reg->sessions, &pos))) {
+        if (s->discard_err)
+            continue; /* the end of the pass drops it */
         if (s->record_head != s->head && !s->in_dirty_list && !s->cursors) {
             tt_session_touch(s); /* write the record's final head before evicting */
             continue;
@@ -487,6 +607,7 @@ void tt_registry_close(tt_registry *reg)
     reg->closing = 1;
     reg->failing = 0;
     tt_registry_flush(reg);
+    drop_discarded(reg);
     size_t pos = 0;
     tt_session *s;
     tt_session **all = calloc(reg->sessions.count + 1, sizeof *all);
@@ -500,7 +621,6 @@ void tt_registry_close(tt_registry *reg)
     uv_close((uv_handle_t *)&reg->commit_check, on_handle_closed);
     uv_close((uv_handle_t *)&reg->commit_idle, on_handle_closed);
     uv_close((uv_handle_t *)&reg->maintenance, on_handle_closed);
-    uv_close((uv_handle_t *)&reg->retry, on_handle_closed);
 }
 
 void tt_registry_foreach(tt_registry *reg, void (*fn)(tt_session *s, void *ud), void *ud)

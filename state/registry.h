@@ -6,6 +6,14 @@
  * in one LMDB write transaction per loop pass, then hands the new events to
  * each attached cursor through hooks.deliver.
  *
+ * One session never stops the others: a session whose record cannot be
+ * encoded is left out of the batch, and when the batch's write fails each
+ * session is written alone. A session that still cannot be stored has its
+ * uncommitted changes discarded: hooks.discard fails the requests waiting on
+ * them, and at the end of the loop pass the session leaves memory, so its
+ * next use reloads the last committed state (clients never saw the discarded
+ * events: cursors only hand out committed ones).
+ *
  * Sessions not used for idle_evict_ms (no cursors, nothing uncommitted, agent
  * not running) are freed and loaded back from the store on demand. Start-up
  * reads only the small "active" index, to resume agents that were working. */
@@ -18,13 +26,14 @@
 #include "state/store.h"
 
 typedef struct tt_registry_options {
-    size_t headroom;          /* bytes reserved in front of each frame (LWS_PRE) */
-    size_t memory_events;     /* committed events kept in memory per session */
-    uint64_t retain_events;   /* events kept in the store per session; 0 = all */
-    uint64_t max_lag_events;  /* a cursor further behind gets a snapshot instead */
-    int64_t idle_evict_ms;    /* evict sessions unused this long */
-    size_t transcript_max;    /* transcript entries kept in the record */
-    int64_t sync_interval_ms; /* fsync period under TT_SYNC_PERIODIC; 0 = none */
+    size_t headroom;                 /* bytes reserved in front of each frame (LWS_PRE) */
+    size_t memory_events;            /* committed events kept in memory per session */
+    uint64_t retain_events;          /* events kept in the store per session; 0 = all */
+    uint64_t max_lag_events;         /* a cursor further behind gets a snapshot instead */
+    int64_t idle_evict_ms;           /* evict sessions unused this long */
+    size_t transcript_max;           /* transcript entries kept in the record */
+    int64_t sync_interval_ms;        /* fsync period under TT_SYNC_PERIODIC; 0 = none */
+    uint64_t max_sessions_per_owner; /* tt_registry_create refuses more (TT_ELIMIT); 0 = no cap */
 } tt_registry_options;
 
 typedef struct tt_registry_hooks {
@@ -36,9 +45,15 @@ typedef struct tt_registry_hooks {
     void (*unbind)(tt_session *s, void *ud);
     /* c has committed events to send. */
     void (*deliver)(tt_cursor *c, void *ud);
-    /* A commit just succeeded (called before its events are delivered): replies
-     * held until their changes were durable may go out now. May be NULL. */
+    /* A commit pass ended (called before its events are delivered): every change
+     * made before it is committed or was discarded, so the replies held until
+     * then may go out. May be NULL. */
     void (*committed)(void *ud);
+    /* s's uncommitted changes are being discarded with err (a tt_err): fail
+     * the replies waiting on them and detach s's cursors. Called when the
+     * commit fails (and before s is freed, if cursors were attached since).
+     * May be NULL only when nothing holds replies or cursors. */
+    void (*discard)(tt_session *s, int err, void *ud);
 } tt_registry_hooks;
 
 /* Counters, read by /metrics. */
@@ -46,7 +61,9 @@ typedef struct tt_registry_stats {
     uint64_t sessions_memory;
     uint64_t events_appended;
     uint64_t commits;
-    uint64_t commit_failures;
+    uint64_t commit_failures;    /* writes (batch or single session) that failed */
+    uint64_t commit_store_full;  /* of those, failed because the store was full */
+    uint64_t sessions_discarded; /* sessions whose uncommitted changes were thrown away */
     uint64_t sessions_loaded;
     uint64_t sessions_evicted;
     /* commit latency histogram: counts of commits <= bound (cumulative at render) */
@@ -63,17 +80,26 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
  * freed once its handles are closed (uv_run must run again). */
 void tt_registry_close(tt_registry *reg);
 
-/* Create a session for user; agent binding happens through hooks.bind. */
+/* Create a session for user; agent binding happens through hooks.bind.
+ * TT_ELIMIT when the owner already has max_sessions_per_owner sessions. */
 int tt_registry_create(tt_registry *reg, const char *user, const char *tenant, const char *agent,
                        json_t *input, json_t *metadata, tt_session **out);
 
-/* Find a session in memory or load it from the store. TT_ENOTFOUND if absent. */
+/* Find a session in memory or load it from the store. TT_ENOTFOUND if absent;
+ * the discard error while its uncommitted changes are being thrown away. */
 int tt_registry_get(tt_registry *reg, const char *sid, tt_session **out);
 
-/* The sessions of owner (see tt_owner_key) as a JSON array of summaries (new reference). */
-int tt_registry_list(tt_registry *reg, const char *owner, json_t **out);
+/* One page of the sessions of owner (see tt_owner_key), in session id order,
+ * after the session id `after` (NULL or "": from the first): a JSON array of
+ * summaries (new reference), at most limit of them and, beyond the first,
+ * no more than max_bytes of encoded JSON. next gets the id to pass as
+ * `after` for the following page, or "" when this page is the last. */
+int tt_registry_list(tt_registry *reg, const char *owner, const char *after, size_t limit,
+                     size_t max_bytes, json_t **out, char next[TT_SESSION_ID_MAX + 1]);
 
-/* Commit everything dirty now (normally done once per loop pass). */
+/* Commit everything dirty now (normally done once per loop pass). Returns 0
+ * when everything committed, else the first error (the sessions concerned
+ * are being discarded, see above). */
 int tt_registry_flush(tt_registry *reg);
 
 /* Load every session marked active in the store, so their agents resume. */
@@ -89,7 +115,7 @@ const tt_registry_stats *tt_registry_stats_get(const tt_registry *reg);
 const tt_registry_options *tt_registry_options_get(const tt_registry *reg);
 uv_loop_t *tt_registry_loop(const tt_registry *reg);
 tt_store *tt_registry_store(const tt_registry *reg);
-/* 1 while the last commit failed (the server is not ready). */
+/* 1 while the last commit pass had a failure (the server is not ready). */
 int tt_registry_failing(const tt_registry *reg);
 
 /* Visit every session held in memory (the registry must not change meanwhile). */

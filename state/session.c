@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 #include "state/registry.h"
 #include "state/session.h"
 
@@ -61,7 +62,7 @@ void tt_new_id(const char *prefix, char *out, size_t n)
 
 static void copy_str(char *dst, size_t n, const char *src)
 {
-    snprintf(dst, n, "%s", src ? src : "");
+    tt_utf8_copy(dst, n, src);
 }
 
 tt_session *tt_session_new(tt_registry *reg)
@@ -155,14 +156,8 @@ static void transcript_add(tt_session *s, const char *role, json_t *body)
         json_array_remove(s->transcript, 0);
     if (s->title[0] == '\0' && strcmp(role, "user") == 0) {
         const char *text = json_string_value(json_object_get(body, "text"));
-        size_t n = text ? strlen(text) : 0;
-        if (n > TT_TITLE_MAX)
-            n = TT_TITLE_MAX;
-        /* Do not cut a UTF-8 sequence in half. */
-        while (n > 0 && n < strlen(text) && ((unsigned char)text[n] & 0xC0) == 0x80)
-            n--;
         if (text)
-            snprintf(s->title, sizeof s->title, "%.*s", (int)n, text);
+            tt_utf8_copy(s->title, sizeof s->title, text);
     }
 }
 

@@ -85,6 +85,8 @@ struct tt_session {
     int in_dirty_list;
     int record_dirty;     /* the record must be rewritten at the next commit */
     int active_stored;    /* what the store's "active" index says */
+    int stored;           /* the record is in the store (counts towards the owner's cap) */
+    int discard_err;      /* non-zero: the changes not committed are being thrown away */
     uint64_t record_head; /* head when the record was last written */
     int64_t last_used_ms; /* monotonic, for eviction */
 };

@@ -74,6 +74,9 @@ static int from_mdb(int rc)
     case MDB_MAP_FULL:
     case MDB_TXN_FULL:
         return TT_EFULL;
+    case ENOSPC: /* the disk is full: as full as a map at its maximum */
+    case EDQUOT:
+        return TT_EFULL;
     case ENOMEM:
         return TT_ENOMEM;
     default:
@@ -639,14 +642,21 @@ int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq)
 
 int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, void *ctx)
 {
-    if (!st || !user || !fn)
+    return tt_store_list_user_after(st, user, NULL, fn, ctx);
+}
+
+int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
+                             tt_store_session_fn fn, void *ctx)
+{
+    size_t alen = 0;
+    if (!st || !user || !fn || (after && after[0] && sid_check(after, &alen) != 0))
         return TT_EINVAL;
-    size_t ulen = strlen(user);
-    if (ulen + 1 > st->maxkey)
+    size_t plen = strlen(user) + 1; /* the terminator ends the user part */
+    if (plen + alen > st->maxkey)
         return TT_EINVAL;
-    char prefix[KEY_BUF];
-    memcpy(prefix, user, ulen + 1); /* the terminator ends the user part */
-    size_t plen = ulen + 1;
+    char start[KEY_BUF]; /* user, its terminator, then `after`: where the scan starts */
+    memcpy(start, user, plen);
+    memcpy(start + plen, after ? after : "", alen);
 
     MDB_txn *t;
     int rc = rd_begin(st, &t);
@@ -658,9 +668,12 @@ int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, v
         rd_end(st, t);
         return from_mdb(rc);
     }
-    MDB_val key = {plen, prefix}, val;
+    MDB_val key = {plen + alen, start}, val;
     int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    while (mrc == 0 && key.mv_size >= plen && memcmp(key.mv_data, prefix, plen) == 0) {
+    if (mrc == 0 && alen && key.mv_size == plen + alen &&
+        memcmp(key.mv_data, start, plen + alen) == 0)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT); /* strictly after `after` */
+    while (mrc == 0 && key.mv_size >= plen && memcmp(key.mv_data, start, plen) == 0) {
         size_t n = key.mv_size - plen;
         char sid[TT_SESSION_ID_MAX + 1];
         if (n >= 1 && n <= TT_SESSION_ID_MAX) {
@@ -683,6 +696,26 @@ int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, v
     mdb_cursor_close(cur);
     rd_end(st, t);
     return rc;
+}
+
+typedef struct count_ctx {
+    uint64_t n, max;
+} count_ctx;
+
+#define COUNT_REACHED 1 /* count_one's "stop here", not an error */
+
+static int count_one(const char *sid, const char *json, size_t len, void *arg)
+{
+    count_ctx *cc = arg;
+    return ++cc->n >= cc->max ? COUNT_REACHED : 0;
+}
+
+int tt_store_count_user(tt_store *st, const char *user, uint64_t max, uint64_t *count)
+{
+    count_ctx cc = {0, max};
+    int rc = max ? tt_store_list_user_after(st, user, NULL, count_one, &cc) : 0;
+    *count = cc.n;
+    return rc == COUNT_REACHED ? 0 : rc;
 }
 
 /* The active set is small (sessions whose agent is working), and resuming

@@ -11,6 +11,8 @@
  *   active    session id -> "" (sessions whose agent was working; resumed at
  *             start-up, so start-up never scans every session)
  *
+ * A full map (at map_size_max) and a full disk are both TT_EFULL.
+ *
  * Writes happen in one write transaction per loop pass (group commit): the
  * caller passes a fill callback to tt_store_write(), which runs it inside a
  * transaction. When the map is full the transaction is aborted, the map grows
@@ -117,6 +119,14 @@ int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq);
  * sid is NUL-terminated; json is not, and is valid only during the call. */
 typedef int (*tt_store_session_fn)(const char *sid, const char *json, size_t len, void *ctx);
 int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, void *ctx);
+
+/* The same, for the sessions whose id sorts strictly after `after` (NULL or
+ * "": from the first): pages of a listing. TT_EINVAL for a bad `after`. */
+int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
+                             tt_store_session_fn fn, void *ctx);
+
+/* How many sessions user owns, counting no further than max. */
+int tt_store_count_user(tt_store *st, const char *user, uint64_t max, uint64_t *count);
 
 /* Call fn with the id of each active session. json is NULL, len 0. */
 int tt_store_list_active(tt_store *st, tt_store_session_fn fn, void *ctx);

@@ -452,7 +452,17 @@ export class TetherClient {
   }
 
   /** This user's sessions: [{session, agent, state, title, updated_at, head}]. */
-  async list() { return (await this._request({ type: 'session.list' })).sessions; }
+  /** Every session of this user: session.list is paged, so follow `next` to the end. */
+  async list() {
+    const all = [];
+    let after;
+    do {
+      const r = await this._request({ type: 'session.list', ...(after ? { after } : {}) });
+      all.push(...r.sessions);
+      after = r.next;
+    } while (after);
+    return all;
+  }
 
   /** End a session for good. */
   closeSession(session) { return this._request({ type: 'session.close', session }); }

@@ -13,6 +13,7 @@
 #include "agents/llm/adapter.h"
 #include "agents/llm/sse.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 static const tt_llm_wire *wire_of(tt_llm_provider p)
 {
@@ -170,7 +171,7 @@ void tt_llm_sink_fail(tt_llm_sink *s, tt_llm_error_class c, const char *msg)
     tt_llm_event ev = {.kind = TT_LLM_EV_ERROR, .prompt_tokens = -1, .completion_tokens = -1};
     ev.error.cls = c;
     ev.error.retry_after_ms = -1;
-    tt_llm_copy_message(ev.error.message, sizeof ev.error.message, msg, strlen(msg));
+    tt_utf8_copy(ev.error.message, sizeof ev.error.message, msg);
     tt_llm_sink_emit(s, &ev);
 }
 

@@ -108,7 +108,5 @@ extern const tt_llm_wire tt_llm_wire_anthropic; /* anthropic.c */
 /* classify.c: the class and message of a provider's error JSON (a body, or an
  * in-stream error with status 0). retry_after_ms is left at -1. */
 void tt_llm_classify_json(tt_llm_provider p, int status, json_t *root, tt_llm_error *out);
-/* Copy src (n bytes) into dst[cap] NUL-terminated, cut at a UTF-8 boundary. */
-void tt_llm_copy_message(char *dst, size_t cap, const char *src, size_t n);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "agents/llm/adapter.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 #define DEFAULT_MAX_TOKENS 1024
 #define OUTPUT_TOOL "output"
@@ -393,7 +394,7 @@ static int stream_event(tt_llm_sink *s, void *state, const char *name, size_t na
     char ev_name[64];
     const char *type = json_string_value(json_object_get(root, "type"));
     if (!type) {
-        snprintf(ev_name, sizeof ev_name, "%.*s", (int)name_len, name);
+        tt_utf8_copyn(ev_name, sizeof ev_name, name, name_len);
         type = ev_name;
     }
     if (strcmp(type, "message_start") == 0) {
@@ -411,7 +412,7 @@ static int stream_event(tt_llm_sink *s, void *state, const char *name, size_t na
         const char *stop =
             json_string_value(json_object_get(json_object_get(root, "delta"), "stop_reason"));
         if (stop)
-            snprintf(st->stop, sizeof st->stop, "%s", stop);
+            tt_utf8_copy(st->stop, sizeof st->stop, stop);
         json_t *usage = json_object_get(root, "usage");
         if (json_is_object(usage)) {
             /* output_tokens here is the running total; input_tokens may

@@ -17,6 +17,7 @@
 #include "agents/llm/http.h"
 #include "agents/llm/route.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 #define ERR_BODY_MAX (64 * 1024)
 #define MAX_HEADERS 8
@@ -222,7 +223,7 @@ static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg)
     if (cls != TT_LLM_ERR_NONE && r->error.cls == TT_LLM_ERR_NONE) {
         r->error.cls = cls;
         r->error.retry_after_ms = -1;
-        snprintf(r->error.message, sizeof r->error.message, "%s", msg ? msg : "");
+        tt_utf8_copy(r->error.message, sizeof r->error.message, msg);
     }
     r->error.cls = cls;
     r->attempts = (int)c->retry.n_hist + (cls == TT_LLM_ERR_NONE ? 1 : 0);
@@ -315,7 +316,7 @@ static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *
     } else if (e.cls == TT_LLM_ERR_NONE && result != TT_LLM_ERR_NONE) {
         e.cls = result;
         e.retry_after_ms = -1;
-        snprintf(e.message, sizeof e.message, "%s", detail);
+        tt_utf8_copy(e.message, sizeof e.message, detail);
     } else if (e.cls == TT_LLM_ERR_NONE && c->parser) {
         tt_llm_parser_finish(c->parser); /* may report a stream that ended early */
         e = c->attempt_error;
@@ -330,7 +331,7 @@ static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *
         res->completion_tokens = c->completion_tokens;
         res->cost_usd = tt_route_cost(&c->svc->routes.prices, t->model, c->prompt_tokens,
                                       c->completion_tokens, NULL);
-        snprintf(res->model, sizeof res->model, "%s", t->model);
+        tt_utf8_copy(res->model, sizeof res->model, t->model);
         snprintf(res->target, sizeof res->target, "%s%s%s", tt_llm_provider_name(t->provider),
                  t->region[0] ? "/" : "", t->region);
         res->finish_reason = c->finish_reason ? c->finish_reason : "stop";

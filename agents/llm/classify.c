@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "agents/llm/adapter.h"
+#include "protocol/utf8.h"
 
 int tt_llm_error_retryable(tt_llm_error_class c)
 {
@@ -57,20 +58,6 @@ const char *tt_llm_error_name(tt_llm_error_class c)
     default:
         return "unknown";
     }
-}
-
-void tt_llm_copy_message(char *dst, size_t cap, const char *src, size_t n)
-{
-    if (cap == 0)
-        return;
-    if (n > cap - 1) {
-        n = cap - 1;
-        /* Back up over continuation bytes so no character is cut in half. */
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
 }
 
 /* ---- Retry-After -------------------------------------------------------- */
@@ -375,12 +362,12 @@ static void classify(int status, const err_fields *f, tt_llm_error *out)
         out->cls = class_of_status(status, f);
 
     if (f->message && *f->message)
-        tt_llm_copy_message(out->message, sizeof out->message, f->message, strlen(f->message));
+        tt_utf8_copy(out->message, sizeof out->message, f->message);
     else if (status)
-        snprintf(out->message, sizeof out->message, "HTTP %d%s%s", status, f->type ? " " : "",
-                 f->type ? f->type : "");
+        tt_utf8_snprintf(out->message, sizeof out->message, "HTTP %d%s%s", status,
+                         f->type ? " " : "", f->type ? f->type : "");
     else
-        snprintf(out->message, sizeof out->message, "%s", f->type ? f->type : "provider error");
+        tt_utf8_copy(out->message, sizeof out->message, f->type ? f->type : "provider error");
 }
 
 void tt_llm_classify_json(tt_llm_provider p, int status, json_t *root, tt_llm_error *out)

@@ -12,6 +12,7 @@
 
 #include "agents/llm/adapter.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 /* ---- request body ------------------------------------------------------- */
 
@@ -259,7 +260,7 @@ static int stream_choice(tt_llm_sink *s, oa_stream *st, json_t *choice)
     }
     const char *reason = json_string_value(json_object_get(choice, "finish_reason"));
     if (reason)
-        snprintf(st->finish, sizeof st->finish, "%s", reason);
+        tt_utf8_copy(st->finish, sizeof st->finish, reason);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "agents/photos/meta.h"
 #include "agents/photos/path.h"
 #include "protocol/errors.h"
+#include "protocol/utf8.h"
 
 #define DEPTH_HARD_MAX 64 /* whatever the options say: bounds stack and descriptors */
 #define CAMERAS_MAX 100
@@ -343,11 +344,11 @@ static void camera_key(const tt_photos_meta *m, char *out, size_t cap)
     if (!*m->make && !*m->model)
         snprintf(out, cap, "unknown");
     else if (!*m->model)
-        snprintf(out, cap, "%s", m->make);
+        tt_utf8_copy(out, cap, m->make);
     else if (!*m->make || !strncasecmp(m->model, m->make, ml))
-        snprintf(out, cap, "%s", m->model);
+        tt_utf8_copy(out, cap, m->model);
     else
-        snprintf(out, cap, "%s %s", m->make, m->model);
+        tt_utf8_snprintf(out, cap, "%s %s", m->make, m->model);
 }
 
 /* obj[key] += 1; once obj holds max_keys keys, new keys count as "other". */

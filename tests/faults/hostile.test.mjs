@@ -234,6 +234,12 @@ ftest('flood of session.open: rate_limited beyond the burst; the list holds exac
   assert.ok(limited.length > 0);
   await sleep(1200);
   const c2 = await connect(srv.port, { hello: true, name: 'lister' });
-  const list = await c2.ok({ type: 'session.list' });
-  assert.deepEqual(list.sessions.map((s) => s.session).sort(), ok.map((r) => r.session).sort());
+  const listed = []; // session.list is paged: follow `next` to the end
+  for (let after; ;) {
+    const page = await c2.ok({ type: 'session.list', limit: 200, ...(after ? { after } : {}) });
+    listed.push(...page.sessions.map((x) => x.session));
+    if (page.next === null) break;
+    after = page.next;
+  }
+  assert.deepEqual(listed.sort(), ok.map((r) => r.session).sort());
 }, { timeout: 60_000 });
