@@ -57,8 +57,9 @@ static const opt options[] = {
     {"rate-bytes-per-s", K_I64, O(rate_bytes_per_s), 0, 1024, INT64_MAX, NULL, "1048576",
      "client bytes per second per socket (token bucket, counted as they arrive, before "
      "parsing); a frame over it gets rate_limited, a client far over it is closed with 1008"},
-    {"rate-bytes-burst", K_I64, O(rate_bytes_burst), 0, 1024, INT64_MAX, NULL, "8388608",
-     "byte bucket size; keep it at least --max-frame-bytes"},
+    {"rate-bytes-burst", K_I64, O(rate_bytes_burst), 0, 1024, INT64_MAX, NULL, "16777216",
+     "byte bucket size; keep it above 8x --max-frame-bytes so a frame far over the size "
+     "limit is closed as too large (1009) rather than as too fast"},
     {"max-connections", K_I64, O(max_connections), 0, 0, 10000000, NULL, "0",
      "open sockets (HTTP and WebSocket); more are answered 503 and closed. 0: the open-file "
      "limit (RLIMIT_NOFILE) less a reserve for storage, provider calls and files"},

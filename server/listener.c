@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -99,8 +101,13 @@ static void admit(tt_server *srv, int fd, const struct sockaddr_storage *addr)
         refuse(srv, fd, TT_REFUSED_REMOTE);
     else if (l->open >= l->max)
         refuse(srv, fd, TT_REFUSED_MAX_CONNECTIONS);
-    else if (!lws_adopt_socket_vhost(l->vhost, fd)) /* lws closed fd */
-        srv->metrics.refused[TT_REFUSED_ADOPT]++;
+    else {
+        /* What lws's own accept did: no Nagle delay behind small frames. */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!lws_adopt_socket_vhost(l->vhost, fd)) /* lws closed fd */
+            srv->metrics.refused[TT_REFUSED_ADOPT]++;
+    }
 }
 
 /* Out of descriptors with a connection pending: give the spare up for one

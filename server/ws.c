@@ -333,7 +333,8 @@ static void handle_frame(tt_conn *c)
     tt_server *srv = c->srv;
     srv->metrics.frames_in++;
     srv->metrics.bytes_in += c->rx_len + c->rx_dropped;
-    if (c->rx_rate_limited) {
+    int oversized = c->rx_len + c->rx_dropped > (size_t)srv->cfg.max_frame_bytes;
+    if (c->rx_rate_limited && !oversized) {
         tt_conn_error(c, NULL, TT_ERATE, "too many bytes; slow down");
         return;
     }
@@ -342,7 +343,7 @@ static void handle_frame(tt_conn *c)
         tt_conn_close(c, 4001, "token expired");
         return;
     }
-    if (c->rx_dropped) {
+    if (oversized) {
         char msg[96];
         snprintf(msg, sizeof msg, "frame larger than max_frame_bytes (%lld)",
                  (long long)srv->cfg.max_frame_bytes);
@@ -380,9 +381,8 @@ static int receive(tt_conn *c, const char *in, size_t len)
     }
     if (charge_bytes(c, len) != 0)
         return -1;
-    if (c->rx_rate_limited) {
-        c->rx_dropped += len; /* counted, never kept or parsed */
-    } else if (c->rx_dropped || c->rx_len + len > max) {
+    if (c->rx_rate_limited || c->rx_dropped || c->rx_len + len > max) {
+        /* Over the byte rate or the size limit: counted, never kept or parsed. */
         c->rx_dropped += len;
         if (c->rx_dropped + c->rx_len > max * FAR_OVER_FACTOR) {
             c->srv->metrics.errors[5]++; /* too_large */
