@@ -55,6 +55,17 @@ static const opt options[] = {
     {"rate-burst", K_INT, O(rate_burst), 0, 1, 1000000, NULL, "200", "token bucket size"},
     {"max-output-bytes", K_I64, O(max_output_bytes), 0, 4096, INT64_MAX, NULL, "1048576",
      "replies queued on a socket that does not read before it is closed"},
+    {"rate-bytes-per-s", K_I64, O(rate_bytes_per_s), 0, 1024, INT64_MAX, NULL, "1048576",
+     "client bytes per second per socket (token bucket, counted as they arrive, before "
+     "parsing); a frame over it gets rate_limited, a client far over it is closed with 1008"},
+    {"rate-bytes-burst", K_I64, O(rate_bytes_burst), 0, 1024, INT64_MAX, NULL, "16777216",
+     "byte bucket size; keep it above 8x --max-frame-bytes so a frame far over the size "
+     "limit is closed as too large (1009) rather than as too fast"},
+    {"max-connections", K_I64, O(max_connections), 0, 0, 10000000, NULL, "0",
+     "open sockets (HTTP and WebSocket); more are answered 503 and closed. 0: the open-file "
+     "limit (RLIMIT_NOFILE) less a reserve for storage, provider calls and files"},
+    {"gateway-max-messages", K_I64, O(gateway_max_messages), 0, 1, 1000000, NULL, "2048",
+     "messages in one POST /v1/chat/completions; more get a 400"},
     {"sync", K_ENUM, O(sync), S(sync), 0, 0, "commit|periodic|none", "periodic",
      "fsync policy: every commit, every --sync-interval-ms, or never (process-crash safe)"},
     {"sync-interval-ms", K_I64, O(sync_interval_ms), 0, 1, 3600000, NULL, "1000",

@@ -31,6 +31,10 @@ typedef struct tt_config {
     int rate_msgs_per_s;
     int rate_burst;
     int64_t max_output_bytes; /* replies queued on one socket before it is dropped */
+    int64_t rate_bytes_per_s; /* client bytes per second per socket (token bucket) */
+    int64_t rate_bytes_burst;
+    int64_t max_connections;      /* open sockets (HTTP and WebSocket); 0: from RLIMIT_NOFILE */
+    int64_t gateway_max_messages; /* messages in one POST /v1/chat/completions */
     /* storage */
     char sync[16]; /* commit | periodic | none */
     int64_t sync_interval_ms;

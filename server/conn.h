@@ -57,6 +57,11 @@ struct tt_conn {
 
     double tokens; /* rate limit bucket */
     uint64_t tokens_ms;
+    double byte_tokens; /* byte rate bucket; negative: debt of bytes sent over the rate */
+    uint64_t byte_tokens_ms;
+    int rx_rate_limited; /* the message being received went over the byte rate: dropped */
+
+    int64_t token_exp; /* the token's exp (seconds since the epoch); 0: no token */
 };
 
 /* Queue a reply (consumed) and write what the socket takes now. */

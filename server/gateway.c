@@ -194,8 +194,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     }
     if (r->error.cls != TT_LLM_ERR_NONE) {
         char msg[320];
-        snprintf(msg, sizeof msg, "upstream %s: %s", tt_llm_error_name(r->error.cls),
-                 r->error.message);
+        tt_utf8_snprintf(msg, sizeof msg, "upstream %s: %s", tt_llm_error_name(r->error.cls),
+                         r->error.message);
         if (!g->headers_sent && g->out_len == 0) {
             respond(g, status_for(r->error.cls),
                     openai_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
@@ -257,36 +257,44 @@ static char *content_text(json_t *content)
     return out;
 }
 
-/* Parse the OpenAI request and start the call; on bad input, an error response. */
-static void start_call(tt_gateway_req *g, json_t *root)
+/* The top-level fields' types and the message cap: on a violation, a 400
+ * response and 1. */
+static int refuse_malformed(tt_gateway_req *g, json_t *root)
 {
     json_t *messages = json_object_get(root, "messages");
-    const char *model = json_string_value(json_object_get(root, "model"));
     json_t *stream = json_object_get(root, "stream");
     json_t *tools = json_object_get(root, "tools");
     json_t *max = json_object_get(root, "max_completion_tokens");
     if (!max)
         max = json_object_get(root, "max_tokens");
     json_t *temp = json_object_get(root, "temperature");
-    if (!model || !json_is_array(messages) || json_array_size(messages) == 0 ||
-        (stream && !json_is_boolean(stream)) || (tools && !json_is_array(tools)) ||
-        (max && !json_is_integer(max)) || (temp && !json_is_number(temp))) {
+    if (!json_string_value(json_object_get(root, "model")) || !json_is_array(messages) ||
+        json_array_size(messages) == 0 || (stream && !json_is_boolean(stream)) ||
+        (tools && !json_is_array(tools)) || (max && !json_is_integer(max)) ||
+        (temp && !json_is_number(temp))) {
         respond(g, 400,
                 openai_error("model (string) and messages (non-empty array) are required; "
                              "stream boolean, tools array, max_tokens integer",
                              "invalid_request_error", NULL));
-        return;
+        return 1;
     }
-    tt_utf8_copy(g->model, sizeof g->model, model);
-    g->stream = json_is_true(stream);
-    g->include_usage =
-        json_is_true(json_object_get(json_object_get(root, "stream_options"), "include_usage"));
-    size_t n = json_array_size(messages), nt = json_array_size(tools);
-    tt_llm_message *msgs = calloc(n, sizeof *msgs);
-    tt_llm_tool *tl = calloc(nt + 1, sizeof *tl);
-    char **texts = calloc(n, sizeof *texts);
-    json_t *calls = json_array(); /* converted assistant tool_calls, kept alive here */
-    int bad = !msgs || !tl || !texts || !calls;
+    /* Every message is converted, copied and counted on the loop: bounded. */
+    if (json_array_size(messages) > (size_t)g->srv->cfg.gateway_max_messages) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "too many messages: at most %lld per request",
+                 (long long)g->srv->cfg.gateway_max_messages);
+        respond(g, 400, openai_error(msg, "invalid_request_error", "too_many_messages"));
+        return 1;
+    }
+    return 0;
+}
+
+/* OpenAI messages into msgs (texts[i] holds message i's text, calls the
+ * converted tool calls; the caller frees both). Non-zero: a bad role. */
+static int convert_messages(json_t *messages, tt_llm_message *msgs, char **texts, json_t *calls)
+{
+    size_t n = json_array_size(messages);
+    int bad = 0;
     for (size_t i = 0; !bad && i < n; i++) {
         json_t *m = json_array_get(messages, i);
         const char *role = json_string_value(json_object_get(m, "role"));
@@ -316,6 +324,33 @@ static void start_call(tt_gateway_req *g, json_t *root)
             msgs[i].tool_calls = conv;
         }
     }
+    return bad;
+}
+
+/* Parse the OpenAI request and start the call; on bad input, an error response. */
+static void start_call(tt_gateway_req *g, json_t *root)
+{
+    if (refuse_malformed(g, root))
+        return;
+    json_t *messages = json_object_get(root, "messages");
+    const char *model = json_string_value(json_object_get(root, "model"));
+    json_t *stream = json_object_get(root, "stream");
+    json_t *tools = json_object_get(root, "tools");
+    json_t *max = json_object_get(root, "max_completion_tokens");
+    if (!max)
+        max = json_object_get(root, "max_tokens");
+    json_t *temp = json_object_get(root, "temperature");
+    tt_utf8_copy(g->model, sizeof g->model, model);
+    g->stream = json_is_true(stream);
+    g->include_usage =
+        json_is_true(json_object_get(json_object_get(root, "stream_options"), "include_usage"));
+    size_t n = json_array_size(messages), nt = json_array_size(tools);
+    tt_llm_message *msgs = calloc(n, sizeof *msgs);
+    tt_llm_tool *tl = calloc(nt + 1, sizeof *tl);
+    char **texts = calloc(n, sizeof *texts);
+    json_t *calls = json_array(); /* converted assistant tool_calls, kept alive here */
+    int bad = !msgs || !tl || !texts || !calls;
+    bad = bad || convert_messages(messages, msgs, texts, calls) != 0;
     for (size_t i = 0; !bad && i < nt; i++) {
         json_t *fn = json_object_get(json_array_get(tools, i), "function");
         tl[i] = (tt_llm_tool){json_string_value(json_object_get(fn, "name")),

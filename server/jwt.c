@@ -9,7 +9,8 @@
  *      secret can reach the JSON parser (and an unsigned token is refused as
  *      TT_EAUTH, never reported as "expired");
  *   3. the header (alg must be HS256), then the claims' types;
- *   4. expiry last.
+ *   4. the time claims last: nbf and iat not in the future (beyond the
+ *      leeway), then expiry.
  *
  * base64url decoding is canonical: one string per byte sequence (no stray
  * bits in the last character), so a signature cannot be re-spelt. */
@@ -333,6 +334,10 @@ static int read_claims(const json_t *p, tt_jwt_claims *c)
     if (iat && !json_is_integer(iat))
         return TT_EAUTH;
     c->iat = iat ? json_integer_value(iat) : 0;
+    const json_t *nbf = json_object_get(p, "nbf");
+    if (nbf && !json_is_integer(nbf))
+        return TT_EAUTH;
+    c->nbf = nbf ? json_integer_value(nbf) : 0;
     json_t *agents = json_object_get(p, "agents");
     if (agents && !is_string_array(agents))
         return TT_EAUTH;
@@ -393,7 +398,10 @@ int tt_jwt_verify(const unsigned char *secret, size_t secret_len, const char *to
     payload = decode_object(dot[0] + 1, (size_t)(dot[1] - dot[0] - 1));
     if (!payload || read_claims(payload, claims) != 0)
         goto done;
-    rc = claims->exp <= now ? TT_EEXPIRED : 0;
+    if (claims->nbf > now + TT_JWT_CLOCK_LEEWAY_S || claims->iat > now + TT_JWT_CLOCK_LEEWAY_S)
+        rc = TT_EAUTH;
+    else
+        rc = claims->exp <= now ? TT_EEXPIRED : 0;
 done:
     if (rc)
         tt_jwt_claims_clear(claims);

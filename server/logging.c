@@ -39,3 +39,20 @@ void tt_log(tt_level level, const char *msg, json_t *fields)
         free(text);
     }
 }
+
+void tt_log_throttled(tt_log_throttle *t, uint64_t now_ms, tt_level level, const char *msg,
+                      json_t *fields)
+{
+    if (t->printed && now_ms - t->last_ms < TT_LOG_THROTTLE_MS) {
+        t->suppressed++;
+        json_decref(fields);
+        return;
+    }
+    if (!fields)
+        fields = json_object();
+    json_object_set_new(fields, "repeated", json_integer((json_int_t)t->suppressed));
+    t->printed = 1;
+    t->last_ms = now_ms;
+    t->suppressed = 0;
+    tt_log(level, msg, fields);
+}

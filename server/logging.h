@@ -4,6 +4,7 @@
 #ifndef TT_LOGGING_H
 #define TT_LOGGING_H
 
+#include <stdint.h>
 #include <jansson.h>
 
 typedef enum tt_level { TT_DEBUG, TT_INFO, TT_WARN, TT_ERROR } tt_level;
@@ -13,5 +14,19 @@ void tt_log_set_level(const char *name);
 
 /* Log msg with fields (an object, consumed; may be NULL). */
 void tt_log(tt_level level, const char *msg, json_t *fields);
+
+/* A line that can repeat at the rate of an error (a failing accept, a
+ * refused connection): printed at most once per TT_LOG_THROTTLE_MS, with
+ * "repeated": how many were left out since the previous one. Zero-init. */
+#define TT_LOG_THROTTLE_MS 1000
+typedef struct tt_log_throttle {
+    uint64_t last_ms;    /* when the last line was printed */
+    uint64_t suppressed; /* lines left out since */
+    int printed;         /* a line was printed once */
+} tt_log_throttle;
+
+/* tt_log() through t at loop time now_ms (fields consumed either way). */
+void tt_log_throttled(tt_log_throttle *t, uint64_t now_ms, tt_level level, const char *msg,
+                      json_t *fields);
 
 #endif

@@ -12,6 +12,9 @@ const char *const tt_wire_codes[TT_WIRE_CODES] = {
     "rate_limited", "budget_exceeded", "unavailable", "timeout",   "internal", "limit_exceeded",
 };
 
+const char *const tt_refusal_names[TT_REFUSED__LAST] = {"max_connections", "fd_limit",
+                                                        "remote_in_open_mode", "adopt_failed"};
+
 void tt_metrics_error(tt_metrics *m, const char *code)
 {
     for (int i = 0; i < TT_WIRE_CODES; i++) {
@@ -73,6 +76,15 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_connections", "gauge", "WebSocket connections open", m->connections);
     metric(&b, "tether_connections_total", "counter", "WebSocket connections accepted",
            m->connections_total);
+    metric(&b, "tether_sockets_open", "gauge", "Sockets open (HTTP and WebSocket)",
+           srv->listener.open);
+    metric(&b, "tether_max_connections", "gauge", "Sockets allowed open (--max-connections)",
+           srv->listener.max);
+    metric(&b, "tether_accept_errors_total", "counter", "accept() failures", m->accept_errors);
+    metric(&b, "tether_sockets_dropped_rate_bytes_total", "counter",
+           "Sockets closed for sending far over --rate-bytes-per-s", m->dropped_rate_bytes);
+    metric(&b, "tether_sockets_closed_token_expired_total", "counter",
+           "Sockets closed when their token expired", m->closed_token_expired);
     metric(&b, "tether_sessions_memory", "gauge", "Sessions held in memory", rs->sessions_memory);
     metric(&b, "tether_sessions_stored", "gauge", "Sessions in the store", ss.sessions);
     metric(&b, "tether_events_stored", "gauge", "Events in the store", ss.events);
@@ -121,6 +133,11 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     for (int i = 0; i < TT_WIRE_CODES; i++)
         put(&b, "tether_errors_total{code=\"%s\"} %llu\n", tt_wire_codes[i],
             (unsigned long long)m->errors[i]);
+    put(&b, "# HELP tether_connections_refused_total Connections closed at accept, by reason\n"
+            "# TYPE tether_connections_refused_total counter\n");
+    for (int i = 0; i < TT_REFUSED__LAST; i++)
+        put(&b, "tether_connections_refused_total{reason=\"%s\"} %llu\n", tt_refusal_names[i],
+            (unsigned long long)m->refused[i]);
     if (b.failed) {
         free(b.p);
         return NULL;

@@ -8,6 +8,16 @@
 #define TT_WIRE_CODES 12
 extern const char *const tt_wire_codes[TT_WIRE_CODES];
 
+/* Why a connection was closed as soon as it was accepted (listener.c). */
+typedef enum tt_refusal {
+    TT_REFUSED_MAX_CONNECTIONS, /* --max-connections sockets already open */
+    TT_REFUSED_FD_LIMIT,        /* out of file descriptors (EMFILE/ENFILE) */
+    TT_REFUSED_REMOTE,          /* open mode serves loopback clients only */
+    TT_REFUSED_ADOPT,           /* lws could not take the socket */
+    TT_REFUSED__LAST
+} tt_refusal;
+extern const char *const tt_refusal_names[TT_REFUSED__LAST];
+
 typedef struct tt_metrics {
     uint64_t connections;       /* WebSocket connections open now */
     uint64_t connections_total; /* accepted since start */
@@ -18,7 +28,11 @@ typedef struct tt_metrics {
     uint64_t dropped_lagging; /* sockets dropped for lag */
     uint64_t dropped_output;  /* sockets dropped for unread replies */
     uint64_t tokens_minted;
-    uint64_t errors[TT_WIRE_CODES]; /* error replies sent, by code */
+    uint64_t errors[TT_WIRE_CODES];     /* error replies sent, by code */
+    uint64_t refused[TT_REFUSED__LAST]; /* connections refused, by reason */
+    uint64_t accept_errors;             /* accept() failures other than a refusal */
+    uint64_t dropped_rate_bytes;        /* sockets closed far over the byte rate */
+    uint64_t closed_token_expired;      /* sockets closed when their token expired */
 } tt_metrics;
 
 /* Count one error reply with the given wire code. */

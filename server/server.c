@@ -238,19 +238,23 @@ static int setup_listener(tt_server *srv)
     retry.secs_since_valid_ping = (uint16_t)srv->cfg.heartbeat_s;
     retry.secs_since_valid_hangup = (uint16_t)(srv->cfg.heartbeat_s * 3);
 
-    /* The first protocol is where a WebSocket client naming no subprotocol lands. */
+    /* The first protocol is where a WebSocket client naming no subprotocol
+     * lands; it also hears of every socket's creation and destruction. */
     static struct lws_protocols protocols[3];
     memset(protocols, 0, sizeof protocols);
     protocols[0] = (struct lws_protocols){
-        "tether.v1", tt_ws_callback, sizeof(tt_conn *), 16 * 1024, 0, NULL, 0};
+        "tether.v1", tt_listener_first_protocol_callback, sizeof(tt_conn *), 16 * 1024, 0, NULL, 0};
     protocols[1] =
         (struct lws_protocols){"tether-http", tt_http_callback, tt_http_psd_size, 0, 0, NULL, 0};
 
     void *foreign[1] = {&srv->loop};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = srv->cfg.port;
-    info.iface = srv->cfg.host;
+    /* listener.c owns the socket; lws serves what it adopts. */
+    int rc = tt_listener_open(srv);
+    if (rc)
+        return rc;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
     info.mounts = mounts;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
@@ -267,12 +271,16 @@ static int setup_listener(tt_server *srv)
     srv->lws = lws_create_context(&info);
     if (!srv->lws) {
         tt_log(TT_ERROR,
-               "cannot listen (port in use, or the libwebsockets-evlib-uv package "
-               "missing?)",
+               "cannot start libwebsockets (is the libwebsockets-evlib-uv package "
+               "installed?)",
                json_pack("{s:s, s:i}", "host", srv->cfg.host, "port", srv->cfg.port));
+        tt_listener_close(srv);
         return TT_EIO;
     }
-    return 0;
+    rc = tt_listener_start(srv, info.vhost_name);
+    if (rc)
+        tt_log(TT_ERROR, "cannot start accepting", NULL);
+    return rc;
 }
 
 /* What agents need to know of the API keys: open mode, and the tenants they
@@ -325,9 +333,10 @@ int tt_server_start(tt_server *srv)
     srv->stop_timer.data = srv;
     srv->ready = 1;
     tt_log(TT_INFO, "listening",
-           json_pack("{s:s, s:i, s:s, s:i, s:s, s:f}", "host", srv->cfg.host, "port", srv->cfg.port,
-                     "data_dir", srv->cfg.data_dir, "resumed_sessions", (int)resumed, "sync",
-                     srv->cfg.sync, "startup_ms", (double)(uv_hrtime() - srv->started_ns) / 1e6));
+           json_pack("{s:s, s:i, s:s, s:i, s:s, s:I, s:f}", "host", srv->cfg.host, "port",
+                     srv->cfg.port, "data_dir", srv->cfg.data_dir, "resumed_sessions", (int)resumed,
+                     "sync", srv->cfg.sync, "max_connections", (json_int_t)srv->listener.max,
+                     "startup_ms", (double)(uv_hrtime() - srv->started_ns) / 1e6));
     return 0;
 }
 
@@ -337,6 +346,7 @@ static void on_stop_timer(uv_timer_t *t)
     /* Sockets had their chance to close with 1001; now everything goes. */
     tt_registry_flush(srv->reg);
     tt_store_sync(srv->store);
+    tt_listener_close(srv);
     lws_context_destroy(srv->lws);
     srv->lws = NULL;
     tt_registry_close(srv->reg);

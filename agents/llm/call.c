@@ -64,6 +64,7 @@ struct tt_llm_call {
 };
 
 static void plan_next(tt_llm_call *c);
+static void preload_tokenizers(tt_llm_service *s);
 
 static uint64_t now_ms(const tt_llm_service *s)
 {
@@ -100,11 +101,25 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
         free(s);
         return rc;
     }
+    preload_tokenizers(s);
     *out = s;
     return 0;
 }
 
 static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg);
+static const tt_tokenizer *tokenizer_for(tt_llm_service *s, const char *model);
+
+/* Load every tokenizer a route target needs now, at start-up: loading one
+ * takes tens of milliseconds (hundreds in a debug build), too long for the
+ * loop to spend on the first request. */
+static void preload_tokenizers(tt_llm_service *s)
+{
+    for (size_t r = 0; r < s->routes.n_routes; r++) {
+        const tt_route *route = &s->routes.routes[r];
+        for (size_t t = 0; t < route->n_targets; t++)
+            (void)tokenizer_for(s, route->targets[t].model);
+    }
+}
 
 void tt_llm_service_close(tt_llm_service *s)
 {
@@ -121,8 +136,9 @@ void tt_llm_service_close(tt_llm_service *s)
     free(s);
 }
 
-/* The BPE tokenizer of model, loaded on first use (tens of ms, once), or NULL
- * when the model has none or its rank file is missing (then estimates). */
+/* The BPE tokenizer of model (loaded at start-up for every route target, see
+ * preload_tokenizers), or NULL when the model has none or its rank file is
+ * missing (then estimates). */
 static const tt_tokenizer *tokenizer_for(tt_llm_service *s, const char *model)
 {
     tt_tokenizer_encoding enc = tt_tokenizer_encoding_for_model(model);

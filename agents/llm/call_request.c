@@ -131,73 +131,105 @@ static int64_t count_json(const tt_tokenizer *tok, json_t *v)
     return n;
 }
 
-int64_t tt_call_request_tokens(const tt_call_request *r, const tt_tokenizer *tok)
+/* The tokens one message adds: framing, role, content and tool calls. */
+static int64_t message_tokens(const tt_tokenizer *tok, json_t *m)
 {
     int per_message = tok ? TT_TOKENIZER_TOKENS_PER_MESSAGE : TT_TOKENIZER_ESTIMATE_PER_MESSAGE;
+    json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+    return per_message + count_text(tok, json_string_value(role), json_string_length(role)) +
+           count_text(tok, json_string_value(content), json_string_length(content)) +
+           count_json(tok, json_object_get(m, "tool_calls"));
+}
+
+/* Everything but the messages: the reply primer and the tool definitions. */
+static int64_t fixed_tokens(const tt_call_request *r, const tt_tokenizer *tok)
+{
     int64_t total = tok ? TT_TOKENIZER_REPLY_PRIMER : TT_TOKENIZER_ESTIMATE_REPLY_PRIMER;
-    size_t i;
-    json_t *m;
-    json_array_foreach(r->messages, i, m)
-    {
-        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-        total += per_message + count_text(tok, json_string_value(role), json_string_length(role));
-        total += count_text(tok, json_string_value(content), json_string_length(content));
-        total += count_json(tok, json_object_get(m, "tool_calls"));
-    }
     if (json_array_size(r->tools) > 0)
         total += count_json(tok, r->tools);
     return total;
 }
 
-static const char *role_of(json_t *m)
+int64_t tt_call_request_tokens(const tt_call_request *r, const tt_tokenizer *tok)
 {
-    const char *role = json_string_value(json_object_get(m, "role"));
-    return role ? role : "";
+    int64_t total = fixed_tokens(r, tok);
+    size_t i;
+    json_t *m;
+    json_array_foreach(r->messages, i, m) total += message_tokens(tok, m);
+    return total;
 }
 
-/* Drop the oldest turn: the first message after the system ones, then
- * everything up to the next user message, so the conversation still starts
- * with a user turn (Anthropic refuses anything else) and no tool result is
- * left without the call that asked for it. The latest user turn never goes.
- * Returns messages removed (0: nothing can go). */
-static size_t drop_oldest(tt_call_request *r)
+static int is_role(json_t *m, const char *role)
 {
-    size_t n = json_array_size(r->messages), last_user = n;
+    const char *have = json_string_value(json_object_get(m, "role"));
+    return have && strcmp(have, role) == 0;
+}
+
+/* Keep messages [0, from) and [to, n): one pass, one new array. */
+static int cut(tt_call_request *r, size_t from, size_t to)
+{
+    size_t n = json_array_size(r->messages);
+    json_t *kept = json_array();
+    for (size_t i = 0; kept && i < n; i++) {
+        if ((i < from || i >= to) && json_array_append(kept, json_array_get(r->messages, i)) != 0) {
+            json_decref(kept);
+            kept = NULL;
+        }
+    }
+    if (!kept)
+        return TT_ENOMEM;
+    json_decref(r->messages);
+    r->messages = kept;
+    return 0;
+}
+
+/* Drop the oldest turns while the count is above goal_tokens (goal_tokens
+ * < 0: num/den of the count), and at least one turn when at_least_one. A turn
+ * is the first message after the system ones, then everything up to the next
+ * user message, so the conversation still starts with a user turn (Anthropic
+ * refuses anything else) and no tool result is left without the call that
+ * asked for it. The latest user turn never goes. Each message is counted
+ * once and the dropped ones leave in one cut: linear in the messages.
+ * Returns messages removed (0: nothing could go, or out of memory). */
+static size_t drop_turns(tt_call_request *r, const tt_tokenizer *tok, int64_t goal_tokens, int num,
+                         int den, int at_least_one)
+{
+    size_t n = json_array_size(r->messages), last_user = n, first = 0;
     for (size_t i = n; i-- > 0;) {
-        if (strcmp(role_of(json_array_get(r->messages, i)), "user") == 0) {
+        if (is_role(json_array_get(r->messages, i), "user")) {
             last_user = i;
             break;
         }
     }
-    size_t i = 0;
-    while (i < n && strcmp(role_of(json_array_get(r->messages, i)), "system") == 0)
-        i++;
-    if (i >= n || i >= last_user)
+    while (first < n && is_role(json_array_get(r->messages, first), "system"))
+        first++;
+    if (first >= last_user)
         return 0;
-    json_array_remove(r->messages, i);
-    size_t dropped = 1;
-    while (i < json_array_size(r->messages) &&
-           strcmp(role_of(json_array_get(r->messages, i)), "user") != 0) {
-        json_array_remove(r->messages, i);
-        dropped++;
+    int64_t *cost = malloc(n * sizeof *cost);
+    if (!cost)
+        return 0;
+    int64_t total = fixed_tokens(r, tok);
+    for (size_t i = 0; i < n; i++)
+        total += cost[i] = message_tokens(tok, json_array_get(r->messages, i));
+    int64_t goal = goal_tokens >= 0 ? goal_tokens : total * num / den;
+    size_t end = first;
+    if (at_least_one || total > goal) {
+        do {
+            total -= cost[end++];
+            while (end < last_user && !is_role(json_array_get(r->messages, end), "user"))
+                total -= cost[end++];
+        } while (end < last_user && total > goal);
     }
-    return dropped;
+    free(cost);
+    return end > first && cut(r, first, end) == 0 ? end - first : 0;
 }
 
 size_t tt_call_request_trim(tt_call_request *r, const tt_tokenizer *tok, int num, int den)
 {
-    int64_t goal = tt_call_request_tokens(r, tok) * num / den;
-    size_t dropped = drop_oldest(r), more;
-    while (dropped > 0 && tt_call_request_tokens(r, tok) > goal && (more = drop_oldest(r)) > 0)
-        dropped += more;
-    return dropped;
+    return drop_turns(r, tok, -1, num, den, 1);
 }
 
 size_t tt_call_request_fit(tt_call_request *r, const tt_tokenizer *tok, int64_t max_tokens)
 {
-    size_t dropped = 0, more;
-    while (max_tokens > 0 && tt_call_request_tokens(r, tok) > max_tokens &&
-           (more = drop_oldest(r)) > 0)
-        dropped += more;
-    return dropped;
+    return max_tokens > 0 ? drop_turns(r, tok, max_tokens, 1, 1, 0) : 0;
 }

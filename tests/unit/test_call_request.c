@@ -4,10 +4,21 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "agents/llm/call_request.h"
+
+/* Linked with -Wl,--wrap=tt_tokenizer_estimate (CMakeLists.txt): every count
+ * the trimming makes goes through here. */
+static size_t estimate_calls;
+size_t __real_tt_tokenizer_estimate(const char *text, size_t len);
+size_t __wrap_tt_tokenizer_estimate(const char *text, size_t len)
+{
+    estimate_calls++;
+    return __real_tt_tokenizer_estimate(text, len);
+}
 
 static void make(tt_call_request *r, const char *const *roles, size_t n)
 {
@@ -70,6 +81,51 @@ static void test_fit_drops_until_under_budget(void **state)
     tt_call_request_free(&r);
 }
 
+/* A request of many small turns, as a hostile gateway client sends them. */
+static void make_many(tt_call_request *r, size_t n)
+{
+    tt_llm_message *msgs = calloc(n, sizeof *msgs);
+    assert_non_null(msgs);
+    for (size_t i = 0; i < n; i++)
+        msgs[i] = (tt_llm_message){.role = i % 2 ? "assistant" : "user", .content = "word"};
+    msgs[0].role = "system";
+    tt_llm_request req = {.messages = msgs, .n_messages = n, .temperature = -1};
+    assert_int_equal(tt_call_request_copy(&req, r), 0);
+    free(msgs);
+}
+
+static void test_fit_counts_each_message_a_bounded_number_of_times(void **state)
+{
+    enum { N = 20000 };
+    tt_call_request r;
+    make_many(&r, N);
+    estimate_calls = 0;
+    /* Room for about the last 100 messages: nearly everything goes. */
+    size_t dropped = tt_call_request_fit(&r, NULL, 100 * 8);
+    assert_true(dropped > N - 200);
+    /* role and content of each message, once: linear, not a recount per turn. */
+    assert_true(estimate_calls <= 2 * (size_t)N);
+    assert_true(tt_call_request_tokens(&r, NULL) <= 100 * 8);
+    assert_string_equal(role_at(&r, 0), "system");
+    assert_string_equal(role_at(&r, 1), "user");
+    tt_call_request_free(&r);
+}
+
+static void test_trim_counts_each_message_a_bounded_number_of_times(void **state)
+{
+    enum { N = 20000 };
+    tt_call_request r;
+    make_many(&r, N);
+    int64_t before = tt_call_request_tokens(&r, NULL);
+    estimate_calls = 0;
+    size_t dropped = tt_call_request_trim(&r, NULL, 1, 2);
+    assert_true(dropped >= N / 2 - 2);
+    assert_true(estimate_calls <= 2 * (size_t)N);
+    assert_true(tt_call_request_tokens(&r, NULL) <= before / 2);
+    assert_string_equal(role_at(&r, 1), "user");
+    tt_call_request_free(&r);
+}
+
 static void test_view_caps_max_tokens(void **state)
 {
     const char *roles[] = {"user"};
@@ -107,6 +163,8 @@ int main(void)
         cmocka_unit_test(test_trim_drops_tool_results_with_their_call),
         cmocka_unit_test(test_trim_never_drops_latest_user_or_system),
         cmocka_unit_test(test_fit_drops_until_under_budget),
+        cmocka_unit_test(test_fit_counts_each_message_a_bounded_number_of_times),
+        cmocka_unit_test(test_trim_counts_each_message_a_bounded_number_of_times),
         cmocka_unit_test(test_view_caps_max_tokens),
         cmocka_unit_test(test_hash_is_stable_and_text_free),
     };

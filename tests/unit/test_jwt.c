@@ -418,6 +418,51 @@ static void test_jwt_expired_and_unsigned_is_eauth(void **state)
     free(tok);
 }
 
+static void test_jwt_refused_before_its_nbf(void **state)
+{
+    char payload[160];
+    snprintf(payload, sizeof payload, "{\"sub\":\"alice\",\"exp\":%lld,\"nbf\":%lld}",
+             (long long)NOW + 3600, (long long)NOW + TT_JWT_CLOCK_LEEWAY_S + 1);
+    char *tok = sign_json("{\"alg\":\"HS256\"}", payload);
+    assert_refused(tok, TT_EAUTH);
+    free(tok);
+}
+
+static void test_jwt_nbf_within_the_clock_leeway_accepted(void **state)
+{
+    char payload[160];
+    snprintf(payload, sizeof payload, "{\"sub\":\"alice\",\"exp\":%lld,\"nbf\":%lld}",
+             (long long)NOW + 3600, (long long)NOW + TT_JWT_CLOCK_LEEWAY_S);
+    char *tok = sign_json("{\"alg\":\"HS256\"}", payload);
+    tt_jwt_claims cl;
+    assert_int_equal(verify(tok, &cl), 0);
+    assert_int_equal(cl.nbf, NOW + TT_JWT_CLOCK_LEEWAY_S);
+    tt_jwt_claims_clear(&cl);
+    free(tok);
+}
+
+static void test_jwt_refused_when_issued_in_the_future(void **state)
+{
+    char *tok = mint("alice", "acme", NOW + TT_JWT_CLOCK_LEEWAY_S + 1, NOW + 7200, NULL);
+    assert_refused(tok, TT_EAUTH);
+    free(tok);
+    tok = mint("alice", "acme", NOW + TT_JWT_CLOCK_LEEWAY_S, NOW + 7200, NULL);
+    tt_jwt_claims cl;
+    assert_int_equal(verify(tok, &cl), 0); /* a clock a little ahead is fine */
+    tt_jwt_claims_clear(&cl);
+    free(tok);
+}
+
+static void test_jwt_nbf_must_be_an_integer(void **state)
+{
+    char payload[160];
+    snprintf(payload, sizeof payload, "{\"sub\":\"alice\",\"exp\":%lld,\"nbf\":\"0\"}",
+             (long long)NOW + 3600);
+    char *tok = sign_json("{\"alg\":\"HS256\"}", payload);
+    assert_refused(tok, TT_EAUTH);
+    free(tok);
+}
+
 /* ---- signatures --------------------------------------------------------- */
 
 static void test_jwt_flipped_signature_char(void **state)
@@ -739,6 +784,10 @@ int main(void)
         cmocka_unit_test(test_jwt_claim_types),
         cmocka_unit_test(test_jwt_claim_lengths),
         cmocka_unit_test(test_jwt_over_long_token_refused),
+        cmocka_unit_test(test_jwt_refused_before_its_nbf),
+        cmocka_unit_test(test_jwt_nbf_within_the_clock_leeway_accepted),
+        cmocka_unit_test(test_jwt_refused_when_issued_in_the_future),
+        cmocka_unit_test(test_jwt_nbf_must_be_an_integer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
