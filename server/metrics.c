@@ -63,6 +63,33 @@ static void metric(buf *b, const char *name, const char *type, const char *help,
         (unsigned long long)v);
 }
 
+/* The commit latency histogram and the counters with labels. */
+static void render_histograms(buf *b, const tt_metrics *m, const tt_registry_stats *rs)
+{
+    put(b, "# HELP tether_commit_seconds Group commit latency\n"
+           "# TYPE tether_commit_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < 12; i++) {
+        cum += rs->commit_buckets[i];
+        put(b, "tether_commit_seconds_bucket{le=\"%g\"} %llu\n", tt_commit_bucket_bounds[i],
+            (unsigned long long)cum);
+    }
+    put(b, "tether_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)rs->commits);
+    put(b, "tether_commit_seconds_sum %.9f\ntether_commit_seconds_count %llu\n",
+        rs->commit_seconds_sum, (unsigned long long)rs->commits);
+
+    put(b,
+        "# HELP tether_errors_total Error replies by code\n# TYPE tether_errors_total counter\n");
+    for (int i = 0; i < TT_WIRE_CODES; i++)
+        put(b, "tether_errors_total{code=\"%s\"} %llu\n", tt_wire_codes[i],
+            (unsigned long long)m->errors[i]);
+    put(b, "# HELP tether_connections_refused_total Connections closed at accept, by reason\n"
+           "# TYPE tether_connections_refused_total counter\n");
+    for (int i = 0; i < TT_REFUSED__LAST; i++)
+        put(b, "tether_connections_refused_total{reason=\"%s\"} %llu\n", tt_refusal_names[i],
+            (unsigned long long)m->refused[i]);
+}
+
 char *tt_metrics_render(const tt_server *srv, size_t *len)
 {
     buf b = {malloc(4096), 0, 4096, 0};
@@ -116,28 +143,7 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_store_used_bytes", "gauge", "LMDB pages in use", ss.used_bytes);
     metric(&b, "tether_store_map_grows_total", "counter", "LMDB map growths", ss.map_grows);
 
-    put(&b, "# HELP tether_commit_seconds Group commit latency\n"
-            "# TYPE tether_commit_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < 12; i++) {
-        cum += rs->commit_buckets[i];
-        put(&b, "tether_commit_seconds_bucket{le=\"%g\"} %llu\n", tt_commit_bucket_bounds[i],
-            (unsigned long long)cum);
-    }
-    put(&b, "tether_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)rs->commits);
-    put(&b, "tether_commit_seconds_sum %.9f\ntether_commit_seconds_count %llu\n",
-        rs->commit_seconds_sum, (unsigned long long)rs->commits);
-
-    put(&b,
-        "# HELP tether_errors_total Error replies by code\n# TYPE tether_errors_total counter\n");
-    for (int i = 0; i < TT_WIRE_CODES; i++)
-        put(&b, "tether_errors_total{code=\"%s\"} %llu\n", tt_wire_codes[i],
-            (unsigned long long)m->errors[i]);
-    put(&b, "# HELP tether_connections_refused_total Connections closed at accept, by reason\n"
-            "# TYPE tether_connections_refused_total counter\n");
-    for (int i = 0; i < TT_REFUSED__LAST; i++)
-        put(&b, "tether_connections_refused_total{reason=\"%s\"} %llu\n", tt_refusal_names[i],
-            (unsigned long long)m->refused[i]);
+    render_histograms(&b, m, rs);
     if (b.failed) {
         free(b.p);
         return NULL;
