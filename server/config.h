@@ -24,6 +24,8 @@ typedef struct tt_config {
     size_t n_api_key_hashes;
     char jwt_secret[256];
     int64_t token_max_ttl_s;
+    char *allowed_origins[TT_CONFIG_MAX_KEYS]; /* "scheme://host[:port]" (server/origin.h) */
+    size_t n_allowed_origins;
     /* protocol limits */
     int64_t max_frame_bytes;
     int heartbeat_s;
@@ -31,6 +33,7 @@ typedef struct tt_config {
     int rate_msgs_per_s;
     int rate_burst;
     int64_t max_output_bytes; /* replies queued on one socket before it is dropped */
+    int64_t max_body_memory;  /* HTTP request bodies buffered at once, all requests */
     /* storage */
     char sync[16]; /* commit | periodic | none */
     int64_t sync_interval_ms;

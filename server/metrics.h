@@ -18,6 +18,7 @@ typedef struct tt_metrics {
     uint64_t dropped_lagging; /* sockets dropped for lag */
     uint64_t dropped_output;  /* sockets dropped for unread replies */
     uint64_t tokens_minted;
+    uint64_t http_body_bytes;       /* request body bytes held now (--max-body-memory) */
     uint64_t errors[TT_WIRE_CODES]; /* error replies sent, by code */
 } tt_metrics;
 
