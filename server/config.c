@@ -10,6 +10,7 @@
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "server/config.h"
+#include "server/origin.h"
 
 typedef enum opt_kind { K_STR, K_INT, K_I64, K_ENUM, K_LIST, K_FLAG } opt_kind;
 
@@ -42,6 +43,9 @@ static const opt options[] = {
      "as --api-key, given as the key's SHA-256 in hex (see `tether hash-key`)"},
     {"jwt-secret", K_STR, O(jwt_secret), S(jwt_secret), 0, 0, NULL, "",
      "token signing secret, 32 to 64 bytes; empty: generated once and kept in the store"},
+    {"allowed-origin", K_LIST, O(allowed_origins), O(n_allowed_origins), 0, 0, NULL, "",
+     "browser origin (scheme://host[:port]) allowed besides same-origin pages to open "
+     "/v1/ws and POST; repeatable (env: comma-separated)"},
     {"token-max-ttl-s", K_I64, O(token_max_ttl_s), 0, 1, 31 * 86400, NULL, "86400",
      "longest token lifetime POST /v1/tokens grants"},
     {"max-frame-bytes", K_I64, O(max_frame_bytes), 0, 1024, 64 << 20, NULL, "1048576",
@@ -66,6 +70,8 @@ static const opt options[] = {
      "limit (RLIMIT_NOFILE) less a reserve for storage, provider calls and files"},
     {"gateway-max-messages", K_I64, O(gateway_max_messages), 0, 1, 1000000, NULL, "2048",
      "messages in one POST /v1/chat/completions; more get a 400"},
+    {"max-body-memory", K_I64, O(max_body_memory), 0, 65536, INT64_MAX, NULL, "67108864",
+     "bytes of HTTP request bodies held at once across all requests; over it: 503"},
     {"sync", K_ENUM, O(sync), S(sync), 0, 0, "commit|periodic|none", "periodic",
      "fsync policy: every commit, every --sync-interval-ms, or never (process-crash safe)"},
     {"sync-interval-ms", K_I64, O(sync_interval_ms), 0, 1, 3600000, NULL, "1000",
@@ -384,6 +390,15 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
     if (rc == 0 && secret_len && (secret_len < 32 || secret_len > 64)) {
         snprintf(err, n, "--jwt-secret must be 32 to 64 bytes");
         rc = TT_EINVAL;
+    }
+    for (size_t i = 0; rc == 0 && i < cfg->n_allowed_origins; i++) {
+        if (!tt_origin_valid(cfg->allowed_origins[i])) {
+            snprintf(err, n,
+                     "--allowed-origin '%.64s' must be http:// or https://, a host and an "
+                     "optional port, nothing after",
+                     cfg->allowed_origins[i]);
+            rc = TT_EINVAL;
+        }
     }
     if (rc == 0 && cfg->map_size_max_mb < cfg->map_size_mb) {
         snprintf(err, n, "--map-size-max-mb must not be below --map-size-mb");

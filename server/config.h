@@ -24,6 +24,8 @@ typedef struct tt_config {
     size_t n_api_key_hashes;
     char jwt_secret[256];
     int64_t token_max_ttl_s;
+    char *allowed_origins[TT_CONFIG_MAX_KEYS]; /* "scheme://host[:port]" (server/origin.h) */
+    size_t n_allowed_origins;
     /* protocol limits */
     int64_t max_frame_bytes;
     int heartbeat_s;
@@ -35,6 +37,7 @@ typedef struct tt_config {
     int64_t rate_bytes_burst;
     int64_t max_connections;      /* open sockets (HTTP and WebSocket); 0: from RLIMIT_NOFILE */
     int64_t gateway_max_messages; /* messages in one POST /v1/chat/completions */
+    int64_t max_body_memory;      /* HTTP request bodies buffered at once, all requests */
     /* storage */
     char sync[16]; /* commit | periodic | none */
     int64_t sync_interval_ms;

@@ -391,8 +391,7 @@ static void start_call(tt_gateway_req *g, json_t *root)
     json_decref(calls);
 }
 
-tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *auth,
-                                 const char *body, size_t len)
+tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *body, size_t len)
 {
     tt_gateway_req *g = calloc(1, sizeof *g);
     if (!g)
@@ -402,15 +401,6 @@ tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *au
     g->created = tt_wall_ms() / 1000;
     g->tool_calls = json_array();
     tt_new_id("chatcmpl", g->id, sizeof g->id);
-    char tenant[64];
-    const char *key = strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
-    if (srv->auth.n_keys > 0 &&
-        (!key || tt_auth_check_key(&srv->auth, key, tenant, sizeof tenant) != 0)) {
-        respond(g, 401,
-                openai_error("a valid API key is required (Authorization: Bearer)",
-                             "invalid_request_error", "invalid_api_key"));
-        return g;
-    }
     if (!srv->agent_env.llm || !tt_llm_service_configured(srv->agent_env.llm)) {
         respond(g, 503,
                 openai_error("no model is configured: set OPENAI_API_KEY or "

@@ -17,11 +17,12 @@
 struct tt_server;
 typedef struct tt_gateway_req tt_gateway_req;
 
-/* Take over the response to a request whose body was read. Always returns a
- * request (which may already hold an error response); NULL only on OOM. The
- * caller then waits for writable callbacks. */
-tt_gateway_req *tt_gateway_start(struct tt_server *srv, struct lws *wsi, const char *auth,
-                                 const char *body, size_t len);
+/* Take over the response to a request whose API key passed (http.c checks it
+ * on the headers) and whose body was read; body is only read during the call.
+ * Always returns a request (which may already hold an error response); NULL
+ * only on OOM. The caller then waits for writable callbacks. */
+tt_gateway_req *tt_gateway_start(struct tt_server *srv, struct lws *wsi, const char *body,
+                                 size_t len);
 
 /* Write what is ready. Returns 0 to keep going, 1 when the response is
  * complete (the caller finishes the HTTP transaction and then frees), -1 to

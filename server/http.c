@@ -1,28 +1,49 @@
-/* Plain HTTP endpoints: /healthz, /readyz, /metrics, POST /v1/tokens.
- * Static files under / are served by an lws file mount (server.c).
+/* Plain HTTP endpoints: /healthz, /readyz, /metrics, POST /v1/tokens, and the
+ * front of POST /v1/chat/completions (gateway.c). Static files under / are
+ * served by an lws file mount (server.c).
  *
- * A request's response is built whole, then written from the WRITEABLE
- * callback; request bodies are capped at BODY_MAX. */
+ * Lifetime: lws gives each transaction its own http_req (the protocol's
+ * per-session data) and frees it inside lws_http_transaction_completed(),
+ * which unbinds the protocol (HTTP_DROP_PROTOCOL) to keep the connection
+ * alive for the next request. So a request releases what it owns
+ * (req_reset) before that call and never touches r after it.
+ *
+ * Bodies: a request is judged on its headers (Host and Origin, the API key,
+ * the route, Content-Length) before a byte of its body is read. A refused
+ * one has its body read and dropped, never kept, and is answered after it;
+ * an accepted one reserves its bytes against --max-body-memory (the gauge
+ * tether_http_body_bytes) before storing them. A response is built whole,
+ * then written from the WRITEABLE callback. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "protocol/errors.h"
 #include "server/gateway.h"
 #include "server/logging.h"
+#include "server/origin.h"
 #include "server/server.h"
 
-#define BODY_MAX (64 * 1024)        /* /v1/tokens */
-#define GATEWAY_BODY_MAX (8u << 20) /* /v1/chat/completions: long conversations */
+#define TOKENS_BODY_MAX (64 * 1024)     /* /v1/tokens: {"user", "ttl_s", "agents"} */
+#define GATEWAY_BODY_MAX (8u << 20)     /* /v1/chat/completions: long conversations */
+#define DROP_MAX (2 * GATEWAY_BODY_MAX) /* a refused body longer than this closes */
+#define BODY_GROWTH_MIN (16 * 1024)     /* first reservation of a body of unknown length */
+
+static const char PATH_TOKENS[] = "/v1/tokens", PATH_GATEWAY[] = "/v1/chat/completions";
 
 typedef struct http_req {
     char path[128];
     char auth[TT_JWT_MAX_LEN];
+    char tenant[TT_TENANT_MAX]; /* of the API key that passed (POST) */
+    size_t body_max;            /* the route's cap */
     char *body;
     size_t body_len;
-    int body_too_large;
-    int status;
+    size_t body_reserved; /* bytes of body counted in metrics.http_body_bytes */
+    size_t dropped;       /* bytes of a refused body read and thrown away */
+    int status;           /* non-zero once the answer is decided */
     const char *content_type;
-    char *resp; /* LWS_PRE headroom in front of the payload */
+    int retry_after; /* seconds, sent with a 503 */
+    char *resp;      /* LWS_PRE headroom in front of the payload */
     size_t resp_len;
     tt_gateway_req *gw; /* set when the gateway owns the response */
 } http_req;
@@ -33,15 +54,11 @@ static void respond(http_req *r, int status, const char *type, const char *text,
 {
     free(r->resp);
     r->resp = malloc(LWS_PRE + len + 1);
-    if (!r->resp) {
-        r->resp_len = 0;
-        r->status = 500;
-        return;
-    }
-    memcpy(r->resp + LWS_PRE, text, len);
-    r->resp_len = len;
-    r->status = status;
+    r->status = r->resp ? status : 500;
+    r->resp_len = r->resp ? len : 0;
     r->content_type = type;
+    if (r->resp)
+        memcpy(r->resp + LWS_PRE, text, len);
 }
 
 static void respond_json(http_req *r, int status, json_t *obj)
@@ -56,27 +73,67 @@ static void respond_json(http_req *r, int status, json_t *obj)
     free(text);
 }
 
+/* An error in the route's own shape: OpenAI's for the gateway, Tether's elsewhere. */
 static void respond_error(tt_server *srv, http_req *r, int status, int err, const char *msg)
 {
     const char *code = tt_err_wire(err);
     tt_metrics_error(&srv->metrics, code);
-    respond_json(r, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
+    if (strcmp(r->path, PATH_GATEWAY) == 0)
+        respond_json(r, status,
+                     json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
+                               status >= 500 ? "server_error" : "invalid_request_error", "param",
+                               "code", status == 401 ? "invalid_api_key" : code));
+    else
+        respond_json(r, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
 }
 
-/* POST /v1/tokens {"user":"u1","ttl_s":3600,"agents":[...]} with an API key. */
+static void body_release(tt_server *srv, http_req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+    srv->metrics.http_body_bytes -= r->body_reserved;
+    r->body_reserved = 0;
+}
+
+/* Everything the request owns goes; r is zeroed (safe to call twice). */
+static void req_reset(tt_server *srv, http_req *r)
+{
+    tt_gateway_free(r->gw);
+    body_release(srv, r);
+    free(r->resp);
+    memset(r, 0, sizeof *r);
+}
+
+/* Make room for `want` body bytes within --max-body-memory. */
+static int body_reserve(tt_server *srv, http_req *r, size_t want)
+{
+    size_t extra = want - r->body_reserved;
+    if (want <= r->body_reserved)
+        return 0;
+    if (srv->metrics.http_body_bytes + extra > (uint64_t)srv->cfg.max_body_memory)
+        return TT_EFULL;
+    char *grown = realloc(r->body, want + 1);
+    if (!grown)
+        return TT_ENOMEM;
+    r->body = grown;
+    r->body_reserved = want;
+    srv->metrics.http_body_bytes += extra;
+    return 0;
+}
+
+static void refuse_body(tt_server *srv, http_req *r, int status, int err, const char *msg)
+{
+    r->dropped += r->body_len;
+    body_release(srv, r);
+    if (status == 503)
+        r->retry_after = 1;
+    respond_error(srv, r, status, err, msg);
+}
+
+/* POST /v1/tokens {"user":"u1","ttl_s":3600,"agents":[...]}; the key passed on the headers. */
 static void mint_token(tt_server *srv, http_req *r)
 {
-    char tenant[64] = "local";
-    const char *key = strncasecmp(r->auth, "Bearer ", 7) == 0 ? r->auth + 7 : NULL;
-    if (srv->auth.n_keys > 0 &&
-        (!key || tt_auth_check_key(&srv->auth, key, tenant, sizeof tenant) != 0)) {
-        respond_error(srv, r, 401, TT_EAUTH, "a valid API key is required (Authorization: Bearer)");
-        return;
-    }
-    if (r->body_too_large) {
-        respond_error(srv, r, 413, TT_ETOOLARGE, "request body too large");
-        return;
-    }
     json_error_t jerr;
     json_t *body = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &jerr);
     const char *user = NULL;
@@ -104,7 +161,7 @@ static void mint_token(tt_server *srv, http_req *r)
     tt_jwt_claims cl;
     memset(&cl, 0, sizeof cl);
     snprintf(cl.sub, sizeof cl.sub, "%s", user);
-    snprintf(cl.tenant, sizeof cl.tenant, "%s", tenant);
+    snprintf(cl.tenant, sizeof cl.tenant, "%s", r->tenant);
     cl.iat = tt_wall_ms() / 1000;
     cl.exp = cl.iat + ttl;
     cl.agents = agents;
@@ -116,22 +173,21 @@ static void mint_token(tt_server *srv, http_req *r)
     srv->metrics.tokens_minted++;
     respond_json(r, 200,
                  json_pack("{s:s, s:I, s:s, s:s}", "token", token, "expires_at", (json_int_t)cl.exp,
-                           "user", user, "tenant", tenant));
+                           "user", user, "tenant", r->tenant));
     free(token);
 done:
     json_decref(body);
 }
 
-static void route(tt_server *srv, struct lws *wsi, http_req *r, int is_post)
+static void route_get(tt_server *srv, http_req *r)
 {
-    srv->metrics.http_requests++;
-    if (strcmp(r->path, "/healthz") == 0 && !is_post) {
+    if (strcmp(r->path, "/healthz") == 0) {
         respond(r, 200, "text/plain", "ok\n", 3);
-    } else if (strcmp(r->path, "/readyz") == 0 && !is_post) {
+    } else if (strcmp(r->path, "/readyz") == 0) {
         int ready = srv->ready && !srv->stopping && !tt_registry_failing(srv->reg);
         respond(r, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n",
                 ready ? 6 : 10);
-    } else if (strcmp(r->path, "/metrics") == 0 && !is_post) {
+    } else if (strcmp(r->path, "/metrics") == 0) {
         size_t len;
         char *text = tt_metrics_render(srv, &len);
         if (text)
@@ -139,22 +195,42 @@ static void route(tt_server *srv, struct lws *wsi, http_req *r, int is_post)
         else
             respond(r, 500, "text/plain", "error\n", 6);
         free(text);
-    } else if (strcmp(r->path, "/v1/tokens") == 0 && is_post) {
-        mint_token(srv, r);
-    } else if (strcmp(r->path, "/v1/chat/completions") == 0 && is_post && !r->body_too_large) {
-        r->gw = tt_gateway_start(srv, wsi, r->auth, r->body, r->body_len);
-        if (!r->gw)
-            respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
-        else
-            return; /* the gateway asks for writable callbacks itself */
-    } else if (strcmp(r->path, "/v1/chat/completions") == 0 && is_post) {
-        respond_error(srv, r, 413, TT_ETOOLARGE, "request body too large");
-    } else if (strcmp(r->path, "/v1/tokens") == 0 || strcmp(r->path, "/v1/chat/completions") == 0) {
+    } else if (strcmp(r->path, PATH_TOKENS) == 0 || strcmp(r->path, PATH_GATEWAY) == 0) {
         respond_error(srv, r, 405, TT_EINVAL, "use POST");
     } else {
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
     }
-    lws_callback_on_writable(wsi);
+}
+
+/* A POST judged on its headers: the route, the API key, the announced size. */
+static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    char clen[32];
+    int gateway = strcmp(r->path, PATH_GATEWAY) == 0;
+    r->body_max = gateway ? GATEWAY_BODY_MAX : TOKENS_BODY_MAX;
+    if (!gateway && strcmp(r->path, PATH_TOKENS) != 0) {
+        int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
+                    !strcmp(r->path, "/metrics");
+        respond_error(srv, r, known ? 405 : 404, known ? TT_EINVAL : TT_ENOTFOUND,
+                      known ? "use GET" : "no such endpoint");
+        return;
+    }
+    snprintf(r->tenant, sizeof r->tenant, "local");
+    const char *key = strncasecmp(r->auth, "Bearer ", 7) == 0 ? r->auth + 7 : NULL;
+    if (srv->auth.n_keys > 0 &&
+        (!key || tt_auth_check_key(&srv->auth, key, r->tenant, sizeof r->tenant) != 0)) {
+        respond_error(srv, r, 401, TT_EAUTH, "a valid API key is required (Authorization: Bearer)");
+        return;
+    }
+    if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return; /* no length announced: reserved as it arrives */
+    errno = 0;
+    char *end;
+    unsigned long long len = strtoull(clen, &end, 10);
+    if (errno || *end || len > r->body_max)
+        respond_error(srv, r, 413, TT_ETOOLARGE, "request body too large");
+    else if (body_reserve(srv, r, (size_t)len) != 0)
+        refuse_body(srv, r, 503, TT_EFULL, "too many request bodies in flight; retry shortly");
 }
 
 static int write_response(struct lws *wsi, http_req *r)
@@ -165,20 +241,158 @@ static int write_response(struct lws *wsi, http_req *r)
                                     end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end) ||
+        (r->retry_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
+                                                        (const unsigned char *)"1", 1, &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     if (r->resp_len &&
         lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, r->resp_len, LWS_WRITE_HTTP_FINAL) < 0)
         return -1;
+    return 0;
+}
+
+/* The response is out: release the request, then let lws free it (r is gone
+ * after lws_http_transaction_completed()). */
+static int finish(tt_server *srv, struct lws *wsi, http_req *r, int failed)
+{
+    req_reset(srv, r);
+    if (failed)
+        return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static void req_reset(http_req *r)
+/* Write the decided answer at once, from the callback that decided it: lws
+ * 4.1 parses a pipelined next request from its buffer as soon as this
+ * callback returns, into the same connection, so an answer left for a later
+ * WRITEABLE callback would be lost (and lws does not wait for a connection it
+ * was told to stop reading). lws buffers what the socket does not take. */
+static int send_now(tt_server *srv, struct lws *wsi, http_req *r)
 {
-    tt_gateway_free(r->gw);
-    free(r->body);
-    free(r->resp);
-    memset(r, 0, sizeof *r);
+    return finish(srv, wsi, r, write_response(wsi, r) != 0);
+}
+
+static int on_gateway_writeable(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    int rc = r->gw ? tt_gateway_writeable(r->gw) : 0;
+    return rc == 0 ? 0 : finish(srv, wsi, r, rc < 0);
+}
+
+/* An answer the gateway decided at once (a bad request, no model, an unknown
+ * alias) goes out now too, as send_now() explains: its headers, then its
+ * small body. One still waiting for the model is written from WRITEABLE. */
+static int gateway_send_now(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    int rc = 0;
+    for (int pass = 0; pass < 3 && rc == 0 && !lws_send_pipe_choked(wsi); pass++)
+        rc = tt_gateway_writeable(r->gw);
+    return rc == 0 ? 0 : finish(srv, wsi, r, rc < 0);
+}
+
+static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    char why[256];
+    if (r->gw) {
+        /* Pipelined behind a gateway call still streaming: lws would parse it
+         * into this request's place; the connection is closed instead. */
+        tt_log(TT_WARN, "request pipelined behind a gateway call: connection closed", NULL);
+        return -1;
+    }
+    req_reset(srv, r);
+    int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    if (lws_hdr_copy(wsi, r->path, sizeof r->path,
+                     is_post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI) < 0)
+        r->path[0] = '\0';
+    if (lws_hdr_copy(wsi, r->auth, sizeof r->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+        r->auth[0] = '\0';
+    srv->metrics.http_requests++;
+    if (tt_http_origin_check(srv, wsi, why, sizeof why) != 0)
+        respond_error(srv, r, 403, TT_EFORBIDDEN, why);
+    else if (is_post)
+        accept_post(srv, wsi, r);
+    else
+        route_get(srv, r);
+    return is_post ? 0 : send_now(srv, wsi, r); /* a POST is answered after its body */
+}
+
+static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (r->status) {
+        r->dropped += len;
+        return r->dropped > DROP_MAX ? -1 : 0;
+    }
+    size_t need = r->body_len + len;
+    if (need > r->body_max) {
+        refuse_body(srv, r, 413, TT_ETOOLARGE, "request body too large");
+        r->dropped += len;
+        return 0;
+    }
+    size_t want = r->body_reserved * 2 > need ? r->body_reserved * 2 : need;
+    want = want < BODY_GROWTH_MIN ? BODY_GROWTH_MIN : want;
+    want = want > r->body_max ? r->body_max : want;
+    int rc = need > r->body_reserved ? body_reserve(srv, r, want) : 0;
+    if (rc) {
+        refuse_body(srv, r, rc == TT_EFULL ? 503 : 500, rc,
+                    "too many request bodies in flight; retry shortly");
+        r->dropped += len;
+        return 0;
+    }
+    memcpy(r->body + r->body_len, in, len);
+    r->body_len += len;
+    return 0;
+}
+
+static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    if (!r->status && strcmp(r->path, PATH_GATEWAY) == 0) {
+        r->gw = tt_gateway_start(srv, wsi, r->body, r->body_len);
+        body_release(srv, r);
+        if (r->gw)
+            return gateway_send_now(srv, wsi, r);
+        respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
+    } else if (!r->status) {
+        mint_token(srv, r);
+    }
+    return send_now(srv, wsi, r);
+}
+
+int tt_http_origin_check(tt_server *srv, struct lws *wsi, char *why, size_t n)
+{
+    char host[TT_ORIGIN_HEADER_MAX], origin[TT_ORIGIN_HEADER_MAX];
+    int host_len = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+    int origin_len = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (host_len >= (int)sizeof host || origin_len >= (int)sizeof origin) {
+        snprintf(why, n, "Host or Origin header longer than %d bytes", TT_ORIGIN_HEADER_MAX - 1);
+        return TT_EFORBIDDEN;
+    }
+    if (host_len > 0)
+        lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST);
+    if (origin_len > 0)
+        lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+    int rc = tt_origin_check(&srv->cfg, srv->auth.n_keys == 0, host_len > 0 ? host : NULL,
+                             origin_len > 0 ? origin : NULL, why, n);
+    if (rc)
+        tt_log(TT_INFO, "request refused: foreign origin or host",
+               json_pack("{s:s, s:s, s:s}", "host", host_len > 0 ? host : "", "origin",
+                         origin_len > 0 ? origin : "", "why", why));
+    return rc;
+}
+
+int tt_http_refuse_foreign_upgrade(tt_server *srv, struct lws *wsi)
+{
+    char why[256];
+    if (tt_http_origin_check(srv, wsi, why, sizeof why) == 0)
+        return 0;
+    tt_metrics_error(&srv->metrics, tt_err_wire(TT_EFORBIDDEN));
+    http_req r;
+    memset(&r, 0, sizeof r);
+    respond_json(
+        &r, 403,
+        json_pack("{s:{s:s, s:s}}", "error", "code", tt_err_wire(TT_EFORBIDDEN), "message", why));
+    write_response(wsi, &r);
+    free(r.resp);
+    return 1;
 }
 
 int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -187,57 +401,20 @@ int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     http_req *r = user;
     tt_server *srv = lws_context_user(lws_get_context(wsi));
     switch (reason) {
-    case LWS_CALLBACK_HTTP: {
-        req_reset(r);
-        int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-        if (lws_hdr_copy(wsi, r->path, sizeof r->path,
-                         is_post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI) < 0)
-            r->path[0] = '\0';
-        if (lws_hdr_copy(wsi, r->auth, sizeof r->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-            r->auth[0] = '\0';
-        if (is_post)
-            return 0; /* wait for the body */
-        route(srv, wsi, r, 0);
-        return 0;
-    }
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return 1; /* "tether-http" is no WebSocket subprotocol */
+    case LWS_CALLBACK_HTTP:
+        return on_headers(srv, wsi, r);
     case LWS_CALLBACK_HTTP_BODY:
-        if (r->body_len + len >
-            (strcmp(r->path, "/v1/chat/completions") == 0 ? GATEWAY_BODY_MAX : BODY_MAX)) {
-            r->body_too_large = 1;
-            return 0;
-        }
-        {
-            char *grown = realloc(r->body, r->body_len + len + 1);
-            if (!grown)
-                return -1;
-            r->body = grown;
-            memcpy(r->body + r->body_len, in, len);
-            r->body_len += len;
-        }
-        return 0;
+        return on_body(srv, r, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        route(srv, wsi, r, 1);
-        return 0;
+        return on_body_complete(srv, wsi, r);
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (r->gw) {
-            int rc = tt_gateway_writeable(r->gw);
-            if (rc == 0)
-                return 0;
-            tt_gateway_free(r->gw);
-            r->gw = NULL;
-            return rc < 0 || lws_http_transaction_completed(wsi) ? -1 : 0;
-        }
-        if (!r->resp && r->status == 0)
-            return 0;
-        {
-            int rc = write_response(wsi, r);
-            free(r->resp);
-            r->resp = NULL;
-            r->status = 0;
-            return rc;
-        }
+        return on_gateway_writeable(srv, wsi, r);
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
-        req_reset(r);
+        if (r)
+            req_reset(srv, r);
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -127,6 +127,8 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_bytes_out_total", "counter", "Frame bytes written", m->bytes_out);
     metric(&b, "tether_http_requests_total", "counter", "HTTP requests", m->http_requests);
     metric(&b, "tether_tokens_minted_total", "counter", "Tokens minted", m->tokens_minted);
+    metric(&b, "tether_http_body_bytes", "gauge", "HTTP request body bytes held (max-body-memory)",
+           m->http_body_bytes);
     metric(&b, "tether_sockets_dropped_lagging_total", "counter",
            "Sockets dropped for falling too far behind", m->dropped_lagging);
     metric(&b, "tether_sockets_dropped_output_total", "counter",

@@ -33,6 +33,7 @@ typedef struct tt_metrics {
     uint64_t accept_errors;             /* accept() failures other than a refusal */
     uint64_t dropped_rate_bytes;        /* sockets closed far over the byte rate */
     uint64_t closed_token_expired;      /* sockets closed when their token expired */
+    uint64_t http_body_bytes;           /* request body bytes held now (--max-body-memory) */
 } tt_metrics;
 
 /* Count one error reply with the given wire code. */

@@ -53,6 +53,12 @@ int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
                      size_t len);
 int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len);
+/* Host and Origin of the request on wsi against the origin policy
+ * (origin.h): 0, or TT_EFORBIDDEN with the reason in why (size n). */
+int tt_http_origin_check(tt_server *srv, struct lws *wsi, char *why, size_t n);
+/* For a WebSocket upgrade: 0 if the policy allows it, else 1 after writing a
+ * 403 with a JSON error (the caller then refuses the upgrade). */
+int tt_http_refuse_foreign_upgrade(tt_server *srv, struct lws *wsi);
 
 /* Registry hooks (ws.c, server.c). */
 void tt_ws_deliver(tt_cursor *c, void *ud);

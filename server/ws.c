@@ -543,7 +543,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return !path_is_ws(wsi) || srv->stopping;
+        return !path_is_ws(wsi) || srv->stopping || tt_http_refuse_foreign_upgrade(srv, wsi);
     case LWS_CALLBACK_ESTABLISHED:
         c = calloc(1, sizeof *c);
         if (!c)

@@ -68,7 +68,15 @@ export function freePort() {
   });
 }
 
-/** Plain HTTP request to the server. Resolves {status, headers, body, json}. */
+/**
+ * The keep-alive agent every harness HTTP request goes through, so each test
+ * also exercises connections that serve several requests (browsers, SDKs and
+ * proxies keep them open).
+ */
+export const keepAliveAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+after(() => keepAliveAgent.destroy());
+
+/** Plain HTTP request to the server (keep-alive). Resolves {status, headers, body, json}. */
 export function httpRequest(port, method, urlPath, { headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined
@@ -78,7 +86,7 @@ export function httpRequest(port, method, urlPath, { headers = {}, body } = {}) 
       h['content-length'] = Buffer.byteLength(data);
       if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
     }
-    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: h, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: h, agent: keepAliveAgent }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {

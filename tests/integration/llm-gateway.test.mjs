@@ -6,7 +6,7 @@ import http from 'node:http';
 import { after, before } from 'node:test';
 import OpenAI from 'openai';
 import { startFakeProvider } from '../fake-provider/server.mjs';
-import { fakeTarget, httpRequest, itest, llmCallLines, sleep, writeRoutesFile } from './harness.mjs';
+import { fakeTarget, httpRequest, itest, keepAliveAgent, llmCallLines, sleep, writeRoutesFile } from './harness.mjs';
 
 let fp;
 before(async () => { fp = await startFakeProvider(); });
@@ -37,7 +37,7 @@ function postSSE(port, body, headers = {}, timeoutMs = 8000) {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
     const req = http.request({
-      host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', agent: false,
+      host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', agent: keepAliveAgent,
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers },
     }, (res) => {
       let text = '';
@@ -334,7 +334,7 @@ itest('a gateway client that hangs up mid-stream: the upstream provider call is 
   await new Promise((resolve, reject) => {
     const data = JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi' }], stream: true });
     const req = http.request({
-      host: '127.0.0.1', port: srv.port, method: 'POST', path: '/v1/chat/completions', agent: false,
+      host: '127.0.0.1', port: srv.port, method: 'POST', path: '/v1/chat/completions', agent: keepAliveAgent,
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
     }, (res) => {
       let got = '';

@@ -1,0 +1,181 @@
+// HTTP connections that serve more than one request (issue 10, finding 3):
+// every route, many times over one keep-alive connection, and several
+// requests written at once on one raw TCP socket (pipelining). The server
+// once freed a request's data inside lws_http_transaction_completed() and
+// then used it: the ASan build aborted on the second request of a connection.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { after, before } from 'node:test';
+import { startFakeProvider } from '../fake-provider/server.mjs';
+import { fakeTarget, itest, writeRoutesFile } from './harness.mjs';
+
+let fp;
+before(async () => { fp = await startFakeProvider(); });
+after(async () => { await fp?.close(); });
+
+const P = 'keepalive';
+
+async function gatewayServer(startServer) {
+  fp.script({ text: 'kept alive', usage: { prompt_tokens: 3, completion_tokens: 2 }, match: { prefix: P }, repeat: 'forever' });
+  const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });
+  return startServer({ args: ['--routes', routes], env: { FAKE_KEY: 'fake-key' } });
+}
+
+/** One request on `agent`; resolves {status, headers, body, port} (port: the client side of the socket). */
+function request(agent, port, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const headers = data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
+      const chunks = [];
+      const localPort = res.socket.localPort;
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), port: localPort }));
+      res.on('error', reject);
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+const chat = (extra = {}) => ({ model: 'default', messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+// Every route with what it must answer: [method, path, body, status, check].
+const ROUTES = [
+  ['GET', '/healthz', undefined, 200, (r) => assert.equal(r.body, 'ok\n')],
+  ['GET', '/readyz', undefined, 200, (r) => assert.equal(r.body, 'ready\n')],
+  ['GET', '/metrics', undefined, 200, (r) => assert.match(r.body, /tether_http_requests_total \d+/)],
+  ['GET', '/', undefined, 200, (r) => assert.match(r.body, /<html/i)],
+  ['GET', '/app.js', undefined, 200, (r) => assert.ok(r.body.length > 100)],
+  ['GET', '/style.css', undefined, 200, (r) => assert.ok(r.body.length > 100)],
+  ['GET', '/no-such-page', undefined, 404, () => {}],
+  ['GET', '/v1/tokens', undefined, 405, (r) => assert.equal(JSON.parse(r.body).error.code, 'bad_request')],
+  ['POST', '/v1/tokens', { user: 'kept' }, 200, (r) => assert.equal(JSON.parse(r.body).user, 'kept')],
+  ['POST', '/v1/tokens', '', 400, (r) => assert.equal(JSON.parse(r.body).error.code, 'bad_request')],
+  ['POST', '/v1/chat/completions', chat(), 200, (r) => assert.equal(JSON.parse(r.body).choices[0].message.content, 'kept alive')],
+  ['POST', '/v1/chat/completions', '{"model":', 400, (r) => assert.equal(JSON.parse(r.body).error.type, 'invalid_request_error')],
+  ['POST', '/healthz', '{}', 405, () => {}],
+];
+
+itest('every route answers 10 rounds on ONE keep-alive connection', async ({ startServer }) => {
+  const srv = await gatewayServer(startServer);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const ports = new Set();
+    for (let round = 0; round < 10; round++) {
+      for (const [method, path, body, status, check] of ROUTES) {
+        const r = await request(agent, srv.port, method, path, body);
+        assert.equal(r.status, status, `round ${round}: ${method} ${path} → ${r.status} ${r.body.slice(0, 200)}`);
+        check(r);
+        ports.add(r.port);
+      }
+    }
+    assert.equal(ports.size, 1, `every request on one connection, got ${ports.size} connections`);
+    assert.ok(srv.alive, 'the server is still running');
+  } finally {
+    agent.destroy();
+  }
+});
+
+itest('a streamed gateway answer on a reused connection, then 200 requests on one connection', async ({ startServer }) => {
+  const srv = await gatewayServer(startServer);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const before = await request(agent, srv.port, 'GET', '/healthz');
+    const stream = await request(agent, srv.port, 'POST', '/v1/chat/completions', chat({ stream: true }));
+    assert.equal(stream.status, 200, stream.body);
+    assert.match(stream.body, /data: \[DONE\]/);
+    assert.equal(stream.port, before.port, 'the stream went over the kept-alive connection');
+    // A stream has no length: it ends with its connection. What follows gets a new one, kept.
+    const ports = new Set();
+    for (let i = 0; i < 200; i++) {
+      const r = await request(agent, srv.port, 'GET', i % 2 ? '/healthz' : '/readyz');
+      assert.equal(r.status, 200);
+      ports.add(r.port);
+    }
+    assert.equal(ports.size, 1, 'one connection throughout');
+  } finally {
+    agent.destroy();
+  }
+});
+
+// ------------------------------------------------------------- pipelining
+
+const raw = (method, path, body) => {
+  const b = body === undefined ? '' : body;
+  const len = method === 'POST' ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n` : '';
+  return `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${len}\r\n${b}`;
+};
+
+/**
+ * Write every request at once on one TCP socket, then read `count` responses
+ * (framed by Content-Length). Resolves [{status, headers, body}] in order.
+ */
+function pipeline(port, requests, count = requests.length) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(requests.join('')));
+    let buf = Buffer.alloc(0);
+    const out = [];
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`${out.length} of ${count} responses after 5 s: ${JSON.stringify(out.map((r) => r.status))}`)); }, 5000);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) break;
+        const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+        const headers = Object.fromEntries(lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+        const len = Number(headers['content-length']);
+        assert.ok(Number.isInteger(len), `response without content-length: ${lines.join(' | ')}`);
+        if (buf.length < end + 4 + len) break;
+        out.push({ status: Number(lines[0].split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + len).toString('utf8') });
+        buf = buf.subarray(end + 4 + len);
+      }
+      if (out.length >= count) { clearTimeout(timer); sock.destroy(); resolve(out); }
+    });
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+itest('pipelining: six GETs (API, static files, 404, 405) written at once are answered in order', async ({ startServer }) => {
+  const srv = await startServer();
+  const rs = await pipeline(srv.port, [raw('GET', '/healthz'), raw('GET', '/readyz'), raw('GET', '/metrics'),
+    raw('GET', '/index.html'), raw('GET', '/nope'), raw('GET', '/v1/tokens')]);
+  assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 404, 405]);
+  assert.equal(rs[0].body, 'ok\n');
+  assert.equal(rs[1].body, 'ready\n');
+  assert.match(rs[2].body, /tether_http_requests_total/);
+  assert.match(rs[3].body, /<html/i);
+});
+
+itest('pipelining: a POST /v1/tokens then GETs on one socket, written at once', async ({ startServer }) => {
+  const srv = await startServer();
+  const rs = await pipeline(srv.port, [raw('POST', '/v1/tokens', JSON.stringify({ user: 'piped' })),
+    raw('GET', '/healthz'), raw('GET', '/favicon.svg'), raw('GET', '/readyz')]);
+  assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200]);
+  assert.equal(JSON.parse(rs[0].body).user, 'piped');
+  assert.equal(rs[1].body, 'ok\n');
+  assert.equal(rs[3].body, 'ready\n');
+});
+
+itest('pipelining: a gateway POST answered at once (bad request, no model) then a GET', async ({ startServer }) => {
+  const withModel = await gatewayServer(startServer);
+  let rs = await pipeline(withModel.port, [raw('POST', '/v1/chat/completions', '{}'), raw('GET', '/healthz')]);
+  assert.deepEqual(rs.map((r) => r.status), [400, 200]);
+  assert.equal(JSON.parse(rs[0].body).error.type, 'invalid_request_error');
+  const noModel = await startServer();
+  rs = await pipeline(noModel.port, [raw('POST', '/v1/chat/completions', JSON.stringify(chat())), raw('GET', '/readyz')]);
+  assert.deepEqual(rs.map((r) => r.status), [503, 200]);
+  assert.equal(JSON.parse(rs[0].body).error.code, 'no_model_configured');
+});
+
+itest('pipelining: 50 rounds of GET bursts on fresh sockets leave the server healthy', async ({ startServer }) => {
+  const srv = await startServer();
+  for (let i = 0; i < 50; i++) {
+    const rs = await pipeline(srv.port, [raw('GET', '/healthz'), raw('GET', '/readyz'), raw('GET', '/')]);
+    assert.deepEqual(rs.map((r) => r.status), [200, 200, 200]);
+  }
+  await srv.stop(); // exit code 0: with the ASan build, LeakSanitizer found nothing
+});
