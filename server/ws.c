@@ -16,6 +16,10 @@
 #define WRITE_BUDGET (256 * 1024)
 #define HELLO_TIMEOUT_S 10
 #define FAR_OVER_FACTOR 8 /* a message this many times the limit closes the socket */
+/* Until a socket has authenticated it may send frames of at most this size
+ * (a hello with a token fits), so unauthenticated sockets cannot make the
+ * server hold --max-frame-bytes each. */
+#define PREAUTH_FRAME_MAX (16 * 1024)
 /* lws's own value for a close frame; 4.1 keeps it out of the public enum. */
 #define TT_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
@@ -402,12 +406,21 @@ static int charge_bytes(tt_conn *c, size_t len)
     return -1;
 }
 
+/* The largest frame this socket may send now (PREAUTH_FRAME_MAX before it
+ * has authenticated). */
+static size_t frame_limit(const tt_conn *c)
+{
+    size_t max = (size_t)c->srv->cfg.max_frame_bytes;
+    return !c->authed && max > PREAUTH_FRAME_MAX ? PREAUTH_FRAME_MAX : max;
+}
+
 static void handle_frame(tt_conn *c)
 {
     tt_server *srv = c->srv;
     srv->metrics.frames_in++;
     srv->metrics.bytes_in += c->rx_len + c->rx_dropped;
-    int oversized = c->rx_len + c->rx_dropped > (size_t)srv->cfg.max_frame_bytes;
+    size_t limit = frame_limit(c);
+    int oversized = c->rx_len + c->rx_dropped > limit;
     if (c->rx_rate_limited && !oversized) {
         tt_conn_error(c, NULL, TT_ERATE, "too many bytes; slow down");
         return;
@@ -419,8 +432,8 @@ static void handle_frame(tt_conn *c)
     }
     if (oversized) {
         char msg[96];
-        snprintf(msg, sizeof msg, "frame larger than max_frame_bytes (%lld)",
-                 (long long)srv->cfg.max_frame_bytes);
+        snprintf(msg, sizeof msg, "frame larger than %zu bytes%s", limit,
+                 c->authed ? " (max_frame_bytes)" : " (before hello)");
         tt_conn_error(c, NULL, TT_ETOOLARGE, msg);
         return;
     }
@@ -447,7 +460,7 @@ static void handle_frame(tt_conn *c)
 
 static int receive(tt_conn *c, const char *in, size_t len)
 {
-    size_t max = (size_t)c->srv->cfg.max_frame_bytes;
+    size_t max = frame_limit(c);
     if (lws_is_first_fragment(c->wsi)) {
         c->rx_len = c->rx_dropped = 0;
         c->rx_rate_limited = 0;
