@@ -121,6 +121,21 @@ static void test_names_owner_keys_of_two_tenants_never_collide(void **state)
                            "alice");
 }
 
+static void test_names_a_stored_title_is_read_without_bidi_controls(void **state)
+{
+    (void)state;
+    /* a record written before titles were checked */
+    static const char record[] =
+        "{\"v\":1,\"id\":\"s_1\",\"user\":\"alice\",\"tenant\":\"acme\",\"agent\":\"echo\","
+        "\"title\":\"invoice\\u202efdp.exe\\u200b\",\"state\":\"idle\",\"step\":\"\","
+        "\"created_at\":1,\"updated_at\":1,\"head\":0,\"first_seq\":1}";
+    tt_session *s = tt_session_new(NULL);
+    assert_non_null(s);
+    assert_int_equal(tt_session_load_record(s, record, sizeof record - 1), 0);
+    assert_string_equal(s->title, "invoicefdp.exe");
+    tt_session_free(s);
+}
+
 static void test_names_display_escapes_bidi_and_invisible_characters(void **state)
 {
     (void)state;
@@ -169,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_names_are_within_their_length),
         cmocka_unit_test(test_names_strip_removes_bidi_and_invisible_characters),
         cmocka_unit_test(test_names_owner_keys_of_two_tenants_never_collide),
+        cmocka_unit_test(test_names_a_stored_title_is_read_without_bidi_controls),
         cmocka_unit_test(test_names_display_escapes_bidi_and_invisible_characters),
         cmocka_unit_test(test_names_display_cuts_at_a_whole_character),
     };
