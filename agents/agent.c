@@ -5,6 +5,7 @@
 
 #include "agents/agent.h"
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "protocol/utf8.h"
 
 static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat, &tt_agent_doc_analyst,
@@ -98,6 +99,16 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
                  "agent %.*s: a new name of 1-63 bytes, a description under 256 bytes, "
                  "max_tool_rounds 0-10",
                  tt_utf8_cut(name, 64), name);
+        return TT_EINVAL;
+    }
+    const char *why;
+    if (tt_name_check(name, sizeof a->name - 1, &why) != 0 ||
+        tt_name_chars_check(desc, strlen(desc), &why) != 0) {
+        char shown[96];
+        snprintf(err, n,
+                 "agent %s: its name and description must be UTF-8 without control, bidi "
+                 "or invisible characters: %s",
+                 tt_name_display(name, shown, sizeof shown), why);
         return TT_EINVAL;
     }
     if (!tt_agent_prompt(env, prompt)) {

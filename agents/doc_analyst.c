@@ -15,6 +15,7 @@
 
 #include "agents/engine.h"
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "protocol/utf8.h"
 #include "state/registry.h"
 
@@ -243,10 +244,14 @@ static int consider(const char *sid, const char *json, size_t len, void *ud)
         json_object_get(json_object_get(json_object_get(rec, "agent_state"), "data"), "tags");
     if (agent && strcmp(agent, "doc-analyst") == 0 && json_is_array(tags)) {
         double score = similarity(rc->tags, tags);
+        /* a record stored before titles were checked may hold bidi controls */
+        const char *stored = json_string_value(json_object_get(rec, "title"));
+        char title[TT_TITLE_MAX + 1];
+        snprintf(title, sizeof title, "%s", stored ? stored : "");
+        tt_name_strip(title);
         if (score > 0)
-            json_array_append_new(rc->found,
-                                  json_pack("{s:s, s:O?, s:f}", "session", sid, "title",
-                                            json_object_get(rec, "title"), "score", score));
+            json_array_append_new(rc->found, json_pack("{s:s, s:s, s:f}", "session", sid, "title",
+                                                       title, "score", score));
     }
     json_decref(rec);
     return 0;
@@ -262,7 +267,7 @@ static int by_score(const void *a, const void *b)
 static int step_related(tt_run *run)
 {
     tt_session *s = tt_run_session(run);
-    char owner[TT_TENANT_MAX + TT_USER_MAX + 1];
+    char owner[TT_OWNER_KEY_MAX];
     tt_owner_key(s->tenant, s->user, owner, sizeof owner);
     related_ctx rc = {s->id, json_object_get(tt_run_data(run), "tags"), json_array()};
     tt_store_list_user(tt_registry_store(tt_run_env(run)->reg), owner, consider, &rc);

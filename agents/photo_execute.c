@@ -23,7 +23,7 @@
 
 #include "agents/photo_organizer.h"
 #include "agents/photos/move.h"
-#include "agents/photos/names.h"
+#include "protocol/names.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "state/registry.h"
@@ -216,12 +216,12 @@ static void report_reason(report *r, json_t *journal, const char *reason, const 
         char shown[2][200];
         if (count < REPORT_PATHS) {
             put(r, "%s\"%s\"", count ? ", " : "", /* names from the disk: shown escaped */
-                tt_photos_display(json_string_value(json_object_get(e, "final_dest")), shown[0],
-                                  sizeof shown[0]));
+                tt_name_display(json_string_value(json_object_get(e, "final_dest")), shown[0],
+                                sizeof shown[0]));
             if (is_move(e))
                 put(r, " (from \"%s\")",
-                    tt_photos_display(json_string_value(json_object_get(e, "src")), shown[1],
-                                      sizeof shown[1]));
+                    tt_name_display(json_string_value(json_object_get(e, "src")), shown[1],
+                                    sizeof shown[1]));
         }
         count++;
     }

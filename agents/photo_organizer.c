@@ -27,6 +27,7 @@
 #include "agents/photos/path.h"
 #include "agents/photos/scan.h"
 #include "protocol/errors.h"
+#include "protocol/names.h"
 
 #define SUMMARY_MAX 4096
 #define PHOTO_LINES_MAX (200u << 10) /* photo list sent to the model for the plan */
@@ -59,12 +60,12 @@ int tt_photos_library(tt_run *run, int *fd, char *why, size_t n)
     *fd = -1;
     if (tenant && tt_photos_owner_check(tenant, &reason) != 0) {
         snprintf(why, n, "your tenant name \"%s\" cannot be a folder name: %s",
-                 tt_photos_display(tenant, shown, sizeof shown), reason);
+                 tt_name_display(tenant, shown, sizeof shown), reason);
         return TT_EINVAL;
     }
     if (tt_photos_owner_check(s->user, &reason) != 0) {
         snprintf(why, n, "your user name \"%s\" cannot be a folder name: %s",
-                 tt_photos_display(s->user, shown, sizeof shown), reason);
+                 tt_name_display(s->user, shown, sizeof shown), reason);
         return TT_EINVAL;
     }
     /* root/<user> of a user without a tenant must not be a tenant's folder. */

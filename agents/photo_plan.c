@@ -5,17 +5,17 @@
 #include <string.h>
 
 #include "agents/photo_organizer.h"
-#include "agents/photos/names.h"
+#include "protocol/names.h"
 #include "agents/photos/path.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 
-/* path came from the model: shown escaped (names.h), never as it is. */
+/* path came from the model: shown escaped (protocol/names.h), never as it is. */
 static int fail(char *why, size_t n, const char *what, const char *path, const char *reason)
 {
     char shown[200];
     tt_utf8_snprintf(why, n, "%s%s%s%s: %s", what, reason ? " (" : "", reason ? reason : "",
-                     reason ? ")" : "", tt_photos_display(path ? path : "", shown, sizeof shown));
+                     reason ? ")" : "", tt_name_display(path ? path : "", shown, sizeof shown));
     return TT_EINVAL;
 }
 

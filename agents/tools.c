@@ -9,6 +9,7 @@
 #include "agents/schema.h"
 #include "agents/tools.h"
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "protocol/utf8.h"
 
 #define EXPR_MAX 256
@@ -349,6 +350,15 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
                        "method", &method, "timeout_ms", &timeout, "secret_header", &hdr,
                        "secret_env", &secret_env, "approval", &approval) != 0) {
         snprintf(err, n, "tools: %s", jerr.text);
+        return TT_EINVAL;
+    }
+    const char *why = "it is empty";
+    if (!*name || tt_name_chars_check(name, strlen(name), &why) != 0) {
+        char shown[96];
+        snprintf(err, n,
+                 "tool %s: the name must be UTF-8 without control, bidi or invisible "
+                 "characters: %s",
+                 tt_name_display(name, shown, sizeof shown), why);
         return TT_EINVAL;
     }
     char serr[TT_SCHEMA_ERR_MAX];

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "server/auth.h"
 
 #define DEFAULT_TENANT "default"
@@ -29,17 +30,17 @@ static int sha256(const void *data, size_t len, unsigned char out[32])
 }
 
 /* The tenant after the first ':' of spec, into dst; "default" when there is
- * no ':'. An empty or over-long tenant (over 63 bytes) is TT_EINVAL. */
+ * no ':'. An empty or over-long tenant (over 63 bytes), or one that is not a
+ * valid name (protocol/names.h: it becomes part of store keys), is TT_EINVAL. */
 static int parse_tenant(const char *colon, char dst[64])
 {
     if (!colon) {
         memcpy(dst, DEFAULT_TENANT, sizeof DEFAULT_TENANT);
         return 0;
     }
-    size_t n = strnlen(colon + 1, 64);
-    if (n == 0 || n >= 64)
+    if (tt_name_check(colon + 1, 63, NULL) != 0)
         return TT_EINVAL;
-    memcpy(dst, colon + 1, n + 1);
+    memcpy(dst, colon + 1, strlen(colon + 1) + 1);
     return 0;
 }
 

@@ -37,7 +37,8 @@ static const opt options[] = {
     {"config", K_STR, O(config_file), S(config_file), 0, 0, NULL, "",
      "JSON file of options (keys as the long names here)"},
     {"api-key", K_LIST, O(api_keys), O(n_api_keys), 0, 0, NULL, "",
-     "API key KEY[:tenant] allowed to mint tokens; repeatable (env: comma-separated). "
+     "API key KEY[:tenant] allowed to mint tokens; repeatable (env: comma-separated); a tenant "
+     "is 1-63 bytes of UTF-8 without control, bidi or invisible characters. "
      "None: open mode, loopback clients only"},
     {"api-key-hash", K_LIST, O(api_key_hashes), O(n_api_key_hashes), 0, 0, NULL, "",
      "as --api-key, given as the key's SHA-256 in hex (see `tether hash-key`)"},

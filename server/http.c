@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "server/gateway.h"
 #include "server/logging.h"
 #include "server/origin.h"
@@ -149,13 +150,22 @@ static void mint_token(tt_server *srv, http_req *r)
         respond_error(srv, r, 400, TT_EINVAL, msg);
         goto done;
     }
-    size_t ulen = strlen(user);
+    const char *why;
+    if (tt_name_check(user, TT_USER_MAX - 1, &why) != 0) {
+        char msg[192];
+        snprintf(msg, sizeof msg,
+                 "user must be 1-127 bytes of UTF-8 without control, bidi or invisible "
+                 "characters: %s",
+                 why);
+        respond_error(srv, r, 400, TT_EINVAL, msg);
+        goto done;
+    }
     int agents_ok = !agents || json_is_array(agents);
     for (size_t i = 0; agents_ok && i < json_array_size(agents); i++)
         agents_ok = json_is_string(json_array_get(agents, i));
-    if (ulen == 0 || ulen >= TT_USER_MAX || ttl < 1 || ttl > srv->auth.max_ttl_s || !agents_ok) {
+    if (ttl < 1 || ttl > srv->auth.max_ttl_s || !agents_ok) {
         respond_error(srv, r, 400, TT_EINVAL,
-                      "user must be 1-127 bytes, ttl_s within token-max-ttl-s, agents strings");
+                      "ttl_s must be within token-max-ttl-s, agents strings");
         goto done;
     }
     tt_jwt_claims cl;

@@ -24,6 +24,7 @@
 #include <openssl/hmac.h>
 
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "server/jwt.h"
 
 #define SIG_LEN 32    /* HMAC-SHA256 */
@@ -185,9 +186,9 @@ static bool is_string_array(const json_t *a)
 /* The payload text: keys in the order sub, tenant, iat, exp, agents. */
 static int payload_json(const tt_jwt_claims *c, char **out)
 {
-    size_t sub_len = strnlen(c->sub, sizeof c->sub);
     size_t tenant_len = strnlen(c->tenant, sizeof c->tenant);
-    if (sub_len == 0 || sub_len >= sizeof c->sub || tenant_len >= sizeof c->tenant)
+    if (tt_name_check(c->sub, sizeof c->sub - 1, NULL) != 0 || tenant_len >= sizeof c->tenant ||
+        (tenant_len && tt_name_check(c->tenant, sizeof c->tenant - 1, NULL) != 0))
         return TT_EINVAL;
     if (c->agents && !is_string_array(c->agents))
         return TT_EINVAL;
@@ -306,13 +307,15 @@ static int check_header(const json_t *h)
     return 0;
 }
 
-/* A string claim of 1 (or 0 when may_be_empty) to CLAIM_MAX - 1 bytes. */
+/* A string claim of 1 (or 0 when may_be_empty) to CLAIM_MAX - 1 bytes, a
+ * valid name (protocol/names.h) when not empty. */
 static int copy_claim(const json_t *v, char dst[CLAIM_MAX], bool may_be_empty)
 {
     if (!json_is_string(v))
         return TT_EAUTH;
     size_t n = json_string_length(v);
-    if (n >= CLAIM_MAX || (n == 0 && !may_be_empty))
+    if (n >= CLAIM_MAX || (n == 0 && !may_be_empty) ||
+        (n && tt_name_check(json_string_value(v), CLAIM_MAX - 1, NULL) != 0))
         return TT_EAUTH;
     memcpy(dst, json_string_value(v), n + 1);
     return 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/logging.h"
@@ -169,8 +170,14 @@ static void on_open(tt_conn *c, const tt_msg *m)
         return;
     }
     json_t *title = json_object_get(m->metadata, "title");
-    if (title && !json_is_string(title)) {
-        tt_conn_error(c, m->id, TT_EINVAL, "metadata.title must be a string");
+    const char *why = NULL;
+    if (title && (!json_is_string(title) ||
+                  tt_name_chars_check(json_string_value(title), json_string_length(title), &why))) {
+        snprintf(err, sizeof err,
+                 "metadata.title must be a string without control, bidi or invisible "
+                 "characters%s%s",
+                 why ? ": " : "", why ? why : "");
+        tt_conn_error(c, m->id, TT_EINVAL, err);
         return;
     }
     tt_session *s;
@@ -209,7 +216,7 @@ static void on_detach(tt_conn *c, const tt_msg *m)
 
 static void on_list(tt_conn *c, const tt_msg *m)
 {
-    char owner[TT_TENANT_MAX + TT_USER_MAX + 1];
+    char owner[TT_OWNER_KEY_MAX];
     tt_owner_key(c->tenant, c->user, owner, sizeof owner);
     json_t *sessions;
     char next[TT_SESSION_ID_MAX + 1];

@@ -94,8 +94,10 @@ static int setup_auth(tt_server *srv)
             continue;
         const char *why = rc == TT_ECONFLICT ? "the same key is given twice with different tenants"
                           : rc == TT_EFULL   ? "too many API keys"
-                          : hashed ? "use 64 hex digits, optionally :tenant (tenant <= 63 bytes)"
-                                   : "use KEY or KEY:tenant (tenant <= 63 bytes)";
+                          : hashed ? "use 64 hex digits, optionally :tenant (a tenant is 1-63 "
+                                     "bytes of UTF-8 without control, bidi or invisible characters)"
+                                   : "use KEY or KEY:tenant (a tenant is 1-63 bytes of UTF-8 "
+                                     "without control, bidi or invisible characters)";
         tt_log(TT_ERROR, hashed ? "bad --api-key-hash" : "bad --api-key",
                json_pack("{s:s, s:i}", "why", why, "position", (int)i + 1));
         return TT_EINVAL;

@@ -105,7 +105,7 @@ static int fill_commit(tt_store_txn *txn, void *arg)
             rc = tt_store_put_event(txn, s->id, q, tt_frame_text(f), f->len);
         }
         if (rc == 0 && it->record) {
-            char owner[TT_TENANT_MAX + TT_USER_MAX + 1];
+            char owner[TT_OWNER_KEY_MAX];
             tt_owner_key(s->tenant, s->user, owner, sizeof owner);
             rc = tt_store_put_session(txn, s->id, owner, it->record, it->record_len);
         }

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "protocol/utf8.h"
 #include "state/registry.h"
 #include "state/session.h"
@@ -38,7 +39,14 @@ int tt_state_parse(const char *name, tt_state *out)
 
 void tt_owner_key(const char *tenant, const char *user, char *out, size_t n)
 {
-    snprintf(out, n, "%s\x1f%s", tenant, user);
+    assert(n >= TT_OWNER_KEY_MAX);
+    size_t o = 0;
+    for (size_t i = 0; tenant[i] && i < TT_TENANT_MAX - 1; i++) {
+        if (tenant[i] == '\x1e' || tenant[i] == '\x1f')
+            out[o++] = '\x1e'; /* then 'E' or 'F': the tenant never holds a separator */
+        out[o++] = tenant[i] == '\x1e' ? 'E' : tenant[i] == '\x1f' ? 'F' : tenant[i];
+    }
+    snprintf(out + o, n - o, "\x1f%.*s", TT_USER_MAX - 1, user);
 }
 
 int64_t tt_wall_ms(void)
@@ -158,6 +166,7 @@ static void transcript_add(tt_session *s, const char *role, json_t *body)
         const char *text = json_string_value(json_object_get(body, "text"));
         if (text)
             tt_utf8_copy(s->title, sizeof s->title, text);
+        tt_name_strip(s->title); /* a title is shown in lists: no bidi or invisible characters */
     }
 }
 
@@ -357,6 +366,7 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     copy_str(s->tenant, sizeof s->tenant, tenant);
     copy_str(s->agent, sizeof s->agent, agent);
     copy_str(s->title, sizeof s->title, title);
+    tt_name_strip(s->title); /* stored before titles were checked */
     copy_str(s->step, sizeof s->step, step);
     s->created_ms = created;
     s->updated_ms = updated;

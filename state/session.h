@@ -119,7 +119,11 @@ json_t *tt_session_summary(const tt_session *s);
 /* Fresh random ids: "<prefix>_" + 24 hex digits into out (size n >= 32). */
 void tt_new_id(const char *prefix, char *out, size_t n);
 
-/* "tenant\x1fuser": the key a user's sessions are listed by in the store. */
+/* "tenant\x1fuser": the key a user's sessions are listed by in the store,
+ * into out (n >= TT_OWNER_KEY_MAX). A "\x1f" or "\x1e" in the tenant is
+ * escaped as "\x1e" 'F' or 'E', so no two (tenant, user) pairs share a key;
+ * a valid tenant (protocol/names.h) holds neither, so its key is as before. */
+#define TT_OWNER_KEY_MAX (2 * (TT_TENANT_MAX - 1) + 1 + TT_USER_MAX)
 void tt_owner_key(const char *tenant, const char *user, char *out, size_t n);
 
 /* Wall-clock milliseconds since the epoch. */

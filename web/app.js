@@ -101,7 +101,8 @@ function fillAgents(w) {
   for (const name of w.agents || []) {
     const usable = NO_MODEL_AGENTS.has(name) || models.length > 0;
     if (!usable) blocked++;
-    const o = h('option', { value: name, disabled: !usable, text: usable ? name : `${name} (needs a model)` });
+    // An option holds text only: the name goes between FSI and PDI, the plain-text isolates.
+    const o = h('option', { value: name, disabled: !usable, text: usable ? name : `\u2068${name}\u2069 (needs a model)` });
     sel.append(o);
   }
   const usable = [...sel.options].filter((o) => !o.disabled).map((o) => o.value);
@@ -146,9 +147,9 @@ function renderList() {
   if (!sessions.length) { ul.append(h('li', { class: 'none', text: 'No sessions yet.' })); return; }
   for (const s of sessions) {
     const b = h('button', { type: 'button', class: 'session-item', 'data-session': s.session, 'aria-current': s.session === current ? 'true' : null },
-      h('span', { class: 'session-title', text: s.title || '(new session)' }),
+      h('span', { class: 'session-title', dir: 'auto', text: s.title || '(new session)' }),
       h('span', { class: 'session-meta' },
-        h('span', { class: 'agent-tag', text: s.agent }),
+        h('span', { class: 'agent-tag', dir: 'auto', text: s.agent }),
         h('span', { class: 'badge', 'data-state': s.state, text: s.state }),
         h('time', { datetime: s.updated_at, text: fmtTime(s.updated_at) })));
     b.addEventListener('click', () => { select(s.session); closeMenu(); $('text').focus(); });
@@ -199,13 +200,13 @@ async function newSession(agent) {
     refreshListSoon();
     await attached;
   } catch (e) {
-    alertInline(`Could not start ${agent}: ${e.message}`);
+    alertInline('Could not start ', h('bdi', { text: agent }), `: ${e.message}`);
   }
 }
 
-function alertInline(text) {
+function alertInline(...parts) {
   const hint = $('agent-hint');
-  hint.textContent = text;
+  hint.replaceChildren(...parts);
   hint.classList.add('warn');
   setTimeout(() => { hint.classList.remove('warn'); showAgentHint(); }, 6000);
 }
@@ -323,7 +324,7 @@ function renderQuestion(q, v) {
 function renderApproval(a, v) {
   const li = h('li', { class: `item card approval${a.resolved ? ' resolved' : ' pending'}`, 'data-approval-id': a.approval_id },
     h('div', { class: 'card-kind', text: 'Approval' }),
-    h('p', { class: 'card-text card-title', text: a.title || 'Approve this plan?' }),
+    h('p', { class: 'card-text card-title', dir: 'auto', text: a.title || 'Approve this plan?' }),
     renderPlan(a.plan));
   if (a.resolved) { li.append(h('div', { class: 'meta', text: 'decided' })); return li; }
   const approve = h('button', { type: 'button', class: 'primary', text: 'Approve' });
@@ -370,7 +371,7 @@ function renderProgress(p) {
 function renderTool(t) {
   const status = !t.done ? '…' : t.ok === false ? '✗' : '✓';
   const summary = h('summary', {},
-    h('span', { class: 'tool-name', text: t.name || 'tool' }),
+    h('span', { class: 'tool-name', dir: 'auto', text: t.name || 'tool' }),
     h('span', { class: 'tool-args', text: `(${shortJson(t.args ?? '', 60)})` }),
     h('span', { class: `tool-status ${t.done ? (t.ok === false ? 'bad' : 'good') : ''}`, text: status }));
   const det = h('details', { class: 'tool' }, summary,

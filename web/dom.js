@@ -30,7 +30,7 @@ export function renderPlan(plan) {
       const ul = h('ul', { class: depth ? 'tree' : 'tree root' });
       for (const n of nodesIn) {
         if (!n || typeof n !== 'object') continue;
-        const label = h('span', { class: 'tree-name', text: String(n.name ?? '') });
+        const label = h('span', { class: 'tree-name', dir: 'auto', text: String(n.name ?? '') });
         const li = h('li', {}, label);
         if (n.count !== undefined && n.count !== null) li.append(h('span', { class: 'tree-count', text: String(n.count) }));
         if (Array.isArray(n.children) && n.children.length && depth < 32) li.append(walk(n.children, depth + 1));

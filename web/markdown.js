@@ -8,7 +8,8 @@
 // fenced code blocks (``` or ~~~; an unclosed fence while streaming is still
 // a code block), bullet and numbered lists, block quotes, horizontal rules.
 // Inline: `code`, **strong** / __strong__, *em* / _em_, ~~del~~,
-// [text](url), <https://autolinks> and bare http(s) URLs.
+// [text](url), <https://autolinks> and bare http(s) URLs; a "quoted" run is
+// put in a <bdi> (isolated: a name in it cannot reorder the text around it).
 
 const SAFE_PROTOCOLS = new Set(['http:', 'https:', 'mailto:']);
 
@@ -78,6 +79,21 @@ export function renderInline(doc, s, parent, inLink = false) {
         continue;
       }
       buf += fence; i += n; continue;
+    }
+    // "a quoted name", as agents quote file and folder names: isolated (<bdi>),
+    // so right-to-left letters in it cannot reorder the text around it
+    if (c === '"') {
+      const j = s.indexOf('"', i + 1);
+      if (j > i + 1 && j - i <= 300 && !s.slice(i + 1, j).includes('\n')) {
+        buf += '"';
+        flush();
+        const b = doc.createElement('bdi');
+        renderInline(doc, s.slice(i + 1, j), b, inLink);
+        parent.appendChild(b);
+        buf += '"';
+        i = j + 1;
+        continue;
+      }
     }
     // strong / em / del
     const two = s.slice(i, i + 2);

@@ -1,30 +1,15 @@
-/* Names in the photo organiser that people read: which characters may be in
- * a name the organiser creates, how a name is shown, and which folder is a
- * user's library.
+/* Which folder is a user's photo library.
  *
- * Invisible and direction-changing characters (the Unicode bidi controls
- * U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C; zero-width and
- * format characters; C0 and C1 controls) let "gpj.exe" look like "exe.jpg".
- * The organiser never creates a name holding one (path.h's strict check), and
- * shows every name that came from the user's disk with them escaped as
- * \u{XXXX}, so what a person reads is what is on the disk. */
+ * Invisible and direction-changing characters (protocol/names.h) let
+ * "gpj.exe" look like "exe.jpg". The organiser never creates a name holding
+ * one (path.h's strict check), and shows every name that came from the
+ * user's disk with tt_name_display (them escaped as \u{XXXX}), so what a
+ * person reads is what is on the disk. A tenant or user name is a folder of
+ * the library path, so it is held to a stricter rule than other names. */
 #ifndef TT_PHOTOS_NAMES_H
 #define TT_PHOTOS_NAMES_H
 
 #include <stddef.h>
-
-/* 1 if code point cp is a control, bidi, zero-width or other invisible
- * format character (the list is in names.c). */
-int tt_photos_cp_hidden(unsigned cp);
-
-/* Decodes the UTF-8 sequence at s (n bytes left, n > 0): *cp and its length,
- * or 0 when it is not valid UTF-8 (overlong, surrogate, cut short). */
-size_t tt_photos_utf8_next(const char *s, size_t n, unsigned *cp);
-
-/* s as a person may safely read it, into out (size n, n >= 16): hidden code
- * points as \u{XXXX}, bytes that are not UTF-8 as \x{XX}, a backslash as \\;
- * cut at a whole character with "..." when it does not fit. Returns out. */
-char *tt_photos_display(const char *s, char *out, size_t n);
 
 /* 0 if name may be one folder name of a library path (a tenant or a user
  * name): 1-TT_PHOTOS_NAME_MAX bytes of ASCII letters, digits, '-', '_', '.'

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agents/photos/names.h"
 #include "protocol/errors.h"
+#include "protocol/names.h"
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
@@ -44,22 +44,9 @@ int tt_photos_utf8_valid(const char *s, size_t n)
 {
     unsigned cp;
     for (size_t i = 0, step; i < n; i += step)
-        if (!(step = tt_photos_utf8_next(s + i, n - i, &cp)))
+        if (!(step = tt_name_utf8_next(s + i, n - i, &cp)))
             return 0;
     return 1;
-}
-
-/* Refused in names we create: controls and invisible or bidi characters
- * (names.h). rel is valid UTF-8. */
-static int has_hidden(const char *rel, size_t n)
-{
-    unsigned cp;
-    for (size_t i = 0, step; i < n; i += step) {
-        step = tt_photos_utf8_next(rel + i, n - i, &cp);
-        if (tt_photos_cp_hidden(cp))
-            return 1;
-    }
-    return 0;
 }
 
 int tt_photos_rel_check(const char *rel, unsigned flags, const char **why)
@@ -100,7 +87,7 @@ int tt_photos_rel_check(const char *rel, unsigned flags, const char **why)
             *why = "'.' or '..' component";
             return TT_EINVAL;
         }
-        if ((flags & TT_PHOTOS_REL_STRICT) && has_hidden(p, len)) {
+        if ((flags & TT_PHOTOS_REL_STRICT) && tt_name_chars_check(p, len, NULL) != 0) {
             *why = "control character, or an invisible or bidi one, in path";
             return TT_EINVAL;
         }

@@ -21,6 +21,7 @@
 #include <openssl/hmac.h>
 
 #include "protocol/errors.h"
+#include "protocol/names.h"
 #include "server/jwt.h"
 
 #define NOW INT64_C(1000000000)
@@ -41,6 +42,7 @@ static void check_claims(const tt_jwt_claims *c)
     CHECK(c->exp > NOW);
     size_t sub = strnlen(c->sub, sizeof c->sub);
     CHECK(sub >= 1 && sub < sizeof c->sub);
+    CHECK(tt_name_check(c->sub, sizeof c->sub - 1, NULL) == 0); /* names.h: no control, bidi */
     CHECK(strnlen(c->tenant, sizeof c->tenant) < sizeof c->tenant);
     CHECK(c->agents == NULL || json_is_array(c->agents));
 

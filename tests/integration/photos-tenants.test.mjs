@@ -117,7 +117,6 @@ itest('photo libraries: tenant and user names that are not one safe folder name 
     [{ sub: '../globex/x', tenant: 'acme' }, 'bad_request', /user name "\.\.\/globex\/x" cannot be a folder name/],
     [{ sub: '..', tenant: 'acme' }, 'bad_request', /cannot be a folder name: the name starts with '\.'/],
     [{ sub: 'al\\ice', tenant: 'acme' }, 'bad_request', /holds a character other than/],
-    [{ sub: 'al\u202eice', tenant: 'acme' }, 'bad_request', /"al\\u\{202E\}ice" cannot be a folder name/],
     [{ sub: 'alice', tenant: '../globex' }, 'bad_request', /tenant name "\.\.\/globex" cannot be a folder name/],
     [{ sub: 'alice', tenant: '.' }, 'bad_request', /tenant name "\." cannot be a folder name/],
     [{ sub: 'acme' }, 'forbidden', /also the name of a tenant/],
@@ -131,6 +130,10 @@ itest('photo libraries: tenant and user names that are not one safe folder name 
     assert.ok(!/\u202e/.test(err.message), 'a bidi control is never shown as it is');
     c.close();
   }
+  // A bidi control in a name is refused before any agent sees it (protocol/names.h).
+  const c = await connect(srv.port);
+  const refused = await c.hello(mintJwt(SECRET, { sub: 'al\u202eice', tenant: 'acme', exp }));
+  assert.equal(refused.code, 'unauthenticated', JSON.stringify(refused));
   assert.deepEqual(snapshot(root), orig, 'nothing moved anywhere');
   fs.rmSync(root, { recursive: true, force: true });
 });

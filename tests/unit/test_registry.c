@@ -341,7 +341,7 @@ static void test_registry_lists_only_owner(void **state)
     new_session(f, "alice");
     new_session(f, "alice");
     new_session(f, "bob");
-    char owner[256];
+    char owner[TT_OWNER_KEY_MAX];
     tt_owner_key("t", "alice", owner, sizeof owner);
     json_t *list;
     char next[TT_SESSION_ID_MAX + 1];
