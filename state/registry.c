@@ -343,7 +343,7 @@ static int owner_at_cap(tt_registry *reg, const char *user, const char *tenant)
         fresh += !s->stored && strcmp(s->user, user) == 0 && strcmp(s->tenant, tenant) == 0;
     if (fresh >= cap)
         return TT_ELIMIT;
-    char owner[TT_TENANT_MAX + TT_USER_MAX + 1];
+    char owner[TT_OWNER_KEY_MAX];
     tt_owner_key(tenant, user, owner, sizeof owner);
     int rc = tt_store_count_user(reg->store, owner, cap - fresh, &stored);
     if (rc)

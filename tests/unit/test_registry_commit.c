@@ -188,7 +188,7 @@ static void test_registry_full_store_discards_and_keeps_reads(void **state)
     /* Reads still work: the committed events and the listing. */
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
     assert_int_equal(s->head, committed);
-    char owner[256], next[TT_SESSION_ID_MAX + 1];
+    char owner[TT_OWNER_KEY_MAX], next[TT_SESSION_ID_MAX + 1];
     tt_owner_key("t", "alice", owner, sizeof owner);
     json_t *list;
     assert_int_equal(tt_registry_list(f->reg, owner, NULL, 10, 1 << 20, &list, next), 0);
@@ -211,7 +211,7 @@ static void test_registry_cap_counts_per_tenant_and_user(void **state)
         create(f, "t2", "alice");
     create(f, "t1", "bob");
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    char owner[256], next[TT_SESSION_ID_MAX + 1];
+    char owner[TT_OWNER_KEY_MAX], next[TT_SESSION_ID_MAX + 1];
     json_t *list;
     tt_owner_key("t2", "alice", owner, sizeof owner);
     assert_int_equal(tt_registry_list(f->reg, owner, NULL, 10, 1 << 20, &list, next), 0);
@@ -230,7 +230,7 @@ static void test_registry_list_pages_cover_every_session_once(void **state)
     for (int i = 0; i < 7; i++)
         create(f, "t", "alice");
     create(f, "t", "bob");
-    char owner[256];
+    char owner[TT_OWNER_KEY_MAX];
     tt_owner_key("t", "alice", owner, sizeof owner);
     size_t limits[] = {1, 3, 7, 100};
     for (size_t k = 0; k < 4; k++) {
