@@ -86,6 +86,8 @@ struct tt_session {
     int record_dirty;     /* the record must be rewritten at the next commit */
     int active_stored;    /* what the store's "active" index says */
     uint64_t record_head; /* head when the record was last written */
+    /* transcript[0]'s index, and the entries the store holds (transcript.h) */
+    uint64_t transcript_first, transcript_stored_first, transcript_stored;
     int64_t last_used_ms; /* monotonic, for eviction */
 };
 

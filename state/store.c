@@ -37,7 +37,7 @@
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define DEFAULT_MAP_SIZE_MAX ((size_t)1 << 40)
-#define MAX_DBS 16  /* six today, room for cache/ledger/keys */
+#define MAX_DBS 16 /* six today, room for cache/ledger/keys */
 #define LOCK_NAME "tether.lock"
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -174,7 +174,8 @@ static int schema_setup(tt_store *st)
     rc = mdb_dbi_open(t, "meta", MDB_CREATE, &st->meta);
     if (rc == 0) {
         rc = mdb_get(t, st->meta, &k, &v);
-        int current = rc == 0 && v.mv_size == (size_t)wlen && !memcmp(v.mv_data, want, (size_t)wlen);
+        int current =
+            rc == 0 && v.mv_size == (size_t)wlen && !memcmp(v.mv_data, want, (size_t)wlen);
         if (rc == 0 && !current && !schema_upgradable(&v)) {
             mdb_txn_abort(t);
             return TT_ESCHEMA;
@@ -384,7 +385,7 @@ int tt_store_txn_ready(tt_store_txn *txn)
 }
 
 int tt_store_txn_put(tt_store_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v,
-                   size_t vlen)
+                     size_t vlen)
 {
     MDB_val key = {klen, (void *)k};
     MDB_val val = {vlen, (void *)v};

@@ -561,7 +561,7 @@ static void test_store_meta_put_get(void **state)
     char *v = NULL;
     size_t len = 0;
     assert_int_equal(tt_store_get_meta(f->st, "schema_version", &v, &len), 0);
-    assert_string_equal(v, "1");
+    assert_string_equal(v, "2");
     assert_int_equal(len, 1);
     free(v);
     assert_int_equal(tt_store_get_meta(f->st, "jwt_secret", &v, &len), TT_ENOTFOUND);
