@@ -7,12 +7,12 @@
 //  - The store grows with what is said: data.mdb stays under 8x the text
 //    sent. Each turn's text is in the event log three times (the user event,
 //    the deltas, message.end) and in the transcript twice (user, assistant):
-//    5x is the floor. It used to be over 14x here, and growing with every turn.
+//    5x is the floor. It used to be 13.7x here, and growing with every turn.
 //  - A small turn of another session, committed alongside a small turn of the
 //    session with the large transcript, takes about as long as before that
 //    transcript grew (a ratio of medians, no absolute time). It used to take
-//    hundreds of times longer (x260 here): the other session's record, transcript and all,
-//    was rewritten in the same commits.
+//    hundreds of times longer (x260 here): the large session's record,
+//    transcript and all, was rewritten in the same commits.
 //  - After a restart the snapshot carries the whole transcript, read back
 //    from its database.
 
