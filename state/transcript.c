@@ -1,4 +1,5 @@
 /* A session's transcript in the store, append-only (see transcript.h). */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,8 @@ static uint64_t last_index(const tt_session *s)
 
 int tt_transcript_prepare(const tt_session *s, tt_transcript_batch *b)
 {
+    assert(s->transcript_first >= 1 && s->transcript_stored_first <= s->transcript_first);
+    assert(s->transcript_stored <= last_index(s));
     memset(b, 0, sizeof *b);
     b->first = s->transcript_first;
     b->from = s->transcript_stored + 1 > s->transcript_first ? s->transcript_stored + 1
