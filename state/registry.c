@@ -7,6 +7,7 @@
 #include "protocol/utf8.h"
 #include "state/map.h"
 #include "state/registry.h"
+#include "state/transcript.h"
 
 const double tt_commit_bucket_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                             0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
@@ -35,6 +36,7 @@ typedef struct commit_item {
     tt_session *s;
     char *record;
     size_t record_len;
+    tt_transcript_batch transcript; /* written with the record */
     uint64_t first_seq;
     uint64_t head;
     int active;
@@ -108,6 +110,8 @@ static int fill_commit(tt_store_txn *txn, void *arg)
             char owner[TT_OWNER_KEY_MAX];
             tt_owner_key(s->tenant, s->user, owner, sizeof owner);
             rc = tt_store_put_session(txn, s->id, owner, it->record, it->record_len);
+            if (rc == 0)
+                rc = tt_transcript_write(txn, s, &it->transcript);
         }
         if (rc == 0 && it->first_seq != s->first_seq)
             rc = tt_store_trim_events(txn, s->id, it->first_seq);
@@ -121,8 +125,10 @@ static int fill_commit(tt_store_txn *txn, void *arg)
 
 static void batch_free(commit_batch *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         free(b->items[i].record);
+        tt_transcript_batch_free(&b->items[i].transcript);
+    }
     free(b->items);
 }
 
@@ -150,7 +156,7 @@ static int batch_prepare(tt_registry *reg, commit_batch *b)
             s->first_seq = it->first_seq; /* the record describes the state after commit */
             it->record = tt_session_record(s, &it->record_len);
             s->first_seq = saved;
-            if (!it->record)
+            if (!it->record || tt_transcript_prepare(s, &it->transcript) != 0)
                 it->err = TT_EINTERNAL; /* unencodable (or no memory): this session only */
         }
     }
@@ -230,6 +236,7 @@ static void apply_item(tt_registry *reg, commit_item *it)
         s->record_dirty = 0;
         s->record_head = it->head;
         s->stored = 1;
+        tt_transcript_committed(s, &it->transcript);
     }
     tt_session_ring_after_commit(s);
 }
@@ -411,6 +418,8 @@ static int load(tt_registry *reg, const char *sid, tt_session **out)
     }
     rc = tt_session_load_record(s, text, len);
     free(text);
+    if (rc == 0)
+        rc = tt_transcript_load(s, reg->store);
     uint64_t last = 0;
     if (rc == 0)
         rc = tt_store_last_seq(reg->store, s->id, &last);

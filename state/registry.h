@@ -31,7 +31,7 @@ typedef struct tt_registry_options {
     uint64_t retain_events;          /* events kept in the store per session; 0 = all */
     uint64_t max_lag_events;         /* a cursor further behind gets a snapshot instead */
     int64_t idle_evict_ms;           /* evict sessions unused this long */
-    size_t transcript_max;           /* transcript entries kept in the record */
+    size_t transcript_max;           /* transcript entries kept (memory and store) */
     int64_t sync_interval_ms;        /* fsync period under TT_SYNC_PERIODIC; 0 = none */
     uint64_t max_sessions_per_owner; /* tt_registry_create refuses more (TT_ELIMIT); 0 = no cap */
 } tt_registry_options;

@@ -12,8 +12,9 @@
 #include "protocol/utf8.h"
 #include "state/registry.h"
 #include "state/session.h"
+#include "state/transcript.h"
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2 /* 1: the transcript inline (read, never written) */
 #define CLIENT_MSG_IDS_MAX 64
 #define RING_INITIAL 16
 
@@ -88,6 +89,7 @@ tt_session *tt_session_new(tt_registry *reg)
     s->client_msg_ids = json_array();
     s->first_seq = 1;
     s->ring_first = 1;
+    s->transcript_first = s->transcript_stored_first = 1;
     if (!s->ring || !s->agent_state || !s->transcript || !s->input || !s->metadata ||
         !s->client_msg_ids) {
         tt_session_free(s);
@@ -160,8 +162,10 @@ static void transcript_add(tt_session *s, const char *role, json_t *body)
         return;
     json_array_append_new(s->transcript, entry);
     size_t max = tt_registry_options_get(s->reg)->transcript_max;
-    while (max && json_array_size(s->transcript) > max)
+    while (max && json_array_size(s->transcript) > max) {
         json_array_remove(s->transcript, 0);
+        s->transcript_first++;
+    }
     if (s->title[0] == '\0' && strcmp(role, "user") == 0) {
         const char *text = json_string_value(json_object_get(body, "text"));
         if (text)
@@ -311,15 +315,17 @@ char *tt_session_record(const tt_session *s, size_t *len)
 {
     json_t *r =
         json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
-                  " s:O, s:O?, s:O, s:O, s:O, s:O}",
+                  " s:O, s:O?, s:O, s:O, s:O}",
                   "v", RECORD_VERSION, "id", s->id, "user", s->user, "tenant", s->tenant, "agent",
                   s->agent, "title", s->title, "state", tt_state_name(s->state), "step", s->step,
                   "created_at", (json_int_t)s->created_ms, "updated_at", (json_int_t)s->updated_ms,
                   "head", (json_int_t)s->head, "first_seq", (json_int_t)s->first_seq, "agent_state",
-                  s->agent_state, "pending", s->pending, "transcript", s->transcript, "input",
-                  s->input, "metadata", s->metadata, "client_msg_ids", s->client_msg_ids);
-    if (!r)
+                  s->agent_state, "pending", s->pending, "input", s->input, "metadata", s->metadata,
+                  "client_msg_ids", s->client_msg_ids);
+    if (!r || tt_transcript_record_put(s, r) != 0) {
+        json_decref(r);
         return NULL;
+    }
     char *text = json_dumps(r, JSON_COMPACT);
     json_decref(r);
     if (text)
@@ -359,7 +365,8 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
                     "state", &state, "step", &step, "created_at", &created, "updated_at", &updated,
                     "head", &head, "first_seq", &first) != 0)
         goto done;
-    if (v != RECORD_VERSION || tt_state_parse(state, &s->state) != 0 || head < 0 || first < 1)
+    if ((v != RECORD_VERSION && v != 1) || tt_state_parse(state, &s->state) != 0 || head < 0 ||
+        first < 1 || tt_transcript_record_get(s, r, (int)v) != 0)
         goto done;
     copy_str(s->id, sizeof s->id, id);
     copy_str(s->user, sizeof s->user, user);
@@ -374,7 +381,6 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     s->first_seq = (uint64_t)first;
     s->ring_first = s->head + 1;
     replace_json(&s->agent_state, json_object_get(r, "agent_state"), is_object);
-    replace_json(&s->transcript, json_object_get(r, "transcript"), is_array);
     replace_json(&s->input, json_object_get(r, "input"), is_object);
     replace_json(&s->metadata, json_object_get(r, "metadata"), is_object);
     replace_json(&s->client_msg_ids, json_object_get(r, "client_msg_ids"), is_array);

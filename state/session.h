@@ -88,6 +88,8 @@ struct tt_session {
     int stored;           /* the record is in the store (counts towards the owner's cap) */
     int discard_err;      /* non-zero: the changes not committed are being thrown away */
     uint64_t record_head; /* head when the record was last written */
+    /* transcript[0]'s index, and the entries the store holds (transcript.h) */
+    uint64_t transcript_first, transcript_stored_first, transcript_stored;
     int64_t last_used_ms; /* monotonic, for eviction */
 };
 

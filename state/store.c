@@ -4,7 +4,8 @@
  * - Keys that must sort by seq are fixed-width big-endian. An events key is
  *   [id length, 1 byte][id bytes][seq, 8 bytes BE]: the length byte keeps ids
  *   that are prefixes of each other ("s_1", "s_10") in separate ranges, so a
- *   range scan never has to skip foreign keys.
+ *   range scan never has to skip foreign keys. The logs keyed that way
+ *   (events, transcript) live in store_log.c.
  * - Writes go through tt_store_write() only. An operation that hits
  *   MDB_MAP_FULL marks the transaction; tt_store_write() then aborts, doubles
  *   the map and replays the caller's fill callback from the start.
@@ -32,39 +33,16 @@
 #include <unistd.h>
 
 #include "protocol/errors.h"
+#include "state/store_private.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define DEFAULT_MAP_SIZE_MAX ((size_t)1 << 40)
-#define MAX_DBS 16  /* five today, room for cache/ledger/keys */
-#define KEY_BUF 512 /* LMDB's default max key size is 511 */
-#define EV_KEY_MAX (1 + TT_SESSION_ID_MAX + 8)
+#define MAX_DBS 16 /* six today, room for cache/ledger/keys */
 #define LOCK_NAME "tether.lock"
-
-struct tt_store_txn {
-    tt_store *st;
-    MDB_txn *mdb; /* non-NULL only while a fill callback runs */
-    int map_full; /* an operation hit MDB_MAP_FULL: grow and replay */
-    int err;      /* first LMDB failure; the transaction cannot commit after it */
-};
-
-struct tt_store {
-    MDB_env *env;
-    MDB_dbi meta, sessions, events, owners, active;
-    tt_store_txn txn; /* the write transaction, embedded: one at a time */
-    MDB_txn *rd_idle; /* a reset read transaction, renewed by the next read */
-    unsigned readers; /* read transactions open (a callback may hold pointers) */
-    size_t maxkey;    /* min(LMDB's max key size, KEY_BUF) */
-    size_t map_size;  /* current map size */
-    size_t map_size_max;
-    uint64_t map_grows;
-    tt_sync_policy sync;
-    int lock_fd;
-    int broken; /* a failed remap left no usable map */
-};
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static int from_mdb(int rc)
+int tt_store_from_mdb(int rc)
 {
     switch (rc) {
     case MDB_SUCCESS:
@@ -84,7 +62,7 @@ static int from_mdb(int rc)
     }
 }
 
-static int sid_check(const char *sid, size_t *len)
+int tt_store_sid_check(const char *sid, size_t *len)
 {
     if (!sid)
         return TT_EINVAL;
@@ -95,47 +73,9 @@ static int sid_check(const char *sid, size_t *len)
     return 0;
 }
 
-static void be64_put(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/* Writes the events key of (sid, seq) into buf; returns its length. The
- * first 1 + n bytes are the prefix shared by every event of sid. */
-static size_t ev_key(unsigned char *buf, const char *sid, size_t n, uint64_t seq)
-{
-    buf[0] = (unsigned char)n;
-    memcpy(buf + 1, sid, n);
-    be64_put(buf + 1 + n, seq);
-    return 1 + n + 8;
-}
-
-/* An events key belongs to sid when it has sid's prefix and exactly the
- * length of an events key of sid. */
-static int ev_key_is(const MDB_val *k, const unsigned char *prefix, size_t plen)
-{
-    return k->mv_size == plen + 8 && memcmp(k->mv_data, prefix, plen) == 0;
-}
-
-static uint64_t ev_key_seq(const MDB_val *k)
-{
-    return be64_get((const unsigned char *)k->mv_data + k->mv_size - 8);
-}
-
 /* ---- read transactions ------------------------------------------------ */
 
-static int rd_begin(tt_store *st, MDB_txn **out)
+int tt_store_rd_begin(tt_store *st, MDB_txn **out)
 {
     if (st->broken)
         return TT_EIO;
@@ -148,14 +88,14 @@ static int rd_begin(tt_store *st, MDB_txn **out)
     if (!t) {
         int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t);
         if (rc)
-            return from_mdb(rc);
+            return tt_store_from_mdb(rc);
     }
     st->readers++;
     *out = t;
     return 0;
 }
 
-static void rd_end(tt_store *st, MDB_txn *t)
+void tt_store_rd_end(tt_store *st, MDB_txn *t)
 {
     assert(st->readers > 0);
     st->readers--;
@@ -214,13 +154,21 @@ static int lock_take(const char *path, int *fd_out)
     return 0;
 }
 
+/* A version-1 store is upgraded in place: version 2 only added the
+ * transcript database; session.c still reads records that carry their
+ * transcript inline, and moves it out when it next writes the record. */
+static int schema_upgradable(const MDB_val *v)
+{
+    return v->mv_size == 1 && memcmp(v->mv_data, "1", 1) == 0;
+}
+
 /* Opens the named databases and checks or writes the schema version. */
 static int schema_setup(tt_store *st)
 {
     MDB_txn *t;
     int rc = mdb_txn_begin(st->env, NULL, 0, &t);
     if (rc)
-        return from_mdb(rc);
+        return tt_store_from_mdb(rc);
     char want[24];
     int wlen = snprintf(want, sizeof want, "%d", TT_STORE_SCHEMA_VERSION);
     MDB_val k = {sizeof "schema_version" - 1, (void *)"schema_version"};
@@ -229,12 +177,13 @@ static int schema_setup(tt_store *st)
     rc = mdb_dbi_open(t, "meta", MDB_CREATE, &st->meta);
     if (rc == 0) {
         rc = mdb_get(t, st->meta, &k, &v);
-        if (rc == 0) {
-            if (v.mv_size != (size_t)wlen || memcmp(v.mv_data, want, (size_t)wlen) != 0) {
-                mdb_txn_abort(t);
-                return TT_ESCHEMA;
-            }
-        } else if (rc == MDB_NOTFOUND) {
+        int current =
+            rc == 0 && v.mv_size == (size_t)wlen && !memcmp(v.mv_data, want, (size_t)wlen);
+        if (rc == 0 && !current && !schema_upgradable(&v)) {
+            mdb_txn_abort(t);
+            return TT_ESCHEMA;
+        }
+        if ((rc == 0 && !current) || rc == MDB_NOTFOUND) {
             v.mv_size = (size_t)wlen;
             v.mv_data = want;
             rc = mdb_put(t, st->meta, &k, &v, 0);
@@ -248,6 +197,8 @@ static int schema_setup(tt_store *st)
         rc = mdb_dbi_open(t, "owners", MDB_CREATE, &st->owners);
     if (rc == 0)
         rc = mdb_dbi_open(t, "active", MDB_CREATE, &st->active);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "transcript", MDB_CREATE, &st->transcript);
     if (rc) {
         mdb_txn_abort(t);
         return rc == MDB_MAP_FULL ? TT_EFULL : TT_EIO;
@@ -395,7 +346,7 @@ int tt_store_write(tt_store *st, tt_store_fill_fn fill, void *ctx)
         int rc = mdb_txn_begin(st->env, NULL, 0, &txn->mdb);
         if (rc) {
             txn->mdb = NULL;
-            return from_mdb(rc);
+            return tt_store_from_mdb(rc);
         }
         int frc = fill(txn, ctx);
         if (frc || txn->map_full || txn->err) {
@@ -409,7 +360,7 @@ int tt_store_write(tt_store *st, tt_store_fill_fn fill, void *ctx)
             if (rc == 0)
                 return 0;
             if (rc != MDB_MAP_FULL)
-                return from_mdb(rc);
+                return tt_store_from_mdb(rc);
         }
         rc = grow(st);
         if (rc)
@@ -418,16 +369,16 @@ int tt_store_write(tt_store *st, tt_store_fill_fn fill, void *ctx)
 }
 
 /* Records an LMDB failure in the transaction and returns its tt_err. */
-static int txn_fail(tt_store_txn *txn, int rc)
+int tt_store_txn_fail(tt_store_txn *txn, int rc)
 {
     if (rc == MDB_MAP_FULL)
         txn->map_full = 1;
     else if (!txn->err)
-        txn->err = from_mdb(rc);
-    return from_mdb(rc);
+        txn->err = tt_store_from_mdb(rc);
+    return tt_store_from_mdb(rc);
 }
 
-static int txn_ready(tt_store_txn *txn)
+int tt_store_txn_ready(tt_store_txn *txn)
 {
     if (!txn || !txn->mdb)
         return TT_EINTERNAL; /* used outside a fill callback */
@@ -436,37 +387,23 @@ static int txn_ready(tt_store_txn *txn)
     return txn->err;
 }
 
-static int txn_put(tt_store_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v,
-                   size_t vlen)
+int tt_store_txn_put(tt_store_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v,
+                     size_t vlen)
 {
     MDB_val key = {klen, (void *)k};
     MDB_val val = {vlen, (void *)v};
     int rc = mdb_put(txn->mdb, dbi, &key, &val, 0);
-    return rc ? txn_fail(txn, rc) : 0;
-}
-
-int tt_store_put_event(tt_store_txn *txn, const char *sid, uint64_t seq, const char *json,
-                       size_t len)
-{
-    size_t n;
-    int rc = txn_ready(txn);
-    if (rc)
-        return rc;
-    if (sid_check(sid, &n) || (!json && len))
-        return TT_EINVAL;
-    unsigned char k[EV_KEY_MAX];
-    size_t klen = ev_key(k, sid, n, seq);
-    return txn_put(txn, txn->st->events, k, klen, json ? json : "", len);
+    return rc ? tt_store_txn_fail(txn, rc) : 0;
 }
 
 int tt_store_put_session(tt_store_txn *txn, const char *sid, const char *user, const char *json,
                          size_t len)
 {
     size_t n;
-    int rc = txn_ready(txn);
+    int rc = tt_store_txn_ready(txn);
     if (rc)
         return rc;
-    if (sid_check(sid, &n) || !user || (!json && len))
+    if (tt_store_sid_check(sid, &n) || !user || (!json && len))
         return TT_EINVAL;
     size_t ulen = strlen(user);
     if (ulen + 1 + n > txn->st->maxkey)
@@ -475,60 +412,35 @@ int tt_store_put_session(tt_store_txn *txn, const char *sid, const char *user, c
     memcpy(k, user, ulen);
     k[ulen] = '\0';
     memcpy(k + ulen + 1, sid, n);
-    rc = txn_put(txn, txn->st->sessions, sid, n, json ? json : "", len);
+    rc = tt_store_txn_put(txn, txn->st->sessions, sid, n, json ? json : "", len);
     if (rc == 0)
-        rc = txn_put(txn, txn->st->owners, k, ulen + 1 + n, "", 0);
+        rc = tt_store_txn_put(txn, txn->st->owners, k, ulen + 1 + n, "", 0);
     return rc;
-}
-
-int tt_store_trim_events(tt_store_txn *txn, const char *sid, uint64_t before)
-{
-    size_t n;
-    int rc = txn_ready(txn);
-    if (rc)
-        return rc;
-    if (sid_check(sid, &n))
-        return TT_EINVAL;
-    unsigned char k[EV_KEY_MAX];
-    size_t klen = ev_key(k, sid, n, 0);
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(txn->mdb, txn->st->events, &cur);
-    if (rc)
-        return txn_fail(txn, rc);
-    MDB_val key = {klen, k}, val;
-    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    while (rc == 0 && ev_key_is(&key, k, 1 + n) && ev_key_seq(&key) < before) {
-        rc = mdb_cursor_del(cur, 0);
-        if (rc == 0) /* after a delete, NEXT yields the item that followed */
-            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    return rc && rc != MDB_NOTFOUND ? txn_fail(txn, rc) : 0;
 }
 
 int tt_store_set_active(tt_store_txn *txn, const char *sid, int active)
 {
     size_t n;
-    int rc = txn_ready(txn);
+    int rc = tt_store_txn_ready(txn);
     if (rc)
         return rc;
-    if (sid_check(sid, &n))
+    if (tt_store_sid_check(sid, &n))
         return TT_EINVAL;
     if (active)
-        return txn_put(txn, txn->st->active, sid, n, "", 0);
+        return tt_store_txn_put(txn, txn->st->active, sid, n, "", 0);
     MDB_val key = {n, (void *)sid};
     rc = mdb_del(txn->mdb, txn->st->active, &key, NULL);
-    return rc && rc != MDB_NOTFOUND ? txn_fail(txn, rc) : 0;
+    return rc && rc != MDB_NOTFOUND ? tt_store_txn_fail(txn, rc) : 0;
 }
 
 int tt_store_put_meta(tt_store_txn *txn, const char *key, const char *val, size_t len)
 {
-    int rc = txn_ready(txn);
+    int rc = tt_store_txn_ready(txn);
     if (rc)
         return rc;
     if (!key || !key[0] || strlen(key) > txn->st->maxkey || (!val && len))
         return TT_EINVAL;
-    return txn_put(txn, txn->st->meta, key, strlen(key), val ? val : "", len);
+    return tt_store_txn_put(txn, txn->st->meta, key, strlen(key), val ? val : "", len);
 }
 
 /* ---- reads ------------------------------------------------------------ */
@@ -536,11 +448,11 @@ int tt_store_put_meta(tt_store_txn *txn, const char *key, const char *val, size_
 static int get_copy(tt_store *st, MDB_dbi dbi, const void *k, size_t klen, char **out, size_t *len)
 {
     MDB_txn *t;
-    int rc = rd_begin(st, &t);
+    int rc = tt_store_rd_begin(st, &t);
     if (rc)
         return rc;
     MDB_val key = {klen, (void *)k}, val;
-    rc = from_mdb(mdb_get(t, dbi, &key, &val));
+    rc = tt_store_from_mdb(mdb_get(t, dbi, &key, &val));
     if (rc == 0) {
         char *copy = malloc(val.mv_size + 1);
         if (copy) {
@@ -553,14 +465,14 @@ static int get_copy(tt_store *st, MDB_dbi dbi, const void *k, size_t klen, char 
             rc = TT_ENOMEM;
         }
     }
-    rd_end(st, t);
+    tt_store_rd_end(st, t);
     return rc;
 }
 
 int tt_store_get_session(tt_store *st, const char *sid, char **json, size_t *len)
 {
     size_t n;
-    if (!st || !json || sid_check(sid, &n))
+    if (!st || !json || tt_store_sid_check(sid, &n))
         return TT_EINVAL;
     return get_copy(st, st->sessions, sid, n, json, len);
 }
@@ -572,74 +484,6 @@ int tt_store_get_meta(tt_store *st, const char *key, char **val, size_t *len)
     return get_copy(st, st->meta, key, strlen(key), val, len);
 }
 
-int tt_store_read_events(tt_store *st, const char *sid, uint64_t after, size_t max,
-                         tt_store_event_fn fn, void *ctx)
-{
-    size_t n;
-    if (!st || !fn || sid_check(sid, &n))
-        return TT_EINVAL;
-    if (after == UINT64_MAX)
-        return 0;
-    MDB_txn *t;
-    int rc = rd_begin(st, &t);
-    if (rc)
-        return rc;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t, st->events, &cur);
-    if (rc) {
-        rd_end(st, t);
-        return from_mdb(rc);
-    }
-    unsigned char k[EV_KEY_MAX];
-    MDB_val key = {ev_key(k, sid, n, after + 1), k}, val;
-    size_t count = 0;
-    int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    while (mrc == 0 && ev_key_is(&key, k, 1 + n) && (max == 0 || count < max)) {
-        rc = fn(ev_key_seq(&key), val.mv_data, val.mv_size, ctx);
-        if (rc)
-            break;
-        count++;
-        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-    }
-    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-        rc = from_mdb(mrc);
-    mdb_cursor_close(cur);
-    rd_end(st, t);
-    return rc;
-}
-
-int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq)
-{
-    size_t n;
-    if (!st || !seq || sid_check(sid, &n))
-        return TT_EINVAL;
-    MDB_txn *t;
-    int rc = rd_begin(st, &t);
-    if (rc)
-        return rc;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t, st->events, &cur);
-    if (rc) {
-        rd_end(st, t);
-        return from_mdb(rc);
-    }
-    /* Land on the first key past sid's range (or its very last one), then
-     * step back into the range. */
-    unsigned char k[EV_KEY_MAX];
-    MDB_val key = {ev_key(k, sid, n, UINT64_MAX), k}, val;
-    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    if (rc == 0 && !ev_key_is(&key, k, 1 + n))
-        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
-    else if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
-    *seq = 0;
-    if (rc == 0 && ev_key_is(&key, k, 1 + n))
-        *seq = ev_key_seq(&key);
-    mdb_cursor_close(cur);
-    rd_end(st, t);
-    return rc && rc != MDB_NOTFOUND ? from_mdb(rc) : 0;
-}
-
 int tt_store_list_user(tt_store *st, const char *user, tt_store_session_fn fn, void *ctx)
 {
     return tt_store_list_user_after(st, user, NULL, fn, ctx);
@@ -649,7 +493,7 @@ int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
                              tt_store_session_fn fn, void *ctx)
 {
     size_t alen = 0;
-    if (!st || !user || !fn || (after && after[0] && sid_check(after, &alen) != 0))
+    if (!st || !user || !fn || (after && after[0] && tt_store_sid_check(after, &alen) != 0))
         return TT_EINVAL;
     size_t plen = strlen(user) + 1; /* the terminator ends the user part */
     if (plen + alen > st->maxkey)
@@ -659,14 +503,14 @@ int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
     memcpy(start + plen, after ? after : "", alen);
 
     MDB_txn *t;
-    int rc = rd_begin(st, &t);
+    int rc = tt_store_rd_begin(st, &t);
     if (rc)
         return rc;
     MDB_cursor *cur;
     rc = mdb_cursor_open(t, st->owners, &cur);
     if (rc) {
-        rd_end(st, t);
-        return from_mdb(rc);
+        tt_store_rd_end(st, t);
+        return tt_store_from_mdb(rc);
     }
     MDB_val key = {plen + alen, start}, val;
     int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
@@ -692,9 +536,9 @@ int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
         mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-        rc = from_mdb(mrc);
+        rc = tt_store_from_mdb(mrc);
     mdb_cursor_close(cur);
-    rd_end(st, t);
+    tt_store_rd_end(st, t);
     return rc;
 }
 
@@ -726,7 +570,7 @@ int tt_store_list_active(tt_store *st, tt_store_session_fn fn, void *ctx)
     if (!st || !fn)
         return TT_EINVAL;
     MDB_txn *t;
-    int rc = rd_begin(st, &t);
+    int rc = tt_store_rd_begin(st, &t);
     if (rc)
         return rc;
     MDB_stat ms;
@@ -737,13 +581,13 @@ int tt_store_list_active(tt_store *st, tt_store_session_fn fn, void *ctx)
     if (rc == 0)
         rc = mdb_cursor_open(t, st->active, &cur);
     if (rc) {
-        rd_end(st, t);
-        return from_mdb(rc);
+        tt_store_rd_end(st, t);
+        return tt_store_from_mdb(rc);
     }
     ids = malloc((ms.ms_entries ? ms.ms_entries : 1) * sizeof *ids);
     if (!ids) {
         mdb_cursor_close(cur);
-        rd_end(st, t);
+        tt_store_rd_end(st, t);
         return TT_ENOMEM;
     }
     MDB_val key, val;
@@ -757,8 +601,8 @@ int tt_store_list_active(tt_store *st, tt_store_session_fn fn, void *ctx)
         mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    rd_end(st, t);
-    rc = mrc && mrc != MDB_NOTFOUND ? from_mdb(mrc) : 0;
+    tt_store_rd_end(st, t);
+    rc = mrc && mrc != MDB_NOTFOUND ? tt_store_from_mdb(mrc) : 0;
     for (size_t i = 0; rc == 0 && i < count; i++)
         rc = fn(ids[i], NULL, 0, ctx);
     free(ids);
@@ -770,7 +614,7 @@ int tt_store_stats_get(tt_store *st, tt_store_stats *out)
     if (!st || !out)
         return TT_EINVAL;
     MDB_txn *t;
-    int rc = rd_begin(st, &t);
+    int rc = tt_store_rd_begin(st, &t);
     if (rc)
         return rc;
     MDB_stat ss, es, envst;
@@ -782,9 +626,9 @@ int tt_store_stats_get(tt_store *st, tt_store_stats *out)
         rc = mdb_env_stat(st->env, &envst);
     if (rc == 0)
         rc = mdb_env_info(st->env, &info);
-    rd_end(st, t);
+    tt_store_rd_end(st, t);
     if (rc)
-        return from_mdb(rc);
+        return tt_store_from_mdb(rc);
     out->sessions = ss.ms_entries;
     out->events = es.ms_entries;
     out->map_size = info.me_mapsize;

@@ -1,17 +1,24 @@
 /* LMDB storage for sessions and their event logs.
  *
  * One environment (a directory), named databases:
- *   meta      "schema_version" -> "1"; other small keys (e.g. "jwt_secret")
+ *   meta      "schema_version" -> "2"; other small keys (e.g. "jwt_secret")
  *   sessions  session id -> session record (JSON text, owned by state/session.c)
  *   events    id length (1 byte) + session id + 8-byte big-endian seq -> event
  *             (JSON text, the exact frame clients receive); the length byte
  *             keeps "s_1" and "s_10" in separate key ranges
+ *   transcript  the same key with the entry's index (from 1) in place of the
+ *             seq -> transcript entry (JSON): written once, when the entry
+ *             is added, and deleted from the front when the transcript is
+ *             trimmed; the session record keeps only the transcript's bounds
  *   owners    user + '\0' + session id -> "" (lists one user's sessions
  *             without reading every stored session)
  *   active    session id -> "" (sessions whose agent was working; resumed at
  *             start-up, so start-up never scans every session)
  *
  * A full map (at map_size_max) and a full disk are both TT_EFULL.
+ * Schema 2 added "transcript"; a schema-1 store is upgraded in place at open
+ * (its records still carry their transcript inline: state/session.c reads
+ * both and writes the new form).
  *
  * Writes happen in one write transaction per loop pass (group commit): the
  * caller passes a fill callback to tt_store_write(), which runs it inside a
@@ -32,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TT_STORE_SCHEMA_VERSION 1
+#define TT_STORE_SCHEMA_VERSION 2
 #define TT_SESSION_ID_MAX 64 /* bytes, excluding the terminator */
 
 typedef struct tt_store tt_store;
@@ -60,7 +67,8 @@ typedef struct tt_store_stats {
 } tt_store_stats;
 
 /* Open (creating if needed) the environment at opt->path. Refuses with
- * TT_ESCHEMA a store whose schema_version is not TT_STORE_SCHEMA_VERSION, and
+ * TT_ESCHEMA a store whose schema_version is neither TT_STORE_SCHEMA_VERSION
+ * nor 1 (upgraded to TT_STORE_SCHEMA_VERSION), and
  * TT_EIO when the directory cannot be used: its parent is missing, it is not
  * a directory, or another open store (this process or another) holds its
  * lock file "tether.lock". TT_EINVAL when map_size > map_size_max. An existing
@@ -95,6 +103,11 @@ int tt_store_put_session(tt_store_txn *txn, const char *sid, const char *user, c
                          size_t len);
 /* Delete every event of sid with seq < before (retention). */
 int tt_store_trim_events(tt_store_txn *txn, const char *sid, uint64_t before);
+/* Write transcript entry number index (from 1) of sid. */
+int tt_store_put_transcript(tt_store_txn *txn, const char *sid, uint64_t index, const char *json,
+                            size_t len);
+/* Delete every transcript entry of sid with index < before. */
+int tt_store_trim_transcript(tt_store_txn *txn, const char *sid, uint64_t before);
 /* Mark or unmark sid as having a working agent. */
 int tt_store_set_active(tt_store_txn *txn, const char *sid, int active);
 /* Put a meta key (small values only). */
@@ -111,6 +124,11 @@ int tt_store_get_session(tt_store *st, const char *sid, char **json, size_t *len
 typedef int (*tt_store_event_fn)(uint64_t seq, const char *json, size_t len, void *ctx);
 int tt_store_read_events(tt_store *st, const char *sid, uint64_t after, size_t max,
                          tt_store_event_fn fn, void *ctx);
+
+/* The same for the transcript entries of sid with index > after (seq in fn
+ * is the entry's index). */
+int tt_store_read_transcript(tt_store *st, const char *sid, uint64_t after, size_t max,
+                             tt_store_event_fn fn, void *ctx);
 
 /* The highest stored seq of sid into *seq (0 when it has no events). */
 int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq);

@@ -117,7 +117,7 @@ static int put_events(tt_store *st, const char *sid, uint64_t first, uint64_t la
     return tt_store_write(st, fill_events, &b);
 }
 
-enum { OP_EVENT, OP_SESSION, OP_TRIM, OP_ACTIVE, OP_META, OP_FAIL };
+enum { OP_EVENT, OP_SESSION, OP_TRIM, OP_ACTIVE, OP_META, OP_FAIL, OP_ENTRY, OP_TRIM_ENTRIES };
 
 typedef struct op {
     int kind;
@@ -158,6 +158,12 @@ static int fill_ops(tt_store_txn *txn, void *arg)
         case OP_FAIL:
             rc = (int)(int64_t)p->n;
             break;
+        case OP_ENTRY:
+            rc = tt_store_put_transcript(txn, p->sid, p->n, p->text, len);
+            break;
+        case OP_TRIM_ENTRIES:
+            rc = tt_store_trim_transcript(txn, p->sid, p->n);
+            break;
         default:
             rc = TT_EINTERNAL;
         }
@@ -177,6 +183,8 @@ static int fill_ops(tt_store_txn *txn, void *arg)
 #define ACTIVE(sid, on) {OP_ACTIVE, (sid), NULL, NULL, (on)}
 #define META(key, val) {OP_META, (key), (val), NULL, 0}
 #define FAIL(code) {OP_FAIL, NULL, NULL, NULL, (uint64_t)(int64_t)(code)}
+#define ENTRY(sid, index, text) {OP_ENTRY, (sid), (text), NULL, (index)}
+#define TRIM_ENTRIES(sid, before) {OP_TRIM_ENTRIES, (sid), NULL, NULL, (before)}
 /* clang-format on */
 
 /* ---- reading ---------------------------------------------------------- */
@@ -429,6 +437,37 @@ static void test_store_trim_spans_many_pages(void **state)
     assert_int_equal(read_all(f->st, "s_b", 0, 0, 300).n, 50);
 }
 
+static int on_entry_count(uint64_t index, const char *json, size_t len, void *arg)
+{
+    uint64_t *sum = arg;
+    *sum += index * 1000 + len; /* which entries, and that each is its own text */
+    return json[0] == 'e' ? 0 : TT_EINVAL;
+}
+
+static void test_store_transcript_apart_from_events(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(open_with(f, 0, 0, TT_SYNC_COMMIT), 0);
+    assert_int_equal(put_events(f->st, "s_a", 1, 5, 0), 0);
+    assert_int_equal(APPLY(f->st, ENTRY("s_a", 1, "e1"), ENTRY("s_a", 2, "e22"),
+                           ENTRY("s_a", 3, "e333"), ENTRY("s_ab", 1, "e4444")),
+                     0);
+    uint64_t sum = 0;
+    assert_int_equal(tt_store_read_transcript(f->st, "s_a", 0, 0, on_entry_count, &sum), 0);
+    assert_int_equal(sum, 1000 + 2 + 2000 + 3 + 3000 + 4);
+    assert_int_equal(APPLY(f->st, TRIM_ENTRIES("s_a", 3)), 0);
+    sum = 0;
+    assert_int_equal(tt_store_read_transcript(f->st, "s_a", 0, 0, on_entry_count, &sum), 0);
+    assert_int_equal(sum, 3000 + 4);
+    sum = 0;
+    assert_int_equal(tt_store_read_transcript(f->st, "s_ab", 0, 0, on_entry_count, &sum), 0);
+    assert_int_equal(sum, 1000 + 5);
+    /* The events of the same session are untouched by either. */
+    seen s = read_all(f->st, "s_a", 0, 0, 0);
+    assert_int_equal(s.n, 5);
+    assert_int_equal(last_seq(f->st, "s_a"), 5);
+}
+
 /* ---- tests: sessions, owners, active, meta ---------------------------- */
 
 static void test_store_session_put_get(void **state)
@@ -561,7 +600,7 @@ static void test_store_meta_put_get(void **state)
     char *v = NULL;
     size_t len = 0;
     assert_int_equal(tt_store_get_meta(f->st, "schema_version", &v, &len), 0);
-    assert_string_equal(v, "1");
+    assert_string_equal(v, "2");
     assert_int_equal(len, 1);
     free(v);
     assert_int_equal(tt_store_get_meta(f->st, "jwt_secret", &v, &len), TT_ENOTFOUND);
@@ -632,6 +671,21 @@ static void test_store_schema_mismatch_refused(void **state)
     /* Refusing closed everything: the same answer again, not a lock error. */
     assert_int_equal(open_with(f, 0, 0, TT_SYNC_COMMIT), TT_ESCHEMA);
     assert_null(f->st);
+}
+
+static void test_store_schema_1_is_upgraded_in_place(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(open_with(f, 0, 0, TT_SYNC_COMMIT), 0);
+    assert_int_equal(put_events(f->st, "s_a", 1, 3, 0), 0);
+    assert_int_equal(APPLY(f->st, META("schema_version", "1")), 0);
+    reopen(f);
+    char *v = NULL;
+    assert_int_equal(tt_store_get_meta(f->st, "schema_version", &v, NULL), 0);
+    assert_string_equal(v, "2");
+    free(v);
+    assert_int_equal(last_seq(f->st, "s_a"), 3);
+    assert_int_equal(APPLY(f->st, ENTRY("s_a", 1, "e1")), 0);
 }
 
 /* ---- tests: map growth ------------------------------------------------ */
@@ -872,6 +926,7 @@ int main(void)
         T(test_store_prefix_sids_do_not_mix),
         T(test_store_trim_events),
         T(test_store_trim_spans_many_pages),
+        T(test_store_transcript_apart_from_events),
         T(test_store_session_put_get),
         T(test_store_session_not_found),
         T(test_store_list_user_only_theirs),
@@ -882,6 +937,7 @@ int main(void)
         T(test_store_reopen_keeps_data),
         T(test_store_sync_none_reopen),
         T(test_store_schema_mismatch_refused),
+        T(test_store_schema_1_is_upgraded_in_place),
         T(test_store_map_grows),
         T(test_store_map_full_at_max),
         T(test_store_fill_ignoring_full_still_grows),

@@ -42,6 +42,8 @@ function headline(results, ok) {
   if (st) H.push(`- Start-up to first welcome: ${st.results.map((r) => `${f(r.welcome_ms.p50, 0)} ms with ${f(r.sessions_stored, 0)} stored`).join(", ")} (p50).`);
   const ps = ok("persist");
   if (ps) H.push(`- Persistence: ${ps.results.map((r) => `${r.sync} ${f(r.events_per_s, 0)} events/s (commit p99 ${f(r.commit_ms.p99, 1)} ms)`).join(", ")}.`);
+  const lt = ok("large_turns");
+  if (lt) H.push(`- Large turns: ${lt.turns} turns of ${f(lt.bytes_per_turn / 1000, 0)} KB, commit time per turn ${f(lt.first.commit_ms, 1)} ms (first) to ${f(lt.last.commit_ms, 1)} ms (last), data.mdb ${f(lt.data_mdb_over_sent, 1)}x the bytes sent.`);
   return H;
 }
 
@@ -139,6 +141,14 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
       "| --sync | events/s | commits/s | events per commit | commit mean | p50 | p99 |", "| --- | --- | --- | --- | --- | --- | --- |");
     for (const r of ps.results) L.push(`| ${r.sync} | ${f(r.events_per_s, 0)} | ${f(r.commits_per_s, 0)} | ${f(r.events_per_commit, 1)} | ${f(r.commit_ms.mean, 2)} ms | ${f(r.commit_ms.p50, 2)} ms | ${f(r.commit_ms.p99, 2)} ms |`);
     L.push("", img("persist"));
+  }
+  const lt = ok("large_turns");
+  if (results.large_turns) L.push("## 7. Large turns", "", `Command: ${cmdline(results.large_turns)}`, "");
+  if (lt) {
+    L.push(`One echo session takes ${lt.turns} turns of ${lt.bytes_per_turn} bytes (${lt.words_per_turn} words); another socket pings meanwhile, and a second session takes a small turn after each. Commit time per turn is the \`tether_commit_seconds_sum\` delta over the turn; the stall is the worst ping round trip during it.`, "",
+      "| | commit time | commits | stall | small turn |", "| --- | --- | --- | --- | --- |");
+    for (const [name, r] of [["first turn", lt.first], ["last turn", lt.last]]) L.push(`| ${name} | ${f(r.commit_ms, 1)} ms | ${r.commits} | ${f(r.stall_ms, 1)} ms | ${f(r.small_turn_ms, 1)} ms |`);
+    L.push("", `data.mdb: ${f(lt.data_mdb_bytes / 1e6, 1)} MB for ${f(lt.bytes_sent / 1e6, 1)} MB sent (${f(lt.data_mdb_over_sent, 2)}x).`, "");
   }
   L.push("## Raw data", "", "`results.json` next to this file holds every benchmark's full JSON output.", "");
   return L.join("\n");
