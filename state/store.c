@@ -107,6 +107,19 @@ void tt_store_rd_end(tt_store *st, MDB_txn *t)
     st->rd_idle = t;
 }
 
+int tt_store_rd_cursor(tt_store *st, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur)
+{
+    int rc = tt_store_rd_begin(st, txn);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_open(*txn, dbi, cur);
+    if (rc) {
+        tt_store_rd_end(st, *txn);
+        return tt_store_from_mdb(rc);
+    }
+    return 0;
+}
+
 static void rd_drop_idle(tt_store *st)
 {
     if (st->rd_idle) {
@@ -503,15 +516,10 @@ int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
     memcpy(start + plen, after ? after : "", alen);
 
     MDB_txn *t;
-    int rc = tt_store_rd_begin(st, &t);
+    MDB_cursor *cur;
+    int rc = tt_store_rd_cursor(st, st->owners, &t, &cur);
     if (rc)
         return rc;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t, st->owners, &cur);
-    if (rc) {
-        tt_store_rd_end(st, t);
-        return tt_store_from_mdb(rc);
-    }
     MDB_val key = {plen + alen, start}, val;
     int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
     if (mrc == 0 && alen && key.mv_size == plen + alen &&

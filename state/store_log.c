@@ -125,15 +125,10 @@ static int log_read(tt_store *st, log_kind kind, const char *sid, uint64_t after
     if (after == UINT64_MAX)
         return 0;
     MDB_txn *t;
-    int rc = tt_store_rd_begin(st, &t);
+    MDB_cursor *cur;
+    int rc = tt_store_rd_cursor(st, log_dbi(st, kind), &t, &cur);
     if (rc)
         return rc;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t, log_dbi(st, kind), &cur);
-    if (rc) {
-        tt_store_rd_end(st, t);
-        return tt_store_from_mdb(rc);
-    }
     unsigned char k[EV_KEY_MAX];
     MDB_val key = {ev_key(k, sid, n, after + 1), k}, val;
     size_t count = 0;
@@ -170,15 +165,10 @@ int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq)
     if (!st || !seq || tt_store_sid_check(sid, &n))
         return TT_EINVAL;
     MDB_txn *t;
-    int rc = tt_store_rd_begin(st, &t);
+    MDB_cursor *cur;
+    int rc = tt_store_rd_cursor(st, st->events, &t, &cur);
     if (rc)
         return rc;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t, st->events, &cur);
-    if (rc) {
-        tt_store_rd_end(st, t);
-        return tt_store_from_mdb(rc);
-    }
     /* Land on the first key past sid's range (or its very last one), then
      * step back into the range. */
     unsigned char k[EV_KEY_MAX];

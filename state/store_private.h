@@ -41,6 +41,9 @@ int tt_store_sid_check(const char *sid, size_t *len);
 /* A read transaction, counted in st->readers until tt_store_rd_end(). */
 int tt_store_rd_begin(tt_store *st, MDB_txn **out);
 void tt_store_rd_end(tt_store *st, MDB_txn *t);
+/* A read transaction and a cursor on dbi in it; close the cursor with
+ * mdb_cursor_close() and end the transaction with tt_store_rd_end(). */
+int tt_store_rd_cursor(tt_store *st, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur);
 /* 0 when txn is inside a fill callback and still usable, else its error. */
 int tt_store_txn_ready(tt_store_txn *txn);
 /* Records an LMDB failure in the transaction and returns its tt_err. */
