@@ -246,8 +246,12 @@ static int setup_listener(tt_server *srv)
     memset(protocols, 0, sizeof protocols);
     protocols[0] = (struct lws_protocols){
         "tether.v1", tt_listener_first_protocol_callback, sizeof(tt_conn *), 16 * 1024, 0, NULL, 0};
-    protocols[1] =
-        (struct lws_protocols){"tether-http", tt_http_callback, tt_http_psd_size, 0, 0, NULL, 0};
+    /* tx_packet_size: without it lws 4.1 sends at most 4 KiB of an answer
+     * per write and keeps the rest as a partial, which defers the end of the
+     * transaction while lws goes on parsing a pipelined next request into it
+     * (see http.c). With it, the socket takes the whole answer at once. */
+    protocols[1] = (struct lws_protocols){
+        "tether-http", tt_http_callback, tt_http_psd_size, 0, 0, NULL, TT_HTTP_TX_PACKET_MAX};
 
     void *foreign[1] = {&srv->loop};
     struct lws_context_creation_info info;

@@ -49,6 +49,8 @@ void tt_server_free(tt_server *srv);
 
 /* The lws protocol callbacks (ws.c / http.c) and http.c's per-request size. */
 extern const size_t tt_http_psd_size;
+/* The most lws sends of one HTTP answer per write (its tx_packet_size). */
+#define TT_HTTP_TX_PACKET_MAX (1u << 20)
 int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len);
 int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
