@@ -338,7 +338,6 @@ static void on_stop_timer(uv_timer_t *t)
     tt_registry_flush(srv->reg);
     tt_store_sync(srv->store);
     lws_context_destroy(srv->lws);
-    srv->lws = NULL;
     tt_registry_close(srv->reg);
     tt_llm_service_close(srv->agent_env.llm);
     srv->agent_env.llm = NULL;
