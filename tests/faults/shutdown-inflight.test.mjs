@@ -25,6 +25,7 @@ const MAKER = path.join(path.dirname(BIN), 'tests', 'unit', 'make_photo_library'
 
 let fp, toolServer, toolPort;
 const toolHits = [];
+const dirs = [];
 before(async () => {
   fp = await startFakeProvider();
   // A tool that takes its time: it answers after 30 s, long after the stop.
@@ -38,10 +39,17 @@ before(async () => {
   await new Promise((r) => toolServer.listen(0, '127.0.0.1', r));
   toolPort = toolServer.address().port;
 });
-after(async () => { await fp?.close(); toolServer?.closeAllConnections(); toolServer?.close(); });
+after(async () => {
+  await fp?.close();
+  toolServer?.closeAllConnections();
+  toolServer?.close();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
 
 function tmpdir(tag) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `tether-shutdown-${tag}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `tether-shutdown-${tag}-`));
+  dirs.push(d);
+  return d;
 }
 
 function routes(P) {
@@ -80,6 +88,19 @@ ftest('SIGTERM during a streaming model call: the call is cancelled once, the ex
   await stopInTime(srv, 'a restarted session');
 });
 
+ftest('SIGTERM while a model call waits out a Retry-After: the timer is cancelled, not waited for', async ({ startServer }) => {
+  const P = 'sd-backoff';
+  fp.script([{ status: 429, retry_after: 10, match: { prefix: P } }, { text: 'too late', match: { prefix: P } }]);
+  const srv = await startServer({ args: ['--routes', routes(P)], env: { FAKE_KEY: 'k' } });
+  const c = await connect(srv.port, { hello: true });
+  const { session } = await openSession(c, 'chat');
+  await c.ok({ type: 'say', session, text: 'are you there?' });
+  await fp.waitFor(() => fp.requests({ prefix: P }).length === 1, 10_000);
+  await sleep(300); // the 429 is in: the call now waits on its timer
+  await stopInTime(srv, 'a model call waiting to retry');
+  assert.equal(fp.requests({ prefix: P }).length, 1, 'no retry was sent during the shutdown');
+});
+
 ftest('SIGTERM during an HTTP tool call: the transfer is cancelled once, the exit is clean', async ({ startServer }) => {
   const P = 'sd-tool';
   const dir = tmpdir('tool');
@@ -106,13 +127,22 @@ ftest('SIGTERM during an HTTP tool call: the transfer is cancelled once, the exi
 ftest('SIGTERM during a photo scan in the thread pool: the scan stops, the exit is clean', async ({ startServer }) => {
   const P = 'sd-scan';
   const root = tmpdir('photos');
-  execFileSync(MAKER, [path.join(root, 'local'), '1500', '0']);
+  const lib = path.join(root, 'local');
+  execFileSync(MAKER, [lib, '20', '0']);
+  // Photos big enough that hashing them takes seconds: sparse files (no disk
+  // used) that start as a real JPEG, each under the 256 MiB per-file cap.
+  const head = fs.readFileSync(path.join(lib, fs.readdirSync(lib, { recursive: true }).find((n) => n.endsWith('.jpg'))));
+  for (let i = 0; i < 16; i++) {
+    const big = path.join(lib, `big${String(i).padStart(2, '0')}.jpg`);
+    fs.writeFileSync(big, head);
+    fs.truncateSync(big, 250 * 1024 * 1024);
+  }
   const srv = await startServer({ args: ['--routes', routes(P), '--photos-root', root], env: { FAKE_KEY: 'k' } });
   const c = await connect(srv.port, { hello: true });
   const { session } = await openSession(c, 'photo-organizer');
   await c.ok({ type: 'say', session, text: 'organise my photos' });
   const prog = await c.waitEvent((e) => e.session === session && e.type === 'progress', 15_000);
-  assert.ok(prog.done < prog.total || prog.total === undefined, `the scan was still running: ${JSON.stringify(prog)}`);
+  assert.ok(prog.done < prog.total, `the scan is still running: ${JSON.stringify(prog)}`);
   await stopInTime(srv, 'a photo scan in the thread pool');
 });
 
