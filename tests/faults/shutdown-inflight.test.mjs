@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
-  BIN, connect, fakeTarget, openSession, sayAndWait, sessionInfo, sleep, waitState, writeRoutesFile,
+  BIN, connect, fakeTarget, httpRequest, openSession, sayAndWait, sessionInfo, sleep, waitState, writeRoutesFile,
 } from '../integration/harness.mjs';
 import { assertNoSanitizer, ftest } from './lib.mjs';
 
@@ -161,8 +161,9 @@ ftest('SIGTERM while an approval waits: the exit is clean and the approval still
   await stopInTime(srv, 'a restarted waiting approval');
 });
 
-ftest('SIGTERM with a socket that does not read and has output queued: the exit is clean and bounded', async ({ startServer }) => {
-  const srv = await startServer({ args: ['--echo-delay-ms', '0', '--rate-burst', '1000'] });
+ftest('SIGTERM with a socket that does not read and has output queued: the exit is clean and bounded; no new call starts meanwhile', async ({ startServer }) => {
+  const P = 'sd-grace';
+  const srv = await startServer({ args: ['--echo-delay-ms', '0', '--rate-burst', '1000', '--routes', routes(P)], env: { FAKE_KEY: 'k' } });
   const c = await connect(srv.port, { hello: true, name: 'reader' });
   const { session } = await openSession(c, 'echo');
   const slow = await connect(srv.port, { hello: true, name: 'slow' });
@@ -174,7 +175,17 @@ ftest('SIGTERM with a socket that does not read and has output queued: the exit 
     await sayAndWait(c, session, text, `turn${t}`, 30_000);
   }
   assert.ok(slow.maxSeq(session) < c.maxSeq(session), 'the slow socket is behind');
-  await stopInTime(srv, 'a slow reader with queued output');
+  const stopped = stopInTime(srv, 'a slow reader with queued output');
+  // The slow socket holds the stop in its grace period: a gateway request now is refused.
+  await sleep(300);
+  assert.ok(srv.alive, 'still in the grace period');
+  const late = await httpRequest(srv.port, 'POST', '/v1/chat/completions', {
+    body: { model: 'default', messages: [{ role: 'user', content: 'too late' }] },
+  });
+  assert.equal(late.status, 503, late.body);
+  assert.equal(late.json.error.code, 'shutting_down');
+  await stopped;
+  assert.equal(fp.requests({ prefix: P }).length, 0, 'no model call started during the stop');
   slow.ws._socket.resume();
 });
 
