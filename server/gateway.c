@@ -401,6 +401,13 @@ tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *bo
     g->created = tt_wall_ms() / 1000;
     g->tool_calls = json_array();
     tt_new_id("chatcmpl", g->id, sizeof g->id);
+    if (srv->stopping) {
+        /* No new call may start once the stop has begun: it would only be cut. */
+        respond(g, 503,
+                openai_error("the server is shutting down; retry shortly", "server_error",
+                             "shutting_down"));
+        return g;
+    }
     if (!srv->agent_env.llm || !tt_llm_service_configured(srv->agent_env.llm)) {
         respond(g, 503,
                 openai_error("no model is configured: set OPENAI_API_KEY or "

@@ -3,7 +3,9 @@
  * lws runs on a uv_loop_t we own (info.foreign_loops), so our timers, the
  * group commit and later libcurl and libpq share one loop (LWS-NOTES.md).
  * Shutdown on SIGINT/SIGTERM: refuse new work, close sockets with 1001,
- * flush the store, then destroy the lws context; uv_run() then returns. */
+ * wait for them (at most --shutdown-grace-ms), commit, then end every
+ * pending operation exactly once (release_all); uv_run() returns when the
+ * last handle is closed, and tt_server_free() finishes destroying lws. */
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -312,6 +314,7 @@ int tt_server_start(tt_server *srv)
     int rc = uv_loop_init(&srv->loop);
     if (rc)
         return TT_EIO;
+    srv->loop_open = 1;
     srv->agent_env.loop = &srv->loop;
     srv->agent_env.echo_delay_ms = srv->cfg.echo_delay_ms;
     srv->agent_env.photos_root = srv->cfg.photos_root;
@@ -337,6 +340,7 @@ int tt_server_start(tt_server *srv)
     uv_unref((uv_handle_t *)&srv->sigterm);
     uv_timer_init(&srv->loop, &srv->stop_timer);
     srv->stop_timer.data = srv;
+    srv->signals_open = 1;
     srv->ready = 1;
     tt_log(TT_INFO, "listening",
            json_pack("{s:s, s:i, s:s, s:i, s:s, s:I, s:f}", "host", srv->cfg.host, "port",
@@ -346,21 +350,35 @@ int tt_server_start(tt_server *srv)
     return 0;
 }
 
-static void on_stop_timer(uv_timer_t *t)
+/* The end of a stop, or of a start that failed half-way: commit what is
+ * dirty, then end every pending operation exactly once. lws closes its
+ * sockets and starts closing its handles (the first half of destroying a
+ * context on a foreign loop; tt_server_free() does the second); sessions
+ * leave memory, so their agents cancel model and tool calls, timers and
+ * thread-pool work (a job already running comes back cancelled); the HTTP
+ * client cancels what is left. All of it closes asynchronously: the loop
+ * runs on until the last close callback and pool job are back. */
+static void release_all(tt_server *srv)
 {
-    tt_server *srv = t->data;
-    /* Sockets had their chance to close with 1001; now everything goes. */
-    tt_registry_flush(srv->reg);
+    if (srv->released)
+        return;
+    srv->released = 1;
+    if (srv->reg)
+        tt_registry_flush(srv->reg);
     tt_store_sync(srv->store);
     tt_listener_close(srv);
-    lws_context_destroy(srv->lws);
-    srv->lws = NULL;
+    if (srv->lws)
+        lws_context_destroy(srv->lws);
     tt_registry_close(srv->reg);
+    srv->reg = srv->agent_env.reg = NULL;
     tt_llm_service_close(srv->agent_env.llm);
     srv->agent_env.llm = NULL;
-    uv_close((uv_handle_t *)&srv->sigint, NULL);
-    uv_close((uv_handle_t *)&srv->sigterm, NULL);
-    uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+    if (srv->signals_open) {
+        uv_close((uv_handle_t *)&srv->sigint, NULL);
+        uv_close((uv_handle_t *)&srv->sigterm, NULL);
+        uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+        srv->signals_open = 0;
+    }
 }
 
 /* Wait until every socket has closed, or the grace period is over. */
@@ -369,7 +387,7 @@ static void on_drain_check(uv_timer_t *t)
     tt_server *srv = t->data;
     if (srv->conns == NULL || uv_now(&srv->loop) >= srv->stop_deadline) {
         uv_timer_stop(t);
-        on_stop_timer(t);
+        release_all(srv);
     }
 }
 
@@ -387,12 +405,18 @@ void tt_server_stop(tt_server *srv)
 
 void tt_server_free(tt_server *srv)
 {
+    if (srv->loop_open) {
+        release_all(srv);
+        uv_run(&srv->loop, UV_RUN_DEFAULT); /* close callbacks; pool jobs coming back */
+    }
     if (srv->lws)
-        lws_context_destroy(srv->lws);
+        lws_context_destroy(srv->lws); /* now that its handles are closed, lws frees it */
+    srv->lws = NULL;
     tt_store_close(srv->store);
-    int rc = uv_loop_close(&srv->loop);
-    if (rc)
+    srv->store = NULL;
+    if (srv->loop_open && uv_loop_close(&srv->loop) != 0)
         tt_log(TT_WARN, "loop closed with handles open", NULL);
+    srv->loop_open = 0;
     tt_agent_free_assistants(&srv->agent_env);
     tt_tools_free(&srv->agent_env.tools);
     tt_agent_free_prompts(&srv->agent_env);

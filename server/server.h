@@ -30,6 +30,9 @@ typedef struct tt_server {
     tt_conn *held;        /* connections with replies waiting for a commit */
     int ready;            /* serving; /readyz says 200 */
     int stopping;
+    int released;     /* every pending operation was ended (server.c, release_all) */
+    int loop_open;    /* uv_loop_init() succeeded; uv_loop_close() not yet called */
+    int signals_open; /* sigint, sigterm and stop_timer are initialised and not closed */
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer;
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
@@ -40,11 +43,14 @@ typedef struct tt_server {
  * serves until tt_server_stop(). Errors are logged and returned. */
 int tt_server_start(tt_server *srv);
 
-/* Begin a graceful stop: refuse new work, close sockets with 1001, flush
- * storage, then destroy the lws context so uv_run() returns. */
+/* Begin a graceful stop: refuse new work, close sockets with 1001, wait for
+ * them (at most --shutdown-grace-ms), commit, then cancel every call, timer
+ * and thread-pool job and close every handle, so uv_run() returns. */
 void tt_server_stop(tt_server *srv);
 
-/* Release what tt_server_start() created (after uv_run() returned). */
+/* Release what tt_server_start() created, also after a start that failed
+ * half-way: runs the loop until every close callback has come back, then
+ * frees the lws context (its second destroy call, on a foreign loop). */
 void tt_server_free(tt_server *srv);
 
 /* The lws protocol callbacks (ws.c / http.c) and http.c's per-request size. */

@@ -1,6 +1,7 @@
 /* agents/llm/http.c: libcurl on the libuv loop against a scripted HTTP
  * server living in the same loop (127.0.0.1, a free port): streaming bodies,
  * each timeout, a reset mid-stream, cancel closing the upstream connection,
+ * close cancelling a transfer in flight once,
  * response headers, a refused connection, and a redirect without a body. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -269,6 +270,31 @@ static void test_http_cancel_closes_upstream(void **state)
     assert_true(srv.peer_closed);
 }
 
+/* Shutdown: a transfer still streaming ends once, cancelled, inside
+ * tt_http_close(); its connection closes and no handle stays open (the
+ * teardown's uv_loop_close() would fail). */
+static void test_http_close_cancels_a_transfer_in_flight_once(void **state)
+{
+    uv_loop_t *loop = *state;
+    srv.mode = M_STALL;
+    tt_http *h;
+    assert_int_equal(tt_http_new(loop, &h), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", srv.port);
+    result res = {0};
+    assert_int_equal(tt_http_start(h, "POST", url, NULL, "{}", 2, NULL, &callbacks, &res, NULL), 0);
+    while (res.body_len < 5)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_int_equal(res.done, 0);
+    tt_http_close(h);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.cls, TT_LLM_ERR_CANCELLED);
+    for (int i = 0; i < 50 && !srv.peer_closed; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+    assert_true(srv.peer_closed);
+    assert_int_equal(res.done, 1);
+}
+
 static void test_http_refused_is_network_error(void **state)
 {
     result res = {0};
@@ -295,6 +321,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_reset_mid_stream_is_network_error, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_http_cancel_closes_upstream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_close_cancels_a_transfer_in_flight_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_http_refused_is_network_error, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_http_bodiless_redirect_reports_its_status_and_is_not_followed, setup, teardown),
