@@ -43,7 +43,7 @@ typedef struct tt_agent_env {
     tt_llm_service *llm;     /* model calls; NULL or unconfigured: no model agents */
     struct tt_registry *reg; /* sessions, e.g. a user's earlier analyses */
     /* one photo library per user: photos_root/<tenant>/<user>, or
-     * photos_root/<user> without a tenant (agents/photo_organizer.h) */
+     * photos_root/<user> without a tenant (agents/photos/organizer.h) */
     const char *photos_root;
     int open_mode;          /* no API keys: every client is user "local" of tenant "local" */
     json_t *key_tenants;    /* the tenants the API keys name ({name: true}), "default" aside */

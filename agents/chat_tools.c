@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "agents/chat_private.h"
-#include "agents/schema.h"
+#include "agents/schema/schema.h"
 #include "protocol/errors.h"
 #include "state/registry.h"
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agents/engine.h"
+#include "agents/engine/engine.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "protocol/utf8.h"

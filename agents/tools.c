@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "agents/schema.h"
+#include "agents/schema/schema.h"
 #include "agents/tools.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"

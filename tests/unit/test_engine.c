@@ -1,4 +1,4 @@
-/* agents/engine.c: transitions, questions and approvals (right, wrong and
+/* agents/engine/engine.c: transitions, questions and approvals (right, wrong and
  * stale answers), thread-pool work with progress, persistence, resume after
  * a crash (a child process that dies mid-run), and expiry. Real LMDB, a real
  * libuv loop, a small test agent. */
@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "agents/engine.h"
+#include "agents/engine/engine.h"
 #include "protocol/errors.h"
 #include "state/registry.h"
 

@@ -1,4 +1,4 @@
-/* agents/schema.c: every keyword of the subset passing and failing, the exact
+/* agents/schema/: every keyword of the subset passing and failing, the exact
  * model-facing messages with their JSON paths, refusal of everything outside
  * the subset, the depth bounds, and two schemas as Tether uses them (a move
  * plan returned by a model and a tool's arguments). */
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "agents/schema.h"
+#include "agents/schema/schema.h"
 #include "protocol/errors.h"
 
 static char err[TT_SCHEMA_ERR_MAX];
@@ -389,7 +389,7 @@ static void test_check_refuses_unknown_keywords_naming_all(void **state)
 {
     assert_refused("{\"type\": \"string\", \"fromat\": \"x\", \"maxLenght\": 3}",
                    "#: unsupported keywords \"fromat\", \"maxLenght\" (not in Tether's schema "
-                   "subset, see agents/schema.h)");
+                   "subset, see agents/schema/schema.h)");
     assert_refused("{\"properties\": {\"when\": {\"type\": \"string\", \"format\": \"date\"}}}",
                    "#/properties/when: unsupported keyword \"format\" (format would not be "
                    "enforced, use pattern)");

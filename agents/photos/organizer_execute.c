@@ -1,4 +1,4 @@
-/* Executing an approved photo plan, and undoing it (see photo_organizer.h
+/* Executing an approved photo plan, and undoing it (see organizer.h
  * and agents/photos/move.h for the crash protocol).
  *
  * The journal lives in the run's data, so it is persisted with the session.
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agents/photo_organizer.h"
+#include "agents/photos/organizer.h"
 #include "agents/photos/move.h"
 #include "protocol/names.h"
 #include "protocol/errors.h"

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agents/engine_private.h"
-#include "agents/schema.h"
+#include "agents/engine/engine_private.h"
+#include "agents/schema/schema.h"
 #include "protocol/errors.h"
 
 #define SCHEMA_ERR_MAX 300

@@ -3,7 +3,7 @@
 #ifndef TT_ENGINE_PRIVATE_H
 #define TT_ENGINE_PRIVATE_H
 
-#include "agents/engine.h"
+#include "agents/engine/engine.h"
 
 struct tt_run {
     tt_session *s; /* NULL-safe: s->agent_rt == this while bound */

@@ -23,7 +23,7 @@
 
 #include <pcre2.h>
 
-#include "agents/schema.h"
+#include "agents/schema/schema.h"
 #include "protocol/errors.h"
 
 /* How much of a value, a string or an enum list is quoted in a message. */
@@ -526,7 +526,7 @@ static int refuse_unknown(sbuf *b, const json_t *s, const loc *at, size_t count)
         sb_str(b, hint);
         said[nsaid++] = hint;
     }
-    sb_str(b, nsaid ? ")" : " (not in Tether's schema subset, see agents/schema.h)");
+    sb_str(b, nsaid ? ")" : " (not in Tether's schema subset, see agents/schema/schema.h)");
     return TT_EINVAL;
 }
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents/engine.h"
-#include "agents/engine_private.h"
+#include "agents/engine/engine.h"
+#include "agents/engine/engine_private.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents/engine_private.h"
+#include "agents/engine/engine_private.h"
 #include "protocol/errors.h"
 
 #define PROGRESS_MS 200

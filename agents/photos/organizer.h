@@ -1,12 +1,12 @@
-/* Inside the photo organiser (photo_organizer.c, photo_plan.c,
- * photo_execute.c); other code uses tt_agent_photo_organizer only. */
+/* Inside the photo organiser (organizer.c, organizer_plan.c,
+ * organizer_execute.c); other code uses tt_agent_photo_organizer only. */
 #ifndef TT_PHOTO_ORGANIZER_H
 #define TT_PHOTO_ORGANIZER_H
 
 #include <stddef.h>
 #include <jansson.h>
 
-#include "agents/engine.h"
+#include "agents/engine/engine.h"
 
 const char *tt_photos_data_str(tt_run *run, const char *key);
 void tt_photos_data_set(tt_run *run, const char *key, json_t *v);

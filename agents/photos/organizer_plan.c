@@ -1,10 +1,10 @@
 /* Checking a proposed photo plan and drawing its folder tree (see
- * photo_organizer.h). The model's plan is data to verify, not to trust. */
+ * organizer.h). The model's plan is data to verify, not to trust. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents/photo_organizer.h"
+#include "agents/photos/organizer.h"
 #include "protocol/names.h"
 #include "agents/photos/path.h"
 #include "protocol/errors.h"

@@ -8,10 +8,10 @@
  *              (structured output, checked against the scan), shown as an
  *              approval with the folder tree and counts
  *   execute    approved: folders made and files moved with a journal
- *              (photo_execute.c), so a crash neither loses nor repeats a move
+ *              (organizer_execute.c), so a crash neither loses nor repeats a move
  *   undo       "undo" puts back every file moved by the session's runs that is
  *              not back yet; what it cannot restore it names, and keeps for
- *              another "undo" (photo_execute.c)
+ *              another "undo" (organizer_execute.c)
  *
  * The library is photos_root/<tenant>/<user>, or photos_root/<user> for a user
  * without a tenant (names.h); nothing outside it is read or written. */
@@ -21,8 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agents/engine.h"
-#include "agents/photo_organizer.h"
+#include "agents/engine/engine.h"
+#include "agents/photos/organizer.h"
 #include "agents/photos/names.h"
 #include "agents/photos/path.h"
 #include "agents/photos/scan.h"
