@@ -227,64 +227,70 @@ static size_t count_class(const tt_retry_call *c, tt_llm_error_class cls)
     return n;
 }
 
-void tt_retry_plan(const tt_retry_call *c, const tt_breaker *breakers, int64_t now_ms,
-                   tt_retry_rand_fn rnd, void *rnd_ud, tt_retry_step *out)
+/* The first attempt of a call: the first target in route order whose breaker
+ * lets a request through, at once. */
+static void plan_first_attempt(const tt_retry_call *c, const tt_breaker *breakers, int64_t now_ms,
+                               tt_retry_step *out)
 {
-    const tt_retry_policy *p = c->policy;
-    memset(out, 0, sizeof *out);
-    assert(c->n_targets >= 1 && c->n_targets <= TT_RETRY_MAX_TARGETS);
-
-    if (c->n_hist == 0) {
-        for (size_t t = 0; t < c->n_targets; t++) {
-            if (tt_breaker_available(&breakers[t], p, now_ms)) {
-                try_target(out, t, 0, "first attempt");
-                return;
-            }
+    for (size_t t = 0; t < c->n_targets; t++) {
+        if (tt_breaker_available(&breakers[t], c->policy, now_ms)) {
+            try_target(out, t, 0, "first attempt");
+            return;
         }
-        out->breakers_open = 1;
-        give_up(out, TT_LLM_ERR_OVERLOADED, "every target's circuit breaker is open");
-        return;
     }
+    out->breakers_open = 1;
+    give_up(out, TT_LLM_ERR_OVERLOADED, "every target's circuit breaker is open");
+}
 
-    const tt_retry_attempt *last = &c->hist[c->n_hist - 1];
-    int64_t deadline = c->started_ms + p->max_total_ms;
-    int attempts_left = c->n_hist < (size_t)p->max_attempts;
-    int time_left = now_ms < deadline;
-
+/* The classes no other attempt can mend. Returns 1 when it gave up. */
+static int plan_stop_on_class(const tt_retry_call *c, const tt_retry_attempt *last, int budget_left,
+                              tt_retry_step *out)
+{
     switch (last->cls) {
     case TT_LLM_ERR_CONTEXT_LENGTH:
         out->target = last->target;
-        out->trim = count_class(c, TT_LLM_ERR_CONTEXT_LENGTH) == 1 && attempts_left && time_left;
+        out->trim = count_class(c, TT_LLM_ERR_CONTEXT_LENGTH) == 1 && budget_left;
         give_up(out, last->cls, "prompt too long for the model");
-        return;
+        return 1;
     case TT_LLM_ERR_BAD_REQUEST:
     case TT_LLM_ERR_CONTENT_FILTER:
     case TT_LLM_ERR_CANCELLED:
         give_up(out, last->cls, "not retryable");
-        return;
+        return 1;
     case TT_LLM_ERR_NONE:
     case TT_LLM_ERR__LAST:
         assert(!"a history holds failures only");
         give_up(out, last->cls, "not a failure");
-        return;
+        return 1;
     default:
-        break;
+        return 0;
     }
+}
+
+/* Attempts, time, or a second malformed answer used up. Returns 1 when it
+ * gave up. */
+static int plan_stop_on_budget(const tt_retry_call *c, const tt_retry_attempt *last,
+                               int attempts_left, int time_left, tt_retry_step *out)
+{
     if (!attempts_left) {
         give_up(out, last->cls, "attempts exhausted");
-        return;
+        return 1;
     }
     if (!time_left) {
         give_up(out, last->cls, "time budget exhausted");
-        return;
+        return 1;
     }
     if (last->cls == TT_LLM_ERR_MALFORMED && count_class(c, TT_LLM_ERR_MALFORMED) > 1) {
         give_up(out, last->cls, "malformed response twice");
-        return;
+        return 1;
     }
+    return 0;
+}
 
-    target_view v[TT_RETRY_MAX_TARGETS];
-    memset(v, 0, sizeof v);
+/* Fold the history into one view per target. */
+static void target_views_from_history(const tt_retry_call *c, target_view *v)
+{
+    memset(v, 0, sizeof(target_view) * TT_RETRY_MAX_TARGETS);
     for (size_t i = 0; i < c->n_hist; i++) {
         const tt_retry_attempt *a = &c->hist[i];
         target_view *tv = &v[a->target];
@@ -294,14 +300,38 @@ void tt_retry_plan(const tt_retry_call *c, const tt_breaker *breakers, int64_t n
         tv->ended = a->ended_ms;
         tv->retry_after = a->retry_after_ms;
     }
+}
 
-    int64_t remaining = deadline - now_ms; /* > 0 here */
+/* When a target that failed is ready again, from now: max(Retry-After,
+ * backoff). Retry-After is the provider's word: never shortened, and a
+ * target that cannot be retried inside the budget is given up on (returns
+ * 0); the backoff is shortened to end inside it. */
+static int target_ready_in(const tt_retry_policy *p, const target_view *tv, int64_t now_ms,
+                           int64_t remaining, tt_retry_rand_fn rnd, void *rnd_ud, int64_t *delay)
+{
+    int64_t ra = tv->retry_after >= 0 ? tv->retry_after - (now_ms - tv->ended) : 0;
+    if (ra >= remaining)
+        return 0;
+    int64_t bo =
+        tv->ended - now_ms + tt_retry_backoff(p, (unsigned)(tv->failures - 1), rnd, rnd_ud);
+    if (bo >= remaining)
+        bo = remaining - 1;
+    *delay = ra > bo ? ra : bo;
+    return 1;
+}
+
+/* Mark which targets are usable and when each is ready. Returns 1 when some
+ * target was left out only because its breaker is open. */
+static int mark_usable_targets(const tt_retry_call *c, const tt_breaker *breakers, int64_t now_ms,
+                               int64_t remaining, tt_retry_rand_fn rnd, void *rnd_ud,
+                               target_view *v)
+{
     int breaker_blocked = 0;
     for (size_t t = 0; t < c->n_targets; t++) {
         target_view *tv = &v[t];
         if (tv->left_out)
             continue;
-        if (!tt_breaker_available(&breakers[t], p, now_ms)) {
+        if (!tt_breaker_available(&breakers[t], c->policy, now_ms)) {
             breaker_blocked = 1;
             continue;
         }
@@ -310,60 +340,81 @@ void tt_retry_plan(const tt_retry_call *c, const tt_breaker *breakers, int64_t n
             tv->delay = 0;
             continue;
         }
-        /* Retry-After is the provider's word: never shortened, and a target
-         * that cannot be retried inside the budget is given up on. */
-        int64_t ra = tv->retry_after >= 0 ? tv->retry_after - (now_ms - tv->ended) : 0;
-        if (ra >= remaining)
-            continue;
-        int64_t bo =
-            tv->ended - now_ms + tt_retry_backoff(p, (unsigned)(tv->failures - 1), rnd, rnd_ud);
-        if (bo >= remaining)
-            bo = remaining - 1;
-        tv->usable = 1;
-        tv->delay = ra > bo ? ra : bo;
+        tv->usable = target_ready_in(c->policy, tv, now_ms, remaining, rnd, rnd_ud, &tv->delay);
     }
+    return breaker_blocked;
+}
+
+/* Fail over from target f: the first target after it that is ready now,
+ * else the one ready soonest (ties go to route order from f + 1). A
+ * throttled target competes on its Retry-After; one that failed twice in a
+ * row otherwise is the last resort. Returns SIZE_MAX when none is usable. */
+static size_t failover_target(const tt_retry_call *c, const target_view *v, size_t f,
+                              tt_llm_error_class last_cls)
+{
+    size_t best = SIZE_MAX;
+    size_t others = transient(last_cls) ? c->n_targets - 1 : c->n_targets;
+    for (size_t k = 1; k <= others; k++) {
+        size_t t = (f + k) % c->n_targets;
+        if (!v[t].usable)
+            continue;
+        if (v[t].delay <= 0)
+            return t;
+        if (best == SIZE_MAX || v[t].delay < v[best].delay)
+            best = t;
+    }
+    if (best == SIZE_MAX && v[f].usable)
+        best = f;
+    return best;
+}
+
+static const char *failover_reason(size_t chosen, size_t failed, tt_llm_error_class last_cls)
+{
+    if (chosen == failed)
+        return "retry the same target (no other is ready sooner)";
+    if (throttled(last_cls))
+        return "failover after rate limit or overload";
+    if (last_cls == TT_LLM_ERR_AUTH)
+        return "failover after an authentication failure";
+    if (last_cls == TT_LLM_ERR_MALFORMED)
+        return "failover after a malformed response";
+    return "failover after repeated transient failures";
+}
+
+void tt_retry_plan(const tt_retry_call *c, const tt_breaker *breakers, int64_t now_ms,
+                   tt_retry_rand_fn rnd, void *rnd_ud, tt_retry_step *out)
+{
+    memset(out, 0, sizeof *out);
+    assert(c->n_targets >= 1 && c->n_targets <= TT_RETRY_MAX_TARGETS);
+    if (c->n_hist == 0) {
+        plan_first_attempt(c, breakers, now_ms, out);
+        return;
+    }
+
+    const tt_retry_attempt *last = &c->hist[c->n_hist - 1];
+    int64_t deadline = c->started_ms + c->policy->max_total_ms;
+    int attempts_left = c->n_hist < (size_t)c->policy->max_attempts;
+    int time_left = now_ms < deadline;
+    if (plan_stop_on_class(c, last, attempts_left && time_left, out) ||
+        plan_stop_on_budget(c, last, attempts_left, time_left, out))
+        return;
+
+    target_view v[TT_RETRY_MAX_TARGETS];
+    target_views_from_history(c, v);
+    int breaker_blocked =
+        mark_usable_targets(c, breakers, now_ms, deadline - now_ms, rnd, rnd_ud, v);
 
     size_t f = last->target;
     if (transient(last->cls) && v[f].transient == 1 && v[f].usable) {
         try_target(out, f, v[f].delay, "retry after a transient failure");
         return;
     }
-
-    /* Fail over: the first target after the failed one that is ready now,
-     * else the one ready soonest (ties go to route order from f + 1). A
-     * throttled target competes on its Retry-After; one that failed twice
-     * in a row otherwise is the last resort. */
-    size_t best = SIZE_MAX;
-    size_t others = transient(last->cls) ? c->n_targets - 1 : c->n_targets;
-    for (size_t k = 1; k <= others; k++) {
-        size_t t = (f + k) % c->n_targets;
-        if (!v[t].usable)
-            continue;
-        if (v[t].delay <= 0) {
-            best = t;
-            break;
-        }
-        if (best == SIZE_MAX || v[t].delay < v[best].delay)
-            best = t;
-    }
-    if (best == SIZE_MAX && v[f].usable)
-        best = f;
+    size_t best = failover_target(c, v, f, last->cls);
     if (best == SIZE_MAX) {
         out->breakers_open = breaker_blocked;
         give_up(out, last->cls,
                 breaker_blocked ? "no usable target; breakers open" : "no usable target");
         return;
     }
-    const char *why = "failover";
-    if (best == f)
-        why = "retry the same target (no other is ready sooner)";
-    else if (throttled(last->cls))
-        why = "failover after rate limit or overload";
-    else if (last->cls == TT_LLM_ERR_AUTH)
-        why = "failover after an authentication failure";
-    else if (last->cls == TT_LLM_ERR_MALFORMED)
-        why = "failover after a malformed response";
-    else
-        why = "failover after repeated transient failures";
-    try_target(out, best, v[best].delay, why);
+    try_target(out, best, v[best].delay, failover_reason(best, f, last->cls));
 }

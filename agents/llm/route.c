@@ -223,6 +223,60 @@ static int parse_timeouts(parse_ctx *cx, const json_t *v, const char *path, tt_r
     return rc;
 }
 
+static int parse_provider(parse_ctx *cx, const char *path, const char *name, tt_llm_provider *out)
+{
+    if (strcmp(name, "openai") == 0) {
+        *out = TT_LLM_OPENAI;
+        return 0;
+    }
+    if (strcmp(name, "anthropic") == 0) {
+        *out = TT_LLM_ANTHROPIC;
+        return 0;
+    }
+    char p[PATH_MAX_LEN], b[80];
+    path_key(p, path, "provider");
+    return fail(cx, p, "must be \"openai\" or \"anthropic\", not \"%s\"", show(name, b, sizeof b));
+}
+
+/* The shapes of a target's base_url (optional), model and region (optional). */
+static int check_target_names(parse_ctx *cx, const char *path, const char *base_url,
+                              const char *model, const char *region)
+{
+    char p[PATH_MAX_LEN], b[80];
+    if (base_url && !valid_url(base_url)) {
+        path_key(p, path, "base_url");
+        return fail(cx, p,
+                    "must be an http:// or https:// URL with a host, without spaces, "
+                    "at most %d bytes, not \"%s\"",
+                    TT_ROUTE_URL_MAX, show(base_url, b, sizeof b));
+    }
+    if (!valid_token(model, TT_ROUTE_MODEL_MAX)) {
+        path_key(p, path, "model");
+        return fail(cx, p, "must be 1 to %d bytes without spaces or control characters",
+                    TT_ROUTE_MODEL_MAX);
+    }
+    if (region && region[0] && !valid_name(region, TT_ROUTE_REGION_MAX, "._-")) {
+        path_key(p, path, "region");
+        return fail(cx, p, "must be at most %d bytes of A-Z a-z 0-9 . _ -, not \"%s\"",
+                    TT_ROUTE_REGION_MAX, show(region, b, sizeof b));
+    }
+    return 0;
+}
+
+/* The defaults, overridden by the target's optional "timeout_ms" object. */
+static int parse_target_timeouts(parse_ctx *cx, const json_t *v, const char *path,
+                                 tt_route_timeouts *t)
+{
+    *t = (tt_route_timeouts){TT_ROUTE_TIMEOUT_CONNECT, TT_ROUTE_TIMEOUT_FIRST_BYTE,
+                             TT_ROUTE_TIMEOUT_IDLE, TT_ROUTE_TIMEOUT_TOTAL};
+    const json_t *tv = json_object_get(v, "timeout_ms");
+    if (!tv)
+        return 0;
+    char p[PATH_MAX_LEN];
+    path_key(p, path, "timeout_ms");
+    return parse_timeouts(cx, tv, p, t);
+}
+
 static int parse_target(parse_ctx *cx, const json_t *v, const char *path, tt_route_target *t)
 {
     static const char *const keys[] = {"provider", "base_url",   "model", "key_env",
@@ -242,37 +296,14 @@ static int parse_target(parse_ctx *cx, const json_t *v, const char *path, tt_rou
         rc = get_str(cx, v, path, "key_env", 0, &key_env);
     if (rc == 0)
         rc = get_str(cx, v, path, "region", 0, &region);
+    if (rc == 0)
+        rc = parse_provider(cx, path, provider, &t->provider);
+    if (rc == 0)
+        rc = check_target_names(cx, path, base_url, model, region);
     if (rc)
         return rc;
-
-    if (strcmp(provider, "openai") == 0) {
-        t->provider = TT_LLM_OPENAI;
-    } else if (strcmp(provider, "anthropic") == 0) {
-        t->provider = TT_LLM_ANTHROPIC;
-    } else {
-        path_key(p, path, "provider");
-        return fail(cx, p, "must be \"openai\" or \"anthropic\", not \"%s\"",
-                    show(provider, b, sizeof b));
-    }
-    if (base_url && !valid_url(base_url)) {
-        path_key(p, path, "base_url");
-        return fail(cx, p,
-                    "must be an http:// or https:// URL with a host, without spaces, "
-                    "at most %d bytes, not \"%s\"",
-                    TT_ROUTE_URL_MAX, show(base_url, b, sizeof b));
-    }
     if (!base_url)
         base_url = t->provider == TT_LLM_OPENAI ? TT_ROUTE_OPENAI_BASE : TT_ROUTE_ANTHROPIC_BASE;
-    if (!valid_token(model, TT_ROUTE_MODEL_MAX)) {
-        path_key(p, path, "model");
-        return fail(cx, p, "must be 1 to %d bytes without spaces or control characters",
-                    TT_ROUTE_MODEL_MAX);
-    }
-    if (region && region[0] && !valid_name(region, TT_ROUTE_REGION_MAX, "._-")) {
-        path_key(p, path, "region");
-        return fail(cx, p, "must be at most %d bytes of A-Z a-z 0-9 . _ -, not \"%s\"",
-                    TT_ROUTE_REGION_MAX, show(region, b, sizeof b));
-    }
     const char *key = "";
     if (key_env) {
         path_key(p, path, "key_env");
@@ -287,15 +318,9 @@ static int parse_target(parse_ctx *cx, const json_t *v, const char *path, tt_rou
         if (!key[0])
             return fail(cx, p, "environment variable %s is empty", key_env);
     }
-    t->timeouts = (tt_route_timeouts){TT_ROUTE_TIMEOUT_CONNECT, TT_ROUTE_TIMEOUT_FIRST_BYTE,
-                                      TT_ROUTE_TIMEOUT_IDLE, TT_ROUTE_TIMEOUT_TOTAL};
-    const json_t *tv = json_object_get(v, "timeout_ms");
-    if (tv) {
-        path_key(p, path, "timeout_ms");
-        rc = parse_timeouts(cx, tv, p, &t->timeouts);
-        if (rc)
-            return rc;
-    }
+    rc = parse_target_timeouts(cx, v, path, &t->timeouts);
+    if (rc)
+        return rc;
     t->base_url = dup_url(base_url);
     t->model = strdup(model);
     t->key_env = strdup(key_env ? key_env : "");

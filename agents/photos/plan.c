@@ -171,99 +171,123 @@ static void check_repeats(checker *c, strs *s, const char *reason)
     free(v);
 }
 
-/* Validates; on success fills *folders with every planned folder and its
- * parents, sorted. */
-static int validate(int rootfd, const json_t *plan_c, json_t **problems, strs *folders)
+/* The plan's outer shape and size. Returns 0, or 1 with a problem recorded. */
+static int check_plan_shape(checker *c, json_t *plan, json_t **jfolders, json_t **jmoves)
 {
-    json_t *plan = (json_t *)plan_c, *jfolders = NULL, *jmoves = NULL;
-    checker c = {.rootfd = rootfd, .problems = json_array()};
-    strs srcs = {0}, dests = {0};
-    int rc = TT_ENOMEM;
-    *problems = NULL;
-    if (!c.problems)
-        goto out;
-
     json_error_t jerr;
-    if (json_unpack_ex(plan, &jerr, JSON_STRICT, "{s?o, s:o}", "folders", &jfolders, "moves",
-                       &jmoves) ||
-        (jfolders && !json_is_array(jfolders)) || !json_is_array(jmoves)) {
-        problem(&c, NULL, "plan must be {folders: [paths], moves: [{src, dest}]}");
-        goto done;
+    if (json_unpack_ex(plan, &jerr, JSON_STRICT, "{s?o, s:o}", "folders", jfolders, "moves",
+                       jmoves) ||
+        (*jfolders && !json_is_array(*jfolders)) || !json_is_array(*jmoves)) {
+        problem(c, NULL, "plan must be {folders: [paths], moves: [{src, dest}]}");
+        return 1;
     }
-    if (json_array_size(jmoves) > TT_PHOTOS_PLAN_MAX_MOVES ||
-        json_array_size(jfolders) > TT_PHOTOS_PLAN_MAX_FOLDERS) {
-        problem(&c, NULL, "plan too large");
-        goto done;
+    if (json_array_size(*jmoves) > TT_PHOTOS_PLAN_MAX_MOVES ||
+        json_array_size(*jfolders) > TT_PHOTOS_PLAN_MAX_FOLDERS) {
+        problem(c, NULL, "plan too large");
+        return 1;
     }
+    return 0;
+}
 
+/* Checks the planned folders and fills *folders with each one and its
+ * parents, sorted. */
+static void check_folders(checker *c, const json_t *jfolders, strs *folders)
+{
     size_t i;
     json_t *v;
     json_array_foreach(jfolders, i, v)
     {
         const char *f = json_string_value(v), *why;
         if (!f) {
-            problem(&c, NULL, "folder is not a string");
+            problem(c, NULL, "folder is not a string");
             continue;
         }
         if (tt_photos_rel_check(f, TT_PHOTOS_REL_STRICT, &why)) {
-            problem(&c, f, why);
+            problem(c, f, why);
             continue;
         }
-        check_existing_dir(&c, f);
+        check_existing_dir(c, f);
         for (const char *p = f;; p++) /* the folder and every parent */
             if (*p == '/' || *p == '\0') {
                 if (strs_add(folders, f, (size_t)(p - f)))
-                    c.nomem = 1;
+                    c->nomem = 1;
                 if (!*p)
                     break;
             }
     }
     strs_sort_unique(folders);
+}
 
+/* One move on its own; its paths are added to srcs and dests when well formed. */
+static void check_move(checker *c, json_t *move, const strs *folders, strs *srcs, strs *dests)
+{
+    const char *src, *dest, *why;
+    json_error_t jerr;
+    if (json_unpack_ex(move, &jerr, JSON_STRICT, "{s:s, s:s}", "src", &src, "dest", &dest)) {
+        problem(c, NULL, "move must be {src, dest}");
+        return;
+    }
+    if (tt_photos_rel_check(src, 0, &why)) {
+        problem(c, src, why);
+        return;
+    }
+    if (tt_photos_rel_check(dest, TT_PHOTOS_REL_STRICT, &why)) {
+        problem(c, dest, why);
+        return;
+    }
+    if (!strcmp(src, dest)) {
+        problem(c, src, "source and destination are the same");
+        return;
+    }
+    if (strs_add(srcs, src, strlen(src)) || strs_add(dests, dest, strlen(dest)))
+        c->nomem = 1;
+    check_source(c, src);
+    check_dest_dir(c, dest, folders);
+    if (strs_has(folders, dest))
+        problem(c, dest, "destination is a planned folder");
+}
+
+/* Every move, then the moves against each other: no path used twice, no
+ * destination that another move takes away. */
+static void check_moves(checker *c, const json_t *jmoves, const strs *folders)
+{
+    strs srcs = {0}, dests = {0};
+    size_t i;
+    json_t *v;
     json_array_foreach(jmoves, i, v)
     {
-        const char *src, *dest, *why;
-        if (json_unpack_ex(v, &jerr, JSON_STRICT, "{s:s, s:s}", "src", &src, "dest", &dest)) {
-            problem(&c, NULL, "move must be {src, dest}");
-            continue;
-        }
-        if (tt_photos_rel_check(src, 0, &why)) {
-            problem(&c, src, why);
-            continue;
-        }
-        if (tt_photos_rel_check(dest, TT_PHOTOS_REL_STRICT, &why)) {
-            problem(&c, dest, why);
-            continue;
-        }
-        if (!strcmp(src, dest)) {
-            problem(&c, src, "source and destination are the same");
-            continue;
-        }
-        if (strs_add(&srcs, src, strlen(src)) || strs_add(&dests, dest, strlen(dest)))
-            c.nomem = 1;
-        check_source(&c, src);
-        check_dest_dir(&c, dest, folders);
-        if (strs_has(folders, dest))
-            problem(&c, dest, "destination is a planned folder");
+        check_move(c, v, folders, &srcs, &dests);
     }
-    check_repeats(&c, &srcs, "source used twice");
-    check_repeats(&c, &dests, "destination used twice");
+    check_repeats(c, &srcs, "source used twice");
+    check_repeats(c, &dests, "destination used twice");
     if (srcs.n)
         qsort(srcs.v, srcs.n, sizeof *srcs.v, cmp_str);
     for (i = 0; i < dests.n; i++)
         if (strs_has(&srcs, dests.v[i]))
-            problem(&c, dests.v[i], "destination is another move's source");
+            problem(c, dests.v[i], "destination is another move's source");
+    strs_free(&srcs);
+    strs_free(&dests);
+}
 
-done:
-    rc = c.nomem ? TT_ENOMEM : c.nproblems ? TT_EINVAL : TT_OK;
+/* Validates; on success fills *folders with every planned folder and its
+ * parents, sorted. */
+static int validate(int rootfd, const json_t *plan_c, json_t **problems, strs *folders)
+{
+    json_t *jfolders = NULL, *jmoves = NULL;
+    checker c = {.rootfd = rootfd, .problems = json_array()};
+    *problems = NULL;
+    if (!c.problems)
+        return TT_ENOMEM;
+    if (!check_plan_shape(&c, (json_t *)plan_c, &jfolders, &jmoves)) {
+        check_folders(&c, jfolders, folders);
+        check_moves(&c, jmoves, folders);
+    }
+    int rc = c.nomem ? TT_ENOMEM : c.nproblems ? TT_EINVAL : TT_OK;
     if (rc == TT_EINVAL) {
         *problems = c.problems;
         c.problems = NULL;
     }
-out:
     json_decref(c.problems);
-    strs_free(&srcs);
-    strs_free(&dests);
     return rc;
 }
 

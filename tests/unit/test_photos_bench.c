@@ -51,6 +51,103 @@ static int evict(const char *path, const struct stat *st, int type, struct FTW *
 
 typedef enum phase { BASELINE, SCAN, FULL } phase;
 
+/* A plan moving every photo of scan to sorted/<year>/<n>.jpg. */
+static json_t *plan_every_photo(const json_t *scan)
+{
+    json_t *folders = json_array(), *moves = json_array(), *seen = json_object();
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(scan, "photos"), i, p)
+    {
+        const char *taken = json_string_value(json_object_get(p, "taken"));
+        char year[5] = "none", dir[64], dest[128];
+        if (taken)
+            snprintf(year, sizeof year, "%.4s", taken);
+        snprintf(dir, sizeof dir, "sorted/%s", year);
+        if (!json_object_get(seen, dir)) {
+            json_object_set_new(seen, dir, json_true());
+            json_array_append_new(folders, json_string(dir));
+        }
+        snprintf(dest, sizeof dest, "%s/%05zu.jpg", dir, i);
+        json_array_append_new(
+            moves, json_pack("{s:O, s:s}", "src", json_object_get(p, "path"), "dest", dest));
+    }
+    json_decref(seen);
+    return json_pack("{s:o, s:o}", "folders", folders, "moves", moves);
+}
+
+/* In the child: scans the library under fd into *scan, reports into line;
+ * returns the length written. */
+static int time_scan(int fd, json_t **scan, char *line, size_t n)
+{
+    double t0 = now();
+    if (tt_photos_scan(fd, NULL, scan))
+        _exit(3);
+    double t1 = now();
+    json_t *tot = json_object_get(*scan, "totals");
+    double mb = (double)json_integer_value(json_object_get(tot, "bytes")) / 1048576.0;
+    json_int_t files = json_integer_value(json_object_get(tot, "files"));
+    return snprintf(line, n, "scan %lld photos, %.1f MB in %.3f s (%.0f photos/s, %.0f MB/s)",
+                    (long long)files, mb, t1 - t0, (double)files / (t1 - t0), mb / (t1 - t0));
+}
+
+/* In the child: the summary, then a plan moving every photo journalled,
+ * executed and undone, each timed into line. */
+static void time_summary_and_moves(int fd, const json_t *scan, char *line, size_t n)
+{
+    char *sum;
+    double t2 = now();
+    if (tt_photos_summary(scan, 4096, &sum))
+        _exit(4);
+    double t3 = now();
+    json_t *plan = plan_every_photo(scan);
+    json_t *j = NULL, *problems = NULL, *entry;
+    size_t i;
+    double t4 = now();
+    if (tt_photos_journal_new(fd, plan, &j, &problems))
+        _exit(5);
+    double t5 = now();
+    json_array_foreach(j, i, entry)
+    {
+        if (tt_photos_journal_apply(fd, entry, 0, NULL))
+            _exit(6);
+    }
+    double t6 = now();
+    tt_photos_counts c = {0};
+    if (tt_photos_undo(fd, j, &c, 0) || c.failed || c.conflicts)
+        _exit(7);
+    double t7 = now();
+    snprintf(line, n,
+             "; summary %zu bytes in %.3f s; journal of %zu entries in %.3f s; "
+             "executed with fsync in %.3f s; undone in %.3f s",
+             strlen(sum), t3 - t2, json_array_size(j), t5 - t4, t6 - t5, t7 - t6);
+    free(sum);
+    json_decref(j);
+    json_decref(plan);
+}
+
+/* The child's side of a phase: does the work, writes its report line to wfd
+ * and exits (non-zero on a failure). */
+__attribute__((noreturn)) static void child_phase(const char *root, phase ph, int wfd)
+{
+    char line[1024] = "ok";
+    if (ph != BASELINE) {
+        int fd = -1;
+        json_t *scan = NULL;
+        if (tt_photos_open_root(root, &fd))
+            _exit(2);
+        int k = time_scan(fd, &scan, line, sizeof line);
+        if (ph == FULL)
+            time_summary_and_moves(fd, scan, line + k, sizeof line - (size_t)k);
+        json_decref(scan);
+        close(fd);
+    }
+    FILE *w = fdopen(wfd, "w");
+    fputs(line, w);
+    fclose(w);
+    _exit(0);
+}
+
 /* Runs one phase in a child: returns its report line and peak RSS in KiB. */
 static void run_phase(const char *root, phase ph, char *report, size_t n, long *rss_kib)
 {
@@ -60,76 +157,7 @@ static void run_phase(const char *root, phase ph, char *report, size_t n, long *
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        char line[1024] = "ok";
-        int fd = -1;
-        json_t *scan = NULL;
-        if (ph != BASELINE) {
-            if (tt_photos_open_root(root, &fd))
-                _exit(2);
-            double t0 = now();
-            if (tt_photos_scan(fd, NULL, &scan))
-                _exit(3);
-            double t1 = now();
-            json_t *tot = json_object_get(scan, "totals");
-            double mb = (double)json_integer_value(json_object_get(tot, "bytes")) / 1048576.0;
-            json_int_t files = json_integer_value(json_object_get(tot, "files"));
-            int k = snprintf(
-                line, sizeof line, "scan %lld photos, %.1f MB in %.3f s (%.0f photos/s, %.0f MB/s)",
-                (long long)files, mb, t1 - t0, (double)files / (t1 - t0), mb / (t1 - t0));
-            if (ph == FULL) {
-                char *sum;
-                double t2 = now();
-                if (tt_photos_summary(scan, 4096, &sum))
-                    _exit(4);
-                double t3 = now();
-                /* a plan moving every photo to sorted/<year>/<n>.jpg */
-                json_t *folders = json_array(), *moves = json_array(), *seen = json_object();
-                size_t i;
-                json_t *p;
-                json_array_foreach(json_object_get(scan, "photos"), i, p)
-                {
-                    const char *taken = json_string_value(json_object_get(p, "taken"));
-                    char year[5] = "none", dir[64], dest[128];
-                    if (taken)
-                        snprintf(year, sizeof year, "%.4s", taken);
-                    snprintf(dir, sizeof dir, "sorted/%s", year);
-                    if (!json_object_get(seen, dir)) {
-                        json_object_set_new(seen, dir, json_true());
-                        json_array_append_new(folders, json_string(dir));
-                    }
-                    snprintf(dest, sizeof dest, "%s/%05zu.jpg", dir, i);
-                    json_array_append_new(
-                        moves,
-                        json_pack("{s:O, s:s}", "src", json_object_get(p, "path"), "dest", dest));
-                }
-                json_t *plan = json_pack("{s:o, s:o}", "folders", folders, "moves", moves);
-                json_t *j = NULL, *problems = NULL;
-                double t4 = now();
-                if (tt_photos_journal_new(fd, plan, &j, &problems))
-                    _exit(5);
-                double t5 = now();
-                json_array_foreach(j, i, p) if (tt_photos_journal_apply(fd, p, 0, NULL)) _exit(6);
-                double t6 = now();
-                tt_photos_counts c = {0};
-                if (tt_photos_undo(fd, j, &c, 0) || c.failed || c.conflicts)
-                    _exit(7);
-                double t7 = now();
-                snprintf(line + k, sizeof line - (size_t)k,
-                         "; summary %zu bytes in %.3f s; journal of %zu entries in %.3f s; "
-                         "executed with fsync in %.3f s; undone in %.3f s",
-                         strlen(sum), t3 - t2, json_array_size(j), t5 - t4, t6 - t5, t7 - t6);
-                free(sum);
-                json_decref(j);
-                json_decref(plan);
-                json_decref(seen);
-            }
-            json_decref(scan);
-            close(fd);
-        }
-        FILE *w = fdopen(fds[1], "w");
-        fputs(line, w);
-        fclose(w);
-        _exit(0);
+        child_phase(root, ph, fds[1]);
     }
     close(fds[1]);
     FILE *r = fdopen(fds[0], "r");
