@@ -39,7 +39,7 @@ static void test_trim_restarts_at_a_user_turn(void **state)
     const char *roles[] = {"system", "user", "assistant", "user", "assistant", "user"};
     tt_call_request r;
     make(&r, roles, 6);
-    size_t dropped = tt_call_request_trim(&r, NULL, 99, 100); /* one turn is enough */
+    size_t dropped = tt_call_request_trim(&r, NULL, NULL, 99, 100); /* one turn is enough */
     assert_int_equal(dropped, 2);
     assert_string_equal(role_at(&r, 0), "system");
     assert_string_equal(role_at(&r, 1), "user");
@@ -51,7 +51,7 @@ static void test_trim_drops_tool_results_with_their_call(void **state)
     const char *roles[] = {"system", "assistant", "tool", "tool", "assistant", "user"};
     tt_call_request r;
     make(&r, roles, 6);
-    assert_int_equal(tt_call_request_trim(&r, NULL, 99, 100), 4);
+    assert_int_equal(tt_call_request_trim(&r, NULL, NULL, 99, 100), 4);
     assert_int_equal(json_array_size(r.messages), 2);
     assert_string_equal(role_at(&r, 1), "user");
     tt_call_request_free(&r);
@@ -62,8 +62,8 @@ static void test_trim_never_drops_latest_user_or_system(void **state)
     const char *roles[] = {"system", "user"};
     tt_call_request r;
     make(&r, roles, 2);
-    assert_int_equal(tt_call_request_trim(&r, NULL, 1, 100), 0);
-    assert_int_equal(tt_call_request_fit(&r, NULL, 1), 0);
+    assert_int_equal(tt_call_request_trim(&r, NULL, NULL, 1, 100), 0);
+    assert_int_equal(tt_call_request_fit(&r, NULL, NULL, 1), 0);
     assert_int_equal(json_array_size(r.messages), 2);
     tt_call_request_free(&r);
 }
@@ -73,10 +73,10 @@ static void test_fit_drops_until_under_budget(void **state)
     const char *roles[] = {"system", "user", "assistant", "user", "assistant", "user"};
     tt_call_request r;
     make(&r, roles, 6);
-    int64_t all = tt_call_request_tokens(&r, NULL);
+    int64_t all = tt_call_request_tokens(&r, NULL, NULL);
     int64_t goal = all - 10;
-    assert_true(tt_call_request_fit(&r, NULL, goal) >= 2);
-    assert_true(tt_call_request_tokens(&r, NULL) <= goal);
+    assert_true(tt_call_request_fit(&r, NULL, NULL, goal) >= 2);
+    assert_true(tt_call_request_tokens(&r, NULL, NULL) <= goal);
     assert_string_equal(role_at(&r, 1), "user");
     tt_call_request_free(&r);
 }
@@ -101,11 +101,11 @@ static void test_fit_counts_each_message_a_bounded_number_of_times(void **state)
     make_many(&r, N);
     estimate_calls = 0;
     /* Room for about the last 100 messages: nearly everything goes. */
-    size_t dropped = tt_call_request_fit(&r, NULL, 100 * 8);
+    size_t dropped = tt_call_request_fit(&r, NULL, NULL, 100 * 8);
     assert_true(dropped > N - 200);
     /* role and content of each message, once: linear, not a recount per turn. */
     assert_true(estimate_calls <= 2 * (size_t)N);
-    assert_true(tt_call_request_tokens(&r, NULL) <= 100 * 8);
+    assert_true(tt_call_request_tokens(&r, NULL, NULL) <= 100 * 8);
     assert_string_equal(role_at(&r, 0), "system");
     assert_string_equal(role_at(&r, 1), "user");
     tt_call_request_free(&r);
@@ -116,12 +116,12 @@ static void test_trim_counts_each_message_a_bounded_number_of_times(void **state
     enum { N = 20000 };
     tt_call_request r;
     make_many(&r, N);
-    int64_t before = tt_call_request_tokens(&r, NULL);
+    int64_t before = tt_call_request_tokens(&r, NULL, NULL);
     estimate_calls = 0;
-    size_t dropped = tt_call_request_trim(&r, NULL, 1, 2);
+    size_t dropped = tt_call_request_trim(&r, NULL, NULL, 1, 2);
     assert_true(dropped >= N / 2 - 2);
     assert_true(estimate_calls <= 2 * (size_t)N);
-    assert_true(tt_call_request_tokens(&r, NULL) <= before / 2);
+    assert_true(tt_call_request_tokens(&r, NULL, NULL) <= before / 2);
     assert_string_equal(role_at(&r, 1), "user");
     tt_call_request_free(&r);
 }
