@@ -5,10 +5,14 @@
 //   - chat: one session, 20 turns of 500 KB each (under --max-frame-bytes):
 //     the time of each new turn (say -> idle) as the transcript grows.
 // A second WebSocket client pings every 10 ms throughout; each phase reports
-// the ping round trips (p50, p99, max). Prints one JSON object.
+// the ping round trips (p50, p99, max). The fake provider runs in its own
+// process, so its parsing of the bodies does not delay this one's pings.
+// Prints one JSON object.
 //
 //   TETHER_BIN=build/tether node tests/bench/heavy_input.mjs [--turns 20] [--turn-kb 500] [--mib 1,8]
-import { startFakeProvider } from '../fake-provider/server.mjs';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { connect, fakeTarget, openSession, sayAndWait, startServer, writeRoutesFile } from '../integration/harness.mjs';
 
 function arg(name, dflt) {
@@ -63,28 +67,45 @@ function summary(rtts) {
   return { n: s.length, p50_ms: r(pct(s, 50)), p99_ms: r(pct(s, 99)), max_ms: r(s[s.length - 1] ?? 0) };
 }
 
-async function postJson(port, body) {
+/** The fake provider as a child process; resolves {url, script(step), close()}. */
+async function fakeProviderProcess() {
+  const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fake-provider', 'server.mjs');
+  const proc = spawn(process.execPath, [bin, '--port', '0', '--max-requests', '4'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    proc.stdout.once('data', (d) => resolve(JSON.parse(String(d)).listening));
+    proc.once('exit', (code) => reject(new Error(`fake provider exited (${code})`)));
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    script: (step) => fetch(`${url}/_script`, { method: 'POST', body: JSON.stringify(step) }),
+    close: () => { proc.kill('SIGTERM'); return new Promise((r) => proc.once('exit', r)); },
+  };
+}
+
+/** POST a body (a string made before the clock starts). */
+async function postJson(port, text) {
   const t0 = performance.now();
   const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: text,
   });
   await res.text();
   return { status: res.status, ms: performance.now() - t0 };
 }
 
 async function main() {
-  const fp = await startFakeProvider({ maxRequests: 4 });
+  const fp = await fakeProviderProcess();
   const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, 'heavy')] } });
   const srv = await startServer({ args: ['--routes', routes, '--log-level', 'warn'], env: { FAKE_KEY: 'k' } });
   const out = { bin: process.env.TETHER_BIN || 'build/tether', gateway: [], chat: [] };
   try {
     const pinger = await connect(srv.port, { hello: true });
-    fp.script({ text: 'ok', repeat: 'forever' });
+    await fp.script({ text: 'ok', repeat: 'forever' });
     for (const mib of MIBS) {
-      const content = prose(mib * 1024 * 1024 - 4096, mib);
+      const body = JSON.stringify({ model: 'default', messages: [{ role: 'user', content: prose(mib * 1024 * 1024 - 4096, mib) }] });
       const probe = pingProbe(pinger);
       await new Promise((r) => setTimeout(r, 50));
-      const r = await postJson(srv.port, { model: 'default', messages: [{ role: 'user', content }] });
+      const r = await postJson(srv.port, body);
       out.gateway.push({ mib, status: r.status, call_ms: Math.round(r.ms), ping: summary(await probe.stop()) });
     }
     const c = await connect(srv.port, { hello: true });

@@ -156,6 +156,81 @@ static void test_hash_is_stable_and_text_free(void **state)
     tt_call_request_free(&b);
 }
 
+/* n messages: a system prompt, then user/assistant turns of `len` bytes of
+ * text each, turn i made of the letter 'a' + i (so every turn differs). */
+static void make_long(tt_call_request *r, size_t n, size_t len, char **texts)
+{
+    tt_llm_message msgs[16];
+    assert_true(n <= 16);
+    msgs[0] = (tt_llm_message){.role = "system", .content = "be brief"};
+    for (size_t i = 1; i < n; i++) {
+        texts[i] = malloc(len + 1);
+        assert_non_null(texts[i]);
+        for (size_t k = 0; k < len; k++)
+            texts[i][k] = k % 5 == 4 ? ' ' : (char)('a' + i);
+        texts[i][len] = '\0';
+        msgs[i] = (tt_llm_message){.role = i % 2 ? "user" : "assistant", .content = texts[i]};
+    }
+    tt_llm_request req = {.messages = msgs, .n_messages = n, .temperature = -1};
+    assert_int_equal(tt_call_request_copy(&req, r), 0);
+    for (size_t i = 1; i < n; i++)
+        free(texts[i]);
+}
+
+static void test_tokens_count_each_long_text_once(void **state)
+{
+    enum { LEN = 4 * TT_TOKEN_CACHE_MIN_BYTES };
+    tt_token_cache *cache;
+    assert_int_equal(tt_token_cache_new(&cache), 0);
+    char *texts[16];
+    tt_call_request r, longer;
+    make_long(&r, 5, LEN, texts);
+    make_long(&longer, 6, LEN, texts); /* the same conversation and one more turn */
+
+    estimate_calls = 0;
+    int64_t first = tt_call_request_tokens(&r, NULL, cache);
+    size_t first_calls = estimate_calls;
+    tt_token_cache_stats st;
+    tt_token_cache_stats_get(cache, &st);
+    assert_int_equal(st.misses, 4); /* each long turn counted */
+    assert_int_equal(st.miss_bytes, 4 * LEN);
+
+    estimate_calls = 0;
+    assert_int_equal(tt_call_request_tokens(&r, NULL, cache), first); /* same answer */
+    assert_int_equal(estimate_calls, first_calls - 4); /* only the short texts (roles, system) */
+    tt_token_cache_stats_get(cache, &st);
+    assert_int_equal(st.misses, 4);
+    assert_int_equal(st.hits, 4);
+
+    estimate_calls = 0;
+    int64_t grown = tt_call_request_tokens(&longer, NULL, cache);
+    tt_token_cache_stats_get(cache, &st);
+    assert_int_equal(st.misses, 5); /* the new turn, and only it */
+    assert_int_equal(st.miss_bytes, 5 * LEN);
+    assert_int_equal(grown, tt_call_request_tokens(&longer, NULL, NULL)); /* as without a cache */
+    tt_call_request_free(&r);
+    tt_call_request_free(&longer);
+    tt_token_cache_free(cache);
+}
+
+static void test_token_cache_keeps_encodings_apart(void **state)
+{
+    tt_token_cache *cache;
+    assert_int_equal(tt_token_cache_new(&cache), 0);
+    char text[2 * TT_TOKEN_CACHE_MIN_BYTES];
+    memset(text, 'x', sizeof text);
+    int64_t estimate = tt_token_cache_count(cache, NULL, text, sizeof text);
+    assert_int_equal(estimate, (int64_t)__real_tt_tokenizer_estimate(text, sizeof text));
+    text[0] = 'y'; /* another text of the same length is not taken for the first */
+    assert_int_equal(tt_token_cache_count(cache, NULL, text, sizeof text),
+                     (int64_t)__real_tt_tokenizer_estimate(text, sizeof text));
+    tt_token_cache_stats st;
+    tt_token_cache_stats_get(cache, &st);
+    assert_int_equal(st.misses, 2);
+    assert_int_equal(st.hits, 0);
+    tt_token_cache_free(cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +242,8 @@ int main(void)
         cmocka_unit_test(test_trim_counts_each_message_a_bounded_number_of_times),
         cmocka_unit_test(test_view_caps_max_tokens),
         cmocka_unit_test(test_hash_is_stable_and_text_free),
+        cmocka_unit_test(test_tokens_count_each_long_text_once),
+        cmocka_unit_test(test_token_cache_keeps_encodings_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
