@@ -24,14 +24,14 @@ const TURNS = Number(arg('turns', SMOKE ? 3 : 20));
 const TURN_KB = Number(arg('turn-kb', SMOKE ? 50 : 500));
 const MIBS = String(arg('mib', SMOKE ? '1' : '1,8')).split(',').map(Number);
 
-/** Deterministic prose: lowercase words of 2-9 letters. */
-export function prose(bytes, seed = 1) {
+/** Deterministic text: lowercase words of 2-9 letters (or up to wordMax). */
+export function prose(bytes, seed = 1, wordMax = 9) {
   let x = seed >>> 0;
   const next = () => { x = (x * 1103515245 + 12345) >>> 0; return x >>> 8; };
   const parts = [];
   let len = 0;
   while (len < bytes) {
-    const n = 2 + (next() % 8);
+    const n = 2 + (next() % (wordMax - 1));
     let w = '';
     for (let i = 0; i < n; i++) w += String.fromCharCode(97 + (next() % 26));
     parts.push(w);
@@ -68,7 +68,7 @@ function summary(rtts) {
 }
 
 /** The fake provider as a child process; resolves {url, script(step), close()}. */
-async function fakeProviderProcess() {
+export async function fakeProviderProcess() {
   const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fake-provider', 'server.mjs');
   const proc = spawn(process.execPath, [bin, '--port', '0', '--max-requests', '4'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {
