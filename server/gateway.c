@@ -16,6 +16,14 @@
 
 struct parse_job;
 
+/* Text gathered from many fragments: the buffer doubles, so n bytes cost
+ * O(n) however finely they come (a tool call's arguments may come a few
+ * bytes at a time). */
+typedef struct gathered {
+    char *s;
+    size_t len, cap;
+} gathered;
+
 struct tt_gateway_req {
     tt_server *srv;
     struct lws *wsi;
@@ -34,9 +42,10 @@ struct tt_gateway_req {
     int paused;
     int sent_role;
     /* plain responses are built at the end */
-    char *text;
-    size_t text_len, text_cap;
+    gathered text;
     json_t *tool_calls; /* [{id, type, function:{name, arguments}}] */
+    gathered *args;     /* each tool call's argument fragments, joined at the end */
+    size_t n_args;      /* = the size of tool_calls */
 };
 
 static int out_append(tt_gateway_req *g, const char *s, size_t n)
@@ -113,19 +122,40 @@ static json_t *chunk(tt_gateway_req *g, json_t *delta, const char *finish)
                      "choices", "index", 0, "delta", delta, "finish_reason", finish);
 }
 
-static void text_append(tt_gateway_req *g, const char *s, size_t n)
+static void gather(gathered *b, const char *s, size_t n)
 {
-    if (g->text_len + n + 1 > g->text_cap) {
-        size_t cap = (g->text_len + n + 1) * 2;
-        char *grown = realloc(g->text, cap);
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *grown = realloc(b->s, cap);
         if (!grown)
             return;
-        g->text = grown;
-        g->text_cap = cap;
+        b->s = grown;
+        b->cap = cap;
     }
-    memcpy(g->text + g->text_len, s, n);
-    g->text_len += n;
-    g->text[g->text_len] = '\0';
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+/* A plain response's tool call fragment: the call is made on its first
+ * fragment, the arguments are only gathered (set in on_done). */
+static void gather_tool_call(tt_gateway_req *g, const tt_llm_event *ev)
+{
+    size_t i = (size_t)ev->tool_index;
+    if (!json_array_get(g->tool_calls, i)) {
+        gathered *grown = realloc(g->args, (g->n_args + 1) * sizeof *grown);
+        if (!grown)
+            return;
+        g->args = grown;
+        json_t *call = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", ev->tool_id ? ev->tool_id : "",
+                                 "type", "function", "function", "name",
+                                 ev->tool_name ? ev->tool_name : "", "arguments", "");
+        if (!call || json_array_append_new(g->tool_calls, call) != 0)
+            return;
+        g->args[g->n_args++] = (gathered){0};
+        i = g->n_args - 1;
+    }
+    gather(&g->args[i], ev->args ? ev->args : "", ev->args_len);
 }
 
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
@@ -133,7 +163,7 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
     tt_gateway_req *g = ud;
     if (ev->kind == TT_LLM_EV_TEXT) {
         if (!g->stream) {
-            text_append(g, ev->text, ev->text_len);
+            gather(&g->text, ev->text, ev->text_len);
             return;
         }
         json_t *delta = json_pack("{s:s%}", "content", ev->text, ev->text_len);
@@ -142,31 +172,13 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
         g->sent_role = 1;
         sse(g, chunk(g, delta, NULL));
     } else if (ev->kind == TT_LLM_EV_TOOL_CALL) {
+        if (!g->stream) {
+            gather_tool_call(g, ev);
+            return;
+        }
         json_t *fn = json_pack("{s:s%}", "arguments", ev->args ? ev->args : "", ev->args_len);
         if (ev->tool_name)
             json_object_set_new(fn, "name", json_string(ev->tool_name));
-        if (!g->stream) {
-            json_t *call = json_array_get(g->tool_calls, (size_t)ev->tool_index);
-            if (!call) {
-                call = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", ev->tool_id ? ev->tool_id : "",
-                                 "type", "function", "function", "name",
-                                 ev->tool_name ? ev->tool_name : "", "arguments", "");
-                json_array_append_new(g->tool_calls, call);
-            }
-            json_t *f = json_object_get(call, "function");
-            const char *old = json_string_value(json_object_get(f, "arguments"));
-            size_t olen = old ? strlen(old) : 0;
-            char *joined = malloc(olen + ev->args_len + 1);
-            if (joined) {
-                memcpy(joined, old ? old : "", olen);
-                memcpy(joined + olen, ev->args ? ev->args : "", ev->args_len);
-                joined[olen + ev->args_len] = '\0';
-                json_object_set_new(f, "arguments", json_string(joined));
-                free(joined);
-            }
-            json_decref(fn);
-            return;
-        }
         json_t *tc = json_pack("{s:i, s:o}", "index", ev->tool_index, "function", fn);
         if (ev->tool_id) {
             json_object_set_new(tc, "id", json_string(ev->tool_id));
@@ -219,7 +231,11 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         json_decref(usage);
         return;
     }
-    json_t *message = json_pack("{s:s, s:s?}", "role", "assistant", "content", g->text);
+    json_t *message = json_pack("{s:s, s:s?}", "role", "assistant", "content", g->text.s);
+    for (size_t i = 0; i < g->n_args; i++)
+        json_object_set_new(json_object_get(json_array_get(g->tool_calls, i), "function"),
+                            "arguments",
+                            json_stringn(g->args[i].s ? g->args[i].s : "", g->args[i].len));
     if (json_array_size(g->tool_calls) > 0)
         json_object_set(message, "tool_calls", g->tool_calls);
     json_object_set_new(usage, "cost_usd", json_real(r->cost_usd));
@@ -410,6 +426,9 @@ void tt_gateway_free(tt_gateway_req *g)
     }
     json_decref(g->tool_calls);
     free(g->out);
-    free(g->text);
+    free(g->text.s);
+    for (size_t i = 0; i < g->n_args; i++)
+        free(g->args[i].s);
+    free(g->args);
     free(g);
 }
