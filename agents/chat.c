@@ -93,8 +93,7 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
             tt_utf8_copy(pc->id, sizeof pc->id, ev->tool_id);
         if (ev->tool_name)
             tt_utf8_copy(pc->name, sizeof pc->name, ev->tool_name);
-        size_t cap = pc->args ? pc->args_len + 1 : 0;
-        append(&pc->args, &pc->args_len, &cap, ev->args ? ev->args : "", ev->args_len);
+        append(&pc->args, &pc->args_len, &pc->args_cap, ev->args ? ev->args : "", ev->args_len);
         return;
     }
     if (ev->kind != TT_LLM_EV_TEXT || ev->text_len == 0)

@@ -15,7 +15,7 @@ typedef struct tt_chat_call {
     char id[96];
     char name[64];
     char *args;
-    size_t args_len;
+    size_t args_len, args_cap; /* doubling: a fragment costs its own bytes only */
 } tt_chat_call;
 
 typedef struct tt_chat_rt {

@@ -7,15 +7,27 @@
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "server/gateway.h"
+#include "server/gateway_parse.h"
 #include "server/server.h"
 #include "state/session.h"
 
 #define OUT_PAUSE_BYTES (64 * 1024) /* pause the upstream while this much waits */
 #define WRITE_CHUNK (16 * 1024)
 
+struct parse_job;
+
+/* Text gathered from many fragments: the buffer doubles, so n bytes cost
+ * O(n) however finely they come (a tool call's arguments may come a few
+ * bytes at a time). */
+typedef struct gathered {
+    char *s;
+    size_t len, cap;
+} gathered;
+
 struct tt_gateway_req {
     tt_server *srv;
     struct lws *wsi;
+    struct parse_job *parsing; /* the body is being parsed in the thread pool */
     tt_llm_call *call;
     int stream, include_usage;
     char id[40];
@@ -30,9 +42,10 @@ struct tt_gateway_req {
     int paused;
     int sent_role;
     /* plain responses are built at the end */
-    char *text;
-    size_t text_len, text_cap;
+    gathered text;
     json_t *tool_calls; /* [{id, type, function:{name, arguments}}] */
+    gathered *args;     /* each tool call's argument fragments, joined at the end */
+    size_t n_args;      /* = the size of tool_calls */
 };
 
 static int out_append(tt_gateway_req *g, const char *s, size_t n)
@@ -66,12 +79,6 @@ static void respond(tt_gateway_req *g, int status, json_t *body)
     free(text);
     g->complete = 1;
     lws_callback_on_writable(g->wsi);
-}
-
-static json_t *openai_error(const char *message, const char *type, const char *code)
-{
-    return json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", message, "type", type,
-                     "param", "code", code);
 }
 
 static int status_for(tt_llm_error_class cls)
@@ -115,19 +122,40 @@ static json_t *chunk(tt_gateway_req *g, json_t *delta, const char *finish)
                      "choices", "index", 0, "delta", delta, "finish_reason", finish);
 }
 
-static void text_append(tt_gateway_req *g, const char *s, size_t n)
+static void gather(gathered *b, const char *s, size_t n)
 {
-    if (g->text_len + n + 1 > g->text_cap) {
-        size_t cap = (g->text_len + n + 1) * 2;
-        char *grown = realloc(g->text, cap);
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *grown = realloc(b->s, cap);
         if (!grown)
             return;
-        g->text = grown;
-        g->text_cap = cap;
+        b->s = grown;
+        b->cap = cap;
     }
-    memcpy(g->text + g->text_len, s, n);
-    g->text_len += n;
-    g->text[g->text_len] = '\0';
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+/* A plain response's tool call fragment: the call is made on its first
+ * fragment, the arguments are only gathered (set in on_done). */
+static void gather_tool_call(tt_gateway_req *g, const tt_llm_event *ev)
+{
+    size_t i = (size_t)ev->tool_index;
+    if (!json_array_get(g->tool_calls, i)) {
+        gathered *grown = realloc(g->args, (g->n_args + 1) * sizeof *grown);
+        if (!grown)
+            return;
+        g->args = grown;
+        json_t *call = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", ev->tool_id ? ev->tool_id : "",
+                                 "type", "function", "function", "name",
+                                 ev->tool_name ? ev->tool_name : "", "arguments", "");
+        if (!call || json_array_append_new(g->tool_calls, call) != 0)
+            return;
+        g->args[g->n_args++] = (gathered){0};
+        i = g->n_args - 1;
+    }
+    gather(&g->args[i], ev->args ? ev->args : "", ev->args_len);
 }
 
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
@@ -135,7 +163,7 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
     tt_gateway_req *g = ud;
     if (ev->kind == TT_LLM_EV_TEXT) {
         if (!g->stream) {
-            text_append(g, ev->text, ev->text_len);
+            gather(&g->text, ev->text, ev->text_len);
             return;
         }
         json_t *delta = json_pack("{s:s%}", "content", ev->text, ev->text_len);
@@ -144,31 +172,13 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
         g->sent_role = 1;
         sse(g, chunk(g, delta, NULL));
     } else if (ev->kind == TT_LLM_EV_TOOL_CALL) {
+        if (!g->stream) {
+            gather_tool_call(g, ev);
+            return;
+        }
         json_t *fn = json_pack("{s:s%}", "arguments", ev->args ? ev->args : "", ev->args_len);
         if (ev->tool_name)
             json_object_set_new(fn, "name", json_string(ev->tool_name));
-        if (!g->stream) {
-            json_t *call = json_array_get(g->tool_calls, (size_t)ev->tool_index);
-            if (!call) {
-                call = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", ev->tool_id ? ev->tool_id : "",
-                                 "type", "function", "function", "name",
-                                 ev->tool_name ? ev->tool_name : "", "arguments", "");
-                json_array_append_new(g->tool_calls, call);
-            }
-            json_t *f = json_object_get(call, "function");
-            const char *old = json_string_value(json_object_get(f, "arguments"));
-            size_t olen = old ? strlen(old) : 0;
-            char *joined = malloc(olen + ev->args_len + 1);
-            if (joined) {
-                memcpy(joined, old ? old : "", olen);
-                memcpy(joined + olen, ev->args ? ev->args : "", ev->args_len);
-                joined[olen + ev->args_len] = '\0';
-                json_object_set_new(f, "arguments", json_string(joined));
-                free(joined);
-            }
-            json_decref(fn);
-            return;
-        }
         json_t *tc = json_pack("{s:i, s:o}", "index", ev->tool_index, "function", fn);
         if (ev->tool_id) {
             json_object_set_new(tc, "id", json_string(ev->tool_id));
@@ -198,9 +208,9 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
                          r->error.message);
         if (!g->headers_sent && g->out_len == 0) {
             respond(g, status_for(r->error.cls),
-                    openai_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
+                    tt_gateway_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
         } else {
-            sse(g, openai_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
+            sse(g, tt_gateway_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
             out_append(g, "data: [DONE]\n\n", 14);
             g->complete = 1;
         }
@@ -221,7 +231,11 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         json_decref(usage);
         return;
     }
-    json_t *message = json_pack("{s:s, s:s?}", "role", "assistant", "content", g->text);
+    json_t *message = json_pack("{s:s, s:s?}", "role", "assistant", "content", g->text.s);
+    for (size_t i = 0; i < g->n_args; i++)
+        json_object_set_new(json_object_get(json_array_get(g->tool_calls, i), "function"),
+                            "arguments",
+                            json_stringn(g->args[i].s ? g->args[i].s : "", g->args[i].len));
     if (json_array_size(g->tool_calls) > 0)
         json_object_set(message, "tool_calls", g->tool_calls);
     json_object_set_new(usage, "cost_usd", json_real(r->cost_usd));
@@ -234,161 +248,101 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
 
 static const tt_llm_call_hooks hooks = {on_event, NULL, on_done};
 
-/* OpenAI content: a string, or an array of parts of which text parts count. */
-static char *content_text(json_t *content)
+/* Start the call a parsed request asks for; on a refusal, the error response. */
+static void start_parsed(tt_gateway_req *g, tt_gateway_parsed *p)
 {
-    if (json_is_string(content))
-        return strdup(json_string_value(content));
-    if (!json_is_array(content))
-        return NULL;
-    size_t cap = 1, len = 0, i;
-    json_t *part;
-    json_array_foreach(content, i, part) cap += json_string_length(json_object_get(part, "text"));
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    json_array_foreach(content, i, part)
-    {
-        json_t *t = json_object_get(part, "text");
-        memcpy(out + len, json_string_value(t) ? json_string_value(t) : "", json_string_length(t));
-        len += json_string_length(t);
-    }
-    out[len] = '\0';
-    return out;
-}
-
-/* The top-level fields' types and the message cap: on a violation, a 400
- * response and 1. */
-static int refuse_malformed(tt_gateway_req *g, json_t *root)
-{
-    json_t *messages = json_object_get(root, "messages");
-    json_t *stream = json_object_get(root, "stream");
-    json_t *tools = json_object_get(root, "tools");
-    json_t *max = json_object_get(root, "max_completion_tokens");
-    if (!max)
-        max = json_object_get(root, "max_tokens");
-    json_t *temp = json_object_get(root, "temperature");
-    if (!json_string_value(json_object_get(root, "model")) || !json_is_array(messages) ||
-        json_array_size(messages) == 0 || (stream && !json_is_boolean(stream)) ||
-        (tools && !json_is_array(tools)) || (max && !json_is_integer(max)) ||
-        (temp && !json_is_number(temp))) {
-        respond(g, 400,
-                openai_error("model (string) and messages (non-empty array) are required; "
-                             "stream boolean, tools array, max_tokens integer",
-                             "invalid_request_error", NULL));
-        return 1;
-    }
-    /* Every message is converted, copied and counted on the loop: bounded. */
-    if (json_array_size(messages) > (size_t)g->srv->cfg.gateway_max_messages) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "too many messages: at most %lld per request",
-                 (long long)g->srv->cfg.gateway_max_messages);
-        respond(g, 400, openai_error(msg, "invalid_request_error", "too_many_messages"));
-        return 1;
-    }
-    return 0;
-}
-
-/* OpenAI messages into msgs (texts[i] holds message i's text, calls the
- * converted tool calls; the caller frees both). Non-zero: a bad role. */
-static int convert_messages(json_t *messages, tt_llm_message *msgs, char **texts, json_t *calls)
-{
-    size_t n = json_array_size(messages);
-    int bad = 0;
-    for (size_t i = 0; !bad && i < n; i++) {
-        json_t *m = json_array_get(messages, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-        if (role && strcmp(role, "developer") == 0)
-            role = "system";
-        bad = !role || (strcmp(role, "system") && strcmp(role, "user") &&
-                        strcmp(role, "assistant") && strcmp(role, "tool"));
-        texts[i] = content_text(json_object_get(m, "content"));
-        msgs[i] =
-            (tt_llm_message){.role = role,
-                             .content = texts[i],
-                             .tool_call_id = json_string_value(json_object_get(m, "tool_call_id"))};
-        json_t *tcs = json_object_get(m, "tool_calls");
-        if (!bad && json_is_array(tcs)) {
-            json_t *conv = json_array();
-            size_t k;
-            json_t *tc;
-            json_array_foreach(tcs, k, tc)
-            {
-                json_t *fn = json_object_get(tc, "function");
-                json_array_append_new(conv, json_pack("{s:O?, s:O?, s:O?}", "id",
-                                                      json_object_get(tc, "id"), "name",
-                                                      json_object_get(fn, "name"), "arguments",
-                                                      json_object_get(fn, "arguments")));
-            }
-            json_array_append_new(calls, conv);
-            msgs[i].tool_calls = conv;
-        }
-    }
-    return bad;
-}
-
-/* Parse the OpenAI request and start the call; on bad input, an error response. */
-static void start_call(tt_gateway_req *g, json_t *root)
-{
-    if (refuse_malformed(g, root))
+    tt_llm_service *llm = g->srv->agent_env.llm;
+    if (p->status) {
+        respond(g, p->status, p->error);
+        p->error = NULL;
         return;
-    json_t *messages = json_object_get(root, "messages");
-    const char *model = json_string_value(json_object_get(root, "model"));
-    json_t *stream = json_object_get(root, "stream");
-    json_t *tools = json_object_get(root, "tools");
-    json_t *max = json_object_get(root, "max_completion_tokens");
-    if (!max)
-        max = json_object_get(root, "max_tokens");
-    json_t *temp = json_object_get(root, "temperature");
-    tt_utf8_copy(g->model, sizeof g->model, model);
-    g->stream = json_is_true(stream);
-    g->include_usage =
-        json_is_true(json_object_get(json_object_get(root, "stream_options"), "include_usage"));
-    size_t n = json_array_size(messages), nt = json_array_size(tools);
-    tt_llm_message *msgs = calloc(n, sizeof *msgs);
-    tt_llm_tool *tl = calloc(nt + 1, sizeof *tl);
-    char **texts = calloc(n, sizeof *texts);
-    json_t *calls = json_array(); /* converted assistant tool_calls, kept alive here */
-    int bad = !msgs || !tl || !texts || !calls;
-    bad = bad || convert_messages(messages, msgs, texts, calls) != 0;
-    for (size_t i = 0; !bad && i < nt; i++) {
-        json_t *fn = json_object_get(json_array_get(tools, i), "function");
-        tl[i] = (tt_llm_tool){json_string_value(json_object_get(fn, "name")),
-                              json_string_value(json_object_get(fn, "description")),
-                              json_object_get(fn, "parameters")};
-        bad = !tl[i].name;
     }
-    if (bad) {
-        respond(g, 400,
-                openai_error("each message needs a role of system, developer, user, "
-                             "assistant or tool; each tool a function name",
-                             "invalid_request_error", NULL));
-    } else {
-        tt_llm_request req = {.model = model,
-                              .messages = msgs,
-                              .n_messages = n,
-                              .tools = tl,
-                              .n_tools = nt,
-                              .max_tokens = max ? json_integer_value(max) : 0,
-                              .temperature = temp ? json_number_value(temp) : -1,
-                              .stream = 1,
-                              .tag = "gateway"};
-        int rc = tt_llm_call_start(g->srv->agent_env.llm, model, &req, &hooks, g, &g->call);
-        if (rc == TT_ENOTFOUND) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "The model `%.*s` does not exist: no route has that alias",
-                     tt_utf8_cut(model, 64), model);
-            respond(g, 404, openai_error(msg, "invalid_request_error", "model_not_found"));
-        } else if (rc) {
-            respond(g, 500, openai_error("the call could not start", "server_error", NULL));
-        }
+    memcpy(g->model, p->model, sizeof g->model);
+    g->stream = p->stream;
+    g->include_usage = p->include_usage;
+    int rc = llm ? tt_llm_call_start(llm, p->req.model, &p->req, &hooks, g, &g->call) : TT_EFULL;
+    if (rc == TT_ENOTFOUND) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "The model `%.*s` does not exist: no route has that alias",
+                 tt_utf8_cut(p->req.model, 64), p->req.model);
+        respond(g, 404, tt_gateway_error(msg, "invalid_request_error", "model_not_found"));
+    } else if (rc) {
+        respond(g, 500, tt_gateway_error("the call could not start", "server_error", NULL));
     }
-    for (size_t i = 0; texts && i < n; i++)
-        free(texts[i]);
-    free(texts);
-    free(msgs);
-    free(tl);
-    json_decref(calls);
+}
+
+/* A large body is parsed in the thread pool; the job owns its copy of the
+ * body and its result. The request may go (the client left) while the job
+ * runs: then g is NULL and the job frees itself when it is back. */
+typedef struct parse_job {
+    uv_work_t work;
+    tt_gateway_req *g;
+    char *body;
+    size_t len;
+    int64_t max_messages;
+    tt_gateway_parsed parsed;
+} parse_job;
+
+static void parse_work(uv_work_t *w)
+{
+    parse_job *j = w->data;
+    tt_gateway_parse(j->body, j->len, j->max_messages, &j->parsed);
+    free(j->body);
+    j->body = NULL;
+}
+
+/* What the parse left behind (tens of thousands of JSON values, megabytes)
+ * is freed in the pool too. */
+static void release_work(uv_work_t *w)
+{
+    parse_job *j = w->data;
+    tt_gateway_parsed_free(&j->parsed);
+}
+
+static void release_after(uv_work_t *w, int status)
+{
+    free(w->data);
+}
+
+static void parse_after(uv_work_t *w, int status)
+{
+    parse_job *j = w->data;
+    tt_gateway_req *g = j->g;
+    if (g) {
+        g->parsing = NULL;
+        if (status == 0)
+            start_parsed(g, &j->parsed);
+        else
+            respond(g, 500,
+                    tt_gateway_error("the request could not be parsed", "server_error", NULL));
+    }
+    free(j->body);
+    if (uv_queue_work(w->loop, &j->work, release_work, release_after) != 0) {
+        tt_gateway_parsed_free(&j->parsed);
+        free(j);
+    }
+}
+
+/* Parse the body in the pool; 0, or the job could not be queued. */
+static int parse_in_pool(tt_gateway_req *g, const char *body, size_t len)
+{
+    parse_job *j = calloc(1, sizeof *j);
+    char *copy = j ? malloc(len) : NULL;
+    if (!copy) {
+        free(j);
+        return TT_ENOMEM;
+    }
+    memcpy(copy, body, len);
+    *j = (parse_job){
+        .g = g, .body = copy, .len = len, .max_messages = g->srv->cfg.gateway_max_messages};
+    j->work.data = j;
+    if (uv_queue_work(&g->srv->loop, &j->work, parse_work, parse_after) != 0) {
+        free(copy);
+        free(j);
+        return TT_EINTERNAL;
+    }
+    g->parsing = j;
+    return 0;
 }
 
 tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *body, size_t len)
@@ -404,25 +358,23 @@ tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *bo
     if (srv->stopping) {
         /* No new call may start once the stop has begun: it would only be cut. */
         respond(g, 503,
-                openai_error("the server is shutting down; retry shortly", "server_error",
-                             "shutting_down"));
+                tt_gateway_error("the server is shutting down; retry shortly", "server_error",
+                                 "shutting_down"));
         return g;
     }
     if (!srv->agent_env.llm || !tt_llm_service_configured(srv->agent_env.llm)) {
         respond(g, 503,
-                openai_error("no model is configured: set OPENAI_API_KEY or "
-                             "ANTHROPIC_API_KEY, or give --routes FILE",
-                             "server_error", "no_model_configured"));
+                tt_gateway_error("no model is configured: set OPENAI_API_KEY or "
+                                 "ANTHROPIC_API_KEY, or give --routes FILE",
+                                 "server_error", "no_model_configured"));
         return g;
     }
-    json_error_t jerr;
-    json_t *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-    if (!json_is_object(root))
-        respond(g, 400,
-                openai_error("the body must be a JSON object", "invalid_request_error", NULL));
-    else
-        start_call(g, root);
-    json_decref(root);
+    if (body && len > TT_GATEWAY_PARSE_INLINE_MAX && parse_in_pool(g, body, len) == 0)
+        return g; /* the answer waits for the job (parse_after) */
+    tt_gateway_parsed parsed;
+    tt_gateway_parse(body, len, srv->cfg.gateway_max_messages, &parsed);
+    start_parsed(g, &parsed);
+    tt_gateway_parsed_free(&parsed);
     return g;
 }
 
@@ -471,6 +423,8 @@ void tt_gateway_free(tt_gateway_req *g)
 {
     if (!g)
         return;
+    if (g->parsing)
+        g->parsing->g = NULL; /* the job frees itself when it is back */
     if (g->call) {
         tt_llm_call *c = g->call;
         g->call = NULL;
@@ -479,6 +433,9 @@ void tt_gateway_free(tt_gateway_req *g)
     }
     json_decref(g->tool_calls);
     free(g->out);
-    free(g->text);
+    free(g->text.s);
+    for (size_t i = 0; i < g->n_args; i++)
+        free(g->args[i].s);
+    free(g->args);
     free(g);
 }

@@ -3,9 +3,17 @@
  *
  * A call keeps its own copy of the request as JSON (so retries and trimming
  * need nothing from the caller) and runs attempts one at a time:
- *   plan (retry.h) -> wait -> breaker -> HTTP (http.h) -> adapter parser
- *   (adapter.h) -> events to the caller -> outcome -> plan again or finish.
- * Every attempt writes one JSON log line. */
+ *   plan (retry.h) -> wait -> prepare (call_prepare.h) -> breaker -> HTTP
+ *   (http.h) -> adapter parser (adapter.h) -> events to the caller ->
+ *   outcome -> plan again or finish.
+ * Every attempt writes one JSON log line.
+ *
+ * Preparing a large request (token counts, the body) runs in libuv's thread
+ * pool: the call waits in the PREPARING phase, and its copy of the request
+ * belongs to the job until the job's completion runs on the loop. A cancel
+ * meanwhile finishes the call at once (on_done, exactly once) but keeps its
+ * memory until the job is back; the service, whose tokenizers and token
+ * cache the job reads, likewise outlives every job. */
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +21,7 @@
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/call.h"
+#include "agents/llm/call_prepare.h"
 #include "agents/llm/call_request.h"
 #include "agents/llm/http.h"
 #include "agents/llm/route.h"
@@ -31,9 +40,11 @@ struct tt_llm_service {
     uint64_t rng;
     tt_llm_call *calls;
     int closing;
+    int preparing; /* jobs in the thread pool; the last one frees a closed service */
     char *tokenizer_dir;
     tt_tokenizer *tokenizers[TT_TOKENIZER__LAST]; /* loaded on first use */
     int tokenizer_failed[TT_TOKENIZER__LAST];     /* tried and failed: estimate instead */
+    tt_token_cache *token_cache;
 };
 
 struct tt_llm_call {
@@ -57,9 +68,17 @@ struct tt_llm_call {
     const char *finish_reason;
     int64_t prompt_tokens, completion_tokens;
     uint64_t attempt_start_ms, first_token_ms, call_start_ms;
-    int trimmed;       /* the one trim-and-retry after a context error is used */
-    uv_timer_t *timer; /* the wait before the next attempt; closed asynchronously */
+    int trimmed;             /* the one trim-and-retry after a context error is used */
+    tt_retry_step trim_step; /* the give-up the trim may turn into a retry */
+    uv_timer_t *timer;       /* the wait before the next attempt; closed asynchronously */
     int cancelled;
+    /* preparation (call_prepare.h) */
+    tt_call_prep prep;
+    uv_work_t work;
+    void (*prep_then)(tt_llm_call *c); /* what follows the preparation, on the loop */
+    int preparing;                     /* the job is in the pool: it owns req */
+    int done;     /* on_done was called while preparing: free when the job is back */
+    int prepared; /* the request was hashed and fitted (the first preparation) */
     tt_llm_call *next, *prev;
 };
 
@@ -92,11 +111,14 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
                  ? tt_routes_load_file(opt->routes_file, opt->envp, &s->routes, err, n)
                  : tt_routes_from_env(opt->envp, &s->routes, err, n);
     if (rc == 0)
+        rc = tt_token_cache_new(&s->token_cache);
+    if (rc == 0)
         rc = tt_http_new(opt->loop, &s->http);
     if (rc == 0 && !s->tokenizer_dir)
         rc = TT_ENOMEM;
     if (rc) {
         tt_routes_free(&s->routes);
+        tt_token_cache_free(s->token_cache);
         free(s->tokenizer_dir);
         free(s);
         return rc;
@@ -121,6 +143,16 @@ static void preload_tokenizers(tt_llm_service *s)
     }
 }
 
+/* What jobs in the pool may still read goes last. */
+static void service_free(tt_llm_service *s)
+{
+    for (int i = 0; i < TT_TOKENIZER__LAST; i++)
+        tt_tokenizer_free(s->tokenizers[i]);
+    tt_token_cache_free(s->token_cache);
+    free(s->tokenizer_dir);
+    free(s);
+}
+
 void tt_llm_service_close(tt_llm_service *s)
 {
     if (!s)
@@ -130,10 +162,13 @@ void tt_llm_service_close(tt_llm_service *s)
         tt_llm_call_cancel(s->calls);
     tt_http_close(s->http);
     tt_routes_free(&s->routes);
-    for (int i = 0; i < TT_TOKENIZER__LAST; i++)
-        tt_tokenizer_free(s->tokenizers[i]);
-    free(s->tokenizer_dir);
-    free(s);
+    if (s->preparing == 0)
+        service_free(s); /* else the last job back frees it (prep_after) */
+}
+
+tt_token_cache *tt_llm_service_token_cache(tt_llm_service *s)
+{
+    return s ? s->token_cache : NULL;
 }
 
 /* The BPE tokenizer of model (loaded at start-up for every route target, see
@@ -232,6 +267,14 @@ static void attempt_clear(tt_llm_call *c)
     c->http = NULL;
 }
 
+static void call_free(tt_llm_call *c)
+{
+    attempt_clear(c);
+    free(c->prep.body);
+    tt_call_request_free(&c->req);
+    free(c);
+}
+
 static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg)
 {
     tt_llm_service *s = c->svc;
@@ -255,10 +298,13 @@ static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg)
         s->calls = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    c->next = c->prev = NULL;
     c->hooks.on_done(c, r, c->ud);
-    attempt_clear(c);
-    tt_call_request_free(&c->req);
-    free(c);
+    if (c->preparing) {
+        c->done = 1; /* the job still uses c->req: prep_after frees */
+        return;
+    }
+    call_free(c);
 }
 
 /* ---- one attempt ------------------------------------------------------------ */
@@ -366,10 +412,76 @@ static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *
 
 static const tt_http_callbacks http_callbacks = {on_headers, on_data, on_http_done};
 
-static void start_attempt(tt_llm_call *c, size_t target)
+/* ---- preparing an attempt ---------------------------------------------------- */
+
+static void prep_work(uv_work_t *w)
+{
+    tt_llm_call *c = w->data;
+    tt_call_prep_run(&c->prep);
+}
+
+static void prep_after(uv_work_t *w, int status)
+{
+    tt_llm_call *c = w->data;
+    tt_llm_service *s = c->svc;
+    c->preparing = 0;
+    s->preparing--;
+    if (c->done) { /* cancelled meanwhile: on_done was called then */
+        call_free(c);
+        if (s->closing && s->preparing == 0)
+            service_free(s);
+        return;
+    }
+    if (status != 0) { /* only a cancel uv_cancel()s the job, and it sets done */
+        finish(c, TT_LLM_ERR_BAD_REQUEST, "the request could not be prepared");
+        return;
+    }
+    c->prep_then(c);
+}
+
+/* Run steps (call_prepare.h) on c's request for target: in the thread pool
+ * when the request is large, else now; then(c) follows on the loop unless
+ * the call was cancelled meanwhile. */
+static void prepare(tt_llm_call *c, unsigned steps, size_t target, void (*then)(tt_llm_call *))
 {
     tt_llm_service *s = c->svc;
     const tt_route_target *t = &c->route->targets[target];
+    free(c->prep.body);
+    c->prep = (tt_call_prep){.steps = steps,
+                             .req = &c->req,
+                             .tok = tokenizer_for(s, t->model),
+                             .cache = s->token_cache,
+                             .max_prompt_tokens = s->routes.max_prompt_tokens,
+                             .provider = t->provider,
+                             .max_completion_tokens = s->routes.max_completion_tokens};
+    snprintf(c->prep.model, sizeof c->prep.model, "%s", t->model);
+    c->prep_then = then;
+    c->work.data = c;
+    if (tt_call_prep_offloaded(&c->req) &&
+        uv_queue_work(s->loop, &c->work, prep_work, prep_after) == 0) {
+        c->preparing = 1;
+        s->preparing++;
+        return;
+    }
+    tt_call_prep_run(&c->prep);
+    then(c);
+}
+
+/* The body is ready: take the breaker and send. */
+static void send_attempt(tt_llm_call *c)
+{
+    tt_llm_service *s = c->svc;
+    size_t target = c->target;
+    const tt_route_target *t = &c->route->targets[target];
+    if (!c->prepared) {
+        c->prepared = 1;
+        memcpy(c->input_hash, c->prep.input_hash, sizeof c->input_hash);
+        c->result.dropped_messages += c->prep.dropped;
+    }
+    if (c->prep.rc) {
+        finish(c, TT_LLM_ERR_BAD_REQUEST, "the request could not be built");
+        return;
+    }
     if (!tt_breaker_acquire(&c->route->breakers[target], &s->routes.retry, (int64_t)now_ms(s))) {
         /* Opened meanwhile: count it as an overload of that target and plan again. */
         tt_llm_error e = {.cls = TT_LLM_ERR_OVERLOADED, .retry_after_ms = -1};
@@ -380,7 +492,6 @@ static void start_attempt(tt_llm_call *c, size_t target)
         return;
     }
     attempt_clear(c);
-    c->target = target;
     c->status = 0;
     c->attempt_output = 0;
     c->attempt_error = (tt_llm_error){.cls = TT_LLM_ERR_NONE, .retry_after_ms = -1};
@@ -389,16 +500,10 @@ static void start_attempt(tt_llm_call *c, size_t target)
     c->first_token_ms = 0;
     c->attempt_start_ms = now_ms(s);
 
-    tt_llm_request req;
-    tt_call_request_view(&c->req, t->model, s->routes.max_completion_tokens, &req);
-    char *body = NULL, *headers[MAX_HEADERS + 3] = {0};
-    size_t len = 0;
+    char *headers[MAX_HEADERS + 3] = {0};
     char url[TT_ROUTE_URL_MAX + 32];
     snprintf(url, sizeof url, "%s%s", t->base_url, tt_llm_path(t->provider));
-    int rc = tt_llm_build_body(t->provider, &req, &body, &len);
-    if (rc == 0)
-        rc = tt_llm_headers(t->provider, t->api_key, headers, MAX_HEADERS);
-    tt_call_request_view_free(&req);
+    int rc = tt_llm_headers(t->provider, t->api_key, headers, MAX_HEADERS);
     if (rc == 0) {
         size_t h = 0;
         while (headers[h])
@@ -407,11 +512,12 @@ static void start_attempt(tt_llm_call *c, size_t target)
         headers[h + 1] = strdup("Accept: text/event-stream");
         tt_http_timeouts to = {t->timeouts.connect_ms, t->timeouts.first_byte_ms,
                                t->timeouts.idle_ms, t->timeouts.total_ms};
-        rc = tt_http_start(s->http, "POST", url, (const char *const *)headers, body, len, &to,
-                           &http_callbacks, c, &c->http);
+        rc = tt_http_start(s->http, "POST", url, (const char *const *)headers, c->prep.body,
+                           c->prep.body_len, &to, &http_callbacks, c, &c->http);
     }
     tt_llm_headers_free(headers);
-    free(body);
+    free(c->prep.body);
+    c->prep.body = NULL;
     if (rc) {
         tt_breaker_record(&c->route->breakers[target], &s->routes.retry, TT_LLM_ERR_CANCELLED,
                           (int64_t)now_ms(s));
@@ -422,28 +528,16 @@ static void start_attempt(tt_llm_call *c, size_t target)
 static void on_timer(uv_timer_t *t)
 {
     tt_llm_call *c = t->data;
-    start_attempt(c, c->target);
+    /* The first preparation also hashes the request and fits it to the budget. */
+    unsigned steps = TT_PREP_BODY | (c->prepared ? 0 : TT_PREP_HASH | TT_PREP_FIT);
+    prepare(c, steps, c->target, send_attempt);
 }
 
-/* Decide and schedule the next attempt, or finish. */
-static void plan_next(tt_llm_call *c)
+/* Schedule the attempt step says, or finish. */
+static void plan_continue(tt_llm_call *c, const tt_retry_step *step)
 {
-    tt_llm_service *s = c->svc;
-    tt_retry_step step;
-    tt_retry_plan(&c->retry, c->route->breakers, (int64_t)now_ms(s), rnd, &s->rng, &step);
-    if (step.action == TT_RETRY_GIVE_UP && step.trim && !c->trimmed) {
-        /* Context too long: drop the oldest turns and try once more. */
-        c->trimmed = 1;
-        size_t dropped = tt_call_request_trim(
-            &c->req, tokenizer_for(s, c->route->targets[step.target].model), 3, 4);
-        if (dropped > 0) {
-            c->result.dropped_messages += dropped;
-            step.action = TT_RETRY_TRY;
-            step.delay_ms = 0;
-        }
-    }
-    if (step.action == TT_RETRY_GIVE_UP) {
-        finish(c, step.cls, step.why);
+    if (step->action == TT_RETRY_GIVE_UP) {
+        finish(c, step->cls, step->why);
         return;
     }
     if (c->attempt_output) {
@@ -457,8 +551,36 @@ static void plan_next(tt_llm_call *c)
             return;
         }
     }
-    c->target = step.target;
-    uv_timer_start(c->timer, on_timer, (uint64_t)(step.delay_ms > 0 ? step.delay_ms : 0), 0);
+    c->target = step->target;
+    uv_timer_start(c->timer, on_timer, (uint64_t)(step->delay_ms > 0 ? step->delay_ms : 0), 0);
+}
+
+/* The trim after a context-length error is done: try again if it dropped anything. */
+static void after_trim(tt_llm_call *c)
+{
+    tt_retry_step step = c->trim_step;
+    if (c->prep.dropped > 0) {
+        c->result.dropped_messages += c->prep.dropped;
+        step.action = TT_RETRY_TRY;
+        step.delay_ms = 0;
+    }
+    plan_continue(c, &step);
+}
+
+/* Decide and schedule the next attempt, or finish. */
+static void plan_next(tt_llm_call *c)
+{
+    tt_llm_service *s = c->svc;
+    tt_retry_step step;
+    tt_retry_plan(&c->retry, c->route->breakers, (int64_t)now_ms(s), rnd, &s->rng, &step);
+    if (step.action == TT_RETRY_GIVE_UP && step.trim && !c->trimmed) {
+        /* Context too long: drop the oldest turns and try once more. */
+        c->trimmed = 1;
+        c->trim_step = step;
+        prepare(c, TT_PREP_TRIM, step.target, after_trim);
+        return;
+    }
+    plan_continue(c, &step);
 }
 
 /* ---- the public face -------------------------------------------------------- */
@@ -493,17 +615,13 @@ int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request
     }
     uv_timer_init(s->loop, c->timer);
     c->timer->data = c;
-    tt_call_request_hash(&c->req, c->input_hash);
-    /* Keep the prompt inside the route's budget before sending anything. */
-    c->result.dropped_messages = tt_call_request_fit(
-        &c->req, tokenizer_for(s, route->targets[0].model), s->routes.max_prompt_tokens);
     c->next = s->calls;
     if (s->calls)
         s->calls->prev = c;
     s->calls = c;
     if (out)
         *out = c;
-    plan_next(c);
+    plan_next(c); /* the first preparation hashes the request and fits it to the budget */
     return 0;
 }
 
@@ -512,10 +630,13 @@ void tt_llm_call_cancel(tt_llm_call *c)
     if (!c || c->cancelled)
         return;
     c->cancelled = 1;
-    if (c->http)
+    if (c->http) {
         tt_http_cancel(c->http); /* on_http_done follows and finishes the call */
-    else
-        finish(c, TT_LLM_ERR_CANCELLED, "cancelled");
+        return;
+    }
+    if (c->preparing)
+        uv_cancel((uv_req_t *)&c->work); /* if it has not started; prep_after frees either way */
+    finish(c, TT_LLM_ERR_CANCELLED, "cancelled");
 }
 
 void tt_llm_call_pause(tt_llm_call *c, int paused)

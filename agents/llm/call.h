@@ -12,7 +12,12 @@
  * another attempt follows, on_restart() is called first, so the caller can
  * withdraw what it showed (message.discard) — output is never silently
  * duplicated. on_done() ends every call exactly once (success, a classified
- * error, or a cancel). */
+ * error, or a cancel).
+ *
+ * The call's own work before each attempt (hashing, counting tokens to fit
+ * the budget, building the provider's body) runs in libuv's thread pool when
+ * the request holds more than TT_CALL_PREPARE_INLINE_MAX bytes of text, so a
+ * request of megabytes never holds the loop; hooks still run on the loop. */
 #ifndef TT_CALL_H
 #define TT_CALL_H
 
@@ -60,11 +65,15 @@ typedef struct tt_llm_call_hooks {
 /* Build the service. *err (size n) says what is wrong with the routes. */
 int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, char *err,
                        size_t n);
-/* Cancel every call (each gets on_done) and free once the loop closed the handles. */
+/* Cancel every call (each gets on_done) and free once the loop closed the
+ * handles and every preparation in the thread pool came back. */
 void tt_llm_service_close(tt_llm_service *s);
 
 /* The HTTP transport the service uses (HTTP tools share it). */
 struct tt_http *tt_llm_service_http(tt_llm_service *s);
+
+/* The token counts the service remembers (token_cache.h), for statistics. */
+struct tt_token_cache *tt_llm_service_token_cache(tt_llm_service *s);
 
 /* Write a line (consumed) to the service's log sink. */
 void tt_llm_service_log(tt_llm_service *s, json_t *line);

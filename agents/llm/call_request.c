@@ -7,6 +7,52 @@
 #include "agents/llm/call_request.h"
 #include "protocol/errors.h"
 
+/* Bytes of text in v: its strings and keys (what counting and encoding read). */
+static size_t json_text_bytes(json_t *v)
+{
+    size_t n = 0, i;
+    const char *key;
+    json_t *item;
+    if (json_is_string(v))
+        return json_string_length(v);
+    if (json_is_array(v))
+        json_array_foreach(v, i, item) n += json_text_bytes(item);
+    else if (json_is_object(v))
+        json_object_foreach(v, key, item) n += strlen(key) + json_text_bytes(item);
+    return n;
+}
+
+/* A deep copy (jansson copies strings without re-checking them), or NULL for NULL. */
+static int copy_json(json_t *in, json_t **out)
+{
+    *out = in ? json_deep_copy(in) : NULL;
+    return in && !*out ? TT_ENOMEM : 0;
+}
+
+/* The message as the call keeps it. The content is copied at memory speed
+ * (no UTF-8 check here: the body is built, and any invalid text refused, in
+ * the preparation, call.c); tool calls are deep copies, never shared. */
+static json_t *copy_message(const tt_llm_message *m, size_t *bytes)
+{
+    json_t *o = json_pack("{s:s, s:s?}", "role", m->role, "tool_call_id", m->tool_call_id);
+    json_t *calls = NULL;
+    if (!o || copy_json(m->tool_calls, &calls) != 0)
+        goto fail;
+    size_t len = m->content ? strlen(m->content) : 0;
+    if (m->content && json_object_set_new(o, "content", json_stringn_nocheck(m->content, len)))
+        goto fail;
+    if (calls && json_object_set_new(o, "tool_calls", calls)) {
+        calls = NULL;
+        goto fail;
+    }
+    *bytes += len + json_text_bytes(calls);
+    return o;
+fail:
+    json_decref(calls);
+    json_decref(o);
+    return NULL;
+}
+
 int tt_call_request_copy(const tt_llm_request *in, tt_call_request *out)
 {
     memset(out, 0, sizeof *out);
@@ -15,20 +61,23 @@ int tt_call_request_copy(const tt_llm_request *in, tt_call_request *out)
     if (!out->messages || !out->tools)
         goto fail;
     for (size_t i = 0; i < in->n_messages; i++) {
-        const tt_llm_message *m = &in->messages[i];
-        json_t *o = json_pack("{s:s, s:s?, s:O?, s:s?}", "role", m->role, "content", m->content,
-                              "tool_calls", m->tool_calls, "tool_call_id", m->tool_call_id);
+        json_t *o = copy_message(&in->messages[i], &out->text_bytes);
         if (!o || json_array_append_new(out->messages, o) != 0)
             goto fail;
     }
     for (size_t i = 0; i < in->n_tools; i++) {
         const tt_llm_tool *t = &in->tools[i];
-        json_t *o = json_pack("{s:s, s:s?, s:O?}", "name", t->name, "description", t->description,
-                              "parameters", t->parameters);
+        json_t *params = NULL;
+        json_t *o = copy_json(t->parameters, &params) == 0
+                        ? json_pack("{s:s, s:s?, s:o?}", "name", t->name, "description",
+                                    t->description, "parameters", params)
+                        : NULL;
         if (!o || json_array_append_new(out->tools, o) != 0)
             goto fail;
+        out->text_bytes += json_text_bytes(o);
     }
-    out->response_schema = in->response_schema ? json_deep_copy(in->response_schema) : NULL;
+    if (copy_json(in->response_schema, &out->response_schema) != 0)
+        goto fail;
     out->max_tokens = in->max_tokens;
     out->temperature = in->temperature;
     out->stream = in->stream;
@@ -112,50 +161,45 @@ void tt_call_request_hash(const tt_call_request *r, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* Count text with tok, or estimate it without. */
-static int64_t count_text(const tt_tokenizer *tok, const char *text, size_t len)
-{
-    size_t n = 0;
-    if (tok && tt_tokenizer_count(tok, text, len, &n) == 0)
-        return (int64_t)n;
-    return (int64_t)tt_tokenizer_estimate(text, len);
-}
-
-static int64_t count_json(const tt_tokenizer *tok, json_t *v)
+static int64_t count_json(const tt_tokenizer *tok, tt_token_cache *cache, json_t *v)
 {
     if (!v || json_is_null(v))
         return 0;
     char *text = json_dumps(v, JSON_COMPACT);
-    int64_t n = text ? count_text(tok, text, strlen(text)) : 0;
+    int64_t n = text ? tt_token_cache_count(cache, tok, text, strlen(text)) : 0;
     free(text);
     return n;
 }
 
 /* The tokens one message adds: framing, role, content and tool calls. */
-static int64_t message_tokens(const tt_tokenizer *tok, json_t *m)
+static int64_t message_tokens(const tt_tokenizer *tok, tt_token_cache *cache, json_t *m)
 {
     int per_message = tok ? TT_TOKENIZER_TOKENS_PER_MESSAGE : TT_TOKENIZER_ESTIMATE_PER_MESSAGE;
     json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-    return per_message + count_text(tok, json_string_value(role), json_string_length(role)) +
-           count_text(tok, json_string_value(content), json_string_length(content)) +
-           count_json(tok, json_object_get(m, "tool_calls"));
+    return per_message +
+           tt_token_cache_count(cache, tok, json_string_value(role), json_string_length(role)) +
+           tt_token_cache_count(cache, tok, json_string_value(content),
+                                json_string_length(content)) +
+           count_json(tok, cache, json_object_get(m, "tool_calls"));
 }
 
 /* Everything but the messages: the reply primer and the tool definitions. */
-static int64_t fixed_tokens(const tt_call_request *r, const tt_tokenizer *tok)
+static int64_t fixed_tokens(const tt_call_request *r, const tt_tokenizer *tok,
+                            tt_token_cache *cache)
 {
     int64_t total = tok ? TT_TOKENIZER_REPLY_PRIMER : TT_TOKENIZER_ESTIMATE_REPLY_PRIMER;
     if (json_array_size(r->tools) > 0)
-        total += count_json(tok, r->tools);
+        total += count_json(tok, cache, r->tools);
     return total;
 }
 
-int64_t tt_call_request_tokens(const tt_call_request *r, const tt_tokenizer *tok)
+int64_t tt_call_request_tokens(const tt_call_request *r, const tt_tokenizer *tok,
+                               tt_token_cache *cache)
 {
-    int64_t total = fixed_tokens(r, tok);
+    int64_t total = fixed_tokens(r, tok, cache);
     size_t i;
     json_t *m;
-    json_array_foreach(r->messages, i, m) total += message_tokens(tok, m);
+    json_array_foreach(r->messages, i, m) total += message_tokens(tok, cache, m);
     return total;
 }
 
@@ -191,8 +235,8 @@ static int cut(tt_call_request *r, size_t from, size_t to)
  * asked for it. The latest user turn never goes. Each message is counted
  * once and the dropped ones leave in one cut: linear in the messages.
  * Returns messages removed (0: nothing could go, or out of memory). */
-static size_t drop_turns(tt_call_request *r, const tt_tokenizer *tok, int64_t goal_tokens, int num,
-                         int den, int at_least_one)
+static size_t drop_turns(tt_call_request *r, const tt_tokenizer *tok, tt_token_cache *cache,
+                         int64_t goal_tokens, int num, int den, int at_least_one)
 {
     size_t n = json_array_size(r->messages), last_user = n, first = 0;
     for (size_t i = n; i-- > 0;) {
@@ -208,9 +252,9 @@ static size_t drop_turns(tt_call_request *r, const tt_tokenizer *tok, int64_t go
     int64_t *cost = malloc(n * sizeof *cost);
     if (!cost)
         return 0;
-    int64_t total = fixed_tokens(r, tok);
+    int64_t total = fixed_tokens(r, tok, cache);
     for (size_t i = 0; i < n; i++)
-        total += cost[i] = message_tokens(tok, json_array_get(r->messages, i));
+        total += cost[i] = message_tokens(tok, cache, json_array_get(r->messages, i));
     int64_t goal = goal_tokens >= 0 ? goal_tokens : total * num / den;
     size_t end = first;
     if (at_least_one || total > goal) {
@@ -224,12 +268,14 @@ static size_t drop_turns(tt_call_request *r, const tt_tokenizer *tok, int64_t go
     return end > first && cut(r, first, end) == 0 ? end - first : 0;
 }
 
-size_t tt_call_request_trim(tt_call_request *r, const tt_tokenizer *tok, int num, int den)
+size_t tt_call_request_trim(tt_call_request *r, const tt_tokenizer *tok, tt_token_cache *cache,
+                            int num, int den)
 {
-    return drop_turns(r, tok, -1, num, den, 1);
+    return drop_turns(r, tok, cache, -1, num, den, 1);
 }
 
-size_t tt_call_request_fit(tt_call_request *r, const tt_tokenizer *tok, int64_t max_tokens)
+size_t tt_call_request_fit(tt_call_request *r, const tt_tokenizer *tok, tt_token_cache *cache,
+                           int64_t max_tokens)
 {
-    return max_tokens > 0 ? drop_turns(r, tok, max_tokens, 1, 1, 0) : 0;
+    return max_tokens > 0 ? drop_turns(r, tok, cache, max_tokens, 1, 1, 0) : 0;
 }

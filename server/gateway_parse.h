@@ -1,0 +1,42 @@
+/* POST /v1/chat/completions bodies (gateway.c): OpenAI's request in, a
+ * tt_llm_request out, or the 400 that says what is wrong. Pure (no loop, no
+ * server, no lws): the gateway runs it in libuv's thread pool when the body
+ * is larger than TT_GATEWAY_PARSE_INLINE_MAX, since parsing and converting
+ * megabytes of JSON takes tens of milliseconds. */
+#ifndef TT_GATEWAY_PARSE_H
+#define TT_GATEWAY_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "agents/llm/llm.h"
+
+/* Bodies up to this size are parsed on the loop (jansson parses ~100 MB/s in
+ * a RelWithDebInfo build: 32 KiB is well under a millisecond, about what
+ * the pool's round trip costs). */
+#define TT_GATEWAY_PARSE_INLINE_MAX (32 * 1024)
+
+typedef struct tt_gateway_parsed {
+    int status;    /* 0: parsed into req; else the HTTP status of the refusal in error */
+    json_t *error; /* OpenAI's error object for status (owned) */
+    char model[128];
+    int stream, include_usage;
+    tt_llm_request req; /* its strings and values point into the fields below */
+    json_t *root;
+    tt_llm_message *msgs;
+    tt_llm_tool *tools;
+    char **texts; /* each message's text */
+    size_t n_texts;
+    json_t *calls; /* converted assistant tool calls */
+} tt_gateway_parsed;
+
+/* Parse body[0..len) (a request of at most max_messages messages) into out,
+ * which the caller releases with tt_gateway_parsed_free(). Any thread. */
+void tt_gateway_parse(const char *body, size_t len, int64_t max_messages, tt_gateway_parsed *out);
+void tt_gateway_parsed_free(tt_gateway_parsed *p);
+
+/* OpenAI's error object: {"error": {message, type, param: null, code}} (new reference). */
+json_t *tt_gateway_error(const char *message, const char *type, const char *code);
+
+#endif
