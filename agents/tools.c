@@ -8,6 +8,7 @@
 
 #include "agents/schema/schema.h"
 #include "agents/tools.h"
+#include "protocol/env.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "protocol/utf8.h"
@@ -328,16 +329,6 @@ static int add_builtins(tt_toolbox *box)
     return 0;
 }
 
-static const char *env_get(char **envp, const char *name)
-{
-    size_t len = strlen(name);
-    for (char **e = envp; e && *e; e++) {
-        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
-            return *e + len + 1;
-    }
-    return NULL;
-}
-
 static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_t n)
 {
     const char *name, *desc = "", *url, *method = "POST", *hdr = NULL, *secret_env = NULL;
@@ -375,7 +366,14 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
                  tt_utf8_cut(name, 64), name);
         return TT_EINVAL;
     }
-    const char *secret = secret_env ? env_get(envp, secret_env) : NULL;
+    if (secret_env && !tt_env_name_valid(secret_env)) {
+        snprintf(err, n,
+                 "tool %.*s: secret_env must be an environment variable name "
+                 "([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
+                 tt_utf8_cut(name, 64), name, TT_ENV_NAME_MAX);
+        return TT_EINVAL;
+    }
+    const char *secret = secret_env ? tt_env_get(envp, secret_env) : NULL;
     if (secret_env && (!secret || !*secret || strpbrk(secret, "\r\n"))) {
         snprintf(err, n, "tool %.*s: environment variable %.*s is not set", tt_utf8_cut(name, 64),
                  name, tt_utf8_cut(secret_env, 64), secret_env);

@@ -15,7 +15,8 @@
  *                  "approval": true}]}
  *    called through libcurl on the loop with the arguments as a JSON body
  *    (POST) and the response body, which must be JSON, as the result. The
- *    secret is read from the environment at load and never logged.
+ *    secret is read at load from the variable secret_env names (a variable
+ *    name, protocol/env.h) and never logged.
  *    Redirects are not followed (one could lead to another host): a 3xx is
  *    a failure that names its Location. "approval": true marks a tool that
  *    acts on the world (sends mail, pays, deletes): the chat agent asks the

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "protocol/env.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "server/config.h"
@@ -285,30 +286,27 @@ static int load_env(tt_config *cfg, char **envp, char *err, size_t n)
         const opt *o = &options[i];
         char name[64];
         env_name(o, name, sizeof name);
-        size_t nlen = strlen(name);
-        for (char **e = envp; e && *e; e++) {
-            if (strncmp(*e, name, nlen) != 0 || (*e)[nlen] != '=')
-                continue;
-            const char *val = *e + nlen + 1;
-            if (o->kind != K_LIST) {
-                int rc = set_from_source(cfg, o, val, name, seen, err, n);
-                if (rc)
-                    return rc;
-                continue;
-            }
-            char *copy = strdup(val);
-            if (!copy)
-                return TT_ENOMEM;
-            int rc = 0;
-            char *save = NULL;
-            for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
-                 tok = strtok_r(NULL, ",", &save))
-                rc = set_from_source(cfg, o, tok, name, seen, err, n);
-            OPENSSL_cleanse(copy, strlen(val));
-            free(copy);
+        const char *val = tt_env_get(envp, name);
+        if (!val)
+            continue;
+        if (o->kind != K_LIST) {
+            int rc = set_from_source(cfg, o, val, name, seen, err, n);
             if (rc)
                 return rc;
+            continue;
         }
+        char *copy = strdup(val);
+        if (!copy)
+            return TT_ENOMEM;
+        int rc = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
+             tok = strtok_r(NULL, ",", &save))
+            rc = set_from_source(cfg, o, tok, name, seen, err, n);
+        OPENSSL_cleanse(copy, strlen(val));
+        free(copy);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -341,7 +339,7 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
             return TT_EINTERNAL;
     }
     /* The file's path may come from the environment or the command line. */
-    const char *file = getenv("TETHER_CONFIG");
+    const char *file = tt_env_get(envp, "TETHER_CONFIG");
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "--config=", 9) == 0)
             file = argv[i] + 9;

@@ -1,7 +1,8 @@
 /* HS256 JSON Web Tokens (RFC 7519, JWS compact serialization RFC 7515).
  *
- * Why it is hand-rolled: HS256 is one HMAC and two base64url strings, and
- * doing it here keeps the accepted grammar exactly as strict as jwt.h says.
+ * Why it is hand-rolled: HS256 is one HMAC (OpenSSL) and base64url strings
+ * (protocol/base64.h), and doing it here keeps the accepted grammar exactly
+ * as strict as jwt.h says.
  * The order of checks in tt_jwt_verify is the security argument:
  *
  *   1. size cap and alphabet, before anything is decoded;
@@ -12,8 +13,8 @@
  *   4. the time claims last: nbf and iat not in the future (beyond the
  *      leeway), then expiry.
  *
- * base64url decoding is canonical: one string per byte sequence (no stray
- * bits in the last character), so a signature cannot be re-spelt. */
+ * base64url decoding is canonical (protocol/base64.h): one string per byte
+ * sequence, so a signature cannot be re-spelt. */
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "protocol/base64.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "server/jwt.h"
@@ -32,113 +34,6 @@
 
 /* The one header we mint, as JSON.stringify would write it. */
 static const char HEADER_JSON[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* ---- base64url ---------------------------------------------------------- */
-
-/* The 6-bit value of a base64url character, or -1. */
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-int tt_b64url_encode(const unsigned char *in, size_t len, char **out)
-{
-    if (!out || (!in && len))
-        return TT_EINVAL;
-    *out = NULL;
-    if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
-        return TT_ETOOLARGE;
-    size_t n = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0);
-    char *s = malloc(n + 1);
-    if (!s)
-        return TT_ENOMEM;
-    size_t o = 0;
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        s[o++] = B64URL[v >> 18];
-        s[o++] = B64URL[v >> 12 & 63];
-        s[o++] = B64URL[v >> 6 & 63];
-        s[o++] = B64URL[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        s[o++] = B64URL[v >> 18];
-        s[o++] = B64URL[v >> 12 & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        s[o++] = B64URL[v >> 18];
-        s[o++] = B64URL[v >> 12 & 63];
-        s[o++] = B64URL[v >> 6 & 63];
-    }
-    if (o != n) { /* cannot happen: n was computed from the same len */
-        free(s);
-        return TT_EINTERNAL;
-    }
-    s[n] = '\0';
-    *out = s;
-    return 0;
-}
-
-int tt_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
-{
-    if (!out || !out_len || (!in && len))
-        return TT_EINVAL;
-    *out = NULL;
-    *out_len = 0;
-    /* Padding is optional, but when present it must be exactly what
-     * standard base64 would write: the total a multiple of 4. */
-    size_t pad = 0;
-    while (pad < 2 && pad < len && in[len - 1 - pad] == '=')
-        pad++;
-    size_t n = len - pad;
-    if (pad && (len % 4 != 0 || n % 4 + pad != 4))
-        return TT_EINVAL;
-    if (n % 4 == 1)
-        return TT_EINVAL;
-    size_t dlen = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-    unsigned char *d = malloc(dlen + 1); /* +1: NUL-terminated for callers parsing text */
-    if (!d)
-        return TT_ENOMEM;
-    size_t o = 0;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            goto fail;
-        acc = (acc << 6 | (uint32_t)v) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            d[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    /* Leftover bits (2 or 4) must be zero, or two spellings decode alike. */
-    if (bits && (acc & ((1u << bits) - 1)))
-        goto fail;
-    if (o != dlen)
-        goto fail;
-    d[dlen] = '\0';
-    *out = d;
-    *out_len = dlen;
-    return 0;
-fail:
-    free(d);
-    return TT_EINVAL;
-}
 
 /* ---- signing ------------------------------------------------------------ */
 
@@ -226,10 +121,10 @@ int tt_jwt_mint(const unsigned char *secret, size_t secret_len, const tt_jwt_cla
     int rc = payload_json(claims, &payload);
     if (rc)
         goto fail;
-    rc = tt_b64url_encode((const unsigned char *)HEADER_JSON, sizeof HEADER_JSON - 1, &header64);
+    rc = tt_b64_url_encode((const unsigned char *)HEADER_JSON, sizeof HEADER_JSON - 1, &header64);
     if (rc)
         goto fail;
-    rc = tt_b64url_encode((const unsigned char *)payload, strlen(payload), &payload64);
+    rc = tt_b64_url_encode((const unsigned char *)payload, strlen(payload), &payload64);
     if (rc)
         goto fail;
     size_t hlen = strlen(header64), plen = strlen(payload64);
@@ -250,7 +145,7 @@ int tt_jwt_mint(const unsigned char *secret, size_t secret_len, const tt_jwt_cla
     rc = hs256(secret, secret_len, tok, hlen + 1 + plen, sig);
     if (rc)
         goto fail;
-    rc = tt_b64url_encode(sig, sizeof sig, &sig64);
+    rc = tt_b64_url_encode(sig, sizeof sig, &sig64);
     if (rc)
         goto fail;
     if (strlen(sig64) != 43) {
@@ -279,7 +174,7 @@ static json_t *decode_object(const char *part, size_t len)
 {
     unsigned char *raw = NULL;
     size_t raw_len = 0;
-    if (tt_b64url_decode(part, len, &raw, &raw_len) != 0)
+    if (tt_b64_url_decode(part, len, &raw, &raw_len) != 0)
         return NULL;
     json_error_t jerr;
     /* Duplicate names are refused: two readers must never see two tokens. */
@@ -371,7 +266,7 @@ int tt_jwt_verify(const unsigned char *secret, size_t secret_len, const char *to
             if (ndots == 2)
                 return TT_EAUTH;
             dot[ndots++] = token + i;
-        } else if (b64url_value((unsigned char)token[i]) < 0) {
+        } else if (!tt_b64_url_char((unsigned char)token[i])) {
             return TT_EAUTH;
         }
     }
@@ -385,7 +280,7 @@ int tt_jwt_verify(const unsigned char *secret, size_t secret_len, const char *to
     unsigned char want[SIG_LEN];
     json_t *header = NULL, *payload = NULL;
     int rc = TT_EAUTH;
-    if (tt_b64url_decode(sig_part, len - (size_t)(sig_part - token), &sig, &sig_len) != 0 ||
+    if (tt_b64_url_decode(sig_part, len - (size_t)(sig_part - token), &sig, &sig_len) != 0 ||
         sig_len != SIG_LEN)
         goto done;
     rc = hs256(secret, secret_len, token, signed_len, want);

@@ -39,9 +39,4 @@ int tt_jwt_verify(const unsigned char *secret, size_t secret_len, const char *to
 
 void tt_jwt_claims_clear(tt_jwt_claims *claims);
 
-/* base64url without padding. Caller frees *out. */
-int tt_b64url_encode(const unsigned char *in, size_t len, char **out);
-/* Decodes base64url (padding optional); refuses any other character. Caller frees *out. */
-int tt_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
-
 #endif

@@ -61,7 +61,8 @@ void tt_llm_classify_http(tt_llm_provider p, int status, const char *retry_after
                           size_t len, int64_t now_ms, tt_llm_error *out);
 
 /* Retry-After in milliseconds from now (seconds or HTTP-date); -1 when
- * unparseable; 0 for a date in the past. */
+ * unparseable; 0 for a date in the past. Dates are read by curl_getdate()
+ * and accepted only in RFC 9110's three forms, exactly (classify.c). */
 int64_t tt_llm_parse_retry_after(const char *value, int64_t now_ms);
 
 /* OpenAI-compatible embeddings: body for {model, input:[...]} and the

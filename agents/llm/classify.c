@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <curl/curl.h>
 
 #include "agents/llm/adapter.h"
 #include "protocol/utf8.h"
@@ -62,135 +64,102 @@ const char *tt_llm_error_name(tt_llm_error_class c)
 
 /* ---- Retry-After -------------------------------------------------------- */
 
+/* An HTTP-date is read by libcurl's curl_getdate(), which is lenient: it
+ * takes weekday, date, time and zone in any order, parts missing, zones other
+ * than GMT, a weekday that contradicts the date, days the month does not have
+ * (31 Feb rolls over into March) and trailing words. We accept exactly the
+ * three forms of RFC 9110 section 5.6.7, with a four-digit year up to 9999:
+ * the instant curl read, written back in one of those forms, must be the
+ * value itself (trailing spaces aside). Anything else is garbage (-1), and
+ * the caller falls back to its own backoff. A leap second (":60") is refused
+ * too: curl rolls it into the next minute, so it does not read back. */
+enum { IMF_FIXDATE, RFC850, ASCTIME, HTTP_DATE_FORMS };
+
 static const char *const MONTHS[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-static const char *const DAYS[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-static const char *const LONG_DAYS[7] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                         "Friday", "Saturday", "Sunday"};
+static const char *const DAYS[7] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const LONG_DAYS[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                         "Thursday", "Friday", "Saturday"};
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil), so no timegm() and no time zone are involved. */
-static int64_t days_from_civil(int64_t y, int m, int d)
+/* The instant in one form, with our own names (strftime's depend on the locale):
+ *   IMF-fixdate  Sun, 06 Nov 1994 08:49:37 GMT
+ *   RFC 850      Sunday, 06-Nov-94 08:49:37 GMT
+ *   asctime      Sun Nov  6 08:49:37 1994 */
+static void write_http_date(int form, const struct tm *tm, char *buf, size_t n)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
+    int year = tm->tm_year + 1900;
+    const char *mon = MONTHS[tm->tm_mon];
+    if (form == IMF_FIXDATE)
+        snprintf(buf, n, "%s, %02d %s %04d %02d:%02d:%02d GMT", DAYS[tm->tm_wday], tm->tm_mday, mon,
+                 year, tm->tm_hour, tm->tm_min, tm->tm_sec);
+    else if (form == RFC850)
+        snprintf(buf, n, "%s, %02d-%s-%02d %02d:%02d:%02d GMT", LONG_DAYS[tm->tm_wday], tm->tm_mday,
+                 mon, year % 100, tm->tm_hour, tm->tm_min, tm->tm_sec);
+    else
+        snprintf(buf, n, "%s %s %2d %02d:%02d:%02d %04d", DAYS[tm->tm_wday], mon, tm->tm_mday,
+                 tm->tm_hour, tm->tm_min, tm->tm_sec, year);
 }
 
-static int days_in_month(int64_t y, int m)
+/* RFC 9110: a two-digit year more than 50 years ahead is in the past century
+ * (curl instead puts 70-99 in the 1900s and 00-69 in the 2000s). Moves *tm
+ * (weekday included) and *t to that century; -1 when the day does not exist
+ * there (29 Feb). */
+static int rfc850_century(struct tm *tm, int64_t now_ms, time_t *t)
 {
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : dim[m - 1];
+    int64_t now_year = 1970 + now_ms / 1000 / 86400 / 365; /* close enough */
+    int64_t year = now_year - now_year % 100 + (tm->tm_year + 1900) % 100;
+    if (year > now_year + 50)
+        year -= 100;
+    else if (year < now_year - 50)
+        year += 100;
+    int mon = tm->tm_mon;
+    tm->tm_year = (int)(year - 1900);
+    *t = timegm(tm);
+    return tm->tm_mon == mon ? 0 : -1;
 }
 
-/* Reads exactly n digits. */
-static int digits(const char **s, int n, int *out)
+/* 0 when value is the instant t written in one of the three forms; *out is
+ * then that instant in milliseconds since the epoch. */
+static int read_back(const char *value, time_t t, int64_t now_ms, int64_t *out)
 {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*s)[i]))
-            return -1;
-        v = v * 10 + ((*s)[i] - '0');
-    }
-    *s += n;
-    *out = v;
-    return 0;
-}
-
-static int lit(const char **s, const char *word)
-{
-    size_t n = strlen(word);
-    if (strncmp(*s, word, n) != 0)
+    char back[128];
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999)
         return -1;
-    *s += n;
-    return 0;
-}
-
-static int month(const char **s, int *out)
-{
-    for (int i = 0; i < 12; i++) {
-        if (lit(s, MONTHS[i]) == 0) {
-            *out = i + 1;
+    for (int form = 0; form < HTTP_DATE_FORMS; form++) {
+        struct tm in_form = tm;
+        time_t at = t;
+        /* The weekday is checked in the century the rule picks. */
+        if (form == RFC850 && rfc850_century(&in_form, now_ms, &at) != 0)
+            continue;
+        write_http_date(form, &in_form, back, sizeof back);
+        if (strcmp(back, value) == 0) {
+            *out = (int64_t)at * 1000;
             return 0;
         }
     }
     return -1;
 }
 
-/* "HH:MM:SS" */
-static int clock_time(const char **s, int *h, int *mi, int *sec)
-{
-    if (digits(s, 2, h) || lit(s, ":") || digits(s, 2, mi) || lit(s, ":") || digits(s, 2, sec))
-        return -1;
-    return *h > 23 || *mi > 59 || *sec > 60 ? -1 : 0;
-}
-
-/* The three forms of RFC 9110 section 5.6.7, as milliseconds since the epoch:
- *   IMF-fixdate  Sun, 06 Nov 1994 08:49:37 GMT
- *   RFC 850      Sunday, 06-Nov-94 08:49:37 GMT
- *   asctime      Sun Nov  6 08:49:37 1994 */
+/* An HTTP-date as milliseconds since the epoch. */
 static int parse_http_date(const char *s, int64_t now_ms, int64_t *out)
 {
-    /* The weekday is checked for form only: it is redundant with the date. */
-    int rfc850 = 0, wd = -1;
-    for (int i = 0; i < 7 && wd < 0; i++) {
-        size_t n = strlen(LONG_DAYS[i]);
-        if (strncmp(s, LONG_DAYS[i], n) == 0 && s[n] == ',') {
-            wd = i;
-            rfc850 = 1;
-            s += n;
-        }
-    }
-    for (int i = 0; i < 7 && wd < 0; i++)
-        if (lit(&s, DAYS[i]) == 0)
-            wd = i;
-    if (wd < 0)
+    char value[64];
+    size_t len = strlen(s);
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len >= sizeof value)
+        return -1; /* the longest form is 33 bytes */
+    memcpy(value, s, len);
+    value[len] = '\0';
+    time_t t = curl_getdate(value, NULL);
+    if (t == -1)
         return -1;
-    int64_t year;
-    int mon, day, h, mi, sec, y;
-    if (rfc850) {
-        if (lit(&s, ", ") || digits(&s, 2, &day) || lit(&s, "-") || month(&s, &mon) ||
-            lit(&s, "-") || digits(&s, 2, &y) || lit(&s, " ") || clock_time(&s, &h, &mi, &sec) ||
-            lit(&s, " GMT"))
-            return -1;
-        /* A two-digit year more than 50 years ahead is in the past century. */
-        int64_t now_year = 1970 + now_ms / 1000 / 86400 / 365; /* close enough */
-        year = now_year - now_year % 100 + y;
-        if (year > now_year + 50)
-            year -= 100;
-        else if (year < now_year - 50)
-            year += 100;
-    } else if (*s == ',') {
-        if (lit(&s, ", ") || digits(&s, 2, &day) || lit(&s, " ") || month(&s, &mon) ||
-            lit(&s, " ") || digits(&s, 4, &y) || lit(&s, " ") || clock_time(&s, &h, &mi, &sec) ||
-            lit(&s, " GMT"))
-            return -1;
-        year = y;
-    } else {
-        if (lit(&s, " ") || month(&s, &mon) || lit(&s, " "))
-            return -1;
-        if (*s == ' ') { /* day padded with a space: " 6" */
-            s++;
-            if (digits(&s, 1, &day))
-                return -1;
-        } else if (digits(&s, 2, &day)) {
-            return -1;
-        }
-        if (lit(&s, " ") || clock_time(&s, &h, &mi, &sec) || lit(&s, " ") || digits(&s, 4, &y))
-            return -1;
-        year = y;
-    }
-    while (*s == ' ' || *s == '\t')
-        s++;
-    if (*s != '\0' || day < 1 || day > days_in_month(year, mon))
-        return -1;
-    int64_t days = days_from_civil(year, mon, day);
-    *out = ((days * 86400) + h * 3600 + mi * 60 + sec) * 1000;
-    return 0;
+    /* curl reports 1969-12-31 23:59:59 as 0, keeping -1 for failure. */
+    return read_back(value, t, now_ms, out) == 0 ||
+                   (t == 0 && read_back(value, -1, now_ms, out) == 0)
+               ? 0
+               : -1;
 }
 
 int64_t tt_llm_parse_retry_after(const char *value, int64_t now_ms)

@@ -12,10 +12,10 @@
 #include <openssl/crypto.h>
 
 #include "agents/llm/route.h"
+#include "protocol/env.h"
 #include "protocol/errors.h"
 
 #define PATH_MAX_LEN 512
-#define ENV_NAME_MAX 128
 
 typedef struct parse_ctx {
     char **envp;
@@ -58,16 +58,6 @@ static void path_key(char *out, const char *base, const char *key)
     int w = snprintf(out, PATH_MAX_LEN, "%s", base);
     if (w >= 0 && w < PATH_MAX_LEN)
         snprintf(out + w, PATH_MAX_LEN - (size_t)w, "%s%s", base[0] ? "." : "", key);
-}
-
-static const char *env_get(char **envp, const char *name)
-{
-    size_t len = strlen(name);
-    for (char **e = envp; e && *e; e++) {
-        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
-            return *e + len + 1;
-    }
-    return NULL;
 }
 
 /* Refuse keys of obj that are not in allowed (NULL-terminated). */
@@ -169,11 +159,6 @@ static int valid_name(const char *s, size_t max, const char *extra)
             return 0;
     }
     return 1;
-}
-
-static int valid_env_name(const char *s)
-{
-    return valid_name(s, ENV_NAME_MAX, "_") && !(s[0] >= '0' && s[0] <= '9');
 }
 
 /* http:// or https://, a non-empty host, no spaces or control bytes. */
@@ -307,12 +292,12 @@ static int parse_target(parse_ctx *cx, const json_t *v, const char *path, tt_rou
     const char *key = "";
     if (key_env) {
         path_key(p, path, "key_env");
-        if (!valid_env_name(key_env))
+        if (!tt_env_name_valid(key_env))
             return fail(cx, p,
                         "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), "
                         "not \"%s\"",
                         show(key_env, b, sizeof b));
-        key = env_get(cx->envp, key_env);
+        key = tt_env_get(cx->envp, key_env);
         if (!key)
             return fail(cx, p, "environment variable %s is not set", key_env);
         if (!key[0])
@@ -518,10 +503,10 @@ static int env_target(json_t *list, char **envp, const char *provider, const cha
                       const char *url_env, const char *def_url, const char *model, char *err,
                       size_t n)
 {
-    const char *key = env_get(envp, key_env);
+    const char *key = tt_env_get(envp, key_env);
     if (!key || !key[0])
         return 0;
-    const char *url = env_get(envp, url_env);
+    const char *url = tt_env_get(envp, url_env);
     if (!url || !url[0])
         url = def_url;
     if (!valid_url(url)) {

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "agents/llm/tokenizer.h"
+#include "protocol/base64.h"
 #include "protocol/errors.h"
 
 #define BPE_SMALL 128        /* pieces up to this many bytes use the quadratic scan */
@@ -136,49 +137,6 @@ static int table_insert(tt_tokenizer *tok, uint32_t idx)
 
 /* ---- loading ---------------------------------------------------------- */
 
-static int b64_value(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict standard base64 with padding; writes at most n / 4 * 3 bytes to out.
- * Returns the decoded length, or -1. */
-static long b64_decode(const uint8_t *in, size_t n, uint8_t *out)
-{
-    if (n == 0 || n % 4 != 0)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int k = 0; k < 4; k++) {
-            if (in[i + k] == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad || (v[k] = b64_value(in[i + k])) < 0) {
-                return -1; /* a character after '=', or not base64 */
-            }
-        }
-        uint32_t w =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        out[o++] = (uint8_t)(w >> 16);
-        if (pad < 2)
-            out[o++] = (uint8_t)(w >> 8);
-        if (pad < 1)
-            out[o++] = (uint8_t)w;
-    }
-    return (long)o;
-}
-
 /* Reads the whole file into a heap buffer the caller frees. */
 static int read_file(const char *path, uint8_t **buf, size_t *len)
 {
@@ -261,15 +219,17 @@ static int parse_ranks(tt_tokenizer *tok, const encoding_spec *spec, const uint8
         if (seen[rank])
             goto out;
         seen[rank] = 1;
-        long dec = b64_decode(line, b64_len, tok->arena + arena_used);
-        if (dec <= 0)
+        size_t dec = 0; /* the arena holds len bytes: decoding only shrinks */
+        if (tt_b64_decode((const char *)line, b64_len, tok->arena + arena_used, len - arena_used,
+                          &dec) != 0 ||
+            dec == 0)
             goto out;
         rank_entry *e = &tok->entries[tok->n_entries];
         e->off = (uint32_t)arena_used;
         e->len = (uint32_t)dec;
-        e->hash = hash_bytes(tok->arena + arena_used, (size_t)dec);
+        e->hash = hash_bytes(tok->arena + arena_used, dec);
         e->rank = (uint32_t)rank;
-        arena_used += (size_t)dec;
+        arena_used += dec;
         if (e->len > tok->max_len)
             tok->max_len = e->len;
         if (table_insert(tok, tok->n_entries) != 0)

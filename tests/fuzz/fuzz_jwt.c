@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "protocol/base64.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "server/jwt.h"
@@ -82,8 +83,8 @@ static char *sign(const char *header, size_t hlen, const char *payload, size_t p
     char *h64 = NULL, *p64 = NULL, *s64 = NULL, *tok = NULL;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    if (tt_b64url_encode((const unsigned char *)header, hlen, &h64) ||
-        tt_b64url_encode((const unsigned char *)payload, plen, &p64))
+    if (tt_b64_url_encode((const unsigned char *)header, hlen, &h64) ||
+        tt_b64_url_encode((const unsigned char *)payload, plen, &p64))
         goto done;
     size_t a = strlen(h64), b = strlen(p64);
     tok = malloc(a + b + 2 + 44);
@@ -94,7 +95,7 @@ static char *sign(const char *header, size_t hlen, const char *payload, size_t p
     memcpy(tok + a + 1, p64, b);
     if (!HMAC(EVP_sha256(), SECRET, sizeof SECRET, (const unsigned char *)tok, a + 1 + b, mac,
               &mac_len) ||
-        tt_b64url_encode(mac, mac_len, &s64) || strlen(s64) != 43) {
+        tt_b64_url_encode(mac, mac_len, &s64) || strlen(s64) != 43) {
         free(tok);
         tok = NULL;
         goto done;

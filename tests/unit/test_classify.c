@@ -75,6 +75,51 @@ static void test_retry_after_garbage(void **state)
     assert_int_equal(tt_llm_parse_retry_after(NULL, NOW_1994), -1);
 }
 
+/* curl_getdate() reads the dates; what it would take beyond RFC 9110's three
+ * forms is refused, and the edges of time come out as before. */
+static void test_retry_after_http_date_edges(void **state)
+{
+    /* Far future: the exact wait (the planner gives up on a target whose
+     * Retry-After is past the call's budget); a five-digit year is garbage. */
+    assert_int_equal(tt_llm_parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW_2025),
+                     INT64_C(253402300799000) - NOW_2025);
+    assert_int_equal(tt_llm_parse_retry_after("Sat, 01 Jan 10000 00:00:00 GMT", NOW_2025), -1);
+    /* Past, even before the epoch (and the second curl reports as 0, not -1): now. */
+    assert_int_equal(tt_llm_parse_retry_after("Mon, 01 Jan 1900 00:00:00 GMT", NOW_2025), 0);
+    assert_int_equal(tt_llm_parse_retry_after("Wed, 31 Dec 1969 23:59:59 GMT", NOW_2025), 0);
+    assert_int_equal(tt_llm_parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", NOW_2025), 0);
+    /* Trailing spaces and tabs are fine. */
+    assert_int_equal(tt_llm_parse_retry_after("Sun, 01 Jun 2025 12:00:09 GMT \t", NOW_2025), 9000);
+    /* RFC 850 years follow RFC 9110's 50-year rule, not curl's 1970 pivot. */
+    assert_int_equal(tt_llm_parse_retry_after("Tuesday, 01-Jan-75 00:00:00 GMT", NOW_2025),
+                     INT64_C(3313526400000) - NOW_2025);
+    /* 29 Feb 2000 read in 2060 is 2100, which has none. */
+    assert_int_equal(
+        tt_llm_parse_retry_after("Tuesday, 29-Feb-00 00:00:00 GMT", INT64_C(2853273600000)), -1);
+}
+
+static void test_retry_after_refuses_what_only_curl_reads(void **state)
+{
+    const char *bad[] = {
+        "Mon, 06 Nov 1994 08:49:37 GMT",   /* the weekday contradicts the date */
+        "Sun, 06 Nov 1994 08:49:60 GMT",   /* leap second: curl rolls it over */
+        "06 Nov 1994 08:49:37 GMT",        /* no weekday */
+        "Sun, 06 Nov 1994",                /* no time */
+        "Sun, 06 Nov 1994 08:49:37 +0000", /* a numeric zone */
+        "Sun, 06 Nov 1994 08:49:37 UTC",   /* UTC is not GMT here */
+        "sun, 06 nov 1994 08:49:37 gmt",   /* case matters */
+        "Sun,  06 Nov 1994 08:49:37 GMT",  /* two spaces */
+        "Sun, 06\tNov 1994 08:49:37 GMT",  /* a tab inside */
+        "1994-11-06 08:49:37",             /* ISO 8601 */
+        "Nov 6 1994",
+        "  Sun, 06 Nov 1994 08:49:37 GMT x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (tt_llm_parse_retry_after(bad[i], NOW_1994) != -1)
+            fail_msg("accepted \"%s\"", bad[i]);
+    }
+}
+
 /* ---- HTTP classes ------------------------------------------------------- */
 
 static tt_llm_error classify(tt_llm_provider p, int status, const char *retry_after,
@@ -281,6 +326,8 @@ int main(void)
         cmocka_unit_test(test_retry_after_seconds),
         cmocka_unit_test(test_retry_after_http_dates),
         cmocka_unit_test(test_retry_after_garbage),
+        cmocka_unit_test(test_retry_after_http_date_edges),
+        cmocka_unit_test(test_retry_after_refuses_what_only_curl_reads),
         cmocka_unit_test(test_classify_rate_limited_with_retry_after),
         cmocka_unit_test(test_classify_overloaded),
         cmocka_unit_test(test_classify_server_errors),

@@ -64,6 +64,28 @@ static void test_config_precedence_flag_env_file(void **state)
     unlink(path);
 }
 
+/* TETHER_CONFIG is read from the environment the loader is given, like every
+ * other TETHER_* variable, not from the process's own. */
+static void test_config_file_named_in_the_given_environment(void **state)
+{
+    char path[] = "/tmp/tt_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *json = "{\"port\": 1111}";
+    assert_int_equal(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    char var[64];
+    snprintf(var, sizeof var, "TETHER_CONFIG=%s", path);
+    char *argv[] = {"tether", NULL};
+    char *envp[] = {var, NULL};
+    tt_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, argv, envp, err), 0);
+    assert_int_equal(cfg.port, 1111);
+    tt_config_free(&cfg);
+    unlink(path);
+}
+
 static void expect_refused(char **argv, const char *why)
 {
     tt_config cfg;
@@ -116,6 +138,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults),
         cmocka_unit_test(test_config_precedence_flag_env_file),
+        cmocka_unit_test(test_config_file_named_in_the_given_environment),
         cmocka_unit_test(test_config_refuses_bad_values),
         cmocka_unit_test(test_config_refuses_bad_env),
         cmocka_unit_test(test_config_refuses_unknown_file_keys),

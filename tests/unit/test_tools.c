@@ -125,6 +125,33 @@ static void test_tools_file_is_checked(void **state)
     }
 }
 
+/* secret_env names a variable: "A=B" must not read the part of A's value
+ * after "B=", nor "" an entry that starts with '='. */
+static void test_tools_secret_env_must_be_a_variable_name(void **state)
+{
+    tt_toolbox box;
+    char err[256];
+    char *envp[] = {"A=B=not-a-secret", "=stray", NULL};
+    const char *names[] = {"A=B", "", "1KEY", "KEY-B"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"tools\":[{\"name\":\"w\",\"parameters\":{\"type\":\"object\"},"
+                 "\"url\":\"http://127.0.0.1:9/w\",\"secret_header\":\"X-Key\","
+                 "\"secret_env\":\"%s\"}]}",
+                 names[i]);
+        char *p = write_file(text);
+        err[0] = '\0';
+        int rc = tt_tools_load(p, envp, NULL, &box, err, sizeof err);
+        unlink(p);
+        if (rc == 0)
+            tt_tools_free(&box);
+        if (rc != TT_EINVAL)
+            fail_msg("secret_env \"%s\" accepted", names[i]);
+        assert_non_null(strstr(err, "secret_env must be an environment variable name"));
+    }
+}
+
 static void test_tools_file_marks_tools_that_need_approval(void **state)
 {
     tt_toolbox box;
@@ -162,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_tools_invalid_arguments_are_not_executed),
         cmocka_unit_test(test_tools_calculator_refuses_garbage),
         cmocka_unit_test(test_tools_file_is_checked),
+        cmocka_unit_test(test_tools_secret_env_must_be_a_variable_name),
         cmocka_unit_test(test_tools_file_marks_tools_that_need_approval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
