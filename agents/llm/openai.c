@@ -154,16 +154,24 @@ static void emit_usage(tt_llm_sink *s, json_t *usage)
     tt_llm_sink_emit(s, &ev);
 }
 
-/* "function_call" is the legacy name of "tool_calls". */
+/* The provider's finish_reason as one of llm.h's static names: the event's
+ * reason outlives the chunk it came in (tt_llm_result keeps it). Unknown
+ * reasons are "stop"; "function_call" is the legacy name of "tool_calls". */
 static const char *finish_name(const char *r)
 {
-    return r && strcmp(r, "function_call") == 0 ? "tool_calls" : r;
+    static const char *const names[] = {"stop", "length", "tool_calls", "content_filter"};
+    if (r && strcmp(r, "function_call") == 0)
+        return "tool_calls";
+    for (size_t i = 0; r && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(r, names[i]) == 0)
+            return names[i];
+    return "stop";
 }
 
 static void emit_finish(tt_llm_sink *s, const char *reason)
 {
     tt_llm_event ev = ev_new(TT_LLM_EV_FINISH);
-    ev.finish_reason = reason && *reason ? finish_name(reason) : "stop";
+    ev.finish_reason = finish_name(reason);
     tt_llm_sink_emit(s, &ev);
 }
 

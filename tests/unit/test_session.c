@@ -1,0 +1,383 @@
+/* state/session.c: the event log's seqs, the ring's budget, the message being
+ * streamed as a snapshot sees it, the transcript and its cap, the title cut
+ * at a character boundary, state events, say ids, and the stored record.
+ * A real registry on a real libuv loop over LMDB in a temp directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "protocol/errors.h"
+#include "state/registry.h"
+
+typedef struct fixture {
+    char dir[64];
+    uv_loop_t loop;
+    tt_store *store;
+    tt_registry *reg;
+} fixture;
+
+static int bind_hook(tt_session *s, int resumed, void *ud)
+{
+    return 0;
+}
+
+static void unbind_hook(tt_session *s, void *ud)
+{
+}
+
+static void deliver_hook(tt_cursor *c, void *ud)
+{
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/tt_session_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
+    assert_int_equal(tt_store_open(&so, &f->store), 0);
+    tt_registry_options o = {
+        .headroom = 16,
+        .memory_events = 16,
+        .max_lag_events = 100000,
+        .transcript_max = 3,
+    };
+    tt_registry_hooks hooks = {f, bind_hook, unbind_hook, deliver_hook, NULL, NULL};
+    assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    tt_registry_close(f->reg);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    tt_store_close(f->store);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static tt_session *new_session(fixture *f)
+{
+    tt_session *s;
+    assert_int_equal(tt_registry_create(f->reg, "ann", "t", "echo", NULL, NULL, &s), 0);
+    return s;
+}
+
+static json_t *text_body(const char *mid, const char *text)
+{
+    return json_pack("{s:s, s:s}", "message_id", mid, "text", text);
+}
+
+/* The events a fresh cursor replays from the start, as decoded objects. */
+static json_t *replay_all(tt_session *s)
+{
+    tt_cursor *c;
+    int recovered = 0, err = 0;
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &recovered, &c), 0);
+    assert_int_equal(recovered, 1);
+    json_t *events = json_array();
+    const tt_frame *fr;
+    while ((fr = tt_cursor_peek(c, &err))) {
+        json_array_append_new(events, json_loads(tt_frame_text(fr), 0, NULL));
+        tt_cursor_advance(c);
+    }
+    assert_int_equal(err, 0);
+    tt_cursor_detach(c);
+    return events;
+}
+
+static void test_session_emit_assigns_contiguous_seqs(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    uint64_t base = s->head;
+    for (uint64_t i = 1; i <= 40; i++)
+        assert_int_equal(tt_session_emit(s, "delta", json_pack("{s:I}", "i", (json_int_t)i)),
+                         base + i);
+    assert_int_equal(s->head, base + 40);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(s->committed, s->head);
+    json_t *events = replay_all(s);
+    assert_int_equal(json_array_size(events), base + 40);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        assert_int_equal(json_integer_value(json_object_get(ev, "seq")), i + 1);
+        assert_string_equal(json_string_value(json_object_get(ev, "session")), s->id);
+    }
+    json_decref(events);
+}
+
+static void test_session_ring_keeps_only_memory_events_once_committed(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    for (int i = 0; i < 40; i++)
+        assert_true(tt_session_emit(s, "delta", NULL) > 0);
+    /* Nothing is committed yet: the ring holds every event. */
+    assert_true(s->head + 1 - s->ring_first >= 40);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(s->head + 1 - s->ring_first, 16);
+    /* The older events come back from the store, in order. */
+    json_t *events = replay_all(s);
+    assert_int_equal(json_array_size(events), s->head);
+    json_decref(events);
+}
+
+static void test_session_snapshot_while_streaming_carries_the_text_so_far(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    tt_session_emit(s, "message.start",
+                    json_pack("{s:s, s:s}", "message_id", "m1", "role", "assistant"));
+    tt_session_emit(s, "delta", text_body("m1", "Hel"));
+    tt_session_emit(s, "delta", text_body("m2", "not this one"));
+    for (int i = 0; i < 100; i++) /* grows the buffer several times */
+        tt_session_emit(s, "delta", text_body("m1", "l"));
+    tt_session_emit(s, "delta", text_body("m1", "o \xc3\xa9"));
+    json_t *snap = tt_session_snapshot(s);
+    json_t *streaming = json_object_get(snap, "streaming");
+    assert_string_equal(json_string_value(json_object_get(streaming, "message_id")), "m1");
+    assert_string_equal(json_string_value(json_object_get(streaming, "role")), "assistant");
+    const char *text = json_string_value(json_object_get(streaming, "text"));
+    assert_int_equal(strlen(text), 3 + 100 + 4);
+    assert_memory_equal(text, "Hel", 3);
+    assert_string_equal(text + 103, "o \xc3\xa9");
+    json_decref(snap);
+
+    tt_session_emit(s, "message.end", text_body("m1", "Hello"));
+    snap = tt_session_snapshot(s);
+    assert_true(json_is_null(json_object_get(snap, "streaming")));
+    json_t *last = json_array_get(json_object_get(snap, "transcript"), 0);
+    assert_string_equal(json_string_value(json_object_get(last, "role")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(last, "text")), "Hello");
+    json_decref(snap);
+}
+
+static void test_session_discarded_message_leaves_no_stream(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    tt_session_emit(s, "message.start",
+                    json_pack("{s:s, s:s}", "message_id", "m1", "role", "assistant"));
+    tt_session_emit(s, "delta", text_body("m1", "half"));
+    tt_session_emit(s, "message.discard", json_pack("{s:s}", "message_id", "m1"));
+    json_t *snap = tt_session_snapshot(s);
+    assert_true(json_is_null(json_object_get(snap, "streaming")));
+    assert_int_equal(json_array_size(json_object_get(snap, "transcript")), 0);
+    json_decref(snap);
+}
+
+static void test_session_title_is_the_first_user_text_cut_at_a_character(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char text[TT_TITLE_MAX + 16];
+    memset(text, 'a', TT_TITLE_MAX - 1);
+    strcpy(text + TT_TITLE_MAX - 1, "\xc3\xa9 and more"); /* é straddles the limit */
+    tt_session_emit(s, "user", text_body("u1", text));
+    assert_int_equal(strlen(s->title), TT_TITLE_MAX - 1);
+    assert_null(strchr(s->title, '\xc3')); /* no half character */
+    tt_session_emit(s, "user", text_body("u2", "a later turn"));
+    assert_int_equal(strlen(s->title), TT_TITLE_MAX - 1);
+    assert_int_equal(s->title[0], 'a');
+}
+
+static void test_session_title_drops_bidi_controls(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    tt_session_emit(s, "user",
+                    text_body("u1", "pay\xe2\x80\xae"
+                                    "fdp.exe"));
+    assert_null(strstr(s->title, "\xe2\x80\xae"));
+    assert_non_null(strstr(s->title, "pay"));
+}
+
+static void test_session_transcript_keeps_the_last_transcript_max_turns(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char mid[8];
+    for (int i = 0; i < 5; i++) {
+        snprintf(mid, sizeof mid, "u%d", i);
+        tt_session_emit(s, "user", text_body(mid, mid));
+    }
+    assert_int_equal(json_array_size(s->transcript), 3);
+    assert_int_equal(s->transcript_first, 3);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(s->transcript, 0), "text")), "u2");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(s->transcript, 2), "message_id")), "u4");
+}
+
+static void test_session_set_state_emits_only_on_a_change(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    uint64_t head = s->head;
+    tt_session_set_state(s, TT_STATE_RUNNING, "thinking");
+    assert_int_equal(s->head, head + 1);
+    tt_session_set_state(s, TT_STATE_RUNNING, NULL); /* NULL keeps the step */
+    tt_session_set_state(s, TT_STATE_RUNNING, "thinking");
+    assert_int_equal(s->head, head + 1);
+    assert_string_equal(s->step, "thinking");
+    tt_session_set_state(s, TT_STATE_RUNNING, "writing");
+    assert_int_equal(s->head, head + 2);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    json_t *events = replay_all(s);
+    json_t *last = json_array_get(events, json_array_size(events) - 1);
+    assert_string_equal(json_string_value(json_object_get(last, "type")), "state");
+    assert_string_equal(json_string_value(json_object_get(last, "step")), "writing");
+    assert_string_equal(json_string_value(json_object_get(last, "state")), "running");
+    json_decref(events);
+}
+
+static void test_session_remembers_the_last_64_msg_ids(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char id[16];
+    for (int i = 0; i < 70; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        assert_false(tt_session_seen_msg_id(s, id));
+        tt_session_remember_msg_id(s, id);
+        assert_true(tt_session_seen_msg_id(s, id));
+    }
+    assert_false(tt_session_seen_msg_id(s, "c5"));
+    assert_true(tt_session_seen_msg_id(s, "c6"));
+    assert_true(tt_session_seen_msg_id(s, "c69"));
+}
+
+static void test_session_record_round_trips(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    tt_session_emit(s, "user", text_body("u1", "hello"));
+    tt_session_set_state(s, TT_STATE_WAITING_INPUT, "asking");
+    tt_session_set_pending(s, json_pack("{s:s}", "question", "why?"));
+    json_object_set_new(s->agent_state, "k", json_integer(7));
+    tt_session_remember_msg_id(s, "c1");
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    size_t len = 0;
+    char *rec = tt_session_record(s, &len);
+    assert_non_null(rec);
+    tt_session *back = tt_session_new(f->reg);
+    assert_non_null(back);
+    assert_int_equal(tt_session_load_record(back, rec, len), 0);
+    assert_string_equal(back->id, s->id);
+    assert_string_equal(back->user, "ann");
+    assert_string_equal(back->tenant, "t");
+    assert_string_equal(back->title, "hello");
+    assert_string_equal(back->step, "asking");
+    assert_int_equal(back->state, TT_STATE_WAITING_INPUT);
+    assert_int_equal(back->head, s->head);
+    assert_int_equal(back->committed, s->head);
+    assert_true(json_equal(back->pending, s->pending));
+    assert_true(json_equal(back->agent_state, s->agent_state));
+    assert_true(tt_session_seen_msg_id(back, "c1"));
+    tt_session_free(back);
+    free(rec);
+}
+
+static void test_session_load_refuses_unusable_records(void **state)
+{
+    fixture *f = *state;
+    static const char *bad[] = {
+        "not json",
+        "{}",
+        "{\"v\":9,\"id\":\"s\",\"user\":\"u\",\"tenant\":\"t\",\"agent\":\"a\",\"title\":\"\","
+        "\"state\":\"idle\",\"step\":\"\",\"created_at\":0,\"updated_at\":0,\"head\":0,"
+        "\"first_seq\":1}",
+        "{\"v\":2,\"id\":\"s\",\"user\":\"u\",\"tenant\":\"t\",\"agent\":\"a\",\"title\":\"\","
+        "\"state\":\"dreaming\",\"step\":\"\",\"created_at\":0,\"updated_at\":0,\"head\":0,"
+        "\"first_seq\":1}",
+        "{\"v\":2,\"id\":\"s\",\"user\":\"u\",\"tenant\":\"t\",\"agent\":\"a\",\"title\":\"\","
+        "\"state\":\"idle\",\"step\":\"\",\"created_at\":0,\"updated_at\":0,\"head\":-1,"
+        "\"first_seq\":1}",
+        "{\"v\":2,\"id\":\"s\",\"user\":\"u\",\"tenant\":\"t\",\"agent\":\"a\",\"title\":\"\","
+        "\"state\":\"idle\",\"step\":\"\",\"created_at\":0,\"updated_at\":0,\"head\":0,"
+        "\"first_seq\":0}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tt_session *s = tt_session_new(f->reg);
+        assert_int_equal(tt_session_load_record(s, bad[i], strlen(bad[i])), TT_EINVAL);
+        tt_session_free(s);
+    }
+}
+
+static void test_session_owner_keys_of_different_owners_differ(void **state)
+{
+    char a[TT_OWNER_KEY_MAX], b[TT_OWNER_KEY_MAX];
+    tt_owner_key("a\x1f"
+                 "b",
+                 "c", a, sizeof a);
+    tt_owner_key("a",
+                 "b\x1f"
+                 "c",
+                 b, sizeof b);
+    assert_string_not_equal(a, b);
+    tt_owner_key("acme", "ann", a, sizeof a);
+    assert_string_equal(a, "acme\x1f"
+                           "ann");
+}
+
+static void test_session_state_names_parse_back(void **state)
+{
+    for (int i = 0; i < TT_STATE__LAST; i++) {
+        tt_state st;
+        assert_int_equal(tt_state_parse(tt_state_name((tt_state)i), &st), 0);
+        assert_int_equal(st, i);
+    }
+    tt_state st;
+    assert_int_equal(tt_state_parse("dreaming", &st), TT_EINVAL);
+    assert_int_equal(tt_state_parse(NULL, &st), TT_EINVAL);
+    assert_string_equal(tt_state_name(TT_STATE__LAST), "unknown");
+}
+
+static void test_session_new_ids_are_distinct_and_prefixed(void **state)
+{
+    char a[32], b[32];
+    tt_new_id("s", a, sizeof a);
+    tt_new_id("s", b, sizeof b);
+    assert_int_equal(strlen(a), 2 + 24);
+    assert_memory_equal(a, "s_", 2);
+    assert_string_not_equal(a, b);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_session_emit_assigns_contiguous_seqs),
+        T(test_session_ring_keeps_only_memory_events_once_committed),
+        T(test_session_snapshot_while_streaming_carries_the_text_so_far),
+        T(test_session_discarded_message_leaves_no_stream),
+        T(test_session_title_is_the_first_user_text_cut_at_a_character),
+        T(test_session_title_drops_bidi_controls),
+        T(test_session_transcript_keeps_the_last_transcript_max_turns),
+        T(test_session_set_state_emits_only_on_a_change),
+        T(test_session_remembers_the_last_64_msg_ids),
+        T(test_session_record_round_trips),
+        T(test_session_load_refuses_unusable_records),
+        cmocka_unit_test(test_session_owner_keys_of_different_owners_differ),
+        cmocka_unit_test(test_session_state_names_parse_back),
+        cmocka_unit_test(test_session_new_ids_are_distinct_and_prefixed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,509 @@
+/* server/ws.c and server/requests.c: a WebSocket connection driven through
+ * tt_ws_callback exactly as lws drives it (established, receive, writeable,
+ * closed), on a real registry, store and echo agent, with the lws calls
+ * replaced at link time (-Wl,--wrap) by a socket that records the frames
+ * written to it. What needs a real socket (fragmented frames, the close
+ * handshake, a choked pipe that drains) is in tests/integration/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "protocol/errors.h"
+#include "server/conn.h"
+#include "server/server.h"
+
+/* ---- the fake socket behind the wrapped lws calls -------------------------- */
+
+typedef struct sock {
+    tt_conn *conn;  /* lws's per-socket user data: our slot */
+    json_t *frames; /* every text frame written, decoded */
+    int close_code; /* the close frame written, 0: none */
+    int binary;     /* the next frame received is binary */
+    int choked;     /* lws_send_pipe_choked() says so */
+} sock;
+
+static tt_server *the_server;
+
+struct lws_context *__wrap_lws_get_context(const struct lws *wsi)
+{
+    return (struct lws_context *)the_server;
+}
+
+void *__wrap_lws_context_user(struct lws_context *ctx)
+{
+    return ctx;
+}
+
+int __wrap_lws_write(struct lws *wsi, unsigned char *buf, size_t len, enum lws_write_protocol proto)
+{
+    sock *s = (sock *)wsi;
+    if (proto == (enum lws_write_protocol)4) {
+        s->close_code = buf[0] << 8 | buf[1];
+        return (int)len;
+    }
+    json_t *msg = json_loadb((const char *)buf, len, 0, NULL);
+    assert_non_null(msg);
+    json_array_append_new(s->frames, msg);
+    return (int)len;
+}
+
+int __wrap_lws_send_pipe_choked(struct lws *wsi)
+{
+    return ((sock *)wsi)->choked;
+}
+
+int __wrap_lws_callback_on_writable(struct lws *wsi)
+{
+    return 1;
+}
+
+void __wrap_lws_set_timeout(struct lws *wsi, enum pending_timeout reason, int secs)
+{
+}
+
+void __wrap_lws_set_timer_usecs(struct lws *wsi, lws_usec_t us)
+{
+}
+
+int __wrap_lws_hdr_copy(struct lws *wsi, char *dst, int len, enum lws_token_indexes h)
+{
+    return -1;
+}
+
+const char *__wrap_lws_get_urlarg_by_name(struct lws *wsi, const char *name, char *buf, int len)
+{
+    return NULL;
+}
+
+int __wrap_lws_is_first_fragment(struct lws *wsi)
+{
+    return 1;
+}
+
+int __wrap_lws_is_final_fragment(struct lws *wsi)
+{
+    return 1;
+}
+
+int __wrap_lws_frame_is_binary(struct lws *wsi)
+{
+    return ((sock *)wsi)->binary;
+}
+
+size_t __wrap_lws_remaining_packet_payload(struct lws *wsi)
+{
+    return 0;
+}
+
+/* ---- the server around it -------------------------------------------------- */
+
+typedef struct fixture {
+    char dir[64];
+    tt_server srv;
+    sock socks[2];
+} fixture;
+
+static int bind_hook(tt_session *s, int resumed, void *ud)
+{
+    return tt_agent_bind(s, &((tt_server *)ud)->agent_env, resumed);
+}
+
+static void unbind_hook(tt_session *s, void *ud)
+{
+    tt_agent_unbind(s);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    tt_server *srv = &f->srv;
+    the_server = srv;
+    char *argv[] = {"tether", NULL};
+    char *envp[] = {NULL};
+    char err[256];
+    int exit_now = 0;
+    assert_int_equal(tt_config_load(&srv->cfg, 1, argv, envp, &exit_now, err, sizeof err), 0);
+    snprintf(f->dir, sizeof f->dir, "/tmp/tt_ws_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(uv_loop_init(&srv->loop), 0);
+    tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
+    assert_int_equal(tt_store_open(&so, &srv->store), 0);
+    tt_registry_options ro = {
+        .headroom = LWS_PRE, .memory_events = 64, .max_lag_events = 100000, .transcript_max = 100};
+    tt_registry_hooks hooks = {srv,           bind_hook,       unbind_hook,
+                               tt_ws_deliver, tt_ws_committed, tt_ws_discard};
+    assert_int_equal(tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg), 0);
+    srv->agent_env.loop = &srv->loop;
+    srv->agent_env.reg = srv->reg;
+    srv->agent_env.open_mode = 1;
+    srv->agent_env.echo_delay_ms = 1;
+    srv->agent_env.key_tenants = json_object();
+    for (int i = 0; i < 2; i++)
+        f->socks[i].frames = json_array();
+    *state = f;
+    return 0;
+}
+
+static void hang_up(sock *s)
+{
+    if (s->conn)
+        tt_ws_callback((struct lws *)s, LWS_CALLBACK_CLOSED, &s->conn, NULL, 0);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    tt_server *srv = &f->srv;
+    for (int i = 0; i < 2; i++) {
+        hang_up(&f->socks[i]);
+        json_decref(f->socks[i].frames);
+    }
+    tt_registry_close(srv->reg);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    tt_store_close(srv->store);
+    json_decref(srv->agent_env.key_tenants);
+    assert_int_equal(uv_loop_close(&srv->loop), 0);
+    tt_config_free(&srv->cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void connect_sock(sock *s)
+{
+    assert_int_equal(tt_ws_callback((struct lws *)s, LWS_CALLBACK_ESTABLISHED, &s->conn, NULL, 0),
+                     0);
+    assert_non_null(s->conn);
+}
+
+/* One whole frame from the client; returns what the callback returned. */
+static int receive(sock *s, const char *text)
+{
+    return tt_ws_callback((struct lws *)s, LWS_CALLBACK_RECEIVE, &s->conn, (void *)text,
+                          strlen(text));
+}
+
+/* Commit what is pending, so held replies and events go out. */
+static void commit(fixture *f)
+{
+    assert_int_equal(tt_registry_flush(f->srv.reg), 0);
+    uv_run(&f->srv.loop, UV_RUN_NOWAIT);
+}
+
+static json_t *last_frame(const sock *s)
+{
+    size_t n = json_array_size(s->frames);
+    assert_true(n > 0);
+    return json_array_get(s->frames, n - 1);
+}
+
+/* The reply with re == id, or NULL. */
+static json_t *reply_to(const sock *s, const char *id)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(s->frames, i, m)
+    {
+        const char *re = json_string_value(json_object_get(m, "re"));
+        if (re && strcmp(re, id) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static const char *error_code(const json_t *m)
+{
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "type")), "error");
+    return json_string_value(json_object_get(m, "code"));
+}
+
+static void welcome(sock *s)
+{
+    connect_sock(s);
+    receive(s, "{\"type\":\"hello\",\"id\":\"h\"}");
+    json_t *w = reply_to(s, "h");
+    assert_non_null(w);
+    assert_string_equal(json_string_value(json_object_get(w, "type")), "welcome");
+}
+
+/* Opens an echo session on s; returns its id (static buffer). */
+static const char *open_echo(fixture *f, sock *s)
+{
+    static char sid[TT_SESSION_ID_MAX + 1];
+    receive(s, "{\"type\":\"session.open\",\"id\":\"o\",\"agent\":\"echo\"}");
+    commit(f);
+    json_t *ok = reply_to(s, "o");
+    assert_non_null(ok);
+    assert_string_equal(json_string_value(json_object_get(ok, "type")), "ok");
+    snprintf(sid, sizeof sid, "%s", json_string_value(json_object_get(ok, "session")));
+    assert_true(sid[0] != '\0');
+    return sid;
+}
+
+static void test_ws_first_message_must_be_hello(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    connect_sock(s);
+    receive(s, "{\"type\":\"session.list\",\"id\":\"l\"}");
+    assert_string_equal(error_code(reply_to(s, "l")), "unauthenticated");
+    assert_int_equal(s->conn->close_code, 4001);
+    /* The close goes out once the replies are written. */
+    assert_int_equal(
+        tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), -1);
+    assert_int_equal(s->close_code, 4001);
+}
+
+static void test_ws_hello_in_open_mode_welcomes_the_local_user(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    json_t *w = reply_to(s, "h");
+    assert_string_equal(json_string_value(json_object_get(w, "user")), "local");
+    assert_true(json_is_true(json_object_get(w, "open_mode")));
+    receive(s, "{\"type\":\"hello\",\"id\":\"h2\"}");
+    assert_string_equal(error_code(reply_to(s, "h2")), "conflict");
+}
+
+static void test_ws_undecodable_frame_is_refused_with_its_id(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    receive(s, "{\"type\":\"say\",\"id\":\"x\"}"); /* no session, no text */
+    assert_string_equal(error_code(reply_to(s, "x")), "bad_request");
+    receive(s, "not json");
+    assert_string_equal(error_code(last_frame(s)), "bad_request");
+}
+
+static void test_ws_binary_frame_is_refused(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    s->binary = 1;
+    receive(s, "{\"type\":\"ping\",\"id\":\"p\"}");
+    assert_string_equal(error_code(last_frame(s)), "bad_request");
+    assert_null(reply_to(s, "p"));
+}
+
+static void test_ws_frame_over_the_preauth_limit_is_too_large(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    connect_sock(s);
+    size_t n = 17 * 1024;
+    char *big = malloc(n + 1);
+    memset(big, ' ', n);
+    memcpy(big, "{\"type\":\"hello\",\"id\":\"h\"}", 25);
+    big[n] = '\0';
+    assert_int_equal(receive(s, big), 0);
+    free(big);
+    json_t *e = last_frame(s);
+    assert_string_equal(error_code(e), "too_large");
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "before hello"));
+    assert_int_equal(s->conn->welcomed, 0);
+}
+
+static void test_ws_messages_past_the_burst_are_rate_limited(void **state)
+{
+    fixture *f = *state;
+    f->srv.cfg.rate_burst = 3;
+    f->srv.cfg.rate_msgs_per_s = 1;
+    sock *s = &f->socks[0];
+    welcome(s); /* one token */
+    receive(s, "{\"type\":\"ping\",\"id\":\"p1\"}");
+    receive(s, "{\"type\":\"ping\",\"id\":\"p2\"}");
+    receive(s, "{\"type\":\"ping\",\"id\":\"p3\"}");
+    assert_string_equal(json_string_value(json_object_get(reply_to(s, "p2"), "type")), "pong");
+    json_t *e = reply_to(s, "p3");
+    assert_string_equal(error_code(e), "rate_limited");
+    assert_true(json_is_true(json_object_get(e, "retryable")));
+    assert_int_equal(json_integer_value(json_object_get(e, "retry_after_s")), 1);
+}
+
+static void test_ws_replies_not_read_drop_the_socket(void **state)
+{
+    fixture *f = *state;
+    f->srv.cfg.max_output_bytes = 4096;
+    sock *s = &f->socks[0];
+    welcome(s);
+    s->choked = 1;
+    char msg[64];
+    for (int i = 0; i < 200 && !s->conn->failed; i++) {
+        snprintf(msg, sizeof msg, "{\"type\":\"ping\",\"id\":\"p%d\"}", i);
+        receive(s, msg);
+    }
+    assert_true(s->conn->failed);
+    assert_true(s->conn->out_bytes > 4096);
+    assert_int_equal(f->srv.metrics.dropped_output, 1);
+    assert_int_equal(
+        tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), -1);
+}
+
+static void test_requests_open_replies_ok_before_the_sessions_events(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    receive(s, "{\"type\":\"session.open\",\"id\":\"o\",\"agent\":\"echo\"}");
+    commit(f);
+    json_t *ok = reply_to(s, "o");
+    assert_non_null(ok);
+    assert_true(json_integer_value(json_object_get(ok, "head")) >= 1);
+    /* The ok comes before the session's events. */
+    size_t i;
+    json_t *m;
+    int seen_ok = 0, events = 0;
+    json_array_foreach(s->frames, i, m)
+    {
+        if (m == ok)
+            seen_ok = 1;
+        else if (json_object_get(m, "seq")) {
+            assert_true(seen_ok);
+            events++;
+        }
+    }
+    assert_true(events >= 1);
+}
+
+static void test_requests_session_of_another_tenant_is_forbidden(void **state)
+{
+    fixture *f = *state;
+    sock *a = &f->socks[0], *b = &f->socks[1];
+    welcome(a);
+    const char *sid = open_echo(f, a);
+    welcome(b);
+    snprintf(b->conn->tenant, sizeof b->conn->tenant, "other");
+    static const char *kinds[] = {
+        "{\"type\":\"session.attach\",\"id\":\"r\",\"session\":\"%s\"}",
+        "{\"type\":\"say\",\"id\":\"r\",\"session\":\"%s\",\"text\":\"hi\"}",
+        "{\"type\":\"cancel\",\"id\":\"r\",\"session\":\"%s\"}",
+        "{\"type\":\"session.close\",\"id\":\"r\",\"session\":\"%s\"}",
+    };
+    tt_session *s = NULL;
+    assert_int_equal(tt_registry_get(f->srv.reg, sid, &s), 0);
+    uint64_t head = s->head;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg, kinds[i], sid);
+        receive(b, msg);
+        assert_string_equal(error_code(last_frame(b)), "forbidden");
+    }
+    assert_int_equal(s->head, head); /* nothing changed */
+    assert_int_not_equal(s->state, TT_STATE_CLOSED);
+    /* the session list of the other tenant does not show it */
+    receive(b, "{\"type\":\"session.list\",\"id\":\"l\"}");
+    assert_int_equal(json_array_size(json_object_get(reply_to(b, "l"), "sessions")), 0);
+}
+
+static void test_requests_unknown_session_and_agent_are_not_found(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    receive(
+        s, "{\"type\":\"session.attach\",\"id\":\"a\",\"session\":\"s_000000000000000000000000\"}");
+    assert_string_equal(error_code(reply_to(s, "a")), "not_found");
+    receive(s, "{\"type\":\"session.open\",\"id\":\"o\",\"agent\":\"nobody\"}");
+    assert_string_equal(error_code(reply_to(s, "o")), "not_found");
+}
+
+static void test_requests_ack_must_name_an_attached_session_within_its_head(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    const char *sid = open_echo(f, s);
+    char msg[256];
+    snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"id\":\"k1\",\"session\":\"%s\",\"seq\":1}", sid);
+    receive(s, msg);
+    assert_null(reply_to(s, "k1")); /* a valid ack has no reply */
+    snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"id\":\"k2\",\"session\":\"%s\",\"seq\":999999}",
+             sid);
+    receive(s, msg);
+    assert_string_equal(error_code(reply_to(s, "k2")), "bad_request");
+    snprintf(msg, sizeof msg, "{\"type\":\"session.detach\",\"id\":\"d\",\"session\":\"%s\"}", sid);
+    receive(s, msg);
+    assert_true(json_is_true(json_object_get(reply_to(s, "d"), "detached")));
+    snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"id\":\"k3\",\"session\":\"%s\",\"seq\":1}", sid);
+    receive(s, msg);
+    assert_string_equal(error_code(reply_to(s, "k3")), "not_found");
+}
+
+static void test_requests_say_after_close_is_a_conflict(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    const char *sid = open_echo(f, s);
+    char msg[256];
+    snprintf(msg, sizeof msg, "{\"type\":\"session.close\",\"id\":\"c\",\"session\":\"%s\"}", sid);
+    receive(s, msg);
+    commit(f);
+    assert_string_equal(json_string_value(json_object_get(reply_to(s, "c"), "type")), "ok");
+    snprintf(msg, sizeof msg, "{\"type\":\"say\",\"id\":\"s\",\"session\":\"%s\",\"text\":\"hi\"}",
+             sid);
+    receive(s, msg);
+    commit(f);
+    assert_string_equal(error_code(reply_to(s, "s")), "conflict");
+}
+
+static void test_requests_repeated_client_msg_id_is_a_duplicate(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    const char *sid = open_echo(f, s);
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "{\"type\":\"say\",\"id\":\"s1\",\"session\":\"%s\",\"text\":\"hi\","
+             "\"client_msg_id\":\"m1\"}",
+             sid);
+    receive(s, msg);
+    commit(f);
+    assert_string_equal(json_string_value(json_object_get(reply_to(s, "s1"), "type")), "ok");
+    tt_session *ses = NULL;
+    assert_int_equal(tt_registry_get(f->srv.reg, sid, &ses), 0);
+    size_t turns = json_array_size(ses->transcript);
+    snprintf(msg, sizeof msg,
+             "{\"type\":\"say\",\"id\":\"s2\",\"session\":\"%s\",\"text\":\"hi\","
+             "\"client_msg_id\":\"m1\"}",
+             sid);
+    receive(s, msg);
+    commit(f);
+    assert_true(json_is_true(json_object_get(reply_to(s, "s2"), "duplicate")));
+    assert_int_equal(json_array_size(ses->transcript), turns);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_ws_first_message_must_be_hello),
+        T(test_ws_hello_in_open_mode_welcomes_the_local_user),
+        T(test_ws_undecodable_frame_is_refused_with_its_id),
+        T(test_ws_binary_frame_is_refused),
+        T(test_ws_frame_over_the_preauth_limit_is_too_large),
+        T(test_ws_messages_past_the_burst_are_rate_limited),
+        T(test_ws_replies_not_read_drop_the_socket),
+        T(test_requests_open_replies_ok_before_the_sessions_events),
+        T(test_requests_session_of_another_tenant_is_forbidden),
+        T(test_requests_unknown_session_and_agent_are_not_found),
+        T(test_requests_ack_must_name_an_attached_session_within_its_head),
+        T(test_requests_say_after_close_is_a_conflict),
+        T(test_requests_repeated_client_msg_id_is_a_duplicate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
