@@ -72,6 +72,7 @@ struct tt_llm_call {
     tt_retry_step trim_step; /* the give-up the trim may turn into a retry */
     uv_timer_t *timer;       /* the wait before the next attempt; closed asynchronously */
     int cancelled;
+    int in_restart_hook; /* on_restart is running: a cancel only marks the call */
     /* preparation (call_prepare.h) */
     tt_call_prep prep;
     uv_work_t work;
@@ -545,7 +546,11 @@ static void plan_continue(tt_llm_call *c, const tt_retry_step *step)
             finish(c, c->result.error.cls, "failed after output was sent; not retried");
             return;
         }
+        /* A cancel from inside the hook only marks the call: it is finished
+         * here, after the hook returns, never under it. */
+        c->in_restart_hook = 1;
         c->hooks.on_restart(c, &c->result.error, c->ud);
+        c->in_restart_hook = 0;
         if (c->cancelled) {
             finish(c, TT_LLM_ERR_CANCELLED, "cancelled");
             return;
@@ -636,6 +641,8 @@ void tt_llm_call_cancel(tt_llm_call *c)
     }
     if (c->preparing)
         uv_cancel((uv_req_t *)&c->work); /* if it has not started; prep_after frees either way */
+    if (c->in_restart_hook)
+        return; /* plan_continue finishes the call once the hook returns */
     finish(c, TT_LLM_ERR_CANCELLED, "cancelled");
 }
 
