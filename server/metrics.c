@@ -138,6 +138,10 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_commit_store_full_total", "counter",
            "Failed commit writes because the store (map at its maximum, or disk) was full",
            rs->commit_store_full);
+    metric(&b, "tether_store_health", "gauge",
+           "Commits reaching the store: 0 healthy, 1 failing, 2 full", rs->store_health);
+    metric(&b, "tether_store_health_changes_total", "counter",
+           "Changes of tether_store_health (each one is logged)", rs->store_health_changes);
     metric(&b, "tether_sessions_discarded_total", "counter",
            "Sessions whose uncommitted changes could not be stored and were undone",
            rs->sessions_discarded);

@@ -173,6 +173,15 @@ static int setup_models(tt_server *srv)
     return 0;
 }
 
+/* The store's health changed: the server is not ready while it fails. */
+static void store_health_hook(tt_store_health from, tt_store_health to, int err, void *ud)
+{
+    (void)ud;
+    tt_log(to == TT_STORE_HEALTHY ? TT_INFO : TT_WARN, "store health",
+           json_pack("{s:s, s:s, s:s}", "from", tt_store_health_name(from), "to",
+                     tt_store_health_name(to), "error", err ? tt_strerror(err) : "none"));
+}
+
 static int setup_storage(tt_server *srv)
 {
     tt_config *cfg = &srv->cfg;
@@ -203,8 +212,9 @@ static int setup_storage(tt_server *srv)
         .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
         .max_sessions_per_owner = (uint64_t)cfg->max_sessions_per_user,
     };
-    tt_registry_hooks hooks = {srv,           bind_hook,       unbind_hook,
-                               tt_ws_deliver, tt_ws_committed, tt_ws_discard};
+    tt_registry_hooks hooks = {
+        srv,           bind_hook,        unbind_hook, tt_ws_deliver, tt_ws_committed,
+        tt_ws_discard, store_health_hook};
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
     return rc;
