@@ -108,6 +108,8 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_max_connections", "gauge", "Sockets allowed open (--max-connections)",
            srv->listener.max);
     metric(&b, "tether_accept_errors_total", "counter", "accept() failures", m->accept_errors);
+    metric(&b, "tether_writable_refused_total", "counter",
+           "Writable callbacks lws refused (the socket was closing)", m->writable_refused);
     metric(&b, "tether_sockets_dropped_rate_bytes_total", "counter",
            "Sockets closed for sending far over --rate-bytes-per-s", m->dropped_rate_bytes);
     metric(&b, "tether_sockets_closed_token_expired_total", "counter",

@@ -227,6 +227,30 @@ static void on_signal(uv_signal_t *h, int signum)
     tt_server_stop(srv);
 }
 
+/* SIGINT and SIGTERM stop the server. uv_signal_init fails when the loop
+ * cannot make its signal pipe (no descriptors left): start-up fails. */
+static int setup_signals(tt_server *srv)
+{
+    int rc = uv_signal_init(&srv->loop, &srv->sigint);
+    if (rc == 0 && (rc = uv_signal_init(&srv->loop, &srv->sigterm)) != 0)
+        uv_close((uv_handle_t *)&srv->sigint, NULL);
+    if (rc == 0) {
+        srv->sigint.data = srv->sigterm.data = srv;
+        (void)uv_timer_init(&srv->loop, &srv->stop_timer); /* only fills the struct */
+        srv->stop_timer.data = srv;
+        srv->signals_open = 1; /* tt_server_free closes the three */
+        if ((rc = uv_signal_start(&srv->sigint, on_signal, SIGINT)) == 0)
+            rc = uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    }
+    if (rc) {
+        tt_log(TT_ERROR, "cannot watch signals", json_pack("{s:s}", "error", uv_strerror(rc)));
+        return TT_EIO;
+    }
+    uv_unref((uv_handle_t *)&srv->sigint);
+    uv_unref((uv_handle_t *)&srv->sigterm);
+    return 0;
+}
+
 static int setup_listener(tt_server *srv)
 {
     static const char *const endpoints[] = {"/healthz", "/readyz", "/metrics", "/v1/tokens",
@@ -341,16 +365,8 @@ int tt_server_start(tt_server *srv)
     }
     if ((rc = setup_listener(srv)))
         return rc;
-    uv_signal_init(&srv->loop, &srv->sigint);
-    uv_signal_init(&srv->loop, &srv->sigterm);
-    srv->sigint.data = srv->sigterm.data = srv;
-    uv_signal_start(&srv->sigint, on_signal, SIGINT);
-    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
-    uv_unref((uv_handle_t *)&srv->sigint);
-    uv_unref((uv_handle_t *)&srv->sigterm);
-    uv_timer_init(&srv->loop, &srv->stop_timer);
-    srv->stop_timer.data = srv;
-    srv->signals_open = 1;
+    if ((rc = setup_signals(srv)))
+        return rc;
     srv->ready = 1;
     tt_log(TT_INFO, "listening",
            json_pack("{s:s, s:i, s:s, s:i, s:s, s:I, s:f}", "host", srv->cfg.host, "port",
@@ -407,10 +423,11 @@ void tt_server_stop(tt_server *srv)
         return;
     srv->stopping = 1;
     srv->ready = 0;
-    tt_registry_flush(srv->reg);
+    tt_log(TT_INFO, "server mode", json_pack("{s:s, s:s}", "from", "ready", "to", "stopping"));
+    (void)tt_registry_flush(srv->reg); /* a failure is logged (store health) and undone */
     tt_ws_close_all(srv, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
     srv->stop_deadline = uv_now(&srv->loop) + (uint64_t)srv->cfg.shutdown_grace_ms;
-    uv_timer_start(&srv->stop_timer, on_drain_check, 10, 10);
+    (void)uv_timer_start(&srv->stop_timer, on_drain_check, 10, 10); /* open, not closing */
 }
 
 void tt_server_free(tt_server *srv)

@@ -1,4 +1,8 @@
-/* The registry: sessions in memory, group commit, eviction (see registry.h). */
+/* The registry: sessions in memory, group commit, eviction (see registry.h).
+ *
+ * The (void) uv_*_init and uv_*_start calls cannot fail: init only fills the
+ * struct for a timer, idle or check handle, and start fails only on a closing
+ * handle or a NULL callback, which these never are. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,20 +67,20 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
     reg->opt = *opt;
     reg->hooks = *hooks;
     tt_map_init(&reg->sessions);
-    uv_check_init(loop, &reg->commit_check);
-    uv_idle_init(loop, &reg->commit_idle);
-    uv_timer_init(loop, &reg->maintenance);
+    (void)uv_check_init(loop, &reg->commit_check);
+    (void)uv_idle_init(loop, &reg->commit_idle);
+    (void)uv_timer_init(loop, &reg->maintenance);
     reg->commit_check.data = reg->commit_idle.data = reg;
     reg->maintenance.data = reg;
     reg->open_handles = 3;
-    uv_check_start(&reg->commit_check, on_check);
+    (void)uv_check_start(&reg->commit_check, on_check);
     uv_unref((uv_handle_t *)&reg->commit_check);
     uint64_t period = 1000;
     if (opt->idle_evict_ms > 0 && (uint64_t)opt->idle_evict_ms / 2 < period)
         period = (uint64_t)opt->idle_evict_ms / 2 + 1;
     if (opt->sync_interval_ms > 0 && (uint64_t)opt->sync_interval_ms < period)
         period = (uint64_t)opt->sync_interval_ms;
-    uv_timer_start(&reg->maintenance, on_maintenance, period, period);
+    (void)uv_timer_start(&reg->maintenance, on_maintenance, period, period);
     uv_unref((uv_handle_t *)&reg->maintenance);
     *out = reg;
     return 0;
@@ -89,7 +93,7 @@ void tt_registry_mark_dirty(tt_registry *reg, tt_session *s)
     s->in_dirty_list = 1;
     s->next_dirty = reg->dirty;
     reg->dirty = s;
-    uv_idle_start(&reg->commit_idle, on_idle);
+    (void)uv_idle_start(&reg->commit_idle, on_idle);
 }
 
 static int fill_commit(tt_store_txn *txn, void *arg)
