@@ -10,7 +10,11 @@
  *   delay_ms, mode ("idle" | "stream" | "question" | "approval"),
  *   reply + message_id while streaming, question_id, approval_id, plan.
  * A stream cut by a restart is withdrawn with message.discard and replayed
- * from the start under a new message id. */
+ * from the start under a new message id.
+ *
+ * The (void) uv_*_init and uv_*_start calls cannot fail: init only fills the
+ * struct for a timer, idle or check handle, and start fails only on a closing
+ * handle or a NULL callback, which these never are. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +71,7 @@ static void start_stream(tt_session *s, const char *text)
         finish_stream(s, rt);
         return;
     }
-    uv_timer_start(rt->timer, on_tick, (uint64_t)st_delay(s), 0);
+    (void)uv_timer_start(rt->timer, on_tick, (uint64_t)st_delay(s), 0);
 }
 
 static size_t next_word_end(const char *text, size_t pos)
@@ -98,7 +102,7 @@ static void on_tick(uv_timer_t *t)
     if (reply[end] == '\0')
         finish_stream(s, rt);
     else
-        uv_timer_start(t, on_tick, (uint64_t)st_delay(s), 0);
+        (void)uv_timer_start(t, on_tick, (uint64_t)st_delay(s), 0);
 }
 
 /* Withdraw the message being streamed; the caller sets the next state. */
@@ -127,7 +131,7 @@ static int make_rt(tt_session *s, const tt_agent_env *env)
         free(rt);
         return TT_ENOMEM;
     }
-    uv_timer_init(env->loop, rt->timer);
+    (void)uv_timer_init(env->loop, rt->timer);
     rt->timer->data = rt;
     rt->s = s;
     s->agent_rt = rt;

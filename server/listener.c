@@ -1,5 +1,6 @@
 /* Our own listening socket and accept loop (see listener.h). */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -128,6 +129,7 @@ static int shed_with_spare(tt_server *srv)
 }
 
 static void on_readable(uv_poll_t *h, int status, int events);
+static void pause_accepting(tt_server *srv, int err);
 
 static void on_pause_over(uv_timer_t *t)
 {
@@ -135,7 +137,12 @@ static void on_pause_over(uv_timer_t *t)
     tt_listener *l = &srv->listener;
     if (l->spare_fd < 0)
         l->spare_fd = open_spare();
-    uv_poll_start(&l->poll, UV_READABLE, on_readable);
+    int rc = uv_poll_start(&l->poll, UV_READABLE, on_readable);
+    if (rc) {
+        pause_accepting(srv, -rc); /* try again after another pause */
+        return;
+    }
+    tt_log(TT_INFO, "accepting again", json_pack("{s:I}", "open", (json_int_t)l->open));
 }
 
 /* An error accepting that refusing cannot clear: stop polling for a while
@@ -147,8 +154,10 @@ static void pause_accepting(tt_server *srv, int err)
     tt_log_throttled(&l->error_log, uv_now(&srv->loop), TT_ERROR, "accept failed",
                      json_pack("{s:s, s:I, s:i}", "error", strerror(err), "open",
                                (json_int_t)l->open, "pause_ms", ACCEPT_PAUSE_MS));
-    uv_poll_stop(&l->poll);
-    uv_timer_start(&l->pause, on_pause_over, ACCEPT_PAUSE_MS, 0);
+    (void)uv_poll_stop(&l->poll); /* stopping an initialised poll cannot fail */
+    int rc = uv_timer_start(&l->pause, on_pause_over, ACCEPT_PAUSE_MS, 0);
+    assert(rc == 0); /* the pause timer closes only with the listener */
+    (void)rc;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -186,7 +195,7 @@ int tt_listener_start(tt_server *srv, const char *vhost_name)
     l->vhost = lws_get_vhost_by_name(srv->lws, vhost_name);
     if (!l->vhost || uv_poll_init(&srv->loop, &l->poll, l->fd) != 0)
         return TT_EIO;
-    uv_timer_init(&srv->loop, &l->pause);
+    (void)uv_timer_init(&srv->loop, &l->pause); /* only fills the struct */
     l->poll.data = l->pause.data = srv;
     l->handles_open = 1;
     return uv_poll_start(&l->poll, UV_READABLE, on_readable) == 0 ? 0 : TT_EIO;

@@ -108,6 +108,8 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_max_connections", "gauge", "Sockets allowed open (--max-connections)",
            srv->listener.max);
     metric(&b, "tether_accept_errors_total", "counter", "accept() failures", m->accept_errors);
+    metric(&b, "tether_writable_refused_total", "counter",
+           "Writable callbacks lws refused (the socket was closing)", m->writable_refused);
     metric(&b, "tether_sockets_dropped_rate_bytes_total", "counter",
            "Sockets closed for sending far over --rate-bytes-per-s", m->dropped_rate_bytes);
     metric(&b, "tether_sockets_closed_token_expired_total", "counter",
@@ -138,6 +140,10 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_commit_store_full_total", "counter",
            "Failed commit writes because the store (map at its maximum, or disk) was full",
            rs->commit_store_full);
+    metric(&b, "tether_store_health", "gauge",
+           "Commits reaching the store: 0 healthy, 1 failing, 2 full", rs->store_health);
+    metric(&b, "tether_store_health_changes_total", "counter",
+           "Changes of tether_store_health (each one is logged)", rs->store_health_changes);
     metric(&b, "tether_sessions_discarded_total", "counter",
            "Sessions whose uncommitted changes could not be stored and were undone",
            rs->sessions_discarded);

@@ -31,6 +31,7 @@ typedef struct tt_metrics {
     uint64_t errors[TT_WIRE_CODES];     /* error replies sent, by code */
     uint64_t refused[TT_REFUSED__LAST]; /* connections refused, by reason */
     uint64_t accept_errors;             /* accept() failures other than a refusal */
+    uint64_t writable_refused;          /* lws_callback_on_writable() refusals (socket closing) */
     uint64_t dropped_rate_bytes;        /* sockets closed far over the byte rate */
     uint64_t closed_token_expired;      /* sockets closed when their token expired */
     uint64_t http_body_bytes;           /* request body bytes held now (--max-body-memory) */

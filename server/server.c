@@ -173,6 +173,15 @@ static int setup_models(tt_server *srv)
     return 0;
 }
 
+/* The store's health changed: the server is not ready while it fails. */
+static void store_health_hook(tt_store_health from, tt_store_health to, int err, void *ud)
+{
+    (void)ud;
+    tt_log(to == TT_STORE_HEALTHY ? TT_INFO : TT_WARN, "store health",
+           json_pack("{s:s, s:s, s:s}", "from", tt_store_health_name(from), "to",
+                     tt_store_health_name(to), "error", err ? tt_strerror(err) : "none"));
+}
+
 static int setup_storage(tt_server *srv)
 {
     tt_config *cfg = &srv->cfg;
@@ -203,8 +212,9 @@ static int setup_storage(tt_server *srv)
         .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
         .max_sessions_per_owner = (uint64_t)cfg->max_sessions_per_user,
     };
-    tt_registry_hooks hooks = {srv,           bind_hook,       unbind_hook,
-                               tt_ws_deliver, tt_ws_committed, tt_ws_discard};
+    tt_registry_hooks hooks = {
+        srv,           bind_hook,        unbind_hook, tt_ws_deliver, tt_ws_committed,
+        tt_ws_discard, store_health_hook};
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
     return rc;
@@ -215,6 +225,30 @@ static void on_signal(uv_signal_t *h, int signum)
     tt_server *srv = h->data;
     tt_log(TT_INFO, "stopping", json_pack("{s:i}", "signal", signum));
     tt_server_stop(srv);
+}
+
+/* SIGINT and SIGTERM stop the server. uv_signal_init fails when the loop
+ * cannot make its signal pipe (no descriptors left): start-up fails. */
+static int setup_signals(tt_server *srv)
+{
+    int rc = uv_signal_init(&srv->loop, &srv->sigint);
+    if (rc == 0 && (rc = uv_signal_init(&srv->loop, &srv->sigterm)) != 0)
+        uv_close((uv_handle_t *)&srv->sigint, NULL);
+    if (rc == 0) {
+        srv->sigint.data = srv->sigterm.data = srv;
+        (void)uv_timer_init(&srv->loop, &srv->stop_timer); /* only fills the struct */
+        srv->stop_timer.data = srv;
+        srv->signals_open = 1; /* tt_server_free closes the three */
+        if ((rc = uv_signal_start(&srv->sigint, on_signal, SIGINT)) == 0)
+            rc = uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    }
+    if (rc) {
+        tt_log(TT_ERROR, "cannot watch signals", json_pack("{s:s}", "error", uv_strerror(rc)));
+        return TT_EIO;
+    }
+    uv_unref((uv_handle_t *)&srv->sigint);
+    uv_unref((uv_handle_t *)&srv->sigterm);
+    return 0;
 }
 
 static int setup_listener(tt_server *srv)
@@ -331,16 +365,8 @@ int tt_server_start(tt_server *srv)
     }
     if ((rc = setup_listener(srv)))
         return rc;
-    uv_signal_init(&srv->loop, &srv->sigint);
-    uv_signal_init(&srv->loop, &srv->sigterm);
-    srv->sigint.data = srv->sigterm.data = srv;
-    uv_signal_start(&srv->sigint, on_signal, SIGINT);
-    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
-    uv_unref((uv_handle_t *)&srv->sigint);
-    uv_unref((uv_handle_t *)&srv->sigterm);
-    uv_timer_init(&srv->loop, &srv->stop_timer);
-    srv->stop_timer.data = srv;
-    srv->signals_open = 1;
+    if ((rc = setup_signals(srv)))
+        return rc;
     srv->ready = 1;
     tt_log(TT_INFO, "listening",
            json_pack("{s:s, s:i, s:s, s:i, s:s, s:I, s:f}", "host", srv->cfg.host, "port",
@@ -397,10 +423,11 @@ void tt_server_stop(tt_server *srv)
         return;
     srv->stopping = 1;
     srv->ready = 0;
-    tt_registry_flush(srv->reg);
+    tt_log(TT_INFO, "server mode", json_pack("{s:s, s:s}", "from", "ready", "to", "stopping"));
+    (void)tt_registry_flush(srv->reg); /* a failure is logged (store health) and undone */
     tt_ws_close_all(srv, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
     srv->stop_deadline = uv_now(&srv->loop) + (uint64_t)srv->cfg.shutdown_grace_ms;
-    uv_timer_start(&srv->stop_timer, on_drain_check, 10, 10);
+    (void)uv_timer_start(&srv->stop_timer, on_drain_check, 10, 10); /* open, not closing */
 }
 
 void tt_server_free(tt_server *srv)

@@ -36,7 +36,17 @@ static void send_close(struct lws *wsi, int code, const char *reason)
     buf[LWS_PRE] = (unsigned char)(code >> 8);
     buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
     memcpy(buf + LWS_PRE + 2, reason, n);
-    lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE);
+    /* The connection closes right after either way: a failed write only
+     * means the client sees 1006 instead of our code. */
+    (void)lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE);
+}
+
+/* Ask lws for a writable callback. It refuses (< 0) only for a socket it is
+ * already closing, which never writes again: count it, nothing to undo. */
+static void want_writable(tt_conn *c)
+{
+    if (lws_callback_on_writable(c->wsi) < 0)
+        c->srv->metrics.writable_refused++;
 }
 
 static void items_free(tt_outq_item *it)
@@ -71,7 +81,7 @@ static tt_outq_item *make_item(tt_conn *c, json_t *msg)
     if (!it || tt_frame_from_json(msg, LWS_PRE, &it->frame) != 0) {
         free(it);
         c->failed = 1;
-        lws_callback_on_writable(c->wsi);
+        want_writable(c);
         return NULL;
     }
     return it;
@@ -129,7 +139,7 @@ static void fail_held(tt_conn *c, tt_outq_item *it, int err)
     if (tt_frame_from_json(tt_reply_error(it->re[0] ? it->re : NULL, code, why, retryable), LWS_PRE,
                            &frame) != 0) {
         c->failed = 1; /* no memory for the error: the client must not see the ok */
-        lws_callback_on_writable(c->wsi);
+        want_writable(c);
         return;
     }
     tt_metrics_error(&c->srv->metrics, code);
@@ -217,7 +227,7 @@ void tt_conn_send(tt_conn *c, json_t *msg)
         tt_log(TT_WARN, "socket dropped: replies not read",
                json_pack("{s:s, s:I}", "user", c->user, "queued_bytes", (json_int_t)c->out_bytes));
         c->failed = 1;
-        lws_callback_on_writable(c->wsi);
+        want_writable(c);
         return;
     }
     tt_conn_pump(c);
@@ -244,7 +254,7 @@ void tt_conn_close(tt_conn *c, int code, const char *reason)
         return;
     c->close_code = code;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
-    lws_callback_on_writable(c->wsi);
+    want_writable(c);
 }
 
 /* The next cursor with a frame ready, round-robin from c->rr. */
@@ -314,7 +324,7 @@ void tt_conn_pump(tt_conn *c)
         }
     }
     if (more || c->failed || c->close_code)
-        lws_callback_on_writable(c->wsi);
+        want_writable(c);
 }
 
 tt_cursor *tt_conn_cursor(const tt_conn *c, const char *sid)

@@ -1,4 +1,8 @@
-/* The registry: sessions in memory, group commit, eviction (see registry.h). */
+/* The registry: sessions in memory, group commit, eviction (see registry.h).
+ *
+ * The (void) uv_*_init and uv_*_start calls cannot fail: init only fills the
+ * struct for a timer, idle or check handle, and start fails only on a closing
+ * handle or a NULL callback, which these never are. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +25,7 @@ struct tt_registry {
     tt_session *dirty;     /* singly linked through next_dirty */
     tt_session *discarded; /* dropped at the end of the pass; also through next_dirty */
     tt_registry_stats stats;
-    int failing;
+    tt_store_health health; /* only through set_health() */
     int closing;
     int open_handles;
     uv_check_t commit_check; /* commits at the end of each loop pass */
@@ -63,20 +67,20 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
     reg->opt = *opt;
     reg->hooks = *hooks;
     tt_map_init(&reg->sessions);
-    uv_check_init(loop, &reg->commit_check);
-    uv_idle_init(loop, &reg->commit_idle);
-    uv_timer_init(loop, &reg->maintenance);
+    (void)uv_check_init(loop, &reg->commit_check);
+    (void)uv_idle_init(loop, &reg->commit_idle);
+    (void)uv_timer_init(loop, &reg->maintenance);
     reg->commit_check.data = reg->commit_idle.data = reg;
     reg->maintenance.data = reg;
     reg->open_handles = 3;
-    uv_check_start(&reg->commit_check, on_check);
+    (void)uv_check_start(&reg->commit_check, on_check);
     uv_unref((uv_handle_t *)&reg->commit_check);
     uint64_t period = 1000;
     if (opt->idle_evict_ms > 0 && (uint64_t)opt->idle_evict_ms / 2 < period)
         period = (uint64_t)opt->idle_evict_ms / 2 + 1;
     if (opt->sync_interval_ms > 0 && (uint64_t)opt->sync_interval_ms < period)
         period = (uint64_t)opt->sync_interval_ms;
-    uv_timer_start(&reg->maintenance, on_maintenance, period, period);
+    (void)uv_timer_start(&reg->maintenance, on_maintenance, period, period);
     uv_unref((uv_handle_t *)&reg->maintenance);
     *out = reg;
     return 0;
@@ -89,7 +93,7 @@ void tt_registry_mark_dirty(tt_registry *reg, tt_session *s)
     s->in_dirty_list = 1;
     s->next_dirty = reg->dirty;
     reg->dirty = s;
-    uv_idle_start(&reg->commit_idle, on_idle);
+    (void)uv_idle_start(&reg->commit_idle, on_idle);
 }
 
 static int fill_commit(tt_store_txn *txn, void *arg)
@@ -181,6 +185,44 @@ static void count_failure(tt_registry *reg, int rc)
         reg->stats.commit_store_full++;
 }
 
+const char *tt_store_health_name(tt_store_health h)
+{
+    switch (h) {
+    case TT_STORE_HEALTHY:
+        return "healthy";
+    case TT_STORE_FAILING:
+        return "failing";
+    case TT_STORE_FULL:
+        return "full";
+    default:
+        return "unknown";
+    }
+}
+
+/* The one place the store's health changes: the gauge follows, the change
+ * is counted and told to hooks.health (which logs it) once. */
+static void set_health(tt_registry *reg, tt_store_health to, int err)
+{
+    assert(to < TT_STORE_HEALTH__LAST);
+    if (reg->health == to)
+        return;
+    tt_store_health from = reg->health;
+    reg->health = to;
+    reg->stats.store_health = (uint64_t)to;
+    reg->stats.store_health_changes++;
+    if (reg->hooks.health)
+        reg->hooks.health(from, to, err, reg->hooks.ud);
+}
+
+static void set_health_after(tt_registry *reg, int rc)
+{
+    set_health(reg,
+               rc == 0          ? TT_STORE_HEALTHY
+               : rc == TT_EFULL ? TT_STORE_FULL
+                                : TT_STORE_FAILING,
+               rc);
+}
+
 /* Write the batch in one transaction; when that fails, write each session
  * alone so that one session that cannot be stored does not stop the others.
  * Sets each item's err; returns the first error. */
@@ -251,11 +293,11 @@ int tt_registry_flush(tt_registry *reg)
     if (rc) {
         batch_free(&b); /* no memory even for the batch: everything stays dirty */
         count_failure(reg, rc);
-        reg->failing = 1;
+        set_health_after(reg, rc);
         return rc;
     }
     rc = batch_write(reg, &b);
-    reg->failing = rc != 0;
+    set_health_after(reg, rc);
     size_t applied = 0;
     for (size_t i = 0; i < b.n; i++)
         applied += !b.items[i].err;
@@ -614,7 +656,6 @@ void tt_registry_close(tt_registry *reg)
     if (!reg || reg->closing)
         return;
     reg->closing = 1;
-    reg->failing = 0;
     tt_registry_flush(reg);
     drop_discarded(reg);
     size_t pos = 0;
@@ -667,5 +708,5 @@ int tt_registry_dirty(const tt_registry *reg)
 
 int tt_registry_failing(const tt_registry *reg)
 {
-    return reg->failing;
+    return reg->health != TT_STORE_HEALTHY;
 }

@@ -36,6 +36,17 @@ typedef struct tt_registry_options {
     uint64_t max_sessions_per_owner; /* tt_registry_create refuses more (TT_ELIMIT); 0 = no cap */
 } tt_registry_options;
 
+/* Whether commits are reaching the store. Changed only by one function in
+ * registry.c, which counts and reports each change through hooks.health. */
+typedef enum tt_store_health {
+    TT_STORE_HEALTHY, /* the last commit pass wrote everything */
+    TT_STORE_FAILING, /* the last commit pass failed to write some session */
+    TT_STORE_FULL,    /* ... because the store was full (map at its maximum, or disk) */
+    TT_STORE_HEALTH__LAST
+} tt_store_health;
+
+const char *tt_store_health_name(tt_store_health h);
+
 typedef struct tt_registry_hooks {
     void *ud;
     /* A session was created or loaded: attach its agent runtime. `resumed` is 1
@@ -54,6 +65,9 @@ typedef struct tt_registry_hooks {
      * commit fails (and before s is freed, if cursors were attached since).
      * May be NULL only when nothing holds replies or cursors. */
     void (*discard)(tt_session *s, int err, void *ud);
+    /* The store's health changed (err: the tt_err that made it fail, 0 when
+     * healthy again): log it. May be NULL. */
+    void (*health)(tt_store_health from, tt_store_health to, int err, void *ud);
 } tt_registry_hooks;
 
 /* Counters, read by /metrics. */
@@ -69,6 +83,8 @@ typedef struct tt_registry_stats {
     /* commit latency histogram: counts of commits <= bound (cumulative at render) */
     uint64_t commit_buckets[12];
     double commit_seconds_sum;
+    uint64_t store_health;         /* gauge: a tt_store_health */
+    uint64_t store_health_changes; /* transitions between tt_store_health values */
 } tt_registry_stats;
 
 extern const double tt_commit_bucket_bounds[12]; /* seconds */

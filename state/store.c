@@ -103,7 +103,7 @@ void tt_store_rd_end(tt_store *st, MDB_txn *t)
         mdb_txn_abort(t);
         return;
     }
-    mdb_txn_reset(t);
+    mdb_txn_reset(t); /* void in LMDB */
     st->rd_idle = t;
 }
 
@@ -269,7 +269,8 @@ int tt_store_open(const tt_store_options *opt, tt_store **out)
     if (mdb_env_open(st->env, opt->path, flags, 0600) != 0)
         goto fail;
     int dead;
-    mdb_reader_check(st->env, &dead); /* slots left by a crashed process */
+    if (mdb_reader_check(st->env, &dead) != 0) /* slots left by a crashed process */
+        goto fail;
 
     MDB_envinfo info;
     if (mdb_env_info(st->env, &info) != 0)
@@ -306,7 +307,8 @@ void tt_store_close(tt_store *st)
     assert(st->readers == 0 && !st->txn.mdb);
     rd_drop_idle(st);
     if (st->sync != TT_SYNC_NONE && !st->broken)
-        mdb_env_sync(st->env, 1);
+        (void)mdb_env_sync(
+            st->env, 1); /* at close no one is left to tell: a failure loses what a crash would */
     mdb_env_close(st->env);
     close(st->lock_fd);
     free(st);

@@ -1,7 +1,11 @@
 /* The step engine (see engine.h): the run's persisted state, transitions,
  * questions and approvals, and the agent operations every engine agent
  * shares. Model steps live in engine_model.c, thread-pool work in
- * engine_work.c. */
+ * engine_work.c.
+ *
+ * The (void) uv_*_init and uv_*_start calls cannot fail: init only fills the
+ * struct for a timer, idle or check handle, and start fails only on a closing
+ * handle or a NULL callback, which these never are. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +91,7 @@ void tt_run_goto(tt_run *run, const char *next)
     tt_agent_state_set(run->s, "pending", NULL);
     set_status(run, "running");
     tt_session_set_state(run->s, TT_STATE_RUNNING, next);
-    uv_timer_start(run->timer, on_enter, 0, 0);
+    (void)uv_timer_start(run->timer, on_enter, 0, 0);
 }
 
 static void wait_for(tt_run *run, json_t *pending, tt_state state)
@@ -179,7 +183,7 @@ static int make_rt(tt_session *s, const tt_agent_env *env)
         free(run);
         return TT_ENOMEM;
     }
-    uv_timer_init(env->loop, run->timer);
+    (void)uv_timer_init(env->loop, run->timer);
     run->timer->data = run;
     run->s = s;
     run->env = env;
@@ -219,7 +223,7 @@ int tt_engine_resume(tt_session *s, const tt_agent_env *env)
     const char *status = status_of(s);
     if (strcmp(status, "running") == 0) {
         tt_run_model_withdraw(run, "restart");
-        uv_timer_start(run->timer, on_enter, 0, 0); /* the step runs again */
+        (void)uv_timer_start(run->timer, on_enter, 0, 0); /* the step runs again */
     } else if (strcmp(status, "waiting") == 0 && expired(s)) {
         tt_run_fail(run, "timeout", "the question or approval expired unanswered");
     }

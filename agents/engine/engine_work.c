@@ -1,5 +1,9 @@
 /* Work off the loop for engine steps (see engine.h, tt_run_work): libuv's
- * thread pool runs it; a loop timer turns its counters into progress events. */
+ * thread pool runs it; a loop timer turns its counters into progress events.
+ *
+ * The (void) uv_*_init and uv_*_start calls cannot fail: init only fills the
+ * struct for a timer, idle or check handle, and start fails only on a closing
+ * handle or a NULL callback, which these never are. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +83,7 @@ int tt_run_work(tt_run *run, tt_run_work_fn work, tt_run_after_fn after, void *c
     w->ctx = ctx;
     w->req.data = w;
     snprintf(w->label, sizeof w->label, "%s", label);
-    uv_timer_init(run->env->loop, w->progress);
+    (void)uv_timer_init(run->env->loop, w->progress);
     w->progress->data = w;
     int rc = uv_queue_work(run->env->loop, &w->req, in_pool, after_pool);
     if (rc) {
@@ -87,7 +91,7 @@ int tt_run_work(tt_run *run, tt_run_work_fn work, tt_run_after_fn after, void *c
         free(w);
         return TT_EIO;
     }
-    uv_timer_start(w->progress, on_progress, PROGRESS_MS, PROGRESS_MS);
+    (void)uv_timer_start(w->progress, on_progress, PROGRESS_MS, PROGRESS_MS);
     run->work = w;
     return 0;
 }

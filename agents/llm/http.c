@@ -3,7 +3,16 @@
  * curl tells us which sockets to watch (socket callback) and when to wake it
  * (timer callback); uv_poll handles and one uv_timer do the watching, and
  * curl_multi_socket_action() does the work. Per request, one more uv_timer
- * enforces the first-byte and between-chunk timeouts that curl lacks. */
+ * enforces the first-byte and between-chunk timeouts that curl lacks.
+ *
+ * Returns: uv_timer_init, uv_timer_stop, uv_poll_stop and uv_close cannot
+ * fail on the initialised handles they get here; uv_timer_start fails only
+ * on a closing handle, which a live request's watchdog never is (asserted).
+ * curl_multi_remove_handle and CURLINFO_PRIVATE fail only on handles curl
+ * does not know, which ours never are. A failing curl_multi_socket_action
+ * is counted (stats.multi_errors); transfers it leaves behind still end
+ * through their watchdog. */
+#include <assert.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +90,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     else
         flags = ((events & UV_READABLE) ? CURL_CSELECT_IN : 0) |
                 ((events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0);
-    curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
+    if (curl_multi_socket_action(h->multi, ctx->fd, flags, &running) != CURLM_OK)
+        h->stats.multi_errors++;
     check_done(h);
 }
 
@@ -93,7 +103,7 @@ static void sock_close(tt_http *h, sock_ctx *ctx)
         h->socks = ctx->next;
     if (ctx->next)
         ctx->next->prev = ctx->prev;
-    uv_poll_stop(&ctx->poll);
+    (void)uv_poll_stop(&ctx->poll);
     uv_close((uv_handle_t *)&ctx->poll, on_handle_closed);
 }
 
@@ -104,8 +114,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void
     if (action == CURL_POLL_REMOVE) {
         if (ctx) {
             sock_close(h, ctx);
-            if (h->multi)
-                curl_multi_assign(h->multi, fd, NULL);
+            if (h->multi) /* fails only for a socket curl does not know: then nothing to undo */
+                (void)curl_multi_assign(h->multi, fd, NULL);
         }
         return 0;
     }
@@ -123,14 +133,18 @@ static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void
             h->socks->prev = ctx;
         h->socks = ctx;
         h->open_handles++;
-        curl_multi_assign(h->multi, fd, ctx);
+        if (curl_multi_assign(h->multi, fd, ctx) != CURLM_OK) {
+            sock_close(h, ctx);
+            return -1; /* curl fails the transfers on this socket */
+        }
     }
     int events = 0;
     if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&ctx->poll, events, on_poll);
+    if (uv_poll_start(&ctx->poll, events, on_poll) != 0)
+        return -1; /* a socket epoll refuses: curl fails its transfers */
     return 0;
 }
 
@@ -138,7 +152,8 @@ static void on_curl_timer(uv_timer_t *t)
 {
     tt_http *h = t->data;
     int running;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+        h->stats.multi_errors++;
     check_done(h);
 }
 
@@ -146,10 +161,8 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
 {
     tt_http *h = userp;
     if (timeout_ms < 0)
-        uv_timer_stop(&h->timer);
-    else
-        uv_timer_start(&h->timer, on_curl_timer, (uint64_t)timeout_ms, 0);
-    return 0;
+        return uv_timer_stop(&h->timer) == 0 ? 0 : -1;
+    return uv_timer_start(&h->timer, on_curl_timer, (uint64_t)timeout_ms, 0) == 0 ? 0 : -1;
 }
 
 int tt_http_new(uv_loop_t *loop, tt_http **out)
@@ -169,15 +182,19 @@ int tt_http_new(uv_loop_t *loop, tt_http **out)
         free(h);
         return TT_ENOMEM;
     }
-    uv_timer_init(loop, &h->timer);
+    if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer_change) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK) {
+        (void)curl_multi_cleanup(h->multi); /* a handle just made */
+        free(h);
+        return TT_EIO; /* a libcurl without the multi-socket API */
+    }
+    (void)uv_timer_init(loop, &h->timer);
     h->timer.data = h;
     uv_unref((uv_handle_t *)&h->timer);
     h->open_handles = 1;
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     *out = h;
     return 0;
 }
@@ -194,8 +211,8 @@ static void finish(tt_http_req *r, tt_llm_error_class result, const char *detail
         return;
     r->finished = 1;
     tt_http *h = r->h;
-    curl_multi_remove_handle(h->multi, r->easy);
-    uv_timer_stop(r->watchdog);
+    (void)curl_multi_remove_handle(h->multi, r->easy);
+    (void)uv_timer_stop(r->watchdog);
     uv_close((uv_handle_t *)r->watchdog, free_watchdog);
     if (r->prev)
         r->prev->next = r->next;
@@ -233,13 +250,14 @@ static void check_done(tt_http *h)
         if (msg->msg != CURLMSG_DONE)
             continue;
         tt_http_req *r = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        assert(r);
         CURLcode rc = msg->data.result;
         if (r->status == 0) {
             /* No body byte came (a 204, a redirect, an error without a body):
              * the status is still known. */
-            long status = 0;
-            curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+            long status = 0; /* stays 0 (no response) when curl cannot say */
+            (void)curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
             r->status = (int)status;
         }
         if (rc == CURLE_OK)
@@ -264,7 +282,9 @@ static void arm_watchdog(tt_http_req *r)
     if (r->paused)
         return;
     int64_t ms = r->got_body ? r->t.idle_ms : r->t.first_byte_ms;
-    uv_timer_start(r->watchdog, on_watchdog, (uint64_t)ms, 0);
+    int rc = uv_timer_start(r->watchdog, on_watchdog, (uint64_t)ms, 0);
+    assert(rc == 0); /* the watchdog closes only in finish() */
+    (void)rc;
 }
 
 static size_t on_header_line(char *buf, size_t size, size_t n, void *ud)
@@ -298,8 +318,8 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
         return 0;
     r->in_callback = 1;
     if (!r->headers_told) {
-        long status = 0;
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        long status = 0; /* stays 0 (no response) when curl cannot say */
+        (void)curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         r->status = (int)status;
         r->headers_told = 1;
         if (r->cb.on_headers)
@@ -316,12 +336,50 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Set every option of r's transfer; the first failure is returned (an
+ * unsupported option in this libcurl, a URL over curl's length limit, no
+ * memory), so the transfer never starts half-configured. */
+static CURLcode configure_easy(tt_http_req *r, const char *method, const char *url, size_t body_len)
+{
+    CURL *e = r->easy;
+    CURLcode first = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        CURLcode c_ = curl_easy_setopt(e, opt, val);                                               \
+        if (c_ != CURLE_OK && first == CURLE_OK)                                                   \
+            first = c_;                                                                            \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_CUSTOMREQUEST, method);
+    if (body_len || strcmp(method, "POST") == 0) {
+        SET(CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    SET(CURLOPT_HTTPHEADER, r->req_headers);
+    SET(CURLOPT_PRIVATE, r);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, r);
+    SET(CURLOPT_HEADERFUNCTION, on_header_line);
+    SET(CURLOPT_HEADERDATA, r);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)r->t.connect_ms);
+    SET(CURLOPT_TIMEOUT_MS, (long)r->t.total_ms);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_TCP_NODELAY, 1L);
+    SET(CURLOPT_ACCEPT_ENCODING, "");
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is the caller's to judge */
+#undef SET
+    return first;
+}
+
 int tt_http_start(tt_http *h, const char *method, const char *url, const char *const *headers,
                   const char *body, size_t body_len, const tt_http_timeouts *t,
                   const tt_http_callbacks *cb, void *ud, tt_http_req **out)
 {
     if (h->closing)
         return TT_ECONFLICT;
+    int rc = TT_ENOMEM;
     tt_http_req *r = calloc(1, sizeof *r);
     if (!r)
         return TT_ENOMEM;
@@ -349,30 +407,14 @@ int tt_http_start(tt_http *h, const char *method, const char *url, const char *c
             goto fail;
         r->req_headers = next;
     }
-    CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    if (body_len || strcmp(method, "POST") == 0) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    CURLcode cc = configure_easy(r, method, url, body_len);
+    if (cc != CURLE_OK) {
+        rc = cc == CURLE_OUT_OF_MEMORY ? TT_ENOMEM : TT_EINVAL;
+        goto fail;
     }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->req_headers);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_line);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->t.connect_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->t.total_ms);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is the caller's to judge */
-    uv_timer_init(h->loop, r->watchdog);
+    (void)uv_timer_init(h->loop, r->watchdog); /* only fills the struct: cannot fail */
     r->watchdog->data = r;
-    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
         uv_close((uv_handle_t *)r->watchdog, free_watchdog);
         r->watchdog = NULL;
         goto fail;
@@ -394,7 +436,7 @@ fail:
     free(r->watchdog);
     free(r->body);
     free(r);
-    return TT_ENOMEM;
+    return rc;
 }
 
 void tt_http_cancel(tt_http_req *r)
@@ -407,14 +449,27 @@ void tt_http_cancel(tt_http_req *r)
     finish(r, TT_LLM_ERR_CANCELLED, "cancelled");
 }
 
+static void on_pause_failed(uv_timer_t *t)
+{
+    finish(t->data, TT_LLM_ERR_NETWORK, "cannot pause or resume the transfer");
+}
+
 void tt_http_pause(tt_http_req *r, int paused)
 {
     if (r->finished || r->paused == paused)
         return;
     r->paused = paused;
     if (paused)
-        uv_timer_stop(r->watchdog);
-    curl_easy_pause(r->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+        (void)uv_timer_stop(r->watchdog);
+    if (curl_easy_pause(r->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT) != CURLE_OK) {
+        /* The transfer is broken: end it on the next loop pass, not inside
+         * the caller's pause. */
+        r->paused = 0;
+        int rc = uv_timer_start(r->watchdog, on_pause_failed, 0, 0);
+        assert(rc == 0);
+        (void)rc;
+        return;
+    }
     if (!paused)
         arm_watchdog(r);
 }
@@ -447,10 +502,11 @@ void tt_http_close(tt_http *h)
     while (h->reqs)
         finish(h->reqs, TT_LLM_ERR_CANCELLED, "shutting down");
     CURLM *multi = h->multi;
-    curl_multi_cleanup(multi); /* may report sockets removed through on_socket */
+    (void)curl_multi_cleanup(
+        multi); /* fails only on a bad handle; may report sockets removed through on_socket */
     h->multi = NULL;
     while (h->socks)
         sock_close(h, h->socks);
-    uv_timer_stop(&h->timer);
+    (void)uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, on_handle_closed);
 }

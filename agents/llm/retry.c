@@ -4,6 +4,7 @@
  * of its own between steps, so what it decides can always be explained from
  * the attempts recorded (and replayed in tests). */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "agents/llm/retry.h"
@@ -11,6 +12,7 @@
 
 void tt_retry_policy_default(tt_retry_policy *p)
 {
+    memset(p, 0, sizeof *p); /* no observer */
     p->max_attempts = 4;
     p->base_ms = 250;
     p->max_backoff_ms = 8000;
@@ -53,10 +55,34 @@ int64_t tt_retry_backoff(const tt_retry_policy *p, unsigned attempt, tt_retry_ra
 
 /* ---- Circuit breaker ---- */
 
-void tt_breaker_init(tt_breaker *b)
+void tt_breaker_init(tt_breaker *b, const char *name)
 {
     memset(b, 0, sizeof *b);
     b->state = TT_BREAKER_CLOSED;
+    if (name)
+        snprintf(b->name, sizeof b->name, "%s", name);
+}
+
+/* The one place a breaker changes state: the observer hears of each change
+ * once, with the reason. Setting the state it is already in is no change. */
+static void breaker_set_state(tt_breaker *b, const tt_retry_policy *p, tt_breaker_state to,
+                              const char *reason)
+{
+    assert(to < TT_BREAKER__LAST);
+    if (b->state == to)
+        return;
+    tt_breaker_transition t = {
+        .target = b->name, .from = b->state, .to = to, .reason = reason, .failures = b->failures};
+    b->state = to;
+    if (p->on_breaker)
+        p->on_breaker(&t, p->on_breaker_ud);
+}
+
+json_t *tt_breaker_transition_json(const tt_breaker_transition *t)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "msg", "circuit breaker", "target",
+                     t->target, "from", tt_breaker_state_name(t->from), "to",
+                     tt_breaker_state_name(t->to), "reason", t->reason, "failures", t->failures);
 }
 
 const char *tt_breaker_state_name(tt_breaker_state s)
@@ -108,15 +134,16 @@ int tt_breaker_acquire(tt_breaker *b, const tt_retry_policy *p, int64_t now_ms)
     if (!tt_breaker_available(b, p, now_ms))
         return 0;
     if (b->state == TT_BREAKER_OPEN)
-        b->state = TT_BREAKER_HALF_OPEN;
+        breaker_set_state(b, p, TT_BREAKER_HALF_OPEN, "cooldown over: one trial request");
     if (b->state == TT_BREAKER_HALF_OPEN)
         b->trial = 1;
     return 1;
 }
 
-static void breaker_open(tt_breaker *b, int64_t now_ms)
+static void breaker_open(tt_breaker *b, const tt_retry_policy *p, int64_t now_ms,
+                         const char *reason)
 {
-    b->state = TT_BREAKER_OPEN;
+    breaker_set_state(b, p, TT_BREAKER_OPEN, reason);
     b->opened_ms = now_ms;
     b->failures = 0;
     b->trial = 0;
@@ -130,7 +157,7 @@ void tt_breaker_record(tt_breaker *b, const tt_retry_policy *p, tt_llm_error_cla
         return;
     }
     if (!tt_breaker_counts(cls)) {
-        b->state = TT_BREAKER_CLOSED;
+        breaker_set_state(b, p, TT_BREAKER_CLOSED, "the target answered");
         b->failures = 0;
         b->trial = 0;
         return;
@@ -138,10 +165,10 @@ void tt_breaker_record(tt_breaker *b, const tt_retry_policy *p, tt_llm_error_cla
     switch (b->state) {
     case TT_BREAKER_CLOSED:
         if (++b->failures >= p->breaker_failures)
-            breaker_open(b, now_ms);
+            breaker_open(b, p, now_ms, "consecutive failures");
         break;
     case TT_BREAKER_HALF_OPEN:
-        breaker_open(b, now_ms);
+        breaker_open(b, p, now_ms, "the trial request failed");
         break;
     case TT_BREAKER_OPEN:
         /* A request let through before the breaker opened came back failing:

@@ -33,6 +33,11 @@
 #define TT_RETRY_MAX_TARGETS 8   /* targets of one route */
 #define TT_RETRY_MAX_MS (INT64_C(1) << 40) /* no duration in a policy is longer (~35 years) */
 
+struct tt_breaker_transition;
+
+/* Told of every breaker state change (see tt_breaker_transition). */
+typedef void (*tt_breaker_observer)(const struct tt_breaker_transition *t, void *ud);
+
 /* The policy, from the routes file's "retry" and "breaker" objects
  * (route.h); tt_retry_policy_default() gives the values in brackets. */
 typedef struct tt_retry_policy {
@@ -42,6 +47,9 @@ typedef struct tt_retry_policy {
     int64_t max_total_ms;   /* no attempt starts later than this after the first [60000] */
     int breaker_failures;   /* consecutive failures that open a target's breaker [5] */
     int64_t breaker_cooldown_ms; /* an open breaker lets a trial through after this [30000] */
+    /* Told of every breaker transition (the service logs it); NULL: nobody. */
+    tt_breaker_observer on_breaker;
+    void *on_breaker_ud;
 } tt_retry_policy;
 
 void tt_retry_policy_default(tt_retry_policy *p);
@@ -72,17 +80,34 @@ typedef enum tt_breaker_state {
     TT_BREAKER__LAST
 } tt_breaker_state;
 
+#define TT_BREAKER_NAME_MAX 160
+
 /* Plain data: zero-initialised (or tt_breaker_init) is a closed breaker.
- * Used from the loop thread only. */
+ * Used from the loop thread only. Its state changes only through one
+ * function in retry.c, which tells the policy's on_breaker. */
 typedef struct tt_breaker {
     tt_breaker_state state;
-    int failures;      /* consecutive failures counted while closed */
-    int64_t opened_ms; /* when it last opened */
-    int trial;         /* half-open: the one trial is in flight */
+    int failures;                   /* consecutive failures counted while closed */
+    int64_t opened_ms;              /* when it last opened */
+    int trial;                      /* half-open: the one trial is in flight */
+    char name[TT_BREAKER_NAME_MAX]; /* the target, for the transition log ("" unnamed) */
 } tt_breaker;
 
-void tt_breaker_init(tt_breaker *b);
+/* One state change of a breaker, as told to tt_retry_policy.on_breaker. */
+typedef struct tt_breaker_transition {
+    const char *target; /* the breaker's name */
+    tt_breaker_state from, to;
+    const char *reason; /* static string: why it changed */
+    int failures;       /* consecutive failures counted when it opened */
+} tt_breaker_transition;
+
+/* A closed breaker named name (may be NULL; cut to TT_BREAKER_NAME_MAX - 1 bytes). */
+void tt_breaker_init(tt_breaker *b, const char *name);
 const char *tt_breaker_state_name(tt_breaker_state s);
+
+/* The transition as a log line {"msg":"circuit breaker", "target", "from",
+ * "to", "reason", "failures"} (new reference; NULL when out of memory). */
+json_t *tt_breaker_transition_json(const tt_breaker_transition *t);
 
 /* Would tt_breaker_acquire() let a request through now? Changes nothing. */
 int tt_breaker_available(const tt_breaker *b, const tt_retry_policy *p, int64_t now_ms);

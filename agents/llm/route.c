@@ -11,6 +11,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
+#include "agents/llm/adapter.h"
 #include "agents/llm/route.h"
 #include "protocol/env.h"
 #include "protocol/errors.h"
@@ -340,7 +341,11 @@ static int parse_route(parse_ctx *cx, const char *alias, const json_t *v, const 
         int rc = parse_target(cx, json_array_get(v, i), tp, &r->targets[i]);
         if (rc)
             return rc;
-        tt_breaker_init(&r->breakers[i]);
+        char name[TT_BREAKER_NAME_MAX];
+        const tt_route_target *tg = &r->targets[i];
+        snprintf(name, sizeof name, "%s[%zu] %s/%s", alias, i, tt_llm_provider_name(tg->provider),
+                 tg->model); /* cut when long: a name for the log */
+        tt_breaker_init(&r->breakers[i], name);
     }
     return 0;
 }

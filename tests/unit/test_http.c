@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "agents/llm/http.h"
+#include "protocol/errors.h"
 
 typedef enum mode { M_STREAM, M_STALL, M_SILENT, M_RESET, M_REDIRECT } mode;
 
@@ -312,6 +313,31 @@ static void test_http_bodiless_redirect_reports_its_status_and_is_not_followed(v
     assert_int_equal(res.body_len, 0);
 }
 
+/* An option curl refuses (a URL past its 8 MB input limit) fails the start
+ * at once with a clear code; nothing is started, counted or left open. */
+static void test_http_refused_option_fails_the_start(void **state)
+{
+    uv_loop_t *loop = *state;
+    tt_http *h;
+    assert_int_equal(tt_http_new(loop, &h), 0);
+    size_t n = 9u << 20;
+    char *url = malloc(n + 1);
+    assert_non_null(url);
+    memcpy(url, "http://127.0.0.1/", 17);
+    memset(url + 17, 'a', n - 17);
+    url[n] = '\0';
+    result res = {0};
+    tt_http_req *req = NULL;
+    assert_int_equal(tt_http_start(h, "POST", url, NULL, "{}", 2, NULL, &callbacks, &res, &req),
+                     TT_EINVAL);
+    free(url);
+    assert_null(req);
+    assert_int_equal(res.done, 0);
+    assert_int_equal(tt_http_stats_get(h)->started, 0);
+    assert_int_equal(tt_http_stats_get(h)->active, 0);
+    tt_http_close(h); /* the teardown's loop run frees it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_close_cancels_a_transfer_in_flight_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_http_refused_is_network_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_refused_option_fails_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_http_bodiless_redirect_reports_its_status_and_is_not_followed, setup, teardown),
     };

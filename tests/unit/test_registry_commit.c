@@ -20,7 +20,18 @@ typedef struct fixture {
     tt_store *store;
     tt_registry *reg;
     int discards, last_discard_err, releases;
+    char health[8][32]; /* "from>to", one per change told */
+    int health_changes;
 } fixture;
+
+static void health_hook(tt_store_health from, tt_store_health to, int err, void *ud)
+{
+    fixture *f = ud;
+    assert_true(f->health_changes < 8);
+    assert_true(to == TT_STORE_HEALTHY ? err == 0 : err != 0);
+    snprintf(f->health[f->health_changes++], sizeof f->health[0], "%s>%s",
+             tt_store_health_name(from), tt_store_health_name(to));
+}
 
 static void deliver_hook(tt_cursor *c, void *ud)
 {
@@ -50,7 +61,8 @@ static void open_registry(fixture *f, size_t map_max, uint64_t cap)
                              .max_lag_events = 100000,
                              .transcript_max = 100,
                              .max_sessions_per_owner = cap};
-    tt_registry_hooks hooks = {f, NULL, NULL, deliver_hook, committed_hook, discard_hook};
+    tt_registry_hooks hooks = {f,          NULL, NULL, deliver_hook, committed_hook, discard_hook,
+                               health_hook};
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
 }
 
@@ -160,6 +172,12 @@ static void test_registry_unencodable_session_fails_alone(void **state)
     assert_true(tt_session_emit(again, "delta", NULL) == 2);
     assert_int_equal(tt_registry_flush(f->reg), 0);
     assert_false(tt_registry_failing(f->reg));
+    /* Each change of health told once, and the gauge follows. */
+    assert_int_equal(f->health_changes, 2);
+    assert_string_equal(f->health[0], "healthy>failing");
+    assert_string_equal(f->health[1], "failing>healthy");
+    assert_int_equal(tt_registry_stats_get(f->reg)->store_health, TT_STORE_HEALTHY);
+    assert_int_equal(tt_registry_stats_get(f->reg)->store_health_changes, 2);
 }
 
 static void test_registry_full_store_discards_and_keeps_reads(void **state)
@@ -184,6 +202,9 @@ static void test_registry_full_store_discards_and_keeps_reads(void **state)
     assert_int_equal(rc, TT_EFULL);
     assert_int_equal(f->last_discard_err, TT_EFULL);
     assert_true(tt_registry_stats_get(f->reg)->commit_store_full >= 1);
+    assert_int_equal(f->health_changes, 1);
+    assert_string_equal(f->health[0], "healthy>full");
+    assert_int_equal(tt_registry_stats_get(f->reg)->store_health, TT_STORE_FULL);
     one_pass(f);
     /* Reads still work: the committed events and the listing. */
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);

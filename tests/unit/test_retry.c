@@ -142,7 +142,7 @@ static void test_retry_breaker_opens_after_n_failures(void **state)
 {
     tt_retry_policy p = policy(); /* 5 failures, 30 s cooldown */
     tt_breaker b;
-    tt_breaker_init(&b);
+    tt_breaker_init(&b, "test");
     for (int i = 0; i < 4; i++) {
         assert_true(tt_breaker_acquire(&b, &p, 1000 + i));
         tt_breaker_record(&b, &p, TT_LLM_ERR_SERVER, 1000 + i);
@@ -164,7 +164,7 @@ static void test_retry_breaker_half_open_success_closes(void **state)
 {
     tt_retry_policy p = policy();
     tt_breaker b;
-    tt_breaker_init(&b);
+    tt_breaker_init(&b, "test");
     for (int i = 0; i < 5; i++)
         tt_breaker_record(&b, &p, TT_LLM_ERR_OVERLOADED, 0);
     assert_int_equal(b.state, TT_BREAKER_OPEN);
@@ -186,7 +186,7 @@ static void test_retry_breaker_half_open_failure_reopens(void **state)
 {
     tt_retry_policy p = policy();
     tt_breaker b;
-    tt_breaker_init(&b);
+    tt_breaker_init(&b, "test");
     for (int i = 0; i < 5; i++)
         tt_breaker_record(&b, &p, TT_LLM_ERR_NETWORK, 100);
     assert_true(tt_breaker_acquire(&b, &p, 30100));
@@ -202,7 +202,7 @@ static void test_retry_breaker_cancel_frees_the_trial(void **state)
 {
     tt_retry_policy p = policy();
     tt_breaker b;
-    tt_breaker_init(&b);
+    tt_breaker_init(&b, "test");
     for (int i = 0; i < 5; i++)
         tt_breaker_record(&b, &p, TT_LLM_ERR_SERVER, 0);
     assert_true(tt_breaker_acquire(&b, &p, 40000));
@@ -215,6 +215,56 @@ static void test_retry_breaker_cancel_frees_the_trial(void **state)
     assert_false(tt_breaker_counts(TT_LLM_ERR_CANCELLED));
     assert_true(tt_breaker_counts(TT_LLM_ERR_MALFORMED));
     assert_true(tt_breaker_counts(TT_LLM_ERR_RATE_LIMITED));
+}
+
+/* What the observer heard: one line per transition. */
+typedef struct heard {
+    char lines[8][200];
+    int failures[8];
+    int n;
+} heard;
+
+static void hear(const tt_breaker_transition *t, void *ud)
+{
+    heard *h = ud;
+    assert_true(h->n < 8);
+    json_t *j = tt_breaker_transition_json(t);
+    assert_non_null(j);
+    h->failures[h->n] = (int)json_integer_value(json_object_get(j, "failures"));
+    snprintf(h->lines[h->n++], sizeof h->lines[0], "%s %s>%s %s",
+             json_string_value(json_object_get(j, "target")),
+             json_string_value(json_object_get(j, "from")),
+             json_string_value(json_object_get(j, "to")),
+             json_string_value(json_object_get(j, "reason")));
+    json_decref(j);
+}
+
+static void test_retry_breaker_transitions_are_told_once_each(void **state)
+{
+    heard h = {0};
+    tt_retry_policy p = policy();
+    p.on_breaker = hear;
+    p.on_breaker_ud = &h;
+    tt_breaker b;
+    tt_breaker_init(&b, "fast[0] openai/gpt");
+    for (int i = 0; i < 7; i++) /* two more failures while open change nothing */
+        tt_breaker_record(&b, &p, TT_LLM_ERR_SERVER, 0);
+    assert_true(tt_breaker_acquire(&b, &p, 30000));
+    tt_breaker_record(&b, &p, TT_LLM_ERR_TIMEOUT, 30001);
+    assert_true(tt_breaker_acquire(&b, &p, 60001));
+    tt_breaker_record(&b, &p, TT_LLM_ERR_CANCELLED, 60002); /* frees the trial, no change */
+    assert_true(tt_breaker_acquire(&b, &p, 60003));
+    tt_breaker_record(&b, &p, TT_LLM_ERR_NONE, 60004);
+    tt_breaker_record(&b, &p, TT_LLM_ERR_NONE, 60005); /* closed already */
+    assert_int_equal(h.n, 5);
+    assert_string_equal(h.lines[0], "fast[0] openai/gpt closed>open consecutive failures");
+    assert_int_equal(h.failures[0], 5);
+    assert_string_equal(h.lines[1],
+                        "fast[0] openai/gpt open>half_open cooldown over: one trial request");
+    assert_string_equal(h.lines[2], "fast[0] openai/gpt half_open>open the trial request failed");
+    assert_string_equal(h.lines[3],
+                        "fast[0] openai/gpt open>half_open cooldown over: one trial request");
+    assert_string_equal(h.lines[4], "fast[0] openai/gpt half_open>closed the target answered");
 }
 
 /* ---- the call and its planner ---- */
@@ -248,12 +298,15 @@ static void test_retry_plan_first_attempt_skips_open_breakers(void **state)
     tt_retry_plan(&c, br, 1000, rand_zero, NULL, &s);
     expect_try(&s, 0, 0);
 
-    br[0] = (tt_breaker){TT_BREAKER_OPEN, 0, 500, 0};
+    br[0] = (tt_breaker){.state = TT_BREAKER_OPEN, .failures = 0, .opened_ms = 500, .trial = 0};
     tt_retry_plan(&c, br, 1000, rand_zero, NULL, &s);
     expect_try(&s, 1, 0);
 
-    br[1] = (tt_breaker){TT_BREAKER_HALF_OPEN, 0, 0, 1}; /* its trial is in flight */
-    br[2] = (tt_breaker){TT_BREAKER_OPEN, 0, 900, 0};
+    br[1] = (tt_breaker){.state = TT_BREAKER_HALF_OPEN,
+                         .failures = 0,
+                         .opened_ms = 0,
+                         .trial = 1}; /* its trial is in flight */
+    br[2] = (tt_breaker){.state = TT_BREAKER_OPEN, .failures = 0, .opened_ms = 900, .trial = 0};
     tt_retry_plan(&c, br, 1000, rand_zero, NULL, &s);
     expect_give_up(&s, TT_LLM_ERR_OVERLOADED);
     assert_true(s.breakers_open);
@@ -525,7 +578,7 @@ static void test_retry_plan_skips_open_breakers_in_failover(void **state)
     tt_breaker br[3] = {0};
     tt_retry_call c;
     tt_retry_step s;
-    br[1] = (tt_breaker){TT_BREAKER_OPEN, 0, 0, 0};
+    br[1] = (tt_breaker){.state = TT_BREAKER_OPEN, .failures = 0, .opened_ms = 0, .trial = 0};
     assert_int_equal(tt_retry_call_init(&c, &p, 3, 100), 0);
     fail_on(&c, 0, TT_LLM_ERR_RATE_LIMITED, -1, 200);
     tt_retry_plan(&c, br, 200, rand_zero, NULL, &s);
@@ -535,8 +588,8 @@ static void test_retry_plan_skips_open_breakers_in_failover(void **state)
     expect_try(&s, 0, 0); /* A's backoff (0 here) is over; B still open */
 
     /* This call's own failures opened every breaker: give up, say so. */
-    br[0] = (tt_breaker){TT_BREAKER_OPEN, 0, 300, 0};
-    br[2] = (tt_breaker){TT_BREAKER_OPEN, 0, 300, 0};
+    br[0] = (tt_breaker){.state = TT_BREAKER_OPEN, .failures = 0, .opened_ms = 300, .trial = 0};
+    br[2] = (tt_breaker){.state = TT_BREAKER_OPEN, .failures = 0, .opened_ms = 300, .trial = 0};
     tt_retry_plan(&c, br, 300, rand_zero, NULL, &s);
     expect_give_up(&s, TT_LLM_ERR_RATE_LIMITED);
     assert_true(s.breakers_open);
@@ -592,6 +645,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_backoff_cap_doubles_to_max),
+        cmocka_unit_test(test_retry_breaker_transitions_are_told_once_each),
         cmocka_unit_test(test_retry_backoff_bounds_with_deterministic_source),
         cmocka_unit_test(test_retry_full_jitter_mean_is_half_the_cap),
         cmocka_unit_test(test_retry_breaker_opens_after_n_failures),
