@@ -98,6 +98,15 @@ static uint64_t rnd(void *ud)
 
 /* ---- the service ---------------------------------------------------------- */
 
+/* Every circuit breaker change of the service's routes goes to its log. */
+static void log_breaker(const tt_breaker_transition *t, void *ud)
+{
+    tt_llm_service *s = ud;
+    json_t *line = s->log ? tt_breaker_transition_json(t) : NULL;
+    if (line)
+        s->log(line, s->log_ud);
+}
+
 int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, char *err, size_t n)
 {
     tt_llm_service *s = calloc(1, sizeof *s);
@@ -111,8 +120,11 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     int rc = opt->routes_file && *opt->routes_file
                  ? tt_routes_load_file(opt->routes_file, opt->envp, &s->routes, err, n)
                  : tt_routes_from_env(opt->envp, &s->routes, err, n);
-    if (rc == 0)
+    if (rc == 0) {
+        s->routes.retry.on_breaker = log_breaker;
+        s->routes.retry.on_breaker_ud = s;
         rc = tt_token_cache_new(&s->token_cache);
+    }
     if (rc == 0)
         rc = tt_http_new(opt->loop, &s->http);
     if (rc == 0 && !s->tokenizer_dir)

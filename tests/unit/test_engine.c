@@ -108,7 +108,7 @@ static void open_all(fixture *f)
     assert_int_equal(tt_store_open(&so, &f->store), 0);
     tt_registry_options o = {
         .headroom = 16, .memory_events = 64, .max_lag_events = 100000, .transcript_max = 100};
-    tt_registry_hooks hooks = {f, bind_run, unbind_run, deliver, NULL, NULL, NULL};
+    tt_registry_hooks hooks = {.ud = f, .bind = bind_run, .unbind = unbind_run, .deliver = deliver};
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
     f->env.loop = &f->loop;
     f->env.reg = f->reg;

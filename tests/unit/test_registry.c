@@ -59,7 +59,8 @@ static void open_registry(fixture *f, const tt_registry_options *o)
 {
     tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
     assert_int_equal(tt_store_open(&so, &f->store), 0);
-    tt_registry_hooks hooks = {f, bind_hook, unbind_hook, deliver_hook, NULL, NULL, NULL};
+    tt_registry_hooks hooks = {
+        .ud = f, .bind = bind_hook, .unbind = unbind_hook, .deliver = deliver_hook};
     assert_int_equal(tt_registry_new(&f->loop, f->store, o, &hooks, &f->reg), 0);
 }
 
@@ -369,7 +370,8 @@ static void test_log_crash_keeps_committed_only(void **state)
         if (tt_store_open(&so, &st) != 0)
             _exit(2);
         tt_registry_options o = default_options();
-        tt_registry_hooks hooks = {f, bind_hook, unbind_hook, deliver_hook, NULL, NULL, NULL};
+        tt_registry_hooks hooks = {
+            .ud = f, .bind = bind_hook, .unbind = unbind_hook, .deliver = deliver_hook};
         tt_registry *reg;
         tt_registry_new(&loop, st, &o, &hooks, &reg);
         tt_session *s;

@@ -61,8 +61,11 @@ static void open_registry(fixture *f, size_t map_max, uint64_t cap)
                              .max_lag_events = 100000,
                              .transcript_max = 100,
                              .max_sessions_per_owner = cap};
-    tt_registry_hooks hooks = {f,          NULL, NULL, deliver_hook, committed_hook, discard_hook,
-                               health_hook};
+    tt_registry_hooks hooks = {.ud = f,
+                               .deliver = deliver_hook,
+                               .committed = committed_hook,
+                               .discard = discard_hook,
+                               .health = health_hook};
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
 }
 

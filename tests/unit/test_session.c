@@ -49,7 +49,8 @@ static int setup(void **state)
         .max_lag_events = 100000,
         .transcript_max = 3,
     };
-    tt_registry_hooks hooks = {f, bind_hook, unbind_hook, deliver_hook, NULL, NULL};
+    tt_registry_hooks hooks = {
+        .ud = f, .bind = bind_hook, .unbind = unbind_hook, .deliver = deliver_hook};
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
     *state = f;
     return 0;

@@ -37,7 +37,7 @@ static void open_registry(fixture *f)
                              .memory_events = 16,
                              .max_lag_events = 100000,
                              .transcript_max = f->transcript_max};
-    tt_registry_hooks hooks = {f, NULL, NULL, deliver_hook, NULL, NULL, NULL};
+    tt_registry_hooks hooks = {.ud = f, .deliver = deliver_hook};
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
 }
 

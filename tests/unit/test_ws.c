@@ -136,8 +136,12 @@ static int setup(void **state)
     assert_int_equal(tt_store_open(&so, &srv->store), 0);
     tt_registry_options ro = {
         .headroom = LWS_PRE, .memory_events = 64, .max_lag_events = 100000, .transcript_max = 100};
-    tt_registry_hooks hooks = {srv,           bind_hook,       unbind_hook,
-                               tt_ws_deliver, tt_ws_committed, tt_ws_discard};
+    tt_registry_hooks hooks = {.ud = srv,
+                               .bind = bind_hook,
+                               .unbind = unbind_hook,
+                               .deliver = tt_ws_deliver,
+                               .committed = tt_ws_committed,
+                               .discard = tt_ws_discard};
     assert_int_equal(tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg), 0);
     srv->agent_env.loop = &srv->loop;
     srv->agent_env.reg = srv->reg;
