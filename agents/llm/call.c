@@ -13,7 +13,11 @@
  * belongs to the job until the job's completion runs on the loop. A cancel
  * meanwhile finishes the call at once (on_done, exactly once) but keeps its
  * memory until the job is back; the service, whose tokenizers and token
- * cache the job reads, likewise outlives every job. */
+ * cache the job reads, likewise outlives every job.  *
+ * The (void) uv_timer_init/uv_timer_start calls cannot fail: init only fills
+ * the struct, and start fails only on a closing handle or a NULL callback,
+ * which the call's timer never is while the call lives.
+ */
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -569,7 +573,8 @@ static void plan_continue(tt_llm_call *c, const tt_retry_step *step)
         }
     }
     c->target = step->target;
-    uv_timer_start(c->timer, on_timer, (uint64_t)(step->delay_ms > 0 ? step->delay_ms : 0), 0);
+    (void)uv_timer_start(c->timer, on_timer, (uint64_t)(step->delay_ms > 0 ? step->delay_ms : 0),
+                         0);
 }
 
 /* The trim after a context-length error is done: try again if it dropped anything. */
@@ -630,7 +635,7 @@ int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request
         free(c);
         return rc;
     }
-    uv_timer_init(s->loop, c->timer);
+    (void)uv_timer_init(s->loop, c->timer);
     c->timer->data = c;
     c->next = s->calls;
     if (s->calls)
