@@ -13,7 +13,8 @@
  * belongs to the job until the job's completion runs on the loop. A cancel
  * meanwhile finishes the call at once (on_done, exactly once) but keeps its
  * memory until the job is back; the service, whose tokenizers and token
- * cache the job reads, likewise outlives every job.  *
+ * cache the job reads, likewise outlives every job.
+ *
  * The (void) uv_timer_init/uv_timer_start calls cannot fail: init only fills
  * the struct, and start fails only on a closing handle or a NULL callback,
  * which the call's timer never is while the call lives.
