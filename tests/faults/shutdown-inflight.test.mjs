@@ -15,7 +15,16 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
-  BIN, connect, fakeTarget, httpRequest, openSession, sayAndWait, sessionInfo, sleep, waitState, writeRoutesFile,
+  BIN,
+  connect,
+  fakeTarget,
+  httpRequest,
+  openSession,
+  sayAndWait,
+  sessionInfo,
+  sleep,
+  waitState,
+  writeRoutesFile,
 } from '../integration/harness.mjs';
 import { assertNoSanitizer, ftest } from './lib.mjs';
 
@@ -32,9 +41,14 @@ before(async () => {
   toolServer = http.createServer((req, res) => {
     toolHits.push(req.url);
     req.resume();
-    req.on('end', () => setTimeout(() => {
-      if (!res.destroyed) { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"ok":true}'); }
-    }, 30_000).unref());
+    req.on('end', () =>
+      setTimeout(() => {
+        if (!res.destroyed) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"ok":true}');
+        }
+      }, 30_000).unref(),
+    );
   });
   await new Promise((r) => toolServer.listen(0, '127.0.0.1', r));
   toolPort = toolServer.address().port;
@@ -68,7 +82,9 @@ async function stopInTime(srv, what) {
   return ms;
 }
 
-ftest('SIGTERM during a streaming model call: the call is cancelled once, the exit is clean', async ({ startServer }) => {
+ftest('SIGTERM during a streaming model call: the call is cancelled once, the exit is clean', async ({
+  startServer,
+}) => {
   const P = 'sd-stream';
   const words = Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ');
   fp.script({ text: words, token_delay_ms: 100, match: { prefix: P } });
@@ -88,9 +104,14 @@ ftest('SIGTERM during a streaming model call: the call is cancelled once, the ex
   await stopInTime(srv, 'a restarted session');
 });
 
-ftest('SIGTERM while a model call waits out a Retry-After: the timer is cancelled, not waited for', async ({ startServer }) => {
+ftest('SIGTERM while a model call waits out a Retry-After: the timer is cancelled, not waited for', async ({
+  startServer,
+}) => {
   const P = 'sd-backoff';
-  fp.script([{ status: 429, retry_after: 10, match: { prefix: P } }, { text: 'too late', match: { prefix: P } }]);
+  fp.script([
+    { status: 429, retry_after: 10, match: { prefix: P } },
+    { text: 'too late', match: { prefix: P } },
+  ]);
   const srv = await startServer({ args: ['--routes', routes(P)], env: { FAKE_KEY: 'k' } });
   const c = await connect(srv.port, { hello: true });
   const { session } = await openSession(c, 'chat');
@@ -101,18 +122,38 @@ ftest('SIGTERM while a model call waits out a Retry-After: the timer is cancelle
   assert.equal(fp.requests({ prefix: P }).length, 1, 'no retry was sent during the shutdown');
 });
 
-ftest('SIGTERM during an HTTP tool call: the transfer is cancelled once, the exit is clean', async ({ startServer }) => {
+ftest('SIGTERM during an HTTP tool call: the transfer is cancelled once, the exit is clean', async ({
+  startServer,
+}) => {
   const P = 'sd-tool';
   const dir = tmpdir('tool');
   const tools = path.join(dir, 'tools.json');
-  fs.writeFileSync(tools, JSON.stringify({ tools: [{
-    name: 'slow_lookup', description: 'A lookup that takes its time', url: `http://127.0.0.1:${toolPort}/slow`, timeout_ms: 60_000,
-    parameters: { type: 'object', properties: {}, additionalProperties: false },
-  }] }));
+  fs.writeFileSync(
+    tools,
+    JSON.stringify({
+      tools: [
+        {
+          name: 'slow_lookup',
+          description: 'A lookup that takes its time',
+          url: `http://127.0.0.1:${toolPort}/slow`,
+          timeout_ms: 60_000,
+          parameters: { type: 'object', properties: {}, additionalProperties: false },
+        },
+      ],
+    }),
+  );
   const agents = path.join(dir, 'agents.json');
-  fs.writeFileSync(agents, JSON.stringify({ agents: [{ name: 'looker', description: 'Looks things up', tools: ['slow_lookup'], max_tool_rounds: 2 }] }));
+  fs.writeFileSync(
+    agents,
+    JSON.stringify({
+      agents: [{ name: 'looker', description: 'Looks things up', tools: ['slow_lookup'], max_tool_rounds: 2 }],
+    }),
+  );
   fp.script({ tool_calls: [{ id: 'c1', name: 'slow_lookup', arguments: '{}' }], match: { prefix: P } });
-  const srv = await startServer({ args: ['--routes', routes(P), '--tools', tools, '--agents', agents], env: { FAKE_KEY: 'k' } });
+  const srv = await startServer({
+    args: ['--routes', routes(P), '--tools', tools, '--agents', agents],
+    env: { FAKE_KEY: 'k' },
+  });
   const c = await connect(srv.port, { hello: true });
   const { session } = await openSession(c, 'looker');
   const hits = toolHits.length;
@@ -131,7 +172,12 @@ ftest('SIGTERM during a photo scan in the thread pool: the scan stops, the exit 
   execFileSync(MAKER, [lib, '20', '0']);
   // Photos big enough that hashing them takes seconds: sparse files (no disk
   // used) that start as a real JPEG, each under the 256 MiB per-file cap.
-  const head = fs.readFileSync(path.join(lib, fs.readdirSync(lib, { recursive: true }).find((n) => n.endsWith('.jpg'))));
+  const head = fs.readFileSync(
+    path.join(
+      lib,
+      fs.readdirSync(lib, { recursive: true }).find((n) => n.endsWith('.jpg')),
+    ),
+  );
   for (let i = 0; i < 16; i++) {
     const big = path.join(lib, `big${String(i).padStart(2, '0')}.jpg`);
     fs.writeFileSync(big, head);
@@ -146,7 +192,9 @@ ftest('SIGTERM during a photo scan in the thread pool: the scan stops, the exit 
   await stopInTime(srv, 'a photo scan in the thread pool');
 });
 
-ftest('SIGTERM while an approval waits: the exit is clean and the approval still waits after a restart', async ({ startServer }) => {
+ftest('SIGTERM while an approval waits: the exit is clean and the approval still waits after a restart', async ({
+  startServer,
+}) => {
   const srv = await startServer({ args: ['--echo-delay-ms', '0'] });
   const c = await connect(srv.port, { hello: true });
   const { session } = await openSession(c, 'echo');
@@ -161,9 +209,14 @@ ftest('SIGTERM while an approval waits: the exit is clean and the approval still
   await stopInTime(srv, 'a restarted waiting approval');
 });
 
-ftest('SIGTERM with a socket that does not read and has output queued: the exit is clean and bounded; no new call starts meanwhile', async ({ startServer }) => {
+ftest('SIGTERM with a socket that does not read and has output queued: the exit is clean and bounded; no new call starts meanwhile', async ({
+  startServer,
+}) => {
   const P = 'sd-grace';
-  const srv = await startServer({ args: ['--echo-delay-ms', '0', '--rate-burst', '1000', '--routes', routes(P)], env: { FAKE_KEY: 'k' } });
+  const srv = await startServer({
+    args: ['--echo-delay-ms', '0', '--rate-burst', '1000', '--routes', routes(P)],
+    env: { FAKE_KEY: 'k' },
+  });
   const c = await connect(srv.port, { hello: true, name: 'reader' });
   const { session } = await openSession(c, 'echo');
   const slow = await connect(srv.port, { hello: true, name: 'slow' });
@@ -195,15 +248,28 @@ ftest('SIGTERM during a streaming gateway request on a slow upstream: the exit i
   const srv = await startServer({ args: ['--routes', routes(P)], env: { FAKE_KEY: 'k' } });
   const chunks = [];
   let ended = false;
-  const req = http.request({
-    host: '127.0.0.1', port: srv.port, method: 'POST', path: '/v1/chat/completions', agent: false,
-    headers: { 'content-type': 'application/json' },
-  }, (res) => {
-    res.on('data', (d) => chunks.push(d.toString()));
-    res.on('end', () => { ended = true; });
-    res.on('error', () => { ended = true; });
+  const req = http.request(
+    {
+      host: '127.0.0.1',
+      port: srv.port,
+      method: 'POST',
+      path: '/v1/chat/completions',
+      agent: false,
+      headers: { 'content-type': 'application/json' },
+    },
+    (res) => {
+      res.on('data', (d) => chunks.push(d.toString()));
+      res.on('end', () => {
+        ended = true;
+      });
+      res.on('error', () => {
+        ended = true;
+      });
+    },
+  );
+  req.on('error', () => {
+    ended = true;
   });
-  req.on('error', () => { ended = true; });
   req.end(JSON.stringify({ model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
   const deadline = Date.now() + 10_000;
   while (!chunks.join('').includes('two') && Date.now() < deadline) await sleep(20);
