@@ -16,7 +16,13 @@ const AGENT_HINTS = {
   echo: 'Streams your words back. Type "ask" for a question, "plan" for an approval.',
   chat: 'A conversation with the configured model.',
 };
-const CONN_LABEL = { idle: 'connecting…', connecting: 'connecting…', open: 'live', reconnecting: 'reconnecting…', closed: 'offline' };
+const CONN_LABEL = {
+  idle: 'connecting…',
+  connecting: 'connecting…',
+  open: 'live',
+  reconnecting: 'reconnecting…',
+  closed: 'offline',
+};
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/v1/ws`;
 const client = new TetherClient({
@@ -26,13 +32,16 @@ const client = new TetherClient({
 });
 
 const views = new Map(); // session -> SessionView
-let current = null;      // the session shown
-let sessions = [];       // the last session.list
+let current = null; // the session shown
+let sessions = []; // the last session.list
 let agentPref = 'echo'; // the agent picked last in this page (not persisted)
 
 function view(session) {
   let v = views.get(session);
-  if (!v) { v = new SessionView(session); views.set(session, v); }
+  if (!v) {
+    v = new SessionView(session);
+    views.set(session, v);
+  }
   return v;
 }
 
@@ -77,8 +86,12 @@ client.on('welcome', (w) => {
 });
 
 client.on('client.error', (e, info) => {
-  if (e.code === 'unauthenticated') { $('auth').hidden = false; return; }
-  if (info && info.session && info.session === current && (e.code === 'not_found' || e.code === 'forbidden')) forgetCurrent();
+  if (e.code === 'unauthenticated') {
+    $('auth').hidden = false;
+    return;
+  }
+  if (info && info.session && info.session === current && (e.code === 'not_found' || e.code === 'forbidden'))
+    forgetCurrent();
 });
 
 client.on('*', (ev) => {
@@ -102,7 +115,11 @@ function fillAgents(w) {
     const usable = NO_MODEL_AGENTS.has(name) || models.length > 0;
     if (!usable) blocked++;
     // An option holds text only: the name goes between FSI and PDI, the plain-text isolates.
-    const o = h('option', { value: name, disabled: !usable, text: usable ? name : `\u2068${name}\u2069 (needs a model)` });
+    const o = h('option', {
+      value: name,
+      disabled: !usable,
+      text: usable ? name : `\u2068${name}\u2069 (needs a model)`,
+    });
     sel.append(o);
   }
   const usable = [...sel.options].filter((o) => !o.disabled).map((o) => o.value);
@@ -111,30 +128,45 @@ function fillAgents(w) {
   $('new').disabled = usable.length === 0;
   const hint = $('model-hint');
   hint.hidden = blocked === 0;
-  hint.textContent = blocked === 0 ? '' :
-    'No model is configured, so model agents are unavailable. Restart the server with OPENAI_API_KEY or ' +
-    'ANTHROPIC_API_KEY set (OPENAI_BASE_URL for any OpenAI-compatible server), or with --routes FILE.';
+  hint.textContent =
+    blocked === 0
+      ? ''
+      : 'No model is configured, so model agents are unavailable. Restart the server with OPENAI_API_KEY or ' +
+        'ANTHROPIC_API_KEY set (OPENAI_BASE_URL for any OpenAI-compatible server), or with --routes FILE.';
   showAgentHint();
 }
 
-function showAgentHint() { $('agent-hint').textContent = AGENT_HINTS[$('agent').value] || ''; }
+function showAgentHint() {
+  $('agent-hint').textContent = AGENT_HINTS[$('agent').value] || '';
+}
 
 // ------------------------------------------------------------ session list
 
 let listTimer = null;
-function refreshListSoon() { if (!listTimer) listTimer = setTimeout(() => { listTimer = null; refreshList(); }, 300); }
+function refreshListSoon() {
+  if (!listTimer)
+    listTimer = setTimeout(() => {
+      listTimer = null;
+      refreshList();
+    }, 300);
+}
 
 async function refreshList() {
   try {
     sessions = await client.list();
-  } catch { return; }
+  } catch {
+    return;
+  }
   sessions.sort((a, b) => String(b.updated_at).localeCompare(String(a.updated_at)));
   renderList();
 }
 
 function noteSession(id, v) {
   const s = sessions.find((x) => x.session === id);
-  if (!s) { refreshListSoon(); return; }
+  if (!s) {
+    refreshListSoon();
+    return;
+  }
   if (v.state) s.state = v.state;
   if (v.title) s.title = v.title;
   if (v.updatedAt) s.updated_at = v.updatedAt;
@@ -144,15 +176,33 @@ function noteSession(id, v) {
 function renderList() {
   const ul = $('sessions');
   ul.textContent = '';
-  if (!sessions.length) { ul.append(h('li', { class: 'none', text: 'No sessions yet.' })); return; }
+  if (!sessions.length) {
+    ul.append(h('li', { class: 'none', text: 'No sessions yet.' }));
+    return;
+  }
   for (const s of sessions) {
-    const b = h('button', { type: 'button', class: 'session-item', 'data-session': s.session, 'aria-current': s.session === current ? 'true' : null },
+    const b = h(
+      'button',
+      {
+        type: 'button',
+        class: 'session-item',
+        'data-session': s.session,
+        'aria-current': s.session === current ? 'true' : null,
+      },
       h('span', { class: 'session-title', dir: 'auto', text: s.title || '(new session)' }),
-      h('span', { class: 'session-meta' },
+      h(
+        'span',
+        { class: 'session-meta' },
         h('span', { class: 'agent-tag', dir: 'auto', text: s.agent }),
         h('span', { class: 'badge', 'data-state': s.state, text: s.state }),
-        h('time', { datetime: s.updated_at, text: fmtTime(s.updated_at) })));
-    b.addEventListener('click', () => { select(s.session); closeMenu(); $('text').focus(); });
+        h('time', { datetime: s.updated_at, text: fmtTime(s.updated_at) }),
+      ),
+    );
+    b.addEventListener('click', () => {
+      select(s.session);
+      closeMenu();
+      $('text').focus();
+    });
     ul.append(h('li', {}, b));
   }
 }
@@ -193,7 +243,14 @@ async function newSession(agent) {
     const r = await client.open(agent);
     view(r.session).agent = r.agent || agent;
     if (!sessions.some((s) => s.session === r.session)) {
-      sessions.unshift({ session: r.session, agent: r.agent || agent, state: 'idle', title: '', updated_at: new Date().toISOString(), head: r.head });
+      sessions.unshift({
+        session: r.session,
+        agent: r.agent || agent,
+        state: 'idle',
+        title: '',
+        updated_at: new Date().toISOString(),
+        head: r.head,
+      });
     }
     const attached = select(r.session);
     $('text').focus();
@@ -208,7 +265,10 @@ function alertInline(...parts) {
   const hint = $('agent-hint');
   hint.replaceChildren(...parts);
   hint.classList.add('warn');
-  setTimeout(() => { hint.classList.remove('warn'); showAgentHint(); }, 6000);
+  setTimeout(() => {
+    hint.classList.remove('warn');
+    showAgentHint();
+  }, 6000);
 }
 
 // ------------------------------------------------------------ rendering
@@ -220,7 +280,10 @@ let focusPendingSoon = false;
 function schedule() {
   if (renderQueued) return;
   renderQueued = true;
-  setTimeout(() => { renderQueued = false; render(); }, 0);
+  setTimeout(() => {
+    renderQueued = false;
+    render();
+  }, 0);
 }
 
 function render() {
@@ -232,7 +295,10 @@ function render() {
   st.textContent = v.state || '';
   st.dataset.state = v.state || '';
   const u = v.usage;
-  $('total-usage').textContent = u.prompt_tokens || u.completion_tokens ? `${u.prompt_tokens + u.completion_tokens} tokens · ${fmtCost(u.cost_usd)}` : '';
+  $('total-usage').textContent =
+    u.prompt_tokens || u.completion_tokens
+      ? `${u.prompt_tokens + u.completion_tokens} tokens · ${fmtCost(u.cost_usd)}`
+      : '';
   const busy = v.streaming || v.state === 'running';
   $('stop').hidden = !busy;
   const closed = v.state === 'closed';
@@ -257,7 +323,11 @@ function render() {
     if (want !== rec.node) tl.insertBefore(rec.node, want);
     prev = rec.node;
   }
-  for (const [k, rec] of nodes) if (!seen.has(k)) { rec.node.remove(); nodes.delete(k); }
+  for (const [k, rec] of nodes)
+    if (!seen.has(k)) {
+      rec.node.remove();
+      nodes.delete(k);
+    }
   if (nearBottom) tl.scrollTop = tl.scrollHeight;
   if (focusPendingSoon) {
     focusPendingSoon = false;
@@ -269,14 +339,22 @@ function render() {
 
 function renderItem(it, v) {
   switch (it.kind) {
-    case 'message': return renderMessage(it);
-    case 'question': return renderQuestion(it, v);
-    case 'approval': return renderApproval(it, v);
-    case 'progress': return renderProgress(it);
-    case 'tool': return renderTool(it);
-    case 'error': return h('li', { class: 'item error', role: 'alert', text: `Error (${it.code}): ${it.message}` });
-    case 'notice': return h('li', { class: 'item notice', text: it.text });
-    default: return h('li', { class: 'item notice', text: it.kind });
+    case 'message':
+      return renderMessage(it);
+    case 'question':
+      return renderQuestion(it, v);
+    case 'approval':
+      return renderApproval(it, v);
+    case 'progress':
+      return renderProgress(it);
+    case 'tool':
+      return renderTool(it);
+    case 'error':
+      return h('li', { class: 'item error', role: 'alert', text: `Error (${it.code}): ${it.message}` });
+    case 'notice':
+      return h('li', { class: 'item notice', text: it.text });
+    default:
+      return h('li', { class: 'item notice', text: it.kind });
   }
 }
 
@@ -284,29 +362,52 @@ function renderMessage(m) {
   const body = h('div', { class: 'body' });
   if (m.role === 'user') body.textContent = m.text;
   else body.append(renderMarkdown(m.text));
-  const li = h('li', {
-    class: `item msg ${m.role === 'user' ? 'user' : 'assistant'}${m.streaming ? ' streaming' : ''}`,
-    'data-message-id': m.id, 'data-role': m.role, 'aria-busy': m.streaming ? 'true' : null,
-  }, h('div', { class: 'who', text: m.role === 'user' ? 'You' : 'Assistant' }), body);
+  const li = h(
+    'li',
+    {
+      class: `item msg ${m.role === 'user' ? 'user' : 'assistant'}${m.streaming ? ' streaming' : ''}`,
+      'data-message-id': m.id,
+      'data-role': m.role,
+      'aria-busy': m.streaming ? 'true' : null,
+    },
+    h('div', { class: 'who', text: m.role === 'user' ? 'You' : 'Assistant' }),
+    body,
+  );
   const u = usageLine(m.usage);
   if (u) li.append(h('div', { class: 'meta usage-line', text: u }));
   return li;
 }
 
 function renderQuestion(q, v) {
-  const li = h('li', { class: `item card question${q.resolved ? ' resolved' : ' pending'}`, 'data-question-id': q.question_id },
+  const li = h(
+    'li',
+    { class: `item card question${q.resolved ? ' resolved' : ' pending'}`, 'data-question-id': q.question_id },
     h('div', { class: 'card-kind', text: 'Question' }),
-    h('p', { class: 'card-text', text: q.text || '' }));
+    h('p', { class: 'card-text', text: q.text || '' }),
+  );
   const send = async (value, controls) => {
-    controls.forEach((c) => { c.disabled = true; });
-    try { await client.answer(v.session, q.question_id, value); } catch (e) {
-      controls.forEach((c) => { c.disabled = false; });
+    controls.forEach((c) => {
+      c.disabled = true;
+    });
+    try {
+      await client.answer(v.session, q.question_id, value);
+    } catch (e) {
+      controls.forEach((c) => {
+        c.disabled = false;
+      });
       li.append(h('p', { class: 'card-error', role: 'alert', text: e.message }));
     }
   };
   if (q.choices && q.choices.length) {
     const row = h('div', { class: 'buttons' });
-    const buttons = q.choices.map((c) => h('button', { type: 'button', class: 'choice', disabled: q.resolved, text: typeof c === 'string' ? c : JSON.stringify(c) }));
+    const buttons = q.choices.map((c) =>
+      h('button', {
+        type: 'button',
+        class: 'choice',
+        disabled: q.resolved,
+        text: typeof c === 'string' ? c : JSON.stringify(c),
+      }),
+    );
     buttons.forEach((b, i) => b.addEventListener('click', () => send(q.choices[i], buttons)));
     row.append(...buttons);
     li.append(row);
@@ -314,7 +415,10 @@ function renderQuestion(q, v) {
     const input = h('input', { type: 'text', class: 'answer', 'aria-label': 'Your answer', disabled: q.resolved });
     const btn = h('button', { type: 'submit', disabled: q.resolved, text: 'Answer' });
     const form = h('form', { class: 'buttons' }, input, btn);
-    form.addEventListener('submit', (e) => { e.preventDefault(); if (input.value.trim()) send(input.value, [input, btn]); });
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (input.value.trim()) send(input.value, [input, btn]);
+    });
     li.append(form);
   }
   if (q.resolved) li.append(h('div', { class: 'meta', text: 'answered' }));
@@ -322,22 +426,39 @@ function renderQuestion(q, v) {
 }
 
 function renderApproval(a, v) {
-  const li = h('li', { class: `item card approval${a.resolved ? ' resolved' : ' pending'}`, 'data-approval-id': a.approval_id },
+  const li = h(
+    'li',
+    { class: `item card approval${a.resolved ? ' resolved' : ' pending'}`, 'data-approval-id': a.approval_id },
     h('div', { class: 'card-kind', text: 'Approval' }),
     h('p', { class: 'card-text card-title', dir: 'auto', text: a.title || 'Approve this plan?' }),
-    renderPlan(a.plan));
-  if (a.resolved) { li.append(h('div', { class: 'meta', text: 'decided' })); return li; }
+    renderPlan(a.plan),
+  );
+  if (a.resolved) {
+    li.append(h('div', { class: 'meta', text: 'decided' }));
+    return li;
+  }
   const approve = h('button', { type: 'button', class: 'primary', text: 'Approve' });
   const changes = h('button', { type: 'button', 'aria-expanded': 'false', text: 'Request changes' });
   const reject = h('button', { type: 'button', class: 'danger', text: 'Reject' });
-  const comment = h('textarea', { class: 'comment', rows: '2', 'aria-label': 'What should change?', placeholder: 'What should change?' });
+  const comment = h('textarea', {
+    class: 'comment',
+    rows: '2',
+    'aria-label': 'What should change?',
+    placeholder: 'What should change?',
+  });
   const sendChanges = h('button', { type: 'submit', text: 'Send changes' });
   const form = h('form', { class: 'changes', hidden: true }, comment, sendChanges);
   const all = [approve, changes, reject, comment, sendChanges];
   const decide = async (decision, text) => {
-    all.forEach((c) => { c.disabled = true; });
-    try { await client.decide(v.session, a.approval_id, decision, text); } catch (e) {
-      all.forEach((c) => { c.disabled = false; });
+    all.forEach((c) => {
+      c.disabled = true;
+    });
+    try {
+      await client.decide(v.session, a.approval_id, decision, text);
+    } catch (e) {
+      all.forEach((c) => {
+        c.disabled = false;
+      });
       li.append(h('p', { class: 'card-error', role: 'alert', text: e.message }));
     }
   };
@@ -346,14 +467,23 @@ function renderApproval(a, v) {
   changes.addEventListener('click', () => {
     form.hidden = !form.hidden;
     changes.setAttribute('aria-expanded', String(!form.hidden));
-    if (!form.hidden) { comment.focus(); form.scrollIntoView({ block: 'nearest' }); }
+    if (!form.hidden) {
+      comment.focus();
+      form.scrollIntoView({ block: 'nearest' });
+    }
   });
   comment.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
   });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    if (!comment.value.trim()) { comment.focus(); return; }
+    if (!comment.value.trim()) {
+      comment.focus();
+      return;
+    }
     decide('revise', comment.value.trim());
   });
   li.append(h('div', { class: 'buttons' }, approve, changes, reject), form);
@@ -363,21 +493,43 @@ function renderApproval(a, v) {
 function renderProgress(p) {
   const total = Number(p.total) || 0;
   const done = Number(p.done) || 0;
-  const bar = h('progress', { max: total > 0 ? String(total) : null, value: total > 0 ? String(Math.min(done, total)) : null, 'aria-label': p.label || p.step || 'progress' });
-  return h('li', { class: `item progress${p.finished ? ' finished' : ''}` },
-    h('div', { class: 'progress-label', text: `${p.label || p.step || 'Working'}${total > 0 ? ` — ${done}/${total}` : ''}` }), bar);
+  const bar = h('progress', {
+    max: total > 0 ? String(total) : null,
+    value: total > 0 ? String(Math.min(done, total)) : null,
+    'aria-label': p.label || p.step || 'progress',
+  });
+  return h(
+    'li',
+    { class: `item progress${p.finished ? ' finished' : ''}` },
+    h('div', {
+      class: 'progress-label',
+      text: `${p.label || p.step || 'Working'}${total > 0 ? ` — ${done}/${total}` : ''}`,
+    }),
+    bar,
+  );
 }
 
 function renderTool(t) {
   const status = !t.done ? '…' : t.ok === false ? '✗' : '✓';
-  const summary = h('summary', {},
+  const summary = h(
+    'summary',
+    {},
     h('span', { class: 'tool-name', dir: 'auto', text: t.name || 'tool' }),
     h('span', { class: 'tool-args', text: `(${shortJson(t.args ?? '', 60)})` }),
-    h('span', { class: `tool-status ${t.done ? (t.ok === false ? 'bad' : 'good') : ''}`, text: status }));
-  const det = h('details', { class: 'tool' }, summary,
-    h('div', { class: 'meta', text: 'arguments' }), h('pre', { text: JSON.stringify(t.args, null, 2) ?? '' }));
-  if (t.done) det.append(h('div', { class: 'meta', text: t.ok === false ? 'error' : 'result' }),
-    h('pre', { text: JSON.stringify(t.ok === false ? t.error : t.result, null, 2) ?? '' }));
+    h('span', { class: `tool-status ${t.done ? (t.ok === false ? 'bad' : 'good') : ''}`, text: status }),
+  );
+  const det = h(
+    'details',
+    { class: 'tool' },
+    summary,
+    h('div', { class: 'meta', text: 'arguments' }),
+    h('pre', { text: JSON.stringify(t.args, null, 2) ?? '' }),
+  );
+  if (t.done)
+    det.append(
+      h('div', { class: 'meta', text: t.ok === false ? 'error' : 'result' }),
+      h('pre', { text: JSON.stringify(t.ok === false ? t.error : t.result, null, 2) ?? '' }),
+    );
   return h('li', { class: 'item tool-item', 'data-call-id': t.call_id }, det);
 }
 
@@ -391,7 +543,13 @@ async function sendText() {
   try {
     await client.say(current, text);
   } catch (e) {
-    if (e.code === 'conflict' || e.code === 'bad_request' || e.code === 'rate_limited' || e.code === 'too_large' || e.code === 'forbidden') {
+    if (
+      e.code === 'conflict' ||
+      e.code === 'bad_request' ||
+      e.code === 'rate_limited' ||
+      e.code === 'too_large' ||
+      e.code === 'forbidden'
+    ) {
       if (!ta.value) ta.value = text;
       composerError(e.message);
     }
@@ -404,7 +562,9 @@ function composerError(text) {
   el.textContent = text;
   el.hidden = false;
   clearTimeout(composerTimer);
-  composerTimer = setTimeout(() => { el.hidden = true; }, 6000);
+  composerTimer = setTimeout(() => {
+    el.hidden = true;
+  }, 6000);
 }
 
 function closeMenu() {
@@ -413,11 +573,20 @@ function closeMenu() {
 }
 
 function init() {
-  $('composer').addEventListener('submit', (e) => { e.preventDefault(); sendText(); });
-  $('text').addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendText(); }
+  $('composer').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendText();
   });
-  $('stop').addEventListener('click', () => { if (current) client.cancel(current).catch(() => {}); $('text').focus(); });
+  $('text').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      sendText();
+    }
+  });
+  $('stop').addEventListener('click', () => {
+    if (current) client.cancel(current).catch(() => {});
+    $('text').focus();
+  });
   $('new-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const agent = $('agent').value;
@@ -429,7 +598,11 @@ function init() {
   $('agent').addEventListener('change', showAgentHint);
   $('close-session').addEventListener('click', async () => {
     if (!current) return;
-    try { await client.closeSession(current); } catch (e) { alertInline(e.message); }
+    try {
+      await client.closeSession(current);
+    } catch (e) {
+      alertInline(e.message);
+    }
     refreshListSoon();
   });
   $('menu').addEventListener('click', () => {
@@ -437,7 +610,9 @@ function init() {
     $('menu').setAttribute('aria-expanded', String(open));
     if (open) $('agent').focus();
   });
-  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeMenu(); });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') closeMenu();
+  });
   $('auth-form').addEventListener('submit', (e) => {
     e.preventDefault();
     sessionStorage.setItem('tether.token', $('token').value.trim());
@@ -447,13 +622,23 @@ function init() {
     const id = location.hash.slice(1);
     if (id && id !== current) select(id);
   });
-  setInterval(() => { if (client.state === 'open') refreshList(); }, 15_000);
+  setInterval(() => {
+    if (client.state === 'open') refreshList();
+  }, 15_000);
 
   const start = location.hash.slice(1) || localStorage.getItem('tether.session');
-  client.connect().catch(() => { $('auth').hidden = false; });
+  client.connect().catch(() => {
+    $('auth').hidden = false;
+  });
   if (start && /^[A-Za-z0-9_-]{1,128}$/.test(start)) select(start);
 }
 
 // For debugging from the console (and the browser tests): the client and the views.
-window.tether = { client, views, get current() { return current; } };
+window.tether = {
+  client,
+  views,
+  get current() {
+    return current;
+  },
+};
 init();

@@ -17,7 +17,11 @@ export function h(tag, attrs = {}, ...children) {
 
 export function shortJson(v, max = 80) {
   let s;
-  try { s = typeof v === 'string' ? v : JSON.stringify(v); } catch { s = String(v); }
+  try {
+    s = typeof v === 'string' ? v : JSON.stringify(v);
+  } catch {
+    s = String(v);
+  }
   if (s === undefined) s = '';
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
@@ -32,7 +36,8 @@ export function renderPlan(plan) {
         if (!n || typeof n !== 'object') continue;
         const label = h('span', { class: 'tree-name', dir: 'auto', text: String(n.name ?? '') });
         const li = h('li', {}, label);
-        if (n.count !== undefined && n.count !== null) li.append(h('span', { class: 'tree-count', text: String(n.count) }));
+        if (n.count !== undefined && n.count !== null)
+          li.append(h('span', { class: 'tree-count', text: String(n.count) }));
         if (Array.isArray(n.children) && n.children.length && depth < 32) li.append(walk(n.children, depth + 1));
         ul.append(li);
       }
@@ -51,7 +56,7 @@ export function renderPlan(plan) {
     for (const c of plan.comments) ul.append(h('li', { text: typeof c === 'string' ? c : shortJson(c, 400) }));
     box.append(h('div', { class: 'meta', text: 'Your comments' }), ul);
   }
-  if (plan && typeof plan.revision === 'number' && plan.revision > 0) box.append(h('div', { class: 'meta', text: `revision ${plan.revision}` }));
+  if (plan && typeof plan.revision === 'number' && plan.revision > 0)
+    box.append(h('div', { class: 'meta', text: `revision ${plan.revision}` }));
   return box;
 }
-

@@ -39,7 +39,8 @@ function link(doc, text, href, inner) {
   a.setAttribute('href', href);
   a.setAttribute('rel', 'noopener noreferrer');
   a.setAttribute('target', '_blank');
-  if (inner) renderInline(doc, text, a, true); else a.textContent = text;
+  if (inner) renderInline(doc, text, a, true);
+  else a.textContent = text;
   return a;
 }
 
@@ -58,12 +59,21 @@ const URL_RE = /^(https?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)\]}])/i;
 /** Append the inline Markdown of `s` to `parent`. */
 export function renderInline(doc, s, parent, inLink = false) {
   let buf = '';
-  const flush = () => { if (buf) { parent.appendChild(doc.createTextNode(buf)); buf = ''; } };
+  const flush = () => {
+    if (buf) {
+      parent.appendChild(doc.createTextNode(buf));
+      buf = '';
+    }
+  };
   let i = 0;
   while (i < s.length) {
     const c = s[i];
     // backslash escape
-    if (c === '\\' && i + 1 < s.length && /[\\`*_{}[\]()#+\-.!~<>|]/.test(s[i + 1])) { buf += s[i + 1]; i += 2; continue; }
+    if (c === '\\' && i + 1 < s.length && /[\\`*_{}[\]()#+\-.!~<>|]/.test(s[i + 1])) {
+      buf += s[i + 1];
+      i += 2;
+      continue;
+    }
     // code span
     if (c === '`') {
       let n = 1;
@@ -78,7 +88,9 @@ export function renderInline(doc, s, parent, inLink = false) {
         i = j + n;
         continue;
       }
-      buf += fence; i += n; continue;
+      buf += fence;
+      i += n;
+      continue;
     }
     // "a quoted name", as agents quote file and folder names: isolated (<bdi>),
     // so right-to-left letters in it cannot reorder the text around it
@@ -133,7 +145,10 @@ export function renderInline(doc, s, parent, inLink = false) {
         const end = s.indexOf(')', close + 2);
         if (end !== -1) {
           const text = s.slice(i + 1, close);
-          const url = s.slice(close + 2, end).trim().split(/\s+/)[0];
+          const url = s
+            .slice(close + 2, end)
+            .trim()
+            .split(/\s+/)[0];
           const href = safeHref(url);
           if (href) {
             flush();
@@ -201,24 +216,41 @@ function paragraph(doc, lines) {
 /** Render Markdown text to a DocumentFragment. */
 export function renderMarkdown(text, doc = globalThis.document) {
   const frag = doc.createDocumentFragment();
-  renderBlocks(doc, String(text ?? '').replace(/\r\n?/g, '\n').split('\n'), frag, 0);
+  renderBlocks(
+    doc,
+    String(text ?? '')
+      .replace(/\r\n?/g, '\n')
+      .split('\n'),
+    frag,
+    0,
+  );
   return frag;
 }
 
 function renderBlocks(doc, lines, parent, depth) {
   let i = 0;
   let para = [];
-  const endPara = () => { if (para.length) { parent.appendChild(paragraph(doc, para)); para = []; } };
+  const endPara = () => {
+    if (para.length) {
+      parent.appendChild(paragraph(doc, para));
+      para = [];
+    }
+  };
   while (i < lines.length) {
     const line = lines[i];
     let m;
-    if (!line.trim()) { endPara(); i++; continue; }
+    if (!line.trim()) {
+      endPara();
+      i++;
+      continue;
+    }
     if ((m = FENCE.exec(line))) {
       endPara();
       const fence = m[1];
       const body = [];
       i++;
-      while (i < lines.length && !new RegExp('^ {0,3}' + fence[0] + '{' + fence.length + ',}\\s*$').test(lines[i])) body.push(lines[i++]);
+      while (i < lines.length && !new RegExp('^ {0,3}' + fence[0] + '{' + fence.length + ',}\\s*$').test(lines[i]))
+        body.push(lines[i++]);
       i++; // the closing fence (or past the end while streaming)
       const pre = doc.createElement('pre');
       const code = el(doc, 'code', body.join('\n'));
@@ -243,7 +275,10 @@ function renderBlocks(doc, lines, parent, depth) {
     if (QUOTE.test(line) && depth < 8) {
       endPara();
       const body = [];
-      while (i < lines.length && (m = QUOTE.exec(lines[i]))) { body.push(m[1]); i++; }
+      while (i < lines.length && (m = QUOTE.exec(lines[i]))) {
+        body.push(m[1]);
+        i++;
+      }
       const q = doc.createElement('blockquote');
       renderBlocks(doc, body, q, depth + 1);
       parent.appendChild(q);
@@ -263,25 +298,42 @@ function renderBlocks(doc, lines, parent, depth) {
         const indent = lm[1].length + 2;
         i++;
         // continuation lines: indented, or lazy paragraph lines
-        while (i < lines.length && lines[i].trim() && !BULLET.exec(lines[i]) && !ORDERED.exec(lines[i]) && !FENCE.exec(lines[i])) {
+        while (
+          i < lines.length &&
+          lines[i].trim() &&
+          !BULLET.exec(lines[i]) &&
+          !ORDERED.exec(lines[i]) &&
+          !FENCE.exec(lines[i])
+        ) {
           item.push(lines[i].slice(Math.min(indent, lines[i].length - lines[i].trimStart().length)));
           i++;
         }
         // nested list lines (indented further)
-        while (i < lines.length && /^\s{2,}([-*+]|\d{1,9}[.)])[ \t]+/.test(lines[i]) && (lines[i].length - lines[i].trimStart().length) >= indent) {
+        while (
+          i < lines.length &&
+          /^\s{2,}([-*+]|\d{1,9}[.)])[ \t]+/.test(lines[i]) &&
+          lines[i].length - lines[i].trimStart().length >= indent
+        ) {
           item.push(lines[i].slice(indent));
           i++;
         }
         const li = doc.createElement('li');
         if (item.length === 1) renderInline(doc, item[0], li);
         else renderBlocks(doc, item, li, depth + 1);
-        if (li.firstChild && li.firstChild.nodeName === 'P') { // tight list: no paragraph around the item's text
+        if (li.firstChild && li.firstChild.nodeName === 'P') {
+          // tight list: no paragraph around the item's text
           const p = li.firstChild;
           while (p.firstChild) li.insertBefore(p.firstChild, p);
           li.removeChild(p);
         }
         list.appendChild(li);
-        if (i < lines.length && !lines[i].trim() && i + 1 < lines.length && (ordered ? ORDERED : BULLET).exec(lines[i + 1])) i++;
+        if (
+          i < lines.length &&
+          !lines[i].trim() &&
+          i + 1 < lines.length &&
+          (ordered ? ORDERED : BULLET).exec(lines[i + 1])
+        )
+          i++;
       }
       parent.appendChild(list);
       continue;

@@ -73,11 +73,11 @@ export class TetherClient {
     this.ws = null;
     this.attempt = 0;
     this._nextId = 1;
-    this._pending = new Map();     // id -> {msg, resolve, reject, timer, sent}
-    this._queue = [];              // requests waiting for an open socket
-    this._outbox = new Map();      // client_msg_id -> {msg, p}: a say not yet seen as a `user` event (re-sent after reconnect)
-    this._sessions = new Map();    // session -> {lastSeq, attached, ackTimer, ackedSeq}
-    this._handlers = new Map();    // type -> Set(fn)
+    this._pending = new Map(); // id -> {msg, resolve, reject, timer, sent}
+    this._queue = []; // requests waiting for an open socket
+    this._outbox = new Map(); // client_msg_id -> {msg, p}: a say not yet seen as a `user` event (re-sent after reconnect)
+    this._sessions = new Map(); // session -> {lastSeq, attached, ackTimer, ackedSeq}
+    this._handlers = new Map(); // type -> Set(fn)
     this._iterators = new Set();
     this._reconnectTimer = null;
     this._pingTimer = null;
@@ -97,13 +97,21 @@ export class TetherClient {
     return () => this.off(type, fn);
   }
 
-  off(type, fn) { this._handlers.get(type)?.delete(fn); }
+  off(type, fn) {
+    this._handlers.get(type)?.delete(fn);
+  }
 
   _emit(type, ...args) {
     const hs = this._handlers.get(type);
     if (!hs) return;
     for (const fn of [...hs]) {
-      try { fn(...args); } catch (e) { setTimeout(() => { throw e; }); }
+      try {
+        fn(...args);
+      } catch (e) {
+        setTimeout(() => {
+          throw e;
+        });
+      }
     }
   }
 
@@ -115,10 +123,14 @@ export class TetherClient {
   }
 
   /** The highest seq this client holds for a session (0 if none). */
-  lastSeq(session) { return this._sessions.get(session)?.lastSeq ?? 0; }
+  lastSeq(session) {
+    return this._sessions.get(session)?.lastSeq ?? 0;
+  }
 
   /** Sessions this client keeps attached (re-attached after every reconnect). */
-  attachedSessions() { return [...this._sessions].filter(([, s]) => s.attached).map(([id]) => id); }
+  attachedSessions() {
+    return [...this._sessions].filter(([, s]) => s.attached).map(([id]) => id);
+  }
 
   /**
    * Async iterator over one session's events (deduplicated, in order, snapshots included).
@@ -130,19 +142,42 @@ export class TetherClient {
     let wake = null;
     let done = false;
     const it = {
-      push(ev) { if (ev.session === session) { buf.push(ev); if (wake) { wake(); wake = null; } } },
-      end() { done = true; if (wake) { wake(); wake = null; } },
+      push(ev) {
+        if (ev.session === session) {
+          buf.push(ev);
+          if (wake) {
+            wake();
+            wake = null;
+          }
+        }
+      },
+      end() {
+        done = true;
+        if (wake) {
+          wake();
+          wake = null;
+        }
+      },
     };
     this._iterators.add(it);
     const self = this;
     return {
-      [Symbol.asyncIterator]() { return this; },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
       async next() {
-        while (!buf.length && !done) await new Promise((r) => { wake = r; });
+        while (!buf.length && !done)
+          await new Promise((r) => {
+            wake = r;
+          });
         if (buf.length) return { value: buf.shift(), done: false };
         return { value: undefined, done: true };
       },
-      async return() { done = true; self._iterators.delete(it); return { value: undefined, done: true }; },
+      async return() {
+        done = true;
+        self._iterators.delete(it);
+        return { value: undefined, done: true };
+      },
     };
   }
 
@@ -169,7 +204,13 @@ export class TetherClient {
     for (const s of this._sessions.values()) clearTimeout(s.ackTimer);
     const ws = this.ws;
     this.ws = null;
-    if (ws) { try { ws.close(1000); } catch { /* ignore */ } }
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch {
+        /* ignore */
+      }
+    }
     this._failPending(new TetherError('closed', 'client closed'), true);
     for (const it of this._iterators) it.end();
     this._iterators.clear();
@@ -183,7 +224,11 @@ export class TetherClient {
     if (this.ws) {
       const ws = this.ws;
       this._onClose({ code: 4000, reason: 'client reconnect' }); // forgets ws first: its own close event is ignored
-      try { ws.close(4000); } catch { /* ignore */ }
+      try {
+        ws.close(4000);
+      } catch {
+        /* ignore */
+      }
     }
     clearTimeout(this._reconnectTimer);
     if (this.state !== 'closed') this._open();
@@ -193,7 +238,11 @@ export class TetherClient {
     clearTimeout(this._reconnectTimer);
     this._setState(this.welcome ? 'reconnecting' : 'connecting');
     let token = this.token;
-    try { if (typeof token === 'function') token = await token(); } catch (e) { token = undefined; }
+    try {
+      if (typeof token === 'function') token = await token();
+    } catch (e) {
+      token = undefined;
+    }
     if (this.state === 'closed') return;
     let ws;
     try {
@@ -210,12 +259,20 @@ export class TetherClient {
       if (token) hello.token = token;
       this._sendRaw(hello);
       // No welcome in time (a server stuck mid-start): try again.
-      const t = setTimeout(() => { if (mine() && this.state !== 'open') this.reconnectNow(); }, this.requestTimeoutMs);
+      const t = setTimeout(() => {
+        if (mine() && this.state !== 'open') this.reconnectNow();
+      }, this.requestTimeoutMs);
       if (t.unref) t.unref();
     };
-    ws.onmessage = (e) => { if (mine()) this._onFrame(typeof e.data === 'string' ? e.data : String(e.data)); };
-    ws.onerror = () => { /* a close follows */ };
-    ws.onclose = (e) => { if (mine()) this._onClose(e); };
+    ws.onmessage = (e) => {
+      if (mine()) this._onFrame(typeof e.data === 'string' ? e.data : String(e.data));
+    };
+    ws.onerror = () => {
+      /* a close follows */
+    };
+    ws.onclose = (e) => {
+      if (mine()) this._onClose(e);
+    };
   }
 
   _onClose(e) {
@@ -228,9 +285,14 @@ export class TetherClient {
       if (!p.sent) continue;
       clearTimeout(p.timer);
       p.timer = null;
-      if (p.msg.type === 'say') { p.sent = false; continue; }
+      if (p.msg.type === 'say') {
+        p.sent = false;
+        continue;
+      }
       this._pending.delete(id);
-      p.reject(new TetherError('disconnected', `connection lost before the reply to ${p.msg.type}`, { retryable: true }));
+      p.reject(
+        new TetherError('disconnected', `connection lost before the reply to ${p.msg.type}`, { retryable: true }),
+      );
     }
     if (this.state === 'closed') return;
     if (e && e.code === 4001) {
@@ -242,7 +304,10 @@ export class TetherClient {
         return;
       }
     }
-    if (!this.autoReconnect) { this.close(); return; }
+    if (!this.autoReconnect) {
+      this.close();
+      return;
+    }
     this._scheduleReconnect();
   }
 
@@ -259,28 +324,49 @@ export class TetherClient {
     const every = Math.max(1, heartbeatS || 25) * 1000;
     this._pingTimer = setInterval(() => {
       if (!this.ws) return;
-      if (Date.now() - this._lastFrameAt > 3 * every) { this.reconnectNow(); return; }
+      if (Date.now() - this._lastFrameAt > 3 * every) {
+        this.reconnectNow();
+        return;
+      }
       this._sendRaw({ type: 'ping' });
     }, every);
     if (this._pingTimer.unref) this._pingTimer.unref();
   }
 
-  _stopPing() { clearInterval(this._pingTimer); this._pingTimer = null; }
+  _stopPing() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+  }
 
   _sendRaw(msg) {
     const ws = this.ws;
     if (!ws || ws.readyState !== 1) return false;
-    try { ws.send(JSON.stringify(msg)); return true; } catch { return false; }
+    try {
+      ws.send(JSON.stringify(msg));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   _onFrame(text) {
     this._lastFrameAt = Date.now();
     let f;
-    try { f = JSON.parse(text); } catch { return; }
+    try {
+      f = JSON.parse(text);
+    } catch {
+      return;
+    }
     if (!f || typeof f !== 'object') return;
     this._emit('frame', f);
-    if (f.type === 'welcome') { this._onWelcome(f); return; }
-    if (typeof f.seq === 'number' && typeof f.session === 'string') { this._onEvent(f); return; }
+    if (f.type === 'welcome') {
+      this._onWelcome(f);
+      return;
+    }
+    if (typeof f.seq === 'number' && typeof f.session === 'string') {
+      this._onEvent(f);
+      return;
+    }
     if (typeof f.re === 'string' && this._pending.has(f.re)) {
       const p = this._pending.get(f.re);
       this._pending.delete(f.re);
@@ -311,37 +397,60 @@ export class TetherClient {
     this._emit('welcome', w, { reconnected: !first });
     // Re-attach every attached session after the last seq we hold, then
     // re-send what was waiting (the server handles a socket's frames in order).
-    const queuedAttach = new Set(this._queue.map((id) => this._pending.get(id)?.msg)
-      .filter((m) => m && m.type === 'session.attach').map((m) => m.session));
+    const queuedAttach = new Set(
+      this._queue
+        .map((id) => this._pending.get(id)?.msg)
+        .filter((m) => m && m.type === 'session.attach')
+        .map((m) => m.session),
+    );
     for (const [session, s] of this._sessions) {
       if (!s.attached || queuedAttach.has(session)) continue;
-      this._request({ type: 'session.attach', session, after: s.lastSeq }).then((r) => {
-        this._emit('attached', session, r);
-      }, (e) => {
-        if (e.code === 'not_found' || e.code === 'forbidden') s.attached = false;
-        this._emit('client.error', e, { session });
-      });
+      this._request({ type: 'session.attach', session, after: s.lastSeq }).then(
+        (r) => {
+          this._emit('attached', session, r);
+        },
+        (e) => {
+          if (e.code === 'not_found' || e.code === 'forbidden') s.attached = false;
+          this._emit('client.error', e, { session });
+        },
+      );
     }
     const queued = this._queue;
     this._queue = [];
     for (const id of queued) this._transmit(id);
     for (const [, entry] of this._outbox) {
-      if (entry.p) { if (!entry.p.sent && this._pending.has(entry.p.id)) this._transmit(entry.p.id); }
-      else {
+      if (entry.p) {
+        if (!entry.p.sent && this._pending.has(entry.p.id)) this._transmit(entry.p.id);
+      } else {
         // Acknowledged but its event never seen: again, with the same client_msg_id.
         const id = `r${this._nextId++}`;
         entry.msg = { ...entry.msg, id };
-        entry.p = { id, msg: entry.msg, resolve() {}, reject() {}, sent: false, timer: null, timeoutMs: this.requestTimeoutMs };
+        entry.p = {
+          id,
+          msg: entry.msg,
+          resolve() {},
+          reject() {},
+          sent: false,
+          timer: null,
+          timeoutMs: this.requestTimeoutMs,
+        };
         this._pending.set(id, entry.p);
         this._transmit(id);
       }
     }
-    if (this._firstWelcome?.resolve) { this._firstWelcome.resolve(w); this._firstWelcome.resolve = null; this._firstWelcome.reject = null; }
+    if (this._firstWelcome?.resolve) {
+      this._firstWelcome.resolve(w);
+      this._firstWelcome.resolve = null;
+      this._firstWelcome.reject = null;
+    }
   }
 
   _sess(session) {
     let s = this._sessions.get(session);
-    if (!s) { s = { lastSeq: 0, attached: false, ackTimer: null, ackedSeq: 0 }; this._sessions.set(session, s); }
+    if (!s) {
+      s = { lastSeq: 0, attached: false, ackTimer: null, ackedSeq: 0 };
+      this._sessions.set(session, s);
+    }
     return s;
   }
 
@@ -374,7 +483,9 @@ export class TetherClient {
   // ------------------------------------------------------------ requests
 
   /** Send any request; resolves with the `ok` reply, rejects with a TetherError. Waits for the socket when it is down. */
-  request(msg, { timeoutMs } = {}) { return this._request(msg, timeoutMs); }
+  request(msg, { timeoutMs } = {}) {
+    return this._request(msg, timeoutMs);
+  }
 
   _request(msg, timeoutMs = this.requestTimeoutMs) {
     if (this.state === 'closed') return Promise.reject(new TetherError('closed', 'client closed'));
@@ -394,7 +505,10 @@ export class TetherClient {
     const p = this._pending.get(id);
     if (!p) return;
     p.sent = this._sendRaw(p.msg);
-    if (!p.sent) { if (p.msg.type !== 'say') this._queue.push(id); return; }
+    if (!p.sent) {
+      if (p.msg.type !== 'say') this._queue.push(id);
+      return;
+    }
     clearTimeout(p.timer);
     if (p.timeoutMs > 0) {
       p.timer = setTimeout(() => {
@@ -465,7 +579,9 @@ export class TetherClient {
   }
 
   /** End a session for good. */
-  closeSession(session) { return this._request({ type: 'session.close', session }); }
+  closeSession(session) {
+    return this._request({ type: 'session.close', session });
+  }
 
   /**
    * A user turn. The client_msg_id is generated unless given; if the socket
@@ -476,7 +592,9 @@ export class TetherClient {
     return this._request({ type: 'say', session, text, client_msg_id: clientMsgId || randomId('c_') });
   }
 
-  answer(session, questionId, value) { return this._request({ type: 'answer', session, question_id: questionId, value }); }
+  answer(session, questionId, value) {
+    return this._request({ type: 'answer', session, question_id: questionId, value });
+  }
 
   /** decision: 'approve' | 'reject' | 'revise' (with comment). */
   decide(session, approvalId, decision, comment) {
@@ -485,10 +603,18 @@ export class TetherClient {
     return this._request(msg);
   }
 
-  cancel(session) { return this._request({ type: 'cancel', session }); }
+  cancel(session) {
+    return this._request({ type: 'cancel', session });
+  }
 
   /** The says whose `user` event this client has not seen yet: [{session, text, client_msg_id}]. */
-  pendingSays() { return [...this._outbox.values()].map(({ msg }) => ({ session: msg.session, text: msg.text, client_msg_id: msg.client_msg_id, })); }
+  pendingSays() {
+    return [...this._outbox.values()].map(({ msg }) => ({
+      session: msg.session,
+      text: msg.text,
+      client_msg_id: msg.client_msg_id,
+    }));
+  }
 }
 
 // ------------------------------------------------------------ view model
@@ -523,10 +649,14 @@ export class SessionView {
     this._rev = 0;
   }
 
-  get messages() { return this.items.filter((i) => i.kind === 'message'); }
+  get messages() {
+    return this.items.filter((i) => i.kind === 'message');
+  }
 
   /** True while an assistant message is being streamed. */
-  get streaming() { return this.items.some((i) => i.kind === 'message' && i.streaming); }
+  get streaming() {
+    return this.items.some((i) => i.kind === 'message' && i.streaming);
+  }
 
   _add(item) {
     item.rev = ++this._rev;
@@ -535,7 +665,10 @@ export class SessionView {
     return item;
   }
 
-  _touch(item) { item.rev = ++this._rev; return item; }
+  _touch(item) {
+    item.rev = ++this._rev;
+    return item;
+  }
 
   _remove(key) {
     const it = this._byKey.get(key);
@@ -547,7 +680,10 @@ export class SessionView {
   _settlePending() {
     if (!this.pending) return;
     const it = this._byKey.get(this.pending.key);
-    if (it) { it.resolved = true; this._touch(it); }
+    if (it) {
+      it.resolved = true;
+      this._touch(it);
+    }
     this.pending = null;
   }
 
@@ -559,28 +695,68 @@ export class SessionView {
     if (ev.ts) this.updatedAt = ev.ts;
     this.version += 1;
     switch (ev.type) {
-      case 'snapshot': this._snapshot(ev); break;
+      case 'snapshot':
+        this._snapshot(ev);
+        break;
       case 'state':
         this.state = ev.state;
         this.step = ev.step ?? this.step;
         if (ev.state !== 'waiting_input' && ev.state !== 'waiting_approval') this._settlePending();
-        if (ev.state !== 'running') for (const m of this.items) if (m.kind === 'progress' && !m.finished) { m.finished = true; this._touch(m); }
+        if (ev.state !== 'running')
+          for (const m of this.items)
+            if (m.kind === 'progress' && !m.finished) {
+              m.finished = true;
+              this._touch(m);
+            }
         break;
       case 'user': {
         if (!this.title && ev.text) this.title = ev.text.slice(0, 80);
         const key = 'm:' + ev.message_id;
-        if (!this._byKey.has(key)) this._add({ kind: 'message', key, id: ev.message_id, role: 'user', text: ev.text ?? '', streaming: false, client_msg_id: ev.client_msg_id ?? null, seq: ev.seq, ts: ev.ts });
+        if (!this._byKey.has(key))
+          this._add({
+            kind: 'message',
+            key,
+            id: ev.message_id,
+            role: 'user',
+            text: ev.text ?? '',
+            streaming: false,
+            client_msg_id: ev.client_msg_id ?? null,
+            seq: ev.seq,
+            ts: ev.ts,
+          });
         break;
       }
       case 'message.start': {
         const key = 'm:' + ev.message_id;
-        if (!this._byKey.has(key)) this._add({ kind: 'message', key, id: ev.message_id, role: ev.role || 'assistant', text: '', streaming: true, usage: null, seq: ev.seq, ts: ev.ts });
+        if (!this._byKey.has(key))
+          this._add({
+            kind: 'message',
+            key,
+            id: ev.message_id,
+            role: ev.role || 'assistant',
+            text: '',
+            streaming: true,
+            usage: null,
+            seq: ev.seq,
+            ts: ev.ts,
+          });
         break;
       }
       case 'delta': {
         const key = 'm:' + ev.message_id;
         let m = this._byKey.get(key);
-        if (!m) m = this._add({ kind: 'message', key, id: ev.message_id, role: 'assistant', text: '', streaming: true, usage: null, seq: ev.seq, ts: ev.ts });
+        if (!m)
+          m = this._add({
+            kind: 'message',
+            key,
+            id: ev.message_id,
+            role: 'assistant',
+            text: '',
+            streaming: true,
+            usage: null,
+            seq: ev.seq,
+            ts: ev.ts,
+          });
         m.text += ev.text ?? '';
         this._touch(m);
         break;
@@ -588,7 +764,17 @@ export class SessionView {
       case 'message.end': {
         const key = 'm:' + ev.message_id;
         let m = this._byKey.get(key);
-        if (!m) m = this._add({ kind: 'message', key, id: ev.message_id, role: 'assistant', text: '', usage: null, seq: ev.seq, ts: ev.ts });
+        if (!m)
+          m = this._add({
+            kind: 'message',
+            key,
+            id: ev.message_id,
+            role: 'assistant',
+            text: '',
+            usage: null,
+            seq: ev.seq,
+            ts: ev.ts,
+          });
         if (typeof ev.text === 'string') m.text = ev.text;
         m.streaming = false;
         m.usage = ev.usage || null;
@@ -600,42 +786,92 @@ export class SessionView {
         this._touch(m);
         break;
       }
-      case 'message.discard': this._remove('m:' + ev.message_id); break;
+      case 'message.discard':
+        this._remove('m:' + ev.message_id);
+        break;
       case 'tool.call':
-        this._add({ kind: 'tool', key: 't:' + ev.call_id, call_id: ev.call_id, name: ev.name, args: ev.args, done: false, seq: ev.seq });
+        this._add({
+          kind: 'tool',
+          key: 't:' + ev.call_id,
+          call_id: ev.call_id,
+          name: ev.name,
+          args: ev.args,
+          done: false,
+          seq: ev.seq,
+        });
         break;
       case 'tool.result': {
         let t = this._byKey.get('t:' + ev.call_id);
-        if (!t) t = this._add({ kind: 'tool', key: 't:' + ev.call_id, call_id: ev.call_id, name: '?', args: null, seq: ev.seq });
+        if (!t)
+          t = this._add({
+            kind: 'tool',
+            key: 't:' + ev.call_id,
+            call_id: ev.call_id,
+            name: '?',
+            args: null,
+            seq: ev.seq,
+          });
         Object.assign(t, { done: true, ok: ev.ok, result: ev.result, error: ev.error });
         this._touch(t);
         break;
       }
       case 'question': {
         this._settlePending();
-        const it = this._add({ kind: 'question', key: 'q:' + ev.question_id, question_id: ev.question_id, text: ev.text, choices: ev.choices || null, schema: ev.schema || null, resolved: false, seq: ev.seq });
+        const it = this._add({
+          kind: 'question',
+          key: 'q:' + ev.question_id,
+          question_id: ev.question_id,
+          text: ev.text,
+          choices: ev.choices || null,
+          schema: ev.schema || null,
+          resolved: false,
+          seq: ev.seq,
+        });
         this.pending = it;
         break;
       }
       case 'approval': {
         this._settlePending();
-        const it = this._add({ kind: 'approval', key: 'a:' + ev.approval_id, approval_id: ev.approval_id, title: ev.title, plan: ev.plan, resolved: false, seq: ev.seq });
+        const it = this._add({
+          kind: 'approval',
+          key: 'a:' + ev.approval_id,
+          approval_id: ev.approval_id,
+          title: ev.title,
+          plan: ev.plan,
+          resolved: false,
+          seq: ev.seq,
+        });
         this.pending = it;
         break;
       }
       case 'progress': {
         const key = 'p:' + (ev.step || 'progress');
         let p = this._byKey.get(key);
-        if (!p || p.finished) { if (p) this._remove(key); p = this._add({ kind: 'progress', key, step: ev.step, seq: ev.seq }); }
+        if (!p || p.finished) {
+          if (p) this._remove(key);
+          p = this._add({ kind: 'progress', key, step: ev.step, seq: ev.seq });
+        }
         Object.assign(p, { done: ev.done, total: ev.total, label: ev.label, finished: false });
         this._touch(p);
         break;
       }
       case 'error':
-        this._add({ kind: 'error', key: 'e:' + ev.seq, code: ev.code, message: ev.message, retryable: ev.retryable, seq: ev.seq });
+        this._add({
+          kind: 'error',
+          key: 'e:' + ev.seq,
+          code: ev.code,
+          message: ev.message,
+          retryable: ev.retryable,
+          seq: ev.seq,
+        });
         break;
       case 'context.trimmed':
-        this._add({ kind: 'notice', key: 'n:' + ev.seq, text: `${ev.dropped_messages} older message(s) were left out to fit the model's context`, seq: ev.seq });
+        this._add({
+          kind: 'notice',
+          key: 'n:' + ev.seq,
+          text: `${ev.dropped_messages} older message(s) were left out to fit the model's context`,
+          seq: ev.seq,
+        });
         break;
       default:
         return true; // unknown types are ignored (the protocol may add some)
@@ -654,18 +890,46 @@ export class SessionView {
     this.title = keepTitle || '';
     this.updatedAt = ev.ts || null;
     for (const t of ev.transcript || []) {
-      this._add({ kind: 'message', key: 'm:' + (t.message_id || 'x' + this._rev), id: t.message_id, role: t.role, text: t.text ?? '', streaming: false, usage: t.usage || null });
+      this._add({
+        kind: 'message',
+        key: 'm:' + (t.message_id || 'x' + this._rev),
+        id: t.message_id,
+        role: t.role,
+        text: t.text ?? '',
+        streaming: false,
+        usage: t.usage || null,
+      });
     }
     const p = ev.pending;
     if (p && p.question_id) {
-      this.pending = this._add({ kind: 'question', key: 'q:' + p.question_id, question_id: p.question_id, text: p.text, choices: p.choices || null, schema: p.schema || null, resolved: false });
+      this.pending = this._add({
+        kind: 'question',
+        key: 'q:' + p.question_id,
+        question_id: p.question_id,
+        text: p.text,
+        choices: p.choices || null,
+        schema: p.schema || null,
+        resolved: false,
+      });
     } else if (p && p.approval_id) {
-      this.pending = this._add({ kind: 'approval', key: 'a:' + p.approval_id, approval_id: p.approval_id, title: p.title, plan: p.plan, resolved: false });
+      this.pending = this._add({
+        kind: 'approval',
+        key: 'a:' + p.approval_id,
+        approval_id: p.approval_id,
+        title: p.title,
+        plan: p.plan,
+        resolved: false,
+      });
     }
   }
 
   /** The text shown for the assistant: every non-discarded assistant message, concatenated. */
-  assistantText() { return this.messages.filter((m) => m.role === 'assistant').map((m) => m.text).join(''); }
+  assistantText() {
+    return this.messages
+      .filter((m) => m.role === 'assistant')
+      .map((m) => m.text)
+      .join('');
+  }
 }
 
 export { CONN_STATES };

@@ -12,74 +12,107 @@
 // rate with p99 <= SLO_MS, no error, >= 99% of requests done in the window).
 //
 //   node tests/bench/gateway.mjs [--smoke] [--rates 50,100,250,500,1000,2000] [--seconds 5]
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
-import { SMOKE, dist, out, rssKiB, rssSampler, sleep, startFake, startPortkey, startTether } from "./lib/common.mjs";
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { SMOKE, dist, out, rssKiB, rssSampler, sleep, startFake, startPortkey, startTether } from './lib/common.mjs';
 
-const argv = (name, def) => { const i = process.argv.indexOf(name); return i >= 0 ? process.argv[i + 1] : def; };
-const RATES = argv("--rates", SMOKE ? "50" : "50,100,250,500,1000,2000").split(",").map(Number);
-const SECONDS = Number(argv("--seconds", SMOKE ? 1 : 5));
+const argv = (name, def) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : def;
+};
+const RATES = argv('--rates', SMOKE ? '50' : '50,100,250,500,1000,2000')
+  .split(',')
+  .map(Number);
+const SECONDS = Number(argv('--seconds', SMOKE ? 1 : 5));
 const SLO_MS = 100;
 const TIMEOUT_MS = 10000;
 const MAX_CONNS = 3000;
 
-const cpuSec = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" "); return (Number(f[11]) + Number(f[12])) / 100; };
+const cpuSec = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 
 // A lean keep-alive HTTP/1.1 client on raw sockets (a Node http client is
 // heavier than the servers it measures). One request per connection at a time.
 function makeClient(port, rawReq, stream) {
   const idle = [];
-  let open = 0, opened = 0;
+  let open = 0,
+    opened = 0;
   function conn() {
     opened++;
-    const s = net.connect(port, "127.0.0.1");
+    const s = net.connect(port, '127.0.0.1');
     s.setNoDelay(true);
-    s.setEncoding("latin1");
+    s.setEncoding('latin1');
     open++;
-    s.on("close", () => { open--; s.dead = true; if (s.job) s.job.fail("closed"); });
-    s.on("error", () => {});
-    s.on("data", (d) => s.job && s.job.data(d));
-    s.on("end", () => { s.dead = true; if (s.job) s.job.end(); });
+    s.on('close', () => {
+      open--;
+      s.dead = true;
+      if (s.job) s.job.fail('closed');
+    });
+    s.on('error', () => {});
+    s.on('data', (d) => s.job && s.job.data(d));
+    s.on('end', () => {
+      s.dead = true;
+      if (s.job) s.job.end();
+    });
     return s;
   }
   return {
     open: () => open,
     opened: () => opened,
-    request(done) { // done(err, totalMs from due, firstMs) ; the caller passes the due time
+    request(done) {
+      // done(err, totalMs from due, firstMs) ; the caller passes the due time
       let s = idle.pop();
       while (s && s.dead) s = idle.pop();
-      if (!s) { if (open >= MAX_CONNS) return done(`client cap of ${MAX_CONNS} open connections reached`); s = conn(); }
-      let acc = "";
+      if (!s) {
+        if (open >= MAX_CONNS) return done(`client cap of ${MAX_CONNS} open connections reached`);
+        s = conn();
+      }
+      let acc = '';
       let need = -1; // -1 headers pending, -2 chunked, -3 until close, else total length
       let first = 0;
-      const timer = setTimeout(() => { s.job = null; s.destroy(); done("timeout"); }, TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        s.job = null;
+        s.destroy();
+        done('timeout');
+      }, TIMEOUT_MS);
       s.job = {
-        fail(e) { clearTimeout(timer); s.job = null; done(e); },
-        end() { // close-delimited body (no length, not chunked): complete at EOF
-          if (need !== -3) return this.fail("closed");
+        fail(e) {
+          clearTimeout(timer);
+          s.job = null;
+          done(e);
+        },
+        end() {
+          // close-delimited body (no length, not chunked): complete at EOF
+          if (need !== -3) return this.fail('closed');
           clearTimeout(timer);
           s.job = null;
           s.destroy();
-          done(stream && !acc.includes("[DONE]") ? "stream without [DONE]" : null, first);
+          done(stream && !acc.includes('[DONE]') ? 'stream without [DONE]' : null, first);
         },
         data(d) {
           acc += d;
           if (need === -1) {
-            const he = acc.indexOf("\r\n\r\n");
+            const he = acc.indexOf('\r\n\r\n');
             if (he < 0) return;
-            if (!acc.startsWith("HTTP/1.1 200")) { this.fail(`status ${acc.slice(9, 12)}`); s.destroy(); return; }
+            if (!acc.startsWith('HTTP/1.1 200')) {
+              this.fail(`status ${acc.slice(9, 12)}`);
+              s.destroy();
+              return;
+            }
             const head = acc.slice(0, he);
             const m = /\r\ncontent-length: *(\d+)/i.exec(head);
             need = m ? he + 4 + Number(m[1]) : /\r\ntransfer-encoding: *chunked/i.test(head) ? -2 : -3;
           }
           if (stream && !first && /"content":"[^"]/.test(acc)) first = performance.now();
-          const complete = need === -2 ? acc.endsWith("\r\n0\r\n\r\n") : need >= 0 ? acc.length >= need : false;
+          const complete = need === -2 ? acc.endsWith('\r\n0\r\n\r\n') : need >= 0 ? acc.length >= need : false;
           if (complete) {
             clearTimeout(timer);
             s.job = null;
-            if (stream && !acc.includes("[DONE]")) return done("stream without [DONE]");
+            if (stream && !acc.includes('[DONE]')) return done('stream without [DONE]');
             idle.push(s);
             done(null, first);
           }
@@ -87,19 +120,31 @@ function makeClient(port, rawReq, stream) {
       };
       s.write(rawReq);
     },
-    close() { for (const s of idle) s.destroy(); },
+    close() {
+      for (const s of idle) s.destroy();
+    },
   };
 }
 
 function raw(port, headers, body) {
-  const h = { host: `127.0.0.1:${port}`, "content-type": "application/json", ...headers, "content-length": Buffer.byteLength(body) };
-  return `POST /v1/chat/completions HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n${body}`;
+  const h = {
+    host: `127.0.0.1:${port}`,
+    'content-type': 'application/json',
+    ...headers,
+    'content-length': Buffer.byteLength(body),
+  };
+  return `POST /v1/chat/completions HTTP/1.1\r\n${Object.entries(h)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n${body}`;
 }
 
 async function step(client, rate, seconds, pid, fakePid) {
   const n = Math.round(rate * seconds);
-  const lat = [], firsts = [], errs = {};
-  let errors = 0, done = 0;
+  const lat = [],
+    firsts = [],
+    errs = {};
+  let errors = 0,
+    done = 0;
   const cpu0 = pid ? cpuSec(pid) : 0;
   const fcpu0 = fakePid ? cpuSec(fakePid) : 0;
   const opened0 = client.opened();
@@ -107,14 +152,19 @@ async function step(client, rate, seconds, pid, fakePid) {
   const t0 = performance.now() + 20;
   let i = 0;
   await new Promise((resolve) => {
-    const finish = () => { if (++done === n) resolve(); };
+    const finish = () => {
+      if (++done === n) resolve();
+    };
     const tick = () => {
       const now = performance.now();
       while (i < n && t0 + (i * 1000) / rate <= now) {
         const due = t0 + (i * 1000) / rate;
         i++;
         client.request((err, first) => {
-          if (err) { errors++; errs[err] = (errs[err] || 0) + 1; } else {
+          if (err) {
+            errors++;
+            errs[err] = (errs[err] || 0) + 1;
+          } else {
             const end = performance.now();
             lat.push(end - due);
             if (first) firsts.push(first - due);
@@ -127,44 +177,83 @@ async function step(client, rate, seconds, pid, fakePid) {
     tick();
   });
   const wall = (performance.now() - t0) / 1000;
-  const res = { rate, requests: n, errors, error_kinds: errs, achieved_per_s: Math.round((n - errors) / wall),
-    latency_ms: dist(lat, 2), first_chunk_ms: firsts.length ? dist(firsts, 2) : undefined };
+  const res = {
+    rate,
+    requests: n,
+    errors,
+    error_kinds: errs,
+    achieved_per_s: Math.round((n - errors) / wall),
+    latency_ms: dist(lat, 2),
+    first_chunk_ms: firsts.length ? dist(firsts, 2) : undefined,
+  };
   if (fakePid) res.fake_cpu_pct = Math.round(((cpuSec(fakePid) - fcpu0) / wall) * 100);
   res.client_connections_opened = client.opened() - opened0;
-  if (pid) { res.peak_rss_kib = rss.stop(); res.cpu_pct = Math.round(((cpuSec(pid) - cpu0) / wall) * 100); }
+  if (pid) {
+    res.peak_rss_kib = rss.stop();
+    res.cpu_pct = Math.round(((cpuSec(pid) - cpu0) / wall) * 100);
+  }
   res.within_window = wall <= seconds * 1.05 + SLO_MS / 1000;
   res.sustained = errors === 0 && res.latency_ms.p99 <= SLO_MS && res.within_window;
   return res;
 }
 
 const fake = await startFake();
-const dir = mkdtempSync(path.join(os.tmpdir(), "tether-gw-"));
-const routes = path.join(dir, "routes.json");
-writeFileSync(routes, JSON.stringify({ routes: { default: [{ provider: "openai",
-  base_url: `http://127.0.0.1:${fake.port}/v1`, model: "gpt-4o-mini", key_env: "BENCH_FAKE_KEY" }] } }));
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-gw-'));
+const routes = path.join(dir, 'routes.json');
+writeFileSync(
+  routes,
+  JSON.stringify({
+    routes: {
+      default: [
+        {
+          provider: 'openai',
+          base_url: `http://127.0.0.1:${fake.port}/v1`,
+          model: 'gpt-4o-mini',
+          key_env: 'BENCH_FAKE_KEY',
+        },
+      ],
+    },
+  }),
+);
 
-const question = "hello there, how are you today? tell me one two three four five six seven eight nine ten";
+const question = 'hello there, how are you today? tell me one two three four five six seven eight nine ten';
 // Both gateways are started afresh for each mode, so memory one mode's
 // overload leaves behind does not show in the other's figures.
 let tether, portkey;
 const targets = {
-  direct: { port: fake.port, pid: null, headers: { authorization: "Bearer bench" } },
-  tether: { headers: { authorization: "Bearer bench" } },
-  portkey: { headers: { authorization: "Bearer bench", "x-portkey-provider": "openai",
-    "x-portkey-custom-host": `http://127.0.0.1:${fake.port}/v1` } },
+  direct: { port: fake.port, pid: null, headers: { authorization: 'Bearer bench' } },
+  tether: { headers: { authorization: 'Bearer bench' } },
+  portkey: {
+    headers: {
+      authorization: 'Bearer bench',
+      'x-portkey-provider': 'openai',
+      'x-portkey-custom-host': `http://127.0.0.1:${fake.port}/v1`,
+    },
+  },
 };
-const result = { bench: "gateway", slo_p99_ms: SLO_MS, seconds_per_step: SECONDS, rates: RATES, fake_pid_role: "child process",
-  idle_rss_kib: {}, runs: {} };
-for (const mode of ["plain", "stream"]) {
-  tether = await startTether(["--data-dir", path.join(dir, `data-${mode}`), "--routes", routes]);
+const result = {
+  bench: 'gateway',
+  slo_p99_ms: SLO_MS,
+  seconds_per_step: SECONDS,
+  rates: RATES,
+  fake_pid_role: 'child process',
+  idle_rss_kib: {},
+  runs: {},
+};
+for (const mode of ['plain', 'stream']) {
+  tether = await startTether(['--data-dir', path.join(dir, `data-${mode}`), '--routes', routes]);
   portkey = await startPortkey();
   Object.assign(targets.tether, { port: tether.port, pid: tether.pid });
   Object.assign(targets.portkey, { port: portkey.port, pid: portkey.pid });
   await sleep(500);
-  if (mode === "plain") result.idle_rss_kib = { tether: rssKiB(tether.pid), portkey: rssKiB(portkey.pid) };
-  const body = JSON.stringify({ model: "default", stream: mode === "stream", messages: [{ role: "user", content: question }] });
+  if (mode === 'plain') result.idle_rss_kib = { tether: rssKiB(tether.pid), portkey: rssKiB(portkey.pid) };
+  const body = JSON.stringify({
+    model: 'default',
+    stream: mode === 'stream',
+    messages: [{ role: 'user', content: question }],
+  });
   for (const [name, t] of Object.entries(targets)) {
-    const client = makeClient(t.port, raw(t.port, t.headers, body), mode === "stream");
+    const client = makeClient(t.port, raw(t.port, t.headers, body), mode === 'stream');
     await step(client, 100, SMOKE ? 0.3 : 1, null); // warm-up (JIT, connection pool)
     const steps = [];
     for (const rate of RATES) {
@@ -178,10 +267,20 @@ for (const mode of ["plain", "stream"]) {
     const sustained = steps.filter((s) => s.sustained).map((s) => s.rate);
     result.runs[`${name}_${mode}`] = { steps, max_sustained_per_s: sustained.length ? Math.max(...sustained) : 0 };
   }
-  for (const name of ["tether", "portkey"]) {
-    const g = result.runs[`${name}_${mode}`], d = result.runs[`direct_${mode}`];
-    g.added_ms = g.steps.map((s, i) => d.steps[i] ? { rate: s.rate, p50: +(s.latency_ms.p50 - d.steps[i].latency_ms.p50).toFixed(2),
-      p99: +(s.latency_ms.p99 - d.steps[i].latency_ms.p99).toFixed(2) } : null).filter(Boolean);
+  for (const name of ['tether', 'portkey']) {
+    const g = result.runs[`${name}_${mode}`],
+      d = result.runs[`direct_${mode}`];
+    g.added_ms = g.steps
+      .map((s, i) =>
+        d.steps[i]
+          ? {
+              rate: s.rate,
+              p50: +(s.latency_ms.p50 - d.steps[i].latency_ms.p50).toFixed(2),
+              p99: +(s.latency_ms.p99 - d.steps[i].latency_ms.p99).toFixed(2),
+            }
+          : null,
+      )
+      .filter(Boolean);
   }
   await Promise.all([tether.stop(), portkey.stop()]);
 }
@@ -189,5 +288,10 @@ await fake.stop();
 rmSync(dir, { recursive: true, force: true });
 out(result);
 // Broken, not slow: the lowest rate must work on every target.
-const broken = Object.entries(result.runs).filter(([, r]) => r.steps[0].errors > 0).map(([k]) => k);
-if (broken.length) { console.error(`gateway bench: errors at the lowest rate on ${broken.join(", ")}`); process.exit(1); }
+const broken = Object.entries(result.runs)
+  .filter(([, r]) => r.steps[0].errors > 0)
+  .map(([k]) => k);
+if (broken.length) {
+  console.error(`gateway bench: errors at the lowest rate on ${broken.join(', ')}`);
+  process.exit(1);
+}

@@ -22,12 +22,17 @@ function arg(name, dflt) {
 const SMOKE = process.argv.includes('--smoke');
 const TURNS = Number(arg('turns', SMOKE ? 3 : 20));
 const TURN_KB = Number(arg('turn-kb', SMOKE ? 50 : 500));
-const MIBS = String(arg('mib', SMOKE ? '1' : '1,8')).split(',').map(Number);
+const MIBS = String(arg('mib', SMOKE ? '1' : '1,8'))
+  .split(',')
+  .map(Number);
 
 /** Deterministic text: lowercase words of 2-9 letters (or up to wordMax). */
 export function prose(bytes, seed = 1, wordMax = 9) {
   let x = seed >>> 0;
-  const next = () => { x = (x * 1103515245 + 12345) >>> 0; return x >>> 8; };
+  const next = () => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return x >>> 8;
+  };
   const parts = [];
   let len = 0;
   while (len < bytes) {
@@ -58,7 +63,12 @@ export function pingProbe(c, everyMs = 10) {
     }
     return rtts;
   })();
-  return { stop: async () => { running = false; return done; } };
+  return {
+    stop: async () => {
+      running = false;
+      return done;
+    },
+  };
 }
 
 function summary(rtts) {
@@ -70,7 +80,9 @@ function summary(rtts) {
 /** The fake provider as a child process; resolves {url, script(step), close()}. */
 export async function fakeProviderProcess() {
   const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fake-provider', 'server.mjs');
-  const proc = spawn(process.execPath, [bin, '--port', '0', '--max-requests', '4'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [bin, '--port', '0', '--max-requests', '4'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise((resolve, reject) => {
     proc.stdout.once('data', (d) => resolve(JSON.parse(String(d)).listening));
     proc.once('exit', (code) => reject(new Error(`fake provider exited (${code})`)));
@@ -79,7 +91,10 @@ export async function fakeProviderProcess() {
   return {
     url,
     script: (step) => fetch(`${url}/_script`, { method: 'POST', body: JSON.stringify(step) }),
-    close: () => { proc.kill('SIGTERM'); return new Promise((r) => proc.once('exit', r)); },
+    close: () => {
+      proc.kill('SIGTERM');
+      return new Promise((r) => proc.once('exit', r));
+    },
   };
 }
 
@@ -87,7 +102,9 @@ export async function fakeProviderProcess() {
 async function postJson(port, text) {
   const t0 = performance.now();
   const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: text,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: text,
   });
   await res.text();
   return { status: res.status, ms: performance.now() - t0 };
@@ -102,7 +119,10 @@ async function main() {
     const pinger = await connect(srv.port, { hello: true });
     await fp.script({ text: 'ok', repeat: 'forever' });
     for (const mib of MIBS) {
-      const body = JSON.stringify({ model: 'default', messages: [{ role: 'user', content: prose(mib * 1024 * 1024 - 4096, mib) }] });
+      const body = JSON.stringify({
+        model: 'default',
+        messages: [{ role: 'user', content: prose(mib * 1024 * 1024 - 4096, mib) }],
+      });
       const probe = pingProbe(pinger);
       await new Promise((r) => setTimeout(r, 50));
       const r = await postJson(srv.port, body);
@@ -116,7 +136,12 @@ async function main() {
       const t0 = performance.now();
       await sayAndWait(c, session, text, `turn-${t}`, 600_000);
       const ms = performance.now() - t0;
-      out.chat.push({ turn: t + 1, transcript_kb: (t + 1) * TURN_KB, turn_ms: Math.round(ms), ping: summary(await probe.stop()) });
+      out.chat.push({
+        turn: t + 1,
+        transcript_kb: (t + 1) * TURN_KB,
+        turn_ms: Math.round(ms),
+        ping: summary(await probe.stop()),
+      });
     }
     c.close();
     pinger.close();
@@ -125,7 +150,9 @@ async function main() {
     await fp.close();
   }
   const lines = (a) => a.map((x) => `  ${JSON.stringify(x)}`).join(',\n');
-  console.log(`{"bin": ${JSON.stringify(out.bin)},\n"gateway": [\n${lines(out.gateway)}],\n"chat": [\n${lines(out.chat)}]}`);
+  console.log(
+    `{"bin": ${JSON.stringify(out.bin)},\n"gateway": [\n${lines(out.gateway)}],\n"chat": [\n${lines(out.chat)}]}`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -25,43 +25,103 @@ let t = performance.now();
 execFileSync(MAKER, [lib, String(N), '25', '640']);
 const genMs = performance.now() - t;
 const files = [];
-const walk = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); e.isDirectory() ? walk(p) : files.push(path.relative(lib, p)); } };
+const walk = (d) => {
+  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    const p = path.join(d, e.name);
+    e.isDirectory() ? walk(p) : files.push(path.relative(lib, p));
+  }
+};
 walk(lib);
 const bytes = files.reduce((s, f) => s + fs.statSync(path.join(lib, f)).size, 0);
 
 const fp = await startFakeProvider();
-const plan = { explanation: 'By camera.', folders: ['organised'], moves: files.sort().map((src) => ({ src, dest: `organised/${path.basename(src)}` })) };
+const plan = {
+  explanation: 'By camera.',
+  folders: ['organised'],
+  moves: files.sort().map((src) => ({ src, dest: `organised/${path.basename(src)}` })),
+};
 fp.script([
   { text: 'A library of product photos.' },
   { text: JSON.stringify({ questions: [{ text: 'By date or camera?', choices: ['date', 'camera'] }] }) },
   { text: JSON.stringify(plan) },
 ]);
 const routes = path.join(root, 'routes.json');
-fs.writeFileSync(routes, JSON.stringify({ routes: { default: [{ provider: 'openai', base_url: `${fp.url}/v1`, model: 'gpt-4o-mini', key_env: 'FAKE_KEY' }] } }));
-const port = await new Promise((r) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
-const srv = spawn(BIN, ['--port', String(port), '--data-dir', path.join(root, 'data'), '--routes', routes, '--photos-root', root, '--log-level', 'warn'],
-  { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, FAKE_KEY: 'k' } });
-for (;;) { try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break; } catch { /* starting */ } await new Promise((r) => setTimeout(r, 10)); }
+fs.writeFileSync(
+  routes,
+  JSON.stringify({
+    routes: { default: [{ provider: 'openai', base_url: `${fp.url}/v1`, model: 'gpt-4o-mini', key_env: 'FAKE_KEY' }] },
+  }),
+);
+const port = await new Promise((r) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => {
+    const p = s.address().port;
+    s.close(() => r(p));
+  });
+});
+const srv = spawn(
+  BIN,
+  [
+    '--port',
+    String(port),
+    '--data-dir',
+    path.join(root, 'data'),
+    '--routes',
+    routes,
+    '--photos-root',
+    root,
+    '--log-level',
+    'warn',
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, FAKE_KEY: 'k' } },
+);
+for (;;) {
+  try {
+    if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break;
+  } catch {
+    /* starting */
+  }
+  await new Promise((r) => setTimeout(r, 10));
+}
 const hwm = () => Number(fs.readFileSync(`/proc/${srv.pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)[1]);
 const rssBefore = hwm();
 
 const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`);
 const phases = {};
-let session, mark = performance.now();
-const lap = (name) => { const now = performance.now(); phases[name] = +(now - mark).toFixed(1); mark = now; };
+let session,
+  mark = performance.now();
+const lap = (name) => {
+  const now = performance.now();
+  phases[name] = +(now - mark).toFixed(1);
+  mark = now;
+};
 const done = new Promise((resolve) => {
   let undoing = false;
   ws.on('open', () => ws.send(JSON.stringify({ type: 'hello' })));
   ws.on('message', (d) => {
     const m = JSON.parse(d);
     if (m.type === 'welcome') ws.send(JSON.stringify({ type: 'session.open', id: 'o', agent: 'photo-organizer' }));
-    else if (m.type === 'ok' && m.re === 'o') { session = m.session; mark = performance.now(); ws.send(JSON.stringify({ type: 'say', session, text: 'organise my photos' })); }
-    else if (m.type === 'state' && m.state === 'running' && m.step === 'summarise') lap('analyse_scan');
-    else if (m.type === 'question') { lap('summary_and_questions'); ws.send(JSON.stringify({ type: 'answer', session, question_id: m.question_id, value: 'camera' })); }
-    else if (m.type === 'approval') { lap('plan_and_check'); ws.send(JSON.stringify({ type: 'decide', session, approval_id: m.approval_id, decision: 'approve' })); }
-    else if (m.type === 'state' && m.state === 'done' && !undoing) { lap('execute_moves'); undoing = true; ws.send(JSON.stringify({ type: 'say', session, text: 'undo' })); }
-    else if (m.type === 'state' && m.state === 'done' && undoing) { lap('undo'); resolve(); }
-    else if (m.type === 'state' && m.state === 'failed') { console.error('run failed'); process.exit(1); }
+    else if (m.type === 'ok' && m.re === 'o') {
+      session = m.session;
+      mark = performance.now();
+      ws.send(JSON.stringify({ type: 'say', session, text: 'organise my photos' }));
+    } else if (m.type === 'state' && m.state === 'running' && m.step === 'summarise') lap('analyse_scan');
+    else if (m.type === 'question') {
+      lap('summary_and_questions');
+      ws.send(JSON.stringify({ type: 'answer', session, question_id: m.question_id, value: 'camera' }));
+    } else if (m.type === 'approval') {
+      lap('plan_and_check');
+      ws.send(JSON.stringify({ type: 'decide', session, approval_id: m.approval_id, decision: 'approve' }));
+    } else if (m.type === 'state' && m.state === 'done' && !undoing) {
+      lap('execute_moves');
+      undoing = true;
+      ws.send(JSON.stringify({ type: 'say', session, text: 'undo' }));
+    } else if (m.type === 'state' && m.state === 'done' && undoing) {
+      lap('undo');
+      resolve();
+    } else if (m.type === 'state' && m.state === 'failed') {
+      console.error('run failed');
+      process.exit(1);
+    }
   });
 });
 await done;
@@ -71,8 +131,20 @@ srv.kill('SIGTERM');
 await new Promise((r) => srv.on('exit', r));
 await fp.close();
 fs.rmSync(root, { recursive: true, force: true });
-console.log(JSON.stringify({
-  photos: files.length, library_mib: +(bytes / 1048576).toFixed(1), generate_ms: +genMs.toFixed(0),
-  phases_ms: phases, total_ms: +Object.values(phases).reduce((a, b) => a + b, 0).toFixed(1),
-  server_peak_rss_kib: rssPeak, server_rss_before_kib: rssBefore,
-}, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      photos: files.length,
+      library_mib: +(bytes / 1048576).toFixed(1),
+      generate_ms: +genMs.toFixed(0),
+      phases_ms: phases,
+      total_ms: +Object.values(phases)
+        .reduce((a, b) => a + b, 0)
+        .toFixed(1),
+      server_peak_rss_kib: rssPeak,
+      server_rss_before_kib: rssBefore,
+    },
+    null,
+    2,
+  ),
+);

@@ -6,44 +6,72 @@
 // repeated REPS times on the same store.
 //
 //   node tests/bench/startup.mjs [--smoke] [--sizes 0,100000,1000000]
-import { mkdtempSync, rmSync, statSync, readdirSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import WebSocket from "ws";
-import { BIN, SMOKE, dist, freePort, metrics, out, sleep, spawnRaised, startTether, stopProc } from "./lib/common.mjs";
+import { mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { BIN, SMOKE, dist, freePort, metrics, out, sleep, spawnRaised, startTether, stopProc } from './lib/common.mjs';
 
-const argv = (name, def) => { const i = process.argv.indexOf(name); return i >= 0 ? process.argv[i + 1] : def; };
-const SIZES = argv("--sizes", SMOKE ? "0,2000" : "0,100000,1000000").split(",").map(Number);
+const argv = (name, def) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : def;
+};
+const SIZES = argv('--sizes', SMOKE ? '0,2000' : '0,100000,1000000')
+  .split(',')
+  .map(Number);
 const REPS = SMOKE ? 2 : 5;
-const SOCKETS = 8, WINDOW = 200;
-const COMMON = ["--log-level", "warn", "--idle-evict-s", "1", "--rate-msgs-per-s", "1000000", "--rate-burst", "1000000",
-  "--map-size-mb", "1024"];
+const SOCKETS = 8,
+  WINDOW = 200;
+const COMMON = [
+  '--log-level',
+  'warn',
+  '--idle-evict-s',
+  '1',
+  '--rate-msgs-per-s',
+  '1000000',
+  '--rate-burst',
+  '1000000',
+  '--map-size-mb',
+  '1024',
+];
 
 async function fill(port, n) {
-  let started = 0, created = 0;
+  let started = 0,
+    created = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: SOCKETS }, () => new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, "tether.v1", { perMessageDeflate: false });
-    let inflight = 0;
-    const pump = () => {
-      while (inflight < WINDOW && started < n) {
-        started++; inflight++;
-        ws.send(JSON.stringify({ type: "session.open", id: "o", agent: "echo" }));
-      }
-      if (inflight === 0 && started >= n) { ws.close(); resolve(); }
-    };
-    ws.on("error", reject);
-    ws.on("open", () => ws.send(JSON.stringify({ type: "hello" })));
-    ws.on("message", (d) => {
-      const m = JSON.parse(d);
-      if (m.type === "welcome") pump();
-      else if (m.type === "ok" && m.re === "o") {
-        ws.send(JSON.stringify({ type: "session.detach", session: m.session }));
-        inflight--; created++;
-        pump();
-      } else if (m.type === "error") reject(new Error(`${m.code}: ${m.message}`));
-    });
-  })));
+  await Promise.all(
+    Array.from(
+      { length: SOCKETS },
+      () =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, 'tether.v1', { perMessageDeflate: false });
+          let inflight = 0;
+          const pump = () => {
+            while (inflight < WINDOW && started < n) {
+              started++;
+              inflight++;
+              ws.send(JSON.stringify({ type: 'session.open', id: 'o', agent: 'echo' }));
+            }
+            if (inflight === 0 && started >= n) {
+              ws.close();
+              resolve();
+            }
+          };
+          ws.on('error', reject);
+          ws.on('open', () => ws.send(JSON.stringify({ type: 'hello' })));
+          ws.on('message', (d) => {
+            const m = JSON.parse(d);
+            if (m.type === 'welcome') pump();
+            else if (m.type === 'ok' && m.re === 'o') {
+              ws.send(JSON.stringify({ type: 'session.detach', session: m.session }));
+              inflight--;
+              created++;
+              pump();
+            } else if (m.type === 'error') reject(new Error(`${m.code}: ${m.message}`));
+          });
+        }),
+    ),
+  );
   return { created, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -51,38 +79,48 @@ async function fill(port, n) {
 async function timeToWelcome(dir) {
   const port = await freePort();
   const t0 = performance.now();
-  const proc = spawnRaised(BIN, ["--port", port, "--data-dir", dir, ...COMMON], { stdio: ["ignore", "ignore", "ignore"] });
+  const proc = spawnRaised(BIN, ['--port', port, '--data-dir', dir, ...COMMON], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
   let ms = null;
   let exited = false;
-  proc.on("exit", () => { exited = true; });
+  proc.on('exit', () => {
+    exited = true;
+  });
   for (let tries = 0; tries < 60000 && ms === null && !exited; tries++) {
     ms = await new Promise((resolve) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, "tether.v1", { perMessageDeflate: false });
-      ws.on("error", () => resolve(null));
-      ws.on("open", () => ws.send(JSON.stringify({ type: "hello" })));
-      ws.on("message", (d) => { if (JSON.parse(d).type === "welcome") { resolve(performance.now() - t0); ws.close(); } });
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, 'tether.v1', { perMessageDeflate: false });
+      ws.on('error', () => resolve(null));
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'hello' })));
+      ws.on('message', (d) => {
+        if (JSON.parse(d).type === 'welcome') {
+          resolve(performance.now() - t0);
+          ws.close();
+        }
+      });
     });
     if (ms === null) await sleep(1);
   }
   await stopProc(proc);
-  if (ms === null) throw new Error("tether did not serve a welcome");
+  if (ms === null) throw new Error('tether did not serve a welcome');
   return ms;
 }
 
 const dirSize = (d) => readdirSync(d).reduce((a, f) => a + statSync(path.join(d, f)).size, 0);
 const results = [];
-{ // warm the client (JIT, first connections) on a throwaway store, not counted
-  const tmp = mkdtempSync(path.join(os.tmpdir(), "tether-startup-warm-"));
+{
+  // warm the client (JIT, first connections) on a throwaway store, not counted
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tether-startup-warm-'));
   await timeToWelcome(tmp);
   await timeToWelcome(tmp);
   rmSync(tmp, { recursive: true, force: true });
 }
-const dir = mkdtempSync(path.join(os.tmpdir(), "tether-startup-"));
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-startup-'));
 let stored = 0;
 for (const size of SIZES) {
   let fillInfo = null;
   if (size > stored) {
-    const srv = await startTether(["--data-dir", dir, ...COMMON.slice(2)]);
+    const srv = await startTether(['--data-dir', dir, ...COMMON.slice(2)]);
     fillInfo = await fill(srv.port, size - stored);
     const m = await metrics(srv.port);
     stored = m.tether_sessions_stored;
@@ -90,9 +128,18 @@ for (const size of SIZES) {
   }
   const times = [];
   for (let r = 0; r < REPS; r++) times.push(await timeToWelcome(dir));
-  results.push({ sessions_stored: stored, store_bytes: dirSize(dir), welcome_ms: dist(times, 1), all_ms: times.map((t) => +t.toFixed(1)),
-    fill: fillInfo && { created: fillInfo.created, seconds: +fillInfo.seconds.toFixed(1), sessions_per_s: Math.round(fillInfo.created / fillInfo.seconds) } });
+  results.push({
+    sessions_stored: stored,
+    store_bytes: dirSize(dir),
+    welcome_ms: dist(times, 1),
+    all_ms: times.map((t) => +t.toFixed(1)),
+    fill: fillInfo && {
+      created: fillInfo.created,
+      seconds: +fillInfo.seconds.toFixed(1),
+      sessions_per_s: Math.round(fillInfo.created / fillInfo.seconds),
+    },
+  });
 }
 rmSync(dir, { recursive: true, force: true });
-out({ bench: "startup", results });
+out({ bench: 'startup', results });
 if (results.some((r) => r.welcome_ms.n !== REPS || r.welcome_ms.p50 === null)) process.exit(1);

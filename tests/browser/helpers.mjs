@@ -18,9 +18,16 @@ export async function until(fn, timeoutMs = 5000, what = 'condition', everyMs = 
   const deadline = Date.now() + timeoutMs;
   let last;
   for (;;) {
-    try { last = await fn(); } catch (e) { last = e; }
+    try {
+      last = await fn();
+    } catch (e) {
+      last = e;
+    }
     if (last && !(last instanceof Error)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ': ' + last.message : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ': ' + last.message : ''}`,
+      );
     await sleep(everyMs);
   }
 }
@@ -40,14 +47,25 @@ export class FlakyWS {
   static duplicate = false;
   static sent = [];
 
-  static dropAll() { for (const s of FlakyWS.open) s.ws.terminate(); }
-  static reset() { FlakyWS.down = false; FlakyWS.dropAfter = null; FlakyWS.duplicate = false; FlakyWS.sent = []; FlakyWS.dropAll(); }
+  static dropAll() {
+    for (const s of FlakyWS.open) s.ws.terminate();
+  }
+  static reset() {
+    FlakyWS.down = false;
+    FlakyWS.dropAfter = null;
+    FlakyWS.duplicate = false;
+    FlakyWS.sent = [];
+    FlakyWS.dropAll();
+  }
 
   constructor(url, protocol) {
     this.onopen = this.onmessage = this.onclose = this.onerror = null;
     const target = FlakyWS.down ? url.replace(/:\d+\//, ':1/') : url; // port 1: connection refused
     this.ws = new WebSocket(target, protocol);
-    this.ws.on('open', () => { FlakyWS.open.add(this); this.onopen?.({}); });
+    this.ws.on('open', () => {
+      FlakyWS.open.add(this);
+      this.onopen?.({});
+    });
     this.ws.on('message', (data, isBinary) => {
       if (this.deaf) return;
       const ev = { data: isBinary ? data : data.toString('utf8') };
@@ -55,15 +73,24 @@ export class FlakyWS {
       if (FlakyWS.duplicate) this.onmessage?.(ev);
     });
     this.ws.on('error', () => this.onerror?.({}));
-    this.ws.on('close', (code, reason) => { FlakyWS.open.delete(this); this.onclose?.({ code, reason: reason.toString() }); });
+    this.ws.on('close', (code, reason) => {
+      FlakyWS.open.delete(this);
+      this.onclose?.({ code, reason: reason.toString() });
+    });
   }
 
-  get readyState() { return this.ws.readyState; }
+  get readyState() {
+    return this.ws.readyState;
+  }
 
   send(text) {
     this.ws.send(text);
     let msg = null;
-    try { msg = JSON.parse(text); } catch { /* not JSON */ }
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
     FlakyWS.sent.push(msg);
     if (msg && FlakyWS.dropAfter && FlakyWS.dropAfter(msg)) {
       FlakyWS.dropAfter = null;
@@ -73,7 +100,13 @@ export class FlakyWS {
     }
   }
 
-  close(code) { try { this.ws.close(code === 1000 || (code >= 3000 && code < 5000) ? code : 1000); } catch { this.ws.terminate(); } }
+  close(code) {
+    try {
+      this.ws.close(code === 1000 || (code >= 3000 && code < 5000) ? code : 1000);
+    } catch {
+      this.ws.terminate();
+    }
+  }
 }
 
 // ------------------------------------------------------------------ browser
@@ -93,13 +126,24 @@ export async function launchBrowser({ viewport = { width: 1100, height: 800 } } 
     executablePath: CHROMIUM,
     headless: true,
     viewport,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   return {
     context,
     async close() {
-      try { await context.close(); } catch { /* ignore */ }
+      try {
+        await context.close();
+      } catch {
+        /* ignore */
+      }
       fs.rmSync(userDataDir, { recursive: true, force: true });
     },
   };
@@ -111,9 +155,14 @@ export async function launchBrowser({ viewport = { width: 1100, height: 800 } } 
  */
 export function watchPage(page) {
   const problems = [];
-  page.on('dialog', (d) => { problems.push(`dialog: ${d.type()} ${d.message()}`); d.dismiss().catch(() => {}); });
+  page.on('dialog', (d) => {
+    problems.push(`dialog: ${d.type()} ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console.error: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console.error: ${m.text()}`);
+  });
   return problems;
 }
 

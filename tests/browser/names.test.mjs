@@ -6,8 +6,12 @@ import { after, before } from 'node:test';
 import { itest, launchBrowser, watchPage } from './helpers.mjs';
 
 let browser;
-before(async () => { browser = await launchBrowser(); });
-after(async () => { await browser?.close(); });
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
 
 const isolated = (page, selector) => page.$$eval(selector, (els) => els.map((e) => getComputedStyle(e).unicodeBidi));
 
@@ -26,12 +30,19 @@ itest('titles, agent, tool, folder and quoted file names are isolated for displa
     await page.fill('#text', 'moved "שלום (1).jpg" to "תמונות 2023"');
     await page.press('#text', 'Enter');
     // echo streams the words back as Markdown: each quoted name in its own <bdi>
-    await page.waitForFunction(() => document.querySelectorAll('#timeline .msg.assistant bdi').length === 2
-      && document.getElementById('chat-state').textContent === 'idle');
-    const bdis = await page.$$eval('#timeline .msg.assistant bdi', (els) => els.map((e) => e.parentElement.textContent.includes(`"${e.textContent}"`) && e.textContent));
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('#timeline .msg.assistant bdi').length === 2 &&
+        document.getElementById('chat-state').textContent === 'idle',
+    );
+    const bdis = await page.$$eval('#timeline .msg.assistant bdi', (els) =>
+      els.map((e) => e.parentElement.textContent.includes(`"${e.textContent}"`) && e.textContent),
+    );
     assert.deepEqual(bdis, ['שלום (1).jpg', 'תמונות 2023']);
     assert.deepEqual(await isolated(page, '#timeline .msg.assistant bdi'), ['isolate', 'isolate']);
-    await page.waitForFunction(() => document.querySelector('.session-item .session-title')?.textContent.startsWith('moved'));
+    await page.waitForFunction(() =>
+      document.querySelector('.session-item .session-title')?.textContent.startsWith('moved'),
+    );
     assert.deepEqual(await isolated(page, '.session-item .session-title'), ['isolate']);
     assert.deepEqual(await isolated(page, '.session-item .agent-tag'), ['isolate']);
     assert.deepEqual(await isolated(page, '#title'), ['isolate']);
@@ -42,31 +53,50 @@ itest('titles, agent, tool, folder and quoted file names are isolated for displa
       const ts = new Date().toISOString();
       const feed = (type, f) => window.tether.client._onEvent({ type, session: s, seq: ++seq, ts, ...f });
       feed('tool.call', { call_id: 'c1', name: 'סריקה', args: {} });
-      feed('approval', { approval_id: 'a1', title: 'ארגון 3 תמונות', plan: { tree: [
-        { name: 'תמונות 2023', count: 2, children: [{ name: 'ליסבון', count: 2 }] }, { name: 'Home', count: 1 }] } });
+      feed('approval', {
+        approval_id: 'a1',
+        title: 'ארגון 3 תמונות',
+        plan: {
+          tree: [
+            { name: 'תמונות 2023', count: 2, children: [{ name: 'ליסבון', count: 2 }] },
+            { name: 'Home', count: 1 },
+          ],
+        },
+      });
     }, session);
     await page.waitForSelector('.card.approval.pending .tree-name');
     assert.deepEqual(await isolated(page, '.card.approval .tree-name'), ['isolate', 'isolate', 'isolate']);
     assert.deepEqual(await isolated(page, '.card.approval .card-title'), ['isolate']);
     assert.deepEqual(await isolated(page, '.tool-item .tool-name'), ['isolate']);
     assert.deepEqual(problems, []);
-  } finally { await page.close(); }
+  } finally {
+    await page.close();
+  }
 });
 
-itest('markdown: a "quoted" run is put in a <bdi>, the quotes outside it; an unclosed quote stays text', async ({ startServer }) => {
-  const srv = await startServer();
-  const page = await browser.context.newPage();
-  try {
-    await page.goto(`${srv.url}/`);
-    const out = await page.evaluate(async () => {
-      const { renderMarkdown } = await import('/markdown.js');
-      const html = (md) => { const d = document.createElement('div'); d.append(renderMarkdown(md)); return d.innerHTML; };
-      return [html('"a.jpg" (from "b/**c**.jpg")'), html('5" screen'), html('"one\ntwo"')];
-    });
-    assert.deepEqual(out, [
-      '<p>"<bdi>a.jpg</bdi>" (from "<bdi>b/<strong>c</strong>.jpg</bdi>")</p>',
-      '<p>5" screen</p>',
-      '<p>"one<br>two"</p>',
-    ]);
-  } finally { await page.close(); }
-});
+itest(
+  'markdown: a "quoted" run is put in a <bdi>, the quotes outside it; an unclosed quote stays text',
+  async ({ startServer }) => {
+    const srv = await startServer();
+    const page = await browser.context.newPage();
+    try {
+      await page.goto(`${srv.url}/`);
+      const out = await page.evaluate(async () => {
+        const { renderMarkdown } = await import('/markdown.js');
+        const html = (md) => {
+          const d = document.createElement('div');
+          d.append(renderMarkdown(md));
+          return d.innerHTML;
+        };
+        return [html('"a.jpg" (from "b/**c**.jpg")'), html('5" screen'), html('"one\ntwo"')];
+      });
+      assert.deepEqual(out, [
+        '<p>"<bdi>a.jpg</bdi>" (from "<bdi>b/<strong>c</strong>.jpg</bdi>")</p>',
+        '<p>5" screen</p>',
+        '<p>"one<br>two"</p>',
+      ]);
+    } finally {
+      await page.close();
+    }
+  },
+);

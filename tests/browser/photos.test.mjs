@@ -9,7 +9,14 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
-  BIN, fakeTarget, itest, launchBrowser, lastAssistantText, screenshot, watchPage, writeRoutesFile,
+  BIN,
+  fakeTarget,
+  itest,
+  launchBrowser,
+  lastAssistantText,
+  screenshot,
+  watchPage,
+  writeRoutesFile,
 } from './helpers.mjs';
 
 let fp;
@@ -29,13 +36,26 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
   const lib = path.join(root, 'local');
   execFileSync(path.join(path.dirname(BIN), 'tests', 'unit', 'make_photo_library'), [lib, '12']);
   const files = [];
-  const walk = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); e.isDirectory() ? walk(p) : files.push(path.relative(lib, p)); } };
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      e.isDirectory() ? walk(p) : files.push(path.relative(lib, p));
+    }
+  };
   walk(lib);
-  const plan = { explanation: 'Each camera gets a folder.', folders: ['products', 'products/shoes'],
-    moves: files.sort().map((src, i) => ({ src, dest: `${i % 2 ? 'products/shoes' : 'products'}/${path.basename(src)}` })) };
+  const plan = {
+    explanation: 'Each camera gets a folder.',
+    folders: ['products', 'products/shoes'],
+    moves: files
+      .sort()
+      .map((src, i) => ({ src, dest: `${i % 2 ? 'products/shoes' : 'products'}/${path.basename(src)}` })),
+  };
   fp.script([
     { text: 'Your library holds **12 photos** from four cameras.', match: { prefix: P } },
-    { text: JSON.stringify({ questions: [{ text: 'By date or by product?', choices: ['date', 'product'] }] }), match: { prefix: P } },
+    {
+      text: JSON.stringify({ questions: [{ text: 'By date or by product?', choices: ['date', 'product'] }] }),
+      match: { prefix: P },
+    },
     { text: JSON.stringify(plan), match: { prefix: P } },
   ]);
   const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });
@@ -61,11 +81,18 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
     assert.deepEqual(counts, ['12', '6']);
     await screenshot(page, 'photos-approval');
     await page.click('.card.approval.pending button:has-text("Approve")');
-    await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'done', null, { timeout: 20000 });
+    await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'done', null, {
+      timeout: 20000,
+    });
     assert.match(await lastAssistantText(page), /Done: 12 photos moved/);
     await screenshot(page, 'photos-done');
     const after = [];
-    const walk2 = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); e.isDirectory() ? walk2(p) : after.push(path.relative(lib, p)); } };
+    const walk2 = (d) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        e.isDirectory() ? walk2(p) : after.push(path.relative(lib, p));
+      }
+    };
     walk2(lib);
     assert.equal(after.length, 12);
     assert.ok(after.every((p) => p.startsWith('products/')));

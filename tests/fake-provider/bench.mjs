@@ -38,8 +38,9 @@ async function startServer() {
     const fp = await startFakeProvider({ maxRequests: 1000 });
     return { port: fp.port, stop: () => fp.close() };
   }
-  const child = spawn(process.execPath, [path.join(HERE, 'server.mjs'), '--port', '0', '--max-requests', '1000'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(HERE, 'server.mjs'), '--port', '0', '--max-requests', '1000'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (c) => {
@@ -49,7 +50,14 @@ async function startServer() {
     });
     child.on('exit', (c) => reject(new Error(`server exited ${c}`)));
   });
-  return { port, stop: () => new Promise((r) => { child.on('exit', r); child.kill('SIGTERM'); }) };
+  return {
+    port,
+    stop: () =>
+      new Promise((r) => {
+        child.on('exit', r);
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 function request(port, agent, method, p, headers, body) {
@@ -66,7 +74,8 @@ function request(port, agent, method, p, headers, body) {
 }
 
 const health = async (port) => JSON.parse((await request(port, false, 'GET', '/_health', {}, undefined)).body);
-const script = (port, obj) => request(port, false, 'POST', '/_script', { 'content-type': 'application/json' }, JSON.stringify(obj));
+const script = (port, obj) =>
+  request(port, false, 'POST', '/_script', { 'content-type': 'application/json' }, JSON.stringify(obj));
 
 // ------------------------------------------------------------------ measuring
 
@@ -88,15 +97,22 @@ async function phase(port, run) {
   let errors = 0;
   const lat = [];
   const record = (s, n, err) => {
-    if (err) { errors++; return; }
+    if (err) {
+      errors++;
+      return;
+    }
     const e = performance.now();
-    if (s >= tStart && e <= tEnd) { done++; units += n; lat.push(e - s); }
+    if (s >= tStart && e <= tEnd) {
+      done++;
+      units += n;
+      lat.push(e - s);
+    }
   };
   const h0 = new Promise((resolve) => setTimeout(() => resolve(health(port)), WARMUP));
   await run(record, () => performance.now() < tEnd);
   const [c0, c1] = [await h0, await health(port)];
   const wall = (performance.now() - tStart) / 1000;
-  const cpu = ((c1.cpu_user_us + c1.cpu_system_us) - (c0.cpu_user_us + c0.cpu_system_us)) / 1e6;
+  const cpu = (c1.cpu_user_us + c1.cpu_system_us - (c0.cpu_user_us + c0.cpu_system_us)) / 1e6;
   lat.sort((a, b) => a - b);
   const secs = DURATION / 1000;
   return {
@@ -110,12 +126,19 @@ async function phase(port, run) {
 }
 
 /** `concurrency` loops of `once()` (which resolves to a unit count). */
-const loops = (concurrency, once) => (record, running) => Promise.all(Array.from({ length: concurrency }, async () => {
-  while (running()) {
-    const s = performance.now();
-    try { record(s, await once()); } catch { record(s, 0, true); }
-  }
-}));
+const loops = (concurrency, once) => (record, running) =>
+  Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (running()) {
+        const s = performance.now();
+        try {
+          record(s, await once());
+        } catch {
+          record(s, 0, true);
+        }
+      }
+    }),
+  );
 
 /**
  * Lean keep-alive client on raw sockets: each connection sends `raw` (a whole
@@ -124,37 +147,62 @@ const loops = (concurrency, once) => (record, running) => Promise.all(Array.from
  */
 const rawLoops = (port, concurrency, raw, unitsPer) => (record, running) => {
   const payload = Buffer.from(raw, 'latin1');
-  return Promise.all(Array.from({ length: concurrency }, () => new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
-    sock.setNoDelay(true);
-    sock.setEncoding('latin1');
-    let acc = '';
-    let need = -1; // -1 unknown, -2 chunked, else total length
-    let t = 0;
-    const send = () => {
-      if (!running()) { sock.end(); resolve(); return; }
-      acc = ''; need = -1; t = performance.now();
-      sock.write(payload);
-    };
-    sock.on('data', (d) => {
-      acc += d;
-      if (need === -1) {
-        const he = acc.indexOf('\r\n\r\n');
-        if (he < 0) return;
-        if (!acc.startsWith('HTTP/1.1 200')) { record(t, 0, true); sock.destroy(); resolve(); return; }
-        const m = /\r\ncontent-length: *(\d+)/i.exec(acc.slice(0, he));
-        need = m ? he + 4 + Number(m[1]) : -2;
-      }
-      if (need === -2 ? acc.endsWith('\r\n0\r\n\r\n') : acc.length >= need) { record(t, unitsPer); send(); }
-    });
-    sock.on('error', () => { record(t, 0, true); resolve(); });
-    sock.on('connect', send);
-  })));
+  return Promise.all(
+    Array.from(
+      { length: concurrency },
+      () =>
+        new Promise((resolve) => {
+          const sock = net.connect(port, '127.0.0.1');
+          sock.setNoDelay(true);
+          sock.setEncoding('latin1');
+          let acc = '';
+          let need = -1; // -1 unknown, -2 chunked, else total length
+          let t = 0;
+          const send = () => {
+            if (!running()) {
+              sock.end();
+              resolve();
+              return;
+            }
+            acc = '';
+            need = -1;
+            t = performance.now();
+            sock.write(payload);
+          };
+          sock.on('data', (d) => {
+            acc += d;
+            if (need === -1) {
+              const he = acc.indexOf('\r\n\r\n');
+              if (he < 0) return;
+              if (!acc.startsWith('HTTP/1.1 200')) {
+                record(t, 0, true);
+                sock.destroy();
+                resolve();
+                return;
+              }
+              const m = /\r\ncontent-length: *(\d+)/i.exec(acc.slice(0, he));
+              need = m ? he + 4 + Number(m[1]) : -2;
+            }
+            if (need === -2 ? acc.endsWith('\r\n0\r\n\r\n') : acc.length >= need) {
+              record(t, unitsPer);
+              send();
+            }
+          });
+          sock.on('error', () => {
+            record(t, 0, true);
+            resolve();
+          });
+          sock.on('connect', send);
+        }),
+    ),
+  );
 };
 
 function rawRequest(p, headers, body) {
   const h = { host: '127.0.0.1', ...headers, 'content-length': Buffer.byteLength(body) };
-  return `POST ${p} HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`;
+  return `POST ${p} HTTP/1.1\r\n${Object.entries(h)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n${body}`;
 }
 
 /** An SSE response read with node:http, counting events (blank-line terminated). */
@@ -192,32 +240,65 @@ async function main() {
     server: INPROCESS ? 'in-process' : 'child process',
     duration_s: DURATION / 1000,
   };
-  const chatReq = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello there, how are you today?' }] });
+  const chatReq = JSON.stringify({
+    model: 'gpt-4o',
+    messages: [{ role: 'user', content: 'hello there, how are you today?' }],
+  });
 
   // 1. Non-streamed chat completions, keep-alive, 50 concurrent.
   {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
     const headers = { ...OAI, 'content-length': Buffer.byteLength(chatReq) };
-    const r = await phase(port, loops(50, async () => {
-      const x = await request(port, agent, 'POST', '/v1/chat/completions', headers, chatReq);
-      if (x.status !== 200) throw new Error(String(x.status));
-      return 1;
-    }));
+    const r = await phase(
+      port,
+      loops(50, async () => {
+        const x = await request(port, agent, 'POST', '/v1/chat/completions', headers, chatReq);
+        if (x.status !== 200) throw new Error(String(x.status));
+        return 1;
+      }),
+    );
     agent.destroy();
-    out.nonstream_c50_node_http = { requests_per_s: r.per_s, errors: r.errors, latency_ms: r.latency_ms, server_cpu_pct: r.server_cpu_pct };
+    out.nonstream_c50_node_http = {
+      requests_per_s: r.per_s,
+      errors: r.errors,
+      latency_ms: r.latency_ms,
+      server_cpu_pct: r.server_cpu_pct,
+    };
   }
   {
     const r = await phase(port, rawLoops(port, 50, rawRequest('/v1/chat/completions', OAI, chatReq), 1));
-    out.nonstream_c50_raw_client = { requests_per_s: r.per_s, errors: r.errors, latency_ms: r.latency_ms, server_cpu_pct: r.server_cpu_pct };
+    out.nonstream_c50_raw_client = {
+      requests_per_s: r.per_s,
+      errors: r.errors,
+      latency_ms: r.latency_ms,
+      server_cpu_pct: r.server_cpu_pct,
+    };
   }
 
   // 2. Streams: 100 concurrent, 200 tokens each, token_delay_ms 0.
   const words = Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ');
   const kinds = [
-    ['openai', 'bench-oai', '/v1/chat/completions', OAI,
-      { model: 'gpt-4o', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'go' }] }, 'data: [DONE]\n\n'],
-    ['anthropic', 'bench-ant', '/v1/messages', ANT,
-      { model: 'claude', max_tokens: 4096, stream: true, messages: [{ role: 'user', content: 'go' }] }, '{"type":"message_stop"}\n\n'],
+    [
+      'openai',
+      'bench-oai',
+      '/v1/chat/completions',
+      OAI,
+      {
+        model: 'gpt-4o',
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'go' }],
+      },
+      'data: [DONE]\n\n',
+    ],
+    [
+      'anthropic',
+      'bench-ant',
+      '/v1/messages',
+      ANT,
+      { model: 'claude', max_tokens: 4096, stream: true, messages: [{ role: 'user', content: 'go' }] },
+      '{"type":"message_stop"}\n\n',
+    ],
   ];
   for (const [name, key, p, hdrs, bodyObj, endMark] of kinds) {
     await script(port, { key, steps: [{ text: words, repeat: 'forever' }] });
@@ -225,30 +306,51 @@ async function main() {
     const headers = { ...hdrs, 'x-fake-key': key, 'content-length': Buffer.byteLength(body) };
     const agent = new http.Agent({ keepAlive: true, maxSockets: 100 });
     const eventsPer = await httpStream(port, agent, p, headers, body, endMark);
-    const r = await phase(port, loops(100, () => httpStream(port, agent, p, headers, body, endMark)));
+    const r = await phase(
+      port,
+      loops(100, () => httpStream(port, agent, p, headers, body, endMark)),
+    );
     agent.destroy();
     out[`stream_${name}_c100_200tok_node_http`] = {
-      chunks_per_s: r.units_per_s, streams_per_s: r.per_s, events_per_stream: eventsPer, errors: r.errors,
-      stream_ms: r.latency_ms, server_cpu_pct: r.server_cpu_pct,
+      chunks_per_s: r.units_per_s,
+      streams_per_s: r.per_s,
+      events_per_stream: eventsPer,
+      errors: r.errors,
+      stream_ms: r.latency_ms,
+      server_cpu_pct: r.server_cpu_pct,
     };
     const rr = await phase(port, rawLoops(port, 100, rawRequest(p, { ...hdrs, 'x-fake-key': key }, body), eventsPer));
     out[`stream_${name}_c100_200tok_raw_client`] = {
-      chunks_per_s: rr.units_per_s, streams_per_s: rr.per_s, errors: rr.errors, stream_ms: rr.latency_ms, server_cpu_pct: rr.server_cpu_pct,
+      chunks_per_s: rr.units_per_s,
+      streams_per_s: rr.per_s,
+      errors: rr.errors,
+      stream_ms: rr.latency_ms,
+      server_cpu_pct: rr.server_cpu_pct,
     };
   }
 
   // 3. Paced streams: 100 concurrent, 50 tokens, token_delay_ms 5 (the timer path).
   {
     const key = 'bench-paced';
-    await script(port, { key, steps: [{ text: Array.from({ length: 50 }, (_, i) => `p${i}`).join(' '), repeat: 'forever', token_delay_ms: 5 }] });
+    await script(port, {
+      key,
+      steps: [{ text: Array.from({ length: 50 }, (_, i) => `p${i}`).join(' '), repeat: 'forever', token_delay_ms: 5 }],
+    });
     const body = JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'go' }] });
     const headers = { ...OAI, 'x-fake-key': key, 'content-length': Buffer.byteLength(body) };
     const agent = new http.Agent({ keepAlive: true, maxSockets: 100 });
-    const r = await phase(port, loops(100, () => httpStream(port, agent, '/v1/chat/completions', headers, body, 'data: [DONE]\n\n')));
+    const r = await phase(
+      port,
+      loops(100, () => httpStream(port, agent, '/v1/chat/completions', headers, body, 'data: [DONE]\n\n')),
+    );
     agent.destroy();
     out.stream_paced_c100_50tok_5ms_node_http = {
-      chunks_per_s: r.units_per_s, streams_per_s: r.per_s, errors: r.errors,
-      stream_ms: r.latency_ms, ideal_stream_ms: 50 * 5, server_cpu_pct: r.server_cpu_pct,
+      chunks_per_s: r.units_per_s,
+      streams_per_s: r.per_s,
+      errors: r.errors,
+      stream_ms: r.latency_ms,
+      ideal_stream_ms: 50 * 5,
+      server_cpu_pct: r.server_cpu_pct,
     };
   }
 
@@ -256,4 +358,7 @@ async function main() {
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -14,8 +14,12 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let fp;
-before(async () => { fp = await startFakeProvider(); });
-after(async () => { await fp.close(); });
+before(async () => {
+  fp = await startFakeProvider();
+});
+after(async () => {
+  await fp.close();
+});
 beforeEach(() => fp.reset());
 
 // ------------------------------------------------------------------ clients
@@ -24,26 +28,47 @@ const OAI = { authorization: 'Bearer sk-test', 'content-type': 'application/json
 const ANT = { 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
 
 function chatBody(text = 'hello big world', extra = {}) {
-  return { model: 'gpt-4o', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: text }], ...extra };
+  return {
+    model: 'gpt-4o',
+    messages: [
+      { role: 'system', content: 'be brief' },
+      { role: 'user', content: text },
+    ],
+    ...extra,
+  };
 }
 function msgBody(text = 'hello big world', extra = {}) {
   return { model: 'claude-sonnet-4-5', max_tokens: 1024, messages: [{ role: 'user', content: text }], ...extra };
 }
 
 function post(p, body, headers = OAI, signal) {
-  return fetch(fp.url + p, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
+  return fetch(fp.url + p, {
+    method: 'POST',
+    headers,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal,
+  });
 }
 const chat = (body, headers = OAI, p = '/v1/chat/completions', signal) => post(p, body, headers, signal);
 const messages = (body, headers = ANT, p = '/v1/messages', signal) => post(p, body, headers, signal);
 
 async function control(method, p, body) {
-  const r = await fetch(fp.url + p, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = await fetch(fp.url + p, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return { status: r.status, json: await r.json() };
 }
 
 /** An SSE parser that follows the WHATWG event-stream rules, fed incrementally. */
 class SSEParser {
-  constructor() { this.buf = ''; this.events = []; this.event = ''; this.data = []; }
+  constructor() {
+    this.buf = '';
+    this.events = [];
+    this.event = '';
+    this.data = [];
+  }
   push(text) {
     this.buf += text;
     let m;
@@ -61,7 +86,8 @@ class SSEParser {
   line(line) {
     if (line === '') {
       if (this.data.length) this.events.push({ event: this.event || 'message', data: this.data.join('\n') });
-      this.event = ''; this.data = [];
+      this.event = '';
+      this.data = [];
       return;
     }
     if (line.startsWith(':')) return;
@@ -81,8 +107,14 @@ async function readSSE(res) {
   let raw = '';
   let error = null;
   try {
-    for await (const chunk of res.body) { const t = dec.decode(chunk, { stream: true }); raw += t; p.push(t); }
-  } catch (e) { error = e; }
+    for await (const chunk of res.body) {
+      const t = dec.decode(chunk, { stream: true });
+      raw += t;
+      p.push(t);
+    }
+  } catch (e) {
+    error = e;
+  }
   return { events: p.events, raw, error, trailing: p.buf };
 }
 
@@ -93,7 +125,10 @@ function openaiChunks(events) {
   for (const e of events) {
     assert.equal(e.event, 'message', 'OpenAI streams use unnamed events');
     assert.equal(done, false, 'nothing may follow [DONE]');
-    if (e.data === '[DONE]') { done = true; continue; }
+    if (e.data === '[DONE]') {
+      done = true;
+      continue;
+    }
     out.push(JSON.parse(e.data));
   }
   return { chunks: out, done };
@@ -137,7 +172,10 @@ function assembleAnthropic(events) {
     else if (d.type === 'content_block_delta') {
       if (d.delta.type === 'text_delta') blocks[d.index].text += d.delta.text;
       else if (d.delta.type === 'input_json_delta') blocks[d.index].partial += d.delta.partial_json;
-    } else if (d.type === 'message_delta') { stop = d.delta.stop_reason; outputTokens = d.usage.output_tokens; }
+    } else if (d.type === 'message_delta') {
+      stop = d.delta.stop_reason;
+      outputTokens = d.usage.output_tokens;
+    }
   }
   return { names, message, blocks, stop, outputTokens };
 }
@@ -145,7 +183,9 @@ function assembleAnthropic(events) {
 // ------------------------------------------------------------------ CLI
 
 test('CLI: prints {"listening":PORT}, serves, stops on SIGTERM', async () => {
-  const child = spawn(process.execPath, [path.join(HERE, 'server.mjs'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(HERE, 'server.mjs'), '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const port = await new Promise((resolve, reject) => {
     child.stdout.on('data', (c) => {
@@ -160,14 +200,25 @@ test('CLI: prints {"listening":PORT}, serves, stops on SIGTERM', async () => {
   const h = await (await fetch(`http://127.0.0.1:${port}/_health`)).json();
   assert.equal(h.ok, true);
   assert.equal(h.port, port);
-  const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: OAI, body: JSON.stringify(chatBody('hi')) });
+  const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+    method: 'POST',
+    headers: OAI,
+    body: JSON.stringify(chatBody('hi')),
+  });
   assert.equal((await r.json()).choices[0].message.content, 'echo: hi');
   // a stalled stream must not keep the process alive
   await fetch(`http://127.0.0.1:${port}/_script`, { method: 'POST', body: JSON.stringify({ stall_after: 1 }) });
-  const stalled = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: OAI, body: JSON.stringify(chatBody('a b', { stream: true })) });
+  const stalled = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+    method: 'POST',
+    headers: OAI,
+    body: JSON.stringify(chatBody('a b', { stream: true })),
+  });
   assert.equal(stalled.status, 200);
   const t0 = Date.now();
-  const code = await new Promise((resolve) => { child.on('exit', (c, sig) => resolve(c ?? sig)); child.kill('SIGTERM'); });
+  const code = await new Promise((resolve) => {
+    child.on('exit', (c, sig) => resolve(c ?? sig));
+    child.kill('SIGTERM');
+  });
   await assert.rejects(stalled.text());
   assert.equal(code, 0);
   assert.ok(Date.now() - t0 < 1500);
@@ -205,7 +256,14 @@ describe('OpenAI /v1/chat/completions', () => {
       messages: [
         { role: 'user', content: 'first' },
         { role: 'assistant', content: 'x' },
-        { role: 'user', content: [{ type: 'text', text: 'second' }, { type: 'image_url', image_url: { url: 'data:' } }, { type: 'text', text: 'part' }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'second' },
+            { type: 'image_url', image_url: { url: 'data:' } },
+            { type: 'text', text: 'part' },
+          ],
+        },
       ],
     };
     const j = await (await chat(body)).json();
@@ -213,7 +271,11 @@ describe('OpenAI /v1/chat/completions', () => {
   });
 
   test('auth: missing or empty bearer -> 401 in OpenAI format', async () => {
-    for (const headers of [{ 'content-type': 'application/json' }, { authorization: 'Bearer ', 'content-type': 'application/json' }, { authorization: 'Basic abc' }]) {
+    for (const headers of [
+      { 'content-type': 'application/json' },
+      { authorization: 'Bearer ', 'content-type': 'application/json' },
+      { authorization: 'Basic abc' },
+    ]) {
       const r = await chat(chatBody(), headers);
       assert.equal(r.status, 401);
       const j = await r.json();
@@ -267,7 +329,10 @@ describe('OpenAI /v1/chat/completions', () => {
     // content chunks: one per word token
     const content = chunks.slice(1, -2).map((c) => c.choices[0].delta.content);
     assert.deepEqual(content, ['echo:', ' hello', ' big', ' world']);
-    for (const c of chunks.slice(0, -2)) { assert.equal(c.usage, null); assert.equal(c.choices[0].finish_reason, null); }
+    for (const c of chunks.slice(0, -2)) {
+      assert.equal(c.usage, null);
+      assert.equal(c.choices[0].finish_reason, null);
+    }
     // finish chunk
     const fin = chunks.at(-2);
     assert.deepEqual(fin.choices[0].delta, {});
@@ -282,14 +347,24 @@ describe('OpenAI /v1/chat/completions', () => {
     const r = await chat(chatBody('x y', { stream: true }));
     const { chunks, done } = openaiChunks((await readSSE(r)).events);
     assert.ok(done);
-    for (const c of chunks) { assert.ok(!('usage' in c)); assert.equal(c.choices.length, 1); }
+    for (const c of chunks) {
+      assert.ok(!('usage' in c));
+      assert.equal(c.choices.length, 1);
+    }
     assert.equal(assembleOpenAI(chunks).content, 'echo: x y');
     assert.equal(chunks.at(-1).choices[0].finish_reason, 'stop');
   });
 
   test('scripted tokens, usage, finish_reason, model', async () => {
-    fp.script({ tokens: ['Hel', 'lo', '!'], usage: { prompt_tokens: 11, completion_tokens: 7 }, finish_reason: 'length', model: 'gpt-4o-2024-08-06' });
-    const { chunks } = openaiChunks((await readSSE(await chat(chatBody('q', { stream: true, stream_options: { include_usage: true } })))).events);
+    fp.script({
+      tokens: ['Hel', 'lo', '!'],
+      usage: { prompt_tokens: 11, completion_tokens: 7 },
+      finish_reason: 'length',
+      model: 'gpt-4o-2024-08-06',
+    });
+    const { chunks } = openaiChunks(
+      (await readSSE(await chat(chatBody('q', { stream: true, stream_options: { include_usage: true } })))).events,
+    );
     const a = assembleOpenAI(chunks);
     assert.equal(a.content, 'Hello!');
     assert.equal(a.finish, 'length');
@@ -318,7 +393,12 @@ describe('OpenAI /v1/chat/completions', () => {
     // 2 headers + 4 + 2 fragments
     assert.equal(toolChunks.length, 8);
     const h0 = toolChunks[0].choices[0].delta.tool_calls[0];
-    assert.deepEqual(h0, { index: 0, id: 'call_abc', type: 'function', function: { name: 'get_weather', arguments: '' } });
+    assert.deepEqual(h0, {
+      index: 0,
+      id: 'call_abc',
+      type: 'function',
+      function: { name: 'get_weather', arguments: '' },
+    });
     for (const c of toolChunks.slice(1, 5)) {
       const tc = c.choices[0].delta.tool_calls[0];
       assert.equal(tc.index, 0);
@@ -406,7 +486,10 @@ describe('Anthropic /v1/messages', () => {
     delete b.max_tokens;
     const r = await messages(b);
     assert.equal(r.status, 400);
-    assert.deepEqual(await r.json(), { type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens: Field required' } });
+    assert.deepEqual(await r.json(), {
+      type: 'error',
+      error: { type: 'invalid_request_error', message: 'max_tokens: Field required' },
+    });
   });
 
   test('streamed text: exact event sequence and payloads', async () => {
@@ -417,7 +500,16 @@ describe('Anthropic /v1/messages', () => {
     assert.equal(error, null);
     assert.match(raw, /^event: message_start\ndata: /);
     const a = assembleAnthropic(events);
-    assert.deepEqual(a.names, ['message_start', 'content_block_start', 'ping', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    assert.deepEqual(a.names, [
+      'message_start',
+      'content_block_start',
+      'ping',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
     assert.equal(a.message.role, 'assistant');
     assert.deepEqual(a.message.content, []);
     assert.equal(a.message.stop_reason, null);
@@ -429,14 +521,29 @@ describe('Anthropic /v1/messages', () => {
   });
 
   test('streamed tool_use with input_json_delta', async () => {
-    fp.script({ text: 'Let me look.', tool_calls: [{ id: 'toolu_01', name: 'get_weather', arguments: { city: 'Paris' } }], split_args: 3 });
+    fp.script({
+      text: 'Let me look.',
+      tool_calls: [{ id: 'toolu_01', name: 'get_weather', arguments: { city: 'Paris' } }],
+      split_args: 3,
+    });
     const { events } = await readSSE(await messages(msgBody('q', { stream: true })));
     const a = assembleAnthropic(events);
     assert.deepEqual(a.names, [
-      'message_start', 'content_block_start', 'ping',
-      'content_block_delta', 'content_block_delta', 'content_block_delta', 'content_block_stop',
-      'content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_delta', 'content_block_stop',
-      'message_delta', 'message_stop']);
+      'message_start',
+      'content_block_start',
+      'ping',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
     assert.equal(a.blocks[0].text, 'Let me look.');
     assert.equal(a.blocks[1].type, 'tool_use');
     assert.equal(a.blocks[1].id, 'toolu_01');
@@ -465,7 +572,8 @@ describe('Anthropic /v1/messages', () => {
 
 describe('OpenAI /v1/embeddings', () => {
   test('deterministic unit vectors, default 8 dims, requires auth', async () => {
-    const get = async (input, extra = {}) => (await post('/v1/embeddings', { model: 'text-embedding-3-small', input, ...extra })).json();
+    const get = async (input, extra = {}) =>
+      (await post('/v1/embeddings', { model: 'text-embedding-3-small', input, ...extra })).json();
     const a = await get('hello');
     assert.equal(a.object, 'list');
     assert.equal(a.model, 'text-embedding-3-small');
@@ -479,7 +587,10 @@ describe('OpenAI /v1/embeddings', () => {
     const b = await get('hello');
     assert.deepEqual(b.data[0].embedding, a.data[0].embedding);
     const many = await get(['hello', 'world'], { dimensions: 16 });
-    assert.deepEqual(many.data.map((d) => d.index), [0, 1]);
+    assert.deepEqual(
+      many.data.map((d) => d.index),
+      [0, 1],
+    );
     assert.equal(many.data[1].embedding.length, 16);
     assert.notDeepEqual(many.data[0].embedding, many.data[1].embedding);
     const b64 = await get('hello', { encoding_format: 'base64' });
@@ -497,7 +608,11 @@ describe('OpenAI /v1/embeddings', () => {
 
 describe('faults: HTTP statuses', () => {
   test('429 with retry_after seconds / retry_after_date / retry_after_ms', async () => {
-    fp.script([{ status: 429, retry_after: 2 }, { status: 429, retry_after_date: 30 }, { status: 429, retry_after_ms: 150, retry_after: 1 }]);
+    fp.script([
+      { status: 429, retry_after: 2 },
+      { status: 429, retry_after_date: 30 },
+      { status: 429, retry_after_ms: 150, retry_after: 1 },
+    ]);
     let r = await chat(chatBody());
     assert.equal(r.status, 429);
     assert.equal(r.headers.get('retry-after'), '2');
@@ -528,7 +643,10 @@ describe('faults: HTTP statuses', () => {
     assert.equal(j.error.code, 'context_length_exceeded');
     assert.match(j.error.message, /^This model's maximum context length is 8192 tokens/);
     r = await messages(msgBody());
-    assert.deepEqual(await r.json(), { type: 'error', error: { type: 'invalid_request_error', message: 'prompt is too long: 210000 tokens > 200000 maximum' } });
+    assert.deepEqual(await r.json(), {
+      type: 'error',
+      error: { type: 'invalid_request_error', message: 'prompt is too long: 210000 tokens > 200000 maximum' },
+    });
   });
 
   test('500, 502 (HTML), 503, 529 per provider', async () => {
@@ -660,7 +778,9 @@ describe('faults: timing and broken streams', () => {
     const res = await new Promise((resolve) => {
       const req = http.request(fp.url + '/v1/chat/completions', { method: 'POST', headers: OAI }, (r) => {
         let data = '';
-        r.on('data', (c) => { data += c; });
+        r.on('data', (c) => {
+          data += c;
+        });
         r.on('error', (e) => resolve({ data, error: e }));
         r.on('end', () => resolve({ data, error: null }));
       });
@@ -681,9 +801,16 @@ describe('faults: timing and broken streams', () => {
 
   test('reset before any byte, and non-streamed reset_after', async () => {
     fp.script([{ reset: true }, { reset_after: 0 }]);
-    await assert.rejects(chat(chatBody()), (e) => /ECONNRESET|other side closed|socket/i.test(`${e.cause?.code} ${e.cause?.message}`));
+    await assert.rejects(chat(chatBody()), (e) =>
+      /ECONNRESET|other side closed|socket/i.test(`${e.cause?.code} ${e.cause?.message}`),
+    );
     let err = null;
-    try { const r = await chat(chatBody()); await r.text(); } catch (e) { err = e; }
+    try {
+      const r = await chat(chatBody());
+      await r.text();
+    } catch (e) {
+      err = e;
+    }
     assert.ok(err, 'non-streamed reset_after must fail the request');
   });
 
@@ -721,7 +848,10 @@ describe('faults: timing and broken streams', () => {
   });
 
   test('end_after: N tokens, then a clean end without the finish events', async () => {
-    fp.script([{ tokens: ['a', 'b'], end_after: 1 }, { tokens: ['a', 'b'], end_after: 1 }]);
+    fp.script([
+      { tokens: ['a', 'b'], end_after: 1 },
+      { tokens: ['a', 'b'], end_after: 1 },
+    ]);
     let { events, error } = await readSSE(await chat(chatBody('q', { stream: true })));
     assert.equal(error, null);
     const { chunks, done } = openaiChunks(events);
@@ -733,7 +863,11 @@ describe('faults: timing and broken streams', () => {
   });
 
   test('in_stream_error: OpenAI data: {"error":...}, Anthropic event: error', async () => {
-    fp.script([{ tokens: ['a', 'b', 'c'], in_stream_error: 2 }, { tokens: ['a'], in_stream_error: true }, { in_stream_error: true }]);
+    fp.script([
+      { tokens: ['a', 'b', 'c'], in_stream_error: 2 },
+      { tokens: ['a'], in_stream_error: true },
+      { in_stream_error: true },
+    ]);
     let { events } = await readSSE(await chat(chatBody('q', { stream: true })));
     const last = JSON.parse(events.at(-1).data);
     assert.equal(last.error.type, 'server_error');
@@ -744,16 +878,25 @@ describe('faults: timing and broken streams', () => {
     ({ events } = await readSSE(await messages(msgBody('q', { stream: true }))));
     const err = events.at(-1);
     assert.equal(err.event, 'error');
-    assert.deepEqual(JSON.parse(err.data), { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
+    assert.deepEqual(JSON.parse(err.data), {
+      type: 'error',
+      error: { type: 'overloaded_error', message: 'Overloaded' },
+    });
     assert.equal(assembleAnthropic(events.slice(0, -1)).blocks[0].text, 'a');
 
     const r = await chat(chatBody());
     assert.equal(r.status, 500);
     await r.arrayBuffer();
 
-    fp.script({ tokens: ['a', 'b'], in_stream_error: { after: 1, type: 'api_error', message: 'Internal server error' } });
+    fp.script({
+      tokens: ['a', 'b'],
+      in_stream_error: { after: 1, type: 'api_error', message: 'Internal server error' },
+    });
     ({ events } = await readSSE(await messages(msgBody('q', { stream: true }))));
-    assert.deepEqual(JSON.parse(events.at(-1).data), { type: 'error', error: { type: 'api_error', message: 'Internal server error' } });
+    assert.deepEqual(JSON.parse(events.at(-1).data), {
+      type: 'error',
+      error: { type: 'api_error', message: 'Internal server error' },
+    });
     assert.equal(events.filter((e) => e.event === 'content_block_delta').length, 1);
   });
 
@@ -781,20 +924,28 @@ describe('script queue, route keys, prefixes, recording', () => {
     const texts = [];
     for (let i = 0; i < 4; i++) texts.push((await (await chat(chatBody('zz'))).json()).choices[0].message.content);
     assert.deepEqual(texts, ['one', 'one', 'two', 'echo: zz']);
-    assert.deepEqual(fp.requests().map((r) => r.step), [ids[0], ids[0], ids[1], null]);
-    assert.deepEqual(fp.requests().map((r) => r.served_by), ['script', 'script', 'script', 'default']);
+    assert.deepEqual(
+      fp.requests().map((r) => r.step),
+      [ids[0], ids[0], ids[1], null],
+    );
+    assert.deepEqual(
+      fp.requests().map((r) => r.served_by),
+      ['script', 'script', 'script', 'default'],
+    );
   });
 
   test('repeat forever', async () => {
     fp.script({ text: 'always', repeat: 'forever' });
-    for (let i = 0; i < 3; i++) assert.equal((await (await chat(chatBody())).json()).choices[0].message.content, 'always');
+    for (let i = 0; i < 3; i++)
+      assert.equal((await (await chat(chatBody())).json()).choices[0].message.content, 'always');
     assert.equal(fp.queued().length, 1);
   });
 
   test('x-fake-key isolates parallel tests', async () => {
     fp.script({ text: 'for t1', key: 't1' });
     fp.script({ text: 'for t2', key: 't2' });
-    const say = async (k) => (await (await chat(chatBody('plain'), k ? { ...OAI, 'x-fake-key': k } : OAI)).json()).choices[0].message.content;
+    const say = async (k) =>
+      (await (await chat(chatBody('plain'), k ? { ...OAI, 'x-fake-key': k } : OAI)).json()).choices[0].message.content;
     assert.equal(await say(null), 'echo: plain'); // un-keyed requests never take keyed steps
     assert.equal(await say('t3'), 'echo: plain');
     assert.equal(await say('t2'), 'for t2');
@@ -811,7 +962,10 @@ describe('script queue, route keys, prefixes, recording', () => {
       { status: 503, match: { path: '/v1/messages' } },
     ]);
     assert.equal((await (await chat(chatBody('q'))).json()).choices[0].message.content, 'echo: q');
-    assert.equal((await (await chat({ ...chatBody(), model: 'gpt-4o-mini' })).json()).choices[0].message.content, 'for mini');
+    assert.equal(
+      (await (await chat({ ...chatBody(), model: 'gpt-4o-mini' })).json()).choices[0].message.content,
+      'for mini',
+    );
     assert.equal((await messages(msgBody())).status, 503);
   });
 
@@ -820,22 +974,38 @@ describe('script queue, route keys, prefixes, recording', () => {
       { status: 503, match: { prefix: 'a' }, repeat: 2 },
       { text: 'from B', match: { prefix: 'b' } },
     ]);
-    assert.equal((await chat(chatBody(), OAI, '/b/v1/chat/completions').then((r) => r.json())).choices[0].message.content, 'from B');
+    assert.equal(
+      (await chat(chatBody(), OAI, '/b/v1/chat/completions').then((r) => r.json())).choices[0].message.content,
+      'from B',
+    );
     assert.equal((await chat(chatBody(), OAI, '/a/v1/chat/completions')).status, 503);
     assert.equal((await messages(msgBody(), ANT, '/a/v1/messages')).status, 503);
     // un-prefixed requests are not region A
     assert.equal((await chat(chatBody())).status, 200);
     const recs = fp.requests();
-    assert.deepEqual(recs.map((r) => [r.prefix, r.route]), [
-      ['b', '/v1/chat/completions'], ['a', '/v1/chat/completions'], ['a', '/v1/messages'], ['', '/v1/chat/completions']]);
+    assert.deepEqual(
+      recs.map((r) => [r.prefix, r.route]),
+      [
+        ['b', '/v1/chat/completions'],
+        ['a', '/v1/chat/completions'],
+        ['a', '/v1/messages'],
+        ['', '/v1/chat/completions'],
+      ],
+    );
     assert.equal(fp.requests({ prefix: 'a' }).length, 2);
     // multi-segment prefixes work too
-    assert.equal((await chat(chatBody('deep'), OAI, '/t7/b/v1/chat/completions').then((r) => r.json())).choices[0].message.content, 'echo: deep');
+    assert.equal(
+      (await chat(chatBody('deep'), OAI, '/t7/b/v1/chat/completions').then((r) => r.json())).choices[0].message.content,
+      'echo: deep',
+    );
     assert.equal(fp.requests().at(-1).prefix, 't7/b');
   });
 
   test('control API over HTTP: /_script, /_requests, /_reset, /_health', async () => {
-    let c = await control('POST', '/_script', { key: 'h', steps: [{ text: 'via http', name: 'first' }, { status: 500 }] });
+    let c = await control('POST', '/_script', {
+      key: 'h',
+      steps: [{ text: 'via http', name: 'first' }, { status: 500 }],
+    });
     assert.equal(c.status, 200);
     assert.equal(c.json.ids.length, 2);
     c = await control('POST', '/_script', [{ text: 'x', bogus: 1 }]);
@@ -844,7 +1014,10 @@ describe('script queue, route keys, prefixes, recording', () => {
     c = await control('POST', '/_script', { text: 'single' });
     assert.equal(c.status, 200);
     c = await control('GET', '/_script?key=h');
-    assert.deepEqual(c.json.map((s) => s.name), ['first', null]);
+    assert.deepEqual(
+      c.json.map((s) => s.name),
+      ['first', null],
+    );
 
     const hdr = { ...OAI, 'x-fake-key': 'h', 'x-trace': 'abc' };
     const t0 = Date.now();

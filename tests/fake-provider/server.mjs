@@ -23,15 +23,47 @@ const OPENAI = 'openai';
 const ANTHROPIC = 'anthropic';
 
 const STEP_FIELDS = new Set([
-  'name', 'key', 'match', 'repeat',
-  'tokens', 'text', 'tool_calls', 'split_args', 'usage', 'finish_reason', 'stop_reason', 'model', 'dims',
-  'delay_ms', 'token_delay_ms',
-  'status', 'retry_after', 'retry_after_date', 'retry_after_ms', 'body', 'headers',
-  'stall', 'reset', 'stall_after', 'reset_after', 'malformed_after', 'end_after', 'in_stream_error',
+  'name',
+  'key',
+  'match',
+  'repeat',
+  'tokens',
+  'text',
+  'tool_calls',
+  'split_args',
+  'usage',
+  'finish_reason',
+  'stop_reason',
+  'model',
+  'dims',
+  'delay_ms',
+  'token_delay_ms',
+  'status',
+  'retry_after',
+  'retry_after_date',
+  'retry_after_ms',
+  'body',
+  'headers',
+  'stall',
+  'reset',
+  'stall_after',
+  'reset_after',
+  'malformed_after',
+  'end_after',
+  'in_stream_error',
 ]);
 const MATCH_FIELDS = new Set(['model', 'path', 'prefix', 'key', 'stream']);
-const NONNEG_INT_FIELDS = ['delay_ms', 'token_delay_ms', 'split_args', 'dims', 'retry_after_ms',
-  'stall_after', 'reset_after', 'malformed_after', 'end_after'];
+const NONNEG_INT_FIELDS = [
+  'delay_ms',
+  'token_delay_ms',
+  'split_args',
+  'dims',
+  'retry_after_ms',
+  'stall_after',
+  'reset_after',
+  'malformed_after',
+  'end_after',
+];
 const FAULT_AFTER = ['stall_after', 'reset_after', 'malformed_after', 'end_after'];
 
 // Node sets `connection` itself (keep-alive unless the client asked to close).
@@ -40,8 +72,10 @@ const SSE_HEADERS = {
   'cache-control': 'no-cache',
 };
 
-const CLOUDFLARE_502 = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n';
-const CLOUDFLARE_504 = '<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n';
+const CLOUDFLARE_502 =
+  '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n';
+const CLOUDFLARE_504 =
+  '<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n';
 
 // ------------------------------------------------------------------ helpers
 
@@ -118,7 +152,13 @@ function httpDate(v) {
 }
 
 const FINISH_TO_STOP = { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', content_filter: 'refusal' };
-const STOP_TO_FINISH = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', refusal: 'content_filter' };
+const STOP_TO_FINISH = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  max_tokens: 'length',
+  tool_use: 'tool_calls',
+  refusal: 'content_filter',
+};
 
 function asJsonString(args) {
   if (args === undefined || args === null) return '{}';
@@ -146,7 +186,8 @@ function normaliseStep(raw, defaultKey, id) {
     if (!MATCH_FIELDS.has(k)) throw new Error(`unknown match field "${k}"`);
   }
   if (raw.key !== undefined && typeof raw.key !== 'string') throw new Error('"key" must be a string');
-  if (raw.key !== undefined && match.key !== undefined && raw.key !== match.key) throw new Error('"key" and "match.key" differ');
+  if (raw.key !== undefined && match.key !== undefined && raw.key !== match.key)
+    throw new Error('"key" and "match.key" differ');
   if (raw.tokens !== undefined && !(Array.isArray(raw.tokens) && raw.tokens.every((t) => typeof t === 'string'))) {
     throw new Error('"tokens" must be an array of strings');
   }
@@ -155,7 +196,8 @@ function normaliseStep(raw, defaultKey, id) {
   if (raw.tool_calls !== undefined) {
     if (!Array.isArray(raw.tool_calls)) throw new Error('"tool_calls" must be an array');
     for (const tc of raw.tool_calls) {
-      if (!tc || typeof tc !== 'object' || typeof tc.name !== 'string') throw new Error('each tool call needs a string "name"');
+      if (!tc || typeof tc !== 'object' || typeof tc.name !== 'string')
+        throw new Error('each tool call needs a string "name"');
       for (const k of Object.keys(tc)) {
         if (!['id', 'name', 'arguments', 'split_args'].includes(k)) throw new Error(`unknown tool call field "${k}"`);
       }
@@ -170,14 +212,21 @@ function normaliseStep(raw, defaultKey, id) {
   if (raw.retry_after !== undefined && !(typeof raw.retry_after === 'number' && raw.retry_after >= 0)) {
     throw new Error('"retry_after" must be a number of seconds');
   }
-  if (raw.retry_after_date !== undefined && typeof raw.retry_after_date !== 'string' && typeof raw.retry_after_date !== 'number') {
+  if (
+    raw.retry_after_date !== undefined &&
+    typeof raw.retry_after_date !== 'string' &&
+    typeof raw.retry_after_date !== 'number'
+  ) {
     throw new Error('"retry_after_date" must be a date string or seconds from now');
   }
-  if (raw.headers !== undefined && (typeof raw.headers !== 'object' || raw.headers === null)) throw new Error('"headers" must be an object');
+  if (raw.headers !== undefined && (typeof raw.headers !== 'object' || raw.headers === null))
+    throw new Error('"headers" must be an object');
   if (raw.in_stream_error !== undefined) {
     const e = raw.in_stream_error;
-    const ok = typeof e === 'boolean' || (Number.isInteger(e) && e >= 0)
-      || (e && typeof e === 'object' && (e.after === undefined || (Number.isInteger(e.after) && e.after >= 0)));
+    const ok =
+      typeof e === 'boolean' ||
+      (Number.isInteger(e) && e >= 0) ||
+      (e && typeof e === 'object' && (e.after === undefined || (Number.isInteger(e.after) && e.after >= 0)));
     if (!ok) throw new Error('"in_stream_error" must be true, a token count, or {after, type, message}');
   }
   let remaining = 1;
@@ -228,27 +277,92 @@ function errorBody(provider, status, model) {
   if (status === 504) return { html: true, body: CLOUDFLARE_504 };
   if (provider === ANTHROPIC) {
     switch (status) {
-      case 400: return { body: anthropicError('invalid_request_error', 'prompt is too long: 210000 tokens > 200000 maximum') };
-      case 401: return { body: anthropicError('authentication_error', 'invalid x-api-key') };
-      case 402: return { body: anthropicError('billing_error', 'Your credit balance is too low to access the Anthropic API.') };
-      case 403: return { body: anthropicError('permission_error', 'Your API key does not have permission to use the specified resource.') };
-      case 404: return { body: anthropicError('not_found_error', `model: ${model}`) };
-      case 413: return { body: anthropicError('request_too_large', 'Request exceeds the maximum allowed number of bytes.') };
-      case 429: return { body: anthropicError('rate_limit_error', 'This request would exceed the rate limit for your organization of 50 requests per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.') };
-      case 500: return { body: anthropicError('api_error', 'Internal server error') };
-      case 529: return { body: anthropicError('overloaded_error', 'Overloaded') };
-      default: return { body: anthropicError(status >= 500 ? 'api_error' : 'invalid_request_error', `HTTP ${status}`) };
+      case 400:
+        return { body: anthropicError('invalid_request_error', 'prompt is too long: 210000 tokens > 200000 maximum') };
+      case 401:
+        return { body: anthropicError('authentication_error', 'invalid x-api-key') };
+      case 402:
+        return { body: anthropicError('billing_error', 'Your credit balance is too low to access the Anthropic API.') };
+      case 403:
+        return {
+          body: anthropicError(
+            'permission_error',
+            'Your API key does not have permission to use the specified resource.',
+          ),
+        };
+      case 404:
+        return { body: anthropicError('not_found_error', `model: ${model}`) };
+      case 413:
+        return { body: anthropicError('request_too_large', 'Request exceeds the maximum allowed number of bytes.') };
+      case 429:
+        return {
+          body: anthropicError(
+            'rate_limit_error',
+            'This request would exceed the rate limit for your organization of 50 requests per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.',
+          ),
+        };
+      case 500:
+        return { body: anthropicError('api_error', 'Internal server error') };
+      case 529:
+        return { body: anthropicError('overloaded_error', 'Overloaded') };
+      default:
+        return { body: anthropicError(status >= 500 ? 'api_error' : 'invalid_request_error', `HTTP ${status}`) };
     }
   }
   switch (status) {
-    case 400: return { body: openaiError("This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. Please reduce the length of the messages.", 'invalid_request_error', 'messages', 'context_length_exceeded') };
-    case 401: return { body: openaiError('Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', 'invalid_request_error', null, 'invalid_api_key') };
-    case 403: return { body: openaiError('You are not allowed to access this resource.', 'invalid_request_error', null, 'unsupported_country_region_territory') };
-    case 404: return { body: openaiError(`The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', null, 'model_not_found') };
-    case 429: return { body: openaiError(`Rate limit reached for ${model} in organization org-fake on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 120ms. Visit https://platform.openai.com/account/rate-limits to learn more.`, 'requests', null, 'rate_limit_exceeded') };
-    case 500: return { body: openaiError('The server had an error while processing your request. Sorry about that!', 'server_error') };
-    case 503: return { body: openaiError('The server is overloaded or not ready yet.', 'server_error') };
-    default: return { body: openaiError(`HTTP ${status}`, status >= 500 ? 'server_error' : 'invalid_request_error') };
+    case 400:
+      return {
+        body: openaiError(
+          "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. Please reduce the length of the messages.",
+          'invalid_request_error',
+          'messages',
+          'context_length_exceeded',
+        ),
+      };
+    case 401:
+      return {
+        body: openaiError(
+          'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.',
+          'invalid_request_error',
+          null,
+          'invalid_api_key',
+        ),
+      };
+    case 403:
+      return {
+        body: openaiError(
+          'You are not allowed to access this resource.',
+          'invalid_request_error',
+          null,
+          'unsupported_country_region_territory',
+        ),
+      };
+    case 404:
+      return {
+        body: openaiError(
+          `The model \`${model}\` does not exist or you do not have access to it.`,
+          'invalid_request_error',
+          null,
+          'model_not_found',
+        ),
+      };
+    case 429:
+      return {
+        body: openaiError(
+          `Rate limit reached for ${model} in organization org-fake on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 120ms. Visit https://platform.openai.com/account/rate-limits to learn more.`,
+          'requests',
+          null,
+          'rate_limit_exceeded',
+        ),
+      };
+    case 500:
+      return {
+        body: openaiError('The server had an error while processing your request. Sorry about that!', 'server_error'),
+      };
+    case 503:
+      return { body: openaiError('The server is overloaded or not ready yet.', 'server_error') };
+    default:
+      return { body: openaiError(`HTTP ${status}`, status >= 500 ? 'server_error' : 'invalid_request_error') };
   }
 }
 
@@ -291,23 +405,34 @@ function plan(step, provider, body, seq) {
   let finish = s.finish_reason ?? s.stop_reason;
   let stop;
   if (provider === ANTHROPIC) {
-    stop = finish === undefined ? (calls.length ? 'tool_use' : 'end_turn') : (FINISH_TO_STOP[finish] || finish);
+    stop = finish === undefined ? (calls.length ? 'tool_use' : 'end_turn') : FINISH_TO_STOP[finish] || finish;
   } else {
-    finish = finish === undefined ? (calls.length ? 'tool_calls' : 'stop') : (STOP_TO_FINISH[finish] || finish);
+    finish = finish === undefined ? (calls.length ? 'tool_calls' : 'stop') : STOP_TO_FINISH[finish] || finish;
   }
-  const model = s.model ?? ((body && typeof body.model === 'string') ? body.model : 'fake-model');
+  const model = s.model ?? (body && typeof body.model === 'string' ? body.model : 'fake-model');
   return { tokens, calls, prompt, comp, finish, stop, model };
 }
 
 // OpenAI ------------------------------------------------------------------
 
 function openaiNonStream(p, id, created) {
-  const message = { role: 'assistant', content: p.tokens.length || !p.calls.length ? p.tokens.join('') : null, refusal: null };
+  const message = {
+    role: 'assistant',
+    content: p.tokens.length || !p.calls.length ? p.tokens.join('') : null,
+    refusal: null,
+  };
   if (p.calls.length) {
-    message.tool_calls = p.calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.args } }));
+    message.tool_calls = p.calls.map((c) => ({
+      id: c.id,
+      type: 'function',
+      function: { name: c.name, arguments: c.args },
+    }));
   }
   return JSON.stringify({
-    id, object: 'chat.completion', created, model: p.model,
+    id,
+    object: 'chat.completion',
+    created,
+    model: p.model,
     choices: [{ index: 0, message, logprobs: null, finish_reason: p.finish }],
     usage: { prompt_tokens: p.prompt, completion_tokens: p.comp, total_tokens: p.prompt + p.comp },
     system_fingerprint: 'fp_fake',
@@ -324,12 +449,19 @@ function openaiStream(p, id, created, includeUsage) {
   const mid = ',"logprobs":null,"finish_reason":';
   const end = includeUsage ? '}],"usage":null}\n\n' : '}]}\n\n';
   const chunk = (delta) => head + delta + mid + 'null' + end;
-  const prologue = chunk(`{"role":"assistant","content":${p.tokens.length || !p.calls.length ? '""' : 'null'},"refusal":null}`);
+  const prologue = chunk(
+    `{"role":"assistant","content":${p.tokens.length || !p.calls.length ? '""' : 'null'},"refusal":null}`,
+  );
   const groups = [];
   for (const t of p.tokens) groups.push(chunk(`{"content":${JSON.stringify(t)}}`));
   p.calls.forEach((c, i) => {
-    const header = chunk(`{"tool_calls":[{"index":${i},"id":${JSON.stringify(c.id)},"type":"function","function":{"name":${JSON.stringify(c.name)},"arguments":""}}]}`);
-    if (!c.frags.length) { groups.push(header); return; }
+    const header = chunk(
+      `{"tool_calls":[{"index":${i},"id":${JSON.stringify(c.id)},"type":"function","function":{"name":${JSON.stringify(c.name)},"arguments":""}}]}`,
+    );
+    if (!c.frags.length) {
+      groups.push(header);
+      return;
+    }
     c.frags.forEach((f, k) => {
       const s = chunk(`{"tool_calls":[{"index":${i},"function":{"arguments":${JSON.stringify(f)}}}]}`);
       groups.push(k === 0 ? header + s : s);
@@ -350,7 +482,9 @@ function toolInput(args) {
   try {
     const v = JSON.parse(args);
     return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
-  } catch { return {}; }
+  } catch {
+    return {};
+  }
 }
 
 function anthropicNonStream(p, id) {
@@ -358,23 +492,41 @@ function anthropicNonStream(p, id) {
   if (p.tokens.length) content.push({ type: 'text', text: p.tokens.join('') });
   for (const c of p.calls) content.push({ type: 'tool_use', id: c.id, name: c.name, input: toolInput(c.args) });
   return JSON.stringify({
-    id, type: 'message', role: 'assistant', model: p.model, content,
-    stop_reason: p.stop, stop_sequence: null,
-    usage: { input_tokens: p.prompt, output_tokens: p.comp, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+    id,
+    type: 'message',
+    role: 'assistant',
+    model: p.model,
+    content,
+    stop_reason: p.stop,
+    stop_sequence: null,
+    usage: {
+      input_tokens: p.prompt,
+      output_tokens: p.comp,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 0,
+    },
   });
 }
 
 const ev = (name, data) => `event: ${name}\ndata: ${data}\n\n`;
 
 function anthropicStream(p, id) {
-  let prologue = ev('message_start', JSON.stringify({
-    type: 'message_start',
-    message: {
-      id, type: 'message', role: 'assistant', model: p.model, content: [],
-      stop_reason: null, stop_sequence: null,
-      usage: { input_tokens: p.prompt, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
-    },
-  }));
+  let prologue = ev(
+    'message_start',
+    JSON.stringify({
+      type: 'message_start',
+      message: {
+        id,
+        type: 'message',
+        role: 'assistant',
+        model: p.model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: p.prompt, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+      },
+    }),
+  );
   const groups = [];
   let pending = '';
   let index = 0;
@@ -383,30 +535,61 @@ function anthropicStream(p, id) {
     if (index === 0) prologue += s + ev('ping', '{"type": "ping"}');
     else pending += s;
   };
-  const unit = (s) => { groups.push(pending + s); pending = ''; };
+  const unit = (s) => {
+    groups.push(pending + s);
+    pending = '';
+  };
   if (p.tokens.length) {
-    openBlock(ev('content_block_start', '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'));
+    openBlock(
+      ev('content_block_start', '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'),
+    );
     for (const t of p.tokens) {
-      unit(ev('content_block_delta', `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":${JSON.stringify(t)}}}`));
+      unit(
+        ev(
+          'content_block_delta',
+          `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":${JSON.stringify(t)}}}`,
+        ),
+      );
     }
     pending += blockStop(0);
     index++;
   }
   for (const c of p.calls) {
     const i = index;
-    openBlock(ev('content_block_start', `{"type":"content_block_start","index":${i},"content_block":{"type":"tool_use","id":${JSON.stringify(c.id)},"name":${JSON.stringify(c.name)},"input":{}}}`));
+    openBlock(
+      ev(
+        'content_block_start',
+        `{"type":"content_block_start","index":${i},"content_block":{"type":"tool_use","id":${JSON.stringify(c.id)},"name":${JSON.stringify(c.name)},"input":{}}}`,
+      ),
+    );
     for (const f of c.frags) {
-      unit(ev('content_block_delta', `{"type":"content_block_delta","index":${i},"delta":{"type":"input_json_delta","partial_json":${JSON.stringify(f)}}}`));
+      unit(
+        ev(
+          'content_block_delta',
+          `{"type":"content_block_delta","index":${i},"delta":{"type":"input_json_delta","partial_json":${JSON.stringify(f)}}}`,
+        ),
+      );
     }
     if (c.frags.length) pending += blockStop(i);
     else unit(blockStop(i));
     index++;
   }
   if (index === 0) prologue += ev('ping', '{"type": "ping"}');
-  const tail = pending
-    + ev('message_delta', JSON.stringify({ type: 'message_delta', delta: { stop_reason: p.stop, stop_sequence: null }, usage: { output_tokens: p.comp } }))
-    + ev('message_stop', '{"type":"message_stop"}');
-  const malformed = ev('content_block_delta', '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"unterminated');
+  const tail =
+    pending +
+    ev(
+      'message_delta',
+      JSON.stringify({
+        type: 'message_delta',
+        delta: { stop_reason: p.stop, stop_sequence: null },
+        usage: { output_tokens: p.comp },
+      }),
+    ) +
+    ev('message_stop', '{"type":"message_stop"}');
+  const malformed = ev(
+    'content_block_delta',
+    '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"unterminated',
+  );
   return { prologue, groups, tail, malformed };
 }
 
@@ -420,9 +603,11 @@ function embedOne(text, dims) {
   const v = new Array(dims);
   let norm = 0;
   for (let i = 0; i < dims; i++) {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     const f = (x / 0xffffffff) * 2 - 1;
     v[i] = f;
     norm += f * f;
@@ -442,7 +627,9 @@ function embeddingInputs(input) {
 }
 
 /** The embedding vector the fake provider returns for `text` (for assertions). */
-export function fakeEmbedding(text, dims = 8) { return embedOne(text, dims); }
+export function fakeEmbedding(text, dims = 8) {
+  return embedOne(text, dims);
+}
 
 // ------------------------------------------------------------------ the server
 
@@ -494,16 +681,28 @@ class FakeProvider {
       url: `http://127.0.0.1:${this.port}`,
       server: this.server,
       /** Queue one step or an array of steps; returns their ids. */
-      script(steps, options = {}) { return self.addSteps(steps, options.key); },
+      script(steps, options = {}) {
+        return self.addSteps(steps, options.key);
+      },
       /** Recorded requests (live objects), optionally filtered by {key, prefix, path, route, model}. */
-      requests(filter) { return self.filtered(filter); },
+      requests(filter) {
+        return self.filtered(filter);
+      },
       /** Remaining queued steps. */
-      queued(filter) { return self.queueView(filter && filter.key); },
+      queued(filter) {
+        return self.queueView(filter && filter.key);
+      },
       /** Clear queued steps and recorded requests (only those of `key` when given). */
-      reset(key) { self.reset(key); },
+      reset(key) {
+        self.reset(key);
+      },
       /** Poll until fn() returns truthy (checked every 5 ms); rejects after timeoutMs. */
-      waitFor(fn, timeoutMs = 2000) { return waitFor(fn, timeoutMs); },
-      close() { return self.close(); },
+      waitFor(fn, timeoutMs = 2000) {
+        return waitFor(fn, timeoutMs);
+      },
+      close() {
+        return self.close();
+      },
     };
   }
 
@@ -515,7 +714,9 @@ class FakeProvider {
     }
     if (!Array.isArray(list)) list = [list];
     const steps = list.map((raw, i) => {
-      try { return normaliseStep(raw, defaultKey, this.stepSeq + i + 1); } catch (e) {
+      try {
+        return normaliseStep(raw, defaultKey, this.stepSeq + i + 1);
+      } catch (e) {
         throw new Error(`step ${i}: ${e.message}`);
       }
     });
@@ -538,19 +739,29 @@ class FakeProvider {
   }
 
   queueView(key) {
-    return this.queue.filter((s) => key === undefined || s.key === key).map((s) => ({
-      id: s.id, name: s.name, key: s.key, remaining: s.remaining === Infinity ? 'forever' : s.remaining, served: s.served, step: s.spec,
-    }));
+    return this.queue
+      .filter((s) => key === undefined || s.key === key)
+      .map((s) => ({
+        id: s.id,
+        name: s.name,
+        key: s.key,
+        remaining: s.remaining === Infinity ? 'forever' : s.remaining,
+        served: s.served,
+        step: s.spec,
+      }));
   }
 
   filtered(f) {
     if (!f) return this.log.slice();
-    return this.log.filter((r) => (f.key === undefined || r.key === f.key)
-      && (f.prefix === undefined || r.prefix === f.prefix)
-      && (f.path === undefined || r.path === f.path || r.route === f.path)
-      && (f.route === undefined || r.route === f.route)
-      && (f.model === undefined || r.model === f.model)
-      && (f.since === undefined || r.seq > Number(f.since)));
+    return this.log.filter(
+      (r) =>
+        (f.key === undefined || r.key === f.key) &&
+        (f.prefix === undefined || r.prefix === f.prefix) &&
+        (f.path === undefined || r.path === f.path || r.route === f.path) &&
+        (f.route === undefined || r.route === f.route) &&
+        (f.model === undefined || r.model === f.model) &&
+        (f.since === undefined || r.seq > Number(f.since)),
+    );
   }
 
   reset(key) {
@@ -590,7 +801,10 @@ class FakeProvider {
     const pathname = q < 0 ? url : url.slice(0, q);
     const chunks = [];
     let size = 0;
-    req.on('data', (c) => { chunks.push(c); size += c.length; });
+    req.on('data', (c) => {
+      chunks.push(c);
+      size += c.length;
+    });
     req.on('end', () => {
       const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       if (pathname.charCodeAt(1) === 95 /* _ */ && pathname.startsWith('/_')) {
@@ -599,7 +813,9 @@ class FakeProvider {
         this.provider(req, res, pathname, buf).catch((e) => {
           if (!res.headersSent) {
             res.writeHead(500, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ error: { message: `fake provider bug: ${e.stack}`, type: 'fake_provider_error' } }));
+            res.end(
+              JSON.stringify({ error: { message: `fake provider bug: ${e.stack}`, type: 'fake_provider_error' } }),
+            );
           } else res.destroy();
         });
       }
@@ -615,25 +831,40 @@ class FakeProvider {
     };
     let body;
     if (buf.length) {
-      try { body = JSON.parse(buf.toString('utf8')); } catch (e) { return send(400, { error: `invalid JSON: ${e.message}` }); }
+      try {
+        body = JSON.parse(buf.toString('utf8'));
+      } catch (e) {
+        return send(400, { error: `invalid JSON: ${e.message}` });
+      }
     }
     const params = Object.fromEntries(new URLSearchParams(query));
     const m = req.method;
     if (pathname === '/_health' && m === 'GET') {
       const cpu = process.cpuUsage();
       return send(200, {
-        ok: true, pid: process.pid, port: this.port, uptime_ms: Date.now() - this.started,
-        queued: this.queue.length, requests_total: this.seq, requests_logged: this.log.length,
-        requests_dropped: this.dropped, inflight: this.inflight,
-        cpu_user_us: cpu.user, cpu_system_us: cpu.system, rss: process.memoryUsage.rss(),
+        ok: true,
+        pid: process.pid,
+        port: this.port,
+        uptime_ms: Date.now() - this.started,
+        queued: this.queue.length,
+        requests_total: this.seq,
+        requests_logged: this.log.length,
+        requests_dropped: this.dropped,
+        inflight: this.inflight,
+        cpu_user_us: cpu.user,
+        cpu_system_us: cpu.system,
+        rss: process.memoryUsage.rss(),
       });
     }
     if (pathname === '/_script' && m === 'POST') {
-      if (body === undefined) return send(400, { error: 'body must be a step, an array of steps, or {"steps":[...], "key":...}' });
+      if (body === undefined)
+        return send(400, { error: 'body must be a step, an array of steps, or {"steps":[...], "key":...}' });
       try {
         const ids = this.addSteps(body, params.key);
         return send(200, { ids, queued: this.queue.length });
-      } catch (e) { return send(400, { error: e.message }); }
+      } catch (e) {
+        return send(400, { error: e.message });
+      }
     }
     if (pathname === '/_script' && m === 'GET') return send(200, this.queueView(params.key));
     if (pathname === '/_reset' && m === 'POST') {
@@ -658,7 +889,7 @@ class FakeProvider {
       method: req.method,
       path: pathname,
       url: req.url,
-      prefix: mm ? (mm[1] || '') : '',
+      prefix: mm ? mm[1] || '' : '',
       route,
       key: req.headers['x-fake-key'] || '*',
       headers: req.headers,
@@ -687,7 +918,11 @@ class FakeProvider {
         rec.client_closed = true;
         rec.closed_at = Date.now();
       }
-      if (ctx.wake) { const w = ctx.wake; ctx.wake = null; w(); }
+      if (ctx.wake) {
+        const w = ctx.wake;
+        ctx.wake = null;
+        w();
+      }
     });
 
     const fail = (status, body, servedBy, extra) => {
@@ -703,9 +938,15 @@ class FakeProvider {
     };
 
     if (!mm || req.method !== 'POST') {
-      const body = provider === ANTHROPIC
-        ? anthropicError('not_found_error', 'Not Found')
-        : openaiError(`Unknown request URL: ${req.method} ${pathname}. Please check the URL for typos, or see the docs at https://platform.openai.com/docs/api-reference/.`, 'invalid_request_error', null, 'unknown_url');
+      const body =
+        provider === ANTHROPIC
+          ? anthropicError('not_found_error', 'Not Found')
+          : openaiError(
+              `Unknown request URL: ${req.method} ${pathname}. Please check the URL for typos, or see the docs at https://platform.openai.com/docs/api-reference/.`,
+              'invalid_request_error',
+              null,
+              'unknown_url',
+            );
       return fail(404, body, 'not_found');
     }
 
@@ -716,9 +957,19 @@ class FakeProvider {
       if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object');
     } catch {
       rec.body_raw = buf.toString('utf8');
-      return fail(400, provider === ANTHROPIC
-        ? anthropicError('invalid_request_error', 'There was an issue with the format of your request: the body is not valid JSON')
-        : openaiError('We could not parse the JSON body of your request. (HINT: This likely means you aren\'t using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)', 'invalid_request_error'), 'invalid_json');
+      return fail(
+        400,
+        provider === ANTHROPIC
+          ? anthropicError(
+              'invalid_request_error',
+              'There was an issue with the format of your request: the body is not valid JSON',
+            )
+          : openaiError(
+              "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+              'invalid_request_error',
+            ),
+        'invalid_json',
+      );
     }
     rec.body = body;
     rec.model = typeof body.model === 'string' ? body.model : null;
@@ -727,12 +978,21 @@ class FakeProvider {
     // Auth.
     const h = req.headers;
     if (provider === ANTHROPIC) {
-      if (!h['x-api-key']) return fail(401, anthropicError('authentication_error', 'x-api-key header is required'), 'auth');
-      if (!h['anthropic-version']) return fail(401, anthropicError('authentication_error', 'anthropic-version header is required'), 'auth');
+      if (!h['x-api-key'])
+        return fail(401, anthropicError('authentication_error', 'x-api-key header is required'), 'auth');
+      if (!h['anthropic-version'])
+        return fail(401, anthropicError('authentication_error', 'anthropic-version header is required'), 'auth');
     } else {
       const a = h.authorization;
       if (!a || !/^Bearer\s+\S/.test(a)) {
-        return fail(401, openaiError("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username. You can obtain an API key from https://platform.openai.com/account/api-keys.", 'invalid_request_error'), 'auth');
+        return fail(
+          401,
+          openaiError(
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username. You can obtain an API key from https://platform.openai.com/account/api-keys.",
+            'invalid_request_error',
+          ),
+          'auth',
+        );
       }
     }
 
@@ -743,15 +1003,25 @@ class FakeProvider {
     }
 
     const step = this.takeStep(rec);
-    if (step) { rec.step = step.id; rec.step_name = step.name; rec.served_by = 'script'; } else rec.served_by = 'default';
+    if (step) {
+      rec.step = step.id;
+      rec.step_name = step.name;
+      rec.served_by = 'script';
+    } else rec.served_by = 'default';
     const s = step ? step.spec : {};
 
     if (s.delay_ms) {
       if (!(await sleep(ctx, s.delay_ms))) return;
     }
     if (ctx.closed) return;
-    if (s.reset) { rec.fault = 'reset'; return resetSocket(ctx); }
-    if (s.stall) { rec.fault = 'stall'; return waitClose(ctx); }
+    if (s.reset) {
+      rec.fault = 'reset';
+      return resetSocket(ctx);
+    }
+    if (s.stall) {
+      rec.fault = 'stall';
+      return waitClose(ctx);
+    }
 
     if (s.status !== undefined && s.status >= 300) {
       const extra = { ...(s.headers || {}) };
@@ -761,7 +1031,8 @@ class FakeProvider {
       let b;
       if (s.body !== undefined) {
         b = typeof s.body === 'string' ? s.body : JSON.stringify(s.body);
-        if (typeof s.body === 'string' && !/^\s*[[{]/.test(s.body) && !extra['content-type']) extra['content-type'] = 'text/plain';
+        if (typeof s.body === 'string' && !/^\s*[[{]/.test(s.body) && !extra['content-type'])
+          extra['content-type'] = 'text/plain';
       } else {
         const d = errorBody(provider, s.status, rec.model || 'fake-model');
         b = d.body;
@@ -784,15 +1055,16 @@ class FakeProvider {
       return nonStreamWithFaults(ctx, provider, s, payload, extraHeaders);
     }
 
-    const st = provider === ANTHROPIC
-      ? anthropicStream(p, id)
-      : openaiStream(p, id, created, !!(body.stream_options && body.stream_options.include_usage));
+    const st =
+      provider === ANTHROPIC
+        ? anthropicStream(p, id)
+        : openaiStream(p, id, created, !!(body.stream_options && body.stream_options.include_usage));
     return streamWithFaults(ctx, provider, s, st, extraHeaders);
   }
 
   embeddings(ctx, s, body, extraHeaders) {
     const { rec } = ctx;
-    const dims = (Number.isInteger(body.dimensions) && body.dimensions > 0) ? body.dimensions : (s.dims ?? this.dims);
+    const dims = Number.isInteger(body.dimensions) && body.dimensions > 0 ? body.dimensions : (s.dims ?? this.dims);
     const inputs = embeddingInputs(body.input);
     const base64 = body.encoding_format === 'base64';
     let tokens = 0;
@@ -803,7 +1075,9 @@ class FakeProvider {
       return { object: 'embedding', index, embedding };
     });
     const payload = JSON.stringify({
-      object: 'list', data, model: s.model ?? rec.model ?? 'fake-embedding',
+      object: 'list',
+      data,
+      model: s.model ?? rec.model ?? 'fake-embedding',
       usage: { prompt_tokens: tokens, total_tokens: tokens },
     });
     return nonStreamWithFaults(ctx, OPENAI, s, payload, extraHeaders);
@@ -815,17 +1089,38 @@ function validateBody(provider, route, b) {
     for (const f of ['model', 'max_tokens', 'messages']) {
       if (b[f] === undefined) return anthropicError('invalid_request_error', `${f}: Field required`);
     }
-    if (!Array.isArray(b.messages)) return anthropicError('invalid_request_error', 'messages: Input should be a valid list');
-    if (!Number.isInteger(b.max_tokens)) return anthropicError('invalid_request_error', 'max_tokens: Input should be a valid integer');
+    if (!Array.isArray(b.messages))
+      return anthropicError('invalid_request_error', 'messages: Input should be a valid list');
+    if (!Number.isInteger(b.max_tokens))
+      return anthropicError('invalid_request_error', 'max_tokens: Input should be a valid integer');
     return null;
   }
-  if (typeof b.model !== 'string' || !b.model) return openaiError('you must provide a model parameter', 'invalid_request_error');
+  if (typeof b.model !== 'string' || !b.model)
+    return openaiError('you must provide a model parameter', 'invalid_request_error');
   if (route === '/v1/embeddings') {
-    if (b.input === undefined) return openaiError("Missing required parameter: 'input'.", 'invalid_request_error', 'input', 'missing_required_parameter');
+    if (b.input === undefined)
+      return openaiError(
+        "Missing required parameter: 'input'.",
+        'invalid_request_error',
+        'input',
+        'missing_required_parameter',
+      );
     return null;
   }
-  if (!Array.isArray(b.messages)) return openaiError("Missing required parameter: 'messages'.", 'invalid_request_error', 'messages', 'missing_required_parameter');
-  if (b.messages.length === 0) return openaiError("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", 'invalid_request_error', 'messages', 'empty_array');
+  if (!Array.isArray(b.messages))
+    return openaiError(
+      "Missing required parameter: 'messages'.",
+      'invalid_request_error',
+      'messages',
+      'missing_required_parameter',
+    );
+  if (b.messages.length === 0)
+    return openaiError(
+      "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+      'invalid_request_error',
+      'messages',
+      'empty_array',
+    );
   return null;
 }
 
@@ -834,8 +1129,14 @@ function validateBody(provider, route, b) {
 function sleep(ctx, ms) {
   return new Promise((resolve) => {
     if (ctx.closed) return resolve(false);
-    const t = setTimeout(() => { ctx.wake = null; resolve(!ctx.closed); }, ms);
-    ctx.wake = () => { clearTimeout(t); resolve(false); };
+    const t = setTimeout(() => {
+      ctx.wake = null;
+      resolve(!ctx.closed);
+    }, ms);
+    ctx.wake = () => {
+      clearTimeout(t);
+      resolve(false);
+    };
   });
 }
 
@@ -856,7 +1157,8 @@ function resetSocket(ctx, last) {
   if (!sock || sock.destroyed) return;
   const go = () => {
     if (sock.destroyed) return;
-    if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy(); else sock.destroy();
+    if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
+    else sock.destroy();
   };
   if (last) ctx.res.write(last, () => setTimeout(go, 2));
   else setImmediate(go);
@@ -915,12 +1217,18 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
   let faultAt = Infinity;
   let fault = null;
   for (const f of FAULT_AFTER) {
-    if (s[f] !== undefined && s[f] < faultAt) { faultAt = s[f]; fault = f; }
+    if (s[f] !== undefined && s[f] < faultAt) {
+      faultAt = s[f];
+      fault = f;
+    }
   }
   const ise = s.in_stream_error;
   if (ise !== undefined && ise !== false) {
-    const at = ise === true ? st.groups.length : (typeof ise === 'number' ? ise : (ise.after ?? st.groups.length));
-    if (at < faultAt) { faultAt = at; fault = 'in_stream_error'; }
+    const at = ise === true ? st.groups.length : typeof ise === 'number' ? ise : (ise.after ?? st.groups.length);
+    if (at < faultAt) {
+      faultAt = at;
+      fault = 'in_stream_error';
+    }
   }
   res.writeHead(200, {
     ...SSE_HEADERS,
@@ -934,12 +1242,21 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
     let out = st.prologue;
     for (let i = 0; i < n; i++) out += st.groups[i];
     rec.chunks_sent = n;
-    if (fault === null) { res.end(out + st.tail); return; }
-    if (fault === 'reset_after') { rec.fault = 'reset'; return resetSocket(ctx, out); }
+    if (fault === null) {
+      res.end(out + st.tail);
+      return;
+    }
+    if (fault === 'reset_after') {
+      rec.fault = 'reset';
+      return resetSocket(ctx, out);
+    }
     write(ctx, out);
   } else {
     const resetHere = fault === 'reset_after';
-    if (n === 0 && resetHere) { rec.fault = 'reset'; return resetSocket(ctx, st.prologue); }
+    if (n === 0 && resetHere) {
+      rec.fault = 'reset';
+      return resetSocket(ctx, st.prologue);
+    }
     write(ctx, st.prologue);
     // Deadline-based pacing: chunk i goes out at t0 + i * delay, so timer
     // overshoot does not accumulate over a long stream.
@@ -951,7 +1268,10 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
     for (let i = 0; i < n; i++) {
       if (i > 0 && !(await pace(i))) return;
       rec.chunks_sent = i + 1;
-      if (i === n - 1 && resetHere) { rec.fault = 'reset'; return resetSocket(ctx, st.groups[i]); }
+      if (i === n - 1 && resetHere) {
+        rec.fault = 'reset';
+        return resetSocket(ctx, st.groups[i]);
+      }
       write(ctx, st.groups[i]);
     }
     if (fault === null) {
@@ -962,11 +1282,23 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
   }
   if (ctx.closed) return;
   switch (fault) {
-    case 'stall_after': rec.fault = 'stall'; return waitClose(ctx);
-    case 'malformed_after': rec.fault = 'malformed'; res.end(st.malformed); return;
-    case 'end_after': rec.fault = 'end'; res.end(); return;
-    case 'in_stream_error': rec.fault = 'in_stream_error'; res.end(inStreamErrorPayload(provider, ise)); return;
-    default: res.end();
+    case 'stall_after':
+      rec.fault = 'stall';
+      return waitClose(ctx);
+    case 'malformed_after':
+      rec.fault = 'malformed';
+      res.end(st.malformed);
+      return;
+    case 'end_after':
+      rec.fault = 'end';
+      res.end();
+      return;
+    case 'in_stream_error':
+      rec.fault = 'in_stream_error';
+      res.end(inStreamErrorPayload(provider, ise));
+      return;
+    default:
+      res.end();
   }
 }
 
@@ -975,7 +1307,11 @@ function waitFor(fn, timeoutMs) {
     const start = Date.now();
     const tick = () => {
       let v;
-      try { v = fn(); } catch (e) { return reject(e); }
+      try {
+        v = fn();
+      } catch (e) {
+        return reject(e);
+      }
       if (v) return resolve(v);
       if (Date.now() - start > timeoutMs) return reject(new Error(`waitFor: timed out after ${timeoutMs} ms`));
       setTimeout(tick, 5);
@@ -1023,7 +1359,9 @@ function isMain() {
 
 if (isMain()) {
   let o;
-  try { o = parseArgs(process.argv.slice(2)); } catch (e) {
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (e) {
     process.stderr.write(`fake-provider: ${e.message}\n`);
     process.exit(2);
   }

@@ -13,7 +13,9 @@ const env = isSanitized() ? { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS}:quarant
 
 /** Send `bytes` as the first fragment of a text message that never ends. */
 const sendUnfinished = (c, bytes) =>
-  new Promise((resolve, reject) => c.ws.send(Buffer.alloc(bytes, 0x61), { fin: false, binary: false }, (e) => (e ? reject(e) : resolve())));
+  new Promise((resolve, reject) =>
+    c.ws.send(Buffer.alloc(bytes, 0x61), { fin: false, binary: false }, (e) => (e ? reject(e) : resolve())),
+  );
 
 ftest('before hello a frame over 16 KiB is refused too_large, unread', async ({ startServer }) => {
   const srv = await startServer({ args: ['--api-key', 'preauth-key'] });
@@ -31,7 +33,9 @@ ftest('before hello a frame over 16 KiB is refused too_large, unread', async ({ 
   assert.equal(r.code, 'bad_request', JSON.stringify(r)); // an unknown field, not too_large
 });
 
-ftest('200 unauthenticated sockets each sending 900 KiB of an unfinished frame: RSS stays flat', async ({ startServer }) => {
+ftest('200 unauthenticated sockets each sending 900 KiB of an unfinished frame: RSS stays flat', async ({
+  startServer,
+}) => {
   const srv = await startServer({ args: ['--api-key', 'preauth-key'], env });
   const pid = srv.proc.pid;
   const rss0 = rssKiB(pid);

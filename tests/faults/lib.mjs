@@ -11,7 +11,8 @@ import { BIN, httpGet, itest, sleep } from '../integration/harness.mjs';
 export { BIN };
 
 /** Any of these in a server's stderr fails the test. */
-export const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer|SUMMARY: \w+Sanitizer|AddressSanitizer:DEADLYSIGNAL/;
+export const SANITIZER_RE =
+  /ERROR: AddressSanitizer|ERROR: LeakSanitizer|LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer|SUMMARY: \w+Sanitizer|AddressSanitizer:DEADLYSIGNAL/;
 
 export const isSanitized = () => /asan|sanit/i.test(BIN);
 
@@ -33,24 +34,36 @@ export function assertNoSanitizer(srv, label = '') {
  * sanitizer report may appear in any server's output (checked on failure too).
  */
 export function ftest(name, fn, opts = {}) {
-  return itest(name, async (ctx) => {
-    let err = null;
-    try { await fn(ctx); } catch (e) { err = e; }
-    for (const s of ctx.servers) {
-      if (s.alive) {
-        try { await s.stop({ timeoutMs: 15_000 }); } catch (e) { err ??= e; }
+  return itest(
+    name,
+    async (ctx) => {
+      let err = null;
+      try {
+        await fn(ctx);
+      } catch (e) {
+        err = e;
       }
-    }
-    for (const s of ctx.servers) {
-      const rep = sanitizerReport(s.output);
-      if (rep) {
-        const e = new Error(`sanitizer report in tether's stderr:\n${rep}`);
-        if (err) e.message += `\n(the test also failed: ${err.message})`;
-        throw e;
+      for (const s of ctx.servers) {
+        if (s.alive) {
+          try {
+            await s.stop({ timeoutMs: 15_000 });
+          } catch (e) {
+            err ??= e;
+          }
+        }
       }
-    }
-    if (err) throw err;
-  }, opts);
+      for (const s of ctx.servers) {
+        const rep = sanitizerReport(s.output);
+        if (rep) {
+          const e = new Error(`sanitizer report in tether's stderr:\n${rep}`);
+          if (err) e.message += `\n(the test also failed: ${err.message})`;
+          throw e;
+        }
+      }
+      if (err) throw err;
+    },
+    opts,
+  );
 }
 
 // ----------------------------------------------------------------- RNG
@@ -59,7 +72,7 @@ export function ftest(name, fn, opts = {}) {
 export function rng(seed) {
   let a = seed >>> 0;
   const next = () => {
-    a = (a + 0x6D2B79F5) >>> 0;
+    a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
@@ -106,13 +119,22 @@ export function healthzProbe(port, everyMs = 100) {
   let running = true;
   const loop = (async () => {
     while (running) {
-      try { samples.push(await healthzMs(port)); } catch (e) { failures.push(e.message); }
+      try {
+        samples.push(await healthzMs(port));
+      } catch (e) {
+        failures.push(e.message);
+      }
       await sleep(everyMs);
     }
   })();
   return {
-    samples, failures,
-    async stop() { running = false; await loop; return { samples, failures }; },
+    samples,
+    failures,
+    async stop() {
+      running = false;
+      await loop;
+      return { samples, failures };
+    },
   };
 }
 
@@ -142,7 +164,11 @@ export class RawWs {
         if (end < 0) return;
         sock.off('data', onData);
         const head = buf.subarray(0, end).toString('latin1');
-        if (!/^HTTP\/1\.1 101/.test(head)) { sock.destroy(); reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`)); return; }
+        if (!/^HTTP\/1\.1 101/.test(head)) {
+          sock.destroy();
+          reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
+          return;
+        }
         const ws = new RawWs(sock);
         resolve(ws);
         ws._feed(buf.subarray(end + 4));
@@ -150,9 +176,12 @@ export class RawWs {
       sock.on('data', onData);
       sock.once('error', reject);
       sock.once('connect', () => {
-        sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
-          + `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`
-          + (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') + '\r\n');
+        sock.write(
+          `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+            (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
+            '\r\n',
+        );
       });
     });
   }
@@ -165,9 +194,15 @@ export class RawWs {
     this._buf = Buffer.alloc(0);
     this._waiters = [];
     this.closed = new Promise((resolve) => {
-      sock.on('close', () => { this.ended = true; resolve({ code: this.closeCode }); this._check(); });
+      sock.on('close', () => {
+        this.ended = true;
+        resolve({ code: this.closeCode });
+        this._check();
+      });
     });
-    sock.on('error', () => { /* surfaced via close */ });
+    sock.on('error', () => {
+      /* surfaced via close */
+    });
     sock.on('data', (d) => this._feed(d));
   }
 
@@ -179,19 +214,30 @@ export class RawWs {
       const op = b[0] & 0x0f;
       let len = b[1] & 0x7f;
       let off = 2;
-      if (len === 126) { if (b.length < 4) return; len = b.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (b.length < 10) return; len = Number(b.readBigUInt64BE(2)); off = 10; }
+      if (len === 126) {
+        if (b.length < 4) return;
+        len = b.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (b.length < 10) return;
+        len = Number(b.readBigUInt64BE(2));
+        off = 10;
+      }
       if (b.length < off + len) return;
       const payload = b.subarray(off, off + len);
       this._buf = b.subarray(off + len);
       if (op === 1) {
         let f;
-        try { f = JSON.parse(payload.toString('utf8')); } catch { f = { __raw: payload.toString('utf8') }; }
+        try {
+          f = JSON.parse(payload.toString('utf8'));
+        } catch {
+          f = { __raw: payload.toString('utf8') };
+        }
         this.frames.push(f);
       } else if (op === 8) {
         this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
       } else if (op === 9) {
-        this.sendFrame(0xA, payload);
+        this.sendFrame(0xa, payload);
       }
       this._check();
     }
@@ -200,8 +246,16 @@ export class RawWs {
   _check() {
     this._waiters = this._waiters.filter((w) => {
       const f = this.frames.slice(w.from).find(w.pred);
-      if (f) { clearTimeout(w.timer); w.resolve(f); return false; }
-      if (this.ended) { clearTimeout(w.timer); w.resolve(null); return false; }
+      if (f) {
+        clearTimeout(w.timer);
+        w.resolve(f);
+        return false;
+      }
+      if (this.ended) {
+        clearTimeout(w.timer);
+        w.resolve(null);
+        return false;
+      }
       return true;
     });
   }
@@ -210,7 +264,10 @@ export class RawWs {
   waitFrame(pred, timeoutMs = 5000, from = 0) {
     return new Promise((resolve) => {
       const w = { pred, from, resolve };
-      w.timer = setTimeout(() => { this._waiters = this._waiters.filter((x) => x !== w); resolve(null); }, timeoutMs);
+      w.timer = setTimeout(() => {
+        this._waiters = this._waiters.filter((x) => x !== w);
+        resolve(null);
+      }, timeoutMs);
       this._waiters.push(w);
       this._check();
     });
@@ -221,11 +278,23 @@ export class RawWs {
     const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
     const len = p.length;
     let hdr;
-    if (len < 126) { hdr = Buffer.alloc(2); hdr[1] = len; }
-    else if (len < 65536) { hdr = Buffer.alloc(4); hdr[1] = 126; hdr.writeUInt16BE(len, 2); }
-    else { hdr = Buffer.alloc(10); hdr[1] = 127; hdr.writeBigUInt64BE(BigInt(len), 2); }
+    if (len < 126) {
+      hdr = Buffer.alloc(2);
+      hdr[1] = len;
+    } else if (len < 65536) {
+      hdr = Buffer.alloc(4);
+      hdr[1] = 126;
+      hdr.writeUInt16BE(len, 2);
+    } else {
+      hdr = Buffer.alloc(10);
+      hdr[1] = 127;
+      hdr.writeBigUInt64BE(BigInt(len), 2);
+    }
     hdr[0] = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
-    if (!mask) { this.sock.write(Buffer.concat([hdr, p])); return; }
+    if (!mask) {
+      this.sock.write(Buffer.concat([hdr, p]));
+      return;
+    }
     hdr[1] |= 0x80;
     const m = crypto.randomBytes(4);
     const body = Buffer.alloc(len);
@@ -233,8 +302,12 @@ export class RawWs {
     this.sock.write(Buffer.concat([hdr, m, body]));
   }
 
-  sendText(s) { this.sendFrame(1, Buffer.isBuffer(s) ? s : Buffer.from(s, 'utf8')); }
-  sendJson(o) { this.sendText(JSON.stringify(o)); }
+  sendText(s) {
+    this.sendFrame(1, Buffer.isBuffer(s) ? s : Buffer.from(s, 'utf8'));
+  }
+  sendJson(o) {
+    this.sendText(JSON.stringify(o));
+  }
 
   async request(o, timeoutMs = 5000) {
     const from = this.frames.length;
@@ -248,5 +321,7 @@ export class RawWs {
     return this.waitFrame((f) => f.re === id, timeoutMs, from);
   }
 
-  destroy() { this.sock.destroy(); }
+  destroy() {
+    this.sock.destroy();
+  }
 }

@@ -5,7 +5,16 @@
 // bound); another client on the same session is unaffected.
 import './env.mjs';
 import assert from 'node:assert/strict';
-import { assertContiguous, checkMessages, connect, openSession, sayAndWait, sleep, waitState, within } from '../integration/harness.mjs';
+import {
+  assertContiguous,
+  checkMessages,
+  connect,
+  openSession,
+  sayAndWait,
+  sleep,
+  waitState,
+  within,
+} from '../integration/harness.mjs';
 import { ftest, healthzMs, isSanitized, rssKiB } from './lib.mjs';
 
 const MAX_LAG = 2000;
@@ -19,7 +28,19 @@ const RSS_BOUND_MB = isSanitized() ? 64 : 32;
 async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
   // A small ASan quarantine, so RSS shows the server's memory rather than ASan's freed-block cache.
   const env = isSanitized() ? { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS}:quarantine_size_mb=8` } : {};
-  const srv = await startServer({ env, args: ['--echo-delay-ms', '0', '--max-lag-events', String(MAX_LAG), '--rate-burst', '1000', '--transcript-max', '4'] });
+  const srv = await startServer({
+    env,
+    args: [
+      '--echo-delay-ms',
+      '0',
+      '--max-lag-events',
+      String(MAX_LAG),
+      '--rate-burst',
+      '1000',
+      '--transcript-max',
+      '4',
+    ],
+  });
   const pid = srv.proc.pid;
   const writer = await connect(srv.port, { hello: true, name: 'writer' });
   const { session } = await openSession(writer);
@@ -44,7 +65,9 @@ async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
   }
   const head = writer.maxSeq(session);
   const streamed = head - lagFrom;
-  console.log(`# slow client: ${streamed} events in ${Date.now() - t0} ms while one socket did not read; RssAnon ${rss0} -> max ${rssMax} KiB (VmRSS now ${rssKiB(pid, "VmRSS")} KiB); /healthz max ${healthMax.toFixed(1)} ms`);
+  console.log(
+    `# slow client: ${streamed} events in ${Date.now() - t0} ms while one socket did not read; RssAnon ${rss0} -> max ${rssMax} KiB (VmRSS now ${rssKiB(pid, 'VmRSS')} KiB); /healthz max ${healthMax.toFixed(1)} ms`,
+  );
   assert.ok(streamed > MAX_LAG * 2, `the laggard fell ${streamed} events behind`);
   assert.ok(healthMax < 1000, `/healthz took ${healthMax} ms`);
 
@@ -72,7 +95,8 @@ async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
     const evs = back.sessionEvents(session);
     assertContiguous(assert, evs, had + 1, 'replay after the drop');
     const all = [...laggard.sessionEvents(session), ...evs];
-    for (const m of checkMessages(assert, all).values()) assert.ok(m.end, `message ${m.id} incomplete in the laggard's resumed view`);
+    for (const m of checkMessages(assert, all).values())
+      assert.ok(m.end, `message ${m.id} incomplete in the laggard's resumed view`);
   } else {
     const snap = await back.nextEvent((e) => e.session === session, 10_000);
     assert.equal(snap.type, 'snapshot', JSON.stringify(snap).slice(0, 300));
@@ -87,7 +111,10 @@ async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
   await near.waitEvent((e) => e.session === session && e.seq === head, 10_000);
   assertContiguous(assert, near.sessionEvents(session), from + 1, 'replay within the bound');
   // Checked last, so a failure here still shows the drop and resume worked.
-  assert.ok((rssMax - rss0) / 1024 < RSS_BOUND_MB, `server RSS grew ${((rssMax - rss0) / 1024).toFixed(1)} MB while a client stalled (bound ${RSS_BOUND_MB} MB)`);
+  assert.ok(
+    (rssMax - rss0) / 1024 < RSS_BOUND_MB,
+    `server RSS grew ${((rssMax - rss0) / 1024).toFixed(1)} MB while a client stalled (bound ${RSS_BOUND_MB} MB)`,
+  );
   // Live again, for everyone.
   await writer.ok({ type: 'say', session, text: 'after the storm', client_msg_id: 'after' });
   const end = await back.waitEvent((e) => e.session === session && e.type === 'message.end' && e.seq > head, 10_000);
@@ -96,7 +123,11 @@ async function scenario(startServer, { turns, wordsPerTurn, wordBytes }) {
   return { att, head, had };
 }
 
-ftest('a stalled client under a long stream: memory bounded, dropped with 4008, resumes; other clients unaffected', async ({ startServer }) => {
-  const { att, head, had } = await scenario(startServer, { turns: 30, wordsPerTurn: 200, wordBytes: 1000 });
-  console.log(`# laggard held seq ${had} of ${head}; re-attach recovered=${att.recovered}`);
-}, { timeout: 120_000 });
+ftest(
+  'a stalled client under a long stream: memory bounded, dropped with 4008, resumes; other clients unaffected',
+  async ({ startServer }) => {
+    const { att, head, had } = await scenario(startServer, { turns: 30, wordsPerTurn: 200, wordBytes: 1000 });
+    console.log(`# laggard held seq ${had} of ${head}; re-attach recovered=${att.recovered}`);
+  },
+  { timeout: 120_000 },
+);

@@ -7,22 +7,41 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
-  checkMessages, connect, fakeTarget, itest, openSession, shownText, waitState, writeRoutesFile,
+  checkMessages,
+  connect,
+  fakeTarget,
+  itest,
+  openSession,
+  shownText,
+  waitState,
+  writeRoutesFile,
 } from './harness.mjs';
 
 let fp;
-before(async () => { fp = await startFakeProvider(); });
-after(async () => { await fp?.close(); });
+before(async () => {
+  fp = await startFakeProvider();
+});
+after(async () => {
+  await fp?.close();
+});
 
 function routesFor(P) {
   return writeRoutesFile({
-    routes: { default: [fakeTarget(fp.url, P, { region: 'a', timeout_ms: { connect: 1000, first_byte: 4000, idle: 4000, total: 20000 } })] },
+    routes: {
+      default: [
+        fakeTarget(fp.url, P, {
+          region: 'a',
+          timeout_ms: { connect: 1000, first_byte: 4000, idle: 4000, total: 20000 },
+        }),
+      ],
+    },
     retry: { max_attempts: 3, base_ms: 50, max_backoff_ms: 200, max_total_ms: 8000 },
   });
 }
 
-const DOC = '<html><head><style>p{}</style><script>alert(1)</script></head><body>'
-  + '<h1>Solar panels</h1><p>Panels on the roof &amp; batteries in the garage.</p></body></html>';
+const DOC =
+  '<html><head><style>p{}</style><script>alert(1)</script></head><body>' +
+  '<h1>Solar panels</h1><p>Panels on the roof &amp; batteries in the garage.</p></body></html>';
 
 function script(P, tags, { themesDelay = 0 } = {}) {
   fp.script([
@@ -37,51 +56,57 @@ async function analyse(c, doc, title) {
   return r.session;
 }
 
-itest('document analyst: five steps stream and persist, tags validated, HTML reduced to text', async ({ startServer }) => {
-  const P = 'd-full';
-  script(P, ['solar', 'batteries', 'home energy']);
-  const srv = await startServer({ args: ['--routes', routesFor(P)], env: { FAKE_KEY: 'k' } });
-  const c = await connect(srv.port, { hello: true });
-  const session = await analyse(c, DOC, 'Solar');
-  const done = await waitState(c, session, 'done', 0, 15000);
-  const evs = c.sessionEvents(session).filter((e) => e.seq <= done.seq);
-  checkMessages(assert, evs);
-  const steps = evs.filter((e) => e.type === 'state' && e.state === 'running').map((e) => e.step);
-  assert.deepEqual(steps, ['extract', 'themes', 'tags', 'summary', 'related']);
-  const progress = evs.filter((e) => e.type === 'progress').map((e) => e.done);
-  assert.deepEqual(progress, [1, 2, 3, 4, 5]);
-  const text = shownText(evs);
-  assert.match(text, /- energy/);
-  assert.match(text, /Tags: solar, batteries, home energy/);
-  assert.match(text, /A short summary/);
-  const reqs = fp.requests({ prefix: P });
-  assert.equal(reqs.length, 3);
-  const user = reqs[0].body.messages.find((m) => m.role === 'user').content;
-  assert.match(user, /<user_data>/);
-  assert.match(user, /Panels on the roof & batteries/);
-  assert.doesNotMatch(user, /alert\(1\)|<p>|p\{\}/, 'scripts, styles and tags are not text');
-  assert.ok(reqs[1].body.response_format, 'the tags step asks for JSON with a schema');
-});
+itest(
+  'document analyst: five steps stream and persist, tags validated, HTML reduced to text',
+  async ({ startServer }) => {
+    const P = 'd-full';
+    script(P, ['solar', 'batteries', 'home energy']);
+    const srv = await startServer({ args: ['--routes', routesFor(P)], env: { FAKE_KEY: 'k' } });
+    const c = await connect(srv.port, { hello: true });
+    const session = await analyse(c, DOC, 'Solar');
+    const done = await waitState(c, session, 'done', 0, 15000);
+    const evs = c.sessionEvents(session).filter((e) => e.seq <= done.seq);
+    checkMessages(assert, evs);
+    const steps = evs.filter((e) => e.type === 'state' && e.state === 'running').map((e) => e.step);
+    assert.deepEqual(steps, ['extract', 'themes', 'tags', 'summary', 'related']);
+    const progress = evs.filter((e) => e.type === 'progress').map((e) => e.done);
+    assert.deepEqual(progress, [1, 2, 3, 4, 5]);
+    const text = shownText(evs);
+    assert.match(text, /- energy/);
+    assert.match(text, /Tags: solar, batteries, home energy/);
+    assert.match(text, /A short summary/);
+    const reqs = fp.requests({ prefix: P });
+    assert.equal(reqs.length, 3);
+    const user = reqs[0].body.messages.find((m) => m.role === 'user').content;
+    assert.match(user, /<user_data>/);
+    assert.match(user, /Panels on the roof & batteries/);
+    assert.doesNotMatch(user, /alert\(1\)|<p>|p\{\}/, 'scripts, styles and tags are not text');
+    assert.ok(reqs[1].body.response_format, 'the tags step asks for JSON with a schema');
+  },
+);
 
-itest('document analyst: invalid structured output is corrected once with the validation error', async ({ startServer }) => {
-  const P = 'd-correct';
-  fp.script([
-    { text: '- a theme', match: { prefix: P } },
-    { text: '{"tags": "not an array"}', match: { prefix: P } },
-    { text: '{"tags": ["fixed"]}', match: { prefix: P } },
-    { text: 'Summary.', match: { prefix: P } },
-  ]);
-  const srv = await startServer({ args: ['--routes', routesFor(P)], env: { FAKE_KEY: 'k' } });
-  const c = await connect(srv.port, { hello: true });
-  const session = await analyse(c, 'plain text document', 'T');
-  await waitState(c, session, 'done', 0, 15000);
-  const reqs = fp.requests({ prefix: P });
-  assert.equal(reqs.length, 4);
-  const correction = reqs[2].body.messages.at(-1).content;
-  assert.match(correction, /did not match the required JSON schema/);
-  assert.match(correction, /\$\.tags/);
-  assert.match(shownText(c.sessionEvents(session)), /Tags: fixed/);
-});
+itest(
+  'document analyst: invalid structured output is corrected once with the validation error',
+  async ({ startServer }) => {
+    const P = 'd-correct';
+    fp.script([
+      { text: '- a theme', match: { prefix: P } },
+      { text: '{"tags": "not an array"}', match: { prefix: P } },
+      { text: '{"tags": ["fixed"]}', match: { prefix: P } },
+      { text: 'Summary.', match: { prefix: P } },
+    ]);
+    const srv = await startServer({ args: ['--routes', routesFor(P)], env: { FAKE_KEY: 'k' } });
+    const c = await connect(srv.port, { hello: true });
+    const session = await analyse(c, 'plain text document', 'T');
+    await waitState(c, session, 'done', 0, 15000);
+    const reqs = fp.requests({ prefix: P });
+    assert.equal(reqs.length, 4);
+    const correction = reqs[2].body.messages.at(-1).content;
+    assert.match(correction, /did not match the required JSON schema/);
+    assert.match(correction, /\$\.tags/);
+    assert.match(shownText(c.sessionEvents(session)), /Tags: fixed/);
+  },
+);
 
 itest('document analyst: a second invalid reply fails the run with a clear error', async ({ startServer }) => {
   const P = 'd-fail';
@@ -98,7 +123,7 @@ itest('document analyst: a second invalid reply fails the run with a clear error
   assert.match(err.message, /invalid twice/);
 });
 
-itest('document analyst: related documents come from the same user\'s earlier analyses', async ({ startServer }) => {
+itest("document analyst: related documents come from the same user's earlier analyses", async ({ startServer }) => {
   const P = 'd-related';
   script(P, ['solar', 'batteries']);
   script(P, ['solar', 'roofing']);
@@ -130,25 +155,30 @@ itest('document analyst: a reconnect in the middle of the analysis misses nothin
   assert.match(shownText(all), /A short summary/);
 });
 
-itest('document analyst: kill -9 during a model step, restart: the step runs again, its partial output withdrawn', async ({ startServer }) => {
-  const P = 'd-crash';
-  fp.script([{ text: Array.from({ length: 40 }, (_, i) => `t${i}`).join(' '), token_delay_ms: 50, match: { prefix: P } }]);
-  script(P, ['x', 'y']);
-  const routes = routesFor(P);
-  const srv = await startServer({ args: ['--routes', routes], env: { FAKE_KEY: 'k' } });
-  let c = await connect(srv.port, { hello: true });
-  const session = await analyse(c, DOC, 'Crash');
-  await c.waitEvent((e) => e.session === session && e.type === 'delta' && /t5/.test(e.text));
-  const seen = c.sessionEvents(session);
-  await srv.kill9();
-  await srv.restart();
-  c = await connect(srv.port, { hello: true });
-  const last = seen.at(-1).seq;
-  await c.ok({ type: 'session.attach', session, after: last });
-  await waitState(c, session, 'done', last, 20000);
-  const all = [...seen, ...c.sessionEvents(session)];
-  all.forEach((e, i) => assert.equal(e.seq, i + 1, 'contiguous across the crash'));
-  checkMessages(assert, all);
-  assert.ok(all.some((e) => e.type === 'message.discard' && e.reason === 'restart'));
-  assert.match(shownText(all), /A short summary/);
-});
+itest(
+  'document analyst: kill -9 during a model step, restart: the step runs again, its partial output withdrawn',
+  async ({ startServer }) => {
+    const P = 'd-crash';
+    fp.script([
+      { text: Array.from({ length: 40 }, (_, i) => `t${i}`).join(' '), token_delay_ms: 50, match: { prefix: P } },
+    ]);
+    script(P, ['x', 'y']);
+    const routes = routesFor(P);
+    const srv = await startServer({ args: ['--routes', routes], env: { FAKE_KEY: 'k' } });
+    let c = await connect(srv.port, { hello: true });
+    const session = await analyse(c, DOC, 'Crash');
+    await c.waitEvent((e) => e.session === session && e.type === 'delta' && /t5/.test(e.text));
+    const seen = c.sessionEvents(session);
+    await srv.kill9();
+    await srv.restart();
+    c = await connect(srv.port, { hello: true });
+    const last = seen.at(-1).seq;
+    await c.ok({ type: 'session.attach', session, after: last });
+    await waitState(c, session, 'done', last, 20000);
+    const all = [...seen, ...c.sessionEvents(session)];
+    all.forEach((e, i) => assert.equal(e.seq, i + 1, 'contiguous across the crash'));
+    checkMessages(assert, all);
+    assert.ok(all.some((e) => e.type === 'message.discard' && e.reason === 'restart'));
+    assert.match(shownText(all), /A short summary/);
+  },
+);

@@ -11,13 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
-import {
-  BIN, checkMessages, connect, fakeTarget, itest, openSession, waitState, writeRoutesFile,
-} from './harness.mjs';
+import { BIN, checkMessages, connect, fakeTarget, itest, openSession, waitState, writeRoutesFile } from './harness.mjs';
 
 let fp;
-before(async () => { fp = await startFakeProvider(); });
-after(async () => { await fp?.close(); });
+before(async () => {
+  fp = await startFakeProvider();
+});
+after(async () => {
+  await fp?.close();
+});
 
 const MAKER = path.join(path.dirname(BIN), 'tests', 'unit', 'make_photo_library');
 
@@ -45,14 +47,19 @@ function planFor(files, folder) {
   return {
     explanation: `Everything goes into ${folder}, by name.`,
     folders: [folder],
-    moves: Object.keys(files).sort().map((src) => ({ src, dest: `${folder}/${path.basename(src)}` })),
+    moves: Object.keys(files)
+      .sort()
+      .map((src) => ({ src, dest: `${folder}/${path.basename(src)}` })),
   };
 }
 
 function script(P, files) {
   fp.script([
     { text: 'Your library holds product photos from several cameras.', match: { prefix: P } },
-    { text: JSON.stringify({ questions: [{ text: 'Organise by date or by camera?', choices: ['date', 'camera'] }] }), match: { prefix: P } },
+    {
+      text: JSON.stringify({ questions: [{ text: 'Organise by date or by camera?', choices: ['date', 'camera'] }] }),
+      match: { prefix: P },
+    },
     { text: JSON.stringify(planFor(files, 'first-try')), match: { prefix: P } },
     { text: JSON.stringify(planFor(files, 'organised')), match: { prefix: P } },
   ]);
@@ -64,82 +71,109 @@ function routes(P) {
 
 const sorted = (o) => Object.values(o).sort();
 
-itest('photo organiser: analyse, ask, propose, revise, approve, move with a journal, then undo', async ({ startServer }) => {
-  const P = 'p-full';
-  const root = library(24, 6);
-  const lib = path.join(root, 'local');
-  const original = snapshot(lib);
-  script(P, original);
-  const srv = await startServer({ args: ['--routes', routes(P), '--photos-root', root], env: { FAKE_KEY: 'k' } });
-  const c = await connect(srv.port, { hello: true });
-  const { session } = await openSession(c, 'photo-organizer');
-  await c.ok({ type: 'say', session, text: 'help me organise my product photos' });
+itest(
+  'photo organiser: analyse, ask, propose, revise, approve, move with a journal, then undo',
+  async ({ startServer }) => {
+    const P = 'p-full';
+    const root = library(24, 6);
+    const lib = path.join(root, 'local');
+    const original = snapshot(lib);
+    script(P, original);
+    const srv = await startServer({ args: ['--routes', routes(P), '--photos-root', root], env: { FAKE_KEY: 'k' } });
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'photo-organizer');
+    await c.ok({ type: 'say', session, text: 'help me organise my product photos' });
 
-  const q = await c.waitEvent((e) => e.session === session && e.type === 'question', 15000);
-  assert.deepEqual(q.choices, ['date', 'camera']);
-  await c.ok({ type: 'answer', session, question_id: q.question_id, value: 'camera' });
+    const q = await c.waitEvent((e) => e.session === session && e.type === 'question', 15000);
+    assert.deepEqual(q.choices, ['date', 'camera']);
+    await c.ok({ type: 'answer', session, question_id: q.question_id, value: 'camera' });
 
-  const a1 = await c.waitEvent((e) => e.session === session && e.type === 'approval', 15000);
-  assert.equal(a1.plan.moves, 24);
-  assert.equal(a1.plan.tree[0].name, 'first-try');
-  assert.equal(a1.plan.tree[0].count, 24);
-  await c.ok({ type: 'decide', session, approval_id: a1.approval_id, decision: 'revise', comment: 'call the folder organised' });
+    const a1 = await c.waitEvent((e) => e.session === session && e.type === 'approval', 15000);
+    assert.equal(a1.plan.moves, 24);
+    assert.equal(a1.plan.tree[0].name, 'first-try');
+    assert.equal(a1.plan.tree[0].count, 24);
+    await c.ok({
+      type: 'decide',
+      session,
+      approval_id: a1.approval_id,
+      decision: 'revise',
+      comment: 'call the folder organised',
+    });
 
-  const a2 = await c.waitEvent((e) => e.session === session && e.type === 'approval' && e.seq > a1.seq, 15000);
-  assert.equal(a2.plan.tree[0].name, 'organised');
-  const planReq = fp.requests({ prefix: P }).at(-1).body.messages.find((m) => m.role === 'user').content;
-  assert.match(planReq, /call the folder organised/, 'the revision comment reaches the model');
-  assert.match(planReq, /"answer": "camera"/);
-  await c.ok({ type: 'decide', session, approval_id: a2.approval_id, decision: 'approve' });
-  const done = await waitState(c, session, 'done', a2.seq, 20000);
+    const a2 = await c.waitEvent((e) => e.session === session && e.type === 'approval' && e.seq > a1.seq, 15000);
+    assert.equal(a2.plan.tree[0].name, 'organised');
+    const planReq = fp
+      .requests({ prefix: P })
+      .at(-1)
+      .body.messages.find((m) => m.role === 'user').content;
+    assert.match(planReq, /call the folder organised/, 'the revision comment reaches the model');
+    assert.match(planReq, /"answer": "camera"/);
+    await c.ok({ type: 'decide', session, approval_id: a2.approval_id, decision: 'approve' });
+    const done = await waitState(c, session, 'done', a2.seq, 20000);
 
-  const evs = c.sessionEvents(session).filter((e) => e.seq <= done.seq);
-  checkMessages(assert, evs);
-  const summary = evs.filter((e) => e.type === 'message.end').at(-1).text;
-  assert.match(summary, /Done: 24 photos moved/, 'folders made are not counted as photos');
-  assert.ok(evs.some((e) => e.type === 'progress' && e.step === 'analyse'), 'scan progress');
-  const after = snapshot(lib);
-  assert.deepEqual(Object.keys(after).sort(), Object.keys(original).map((p) => `organised/${path.basename(p)}`).sort());
-  assert.deepEqual(sorted(after), sorted(original), 'every file moved once, bytes intact');
+    const evs = c.sessionEvents(session).filter((e) => e.seq <= done.seq);
+    checkMessages(assert, evs);
+    const summary = evs.filter((e) => e.type === 'message.end').at(-1).text;
+    assert.match(summary, /Done: 24 photos moved/, 'folders made are not counted as photos');
+    assert.ok(
+      evs.some((e) => e.type === 'progress' && e.step === 'analyse'),
+      'scan progress',
+    );
+    const after = snapshot(lib);
+    assert.deepEqual(
+      Object.keys(after).sort(),
+      Object.keys(original)
+        .map((p) => `organised/${path.basename(p)}`)
+        .sort(),
+    );
+    assert.deepEqual(sorted(after), sorted(original), 'every file moved once, bytes intact');
 
-  await c.ok({ type: 'say', session, text: 'undo' });
-  await waitState(c, session, 'done', done.seq, 20000);
-  assert.deepEqual(snapshot(lib), original, 'undo restores the original layout');
-  fs.rmSync(root, { recursive: true, force: true });
-});
+    await c.ok({ type: 'say', session, text: 'undo' });
+    await waitState(c, session, 'done', done.seq, 20000);
+    assert.deepEqual(snapshot(lib), original, 'undo restores the original layout');
+    fs.rmSync(root, { recursive: true, force: true });
+  },
+);
 
-itest('photo organiser: kill -9 during the moves, restart: the plan finishes, each file moved exactly once', async ({ startServer }) => {
-  const P = 'p-crash';
-  const root = library(600);
-  const lib = path.join(root, 'local');
-  const original = snapshot(lib);
-  fp.script([
-    { text: 'A summary.', match: { prefix: P } },
-    { text: JSON.stringify({ questions: [{ text: 'Go?', choices: ['yes', 'no'] }] }), match: { prefix: P } },
-    { text: JSON.stringify(planFor(original, 'organised')), match: { prefix: P } },
-  ]);
-  const srv = await startServer({ args: ['--routes', routes(P), '--photos-root', root], env: { FAKE_KEY: 'k' } });
-  let c = await connect(srv.port, { hello: true });
-  const { session } = await openSession(c, 'photo-organizer');
-  await c.ok({ type: 'say', session, text: 'organise' });
-  const q = await c.waitEvent((e) => e.session === session && e.type === 'question', 15000);
-  await c.ok({ type: 'answer', session, question_id: q.question_id, value: 'yes' });
-  const a = await c.waitEvent((e) => e.session === session && e.type === 'approval', 15000);
-  await c.ok({ type: 'decide', session, approval_id: a.approval_id, decision: 'approve' });
-  // Wait until some files have moved, then kill.
-  for (let i = 0; i < 500 && !fs.existsSync(path.join(lib, 'organised')); i++) await new Promise((r) => setTimeout(r, 2));
-  await srv.kill9();
-  const moved = fs.existsSync(path.join(lib, 'organised')) ? fs.readdirSync(path.join(lib, 'organised')).length : 0;
-  await srv.restart();
-  c = await connect(srv.port, { hello: true });
-  await c.ok({ type: 'session.attach', session, after: 0 });
-  await waitState(c, session, 'done', 0, 30000);
-  const after = snapshot(lib);
-  assert.equal(Object.keys(after).length, 600, `moved before the kill: ${moved}`);
-  assert.ok(Object.keys(after).every((p) => p.startsWith('organised/')), 'nothing left behind');
-  assert.deepEqual(sorted(after), sorted(original), 'no file lost, none duplicated');
-  fs.rmSync(root, { recursive: true, force: true });
-});
+itest(
+  'photo organiser: kill -9 during the moves, restart: the plan finishes, each file moved exactly once',
+  async ({ startServer }) => {
+    const P = 'p-crash';
+    const root = library(600);
+    const lib = path.join(root, 'local');
+    const original = snapshot(lib);
+    fp.script([
+      { text: 'A summary.', match: { prefix: P } },
+      { text: JSON.stringify({ questions: [{ text: 'Go?', choices: ['yes', 'no'] }] }), match: { prefix: P } },
+      { text: JSON.stringify(planFor(original, 'organised')), match: { prefix: P } },
+    ]);
+    const srv = await startServer({ args: ['--routes', routes(P), '--photos-root', root], env: { FAKE_KEY: 'k' } });
+    let c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'photo-organizer');
+    await c.ok({ type: 'say', session, text: 'organise' });
+    const q = await c.waitEvent((e) => e.session === session && e.type === 'question', 15000);
+    await c.ok({ type: 'answer', session, question_id: q.question_id, value: 'yes' });
+    const a = await c.waitEvent((e) => e.session === session && e.type === 'approval', 15000);
+    await c.ok({ type: 'decide', session, approval_id: a.approval_id, decision: 'approve' });
+    // Wait until some files have moved, then kill.
+    for (let i = 0; i < 500 && !fs.existsSync(path.join(lib, 'organised')); i++)
+      await new Promise((r) => setTimeout(r, 2));
+    await srv.kill9();
+    const moved = fs.existsSync(path.join(lib, 'organised')) ? fs.readdirSync(path.join(lib, 'organised')).length : 0;
+    await srv.restart();
+    c = await connect(srv.port, { hello: true });
+    await c.ok({ type: 'session.attach', session, after: 0 });
+    await waitState(c, session, 'done', 0, 30000);
+    const after = snapshot(lib);
+    assert.equal(Object.keys(after).length, 600, `moved before the kill: ${moved}`);
+    assert.ok(
+      Object.keys(after).every((p) => p.startsWith('organised/')),
+      'nothing left behind',
+    );
+    assert.deepEqual(sorted(after), sorted(original), 'no file lost, none duplicated');
+    fs.rmSync(root, { recursive: true, force: true });
+  },
+);
 
 itest('photo organiser: a plan that leaves the library is refused and nothing moves', async ({ startServer }) => {
   const P = 'p-escape';

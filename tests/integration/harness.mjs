@@ -17,9 +17,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = process.env.TETHER_BIN
-  ? path.resolve(process.env.TETHER_BIN)
-  : path.join(REPO, 'build', 'tether');
+export const BIN = process.env.TETHER_BIN ? path.resolve(process.env.TETHER_BIN) : path.join(REPO, 'build', 'tether');
 
 export const SUBPROTOCOL = 'tether.v1';
 export const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -29,7 +27,9 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** The promise's value, or null if it has not settled within ms (the timer is cleared). */
 export function within(promise, ms) {
   let timer;
-  const t = new Promise((r) => { timer = setTimeout(() => r(null), ms); });
+  const t = new Promise((r) => {
+    timer = setTimeout(() => r(null), ms);
+  });
   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
 
@@ -41,15 +41,33 @@ const allServers = new Set(); // every Server not yet cleaned up
 
 function killAll() {
   for (const p of live) {
-    try { p.kill('SIGKILL'); } catch { /* already gone */ }
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
 }
 process.on('exit', killAll);
 // File-level safety net (the root test's after hook): nothing outlives the file,
 // even a test that timed out while its body was still awaiting.
 after(async () => {
-  for (const c of allClients) { try { c.terminate(); } catch { /* ignore */ } }
-  const waits = [...live].map((p) => new Promise((r) => { if (p.exitCode !== null || p.signalCode !== null) r(); else { p.once('exit', r); } }));
+  for (const c of allClients) {
+    try {
+      c.terminate();
+    } catch {
+      /* ignore */
+    }
+  }
+  const waits = [...live].map(
+    (p) =>
+      new Promise((r) => {
+        if (p.exitCode !== null || p.signalCode !== null) r();
+        else {
+          p.once('exit', r);
+        }
+      }),
+  );
   killAll();
   await Promise.all(waits);
   await Promise.all([...allServers].map((s) => s.cleanup()));
@@ -79,24 +97,31 @@ after(() => keepAliveAgent.destroy());
 /** Plain HTTP request to the server (keep-alive). Resolves {status, headers, body, json}. */
 export function httpRequest(port, method, urlPath, { headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined
-      : (typeof body === 'string' || Buffer.isBuffer(body)) ? body : JSON.stringify(body);
+    const data =
+      body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const h = { ...headers };
     if (data !== undefined) {
       h['content-length'] = Buffer.byteLength(data);
       if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
     }
-    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: h, agent: keepAliveAgent }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, body: text, json });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path: urlPath, headers: h, agent: keepAliveAgent },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode, headers: res.headers, body: text, json });
+        });
+        res.on('error', reject);
+      },
+    );
     req.setTimeout(5000, () => req.destroy(new Error(`HTTP ${method} ${urlPath} timed out`)));
     req.on('error', reject);
     if (data !== undefined) req.write(data);
@@ -129,9 +154,15 @@ class Server {
     this.port = 0;
   }
 
-  get url() { return `http://127.0.0.1:${this.port}`; }
-  get wsUrl() { return `ws://127.0.0.1:${this.port}/v1/ws`; }
-  get alive() { return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null; }
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  get wsUrl() {
+    return `ws://127.0.0.1:${this.port}/v1/ws`;
+  }
+  get alive() {
+    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
 
   _log(s) {
     this.output += s;
@@ -141,8 +172,17 @@ class Server {
   async _spawn(port) {
     this.port = port;
     this.runs += 1;
-    const argv = ['--host', this.host, '--port', String(port), '--data-dir', this.dataDir,
-      '--web-dir', 'web', ...this.args];
+    const argv = [
+      '--host',
+      this.host,
+      '--port',
+      String(port),
+      '--data-dir',
+      this.dataDir,
+      '--web-dir',
+      'web',
+      ...this.args,
+    ];
     this._log(`\n=== run ${this.runs}: ${BIN} ${argv.join(' ')}\n`);
     const proc = spawn(BIN, argv, { cwd: REPO, env: cleanEnv(this.env), stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -169,11 +209,15 @@ class Server {
   async _waitReady(timeoutMs) {
     const deadline = Date.now() + timeoutMs;
     let exitInfo = null;
-    this.exited.then((e) => { exitInfo = e; });
+    this.exited.then((e) => {
+      exitInfo = e;
+    });
     let lastErr = 'no answer';
     while (Date.now() < deadline) {
       if (exitInfo) {
-        const err = new Error(`tether exited before ready (code=${exitInfo.code} signal=${exitInfo.signal})\n${this.tail()}`);
+        const err = new Error(
+          `tether exited before ready (code=${exitInfo.code} signal=${exitInfo.signal})\n${this.tail()}`,
+        );
         err.exitInfo = exitInfo;
         throw err;
       }
@@ -195,7 +239,9 @@ class Server {
 
   async _waitExit(timeoutMs) {
     let timer;
-    const t = new Promise((resolve) => { timer = setTimeout(() => resolve(null), timeoutMs); });
+    const t = new Promise((resolve) => {
+      timer = setTimeout(() => resolve(null), timeoutMs);
+    });
     const r = await Promise.race([this.exited, t]);
     clearTimeout(timer);
     return r;
@@ -219,7 +265,9 @@ class Server {
       throw new Error(`tether did not exit within ${timeoutMs} ms of ${signal}\n${this.tail()}`);
     }
     if (r.code !== 0 || r.signal !== null) {
-      throw new Error(`tether exited with code=${r.code} signal=${r.signal} after ${signal}, expected code 0\n${this.tail()}`);
+      throw new Error(
+        `tether exited with code=${r.code} signal=${r.signal} after ${signal}, expected code 0\n${this.tail()}`,
+      );
     }
     return r;
   }
@@ -240,9 +288,20 @@ class Server {
   /** Kill (if needed) and remove the temp data dir. Never throws. */
   async cleanup() {
     allServers.delete(this);
-    try { if (this.alive) { this.proc.kill('SIGKILL'); await this.exited; } } catch { /* ignore */ }
+    try {
+      if (this.alive) {
+        this.proc.kill('SIGKILL');
+        await this.exited;
+      }
+    } catch {
+      /* ignore */
+    }
     if (this.ownsDataDir) {
-      try { fs.rmSync(this.dataDir, { recursive: true, force: true }); } catch { /* ignore */ }
+      try {
+        fs.rmSync(this.dataDir, { recursive: true, force: true });
+      } catch {
+        /* ignore */
+      }
     }
   }
 }
@@ -275,36 +334,52 @@ export class Client {
   constructor(ws, name) {
     this.ws = ws;
     this.name = name;
-    this.frames = [];   // every frame received, parsed (or {__raw} if not JSON)
-    this.events = [];   // frames carrying a numeric seq (session events)
-    this.errors = [];   // every frame of type "error"
-    this.sent = [];     // what we sent (truncated), for diagnostics
+    this.frames = []; // every frame received, parsed (or {__raw} if not JSON)
+    this.events = []; // frames carrying a numeric seq (session events)
+    this.errors = []; // every frame of type "error"
+    this.sent = []; // what we sent (truncated), for diagnostics
     this._nextId = 1;
     this._pending = new Map(); // id -> {resolve, reject, timer}
-    this._waiters = [];        // {pred, from, resolve, reject, timer, kind}
-    this._cursor = 0;          // nextEvent consumption cursor into events
+    this._waiters = []; // {pred, from, resolve, reject, timer, kind}
+    this._cursor = 0; // nextEvent consumption cursor into events
     this.closeInfo = null;
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
         this.closeInfo = { code, reason: reason.toString() };
-        for (const [, p] of this._pending) { clearTimeout(p.timer); p.reject(new Error(`${this.name}: socket closed (${code} ${reason}) before reply to ${p.id}`)); }
+        for (const [, p] of this._pending) {
+          clearTimeout(p.timer);
+          p.reject(new Error(`${this.name}: socket closed (${code} ${reason}) before reply to ${p.id}`));
+        }
         this._pending.clear();
-        for (const w of this._waiters) { clearTimeout(w.timer); w.reject(new Error(`${this.name}: socket closed (${code} ${reason}) while waiting for ${w.what}`)); }
+        for (const w of this._waiters) {
+          clearTimeout(w.timer);
+          w.reject(new Error(`${this.name}: socket closed (${code} ${reason}) while waiting for ${w.what}`));
+        }
         this._waiters = [];
         resolve(this.closeInfo);
       });
     });
-    ws.on('error', () => { /* surfaced via close */ });
+    ws.on('error', () => {
+      /* surfaced via close */
+    });
     ws.on('message', (data, isBinary) => this._onMessage(data, isBinary));
   }
 
-  get protocol() { return this.ws.protocol; }
-  get isOpen() { return this.ws.readyState === WebSocket.OPEN; }
+  get protocol() {
+    return this.ws.protocol;
+  }
+  get isOpen() {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
 
   _onMessage(data, isBinary) {
     let f;
     const text = data.toString('utf8');
-    try { f = JSON.parse(text); } catch { f = { __raw: text, __binary: isBinary }; }
+    try {
+      f = JSON.parse(text);
+    } catch {
+      f = { __raw: text, __binary: isBinary };
+    }
     if (isBinary) f.__binary = true;
     this.frames.push(f);
     if (f && typeof f === 'object') {
@@ -326,7 +401,12 @@ export class Client {
     for (const w of this._waiters) {
       const list = w.kind === 'frame' ? this.frames : this.events;
       let hit = -1;
-      for (let i = w.from; i < list.length; i++) { if (w.pred(list[i])) { hit = i; break; } }
+      for (let i = w.from; i < list.length; i++) {
+        if (w.pred(list[i])) {
+          hit = i;
+          break;
+        }
+      }
       if (hit >= 0) {
         clearTimeout(w.timer);
         if (w.consume) this._cursor = Math.max(this._cursor, hit + 1);
@@ -344,16 +424,28 @@ export class Client {
       const w = { kind, pred, from, resolve, reject, consume, what };
       w.timer = setTimeout(() => {
         this._waiters = this._waiters.filter((x) => x !== w);
-        reject(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; last frames:\n${this.lastFrames()}`));
+        reject(
+          new Error(
+            `${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; last frames:\n${this.lastFrames()}`,
+          ),
+        );
       }, timeoutMs);
       this._waiters.push(w);
-      if (this.closeInfo) { clearTimeout(w.timer); this._waiters = this._waiters.filter((x) => x !== w); reject(new Error(`${this.name}: socket already closed (${this.closeInfo.code}) while waiting for ${what}`)); return; }
+      if (this.closeInfo) {
+        clearTimeout(w.timer);
+        this._waiters = this._waiters.filter((x) => x !== w);
+        reject(new Error(`${this.name}: socket already closed (${this.closeInfo.code}) while waiting for ${what}`));
+        return;
+      }
       this._checkWaiters();
     });
   }
 
   lastFrames(n = 15) {
-    return this.frames.slice(-n).map((f) => '  ' + JSON.stringify(f).slice(0, 300)).join('\n');
+    return this.frames
+      .slice(-n)
+      .map((f) => '  ' + JSON.stringify(f).slice(0, 300))
+      .join('\n');
   }
 
   /** Send an object as a JSON text frame. */
@@ -376,17 +468,28 @@ export class Client {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(id);
-        reject(new Error(`${this.name}: no reply to ${JSON.stringify(msg).slice(0, 200)} within ${timeoutMs} ms; last frames:\n${this.lastFrames()}`));
+        reject(
+          new Error(
+            `${this.name}: no reply to ${JSON.stringify(msg).slice(0, 200)} within ${timeoutMs} ms; last frames:\n${this.lastFrames()}`,
+          ),
+        );
       }, timeoutMs);
       this._pending.set(id, { id, resolve, reject, timer });
-      try { this.send(msg); } catch (e) { clearTimeout(timer); this._pending.delete(id); reject(e); }
+      try {
+        this.send(msg);
+      } catch (e) {
+        clearTimeout(timer);
+        this._pending.delete(id);
+        reject(e);
+      }
     });
   }
 
   /** Like request() but throws unless the reply is type "ok". */
   async ok(obj, timeoutMs) {
     const r = await this.request(obj, timeoutMs);
-    if (r.type !== 'ok') throw new Error(`${this.name}: expected ok for ${JSON.stringify(obj).slice(0, 200)}, got ${JSON.stringify(r)}`);
+    if (r.type !== 'ok')
+      throw new Error(`${this.name}: expected ok for ${JSON.stringify(obj).slice(0, 200)}, got ${JSON.stringify(r)}`);
     return r;
   }
 
@@ -423,7 +526,9 @@ export class Client {
   }
 
   /** Events of one session, in arrival order. */
-  sessionEvents(session) { return this.events.filter((e) => e.session === session); }
+  sessionEvents(session) {
+    return this.events.filter((e) => e.session === session);
+  }
 
   maxSeq(session) {
     let m = 0;
@@ -437,7 +542,10 @@ export class Client {
   }
 
   /** Abrupt TCP drop, no close handshake. */
-  terminate() { this.ws.terminate(); return this.closed; }
+  terminate() {
+    this.ws.terminate();
+    return this.closed;
+  }
 }
 
 /**
@@ -451,10 +559,18 @@ export class Client {
  *  host:      address to connect to (default 127.0.0.1)
  * Resolves with a Client once open (rejects if the upgrade fails).
  */
-export function connect(port, { token, header, query, protocols = [SUBPROTOCOL], hello = false, name, wsOptions = {}, host = '127.0.0.1' } = {}) {
+export function connect(
+  port,
+  { token, header, query, protocols = [SUBPROTOCOL], hello = false, name, wsOptions = {}, host = '127.0.0.1' } = {},
+) {
   const q = query !== undefined ? `?token=${encodeURIComponent(query)}` : '';
   const headers = header !== undefined ? { Authorization: `Bearer ${header}` } : {};
-  const ws = new WebSocket(`ws://${host}:${port}/v1/ws${q}`, protocols, { headers, handshakeTimeout: 5000, maxPayload: 64 << 20, ...wsOptions });
+  const ws = new WebSocket(`ws://${host}:${port}/v1/ws${q}`, protocols, {
+    headers,
+    handshakeTimeout: 5000,
+    maxPayload: 64 << 20,
+    ...wsOptions,
+  });
   const c = new Client(ws, name ?? `c${++clientSeq}`);
   allClients.add(c);
   return new Promise((resolve, reject) => {
@@ -465,7 +581,9 @@ export function connect(port, { token, header, query, protocols = [SUBPROTOCOL],
         if (w.type !== 'welcome') throw new Error(`${c.name}: hello answered by ${JSON.stringify(w)}`);
         c.welcome = w;
         resolve(c);
-      } catch (e) { reject(e); }
+      } catch (e) {
+        reject(e);
+      }
     });
     ws.once('unexpected-response', (req, res) => {
       const err = new Error(`upgrade refused: HTTP ${res.statusCode}`);
@@ -478,9 +596,10 @@ export function connect(port, { token, header, query, protocols = [SUBPROTOCOL],
   });
 }
 
-
 /** Send hello on an existing client (helper form). */
-export function hello(client, token, extra) { return client.hello(token, extra); }
+export function hello(client, token, extra) {
+  return client.hello(token, extra);
+}
 
 // ------------------------------------------------------------------- tokens
 
@@ -503,13 +622,15 @@ export function verifyJwt(token, secret) {
   const payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
   const want = crypto.createHmac('sha256', secret).update(`${parts[0]}.${parts[1]}`).digest();
   const got = Buffer.from(parts[2], 'base64url');
-  if (got.length !== want.length || !crypto.timingSafeEqual(got, want)) throw new Error('JWT signature does not verify');
+  if (got.length !== want.length || !crypto.timingSafeEqual(got, want))
+    throw new Error('JWT signature does not verify');
   return { header, payload };
 }
 
 export async function mintViaApi(port, apiKey, user, ttl_s = 3600) {
   const r = await httpRequest(port, 'POST', '/v1/tokens', {
-    headers: { Authorization: `Bearer ${apiKey}` }, body: { user, ttl_s },
+    headers: { Authorization: `Bearer ${apiKey}` },
+    body: { user, ttl_s },
   });
   if (r.status !== 200 || typeof r.json?.token !== 'string') {
     throw new Error(`POST /v1/tokens for ${user}: HTTP ${r.status} ${r.body}`);
@@ -527,7 +648,10 @@ export async function openSession(c, agent = 'echo', extra = {}) {
 
 /** Wait for a state event of `session` with seq > afterSeq and the given state. */
 export function waitState(c, session, state, afterSeq = 0, timeoutMs = 5000) {
-  return c.waitEvent((e) => e.session === session && e.type === 'state' && e.state === state && e.seq > afterSeq, timeoutMs);
+  return c.waitEvent(
+    (e) => e.session === session && e.type === 'state' && e.state === state && e.seq > afterSeq,
+    timeoutMs,
+  );
 }
 
 /** Say `text` and wait until the turn is over (state idle after it). Returns {reply, events}. */
@@ -535,7 +659,10 @@ export async function sayAndWait(c, session, text, client_msg_id, timeoutMs = 10
   const before = c.maxSeq(session);
   const reply = await c.ok({ type: 'say', session, text, client_msg_id });
   // The turn's own user event comes first; idle after it ends the turn.
-  const user = await c.waitEvent((e) => e.session === session && e.type === 'user' && e.client_msg_id === client_msg_id && e.seq > before, timeoutMs);
+  const user = await c.waitEvent(
+    (e) => e.session === session && e.type === 'user' && e.client_msg_id === client_msg_id && e.seq > before,
+    timeoutMs,
+  );
   const idle = await waitState(c, session, 'idle', user.seq, timeoutMs);
   const events = c.sessionEvents(session).filter((e) => e.seq >= user.seq && e.seq <= idle.seq);
   return { reply, events, user, idle };
@@ -599,7 +726,11 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
     const clientsBefore = new Set(allClients);
     const ctx = {
       t,
-      async startServer(opts) { const s = await startServer(opts); servers.push(s); return s; },
+      async startServer(opts) {
+        const s = await startServer(opts);
+        servers.push(s);
+        return s;
+      },
       servers,
     };
     let failed = false;
@@ -612,11 +743,20 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
       const mine = [...allClients].filter((c) => !clientsBefore.has(c));
       if (failed) {
         for (const c of mine) {
-          console.error(`--- client ${c.name} close=${JSON.stringify(c.closeInfo)} sent(last 5): ${JSON.stringify(c.sent.slice(-5))}\n${c.lastFrames(25)}`);
+          console.error(
+            `--- client ${c.name} close=${JSON.stringify(c.closeInfo)} sent(last 5): ${JSON.stringify(c.sent.slice(-5))}\n${c.lastFrames(25)}`,
+          );
         }
         for (const s of servers) console.error(`--- server output (data dir ${s.dataDir}):\n${s.tail(8000)}`);
       }
-      for (const c of mine) { try { c.terminate(); } catch { /* ignore */ } allClients.delete(c); }
+      for (const c of mine) {
+        try {
+          c.terminate();
+        } catch {
+          /* ignore */
+        }
+        allClients.delete(c);
+      }
       await Promise.all(servers.map((s) => s.cleanup()));
     }
   });
@@ -627,7 +767,15 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
 // provider (tests/fake-provider) through a routes file (agents/llm/route.h).
 
 const routeDirs = new Set();
-after(() => { for (const d of routeDirs) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ } } });
+after(() => {
+  for (const d of routeDirs) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* ignore */
+    }
+  }
+});
 
 /** Write a routes object to a fresh temp file; returns its path (removed when the file's tests end). */
 export function writeRoutesFile(routes) {
@@ -648,7 +796,12 @@ export function llmCallLines(output) {
   const lines = [];
   for (const l of output.split('\n')) {
     if (!l.includes('"llm call"')) continue;
-    try { const j = JSON.parse(l); if (j.msg === 'llm call') lines.push(j); } catch { /* not JSON */ }
+    try {
+      const j = JSON.parse(l);
+      if (j.msg === 'llm call') lines.push(j);
+    } catch {
+      /* not JSON */
+    }
   }
   return lines;
 }
@@ -656,7 +809,12 @@ export function llmCallLines(output) {
 /** What a client shows: the deltas of every message not discarded, concatenated (seq order, each seq once). */
 export function shownText(events) {
   const seen = new Set();
-  const evs = [...events].sort((a, b) => a.seq - b.seq).filter((e) => (seen.has(e.seq) ? false : (seen.add(e.seq), true)));
+  const evs = [...events]
+    .sort((a, b) => a.seq - b.seq)
+    .filter((e) => (seen.has(e.seq) ? false : (seen.add(e.seq), true)));
   const discarded = new Set(evs.filter((e) => e.type === 'message.discard').map((e) => e.message_id));
-  return evs.filter((e) => e.type === 'delta' && !discarded.has(e.message_id)).map((e) => e.text).join('');
+  return evs
+    .filter((e) => e.type === 'delta' && !discarded.has(e.message_id))
+    .map((e) => e.text)
+    .join('');
 }

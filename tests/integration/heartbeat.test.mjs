@@ -2,17 +2,22 @@
 import assert from 'node:assert/strict';
 import { connect, itest, sleep, within } from './harness.mjs';
 
-itest('--heartbeat-s 1: welcome says so, the server pings, a client answering pings stays connected', async ({ startServer }) => {
-  const srv = await startServer({ args: ['--heartbeat-s', '1'] });
-  const c = await connect(srv.port, { hello: true });
-  assert.equal(c.welcome.heartbeat_s, 1);
-  let pings = 0;
-  c.ws.on('ping', () => { pings += 1; });
-  await sleep(3500); // ws answers pings automatically
-  assert.ok(pings >= 2, `server pings seen in 3.5 s: ${pings}`);
-  assert.ok(c.isOpen, 'a socket that answers pings is not dropped');
-  assert.equal((await c.ping()).type, 'pong');
-});
+itest(
+  '--heartbeat-s 1: welcome says so, the server pings, a client answering pings stays connected',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--heartbeat-s', '1'] });
+    const c = await connect(srv.port, { hello: true });
+    assert.equal(c.welcome.heartbeat_s, 1);
+    let pings = 0;
+    c.ws.on('ping', () => {
+      pings += 1;
+    });
+    await sleep(3500); // ws answers pings automatically
+    assert.ok(pings >= 2, `server pings seen in 3.5 s: ${pings}`);
+    assert.ok(c.isOpen, 'a socket that answers pings is not dropped');
+    assert.equal((await c.ping()).type, 'pong');
+  },
+);
 
 itest('--heartbeat-s 1: a socket that never answers is closed after about three intervals', async ({ startServer }) => {
   const srv = await startServer({ args: ['--heartbeat-s', '1'] });

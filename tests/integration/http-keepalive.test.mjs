@@ -12,13 +12,22 @@ import { startFakeProvider } from '../fake-provider/server.mjs';
 import { fakeTarget, itest, writeRoutesFile } from './harness.mjs';
 
 let fp;
-before(async () => { fp = await startFakeProvider(); });
-after(async () => { await fp?.close(); });
+before(async () => {
+  fp = await startFakeProvider();
+});
+after(async () => {
+  await fp?.close();
+});
 
 const P = 'keepalive';
 
 async function gatewayServer(startServer) {
-  fp.script({ text: 'kept alive', usage: { prompt_tokens: 3, completion_tokens: 2 }, match: { prefix: P }, repeat: 'forever' });
+  fp.script({
+    text: 'kept alive',
+    usage: { prompt_tokens: 3, completion_tokens: 2 },
+    match: { prefix: P },
+    repeat: 'forever',
+  });
   const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });
   return startServer({ args: ['--routes', routes], env: { FAKE_KEY: 'fake-key' } });
 }
@@ -27,12 +36,20 @@ async function gatewayServer(startServer) {
 function request(agent, port, method, path, body) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const headers = data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+    const headers =
+      data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
     const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
       const chunks = [];
       const localPort = res.socket.localPort;
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), port: localPort }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+          port: localPort,
+        }),
+      );
       res.on('error', reject);
     });
     req.setTimeout(5000, () => req.destroy(new Error(`${method} ${path} timed out`)));
@@ -55,8 +72,20 @@ const ROUTES = [
   ['GET', '/v1/tokens', undefined, 405, (r) => assert.equal(JSON.parse(r.body).error.code, 'bad_request')],
   ['POST', '/v1/tokens', { user: 'kept' }, 200, (r) => assert.equal(JSON.parse(r.body).user, 'kept')],
   ['POST', '/v1/tokens', '', 400, (r) => assert.equal(JSON.parse(r.body).error.code, 'bad_request')],
-  ['POST', '/v1/chat/completions', chat(), 200, (r) => assert.equal(JSON.parse(r.body).choices[0].message.content, 'kept alive')],
-  ['POST', '/v1/chat/completions', '{"model":', 400, (r) => assert.equal(JSON.parse(r.body).error.type, 'invalid_request_error')],
+  [
+    'POST',
+    '/v1/chat/completions',
+    chat(),
+    200,
+    (r) => assert.equal(JSON.parse(r.body).choices[0].message.content, 'kept alive'),
+  ],
+  [
+    'POST',
+    '/v1/chat/completions',
+    '{"model":',
+    400,
+    (r) => assert.equal(JSON.parse(r.body).error.type, 'invalid_request_error'),
+  ],
   ['POST', '/healthz', '{}', 405, () => {}],
 ];
 
@@ -80,27 +109,30 @@ itest('every route answers 10 rounds on ONE keep-alive connection', async ({ sta
   }
 });
 
-itest('a streamed gateway answer on a reused connection, then 200 requests on one connection', async ({ startServer }) => {
-  const srv = await gatewayServer(startServer);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  try {
-    const before = await request(agent, srv.port, 'GET', '/healthz');
-    const stream = await request(agent, srv.port, 'POST', '/v1/chat/completions', chat({ stream: true }));
-    assert.equal(stream.status, 200, stream.body);
-    assert.match(stream.body, /data: \[DONE\]/);
-    assert.equal(stream.port, before.port, 'the stream went over the kept-alive connection');
-    // A stream has no length: it ends with its connection. What follows gets a new one, kept.
-    const ports = new Set();
-    for (let i = 0; i < 200; i++) {
-      const r = await request(agent, srv.port, 'GET', i % 2 ? '/healthz' : '/readyz');
-      assert.equal(r.status, 200);
-      ports.add(r.port);
+itest(
+  'a streamed gateway answer on a reused connection, then 200 requests on one connection',
+  async ({ startServer }) => {
+    const srv = await gatewayServer(startServer);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const before = await request(agent, srv.port, 'GET', '/healthz');
+      const stream = await request(agent, srv.port, 'POST', '/v1/chat/completions', chat({ stream: true }));
+      assert.equal(stream.status, 200, stream.body);
+      assert.match(stream.body, /data: \[DONE\]/);
+      assert.equal(stream.port, before.port, 'the stream went over the kept-alive connection');
+      // A stream has no length: it ends with its connection. What follows gets a new one, kept.
+      const ports = new Set();
+      for (let i = 0; i < 200; i++) {
+        const r = await request(agent, srv.port, 'GET', i % 2 ? '/healthz' : '/readyz');
+        assert.equal(r.status, 200);
+        ports.add(r.port);
+      }
+      assert.equal(ports.size, 1, 'one connection throughout');
+    } finally {
+      agent.destroy();
     }
-    assert.equal(ports.size, 1, 'one connection throughout');
-  } finally {
-    agent.destroy();
-  }
-});
+  },
+);
 
 // ------------------------------------------------------------- pipelining
 
@@ -119,42 +151,77 @@ function pipeline(port, requests, count = requests.length) {
     const sock = net.connect(port, '127.0.0.1', () => sock.write(requests.join('')));
     let buf = Buffer.alloc(0);
     const out = [];
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`${out.length} of ${count} responses after 5 s: ${JSON.stringify(out.map((r) => r.status))}`)); }, 5000);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`${out.length} of ${count} responses after 5 s: ${JSON.stringify(out.map((r) => r.status))}`));
+    }, 5000);
     sock.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       for (;;) {
         const end = buf.indexOf('\r\n\r\n');
         if (end < 0) break;
         const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const headers = Object.fromEntries(lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+        const headers = Object.fromEntries(
+          lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+        );
         const len = Number(headers['content-length']);
         assert.ok(Number.isInteger(len), `response without content-length: ${lines.join(' | ')}`);
         if (buf.length < end + 4 + len) break;
-        out.push({ status: Number(lines[0].split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + len).toString('utf8') });
+        out.push({
+          status: Number(lines[0].split(' ')[1]),
+          headers,
+          body: buf.subarray(end + 4, end + 4 + len).toString('utf8'),
+        });
         buf = buf.subarray(end + 4 + len);
       }
-      if (out.length >= count) { clearTimeout(timer); sock.destroy(); resolve(out); }
+      if (out.length >= count) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(out);
+      }
     });
-    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
   });
 }
 
-itest('pipelining: six GETs (API, static files, 404, 405) written at once are answered in order', async ({ startServer }) => {
-  const srv = await startServer();
-  const rs = await pipeline(srv.port, [raw('GET', '/healthz'), raw('GET', '/readyz'), raw('GET', '/metrics'),
-    raw('GET', '/index.html'), raw('GET', '/nope'), raw('GET', '/v1/tokens')]);
-  assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 404, 405]);
-  assert.equal(rs[0].body, 'ok\n');
-  assert.equal(rs[1].body, 'ready\n');
-  assert.match(rs[2].body, /tether_http_requests_total/);
-  assert.match(rs[3].body, /<html/i);
-});
+itest(
+  'pipelining: six GETs (API, static files, 404, 405) written at once are answered in order',
+  async ({ startServer }) => {
+    const srv = await startServer();
+    const rs = await pipeline(srv.port, [
+      raw('GET', '/healthz'),
+      raw('GET', '/readyz'),
+      raw('GET', '/metrics'),
+      raw('GET', '/index.html'),
+      raw('GET', '/nope'),
+      raw('GET', '/v1/tokens'),
+    ]);
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      [200, 200, 200, 200, 404, 405],
+    );
+    assert.equal(rs[0].body, 'ok\n');
+    assert.equal(rs[1].body, 'ready\n');
+    assert.match(rs[2].body, /tether_http_requests_total/);
+    assert.match(rs[3].body, /<html/i);
+  },
+);
 
 itest('pipelining: a POST /v1/tokens then GETs on one socket, written at once', async ({ startServer }) => {
   const srv = await startServer();
-  const rs = await pipeline(srv.port, [raw('POST', '/v1/tokens', JSON.stringify({ user: 'piped' })),
-    raw('GET', '/healthz'), raw('GET', '/favicon.svg'), raw('GET', '/readyz')]);
-  assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200]);
+  const rs = await pipeline(srv.port, [
+    raw('POST', '/v1/tokens', JSON.stringify({ user: 'piped' })),
+    raw('GET', '/healthz'),
+    raw('GET', '/favicon.svg'),
+    raw('GET', '/readyz'),
+  ]);
+  assert.deepEqual(
+    rs.map((r) => r.status),
+    [200, 200, 200, 200],
+  );
   assert.equal(JSON.parse(rs[0].body).user, 'piped');
   assert.equal(rs[1].body, 'ok\n');
   assert.equal(rs[3].body, 'ready\n');
@@ -163,11 +230,20 @@ itest('pipelining: a POST /v1/tokens then GETs on one socket, written at once', 
 itest('pipelining: a gateway POST answered at once (bad request, no model) then a GET', async ({ startServer }) => {
   const withModel = await gatewayServer(startServer);
   let rs = await pipeline(withModel.port, [raw('POST', '/v1/chat/completions', '{}'), raw('GET', '/healthz')]);
-  assert.deepEqual(rs.map((r) => r.status), [400, 200]);
+  assert.deepEqual(
+    rs.map((r) => r.status),
+    [400, 200],
+  );
   assert.equal(JSON.parse(rs[0].body).error.type, 'invalid_request_error');
   const noModel = await startServer();
-  rs = await pipeline(noModel.port, [raw('POST', '/v1/chat/completions', JSON.stringify(chat())), raw('GET', '/readyz')]);
-  assert.deepEqual(rs.map((r) => r.status), [503, 200]);
+  rs = await pipeline(noModel.port, [
+    raw('POST', '/v1/chat/completions', JSON.stringify(chat())),
+    raw('GET', '/readyz'),
+  ]);
+  assert.deepEqual(
+    rs.map((r) => r.status),
+    [503, 200],
+  );
   assert.equal(JSON.parse(rs[0].body).error.code, 'no_model_configured');
 });
 
@@ -175,7 +251,10 @@ itest('pipelining: 50 rounds of GET bursts on fresh sockets leave the server hea
   const srv = await startServer();
   for (let i = 0; i < 50; i++) {
     const rs = await pipeline(srv.port, [raw('GET', '/healthz'), raw('GET', '/readyz'), raw('GET', '/')]);
-    assert.deepEqual(rs.map((r) => r.status), [200, 200, 200]);
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      [200, 200, 200],
+    );
   }
   await srv.stop(); // exit code 0: with the ASan build, LeakSanitizer found nothing
 });

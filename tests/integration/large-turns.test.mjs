@@ -28,7 +28,9 @@ const ARGS = ['--echo-delay-ms', '0', '--rate-burst', '100000', '--rate-msgs-per
 // SIZE bytes in 50 words: 50 deltas per reply.
 function bigText(turn) {
   const word = `turn${turn}-`.padEnd(SIZE / 50 - 1, 'x');
-  return Array.from({ length: 50 }, () => word).join(' ').padEnd(SIZE, 'y');
+  return Array.from({ length: 50 }, () => word)
+    .join(' ')
+    .padEnd(SIZE, 'y');
 }
 
 async function growTranscript(c, session) {
@@ -64,44 +66,65 @@ async function medianSmallTurn(c, big, small, label) {
   return { median: times[3], times };
 }
 
-itest('data.mdb grows with what is said, not with every turn rewriting the transcript', async ({ startServer, t }) => {
-  const srv = await startServer({ args: ARGS });
-  const c = await connect(srv.port, { hello: true });
-  const { session } = await openSession(c, 'echo');
-  const said = await growTranscript(c, session);
-  const bytes = fs.statSync(path.join(srv.dataDir, 'data.mdb')).size;
-  t.diagnostic(`data.mdb ${(bytes / said).toFixed(2)}x the bytes said`);
-  assert.ok(bytes < 8 * said, `data.mdb is ${(bytes / said).toFixed(1)}x the ${said} bytes said (${bytes} bytes)`);
+itest(
+  'data.mdb grows with what is said, not with every turn rewriting the transcript',
+  async ({ startServer, t }) => {
+    const srv = await startServer({ args: ARGS });
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'echo');
+    const said = await growTranscript(c, session);
+    const bytes = fs.statSync(path.join(srv.dataDir, 'data.mdb')).size;
+    t.diagnostic(`data.mdb ${(bytes / said).toFixed(2)}x the bytes said`);
+    assert.ok(bytes < 8 * said, `data.mdb is ${(bytes / said).toFixed(1)}x the ${said} bytes said (${bytes} bytes)`);
 
-  // The transcript comes back from the store after a restart, whole and in order.
-  const head = c.maxSeq(session);
-  c.close();
-  await srv.stop();
-  await srv.restart();
-  const c2 = await connect(srv.port, { hello: true });
-  const att = await c2.ok({ type: 'session.attach', session, after: head + 10 });
-  assert.equal(att.recovered, false);
-  const snap = await c2.nextEvent((e) => e.session === session, 30_000);
-  assert.equal(snap.type, 'snapshot');
-  assert.equal(snap.transcript.length, 2 * TURNS);
-  for (let i = 0; i < TURNS; i++) {
-    const text = bigText(i);
-    assert.deepEqual([snap.transcript[2 * i].role, snap.transcript[2 * i].text === text], ['user', true], `entry ${2 * i}`);
-    assert.deepEqual([snap.transcript[2 * i + 1].role, snap.transcript[2 * i + 1].text === text], ['assistant', true], `entry ${2 * i + 1}`);
-  }
-}, { timeout: 300_000 });
+    // The transcript comes back from the store after a restart, whole and in order.
+    const head = c.maxSeq(session);
+    c.close();
+    await srv.stop();
+    await srv.restart();
+    const c2 = await connect(srv.port, { hello: true });
+    const att = await c2.ok({ type: 'session.attach', session, after: head + 10 });
+    assert.equal(att.recovered, false);
+    const snap = await c2.nextEvent((e) => e.session === session, 30_000);
+    assert.equal(snap.type, 'snapshot');
+    assert.equal(snap.transcript.length, 2 * TURNS);
+    for (let i = 0; i < TURNS; i++) {
+      const text = bigText(i);
+      assert.deepEqual(
+        [snap.transcript[2 * i].role, snap.transcript[2 * i].text === text],
+        ['user', true],
+        `entry ${2 * i}`,
+      );
+      assert.deepEqual(
+        [snap.transcript[2 * i + 1].role, snap.transcript[2 * i + 1].text === text],
+        ['assistant', true],
+        `entry ${2 * i + 1}`,
+      );
+    }
+  },
+  { timeout: 300_000 },
+);
 
-itest('a small turn of another session does not slow down as one session\'s transcript grows', async ({ startServer, t }) => {
-  const srv = await startServer({ args: ARGS });
-  const c = await connect(srv.port, { hello: true });
-  const big = (await openSession(c, 'echo')).session;
-  const small = (await openSession(c, 'echo')).session;
-  const before = await medianSmallTurn(c, big, small, 'before');
-  await growTranscript(c, big);
-  const after = await medianSmallTurn(c, big, small, 'after');
-  const ratio = after.median / before.median;
-  t.diagnostic(`small turn x${ratio.toFixed(2)}: before ${before.times.map((x) => x.toFixed(1))}, after ${after.times.map((x) => x.toFixed(1))}`);
-  assert.ok(ratio < 20, `small turn median ${before.median.toFixed(1)} ms before, ${after.median.toFixed(1)} ms after ` +
-    `${TURNS} turns of ${SIZE} bytes in the other session (x${ratio.toFixed(1)}); ` +
-    `times before ${before.times.map((t) => t.toFixed(1))}, after ${after.times.map((t) => t.toFixed(1))}`);
-}, { timeout: 300_000 });
+itest(
+  "a small turn of another session does not slow down as one session's transcript grows",
+  async ({ startServer, t }) => {
+    const srv = await startServer({ args: ARGS });
+    const c = await connect(srv.port, { hello: true });
+    const big = (await openSession(c, 'echo')).session;
+    const small = (await openSession(c, 'echo')).session;
+    const before = await medianSmallTurn(c, big, small, 'before');
+    await growTranscript(c, big);
+    const after = await medianSmallTurn(c, big, small, 'after');
+    const ratio = after.median / before.median;
+    t.diagnostic(
+      `small turn x${ratio.toFixed(2)}: before ${before.times.map((x) => x.toFixed(1))}, after ${after.times.map((x) => x.toFixed(1))}`,
+    );
+    assert.ok(
+      ratio < 20,
+      `small turn median ${before.median.toFixed(1)} ms before, ${after.median.toFixed(1)} ms after ` +
+        `${TURNS} turns of ${SIZE} bytes in the other session (x${ratio.toFixed(1)}); ` +
+        `times before ${before.times.map((t) => t.toFixed(1))}, after ${after.times.map((t) => t.toFixed(1))}`,
+    );
+  },
+  { timeout: 300_000 },
+);

@@ -12,12 +12,24 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
-  BIN, connect, fakeTarget, itest, mintJwt, mintViaApi, openSession, waitState, writeRoutesFile,
+  BIN,
+  connect,
+  fakeTarget,
+  itest,
+  mintJwt,
+  mintViaApi,
+  openSession,
+  waitState,
+  writeRoutesFile,
 } from './harness.mjs';
 
 let fp;
-before(async () => { fp = await startFakeProvider(); });
-after(async () => { await fp?.close(); });
+before(async () => {
+  fp = await startFakeProvider();
+});
+after(async () => {
+  await fp?.close();
+});
 
 const MAKER = path.join(path.dirname(BIN), 'tests', 'unit', 'make_photo_library');
 const SECRET = 'photos-tenants-secret-0123456789abcdef';
@@ -39,7 +51,9 @@ function planFor(files, folder) {
   return {
     explanation: `Everything goes into ${folder}.`,
     folders: [folder],
-    moves: Object.keys(files).sort().map((src) => ({ src, dest: `${folder}/${path.basename(src)}` })),
+    moves: Object.keys(files)
+      .sort()
+      .map((src) => ({ src, dest: `${folder}/${path.basename(src)}` })),
   };
 }
 
@@ -69,71 +83,114 @@ async function failureOf(c) {
   return c.sessionEvents(session).find((e) => e.type === 'error' && e.seq < failed.seq);
 }
 
-itest('photo libraries: two tenants with the same user name each organise only their own photos', async ({ startServer }) => {
-  const P = 'p-tenants';
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-photos-'));
-  const libs = { acme: path.join(root, 'acme', 'alice'), globex: path.join(root, 'globex', 'alice'), none: path.join(root, 'alice') };
-  execFileSync(MAKER, [libs.acme, '3']);
-  execFileSync(MAKER, [libs.globex, '2']);
-  execFileSync(MAKER, [libs.none, '4']);
-  const orig = Object.fromEntries(Object.entries(libs).map(([k, d]) => [k, snapshot(d)]));
-  const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });
-  const srv = await startServer({
-    args: ['--routes', routes, '--photos-root', root, '--api-key', 'key-acme:acme', '--api-key', 'key-globex:globex',
-      '--api-key', 'key-plain', '--jwt-secret', SECRET],
-    env: { FAKE_KEY: 'k' },
-  });
+itest(
+  'photo libraries: two tenants with the same user name each organise only their own photos',
+  async ({ startServer }) => {
+    const P = 'p-tenants';
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-photos-'));
+    const libs = {
+      acme: path.join(root, 'acme', 'alice'),
+      globex: path.join(root, 'globex', 'alice'),
+      none: path.join(root, 'alice'),
+    };
+    execFileSync(MAKER, [libs.acme, '3']);
+    execFileSync(MAKER, [libs.globex, '2']);
+    execFileSync(MAKER, [libs.none, '4']);
+    const orig = Object.fromEntries(Object.entries(libs).map(([k, d]) => [k, snapshot(d)]));
+    const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });
+    const srv = await startServer({
+      args: [
+        '--routes',
+        routes,
+        '--photos-root',
+        root,
+        '--api-key',
+        'key-acme:acme',
+        '--api-key',
+        'key-globex:globex',
+        '--api-key',
+        'key-plain',
+        '--jwt-secret',
+        SECRET,
+      ],
+      env: { FAKE_KEY: 'k' },
+    });
 
-  const globex = await connect(srv.port, { token: await mintViaApi(srv.port, 'key-globex', 'alice'), hello: true });
-  const seen = await organise(globex, P, planFor(orig.globex, 'sorted'));
-  assert.match(seen, /Photo library: 2 photos/, 'globex alice scans her own 2 photos, not acme\'s 3');
-  assert.deepEqual(Object.keys(snapshot(libs.globex)).sort(), Object.keys(orig.globex).map((p) => `sorted/${path.basename(p)}`).sort());
-  assert.deepEqual(snapshot(libs.acme), orig.acme, 'acme\'s alice is untouched');
-  assert.deepEqual(snapshot(libs.none), orig.none, 'the tenant-less alice is untouched');
+    const globex = await connect(srv.port, { token: await mintViaApi(srv.port, 'key-globex', 'alice'), hello: true });
+    const seen = await organise(globex, P, planFor(orig.globex, 'sorted'));
+    assert.match(seen, /Photo library: 2 photos/, "globex alice scans her own 2 photos, not acme's 3");
+    assert.deepEqual(
+      Object.keys(snapshot(libs.globex)).sort(),
+      Object.keys(orig.globex)
+        .map((p) => `sorted/${path.basename(p)}`)
+        .sort(),
+    );
+    assert.deepEqual(snapshot(libs.acme), orig.acme, "acme's alice is untouched");
+    assert.deepEqual(snapshot(libs.none), orig.none, 'the tenant-less alice is untouched');
 
-  const acme = await connect(srv.port, { token: await mintViaApi(srv.port, 'key-acme', 'alice'), hello: true });
-  assert.match(await organise(acme, P, planFor(orig.acme, 'mine')), /Photo library: 3 photos/);
-  assert.deepEqual(Object.keys(snapshot(libs.acme)).sort(), Object.keys(orig.acme).map((p) => `mine/${path.basename(p)}`).sort());
+    const acme = await connect(srv.port, { token: await mintViaApi(srv.port, 'key-acme', 'alice'), hello: true });
+    assert.match(await organise(acme, P, planFor(orig.acme, 'mine')), /Photo library: 3 photos/);
+    assert.deepEqual(
+      Object.keys(snapshot(libs.acme)).sort(),
+      Object.keys(orig.acme)
+        .map((p) => `mine/${path.basename(p)}`)
+        .sort(),
+    );
 
-  // A key without a tenant keeps ROOT/<user>, which must not hold the tenants' folders.
-  const plain = await connect(srv.port, { token: await mintViaApi(srv.port, 'key-plain', 'alice'), hello: true });
-  assert.match(await organise(plain, P, planFor(orig.none, 'flat')), /Photo library: 4 photos/);
-  assert.ok(fs.existsSync(path.join(libs.globex, 'sorted')), 'globex\'s result stays');
-  fs.rmSync(root, { recursive: true, force: true });
-});
+    // A key without a tenant keeps ROOT/<user>, which must not hold the tenants' folders.
+    const plain = await connect(srv.port, { token: await mintViaApi(srv.port, 'key-plain', 'alice'), hello: true });
+    assert.match(await organise(plain, P, planFor(orig.none, 'flat')), /Photo library: 4 photos/);
+    assert.ok(fs.existsSync(path.join(libs.globex, 'sorted')), "globex's result stays");
+    fs.rmSync(root, { recursive: true, force: true });
+  },
+);
 
-itest('photo libraries: tenant and user names that are not one safe folder name are refused, nothing moves', async ({ startServer }) => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-photos-'));
-  execFileSync(MAKER, [path.join(root, 'acme', 'alice'), '2']);
-  execFileSync(MAKER, [path.join(root, 'globex', 'x'), '2']);
-  const orig = snapshot(root);
-  const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, 'p-names')] } });
-  const srv = await startServer({
-    args: ['--routes', routes, '--photos-root', root, '--api-key', 'key-acme:acme', '--api-key', 'key-plain', '--jwt-secret', SECRET],
-    env: { FAKE_KEY: 'k' },
-  });
-  const exp = Math.floor(Date.now() / 1000) + 600;
-  const cases = [
-    [{ sub: '../globex/x', tenant: 'acme' }, 'bad_request', /user name "\.\.\/globex\/x" cannot be a folder name/],
-    [{ sub: '..', tenant: 'acme' }, 'bad_request', /cannot be a folder name: the name starts with '\.'/],
-    [{ sub: 'al\\ice', tenant: 'acme' }, 'bad_request', /holds a character other than/],
-    [{ sub: 'alice', tenant: '../globex' }, 'bad_request', /tenant name "\.\.\/globex" cannot be a folder name/],
-    [{ sub: 'alice', tenant: '.' }, 'bad_request', /tenant name "\." cannot be a folder name/],
-    [{ sub: 'acme' }, 'forbidden', /also the name of a tenant/],
-    [{ sub: 'bob', tenant: 'acme' }, 'not_found', /looks for the folder acme\/bob under --photos-root/],
-  ];
-  for (const [claims, code, message] of cases) {
-    const c = await connect(srv.port, { token: mintJwt(SECRET, { ...claims, exp }), hello: true });
-    const err = await failureOf(c);
-    assert.equal(err.code, code, JSON.stringify(claims));
-    assert.match(err.message, message);
-    assert.ok(!/\u202e/.test(err.message), 'a bidi control is never shown as it is');
-    c.close();
-  }
-  // A bidi control in a name is refused before any agent sees it (protocol/names.h).
-  const c = await connect(srv.port);
-  const refused = await c.hello(mintJwt(SECRET, { sub: 'al\u202eice', tenant: 'acme', exp }));
-  assert.equal(refused.code, 'unauthenticated', JSON.stringify(refused));
-  assert.deepEqual(snapshot(root), orig, 'nothing moved anywhere');
-  fs.rmSync(root, { recursive: true, force: true });
-});
+itest(
+  'photo libraries: tenant and user names that are not one safe folder name are refused, nothing moves',
+  async ({ startServer }) => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-photos-'));
+    execFileSync(MAKER, [path.join(root, 'acme', 'alice'), '2']);
+    execFileSync(MAKER, [path.join(root, 'globex', 'x'), '2']);
+    const orig = snapshot(root);
+    const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, 'p-names')] } });
+    const srv = await startServer({
+      args: [
+        '--routes',
+        routes,
+        '--photos-root',
+        root,
+        '--api-key',
+        'key-acme:acme',
+        '--api-key',
+        'key-plain',
+        '--jwt-secret',
+        SECRET,
+      ],
+      env: { FAKE_KEY: 'k' },
+    });
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const cases = [
+      [{ sub: '../globex/x', tenant: 'acme' }, 'bad_request', /user name "\.\.\/globex\/x" cannot be a folder name/],
+      [{ sub: '..', tenant: 'acme' }, 'bad_request', /cannot be a folder name: the name starts with '\.'/],
+      [{ sub: 'al\\ice', tenant: 'acme' }, 'bad_request', /holds a character other than/],
+      [{ sub: 'alice', tenant: '../globex' }, 'bad_request', /tenant name "\.\.\/globex" cannot be a folder name/],
+      [{ sub: 'alice', tenant: '.' }, 'bad_request', /tenant name "\." cannot be a folder name/],
+      [{ sub: 'acme' }, 'forbidden', /also the name of a tenant/],
+      [{ sub: 'bob', tenant: 'acme' }, 'not_found', /looks for the folder acme\/bob under --photos-root/],
+    ];
+    for (const [claims, code, message] of cases) {
+      const c = await connect(srv.port, { token: mintJwt(SECRET, { ...claims, exp }), hello: true });
+      const err = await failureOf(c);
+      assert.equal(err.code, code, JSON.stringify(claims));
+      assert.match(err.message, message);
+      assert.ok(!/\u202e/.test(err.message), 'a bidi control is never shown as it is');
+      c.close();
+    }
+    // A bidi control in a name is refused before any agent sees it (protocol/names.h).
+    const c = await connect(srv.port);
+    const refused = await c.hello(mintJwt(SECRET, { sub: 'al\u202eice', tenant: 'acme', exp }));
+    assert.equal(refused.code, 'unauthenticated', JSON.stringify(refused));
+    assert.deepEqual(snapshot(root), orig, 'nothing moved anywhere');
+    fs.rmSync(root, { recursive: true, force: true });
+  },
+);

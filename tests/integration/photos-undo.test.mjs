@@ -14,8 +14,12 @@ import { startFakeProvider } from '../fake-provider/server.mjs';
 import { BIN, connect, fakeTarget, itest, openSession, waitState, writeRoutesFile } from './harness.mjs';
 
 let fp;
-before(async () => { fp = await startFakeProvider(); });
-after(async () => { await fp?.close(); });
+before(async () => {
+  fp = await startFakeProvider();
+});
+after(async () => {
+  await fp?.close();
+});
 
 const MAKER = path.join(path.dirname(BIN), 'tests', 'unit', 'make_photo_library');
 
@@ -41,7 +45,9 @@ function snapshot(dir) {
 const planFor = (files, folder) => ({
   explanation: `Everything goes into ${folder}.`,
   folders: [folder],
-  moves: Object.keys(files).sort().map((src) => ({ src, dest: `${folder}/${path.basename(src)}` })),
+  moves: Object.keys(files)
+    .sort()
+    .map((src) => ({ src, dest: `${folder}/${path.basename(src)}` })),
 });
 
 async function start(startServer, P, root) {
@@ -70,14 +76,20 @@ async function run(c, session, P, plan) {
 }
 
 function lastText(c, session, upTo) {
-  return c.sessionEvents(session).filter((e) => e.type === 'message.end' && e.seq < upTo).at(-1).text;
+  return c
+    .sessionEvents(session)
+    .filter((e) => e.type === 'message.end' && e.seq < upTo)
+    .at(-1).text;
 }
 
 async function undo(c, session) {
   const from = c.maxSeq(session);
   await c.ok({ type: 'say', session, text: 'undo' });
   const done = await waitState(c, session, 'done', from, 20000);
-  assert.ok(!c.sessionEvents(session).some((e) => e.seq > from && e.type === 'question'), 'undo starts no new analysis');
+  assert.ok(
+    !c.sessionEvents(session).some((e) => e.seq > from && e.type === 'question'),
+    'undo starts no new analysis',
+  );
   return lastText(c, session, done.seq);
 }
 
@@ -93,25 +105,33 @@ itest('photo undo: run, undo, run again, undo again: both runs are undone on dis
 
   const second = await run(c, session, P, planFor(original, 'second'));
   assert.match(second, /Done: 3 photos moved/, 'the second run counts its own moves only');
-  assert.deepEqual(Object.keys(snapshot(lib)).sort(), Object.keys(original).map((p) => `second/${path.basename(p)}`).sort());
+  assert.deepEqual(
+    Object.keys(snapshot(lib)).sort(),
+    Object.keys(original)
+      .map((p) => `second/${path.basename(p)}`)
+      .sort(),
+  );
   assert.match(await undo(c, session), /Restored the original layout: 3 files/);
   assert.deepEqual(snapshot(lib), original, 'the second undo puts the files back');
   assert.ok(!fs.existsSync(path.join(lib, 'second')), 'the folder it made is removed');
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-itest('photo undo: two runs without an undo between them, then undo restores the layout before both', async ({ startServer }) => {
-  const P = 'p-undo-stack';
-  const { root, lib } = library(3);
-  const original = snapshot(lib);
-  const { c, session } = await start(startServer, P, root);
-  await run(c, session, P, planFor(original, 'first'));
-  const moved = Object.fromEntries(Object.keys(original).map((p) => [`first/${path.basename(p)}`, 1]));
-  assert.match(await run(c, session, P, planFor(moved, 'second')), /Done: 3 photos moved/);
-  assert.match(await undo(c, session), /Restored the original layout: 6 files/);
-  assert.deepEqual(snapshot(lib), original, 'the first run\'s journal was kept, not dropped');
-  fs.rmSync(root, { recursive: true, force: true });
-});
+itest(
+  'photo undo: two runs without an undo between them, then undo restores the layout before both',
+  async ({ startServer }) => {
+    const P = 'p-undo-stack';
+    const { root, lib } = library(3);
+    const original = snapshot(lib);
+    const { c, session } = await start(startServer, P, root);
+    await run(c, session, P, planFor(original, 'first'));
+    const moved = Object.fromEntries(Object.keys(original).map((p) => [`first/${path.basename(p)}`, 1]));
+    assert.match(await run(c, session, P, planFor(moved, 'second')), /Done: 3 photos moved/);
+    assert.match(await undo(c, session), /Restored the original layout: 6 files/);
+    assert.deepEqual(snapshot(lib), original, "the first run's journal was kept, not dropped");
+    fs.rmSync(root, { recursive: true, force: true });
+  },
+);
 
 itest('photo undo: conflicts are reported with their paths, kept, and undo can be retried', async ({ startServer }) => {
   const P = 'p-undo-conflict';
@@ -130,9 +150,20 @@ itest('photo undo: conflicts are reported with their paths, kept, and undo can b
   const report = await undo(c, session);
   assert.doesNotMatch(report, /Restored the original layout/);
   assert.match(report, /only partly restored: 1 files are back/);
-  assert.match(report, new RegExp(`"sorted/${path.basename(srcs[0])}" \\(from "${srcs[0]}"\\) - 1 files not moved back because a file is at the original path again`));
-  assert.match(report, new RegExp(`"sorted/${path.basename(srcs[1])}" \\(from "${srcs[1]}"\\) - 1 moved files are no longer there`));
-  assert.match(report, new RegExp(`"sorted/${path.basename(srcs[2])}" \\(from "${srcs[2]}"\\) - 1 moved files were changed`));
+  assert.match(
+    report,
+    new RegExp(
+      `"sorted/${path.basename(srcs[0])}" \\(from "${srcs[0]}"\\) - 1 files not moved back because a file is at the original path again`,
+    ),
+  );
+  assert.match(
+    report,
+    new RegExp(`"sorted/${path.basename(srcs[1])}" \\(from "${srcs[1]}"\\) - 1 moved files are no longer there`),
+  );
+  assert.match(
+    report,
+    new RegExp(`"sorted/${path.basename(srcs[2])}" \\(from "${srcs[2]}"\\) - 1 moved files were changed`),
+  );
   assert.match(report, /"sorted" - 1 folders the organiser made were kept/);
   assert.match(report, /say "undo" again/);
   assert.ok(!report.includes(root), 'paths are relative to the library');
@@ -151,40 +182,47 @@ itest('photo undo: conflicts are reported with their paths, kept, and undo can b
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-itest('photo names: bidi controls are refused in created folders and escaped in what is shown', async ({ startServer }) => {
-  const P = 'p-bidi';
-  const { root, lib } = library(2);
-  // A source name from the user's disk with a right-to-left override in it.
-  const [first] = Object.keys(snapshot(lib)).sort();
-  const tricky = path.join(path.dirname(first), 'photo\u202Eexe.jpg');
-  fs.renameSync(path.join(lib, first), path.join(lib, tricky));
-  const original = snapshot(lib);
-  const { c, session } = await start(startServer, P, root);
+itest(
+  'photo names: bidi controls are refused in created folders and escaped in what is shown',
+  async ({ startServer }) => {
+    const P = 'p-bidi';
+    const { root, lib } = library(2);
+    // A source name from the user's disk with a right-to-left override in it.
+    const [first] = Object.keys(snapshot(lib)).sort();
+    const tricky = path.join(path.dirname(first), 'photo\u202Eexe.jpg');
+    fs.renameSync(path.join(lib, first), path.join(lib, tricky));
+    const original = snapshot(lib);
+    const { c, session } = await start(startServer, P, root);
 
-  for (const bad of ['ev\u202Eil', 'a\u2066b', 'zero\u200Bwidth', 'mark\u200F', 'arabic\u061Cmark']) {
-    fp.script([
-      { text: 'A summary.', match: { prefix: P } },
-      { text: JSON.stringify({ questions: [{ text: 'Go?', choices: ['yes', 'no'] }] }), match: { prefix: P } },
-      { text: JSON.stringify(planFor(original, bad)), match: { prefix: P } },
-    ]);
-    const from = c.maxSeq(session);
-    await c.ok({ type: 'say', session, text: 'organise' });
-    const q = await c.waitEvent((e) => e.session === session && e.type === 'question' && e.seq > from, 15000);
-    await c.ok({ type: 'answer', session, question_id: q.question_id, value: 'yes' });
-    const failed = await waitState(c, session, 'failed', q.seq, 15000);
-    const err = c.sessionEvents(session).find((e) => e.type === 'error' && e.seq > q.seq && e.seq < failed.seq);
-    assert.match(err.message, /bad folder name \(control character, or an invisible or bidi one, in path\)/, JSON.stringify(bad));
-    assert.match(err.message, /\\u\{(202E|2066|200B|200F|061C)\}/, 'the refused name is shown escaped');
-    assert.doesNotMatch(err.message, /[\u202E\u2066\u200B\u200F\u061C]/);
-  }
-  assert.deepEqual(snapshot(lib), original);
+    for (const bad of ['ev\u202Eil', 'a\u2066b', 'zero\u200Bwidth', 'mark\u200F', 'arabic\u061Cmark']) {
+      fp.script([
+        { text: 'A summary.', match: { prefix: P } },
+        { text: JSON.stringify({ questions: [{ text: 'Go?', choices: ['yes', 'no'] }] }), match: { prefix: P } },
+        { text: JSON.stringify(planFor(original, bad)), match: { prefix: P } },
+      ]);
+      const from = c.maxSeq(session);
+      await c.ok({ type: 'say', session, text: 'organise' });
+      const q = await c.waitEvent((e) => e.session === session && e.type === 'question' && e.seq > from, 15000);
+      await c.ok({ type: 'answer', session, question_id: q.question_id, value: 'yes' });
+      const failed = await waitState(c, session, 'failed', q.seq, 15000);
+      const err = c.sessionEvents(session).find((e) => e.type === 'error' && e.seq > q.seq && e.seq < failed.seq);
+      assert.match(
+        err.message,
+        /bad folder name \(control character, or an invisible or bidi one, in path\)/,
+        JSON.stringify(bad),
+      );
+      assert.match(err.message, /\\u\{(202E|2066|200B|200F|061C)\}/, 'the refused name is shown escaped');
+      assert.doesNotMatch(err.message, /[\u202E\u2066\u200B\u200F\u061C]/);
+    }
+    assert.deepEqual(snapshot(lib), original);
 
-  const plan = planFor(original, 'sorted');
-  plan.moves.find((m) => m.src === tricky).dest = 'sorted/clean.jpg'; // a name it creates: clean
-  await run(c, session, P, plan);
-  fs.writeFileSync(path.join(lib, tricky), 'in the way');
-  const report = await undo(c, session);
-  assert.match(report, /photo\\u\{202E\}exe\.jpg/, 'a name from the disk is shown escaped');
-  assert.doesNotMatch(report, /\u202E/);
-  fs.rmSync(root, { recursive: true, force: true });
-});
+    const plan = planFor(original, 'sorted');
+    plan.moves.find((m) => m.src === tricky).dest = 'sorted/clean.jpg'; // a name it creates: clean
+    await run(c, session, P, plan);
+    fs.writeFileSync(path.join(lib, tricky), 'in the way');
+    const report = await undo(c, session);
+    assert.match(report, /photo\\u\{202E\}exe\.jpg/, 'a name from the disk is shown escaped');
+    assert.doesNotMatch(report, /\u202E/);
+    fs.rmSync(root, { recursive: true, force: true });
+  },
+);

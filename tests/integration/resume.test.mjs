@@ -1,53 +1,71 @@
 // Resume: re-attaching with `after` after a disconnect, and snapshots past retention.
 import assert from 'node:assert/strict';
 import {
-  assertContiguous, checkEventShape, checkMessages, connect, httpGet, itest, openSession,
-  sayAndWait, sleep, waitState,
+  assertContiguous,
+  checkEventShape,
+  checkMessages,
+  connect,
+  httpGet,
+  itest,
+  openSession,
+  sayAndWait,
+  sleep,
+  waitState,
 } from './harness.mjs';
 
 const words = (n, tag = 'w') => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(' ');
 
 /** Union of two clients' events for a session, checked to be seq 1..head with no gap or duplicate. */
 function union(assert_, before, after, lastBefore) {
-  for (const e of after) assert_.ok(e.seq > lastBefore, `replayed an event the client already had (after=${lastBefore}): ${JSON.stringify(e)}`);
+  for (const e of after)
+    assert_.ok(
+      e.seq > lastBefore,
+      `replayed an event the client already had (after=${lastBefore}): ${JSON.stringify(e)}`,
+    );
   const all = [...before.filter((e) => e.seq <= lastBefore), ...after];
   assertContiguous(assert_, all, 1, 'before+after');
   return all;
 }
 
-itest('disconnect mid-stream, re-attach with after=last seq: no gap, no duplicate, final text intact', async ({ startServer }) => {
-  const srv = await startServer({ args: ['--echo-delay-ms', '20'] });
-  const text = words(30);
-  const c1 = await connect(srv.port, { hello: true, name: 'before' });
-  const { session } = await openSession(c1);
-  await c1.ok({ type: 'say', session, text, client_msg_id: 'r1' });
-  await c1.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'w5 ');
-  await c1.terminate(); // abrupt: no close handshake
-  const before = c1.sessionEvents(session);
-  const last = c1.maxSeq(session);
-  assertContiguous(assert, before, 1, 'before');
-  await sleep(100); // the turn keeps running without any socket
+itest(
+  'disconnect mid-stream, re-attach with after=last seq: no gap, no duplicate, final text intact',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '20'] });
+    const text = words(30);
+    const c1 = await connect(srv.port, { hello: true, name: 'before' });
+    const { session } = await openSession(c1);
+    await c1.ok({ type: 'say', session, text, client_msg_id: 'r1' });
+    await c1.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'w5 ');
+    await c1.terminate(); // abrupt: no close handshake
+    const before = c1.sessionEvents(session);
+    const last = c1.maxSeq(session);
+    assertContiguous(assert, before, 1, 'before');
+    await sleep(100); // the turn keeps running without any socket
 
-  const c2 = await connect(srv.port, { hello: true, name: 'after' });
-  const att = await c2.request({ type: 'session.attach', session, after: last });
-  assert.equal(att.type, 'ok', JSON.stringify(att));
-  assert.equal(att.recovered, true, JSON.stringify(att));
-  assert.ok(att.head >= last, `head ${att.head} < last seen ${last}`);
-  const idle = await waitState(c2, session, 'idle', last, 5000);
-  await sleep(100);
-  const after = c2.sessionEvents(session);
-  after.forEach((e) => checkEventShape(assert, e));
-  const all = union(assert, before, after, last);
-  assert.equal(all[all.length - 1].seq, idle.seq);
-  const msgs = checkMessages(assert, all);
-  assert.equal(msgs.size, 1);
-  const [m] = msgs.values();
-  assert.ok(m.end, 'the reply finished with message.end');
-  assert.equal(m.end.text, text);
-  assert.equal(m.deltas.map((d) => d.text).join(''), text, 'the deltas across both sockets rebuild the text');
-  // The replay reached the socket before any live event: seqs in arrival order are sorted.
-  assert.deepEqual(after.map((e) => e.seq), [...after.map((e) => e.seq)].sort((a, b) => a - b));
-});
+    const c2 = await connect(srv.port, { hello: true, name: 'after' });
+    const att = await c2.request({ type: 'session.attach', session, after: last });
+    assert.equal(att.type, 'ok', JSON.stringify(att));
+    assert.equal(att.recovered, true, JSON.stringify(att));
+    assert.ok(att.head >= last, `head ${att.head} < last seen ${last}`);
+    const idle = await waitState(c2, session, 'idle', last, 5000);
+    await sleep(100);
+    const after = c2.sessionEvents(session);
+    after.forEach((e) => checkEventShape(assert, e));
+    const all = union(assert, before, after, last);
+    assert.equal(all[all.length - 1].seq, idle.seq);
+    const msgs = checkMessages(assert, all);
+    assert.equal(msgs.size, 1);
+    const [m] = msgs.values();
+    assert.ok(m.end, 'the reply finished with message.end');
+    assert.equal(m.end.text, text);
+    assert.equal(m.deltas.map((d) => d.text).join(''), text, 'the deltas across both sockets rebuild the text');
+    // The replay reached the socket before any live event: seqs in arrival order are sorted.
+    assert.deepEqual(
+      after.map((e) => e.seq),
+      [...after.map((e) => e.seq)].sort((a, b) => a - b),
+    );
+  },
+);
 
 itest('reconnect after say but before the first token: nothing is lost', async ({ startServer }) => {
   const srv = await startServer({ args: ['--echo-delay-ms', '60'] });
@@ -86,7 +104,11 @@ itest('attach with after=0 replays the whole log, then continues live', async ({
   await waitState(c2, session, 'idle', head);
   const evs = c2.sessionEvents(session);
   assertContiguous(assert, evs, 1, 'replay+live');
-  assert.deepEqual(evs.slice(0, head), c1.sessionEvents(session).slice(0, head), 'replayed events are the very events sent live');
+  assert.deepEqual(
+    evs.slice(0, head),
+    c1.sessionEvents(session).slice(0, head),
+    'replayed events are the very events sent live',
+  );
 });
 
 itest('attach older than retention: recovered:false, a snapshot first, then live events', async ({ startServer }) => {
@@ -106,7 +128,10 @@ itest('attach older than retention: recovered:false, a snapshot first, then live
   const att3 = await c3.ok({ type: 'session.attach', session, after: head - 2 });
   assert.equal(att3.recovered, true, `after=head-2 is within --retain-events 5: ${JSON.stringify(att3)}`);
   await c3.waitEvent((e) => e.session === session && e.seq === head);
-  assert.deepEqual(c3.sessionEvents(session).map((e) => e.seq), [head - 1, head]);
+  assert.deepEqual(
+    c3.sessionEvents(session).map((e) => e.seq),
+    [head - 1, head],
+  );
 
   // Far older than retention: snapshot.
   const c2 = await connect(srv.port, { hello: true, name: 'late' });
@@ -120,8 +145,14 @@ itest('attach older than retention: recovered:false, a snapshot first, then live
   assert.equal(snap.seq, head, 'the snapshot describes the head');
   assert.equal(snap.state, 'waiting_input');
   assert.ok(snap.transcript !== undefined, 'snapshot.transcript');
-  assert.ok(JSON.stringify(snap.transcript).includes(t1), `transcript holds the earlier turn: ${JSON.stringify(snap.transcript)}`);
-  assert.ok(JSON.stringify(snap.pending ?? null).includes(q.question_id), `pending holds the question: ${JSON.stringify(snap.pending)}`);
+  assert.ok(
+    JSON.stringify(snap.transcript).includes(t1),
+    `transcript holds the earlier turn: ${JSON.stringify(snap.transcript)}`,
+  );
+  assert.ok(
+    JSON.stringify(snap.pending ?? null).includes(q.question_id),
+    `pending holds the question: ${JSON.stringify(snap.pending)}`,
+  );
   assert.ok('agent_state' in snap, 'snapshot.agent_state');
 
   // Live events follow from head+1, on both sockets alike.
@@ -132,47 +163,57 @@ itest('attach older than retention: recovered:false, a snapshot first, then live
   await waitState(c1, session, 'idle', head);
   const live = c2.sessionEvents(session).slice(1);
   assertContiguous(assert, live, head + 1, 'live after snapshot');
-  assert.deepEqual(live, c1.sessionEvents(session).filter((e) => e.seq > head && e.seq <= idle.seq));
+  assert.deepEqual(
+    live,
+    c1.sessionEvents(session).filter((e) => e.seq > head && e.seq <= idle.seq),
+  );
 });
 
-itest('attach with after=0 while a reply is streaming: replay hands over to live with no gap or duplicate', async ({ startServer }) => {
-  const srv = await startServer({ args: ['--echo-delay-ms', '3'] });
-  const a = await connect(srv.port, { hello: true, name: 'live' });
-  const { session } = await openSession(a);
-  const text = words(150, 'race');
-  await a.ok({ type: 'say', session, text, client_msg_id: 'race' });
-  await a.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'race20 ');
-  const b = await connect(srv.port, { hello: true, name: 'late' });
-  const att = await b.ok({ type: 'session.attach', session, after: 0 });
-  assert.equal(att.recovered, true);
-  const idle = await waitState(b, session, 'idle', 1, 10_000);
-  await waitState(a, session, 'idle', 1, 10_000);
-  const eb = b.sessionEvents(session);
-  assertContiguous(assert, eb, 1, 'late socket');
-  assert.equal(eb[eb.length - 1].seq, idle.seq);
-  assert.deepEqual(eb, a.sessionEvents(session));
-  assert.equal(eb.find((e) => e.type === 'message.end').text, text);
-});
+itest(
+  'attach with after=0 while a reply is streaming: replay hands over to live with no gap or duplicate',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '3'] });
+    const a = await connect(srv.port, { hello: true, name: 'live' });
+    const { session } = await openSession(a);
+    const text = words(150, 'race');
+    await a.ok({ type: 'say', session, text, client_msg_id: 'race' });
+    await a.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'race20 ');
+    const b = await connect(srv.port, { hello: true, name: 'late' });
+    const att = await b.ok({ type: 'session.attach', session, after: 0 });
+    assert.equal(att.recovered, true);
+    const idle = await waitState(b, session, 'idle', 1, 10_000);
+    await waitState(a, session, 'idle', 1, 10_000);
+    const eb = b.sessionEvents(session);
+    assertContiguous(assert, eb, 1, 'late socket');
+    assert.equal(eb[eb.length - 1].seq, idle.seq);
+    assert.deepEqual(eb, a.sessionEvents(session));
+    assert.equal(eb.find((e) => e.type === 'message.end').text, text);
+  },
+);
 
-itest('a long replay (about 3000 events) arrives complete and in order', async ({ startServer }) => {
-  const srv = await startServer({ args: ['--echo-delay-ms', '0'] });
-  const a = await connect(srv.port, { hello: true, name: 'writer' });
-  const { session } = await openSession(a);
-  const text = words(3000, 'long');
-  await sayAndWait(a, session, text, 'long', 20_000);
-  const head = a.maxSeq(session);
-  assert.ok(head > 3000);
-  const b = await connect(srv.port, { hello: true, name: 'reader' });
-  const t0 = Date.now();
-  const att = await b.ok({ type: 'session.attach', session, after: 0 });
-  assert.equal(att.head, head);
-  await b.waitEvent((e) => e.session === session && e.seq === head, 10_000);
-  const replayMs = Date.now() - t0;
-  const eb = b.sessionEvents(session);
-  assertContiguous(assert, eb, 1, 'replay');
-  assert.deepEqual(eb, a.sessionEvents(session));
-  assert.ok(replayMs < 5000, `replay of ${head} events took ${replayMs} ms`);
-}, { timeout: 40_000 });
+itest(
+  'a long replay (about 3000 events) arrives complete and in order',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '0'] });
+    const a = await connect(srv.port, { hello: true, name: 'writer' });
+    const { session } = await openSession(a);
+    const text = words(3000, 'long');
+    await sayAndWait(a, session, text, 'long', 20_000);
+    const head = a.maxSeq(session);
+    assert.ok(head > 3000);
+    const b = await connect(srv.port, { hello: true, name: 'reader' });
+    const t0 = Date.now();
+    const att = await b.ok({ type: 'session.attach', session, after: 0 });
+    assert.equal(att.head, head);
+    await b.waitEvent((e) => e.session === session && e.seq === head, 10_000);
+    const replayMs = Date.now() - t0;
+    const eb = b.sessionEvents(session);
+    assertContiguous(assert, eb, 1, 'replay');
+    assert.deepEqual(eb, a.sessionEvents(session));
+    assert.ok(replayMs < 5000, `replay of ${head} events took ${replayMs} ms`);
+  },
+  { timeout: 40_000 },
+);
 
 itest('an evicted idle session is loaded back on attach with its whole log', async ({ startServer }) => {
   const srv = await startServer({ args: ['--echo-delay-ms', '1', '--idle-evict-s', '1'] });

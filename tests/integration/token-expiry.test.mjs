@@ -23,7 +23,10 @@ itest('a quiet socket closes with 4001 when its token expires', async ({ startSe
   assert.match(closed.reason, /expired/);
   assert.ok(Date.now() / 1000 >= exp, 'closed before exp');
   assert.ok(Date.now() / 1000 < exp + 3, 'closed long after exp');
-  assert.ok(c.errors.some((e) => e.code === 'unauthenticated'), 'an unauthenticated error came first');
+  assert.ok(
+    c.errors.some((e) => e.code === 'unauthenticated'),
+    'an unauthenticated error came first',
+  );
 });
 
 itest('a token given on the upgrade request also closes the socket at exp', async ({ startServer }) => {
@@ -49,7 +52,9 @@ itest('a request after exp is refused even before the timer', async ({ startServ
 itest('a token before its nbf is refused at hello', async ({ startServer }) => {
   const srv = await startServer({ args: ARGS });
   const c = await connect(srv.port);
-  const r = await c.hello(mintJwt(SECRET, { sub: 'u-nbf', tenant: 't1', exp: now() + 3600, nbf: now() + LEEWAY_S + 120 }));
+  const r = await c.hello(
+    mintJwt(SECRET, { sub: 'u-nbf', tenant: 't1', exp: now() + 3600, nbf: now() + LEEWAY_S + 120 }),
+  );
   assert.equal(r.type, 'error');
   assert.equal(r.code, 'unauthenticated');
   assert.equal((await within(c.closed, 3000)).code, 4001);
@@ -58,11 +63,15 @@ itest('a token before its nbf is refused at hello', async ({ startServer }) => {
 itest('a token issued in the future is refused; a clock a little ahead is not', async ({ startServer }) => {
   const srv = await startServer({ args: ARGS });
   const future = await connect(srv.port);
-  const r = await future.hello(mintJwt(SECRET, { sub: 'u-iat', tenant: 't1', iat: now() + LEEWAY_S + 600, exp: now() + 3600 }));
+  const r = await future.hello(
+    mintJwt(SECRET, { sub: 'u-iat', tenant: 't1', iat: now() + LEEWAY_S + 600, exp: now() + 3600 }),
+  );
   assert.equal(r.code, 'unauthenticated');
   assert.equal((await within(future.closed, 3000)).code, 4001);
   const skewed = await connect(srv.port);
-  const w = await skewed.hello(mintJwt(SECRET, { sub: 'u-iat', tenant: 't1', iat: now() + 20, nbf: now() + 20, exp: now() + 3600 }));
+  const w = await skewed.hello(
+    mintJwt(SECRET, { sub: 'u-iat', tenant: 't1', iat: now() + 20, nbf: now() + 20, exp: now() + 3600 }),
+  );
   assert.equal(w.type, 'welcome');
   await skewed.ping();
 });

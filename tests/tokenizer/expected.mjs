@@ -24,7 +24,9 @@ const asText = { allowedSpecial: new Set(), disallowedSpecial: new Set() };
 
 function compute() {
   const files = {};
-  for (const name of readdirSync(corpusDir).filter((f) => f.endsWith('.txt')).sort()) {
+  for (const name of readdirSync(corpusDir)
+    .filter((f) => f.endsWith('.txt'))
+    .sort()) {
     const bytes = readFileSync(join(corpusDir, name));
     const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); // corpus must be valid UTF-8
     files[name] = {
