@@ -27,10 +27,13 @@ int tt_buf_reserve(tt_buf *b, size_t n)
     size_t need = b->len + n;
     if (b->mem && need <= b->alloc)
         return 0;
-    /* Doubling keeps n appended bytes O(n); the cap bounds the last step. */
-    size_t alloc = b->alloc ? b->alloc : BUF_MIN_ALLOC;
-    while (alloc < need)
-        alloc = alloc > b->cap / 2 ? b->cap : alloc * 2;
+    /* At least doubling keeps n appended bytes O(n); a first reservation of
+     * a known size is exact. The cap bounds the last step. */
+    size_t alloc = b->alloc > b->cap / 2 ? b->cap : b->alloc * 2;
+    if (alloc < BUF_MIN_ALLOC)
+        alloc = BUF_MIN_ALLOC;
+    if (alloc < need)
+        alloc = need;
     if (alloc > b->cap)
         alloc = b->cap;
     char *grown = realloc(b->mem, b->headroom + alloc + 1);
@@ -55,22 +58,29 @@ int tt_buf_append(tt_buf *b, const void *data, size_t n)
     return 0;
 }
 
-int tt_buf_appendf(tt_buf *b, const char *fmt, ...)
+int tt_buf_vappendf(tt_buf *b, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_list measure;
+    va_copy(measure, ap);
+    int n = vsnprintf(NULL, 0, fmt, measure);
+    va_end(measure);
     if (n < 0)
         return TT_EINVAL;
     int rc = tt_buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
-    va_start(ap, fmt);
     vsnprintf(b->mem + b->headroom + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     b->len += (size_t)n;
     return 0;
+}
+
+int tt_buf_appendf(tt_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = tt_buf_vappendf(b, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 char *tt_buf_data(const tt_buf *b)
@@ -86,6 +96,14 @@ const char *tt_buf_str(const tt_buf *b)
 char *tt_buf_head(const tt_buf *b)
 {
     return b->mem;
+}
+
+int tt_buf_set_cap(tt_buf *b, size_t cap)
+{
+    if (b->len > cap)
+        return TT_ETOOLARGE;
+    b->cap = cap;
+    return 0;
 }
 
 void tt_buf_consume(tt_buf *b, size_t n)

@@ -9,6 +9,7 @@
 #ifndef TT_BUF_H
 #define TT_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #define TT_BUF_WUR __attribute__((warn_unused_result))
@@ -36,6 +37,10 @@ int tt_buf_append(tt_buf *b, const void *data, size_t n) TT_BUF_WUR;
 int tt_buf_appendf(tt_buf *b, const char *fmt, ...) TT_BUF_WUR
     __attribute__((format(printf, 2, 3)));
 
+/* The same with a va_list (left unusable, as with vprintf). */
+int tt_buf_vappendf(tt_buf *b, const char *fmt, va_list ap) TT_BUF_WUR
+    __attribute__((format(printf, 2, 0)));
+
 /* Make room for n more bytes without appending them: 0, or TT_ETOOLARGE /
  * TT_ENOMEM with the buffer unchanged. */
 int tt_buf_reserve(tt_buf *b, size_t n) TT_BUF_WUR;
@@ -49,6 +54,10 @@ const char *tt_buf_str(const tt_buf *b);
 
 /* The headroom's start (data minus headroom), or NULL when unallocated. */
 char *tt_buf_head(const tt_buf *b);
+
+/* Change the cap: 0, or TT_ETOOLARGE (nothing changed) when the buffer
+ * already holds more than cap bytes. Memory already allocated is kept. */
+int tt_buf_set_cap(tt_buf *b, size_t cap) TT_BUF_WUR;
 
 /* Drop the first n bytes (n <= len); the rest moves to the front. */
 void tt_buf_consume(tt_buf *b, size_t n);
