@@ -9,9 +9,9 @@
 #include "agents/agent.h"
 #include "protocol/buf.h"
 
-#define TT_CHAT_MAX_TOOL_CALLS 16    /* tool calls the model may make in one round */
+#define TT_CHAT_MAX_TOOL_CALLS 16                  /* tool calls the model may make in one round */
 #define TT_CHAT_REPLY_MAX TT_SESSION_STREAMING_MAX /* bytes of one streamed reply's text */
-#define TT_CHAT_ARGS_MAX (1u << 20)  /* bytes of one tool call's arguments */
+#define TT_CHAT_ARGS_MAX (1u << 20)                /* bytes of one tool call's arguments */
 
 /* One tool call as it streams in from the model. */
 typedef struct tt_chat_call {
