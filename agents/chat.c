@@ -32,9 +32,12 @@ static const tt_assistant_def *def_of(const tt_session *s)
 
 void tt_chat_calls_clear(chat_rt *rt)
 {
-    for (size_t i = 0; i < rt->n_calls; i++)
-        free(rt->calls[i].args);
-    memset(rt->calls, 0, sizeof rt->calls);
+    for (size_t i = 0; i < TT_CHAT_MAX_TOOL_CALLS; i++) {
+        tt_chat_call *pc = &rt->calls[i];
+        tt_buf_free(&pc->args);
+        *pc = (tt_chat_call){0};
+        tt_buf_init(&pc->args, TT_CHAT_ARGS_MAX);
+    }
     rt->n_calls = 0;
 }
 
@@ -65,19 +68,21 @@ static void start_message(chat_rt *rt)
                     json_pack("{s:s, s:s}", "message_id", rt->message_id, "role", "assistant"));
 }
 
-static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+/* What the model streams is kept up to a cap: past it the call is stopped
+ * (it ends as cancelled, its message withdrawn) rather than kept in part. */
+static void append(chat_rt *rt, tt_llm_call *c, tt_buf *b, const char *s, size_t n,
+                   const char *what)
 {
-    if (*len + n + 1 > *cap) {
-        size_t ncap = (*len + n + 1) * 2;
-        char *grown = realloc(*buf, ncap);
-        if (!grown)
-            return;
-        *buf = grown;
-        *cap = ncap;
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
+    int rc = tt_buf_append(b, s, n);
+    if (rc == 0)
+        return;
+    char msg[160];
+    snprintf(msg, sizeof msg, "the model's %s went past %zu bytes: the call was stopped", what,
+             b->cap);
+    tt_session_emit(
+        rt->s, "error",
+        json_pack("{s:s, s:s, s:b}", "code", tt_err_wire(rc), "message", msg, "retryable", 0));
+    tt_llm_call_cancel(c);
 }
 
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
@@ -93,13 +98,13 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
             tt_utf8_copy(pc->id, sizeof pc->id, ev->tool_id);
         if (ev->tool_name)
             tt_utf8_copy(pc->name, sizeof pc->name, ev->tool_name);
-        append(&pc->args, &pc->args_len, &pc->args_cap, ev->args ? ev->args : "", ev->args_len);
+        append(rt, c, &pc->args, ev->args ? ev->args : "", ev->args_len, "tool call arguments");
         return;
     }
     if (ev->kind != TT_LLM_EV_TEXT || ev->text_len == 0)
         return;
     start_message(rt);
-    append(&rt->text, &rt->len, &rt->cap, ev->text, ev->text_len);
+    append(rt, c, &rt->text, ev->text, ev->text_len, "reply text");
     tt_session_emit(
         rt->s, "delta",
         json_pack("{s:s, s:s%}", "message_id", rt->message_id, "text", ev->text, ev->text_len));
@@ -108,7 +113,7 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 static void new_message(chat_rt *rt)
 {
     rt->started = 0;
-    rt->len = 0;
+    tt_buf_reset(&rt->text);
     tt_new_id("m", rt->message_id, sizeof rt->message_id);
     tt_agent_state_set(rt->s, "message_id", NULL);
 }
@@ -151,7 +156,7 @@ void tt_chat_finish(chat_rt *rt)
     tt_session *s = rt->s;
     rt->call = NULL;
     rt->started = 0;
-    rt->len = 0;
+    tt_buf_reset(&rt->text);
     rt->round = 0;
     tt_chat_calls_clear(rt);
     if (s->pending)
@@ -169,7 +174,7 @@ static void end_message(chat_rt *rt, const tt_llm_result *r)
     start_message(rt);
     tt_session_emit(rt->s, "message.end",
                     json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
-                              rt->message_id, "text", rt->text ? rt->text : "", "usage",
+                              rt->message_id, "text", tt_buf_str(&rt->text), "usage",
                               "prompt_tokens", (json_int_t)r->prompt_tokens, "completion_tokens",
                               (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd, "model",
                               r->model, "cached", 0));
@@ -179,7 +184,9 @@ static void end_message(chat_rt *rt, const tt_llm_result *r)
 void tt_chat_free(chat_rt *rt)
 {
     tt_chat_calls_clear(rt);
-    free(rt->text);
+    for (size_t i = 0; i < TT_CHAT_MAX_TOOL_CALLS; i++)
+        tt_buf_free(&rt->calls[i].args);
+    tt_buf_free(&rt->text);
     free(rt);
 }
 
@@ -199,7 +206,7 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         rt->round <= rt->def->max_tool_rounds) {
         if (rt->started)
             end_message(rt, r);
-        tt_chat_tools_begin(rt, rt->text && rt->len ? rt->text : NULL);
+        tt_chat_tools_begin(rt, rt->text.len ? tt_buf_data(&rt->text) : NULL);
         return;
     }
     if (r->error.cls == TT_LLM_ERR_NONE) {
@@ -305,6 +312,8 @@ static int make_rt(tt_session *s, const tt_agent_env *env)
     rt->s = s;
     rt->env = env;
     rt->def = def_of(s);
+    tt_buf_init(&rt->text, TT_CHAT_REPLY_MAX);
+    tt_chat_calls_clear(rt);
     s->agent_rt = rt;
     return 0;
 }
@@ -395,6 +404,8 @@ static int chat_cancel(tt_session *s, int *cancelled)
         if (!fresh)
             return TT_ENOMEM;
         *fresh = (chat_rt){.s = s, .env = rt->env, .def = rt->def};
+        tt_buf_init(&fresh->text, TT_CHAT_REPLY_MAX);
+        tt_chat_calls_clear(fresh);
         rt->releasing = 1; /* the tool's outcome frees it */
         s->agent_rt = fresh;
         tt_chat_finish(fresh);

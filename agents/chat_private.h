@@ -7,15 +7,17 @@
 #include <stddef.h>
 
 #include "agents/agent.h"
+#include "protocol/buf.h"
 
-#define TT_CHAT_MAX_TOOL_CALLS 16 /* tool calls the model may make in one round */
+#define TT_CHAT_MAX_TOOL_CALLS 16                  /* tool calls the model may make in one round */
+#define TT_CHAT_REPLY_MAX TT_SESSION_STREAMING_MAX /* bytes of one streamed reply's text */
+#define TT_CHAT_ARGS_MAX (1u << 20)                /* bytes of one tool call's arguments */
 
 /* One tool call as it streams in from the model. */
 typedef struct tt_chat_call {
     char id[96];
     char name[64];
-    char *args;
-    size_t args_len, args_cap; /* doubling: a fragment costs its own bytes only */
+    tt_buf args; /* the model's JSON text, up to TT_CHAT_ARGS_MAX */
 } tt_chat_call;
 
 typedef struct tt_chat_rt {
@@ -23,8 +25,7 @@ typedef struct tt_chat_rt {
     const tt_agent_env *env;
     const tt_assistant_def *def; /* NULL: the plain chat agent */
     tt_llm_call *call;
-    char *text; /* the reply so far (for message.end) */
-    size_t len, cap;
+    tt_buf text;   /* the reply so far (for message.end), up to TT_CHAT_REPLY_MAX */
     int started;   /* message.start was emitted for the current attempt */
     int releasing; /* the session is leaving memory: change nothing */
     char message_id[40];

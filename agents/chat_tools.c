@@ -265,7 +265,7 @@ void tt_chat_tools_begin(tt_chat_rt *rt, const char *text)
         tt_chat_call *pc = &rt->calls[i];
         if (!pc->id[0])
             snprintf(pc->id, sizeof pc->id, "call_%zu", i);
-        const char *args = pc->args && *pc->args ? pc->args : "{}";
+        const char *args = pc->args.len ? tt_buf_data(&pc->args) : "{}";
         json_array_append_new(
             wire, json_pack("{s:s, s:s, s:s}", "id", pc->id, "name", pc->name, "arguments", args));
         json_array_append_new(calls, json_pack("{s:s, s:s, s:s, s:s}", "id", pc->id, "name",

@@ -8,6 +8,7 @@
 
 #include "agents/schema/schema.h"
 #include "agents/tools.h"
+#include "protocol/buf.h"
 #include "protocol/env.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
@@ -165,8 +166,7 @@ typedef struct http_call {
     void *ud;
     int64_t timeout_ms;
     int status;
-    char *body;
-    size_t len;
+    tt_buf body; /* up to TT_TOOL_RESULT_MAX */
     int too_large;
 } http_call;
 
@@ -178,18 +178,10 @@ static void on_headers(tt_http_req *r, int status, void *ud)
 static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
 {
     http_call *hc = ud;
-    if (hc->len + len > TT_TOOL_RESULT_MAX) {
+    int rc = tt_buf_append(&hc->body, buf, len);
+    if (rc == TT_ETOOLARGE)
         hc->too_large = 1;
-        return 1;
-    }
-    char *grown = realloc(hc->body, hc->len + len + 1);
-    if (!grown)
-        return 1;
-    hc->body = grown;
-    memcpy(hc->body + hc->len, buf, len);
-    hc->len += len;
-    hc->body[hc->len] = '\0';
-    return 0;
+    return rc != 0;
 }
 
 /* Why the call failed, in words the model and the user can act on; NULL
@@ -221,14 +213,14 @@ static void on_done(tt_http_req *r, tt_llm_error_class cls, const char *detail, 
     char why[300];
     const char *error = failure(r, hc, cls, detail, why, sizeof why);
     json_t *result = NULL;
-    if (!error && !(result = json_loadb(hc->body ? hc->body : "", hc->len, 0, NULL))) {
+    if (!error && !(result = json_loadb(tt_buf_str(&hc->body), hc->body.len, 0, NULL))) {
         snprintf(why, sizeof why, "the tool's response (HTTP %d, %zu bytes) is not JSON",
-                 hc->status, hc->len);
+                 hc->status, hc->body.len);
         error = why;
     }
     hc->done(hc->ud, result != NULL, result, error);
     json_decref(result);
-    free(hc->body);
+    tt_buf_free(&hc->body);
     free(hc);
 }
 
@@ -245,6 +237,7 @@ static void run_http(const tt_toolbox *box, const tt_tool *t, json_t *args, tt_t
     }
     hc->done = done;
     hc->ud = ud;
+    tt_buf_init(&hc->body, TT_TOOL_RESULT_MAX);
     hc->timeout_ms = t->timeout_ms;
     const char *headers[] = {"Content-Type: application/json", "Accept: application/json",
                              t->secret_header, NULL};

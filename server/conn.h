@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "protocol/buf.h"
 #include "protocol/event.h"
 #include "protocol/frame.h"
 #include "server/server.h"
@@ -38,8 +39,7 @@ struct tt_conn {
     char tenant[TT_TENANT_MAX];
     json_t *agents; /* the token's allow-list, or NULL for all */
 
-    char *rx; /* the message being received */
-    size_t rx_len;
+    tt_buf rx;         /* the message being received, capped at its frame limit */
     size_t rx_dropped; /* bytes of an oversized message thrown away */
     int rx_binary;
 

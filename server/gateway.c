@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agents/llm/call.h"
+#include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "server/gateway.h"
@@ -12,17 +13,18 @@
 #include "state/session.h"
 
 #define OUT_PAUSE_BYTES (64 * 1024) /* pause the upstream while this much waits */
+/* A streamed response's unsent bytes: the pause threshold plus what one
+ * upstream read already in hand turns into (it is not cut short). */
+#define OUT_STREAM_MAX (1024 * 1024)
 #define WRITE_CHUNK (16 * 1024)
+#define TEXT_MAX TT_SESSION_STREAMING_MAX /* a plain response's text */
+#define ARGS_MAX (1024 * 1024)            /* one tool call's arguments */
 
 struct parse_job;
 
-/* Text gathered from many fragments: the buffer doubles, so n bytes cost
- * O(n) however finely they come (a tool call's arguments may come a few
- * bytes at a time). */
-typedef struct gathered {
-    char *s;
-    size_t len, cap;
-} gathered;
+/* Text gathered from many fragments (a tool call's arguments may come a
+ * few bytes at a time). */
+typedef tt_buf gathered;
 
 struct tt_gateway_req {
     tt_server *srv;
@@ -36,10 +38,11 @@ struct tt_gateway_req {
     /* what goes out: status, headers once, then body bytes */
     int status;
     int headers_sent;
-    char *out;
-    size_t out_len, out_cap, out_pos;
-    int complete; /* no more bytes will be queued */
+    tt_buf out;     /* LWS_PRE headroom; unsent bytes from out_pos */
+    size_t out_pos; /* bytes of out already written */
+    int complete;   /* no more bytes will be queued */
     int paused;
+    int overflow; /* the upstream sent more than a cap: the call was stopped */
     int sent_role;
     /* plain responses are built at the end */
     gathered text;
@@ -48,22 +51,36 @@ struct tt_gateway_req {
     size_t n_args;      /* = the size of tool_calls */
 };
 
-static int out_append(tt_gateway_req *g, const char *s, size_t n)
+/* Past a cap the call is stopped and the response fails (on_done). */
+
+/* Ask lws for a writable callback. It refuses (< 0) only for a connection it
+ * is already closing, which never writes again: count it, nothing to undo. */
+static void want_writable(tt_server *srv, struct lws *wsi)
 {
-    if (g->out_pos > 0 && g->out_pos == g->out_len)
-        g->out_pos = g->out_len = 0;
-    if (g->out_len + n > g->out_cap) {
-        size_t cap = (g->out_len + n) * 2 + 256;
-        char *grown = realloc(g->out, LWS_PRE + cap);
-        if (!grown)
-            return TT_ENOMEM;
-        g->out = grown;
-        g->out_cap = cap;
+    if (lws_callback_on_writable(wsi) < 0)
+        srv->metrics.writable_refused++;
+}
+static void overflow(tt_gateway_req *g)
+{
+    g->overflow = 1;
+    if (g->call)
+        tt_llm_call_cancel(g->call);
+}
+
+static void out_append(tt_gateway_req *g, const char *s, size_t n)
+{
+    if (g->out_pos > 0 && g->out_pos * 2 >= g->out.len) {
+        tt_buf_consume(&g->out, g->out_pos); /* what was sent goes: O(1) a byte */
+        g->out_pos = 0;
     }
-    memcpy(g->out + LWS_PRE + g->out_len, s, n);
-    g->out_len += n;
-    lws_callback_on_writable(g->wsi);
-    return 0;
+    if (tt_buf_append(&g->out, s, n) != 0)
+        overflow(g);
+    want_writable(g->srv, g->wsi);
+}
+
+static size_t out_pending(const tt_gateway_req *g)
+{
+    return g->out.len - g->out_pos;
 }
 
 /* A whole response: status and a JSON body (consumed). */
@@ -73,12 +90,17 @@ static void respond(tt_gateway_req *g, int status, json_t *body)
     json_decref(body);
     g->status = status;
     g->stream = 0;
-    g->out_len = g->out_pos = 0;
-    if (text)
-        out_append(g, text, strlen(text));
+    /* The whole response at once: its own size is its cap (what it is made
+     * of is capped: TEXT_MAX, ARGS_MAX, the error messages). */
+    size_t n = text ? strlen(text) : 0;
+    tt_buf_free(&g->out);
+    tt_buf_init_headroom(&g->out, n, LWS_PRE);
+    g->out_pos = 0;
+    if (text && tt_buf_append(&g->out, text, n) != 0)
+        g->status = 500; /* no memory: an empty 500 */
     free(text);
     g->complete = 1;
-    lws_callback_on_writable(g->wsi);
+    want_writable(g->srv, g->wsi);
 }
 
 static int status_for(tt_llm_error_class cls)
@@ -109,7 +131,7 @@ static void sse(tt_gateway_req *g, json_t *chunk)
     out_append(g, text, strlen(text));
     out_append(g, "\n\n", 2);
     free(text);
-    if (g->out_len - g->out_pos > OUT_PAUSE_BYTES && !g->paused && g->call) {
+    if (out_pending(g) > OUT_PAUSE_BYTES && !g->paused && g->call) {
         g->paused = 1;
         tt_llm_call_pause(g->call, 1);
     }
@@ -122,19 +144,10 @@ static json_t *chunk(tt_gateway_req *g, json_t *delta, const char *finish)
                      "choices", "index", 0, "delta", delta, "finish_reason", finish);
 }
 
-static void gather(gathered *b, const char *s, size_t n)
+static void gather(tt_gateway_req *g, gathered *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *grown = realloc(b->s, cap);
-        if (!grown)
-            return;
-        b->s = grown;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
+    if (tt_buf_append(b, s, n) != 0)
+        overflow(g);
 }
 
 /* A plain response's tool call fragment: the call is made on its first
@@ -152,10 +165,10 @@ static void gather_tool_call(tt_gateway_req *g, const tt_llm_event *ev)
                                  ev->tool_name ? ev->tool_name : "", "arguments", "");
         if (!call || json_array_append_new(g->tool_calls, call) != 0)
             return;
-        g->args[g->n_args++] = (gathered){0};
+        tt_buf_init(&g->args[g->n_args++], ARGS_MAX);
         i = g->n_args - 1;
     }
-    gather(&g->args[i], ev->args ? ev->args : "", ev->args_len);
+    gather(g, &g->args[i], ev->args ? ev->args : "", ev->args_len);
 }
 
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
@@ -163,7 +176,7 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
     tt_gateway_req *g = ud;
     if (ev->kind == TT_LLM_EV_TEXT) {
         if (!g->stream) {
-            gather(&g->text, ev->text, ev->text_len);
+            gather(g, &g->text, ev->text, ev->text_len);
             return;
         }
         json_t *delta = json_pack("{s:s%}", "content", ev->text, ev->text_len);
@@ -198,6 +211,15 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     g->call = NULL;
     if (r->model[0])
         tt_utf8_copy(g->model, sizeof g->model, r->model);
+    if (r->error.cls == TT_LLM_ERR_CANCELLED && g->overflow) {
+        if (!g->headers_sent)
+            respond(g, 502,
+                    tt_gateway_error("the upstream response is larger than this gateway keeps",
+                                     "upstream_error", "too_large"));
+        else
+            g->complete = 1; /* the stream is cut: tt_gateway_writeable closes it */
+        return;
+    }
     if (r->error.cls == TT_LLM_ERR_CANCELLED) {
         g->complete = 1;
         return;
@@ -206,7 +228,7 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         char msg[320];
         tt_utf8_snprintf(msg, sizeof msg, "upstream %s: %s", tt_llm_error_name(r->error.cls),
                          r->error.message);
-        if (!g->headers_sent && g->out_len == 0) {
+        if (!g->headers_sent && g->out.len == 0) {
             respond(g, status_for(r->error.cls),
                     tt_gateway_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
         } else {
@@ -231,11 +253,11 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         json_decref(usage);
         return;
     }
-    json_t *message = json_pack("{s:s, s:s?}", "role", "assistant", "content", g->text.s);
+    json_t *message =
+        json_pack("{s:s, s:s?}", "role", "assistant", "content", tt_buf_data(&g->text));
     for (size_t i = 0; i < g->n_args; i++)
         json_object_set_new(json_object_get(json_array_get(g->tool_calls, i), "function"),
-                            "arguments",
-                            json_stringn(g->args[i].s ? g->args[i].s : "", g->args[i].len));
+                            "arguments", json_stringn(tt_buf_str(&g->args[i]), g->args[i].len));
     if (json_array_size(g->tool_calls) > 0)
         json_object_set(message, "tool_calls", g->tool_calls);
     json_object_set_new(usage, "cost_usd", json_real(r->cost_usd));
@@ -354,6 +376,8 @@ tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *bo
     g->wsi = wsi;
     g->created = tt_wall_ms() / 1000;
     g->tool_calls = json_array();
+    tt_buf_init_headroom(&g->out, OUT_STREAM_MAX, LWS_PRE);
+    tt_buf_init(&g->text, TEXT_MAX);
     tt_new_id("chatcmpl", g->id, sizeof g->id);
     if (srv->stopping) {
         /* No new call may start once the stop has begun: it would only be cut. */
@@ -382,7 +406,7 @@ int tt_gateway_writeable(tt_gateway_req *g)
 {
     struct lws *wsi = g->wsi;
     if (!g->headers_sent) {
-        if (!g->complete && g->out_len == 0)
+        if (!g->complete && g->out.len == 0)
             return 0; /* nothing decided yet: an early failure can still pick the status */
         unsigned char hdr[LWS_PRE + 512];
         unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
@@ -390,32 +414,38 @@ int tt_gateway_writeable(tt_gateway_req *g)
         if (lws_add_http_common_headers(
                 wsi, streaming ? 200 : (unsigned)g->status,
                 streaming ? "text/event-stream" : "application/json",
-                streaming ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (lws_filepos_t)g->out_len, &p, end) ||
+                streaming ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (lws_filepos_t)g->out.len, &p, end) ||
             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                          (const unsigned char *)"no-store", 8, &p, end) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         g->headers_sent = 1;
-        lws_callback_on_writable(wsi);
+        want_writable(g->srv, wsi);
         return 0;
     }
-    size_t pending = g->out_len - g->out_pos;
+    if (g->overflow && g->stream)
+        return -1; /* a stream cut short must not look finished */
+    size_t pending = out_pending(g);
     size_t n = pending > WRITE_CHUNK ? WRITE_CHUNK : pending;
     int last = g->complete && n == pending;
     if (n > 0 || last) {
-        if (lws_write(wsi, (unsigned char *)g->out + LWS_PRE + g->out_pos, n,
-                      last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+        /* lws may write its framing into the LWS_PRE bytes in front: sent
+         * bytes, or the headroom. */
+        unsigned char none[LWS_PRE + 1];
+        unsigned char *data =
+            g->out.len ? (unsigned char *)tt_buf_data(&g->out) + g->out_pos : none + LWS_PRE;
+        if (lws_write(wsi, data, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
             return -1;
         g->out_pos += n;
     }
     if (last)
         return 1;
-    if (g->paused && g->out_len - g->out_pos < OUT_PAUSE_BYTES / 2 && g->call) {
+    if (g->paused && out_pending(g) < OUT_PAUSE_BYTES / 2 && g->call) {
         g->paused = 0;
         tt_llm_call_pause(g->call, 0);
     }
-    if (g->out_pos < g->out_len)
-        lws_callback_on_writable(wsi);
+    if (out_pending(g) > 0)
+        want_writable(g->srv, wsi);
     return 0;
 }
 
@@ -432,10 +462,10 @@ void tt_gateway_free(tt_gateway_req *g)
         tt_llm_call_cancel(c);
     }
     json_decref(g->tool_calls);
-    free(g->out);
-    free(g->text.s);
+    tt_buf_free(&g->out);
+    tt_buf_free(&g->text);
     for (size_t i = 0; i < g->n_args; i++)
-        free(g->args[i].s);
+        tt_buf_free(&g->args[i]);
     free(g->args);
     free(g);
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "server/gateway.h"
@@ -36,12 +37,10 @@ typedef struct http_req {
     char path[128];
     char auth[TT_JWT_MAX_LEN];
     char tenant[TT_TENANT_MAX]; /* of the API key that passed (POST) */
-    size_t body_max;            /* the route's cap */
-    char *body;
-    size_t body_len;
-    size_t body_reserved; /* bytes of body counted in metrics.http_body_bytes */
-    size_t dropped;       /* bytes of a refused body read and thrown away */
-    int status;           /* non-zero once the answer is decided */
+    tt_buf body;                /* capped at the route's limit */
+    size_t body_reserved;       /* bytes of body counted in metrics.http_body_bytes */
+    size_t dropped;             /* bytes of a refused body read and thrown away */
+    int status;                 /* non-zero once the answer is decided */
     const char *content_type;
     int retry_after; /* seconds, sent with a 503 */
     char *resp;      /* LWS_PRE headroom in front of the payload */
@@ -90,9 +89,7 @@ static void respond_error(tt_server *srv, http_req *r, int status, int err, cons
 
 static void body_release(tt_server *srv, http_req *r)
 {
-    free(r->body);
-    r->body = NULL;
-    r->body_len = 0;
+    tt_buf_free(&r->body);
     srv->metrics.http_body_bytes -= r->body_reserved;
     r->body_reserved = 0;
 }
@@ -106,26 +103,28 @@ static void req_reset(tt_server *srv, http_req *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Make room for `want` body bytes within --max-body-memory. */
+/* Make room for `want` body bytes in all within --max-body-memory (the
+ * buffer's cap is the route's limit: TT_ETOOLARGE past it). */
 static int body_reserve(tt_server *srv, http_req *r, size_t want)
 {
-    size_t extra = want - r->body_reserved;
     if (want <= r->body_reserved)
         return 0;
-    if (srv->metrics.http_body_bytes + extra > (uint64_t)srv->cfg.max_body_memory)
+    if (want > r->body.cap)
+        return TT_ETOOLARGE;
+    if (srv->metrics.http_body_bytes + (want - r->body_reserved) >
+        (uint64_t)srv->cfg.max_body_memory)
         return TT_EFULL;
-    char *grown = realloc(r->body, want + 1);
-    if (!grown)
-        return TT_ENOMEM;
-    r->body = grown;
-    r->body_reserved = want;
-    srv->metrics.http_body_bytes += extra;
+    int rc = tt_buf_reserve(&r->body, want - r->body.len);
+    if (rc)
+        return rc;
+    srv->metrics.http_body_bytes += r->body.alloc - r->body_reserved;
+    r->body_reserved = r->body.alloc;
     return 0;
 }
 
 static void refuse_body(tt_server *srv, http_req *r, int status, int err, const char *msg)
 {
-    r->dropped += r->body_len;
+    r->dropped += r->body.len;
     body_release(srv, r);
     if (status == 503)
         r->retry_after = 1;
@@ -136,7 +135,7 @@ static void refuse_body(tt_server *srv, http_req *r, int status, int err, const 
 static void mint_token(tt_server *srv, http_req *r)
 {
     json_error_t jerr;
-    json_t *body = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *body = json_loadb(tt_buf_str(&r->body), r->body.len, JSON_REJECT_DUPLICATES, &jerr);
     const char *user = NULL;
     json_int_t ttl = 3600;
     json_t *agents = NULL;
@@ -217,7 +216,7 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char clen[32];
     int gateway = strcmp(r->path, PATH_GATEWAY) == 0;
-    r->body_max = gateway ? GATEWAY_BODY_MAX : TOKENS_BODY_MAX;
+    tt_buf_init(&r->body, gateway ? GATEWAY_BODY_MAX : TOKENS_BODY_MAX);
     if (!gateway && strcmp(r->path, PATH_TOKENS) != 0) {
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
                     !strcmp(r->path, "/metrics");
@@ -237,7 +236,7 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     errno = 0;
     char *end;
     unsigned long long len = strtoull(clen, &end, 10);
-    if (errno || *end || len > r->body_max)
+    if (errno || *end || len > r->body.cap)
         respond_error(srv, r, 413, TT_ETOOLARGE, "request body too large");
     else if (body_reserve(srv, r, (size_t)len) != 0)
         refuse_body(srv, r, 503, TT_EFULL, "too many request bodies in flight; retry shortly");
@@ -332,31 +331,27 @@ static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
         r->dropped += len;
         return r->dropped > DROP_MAX ? -1 : 0;
     }
-    size_t need = r->body_len + len;
-    if (need > r->body_max) {
-        refuse_body(srv, r, 413, TT_ETOOLARGE, "request body too large");
-        r->dropped += len;
-        return 0;
-    }
+    size_t need = r->body.len + len;
     size_t want = r->body_reserved * 2 > need ? r->body_reserved * 2 : need;
     want = want < BODY_GROWTH_MIN ? BODY_GROWTH_MIN : want;
-    want = want > r->body_max ? r->body_max : want;
-    int rc = need > r->body_reserved ? body_reserve(srv, r, want) : 0;
-    if (rc) {
+    want = want > r->body.cap && need <= r->body.cap ? r->body.cap : want;
+    int rc = body_reserve(srv, r, want);
+    if (rc == 0)
+        rc = tt_buf_append(&r->body, in, len); /* reserved: cannot fail */
+    if (rc == TT_ETOOLARGE)
+        refuse_body(srv, r, 413, TT_ETOOLARGE, "request body too large");
+    else if (rc)
         refuse_body(srv, r, rc == TT_EFULL ? 503 : 500, rc,
                     "too many request bodies in flight; retry shortly");
+    if (rc)
         r->dropped += len;
-        return 0;
-    }
-    memcpy(r->body + r->body_len, in, len);
-    r->body_len += len;
     return 0;
 }
 
 static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
 {
     if (!r->status && strcmp(r->path, PATH_GATEWAY) == 0) {
-        r->gw = tt_gateway_start(srv, wsi, r->body, r->body_len);
+        r->gw = tt_gateway_start(srv, wsi, tt_buf_data(&r->body), r->body.len);
         body_release(srv, r);
         if (r->gw)
             return gateway_send_now(srv, wsi, r);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/buf.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
@@ -25,36 +26,24 @@ void tt_metrics_error(tt_metrics *m, const char *code)
     }
 }
 
+/* The page is a few kilobytes; the cap only guards against a runaway label. */
+#define METRICS_PAGE_MAX (256 * 1024)
+
 typedef struct buf {
-    char *p;
-    size_t len, cap;
-    int failed;
+    tt_buf b;
+    int failed; /* the first failed append fails the page: never a partial one */
 } buf;
 
+static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(buf *b, const char *fmt, ...)
 {
-    for (int attempt = 0; attempt < 2 && !b->failed; attempt++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n) * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
+    if (b->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (tt_buf_vappendf(&b->b, fmt, ap) != 0)
+        b->failed = 1;
+    va_end(ap);
 }
 
 static void metric(buf *b, const char *name, const char *type, const char *help, uint64_t v)
@@ -92,9 +81,8 @@ static void render_histograms(buf *b, const tt_metrics *m, const tt_registry_sta
 
 char *tt_metrics_render(const tt_server *srv, size_t *len)
 {
-    buf b = {malloc(4096), 0, 4096, 0};
-    if (!b.p)
-        return NULL;
+    buf b = {0};
+    tt_buf_init(&b.b, METRICS_PAGE_MAX);
     const tt_metrics *m = &srv->metrics;
     const tt_registry_stats *rs = tt_registry_stats_get(srv->reg);
     tt_store_stats ss = {0};
@@ -153,9 +141,8 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
 
     render_histograms(&b, m, rs);
     if (b.failed) {
-        free(b.p);
+        tt_buf_free(&b.b);
         return NULL;
     }
-    *len = b.len;
-    return b.p;
+    return tt_buf_take(&b.b, len);
 }

@@ -87,8 +87,27 @@ static tt_outq_item *make_item(tt_conn *c, json_t *msg)
     return it;
 }
 
+/* Count a reply toward the socket's output cap, queued or held for its
+ * commit alike: a client that sends requests but does not read the replies
+ * is dropped. 0, or the socket is failing (the reply is still counted and
+ * freed with the queues). */
+static int count_output(tt_conn *c, size_t len)
+{
+    c->out_bytes += len;
+    if (c->out_bytes <= (size_t)c->srv->cfg.max_output_bytes || c->close_code || c->failed)
+        return c->failed;
+    c->srv->metrics.dropped_output++;
+    tt_log(TT_WARN, "socket dropped: replies not read",
+           json_pack("{s:s, s:I}", "user", c->user, "queued_bytes", (json_int_t)c->out_bytes));
+    c->failed = 1;
+    want_writable(c);
+    return 1;
+}
+
 static void hold(tt_conn *c, tt_outq_item *it)
 {
+    (void)count_output(c, it->frame.len); /* held replies count all the same; a drop is
+                                               acted on by the pump */
     if (c->held_tail)
         c->held_tail->next = it;
     else
@@ -143,8 +162,10 @@ static void fail_held(tt_conn *c, tt_outq_item *it, int err)
         return;
     }
     tt_metrics_error(&c->srv->metrics, code);
+    c->out_bytes -= it->frame.len;
     tt_frame_release(&it->frame);
     it->frame = frame;
+    count_output(c, frame.len);
     it->sid[0] = '\0';
 }
 
@@ -197,8 +218,7 @@ void tt_ws_committed(void *ud)
                 c->out_tail->next = it;
             else
                 c->out_head = it;
-            c->out_tail = it;
-            c->out_bytes += it->frame.len;
+            c->out_tail = it; /* counted in out_bytes when it was held */
         }
         c->held_tail = NULL;
         tt_conn_pump(c);
@@ -220,16 +240,8 @@ void tt_conn_send(tt_conn *c, json_t *msg)
     else
         c->out_head = it;
     c->out_tail = it;
-    c->out_bytes += it->frame.len;
-    if (c->out_bytes > (size_t)c->srv->cfg.max_output_bytes && !c->close_code) {
-        /* The client sends requests but does not read the replies. */
-        c->srv->metrics.dropped_output++;
-        tt_log(TT_WARN, "socket dropped: replies not read",
-               json_pack("{s:s, s:I}", "user", c->user, "queued_bytes", (json_int_t)c->out_bytes));
-        c->failed = 1;
-        want_writable(c);
+    if (count_output(c, it->frame.len) != 0)
         return;
-    }
     tt_conn_pump(c);
 }
 
@@ -428,9 +440,9 @@ static void handle_frame(tt_conn *c)
 {
     tt_server *srv = c->srv;
     srv->metrics.frames_in++;
-    srv->metrics.bytes_in += c->rx_len + c->rx_dropped;
+    srv->metrics.bytes_in += c->rx.len + c->rx_dropped;
     size_t limit = frame_limit(c);
-    int oversized = c->rx_len + c->rx_dropped > limit;
+    int oversized = c->rx.len + c->rx_dropped > limit;
     if (c->rx_rate_limited && !oversized) {
         tt_conn_error(c, NULL, TT_ERATE, "too many bytes; slow down");
         return;
@@ -453,7 +465,8 @@ static void handle_frame(tt_conn *c)
     }
     tt_msg m;
     char err[160];
-    int rc = tt_msg_decode(c->rx, c->rx_len, (size_t)srv->cfg.max_frame_bytes, &m, err, sizeof err);
+    int rc = tt_msg_decode(tt_buf_str(&c->rx), c->rx.len, (size_t)srv->cfg.max_frame_bytes, &m, err,
+                           sizeof err);
     /* Decoded first (bounded by max_frame_bytes) so the refusal can carry `re`. */
     if (!rate_ok(c)) {
         tt_conn_error(c, m.id, TT_ERATE, "too many messages; slow down");
@@ -472,37 +485,33 @@ static int receive(tt_conn *c, const char *in, size_t len)
 {
     size_t max = frame_limit(c);
     if (lws_is_first_fragment(c->wsi)) {
-        c->rx_len = c->rx_dropped = 0;
+        tt_buf_reset(&c->rx);
+        if (tt_buf_set_cap(&c->rx, max) != 0) /* empty: cannot fail */
+            return -1;
+        c->rx_dropped = 0;
         c->rx_rate_limited = 0;
         c->rx_binary = lws_frame_is_binary(c->wsi);
     }
     if (charge_bytes(c, len) != 0)
         return -1;
-    if (c->rx_rate_limited || c->rx_dropped || c->rx_len + len > max) {
+    int rc = c->rx_rate_limited || c->rx_dropped ? TT_ETOOLARGE : tt_buf_append(&c->rx, in, len);
+    if (rc == TT_ENOMEM)
+        return -1;
+    if (rc) {
         /* Over the byte rate or the size limit: counted, never kept or parsed. */
         c->rx_dropped += len;
-        if (c->rx_dropped + c->rx_len > max * FAR_OVER_FACTOR) {
+        if (c->rx_dropped + c->rx.len > max * FAR_OVER_FACTOR) {
             c->srv->metrics.errors[5]++; /* too_large */
             send_close(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "frame too large");
             return -1;
         }
-    } else {
-        if (!c->rx || c->rx_len + len > 0) {
-            char *grown = realloc(c->rx, c->rx_len + len + 1);
-            if (!grown)
-                return -1;
-            c->rx = grown;
-        }
-        memcpy(c->rx + c->rx_len, in, len);
-        c->rx_len += len;
     }
     if (lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0) {
         handle_frame(c);
-        if (c->rx_len > 65536) {
-            free(c->rx);
-            c->rx = NULL;
-        }
-        c->rx_len = c->rx_dropped = 0;
+        if (c->rx.alloc > 65536)
+            tt_buf_free(&c->rx); /* a big message's memory is not kept for small ones */
+        tt_buf_reset(&c->rx);
+        c->rx_dropped = 0;
         c->rx_rate_limited = 0;
     }
     return 0;
@@ -616,7 +625,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (c->next)
             c->next->prev = c->prev;
         outq_free(c);
-        free(c->rx);
+        tt_buf_free(&c->rx);
         json_decref(c->agents);
         free(c);
         *slot = NULL;

@@ -80,6 +80,7 @@ tt_session *tt_session_new(tt_registry *reg)
     if (!s)
         return NULL;
     s->reg = reg;
+    tt_buf_init(&s->streaming_text, TT_SESSION_STREAMING_MAX);
     s->ring_cap = RING_INITIAL; /* grows on demand up to memory_events */
     s->ring = calloc(s->ring_cap, sizeof *s->ring);
     s->agent_state = json_object();
@@ -113,7 +114,7 @@ void tt_session_free(tt_session *s)
     json_decref(s->metadata);
     json_decref(s->client_msg_ids);
     json_decref(s->streaming);
-    free(s->streaming_text);
+    tt_buf_free(&s->streaming_text);
     free(s);
 }
 
@@ -184,7 +185,7 @@ static void track_streaming(tt_session *s, const char *type, json_t *body)
         json_decref(s->streaming);
         s->streaming =
             json_pack("{s:s?, s:O?}", "message_id", mid, "role", json_object_get(body, "role"));
-        s->streaming_len = 0;
+        tt_buf_reset(&s->streaming_text);
         return;
     }
     const char *open = json_string_value(json_object_get(s->streaming, "message_id"));
@@ -192,21 +193,16 @@ static void track_streaming(tt_session *s, const char *type, json_t *body)
         return;
     if (strcmp(type, "delta") == 0) {
         json_t *add = json_object_get(body, "text");
-        size_t n = json_string_length(add);
-        if (s->streaming_len + n > s->streaming_cap) {
-            size_t cap = (s->streaming_len + n) * 2 + 64;
-            char *grown = realloc(s->streaming_text, cap);
-            if (!grown)
-                return;
-            s->streaming_text = grown;
-            s->streaming_cap = cap;
+        if (tt_buf_append(&s->streaming_text, json_string_value(add), json_string_length(add))) {
+            /* A snapshot never shows part of a message as if it were all of it. */
+            json_decref(s->streaming);
+            s->streaming = NULL;
+            tt_buf_reset(&s->streaming_text);
         }
-        memcpy(s->streaming_text + s->streaming_len, json_string_value(add), n);
-        s->streaming_len += n;
     } else if (strcmp(type, "message.end") == 0 || strcmp(type, "message.discard") == 0) {
         json_decref(s->streaming);
         s->streaming = NULL;
-        s->streaming_len = 0;
+        tt_buf_reset(&s->streaming_text);
     }
 }
 
@@ -290,9 +286,8 @@ json_t *tt_session_snapshot(const tt_session *s)
     json_t *streaming = NULL;
     if (s->streaming) {
         streaming = json_deep_copy(s->streaming);
-        json_object_set_new(
-            streaming, "text",
-            json_stringn(s->streaming_text ? s->streaming_text : "", s->streaming_len));
+        json_object_set_new(streaming, "text",
+                            json_stringn(tt_buf_str(&s->streaming_text), s->streaming_text.len));
     }
     json_t *snap = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O, s:O?}", "state",
                              tt_state_name(s->state), "step", s->step, "agent", s->agent, "title",

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "protocol/buf.h"
 #include "protocol/event.h"
 #include "state/store.h"
 
@@ -46,6 +47,9 @@ int tt_state_parse(const char *name, tt_state *out);
 #define TT_TENANT_MAX 128
 #define TT_TITLE_MAX 80
 #define TT_STEP_MAX 48
+/* Bytes of a streamed message's text kept for snapshots (the agents stop a
+ * reply at this size too). */
+#define TT_SESSION_STREAMING_MAX (8u << 20)
 
 struct tt_session {
     char id[TT_SESSION_ID_MAX + 1];
@@ -68,8 +72,7 @@ struct tt_session {
     json_t *metadata;       /* session.open metadata (owned, object) */
     json_t *client_msg_ids; /* recent say ids, bounded (owned, array) */
     json_t *streaming;      /* the message being streamed {message_id, role}, or NULL */
-    char *streaming_text;   /* its text so far (grown geometrically: deltas append) */
-    size_t streaming_len, streaming_cap;
+    tt_buf streaming_text;  /* its text so far, up to TT_SESSION_STREAMING_MAX */
 
     /* The agent's runtime, owned by agents/ (timers, in-flight calls). */
     const void *agent_ops;

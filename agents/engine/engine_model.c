@@ -10,9 +10,11 @@
 
 #include "agents/engine/engine_private.h"
 #include "agents/schema/schema.h"
+#include "protocol/buf.h"
 #include "protocol/errors.h"
 
 #define SCHEMA_ERR_MAX 300
+#define TT_RUN_MODEL_REPLY_MAX TT_SESSION_STREAMING_MAX /* bytes of one model step's reply */
 
 typedef struct tt_run_model model_step;
 struct tt_run_model {
@@ -25,8 +27,8 @@ struct tt_run_model {
     char *system, *user, *route, *tag;
     char *previous; /* the invalid reply, for the correction turn */
     char correction[SCHEMA_ERR_MAX + 200];
-    char *text;
-    size_t len, cap;
+    tt_buf text;  /* the reply so far, up to TT_RUN_MODEL_REPLY_MAX */
+    int too_long; /* the reply went past its cap: the call was stopped */
     int started;
     char message_id[40];
     int cancelled;
@@ -70,7 +72,7 @@ static void model_free(model_step *m)
     free(m->route);
     free(m->tag);
     free(m->previous);
-    free(m->text);
+    tt_buf_free(&m->text);
     free(m);
 }
 
@@ -119,17 +121,11 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
     model_step *m = ud;
     if (ev->kind != TT_LLM_EV_TEXT || ev->text_len == 0 || m->run->released)
         return;
-    if (m->len + ev->text_len + 1 > m->cap) {
-        size_t cap = (m->len + ev->text_len + 1) * 2;
-        char *grown = realloc(m->text, cap);
-        if (!grown)
-            return;
-        m->text = grown;
-        m->cap = cap;
+    if (tt_buf_append(&m->text, ev->text, ev->text_len) != 0) {
+        m->too_long = 1; /* on_done fails the step */
+        tt_llm_call_cancel(c);
+        return;
     }
-    memcpy(m->text + m->len, ev->text, ev->text_len);
-    m->len += ev->text_len;
-    m->text[m->len] = '\0';
     if (!m->stream)
         return;
     tt_session *s = m->run->s;
@@ -151,7 +147,7 @@ static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
     if (m->started && !m->run->released)
         tt_run_model_withdraw(m->run, "retry");
     m->started = 0;
-    m->len = 0;
+    tt_buf_reset(&m->text);
 }
 
 static int start_call(model_step *m);
@@ -195,14 +191,20 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         char msg[400];
         snprintf(msg, sizeof msg, "the model call failed (%s): %s", tt_llm_error_name(r->error.cls),
                  r->error.message);
+        if (m->too_long)
+            snprintf(msg, sizeof msg, "the model's reply went past %u bytes: the call was stopped",
+                     TT_RUN_MODEL_REPLY_MAX);
+        const char *code = m->too_long                          ? "too_large"
+                           : r->error.cls == TT_LLM_ERR_TIMEOUT ? "timeout"
+                                                                : "unavailable";
         model_free(m);
-        tt_run_fail(run, r->error.cls == TT_LLM_ERR_TIMEOUT ? "timeout" : "unavailable", msg);
+        tt_run_fail(run, code, msg);
         return;
     }
     if (m->started) {
         tt_session_emit(run->s, "message.end",
                         json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
-                                  m->message_id, "text", m->text ? m->text : "", "usage",
+                                  m->message_id, "text", tt_buf_str(&m->text), "usage",
                                   "prompt_tokens", (json_int_t)r->prompt_tokens,
                                   "completion_tokens", (json_int_t)r->completion_tokens, "cost_usd",
                                   r->cost_usd, "model", r->model, "cached", 0));
@@ -212,7 +214,7 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     json_t *parsed = NULL;
     if (m->schema) {
         char err[SCHEMA_ERR_MAX];
-        parsed = parse_reply(m->text ? m->text : "", err, sizeof err);
+        parsed = parse_reply(tt_buf_str(&m->text), err, sizeof err);
         if (parsed && tt_schema_validate(m->schema, parsed, err, sizeof err) != 0) {
             json_decref(parsed);
             parsed = NULL;
@@ -221,12 +223,12 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
             /* One self-correction turn with the validation error. */
             m->corrected = 1;
             free(m->previous);
-            m->previous = strdup(m->text ? m->text : "");
+            m->previous = strdup(tt_buf_str(&m->text));
             snprintf(m->correction, sizeof m->correction,
                      "Your reply did not match the required JSON schema: %s. Reply again with "
                      "only the JSON document, matching the schema exactly.",
                      err);
-            m->len = 0;
+            tt_buf_reset(&m->text);
             if (start_call(m) == 0)
                 return;
         }
@@ -241,8 +243,7 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     }
     run->model = NULL;
     tt_run_model_done done = m->done;
-    char *text = m->text;
-    m->text = NULL;
+    char *text = tt_buf_take(&m->text, NULL);
     model_free(m);
     done(run, text ? text : "", parsed, r);
     free(text);
@@ -281,6 +282,7 @@ int tt_run_model(tt_run *run, const tt_run_model_opts *opts, tt_run_model_done d
         return TT_ENOMEM;
     m->run = run;
     m->done = done;
+    tt_buf_init(&m->text, TT_RUN_MODEL_REPLY_MAX);
     m->stream = opts->stream;
     m->schema = opts->schema ? json_incref(opts->schema) : NULL;
     m->system = tt_prompt_render(opts->system, opts->vars);

@@ -12,6 +12,7 @@
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/sse.h"
+#include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 
@@ -195,8 +196,7 @@ struct tt_llm_parser {
     tt_llm_sink sink;
     tt_sse sse;  /* stream only */
     void *state; /* stream only: the wire's state */
-    char *body;  /* plain body only, at most TT_LLM_BODY_MAX bytes */
-    size_t body_len, body_cap;
+    tt_buf body; /* plain body only, at most TT_LLM_BODY_MAX bytes */
 };
 
 static int on_sse(const char *name, size_t name_len, const char *data, size_t data_len, void *ud)
@@ -222,6 +222,7 @@ int tt_llm_parser_new(tt_llm_provider prov, int stream, tt_llm_event_fn fn, void
     p->stream = stream != 0;
     p->sink.fn = fn;
     p->sink.ud = ud;
+    tt_buf_init(&p->body, TT_LLM_BODY_MAX);
     if (p->stream) {
         p->state = calloc(1, w->stream_state_size);
         if (!p->state) {
@@ -241,26 +242,12 @@ void tt_llm_parser_structured(tt_llm_parser *p)
 
 static int body_append(tt_llm_parser *p, const char *data, size_t len)
 {
-    if (len > TT_LLM_BODY_MAX - p->body_len) {
-        tt_llm_sink_fail(&p->sink, TT_LLM_ERR_MALFORMED, "response body too large");
+    int rc = tt_buf_append(&p->body, data, len);
+    if (rc) {
+        tt_llm_sink_fail(&p->sink, TT_LLM_ERR_MALFORMED,
+                         rc == TT_ETOOLARGE ? "response body too large" : "out of memory");
         return 1;
     }
-    if (p->body_len + len > p->body_cap) {
-        size_t cap = p->body_cap ? p->body_cap : 4096;
-        while (cap < p->body_len + len)
-            cap *= 2;
-        if (cap > TT_LLM_BODY_MAX)
-            cap = TT_LLM_BODY_MAX;
-        char *b = realloc(p->body, cap);
-        if (!b) {
-            tt_llm_sink_fail(&p->sink, TT_LLM_ERR_MALFORMED, "out of memory");
-            return 1;
-        }
-        p->body = b;
-        p->body_cap = cap;
-    }
-    memcpy(p->body + p->body_len, data, len);
-    p->body_len += len;
     return 0;
 }
 
@@ -290,14 +277,12 @@ int tt_llm_parser_finish(tt_llm_parser *p)
         tt_llm_sink_fail(&p->sink, TT_LLM_ERR_NETWORK, "stream ended early");
         return 1;
     }
-    json_t *root = tt_llm_sink_json(&p->sink, p->body ? p->body : "", p->body_len);
+    json_t *root = tt_llm_sink_json(&p->sink, tt_buf_str(&p->body), p->body.len);
     if (root) {
         p->wire->parse_body(&p->sink, root);
         json_decref(root);
     }
-    free(p->body);
-    p->body = NULL;
-    p->body_len = p->body_cap = 0;
+    tt_buf_free(&p->body);
     /* A body that parsed yet gave neither FINISH nor ERROR is a wire bug. */
     if (!p->sink.failed && !p->sink.done)
         tt_llm_sink_fail(&p->sink, TT_LLM_ERR_MALFORMED, "response has no result");
@@ -311,6 +296,6 @@ void tt_llm_parser_free(tt_llm_parser *p)
     if (p->stream)
         tt_sse_free(&p->sse);
     free(p->state);
-    free(p->body);
+    tt_buf_free(&p->body);
     free(p);
 }

@@ -30,6 +30,7 @@
 #include "agents/llm/call_request.h"
 #include "agents/llm/http.h"
 #include "agents/llm/route.h"
+#include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 
@@ -66,8 +67,7 @@ struct tt_llm_call {
     tt_http_req *http;
     tt_llm_parser *parser;
     int status;
-    char *err_body;
-    size_t err_len;
+    tt_buf err_body;    /* a failed attempt's body, up to ERR_BODY_MAX */
     int attempt_output; /* this attempt passed output to the caller */
     tt_llm_error attempt_error;
     const char *finish_reason;
@@ -279,9 +279,7 @@ static void attempt_clear(tt_llm_call *c)
 {
     tt_llm_parser_free(c->parser);
     c->parser = NULL;
-    free(c->err_body);
-    c->err_body = NULL;
-    c->err_len = 0;
+    tt_buf_free(&c->err_body);
     c->http = NULL;
 }
 
@@ -370,16 +368,9 @@ static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
     tt_llm_call *c = ud;
     if (c->parser)
         return tt_llm_parser_feed(c->parser, buf, len) != 0 || c->cancelled;
-    if (c->err_len + len > ERR_BODY_MAX)
-        return 0; /* enough of an error body to classify it */
-    char *grown = realloc(c->err_body, c->err_len + len + 1);
-    if (!grown)
-        return 1;
-    c->err_body = grown;
-    memcpy(c->err_body + c->err_len, buf, len);
-    c->err_len += len;
-    c->err_body[c->err_len] = '\0';
-    return 0;
+    /* Past the cap: enough of an error body to classify it, the rest is skipped. */
+    int rc = tt_buf_append(&c->err_body, buf, len);
+    return rc != 0 && rc != TT_ETOOLARGE;
 }
 
 /* The outcome of the attempt in flight: record it and decide what follows. */
@@ -391,8 +382,9 @@ static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *
     if (c->cancelled) {
         e.cls = TT_LLM_ERR_CANCELLED;
     } else if (e.cls == TT_LLM_ERR_NONE && c->status > 0 && (c->status < 200 || c->status >= 300)) {
-        tt_llm_classify_http(t->provider, c->status, tt_http_header(r, "retry-after"), c->err_body,
-                             c->err_len, (int64_t)uv_now(c->svc->loop), &e);
+        tt_llm_classify_http(t->provider, c->status, tt_http_header(r, "retry-after"),
+                             tt_buf_data(&c->err_body), c->err_body.len,
+                             (int64_t)uv_now(c->svc->loop), &e);
     } else if (e.cls == TT_LLM_ERR_NONE && result != TT_LLM_ERR_NONE) {
         e.cls = result;
         e.retry_after_ms = -1;
@@ -625,6 +617,7 @@ int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request
     c->ud = ud;
     c->call_start_ms = now_ms(s);
     c->result.error.retry_after_ms = -1;
+    tt_buf_init(&c->err_body, ERR_BODY_MAX);
     c->timer = malloc(sizeof *c->timer);
     int rc = c->timer ? tt_call_request_copy(req, &c->req) : TT_ENOMEM;
     if (rc == 0)

@@ -355,6 +355,32 @@ static void test_ws_replies_not_read_drop_the_socket(void **state)
         tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), -1);
 }
 
+/* Replies held until their commit wait in memory all the same: they count
+ * toward the output cap before the commit moves them to the queue. */
+static void test_ws_held_replies_count_toward_the_output_cap(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    f->srv.cfg.rate_burst = 1000;
+    welcome(s);
+    const char *sid = open_echo(f, s);
+    f->srv.cfg.max_output_bytes = 4096;
+    s->choked = 1;
+    char msg[256];
+    for (int i = 0; i < 200 && !s->conn->failed; i++) {
+        snprintf(msg, sizeof msg,
+                 "{\"type\":\"say\",\"id\":\"s%d\",\"session\":\"%s\",\"text\":\"hi\"}", i, sid);
+        receive(s, msg);
+    }
+    assert_non_null(s->conn->held_head); /* no commit yet: every ok is held */
+    assert_true(s->conn->failed);
+    assert_true(s->conn->out_bytes > 4096);
+    assert_int_equal(f->srv.metrics.dropped_output, 1);
+    commit(f);
+    assert_int_equal(
+        tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), -1);
+}
+
 static void test_requests_open_replies_ok_before_the_sessions_events(void **state)
 {
     fixture *f = *state;
@@ -502,6 +528,7 @@ int main(void)
         T(test_ws_frame_over_the_preauth_limit_is_too_large),
         T(test_ws_messages_past_the_burst_are_rate_limited),
         T(test_ws_replies_not_read_drop_the_socket),
+        T(test_ws_held_replies_count_toward_the_output_cap),
         T(test_requests_open_replies_ok_before_the_sessions_events),
         T(test_requests_session_of_another_tenant_is_forbidden),
         T(test_requests_unknown_session_and_agent_are_not_found),
