@@ -23,11 +23,11 @@ typedef struct tt_chat_rt {
     const tt_agent_env *env;
     const tt_assistant_def *def; /* NULL: the plain chat agent */
     tt_llm_call *call;
-    char *text; /* the reply so far (for message.end) */
+    char *text; /* the reply so far (for the tool round that follows it) */
     size_t len, cap;
     int started;   /* message.start was emitted for the current attempt */
     int releasing; /* the session is leaving memory: change nothing */
-    char message_id[40];
+    char message_id[TT_MESSAGE_ID_MAX];
     int round;        /* model calls made in this turn */
     int tool_running; /* a tool is in flight; its outcome frees a releasing runtime */
     tt_chat_call calls[TT_CHAT_MAX_TOOL_CALLS];
