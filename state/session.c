@@ -165,10 +165,6 @@ static void transcript_add(tt_session *s, const char *role, const char *message_
         json_array_remove(s->transcript, 0);
         s->transcript_first++;
     }
-    if (s->title[0] == '\0' && strcmp(role, "user") == 0) {
-        tt_utf8_copy(s->title, sizeof s->title, json_string_value(text));
-        tt_name_strip(s->title); /* a title is shown in lists: no bidi or invisible characters */
-    }
     tt_session_touch(s);
 }
 
@@ -203,6 +199,10 @@ uint64_t tt_session_user_message(tt_session *s, const char *text, const char *cl
     uint64_t seq = tt_session_emit(s, "user", body);
     if (seq)
         transcript_add(s, "user", mid, said);
+    if (seq && s->title[0] == '\0') {
+        tt_utf8_copy(s->title, sizeof s->title, text);
+        tt_name_strip(s->title); /* a title is shown in lists: no bidi or invisible characters */
+    }
     json_decref(said);
     return seq;
 }
