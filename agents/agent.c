@@ -225,13 +225,9 @@ void tt_agent_state_set(tt_session *s, const char *key, json_t *v)
 
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id)
 {
-    char mid[40];
-    tt_new_id("m", mid, sizeof mid);
     if (client_msg_id)
         tt_session_remember_msg_id(s, client_msg_id);
-    tt_session_emit(s, "user",
-                    json_pack("{s:s, s:s, s:s?}", "message_id", mid, "text", text, "client_msg_id",
-                              client_msg_id));
+    tt_session_user_message(s, text, client_msg_id);
 }
 
 int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,

@@ -62,10 +62,10 @@ static void start_message(chat_rt *rt)
 {
     if (rt->started)
         return;
+    if (tt_session_message_start(rt->s, "assistant", rt->message_id, sizeof rt->message_id) != 0)
+        return;
     rt->started = 1;
     tt_agent_state_set(rt->s, "message_id", json_string(rt->message_id));
-    tt_session_emit(rt->s, "message.start",
-                    json_pack("{s:s, s:s}", "message_id", rt->message_id, "role", "assistant"));
 }
 
 /* What the model streams is kept up to a cap: past it the call is stopped
@@ -105,16 +105,14 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
         return;
     start_message(rt);
     append(rt, c, &rt->text, ev->text, ev->text_len, "reply text");
-    tt_session_emit(
-        rt->s, "delta",
-        json_pack("{s:s, s:s%}", "message_id", rt->message_id, "text", ev->text, ev->text_len));
+    tt_session_message_delta(rt->s, rt->message_id, ev->text, ev->text_len);
 }
 
 static void new_message(chat_rt *rt)
 {
     rt->started = 0;
     tt_buf_reset(&rt->text);
-    tt_new_id("m", rt->message_id, sizeof rt->message_id);
+    rt->message_id[0] = '\0';
     tt_agent_state_set(rt->s, "message_id", NULL);
 }
 
@@ -122,8 +120,7 @@ static void new_message(chat_rt *rt)
 static void withdraw(chat_rt *rt, const char *reason)
 {
     if (rt->started)
-        tt_session_emit(rt->s, "message.discard",
-                        json_pack("{s:s, s:s}", "message_id", rt->message_id, "reason", reason));
+        tt_session_message_discard(rt->s, rt->message_id, reason);
 }
 
 /* A retry after partial output: withdraw it and start a fresh message. */
@@ -172,12 +169,11 @@ void tt_chat_finish(chat_rt *rt)
 static void end_message(chat_rt *rt, const tt_llm_result *r)
 {
     start_message(rt);
-    tt_session_emit(rt->s, "message.end",
-                    json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
-                              rt->message_id, "text", tt_buf_str(&rt->text), "usage",
-                              "prompt_tokens", (json_int_t)r->prompt_tokens, "completion_tokens",
-                              (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd, "model",
-                              r->model, "cached", 0));
+    tt_session_message_end(rt->s, rt->message_id,
+                           json_pack("{s:I, s:I, s:f, s:s, s:b}", "prompt_tokens",
+                                     (json_int_t)r->prompt_tokens, "completion_tokens",
+                                     (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd,
+                                     "model", r->model, "cached", 0));
     tt_agent_state_set(rt->s, "message_id", NULL); /* ended: nothing to withdraw */
 }
 
@@ -348,8 +344,7 @@ static int chat_resume(tt_session *s, const tt_agent_env *env)
     if (strcmp(mode, "generating") == 0) {
         const char *mid = tt_agent_state_str(s, "message_id");
         if (mid)
-            tt_session_emit(s, "message.discard",
-                            json_pack("{s:s, s:s}", "message_id", mid, "reason", "restart"));
+            tt_session_message_discard(s, mid, "restart");
     }
     if (!env->llm || !tt_llm_service_configured(env->llm)) {
         tt_chat_finish(rt);

@@ -28,7 +28,7 @@ typedef struct tt_chat_rt {
     tt_buf text;   /* the reply so far (for message.end), up to TT_CHAT_REPLY_MAX */
     int started;   /* message.start was emitted for the current attempt */
     int releasing; /* the session is leaving memory: change nothing */
-    char message_id[40];
+    char message_id[TT_MESSAGE_ID_MAX];
     int round;        /* model calls made in this turn */
     int tool_running; /* a tool is in flight; its outcome frees a releasing runtime */
     tt_chat_call calls[TT_CHAT_MAX_TOOL_CALLS];

@@ -42,11 +42,10 @@ static void on_tick(uv_timer_t *t);
 static void finish_stream(tt_session *s, echo_rt *rt)
 {
     const char *mid = tt_agent_state_str(s, "message_id");
-    const char *reply = tt_agent_state_str(s, "reply");
-    tt_session_emit(s, "message.end",
-                    json_pack("{s:s, s:s, s:{s:i, s:i, s:f, s:s, s:b}}", "message_id", mid, "text",
-                              reply, "usage", "prompt_tokens", 0, "completion_tokens",
-                              (int)rt->words, "cost_usd", 0.0, "model", "echo", "cached", 0));
+    tt_session_message_end(s, mid,
+                           json_pack("{s:i, s:i, s:f, s:s, s:b}", "prompt_tokens", 0,
+                                     "completion_tokens", (int)rt->words, "cost_usd", 0.0, "model",
+                                     "echo", "cached", 0));
     tt_agent_state_set(s, "mode", json_string("idle"));
     tt_agent_state_set(s, "reply", NULL);
     tt_agent_state_set(s, "message_id", NULL);
@@ -57,14 +56,17 @@ static void finish_stream(tt_session *s, echo_rt *rt)
 static void start_stream(tt_session *s, const char *text)
 {
     echo_rt *rt = s->agent_rt;
-    char mid[40];
-    tt_new_id("m", mid, sizeof mid);
+    char mid[TT_MESSAGE_ID_MAX];
     tt_agent_state_set(s, "mode", json_string("stream"));
     tt_agent_state_set(s, "reply", json_string(text));
-    tt_agent_state_set(s, "message_id", json_string(mid));
     tt_session_set_state(s, TT_STATE_RUNNING, "reply");
-    tt_session_emit(s, "message.start",
-                    json_pack("{s:s, s:s}", "message_id", mid, "role", "assistant"));
+    if (tt_session_message_start(s, "assistant", mid, sizeof mid) != 0) {
+        tt_agent_state_set(s, "mode", json_string("idle"));
+        tt_agent_state_set(s, "reply", NULL);
+        tt_session_set_state(s, TT_STATE_IDLE, "reply");
+        return;
+    }
+    tt_agent_state_set(s, "message_id", json_string(mid));
     rt->pos = 0;
     rt->words = 0;
     if (text[0] == '\0') {
@@ -94,9 +96,8 @@ static void on_tick(uv_timer_t *t)
     if (!reply)
         return;
     size_t end = next_word_end(reply, rt->pos);
-    tt_session_emit(s, "delta",
-                    json_pack("{s:s, s:s%}", "message_id", tt_agent_state_str(s, "message_id"),
-                              "text", reply + rt->pos, end - rt->pos));
+    tt_session_message_delta(s, tt_agent_state_str(s, "message_id"), reply + rt->pos,
+                             end - rt->pos);
     rt->pos = end;
     rt->words++;
     if (reply[end] == '\0')
@@ -113,9 +114,7 @@ static int discard_stream(tt_session *s, const char *reason)
         return 0;
     echo_rt *rt = s->agent_rt;
     uv_timer_stop(rt->timer);
-    tt_session_emit(s, "message.discard",
-                    json_pack("{s:s, s:s}", "message_id", tt_agent_state_str(s, "message_id"),
-                              "reason", reason));
+    tt_session_message_discard(s, tt_agent_state_str(s, "message_id"), reason);
     tt_agent_state_set(s, "mode", json_string("idle"));
     tt_agent_state_set(s, "message_id", NULL);
     return 1;

@@ -154,11 +154,10 @@ void tt_session_ring_after_commit(tt_session *s)
     }
 }
 
-static void transcript_add(tt_session *s, const char *role, json_t *body)
+static void transcript_add(tt_session *s, const char *role, const char *message_id, json_t *text)
 {
     json_t *entry =
-        json_pack("{s:s, s:O?, s:O?}", "role", role, "message_id",
-                  json_object_get(body, "message_id"), "text", json_object_get(body, "text"));
+        json_pack("{s:s, s:s, s:O}", "role", role, "message_id", message_id, "text", text);
     if (!entry)
         return;
     json_array_append_new(s->transcript, entry);
@@ -167,43 +166,7 @@ static void transcript_add(tt_session *s, const char *role, json_t *body)
         json_array_remove(s->transcript, 0);
         s->transcript_first++;
     }
-    if (s->title[0] == '\0' && strcmp(role, "user") == 0) {
-        const char *text = json_string_value(json_object_get(body, "text"));
-        if (text)
-            tt_utf8_copy(s->title, sizeof s->title, text);
-        tt_name_strip(s->title); /* a title is shown in lists: no bidi or invisible characters */
-    }
-}
-
-/* Keep the message being streamed, so a snapshot taken mid-stream carries
- * its text so far (the deltas that follow continue it). Deltas append to a
- * buffer that grows geometrically: no copy of the whole text per delta. */
-static void track_streaming(tt_session *s, const char *type, json_t *body)
-{
-    const char *mid = json_string_value(json_object_get(body, "message_id"));
-    if (strcmp(type, "message.start") == 0) {
-        json_decref(s->streaming);
-        s->streaming =
-            json_pack("{s:s?, s:O?}", "message_id", mid, "role", json_object_get(body, "role"));
-        tt_buf_reset(&s->streaming_text);
-        return;
-    }
-    const char *open = json_string_value(json_object_get(s->streaming, "message_id"));
-    if (!open || !mid || strcmp(mid, open) != 0)
-        return;
-    if (strcmp(type, "delta") == 0) {
-        json_t *add = json_object_get(body, "text");
-        if (tt_buf_append(&s->streaming_text, json_string_value(add), json_string_length(add))) {
-            /* A snapshot never shows part of a message as if it were all of it. */
-            json_decref(s->streaming);
-            s->streaming = NULL;
-            tt_buf_reset(&s->streaming_text);
-        }
-    } else if (strcmp(type, "message.end") == 0 || strcmp(type, "message.discard") == 0) {
-        json_decref(s->streaming);
-        s->streaming = NULL;
-        tt_buf_reset(&s->streaming_text);
-    }
+    tt_session_touch(s);
 }
 
 uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
@@ -214,14 +177,6 @@ uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
     }
     uint64_t seq = s->head + 1;
     int64_t now = tt_wall_ms();
-    if (body && strcmp(type, "user") == 0) {
-        transcript_add(s, "user", body);
-        s->record_dirty = 1;
-    } else if (body && strcmp(type, "message.end") == 0) {
-        transcript_add(s, "assistant", body);
-        s->record_dirty = 1;
-    }
-    track_streaming(s, type, body);
     tt_frame *f = &s->ring[seq % s->ring_cap];
     if (tt_event_encode(type, s->id, seq, now, body, tt_registry_options_get(s->reg)->headroom,
                         f) != 0)
@@ -231,6 +186,137 @@ uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
     s->last_used_ms = (int64_t)uv_now(tt_registry_loop(s->reg));
     tt_registry_mark_dirty(s->reg, s);
     return seq;
+}
+
+uint64_t tt_session_user_message(tt_session *s, const char *text, const char *client_msg_id)
+{
+    char mid[TT_MESSAGE_ID_MAX];
+    tt_new_id("m", mid, sizeof mid);
+    json_t *body = json_pack("{s:s, s:s, s:s?}", "message_id", mid, "text", text, "client_msg_id",
+                             client_msg_id);
+    if (!body)
+        return 0;
+    json_t *said = json_incref(json_object_get(body, "text"));
+    uint64_t seq = tt_session_emit(s, "user", body);
+    if (seq)
+        transcript_add(s, "user", mid, said);
+    if (seq && s->title[0] == '\0') {
+        tt_utf8_copy(s->title, sizeof s->title, text);
+        tt_name_strip(s->title); /* a title is shown in lists: no bidi or invisible characters */
+    }
+    json_decref(said);
+    return seq;
+}
+
+/* --- the message lifecycle (session.h) ------------------------------------ */
+
+static const char *const discard_reasons[] = {"cancelled", "restart", "retry", "error"};
+
+const char *tt_session_message_open(const tt_session *s)
+{
+    return json_string_value(json_object_get(s->streaming, "message_id"));
+}
+
+static int is_open(const tt_session *s, const char *id)
+{
+    const char *open = tt_session_message_open(s);
+    return open && id && strcmp(open, id) == 0;
+}
+
+/* Nothing is in flight any more; the record says so at the next commit. */
+static void streaming_close(tt_session *s)
+{
+    json_decref(s->streaming);
+    s->streaming = NULL;
+    tt_buf_reset(&s->streaming_text);
+    s->streaming_unknown = 0;
+    tt_session_touch(s);
+}
+
+int tt_session_message_start(tt_session *s, const char *role, char *out_id, size_t n)
+{
+    assert(n >= TT_MESSAGE_ID_MAX);
+    if (!role || strcmp(role, "assistant") != 0)
+        return TT_EINVAL;
+    if (s->streaming)
+        return TT_ECONFLICT;
+    char mid[TT_MESSAGE_ID_MAX];
+    tt_new_id("m", mid, sizeof mid);
+    json_t *open = json_pack("{s:s, s:s}", "message_id", mid, "role", role);
+    json_t *body = json_deep_copy(open);
+    if (!body || tt_session_emit(s, "message.start", body) == 0) {
+        json_decref(open);
+        return TT_ENOMEM;
+    }
+    s->streaming = open;
+    tt_buf_reset(&s->streaming_text);
+    s->streaming_unknown = 0;
+    tt_session_touch(s);
+    snprintf(out_id, n, "%s", mid);
+    return 0;
+}
+
+int tt_session_message_delta(tt_session *s, const char *id, const char *text, size_t len)
+{
+    if (!is_open(s, id))
+        return TT_ECONFLICT;
+    json_t *body = text ? json_pack("{s:s, s:s%}", "message_id", id, "text", text, len) : NULL;
+    if (!body)
+        return TT_EINVAL; /* not UTF-8 */
+    /* Room first: a delta that would pass TT_SESSION_STREAMING_MAX is refused
+     * whole (TT_ETOOLARGE) and nothing is emitted. */
+    int rc = tt_buf_reserve(&s->streaming_text, len);
+    if (rc != 0) {
+        json_decref(body);
+        return rc;
+    }
+    if (tt_session_emit(s, "delta", body) == 0)
+        return TT_ENOMEM;
+    rc = tt_buf_append(&s->streaming_text, text, len);
+    assert(rc == 0); /* reserved above */
+    return rc;
+}
+
+int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
+{
+    if (!is_open(s, id)) {
+        json_decref(usage);
+        return TT_ECONFLICT;
+    }
+    char mid[TT_MESSAGE_ID_MAX];
+    tt_utf8_copy(mid, sizeof mid, id); /* id may be the open message's own string */
+    json_t *text = json_stringn(tt_buf_str(&s->streaming_text), s->streaming_text.len);
+    json_t *body =
+        text ? json_pack("{s:s, s:O, s:O?}", "message_id", mid, "text", text, "usage", usage)
+             : NULL;
+    json_decref(usage);
+    if (!body || tt_session_emit(s, "message.end", body) == 0) {
+        json_decref(text);
+        return TT_ENOMEM;
+    }
+    transcript_add(s, json_string_value(json_object_get(s->streaming, "role")), mid, text);
+    json_decref(text);
+    streaming_close(s);
+    return 0;
+}
+
+int tt_session_message_discard(tt_session *s, const char *id, const char *reason)
+{
+    int known = 0;
+    for (size_t i = 0; reason && i < sizeof discard_reasons / sizeof *discard_reasons; i++)
+        known |= strcmp(reason, discard_reasons[i]) == 0;
+    if (!known)
+        return TT_EINVAL;
+    int legacy = !s->streaming && s->streaming_unknown && id && strcmp(reason, "restart") == 0;
+    if (!legacy && !is_open(s, id))
+        return TT_ECONFLICT;
+    json_t *body = json_pack("{s:s, s:s}", "message_id", id, "reason", reason);
+    if (!body)
+        return TT_EINVAL; /* id not UTF-8 */
+    if (tt_session_emit(s, "message.discard", body) == 0)
+        return TT_ENOMEM;
+    streaming_close(s);
+    return 0;
 }
 
 void tt_session_set_state(tt_session *s, tt_state st, const char *step)
@@ -310,13 +396,13 @@ char *tt_session_record(const tt_session *s, size_t *len)
 {
     json_t *r =
         json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
-                  " s:O, s:O?, s:O, s:O, s:O}",
+                  " s:O, s:O?, s:O, s:O, s:O, s:O?}",
                   "v", RECORD_VERSION, "id", s->id, "user", s->user, "tenant", s->tenant, "agent",
                   s->agent, "title", s->title, "state", tt_state_name(s->state), "step", s->step,
                   "created_at", (json_int_t)s->created_ms, "updated_at", (json_int_t)s->updated_ms,
                   "head", (json_int_t)s->head, "first_seq", (json_int_t)s->first_seq, "agent_state",
                   s->agent_state, "pending", s->pending, "input", s->input, "metadata", s->metadata,
-                  "client_msg_ids", s->client_msg_ids);
+                  "client_msg_ids", s->client_msg_ids, "streaming", s->streaming);
     if (!r || tt_transcript_record_put(s, r) != 0) {
         json_decref(r);
         return NULL;
@@ -344,6 +430,18 @@ static int is_object(const json_t *v)
 static int is_array(const json_t *v)
 {
     return json_is_array(v);
+}
+
+/* The open message, without its text (a restart loses the stream). A record
+ * of an earlier build does not say: one "restart" discard is then taken. */
+static void load_streaming(tt_session *s, json_t *r)
+{
+    json_t *open = json_object_get(r, "streaming");
+    const char *mid = json_string_value(json_object_get(open, "message_id"));
+    const char *role = json_string_value(json_object_get(open, "role"));
+    s->streaming_unknown = open == NULL;
+    if (mid && role)
+        s->streaming = json_pack("{s:s, s:s}", "message_id", mid, "role", role);
 }
 
 int tt_session_load_record(tt_session *s, const char *text, size_t len)
@@ -382,6 +480,7 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     json_t *pending = json_object_get(r, "pending");
     if (json_is_object(pending))
         s->pending = json_incref(pending);
+    load_streaming(s, r);
     rc = 0;
 done:
     json_decref(r);

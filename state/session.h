@@ -71,8 +71,10 @@ struct tt_session {
     json_t *input;          /* session.open input (owned, object) */
     json_t *metadata;       /* session.open metadata (owned, object) */
     json_t *client_msg_ids; /* recent say ids, bounded (owned, array) */
-    json_t *streaming;      /* the message being streamed {message_id, role}, or NULL */
-    tt_buf streaming_text;  /* its text so far, up to TT_SESSION_STREAMING_MAX */
+    /* The message in flight (tt_session_message_*; read-only outside state/). */
+    json_t *streaming;     /* {message_id, role} of the open message, or NULL (stored) */
+    tt_buf streaming_text; /* its text so far, up to TT_SESSION_STREAMING_MAX */
+    int streaming_unknown; /* loaded from a record of a build that did not store it */
 
     /* The agent's runtime, owned by agents/ (timers, in-flight calls). */
     const void *agent_ops;
@@ -96,10 +98,61 @@ struct tt_session {
     int64_t last_used_ms; /* monotonic, for eviction */
 };
 
-/* Append an event with the next seq (body consumed; may be NULL). Updates the
- * transcript for "user" and "message.end" events. Returns the seq, or 0 when
- * the event could not be encoded (a bug or out of memory). */
+/* Append an event with the next seq (body consumed; may be NULL). Returns the
+ * seq, or 0 when the event could not be appended (a bug or out of memory).
+ * Only appends: user turns and the message lifecycle go through the calls
+ * below, which keep the transcript and the message in flight. */
 uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body);
+
+/* Append a user turn: "user" {message_id (fresh), text, client_msg_id (left
+ * out when NULL)} and its transcript entry; the first turn titles the
+ * session. Returns the seq, or 0 when it could not be appended (nothing
+ * changed: text not UTF-8, out of memory). */
+uint64_t tt_session_user_message(tt_session *s, const char *text, const char *client_msg_id);
+
+/* --- the message lifecycle --------------------------------------------------
+ * Every message an agent streams goes through these calls, never through
+ * tt_session_emit(): message.start, any number of deltas, then message.end or
+ * message.discard (protocol/README.md), each event right after the other
+ * calls' events in the log. At most one message is open per session.
+ *
+ * Who owns what: the session owns the message in flight. Its id and role are
+ * in the stored record (written in the commit of its events), so after a
+ * restart the agent can withdraw it by id; its text so far is in memory only
+ * (a snapshot carries it, message.end carries it whole, a restart loses it
+ * with the stream it withdraws). The transcript entry is the session's,
+ * written at message.end. The agent owns a copy of the id (out_id), and
+ * decides when to end or withdraw.
+ *
+ * A call out of order is refused with an error code and changes nothing:
+ * TT_ECONFLICT for a start while a message is open, or a delta, end or
+ * discard naming a message that is not the open one; TT_EINVAL for a role or
+ * a discard reason the protocol does not have, or text that is not UTF-8;
+ * TT_ENOMEM when the event could not be appended. */
+#define TT_MESSAGE_ID_MAX 40
+
+/* Open a message of `role` (the protocol streams "assistant" only) under a
+ * fresh id, copied into out_id (n >= TT_MESSAGE_ID_MAX): message.start
+ * {message_id, role}. */
+int tt_session_message_start(tt_session *s, const char *role, char *out_id, size_t n);
+
+/* Add text[0..len) to the open message id: delta {message_id, text}. */
+int tt_session_message_delta(tt_session *s, const char *id, const char *text, size_t len);
+
+/* Close the open message id: message.end {message_id, text, usage}, where
+ * text is every delta's text in order, and add it to the transcript. usage
+ * (an object: prompt_tokens, completion_tokens, cost_usd, model, cached) is
+ * consumed, also on failure. */
+int tt_session_message_end(tt_session *s, const char *id, json_t *usage);
+
+/* Withdraw the open message id: message.discard {message_id, reason}, reason
+ * one of "cancelled", "restart", "retry", "error"; its text is dropped. After
+ * loading a record written before the open message was stored, one discard
+ * with reason "restart" is taken for the id the agent kept. */
+int tt_session_message_discard(tt_session *s, const char *id, const char *reason);
+
+/* The open message's id (valid until the next lifecycle call), or NULL. */
+const char *tt_session_message_open(const tt_session *s);
 
 /* Change state and step, emitting a "state" event when either changed. */
 void tt_session_set_state(tt_session *s, tt_state st, const char *step);

@@ -133,15 +133,17 @@ void tt_run_approval(tt_run *run, const char *title, json_t *plan, const char *o
 
 void tt_run_say(tt_run *run, const char *text)
 {
-    char mid[40];
-    tt_new_id("m", mid, sizeof mid);
-    tt_session_emit(run->s, "message.start",
-                    json_pack("{s:s, s:s}", "message_id", mid, "role", "assistant"));
-    tt_session_emit(run->s, "delta", json_pack("{s:s, s:s}", "message_id", mid, "text", text));
-    tt_session_emit(run->s, "message.end",
-                    json_pack("{s:s, s:s, s:{s:i, s:i, s:f, s:s, s:b}}", "message_id", mid, "text",
-                              text, "usage", "prompt_tokens", 0, "completion_tokens", 0, "cost_usd",
-                              0.0, "model", "none", "cached", 0));
+    char mid[TT_MESSAGE_ID_MAX];
+    if (tt_session_message_start(run->s, "assistant", mid, sizeof mid) != 0)
+        return;
+    if (tt_session_message_delta(run->s, mid, text, strlen(text)) != 0) {
+        tt_session_message_discard(run->s, mid, "error");
+        return;
+    }
+    tt_session_message_end(run->s, mid,
+                           json_pack("{s:i, s:i, s:f, s:s, s:b}", "prompt_tokens", 0,
+                                     "completion_tokens", 0, "cost_usd", 0.0, "model", "none",
+                                     "cached", 0));
 }
 
 void tt_run_finish(tt_run *run, const char *summary)

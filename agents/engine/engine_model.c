@@ -30,7 +30,7 @@ struct tt_run_model {
     tt_buf text;  /* the reply so far, up to TT_RUN_MODEL_REPLY_MAX */
     int too_long; /* the reply went past its cap: the call was stopped */
     int started;
-    char message_id[40];
+    char message_id[TT_MESSAGE_ID_MAX];
     int cancelled;
 };
 
@@ -81,8 +81,7 @@ void tt_run_model_withdraw(tt_run *run, const char *reason)
     const char *mid = tt_agent_state_str(run->s, "message_id");
     if (!mid)
         return;
-    tt_session_emit(run->s, "message.discard",
-                    json_pack("{s:s, s:s}", "message_id", mid, "reason", reason));
+    tt_session_message_discard(run->s, mid, reason);
     tt_agent_state_set(run->s, "message_id", NULL);
 }
 
@@ -130,15 +129,12 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
         return;
     tt_session *s = m->run->s;
     if (!m->started) {
+        if (tt_session_message_start(s, "assistant", m->message_id, sizeof m->message_id) != 0)
+            return;
         m->started = 1;
-        tt_new_id("m", m->message_id, sizeof m->message_id);
         tt_agent_state_set(s, "message_id", json_string(m->message_id));
-        tt_session_emit(s, "message.start",
-                        json_pack("{s:s, s:s}", "message_id", m->message_id, "role", "assistant"));
     }
-    tt_session_emit(
-        s, "delta",
-        json_pack("{s:s, s:s%}", "message_id", m->message_id, "text", ev->text, ev->text_len));
+    tt_session_message_delta(s, m->message_id, ev->text, ev->text_len);
 }
 
 static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
@@ -202,12 +198,11 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         return;
     }
     if (m->started) {
-        tt_session_emit(run->s, "message.end",
-                        json_pack("{s:s, s:s, s:{s:I, s:I, s:f, s:s, s:b}}", "message_id",
-                                  m->message_id, "text", tt_buf_str(&m->text), "usage",
-                                  "prompt_tokens", (json_int_t)r->prompt_tokens,
-                                  "completion_tokens", (json_int_t)r->completion_tokens, "cost_usd",
-                                  r->cost_usd, "model", r->model, "cached", 0));
+        tt_session_message_end(run->s, m->message_id,
+                               json_pack("{s:I, s:I, s:f, s:s, s:b}", "prompt_tokens",
+                                         (json_int_t)r->prompt_tokens, "completion_tokens",
+                                         (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd,
+                                         "model", r->model, "cached", 0));
         tt_agent_state_set(run->s, "message_id", NULL);
         m->started = 0;
     }

@@ -288,7 +288,7 @@ static void test_registry_evicts_idle_and_reloads(void **state)
     tt_session *s = new_session(f, "u");
     char sid[TT_SESSION_ID_MAX + 1];
     snprintf(sid, sizeof sid, "%s", s->id);
-    tt_session_emit(s, "user", json_pack("{s:s, s:s}", "message_id", "m1", "text", "hello"));
+    tt_session_user_message(s, "hello", NULL);
     tt_session_set_state(s, TT_STATE_WAITING_INPUT, "ask");
     tt_registry_flush(f->reg);
     uint64_t head = s->head;

@@ -77,11 +77,6 @@ static tt_session *new_session(fixture *f)
     return s;
 }
 
-static json_t *text_body(const char *mid, const char *text)
-{
-    return json_pack("{s:s, s:s}", "message_id", mid, "text", text);
-}
-
 /* The events a fresh cursor replays from the start, as decoded objects. */
 static json_t *replay_all(tt_session *s)
 {
@@ -139,20 +134,78 @@ static void test_session_ring_keeps_only_memory_events_once_committed(void **sta
     json_decref(events);
 }
 
-static void test_session_snapshot_while_streaming_carries_the_text_so_far(void **state)
+/* Close the registry and the store and open them again, as a restart does. */
+static void restart(fixture *f)
+{
+    tt_registry_close(f->reg);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    tt_store_close(f->store);
+    tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
+    assert_int_equal(tt_store_open(&so, &f->store), 0);
+    tt_registry_options o = {
+        .headroom = 16, .memory_events = 16, .max_lag_events = 100000, .transcript_max = 3};
+    tt_registry_hooks hooks = {
+        .ud = f, .bind = bind_hook, .unbind = unbind_hook, .deliver = deliver_hook};
+    assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
+}
+
+static const char *event_str(json_t *events, size_t i, const char *key)
+{
+    return json_string_value(json_object_get(json_array_get(events, i), key));
+}
+
+static void
+test_session_message_start_delta_end_are_contiguous_events_and_a_transcript_entry(void **state)
 {
     fixture *f = *state;
     tt_session *s = new_session(f);
-    tt_session_emit(s, "message.start",
-                    json_pack("{s:s, s:s}", "message_id", "m1", "role", "assistant"));
-    tt_session_emit(s, "delta", text_body("m1", "Hel"));
-    tt_session_emit(s, "delta", text_body("m2", "not this one"));
+    uint64_t before = s->head;
+    char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_string_equal(tt_session_message_open(s), mid);
+    assert_int_equal(tt_session_message_delta(s, mid, "Hel", 3), 0);
+    assert_int_equal(tt_session_message_delta(s, mid, "lo!", 2), 0); /* len counts, not NUL */
+    assert_int_equal(tt_session_message_end(
+                         s, mid, json_pack("{s:i, s:s}", "completion_tokens", 2, "model", "m")),
+                     0);
+    assert_null(tt_session_message_open(s));
+    assert_int_equal(s->head, before + 4);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+
+    json_t *events = replay_all(s);
+    assert_int_equal(json_array_size(events), before + 4);
+    static const char *types[] = {"message.start", "delta", "delta", "message.end"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(event_str(events, before + i, "type"), types[i]);
+        assert_string_equal(event_str(events, before + i, "message_id"), mid);
+    }
+    assert_string_equal(event_str(events, before, "role"), "assistant");
+    assert_string_equal(event_str(events, before + 2, "text"), "lo");
+    json_t *end = json_array_get(events, before + 3);
+    assert_string_equal(event_str(events, before + 3, "text"), "Hello");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(end, "usage"), "model")),
+                        "m");
+    json_decref(events);
+
+    json_t *entry = json_array_get(s->transcript, json_array_size(s->transcript) - 1);
+    assert_string_equal(json_string_value(json_object_get(entry, "role")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(entry, "message_id")), mid);
+    assert_string_equal(json_string_value(json_object_get(entry, "text")), "Hello");
+}
+
+static void test_session_message_snapshot_mid_stream_carries_the_text_so_far(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_message_delta(s, mid, "Hel", 3), 0);
     for (int i = 0; i < 100; i++) /* grows the buffer several times */
-        tt_session_emit(s, "delta", text_body("m1", "l"));
-    tt_session_emit(s, "delta", text_body("m1", "o \xc3\xa9"));
+        assert_int_equal(tt_session_message_delta(s, mid, "l", 1), 0);
+    assert_int_equal(tt_session_message_delta(s, mid, "o \xc3\xa9", 4), 0);
     json_t *snap = tt_session_snapshot(s);
     json_t *streaming = json_object_get(snap, "streaming");
-    assert_string_equal(json_string_value(json_object_get(streaming, "message_id")), "m1");
+    assert_string_equal(json_string_value(json_object_get(streaming, "message_id")), mid);
     assert_string_equal(json_string_value(json_object_get(streaming, "role")), "assistant");
     const char *text = json_string_value(json_object_get(streaming, "text"));
     assert_int_equal(strlen(text), 3 + 100 + 4);
@@ -160,27 +213,150 @@ static void test_session_snapshot_while_streaming_carries_the_text_so_far(void *
     assert_string_equal(text + 103, "o \xc3\xa9");
     json_decref(snap);
 
-    tt_session_emit(s, "message.end", text_body("m1", "Hello"));
+    assert_int_equal(tt_session_message_end(s, mid, json_object()), 0);
     snap = tt_session_snapshot(s);
     assert_true(json_is_null(json_object_get(snap, "streaming")));
     json_t *last = json_array_get(json_object_get(snap, "transcript"), 0);
-    assert_string_equal(json_string_value(json_object_get(last, "role")), "assistant");
-    assert_string_equal(json_string_value(json_object_get(last, "text")), "Hello");
+    assert_int_equal(strlen(json_string_value(json_object_get(last, "text"))), 107);
     json_decref(snap);
 }
 
-static void test_session_discarded_message_leaves_no_stream(void **state)
+static void test_session_message_discard_leaves_no_stream_and_no_entry(void **state)
 {
     fixture *f = *state;
     tt_session *s = new_session(f);
-    tt_session_emit(s, "message.start",
-                    json_pack("{s:s, s:s}", "message_id", "m1", "role", "assistant"));
-    tt_session_emit(s, "delta", text_body("m1", "half"));
-    tt_session_emit(s, "message.discard", json_pack("{s:s}", "message_id", "m1"));
+    char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_message_delta(s, mid, "half", 4), 0);
+    assert_int_equal(tt_session_message_discard(s, mid, "cancelled"), 0);
     json_t *snap = tt_session_snapshot(s);
     assert_true(json_is_null(json_object_get(snap, "streaming")));
     assert_int_equal(json_array_size(json_object_get(snap, "transcript")), 0);
     json_decref(snap);
+    /* A new message may start, with its own text. */
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_message_end(s, mid, NULL), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(s->transcript, 0), "text")), "");
+}
+
+static void test_session_message_discard_after_a_restart(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char sid[TT_SESSION_ID_MAX + 1], mid[TT_MESSAGE_ID_MAX];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_message_delta(s, mid, "cut ", 4), 0);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    restart(f);
+
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_string_equal(tt_session_message_open(s), mid); /* its id survived, not its text */
+    assert_int_equal(tt_session_message_discard(s, "m_other", "restart"), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_discard(s, mid, "restart"), 0);
+    assert_null(tt_session_message_open(s));
+    assert_int_equal(tt_session_message_discard(s, mid, "restart"), TT_ECONFLICT);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    json_t *events = replay_all(s);
+    size_t last = json_array_size(events) - 1;
+    assert_string_equal(event_str(events, last, "type"), "message.discard");
+    assert_string_equal(event_str(events, last, "message_id"), mid);
+    assert_string_equal(event_str(events, last, "reason"), "restart");
+    json_decref(events);
+
+    restart(f); /* the discard was stored too: nothing is open any more */
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_null(tt_session_message_open(s));
+}
+
+static int put_record(tt_store_txn *txn, void *arg)
+{
+    tt_session *s = arg;
+    size_t len = 0;
+    char *rec = tt_session_record(s, &len);
+    json_t *r = json_loadb(rec, len, 0, NULL);
+    free(rec);
+    json_object_del(r, "streaming"); /* as a build before the open message was stored */
+    char *old = json_dumps(r, JSON_COMPACT);
+    char owner[TT_OWNER_KEY_MAX];
+    tt_owner_key(s->tenant, s->user, owner, sizeof owner);
+    int rc = tt_store_put_session(txn, s->id, owner, old, strlen(old));
+    free(old);
+    json_decref(r);
+    return rc;
+}
+
+static void test_session_message_record_of_an_earlier_build_takes_one_restart_discard(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char sid[TT_SESSION_ID_MAX + 1], mid[TT_MESSAGE_ID_MAX];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(tt_store_write(f->store, put_record, s), 0);
+    restart(f);
+
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_null(tt_session_message_open(s));
+    assert_int_equal(tt_session_message_discard(s, mid, "error"), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_discard(s, mid, "restart"), 0);
+    assert_int_equal(tt_session_message_discard(s, mid, "restart"), TT_ECONFLICT);
+}
+
+static void test_session_message_misuse_is_refused_and_changes_nothing(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char mid[TT_MESSAGE_ID_MAX], other[TT_MESSAGE_ID_MAX] = "";
+    uint64_t head = s->head;
+    assert_int_equal(tt_session_message_delta(s, "m_none", "x", 1), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_end(s, "m_none", json_object()), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_discard(s, "m_none", "cancelled"), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_start(s, "user", mid, sizeof mid), TT_EINVAL);
+    assert_int_equal(s->head, head);
+    assert_null(tt_session_message_open(s));
+
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_message_delta(s, mid, "kept", 4), 0);
+    head = s->head;
+    assert_int_equal(tt_session_message_start(s, "assistant", other, sizeof other), TT_ECONFLICT);
+    assert_string_equal(other, "");
+    assert_int_equal(tt_session_message_delta(s, "m_other", "x", 1), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_delta(s, mid, "\xff", 1), TT_EINVAL);
+    assert_int_equal(tt_session_message_delta(s, NULL, "x", 1), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_end(s, "m_other", json_object()), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_discard(s, mid, "bored"), TT_EINVAL);
+    assert_int_equal(tt_session_message_discard(s, mid, NULL), TT_EINVAL);
+    assert_int_equal(tt_session_message_discard(s, "m_other", "cancelled"), TT_ECONFLICT);
+    assert_int_equal(s->head, head);
+    assert_string_equal(tt_session_message_open(s), mid);
+    assert_int_equal(s->streaming_text.len, 4);
+    assert_int_equal(tt_session_message_end(s, mid, json_object()), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(s->transcript, 0), "text")), "kept");
+}
+
+static void test_session_user_message_is_an_event_and_a_transcript_entry(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    uint64_t seq = tt_session_user_message(s, "hi", "c1");
+    assert_int_equal(seq, s->head);
+    assert_int_equal(tt_session_user_message(s, "\xff", NULL), 0); /* not UTF-8: refused */
+    assert_int_equal(s->head, seq);
+    assert_int_equal(json_array_size(s->transcript), 1);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    json_t *events = replay_all(s);
+    size_t last = json_array_size(events) - 1;
+    assert_string_equal(event_str(events, last, "type"), "user");
+    assert_string_equal(event_str(events, last, "text"), "hi");
+    assert_string_equal(event_str(events, last, "client_msg_id"), "c1");
+    json_t *entry = json_array_get(s->transcript, 0);
+    assert_string_equal(json_string_value(json_object_get(entry, "message_id")),
+                        event_str(events, last, "message_id"));
+    json_decref(events);
 }
 
 static void test_session_title_is_the_first_user_text_cut_at_a_character(void **state)
@@ -190,10 +366,10 @@ static void test_session_title_is_the_first_user_text_cut_at_a_character(void **
     char text[TT_TITLE_MAX + 16];
     memset(text, 'a', TT_TITLE_MAX - 1);
     strcpy(text + TT_TITLE_MAX - 1, "\xc3\xa9 and more"); /* é straddles the limit */
-    tt_session_emit(s, "user", text_body("u1", text));
+    tt_session_user_message(s, text, NULL);
     assert_int_equal(strlen(s->title), TT_TITLE_MAX - 1);
     assert_null(strchr(s->title, '\xc3')); /* no half character */
-    tt_session_emit(s, "user", text_body("u2", "a later turn"));
+    tt_session_user_message(s, "a later turn", NULL);
     assert_int_equal(strlen(s->title), TT_TITLE_MAX - 1);
     assert_int_equal(s->title[0], 'a');
 }
@@ -202,9 +378,10 @@ static void test_session_title_drops_bidi_controls(void **state)
 {
     fixture *f = *state;
     tt_session *s = new_session(f);
-    tt_session_emit(s, "user",
-                    text_body("u1", "pay\xe2\x80\xae"
-                                    "fdp.exe"));
+    tt_session_user_message(s,
+                            "pay\xe2\x80\xae"
+                            "fdp.exe",
+                            NULL);
     assert_null(strstr(s->title, "\xe2\x80\xae"));
     assert_non_null(strstr(s->title, "pay"));
 }
@@ -216,14 +393,14 @@ static void test_session_transcript_keeps_the_last_transcript_max_turns(void **s
     char mid[8];
     for (int i = 0; i < 5; i++) {
         snprintf(mid, sizeof mid, "u%d", i);
-        tt_session_emit(s, "user", text_body(mid, mid));
+        tt_session_user_message(s, mid, NULL);
     }
     assert_int_equal(json_array_size(s->transcript), 3);
     assert_int_equal(s->transcript_first, 3);
     assert_string_equal(
         json_string_value(json_object_get(json_array_get(s->transcript, 0), "text")), "u2");
     assert_string_equal(
-        json_string_value(json_object_get(json_array_get(s->transcript, 2), "message_id")), "u4");
+        json_string_value(json_object_get(json_array_get(s->transcript, 2), "text")), "u4");
 }
 
 static void test_session_set_state_emits_only_on_a_change(void **state)
@@ -268,7 +445,7 @@ static void test_session_record_round_trips(void **state)
 {
     fixture *f = *state;
     tt_session *s = new_session(f);
-    tt_session_emit(s, "user", text_body("u1", "hello"));
+    tt_session_user_message(s, "hello", NULL);
     tt_session_set_state(s, TT_STATE_WAITING_INPUT, "asking");
     tt_session_set_pending(s, json_pack("{s:s}", "question", "why?"));
     json_object_set_new(s->agent_state, "k", json_integer(7));
@@ -367,8 +544,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_session_emit_assigns_contiguous_seqs),
         T(test_session_ring_keeps_only_memory_events_once_committed),
-        T(test_session_snapshot_while_streaming_carries_the_text_so_far),
-        T(test_session_discarded_message_leaves_no_stream),
+        T(test_session_message_start_delta_end_are_contiguous_events_and_a_transcript_entry),
+        T(test_session_message_snapshot_mid_stream_carries_the_text_so_far),
+        T(test_session_message_discard_leaves_no_stream_and_no_entry),
+        T(test_session_message_discard_after_a_restart),
+        T(test_session_message_record_of_an_earlier_build_takes_one_restart_discard),
+        T(test_session_message_misuse_is_refused_and_changes_nothing),
+        T(test_session_user_message_is_an_event_and_a_transcript_entry),
         T(test_session_title_is_the_first_user_text_cut_at_a_character),
         T(test_session_title_drops_bidi_controls),
         T(test_session_transcript_keeps_the_last_transcript_max_turns),

@@ -95,9 +95,14 @@ static char *entry_text(int n, size_t pad)
 static void add_entry(tt_session *s, int n, size_t pad)
 {
     char *text = entry_text(n, pad);
-    const char *type = n % 2 ? "user" : "message.end";
-    assert_true(tt_session_emit(s, type, json_pack("{s:s, s:s}", "message_id", "m", "text", text)) >
-                0);
+    if (n % 2) {
+        assert_true(tt_session_user_message(s, text, NULL) > 0);
+    } else {
+        char mid[TT_MESSAGE_ID_MAX];
+        assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+        assert_int_equal(tt_session_message_delta(s, mid, text, strlen(text)), 0);
+        assert_int_equal(tt_session_message_end(s, mid, json_object()), 0);
+    }
     free(text);
 }
 
@@ -298,9 +303,7 @@ static void test_transcript_version_1_store_is_read_and_moved_out(void **state)
     assert_int_equal(tt_session_seen_msg_id(s, "c2"), 1);
 
     /* The next write of the record moves the entries out. */
-    assert_true(tt_session_emit(s, "user",
-                                json_pack("{s:s, s:s}", "message_id", "m5", "text", "third turn")) >
-                0);
+    assert_true(tt_session_user_message(s, "third turn", NULL) > 0);
     assert_int_equal(tt_registry_flush(f->reg), 0);
     json_t *r = stored_record(f, v1_sid);
     assert_int_equal(json_integer_value(json_object_get(r, "v")), 2);
