@@ -12,6 +12,30 @@ static const tt_agent_ops *const builtin[] = {&tt_agent_echo, &tt_agent_chat, &t
                                               &tt_agent_photo_organizer};
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 
+uv_timer_t *tt_agent_timer_new(uv_loop_t *loop, void *data)
+{
+    uv_timer_t *t = malloc(sizeof *t);
+    if (!t)
+        return NULL;
+    (void)uv_timer_init(loop, t); /* cannot fail: it only fills the struct */
+    t->data = data;
+    return t;
+}
+
+static void free_closed_timer(uv_handle_t *h)
+{
+    free(h);
+}
+
+void tt_agent_timer_close(uv_timer_t *t)
+{
+    if (!t)
+        return;
+    (void)uv_timer_stop(t); /* cannot fail */
+    t->data = NULL;
+    uv_close((uv_handle_t *)t, free_closed_timer);
+}
+
 const tt_agent_ops *tt_agent_find(const tt_agent_env *env, const char *name)
 {
     for (size_t i = 0; name && i < N_BUILTIN; i++) {

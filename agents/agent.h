@@ -89,6 +89,12 @@ void tt_agent_free_prompts(tt_agent_env *env);
 
 /* The agent called name (built-in or configured), or NULL. */
 const tt_agent_ops *tt_agent_find(const tt_agent_env *env, const char *name);
+
+/* A timer on loop for an agent's runtime, allocated and initialised, its
+ * data set; NULL without memory. tt_agent_timer_close() stops it and frees it
+ * once libuv has closed it (never before: the loop may still hold it). */
+uv_timer_t *tt_agent_timer_new(uv_loop_t *loop, void *data);
+void tt_agent_timer_close(uv_timer_t *t);
 /* Names of all agents as a JSON array (new reference). */
 json_t *tt_agent_names(const tt_agent_env *env);
 

@@ -125,13 +125,11 @@ static int make_rt(tt_session *s, const tt_agent_env *env)
     echo_rt *rt = calloc(1, sizeof *rt);
     if (!rt)
         return TT_ENOMEM;
-    rt->timer = malloc(sizeof *rt->timer);
+    rt->timer = tt_agent_timer_new(env->loop, rt);
     if (!rt->timer) {
         free(rt);
         return TT_ENOMEM;
     }
-    (void)uv_timer_init(env->loop, rt->timer);
-    rt->timer->data = rt;
     rt->s = s;
     s->agent_rt = rt;
     return 0;
@@ -323,19 +321,12 @@ static int echo_cancel(tt_session *s, int *cancelled)
     return 0;
 }
 
-static void free_timer(uv_handle_t *h)
-{
-    free(h);
-}
-
 static void echo_release(tt_session *s)
 {
     echo_rt *rt = s->agent_rt;
     if (!rt)
         return;
-    uv_timer_stop(rt->timer);
-    rt->timer->data = NULL;
-    uv_close((uv_handle_t *)rt->timer, free_timer);
+    tt_agent_timer_close(rt->timer);
     free(rt);
     s->agent_rt = NULL;
 }

@@ -307,51 +307,30 @@ static void on_ack(tt_conn *c, const tt_msg *m)
     /* A valid ack has no reply: it is advice that lets clients trim their buffers. */
 }
 
+static void on_ping(tt_conn *c, const tt_msg *m)
+{
+    tt_conn_send(c, json_pack("{s:s, s:s?}", "type", "pong", "re", m->id));
+}
+
+/* One handler per client message type (protocol/frame.h), in its order. */
+static void (*const handlers[TT_MSG__LAST])(tt_conn *c, const tt_msg *m) = {
+    [TT_MSG_HELLO] = on_hello,           [TT_MSG_PING] = on_ping,
+    [TT_MSG_SESSION_OPEN] = on_open,     [TT_MSG_SESSION_ATTACH] = on_attach,
+    [TT_MSG_SESSION_DETACH] = on_detach, [TT_MSG_SESSION_LIST] = on_list,
+    [TT_MSG_SESSION_CLOSE] = on_close,   [TT_MSG_SAY] = on_say,
+    [TT_MSG_ANSWER] = on_answer,         [TT_MSG_DECIDE] = on_decide,
+    [TT_MSG_CANCEL] = on_cancel,         [TT_MSG_ACK] = on_ack,
+};
+
 void tt_request_handle(tt_conn *c, tt_msg *m)
 {
     if (c->srv->stopping && m->type != TT_MSG_PING) {
         tt_conn_error(c, m->id, TT_EFULL, "the server is shutting down; reconnect shortly");
         return;
     }
-    switch (m->type) {
-    case TT_MSG_HELLO:
-        on_hello(c, m);
-        break;
-    case TT_MSG_PING:
-        tt_conn_send(c, json_pack("{s:s, s:s?}", "type", "pong", "re", m->id));
-        break;
-    case TT_MSG_SESSION_OPEN:
-        on_open(c, m);
-        break;
-    case TT_MSG_SESSION_ATTACH:
-        on_attach(c, m);
-        break;
-    case TT_MSG_SESSION_DETACH:
-        on_detach(c, m);
-        break;
-    case TT_MSG_SESSION_LIST:
-        on_list(c, m);
-        break;
-    case TT_MSG_SESSION_CLOSE:
-        on_close(c, m);
-        break;
-    case TT_MSG_SAY:
-        on_say(c, m);
-        break;
-    case TT_MSG_ANSWER:
-        on_answer(c, m);
-        break;
-    case TT_MSG_DECIDE:
-        on_decide(c, m);
-        break;
-    case TT_MSG_CANCEL:
-        on_cancel(c, m);
-        break;
-    case TT_MSG_ACK:
-        on_ack(c, m);
-        break;
-    default:
+    if ((unsigned)m->type >= TT_MSG__LAST || !handlers[m->type]) {
         tt_conn_error(c, m->id, TT_EINTERNAL, "unhandled message type");
-        break;
+        return;
     }
+    handlers[m->type](c, m);
 }

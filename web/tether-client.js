@@ -658,6 +658,16 @@ export class SessionView {
     return this.items.some((i) => i.kind === 'message' && i.streaming);
   }
 
+  /** The message item of ev.message_id, added (role, streaming) when this view has not seen it. */
+  _message(ev, role, streaming) {
+    const key = 'm:' + ev.message_id;
+    const known = this._byKey.get(key);
+    if (known) return known;
+    const item = { kind: 'message', key, id: ev.message_id, role, text: '', usage: null, seq: ev.seq, ts: ev.ts };
+    if (streaming !== undefined) item.streaming = streaming;
+    return this._add(item);
+  }
+
   _add(item) {
     item.rev = ++this._rev;
     this.items.push(item);
@@ -726,55 +736,17 @@ export class SessionView {
           });
         break;
       }
-      case 'message.start': {
-        const key = 'm:' + ev.message_id;
-        if (!this._byKey.has(key))
-          this._add({
-            kind: 'message',
-            key,
-            id: ev.message_id,
-            role: ev.role || 'assistant',
-            text: '',
-            streaming: true,
-            usage: null,
-            seq: ev.seq,
-            ts: ev.ts,
-          });
+      case 'message.start':
+        this._message(ev, ev.role || 'assistant', true);
         break;
-      }
       case 'delta': {
-        const key = 'm:' + ev.message_id;
-        let m = this._byKey.get(key);
-        if (!m)
-          m = this._add({
-            kind: 'message',
-            key,
-            id: ev.message_id,
-            role: 'assistant',
-            text: '',
-            streaming: true,
-            usage: null,
-            seq: ev.seq,
-            ts: ev.ts,
-          });
+        const m = this._message(ev, 'assistant', true);
         m.text += ev.text ?? '';
         this._touch(m);
         break;
       }
       case 'message.end': {
-        const key = 'm:' + ev.message_id;
-        let m = this._byKey.get(key);
-        if (!m)
-          m = this._add({
-            kind: 'message',
-            key,
-            id: ev.message_id,
-            role: 'assistant',
-            text: '',
-            usage: null,
-            seq: ev.seq,
-            ts: ev.ts,
-          });
+        const m = this._message(ev, 'assistant', undefined);
         if (typeof ev.text === 'string') m.text = ev.text;
         m.streaming = false;
         m.usage = ev.usage || null;

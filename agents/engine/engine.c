@@ -180,13 +180,11 @@ static int make_rt(tt_session *s, const tt_agent_env *env)
     tt_run *run = calloc(1, sizeof *run);
     if (!run)
         return TT_ENOMEM;
-    run->timer = malloc(sizeof *run->timer);
+    run->timer = tt_agent_timer_new(env->loop, run);
     if (!run->timer) {
         free(run);
         return TT_ENOMEM;
     }
-    (void)uv_timer_init(env->loop, run->timer);
-    run->timer->data = run;
     run->s = s;
     run->env = env;
     run->def = def_of(s);
@@ -358,11 +356,6 @@ int tt_engine_cancel(tt_session *s, int *cancelled)
     return 0;
 }
 
-static void free_timer(uv_handle_t *h)
-{
-    free(h);
-}
-
 void tt_engine_release(tt_session *s)
 {
     tt_run *run = s->agent_rt;
@@ -370,8 +363,7 @@ void tt_engine_release(tt_session *s)
         return;
     run->released = 1;
     s->agent_rt = NULL;
-    uv_timer_stop(run->timer);
-    uv_close((uv_handle_t *)run->timer, free_timer);
+    tt_agent_timer_close(run->timer);
     tt_run_model_cancel(run);
     if (!tt_run_work_release(run))
         free(run); /* else the thread pool's completion frees it */

@@ -27,11 +27,6 @@ struct tt_run_work {
     char label[64];
 };
 
-static void free_timer(uv_handle_t *h)
-{
-    free(h);
-}
-
 static void on_progress(uv_timer_t *t)
 {
     work_item *w = t->data;
@@ -51,8 +46,7 @@ static void after_pool(uv_work_t *req, int status)
 {
     work_item *w = req->data;
     tt_run *run = w->run;
-    uv_timer_stop(w->progress);
-    uv_close((uv_handle_t *)w->progress, free_timer);
+    tt_agent_timer_close(w->progress);
     if (run->work == w)
         run->work = NULL;
     int ok = status == 0 && !w->cancel && !run->released;
@@ -72,7 +66,7 @@ int tt_run_work(tt_run *run, tt_run_work_fn work, tt_run_after_fn after, void *c
     work_item *w = calloc(1, sizeof *w);
     if (!w)
         return TT_ENOMEM;
-    w->progress = malloc(sizeof *w->progress);
+    w->progress = tt_agent_timer_new(run->env->loop, w);
     if (!w->progress) {
         free(w);
         return TT_ENOMEM;
@@ -83,11 +77,9 @@ int tt_run_work(tt_run *run, tt_run_work_fn work, tt_run_after_fn after, void *c
     w->ctx = ctx;
     w->req.data = w;
     snprintf(w->label, sizeof w->label, "%s", label);
-    (void)uv_timer_init(run->env->loop, w->progress);
-    w->progress->data = w;
     int rc = uv_queue_work(run->env->loop, &w->req, in_pool, after_pool);
     if (rc) {
-        uv_close((uv_handle_t *)w->progress, free_timer);
+        tt_agent_timer_close(w->progress);
         free(w);
         return TT_EIO;
     }
