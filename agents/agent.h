@@ -6,7 +6,8 @@
  * behaviour. The agent's persisted state lives in session->agent_state and is
  * written with the session at every transition; its runtime (timers, calls
  * in flight) lives in session->agent_rt and is rebuilt by `resume` after a
- * load. The step engine of issue 4 will sit behind this same interface. */
+ * load. The step engine's agents (agents/engine/engine.h) sit behind this
+ * same interface. */
 #ifndef TT_AGENT_H
 #define TT_AGENT_H
 

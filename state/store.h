@@ -10,8 +10,9 @@
  *             seq -> transcript entry (JSON): written once, when the entry
  *             is added, and deleted from the front when the transcript is
  *             trimmed; the session record keeps only the transcript's bounds
- *   owners    user + '\0' + session id -> "" (lists one user's sessions
- *             without reading every stored session)
+ *   owners    owner key (tt_owner_key: tenant 0x1f user) + '\0' + session
+ *             id -> "" (lists one user's sessions without reading every
+ *             stored session)
  *   active    session id -> "" (sessions whose agent was working; resumed at
  *             start-up, so start-up never scans every session)
  *

@@ -1,4 +1,4 @@
-/* The photo organiser: the workflow of seeds/002, on the step engine.
+/* The photo organiser's workflow, on the step engine.
  *
  *   analyse    scan the user's library in the thread pool (progress events)
  *   summarise  the model describes the library (streamed)

@@ -3,7 +3,8 @@
 // Drives the real binary (build/tether, or $TETHER_BIN) over real sockets
 // with an independent client (the `ws` package) and an independent JWT
 // implementation (node's crypto HMAC-SHA256). Nothing here knows the
-// server's internals: only PROTOCOL.md and the documented CLI.
+// server's internals: only the protocol (protocol/README.md) and the
+// documented CLI.
 
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
