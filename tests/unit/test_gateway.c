@@ -383,6 +383,80 @@ static void test_gateway_streamed_completion_sends_chunks_usage_and_done(void **
     json_decref(data);
 }
 
+/* A tool call streamed in fragments at the provider's index (here 1: some
+ * servers do not count from 0) is one call in the plain response. */
+#define SSE_TOOL_FRAGMENT(frag)                                                                    \
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[" frag "]},"                      \
+    "\"finish_reason\":null}]}\n\n"
+#define SSE_TOOL_CALL_AT_INDEX_1                                                                   \
+    SSE_TOOL_FRAGMENT("{\"index\":1,\"id\":\"c1\",\"type\":\"function\",\"function\":"             \
+                      "{\"name\":\"calc\",\"arguments\":\"{\\\"x\\\"\"}}")                         \
+    SSE_TOOL_FRAGMENT("{\"index\":1,\"function\":{\"arguments\":\":1}\"}}")                        \
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"        \
+    "data: [DONE]\n\n"
+
+static void test_gateway_plain_tool_call_fragments_make_one_call(void **state)
+{
+    fixture *f = *state;
+    up_script(&f->up, UP_REPLY, 200, SSE_TOOL_CALL_AT_INDEX_1);
+    json_t *res = serve_json(f, "{\"model\":\"solo\",\"messages\":[" USER_HI "]}");
+    assert_int_equal(f->res.status, 200);
+    json_t *choice = json_array_get(json_object_get(res, "choices"), 0);
+    assert_string_equal(json_string_value(json_object_get(choice, "finish_reason")), "tool_calls");
+    json_t *calls = json_object_get(json_object_get(choice, "message"), "tool_calls");
+    assert_int_equal(json_array_size(calls), 1);
+    json_t *call = json_array_get(calls, 0);
+    assert_string_equal(json_string_value(json_object_get(call, "id")), "c1");
+    assert_string_equal(json_string_value(json_object_get(call, "type")), "function");
+    json_t *fn = json_object_get(call, "function");
+    assert_string_equal(json_string_value(json_object_get(fn, "name")), "calc");
+    assert_string_equal(json_string_value(json_object_get(fn, "arguments")), "{\"x\":1}");
+    json_decref(res);
+}
+
+/* Past 128 tool calls a plain response is not built: the call is stopped. */
+static void test_gateway_plain_response_with_too_many_tool_calls_is_a_502(void **state)
+{
+    fixture *f = *state;
+    static char sse[64 * 1024];
+    size_t n = 0;
+    for (int i = 0; i < 129; i++)
+        n +=
+            (size_t)snprintf(sse + n, sizeof sse - n,
+                             SSE_TOOL_FRAGMENT("{\"index\":%d,\"id\":\"c%d\",\"type\":\"function\","
+                                               "\"function\":{\"name\":\"calc\",\"arguments\":"
+                                               "\"{}\"}}"),
+                             i, i);
+    snprintf(sse + n, sizeof sse - n, "data: [DONE]\n\n");
+    up_script(&f->up, UP_REPLY, 200, sse);
+    json_t *res = serve_json(f, "{\"model\":\"solo\",\"messages\":[" USER_HI "]}");
+    assert_int_equal(f->res.status, 502);
+    error_of(res, "upstream_error", "too_large");
+    json_decref(res);
+}
+
+static void test_gateway_streamed_tool_call_is_relayed_at_its_index(void **state)
+{
+    fixture *f = *state;
+    up_script(&f->up, UP_REPLY, 200, SSE_TOOL_CALL_AT_INDEX_1);
+    const char *body = "{\"model\":\"solo\",\"stream\":true,\"messages\":[" USER_HI "]}";
+    assert_int_equal(serve(f, body, strlen(body)), 1);
+    json_t *data = sse_data(f->res.body);
+    assert_int_equal(json_array_size(data), 4);
+    json_t *first = json_loads(json_string_value(json_array_get(data, 0)), 0, NULL);
+    json_t *delta = json_object_get(json_array_get(json_object_get(first, "choices"), 0), "delta");
+    json_t *tc = json_array_get(json_object_get(delta, "tool_calls"), 0);
+    assert_string_equal(json_string_value(json_object_get(delta, "role")), "assistant");
+    assert_int_equal(json_integer_value(json_object_get(tc, "index")), 1);
+    assert_string_equal(json_string_value(json_object_get(tc, "id")), "c1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(tc, "function"), "name")),
+                        "calc");
+    assert_non_null(strstr(json_string_value(json_array_get(data, 2)), "\"tool_calls\""));
+    assert_string_equal(json_string_value(json_array_get(data, 3)), "[DONE]");
+    json_decref(first);
+    json_decref(data);
+}
+
 static void test_gateway_stream_without_include_usage_has_no_usage_chunk(void **state)
 {
     fixture *f = *state;
@@ -572,6 +646,9 @@ int main(void)
         cmocka_unit_test(test_gateway_parse_refuses_more_messages_than_the_cap),
         T(test_gateway_plain_completion_is_one_json_response),
         T(test_gateway_streamed_completion_sends_chunks_usage_and_done),
+        T(test_gateway_plain_tool_call_fragments_make_one_call),
+        T(test_gateway_plain_response_with_too_many_tool_calls_is_a_502),
+        T(test_gateway_streamed_tool_call_is_relayed_at_its_index),
         T(test_gateway_stream_without_include_usage_has_no_usage_chunk),
         T(test_gateway_stream_cut_after_output_ends_with_an_error_chunk),
         T(test_gateway_upstream_refusal_before_output_picks_the_status),
