@@ -19,12 +19,20 @@
 #define WRITE_CHUNK (16 * 1024)
 #define TEXT_MAX TT_SESSION_STREAMING_MAX /* a plain response's text */
 #define ARGS_MAX (1024 * 1024)            /* one tool call's arguments */
+#define TOOL_CALLS_MAX 128                /* tool calls in a plain response */
 
 struct parse_job;
 
 /* Text gathered from many fragments (a tool call's arguments may come a
  * few bytes at a time). */
 typedef tt_buf gathered;
+
+/* A plain response's tool call: the provider's index for it (not always
+ * counted from 0) and its argument fragments, joined at the end. */
+typedef struct gathered_call {
+    int index;
+    gathered args;
+} gathered_call;
 
 struct tt_gateway_req {
     tt_server *srv;
@@ -46,9 +54,9 @@ struct tt_gateway_req {
     int sent_role;
     /* plain responses are built at the end */
     gathered text;
-    json_t *tool_calls; /* [{id, type, function:{name, arguments}}] */
-    gathered *args;     /* each tool call's argument fragments, joined at the end */
-    size_t n_args;      /* = the size of tool_calls */
+    json_t *tool_calls;   /* [{id, type, function:{name, arguments}}] */
+    gathered_call *calls; /* each tool call's index and arguments, in tool_calls' order */
+    size_t n_calls;       /* = the size of tool_calls, at most TOOL_CALLS_MAX */
 };
 
 /* Past a cap the call is stopped and the response fails (on_done). */
@@ -150,25 +158,32 @@ static void gather(tt_gateway_req *g, gathered *b, const char *s, size_t n)
         overflow(g);
 }
 
-/* A plain response's tool call fragment: the call is made on its first
- * fragment, the arguments are only gathered (set in on_done). */
+/* A plain response's tool call fragment: the call is made on the first
+ * fragment with its index, the arguments are only gathered (set in on_done). */
 static void gather_tool_call(tt_gateway_req *g, const tt_llm_event *ev)
 {
-    size_t i = (size_t)ev->tool_index;
-    if (!json_array_get(g->tool_calls, i)) {
-        gathered *grown = realloc(g->args, (g->n_args + 1) * sizeof *grown);
+    size_t i = 0;
+    while (i < g->n_calls && g->calls[i].index != ev->tool_index)
+        i++;
+    if (i == g->n_calls) {
+        if (g->n_calls == TOOL_CALLS_MAX) {
+            overflow(g);
+            return;
+        }
+        gathered_call *grown = realloc(g->calls, (g->n_calls + 1) * sizeof *grown);
         if (!grown)
             return;
-        g->args = grown;
+        g->calls = grown;
         json_t *call = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", ev->tool_id ? ev->tool_id : "",
                                  "type", "function", "function", "name",
                                  ev->tool_name ? ev->tool_name : "", "arguments", "");
         if (!call || json_array_append_new(g->tool_calls, call) != 0)
             return;
-        tt_buf_init(&g->args[g->n_args++], ARGS_MAX);
-        i = g->n_args - 1;
+        g->calls[i].index = ev->tool_index;
+        tt_buf_init(&g->calls[i].args, ARGS_MAX);
+        g->n_calls++;
     }
-    gather(g, &g->args[i], ev->args ? ev->args : "", ev->args_len);
+    gather(g, &g->calls[i].args, ev->args ? ev->args : "", ev->args_len);
 }
 
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
@@ -255,9 +270,10 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     }
     json_t *message =
         json_pack("{s:s, s:s?}", "role", "assistant", "content", tt_buf_data(&g->text));
-    for (size_t i = 0; i < g->n_args; i++)
+    for (size_t i = 0; i < g->n_calls; i++)
         json_object_set_new(json_object_get(json_array_get(g->tool_calls, i), "function"),
-                            "arguments", json_stringn(tt_buf_str(&g->args[i]), g->args[i].len));
+                            "arguments",
+                            json_stringn(tt_buf_str(&g->calls[i].args), g->calls[i].args.len));
     if (json_array_size(g->tool_calls) > 0)
         json_object_set(message, "tool_calls", g->tool_calls);
     json_object_set_new(usage, "cost_usd", json_real(r->cost_usd));
@@ -464,8 +480,8 @@ void tt_gateway_free(tt_gateway_req *g)
     json_decref(g->tool_calls);
     tt_buf_free(&g->out);
     tt_buf_free(&g->text);
-    for (size_t i = 0; i < g->n_args; i++)
-        tt_buf_free(&g->args[i]);
-    free(g->args);
+    for (size_t i = 0; i < g->n_calls; i++)
+        tt_buf_free(&g->calls[i].args);
+    free(g->calls);
     free(g);
 }

@@ -4,6 +4,7 @@
  *   UP_REPLY  the status and body, whole (Content-Length), then close
  *   UP_HANG   the request is read and never answered
  *   UP_CUT    a 200 whose chunked body is sent, then the connection is reset
+ *   UP_STALL  a 200 whose chunked body is sent, then nothing more (mid-stream)
  * The request bodies are kept, in order, for the test to read. Static
  * helpers in a header because each test is its own program. */
 #ifndef TT_FAKE_UPSTREAM_H
@@ -18,7 +19,7 @@
 #define UP_MAX 16
 #define UP_REQ_MAX (64 * 1024)
 
-typedef enum up_kind { UP_REPLY, UP_HANG, UP_CUT } up_kind;
+typedef enum up_kind { UP_REPLY, UP_HANG, UP_CUT, UP_STALL } up_kind;
 
 typedef struct up_answer {
     up_kind kind;
@@ -116,7 +117,7 @@ static void up_answer_request(up_conn *c, const char *body_start, size_t body_le
     size_t blen = strlen(a.body ? a.body : "");
     if (a.kind == UP_HANG)
         return;
-    if (a.kind == UP_CUT) {
+    if (a.kind == UP_CUT || a.kind == UP_STALL) {
         int n = snprintf(head, sizeof head,
                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                          "Transfer-Encoding: chunked\r\n\r\n%zx\r\n",
@@ -124,7 +125,8 @@ static void up_answer_request(up_conn *c, const char *body_start, size_t body_le
         up_send(c, head, (size_t)n);
         up_send(c, a.body, blen);
         up_send(c, "\r\n", 2);
-        uv_timer_start(&c->cut, up_on_cut, 30, 0);
+        if (a.kind == UP_CUT)
+            uv_timer_start(&c->cut, up_on_cut, 30, 0);
         return;
     }
     int n = snprintf(head, sizeof head,
