@@ -85,15 +85,39 @@ static void append(chat_rt *rt, tt_llm_call *c, tt_buf *b, const char *s, size_t
     tt_llm_call_cancel(c);
 }
 
+/* The call a tool-call fragment belongs to: fragments are grouped by the
+ * provider's index (which may start at 1, or skip), in the order first seen.
+ * More than TT_CHAT_MAX_TOOL_CALLS calls in a round stop the call with an
+ * error, like any other cap (NULL). */
+static tt_chat_call *call_slot(chat_rt *rt, tt_llm_call *c, int index)
+{
+    for (size_t i = 0; i < rt->n_calls; i++) {
+        if (rt->calls[i].index == index)
+            return &rt->calls[i];
+    }
+    if (rt->n_calls == TT_CHAT_MAX_TOOL_CALLS) {
+        char msg[120];
+        snprintf(msg, sizeof msg,
+                 "the model made more than %d tool calls in one round: the call was stopped",
+                 TT_CHAT_MAX_TOOL_CALLS);
+        tt_session_emit(
+            rt->s, "error",
+            json_pack("{s:s, s:s, s:b}", "code", "too_large", "message", msg, "retryable", 0));
+        tt_llm_call_cancel(c);
+        return NULL;
+    }
+    tt_chat_call *pc = &rt->calls[rt->n_calls++];
+    pc->index = index;
+    return pc;
+}
+
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 {
     chat_rt *rt = ud;
     if (ev->kind == TT_LLM_EV_TOOL_CALL) {
-        if (ev->tool_index < 0 || ev->tool_index >= TT_CHAT_MAX_TOOL_CALLS)
+        tt_chat_call *pc = call_slot(rt, c, ev->tool_index);
+        if (!pc)
             return;
-        tt_chat_call *pc = &rt->calls[ev->tool_index];
-        if ((size_t)ev->tool_index >= rt->n_calls)
-            rt->n_calls = (size_t)ev->tool_index + 1;
         if (ev->tool_id)
             tt_utf8_copy(pc->id, sizeof pc->id, ev->tool_id);
         if (ev->tool_name)

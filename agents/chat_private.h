@@ -15,6 +15,7 @@
 
 /* One tool call as it streams in from the model. */
 typedef struct tt_chat_call {
+    int index; /* the provider's index of this call in the round (fragments share it) */
     char id[96];
     char name[64];
     tt_buf args; /* the model's JSON text, up to TT_CHAT_ARGS_MAX */

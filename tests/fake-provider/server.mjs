@@ -31,6 +31,7 @@ const STEP_FIELDS = new Set([
   'text',
   'tool_calls',
   'split_args',
+  'tool_index_base',
   'usage',
   'finish_reason',
   'stop_reason',
@@ -54,6 +55,7 @@ const STEP_FIELDS = new Set([
 ]);
 const MATCH_FIELDS = new Set(['model', 'path', 'prefix', 'key', 'stream']);
 const NONNEG_INT_FIELDS = [
+  'tool_index_base',
   'delay_ms',
   'token_delay_ms',
   'split_args',
@@ -410,7 +412,7 @@ function plan(step, provider, body, seq) {
     finish = finish === undefined ? (calls.length ? 'tool_calls' : 'stop') : STOP_TO_FINISH[finish] || finish;
   }
   const model = s.model ?? (body && typeof body.model === 'string' ? body.model : 'fake-model');
-  return { tokens, calls, prompt, comp, finish, stop, model };
+  return { tokens, calls, prompt, comp, finish, stop, model, indexBase: s.tool_index_base ?? 0 };
 }
 
 // OpenAI ------------------------------------------------------------------
@@ -456,14 +458,14 @@ function openaiStream(p, id, created, includeUsage) {
   for (const t of p.tokens) groups.push(chunk(`{"content":${JSON.stringify(t)}}`));
   p.calls.forEach((c, i) => {
     const header = chunk(
-      `{"tool_calls":[{"index":${i},"id":${JSON.stringify(c.id)},"type":"function","function":{"name":${JSON.stringify(c.name)},"arguments":""}}]}`,
+      `{"tool_calls":[{"index":${i + p.indexBase},"id":${JSON.stringify(c.id)},"type":"function","function":{"name":${JSON.stringify(c.name)},"arguments":""}}]}`,
     );
     if (!c.frags.length) {
       groups.push(header);
       return;
     }
     c.frags.forEach((f, k) => {
-      const s = chunk(`{"tool_calls":[{"index":${i},"function":{"arguments":${JSON.stringify(f)}}}]}`);
+      const s = chunk(`{"tool_calls":[{"index":${i + p.indexBase},"function":{"arguments":${JSON.stringify(f)}}}]}`);
       groups.push(k === 0 ? header + s : s);
     });
   });

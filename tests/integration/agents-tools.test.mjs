@@ -88,6 +88,34 @@ function files(P, rounds = 2) {
 const env = { FAKE_KEY: 'k', WEATHER_KEY: 'sekrit' };
 
 itest(
+  "tool-call fragments are grouped by the provider's index, wherever it starts (here at 1)",
+  async ({ startServer }) => {
+    const P = 't-index1';
+    fp.script([
+      {
+        tool_calls: [{ id: 'c1', name: 'calculate', arguments: '{"expression":"6*7"}' }],
+        split_args: 3,
+        tool_index_base: 1,
+        match: { prefix: P },
+      },
+      { text: 'The answer is 42.', match: { prefix: P } },
+    ]);
+    const srv = await startServer({ args: files(P), env });
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'helper');
+    await c.ok({ type: 'say', session, text: 'what is six times seven?' });
+    await waitState(c, session, 'idle', 2, 10000);
+    const evs = c.sessionEvents(session);
+    const calls = evs.filter((e) => e.type === 'tool.call');
+    assert.equal(calls.length, 1, JSON.stringify(calls));
+    assert.equal(calls[0].name, 'calculate');
+    const results = evs.filter((e) => e.type === 'tool.result');
+    assert.equal(results.length, 1, JSON.stringify(results));
+    assert.equal(results[0].result.result, 42);
+  },
+);
+
+itest(
   'an assistant from the agents file calls a built-in tool, then answers with its result',
   async ({ startServer }) => {
     const P = 't-calc';
