@@ -28,7 +28,18 @@ async function start(dataDir, port) {
   const t0 = process.hrtime.bigint();
   const proc = spawn(
     BIN,
-    ['--port', String(port), '--data-dir', dataDir, '--echo-delay-ms', '0', '--rate-burst', '1000'],
+    [
+      '--port',
+      String(port),
+      '--data-dir',
+      dataDir,
+      '--echo-delay-ms',
+      '0',
+      '--rate-burst',
+      '1000',
+      '--max-sessions-per-user', // every socket opens a session as the one open-mode user
+      '0',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   proc.stderr.resume();

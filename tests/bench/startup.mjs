@@ -25,6 +25,8 @@ const SOCKETS = 8,
 const COMMON = [
   '--log-level',
   'warn',
+  '--max-sessions-per-user', // the stored sessions all belong to one user
+  '0',
   '--idle-evict-s',
   '1',
   '--rate-msgs-per-s',
@@ -120,7 +122,7 @@ let stored = 0;
 for (const size of SIZES) {
   let fillInfo = null;
   if (size > stored) {
-    const srv = await startTether(['--data-dir', dir, ...COMMON.slice(2)]);
+    const srv = await startTether(['--data-dir', dir, ...COMMON.slice(4)]);
     fillInfo = await fill(srv.port, size - stored);
     const m = await metrics(srv.port);
     stored = m.tether_sessions_stored;

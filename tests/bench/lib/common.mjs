@@ -62,7 +62,20 @@ export async function startTether(args, { port } = {}) {
   port = port || (await freePort());
   const proc = spawnRaised(
     BIN,
-    ['--port', port, '--log-level', 'warn', '--shutdown-grace-ms', '200', '--web-dir', path.join(ROOT, 'web'), ...args],
+    // Benchmarks measure capacity with one user: no per-user session cap.
+    [
+      '--port',
+      port,
+      '--log-level',
+      'warn',
+      '--shutdown-grace-ms',
+      '200',
+      '--max-sessions-per-user',
+      '0',
+      '--web-dir',
+      path.join(ROOT, 'web'),
+      ...args,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BENCH_FAKE_KEY: 'bench-fake-key' } },
   );
   let err = '';
