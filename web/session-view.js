@@ -1,0 +1,289 @@
+// session-view.js: one session's events folded into what a page shows (the
+// timeline, the pending question or approval, totals). Pure: it keeps no
+// socket and sends nothing; TetherClient feeds it events (tether-client.js
+// re-exports it). See web/README.md.
+
+/**
+ * Folds one session's events into what a view shows:
+ *   items     the timeline, in order: {kind:'message'|'tool'|'question'|'approval'|'progress'|'error'|'notice', key, rev, ...}
+ *   messages  the message items ({id, role, text, streaming, usage, client_msg_id})
+ *   pending   the question or approval waiting for the user ({kind, ...event fields}) or null
+ *   state, step, title, agent, usage (totals: prompt_tokens, completion_tokens, cost_usd), seq
+ * Discarded messages are removed. Every item has a `rev` bumped when it changes,
+ * so a renderer can redraw only what changed.
+ */
+export class SessionView {
+  constructor(session) {
+    this.session = session;
+    this.reset();
+  }
+
+  reset() {
+    this.items = [];
+    this._byKey = new Map();
+    this.pending = null;
+    this.state = null;
+    this.step = null;
+    this.title = '';
+    this.agent = null;
+    this.usage = { prompt_tokens: 0, completion_tokens: 0, cost_usd: 0 };
+    this.seq = 0;
+    this.updatedAt = null;
+    this.version = 0;
+    this._rev = 0;
+  }
+
+  get messages() {
+    return this.items.filter((i) => i.kind === 'message');
+  }
+
+  /** True while an assistant message is being streamed. */
+  get streaming() {
+    return this.items.some((i) => i.kind === 'message' && i.streaming);
+  }
+
+  /** The message item of ev.message_id, added (role, streaming) when this view has not seen it. */
+  _message(ev, role, streaming) {
+    const key = 'm:' + ev.message_id;
+    const known = this._byKey.get(key);
+    if (known) return known;
+    const item = { kind: 'message', key, id: ev.message_id, role, text: '', usage: null, seq: ev.seq, ts: ev.ts };
+    if (streaming !== undefined) item.streaming = streaming;
+    return this._add(item);
+  }
+
+  _add(item) {
+    item.rev = ++this._rev;
+    this.items.push(item);
+    this._byKey.set(item.key, item);
+    return item;
+  }
+
+  _touch(item) {
+    item.rev = ++this._rev;
+    return item;
+  }
+
+  _remove(key) {
+    const it = this._byKey.get(key);
+    if (!it) return;
+    this._byKey.delete(key);
+    this.items = this.items.filter((x) => x !== it);
+  }
+
+  _settlePending() {
+    if (!this.pending) return;
+    const it = this._byKey.get(this.pending.key);
+    if (it) {
+      it.resolved = true;
+      this._touch(it);
+    }
+    this.pending = null;
+  }
+
+  /** Apply one event (of this session). Returns true when the view changed. */
+  apply(ev) {
+    if (!ev || (this.session && ev.session !== this.session)) return false;
+    if (ev.type !== 'snapshot' && ev.seq <= this.seq) return false;
+    this.seq = ev.seq;
+    if (ev.ts) this.updatedAt = ev.ts;
+    this.version += 1;
+    switch (ev.type) {
+      case 'snapshot':
+        this._snapshot(ev);
+        break;
+      case 'state':
+        this.state = ev.state;
+        this.step = ev.step ?? this.step;
+        if (ev.state !== 'waiting_input' && ev.state !== 'waiting_approval') this._settlePending();
+        if (ev.state !== 'running')
+          for (const m of this.items)
+            if (m.kind === 'progress' && !m.finished) {
+              m.finished = true;
+              this._touch(m);
+            }
+        break;
+      case 'user': {
+        if (!this.title && ev.text) this.title = ev.text.slice(0, 80);
+        const key = 'm:' + ev.message_id;
+        if (!this._byKey.has(key))
+          this._add({
+            kind: 'message',
+            key,
+            id: ev.message_id,
+            role: 'user',
+            text: ev.text ?? '',
+            streaming: false,
+            client_msg_id: ev.client_msg_id ?? null,
+            seq: ev.seq,
+            ts: ev.ts,
+          });
+        break;
+      }
+      case 'message.start':
+        this._message(ev, ev.role || 'assistant', true);
+        break;
+      case 'delta': {
+        const m = this._message(ev, 'assistant', true);
+        m.text += ev.text ?? '';
+        this._touch(m);
+        break;
+      }
+      case 'message.end': {
+        const m = this._message(ev, 'assistant', undefined);
+        if (typeof ev.text === 'string') m.text = ev.text;
+        m.streaming = false;
+        m.usage = ev.usage || null;
+        if (ev.usage) {
+          this.usage.prompt_tokens += ev.usage.prompt_tokens || 0;
+          this.usage.completion_tokens += ev.usage.completion_tokens || 0;
+          this.usage.cost_usd += ev.usage.cost_usd || 0;
+        }
+        this._touch(m);
+        break;
+      }
+      case 'message.discard':
+        this._remove('m:' + ev.message_id);
+        break;
+      case 'tool.call':
+        this._add({
+          kind: 'tool',
+          key: 't:' + ev.call_id,
+          call_id: ev.call_id,
+          name: ev.name,
+          args: ev.args,
+          done: false,
+          seq: ev.seq,
+        });
+        break;
+      case 'tool.result': {
+        let t = this._byKey.get('t:' + ev.call_id);
+        if (!t)
+          t = this._add({
+            kind: 'tool',
+            key: 't:' + ev.call_id,
+            call_id: ev.call_id,
+            name: '?',
+            args: null,
+            seq: ev.seq,
+          });
+        Object.assign(t, { done: true, ok: ev.ok, result: ev.result, error: ev.error });
+        this._touch(t);
+        break;
+      }
+      case 'question': {
+        this._settlePending();
+        const it = this._add({
+          kind: 'question',
+          key: 'q:' + ev.question_id,
+          question_id: ev.question_id,
+          text: ev.text,
+          choices: ev.choices || null,
+          schema: ev.schema || null,
+          resolved: false,
+          seq: ev.seq,
+        });
+        this.pending = it;
+        break;
+      }
+      case 'approval': {
+        this._settlePending();
+        const it = this._add({
+          kind: 'approval',
+          key: 'a:' + ev.approval_id,
+          approval_id: ev.approval_id,
+          title: ev.title,
+          plan: ev.plan,
+          resolved: false,
+          seq: ev.seq,
+        });
+        this.pending = it;
+        break;
+      }
+      case 'progress': {
+        const key = 'p:' + (ev.step || 'progress');
+        let p = this._byKey.get(key);
+        if (!p || p.finished) {
+          if (p) this._remove(key);
+          p = this._add({ kind: 'progress', key, step: ev.step, seq: ev.seq });
+        }
+        Object.assign(p, { done: ev.done, total: ev.total, label: ev.label, finished: false });
+        this._touch(p);
+        break;
+      }
+      case 'error':
+        this._add({
+          kind: 'error',
+          key: 'e:' + ev.seq,
+          code: ev.code,
+          message: ev.message,
+          retryable: ev.retryable,
+          seq: ev.seq,
+        });
+        break;
+      case 'context.trimmed':
+        this._add({
+          kind: 'notice',
+          key: 'n:' + ev.seq,
+          text: `${ev.dropped_messages} older message(s) were left out to fit the model's context`,
+          seq: ev.seq,
+        });
+        break;
+      default:
+        return true; // unknown types are ignored (the protocol may add some)
+    }
+    return true;
+  }
+
+  _snapshot(ev) {
+    const keepTitle = ev.title;
+    this.reset();
+    this.seq = ev.seq;
+    this.version = 1;
+    this.state = ev.state ?? null;
+    this.step = ev.step ?? null;
+    this.agent = ev.agent ?? null;
+    this.title = keepTitle || '';
+    this.updatedAt = ev.ts || null;
+    for (const t of ev.transcript || []) {
+      this._add({
+        kind: 'message',
+        key: 'm:' + (t.message_id || 'x' + this._rev),
+        id: t.message_id,
+        role: t.role,
+        text: t.text ?? '',
+        streaming: false,
+        usage: t.usage || null,
+      });
+    }
+    const p = ev.pending;
+    if (p && p.question_id) {
+      this.pending = this._add({
+        kind: 'question',
+        key: 'q:' + p.question_id,
+        question_id: p.question_id,
+        text: p.text,
+        choices: p.choices || null,
+        schema: p.schema || null,
+        resolved: false,
+      });
+    } else if (p && p.approval_id) {
+      this.pending = this._add({
+        kind: 'approval',
+        key: 'a:' + p.approval_id,
+        approval_id: p.approval_id,
+        title: p.title,
+        plan: p.plan,
+        resolved: false,
+      });
+    }
+  }
+
+  /** The text shown for the assistant: every non-discarded assistant message, concatenated. */
+  assistantText() {
+    return this.messages
+      .filter((m) => m.role === 'assistant')
+      .map((m) => m.text)
+      .join('');
+  }
+}
