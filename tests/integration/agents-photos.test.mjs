@@ -5,13 +5,13 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
-import { BIN, checkMessages, connect, fakeTarget, itest, openSession, waitState, writeRoutesFile } from './harness.mjs';
+import { MAKER, planFor, snapshot } from './photos-lib.mjs';
+import { checkMessages, connect, fakeTarget, itest, openSession, waitState, writeRoutesFile } from './harness.mjs';
 
 let fp;
 before(async () => {
@@ -21,36 +21,10 @@ after(async () => {
   await fp?.close();
 });
 
-const MAKER = path.join(path.dirname(BIN), 'tests', 'unit', 'make_photo_library');
-
 function library(n, dup = 0) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-photos-'));
   execFileSync(MAKER, [path.join(root, 'local'), String(n), String(dup)]);
   return root;
-}
-
-/* rel path -> sha256, for every file under dir. */
-function snapshot(dir) {
-  const out = {};
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-function planFor(files, folder) {
-  return {
-    explanation: `Everything goes into ${folder}, by name.`,
-    folders: [folder],
-    moves: Object.keys(files)
-      .sort()
-      .map((src) => ({ src, dest: `${folder}/${path.basename(src)}` })),
-  };
 }
 
 function script(P, files) {

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
+import { pipeline, raw } from './pipeline.mjs';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import { fakeTarget, itest, writeRoutesFile } from './harness.mjs';
@@ -135,57 +135,6 @@ itest(
 );
 
 // ------------------------------------------------------------- pipelining
-
-const raw = (method, path, body) => {
-  const b = body === undefined ? '' : body;
-  const len = method === 'POST' ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n` : '';
-  return `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${len}\r\n${b}`;
-};
-
-/**
- * Write every request at once on one TCP socket, then read `count` responses
- * (framed by Content-Length). Resolves [{status, headers, body}] in order.
- */
-function pipeline(port, requests, count = requests.length) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1', () => sock.write(requests.join('')));
-    let buf = Buffer.alloc(0);
-    const out = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`${out.length} of ${count} responses after 5 s: ${JSON.stringify(out.map((r) => r.status))}`));
-    }, 5000);
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) break;
-        const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const headers = Object.fromEntries(
-          lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
-        );
-        const len = Number(headers['content-length']);
-        assert.ok(Number.isInteger(len), `response without content-length: ${lines.join(' | ')}`);
-        if (buf.length < end + 4 + len) break;
-        out.push({
-          status: Number(lines[0].split(' ')[1]),
-          headers,
-          body: buf.subarray(end + 4, end + 4 + len).toString('utf8'),
-        });
-        buf = buf.subarray(end + 4 + len);
-      }
-      if (out.length >= count) {
-        clearTimeout(timer);
-        sock.destroy();
-        resolve(out);
-      }
-    });
-    sock.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
 
 itest(
   'pipelining: six GETs (API, static files, 404, 405) written at once are answered in order',

@@ -6,57 +6,8 @@
 // counters were added, which broke the six-GET pipelining test.
 
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { itest } from './harness.mjs';
-
-const raw = (method, path, body) => {
-  const b = body === undefined ? '' : body;
-  const len = method === 'POST' ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n` : '';
-  return `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${len}\r\n${b}`;
-};
-
-/** Write every request at once on one socket; resolve the responses (framed by Content-Length) in order. */
-function pipeline(port, requests) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1', () => sock.write(requests.join('')));
-    let buf = Buffer.alloc(0);
-    const out = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(
-        new Error(
-          `${out.length} of ${requests.length} responses after 5 s: ${JSON.stringify(out.map((r) => r.status))}`,
-        ),
-      );
-    }, 5000);
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) break;
-        const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const cl = lines.find((l) => /^content-length:/i.test(l));
-        assert.ok(cl, `response without content-length: ${lines.join(' | ')}`);
-        const len = Number(cl.slice(cl.indexOf(':') + 1).trim());
-        if (buf.length < end + 4 + len) break;
-        out.push({
-          status: Number(lines[0].split(' ')[1]),
-          body: buf.subarray(end + 4, end + 4 + len).toString('utf8'),
-        });
-        buf = buf.subarray(end + 4 + len);
-      }
-      if (out.length >= requests.length) {
-        clearTimeout(timer);
-        sock.destroy();
-        resolve(out);
-      }
-    });
-    sock.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
+import { pipeline, raw } from './pipeline.mjs';
 
 itest('pipelining: a minted token over 4 KiB, then GETs, written at once', async ({ startServer }) => {
   const srv = await startServer();

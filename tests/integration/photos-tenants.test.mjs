@@ -5,14 +5,13 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
+import { MAKER, planFor, snapshot } from './photos-lib.mjs';
 import {
-  BIN,
   connect,
   fakeTarget,
   itest,
@@ -31,31 +30,7 @@ after(async () => {
   await fp?.close();
 });
 
-const MAKER = path.join(path.dirname(BIN), 'tests', 'unit', 'make_photo_library');
 const SECRET = 'photos-tenants-secret-0123456789abcdef';
-
-function snapshot(dir) {
-  const out = {};
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-function planFor(files, folder) {
-  return {
-    explanation: `Everything goes into ${folder}.`,
-    folders: [folder],
-    moves: Object.keys(files)
-      .sort()
-      .map((src) => ({ src, dest: `${folder}/${path.basename(src)}` })),
-  };
-}
 
 /* Run the organiser to the end for the client c with the plan plan; returns
  * the scan summary the model was sent. */

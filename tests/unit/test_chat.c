@@ -17,6 +17,7 @@
 #include "fake_upstream.h"
 #include "protocol/errors.h"
 #include "state/registry.h"
+#include "loop_fixture.h"
 
 typedef struct fixture {
     char dir[64];
@@ -46,8 +47,7 @@ static void deliver_hook(tt_cursor *c, void *ud)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tt_chat_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    loop_fixture_mkdir(f->dir, sizeof f->dir, "tt_chat");
     snprintf(f->routes, sizeof f->routes, "%s/routes.json", f->dir);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     up_start(&f->up, &f->loop);
@@ -77,10 +77,7 @@ static int teardown(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     tt_store_close(f->store);
     tt_agent_free_prompts(&f->env);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    loop_fixture_end(&f->loop, f->dir);
     free(f);
     return 0;
 }

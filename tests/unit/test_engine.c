@@ -16,6 +16,7 @@
 #include "agents/engine/engine.h"
 #include "protocol/errors.h"
 #include "state/registry.h"
+#include "loop_fixture.h"
 
 /* --- the test agent ---------------------------------------------------------- */
 
@@ -126,8 +127,7 @@ static void close_all(fixture *f)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tt_engine_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    loop_fixture_mkdir(f->dir, sizeof f->dir, "tt_engine");
     uv_loop_init(&f->loop);
     open_all(f);
     *state = f;
@@ -139,10 +139,7 @@ static int teardown(void **state)
     fixture *f = *state;
     if (f->reg)
         close_all(f);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    loop_fixture_end(&f->loop, f->dir);
     free(f);
     return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "protocol/errors.h"
 #include "state/registry.h"
+#include "loop_fixture.h"
 
 typedef struct fixture {
     char dir[64];
@@ -66,18 +67,13 @@ static void open_registry(fixture *f, const tt_registry_options *o)
 
 static void close_registry(fixture *f)
 {
-    tt_registry_close(f->reg);
-    uv_run(&f->loop, UV_RUN_DEFAULT); /* lets the registry's handles close */
-    tt_store_close(f->store);
-    f->reg = NULL;
-    f->store = NULL;
+    loop_fixture_close(&f->loop, &f->reg, &f->store);
 }
 
 static fixture *setup_with(const tt_registry_options *o)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tt_registry_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    loop_fixture_mkdir(f->dir, sizeof f->dir, "tt_registry");
     assert_int_equal(uv_loop_init(&f->loop), 0);
     open_registry(f, o);
     return f;
@@ -95,10 +91,7 @@ static int teardown(void **state)
     fixture *f = *state;
     if (f->reg)
         close_registry(f);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    loop_fixture_end(&f->loop, f->dir);
     free(f);
     return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "protocol/errors.h"
 #include "state/registry.h"
+#include "loop_fixture.h"
 
 typedef struct fixture {
     char dir[64];
@@ -71,18 +72,13 @@ static void open_registry(fixture *f, size_t map_max, uint64_t cap)
 
 static void close_registry(fixture *f)
 {
-    tt_registry_close(f->reg);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    tt_store_close(f->store);
-    f->reg = NULL;
-    f->store = NULL;
+    loop_fixture_close(&f->loop, &f->reg, &f->store);
 }
 
 static fixture *make_fixture(size_t map_max, uint64_t cap)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tt_regcommit_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    loop_fixture_mkdir(f->dir, sizeof f->dir, "tt_regcommit");
     assert_int_equal(uv_loop_init(&f->loop), 0);
     open_registry(f, map_max, cap);
     return f;
@@ -111,10 +107,7 @@ static int teardown(void **state)
     fixture *f = *state;
     if (f->reg)
         close_registry(f);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    loop_fixture_end(&f->loop, f->dir);
     free(f);
     return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "protocol/errors.h"
 #include "state/registry.h"
+#include "loop_fixture.h"
 
 typedef struct fixture {
     char dir[64];
@@ -38,8 +39,7 @@ static void deliver_hook(tt_cursor *c, void *ud)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tt_session_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    loop_fixture_mkdir(f->dir, sizeof f->dir, "tt_session");
     assert_int_equal(uv_loop_init(&f->loop), 0);
     tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
     assert_int_equal(tt_store_open(&so, &f->store), 0);
@@ -62,10 +62,7 @@ static int teardown(void **state)
     tt_registry_close(f->reg);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     tt_store_close(f->store);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    loop_fixture_end(&f->loop, f->dir);
     free(f);
     return 0;
 }

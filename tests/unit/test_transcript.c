@@ -14,6 +14,7 @@
 
 #include "protocol/errors.h"
 #include "state/registry.h"
+#include "loop_fixture.h"
 
 typedef struct fixture {
     char dir[64];
@@ -43,11 +44,7 @@ static void open_registry(fixture *f)
 
 static void close_registry(fixture *f)
 {
-    tt_registry_close(f->reg);
-    uv_run(&f->loop, UV_RUN_DEFAULT); /* lets the registry's handles close */
-    tt_store_close(f->store);
-    f->reg = NULL;
-    f->store = NULL;
+    loop_fixture_close(&f->loop, &f->reg, &f->store);
 }
 
 static void reopen(fixture *f)
@@ -59,8 +56,7 @@ static void reopen(fixture *f)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tt_transcript_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    loop_fixture_mkdir(f->dir, sizeof f->dir, "tt_transcript");
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->transcript_max = 100;
     open_registry(f);
@@ -73,10 +69,7 @@ static int teardown(void **state)
     fixture *f = *state;
     if (f->reg)
         close_registry(f);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    loop_fixture_end(&f->loop, f->dir);
     free(f);
     return 0;
 }

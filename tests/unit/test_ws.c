@@ -17,6 +17,7 @@
 #include "protocol/errors.h"
 #include "server/conn.h"
 #include "server/server.h"
+#include "loop_fixture.h"
 
 /* ---- the fake socket behind the wrapped lws calls -------------------------- */
 
@@ -129,8 +130,7 @@ static int setup(void **state)
     char err[256];
     int exit_now = 0;
     assert_int_equal(tt_config_load(&srv->cfg, 1, argv, envp, &exit_now, err, sizeof err), 0);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tt_ws_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    loop_fixture_mkdir(f->dir, sizeof f->dir, "tt_ws");
     assert_int_equal(uv_loop_init(&srv->loop), 0);
     tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
     assert_int_equal(tt_store_open(&so, &srv->store), 0);
@@ -172,11 +172,8 @@ static int teardown(void **state)
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     tt_store_close(srv->store);
     json_decref(srv->agent_env.key_tenants);
-    assert_int_equal(uv_loop_close(&srv->loop), 0);
     tt_config_free(&srv->cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    loop_fixture_end(&srv->loop, f->dir);
     free(f);
     return 0;
 }
