@@ -68,8 +68,17 @@ static void start_message(chat_rt *rt)
     tt_agent_state_set(rt->s, "message_id", json_string(rt->message_id));
 }
 
-/* What the model streams is kept up to a cap: past it the call is stopped
- * (it ends as cancelled, its message withdrawn) rather than kept in part. */
+/* A cap was passed (err, a tt error): tell the session and stop the call (it
+ * ends as cancelled, its message withdrawn) rather than keep it in part. */
+static void stop_over_cap(chat_rt *rt, tt_llm_call *c, int err, const char *msg)
+{
+    tt_session_emit(
+        rt->s, "error",
+        json_pack("{s:s, s:s, s:b}", "code", tt_err_wire(err), "message", msg, "retryable", 0));
+    tt_llm_call_cancel(c);
+}
+
+/* What the model streams is kept up to a cap (stop_over_cap past it). */
 static void append(chat_rt *rt, tt_llm_call *c, tt_buf *b, const char *s, size_t n,
                    const char *what)
 {
@@ -79,10 +88,7 @@ static void append(chat_rt *rt, tt_llm_call *c, tt_buf *b, const char *s, size_t
     char msg[160];
     snprintf(msg, sizeof msg, "the model's %s went past %zu bytes: the call was stopped", what,
              b->cap);
-    tt_session_emit(
-        rt->s, "error",
-        json_pack("{s:s, s:s, s:b}", "code", tt_err_wire(rc), "message", msg, "retryable", 0));
-    tt_llm_call_cancel(c);
+    stop_over_cap(rt, c, rc, msg);
 }
 
 /* The call a tool-call fragment belongs to: fragments are grouped by the
@@ -100,10 +106,7 @@ static tt_chat_call *call_slot(chat_rt *rt, tt_llm_call *c, int index)
         snprintf(msg, sizeof msg,
                  "the model made more than %d tool calls in one round: the call was stopped",
                  TT_CHAT_MAX_TOOL_CALLS);
-        tt_session_emit(
-            rt->s, "error",
-            json_pack("{s:s, s:s, s:b}", "code", "too_large", "message", msg, "retryable", 0));
-        tt_llm_call_cancel(c);
+        stop_over_cap(rt, c, TT_ETOOLARGE, msg);
         return NULL;
     }
     tt_chat_call *pc = &rt->calls[rt->n_calls++];

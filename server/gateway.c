@@ -61,13 +61,6 @@ struct tt_gateway_req {
 
 /* Past a cap the call is stopped and the response fails (on_done). */
 
-/* Ask lws for a writable callback. It refuses (< 0) only for a connection it
- * is already closing, which never writes again: count it, nothing to undo. */
-static void want_writable(tt_server *srv, struct lws *wsi)
-{
-    if (lws_callback_on_writable(wsi) < 0)
-        srv->metrics.writable_refused++;
-}
 static void overflow(tt_gateway_req *g)
 {
     g->overflow = 1;
@@ -83,7 +76,7 @@ static void out_append(tt_gateway_req *g, const char *s, size_t n)
     }
     if (tt_buf_append(&g->out, s, n) != 0)
         overflow(g);
-    want_writable(g->srv, g->wsi);
+    tt_server_want_writable(g->srv, g->wsi);
 }
 
 static size_t out_pending(const tt_gateway_req *g)
@@ -108,7 +101,7 @@ static void respond(tt_gateway_req *g, int status, json_t *body)
         g->status = 500; /* no memory: an empty 500 */
     free(text);
     g->complete = 1;
-    want_writable(g->srv, g->wsi);
+    tt_server_want_writable(g->srv, g->wsi);
 }
 
 static int status_for(tt_llm_error_class cls)
@@ -436,7 +429,7 @@ int tt_gateway_writeable(tt_gateway_req *g)
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         g->headers_sent = 1;
-        want_writable(g->srv, wsi);
+        tt_server_want_writable(g->srv, wsi);
         return 0;
     }
     if (g->overflow && g->stream)
@@ -461,7 +454,7 @@ int tt_gateway_writeable(tt_gateway_req *g)
         tt_llm_call_pause(g->call, 0);
     }
     if (out_pending(g) > 0)
-        want_writable(g->srv, wsi);
+        tt_server_want_writable(g->srv, wsi);
     return 0;
 }
 

@@ -21,6 +21,12 @@
 
 #define SECRET_META_KEY "jwt_secret"
 
+void tt_server_want_writable(tt_server *srv, struct lws *wsi)
+{
+    if (lws_callback_on_writable(wsi) < 0)
+        srv->metrics.writable_refused++;
+}
+
 int tt_addr_is_loopback(const struct sockaddr_storage *addr)
 {
     if (addr->ss_family == AF_INET) {

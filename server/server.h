@@ -76,4 +76,9 @@ void tt_ws_close_all(tt_server *srv, int code, const char *reason);
 /* Is addr a loopback address (127.0.0.0/8, ::1, or v4-mapped 127/8)? */
 int tt_addr_is_loopback(const struct sockaddr_storage *addr);
 
+/* Ask lws for a writable callback on wsi. lws refuses (< 0) only for a
+ * connection it is already closing, which never writes again: counted in
+ * tether_writable_refused_total, nothing to undo. */
+void tt_server_want_writable(tt_server *srv, struct lws *wsi);
+
 #endif

@@ -41,12 +41,9 @@ static void send_close(struct lws *wsi, int code, const char *reason)
     (void)lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE);
 }
 
-/* Ask lws for a writable callback. It refuses (< 0) only for a socket it is
- * already closing, which never writes again: count it, nothing to undo. */
 static void want_writable(tt_conn *c)
 {
-    if (lws_callback_on_writable(c->wsi) < 0)
-        c->srv->metrics.writable_refused++;
+    tt_server_want_writable(c->srv, c->wsi);
 }
 
 static void items_free(tt_outq_item *it)

@@ -120,6 +120,15 @@ int tt_store_rd_cursor(tt_store *st, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cu
     return 0;
 }
 
+int tt_store_rd_cursor_end(tt_store *st, MDB_txn *txn, MDB_cursor *cur, int rc, int mrc)
+{
+    mdb_cursor_close(cur);
+    tt_store_rd_end(st, txn);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = tt_store_from_mdb(mrc);
+    return rc;
+}
+
 static void rd_drop_idle(tt_store *st)
 {
     if (st->rd_idle) {
@@ -545,11 +554,7 @@ int tt_store_list_user_after(tt_store *st, const char *user, const char *after,
         }
         mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
-    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-        rc = tt_store_from_mdb(mrc);
-    mdb_cursor_close(cur);
-    tt_store_rd_end(st, t);
-    return rc;
+    return tt_store_rd_cursor_end(st, t, cur, rc, mrc);
 }
 
 typedef struct count_ctx {

@@ -140,11 +140,7 @@ static int log_read(tt_store *st, log_kind kind, const char *sid, uint64_t after
         count++;
         mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
-    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-        rc = tt_store_from_mdb(mrc);
-    mdb_cursor_close(cur);
-    tt_store_rd_end(st, t);
-    return rc;
+    return tt_store_rd_cursor_end(st, t, cur, rc, mrc);
 }
 
 int tt_store_read_events(tt_store *st, const char *sid, uint64_t after, size_t max,
@@ -181,7 +177,5 @@ int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq)
     *seq = 0;
     if (rc == 0 && ev_key_is(&key, k, 1 + n))
         *seq = ev_key_seq(&key);
-    mdb_cursor_close(cur);
-    tt_store_rd_end(st, t);
-    return rc && rc != MDB_NOTFOUND ? tt_store_from_mdb(rc) : 0;
+    return tt_store_rd_cursor_end(st, t, cur, 0, rc);
 }

@@ -44,6 +44,10 @@ void tt_store_rd_end(tt_store *st, MDB_txn *t);
 /* A read transaction and a cursor on dbi in it; close the cursor with
  * mdb_cursor_close() and end the transaction with tt_store_rd_end(). */
 int tt_store_rd_cursor(tt_store *st, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur);
+/* The end of a scan with tt_store_rd_cursor(): closes both. Returns rc, or
+ * when rc is 0 the scan's last LMDB result mrc as a tt error (MDB_NOTFOUND,
+ * the end of the range, is success). */
+int tt_store_rd_cursor_end(tt_store *st, MDB_txn *txn, MDB_cursor *cur, int rc, int mrc);
 /* 0 when txn is inside a fill callback and still usable, else its error. */
 int tt_store_txn_ready(tt_store_txn *txn);
 /* Records an LMDB failure in the transaction and returns its tt_err. */
