@@ -14,7 +14,8 @@
  *
  * Records of record version 1 carry the whole transcript inline: they are
  * read as before, and the first commit that rewrites such a record moves the
- * entries into the transcript database. Private to state/. */
+ * entries into the transcript database. Private to state/; the code is in
+ * store_log.c, beside the transcript database's own operations. */
 #ifndef TT_TRANSCRIPT_H
 #define TT_TRANSCRIPT_H
 

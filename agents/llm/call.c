@@ -3,7 +3,7 @@
  *
  * A call keeps its own copy of the request as JSON (so retries and trimming
  * need nothing from the caller) and runs attempts one at a time:
- *   plan (retry.h) -> wait -> prepare (call_prepare.h) -> breaker -> HTTP
+ *   plan (retry.h) -> wait -> prepare (call_request.h) -> breaker -> HTTP
  *   (http.h) -> adapter parser (adapter.h) -> events to the caller ->
  *   outcome -> plan again or finish.
  * Every attempt writes one JSON log line.
@@ -26,7 +26,6 @@
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/call.h"
-#include "agents/llm/call_prepare.h"
 #include "agents/llm/call_request.h"
 #include "agents/llm/http.h"
 #include "agents/llm/route.h"
@@ -78,7 +77,7 @@ struct tt_llm_call {
     uv_timer_t *timer;       /* the wait before the next attempt; closed asynchronously */
     int cancelled;
     int in_restart_hook; /* on_restart is running: a cancel only marks the call */
-    /* preparation (call_prepare.h) */
+    /* preparation (call_request.h) */
     tt_call_prep prep;
     uv_work_t work;
     void (*prep_then)(tt_llm_call *c); /* what follows the preparation, on the loop */
@@ -449,7 +448,7 @@ static void prep_after(uv_work_t *w, int status)
     c->prep_then(c);
 }
 
-/* Run steps (call_prepare.h) on c's request for target: in the thread pool
+/* Run steps (call_request.h) on c's request for target: in the thread pool
  * when the request is large, else now; then(c) follows on the loop unless
  * the call was cancelled meanwhile. */
 static void prepare(tt_llm_call *c, unsigned steps, size_t target, void (*then)(tt_llm_call *))

@@ -72,7 +72,7 @@ void tt_llm_service_close(tt_llm_service *s);
 /* The HTTP transport the service uses (HTTP tools share it). */
 struct tt_http *tt_llm_service_http(tt_llm_service *s);
 
-/* The token counts the service remembers (token_cache.h), for statistics. */
+/* The token counts the service remembers (call_request.h), for statistics. */
 struct tt_token_cache *tt_llm_service_token_cache(tt_llm_service *s);
 
 /* Write a line (consumed) to the service's log sink. */

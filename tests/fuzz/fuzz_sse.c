@@ -1,4 +1,4 @@
-/* libFuzzer target for agents/llm/sse.c.
+/* libFuzzer target for the SSE parser in agents/llm/adapter.c.
  *
  * Input: byte 0 picks where the stream is split in two, byte 1 picks the cap
  * (max_event_bytes), the rest is the stream. The stream is parsed three ways
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents/llm/sse.h"
+#include "agents/llm/adapter.h"
 #include "protocol/errors.h"
 
 #define CHECK(c)                                                                                   \

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agents/llm/sse.h"
+#include "agents/llm/adapter.h"
 
 #define CAP 4096 /* the cap of the cases that are not about caps */
 

@@ -18,7 +18,7 @@
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/call.h"
-#include "agents/llm/call_prepare.h"
+#include "agents/llm/call_request.h"
 #include "agents/llm/http.h"
 #include "protocol/errors.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for agents/llm/sse.c, the event-stream format: line ends,
+/* Unit tests for the SSE parser (agents/llm/adapter.c), the event-stream format: line ends,
  * fields, names, BOM, the end of the stream, and the callback's stop. Caps
  * and recorded provider streams are in test_sse_streams.c.
  *
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "agents/llm/sse.h"
+#include "agents/llm/adapter.h"
 #include "protocol/errors.h"
 #include "sse_feed.h"
 

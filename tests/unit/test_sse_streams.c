@@ -1,4 +1,4 @@
-/* Unit tests for agents/llm/sse.c on whole streams: the caps (enforced as
+/* Unit tests for the SSE parser (agents/llm/adapter.c) on whole streams: the caps (enforced as
  * bytes arrive, sticky once crossed), a large event in linear time, and
  * recorded OpenAI and Anthropic streams with LF, CR and CRLF line ends. The
  * format, line by line, is tested in test_sse.c.
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "agents/llm/sse.h"
+#include "agents/llm/adapter.h"
 #include "protocol/errors.h"
 #include "sse_feed.h"
 

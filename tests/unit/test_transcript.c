@@ -1,4 +1,4 @@
-/* state/transcript.c: transcript entries stored apart from the session
+/* state/store_log.c (the transcript part): transcript entries stored apart from the session
  * record, append-only, trimmed from the front, read back on load, and
  * records of the previous version (transcript inline) read and moved. Real
  * LMDB in a temp directory, a real libuv loop. */
