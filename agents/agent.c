@@ -247,6 +247,24 @@ void tt_agent_state_set(tt_session *s, const char *key, json_t *v)
     tt_session_touch(s);
 }
 
+const char *tt_agent_mode(const tt_session *s, const char *key)
+{
+    return tt_agent_state_str(s, key);
+}
+
+void tt_agent_set_mode(const tt_agent_env *env, tt_session *s, const char *key, const char *to)
+{
+    const char *from = tt_agent_mode(s, key);
+    if (from && strcmp(from, to) == 0)
+        return;
+    if (env && env->log)
+        env->log("agent mode",
+                 json_pack("{s:s, s:s, s:s, s:s?, s:s}", "session", s->id, "agent", s->agent, "key",
+                           key, "from", from, "to", to),
+                 env->log_ud);
+    tt_agent_state_set(s, key, json_string(to));
+}
+
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id)
 {
     if (client_msg_id)

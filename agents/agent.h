@@ -52,6 +52,10 @@ typedef struct tt_agent_env {
     tt_prompt prompts[TT_AGENT_PROMPTS_MAX]; /* every template in --prompts-dir */
     size_t n_prompts;
     tt_toolbox tools; /* built-in and HTTP tools */
+    /* Where agents log a line (msg, fields consumed): the server prints it at
+     * debug level. NULL: nothing is logged. */
+    void (*log)(const char *msg, json_t *fields, void *ud);
+    void *log_ud;
     tt_assistant_def assistants[TT_ASSISTANTS_MAX];
     struct tt_agent_ops *assistant_ops; /* one per assistant, allocated at load */
     size_t n_assistants;
@@ -123,6 +127,15 @@ int tt_agent_close(tt_session *s);
 const char *tt_agent_state_str(const tt_session *s, const char *key);
 /* For agents: set (v consumed; NULL stores null) a key of the persisted state. */
 void tt_agent_state_set(tt_session *s, const char *key, json_t *v);
+
+/* For agents: the agent's mode, the key of its persisted state its operations
+ * branch on ("mode" for the chat and echo agents, "status" for the step
+ * engine), or NULL. */
+const char *tt_agent_mode(const tt_session *s, const char *key);
+/* For agents: the one place a mode changes. Setting the mode it is in is no
+ * change; a change is logged through env->log ("agent mode": session, agent,
+ * key, from, to), once per transition, never per token. */
+void tt_agent_set_mode(const tt_agent_env *env, tt_session *s, const char *key, const char *to);
 
 /* For agents: record the turn's id and emit the "user" event. */
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id);

@@ -188,7 +188,7 @@ void tt_chat_finish(chat_rt *rt)
     tt_agent_state_set(s, "turn", NULL);
     tt_agent_state_set(s, "calls", NULL);
     tt_agent_state_set(s, "round", NULL);
-    tt_agent_state_set(s, "mode", json_string("idle"));
+    tt_agent_set_mode(rt->env, s, "mode", "idle");
     tt_agent_state_set(s, "message_id", NULL);
     tt_session_set_state(s, TT_STATE_IDLE, "reply");
 }
@@ -311,7 +311,7 @@ int tt_chat_generate(tt_session *s)
     new_message(rt);
     rt->round++;
     tt_agent_state_set(s, "round", json_integer(rt->round));
-    tt_agent_state_set(s, "mode", json_string("generating"));
+    tt_agent_set_mode(env, s, "mode", "generating");
     tt_session_set_state(s, TT_STATE_RUNNING, "reply");
     const char *route = tt_agent_state_str(s, "route");
     int rc = tt_llm_call_start(env->llm, route, &req, &hooks, rt, &rt->call);
@@ -353,7 +353,7 @@ static int chat_start(tt_session *s, const tt_agent_env *env)
     else
         json_incref(route);
     tt_agent_state_set(s, "route", route);
-    tt_agent_state_set(s, "mode", json_string("idle"));
+    tt_agent_set_mode(env, s, "mode", "idle");
     tt_session_set_state(s, TT_STATE_IDLE, "start");
     return 0;
 }
@@ -364,7 +364,7 @@ static int chat_resume(tt_session *s, const tt_agent_env *env)
     if (rc)
         return rc;
     chat_rt *rt = s->agent_rt;
-    const char *mode = tt_agent_state_str(s, "mode");
+    const char *mode = tt_agent_mode(s, "mode");
     if (!mode || strcmp(mode, "idle") == 0)
         return 0;
     rt->round = (int)json_integer_value(json_object_get(s->agent_state, "round"));

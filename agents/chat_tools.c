@@ -198,7 +198,7 @@ static void ask(tt_chat_rt *rt, json_t *call)
                              "args", args ? args : json_object(), "args_json", str(call, "args"));
     tt_session_set_pending(s, json_deep_copy(body));
     tt_session_emit(s, "approval", body);
-    tt_agent_state_set(s, "mode", json_string("approval"));
+    tt_agent_set_mode(rt->env, s, "mode", "approval");
     tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "tool_approval");
 }
 
@@ -275,7 +275,7 @@ void tt_chat_tools_begin(tt_chat_rt *rt, const char *text)
                                                      "content", text, "tool_calls", wire));
     tt_chat_calls_clear(rt);
     tt_agent_state_set(s, "calls", calls);
-    tt_agent_state_set(s, "mode", json_string("tools"));
+    tt_agent_set_mode(rt->env, s, "mode", "tools");
     next_call(rt);
 }
 
@@ -300,7 +300,7 @@ static int expired(const json_t *call)
 static void settle(tt_chat_rt *rt)
 {
     tt_session_set_pending(rt->s, NULL);
-    tt_agent_state_set(rt->s, "mode", json_string("tools"));
+    tt_agent_set_mode(rt->env, rt->s, "mode", "tools");
     tt_session_set_state(rt->s, TT_STATE_RUNNING, "reply");
 }
 

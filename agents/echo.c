@@ -27,6 +27,7 @@
 
 typedef struct echo_rt {
     tt_session *s;
+    const tt_agent_env *env;
     uv_timer_t *timer; /* allocated apart: it is closed asynchronously */
     size_t pos;        /* bytes of the reply already streamed */
     unsigned words;
@@ -39,6 +40,13 @@ static int st_delay(const tt_session *s)
 
 static void on_tick(uv_timer_t *t);
 
+/* The echo agent's mode: idle, stream, question or approval. */
+static void set_mode(tt_session *s, const char *to)
+{
+    const echo_rt *rt = s->agent_rt;
+    tt_agent_set_mode(rt->env, s, "mode", to);
+}
+
 static void finish_stream(tt_session *s, echo_rt *rt)
 {
     const char *mid = tt_agent_state_str(s, "message_id");
@@ -46,7 +54,7 @@ static void finish_stream(tt_session *s, echo_rt *rt)
                            json_pack("{s:i, s:i, s:f, s:s, s:b}", "prompt_tokens", 0,
                                      "completion_tokens", (int)rt->words, "cost_usd", 0.0, "model",
                                      "echo", "cached", 0));
-    tt_agent_state_set(s, "mode", json_string("idle"));
+    set_mode(s, "idle");
     tt_agent_state_set(s, "reply", NULL);
     tt_agent_state_set(s, "message_id", NULL);
     tt_session_set_state(s, TT_STATE_IDLE, "reply");
@@ -57,11 +65,11 @@ static void start_stream(tt_session *s, const char *text)
 {
     echo_rt *rt = s->agent_rt;
     char mid[TT_MESSAGE_ID_MAX];
-    tt_agent_state_set(s, "mode", json_string("stream"));
+    set_mode(s, "stream");
     tt_agent_state_set(s, "reply", json_string(text));
     tt_session_set_state(s, TT_STATE_RUNNING, "reply");
     if (tt_session_message_start(s, "assistant", mid, sizeof mid) != 0) {
-        tt_agent_state_set(s, "mode", json_string("idle"));
+        set_mode(s, "idle");
         tt_agent_state_set(s, "reply", NULL);
         tt_session_set_state(s, TT_STATE_IDLE, "reply");
         return;
@@ -109,13 +117,13 @@ static void on_tick(uv_timer_t *t)
 /* Withdraw the message being streamed; the caller sets the next state. */
 static int discard_stream(tt_session *s, const char *reason)
 {
-    const char *mode = tt_agent_state_str(s, "mode");
+    const char *mode = tt_agent_mode(s, "mode");
     if (!mode || strcmp(mode, "stream") != 0)
         return 0;
     echo_rt *rt = s->agent_rt;
     uv_timer_stop(rt->timer);
     tt_session_message_discard(s, tt_agent_state_str(s, "message_id"), reason);
-    tt_agent_state_set(s, "mode", json_string("idle"));
+    set_mode(s, "idle");
     tt_agent_state_set(s, "message_id", NULL);
     return 1;
 }
@@ -131,6 +139,7 @@ static int make_rt(tt_session *s, const tt_agent_env *env)
         return TT_ENOMEM;
     }
     rt->s = s;
+    rt->env = env;
     s->agent_rt = rt;
     return 0;
 }
@@ -162,7 +171,7 @@ static int echo_start(tt_session *s, const tt_agent_env *env)
     json_t *delay = json_object_get(s->input, "delay_ms");
     tt_agent_state_set(s, "delay_ms",
                        json_integer(delay ? json_integer_value(delay) : env->echo_delay_ms));
-    tt_agent_state_set(s, "mode", json_string("idle"));
+    set_mode(s, "idle");
     tt_session_set_state(s, TT_STATE_IDLE, "start");
     return 0;
 }
@@ -172,7 +181,7 @@ static int echo_resume(tt_session *s, const tt_agent_env *env)
     int rc = make_rt(s, env);
     if (rc)
         return rc;
-    const char *mode = tt_agent_state_str(s, "mode");
+    const char *mode = tt_agent_mode(s, "mode");
     if (mode && strcmp(mode, "stream") == 0) {
         /* The process stopped mid-stream: withdraw and stream again. */
         char *reply = strdup(tt_agent_state_str(s, "reply") ? tt_agent_state_str(s, "reply") : "");
@@ -231,7 +240,7 @@ static void ask_approval(tt_session *s, json_t *plan)
     tt_new_id("a", aid, sizeof aid);
     json_t *body =
         json_pack("{s:s, s:s, s:o}", "approval_id", aid, "title", "Echo plan", "plan", plan);
-    tt_agent_state_set(s, "mode", json_string("approval"));
+    set_mode(s, "approval");
     tt_agent_state_set(s, "approval_id", json_string(aid));
     tt_agent_state_set(s, "plan", json_incref(json_object_get(body, "plan")));
     tt_session_set_pending(s, json_deep_copy(body));
@@ -250,7 +259,7 @@ static int echo_say(tt_session *s, const char *text, const char *client_msg_id, 
         tt_new_id("q", qid, sizeof qid);
         json_t *body = json_pack("{s:s, s:s, s:[s, s]}", "question_id", qid, "text",
                                  "Do you want to continue?", "choices", "yes", "no");
-        tt_agent_state_set(s, "mode", json_string("question"));
+        set_mode(s, "question");
         tt_agent_state_set(s, "question_id", json_string(qid));
         tt_session_set_pending(s, json_deep_copy(body));
         tt_session_emit(s, "question", body);

@@ -130,6 +130,13 @@ static void llm_log(json_t *line, void *ud)
     json_decref(line);
 }
 
+/* Agents' own lines (a mode changing), at debug level: one per transition. */
+static void agent_log(const char *msg, json_t *fields, void *ud)
+{
+    (void)ud;
+    tt_log(TT_DEBUG, msg, fields);
+}
+
 extern char **environ;
 
 /* Model routes and the chat prompt. No route is not an error: the echo agent
@@ -223,6 +230,7 @@ static int setup_storage(tt_server *srv)
         tt_ws_discard, store_health_hook};
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
+    srv->agent_env.log = agent_log;
     return rc;
 }
 

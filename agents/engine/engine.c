@@ -52,13 +52,13 @@ const char *tt_run_step(const tt_run *run)
 
 static const char *status_of(const tt_session *s)
 {
-    const char *st = tt_agent_state_str(s, "status");
+    const char *st = tt_agent_mode(s, "status");
     return st ? st : "idle";
 }
 
 static void set_status(tt_run *run, const char *status)
 {
-    tt_agent_state_set(run->s, "status", json_string(status));
+    tt_agent_set_mode(run->env, run->s, "status", status);
 }
 
 static const tt_step_def *find_step(const tt_engine_def *def, const char *name)
@@ -198,7 +198,7 @@ int tt_engine_start(tt_session *s, const tt_agent_env *env)
     if (rc)
         return rc;
     tt_run *run = s->agent_rt;
-    tt_agent_state_set(s, "status", json_string("idle"));
+    set_status(run, "idle");
     tt_run_data(run);
     if (run->def->start_on_open)
         tt_run_goto(run, run->def->first);

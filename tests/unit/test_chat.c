@@ -27,7 +27,15 @@ typedef struct fixture {
     tt_store *store;
     tt_registry *reg;
     tt_agent_env env;
+    json_t *log; /* the lines agents logged, their fields */
 } fixture;
+
+static void log_hook(const char *msg, json_t *fields, void *ud)
+{
+    fixture *f = ud;
+    assert_string_equal(msg, "agent mode");
+    json_array_append_new(f->log, fields);
+}
 
 static int bind_hook(tt_session *s, int resumed, void *ud)
 {
@@ -61,6 +69,9 @@ static int setup(void **state)
     f->env.loop = &f->loop;
     f->env.reg = f->reg;
     f->env.wait_expiry_ms = 60000;
+    f->log = json_array();
+    f->env.log = log_hook;
+    f->env.log_ud = f;
     char err[256] = "";
     if (tt_agent_load_prompts(&f->env, PROMPTS, err, sizeof err) != 0)
         fail_msg("prompts: %s", err);
@@ -77,6 +88,7 @@ static int teardown(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     tt_store_close(f->store);
     tt_agent_free_prompts(&f->env);
+    json_decref(f->log);
     loop_fixture_end(&f->loop, f->dir);
     free(f);
     return 0;
@@ -396,10 +408,40 @@ static void test_chat_restart_while_running_discards_and_runs_again(void **state
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* The agent's mode changes only through tt_agent_set_mode(), which logs each
+ * change once: idle at the start, generating for the call, idle at its end;
+ * setting the mode it is in logs nothing. */
+static void test_chat_mode_changes_are_logged_once_each(void **state)
+{
+    fixture *f = *state;
+    open_service(f, 1);
+    up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Hel", "lo"));
+    tt_session *s = new_chat(f);
+    say(s, "hi");
+    RUN_UNTIL(f, s->state == TT_STATE_IDLE);
+    tt_agent_set_mode(&f->env, s, "mode", "idle");
+    static const char *const from[] = {NULL, "idle", "generating"};
+    static const char *const to[] = {"idle", "generating", "idle"};
+    assert_int_equal(json_array_size(f->log), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *line = json_array_get(f->log, i);
+        assert_string_equal(str_at(f->log, i, "session"), s->id);
+        assert_string_equal(str_at(f->log, i, "agent"), "chat");
+        assert_string_equal(str_at(f->log, i, "key"), "mode");
+        if (from[i])
+            assert_string_equal(str_at(f->log, i, "from"), from[i]);
+        else
+            assert_true(json_is_null(json_object_get(line, "from")));
+        assert_string_equal(str_at(f->log, i, "to"), to[i]);
+    }
+    assert_string_equal(tt_agent_mode(s, "mode"), "idle");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_chat_turn_streams_the_reply_into_one_message_with_usage),
+        T(test_chat_mode_changes_are_logged_once_each),
         T(test_chat_second_turn_sends_the_first_as_history),
         T(test_chat_say_while_a_reply_streams_is_refused),
         T(test_chat_cancel_mid_stream_withdraws_the_message),
