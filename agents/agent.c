@@ -1,5 +1,6 @@
 /* The agent registry and the checks every agent shares (see agent.h). */
 #include <dirent.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,18 @@ void tt_agent_timer_close(uv_timer_t *t)
     (void)uv_timer_stop(t); /* cannot fail */
     t->data = NULL;
     uv_close((uv_handle_t *)t, free_closed_timer);
+}
+
+void *tt_agent_rt_new(tt_session *s, const tt_agent_env *env, size_t size, uv_timer_t **timer)
+{
+    void *rt = calloc(1, size);
+    *timer = rt ? tt_agent_timer_new(env->loop, rt) : NULL;
+    if (!*timer) {
+        free(rt);
+        return NULL;
+    }
+    s->agent_rt = rt;
+    return rt;
 }
 
 const tt_agent_ops *tt_agent_find(const tt_agent_env *env, const char *name)

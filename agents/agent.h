@@ -100,6 +100,10 @@ const tt_agent_ops *tt_agent_find(const tt_agent_env *env, const char *name);
  * once libuv has closed it (never before: the loop may still hold it). */
 uv_timer_t *tt_agent_timer_new(uv_loop_t *loop, void *data);
 void tt_agent_timer_close(uv_timer_t *t);
+/* A runtime for s of size zeroed bytes, set as s->agent_rt, and its timer on
+ * env's loop (data: the runtime) in *timer, for the agent to keep; NULL
+ * without memory (nothing is set). Freed by the agent's release. */
+void *tt_agent_rt_new(tt_session *s, const tt_agent_env *env, size_t size, uv_timer_t **timer);
 /* Names of all agents as a JSON array (new reference). */
 json_t *tt_agent_names(const tt_agent_env *env);
 

@@ -130,17 +130,13 @@ static int discard_stream(tt_session *s, const char *reason)
 
 static int make_rt(tt_session *s, const tt_agent_env *env)
 {
-    echo_rt *rt = calloc(1, sizeof *rt);
+    uv_timer_t *timer;
+    echo_rt *rt = tt_agent_rt_new(s, env, sizeof *rt, &timer);
     if (!rt)
         return TT_ENOMEM;
-    rt->timer = tt_agent_timer_new(env->loop, rt);
-    if (!rt->timer) {
-        free(rt);
-        return TT_ENOMEM;
-    }
+    rt->timer = timer;
     rt->s = s;
     rt->env = env;
-    s->agent_rt = rt;
     return 0;
 }
 

@@ -244,6 +244,19 @@ static void on_close(tt_conn *c, const tt_msg *m)
     reply_durable(c, m, s, json_pack("{s:s}", "state", tt_state_name(s->state)));
 }
 
+/* The reply to a request its session's agent handled: the agent's error
+ * (fields dropped), or `ok` with fields once the change is committed. */
+static void reply_agent(tt_conn *c, const tt_msg *m, const tt_session *s, int rc, const char *err,
+                        json_t *fields)
+{
+    if (rc) {
+        json_decref(fields);
+        tt_conn_error(c, m->id, rc, err);
+    } else {
+        reply_durable(c, m, s, fields);
+    }
+}
+
 static void on_say(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
@@ -252,10 +265,7 @@ static void on_say(tt_conn *c, const tt_msg *m)
     char err[160] = "";
     int duplicate = 0;
     int rc = tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);
-    if (rc)
-        tt_conn_error(c, m->id, rc, err);
-    else
-        reply_durable(c, m, s, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
+    reply_agent(c, m, s, rc, err, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
 }
 
 static void on_answer(tt_conn *c, const tt_msg *m)
@@ -265,10 +275,7 @@ static void on_answer(tt_conn *c, const tt_msg *m)
         return;
     char err[160] = "";
     int rc = tt_agent_answer(s, m->question_id, m->value, err, sizeof err);
-    if (rc)
-        tt_conn_error(c, m->id, rc, err);
-    else
-        reply_durable(c, m, s, NULL);
+    reply_agent(c, m, s, rc, err, NULL);
 }
 
 static void on_decide(tt_conn *c, const tt_msg *m)
@@ -278,10 +285,7 @@ static void on_decide(tt_conn *c, const tt_msg *m)
         return;
     char err[160] = "";
     int rc = tt_agent_decide(s, m->approval_id, m->decision, m->comment, err, sizeof err);
-    if (rc)
-        tt_conn_error(c, m->id, rc, err);
-    else
-        reply_durable(c, m, s, NULL);
+    reply_agent(c, m, s, rc, err, NULL);
 }
 
 static void on_cancel(tt_conn *c, const tt_msg *m)
@@ -291,10 +295,8 @@ static void on_cancel(tt_conn *c, const tt_msg *m)
         return;
     int cancelled = 0;
     int rc = tt_agent_cancel(s, &cancelled);
-    if (rc)
-        tt_conn_error(c, m->id, rc, "cancel failed");
-    else
-        reply_durable(c, m, s, json_pack("{s:b}", "cancelled", cancelled));
+    reply_agent(c, m, s, rc, "cancel failed",
+                rc ? NULL : json_pack("{s:b}", "cancelled", cancelled));
 }
 
 static void on_ack(tt_conn *c, const tt_msg *m)

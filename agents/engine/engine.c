@@ -177,18 +177,14 @@ void tt_run_progress(tt_run *run, int64_t done, int64_t total, const char *label
 
 static int make_rt(tt_session *s, const tt_agent_env *env)
 {
-    tt_run *run = calloc(1, sizeof *run);
+    uv_timer_t *timer;
+    tt_run *run = tt_agent_rt_new(s, env, sizeof *run, &timer);
     if (!run)
         return TT_ENOMEM;
-    run->timer = tt_agent_timer_new(env->loop, run);
-    if (!run->timer) {
-        free(run);
-        return TT_ENOMEM;
-    }
+    run->timer = timer;
     run->s = s;
     run->env = env;
     run->def = def_of(s);
-    s->agent_rt = run;
     return 0;
 }
 

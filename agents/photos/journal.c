@@ -190,7 +190,14 @@ static int tally(tt_photos_counts *c, int rc, int acted)
     }
 }
 
-int tt_photos_journal_recover(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags)
+typedef int (*entry_fn)(int rootfd, json_t *e, const entry *en, tt_photos_counts *c,
+                        unsigned flags);
+
+/* Check the whole journal, then run fn on every entry, in order or last
+ * first, counting into counts (may be NULL). Every entry is tried; the first
+ * error is returned. */
+static int walk(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags,
+                int backwards, entry_fn fn)
 {
     tt_photos_counts dummy = {0};
     if (!counts)
@@ -198,21 +205,31 @@ int tt_photos_journal_recover(int rootfd, json_t *journal, tt_photos_counts *cou
     int rc = check_all(journal), first = TT_OK;
     if (rc)
         return rc;
-    size_t i;
-    json_t *e;
-    json_array_foreach(journal, i, e)
-    {
+    size_t n = json_array_size(journal);
+    for (size_t k = 0; k < n; k++) {
+        json_t *e = json_array_get(journal, backwards ? n - 1 - k : k);
         entry en;
         decode(e, &en);
-        if (en.state != ST_INTENT)
-            continue;
-        int acted = 0;
-        rc = tt_photos_journal_apply(rootfd, e, flags, &acted);
-        rc = tally(counts, rc, acted);
+        rc = fn(rootfd, e, &en, counts, flags);
         if (rc && !first)
             first = rc;
     }
     return first;
+}
+
+/* Recovery finishes the moves that were only intended. */
+static int recover_one(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
+{
+    if (en->state != ST_INTENT)
+        return TT_OK;
+    int acted = 0;
+    int rc = tt_photos_journal_apply(rootfd, e, flags, &acted);
+    return tally(c, rc, acted);
+}
+
+int tt_photos_journal_recover(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags)
+{
+    return walk(rootfd, journal, counts, flags, 0, recover_one);
 }
 
 static int undo_mkdir(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
@@ -295,24 +312,16 @@ static int undo_move(int rootfd, json_t *e, const entry *en, tt_photos_counts *c
     }
 }
 
+/* Undo puts back what was done, newest first. */
+static int undo_one(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
+{
+    if (en->state == ST_UNDONE)
+        return TT_OK;
+    return en->op == OP_MKDIR ? undo_mkdir(rootfd, e, en, c, flags)
+                              : undo_move(rootfd, e, en, c, flags);
+}
+
 int tt_photos_undo(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags)
 {
-    tt_photos_counts dummy = {0};
-    if (!counts)
-        counts = &dummy;
-    int rc = check_all(journal), first = TT_OK;
-    if (rc)
-        return rc;
-    for (size_t i = json_array_size(journal); i-- > 0;) {
-        json_t *e = json_array_get(journal, i);
-        entry en;
-        decode(e, &en);
-        if (en.state == ST_UNDONE)
-            continue;
-        rc = en.op == OP_MKDIR ? undo_mkdir(rootfd, e, &en, counts, flags)
-                               : undo_move(rootfd, e, &en, counts, flags);
-        if (rc && !first)
-            first = rc;
-    }
-    return first;
+    return walk(rootfd, journal, counts, flags, 1, undo_one);
 }

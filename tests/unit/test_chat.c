@@ -191,14 +191,21 @@ static const char *last_type(json_t *events)
     return str_at(events, json_array_size(events) - 1, "type");
 }
 
-static void test_chat_turn_streams_the_reply_into_one_message_with_usage(void **state)
+/* A chat session after one turn: "hi", answered "Hel" "lo", idle again. */
+static tt_session *hello_turn(fixture *f)
 {
-    fixture *f = *state;
     open_service(f, 1);
     up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Hel", "lo"));
     tt_session *s = new_chat(f);
     say(s, "hi");
     RUN_UNTIL(f, s->state == TT_STATE_IDLE);
+    return s;
+}
+
+static void test_chat_turn_streams_the_reply_into_one_message_with_usage(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = hello_turn(f);
 
     json_t *events = events_of(f, s);
     json_t *starts = of_type(events, "message.start"), *deltas = of_type(events, "delta");
@@ -414,11 +421,7 @@ static void test_chat_restart_while_running_discards_and_runs_again(void **state
 static void test_chat_mode_changes_are_logged_once_each(void **state)
 {
     fixture *f = *state;
-    open_service(f, 1);
-    up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Hel", "lo"));
-    tt_session *s = new_chat(f);
-    say(s, "hi");
-    RUN_UNTIL(f, s->state == TT_STATE_IDLE);
+    tt_session *s = hello_turn(f);
     tt_agent_set_mode(&f->env, s, "mode", "idle");
     static const char *const from[] = {NULL, "idle", "generating"};
     static const char *const to[] = {"idle", "generating", "idle"};
