@@ -15,6 +15,7 @@
 
 #include "agents/llm/call.h"
 #include "fake_upstream.h"
+#include "loop_fixture.h"
 #include "protocol/errors.h"
 
 typedef enum cancel_at { CANCEL_NEVER, CANCEL_IN_EVENT, CANCEL_IN_RESTART } cancel_at;
@@ -122,23 +123,8 @@ static tt_llm_call *start(fixture *f, const char *alias, const tt_llm_call_hooks
     return c;
 }
 
-static void on_deadline(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Run the loop until cond holds (checked after each pass), at most 5 s. */
-#define RUN_UNTIL(f, cond)                                                                         \
-    do {                                                                                           \
-        uv_timer_t deadline_;                                                                      \
-        uv_timer_init(&(f)->loop, &deadline_);                                                     \
-        uv_timer_start(&deadline_, on_deadline, 5000, 0);                                          \
-        while (!(cond) && uv_is_active((uv_handle_t *)&deadline_))                                 \
-            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
-        uv_close((uv_handle_t *)&deadline_, NULL);                                                 \
-        uv_run(&(f)->loop, UV_RUN_NOWAIT);                                                         \
-        assert_true(cond);                                                                         \
-    } while (0)
+/* Run the loop until cond holds, at most 5 s. */
+#define RUN_UNTIL(f, cond) LOOP_RUN_UNTIL(&(f)->loop, cond)
 
 static const char *model_asked(const fixture *f, int i)
 {

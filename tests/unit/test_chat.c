@@ -132,39 +132,15 @@ static void say(tt_session *s, const char *text)
     assert_int_equal(s->state, TT_STATE_RUNNING);
 }
 
-static void on_deadline(uv_timer_t *t)
-{
-}
-
-/* Run the loop until cond holds (checked after each pass), at most 5 s. */
-#define RUN_UNTIL(f, cond)                                                                         \
-    do {                                                                                           \
-        uv_timer_t deadline_;                                                                      \
-        uv_timer_init(&(f)->loop, &deadline_);                                                     \
-        uv_timer_start(&deadline_, on_deadline, 5000, 0);                                          \
-        while (!(cond) && uv_is_active((uv_handle_t *)&deadline_))                                 \
-            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
-        uv_close((uv_handle_t *)&deadline_, NULL);                                                 \
-        uv_run(&(f)->loop, UV_RUN_NOWAIT);                                                         \
-        assert_true(cond);                                                                         \
-    } while (0)
+/* Run the loop until cond holds, at most 5 s. */
+#define RUN_UNTIL(f, cond) LOOP_RUN_UNTIL(&(f)->loop, cond)
 
 /* Every event of s so far (committed first), as decoded objects. */
 static json_t *events_of(fixture *f, tt_session *s)
 {
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    tt_cursor *c;
-    int recovered = 0, err = 0;
-    assert_int_equal(tt_cursor_attach(s, NULL, 0, &recovered, &c), 0);
-    json_t *events = json_array();
-    const tt_frame *fr;
-    while ((fr = tt_cursor_peek(c, &err))) {
-        json_array_append_new(events, json_loads(tt_frame_text(fr), 0, NULL));
-        tt_cursor_advance(c);
-    }
-    assert_int_equal(err, 0);
-    tt_cursor_detach(c);
-    return events;
+    int recovered = 0;
+    return loop_fixture_replay(s, &recovered);
 }
 
 /* The events of `type`, in order (new reference). */

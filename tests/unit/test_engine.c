@@ -118,10 +118,7 @@ static void open_all(fixture *f)
 
 static void close_all(fixture *f)
 {
-    tt_registry_close(f->reg);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    tt_store_close(f->store);
-    f->reg = NULL;
+    loop_fixture_close(&f->loop, &f->reg, &f->store);
 }
 
 static int setup(void **state)
@@ -134,32 +131,12 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f->reg)
-        close_all(f);
-    loop_fixture_end(&f->loop, f->dir);
-    free(f);
-    return 0;
-}
+LOOP_FIXTURE_TEARDOWN(fixture)
 
-static void on_tick(uv_timer_t *t)
-{
-}
-
-/* Run the loop until s reaches state st (or ~3 s pass). */
+/* Run the loop until s reaches state st (at most 5 s). */
 static void run_until(fixture *f, tt_session *s, tt_state st)
 {
-    uv_timer_t t;
-    uv_timer_init(&f->loop, &t);
-    for (int i = 0; i < 300 && s->state != st; i++) {
-        uv_timer_start(&t, on_tick, 10, 0);
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    assert_int_equal(s->state, st);
+    LOOP_RUN_UNTIL(&f->loop, s->state == st);
 }
 
 static const char *pending_id(tt_session *s, const char *key)

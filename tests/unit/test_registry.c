@@ -86,31 +86,12 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f->reg)
-        close_registry(f);
-    loop_fixture_end(&f->loop, f->dir);
-    free(f);
-    return 0;
-}
+LOOP_FIXTURE_TEARDOWN(fixture)
 
-static void on_spin(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Run the loop for about ms milliseconds (the registry's own handles are
- * unreferenced, so a referenced timer keeps the loop alive meanwhile). */
+/* Run the loop for about ms milliseconds. */
 static void spin(fixture *f, uint64_t ms)
 {
-    uv_timer_t t;
-    uv_timer_init(&f->loop, &t);
-    uv_timer_start(&t, on_spin, ms, 0);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    loop_fixture_spin(&f->loop, ms);
 }
 
 static tt_session *new_session(fixture *f, const char *user)

@@ -70,11 +70,6 @@ static void open_registry(fixture *f, size_t map_max, uint64_t cap)
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
 }
 
-static void close_registry(fixture *f)
-{
-    loop_fixture_close(&f->loop, &f->reg, &f->store);
-}
-
 static fixture *make_fixture(size_t map_max, uint64_t cap)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -102,31 +97,12 @@ static int setup_capped(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f->reg)
-        close_registry(f);
-    loop_fixture_end(&f->loop, f->dir);
-    free(f);
-    return 0;
-}
+LOOP_FIXTURE_TEARDOWN(fixture)
 
-static void on_pass_timer(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* One loop pass: the end-of-pass check commits and drops discarded sessions
- * (the registry's handles are unreferenced: a timer keeps the loop running). */
+/* One loop pass: the end-of-pass check commits and drops discarded sessions. */
 static void one_pass(fixture *f)
 {
-    uv_timer_t t;
-    uv_timer_init(&f->loop, &t);
-    uv_timer_start(&t, on_pass_timer, 1, 0);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    loop_fixture_spin(&f->loop, 1);
 }
 
 static tt_session *create(fixture *f, const char *tenant, const char *user)

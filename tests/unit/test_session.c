@@ -77,18 +77,9 @@ static tt_session *new_session(fixture *f)
 /* The events a fresh cursor replays from the start, as decoded objects. */
 static json_t *replay_all(tt_session *s)
 {
-    tt_cursor *c;
-    int recovered = 0, err = 0;
-    assert_int_equal(tt_cursor_attach(s, NULL, 0, &recovered, &c), 0);
+    int recovered = 0;
+    json_t *events = loop_fixture_replay(s, &recovered);
     assert_int_equal(recovered, 1);
-    json_t *events = json_array();
-    const tt_frame *fr;
-    while ((fr = tt_cursor_peek(c, &err))) {
-        json_array_append_new(events, json_loads(tt_frame_text(fr), 0, NULL));
-        tt_cursor_advance(c);
-    }
-    assert_int_equal(err, 0);
-    tt_cursor_detach(c);
     return events;
 }
 

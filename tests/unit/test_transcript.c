@@ -64,15 +64,7 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f->reg)
-        close_registry(f);
-    loop_fixture_end(&f->loop, f->dir);
-    free(f);
-    return 0;
-}
+LOOP_FIXTURE_TEARDOWN(fixture)
 
 /* "<n>:" followed by pad 'x's: each entry's text is different. */
 static char *entry_text(int n, size_t pad)
