@@ -30,6 +30,16 @@ static const tt_assistant_def *def_of(const tt_session *s)
     return ((const tt_agent_ops *)s->agent_ops)->impl;
 }
 
+json_t *tt_chat_turn(tt_session *s)
+{
+    json_t *turn = json_object_get(s->agent_state, "turn");
+    if (!json_is_array(turn)) {
+        turn = json_array();
+        json_object_set_new(s->agent_state, "turn", turn);
+    }
+    return turn;
+}
+
 void tt_chat_calls_clear(chat_rt *rt)
 {
     for (size_t i = 0; i < TT_CHAT_MAX_TOOL_CALLS; i++) {

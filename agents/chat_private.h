@@ -56,7 +56,7 @@ void tt_chat_tools_resume(tt_chat_rt *rt);
  * when approval_id is not the pending call's, it expired, or d is revise. */
 int tt_chat_tools_decide(tt_chat_rt *rt, const char *approval_id, tt_decision d, char *err,
                          size_t n);
-/* This turn's tool exchanges as the model reads them (borrowed; created empty). */
+/* chat.c: this turn's tool exchanges as the model reads them (borrowed; created empty). */
 json_t *tt_chat_turn(tt_session *s);
 
 #endif

@@ -51,16 +51,6 @@ static const char *str(const json_t *o, const char *key)
     return v ? v : "";
 }
 
-json_t *tt_chat_turn(tt_session *s)
-{
-    json_t *turn = json_object_get(s->agent_state, "turn");
-    if (!json_is_array(turn)) {
-        turn = json_array();
-        json_object_set_new(s->agent_state, "turn", turn);
-    }
-    return turn;
-}
-
 static json_t *calls_of(tt_session *s)
 {
     return json_object_get(s->agent_state, "calls");

@@ -3,7 +3,8 @@
  * and holding {{variable}} placeholders. The name and version go into every
  * provider call's log line. Templates are filled only with values the server
  * chooses (dates, summaries it computed): user text never goes into a
- * system prompt, it travels in user turns. */
+ * system prompt, it travels in user turns. The code is in agent.c, beside
+ * the registry of the templates loaded at start-up (agent.h). */
 #ifndef TT_PROMPT_H
 #define TT_PROMPT_H
 

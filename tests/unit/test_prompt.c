@@ -1,5 +1,5 @@
-/* agents/prompt.c: delimiting untrusted text for a model. Whatever the text
- * holds, it stays between its delimiter tags. */
+/* agents/prompt.h (the code in agents/agent.c): delimiting untrusted text for a model. Whatever the
+ * text holds, it stays between its delimiter tags. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
