@@ -3,7 +3,8 @@
  * An encoded frame is a malloc'd buffer with `headroom` spare bytes in front
  * (the transport writes its frame header there: LWS_PRE for libwebsockets) and
  * a NUL after the JSON text. Keys come out in a fixed order: type, session,
- * seq, ts, then the body's own keys in insertion order. */
+ * seq, ts, then the body's own keys in insertion order. The code is in
+ * frame.c, beside the decoding of client frames: the wire format both ways. */
 #ifndef TT_EVENT_H
 #define TT_EVENT_H
 
