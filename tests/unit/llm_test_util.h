@@ -270,4 +270,81 @@ static void check_json_equal(const char *body, const char *golden_name)
     free(golden);
 }
 
+/* ---- request bodies: the same requests for every provider ----------------- */
+
+/* The golden tool exchange: two system messages, a question, the assistant's
+ * two tool calls and their results, a follow-up; order[i] is the index in
+ * that list of the i-th message sent (a provider's test moves the second
+ * system message to check where it goes). The body must equal golden. */
+static void check_tool_exchange_body(tt_llm_provider prov, const char *model, const int order[7],
+                                     const char *golden)
+{
+    json_t *schema = json_loads("{\"type\":\"object\",\"properties\":{\"location\":"
+                                "{\"type\":\"string\"}},\"required\":[\"location\"]}",
+                                0, NULL);
+    json_t *calls = json_loads("[{\"id\":\"call_1\",\"name\":\"get_weather\",\"arguments\":"
+                               "\"{\\\"location\\\":\\\"Paris\\\"}\"},"
+                               "{\"id\":\"call_2\",\"name\":\"get_time\",\"arguments\":\"\"}]",
+                               0, NULL);
+    assert_non_null(schema);
+    assert_non_null(calls);
+    const tt_llm_message all[7] = {
+        {.role = "system", .content = "You are a helpful assistant."},
+        {.role = "system", .content = "Answer briefly."},
+        {.role = "user", .content = "What's the weather and the time in Paris?"},
+        {.role = "assistant", .content = "I'll check both.", .tool_calls = calls},
+        {.role = "tool", .content = "18°C, cloudy", .tool_call_id = "call_1"},
+        {.role = "tool", .content = "14:05", .tool_call_id = "call_2"},
+        {.role = "user", .content = "Thanks. And tomorrow?"},
+    };
+    tt_llm_message msgs[7];
+    for (int i = 0; i < 7; i++)
+        msgs[i] = all[order[i]];
+    tt_llm_tool tools[] = {
+        {.name = "get_weather",
+         .description = "Current weather for a place.",
+         .parameters = schema},
+        {.name = "get_time", .description = "Local time."},
+    };
+    tt_llm_request req = {.model = model,
+                          .messages = msgs,
+                          .n_messages = 7,
+                          .tools = tools,
+                          .n_tools = 2,
+                          .max_tokens = 512,
+                          .temperature = 0.25,
+                          .stream = 1};
+    char *body = NULL;
+    size_t len = 0;
+    assert_int_equal(tt_llm_build_body(prov, &req, &body, &len), 0);
+    assert_int_equal(len, strlen(body));
+    check_json_equal(body, golden);
+    free(body);
+    json_decref(schema);
+    json_decref(calls);
+}
+
+/* A request for structured output (a photo's title and tags); the body must
+ * equal golden. */
+static void check_structured_body(tt_llm_provider prov, const char *model, const char *golden)
+{
+    json_t *schema = json_loads(
+        "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\"},\"tags\":{\"type\":"
+        "\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"title\",\"tags\"],"
+        "\"additionalProperties\":false}",
+        0, NULL);
+    assert_non_null(schema);
+    tt_llm_message msgs[] = {{.role = "user", .content = "Describe the photo."}};
+    tt_llm_request req = {.model = model,
+                          .messages = msgs,
+                          .n_messages = 1,
+                          .temperature = -1,
+                          .response_schema = schema};
+    char *body = NULL;
+    assert_int_equal(tt_llm_build_body(prov, &req, &body, NULL), 0);
+    check_json_equal(body, golden);
+    free(body);
+    json_decref(schema);
+}
+
 #endif

@@ -260,70 +260,19 @@ static void test_anthropic_plain_message_body(void **state)
 
 /* ---- request bodies ----------------------------------------------------- */
 
-static const char *WEATHER_SCHEMA = "{\"type\":\"object\",\"properties\":{\"location\":"
-                                    "{\"type\":\"string\"}},\"required\":[\"location\"]}";
-
+/* The second system message comes between the tool results: Anthropic's
+ * top-level "system" still gets it. */
 static void test_anthropic_body_golden(void **state)
 {
-    json_t *schema = json_loads(WEATHER_SCHEMA, 0, NULL);
-    json_t *calls = json_loads("[{\"id\":\"call_1\",\"name\":\"get_weather\",\"arguments\":"
-                               "\"{\\\"location\\\":\\\"Paris\\\"}\"},"
-                               "{\"id\":\"call_2\",\"name\":\"get_time\",\"arguments\":\"\"}]",
-                               0, NULL);
-    assert_non_null(schema);
-    assert_non_null(calls);
-    tt_llm_message msgs[] = {
-        {.role = "system", .content = "You are a helpful assistant."},
-        {.role = "user", .content = "What's the weather and the time in Paris?"},
-        {.role = "assistant", .content = "I'll check both.", .tool_calls = calls},
-        {.role = "tool", .content = "18°C, cloudy", .tool_call_id = "call_1"},
-        {.role = "system", .content = "Answer briefly."},
-        {.role = "tool", .content = "14:05", .tool_call_id = "call_2"},
-        {.role = "user", .content = "Thanks. And tomorrow?"},
-    };
-    tt_llm_tool tools[] = {
-        {.name = "get_weather",
-         .description = "Current weather for a place.",
-         .parameters = schema},
-        {.name = "get_time", .description = "Local time."},
-    };
-    tt_llm_request req = {.model = "claude-sonnet-4-5",
-                          .messages = msgs,
-                          .n_messages = 7,
-                          .tools = tools,
-                          .n_tools = 2,
-                          .max_tokens = 512,
-                          .temperature = 0.25,
-                          .stream = 1};
-    char *body = NULL;
-    size_t len = 0;
-    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, &len), 0);
-    assert_int_equal(len, strlen(body));
-    check_json_equal(body, "anthropic_request.json");
-    free(body);
-    json_decref(schema);
-    json_decref(calls);
+    static const int system_late[7] = {0, 2, 3, 4, 1, 5, 6};
+    check_tool_exchange_body(TT_LLM_ANTHROPIC, "claude-sonnet-4-5", system_late,
+                             "anthropic_request.json");
 }
-
-static const char *PHOTO_SCHEMA =
-    "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\"},\"tags\":{\"type\":"
-    "\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"title\",\"tags\"],"
-    "\"additionalProperties\":false}";
 
 static void test_anthropic_body_structured_output_forces_tool(void **state)
 {
-    json_t *schema = json_loads(PHOTO_SCHEMA, 0, NULL);
-    tt_llm_message msgs[] = {{.role = "user", .content = "Describe the photo."}};
-    tt_llm_request req = {.model = "claude-sonnet-4-5",
-                          .messages = msgs,
-                          .n_messages = 1,
-                          .temperature = -1,
-                          .response_schema = schema};
-    char *body = NULL;
-    assert_int_equal(tt_llm_build_body(TT_LLM_ANTHROPIC, &req, &body, NULL), 0);
-    check_json_equal(body, "anthropic_request_structured.json");
-    free(body);
-    json_decref(schema);
+    check_structured_body(TT_LLM_ANTHROPIC, "claude-sonnet-4-5",
+                          "anthropic_request_structured.json");
 }
 
 /* A tool result arriving after user text still leads its turn, and a
