@@ -52,8 +52,10 @@ int tt_sigv4_sign(const tt_sigv4_request *r, int double_encode, char *out, size_
                   char **canonical);
 
 /* The Host header curl sends for url: the host, with ":port" when the URL
- * names a port other than its scheme's default. Returns 0 or TT_EINVAL. */
-int tt_bedrock_url_host(const char *url, char *out, size_t n);
+ * names a port other than its scheme's default; and (path not NULL) the
+ * path as sent, which is what is signed (a base URL may carry a path of
+ * its own before /model/...). Returns 0 or TT_EINVAL. */
+int tt_bedrock_url_split(const char *url, char *out, size_t n, char *path, size_t path_n);
 
 /* "20150830T123600Z" for a Unix time in seconds. */
 void tt_sigv4_date(int64_t unix_s, char out[17]);

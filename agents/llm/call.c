@@ -547,13 +547,13 @@ static int bedrock_sign(tt_llm_call *c, const tt_route_target *t, const char *ur
         *aws = (tt_http_aws){.sigv4 = scope, .key_id = t->aws_key_id, .secret = t->aws_secret};
         return 0;
     }
-    char host[512], date[17], auth[1024];
-    if (tt_bedrock_url_host(url, host, sizeof host) != 0)
+    char host[512], date[17], auth[1024], full[TT_ROUTE_URL_MAX + 3 * TT_ROUTE_MODEL_MAX + 64];
+    if (tt_bedrock_url_split(url, host, sizeof host, full, sizeof full) != 0)
         return TT_EINVAL;
     tt_sigv4_date((int64_t)time(NULL), date);
     tt_sigv4_request r = {.method = "POST",
                           .host = host,
-                          .path = path,
+                          .path = full,
                           .query = "",
                           .content_type = "application/json",
                           .body = c->prep.body,

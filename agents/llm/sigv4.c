@@ -67,10 +67,10 @@ int tt_bedrock_path_needs_own_signer(const char *path)
     return strchr(path, '%') != NULL;
 }
 
-int tt_bedrock_url_host(const char *url, char *out, size_t n)
+int tt_bedrock_url_split(const char *url, char *out, size_t n, char *path, size_t path_n)
 {
     CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, *scheme = NULL;
+    char *host = NULL, *port = NULL, *scheme = NULL, *p = NULL;
     int rc = TT_EINVAL;
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
@@ -80,7 +80,13 @@ int tt_bedrock_url_host(const char *url, char *out, size_t n)
         int w = port && strcmp(port, def) != 0 ? snprintf(out, n, "%s:%s", host, port)
                                                : snprintf(out, n, "%s", host);
         rc = w < 0 || (size_t)w >= n ? TT_EINVAL : 0;
+        if (rc == 0 && path) {
+            rc = curl_url_get(u, CURLUPART_PATH, &p, 0) == CURLUE_OK ? 0 : TT_EINVAL;
+            w = rc == 0 ? snprintf(path, path_n, "%s", p) : 0;
+            rc = rc == 0 && (w < 0 || (size_t)w >= path_n) ? TT_EINVAL : rc;
+        }
     }
+    curl_free(p);
     curl_free(host);
     curl_free(port);
     curl_free(scheme);

@@ -327,16 +327,19 @@ static void test_bedrock_path_and_headers(void **state)
     assert_int_equal(tt_llm_provider_parse("bedrock", &p), 0);
     assert_int_equal(p, TT_LLM_BEDROCK);
     char host[64];
-    assert_int_equal(tt_bedrock_url_host("http://127.0.0.1:8123/x", host, sizeof host), 0);
+    assert_int_equal(tt_bedrock_url_split("http://127.0.0.1:8123/p/model/a%3Ab/converse", host,
+                                          sizeof host, path, sizeof path),
+                     0);
     assert_string_equal(host, "127.0.0.1:8123");
+    assert_string_equal(path, "/p/model/a%3Ab/converse"); /* as sent: signed as sent */
     assert_int_equal(
-        tt_bedrock_url_host("https://bedrock-runtime.us-east-1.amazonaws.com", host, 16),
+        tt_bedrock_url_split("https://bedrock-runtime.us-east-1.amazonaws.com", host, 16, NULL, 0),
         TT_EINVAL); /* does not fit */
-    assert_int_equal(tt_bedrock_url_host("not a url", host, sizeof host), TT_EINVAL);
+    assert_int_equal(tt_bedrock_url_split("not a url", host, sizeof host, NULL, 0), TT_EINVAL);
     char big[128];
-    assert_int_equal(
-        tt_bedrock_url_host("https://bedrock-runtime.us-east-1.amazonaws.com:443", big, sizeof big),
-        0);
+    assert_int_equal(tt_bedrock_url_split("https://bedrock-runtime.us-east-1.amazonaws.com:443",
+                                          big, sizeof big, NULL, 0),
+                     0);
     assert_string_equal(big, "bedrock-runtime.us-east-1.amazonaws.com");
 }
 
