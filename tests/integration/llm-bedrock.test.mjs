@@ -14,6 +14,7 @@ import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   checkMessages,
   llmCallLines,
+  waitState,
   connect,
   httpRequest,
   itest,
@@ -125,30 +126,52 @@ itest(
   },
 );
 
-itest('tool calls stream through bedrock as toolUse blocks', async ({ startServer }) => {
-  const P = 'b-tools';
-  fp.script({
-    text: 'Checking.',
-    tool_calls: [{ id: 'tooluse_1', name: 'nonexistent_tool', arguments: { city: 'Paris' } }],
-    split_args: 3,
-    match: { prefix: `${P}-us-east-1` },
-  });
-  fp.script({ text: 'Done.', match: { prefix: `${P}-us-east-1` } });
-  const { c, session } = await chat(startServer, P);
-  await sayAndWait(c, session, 'weather?', 'c1');
-  const reqs = reqsOf(P);
-  assert.ok(reqs.length >= 1);
-  assertSigned(reqs, 'us-east-1');
-  if (reqs.length >= 2) {
-    // The tool's answer went back as a toolResult in a user turn.
-    const msgs = reqs[1].body.messages;
-    const uses = msgs.flatMap((m) => m.content).filter((b) => b.toolUse);
-    const results = msgs.flatMap((m) => m.content).filter((b) => b.toolResult);
-    assert.equal(uses[0].toolUse.toolUseId, 'tooluse_1');
-    assert.deepEqual(uses[0].toolUse.input, { city: 'Paris' });
-    assert.equal(results[0].toolResult.toolUseId, 'tooluse_1');
-  }
-});
+itest(
+  'a tool call through bedrock: toolUse streamed, the result sent back as a toolResult',
+  async ({ startServer }) => {
+    const P = 'b-tools';
+    fp.script({
+      tool_calls: [{ id: 'tooluse_1', name: 'calculate', arguments: { expression: '6*7' } }],
+      split_args: 3,
+      match: { prefix: `${P}-us-east-1` },
+    });
+    fp.script({ text: 'The answer is 42.', match: { prefix: `${P}-us-east-1` } });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-br-agents-'));
+    const agents = path.join(dir, 'agents.json');
+    fs.writeFileSync(
+      agents,
+      JSON.stringify({ agents: [{ name: 'helper', description: 'numbers', tools: ['calculate'] }] }),
+    );
+    try {
+      const routes = writeRoutesFile({ routes: { default: [target(P, 'us-east-1')] }, retry: RETRY });
+      const srv = await startServer({ args: ['--routes', routes, '--agents', agents], env: ENV });
+      const c = await connect(srv.port, { hello: true });
+      const { session } = await openSession(c, 'helper');
+      await c.ok({ type: 'say', session, text: 'what is six times seven?' });
+      await waitState(c, session, 'idle', 2, 10000);
+      const evs = c.sessionEvents(session);
+      const calls = evs.filter((e) => e.type === 'tool.call');
+      assert.equal(calls.length, 1, JSON.stringify(evs));
+      assert.equal(calls[0].name, 'calculate');
+      const results = evs.filter((e) => e.type === 'tool.result');
+      assert.equal(results[0].result.result, 42, JSON.stringify(results));
+      const reqs = reqsOf(P);
+      assert.equal(reqs.length, 2);
+      assertSigned(reqs, 'us-east-1');
+      const spec = reqs[0].body.toolConfig.tools.map((t) => t.toolSpec.name);
+      assert.ok(spec.includes('calculate'), JSON.stringify(reqs[0].body.toolConfig));
+      const blocks = reqs[1].body.messages.flatMap((m) => m.content);
+      const use = blocks.find((x) => x.toolUse);
+      const result = blocks.find((x) => x.toolResult);
+      assert.equal(use.toolUse.toolUseId, 'tooluse_1');
+      assert.deepEqual(use.toolUse.input, { expression: '6*7' });
+      assert.equal(result.toolResult.toolUseId, 'tooluse_1');
+      assert.match(result.toolResult.content[0].text, /42/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 itest('throttling in region a (429 ThrottlingException): failover to region b', async ({ startServer }) => {
   const P = 'b-throttle';
@@ -246,6 +269,27 @@ itest('a validation error (400, "Input is too long") is not retried as is', asyn
   assert.equal(lines[0].http_status, 400);
   fp.reset();
 });
+
+itest(
+  "the x-amzn-ErrorType decides the class: 424 ModelErrorException is the server's, so it is retried",
+  async ({ startServer }) => {
+    const P = 'b-424';
+    fp.script([
+      { status: 424, match: { prefix: `${P}-us-east-1` } },
+      { text: 'second try', match: { prefix: `${P}-us-east-1` } },
+    ]);
+    const { srv, c, session } = await chat(startServer, P);
+    const { events } = await sayAndWait(c, session, 'hi', 'c1');
+    assertCompleted(events, 'second try');
+    assert.deepEqual(
+      llmCallLines(srv.output).map((l) => [l.outcome, l.http_status]),
+      [
+        ['server', 424],
+        ['ok', 200],
+      ],
+    );
+  },
+);
 
 itest(
   'a wrong secret: the fake refuses the signature (403), the call fails as auth, no retries',
