@@ -302,6 +302,47 @@ static void test_bedrock_request_body(void **state)
     json_decref(calls);
 }
 
+/* A response_schema is a forced tool "output"; its input comes back as TEXT
+ * and its stop as "stop", as for Anthropic. */
+static void test_bedrock_structured_output(void **state)
+{
+    json_t *schema = json_loads("{\"type\":\"object\"}", 0, NULL);
+    tt_llm_message msgs[] = {{.role = "user", .content = "classify"}};
+    tt_llm_request req = {.model = "m",
+                          .messages = msgs,
+                          .n_messages = 1,
+                          .temperature = -1,
+                          .response_schema = schema,
+                          .stream = 1};
+    char *body = NULL;
+    assert_int_equal(tt_llm_build_body(TT_LLM_BEDROCK, &req, &body, NULL), 0);
+    json_t *root = json_loads(body, 0, NULL);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(root, "toolConfig"), "toolChoice"),
+                            "tool"),
+            "name")),
+        "output");
+    assert_null(json_object_get(root, "inferenceConfig")); /* nothing to say there */
+    json_decref(root);
+    free(body);
+    json_decref(schema);
+
+    stream s = {.len = 0};
+    add_event(&s, "contentBlockStart",
+              "{\"contentBlockIndex\":0,\"start\":{\"toolUse\":{\"toolUseId\":\"x\","
+              "\"name\":\"output\"}}}");
+    add_event(&s, "contentBlockDelta",
+              "{\"contentBlockIndex\":0,\"delta\":{\"toolUse\":{\"input\":\"{\\\"a\\\":1}\"}}}");
+    add_event(&s, "contentBlockStop", "{\"contentBlockIndex\":0}");
+    add_event(&s, "messageStop", "{\"stopReason\":\"tool_use\"}");
+    add_event(&s, "metadata", "{\"usage\":{\"inputTokens\":2,\"outputTokens\":3}}");
+    rec r = {0};
+    run(TT_LLM_BEDROCK, 1, 1, s.b, s.len, BYTES, 0, &r);
+    assert_string_equal(log_of(&r), "text {\"a\":1}\nusage 2 3\nfinish stop\n");
+    rec_free(&r);
+}
+
 static void test_bedrock_path_and_headers(void **state)
 {
     char path[128];
@@ -354,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_bedrock_oversized_message_is_malformed),
         cmocka_unit_test(test_bedrock_plain_body),
         cmocka_unit_test(test_bedrock_request_body),
+        cmocka_unit_test(test_bedrock_structured_output),
         cmocka_unit_test(test_bedrock_path_and_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
