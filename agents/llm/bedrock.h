@@ -35,6 +35,8 @@ typedef struct tt_sigv4_request {
     const char *content_type; /* NULL: no content-type header is signed */
     const char *body;
     size_t body_len;
+    const char
+        *body_sha256;     /* the body's hex SHA-256 when known (computed off the loop), or NULL */
     const char *amz_date; /* "20150830T123600Z" */
     const char *region;
     const char *service;

@@ -524,6 +524,7 @@ static void send_attempt(tt_llm_call *c)
     int rc = start_http(c, t);
     free(c->prep.body);
     c->prep.body = NULL;
+    c->prep.body_sha256[0] = '\0';
     if (rc) {
         tt_breaker_record(&c->route->breakers[target], &s->routes.retry, TT_LLM_ERR_CANCELLED,
                           (int64_t)now_ms(s));
@@ -558,6 +559,7 @@ static int bedrock_sign(tt_llm_call *c, const tt_route_target *t, const char *ur
                           .content_type = "application/json",
                           .body = c->prep.body,
                           .body_len = c->prep.body_len,
+                          .body_sha256 = c->prep.body_sha256,
                           .amz_date = date,
                           .region = t->region,
                           .service = "bedrock",

@@ -1,4 +1,6 @@
 /* The heavy part of getting a model call ready (see call_prepare.h). */
+#include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "agents/llm/adapter.h"
@@ -19,6 +21,13 @@ void tt_call_prep_run(tt_call_prep *p)
         if (p->rc == 0)
             p->rc = tt_llm_build_body(p->provider, &view, &p->body, &p->body_len);
         tt_call_request_view_free(&view);
+        p->body_sha256[0] = '\0';
+        if (p->rc == 0 && p->provider == TT_LLM_BEDROCK) {
+            unsigned char d[SHA256_DIGEST_LENGTH];
+            SHA256((const unsigned char *)p->body, p->body_len, d);
+            for (size_t i = 0; i < sizeof d; i++)
+                snprintf(p->body_sha256 + 2 * i, 3, "%02x", d[i]);
+        }
     }
 }
 

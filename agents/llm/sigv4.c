@@ -127,7 +127,10 @@ static int canonical_request(const tt_sigv4_request *r, int double_encode, tt_bu
                              const char **signed_headers)
 {
     char body_hash[65];
-    sha256_hex(r->body ? r->body : "", r->body ? r->body_len : 0, body_hash);
+    if (r->body_sha256 && strlen(r->body_sha256) == 64)
+        memcpy(body_hash, r->body_sha256, 65);
+    else
+        sha256_hex(r->body ? r->body : "", r->body ? r->body_len : 0, body_hash);
     int rc = tt_buf_appendf(c, "%s\n", r->method);
     if (rc == 0)
         rc = double_encode ? encode(c, r->path, strlen(r->path), 1)

@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/sha.h>
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/bedrock.h"
+#include "agents/llm/call_prepare.h"
 #include "agents/llm/eventstream.h"
 #include "protocol/errors.h"
 
@@ -343,6 +345,35 @@ static void test_bedrock_structured_output(void **state)
     rec_free(&r);
 }
 
+/* The body's SHA-256, which the signature needs, is computed where the body
+ * is built (in the thread pool for a large request), not on the loop. */
+static void test_bedrock_body_hash_prepared_with_the_body(void **state)
+{
+    tt_llm_message msgs[] = {{.role = "user", .content = "hello"}};
+    tt_llm_request in = {.model = "m", .messages = msgs, .n_messages = 1, .temperature = -1};
+    tt_call_request req;
+    assert_int_equal(tt_call_request_copy(&in, &req), 0);
+    tt_call_prep p = {.steps = TT_PREP_BODY,
+                      .req = &req,
+                      .provider = TT_LLM_BEDROCK,
+                      .max_completion_tokens = 100};
+    snprintf(p.model, sizeof p.model, "m");
+    tt_call_prep_run(&p);
+    assert_int_equal(p.rc, 0);
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)p.body, p.body_len, d);
+    char want[65];
+    for (size_t i = 0; i < sizeof d; i++)
+        snprintf(want + 2 * i, 3, "%02x", d[i]);
+    assert_string_equal(p.body_sha256, want);
+    free(p.body);
+    p.provider = TT_LLM_OPENAI; /* no one else needs it */
+    tt_call_prep_run(&p);
+    assert_string_equal(p.body_sha256, "");
+    free(p.body);
+    tt_call_request_free(&req);
+}
+
 static void test_bedrock_path_and_headers(void **state)
 {
     char path[128];
@@ -396,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_bedrock_plain_body),
         cmocka_unit_test(test_bedrock_request_body),
         cmocka_unit_test(test_bedrock_structured_output),
+        cmocka_unit_test(test_bedrock_body_hash_prepared_with_the_body),
         cmocka_unit_test(test_bedrock_path_and_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

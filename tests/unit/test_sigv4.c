@@ -135,6 +135,22 @@ static void test_sigv4_refuses_bad_input(void **state)
     r.token = NULL;
     r.amz_date = "2015";
     assert_int_equal(tt_sigv4_sign(&r, 1, out, sizeof out, NULL), TT_EINVAL);
+    /* a precomputed body hash is used as given; a malformed one is not */
+    char a[512], b[512];
+    r.amz_date = "20150830T123600Z";
+    r.body = "{}";
+    r.body_len = 2;
+    assert_int_equal(tt_sigv4_sign(&r, 1, a, sizeof a, NULL), 0);
+    r.body_sha256 =
+        "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"; /* of "{}" */
+    assert_int_equal(tt_sigv4_sign(&r, 1, b, sizeof b, NULL), 0);
+    assert_string_equal(a, b);
+    r.body_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"; /* of "" */
+    assert_int_equal(tt_sigv4_sign(&r, 1, b, sizeof b, NULL), 0);
+    assert_string_not_equal(a, b);
+    r.body_sha256 = "short";
+    assert_int_equal(tt_sigv4_sign(&r, 1, b, sizeof b, NULL), 0);
+    assert_string_equal(a, b);
     char date[17];
     tt_sigv4_date(1440938160, date);
     assert_string_equal(date, "20150830T123600Z");
