@@ -25,6 +25,8 @@ static const struct provider {
     [TT_LLM_ANTHROPIC] = {.name = "anthropic",
                           .path = "/v1/messages",
                           .wire = &tt_llm_wire_anthropic},
+    /* then the model and the operation: tt_bedrock_path() */
+    [TT_LLM_BEDROCK] = {.name = "bedrock", .path = "/model", .wire = &tt_llm_wire_bedrock},
 };
 
 static const struct provider *provider_of(tt_llm_provider p)
@@ -108,6 +110,8 @@ int tt_llm_headers(tt_llm_provider p, const char *api_key, char **out, size_t n)
             rc = header_add(out, n, &i, "x-api-key", api_key);
         if (rc == 0)
             rc = header_add(out, n, &i, "anthropic-version", "2023-06-01");
+        break;
+    case TT_LLM_BEDROCK: /* signed by the transport (bedrock.h), no key header */
         break;
     default:
         return TT_EINVAL;
@@ -486,6 +490,8 @@ int tt_llm_parser_feed(tt_llm_parser *p, const char *data, size_t len)
         return 0;
     if (!p->stream)
         return body_append(p, data, len);
+    if (p->wire->stream_feed)
+        return p->wire->stream_feed(&p->sink, p->state, data, len);
     int rc = tt_sse_feed(&p->sse, data, len);
     if (rc == TT_ETOOLARGE)
         tt_llm_sink_fail(&p->sink, TT_LLM_ERR_MALFORMED, "stream event too large");
@@ -522,6 +528,8 @@ void tt_llm_parser_free(tt_llm_parser *p)
         return;
     if (p->stream)
         tt_sse_free(&p->sse);
+    if (p->state && p->wire->stream_free)
+        p->wire->stream_free(p->state);
     free(p->state);
     tt_buf_free(&p->body);
     free(p);

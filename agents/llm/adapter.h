@@ -157,10 +157,20 @@ typedef struct tt_llm_wire {
                         const char *data, size_t len);
     /* A whole non-streamed body (status 2xx), already parsed. */
     void (*parse_body)(tt_llm_sink *s, json_t *root);
+    /* A stream that is not SSE: the raw body bytes instead of stream_event
+     * (non-zero once the sink has failed), and the state's release. */
+    int (*stream_feed)(tt_llm_sink *s, void *st, const char *data, size_t len);
+    void (*stream_free)(void *st);
 } tt_llm_wire;
 
 extern const tt_llm_wire tt_llm_wire_openai;    /* openai.c */
 extern const tt_llm_wire tt_llm_wire_anthropic; /* anthropic.c */
+extern const tt_llm_wire tt_llm_wire_bedrock;   /* bedrock.c */
+
+/* bedrock.c: the class of a Bedrock exception type (":exception-type", or
+ * the x-amzn-ErrorType name; n bytes, first letter in either case), or
+ * TT_LLM_ERR_NONE for a type it does not know. */
+tt_llm_error_class tt_bedrock_exception_class(const char *type, size_t n, const char *message);
 
 /* classify.c: the class and message of a provider's error JSON (a body, or an
  * in-stream error with status 0). retry_after_ms is left at -1. */

@@ -19,12 +19,16 @@
  * the struct, and start fails only on a closing handle or a NULL callback,
  * which the call's timer never is while the call lives.
  */
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agents/llm/adapter.h"
+#include "agents/llm/aws_creds.h"
+#include "agents/llm/bedrock.h"
 #include "agents/llm/call.h"
 #include "agents/llm/call_request.h"
 #include "agents/llm/http.h"
@@ -88,6 +92,7 @@ struct tt_llm_call {
 };
 
 static void plan_next(tt_llm_call *c);
+static int start_http(tt_llm_call *c, const tt_route_target *t);
 static void preload_tokenizers(tt_llm_service *s);
 
 static uint64_t now_ms(const tt_llm_service *s)
@@ -384,6 +389,12 @@ static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *
         tt_llm_classify_http(t->provider, c->status, tt_http_header(r, "retry-after"),
                              tt_buf_data(&c->err_body), c->err_body.len,
                              (int64_t)uv_now(c->svc->loop), &e);
+        const char *et =
+            t->provider == TT_LLM_BEDROCK ? tt_http_header(r, "x-amzn-errortype") : NULL;
+        tt_llm_error_class k =
+            et ? tt_bedrock_exception_class(et, strcspn(et, ":"), e.message) : TT_LLM_ERR_NONE;
+        if (k != TT_LLM_ERR_NONE)
+            e.cls = k;
     } else if (e.cls == TT_LLM_ERR_NONE && result != TT_LLM_ERR_NONE) {
         e.cls = result;
         e.retry_after_ms = -1;
@@ -509,29 +520,104 @@ static void send_attempt(tt_llm_call *c)
     c->first_token_ms = 0;
     c->attempt_start_ms = now_ms(s);
 
-    char *headers[MAX_HEADERS + 3] = {0};
-    char url[TT_ROUTE_URL_MAX + 32];
-    snprintf(url, sizeof url, "%s%s", t->base_url, tt_llm_path(t->provider));
-    int rc = tt_llm_headers(t->provider, t->api_key, headers, MAX_HEADERS);
-    if (rc == 0) {
-        size_t h = 0;
-        while (headers[h])
-            h++;
-        headers[h] = strdup("Content-Type: application/json");
-        headers[h + 1] = strdup("Accept: text/event-stream");
-        tt_http_timeouts to = {t->timeouts.connect_ms, t->timeouts.first_byte_ms,
-                               t->timeouts.idle_ms, t->timeouts.total_ms};
-        rc = tt_http_start(s->http, "POST", url, (const char *const *)headers, c->prep.body,
-                           c->prep.body_len, &to, &http_callbacks, c, &c->http);
-    }
-    tt_llm_headers_free(headers);
+    int rc = start_http(c, t);
     free(c->prep.body);
     c->prep.body = NULL;
+    c->prep.body_sha256[0] = '\0';
     if (rc) {
         tt_breaker_record(&c->route->breakers[target], &s->routes.retry, TT_LLM_ERR_CANCELLED,
                           (int64_t)now_ms(s));
         finish(c, TT_LLM_ERR_BAD_REQUEST, "the request could not be built");
     }
+}
+
+/* Bedrock: a session token, and the signature: libcurl's, or ours for a
+ * path curl would sign wrong (bedrock.h). headers has room for 3 more. */
+static int bedrock_sign(tt_llm_call *c, const tt_route_target *t, const char *url, const char *path,
+                        char **headers, size_t h, tt_http_aws *aws, char *scope, size_t scope_n)
+{
+    char line[TT_AWS_CRED_MAX + 64];
+    if (t->aws_token) {
+        snprintf(line, sizeof line, "x-amz-security-token: %s", t->aws_token);
+        if (!(headers[h++] = strdup(line)))
+            return TT_ENOMEM;
+    }
+    if (!tt_bedrock_path_needs_own_signer(path)) {
+        snprintf(scope, scope_n, "aws:amz:%s:bedrock", t->region);
+        *aws = (tt_http_aws){.sigv4 = scope, .key_id = t->aws_key_id, .secret = t->aws_secret};
+        return 0;
+    }
+    char host[512], date[17], auth[1024], full[TT_ROUTE_URL_MAX + 3 * TT_ROUTE_MODEL_MAX + 64];
+    if (tt_bedrock_url_split(url, host, sizeof host, full, sizeof full) != 0)
+        return TT_EINVAL;
+    tt_sigv4_date((int64_t)time(NULL), date);
+    tt_sigv4_request r = {.method = "POST",
+                          .host = host,
+                          .path = full,
+                          .query = "",
+                          .content_type = "application/json",
+                          .body = c->prep.body,
+                          .body_len = c->prep.body_len,
+                          .body_sha256 = c->prep.body_sha256,
+                          .amz_date = date,
+                          .region = t->region,
+                          .service = "bedrock",
+                          .key_id = t->aws_key_id,
+                          .secret = t->aws_secret,
+                          .token = t->aws_token};
+    int rc = tt_sigv4_sign(&r, 1, auth, sizeof auth, NULL);
+    if (rc)
+        return rc;
+    snprintf(line, sizeof line, "X-Amz-Date: %s", date);
+    if (!(headers[h++] = strdup(line)))
+        return TT_ENOMEM;
+    snprintf(line, sizeof line, "Authorization: %s", auth);
+    return (headers[h] = strdup(line)) ? 0 : TT_ENOMEM;
+}
+
+/* Start the attempt's transfer to t: URL, headers, and Bedrock's signature. */
+static int start_http(tt_llm_call *c, const tt_route_target *t)
+{
+    tt_llm_service *s = c->svc;
+    int bedrock = t->provider == TT_LLM_BEDROCK;
+    char *headers[MAX_HEADERS + 6] = {0};
+    char path[3 * TT_ROUTE_MODEL_MAX + 64], url[TT_ROUTE_URL_MAX + sizeof path];
+    int rc = 0;
+    if (bedrock) /* the call layer always streams */
+        rc = tt_bedrock_path(t->model, 1, path, sizeof path);
+    else
+        snprintf(path, sizeof path, "%s", tt_llm_path(t->provider));
+    snprintf(url, sizeof url, "%s%s", t->base_url, path);
+    if (rc == 0)
+        rc = tt_llm_headers(t->provider, t->api_key, headers, MAX_HEADERS);
+    size_t h = 0;
+    while (rc == 0 && headers[h])
+        h++;
+    if (rc == 0) {
+        headers[h++] = strdup("Content-Type: application/json");
+        headers[h++] = strdup(bedrock ? "Accept: application/vnd.amazon.eventstream"
+                                      : "Accept: text/event-stream");
+        if (!headers[h - 1] || !headers[h - 2])
+            rc = TT_ENOMEM;
+    }
+    tt_http_aws aws = {0};
+    char scope[TT_ROUTE_REGION_MAX + 32];
+    if (rc == 0 && bedrock)
+        rc = bedrock_sign(c, t, url, path, headers, h, &aws, scope, sizeof scope);
+    tt_http_timeouts to = {t->timeouts.connect_ms, t->timeouts.first_byte_ms, t->timeouts.idle_ms,
+                           t->timeouts.total_ms};
+    if (rc == 0 && aws.sigv4)
+        rc = tt_http_start_aws(s->http, "POST", url, (const char *const *)headers, c->prep.body,
+                               c->prep.body_len, &to, &aws, &http_callbacks, c, &c->http);
+    else if (rc == 0)
+        rc = tt_http_start(s->http, "POST", url, (const char *const *)headers, c->prep.body,
+                           c->prep.body_len, &to, &http_callbacks, c, &c->http);
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        if (headers[i])
+            OPENSSL_cleanse(headers[i], strlen(headers[i])); /* tokens and signatures */
+        free(headers[i]);
+    }
+    return rc;
 }
 
 static void on_timer(uv_timer_t *t)

@@ -285,6 +285,16 @@ size_t tt_call_request_fit(tt_call_request *r, const tt_tokenizer *tok, tt_token
 
 /* ---- Preparing an attempt ---- */
 
+/* The hex SHA-256 of a body (65 bytes with the NUL), which a Bedrock
+ * signature needs: computed here, off the loop for a large body. */
+static void hex_sha256(const char *body, size_t len, char out[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)body, len, d);
+    for (size_t i = 0; i < sizeof d; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
 void tt_call_prep_run(tt_call_prep *p)
 {
     p->rc = 0;
@@ -300,6 +310,9 @@ void tt_call_prep_run(tt_call_prep *p)
         if (p->rc == 0)
             p->rc = tt_llm_build_body(p->provider, &view, &p->body, &p->body_len);
         tt_call_request_view_free(&view);
+        p->body_sha256[0] = '\0';
+        if (p->rc == 0 && p->provider == TT_LLM_BEDROCK)
+            hex_sha256(p->body, p->body_len, p->body_sha256);
     }
 }
 

@@ -138,6 +138,7 @@ typedef struct tt_call_prep {
     size_t dropped; /* messages FIT or TRIM removed */
     char *body;     /* BODY; the caller frees it */
     size_t body_len;
+    char body_sha256[65]; /* BODY for Bedrock: the body's hex SHA-256, which its signature needs */
 } tt_call_prep;
 
 /* Run the steps of p, in the order of the enum. Any thread. */

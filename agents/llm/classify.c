@@ -261,6 +261,7 @@ static int says_context_length(const err_fields *f)
            is(f->type, "exceed_context_size_error") || /* llama.cpp */
            has_ci(f->message, "maximum context length") ||
            has_ci(f->message, "prompt is too long") ||
+           has_ci(f->message, "input is too long") || /* Bedrock */
            has_ci(f->message, "exceeds the available context size");
 }
 

@@ -339,7 +339,8 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 /* Set every option of r's transfer; the first failure is returned (an
  * unsupported option in this libcurl, a URL over curl's length limit, no
  * memory), so the transfer never starts half-configured. */
-static CURLcode configure_easy(tt_http_req *r, const char *method, const char *url, size_t body_len)
+static CURLcode configure_easy(tt_http_req *r, const char *method, const char *url, size_t body_len,
+                               const tt_http_aws *aws)
 {
     CURL *e = r->easy;
     CURLcode first = CURLE_OK;
@@ -369,6 +370,11 @@ static CURLcode configure_easy(tt_http_req *r, const char *method, const char *u
     SET(CURLOPT_ACCEPT_ENCODING, "");
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is the caller's to judge */
+    if (aws) {
+        SET(CURLOPT_AWS_SIGV4, aws->sigv4);
+        SET(CURLOPT_USERNAME, aws->key_id);
+        SET(CURLOPT_PASSWORD, aws->secret);
+    }
 #undef SET
     return first;
 }
@@ -376,6 +382,14 @@ static CURLcode configure_easy(tt_http_req *r, const char *method, const char *u
 int tt_http_start(tt_http *h, const char *method, const char *url, const char *const *headers,
                   const char *body, size_t body_len, const tt_http_timeouts *t,
                   const tt_http_callbacks *cb, void *ud, tt_http_req **out)
+{
+    return tt_http_start_aws(h, method, url, headers, body, body_len, t, NULL, cb, ud, out);
+}
+
+int tt_http_start_aws(tt_http *h, const char *method, const char *url, const char *const *headers,
+                      const char *body, size_t body_len, const tt_http_timeouts *t,
+                      const tt_http_aws *aws, const tt_http_callbacks *cb, void *ud,
+                      tt_http_req **out)
 {
     if (h->closing)
         return TT_ECONFLICT;
@@ -407,7 +421,7 @@ int tt_http_start(tt_http *h, const char *method, const char *url, const char *c
             goto fail;
         r->req_headers = next;
     }
-    CURLcode cc = configure_easy(r, method, url, body_len);
+    CURLcode cc = configure_easy(r, method, url, body_len, aws);
     if (cc != CURLE_OK) {
         rc = cc == CURLE_OUT_OF_MEMORY ? TT_ENOMEM : TT_EINVAL;
         goto fail;

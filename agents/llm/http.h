@@ -55,6 +55,21 @@ int tt_http_start(tt_http *h, const char *method, const char *url, const char *c
                   const char *body, size_t body_len, const tt_http_timeouts *t,
                   const tt_http_callbacks *cb, void *ud, tt_http_req **out);
 
+/* As tt_http_start, signed by libcurl's AWS Signature Version 4
+ * (CURLOPT_AWS_SIGV4 with sigv4 "aws:amz:<region>:<service>", the key id and
+ * secret as user and password). A session token goes in the headers as
+ * "x-amz-security-token: ..." (curl signs the headers it is given). aws
+ * NULL: not signed. */
+typedef struct tt_http_aws {
+    const char *sigv4;
+    const char *key_id;
+    const char *secret;
+} tt_http_aws;
+int tt_http_start_aws(tt_http *h, const char *method, const char *url, const char *const *headers,
+                      const char *body, size_t body_len, const tt_http_timeouts *t,
+                      const tt_http_aws *aws, const tt_http_callbacks *cb, void *ud,
+                      tt_http_req **out);
+
 /* Abort r and close its connection. on_done(CANCELLED) runs before this
  * returns, unless called from inside one of r's own callbacks, in which case
  * it runs as soon as that callback has returned. */

@@ -18,6 +18,7 @@ typedef enum tt_llm_provider {
     TT_LLM_OPENAI,    /* OpenAI-compatible chat completions (OpenAI, Azure-style, vLLM, llama.cpp,
                          Ollama) */
     TT_LLM_ANTHROPIC, /* Anthropic Messages */
+    TT_LLM_BEDROCK,   /* AWS Bedrock Runtime Converse / ConverseStream (bedrock.h) */
     TT_LLM_PROVIDER__LAST
 } tt_llm_provider;
 

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "agents/llm/adapter.h"
+#include "agents/llm/aws_creds.h"
 #include "agents/llm/route.h"
 #include "protocol/env.h"
 #include "protocol/errors.h"
@@ -219,9 +220,14 @@ static int parse_provider(parse_ctx *cx, const char *path, const char *name, tt_
         *out = TT_LLM_ANTHROPIC;
         return 0;
     }
+    if (strcmp(name, "bedrock") == 0) {
+        *out = TT_LLM_BEDROCK;
+        return 0;
+    }
     char p[PATH_MAX_LEN], b[80];
     path_key(p, path, "provider");
-    return fail(cx, p, "must be \"openai\" or \"anthropic\", not \"%s\"", show(name, b, sizeof b));
+    return fail(cx, p, "must be \"openai\", \"anthropic\" or \"bedrock\", not \"%s\"",
+                show(name, b, sizeof b));
 }
 
 /* The shapes of a target's base_url (optional), model and region (optional). */
@@ -263,12 +269,49 @@ static int parse_target_timeouts(parse_ctx *cx, const json_t *v, const char *pat
     return parse_timeouts(cx, tv, p, t);
 }
 
+/* A Bedrock target: its region, default URL and credentials. */
+static int bedrock_target(parse_ctx *cx, const char *path, const char *key_env, const char **region,
+                          const char **base_url, char *url, size_t url_n, tt_route_target *t)
+{
+    char p[PATH_MAX_LEN], b[80];
+    if (key_env) {
+        path_key(p, path, "key_env");
+        return fail(cx, p,
+                    "is not used by bedrock (AWS credentials come from AWS_ACCESS_KEY_ID "
+                    "and AWS_SECRET_ACCESS_KEY or the shared credentials file)");
+    }
+    if (!*region || !**region)
+        *region = tt_aws_region_env(cx->envp);
+    path_key(p, path, "region");
+    if (!*region)
+        return fail(cx, p, "is required for bedrock (or set AWS_REGION)");
+    if (!valid_name(*region, TT_ROUTE_REGION_MAX, "-"))
+        return fail(cx, p, "must be an AWS region such as us-east-1, not \"%s\"",
+                    show(*region, b, sizeof b));
+    tt_aws_creds c;
+    char why[400] = "";
+    int rc = tt_aws_creds_load(cx->envp, &c, why, sizeof why);
+    if (rc == TT_ENOMEM)
+        return rc;
+    if (rc)
+        return fail(cx, path, "%s", why);
+    t->aws_key_id = c.key_id;
+    t->aws_secret = c.secret;
+    t->aws_token = c.token;
+    if (!*base_url) {
+        snprintf(url, url_n, "https://bedrock-runtime.%s.amazonaws.com", *region);
+        *base_url = url;
+    }
+    return 0;
+}
+
 static int parse_target(parse_ctx *cx, const json_t *v, const char *path, tt_route_target *t)
 {
     static const char *const keys[] = {"provider", "base_url",   "model", "key_env",
                                        "region",   "timeout_ms", NULL};
     char p[PATH_MAX_LEN], b[80];
     const char *provider, *base_url, *model, *key_env, *region;
+    char br_url[TT_ROUTE_URL_MAX];
     int rc = want_object(cx, v, path);
     if (rc == 0)
         rc = check_keys(cx, v, path, keys);
@@ -286,6 +329,8 @@ static int parse_target(parse_ctx *cx, const json_t *v, const char *path, tt_rou
         rc = parse_provider(cx, path, provider, &t->provider);
     if (rc == 0)
         rc = check_target_names(cx, path, base_url, model, region);
+    if (rc == 0 && t->provider == TT_LLM_BEDROCK)
+        rc = bedrock_target(cx, path, key_env, &region, &base_url, br_url, sizeof br_url, t);
     if (rc)
         return rc;
     if (!base_url)
@@ -568,6 +613,12 @@ void tt_routes_free(tt_routes *r)
             free(t->model);
             free(t->key_env);
             free(t->region);
+            char *aws[3] = {t->aws_key_id, t->aws_secret, t->aws_token};
+            for (int k = 0; k < 3; k++) {
+                if (aws[k])
+                    OPENSSL_cleanse(aws[k], strlen(aws[k]));
+                free(aws[k]);
+            }
         }
         free(rt->targets);
         free(rt->breakers);

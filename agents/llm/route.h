@@ -20,7 +20,15 @@
  * (http:// or https://, trailing '/' dropped); "key_env" names the
  * environment variable holding the key, read once at load (omit it for a
  * local server that wants no key); "region" is a label for logs and metrics;
- * each timeout has a default (TT_ROUTE_TIMEOUT_*). Unknown keys, wrong types
+ * each timeout has a default (TT_ROUTE_TIMEOUT_*).
+ *
+ * "provider": "bedrock" is AWS Bedrock's Converse API (bedrock.h): "model"
+ * is the model or inference-profile ID; "region" is the signing region
+ * (default AWS_REGION, then AWS_DEFAULT_REGION; one is required), so region
+ * failover is one target per region; "base_url" defaults to
+ * https://bedrock-runtime.<region>.amazonaws.com; "key_env" is refused (the
+ * credentials come from aws_creds.h, read at load, and a route without any
+ * is refused with where they were looked for). Unknown keys, wrong types
  * and values out of range are refused with a message naming the JSON path
  * ("routes.fast[0].provider: ..."); nothing is half-loaded.
  *
@@ -71,8 +79,11 @@ typedef struct tt_route_target {
     char *model;    /* the provider's model name */
     char *key_env;  /* "" when no key */
     char *api_key;  /* the key's value, "" when none; wiped by tt_routes_free(); never log it */
-    char *region;   /* "" when not given */
+    char *region;   /* "" when not given; Bedrock: the signing region, never "" */
     tt_route_timeouts timeouts;
+    /* Bedrock only (else NULL): credentials read at load (aws_creds.h),
+     * wiped by tt_routes_free(); never log them. */
+    char *aws_key_id, *aws_secret, *aws_token;
 } tt_route_target;
 
 typedef struct tt_route {

@@ -16,11 +16,23 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import {
+  BEDROCK_RE,
+  EVENTSTREAM_HEADERS,
+  bedrockError,
+  bedrockNonStream,
+  bedrockStream,
+  exceptionFrame,
+  validateBedrockBody,
+  verifySigV4,
+} from './bedrock.mjs';
+
 // ------------------------------------------------------------------ constants
 
 const ROUTE_RE = /^(?:\/(.+?))?(\/v1\/(?:chat\/completions|messages|embeddings))\/?$/;
 const OPENAI = 'openai';
 const ANTHROPIC = 'anthropic';
+const BEDROCK = 'bedrock';
 
 const STEP_FIELDS = new Set([
   'name',
@@ -117,7 +129,9 @@ function contentText(content) {
   if (!Array.isArray(content)) return '';
   let out = '';
   for (const p of content) {
-    if (p && typeof p === 'object' && (p.type === 'text' || p.type === 'input_text') && typeof p.text === 'string') {
+    // Bedrock's text blocks are {text} without a type.
+    const textual = p && (p.type === 'text' || p.type === 'input_text' || p.type === undefined);
+    if (p && typeof p === 'object' && textual && typeof p.text === 'string') {
       out += (out ? ' ' : '') + p.text;
     }
   }
@@ -393,7 +407,7 @@ function plan(step, provider, body, seq) {
     const args = asJsonString(tc.arguments);
     const n = tc.split_args ?? s.split_args ?? 1;
     return {
-      id: tc.id || (provider === ANTHROPIC ? `toolu_fake${seq}_${i}` : `call_fake${seq}_${i}`),
+      id: tc.id || (provider !== OPENAI ? `toolu_fake${seq}_${i}` : `call_fake${seq}_${i}`),
       name: tc.name,
       args,
       frags: splitN(args, n),
@@ -406,7 +420,7 @@ function plan(step, provider, body, seq) {
   const comp = u.completion_tokens ?? u.output_tokens ?? completion;
   let finish = s.finish_reason ?? s.stop_reason;
   let stop;
-  if (provider === ANTHROPIC) {
+  if (provider !== OPENAI) {
     stop = finish === undefined ? (calls.length ? 'tool_use' : 'end_turn') : FINISH_TO_STOP[finish] || finish;
   } else {
     finish = finish === undefined ? (calls.length ? 'tool_calls' : 'stop') : STOP_TO_FINISH[finish] || finish;
@@ -646,6 +660,8 @@ class FakeProvider {
     this.dims = opts.dims ?? 8;
     this.maxRequests = opts.maxRequests ?? 10000;
     this.validate = opts.validate !== false;
+    // Bedrock: {keyId, secret} to check signatures in full; without, only their shape.
+    this.aws = opts.aws || null;
     this.queue = [];
     this.log = [];
     this.seq = 0;
@@ -882,9 +898,10 @@ class FakeProvider {
   async provider(req, res, pathname, buf) {
     const seq = ++this.seq;
     const now = Date.now();
-    const mm = ROUTE_RE.exec(pathname);
-    const route = mm ? mm[2] : null;
-    const provider = route === '/v1/messages' ? ANTHROPIC : OPENAI;
+    const mb = BEDROCK_RE.exec(pathname);
+    const mm = mb || ROUTE_RE.exec(pathname);
+    const route = mb ? `/model/${mb[3]}` : mm ? mm[2] : null;
+    const provider = mb ? BEDROCK : route === '/v1/messages' ? ANTHROPIC : OPENAI;
     const rec = {
       seq,
       time: now,
@@ -910,7 +927,8 @@ class FakeProvider {
     };
     this.record(rec);
     this.inflight++;
-    const ctx = { res, rec, closed: false, wake: null, serverClosed: false };
+    // Bedrock's event-stream frames are binary strings: written as latin1.
+    const ctx = { res, rec, closed: false, wake: null, serverClosed: false, enc: mb ? 'latin1' : 'utf8' };
     res.on('close', () => {
       this.inflight--;
       ctx.closed = true;
@@ -933,7 +951,7 @@ class FakeProvider {
       res.writeHead(status, {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body),
-        ...(provider === ANTHROPIC ? { 'request-id': `req_fake${seq}` } : { 'x-request-id': `req_fake${seq}` }),
+        ...requestIdHeader(provider, seq),
         ...extra,
       });
       res.end(body);
@@ -950,6 +968,12 @@ class FakeProvider {
               'unknown_url',
             );
       return fail(404, body, 'not_found');
+    }
+
+    if (mb) {
+      const r = await this.bedrockChecks(req, rec, mb, buf, pathname, fail);
+      if (r === null) return;
+      return this.respond(ctx, provider, route, r, now);
     }
 
     // Body.
@@ -1004,6 +1028,52 @@ class FakeProvider {
       if (bad) return fail(400, bad, 'invalid_request');
     }
 
+    return this.respond(ctx, provider, route, body, now);
+  }
+
+  /**
+   * Bedrock: the model and stream from the path, the body, the signature
+   * (403 when it does not check out), the required fields. Returns the body,
+   * or null when a failure was sent.
+   */
+  async bedrockChecks(req, rec, mb, buf, pathname, fail) {
+    const q = req.url.indexOf('?');
+    rec.prefix = mb[1] || '';
+    rec.model = decodeURIComponent(mb[2]);
+    rec.stream = mb[3] === 'converse-stream';
+    const err = (status, e) => {
+      fail(status, e.body, status === 403 ? 'auth' : 'invalid_request', e.headers);
+      return null;
+    };
+    rec.sigv4 = verifySigV4(req, pathname, q < 0 ? '' : req.url.slice(q + 1), buf, this.aws);
+    if (!rec.sigv4.ok) return err(403, bedrockError(403, 'InvalidSignatureException', rec.sigv4.error));
+    let body;
+    try {
+      body = JSON.parse(buf.toString('utf8'));
+      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object');
+    } catch {
+      rec.body_raw = buf.toString('utf8');
+      return err(400, bedrockError(400, 'ValidationException', 'The request body is not valid JSON'));
+    }
+    rec.body = body;
+    const bad = this.validate ? validateBedrockBody(body) : null;
+    return bad ? err(400, bad) : body;
+  }
+
+  async respond(ctx, provider, route, body, now) {
+    const { rec } = ctx;
+    const seq = rec.seq;
+    const fail = (status, b, servedBy, extra) => {
+      rec.status = status;
+      rec.served_by = servedBy;
+      ctx.res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(b),
+        ...requestIdHeader(provider, seq),
+        ...extra,
+      });
+      ctx.res.end(b);
+    };
     const step = this.takeStep(rec);
     if (step) {
       rec.step = step.id;
@@ -1035,6 +1105,10 @@ class FakeProvider {
         b = typeof s.body === 'string' ? s.body : JSON.stringify(s.body);
         if (typeof s.body === 'string' && !/^\s*[[{]/.test(s.body) && !extra['content-type'])
           extra['content-type'] = 'text/plain';
+      } else if (provider === BEDROCK && s.status !== 502 && s.status !== 504) {
+        const e = bedrockError(s.status);
+        b = e.body;
+        Object.assign(extra, e.headers, s.headers || {});
       } else {
         const d = errorBody(provider, s.status, rec.model || 'fake-model');
         b = d.body;
@@ -1049,6 +1123,10 @@ class FakeProvider {
     if (route === '/v1/embeddings') return this.embeddings(ctx, s, body, extraHeaders);
 
     const p = plan(step, provider, body, seq);
+    if (provider === BEDROCK) {
+      if (!rec.stream) return nonStreamWithFaults(ctx, provider, s, bedrockNonStream(p), extraHeaders);
+      return streamWithFaults(ctx, provider, s, bedrockStream(p), extraHeaders);
+    }
     const id = provider === ANTHROPIC ? `msg_fake${seq}` : `chatcmpl-fake${seq}`;
     const created = Math.floor(now / 1000);
 
@@ -1162,27 +1240,37 @@ function resetSocket(ctx, last) {
     if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
     else sock.destroy();
   };
-  if (last) ctx.res.write(last, () => setTimeout(go, 2));
+  if (last) ctx.res.write(last, ctx.enc, () => setTimeout(go, 2));
   else setImmediate(go);
 }
 
 function write(ctx, s) {
   if (ctx.closed || s === '') return;
-  ctx.res.write(s);
+  ctx.res.write(s, ctx.enc);
+}
+
+function requestIdHeader(provider, seq) {
+  if (provider === BEDROCK) return { 'x-amzn-requestid': `req-fake-${seq}` };
+  return provider === ANTHROPIC ? { 'request-id': `req_fake${seq}` } : { 'x-request-id': `req_fake${seq}` };
 }
 
 function nonStreamWithFaults(ctx, provider, s, payload, extraHeaders) {
   const { res, rec } = ctx;
   const headers = {
     'content-type': 'application/json',
-    ...(provider === ANTHROPIC ? { 'request-id': `req_fake${rec.seq}` } : { 'x-request-id': `req_fake${rec.seq}` }),
+    ...requestIdHeader(provider, rec.seq),
     ...(extraHeaders || {}),
   };
   if (s.in_stream_error !== undefined && s.in_stream_error !== false) {
     rec.fault = 'in_stream_error';
     const status = provider === ANTHROPIC ? 529 : 500;
     rec.status = status;
-    const b = errorBody(provider, status, rec.model).body;
+    let b;
+    if (provider === BEDROCK) {
+      const e = bedrockError(status);
+      b = e.body;
+      Object.assign(headers, e.headers);
+    } else b = errorBody(provider, status, rec.model).body;
     headers['content-length'] = Buffer.byteLength(b);
     res.writeHead(status, headers);
     res.end(b);
@@ -1233,8 +1321,8 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
     }
   }
   res.writeHead(200, {
-    ...SSE_HEADERS,
-    ...(provider === ANTHROPIC ? { 'request-id': `req_fake${rec.seq}` } : { 'x-request-id': `req_fake${rec.seq}` }),
+    ...(provider === BEDROCK ? EVENTSTREAM_HEADERS : SSE_HEADERS),
+    ...requestIdHeader(provider, rec.seq),
     ...(extraHeaders || {}),
   });
   const delay = s.token_delay_ms || 0;
@@ -1245,7 +1333,7 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
     for (let i = 0; i < n; i++) out += st.groups[i];
     rec.chunks_sent = n;
     if (fault === null) {
-      res.end(out + st.tail);
+      res.end(out + st.tail, ctx.enc);
       return;
     }
     if (fault === 'reset_after') {
@@ -1278,7 +1366,7 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
     }
     if (fault === null) {
       if (n > 0 && !(await pace(n))) return;
-      if (!ctx.closed) res.end(st.tail);
+      if (!ctx.closed) res.end(st.tail, ctx.enc);
       return;
     }
   }
@@ -1289,7 +1377,7 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
       return waitClose(ctx);
     case 'malformed_after':
       rec.fault = 'malformed';
-      res.end(st.malformed);
+      res.end(st.malformed, ctx.enc);
       return;
     case 'end_after':
       rec.fault = 'end';
@@ -1297,7 +1385,7 @@ async function streamWithFaults(ctx, provider, s, st, extraHeaders) {
       return;
     case 'in_stream_error':
       rec.fault = 'in_stream_error';
-      res.end(inStreamErrorPayload(provider, ise));
+      res.end(provider === BEDROCK ? exceptionFrame(ise) : inStreamErrorPayload(provider, ise), ctx.enc);
       return;
     default:
       res.end();

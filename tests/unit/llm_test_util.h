@@ -276,8 +276,8 @@ static void check_json_equal(const char *body, const char *golden_name)
  * two tool calls and their results, a follow-up; order[i] is the index in
  * that list of the i-th message sent (a provider's test moves the second
  * system message to check where it goes). The body must equal golden. */
-static void check_tool_exchange_body(tt_llm_provider prov, const char *model, const int order[7],
-                                     const char *golden)
+static inline void check_tool_exchange_body(tt_llm_provider prov, const char *model,
+                                            const int order[7], const char *golden)
 {
     json_t *schema = json_loads("{\"type\":\"object\",\"properties\":{\"location\":"
                                 "{\"type\":\"string\"}},\"required\":[\"location\"]}",
@@ -326,7 +326,8 @@ static void check_tool_exchange_body(tt_llm_provider prov, const char *model, co
 
 /* A request for structured output (a photo's title and tags); the body must
  * equal golden. */
-static void check_structured_body(tt_llm_provider prov, const char *model, const char *golden)
+static inline void check_structured_body(tt_llm_provider prov, const char *model,
+                                         const char *golden)
 {
     json_t *schema = json_loads(
         "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\"},\"tags\":{\"type\":"

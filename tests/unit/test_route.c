@@ -167,7 +167,7 @@ static void test_route_parse_refuses_bad_targets(void **state)
     expect_refused("{\"routes\": {\"fast\": [{\"provider\": 1, \"model\": \"m\"}]}}",
                    "routes.fast[0].provider: must be a string");
     expect_refused("{\"routes\": {\"fast\": [{\"provider\": \"bedrock\", \"model\": \"m\"}]}}",
-                   "routes.fast[0].provider: must be \"openai\" or \"anthropic\", not \"bedrock\"");
+                   "routes.fast[0].region: is required for bedrock (or set AWS_REGION)");
     expect_refused("{\"routes\": {\"fast\": [{\"provider\": \"openai\"}]}}",
                    "routes.fast[0].model: is required");
     expect_refused("{\"routes\": {\"fast\": [{\"provider\": \"openai\", \"model\": \"\"}]}}",
@@ -244,8 +244,8 @@ static void test_route_parse_names_embedding_path(void **state)
     assert_int_equal(parse_text(WITH(", \"provider\": \"x\""), "llm", test_env, &r, err),
                      TT_EINVAL);
     /* (duplicate "provider": jansson keeps the last) */
-    assert_string_equal(err, "llm.routes.fast[0].provider: must be \"openai\" or "
-                             "\"anthropic\", not \"x\"");
+    assert_string_equal(err, "llm.routes.fast[0].provider: must be \"openai\", "
+                             "\"anthropic\" or \"bedrock\", not \"x\"");
     assert_int_equal(parse_text("[]", "llm", test_env, &r, err), TT_EINVAL);
     assert_string_equal(err, "llm: must be an object");
     /* Control bytes in a quoted value are not echoed. */
