@@ -7,6 +7,7 @@
 import { SessionView, TetherClient } from './tether-client.js';
 import { renderMarkdown } from './markdown.js';
 import { h, renderPlan, shortJson } from './dom.js';
+import { SessionList } from './session-list.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,7 +35,7 @@ const client = new TetherClient({
 const views = new Map(); // session -> SessionView
 let current = null; // the session shown
 let sessions = []; // the last session.list
-let agentPref = 'echo'; // the agent picked last in this page (not persisted)
+let agentPref = localStorage.getItem('tether.agent') || 'echo'; // the agent picked last (remembered)
 
 function view(session) {
   let v = views.get(session);
@@ -53,16 +54,13 @@ function fmtCost(usd) {
   return '$' + usd.toFixed(4);
 }
 
-function fmtTime(ts) {
-  if (!ts) return '';
-  const d = new Date(ts);
-  if (Number.isNaN(d.getTime())) return '';
-  const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleDateString();
-}
-
+/**
+ * "model · 12 in · 30 out · $0.0001", or null where no model ran: a model is
+ * always prompted, so no prompt tokens and no cost means none did (the echo
+ * agent, a step of the photo organiser without a model, model "none").
+ */
 function usageLine(u) {
-  if (!u) return null;
+  if (!u || u.model === 'none' || !(u.prompt_tokens > 0 || u.cost_usd > 0)) return null;
   const parts = [];
   if (u.model) parts.push(u.model);
   parts.push(`${u.prompt_tokens ?? 0} in · ${u.completion_tokens ?? 0} out`);
@@ -77,6 +75,16 @@ client.on('connection', (state) => {
   const c = $('conn');
   c.dataset.state = state;
   c.textContent = CONN_LABEL[state] || state;
+  schedule(); // turns not yet sent say whether they wait for the connection
+});
+
+client.on('session.deleted', (session) => {
+  sessions = sessions.filter((s) => s.session !== session);
+  views.delete(session);
+  if (session === current) {
+    forgetCurrent();
+    alertInline('The session you had open was deleted (in another tab or on another device).');
+  } else renderList();
 });
 
 client.on('welcome', (w) => {
@@ -158,7 +166,9 @@ async function refreshList() {
     return;
   }
   sessions.sort((a, b) => String(b.updated_at).localeCompare(String(a.updated_at)));
+  for (const s of sessions) if (s.title && views.has(s.session)) views.get(s.session).title = s.title; // renamed elsewhere
   renderList();
+  if (current) schedule();
 }
 
 function noteSession(id, v) {
@@ -173,38 +183,29 @@ function noteSession(id, v) {
   renderList();
 }
 
+const list = new SessionList($('sessions'), {
+  select(session) {
+    select(session);
+    closeMenu();
+    $('text').focus();
+  },
+  async rename(session, title) {
+    const r = await client.rename(session, title);
+    const s = sessions.find((x) => x.session === session);
+    if (s) s.title = r.title;
+    if (views.has(session)) views.get(session).title = r.title;
+    if (session === current) render();
+  },
+  async remove(session) {
+    await client.deleteSession(session);
+    sessions = sessions.filter((x) => x.session !== session);
+    views.delete(session);
+    if (session === current) forgetCurrent();
+  },
+});
+
 function renderList() {
-  const ul = $('sessions');
-  ul.textContent = '';
-  if (!sessions.length) {
-    ul.append(h('li', { class: 'none', text: 'No sessions yet.' }));
-    return;
-  }
-  for (const s of sessions) {
-    const b = h(
-      'button',
-      {
-        type: 'button',
-        class: 'session-item',
-        'data-session': s.session,
-        'aria-current': s.session === current ? 'true' : null,
-      },
-      h('span', { class: 'session-title', dir: 'auto', text: s.title || '(new session)' }),
-      h(
-        'span',
-        { class: 'session-meta' },
-        h('span', { class: 'agent-tag', dir: 'auto', text: s.agent }),
-        h('span', { class: 'badge', 'data-state': s.state, text: s.state }),
-        h('time', { datetime: s.updated_at, text: fmtTime(s.updated_at) }),
-      ),
-    );
-    b.addEventListener('click', () => {
-      select(s.session);
-      closeMenu();
-      $('text').focus();
-    });
-    ul.append(h('li', {}, b));
-  }
+  list.render(sessions, current);
 }
 
 // ------------------------------------------------------------ selection
@@ -296,7 +297,7 @@ function render() {
   st.dataset.state = v.state || '';
   const u = v.usage;
   $('total-usage').textContent =
-    u.prompt_tokens || u.completion_tokens
+    u.prompt_tokens > 0 || u.cost_usd > 0 // a model ran (see usageLine)
       ? `${u.prompt_tokens + u.completion_tokens} tokens · ${fmtCost(u.cost_usd)}`
       : '';
   const busy = v.streaming || v.state === 'running';
@@ -313,10 +314,11 @@ function render() {
   for (const it of v.items) {
     seen.add(it.key);
     let rec = nodes.get(it.key);
-    if (!rec || rec.rev !== it.rev) {
+    const conn = it.local ? client.state : null; // a turn not yet sent shows the connection
+    if (!rec || rec.rev !== it.rev || rec.conn !== conn) {
       const node = renderItem(it, v);
       if (rec) rec.node.replaceWith(node);
-      rec = { node, rev: it.rev };
+      rec = { node, rev: it.rev, conn };
       nodes.set(it.key, rec);
     }
     const want = prev ? prev.nextSibling : tl.firstChild;
@@ -362,17 +364,30 @@ function renderMessage(m) {
   const body = h('div', { class: 'body' });
   if (m.role === 'user') body.textContent = m.text;
   else body.append(renderMarkdown(m.text));
+  const flags = `${m.streaming ? ' streaming' : ''}${m.stopped ? ' stopped' : ''}${m.local ? ' pending' : ''}`;
   const li = h(
     'li',
     {
-      class: `item msg ${m.role === 'user' ? 'user' : 'assistant'}${m.streaming ? ' streaming' : ''}`,
+      class: `item msg ${m.role === 'user' ? 'user' : 'assistant'}${flags}`,
       'data-message-id': m.id,
+      'data-client-msg-id': m.local ? m.client_msg_id : null,
       'data-role': m.role,
       'aria-busy': m.streaming ? 'true' : null,
     },
     h('div', { class: 'who', text: m.role === 'user' ? 'You' : 'Assistant' }),
     body,
   );
+  if (m.stopped)
+    li.append(
+      h('div', { class: 'meta stopped-mark', text: 'Stopped: this partial answer is not kept in the conversation.' }),
+    );
+  if (m.local)
+    li.append(
+      h('div', {
+        class: 'meta pending-mark',
+        text: client.state === 'open' ? 'Sending…' : 'Not sent yet: it goes out when the connection is back.',
+      }),
+    );
   const u = usageLine(m.usage);
   if (u) li.append(h('div', { class: 'meta usage-line', text: u }));
   return li;
@@ -540,19 +555,21 @@ async function sendText() {
   const text = ta.value;
   if (!text.trim() || !current) return;
   ta.value = '';
+  const session = current;
+  const v = view(session);
+  // Shown at once, marked pending until the server has it; the client keeps
+  // the frame and sends it again (same id, applied once) after a reconnect.
+  const clientMsgId = 'c_' + Math.random().toString(36).slice(2) + Date.now().toString(36);
+  v.addLocal(clientMsgId, text);
+  schedule();
   try {
-    await client.say(current, text);
+    const r = await client.say(session, text, { clientMsgId });
+    if (r.duplicate && v.dropLocal(clientMsgId)) schedule(); // its user event came before
   } catch (e) {
-    if (
-      e.code === 'conflict' ||
-      e.code === 'bad_request' ||
-      e.code === 'rate_limited' ||
-      e.code === 'too_large' ||
-      e.code === 'forbidden'
-    ) {
-      if (!ta.value) ta.value = text;
-      composerError(e.message);
-    }
+    if (e.code === 'disconnected' || e.code === 'timeout') return; // sent again on reconnect
+    if (v.dropLocal(clientMsgId)) schedule();
+    if (session === current && !ta.value) ta.value = text;
+    composerError(e.message);
   }
 }
 
@@ -592,10 +609,15 @@ function init() {
     const agent = $('agent').value;
     if (!agent) return;
     agentPref = agent;
+    localStorage.setItem('tether.agent', agent);
     closeMenu();
     newSession(agent);
   });
-  $('agent').addEventListener('change', showAgentHint);
+  $('agent').addEventListener('change', () => {
+    agentPref = $('agent').value;
+    localStorage.setItem('tether.agent', agentPref);
+    showAgentHint();
+  });
   $('close-session').addEventListener('click', async () => {
     if (!current) return;
     try {

@@ -89,7 +89,8 @@ export class TetherClient {
 
   /** Subscribe: a session event type ('delta', 'state', ...), '*' (every session event),
    * 'reset' (a snapshot replaced a session's state), 'connection' (state changes),
-   * 'welcome', 'attached' (a re-attach after reconnecting succeeded), 'client.error'
+   * 'welcome', 'attached' (a re-attach after reconnecting succeeded), 'session.deleted'
+   * (another client deleted a session this one had attached), 'client.error'
    * (errors not tied to a request or a session event), 'frame' (every frame). Returns an unsubscribe function. */
   on(type, fn) {
     if (!this._handlers.has(type)) this._handlers.set(type, new Set());
@@ -385,7 +386,22 @@ export class TetherClient {
       else p.resolve(f);
       return;
     }
+    if (f.type === 'session.deleted' && typeof f.session === 'string') {
+      this._forget(f.session);
+      this._emit('session.deleted', f.session);
+      return;
+    }
     if (f.type === 'error') this._emit('client.error', new TetherError(f.code, f.message, f));
+  }
+
+  /** A deleted session: no re-attach, no ack, no say kept for it. */
+  _forget(session) {
+    const s = this._sessions.get(session);
+    if (s) {
+      clearTimeout(s.ackTimer);
+      this._sessions.delete(session);
+    }
+    for (const [id, entry] of this._outbox) if (entry.msg.session === session) this._outbox.delete(id);
   }
 
   _onWelcome(w) {
@@ -581,6 +597,21 @@ export class TetherClient {
   /** End a session for good. */
   closeSession(session) {
     return this._request({ type: 'session.close', session });
+  }
+
+  /** Give a session a new title (1 to 80 bytes). Resolves with the ok ({session, title}). */
+  rename(session, title) {
+    return this._request({ type: 'session.rename', session, title });
+  }
+
+  /**
+   * Delete a session for good (its events and transcript leave the store).
+   * Other clients attached to it get the 'session.deleted' event.
+   */
+  async deleteSession(session) {
+    const r = await this._request({ type: 'session.delete', session });
+    this._forget(session);
+    return r;
   }
 
   /**

@@ -1,0 +1,228 @@
+// The chat page as a user meets it, in headless Chromium against the real
+// server: rename and delete in the session list (and another tab told),
+// a turn typed while the server is down (a pending bubble, delivered once),
+// Markdown tables and the copy button, the remembered agent, light and dark
+// themes, and an accessibility check (axe-core, run in the page).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before } from 'node:test';
+import { REPO, itest, launchBrowser, newSession, openApp, openPage, say, screenshot, waitIdle } from './helpers.mjs';
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+const newPage = (size) => openPage(browser, size);
+const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+/** axe-core's violations in the page (WCAG 2 A and AA rules): [{id, impact, nodes}]. */
+async function axeViolations(page) {
+  await page.evaluate(AXE); // through DevTools: the page's CSP allows no inline script
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+}
+
+const listTitles = (page) => page.locator('#sessions .session-title').allTextContents();
+
+itest(
+  'rename and delete from the session list; another tab is told of the deletion',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
+    const { page, problems } = await newPage();
+    const other = await newPage();
+    try {
+      await openApp(page, srv);
+      const first = await newSession(page, 'echo');
+      await say(page, 'first words');
+      await waitIdle(page);
+      const second = await newSession(page, 'echo');
+      await say(page, 'second words');
+      await waitIdle(page);
+
+      // Rename the first from the list: the field opens in place, Enter saves.
+      await page.click(`#sessions li[data-session=${first}] .rename`);
+      const field = page.locator(`#sessions li[data-session=${first}] .rename-input`);
+      assert.equal(await field.inputValue(), 'first words');
+      assert.equal(await page.evaluate(() => document.activeElement.className), 'rename-input');
+      await screenshot(page, 'session-rename');
+      await field.fill('   ');
+      await field.press('Enter');
+      await page.waitForSelector(`#sessions li[data-session=${first}] .card-error`);
+      await field.fill('Holiday plans');
+      await field.press('Enter');
+      await page.waitForFunction(
+        (id) =>
+          document.querySelector(`#sessions li[data-session=${id}] .session-title`)?.textContent === 'Holiday plans',
+        first,
+      );
+      assert.equal(
+        await page.evaluate(() => document.activeElement.getAttribute('aria-label')),
+        'Rename \u2068Holiday plans\u2069',
+        'focus returns to the rename button',
+      );
+      // Escape leaves a rename without change.
+      await page.click(`#sessions li[data-session=${second}] .rename`);
+      await page.fill(`#sessions li[data-session=${second}] .rename-input`, 'not this');
+      await page.press(`#sessions li[data-session=${second}] .rename-input`, 'Escape');
+      assert.ok((await listTitles(page)).includes('second words'));
+
+      // The other tab shows the second session; the first tab deletes it.
+      await openApp(other.page, srv, '#' + second);
+      await other.page.waitForFunction(() => document.querySelectorAll('#timeline .msg.assistant').length === 1);
+      await page.click(`#sessions li[data-session=${second}] .delete`);
+      await page.waitForSelector(`#sessions li[data-session=${second}] .confirm-delete`);
+      await screenshot(page, 'session-delete-confirm');
+      await page.click(`#sessions li[data-session=${second}] .confirm-delete`);
+      await page.waitForFunction((id) => !document.querySelector(`#sessions li[data-session="${id}"]`), second);
+      assert.equal(await page.locator('#chat').isHidden(), true, 'the deleted session was open: the chat closes');
+      assert.deepEqual(await listTitles(page), ['Holiday plans']);
+      await other.page.waitForFunction(() => document.getElementById('chat').hidden);
+      assert.match(await other.page.locator('#agent-hint').textContent(), /deleted/);
+      await screenshot(other.page, 'session-deleted-elsewhere');
+
+      // A reload shows the same: the rename is stored, the deletion too.
+      await page.reload();
+      await page.waitForSelector('#conn[data-state=open]');
+      await page.waitForFunction(() => document.querySelectorAll('#sessions .session-title').length === 1);
+      assert.deepEqual(await listTitles(page), ['Holiday plans']);
+      assert.deepEqual(problems, []);
+      assert.deepEqual(other.problems, []);
+    } finally {
+      await page.close();
+      await other.page.close();
+    }
+  },
+  { timeout: 60_000 },
+);
+
+itest(
+  'a turn typed while the server is down: a pending bubble, delivered once on reconnect',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
+    const { page, problems } = await newPage();
+    try {
+      await openApp(page, srv);
+      const session = await newSession(page, 'echo');
+      await srv.kill9();
+      await page.waitForSelector('#conn:not([data-state=open])');
+      await page.fill('#text', 'typed while offline');
+      await page.press('#text', 'Enter');
+      const bubble = page.locator('#timeline .msg.user.pending');
+      await bubble.waitFor();
+      assert.equal(await bubble.locator('.body').textContent(), 'typed while offline');
+      assert.match(await bubble.locator('.pending-mark').textContent(), /Not sent yet/);
+      assert.equal(await page.inputValue('#text'), '', 'the composer is free for the next turn');
+      await screenshot(page, 'pending-offline');
+      await srv.restart();
+      await page.waitForSelector('#conn[data-state=open]', { timeout: 10_000 });
+      await page.waitForSelector('#timeline .msg.user.pending', { state: 'detached', timeout: 10_000 });
+      await waitIdle(page, 10_000);
+      const users = await page.locator('#timeline .msg.user .body').allTextContents();
+      assert.deepEqual(users, ['typed while offline'], 'shown once');
+      assert.equal(await page.locator('#timeline .msg.assistant .body').textContent(), 'typed while offline');
+      // The server has it once too.
+      const events = await page.evaluate(
+        (id) =>
+          window.tether.client
+            .list()
+            .then((l) => l.find((s) => s.session === id))
+            .then((s) => s.title),
+        session,
+      );
+      assert.equal(events, 'typed while offline');
+      assert.deepEqual(
+        problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(p)),
+        [],
+      );
+    } finally {
+      await page.close();
+    }
+  },
+  { timeout: 60_000 },
+);
+
+itest(
+  'Markdown tables, a copy button on code, no usage line without a model',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
+    const { page, problems } = await newPage();
+    try {
+      await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: srv.url });
+      await openApp(page, srv);
+      await newSession(page, 'echo');
+      // The echo agent sends the text back: the answer is rendered as Markdown.
+      await say(
+        page,
+        '| Name | Size |\n| :--- | ---: |\n| `a.txt` | 12 |\n| <b>x</b> \\| y | 3 |\n\n```sh\nmake run\n```',
+      );
+      await waitIdle(page);
+      const msg = page.locator('#timeline .msg.assistant').last();
+      assert.deepEqual(await msg.locator('th').allTextContents(), ['Name', 'Size']);
+      assert.deepEqual(await msg.locator('td').allTextContents(), ['a.txt', '12', '<b>x</b> | y', '3']);
+      assert.equal(await msg.locator('td code').textContent(), 'a.txt');
+      assert.equal(await msg.locator('td b').count(), 0, 'HTML in a cell stays text');
+      assert.equal(await msg.locator('td').nth(1).getAttribute('data-align'), 'right');
+      assert.equal(await msg.locator('.usage-line').count(), 0);
+      assert.equal(await page.locator('#total-usage').textContent(), '', 'no total where no model ran');
+      const copy = msg.locator('pre .copy');
+      assert.equal(await copy.getAttribute('aria-label'), 'Copy code');
+      assert.equal(await msg.locator('pre').textContent(), 'make run', 'the button adds no text to the code');
+      await copy.click();
+      await page.waitForSelector('pre .copy[data-state=copied]');
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'make run');
+      await screenshot(page, 'chat-table-copy');
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+    }
+  },
+  { timeout: 60_000 },
+);
+
+itest(
+  'the agent picked is remembered; themes follow the system; axe finds no violation',
+  async ({ startServer }) => {
+    // A configured route (never called here) makes the model agents selectable.
+    const srv = await startServer({
+      args: ['--echo-delay-ms', '1'],
+      env: { OPENAI_API_KEY: 'sk-unused', OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' },
+    });
+    const { page, problems } = await newPage();
+    try {
+      await openApp(page, srv);
+      await page.selectOption('#agent', 'chat');
+      await page.reload();
+      await page.waitForSelector('#conn[data-state=open]');
+      assert.equal(await page.inputValue('#agent'), 'chat', 'the choice survives a reload');
+      // Keyboard: the skip link is the first stop.
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement.className), 'skip');
+      await page.selectOption('#agent', 'echo');
+      await newSession(page, 'echo');
+      await say(page, 'ask');
+      await page.waitForSelector('.card.question.pending');
+
+      const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      await page.emulateMedia({ colorScheme: 'light' });
+      assert.equal(await bg(), 'rgb(246, 247, 249)');
+      assert.deepEqual(await axeViolations(page), [], 'light theme');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      assert.equal(await bg(), 'rgb(21, 23, 26)');
+      await screenshot(page, 'theme-dark');
+      assert.deepEqual(await axeViolations(page), [], 'dark theme');
+
+      assert.equal(await page.getAttribute('#timeline', 'aria-label'), 'Conversation');
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+    }
+  },
+  { timeout: 60_000 },
+);
