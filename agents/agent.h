@@ -98,6 +98,9 @@ uv_timer_t *tt_agent_timer_new(uv_loop_t *loop, void *data);
 void tt_agent_timer_close(uv_timer_t *t);
 /* Names of all agents as a JSON array (new reference). */
 json_t *tt_agent_names(const tt_agent_env *env);
+/* Every agent as [{name, description, needs_model}] (new reference), in the
+ * order of tt_agent_names(): what the page's picker says of each. */
+json_t *tt_agent_catalog(const tt_agent_env *env);
 
 /* Load the assistants of file (NULL: none) into env, checking that their
  * prompts and tools exist. TT_EINVAL with a message naming the field. */

@@ -101,6 +101,8 @@ static void on_hello(tt_conn *c, const tt_msg *m)
         "limits", "max_frame_bytes", (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events",
         (json_int_t)srv->cfg.max_lag_events, "rate_msgs_per_s", srv->cfg.rate_msgs_per_s,
         "rate_burst", srv->cfg.rate_burst, "retain_events", (json_int_t)srv->cfg.retain_events);
+    if (w)
+        json_object_set_new(w, "agent_info", tt_agent_catalog(&srv->agent_env));
     if (w && m->id)
         json_object_set_new(w, "re", json_string(m->id));
     tt_conn_send(c, w);

@@ -8,14 +8,18 @@ import { SessionView, TetherClient } from './tether-client.js';
 import { renderMarkdown } from './markdown.js';
 import { h, renderPlan, shortJson } from './dom.js';
 import { SessionList } from './session-list.js';
+import { DocInput } from './doc-input.js';
 
 const $ = (id) => document.getElementById(id);
 
-// Agents that need no model; every other agent needs `models` in the welcome.
-const NO_MODEL_AGENTS = new Set(['echo']);
-const AGENT_HINTS = {
-  echo: 'Streams your words back. Type "ask" for a question, "plan" for an approval.',
-  chat: 'A conversation with the configured model.',
+// What each agent does and needs: the server's agent_info (welcome), with a
+// word of our own on how to use the built-in ones from this page.
+let agentInfo = new Map([['echo', { name: 'echo', description: 'Streams your words back.', needs_model: false }]]);
+const AGENT_USE = {
+  echo: 'Type "ask" for a question, "plan" for an approval.',
+  'doc-analyst': 'Needs a model and a document: paste it, choose a file or drop one below.',
+  'photo-organizer':
+    'Needs a model and your photo library on the server, in the photos folder (--photos-root) under your user name; nothing moves before you approve the plan.',
 };
 const CONN_LABEL = {
   idle: 'connecting…',
@@ -118,9 +122,10 @@ function fillAgents(w) {
   const sel = $('agent');
   sel.textContent = '';
   const models = Array.isArray(w.models) ? w.models : [];
+  if (Array.isArray(w.agent_info)) agentInfo = new Map(w.agent_info.map((a) => [a.name, a]));
   let blocked = 0;
   for (const name of w.agents || []) {
-    const usable = NO_MODEL_AGENTS.has(name) || models.length > 0;
+    const usable = agentInfo.get(name)?.needs_model === false || models.length > 0;
     if (!usable) blocked++;
     // An option holds text only: the name goes between FSI and PDI, the plain-text isolates.
     const o = h('option', {
@@ -145,8 +150,19 @@ function fillAgents(w) {
 }
 
 function showAgentHint() {
-  $('agent-hint').textContent = AGENT_HINTS[$('agent').value] || '';
+  const name = $('agent').value;
+  const info = agentInfo.get(name);
+  const needs = AGENT_USE[name] || (info?.needs_model ? 'Needs a model.' : '');
+  $('agent-hint').textContent = [info?.description, needs].filter(Boolean).join(' ');
+  docInput.show(name === 'doc-analyst');
 }
+
+const docInput = new DocInput({
+  panel: $('doc-panel'),
+  text: $('doc-text'),
+  file: $('doc-file'),
+  status: $('doc-status'),
+});
 
 // ------------------------------------------------------------ session list
 
@@ -241,7 +257,8 @@ function forgetCurrent() {
 
 async function newSession(agent) {
   try {
-    const r = await client.open(agent);
+    const r = await client.open(agent, agent === 'doc-analyst' ? { input: docInput.value() } : {});
+    if (agent === 'doc-analyst') docInput.reset();
     view(r.session).agent = r.agent || agent;
     if (!sessions.some((s) => s.session === r.session)) {
       sessions.unshift({

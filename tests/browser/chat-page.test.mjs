@@ -226,3 +226,65 @@ itest(
   },
   { timeout: 60_000 },
 );
+
+itest(
+  'the document analyst from the page: what it needs, a file picked, dropped or pasted, the run starts',
+  async ({ startServer }) => {
+    // A configured route (unreachable: the model steps fail later) makes the analyst selectable.
+    const srv = await startServer({
+      env: { OPENAI_API_KEY: 'sk-unused', OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' },
+    });
+    const { page, problems } = await newPage();
+    try {
+      await openApp(page, srv);
+      await page.selectOption('#agent', 'photo-organizer');
+      assert.match(await page.locator('#agent-hint').textContent(), /photo library/);
+      assert.equal(await page.locator('#doc-panel').isHidden(), true);
+      await page.selectOption('#agent', 'doc-analyst');
+      const hint = await page.locator('#agent-hint').textContent();
+      assert.match(hint, /Extracts a document's text/, 'the server says what it does');
+      assert.match(hint, /Needs a model and a document/);
+      assert.equal(await page.locator('#doc-panel').isVisible(), true);
+
+      // Nothing given: a clear error, no session.
+      await page.click('#new');
+      await page.waitForFunction(() => /paste a document/.test(document.getElementById('agent-hint').textContent));
+      assert.equal(await page.evaluate(() => window.tether.current), null);
+
+      // A binary file is refused; a Markdown file is read.
+      await page.setInputFiles('#doc-file', {
+        name: 'photo.png',
+        mimeType: 'image/png',
+        buffer: Buffer.from([137, 80]),
+      });
+      await page.waitForFunction(() => /not a text file/.test(document.getElementById('doc-status').textContent));
+      await page.setInputFiles('#doc-file', {
+        name: 'notes.md',
+        mimeType: 'text/markdown',
+        buffer: Buffer.from('# Notes\nfirst second third'),
+      });
+      await page.waitForFunction(() => /read as markdown/.test(document.getElementById('doc-status').textContent));
+      assert.equal(await page.inputValue('#doc-text'), '# Notes\nfirst second third');
+
+      // Dropped on the box: replaces it.
+      await page.evaluate(() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['one two three four five six'], 'draft.txt', { type: 'text/plain' }));
+        document.getElementById('doc-panel').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true }));
+      });
+      await page.waitForFunction(() => document.getElementById('doc-text').value === 'one two three four five six');
+      await screenshot(page, 'doc-analyst-input');
+      await page.click('#new');
+      await page.waitForFunction(() => window.tether.current && !document.getElementById('chat').hidden);
+      // The analyst's first step read the document: six words.
+      await page.waitForFunction(() =>
+        /extracted 6 words/.test(document.querySelector('#timeline .progress-label')?.textContent || ''),
+      );
+      assert.equal(await page.inputValue('#doc-text'), '', 'the box is cleared for the next document');
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+    }
+  },
+  { timeout: 60_000 },
+);
