@@ -9,6 +9,7 @@ import { renderMarkdown } from './markdown.js';
 import { h, renderPlan, shortJson } from './dom.js';
 import { SessionList } from './session-list.js';
 import { DocInput } from './doc-input.js';
+import { setupSignIn, storedToken } from './signin.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,6 +27,7 @@ const CONN_LABEL = {
   connecting: 'connecting…',
   open: 'live',
   reconnecting: 'reconnecting…',
+  held: 'signed out',
   closed: 'offline',
 };
 
@@ -33,7 +35,7 @@ const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.ho
 const client = new TetherClient({
   url: wsUrl,
   client: 'tether-web/1',
-  token: () => sessionStorage.getItem('tether.token') || undefined,
+  token: storedToken,
 });
 
 const views = new Map(); // session -> SessionView
@@ -91,15 +93,24 @@ client.on('session.deleted', (session) => {
   } else renderList();
 });
 
+const signIn = setupSignIn(client, {
+  signedOut() {
+    forgetCurrent();
+    sessions = [];
+    views.clear();
+    renderList();
+  },
+});
+
 client.on('welcome', (w) => {
-  $('auth').hidden = true;
+  signIn.welcome(w);
   fillAgents(w);
   refreshList();
 });
 
 client.on('client.error', (e, info) => {
   if (e.code === 'unauthenticated') {
-    $('auth').hidden = false;
+    signIn.refused(e.message);
     return;
   }
   if (info && info.session && info.session === current && (e.code === 'not_found' || e.code === 'forbidden'))
@@ -652,11 +663,6 @@ function init() {
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') closeMenu();
   });
-  $('auth-form').addEventListener('submit', (e) => {
-    e.preventDefault();
-    sessionStorage.setItem('tether.token', $('token').value.trim());
-    client.reconnectNow();
-  });
   window.addEventListener('hashchange', () => {
     const id = location.hash.slice(1);
     if (id && id !== current) select(id);
@@ -666,9 +672,7 @@ function init() {
   }, 15_000);
 
   const start = location.hash.slice(1) || localStorage.getItem('tether.session');
-  client.connect().catch(() => {
-    $('auth').hidden = false;
-  });
+  client.connect().catch(() => {}); // a refused token shows the sign-in (client.error)
   if (start && /^[A-Za-z0-9_-]{1,128}$/.test(start)) select(start);
 }
 

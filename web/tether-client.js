@@ -17,7 +17,7 @@
 // re-sent after a reconnect until it is acknowledged (the server applies a
 // repeated client_msg_id once). See web/README.md.
 
-const CONN_STATES = ['idle', 'connecting', 'open', 'reconnecting', 'closed'];
+const CONN_STATES = ['idle', 'connecting', 'open', 'reconnecting', 'held', 'closed'];
 
 /** An Error with the protocol's `code` (and the whole reply as `reply`). */
 export class TetherError extends Error {
@@ -219,9 +219,31 @@ export class TetherClient {
     if (this._firstWelcome?.reject) this._firstWelcome.reject(new TetherError('closed', 'client closed'));
   }
 
+  /**
+   * Stop connecting until reconnectNow() (state 'held'): e.g. while the
+   * user signs in, after the server refused the token. Requests wait.
+   */
+  hold() {
+    if (this.state === 'closed') return;
+    this._held = true;
+    clearTimeout(this._reconnectTimer);
+    this._stopPing();
+    const ws = this.ws;
+    this.ws = null; // its close event is ignored
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch {
+        /* ignore */
+      }
+    }
+    this._setState('held');
+  }
+
   /** Drop the socket now (as a network failure would); the client reconnects. For tests and "retry now" buttons. */
   reconnectNow() {
     if (this.state === 'closed') return;
+    this._held = false;
     if (this.ws) {
       const ws = this.ws;
       this._onClose({ code: 4000, reason: 'client reconnect' }); // forgets ws first: its own close event is ignored
@@ -313,6 +335,10 @@ export class TetherClient {
   }
 
   _scheduleReconnect() {
+    if (this._held) {
+      this._setState('held');
+      return;
+    }
     this._setState(this.welcome || this.attempt > 0 ? 'reconnecting' : 'connecting');
     const delay = backoffDelay(this.attempt, this.backoffBaseMs, this.backoffMaxMs);
     this.attempt += 1;

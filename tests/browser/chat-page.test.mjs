@@ -7,7 +7,18 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { REPO, itest, launchBrowser, newSession, openApp, openPage, say, screenshot, waitIdle } from './helpers.mjs';
+import {
+  REPO,
+  itest,
+  launchBrowser,
+  mintJwt,
+  newSession,
+  openApp,
+  openPage,
+  say,
+  screenshot,
+  waitIdle,
+} from './helpers.mjs';
 
 let browser;
 before(async () => {
@@ -282,6 +293,74 @@ itest(
       );
       assert.equal(await page.inputValue('#doc-text'), '', 'the box is cleared for the next document');
       assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+    }
+  },
+  { timeout: 60_000 },
+);
+
+itest(
+  'API-key mode: sign in with a name and a key (the page mints the token), clear errors, sign out',
+  async ({ startServer }) => {
+    const SECRET = 'chat-page-secret-0123456789abcdef01234567';
+    const srv = await startServer({
+      args: ['--api-key', 'right-key-0123456789:t1', '--jwt-secret', SECRET, '--echo-delay-ms', '1'],
+    });
+    const { page, problems } = await newPage();
+    try {
+      await page.goto(`${srv.url}/`);
+      await page.waitForSelector('#auth:not([hidden])');
+      await page.waitForSelector('#conn[data-state=held]');
+      assert.equal(await page.locator('#conn').textContent(), 'signed out');
+      assert.equal(await page.locator('#auth-error').isHidden(), true, 'no error before any attempt');
+      assert.deepEqual(await axeViolations(page), [], 'the sign-in screen');
+
+      await page.fill('#auth-user', 'alice');
+      await page.fill('#auth-key', 'wrong-key');
+      await page.click('#signin');
+      await page.waitForSelector('#auth-error:not([hidden])');
+      assert.match(await page.locator('#auth-error').textContent(), /API key is not accepted/);
+      await screenshot(page, 'signin-error');
+
+      await page.fill('#auth-key', 'right-key-0123456789');
+      await page.press('#auth-key', 'Enter');
+      await page.waitForSelector('#conn[data-state=open]');
+      assert.equal(await page.locator('#auth').isHidden(), true);
+      assert.equal(await page.locator('#auth-key').inputValue(), '', 'the key is not kept in the page');
+      assert.equal(await page.locator('#signout').isVisible(), true);
+      const token = await page.evaluate(() => sessionStorage.getItem('tether.token'));
+      const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+      assert.equal(claims.sub, 'alice');
+      assert.equal(claims.tenant, 't1');
+      await newSession(page, 'echo');
+      await say(page, 'signed in');
+      await waitIdle(page);
+
+      // Sign out: back to the form, nothing of alice's shown, no retrying.
+      await page.click('#signout');
+      await page.waitForSelector('#auth:not([hidden])');
+      assert.equal(await page.locator('#sessions .session-item').count(), 0);
+      assert.equal(await page.locator('#chat').isHidden(), true);
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('tether.token')), null);
+      await page.waitForSelector('#conn[data-state=held]');
+
+      // A token that expired: the reason is said, not "reconnecting…".
+      const expired = mintJwt(SECRET, { sub: 'alice', tenant: 't1', exp: Math.floor(Date.now() / 1000) - 60 });
+      await page.evaluate((t) => sessionStorage.setItem('tether.token', t), expired);
+      await page.reload();
+      await page.waitForSelector('#auth-error:not([hidden])');
+      assert.match(await page.locator('#auth-error').textContent(), /expired/);
+      assert.equal(await page.locator('#conn').textContent(), 'signed out');
+      // A pasted token that is not one.
+      await page.click('.token-alt summary');
+      await page.fill('#token', 'not-a-token');
+      await page.press('#token', 'Enter');
+      await page.waitForFunction(() => /did not accept/.test(document.getElementById('auth-error').textContent));
+      assert.deepEqual(
+        problems.filter((p) => !/Failed to load resource/.test(p)),
+        [],
+      );
     } finally {
       await page.close();
     }

@@ -551,6 +551,7 @@ itest('a server with API keys: the page asks for a token, then connects with it'
     await page.waitForSelector('#auth:not([hidden])');
     assert.notEqual(await page.locator('#conn').getAttribute('data-state'), 'open');
     const token = await mintViaApi(srv.port, 'ui-test-key-0123456789', 'alice');
+    await page.click('.token-alt summary'); // a token minted elsewhere: under "Have a token already?"
     await page.fill('#token', token);
     await page.press('#token', 'Enter');
     await page.waitForSelector('#conn[data-state=open]');

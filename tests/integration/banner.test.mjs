@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 
-import { itest } from './harness.mjs';
+import { connect, itest } from './harness.mjs';
 
 /** The output lines that are not JSON log lines. */
 function plainLines(output) {
@@ -42,4 +42,20 @@ itest('API-key mode with a model route: the banner names the mode and the route'
     lines.join('\n'),
   );
   assert.ok(lines.includes('models: default'), lines.join('\n'));
+});
+
+itest('welcome: agent_info says what each agent does and whether it needs a model', async ({ startServer }) => {
+  const srv = await startServer();
+  const c = await connect(srv.port, { hello: true });
+  const info = c.welcome.agent_info;
+  assert.deepEqual(
+    info.map((a) => a.name),
+    c.welcome.agents,
+    'the same agents, in the same order',
+  );
+  const by = Object.fromEntries(info.map((a) => [a.name, a]));
+  assert.equal(by.echo.needs_model, false);
+  assert.equal(by['doc-analyst'].needs_model, true);
+  assert.match(by['doc-analyst'].description, /document/);
+  for (const a of info) assert.ok(a.description.length > 10, `${a.name} says what it does`);
 });
