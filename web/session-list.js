@@ -120,8 +120,10 @@ export class SessionList {
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       const title = input.value.trim();
-      if (!title) {
-        this._fail(box, new Error('A title cannot be empty.'), []);
+      const bytes = new TextEncoder().encode(title).length;
+      if (!title || bytes > 80) {
+        const why = title ? `A title is at most 80 bytes; this one has ${bytes}.` : 'A title cannot be empty.';
+        this._fail(box, new Error(why), []);
         input.focus();
         return;
       }
