@@ -3,7 +3,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 
-import { connect, itest, mintViaApi, openSession, sayAndWait, sessionInfo } from './harness.mjs';
+import { startFakeProvider } from '../fake-provider/server.mjs';
+import {
+  connect,
+  fakeTarget,
+  itest,
+  mintViaApi,
+  openSession,
+  sayAndWait,
+  sessionInfo,
+  sleep,
+  writeRoutesFile,
+} from './harness.mjs';
 
 /** Every key and value of the stopped server's LMDB store, printable. */
 function storeDump(dataDir) {
@@ -115,3 +126,34 @@ itest('a user of another tenant with the same name may neither rename nor delete
   assert.equal(info.title, 'mine', 'unchanged');
   assert.ok(alice2.isOpen);
 });
+
+itest(
+  'delete during a model call: the call is aborted, nothing is written after, the server stops cleanly',
+  async ({ startServer }) => {
+    const fp = await startFakeProvider();
+    try {
+      const P = 'del-mid';
+      fp.script({
+        text: Array.from({ length: 40 }, (_, i) => `w${i}`).join(' '),
+        token_delay_ms: 50,
+        match: { prefix: P },
+      });
+      const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });
+      const srv = await startServer({ args: ['--routes', routes], env: { FAKE_KEY: 'k' } });
+      const c = await connect(srv.port, { hello: true });
+      const { session } = await openSession(c, 'chat', { input: {} });
+      await c.ok({ type: 'say', session, text: 'talk slowly', client_msg_id: 'c1' });
+      await c.waitEvent((e) => e.session === session && e.type === 'delta' && e.text.includes('w3'));
+      assert.equal((await c.ok({ type: 'session.delete', session })).deleted, true);
+      const seen = c.events.length;
+      await sleep(500); // the stream would have gone on
+      assert.equal(c.events.length, seen, 'no event of the deleted session after its delete');
+      assert.equal(await sessionInfo(c, session), undefined);
+      await srv.stop(); // exit code 0: under ASan, no leak and no use after free
+      assert.ok(!storeDump(srv.dataDir).includes(session));
+    } finally {
+      await fp.close();
+    }
+  },
+  { timeout: 30_000 },
+);
