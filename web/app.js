@@ -17,7 +17,6 @@ const $ = (id) => document.getElementById(id);
 // word of our own on how to use the built-in ones from this page.
 let agentInfo = new Map([['echo', { name: 'echo', description: 'Streams your words back.', needs_model: false }]]);
 const AGENT_USE = {
-  echo: 'Type "ask" for a question, "plan" for an approval.',
   'doc-analyst': 'Needs a model and a document: paste it, choose a file or drop one below.',
   'photo-organizer':
     'Needs a model and your photo library on the server, in the photos folder (--photos-root) under your user name; nothing moves before you approve the plan.',

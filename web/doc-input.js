@@ -27,7 +27,10 @@ export class DocInput {
       e.preventDefault();
       els.panel.classList.remove('dropping');
       const f = e.dataTransfer?.files?.[0];
-      if (f) this.load(f);
+      if (f) {
+        els.file.value = ''; // the box now holds the dropped file, not the one picked before
+        this.load(f);
+      }
     });
   }
 
