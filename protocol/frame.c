@@ -64,6 +64,9 @@ static const field_spec decide_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OF
                                            END};
 static const field_spec list_fields[] = {
     {"limit", F_UINT, 0, 0, OFF(limit)}, {"after", F_STR, 0, TT_NAME_MAX, OFF(list_after)}, END};
+static const field_spec rename_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+                                           {"title", F_STR, 1, TT_TITLE_WIRE_MAX, OFF(title)},
+                                           END};
 static const field_spec ack_fields[] = {
     {"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, {"seq", F_UINT, 1, 0, OFF(seq)}, END};
 
@@ -83,6 +86,8 @@ static const struct {
     [TT_MSG_DECIDE] = {"decide", decide_fields},
     [TT_MSG_CANCEL] = {"cancel", session_fields},
     [TT_MSG_ACK] = {"ack", ack_fields},
+    [TT_MSG_SESSION_RENAME] = {"session.rename", rename_fields},
+    [TT_MSG_SESSION_DELETE] = {"session.delete", session_fields},
 };
 
 static const char *decisions[] = {"approve", "reject", "revise"};

@@ -20,6 +20,7 @@
 #define TT_JSON_DEPTH_MAX 32  /* nesting allowed in input/metadata/value */
 #define TT_LIST_LIMIT_MAX 200 /* session.list: most sessions asked for in one page */
 #define TT_LIST_LIMIT_DEFAULT 50
+#define TT_TITLE_WIRE_MAX 80 /* session.rename: bytes of a title */
 
 typedef enum tt_msg_type {
     TT_MSG_HELLO, /* token, client */
@@ -34,6 +35,8 @@ typedef enum tt_msg_type {
     TT_MSG_DECIDE,         /* session, approval_id, decision, comment */
     TT_MSG_CANCEL,         /* session */
     TT_MSG_ACK,            /* session, seq */
+    TT_MSG_SESSION_RENAME, /* session, title */
+    TT_MSG_SESSION_DELETE, /* session */
     TT_MSG__LAST
 } tt_msg_type;
 
@@ -61,6 +64,7 @@ typedef struct tt_msg {
     uint64_t seq;              /* ack */
     uint64_t limit;            /* session.list; TT_LIST_LIMIT_DEFAULT when absent */
     const char *list_after;    /* session.list: the `next` of the previous page, or NULL */
+    const char *title;         /* session.rename */
 } tt_msg;
 
 /* Decode one frame. On failure writes a reason to err (size n) and returns

@@ -101,6 +101,8 @@ static void on_hello(tt_conn *c, const tt_msg *m)
         "limits", "max_frame_bytes", (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events",
         (json_int_t)srv->cfg.max_lag_events, "rate_msgs_per_s", srv->cfg.rate_msgs_per_s,
         "rate_burst", srv->cfg.rate_burst, "retain_events", (json_int_t)srv->cfg.retain_events);
+    if (w)
+        json_object_set_new(w, "agent_info", tt_agent_catalog(&srv->agent_env));
     if (w && m->id)
         json_object_set_new(w, "re", json_string(m->id));
     tt_conn_send(c, w);
@@ -257,6 +259,65 @@ static void reply_agent(tt_conn *c, const tt_msg *m, const tt_session *s, int rc
     }
 }
 
+static void on_rename(tt_conn *c, const tt_msg *m)
+{
+    const char *why = NULL;
+    if (tt_name_chars_check(m->title, strlen(m->title), &why)) {
+        char err[160];
+        snprintf(err, sizeof err,
+                 "field 'title' must be without control, bidi or invisible characters%s%s",
+                 why ? ": " : "", why ? why : "");
+        tt_conn_error(c, m->id, TT_EINVAL, err);
+        return;
+    }
+    if (strspn(m->title, " ") == strlen(m->title)) {
+        tt_conn_error(c, m->id, TT_EINVAL, "field 'title' must not be blank");
+        return;
+    }
+    tt_session *s = session_for(c, m);
+    if (!s)
+        return;
+    tt_utf8_copy(s->title, sizeof s->title, m->title);
+    s->updated_ms = tt_wall_ms();
+    tt_session_touch(s);
+    reply_durable(c, m, s, json_pack("{s:s, s:s}", "session", s->id, "title", s->title));
+}
+
+/* Detach every socket from the deleted session s; the others than `by`
+ * (the one that asked) are told with a session.deleted message. */
+static void detach_deleted(tt_session *s, void *ud)
+{
+    tt_conn *by = ud;
+    while (s->cursors) {
+        tt_cursor *cur = s->cursors;
+        tt_conn *c = cur->owner;
+        tt_conn_remove_cursor(c, cur);
+        if (c != by)
+            tt_conn_send(c, json_pack("{s:s, s:s}", "type", "session.deleted", "session", s->id));
+    }
+}
+
+static void on_delete(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = session_for(c, m);
+    if (!s)
+        return;
+    char sid[TT_SESSION_ID_MAX + 1];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    int rc = tt_registry_delete(c->srv->reg, s, detach_deleted, c);
+    if (rc == TT_EFULL || rc == TT_EINTERNAL) {
+        tt_conn_store_error(c, m->id, rc);
+        return;
+    }
+    if (rc) {
+        tt_conn_error(c, m->id, rc, "the session could not be deleted");
+        return;
+    }
+    tt_log(TT_INFO, "session deleted",
+           json_pack("{s:s, s:s, s:s}", "session", sid, "tenant", c->tenant, "user", c->user));
+    reply_ok(c, m, json_pack("{s:s, s:b}", "session", sid, "deleted", 1));
+}
+
 static void on_say(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
@@ -322,6 +383,7 @@ static void (*const handlers[TT_MSG__LAST])(tt_conn *c, const tt_msg *m) = {
     [TT_MSG_SESSION_CLOSE] = on_close,   [TT_MSG_SAY] = on_say,
     [TT_MSG_ANSWER] = on_answer,         [TT_MSG_DECIDE] = on_decide,
     [TT_MSG_CANCEL] = on_cancel,         [TT_MSG_ACK] = on_ack,
+    [TT_MSG_SESSION_RENAME] = on_rename, [TT_MSG_SESSION_DELETE] = on_delete,
 };
 
 void tt_request_handle(tt_conn *c, tt_msg *m)

@@ -387,6 +387,7 @@ int tt_server_start(tt_server *srv)
                      srv->cfg.port, "data_dir", srv->cfg.data_dir, "resumed_sessions", (int)resumed,
                      "sync", srv->cfg.sync, "max_connections", (json_int_t)srv->listener.max,
                      "startup_ms", (double)(uv_hrtime() - srv->started_ns) / 1e6));
+    tt_server_banner(srv, stderr);
     return 0;
 }
 

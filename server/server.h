@@ -3,6 +3,7 @@
 #ifndef TT_SERVER_H
 #define TT_SERVER_H
 
+#include <stdio.h>
 #include <uv.h>
 #include <libwebsockets.h>
 
@@ -42,6 +43,10 @@ typedef struct tt_server {
 /* Open storage, auth, the registry and the listener; on success the loop
  * serves until tt_server_stop(). Errors are logged and returned. */
 int tt_server_start(tt_server *srv);
+
+/* The start-up banner in plain words (URL, mode, data directory, model
+ * routes) on f; tt_server_start() prints it on stderr once listening. */
+void tt_server_banner(const tt_server *srv, FILE *f);
 
 /* Begin a graceful stop: refuse new work, close sockets with 1001, wait for
  * them (at most --shutdown-grace-ms), commit, then cancel every call, timer

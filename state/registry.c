@@ -673,6 +673,53 @@ void tt_registry_close(tt_registry *reg)
     uv_close((uv_handle_t *)&reg->maintenance, on_handle_closed);
 }
 
+typedef struct delete_ctx {
+    const char *sid;
+    const char *owner;
+} delete_ctx;
+
+static int fill_delete(tt_store_txn *txn, void *arg)
+{
+    const delete_ctx *d = arg;
+    return tt_store_delete_session(txn, d->sid, d->owner);
+}
+
+int tt_registry_delete(tt_registry *reg, tt_session *s, void (*detach)(tt_session *s, void *ud),
+                       void *ud)
+{
+    if (s->discard_err)
+        return s->discard_err;
+    if (s->in_dirty_list) {
+        /* Commit what waits first: the replies held for it go out, and a
+         * session created this pass has its owners entry to delete. */
+        tt_registry_flush(reg);
+        if (s->discard_err)
+            return s->discard_err;
+    }
+    char owner[TT_OWNER_KEY_MAX];
+    tt_owner_key(s->tenant, s->user, owner, sizeof owner);
+    delete_ctx d = {.sid = s->id, .owner = owner};
+    int rc = tt_store_write(reg->store, fill_delete, &d);
+    if (rc)
+        return rc;
+    if (s->in_dirty_list) { /* changed since the flush: nothing of it is kept */
+        tt_session **pp = &reg->dirty;
+        while (*pp && *pp != s)
+            pp = &(*pp)->next_dirty;
+        if (*pp)
+            *pp = s->next_dirty;
+        s->in_dirty_list = 0;
+        s->next_dirty = NULL;
+        if (!reg->dirty)
+            uv_idle_stop(&reg->commit_idle);
+    }
+    if (detach)
+        detach(s, ud);
+    assert(!s->cursors);
+    session_drop(reg, s);
+    return 0;
+}
+
 void tt_registry_foreach(tt_registry *reg, void (*fn)(tt_session *s, void *ud), void *ud)
 {
     size_t pos = 0;

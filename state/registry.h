@@ -113,6 +113,15 @@ int tt_registry_get(tt_registry *reg, const char *sid, tt_session **out);
 int tt_registry_list(tt_registry *reg, const char *owner, const char *after, size_t limit,
                      size_t max_bytes, json_t **out, char next[TT_SESSION_ID_MAX + 1]);
 
+/* Delete s for good: commit what waits (s's pending changes too), delete
+ * everything the store holds of it in one transaction (it no longer counts
+ * towards its owner's cap), then call detach(s, ud), which must detach every
+ * cursor of s, and free s (its agent runtime is released through
+ * hooks.unbind). On failure (the store error, or s's discard error) nothing
+ * was deleted and s stays as it was. */
+int tt_registry_delete(tt_registry *reg, tt_session *s, void (*detach)(tt_session *s, void *ud),
+                       void *ud);
+
 /* Commit everything dirty now (normally done once per loop pass). Returns 0
  * when everything committed, else the first error (the sessions concerned
  * are being discarded, see above). */

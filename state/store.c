@@ -457,6 +457,40 @@ int tt_store_set_active(tt_store_txn *txn, const char *sid, int active)
     return rc && rc != MDB_NOTFOUND ? tt_store_txn_fail(txn, rc) : 0;
 }
 
+static int del_key(tt_store_txn *txn, MDB_dbi dbi, const void *k, size_t n)
+{
+    MDB_val key = {n, (void *)k};
+    int rc = mdb_del(txn->mdb, dbi, &key, NULL);
+    return rc && rc != MDB_NOTFOUND ? tt_store_txn_fail(txn, rc) : 0;
+}
+
+int tt_store_delete_session(tt_store_txn *txn, const char *sid, const char *user)
+{
+    size_t n;
+    int rc = tt_store_txn_ready(txn);
+    if (rc)
+        return rc;
+    if (tt_store_sid_check(sid, &n) || !user)
+        return TT_EINVAL;
+    size_t ulen = strlen(user);
+    if (ulen + 1 + n > txn->st->maxkey)
+        return TT_EINVAL;
+    char k[KEY_BUF];
+    memcpy(k, user, ulen);
+    k[ulen] = '\0';
+    memcpy(k + ulen + 1, sid, n);
+    rc = del_key(txn, txn->st->sessions, sid, n);
+    if (rc == 0)
+        rc = del_key(txn, txn->st->owners, k, ulen + 1 + n);
+    if (rc == 0)
+        rc = tt_store_set_active(txn, sid, 0);
+    if (rc == 0)
+        rc = tt_store_trim_events(txn, sid, UINT64_MAX);
+    if (rc == 0)
+        rc = tt_store_trim_transcript(txn, sid, UINT64_MAX);
+    return rc;
+}
+
 int tt_store_put_meta(tt_store_txn *txn, const char *key, const char *val, size_t len)
 {
     int rc = tt_store_txn_ready(txn);

@@ -111,6 +111,9 @@ int tt_store_put_transcript(tt_store_txn *txn, const char *sid, uint64_t index, 
 int tt_store_trim_transcript(tt_store_txn *txn, const char *sid, uint64_t before);
 /* Mark or unmark sid as having a working agent. */
 int tt_store_set_active(tt_store_txn *txn, const char *sid, int active);
+/* Delete sid for good: its record, its owners entry under user, its active
+ * mark, every event and every transcript entry. Absent pieces are no error. */
+int tt_store_delete_session(tt_store_txn *txn, const char *sid, const char *user);
 /* Put a meta key (small values only). */
 int tt_store_put_meta(tt_store_txn *txn, const char *key, const char *val, size_t len);
 

@@ -7,20 +7,26 @@
 import { SessionView, TetherClient } from './tether-client.js';
 import { renderMarkdown } from './markdown.js';
 import { h, renderPlan, shortJson } from './dom.js';
+import { SessionList } from './session-list.js';
+import { DocInput } from './doc-input.js';
+import { setupSignIn, storedToken } from './signin.js';
 
 const $ = (id) => document.getElementById(id);
 
-// Agents that need no model; every other agent needs `models` in the welcome.
-const NO_MODEL_AGENTS = new Set(['echo']);
-const AGENT_HINTS = {
-  echo: 'Streams your words back. Type "ask" for a question, "plan" for an approval.',
-  chat: 'A conversation with the configured model.',
+// What each agent does and needs: the server's agent_info (welcome), with a
+// word of our own on how to use the built-in ones from this page.
+let agentInfo = new Map([['echo', { name: 'echo', description: 'Streams your words back.', needs_model: false }]]);
+const AGENT_USE = {
+  'doc-analyst': 'Needs a model and a document: paste it, choose a file or drop one below.',
+  'photo-organizer':
+    'Needs a model and your photo library on the server, in the photos folder (--photos-root) under your user name; nothing moves before you approve the plan.',
 };
 const CONN_LABEL = {
   idle: 'connecting…',
   connecting: 'connecting…',
   open: 'live',
   reconnecting: 'reconnecting…',
+  held: 'signed out',
   closed: 'offline',
 };
 
@@ -28,13 +34,13 @@ const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.ho
 const client = new TetherClient({
   url: wsUrl,
   client: 'tether-web/1',
-  token: () => sessionStorage.getItem('tether.token') || undefined,
+  token: storedToken,
 });
 
 const views = new Map(); // session -> SessionView
 let current = null; // the session shown
 let sessions = []; // the last session.list
-let agentPref = 'echo'; // the agent picked last in this page (not persisted)
+let agentPref = localStorage.getItem('tether.agent') || 'echo'; // the agent picked last (remembered)
 
 function view(session) {
   let v = views.get(session);
@@ -53,16 +59,13 @@ function fmtCost(usd) {
   return '$' + usd.toFixed(4);
 }
 
-function fmtTime(ts) {
-  if (!ts) return '';
-  const d = new Date(ts);
-  if (Number.isNaN(d.getTime())) return '';
-  const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleDateString();
-}
-
+/**
+ * "model · 12 in · 30 out · $0.0001", or null where no model ran: a model is
+ * always prompted, so no prompt tokens and no cost means none did (the echo
+ * agent, a step of the photo organiser without a model, model "none").
+ */
 function usageLine(u) {
-  if (!u) return null;
+  if (!u || u.model === 'none' || !(u.prompt_tokens > 0 || u.cost_usd > 0)) return null;
   const parts = [];
   if (u.model) parts.push(u.model);
   parts.push(`${u.prompt_tokens ?? 0} in · ${u.completion_tokens ?? 0} out`);
@@ -77,17 +80,36 @@ client.on('connection', (state) => {
   const c = $('conn');
   c.dataset.state = state;
   c.textContent = CONN_LABEL[state] || state;
+  schedule(); // turns not yet sent say whether they wait for the connection
+});
+
+client.on('session.deleted', (session) => {
+  sessions = sessions.filter((s) => s.session !== session);
+  views.delete(session);
+  if (session === current) {
+    forgetCurrent();
+    alertInline('The session you had open was deleted (in another tab or on another device).');
+  } else renderList();
+});
+
+const signIn = setupSignIn(client, {
+  signedOut() {
+    forgetCurrent();
+    sessions = [];
+    views.clear();
+    renderList();
+  },
 });
 
 client.on('welcome', (w) => {
-  $('auth').hidden = true;
+  signIn.welcome(w);
   fillAgents(w);
   refreshList();
 });
 
 client.on('client.error', (e, info) => {
   if (e.code === 'unauthenticated') {
-    $('auth').hidden = false;
+    signIn.refused(e.message);
     return;
   }
   if (info && info.session && info.session === current && (e.code === 'not_found' || e.code === 'forbidden'))
@@ -110,9 +132,10 @@ function fillAgents(w) {
   const sel = $('agent');
   sel.textContent = '';
   const models = Array.isArray(w.models) ? w.models : [];
+  if (Array.isArray(w.agent_info)) agentInfo = new Map(w.agent_info.map((a) => [a.name, a]));
   let blocked = 0;
   for (const name of w.agents || []) {
-    const usable = NO_MODEL_AGENTS.has(name) || models.length > 0;
+    const usable = agentInfo.get(name)?.needs_model === false || models.length > 0;
     if (!usable) blocked++;
     // An option holds text only: the name goes between FSI and PDI, the plain-text isolates.
     const o = h('option', {
@@ -137,8 +160,19 @@ function fillAgents(w) {
 }
 
 function showAgentHint() {
-  $('agent-hint').textContent = AGENT_HINTS[$('agent').value] || '';
+  const name = $('agent').value;
+  const info = agentInfo.get(name);
+  const needs = AGENT_USE[name] || (info?.needs_model ? 'Needs a model.' : '');
+  $('agent-hint').textContent = [info?.description, needs].filter(Boolean).join(' ');
+  docInput.show(name === 'doc-analyst');
 }
+
+const docInput = new DocInput({
+  panel: $('doc-panel'),
+  text: $('doc-text'),
+  file: $('doc-file'),
+  status: $('doc-status'),
+});
 
 // ------------------------------------------------------------ session list
 
@@ -158,7 +192,9 @@ async function refreshList() {
     return;
   }
   sessions.sort((a, b) => String(b.updated_at).localeCompare(String(a.updated_at)));
+  for (const s of sessions) if (s.title && views.has(s.session)) views.get(s.session).title = s.title; // renamed elsewhere
   renderList();
+  if (current) schedule();
 }
 
 function noteSession(id, v) {
@@ -173,38 +209,29 @@ function noteSession(id, v) {
   renderList();
 }
 
+const list = new SessionList($('sessions'), {
+  select(session) {
+    select(session);
+    closeMenu();
+    $('text').focus();
+  },
+  async rename(session, title) {
+    const r = await client.rename(session, title);
+    const s = sessions.find((x) => x.session === session);
+    if (s) s.title = r.title;
+    if (views.has(session)) views.get(session).title = r.title;
+    if (session === current) render();
+  },
+  async remove(session) {
+    await client.deleteSession(session);
+    sessions = sessions.filter((x) => x.session !== session);
+    views.delete(session);
+    if (session === current) forgetCurrent();
+  },
+});
+
 function renderList() {
-  const ul = $('sessions');
-  ul.textContent = '';
-  if (!sessions.length) {
-    ul.append(h('li', { class: 'none', text: 'No sessions yet.' }));
-    return;
-  }
-  for (const s of sessions) {
-    const b = h(
-      'button',
-      {
-        type: 'button',
-        class: 'session-item',
-        'data-session': s.session,
-        'aria-current': s.session === current ? 'true' : null,
-      },
-      h('span', { class: 'session-title', dir: 'auto', text: s.title || '(new session)' }),
-      h(
-        'span',
-        { class: 'session-meta' },
-        h('span', { class: 'agent-tag', dir: 'auto', text: s.agent }),
-        h('span', { class: 'badge', 'data-state': s.state, text: s.state }),
-        h('time', { datetime: s.updated_at, text: fmtTime(s.updated_at) }),
-      ),
-    );
-    b.addEventListener('click', () => {
-      select(s.session);
-      closeMenu();
-      $('text').focus();
-    });
-    ul.append(h('li', {}, b));
-  }
+  list.render(sessions, current);
 }
 
 // ------------------------------------------------------------ selection
@@ -240,7 +267,8 @@ function forgetCurrent() {
 
 async function newSession(agent) {
   try {
-    const r = await client.open(agent);
+    const r = await client.open(agent, agent === 'doc-analyst' ? { input: docInput.value() } : {});
+    if (agent === 'doc-analyst') docInput.reset();
     view(r.session).agent = r.agent || agent;
     if (!sessions.some((s) => s.session === r.session)) {
       sessions.unshift({
@@ -296,7 +324,7 @@ function render() {
   st.dataset.state = v.state || '';
   const u = v.usage;
   $('total-usage').textContent =
-    u.prompt_tokens || u.completion_tokens
+    u.prompt_tokens > 0 || u.cost_usd > 0 // a model ran (see usageLine)
       ? `${u.prompt_tokens + u.completion_tokens} tokens · ${fmtCost(u.cost_usd)}`
       : '';
   const busy = v.streaming || v.state === 'running';
@@ -313,10 +341,11 @@ function render() {
   for (const it of v.items) {
     seen.add(it.key);
     let rec = nodes.get(it.key);
-    if (!rec || rec.rev !== it.rev) {
+    const conn = it.local ? client.state : null; // a turn not yet sent shows the connection
+    if (!rec || rec.rev !== it.rev || rec.conn !== conn) {
       const node = renderItem(it, v);
       if (rec) rec.node.replaceWith(node);
-      rec = { node, rev: it.rev };
+      rec = { node, rev: it.rev, conn };
       nodes.set(it.key, rec);
     }
     const want = prev ? prev.nextSibling : tl.firstChild;
@@ -362,17 +391,30 @@ function renderMessage(m) {
   const body = h('div', { class: 'body' });
   if (m.role === 'user') body.textContent = m.text;
   else body.append(renderMarkdown(m.text));
+  const flags = `${m.streaming ? ' streaming' : ''}${m.stopped ? ' stopped' : ''}${m.local ? ' pending' : ''}`;
   const li = h(
     'li',
     {
-      class: `item msg ${m.role === 'user' ? 'user' : 'assistant'}${m.streaming ? ' streaming' : ''}`,
+      class: `item msg ${m.role === 'user' ? 'user' : 'assistant'}${flags}`,
       'data-message-id': m.id,
+      'data-client-msg-id': m.local ? m.client_msg_id : null,
       'data-role': m.role,
       'aria-busy': m.streaming ? 'true' : null,
     },
     h('div', { class: 'who', text: m.role === 'user' ? 'You' : 'Assistant' }),
     body,
   );
+  if (m.stopped)
+    li.append(
+      h('div', { class: 'meta stopped-mark', text: 'Stopped: this partial answer is not kept in the conversation.' }),
+    );
+  if (m.local)
+    li.append(
+      h('div', {
+        class: 'meta pending-mark',
+        text: client.state === 'open' ? 'Sending…' : 'Not sent yet: it goes out when the connection is back.',
+      }),
+    );
   const u = usageLine(m.usage);
   if (u) li.append(h('div', { class: 'meta usage-line', text: u }));
   return li;
@@ -540,19 +582,21 @@ async function sendText() {
   const text = ta.value;
   if (!text.trim() || !current) return;
   ta.value = '';
+  const session = current;
+  const v = view(session);
+  // Shown at once, marked pending until the server has it; the client keeps
+  // the frame and sends it again (same id, applied once) after a reconnect.
+  const clientMsgId = 'c_' + Math.random().toString(36).slice(2) + Date.now().toString(36);
+  v.addLocal(clientMsgId, text);
+  schedule();
   try {
-    await client.say(current, text);
+    const r = await client.say(session, text, { clientMsgId });
+    if (r.duplicate && v.dropLocal(clientMsgId)) schedule(); // its user event came before
   } catch (e) {
-    if (
-      e.code === 'conflict' ||
-      e.code === 'bad_request' ||
-      e.code === 'rate_limited' ||
-      e.code === 'too_large' ||
-      e.code === 'forbidden'
-    ) {
-      if (!ta.value) ta.value = text;
-      composerError(e.message);
-    }
+    if (e.code === 'disconnected' || e.code === 'timeout') return; // sent again on reconnect
+    if (v.dropLocal(clientMsgId)) schedule();
+    if (session === current && !ta.value) ta.value = text;
+    composerError(e.message);
   }
 }
 
@@ -592,10 +636,15 @@ function init() {
     const agent = $('agent').value;
     if (!agent) return;
     agentPref = agent;
+    localStorage.setItem('tether.agent', agent);
     closeMenu();
     newSession(agent);
   });
-  $('agent').addEventListener('change', showAgentHint);
+  $('agent').addEventListener('change', () => {
+    agentPref = $('agent').value;
+    localStorage.setItem('tether.agent', agentPref);
+    showAgentHint();
+  });
   $('close-session').addEventListener('click', async () => {
     if (!current) return;
     try {
@@ -613,11 +662,6 @@ function init() {
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') closeMenu();
   });
-  $('auth-form').addEventListener('submit', (e) => {
-    e.preventDefault();
-    sessionStorage.setItem('tether.token', $('token').value.trim());
-    client.reconnectNow();
-  });
   window.addEventListener('hashchange', () => {
     const id = location.hash.slice(1);
     if (id && id !== current) select(id);
@@ -627,9 +671,7 @@ function init() {
   }, 15_000);
 
   const start = location.hash.slice(1) || localStorage.getItem('tether.session');
-  client.connect().catch(() => {
-    $('auth').hidden = false;
-  });
+  client.connect().catch(() => {}); // a refused token shows the sign-in (client.error)
   if (start && /^[A-Za-z0-9_-]{1,128}$/.test(start)) select(start);
 }
 

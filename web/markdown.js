@@ -6,7 +6,9 @@
 //
 // Blocks: paragraphs (single newlines kept as line breaks), ATX headings,
 // fenced code blocks (``` or ~~~; an unclosed fence while streaming is still
-// a code block), bullet and numbered lists, block quotes, horizontal rules.
+// a code block) with a copy button, bullet and numbered lists, block quotes,
+// horizontal rules, and tables (a header row, a delimiter row like
+// `| --- | :-: |`, body rows; cells hold inline Markdown).
 // Inline: `code`, **strong** / __strong__, *em* / _em_, ~~del~~,
 // [text](url), <https://autolinks> and bare http(s) URLs; a "quoted" run is
 // put in a <bdi> (isolated: a name in it cannot reorder the text around it).
@@ -204,6 +206,101 @@ const ORDERED = /^( {0,3})(\d{1,9})[.)][ \t]+(.*)$/;
 const QUOTE = /^ {0,3}> ?(.*)$/;
 const HR = /^ {0,3}([-*_])( *\1){2,} *$/;
 
+const TABLE_DELIM = /^ {0,3}\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
+
+/** The cells of a table row: split at unescaped pipes, outer pipes dropped. */
+function tableCells(line) {
+  let t = line.trim();
+  if (t.startsWith('|')) t = t.slice(1);
+  if (t.endsWith('|') && !t.endsWith('\\|')) t = t.slice(0, -1);
+  const cells = [];
+  let cur = '';
+  for (let k = 0; k < t.length; k++) {
+    if (t[k] === '\\' && t[k + 1] === '|') {
+      cur += '|';
+      k++;
+    } else if (t[k] === '|') {
+      cells.push(cur.trim());
+      cur = '';
+    } else cur += t[k];
+  }
+  cells.push(cur.trim());
+  return cells;
+}
+
+/** A table from lines[i] (header) and lines[i + 1] (delimiter); returns the index after it, or i if none. */
+function table(doc, lines, i, parent) {
+  const head = tableCells(lines[i]);
+  const aligns = tableCells(lines[i + 1]).map((d) =>
+    d.startsWith(':') && d.endsWith(':') ? 'center' : d.endsWith(':') ? 'right' : d.startsWith(':') ? 'left' : null,
+  );
+  if (head.length !== aligns.length || head.length > 64) return i;
+  const row = (cells, tag) => {
+    const tr = doc.createElement('tr');
+    for (let k = 0; k < head.length; k++) {
+      const c = doc.createElement(tag);
+      if (tag === 'th') c.setAttribute('scope', 'col');
+      if (aligns[k]) c.setAttribute('data-align', aligns[k]);
+      renderInline(doc, cells[k] ?? '', c);
+      tr.appendChild(c);
+    }
+    return tr;
+  };
+  const tbl = doc.createElement('table');
+  const thead = doc.createElement('thead');
+  thead.appendChild(row(head, 'th'));
+  tbl.appendChild(thead);
+  const tbody = doc.createElement('tbody');
+  let j = i + 2;
+  while (j < lines.length && lines[j].trim() && lines[j].includes('|'))
+    tbody.appendChild(row(tableCells(lines[j++]), 'td'));
+  if (tbody.firstChild) tbl.appendChild(tbody);
+  const wrap = doc.createElement('div');
+  wrap.className = 'table-wrap'; // scrolls sideways on a narrow screen
+  wrap.appendChild(tbl);
+  parent.appendChild(wrap);
+  return j;
+}
+
+/** The copy button of a code block: its label comes from CSS, so the block's text stays the code. */
+function copyButton(doc, code) {
+  const b = doc.createElement('button');
+  b.type = 'button';
+  b.className = 'copy';
+  b.setAttribute('aria-label', 'Copy code');
+  b.addEventListener('click', async () => {
+    try {
+      await globalThis.navigator.clipboard.writeText(code.textContent);
+      b.dataset.state = 'copied';
+      b.setAttribute('aria-label', 'Copied');
+    } catch {
+      b.dataset.state = 'failed';
+      b.setAttribute('aria-label', 'Copy failed: select the code and copy it');
+    }
+    setTimeout(() => {
+      delete b.dataset.state;
+      b.setAttribute('aria-label', 'Copy code');
+    }, 2000);
+  });
+  return b;
+}
+
+/** A fenced code block from lines[i] (fence match m); returns the index after it. */
+function codeBlock(doc, lines, i, m, parent) {
+  const fence = m[1];
+  const close = new RegExp('^ {0,3}' + fence[0] + '{' + fence.length + ',}\\s*$');
+  const body = [];
+  i++;
+  while (i < lines.length && !close.test(lines[i])) body.push(lines[i++]);
+  const pre = doc.createElement('pre');
+  const code = el(doc, 'code', body.join('\n'));
+  if (m[2]) code.setAttribute('data-lang', m[2].slice(0, 32));
+  pre.appendChild(code);
+  pre.appendChild(copyButton(doc, code));
+  parent.appendChild(pre);
+  return i + 1; // past the closing fence (or the end while streaming)
+}
+
 function paragraph(doc, lines) {
   const p = doc.createElement('p');
   lines.forEach((l, k) => {
@@ -246,18 +343,15 @@ function renderBlocks(doc, lines, parent, depth) {
     }
     if ((m = FENCE.exec(line))) {
       endPara();
-      const fence = m[1];
-      const body = [];
-      i++;
-      while (i < lines.length && !new RegExp('^ {0,3}' + fence[0] + '{' + fence.length + ',}\\s*$').test(lines[i]))
-        body.push(lines[i++]);
-      i++; // the closing fence (or past the end while streaming)
-      const pre = doc.createElement('pre');
-      const code = el(doc, 'code', body.join('\n'));
-      if (m[2]) code.setAttribute('data-lang', m[2].slice(0, 32));
-      pre.appendChild(code);
-      parent.appendChild(pre);
+      i = codeBlock(doc, lines, i, m, parent);
       continue;
+    }
+    if (!para.length && i + 1 < lines.length && line.includes('|') && TABLE_DELIM.test(lines[i + 1])) {
+      const end = table(doc, lines, i, parent);
+      if (end > i) {
+        i = end;
+        continue;
+      }
     }
     if ((m = HEADING.exec(line))) {
       endPara();

@@ -9,8 +9,12 @@
  *   messages  the message items ({id, role, text, streaming, usage, client_msg_id})
  *   pending   the question or approval waiting for the user ({kind, ...event fields}) or null
  *   state, step, title, agent, usage (totals: prompt_tokens, completion_tokens, cost_usd), seq
- * Discarded messages are removed. Every item has a `rev` bumped when it changes,
- * so a renderer can redraw only what changed.
+ * Discarded messages are removed, except one stopped by the user (discard
+ * reason "cancelled"): it keeps the text shown so far with `stopped: true`
+ * (the server keeps none of it: the model does not see it next turn).
+ * addLocal() shows a turn the page sent before the server has it (`local:
+ * true`), until its `user` event or dropLocal(). Every item has a `rev`
+ * bumped when it changes, so a renderer can redraw only what changed.
  */
 export class SessionView {
   constructor(session) {
@@ -105,6 +109,7 @@ export class SessionView {
         break;
       case 'user': {
         if (!this.title && ev.text) this.title = ev.text.slice(0, 80);
+        if (ev.client_msg_id) this._remove('l:' + ev.client_msg_id);
         const key = 'm:' + ev.message_id;
         if (!this._byKey.has(key))
           this._add({
@@ -142,9 +147,15 @@ export class SessionView {
         this._touch(m);
         break;
       }
-      case 'message.discard':
-        this._remove('m:' + ev.message_id);
+      case 'message.discard': {
+        const m = this._byKey.get('m:' + ev.message_id);
+        if (m && ev.reason === 'cancelled' && m.text) {
+          m.streaming = false;
+          m.stopped = true;
+          this._touch(m);
+        } else this._remove('m:' + ev.message_id);
         break;
+      }
       case 'tool.call':
         this._add({
           kind: 'tool',
@@ -235,8 +246,25 @@ export class SessionView {
     return true;
   }
 
+  /** Show a turn sent from this page that the server has not stored yet. */
+  addLocal(clientMsgId, text) {
+    const key = 'l:' + clientMsgId;
+    if (this._byKey.has(key)) return this._byKey.get(key);
+    this.version += 1;
+    return this._add({ kind: 'message', key, role: 'user', text, local: true, client_msg_id: clientMsgId });
+  }
+
+  /** Remove a local turn (the server refused it, or already had it). */
+  dropLocal(clientMsgId) {
+    if (!this._byKey.has('l:' + clientMsgId)) return false;
+    this._remove('l:' + clientMsgId);
+    this.version += 1;
+    return true;
+  }
+
   _snapshot(ev) {
     const keepTitle = ev.title;
+    const locals = this.items.filter((i) => i.local);
     this.reset();
     this.seq = ev.seq;
     this.version = 1;
@@ -277,12 +305,13 @@ export class SessionView {
         resolved: false,
       });
     }
+    for (const l of locals) this._add(l); // still on their way to the server
   }
 
-  /** The text shown for the assistant: every non-discarded assistant message, concatenated. */
+  /** The assistant's text: every assistant message neither discarded nor stopped, concatenated. */
   assistantText() {
     return this.messages
-      .filter((m) => m.role === 'assistant')
+      .filter((m) => m.role === 'assistant' && !m.stopped)
       .map((m) => m.text)
       .join('');
   }

@@ -17,7 +17,7 @@
 // re-sent after a reconnect until it is acknowledged (the server applies a
 // repeated client_msg_id once). See web/README.md.
 
-const CONN_STATES = ['idle', 'connecting', 'open', 'reconnecting', 'closed'];
+const CONN_STATES = ['idle', 'connecting', 'open', 'reconnecting', 'held', 'closed'];
 
 /** An Error with the protocol's `code` (and the whole reply as `reply`). */
 export class TetherError extends Error {
@@ -89,7 +89,8 @@ export class TetherClient {
 
   /** Subscribe: a session event type ('delta', 'state', ...), '*' (every session event),
    * 'reset' (a snapshot replaced a session's state), 'connection' (state changes),
-   * 'welcome', 'attached' (a re-attach after reconnecting succeeded), 'client.error'
+   * 'welcome', 'attached' (a re-attach after reconnecting succeeded), 'session.deleted'
+   * (another client deleted a session this one had attached), 'client.error'
    * (errors not tied to a request or a session event), 'frame' (every frame). Returns an unsubscribe function. */
   on(type, fn) {
     if (!this._handlers.has(type)) this._handlers.set(type, new Set());
@@ -218,9 +219,31 @@ export class TetherClient {
     if (this._firstWelcome?.reject) this._firstWelcome.reject(new TetherError('closed', 'client closed'));
   }
 
+  /**
+   * Stop connecting until reconnectNow() (state 'held'): e.g. while the
+   * user signs in, after the server refused the token. Requests wait.
+   */
+  hold() {
+    if (this.state === 'closed') return;
+    this._held = true;
+    clearTimeout(this._reconnectTimer);
+    this._stopPing();
+    const ws = this.ws;
+    this.ws = null; // its close event is ignored
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch {
+        /* ignore */
+      }
+    }
+    this._setState('held');
+  }
+
   /** Drop the socket now (as a network failure would); the client reconnects. For tests and "retry now" buttons. */
   reconnectNow() {
     if (this.state === 'closed') return;
+    this._held = false;
     if (this.ws) {
       const ws = this.ws;
       this._onClose({ code: 4000, reason: 'client reconnect' }); // forgets ws first: its own close event is ignored
@@ -312,6 +335,10 @@ export class TetherClient {
   }
 
   _scheduleReconnect() {
+    if (this._held) {
+      this._setState('held');
+      return;
+    }
     this._setState(this.welcome || this.attempt > 0 ? 'reconnecting' : 'connecting');
     const delay = backoffDelay(this.attempt, this.backoffBaseMs, this.backoffMaxMs);
     this.attempt += 1;
@@ -385,7 +412,22 @@ export class TetherClient {
       else p.resolve(f);
       return;
     }
+    if (f.type === 'session.deleted' && typeof f.session === 'string') {
+      this._forget(f.session);
+      this._emit('session.deleted', f.session);
+      return;
+    }
     if (f.type === 'error') this._emit('client.error', new TetherError(f.code, f.message, f));
+  }
+
+  /** A deleted session: no re-attach, no ack, no say kept for it. */
+  _forget(session) {
+    const s = this._sessions.get(session);
+    if (s) {
+      clearTimeout(s.ackTimer);
+      this._sessions.delete(session);
+    }
+    for (const [id, entry] of this._outbox) if (entry.msg.session === session) this._outbox.delete(id);
   }
 
   _onWelcome(w) {
@@ -581,6 +623,21 @@ export class TetherClient {
   /** End a session for good. */
   closeSession(session) {
     return this._request({ type: 'session.close', session });
+  }
+
+  /** Give a session a new title (1 to 80 bytes). Resolves with the ok ({session, title}). */
+  rename(session, title) {
+    return this._request({ type: 'session.rename', session, title });
+  }
+
+  /**
+   * Delete a session for good (its events and transcript leave the store).
+   * Other clients attached to it get the 'session.deleted' event.
+   */
+  async deleteSession(session) {
+    const r = await this._request({ type: 'session.delete', session });
+    this._forget(session);
+    return r;
   }
 
   /**

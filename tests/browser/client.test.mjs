@@ -334,11 +334,33 @@ itest(
     v.apply(ev('message.start', { message_id: 'm1', role: 'assistant' }));
     v.apply(ev('delta', { message_id: 'm1', text: 'par' }));
     assert.equal(v.streaming, true);
-    v.apply(ev('message.discard', { message_id: 'm1', reason: 'cancelled' }));
+    v.apply(ev('message.discard', { message_id: 'm1', reason: 'retry' }));
     assert.deepEqual(
       v.messages.map((m) => m.id),
       ['u1'],
     );
+    // Stopped by the user: the text shown so far stays, marked stopped, out of assistantText.
+    v.apply(ev('message.start', { message_id: 'm0', role: 'assistant' }));
+    v.apply(ev('delta', { message_id: 'm0', text: 'partial' }));
+    v.apply(ev('message.discard', { message_id: 'm0', reason: 'cancelled' }));
+    const stopped = v.messages.find((m) => m.id === 'm0');
+    assert.equal(stopped.stopped, true);
+    assert.equal(stopped.text, 'partial');
+    assert.equal(v.streaming, false);
+    assert.equal(v.assistantText(), '');
+    v._remove('m:m0'); // the rest of this test counts items without it
+    // A turn sent from the page shows until its user event arrives.
+    v.addLocal('c2', 'on its way');
+    assert.equal(v.messages.at(-1).local, true);
+    v.apply(ev('user', { message_id: 'u2', text: 'on its way', client_msg_id: 'c2' }));
+    assert.deepEqual(
+      v.messages.map((m) => [m.id, Boolean(m.local)]),
+      [
+        ['u1', false],
+        ['u2', false],
+      ],
+    );
+    v._remove('m:u2');
     v.apply(ev('tool.call', { call_id: 't1', name: 'scan', args: { dir: '/photos' } }));
     v.apply(ev('progress', { step: 'scan', done: 1, total: 4, label: 'Scanning' }));
     v.apply(ev('progress', { step: 'scan', done: 3, total: 4, label: 'Scanning' }));

@@ -178,3 +178,51 @@ export function lastAssistantText(page) {
     return all.length ? all[all.length - 1].textContent : null;
   });
 }
+
+// ------------------------------------------------------------------ the page
+
+/** A new tab of browser (from launchBrowser) with its problems watched: {page, problems}. */
+export async function openPage(browser, { width = 1100, height = 800 } = {}) {
+  const page = await browser.context.newPage();
+  page.setDefaultTimeout(8000);
+  await page.setViewportSize({ width, height });
+  const problems = watchPage(page);
+  return { page, problems };
+}
+
+export async function openApp(page, srv, hash = '') {
+  await page.goto(`${srv.url}/${hash}`);
+  await page.waitForSelector('#conn[data-state=open]', { timeout: 5000 });
+}
+
+/** Pick an agent and start a session; returns its id. */
+export async function newSession(page, agent) {
+  const before = await page.evaluate(() => window.tether.current);
+  await page.selectOption('#agent', agent);
+  await page.click('#new');
+  await page.waitForFunction(
+    (prev) => window.tether.current && window.tether.current !== prev && !document.getElementById('chat').hidden,
+    before,
+  );
+  return page.evaluate(() => window.tether.current);
+}
+
+/** Type a turn and send it with Enter; resolves once the page shows it. */
+export async function say(page, text) {
+  const users = await page.locator('#timeline .msg.user').count();
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+  await page.waitForFunction((n) => document.querySelectorAll('#timeline .msg.user').length > n, users);
+}
+
+/** Wait until the turn is over: idle, nothing streaming, and the last item is not the user's turn. */
+export async function waitIdle(page, timeout = 8000) {
+  await page.waitForFunction(
+    () =>
+      document.getElementById('chat-state').textContent === 'idle' &&
+      !document.querySelector('#timeline .msg.streaming') &&
+      !document.querySelector('#timeline > li:last-child.msg.user'),
+    null,
+    { timeout },
+  );
+}

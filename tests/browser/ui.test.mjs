@@ -12,9 +12,13 @@ import {
   mintViaApi,
   lastAssistantText,
   launchBrowser,
+  newSession,
+  openApp,
+  openPage,
+  say,
   screenshot,
   sleep,
-  watchPage,
+  waitIdle,
   writeRoutesFile,
 } from './helpers.mjs';
 
@@ -41,49 +45,10 @@ function chatServer(startServer, prefix, args = []) {
   return startServer({ args: ['--routes', routes, ...args], env: { FAKE_KEY: 'fake-key-ui' } });
 }
 
-async function newPage({ width = 1100, height = 800 } = {}) {
-  const page = await browser.context.newPage();
-  page.setDefaultTimeout(8000);
-  await page.setViewportSize({ width, height });
-  const problems = watchPage(page);
-  return { page, problems };
-}
-
-async function openApp(page, srv, hash = '') {
-  await page.goto(`${srv.url}/${hash}`);
-  await page.waitForSelector('#conn[data-state=open]', { timeout: 5000 });
-}
-
-/** Pick an agent and start a session; returns its id. */
-async function newSession(page, agent) {
-  await page.selectOption('#agent', agent);
-  await page.click('#new');
-  await page.waitForFunction(() => window.tether.current && !document.getElementById('chat').hidden);
-  return page.evaluate(() => window.tether.current);
-}
-
-/** Type a turn and send it with Enter; resolves once the page shows it. */
-async function say(page, text) {
-  const users = await page.locator('#timeline .msg.user').count();
-  await page.fill('#text', text);
-  await page.press('#text', 'Enter');
-  await page.waitForFunction((n) => document.querySelectorAll('#timeline .msg.user').length > n, users);
-}
+const newPage = (size) => openPage(browser, size);
 
 const assistantCount = (page) => page.locator('#timeline .msg.assistant').count();
 const page_assistants = assistantCount;
-
-/** Wait until the turn is over: idle, nothing streaming, and the last item is not the user's turn. */
-async function waitIdle(page, timeout = 8000) {
-  await page.waitForFunction(
-    () =>
-      document.getElementById('chat-state').textContent === 'idle' &&
-      !document.querySelector('#timeline .msg.streaming') &&
-      !document.querySelector('#timeline > li:last-child.msg.user'),
-    null,
-    { timeout },
-  );
-}
 
 itest(
   'echo through the UI: stream, ask answered with a button, plan revised with a comment then approved, session list, close',
@@ -105,10 +70,8 @@ itest(
       await waitIdle(page);
       assert.equal(await lastAssistantText(page), 'hello there world');
       assert.equal(await page.locator('#timeline .msg.assistant em').textContent(), 'there');
-      assert.match(
-        await page.locator('#timeline .msg.assistant .usage-line').textContent(),
-        /echo · 0 in · 3 out · \$0/,
-      );
+      // No model ran: no usage line (no "echo · 0 in · 3 out · $0").
+      assert.equal(await page.locator('#timeline .msg.assistant .usage-line').count(), 0);
 
       // ask -> question card with yes/no; the first choice has focus; answer with the keyboard
       await say(page, 'ask');
@@ -228,7 +191,12 @@ itest(
           document.getElementById('chat-state').textContent === 'idle' &&
           !document.querySelector('#timeline .msg.streaming'),
       );
-      assert.equal(await assistantCount(page), 1, 'the cancelled message is removed');
+      // The partial answer stays, marked as stopped, without usage.
+      assert.equal(await assistantCount(page), 2, 'the stopped message is kept');
+      const stopped = page.locator('#timeline .msg.assistant.stopped');
+      assert.match(await stopped.locator('.body').textContent(), /slow3/);
+      assert.match(await stopped.locator('.stopped-mark').textContent(), /Stopped/);
+      await screenshot(page, 'chat-stopped');
       assert.equal(await page.evaluate(() => document.activeElement.id), 'text');
       assert.deepEqual(problems, []);
     } finally {
@@ -557,7 +525,10 @@ itest('markdown renderer: blocks, inline, safe links, unclosed fence while strea
       '<ul><li>a</li><li><strong>b</strong><ul><li>nested</li></ul></li></ul><ol start="3"><li>x</li><li>y</li></ol>',
     );
     assert.equal(out.quote, '<blockquote><p>quoted <em>text</em></p></blockquote>');
-    assert.equal(out.fenceOpen, '<pre><code data-lang="js">let a = "&lt;b&gt;";</code></pre>');
+    assert.equal(
+      out.fenceOpen,
+      '<pre><code data-lang="js">let a = "&lt;b&gt;";</code><button type="button" class="copy" aria-label="Copy code"></button></pre>',
+    );
     assert.equal(out.code, '<p>use <code>a&lt;b&gt;</code> here</p>');
     assert.equal(out.snake, '<p>snake_case_name and <strong>init</strong></p>'); // as CommonMark
     assert.equal(
@@ -580,6 +551,7 @@ itest('a server with API keys: the page asks for a token, then connects with it'
     await page.waitForSelector('#auth:not([hidden])');
     assert.notEqual(await page.locator('#conn').getAttribute('data-state'), 'open');
     const token = await mintViaApi(srv.port, 'ui-test-key-0123456789', 'alice');
+    await page.click('.token-alt summary'); // a token minted elsewhere: under "Have a token already?"
     await page.fill('#token', token);
     await page.press('#token', 'Enter');
     await page.waitForSelector('#conn[data-state=open]');

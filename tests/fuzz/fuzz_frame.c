@@ -71,7 +71,12 @@ static void check_msg(const tt_msg *m)
     case TT_MSG_SESSION_CLOSE:
     case TT_MSG_CANCEL:
     case TT_MSG_ACK:
+    case TT_MSG_SESSION_DELETE:
         check_str(m->session, TT_NAME_MAX, 1);
+        break;
+    case TT_MSG_SESSION_RENAME:
+        check_str(m->session, TT_NAME_MAX, 1);
+        check_str(m->title, TT_TITLE_WIRE_MAX, 1);
         break;
     case TT_MSG_PING:
     case TT_MSG_SESSION_LIST:

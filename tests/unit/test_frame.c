@@ -60,6 +60,9 @@ static void test_frame_decodes_every_type(void **state)
               TT_MSG_DECIDE);
     expect_ok("{\"type\":\"cancel\",\"session\":\"s\"}", TT_MSG_CANCEL);
     expect_ok("{\"type\":\"ack\",\"session\":\"s\",\"seq\":57}", TT_MSG_ACK);
+    expect_ok("{\"type\":\"session.rename\",\"session\":\"s\",\"title\":\"Trip\"}",
+              TT_MSG_SESSION_RENAME);
+    expect_ok("{\"type\":\"session.delete\",\"session\":\"s\"}", TT_MSG_SESSION_DELETE);
 }
 
 static void test_frame_fields_are_typed(void **state)

@@ -389,6 +389,61 @@ static void test_store_meta_put_get(void **state)
     assert_int_equal(APPLY(f->st, META("", "x")), TT_EINVAL);
 }
 
+/* ---- tests: deleting a session --------------------------------------- */
+
+static int fill_delete(tt_store_txn *txn, void *arg)
+{
+    const char *const *who = arg; /* {sid, user} */
+    return tt_store_delete_session(txn, who[0], who[1]);
+}
+
+static uint64_t entries(tt_store *st, const char *sid)
+{
+    uint64_t sum = 0;
+    assert_int_equal(tt_store_read_transcript(st, sid, 0, 0, on_entry_count, &sum), 0);
+    return sum;
+}
+
+static void test_store_delete_session_removes_all_of_it(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(open_with(f, 0, 0, TT_SYNC_COMMIT), 0);
+    assert_int_equal(put_events(f->st, "s_1", 1, 3, 0), 0);
+    assert_int_equal(put_events(f->st, "s_10", 1, 5, 0), 0);
+    assert_int_equal(APPLY(f->st, SESSION("s_1", "u1", "A"), SESSION("s_10", "u1", "B"),
+                           SESSION("s_2", "u10", "C"), ENTRY("s_1", 1, "e1"),
+                           ENTRY("s_10", 1, "e1"), ACTIVE("s_1", 1), ACTIVE("s_10", 1)),
+                     0);
+    uint64_t n = 0;
+    assert_int_equal(tt_store_count_user(f->st, "u1", 10, &n), 0);
+    assert_int_equal(n, 2);
+
+    const char *who[] = {"s_1", "u1"};
+    assert_int_equal(tt_store_write(f->st, fill_delete, who), 0);
+    assert_int_equal(tt_store_get_session(f->st, "s_1", &(char *){NULL}, NULL), TT_ENOTFOUND);
+    assert_int_equal(read_all(f->st, "s_1", 0, 0, 0).n, 0);
+    assert_int_equal(entries(f->st, "s_1"), 0);
+    assert_int_equal(tt_store_count_user(f->st, "u1", 10, &n), 0);
+    assert_int_equal(n, 1); /* it counts towards its owner no more */
+    /* Nothing of the others: a longer id with the same prefix, another user. */
+    assert_int_equal(read_all(f->st, "s_10", 0, 0, 0).n, 5);
+    assert_int_equal(entries(f->st, "s_10"), 1000 + 2);
+    names nm = {0};
+    assert_int_equal(tt_store_list_user(f->st, "u1", on_session, &nm), 0);
+    assert_string_equal(nm.buf, "s_10=B;");
+    memset(&nm, 0, sizeof nm);
+    assert_int_equal(tt_store_list_active(f->st, on_session, &nm), 0);
+    assert_string_equal(nm.buf, "s_10;");
+    memset(&nm, 0, sizeof nm);
+    assert_int_equal(tt_store_list_user(f->st, "u10", on_session, &nm), 0);
+    assert_string_equal(nm.buf, "s_2=C;");
+
+    /* Deleting what is gone is no error; a bad id is refused. */
+    assert_int_equal(tt_store_write(f->st, fill_delete, who), 0);
+    const char *bad[] = {"", "u1"};
+    assert_int_equal(tt_store_write(f->st, fill_delete, bad), TT_EINVAL);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -413,6 +468,7 @@ int main(void)
         T(test_store_active_set_unset_list),
         T(test_store_list_active_callback_writes),
         T(test_store_meta_put_get),
+        T(test_store_delete_session_removes_all_of_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
