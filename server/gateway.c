@@ -52,6 +52,7 @@ struct tt_gateway_req {
     int paused;
     int overflow; /* the upstream sent more than a cap: the call was stopped */
     int sent_role;
+    int ended; /* a stream's terminating chunk is queued */
     /* plain responses are built at the end */
     gathered text;
     json_t *tool_calls;   /* [{id, type, function:{name, arguments}}] */
@@ -122,15 +123,37 @@ static int status_for(tt_llm_error_class cls)
     }
 }
 
+/* A streamed response goes out with chunked transfer encoding (so the
+ * connection stays open for the next request): each SSE event is framed as
+ * one HTTP chunk when it is queued. */
+static void chunk_append(tt_gateway_req *g, const char *a, size_t na, const char *b, size_t nb,
+                         const char *c, size_t nc)
+{
+    char head[24];
+    int nh = snprintf(head, sizeof head, "%zx\r\n", na + nb + nc);
+    out_append(g, head, (size_t)nh);
+    out_append(g, a, na);
+    out_append(g, b, nb);
+    out_append(g, c, nc);
+    out_append(g, "\r\n", 2);
+}
+
+/* The stream's last bytes: [DONE], then the zero-length chunk that ends the body. */
+static void stream_end(tt_gateway_req *g)
+{
+    chunk_append(g, "data: [DONE]\n\n", 14, "", 0, "", 0);
+    out_append(g, "0\r\n\r\n", 5);
+    g->complete = 1;
+    g->ended = 1;
+}
+
 static void sse(tt_gateway_req *g, json_t *chunk)
 {
     char *text = json_dumps(chunk, JSON_COMPACT);
     json_decref(chunk);
     if (!text)
         return;
-    out_append(g, "data: ", 6);
-    out_append(g, text, strlen(text));
-    out_append(g, "\n\n", 2);
+    chunk_append(g, "data: ", 6, text, strlen(text), "\n\n", 2);
     free(text);
     if (out_pending(g) > OUT_PAUSE_BYTES && !g->paused && g->call) {
         g->paused = 1;
@@ -219,7 +242,9 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     g->call = NULL;
     if (r->model[0])
         tt_utf8_copy(g->model, sizeof g->model, r->model);
-    if (r->error.cls == TT_LLM_ERR_CANCELLED && g->overflow) {
+    /* Over a cap: a stream was stopped there; a plain body (parsed whole,
+     * so the call may still succeed) is refused all the same. */
+    if (g->overflow) {
         if (!g->headers_sent)
             respond(g, 502,
                     tt_gateway_error("the upstream response is larger than this gateway keeps",
@@ -241,8 +266,7 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
                     tt_gateway_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
         } else {
             sse(g, tt_gateway_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
-            out_append(g, "data: [DONE]\n\n", 14);
-            g->complete = 1;
+            stream_end(g);
         }
         return;
     }
@@ -256,8 +280,7 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
             sse(g, json_pack("{s:s, s:s, s:I, s:s, s:[], s:O}", "id", g->id, "object",
                              "chat.completion.chunk", "created", (json_int_t)g->created, "model",
                              g->model, "choices", "usage", usage));
-        out_append(g, "data: [DONE]\n\n", 14);
-        g->complete = 1;
+        stream_end(g);
         json_decref(usage);
         return;
     }
@@ -411,29 +434,48 @@ tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *bo
     return g;
 }
 
+/* The status line and headers: a whole JSON response has its length, a
+ * stream is chunked (the connection is kept for the next request; lws 4.1's
+ * lws_add_http_common_headers() would mark a response without a length
+ * "connection: close"). */
+static int write_headers(tt_gateway_req *g)
+{
+    struct lws *wsi = g->wsi;
+    unsigned char hdr[LWS_PRE + 512];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    static const char sse_type[] = "text/event-stream", chunked[] = "chunked";
+    int rc;
+    if (g->stream && g->status == 0)
+        rc = lws_add_http_header_status(wsi, 200, &p, end) ||
+             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                          (const unsigned char *)sse_type, sizeof sse_type - 1, &p,
+                                          end) ||
+             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+                                          (const unsigned char *)chunked, sizeof chunked - 1, &p,
+                                          end);
+    else
+        rc = lws_add_http_common_headers(wsi, (unsigned)g->status, "application/json",
+                                         (lws_filepos_t)g->out.len, &p, end);
+    if (rc ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    g->headers_sent = 1;
+    tt_server_want_writable(g->srv, wsi);
+    return 0;
+}
+
 int tt_gateway_writeable(tt_gateway_req *g)
 {
     struct lws *wsi = g->wsi;
     if (!g->headers_sent) {
         if (!g->complete && g->out.len == 0)
             return 0; /* nothing decided yet: an early failure can still pick the status */
-        unsigned char hdr[LWS_PRE + 512];
-        unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
-        int streaming = g->stream && g->status == 0;
-        if (lws_add_http_common_headers(
-                wsi, streaming ? 200 : (unsigned)g->status,
-                streaming ? "text/event-stream" : "application/json",
-                streaming ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (lws_filepos_t)g->out.len, &p, end) ||
-            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                         (const unsigned char *)"no-store", 8, &p, end) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
-        g->headers_sent = 1;
-        tt_server_want_writable(g->srv, wsi);
-        return 0;
+        return write_headers(g);
     }
-    if (g->overflow && g->stream)
-        return -1; /* a stream cut short must not look finished */
+    if (g->stream && (g->overflow || (g->complete && !g->ended)))
+        return -1; /* a stream cut short must not look finished: the connection closes */
     size_t pending = out_pending(g);
     size_t n = pending > WRITE_CHUNK ? WRITE_CHUNK : pending;
     int last = g->complete && n == pending;

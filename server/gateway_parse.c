@@ -168,7 +168,7 @@ static void convert(tt_gateway_parsed *p, json_t *root)
                               .n_tools = nt,
                               .max_tokens = max ? json_integer_value(max) : 0,
                               .temperature = temp ? json_number_value(temp) : -1,
-                              .stream = 1,
+                              .stream = p->stream, /* a plain request is a plain call */
                               .tag = "gateway"};
 }
 

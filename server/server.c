@@ -123,11 +123,15 @@ static int setup_auth(tt_server *srv)
 
 static void llm_log(json_t *line, void *ud)
 {
-    const char *msg = json_string_value(json_object_get(line, "msg"));
-    json_t *fields = json_deep_copy(line);
-    json_object_del(fields, "msg");
-    tt_log(TT_INFO, msg ? msg : "llm", fields);
-    json_decref(line);
+    /* A successful attempt is a debug line (one per call: thousands a second
+     * through the gateway); a failed one, a breaker change, info. */
+    const char *outcome = json_string_value(json_object_get(line, "outcome"));
+    tt_level level = outcome && strcmp(outcome, "ok") == 0 ? TT_DEBUG : TT_INFO;
+    const char *name = json_string_value(json_object_get(line, "msg"));
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s", name ? name : "llm");
+    json_object_del(line, "msg");
+    tt_log(level, msg, line); /* consumed */
 }
 
 extern char **environ;
@@ -143,6 +147,7 @@ static int setup_models(tt_server *srv)
         .tokenizer_dir = srv->cfg.tokenizer_dir,
         .envp = environ,
         .log = llm_log,
+        .log_ok = tt_log_enabled(TT_DEBUG),
     };
     int rc = tt_llm_service_new(&lo, &srv->agent_env.llm, err, sizeof err);
     if (rc) {

@@ -43,6 +43,7 @@ struct tt_llm_service {
     tt_routes routes;
     tt_llm_log_fn log;
     void *log_ud;
+    int log_ok; /* successful attempts are logged too (else failures only) */
     uint64_t rng;
     tt_llm_call *calls;
     int closing;
@@ -59,6 +60,7 @@ struct tt_llm_call {
     tt_llm_call_hooks hooks;
     void *ud;
     tt_call_request req; /* the caller's request, copied */
+    char model[128];     /* sent instead of each target's model when set */
     char input_hash[65];
     tt_retry_call retry;
     tt_llm_result result;
@@ -120,6 +122,7 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     s->loop = opt->loop;
     s->log = opt->log;
     s->log_ud = opt->log_ud;
+    s->log_ok = opt->log_ok;
     s->rng = uv_hrtime();
     s->tokenizer_dir = strdup(opt->tokenizer_dir ? opt->tokenizer_dir : TT_TOKENIZER_DEFAULT_DIR);
     int rc = opt->routes_file && *opt->routes_file
@@ -244,21 +247,47 @@ json_t *tt_llm_service_aliases(const tt_llm_service *s)
     return arr;
 }
 
+/* The model an attempt at t asks for: the call's own, or the target's. */
+static const char *model_of(const tt_llm_call *c, const tt_route_target *t)
+{
+    return c->model[0] ? c->model : t->model;
+}
+
+json_t *tt_llm_service_models(const tt_llm_service *s)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; s && arr && i < s->routes.n_routes; i++) {
+        const tt_route *r = &s->routes.routes[i];
+        json_t *targets = json_array();
+        for (size_t j = 0; targets && j < r->n_targets; j++)
+            json_array_append_new(targets, json_pack("{s:s, s:s}", "provider",
+                                                     tt_llm_provider_name(r->targets[j].provider),
+                                                     "model", r->targets[j].model));
+        json_array_append_new(arr, json_pack("{s:s, s:o}", "alias", r->alias, "targets", targets));
+    }
+    return arr;
+}
+
+const char *tt_llm_call_model(const tt_llm_call *c)
+{
+    return model_of(c, &c->route->targets[c->target]);
+}
+
 /* ---- logging ---------------------------------------------------------------- */
 
 static void log_attempt(tt_llm_call *c, const char *outcome)
 {
     tt_llm_service *s = c->svc;
-    if (!s->log)
-        return;
+    if (!s->log || (!s->log_ok && strcmp(outcome, "ok") == 0))
+        return; /* one line per call is a cost at thousands of calls a second */
     const tt_route_target *t = &c->route->targets[c->target];
     uint64_t now = now_ms(s);
-    double cost =
-        tt_route_cost(&s->routes.prices, t->model, c->prompt_tokens, c->completion_tokens, NULL);
+    double cost = tt_route_cost(&s->routes.prices, model_of(c, t), c->prompt_tokens,
+                                c->completion_tokens, NULL);
     json_t *line = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s, s:i, s:f, s:s?}", "msg",
         "llm call", "input_sha256", c->input_hash, "route", c->route->alias, "provider",
-        tt_llm_provider_name(t->provider), "region", t->region, "model", t->model, "attempt",
+        tt_llm_provider_name(t->provider), "region", t->region, "model", model_of(c, t), "attempt",
         (int)c->retry.n_hist + 1, "prompt_tokens", (json_int_t)c->prompt_tokens,
         "completion_tokens", (json_int_t)c->completion_tokens, "ttft_ms",
         (json_int_t)(c->first_token_ms ? (int64_t)(c->first_token_ms - c->attempt_start_ms) : -1),
@@ -358,7 +387,8 @@ static void on_headers(tt_http_req *r, int status, void *ud)
     c->status = status;
     if (status >= 200 && status < 300) {
         const tt_route_target *t = &c->route->targets[c->target];
-        if (tt_llm_parser_new(t->provider, 1, on_llm_event, c, &c->parser) != 0)
+        /* A plain request (stream 0) is answered with one JSON body. */
+        if (tt_llm_parser_new(t->provider, c->req.stream, on_llm_event, c, &c->parser) != 0)
             c->attempt_error.cls = TT_LLM_ERR_MALFORMED;
     }
 }
@@ -401,9 +431,9 @@ static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *
         tt_llm_result *res = &c->result;
         res->prompt_tokens = c->prompt_tokens;
         res->completion_tokens = c->completion_tokens;
-        res->cost_usd = tt_route_cost(&c->svc->routes.prices, t->model, c->prompt_tokens,
+        res->cost_usd = tt_route_cost(&c->svc->routes.prices, model_of(c, t), c->prompt_tokens,
                                       c->completion_tokens, NULL);
-        tt_utf8_copy(res->model, sizeof res->model, t->model);
+        tt_utf8_copy(res->model, sizeof res->model, model_of(c, t));
         snprintf(res->target, sizeof res->target, "%s%s%s", tt_llm_provider_name(t->provider),
                  t->region[0] ? "/" : "", t->region);
         res->finish_reason = c->finish_reason ? c->finish_reason : "stop";
@@ -459,12 +489,12 @@ static void prepare(tt_llm_call *c, unsigned steps, size_t target, void (*then)(
     free(c->prep.body);
     c->prep = (tt_call_prep){.steps = steps,
                              .req = &c->req,
-                             .tok = tokenizer_for(s, t->model),
+                             .tok = tokenizer_for(s, model_of(c, t)),
                              .cache = s->token_cache,
                              .max_prompt_tokens = s->routes.max_prompt_tokens,
                              .provider = t->provider,
                              .max_completion_tokens = s->routes.max_completion_tokens};
-    snprintf(c->prep.model, sizeof c->prep.model, "%s", t->model);
+    snprintf(c->prep.model, sizeof c->prep.model, "%s", model_of(c, t));
     c->prep_then = then;
     c->work.data = c;
     if (tt_call_prep_offloaded(&c->req) &&
@@ -519,7 +549,8 @@ static void send_attempt(tt_llm_call *c)
         while (headers[h])
             h++;
         headers[h] = strdup("Content-Type: application/json");
-        headers[h + 1] = strdup("Accept: text/event-stream");
+        headers[h + 1] =
+            strdup(c->req.stream ? "Accept: text/event-stream" : "Accept: application/json");
         tt_http_timeouts to = {t->timeouts.connect_ms, t->timeouts.first_byte_ms,
                                t->timeouts.idle_ms, t->timeouts.total_ms};
         rc = tt_http_start(s->http, "POST", url, (const char *const *)headers, c->prep.body,
@@ -603,8 +634,17 @@ static void plan_next(tt_llm_call *c)
 int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request *req,
                       const tt_llm_call_hooks *hooks, void *ud, tt_llm_call **out)
 {
+    return tt_llm_call_start_model(s, alias, NULL, req, hooks, ud, out);
+}
+
+int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *model,
+                            const tt_llm_request *req, const tt_llm_call_hooks *hooks, void *ud,
+                            tt_llm_call **out)
+{
     if (s->closing || s->routes.n_routes == 0)
         return TT_EFULL;
+    if (model && (!model[0] || strlen(model) >= sizeof((tt_llm_call *)0)->model))
+        return TT_EINVAL;
     tt_route *route = alias ? tt_routes_find(&s->routes, alias) : &s->routes.routes[0];
     if (!route)
         return TT_ENOTFOUND;
@@ -613,6 +653,8 @@ int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request
         return TT_ENOMEM;
     c->svc = s;
     c->route = route;
+    if (model)
+        snprintf(c->model, sizeof c->model, "%s", model);
     c->hooks = *hooks;
     c->ud = ud;
     c->call_start_ms = now_ms(s);
