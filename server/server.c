@@ -264,8 +264,9 @@ static int setup_signals(tt_server *srv)
 
 static int setup_listener(tt_server *srv)
 {
-    static const char *const endpoints[] = {"/healthz", "/readyz", "/metrics", "/v1/tokens",
-                                            "/v1/chat/completions"};
+    static const char *const endpoints[] = {"/healthz",      "/readyz",    "/metrics",
+                                            "/v1/tokens",    "/v1/models", "/v1/chat/completions",
+                                            "/v1/embeddings"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     static lws_retry_bo_t retry;
@@ -356,6 +357,7 @@ static int setup_tenants(tt_server *srv)
 int tt_server_start(tt_server *srv)
 {
     srv->started_ns = uv_hrtime();
+    srv->started_wall_s = tt_wall_ms() / 1000;
     int rc = uv_loop_init(&srv->loop);
     if (rc)
         return TT_EIO;

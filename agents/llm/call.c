@@ -247,6 +247,24 @@ json_t *tt_llm_service_aliases(const tt_llm_service *s)
     return arr;
 }
 
+const struct tt_route *tt_llm_service_find_route(const tt_llm_service *s, const char *alias)
+{
+    if (!s || s->routes.n_routes == 0)
+        return NULL;
+    return alias ? tt_routes_find(&s->routes, alias) : &s->routes.routes[0];
+}
+
+const char *tt_llm_service_route_of_model(const tt_llm_service *s, const char *model)
+{
+    for (size_t i = 0; s && model && i < s->routes.n_routes; i++) {
+        const tt_route *r = &s->routes.routes[i];
+        for (size_t j = 0; j < r->n_targets; j++)
+            if (strcmp(r->targets[j].model, model) == 0)
+                return r->alias;
+    }
+    return NULL;
+}
+
 /* The model an attempt at t asks for: the call's own, or the target's. */
 static const char *model_of(const tt_llm_call *c, const tt_route_target *t)
 {

@@ -101,6 +101,13 @@ int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *mo
 /* The model the attempt in flight asks for (valid during the call's hooks). */
 const char *tt_llm_call_model(const tt_llm_call *c);
 
+/* Route alias (NULL: the first route), or NULL (agents/llm only: embed.c). */
+struct tt_route;
+const struct tt_route *tt_llm_service_find_route(const tt_llm_service *s, const char *alias);
+
+/* The alias of the first route with a target of this model name, or NULL. */
+const char *tt_llm_service_route_of_model(const tt_llm_service *s, const char *model);
+
 /* Every route and what is behind it: [{alias, targets: [{provider, model}]}]
  * (new reference). */
 json_t *tt_llm_service_models(const tt_llm_service *s);

@@ -11,7 +11,7 @@
 // gateway process; added latency over direct; max sustained rate (highest
 // rate with p99 <= SLO_MS, no error, >= 99% of requests done in the window).
 //
-//   node tests/bench/gateway.mjs [--smoke] [--rates 50,100,250,500,1000,2000] [--seconds 5]
+//   node tests/bench/gateway.mjs [--smoke] [--rates 50,100,250,500,1000,2000] [--seconds 5] [--no-portkey]
 import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -199,12 +199,14 @@ async function step(client, rate, seconds, pid, fakePid) {
 
 // Portkey is an optional peer: without it installed the run measures direct
 // and Tether only (and says so).
-const HAS_PORTKEY = existsSync(
-  path.join(
-    path.dirname(new URL(import.meta.url).pathname),
-    '../../node_modules/@portkey-ai/gateway/build/start-server.js',
-  ),
-);
+const HAS_PORTKEY =
+  !process.argv.includes('--no-portkey') &&
+  existsSync(
+    path.join(
+      path.dirname(new URL(import.meta.url).pathname),
+      '../../node_modules/@portkey-ai/gateway/build/start-server.js',
+    ),
+  );
 const fake = await startFake();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-gw-'));
 const routes = path.join(dir, 'routes.json');

@@ -352,6 +352,18 @@ static void test_gateway_parse_refuses_more_messages_than_the_cap(void **state)
     tt_gateway_parsed_free(&p);
 }
 
+static void test_gateway_model_allow_list(void **state)
+{
+    assert_true(tt_gateway_model_allowed("*", "gpt-4o"));
+    assert_true(tt_gateway_model_allowed("gpt-4o, o3-mini", "o3-mini"));
+    assert_true(tt_gateway_model_allowed(" gpt-4o ,x", "gpt-4o"));
+    assert_false(tt_gateway_model_allowed("gpt-4o", "gpt-4")); /* whole names only */
+    assert_false(tt_gateway_model_allowed("gpt-4", "gpt-4o"));
+    assert_false(tt_gateway_model_allowed("", "gpt-4o")); /* aliases only */
+    assert_false(tt_gateway_model_allowed("a,,b", ""));
+    assert_false(tt_gateway_model_allowed("gpt-4o*", "gpt-4o-mini")); /* no patterns */
+}
+
 /* --- gateway.c ----------------------------------------------------------------- */
 
 static void test_gateway_plain_completion_is_one_json_response(void **state)
@@ -691,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_gateway_parse_defaults_without_optional_fields),
         cmocka_unit_test(test_gateway_parse_refuses_bad_bodies_in_openai_shape),
         cmocka_unit_test(test_gateway_parse_refuses_more_messages_than_the_cap),
+        T(test_gateway_model_allow_list),
         T(test_gateway_plain_completion_is_one_json_response),
         T(test_gateway_streamed_completion_sends_chunks_usage_and_done),
         T(test_gateway_plain_tool_call_makes_one_call),

@@ -347,6 +347,29 @@ static void test_route_from_env_both_with_base_urls(void **state)
     tt_routes_free(&r);
 }
 
+/* OPENAI_MODEL / ANTHROPIC_MODEL name the default route's models (a local
+ * OpenAI-compatible server serves its own). */
+static void test_route_from_env_models_from_the_environment(void **state)
+{
+    tt_routes r;
+    char err[256] = "";
+    char *env[] = {"OPENAI_API_KEY=ollama",
+                   "OPENAI_BASE_URL=http://127.0.0.1:11434/v1",
+                   "OPENAI_MODEL=llama3.2",
+                   "ANTHROPIC_API_KEY=sk-ant",
+                   "ANTHROPIC_MODEL=claude-sonnet-4-5",
+                   NULL};
+    assert_int_equal(tt_routes_from_env(env, &r, err, sizeof err), 0);
+    tt_route *d = tt_routes_find(&r, "default");
+    assert_string_equal(d->targets[0].model, "llama3.2");
+    assert_string_equal(d->targets[1].model, "claude-sonnet-4-5");
+    tt_routes_free(&r);
+    char *empty[] = {"OPENAI_API_KEY=sk-o", "OPENAI_MODEL=", NULL}; /* empty: the default */
+    assert_int_equal(tt_routes_from_env(empty, &r, err, sizeof err), 0);
+    assert_string_equal(r.routes[0].targets[0].model, TT_ROUTE_OPENAI_MODEL);
+    tt_routes_free(&r);
+}
+
 static void test_route_from_env_refuses_bad_base_url(void **state)
 {
     tt_routes r;
@@ -402,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_route_from_env_none),
         cmocka_unit_test(test_route_from_env_openai_only),
         cmocka_unit_test(test_route_from_env_both_with_base_urls),
+        cmocka_unit_test(test_route_from_env_models_from_the_environment),
         cmocka_unit_test(test_route_from_env_refuses_bad_base_url),
         cmocka_unit_test(test_route_cost),
     };
