@@ -316,8 +316,9 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
 static const tt_llm_call_hooks hooks = {on_event, NULL, on_done};
 
 /* The route a request's model names: a route alias; a model behind a route
- * (that route); a name --gateway-models lets through (the route "default",
- * else the first, asked for that model). TT_ENOTFOUND otherwise. */
+ * (that route, as configured: its failover targets keep their own models); a
+ * name --gateway-models lets through (the route "default", else the first,
+ * every target asked for that model). TT_ENOTFOUND otherwise. */
 static int start_call(tt_gateway_req *g, tt_llm_service *llm, const tt_llm_request *req)
 {
     const char *model = req->model;
@@ -325,7 +326,7 @@ static int start_call(tt_gateway_req *g, tt_llm_service *llm, const tt_llm_reque
         return tt_llm_call_start(llm, model, req, &hooks, g, &g->call);
     const char *alias = tt_llm_service_route_of_model(llm, model);
     if (alias)
-        return tt_llm_call_start_model(llm, alias, model, req, &hooks, g, &g->call);
+        return tt_llm_call_start(llm, alias, req, &hooks, g, &g->call);
     if (!tt_gateway_model_allowed(g->srv->cfg.gateway_models, model))
         return TT_ENOTFOUND;
     alias = tt_llm_service_has_route(llm, "default") ? "default" : NULL;
