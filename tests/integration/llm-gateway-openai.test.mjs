@@ -26,6 +26,14 @@ async function server(startServer, P, { models, apiKey = true } = {}) {
       default: [fakeTarget(fp.url, P)],
       cheap: [fakeTarget(fp.url, `${P}-cheap`, { model: 'gpt-4.1-nano' })],
       embed: [fakeTarget(fp.url, `${P}-embed`, { model: 'text-embedding-3-small' })],
+      claude: [
+        {
+          provider: 'anthropic',
+          base_url: `${fp.url}/${P}-ant`,
+          model: 'claude-3-5-haiku-latest',
+          key_env: 'FAKE_KEY',
+        },
+      ],
     },
     prices: {
       'gpt-4o-mini': { prompt_per_mtok: 0.15, completion_per_mtok: 0.6 },
@@ -56,9 +64,11 @@ itest('models.list(): the route aliases, the models behind them, the allow-list 
     'default',
     'cheap',
     'embed',
+    'claude',
     'gpt-4o-mini',
     'gpt-4.1-nano',
     'text-embedding-3-small',
+    'claude-3-5-haiku-latest',
     'gpt-4o',
     'o3-mini',
   ]);
@@ -181,4 +191,9 @@ itest('embeddings.create() through the routes: an alias, a pass-through name, er
   assert.equal(bad.json.error.type, 'invalid_request_error');
   const noKey = await httpRequest(srv.port, 'POST', '/v1/embeddings', { body: { model: 'embed', input: 'x' } });
   assert.equal(noKey.status, 401);
+  await assert.rejects(
+    client.embeddings.create({ model: 'claude', input: 'x' }),
+    (e) => e instanceof OpenAI.BadRequestError && e.code === 'embeddings_unsupported',
+  );
+  assert.equal(fp.requests({ prefix: `${P}-ant` }).length, 0, 'nothing was sent to a provider without embeddings');
 });
