@@ -181,6 +181,7 @@ if (haveGnuplot) {
       ]);
     const line = (mode) =>
       ['direct', 'tether', 'portkey']
+        .filter((t) => gw.runs[`${t}_${mode}`])
         .map((t) => `'${t}_${mode}.dat' u 1:3 t '${t} p99' lw 2, '' u 1:2 t '${t} p50' dt 2`)
         .join(', ');
     plot(
@@ -190,7 +191,13 @@ if (haveGnuplot) {
     );
     plot(
       'gateway_rss',
-      `set title 'Gateway peak RSS under load'\nset xlabel 'offered req/s'\nset ylabel 'MiB'\nset key below\nset style data linespoints\nplot ${['tether', 'portkey'].flatMap((t) => ['plain', 'stream'].map((m) => `'${t}_${m}.dat' u 1:4 t '${t} ${m}' lw 2`)).join(', ')}`,
+      `set title 'Gateway peak RSS under load'\nset xlabel 'offered req/s'\nset ylabel 'MiB'\nset key below\nset style data linespoints\nplot ${[
+        'tether',
+        'portkey',
+      ]
+        .filter((t) => gw.runs[`${t}_plain`])
+        .flatMap((t) => ['plain', 'stream'].map((m) => `'${t}_${m}.dat' u 1:4 t '${t} ${m}' lw 2`))
+        .join(', ')}`,
       rows,
     );
   }
