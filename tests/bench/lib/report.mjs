@@ -69,6 +69,12 @@ function headline(results, ok) {
           `- Gateway ${mode} at ${a.rate} req/s, added over direct p50/p99: Tether ${sg(a.p50, (x) => f(x, 2))}/${sg(a.p99, (x) => f(x, 2))} ms, Portkey ${sg(b.p50, (x) => f(x, 2))}/${sg(b.p99, (x) => f(x, 2))} ms; max sustained ${sustained(gw, `tether_${mode}`)} vs ${sustained(gw, `portkey_${mode}`)}; CPU per request ${cpuPer(gw, `tether_${mode}`).split(' (')[0]} vs ${cpuPer(gw, `portkey_${mode}`).split(' (')[0]}; RSS at ${a.rate} req/s ${f(t.steps[0].peak_rss_kib / 1024, 1)} vs ${f(p.steps[0].peak_rss_kib / 1024, 1)} MiB (${f(p.steps[0].peak_rss_kib / t.steps[0].peak_rss_kib, 1)}×), peak under overload ${f(rss(t), 1)} vs ${f(rss(p), 1)} MiB.`,
         );
     }
+  const gs = ok('gateway_seq');
+  if (gs)
+    for (const [mode, m] of Object.entries(gs.modes))
+      H.push(
+        `- Gateway ${mode}, ${f(gs.requests, 0)} sequential keep-alive requests: Tether CPU ${f(m.tether_cpu_us_per_request, 0)} µs per request, added p50 ${f(m.added_p50_ms * 1000, 0)} µs over direct.`,
+      );
   const r1 = ok('relay1'),
     r1000 = ok('relay1000');
   if (r1)
