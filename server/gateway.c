@@ -71,6 +71,7 @@ static void overflow(tt_gateway_req *g)
         tt_llm_call_cancel(g->call);
 }
 
+/* Queue bytes of a stream (the caller asks for a writable callback once). */
 static void out_append(tt_gateway_req *g, const char *s, size_t n)
 {
     if (g->out_pos > 0 && g->out_pos * 2 >= g->out.len) {
@@ -79,7 +80,6 @@ static void out_append(tt_gateway_req *g, const char *s, size_t n)
     }
     if (tt_buf_append(&g->out, s, n) != 0)
         overflow(g);
-    tt_server_want_writable(g->srv, g->wsi);
 }
 
 static size_t out_pending(const tt_gateway_req *g)
@@ -143,6 +143,7 @@ static void chunk_append(tt_gateway_req *g, const char *a, size_t na, const char
     out_append(g, b, nb);
     out_append(g, c, nc);
     out_append(g, "\r\n", 2);
+    tt_server_want_writable(g->srv, g->wsi);
 }
 
 /* The stream's last bytes: [DONE], then the zero-length chunk that ends the body. */
@@ -152,6 +153,7 @@ static void stream_end(tt_gateway_req *g)
     out_append(g, "0\r\n\r\n", 5);
     g->complete = 1;
     g->ended = 1;
+    tt_server_want_writable(g->srv, g->wsi);
 }
 
 static void sse(tt_gateway_req *g, json_t *chunk)
