@@ -72,6 +72,10 @@ static const opt options[] = {
      "limit (RLIMIT_NOFILE) less a reserve for storage, provider calls and files"},
     {"gateway-max-messages", K_I64, O(gateway_max_messages), 0, 1, 1000000, NULL, "2048",
      "messages in one POST /v1/chat/completions; more get a 400"},
+    {"gateway-models", K_STR, O(gateway_models), S(gateway_models), 0, 0, NULL, "*",
+     "models a gateway request may name besides the route aliases, comma-separated; such a "
+     "model goes to the route 'default' (else the first) under its own name. '*': any model; "
+     "empty: route aliases only"},
     {"max-body-memory", K_I64, O(max_body_memory), 0, 65536, INT64_MAX, NULL, "67108864",
      "bytes of HTTP request bodies held at once across all requests; over it: 503"},
     {"sync", K_ENUM, O(sync), S(sync), 0, 0, "commit|periodic|none", "periodic",

@@ -37,6 +37,7 @@ typedef struct tt_config {
     int64_t rate_bytes_burst;
     int64_t max_connections;      /* open sockets (HTTP and WebSocket); 0: from RLIMIT_NOFILE */
     int64_t gateway_max_messages; /* messages in one POST /v1/chat/completions */
+    char gateway_models[1024];    /* models passed through to the default route: a,b | * | "" */
     int64_t max_body_memory;      /* HTTP request bodies buffered at once, all requests */
     /* storage */
     char sync[16]; /* commit | periodic | none */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agents/llm/call.h"
+#include "agents/llm/embed.h"
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
@@ -39,6 +40,7 @@ struct tt_gateway_req {
     struct lws *wsi;
     struct parse_job *parsing; /* the body is being parsed in the thread pool */
     tt_llm_call *call;
+    tt_llm_embed *embed; /* POST /v1/embeddings in flight */
     int stream, include_usage;
     char id[40];
     char model[128];
@@ -52,6 +54,7 @@ struct tt_gateway_req {
     int paused;
     int overflow; /* the upstream sent more than a cap: the call was stopped */
     int sent_role;
+    int ended; /* a stream's terminating chunk is queued */
     /* plain responses are built at the end */
     gathered text;
     json_t *tool_calls;   /* [{id, type, function:{name, arguments}}] */
@@ -68,6 +71,7 @@ static void overflow(tt_gateway_req *g)
         tt_llm_call_cancel(g->call);
 }
 
+/* Queue bytes of a stream (the caller asks for a writable callback once). */
 static void out_append(tt_gateway_req *g, const char *s, size_t n)
 {
     if (g->out_pos > 0 && g->out_pos * 2 >= g->out.len) {
@@ -76,7 +80,6 @@ static void out_append(tt_gateway_req *g, const char *s, size_t n)
     }
     if (tt_buf_append(&g->out, s, n) != 0)
         overflow(g);
-    tt_server_want_writable(g->srv, g->wsi);
 }
 
 static size_t out_pending(const tt_gateway_req *g)
@@ -85,23 +88,28 @@ static size_t out_pending(const tt_gateway_req *g)
 }
 
 /* A whole response: status and a JSON body (consumed). */
-static void respond(tt_gateway_req *g, int status, json_t *body)
+static void respond_text(tt_gateway_req *g, int status, const char *text, size_t n)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
     g->status = status;
     g->stream = 0;
     /* The whole response at once: its own size is its cap (what it is made
-     * of is capped: TEXT_MAX, ARGS_MAX, the error messages). */
-    size_t n = text ? strlen(text) : 0;
+     * of is capped: TEXT_MAX, ARGS_MAX, the error messages, an embeddings
+     * answer's TT_LLM_BODY_MAX). */
     tt_buf_free(&g->out);
     tt_buf_init_headroom(&g->out, n, LWS_PRE);
     g->out_pos = 0;
     if (text && tt_buf_append(&g->out, text, n) != 0)
         g->status = 500; /* no memory: an empty 500 */
-    free(text);
     g->complete = 1;
     tt_server_want_writable(g->srv, g->wsi);
+}
+
+static void respond(tt_gateway_req *g, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    respond_text(g, status, text, text ? strlen(text) : 0);
+    free(text);
 }
 
 static int status_for(tt_llm_error_class cls)
@@ -122,15 +130,39 @@ static int status_for(tt_llm_error_class cls)
     }
 }
 
+/* A streamed response goes out with chunked transfer encoding (so the
+ * connection stays open for the next request): each SSE event is framed as
+ * one HTTP chunk when it is queued. */
+static void chunk_append(tt_gateway_req *g, const char *a, size_t na, const char *b, size_t nb,
+                         const char *c, size_t nc)
+{
+    char head[24];
+    int nh = snprintf(head, sizeof head, "%zx\r\n", na + nb + nc);
+    out_append(g, head, (size_t)nh);
+    out_append(g, a, na);
+    out_append(g, b, nb);
+    out_append(g, c, nc);
+    out_append(g, "\r\n", 2);
+    tt_server_want_writable(g->srv, g->wsi);
+}
+
+/* The stream's last bytes: [DONE], then the zero-length chunk that ends the body. */
+static void stream_end(tt_gateway_req *g)
+{
+    chunk_append(g, "data: [DONE]\n\n", 14, "", 0, "", 0);
+    out_append(g, "0\r\n\r\n", 5);
+    g->complete = 1;
+    g->ended = 1;
+    tt_server_want_writable(g->srv, g->wsi);
+}
+
 static void sse(tt_gateway_req *g, json_t *chunk)
 {
     char *text = json_dumps(chunk, JSON_COMPACT);
     json_decref(chunk);
     if (!text)
         return;
-    out_append(g, "data: ", 6);
-    out_append(g, text, strlen(text));
-    out_append(g, "\n\n", 2);
+    chunk_append(g, "data: ", 6, text, strlen(text), "\n\n", 2);
     free(text);
     if (out_pending(g) > OUT_PAUSE_BYTES && !g->paused && g->call) {
         g->paused = 1;
@@ -182,6 +214,8 @@ static void gather_tool_call(tt_gateway_req *g, const tt_llm_event *ev)
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 {
     tt_gateway_req *g = ud;
+    if (!g->sent_role) /* the model of the attempt that answers (failover may change it) */
+        tt_utf8_copy(g->model, sizeof g->model, tt_llm_call_model(c));
     if (ev->kind == TT_LLM_EV_TEXT) {
         if (!g->stream) {
             gather(g, &g->text, ev->text, ev->text_len);
@@ -219,7 +253,9 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     g->call = NULL;
     if (r->model[0])
         tt_utf8_copy(g->model, sizeof g->model, r->model);
-    if (r->error.cls == TT_LLM_ERR_CANCELLED && g->overflow) {
+    /* Over a cap: a stream was stopped there; a plain body (parsed whole,
+     * so the call may still succeed) is refused all the same. */
+    if (g->overflow) {
         if (!g->headers_sent)
             respond(g, 502,
                     tt_gateway_error("the upstream response is larger than this gateway keeps",
@@ -236,13 +272,16 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         char msg[320];
         tt_utf8_snprintf(msg, sizeof msg, "upstream %s: %s", tt_llm_error_name(r->error.cls),
                          r->error.message);
+        /* The provider's 404 (a model it does not serve) stays a 404. */
+        int status = r->error.cls == TT_LLM_ERR_BAD_REQUEST && r->error.http_status == 404
+                         ? 404
+                         : status_for(r->error.cls);
         if (!g->headers_sent && g->out.len == 0) {
-            respond(g, status_for(r->error.cls),
+            respond(g, status,
                     tt_gateway_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
         } else {
             sse(g, tt_gateway_error(msg, "upstream_error", tt_llm_error_name(r->error.cls)));
-            out_append(g, "data: [DONE]\n\n", 14);
-            g->complete = 1;
+            stream_end(g);
         }
         return;
     }
@@ -250,14 +289,14 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     json_t *usage = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)r->prompt_tokens,
                               "completion_tokens", (json_int_t)r->completion_tokens, "total_tokens",
                               (json_int_t)(r->prompt_tokens + r->completion_tokens));
+    json_object_set_new(usage, "cost_usd", json_real(r->cost_usd));
     if (g->stream) {
         sse(g, chunk(g, json_object(), finish));
         if (g->include_usage)
             sse(g, json_pack("{s:s, s:s, s:I, s:s, s:[], s:O}", "id", g->id, "object",
                              "chat.completion.chunk", "created", (json_int_t)g->created, "model",
                              g->model, "choices", "usage", usage));
-        out_append(g, "data: [DONE]\n\n", 14);
-        g->complete = 1;
+        stream_end(g);
         json_decref(usage);
         return;
     }
@@ -269,7 +308,6 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
                             json_stringn(tt_buf_str(&g->calls[i].args), g->calls[i].args.len));
     if (json_array_size(g->tool_calls) > 0)
         json_object_set(message, "tool_calls", g->tool_calls);
-    json_object_set_new(usage, "cost_usd", json_real(r->cost_usd));
     respond(g, 200,
             json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s}], s:o}", "id", g->id, "object",
                       "chat.completion", "created", (json_int_t)g->created, "model", g->model,
@@ -278,6 +316,25 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
 }
 
 static const tt_llm_call_hooks hooks = {on_event, NULL, on_done};
+
+/* The route a request's model names: a route alias; a model behind a route
+ * (that route, as configured: its failover targets keep their own models); a
+ * name --gateway-models lets through (the route "default", else the first,
+ * every target asked for that model). TT_ENOTFOUND otherwise. */
+static int start_call(tt_gateway_req *g, tt_llm_service *llm, const tt_llm_request *req)
+{
+    const char *model = req->model;
+    if (tt_llm_service_has_route(llm, model))
+        return tt_llm_call_start(llm, model, req, &hooks, g, &g->call);
+    const char *alias = tt_llm_service_route_of_model(llm, model);
+    if (alias)
+        return tt_llm_call_start(llm, alias, req, &hooks, g, &g->call);
+    if (!tt_gateway_model_allowed(g->srv->cfg.gateway_models, model))
+        return TT_ENOTFOUND;
+    alias = tt_llm_service_has_route(llm, "default") ? "default" : NULL;
+    int rc = tt_llm_call_start_model(llm, alias, model, req, &hooks, g, &g->call);
+    return rc == TT_EINVAL ? TT_ENOTFOUND : rc; /* a name of 128 bytes or more */
+}
 
 /* Start the call a parsed request asks for; on a refusal, the error response. */
 static void start_parsed(tt_gateway_req *g, tt_gateway_parsed *p)
@@ -288,13 +345,16 @@ static void start_parsed(tt_gateway_req *g, tt_gateway_parsed *p)
         p->error = NULL;
         return;
     }
-    memcpy(g->model, p->model, sizeof g->model);
     g->stream = p->stream;
     g->include_usage = p->include_usage;
-    int rc = llm ? tt_llm_call_start(llm, p->req.model, &p->req, &hooks, g, &g->call) : TT_EFULL;
+    int rc = llm ? start_call(g, llm, &p->req) : TT_EFULL;
+    if (rc == 0 && g->call) /* (a call can end before this returns) */
+        tt_utf8_copy(g->model, sizeof g->model, tt_llm_call_model(g->call));
     if (rc == TT_ENOTFOUND) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "The model `%.*s` does not exist: no route has that alias",
+        char msg[240];
+        snprintf(msg, sizeof msg,
+                 "The model `%.*s` does not exist: no route has that alias or model, and "
+                 "--gateway-models does not let it through",
                  tt_utf8_cut(p->req.model, 64), p->req.model);
         respond(g, 404, tt_gateway_error(msg, "invalid_request_error", "model_not_found"));
     } else if (rc) {
@@ -376,7 +436,9 @@ static int parse_in_pool(tt_gateway_req *g, const char *body, size_t len)
     return 0;
 }
 
-tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *body, size_t len)
+/* A new request; *refused is set when it already holds a 503 (stopping, or
+ * no model configured). NULL on OOM. */
+static tt_gateway_req *req_new(tt_server *srv, struct lws *wsi, int *refused)
 {
     tt_gateway_req *g = calloc(1, sizeof *g);
     if (!g)
@@ -388,20 +450,27 @@ tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *bo
     tt_buf_init_headroom(&g->out, OUT_STREAM_MAX, LWS_PRE);
     tt_buf_init(&g->text, TEXT_MAX);
     tt_new_id("chatcmpl", g->id, sizeof g->id);
-    if (srv->stopping) {
-        /* No new call may start once the stop has begun: it would only be cut. */
+    *refused = 1;
+    if (srv->stopping) /* no new call may start once the stop has begun: it would only be cut */
         respond(g, 503,
                 tt_gateway_error("the server is shutting down; retry shortly", "server_error",
                                  "shutting_down"));
-        return g;
-    }
-    if (!srv->agent_env.llm || !tt_llm_service_configured(srv->agent_env.llm)) {
+    else if (!srv->agent_env.llm || !tt_llm_service_configured(srv->agent_env.llm))
         respond(g, 503,
                 tt_gateway_error("no model is configured: set OPENAI_API_KEY or "
                                  "ANTHROPIC_API_KEY, or give --routes FILE",
                                  "server_error", "no_model_configured"));
+    else
+        *refused = 0;
+    return g;
+}
+
+tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *body, size_t len)
+{
+    int refused;
+    tt_gateway_req *g = req_new(srv, wsi, &refused);
+    if (!g || refused)
         return g;
-    }
     if (body && len > TT_GATEWAY_PARSE_INLINE_MAX && parse_in_pool(g, body, len) == 0)
         return g; /* the answer waits for the job (parse_after) */
     tt_gateway_parsed parsed;
@@ -411,29 +480,119 @@ tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *bo
     return g;
 }
 
+/* ---- POST /v1/embeddings ------------------------------------------------------ */
+
+static void embed_done(int status, const char *body, size_t len, const char *model, void *ud)
+{
+    tt_gateway_req *g = ud;
+    g->embed = NULL;
+    if (status == 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "upstream: %.*s", (int)len, body);
+        respond(g, 502, tt_gateway_error(msg, "upstream_error", "network"));
+    } else if (status == 401 || status == 403) {
+        respond(g, 502,
+                tt_gateway_error("upstream refused this gateway's key", "upstream_error", "auth"));
+    } else {
+        respond_text(g, status, body, len); /* the provider's answer or error, as it is */
+    }
+}
+
+/* The route and model an embeddings request names, as start_call() picks
+ * them for chat; 0, or TT_ENOTFOUND. */
+static int embed_route(tt_gateway_req *g, const char *name, const char **alias, const char **model)
+{
+    tt_llm_service *llm = g->srv->agent_env.llm;
+    *alias = name;
+    *model = NULL;
+    if (tt_llm_service_has_route(llm, name))
+        return 0;
+    *model = name;
+    if ((*alias = tt_llm_service_route_of_model(llm, name)))
+        return 0;
+    if (!tt_gateway_model_allowed(g->srv->cfg.gateway_models, name))
+        return TT_ENOTFOUND;
+    *alias = tt_llm_service_has_route(llm, "default") ? "default" : NULL;
+    return 0;
+}
+
+tt_gateway_req *tt_gateway_embeddings_start(tt_server *srv, struct lws *wsi, const char *body,
+                                            size_t len)
+{
+    int refused;
+    tt_gateway_req *g = req_new(srv, wsi, &refused);
+    if (!g || refused)
+        return g;
+    json_t *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    const char *name = json_string_value(json_object_get(root, "model"));
+    json_t *input = json_object_get(root, "input");
+    const char *alias, *model;
+    int rc = TT_EINVAL;
+    if (!name || !(json_is_string(input) || json_array_size(input) > 0))
+        respond(g, 400,
+                tt_gateway_error("model (string) and input (a string or a non-empty array) "
+                                 "are required",
+                                 "invalid_request_error", NULL));
+    else if ((rc = embed_route(g, name, &alias, &model)) == 0)
+        rc = tt_llm_embed_start(srv->agent_env.llm, alias, model, root, embed_done, g, &g->embed);
+    if (rc == TT_ENOTFOUND || rc == TT_ETOOLARGE)
+        respond(g, 404,
+                tt_gateway_error("no route has that alias or model, and --gateway-models does "
+                                 "not let it through",
+                                 "invalid_request_error", "model_not_found"));
+    else if (rc == TT_EINVAL && name && !g->complete)
+        respond(g, 400,
+                tt_gateway_error("the route for this model has no OpenAI-compatible target: "
+                                 "no embeddings there",
+                                 "invalid_request_error", "embeddings_unsupported"));
+    else if (rc && !g->complete)
+        respond(g, 500, tt_gateway_error("the call could not start", "server_error", NULL));
+    json_decref(root);
+    return g;
+}
+
+/* The status line and headers: a whole JSON response has its length, a
+ * stream is chunked (the connection is kept for the next request; lws 4.1's
+ * lws_add_http_common_headers() would mark a response without a length
+ * "connection: close"). */
+static int write_headers(tt_gateway_req *g)
+{
+    struct lws *wsi = g->wsi;
+    unsigned char hdr[LWS_PRE + 512];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    static const char sse_type[] = "text/event-stream", chunked[] = "chunked";
+    int rc;
+    if (g->stream && g->status == 0)
+        rc = lws_add_http_header_status(wsi, 200, &p, end) ||
+             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                          (const unsigned char *)sse_type, sizeof sse_type - 1, &p,
+                                          end) ||
+             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+                                          (const unsigned char *)chunked, sizeof chunked - 1, &p,
+                                          end);
+    else
+        rc = lws_add_http_common_headers(wsi, (unsigned)g->status, "application/json",
+                                         (lws_filepos_t)g->out.len, &p, end);
+    if (rc ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    g->headers_sent = 1;
+    tt_server_want_writable(g->srv, wsi);
+    return 0;
+}
+
 int tt_gateway_writeable(tt_gateway_req *g)
 {
     struct lws *wsi = g->wsi;
     if (!g->headers_sent) {
         if (!g->complete && g->out.len == 0)
             return 0; /* nothing decided yet: an early failure can still pick the status */
-        unsigned char hdr[LWS_PRE + 512];
-        unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
-        int streaming = g->stream && g->status == 0;
-        if (lws_add_http_common_headers(
-                wsi, streaming ? 200 : (unsigned)g->status,
-                streaming ? "text/event-stream" : "application/json",
-                streaming ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (lws_filepos_t)g->out.len, &p, end) ||
-            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                         (const unsigned char *)"no-store", 8, &p, end) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
-        g->headers_sent = 1;
-        tt_server_want_writable(g->srv, wsi);
-        return 0;
+        return write_headers(g);
     }
-    if (g->overflow && g->stream)
-        return -1; /* a stream cut short must not look finished */
+    if (g->stream && (g->overflow || (g->complete && !g->ended)))
+        return -1; /* a stream cut short must not look finished: the connection closes */
     size_t pending = out_pending(g);
     size_t n = pending > WRITE_CHUNK ? WRITE_CHUNK : pending;
     int last = g->complete && n == pending;
@@ -464,6 +623,7 @@ void tt_gateway_free(tt_gateway_req *g)
         return;
     if (g->parsing)
         g->parsing->g = NULL; /* the job frees itself when it is back */
+    tt_llm_embed_cancel(g->embed);
     if (g->call) {
         tt_llm_call *c = g->call;
         g->call = NULL;

@@ -24,6 +24,12 @@ typedef struct tt_gateway_req tt_gateway_req;
 tt_gateway_req *tt_gateway_start(struct tt_server *srv, struct lws *wsi, const char *body,
                                  size_t len);
 
+/* The same for POST /v1/embeddings: the body (parsed on the loop: its route
+ * caps it at 1 MiB) is sent to the first OpenAI-format target of the route
+ * its model names, and the provider's answer goes back as it is. */
+tt_gateway_req *tt_gateway_embeddings_start(struct tt_server *srv, struct lws *wsi,
+                                            const char *body, size_t len);
+
 /* Write what is ready. Returns 0 to keep going, 1 when the response is
  * complete (the caller finishes the HTTP transaction and then frees), -1 to
  * drop the connection. */

@@ -168,7 +168,7 @@ static void convert(tt_gateway_parsed *p, json_t *root)
                               .n_tools = nt,
                               .max_tokens = max ? json_integer_value(max) : 0,
                               .temperature = temp ? json_number_value(temp) : -1,
-                              .stream = 1,
+                              .stream = p->stream, /* a plain request is a plain call */
                               .tag = "gateway"};
 }
 
@@ -195,4 +195,82 @@ void tt_gateway_parsed_free(tt_gateway_parsed *p)
     json_decref(p->error);
     json_decref(p->root);
     memset(p, 0, sizeof *p);
+}
+
+int tt_gateway_model_allowed(const char *list, const char *model)
+{
+    size_t n = strlen(model);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        if ((len == 1 && *p == '*') || (len == n && n > 0 && memcmp(p, model, n) == 0))
+            return 1;
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* One entry of OpenAI's model list (its id unique in seen). */
+static void list_add(json_t *data, json_t *seen, const char *id, const char *owner, int64_t created,
+                     json_t *extra)
+{
+    if (json_object_get(seen, id)) {
+        json_decref(extra);
+        return;
+    }
+    json_object_set_new(seen, id, json_true());
+    json_t *m = json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created",
+                          (json_int_t)created, "owned_by", owner);
+    if (m && extra)
+        json_object_set_new(m, "tether", extra);
+    else
+        json_decref(extra);
+    json_array_append_new(data, m);
+}
+
+json_t *tt_gateway_models_list(json_t *routes, const char *allow, int64_t created)
+{
+    json_t *data = json_array(), *seen = json_object();
+    size_t i, j;
+    json_t *r, *t;
+    json_array_foreach(routes, i, r)
+    {
+        list_add(
+            data, seen, json_string_value(json_object_get(r, "alias")), "tether", created,
+            json_pack("{s:s, s:O}", "kind", "route", "targets", json_object_get(r, "targets")));
+    }
+    json_array_foreach(routes, i, r)
+    {
+        json_array_foreach(json_object_get(r, "targets"), j, t)
+        {
+            list_add(
+                data, seen, json_string_value(json_object_get(t, "model")),
+                json_string_value(json_object_get(t, "provider")), created,
+                json_pack("{s:s, s:O}", "kind", "model", "route", json_object_get(r, "alias")));
+        }
+    }
+    /* Names the allow-list spells out (not '*') are served by the default route. */
+    for (const char *p = allow; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char name[128];
+        int n = snprintf(name, sizeof name, "%.*s", (int)len, p);
+        char *s = name, *e = name + (n < (int)sizeof name ? n : (int)sizeof name - 1);
+        while (*s == ' ')
+            s++;
+        while (e > s && e[-1] == ' ')
+            *--e = '\0';
+        if (*s && strcmp(s, "*") != 0 && (size_t)n < sizeof name)
+            list_add(data, seen, s, "tether", created,
+                     json_pack("{s:s, s:s}", "kind", "pass-through", "route", "default"));
+        p = end ? end + 1 : NULL;
+    }
+    json_decref(seen);
+    return json_pack("{s:s, s:o}", "object", "list", "data", data);
 }

@@ -36,6 +36,15 @@ typedef struct tt_gateway_parsed {
 void tt_gateway_parse(const char *body, size_t len, int64_t max_messages, tt_gateway_parsed *out);
 void tt_gateway_parsed_free(tt_gateway_parsed *p);
 
+/* Is model on list (comma-separated names; "*" is any, "" none)? */
+int tt_gateway_model_allowed(const char *list, const char *model);
+
+/* GET /v1/models: OpenAI's list ({object: "list", data: [{id, object:
+ * "model", created, owned_by, tether: {...}}]}) of every route alias, every
+ * model behind a route, and each name the allow-list spells out. routes is
+ * tt_llm_service_models(); new reference. */
+json_t *tt_gateway_models_list(json_t *routes, const char *allow, int64_t created);
+
 /* OpenAI's error object: {"error": {message, type, param: null, code}} (new reference). */
 json_t *tt_gateway_error(const char *message, const char *type, const char *code);
 

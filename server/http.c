@@ -21,17 +21,28 @@
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
+#include "agents/llm/call.h"
 #include "server/gateway.h"
+#include "server/gateway_parse.h"
 #include "server/logging.h"
 #include "server/origin.h"
 #include "server/server.h"
 
 #define TOKENS_BODY_MAX (64 * 1024)     /* /v1/tokens: {"user", "ttl_s", "agents"} */
 #define GATEWAY_BODY_MAX (8u << 20)     /* /v1/chat/completions: long conversations */
+#define EMBEDDINGS_BODY_MAX (1u << 20)  /* /v1/embeddings: parsed on the loop */
 #define DROP_MAX (2 * GATEWAY_BODY_MAX) /* a refused body longer than this closes */
 #define BODY_GROWTH_MIN (16 * 1024)     /* first reservation of a body of unknown length */
 
-static const char PATH_TOKENS[] = "/v1/tokens", PATH_GATEWAY[] = "/v1/chat/completions";
+static const char PATH_TOKENS[] = "/v1/tokens", PATH_GATEWAY[] = "/v1/chat/completions",
+                  PATH_EMBEDDINGS[] = "/v1/embeddings", PATH_MODELS[] = "/v1/models";
+
+/* The OpenAI-compatible routes answer errors in OpenAI's shape. */
+static int openai_path(const char *path)
+{
+    return strcmp(path, PATH_GATEWAY) == 0 || strcmp(path, PATH_EMBEDDINGS) == 0 ||
+           strncmp(path, PATH_MODELS, sizeof PATH_MODELS - 1) == 0;
+}
 
 typedef struct http_req {
     char path[128];
@@ -78,7 +89,7 @@ static void respond_error(tt_server *srv, http_req *r, int status, int err, cons
 {
     const char *code = tt_err_wire(err);
     tt_metrics_error(&srv->metrics, code);
-    if (strcmp(r->path, PATH_GATEWAY) == 0)
+    if (openai_path(r->path))
         respond_json(r, status,
                      json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
                                status >= 500 ? "server_error" : "invalid_request_error", "param",
@@ -188,9 +199,55 @@ done:
     json_decref(body);
 }
 
+/* The API key on the headers (when keys are configured) and its tenant. 0 when
+ * it passed; else the 401 is decided. */
+static int check_key(tt_server *srv, http_req *r)
+{
+    snprintf(r->tenant, sizeof r->tenant, "local");
+    const char *key = strncasecmp(r->auth, "Bearer ", 7) == 0 ? r->auth + 7 : NULL;
+    if (srv->auth.n_keys > 0 &&
+        (!key || tt_auth_check_key(&srv->auth, key, r->tenant, sizeof r->tenant) != 0)) {
+        respond_error(srv, r, 401, TT_EAUTH, "a valid API key is required (Authorization: Bearer)");
+        return TT_EAUTH;
+    }
+    return 0;
+}
+
+/* GET /v1/models (OpenAI's list) and /v1/models/{id} (one entry, or 404). */
+static void list_models(tt_server *srv, http_req *r)
+{
+    if (check_key(srv, r) != 0)
+        return;
+    tt_llm_service *llm = srv->agent_env.llm;
+    json_t *routes = llm ? tt_llm_service_models(llm) : json_array();
+    json_t *list = tt_gateway_models_list(routes, srv->cfg.gateway_models, srv->started_wall_s);
+    json_decref(routes);
+    const char *id = r->path[sizeof PATH_MODELS - 1] == '/' ? r->path + sizeof PATH_MODELS : NULL;
+    if (!id) {
+        respond_json(r, 200, list);
+        return;
+    }
+    size_t i;
+    json_t *m, *found = NULL;
+    json_array_foreach(json_object_get(list, "data"), i, m)
+    {
+        if (!found && strcmp(json_string_value(json_object_get(m, "id")), id) == 0)
+            found = json_incref(m);
+    }
+    json_decref(list);
+    if (found)
+        respond_json(r, 200, found);
+    else
+        respond_error(srv, r, 404, TT_ENOTFOUND, "no such model");
+}
+
 static void route_get(tt_server *srv, http_req *r)
 {
-    if (strcmp(r->path, "/healthz") == 0) {
+    if (strcmp(r->path, PATH_MODELS) == 0 ||
+        (strncmp(r->path, PATH_MODELS, sizeof PATH_MODELS - 1) == 0 &&
+         r->path[sizeof PATH_MODELS - 1] == '/' && r->path[sizeof PATH_MODELS]))
+        list_models(srv, r);
+    else if (strcmp(r->path, "/healthz") == 0) {
         respond(r, 200, "text/plain", "ok\n", 3);
     } else if (strcmp(r->path, "/readyz") == 0) {
         int ready = srv->ready && !srv->stopping && !tt_registry_failing(srv->reg);
@@ -204,7 +261,8 @@ static void route_get(tt_server *srv, http_req *r)
         else
             respond(r, 500, "text/plain", "error\n", 6);
         free(text);
-    } else if (strcmp(r->path, PATH_TOKENS) == 0 || strcmp(r->path, PATH_GATEWAY) == 0) {
+    } else if (strcmp(r->path, PATH_TOKENS) == 0 || strcmp(r->path, PATH_GATEWAY) == 0 ||
+               strcmp(r->path, PATH_EMBEDDINGS) == 0) {
         respond_error(srv, r, 405, TT_EINVAL, "use POST");
     } else {
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
@@ -215,22 +273,20 @@ static void route_get(tt_server *srv, http_req *r)
 static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char clen[32];
-    int gateway = strcmp(r->path, PATH_GATEWAY) == 0;
-    tt_buf_init(&r->body, gateway ? GATEWAY_BODY_MAX : TOKENS_BODY_MAX);
+    int embed = strcmp(r->path, PATH_EMBEDDINGS) == 0;
+    int gateway = embed || strcmp(r->path, PATH_GATEWAY) == 0;
+    tt_buf_init(&r->body, embed     ? EMBEDDINGS_BODY_MAX
+                          : gateway ? GATEWAY_BODY_MAX
+                                    : TOKENS_BODY_MAX);
     if (!gateway && strcmp(r->path, PATH_TOKENS) != 0) {
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
-                    !strcmp(r->path, "/metrics");
+                    !strcmp(r->path, "/metrics") || !strcmp(r->path, PATH_MODELS);
         respond_error(srv, r, known ? 405 : 404, known ? TT_EINVAL : TT_ENOTFOUND,
                       known ? "use GET" : "no such endpoint");
         return;
     }
-    snprintf(r->tenant, sizeof r->tenant, "local");
-    const char *key = strncasecmp(r->auth, "Bearer ", 7) == 0 ? r->auth + 7 : NULL;
-    if (srv->auth.n_keys > 0 &&
-        (!key || tt_auth_check_key(&srv->auth, key, r->tenant, sizeof r->tenant) != 0)) {
-        respond_error(srv, r, 401, TT_EAUTH, "a valid API key is required (Authorization: Bearer)");
+    if (check_key(srv, r) != 0)
         return;
-    }
     if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
         return; /* no length announced: reserved as it arrives */
     errno = 0;
@@ -350,8 +406,10 @@ static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
 
 static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
 {
-    if (!r->status && strcmp(r->path, PATH_GATEWAY) == 0) {
-        r->gw = tt_gateway_start(srv, wsi, tt_buf_data(&r->body), r->body.len);
+    int embed = strcmp(r->path, PATH_EMBEDDINGS) == 0;
+    if (!r->status && (embed || strcmp(r->path, PATH_GATEWAY) == 0)) {
+        r->gw = embed ? tt_gateway_embeddings_start(srv, wsi, tt_buf_data(&r->body), r->body.len)
+                      : tt_gateway_start(srv, wsi, tt_buf_data(&r->body), r->body.len);
         body_release(srv, r);
         if (r->gw)
             return gateway_send_now(srv, wsi, r);

@@ -18,6 +18,11 @@ void tt_log_set_level(const char *name)
     }
 }
 
+int tt_log_enabled(tt_level level)
+{
+    return level >= threshold;
+}
+
 void tt_log(tt_level level, const char *msg, json_t *fields)
 {
     if (level < threshold) {

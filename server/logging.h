@@ -12,6 +12,9 @@ typedef enum tt_level { TT_DEBUG, TT_INFO, TT_WARN, TT_ERROR } tt_level;
 /* Set the least severe level printed ("debug", "info", "warn", "error"). */
 void tt_log_set_level(const char *name);
 
+/* Would a line of this level be printed? (Skip building one that would not.) */
+int tt_log_enabled(tt_level level);
+
 /* Log msg with fields (an object, consumed; may be NULL). */
 void tt_log(tt_level level, const char *msg, json_t *fields);
 

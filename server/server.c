@@ -123,11 +123,15 @@ static int setup_auth(tt_server *srv)
 
 static void llm_log(json_t *line, void *ud)
 {
-    const char *msg = json_string_value(json_object_get(line, "msg"));
-    json_t *fields = json_deep_copy(line);
-    json_object_del(fields, "msg");
-    tt_log(TT_INFO, msg ? msg : "llm", fields);
-    json_decref(line);
+    /* A successful attempt is a debug line (one per call: thousands a second
+     * through the gateway); a failed one, a breaker change, info. */
+    const char *outcome = json_string_value(json_object_get(line, "outcome"));
+    tt_level level = outcome && strcmp(outcome, "ok") == 0 ? TT_DEBUG : TT_INFO;
+    const char *name = json_string_value(json_object_get(line, "msg"));
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s", name ? name : "llm");
+    json_object_del(line, "msg");
+    tt_log(level, msg, line); /* consumed */
 }
 
 /* Agents' own lines (a mode changing), at debug level: one per transition. */
@@ -150,6 +154,7 @@ static int setup_models(tt_server *srv)
         .tokenizer_dir = srv->cfg.tokenizer_dir,
         .envp = environ,
         .log = llm_log,
+        .log_ok = tt_log_enabled(TT_DEBUG),
     };
     int rc = tt_llm_service_new(&lo, &srv->agent_env.llm, err, sizeof err);
     if (rc) {
@@ -267,8 +272,9 @@ static int setup_signals(tt_server *srv)
 
 static int setup_listener(tt_server *srv)
 {
-    static const char *const endpoints[] = {"/healthz", "/readyz", "/metrics", "/v1/tokens",
-                                            "/v1/chat/completions"};
+    static const char *const endpoints[] = {"/healthz",      "/readyz",    "/metrics",
+                                            "/v1/tokens",    "/v1/models", "/v1/chat/completions",
+                                            "/v1/embeddings"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     static lws_retry_bo_t retry;
@@ -359,6 +365,7 @@ static int setup_tenants(tt_server *srv)
 int tt_server_start(tt_server *srv)
 {
     srv->started_ns = uv_hrtime();
+    srv->started_wall_s = tt_wall_ms() / 1000;
     int rc = uv_loop_init(&srv->loop);
     if (rc)
         return TT_EIO;

@@ -38,6 +38,7 @@ typedef struct tt_server {
     uv_timer_t stop_timer;
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
     uint64_t started_ns;
+    int64_t started_wall_s; /* Unix time of the start (GET /v1/models' "created") */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop

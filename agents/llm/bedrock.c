@@ -18,8 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agents/llm/adapter.h"
+#include "agents/llm/aws_creds.h"
+#include "agents/llm/bedrock.h"
+#include "agents/llm/http.h"
+#include "agents/llm/route.h"
 #include "agents/llm/eventstream.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
@@ -518,3 +523,48 @@ const tt_llm_wire tt_llm_wire_bedrock = {
     .stream_free = stream_free,
     .parse_body = parse_body,
 };
+
+/* Bedrock: a session token, and the signature: libcurl's, or ours for a
+ * path curl would sign wrong (bedrock.h). headers has room for 3 more. */
+int tt_bedrock_sign(const tt_route_target *t, const char *url, const char *path,
+                    const tt_bedrock_body *body, char **headers, size_t h, tt_http_aws *aws,
+                    char *scope, size_t scope_n)
+{
+    char line[TT_AWS_CRED_MAX + 64];
+    if (t->aws_token) {
+        snprintf(line, sizeof line, "x-amz-security-token: %s", t->aws_token);
+        if (!(headers[h++] = strdup(line)))
+            return TT_ENOMEM;
+    }
+    if (!tt_bedrock_path_needs_own_signer(path)) {
+        snprintf(scope, scope_n, "aws:amz:%s:bedrock", t->region);
+        *aws = (tt_http_aws){.sigv4 = scope, .key_id = t->aws_key_id, .secret = t->aws_secret};
+        return 0;
+    }
+    char host[512], date[17], auth[1024], full[TT_ROUTE_URL_MAX + 3 * TT_ROUTE_MODEL_MAX + 64];
+    if (tt_bedrock_url_split(url, host, sizeof host, full, sizeof full) != 0)
+        return TT_EINVAL;
+    tt_sigv4_date((int64_t)time(NULL), date);
+    tt_sigv4_request r = {.method = "POST",
+                          .host = host,
+                          .path = full,
+                          .query = "",
+                          .content_type = "application/json",
+                          .body = body->data,
+                          .body_len = body->len,
+                          .body_sha256 = body->sha256,
+                          .amz_date = date,
+                          .region = t->region,
+                          .service = "bedrock",
+                          .key_id = t->aws_key_id,
+                          .secret = t->aws_secret,
+                          .token = t->aws_token};
+    int rc = tt_sigv4_sign(&r, 1, auth, sizeof auth, NULL);
+    if (rc)
+        return rc;
+    snprintf(line, sizeof line, "X-Amz-Date: %s", date);
+    if (!(headers[h++] = strdup(line)))
+        return TT_ENOMEM;
+    snprintf(line, sizeof line, "Authorization: %s", auth);
+    return (headers[h] = strdup(line)) ? 0 : TT_ENOMEM;
+}

@@ -62,4 +62,23 @@ int tt_bedrock_url_split(const char *url, char *out, size_t n, char *path, size_
 /* "20150830T123600Z" for a Unix time in seconds. */
 void tt_sigv4_date(int64_t unix_s, char out[17]);
 
+/* A request body to sign: its bytes and, when known, its hex SHA-256. */
+typedef struct tt_bedrock_body {
+    const char *data;
+    size_t len;
+    const char *sha256; /* or "" / NULL: computed while signing */
+} tt_bedrock_body;
+
+struct tt_route_target;
+struct tt_http_aws;
+
+/* Sign a request to target t at url (path: its path part, as sent): adds
+ * x-amz-security-token (with a session token), then either fills *aws for
+ * libcurl's signer (scope: its buffer for "aws:amz:<region>:bedrock") or
+ * adds X-Amz-Date and Authorization computed by tt_sigv4_sign(). headers
+ * holds h entries and has room for 3 more. Returns 0 or a TT_E* code. */
+int tt_bedrock_sign(const struct tt_route_target *t, const char *url, const char *path,
+                    const tt_bedrock_body *body, char **headers, size_t h, struct tt_http_aws *aws,
+                    char *scope, size_t scope_n);
+
 #endif

@@ -24,10 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agents/llm/adapter.h"
-#include "agents/llm/aws_creds.h"
 #include "agents/llm/bedrock.h"
 #include "agents/llm/call.h"
 #include "agents/llm/call_request.h"
@@ -46,6 +44,7 @@ struct tt_llm_service {
     tt_routes routes;
     tt_llm_log_fn log;
     void *log_ud;
+    int log_ok; /* successful attempts are logged too (else failures only) */
     uint64_t rng;
     tt_llm_call *calls;
     int closing;
@@ -62,6 +61,7 @@ struct tt_llm_call {
     tt_llm_call_hooks hooks;
     void *ud;
     tt_call_request req; /* the caller's request, copied */
+    char model[128];     /* sent instead of each target's model when set */
     char input_hash[65];
     tt_retry_call retry;
     tt_llm_result result;
@@ -124,6 +124,7 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     s->loop = opt->loop;
     s->log = opt->log;
     s->log_ud = opt->log_ud;
+    s->log_ok = opt->log_ok;
     s->rng = uv_hrtime();
     s->tokenizer_dir = strdup(opt->tokenizer_dir ? opt->tokenizer_dir : TT_TOKENIZER_DEFAULT_DIR);
     int rc = opt->routes_file && *opt->routes_file
@@ -248,21 +249,65 @@ json_t *tt_llm_service_aliases(const tt_llm_service *s)
     return arr;
 }
 
+const struct tt_route *tt_llm_service_find_route(const tt_llm_service *s, const char *alias)
+{
+    if (!s || s->routes.n_routes == 0)
+        return NULL;
+    return alias ? tt_routes_find(&s->routes, alias) : &s->routes.routes[0];
+}
+
+const char *tt_llm_service_route_of_model(const tt_llm_service *s, const char *model)
+{
+    for (size_t i = 0; s && model && i < s->routes.n_routes; i++) {
+        const tt_route *r = &s->routes.routes[i];
+        for (size_t j = 0; j < r->n_targets; j++)
+            if (strcmp(r->targets[j].model, model) == 0)
+                return r->alias;
+    }
+    return NULL;
+}
+
+/* The model an attempt at t asks for: the call's own, or the target's. */
+static const char *model_of(const tt_llm_call *c, const tt_route_target *t)
+{
+    return c->model[0] ? c->model : t->model;
+}
+
+json_t *tt_llm_service_models(const tt_llm_service *s)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; s && arr && i < s->routes.n_routes; i++) {
+        const tt_route *r = &s->routes.routes[i];
+        json_t *targets = json_array();
+        for (size_t j = 0; targets && j < r->n_targets; j++)
+            json_array_append_new(targets, json_pack("{s:s, s:s}", "provider",
+                                                     tt_llm_provider_name(r->targets[j].provider),
+                                                     "model", r->targets[j].model));
+        json_array_append_new(arr, json_pack("{s:s, s:o}", "alias", r->alias, "targets", targets));
+    }
+    return arr;
+}
+
+const char *tt_llm_call_model(const tt_llm_call *c)
+{
+    return model_of(c, &c->route->targets[c->target]);
+}
+
 /* ---- logging ---------------------------------------------------------------- */
 
 static void log_attempt(tt_llm_call *c, const char *outcome)
 {
     tt_llm_service *s = c->svc;
-    if (!s->log)
-        return;
+    if (!s->log || (!s->log_ok && strcmp(outcome, "ok") == 0))
+        return; /* one line per call is a cost at thousands of calls a second */
     const tt_route_target *t = &c->route->targets[c->target];
     uint64_t now = now_ms(s);
-    double cost =
-        tt_route_cost(&s->routes.prices, t->model, c->prompt_tokens, c->completion_tokens, NULL);
+    double cost = tt_route_cost(&s->routes.prices, model_of(c, t), c->prompt_tokens,
+                                c->completion_tokens, NULL);
     json_t *line = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s, s:i, s:f, s:s?}", "msg",
         "llm call", "input_sha256", c->input_hash, "route", c->route->alias, "provider",
-        tt_llm_provider_name(t->provider), "region", t->region, "model", t->model, "attempt",
+        tt_llm_provider_name(t->provider), "region", t->region, "model", model_of(c, t), "attempt",
         (int)c->retry.n_hist + 1, "prompt_tokens", (json_int_t)c->prompt_tokens,
         "completion_tokens", (json_int_t)c->completion_tokens, "ttft_ms",
         (json_int_t)(c->first_token_ms ? (int64_t)(c->first_token_ms - c->attempt_start_ms) : -1),
@@ -362,7 +407,8 @@ static void on_headers(tt_http_req *r, int status, void *ud)
     c->status = status;
     if (status >= 200 && status < 300) {
         const tt_route_target *t = &c->route->targets[c->target];
-        if (tt_llm_parser_new(t->provider, 1, on_llm_event, c, &c->parser) != 0)
+        /* A plain request (stream 0) is answered with one JSON body. */
+        if (tt_llm_parser_new(t->provider, c->req.stream, on_llm_event, c, &c->parser) != 0)
             c->attempt_error.cls = TT_LLM_ERR_MALFORMED;
     }
 }
@@ -411,9 +457,9 @@ static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *
         tt_llm_result *res = &c->result;
         res->prompt_tokens = c->prompt_tokens;
         res->completion_tokens = c->completion_tokens;
-        res->cost_usd = tt_route_cost(&c->svc->routes.prices, t->model, c->prompt_tokens,
+        res->cost_usd = tt_route_cost(&c->svc->routes.prices, model_of(c, t), c->prompt_tokens,
                                       c->completion_tokens, NULL);
-        tt_utf8_copy(res->model, sizeof res->model, t->model);
+        tt_utf8_copy(res->model, sizeof res->model, model_of(c, t));
         snprintf(res->target, sizeof res->target, "%s%s%s", tt_llm_provider_name(t->provider),
                  t->region[0] ? "/" : "", t->region);
         res->finish_reason = c->finish_reason ? c->finish_reason : "stop";
@@ -469,12 +515,12 @@ static void prepare(tt_llm_call *c, unsigned steps, size_t target, void (*then)(
     free(c->prep.body);
     c->prep = (tt_call_prep){.steps = steps,
                              .req = &c->req,
-                             .tok = tokenizer_for(s, t->model),
+                             .tok = tokenizer_for(s, model_of(c, t)),
                              .cache = s->token_cache,
                              .max_prompt_tokens = s->routes.max_prompt_tokens,
                              .provider = t->provider,
                              .max_completion_tokens = s->routes.max_completion_tokens};
-    snprintf(c->prep.model, sizeof c->prep.model, "%s", t->model);
+    snprintf(c->prep.model, sizeof c->prep.model, "%s", model_of(c, t));
     c->prep_then = then;
     c->work.data = c;
     if (tt_call_prep_offloaded(&c->req) &&
@@ -531,50 +577,6 @@ static void send_attempt(tt_llm_call *c)
     }
 }
 
-/* Bedrock: a session token, and the signature: libcurl's, or ours for a
- * path curl would sign wrong (bedrock.h). headers has room for 3 more. */
-static int bedrock_sign(tt_llm_call *c, const tt_route_target *t, const char *url, const char *path,
-                        char **headers, size_t h, tt_http_aws *aws, char *scope, size_t scope_n)
-{
-    char line[TT_AWS_CRED_MAX + 64];
-    if (t->aws_token) {
-        snprintf(line, sizeof line, "x-amz-security-token: %s", t->aws_token);
-        if (!(headers[h++] = strdup(line)))
-            return TT_ENOMEM;
-    }
-    if (!tt_bedrock_path_needs_own_signer(path)) {
-        snprintf(scope, scope_n, "aws:amz:%s:bedrock", t->region);
-        *aws = (tt_http_aws){.sigv4 = scope, .key_id = t->aws_key_id, .secret = t->aws_secret};
-        return 0;
-    }
-    char host[512], date[17], auth[1024], full[TT_ROUTE_URL_MAX + 3 * TT_ROUTE_MODEL_MAX + 64];
-    if (tt_bedrock_url_split(url, host, sizeof host, full, sizeof full) != 0)
-        return TT_EINVAL;
-    tt_sigv4_date((int64_t)time(NULL), date);
-    tt_sigv4_request r = {.method = "POST",
-                          .host = host,
-                          .path = full,
-                          .query = "",
-                          .content_type = "application/json",
-                          .body = c->prep.body,
-                          .body_len = c->prep.body_len,
-                          .body_sha256 = c->prep.body_sha256,
-                          .amz_date = date,
-                          .region = t->region,
-                          .service = "bedrock",
-                          .key_id = t->aws_key_id,
-                          .secret = t->aws_secret,
-                          .token = t->aws_token};
-    int rc = tt_sigv4_sign(&r, 1, auth, sizeof auth, NULL);
-    if (rc)
-        return rc;
-    snprintf(line, sizeof line, "X-Amz-Date: %s", date);
-    if (!(headers[h++] = strdup(line)))
-        return TT_ENOMEM;
-    snprintf(line, sizeof line, "Authorization: %s", auth);
-    return (headers[h] = strdup(line)) ? 0 : TT_ENOMEM;
-}
-
 /* Start the attempt's transfer to t: URL, headers, and Bedrock's signature. */
 static int start_http(tt_llm_call *c, const tt_route_target *t)
 {
@@ -583,8 +585,8 @@ static int start_http(tt_llm_call *c, const tt_route_target *t)
     char *headers[MAX_HEADERS + 6] = {0};
     char path[3 * TT_ROUTE_MODEL_MAX + 64], url[TT_ROUTE_URL_MAX + sizeof path];
     int rc = 0;
-    if (bedrock) /* the call layer always streams */
-        rc = tt_bedrock_path(t->model, 1, path, sizeof path);
+    if (bedrock) /* Converse or ConverseStream, and the model is in the path */
+        rc = tt_bedrock_path(model_of(c, t), c->req.stream, path, sizeof path);
     else
         snprintf(path, sizeof path, "%s", tt_llm_path(t->provider));
     snprintf(url, sizeof url, "%s%s", t->base_url, path);
@@ -595,15 +597,20 @@ static int start_http(tt_llm_call *c, const tt_route_target *t)
         h++;
     if (rc == 0) {
         headers[h++] = strdup("Content-Type: application/json");
-        headers[h++] = strdup(bedrock ? "Accept: application/vnd.amazon.eventstream"
-                                      : "Accept: text/event-stream");
+        headers[h++] = strdup(!c->req.stream ? "Accept: application/json"
+                              : bedrock      ? "Accept: application/vnd.amazon.eventstream"
+                                             : "Accept: text/event-stream");
         if (!headers[h - 1] || !headers[h - 2])
             rc = TT_ENOMEM;
     }
     tt_http_aws aws = {0};
     char scope[TT_ROUTE_REGION_MAX + 32];
     if (rc == 0 && bedrock)
-        rc = bedrock_sign(c, t, url, path, headers, h, &aws, scope, sizeof scope);
+        rc = tt_bedrock_sign(t, url, path,
+                             &(tt_bedrock_body){.data = c->prep.body,
+                                                .len = c->prep.body_len,
+                                                .sha256 = c->prep.body_sha256},
+                             headers, h, &aws, scope, sizeof scope);
     tt_http_timeouts to = {t->timeouts.connect_ms, t->timeouts.first_byte_ms, t->timeouts.idle_ms,
                            t->timeouts.total_ms};
     if (rc == 0 && aws.sigv4)
@@ -688,8 +695,17 @@ static void plan_next(tt_llm_call *c)
 int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request *req,
                       const tt_llm_call_hooks *hooks, void *ud, tt_llm_call **out)
 {
+    return tt_llm_call_start_model(s, alias, NULL, req, hooks, ud, out);
+}
+
+int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *model,
+                            const tt_llm_request *req, const tt_llm_call_hooks *hooks, void *ud,
+                            tt_llm_call **out)
+{
     if (s->closing || s->routes.n_routes == 0)
         return TT_EFULL;
+    if (model && (!model[0] || strlen(model) >= sizeof((tt_llm_call *)0)->model))
+        return TT_EINVAL;
     tt_route *route = alias ? tt_routes_find(&s->routes, alias) : &s->routes.routes[0];
     if (!route)
         return TT_ENOTFOUND;
@@ -698,6 +714,8 @@ int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request
         return TT_ENOMEM;
     c->svc = s;
     c->route = route;
+    if (model)
+        snprintf(c->model, sizeof c->model, "%s", model);
     c->hooks = *hooks;
     c->ud = ud;
     c->call_start_ms = now_ms(s);

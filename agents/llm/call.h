@@ -1,7 +1,7 @@
 /* One logical model call: a route alias in, one normalized stream out, with
  * retries, backoff, failover, token limits, cost and one log line per
- * provider attempt. Everything above (the chat agent, the OpenAI-compatible
- * gateway) calls models through this header only.
+ * provider attempt (a successful one only with log_ok). Everything above (the chat agent, the
+ * OpenAI-compatible gateway) calls models through this header only.
  *
  *   tt_llm_service   the process-wide part: the HTTP transport, the routes,
  *                    prices and limits, the tokenizer, the log sink.
@@ -41,6 +41,7 @@ typedef struct tt_llm_service_options {
     const char *tokenizer_dir; /* where BPE rank files are; NULL: estimates only */
     tt_llm_log_fn log;
     void *log_ud;
+    int log_ok; /* log successful attempts too; 0: only failed ones (and breaker changes) */
 } tt_llm_service_options;
 
 typedef struct tt_llm_result {
@@ -89,6 +90,27 @@ json_t *tt_llm_service_aliases(const tt_llm_service *s);
  * TT_ENOTFOUND for an unknown alias. */
 int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request *req,
                       const tt_llm_call_hooks *hooks, void *ud, tt_llm_call **out);
+
+/* The same, asking every target of the route for model instead of its own
+ * (the gateway's pass-through of a model name). TT_EINVAL: an empty model or
+ * one of 128 bytes or more. */
+int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *model,
+                            const tt_llm_request *req, const tt_llm_call_hooks *hooks, void *ud,
+                            tt_llm_call **out);
+
+/* The model the attempt in flight asks for (valid during the call's hooks). */
+const char *tt_llm_call_model(const tt_llm_call *c);
+
+/* Route alias (NULL: the first route), or NULL (agents/llm only: embed.c). */
+struct tt_route;
+const struct tt_route *tt_llm_service_find_route(const tt_llm_service *s, const char *alias);
+
+/* The alias of the first route with a target of this model name, or NULL. */
+const char *tt_llm_service_route_of_model(const tt_llm_service *s, const char *model);
+
+/* Every route and what is behind it: [{alias, targets: [{provider, model}]}]
+ * (new reference). */
+json_t *tt_llm_service_models(const tt_llm_service *s);
 
 /* Abort: the provider connection is closed at once; on_done follows with
  * class CANCELLED (before this returns, unless called from a hook of c). */

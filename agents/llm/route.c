@@ -550,12 +550,15 @@ int tt_routes_load_file(const char *path, char **envp, tt_routes *out, char *err
 /* One default target, as a routes-file entry (so it goes through the same
  * checks). */
 static int env_target(json_t *list, char **envp, const char *provider, const char *key_env,
-                      const char *url_env, const char *def_url, const char *model, char *err,
-                      size_t n)
+                      const char *url_env, const char *def_url, const char *model_env,
+                      const char *model, char *err, size_t n)
 {
     const char *key = tt_env_get(envp, key_env);
     if (!key || !key[0])
         return 0;
+    const char *m = tt_env_get(envp, model_env); /* OPENAI_MODEL, ANTHROPIC_MODEL */
+    if (m && m[0])
+        model = m;
     const char *url = tt_env_get(envp, url_env);
     if (!url || !url[0])
         url = def_url;
@@ -579,10 +582,11 @@ int tt_routes_from_env(char **envp, tt_routes *out, char *err, size_t n)
     if (!list)
         return TT_ENOMEM;
     int rc = env_target(list, envp, "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-                        TT_ROUTE_OPENAI_BASE, TT_ROUTE_OPENAI_MODEL, err, n);
+                        TT_ROUTE_OPENAI_BASE, "OPENAI_MODEL", TT_ROUTE_OPENAI_MODEL, err, n);
     if (rc == 0)
         rc = env_target(list, envp, "anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-                        TT_ROUTE_ANTHROPIC_BASE, TT_ROUTE_ANTHROPIC_MODEL, err, n);
+                        TT_ROUTE_ANTHROPIC_BASE, "ANTHROPIC_MODEL", TT_ROUTE_ANTHROPIC_MODEL, err,
+                        n);
     if (rc || json_array_size(list) == 0) {
         json_decref(list);
         return rc;

@@ -134,9 +134,10 @@ int tt_routes_load_file(const char *path, char **envp, tt_routes *out, char *err
 
 /* Routes from the environment alone: the alias "default" with an OpenAI
  * target when OPENAI_API_KEY is set (OPENAI_BASE_URL, default
- * TT_ROUTE_OPENAI_BASE; model TT_ROUTE_OPENAI_MODEL), then an Anthropic
- * target when ANTHROPIC_API_KEY is set (ANTHROPIC_BASE_URL, default
- * TT_ROUTE_ANTHROPIC_BASE; model TT_ROUTE_ANTHROPIC_MODEL), so with both the
+ * TT_ROUTE_OPENAI_BASE; model OPENAI_MODEL, default TT_ROUTE_OPENAI_MODEL),
+ * then an Anthropic target when ANTHROPIC_API_KEY is set (ANTHROPIC_BASE_URL,
+ * default TT_ROUTE_ANTHROPIC_BASE; model ANTHROPIC_MODEL, default
+ * TT_ROUTE_ANTHROPIC_MODEL), so with both the
  * second is the first's failover. Empty variables count as unset. With
  * neither key: 0 and zero routes. Prices of the two default models are
  * filled in (list prices when written; a routes file overrides). Returns 0,

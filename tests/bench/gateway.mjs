@@ -11,8 +11,8 @@
 // gateway process; added latency over direct; max sustained rate (highest
 // rate with p99 <= SLO_MS, no error, >= 99% of requests done in the window).
 //
-//   node tests/bench/gateway.mjs [--smoke] [--rates 50,100,250,500,1000,2000] [--seconds 5]
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+//   node tests/bench/gateway.mjs [--smoke] [--rates 50,100,250,500,1000,2000] [--seconds 5] [--no-portkey]
+import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -197,6 +197,16 @@ async function step(client, rate, seconds, pid, fakePid) {
   return res;
 }
 
+// Portkey is an optional peer: without it installed the run measures direct
+// and Tether only (and says so).
+const HAS_PORTKEY =
+  !process.argv.includes('--no-portkey') &&
+  existsSync(
+    path.join(
+      path.dirname(new URL(import.meta.url).pathname),
+      '../../node_modules/@portkey-ai/gateway/build/start-server.js',
+    ),
+  );
 const fake = await startFake();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-gw-'));
 const routes = path.join(dir, 'routes.json');
@@ -237,16 +247,18 @@ const result = {
   seconds_per_step: SECONDS,
   rates: RATES,
   fake_pid_role: 'child process',
+  portkey: HAS_PORTKEY ? 'measured' : 'not installed (npm @portkey-ai/gateway): skipped',
   idle_rss_kib: {},
   runs: {},
 };
 for (const mode of ['plain', 'stream']) {
   tether = await startTether(['--data-dir', path.join(dir, `data-${mode}`), '--routes', routes]);
-  portkey = await startPortkey();
+  portkey = HAS_PORTKEY ? await startPortkey() : null;
+  if (!portkey) delete targets.portkey;
   Object.assign(targets.tether, { port: tether.port, pid: tether.pid });
-  Object.assign(targets.portkey, { port: portkey.port, pid: portkey.pid });
+  if (portkey) Object.assign(targets.portkey, { port: portkey.port, pid: portkey.pid });
   await sleep(500);
-  if (mode === 'plain') result.idle_rss_kib = { tether: rssKiB(tether.pid), portkey: rssKiB(portkey.pid) };
+  if (mode === 'plain') result.idle_rss_kib = { tether: rssKiB(tether.pid), portkey: portkey && rssKiB(portkey.pid) };
   const body = JSON.stringify({
     model: 'default',
     stream: mode === 'stream',
@@ -267,9 +279,11 @@ for (const mode of ['plain', 'stream']) {
     const sustained = steps.filter((s) => s.sustained).map((s) => s.rate);
     result.runs[`${name}_${mode}`] = { steps, max_sustained_per_s: sustained.length ? Math.max(...sustained) : 0 };
   }
-  for (const name of ['tether', 'portkey']) {
+  for (const name of Object.keys(targets).filter((n) => n !== 'direct')) {
     const g = result.runs[`${name}_${mode}`],
       d = result.runs[`direct_${mode}`];
+    // The issue's figure: the gateway's best sustained rate over the direct one's.
+    g.ratio_to_direct = d.max_sustained_per_s ? +(g.max_sustained_per_s / d.max_sustained_per_s).toFixed(3) : null;
     g.added_ms = g.steps
       .map((s, i) =>
         d.steps[i]
@@ -282,7 +296,7 @@ for (const mode of ['plain', 'stream']) {
       )
       .filter(Boolean);
   }
-  await Promise.all([tether.stop(), portkey.stop()]);
+  await Promise.all([tether.stop(), portkey?.stop()]);
 }
 await fake.stop();
 rmSync(dir, { recursive: true, force: true });

@@ -33,6 +33,7 @@ const benches = [
   { key: 'relay100', script: 'tests/bench/relay.mjs', args: SMOKE ? ['10', '20', '5'] : ['100', '200', '5'] },
   { key: 'relay1000', script: 'tests/bench/relay.mjs', args: SMOKE ? ['50', '10', '20'] : ['1000', '50', '50'] },
   { key: 'gateway', script: 'tests/bench/gateway.mjs', args: S },
+  { key: 'gateway_seq', script: 'tests/bench/gateway_seq.mjs', args: S },
   { key: 'resume', script: 'tests/bench/resume.mjs', args: S },
   { key: 'startup', script: 'tests/bench/startup.mjs', args: S },
   { key: 'persist', script: 'tests/bench/persist.mjs', args: S },
@@ -181,6 +182,7 @@ if (haveGnuplot) {
       ]);
     const line = (mode) =>
       ['direct', 'tether', 'portkey']
+        .filter((t) => gw.runs[`${t}_${mode}`])
         .map((t) => `'${t}_${mode}.dat' u 1:3 t '${t} p99' lw 2, '' u 1:2 t '${t} p50' dt 2`)
         .join(', ');
     plot(
@@ -190,7 +192,13 @@ if (haveGnuplot) {
     );
     plot(
       'gateway_rss',
-      `set title 'Gateway peak RSS under load'\nset xlabel 'offered req/s'\nset ylabel 'MiB'\nset key below\nset style data linespoints\nplot ${['tether', 'portkey'].flatMap((t) => ['plain', 'stream'].map((m) => `'${t}_${m}.dat' u 1:4 t '${t} ${m}' lw 2`)).join(', ')}`,
+      `set title 'Gateway peak RSS under load'\nset xlabel 'offered req/s'\nset ylabel 'MiB'\nset key below\nset style data linespoints\nplot ${[
+        'tether',
+        'portkey',
+      ]
+        .filter((t) => gw.runs[`${t}_plain`])
+        .flatMap((t) => ['plain', 'stream'].map((m) => `'${t}_${m}.dat' u 1:4 t '${t} ${m}' lw 2`))
+        .join(', ')}`,
       rows,
     );
   }

@@ -182,6 +182,9 @@ class Server {
       this.dataDir,
       '--web-dir',
       'web',
+      // Tests read every line, the per-call "llm call" lines (debug) included.
+      '--log-level',
+      'debug',
       ...this.args,
     ];
     this._log(`\n=== run ${this.runs}: ${BIN} ${argv.join(' ')}\n`);

@@ -29,7 +29,8 @@ async function gwServer(startServer, P, { apiKey = false } = {}) {
     prices: { 'gpt-4o-mini': { prompt_per_mtok: 0.15, completion_per_mtok: 0.6 } },
     retry: { max_attempts: 3, base_ms: 50, max_backoff_ms: 200, max_total_ms: 5000 },
   });
-  const args = ['--routes', routes];
+  // Route aliases only: the pass-through of other names is llm-gateway-openai.test.mjs's.
+  const args = ['--routes', routes, '--gateway-models', ''];
   if (apiKey) args.push('--api-key', API_KEY);
   return startServer({ args, env: { FAKE_KEY: 'fake-key' } });
 }

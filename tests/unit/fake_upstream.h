@@ -249,6 +249,12 @@ static void up_stop(upstream *up)
     "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":2}}\n\n"          \
     "data: [DONE]\n\n"
 
+/* The same answer as one plain (non-streamed) JSON body. */
+#define UP_JSON_TEXT(a)                                                                            \
+    "{\"model\":\"m-a-0613\",\"choices\":[{\"index\":0,\"message\":{\"role\":"                     \
+    "\"assistant\",\"content\":\"" a "\"},\"finish_reason\":\"stop\"}],\"usage\":"                 \
+    "{\"prompt_tokens\":11,\"completion_tokens\":2}}"
+
 /* The start of a stream: one delta, no end. */
 #define UP_SSE_PARTIAL(a)                                                                          \
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"" a          \

@@ -27,6 +27,7 @@ typedef struct response {
     unsigned status;
     char content_type[64];
     lws_filepos_t content_len;
+    int chunked;        /* transfer-encoding: chunked was sent */
     int headers;        /* lws_finalize_write_http_header() calls */
     int wants_writable; /* a writable callback was asked for */
     int final;          /* the last write said LWS_WRITE_HTTP_FINAL */
@@ -51,10 +52,24 @@ int __wrap_lws_add_http_common_headers(struct lws *wsi, unsigned int code, const
     return 0;
 }
 
+int __wrap_lws_add_http_header_status(struct lws *wsi, unsigned int code, unsigned char **p,
+                                      unsigned char *end)
+{
+    response *r = (response *)wsi;
+    r->status = code;
+    r->content_len = LWS_ILLEGAL_HTTP_CONTENT_LEN;
+    return 0;
+}
+
 int __wrap_lws_add_http_header_by_token(struct lws *wsi, enum lws_token_indexes token,
                                         const unsigned char *value, int length, unsigned char **p,
                                         unsigned char *end)
 {
+    response *r = (response *)wsi;
+    if (token == WSI_TOKEN_HTTP_CONTENT_TYPE)
+        snprintf(r->content_type, sizeof r->content_type, "%.*s", length, (const char *)value);
+    if (token == WSI_TOKEN_HTTP_TRANSFER_ENCODING)
+        r->chunked = length == 7 && memcmp(value, "chunked", 7) == 0;
     return 0;
 }
 
@@ -179,10 +194,35 @@ static json_t *error_of(json_t *body, const char *type, const char *code)
     return e;
 }
 
-/* The data lines of an SSE body, in order (new reference: strings). */
-static json_t *sse_data(const char *body)
+/* A chunked body without its framing; it must end with the zero-length chunk
+ * (malloc'd). */
+static char *dechunk(const char *body)
+{
+    char *out = calloc(1, strlen(body) + 1);
+    size_t n = 0;
+    for (const char *p = body;;) {
+        char *eol;
+        unsigned long len = strtoul(p, &eol, 16);
+        assert_memory_equal(eol, "\r\n", 2);
+        p = eol + 2;
+        if (len == 0) {
+            assert_string_equal(p, "\r\n"); /* the end, nothing after it */
+            return out;
+        }
+        assert_true(strlen(p) >= len + 2);
+        memcpy(out + n, p, len);
+        n += len;
+        p += len;
+        assert_memory_equal(p, "\r\n", 2);
+        p += 2;
+    }
+}
+
+/* The data lines of a chunked SSE body, in order (new reference: strings). */
+static json_t *sse_data(const char *chunked)
 {
     json_t *out = json_array();
+    char *body = dechunk(chunked);
     for (const char *p = body; *p;) {
         const char *end = strstr(p, "\n\n");
         assert_non_null(end);
@@ -190,6 +230,7 @@ static json_t *sse_data(const char *body)
         json_array_append_new(out, json_stringn(p + 6, (size_t)(end - p - 6)));
         p = end + 2;
     }
+    free(body);
     return out;
 }
 
@@ -255,7 +296,7 @@ static void test_gateway_parse_defaults_without_optional_fields(void **state)
     assert_int_equal(p.req.max_tokens, 0);
     assert_true(p.req.temperature < 0); /* the provider's own */
     assert_int_equal(p.req.n_tools, 0);
-    assert_int_equal(p.req.stream, 1); /* upstream always streams */
+    assert_int_equal(p.req.stream, 0); /* a plain request is a plain upstream call */
     tt_gateway_parsed_free(&p);
 }
 
@@ -311,12 +352,24 @@ static void test_gateway_parse_refuses_more_messages_than_the_cap(void **state)
     tt_gateway_parsed_free(&p);
 }
 
+static void test_gateway_model_allow_list(void **state)
+{
+    assert_true(tt_gateway_model_allowed("*", "gpt-4o"));
+    assert_true(tt_gateway_model_allowed("gpt-4o, o3-mini", "o3-mini"));
+    assert_true(tt_gateway_model_allowed(" gpt-4o ,x", "gpt-4o"));
+    assert_false(tt_gateway_model_allowed("gpt-4o", "gpt-4")); /* whole names only */
+    assert_false(tt_gateway_model_allowed("gpt-4", "gpt-4o"));
+    assert_false(tt_gateway_model_allowed("", "gpt-4o")); /* aliases only */
+    assert_false(tt_gateway_model_allowed("a,,b", ""));
+    assert_false(tt_gateway_model_allowed("gpt-4o*", "gpt-4o-mini")); /* no patterns */
+}
+
 /* --- gateway.c ----------------------------------------------------------------- */
 
 static void test_gateway_plain_completion_is_one_json_response(void **state)
 {
     fixture *f = *state;
-    up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Hel", "lo"));
+    up_script(&f->up, UP_REPLY, 200, UP_JSON_TEXT("Hello"));
     json_t *res = serve_json(f, "{\"model\":\"solo\",\"messages\":[" USER_HI "]}");
     assert_int_equal(f->res.status, 200);
     assert_string_equal(json_string_value(json_object_get(res, "object")), "chat.completion");
@@ -336,6 +389,7 @@ static void test_gateway_plain_completion_is_one_json_response(void **state)
     assert_int_equal(f->up.n_requests, 1);
     json_t *sent = json_loads(f->up.bodies[0], 0, NULL);
     assert_string_equal(json_string_value(json_object_get(sent, "model")), "m-a");
+    assert_true(json_is_false(json_object_get(sent, "stream"))); /* not a stream upstream */
     json_t *msgs = json_object_get(sent, "messages");
     assert_int_equal(json_array_size(msgs), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "content")),
@@ -353,6 +407,7 @@ static void test_gateway_streamed_completion_sends_chunks_usage_and_done(void **
     assert_int_equal(f->res.status, 200);
     assert_string_equal(f->res.content_type, "text/event-stream");
     assert_true(f->res.content_len == LWS_ILLEGAL_HTTP_CONTENT_LEN);
+    assert_true(f->res.chunked); /* so the connection stays open */
     assert_true(f->res.final);
     json_t *data = sse_data(f->res.body);
     assert_int_equal(json_array_size(data), 5);
@@ -395,10 +450,18 @@ static void test_gateway_streamed_completion_sends_chunks_usage_and_done(void **
     "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"        \
     "data: [DONE]\n\n"
 
-static void test_gateway_plain_tool_call_fragments_make_one_call(void **state)
+/* A plain upstream answer with a tool call. */
+#define JSON_TOOL_CALL(id)                                                                         \
+    "{\"id\":\"" id "\",\"type\":\"function\",\"function\":{\"name\":\"calc\","                    \
+    "\"arguments\":\"{\\\"x\\\":1}\"}}"
+#define JSON_TOOL_ANSWER_HEAD                                                                      \
+    "{\"choices\":[{\"index\":0,\"finish_reason\":\"tool_calls\",\"message\":{\"role\":"           \
+    "\"assistant\",\"content\":null,\"tool_calls\":["
+
+static void test_gateway_plain_tool_call_makes_one_call(void **state)
 {
     fixture *f = *state;
-    up_script(&f->up, UP_REPLY, 200, SSE_TOOL_CALL_AT_INDEX_1);
+    up_script(&f->up, UP_REPLY, 200, JSON_TOOL_ANSWER_HEAD JSON_TOOL_CALL("c1") "]}}]}");
     json_t *res = serve_json(f, "{\"model\":\"solo\",\"messages\":[" USER_HI "]}");
     assert_int_equal(f->res.status, 200);
     json_t *choice = json_array_get(json_object_get(res, "choices"), 0);
@@ -420,14 +483,10 @@ static void test_gateway_plain_response_with_too_many_tool_calls_is_a_502(void *
     fixture *f = *state;
     static char sse[64 * 1024];
     size_t n = 0;
+    n += (size_t)snprintf(sse + n, sizeof sse - n, "%s", JSON_TOOL_ANSWER_HEAD);
     for (int i = 0; i < 129; i++)
-        n +=
-            (size_t)snprintf(sse + n, sizeof sse - n,
-                             SSE_TOOL_FRAGMENT("{\"index\":%d,\"id\":\"c%d\",\"type\":\"function\","
-                                               "\"function\":{\"name\":\"calc\",\"arguments\":"
-                                               "\"{}\"}}"),
-                             i, i);
-    snprintf(sse + n, sizeof sse - n, "data: [DONE]\n\n");
+        n += (size_t)snprintf(sse + n, sizeof sse - n, "%s" JSON_TOOL_CALL("c"), i ? "," : "");
+    snprintf(sse + n, sizeof sse - n, "]}}]}");
     up_script(&f->up, UP_REPLY, 200, sse);
     json_t *res = serve_json(f, "{\"model\":\"solo\",\"messages\":[" USER_HI "]}");
     assert_int_equal(f->res.status, 502);
@@ -562,7 +621,7 @@ static char *large_body(void)
 static void test_gateway_large_body_is_parsed_in_the_pool_and_answered(void **state)
 {
     fixture *f = *state;
-    up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("o", "k"));
+    up_script(&f->up, UP_REPLY, 200, UP_JSON_TEXT("ok"));
     char *body = large_body();
     f->g = tt_gateway_start(&f->srv, (struct lws *)&f->res, body, strlen(body));
     free(body); /* the gateway keeps its own copy */
@@ -644,9 +703,10 @@ int main(void)
         cmocka_unit_test(test_gateway_parse_defaults_without_optional_fields),
         cmocka_unit_test(test_gateway_parse_refuses_bad_bodies_in_openai_shape),
         cmocka_unit_test(test_gateway_parse_refuses_more_messages_than_the_cap),
+        T(test_gateway_model_allow_list),
         T(test_gateway_plain_completion_is_one_json_response),
         T(test_gateway_streamed_completion_sends_chunks_usage_and_done),
-        T(test_gateway_plain_tool_call_fragments_make_one_call),
+        T(test_gateway_plain_tool_call_makes_one_call),
         T(test_gateway_plain_response_with_too_many_tool_calls_is_a_502),
         T(test_gateway_streamed_tool_call_is_relayed_at_its_index),
         T(test_gateway_stream_without_include_usage_has_no_usage_chunk),

@@ -347,6 +347,47 @@ static void test_route_from_env_both_with_base_urls(void **state)
     tt_routes_free(&r);
 }
 
+/* OPENAI_MODEL / ANTHROPIC_MODEL name the default route's models (a local
+ * OpenAI-compatible server serves its own). */
+static void test_route_from_env_models_from_the_environment(void **state)
+{
+    tt_routes r;
+    char err[256] = "";
+    char *env[] = {"OPENAI_API_KEY=ollama",
+                   "OPENAI_BASE_URL=http://127.0.0.1:11434/v1",
+                   "OPENAI_MODEL=llama3.2",
+                   "ANTHROPIC_API_KEY=sk-ant",
+                   "ANTHROPIC_MODEL=claude-sonnet-4-5",
+                   NULL};
+    assert_int_equal(tt_routes_from_env(env, &r, err, sizeof err), 0);
+    tt_route *d = tt_routes_find(&r, "default");
+    assert_string_equal(d->targets[0].model, "llama3.2");
+    assert_string_equal(d->targets[1].model, "claude-sonnet-4-5");
+    tt_routes_free(&r);
+    char *empty[] = {"OPENAI_API_KEY=sk-o", "OPENAI_MODEL=", NULL}; /* empty: the default */
+    assert_int_equal(tt_routes_from_env(empty, &r, err, sizeof err), 0);
+    assert_string_equal(r.routes[0].targets[0].model, TT_ROUTE_OPENAI_MODEL);
+    tt_routes_free(&r);
+}
+
+/* The example routes file of the repository (a local Ollama / vLLM server)
+ * loads: the README points users at it. */
+static void test_route_example_file_loads(void **state)
+{
+    tt_routes r;
+    char err[512] = "";
+    char *env[] = {NULL};
+    if (tt_routes_load_file(EXAMPLE_ROUTES, env, &r, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    tt_route *d = tt_routes_find(&r, "default");
+    assert_non_null(d);
+    assert_int_equal(d->n_targets, 2);
+    assert_string_equal(d->targets[0].base_url, "http://127.0.0.1:11434/v1");
+    assert_string_equal(d->targets[0].api_key, ""); /* a local server takes no key */
+    assert_non_null(tt_routes_find(&r, "embed"));
+    tt_routes_free(&r);
+}
+
 static void test_route_from_env_refuses_bad_base_url(void **state)
 {
     tt_routes r;
@@ -402,6 +443,8 @@ int main(void)
         cmocka_unit_test(test_route_from_env_none),
         cmocka_unit_test(test_route_from_env_openai_only),
         cmocka_unit_test(test_route_from_env_both_with_base_urls),
+        cmocka_unit_test(test_route_from_env_models_from_the_environment),
+        cmocka_unit_test(test_route_example_file_loads),
         cmocka_unit_test(test_route_from_env_refuses_bad_base_url),
         cmocka_unit_test(test_route_cost),
     };

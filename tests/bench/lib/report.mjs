@@ -31,10 +31,13 @@ function machine() {
 }
 
 const sustained = (gw, k) =>
-  gw.runs[k].max_sustained_per_s
-    ? `${f(gw.runs[k].max_sustained_per_s, 0)} req/s`
-    : `below ${f(gw.rates[0], 0)} req/s (the lowest rate tried)`;
+  !gw.runs[k]
+    ? 'not run'
+    : gw.runs[k].max_sustained_per_s
+      ? `${f(gw.runs[k].max_sustained_per_s, 0)} req/s`
+      : `below ${f(gw.rates[0], 0)} req/s (the lowest rate tried)`;
 function cpuPer(gw, k) {
+  if (!gw.runs[k]) return '–';
   const s = gw.runs[k].steps.find((x) => x.rate === gw.runs[k].max_sustained_per_s) || gw.runs[k].steps[0];
   return s.cpu_pct === undefined
     ? '–'
@@ -55,13 +58,23 @@ function headline(results, ok) {
       const t = gw.runs[`tether_${mode}`],
         p = gw.runs[`portkey_${mode}`];
       const a = t.added_ms?.[0],
-        b = p.added_ms?.[0];
+        b = p?.added_ms?.[0];
+      if (!p)
+        H.push(
+          `- Gateway ${mode}: Tether's max sustained rate ${f(t.ratio_to_direct, 3)} of direct's (Portkey not installed).`,
+        );
       const rss = (r) => Math.max(...r.steps.map((s) => s.peak_rss_kib || 0)) / 1024;
       if (a && b)
         H.push(
           `- Gateway ${mode} at ${a.rate} req/s, added over direct p50/p99: Tether ${sg(a.p50, (x) => f(x, 2))}/${sg(a.p99, (x) => f(x, 2))} ms, Portkey ${sg(b.p50, (x) => f(x, 2))}/${sg(b.p99, (x) => f(x, 2))} ms; max sustained ${sustained(gw, `tether_${mode}`)} vs ${sustained(gw, `portkey_${mode}`)}; CPU per request ${cpuPer(gw, `tether_${mode}`).split(' (')[0]} vs ${cpuPer(gw, `portkey_${mode}`).split(' (')[0]}; RSS at ${a.rate} req/s ${f(t.steps[0].peak_rss_kib / 1024, 1)} vs ${f(p.steps[0].peak_rss_kib / 1024, 1)} MiB (${f(p.steps[0].peak_rss_kib / t.steps[0].peak_rss_kib, 1)}×), peak under overload ${f(rss(t), 1)} vs ${f(rss(p), 1)} MiB.`,
         );
     }
+  const gs = ok('gateway_seq');
+  if (gs)
+    for (const [mode, m] of Object.entries(gs.modes))
+      H.push(
+        `- Gateway ${mode}, ${f(gs.requests, 0)} sequential keep-alive requests: Tether CPU ${f(m.tether_cpu_us_per_request, 0)} µs per request, added p50 ${f(m.added_p50_ms * 1000, 0)} µs over direct.`,
+      );
   const r1 = ok('relay1'),
     r1000 = ok('relay1000');
   if (r1)
@@ -211,7 +224,7 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
   );
   if (gw) {
     L.push(
-      `Open-loop load at fixed arrival rates, ${gw.seconds_per_step} s per step, latency counted from each request's due time. Portkey \`@portkey-ai/gateway\` (npm, its Node server \`build/start-server.js\`, \`x-portkey-provider: openai\` + \`x-portkey-custom-host\` → the fake); Tether with a routes file → the fake. A step is *sustained* when p99 ≤ ${gw.slo_p99_ms} ms, no request failed and all completed within the window. Stream latency is the whole stream (~20 chunks); *first chunk* is time to the first content chunk. Both gateways are started afresh for each mode; RSS is sampled every 100 ms, and memory an overloaded step took is not given back, so it carries into that mode's later rows. *client conns opened* counts new TCP connections from the load generator (keep-alive reuse otherwise; Tether ends each SSE response by closing the connection). When a target falls behind, open-loop requests pile up until the generator's cap of 3,000 open connections, and further requests count as errors.`,
+      `Open-loop load at fixed arrival rates, ${gw.seconds_per_step} s per step, latency counted from each request's due time. Portkey \`@portkey-ai/gateway\` (npm, its Node server \`build/start-server.js\`, \`x-portkey-provider: openai\` + \`x-portkey-custom-host\` → the fake); Tether with a routes file → the fake. A step is *sustained* when p99 ≤ ${gw.slo_p99_ms} ms, no request failed and all completed within the window. Stream latency is the whole stream (~20 chunks); *first chunk* is time to the first content chunk. Both gateways are started afresh for each mode; RSS is sampled every 100 ms, and memory an overloaded step took is not given back, so it carries into that mode's later rows. *client conns opened* counts new TCP connections from the load generator (keep-alive reuse otherwise; Tether sends streams chunked on the kept connection). When a target falls behind, open-loop requests pile up until the generator's cap of 3,000 open connections, and further requests count as errors.`,
       '',
     );
     for (const mode of ['plain', 'stream']) {
@@ -220,7 +233,7 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
         `| target | offered req/s | done/s | errors | p50 | p99 | ${mode === 'stream' ? 'first chunk p50 / p99 | ' : ''}added p50 / p99 over direct | gateway peak RSS | gateway CPU | fake CPU | client conns opened |`,
         `| --- | --- | --- | --- | --- | --- | ${mode === 'stream' ? '--- | ' : ''}--- | --- | --- | --- | --- |`,
       );
-      for (const t of ['direct', 'tether', 'portkey']) {
+      for (const t of ['direct', 'tether', 'portkey'].filter((n) => gw.runs[`${n}_${mode}`])) {
         const run = gw.runs[`${t}_${mode}`];
         for (const s of run.steps) {
           const add = run.added_ms?.find((a) => a.rate === s.rate);
@@ -235,11 +248,12 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
         '| --- | --- | --- | --- |',
         `| max sustained rate (${mode}) | ${['direct', 'tether', 'portkey'].map((t) => sustained(gw, `${t}_${mode}`)).join(' | ')} |`,
         `| gateway CPU per request at the highest sustained rate | – | ${cpuPer(gw, `tether_${mode}`)} | ${cpuPer(gw, `portkey_${mode}`)} |`,
+        `| ratio of the max sustained rate to direct's | 1 | ${f(gw.runs[`tether_${mode}`].ratio_to_direct, 3)} | ${f(gw.runs[`portkey_${mode}`]?.ratio_to_direct, 3)} |`,
         '',
       );
     }
     L.push(
-      `Idle RSS before load: Tether ${f(gw.idle_rss_kib.tether.total / 1024, 1)} MiB, Portkey ${f(gw.idle_rss_kib.portkey.total / 1024, 1)} MiB.`,
+      `Idle RSS before load: Tether ${f(gw.idle_rss_kib.tether.total / 1024, 1)} MiB, Portkey ${gw.idle_rss_kib.portkey ? `${f(gw.idle_rss_kib.portkey.total / 1024, 1)} MiB` : 'not installed'}.`,
       '',
       "Notes on Portkey: it is run unmodified except for a preload (`tests/bench/lib/peer-preload.mjs`) that binds it to 127.0.0.1 and, as its upstream PR #1390 does, skips appending its `x-portkey-*` response headers when Node's fetch made them immutable (without it every streamed request fails on Node 20: Portkey issues #1389/#1550); `@hono/node-server` is pinned to 1.14.2 via `overrides` as #1389 advises. Its stream path also waits 25 ms before forwarding the first chunk (in its own code), which shows in its first-chunk figures.",
       '',

@@ -1,0 +1,118 @@
+/* Embeddings through the routes (see embed.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/llm/adapter.h"
+#include "agents/llm/embed.h"
+#include "agents/llm/http.h"
+#include "agents/llm/route.h"
+#include "protocol/buf.h"
+#include "protocol/errors.h"
+
+#define EMBED_HEADERS_MAX 8
+
+struct tt_llm_embed {
+    tt_http_req *http;
+    tt_llm_embed_done_fn done;
+    void *ud;
+    int status;
+    int cancelled;
+    tt_buf body; /* at most TT_LLM_BODY_MAX */
+    char model[128];
+};
+
+static void on_headers(tt_http_req *r, int status, void *ud)
+{
+    tt_llm_embed *e = ud;
+    e->status = status;
+}
+
+static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
+{
+    tt_llm_embed *e = ud;
+    return e->cancelled || tt_buf_append(&e->body, buf, len) != 0; /* past the cap: stop */
+}
+
+static void on_done(tt_http_req *r, tt_llm_error_class result, const char *detail, void *ud)
+{
+    tt_llm_embed *e = ud;
+    if (!e->cancelled) {
+        if (result == TT_LLM_ERR_CANCELLED) /* only on_data stops it: the body was too large */
+            e->done(0, "the embeddings response is too large", 36, e->model, e->ud);
+        else if (result != TT_LLM_ERR_NONE)
+            e->done(0, detail, strlen(detail), e->model, e->ud);
+        else
+            e->done(e->status, tt_buf_str(&e->body), e->body.len, e->model, e->ud);
+    }
+    tt_buf_free(&e->body);
+    free(e);
+}
+
+/* The route's first OpenAI-format target, or NULL. */
+static const tt_route_target *embed_target(const tt_route *route)
+{
+    for (size_t i = 0; i < route->n_targets; i++)
+        if (route->targets[i].provider == TT_LLM_OPENAI)
+            return &route->targets[i];
+    return NULL;
+}
+
+int tt_llm_embed_start(tt_llm_service *s, const char *alias, const char *model, json_t *request,
+                       tt_llm_embed_done_fn done, void *ud, tt_llm_embed **out)
+{
+    const tt_route *route = tt_llm_service_find_route(s, alias);
+    if (!route)
+        return TT_ENOTFOUND;
+    const tt_route_target *t = embed_target(route);
+    if (!t)
+        return TT_EINVAL;
+    if (!model)
+        model = t->model;
+    if (strlen(model) >= sizeof((tt_llm_embed *)0)->model)
+        return TT_ETOOLARGE;
+    tt_llm_embed *e = calloc(1, sizeof *e);
+    json_t *req = json_copy(request); /* shallow: only "model" changes */
+    char *text = NULL;
+    char *headers[EMBED_HEADERS_MAX + 2] = {0};
+    int rc = e && req ? 0 : TT_ENOMEM;
+    if (rc == 0) {
+        json_object_set_new(req, "model", json_string(model));
+        text = json_dumps(req, JSON_COMPACT);
+        rc = text ? tt_llm_headers(t->provider, t->api_key, headers, EMBED_HEADERS_MAX) : TT_ENOMEM;
+    }
+    if (rc == 0) {
+        size_t h = 0;
+        while (headers[h])
+            h++;
+        headers[h] = strdup("Content-Type: application/json");
+        char url[TT_ROUTE_URL_MAX + 32];
+        snprintf(url, sizeof url, "%s/embeddings", t->base_url);
+        *e = (tt_llm_embed){.done = done, .ud = ud};
+        snprintf(e->model, sizeof e->model, "%s", model);
+        tt_buf_init(&e->body, TT_LLM_BODY_MAX);
+        tt_http_timeouts to = {t->timeouts.connect_ms, t->timeouts.first_byte_ms,
+                               t->timeouts.idle_ms, t->timeouts.total_ms};
+        static const tt_http_callbacks cb = {on_headers, on_data, on_done};
+        rc = tt_http_start(tt_llm_service_http(s), "POST", url, (const char *const *)headers, text,
+                           strlen(text), &to, &cb, e, &e->http);
+    }
+    tt_llm_headers_free(headers);
+    free(text);
+    json_decref(req);
+    if (rc) {
+        free(e);
+        return rc;
+    }
+    if (out)
+        *out = e;
+    return 0;
+}
+
+void tt_llm_embed_cancel(tt_llm_embed *e)
+{
+    if (!e || e->cancelled)
+        return;
+    e->cancelled = 1;
+    tt_http_cancel(e->http); /* on_done follows (now or after the callback) and frees */
+}

@@ -1,0 +1,105 @@
+// The gateway's own cost per request, closed loop: N sequential requests on
+// one keep-alive client connection (plain, then streamed) to the fake
+// provider directly and through Tether's /v1/chat/completions. Reported per
+// mode: latency p50/p90 of each target, Tether's added p50, and Tether's CPU
+// time per request (user + system from /proc over the run). Unlike the
+// open-loop gateway.mjs, its CPU figure barely moves with other load on the
+// machine, so it compares builds (set TETHER_BIN) on a shared one.
+//
+//   node tests/bench/gateway_seq.mjs [--smoke] [--requests 2000]
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { SMOKE, dist, out, startFake, startTether } from './lib/common.mjs';
+
+const argv = (name, def) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : def;
+};
+const N = Number(argv('--requests', SMOKE ? 50 : 2000));
+const WARMUP = SMOKE ? 10 : 200;
+
+const cpuSec = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function request(port, body) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const r = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/v1/chat/completions',
+        agent,
+        headers: {
+          authorization: 'Bearer bench',
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`status ${res.statusCode}`)),
+        );
+      },
+    );
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+async function run(port, pid, body) {
+  for (let i = 0; i < WARMUP; i++) await request(port, body);
+  const lat = [];
+  const c0 = pid ? cpuSec(pid) : 0;
+  for (let i = 0; i < N; i++) lat.push(await request(port, body));
+  const res = { latency_ms: dist(lat, 3) };
+  if (pid) res.cpu_us_per_request = Math.round(((cpuSec(pid) - c0) / N) * 1e6);
+  return res;
+}
+
+const fake = await startFake();
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-gwseq-'));
+const routes = path.join(dir, 'routes.json');
+writeFileSync(
+  routes,
+  JSON.stringify({
+    routes: {
+      default: [
+        {
+          provider: 'openai',
+          base_url: `http://127.0.0.1:${fake.port}/v1`,
+          model: 'gpt-4o-mini',
+          key_env: 'BENCH_FAKE_KEY',
+        },
+      ],
+    },
+  }),
+);
+const tether = await startTether(['--data-dir', path.join(dir, 'data'), '--routes', routes]);
+const result = { bench: 'gateway_seq', requests: N, modes: {} };
+for (const mode of ['plain', 'stream']) {
+  const body = JSON.stringify({
+    model: 'default',
+    stream: mode === 'stream',
+    messages: [{ role: 'user', content: 'hello there, how are you today? one two three four five' }],
+  });
+  const direct = await run(fake.port, null, body);
+  const via = await run(tether.port, tether.pid, body);
+  result.modes[mode] = {
+    direct: direct.latency_ms,
+    tether: via.latency_ms,
+    added_p50_ms: +(via.latency_ms.p50 - direct.latency_ms.p50).toFixed(3),
+    tether_cpu_us_per_request: via.cpu_us_per_request,
+  };
+}
+await tether.stop();
+await fake.stop();
+rmSync(dir, { recursive: true, force: true });
+out(result);
