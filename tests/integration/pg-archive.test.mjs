@@ -12,16 +12,14 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { connect, freePort, httpGet, itest, openSession, sayAndWait, sleep } from './harness.mjs';
 import { runToExit } from './exit-lib.mjs';
-import { pgAvailable, startPostgres } from './pg-lib.mjs';
+import { destroyAllPostgres, pgAvailable, startPostgres } from './pg-lib.mjs';
 
 const skip = pgAvailable ? false : 'PostgreSQL (postgresql-15) is not installed';
 let pg;
 before(async () => {
   if (!skip) pg = await startPostgres();
 });
-after(async () => {
-  if (pg) await pg.destroy();
-});
+after(destroyAllPostgres);
 
 const dbName = (url) => url.slice(url.lastIndexOf('/') + 1);
 

@@ -5,14 +5,15 @@
 // PostgreSQL refuses to run as root: when the tests run as root (CI), every
 // PostgreSQL command runs as Debian's `postgres` user (runuser), and the temp
 // dir is handed to it. Queries go through `psql` (postgresql-client).
+// Imports nothing of node:test, so benchmarks use it too; a test file calls
+// destroyAllPostgres() from its after hook.
 
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import { promisify } from 'node:util';
-import { after } from 'node:test';
-import { freePort } from './harness.mjs';
 
 const run = promisify(execFile);
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
@@ -30,9 +31,22 @@ function pgCmd(bin, args, opts = {}) {
 
 const clusters = new Set();
 let dbSeq = 0;
-after(async () => {
+
+/** Stop and remove every cluster not destroyed yet (a test file's after hook). */
+export async function destroyAllPostgres() {
   for (const c of [...clusters]) await c.destroy();
-});
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 export class PgCluster {
   constructor(dir, port) {
