@@ -95,6 +95,9 @@ static const opt options[] = {
     {"database-url", K_STR, O(database_url), S(database_url), 0, 0, NULL, "",
      "PostgreSQL connection (postgresql://user:pass@host:port/db or libpq key=value): "
      "committed events are archived there (tables sessions, events); empty: LMDB alone"},
+    {"database-timeout-ms", K_I64, O(database_timeout_ms), 0, 100, 600000, NULL, "10000",
+     "longest wait for one statement; a database that does not answer sooner (stopped, "
+     "partitioned) is disconnected and connected again with backoff"},
     {"durability", K_ENUM, O(durability), S(durability), 0, 0, "local|replicated", "local",
      "with --database-url: local (LMDB commits, PostgreSQL archives after the fact); "
      "replicated is not implemented yet"},

@@ -33,6 +33,7 @@ int tt_database_start(tt_server *srv)
         .migrations = tt_archive_migrations,
         .n_migrations = tt_archive_n_migrations,
         .connect_timeout_ms = TT_DB_CONNECT_TIMEOUT_MS,
+        .query_timeout_ms = (uint64_t)srv->cfg.database_timeout_ms,
     };
     tt_pg_hooks hooks = {.ud = srv, .state = pg_state_hook};
     rc = tt_pg_new(&srv->loop, &po, &hooks, &srv->pg);

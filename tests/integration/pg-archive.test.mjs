@@ -246,3 +246,45 @@ itest(
   },
   { skip, timeout: 60_000 },
 );
+
+itest(
+  'a database that stops answering (its backend SIGSTOPped) times out, reconnects, and the archive completes',
+  async ({ startServer }) => {
+    const url = await pg.newDatabase();
+    const app = 'tether_it_stopped';
+    const srv = await startServer({
+      args: [
+        '--database-url',
+        `${url}?application_name=${app}`,
+        '--database-timeout-ms',
+        '500',
+        '--echo-delay-ms',
+        '0',
+      ],
+    });
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'echo');
+    await sayAndWait(c, session, 'first', 'a');
+    await waitArchived(srv);
+    const pid = Number(await pg.value(`SELECT pid FROM pg_stat_activity WHERE application_name = '${app}'`));
+    assert.ok(pid > 0);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (let i = 0; i < 3; i++) await sayAndWait(c, session, `while stopped ${i}`, `b${i}`);
+      const t0 = Date.now();
+      while (!/"error":"query timed out"/.test(srv.output) && Date.now() - t0 < 5000) await sleep(50);
+      assert.match(srv.output, /"msg":"database","from":"up","to":"down","error":"query timed out"/);
+      assert.equal((await readyz(srv)).status, 200);
+      await sayAndWait(c, session, 'still served', 'c'); // the socket never waited for the database
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitArchived(srv, 20_000);
+    assert.deepEqual(
+      (await dbEvents(url, session)).map((r) => r.seq),
+      c.events.filter((e) => e.session === session).map((e) => e.seq),
+    );
+    assert.ok((await metric(srv, 'tether_db_query_failures_total')) >= 1);
+  },
+  { skip, timeout: 40_000 },
+);
