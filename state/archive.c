@@ -63,7 +63,8 @@ typedef struct entry {
 
 typedef struct batch_item {
     entry *e;
-    uint64_t to; /* the batch archives (e->archived, to] */
+    uint64_t to;   /* the batch archives (e->archived, to] */
+    uint64_t lost; /* of those, trimmed from LMDB before they were read */
 } batch_item;
 
 struct tt_archive {
@@ -239,6 +240,7 @@ typedef struct build {
     char *sid_json; /* the entry's id as a JSON string */
     entry *e;
     uint64_t last; /* the last seq of e read into the batch */
+    uint64_t lost; /* of e's, trimmed before they were read */
     uint64_t n;    /* events in the batch */
     int failed;
 } build;
@@ -249,7 +251,7 @@ static int batch_event(uint64_t seq, const char *json, size_t len, void *ud)
     if (seq > b->e->committed)
         return READ_STOP;
     if (seq > b->last + 1)
-        b->a->stats.lost_events += seq - b->last - 1; /* trimmed before it was archived */
+        b->lost += seq - b->last - 1; /* trimmed before it was archived */
     if (tt_buf_appendf(&b->events, "%s[%s,%" PRIu64 ",", b->n ? "," : "", b->sid_json, seq) ||
         tt_buf_append(&b->events, json, len) || tt_buf_append(&b->events, "]", 1)) {
         b->failed = 1;
@@ -273,6 +275,7 @@ static int build_entry(build *b, entry *e)
         return TT_ENOMEM;
     b->e = e;
     b->last = e->archived;
+    b->lost = 0;
     size_t room = a->opt.batch_events - b->n;
     int rc = tt_store_read_events(a->store, e->id, e->archived, room, batch_event, b);
     free(b->sid_json);
@@ -280,11 +283,11 @@ static int build_entry(build *b, entry *e)
     if (b->failed || (rc && rc != READ_STOP))
         return b->failed ? TT_ENOMEM : rc;
     if (b->last == e->archived && rc != READ_STOP) { /* nothing left in LMDB: all trimmed */
-        a->stats.lost_events += e->committed - e->archived;
+        b->lost = e->committed - e->archived;
         b->last = e->committed;
     }
     if (b->last > e->archived)
-        a->items[a->n_items++] = (batch_item){.e = e, .to = b->last};
+        a->items[a->n_items++] = (batch_item){.e = e, .to = b->last, .lost = b->lost};
     return 0;
 }
 
@@ -335,26 +338,54 @@ static int build_batch(tt_archive *a, build *b)
     return 0;
 }
 
-void tt_archive_kick(tt_archive *a)
+int tt_archive_batch_next(tt_archive *a, char **events, char **sessions, uint64_t *n_events)
 {
-    if (!a || a->in_flight || !a->pg || tt_pg_state_get(a->pg) != TT_PG_UP || tt_pg_busy(a->pg) ||
-        uv_is_active((uv_handle_t *)&a->retry))
-        return;
+    *events = *sessions = NULL;
+    *n_events = 0;
+    if (a->in_flight)
+        return TT_ECONFLICT;
     build b = {.a = a};
     tt_buf_init(&b.events, BATCH_BUF_CAP);
     int rc = tt_buf_append(&b.events, "[", 1);
     if (rc == 0)
         rc = build_batch(a, &b);
-    char *sessions = rc == 0 && a->n_items ? sessions_json(a) : NULL;
-    if (rc == 0 && a->n_items && sessions && tt_buf_append(&b.events, "]", 1) == 0) {
-        const char *params[2] = {tt_buf_data(&b.events), sessions};
-        a->batch_events = b.n;
-        a->in_flight = tt_pg_query(a->pg, BATCH_SQL, 2, params, on_batch, a) == 0;
+    if (rc == 0 && a->n_items) {
+        *sessions = sessions_json(a);
+        if (!*sessions || tt_buf_append(&b.events, "]", 1) != 0)
+            rc = TT_ENOMEM;
     }
-    free(sessions);
+    if (rc == 0 && a->n_items) {
+        *events = tt_buf_take(&b.events, NULL);
+        rc = *events ? 0 : TT_ENOMEM;
+    }
     tt_buf_free(&b.events);
-    if (!a->in_flight)
+    if (rc || !a->n_items) {
+        free(*sessions);
+        *sessions = NULL;
         a->n_items = 0;
+        return rc;
+    }
+    a->in_flight = 1;
+    a->batch_events = *n_events = b.n;
+    return 0;
+}
+
+void tt_archive_kick(tt_archive *a)
+{
+    if (!a || a->in_flight || !a->pg || tt_pg_state_get(a->pg) != TT_PG_UP || tt_pg_busy(a->pg) ||
+        uv_is_active((uv_handle_t *)&a->retry))
+        return;
+    char *events = NULL, *sessions = NULL;
+    uint64_t n = 0;
+    if (tt_archive_batch_next(a, &events, &sessions, &n) == 0 && events) {
+        const char *params[2] = {events, sessions};
+        if (tt_pg_query(a->pg, BATCH_SQL, 2, params, on_batch, a) != 0) {
+            a->in_flight = 0; /* the connection went down: sent again once it is up */
+            a->n_items = 0;
+        }
+    }
+    free(events);
+    free(sessions);
 }
 
 /* The markers of the batch's sessions: rewritten, or deleted when caught up. */
@@ -379,9 +410,10 @@ static void on_retry(uv_timer_t *t)
     tt_archive_kick(t->data);
 }
 
-static void on_batch(int err, const PGresult *res, const char *msg, void *ud)
+void tt_archive_batch_done(tt_archive *a, int err, uint64_t inserted)
 {
-    tt_archive *a = ud;
+    if (!a->in_flight)
+        return;
     a->in_flight = 0;
     if (err) {
         a->stats.batch_failures++;
@@ -390,12 +422,12 @@ static void on_batch(int err, const PGresult *res, const char *msg, void *ud)
         (void)uv_timer_start(&a->retry, on_retry, a->opt.retry_ms, 0);
         return;
     }
-    uint64_t inserted = PQntuples(res) == 1 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     a->stats.batches++;
     a->stats.events += inserted;
     a->stats.duplicates += a->batch_events > inserted ? a->batch_events - inserted : 0;
     for (size_t i = 0; i < a->n_items; i++) {
         entry *e = a->items[i].e;
+        a->stats.lost_events += a->items[i].lost;
         if (a->items[i].to > e->archived)
             e->archived = a->items[i].to;
         drop_marks_upto(e, e->archived);
@@ -413,6 +445,14 @@ static void on_batch(int err, const PGresult *res, const char *msg, void *ud)
     }
     a->n_items = 0;
     tt_archive_kick(a);
+}
+
+static void on_batch(int err, const PGresult *res, const char *msg, void *ud)
+{
+    uint64_t inserted = 0;
+    if (!err && PQntuples(res) == 1)
+        inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    tt_archive_batch_done(ud, err, inserted);
 }
 
 const tt_archive_stats *tt_archive_stats_get(const tt_archive *a)

@@ -74,6 +74,17 @@ void tt_archive_committed(tt_archive *a, const tt_session *s, uint64_t head);
 /* Send the next batch if the database is up and none is in flight. */
 void tt_archive_kick(tt_archive *a);
 
+/* What tt_archive_kick does without a database (also for tests): the next
+ * batch's two statement parameters, malloc'd JSON texts (events: [[session,
+ * seq, event], ...]; sessions: [[id, tenant, user, agent, archived_seq],
+ * ...]) and its event count; both NULL when nothing is pending. TT_ECONFLICT
+ * while a batch is outstanding: one at a time. */
+int tt_archive_batch_next(tt_archive *a, char **events, char **sessions, uint64_t *n_events);
+/* The outstanding batch's end: err 0 and the events the database did not
+ * hold yet (the rest were duplicates), or a failure (sent again after
+ * opt.retry_ms, or when the database is up again). */
+void tt_archive_batch_done(tt_archive *a, int err, uint64_t inserted);
+
 const tt_archive_stats *tt_archive_stats_get(const tt_archive *a);
 /* Committed events not yet archived, and the age in seconds of the oldest of
  * them (0 when none), at now_ms (uv_now). O(sessions pending). */

@@ -118,17 +118,25 @@ static void deliver_hook(tt_cursor *c, void *ud)
 {
 }
 
-static void open_all(fixture *f)
+static void open_all_with(fixture *f, uint64_t retain, size_t batch_events, size_t batch_bytes)
 {
     tt_store_options so = {.path = f->dir, .sync = TT_SYNC_NONE};
     assert_int_equal(tt_store_open(&so, &f->store), 0);
-    tt_registry_options o = {
-        .headroom = 16, .memory_events = 16, .max_lag_events = 100000, .transcript_max = 100};
+    tt_registry_options o = {.headroom = 16,
+                             .memory_events = 16,
+                             .max_lag_events = 100000,
+                             .transcript_max = 100,
+                             .retain_events = retain};
     tt_registry_hooks hooks = {.ud = f, .deliver = deliver_hook};
     assert_int_equal(tt_registry_new(&f->loop, f->store, &o, &hooks, &f->reg), 0);
-    tt_archive_options ao = {0};
+    tt_archive_options ao = {.batch_events = batch_events, .batch_bytes = batch_bytes};
     assert_int_equal(tt_archive_new(&f->loop, f->store, &ao, &f->arch), 0);
     tt_registry_set_archive(f->reg, f->arch);
+}
+
+static void open_all(fixture *f)
+{
+    open_all_with(f, 0, 0, 0);
 }
 
 static void close_all(fixture *f)
@@ -187,6 +195,127 @@ static void test_markers_written_in_the_commit_and_read_back(void **state)
     loop_fixture_end(&f.loop, f.dir);
 }
 
+/* Drain the archive batch by batch (no database: tt_archive_batch_next and
+ * _done stand for the statement), checking each batch against the caps and
+ * the events against the store's: each once, in order, per session. */
+static uint64_t drain(fixture *f, size_t cap, uint64_t *next_seq, tt_session **ss, int n)
+{
+    uint64_t total = 0;
+    for (;;) {
+        char *events = NULL, *sessions = NULL;
+        uint64_t count = 0;
+        assert_int_equal(tt_archive_batch_next(f->arch, &events, &sessions, &count), 0);
+        if (!events) {
+            assert_null(sessions);
+            return total;
+        }
+        char *again[2];
+        uint64_t c2;
+        assert_int_equal(tt_archive_batch_next(f->arch, &again[0], &again[1], &c2), TT_ECONFLICT);
+        json_t *ev = json_loads(events, 0, NULL), *se = json_loads(sessions, 0, NULL);
+        assert_non_null(ev);
+        assert_non_null(se);
+        assert_true(json_array_size(ev) == count && count >= 1 && count <= cap);
+        size_t i;
+        json_t *x;
+        json_array_foreach(ev, i, x)
+        {
+            const char *sid = json_string_value(json_array_get(x, 0));
+            uint64_t seq = (uint64_t)json_integer_value(json_array_get(x, 1));
+            json_t *body = json_array_get(x, 2);
+            assert_string_equal(json_string_value(json_object_get(body, "session")), sid);
+            assert_int_equal(json_integer_value(json_object_get(body, "seq")), seq);
+            int k = 0;
+            while (k < n && strcmp(ss[k]->id, sid) != 0)
+                k++;
+            assert_true(k < n);
+            assert_int_equal(seq, next_seq[k]); /* in order, none skipped, none twice */
+            next_seq[k]++;
+        }
+        json_array_foreach(se, i, x)
+        {
+            assert_string_equal(json_string_value(json_array_get(x, 1)), "t1");
+            assert_string_equal(json_string_value(json_array_get(x, 2)), "alice");
+            assert_string_equal(json_string_value(json_array_get(x, 3)), "echo");
+        }
+        json_decref(ev);
+        json_decref(se);
+        free(events);
+        free(sessions);
+        tt_archive_batch_done(f->arch, 0, count);
+        total += count;
+    }
+}
+
+static void test_batches_capped_in_order_once_and_markers_cleared(void **state)
+{
+    (void)state;
+    fixture f = {0};
+    loop_fixture_mkdir(f.dir, sizeof f.dir, "tt_archive");
+    assert_int_equal(uv_loop_init(&f.loop), 0);
+    open_all_with(&f, 0, 7, 1 << 20);
+    tt_session *ss[3];
+    uint64_t next[3] = {1, 1, 1};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(tt_registry_create(f.reg, "alice", "t1", "echo", NULL, NULL, &ss[k]), 0);
+        for (int i = 0; i < 10 + k; i++)
+            assert_true(tt_session_emit(ss[k], "delta", json_pack("{s:s}", "text", "x")) > 0);
+    }
+    assert_int_equal(tt_registry_flush(f.reg), 0);
+    uint64_t want = ss[0]->committed + ss[1]->committed + ss[2]->committed, lag = 0;
+    double secs;
+    tt_archive_lag(f.arch, uv_now(&f.loop), &lag, &secs);
+    assert_int_equal(lag, want);
+
+    /* A failed batch is sent again, from the same seq. */
+    char *events, *sessions;
+    uint64_t count;
+    assert_int_equal(tt_archive_batch_next(f.arch, &events, &sessions, &count), 0);
+    assert_int_equal(count, 7);
+    free(events);
+    free(sessions);
+    tt_archive_batch_done(f.arch, TT_EIO, 0);
+    assert_int_equal(tt_archive_stats_get(f.arch)->batch_failures, 1);
+
+    assert_int_equal(drain(&f, 7, next, ss, 3), want);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(next[k], ss[k]->committed + 1);
+    tt_archive_lag(f.arch, uv_now(&f.loop), &lag, &secs);
+    assert_int_equal(lag, 0);
+    assert_true(secs == 0.0);
+    int markers = 0;
+    assert_int_equal(tt_store_list_meta(f.store, "archive\x1f", count_marker, &markers), 0);
+    assert_int_equal(markers, 0); /* caught up: the markers are gone */
+
+    /* New events of one session: only those. */
+    assert_true(tt_session_emit(ss[1], "delta", json_pack("{s:s}", "text", "y")) > 0);
+    assert_int_equal(tt_registry_flush(f.reg), 0);
+    assert_int_equal(drain(&f, 7, next, ss, 3), 1);
+    assert_int_equal(tt_archive_stats_get(f.arch)->lost_events, 0);
+    close_all(&f);
+    loop_fixture_end(&f.loop, f.dir);
+}
+
+static void test_events_trimmed_before_archiving_are_counted_lost(void **state)
+{
+    (void)state;
+    fixture f = {0};
+    loop_fixture_mkdir(f.dir, sizeof f.dir, "tt_archive");
+    assert_int_equal(uv_loop_init(&f.loop), 0);
+    open_all_with(&f, 5, 100, 1 << 20); /* --retain-events 5 */
+    tt_session *s;
+    assert_int_equal(tt_registry_create(f.reg, "alice", "t1", "echo", NULL, NULL, &s), 0);
+    for (int i = 0; i < 20; i++)
+        assert_true(tt_session_emit(s, "delta", json_pack("{s:s}", "text", "x")) > 0);
+    assert_int_equal(tt_registry_flush(f.reg), 0);
+    uint64_t head = s->committed;
+    uint64_t next = head - 4; /* the store kept the last 5 */
+    assert_int_equal(drain(&f, 100, &next, &s, 1), 5);
+    assert_int_equal(tt_archive_stats_get(f.arch)->lost_events, head - 5);
+    close_all(&f);
+    loop_fixture_end(&f.loop, f.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +323,8 @@ int main(void)
         cmocka_unit_test(test_url_check),
         cmocka_unit_test(test_refused_connection_goes_down_and_retries),
         cmocka_unit_test(test_markers_written_in_the_commit_and_read_back),
+        cmocka_unit_test(test_batches_capped_in_order_once_and_markers_cleared),
+        cmocka_unit_test(test_events_trimmed_before_archiving_are_counted_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
