@@ -121,7 +121,7 @@ itest(
   'committed events are archived, queryable with SQL, identical to what the client saw',
   async ({ startServer }) => {
     const url = await pg.newDatabase();
-    const srv = await startServer({ args: ['--database-url', url, '--echo-delay-ms', '0'] });
+    const srv = await startServer({ args: ['--echo-delay-ms', '0'], env: { TETHER_DATABASE_URL: url } });
     const c = await connect(srv.port, { hello: true });
     const { session } = await openSession(c, 'echo');
     for (let i = 0; i < 5; i++) await sayAndWait(c, session, `hello ${i} "quoted" \\ back`, `m${i}`);
@@ -288,3 +288,12 @@ itest(
   },
   { skip, timeout: 40_000 },
 );
+
+itest('without --database-url: no database, no archive, /readyz and /metrics as before', async ({ startServer }) => {
+  const srv = await startServer();
+  const r = await httpGet(srv.port, '/readyz');
+  assert.equal(r.body, 'ready\n');
+  const m = await httpGet(srv.port, '/metrics');
+  assert.doesNotMatch(m.body, /tether_db_|tether_archive_/);
+  assert.doesNotMatch(srv.output, /"msg":"database"/);
+});
