@@ -201,16 +201,17 @@ static void conn_lost(tt_pg *pg, const char *why)
     PQfinish(pg->conn);
     pg->conn = NULL;
     pg->connecting = 0;
+    uv_timer_stop(&pg->timer);
+    if (!pg->closing) {
+        pg->attempt++;
+        uint64_t delay = tt_pg_backoff_ms(pg->attempt, pg->opt.backoff_min_ms,
+                                          pg->opt.backoff_max_ms, (uint32_t)rand());
+        (void)uv_timer_start(&pg->timer, on_retry, delay, 0);
+        set_state(pg, TT_PG_DOWN, pg->last_err);
+    }
+    /* Last: down already, so a callback that sends again is refused. */
     if (pg->job != JOB_NONE)
         finish_query(pg, TT_EIO, pg->last_err);
-    uv_timer_stop(&pg->timer);
-    if (pg->closing)
-        return;
-    pg->attempt++;
-    uint64_t delay = tt_pg_backoff_ms(pg->attempt, pg->opt.backoff_min_ms, pg->opt.backoff_max_ms,
-                                      (uint32_t)rand());
-    (void)uv_timer_start(&pg->timer, on_retry, delay, 0);
-    set_state(pg, TT_PG_DOWN, pg->last_err);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -472,7 +473,7 @@ void tt_pg_close(tt_pg *pg)
 int tt_pg_query(tt_pg *pg, const char *sql, int n_params, const char *const *values,
                 tt_pg_result_fn cb, void *ud)
 {
-    if (pg->state != TT_PG_UP || pg->job != JOB_NONE)
+    if (pg->state != TT_PG_UP || pg->job != JOB_NONE || !pg->conn)
         return TT_ECONFLICT;
     pg->cb = cb;
     pg->cb_ud = ud;
