@@ -17,6 +17,15 @@ static void pg_state_hook(tt_pg_state from, tt_pg_state to, const char *why, voi
         tt_archive_kick(srv->archive);
 }
 
+/* A statement the database refused (the archive sends it again later). */
+static void pg_query_failed_hook(const char *why, void *ud)
+{
+    static tt_log_throttle throttle;
+    tt_server *srv = ud;
+    tt_log_throttled(&throttle, uv_now(&srv->loop), TT_WARN, "database refused a statement",
+                     json_pack("{s:s}", "error", why));
+}
+
 int tt_database_start(tt_server *srv)
 {
     if (!srv->cfg.database_url[0])
@@ -35,7 +44,7 @@ int tt_database_start(tt_server *srv)
         .connect_timeout_ms = TT_DB_CONNECT_TIMEOUT_MS,
         .query_timeout_ms = (uint64_t)srv->cfg.database_timeout_ms,
     };
-    tt_pg_hooks hooks = {.ud = srv, .state = pg_state_hook};
+    tt_pg_hooks hooks = {.ud = srv, .state = pg_state_hook, .query_failed = pg_query_failed_hook};
     rc = tt_pg_new(&srv->loop, &po, &hooks, &srv->pg);
     if (rc)
         return rc;

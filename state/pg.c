@@ -306,6 +306,9 @@ static void query_done(tt_pg *pg)
         if (job == JOB_USER) {
             char msg[PG_ERR_MAX];
             memcpy(msg, pg->result_err, sizeof msg);
+            memcpy(pg->last_err, msg, sizeof msg);
+            if (pg->hooks.query_failed)
+                pg->hooks.query_failed(msg, pg->hooks.ud);
             finish_query(pg, TT_EIO, msg);
         } else {
             char why[PG_ERR_MAX + 32];
@@ -466,6 +469,7 @@ void tt_pg_close(tt_pg *pg)
         return;
     pg->closing = 1;
     pg->hooks.state = NULL;
+    pg->hooks.query_failed = NULL;
     conn_lost(pg, "closed");
     uv_close((uv_handle_t *)&pg->timer, on_timer_closed);
 }

@@ -48,6 +48,9 @@ typedef struct tt_pg_hooks {
     void *ud;
     /* The state changed; why is the error that took it down (NULL otherwise). */
     void (*state)(tt_pg_state from, tt_pg_state to, const char *why, void *ud);
+    /* A query failed while the connection stayed up (the database refused
+     * the statement): why is the database's message. May be NULL. */
+    void (*query_failed)(const char *why, void *ud);
 } tt_pg_hooks;
 
 typedef struct tt_pg_stats {

@@ -297,3 +297,36 @@ itest('without --database-url: no database, no archive, /readyz and /metrics as 
   assert.doesNotMatch(m.body, /tether_db_|tether_archive_/);
   assert.doesNotMatch(srv.output, /"msg":"database"/);
 });
+
+itest(
+  'a batch the database refuses is logged, shown in /readyz, counted, and sent again until it is taken',
+  async ({ startServer }) => {
+    const url = await pg.newDatabase();
+    const srv = await startServer({ args: ['--database-url', url, '--echo-delay-ms', '0'] });
+    const db = dbName(url);
+    await pg.query(
+      `CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'archive refused by the test'; END $$ LANGUAGE plpgsql;
+       CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse();`,
+      db,
+    );
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'echo');
+    await sayAndWait(c, session, 'refused at first', 'a');
+    const t0 = Date.now();
+    while (!/"msg":"database refused a statement"/.test(srv.output) && Date.now() - t0 < 5000) await sleep(50);
+    assert.match(srv.output, /"msg":"database refused a statement","error":"ERROR:  archive refused by the test/);
+    const r = await readyz(srv);
+    assert.equal(r.status, 200);
+    assert.equal(r.database, 'up');
+    assert.match(r.database_error, /archive refused by the test/);
+    assert.ok(Number(r.archive_lag_events) > 0);
+    assert.ok((await metric(srv, 'tether_archive_batch_failures_total')) >= 1);
+    await pg.query('DROP TRIGGER refuse ON events', db);
+    await waitArchived(srv);
+    assert.deepEqual(
+      (await dbEvents(url, session)).map((x) => x.seq),
+      c.events.filter((e) => e.session === session).map((e) => e.seq),
+    );
+  },
+  { skip, timeout: 30_000 },
+);
