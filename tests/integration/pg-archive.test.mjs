@@ -314,7 +314,7 @@ itest(
     await sayAndWait(c, session, 'refused at first', 'a');
     const t0 = Date.now();
     while (!/"msg":"database refused a statement"/.test(srv.output) && Date.now() - t0 < 5000) await sleep(50);
-    assert.match(srv.output, /"msg":"database refused a statement","error":"ERROR:  archive refused by the test/);
+    assert.match(srv.output, /"msg":"database refused a statement","error":"ERROR: {2}archive refused by the test/);
     const r = await readyz(srv);
     assert.equal(r.status, 200);
     assert.equal(r.database, 'up');
