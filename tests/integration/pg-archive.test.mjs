@@ -330,3 +330,27 @@ itest(
   },
   { skip, timeout: 30_000 },
 );
+
+itest(
+  'kill -9 with events not yet archived: the restarted server archives them all',
+  async ({ startServer }) => {
+    const url = await pg.newDatabase();
+    const srv = await startServer({ args: ['--database-url', url, '--echo-delay-ms', '0'] });
+    const c = await connect(srv.port, { hello: true });
+    const sessions = [];
+    for (let k = 0; k < 3; k++) sessions.push((await openSession(c, 'echo')).session);
+    await waitArchived(srv);
+    await pg.stop();
+    for (const [k, s] of sessions.entries()) await sayAndWait(c, s, `pending ${k}`, `p${k}`);
+    await srv.kill9();
+    await pg.start();
+    await srv.restart();
+    await waitArchived(srv);
+    for (const s of sessions)
+      assert.deepEqual(
+        (await dbEvents(url, s)).map((x) => x.seq),
+        c.events.filter((e) => e.session === s).map((e) => e.seq),
+      );
+  },
+  { skip, timeout: 40_000 },
+);
