@@ -59,6 +59,7 @@ typedef struct entry {
     uint64_t committed; /* events up to here are in LMDB */
     mark marks[ARCHIVE_MARKS];
     size_t n_marks;
+    int marker_stale; /* archived moved since the marker was written */
 } entry;
 
 typedef struct batch_item {
@@ -80,6 +81,8 @@ struct tt_archive {
     uint64_t batch_events; /* events sent in the batch in flight */
     int in_flight;
     uv_timer_t retry;
+    uv_timer_t markers; /* writes the stale markers, at most every marker_flush_ms */
+    int open_handles;
 };
 
 static void marker_key(char out[MARKER_MAX + 1], const char *sid)
@@ -168,6 +171,7 @@ int tt_archive_new(uv_loop_t *loop, tt_store *store, const tt_archive_options *o
     a->opt.batch_events = opt->batch_events ? opt->batch_events : 1000;
     a->opt.batch_bytes = opt->batch_bytes ? opt->batch_bytes : (1u << 20);
     a->opt.retry_ms = opt->retry_ms ? opt->retry_ms : 1000;
+    a->opt.marker_flush_ms = opt->marker_flush_ms ? opt->marker_flush_ms : 200;
     tt_map_init(&a->entries);
     a->items = calloc(a->opt.batch_events, sizeof *a->items);
     int rc = a->items ? tt_store_list_meta(store, MARKER_PREFIX, load_marker, a) : TT_ENOMEM;
@@ -175,7 +179,9 @@ int tt_archive_new(uv_loop_t *loop, tt_store *store, const tt_archive_options *o
     for (entry *e; rc == 0 && (e = tt_map_next(&a->entries, &pos));)
         complete_loaded(a, e);
     (void)uv_timer_init(loop, &a->retry);
-    a->retry.data = a;
+    (void)uv_timer_init(loop, &a->markers);
+    a->retry.data = a->markers.data = a;
+    a->open_handles = 2;
     if (rc) {
         tt_archive_free(a);
         return rc;
@@ -189,9 +195,11 @@ void tt_archive_set_pg(tt_archive *a, tt_pg *pg)
     a->pg = pg;
 }
 
-static void on_retry_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     tt_archive *a = h->data;
+    if (--a->open_handles > 0)
+        return;
     size_t pos = 0;
     for (entry *e; (e = tt_map_next(&a->entries, &pos));)
         free(e);
@@ -202,8 +210,11 @@ static void on_retry_closed(uv_handle_t *h)
 
 void tt_archive_free(tt_archive *a)
 {
-    if (a)
-        uv_close((uv_handle_t *)&a->retry, on_retry_closed);
+    if (!a)
+        return;
+    (void)tt_archive_flush_markers(a); /* fewer events sent again after a restart */
+    uv_close((uv_handle_t *)&a->retry, on_handle_closed);
+    uv_close((uv_handle_t *)&a->markers, on_handle_closed);
 }
 
 int tt_archive_fill(tt_archive *a, tt_store_txn *txn, const tt_session *s)
@@ -388,12 +399,14 @@ void tt_archive_kick(tt_archive *a)
     free(sessions);
 }
 
-/* The markers of the batch's sessions: rewritten, or deleted when caught up. */
+/* The stale markers: rewritten, or deleted when caught up. */
 static int fill_markers(tt_store_txn *txn, void *ud)
 {
     tt_archive *a = ud;
-    for (size_t i = 0; i < a->n_items; i++) {
-        entry *e = a->items[i].e;
+    size_t pos = 0;
+    for (entry *e; (e = tt_map_next(&a->entries, &pos));) {
+        if (!e->marker_stale)
+            continue;
         char key[MARKER_MAX + 1], val[24];
         marker_key(key, e->id);
         int n = snprintf(val, sizeof val, "%" PRIu64, e->archived);
@@ -402,6 +415,42 @@ static int fill_markers(tt_store_txn *txn, void *ud)
         if (rc)
             return rc;
     }
+    return 0;
+}
+
+static void on_markers(uv_timer_t *t)
+{
+    tt_archive *a = t->data;
+    if (tt_archive_flush_markers(a) != 0)
+        (void)uv_timer_start(&a->markers, on_markers, a->opt.marker_flush_ms, 0);
+}
+
+int tt_archive_flush_markers(tt_archive *a)
+{
+    size_t n = 0, pos = 0;
+    for (entry *e; (e = tt_map_next(&a->entries, &pos));)
+        n += e->marker_stale;
+    if (n == 0)
+        return 0;
+    entry **done = malloc(n * sizeof *done);
+    int rc = done ? tt_store_write(a->store, fill_markers, a) : TT_ENOMEM;
+    if (rc) {
+        a->stats.marker_failures++; /* kept stale: written later, or sent again at restart */
+        free(done);
+        return rc;
+    }
+    size_t n_done = 0;
+    pos = 0;
+    for (entry *e; (e = tt_map_next(&a->entries, &pos));) {
+        if (e->marker_stale && e->archived >= e->committed)
+            done[n_done++] = e; /* caught up, its marker gone: the entry goes too */
+        e->marker_stale = 0;
+    }
+    for (size_t i = 0; i < n_done; i++) {
+        tt_map_del(&a->entries, done[i]->id);
+        free(done[i]);
+    }
+    free(done);
     return 0;
 }
 
@@ -432,17 +481,10 @@ void tt_archive_batch_done(tt_archive *a, int err, uint64_t inserted)
             e->archived = a->items[i].to;
         drop_marks_upto(e, e->archived);
     }
-    if (tt_store_write(a->store, fill_markers, a) != 0) {
-        a->stats.marker_failures++; /* stale markers only resend at restart */
-    } else {
-        for (size_t i = 0; i < a->n_items; i++) {
-            entry *e = a->items[i].e;
-            if (e->archived >= e->committed) {
-                tt_map_del(&a->entries, e->id);
-                free(e);
-            }
-        }
-    }
+    for (size_t i = 0; i < a->n_items; i++)
+        a->items[i].e->marker_stale = 1;
+    if (!uv_is_active((uv_handle_t *)&a->markers))
+        (void)uv_timer_start(&a->markers, on_markers, a->opt.marker_flush_ms, 0);
     a->n_items = 0;
     tt_archive_kick(a);
 }

@@ -14,8 +14,8 @@
  *
  * Restart: a session with pending events has a meta key "archive\x1f<id>"
  * in LMDB, written in the same commit as its first pending events (value:
- * the seq archived then), rewritten after each batch that leaves some
- * pending, deleted when the session is caught up. At start-up the entries
+ * the seq archived then), rewritten (at most every marker_flush_ms) after
+ * batches that leave some pending, deleted when the session is caught up. At start-up the entries
  * are rebuilt from those keys, so archiving resumes where it stopped (a
  * batch that was in flight is sent again; ON CONFLICT makes that harmless).
  *
@@ -40,9 +40,10 @@ extern const char *const tt_archive_migrations[];
 extern const size_t tt_archive_n_migrations;
 
 typedef struct tt_archive_options {
-    size_t batch_events; /* events per batch; 0: 1000 */
-    size_t batch_bytes;  /* event bytes per batch beyond its first event; 0: 1 MiB */
-    uint64_t retry_ms;   /* after a batch the database refused; 0: 1000 */
+    size_t batch_events;      /* events per batch; 0: 1000 */
+    size_t batch_bytes;       /* event bytes per batch beyond its first event; 0: 1 MiB */
+    uint64_t retry_ms;        /* after a batch the database refused; 0: 1000 */
+    uint64_t marker_flush_ms; /* markers written at most this often; 0: 200 */
 } tt_archive_options;
 
 typedef struct tt_archive_stats {
@@ -84,6 +85,11 @@ int tt_archive_batch_next(tt_archive *a, char **events, char **sessions, uint64_
  * hold yet (the rest were duplicates), or a failure (sent again after
  * opt.retry_ms, or when the database is up again). */
 void tt_archive_batch_done(tt_archive *a, int err, uint64_t inserted);
+/* Write the markers of the sessions archived since the last write (one LMDB
+ * transaction; tt_archive_batch_done schedules it marker_flush_ms later, so
+ * a busy archive costs a few writes a second, not one per batch); the
+ * sessions caught up lose their marker and their entry. */
+int tt_archive_flush_markers(tt_archive *a);
 
 const tt_archive_stats *tt_archive_stats_get(const tt_archive *a);
 /* Committed events not yet archived, and the age in seconds of the oldest of

@@ -285,6 +285,10 @@ static void test_batches_capped_in_order_once_and_markers_cleared(void **state)
     assert_true(secs == 0.0);
     int markers = 0;
     assert_int_equal(tt_store_list_meta(f.store, "archive\x1f", count_marker, &markers), 0);
+    assert_int_equal(markers, 3); /* written later, not once per batch */
+    assert_int_equal(tt_archive_flush_markers(f.arch), 0);
+    markers = 0;
+    assert_int_equal(tt_store_list_meta(f.store, "archive\x1f", count_marker, &markers), 0);
     assert_int_equal(markers, 0); /* caught up: the markers are gone */
 
     /* New events of one session: only those. */
@@ -316,6 +320,43 @@ static void test_events_trimmed_before_archiving_are_counted_lost(void **state)
     loop_fixture_end(&f.loop, f.dir);
 }
 
+static void test_restart_resumes_from_the_last_written_marker(void **state)
+{
+    (void)state;
+    fixture f = {0};
+    loop_fixture_mkdir(f.dir, sizeof f.dir, "tt_archive");
+    assert_int_equal(uv_loop_init(&f.loop), 0);
+    open_all_with(&f, 0, 7, 1 << 20);
+    tt_session *s;
+    assert_int_equal(tt_registry_create(f.reg, "alice", "t1", "echo", NULL, NULL, &s), 0);
+    for (int i = 0; i < 20; i++)
+        assert_true(tt_session_emit(s, "delta", json_pack("{s:s}", "text", "x")) > 0);
+    assert_int_equal(tt_registry_flush(f.reg), 0);
+    uint64_t head = s->committed, next = 1;
+    char sid[TT_SESSION_ID_MAX + 1];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    char *events, *sessions;
+    uint64_t count;
+    assert_int_equal(tt_archive_batch_next(f.arch, &events, &sessions, &count), 0);
+    free(events);
+    free(sessions);
+    tt_archive_batch_done(f.arch, 0, count); /* seqs 1-7 archived */
+    close_all(&f);                           /* the marker is written on the way out */
+
+    open_all_with(&f, 0, 7, 1 << 20);
+    uint64_t lag;
+    double secs;
+    tt_archive_lag(f.arch, uv_now(&f.loop), &lag, &secs);
+    assert_int_equal(lag, head - 7);
+    next = 8;
+    tt_session *again = NULL;
+    assert_int_equal(tt_registry_get(f.reg, sid, &again), 0);
+    assert_int_equal(drain(&f, 7, &next, &again, 1), head - 7);
+    assert_int_equal(next, head + 1);
+    close_all(&f);
+    loop_fixture_end(&f.loop, f.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_markers_written_in_the_commit_and_read_back),
         cmocka_unit_test(test_batches_capped_in_order_once_and_markers_cleared),
         cmocka_unit_test(test_events_trimmed_before_archiving_are_counted_lost),
+        cmocka_unit_test(test_restart_resumes_from_the_last_written_marker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
