@@ -23,8 +23,9 @@ const arg = (name, def) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
-const S = SMOKE ? 10 : 100,
-  W = 200,
+const S = SMOKE ? 4 : 100,
+  W = SMOKE ? 20 : 200,
+  DELAY = SMOKE ? '1' : '0', // the smoke run: a small backlog, drained in seconds
   SECONDS = SMOKE ? 1.5 : 8,
   OUTAGE = arg('--outage-s', SMOKE ? 2 : 10);
 const text = Array.from({ length: W }, (_, i) => `word${i}`).join(' ');
@@ -42,7 +43,7 @@ try {
     '--data-dir',
     dir,
     '--echo-delay-ms',
-    '0',
+    DELAY,
     '--database-url',
     pg.url,
     '--rate-msgs-per-s',
