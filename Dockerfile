@@ -7,7 +7,7 @@ FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
       liblmdb-dev libjansson-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libpcre2-dev \
-      libexif-dev \
+      libexif-dev libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -18,7 +18,7 @@ FROM debian:bookworm-slim
 # libwebsockets-evlib-uv is not pulled in by libwebsockets17 but is needed at run time.
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libwebsockets17 libwebsockets-evlib-uv libuv1 liblmdb0 libjansson4 libssl3 libcurl4 \
-      libpcre2-8-0 libexif12 \
+      libpcre2-8-0 libexif12 libpq5 \
       ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data --shell /usr/sbin/nologin tether \

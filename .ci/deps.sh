@@ -6,9 +6,9 @@ set -euo pipefail
 
 run_pkgs=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
           liblmdb-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpcre2-dev
-          libexif-dev)
+          libexif-dev libpq-dev)
 test_pkgs=(libcmocka-dev lmdb-utils curl libjpeg62-turbo-dev chromium fonts-liberation
-           clang clang-format libclang-rt-14-dev)
+           clang clang-format libclang-rt-14-dev postgresql-15)
 
 want=("${run_pkgs[@]}")
 if [ "${1:-run}" = test ]; then

@@ -12,6 +12,7 @@
 #include "protocol/utf8.h"
 #include "server/config.h"
 #include "server/origin.h"
+#include "state/pg.h"
 
 typedef enum opt_kind { K_STR, K_INT, K_I64, K_ENUM, K_LIST, K_FLAG } opt_kind;
 
@@ -95,6 +96,15 @@ static const opt options[] = {
     {"max-sessions-per-user", K_I64, O(max_sessions_per_user), 0, 0, INT64_MAX, NULL, "1000",
      "sessions one user (of one tenant) may keep, closed ones included; more get "
      "limit_exceeded (0: no cap)"},
+    {"database-url", K_STR, O(database_url), S(database_url), 0, 0, NULL, "",
+     "PostgreSQL connection (postgresql://user:pass@host:port/db or libpq key=value): "
+     "committed events are archived there (tables sessions, events); empty: LMDB alone"},
+    {"database-timeout-ms", K_I64, O(database_timeout_ms), 0, 100, 600000, NULL, "10000",
+     "longest wait for one statement; a database that does not answer sooner (stopped, "
+     "partitioned) is disconnected and connected again with backoff"},
+    {"durability", K_ENUM, O(durability), S(durability), 0, 0, "local|replicated", "local",
+     "with --database-url: local (LMDB commits, PostgreSQL archives after the fact); "
+     "replicated is not implemented yet"},
     {"transcript-max", K_I64, O(transcript_max), 0, 1, 1 << 20, NULL, "1000",
      "turns kept in a session's snapshot transcript"},
     {"routes", K_STR, O(routes_file), S(routes_file), 0, 0, NULL, "",
@@ -332,6 +342,21 @@ void tt_config_usage(const char *prog)
     printf("  --%-20s print this help\n  --%-20s print the version\n", "help", "version");
 }
 
+/* --database-url parses as libpq's; --durability replicated is refused. */
+static int check_database(const tt_config *cfg, char *err, size_t n)
+{
+    char why[256];
+    if (cfg->database_url[0] && tt_pg_check_url(cfg->database_url, why, sizeof why) != 0) {
+        snprintf(err, n, "--database-url is not a PostgreSQL connection string: %s", why);
+        return TT_EINVAL;
+    }
+    if (strcmp(cfg->durability, "replicated") == 0) {
+        snprintf(err, n, "--durability replicated is not implemented yet; use local (the default)");
+        return TT_EINVAL;
+    }
+    return 0;
+}
+
 int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit_now, char *err,
                    size_t n)
 {
@@ -403,6 +428,8 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
             rc = TT_EINVAL;
         }
     }
+    if (rc == 0)
+        rc = check_database(cfg, err, n);
     if (rc == 0 && cfg->map_size_max_mb < cfg->map_size_mb) {
         snprintf(err, n, "--map-size-max-mb must not be below --map-size-mb");
         rc = TT_EINVAL;

@@ -49,6 +49,9 @@ typedef struct tt_config {
     int64_t idle_evict_s;
     int64_t transcript_max;
     int64_t max_sessions_per_user; /* per tenant and user; 0: no cap */
+    char database_url[1024];       /* PostgreSQL (libpq URI or key=value); "": LMDB alone */
+    int64_t database_timeout_ms;   /* one archive statement; longer drops the connection */
+    char durability[16];           /* local (archive mode) | replicated (not implemented yet) */
     /* agents and models */
     int echo_delay_ms;
     char routes_file[1024];

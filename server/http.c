@@ -22,6 +22,7 @@
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "agents/llm/call.h"
+#include "server/database.h"
 #include "server/gateway.h"
 #include "server/gateway_parse.h"
 #include "server/logging.h"
@@ -251,8 +252,14 @@ static void route_get(tt_server *srv, http_req *r)
         respond(r, 200, "text/plain", "ok\n", 3);
     } else if (strcmp(r->path, "/readyz") == 0) {
         int ready = srv->ready && !srv->stopping && !tt_registry_failing(srv->reg);
-        respond(r, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n",
-                ready ? 6 : 10);
+        tt_buf text;
+        tt_buf_init(&text, 4096);
+        if (tt_buf_append(&text, ready ? "ready\n" : "not ready\n", ready ? 6 : 10) ||
+            tt_database_readyz(srv, &text))
+            respond(r, 500, "text/plain", "error\n", 6);
+        else
+            respond(r, ready ? 200 : 503, "text/plain", tt_buf_data(&text), text.len);
+        tt_buf_free(&text);
     } else if (strcmp(r->path, "/metrics") == 0) {
         size_t len;
         char *text = tt_metrics_render(srv, &len);

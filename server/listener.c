@@ -69,12 +69,17 @@ int tt_listener_open(tt_server *srv)
         err = errno;
         if (fd >= 0)
             close(fd);
+        if (err == EADDRINUSE) /* never serve some of host's addresses while another owns one */
+            break;
     }
     if (res)
         freeaddrinfo(res);
     l->spare_fd = open_spare();
     if (l->fd < 0) {
-        tt_log(TT_ERROR, "cannot listen",
+        int in_use = gai == 0 && err == EADDRINUSE;
+        tt_log(TT_ERROR,
+               in_use ? "cannot listen: the port is already in use by another process"
+                      : "cannot listen",
                json_pack("{s:s, s:i, s:s}", "host", srv->cfg.host, "port", srv->cfg.port, "error",
                          gai ? gai_strerror(gai) : strerror(err)));
         tt_listener_close(srv);

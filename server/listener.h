@@ -41,7 +41,9 @@ typedef struct tt_listener {
 } tt_listener;
 
 /* Bind and listen on cfg.host:cfg.port and work out the cap. Logs and
- * returns TT_EIO when the address cannot be bound. */
+ * returns TT_EIO when the address cannot be bound; a port another process
+ * holds on any of the host's addresses is that error (never a start on the
+ * host's other addresses), and the process exits 1. */
 int tt_listener_open(struct tt_server *srv);
 
 /* Start accepting into srv->lws's vhost named vhost_name. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "protocol/buf.h"
+#include "server/database.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
@@ -140,6 +141,8 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_store_map_grows_total", "counter", "LMDB map growths", ss.map_grows);
 
     render_histograms(&b, m, rs);
+    if (!b.failed && tt_database_metrics(srv, &b.b) != 0)
+        b.failed = 1;
     if (b.failed) {
         tt_buf_free(&b.b);
         return NULL;

@@ -16,6 +16,7 @@
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "server/conn.h"
+#include "server/database.h"
 #include "server/logging.h"
 #include "server/server.h"
 
@@ -376,7 +377,7 @@ int tt_server_start(tt_server *srv)
     srv->agent_env.wait_expiry_ms = srv->cfg.wait_expiry_s * 1000;
     if ((rc = setup_models(srv)) || (rc = setup_storage(srv)) || (rc = setup_auth(srv)))
         return rc;
-    if ((rc = setup_tenants(srv)))
+    if ((rc = setup_tenants(srv)) || (rc = tt_database_start(srv)))
         return rc;
     size_t resumed = 0;
     rc = tt_registry_resume_active(srv->reg, &resumed);
@@ -418,6 +419,7 @@ static void release_all(tt_server *srv)
     if (srv->lws)
         lws_context_destroy(srv->lws);
     tt_registry_close(srv->reg);
+    tt_database_close(srv); /* after the registry's last commit wrote its markers */
     srv->reg = srv->agent_env.reg = NULL;
     tt_llm_service_close(srv->agent_env.llm);
     srv->agent_env.llm = NULL;

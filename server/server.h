@@ -12,6 +12,8 @@
 #include "server/config.h"
 #include "server/listener.h"
 #include "server/metrics.h"
+#include "state/archive.h"
+#include "state/pg.h"
 #include "state/registry.h"
 #include "state/store.h"
 
@@ -23,6 +25,8 @@ typedef struct tt_server {
     struct lws_context *lws;
     tt_store *store;
     tt_registry *reg;
+    tt_pg *pg;           /* --database-url: the connection (server/database.c), or NULL */
+    tt_archive *archive; /* archive mode: committed events copied to PostgreSQL, or NULL */
     tt_auth auth;
     tt_agent_env agent_env;
     tt_metrics metrics;

@@ -9,6 +9,7 @@
 
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
+#include "state/archive.h"
 #include "state/map.h"
 #include "state/registry.h"
 #include "state/transcript.h"
@@ -32,6 +33,7 @@ struct tt_registry {
     uv_idle_t commit_idle;   /* keeps poll from blocking while anything is dirty */
     uv_timer_t maintenance;  /* eviction and periodic fsync */
     int64_t last_sync_ms;
+    tt_archive *archive; /* archive mode: told of every commit; NULL without a database */
 };
 
 /* One session's share of a commit, prepared before the write so the write
@@ -50,6 +52,7 @@ typedef struct commit_item {
 typedef struct commit_batch {
     commit_item *items;
     size_t n;
+    tt_archive *archive; /* the registry's, for fill_commit */
 } commit_batch;
 
 static void on_check(uv_check_t *h);
@@ -110,6 +113,8 @@ static int fill_commit(tt_store_txn *txn, void *arg)
             assert(q >= s->ring_first);
             rc = tt_store_put_event(txn, s->id, q, tt_frame_text(f), f->len);
         }
+        if (rc == 0 && b->archive && it->head > s->committed)
+            rc = tt_archive_fill(b->archive, txn, s);
         if (rc == 0 && it->record) {
             char owner[TT_OWNER_KEY_MAX];
             tt_owner_key(s->tenant, s->user, owner, sizeof owner);
@@ -245,7 +250,7 @@ static int batch_write(tt_registry *reg, commit_batch *b)
         commit_item *it = &b->items[i];
         if (it->err)
             continue;
-        commit_batch one = {it, 1};
+        commit_batch one = {it, 1, b->archive};
         it->err = live == 1 ? rc : tt_store_write(reg->store, fill_commit, &one);
         if (it->err && live > 1)
             count_failure(reg, it->err);
@@ -270,6 +275,8 @@ static void discard_session(tt_registry *reg, tt_session *s, int err)
 static void apply_item(tt_registry *reg, commit_item *it)
 {
     tt_session *s = it->s;
+    if (reg->archive && it->head > s->committed)
+        tt_archive_committed(reg->archive, s, it->head);
     reg->stats.events_appended += it->head - s->committed;
     s->committed = it->head;
     s->first_seq = it->first_seq;
@@ -287,7 +294,7 @@ int tt_registry_flush(tt_registry *reg)
 {
     if (!reg->dirty)
         return 0;
-    commit_batch b = {0};
+    commit_batch b = {.archive = reg->archive};
     uint64_t t0 = uv_hrtime();
     int rc = batch_prepare(reg, &b);
     if (rc) {
@@ -335,6 +342,7 @@ int tt_registry_flush(tt_registry *reg)
         }
     }
     batch_free(&b);
+    tt_archive_kick(reg->archive);
     if (!reg->dirty)
         uv_idle_stop(&reg->commit_idle);
     return rc;
@@ -746,6 +754,11 @@ uv_loop_t *tt_registry_loop(const tt_registry *reg)
 tt_store *tt_registry_store(const tt_registry *reg)
 {
     return reg->store;
+}
+
+void tt_registry_set_archive(tt_registry *reg, tt_archive *archive)
+{
+    reg->archive = archive;
 }
 
 int tt_registry_dirty(const tt_registry *reg)

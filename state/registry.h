@@ -130,6 +130,11 @@ int tt_registry_flush(tt_registry *reg);
 /* Load every session marked active in the store, so their agents resume. */
 int tt_registry_resume_active(tt_registry *reg, size_t *resumed);
 
+/* Archive mode (state/archive.h): every commit writes the archive's markers
+ * in its transaction and tells it the committed seqs. NULL: none. */
+struct tt_archive;
+void tt_registry_set_archive(tt_registry *reg, struct tt_archive *archive);
+
 /* 1 while some change waits for the next commit. */
 int tt_registry_dirty(const tt_registry *reg);
 

@@ -116,6 +116,8 @@ int tt_store_set_active(tt_store_txn *txn, const char *sid, int active);
 int tt_store_delete_session(tt_store_txn *txn, const char *sid, const char *user);
 /* Put a meta key (small values only). */
 int tt_store_put_meta(tt_store_txn *txn, const char *key, const char *val, size_t len);
+/* Delete a meta key (absent: 0). store_meta.c. */
+int tt_store_del_meta(tt_store_txn *txn, const char *key);
 
 /* Read the session record of sid. *json is malloc'd and NUL-terminated;
  * caller frees it. TT_ENOTFOUND when absent. */
@@ -152,6 +154,11 @@ int tt_store_count_user(tt_store *st, const char *user, uint64_t max, uint64_t *
 
 /* Call fn with the id of each active session. json is NULL, len 0. */
 int tt_store_list_active(tt_store *st, tt_store_session_fn fn, void *ctx);
+
+/* Call fn with each meta key starting with prefix (in key order) and its
+ * value; the key is NUL-terminated, the value is not and is valid only during
+ * the call (a read transaction is open: fn must not write). store_meta.c. */
+int tt_store_list_meta(tt_store *st, const char *prefix, tt_store_session_fn fn, void *ctx);
 
 /* Read a meta key into a malloc'd NUL-terminated copy. TT_ENOTFOUND when absent. */
 int tt_store_get_meta(tt_store *st, const char *key, char **val, size_t *len);

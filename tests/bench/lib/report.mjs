@@ -330,6 +330,23 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
       '',
     );
   }
+  const ar = ok('archive');
+  if (results.archive) L.push('## 8. Archive to PostgreSQL', '', `Command: ${cmdline(results.archive)}`, '');
+  if (ar?.skipped) L.push(`Skipped: ${ar.skipped}.`, '');
+  else if (ar) {
+    L.push(
+      `${ar.sessions} echo sessions on one socket with \`--database-url\` (archive mode, a PostgreSQL 15 started for the run); PostgreSQL stopped for ${ar.outage.seconds_down} s under the same load, then started again with the load stopped.`,
+      '',
+      '| phase | committed/s | received by the socket/s | archived/s | lag at the end |',
+      '| --- | --- | --- | --- | --- |',
+      `| steady | ${f(ar.steady.committed_per_s, 0)} | ${f(ar.steady.received_per_s, 0)} | ${f(ar.steady.archived_per_s, 0)} | ${f(ar.steady.lag_events, 0)} events, ${f(ar.steady.lag_seconds, 1)} s |`,
+      `| database stopped | ${f(ar.outage.committed_per_s, 0)} | ${f(ar.outage.received_per_s, 0)} | 0 | ${f(ar.outage.lag_events, 0)} events, ${f(ar.outage.lag_seconds, 1)} s |`,
+      `| drain (no load) | – | – | ${f(ar.drain.archived_per_s, 0)} | 0 after ${f(ar.drain.seconds, 1)} s (${f(ar.drain.backlog_events, 0)} events) |`,
+      '',
+      `The events table held ${f(ar.in_database, 0)} of ${f(ar.committed, 0)} committed events at the end.`,
+      '',
+    );
+  }
   L.push('## Raw data', '', "`results.json` next to this file holds every benchmark's full JSON output.", '');
   return L.join('\n');
 }
