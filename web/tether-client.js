@@ -331,16 +331,23 @@ export class TetherClient {
       this.close();
       return;
     }
+    // 1012 (service restart): the server is being upgraded and a new process
+    // already listens on the port. Not a failure: reconnect at once and resume.
+    if (e && e.code === 1012) {
+      this.attempt = 0;
+      this._scheduleReconnect({ restart: true });
+      return;
+    }
     this._scheduleReconnect();
   }
 
-  _scheduleReconnect() {
+  _scheduleReconnect(info) {
     if (this._held) {
       this._setState('held');
       return;
     }
-    this._setState(this.welcome || this.attempt > 0 ? 'reconnecting' : 'connecting');
-    const delay = backoffDelay(this.attempt, this.backoffBaseMs, this.backoffMaxMs);
+    this._setState(this.welcome || this.attempt > 0 ? 'reconnecting' : 'connecting', info);
+    const delay = info?.restart ? 0 : backoffDelay(this.attempt, this.backoffBaseMs, this.backoffMaxMs);
     this.attempt += 1;
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = setTimeout(() => this._open(), delay);

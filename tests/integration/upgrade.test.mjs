@@ -7,23 +7,13 @@
 // upgrade straight after the first.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
-import {
-  BIN,
-  REPO,
-  checkMessages,
-  connect,
-  fakeTarget,
-  itest,
-  openSession,
-  sleep,
-  writeRoutesFile,
-} from './harness.mjs';
+import { spawnTether, startTakeover } from './takeover.mjs';
+import { checkMessages, connect, fakeTarget, itest, openSession, sleep, writeRoutesFile } from './harness.mjs';
 
 const N = 100;
 const WORDS = 30;
@@ -46,25 +36,6 @@ function routesFor(P) {
     retry: { max_attempts: 1 },
   });
 }
-
-/** A tether on port and dataDir (not through the harness, which picks its own port). */
-function spawnTether(port, dataDir, args) {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TETHER_')) env[k] = v;
-  env.FAKE_KEY = 'k';
-  const argv = ['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--web-dir', 'web'];
-  const proc = spawn(BIN, [...argv, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const p = { proc, output: '' };
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => (p.output = (p.output + d).slice(-400_000)));
-  proc.stdout.resume();
-  p.exited = new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal })));
-  p.alive = () => proc.exitCode === null && proc.signalCode === null;
-  return p;
-}
-
-/** A process started with --takeover on the port and data directory of a running one. */
-const startTakeover = (port, dataDir, args) => spawnTether(port, dataDir, [...args, '--takeover', 'on']);
 
 /** One user with one session, reconnecting at once on 1012 and resuming by seq. */
 class Rider {

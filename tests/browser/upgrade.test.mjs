@@ -1,0 +1,68 @@
+// A server upgrade (close 1012, server/README.md "Upgrade") as the client and
+// the page live it: web/tether-client.js reconnects at once without an
+// error and resumes the stream; the page says "updating…", never an error.
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { SessionView, TetherClient } from '../../web/tether-client.js';
+import { startTakeover } from '../integration/takeover.mjs';
+import { itest, sleep, until } from './helpers.mjs';
+
+itest(
+  'close 1012 (upgrade): the client reconnects at once to the new process, no client.error, the stream completes once',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--upgrade-grace-ms', '20000'] });
+    // A long backoff: a reconnect that waited for it would show in the timing.
+    const c = new TetherClient({ url: () => srv.wsUrl, WebSocket, client: 'upgrade-test/1', backoffBaseMs: 4000 });
+    const states = [];
+    const errors = [];
+    const events = [];
+    c.on('connection', (s, info) => states.push({ s, restart: Boolean(info?.restart), at: Date.now() }));
+    c.on('client.error', (e) => errors.push(e));
+    c.on('*', (ev) => events.push(ev));
+    let next;
+    try {
+      await c.connect();
+      const words = Array.from({ length: 25 }, (_, i) => `w${i}`).join(' ');
+      const { session } = await c.open('echo', { input: { delay_ms: 40 } });
+      const v = new SessionView(session);
+      c.on('*', (ev) => v.apply(ev));
+      await c.say(session, words);
+      await until(() => v.assistantText().split(' ').length >= 4, 3000, 'a few words');
+      next = startTakeover(srv.port, srv.dataDir, ['--upgrade-grace-ms', '20000']);
+      const exit = await srv.exited;
+      assert.equal(exit.code, 0, srv.tail());
+      await until(() => c.state === 'open' && states.length > 2, 8000, 'open again');
+      const closedAt = states.find((x) => x.s === 'reconnecting').at;
+      const reopenedAt = states.at(-1).at;
+      assert.ok(reopenedAt - closedAt < 2000, `reopened ${reopenedAt - closedAt} ms after 1012`);
+      assert.deepEqual(
+        states.map((x) => [x.s, x.restart]),
+        [
+          ['connecting', false],
+          ['open', false],
+          ['reconnecting', true],
+          ['open', false],
+        ],
+      );
+      await until(() => v.state === 'idle' && !v.streaming, 5000, 'idle');
+      assert.equal(v.assistantText(), words, 'the answer finished by the old process, not re-run');
+      const seqs = events.filter((e) => e.session === session).map((e) => e.seq);
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => seqs[0] + i),
+        'every seq once, in order',
+      );
+      assert.ok(!events.some((e) => e.type === 'message.discard'), 'nothing discarded');
+      assert.deepEqual(errors, []);
+      // The new process serves the session: another turn works.
+      await c.say(session, 'again');
+      await until(() => v.assistantText().endsWith('again') && v.state === 'idle', 5000, 'second turn');
+    } finally {
+      c.close();
+      if (next && next.proc.exitCode === null) next.proc.kill('SIGKILL');
+      if (next) await next.exited;
+      await sleep(10);
+    }
+  },
+  { timeout: 40_000 },
+);
