@@ -5,7 +5,27 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { SessionView, TetherClient } from '../../web/tether-client.js';
 import { startTakeover } from '../integration/takeover.mjs';
-import { itest, sleep, until } from './helpers.mjs';
+import { after, before } from 'node:test';
+import {
+  itest,
+  lastAssistantText,
+  launchBrowser,
+  newSession,
+  openApp,
+  openPage,
+  say,
+  sleep,
+  until,
+  waitIdle,
+} from './helpers.mjs';
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
 
 itest(
   'close 1012 (upgrade): the client reconnects at once to the new process, no client.error, the stream completes once',
@@ -62,6 +82,48 @@ itest(
       if (next && next.proc.exitCode === null) next.proc.kill('SIGKILL');
       if (next) await next.exited;
       await sleep(10);
+    }
+  },
+  { timeout: 40_000 },
+);
+
+itest(
+  'the page through an upgrade: "updating…", never "reconnecting…" or an alert; the answer completes once',
+  async ({ startServer }) => {
+    const args = ['--upgrade-grace-ms', '20000', '--echo-delay-ms', '40'];
+    const srv = await startServer({ args });
+    const { page, problems } = await openPage(browser);
+    let next;
+    try {
+      await openApp(page, srv);
+      await page.evaluate(() => {
+        window.__conn = [];
+        const el = document.getElementById('conn');
+        new MutationObserver(() => window.__conn.push(el.textContent)).observe(el, {
+          childList: true,
+          characterData: true,
+          subtree: true,
+        });
+      });
+      await newSession(page, 'echo');
+      const words = Array.from({ length: 25 }, (_, i) => `w${i}`).join(' ');
+      await say(page, words);
+      await page.waitForFunction(() => /w3/.test(document.querySelector('#timeline .msg.assistant')?.textContent));
+      next = startTakeover(srv.port, srv.dataDir, args);
+      assert.equal((await srv.exited).code, 0, srv.tail());
+      await page.waitForSelector('#conn[data-state=open]', { timeout: 8000 });
+      await waitIdle(page);
+      assert.equal(await lastAssistantText(page), words);
+      const seen = await page.evaluate(() => window.__conn);
+      assert.ok(seen.includes('updating…'), JSON.stringify(seen));
+      assert.ok(!seen.some((t) => /reconnecting|offline/.test(t)), JSON.stringify(seen));
+      const alerts = await page.locator('[role=alert]:visible').count();
+      assert.equal(alerts, 0, 'no alert shown');
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+      if (next && next.proc.exitCode === null) next.proc.kill('SIGKILL');
+      if (next) await next.exited;
     }
   },
   { timeout: 40_000 },
