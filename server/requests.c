@@ -392,6 +392,14 @@ void tt_request_handle(tt_conn *c, tt_msg *m)
         tt_conn_error(c, m->id, TT_EFULL, "the server is shutting down; reconnect shortly");
         return;
     }
+    if (c->srv->handing_over && (m->type == TT_MSG_SESSION_OPEN || m->type == TT_MSG_SAY ||
+                                 m->type == TT_MSG_ANSWER || m->type == TT_MSG_DECIDE)) {
+        /* An upgrade (upgrade.c): work that would start a turn here is left
+         * to the new process; the client re-sends it there after the 1012. */
+        c->srv->handover_deferred++;
+        tt_conn_close(c, TT_CLOSE_SERVICE_RESTART, "service restart");
+        return;
+    }
     if ((unsigned)m->type >= TT_MSG__LAST || !handlers[m->type]) {
         tt_conn_error(c, m->id, TT_EINTERNAL, "unhandled message type");
         return;

@@ -44,8 +44,9 @@ typedef struct tt_server {
     int upgrade_open;         /* sigusr2 and upgrade_timer are initialised and not closed */
     int handing_over;         /* SIGUSR2 came: not accepting, finishing turns */
     uint64_t handover_started, handover_deadline; /* loop times */
-    long takeover_from;   /* --takeover: the pid that handed over (0: none) */
-    uint64_t owner_epoch; /* this process's "owner_epoch" in the store's meta */
+    uint64_t handover_deferred; /* requests left to the new process (requests.c) */
+    long takeover_from;         /* --takeover: the pid that handed over (0: none) */
+    uint64_t owner_epoch;       /* this process's "owner_epoch" in the store's meta */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop
@@ -62,6 +63,8 @@ void tt_server_banner(const tt_server *srv, FILE *f);
 void tt_server_stop(tt_server *srv);
 /* The same with another close code for the WebSockets (1012 at an upgrade). */
 void tt_server_stop_code(tt_server *srv, int code, const char *reason);
+
+#define TT_CLOSE_SERVICE_RESTART 1012 /* WebSocket close code: an upgrade hands over */
 
 /* Upgrades (upgrade.c, server/README.md). With --takeover on and a live
  * tether holding --data-dir: bind the port beside it, send it SIGUSR2 and

@@ -7,7 +7,9 @@
  * its listen backlog and are served once the store is open.
  *
  * The old process, on SIGUSR2: takes what is queued on its listener and
- * closes it, lets the turns in flight finish (--upgrade-grace-ms at most),
+ * closes it, lets the turns in flight finish (--upgrade-grace-ms at most;
+ * a request that would start a turn meanwhile closes its socket with 1012
+ * unapplied, requests.c, so the new process takes it),
  * then stops as on SIGTERM but closes its sockets with 1012 (service
  * restart): everything committed, LMDB closed, exit 0. Clients reconnect
  * and resume by seq on the new process. A turn still running when the grace
@@ -31,7 +33,6 @@
 
 #define UPGRADE_POLL_MS 20           /* how often the old process counts running turns */
 #define TAKEOVER_WAIT_EXTRA_MS 10000 /* beyond the graces: the old process's own close */
-#define CLOSE_SERVICE_RESTART 1012   /* RFC 6455 registry: service restart */
 #define EPOCH_KEY "owner_epoch"
 #define OWNER_PID_KEY "owner_pid"
 
@@ -125,9 +126,10 @@ static void on_handover_check(uv_timer_t *t)
         return;
     uv_timer_stop(t);
     tt_log(running ? TT_WARN : TT_INFO, "handing over: closing sockets with 1012",
-           json_pack("{s:I, s:I}", "turns_left_running", (json_int_t)running, "waited_ms",
-                     (json_int_t)(now - srv->handover_started)));
-    tt_server_stop_code(srv, CLOSE_SERVICE_RESTART, "service restart");
+           json_pack("{s:I, s:I, s:I}", "turns_left_running", (json_int_t)running,
+                     "requests_left_to_new_process", (json_int_t)srv->handover_deferred,
+                     "waited_ms", (json_int_t)(now - srv->handover_started)));
+    tt_server_stop_code(srv, TT_CLOSE_SERVICE_RESTART, "service restart");
 }
 
 static void on_sigusr2(uv_signal_t *h, int signum)

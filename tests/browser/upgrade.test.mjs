@@ -49,6 +49,10 @@ itest(
       await c.say(session, words);
       await until(() => v.assistantText().split(' ').length >= 4, 3000, 'a few words');
       next = startTakeover(srv.port, srv.dataDir, ['--upgrade-grace-ms', '20000']);
+      // A say while the old process hands over: left to the new one (1012 at
+      // once, re-sent by the client after reconnecting), answered once.
+      await until(() => srv.output.includes('handing over to a new process'), 5000, 'hand-over begun');
+      const again = c.say(session, 'again');
       const exit = await srv.exited;
       assert.equal(exit.code, 0, srv.tail());
       await until(() => c.state === 'open' && states.length > 2, 8000, 'open again');
@@ -64,8 +68,8 @@ itest(
           ['open', false],
         ],
       );
-      await until(() => v.state === 'idle' && !v.streaming, 5000, 'idle');
-      assert.equal(v.assistantText(), words, 'the answer finished by the old process, not re-run');
+      await until(() => v.messages.length >= 2 && !v.messages[1].streaming, 5000, 'the first answer');
+      assert.equal(v.messages[1].text, words, 'the answer finished by the old process, not re-run');
       const seqs = events.filter((e) => e.session === session).map((e) => e.seq);
       assert.deepEqual(
         seqs,
@@ -74,9 +78,19 @@ itest(
       );
       assert.ok(!events.some((e) => e.type === 'message.discard'), 'nothing discarded');
       assert.deepEqual(errors, []);
-      // The new process serves the session: another turn works.
-      await c.say(session, 'again');
-      await until(() => v.assistantText().endsWith('again') && v.state === 'idle', 5000, 'second turn');
+      assert.equal((await again).type, 'ok');
+      await until(() => v.messages.length === 4 && v.state === 'idle' && !v.streaming, 5000, 'second turn');
+      assert.deepEqual(
+        v.messages.map((m) => [m.role, m.text]),
+        [
+          ['user', words],
+          ['assistant', words],
+          ['user', 'again'],
+          ['assistant', 'again'],
+        ],
+      );
+      assert.match(next.output, /"data directory owned"/);
+      assert.match(srv.output, /"requests_left_to_new_process":1\b/, 'the say was left to the new process');
     } finally {
       c.close();
       if (next && next.proc.exitCode === null) next.proc.kill('SIGKILL');
