@@ -37,6 +37,7 @@ const benches = [
   { key: 'startup', script: 'tests/bench/startup.mjs', args: S },
   { key: 'persist', script: 'tests/bench/persist.mjs', args: S },
   { key: 'large_turns', script: 'tests/bench/large-turns.mjs', args: S },
+  { key: 'upgrade', script: 'tests/bench/upgrade.mjs', args: S },
 ];
 
 function runOne(b) {
