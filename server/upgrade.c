@@ -39,6 +39,10 @@
 int tt_upgrade_prepare(tt_server *srv, int64_t *lock_wait_ms)
 {
     *lock_wait_ms = 0;
+    /* Until tt_upgrade_watch() handles it, a SIGUSR2 (a takeover begun while
+     * this process is still starting) is ignored rather than fatal: the new
+     * process then waits in vain and exits 1, and this one serves on. */
+    (void)signal(SIGUSR2, SIG_IGN);
     if (strcmp(srv->cfg.takeover, "on") != 0)
         return 0;
     long pid = 0;
