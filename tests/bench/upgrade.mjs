@@ -38,10 +38,14 @@ function takeover() {
 
 const text = Array.from({ length: WORDS }, (_, i) => `w${i}`).join(' ');
 const clients = [];
+const errorKinds = {};
 for (let i = 0; i < N; i++) {
   const c = new TetherClient({ url: `ws://127.0.0.1:${port}/v1/ws`, WebSocket, client: 'bench-upgrade/1' });
   const rec = { c, session: null, seqs: [], last: 0, maxPause: 0, errors: 0, turns: 0, gen: 0, sawGen: 0 };
-  c.on('client.error', () => rec.errors++);
+  c.on('client.error', (e) => {
+    rec.errors++;
+    errorKinds[e.code] = (errorKinds[e.code] || 0) + 1;
+  });
   c.on('*', (ev) => {
     const now = performance.now();
     if (rec.last && rec.measuring) rec.maxPause = Math.max(rec.maxPause, now - rec.last);
@@ -50,7 +54,10 @@ for (let i = 0; i < N; i++) {
     rec.sawGen = rec.gen;
     if (ev.type === 'state' && ev.state === 'idle' && ev.seq > 2 && !rec.stop) {
       rec.turns++;
-      c.say(rec.session, text).catch(() => rec.errors++);
+      c.say(rec.session, text).catch((e) => {
+        rec.errors++;
+        errorKinds[`say:${e.code}`] = (errorKinds[`say:${e.code}`] || 0) + 1;
+      });
     }
   });
   clients.push(rec);
@@ -107,6 +114,7 @@ out({
   turns_completed: turns,
   clients_with_a_gap_or_duplicate: gaps,
   client_errors: errors,
+  client_error_kinds: errorKinds,
   rounds,
 });
 if (gaps || errors || rounds.some((r) => r.old_exit_code !== 0)) process.exit(1);
