@@ -171,7 +171,8 @@ void tt_upgrade_close(tt_server *srv)
 {
     if (!srv->upgrade_open)
         return;
-    uv_close((uv_handle_t *)&srv->sigusr2, NULL);
+    uv_close((uv_handle_t *)&srv->sigusr2, NULL); /* restores SIGUSR2's default: fatal */
     uv_close((uv_handle_t *)&srv->upgrade_timer, NULL);
     srv->upgrade_open = 0;
+    (void)signal(SIGUSR2, SIG_IGN); /* a later takeover while this one closes is not fatal */
 }
