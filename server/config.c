@@ -133,6 +133,12 @@ static const opt options[] = {
      "least severe log level printed (JSON lines on stderr)"},
     {"shutdown-grace-ms", K_I64, O(shutdown_grace_ms), 0, 0, 60000, NULL, "2000",
      "time given to sockets to close on SIGTERM"},
+    {"takeover", K_ENUM, O(takeover), S(takeover), 0, 0, "off|on", "off",
+     "an upgrade: bind the port beside the running tether of --data-dir, ask it to hand over "
+     "(SIGUSR2), wait for its data directory, then serve (server/README.md)"},
+    {"upgrade-grace-ms", K_I64, O(upgrade_grace_ms), 0, 0, 600000, NULL, "30000",
+     "on SIGUSR2 (a --takeover), how long turns in flight may run before the sockets are "
+     "closed with 1012 and the process exits"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 

@@ -64,6 +64,8 @@ typedef struct tt_config {
     /* operations */
     char log_level[16]; /* debug | info | warn | error */
     int64_t shutdown_grace_ms;
+    char takeover[8];         /* off | on: take the port and data directory over (upgrade.c) */
+    int64_t upgrade_grace_ms; /* an old process's time to finish turns when handing over */
 } tt_config;
 
 /* Fill cfg from defaults, then file, env and argv (argv[0] skipped). Returns

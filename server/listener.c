@@ -16,8 +16,9 @@
 #include "server/listener.h"
 #include "server/server.h"
 
-#define ACCEPT_BATCH 64     /* connections taken per loop pass; the rest wait for the next */
-#define ACCEPT_PAUSE_MS 100 /* after an accept error the spare descriptor cannot absorb */
+#define ACCEPT_BATCH 64           /* connections taken per loop pass; the rest wait for the next */
+#define ACCEPT_PAUSE_MS 100       /* after an accept error the spare descriptor cannot absorb */
+#define HAND_OVER_DRAIN_PASSES 16 /* accept batches taken before closing at a hand-over */
 /* Descriptors kept back from --max-connections' default for LMDB, provider
  * and tool calls (one socket each), photo files and lws's own pipes. */
 #define FD_RESERVE_MIN 64
@@ -46,9 +47,28 @@ static int open_spare(void)
     return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* SO_REUSEPORT lets an upgrade's new process listen beside this one
+ * (upgrade.c). Set before bind only by a --takeover: an ordinary start binds
+ * without it, so a port another process listens on is refused (EADDRINUSE),
+ * then sets it before listen() so that its own successor can join. */
+static int bind_reusable(int fd, const struct addrinfo *a, int takeover)
+{
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+        return -1;
+    if (takeover && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        return -1;
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0)
+        return -1;
+    return takeover ? 0 : setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+}
+
 int tt_listener_open(tt_server *srv)
 {
     tt_listener *l = &srv->listener;
+    if (l->opened && l->fd >= 0)
+        return 0; /* a --takeover opened it before the store (upgrade.c) */
+    int takeover = strcmp(srv->cfg.takeover, "on") == 0;
     l->fd = l->spare_fd = -1;
     l->opened = 1;
     l->max = srv->cfg.max_connections > 0 ? (uint64_t)srv->cfg.max_connections : default_max();
@@ -60,9 +80,7 @@ int tt_listener_open(tt_server *srv)
     int err = 0;
     for (struct addrinfo *a = gai == 0 ? res : NULL; a && l->fd < 0; a = a->ai_next) {
         int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int one = 1;
-        if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
-            bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+        if (fd >= 0 && bind_reusable(fd, a, takeover) == 0 && listen(fd, SOMAXCONN) == 0) {
             l->fd = fd;
             break;
         }
@@ -204,6 +222,17 @@ int tt_listener_start(tt_server *srv, const char *vhost_name)
     l->poll.data = l->pause.data = srv;
     l->handles_open = 1;
     return uv_poll_start(&l->poll, UV_READABLE, on_readable) == 0 ? 0 : TT_EIO;
+}
+
+void tt_listener_hand_over(tt_server *srv)
+{
+    tt_listener *l = &srv->listener;
+    if (!l->opened || l->fd < 0)
+        return;
+    if (l->handles_open) /* take what the kernel queued here: it would be reset at close */
+        for (int i = 0; i < HAND_OVER_DRAIN_PASSES; i++)
+            on_readable(&l->poll, 0, UV_READABLE);
+    tt_listener_close(srv);
 }
 
 void tt_listener_close(tt_server *srv)

@@ -49,6 +49,11 @@ int tt_listener_open(struct tt_server *srv);
 /* Start accepting into srv->lws's vhost named vhost_name. */
 int tt_listener_start(struct tt_server *srv, const char *vhost_name);
 
+/* An upgrade (upgrade.c): accept what is queued on the socket (at most
+ * 16 batches), then close it; the new process, listening on the same port
+ * with SO_REUSEPORT, gets every later connection. */
+void tt_listener_hand_over(struct tt_server *srv);
+
 /* Stop accepting and close the socket (idempotent; handles close on the loop). */
 void tt_listener_close(struct tt_server *srv);
 

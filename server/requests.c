@@ -386,8 +386,24 @@ static void (*const handlers[TT_MSG__LAST])(tt_conn *c, const tt_msg *m) = {
     [TT_MSG_SESSION_RENAME] = on_rename, [TT_MSG_SESSION_DELETE] = on_delete,
 };
 
+/* An upgrade (upgrade.c): work that would start a turn here, and anything
+ * once the sockets are closing with 1012, is left to the new process (the
+ * client re-sends it there after the 1012), without an error frame. */
+static int left_to_new_process(const tt_conn *c, const tt_msg *m)
+{
+    if (!c->srv->handing_over || m->type == TT_MSG_PING)
+        return 0;
+    return c->srv->stopping || m->type == TT_MSG_SESSION_OPEN || m->type == TT_MSG_SAY ||
+           m->type == TT_MSG_ANSWER || m->type == TT_MSG_DECIDE;
+}
+
 void tt_request_handle(tt_conn *c, tt_msg *m)
 {
+    if (left_to_new_process(c, m)) {
+        c->srv->handover_deferred++;
+        tt_conn_close(c, TT_CLOSE_SERVICE_RESTART, "service restart");
+        return;
+    }
     if (c->srv->stopping && m->type != TT_MSG_PING) {
         tt_conn_error(c, m->id, TT_EFULL, "the server is shutting down; reconnect shortly");
         return;

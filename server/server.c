@@ -2,7 +2,8 @@
  *
  * lws runs on a uv_loop_t we own (info.foreign_loops), so our timers, the
  * group commit and libcurl's transfers share one loop (ARCHITECTURE.md).
- * Shutdown on SIGINT/SIGTERM: refuse new work, close sockets with 1001,
+ * Shutdown on SIGINT/SIGTERM: refuse new work, close sockets with 1001
+ * (1012 when handing over to a new process on SIGUSR2, upgrade.c),
  * wait for them (at most --shutdown-grace-ms), commit, then end every
  * pending operation exactly once (release_all); uv_run() returns when the
  * last handle is closed, and tt_server_free() finishes destroying lws. */
@@ -204,7 +205,12 @@ static void store_health_hook(tt_store_health from, tt_store_health to, int err,
 static int setup_storage(tt_server *srv)
 {
     tt_config *cfg = &srv->cfg;
+    int64_t lock_wait_ms = 0;
+    int rc = tt_upgrade_prepare(srv, &lock_wait_ms);
+    if (rc)
+        return rc;
     tt_store_options so = {
+        .lock_wait_ms = lock_wait_ms,
         .path = cfg->data_dir,
         .map_size = (size_t)cfg->map_size_mb << 20,
         .map_size_max = (size_t)cfg->map_size_max_mb << 20,
@@ -212,7 +218,9 @@ static int setup_storage(tt_server *srv)
                 : strcmp(cfg->sync, "periodic") == 0 ? TT_SYNC_PERIODIC
                                                      : TT_SYNC_NONE,
     };
-    int rc = tt_store_open(&so, &srv->store);
+    rc = tt_store_open(&so, &srv->store);
+    if (rc == 0)
+        rc = tt_upgrade_claim(srv);
     if (rc) {
         tt_log(TT_ERROR,
                rc == TT_ESCHEMA ? "the data directory holds an unsupported schema "
@@ -268,6 +276,10 @@ static int setup_signals(tt_server *srv)
     }
     uv_unref((uv_handle_t *)&srv->sigint);
     uv_unref((uv_handle_t *)&srv->sigterm);
+    if (tt_upgrade_watch(srv) != 0) {
+        tt_log(TT_ERROR, "cannot watch SIGUSR2 (upgrades)", NULL);
+        return TT_EIO;
+    }
     return 0;
 }
 
@@ -327,9 +339,10 @@ static int setup_listener(tt_server *srv)
     info.retry_and_idle_policy = &retry;
     info.vhost_name = "tether";
     info.server_string = "tether";
-    lws_set_log_level(strcmp(srv->cfg.log_level, "debug") == 0
-                          ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_DEBUG
-                          : LLL_ERR,
+    /* libwebsockets' own log: its errors, and its warnings at debug level.
+     * Its notice/info/debug lines describe lws internals (every poll change),
+     * thousands a second, so no level of ours turns them on. */
+    lws_set_log_level(strcmp(srv->cfg.log_level, "debug") == 0 ? LLL_ERR | LLL_WARN : LLL_ERR,
                       NULL);
     srv->lws = lws_create_context(&info);
     if (!srv->lws) {
@@ -429,6 +442,7 @@ static void release_all(tt_server *srv)
         uv_close((uv_handle_t *)&srv->stop_timer, NULL);
         srv->signals_open = 0;
     }
+    tt_upgrade_close(srv);
 }
 
 /* Wait until every socket has closed, or the grace period is over. */
@@ -443,13 +457,20 @@ static void on_drain_check(uv_timer_t *t)
 
 void tt_server_stop(tt_server *srv)
 {
+    tt_server_stop_code(srv, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+}
+
+void tt_server_stop_code(tt_server *srv, int code, const char *reason)
+{
     if (srv->stopping)
         return;
     srv->stopping = 1;
     srv->ready = 0;
-    tt_log(TT_INFO, "server mode", json_pack("{s:s, s:s}", "from", "ready", "to", "stopping"));
+    tt_log(TT_INFO, "server mode",
+           json_pack("{s:s, s:s}", "from", srv->handing_over ? "handing over" : "ready", "to",
+                     "stopping"));
     (void)tt_registry_flush(srv->reg); /* a failure is logged (store health) and undone */
-    tt_ws_close_all(srv, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    tt_ws_close_all(srv, code, reason);
     srv->stop_deadline = uv_now(&srv->loop) + (uint64_t)srv->cfg.shutdown_grace_ms;
     (void)uv_timer_start(&srv->stop_timer, on_drain_check, 10, 10); /* open, not closing */
 }

@@ -43,6 +43,15 @@ typedef struct tt_server {
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
     uint64_t started_ns;
     int64_t started_wall_s; /* Unix time of the start (GET /v1/models' "created") */
+    /* upgrades (upgrade.c) */
+    uv_signal_t sigusr2;      /* a new process asks this one to hand over */
+    uv_timer_t upgrade_timer; /* counts running turns while handing over */
+    int upgrade_open;         /* sigusr2 and upgrade_timer are initialised and not closed */
+    int handing_over;         /* SIGUSR2 came: not accepting, finishing turns */
+    uint64_t handover_started, handover_deadline; /* loop times */
+    uint64_t handover_deferred; /* requests left to the new process (requests.c) */
+    long takeover_from;         /* --takeover: the pid that handed over (0: none) */
+    uint64_t owner_epoch;       /* this process's "owner_epoch" in the store's meta */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop
@@ -57,6 +66,20 @@ void tt_server_banner(const tt_server *srv, FILE *f);
  * them (at most --shutdown-grace-ms), commit, then cancel every call, timer
  * and thread-pool job and close every handle, so uv_run() returns. */
 void tt_server_stop(tt_server *srv);
+/* The same with another close code for the WebSockets (1012 at an upgrade). */
+void tt_server_stop_code(tt_server *srv, int code, const char *reason);
+
+#define TT_CLOSE_SERVICE_RESTART 1012 /* WebSocket close code: an upgrade hands over */
+
+/* Upgrades (upgrade.c, server/README.md). With --takeover on and a live
+ * tether holding --data-dir: bind the port beside it, send it SIGUSR2 and
+ * say how long tt_store_open() is to wait for its lock; else 0 and no wait. */
+int tt_upgrade_prepare(tt_server *srv, int64_t *lock_wait_ms);
+/* Take the next owner epoch in the store's meta (after the store opened). */
+int tt_upgrade_claim(tt_server *srv);
+/* Watch SIGUSR2: hand over to a new process (tt_upgrade_close closes it). */
+int tt_upgrade_watch(tt_server *srv);
+void tt_upgrade_close(tt_server *srv);
 
 /* Release what tt_server_start() created, also after a start that failed
  * half-way: runs the loop until every close callback has come back, then

@@ -18,7 +18,9 @@
  *   short read-only transaction, and one reset transaction is kept around to
  *   be renewed by the next read.
  * - A flock() on "tether.lock" keeps a second server (or a second open in the
- *   same process, which LMDB forbids) off the same directory. */
+ *   same process, which LMDB forbids) off the same directory. The file holds
+ *   the pid of the process holding it: an upgrade's new process reads it to
+ *   ask the old one to hand over, then waits for the lock (server/upgrade.c). */
 #include "state/store.h"
 
 #include <assert.h>
@@ -30,6 +32,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "protocol/errors.h"
@@ -39,6 +42,7 @@
 #define DEFAULT_MAP_SIZE_MAX ((size_t)1 << 40)
 #define MAX_DBS 16 /* six today, room for cache/ledger/keys */
 #define LOCK_NAME "tether.lock"
+#define LOCK_POLL_MS 10 /* how often a start-up waiting for the lock tries again */
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -159,21 +163,59 @@ static int data_exists(const char *path)
     return n > 0 && (size_t)n < sizeof name && stat(name, &sb) == 0;
 }
 
-static int lock_take(const char *path, int *fd_out)
+static int lock_path(const char *path, char *name, size_t size)
+{
+    int n = snprintf(name, size, "%s/%s", path, LOCK_NAME);
+    return n < 0 || (size_t)n >= size ? TT_EINVAL : 0;
+}
+
+/* The lock, waited for up to wait_ms while another process holds it (the
+ * old process of an upgrade, closing; this runs at start-up, before the
+ * loop). The holder's pid is written into the file for the next upgrade. */
+static int lock_take(const char *path, int64_t wait_ms, int *fd_out)
 {
     char name[4096];
-    int n = snprintf(name, sizeof name, "%s/%s", path, LOCK_NAME);
-    if (n < 0 || (size_t)n >= sizeof name)
+    if (lock_path(path, name, sizeof name))
         return TT_EINVAL;
     int fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return TT_EIO;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    struct timespec step = {.tv_sec = 0, .tv_nsec = LOCK_POLL_MS * 1000000L};
+    for (int64_t waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited += LOCK_POLL_MS) {
+        if (errno != EWOULDBLOCK || waited >= wait_ms) {
+            close(fd);
+            return TT_EIO; /* another open store holds the directory */
+        }
+        (void)nanosleep(&step, NULL);
+    }
+    char pid[24];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
         close(fd);
-        return TT_EIO; /* another open store holds the directory */
+        return TT_EIO;
     }
     *fd_out = fd;
     return 0;
+}
+
+int tt_store_lock_holder(const char *path, long *pid)
+{
+    char name[4096], text[24] = "";
+    if (lock_path(path, name, sizeof name))
+        return TT_EINVAL;
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return TT_ENOTFOUND;
+    int rc = TT_ENOTFOUND;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        ssize_t n = pread(fd, text, sizeof text - 1, 0);
+        char *end = NULL;
+        long v = n > 0 ? strtol(text, &end, 10) : 0;
+        rc = v > 1 && end && (*end == '\n' || *end == '\0') ? 0 : TT_EIO;
+        *pid = rc == 0 ? v : 0;
+    }
+    close(fd); /* also drops a shared lock taken above */
+    return rc;
 }
 
 /* A version-1 store is upgraded in place: version 2 only added the
@@ -259,7 +301,7 @@ int tt_store_open(const tt_store_options *opt, tt_store **out)
 
     int rc = dir_prepare(opt->path);
     if (rc == 0)
-        rc = lock_take(opt->path, &st->lock_fd);
+        rc = lock_take(opt->path, opt->lock_wait_ms, &st->lock_fd);
     if (rc)
         goto fail;
     rc = TT_EIO;

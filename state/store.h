@@ -57,6 +57,8 @@ typedef struct tt_store_options {
     size_t map_size;     /* initial map size in bytes; 0 means 64 MiB */
     size_t map_size_max; /* growth stops here (TT_EFULL); 0 means 1 TiB */
     tt_sync_policy sync;
+    int64_t lock_wait_ms; /* wait up to this long for a lock another process holds
+                             (an upgrade: the old process is handing over); 0: refuse */
 } tt_store_options;
 
 typedef struct tt_store_stats {
@@ -75,6 +77,12 @@ typedef struct tt_store_stats {
  * lock file "tether.lock". TT_EINVAL when map_size > map_size_max. An existing
  * store keeps the map size it grew to. Caller closes with tt_store_close(). */
 int tt_store_open(const tt_store_options *opt, tt_store **out);
+
+/* The pid of the live process whose store holds the lock of the data
+ * directory at path (written in "tether.lock" when it took it): 0, or
+ * TT_ENOTFOUND when no process holds it, TT_EIO when the file holds no pid
+ * (a lock taken by an older version). */
+int tt_store_lock_holder(const char *path, long *pid);
 
 /* Close the environment (after an fsync when the policy is not NONE). NULL is a no-op. */
 void tt_store_close(tt_store *st);

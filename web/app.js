@@ -76,10 +76,12 @@ function usageLine(u) {
 
 // ------------------------------------------------------------ connection
 
-client.on('connection', (state) => {
+client.on('connection', (state, info) => {
   const c = $('conn');
-  c.dataset.state = state;
-  c.textContent = CONN_LABEL[state] || state;
+  // A server upgrade (close 1012) is no failure: said quietly while the client resumes.
+  const restart = state === 'reconnecting' && info?.restart;
+  c.dataset.state = restart ? 'updating' : state;
+  c.textContent = restart ? 'updating…' : CONN_LABEL[state] || state;
   schedule(); // turns not yet sent say whether they wait for the connection
 });
 

@@ -76,7 +76,7 @@ export class TetherClient {
     this._pending = new Map(); // id -> {msg, resolve, reject, timer, sent}
     this._queue = []; // requests waiting for an open socket
     this._outbox = new Map(); // client_msg_id -> {msg, p}: a say not yet seen as a `user` event (re-sent after reconnect)
-    this._sessions = new Map(); // session -> {lastSeq, attached, ackTimer, ackedSeq}
+    this._sessions = new Map(); // session -> {lastSeq, attached, ackTimer, ackedSeq, on: the socket it is attached on}
     this._handlers = new Map(); // type -> Set(fn)
     this._iterators = new Set();
     this._reconnectTimer = null;
@@ -331,16 +331,23 @@ export class TetherClient {
       this.close();
       return;
     }
+    // 1012 (service restart): the server is being upgraded and a new process
+    // already listens on the port. Not a failure: reconnect at once and resume.
+    if (e && e.code === 1012) {
+      this.attempt = 0;
+      this._scheduleReconnect({ restart: true });
+      return;
+    }
     this._scheduleReconnect();
   }
 
-  _scheduleReconnect() {
+  _scheduleReconnect(info) {
     if (this._held) {
       this._setState('held');
       return;
     }
-    this._setState(this.welcome || this.attempt > 0 ? 'reconnecting' : 'connecting');
-    const delay = backoffDelay(this.attempt, this.backoffBaseMs, this.backoffMaxMs);
+    this._setState(this.welcome || this.attempt > 0 ? 'reconnecting' : 'connecting', info);
+    const delay = info?.restart ? 0 : backoffDelay(this.attempt, this.backoffBaseMs, this.backoffMaxMs);
     this.attempt += 1;
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = setTimeout(() => this._open(), delay);
@@ -449,6 +456,7 @@ export class TetherClient {
       if (!s.attached || queuedAttach.has(session)) continue;
       this._request({ type: 'session.attach', session, after: s.lastSeq }).then(
         (r) => {
+          s.on = this.ws;
           this._emit('attached', session, r);
         },
         (e) => {
@@ -517,6 +525,9 @@ export class TetherClient {
     if (s.ackTimer || !this.ackIntervalMs) return;
     s.ackTimer = setTimeout(() => {
       s.ackTimer = null;
+      // Only on the socket the session is attached on: an ack sent on a new
+      // socket before its re-attach is answered not_found.
+      if (s.on !== this.ws || !s.on) return;
       if (s.lastSeq > s.ackedSeq && this._sendRaw({ type: 'ack', session, seq: s.lastSeq })) s.ackedSeq = s.lastSeq;
     }, this.ackIntervalMs);
     if (s.ackTimer.unref) s.ackTimer.unref();
@@ -582,6 +593,7 @@ export class TetherClient {
     const r = await this._request(msg);
     const s = this._sess(r.session);
     s.attached = true;
+    s.on = this.ws;
     return r;
   }
 
@@ -594,7 +606,9 @@ export class TetherClient {
     if (after !== undefined) s.lastSeq = after;
     s.attached = true;
     try {
-      return await this._request({ type: 'session.attach', session, after: s.lastSeq });
+      const r = await this._request({ type: 'session.attach', session, after: s.lastSeq });
+      s.on = this.ws;
+      return r;
     } catch (e) {
       if (e.code !== 'disconnected' && e.code !== 'timeout') s.attached = false;
       throw e;

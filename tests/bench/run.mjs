@@ -39,6 +39,7 @@ const benches = [
   { key: 'persist', script: 'tests/bench/persist.mjs', args: S },
   { key: 'archive', script: 'tests/bench/archive.mjs', args: S },
   { key: 'large_turns', script: 'tests/bench/large-turns.mjs', args: S },
+  { key: 'upgrade', script: 'tests/bench/upgrade.mjs', args: S },
 ];
 
 function runOne(b) {

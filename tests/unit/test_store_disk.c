@@ -1,7 +1,8 @@
 /* Unit tests for state/store.c, the store on disk: data kept across a
  * reopen, schema versions refused or upgraded, the memory map growing up to
  * its maximum (and never under a reader), errors that abort a write, misuse
- * refused, and the stats. What the store holds is tested in test_store.c.
+ * refused, the stats, and the lock file (its holder's pid, the wait an
+ * upgrade's new process makes for it). What the store holds is tested in test_store.c.
  * Each test has its own fresh store (store_fixture.h). Leaks are checked by
  * the sanitizer build (LeakSanitizer runs at exit). */
 #include <inttypes.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -314,6 +317,67 @@ static void test_store_stats(void **state)
     assert_int_equal(s.map_grows, 0);
 }
 
+/* ---- tests: the lock an upgrade hands over --------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The lock file names its holder; nobody once it is closed. */
+static void test_store_lock_names_holder(void **state)
+{
+    fx *f = *state;
+    long pid = -1;
+    assert_int_equal(tt_store_lock_holder(f->path, &pid), TT_ENOTFOUND); /* no file yet */
+    assert_int_equal(open_with(f, 0, 0, TT_SYNC_NONE), 0);
+    assert_int_equal(tt_store_lock_holder(f->path, &pid), 0);
+    assert_int_equal(pid, (long)getpid());
+    tt_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(tt_store_lock_holder(f->path, &pid), TT_ENOTFOUND);
+}
+
+/* Another process holds the store for LOCK_HELD_MS: an open without a wait
+ * is refused at once, one with lock_wait_ms gets it when the holder closes. */
+#define LOCK_HELD_MS 300
+static void test_store_lock_wait(void **state)
+{
+    fx *f = *state;
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        tt_store *st = NULL;
+        tt_store_options o = {.path = f->path, .sync = TT_SYNC_NONE};
+        int rc = tt_store_open(&o, &st);
+        (void)!write(ready[1], "x", 1);
+        usleep(LOCK_HELD_MS * 1000);
+        tt_store_close(st);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    long pid = 0;
+    assert_int_equal(tt_store_lock_holder(f->path, &pid), 0);
+    assert_int_equal(pid, (long)child);
+    assert_int_equal(open_with(f, 0, 0, TT_SYNC_NONE), TT_EIO);
+    int64_t t0 = now_ms();
+    tt_store_options o = {.path = f->path, .sync = TT_SYNC_NONE, .lock_wait_ms = 10000};
+    assert_int_equal(tt_store_open(&o, &f->st), 0);
+    assert_true(now_ms() - t0 >= LOCK_HELD_MS / 2);
+    int status = -1;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(tt_store_lock_holder(f->path, &pid), 0);
+    assert_int_equal(pid, (long)getpid());
+    close(ready[0]);
+    close(ready[1]);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -332,6 +396,8 @@ int main(void)
         T(test_store_invalid_op_keeps_txn),
         T(test_store_misuse_is_refused),
         T(test_store_stats),
+        T(test_store_lock_names_holder),
+        T(test_store_lock_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
