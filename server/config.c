@@ -30,7 +30,9 @@ typedef struct opt {
 #define S(f) sizeof(((tt_config *)0)->f)
 
 static const opt options[] = {
-    {"host", K_STR, O(host), S(host), 0, 0, NULL, "127.0.0.1", "address to listen on"},
+    {"host", K_STR, O(host), S(host), 0, 0, NULL, "127.0.0.1",
+     "addresses to listen on, comma-separated (IPv4, IPv6 as ::1 or [::1], names: every "
+     "address they resolve to); nothing else is bound"},
     {"port", K_INT, O(port), 0, 1, 65535, NULL, "8080", "TCP port"},
     {"data-dir", K_STR, O(data_dir), S(data_dir), 0, 0, NULL, "./data",
      "LMDB directory (created if missing)"},

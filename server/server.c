@@ -375,7 +375,7 @@ int tt_server_start(tt_server *srv)
         return rc;
     srv->ready = 1;
     tt_log(TT_INFO, "listening",
-           json_pack("{s:s, s:i, s:s, s:i, s:s, s:I, s:f}", "host", srv->cfg.host, "port",
+           json_pack("{s:o, s:i, s:s, s:i, s:s, s:I, s:f}", "bound", tt_listener_bound(srv), "port",
                      srv->cfg.port, "data_dir", srv->cfg.data_dir, "resumed_sessions", (int)resumed,
                      "sync", srv->cfg.sync, "max_connections", (json_int_t)srv->listener.max,
                      "startup_ms", (double)(uv_hrtime() - srv->started_ns) / 1e6));
