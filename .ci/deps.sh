@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Tether needs from Debian's packages, only when missing.
-#   .ci/deps.sh run    build and run the server
-#   .ci/deps.sh test   also what the tests need (Node.js, npm)
+#   .ci/deps.sh run    build and run the server (Node.js and npm included: the
+#                      build makes the tokenizer ranks from the npm package
+#                      package-lock.json locks; -DTETHER_TOKENIZER_RANKS=OFF
+#                      builds without them, with estimated token counts)
+#   .ci/deps.sh test   also what the tests need
 set -euo pipefail
 
 run_pkgs=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
@@ -11,10 +14,10 @@ test_pkgs=(libcmocka-dev lmdb-utils curl libjpeg62-turbo-dev chromium fonts-libe
            clang clang-format libclang-rt-14-dev)
 
 want=("${run_pkgs[@]}")
+command -v node >/dev/null 2>&1 || want+=(nodejs)
+command -v npm >/dev/null 2>&1 || want+=(npm)
 if [ "${1:-run}" = test ]; then
   want+=("${test_pkgs[@]}")
-  command -v node >/dev/null 2>&1 || want+=(nodejs)
-  command -v npm >/dev/null 2>&1 || want+=(npm)
 fi
 
 missing=()

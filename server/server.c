@@ -16,6 +16,7 @@
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "server/conn.h"
+#include "server/datadir.h"
 #include "server/logging.h"
 #include "server/server.h"
 
@@ -149,7 +150,14 @@ static int setup_models(tt_server *srv)
         tt_log(TT_ERROR, "bad model routes", json_pack("{s:s}", "error", err));
         return rc;
     }
-    rc = tt_agent_load_prompts(&srv->agent_env, srv->cfg.prompts_dir, err, sizeof err);
+    if (!srv->cfg.prompts_dir[0]) {
+        snprintf(err, sizeof err,
+                 "no prompt templates next to the binary (looked in %.*s); give --prompts-dir",
+                 tt_utf8_cut(srv->paths.looked[TT_PATH_PROMPTS], 400),
+                 srv->paths.looked[TT_PATH_PROMPTS]);
+        rc = TT_ENOTFOUND;
+    } else
+        rc = tt_agent_load_prompts(&srv->agent_env, srv->cfg.prompts_dir, err, sizeof err);
     if (rc == 0 && !tt_agent_prompt(&srv->agent_env, "chat.system")) {
         snprintf(err, sizeof err, "no chat.system prompt in %.*s",
                  tt_utf8_cut(srv->cfg.prompts_dir, 400), srv->cfg.prompts_dir);
@@ -200,6 +208,16 @@ static int setup_storage(tt_server *srv)
                                                      : TT_SYNC_NONE,
     };
     int rc = tt_store_open(&so, &srv->store);
+    tt_datadir_report why;
+    if (rc == TT_EIO && (tt_datadir_check(cfg->data_dir, &why), why.state != TT_DATADIR_OK)) {
+        json_t *f = json_pack("{s:s, s:s, s:i}", "data_dir", cfg->data_dir, "path", why.path,
+                              "exit_code", (int)why.state);
+        if (why.pid > 0)
+            json_object_set_new(f, "pid", json_integer(why.pid));
+        tt_log(TT_ERROR, why.message, f);
+        srv->exit_code = (int)why.state;
+        return rc;
+    }
     if (rc) {
         tt_log(TT_ERROR,
                rc == TT_ESCHEMA ? "the data directory holds an unsupported schema "
@@ -278,6 +296,8 @@ static int setup_listener(tt_server *srv)
     web->origin = srv->cfg.web_dir;
     web->def = "index.html";
     web->origin_protocol = LWSMPRO_FILE;
+    if (!srv->cfg.web_dir[0]) /* found nowhere: no page rather than a mount of "/" */
+        mounts[N_ENDPOINTS - 1].mount_next = NULL;
 
     retry.secs_since_valid_ping = (uint16_t)srv->cfg.heartbeat_s;
     retry.secs_since_valid_hangup = (uint16_t)(srv->cfg.heartbeat_s * 3);
@@ -351,6 +371,7 @@ static int setup_tenants(tt_server *srv)
 int tt_server_start(tt_server *srv)
 {
     srv->started_ns = uv_hrtime();
+    tt_paths_resolve(&srv->cfg, &srv->paths);
     int rc = uv_loop_init(&srv->loop);
     if (rc)
         return TT_EIO;
@@ -374,6 +395,11 @@ int tt_server_start(tt_server *srv)
     if ((rc = setup_signals(srv)))
         return rc;
     srv->ready = 1;
+    tt_log(TT_INFO, "files",
+           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "web_dir", srv->cfg.web_dir, "web",
+                     srv->paths.how[TT_PATH_WEB], "prompts_dir", srv->cfg.prompts_dir, "prompts",
+                     srv->paths.how[TT_PATH_PROMPTS], "tokenizer_dir", srv->cfg.tokenizer_dir,
+                     "tokenizer", srv->paths.how[TT_PATH_TOKENIZER]));
     tt_log(TT_INFO, "listening",
            json_pack("{s:o, s:i, s:s, s:i, s:s, s:I, s:f}", "bound", tt_listener_bound(srv), "port",
                      srv->cfg.port, "data_dir", srv->cfg.data_dir, "resumed_sessions", (int)resumed,

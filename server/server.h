@@ -11,6 +11,7 @@
 #include "server/config.h"
 #include "server/listener.h"
 #include "server/metrics.h"
+#include "server/paths.h"
 #include "state/registry.h"
 #include "state/store.h"
 
@@ -26,6 +27,7 @@ typedef struct tt_server {
     tt_agent_env agent_env;
     tt_metrics metrics;
     tt_listener listener; /* our listening socket and its limits (listener.c) */
+    tt_paths paths;       /* where the web page, prompts and ranks were found (paths.h) */
     tt_conn *conns;       /* every WebSocket connection (ws.c) */
     tt_conn *held;        /* connections with replies waiting for a commit */
     int ready;            /* serving; /readyz says 200 */
@@ -37,6 +39,7 @@ typedef struct tt_server {
     uv_timer_t stop_timer;
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
     uint64_t started_ns;
+    int exit_code; /* a start-up failure's documented exit code (datadir.h); 0: the default 1 */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop

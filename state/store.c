@@ -172,6 +172,12 @@ static int lock_take(const char *path, int *fd_out)
         close(fd);
         return TT_EIO; /* another open store holds the directory */
     }
+    /* Our pid, for the message a second server gives (server/datadir.c);
+     * a best effort: a full disk must not keep an existing store closed. */
+    char pid[24];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0)
+        (void)!pwrite(fd, pid, (size_t)len, 0);
     *fd_out = fd;
     return 0;
 }

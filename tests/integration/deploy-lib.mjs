@@ -74,14 +74,13 @@ export async function stopTether(r) {
 export function rawHttp(host, port, request) {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host, port });
-    let data = '';
-    s.setEncoding('utf8');
+    let data = Buffer.alloc(0);
     s.on('connect', () => s.write(request));
     s.on('data', (d) => {
-      data += d;
+      data = Buffer.concat([data, d]);
       const end = data.indexOf('\r\n\r\n');
       if (end < 0) return;
-      const head = data.slice(0, end).split('\r\n');
+      const head = data.subarray(0, end).toString('latin1').split('\r\n');
       const headers = {};
       for (const h of head.slice(1)) {
         const k = h.indexOf(':');
@@ -90,13 +89,14 @@ export function rawHttp(host, port, request) {
       const len = Number(headers['content-length'] ?? 0);
       if (data.length - end - 4 >= len) {
         s.destroy();
-        resolve({ status: Number(head[0].split(' ')[1]), headers, body: data.slice(end + 4, end + 4 + len) });
+        const body = data.subarray(end + 4, end + 4 + len).toString('utf8');
+        resolve({ status: Number(head[0].split(' ')[1]), headers, body });
       }
     });
     s.on('error', reject);
     s.setTimeout(5000, () => {
       s.destroy();
-      reject(new Error(`timeout: ${data}`));
+      reject(new Error(`timeout: ${data.toString('latin1')}`));
     });
   });
 }

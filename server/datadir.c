@@ -1,0 +1,134 @@
+/* Naming what is wrong with the data directory (see datadir.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "server/datadir.h"
+
+#define LOCK_NAME "tether.lock" /* state/store.c's lock file */
+
+static void set(tt_datadir_report *r, tt_datadir_state st, const char *msg, const char *path)
+{
+    r->state = st;
+    r->message = msg;
+    snprintf(r->path, sizeof r->path, "%s", path);
+}
+
+/* The pid the holder wrote into the lock file (state/store.c), or 0. */
+static long lock_pid(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    return pid > 0 && (*end == '\0' || *end == '\n') ? pid : 0;
+}
+
+static void check_full(const char *path, tt_datadir_report *r)
+{
+    struct statvfs vfs;
+    if (statvfs(path, &vfs) == 0 && vfs.f_bavail == 0)
+        set(r, TT_DATADIR_FULL, "the file system of the data directory has no free space", path);
+}
+
+/* An existing directory: access, the lock, free space. */
+static void check_existing(const char *dir, tt_datadir_report *r)
+{
+    r->exists = 1;
+    if (access(dir, R_OK | W_OK | X_OK) != 0) {
+        set(r, TT_DATADIR_DENIED,
+            "permission denied: the data directory must be readable and "
+            "writable by the server's user",
+            dir);
+        return;
+    }
+    char lock[1100];
+    snprintf(lock, sizeof lock, "%s/%s", dir, LOCK_NAME);
+    int fd = open(lock, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) {
+        set(r, TT_DATADIR_DENIED, "permission denied: the lock file cannot be opened", lock);
+        return;
+    }
+    if (fd >= 0) {
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+            set(r, TT_DATADIR_HELD, "another server holds the data directory", dir);
+            r->pid = lock_pid(fd);
+        }
+        close(fd); /* lets go of the lock if we took it */
+        if (r->state)
+            return;
+    }
+    char data[1100];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    if (access(data, F_OK) == 0 && access(data, R_OK | W_OK) != 0) {
+        set(r, TT_DATADIR_DENIED, "permission denied: data.mdb is not readable and writable", data);
+        return;
+    }
+    check_full(dir, r);
+}
+
+/* A directory still to be created: its parent must be there and writable. */
+static void check_parent(const char *dir, tt_datadir_report *r)
+{
+    char parent[1024];
+    snprintf(parent, sizeof parent, "%s", dir);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        snprintf(parent, sizeof parent, ".");
+    else if (slash == parent)
+        parent[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat st;
+    if (stat(parent, &st) != 0)
+        set(r,
+            errno == ENOTDIR  ? TT_DATADIR_NOT_DIR
+            : errno == EACCES ? TT_DATADIR_DENIED
+                              : TT_DATADIR_NO_PARENT,
+            errno == ENOTDIR  ? "a component of the data directory's path is not a directory"
+            : errno == EACCES ? "permission denied: a directory on the path cannot be searched"
+                              : "the data directory's parent does not exist (create it first)",
+            parent);
+    else if (!S_ISDIR(st.st_mode))
+        set(r, TT_DATADIR_NOT_DIR, "the data directory's parent is not a directory", parent);
+    else if (access(parent, W_OK | X_OK) != 0)
+        set(r, TT_DATADIR_DENIED,
+            "permission denied: the data directory cannot be created in its parent", parent);
+    else
+        check_full(parent, r);
+}
+
+void tt_datadir_check(const char *dir, tt_datadir_report *r)
+{
+    memset(r, 0, sizeof *r);
+    r->message = "";
+    snprintf(r->path, sizeof r->path, "%s", dir);
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            set(r, TT_DATADIR_NOT_DIR, "the data directory is not a directory", dir);
+        else
+            check_existing(dir, r);
+    } else if (errno == ENOENT) {
+        check_parent(dir, r);
+    } else if (errno == ENOTDIR) {
+        set(r, TT_DATADIR_NOT_DIR, "a component of the data directory's path is not a directory",
+            dir);
+    } else if (errno == EACCES) {
+        set(r, TT_DATADIR_DENIED, "permission denied: a directory on the path cannot be searched",
+            dir);
+    }
+}
