@@ -132,3 +132,28 @@ void tt_datadir_check(const char *dir, tt_datadir_report *r)
             dir);
     }
 }
+
+void tt_datadir_check_new(const char *dir, tt_datadir_report *r)
+{
+    memset(r, 0, sizeof *r);
+    r->message = "";
+    char data[1100];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    if (access(data, F_OK) == 0)
+        return;
+    char where[1024];
+    snprintf(where, sizeof where, "%s", dir);
+    struct statvfs vfs;
+    while (statvfs(where, &vfs) != 0) { /* not there yet: its nearest existing ancestor */
+        char *slash = strrchr(where, '/');
+        if (!slash && strcmp(where, ".") != 0)
+            snprintf(where, sizeof where, ".");
+        else if (!slash || slash == where)
+            return; /* tt_datadir_check names the cause when the open fails */
+        else
+            *slash = '\0';
+    }
+    if ((unsigned long long)vfs.f_bavail * vfs.f_frsize < TT_DATADIR_NEW_MIN_FREE)
+        set(r, TT_DATADIR_FULL, "the file system of the data directory has no room for a new store",
+            where);
+}

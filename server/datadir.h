@@ -38,4 +38,15 @@ typedef struct tt_datadir_report {
 /* Diagnose dir. Never fails; out->state says what was found. */
 void tt_datadir_check(const char *dir, tt_datadir_report *out);
 
+/* Free bytes a new store needs before LMDB is asked to create one. */
+#define TT_DATADIR_NEW_MIN_FREE (1u << 20)
+
+/* Called before the store opens: when dir holds no store yet (no data.mdb)
+ * and its file system (or its parent's) has less than TT_DATADIR_NEW_MIN_FREE
+ * bytes free, out->state is TT_DATADIR_FULL. LMDB maps the files it creates,
+ * and a page the file system cannot back is a SIGBUS rather than an error
+ * (seen on a full tmpfs). An existing store opens on a full disk (reads go
+ * on), so it is not refused. */
+void tt_datadir_check_new(const char *dir, tt_datadir_report *out);
+
 #endif

@@ -207,9 +207,12 @@ static int setup_storage(tt_server *srv)
                 : strcmp(cfg->sync, "periodic") == 0 ? TT_SYNC_PERIODIC
                                                      : TT_SYNC_NONE,
     };
-    int rc = tt_store_open(&so, &srv->store);
     tt_datadir_report why;
-    if (rc == TT_EIO && (tt_datadir_check(cfg->data_dir, &why), why.state != TT_DATADIR_OK)) {
+    tt_datadir_check_new(cfg->data_dir, &why);
+    int rc = why.state ? TT_EFULL : tt_store_open(&so, &srv->store);
+    if (rc == TT_EIO)
+        tt_datadir_check(cfg->data_dir, &why);
+    if (why.state != TT_DATADIR_OK) {
         json_t *f = json_pack("{s:s, s:s, s:i}", "data_dir", cfg->data_dir, "path", why.path,
                               "exit_code", (int)why.state);
         if (why.pid > 0)
