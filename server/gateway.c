@@ -7,6 +7,7 @@
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
+#include "server/cors.h"
 #include "server/gateway.h"
 #include "server/gateway_parse.h"
 #include "server/server.h"
@@ -417,7 +418,7 @@ int tt_gateway_writeable(tt_gateway_req *g)
     if (!g->headers_sent) {
         if (!g->complete && g->out.len == 0)
             return 0; /* nothing decided yet: an early failure can still pick the status */
-        unsigned char hdr[LWS_PRE + 512];
+        unsigned char hdr[LWS_PRE + 1024];
         unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
         int streaming = g->stream && g->status == 0;
         if (lws_add_http_common_headers(
@@ -426,6 +427,7 @@ int tt_gateway_writeable(tt_gateway_req *g)
                 streaming ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (lws_filepos_t)g->out.len, &p, end) ||
             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                          (const unsigned char *)"no-store", 8, &p, end) ||
+            tt_cors_add_headers(g->srv, wsi, &p, end) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         g->headers_sent = 1;
