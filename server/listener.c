@@ -16,6 +16,7 @@
 #include "protocol/errors.h"
 #include "server/listener.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 #define ACCEPT_BATCH 64     /* connections taken per loop pass; the rest wait for the next */
 #define ACCEPT_PAUSE_MS 100 /* after an accept error the spare descriptor cannot absorb */
@@ -307,6 +308,10 @@ int tt_listener_first_protocol_callback(struct lws *wsi, enum lws_callback_reaso
                                         void *user, void *in, size_t len)
 {
     tt_server *srv = lws_context_user(lws_get_context(wsi));
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
+        tt_tls_ctx_created(srv, user); /* user: the vhost's SSL_CTX */
+        return 0;
+    }
     if (reason == LWS_CALLBACK_WSI_CREATE)
         srv->listener.open++;
     else if (reason == LWS_CALLBACK_WSI_DESTROY && srv->listener.open > 0)

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "server/datadir.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 #define SECRET_META_KEY "jwt_secret"
 
@@ -250,6 +252,11 @@ static int setup_storage(tt_server *srv)
 static void on_signal(uv_signal_t *h, int signum)
 {
     tt_server *srv = h->data;
+    if (signum == SIGHUP) {
+        tt_log(TT_INFO, "SIGHUP: rereading the TLS certificate", NULL);
+        (void)tt_tls_reload(srv); /* logged either way */
+        return;
+    }
     tt_log(TT_INFO, "stopping", json_pack("{s:i}", "signal", signum));
     tt_server_stop(srv);
 }
@@ -261,13 +268,18 @@ static int setup_signals(tt_server *srv)
     int rc = uv_signal_init(&srv->loop, &srv->sigint);
     if (rc == 0 && (rc = uv_signal_init(&srv->loop, &srv->sigterm)) != 0)
         uv_close((uv_handle_t *)&srv->sigint, NULL);
+    if (rc == 0 && (rc = uv_signal_init(&srv->loop, &srv->sighup)) != 0) {
+        uv_close((uv_handle_t *)&srv->sigint, NULL);
+        uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    }
     if (rc == 0) {
-        srv->sigint.data = srv->sigterm.data = srv;
+        srv->sigint.data = srv->sigterm.data = srv->sighup.data = srv;
         (void)uv_timer_init(&srv->loop, &srv->stop_timer); /* only fills the struct */
         srv->stop_timer.data = srv;
         srv->signals_open = 1; /* tt_server_free closes the three */
-        if ((rc = uv_signal_start(&srv->sigint, on_signal, SIGINT)) == 0)
-            rc = uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+        if ((rc = uv_signal_start(&srv->sigint, on_signal, SIGINT)) == 0 &&
+            (rc = uv_signal_start(&srv->sigterm, on_signal, SIGTERM)) == 0)
+            rc = uv_signal_start(&srv->sighup, on_signal, SIGHUP);
     }
     if (rc) {
         tt_log(TT_ERROR, "cannot watch signals", json_pack("{s:s}", "error", uv_strerror(rc)));
@@ -275,16 +287,18 @@ static int setup_signals(tt_server *srv)
     }
     uv_unref((uv_handle_t *)&srv->sigint);
     uv_unref((uv_handle_t *)&srv->sigterm);
+    uv_unref((uv_handle_t *)&srv->sighup);
     return 0;
 }
 
-static int setup_listener(tt_server *srv)
+/* The HTTP endpoints (our callback) and the web page (an lws file mount of
+ * --web-dir; none when it was found nowhere, rather than a mount of "/"). */
+static const struct lws_http_mount *setup_mounts(tt_server *srv)
 {
     static const char *const endpoints[] = {"/healthz", "/readyz", "/metrics", "/v1/tokens",
                                             "/v1/chat/completions"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
-    static lws_retry_bo_t retry;
     memset(mounts, 0, sizeof mounts);
     for (size_t i = 0; i < N_ENDPOINTS; i++) {
         mounts[i].mountpoint = endpoints[i];
@@ -299,9 +313,14 @@ static int setup_listener(tt_server *srv)
     web->origin = srv->cfg.web_dir;
     web->def = "index.html";
     web->origin_protocol = LWSMPRO_FILE;
-    if (!srv->cfg.web_dir[0]) /* found nowhere: no page rather than a mount of "/" */
+    if (!srv->cfg.web_dir[0])
         mounts[N_ENDPOINTS - 1].mount_next = NULL;
+    return mounts;
+}
 
+static int setup_listener(tt_server *srv)
+{
+    static lws_retry_bo_t retry;
     retry.secs_since_valid_ping = (uint16_t)srv->cfg.heartbeat_s;
     retry.secs_since_valid_hangup = (uint16_t)(srv->cfg.heartbeat_s * 3);
 
@@ -327,7 +346,7 @@ static int setup_listener(tt_server *srv)
         return rc;
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
-    info.mounts = mounts;
+    info.mounts = setup_mounts(srv);
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.foreign_loops = foreign;
@@ -335,6 +354,10 @@ static int setup_listener(tt_server *srv)
     info.retry_and_idle_policy = &retry;
     info.vhost_name = "tether";
     info.server_string = "tether";
+    if ((rc = tt_tls_configure(srv, &info)) != 0) {
+        tt_listener_close(srv);
+        return rc;
+    }
     lws_set_log_level(strcmp(srv->cfg.log_level, "debug") == 0
                           ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_DEBUG
                           : LLL_ERR,
@@ -346,6 +369,10 @@ static int setup_listener(tt_server *srv)
                "installed?)",
                json_pack("{s:s, s:i}", "host", srv->cfg.host, "port", srv->cfg.port));
         tt_listener_close(srv);
+        return TT_EIO;
+    }
+    if (srv->cfg.tls_cert[0] && !srv->tls_ctx) {
+        tt_log(TT_ERROR, "libwebsockets did not set up TLS", NULL);
         return TT_EIO;
     }
     rc = tt_listener_start(srv, info.vhost_name);
@@ -404,10 +431,11 @@ int tt_server_start(tt_server *srv)
                      srv->paths.how[TT_PATH_PROMPTS], "tokenizer_dir", srv->cfg.tokenizer_dir,
                      "tokenizer", srv->paths.how[TT_PATH_TOKENIZER]));
     tt_log(TT_INFO, "listening",
-           json_pack("{s:o, s:i, s:s, s:i, s:s, s:I, s:f}", "bound", tt_listener_bound(srv), "port",
-                     srv->cfg.port, "data_dir", srv->cfg.data_dir, "resumed_sessions", (int)resumed,
-                     "sync", srv->cfg.sync, "max_connections", (json_int_t)srv->listener.max,
-                     "startup_ms", (double)(uv_hrtime() - srv->started_ns) / 1e6));
+           json_pack("{s:o, s:b, s:i, s:s, s:i, s:s, s:I, s:f}", "bound", tt_listener_bound(srv),
+                     "tls", srv->tls_ctx != NULL, "port", srv->cfg.port, "data_dir",
+                     srv->cfg.data_dir, "resumed_sessions", (int)resumed, "sync", srv->cfg.sync,
+                     "max_connections", (json_int_t)srv->listener.max, "startup_ms",
+                     (double)(uv_hrtime() - srv->started_ns) / 1e6));
     return 0;
 }
 
@@ -437,6 +465,7 @@ static void release_all(tt_server *srv)
     if (srv->signals_open) {
         uv_close((uv_handle_t *)&srv->sigint, NULL);
         uv_close((uv_handle_t *)&srv->sigterm, NULL);
+        uv_close((uv_handle_t *)&srv->sighup, NULL);
         uv_close((uv_handle_t *)&srv->stop_timer, NULL);
         srv->signals_open = 0;
     }

@@ -35,7 +35,8 @@ typedef struct tt_server {
     int released;     /* every pending operation was ended (server.c, release_all) */
     int loop_open;    /* uv_loop_init() succeeded; uv_loop_close() not yet called */
     int signals_open; /* sigint, sigterm and stop_timer are initialised and not closed */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup; /* SIGHUP: reread the TLS pair (tls.h) */
+    void *tls_ctx;                       /* the vhost's SSL_CTX when TLS is on */
     uv_timer_t stop_timer;
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
     uint64_t started_ns;
