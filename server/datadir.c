@@ -14,11 +14,31 @@
 
 #define LOCK_NAME "tether.lock" /* state/store.c's lock file */
 
+/* src into dst (size n), cut to fit. */
+static void copy(char *dst, size_t n, const char *src)
+{
+    size_t len = strnlen(src, n - 1);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* dir + "/" + name into out (size n); -1 when it does not fit. */
+static int join(char *out, size_t n, const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    if (a + 1 + b >= n)
+        return -1;
+    memcpy(out, dir, a);
+    out[a] = '/';
+    memcpy(out + a + 1, name, b + 1);
+    return 0;
+}
+
 static void set(tt_datadir_report *r, tt_datadir_state st, const char *msg, const char *path)
 {
     r->state = st;
     r->message = msg;
-    snprintf(r->path, sizeof r->path, "%s", path);
+    copy(r->path, sizeof r->path, path);
 }
 
 /* The pid the holder wrote into the lock file (state/store.c), or 0. */
@@ -53,7 +73,8 @@ static void check_existing(const char *dir, tt_datadir_report *r)
         return;
     }
     char lock[1100];
-    snprintf(lock, sizeof lock, "%s/%s", dir, LOCK_NAME);
+    if (join(lock, sizeof lock, dir, LOCK_NAME) != 0)
+        return;
     int fd = open(lock, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == EACCES) {
         set(r, TT_DATADIR_DENIED, "permission denied: the lock file cannot be opened", lock);
@@ -69,7 +90,8 @@ static void check_existing(const char *dir, tt_datadir_report *r)
             return;
     }
     char data[1100];
-    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    if (join(data, sizeof data, dir, "data.mdb") != 0)
+        return;
     if (access(data, F_OK) == 0 && access(data, R_OK | W_OK) != 0) {
         set(r, TT_DATADIR_DENIED, "permission denied: data.mdb is not readable and writable", data);
         return;
@@ -81,13 +103,13 @@ static void check_existing(const char *dir, tt_datadir_report *r)
 static void check_parent(const char *dir, tt_datadir_report *r)
 {
     char parent[1024];
-    snprintf(parent, sizeof parent, "%s", dir);
+    copy(parent, sizeof parent, dir);
     size_t n = strlen(parent);
     while (n > 1 && parent[n - 1] == '/')
         parent[--n] = '\0';
     char *slash = strrchr(parent, '/');
     if (!slash)
-        snprintf(parent, sizeof parent, ".");
+        copy(parent, sizeof parent, ".");
     else if (slash == parent)
         parent[1] = '\0';
     else
@@ -115,7 +137,7 @@ void tt_datadir_check(const char *dir, tt_datadir_report *r)
 {
     memset(r, 0, sizeof *r);
     r->message = "";
-    snprintf(r->path, sizeof r->path, "%s", dir);
+    copy(r->path, sizeof r->path, dir);
     struct stat st;
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
@@ -138,16 +160,15 @@ void tt_datadir_check_new(const char *dir, tt_datadir_report *r)
     memset(r, 0, sizeof *r);
     r->message = "";
     char data[1100];
-    snprintf(data, sizeof data, "%s/data.mdb", dir);
-    if (access(data, F_OK) == 0)
+    if (join(data, sizeof data, dir, "data.mdb") == 0 && access(data, F_OK) == 0)
         return;
     char where[1024];
-    snprintf(where, sizeof where, "%s", dir);
+    copy(where, sizeof where, dir);
     struct statvfs vfs;
     while (statvfs(where, &vfs) != 0) { /* not there yet: its nearest existing ancestor */
         char *slash = strrchr(where, '/');
         if (!slash && strcmp(where, ".") != 0)
-            snprintf(where, sizeof where, ".");
+            copy(where, sizeof where, ".");
         else if (!slash || slash == where)
             return; /* tt_datadir_check names the cause when the open fails */
         else

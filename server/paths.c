@@ -36,6 +36,14 @@ char *tt_path_field(tt_config *cfg, tt_path_kind kind)
                                      : cfg->tokenizer_dir;
 }
 
+/* src after what dst (size n) holds, cut to fit. */
+static void append(char *dst, size_t n, const char *src)
+{
+    size_t at = strnlen(dst, n - 1), len = strnlen(src, n - 1 - at);
+    memcpy(dst + at, src, len);
+    dst[at + len] = '\0';
+}
+
 static int is_dir(const char *p)
 {
     struct stat st;
@@ -95,9 +103,11 @@ static void resolve_one(tt_config *cfg, tt_path_kind kind, const char *dir, int 
     }
     if (out) {
         out->how[kind] = how;
-        int w = snprintf(out->looked[kind], sizeof out->looked[kind], "%s%s%s", cand[0],
-                         cand[1][0] ? ", " : "", cand[1]);
-        (void)(w < 0 || (size_t)w >= sizeof out->looked[kind]); /* a cut list is still a hint */
+        char *l = out->looked[kind];
+        size_t cap_l = sizeof out->looked[kind];
+        append(l, cap_l, cand[0]); /* a cut list is still a hint */
+        append(l, cap_l, cand[1][0] ? ", " : "");
+        append(l, cap_l, cand[1]);
     }
 }
 
