@@ -13,6 +13,7 @@
 #include "server/datadir.h"
 #include "server/doctor.h"
 #include "server/paths.h"
+#include "server/tls.h"
 
 static void line(FILE *out, const char *status, const char *what, const char *fmt, const char *a,
                  const char *b)
@@ -131,6 +132,22 @@ static int check_listen(FILE *out, const tt_config *cfg)
     return bad;
 }
 
+static int check_tls(FILE *out, const tt_config *cfg)
+{
+    if (!cfg->tls_cert[0] && !cfg->tls_key[0]) {
+        line(out, "ok", "tls", "off (plain HTTP and ws://)", "", "");
+        return 0;
+    }
+    char why[512], about[512] = "";
+    const char *bad =
+        tt_tls_check_files(cfg->tls_cert, cfg->tls_key, why, sizeof why, about, sizeof about);
+    if (bad)
+        line(out, "FAIL", "tls", "%s", bad, "");
+    else
+        line(out, "ok", "tls", "%s (%s)", cfg->tls_cert, about);
+    return bad != NULL;
+}
+
 int tt_doctor(tt_config *cfg, FILE *out)
 {
     tt_paths p;
@@ -142,6 +159,7 @@ int tt_doctor(tt_config *cfg, FILE *out)
     check_tokenizer(out, cfg, &p);
     bad |= check_data(out, cfg);
     bad |= check_listen(out, cfg);
+    bad |= check_tls(out, cfg);
     size_t keys = cfg->n_api_keys + cfg->n_api_key_hashes;
     fprintf(out, "%-5s %-10s %s\n", keys ? "ok" : "warn", "auth",
             keys ? "API keys configured" : "open mode: no API keys, loopback clients only");

@@ -1,4 +1,5 @@
 /* TLS for the listener: options, the protocol floor, reload (see tls.h). */
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -34,8 +35,10 @@ static const char *load_pair(SSL_CTX *ctx, const char *cert, const char *key, ch
     return why;
 }
 
-/* The pair, checked in a scratch context. NULL, or why not. */
-static const char *check_pair(const char *cert, const char *key, char *why, size_t n)
+/* The pair, checked in a scratch context. NULL, or why not. With about
+ * (size an), the certificate's subject and end date go there. */
+static const char *check_pair(const char *cert, const char *key, char *why, size_t n, char *about,
+                              size_t an)
 {
     SSL_CTX *scratch = SSL_CTX_new(TLS_server_method());
     if (!scratch) {
@@ -43,8 +46,28 @@ static const char *check_pair(const char *cert, const char *key, char *why, size
         return why;
     }
     const char *bad = load_pair(scratch, cert, key, why, n);
+    X509 *x = bad ? NULL : SSL_CTX_get0_certificate(scratch);
+    if (x && about) {
+        char subject[256] = "", until[64] = "";
+        X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof subject);
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b && ASN1_TIME_print(b, X509_get0_notAfter(x)) == 1)
+            (void)!BIO_read(b, until, sizeof until - 1);
+        BIO_free(b);
+        snprintf(about, an, "%s, valid until %s", subject, until);
+    }
     SSL_CTX_free(scratch);
     return bad;
+}
+
+const char *tt_tls_check_files(const char *cert, const char *key, char *why, size_t n, char *about,
+                               size_t an)
+{
+    if (!cert[0] || !key[0]) {
+        snprintf(why, n, "give both --tls-cert and --tls-key");
+        return why;
+    }
+    return check_pair(cert, key, why, n, about, an);
 }
 
 int tt_tls_configure(tt_server *srv, struct lws_context_creation_info *info)
@@ -53,9 +76,7 @@ int tt_tls_configure(tt_server *srv, struct lws_context_creation_info *info)
     if (!cfg->tls_cert[0] && !cfg->tls_key[0])
         return 0;
     char why[512];
-    const char *bad = !cfg->tls_cert[0] || !cfg->tls_key[0]
-                          ? "give both --tls-cert and --tls-key"
-                          : check_pair(cfg->tls_cert, cfg->tls_key, why, sizeof why);
+    const char *bad = tt_tls_check_files(cfg->tls_cert, cfg->tls_key, why, sizeof why, NULL, 0);
     if (bad) {
         tt_log(TT_ERROR, "cannot use the TLS certificate",
                json_pack("{s:s, s:s, s:s}", "error", bad, "tls_cert", cfg->tls_cert, "tls_key",
@@ -85,8 +106,9 @@ int tt_tls_reload(tt_server *srv)
 {
     const tt_config *cfg = &srv->cfg;
     char why[512];
-    const char *bad = !srv->tls_ctx ? "TLS is not on (no --tls-cert)"
-                                    : check_pair(cfg->tls_cert, cfg->tls_key, why, sizeof why);
+    const char *bad = !srv->tls_ctx
+                          ? "TLS is not on (no --tls-cert)"
+                          : check_pair(cfg->tls_cert, cfg->tls_key, why, sizeof why, NULL, 0);
     /* Checked first, so the live context never holds half a pair. */
     if (!bad)
         bad = load_pair(srv->tls_ctx, cfg->tls_cert, cfg->tls_key, why, sizeof why);

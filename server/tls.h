@@ -26,6 +26,12 @@ int tt_tls_configure(struct tt_server *srv, struct lws_context_creation_info *in
  * with the vhost's SSL_CTX: kept for reloads, protocol floor set. */
 void tt_tls_ctx_created(struct tt_server *srv, void *ssl_ctx);
 
+/* Check a pair without lws (--check-config): NULL when it loads and
+ * matches, with "subject, valid until DATE" in about (size an); else why
+ * (written to why, size n). */
+const char *tt_tls_check_files(const char *cert, const char *key, char *why, size_t n, char *about,
+                               size_t an);
+
 /* Reread the pair (SIGHUP). 0, or TT_EINVAL (logged; the old pair stays). */
 int tt_tls_reload(struct tt_server *srv);
 

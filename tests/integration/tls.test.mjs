@@ -213,6 +213,31 @@ test('SIGHUP: new handshakes get the new certificate, an open WebSocket goes on;
   }
 });
 
+test('--check-config names the certificate, or why the pair cannot be used', () => {
+  const good = execFileSync(
+    BIN,
+    ['--check-config', '--data-dir', f('d-check'), '--tls-cert', f('one.pem'), '--tls-key', f('one.key')],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.match(good, /ok +tls +.*one\.pem \(\/CN=tether-one, valid until /);
+  let bad;
+  try {
+    execFileSync(
+      BIN,
+      ['--check-config', '--data-dir', f('d-check'), '--tls-cert', f('one.pem'), '--tls-key', f('two.key')],
+      {
+        encoding: 'utf8',
+      },
+    );
+  } catch (e) {
+    bad = e;
+  }
+  assert.equal(bad?.status, 1);
+  assert.match(bad.stdout, /FAIL +tls +--tls-key does not match --tls-cert/);
+});
+
 test('a bad pair at start-up: a message, exit 1', async () => {
   const port = await freePort();
   const mismatched = await runTether(
