@@ -76,6 +76,8 @@ static const char *listen_host(tt_listener *l, const char *host, const char *por
 {
     char name[256];
     size_t n = strlen(host);
+    while (n > 0 && host[n - 1] == ' ')
+        n--;
     if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
         host++;
         n -= 2;

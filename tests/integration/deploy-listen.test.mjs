@@ -3,6 +3,7 @@
 // back from the sockets.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,16 @@ test('--host 127.0.0.2 binds only 127.0.0.2: 127.0.0.1 on the same port is refus
   const r = await start('127.0.0.2', port);
   try {
     assert.deepEqual(listening(r).bound, [`127.0.0.2:${port}`]);
+    // What the kernel says is listening on that port: 127.0.0.2 alone, no wildcard.
+    const ss = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' });
+    assert.deepEqual(
+      ss
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/)[3]),
+      [`127.0.0.2:${port}`],
+      ss,
+    );
     const ok = await rawGet('127.0.0.2', port, '/healthz');
     assert.equal(ok.status, 200);
     await assert.rejects(rawGet('127.0.0.1', port, '/healthz'), /ECONNREFUSED/);
@@ -45,7 +56,7 @@ test('--host 127.0.0.2 binds only 127.0.0.2: 127.0.0.1 on the same port is refus
 
 test('--host as a list with IPv6: both addresses answer, the log names each', async () => {
   const port = await freePort();
-  const r = await start('127.0.0.3, [::1]', port);
+  const r = await start('127.0.0.3 , [::1] ', port);
   try {
     assert.deepEqual(listening(r).bound, [`127.0.0.3:${port}`, `[::1]:${port}`]);
     assert.equal((await rawGet('127.0.0.3', port, '/healthz')).status, 200);
