@@ -6,7 +6,7 @@
 // and says where it looked: it never falls back to the source tree.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,26 @@ test('the install puts the binary, web files, prompts, tokenizer ranks and the s
   }
   assert.match(fs.readFileSync(path.join(share, 'tokenizer', 'SOURCE'), 'utf8'), /^gpt-tokenizer \d/);
   assert.ok(!fs.existsSync(path.join(share, 'web', 'README.md')), 'no repository notes among the served files');
+});
+
+test('the systemd unit verifies and its hardening rates OK (systemd-analyze, where installed)', (t) => {
+  const which = spawnSync('sh', ['-c', 'command -v systemd-analyze']);
+  if (which.status !== 0) {
+    t.skip('systemd-analyze is not installed');
+    return;
+  }
+  const unit = path.join(tmp, 'tether.service');
+  fs.writeFileSync(
+    unit,
+    fs.readFileSync(path.join(share, 'tether.service'), 'utf8').replaceAll('/usr/local/bin/tether', installed),
+  );
+  const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+  assert.equal(verify.status, 0, verify.stderr);
+  assert.equal(verify.stderr.trim(), '', 'no warnings');
+  const sec = spawnSync('systemd-analyze', ['security', '--offline=yes', unit], { encoding: 'utf8' });
+  const level = /Overall exposure level for tether\.service: ([\d.]+)/.exec(sec.stdout);
+  assert.ok(level, sec.stdout + sec.stderr);
+  assert.ok(Number(level[1]) <= 2, `exposure ${level[1]}`);
 });
 
 test('--check-config from another directory: everything found under the prefix, exit 0', () => {
