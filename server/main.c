@@ -2,7 +2,7 @@
  *
  *   tether [options]        serve (see --help)
  *   tether hash-key KEY     print the SHA-256 to use with --api-key-hash
- *   tether --check-config [options]
+ *   tether --check-config [options]    (or: tether doctor [options])
  *                           what would be used, found where; exit 0 if it would start
  *
  * Exit codes: 0 stopped cleanly, 1 a start-up failure, 2 a bad option,
@@ -28,7 +28,7 @@ int main(int argc, char **argv)
     char err[512];
     int exit_now = 0, check = 0;
     for (int i = 1; i < argc; i++) { /* taken out before the options are parsed */
-        if (strcmp(argv[i], "--check-config") == 0) {
+        if (strcmp(argv[i], "--check-config") == 0 || (i == 1 && strcmp(argv[i], "doctor") == 0)) {
             check = 1;
             memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
             argc--;

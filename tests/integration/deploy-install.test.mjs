@@ -76,6 +76,11 @@ test('--check-config from another directory: everything found under the prefix, 
   assert.match(out, /ok +data dir .*will be created/);
   assert.match(out, /ok +listen +127\.0\.0\.1:8080/);
   assert.match(out, /ready to start/);
+  const doctor = execFileSync(installed, ['doctor', '--data-dir', path.join(elsewhere, 'data')], {
+    cwd: elsewhere,
+    encoding: 'utf8',
+  });
+  assert.equal(doctor, out, '`tether doctor` is the same check');
 });
 
 test(
