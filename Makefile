@@ -10,8 +10,9 @@ JOBS ?= $(shell nproc)
 # Warnings are errors in every build the tests make (a user's `make run` is spared).
 WERROR = -DTETHER_WERROR=ON
 
+# The binary finds the page, prompts and tokenizer ranks itself (server/paths.h).
 run: deps build
-	./build/tether --data-dir ./data --web-dir ./web $(ARGS)
+	./build/tether --data-dir ./data $(ARGS)
 
 test: deps-test lint build unit unit-asan unit-release unit-clang integration browser faults \
 	fake-provider fuzz-smoke bench-smoke
@@ -23,26 +24,28 @@ deps:
 deps-test:
 	@.ci/deps.sh test
 
-build: deps
+# Every build makes the tokenizer ranks from the locked npm package
+# (agents/llm/tokenizer_ranks.mjs), hence npm ci first.
+build: deps node_modules/.package-lock.json
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_TESTS=OFF >/dev/null
 	cmake --build build -j$(JOBS)
 
-build-debug:
+build-debug: node_modules/.package-lock.json
 	cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug $(WERROR) >/dev/null
 	cmake --build build-debug -j$(JOBS)
 
-build-asan:
+build-asan: node_modules/.package-lock.json
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTETHER_SANITIZE=ON $(WERROR) >/dev/null
 	cmake --build build-asan -j$(JOBS)
 
 # The optimiser finds warnings a Debug build does not (GCC's -Wdangling-pointer,
 # -Wmaybe-uninitialized), and clang warns where GCC does not: both build the
 # tests too, and run them.
-build-release-tests:
+build-release-tests: node_modules/.package-lock.json
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release $(WERROR) >/dev/null
 	cmake --build build-release -j$(JOBS)
 
-build-clang:
+build-clang: node_modules/.package-lock.json
 	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) >/dev/null
 	cmake --build build-clang -j$(JOBS)
 

@@ -10,7 +10,7 @@ export default [
     languageOptions: { sourceType: 'module', globals: { ...globals.browser } },
   },
   {
-    files: ['tests/**/*.{js,mjs}', '.ci/*.mjs', '*.js'],
+    files: ['tests/**/*.{js,mjs}', 'agents/**/*.mjs', '.ci/*.mjs', '*.js'],
     languageOptions: { sourceType: 'module', globals: { ...globals.node, ...globals.browser } },
   },
   {

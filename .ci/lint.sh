@@ -11,5 +11,5 @@ echo "clang-format: ${#c_files[@]} files formatted"
 node .ci/limits.mjs
 npx --no-install eslint .
 echo "eslint: clean"
-npx --no-install prettier --check --log-level warn 'web/**/*.{js,mjs}' 'tests/**/*.{js,mjs}' '.ci/*.mjs' '*.js'
+npx --no-install prettier --check --log-level warn 'web/**/*.{js,mjs}' 'tests/**/*.{js,mjs}' 'agents/**/*.mjs' '.ci/*.mjs' '*.js'
 echo "prettier: clean"

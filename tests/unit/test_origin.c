@@ -52,6 +52,17 @@ static void test_origin_configured_host_and_allowed_hosts_are_served(void **stat
     assert_false(tt_origin_host_served(&cfg, "192.168.1.6:8080"));
 }
 
+static void test_origin_every_host_of_a_list_is_served(void **state)
+{
+    tt_config cfg = config("192.168.1.5, [fd00::2],app.example", NULL, 0);
+    assert_true(tt_origin_host_served(&cfg, "192.168.1.5:8080"));
+    assert_true(tt_origin_host_served(&cfg, "[fd00::2]:8080"));
+    assert_true(tt_origin_host_served(&cfg, "APP.example:8080"));
+    assert_false(tt_origin_host_served(&cfg, "192.168.1.55"));
+    assert_false(tt_origin_host_served(&cfg, "app.exampl"));
+    assert_false(tt_origin_host_served(&cfg, "[fd00::]:8080"));
+}
+
 static void test_origin_same_origin_and_no_origin_pass(void **state)
 {
     tt_config cfg = config("127.0.0.1", NULL, 0);
@@ -123,6 +134,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_origin_loopback_names_are_served),
         cmocka_unit_test(test_origin_configured_host_and_allowed_hosts_are_served),
+        cmocka_unit_test(test_origin_every_host_of_a_list_is_served),
         cmocka_unit_test(test_origin_same_origin_and_no_origin_pass),
         cmocka_unit_test(test_origin_foreign_origin_is_forbidden_in_both_modes),
         cmocka_unit_test(test_origin_rebound_host_is_forbidden_in_open_mode_only),
