@@ -40,6 +40,7 @@ struct tt_gateway_req {
     struct parse_job *parsing; /* the body is being parsed in the thread pool */
     tt_llm_call *call;
     int stream, include_usage;
+    tt_llm_attribution attr; /* who pays (tt_gateway_start_as) */
     char id[40];
     char model[128];
     int64_t created;
@@ -291,6 +292,7 @@ static void start_parsed(tt_gateway_req *g, tt_gateway_parsed *p)
     memcpy(g->model, p->model, sizeof g->model);
     g->stream = p->stream;
     g->include_usage = p->include_usage;
+    p->req.attr = &g->attr;
     int rc = llm ? tt_llm_call_start(llm, p->req.model, &p->req, &hooks, g, &g->call) : TT_EFULL;
     if (rc == TT_ENOTFOUND) {
         char msg[200];
@@ -378,9 +380,17 @@ static int parse_in_pool(tt_gateway_req *g, const char *body, size_t len)
 
 tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *body, size_t len)
 {
+    return tt_gateway_start_as(srv, wsi, body, len, NULL);
+}
+
+tt_gateway_req *tt_gateway_start_as(tt_server *srv, struct lws *wsi, const char *body, size_t len,
+                                    const tt_llm_attribution *attr)
+{
     tt_gateway_req *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
+    if (attr)
+        g->attr = *attr;
     g->srv = srv;
     g->wsi = wsi;
     g->created = tt_wall_ms() / 1000;

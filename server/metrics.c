@@ -140,6 +140,15 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_store_map_grows_total", "counter", "LMDB map growths", ss.map_grows);
 
     render_histograms(&b, m, rs);
+    char *usage = tt_usage_metrics_text(&srv->usage);
+    if (usage)
+        put(&b, "%s", usage);
+    else
+        b.failed = 1;
+    free(usage);
+    metric(&b, "tether_usage_ledger_dropped_total", "counter",
+           "Ledger rows dropped while the store refused them",
+           tt_ledger_dropped(srv->usage.ledger));
     if (b.failed) {
         tt_buf_free(&b.b);
         return NULL;

@@ -12,6 +12,7 @@
 #include "server/config.h"
 #include "server/listener.h"
 #include "server/metrics.h"
+#include "server/usage.h"
 #include "state/registry.h"
 #include "state/store.h"
 
@@ -38,6 +39,10 @@ typedef struct tt_server {
     uv_timer_t stop_timer;
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
     uint64_t started_ns;
+    /* The API key id of the session.open being served (requests.c): the new
+     * session's key_id, set by the bind hook before its agent starts. */
+    const char *opening_key_id;
+    tt_usage usage; /* the cost ledger, its counters, the key and tenant limits */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop

@@ -46,6 +46,8 @@ struct tt_llm_service {
     tt_routes routes;
     tt_llm_log_fn log;
     void *log_ud;
+    tt_llm_usage_fn usage;
+    void *usage_ud;
     uint64_t rng;
     tt_llm_call *calls;
     int closing;
@@ -63,6 +65,7 @@ struct tt_llm_call {
     void *ud;
     tt_call_request req; /* the caller's request, copied */
     char input_hash[65];
+    tt_llm_attribution attr; /* who pays: in every log line and usage report */
     tt_retry_call retry;
     tt_llm_result result;
     /* the attempt in flight */
@@ -124,6 +127,8 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     s->loop = opt->loop;
     s->log = opt->log;
     s->log_ud = opt->log_ud;
+    s->usage = opt->usage;
+    s->usage_ud = opt->usage_ud;
     s->rng = uv_hrtime();
     s->tokenizer_dir = strdup(opt->tokenizer_dir ? opt->tokenizer_dir : TT_TOKENIZER_DEFAULT_DIR);
     int rc = opt->routes_file && *opt->routes_file
@@ -250,26 +255,61 @@ json_t *tt_llm_service_aliases(const tt_llm_service *s)
 
 /* ---- logging ---------------------------------------------------------------- */
 
+/* The attempt's attribution and cache fields, added to its log line. */
+static void log_attribution(json_t *line, const tt_llm_attribution *a)
+{
+    json_object_set_new(line, "tenant", json_string(a->tenant));
+    json_object_set_new(line, "user", json_string(a->user));
+    json_object_set_new(line, "key_id", json_string(a->key_id));
+    json_object_set_new(line, "agent", json_string(a->agent));
+    json_object_set_new(line, "session", json_string(a->session));
+    json_object_set_new(line, "feature", json_string(a->feature));
+    json_object_set_new(line, "cache_hit", json_false());
+}
+
+/* One log line and one usage report per provider attempt. */
 static void log_attempt(tt_llm_call *c, const char *outcome)
 {
     tt_llm_service *s = c->svc;
-    if (!s->log)
+    if (!s->log && !s->usage)
         return;
     const tt_route_target *t = &c->route->targets[c->target];
     uint64_t now = now_ms(s);
     double cost =
         tt_route_cost(&s->routes.prices, t->model, c->prompt_tokens, c->completion_tokens, NULL);
-    json_t *line = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s, s:i, s:f, s:s?}", "msg",
-        "llm call", "input_sha256", c->input_hash, "route", c->route->alias, "provider",
-        tt_llm_provider_name(t->provider), "region", t->region, "model", t->model, "attempt",
-        (int)c->retry.n_hist + 1, "prompt_tokens", (json_int_t)c->prompt_tokens,
-        "completion_tokens", (json_int_t)c->completion_tokens, "ttft_ms",
-        (json_int_t)(c->first_token_ms ? (int64_t)(c->first_token_ms - c->attempt_start_ms) : -1),
-        "latency_ms", (json_int_t)(now - c->attempt_start_ms), "outcome", outcome, "http_status",
-        c->status, "cost_usd", cost, "prompt", c->req.tag);
-    if (line)
+    json_t *line =
+        s->log ? json_pack(
+                     "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s, s:i, s:f, s:s?}",
+                     "msg", "llm call", "input_sha256", c->input_hash, "route", c->route->alias,
+                     "provider", tt_llm_provider_name(t->provider), "region", t->region, "model",
+                     t->model, "attempt", (int)c->retry.n_hist + 1, "prompt_tokens",
+                     (json_int_t)c->prompt_tokens, "completion_tokens",
+                     (json_int_t)c->completion_tokens, "ttft_ms",
+                     (json_int_t)(c->first_token_ms
+                                      ? (int64_t)(c->first_token_ms - c->attempt_start_ms)
+                                      : -1),
+                     "latency_ms", (json_int_t)(now - c->attempt_start_ms), "outcome", outcome,
+                     "http_status", c->status, "cost_usd", cost, "prompt", c->req.tag)
+               : NULL;
+    if (line) {
+        log_attribution(line, &c->attr);
         s->log(line, s->log_ud);
+    }
+    if (s->usage) {
+        char target[160];
+        snprintf(target, sizeof target, "%s%s%s", tt_llm_provider_name(t->provider),
+                 t->region[0] ? "/" : "", t->region);
+        tt_llm_usage u = {.attr = &c->attr,
+                          .route = c->route->alias,
+                          .model = t->model,
+                          .target = target,
+                          .outcome = outcome,
+                          .prompt_tokens = c->prompt_tokens,
+                          .completion_tokens = c->completion_tokens,
+                          .latency_ms = (int64_t)(now - c->attempt_start_ms),
+                          .cost_usd = cost};
+        s->usage(&u, s->usage_ud);
+    }
 }
 
 /* ---- finishing ------------------------------------------------------------- */
@@ -700,6 +740,8 @@ int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request
     c->route = route;
     c->hooks = *hooks;
     c->ud = ud;
+    if (req->attr)
+        c->attr = *req->attr;
     c->call_start_ms = now_ms(s);
     c->result.error.retry_after_ms = -1;
     tt_buf_init(&c->err_body, ERR_BODY_MAX);
