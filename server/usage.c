@@ -91,7 +91,11 @@ void tt_usage_on_llm(const tt_llm_usage *lu, void *ud)
     tt_utf8_copy(r.user, sizeof r.user, a->user);
     tt_utf8_copy(r.key_id, sizeof r.key_id, a->key_id);
     tt_utf8_copy(r.agent, sizeof r.agent, a->agent);
-    tt_utf8_copy(r.session, sizeof r.session, a->session);
+    if (a->session[0]) { /* a reference, not the id: deleting a session leaves no id behind */
+        char hex[65];
+        tt_sha256_hex(a->session, strlen(a->session), hex);
+        snprintf(r.session, sizeof r.session, "sha256:%.16s", hex);
+    }
     tt_utf8_copy(r.feature, sizeof r.feature, a->feature);
     tt_utf8_copy(r.model, sizeof r.model, lu->model);
     tt_utf8_copy(r.route, sizeof r.route, lu->route);

@@ -33,6 +33,8 @@ typedef struct tt_ledger tt_ledger;
 
 typedef struct tt_ledger_row {
     int64_t ts_ms; /* wall clock, ms since the epoch (UTC) */
+    /* session: what the caller stores for it (the server: "sha256:" and 16
+     * hex digits of the id, so a deleted session's id is not kept) */
     char tenant[TT_LEDGER_FIELD_MAX], user[TT_LEDGER_FIELD_MAX], key_id[TT_LEDGER_FIELD_MAX];
     char agent[TT_LEDGER_FIELD_MAX], session[TT_LEDGER_FIELD_MAX], feature[TT_LEDGER_FIELD_MAX];
     char model[TT_LEDGER_FIELD_MAX], route[TT_LEDGER_FIELD_MAX], target[TT_LEDGER_FIELD_MAX];
