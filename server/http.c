@@ -292,12 +292,19 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     }
     char why[256];
     int64_t wait_s = 0;
-    if (gateway && tt_limits_admit(&srv->usage.limits, r->tenant, r->key_id, uv_now(&srv->loop),
-                                   &wait_s, why, sizeof why) != 0) {
+    int rc =
+        gateway ? tt_usage_admit(&srv->usage, r->tenant, r->key_id, &wait_s, why, sizeof why) : 0;
+    if (rc == TT_ELIMIT) {
+        tt_metrics_error(&srv->metrics, tt_err_wire(rc));
+        respond_json(r, 429,
+                     json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", why, "type",
+                               "insufficient_quota", "param", "code", "budget_exceeded"));
+    } else if (rc) {
         r->retry_after = (int)(wait_s > 86400 ? 86400 : wait_s);
         respond_error(srv, r, 429, TT_ERATE, why);
-        return;
     }
+    if (rc)
+        return; /* the body is read and dropped */
     if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
         return; /* no length announced: reserved as it arrives */
     errno = 0;

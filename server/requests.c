@@ -52,20 +52,24 @@ static tt_session *session_for(tt_conn *c, const tt_msg *m)
     return s;
 }
 
-/* The key and tenant rate limits (limits.h), shared with every socket and
- * the gateway: 0, or a rate_limited error with retry_after_s has been sent. */
+/* The key and tenant rate limits and budgets (limits.h, budgets.h), shared
+ * with every socket and the gateway: 0, or an error has been sent
+ * (rate_limited with retry_after_s, or limit_exceeded with reason
+ * budget_exceeded). */
 static int over_limit(tt_conn *c, const tt_msg *m)
 {
     char why[256];
     int64_t wait_s = 0;
-    if (tt_limits_admit(&c->srv->usage.limits, c->tenant, c->key_id, uv_now(&c->srv->loop), &wait_s,
-                        why, sizeof why) == 0)
+    int rc = tt_usage_admit(&c->srv->usage, c->tenant, c->key_id, &wait_s, why, sizeof why);
+    if (rc == 0)
         return 0;
-    const char *code = tt_err_wire(TT_ERATE);
+    const char *code = tt_err_wire(rc);
     tt_metrics_error(&c->srv->metrics, code);
-    json_t *reply = tt_reply_error(m->id, code, why, 1);
-    if (reply)
+    json_t *reply = tt_reply_error(m->id, code, why, rc == TT_ERATE);
+    if (reply && rc == TT_ERATE)
         json_object_set_new(reply, "retry_after_s", json_integer((json_int_t)wait_s));
+    else if (reply)
+        json_object_set_new(reply, "reason", json_string("budget_exceeded"));
     tt_conn_send(c, reply);
     return 1;
 }

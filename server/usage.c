@@ -38,6 +38,14 @@ int tt_usage_start(tt_server *srv, tt_usage *u)
     int rc = tt_ledger_new(srv->store, &u->ledger);
     if (rc)
         return rc;
+    tt_budget_limits lim = {.key_daily_usd = (double)srv->cfg.key_daily_budget_cents / 100.0,
+                            .key_monthly_usd = (double)srv->cfg.key_monthly_budget_cents / 100.0,
+                            .tenant_daily_usd = (double)srv->cfg.tenant_daily_budget_cents / 100.0,
+                            .tenant_monthly_usd =
+                                (double)srv->cfg.tenant_monthly_budget_cents / 100.0};
+    rc = tt_budgets_init(&u->budgets, &lim, u->ledger, tt_ledger_day_of_ms(tt_wall_ms()));
+    if (rc)
+        return rc;
     (void)uv_timer_init(&srv->loop, &u->timer); /* only fills the struct */
     u->timer.data = u;
     u->timer_open = 1;
@@ -111,6 +119,18 @@ void tt_usage_on_llm(const tt_llm_usage *lu, void *ud)
     s->cost_usd += lu->cost_usd;
     tt_limits_charge(&u->limits, a->tenant, a->key_id, lu->prompt_tokens + lu->completion_tokens,
                      uv_now(&srv->loop));
+    tt_budgets_spend(&u->budgets, a->tenant, a->key_id, lu->cost_usd, tt_ledger_day_of_ms(r.ts_ms));
+}
+
+int tt_usage_admit(tt_usage *u, const char *tenant, const char *key_id, int64_t *retry_after_s,
+                   char *why, size_t n)
+{
+    int rc =
+        tt_budgets_admit(&u->budgets, tenant, key_id, tt_ledger_day_of_ms(tt_wall_ms()), why, n);
+    if (rc == 0)
+        rc = tt_limits_admit(&u->limits, tenant, key_id, uv_now(&u->srv->loop), retry_after_s, why,
+                             n);
+    return rc;
 }
 
 /* A capped text being built: the first failed append fails all of it. */
@@ -298,12 +318,15 @@ char *tt_usage_metrics_text(const tt_usage *u)
                 series_line(&b, "tether_llm_cost_usd_total", s, "", s->cost_usd);
         }
     }
-    char line[256];
-    int len = snprintf(line, sizeof line,
-                       "# HELP tether_rate_limited_total Requests refused by the key and tenant "
-                       "limits\n# TYPE tether_rate_limited_total counter\n"
-                       "tether_rate_limited_total %llu\n",
-                       (unsigned long long)u->limits.refused);
+    char line[512];
+    int len =
+        snprintf(line, sizeof line,
+                 "# HELP tether_rate_limited_total Requests refused by the key and tenant "
+                 "limits\n# TYPE tether_rate_limited_total counter\n"
+                 "tether_rate_limited_total %llu\n"
+                 "# HELP tether_budget_refused_total Requests refused by a spent budget\n"
+                 "# TYPE tether_budget_refused_total counter\ntether_budget_refused_total %llu\n",
+                 (unsigned long long)u->limits.refused, (unsigned long long)u->budgets.refused);
     add(&b, line, (size_t)len);
     return take(&b, NULL);
 }

@@ -21,6 +21,7 @@
 
 #include "agents/llm/call.h"
 #include "protocol/buf.h"
+#include "server/budgets.h"
 #include "server/limits.h"
 #include "state/ledger.h"
 
@@ -40,6 +41,7 @@ typedef struct tt_usage {
     uv_timer_t timer; /* the periodic flush */
     int timer_open;
     tt_limits limits;
+    tt_budgets budgets;
     tt_usage_series series[TT_USAGE_SERIES_MAX + 1]; /* the last one: "_other" */
     size_t n_series;
     uint64_t flush_errors;
@@ -52,6 +54,12 @@ void tt_usage_stop(tt_usage *u);
 /* Write what is queued and free the ledger (after the model service is
  * closed: cancelled calls still report). */
 void tt_usage_free(tt_usage *u);
+
+/* May a request of key_id (of tenant) that may call a model start now?
+ * 0; or TT_ERATE (*retry_after_s set) or TT_ELIMIT (a budget is spent),
+ * with the reason in why (size n). Counted against the limits when 0. */
+int tt_usage_admit(tt_usage *u, const char *tenant, const char *key_id, int64_t *retry_after_s,
+                   char *why, size_t n);
 
 /* The model service's usage hook (ud: the server). */
 void tt_usage_on_llm(const tt_llm_usage *lu, void *ud);

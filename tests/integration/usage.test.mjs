@@ -215,3 +215,39 @@ itest('tokens per minute per API key: a key that used its tokens waits', async (
 itest('a malformed limit option is refused at start-up', async ({ startServer }) => {
   await assert.rejects(usageServer(startServer, 'usage-bad', ['--key-requests-per-min', '-5']));
 });
+
+itest(
+  'a daily budget per API key: calls pass until it is spent, then 429 budget_exceeded (and limit_exceeded on a socket), also after a restart',
+  async ({ startServer }) => {
+    const P = 'usage-budget';
+    // $0.12 a call (100 prompt tokens at $0.001, 10 completion at $0.002): 20 cents allow two.
+    const srv = await usageServer(startServer, P, ['--key-daily-budget-cents', '20']);
+    assert.equal((await gateway(srv, KEY_A)).status, 200);
+    assert.equal((await gateway(srv, KEY_A)).status, 200);
+    const over = await gateway(srv, KEY_A);
+    assert.equal(over.status, 429, over.body);
+    assert.equal(over.json.error.code, 'budget_exceeded');
+    assert.match(
+      over.json.error.message,
+      /API key k_[0-9a-f]{12} has spent \$0\.2400 of its daily budget of \$0\.2000/,
+    );
+    assert.equal(fp.requests({ prefix: P }).length, 2, 'the refused call never reached the provider');
+
+    const c = await connect(srv.port, { token: await mintViaApi(srv.port, KEY_A, 'alice') });
+    const r = await c.request({ type: 'session.open', agent: 'chat' });
+    assert.equal(r.code, 'limit_exceeded', JSON.stringify(r));
+    assert.equal(r.reason, 'budget_exceeded');
+    assert.equal(r.retryable, false);
+    c.close();
+
+    // Another key of another tenant still has its budget.
+    assert.equal((await gateway(srv, KEY_B)).status, 200);
+    assert.match((await httpGet(srv.port, '/metrics')).body, /tether_budget_refused_total 2\n/);
+
+    // The spend is read back from the ledger: a restart does not reset it.
+    await srv.stop();
+    await srv.restart();
+    assert.equal((await gateway(srv, KEY_A)).status, 429);
+    assert.equal((await gateway(srv, KEY_B)).status, 200);
+  },
+);
