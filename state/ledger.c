@@ -359,7 +359,7 @@ int tt_ledger_query(tt_ledger *l, int64_t from, int64_t to, const char *tenant, 
     json_t *groups = rc == 0 ? json_array() : NULL;
     if (rc == 0 && !groups)
         rc = TT_ENOMEM;
-    if (rc == 0)
+    if (rc == 0 && q.n > 1)
         qsort(q.groups, q.n, sizeof *q.groups, by_key);
     for (size_t i = 0; i < q.n; i++) {
         if (groups)
