@@ -251,3 +251,41 @@ itest(
     assert.equal((await gateway(srv, KEY_B)).status, 200);
   },
 );
+
+itest(
+  'under concurrent load the ledger equals the provider: 40 gateway calls, plain and streamed, one feature',
+  async ({ startServer }) => {
+    const P = 'usage-load';
+    const srv = await usageServer(startServer, P, ['--usage-flush-ms', '20']);
+    const calls = [];
+    for (let i = 0; i < 40; i++) {
+      calls.push(
+        httpRequest(srv.port, 'POST', '/v1/chat/completions', {
+          headers: { Authorization: `Bearer ${KEY_B}`, 'x-tether-feature': 'load' },
+          body: {
+            model: 'default',
+            messages: [{ role: 'user', content: `q${i}` }],
+            ...(i % 2 ? { stream: true, stream_options: { include_usage: true } } : {}),
+          },
+        }),
+      );
+    }
+    const res = await Promise.all(calls);
+    assert.ok(
+      res.every((r) => r.status === 200),
+      res.map((r) => r.status).join(','),
+    );
+    const seen = fp.requests({ prefix: P }).length;
+    assert.equal(seen, 40);
+    const u = await usage(srv, KEY_B, '?group_by=feature');
+    assert.deepEqual(
+      u.json.groups.map((x) => [x.feature, x.calls, x.prompt_tokens, x.completion_tokens, x.errors]),
+      [['load', seen, seen * USAGE.prompt_tokens, seen * USAGE.completion_tokens, 0]],
+    );
+    assert.equal(
+      (await usage(srv, KEY_A, '?group_by=feature')).json.groups.length,
+      0,
+      'nothing of tenant umbrella for acme',
+    );
+  },
+);
