@@ -125,6 +125,8 @@ void tt_usage_on_llm(const tt_llm_usage *lu, void *ud)
 int tt_usage_admit(tt_usage *u, const char *tenant, const char *key_id, int64_t *retry_after_s,
                    char *why, size_t n)
 {
+    if (!u->srv)
+        return 0; /* not started (no ledger, no limits): nothing to refuse */
     int rc =
         tt_budgets_admit(&u->budgets, tenant, key_id, tt_ledger_day_of_ms(tt_wall_ms()), why, n);
     if (rc == 0)

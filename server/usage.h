@@ -57,7 +57,8 @@ void tt_usage_free(tt_usage *u);
 
 /* May a request of key_id (of tenant) that may call a model start now?
  * 0; or TT_ERATE (*retry_after_s set) or TT_ELIMIT (a budget is spent),
- * with the reason in why (size n). Counted against the limits when 0. */
+ * with the reason in why (size n). Counted against the limits when 0.
+ * Before tt_usage_start (a zeroed tt_usage): always 0. */
 int tt_usage_admit(tt_usage *u, const char *tenant, const char *key_id, int64_t *retry_after_s,
                    char *why, size_t n);
 
