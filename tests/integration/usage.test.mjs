@@ -4,6 +4,9 @@
 // the gateway. Two tenants have a user of the same name.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
@@ -55,9 +58,9 @@ const gateway = (srv, key, headers = {}) =>
 const usage = (srv, key, query, headers = {}) =>
   httpGet(srv.port, `/v1/usage${query}`, { headers: { Authorization: `Bearer ${key}`, ...headers } });
 
-async function chatTurn(srv, key, user, input) {
+async function chatTurn(srv, key, user, input, agent = 'chat') {
   const c = await connect(srv.port, { token: await mintViaApi(srv.port, key, user) });
-  const { session } = await openSession(c, 'chat', { input });
+  const { session } = await openSession(c, agent, { input });
   await c.waitEvent((e) => e.session === session && e.seq === 1);
   const { events } = await sayAndWait(c, session, 'hello', `m-${user}-${Date.now()}`);
   const end = events.find((e) => e.type === 'message.end');
@@ -289,3 +292,28 @@ itest(
     );
   },
 );
+
+itest("an assistant's feature from --agents; a bad input.feature is refused", async ({ startServer }) => {
+  const P = 'usage-assistant';
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-usage-agents-'));
+  try {
+    const agents = path.join(dir, 'agents.json');
+    writeFileSync(agents, JSON.stringify({ agents: [{ name: 'helper', feature: 'helpdesk' }] }));
+    const srv = await usageServer(startServer, P, ['--agents', agents]);
+    await chatTurn(srv, KEY_A, 'carol', {}, 'helper');
+    await sleep(100);
+    const line = llmCallLines(srv.output).find((l) => l.user === 'carol');
+    assert.equal(line?.feature, 'helpdesk', srv.output);
+    assert.equal(line.agent, 'helper');
+
+    const c = await connect(srv.port, { token: await mintViaApi(srv.port, KEY_A, 'carol') });
+    for (const feature of [5, '', 'f'.repeat(64), 'a\u202eb']) {
+      const r = await c.request({ type: 'session.open', agent: 'chat', input: { feature } });
+      assert.equal(r.code, 'bad_request', JSON.stringify(r));
+      assert.match(r.message, /input\.feature/);
+    }
+    c.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
