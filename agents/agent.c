@@ -134,22 +134,23 @@ json_t *tt_agent_catalog(const tt_agent_env *env)
 
 static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, char *err, size_t n)
 {
-    const char *name, *desc = "", *prompt = "chat.system", *route = "";
+    const char *name, *desc = "", *prompt = "chat.system", *route = "", *feature = "";
     json_t *tools = NULL;
     json_int_t rounds = 3;
     json_error_t jerr;
-    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?s, s?o, s?I}", "name", &name,
-                       "description", &desc, "prompt", &prompt, "route", &route, "tools", &tools,
-                       "max_tool_rounds", &rounds) != 0) {
+    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?s, s?o, s?I, s?s}", "name",
+                       &name, "description", &desc, "prompt", &prompt, "route", &route, "tools",
+                       &tools, "max_tool_rounds", &rounds, "feature", &feature) != 0) {
         snprintf(err, n, "agents: %s", jerr.text);
         return TT_EINVAL;
     }
     if (strlen(name) == 0 || strlen(name) >= sizeof a->name ||
-        strlen(desc) >= sizeof a->description || tt_agent_find(env, name) || rounds < 0 ||
-        rounds > 10) {
+        strlen(desc) >= sizeof a->description || strlen(feature) >= sizeof a->feature ||
+        tt_name_chars_check(feature, strlen(feature), NULL) != 0 || tt_agent_find(env, name) ||
+        rounds < 0 || rounds > 10) {
         snprintf(err, n,
                  "agent %.*s: a new name of 1-63 bytes, a description under 256 bytes, "
-                 "max_tool_rounds 0-10",
+                 "a feature of 0-63 plain characters, max_tool_rounds 0-10",
                  tt_utf8_cut(name, 64), name);
         return TT_EINVAL;
     }
@@ -190,7 +191,22 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
     snprintf(a->route, sizeof a->route, "%s", route);
     a->tools = tools ? json_incref(tools) : json_array();
     a->max_tool_rounds = (int)rounds;
+    snprintf(a->feature, sizeof a->feature, "%s", feature);
     return 0;
+}
+
+void tt_agent_attribution(const tt_session *s, const char *feature_default, tt_llm_attribution *out)
+{
+    const char *f = json_string_value(json_object_get(s->input, "feature"));
+    if (!f || !*f)
+        f = feature_default && *feature_default ? feature_default : s->agent;
+    *out = (tt_llm_attribution){0};
+    tt_utf8_copy(out->tenant, sizeof out->tenant, s->tenant);
+    tt_utf8_copy(out->user, sizeof out->user, s->user);
+    tt_utf8_copy(out->key_id, sizeof out->key_id, s->key_id);
+    tt_utf8_copy(out->agent, sizeof out->agent, s->agent);
+    tt_utf8_copy(out->session, sizeof out->session, s->id);
+    tt_utf8_copy(out->feature, sizeof out->feature, f);
 }
 
 int tt_agent_load_assistants(tt_agent_env *env, const char *file, char *err, size_t n)

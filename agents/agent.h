@@ -27,7 +27,9 @@
 /* An assistant configured from a file (--agents FILE) instead of C: the chat
  * agent with its own prompt template, route and tools:
  *   {"agents": [{"name": "helper", "description": "...", "prompt": "chat.system",
- *                "route": "default", "tools": ["calculate"], "max_tool_rounds": 3}]} */
+ *                "route": "default", "tools": ["calculate"], "max_tool_rounds": 3,
+ *                "feature": "support"}]}
+ * feature: the label its model calls are attributed to (default: its name). */
 typedef struct tt_assistant_def {
     char name[64];
     char description[256];
@@ -35,6 +37,7 @@ typedef struct tt_assistant_def {
     char route[64]; /* "" for the first route */
     json_t *tools;  /* names (array) */
     int max_tool_rounds;
+    char feature[64]; /* "" : the name */
 } tt_assistant_def;
 
 /* What agents may use from the server; owned by the server, outlives sessions. */
@@ -88,6 +91,12 @@ typedef struct tt_agent_ops {
 
 /* The prompt template named name ("chat.system"), or NULL. */
 const tt_prompt *tt_agent_prompt(const tt_agent_env *env, const char *name);
+
+/* Who s's model calls are for: its tenant, user, API key id, agent and
+ * session; the feature is the session input's "feature" (a string), else
+ * feature_default (an assistant's), else the agent's name. */
+void tt_agent_attribution(const tt_session *s, const char *feature_default,
+                          tt_llm_attribution *out);
 /* Load every *.md template in dir into env (at start-up). */
 int tt_agent_load_prompts(tt_agent_env *env, const char *dir, char *err, size_t n);
 void tt_agent_free_prompts(tt_agent_env *env);

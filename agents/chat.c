@@ -311,13 +311,16 @@ int tt_chat_generate(tt_session *s)
         tools[i] =
             (tt_llm_tool){tt_tool_name(tool), tt_tool_description(tool), tt_tool_parameters(tool)};
     }
+    tt_llm_attribution attr;
+    tt_agent_attribution(s, def ? def->feature : NULL, &attr);
     tt_llm_request req = {.messages = msgs,
                           .n_messages = m,
                           .tools = tools,
                           .n_tools = n_offered,
                           .temperature = -1,
                           .stream = 1,
-                          .tag = prompt->tag};
+                          .tag = prompt->tag,
+                          .attr = &attr};
     new_message(rt);
     rt->round++;
     tt_agent_state_set(s, "round", json_integer(rt->round));

@@ -129,6 +129,18 @@ static unsigned is_zero(unsigned x)
     return 1u & ~((x | (0u - x)) >> (sizeof x * CHAR_BIT - 1));
 }
 
+int tt_auth_check_key_id(const tt_auth *a, const char *key, char *tenant, size_t n, char *key_id,
+                         size_t kn)
+{
+    int rc = tt_auth_check_key(a, key, tenant, n);
+    if (rc == 0 && key_id && kn) {
+        char hex[65];
+        tt_sha256_hex(key, strlen(key), hex);
+        snprintf(key_id, kn, "k_%.12s", hex);
+    }
+    return rc;
+}
+
 int tt_auth_check_key(const tt_auth *a, const char *key, char *tenant, size_t n)
 {
     if (!a || !key || !key[0]) /* an empty key is never valid (cf. tt_auth_add_key) */

@@ -38,6 +38,11 @@ int tt_auth_set_secret(tt_auth *a, const unsigned char *secret, size_t len);
  */
 int tt_auth_check_key(const tt_auth *a, const char *key, char *tenant, size_t n);
 
+/* The same, also copying the key's public id ("k_" and the first 12 hex
+ * digits of its SHA-256, safe to log and to show) to key_id (size kn). */
+int tt_auth_check_key_id(const tt_auth *a, const char *key, char *tenant, size_t n, char *key_id,
+                         size_t kn);
+
 /* Lower-case hex SHA-256 of s into out[65]. */
 void tt_sha256_hex(const char *s, size_t len, char out[65]);
 

@@ -34,6 +34,11 @@ typedef struct tt_config {
     int64_t max_lag_events;
     int rate_msgs_per_s;
     int rate_burst;
+    int64_t key_requests_per_min, key_tokens_per_min; /* 0: no limit (limits.h) */
+    int64_t tenant_requests_per_min, tenant_tokens_per_min;
+    int64_t usage_flush_ms; /* the ledger's batch interval (usage.h) */
+    int64_t key_daily_budget_cents, key_monthly_budget_cents; /* 0: none (budgets.h) */
+    int64_t tenant_daily_budget_cents, tenant_monthly_budget_cents;
     int64_t max_output_bytes; /* replies queued on one socket before it is dropped */
     int64_t rate_bytes_per_s; /* client bytes per second per socket (token bucket) */
     int64_t rate_bytes_burst;

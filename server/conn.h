@@ -37,7 +37,8 @@ struct tt_conn {
     int welcomed; /* hello answered */
     char user[TT_USER_MAX];
     char tenant[TT_TENANT_MAX];
-    json_t *agents; /* the token's allow-list, or NULL for all */
+    char key_id[TT_KEY_ID_MAX]; /* the token's API key id ("open": open mode) */
+    json_t *agents;             /* the token's allow-list, or NULL for all */
 
     tt_buf rx;         /* the message being received, capped at its frame limit */
     size_t rx_dropped; /* bytes of an oversized message thrown away */

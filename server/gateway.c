@@ -43,6 +43,7 @@ struct tt_gateway_req {
     tt_llm_call *call;
     tt_llm_embed *embed; /* POST /v1/embeddings in flight */
     int stream, include_usage;
+    tt_llm_attribution attr; /* who pays (tt_gateway_start_as) */
     char id[40];
     char model[128];
     int64_t created;
@@ -348,6 +349,7 @@ static void start_parsed(tt_gateway_req *g, tt_gateway_parsed *p)
     }
     g->stream = p->stream;
     g->include_usage = p->include_usage;
+    p->req.attr = &g->attr;
     int rc = llm ? start_call(g, llm, &p->req) : TT_EFULL;
     if (rc == 0 && g->call) /* (a call can end before this returns) */
         tt_utf8_copy(g->model, sizeof g->model, tt_llm_call_model(g->call));
@@ -439,11 +441,14 @@ static int parse_in_pool(tt_gateway_req *g, const char *body, size_t len)
 
 /* A new request; *refused is set when it already holds a 503 (stopping, or
  * no model configured). NULL on OOM. */
-static tt_gateway_req *req_new(tt_server *srv, struct lws *wsi, int *refused)
+static tt_gateway_req *req_new(tt_server *srv, struct lws *wsi, const tt_llm_attribution *attr,
+                               int *refused)
 {
     tt_gateway_req *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
+    if (attr)
+        g->attr = *attr;
     g->srv = srv;
     g->wsi = wsi;
     g->created = tt_wall_ms() / 1000;
@@ -468,8 +473,14 @@ static tt_gateway_req *req_new(tt_server *srv, struct lws *wsi, int *refused)
 
 tt_gateway_req *tt_gateway_start(tt_server *srv, struct lws *wsi, const char *body, size_t len)
 {
+    return tt_gateway_start_as(srv, wsi, body, len, NULL);
+}
+
+tt_gateway_req *tt_gateway_start_as(tt_server *srv, struct lws *wsi, const char *body, size_t len,
+                                    const tt_llm_attribution *attr)
+{
     int refused;
-    tt_gateway_req *g = req_new(srv, wsi, &refused);
+    tt_gateway_req *g = req_new(srv, wsi, attr, &refused);
     if (!g || refused)
         return g;
     if (body && len > TT_GATEWAY_PARSE_INLINE_MAX && parse_in_pool(g, body, len) == 0)
@@ -521,7 +532,7 @@ tt_gateway_req *tt_gateway_embeddings_start(tt_server *srv, struct lws *wsi, con
                                             size_t len)
 {
     int refused;
-    tt_gateway_req *g = req_new(srv, wsi, &refused);
+    tt_gateway_req *g = req_new(srv, wsi, NULL, &refused);
     if (!g || refused)
         return g;
     json_t *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;

@@ -30,6 +30,12 @@ tt_gateway_req *tt_gateway_start(struct tt_server *srv, struct lws *wsi, const c
 tt_gateway_req *tt_gateway_embeddings_start(struct tt_server *srv, struct lws *wsi,
                                             const char *body, size_t len);
 
+/* The same, with the call attributed to attr (copied; NULL: none), e.g. the
+ * API key's tenant and id and the x-tether-feature header. */
+struct tt_llm_attribution;
+tt_gateway_req *tt_gateway_start_as(struct tt_server *srv, struct lws *wsi, const char *body,
+                                    size_t len, const struct tt_llm_attribution *attr);
+
 /* Write what is ready. Returns 0 to keep going, 1 when the response is
  * complete (the caller finishes the HTTP transaction and then frees), -1 to
  * drop the connection. */

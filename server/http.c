@@ -37,7 +37,8 @@
 #define BODY_GROWTH_MIN (16 * 1024)     /* first reservation of a body of unknown length */
 
 static const char PATH_TOKENS[] = "/v1/tokens", PATH_GATEWAY[] = "/v1/chat/completions",
-                  PATH_EMBEDDINGS[] = "/v1/embeddings", PATH_MODELS[] = "/v1/models";
+                  PATH_EMBEDDINGS[] = "/v1/embeddings", PATH_MODELS[] = "/v1/models",
+                  PATH_USAGE[] = "/v1/usage";
 
 /* The OpenAI-compatible routes answer errors in OpenAI's shape. */
 static int openai_path(const char *path)
@@ -50,6 +51,9 @@ typedef struct http_req {
     char path[128];
     char auth[TT_JWT_MAX_LEN];
     char tenant[TT_TENANT_MAX]; /* of the API key that passed (POST) */
+    char key_id[TT_KEY_ID_MAX]; /* its public id ("local" in open mode) */
+    char feature[64];           /* x-tether-feature (gateway) */
+    char user[TT_USER_MAX];     /* x-tether-user (gateway); "" : the key id */
     tt_buf body;                /* capped at the route's limit */
     size_t body_reserved;       /* bytes of body counted in metrics.http_body_bytes */
     size_t dropped;             /* bytes of a refused body read and thrown away */
@@ -184,6 +188,7 @@ static void mint_token(tt_server *srv, http_req *r)
     memset(&cl, 0, sizeof cl);
     snprintf(cl.sub, sizeof cl.sub, "%s", user);
     snprintf(cl.tenant, sizeof cl.tenant, "%s", r->tenant);
+    snprintf(cl.kid, sizeof cl.kid, "%s", r->key_id);
     cl.iat = tt_wall_ms() / 1000;
     cl.exp = cl.iat + ttl;
     cl.agents = agents;
@@ -206,9 +211,11 @@ done:
 static int check_key(tt_server *srv, http_req *r)
 {
     snprintf(r->tenant, sizeof r->tenant, "local");
+    snprintf(r->key_id, sizeof r->key_id, "local");
     const char *key = strncasecmp(r->auth, "Bearer ", 7) == 0 ? r->auth + 7 : NULL;
     if (srv->auth.n_keys > 0 &&
-        (!key || tt_auth_check_key(&srv->auth, key, r->tenant, sizeof r->tenant) != 0)) {
+        (!key || tt_auth_check_key_id(&srv->auth, key, r->tenant, sizeof r->tenant, r->key_id,
+                                      sizeof r->key_id) != 0)) {
         respond_error(srv, r, 401, TT_EAUTH, "a valid API key is required (Authorization: Bearer)");
         return TT_EAUTH;
     }
@@ -241,6 +248,30 @@ static void list_models(tt_server *srv, http_req *r)
         respond_json(r, 200, found);
     else
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such model");
+}
+
+/* GET /v1/usage?from=&to=&group_by=: the ledger's sums for the API key's
+ * tenant only (usage.h); CSV when the Accept header asks for text/csv. */
+static void usage_get(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    if (check_key(srv, r) != 0)
+        return;
+    char from[32], to[32], group[32], accept[128] = "";
+    const char *f = lws_get_urlarg_by_name(wsi, "from=", from, sizeof from);
+    const char *t = lws_get_urlarg_by_name(wsi, "to=", to, sizeof to);
+    const char *g = lws_get_urlarg_by_name(wsi, "group_by=", group, sizeof group);
+    if (lws_hdr_copy(wsi, accept, sizeof accept, WSI_TOKEN_HTTP_ACCEPT) < 0)
+        accept[0] = '\0';
+    char *body = NULL;
+    size_t len = 0;
+    const char *type = "application/json";
+    int status = tt_usage_answer(&srv->usage, r->tenant, f, t, g,
+                                 strstr(accept, "text/csv") != NULL, &body, &len, &type);
+    if (body)
+        respond(r, status, type, body, len);
+    else
+        respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
+    free(body);
 }
 
 static void route_get(tt_server *srv, http_req *r)
@@ -277,6 +308,23 @@ static void route_get(tt_server *srv, http_req *r)
     }
 }
 
+/* A gateway label header (name with its colon, e.g. "x-tether-feature:")
+ * into out (size n): 0 (absent: ""), or -1 when it is too long or not plain
+ * text (control, bidi, invisible characters). */
+static int label_header(struct lws *wsi, const char *name, char *out, size_t n)
+{
+    out[0] = '\0';
+    int len = lws_hdr_custom_length(wsi, name, (int)strlen(name));
+    if (len <= 0)
+        return 0;
+    if ((size_t)len >= n || lws_hdr_custom_copy(wsi, out, (int)n, name, (int)strlen(name)) < 0 ||
+        tt_name_check(out, n - 1, NULL) != 0) {
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 /* A POST judged on its headers: the route, the API key, the announced size. */
 static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
 {
@@ -288,13 +336,35 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
                                     : TOKENS_BODY_MAX);
     if (!gateway && strcmp(r->path, PATH_TOKENS) != 0) {
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
-                    !strcmp(r->path, "/metrics") || !strcmp(r->path, PATH_MODELS);
+                    !strcmp(r->path, "/metrics") || !strcmp(r->path, PATH_MODELS) ||
+                    !strcmp(r->path, PATH_USAGE);
         respond_error(srv, r, known ? 405 : 404, known ? TT_EINVAL : TT_ENOTFOUND,
                       known ? "use GET" : "no such endpoint");
         return;
     }
     if (check_key(srv, r) != 0)
         return;
+    if (gateway && (label_header(wsi, "x-tether-feature:", r->feature, sizeof r->feature) != 0 ||
+                    label_header(wsi, "x-tether-user:", r->user, sizeof r->user) != 0)) {
+        respond_error(srv, r, 400, TT_EINVAL,
+                      "x-tether-feature must be 1-63 and x-tether-user 1-127 bytes of plain text");
+        return;
+    }
+    char why[256];
+    int64_t wait_s = 0;
+    int rc =
+        gateway ? tt_usage_admit(&srv->usage, r->tenant, r->key_id, &wait_s, why, sizeof why) : 0;
+    if (rc == TT_ELIMIT) {
+        tt_metrics_error(&srv->metrics, tt_err_wire(rc));
+        respond_json(r, 429,
+                     json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", why, "type",
+                               "insufficient_quota", "param", "code", "budget_exceeded"));
+    } else if (rc) {
+        r->retry_after = (int)(wait_s > 86400 ? 86400 : wait_s);
+        respond_error(srv, r, 429, TT_ERATE, why);
+    }
+    if (rc)
+        return; /* the body is read and dropped */
     if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
         return; /* no length announced: reserved as it arrives */
     errno = 0;
@@ -308,14 +378,17 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
 
 static int write_response(tt_server *srv, struct lws *wsi, http_req *r)
 {
+    char ra[24];
+    int ralen = snprintf(ra, sizeof ra, "%d", r->retry_after);
     unsigned char hdr[LWS_PRE + 1024];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->content_type, r->resp_len, &p,
                                     end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end) ||
-        (r->retry_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
-                                                        (const unsigned char *)"1", 1, &p, end)) ||
+        (r->retry_after &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER, (const unsigned char *)ra,
+                                      ralen, &p, end)) ||
         tt_cors_add_headers(srv, wsi, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
@@ -405,6 +478,8 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         respond_error(srv, r, 403, TT_EFORBIDDEN, why);
     else if (is_post)
         accept_post(srv, wsi, r);
+    else if (strcmp(r->path, PATH_USAGE) == 0)
+        usage_get(srv, wsi, r);
     else
         route_get(srv, r);
     return is_post ? 0 : send_now(srv, wsi, r); /* a POST is answered after its body */
@@ -438,9 +513,16 @@ static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
 static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
 {
     int embed = strcmp(r->path, PATH_EMBEDDINGS) == 0;
-    if (!r->status && (embed || strcmp(r->path, PATH_GATEWAY) == 0)) {
-        r->gw = embed ? tt_gateway_embeddings_start(srv, wsi, tt_buf_data(&r->body), r->body.len)
-                      : tt_gateway_start(srv, wsi, tt_buf_data(&r->body), r->body.len);
+    if (!r->status && strcmp(r->path, PATH_GATEWAY) == 0) {
+        tt_llm_attribution attr = {.agent = "gateway", .feature = "gateway"};
+        snprintf(attr.tenant, sizeof attr.tenant, "%s", r->tenant);
+        snprintf(attr.key_id, sizeof attr.key_id, "%s", r->key_id);
+        snprintf(attr.user, sizeof attr.user, "%s", r->user[0] ? r->user : r->key_id);
+        if (r->feature[0])
+            snprintf(attr.feature, sizeof attr.feature, "%s", r->feature);
+        r->gw = tt_gateway_start_as(srv, wsi, tt_buf_data(&r->body), r->body.len, &attr);
+    } else if (!r->status && embed) {
+        r->gw = tt_gateway_embeddings_start(srv, wsi, tt_buf_data(&r->body), r->body.len);
         body_release(srv, r);
         if (r->gw)
             return gateway_send_now(srv, wsi, r);

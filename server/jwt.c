@@ -93,6 +93,8 @@ static int payload_json(const tt_jwt_claims *c, char **out)
     int rc = set_string(p, "sub", c->sub);
     if (!rc && tenant_len)
         rc = set_string(p, "tenant", c->tenant);
+    if (!rc && c->kid[0] && strnlen(c->kid, sizeof c->kid) < sizeof c->kid)
+        rc = set_string(p, "kid", c->kid);
     if (!rc)
         rc = set_int(p, "iat", c->iat);
     if (!rc)
@@ -223,6 +225,9 @@ static int read_claims(const json_t *p, tt_jwt_claims *c)
         return rc;
     const json_t *tenant = json_object_get(p, "tenant");
     if (tenant && (rc = copy_claim(tenant, c->tenant, true)) != 0)
+        return rc;
+    const json_t *kid = json_object_get(p, "kid");
+    if (kid && (rc = copy_claim(kid, c->kid, true)) != 0)
         return rc;
     const json_t *exp = json_object_get(p, "exp");
     if (!json_is_integer(exp))

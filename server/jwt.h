@@ -20,6 +20,7 @@
 typedef struct tt_jwt_claims {
     char sub[128];    /* user id */
     char tenant[128]; /* tenant id; "" when absent */
+    char kid[128];    /* the public id of the API key that minted it; "" when absent */
     int64_t exp;      /* expiry, seconds since the epoch */
     int64_t iat;      /* issued at; 0 when absent */
     int64_t nbf;      /* not before; 0 when absent (never minted by us) */

@@ -143,6 +143,15 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     render_histograms(&b, m, rs);
     if (!b.failed && tt_database_metrics(srv, &b.b) != 0)
         b.failed = 1;
+    char *usage = tt_usage_metrics_text(&srv->usage);
+    if (usage)
+        put(&b, "%s", usage);
+    else
+        b.failed = 1;
+    free(usage);
+    metric(&b, "tether_usage_ledger_dropped_total", "counter",
+           "Ledger rows dropped while the store refused them",
+           tt_ledger_dropped(srv->usage.ledger));
     if (b.failed) {
         tt_buf_free(&b.b);
         return NULL;

@@ -47,7 +47,31 @@ static tt_session *session_for(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, TT_EFORBIDDEN, "this session belongs to another user");
         return NULL;
     }
+    if (c->key_id[0]) /* the key behind the latest request pays for what it starts */
+        snprintf(s->key_id, sizeof s->key_id, "%s", c->key_id);
     return s;
+}
+
+/* The key and tenant rate limits and budgets (limits.h, budgets.h), shared
+ * with every socket and the gateway: 0, or an error has been sent
+ * (rate_limited with retry_after_s, or limit_exceeded with reason
+ * budget_exceeded). */
+static int over_limit(tt_conn *c, const tt_msg *m)
+{
+    char why[256];
+    int64_t wait_s = 0;
+    int rc = tt_usage_admit(&c->srv->usage, c->tenant, c->key_id, &wait_s, why, sizeof why);
+    if (rc == 0)
+        return 0;
+    const char *code = tt_err_wire(rc);
+    tt_metrics_error(&c->srv->metrics, code);
+    json_t *reply = tt_reply_error(m->id, code, why, rc == TT_ERATE);
+    if (reply && rc == TT_ERATE)
+        json_object_set_new(reply, "retry_after_s", json_integer((json_int_t)wait_s));
+    else if (reply)
+        json_object_set_new(reply, "reason", json_string("budget_exceeded"));
+    tt_conn_send(c, reply);
+    return 1;
 }
 
 static void reply_ok(tt_conn *c, const tt_msg *m, json_t *fields)
@@ -89,6 +113,7 @@ static void on_hello(tt_conn *c, const tt_msg *m)
         }
         snprintf(c->user, sizeof c->user, "local");
         snprintf(c->tenant, sizeof c->tenant, "local");
+        snprintf(c->key_id, sizeof c->key_id, "local");
         c->authed = 1;
         lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     }
@@ -139,6 +164,27 @@ static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, j
         reply_ok(c, m, fields);
 }
 
+/* input.feature (the label the session's model calls are attributed to) is
+ * the server's: checked here; the agent validates the rest. */
+static int validate_input(const tt_agent_ops *ops, const json_t *input, char *err, size_t n)
+{
+    json_t *rest = input ? json_deep_copy(input) : json_object();
+    json_t *feature = json_object_get(rest, "feature");
+    int rc = rest ? 0 : TT_ENOMEM;
+    if (feature &&
+        (!json_is_string(feature) || json_string_length(feature) == 0 ||
+         json_string_length(feature) > 63 ||
+         tt_name_chars_check(json_string_value(feature), json_string_length(feature), NULL) != 0)) {
+        snprintf(err, n, "input.feature must be a string of 1-63 plain characters");
+        rc = TT_EINVAL;
+    }
+    json_object_del(rest, "feature");
+    if (rc == 0)
+        rc = ops->validate(rest, err, n);
+    json_decref(rest);
+    return rc;
+}
+
 static void on_open(tt_conn *c, const tt_msg *m)
 {
     char err[160];
@@ -152,15 +198,15 @@ static void on_open(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, TT_EFORBIDDEN, "your token does not allow this agent");
         return;
     }
+    if (over_limit(c, m))
+        return;
     if (ops->needs_model && !tt_llm_service_configured(c->srv->agent_env.llm)) {
         tt_conn_error(c, m->id, TT_EFULL,
                       "no model is configured: start the server with OPENAI_API_KEY or "
                       "ANTHROPIC_API_KEY set, or with --routes FILE");
         return;
     }
-    json_t *empty = json_object();
-    int rc = ops->validate(m->input ? m->input : empty, err, sizeof err);
-    json_decref(empty);
+    int rc = validate_input(ops, m->input, err, sizeof err);
     if (rc) {
         tt_conn_error(c, m->id, rc, err);
         return;
@@ -183,7 +229,9 @@ static void on_open(tt_conn *c, const tt_msg *m)
         return;
     }
     tt_session *s;
+    c->srv->opening_key_id = c->key_id;
     rc = tt_registry_create(c->srv->reg, c->user, c->tenant, m->agent, m->input, m->metadata, &s);
+    c->srv->opening_key_id = NULL;
     if (rc == TT_ELIMIT) {
         snprintf(err, sizeof err,
                  "you have %lld sessions, the most this server keeps per user "
@@ -321,7 +369,7 @@ static void on_delete(tt_conn *c, const tt_msg *m)
 static void on_say(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
-    if (!s)
+    if (!s || over_limit(c, m))
         return;
     char err[160] = "";
     int duplicate = 0;
@@ -332,7 +380,7 @@ static void on_say(tt_conn *c, const tt_msg *m)
 static void on_answer(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
-    if (!s)
+    if (!s || over_limit(c, m))
         return;
     char err[160] = "";
     int rc = tt_agent_answer(s, m->question_id, m->value, err, sizeof err);
@@ -342,7 +390,7 @@ static void on_answer(tt_conn *c, const tt_msg *m)
 static void on_decide(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
-    if (!s)
+    if (!s || over_limit(c, m))
         return;
     char err[160] = "";
     int rc = tt_agent_decide(s, m->approval_id, m->decision, m->comment, err, sizeof err);

@@ -50,6 +50,8 @@ int tt_addr_is_loopback(const struct sockaddr_storage *addr)
 static int bind_hook(tt_session *s, int resumed, void *ud)
 {
     tt_server *srv = ud;
+    if (!resumed && srv->opening_key_id)
+        snprintf(s->key_id, sizeof s->key_id, "%s", srv->opening_key_id);
     return tt_agent_bind(s, &srv->agent_env, resumed);
 }
 
@@ -160,6 +162,8 @@ static int setup_models(tt_server *srv)
         .envp = environ,
         .log = llm_log,
         .log_ok = tt_log_enabled(TT_DEBUG),
+        .usage = tt_usage_on_llm,
+        .usage_ud = srv,
     };
     int rc = tt_llm_service_new(&lo, &srv->agent_env.llm, err, sizeof err);
     if (rc) {
@@ -331,9 +335,9 @@ static int setup_signals(tt_server *srv)
  * --web-dir; none when it was found nowhere, rather than a mount of "/"). */
 static const struct lws_http_mount *setup_mounts(tt_server *srv)
 {
-    static const char *const endpoints[] = {"/healthz",      "/readyz",    "/metrics",
-                                            "/v1/tokens",    "/v1/models", "/v1/chat/completions",
-                                            "/v1/embeddings"};
+    static const char *const endpoints[] = {"/healthz",       "/readyz",    "/metrics",
+                                            "/v1/tokens",     "/v1/models", "/v1/chat/completions",
+                                            "/v1/embeddings", "/v1/usage"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     memset(mounts, 0, sizeof mounts);
@@ -451,6 +455,11 @@ int tt_server_start(tt_server *srv)
     srv->agent_env.wait_expiry_ms = srv->cfg.wait_expiry_s * 1000;
     if ((rc = setup_models(srv)) || (rc = setup_storage(srv)) || (rc = setup_auth(srv)))
         return rc;
+    if ((rc = tt_usage_start(srv, &srv->usage)) != 0) {
+        tt_log(TT_ERROR, "cannot open the usage ledger",
+               json_pack("{s:s}", "error", tt_strerror(rc)));
+        return rc;
+    }
     if ((rc = setup_tenants(srv)) || (rc = tt_database_start(srv)))
         return rc;
     size_t resumed = 0;
@@ -503,6 +512,7 @@ static void release_all(tt_server *srv)
     srv->reg = srv->agent_env.reg = NULL;
     tt_llm_service_close(srv->agent_env.llm);
     srv->agent_env.llm = NULL;
+    tt_usage_stop(&srv->usage); /* after the service: cancelled calls report too */
     if (srv->signals_open) {
         uv_close((uv_handle_t *)&srv->sigint, NULL);
         uv_close((uv_handle_t *)&srv->sigterm, NULL);
@@ -552,6 +562,7 @@ void tt_server_free(tt_server *srv)
     if (srv->lws)
         lws_context_destroy(srv->lws); /* now that its handles are closed, lws frees it */
     srv->lws = NULL;
+    tt_usage_free(&srv->usage);
     tt_store_close(srv->store);
     srv->store = NULL;
     if (srv->loop_open && uv_loop_close(&srv->loop) != 0)

@@ -15,6 +15,7 @@
 #include "state/archive.h"
 #include "state/pg.h"
 #include "server/paths.h"
+#include "server/usage.h"
 #include "state/registry.h"
 #include "state/store.h"
 
@@ -56,6 +57,10 @@ typedef struct tt_server {
     long takeover_from;         /* --takeover: the pid that handed over (0: none) */
     uint64_t owner_epoch;       /* this process's "owner_epoch" in the store's meta */
     int exit_code; /* a start-up failure's documented exit code (datadir.h); 0: the default 1 */
+    /* The API key id of the session.open being served (requests.c): the new
+     * session's key_id, set by the bind hook before its agent starts. */
+    const char *opening_key_id;
+    tt_usage usage; /* the cost ledger, its counters, the key and tenant limits */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop

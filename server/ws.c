@@ -643,6 +643,7 @@ int tt_conn_authenticate(tt_conn *c, const char *token)
         return rc;
     snprintf(c->user, sizeof c->user, "%s", cl.sub);
     snprintf(c->tenant, sizeof c->tenant, "%s", cl.tenant[0] ? cl.tenant : "default");
+    tt_utf8_copy(c->key_id, sizeof c->key_id, cl.kid);
     json_decref(c->agents);
     c->agents = cl.agents;
     c->token_exp = cl.exp;

@@ -404,6 +404,8 @@ char *tt_session_record(const tt_session *s, size_t *len)
                   "head", (json_int_t)s->head, "first_seq", (json_int_t)s->first_seq, "agent_state",
                   s->agent_state, "pending", s->pending, "input", s->input, "metadata", s->metadata,
                   "client_msg_ids", s->client_msg_ids, "streaming", s->streaming);
+    if (r && s->key_id[0])
+        json_object_set_new(r, "key_id", json_string(s->key_id));
     if (!r || tt_transcript_record_put(s, r) != 0) {
         json_decref(r);
         return NULL;
@@ -469,6 +471,8 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     copy_str(s->title, sizeof s->title, title);
     tt_name_strip(s->title); /* stored before titles were checked */
     copy_str(s->step, sizeof s->step, step);
+    const char *kid = json_string_value(json_object_get(r, "key_id"));
+    copy_str(s->key_id, sizeof s->key_id, kid ? kid : "");
     s->created_ms = created;
     s->updated_ms = updated;
     s->head = s->committed = s->record_head = (uint64_t)head;

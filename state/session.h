@@ -50,6 +50,8 @@ int tt_state_parse(const char *name, tt_state *out);
 /* Bytes of a streamed message's text kept for snapshots (the agents stop a
  * reply at this size too). */
 #define TT_SESSION_STREAMING_MAX (8u << 20)
+/* An API key's public id: "k_" and 12 hex digits of its SHA-256 (server/auth.h). */
+#define TT_KEY_ID_MAX 32
 
 struct tt_session {
     char id[TT_SESSION_ID_MAX + 1];
@@ -58,6 +60,7 @@ struct tt_session {
     char agent[TT_SESSION_ID_MAX + 1];
     char title[TT_TITLE_MAX + 1];
     char step[TT_STEP_MAX];
+    char key_id[TT_KEY_ID_MAX]; /* the API key behind the latest request ("" unknown) */
     tt_state state;
     int64_t created_ms, updated_ms; /* wall clock */
 

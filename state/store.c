@@ -264,6 +264,10 @@ static int schema_setup(tt_store *st)
         rc = mdb_dbi_open(t, "active", MDB_CREATE, &st->active);
     if (rc == 0)
         rc = mdb_dbi_open(t, "transcript", MDB_CREATE, &st->transcript);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "usage", MDB_CREATE, &st->usage);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "usage_days", MDB_CREATE, &st->usage_days);
     if (rc) {
         mdb_txn_abort(t);
         return rc == MDB_MAP_FULL ? TT_EFULL : TT_EIO;

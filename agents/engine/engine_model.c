@@ -257,12 +257,15 @@ static int start_call(model_step *m)
         msgs[n++] = (tt_llm_message){.role = "assistant", .content = m->previous};
         msgs[n++] = (tt_llm_message){.role = "user", .content = m->correction};
     }
+    tt_llm_attribution attr;
+    tt_agent_attribution(tt_run_session(m->run), NULL, &attr);
     tt_llm_request req = {.messages = msgs,
                           .n_messages = n,
                           .temperature = -1,
                           .stream = 1,
                           .response_schema = m->schema,
-                          .tag = m->tag};
+                          .tag = m->tag,
+                          .attr = &attr};
     return tt_llm_call_start(m->run->env->llm, m->route, &req, &hooks, m, &m->call);
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agents/llm/adapter.h"
+#include "agents/llm/bedrock.h"
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
@@ -533,4 +534,33 @@ void tt_llm_parser_free(tt_llm_parser *p)
     free(p->state);
     tt_buf_free(&p->body);
     free(p);
+}
+
+int tt_llm_request_path(tt_llm_provider p, const char *model, int stream, char *out, size_t n)
+{
+    if (p == TT_LLM_BEDROCK) /* Converse or ConverseStream, the model in the path */
+        return tt_bedrock_path(model, stream, out, n);
+    const char *path = tt_llm_path(p);
+    if (!path)
+        return TT_EINVAL;
+    return (size_t)snprintf(out, n, "%s", path) < n ? 0 : TT_ETOOLARGE;
+}
+
+const char *tt_llm_accept_header(tt_llm_provider p, int stream)
+{
+    if (!stream)
+        return "Accept: application/json";
+    return p == TT_LLM_BEDROCK ? "Accept: application/vnd.amazon.eventstream"
+                               : "Accept: text/event-stream";
+}
+
+void tt_llm_attribution_log(json_t *line, const tt_llm_attribution *a)
+{
+    json_object_set_new(line, "tenant", json_string(a->tenant));
+    json_object_set_new(line, "user", json_string(a->user));
+    json_object_set_new(line, "key_id", json_string(a->key_id));
+    json_object_set_new(line, "agent", json_string(a->agent));
+    json_object_set_new(line, "session", json_string(a->session));
+    json_object_set_new(line, "feature", json_string(a->feature));
+    json_object_set_new(line, "cache_hit", json_false());
 }

@@ -18,6 +18,18 @@
  * carries "/v1", as OpenAI clients expect) or "/v1/messages" (Anthropic
  * base "https://api.anthropic.com"). */
 const char *tt_llm_path(tt_llm_provider p);
+
+/* The path of a request to provider p for model into out (n bytes): the
+ * provider's path, or Bedrock's per-model Converse / ConverseStream path.
+ * 0, TT_ETOOLARGE or TT_EINVAL. */
+int tt_llm_request_path(tt_llm_provider p, const char *model, int stream, char *out, size_t n);
+
+/* The Accept header line a request to p asks with (a stream or a body). */
+const char *tt_llm_accept_header(tt_llm_provider p, int stream);
+
+/* An attempt's attribution (tenant, user, key id, agent, session, feature)
+ * added to its log line, with cache_hit. */
+void tt_llm_attribution_log(json_t *line, const tt_llm_attribution *a);
 const char *tt_llm_provider_name(tt_llm_provider p);
 int tt_llm_provider_parse(const char *name, tt_llm_provider *out);
 

@@ -45,6 +45,8 @@ struct tt_llm_service {
     tt_llm_log_fn log;
     void *log_ud;
     int log_ok; /* successful attempts are logged too (else failures only) */
+    tt_llm_usage_fn usage;
+    void *usage_ud;
     uint64_t rng;
     tt_llm_call *calls;
     int closing;
@@ -63,6 +65,7 @@ struct tt_llm_call {
     tt_call_request req; /* the caller's request, copied */
     char model[128];     /* sent instead of each target's model when set */
     char input_hash[65];
+    tt_llm_attribution attr; /* who pays: in every log line and usage report */
     tt_retry_call retry;
     tt_llm_result result;
     /* the attempt in flight */
@@ -125,6 +128,8 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     s->log = opt->log;
     s->log_ud = opt->log_ud;
     s->log_ok = opt->log_ok;
+    s->usage = opt->usage;
+    s->usage_ud = opt->usage_ud;
     s->rng = uv_hrtime();
     s->tokenizer_dir = strdup(opt->tokenizer_dir ? opt->tokenizer_dir : TT_TOKENIZER_DEFAULT_DIR);
     int rc = opt->routes_file && *opt->routes_file
@@ -258,34 +263,18 @@ const struct tt_route *tt_llm_service_find_route(const tt_llm_service *s, const 
 
 const char *tt_llm_service_route_of_model(const tt_llm_service *s, const char *model)
 {
-    for (size_t i = 0; s && model && i < s->routes.n_routes; i++) {
-        const tt_route *r = &s->routes.routes[i];
-        for (size_t j = 0; j < r->n_targets; j++)
-            if (strcmp(r->targets[j].model, model) == 0)
-                return r->alias;
-    }
-    return NULL;
+    return s ? tt_routes_alias_of_model(&s->routes, model) : NULL;
+}
+
+json_t *tt_llm_service_models(const tt_llm_service *s)
+{
+    return s ? tt_routes_describe(&s->routes) : json_array();
 }
 
 /* The model an attempt at t asks for: the call's own, or the target's. */
 static const char *model_of(const tt_llm_call *c, const tt_route_target *t)
 {
     return c->model[0] ? c->model : t->model;
-}
-
-json_t *tt_llm_service_models(const tt_llm_service *s)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; s && arr && i < s->routes.n_routes; i++) {
-        const tt_route *r = &s->routes.routes[i];
-        json_t *targets = json_array();
-        for (size_t j = 0; targets && j < r->n_targets; j++)
-            json_array_append_new(targets, json_pack("{s:s, s:s}", "provider",
-                                                     tt_llm_provider_name(r->targets[j].provider),
-                                                     "model", r->targets[j].model));
-        json_array_append_new(arr, json_pack("{s:s, s:o}", "alias", r->alias, "targets", targets));
-    }
-    return arr;
 }
 
 const char *tt_llm_call_model(const tt_llm_call *c)
@@ -295,15 +284,12 @@ const char *tt_llm_call_model(const tt_llm_call *c)
 
 /* ---- logging ---------------------------------------------------------------- */
 
-static void log_attempt(tt_llm_call *c, const char *outcome)
+/* The attempt's attribution and cache fields, added to its log line. */
+/* One log line and one usage report per provider attempt. */
+static void log_line(tt_llm_call *c, const tt_route_target *t, const char *outcome, uint64_t now,
+                     double cost)
 {
     tt_llm_service *s = c->svc;
-    if (!s->log || (!s->log_ok && strcmp(outcome, "ok") == 0))
-        return; /* one line per call is a cost at thousands of calls a second */
-    const tt_route_target *t = &c->route->targets[c->target];
-    uint64_t now = now_ms(s);
-    double cost = tt_route_cost(&s->routes.prices, model_of(c, t), c->prompt_tokens,
-                                c->completion_tokens, NULL);
     json_t *line = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s, s:i, s:f, s:s?}", "msg",
         "llm call", "input_sha256", c->input_hash, "route", c->route->alias, "provider",
@@ -313,8 +299,46 @@ static void log_attempt(tt_llm_call *c, const char *outcome)
         (json_int_t)(c->first_token_ms ? (int64_t)(c->first_token_ms - c->attempt_start_ms) : -1),
         "latency_ms", (json_int_t)(now - c->attempt_start_ms), "outcome", outcome, "http_status",
         c->status, "cost_usd", cost, "prompt", c->req.tag);
-    if (line)
+    if (line) {
+        tt_llm_attribution_log(line, &c->attr);
         s->log(line, s->log_ud);
+    }
+}
+
+static void report_usage(tt_llm_call *c, const tt_route_target *t, const char *outcome,
+                         uint64_t now, double cost)
+{
+    char target[160];
+    snprintf(target, sizeof target, "%s%s%s", tt_llm_provider_name(t->provider),
+             t->region[0] ? "/" : "", t->region);
+    tt_llm_usage u = {.attr = &c->attr,
+                      .route = c->route->alias,
+                      .model = model_of(c, t),
+                      .target = target,
+                      .outcome = outcome,
+                      .prompt_tokens = c->prompt_tokens,
+                      .completion_tokens = c->completion_tokens,
+                      .latency_ms = (int64_t)(now - c->attempt_start_ms),
+                      .cost_usd = cost};
+    c->svc->usage(&u, c->svc->usage_ud);
+}
+
+/* Each attempt: its log line (a successful one only with log_ok: one line per
+ * call is a cost at thousands of calls a second) and its usage row. */
+static void log_attempt(tt_llm_call *c, const char *outcome)
+{
+    tt_llm_service *s = c->svc;
+    int want_line = s->log && (s->log_ok || strcmp(outcome, "ok") != 0);
+    if (!want_line && !s->usage)
+        return;
+    const tt_route_target *t = &c->route->targets[c->target];
+    uint64_t now = now_ms(s);
+    double cost = tt_route_cost(&s->routes.prices, model_of(c, t), c->prompt_tokens,
+                                c->completion_tokens, NULL);
+    if (want_line)
+        log_line(c, t, outcome, now, cost);
+    if (s->usage)
+        report_usage(c, t, outcome, now, cost);
 }
 
 /* ---- finishing ------------------------------------------------------------- */
@@ -584,11 +608,7 @@ static int start_http(tt_llm_call *c, const tt_route_target *t)
     int bedrock = t->provider == TT_LLM_BEDROCK;
     char *headers[MAX_HEADERS + 6] = {0};
     char path[3 * TT_ROUTE_MODEL_MAX + 64], url[TT_ROUTE_URL_MAX + sizeof path];
-    int rc = 0;
-    if (bedrock) /* Converse or ConverseStream, and the model is in the path */
-        rc = tt_bedrock_path(model_of(c, t), c->req.stream, path, sizeof path);
-    else
-        snprintf(path, sizeof path, "%s", tt_llm_path(t->provider));
+    int rc = tt_llm_request_path(t->provider, model_of(c, t), c->req.stream, path, sizeof path);
     snprintf(url, sizeof url, "%s%s", t->base_url, path);
     if (rc == 0)
         rc = tt_llm_headers(t->provider, t->api_key, headers, MAX_HEADERS);
@@ -597,9 +617,7 @@ static int start_http(tt_llm_call *c, const tt_route_target *t)
         h++;
     if (rc == 0) {
         headers[h++] = strdup("Content-Type: application/json");
-        headers[h++] = strdup(!c->req.stream ? "Accept: application/json"
-                              : bedrock      ? "Accept: application/vnd.amazon.eventstream"
-                                             : "Accept: text/event-stream");
+        headers[h++] = strdup(tt_llm_accept_header(t->provider, c->req.stream));
         if (!headers[h - 1] || !headers[h - 2])
             rc = TT_ENOMEM;
     }
@@ -718,6 +736,8 @@ int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *mo
         snprintf(c->model, sizeof c->model, "%s", model);
     c->hooks = *hooks;
     c->ud = ud;
+    if (req->attr)
+        c->attr = *req->attr;
     c->call_start_ms = now_ms(s);
     c->result.error.retry_after_ms = -1;
     tt_buf_init(&c->err_body, ERR_BODY_MAX);

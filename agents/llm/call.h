@@ -34,6 +34,18 @@ typedef struct tt_llm_call tt_llm_call;
 /* One JSON object per provider attempt (the caller writes it to its log). */
 typedef void (*tt_llm_log_fn)(json_t *line, void *ud);
 
+/* One provider attempt as it is paid for: handed to the usage hook right
+ * after the attempt's log line, on the loop (the server writes its ledger
+ * row and counts the key's tokens). Pointers live for the hook only. */
+typedef struct tt_llm_usage {
+    const tt_llm_attribution *attr; /* never NULL (all "" when the caller gave none) */
+    const char *route, *model, *target, *outcome; /* outcome: "ok" or an error class */
+    int64_t prompt_tokens, completion_tokens, latency_ms;
+    double cost_usd;
+    int cache_hit; /* always 0 here: no response cache yet */
+} tt_llm_usage;
+typedef void (*tt_llm_usage_fn)(const tt_llm_usage *u, void *ud);
+
 typedef struct tt_llm_service_options {
     uv_loop_t *loop;
     const char *routes_file;   /* JSON routes file, or NULL: routes from the environment */
@@ -42,6 +54,8 @@ typedef struct tt_llm_service_options {
     tt_llm_log_fn log;
     void *log_ud;
     int log_ok; /* log successful attempts too; 0: only failed ones (and breaker changes) */
+    tt_llm_usage_fn usage; /* every provider attempt, or NULL */
+    void *usage_ud;
 } tt_llm_service_options;
 
 typedef struct tt_llm_result {

@@ -90,6 +90,20 @@ typedef struct tt_llm_tool {
     json_t *parameters; /* JSON Schema object; borrowed */
 } tt_llm_tool;
 
+/* Who a call is for and what it serves: carried by the call, written in each
+ * of its log lines and handed to the service's usage hook (call.h), so the
+ * server can price, count and limit it by tenant, user, API key, agent and
+ * feature. Strings are copied into the call; "" when unknown. */
+#define TT_ATTR_FIELD_MAX 128
+typedef struct tt_llm_attribution {
+    char tenant[TT_ATTR_FIELD_MAX];
+    char user[TT_ATTR_FIELD_MAX];
+    char key_id[TT_ATTR_FIELD_MAX]; /* the API key's public id (never the key) */
+    char agent[TT_ATTR_FIELD_MAX];  /* the agent's name, or "gateway" */
+    char session[TT_ATTR_FIELD_MAX];
+    char feature[TT_ATTR_FIELD_MAX]; /* a free label (config, session input, header) */
+} tt_llm_attribution;
+
 typedef struct tt_llm_request {
     const char *model;
     const tt_llm_message *messages;
@@ -101,6 +115,7 @@ typedef struct tt_llm_request {
     int stream;
     json_t *response_schema; /* ask for JSON matching this schema (structured output), or NULL */
     const char *tag;         /* a label for the log line, e.g. "chat.system@1"; not sent */
+    const tt_llm_attribution *attr; /* who pays (copied by the call), or NULL; not sent */
 } tt_llm_request;
 
 #endif

@@ -661,3 +661,29 @@ double tt_route_cost(const tt_route_prices *prices, const char *model, int64_t p
         *priced = 0;
     return 0;
 }
+
+const char *tt_routes_alias_of_model(const tt_routes *routes, const char *model)
+{
+    for (size_t i = 0; model && i < routes->n_routes; i++) {
+        const tt_route *r = &routes->routes[i];
+        for (size_t j = 0; j < r->n_targets; j++)
+            if (strcmp(r->targets[j].model, model) == 0)
+                return r->alias;
+    }
+    return NULL;
+}
+
+json_t *tt_routes_describe(const tt_routes *routes)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < routes->n_routes; i++) {
+        const tt_route *r = &routes->routes[i];
+        json_t *targets = json_array();
+        for (size_t j = 0; targets && j < r->n_targets; j++)
+            json_array_append_new(targets, json_pack("{s:s, s:s}", "provider",
+                                                     tt_llm_provider_name(r->targets[j].provider),
+                                                     "model", r->targets[j].model));
+        json_array_append_new(arr, json_pack("{s:s, s:o}", "alias", r->alias, "targets", targets));
+    }
+    return arr;
+}

@@ -153,6 +153,12 @@ void tt_routes_free(tt_routes *r);
 /* The route for an alias, or NULL. Borrowed from r. */
 tt_route *tt_routes_find(const tt_routes *r, const char *alias);
 
+/* The alias of the first route with a target of model, or NULL. */
+const char *tt_routes_alias_of_model(const tt_routes *routes, const char *model);
+
+/* Every route as {"alias", "targets": [{"provider", "model"}]}: a new array. */
+json_t *tt_routes_describe(const tt_routes *routes);
+
 /* Cost in USD of a call to a provider model: tokens / 1e6 * price per
  * million. Negative counts (-1: not reported) count as 0. Unknown model: 0,
  * and *priced (when not NULL) is set to 0; otherwise 1. */
