@@ -267,8 +267,9 @@ static int setup_signals(tt_server *srv)
 
 static int setup_listener(tt_server *srv)
 {
-    static const char *const endpoints[] = {"/healthz", "/readyz", "/metrics", "/v1/tokens",
-                                            "/v1/chat/completions"};
+    static const char *const endpoints[] = {
+        "/healthz",        "/readyz",  "/metrics", "/v1/tokens", "/v1/chat/completions",
+        "/v1/ai-sdk/chat", "/v1/ag-ui"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     static lws_retry_bo_t retry;

@@ -11,6 +11,7 @@
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "server/conn.h"
+#include "server/sse_out.h"
 #include "server/logging.h"
 
 #define WRITE_BUDGET (256 * 1024)
@@ -186,6 +187,10 @@ void tt_ws_discard(tt_session *s, int err, void *ud)
     const char *why = discard_message(err, &retryable);
     while (s->cursors) {
         tt_cursor *cur = s->cursors;
+        if (cur->owner_kind == 1) {
+            tt_evs_cursor_gone(cur);
+            continue;
+        }
         tt_conn *c = cur->owner;
         tt_conn_remove_cursor(c, cur);
         json_t *note = tt_reply_error(NULL, tt_err_wire(err), why, retryable);
@@ -366,6 +371,10 @@ void tt_conn_remove_cursor(tt_conn *c, tt_cursor *cur)
 void tt_ws_deliver(tt_cursor *cur, void *ud)
 {
     tt_server *srv = ud;
+    if (cur->owner_kind == 1) {
+        tt_evs_deliver(cur);
+        return;
+    }
     tt_conn *c = cur->owner;
     if (tt_cursor_lag(cur) > (uint64_t)srv->cfg.max_lag_events && !c->close_code) {
         srv->metrics.dropped_lagging++;
