@@ -227,8 +227,8 @@ static char *last_user_text(json_t *body, char *why, size_t n)
 }
 
 /* The chat's session: loaded, or created for who with agent on first use. */
-static int chat_session(tt_server *srv, const tt_http_who *who, const char *id, const char *agent,
-                        tt_session **out, char *why, size_t n)
+int tt_aisdk_session(tt_server *srv, const tt_http_who *who, const char *id, const char *agent,
+                     tt_session **out, char *why, size_t n)
 {
     int rc = tt_registry_get(srv->reg, id, out);
     if (rc == 0) {
@@ -289,7 +289,7 @@ static int post_turn(tt_server *srv, struct lws *wsi, const tt_http_who *who, co
                 : tt_llm_service_configured(srv->agent_env.llm) ? "chat"
                                                                 : "echo";
     tt_session *s;
-    int status = chat_session(srv, who, id, agent, &s, why, n);
+    int status = tt_aisdk_session(srv, who, id, agent, &s, why, n);
     tt_evs *st = status ? NULL : new_stream(srv, wsi);
     if (!status && (!st || tt_evs_attach(st, s, s->head) != 0)) {
         snprintf(why, n, "the stream could not start");
@@ -301,11 +301,17 @@ static int post_turn(tt_server *srv, struct lws *wsi, const tt_http_who *who, co
     if (rc) {
         status = rc == TT_ECONFLICT ? 409 : rc == TT_EINVAL ? 400 : 503;
     }
-    if (status)
+    if (status) {
         tt_evs_free(st);
-    else
-        *out = st;
-    return status;
+        return status;
+    }
+    if (dup && s->state != TT_STATE_RUNNING) {
+        /* A repeated POST of a turn already answered: nothing more will come. */
+        on_state(st, tt_evs_state(st), tt_state_name(s->state), 0);
+        tt_evs_finish(st);
+    }
+    *out = st;
+    return 0;
 }
 
 int tt_aisdk_post(tt_server *srv, struct lws *wsi, const tt_http_who *who, const char *qagent,

@@ -26,6 +26,11 @@
 
 int tt_aisdk_id_ok(const char *id);
 
+/* The session named id (a chat id or an AG-UI threadId): loaded when who may
+ * use it, else created for who with agent. 0, or an HTTP status with why. */
+int tt_aisdk_session(struct tt_server *srv, const tt_http_who *who, const char *id,
+                     const char *agent, tt_session **out, char *why, size_t n);
+
 /* A turn: 0 with *out the stream answering it, or an HTTP status with why. */
 int tt_aisdk_post(struct tt_server *srv, struct lws *wsi, const tt_http_who *who,
                   const char *qagent, const char *body, size_t len, tt_evs **out, char *why,

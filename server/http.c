@@ -21,6 +21,7 @@
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
+#include "server/agui.h"
 #include "server/aisdk.h"
 #include "server/gateway.h"
 #include "server/logging.h"
@@ -33,7 +34,7 @@
 #define BODY_GROWTH_MIN (16 * 1024)     /* first reservation of a body of unknown length */
 
 static const char PATH_TOKENS[] = "/v1/tokens", PATH_GATEWAY[] = "/v1/chat/completions",
-                  PATH_AISDK[] = "/v1/ai-sdk/chat";
+                  PATH_AISDK[] = "/v1/ai-sdk/chat", PATH_AGUI[] = "/v1/ag-ui";
 
 typedef struct http_req {
     char path[128];
@@ -51,6 +52,7 @@ typedef struct http_req {
     tt_evs *sse;        /* set when an event stream owns the response */
     tt_http_who who;    /* an AI SDK request's caller */
     char agent[64];     /* ?agent= */
+    char resume[32];    /* Last-Event-ID of an AG-UI POST */
 } http_req;
 
 const size_t tt_http_psd_size = sizeof(http_req);
@@ -255,7 +257,7 @@ static void route_get(tt_server *srv, struct lws *wsi, http_req *r)
             respond(r, 500, "text/plain", "error\n", 6);
         free(text);
     } else if (strcmp(r->path, PATH_TOKENS) == 0 || strcmp(r->path, PATH_GATEWAY) == 0 ||
-               strcmp(r->path, PATH_AISDK) == 0) {
+               strcmp(r->path, PATH_AISDK) == 0 || strcmp(r->path, PATH_AGUI) == 0) {
         respond_error(srv, r, 405, TT_EINVAL, "use POST");
     } else {
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
@@ -266,7 +268,8 @@ static void route_get(tt_server *srv, struct lws *wsi, http_req *r)
 static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char clen[32];
-    int gateway = strcmp(r->path, PATH_GATEWAY) == 0, aisdk = strcmp(r->path, PATH_AISDK) == 0;
+    int gateway = strcmp(r->path, PATH_GATEWAY) == 0,
+        aisdk = strcmp(r->path, PATH_AISDK) == 0 || strcmp(r->path, PATH_AGUI) == 0;
     tt_buf_init(&r->body, gateway ? GATEWAY_BODY_MAX : aisdk ? TT_AISDK_BODY_MAX : TOKENS_BODY_MAX);
     if (!gateway && !aisdk && strcmp(r->path, PATH_TOKENS) != 0) {
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
@@ -278,6 +281,8 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     snprintf(r->tenant, sizeof r->tenant, "local");
     if (aisdk)
         url_arg(wsi, "agent=", r->agent, sizeof r->agent);
+    if (aisdk && lws_hdr_custom_copy(wsi, r->resume, sizeof r->resume, "last-event-id:", 14) <= 0)
+        r->resume[0] = '\0';
     if (aisdk && tt_http_who_get(srv, r->auth, &r->who) != 0) {
         respond_error(srv, r, 401, TT_EAUTH, "a valid token or API key is required");
         return;
@@ -415,10 +420,14 @@ static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
         if (r->gw)
             return gateway_send_now(srv, wsi, r);
         respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
-    } else if (!r->status && strcmp(r->path, PATH_AISDK) == 0) {
+    } else if (!r->status && (!strcmp(r->path, PATH_AISDK) || !strcmp(r->path, PATH_AGUI))) {
         char why[256] = "";
-        int status = tt_aisdk_post(srv, wsi, &r->who, r->agent, tt_buf_data(&r->body), r->body.len,
-                                   &r->sse, why, sizeof why);
+        int status =
+            strcmp(r->path, PATH_AGUI) == 0
+                ? tt_agui_post(srv, wsi, &r->who, r->agent, r->resume, tt_buf_data(&r->body),
+                               r->body.len, &r->sse, why, sizeof why)
+                : tt_aisdk_post(srv, wsi, &r->who, r->agent, tt_buf_data(&r->body), r->body.len,
+                                &r->sse, why, sizeof why);
         body_release(srv, r);
         if (!status)
             return on_gateway_writeable(srv, wsi, r);
