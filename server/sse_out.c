@@ -209,8 +209,14 @@ static int write_headers(tt_evs *st)
     unsigned char hdr[LWS_PRE + 512];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     struct lws *wsi = st->wsi;
-    if (lws_add_http_common_headers(wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, &p,
-                                    end) ||
+    /* Chunked, so a cut stream is an error to the client, never a finished one
+     * (without a length lws would frame it by closing the connection). */
+    static const char TYPE[] = "text/event-stream", CHUNKED[] = "chunked";
+    if (lws_add_http_header_status(wsi, 200, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)TYPE,
+                                     sizeof TYPE - 1, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+                                     (const unsigned char *)CHUNKED, sizeof CHUNKED - 1, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-cache", 8, &p, end))
         return -1;
@@ -222,6 +228,28 @@ static int write_headers(tt_evs *st)
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     st->headers_sent = 1;
+    return 0;
+}
+
+/* n bytes of out as one HTTP/1.1 chunk, and the last chunk after them when last. */
+static int write_chunk(tt_evs *st, size_t n, int last)
+{
+    static unsigned char frame[LWS_PRE + 16 + WRITE_CHUNK + 2 + 5];
+    unsigned char *p = frame + LWS_PRE;
+    size_t len = 0;
+    if (n > 0) {
+        len = (size_t)snprintf((char *)p, 16, "%zx\r\n", n);
+        memcpy(p + len, tt_buf_data(&st->out) + st->out_pos, n);
+        memcpy(p + len + n, "\r\n", 2);
+        len += n + 2;
+    }
+    if (last) {
+        memcpy(p + len, "0\r\n\r\n", 5);
+        len += 5;
+    }
+    if (lws_write(st->wsi, p, len, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+        return -1;
+    st->out_pos += n;
     return 0;
 }
 
@@ -241,14 +269,8 @@ int tt_evs_writeable(tt_evs *st)
     size_t left = pending(st);
     size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
     int last = st->complete && n == left;
-    if (n > 0 || last) {
-        unsigned char none[LWS_PRE + 1];
-        unsigned char *data =
-            st->out.len ? (unsigned char *)tt_buf_data(&st->out) + st->out_pos : none + LWS_PRE;
-        if (lws_write(st->wsi, data, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
-            return -1;
-        st->out_pos += n;
-    }
+    if ((n > 0 || last) && write_chunk(st, n, last) != 0)
+        return -1;
     if (last)
         return 1;
     if (pending(st) > 0 || (st->cur && tt_cursor_lag(st->cur) > 0))

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { AbstractChat, DefaultChatTransport } from 'ai';
 import { startFakeProvider } from '../fake-provider/server.mjs';
-import { fakeTarget, httpRequest, itest, sleep, writeRoutesFile } from './harness.mjs';
+import { connect, fakeTarget, httpRequest, itest, sleep, writeRoutesFile } from './harness.mjs';
 
 let fp;
 before(async () => {
@@ -261,5 +261,34 @@ itest(
     assert.equal((await httpRequest(srv.port, 'GET', '/v1/ai-sdk/chat/x1/stream', { headers: bob })).status, 403);
     r = await httpRequest(srv.port, 'GET', '/v1/ai-sdk/chat/x1/stream?after=abc', { headers: auth });
     assert.equal(r.status, 400);
+  },
+);
+
+itest(
+  'a chat deleted over the WebSocket while its stream is open: the stream is cut, the server goes on',
+  async ({ startServer }) => {
+    const srv = await startServer();
+    const transport = new DefaultChatTransport({ api: `${api(srv)}?agent=echo` });
+    const stream = await transport.sendMessages({
+      chatId: 'chatE1',
+      messages: [userMsg('u1', ECHO_TEXT)],
+      trigger: 'submit-message',
+    });
+    const reader = stream.getReader();
+    await reader.read();
+    await reader.read();
+    // The page's socket (open mode: the same user) sees the chat as a session and deletes it.
+    const c = await connect(srv.port, { hello: true });
+    const del = await c.ok({ type: 'session.delete', session: 'chatE1' });
+    assert.equal(del.deleted, true);
+    let failed = false;
+    try {
+      while (!(await reader.read()).done);
+    } catch {
+      failed = true;
+    }
+    assert.ok(failed, 'a cut stream ends in an error, never as a finished answer');
+    assert.equal((await httpRequest(srv.port, 'GET', '/v1/ai-sdk/chat/chatE1/stream')).status, 404);
+    assert.equal((await httpRequest(srv.port, 'GET', '/readyz')).status, 200);
   },
 );
