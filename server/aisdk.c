@@ -258,14 +258,57 @@ int tt_aisdk_session(tt_server *srv, const tt_http_who *who, const char *id, con
     return 0;
 }
 
-/* Check the body and say its last message; the stream starts at the head
+/* The approval responses in the assistant's last message (tool parts in
+ * state approval-responded: the SDK's addToolApprovalResponse) as decides.
+ * 0, or an HTTP status with why. */
+static int apply_approvals(tt_session *s, json_t *last, char *why, size_t n)
+{
+    int applied = 0;
+    size_t i;
+    json_t *part;
+    json_array_foreach(json_object_get(last, "parts"), i, part)
+    {
+        json_t *ap = json_object_get(part, "approval");
+        json_t *ok = json_object_get(ap, "approved");
+        const char *id = json_string_value(json_object_get(ap, "id"));
+        const char *state = json_string_value(json_object_get(part, "state"));
+        if (!id || !json_is_boolean(ok) || !state || strcmp(state, "approval-responded") != 0)
+            continue;
+        const char *reason = json_string_value(json_object_get(ap, "reason"));
+        int rc = tt_agent_decide(s, id, json_is_true(ok) ? TT_DECIDE_APPROVE : TT_DECIDE_REJECT,
+                                 reason, why, n);
+        if (rc)
+            return rc == TT_ECONFLICT   ? 409
+                   : rc == TT_ENOTFOUND ? 404
+                   : rc == TT_EINVAL    ? 400
+                                        : 503;
+        applied++;
+    }
+    if (!applied) {
+        snprintf(why, n, "the last message is the assistant's but answers no tool approval");
+        return 400;
+    }
+    return 0;
+}
+
+static const char *agent_for(tt_server *srv, json_t *body, const char *qagent)
+{
+    const char *agent = json_string_value(json_object_get(body, "agent"));
+    if (agent)
+        return agent;
+    return qagent && qagent[0]                             ? qagent
+           : tt_llm_service_configured(srv->agent_env.llm) ? "chat"
+                                                           : "echo";
+}
+
+/* Check the body and say its last message (or, when it is the assistant's,
+ * apply its tool approval responses); the stream starts at the head
  * before the turn. 0, or an HTTP status with why. */
 static int post_turn(tt_server *srv, struct lws *wsi, const tt_http_who *who, const char *qagent,
                      json_t *body, tt_evs **out, char *why, size_t n)
 {
     const char *id = json_string_value(json_object_get(body, "id"));
     const char *trigger = json_string_value(json_object_get(body, "trigger"));
-    const char *agent = json_string_value(json_object_get(body, "agent"));
     if (!id || !tt_aisdk_id_ok(id)) {
         snprintf(why, n, "id must be 1-64 letters, digits, '-' or '_' (the chat id)");
         return 400;
@@ -275,29 +318,32 @@ static int post_turn(tt_server *srv, struct lws *wsi, const tt_http_who *who, co
                  tt_utf8_cut(trigger, 40), trigger);
         return 400;
     }
-    char *text = last_user_text(body, why, n);
-    if (!text)
+    json_t *msgs = json_object_get(body, "messages");
+    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+    const char *role = json_string_value(json_object_get(last, "role"));
+    int approving = role && strcmp(role, "assistant") == 0;
+    tt_session *s;
+    if (approving && tt_registry_get(srv->reg, id, &s) != 0) {
+        snprintf(why, n, "no such chat to answer an approval in");
+        return 404;
+    }
+    char *text = approving ? NULL : last_user_text(body, why, n);
+    if (!approving && !text)
         return 400;
-    const char *msg_id = json_string_value(
-        json_object_get(json_array_get(json_object_get(body, "messages"),
-                                       json_array_size(json_object_get(body, "messages")) - 1),
-                        "id"));
+    const char *msg_id = json_string_value(json_object_get(last, "id"));
     if (msg_id && strlen(msg_id) > TT_ID_MAX)
         msg_id = NULL;
-    if (!agent)
-        agent = qagent && qagent[0]                             ? qagent
-                : tt_llm_service_configured(srv->agent_env.llm) ? "chat"
-                                                                : "echo";
-    tt_session *s;
-    int status = tt_aisdk_session(srv, who, id, agent, &s, why, n);
+    int status = tt_aisdk_session(srv, who, id, agent_for(srv, body, qagent), &s, why, n);
     tt_evs *st = status ? NULL : new_stream(srv, wsi);
     if (!status && (!st || tt_evs_attach(st, s, s->head) != 0)) {
         snprintf(why, n, "the stream could not start");
         status = 503;
     }
     int dup = 0;
-    int rc = status ? 0 : tt_agent_say(s, text, msg_id, &dup, why, n);
+    int rc = status || approving ? 0 : tt_agent_say(s, text, msg_id, &dup, why, n);
     free(text);
+    if (!status && approving)
+        status = apply_approvals(s, last, why, n);
     if (rc) {
         status = rc == TT_ECONFLICT ? 409 : rc == TT_EINVAL ? 400 : 503;
     }

@@ -4,8 +4,11 @@
 // flight, or exactly after Last-Event-ID), across a kill -9 too.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before } from 'node:test';
-import { AbstractChat, DefaultChatTransport } from 'ai';
+import { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithApprovalResponses } from 'ai';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import { connect, fakeTarget, httpRequest, itest, sleep, writeRoutesFile } from './harness.mjs';
 
@@ -290,5 +293,82 @@ itest(
     assert.ok(failed, 'a cut stream ends in an error, never as a finished answer');
     assert.equal((await httpRequest(srv.port, 'GET', '/v1/ai-sdk/chat/chatE1/stream')).status, 404);
     assert.equal((await httpRequest(srv.port, 'GET', '/readyz')).status, 200);
+  },
+);
+
+/** An assistant "mailer" whose tool send_mail waits for approval (no tool server is reached when rejected). */
+function mailerFiles(P) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-aisdk-'));
+  const tools = path.join(dir, 'tools.json');
+  const obj = { type: 'object', additionalProperties: false };
+  writeFileSync(
+    tools,
+    JSON.stringify({
+      tools: [
+        {
+          name: 'send_mail',
+          description: 'Send an e-mail',
+          url: 'http://127.0.0.1:9/mail',
+          timeout_ms: 1000,
+          approval: true,
+          parameters: { ...obj, properties: { to: { type: 'string' } }, required: ['to'] },
+        },
+      ],
+    }),
+  );
+  const agents = path.join(dir, 'agents.json');
+  writeFileSync(
+    agents,
+    JSON.stringify({
+      agents: [{ name: 'mailer', description: 'Sends mail', tools: ['send_mail'], max_tool_rounds: 2 }],
+    }),
+  );
+  const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });
+  return ['--routes', routes, '--tools', tools, '--agents', agents];
+}
+
+itest(
+  "useChat: a tool approval answered with the SDK's addToolApprovalResponse reaches the agent",
+  async ({ startServer }) => {
+    const P = 'aisdk-approval';
+    fp.script([
+      { tool_calls: [{ id: 'm1', name: 'send_mail', arguments: '{"to":"a@example.com"}' }], match: { prefix: P } },
+      { text: 'Not sent.', match: { prefix: P } },
+    ]);
+    const srv = await startServer({ args: mailerFiles(P), env: { FAKE_KEY: 'k' } });
+    const chat = new Chat({
+      id: 'chatF1',
+      transport: new DefaultChatTransport({ api: `${api(srv)}?agent=mailer` }),
+      sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
+    });
+    await chat.sendMessage({ text: 'mail a@example.com' });
+    assert.equal(chat.status, 'ready', String(chat.error));
+    const reply = chat.messages[1];
+    const tool = reply.parts.find((p) => p.type === 'tool-send_mail');
+    assert.ok(tool, JSON.stringify(reply.parts));
+    assert.equal(tool.state, 'approval-requested');
+    assert.deepEqual(tool.input, { to: 'a@example.com' });
+    assert.match(tool.approval.id, /^a_[0-9a-f]{32}$/);
+    await chat.addToolApprovalResponse({ id: tool.approval.id, approved: false, reason: 'no mail today' });
+    for (let i = 0; i < 200 && !textOf(chat.messages.at(-1)).includes('Not sent.'); i++) await sleep(25);
+    assert.equal(chat.status, 'ready', String(chat.error));
+    assert.ok(textOf(chat.messages.at(-1)).includes('Not sent.'), JSON.stringify(chat.messages.at(-1)));
+    // The model was told of the rejection; the call did not run.
+    const second = JSON.stringify(fp.requests({ prefix: P })[1].body.messages);
+    assert.match(second, /the user refused this call; it was not run/);
+    // The same answer again is a conflict: it was applied once.
+    const again = await httpRequest(srv.port, 'POST', '/v1/ai-sdk/chat', {
+      body: {
+        id: 'chatF1',
+        messages: [
+          chat.messages[0],
+          {
+            ...reply,
+            parts: [{ ...tool, state: 'approval-responded', approval: { id: tool.approval.id, approved: true } }],
+          },
+        ],
+      },
+    });
+    assert.equal(again.status, 409, again.body);
   },
 );
