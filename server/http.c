@@ -217,6 +217,11 @@ static int aisdk_resume(tt_server *srv, struct lws *wsi, http_req *r)
     size_t idlen = plen - pre - (sizeof SUFFIX - 1);
     snprintf(id, sizeof id, "%.*s", (int)(idlen < sizeof id ? idlen : sizeof id - 1),
              r->path + pre);
+    if (srv->stopping) {
+        r->retry_after = 1;
+        respond_error(srv, r, 503, TT_EFULL, "the server is shutting down; retry shortly");
+        return 1;
+    }
     if (tt_http_who_get(srv, r->auth, &r->who) != 0) {
         respond_error(srv, r, 401, TT_EAUTH, "a valid token or API key is required");
         return 1;
@@ -420,6 +425,11 @@ static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
         if (r->gw)
             return gateway_send_now(srv, wsi, r);
         respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
+    } else if (!r->status && srv->stopping &&
+               (!strcmp(r->path, PATH_AISDK) || !strcmp(r->path, PATH_AGUI))) {
+        body_release(srv, r);
+        r->retry_after = 1;
+        respond_error(srv, r, 503, TT_EFULL, "the server is shutting down; retry shortly");
     } else if (!r->status && (!strcmp(r->path, PATH_AISDK) || !strcmp(r->path, PATH_AGUI))) {
         char why[256] = "";
         int status =
