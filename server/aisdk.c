@@ -8,6 +8,7 @@
 #include "protocol/frame.h"
 #include "protocol/utf8.h"
 #include "server/aisdk.h"
+#include "server/conn.h"
 #include "server/server.h"
 
 typedef struct aisdk_state {
@@ -165,10 +166,13 @@ static const tt_evs_map aisdk_map = {
     .header_value = "v1",
 };
 
-static tt_evs *new_stream(tt_server *srv, struct lws *wsi)
+/* A stream for an HTTP response (conn NULL) or a WebSocket's chat. */
+static tt_evs *new_stream(tt_server *srv, struct lws *wsi, tt_conn *conn, const char *chat)
 {
     aisdk_state *a = calloc(1, sizeof *a);
-    tt_evs *st = a ? tt_evs_new(srv, wsi, &aisdk_map, a) : NULL;
+    tt_evs *st = !a     ? NULL
+                 : conn ? tt_evs_new_ws(srv, conn, chat, &aisdk_map, a)
+                        : tt_evs_new(srv, wsi, &aisdk_map, a);
     if (!a)
         return NULL;
     if (st)
@@ -304,8 +308,8 @@ static const char *agent_for(tt_server *srv, json_t *body, const char *qagent)
 /* Check the body and say its last message (or, when it is the assistant's,
  * apply its tool approval responses); the stream starts at the head
  * before the turn. 0, or an HTTP status with why. */
-static int post_turn(tt_server *srv, struct lws *wsi, const tt_http_who *who, const char *qagent,
-                     json_t *body, tt_evs **out, char *why, size_t n)
+static int post_turn(tt_server *srv, struct lws *wsi, tt_conn *conn, const tt_http_who *who,
+                     const char *qagent, json_t *body, tt_evs **out, char *why, size_t n)
 {
     const char *id = json_string_value(json_object_get(body, "id"));
     const char *trigger = json_string_value(json_object_get(body, "trigger"));
@@ -334,7 +338,7 @@ static int post_turn(tt_server *srv, struct lws *wsi, const tt_http_who *who, co
     if (msg_id && strlen(msg_id) > TT_ID_MAX)
         msg_id = NULL;
     int status = tt_aisdk_session(srv, who, id, agent_for(srv, body, qagent), &s, why, n);
-    tt_evs *st = status ? NULL : new_stream(srv, wsi);
+    tt_evs *st = status ? NULL : new_stream(srv, wsi, conn, id);
     if (!status && (!st || tt_evs_attach(st, s, s->head) != 0)) {
         snprintf(why, n, "the stream could not start");
         status = 503;
@@ -370,13 +374,20 @@ int tt_aisdk_post(tt_server *srv, struct lws *wsi, const tt_http_who *who, const
         snprintf(why, n, "the body must be a JSON object: %s", jerr.text);
         return 400;
     }
-    int status = post_turn(srv, wsi, who, qagent, j, out, why, n);
+    int status = post_turn(srv, wsi, NULL, who, qagent, j, out, why, n);
     json_decref(j);
     return status;
 }
 
-int tt_aisdk_resume(tt_server *srv, struct lws *wsi, const tt_http_who *who, const char *id,
-                    uint64_t after, int have_after, tt_evs **out, char *why, size_t n)
+int tt_aisdk_ws_send(tt_server *srv, tt_conn *conn, const tt_http_who *who, json_t *body,
+                     tt_evs **out, char *why, size_t n)
+{
+    return post_turn(srv, conn->wsi, conn, who, NULL, body, out, why, n);
+}
+
+int tt_aisdk_resume(tt_server *srv, struct lws *wsi, tt_conn *conn, const tt_http_who *who,
+                    const char *id, uint64_t after, int have_after, tt_evs **out, char *why,
+                    size_t n)
 {
     tt_session *s;
     *out = NULL;
@@ -399,7 +410,7 @@ int tt_aisdk_resume(tt_server *srv, struct lws *wsi, const tt_http_who *who, con
     }
     if (s->state != TT_STATE_RUNNING && (!have_after || after >= s->committed))
         return 204;
-    tt_evs *st = new_stream(srv, wsi);
+    tt_evs *st = new_stream(srv, wsi, conn, id);
     /* Without a position: a snapshot (the message in flight so far), then live. */
     if (!st || tt_evs_attach(st, s, have_after ? after : s->head + 1) != 0) {
         tt_evs_free(st);

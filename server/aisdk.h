@@ -22,6 +22,8 @@
 
 #include "server/sse_out.h"
 
+struct tt_conn;
+
 #define TT_AISDK_BODY_MAX (1u << 20) /* a POST's body: useChat sends the whole history */
 
 int tt_aisdk_id_ok(const char *id);
@@ -37,7 +39,12 @@ int tt_aisdk_post(struct tt_server *srv, struct lws *wsi, const tt_http_who *who
                   size_t n);
 
 /* Resume: 0 with *out, 204 when nothing is active, or an error status with why. */
-int tt_aisdk_resume(struct tt_server *srv, struct lws *wsi, const tt_http_who *who, const char *id,
-                    uint64_t after, int have_after, tt_evs **out, char *why, size_t n);
+int tt_aisdk_resume(struct tt_server *srv, struct lws *wsi, struct tt_conn *conn,
+                    const tt_http_who *who, const char *id, uint64_t after, int have_after,
+                    tt_evs **out, char *why, size_t n);
+
+/* A `send` frame on the WebSocket transport (aisdk_ws.h): as the POST. */
+int tt_aisdk_ws_send(struct tt_server *srv, struct tt_conn *conn, const tt_http_who *who,
+                     json_t *body, tt_evs **out, char *why, size_t n);
 
 #endif

@@ -235,7 +235,7 @@ static int aisdk_resume(tt_server *srv, struct lws *wsi, http_req *r)
         return 1;
     }
     int status =
-        tt_aisdk_resume(srv, wsi, &r->who, id, seq, after[0] != 0, &r->sse, why, sizeof why);
+        tt_aisdk_resume(srv, wsi, NULL, &r->who, id, seq, after[0] != 0, &r->sse, why, sizeof why);
     if (status == 204)
         respond(r, 204, "text/plain", "", 0);
     else if (status)

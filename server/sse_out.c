@@ -6,6 +6,8 @@
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "server/logging.h"
+#include "server/aisdk_ws.h"
+#include "server/conn.h"
 #include "server/server.h"
 #include "server/sse_out.h"
 
@@ -20,8 +22,11 @@ struct tt_evs {
     tt_buf out;     /* LWS_PRE headroom; unsent bytes from out_pos */
     size_t out_pos; /* bytes of out already written */
     int headers_sent;
-    int complete; /* nothing more will be queued */
-    int failed;   /* cut: the connection is dropped */
+    int complete;  /* nothing more will be queued */
+    int failed;    /* cut: the connection is dropped */
+    tt_conn *conn; /* a WebSocket stream's socket, else NULL */
+    tt_evs *next;  /* the socket's next stream */
+    char chat[TT_SESSION_ID_MAX + 1];
 };
 
 int tt_http_who_get(tt_server *srv, const char *authorization, tt_http_who *out)
@@ -98,6 +103,38 @@ tt_evs *tt_evs_new(tt_server *srv, struct lws *wsi, const tt_evs_map *map, void 
     return st;
 }
 
+tt_evs *tt_evs_new_ws(tt_server *srv, tt_conn *c, const char *chat, const tt_evs_map *map,
+                      void *state)
+{
+    tt_evs *st = tt_evs_new(srv, c->wsi, map, state);
+    if (st) {
+        st->conn = c;
+        snprintf(st->chat, sizeof st->chat, "%s", chat);
+        tt_conn_send(c, json_pack("{s:s, s:s}", "type", "start", "chatId", chat));
+    }
+    return st;
+}
+
+tt_evs **tt_evs_next(tt_evs *st)
+{
+    return &st->next;
+}
+
+const char *tt_evs_chat(const tt_evs *st)
+{
+    return st->chat;
+}
+
+tt_conn *tt_evs_conn(const tt_evs *st)
+{
+    return st->conn;
+}
+
+int tt_evs_ws_cut(const tt_evs *st)
+{
+    return st->failed;
+}
+
 void *tt_evs_state(tt_evs *st)
 {
     return st->state;
@@ -115,6 +152,8 @@ int tt_evs_attach(tt_evs *st, tt_session *s, uint64_t after)
 
 void tt_evs_raw(tt_evs *st, const char *text, size_t len)
 {
+    if (st->conn)
+        return; /* WebSocket frames carry their own boundaries */
     if (st->out_pos > 0 && st->out_pos * 2 >= st->out.len) {
         tt_buf_consume(&st->out, st->out_pos);
         st->out_pos = 0;
@@ -126,6 +165,11 @@ void tt_evs_raw(tt_evs *st, const char *text, size_t len)
 
 void tt_evs_emit(tt_evs *st, uint64_t id, json_t *obj)
 {
+    if (st->conn) {
+        tt_conn_send(st->conn, json_pack("{s:s, s:s, s:I, s:o}", "type", "chunk", "chatId",
+                                         st->chat, "sequence", (json_int_t)id, "chunk", obj));
+        return;
+    }
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text) {
@@ -290,9 +334,21 @@ void tt_evs_free(tt_evs *st)
     free(st);
 }
 
+int tt_evs_ws_pull(tt_evs *st, size_t queue_max)
+{
+    while (!st->failed && !st->complete && st->cur && st->conn->out_bytes < queue_max &&
+           pull_one(st))
+        ;
+    return st->failed || st->complete;
+}
+
 void tt_evs_deliver(tt_cursor *c)
 {
     tt_evs *st = c->owner;
+    if (st->conn) {
+        tt_aisdk_ws_drain(st->conn);
+        return;
+    }
     tt_server_want_writable(st->srv, st->wsi);
 }
 
@@ -302,5 +358,8 @@ void tt_evs_cursor_gone(tt_cursor *c)
     tt_cursor_detach(c);
     st->cur = NULL;
     st->failed = 1;
-    tt_server_want_writable(st->srv, st->wsi);
+    if (st->conn)
+        tt_aisdk_ws_drain(st->conn);
+    else
+        tt_server_want_writable(st->srv, st->wsi);
 }

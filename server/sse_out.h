@@ -46,9 +46,22 @@ void tt_http_who_clear(tt_http_who *w);
 int tt_http_who_may(const tt_http_who *w, const tt_session *s);
 int tt_http_agent_allowed(const tt_http_who *w, const char *agent);
 
+struct tt_conn;
+
 /* A stream answering the request on wsi; state is the mapper's (freed with it). */
 tt_evs *tt_evs_new(struct tt_server *srv, struct lws *wsi, const tt_evs_map *map, void *state);
 void *tt_evs_state(tt_evs *st);
+/* The same over a WebSocket (aisdk_ws.c): each emitted object goes out as
+ * {"type":"chunk","chatId","sequence","chunk"}; raw text is dropped. */
+tt_evs *tt_evs_new_ws(struct tt_server *srv, struct tt_conn *c, const char *chat,
+                      const tt_evs_map *map, void *state);
+/* WebSocket streams: pull events while the socket's queue is short. Returns
+ * 1 when the stream is over (complete or cut: the caller ends and frees it). */
+int tt_evs_ws_pull(tt_evs *st, size_t queue_max);
+int tt_evs_ws_cut(const tt_evs *st);
+const char *tt_evs_chat(const tt_evs *st);
+tt_evs **tt_evs_next(tt_evs *st); /* the link of the socket's list of streams */
+struct tt_conn *tt_evs_conn(const tt_evs *st);
 /* Read s's events after seq `after`; when those are gone (or after > head),
  * the first event is a snapshot. */
 int tt_evs_attach(tt_evs *st, tt_session *s, uint64_t after);

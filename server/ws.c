@@ -10,6 +10,7 @@
 
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
+#include "server/aisdk_ws.h"
 #include "server/conn.h"
 #include "server/sse_out.h"
 #include "server/logging.h"
@@ -337,6 +338,8 @@ void tt_conn_pump(tt_conn *c)
             free(it);
         }
     }
+    if (c->aisdk_streams && !c->failed && !more)
+        tt_aisdk_ws_drain(c); /* the queue is short again: pull more events */
     if (more || c->failed || c->close_code)
         want_writable(c);
 }
@@ -469,6 +472,13 @@ static void handle_frame(tt_conn *c)
         tt_conn_error(c, NULL, TT_EINVAL, "binary frames are not accepted; send JSON text");
         return;
     }
+    if (c->aisdk) {
+        if (!rate_ok(c))
+            tt_conn_error(c, NULL, TT_ERATE, "too many messages; slow down");
+        else
+            tt_aisdk_ws_frame(c, tt_buf_str(&c->rx), c->rx.len);
+        return;
+    }
     tt_msg m;
     char err[160];
     int rc = tt_msg_decode(tt_buf_str(&c->rx), c->rx.len, (size_t)srv->cfg.max_frame_bytes, &m, err,
@@ -564,12 +574,37 @@ static void upgrade_token(tt_conn *c)
     }
 }
 
+#define AISDK_PATH "/v1/ai-sdk/ws"
+
+/* /v1/ai-sdk/ws speaks the AI SDK's frames (aisdk_ws.h): no hello, the
+ * token on the upgrade or none in open mode. */
+static void aisdk_setup(tt_conn *c)
+{
+    char path[32];
+    if (lws_hdr_copy(c->wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(path, AISDK_PATH) != 0)
+        return;
+    c->aisdk = 1;
+    c->welcomed = 1;
+    if (c->authed || c->close_code)
+        return;
+    if (c->srv->auth.n_keys > 0) {
+        tt_conn_error(c, NULL, TT_EAUTH, "a token is required (Authorization or ?token=)");
+        tt_conn_close(c, 4001, "unauthenticated");
+        return;
+    }
+    snprintf(c->user, sizeof c->user, "local");
+    snprintf(c->tenant, sizeof c->tenant, "local");
+    c->authed = 1;
+    lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+}
+
 static int path_is_ws(struct lws *wsi)
 {
     char path[64];
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
         return 0;
-    return strcmp(path, "/v1/ws") == 0;
+    return strcmp(path, "/v1/ws") == 0 || strcmp(path, AISDK_PATH) == 0;
 }
 
 int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -601,6 +636,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         srv->metrics.connections_total++;
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_REASON_BASE, HELLO_TIMEOUT_S);
         upgrade_token(c);
+        aisdk_setup(c);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return c ? receive(c, in, len) : -1;
@@ -622,6 +658,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_CLOSED:
         if (!c)
             return 0;
+        tt_aisdk_ws_closed(c);
         while (c->cursors)
             tt_conn_remove_cursor(c, c->cursors);
         if (c->prev)
