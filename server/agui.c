@@ -127,7 +127,7 @@ static void on_wait(tt_evs *st, agui_state *a, const char *type, const json_t *e
     json_decref(a->interrupt);
     json_t *meta = json_deep_copy(ev);
     json_object_del(meta, "type");
-    a->interrupt = json_pack("{s:s, s:s, s:s?, s:s?, s:o}", "id", id ? id : "", "reason",
+    a->interrupt = json_pack("{s:s, s:s, s:s*, s:s*, s:o}", "id", id ? id : "", "reason",
                              q ? "input_required" : "approval", "message", msg, "toolCallId", call,
                              "metadata", meta);
     custom(st, seq, q ? "tether.question" : "tether.approval", ev);
@@ -227,6 +227,43 @@ static char *last_user_text(json_t *msgs, const char **id)
     return out;
 }
 
+/* RunAgentInput.resume: each entry answers an interrupt of the last run, an
+ * approval (`a_` ids: payload {approved, comment?}, or status cancelled:
+ * rejected) or a question (payload: the value). 0, or an HTTP status. */
+static int apply_resume(tt_session *s, json_t *entries, char *why, size_t n)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+    {
+        const char *id = json_string_value(json_object_get(e, "interruptId"));
+        const char *status = json_string_value(json_object_get(e, "status"));
+        json_t *payload = json_object_get(e, "payload");
+        int rc;
+        if (!id || !status) {
+            snprintf(why, n, "resume entries are {interruptId, status, payload?}");
+            return 400;
+        }
+        int resolved = strcmp(status, "resolved") == 0;
+        if (strncmp(id, "a_", 2) == 0) {
+            int yes = resolved && json_is_true(json_object_get(payload, "approved"));
+            rc = tt_agent_decide(s, id, yes ? TT_DECIDE_APPROVE : TT_DECIDE_REJECT,
+                                 json_string_value(json_object_get(payload, "comment")), why, n);
+        } else if (resolved && payload) {
+            rc = tt_agent_answer(s, id, payload, why, n);
+        } else {
+            snprintf(why, n, "a question is resolved with its value as payload");
+            return 400;
+        }
+        if (rc)
+            return rc == TT_ECONFLICT   ? 409
+                   : rc == TT_ENOTFOUND ? 404
+                   : rc == TT_EINVAL    ? 400
+                                        : 503;
+    }
+    return 0;
+}
+
 static int check_input(json_t *in, char *why, size_t n)
 {
     const char *thread = json_string_value(json_object_get(in, "threadId"));
@@ -259,8 +296,11 @@ static int run(tt_server *srv, struct lws *wsi, const tt_http_who *who, const ch
         return 400;
     }
     const char *msg_id = NULL;
-    char *text = resume ? NULL : last_user_text(json_object_get(in, "messages"), &msg_id);
-    if (!resume && !text) {
+    json_t *answers = json_object_get(in, "resume");
+    int answering = json_array_size(answers) > 0;
+    char *text =
+        resume || answering ? NULL : last_user_text(json_object_get(in, "messages"), &msg_id);
+    if (!resume && !answering && !text) {
         snprintf(why, n, "the last message must be the user's, with text");
         return 400;
     }
@@ -274,13 +314,15 @@ static int run(tt_server *srv, struct lws *wsi, const tt_http_who *who, const ch
         status = 503;
     }
     int dup = 0;
-    int rc = status || resume
+    int rc = status || resume || answering
                  ? 0
                  : tt_agent_say(s, text, msg_id && strlen(msg_id) <= TT_ID_MAX ? msg_id : NULL,
                                 &dup, why, n);
     free(text);
     if (rc)
         status = rc == TT_ECONFLICT ? 409 : rc == TT_EINVAL ? 400 : 503;
+    if (!status && !resume && answering)
+        status = apply_resume(s, answers, why, n);
     if (status) {
         tt_evs_free(st);
         return status;

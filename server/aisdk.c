@@ -43,7 +43,7 @@ static void data_part(tt_evs *st, uint64_t seq, const char *name, const json_t *
     json_t *d = json_deep_copy(ev);
     json_object_del(d, "type");
     json_object_del(d, "ts");
-    emit(st, seq, json_pack("{s:s, s:s?, s:o}", "type", name, "id", id, "data", d));
+    emit(st, seq, json_pack("{s:s, s:s*, s:o}", "type", name, "id", id, "data", d));
 }
 
 /* A state other than running ends the response: finish, then [DONE]. */

@@ -109,3 +109,54 @@ itest(
     assert.match(r.json.error.message, /the user's/);
   },
 );
+
+itest(
+  "AG-UI HttpAgent: an approval and a question are interrupts, answered with the client's resume entries",
+  async ({ startServer }) => {
+    const srv = await startServer();
+    const agent = new HttpAgent({ url: `http://127.0.0.1:${srv.port}/v1/ag-ui?agent=echo`, threadId: 'threadC1' });
+    const run = async (params) => {
+      const events = [];
+      await agent.runAgent(params, {
+        onEvent({ event }) {
+          events.push(event);
+        },
+      });
+      return events;
+    };
+    agent.addMessage({ id: 'u1', role: 'user', content: 'plan' });
+    let evs = await run({ runId: 'r1' });
+    let fin = evs.at(-1);
+    assert.equal(fin.type, 'RUN_FINISHED');
+    assert.equal(fin.outcome.type, 'interrupt', JSON.stringify(fin));
+    const approval = fin.outcome.interrupts[0];
+    assert.equal(approval.reason, 'approval');
+    assert.match(approval.id, /^a_/);
+    evs = await run({
+      runId: 'r2',
+      resume: [{ interruptId: approval.id, status: 'resolved', payload: { approved: true } }],
+    });
+    assert.equal(evs.at(-1).type, 'RUN_FINISHED');
+    assert.equal(evs.at(-1).outcome?.type ?? 'success', 'success', JSON.stringify(evs.at(-1)));
+    // A question: its value is the payload.
+    agent.addMessage({ id: 'u2', role: 'user', content: 'ask' });
+    evs = await run({ runId: 'r3' });
+    fin = evs.at(-1);
+    const question = fin.outcome.interrupts[0];
+    assert.equal(question.reason, 'input_required');
+    assert.deepEqual(question.metadata.choices, ['yes', 'no']);
+    evs = await run({ runId: 'r4', resume: [{ interruptId: question.id, status: 'resolved', payload: 'yes' }] });
+    assert.equal(evs.at(-1).type, 'RUN_FINISHED');
+    assert.notEqual(evs.at(-1).outcome?.type, 'interrupt');
+    // The same answer again: the interrupt is no longer open.
+    const again = await httpRequest(srv.port, 'POST', '/v1/ag-ui', {
+      body: {
+        threadId: 'threadC1',
+        runId: 'r5',
+        messages: [],
+        resume: [{ interruptId: question.id, status: 'resolved', payload: 'yes' }],
+      },
+    });
+    assert.ok(again.status === 409 || again.status === 404, again.body);
+  },
+);

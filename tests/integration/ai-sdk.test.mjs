@@ -372,3 +372,15 @@ itest(
     assert.equal(again.status, 409, again.body);
   },
 );
+
+itest('useChat: a question comes as a data part named by its question id', async ({ startServer }) => {
+  const srv = await startServer();
+  const chat = new Chat({ id: 'chatH1', transport: new DefaultChatTransport({ api: `${api(srv)}?agent=echo` }) });
+  await chat.sendMessage({ text: 'ask' });
+  assert.equal(chat.status, 'ready', String(chat.error));
+  const q = chat.messages[1].parts.find((p) => p.type === 'data-tether-question');
+  assert.ok(q, JSON.stringify(chat.messages[1]));
+  assert.match(q.id, /^q_/);
+  assert.equal(q.data.question_id, q.id);
+  assert.deepEqual(q.data.choices, ['yes', 'no']);
+});
