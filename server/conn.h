@@ -63,6 +63,10 @@ struct tt_conn {
     int rx_rate_limited; /* the message being received went over the byte rate: dropped */
 
     int64_t token_exp; /* the token's exp (seconds since the epoch); 0: no token */
+
+    int aisdk;                    /* /v1/ai-sdk/ws: the AI SDK's frames (aisdk_ws.c) */
+    struct tt_evs *aisdk_streams; /* its chats' streams */
+    int aisdk_draining;           /* tt_aisdk_ws_drain is running (no re-entry) */
 };
 
 /* Queue a reply (consumed) and write what the socket takes now. */

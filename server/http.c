@@ -23,6 +23,8 @@
 #include "protocol/names.h"
 #include "agents/llm/call.h"
 #include "server/database.h"
+#include "server/agui.h"
+#include "server/aisdk.h"
 #include "server/gateway.h"
 #include "server/gateway_parse.h"
 #include "server/logging.h"
@@ -38,7 +40,8 @@
 
 static const char PATH_TOKENS[] = "/v1/tokens", PATH_GATEWAY[] = "/v1/chat/completions",
                   PATH_EMBEDDINGS[] = "/v1/embeddings", PATH_MODELS[] = "/v1/models",
-                  PATH_USAGE[] = "/v1/usage";
+                  PATH_USAGE[] = "/v1/usage", PATH_AISDK[] = "/v1/ai-sdk/chat",
+                  PATH_AGUI[] = "/v1/ag-ui";
 
 /* The OpenAI-compatible routes answer errors in OpenAI's shape. */
 static int openai_path(const char *path)
@@ -63,6 +66,10 @@ typedef struct http_req {
     char *resp;      /* LWS_PRE headroom in front of the payload */
     size_t resp_len;
     tt_gateway_req *gw; /* set when the gateway owns the response */
+    tt_evs *sse;        /* set when an event stream owns the response */
+    tt_http_who who;    /* an AI SDK request's caller */
+    char agent[64];     /* ?agent= */
+    char resume[32];    /* Last-Event-ID of an AG-UI POST */
 } http_req;
 
 const size_t tt_http_psd_size = sizeof(http_req);
@@ -115,6 +122,8 @@ static void body_release(tt_server *srv, http_req *r)
 static void req_reset(tt_server *srv, http_req *r)
 {
     tt_gateway_free(r->gw);
+    tt_evs_free(r->sse);
+    tt_http_who_clear(&r->who);
     body_release(srv, r);
     free(r->resp);
     memset(r, 0, sizeof *r);
@@ -274,8 +283,56 @@ static void usage_get(tt_server *srv, struct lws *wsi, http_req *r)
     free(body);
 }
 
-static void route_get(tt_server *srv, http_req *r)
+/* The value of the query's name= argument into out ("" when absent). */
+static void url_arg(struct lws *wsi, const char *name, char *out, size_t n)
 {
+    char buf[96];
+    const char *v = lws_get_urlarg_by_name(wsi, name, buf, sizeof buf);
+    snprintf(out, n, "%s", v ? v : "");
+}
+
+/* GET /v1/ai-sdk/chat/{id}/stream: the resume route. */
+static int aisdk_resume(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    static const char SUFFIX[] = "/stream";
+    size_t plen = strlen(r->path), pre = sizeof PATH_AISDK; /* with the '/' after it */
+    if (plen <= pre + sizeof SUFFIX - 1 || strncmp(r->path, PATH_AISDK, pre - 1) != 0 ||
+        r->path[pre - 1] != '/' || strcmp(r->path + plen - (sizeof SUFFIX - 1), SUFFIX) != 0)
+        return 0;
+    char id[TT_SESSION_ID_MAX + 1], after[32] = "", why[256] = "";
+    size_t idlen = plen - pre - (sizeof SUFFIX - 1);
+    snprintf(id, sizeof id, "%.*s", (int)(idlen < sizeof id ? idlen : sizeof id - 1),
+             r->path + pre);
+    if (srv->stopping) {
+        r->retry_after = 1;
+        respond_error(srv, r, 503, TT_EFULL, "the server is shutting down; retry shortly");
+        return 1;
+    }
+    if (tt_http_who_get(srv, r->auth, &r->who) != 0) {
+        respond_error(srv, r, 401, TT_EAUTH, "a valid token or API key is required");
+        return 1;
+    }
+    if (lws_hdr_custom_copy(wsi, after, sizeof after, "last-event-id:", 14) <= 0)
+        url_arg(wsi, "after=", after, sizeof after);
+    char *end = NULL;
+    unsigned long long seq = after[0] ? strtoull(after, &end, 10) : 0;
+    if (after[0] && (!end || *end)) {
+        respond_error(srv, r, 400, TT_EINVAL, "Last-Event-ID (or after) must be a seq");
+        return 1;
+    }
+    int status =
+        tt_aisdk_resume(srv, wsi, NULL, &r->who, id, seq, after[0] != 0, &r->sse, why, sizeof why);
+    if (status == 204)
+        respond(r, 204, "text/plain", "", 0);
+    else if (status)
+        respond_error(srv, r, status, status == 404 ? TT_ENOTFOUND : TT_EFORBIDDEN, why);
+    return 1;
+}
+
+static void route_get(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    if (aisdk_resume(srv, wsi, r))
+        return;
     if (strcmp(r->path, PATH_MODELS) == 0 ||
         (strncmp(r->path, PATH_MODELS, sizeof PATH_MODELS - 1) == 0 &&
          r->path[sizeof PATH_MODELS - 1] == '/' && r->path[sizeof PATH_MODELS]))
@@ -301,7 +358,8 @@ static void route_get(tt_server *srv, http_req *r)
             respond(r, 500, "text/plain", "error\n", 6);
         free(text);
     } else if (strcmp(r->path, PATH_TOKENS) == 0 || strcmp(r->path, PATH_GATEWAY) == 0 ||
-               strcmp(r->path, PATH_EMBEDDINGS) == 0) {
+               strcmp(r->path, PATH_EMBEDDINGS) == 0 || strcmp(r->path, PATH_AISDK) == 0 ||
+               strcmp(r->path, PATH_AGUI) == 0) {
         respond_error(srv, r, 405, TT_EINVAL, "use POST");
     } else {
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
@@ -330,11 +388,13 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char clen[32];
     int embed = strcmp(r->path, PATH_EMBEDDINGS) == 0;
-    int gateway = embed || strcmp(r->path, PATH_GATEWAY) == 0;
+    int gateway = embed || strcmp(r->path, PATH_GATEWAY) == 0,
+        aisdk = strcmp(r->path, PATH_AISDK) == 0 || strcmp(r->path, PATH_AGUI) == 0;
     tt_buf_init(&r->body, embed     ? EMBEDDINGS_BODY_MAX
                           : gateway ? GATEWAY_BODY_MAX
+                          : aisdk   ? TT_AISDK_BODY_MAX
                                     : TOKENS_BODY_MAX);
-    if (!gateway && strcmp(r->path, PATH_TOKENS) != 0) {
+    if (!gateway && !aisdk && strcmp(r->path, PATH_TOKENS) != 0) {
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
                     !strcmp(r->path, "/metrics") || !strcmp(r->path, PATH_MODELS) ||
                     !strcmp(r->path, PATH_USAGE);
@@ -342,8 +402,18 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
                       known ? "use GET" : "no such endpoint");
         return;
     }
-    if (check_key(srv, r) != 0)
+    if (aisdk) {
+        snprintf(r->tenant, sizeof r->tenant, "local");
+        url_arg(wsi, "agent=", r->agent, sizeof r->agent);
+        if (lws_hdr_custom_copy(wsi, r->resume, sizeof r->resume, "last-event-id:", 14) <= 0)
+            r->resume[0] = '\0';
+        if (tt_http_who_get(srv, r->auth, &r->who) != 0) {
+            respond_error(srv, r, 401, TT_EAUTH, "a valid token or API key is required");
+            return;
+        }
+    } else if (check_key(srv, r) != 0) {
         return;
+    }
     if (gateway && (label_header(wsi, "x-tether-feature:", r->feature, sizeof r->feature) != 0 ||
                     label_header(wsi, "x-tether-user:", r->user, sizeof r->user) != 0)) {
         respond_error(srv, r, 400, TT_EINVAL,
@@ -420,7 +490,7 @@ static int send_now(tt_server *srv, struct lws *wsi, http_req *r)
 
 static int on_gateway_writeable(tt_server *srv, struct lws *wsi, http_req *r)
 {
-    int rc = r->gw ? tt_gateway_writeable(r->gw) : 0;
+    int rc = r->gw ? tt_gateway_writeable(r->gw) : r->sse ? tt_evs_writeable(r->sse) : 0;
     return rc == 0 ? 0 : finish(srv, wsi, r, rc < 0);
 }
 
@@ -458,7 +528,7 @@ static int on_options(tt_server *srv, struct lws *wsi, http_req *r)
 static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char why[256];
-    if (r->gw) {
+    if (r->gw || r->sse) {
         /* Pipelined behind a gateway call still streaming: lws would parse it
          * into this request's place; the connection is closed instead. */
         tt_log(TT_WARN, "request pipelined behind a gateway call: connection closed", NULL);
@@ -481,8 +551,10 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
     else if (strcmp(r->path, PATH_USAGE) == 0)
         usage_get(srv, wsi, r);
     else
-        route_get(srv, r);
-    return is_post ? 0 : send_now(srv, wsi, r); /* a POST is answered after its body */
+        route_get(srv, wsi, r);
+    if (!is_post && r->sse)
+        return on_gateway_writeable(srv, wsi, r); /* the stream's headers now */
+    return is_post ? 0 : send_now(srv, wsi, r);   /* a POST is answered after its body */
 }
 
 static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
@@ -527,6 +599,29 @@ static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
         if (r->gw)
             return gateway_send_now(srv, wsi, r);
         respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
+    } else if (!r->status && srv->stopping &&
+               (!strcmp(r->path, PATH_AISDK) || !strcmp(r->path, PATH_AGUI))) {
+        body_release(srv, r);
+        r->retry_after = 1;
+        respond_error(srv, r, 503, TT_EFULL, "the server is shutting down; retry shortly");
+    } else if (!r->status && (!strcmp(r->path, PATH_AISDK) || !strcmp(r->path, PATH_AGUI))) {
+        char why[256] = "";
+        int status =
+            strcmp(r->path, PATH_AGUI) == 0
+                ? tt_agui_post(srv, wsi, &r->who, r->agent, r->resume, tt_buf_data(&r->body),
+                               r->body.len, &r->sse, why, sizeof why)
+                : tt_aisdk_post(srv, wsi, &r->who, r->agent, tt_buf_data(&r->body), r->body.len,
+                                &r->sse, why, sizeof why);
+        body_release(srv, r);
+        if (!status)
+            return on_gateway_writeable(srv, wsi, r);
+        respond_error(srv, r, status,
+                      status == 404   ? TT_ENOTFOUND
+                      : status == 403 ? TT_EFORBIDDEN
+                      : status == 409 ? TT_ECONFLICT
+                      : status == 400 ? TT_EINVAL
+                                      : TT_EFULL,
+                      why);
     } else if (!r->status) {
         mint_token(srv, r);
     }

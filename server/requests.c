@@ -8,6 +8,7 @@
 #include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/logging.h"
+#include "server/sse_out.h"
 
 static int agent_allowed(const tt_conn *c, const char *agent)
 {
@@ -338,6 +339,10 @@ static void detach_deleted(tt_session *s, void *ud)
     tt_conn *by = ud;
     while (s->cursors) {
         tt_cursor *cur = s->cursors;
+        if (cur->owner_kind == 1) {
+            tt_evs_cursor_gone(cur);
+            continue;
+        }
         tt_conn *c = cur->owner;
         tt_conn_remove_cursor(c, cur);
         if (c != by)

@@ -10,7 +10,9 @@
 
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
+#include "server/aisdk_ws.h"
 #include "server/conn.h"
+#include "server/sse_out.h"
 #include "server/logging.h"
 
 #define WRITE_BUDGET (256 * 1024)
@@ -186,6 +188,10 @@ void tt_ws_discard(tt_session *s, int err, void *ud)
     const char *why = discard_message(err, &retryable);
     while (s->cursors) {
         tt_cursor *cur = s->cursors;
+        if (cur->owner_kind == 1) {
+            tt_evs_cursor_gone(cur);
+            continue;
+        }
         tt_conn *c = cur->owner;
         tt_conn_remove_cursor(c, cur);
         json_t *note = tt_reply_error(NULL, tt_err_wire(err), why, retryable);
@@ -332,6 +338,8 @@ void tt_conn_pump(tt_conn *c)
             free(it);
         }
     }
+    if (c->aisdk_streams && !c->failed && !more)
+        tt_aisdk_ws_drain(c); /* the queue is short again: pull more events */
     if (more || c->failed || c->close_code)
         want_writable(c);
 }
@@ -366,6 +374,10 @@ void tt_conn_remove_cursor(tt_conn *c, tt_cursor *cur)
 void tt_ws_deliver(tt_cursor *cur, void *ud)
 {
     tt_server *srv = ud;
+    if (cur->owner_kind == 1) {
+        tt_evs_deliver(cur);
+        return;
+    }
     tt_conn *c = cur->owner;
     if (tt_cursor_lag(cur) > (uint64_t)srv->cfg.max_lag_events && !c->close_code) {
         srv->metrics.dropped_lagging++;
@@ -458,6 +470,13 @@ static void handle_frame(tt_conn *c)
     }
     if (c->rx_binary) {
         tt_conn_error(c, NULL, TT_EINVAL, "binary frames are not accepted; send JSON text");
+        return;
+    }
+    if (c->aisdk) {
+        if (!rate_ok(c))
+            tt_conn_error(c, NULL, TT_ERATE, "too many messages; slow down");
+        else
+            tt_aisdk_ws_frame(c, tt_buf_str(&c->rx), c->rx.len);
         return;
     }
     tt_msg m;
@@ -555,12 +574,37 @@ static void upgrade_token(tt_conn *c)
     }
 }
 
+#define AISDK_PATH "/v1/ai-sdk/ws"
+
+/* /v1/ai-sdk/ws speaks the AI SDK's frames (aisdk_ws.h): no hello, the
+ * token on the upgrade or none in open mode. */
+static void aisdk_setup(tt_conn *c)
+{
+    char path[32];
+    if (lws_hdr_copy(c->wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(path, AISDK_PATH) != 0)
+        return;
+    c->aisdk = 1;
+    c->welcomed = 1;
+    if (c->authed || c->close_code)
+        return;
+    if (c->srv->auth.n_keys > 0) {
+        tt_conn_error(c, NULL, TT_EAUTH, "a token is required (Authorization or ?token=)");
+        tt_conn_close(c, 4001, "unauthenticated");
+        return;
+    }
+    snprintf(c->user, sizeof c->user, "local");
+    snprintf(c->tenant, sizeof c->tenant, "local");
+    c->authed = 1;
+    lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+}
+
 static int path_is_ws(struct lws *wsi)
 {
     char path[64];
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
         return 0;
-    return strcmp(path, "/v1/ws") == 0;
+    return strcmp(path, "/v1/ws") == 0 || strcmp(path, AISDK_PATH) == 0;
 }
 
 int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -592,6 +636,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         srv->metrics.connections_total++;
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_REASON_BASE, HELLO_TIMEOUT_S);
         upgrade_token(c);
+        aisdk_setup(c);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return c ? receive(c, in, len) : -1;
@@ -613,6 +658,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_CLOSED:
         if (!c)
             return 0;
+        tt_aisdk_ws_closed(c);
         while (c->cursors)
             tt_conn_remove_cursor(c, c->cursors);
         if (c->prev)

@@ -4,6 +4,7 @@
  * struct for a timer, idle or check handle, and start fails only on a closing
  * handle or a NULL callback, which these never are. */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -411,13 +412,26 @@ static int owner_at_cap(tt_registry *reg, const char *user, const char *tenant)
 int tt_registry_create(tt_registry *reg, const char *user, const char *tenant, const char *agent,
                        json_t *input, json_t *metadata, tt_session **out)
 {
+    return tt_registry_create_id(reg, NULL, user, tenant, agent, input, metadata, out);
+}
+
+int tt_registry_create_id(tt_registry *reg, const char *id, const char *user, const char *tenant,
+                          const char *agent, json_t *input, json_t *metadata, tt_session **out)
+{
+    if (id && (!id[0] || strlen(id) > TT_SESSION_ID_MAX))
+        return TT_EINVAL;
+    if (id && tt_map_get(&reg->sessions, id))
+        return TT_ECONFLICT;
     int rc = owner_at_cap(reg, user, tenant);
     if (rc)
         return rc;
     tt_session *s = tt_session_new(reg);
     if (!s)
         return TT_ENOMEM;
-    tt_new_id("s", s->id, sizeof s->id);
+    if (id)
+        snprintf(s->id, sizeof s->id, "%s", id);
+    else
+        tt_new_id("s", s->id, sizeof s->id);
     tt_utf8_copy(s->user, sizeof s->user, user);
     tt_utf8_copy(s->tenant, sizeof s->tenant, tenant);
     tt_utf8_copy(s->agent, sizeof s->agent, agent);

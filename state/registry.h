@@ -101,6 +101,12 @@ void tt_registry_close(tt_registry *reg);
 int tt_registry_create(tt_registry *reg, const char *user, const char *tenant, const char *agent,
                        json_t *input, json_t *metadata, tt_session **out);
 
+/* The same under a given id (1..TT_SESSION_ID_MAX bytes; the caller checks
+ * its characters and that the store has no session of that id:
+ * tt_registry_get() said TT_ENOTFOUND). TT_ECONFLICT when one is in memory. */
+int tt_registry_create_id(tt_registry *reg, const char *id, const char *user, const char *tenant,
+                          const char *agent, json_t *input, json_t *metadata, tt_session **out);
+
 /* Find a session in memory or load it from the store. TT_ENOTFOUND if absent;
  * the discard error while its uncommitted changes are being thrown away. */
 int tt_registry_get(tt_registry *reg, const char *sid, tt_session **out);

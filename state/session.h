@@ -196,6 +196,7 @@ struct tt_cursor {
     tt_session *session;
     void *owner;           /* the connection that reads through this cursor */
     tt_cursor *owner_next; /* the owner's own list; managed by the owner */
+    int owner_kind;        /* set by the owner: 0 a WebSocket, 1 an HTTP event stream */
     uint64_t next;         /* next seq to hand out */
     /* private */
     tt_cursor *s_next, *s_prev;

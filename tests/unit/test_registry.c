@@ -310,6 +310,33 @@ static void test_registry_unknown_session_is_not_found(void **state)
     assert_int_equal(tt_registry_get(f->reg, "s_nope", &s), TT_ENOTFOUND);
 }
 
+/* A session under an id the caller chose (an AI SDK chat id): kept under it,
+ * one only, and an empty or over-long id is refused, changing nothing. */
+static void test_registry_create_with_id(void **state)
+{
+    fixture *f = *state;
+    tt_session *s, *again;
+    char long_id[TT_SESSION_ID_MAX + 2];
+    memset(long_id, 'a', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    assert_int_equal(tt_registry_create_id(f->reg, "", "ann", "t", "echo", NULL, NULL, &s),
+                     TT_EINVAL);
+    assert_int_equal(tt_registry_create_id(f->reg, long_id, "ann", "t", "echo", NULL, NULL, &s),
+                     TT_EINVAL);
+    assert_int_equal(tt_registry_create_id(f->reg, "chat-1", "ann", "t", "echo", NULL, NULL, &s),
+                     0);
+    assert_string_equal(s->id, "chat-1");
+    assert_int_equal(
+        tt_registry_create_id(f->reg, "chat-1", "bob", "t", "echo", NULL, NULL, &again),
+        TT_ECONFLICT);
+    assert_true(tt_session_emit(s, "delta", json_pack("{s:s}", "text", "x")) > 0);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(tt_registry_get(f->reg, "chat-1", &again), 0);
+    assert_ptr_equal(again, s);
+    assert_string_equal(again->user, "ann");
+    assert_int_equal(tt_registry_get(f->reg, long_id, &again), TT_EINVAL);
+}
+
 static void test_registry_lists_only_owner(void **state)
 {
     fixture *f = *state;
@@ -395,6 +422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registry_unknown_session_is_not_found, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_registry_lists_only_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_create_with_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_crash_keeps_committed_only, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
