@@ -582,19 +582,26 @@ static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
     return 0;
 }
 
+/* Who pays for a gateway call: the API key's tenant and id, the
+ * x-tether-user (else the key id) and x-tether-feature headers. */
+static void gateway_attribution(const http_req *r, tt_llm_attribution *attr)
+{
+    *attr = (tt_llm_attribution){.agent = "gateway", .feature = "gateway"};
+    snprintf(attr->tenant, sizeof attr->tenant, "%s", r->tenant);
+    snprintf(attr->key_id, sizeof attr->key_id, "%s", r->key_id);
+    snprintf(attr->user, sizeof attr->user, "%s", r->user[0] ? r->user : r->key_id);
+    if (r->feature[0])
+        snprintf(attr->feature, sizeof attr->feature, "%s", r->feature);
+}
+
 static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
 {
     int embed = strcmp(r->path, PATH_EMBEDDINGS) == 0;
-    if (!r->status && strcmp(r->path, PATH_GATEWAY) == 0) {
-        tt_llm_attribution attr = {.agent = "gateway", .feature = "gateway"};
-        snprintf(attr.tenant, sizeof attr.tenant, "%s", r->tenant);
-        snprintf(attr.key_id, sizeof attr.key_id, "%s", r->key_id);
-        snprintf(attr.user, sizeof attr.user, "%s", r->user[0] ? r->user : r->key_id);
-        if (r->feature[0])
-            snprintf(attr.feature, sizeof attr.feature, "%s", r->feature);
-        r->gw = tt_gateway_start_as(srv, wsi, tt_buf_data(&r->body), r->body.len, &attr);
-    } else if (!r->status && embed) {
-        r->gw = tt_gateway_embeddings_start(srv, wsi, tt_buf_data(&r->body), r->body.len);
+    if (!r->status && (embed || strcmp(r->path, PATH_GATEWAY) == 0)) {
+        tt_llm_attribution attr;
+        gateway_attribution(r, &attr);
+        r->gw = embed ? tt_gateway_embeddings_start(srv, wsi, tt_buf_data(&r->body), r->body.len)
+                      : tt_gateway_start_as(srv, wsi, tt_buf_data(&r->body), r->body.len, &attr);
         body_release(srv, r);
         if (r->gw)
             return gateway_send_now(srv, wsi, r);
