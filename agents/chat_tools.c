@@ -26,11 +26,12 @@
  * after it ends. Every request carries the header "Idempotency-Key: tk_" +
  * 32 hex digits of SHA-256 over the JSON array [session id, call id, seq]
  * (seq numbers the session's tool calls, so a model that reuses an id gets
- * a new key), the same on every retry and after any restart. A call found "running" after a
- * restart may have reached the tool: it is reported to the model and the
- * user as "may have run" (tool.result with may_have_run: true) and never
- * sent again, unless the tools file declares the tool "idempotent": then it
- * is sent again with the same key. Built-in tools act on nothing and simply
+ * a new key), the same on every retry and after any restart. A call found
+ * "running" after a restart (a kill -9, or a stop while it was in flight)
+ * may have reached the tool: it is reported to the model and the user as
+ * "may have run" (tool.result with may_have_run: true) and never sent
+ * again, unless the tools file declares the tool "idempotent": then it is
+ * sent again with the same key. Built-in tools act on nothing and simply
  * run again. */
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -91,8 +92,8 @@ static void approval_id_of(const json_t *call, char out[40])
 }
 
 /* "tk_" + the first 32 hex digits of SHA-256 of [session id, call id, seq]:
- * the same for a call on every attempt; "" when out of memory (then the call is
- * not sent). */
+ * the same for a call on every attempt; "" when out of memory (then the
+ * call is not sent). */
 static void idem_key_of(const tt_session *s, const json_t *call, char out[40])
 {
     out[0] = '\0';
