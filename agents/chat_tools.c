@@ -12,17 +12,27 @@
  *   "turn":  this turn's tool exchanges, as the model reads them;
  *   "calls": the round's calls [{id, name, args (the model's JSON text),
  *            status: new | waiting | approved | running | done,
- *            nonce, expires_at (while waiting)}].
+ *            nonce, expires_at (while waiting), seq, idempotency_key}];
+ *   "tool_seq": the session's tool calls so far.
  * The approval id is "a_" + 32 hex digits of the SHA-256 of the JSON array
  * [nonce, name, args]:
  * a decide is checked against the id recomputed from the stored call, so it
  * approves exactly those arguments, and a stale id (an earlier call, even
  * with the same arguments) matches nothing.
  *
- * A tool that needs approval runs at most once: its "running" status is
- * committed before it starts and its result right after it ends; one found
- * "running" after a restart is reported to the model as interrupted, never
- * run again. Tools without approval only read, and simply run again. */
+ * An HTTP tool's call is journaled like the photo organiser's moves: its
+ * intent (status "running", its idempotency_key, beside its id, name and
+ * arguments) is committed before the request is sent, and its result right
+ * after it ends. Every request carries the header "Idempotency-Key: tk_" +
+ * 32 hex digits of SHA-256 over the JSON array [session id, call id, seq]
+ * (seq numbers the session's tool calls, so a model that reuses an id gets
+ * a new key), the same on every retry and after any restart. A call found
+ * "running" after a restart (a kill -9, or a stop while it was in flight)
+ * may have reached the tool: it is reported to the model and the user as
+ * "may have run" (tool.result with may_have_run: true) and never sent
+ * again, unless the tools file declares the tool "idempotent": then it is
+ * sent again with the same key. Built-in tools act on nothing and simply
+ * run again. */
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +91,26 @@ static void approval_id_of(const json_t *call, char out[40])
         w += snprintf(out + w, 40 - (size_t)w, "%02x", md[i]);
 }
 
+/* "tk_" + the first 32 hex digits of SHA-256 of [session id, call id, seq]:
+ * the same for a call on every attempt; "" when out of memory (then the
+ * call is not sent). */
+static void idem_key_of(const tt_session *s, const json_t *call, char out[40])
+{
+    out[0] = '\0';
+    json_t *parts = json_pack("[s, s, I]", s->id, str(call, "id"),
+                              json_integer_value(json_object_get(call, "seq")));
+    char *joined = parts ? json_dumps(parts, JSON_COMPACT) : NULL;
+    json_decref(parts);
+    if (!joined)
+        return;
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)joined, strlen(joined), md);
+    free(joined);
+    int w = snprintf(out, 40, "tk_");
+    for (size_t i = 0; i < 16; i++)
+        w += snprintf(out + w, 40 - (size_t)w, "%02x", md[i]);
+}
+
 /* The tool called name, if this assistant may call it. */
 static const tt_tool *allowed_tool(const tt_chat_rt *rt, const char *name)
 {
@@ -94,17 +124,22 @@ static const tt_tool *allowed_tool(const tt_chat_rt *rt, const char *name)
     return NULL;
 }
 
-static int needs_approval(const tt_chat_rt *rt, const json_t *call)
+/* 1 for a call that acts on the world (an HTTP tool): journaled. */
+static int journaled(const tt_chat_rt *rt, const json_t *call)
 {
     const tt_tool *tool = allowed_tool(rt, str(call, "name"));
-    return tool && tt_tool_needs_approval(tool);
+    return tool && tt_tool_is_http(tool);
 }
 
-/* The outcome of a call: shown, and kept for the model between <tool_result> tags. */
-static void complete(tt_chat_rt *rt, json_t *call, int ok, json_t *result, const char *error)
+/* The outcome of a call: shown, and kept for the model between <tool_result>
+ * tags; may_have_run marks a call cut short by a crash that may have acted. */
+static void complete_as(tt_chat_rt *rt, json_t *call, int ok, json_t *result, const char *error,
+                        int may_have_run)
 {
     tt_session *s = rt->s;
     json_t *ev = json_pack("{s:s, s:b}", "call_id", str(call, "id"), "ok", ok);
+    if (may_have_run)
+        json_object_set_new(ev, "may_have_run", json_true());
     if (ok)
         json_object_set(ev, "result", result);
     else
@@ -128,6 +163,11 @@ static void complete(tt_chat_rt *rt, json_t *call, int ok, json_t *result, const
     set_status(s, call, "done");
 }
 
+static void complete(tt_chat_rt *rt, json_t *call, int ok, json_t *result, const char *error)
+{
+    complete_as(rt, call, ok, result, error, 0);
+}
+
 /* For a call that acts: its status or result is on disk before anything follows. */
 static int make_durable(tt_chat_rt *rt)
 {
@@ -147,15 +187,20 @@ static void on_tool_done(void *ud, int ok, json_t *result, const char *error)
     }
     json_t *call = json_array_get(calls_of(rt->s), index);
     complete(rt, call, ok, result, error);
-    if (needs_approval(rt, call))
+    if (journaled(rt, call))
         make_durable(rt); /* on failure the commit is retried; the result stays in memory */
     next_call(rt);
 }
 
 static void run(tt_chat_rt *rt, size_t index, json_t *call, const tt_tool *tool)
 {
+    char key[40];
+    idem_key_of(rt->s, call, key);
+    json_object_set_new(call, "idempotency_key", json_string(key));
     set_status(rt->s, call, "running");
-    if (tt_tool_needs_approval(tool) && make_durable(rt) != 0) {
+    /* The intent is on disk before the request leaves: a crash after this
+     * point finds the call "running" and does not send it silently again. */
+    if (tt_tool_is_http(tool) && (!key[0] || make_durable(rt) != 0)) {
         complete(rt, call, 0, NULL, "the server could not record the call, so it was not run");
         next_call(rt);
         return;
@@ -168,7 +213,7 @@ static void run(tt_chat_rt *rt, size_t index, json_t *call, const tt_tool *tool)
     }
     *job = (tool_job){rt, index};
     rt->tool_running = 1;
-    tt_tool_call(&rt->env->tools, tool, str(call, "args"), on_tool_done, job);
+    tt_tool_call(&rt->env->tools, tool, str(call, "args"), key, on_tool_done, job);
 }
 
 /* Hold the call for the user's decision. */
@@ -214,10 +259,12 @@ static void advance(tt_chat_rt *rt, size_t index, json_t *call)
     } else if (strcmp(status, "new") == 0 && tt_tool_needs_approval(tool)) {
         ask(rt, call);
         return;
-    } else if (strcmp(status, "running") == 0 && tt_tool_needs_approval(tool)) {
-        complete(rt, call, 0, NULL,
-                 "interrupted by a server restart before its result was recorded: it may or may "
-                 "not have taken effect, and it was not run again");
+    } else if (strcmp(status, "running") == 0 && tt_tool_is_http(tool) &&
+               !tt_tool_idempotent(tool)) {
+        complete_as(rt, call, 0, NULL,
+                    "may have run: interrupted by a server restart before its result was "
+                    "recorded, so it may or may not have taken effect; it was not run again",
+                    1);
         make_durable(rt);
     } else {
         run(rt, index, call, tool);
@@ -251,6 +298,7 @@ void tt_chat_tools_begin(tt_chat_rt *rt, const char *text)
 {
     tt_session *s = rt->s;
     json_t *wire = json_array(), *calls = json_array();
+    json_int_t seq = json_integer_value(json_object_get(s->agent_state, "tool_seq"));
     for (size_t i = 0; i < rt->n_calls; i++) {
         tt_chat_call *pc = &rt->calls[i];
         if (!pc->id[0])
@@ -258,9 +306,11 @@ void tt_chat_tools_begin(tt_chat_rt *rt, const char *text)
         const char *args = pc->args.len ? tt_buf_data(&pc->args) : "{}";
         json_array_append_new(
             wire, json_pack("{s:s, s:s, s:s}", "id", pc->id, "name", pc->name, "arguments", args));
-        json_array_append_new(calls, json_pack("{s:s, s:s, s:s, s:s}", "id", pc->id, "name",
-                                               pc->name, "args", args, "status", "new"));
+        json_array_append_new(calls,
+                              json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", pc->id, "name", pc->name,
+                                        "args", args, "status", "new", "seq", ++seq));
     }
+    tt_agent_state_set(s, "tool_seq", json_integer(seq));
     json_array_append_new(tt_chat_turn(s), json_pack("{s:s, s:s?, s:o}", "role", "assistant",
                                                      "content", text, "tool_calls", wire));
     tt_chat_calls_clear(rt);

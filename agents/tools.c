@@ -27,6 +27,7 @@ struct tt_tool {
     int64_t timeout_ms;
     char *secret_header; /* "Name: value" line, or NULL */
     int approval;        /* 1: each call waits for the user's decision */
+    int idempotent;      /* 1: safe to send again with the same Idempotency-Key */
 };
 
 /* --- the calculator ------------------------------------------------------------ */
@@ -224,9 +225,32 @@ static void on_done(tt_http_req *r, tt_llm_error_class cls, const char *detail, 
     free(hc);
 }
 
-static void run_http(const tt_toolbox *box, const tt_tool *t, json_t *args, tt_tool_done_fn done,
-                     void *ud)
+/* The "Idempotency-Key: KEY" line into out (empty without a key); -1 when
+ * the key is too long or holds a byte a header cannot carry. */
+static int idem_header(const char *key, char *out, size_t n)
 {
+    out[0] = '\0';
+    if (!key)
+        return 0;
+    size_t len = strlen(key);
+    if (len == 0 || len > TT_TOOL_IDEM_KEY_MAX)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (key[i] < 0x21 || key[i] > 0x7e)
+            return -1;
+    }
+    snprintf(out, n, "Idempotency-Key: %s", key);
+    return 0;
+}
+
+static void run_http(const tt_toolbox *box, const tt_tool *t, json_t *args, const char *idem_key,
+                     tt_tool_done_fn done, void *ud)
+{
+    char idem[TT_TOOL_IDEM_KEY_MAX + 24];
+    if (idem_header(idem_key, idem, sizeof idem) != 0) {
+        done(ud, 0, NULL, "the idempotency key is not 1..128 printable ASCII characters");
+        return;
+    }
     http_call *hc = calloc(1, sizeof *hc);
     char *body = json_dumps(args, JSON_COMPACT);
     if (!hc || !body) {
@@ -239,8 +263,10 @@ static void run_http(const tt_toolbox *box, const tt_tool *t, json_t *args, tt_t
     hc->ud = ud;
     tt_buf_init(&hc->body, TT_TOOL_RESULT_MAX);
     hc->timeout_ms = t->timeout_ms;
+    /* The secret last: the header list ends at the first NULL. */
     const char *headers[] = {"Content-Type: application/json", "Accept: application/json",
-                             t->secret_header, NULL};
+                             idem[0] ? idem : t->secret_header, idem[0] ? t->secret_header : NULL,
+                             NULL};
     tt_http_timeouts to = {t->timeout_ms, t->timeout_ms, t->timeout_ms, t->timeout_ms};
     static const tt_http_callbacks cb = {on_headers, on_data, on_done};
     if (tt_http_start(box->http, t->method, t->url, headers, body, strlen(body), &to, &cb, hc,
@@ -279,7 +305,7 @@ int tt_tool_check_args(const tt_tool *t, const char *args_json, char *why, size_
 }
 
 void tt_tool_call(const tt_toolbox *box, const tt_tool *t, const char *args_json,
-                  tt_tool_done_fn done, void *ud)
+                  const char *idem_key, tt_tool_done_fn done, void *ud)
 {
     char why[TT_SCHEMA_ERR_MAX + 64];
     json_t *args = parse_args(t, args_json, why, sizeof why);
@@ -290,7 +316,7 @@ void tt_tool_call(const tt_toolbox *box, const tt_tool *t, const char *args_json
     if (t->builtin)
         run_builtin(t, args, done, ud);
     else
-        run_http(box, t, args, done, ud);
+        run_http(box, t, args, idem_key, done, ud);
     json_decref(args);
 }
 
@@ -327,12 +353,13 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
     const char *name, *desc = "", *url, *method = "POST", *hdr = NULL, *secret_env = NULL;
     json_t *params;
     json_int_t timeout = 10000;
-    int approval = 0;
+    int approval = 0, idempotent = 0;
     json_error_t jerr;
-    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s, s?b}",
-                       "name", &name, "description", &desc, "parameters", &params, "url", &url,
-                       "method", &method, "timeout_ms", &timeout, "secret_header", &hdr,
-                       "secret_env", &secret_env, "approval", &approval) != 0) {
+    if (json_unpack_ex(def, &jerr, JSON_STRICT,
+                       "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s, s?b, s?b}", "name", &name,
+                       "description", &desc, "parameters", &params, "url", &url, "method", &method,
+                       "timeout_ms", &timeout, "secret_header", &hdr, "secret_env", &secret_env,
+                       "approval", &approval, "idempotent", &idempotent) != 0) {
         snprintf(err, n, "tools: %s", jerr.text);
         return TT_EINVAL;
     }
@@ -378,7 +405,8 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
                    .url = strdup(url),
                    .method = strdup(method),
                    .timeout_ms = timeout,
-                   .approval = approval};
+                   .approval = approval,
+                   .idempotent = idempotent};
     if (hdr) {
         size_t len = strlen(hdr) + strlen(secret) + 3;
         t->secret_header = malloc(len);
@@ -464,6 +492,16 @@ const char *tt_tool_name(const tt_tool *t)
 int tt_tool_needs_approval(const tt_tool *t)
 {
     return t->approval;
+}
+
+int tt_tool_is_http(const tt_tool *t)
+{
+    return t->builtin == 0;
+}
+
+int tt_tool_idempotent(const tt_tool *t)
+{
+    return t->idempotent;
 }
 
 const char *tt_tool_description(const tt_tool *t)

@@ -12,7 +12,7 @@
  *                  "parameters": {JSON Schema}, "url": "https://...",
  *                  "method": "POST", "timeout_ms": 5000,
  *                  "secret_header": "X-Api-Key", "secret_env": "WEATHER_KEY",
- *                  "approval": true}]}
+ *                  "approval": true, "idempotent": false}]}
  *    called through libcurl on the loop with the arguments as a JSON body
  *    (POST) and the response body, which must be JSON, as the result. The
  *    secret is read at load from the variable secret_env names (a variable
@@ -20,7 +20,11 @@
  *    Redirects are not followed (one could lead to another host): a 3xx is
  *    a failure that names its Location. "approval": true marks a tool that
  *    acts on the world (sends mail, pays, deletes): the chat agent asks the
- *    user to approve each call, with its exact arguments, before it runs. */
+ *    user to approve each call, with its exact arguments, before it runs.
+ *    Every HTTP call carries an "Idempotency-Key" header (the caller's key,
+ *    stable across retries and restarts). "idempotent": true declares a tool
+ *    safe to send again with the same key after a crash cut it short; any
+ *    other HTTP tool cut short is reported as "may have run", not re-sent. */
 #ifndef TT_TOOLS_H
 #define TT_TOOLS_H
 
@@ -59,14 +63,25 @@ json_t *tt_tool_parameters(const tt_tool *t); /* borrowed */
 /* 1 when every call of t waits for the user's approval ("approval": true). */
 int tt_tool_needs_approval(const tt_tool *t);
 
+/* 1 for a tool declared in the tools file (it calls a URL), 0 for a built-in. */
+int tt_tool_is_http(const tt_tool *t);
+/* 1 when the tools file declares t safe to send twice ("idempotent": true). */
+int tt_tool_idempotent(const tt_tool *t);
+
 /* 0 when args (JSON text from the model) parse and match t's schema, else
  * TT_EINVAL with why (the same words tt_tool_call would report). */
 int tt_tool_check_args(const tt_tool *t, const char *args_json, char *why, size_t n);
 
+/* The longest Idempotency-Key tt_tool_call accepts. */
+#define TT_TOOL_IDEM_KEY_MAX 128
+
 /* Validate args (JSON text from the model) and run the tool. done may run
- * before this returns (built-ins, invalid arguments) or later (HTTP). */
+ * before this returns (built-ins, invalid arguments) or later (HTTP). An
+ * HTTP tool sends idem_key as its "Idempotency-Key" header (NULL: none); a
+ * key longer than TT_TOOL_IDEM_KEY_MAX or with a byte outside printable
+ * ASCII fails the call before anything is sent. */
 void tt_tool_call(const tt_toolbox *box, const tt_tool *t, const char *args_json,
-                  tt_tool_done_fn done, void *ud);
+                  const char *idem_key, tt_tool_done_fn done, void *ud);
 
 /* The calculator on its own (for tests): 0 and *out, or TT_EINVAL with why. */
 int tt_tool_calculate(const char *expr, double *out, char *why, size_t n);

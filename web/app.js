@@ -554,7 +554,7 @@ function renderProgress(p) {
 }
 
 function renderTool(t) {
-  const status = !t.done ? '…' : t.ok === false ? '✗' : '✓';
+  const status = !t.done ? '…' : t.may_have_run ? '?' : t.ok === false ? '✗' : '✓';
   const summary = h(
     'summary',
     {},
@@ -569,6 +569,13 @@ function renderTool(t) {
     h('div', { class: 'meta', text: 'arguments' }),
     h('pre', { text: JSON.stringify(t.args, null, 2) ?? '' }),
   );
+  if (t.may_have_run)
+    det.append(
+      h('div', {
+        class: 'meta may-have-run',
+        text: 'May have run: the server restarted while this call was in flight. It was not repeated; check its effect.',
+      }),
+    );
   if (t.done)
     det.append(
       h('div', { class: 'meta', text: t.ok === false ? 'error' : 'result' }),

@@ -178,7 +178,14 @@ export class SessionView {
             args: null,
             seq: ev.seq,
           });
-        Object.assign(t, { done: true, ok: ev.ok, result: ev.result, error: ev.error });
+        // may_have_run: a call cut short by a server restart; its effect is unknown.
+        Object.assign(t, {
+          done: true,
+          ok: ev.ok,
+          result: ev.result,
+          error: ev.error,
+          may_have_run: ev.may_have_run === true,
+        });
         this._touch(t);
         break;
       }

@@ -371,6 +371,7 @@ itest(
     );
     assert.equal(v.items[1].done, true);
     assert.deepEqual(v.items[1].result, { files: 4 });
+    assert.equal(v.items[1].may_have_run, false);
     assert.equal(v.items[2].done, 3);
     assert.equal(
       v.apply({ ...ev('delta', { message_id: 'm9', text: 'old' }), seq: 2 }),
@@ -428,3 +429,17 @@ itest(
     assert.equal(v.messages.at(-1).text, 'x');
   },
 );
+
+itest('SessionView: a tool call cut short by a restart is kept as "may have run"', async () => {
+  const S = 's_mayhaverun';
+  let seq = 0;
+  const ev = (type, f = {}) => ({ type, session: S, seq: ++seq, ts: '2026-01-01T00:00:00Z', ...f });
+  const v = new SessionView(S);
+  v.apply(ev('tool.call', { call_id: 'p1', name: 'pay', args: { amount: 42 } }));
+  v.apply(ev('tool.result', { call_id: 'p1', ok: false, may_have_run: true, error: 'may have run: interrupted' }));
+  const t = v.items.find((i) => i.kind === 'tool');
+  assert.equal(t.done, true);
+  assert.equal(t.ok, false);
+  assert.equal(t.may_have_run, true);
+  assert.match(t.error, /may have run/);
+});

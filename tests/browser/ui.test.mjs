@@ -436,6 +436,8 @@ itest(
         feed('tool.result', { call_id: 'c1', ok: true, result: { files: 480 } });
         feed('tool.call', { call_id: 'c2', name: 'geocode', args: { lat: 1, lon: 2 } });
         feed('tool.result', { call_id: 'c2', ok: false, error: { code: 'timeout', message: 'slow' } });
+        feed('tool.call', { call_id: 'c3', name: 'pay', args: { amount: 42 } });
+        feed('tool.result', { call_id: 'c3', ok: false, may_have_run: true, error: 'may have run: interrupted' });
         feed('approval', {
           approval_id: 'a_tree',
           title: 'Organise 480 photos',
@@ -473,8 +475,13 @@ itest(
       assert.equal(await page.locator('#timeline progress').getAttribute('value'), '120');
       assert.equal(await page.locator('#timeline progress').getAttribute('max'), '480');
       assert.match(await page.locator('.progress-label').textContent(), /Reading EXIF — 120\/480/);
-      assert.deepEqual(await page.locator('.tool-item .tool-name').allTextContents(), ['scan_folder', 'geocode']);
-      assert.deepEqual(await page.locator('.tool-item .tool-status').allTextContents(), ['✓', '✗']);
+      assert.deepEqual(await page.locator('.tool-item .tool-name').allTextContents(), [
+        'scan_folder',
+        'geocode',
+        'pay',
+      ]);
+      assert.deepEqual(await page.locator('.tool-item .tool-status').allTextContents(), ['✓', '✗', '?']);
+      assert.match(await page.locator('.tool-item .may-have-run').textContent(), /May have run/);
       assert.equal(await page.locator('.tool-item details[open]').count(), 0, 'tool calls are collapsed');
       await page.click('.tool-item summary >> nth=0');
       assert.match(await page.locator('.tool-item details[open] pre').last().textContent(), /"files": 480/);

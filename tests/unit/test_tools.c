@@ -45,7 +45,7 @@ static void test_tools_calculate_runs(void **state)
     char err[256];
     assert_int_equal(tt_tools_load(NULL, NULL, NULL, &box, err, sizeof err), 0);
     outcome o = {0};
-    tt_tool_call(&box, tt_tools_find(&box, "calculate"), "{\"expression\":\"(1+2)*7 - 2^3\"}",
+    tt_tool_call(&box, tt_tools_find(&box, "calculate"), "{\"expression\":\"(1+2)*7 - 2^3\"}", NULL,
                  on_done, &o);
     assert_int_equal(o.calls, 1);
     assert_true(o.ok);
@@ -63,7 +63,7 @@ static void test_tools_invalid_arguments_are_not_executed(void **state)
                          "{\"expression\":\"1\",\"extra\":true}"};
     for (size_t i = 0; i < 4; i++) {
         outcome o = {0};
-        tt_tool_call(&box, tt_tools_find(&box, "calculate"), bad[i], on_done, &o);
+        tt_tool_call(&box, tt_tools_find(&box, "calculate"), bad[i], NULL, on_done, &o);
         assert_int_equal(o.calls, 1);
         assert_false(o.ok);
         assert_non_null(strstr(o.error, "invalid arguments"));
@@ -181,6 +181,42 @@ static void test_tools_file_marks_tools_that_need_approval(void **state)
     unlink(path);
 }
 
+static void test_tools_idempotent_flag_and_keys(void **state)
+{
+    tt_toolbox box;
+    char err[256];
+    char *path =
+        write_file("{\"tools\":[{\"name\":\"put\",\"parameters\":{\"type\":\"object\"},"
+                   "\"url\":\"http://127.0.0.1:9/p\",\"idempotent\":true},{\"name\":\"pay\","
+                   "\"parameters\":{\"type\":\"object\"},\"url\":\"http://127.0.0.1:9/q\"}]}");
+    assert_int_equal(tt_tools_load(path, NULL, NULL, &box, err, sizeof err), 0);
+    unlink(path);
+    const tt_tool *put = tt_tools_find(&box, "put");
+    assert_true(tt_tool_idempotent(put));
+    assert_true(tt_tool_is_http(put));
+    assert_false(tt_tool_idempotent(tt_tools_find(&box, "pay")));
+    assert_false(tt_tool_is_http(tt_tools_find(&box, "calculate")));
+    /* A key a header cannot carry fails the call before anything is sent
+     * (the toolbox has no transport: sending would crash). */
+    char long_key[TT_TOOL_IDEM_KEY_MAX + 2];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    const char *bad[] = {"", "a b", "a\r\nX-Evil: 1", "caf\xc3\xa9", long_key};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        outcome o = {0};
+        tt_tool_call(&box, put, "{}", bad[i], on_done, &o);
+        assert_int_equal(o.calls, 1);
+        assert_false(o.ok);
+        assert_non_null(strstr(o.error, "idempotency key"));
+    }
+    tt_tools_free(&box);
+    /* "idempotent" must be a boolean. */
+    path = write_file("{\"tools\":[{\"name\":\"m\",\"parameters\":{},\"url\":\"http://x\","
+                      "\"idempotent\":\"yes\"}]}");
+    assert_int_equal(tt_tools_load(path, NULL, NULL, &box, err, sizeof err), TT_EINVAL);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_tools_file_is_checked),
         cmocka_unit_test(test_tools_secret_env_must_be_a_variable_name),
         cmocka_unit_test(test_tools_file_marks_tools_that_need_approval),
+        cmocka_unit_test(test_tools_idempotent_flag_and_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
