@@ -1,6 +1,6 @@
 // The AI SDK over one WebSocket (/v1/ai-sdk/ws). The installed `ai` package
 // has no WebSocketChatTransport, so this file holds a small ChatTransport
-// (the SDK's own interface) speaking the frames of protocol/README.md,
+// (the SDK's own interface) speaking the frames of protocol/PROTOCOL.md,
 // "AI SDK over a WebSocket", driven by the SDK's AbstractChat: a streamed
 // answer, a dropped socket resumed by lastSequence with nothing lost or
 // doubled, an explicit abort that cancels the run, no-active.
