@@ -335,6 +335,44 @@ export async function startServer({ dataDir, args = [], env = {}, host = '127.0.
 
 let clientSeq = 0;
 
+/** Frames off schema seen by any CheckedWebSocket (itest fails the test they came in). */
+export const offSchemaFrames = [];
+
+function parsedOrNull(data) {
+  try {
+    return JSON.parse(String(data));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A `ws` WebSocket that checks every frame it sends and receives against
+ * protocol/schema, for clients the harness does not drive itself (the web
+ * client, web/tether-client.js, takes it as its WebSocket constructor).
+ */
+export class CheckedWebSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.on('message', (data, isBinary) => {
+      const f = isBinary ? null : parsedOrNull(data);
+      const bad = f
+        ? frameSchemaError('server', f)
+        : `server sent a frame that is not JSON text: ${String(data).slice(0, 300)}`;
+      if (bad) offSchemaFrames.push(bad);
+    });
+  }
+
+  send(data, ...rest) {
+    const f = parsedOrNull(data);
+    const bad = f
+      ? frameSchemaError('client', f)
+      : `client sent a frame that is not JSON: ${String(data).slice(0, 300)}`;
+    if (bad) offSchemaFrames.push(bad);
+    return super.send(data, ...rest);
+  }
+}
+
 export class Client {
   constructor(ws, name) {
     this.ws = ws;
@@ -745,6 +783,7 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
   return test(name, { timeout, skip }, async (t) => {
     const servers = [];
     const clientsBefore = new Set(allClients);
+    const offSchemaBefore = offSchemaFrames.length;
     const ctx = {
       t,
       async startServer(opts) {
@@ -762,7 +801,7 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
       throw e;
     } finally {
       const mine = [...allClients].filter((c) => !clientsBefore.has(c));
-      const schemaErrors = mine.flatMap((c) => c.schemaErrors);
+      const schemaErrors = [...mine.flatMap((c) => c.schemaErrors), ...offSchemaFrames.slice(offSchemaBefore)];
       if (!failed && schemaErrors.length) {
         failed = true;
         // Reported after the cleanup below, as this test's failure.

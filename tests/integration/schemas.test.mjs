@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import YAML from 'yaml';
-import { REPO, connect, freePort } from './harness.mjs';
+import { CheckedWebSocket, REPO, connect, freePort, offSchemaFrames } from './harness.mjs';
 import { frameSchemaError, schemaNames } from './schemas.mjs';
 
 const SCHEMA_DIR = path.join(REPO, 'protocol', 'schema');
@@ -101,6 +101,18 @@ test('the harness client refuses to send an off-schema frame and records one it 
     assert.equal(c.schemaErrors.length, 1, JSON.stringify(c.schemaErrors));
     assert.match(c.schemaErrors[0], /server\.pong\.json/);
     await c.close();
+
+    // The checked WebSocket the web client is given records both directions.
+    const before = offSchemaFrames.length;
+    const ws = new CheckedWebSocket(`ws://127.0.0.1:${port}/v1/ws`);
+    await new Promise((r) => ws.once('message', r)); // open by then
+    ws.send(JSON.stringify({ type: 'hello', token: 5 }));
+    const errs = offSchemaFrames.slice(before);
+    assert.equal(errs.length, 2, JSON.stringify(errs));
+    assert.match(errs[0], /server\.pong\.json/);
+    assert.match(errs[1], /client\.hello\.json/);
+    offSchemaFrames.splice(before); // this test's own, on purpose
+    ws.close();
   } finally {
     await new Promise((r) => wss.close(r));
   }
