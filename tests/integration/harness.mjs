@@ -352,12 +352,14 @@ function parsedOrNull(data) {
  * client, web/tether-client.js, takes it as its WebSocket constructor).
  */
 export class CheckedWebSocket extends WebSocket {
+  static dirs = ['client', 'server']; // schemas.mjs: what this socket sends, what it receives
+
   constructor(...args) {
     super(...args);
     this.on('message', (data, isBinary) => {
       const f = isBinary ? null : parsedOrNull(data);
       const bad = f
-        ? frameSchemaError('server', f)
+        ? frameSchemaError(this.constructor.dirs[1], f)
         : `server sent a frame that is not JSON text: ${String(data).slice(0, 300)}`;
       if (bad) offSchemaFrames.push(bad);
     });
@@ -366,11 +368,21 @@ export class CheckedWebSocket extends WebSocket {
   send(data, ...rest) {
     const f = parsedOrNull(data);
     const bad = f
-      ? frameSchemaError('client', f)
+      ? frameSchemaError(this.constructor.dirs[0], f)
       : `client sent a frame that is not JSON: ${String(data).slice(0, 300)}`;
     if (bad) offSchemaFrames.push(bad);
     return super.send(data, ...rest);
   }
+
+  /** Send a frame off schema on purpose (a bad-input test), unchecked. */
+  sendUnchecked(data, ...rest) {
+    return super.send(data, ...rest);
+  }
+}
+
+/** The same for /v1/ai-sdk/ws (protocol/schema/ai-sdk-ws.*.json). */
+export class CheckedAiSdkWebSocket extends CheckedWebSocket {
+  static dirs = ['ai-sdk-ws.client', 'ai-sdk-ws.server'];
 }
 
 export class Client {

@@ -5,7 +5,9 @@
 //
 // Which schema: a client frame by its type (client.<type>.json); a server
 // frame with a seq is a session event (event.<type>.json), any other by its
-// type (server.<type>.json). A type with no schema is an error too.
+// type (server.<type>.json); the AI SDK socket's frames by direction and type
+// (ai-sdk-ws.client.<type>.json, ai-sdk-ws.server.<type>.json). A type with no
+// schema is an error too.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,10 +24,15 @@ for (const f of fs.readdirSync(DIR)) {
   validators.set(f.slice(0, -'.json'.length), ajv.compile(schema));
 }
 
-/** The schema name a frame is checked against. dir: 'client' (sent) or 'server' (received). */
+/**
+ * The schema name a frame is checked against. dir: 'client' (sent) or
+ * 'server' (received) on /v1/ws; 'ai-sdk-ws.client' or 'ai-sdk-ws.server' on
+ * /v1/ai-sdk/ws.
+ */
 export function schemaName(dir, frame) {
   if (dir === 'client') return `client.${frame.type}`;
-  return typeof frame.seq === 'number' ? `event.${frame.type}` : `server.${frame.type}`;
+  if (dir === 'server') return typeof frame.seq === 'number' ? `event.${frame.type}` : `server.${frame.type}`;
+  return `${dir}.${frame.type}`;
 }
 
 /** null when the frame matches its schema, else a message naming the schema and every error. */
