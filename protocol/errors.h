@@ -2,7 +2,7 @@
  *
  * Functions return 0 on success and a negative tt_err on failure; results
  * travel in out-parameters. tt_err_wire() maps a code to the wire protocol's
- * error string (protocol/README.md, "Error codes"). */
+ * error string (protocol/PROTOCOL.md, "Errors"). */
 #ifndef TT_ERRORS_H
 #define TT_ERRORS_H
 

@@ -1,6 +1,6 @@
 /* Client messages: one JSON object per WebSocket text frame, decoded strictly
  * into a typed struct at the edge, so no inner code sees raw JSON it did not
- * expect (protocol/README.md is the contract).
+ * expect (protocol/PROTOCOL.md is the contract).
  *
  * Decoding refuses: invalid JSON or UTF-8, a non-object, a missing or unknown
  * "type", a missing required field, a field of the wrong type, an unknown

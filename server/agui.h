@@ -7,7 +7,7 @@
  * `id: <seq>`, until the session stops running: STATE_SNAPSHOT, then
  * RUN_FINISHED (outcome "interrupt" naming the question or approval waited
  * for) or RUN_ERROR. With a `Last-Event-ID` header the POST says nothing and
- * replays exactly after that seq (protocol/README.md, "AG-UI"). */
+ * replays exactly after that seq (protocol/PROTOCOL.md, "AG-UI"). */
 #ifndef TT_AGUI_H
 #define TT_AGUI_H
 

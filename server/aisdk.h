@@ -9,7 +9,7 @@
  * model is configured, else "echo"); the last message (the user's) is said
  * to it, its id the say's client_msg_id (a retried POST is applied once).
  * The answer is the session's committed events from that turn on, mapped onto
- * UI message chunks (protocol/README.md, "AI SDK"), each SSE event with
+ * UI message chunks (protocol/PROTOCOL.md, "AI SDK"), each SSE event with
  * `id: <seq>`, until the session is no longer running. Closing the response
  * never cancels the run. The resume route, with no position, starts from a
  * snapshot (the message in flight so far); with `Last-Event-ID` or

@@ -1,4 +1,4 @@
-/* Client requests, one function per message type (protocol/README.md, "Sessions").
+/* Client requests, one function per message type (protocol/PROTOCOL.md, "Client messages").
  * Every failure is an error reply and changes nothing. */
 #include <stdio.h>
 #include <string.h>

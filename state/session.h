@@ -116,7 +116,7 @@ uint64_t tt_session_user_message(tt_session *s, const char *text, const char *cl
 /* --- the message lifecycle --------------------------------------------------
  * Every message an agent streams goes through these calls, never through
  * tt_session_emit(): message.start, any number of deltas, then message.end or
- * message.discard (protocol/README.md), each event right after the other
+ * message.discard (protocol/PROTOCOL.md), each event right after the other
  * calls' events in the log. At most one message is open per session.
  *
  * Who owns what: the session owns the message in flight. Its id and role are

@@ -1,5 +1,5 @@
 // tether-client.js: the reference JavaScript client for Tether's wire protocol
-// (protocol/README.md, version 1). One ES module, no dependencies, no build:
+// (protocol/PROTOCOL.md, version 1). One ES module, no dependencies, no build:
 // it runs in browsers (global WebSocket) and in Node (pass the `ws` package as
 // the `WebSocket` option).
 //

@@ -2,14 +2,13 @@
 // the view model, reconnect after kill -9 + restart, dedupe, snapshot
 // rebuild, and a say whose reply was lost being retried exactly once.
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
 import { SessionView, TetherClient, backoffDelay } from '../../web/tether-client.js';
-import { FlakyWS, connect, itest, sleep, until, waitState } from './helpers.mjs';
+import { CheckedWebSocket, FlakyWS, connect, itest, sleep, until, waitState } from './helpers.mjs';
 
 function makeClient(srv, extra = {}) {
   const c = new TetherClient({
     url: () => srv.wsUrl,
-    WebSocket,
+    WebSocket: CheckedWebSocket, // every frame the client sends and receives checked against protocol/schema
     client: 'client-test/1',
     backoffBaseMs: 50,
     backoffMaxMs: 400,

@@ -5,8 +5,7 @@ import './bin.mjs'; // must come first: picks the tether binary before the harne
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import WebSocket from 'ws';
-import { REPO, sleep } from '../integration/harness.mjs';
+import { CheckedWebSocket, REPO, sleep } from '../integration/harness.mjs';
 
 export * from '../integration/harness.mjs';
 
@@ -61,7 +60,7 @@ export class FlakyWS {
   constructor(url, protocol) {
     this.onopen = this.onmessage = this.onclose = this.onerror = null;
     const target = FlakyWS.down ? url.replace(/:\d+\//, ':1/') : url; // port 1: connection refused
-    this.ws = new WebSocket(target, protocol);
+    this.ws = new CheckedWebSocket(target, protocol); // every frame checked against protocol/schema
     this.ws.on('open', () => {
       FlakyWS.open.add(this);
       this.onopen?.({});

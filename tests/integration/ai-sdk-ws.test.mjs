@@ -1,6 +1,6 @@
 // The AI SDK over one WebSocket (/v1/ai-sdk/ws). The installed `ai` package
 // has no WebSocketChatTransport, so this file holds a small ChatTransport
-// (the SDK's own interface) speaking the frames of protocol/README.md,
+// (the SDK's own interface) speaking the frames of protocol/PROTOCOL.md,
 // "AI SDK over a WebSocket", driven by the SDK's AbstractChat: a streamed
 // answer, a dropped socket resumed by lastSequence with nothing lost or
 // doubled, an explicit abort that cancels the run, no-active.
@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { AbstractChat } from 'ai';
 import WebSocket from 'ws';
-import { httpRequest, itest, sleep } from './harness.mjs';
+import { CheckedAiSdkWebSocket, httpRequest, itest, sleep } from './harness.mjs';
 
 class State {
   constructor(messages = []) {
@@ -46,7 +46,7 @@ class WsTransport {
   }
   async socket() {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) return this.ws;
-    this.ws = new WebSocket(this.url);
+    this.ws = new CheckedAiSdkWebSocket(this.url); // every frame checked against protocol/schema
     await new Promise((resolve, reject) => {
       this.ws.once('open', resolve);
       this.ws.once('error', reject);
@@ -189,9 +189,9 @@ itest('AI SDK over a WebSocket: with API keys a token is required; bad frames ar
   const ws = await t.socket();
   const replies = [];
   ws.on('message', (d) => replies.push(JSON.parse(String(d))));
-  ws.send(JSON.stringify({ type: 'send', chatId: 'bad id' }));
-  ws.send(JSON.stringify({ type: 'jump', chatId: 'ok1' }));
-  ws.send(JSON.stringify({ type: 'resume', chatId: 'ok1', lastSequence: -3 }));
+  ws.sendUnchecked(JSON.stringify({ type: 'send', chatId: 'bad id' }));
+  ws.sendUnchecked(JSON.stringify({ type: 'jump', chatId: 'ok1' }));
+  ws.sendUnchecked(JSON.stringify({ type: 'resume', chatId: 'ok1', lastSequence: -3 }));
   ws.send(JSON.stringify({ type: 'send', chatId: 'ok1', agent: 'echo', messages: [] }));
   while (replies.length < 4) await sleep(20);
   assert.deepEqual(

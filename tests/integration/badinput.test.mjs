@@ -80,11 +80,11 @@ itest(
 itest('an erroneous request with an id gets its error with re', async ({ startServer }) => {
   const srv = await startServer();
   const c = await connect(srv.port, { hello: true });
-  const r = await c.request({ type: 'say', session: 's_x', text: 5, client_msg_id: 'c' });
+  const r = await c.request({ type: 'say', session: 's_x', text: 5, client_msg_id: 'c' }, undefined, { invalid: true });
   assert.equal(r.type, 'error');
   assert.equal(r.code, 'bad_request');
   assert.equal(r.retryable, false);
-  const r2 = await c.request({ type: 'nope' });
+  const r2 = await c.request({ type: 'nope' }, undefined, { invalid: true });
   assert.equal(r2.code, 'bad_request');
 });
 

@@ -240,7 +240,7 @@ itest(
     assert.ok(first.sessions.length < 20 && typeof first.next === 'string', JSON.stringify(first).slice(0, 200));
     assert.ok(a1.isOpen);
     for (const bad of [{ limit: 0 }, { limit: 201 }, { limit: 'x' }, { after: 5 }]) {
-      const r = await a1.request({ type: 'session.list', ...bad });
+      const r = await a1.request({ type: 'session.list', ...bad }, undefined, { invalid: true });
       assert.equal(r.code, 'bad_request', JSON.stringify(bad));
     }
   },

@@ -234,7 +234,9 @@ itest(
 
     let r = await c.request({ type: 'decide', session, approval_id: a1.approval_id, decision: 'revise' });
     assert.equal(r.code, 'bad_request', `revise without comment: ${JSON.stringify(r)}`);
-    r = await c.request({ type: 'decide', session, approval_id: a1.approval_id, decision: 'perhaps' });
+    r = await c.request({ type: 'decide', session, approval_id: a1.approval_id, decision: 'perhaps' }, undefined, {
+      invalid: true,
+    });
     assert.equal(r.code, 'bad_request', `unknown decision: ${JSON.stringify(r)}`);
 
     r = await c.request({

@@ -3,7 +3,7 @@
 // Drives the real binary (build/tether, or $TETHER_BIN) over real sockets
 // with an independent client (the `ws` package) and an independent JWT
 // implementation (node's crypto HMAC-SHA256). Nothing here knows the
-// server's internals: only the protocol (protocol/README.md) and the
+// server's internals: only the protocol (protocol/PROTOCOL.md) and the
 // documented CLI.
 
 import { spawn } from 'node:child_process';
@@ -16,6 +16,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { frameSchemaError } from './schemas.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.TETHER_BIN ? path.resolve(process.env.TETHER_BIN) : path.join(REPO, 'build', 'tether');
@@ -334,6 +335,56 @@ export async function startServer({ dataDir, args = [], env = {}, host = '127.0.
 
 let clientSeq = 0;
 
+/** Frames off schema seen by any CheckedWebSocket (itest fails the test they came in). */
+export const offSchemaFrames = [];
+
+function parsedOrNull(data) {
+  try {
+    return JSON.parse(String(data));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A `ws` WebSocket that checks every frame it sends and receives against
+ * protocol/schema, for clients the harness does not drive itself (the web
+ * client, web/tether-client.js, takes it as its WebSocket constructor).
+ */
+export class CheckedWebSocket extends WebSocket {
+  static dirs = ['client', 'server']; // schemas.mjs: what this socket sends, what it receives
+
+  constructor(...args) {
+    super(...args);
+    this.on('message', (data, isBinary) => {
+      const f = isBinary ? null : parsedOrNull(data);
+      const bad = f
+        ? frameSchemaError(this.constructor.dirs[1], f)
+        : `server sent a frame that is not JSON text: ${String(data).slice(0, 300)}`;
+      if (bad) offSchemaFrames.push(bad);
+    });
+  }
+
+  send(data, ...rest) {
+    const f = parsedOrNull(data);
+    const bad = f
+      ? frameSchemaError(this.constructor.dirs[0], f)
+      : `client sent a frame that is not JSON: ${String(data).slice(0, 300)}`;
+    if (bad) offSchemaFrames.push(bad);
+    return super.send(data, ...rest);
+  }
+
+  /** Send a frame off schema on purpose (a bad-input test), unchecked. */
+  sendUnchecked(data, ...rest) {
+    return super.send(data, ...rest);
+  }
+}
+
+/** The same for /v1/ai-sdk/ws (protocol/schema/ai-sdk-ws.*.json). */
+export class CheckedAiSdkWebSocket extends CheckedWebSocket {
+  static dirs = ['ai-sdk-ws.client', 'ai-sdk-ws.server'];
+}
+
 export class Client {
   constructor(ws, name) {
     this.ws = ws;
@@ -342,6 +393,7 @@ export class Client {
     this.events = []; // frames carrying a numeric seq (session events)
     this.errors = []; // every frame of type "error"
     this.sent = []; // what we sent (truncated), for diagnostics
+    this.schemaErrors = []; // received frames that do not match protocol/schema (itest fails on any)
     this._nextId = 1;
     this._pending = new Map(); // id -> {resolve, reject, timer}
     this._waiters = []; // {pred, from, resolve, reject, timer, kind}
@@ -386,6 +438,13 @@ export class Client {
     }
     if (isBinary) f.__binary = true;
     this.frames.push(f);
+    // Every frame the server sends must match its schema (schemas.mjs); a
+    // mismatch fails the test that owns this client (itest) with the error.
+    const bad =
+      f.__raw !== undefined || isBinary
+        ? `${this.name}: not a JSON text frame: ${text.slice(0, 300)}`
+        : frameSchemaError('server', f);
+    if (bad) this.schemaErrors.push(`${this.name}: ${bad}`);
     if (f && typeof f === 'object') {
       if (f.type === 'error') this.errors.push(f);
       if (typeof f.seq === 'number') this.events.push(f);
@@ -452,8 +511,16 @@ export class Client {
       .join('\n');
   }
 
-  /** Send an object as a JSON text frame. */
-  send(obj) {
+  /**
+   * Send an object as a JSON text frame. It must match its client schema
+   * (schemas.mjs), else this throws with the schema error; a test that sends a
+   * malformed frame on purpose says so with {invalid: true}.
+   */
+  send(obj, { invalid = false } = {}) {
+    if (!invalid) {
+      const bad = frameSchemaError('client', obj);
+      if (bad) throw new Error(`${this.name}: ${bad}`);
+    }
     const s = JSON.stringify(obj);
     this.sent.push(s.slice(0, 200));
     this.ws.send(s);
@@ -466,7 +533,7 @@ export class Client {
   }
 
   /** Send with an auto id; resolves with the reply carrying re == id (ok, error, welcome…). */
-  request(obj, timeoutMs = 5000) {
+  request(obj, timeoutMs = 5000, { invalid = false } = {}) {
     const id = obj.id ?? `${this.name}-r${this._nextId++}`;
     const msg = { ...obj, id };
     return new Promise((resolve, reject) => {
@@ -480,7 +547,7 @@ export class Client {
       }, timeoutMs);
       this._pending.set(id, { id, resolve, reject, timer });
       try {
-        this.send(msg);
+        this.send(msg, { invalid });
       } catch (e) {
         clearTimeout(timer);
         this._pending.delete(id);
@@ -523,10 +590,10 @@ export class Client {
   }
 
   /** hello with token (omitted when undefined); resolves with the reply. */
-  hello(token, extra = {}) {
+  hello(token, extra = {}, opts) {
     const m = { type: 'hello', client: 'tether-it/1', ...extra };
     if (token !== undefined) m.token = token;
-    return this.request(m);
+    return this.request(m, undefined, opts);
   }
 
   /** Events of one session, in arrival order. */
@@ -728,6 +795,7 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
   return test(name, { timeout, skip }, async (t) => {
     const servers = [];
     const clientsBefore = new Set(allClients);
+    const offSchemaBefore = offSchemaFrames.length;
     const ctx = {
       t,
       async startServer(opts) {
@@ -745,7 +813,16 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
       throw e;
     } finally {
       const mine = [...allClients].filter((c) => !clientsBefore.has(c));
+      const schemaErrors = [...mine.flatMap((c) => c.schemaErrors), ...offSchemaFrames.slice(offSchemaBefore)];
+      if (!failed && schemaErrors.length) {
+        failed = true;
+        // Reported after the cleanup below, as this test's failure.
+        ctx.schemaFailure = new Error(
+          `frames that do not match protocol/schema:\n${schemaErrors.slice(0, 5).join('\n')}`,
+        );
+      }
       if (failed) {
+        if (schemaErrors.length) console.error(`--- frames off schema:\n${schemaErrors.slice(0, 5).join('\n')}`);
         for (const c of mine) {
           console.error(
             `--- client ${c.name} close=${JSON.stringify(c.closeInfo)} sent(last 5): ${JSON.stringify(c.sent.slice(-5))}\n${c.lastFrames(25)}`,
@@ -763,6 +840,7 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
       }
       await Promise.all(servers.map((s) => s.cleanup()));
     }
+    if (ctx.schemaFailure) throw ctx.schemaFailure;
   });
 }
 

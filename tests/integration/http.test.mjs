@@ -73,7 +73,7 @@ itest('metrics expose the documented families and the counters move with traffic
   const c = await connect(srv.port, { hello: true });
   const { session } = await openSession(c);
   await sayAndWait(c, session, 'count these words', 'm1');
-  const bad = await c.request({ type: 'no.such.type' });
+  const bad = await c.request({ type: 'no.such.type' }, undefined, { invalid: true });
   assert.equal(bad.type, 'error');
   assert.equal(bad.code, 'bad_request');
 

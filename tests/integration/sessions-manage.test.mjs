@@ -39,7 +39,7 @@ itest(
       ['evil\u202Eflip', /bidi|invisible/],
       [42, /must be a string/],
     ]) {
-      const e = await c.request({ type: 'session.rename', session, title });
+      const e = await c.request({ type: 'session.rename', session, title }, undefined, { invalid: true });
       assert.equal(e.type, 'error', JSON.stringify(e));
       assert.equal(e.code, 'bad_request', JSON.stringify(e));
       assert.match(e.message, why);

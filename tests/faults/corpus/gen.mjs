@@ -225,7 +225,7 @@ add({
 });
 
 // --- tokens and the first frame
-// A token over the field limit is refused by the decoder (bad_request, protocol/README.md); the socket stays unauthenticated.
+// A token over the field limit is refused by the decoder (bad_request, protocol/PROTOCOL.md); the socket stays unauthenticated.
 add({
   name: 'token huge',
   as: 'fresh',
