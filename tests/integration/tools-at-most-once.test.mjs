@@ -95,7 +95,8 @@ async function crashMidCall(startServer, P, tool) {
   await srv.kill9();
   await srv.restart();
   const c2 = await connect(srv.port, { hello: true });
-  await c2.ok({ type: 'session.attach', session, after: 0 });
+  const att = await c2.ok({ type: 'session.attach', session, after: 0 });
+  await c2.waitEvent((e) => e.session === session && e.seq >= att.head); // the replay has arrived
   const call = c2.sessionEvents(session).find((e) => e.type === 'tool.call' && e.call_id === 'c1');
   assert.ok(call, 'the call was shown before the crash');
   await waitState(c2, session, 'idle', call.seq, 15000);
