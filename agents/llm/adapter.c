@@ -564,3 +564,61 @@ void tt_llm_attribution_log(json_t *line, const tt_llm_attribution *a)
     json_object_set_new(line, "feature", json_string(a->feature));
     json_object_set_new(line, "cache_hit", json_false());
 }
+
+tt_llm_event tt_llm_event_new(tt_llm_event_kind kind)
+{
+    tt_llm_event ev = {.kind = kind, .prompt_tokens = -1, .completion_tokens = -1};
+    return ev;
+}
+
+void tt_llm_sink_text(tt_llm_sink *s, const char *text, size_t len)
+{
+    if (!text || len == 0)
+        return;
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_TEXT);
+    ev.text = text;
+    ev.text_len = len;
+    tt_llm_sink_emit(s, &ev);
+}
+
+void tt_llm_sink_tool(tt_llm_sink *s, int index, const char *id, const char *name, const char *args,
+                      size_t len)
+{
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_TOOL_CALL);
+    ev.tool_index = index;
+    ev.tool_id = id;
+    ev.tool_name = name;
+    ev.args = args;
+    ev.args_len = len;
+    tt_llm_sink_emit(s, &ev);
+}
+
+json_t *tt_llm_tool_input(json_t *args)
+{
+    if (json_is_object(args))
+        return json_incref(args);
+    if (!args)
+        return json_object();
+    const char *t = json_string_value(args);
+    if (!t)
+        return NULL;
+    if (t[strspn(t, " \t\r\n")] == '\0')
+        return json_object();
+    json_t *v = json_loads(t, 0, NULL);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+json_t *tt_llm_turn_for(json_t *msgs, const char *role)
+{
+    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+    if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0)
+        return json_object_get(last, "content");
+    json_t *turn = json_pack("{s:s, s:[]}", "role", role, "content");
+    if (!turn || json_array_append_new(msgs, turn))
+        return NULL;
+    return json_object_get(turn, "content");
+}

@@ -154,6 +154,22 @@ typedef struct tt_llm_sink {
 } tt_llm_sink;
 
 void tt_llm_sink_emit(tt_llm_sink *s, tt_llm_event *ev);
+
+/* Anthropic and Bedrock request bodies: the input object of a tool call
+ * from its arguments (a JSON object, or its text; "" is {}; anything else
+ * NULL: the APIs refuse it), and the content list of the last turn when it
+ * has role, else of a new one (user and assistant must alternate). */
+json_t *tt_llm_tool_input(json_t *args);
+json_t *tt_llm_turn_for(json_t *msgs, const char *role);
+
+/* An event of kind with no token counts (-1) and nothing else set. */
+tt_llm_event tt_llm_event_new(tt_llm_event_kind kind);
+
+/* Emit a text delta (nothing for an empty one), or a tool call's fragment:
+ * the wire formats' two most common events. */
+void tt_llm_sink_text(tt_llm_sink *s, const char *text, size_t len);
+void tt_llm_sink_tool(tt_llm_sink *s, int index, const char *id, const char *name, const char *args,
+                      size_t len);
 /* Emit ERROR of class c with a static message (status 0, no retry-after). */
 void tt_llm_sink_fail(tt_llm_sink *s, tt_llm_error_class c, const char *msg);
 /* Parse one JSON document, or emit MALFORMED and return NULL. Caller decrefs. */

@@ -24,47 +24,13 @@
 
 /* ---- request body ------------------------------------------------------- */
 
-/* The input object of a tool_use block from a call's arguments text; "" is
- * {}. Anything but a JSON object is refused: the API would refuse it too. */
-static json_t *tool_input(json_t *args)
-{
-    if (json_is_object(args))
-        return json_incref(args);
-    if (!args)
-        return json_object();
-    const char *t = json_string_value(args);
-    if (!t)
-        return NULL;
-    if (t[strspn(t, " \t\r\n")] == '\0')
-        return json_object();
-    json_t *v = json_loads(t, 0, NULL);
-    if (!json_is_object(v)) {
-        json_decref(v);
-        return NULL;
-    }
-    return v;
-}
-
-/* Append blocks to the turn of role, or start one when the last turn has
- * another role (the API wants user and assistant to alternate). */
-static json_t *turn_for(json_t *msgs, const char *role)
-{
-    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
-    if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0)
-        return json_object_get(last, "content");
-    json_t *turn = json_pack("{s:s, s:[]}", "role", role, "content");
-    if (!turn || json_array_append_new(msgs, turn))
-        return NULL;
-    return json_object_get(turn, "content");
-}
-
 static int add_blocks(json_t *msgs, const tt_llm_message *m)
 {
     int has_text = m->content && *m->content;
     if (strcmp(m->role, "user") == 0) {
         if (!has_text)
             return 0; /* the API refuses empty text blocks */
-        json_t *blocks = turn_for(msgs, "user");
+        json_t *blocks = tt_llm_turn_for(msgs, "user");
         if (!blocks || json_array_append_new(
                            blocks, json_pack("{s:s, s:s}", "type", "text", "text", m->content)))
             return TT_ENOMEM;
@@ -76,7 +42,7 @@ static int add_blocks(json_t *msgs, const tt_llm_message *m)
         json_t *b = json_pack("{s:s, s:s}", "type", "tool_result", "tool_use_id", m->tool_call_id);
         if (b && has_text)
             json_object_set_new(b, "content", json_string(m->content));
-        json_t *blocks = turn_for(msgs, "user");
+        json_t *blocks = tt_llm_turn_for(msgs, "user");
         if (!b || !blocks) {
             json_decref(b);
             return TT_ENOMEM;
@@ -93,7 +59,7 @@ static int add_blocks(json_t *msgs, const tt_llm_message *m)
         return TT_EINVAL;
     if (!has_text && json_array_size(m->tool_calls) == 0)
         return 0;
-    json_t *blocks = turn_for(msgs, "assistant");
+    json_t *blocks = tt_llm_turn_for(msgs, "assistant");
     if (!blocks)
         return TT_ENOMEM;
     if (has_text &&
@@ -105,7 +71,7 @@ static int add_blocks(json_t *msgs, const tt_llm_message *m)
     {
         const char *id = json_string_value(json_object_get(c, "id"));
         const char *name = json_string_value(json_object_get(c, "name"));
-        json_t *input = tool_input(json_object_get(c, "arguments"));
+        json_t *input = tt_llm_tool_input(json_object_get(c, "arguments"));
         if (!id || !name || !input) {
             json_decref(input);
             return TT_EINVAL;
@@ -214,37 +180,9 @@ static int build_body(const tt_llm_request *req, json_t **out)
 
 /* ---- events ------------------------------------------------------------- */
 
-static tt_llm_event ev_new(tt_llm_event_kind kind)
-{
-    tt_llm_event ev = {.kind = kind, .prompt_tokens = -1, .completion_tokens = -1};
-    return ev;
-}
-
-static void emit_text(tt_llm_sink *s, const char *text, size_t len)
-{
-    if (!text || len == 0)
-        return;
-    tt_llm_event ev = ev_new(TT_LLM_EV_TEXT);
-    ev.text = text;
-    ev.text_len = len;
-    tt_llm_sink_emit(s, &ev);
-}
-
-static void emit_tool(tt_llm_sink *s, int index, const char *id, const char *name, const char *args,
-                      size_t len)
-{
-    tt_llm_event ev = ev_new(TT_LLM_EV_TOOL_CALL);
-    ev.tool_index = index;
-    ev.tool_id = id;
-    ev.tool_name = name;
-    ev.args = args;
-    ev.args_len = len;
-    tt_llm_sink_emit(s, &ev);
-}
-
 static void emit_error(tt_llm_sink *s, json_t *root)
 {
-    tt_llm_event ev = ev_new(TT_LLM_EV_ERROR);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_ERROR);
     tt_llm_classify_json(TT_LLM_ANTHROPIC, 0, root, &ev.error);
     tt_llm_sink_emit(s, &ev);
 }
@@ -276,7 +214,7 @@ static const char *finish_name(const char *stop, int structured_output)
 
 static void emit_finish(tt_llm_sink *s, const char *stop, int structured_output)
 {
-    tt_llm_event ev = ev_new(TT_LLM_EV_FINISH);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_FINISH);
     ev.finish_reason = finish_name(stop, structured_output);
     tt_llm_sink_emit(s, &ev);
 }
@@ -310,9 +248,9 @@ static void block_input(tt_llm_sink *s, an_stream *st, const char *json, size_t 
         return;
     st->args_len += len;
     if (st->kind == BLOCK_OUTPUT)
-        emit_text(s, json, len);
+        tt_llm_sink_text(s, json, len);
     else
-        emit_tool(s, st->tool, NULL, NULL, json, len);
+        tt_llm_sink_tool(s, st->tool, NULL, NULL, json, len);
 }
 
 static int block_start(tt_llm_sink *s, an_stream *st, json_t *root)
@@ -327,7 +265,7 @@ static int block_start(tt_llm_sink *s, an_stream *st, json_t *root)
     if (type && strcmp(type, "text") == 0) {
         st->kind = BLOCK_TEXT;
         json_t *t = json_object_get(b, "text");
-        emit_text(s, json_string_value(t), json_string_length(t));
+        tt_llm_sink_text(s, json_string_value(t), json_string_length(t));
     } else if (type && strcmp(type, "tool_use") == 0) {
         const char *id = json_string_value(json_object_get(b, "id"));
         if (!id || !name) {
@@ -340,7 +278,7 @@ static int block_start(tt_llm_sink *s, an_stream *st, json_t *root)
         } else {
             st->kind = BLOCK_TOOL;
             st->tool = st->n_tools++;
-            emit_tool(s, st->tool, id, name, "", 0);
+            tt_llm_sink_tool(s, st->tool, id, name, "", 0);
         }
         /* The input is normally {} here and streamed as deltas. */
         json_t *input = json_object_get(b, "input");
@@ -366,7 +304,7 @@ static int block_delta(tt_llm_sink *s, an_stream *st, json_t *root)
         return 0;
     if (st->kind == BLOCK_TEXT && strcmp(type, "text_delta") == 0) {
         json_t *t = json_object_get(d, "text");
-        emit_text(s, json_string_value(t), json_string_length(t));
+        tt_llm_sink_text(s, json_string_value(t), json_string_length(t));
     } else if ((st->kind == BLOCK_TOOL || st->kind == BLOCK_OUTPUT) &&
                strcmp(type, "input_json_delta") == 0) {
         json_t *t = json_object_get(d, "partial_json");
@@ -420,7 +358,7 @@ static int stream_event(tt_llm_sink *s, void *state, const char *name, size_t na
             int64_t in = input_tokens(usage);
             if (in >= 0)
                 st->prompt_tokens = in;
-            tt_llm_event ev = ev_new(TT_LLM_EV_USAGE);
+            tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_USAGE);
             ev.prompt_tokens = st->have_usage || in >= 0 ? st->prompt_tokens : -1;
             json_t *out = json_object_get(usage, "output_tokens");
             ev.completion_tokens = json_is_integer(out) ? json_integer_value(out) : -1;
@@ -457,7 +395,7 @@ static void parse_body(tt_llm_sink *s, json_t *root)
         const char *bt = json_string_value(json_object_get(b, "type"));
         if (bt && strcmp(bt, "text") == 0) {
             json_t *t = json_object_get(b, "text");
-            emit_text(s, json_string_value(t), json_string_length(t));
+            tt_llm_sink_text(s, json_string_value(t), json_string_length(t));
         } else if (bt && strcmp(bt, "tool_use") == 0) {
             const char *name = json_string_value(json_object_get(b, "name"));
             json_t *input = json_object_get(b, "input");
@@ -468,17 +406,17 @@ static void parse_body(tt_llm_sink *s, json_t *root)
             }
             if (is_output(s, name)) {
                 output_used = 1;
-                emit_text(s, args, strlen(args));
+                tt_llm_sink_text(s, args, strlen(args));
             } else {
-                emit_tool(s, n_tools++, json_string_value(json_object_get(b, "id")), name, args,
-                          strlen(args));
+                tt_llm_sink_tool(s, n_tools++, json_string_value(json_object_get(b, "id")), name,
+                                 args, strlen(args));
             }
             free(args);
         }
     }
     json_t *usage = json_object_get(root, "usage");
     if (json_is_object(usage)) {
-        tt_llm_event ev = ev_new(TT_LLM_EV_USAGE);
+        tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_USAGE);
         ev.prompt_tokens = input_tokens(usage);
         json_t *out = json_object_get(usage, "output_tokens");
         ev.completion_tokens = json_is_integer(out) ? json_integer_value(out) : -1;

@@ -33,37 +33,6 @@
 
 /* ---- request body ------------------------------------------------------- */
 
-static json_t *tool_input(json_t *args)
-{
-    if (json_is_object(args))
-        return json_incref(args);
-    if (!args)
-        return json_object();
-    const char *t = json_string_value(args);
-    if (!t)
-        return NULL;
-    if (t[strspn(t, " \t\r\n")] == '\0')
-        return json_object();
-    json_t *v = json_loads(t, 0, NULL);
-    if (!json_is_object(v)) {
-        json_decref(v);
-        return NULL;
-    }
-    return v;
-}
-
-/* The content list of the last turn when it has this role, else of a new one. */
-static json_t *turn_for(json_t *msgs, const char *role)
-{
-    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
-    if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0)
-        return json_object_get(last, "content");
-    json_t *turn = json_pack("{s:s, s:[]}", "role", role, "content");
-    if (!turn || json_array_append_new(msgs, turn))
-        return NULL;
-    return json_object_get(turn, "content");
-}
-
 static int add_tool_result(json_t *msgs, const tt_llm_message *m)
 {
     if (!m->tool_call_id)
@@ -71,7 +40,7 @@ static int add_tool_result(json_t *msgs, const tt_llm_message *m)
     /* Bedrock refuses an empty content list: say "" when the tool said nothing. */
     json_t *b = json_pack("{s:{s:s, s:[{s:s}]}}", "toolResult", "toolUseId", m->tool_call_id,
                           "content", "text", m->content ? m->content : "");
-    json_t *blocks = turn_for(msgs, "user");
+    json_t *blocks = tt_llm_turn_for(msgs, "user");
     if (!b || !blocks) {
         json_decref(b);
         return TT_ENOMEM;
@@ -93,7 +62,7 @@ static int add_blocks(json_t *msgs, const tt_llm_message *m)
         return TT_EINVAL;
     if (!has_text && (user || json_array_size(m->tool_calls) == 0))
         return 0; /* the API refuses empty text blocks */
-    json_t *blocks = turn_for(msgs, m->role);
+    json_t *blocks = tt_llm_turn_for(msgs, m->role);
     if (!blocks)
         return TT_ENOMEM;
     if (has_text && json_array_append_new(blocks, json_pack("{s:s}", "text", m->content)))
@@ -104,7 +73,7 @@ static int add_blocks(json_t *msgs, const tt_llm_message *m)
     {
         const char *id = json_string_value(json_object_get(c, "id"));
         const char *name = json_string_value(json_object_get(c, "name"));
-        json_t *input = tool_input(json_object_get(c, "arguments"));
+        json_t *input = tt_llm_tool_input(json_object_get(c, "arguments"));
         if (!id || !name || !input) {
             json_decref(input);
             return TT_EINVAL;
@@ -189,41 +158,13 @@ static int build_body(const tt_llm_request *req, json_t **out)
 
 /* ---- events ------------------------------------------------------------- */
 
-static tt_llm_event ev_new(tt_llm_event_kind kind)
-{
-    tt_llm_event ev = {.kind = kind, .prompt_tokens = -1, .completion_tokens = -1};
-    return ev;
-}
-
-static void emit_text(tt_llm_sink *s, const char *text, size_t len)
-{
-    if (!text || len == 0)
-        return;
-    tt_llm_event ev = ev_new(TT_LLM_EV_TEXT);
-    ev.text = text;
-    ev.text_len = len;
-    tt_llm_sink_emit(s, &ev);
-}
-
-static void emit_tool(tt_llm_sink *s, int index, const char *id, const char *name, const char *args,
-                      size_t len)
-{
-    tt_llm_event ev = ev_new(TT_LLM_EV_TOOL_CALL);
-    ev.tool_index = index;
-    ev.tool_id = id;
-    ev.tool_name = name;
-    ev.args = args;
-    ev.args_len = len;
-    tt_llm_sink_emit(s, &ev);
-}
-
 static void emit_usage(tt_llm_sink *s, json_t *usage)
 {
     if (!json_is_object(usage))
         return;
     json_t *in = json_object_get(usage, "inputTokens");
     json_t *out = json_object_get(usage, "outputTokens");
-    tt_llm_event ev = ev_new(TT_LLM_EV_USAGE);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_USAGE);
     if (json_is_integer(in)) /* cache reads and writes fill the window too */
         ev.prompt_tokens = json_integer_value(in) +
                            json_integer_value(json_object_get(usage, "cacheReadInputTokens")) +
@@ -247,7 +188,7 @@ static const char *finish_name(const char *stop, int structured_output)
 
 static void emit_finish(tt_llm_sink *s, const char *stop, int structured_output)
 {
-    tt_llm_event ev = ev_new(TT_LLM_EV_FINISH);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_FINISH);
     ev.finish_reason = finish_name(stop, structured_output);
     tt_llm_sink_emit(s, &ev);
 }
@@ -304,7 +245,7 @@ static void emit_exception(tt_llm_sink *s, const tt_es_str *type, const char *pa
         tt_utf8_copyn(mbuf, sizeof mbuf, fallback_message->p, fallback_message->len);
         msg = mbuf;
     }
-    tt_llm_event ev = ev_new(TT_LLM_EV_ERROR);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_ERROR);
     ev.error.cls = tt_bedrock_exception_class(type->p, type->len, msg);
     if (ev.error.cls == TT_LLM_ERR_NONE) /* an exception nobody told us about: the server's */
         ev.error.cls = TT_LLM_ERR_SERVER;
@@ -348,9 +289,9 @@ static void block_input(tt_llm_sink *s, br_stream *st, const char *json, size_t 
         return;
     st->args_len += len;
     if (st->kind == BLOCK_OUTPUT)
-        emit_text(s, json, len);
+        tt_llm_sink_text(s, json, len);
     else
-        emit_tool(s, st->tool, NULL, NULL, json, len);
+        tt_llm_sink_tool(s, st->tool, NULL, NULL, json, len);
 }
 
 static void block_start(tt_llm_sink *s, br_stream *st, json_t *root)
@@ -373,7 +314,7 @@ static void block_start(tt_llm_sink *s, br_stream *st, json_t *root)
     } else {
         st->kind = BLOCK_TOOL;
         st->tool = st->n_tools++;
-        emit_tool(s, st->tool, id, name, "", 0);
+        tt_llm_sink_tool(s, st->tool, id, name, "", 0);
     }
 }
 
@@ -382,7 +323,7 @@ static void block_delta(tt_llm_sink *s, br_stream *st, json_t *root)
     json_t *d = json_object_get(root, "delta");
     json_t *text = json_object_get(d, "text");
     if (json_is_string(text)) {
-        emit_text(s, json_string_value(text), json_string_length(text));
+        tt_llm_sink_text(s, json_string_value(text), json_string_length(text));
         return;
     }
     json_t *tu = json_object_get(d, "toolUse");
@@ -492,7 +433,7 @@ static void parse_body(tt_llm_sink *s, json_t *root)
         json_t *text = json_object_get(b, "text");
         json_t *tu = json_object_get(b, "toolUse");
         if (json_is_string(text)) {
-            emit_text(s, json_string_value(text), json_string_length(text));
+            tt_llm_sink_text(s, json_string_value(text), json_string_length(text));
         } else if (json_is_object(tu)) {
             const char *name = json_string_value(json_object_get(tu, "name"));
             json_t *input = json_object_get(tu, "input");
@@ -503,10 +444,10 @@ static void parse_body(tt_llm_sink *s, json_t *root)
             }
             if (is_output(s, name)) {
                 output_used = 1;
-                emit_text(s, args, strlen(args));
+                tt_llm_sink_text(s, args, strlen(args));
             } else {
-                emit_tool(s, n_tools++, json_string_value(json_object_get(tu, "toolUseId")), name,
-                          args, strlen(args));
+                tt_llm_sink_tool(s, n_tools++, json_string_value(json_object_get(tu, "toolUseId")),
+                                 name, args, strlen(args));
             }
             free(args);
         }

@@ -133,12 +133,6 @@ invalid:
 
 /* ---- events ------------------------------------------------------------- */
 
-static tt_llm_event ev_new(tt_llm_event_kind kind)
-{
-    tt_llm_event ev = {.kind = kind, .prompt_tokens = -1, .completion_tokens = -1};
-    return ev;
-}
-
 static int64_t int_or(json_t *v, int64_t dflt)
 {
     return json_is_integer(v) ? json_integer_value(v) : dflt;
@@ -148,7 +142,7 @@ static void emit_usage(tt_llm_sink *s, json_t *usage)
 {
     if (!json_is_object(usage))
         return;
-    tt_llm_event ev = ev_new(TT_LLM_EV_USAGE);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_USAGE);
     ev.prompt_tokens = int_or(json_object_get(usage, "prompt_tokens"), -1);
     ev.completion_tokens = int_or(json_object_get(usage, "completion_tokens"), -1);
     tt_llm_sink_emit(s, &ev);
@@ -170,14 +164,14 @@ static const char *finish_name(const char *r)
 
 static void emit_finish(tt_llm_sink *s, const char *reason)
 {
-    tt_llm_event ev = ev_new(TT_LLM_EV_FINISH);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_FINISH);
     ev.finish_reason = finish_name(reason);
     tt_llm_sink_emit(s, &ev);
 }
 
 static void emit_error(tt_llm_sink *s, json_t *root)
 {
-    tt_llm_event ev = ev_new(TT_LLM_EV_ERROR);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_ERROR);
     tt_llm_classify_json(TT_LLM_OPENAI, 0, root, &ev.error);
     tt_llm_sink_emit(s, &ev);
 }
@@ -187,7 +181,7 @@ static void emit_text(tt_llm_sink *s, json_t *content)
     size_t n = json_string_length(content);
     if (!json_is_string(content) || n == 0)
         return;
-    tt_llm_event ev = ev_new(TT_LLM_EV_TEXT);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_TEXT);
     ev.text = json_string_value(content);
     ev.text_len = n;
     tt_llm_sink_emit(s, &ev);
@@ -244,7 +238,7 @@ static int stream_tool_call(tt_llm_sink *s, oa_stream *st, json_t *tc)
         st->announced[idx] = 1;
     }
     char *owned;
-    tt_llm_event ev = ev_new(TT_LLM_EV_TOOL_CALL);
+    tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_TOOL_CALL);
     ev.tool_index = (int)idx;
     ev.tool_id = id;
     ev.tool_name = name;
@@ -323,7 +317,7 @@ static void parse_body(tt_llm_sink *s, json_t *root)
     {
         json_t *fn = json_object_get(tc, "function");
         char *owned;
-        tt_llm_event ev = ev_new(TT_LLM_EV_TOOL_CALL);
+        tt_llm_event ev = tt_llm_event_new(TT_LLM_EV_TOOL_CALL);
         ev.tool_index = (int)i;
         ev.tool_id = json_string_value(json_object_get(tc, "id"));
         ev.tool_name = json_string_value(json_object_get(fn, "name"));
