@@ -29,7 +29,7 @@ ftest('before hello a frame over 16 KiB is refused too_large, unread', async ({ 
   const w = await c.hello(token);
   assert.equal(w.type, 'welcome', JSON.stringify(w));
   // Once authenticated, frames up to --max-frame-bytes are read as usual.
-  const r = await c.request({ type: 'session.list', pad: 'y'.repeat(40 * KiB) });
+  const r = await c.request({ type: 'session.list', pad: 'y'.repeat(40 * KiB) }, undefined, { invalid: true });
   assert.equal(r.code, 'bad_request', JSON.stringify(r)); // an unknown field, not too_large
 });
 
