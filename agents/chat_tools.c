@@ -72,13 +72,11 @@ static void set_status(tt_session *s, json_t *call, const char *status)
     tt_session_touch(s);
 }
 
-/* "a_" + the first 32 hex digits of SHA-256(nonce \n name \n args); "" when
- * out of memory (then it matches no decide). */
-static void approval_id_of(const json_t *call, char out[40])
+/* prefix + the first 32 hex digits of SHA-256 of parts as compact JSON
+ * (parts is taken; "" when out of memory). out holds 40 bytes. */
+static void hashed_id(json_t *parts, const char *prefix, char out[40])
 {
     out[0] = '\0';
-    json_t *parts =
-        json_pack("[s, s, s]", str(call, "nonce"), str(call, "name"), str(call, "args"));
     char *joined = parts ? json_dumps(parts, JSON_COMPACT) : NULL;
     json_decref(parts);
     if (!joined)
@@ -86,9 +84,17 @@ static void approval_id_of(const json_t *call, char out[40])
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)joined, strlen(joined), md);
     free(joined);
-    int w = snprintf(out, 40, "a_");
+    int w = snprintf(out, 40, "%s", prefix);
     for (size_t i = 0; i < 16; i++)
         w += snprintf(out + w, 40 - (size_t)w, "%02x", md[i]);
+}
+
+/* "a_" + the first 32 hex digits of SHA-256(nonce \n name \n args); "" when
+ * out of memory (then it matches no decide). */
+static void approval_id_of(const json_t *call, char out[40])
+{
+    hashed_id(json_pack("[s, s, s]", str(call, "nonce"), str(call, "name"), str(call, "args")),
+              "a_", out);
 }
 
 /* "tk_" + the first 32 hex digits of SHA-256 of [session id, call id, seq]:
@@ -96,19 +102,9 @@ static void approval_id_of(const json_t *call, char out[40])
  * call is not sent). */
 static void idem_key_of(const tt_session *s, const json_t *call, char out[40])
 {
-    out[0] = '\0';
-    json_t *parts = json_pack("[s, s, I]", s->id, str(call, "id"),
-                              json_integer_value(json_object_get(call, "seq")));
-    char *joined = parts ? json_dumps(parts, JSON_COMPACT) : NULL;
-    json_decref(parts);
-    if (!joined)
-        return;
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)joined, strlen(joined), md);
-    free(joined);
-    int w = snprintf(out, 40, "tk_");
-    for (size_t i = 0; i < 16; i++)
-        w += snprintf(out + w, 40 - (size_t)w, "%02x", md[i]);
+    hashed_id(json_pack("[s, s, I]", s->id, str(call, "id"),
+                        json_integer_value(json_object_get(call, "seq"))),
+              "tk_", out);
 }
 
 /* The tool called name, if this assistant may call it. */
