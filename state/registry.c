@@ -12,52 +12,9 @@
 #include "protocol/utf8.h"
 #include "state/archive.h"
 #include "state/map.h"
-#include "state/registry.h"
+#include "state/registry_private.h"
 #include "state/transcript.h"
 
-const double tt_commit_bucket_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                            0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
-
-struct tt_registry {
-    uv_loop_t *loop;
-    tt_store *store;
-    tt_registry_options opt;
-    tt_registry_hooks hooks;
-    tt_map sessions;
-    tt_session *dirty;     /* singly linked through next_dirty */
-    tt_session *discarded; /* dropped at the end of the pass; also through next_dirty */
-    tt_registry_stats stats;
-    tt_store_health health; /* only through set_health() */
-    int closing;
-    int open_handles;
-    uv_check_t commit_check; /* commits at the end of each loop pass */
-    uv_idle_t commit_idle;   /* keeps poll from blocking while anything is dirty */
-    uv_timer_t maintenance;  /* eviction and periodic fsync */
-    int64_t last_sync_ms;
-    tt_archive *archive; /* archive mode: told of every commit; NULL without a database */
-};
-
-/* One session's share of a commit, prepared before the write so the write
- * callback can run again after a map resize. */
-typedef struct commit_item {
-    tt_session *s;
-    char *record;
-    size_t record_len;
-    tt_transcript_batch transcript; /* written with the record */
-    uint64_t first_seq;
-    uint64_t head;
-    int active;
-    int err; /* why this session could not be committed (0: it was) */
-} commit_item;
-
-typedef struct commit_batch {
-    commit_item *items;
-    size_t n;
-    tt_archive *archive; /* the registry's, for fill_commit */
-} commit_batch;
-
-static void on_check(uv_check_t *h);
-static void on_idle(uv_idle_t *h);
 static void on_maintenance(uv_timer_t *t);
 
 int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options *opt,
@@ -77,7 +34,7 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
     reg->commit_check.data = reg->commit_idle.data = reg;
     reg->maintenance.data = reg;
     reg->open_handles = 3;
-    (void)uv_check_start(&reg->commit_check, on_check);
+    (void)uv_check_start(&reg->commit_check, tt_commit_on_check);
     uv_unref((uv_handle_t *)&reg->commit_check);
     uint64_t period = 1000;
     if (opt->idle_evict_ms > 0 && (uint64_t)opt->idle_evict_ms / 2 < period)
@@ -97,284 +54,7 @@ void tt_registry_mark_dirty(tt_registry *reg, tt_session *s)
     s->in_dirty_list = 1;
     s->next_dirty = reg->dirty;
     reg->dirty = s;
-    (void)uv_idle_start(&reg->commit_idle, on_idle);
-}
-
-static int fill_commit(tt_store_txn *txn, void *arg)
-{
-    commit_batch *b = arg;
-    for (size_t i = 0; i < b->n; i++) {
-        commit_item *it = &b->items[i];
-        tt_session *s = it->s;
-        int rc = 0;
-        if (it->err)
-            continue; /* left out: its record could not be encoded */
-        for (uint64_t q = s->committed + 1; rc == 0 && q <= it->head; q++) {
-            const tt_frame *f = &s->ring[q % s->ring_cap];
-            assert(q >= s->ring_first);
-            rc = tt_store_put_event(txn, s->id, q, tt_frame_text(f), f->len);
-        }
-        if (rc == 0 && b->archive && it->head > s->committed)
-            rc = tt_archive_fill(b->archive, txn, s);
-        if (rc == 0 && it->record) {
-            char owner[TT_OWNER_KEY_MAX];
-            tt_owner_key(s->tenant, s->user, owner, sizeof owner);
-            rc = tt_store_put_session(txn, s->id, owner, it->record, it->record_len);
-            if (rc == 0)
-                rc = tt_transcript_write(txn, s, &it->transcript);
-        }
-        if (rc == 0 && it->first_seq != s->first_seq)
-            rc = tt_store_trim_events(txn, s->id, it->first_seq);
-        if (rc == 0 && it->active != s->active_stored)
-            rc = tt_store_set_active(txn, s->id, it->active);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static void batch_free(commit_batch *b)
-{
-    for (size_t i = 0; i < b->n; i++) {
-        free(b->items[i].record);
-        tt_transcript_batch_free(&b->items[i].transcript);
-    }
-    free(b->items);
-}
-
-static int batch_prepare(tt_registry *reg, commit_batch *b)
-{
-    size_t n = 0;
-    for (tt_session *s = reg->dirty; s; s = s->next_dirty)
-        n++;
-    b->items = calloc(n ? n : 1, sizeof *b->items);
-    if (!b->items)
-        return TT_ENOMEM;
-    for (tt_session *s = reg->dirty; s; s = s->next_dirty) {
-        commit_item *it = &b->items[b->n++];
-        it->s = s;
-        it->head = s->head;
-        it->active = s->state == TT_STATE_RUNNING;
-        it->first_seq = s->first_seq;
-        uint64_t keep = reg->opt.retain_events;
-        if (keep && s->head >= keep && s->head - keep + 1 > s->first_seq) {
-            it->first_seq = s->head - keep + 1;
-            s->record_dirty = 1;
-        }
-        if (s->record_dirty || it->active != s->active_stored) {
-            uint64_t saved = s->first_seq;
-            s->first_seq = it->first_seq; /* the record describes the state after commit */
-            it->record = tt_session_record(s, &it->record_len);
-            s->first_seq = saved;
-            if (!it->record || tt_transcript_prepare(s, &it->transcript) != 0)
-                it->err = TT_EINTERNAL; /* unencodable (or no memory): this session only */
-        }
-    }
-    return 0;
-}
-
-static void observe_latency(tt_registry *reg, double secs)
-{
-    reg->stats.commit_seconds_sum += secs;
-    for (size_t i = 0; i < 12; i++) {
-        if (secs <= tt_commit_bucket_bounds[i]) {
-            reg->stats.commit_buckets[i]++;
-            return;
-        }
-    }
-}
-
-static void count_failure(tt_registry *reg, int rc)
-{
-    reg->stats.commit_failures++;
-    if (rc == TT_EFULL)
-        reg->stats.commit_store_full++;
-}
-
-const char *tt_store_health_name(tt_store_health h)
-{
-    switch (h) {
-    case TT_STORE_HEALTHY:
-        return "healthy";
-    case TT_STORE_FAILING:
-        return "failing";
-    case TT_STORE_FULL:
-        return "full";
-    default:
-        return "unknown";
-    }
-}
-
-/* The one place the store's health changes: the gauge follows, the change
- * is counted and told to hooks.health (which logs it) once. */
-static void set_health(tt_registry *reg, tt_store_health to, int err)
-{
-    assert(to < TT_STORE_HEALTH__LAST);
-    if (reg->health == to)
-        return;
-    tt_store_health from = reg->health;
-    reg->health = to;
-    reg->stats.store_health = (uint64_t)to;
-    reg->stats.store_health_changes++;
-    if (reg->hooks.health)
-        reg->hooks.health(from, to, err, reg->hooks.ud);
-}
-
-static void set_health_after(tt_registry *reg, int rc)
-{
-    set_health(reg,
-               rc == 0          ? TT_STORE_HEALTHY
-               : rc == TT_EFULL ? TT_STORE_FULL
-                                : TT_STORE_FAILING,
-               rc);
-}
-
-/* Write the batch in one transaction; when that fails, write each session
- * alone so that one session that cannot be stored does not stop the others.
- * Sets each item's err; returns the first error. */
-static int batch_write(tt_registry *reg, commit_batch *b)
-{
-    size_t live = 0;
-    int first = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        live += !b->items[i].err;
-        if (b->items[i].err && !first)
-            first = b->items[i].err;
-    }
-    if (live == 0)
-        return first;
-    int rc = tt_store_write(reg->store, fill_commit, b);
-    if (rc == 0)
-        return first;
-    count_failure(reg, rc);
-    for (size_t i = 0; i < b->n; i++) {
-        commit_item *it = &b->items[i];
-        if (it->err)
-            continue;
-        commit_batch one = {it, 1, b->archive};
-        it->err = live == 1 ? rc : tt_store_write(reg->store, fill_commit, &one);
-        if (it->err && live > 1)
-            count_failure(reg, it->err);
-        if (it->err && !first)
-            first = it->err;
-    }
-    return first;
-}
-
-/* The session's uncommitted changes cannot be stored: fail what waits on
- * them now; the session leaves memory at the end of the pass. */
-static void discard_session(tt_registry *reg, tt_session *s, int err)
-{
-    s->discard_err = err;
-    s->next_dirty = reg->discarded;
-    reg->discarded = s;
-    reg->stats.sessions_discarded++;
-    if (reg->hooks.discard)
-        reg->hooks.discard(s, err, reg->hooks.ud);
-}
-
-static void apply_item(tt_registry *reg, commit_item *it)
-{
-    tt_session *s = it->s;
-    if (reg->archive && it->head > s->committed)
-        tt_archive_committed(reg->archive, s, it->head);
-    reg->stats.events_appended += it->head - s->committed;
-    s->committed = it->head;
-    s->first_seq = it->first_seq;
-    s->active_stored = it->active;
-    if (it->record) {
-        s->record_dirty = 0;
-        s->record_head = it->head;
-        s->stored = 1;
-        tt_transcript_committed(s, &it->transcript);
-    }
-    tt_session_ring_after_commit(s);
-}
-
-int tt_registry_flush(tt_registry *reg)
-{
-    if (!reg->dirty)
-        return 0;
-    commit_batch b = {.archive = reg->archive};
-    uint64_t t0 = uv_hrtime();
-    int rc = batch_prepare(reg, &b);
-    if (rc) {
-        batch_free(&b); /* no memory even for the batch: everything stays dirty */
-        count_failure(reg, rc);
-        set_health_after(reg, rc);
-        return rc;
-    }
-    rc = batch_write(reg, &b);
-    set_health_after(reg, rc);
-    size_t applied = 0;
-    for (size_t i = 0; i < b.n; i++)
-        applied += !b.items[i].err;
-    if (applied) {
-        observe_latency(reg, (double)(uv_hrtime() - t0) / 1e9);
-        reg->stats.commits++;
-    }
-
-    /* Apply the batch, then deliver: a deliver hook may append nothing and
-     * free nothing, but it may detach cursors of its own connection. */
-    reg->dirty = NULL;
-    for (size_t i = 0; i < b.n; i++) {
-        b.items[i].s->next_dirty = NULL;
-        b.items[i].s->in_dirty_list = 0;
-    }
-    for (size_t i = 0; i < b.n; i++) {
-        if (b.items[i].err)
-            discard_session(reg, b.items[i].s, b.items[i].err);
-        else
-            apply_item(reg, &b.items[i]);
-    }
-    if (reg->hooks.committed)
-        reg->hooks.committed(reg->hooks.ud);
-    for (size_t i = 0; i < b.n; i++) {
-        tt_session *s = b.items[i].s;
-        if (b.items[i].err)
-            continue;
-        /* Events appended after this batch was prepared (none today) stay dirty. */
-        if (s->committed < s->head || s->record_dirty)
-            tt_registry_mark_dirty(reg, s);
-        for (tt_cursor *c = s->cursors, *next; c; c = next) {
-            next = c->s_next;
-            if (tt_cursor_lag(c) > 0 || c->snapshot.buf)
-                reg->hooks.deliver(c, reg->hooks.ud);
-        }
-    }
-    batch_free(&b);
-    tt_archive_kick(reg->archive);
-    if (!reg->dirty)
-        uv_idle_stop(&reg->commit_idle);
-    return rc;
-}
-
-static void session_drop(tt_registry *reg, tt_session *s);
-
-/* Free the sessions discarded during this pass, at a point where nothing
- * up the stack holds them. Their next use reloads the committed state. */
-static void drop_discarded(tt_registry *reg)
-{
-    while (reg->discarded) {
-        tt_session *s = reg->discarded;
-        reg->discarded = s->next_dirty;
-        s->next_dirty = NULL;
-        if (s->cursors && reg->hooks.discard) /* attached since: detach them too */
-            reg->hooks.discard(s, s->discard_err, reg->hooks.ud);
-        session_drop(reg, s);
-    }
-}
-
-static void on_check(uv_check_t *h)
-{
-    tt_registry *reg = h->data;
-    tt_registry_flush(reg);
-    drop_discarded(reg);
-}
-
-static void on_idle(uv_idle_t *h)
-{
-    (void)h; /* its only job is to keep uv_run from blocking in poll */
+    (void)uv_idle_start(&reg->commit_idle, tt_commit_on_idle);
 }
 
 static int session_insert(tt_registry *reg, tt_session *s, int resumed)
@@ -612,7 +292,7 @@ static int evictable(const tt_registry *reg, const tt_session *s, int64_t now)
            s->state != TT_STATE_RUNNING && now - s->last_used_ms >= reg->opt.idle_evict_ms;
 }
 
-static void session_drop(tt_registry *reg, tt_session *s)
+void tt_registry_session_drop(tt_registry *reg, tt_session *s)
 {
     if (reg->hooks.unbind)
         reg->hooks.unbind(s, reg->hooks.ud);
@@ -649,7 +329,7 @@ static void evict_idle(tt_registry *reg)
         victims[n++] = s;
     }
     for (size_t i = 0; i < n; i++)
-        session_drop(reg, victims[i]);
+        tt_registry_session_drop(reg, victims[i]);
     reg->stats.sessions_evicted += n;
     free(victims);
 }
@@ -679,7 +359,7 @@ void tt_registry_close(tt_registry *reg)
         return;
     reg->closing = 1;
     tt_registry_flush(reg);
-    drop_discarded(reg);
+    tt_commit_drop_discarded(reg);
     size_t pos = 0;
     tt_session *s;
     tt_session **all = calloc(reg->sessions.count + 1, sizeof *all);
@@ -687,7 +367,7 @@ void tt_registry_close(tt_registry *reg)
     while (all && (s = tt_map_next(&reg->sessions, &pos)))
         all[n++] = s;
     for (size_t i = 0; i < n; i++)
-        session_drop(reg, all[i]);
+        tt_registry_session_drop(reg, all[i]);
     free(all);
     tt_map_free(&reg->sessions);
     uv_close((uv_handle_t *)&reg->commit_check, on_handle_closed);
@@ -738,7 +418,7 @@ int tt_registry_delete(tt_registry *reg, tt_session *s, void (*detach)(tt_sessio
     if (detach)
         detach(s, ud);
     assert(!s->cursors);
-    session_drop(reg, s);
+    tt_registry_session_drop(reg, s);
     return 0;
 }
 
