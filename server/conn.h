@@ -26,6 +26,7 @@ typedef struct tt_outq_item {
      * discarded. sid is "" for every other reply. */
     char sid[TT_SESSION_ID_MAX + 1];
     char re[TT_ID_MAX + 1];
+    uint64_t pass; /* held until the registry's commit pass `pass` is done */
 } tt_outq_item;
 
 struct tt_conn {
@@ -77,7 +78,10 @@ void tt_conn_send(tt_conn *c, json_t *msg);
  * after it keep their order behind it. */
 void tt_conn_send_durable(tt_conn *c, const char *sid, const char *re, json_t *msg);
 /* Registry hook: a commit pass ended; release every held reply. */
-void tt_ws_committed(void *ud);
+void tt_ws_committed(uint64_t pass, void *ud);
+/* Registry hook (replicated mode): s moved to another node: its sockets
+ * close with 1012 and its held replies are dropped. */
+void tt_ws_moved(tt_session *s, void *ud);
 /* Registry hook: s's uncommitted changes are discarded with err: the held
  * replies about s become errors, and each socket attached to s is detached
  * and told so (an `error` with `session`, no `re`). Logged and counted. */

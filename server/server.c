@@ -278,7 +278,7 @@ static int setup_storage(tt_server *srv)
     };
     tt_registry_hooks hooks = {
         srv,           bind_hook,        unbind_hook, tt_ws_deliver, tt_ws_committed,
-        tt_ws_discard, store_health_hook};
+        tt_ws_discard, tt_ws_moved,       store_health_hook};
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
     srv->agent_env.log = agent_log;

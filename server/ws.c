@@ -105,6 +105,8 @@ static int count_output(tt_conn *c, size_t len)
 
 static void hold(tt_conn *c, tt_outq_item *it)
 {
+    if (c->held_tail && it->pass < c->held_tail->pass)
+        it->pass = c->held_tail->pass;    /* in order behind the replies held already */
     (void)count_output(c, it->frame.len); /* held replies count all the same; a drop is
                                                acted on by the pump */
     if (c->held_tail)
@@ -121,13 +123,15 @@ static void hold(tt_conn *c, tt_outq_item *it)
 
 void tt_conn_send_durable(tt_conn *c, const char *sid, const char *re, json_t *msg)
 {
-    if (!tt_registry_dirty(c->srv->reg) && !c->held_head) {
+    uint64_t pass = tt_registry_reply_pass(c->srv->reg);
+    if (!pass && !c->held_head) {
         tt_conn_send(c, msg);
         return;
     }
     tt_outq_item *it = make_item(c, msg);
     if (!it)
         return;
+    it->pass = pass;
     tt_utf8_copy(it->sid, sizeof it->sid, sid);
     tt_utf8_copy(it->re, sizeof it->re, re);
     hold(c, it);
@@ -204,29 +208,75 @@ void tt_ws_discard(tt_session *s, int err, void *ud)
                      "error", tt_strerror(err)));
 }
 
-void tt_ws_committed(void *ud)
+/* Move the held replies of c up to pass to its output queue; 1 when some
+ * stay held. */
+static int release_held(tt_conn *c, uint64_t pass)
+{
+    while (c->held_head && c->held_head->pass <= pass) {
+        tt_outq_item *it = c->held_head;
+        c->held_head = it->next;
+        it->next = NULL;
+        if (c->out_tail)
+            c->out_tail->next = it;
+        else
+            c->out_head = it;
+        c->out_tail = it; /* counted in out_bytes when it was held */
+    }
+    if (!c->held_head)
+        c->held_tail = NULL;
+    tt_conn_pump(c);
+    return c->held_head != NULL;
+}
+
+void tt_ws_committed(uint64_t pass, void *ud)
 {
     tt_server *srv = ud;
     tt_conn *c = srv->held;
     srv->held = NULL;
     while (c) {
         tt_conn *next = c->held_next;
-        c->in_held_list = 0;
         c->held_next = NULL;
-        while (c->held_head) {
-            tt_outq_item *it = c->held_head;
-            c->held_head = it->next;
-            it->next = NULL;
-            if (c->out_tail)
-                c->out_tail->next = it;
-            else
-                c->out_head = it;
-            c->out_tail = it; /* counted in out_bytes when it was held */
+        c->in_held_list = 0;
+        if (release_held(c, pass)) {
+            c->in_held_list = 1;
+            c->held_next = srv->held;
+            srv->held = c;
         }
-        c->held_tail = NULL;
-        tt_conn_pump(c);
         c = next;
     }
+}
+
+void tt_ws_moved(tt_session *s, void *ud)
+{
+    tt_server *srv = ud;
+    for (tt_conn *c = srv->held; c; c = c->held_next) {
+        tt_outq_item **pp = &c->held_head, *last = NULL;
+        while (*pp) {
+            tt_outq_item *it = *pp;
+            if (strcmp(it->sid, s->id) != 0) {
+                last = it;
+                pp = &it->next;
+                continue;
+            }
+            *pp = it->next; /* the change it confirms was refused: the client re-sends */
+            c->out_bytes -= it->frame.len;
+            tt_frame_release(&it->frame);
+            free(it);
+        }
+        c->held_tail = last;
+    }
+    while (s->cursors) {
+        tt_cursor *cur = s->cursors;
+        if (cur->owner_kind == 1) {
+            tt_evs_cursor_gone(cur);
+            continue;
+        }
+        tt_conn *c = cur->owner;
+        tt_conn_remove_cursor(c, cur);
+        tt_conn_close(c, TT_CLOSE_SERVICE_RESTART, "session moved to another node");
+    }
+    tt_log(TT_INFO, "session moved to another node",
+           json_pack("{s:s, s:s}", "session", s->id, "tenant", s->tenant));
 }
 
 void tt_conn_send(tt_conn *c, json_t *msg)

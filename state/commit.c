@@ -6,6 +6,7 @@
 #include "protocol/errors.h"
 #include "state/archive.h"
 #include "state/registry_private.h"
+#include "state/replica.h"
 #include "state/transcript.h"
 
 const double tt_commit_bucket_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -19,6 +20,7 @@ typedef struct commit_item {
     size_t record_len;
     tt_transcript_batch transcript; /* written with the record */
     uint64_t first_seq;
+    uint64_t from; /* events (from, head] are written */
     uint64_t head;
     int active;
     int err; /* why this session could not be committed (0: it was) */
@@ -39,12 +41,12 @@ static int fill_commit(tt_store_txn *txn, void *arg)
         int rc = 0;
         if (it->err)
             continue; /* left out: its record could not be encoded */
-        for (uint64_t q = s->committed + 1; rc == 0 && q <= it->head; q++) {
+        for (uint64_t q = it->from + 1; rc == 0 && q <= it->head; q++) {
             const tt_frame *f = &s->ring[q % s->ring_cap];
             assert(q >= s->ring_first);
             rc = tt_store_put_event(txn, s->id, q, tt_frame_text(f), f->len);
         }
-        if (rc == 0 && b->archive && it->head > s->committed)
+        if (rc == 0 && b->archive && it->head > it->from)
             rc = tt_archive_fill(b->archive, txn, s);
         if (rc == 0 && it->record) {
             char owner[TT_OWNER_KEY_MAX];
@@ -83,6 +85,7 @@ static int batch_prepare(tt_registry *reg, commit_batch *b)
     for (tt_session *s = reg->dirty; s; s = s->next_dirty) {
         commit_item *it = &b->items[b->n++];
         it->s = s;
+        it->from = s->stored_head;
         it->head = s->head;
         it->active = s->state == TT_STATE_RUNNING;
         it->first_seq = s->first_seq;
@@ -203,13 +206,11 @@ static void discard_session(tt_registry *reg, tt_session *s, int err)
         reg->hooks.discard(s, err, reg->hooks.ud);
 }
 
-static void apply_item(tt_registry *reg, commit_item *it)
+/* What LMDB now holds of s. */
+static void apply_local(commit_item *it)
 {
     tt_session *s = it->s;
-    if (reg->archive && it->head > s->committed)
-        tt_archive_committed(reg->archive, s, it->head);
-    reg->stats.events_appended += it->head - s->committed;
-    s->committed = it->head;
+    s->stored_head = it->head;
     s->first_seq = it->first_seq;
     s->active_stored = it->active;
     if (it->record) {
@@ -218,13 +219,75 @@ static void apply_item(tt_registry *reg, commit_item *it)
         s->stored = 1;
         tt_transcript_committed(s, &it->transcript);
     }
+}
+
+/* Events of s up to head are committed for good: cursors may hand them out. */
+static void make_durable(tt_registry *reg, tt_session *s, uint64_t head)
+{
+    if (head <= s->committed)
+        return;
+    if (reg->archive)
+        tt_archive_committed(reg->archive, s, head);
+    reg->stats.events_appended += head - s->committed;
+    s->committed = head;
     tt_session_ring_after_commit(s);
+}
+
+/* Hand the cursors of s what they may now send. */
+static void deliver_session(tt_registry *reg, tt_session *s)
+{
+    for (tt_cursor *c = s->cursors, *next; c; c = next) {
+        next = c->s_next;
+        if (tt_cursor_lag(c) > 0 || c->snapshot.buf || c->snapshot_wanted)
+            reg->hooks.deliver(c, reg->hooks.ud);
+    }
+}
+
+/* Replicated mode: the item's share goes to PostgreSQL. */
+static int stage_item(tt_registry *reg, commit_item *it)
+{
+    tt_session *s = it->s;
+    uint64_t n = it->head - it->from;
+    const char **texts = calloc(n ? n : 1, sizeof *texts);
+    size_t *lens = calloc(n ? n : 1, sizeof *lens);
+    int rc = texts && lens ? 0 : TT_ENOMEM;
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        const tt_frame *f = &s->ring[(it->from + 1 + i) % s->ring_cap];
+        texts[i] = tt_frame_text(f);
+        lens[i] = f->len;
+    }
+    tt_replica_item ri = {.sid = s->id,
+                          .tenant = s->tenant,
+                          .user = s->user,
+                          .agent = s->agent,
+                          .epoch = s->epoch,
+                          .head = it->head,
+                          .active = it->active,
+                          .record = it->record,
+                          .record_len = it->record_len,
+                          .events = texts,
+                          .event_lens = lens,
+                          .from = it->from + 1,
+                          .n_events = n,
+                          .entries = it->record ? (const char *const *)it->transcript.texts : NULL,
+                          .entry_lens = it->record ? it->transcript.lens : NULL,
+                          .tfrom = it->transcript.from,
+                          .n_entries = it->record ? it->transcript.n : 0};
+    if (rc == 0)
+        rc = tt_replica_stage(reg->replica, &ri);
+    free(texts);
+    free(lens);
+    return rc;
 }
 
 int tt_registry_flush(tt_registry *reg)
 {
     if (!reg->dirty)
         return 0;
+    if (reg->replica && tt_replica_full(reg->replica)) {
+        uv_idle_stop(&reg->commit_idle); /* until the database took some: passes_done */
+        return 0;
+    }
     commit_batch b = {.archive = reg->archive};
     uint64_t t0 = uv_hrtime();
     int rc = batch_prepare(reg, &b);
@@ -252,25 +315,34 @@ int tt_registry_flush(tt_registry *reg)
         b.items[i].s->in_dirty_list = 0;
     }
     for (size_t i = 0; i < b.n; i++) {
-        if (b.items[i].err)
-            discard_session(reg, b.items[i].s, b.items[i].err);
-        else
-            apply_item(reg, &b.items[i]);
+        commit_item *it = &b.items[i];
+        if (!it->err && reg->replica && stage_item(reg, it) != 0)
+            it->err = TT_ENOMEM; /* in LMDB, but not on its way to the system of record */
+        if (it->err) {
+            discard_session(reg, it->s, it->err);
+            continue;
+        }
+        apply_local(it);
+        if (!reg->replica)
+            make_durable(reg, it->s, it->head);
     }
-    if (reg->hooks.committed)
-        reg->hooks.committed(reg->hooks.ud);
+    reg->passes++;
+    if (reg->replica)
+        tt_replica_pass_end(reg->replica, reg->passes);
+    else {
+        reg->done_pass = reg->passes;
+        if (reg->hooks.committed)
+            reg->hooks.committed(reg->passes, reg->hooks.ud);
+    }
     for (size_t i = 0; i < b.n; i++) {
         tt_session *s = b.items[i].s;
         if (b.items[i].err)
             continue;
         /* Events appended after this batch was prepared (none today) stay dirty. */
-        if (s->committed < s->head || s->record_dirty)
+        if (s->stored_head < s->head || s->record_dirty)
             tt_registry_mark_dirty(reg, s);
-        for (tt_cursor *c = s->cursors, *next; c; c = next) {
-            next = c->s_next;
-            if (tt_cursor_lag(c) > 0 || c->snapshot.buf)
-                reg->hooks.deliver(c, reg->hooks.ud);
-        }
+        if (!reg->replica)
+            deliver_session(reg, s);
     }
     batch_free(&b);
     tt_archive_kick(reg->archive);
@@ -303,4 +375,77 @@ void tt_commit_on_check(uv_check_t *h)
 void tt_commit_on_idle(uv_idle_t *h)
 {
     (void)h; /* its only job is to keep uv_run from blocking in poll */
+}
+
+/* Replicated mode: the replica's reports. */
+
+void tt_registry_durable(const char *sid, uint64_t head, uint64_t epoch, void *ud)
+{
+    tt_registry *reg = ud;
+    tt_session *s = tt_map_get(&reg->sessions, sid);
+    if (!s || s->discard_err)
+        return;
+    s->epoch = epoch;
+    make_durable(reg, s, head);
+    if (!s->in_deliver_list) {
+        s->in_deliver_list = 1;
+        s->next_deliver = reg->deliver;
+        reg->deliver = s;
+    }
+}
+
+void tt_registry_passes_done(uint64_t pass, void *ud)
+{
+    tt_registry *reg = ud;
+    reg->done_pass = pass;
+    if (reg->hooks.committed)
+        reg->hooks.committed(pass, reg->hooks.ud);
+    while (reg->deliver) {
+        tt_session *s = reg->deliver;
+        reg->deliver = s->next_deliver;
+        s->next_deliver = NULL;
+        s->in_deliver_list = 0;
+        if (!s->discard_err)
+            deliver_session(reg, s);
+    }
+    if (reg->dirty)
+        (void)uv_idle_start(&reg->commit_idle, tt_commit_on_idle);
+}
+
+/* s belongs to another node now: out of the dirty list, its clients told,
+ * dropped at the end of the pass (its LMDB copy is replaced on the next
+ * acquire). */
+void tt_commit_session_moved(tt_registry *reg, tt_session *s)
+{
+    if (s->discard_err)
+        return;
+    for (tt_session **pp = &reg->dirty; *pp; pp = &(*pp)->next_dirty) {
+        if (*pp == s) {
+            *pp = s->next_dirty;
+            break;
+        }
+    }
+    for (tt_session **pp = &reg->deliver; *pp; pp = &(*pp)->next_deliver) {
+        if (*pp == s) {
+            *pp = s->next_deliver;
+            break;
+        }
+    }
+    s->in_dirty_list = s->in_deliver_list = 0;
+    s->discard_err = TT_EFULL;
+    s->next_dirty = reg->discarded;
+    reg->discarded = s;
+    if (reg->hooks.moved)
+        reg->hooks.moved(s, reg->hooks.ud);
+    else if (reg->hooks.discard)
+        reg->hooks.discard(s, TT_EFULL, reg->hooks.ud);
+    (void)uv_idle_start(&reg->commit_idle, tt_commit_on_idle); /* so the pass ends and drops it */
+}
+
+void tt_registry_fenced(const char *sid, void *ud)
+{
+    tt_registry *reg = ud;
+    tt_session *s = tt_map_get(&reg->sessions, sid);
+    if (s)
+        tt_commit_session_moved(reg, s);
 }

@@ -16,13 +16,15 @@ typedef enum pg_job {
     JOB_USER,          /* tt_pg_query's */
     JOB_VERSION_TABLE, /* CREATE TABLE IF NOT EXISTS schema_version */
     JOB_VERSION_READ,  /* the highest version applied */
-    JOB_MIGRATE        /* migration number pg->migrating */
+    JOB_MIGRATE,       /* migration number pg->migrating */
+    JOB_LISTEN         /* LISTEN opt.listen */
 } pg_job;
 
 struct tt_pg {
     uv_loop_t *loop;
     tt_pg_options opt;
     char *url;
+    char *listen;
     tt_pg_hooks hooks;
     tt_pg_stats stats;
     tt_pg_state state; /* only through set_state() */
@@ -40,6 +42,7 @@ struct tt_pg {
     void *cb_ud;
     size_t migrating;
     int closing;
+    int listening; /* LISTEN sent on this connection */
     char last_err[PG_ERR_MAX];
 };
 
@@ -201,6 +204,7 @@ static void conn_lost(tt_pg *pg, const char *why)
     PQfinish(pg->conn);
     pg->conn = NULL;
     pg->connecting = 0;
+    pg->listening = 0;
     uv_timer_stop(&pg->timer);
     if (!pg->closing) {
         pg->attempt++;
@@ -265,6 +269,15 @@ static void migrate_next(tt_pg *pg)
         free(sql);
         return;
     }
+    if (pg->listen && pg->job != JOB_LISTEN && !pg->listening) {
+        char *sql = PQescapeIdentifier(pg->conn, pg->listen, strlen(pg->listen));
+        char cmd[PG_ERR_MAX];
+        snprintf(cmd, sizeof cmd, "LISTEN %s", sql ? sql : "\"\"");
+        PQfreemem(sql);
+        pg->listening = 1;
+        send_or_lose(pg, JOB_LISTEN, cmd);
+        return;
+    }
     uv_timer_stop(&pg->timer);
     pg->attempt = 0;
     pg->last_err[0] = '\0';
@@ -294,7 +307,8 @@ static void internal_done(tt_pg *pg, pg_job job, const PGresult *res)
         migrate_next(pg);
         return;
     }
-    pg->migrating++;
+    if (job == JOB_MIGRATE)
+        pg->migrating++;
     migrate_next(pg);
 }
 
@@ -340,8 +354,13 @@ static void on_readable(tt_pg *pg)
         return;
     }
     PGnotify *nt;
-    while ((nt = PQnotifies(pg->conn)))
+    while (pg->conn && (nt = PQnotifies(pg->conn))) {
+        if (pg->hooks.notify && pg->state == TT_PG_UP)
+            pg->hooks.notify(nt->extra ? nt->extra : "", pg->hooks.ud);
         PQfreemem(nt);
+    }
+    if (!pg->conn)
+        return;
     while (pg->job != JOB_NONE && !PQisBusy(pg->conn)) {
         PGresult *r = PQgetResult(pg->conn);
         if (!r) {
@@ -436,13 +455,17 @@ int tt_pg_new(uv_loop_t *loop, const tt_pg_options *opt, const tt_pg_hooks *hook
     if (tt_pg_check_url(opt->url, err, sizeof err))
         return TT_EINVAL;
     tt_pg *pg = calloc(1, sizeof *pg);
-    if (!pg || !(pg->url = strdup(opt->url))) {
+    if (!pg || !(pg->url = strdup(opt->url)) ||
+        (opt->listen && !(pg->listen = strdup(opt->listen)))) {
+        if (pg)
+            free(pg->url);
         free(pg);
         return TT_ENOMEM;
     }
     pg->loop = loop;
     pg->opt = *opt;
     pg->opt.url = pg->url;
+    pg->opt.listen = pg->listen;
     pg->opt.connect_timeout_ms = opt->connect_timeout_ms ? opt->connect_timeout_ms : 5000;
     pg->opt.query_timeout_ms = opt->query_timeout_ms ? opt->query_timeout_ms : 10000;
     pg->opt.backoff_min_ms = opt->backoff_min_ms ? opt->backoff_min_ms : 100;
@@ -460,6 +483,7 @@ static void on_timer_closed(uv_handle_t *h)
 {
     tt_pg *pg = h->data;
     free(pg->url);
+    free(pg->listen);
     free(pg);
 }
 
@@ -470,6 +494,7 @@ void tt_pg_close(tt_pg *pg)
     pg->closing = 1;
     pg->hooks.state = NULL;
     pg->hooks.query_failed = NULL;
+    pg->hooks.notify = NULL;
     conn_lost(pg, "closed");
     uv_close((uv_handle_t *)&pg->timer, on_timer_closed);
 }

@@ -18,6 +18,10 @@
  * opt.query_timeout_ms (a stopped or partitioned database) drops the
  * connection, fails the query, and reconnects.
  *
+ * With opt.listen, each connection LISTENs on that channel before it is
+ * "up", and notifications reach hooks.notify (a connection lost meanwhile
+ * may miss some: a listener re-checks what it cares about when it is up).
+ *
  * Used from the loop thread only. */
 #ifndef TT_PG_H
 #define TT_PG_H
@@ -42,6 +46,7 @@ typedef struct tt_pg_options {
     uint64_t query_timeout_ms;   /* one query; 0: 10000 */
     uint64_t backoff_min_ms;     /* first retry delay; 0: 100 */
     uint64_t backoff_max_ms;     /* retry delay cap; 0: 5000 */
+    const char *listen; /* LISTEN on this channel after each connection (copied); NULL: none */
 } tt_pg_options;
 
 typedef struct tt_pg_hooks {
@@ -51,6 +56,8 @@ typedef struct tt_pg_hooks {
     /* A query failed while the connection stayed up (the database refused
      * the statement): why is the database's message. May be NULL. */
     void (*query_failed)(const char *why, void *ud);
+    /* A NOTIFY on opt.listen arrived (payload valid during the call). May be NULL. */
+    void (*notify)(const char *payload, void *ud);
 } tt_pg_hooks;
 
 typedef struct tt_pg_stats {

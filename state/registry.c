@@ -11,6 +11,7 @@
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 #include "state/archive.h"
+#include "state/cluster.h"
 #include "state/map.h"
 #include "state/registry_private.h"
 #include "state/transcript.h"
@@ -172,6 +173,7 @@ static int load(tt_registry *reg, const char *sid, tt_session **out)
         s->head = s->committed = last;
         s->ring_first = last + 1;
     }
+    s->stored_head = s->committed;
     s->active_stored = s->state == TT_STATE_RUNNING;
     s->stored = 1;
     s->last_used_ms = (int64_t)uv_now(reg->loop);
@@ -196,6 +198,8 @@ int tt_registry_get(tt_registry *reg, const char *sid, tt_session **out)
         *out = s;
         return 0;
     }
+    if (reg->cluster)
+        return TT_EFULL; /* not acquired: tt_registry_acquire first */
     return load(reg, sid, out);
 }
 
@@ -463,4 +467,101 @@ int tt_registry_dirty(const tt_registry *reg)
 int tt_registry_failing(const tt_registry *reg)
 {
     return reg->health != TT_STORE_HEALTHY;
+}
+
+/* Replicated mode: acquiring sessions from the cluster. */
+
+typedef struct acquire_wait {
+    tt_registry *reg;
+    tt_registry_ready_fn cb; /* NULL: cancelled */
+    void *ud;
+    struct acquire_wait *next, *prev;
+} acquire_wait;
+
+void tt_registry_set_replica(tt_registry *reg, struct tt_replica *replica,
+                             struct tt_cluster *cluster)
+{
+    reg->replica = replica;
+    reg->cluster = cluster;
+}
+
+int tt_registry_replicated(const tt_registry *reg)
+{
+    return reg->replica != NULL;
+}
+
+uint64_t tt_registry_reply_pass(const tt_registry *reg)
+{
+    uint64_t p = reg->dirty ? reg->passes + 1 : reg->passes;
+    return p > reg->done_pass ? p : 0;
+}
+
+/* Load an acquired session (its LMDB copy was just replaced). */
+static int load_acquired(tt_registry *reg, const char *sid, uint64_t epoch)
+{
+    tt_session *s = tt_map_get(&reg->sessions, sid);
+    if (s)
+        return s->discard_err;
+    int rc = load(reg, sid, &s);
+    if (rc == 0)
+        s->epoch = epoch;
+    return rc;
+}
+
+static void on_acquired(int err, const char *sid, uint64_t epoch, void *ud)
+{
+    acquire_wait *w = ud;
+    tt_registry *reg = w->reg;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        reg->acquiring = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    if (err == 0)
+        err = load_acquired(reg, sid, epoch);
+    if (w->cb)
+        w->cb(err, sid, w->ud);
+    free(w);
+}
+
+int tt_registry_acquire(tt_registry *reg, const char *sid, tt_registry_ready_fn cb, void *ud)
+{
+    tt_session *s = tt_map_get(&reg->sessions, sid);
+    if (!reg->cluster || (s && !s->discard_err))
+        return 1;
+    acquire_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return TT_ENOMEM;
+    *w = (acquire_wait){.reg = reg, .cb = cb, .ud = ud, .next = reg->acquiring};
+    int rc = tt_cluster_acquire(reg->cluster, sid, on_acquired, w);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    if (reg->acquiring)
+        reg->acquiring->prev = w;
+    reg->acquiring = w;
+    return 0;
+}
+
+void tt_registry_acquire_cancel(tt_registry *reg, void *ud)
+{
+    for (acquire_wait *w = reg->acquiring; w; w = w->next)
+        if (w->ud == ud)
+            w->cb = NULL;
+}
+
+void tt_registry_moved(const char *sid, uint64_t epoch, void *ud)
+{
+    tt_registry *reg = ud;
+    tt_session *s = tt_map_get(&reg->sessions, sid);
+    if (s && s->epoch < epoch)
+        tt_commit_session_moved(reg, s);
+}
+
+void tt_registry_adopted(const char *sid, uint64_t epoch, void *ud)
+{
+    tt_registry *reg = ud;
+    (void)load_acquired(reg, sid, epoch); /* bound as resumed: its agent carries on */
 }

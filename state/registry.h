@@ -56,15 +56,22 @@ typedef struct tt_registry_hooks {
     void (*unbind)(tt_session *s, void *ud);
     /* c has committed events to send. */
     void (*deliver)(tt_cursor *c, void *ud);
-    /* A commit pass ended (called before its events are delivered): every change
-     * made before it is committed or was discarded, so the replies held until
-     * then may go out. May be NULL. */
-    void (*committed)(void *ud);
+    /* Every commit pass up to `pass` ended (called before its events are
+     * delivered): every change made before it is committed or was discarded,
+     * so the replies held for those passes (tt_registry_next_pass when they
+     * were held) may go out. In replicated mode a pass ends when PostgreSQL
+     * committed it. May be NULL. */
+    void (*committed)(uint64_t pass, void *ud);
     /* s's uncommitted changes are being discarded with err (a tt_err): fail
      * the replies waiting on them and detach s's cursors. Called when the
      * commit fails (and before s is freed, if cursors were attached since).
      * May be NULL only when nothing holds replies or cursors. */
     void (*discard)(tt_session *s, int err, void *ud);
+    /* Replicated mode: s was taken over by another node (fenced, or told so):
+     * close its clients' sockets so they reconnect to the new owner, and drop
+     * the replies held for it (the changes they confirm were refused). s is
+     * freed at the end of the loop pass. May be NULL (hooks.discard is used). */
+    void (*moved)(tt_session *s, void *ud);
     /* The store's health changed (err: the tt_err that made it fail, 0 when
      * healthy again): log it. May be NULL. */
     void (*health)(tt_store_health from, tt_store_health to, int err, void *ud);
@@ -140,6 +147,38 @@ int tt_registry_resume_active(tt_registry *reg, size_t *resumed);
  * in its transaction and tells it the committed seqs. NULL: none. */
 struct tt_archive;
 void tt_registry_set_archive(tt_registry *reg, struct tt_archive *archive);
+
+/* Replicated mode: PostgreSQL is the system of record (state/replica.h) and
+ * sessions are owned (state/cluster.h). Every pass written to LMDB is staged
+ * in the replica; its events reach cursors, and hooks.committed runs, once
+ * PostgreSQL committed it. A session not in memory must be acquired
+ * (tt_registry_acquire) before tt_registry_get finds it; tt_registry_get
+ * answers TT_EFULL (unavailable) until then. Resume at start-up is the
+ * cluster's orphan scan, not tt_registry_resume_active. */
+struct tt_replica;
+struct tt_cluster;
+void tt_registry_set_replica(tt_registry *reg, struct tt_replica *replica,
+                             struct tt_cluster *cluster);
+int tt_registry_replicated(const tt_registry *reg);
+/* The replica's hooks (ud: the registry). */
+void tt_registry_durable(const char *sid, uint64_t head, uint64_t epoch, void *ud);
+void tt_registry_fenced(const char *sid, void *ud);
+void tt_registry_passes_done(uint64_t pass, void *ud);
+/* The cluster's hooks (ud: the registry). */
+void tt_registry_moved(const char *sid, uint64_t epoch, void *ud);
+void tt_registry_adopted(const char *sid, uint64_t epoch, void *ud);
+
+/* sid is ready for tt_registry_get: 1 now (in memory, or not replicated:
+ * loaded on demand), else 0 and cb(err, sid, ud) runs later (err 0: loaded;
+ * TT_ENOTFOUND; TT_EIO or TT_EFULL: the database is away or busy), or a
+ * tt_err now. tt_registry_acquire_cancel(reg, ud) forgets ud's waits. */
+typedef void (*tt_registry_ready_fn)(int err, const char *sid, void *ud);
+int tt_registry_acquire(tt_registry *reg, const char *sid, tt_registry_ready_fn cb, void *ud);
+void tt_registry_acquire_cancel(tt_registry *reg, void *ud);
+
+/* The pass a reply to a change made before now must wait for (see
+ * hooks.committed), or 0 when every such change is committed already. */
+uint64_t tt_registry_reply_pass(const tt_registry *reg);
 
 /* 1 while some change waits for the next commit. */
 int tt_registry_dirty(const tt_registry *reg);

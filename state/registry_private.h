@@ -7,6 +7,8 @@
 #include "state/registry.h"
 
 struct tt_archive;
+struct tt_replica;
+struct tt_cluster;
 
 struct tt_registry {
     uv_loop_t *loop;
@@ -24,7 +26,13 @@ struct tt_registry {
     uv_idle_t commit_idle;   /* keeps poll from blocking while anything is dirty */
     uv_timer_t maintenance;  /* eviction and periodic fsync */
     int64_t last_sync_ms;
-    tt_archive *archive; /* archive mode: told of every commit; NULL without a database */
+    struct tt_archive *archive; /* archive mode: told of every commit; NULL without a database */
+    struct tt_replica *replica; /* replicated mode: each pass goes there; NULL otherwise */
+    struct tt_cluster *cluster; /* replicated mode: acquires sessions not in memory */
+    uint64_t passes;            /* commit passes so far (replies are held for a pass) */
+    uint64_t done_pass;         /* passes up to here are committed for good */
+    tt_session *deliver;        /* replicated mode: durable in the batch being reported */
+    struct acquire_wait *acquiring; /* replicated mode: callers waiting for an acquire */
 };
 
 /* commit.c: the check handle commits each pass; the idle handle keeps the
@@ -33,6 +41,8 @@ void tt_commit_on_check(uv_check_t *h);
 void tt_commit_on_idle(uv_idle_t *h);
 /* commit.c: free the sessions discarded during this pass. */
 void tt_commit_drop_discarded(tt_registry *reg);
+/* commit.c: s was taken over by another node (replicated mode). */
+void tt_commit_session_moved(tt_registry *reg, tt_session *s);
 /* registry.c: unbind s and free it. */
 void tt_registry_session_drop(tt_registry *reg, tt_session *s);
 

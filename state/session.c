@@ -530,7 +530,7 @@ int tt_cursor_attach(tt_session *s, void *owner, uint64_t after, int *recovered,
         int rc = tt_registry_flush(s->reg);
         if (s->discard_err)
             return s->discard_err; /* s itself could not be committed */
-        if (s->committed < s->head)
+        if (s->committed < s->head && (rc || !tt_registry_replicated(s->reg)))
             return rc ? rc : TT_EINTERNAL;
     }
     tt_cursor *c = calloc(1, sizeof *c);
@@ -541,7 +541,10 @@ int tt_cursor_attach(tt_session *s, void *owner, uint64_t after, int *recovered,
     c->next = after + 1;
     int ok = after <= s->committed && after + 1 >= s->first_seq &&
              (opt->max_lag_events == 0 || s->committed - after <= opt->max_lag_events);
-    if (!ok && start_with_snapshot(c) != 0) {
+    if (!ok && s->committed < s->head) {
+        c->snapshot_wanted = 1; /* replicated: the snapshot once the database has it all */
+        c->next = s->committed + 1;
+    } else if (!ok && start_with_snapshot(c) != 0) {
         free(c);
         return TT_ENOMEM;
     }
@@ -621,6 +624,13 @@ const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
     *err = 0;
     if (c->snapshot.buf)
         return &c->snapshot;
+    if (c->snapshot_wanted) {
+        if (s->committed < s->head)
+            return NULL;
+        c->snapshot_wanted = 0;
+        *err = start_with_snapshot(c);
+        return *err ? NULL : &c->snapshot;
+    }
     if (c->next > s->committed)
         return NULL;
     if (c->next < s->first_seq) {

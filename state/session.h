@@ -96,6 +96,11 @@ struct tt_session {
     int stored;           /* the record is in the store (counts towards the owner's cap) */
     int discard_err;      /* non-zero: the changes not committed are being thrown away */
     uint64_t record_head; /* head when the record was last written */
+    uint64_t
+        stored_head; /* events up to here are in LMDB (replicated mode: maybe not yet durable) */
+    uint64_t epoch;  /* replicated mode: the ownership epoch held (0: new, not claimed yet) */
+    tt_session *next_deliver; /* replicated mode: made durable by the batch being reported */
+    int in_deliver_list;
     /* transcript[0]'s index, and the entries the store holds (transcript.h) */
     uint64_t transcript_first, transcript_stored_first, transcript_stored;
     int64_t last_used_ms; /* monotonic, for eviction */
@@ -200,8 +205,9 @@ struct tt_cursor {
     uint64_t next;         /* next seq to hand out */
     /* private */
     tt_cursor *s_next, *s_prev;
-    tt_frame snapshot; /* pending snapshot frame (buf NULL when none) */
-    tt_frame *replay;  /* batch read from the store */
+    tt_frame snapshot;   /* pending snapshot frame (buf NULL when none) */
+    int snapshot_wanted; /* replicated mode: a snapshot once everything appended is durable */
+    tt_frame *replay;    /* batch read from the store */
     size_t replay_n, replay_pos;
 };
 

@@ -38,8 +38,9 @@ static void deliver_hook(tt_cursor *c, void *ud)
 {
 }
 
-static void committed_hook(void *ud)
+static void committed_hook(uint64_t pass, void *ud)
 {
+    (void)pass;
     ((fixture *)ud)->releases++;
 }
 
