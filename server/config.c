@@ -130,8 +130,14 @@ static const opt options[] = {
      "longest wait for one statement; a database that does not answer sooner (stopped, "
      "partitioned) is disconnected and connected again with backoff"},
     {"durability", K_ENUM, O(durability), S(durability), 0, 0, "local|replicated", "local",
-     "with --database-url: local (LMDB commits, PostgreSQL archives after the fact); "
-     "replicated is not implemented yet"},
+     "with --database-url: local (LMDB commits, PostgreSQL archives after the fact) or "
+     "replicated (PostgreSQL is the system of record: clients see only what it committed; "
+     "sessions are owned per node with epochs, so several nodes can share one database)"},
+    {"node-id", K_STR, O(node_id), S(node_id), 0, 0, NULL, "",
+     "this node's name in a cluster (owners.node); empty: <hostname>-<pid>"},
+    {"lease-ms", K_I64, O(lease_ms), 0, 500, 3600000, NULL, "10000",
+     "replicated mode: how long a node's ownership of a session lasts without renewal; a "
+     "running session of a node silent this long is taken over by another node"},
     {"transcript-max", K_I64, O(transcript_max), 0, 1, 1 << 20, NULL, "1000",
      "turns kept in a session's snapshot transcript"},
     {"routes", K_STR, O(routes_file), S(routes_file), 0, 0, NULL, "",
@@ -377,7 +383,7 @@ void tt_config_usage(const char *prog)
            "check-config");
 }
 
-/* --database-url parses as libpq's; --durability replicated is refused. */
+/* --database-url parses as libpq's; --durability replicated needs it. */
 static int check_database(const tt_config *cfg, char *err, size_t n)
 {
     char why[256];
@@ -385,8 +391,10 @@ static int check_database(const tt_config *cfg, char *err, size_t n)
         snprintf(err, n, "--database-url is not a PostgreSQL connection string: %s", why);
         return TT_EINVAL;
     }
-    if (strcmp(cfg->durability, "replicated") == 0) {
-        snprintf(err, n, "--durability replicated is not implemented yet; use local (the default)");
+    if (strcmp(cfg->durability, "replicated") == 0 && !cfg->database_url[0]) {
+        snprintf(err, n,
+                 "--durability replicated needs --database-url (PostgreSQL is the "
+                 "system of record in that mode)");
         return TT_EINVAL;
     }
     return 0;

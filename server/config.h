@@ -58,7 +58,9 @@ typedef struct tt_config {
     int64_t max_sessions_per_user; /* per tenant and user; 0: no cap */
     char database_url[1024];       /* PostgreSQL (libpq URI or key=value); "": LMDB alone */
     int64_t database_timeout_ms;   /* one archive statement; longer drops the connection */
-    char durability[16];           /* local (archive mode) | replicated (not implemented yet) */
+    char durability[16];           /* local (archive mode) | replicated (state/replica.h) */
+    int64_t lease_ms;              /* replicated: a session's ownership lease */
+    char node_id[65];              /* this node's name ("": hostname-pid, set at start-up) */
     /* agents and models */
     int echo_delay_ms;
     char routes_file[1024];

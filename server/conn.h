@@ -50,6 +50,9 @@ struct tt_conn {
     tt_outq_item *held_head, *held_tail; /* replies waiting for the next commit */
     tt_conn *held_next;                  /* srv->held: connections holding replies */
     int in_held_list;
+    struct tt_parked *parked_head, *parked_tail; /* frames waiting for an acquire (park.h) */
+    size_t parked_n;
+    int parked_waiting; /* an acquire for the first parked frame is outstanding */
     tt_cursor *cursors; /* linked through owner_next */
     tt_cursor *rr;      /* where the next round-robin pass starts */
 

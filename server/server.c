@@ -22,6 +22,7 @@
 #include "server/datadir.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "state/replica.h"
 #include "server/tls.h"
 
 #define SECRET_META_KEY "jwt_secret"
@@ -276,9 +277,9 @@ static int setup_storage(tt_server *srv)
         .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
         .max_sessions_per_owner = (uint64_t)cfg->max_sessions_per_user,
     };
-    tt_registry_hooks hooks = {
-        srv,           bind_hook,        unbind_hook, tt_ws_deliver, tt_ws_committed,
-        tt_ws_discard, tt_ws_moved,       store_health_hook};
+    tt_registry_hooks hooks = {srv,           bind_hook,        unbind_hook,
+                               tt_ws_deliver, tt_ws_committed,  tt_ws_discard,
+                               tt_ws_moved,   store_health_hook};
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
     srv->agent_env.log = agent_log;
@@ -463,8 +464,8 @@ int tt_server_start(tt_server *srv)
     }
     if ((rc = setup_tenants(srv)) || (rc = tt_database_start(srv)))
         return rc;
-    size_t resumed = 0;
-    rc = tt_registry_resume_active(srv->reg, &resumed);
+    size_t resumed = 0; /* replicated: running sessions are the cluster's orphans, not ours */
+    rc = srv->replica ? 0 : tt_registry_resume_active(srv->reg, &resumed);
     if (rc) {
         tt_log(TT_ERROR, "cannot resume sessions", json_pack("{s:s}", "error", tt_strerror(rc)));
         return rc;
@@ -528,7 +529,8 @@ static void release_all(tt_server *srv)
 static void on_drain_check(uv_timer_t *t)
 {
     tt_server *srv = t->data;
-    if (srv->conns == NULL || uv_now(&srv->loop) >= srv->stop_deadline) {
+    int replicating = srv->replica && tt_replica_pending(srv->replica);
+    if ((srv->conns == NULL && !replicating) || uv_now(&srv->loop) >= srv->stop_deadline) {
         uv_timer_stop(t);
         release_all(srv);
     }

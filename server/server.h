@@ -27,8 +27,11 @@ typedef struct tt_server {
     struct lws_context *lws;
     tt_store *store;
     tt_registry *reg;
-    tt_pg *pg;           /* --database-url: the connection (server/database.c), or NULL */
-    tt_archive *archive; /* archive mode: committed events copied to PostgreSQL, or NULL */
+    tt_pg *pg;                  /* --database-url: the connection (server/database.c), or NULL */
+    tt_archive *archive;        /* archive mode: committed events copied to PostgreSQL, or NULL */
+    tt_pg *owner_pg;            /* replicated mode: the ownership connection (LISTEN), or NULL */
+    struct tt_replica *replica; /* replicated mode: passes to PostgreSQL behind the fence */
+    struct tt_cluster *cluster; /* replicated mode: session ownership */
     tt_auth auth;
     tt_agent_env agent_env;
     tt_metrics metrics;

@@ -12,6 +12,7 @@
 #include "protocol/utf8.h"
 #include "server/aisdk_ws.h"
 #include "server/conn.h"
+#include "server/park.h"
 #include "server/sse_out.h"
 #include "server/logging.h"
 
@@ -541,7 +542,7 @@ static void handle_frame(tt_conn *c)
     } else if (!c->welcomed && !c->authed && m.type != TT_MSG_HELLO) {
         tt_conn_error(c, m.id, TT_EAUTH, "the first message must be hello");
         tt_conn_close(c, 4001, "unauthenticated");
-    } else {
+    } else if (!tt_park_maybe(c, &m, tt_buf_str(&c->rx), c->rx.len)) {
         tt_request_handle(c, &m);
     }
     tt_msg_free(&m);
@@ -709,6 +710,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (!c)
             return 0;
         tt_aisdk_ws_closed(c);
+        tt_park_release(c);
         while (c->cursors)
             tt_conn_remove_cursor(c, c->cursors);
         if (c->prev)

@@ -34,11 +34,17 @@ static const char READ_SQL[] =
     "USING (session) WHERE t.session IN (SELECT session FROM ids) AND t.idx >= "
     "coalesce((r.record->>'transcript_first')::bigint, 1) ORDER BY 2, 1, 3";
 
+/* Only leases still running: one that expired (the node was silent, or is
+ * starting again) stays expired, so its running session is adopted. */
 static const char RENEW_SQL[] = "UPDATE owners SET lease_until = now() + $2::bigint * "
-                                "interval '1 millisecond' WHERE node = $1";
+                                "interval '1 millisecond' WHERE node = $1 AND lease_until > now()";
+
+/* At start-up: what this node held before it stopped is nobody's now. */
+static const char RELEASE_SQL[] = "UPDATE owners SET lease_until = now() WHERE node = $1 AND "
+                                  "$2::text IS NOT NULL";
 
 static const char ORPHANS_SQL[] =
-    "SELECT session FROM owners WHERE active AND lease_until < now() AND node <> $1 LIMIT 16";
+    "SELECT session FROM owners WHERE active AND lease_until < now() LIMIT 16";
 
 typedef struct waiter {
     char sid[TT_SESSION_ID_MAX + 1];
@@ -49,7 +55,7 @@ typedef struct waiter {
     struct waiter *next;
 } waiter;
 
-typedef enum op { OP_NONE, OP_ACQUIRE, OP_READ, OP_RENEW, OP_ORPHANS } op;
+typedef enum op { OP_NONE, OP_ACQUIRE, OP_READ, OP_RENEW, OP_ORPHANS, OP_RELEASE } op;
 
 struct tt_cluster {
     uv_loop_t *loop;
@@ -66,7 +72,7 @@ struct tt_cluster {
     char *ids;   /* the flight's ids as a JSON array */
     int orphans; /* the flight acquires orphans (only expired leases) */
     op op;
-    int renew_due, scan_due;
+    int renew_due, scan_due, release_due;
     uv_timer_t renew, scan, retry;
     int open_handles;
 };
@@ -124,6 +130,8 @@ int tt_cluster_new(uv_loop_t *loop, tt_pg *pg, tt_store *store, const tt_cluster
 
 void tt_cluster_start(tt_cluster *c)
 {
+    c->release_due = 1;
+    next_op(c);
     uint64_t every = c->opt.lease_ms / 3 + 1;
     (void)uv_timer_start(&c->renew, on_renew_timer, every, every);
     (void)uv_timer_start(&c->scan, on_scan_timer, c->opt.scan_ms, c->opt.scan_ms);
@@ -446,13 +454,19 @@ static void on_orphans(int err, const PGresult *res, const char *msg, void *ud)
     tt_cluster *c = ud;
     (void)msg;
     c->op = OP_NONE;
-    for (int i = 0; err == 0 && i < PQntuples(res) && i < ORPHANS_PER_SCAN; i++)
-        (void)add_waiter(c, PQgetvalue(res, i, 0), NULL, NULL);
-    if (err == 0 && PQntuples(res) > 0 && !c->flight) {
-        send_acquire(c, 1);
+    if (err || c->waiting) { /* clients first: the next scan finds the orphans again */
+        next_op(c);
         return;
     }
-    next_op(c);
+    for (int i = 0; i < PQntuples(res) && i < ORPHANS_PER_SCAN; i++) {
+        const char *sid = PQgetvalue(res, i, 0);
+        if (!c->hooks.held || !c->hooks.held(sid, c->hooks.ud)) /* ours, in memory: renewed */
+            (void)add_waiter(c, sid, NULL, NULL);
+    }
+    if (c->waiting)
+        send_acquire(c, 1);
+    else
+        next_op(c);
 }
 
 /* One statement at a time on the connection: acquires first, then a due
@@ -473,7 +487,12 @@ static void next_op(tt_cluster *c)
         return;
     }
     const char *values[2] = {c->node, c->lease};
-    if (c->waiting) {
+    if (c->release_due) {
+        c->release_due = 0;
+        c->op = OP_RELEASE;
+        if (tt_pg_query(c->pg, RELEASE_SQL, 2, values, on_renewed, c) != 0)
+            c->op = OP_NONE;
+    } else if (c->waiting) {
         send_acquire(c, 0);
     } else if (c->renew_due) {
         c->renew_due = 0;

@@ -24,9 +24,11 @@
  * agent is running (owners.active) and whose lease has expired is an orphan
  * (its node died): a timer looks for them every opt.scan_ms and acquires up
  * to a few at a time, then tells hooks.adopted, which loads it so its agent
- * resumes. A client asking for a session acquires it whether or not its
- * lease has expired: a session follows its clients (the load balancer routes
- * by session id, so they normally land on one node).
+ * resumes. Renewal extends only leases still running, and a node starting
+ * ends the leases it held before (it holds nothing in memory yet), so its
+ * running sessions are adopted again, by it or by another node. A client asking for a session
+ * acquires it whether or not its lease has expired: a session follows its clients (the load
+ * balancer routes by session id, so they normally land on one node).
  *
  * Uses its own PostgreSQL connection (with LISTEN), so acquires never wait
  * behind a batch. Used from the loop thread only. */
@@ -57,6 +59,8 @@ typedef struct tt_cluster_hooks {
     void (*moved)(const char *sid, uint64_t epoch, void *ud);
     /* An orphan was acquired and imported: load it so its agent resumes. */
     void (*adopted)(const char *sid, uint64_t epoch, void *ud);
+    /* 1 when sid is in this node's memory (never adopted: it is being served). */
+    int (*held)(const char *sid, void *ud);
 } tt_cluster_hooks;
 
 typedef struct tt_cluster_stats {

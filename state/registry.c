@@ -565,3 +565,9 @@ void tt_registry_adopted(const char *sid, uint64_t epoch, void *ud)
     tt_registry *reg = ud;
     (void)load_acquired(reg, sid, epoch); /* bound as resumed: its agent carries on */
 }
+
+int tt_registry_held(const char *sid, void *ud)
+{
+    tt_registry *reg = ud;
+    return tt_map_get(&reg->sessions, sid) != NULL;
+}

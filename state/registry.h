@@ -167,6 +167,7 @@ void tt_registry_passes_done(uint64_t pass, void *ud);
 /* The cluster's hooks (ud: the registry). */
 void tt_registry_moved(const char *sid, uint64_t epoch, void *ud);
 void tt_registry_adopted(const char *sid, uint64_t epoch, void *ud);
+int tt_registry_held(const char *sid, void *ud);
 
 /* sid is ready for tt_registry_get: 1 now (in memory, or not replicated:
  * loaded on demand), else 0 and cb(err, sid, ud) runs later (err 0: loaded;
