@@ -502,7 +502,7 @@ static void next_op(tt_cluster *c)
     } else if (c->scan_due) {
         c->scan_due = 0;
         c->op = OP_ORPHANS;
-        if (tt_pg_query(c->pg, ORPHANS_SQL, 1, values, on_orphans, c) != 0)
+        if (tt_pg_query(c->pg, ORPHANS_SQL, 0, NULL, on_orphans, c) != 0)
             c->op = OP_NONE;
     }
 }
