@@ -33,9 +33,13 @@ import { pgAvailable, startPostgres } from './pg-lib.mjs';
 export const HAPROXY_TEMPLATE = path.join(REPO, 'server', 'haproxy.cfg');
 
 function findHaproxy() {
-  if (process.env.HAPROXY_BIN) return process.env.HAPROXY_BIN;
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin']) {
-    const p = path.join(dir || '.', 'haproxy');
+  const given = process.env.HAPROXY_BIN;
+  const candidates = given
+    ? [given]
+    : [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin'].map((d) =>
+        path.join(d || '.', 'haproxy'),
+      );
+  for (const p of candidates) {
     try {
       fs.accessSync(p, fs.constants.X_OK);
       return p;
@@ -46,7 +50,7 @@ function findHaproxy() {
   return null;
 }
 
-/** The haproxy binary (HAPROXY_BIN, else found in PATH or /usr/sbin), or null. */
+/** The haproxy binary (HAPROXY_BIN if executable, else found in PATH or /usr/sbin), or null. */
 export const HAPROXY_BIN = findHaproxy();
 /** Is haproxy installed? (Debian's `haproxy` package) */
 export const haproxyAvailable = HAPROXY_BIN !== null;

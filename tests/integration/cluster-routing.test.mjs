@@ -6,9 +6,7 @@
 // stops answering (SIGSTOP) has its sockets closed by haproxy once marked
 // down, so their clients reconnect elsewhere.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-
-import { httpGet } from './harness.mjs';
+import { connect, httpGet, itest, openSession, sleep } from './harness.mjs';
 import { haproxyAvailable, pgAvailable, startCluster } from './cluster-lib.mjs';
 
 const skip = !haproxyAvailable
@@ -45,10 +43,9 @@ async function withCluster(t, fn) {
   }
 }
 
-test(
+itest(
   'the same session id always reaches the same node, ids spread over all three, no id: round robin',
-  { skip, timeout: 60_000 },
-  async (t) => {
+  async ({ t }) => {
     await withCluster(t, async (cl) => {
       for (let i = 0; i < 3; i++) {
         const r = await httpGet(cl.nodes[i].port, '/readyz');
@@ -67,18 +64,21 @@ test(
       // A URL that has other parameters besides session routes the same.
       const other = await cl.connect(undefined, { params: { session: IDS[1], v: '2' } });
       assert.equal(other.welcome.node, first[IDS[1]]);
-      // Without the parameter: round robin over the live nodes.
+      // Without the parameter: round robin over the live nodes, sockets and HTTP requests.
       const seen = new Set();
       for (let i = 0; i < 6; i++) seen.add(await cl.nodeFor(undefined));
       assert.deepEqual([...seen].sort(), ['node1', 'node2', 'node3']);
+      const answered = new Set();
+      for (let i = 0; i < 6; i++) answered.add((await httpGet(cl.lbPort, '/healthz')).headers['x-tether-node']);
+      assert.deepEqual([...answered].sort(), ['node1', 'node2', 'node3']);
     });
   },
+  { skip, timeout: 60_000 },
 );
 
-test(
+itest(
   "a killed node's session ids move to the live nodes, the others stay; all come back when it restarts",
-  { skip, timeout: 60_000 },
-  async (t) => {
+  async ({ t }) => {
     await withCluster(t, async (cl) => {
       const before = await placement(cl);
       const victim = 'node2';
@@ -103,12 +103,12 @@ test(
       assert.deepEqual(await placement(cl), before, 'the ring is the same once node2 is back');
     });
   },
+  { skip, timeout: 60_000 },
 );
 
-test(
+itest(
   'a node that stops answering (SIGSTOP) is marked down, its sockets are closed, its ids go elsewhere',
-  { skip, timeout: 60_000 },
-  async (t) => {
+  async ({ t }) => {
     await withCluster(t, async (cl) => {
       const before = await placement(cl);
       const victim = 'node3';
@@ -129,4 +129,31 @@ test(
       assert.deepEqual(await placement(cl), before);
     });
   },
+  { skip, timeout: 60_000 },
+);
+
+itest(
+  'a restarted haproxy routes every id as before; nodes reconnect to a restarted PostgreSQL',
+  async ({ t }) => {
+    await withCluster(t, async (cl) => {
+      const before = await placement(cl);
+      await cl.restartHaproxy();
+      assert.deepEqual(await placement(cl), before, 'the ring depends on the config only');
+
+      await cl.restartPostgres({ downMs: 300 });
+      // Each node archives a session created after the restart: it connected again.
+      for (let i = 0; i < cl.nodes.length; i++) {
+        const c = await connect(cl.nodes[i].port, { hello: true });
+        const { session } = await openSession(c, 'echo');
+        const deadline = Date.now() + 20_000;
+        let n = '0';
+        while (Date.now() < deadline && n === '0') {
+          n = await cl.pg.value(`SELECT count(*) FROM events WHERE session = '${session}'`);
+          if (n === '0') await sleep(100);
+        }
+        assert.notEqual(n, '0', `node${i + 1} archived nothing after the database restart`);
+      }
+    });
+  },
+  { skip, timeout: 60_000 },
 );
