@@ -211,6 +211,7 @@ class Cluster {
       TETHER_LB_CHECK_INTER: this.check.inter,
       TETHER_LB_CHECK_FALL: String(this.check.fall),
       TETHER_LB_CHECK_RISE: String(this.check.rise),
+      TETHER_LB_CHECK_TIMEOUT: this.check.timeout,
     };
     this.haproxyOutput += `\n=== ${HAPROXY_BIN} ${args.join(' ')}\n`;
     const p = spawn(HAPROXY_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -331,8 +332,10 @@ class Cluster {
  *   nodeArgs:  (i) => more arguments for node i
  *   env:       environment of every node
  *   database:  start a PostgreSQL and give every node its --database-url (default true)
- *   check:     haproxy's health checks: {inter, fall, rise} (default 200ms, 2, 1: a
- *              dead node is DOWN within about 0.5 s)
+ *   check:     haproxy's health checks: {inter, fall, rise, timeout} (default 200ms,
+ *              2, 1, 1s: a dead node is DOWN within about 0.5 s, a frozen one (its
+ *              port still accepting) within about 2.5 s; a node slower than 1 s to
+ *              answer /readyz twice in a row is taken out too)
  * On failure everything started is stopped again.
  */
 export async function startCluster({
@@ -344,7 +347,13 @@ export async function startCluster({
   check = {},
 } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-lb-'));
-  const cl = new Cluster({ pg: null, nodes: [], env, dir, check: { inter: '200ms', fall: 2, rise: 1, ...check } });
+  const cl = new Cluster({
+    pg: null,
+    nodes: [],
+    env,
+    dir,
+    check: { inter: '200ms', fall: 2, rise: 1, timeout: '1s', ...check },
+  });
   clusters.add(cl);
   try {
     if (database) cl.pg = await startPostgres();
