@@ -107,9 +107,10 @@ class Cluster {
     this._exited = null;
   }
 
-  /** The node: an index (0-based) or the Server itself. */
+  /** The node: an index (0-based), its node id ('node2') or the Server itself. */
   node(n) {
-    const s = typeof n === 'number' ? this.nodes[n] : n;
+    const s =
+      typeof n === 'number' ? this.nodes[n] : typeof n === 'string' ? this.nodes.find((x) => x.nodeId === n) : n;
     if (!s || !this.nodes.includes(s)) throw new Error(`no such node: ${n}`);
     return s;
   }
@@ -277,7 +278,7 @@ class Cluster {
 
   /** Wait until haproxy reports each of nodes (indexes, Servers or ids) as `want` ('UP' or 'DOWN'). */
   async waitStatus(nodes, want, timeoutMs = 10_000) {
-    const ids = (Array.isArray(nodes) ? nodes : [nodes]).map((n) => (typeof n === 'string' ? n : this.node(n).nodeId));
+    const ids = (Array.isArray(nodes) ? nodes : [nodes]).map((n) => this.node(n).nodeId);
     const deadline = Date.now() + timeoutMs;
     let last = 'no answer';
     while (Date.now() < deadline) {

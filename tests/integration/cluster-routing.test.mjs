@@ -87,8 +87,8 @@ itest(
       const held = await cl.connect(moved[0]);
       assert.equal(held.welcome.node, victim);
 
-      await cl.kill9(1);
-      await cl.waitStatus(1, 'DOWN');
+      await cl.kill9(victim);
+      await cl.waitStatus(victim, 'DOWN');
       await held.closed;
       const during = await placement(cl);
       for (const id of IDS) {
@@ -98,8 +98,8 @@ itest(
       // They went to both survivors or one; either way to live nodes only, and stably.
       assert.deepEqual(await placement(cl), during);
 
-      await cl.restart(1);
-      await cl.waitStatus(1, 'UP');
+      await cl.restart(victim);
+      await cl.waitStatus(victim, 'UP');
       assert.deepEqual(await placement(cl), before, 'the ring is the same once node2 is back');
     });
   },
