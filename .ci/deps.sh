@@ -11,7 +11,7 @@ run_pkgs=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv lib
           liblmdb-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpcre2-dev
           libexif-dev libpq-dev)
 test_pkgs=(libcmocka-dev lmdb-utils curl libjpeg62-turbo-dev chromium fonts-liberation
-           clang clang-format libclang-rt-14-dev postgresql-15
+           clang clang-format libclang-rt-14-dev postgresql-15 haproxy
            iproute2 openssl util-linux)
 
 want=("${run_pkgs[@]}")

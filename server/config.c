@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 
@@ -134,7 +135,8 @@ static const opt options[] = {
      "replicated (PostgreSQL is the system of record: clients see only what it committed; "
      "sessions are owned per node with epochs, so several nodes can share one database)"},
     {"node-id", K_STR, O(node_id), S(node_id), 0, 0, NULL, "",
-     "this node's name in a cluster (owners.node); empty: <hostname>-<pid>"},
+     "this node's name in a cluster: 1-64 of A-Z a-z 0-9 . _ -; shown in welcome.node, /readyz "
+     "and the X-Tether-Node header; empty: <hostname>-<pid>"},
     {"lease-ms", K_I64, O(lease_ms), 0, 500, 3600000, NULL, "10000",
      "replicated mode: how long a node's ownership of a session lasts without renewal; a "
      "running session of a node silent this long is taken over by another node"},
@@ -400,6 +402,60 @@ static int check_database(const tt_config *cfg, char *err, size_t n)
     return 0;
 }
 
+static int node_id_char(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == '-';
+}
+
+/* --node-id as given (1-64 of [A-Za-z0-9._-]), or <hostname>-<pid> with any
+ * other character of the host name made '-' and the name cut to fit. */
+static int check_node_id(tt_config *cfg, char *err, size_t n)
+{
+    char *id = cfg->node_id;
+    if (id[0]) {
+        for (const char *p = id; *p; p++) {
+            if (!node_id_char(*p)) {
+                snprintf(err, n,
+                         "--node-id '%.*s' may hold only A-Z a-z 0-9 . _ - (1 to %d of them)",
+                         tt_utf8_cut(id, 64), id, TT_NODE_ID_MAX);
+                return TT_EINVAL;
+            }
+        }
+        return 0;
+    }
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+        snprintf(host, sizeof host, "node");
+    char pid[24];
+    int plen = snprintf(pid, sizeof pid, "-%ld", (long)getpid());
+    int hlen = (int)strnlen(host, sizeof host);
+    if (hlen > TT_NODE_ID_MAX - plen)
+        hlen = TT_NODE_ID_MAX - plen;
+    for (int i = 0; i < hlen; i++)
+        id[i] = node_id_char(host[i]) ? host[i] : '-';
+    memcpy(id + hlen, pid, (size_t)plen + 1);
+    return 0;
+}
+
+/* The checks of values against each other, after every source was read. */
+static int check_values(tt_config *cfg, char *err, size_t n)
+{
+    int rc = check_database(cfg, err, n);
+    if (rc == 0)
+        rc = check_node_id(cfg, err, n);
+    if (rc == 0 && cfg->map_size_max_mb < cfg->map_size_mb) {
+        snprintf(err, n, "--map-size-max-mb must not be below --map-size-mb");
+        rc = TT_EINVAL;
+    }
+    return rc;
+}
+
+const char *tt_config_node_id(const tt_config *cfg)
+{
+    return cfg->node_id;
+}
+
 int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit_now, char *err,
                    size_t n)
 {
@@ -472,11 +528,7 @@ int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit
         }
     }
     if (rc == 0)
-        rc = check_database(cfg, err, n);
-    if (rc == 0 && cfg->map_size_max_mb < cfg->map_size_mb) {
-        snprintf(err, n, "--map-size-max-mb must not be below --map-size-mb");
-        rc = TT_EINVAL;
-    }
+        rc = check_values(cfg, err, n);
     if (rc)
         tt_config_free(cfg);
     return rc;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #define TT_CONFIG_MAX_KEYS 64
+#define TT_NODE_ID_MAX 64 /* --node-id: 1-64 of [A-Za-z0-9._-] */
 
 typedef struct tt_config {
     char host[256];
@@ -55,12 +56,12 @@ typedef struct tt_config {
     int64_t memory_events;
     int64_t idle_evict_s;
     int64_t transcript_max;
-    int64_t max_sessions_per_user; /* per tenant and user; 0: no cap */
-    char database_url[1024];       /* PostgreSQL (libpq URI or key=value); "": LMDB alone */
-    int64_t database_timeout_ms;   /* one archive statement; longer drops the connection */
-    char durability[16];           /* local (archive mode) | replicated (state/replica.h) */
-    int64_t lease_ms;              /* replicated: a session's ownership lease */
-    char node_id[65];              /* this node's name ("": hostname-pid, set at start-up) */
+    int64_t max_sessions_per_user;    /* per tenant and user; 0: no cap */
+    char database_url[1024];          /* PostgreSQL (libpq URI or key=value); "": LMDB alone */
+    int64_t database_timeout_ms;      /* one archive statement; longer drops the connection */
+    char durability[16];              /* local (archive mode) | replicated (state/replica.h) */
+    int64_t lease_ms;                 /* replicated: a session's ownership lease */
+    char node_id[TT_NODE_ID_MAX + 1]; /* never empty after load: given, or <hostname>-<pid> */
     /* agents and models */
     int echo_delay_ms;
     char routes_file[1024];
@@ -82,6 +83,11 @@ typedef struct tt_config {
  * --help or --version was handled (the text is printed to stdout). */
 int tt_config_load(tt_config *cfg, int argc, char **argv, char **envp, int *exit_now, char *err,
                    size_t n);
+
+/* This node's id in a cluster (--node-id, else <hostname>-<pid>): 1-64 of
+ * [A-Za-z0-9._-], set once by tt_config_load(). Announced in welcome.node,
+ * /readyz ("node: ID") and the X-Tether-Node header of HTTP answers. */
+const char *tt_config_node_id(const tt_config *cfg);
 
 /* Free the key strings (clear keys are wiped first). */
 void tt_config_free(tt_config *cfg);

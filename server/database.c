@@ -2,7 +2,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "protocol/errors.h"
 #include "server/database.h"
@@ -93,11 +92,6 @@ static int open_pg(tt_server *srv, const char *listen, tt_pg **out)
  * second one that LISTENs for ownership changes. */
 static int start_replicated(tt_server *srv)
 {
-    if (!srv->cfg.node_id[0]) {
-        char host[64] = "node";
-        (void)gethostname(host, sizeof host - 1);
-        snprintf(srv->cfg.node_id, sizeof srv->cfg.node_id, "%.40s-%ld", host, (long)getpid());
-    }
     uint64_t lease = (uint64_t)srv->cfg.lease_ms;
     tt_replica_options ro = {.node_id = srv->cfg.node_id, .lease_ms = lease};
     tt_replica_hooks rh = {.ud = srv->reg,

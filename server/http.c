@@ -344,6 +344,7 @@ static void route_get(tt_server *srv, struct lws *wsi, http_req *r)
         tt_buf text;
         tt_buf_init(&text, 4096);
         if (tt_buf_append(&text, ready ? "ready\n" : "not ready\n", ready ? 6 : 10) ||
+            tt_buf_appendf(&text, "node: %s\n", tt_config_node_id(&srv->cfg)) ||
             tt_database_readyz(srv, &text))
             respond(r, 500, "text/plain", "error\n", 6);
         else
@@ -460,6 +461,9 @@ static int write_response(tt_server *srv, struct lws *wsi, http_req *r)
          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER, (const unsigned char *)ra,
                                       ralen, &p, end)) ||
         tt_cors_add_headers(srv, wsi, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-tether-node:",
+                                    (const unsigned char *)tt_config_node_id(&srv->cfg),
+                                    (int)strlen(tt_config_node_id(&srv->cfg)), &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     if (r->resp_len &&

@@ -120,13 +120,14 @@ static void on_hello(tt_conn *c, const tt_msg *m)
     }
     c->welcomed = 1;
     json_t *w = json_pack(
-        "{s:s, s:i, s:s, s:i, s:s, s:b, s:o, s:o, s:{s:I, s:I, s:i, s:i, s:I}}", "type", "welcome",
-        "protocol", 1, "server", "tether/" TETHER_VERSION, "heartbeat_s", srv->cfg.heartbeat_s,
-        "user", c->user, "open_mode", srv->auth.n_keys == 0, "agents",
-        tt_agent_names(&srv->agent_env), "models", tt_llm_service_aliases(srv->agent_env.llm),
-        "limits", "max_frame_bytes", (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events",
-        (json_int_t)srv->cfg.max_lag_events, "rate_msgs_per_s", srv->cfg.rate_msgs_per_s,
-        "rate_burst", srv->cfg.rate_burst, "retain_events", (json_int_t)srv->cfg.retain_events);
+        "{s:s, s:i, s:s, s:s, s:i, s:s, s:b, s:o, s:o, s:{s:I, s:I, s:i, s:i, s:I}}", "type",
+        "welcome", "protocol", 1, "server", "tether/" TETHER_VERSION, "node",
+        tt_config_node_id(&srv->cfg), "heartbeat_s", srv->cfg.heartbeat_s, "user", c->user,
+        "open_mode", srv->auth.n_keys == 0, "agents", tt_agent_names(&srv->agent_env), "models",
+        tt_llm_service_aliases(srv->agent_env.llm), "limits", "max_frame_bytes",
+        (json_int_t)srv->cfg.max_frame_bytes, "max_lag_events", (json_int_t)srv->cfg.max_lag_events,
+        "rate_msgs_per_s", srv->cfg.rate_msgs_per_s, "rate_burst", srv->cfg.rate_burst,
+        "retain_events", (json_int_t)srv->cfg.retain_events);
     if (w)
         json_object_set_new(w, "agent_info", tt_agent_catalog(&srv->agent_env));
     if (w && m->id)

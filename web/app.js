@@ -35,6 +35,7 @@ const client = new TetherClient({
   url: wsUrl,
   client: 'tether-web/1',
   token: storedToken,
+  routeSession: true, // ?session= of the session shown: a cluster's haproxy routes by it
 });
 
 const views = new Map(); // session -> SessionView
@@ -680,8 +681,10 @@ function init() {
   }, 15_000);
 
   const start = location.hash.slice(1) || localStorage.getItem('tether.session');
+  const valid = start && /^[A-Za-z0-9_-]{1,128}$/.test(start);
+  if (valid) client.focus(start); // the first socket is routed to its node already
   client.connect().catch(() => {}); // a refused token shows the sign-in (client.error)
-  if (start && /^[A-Za-z0-9_-]{1,128}$/.test(start)) select(start);
+  if (valid) select(start);
 }
 
 // For debugging from the console (and the browser tests): the client and the views.

@@ -15,7 +15,10 @@
 // rebuilding from a `snapshot` when the server could not replay (emits
 // 'reset'); throttled `ack`s; `say` with an automatic client_msg_id that is
 // re-sent after a reconnect until it is acknowledged (the server applies a
-// repeated client_msg_id once). See web/README.md.
+// repeated client_msg_id once). With `routeSession`, every socket's URL
+// carries `?session=<id>` of the session the client is focused on, so a load
+// balancer hashing on it (server/haproxy.cfg) sends it to that session's
+// node. See web/README.md.
 
 const CONN_STATES = ['idle', 'connecting', 'open', 'reconnecting', 'held', 'closed'];
 
@@ -54,6 +57,10 @@ export class TetherClient {
    * @param {number} [o.backoffMaxMs=10000]
    * @param {number} [o.ackIntervalMs=500]  at most one ack per session per interval
    * @param {boolean} [o.reconnect=true]
+   * @param {boolean} [o.routeSession=false] put `<routeParam>=<focused session>` on every
+   *   connection URL (other query parameters kept): the focus is the session last opened or
+   *   attached, or set with focus(); none yet: the URL as given
+   * @param {string} [o.routeParam='session'] the query parameter's name
    */
   constructor(o = {}) {
     if (!o.url) throw new TypeError('TetherClient: url is required');
@@ -67,6 +74,9 @@ export class TetherClient {
     this.backoffMaxMs = o.backoffMaxMs ?? 10_000;
     this.ackIntervalMs = o.ackIntervalMs ?? 500;
     this.autoReconnect = o.reconnect ?? true;
+    this.routeSession = Boolean(o.routeSession);
+    this.routeParam = o.routeParam || 'session';
+    this._focus = null; // the session connection URLs are routed by (routeSession)
 
     this.state = 'idle';
     this.welcome = null;
@@ -182,6 +192,35 @@ export class TetherClient {
     };
   }
 
+  // ------------------------------------------------------------ routing
+
+  /** The session the client is focused on: the last opened or attached, or set by focus(); null if none. */
+  focused() {
+    return this._focus;
+  }
+
+  /**
+   * Focus on a session (null: none). With routeSession, the next connection's
+   * URL carries it; the open socket is kept (reconnectNow() moves at once).
+   */
+  focus(session) {
+    this._focus = session || null;
+  }
+
+  /** The URL the next socket opens: the url option, plus the focused session with routeSession. */
+  connectionUrl() {
+    const base = typeof this.url === 'function' ? this.url() : this.url;
+    if (!this.routeSession || !this._focus) return base;
+    let u;
+    try {
+      u = new URL(base, globalThis.location?.href);
+    } catch {
+      return base; // not a URL: the WebSocket constructor says so
+    }
+    u.searchParams.set(this.routeParam, this._focus);
+    return u.toString();
+  }
+
   // ------------------------------------------------------------ connect
 
   /** Connect (and keep reconnecting). Resolves with the first welcome; rejects if the token is refused. */
@@ -269,7 +308,7 @@ export class TetherClient {
     if (this.state === 'closed') return;
     let ws;
     try {
-      ws = new this.WebSocket(typeof this.url === 'function' ? this.url() : this.url, 'tether.v1');
+      ws = new this.WebSocket(this.connectionUrl(), 'tether.v1');
     } catch (e) {
       this._scheduleReconnect();
       return;
@@ -434,6 +473,7 @@ export class TetherClient {
       clearTimeout(s.ackTimer);
       this._sessions.delete(session);
     }
+    if (this._focus === session) this._focus = null;
     for (const [id, entry] of this._outbox) if (entry.msg.session === session) this._outbox.delete(id);
   }
 
@@ -594,6 +634,7 @@ export class TetherClient {
     const s = this._sess(r.session);
     s.attached = true;
     s.on = this.ws;
+    this._focus = r.session;
     return r;
   }
 
@@ -605,12 +646,17 @@ export class TetherClient {
     const s = this._sess(session);
     if (after !== undefined) s.lastSeq = after;
     s.attached = true;
+    const prevFocus = this._focus;
+    this._focus = session;
     try {
       const r = await this._request({ type: 'session.attach', session, after: s.lastSeq });
       s.on = this.ws;
       return r;
     } catch (e) {
-      if (e.code !== 'disconnected' && e.code !== 'timeout') s.attached = false;
+      if (e.code !== 'disconnected' && e.code !== 'timeout') {
+        s.attached = false;
+        if (this._focus === session) this._focus = prevFocus;
+      }
       throw e;
     }
   }
@@ -618,6 +664,7 @@ export class TetherClient {
   async detach(session) {
     const s = this._sessions.get(session);
     if (s) s.attached = false;
+    if (this._focus === session) this._focus = this.attachedSessions().at(-1) ?? null;
     return this._request({ type: 'session.detach', session });
   }
 

@@ -628,13 +628,25 @@ export class Client {
  *  hello:     true to send a hello without token (open mode)
  *  wsOptions: extra options for the ws client (e.g. {autoPong:false})
  *  host:      address to connect to (default 127.0.0.1)
+ *  params:    more query parameters on the upgrade URL ({session: id} routes through haproxy)
  * Resolves with a Client once open (rejects if the upgrade fails).
  */
 export function connect(
   port,
-  { token, header, query, protocols = [SUBPROTOCOL], hello = false, name, wsOptions = {}, host = '127.0.0.1' } = {},
+  {
+    token,
+    header,
+    query,
+    params,
+    protocols = [SUBPROTOCOL],
+    hello = false,
+    name,
+    wsOptions = {},
+    host = '127.0.0.1',
+  } = {},
 ) {
-  const q = query !== undefined ? `?token=${encodeURIComponent(query)}` : '';
+  let q = query !== undefined ? `?token=${encodeURIComponent(query)}` : '';
+  if (params) q += (q ? '&' : '?') + new URLSearchParams(params).toString();
   const headers = header !== undefined ? { Authorization: `Bearer ${header}` } : {};
   const ws = new WebSocket(`ws://${host}:${port}/v1/ws${q}`, protocols, {
     headers,

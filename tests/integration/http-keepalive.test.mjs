@@ -63,7 +63,7 @@ const chat = (extra = {}) => ({ model: 'default', messages: [{ role: 'user', con
 // Every route with what it must answer: [method, path, body, status, check].
 const ROUTES = [
   ['GET', '/healthz', undefined, 200, (r) => assert.equal(r.body, 'ok\n')],
-  ['GET', '/readyz', undefined, 200, (r) => assert.equal(r.body, 'ready\n')],
+  ['GET', '/readyz', undefined, 200, (r) => assert.match(r.body, /^ready\nnode: [A-Za-z0-9._-]{1,64}\n$/)],
   ['GET', '/metrics', undefined, 200, (r) => assert.match(r.body, /tether_http_requests_total \d+/)],
   ['GET', '/', undefined, 200, (r) => assert.match(r.body, /<html/i)],
   ['GET', '/app.js', undefined, 200, (r) => assert.ok(r.body.length > 100)],
@@ -139,7 +139,7 @@ itest(
 itest(
   'pipelining: six GETs (API, static files, 404, 405) written at once are answered in order',
   async ({ startServer }) => {
-    const srv = await startServer();
+    const srv = await startServer({ args: ['--node-id', 'piped-1'] });
     const rs = await pipeline(srv.port, [
       raw('GET', '/healthz'),
       raw('GET', '/readyz'),
@@ -153,14 +153,14 @@ itest(
       [200, 200, 200, 200, 404, 405],
     );
     assert.equal(rs[0].body, 'ok\n');
-    assert.equal(rs[1].body, 'ready\n');
+    assert.equal(rs[1].body, 'ready\nnode: piped-1\n');
     assert.match(rs[2].body, /tether_http_requests_total/);
     assert.match(rs[3].body, /<html/i);
   },
 );
 
 itest('pipelining: a POST /v1/tokens then GETs on one socket, written at once', async ({ startServer }) => {
-  const srv = await startServer();
+  const srv = await startServer({ args: ['--node-id', 'piped-2'] });
   const rs = await pipeline(srv.port, [
     raw('POST', '/v1/tokens', JSON.stringify({ user: 'piped' })),
     raw('GET', '/healthz'),
@@ -173,7 +173,7 @@ itest('pipelining: a POST /v1/tokens then GETs on one socket, written at once', 
   );
   assert.equal(JSON.parse(rs[0].body).user, 'piped');
   assert.equal(rs[1].body, 'ok\n');
-  assert.equal(rs[3].body, 'ready\n');
+  assert.equal(rs[3].body, 'ready\nnode: piped-2\n');
 });
 
 itest('pipelining: a gateway POST answered at once (bad request, no model) then a GET', async ({ startServer }) => {

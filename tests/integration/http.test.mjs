@@ -51,6 +51,24 @@ itest('GET /healthz, /readyz and / (web/index.html) answer 200', async ({ startS
   assert.equal(root.body, index, 'GET / must serve web/index.html');
 });
 
+itest(
+  '--node-id is announced in welcome.node, the node: line of /readyz and X-Tether-Node',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--node-id', 'eu-west.n_7'] });
+    const c = await connect(srv.port, { hello: true });
+    assert.equal(c.welcome.node, 'eu-west.n_7');
+    const ready = await httpGet(srv.port, '/readyz');
+    assert.equal(ready.body, 'ready\nnode: eu-west.n_7\n');
+    for (const p of ['/healthz', '/readyz', '/metrics', '/v1/tokens', '/v1/models'])
+      assert.equal((await httpGet(srv.port, p)).headers['x-tether-node'], 'eu-west.n_7', p);
+    // Without the flag: <hostname>-<pid>, the same in all three places.
+    const dflt = await startServer();
+    const d = await connect(dflt.port, { hello: true });
+    assert.match(d.welcome.node, new RegExp(`^[A-Za-z0-9._-]+-${dflt.proc.pid}$`));
+    assert.equal((await httpGet(dflt.port, '/healthz')).headers['x-tether-node'], d.welcome.node);
+  },
+);
+
 itest('metrics expose the documented families and the counters move with traffic', async ({ startServer }) => {
   const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
   const m0 = await scrape(srv.port);

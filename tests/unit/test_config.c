@@ -133,6 +133,49 @@ static void test_config_refuses_unknown_file_keys(void **state)
     unlink(path);
 }
 
+static void test_config_node_id_given_defaulted_or_refused(void **state)
+{
+    tt_config cfg;
+    char err[256] = "";
+    char *given[] = {"tether", "--node-id", "eu-1.node_A", NULL};
+    char *envp[] = {NULL};
+    assert_int_equal(load(&cfg, given, envp, err), 0);
+    assert_string_equal(tt_config_node_id(&cfg), "eu-1.node_A");
+    tt_config_free(&cfg);
+
+    char *env_given[] = {"TETHER_NODE_ID=n2", NULL};
+    char *none[] = {"tether", NULL};
+    assert_int_equal(load(&cfg, none, env_given, err), 0);
+    assert_string_equal(tt_config_node_id(&cfg), "n2");
+    tt_config_free(&cfg);
+
+    /* The default: <hostname>-<pid>, only allowed characters, at most 64. */
+    assert_int_equal(load(&cfg, none, envp, err), 0);
+    const char *id = tt_config_node_id(&cfg);
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "-%ld", (long)getpid());
+    size_t len = strlen(id);
+    assert_true(len > strlen(suffix) && len <= TT_NODE_ID_MAX);
+    assert_string_equal(id + len - strlen(suffix), suffix);
+    assert_int_equal(
+        strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"), len);
+    tt_config_free(&cfg);
+
+    char max[TT_NODE_ID_MAX + 2];
+    memset(max, 'n', TT_NODE_ID_MAX);
+    max[TT_NODE_ID_MAX] = '\0';
+    char *longest[] = {"tether", "--node-id", max, NULL};
+    assert_int_equal(load(&cfg, longest, envp, err), 0);
+    assert_int_equal(strlen(tt_config_node_id(&cfg)), TT_NODE_ID_MAX);
+    tt_config_free(&cfg);
+    max[TT_NODE_ID_MAX] = 'n';
+    max[TT_NODE_ID_MAX + 1] = '\0';
+    expect_refused((char *[]){"tether", "--node-id", max, NULL}, "longer than 64 bytes");
+    expect_refused((char *[]){"tether", "--node-id", "a b", NULL}, "may hold only");
+    expect_refused((char *[]){"tether", "--node-id=n/1", NULL}, "may hold only");
+    expect_refused((char *[]){"tether", "--node-id", "caf\xc3\xa9", NULL}, "may hold only");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_config_refuses_bad_values),
         cmocka_unit_test(test_config_refuses_bad_env),
         cmocka_unit_test(test_config_refuses_unknown_file_keys),
+        cmocka_unit_test(test_config_node_id_given_defaulted_or_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -272,6 +272,8 @@ static void test_ws_hello_in_open_mode_welcomes_the_local_user(void **state)
     json_t *w = reply_to(s, "h");
     assert_string_equal(json_string_value(json_object_get(w, "user")), "local");
     assert_true(json_is_true(json_object_get(w, "open_mode")));
+    assert_string_equal(json_string_value(json_object_get(w, "node")),
+                        tt_config_node_id(&f->srv.cfg));
     receive(s, "{\"type\":\"hello\",\"id\":\"h2\"}");
     assert_string_equal(error_code(reply_to(s, "h2")), "conflict");
 }
