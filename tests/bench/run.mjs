@@ -38,6 +38,7 @@ const benches = [
   { key: 'startup', script: 'tests/bench/startup.mjs', args: S },
   { key: 'persist', script: 'tests/bench/persist.mjs', args: S },
   { key: 'archive', script: 'tests/bench/archive.mjs', args: S },
+  { key: 'replicated', script: 'tests/bench/replicated.mjs', args: S },
   { key: 'large_turns', script: 'tests/bench/large-turns.mjs', args: S },
   { key: 'upgrade', script: 'tests/bench/upgrade.mjs', args: S },
 ];
