@@ -208,6 +208,10 @@ static int replicated_metrics(const tt_server *srv, tt_buf *out)
                  rs->events);
     rc |= metric(out, "tether_replica_fenced_total", "counter",
                  "Sessions whose batch the ownership fence refused", rs->fenced);
+    rc |= metric(out, "tether_replica_deleted_total", "counter",
+                 "Sessions deleted for good in PostgreSQL", rs->deleted);
+    rc |= metric(out, "tether_replica_delete_refused_total", "counter",
+                 "Deletes the ownership fence refused", rs->delete_refused);
     rc |= metric(out, "tether_replica_staged_bytes", "gauge",
                  "Staged for PostgreSQL, not committed yet", rs->staged_bytes);
     rc |=

@@ -369,7 +369,9 @@ static void on_delete(tt_conn *c, const tt_msg *m)
     }
     tt_log(TT_INFO, "session deleted",
            json_pack("{s:s, s:s, s:s}", "session", sid, "tenant", c->tenant, "user", c->user));
-    reply_ok(c, m, json_pack("{s:s, s:b}", "session", sid, "deleted", 1));
+    /* Once the deletion is committed (replicated mode: in PostgreSQL too). */
+    tt_conn_send_durable(c, "", m->id,
+                         tt_reply_ok(m->id, json_pack("{s:s, s:b}", "session", sid, "deleted", 1)));
 }
 
 static void on_say(tt_conn *c, const tt_msg *m)

@@ -282,8 +282,9 @@ static int stage_item(tt_registry *reg, commit_item *it)
 
 int tt_registry_flush(tt_registry *reg)
 {
-    if (!reg->dirty)
+    if (!reg->dirty && !reg->force_pass)
         return 0;
+    reg->force_pass = 0;
     if (reg->replica && tt_replica_full(reg->replica)) {
         uv_idle_stop(&reg->commit_idle); /* until the database took some: passes_done */
         return 0;

@@ -14,6 +14,7 @@
 #include "state/cluster.h"
 #include "state/map.h"
 #include "state/registry_private.h"
+#include "state/replica.h"
 #include "state/transcript.h"
 
 static void on_maintenance(uv_timer_t *t);
@@ -419,11 +420,16 @@ int tt_registry_delete(tt_registry *reg, tt_session *s, void (*detach)(tt_sessio
         if (!reg->dirty)
             uv_idle_stop(&reg->commit_idle);
     }
+    if (reg->replica) { /* and in the system of record, in the next pass */
+        rc = tt_replica_stage_delete(reg->replica, s->id, s->epoch ? s->epoch : 1);
+        reg->force_pass = 1;
+        (void)uv_idle_start(&reg->commit_idle, tt_commit_on_idle);
+    }
     if (detach)
         detach(s, ud);
     assert(!s->cursors);
     tt_registry_session_drop(reg, s);
-    return 0;
+    return rc;
 }
 
 void tt_registry_foreach(tt_registry *reg, void (*fn)(tt_session *s, void *ud), void *ud)
@@ -492,7 +498,7 @@ int tt_registry_replicated(const tt_registry *reg)
 
 uint64_t tt_registry_reply_pass(const tt_registry *reg)
 {
-    uint64_t p = reg->dirty ? reg->passes + 1 : reg->passes;
+    uint64_t p = reg->dirty || reg->force_pass ? reg->passes + 1 : reg->passes;
     return p > reg->done_pass ? p : 0;
 }
 

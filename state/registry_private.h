@@ -31,6 +31,7 @@ struct tt_registry {
     struct tt_cluster *cluster; /* replicated mode: acquires sessions not in memory */
     uint64_t passes;            /* commit passes so far (replies are held for a pass) */
     uint64_t done_pass;         /* passes up to here are committed for good */
+    int force_pass;             /* the next check makes a pass even with nothing dirty */
     tt_session *deliver;        /* replicated mode: durable in the batch being reported */
     struct acquire_wait *acquiring; /* replicated mode: callers waiting for an acquire */
 };

@@ -71,6 +71,18 @@ static const char BATCH_SQL[] =
     "ON CONFLICT (session, idx) DO UPDATE SET entry = EXCLUDED.entry RETURNING 1) "
     "SELECT session FROM ok";
 
+/* $1 node, $2 [[id, epoch], ...]: sessions deleted for good, behind the
+ * same fence (after the batch that held their last changes). */
+static const char DELETE_SQL[] =
+    "WITH f AS (DELETE FROM owners o USING (SELECT x->>0 AS id, (x->>1)::bigint AS epoch "
+    "FROM json_array_elements($2::json) x) d WHERE o.session = d.id AND o.node = $1 "
+    "AND o.epoch = d.epoch RETURNING o.session), "
+    "e AS (DELETE FROM events WHERE session IN (SELECT session FROM f)), "
+    "t AS (DELETE FROM transcript WHERE session IN (SELECT session FROM f)), "
+    "r AS (DELETE FROM records WHERE session IN (SELECT session FROM f)), "
+    "s AS (DELETE FROM sessions WHERE id IN (SELECT session FROM f)) "
+    "SELECT count(*) FROM f";
+
 /* One session in a batch: its fence row and its latest record. */
 typedef struct staged_session {
     char id[TT_SESSION_ID_MAX + 1];
@@ -91,6 +103,8 @@ typedef struct batch {
     size_t bytes;
     uint64_t t0;     /* when its first pass was staged (uv_hrtime) */
     char *params[4]; /* built at send: owners, records, events, entries */
+    json_t *deletes; /* [[id, epoch], ...] deleted after the batch, or NULL */
+    int deleting;    /* the batch is in: the deletes are in flight */
 } batch;
 
 struct tt_replica {
@@ -127,6 +141,7 @@ static void batch_clear(batch *b)
     tt_buf_free(&b->entries);
     for (size_t i = 0; i < 4; i++)
         free(b->params[i]);
+    json_decref(b->deletes);
     memset(b, 0, sizeof *b);
     batch_init(b);
 }
@@ -246,6 +261,15 @@ int tt_replica_stage(tt_replica *r, const tt_replica_item *it)
     return 0;
 }
 
+int tt_replica_stage_delete(tt_replica *r, const char *sid, uint64_t epoch)
+{
+    batch *b = &r->staged;
+    if (!b->deletes && !(b->deletes = json_array()))
+        return TT_ENOMEM;
+    return json_array_append_new(b->deletes, json_pack("[s,I]", sid, (json_int_t)epoch)) ? TT_ENOMEM
+                                                                                         : 0;
+}
+
 int tt_replica_full(const tt_replica *r)
 {
     return r->staged.bytes + r->flight.bytes >= r->opt.max_bytes;
@@ -253,7 +277,7 @@ int tt_replica_full(const tt_replica *r)
 
 int tt_replica_pending(const tt_replica *r)
 {
-    return r->in_flight || r->staged.sessions.count > 0 || r->staged.pass != 0;
+    return r->in_flight || r->staged.sessions.count > 0 || r->staged.pass != 0 || r->staged.deletes;
 }
 
 /* The owners and records parameters, from the staged sessions. */
@@ -332,9 +356,9 @@ static void on_retry(uv_timer_t *t)
         send_flight(r);
 }
 
-/* The batch's end: tell the registry which sessions are durable and which
- * were fenced, then that its passes are done; send what was staged since. */
-static void flight_done(tt_replica *r, const PGresult *res)
+/* The batch committed: tell the registry which sessions are durable and
+ * which were fenced. */
+static void flight_sessions(tt_replica *r, const PGresult *res)
 {
     for (int i = 0; i < PQntuples(res); i++) {
         staged_session *ss = tt_map_get(&r->flight.sessions, PQgetvalue(res, i, 0));
@@ -355,6 +379,11 @@ static void flight_done(tt_replica *r, const PGresult *res)
                 r->hooks.fenced(ss->id, r->hooks.ud);
         }
     }
+}
+
+/* The flight is over: its passes are done; send what was staged since. */
+static void flight_done(tt_replica *r)
+{
     uint64_t pass = r->flight.pass;
     batch_clear(&r->flight);
     r->in_flight = 0;
@@ -373,7 +402,20 @@ static void on_result(int err, const PGresult *res, const char *msg, void *ud)
         (void)uv_timer_start(&r->retry, on_retry, r->opt.retry_ms, 0);
         return; /* sent again, unchanged: the fence passes again for our epoch */
     }
-    flight_done(r, res);
+    if (r->flight.deleting) {
+        long n = PQntuples(res) == 1 ? atol(PQgetvalue(res, 0, 0)) : 0;
+        r->stats.deleted += (uint64_t)n;
+        r->stats.delete_refused += json_array_size(r->flight.deletes) - (size_t)n;
+        flight_done(r);
+        return;
+    }
+    flight_sessions(r, res);
+    if (r->flight.deletes) { /* the batch is in: now the deletes, then done */
+        r->flight.deleting = 1;
+        send_flight(r);
+        return;
+    }
+    flight_done(r);
 }
 
 static void send_flight(tt_replica *r)
@@ -385,13 +427,23 @@ static void send_flight(tt_replica *r)
         (void)uv_timer_start(&r->retry, on_retry, r->opt.retry_ms, 0);
         return;
     }
-    const char *values[6] = {r->node,
-                             r->lease,
-                             r->flight.params[0],
-                             r->flight.params[1],
-                             r->flight.params[2],
-                             r->flight.params[3]};
-    if (tt_pg_query(r->pg, BATCH_SQL, 6, values, on_result, r) != 0)
+    int rc;
+    if (r->flight.deleting || r->flight.sessions.count == 0) {
+        r->flight.deleting = 1;
+        char *dels = json_dumps(r->flight.deletes, JSON_COMPACT);
+        const char *values[2] = {r->node, dels};
+        rc = dels ? tt_pg_query(r->pg, DELETE_SQL, 2, values, on_result, r) : TT_ENOMEM;
+        free(dels);
+    } else {
+        const char *values[6] = {r->node,
+                                 r->lease,
+                                 r->flight.params[0],
+                                 r->flight.params[1],
+                                 r->flight.params[2],
+                                 r->flight.params[3]};
+        rc = tt_pg_query(r->pg, BATCH_SQL, 6, values, on_result, r);
+    }
+    if (rc != 0)
         (void)uv_timer_start(&r->retry, on_retry, r->opt.retry_ms, 0);
 }
 
@@ -404,14 +456,14 @@ void tt_replica_kick(tt_replica *r)
             send_flight(r);
         return;
     }
-    if (r->staged.pass && r->staged.sessions.count == 0) {
+    if (r->staged.pass && r->staged.sessions.count == 0 && !r->staged.deletes) {
         uint64_t pass = r->staged.pass; /* passes that staged nothing: done at once */
         r->staged.pass = 0;
         if (r->hooks.passes_done)
             r->hooks.passes_done(pass, r->hooks.ud);
         return;
     }
-    if (r->staged.sessions.count == 0)
+    if (r->staged.sessions.count == 0 && !r->staged.deletes)
         return;
     r->flight = r->staged;
     memset(&r->staged, 0, sizeof r->staged);

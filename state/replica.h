@@ -55,6 +55,8 @@ typedef struct tt_replica_stats {
     uint64_t events;         /* events in committed batches */
     uint64_t fenced;         /* sessions refused by the fence */
     uint64_t staged_bytes;   /* gauge: JSON staged, not yet committed */
+    uint64_t deleted;        /* sessions deleted for good */
+    uint64_t delete_refused; /* deletes the fence refused (another node owns the session) */
     /* commit latency (stage to result) histogram, the registry's bounds */
     uint64_t latency_buckets[12];
     double latency_sum;
@@ -91,6 +93,10 @@ typedef struct tt_replica_item {
 
 /* Stage one session (copies everything). TT_ENOMEM only. */
 int tt_replica_stage(tt_replica *r, const tt_replica_item *it);
+/* Delete sid for good (owners, records, events, transcript, sessions),
+ * behind the fence at epoch, after the batch holding its last changes. Its
+ * pass is done once the delete ran. TT_ENOMEM only. */
+int tt_replica_stage_delete(tt_replica *r, const char *sid, uint64_t epoch);
 /* The pass numbered `pass` is staged whole: send when nothing is in flight. */
 void tt_replica_pass_end(tt_replica *r, uint64_t pass);
 /* 1 while staged work is at opt.max_bytes. */

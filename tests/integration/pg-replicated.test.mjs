@@ -174,3 +174,26 @@ itest(
   },
   { skip, timeout: 60_000 },
 );
+
+itest(
+  'a session deleted on one node is gone from the database and from every node',
+  async ({ startServer }) => {
+    const url = await pg.newDatabase();
+    const a = await startServer({ args: replicated(url, 'del-a') });
+    const b = await startServer({ args: replicated(url, 'del-b') });
+    const c1 = await connect(a.port, { hello: true });
+    const { session } = await openSession(c1, 'echo');
+    await sayAndWait(c1, session, 'soon gone', 'g');
+    const r = await c1.ok({ type: 'session.delete', session });
+    assert.equal(r.deleted, true);
+    for (const table of ['owners', 'records', 'transcript'])
+      assert.equal(await pg.value(`SELECT count(*) FROM ${table} WHERE session = '${session}'`, dbName(url)), '0');
+    assert.equal(await pg.value(`SELECT count(*) FROM events WHERE session = '${session}'`, dbName(url)), '0');
+    assert.equal(await pg.value(`SELECT count(*) FROM sessions WHERE id = '${session}'`, dbName(url)), '0');
+    const c2 = await connect(b.port, { hello: true });
+    const att = await c2.request({ type: 'session.attach', session, after: 0 });
+    assert.equal(att.type, 'error');
+    assert.equal(att.code, 'not_found');
+  },
+  { skip, timeout: 30_000 },
+);
