@@ -210,7 +210,7 @@ static void end_message(chat_rt *rt, const tt_llm_result *r)
                            json_pack("{s:I, s:I, s:f, s:s, s:b}", "prompt_tokens",
                                      (json_int_t)r->prompt_tokens, "completion_tokens",
                                      (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd,
-                                     "model", r->model, "cached", 0));
+                                     "model", r->model, "cached", r->cached));
     tt_agent_state_set(rt->s, "message_id", NULL); /* ended: nothing to withdraw */
 }
 
