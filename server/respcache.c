@@ -19,7 +19,12 @@ static int store_get(void *ud, const unsigned char key[TT_LLM_CACHE_KEY_LEN], in
                      char **data, size_t *len)
 {
     tt_respcache *rc = ud;
-    return rc->store ? tt_rcache_get(rc->store, key, now_ms, data, len) : TT_ENOTFOUND;
+    if (!rc->store)
+        return TT_ENOTFOUND;
+    int err = tt_rcache_get(rc->store, key, now_ms, data, len);
+    if (tt_rcache_queued(rc->store) >= TT_RCACHE_QUEUE_MAX)
+        flush(rc); /* the hits queued fill it: written now, never dropped */
+    return err;
 }
 
 static int store_put(void *ud, const unsigned char key[TT_LLM_CACHE_KEY_LEN], int64_t now_ms,
