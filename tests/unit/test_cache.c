@@ -229,6 +229,9 @@ static tt_llm_event text_ev(const char *s)
     return (tt_llm_event){.kind = TT_LLM_EV_TEXT, .text = s, .text_len = strlen(s)};
 }
 
+static void expiry_and_corruption(tt_llm_cache *cache, const tt_routes *routes, mem *mp,
+                                  const tt_llm_request *req, const tt_call_request *cr);
+
 static void test_record_and_replay(void **state)
 {
     (void)state;
@@ -299,11 +302,25 @@ static void test_record_and_replay(void **state)
     assert_string_equal(hit.finish_reason, "tool_calls");
     assert_int_equal(usage_hits, 1);
     tt_llm_cache_call_free(again);
+    expiry_and_corruption(cache, &routes, &m, &req, &cr);
+    tt_call_request_free(&cr);
+    free(m.data);
+    tt_routes_free(&routes);
+    tt_llm_cache_free(cache);
+}
 
+/* After test_record_and_replay's hit: an expired entry and a damaged one
+ * are misses; the counters per route. */
+static void expiry_and_corruption(tt_llm_cache *cache, const tt_routes *routes, mem *mp,
+                                  const tt_llm_request *req, const tt_call_request *cr)
+{
+    seen s = {0};
+    tt_llm_result hit = {0};
+    tt_llm_cache_call *again;
     /* Expired: a miss. Counters per route. */
-    m.now += 60000;
-    again = tt_llm_cache_call_new(cache, &routes, &routes.routes[0], NULL, &req);
-    tt_llm_cache_call_key(again, &cr);
+    mp->now += 60000;
+    again = tt_llm_cache_call_new(cache, routes, &routes->routes[0], NULL, req);
+    tt_llm_cache_call_key(again, cr);
     assert_int_equal(tt_llm_cache_replay(again, NULL, on_event, &s, &hit), 0);
     tt_llm_cache_call_free(again);
     uint64_t hits, misses;
@@ -313,11 +330,11 @@ static void test_record_and_replay(void **state)
     assert_string_equal(tt_llm_cache_route_alias(cache, 1), "warm");
 
     /* A stored answer that is not well formed is a miss, never passed on. */
-    m.now -= 60000;
-    m.data[m.len - 3] = 'Q';
-    m.len -= 2;
-    again = tt_llm_cache_call_new(cache, &routes, &routes.routes[0], NULL, &req);
-    tt_llm_cache_call_key(again, &cr);
+    mp->now -= 60000;
+    mp->data[mp->len - 3] = 'Q';
+    mp->len -= 2;
+    again = tt_llm_cache_call_new(cache, routes, &routes->routes[0], NULL, req);
+    tt_llm_cache_call_key(again, cr);
     memset(&s, 0, sizeof s);
     assert_int_equal(tt_llm_cache_replay(again, NULL, on_event, &s, &hit), 0);
     assert_int_equal(s.events, 0);
@@ -325,11 +342,6 @@ static void test_record_and_replay(void **state)
     tt_llm_cache_stats_get(cache, &st);
     assert_int_equal(st.corrupt, 1);
     tt_llm_cache_call_free(again);
-
-    tt_call_request_free(&cr);
-    free(m.data);
-    tt_routes_free(&routes);
-    tt_llm_cache_free(cache);
 }
 
 static void test_routes_cache_settings(void **state)
