@@ -31,6 +31,11 @@ struct tt_llm_cache {
     uint64_t (*route_counts)[2]; /* hits, misses */
 };
 
+typedef struct reader {
+    const unsigned char *p, *end;
+    int bad;
+} reader;
+
 struct tt_llm_cache_call {
     tt_llm_cache *cache;
     size_t route_index;
@@ -40,10 +45,20 @@ struct tt_llm_cache_call {
     int64_t ttl_ms;
     int keyed;
     unsigned char key[TT_LLM_CACHE_KEY_LEN];
-    tt_buf rec;    /* the answering attempt's events, encoded */
-    int attempt;   /* the attempt rec holds */
-    int rec_full;  /* an event did not fit: nothing is stored */
-    int replaying; /* tt_llm_cache_replay() is passing events on */
+    tt_buf rec;   /* the answering attempt's events, encoded */
+    int attempt;  /* the attempt rec holds */
+    int rec_full; /* an event did not fit: nothing is stored */
+    /* a hit being replayed: the answer, where it is at, whom it goes to */
+    char *data;
+    reader rd;
+    tt_llm_result res;
+    tt_llm_result *out;
+    tt_llm_call *call;
+    void (*on_event)(tt_llm_call *, const tt_llm_event *, void *);
+    void *ud;
+    int64_t start_ms;
+    int replaying; /* events are being passed on (a cancel from a hook only marks it) */
+    int paused;    /* the caller paused the replay (tt_llm_cache_pause) */
     int cancelled;
 };
 
@@ -254,6 +269,7 @@ void tt_llm_cache_call_free(tt_llm_cache_call *cc)
     if (!cc)
         return;
     tt_buf_free(&cc->rec);
+    free(cc->data);
     free(cc);
 }
 
@@ -363,11 +379,6 @@ void tt_llm_cache_store_result(tt_llm_cache_call *cc, const tt_llm_result *r)
 }
 
 /* ---- replay ------------------------------------------------------------------ */
-
-typedef struct reader {
-    const unsigned char *p, *end;
-    int bad;
-} reader;
 
 static const char *get_bytes(reader *rd, size_t *n)
 {
@@ -501,51 +512,74 @@ static void report_hit(tt_llm_cache_call *cc, const tt_llm_result *r, int64_t la
     c->log(line, c->log_ud);
 }
 
+/* Pass events on until the answer ends, the caller pauses or cancels:
+ * 1 when the replay is over (the result is filled), 2 when paused. */
+static int pump(tt_llm_cache_call *cc)
+{
+    char id[256], name[256];
+    cc->replaying = 1;
+    while (cc->rd.p < cc->rd.end && !cc->cancelled && !cc->paused) {
+        tt_llm_event ev;
+        next_event(&cc->rd, &ev, id, name, sizeof id);
+        cc->on_event(cc->call, &ev, cc->ud);
+    }
+    cc->replaying = 0;
+    if (cc->rd.p < cc->rd.end && !cc->cancelled)
+        return 2;
+    free(cc->data);
+    cc->data = NULL;
+    cc->res.cost_usd = 0;
+    cc->res.cached = 1;
+    cc->res.ttft_ms = 0;
+    *cc->out = cc->res;
+    if (!cc->cancelled)
+        report_hit(cc, cc->out, wall_ms(cc->cache) - cc->start_ms);
+    return 1;
+}
+
 int tt_llm_cache_replay(tt_llm_cache_call *cc, tt_llm_call *call,
                         void (*on_event)(tt_llm_call *, const tt_llm_event *, void *), void *ud,
                         tt_llm_result *r)
 {
-    if (!cc || !cc->keyed)
+    if (!cc || !cc->keyed || cc->data)
         return 0;
     tt_llm_cache *c = cc->cache;
-    int64_t start = wall_ms(c);
-    char *data = NULL;
+    cc->start_ms = wall_ms(c);
     size_t len = 0;
-    if (c->store.get(c->store.ud, cc->key, start, &data, &len) != 0) {
+    if (c->store.get(c->store.ud, cc->key, cc->start_ms, &cc->data, &len) != 0) {
+        cc->data = NULL;
         count(cc, 0);
         return 0;
     }
-    reader rd = {(const unsigned char *)data, (const unsigned char *)data + len, 0};
-    tt_llm_result res = *r;
-    if (read_head(&rd, &res) != 0) {
-        free(data);
+    cc->rd = (reader){(const unsigned char *)cc->data, (const unsigned char *)cc->data + len, 0};
+    cc->res = *r;
+    if (read_head(&cc->rd, &cc->res) != 0) {
+        free(cc->data);
+        cc->data = NULL;
         c->stats.corrupt++;
         count(cc, 0);
         return 0;
     }
     count(cc, 1);
-    cc->replaying = 1;
-    char id[256], name[256];
-    while (rd.p < rd.end && !cc->cancelled) {
-        tt_llm_event ev;
-        next_event(&rd, &ev, id, name, sizeof id);
-        on_event(call, &ev, ud);
-    }
-    cc->replaying = 0;
-    free(data);
-    res.cost_usd = 0;
-    res.cached = 1;
-    res.ttft_ms = 0;
-    *r = res;
-    if (!cc->cancelled)
-        report_hit(cc, r, wall_ms(c) - start);
-    return 1;
+    cc->out = r;
+    cc->call = call;
+    cc->on_event = on_event;
+    cc->ud = ud;
+    return pump(cc);
+}
+
+int tt_llm_cache_pause(tt_llm_cache_call *cc, int paused)
+{
+    if (!cc || !cc->data)
+        return 0;
+    cc->paused = paused;
+    return paused || cc->replaying ? 0 : pump(cc);
 }
 
 int tt_llm_cache_cancel(tt_llm_cache_call *cc)
 {
-    if (!cc || !cc->replaying)
+    if (!cc)
         return 0;
     cc->cancelled = 1;
-    return 1;
+    return cc->replaying;
 }

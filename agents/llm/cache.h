@@ -102,14 +102,20 @@ void tt_llm_cache_call_key(tt_llm_cache_call *cc, const tt_call_request *r);
 void tt_llm_cache_record(tt_llm_cache_call *cc, int attempt, const tt_llm_event *ev);
 /* The call succeeded with r: keep what was recorded. */
 void tt_llm_cache_store_result(tt_llm_cache_call *cc, const tt_llm_result *r);
-/* Look the key up; on a hit pass the stored events to on_event(call, ev,
- * ud), fill r and return 1 (the caller then ends the call: cancelled when a
- * hook cancelled it meanwhile). 0: a miss (or no key, or cc NULL). */
+/* Look the key up (once); on a hit pass the stored events to on_event(call,
+ * ev, ud): 1 when all were (or a hook cancelled the call meanwhile): r is
+ * filled and the caller ends the call; 2 when the caller paused the replay
+ * (tt_llm_cache_pause) before its end. 0: a miss (or no key, or cc NULL). */
 int tt_llm_cache_replay(tt_llm_cache_call *cc, tt_llm_call *call,
                         void (*on_event)(tt_llm_call *, const tt_llm_event *, void *), void *ud,
                         tt_llm_result *r);
-/* A cancel of the call: 1 when it is replaying (the replay stops, and the
- * caller of tt_llm_cache_replay() ends the call), else 0. */
+/* Pause or resume a replay (back-pressure: the gateway's output buffer).
+ * Resumed, the rest is passed on now: 1 when the replay then ended (r, as
+ * given to tt_llm_cache_replay, is filled: the caller ends the call), 0
+ * otherwise (no replay waiting, a pause, or paused again). */
+int tt_llm_cache_pause(tt_llm_cache_call *cc, int paused);
+/* A cancel of the call: 1 when a replay is passing events on (it stops, and
+ * whoever runs it ends the call), else 0 (the caller ends it). */
 int tt_llm_cache_cancel(tt_llm_cache_call *cc);
 
 #endif

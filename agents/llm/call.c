@@ -106,11 +106,6 @@ static uint64_t now_ms(const tt_llm_service *s)
     return uv_now(s->loop);
 }
 
-static uint64_t rnd(void *ud)
-{
-    return tt_retry_splitmix(ud);
-}
-
 /* ---- the service ---------------------------------------------------------- */
 
 /* Every circuit breaker change of the service's routes goes to its log. */
@@ -574,10 +569,11 @@ static void send_attempt(tt_llm_call *c)
         c->prepared = 1;
         memcpy(c->input_hash, c->prep.input_hash, sizeof c->input_hash);
         c->result.dropped_messages += c->prep.dropped;
-        if (tt_llm_cache_replay(c->cache, c, c->hooks.on_event, c->ud, &c->result)) {
+        int hit = tt_llm_cache_replay(c->cache, c, c->hooks.on_event, c->ud, &c->result);
+        if (hit == 1) /* 2: a replay paused by the caller, resumed by tt_llm_call_pause() */
             finish(c, c->cancelled ? TT_LLM_ERR_CANCELLED : TT_LLM_ERR_NONE, "cancelled");
+        if (hit)
             return;
-        }
     }
     if (c->prep.rc) {
         finish(c, TT_LLM_ERR_BAD_REQUEST, "the request could not be built");
@@ -708,7 +704,8 @@ static void plan_next(tt_llm_call *c)
 {
     tt_llm_service *s = c->svc;
     tt_retry_step step;
-    tt_retry_plan(&c->retry, c->route->breakers, (int64_t)now_ms(s), rnd, &s->rng, &step);
+    tt_retry_plan(&c->retry, c->route->breakers, (int64_t)now_ms(s), tt_retry_splitmix, &s->rng,
+                  &step);
     if (step.action == TT_RETRY_GIVE_UP && step.trim && !c->trimmed) {
         /* Context too long: drop the oldest turns and try once more. */
         c->trimmed = 1;
@@ -796,4 +793,6 @@ void tt_llm_call_pause(tt_llm_call *c, int paused)
 {
     if (c && c->http)
         tt_http_pause(c->http, paused);
+    else if (c && tt_llm_cache_pause(c->cache, paused) == 1) /* a replay ended */
+        finish(c, c->cancelled ? TT_LLM_ERR_CANCELLED : TT_LLM_ERR_NONE, "cancelled");
 }

@@ -133,7 +133,9 @@ json_t *tt_llm_service_models(const tt_llm_service *s);
  * class CANCELLED (before this returns, unless called from a hook of c). */
 void tt_llm_call_cancel(tt_llm_call *c);
 
-/* Pause or resume the upstream transfer (gateway back-pressure). */
+/* Pause or resume the upstream transfer, or the replay of a cached answer
+ * (gateway back-pressure; resumed, the rest of a replay may be passed on,
+ * and on_done called, before this returns). */
 void tt_llm_call_pause(tt_llm_call *c, int paused);
 
 #endif

@@ -281,3 +281,30 @@ itest(
     assert.equal(second.deltas, first.deltas, 'replayed as the same deltas');
   },
 );
+
+itest(
+  'gateway: a long streamed answer replays whole under back-pressure (more SSE than the stream buffer)',
+  async ({ startServer }) => {
+    const P = 'cache-long';
+    // 40,000 one-word chunks: about 6 MB of SSE, over the gateway's 1 MiB
+    // stream buffer: the replay must pause and resume as an upstream would.
+    const words = Array.from({ length: 40000 }, (_, i) => `w${i}`).join(' ');
+    const srv = await cacheServer(startServer, P, { text: words });
+    const body = { model: 'default', temperature: 0, stream: true, messages: [{ role: 'user', content: 'long' }] };
+    const collect = (raw) =>
+      raw.body
+        .split('\n\n')
+        .filter((l) => l.startsWith('data: {'))
+        .map((l) => JSON.parse(l.slice(6)).choices[0]?.delta?.content ?? '')
+        .join('');
+    const miss = await post(srv, body);
+    assert.equal(miss.status, 200);
+    const hit = await post(srv, body);
+    assert.equal(hit.status, 200);
+    assert.equal(calls(P), 1);
+    assert.ok(hit.body.length > 2 * 1024 * 1024, `${hit.body.length} bytes of SSE`);
+    assert.match(hit.body, /data: \[DONE\]\n\n$/);
+    assert.equal(collect(hit), words);
+    assert.equal(collect(miss), words);
+  },
+);

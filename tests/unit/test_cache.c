@@ -344,6 +344,67 @@ static void expiry_and_corruption(tt_llm_cache *cache, const tt_routes *routes, 
     tt_llm_cache_call_free(again);
 }
 
+/* The caller pauses the replay at its first event (the gateway's output
+ * buffer is full) and resumes it later: the rest comes then, once. */
+typedef struct pausing {
+    tt_llm_cache_call *cc;
+    int events;
+} pausing;
+
+static void pause_first(tt_llm_call *c, const tt_llm_event *ev, void *ud)
+{
+    (void)c;
+    (void)ev;
+    pausing *p = ud;
+    if (++p->events == 1)
+        assert_int_equal(tt_llm_cache_pause(p->cc, 1), 0);
+}
+
+static void test_replay_paused_and_resumed(void **state)
+{
+    (void)state;
+    mem m = {.now = 5000};
+    tt_llm_cache *cache;
+    tt_llm_cache_store ops = {mem_get, mem_put, &m, mem_now};
+    assert_int_equal(tt_llm_cache_new(&ops, &cache), 0);
+    tt_routes routes;
+    load_routes("{\"routes\": {\"default\": [{\"provider\": \"openai\", \"model\": \"m\"}]}}",
+                &routes);
+    tt_llm_service_options opt = {0};
+    tt_llm_cache_bind(cache, &opt, &routes);
+    tt_llm_request req = {.temperature = 0};
+    tt_call_request cr;
+    request("[{\"role\":\"user\",\"content\":\"count\"}]", NULL, 0, 1, &cr);
+    tt_llm_cache_call *cc = tt_llm_cache_call_new(cache, &routes, &routes.routes[0], NULL, &req);
+    tt_llm_cache_call_key(cc, &cr);
+    const char *words[] = {"one ", "two ", "three"};
+    for (int i = 0; i < 3; i++) {
+        tt_llm_event e = text_ev(words[i]);
+        tt_llm_cache_record(cc, 0, &e);
+    }
+    tt_llm_result r = {.finish_reason = "stop"};
+    tt_llm_cache_store_result(cc, &r);
+    tt_llm_cache_call_free(cc);
+
+    cc = tt_llm_cache_call_new(cache, &routes, &routes.routes[0], NULL, &req);
+    tt_llm_cache_call_key(cc, &cr);
+    pausing p = {.cc = cc};
+    tt_llm_result out = {0};
+    assert_int_equal(tt_llm_cache_replay(cc, NULL, pause_first, &p, &out), 2);
+    assert_int_equal(p.events, 1);
+    assert_int_equal(out.cached, 0); /* not over yet */
+    assert_int_equal(tt_llm_cache_pause(cc, 1), 0);
+    assert_int_equal(tt_llm_cache_pause(cc, 0), 1); /* the rest, and the end */
+    assert_int_equal(p.events, 3);
+    assert_int_equal(out.cached, 1);
+    assert_int_equal(tt_llm_cache_pause(cc, 0), 0); /* nothing left */
+    tt_llm_cache_call_free(cc);
+    tt_call_request_free(&cr);
+    free(m.data);
+    tt_routes_free(&routes);
+    tt_llm_cache_free(cache);
+}
+
 static void test_routes_cache_settings(void **state)
 {
     (void)state;
@@ -385,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_key_separates),
         cmocka_unit_test(test_tool_call_arguments_by_value),
         cmocka_unit_test(test_record_and_replay),
+        cmocka_unit_test(test_replay_paused_and_resumed),
         cmocka_unit_test(test_routes_cache_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
