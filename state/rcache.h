@@ -18,8 +18,9 @@
  *                one record TOTALS_KEY -> entries and bytes, kept in the
  *                transaction that changes them
  * An entry counts its key, header, LRU record and answer against max_bytes.
- * Expired entries are refused by a get and removed by the next flush;
- * those never asked for again leave through the LRU order. */
+ * Expired entries are refused by a get and removed by the next flush; each
+ * flush also removes expired entries from the head of the LRU order (at
+ * most 64), and the caps evict the rest of those never asked for again. */
 #ifndef TT_RCACHE_H
 #define TT_RCACHE_H
 

@@ -8,6 +8,7 @@
 #include "state/store_private.h"
 
 #define HDR_LEN 40
+#define SWEEP_MAX 64 /* expired entries looked for at the LRU head per flush */
 #define LRU_KEY_LEN (8 + TT_RCACHE_KEY_LEN)
 /* Sorts after every LRU key (no last-used time reaches 0xff...). */
 static const unsigned char TOTALS_KEY[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -393,6 +394,37 @@ static int evict(tt_store_txn *txn, fill_ctx *f)
     return 0;
 }
 
+/* The least recently used entries are the likeliest to have expired (an
+ * entry's last use is at or after its creation): remove expired ones from
+ * the LRU head, at most SWEEP_MAX, up to the first that has not. */
+static int sweep(tt_store_txn *txn, fill_ctx *f, int64_t now_ms)
+{
+    for (int i = 0; i < SWEEP_MAX; i++) {
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(txn->mdb, txn->st->rcache_lru, &cur);
+        if (rc)
+            return tt_store_txn_fail(txn, rc);
+        MDB_val k, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        unsigned char key[TT_RCACHE_KEY_LEN];
+        int found = rc == 0 && k.mv_size == LRU_KEY_LEN;
+        if (found)
+            memcpy(key, (const unsigned char *)k.mv_data + 8, sizeof key);
+        mdb_cursor_close(cur);
+        if (rc && rc != MDB_NOTFOUND)
+            return tt_store_txn_fail(txn, rc);
+        hdr h;
+        if (!found || (rc = get_hdr(txn, key, &h)) != 0)
+            return rc < 0 ? rc : 0;
+        if (h.expires_ms > now_ms)
+            return 0;
+        if ((rc = remove_entry(txn, key, &h, &f->t)) != 0)
+            return rc;
+        f->expired++;
+    }
+    return 0;
+}
+
 static int fill(tt_store_txn *txn, void *ctx)
 {
     fill_ctx *f = ctx;
@@ -405,6 +437,8 @@ static int fill(tt_store_txn *txn, void *ctx)
         return tt_store_txn_fail(txn, rc);
     for (size_t i = 0; i < f->c->n && rc == 0; i++)
         rc = apply(txn, f, &f->c->queue[i]);
+    if (rc == 0) /* the newest operation's time: flushes run only with some queued */
+        rc = sweep(txn, f, f->c->queue[f->c->n - 1].now_ms);
     if (rc == 0)
         rc = evict(txn, f);
     unsigned char tv[16];

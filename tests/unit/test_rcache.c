@@ -123,6 +123,16 @@ static void test_ttl_expiry(void **state)
     assert_int_equal(st.entries, 1);
     assert_int_equal(st.expired, 1);
     assert_string_equal(get(c, 7, T0 + 500), ""); /* gone from the store */
+    /* Never asked for again: a later flush finds it expired at the LRU head
+     * (last used at T0 + 1000, before 8's hit at T0 + 1001). */
+    assert_int_equal(put(c, 9, T0 + 1000, 500, "nine"), 0);
+    assert_int_equal(tt_rcache_flush(c), 0);
+    assert_int_equal(put(c, 10, T0 + 3500, HOUR_MS, "ten"), 0);
+    assert_int_equal(tt_rcache_flush(c), 0);
+    tt_rcache_stats_get(c, &st);
+    assert_int_equal(st.expired, 2);
+    assert_int_equal(st.entries, 2); /* 8 and 10 */
+    assert_string_equal(get(c, 9, T0 + 1200), ""); /* removed, not only refused */
     tt_rcache_free(c);
 }
 
