@@ -131,7 +131,7 @@ static void test_ttl_expiry(void **state)
     assert_int_equal(tt_rcache_flush(c), 0);
     tt_rcache_stats_get(c, &st);
     assert_int_equal(st.expired, 2);
-    assert_int_equal(st.entries, 2); /* 8 and 10 */
+    assert_int_equal(st.entries, 2);               /* 8 and 10 */
     assert_string_equal(get(c, 9, T0 + 1200), ""); /* removed, not only refused */
     tt_rcache_free(c);
 }
