@@ -18,6 +18,8 @@
  *                one record TOTALS_KEY -> entries and bytes, kept in the
  *                transaction that changes them
  * An entry counts its key, header, LRU record and answer against max_bytes.
+ * A flush evicts at most 4096 entries (caps lowered at a restart are
+ * reached over the next flushes, never in one long transaction).
  * Expired entries are refused by a get and removed by the next flush; each
  * flush also removes expired entries from the head of the LRU order (at
  * most 64), and the caps evict the rest of those never asked for again. */

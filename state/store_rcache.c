@@ -8,7 +8,8 @@
 #include "state/store_private.h"
 
 #define HDR_LEN 40
-#define SWEEP_MAX 64 /* expired entries looked for at the LRU head per flush */
+#define SWEEP_MAX 64   /* expired entries looked for at the LRU head per flush */
+#define EVICT_MAX 4096 /* entries evicted per flush (lowered caps: over a few flushes) */
 #define LRU_KEY_LEN (8 + TT_RCACHE_KEY_LEN)
 /* Sorts after every LRU key (no last-used time reaches 0xff...). */
 static const unsigned char TOTALS_KEY[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -360,7 +361,8 @@ static int apply(tt_store_txn *txn, fill_ctx *f, const op *o)
 static int evict(tt_store_txn *txn, fill_ctx *f)
 {
     const tt_rcache_limits *lim = &f->c->lim;
-    while (f->t.bytes > lim->max_bytes || f->t.entries > lim->max_entries) {
+    for (int i = 0;
+         i < EVICT_MAX && (f->t.bytes > lim->max_bytes || f->t.entries > lim->max_entries); i++) {
         MDB_cursor *cur;
         int rc = mdb_cursor_open(txn->mdb, txn->st->rcache_lru, &cur);
         if (rc)
