@@ -320,7 +320,8 @@ int tt_chat_generate(tt_session *s)
                           .temperature = -1,
                           .stream = 1,
                           .tag = prompt->tag,
-                          .attr = &attr};
+                          .attr = &attr,
+                          .cache = def ? def->cache : 0};
     new_message(rt);
     rt->round++;
     tt_agent_state_set(s, "round", json_integer(rt->round));

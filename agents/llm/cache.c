@@ -247,7 +247,7 @@ tt_llm_cache_call *tt_llm_cache_call_new(tt_llm_cache *c, const tt_routes *route
                                          const tt_llm_request *req)
 {
     if (!c || !c->bound || !c->settings.enabled || !route || route->cache_mode < 0 ||
-        !c->store.get || (route->cache_mode == 0 && req->temperature != 0))
+        !c->store.get || (route->cache_mode == 0 && req->temperature != 0 && !req->cache))
         return NULL;
     tt_llm_cache_call *cc = calloc(1, sizeof *cc);
     if (!cc)

@@ -16,9 +16,9 @@
  *
  * Which calls: those of temperature 0, on routes where the cache is not
  * turned off; every call of a route with "always" (routes file "cache",
- * route.h). A hit: the stored events (text deltas, tool-call fragments, as
- * the provider sent them) go to the caller in order, then on_done with the
- * stored token counts, cost 0 and cached = 1; the usage hook gets a row with
+ * route.h) or of a request with cache = 1 (an assistant's opt-in, agent.h). A hit: the stored
+ * events (text deltas, tool-call fragments, as the provider sent them) go to the caller in order,
+ * then on_done with the stored token counts, cost 0 and cached = 1; the usage hook gets a row with
  * cache_hit = 1, tokens and cost 0 (nothing was spent), and a log line with
  * cache_hit true is written under the same rule as a successful attempt's.
  * A miss: the successful attempt's events are recorded (up to the cache's
@@ -90,7 +90,7 @@ int tt_llm_cache_key(const tt_call_request *r, const char *tenant, const char *r
 /* The cache's part of a call of route (the service's routes) asking for
  * model ("" or NULL: the route's own), or NULL when the call is not cached
  * (no cache, the cache or the route turned off, a temperature other than 0
- * on a route without "always"). */
+ * on a route without "always" and req->cache 0). */
 tt_llm_cache_call *tt_llm_cache_call_new(tt_llm_cache *c, const tt_routes *routes,
                                          const tt_route *route, const char *model,
                                          const tt_llm_request *req);

@@ -6,6 +6,9 @@
 // not cached. The fake provider counts what reached it.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before } from 'node:test';
 import OpenAI from 'openai';
 import { startFakeProvider } from '../fake-provider/server.mjs';
@@ -308,4 +311,34 @@ itest(
     assert.equal(collect(miss), words);
   },
   { timeout: 60_000 },
+);
+
+itest(
+  'socket: an assistant with "cache": true opts in on a route without "always"; others do not',
+  async ({ startServer }) => {
+    const P = 'cache-assistant';
+    fp.script({ text: 'cached help', usage: USAGE, match: { prefix: P }, repeat: 'forever' });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cache-agents-'));
+    const agents = path.join(dir, 'agents.json');
+    writeFileSync(agents, JSON.stringify({ agents: [{ name: 'faq', cache: true }, { name: 'fresh' }] }));
+    const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] }, retry: { max_attempts: 1 } });
+    const srv = await startServer({
+      args: ['--routes', routes, '--agents', agents, '--api-key', `${KEY_A}:acme`],
+      env: { FAKE_KEY: 'fake-key' },
+    });
+    const ask = async (agent, n) => {
+      const c = await connect(srv.port, { token: await mintViaApi(srv.port, KEY_A, 'alice') });
+      const { session } = await openSession(c, agent);
+      await c.waitEvent((e) => e.session === session && e.seq === 1);
+      const { events } = await sayAndWait(c, session, 'opening hours?', `m-${agent}-${n}`);
+      c.close();
+      return events.find((e) => e.type === 'message.end');
+    };
+    assert.equal((await ask('faq', 1)).usage.cached, false);
+    assert.equal((await ask('faq', 2)).usage.cached, true);
+    assert.equal(calls(P), 1);
+    assert.equal((await ask('fresh', 1)).usage.cached, false);
+    assert.equal((await ask('fresh', 2)).usage.cached, false);
+    assert.equal(calls(P), 3);
+  },
 );
