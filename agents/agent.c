@@ -137,10 +137,12 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
     const char *name, *desc = "", *prompt = "chat.system", *route = "", *feature = "";
     json_t *tools = NULL;
     json_int_t rounds = 3;
+    int cache = 0;
     json_error_t jerr;
-    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?s, s?o, s?I, s?s}", "name",
+    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?s, s?o, s?I, s?s, s?b}", "name",
                        &name, "description", &desc, "prompt", &prompt, "route", &route, "tools",
-                       &tools, "max_tool_rounds", &rounds, "feature", &feature) != 0) {
+                       &tools, "max_tool_rounds", &rounds, "feature", &feature, "cache",
+                       &cache) != 0) {
         snprintf(err, n, "agents: %s", jerr.text);
         return TT_EINVAL;
     }
@@ -192,6 +194,7 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
     a->tools = tools ? json_incref(tools) : json_array();
     a->max_tool_rounds = (int)rounds;
     snprintf(a->feature, sizeof a->feature, "%s", feature);
+    a->cache = cache;
     return 0;
 }
 

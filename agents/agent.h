@@ -28,8 +28,10 @@
  * agent with its own prompt template, route and tools:
  *   {"agents": [{"name": "helper", "description": "...", "prompt": "chat.system",
  *                "route": "default", "tools": ["calculate"], "max_tool_rounds": 3,
- *                "feature": "support"}]}
- * feature: the label its model calls are attributed to (default: its name). */
+ *                "feature": "support", "cache": true}]}
+ * feature: the label its model calls are attributed to (default: its name);
+ * cache: its calls may be answered from the exact response cache although
+ * they send no temperature (an opt-in, agents/llm/cache.h; default false). */
 typedef struct tt_assistant_def {
     char name[64];
     char description[256];
@@ -38,6 +40,7 @@ typedef struct tt_assistant_def {
     json_t *tools;  /* names (array) */
     int max_tool_rounds;
     char feature[64]; /* "" : the name */
+    int cache;        /* "cache": opted in to the response cache */
 } tt_assistant_def;
 
 /* What agents may use from the server; owned by the server, outlives sessions. */

@@ -210,7 +210,7 @@ static void end_message(chat_rt *rt, const tt_llm_result *r)
                            json_pack("{s:I, s:I, s:f, s:s, s:b}", "prompt_tokens",
                                      (json_int_t)r->prompt_tokens, "completion_tokens",
                                      (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd,
-                                     "model", r->model, "cached", 0));
+                                     "model", r->model, "cached", r->cached));
     tt_agent_state_set(rt->s, "message_id", NULL); /* ended: nothing to withdraw */
 }
 
@@ -320,7 +320,8 @@ int tt_chat_generate(tt_session *s)
                           .temperature = -1,
                           .stream = 1,
                           .tag = prompt->tag,
-                          .attr = &attr};
+                          .attr = &attr,
+                          .cache = def ? def->cache : 0};
     new_message(rt);
     rt->round++;
     tt_agent_state_set(s, "round", json_integer(rt->round));

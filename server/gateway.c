@@ -292,6 +292,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
                               "completion_tokens", (json_int_t)r->completion_tokens, "total_tokens",
                               (json_int_t)(r->prompt_tokens + r->completion_tokens));
     json_object_set_new(usage, "cost_usd", json_real(r->cost_usd));
+    if (r->cached) /* answered by the response cache: no provider call, cost 0 */
+        json_object_set_new(usage, "cached", json_true());
     if (g->stream) {
         sse(g, chunk(g, json_object(), finish));
         if (g->include_usage)

@@ -143,6 +143,8 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     render_histograms(&b, m, rs);
     if (!b.failed && tt_database_metrics(srv, &b.b) != 0)
         b.failed = 1;
+    if (!b.failed && tt_respcache_metrics(&srv->respcache, &b.b) != 0)
+        b.failed = 1;
     char *usage = tt_usage_metrics_text(&srv->usage);
     if (usage)
         put(&b, "%s", usage);

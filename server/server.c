@@ -156,6 +156,8 @@ extern char **environ;
 static int setup_models(tt_server *srv)
 {
     char err[512] = "";
+    if (tt_respcache_new(srv, &srv->respcache) != 0)
+        return TT_ENOMEM;
     tt_llm_service_options lo = {
         .loop = &srv->loop,
         .routes_file = srv->cfg.routes_file,
@@ -165,6 +167,7 @@ static int setup_models(tt_server *srv)
         .log_ok = tt_log_enabled(TT_DEBUG),
         .usage = tt_usage_on_llm,
         .usage_ud = srv,
+        .cache = srv->respcache.llm,
     };
     int rc = tt_llm_service_new(&lo, &srv->agent_env.llm, err, sizeof err);
     if (rc) {
@@ -462,6 +465,11 @@ int tt_server_start(tt_server *srv)
                json_pack("{s:s}", "error", tt_strerror(rc)));
         return rc;
     }
+    if ((rc = tt_respcache_start(&srv->respcache)) != 0) {
+        tt_log(TT_ERROR, "cannot open the response cache",
+               json_pack("{s:s}", "error", tt_strerror(rc)));
+        return rc;
+    }
     if ((rc = setup_tenants(srv)) || (rc = tt_database_start(srv)))
         return rc;
     size_t resumed = 0; /* replicated: running sessions are the cluster's orphans, not ours */
@@ -515,6 +523,7 @@ static void release_all(tt_server *srv)
     tt_llm_service_close(srv->agent_env.llm);
     srv->agent_env.llm = NULL;
     tt_usage_stop(&srv->usage); /* after the service: cancelled calls report too */
+    tt_respcache_stop(&srv->respcache);
     if (srv->signals_open) {
         uv_close((uv_handle_t *)&srv->sigint, NULL);
         uv_close((uv_handle_t *)&srv->sigterm, NULL);
@@ -566,6 +575,7 @@ void tt_server_free(tt_server *srv)
         lws_context_destroy(srv->lws); /* now that its handles are closed, lws frees it */
     srv->lws = NULL;
     tt_usage_free(&srv->usage);
+    tt_respcache_free(&srv->respcache);
     tt_store_close(srv->store);
     srv->store = NULL;
     if (srv->loop_open && uv_loop_close(&srv->loop) != 0)

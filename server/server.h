@@ -15,6 +15,7 @@
 #include "state/archive.h"
 #include "state/pg.h"
 #include "server/paths.h"
+#include "server/respcache.h"
 #include "server/usage.h"
 #include "state/registry.h"
 #include "state/store.h"
@@ -63,7 +64,8 @@ typedef struct tt_server {
     /* The API key id of the session.open being served (requests.c): the new
      * session's key_id, set by the bind hook before its agent starts. */
     const char *opening_key_id;
-    tt_usage usage; /* the cost ledger, its counters, the key and tenant limits */
+    tt_usage usage;         /* the cost ledger, its counters, the key and tenant limits */
+    tt_respcache respcache; /* the exact response cache (respcache.h) */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop

@@ -268,6 +268,12 @@ static int schema_setup(tt_store *st)
         rc = mdb_dbi_open(t, "usage", MDB_CREATE, &st->usage);
     if (rc == 0)
         rc = mdb_dbi_open(t, "usage_days", MDB_CREATE, &st->usage_days);
+    if (rc == 0) /* the response cache (store_rcache.c) */
+        rc = mdb_dbi_open(t, "rcache", MDB_CREATE, &st->rcache);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "rcache_data", MDB_CREATE, &st->rcache_data);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "rcache_lru", MDB_CREATE, &st->rcache_lru);
     if (rc) {
         mdb_txn_abort(t);
         return rc == MDB_MAP_FULL ? TT_EFULL : TT_EIO;

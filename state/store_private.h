@@ -22,12 +22,13 @@ struct tt_store_txn {
 struct tt_store {
     MDB_env *env;
     MDB_dbi meta, sessions, events, owners, active, transcript;
-    MDB_dbi usage, usage_days; /* the cost ledger (state/ledger.h) */
-    tt_store_txn txn;          /* the write transaction, embedded: one at a time */
-    MDB_txn *rd_idle;          /* a reset read transaction, renewed by the next read */
-    unsigned readers;          /* read transactions open (a callback may hold pointers) */
-    size_t maxkey;             /* min(LMDB's max key size, KEY_BUF) */
-    size_t map_size;           /* current map size */
+    MDB_dbi usage, usage_days;               /* the cost ledger (state/ledger.h) */
+    MDB_dbi rcache, rcache_data, rcache_lru; /* the response cache (state/rcache.h) */
+    tt_store_txn txn;                        /* the write transaction, embedded: one at a time */
+    MDB_txn *rd_idle; /* a reset read transaction, renewed by the next read */
+    unsigned readers; /* read transactions open (a callback may hold pointers) */
+    size_t maxkey;    /* min(LMDB's max key size, KEY_BUF) */
+    size_t map_size;  /* current map size */
     size_t map_size_max;
     uint64_t map_grows;
     tt_sync_policy sync;

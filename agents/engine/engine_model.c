@@ -202,7 +202,7 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
                                json_pack("{s:I, s:I, s:f, s:s, s:b}", "prompt_tokens",
                                          (json_int_t)r->prompt_tokens, "completion_tokens",
                                          (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd,
-                                         "model", r->model, "cached", 0));
+                                         "model", r->model, "cached", r->cached));
         tt_agent_state_set(run->s, "message_id", NULL);
         m->started = 0;
     }

@@ -27,6 +27,7 @@
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/bedrock.h"
+#include "agents/llm/cache.h"
 #include "agents/llm/call.h"
 #include "agents/llm/call_request.h"
 #include "agents/llm/http.h"
@@ -55,6 +56,7 @@ struct tt_llm_service {
     tt_tokenizer *tokenizers[TT_TOKENIZER__LAST]; /* loaded on first use */
     int tokenizer_failed[TT_TOKENIZER__LAST];     /* tried and failed: estimate instead */
     tt_token_cache *token_cache;
+    tt_llm_cache *cache; /* the response cache (cache.h), or NULL */
 };
 
 struct tt_llm_call {
@@ -89,8 +91,9 @@ struct tt_llm_call {
     uv_work_t work;
     void (*prep_then)(tt_llm_call *c); /* what follows the preparation, on the loop */
     int preparing;                     /* the job is in the pool: it owns req */
-    int done;     /* on_done was called while preparing: free when the job is back */
-    int prepared; /* the request was hashed and fitted (the first preparation) */
+    int done;                 /* on_done was called while preparing: free when the job is back */
+    int prepared;             /* the request was hashed and fitted (the first preparation) */
+    tt_llm_cache_call *cache; /* the response cache's part, or NULL: not cached */
     tt_llm_call *next, *prev;
 };
 
@@ -101,11 +104,6 @@ static void preload_tokenizers(tt_llm_service *s);
 static uint64_t now_ms(const tt_llm_service *s)
 {
     return uv_now(s->loop);
-}
-
-static uint64_t rnd(void *ud)
-{
-    return tt_retry_splitmix(ud);
 }
 
 /* ---- the service ---------------------------------------------------------- */
@@ -130,6 +128,7 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     s->log_ok = opt->log_ok;
     s->usage = opt->usage;
     s->usage_ud = opt->usage_ud;
+    s->cache = opt->cache;
     s->rng = uv_hrtime();
     s->tokenizer_dir = strdup(opt->tokenizer_dir ? opt->tokenizer_dir : TT_TOKENIZER_DEFAULT_DIR);
     int rc = opt->routes_file && *opt->routes_file
@@ -152,6 +151,7 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
         return rc;
     }
     preload_tokenizers(s);
+    tt_llm_cache_bind(s->cache, opt, &s->routes);
     *out = s;
     return 0;
 }
@@ -284,7 +284,6 @@ const char *tt_llm_call_model(const tt_llm_call *c)
 
 /* ---- logging ---------------------------------------------------------------- */
 
-/* The attempt's attribution and cache fields, added to its log line. */
 /* One log line and one usage report per provider attempt. */
 static void log_line(tt_llm_call *c, const tt_route_target *t, const char *outcome, uint64_t now,
                      double cost)
@@ -361,6 +360,7 @@ static void call_free(tt_llm_call *c)
     attempt_clear(c);
     free(c->prep.body);
     tt_call_request_free(&c->req);
+    tt_llm_cache_call_free(c->cache);
     free(c);
 }
 
@@ -401,6 +401,7 @@ static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg)
 static void on_llm_event(const tt_llm_event *ev, void *ud)
 {
     tt_llm_call *c = ud;
+    tt_llm_cache_record(c->cache, (int)c->retry.n_hist, ev);
     switch (ev->kind) {
     case TT_LLM_EV_TEXT:
     case TT_LLM_EV_TOOL_CALL:
@@ -488,6 +489,7 @@ static void on_http_done(tt_http_req *r, tt_llm_error_class result, const char *
                  t->region[0] ? "/" : "", t->region);
         res->finish_reason = c->finish_reason ? c->finish_reason : "stop";
         res->ttft_ms = c->first_token_ms ? (int64_t)(c->first_token_ms - c->call_start_ms) : -1;
+        tt_llm_cache_store_result(c->cache, res);
         finish(c, TT_LLM_ERR_NONE, NULL);
         return;
     }
@@ -567,6 +569,11 @@ static void send_attempt(tt_llm_call *c)
         c->prepared = 1;
         memcpy(c->input_hash, c->prep.input_hash, sizeof c->input_hash);
         c->result.dropped_messages += c->prep.dropped;
+        int hit = tt_llm_cache_replay(c->cache, c, c->hooks.on_event, c->ud, &c->result);
+        if (hit == 1) /* 2: a replay paused by the caller, resumed by tt_llm_call_pause() */
+            finish(c, c->cancelled ? TT_LLM_ERR_CANCELLED : TT_LLM_ERR_NONE, "cancelled");
+        if (hit)
+            return;
     }
     if (c->prep.rc) {
         finish(c, TT_LLM_ERR_BAD_REQUEST, "the request could not be built");
@@ -697,7 +704,8 @@ static void plan_next(tt_llm_call *c)
 {
     tt_llm_service *s = c->svc;
     tt_retry_step step;
-    tt_retry_plan(&c->retry, c->route->breakers, (int64_t)now_ms(s), rnd, &s->rng, &step);
+    tt_retry_plan(&c->retry, c->route->breakers, (int64_t)now_ms(s), tt_retry_splitmix, &s->rng,
+                  &step);
     if (step.action == TT_RETRY_GIVE_UP && step.trim && !c->trimmed) {
         /* Context too long: drop the oldest turns and try once more. */
         c->trimmed = 1;
@@ -752,6 +760,7 @@ int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *mo
         free(c);
         return rc;
     }
+    c->req.cache = c->cache = tt_llm_cache_call_new(s->cache, &s->routes, route, model, req);
     (void)uv_timer_init(s->loop, c->timer);
     c->timer->data = c;
     c->next = s->calls;
@@ -775,8 +784,8 @@ void tt_llm_call_cancel(tt_llm_call *c)
     }
     if (c->preparing)
         uv_cancel((uv_req_t *)&c->work); /* if it has not started; prep_after frees either way */
-    if (c->in_restart_hook)
-        return; /* plan_continue finishes the call once the hook returns */
+    if (c->in_restart_hook || tt_llm_cache_cancel(c->cache))
+        return; /* plan_continue or the replay finishes the call once the hook returns */
     finish(c, TT_LLM_ERR_CANCELLED, "cancelled");
 }
 
@@ -784,4 +793,6 @@ void tt_llm_call_pause(tt_llm_call *c, int paused)
 {
     if (c && c->http)
         tt_http_pause(c->http, paused);
+    else if (c && tt_llm_cache_pause(c->cache, paused) == 1) /* a replay ended */
+        finish(c, c->cancelled ? TT_LLM_ERR_CANCELLED : TT_LLM_ERR_NONE, "cancelled");
 }

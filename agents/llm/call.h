@@ -30,6 +30,7 @@
 
 typedef struct tt_llm_service tt_llm_service;
 typedef struct tt_llm_call tt_llm_call;
+typedef struct tt_llm_cache tt_llm_cache; /* the exact response cache (cache.h) */
 
 /* One JSON object per provider attempt (the caller writes it to its log). */
 typedef void (*tt_llm_log_fn)(json_t *line, void *ud);
@@ -42,7 +43,7 @@ typedef struct tt_llm_usage {
     const char *route, *model, *target, *outcome; /* outcome: "ok" or an error class */
     int64_t prompt_tokens, completion_tokens, latency_ms;
     double cost_usd;
-    int cache_hit; /* always 0 here: no response cache yet */
+    int cache_hit; /* answered by the response cache (cache.h): no provider call, cost 0 */
 } tt_llm_usage;
 typedef void (*tt_llm_usage_fn)(const tt_llm_usage *u, void *ud);
 
@@ -56,6 +57,7 @@ typedef struct tt_llm_service_options {
     int log_ok; /* log successful attempts too; 0: only failed ones (and breaker changes) */
     tt_llm_usage_fn usage; /* every provider attempt, or NULL */
     void *usage_ud;
+    tt_llm_cache *cache; /* the response cache (cache.h; the caller's), or NULL: none */
 } tt_llm_service_options;
 
 typedef struct tt_llm_result {
@@ -68,6 +70,7 @@ typedef struct tt_llm_result {
     int attempts;
     size_t dropped_messages; /* oldest turns dropped to fit the context */
     int64_t ttft_ms, total_ms;
+    int cached; /* replayed from the response cache (cache.h): cost_usd is 0 */
 } tt_llm_result;
 
 typedef struct tt_llm_call_hooks {
@@ -130,7 +133,9 @@ json_t *tt_llm_service_models(const tt_llm_service *s);
  * class CANCELLED (before this returns, unless called from a hook of c). */
 void tt_llm_call_cancel(tt_llm_call *c);
 
-/* Pause or resume the upstream transfer (gateway back-pressure). */
+/* Pause or resume the upstream transfer, or the replay of a cached answer
+ * (gateway back-pressure; resumed, the rest of a replay may be passed on,
+ * and on_done called, before this returns). */
 void tt_llm_call_pause(tt_llm_call *c, int paused);
 
 #endif

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "agents/llm/adapter.h"
+#include "agents/llm/cache.h"
 #include "agents/llm/call_request.h"
 #include "protocol/errors.h"
 
@@ -298,8 +299,10 @@ static void hex_sha256(const char *body, size_t len, char out[65])
 void tt_call_prep_run(tt_call_prep *p)
 {
     p->rc = 0;
-    if (p->steps & TT_PREP_HASH)
+    if (p->steps & TT_PREP_HASH) {
         tt_call_request_hash(p->req, p->input_hash);
+        tt_llm_cache_call_key(p->req->cache, p->req); /* cache.h: before FIT changes it */
+    }
     if (p->steps & TT_PREP_FIT)
         p->dropped = tt_call_request_fit(p->req, p->tok, p->cache, p->max_prompt_tokens);
     if (p->steps & TT_PREP_TRIM)

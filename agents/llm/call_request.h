@@ -61,8 +61,9 @@ typedef struct tt_call_request {
     int64_t max_tokens;
     double temperature;
     int stream;
-    char *tag;         /* may be NULL */
-    size_t text_bytes; /* the text it holds: what preparing it costs (call.c) */
+    char *tag;                       /* may be NULL */
+    size_t text_bytes;               /* the text it holds: what preparing it costs (call.c) */
+    struct tt_llm_cache_call *cache; /* borrowed (call.c): TT_PREP_HASH computes its key */
 } tt_call_request;
 
 /* Copy in (nothing of it is kept): strings at memory speed, without the
@@ -116,7 +117,7 @@ size_t tt_call_request_fit(tt_call_request *r, const tt_tokenizer *tok, tt_token
 #define TT_CALL_PREPARE_INLINE_MAX (16 * 1024)
 
 typedef enum tt_call_prep_step {
-    TT_PREP_HASH = 1, /* input_hash: SHA-256 of the request, for log lines */
+    TT_PREP_HASH = 1, /* input_hash: SHA-256 of the request, for log lines; the cache key */
     TT_PREP_FIT = 2,  /* drop the oldest turns over max_prompt_tokens */
     TT_PREP_TRIM = 4, /* drop the oldest quarter of the tokens (a context-length error) */
     TT_PREP_BODY = 8, /* body: the request in provider's wire format for model */

@@ -116,6 +116,7 @@ typedef struct tt_llm_request {
     json_t *response_schema; /* ask for JSON matching this schema (structured output), or NULL */
     const char *tag;         /* a label for the log line, e.g. "chat.system@1"; not sent */
     const tt_llm_attribution *attr; /* who pays (copied by the call), or NULL; not sent */
+    int cache; /* 1: the response cache may answer whatever the temperature (cache.h); not sent */
 } tt_llm_request;
 
 #endif

@@ -429,9 +429,65 @@ static int parse_prices(parse_ctx *cx, const json_t *v, const char *path, tt_rou
     return 0;
 }
 
+/* An optional boolean member; *out is left alone when absent. */
+static int opt_bool(parse_ctx *cx, const json_t *obj, const char *path, const char *key, int *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    char p[PATH_MAX_LEN];
+    path_key(p, path, key);
+    if (!json_is_boolean(v))
+        return fail(cx, p, "must be true or false");
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* "cache": the response cache's settings, and each route's (by alias). */
+static int parse_cache(parse_ctx *cx, const json_t *v, const char *path, tt_routes *out)
+{
+    static const char *const keys[] = {"enabled",         "ttl_s",  "max_bytes", "max_entries",
+                                       "entry_max_bytes", "routes", NULL};
+    static const char *const per_route[] = {"enabled", "ttl_s", "always", NULL};
+    tt_route_cache *c = &out->cache;
+    int rc;
+    if ((rc = want_object(cx, v, path)) || (rc = check_keys(cx, v, path, keys)) ||
+        (rc = opt_bool(cx, v, path, "enabled", &c->enabled)) ||
+        (rc = opt_int(cx, v, path, "ttl_s", 1, TT_ROUTE_CACHE_TTL_MAX, &c->ttl_s, NULL)) ||
+        (rc = opt_int(cx, v, path, "max_bytes", 4096, (int64_t)1 << 40, &c->max_bytes, NULL)) ||
+        (rc = opt_int(cx, v, path, "max_entries", 1, 100000000, &c->max_entries, NULL)) ||
+        (rc = opt_int(cx, v, path, "entry_max_bytes", 256, (int64_t)64 << 20, &c->entry_max_bytes,
+                      NULL)))
+        return rc;
+    const json_t *routes = json_object_get(v, "routes");
+    char p[PATH_MAX_LEN], rp[PATH_MAX_LEN], b[80];
+    path_key(p, path, "routes");
+    if (routes && (rc = want_object(cx, routes, p)))
+        return rc;
+    const char *alias;
+    json_t *r;
+    json_object_foreach((json_t *)routes, alias, r)
+    {
+        tt_route *route = tt_routes_find(out, alias);
+        path_key(rp, p, alias);
+        if (!route)
+            return fail(cx, p, "\"%s\" is not a route", show(alias, b, sizeof b));
+        int enabled = 1, always = 0;
+        if ((rc = want_object(cx, r, rp)) || (rc = check_keys(cx, r, rp, per_route)) ||
+            (rc = opt_bool(cx, r, rp, "enabled", &enabled)) ||
+            (rc = opt_bool(cx, r, rp, "always", &always)) ||
+            (rc =
+                 opt_int(cx, r, rp, "ttl_s", 1, TT_ROUTE_CACHE_TTL_MAX, &route->cache_ttl_s, NULL)))
+            return rc;
+        route->cache_mode = !enabled ? -1 : always;
+    }
+    return 0;
+}
+
 static int parse_all(parse_ctx *cx, const json_t *obj, const char *where, tt_routes *out)
 {
-    static const char *const top[] = {"routes", "prices", "limits", "retry", "breaker", NULL};
+    static const char *const top[] = {"routes",  "prices", "limits", "retry",
+                                      "breaker", "cache",  NULL};
     static const char *const limits[] = {"max_prompt_tokens", "max_completion_tokens", NULL};
     static const char *const retry[] = {"max_attempts", "base_ms", "max_backoff_ms", "max_total_ms",
                                         NULL};
@@ -503,6 +559,10 @@ static int parse_all(parse_ctx *cx, const json_t *obj, const char *where, tt_rou
             return rc;
         rp->breaker_failures = (int)failures;
     }
+    if ((v = json_object_get(obj, "cache"))) {
+        path_key(p, where, "cache");
+        return parse_cache(cx, v, p, out);
+    }
     return 0;
 }
 
@@ -512,6 +572,11 @@ static void routes_defaults(tt_routes *out)
     out->max_prompt_tokens = TT_ROUTE_DEFAULT_MAX_PROMPT;
     out->max_completion_tokens = TT_ROUTE_DEFAULT_MAX_COMPLETION;
     tt_retry_policy_default(&out->retry);
+    out->cache = (tt_route_cache){.enabled = 1,
+                                  .ttl_s = TT_ROUTE_CACHE_TTL_S,
+                                  .max_bytes = TT_ROUTE_CACHE_MAX_BYTES,
+                                  .max_entries = TT_ROUTE_CACHE_MAX_ENTRIES,
+                                  .entry_max_bytes = TT_ROUTE_CACHE_ENTRY_MAX};
 }
 
 int tt_routes_parse(const json_t *obj, const char *where, char **envp, tt_routes *out, char *err,

@@ -12,7 +12,10 @@
  *    "prices": {"gpt-4o-mini": {"prompt_per_mtok": 0.15, "completion_per_mtok": 0.6}},
  *    "limits": {"max_prompt_tokens": 128000, "max_completion_tokens": 8192},
  *    "retry": {"max_attempts": 4, "base_ms": 250, "max_backoff_ms": 8000, "max_total_ms": 60000},
- *    "breaker": {"failures": 5, "cooldown_ms": 30000}}
+ *    "breaker": {"failures": 5, "cooldown_ms": 30000},
+ *    "cache": {"ttl_s": 43200, "max_bytes": 67108864, "max_entries": 100000,
+ *              "entry_max_bytes": 1048576,
+ *              "routes": {"fast": {"ttl_s": 3600, "always": true}}}}
  *
  * Only "routes" is required (at least one alias, 1..TT_ROUTE_MAX_TARGETS
  * targets each, tried in order by retry.h). In a target, "provider" and
@@ -31,6 +34,13 @@
  * is refused with where they were looked for). Unknown keys, wrong types
  * and values out of range are refused with a message naming the JSON path
  * ("routes.fast[0].provider: ..."); nothing is half-loaded.
+ *
+ * "cache" sets the exact response cache (cache.h): "enabled" (default true),
+ * the default "ttl_s" (43200: 12 h), the store's caps ("max_bytes",
+ * "max_entries"; LRU eviction past them) and the largest answer kept
+ * ("entry_max_bytes"); "routes" names configured aliases, each with its own
+ * "ttl_s", "always" (cache its calls whatever their temperature: an opt-in
+ * for routes whose answers may be reused) and "enabled" (false: never cached).
  *
  * Without a routes file, tt_routes_from_env() builds the route "default" from
  * OPENAI_API_KEY and/or ANTHROPIC_API_KEY. */
@@ -93,6 +103,10 @@ typedef struct tt_route {
     /* Runtime state, one breaker per target, closed at load. Mutated by the
      * call layer from the loop thread; reloading routes resets them. */
     tt_breaker *breakers;
+    /* The response cache ("cache.routes.<alias>"): -1 never, 0 deterministic
+     * calls only (temperature 0), 1 always; its TTL (0: the default). */
+    int cache_mode;
+    int64_t cache_ttl_s;
 } tt_route;
 
 typedef struct tt_route_price {
@@ -106,6 +120,20 @@ typedef struct tt_route_prices {
     size_t n;
 } tt_route_prices;
 
+/* The exact response cache's settings (the "cache" object). */
+typedef struct tt_route_cache {
+    int enabled;             /* [1] */
+    int64_t ttl_s;           /* [TT_ROUTE_CACHE_TTL_S] */
+    int64_t max_bytes;       /* [TT_ROUTE_CACHE_MAX_BYTES] keys, headers and answers */
+    int64_t max_entries;     /* [TT_ROUTE_CACHE_MAX_ENTRIES] */
+    int64_t entry_max_bytes; /* [TT_ROUTE_CACHE_ENTRY_MAX] a larger answer is not kept */
+} tt_route_cache;
+#define TT_ROUTE_CACHE_TTL_S 43200
+#define TT_ROUTE_CACHE_TTL_MAX (366 * 86400)
+#define TT_ROUTE_CACHE_MAX_BYTES ((int64_t)64 << 20)
+#define TT_ROUTE_CACHE_MAX_ENTRIES 100000
+#define TT_ROUTE_CACHE_ENTRY_MAX ((int64_t)1 << 20)
+
 typedef struct tt_routes {
     tt_route *routes;
     size_t n_routes; /* 0: no model configured */
@@ -113,6 +141,7 @@ typedef struct tt_routes {
     int64_t max_prompt_tokens;     /* [128000] a longer prompt is trimmed or refused */
     int64_t max_completion_tokens; /* [8192] cap on max_tokens asked of a provider */
     tt_retry_policy retry; /* "retry" and "breaker"; defaults from tt_retry_policy_default() */
+    tt_route_cache cache;
 } tt_routes;
 
 #define TT_ROUTE_DEFAULT_MAX_PROMPT 128000

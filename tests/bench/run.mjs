@@ -34,6 +34,7 @@ const benches = [
   { key: 'relay1000', script: 'tests/bench/relay.mjs', args: SMOKE ? ['50', '10', '20'] : ['1000', '50', '50'] },
   { key: 'gateway', script: 'tests/bench/gateway.mjs', args: S },
   { key: 'gateway_seq', script: 'tests/bench/gateway_seq.mjs', args: S },
+  { key: 'cache', script: 'tests/bench/cache.mjs', args: S },
   { key: 'resume', script: 'tests/bench/resume.mjs', args: S },
   { key: 'startup', script: 'tests/bench/startup.mjs', args: S },
   { key: 'persist', script: 'tests/bench/persist.mjs', args: S },

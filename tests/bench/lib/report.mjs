@@ -75,6 +75,12 @@ function headline(results, ok) {
       H.push(
         `- Gateway ${mode}, ${f(gs.requests, 0)} sequential keep-alive requests: Tether CPU ${f(m.tether_cpu_us_per_request, 0)} µs per request, added p50 ${f(m.added_p50_ms * 1000, 0)} µs over direct.`,
       );
+  const ca = ok('cache');
+  if (ca)
+    for (const [mode, m] of Object.entries(ca.modes))
+      H.push(
+        `- Exact cache, gateway ${mode}, ${f(ca.requests, 0)} sequential requests: hit p50/p99 ${f(m.hit_ms.p50 * 1000, 0)}/${f(m.hit_ms.p99 * 1000, 0)} µs, miss p50/p99 ${f(m.miss_ms.p50 * 1000, 0)}/${f(m.miss_ms.p99 * 1000, 0)} µs (${f(m.miss_over_hit_p50, 1)}× at p50), Tether CPU ${f(m.tether_cpu_us_per_hit, 0)} µs per hit.`,
+      );
   const r1 = ok('relay1'),
     r1000 = ok('relay1000');
   if (r1)

@@ -1,0 +1,153 @@
+/* The exact response cache's server side (see respcache.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/errors.h"
+#include "server/logging.h"
+#include "server/respcache.h"
+#include "server/server.h"
+
+static void flush(tt_respcache *rc)
+{
+    int err = tt_rcache_flush(rc->store);
+    if (err)
+        tt_log(TT_WARN, "response cache not written; kept queued",
+               json_pack("{s:s}", "error", tt_strerror(err)));
+}
+
+static int store_get(void *ud, const unsigned char key[TT_LLM_CACHE_KEY_LEN], int64_t now_ms,
+                     char **data, size_t *len)
+{
+    tt_respcache *rc = ud;
+    if (!rc->store)
+        return TT_ENOTFOUND;
+    int err = tt_rcache_get(rc->store, key, now_ms, data, len);
+    if (tt_rcache_queued(rc->store) >= TT_RCACHE_QUEUE_MAX)
+        flush(rc); /* the hits queued fill it: written now, never dropped */
+    return err;
+}
+
+static int store_put(void *ud, const unsigned char key[TT_LLM_CACHE_KEY_LEN], int64_t now_ms,
+                     int64_t ttl_ms, const char *data, size_t len)
+{
+    tt_respcache *rc = ud;
+    if (!rc->store)
+        return TT_EFULL;
+    int err = tt_rcache_put(rc->store, key, now_ms, ttl_ms, data, len);
+    if (err == 1) {
+        flush(rc);
+        err = 0;
+    }
+    return err;
+}
+
+static int64_t now_ms(void *ud)
+{
+    (void)ud;
+    return tt_wall_ms();
+}
+
+int tt_respcache_new(tt_server *srv, tt_respcache *rc)
+{
+    rc->srv = srv;
+    tt_llm_cache_store ops = {.get = store_get, .put = store_put, .ud = rc, .now_ms = now_ms};
+    return tt_llm_cache_new(&ops, &rc->llm);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    tt_respcache *rc = t->data;
+    if (tt_rcache_queued(rc->store) > 0)
+        flush(rc);
+}
+
+int tt_respcache_start(tt_respcache *rc)
+{
+    const tt_route_cache *set = tt_llm_cache_settings(rc->llm);
+    if (!set || !rc->srv->store)
+        return 0; /* no model service or no store: every lookup misses */
+    tt_rcache_limits lim = {.max_bytes = (uint64_t)set->max_bytes,
+                            .max_entries = (uint64_t)set->max_entries,
+                            .entry_max_bytes = (uint64_t)set->entry_max_bytes};
+    int err = tt_rcache_new(rc->srv->store, &lim, &rc->store);
+    if (err)
+        return err;
+    (void)uv_timer_init(&rc->srv->loop, &rc->timer); /* only fills the struct */
+    rc->timer.data = rc;
+    rc->timer_open = 1;
+    uint64_t every = (uint64_t)rc->srv->cfg.usage_flush_ms;
+    return uv_timer_start(&rc->timer, on_timer, every, every) ? TT_EINTERNAL : 0;
+}
+
+void tt_respcache_stop(tt_respcache *rc)
+{
+    if (rc->timer_open) {
+        uv_close((uv_handle_t *)&rc->timer, NULL);
+        rc->timer_open = 0;
+    }
+    if (rc->store)
+        flush(rc);
+}
+
+void tt_respcache_free(tt_respcache *rc)
+{
+    tt_rcache_free(rc->store); /* writes what is queued */
+    rc->store = NULL;
+    tt_llm_cache_free(rc->llm);
+    rc->llm = NULL;
+}
+
+static int metric(tt_buf *out, const char *name, const char *type, const char *help, uint64_t v)
+{
+    return tt_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
+                          name, (unsigned long long)v);
+}
+
+/* Hits and misses per route: the routes file's aliases, a bounded set. */
+static int per_route(const tt_llm_cache *c, tt_buf *out, int hits)
+{
+    const char *name = hits ? "tether_cache_hits_total" : "tether_cache_misses_total";
+    int err =
+        tt_buf_appendf(out, "# HELP %s Exact response cache %s, by route\n# TYPE %s counter\n",
+                       name, hits ? "hits" : "misses", name);
+    for (size_t i = 0; err == 0 && i < tt_llm_cache_n_routes(c); i++) {
+        uint64_t h, m;
+        tt_llm_cache_route_stats(c, i, &h, &m);
+        err = tt_buf_appendf(out, "%s{route=\"%s\"} %llu\n", name, tt_llm_cache_route_alias(c, i),
+                             (unsigned long long)(hits ? h : m));
+    }
+    return err;
+}
+
+int tt_respcache_metrics(const tt_respcache *rc, tt_buf *out)
+{
+    tt_llm_cache_stats ls;
+    tt_rcache_stats ss;
+    tt_llm_cache_stats_get(rc->llm, &ls);
+    tt_rcache_stats_get(rc->store, &ss);
+    int err = per_route(rc->llm, out, 1);
+    if (err == 0)
+        err = per_route(rc->llm, out, 0);
+    if (err == 0)
+        err = metric(out, "tether_cache_entries", "gauge", "Exact response cache entries stored",
+                     ss.entries);
+    if (err == 0)
+        err = metric(out, "tether_cache_bytes", "gauge",
+                     "Exact response cache bytes stored (answers, keys, headers)", ss.bytes);
+    if (err == 0)
+        err = metric(out, "tether_cache_evictions_total", "counter",
+                     "Exact response cache entries evicted (LRU, over a cap)", ss.evictions);
+    if (err == 0)
+        err = metric(out, "tether_cache_expired_total", "counter",
+                     "Exact response cache entries removed after their TTL", ss.expired);
+    if (err == 0)
+        err = metric(out, "tether_cache_stored_total", "counter",
+                     "Answers handed to the exact response cache", ls.stored);
+    if (err == 0)
+        err = metric(out, "tether_cache_not_stored_total", "counter",
+                     "Answers not kept (too large, or the store refused)", ls.not_stored);
+    if (err == 0)
+        err = metric(out, "tether_cache_dropped_total", "counter",
+                     "Cache writes dropped while the store refused them", ss.dropped);
+    return err;
+}
