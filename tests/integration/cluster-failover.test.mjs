@@ -94,7 +94,8 @@ itest(
     await direct.ok({ type: 'session.attach', session, after: 0 });
     await sayAndWait(c1, session, 'one', 'p1');
     c1.send({ type: 'say', session, text: words(30, 'p'), client_msg_id: 'p2' });
-    await c1.waitEvent((e) => e.session === session && e.type === 'delta', 10_000);
+    // The second turn is streaming (and in the database) when the owner stops.
+    await c1.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'p2 ', 10_000);
     cl.stop(owner);
     try {
       await cl.waitStatus(owner.nodeId, 'DOWN', 10_000);
