@@ -266,25 +266,32 @@ static void on_detach(tt_conn *c, const tt_msg *m)
     reply_ok(c, m, json_pack("{s:b}", "detached", cur != NULL));
 }
 
+static void listed(int err, json_t *sessions, const char *next, const char *re, void *ud)
+{
+    tt_conn *c = ud;
+    const char *id = re[0] ? re : NULL;
+    if (err == TT_EINVAL)
+        tt_conn_error(c, id, err, "field 'after' must be the 'next' of a previous page");
+    else if (err == TT_EIO)
+        tt_conn_error_retryable(c, id, TT_EFULL,
+                                "the sessions could not be listed: the database "
+                                "is unavailable; retry",
+                                1);
+    else if (err)
+        tt_conn_error(c, id, err, "the sessions could not be listed");
+    else
+        tt_conn_send(c, tt_reply_ok(id, json_pack("{s:O, s:s?}", "sessions", sessions, "next",
+                                                  next[0] ? next : NULL)));
+}
+
 static void on_list(tt_conn *c, const tt_msg *m)
 {
-    char owner[TT_OWNER_KEY_MAX];
-    tt_owner_key(c->tenant, c->user, owner, sizeof owner);
-    json_t *sessions;
-    char next[TT_SESSION_ID_MAX + 1];
     /* Half the output cap: one page always fits, whatever else is queued. */
     size_t max_bytes = (size_t)c->srv->cfg.max_output_bytes / 2;
-    int rc = tt_registry_list(c->srv->reg, owner, m->list_after, (size_t)m->limit, max_bytes,
-                              &sessions, next);
-    if (rc == TT_EINVAL) {
-        tt_conn_error(c, m->id, rc, "field 'after' must be the 'next' of a previous page");
-        return;
-    }
-    if (rc) {
+    int rc = tt_registry_list_async(c->srv->reg, c->tenant, c->user, m->list_after,
+                                    (size_t)m->limit, max_bytes, m->id, listed, c);
+    if (rc)
         tt_conn_error(c, m->id, rc, "the sessions could not be listed");
-        return;
-    }
-    reply_ok(c, m, json_pack("{s:o, s:s?}", "sessions", sessions, "next", next[0] ? next : NULL));
 }
 
 static void on_close(tt_conn *c, const tt_msg *m)

@@ -55,7 +55,20 @@ typedef struct waiter {
     struct waiter *next;
 } waiter;
 
-typedef enum op { OP_NONE, OP_ACQUIRE, OP_READ, OP_RENEW, OP_ORPHANS, OP_RELEASE } op;
+typedef enum op { OP_NONE, OP_ACQUIRE, OP_READ, OP_RENEW, OP_ORPHANS, OP_RELEASE, OP_LIST } op;
+
+/* $1 tenant, $2 user, $3 after, $4 limit. */
+static const char LIST_SQL[] =
+    "SELECT r.session, r.record::text, o.head FROM records r JOIN sessions s ON s.id = "
+    "r.session JOIN owners o ON o.session = r.session WHERE s.tenant = $1 AND s.user_name = $2 "
+    "AND r.session > $3 ORDER BY r.session LIMIT $4::bigint";
+
+typedef struct list_req {
+    char tenant[TT_TENANT_MAX], user[TT_USER_MAX], after[TT_SESSION_ID_MAX + 1], limit[24];
+    tt_cluster_list_fn cb; /* NULL: cancelled */
+    void *ud;
+    struct list_req *next;
+} list_req;
 
 struct tt_cluster {
     uv_loop_t *loop;
@@ -66,6 +79,9 @@ struct tt_cluster {
     tt_cluster_options opt;
     tt_cluster_hooks hooks;
     tt_cluster_stats stats;
+    list_req *lists, *lists_tail; /* not sent yet, in order */
+    list_req *list_flight;
+    size_t n_lists;
     waiter *waiting; /* not sent yet */
     waiter *flight;  /* in the acquire or read in flight */
     size_t n_waiting;
@@ -170,6 +186,13 @@ void tt_cluster_free(tt_cluster *c)
     c->hooks.moved = NULL;
     waiter *lists[2] = {c->flight, c->waiting};
     c->flight = c->waiting = NULL;
+    while (c->lists) {
+        list_req *l = c->lists;
+        c->lists = l->next;
+        if (l->cb)
+            l->cb(TT_EIO, NULL, l->ud);
+        free(l);
+    }
     for (int i = 0; i < 2; i++) {
         for (waiter *w = lists[i]; w; w = w->next)
             w->err = TT_EIO;
@@ -219,6 +242,11 @@ int tt_cluster_acquire(tt_cluster *c, const char *sid, tt_cluster_acquired_fn cb
 
 void tt_cluster_cancel(tt_cluster *c, void *ud)
 {
+    for (list_req *l = c->lists; l; l = l->next)
+        if (l->ud == ud)
+            l->cb = NULL;
+    if (c->list_flight && c->list_flight->ud == ud)
+        c->list_flight->cb = NULL;
     waiter *lists[2] = {c->flight, c->waiting};
     for (int i = 0; i < 2; i++)
         for (waiter *w = lists[i]; w; w = w->next)
@@ -469,13 +497,66 @@ static void on_orphans(int err, const PGresult *res, const char *msg, void *ud)
         next_op(c);
 }
 
-/* One statement at a time on the connection: acquires first, then a due
- * renewal, then a due orphan scan. */
+static void on_listed(int err, const PGresult *res, const char *msg, void *ud)
+{
+    tt_cluster *c = ud;
+    (void)msg;
+    list_req *l = c->list_flight;
+    c->list_flight = NULL;
+    c->op = OP_NONE;
+    if (l && l->cb)
+        l->cb(err ? TT_EIO : 0, err ? NULL : res, l->ud);
+    free(l);
+    next_op(c);
+}
+
+static void send_list(tt_cluster *c)
+{
+    list_req *l = c->lists;
+    c->lists = l->next;
+    if (!c->lists)
+        c->lists_tail = NULL;
+    c->n_lists--;
+    c->list_flight = l;
+    c->op = OP_LIST;
+    const char *values[4] = {l->tenant, l->user, l->after, l->limit};
+    if (tt_pg_query(c->pg, LIST_SQL, 4, values, on_listed, c) != 0)
+        on_listed(TT_EIO, NULL, NULL, c);
+}
+
+int tt_cluster_list(tt_cluster *c, const char *tenant, const char *user, const char *after,
+                    size_t limit, tt_cluster_list_fn cb, void *ud)
+{
+    if (c->n_lists >= c->opt.max_waiting)
+        return TT_EFULL;
+    list_req *l = calloc(1, sizeof *l);
+    if (!l)
+        return TT_ENOMEM;
+    snprintf(l->tenant, sizeof l->tenant, "%s", tenant);
+    snprintf(l->user, sizeof l->user, "%s", user);
+    snprintf(l->after, sizeof l->after, "%s", after ? after : "");
+    snprintf(l->limit, sizeof l->limit, "%zu", limit);
+    l->cb = cb;
+    l->ud = ud;
+    if (c->lists_tail)
+        c->lists_tail->next = l;
+    else
+        c->lists = l;
+    c->lists_tail = l;
+    c->n_lists++;
+    (void)uv_timer_start(&c->retry, on_retry_timer, 0, 0); /* never from inside this call */
+    return 0;
+}
+
+/* One statement at a time on the connection: acquires first, then lists,
+ * then a due renewal, then a due orphan scan. */
 static void next_op(tt_cluster *c)
 {
     if (c->op != OP_NONE || !c->pg)
         return;
     if (tt_pg_state_get(c->pg) != TT_PG_UP || tt_pg_busy(c->pg)) {
+        while (c->lists)  /* as acquires below */
+            send_list(c); /* fails at once: not up */
         waiter *w =
             c->waiting; /* fail fast: the client retries; nothing waits on a database away */
         c->waiting = NULL;
@@ -494,6 +575,8 @@ static void next_op(tt_cluster *c)
             c->op = OP_NONE;
     } else if (c->waiting) {
         send_acquire(c, 0);
+    } else if (c->lists) {
+        send_list(c);
     } else if (c->renew_due) {
         c->renew_due = 0;
         c->op = OP_RENEW;

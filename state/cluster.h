@@ -87,8 +87,16 @@ void tt_cluster_free(tt_cluster *c);
 typedef void (*tt_cluster_acquired_fn)(int err, const char *sid, uint64_t epoch, void *ud);
 /* Acquire sid; cb runs later, never from inside this call. */
 int tt_cluster_acquire(tt_cluster *c, const char *sid, tt_cluster_acquired_fn cb, void *ud);
-/* Forget the waiters of ud (its owner is going away): their cb never runs. */
+/* Forget the waiters (acquires and lists) of ud: their cb never runs. */
 void tt_cluster_cancel(tt_cluster *c, void *ud);
+
+/* One page of the sessions of tenant and user, in id order after `after`
+ * ("" for the first), at most limit: cb gets the rows (session, record
+ * JSON, head) of the whole cluster, or an error (TT_EIO: the database is
+ * away). cb runs later, never from inside this call. */
+typedef void (*tt_cluster_list_fn)(int err, const PGresult *res, void *ud);
+int tt_cluster_list(tt_cluster *c, const char *tenant, const char *user, const char *after,
+                    size_t limit, tt_cluster_list_fn cb, void *ud);
 
 /* The pg hook: a notification's payload. */
 void tt_cluster_notify(const char *payload, void *ud);

@@ -12,6 +12,7 @@
 #include "protocol/utf8.h"
 #include "state/archive.h"
 #include "state/cluster.h"
+#include "protocol/frame.h"
 #include "state/map.h"
 #include "state/registry_private.h"
 #include "state/replica.h"
@@ -269,6 +270,87 @@ int tt_registry_list(tt_registry *reg, const char *owner, const char *after, siz
     }
     tt_utf8_copy(next, TT_SESSION_ID_MAX + 1, lc.more ? lc.last : "");
     *out = lc.arr;
+    return 0;
+}
+
+typedef struct list_wait {
+    tt_registry *reg;
+    tt_registry_list_fn cb; /* NULL: cancelled */
+    void *ud;
+    size_t limit, max_bytes;
+    char re[TT_ID_MAX + 1];
+    struct list_wait *next;
+} list_wait;
+
+/* One row of the cluster's listing: from memory when held here. */
+static int list_row(list_ctx *lc, const PGresult *res, int i)
+{
+    const char *sid = PQgetvalue(res, i, 0);
+    tt_session *live = tt_map_get(&lc->reg->sessions, sid);
+    if (live && !live->discard_err)
+        return list_add(lc, sid, tt_session_summary(live));
+    tt_session *s = tt_session_new(lc->reg);
+    if (!s)
+        return TT_ENOMEM;
+    int rc = tt_session_load_record(s, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+    uint64_t head = strtoull(PQgetvalue(res, i, 2), NULL, 10);
+    if (rc == 0 && head > s->head)
+        s->head = head;
+    rc = rc == 0 ? list_add(lc, sid, tt_session_summary(s)) : 0; /* unreadable: skipped */
+    tt_session_free(s);
+    return rc;
+}
+
+static void on_cluster_list(int err, const PGresult *res, void *ud)
+{
+    list_wait *w = ud;
+    tt_registry *reg = w->reg;
+    for (list_wait **pp = &reg->listing; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    list_ctx lc = {.reg = reg, .arr = json_array(), .limit = w->limit, .max_bytes = w->max_bytes};
+    int rc = err ? err : lc.arr ? 0 : TT_ENOMEM;
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+        rc = list_row(&lc, res, i);
+    if (rc == LIST_PAGE_FULL)
+        rc = 0;
+    if (rc == 0 && !lc.more && (size_t)PQntuples(res) > w->limit)
+        lc.more = 1;
+    if (w->cb)
+        w->cb(rc, rc ? NULL : lc.arr, lc.more ? lc.last : "", w->re, w->ud);
+    json_decref(lc.arr);
+    free(w);
+}
+
+int tt_registry_list_async(tt_registry *reg, const char *tenant, const char *user,
+                           const char *after, size_t limit, size_t max_bytes, const char *re,
+                           tt_registry_list_fn cb, void *ud)
+{
+    if (!reg->cluster) {
+        char owner[TT_OWNER_KEY_MAX], next[TT_SESSION_ID_MAX + 1];
+        tt_owner_key(tenant, user, owner, sizeof owner);
+        json_t *arr = NULL;
+        int rc = tt_registry_list(reg, owner, after, limit, max_bytes, &arr, next);
+        cb(rc, arr, rc ? "" : next, re, ud);
+        json_decref(arr);
+        return 0;
+    }
+    list_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return TT_ENOMEM;
+    *w = (list_wait){.reg = reg, .cb = cb, .ud = ud, .limit = limit, .max_bytes = max_bytes};
+    snprintf(w->re, sizeof w->re, "%s", re ? re : "");
+    tt_registry_flush(reg); /* sessions created this pass: staged, in the next batch */
+    int rc = tt_cluster_list(reg->cluster, tenant, user, after, limit + 1, on_cluster_list, w);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    w->next = reg->listing;
+    reg->listing = w;
     return 0;
 }
 
@@ -553,6 +635,9 @@ int tt_registry_acquire(tt_registry *reg, const char *sid, tt_registry_ready_fn 
 
 void tt_registry_acquire_cancel(tt_registry *reg, void *ud)
 {
+    for (list_wait *l = reg->listing; l; l = l->next)
+        if (l->ud == ud)
+            l->cb = NULL;
     for (acquire_wait *w = reg->acquiring; w; w = w->next)
         if (w->ud == ud)
             w->cb = NULL;

@@ -126,6 +126,18 @@ int tt_registry_get(tt_registry *reg, const char *sid, tt_session **out);
 int tt_registry_list(tt_registry *reg, const char *owner, const char *after, size_t limit,
                      size_t max_bytes, json_t **out, char next[TT_SESSION_ID_MAX + 1]);
 
+/* tt_registry_list for the sessions of tenant and user, also in replicated
+ * mode, where the page comes from PostgreSQL (the whole cluster's sessions;
+ * those this node holds described from memory). cb(err, sessions (the
+ * callee's reference), next, re, ud) runs now in local mode, later in
+ * replicated mode (TT_EIO: the database is away); re is copied.
+ * tt_registry_acquire_cancel(reg, ud) forgets it. */
+typedef void (*tt_registry_list_fn)(int err, json_t *sessions, const char *next, const char *re,
+                                    void *ud);
+int tt_registry_list_async(tt_registry *reg, const char *tenant, const char *user,
+                           const char *after, size_t limit, size_t max_bytes, const char *re,
+                           tt_registry_list_fn cb, void *ud);
+
 /* Delete s for good: commit what waits (s's pending changes too), delete
  * everything the store holds of it in one transaction (it no longer counts
  * towards its owner's cap), then call detach(s, ud), which must detach every

@@ -34,6 +34,7 @@ struct tt_registry {
     int force_pass;             /* the next check makes a pass even with nothing dirty */
     tt_session *deliver;        /* replicated mode: durable in the batch being reported */
     struct acquire_wait *acquiring; /* replicated mode: callers waiting for an acquire */
+    struct list_wait *listing;      /* replicated mode: listings waiting for the database */
 };
 
 /* commit.c: the check handle commits each pass; the idle handle keeps the

@@ -197,3 +197,33 @@ itest(
   },
   { skip, timeout: 30_000 },
 );
+
+itest(
+  "session.list on any node shows the user's sessions of the whole cluster, paged",
+  async ({ startServer }) => {
+    const url = await pg.newDatabase();
+    const a = await startServer({ args: replicated(url, 'list-a') });
+    const b = await startServer({ args: replicated(url, 'list-b') });
+    const ca = await connect(a.port, { hello: true });
+    const cb = await connect(b.port, { hello: true });
+    const ids = [];
+    for (const c of [ca, ca, cb]) {
+      const { session } = await openSession(c, 'echo');
+      await sayAndWait(c, session, `title ${ids.length}`, 't');
+      ids.push(session);
+    }
+    for (const c of [ca, cb]) {
+      const r = await c.ok({ type: 'session.list' });
+      assert.deepEqual(r.sessions.map((s) => s.session).sort(), [...ids].sort());
+      const first = await c.ok({ type: 'session.list', limit: 2 });
+      assert.equal(first.sessions.length, 2);
+      const rest = await c.ok({ type: 'session.list', limit: 2, after: first.next });
+      assert.deepEqual(
+        [...first.sessions, ...rest.sessions].map((s) => s.session),
+        [...ids].sort(),
+      );
+      assert.ok(!rest.next, `no page after the last: ${rest.next}`);
+    }
+  },
+  { skip, timeout: 30_000 },
+);
