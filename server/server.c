@@ -164,6 +164,7 @@ static int setup_models(tt_server *srv)
         .log_ok = tt_log_enabled(TT_DEBUG),
         .usage = tt_usage_on_llm,
         .usage_ud = srv,
+        .gate = {.reserve = tt_usage_gate_reserve, .release = tt_usage_gate_release, .ud = srv},
     };
     int rc = tt_llm_service_new(&lo, &srv->agent_env.llm, err, sizeof err);
     if (rc) {
@@ -454,6 +455,7 @@ int tt_server_start(tt_server *srv)
     srv->agent_env.echo_delay_ms = srv->cfg.echo_delay_ms;
     srv->agent_env.photos_root = srv->cfg.photos_root;
     srv->agent_env.wait_expiry_ms = srv->cfg.wait_expiry_s * 1000;
+    srv->agent_env.budget_why = srv->usage.budgets.why;
     if ((rc = setup_models(srv)) || (rc = setup_storage(srv)) || (rc = setup_auth(srv)))
         return rc;
     if ((rc = tt_usage_start(srv, &srv->usage)) != 0) {
