@@ -112,11 +112,13 @@ static int room(tt_budgets *b, const tt_scope *e, int64_t nusd)
         int over = nusd > 0 ? spent[i] + e->reserved_nusd + nusd > lim[i] : spent[i] >= lim[i];
         if (!over)
             continue;
-        snprintf(b->why, sizeof b->why,
-                 "%s %.128s has spent $%.4f (and reserved $%.4f) of its %s budget of $%.4f; "
-                 "this call may cost up to $%.4f",
-                 label(e->kind), e->name, usd(spent[i]), usd(e->reserved_nusd), per[i], usd(lim[i]),
-                 usd(nusd));
+        int n = snprintf(b->why, sizeof b->why,
+                         "%s %.128s has spent $%.4f (and reserved $%.4f) of its %s budget of $%.4f",
+                         label(e->kind), e->name, usd(spent[i]), usd(e->reserved_nusd), per[i],
+                         usd(lim[i]));
+        if (nusd > 0 && n > 0 && (size_t)n < sizeof b->why)
+            snprintf(b->why + n, sizeof b->why - (size_t)n, "; this call may cost up to $%.4f",
+                     usd(nusd));
         return 0;
     }
     return 1;
