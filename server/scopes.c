@@ -78,5 +78,14 @@ tt_scope *tt_scopes_get(tt_scopes *s, tt_scope_kind k, const char *name, const c
 
 void tt_scope_join(char *out, size_t n, const char *a, const char *b)
 {
-    snprintf(out, n, "%s/%s", a, b);
+    size_t la = strlen(a), lb = strlen(b);
+    if (n == 0)
+        return;
+    la = la < n - 1 ? la : n - 1;
+    memcpy(out, a, la);
+    if (la + 1 < n)
+        out[la++] = '/';
+    lb = lb < n - 1 - la ? lb : n - 1 - la;
+    memcpy(out + la, b, lb);
+    out[la + lb] = '\0';
 }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TT_SCOPES_CAP 4096 /* a power of two */
+#define TT_SCOPES_CAP 8192 /* a power of two */
 #define TT_SCOPES_PROBE 32
 #define TT_SCOPE_NAME_MAX 192 /* "tenant/user" and the like */
 
