@@ -431,8 +431,12 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     int64_t wait_s = 0;
     tt_limits_who who = {
         .tenant = r->tenant, .user = r->user[0] ? r->user : r->key_id, .key_id = r->key_id};
-    int rc = gateway ? tt_usage_admit(&srv->usage, &who, &wait_s, why, sizeof why) : 0;
-    if (rc == TT_EBUDGET) {
+    if (aisdk) /* a turn of an agent: its caller's tenant and user */
+        who = (tt_limits_who){.tenant = r->who.tenant, .user = r->who.user};
+    int rc = gateway || aisdk ? tt_usage_admit(&srv->usage, &who, &wait_s, why, sizeof why) : 0;
+    if (rc == TT_EBUDGET && aisdk) {
+        respond_error(srv, r, 429, rc, why);
+    } else if (rc == TT_EBUDGET) {
         tt_metrics_error(&srv->metrics, tt_err_wire(rc));
         respond_json(r, 429,
                      json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", why, "type",

@@ -61,92 +61,109 @@ static const char ROUTES[] =
     " \"base_url\": \"http://127.0.0.1:9\"}]},"
     " \"prices\": {\"gpt-4o-mini\": {\"prompt_per_mtok\": 0.15, \"completion_per_mtok\": 0.6}}}";
 
-int main(int argc, char **argv)
+typedef struct fixture {
+    tt_limits_conf conf;
+    tt_routes routes;
+    tt_budgets b;
+    tt_limits l;
+    tt_llm_attribution *as;
+    tt_llm_request req;
+} fixture;
+
+static int setup(fixture *f)
 {
-    long n = argc > 1 ? atol(argv[1]) : 2000000;
-    tt_limits_conf conf = {0};
+    static char prompt[1024];
+    static tt_llm_message msgs[2];
     char err[256];
     json_t *root = json_loads(LIMITS, 0, NULL), *rj = json_loads(ROUTES, 0, NULL);
-    tt_routes routes;
-    if (tt_limits_conf_parse(&conf, root, err, sizeof err) ||
-        tt_routes_parse(rj, "", NULL, &routes, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
+    int rc = tt_limits_conf_parse(&f->conf, root, err, sizeof err);
+    if (rc == 0)
+        rc = tt_routes_parse(rj, "", NULL, &f->routes, err, sizeof err);
+    json_decref(root);
+    json_decref(rj);
+    if (rc || tt_budgets_init(&f->b, &f->conf, NULL, 20513) || tt_limits_init(&f->l, &f->conf)) {
+        fprintf(stderr, "setup: %s\n", err);
         return 1;
     }
-    static tt_budgets b;
-    static tt_limits l;
-    if (tt_budgets_init(&b, &conf, NULL, 20513) || tt_limits_init(&l, &conf))
-        return 1;
-    tt_llm_attribution *as = calloc(TENANTS * KEYS, sizeof *as);
-    for (int i = 0; i < TENANTS * KEYS; i++)
-        attribution(&as[i], i / KEYS, i % KEYS);
-    char prompt[1024];
+    f->as = calloc(TENANTS * KEYS, sizeof *f->as);
+    for (int i = 0; f->as && i < TENANTS * KEYS; i++)
+        attribution(&f->as[i], i / KEYS, i % KEYS);
     memset(prompt, 'a', sizeof prompt - 1);
-    prompt[sizeof prompt - 1] = '\0';
-    tt_llm_message msgs[2] = {{.role = "system", .content = "You are helpful."},
-                              {.role = "user", .content = prompt}};
-    tt_llm_request req = {.messages = msgs, .n_messages = 2, .max_tokens = 256};
-    double t0, base, attr, est, budget, limit;
+    msgs[0] = (tt_llm_message){.role = "system", .content = "You are helpful."};
+    msgs[1] = (tt_llm_message){.role = "user", .content = prompt};
+    f->req = (tt_llm_request){.messages = msgs, .n_messages = 2, .max_tokens = 256};
+    return f->as ? 0 : 1;
+}
+
+/* ns per call of each check (index 0: the baseline loop). */
+static int run(fixture *f, long n, double ns[5])
+{
     uint64_t x = 0;
-
-    t0 = now_ns();
+    char why[256];
+    double t0 = now_ns();
     for (long i = 0; i < n; i++)
-        x += (uint64_t)as[i & (TENANTS * KEYS - 1)].tenant[7];
-    base = (now_ns() - t0) / (double)n;
-
+        x += (uint64_t)f->as[i & (TENANTS * KEYS - 1)].tenant[7];
+    ns[0] = (now_ns() - t0) / (double)n;
     t0 = now_ns();
     for (long i = 0; i < n; i++) {
         tt_llm_attribution a;
         attribution(&a, (int)(i & (TENANTS - 1)), (int)((i >> 6) & (KEYS - 1)));
         x += (uint64_t)a.tenant[7];
     }
-    attr = (now_ns() - t0) / (double)n;
-
+    ns[1] = (now_ns() - t0) / (double)n;
     t0 = now_ns();
     for (long i = 0; i < n; i++) {
         tt_llm_gate_ask ask;
-        tt_llm_gate_estimate(&routes, &routes.routes[0], NULL, &req, &as[i & 4095], &ask);
+        tt_llm_gate_estimate(&f->routes, &f->routes.routes[0], NULL, &f->req, &f->as[i & 4095],
+                             &ask);
         x += (uint64_t)ask.prompt_tokens;
     }
-    est = (now_ns() - t0) / (double)n;
-
+    ns[2] = (now_ns() - t0) / (double)n;
     t0 = now_ns();
     for (long i = 0; i < n; i++) {
         uint64_t hold = 0;
-        if (tt_budgets_reserve(&b, &as[i & 4095], 1000, 20513, (uint64_t)i, &hold) != 0)
+        if (tt_budgets_reserve(&f->b, &f->as[i & 4095], 1000, 20513, (uint64_t)i, &hold) != 0)
             return 2;
-        tt_budgets_release(&b, hold);
+        tt_budgets_release(&f->b, hold);
         x += hold;
     }
-    budget = (now_ns() - t0) / (double)n;
-
+    ns[3] = (now_ns() - t0) / (double)n;
     t0 = now_ns();
     for (long i = 0; i < n; i++) {
-        const tt_llm_attribution *a = &as[i & 4095];
-        tt_limits_who who = {.tenant = a->tenant, .user = a->user, .key_id = a->key_id,
-                             .ip = "203.0.113.7"};
+        const tt_llm_attribution *a = &f->as[i & 4095];
+        tt_limits_who who = {
+            .tenant = a->tenant, .user = a->user, .key_id = a->key_id, .ip = "203.0.113.7"};
         int64_t wait = 0;
-        if (tt_limits_admit(&l, &who, (uint64_t)i / 1000, &wait, err, sizeof err) != 0)
+        if (tt_limits_admit(&f->l, &who, (uint64_t)i / 1000, &wait, why, sizeof why) != 0)
             return 3;
         x += (uint64_t)wait;
     }
-    limit = (now_ns() - t0) / (double)n;
+    ns[4] = (now_ns() - t0) / (double)n;
     sink = x;
-
-    printf("{\"iterations\": %ld, \"tracked_key_scopes\": %d, \"baseline_ns\": %.1f,"
-           " \"attribution_ns\": %.1f, \"estimate_1kib_prompt_ns\": %.1f,"
-           " \"budget_reserve_release_ns\": %.1f, \"limit_admit_ns\": %.1f,"
-           " \"budget_with_estimate_ns\": %.1f, \"budget_scopes_tracked\": %zu,"
-           " \"limit_scopes_tracked\": %zu, \"untracked\": %llu}\n",
-           n, TENANTS * KEYS, base, attr - base, est - base, budget - base, limit - base,
-           est + budget - 2 * base, b.tab.n, l.tab.n,
-           (unsigned long long)(b.tab.untracked + l.tab.untracked));
-    json_decref(root);
-    json_decref(rj);
-    tt_routes_free(&routes);
-    tt_budgets_free(&b);
-    tt_limits_free(&l);
-    tt_limits_conf_free(&conf);
-    free(as);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    long n = argc > 1 ? atol(argv[1]) : 2000000;
+    static fixture f;
+    double ns[5];
+    int rc = setup(&f);
+    if (rc == 0)
+        rc = run(&f, n > 0 ? n : 1, ns);
+    if (rc == 0)
+        printf("{\"iterations\": %ld, \"tracked_key_scopes\": %d, \"baseline_ns\": %.1f,"
+               " \"attribution_ns\": %.1f, \"estimate_1kib_prompt_ns\": %.1f,"
+               " \"budget_reserve_release_ns\": %.1f, \"limit_admit_ns\": %.1f,"
+               " \"budget_with_estimate_ns\": %.1f, \"budget_scopes_tracked\": %zu,"
+               " \"limit_scopes_tracked\": %zu, \"untracked\": %llu}\n",
+               n, TENANTS * KEYS, ns[0], ns[1] - ns[0], ns[2] - ns[0], ns[3] - ns[0], ns[4] - ns[0],
+               ns[2] + ns[3] - 2 * ns[0], f.b.tab.n, f.l.tab.n,
+               (unsigned long long)(f.b.tab.untracked + f.l.tab.untracked));
+    tt_routes_free(&f.routes);
+    tt_budgets_free(&f.b);
+    tt_limits_free(&f.l);
+    tt_limits_conf_free(&f.conf);
+    free(f.as);
+    return rc;
 }
