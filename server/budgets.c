@@ -149,7 +149,7 @@ int tt_budgets_reserve(tt_budgets *b, const tt_llm_attribution *a, int64_t nusd,
 {
     ref r[TT_BUDGET_SCOPES];
     tt_scope *s[TT_BUDGET_SCOPES];
-    size_t n = refs_of(b, a, r), k = 0;
+    size_t n = b->holds ? refs_of(b, a, r) : 0, k = 0; /* none: not set up, or freed */
     int full = 0;
     if (hold)
         *hold = 0;
@@ -181,7 +181,7 @@ int tt_budgets_reserve(tt_budgets *b, const tt_llm_attribution *a, int64_t nusd,
 
 void tt_budgets_release(tt_budgets *b, uint64_t hold)
 {
-    tt_budget_hold *h = hold ? &b->holds[hold & (TT_BUDGET_HOLDS_MAX - 1)] : NULL;
+    tt_budget_hold *h = hold && b->holds ? &b->holds[hold & (TT_BUDGET_HOLDS_MAX - 1)] : NULL;
     if (!h || h->id != hold)
         return;
     for (uint32_t i = 0; i < h->n; i++) {
@@ -200,7 +200,7 @@ void tt_budgets_spend(tt_budgets *b, const tt_llm_attribution *a, int64_t nusd, 
     if (nusd <= 0)
         return;
     ref r[TT_BUDGET_SCOPES];
-    size_t n = refs_of(b, a, r);
+    size_t n = b->holds ? refs_of(b, a, r) : 0;
     for (size_t i = 0; i < n; i++) {
         int full = 0;
         tt_scope *e = scope_of(b, &r[i], a->tenant, today, now_ms, &full);
@@ -343,7 +343,7 @@ static json_t *scope_json(const tt_scope *e)
 json_t *tt_budgets_list(tt_budgets *b, const char *tenant, int64_t today)
 {
     json_t *list = json_array();
-    for (size_t i = 0; list && i < TT_SCOPES_CAP; i++) {
+    for (size_t i = 0; list && b->tab.t && i < TT_SCOPES_CAP; i++) {
         tt_scope *e = &b->tab.t[i];
         if (!e->used || strcmp(e->tenant, tenant) != 0)
             continue;
