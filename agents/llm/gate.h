@@ -6,9 +6,12 @@
  * provider is asked, and the caller says so (budget_exceeded).
  *
  * The estimate is an upper bound of one attempt: the prompt's tokens by
- * tt_tokenizer_estimate_chat (conservative by design: never below the real
- * count on natural text, no rank data, no allocation, a few hundred ns per
- * KiB), plus the tools' JSON, plus the completion cap (the request's
+ * the rules of tt_tokenizer_estimate (conservative by design: never below
+ * the real count on natural text, no rank data, about 2 µs a KiB) over the
+ * first 64 KiB of text, and one token a byte past them (the bound no
+ * byte-level BPE exceeds: a huge prompt costs the loop at most ~0.2 ms and
+ * reserves more than it will use), plus the tools' and schema's JSON, plus
+ * the completion cap (the request's
  * max_tokens, else the routes' max_completion_tokens), priced at the most
  * expensive target of the route (a failover may land on it). A model
  * without a price costs 0 and reserves nothing.
