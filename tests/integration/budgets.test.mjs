@@ -243,5 +243,12 @@ itest('a malformed limits file is refused at start-up, naming the JSON path', as
     assert.notEqual(r.status, 0, r.stderr);
     assert.ok(r.stderr.includes(want), r.stderr);
     assert.ok(r.stderr.includes(f), 'the file is named');
+    const check = spawnSync(BIN, ['--check-config', '--data-dir', dir, '--limits', f], {
+      encoding: 'utf8',
+      timeout: 10000,
+    });
+    assert.equal(check.status, 1, check.stdout);
+    assert.match(check.stdout, /^FAIL +limits /m);
+    assert.ok(check.stdout.includes(want), check.stdout);
   }
 });
