@@ -311,15 +311,21 @@ char *tt_usage_metrics_text(const tt_usage *u)
                 series_line(&b, "tether_llm_cost_usd_total", s, "", s->cost_usd);
         }
     }
-    char line[512];
-    int len =
-        snprintf(line, sizeof line,
-                 "# HELP tether_rate_limited_total Requests refused by the key and tenant "
-                 "limits\n# TYPE tether_rate_limited_total counter\n"
-                 "tether_rate_limited_total %llu\n"
-                 "# HELP tether_budget_refused_total Requests refused by a spent budget\n"
-                 "# TYPE tether_budget_refused_total counter\ntether_budget_refused_total %llu\n",
-                 (unsigned long long)u->limits.refused, (unsigned long long)u->budgets.refused);
+    char line[1024];
+    int len = snprintf(
+        line, sizeof line,
+        "# HELP tether_rate_limited_total Requests refused by the key, user, tenant and IP "
+        "limits\n# TYPE tether_rate_limited_total counter\n"
+        "tether_rate_limited_total %llu\n"
+        "# HELP tether_budget_refused_total Requests and model calls refused by a budget\n"
+        "# TYPE tether_budget_refused_total counter\ntether_budget_refused_total %llu\n"
+        "# HELP tether_budget_reservations Model calls in flight holding a reservation\n"
+        "# TYPE tether_budget_reservations gauge\ntether_budget_reservations %zu\n"
+        "# HELP tether_scopes_untracked_total Scopes that found no slot in a full table\n"
+        "# TYPE tether_scopes_untracked_total counter\ntether_scopes_untracked_total %llu\n",
+        (unsigned long long)u->limits.refused, (unsigned long long)u->budgets.refused,
+        u->budgets.n_holds,
+        (unsigned long long)(u->limits.tab.untracked + u->budgets.tab.untracked));
     add(&b, line, (size_t)len);
     return take(&b, NULL);
 }

@@ -115,6 +115,7 @@ itest(
       assert.ok(t, mid.body);
       assert.ok(Math.abs(t.reserved_usd - 1.0) < 1e-6, mid.body);
       assert.equal(t.daily_usd, 1.05);
+      assert.match((await httpGet(srv.port, '/metrics')).body, /^tether_budget_reservations 10$/m);
     } catch (e) {
       await all;
       throw e;
@@ -140,6 +141,9 @@ itest(
     const t2 = after.json.budgets.find((b) => b.scope === 'tenant');
     assert.ok(Math.abs(t2.spent_today_usd - 0.1) < 1e-6, after.body);
     assert.equal(t2.reserved_usd, 0);
+    const metrics = (await httpGet(srv.port, '/metrics')).body;
+    assert.match(metrics, /^tether_budget_reservations 0$/m);
+    assert.match(metrics, /^tether_budget_refused_total 90$/m);
     // Another tenant's key sees none of acme's budgets.
     const other = await httpGet(srv.port, '/v1/budgets', { headers: { Authorization: `Bearer ${KEY_B}` } });
     assert.equal(other.status, 200);
