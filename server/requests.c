@@ -56,15 +56,13 @@ static tt_session *session_for(tt_conn *c, const tt_msg *m)
 /* The rate limits of the key, user, tenant and IP and the budgets
  * (limits.h, budgets.h), shared with every socket and the gateway: 0, or an
  * error has been sent (rate_limited with retry_after_s, or budget_exceeded
- * with reason budget_exceeded). A say begins a new run (the run's budget). */
+ * with reason budget_exceeded). */
 static int over_limit(tt_conn *c, const tt_msg *m)
 {
     char why[320];
     int64_t wait_s = 0;
     tt_limits_who who = {.tenant = c->tenant, .user = c->user, .key_id = c->key_id, .ip = c->ip};
     int rc = tt_usage_admit(&c->srv->usage, &who, &wait_s, why, sizeof why);
-    if (rc == 0 && m->type == TT_MSG_SAY && m->session)
-        tt_budgets_run_begin(&c->srv->usage.budgets, m->session);
     if (rc == 0)
         return 0;
     const char *code = tt_err_wire(rc);
@@ -379,6 +377,7 @@ static void on_say(tt_conn *c, const tt_msg *m)
     tt_session *s = session_for(c, m);
     if (!s || over_limit(c, m))
         return;
+    tt_usage_turn_begin(&c->srv->usage, s);
     char err[160] = "";
     int duplicate = 0;
     int rc = tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);

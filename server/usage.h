@@ -76,6 +76,11 @@ int tt_usage_admit(tt_usage *u, const tt_limits_who *who, int64_t *retry_after_s
 int tt_usage_gate_reserve(const tt_llm_gate_ask *a, void *ud, uint64_t *hold);
 void tt_usage_gate_release(uint64_t hold, void *ud);
 
+/* A say to s: unless s is still running (the say will be refused), a new
+ * run begins and the run's budget starts again from zero. */
+struct tt_session;
+void tt_usage_turn_begin(tt_usage *u, const struct tt_session *s);
+
 /* GET /v1/budgets for an API key of tenant: 200 and *body (malloc'd JSON). */
 int tt_usage_budgets_answer(tt_usage *u, const char *tenant, char **body, size_t *len);
 

@@ -10,6 +10,7 @@
 #include "server/logging.h"
 #include "server/server.h"
 #include "server/usage.h"
+#include "state/session.h"
 
 #define NUSD_PER_CENT 10000000LL
 
@@ -75,6 +76,12 @@ void tt_usage_gate_release(uint64_t hold, void *ud)
     tt_server *srv = ud;
     if (srv->usage.srv)
         tt_budgets_release(&srv->usage.budgets, hold);
+}
+
+void tt_usage_turn_begin(tt_usage *u, const tt_session *s)
+{
+    if (u->srv && s->state != TT_STATE_RUNNING)
+        tt_budgets_run_begin(&u->budgets, s->id);
 }
 
 int tt_usage_budgets_answer(tt_usage *u, const char *tenant, char **body, size_t *len)

@@ -173,6 +173,7 @@ itest(
     fp.script({
       tool_calls: [{ id: 'c1', name: 'calculate', arguments: '{"expression":"1+1"}' }],
       usage: { prompt_tokens: 10, completion_tokens: 50 },
+      delay_ms: 100,
       match: { prefix: P },
       repeat: 'forever',
     });
@@ -184,6 +185,10 @@ itest(
     const c = await connect(srv.port, { hello: true });
     const { session } = await openSession(c, 'looper');
     await c.ok({ type: 'say', session, text: 'loop forever' });
+    // A say while the run goes on is refused and does not start the run's budget again.
+    await c.waitEvent((e) => e.session === session && e.type === 'tool.result', 10000);
+    const busy = await c.request({ type: 'say', session, text: 'and again' });
+    assert.equal(busy.type, 'error', JSON.stringify(busy));
     const end = await c.waitEvent((e) => e.session === session && e.type === 'error', 10000);
     assert.equal(end.code, 'budget_exceeded', JSON.stringify(end));
     assert.equal(end.retryable, false);
