@@ -176,6 +176,8 @@ int tt_limits_conf_parse(tt_limits_conf *c, const json_t *root, char *err, size_
         return rc;
     }
     qsort(next.over, next.n_over, sizeof *next.over, by_kind_name);
+    tt_limits_override *fit = realloc(next.over, (next.n_over ? next.n_over : 1) * sizeof *fit);
+    next.over = fit ? fit : next.over; /* what the file named, not the cap */
     tt_limits_conf_free(c);
     *c = next;
     return 0;
