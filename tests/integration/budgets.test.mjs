@@ -261,3 +261,36 @@ itest('a malformed limits file is refused at start-up, naming the JSON path', as
     assert.ok(check.stdout.includes(want), check.stdout);
   }
 });
+
+itest(
+  'a session cap reached between two model steps of a step agent fails the run with budget_exceeded',
+  async ({ startServer }) => {
+    const P = 'budget-steps';
+    const usage = { prompt_tokens: 10, completion_tokens: 50 }; // $0.05 spent, $0.10 reserved a call
+    fp.script([
+      { text: '- energy\n- storage', usage, match: { prefix: P } },
+      { text: JSON.stringify({ tags: ['solar'] }), usage, match: { prefix: P } },
+      { text: 'A short summary.', usage, match: { prefix: P } },
+    ]);
+    const limits = limitsFile({ default: { session: { usd: 0.16 } } });
+    const srv = await startServer({
+      args: ['--routes', routes(P), '--limits', limits],
+      env: { FAKE_KEY: 'fake-key' },
+    });
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'doc-analyst', {
+      input: { document: 'Panels on the roof and batteries in the garage.', format: 'text' },
+    });
+    const failed = await waitState(c, session, 'failed', 0, 15000);
+    const err = c.sessionEvents(session).find((e) => e.type === 'error');
+    assert.ok(err, JSON.stringify(c.sessionEvents(session)));
+    assert.equal(err.code, 'budget_exceeded');
+    assert.match(
+      err.message,
+      new RegExp(`session ${session} has spent \\$0\\.1000 .* of its total budget of \\$0\\.1600`),
+    );
+    assert.equal(failed.step, 'summary', 'themes and tags ran; the summary did not start');
+    assert.equal(fp.requests({ prefix: P }).length, 2);
+    c.close();
+  },
+);
