@@ -63,8 +63,11 @@ int tt_usage_gate_reserve(const tt_llm_gate_ask *a, void *ud, uint64_t *hold)
     int64_t nusd = (int64_t)ceil(a->usd * TT_NUSD_PER_USD);
     int rc = tt_budgets_reserve(&u->budgets, a->attr, nusd, tt_ledger_day_of_ms(tt_wall_ms()),
                                 uv_now(&srv->loop), hold);
-    if (rc)
-        tt_log(TT_INFO, "model call refused: budget",
+    /* A run stopped is worth a line; a flood of refused gateway calls is
+     * counted (tether_budget_refused_total) and logged at debug only. */
+    tt_level level = a->attr->session[0] ? TT_INFO : TT_DEBUG;
+    if (rc && tt_log_enabled(level))
+        tt_log(level, "model call refused: budget",
                json_pack("{s:s, s:s, s:s, s:s, s:f}", "tenant", a->attr->tenant, "agent",
                          a->attr->agent, "session", a->attr->session, "reason", u->budgets.why,
                          "estimate_usd", a->usd));
