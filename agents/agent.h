@@ -55,6 +55,7 @@ typedef struct tt_agent_env {
     int open_mode;          /* no API keys: every client is user "local" of tenant "local" */
     json_t *key_tenants;    /* the tenants the API keys name ({name: true}), "default" aside */
     int64_t wait_expiry_ms; /* a question or approval left unanswered this long expires */
+    const char *budget_why; /* why the latest model call was refused TT_EBUDGET, or NULL */
     tt_prompt prompts[TT_AGENT_PROMPTS_MAX]; /* every template in --prompts-dir */
     size_t n_prompts;
     tt_toolbox tools; /* built-in and HTTP tools */

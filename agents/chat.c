@@ -332,10 +332,12 @@ int tt_chat_generate(tt_session *s)
     free(system);
     free(msgs);
     free(tools);
-    if (rc) {
-        tt_session_emit(s, "error",
-                        json_pack("{s:s, s:s, s:b}", "code", "unavailable", "message",
-                                  "no such model route", "retryable", 0));
+    if (rc) { /* no such route, or a budget without room for the call (its reason) */
+        int budget = rc == TT_EBUDGET && env->budget_why;
+        tt_session_emit(
+            s, "error",
+            json_pack("{s:s, s:s, s:b}", "code", budget ? "budget_exceeded" : "unavailable",
+                      "message", budget ? env->budget_why : "no such model route", "retryable", 0));
         tt_chat_finish(rt);
     }
     return 0;

@@ -33,6 +33,8 @@ const char *tt_strerror(int err)
         return "internal error";
     case TT_ELIMIT:
         return "limit exceeded";
+    case TT_EBUDGET:
+        return "budget exceeded";
     default:
         return "unknown error";
     }
@@ -60,6 +62,8 @@ const char *tt_err_wire(int err)
         return "unavailable";
     case TT_ELIMIT:
         return "limit_exceeded";
+    case TT_EBUDGET:
+        return "budget_exceeded";
     default:
         return "internal";
     }

@@ -22,7 +22,8 @@ typedef enum tt_err {
     TT_EFULL = -12,     /* a bounded resource is full (unavailable) */
     TT_EINTERNAL = -13, /* a bug: an invariant did not hold (internal) */
     TT_ELIMIT = -14,    /* a per-user quota is used up (limit_exceeded) */
-    TT_ERR_LAST = -15
+    TT_EBUDGET = -15,   /* a spending budget has no room for the call (budget_exceeded) */
+    TT_ERR_LAST = -16
 } tt_err;
 
 /* A human-readable, static message for a code. Never NULL. */

@@ -314,6 +314,8 @@ static int run(tt_server *srv, struct lws *wsi, const tt_http_who *who, const ch
         status = 503;
     }
     int dup = 0;
+    if (!status && !resume && !answering)
+        tt_usage_turn_begin(&srv->usage, s);
     int rc = status || resume || answering
                  ? 0
                  : tt_agent_say(s, text, msg_id && strlen(msg_id) <= TT_ID_MAX ? msg_id : NULL,

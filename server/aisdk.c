@@ -344,6 +344,8 @@ static int post_turn(tt_server *srv, struct lws *wsi, tt_conn *conn, const tt_ht
         status = 503;
     }
     int dup = 0;
+    if (!status && !approving)
+        tt_usage_turn_begin(&srv->usage, s);
     int rc = status || approving ? 0 : tt_agent_say(s, text, msg_id, &dup, why, n);
     free(text);
     if (!status && approving)

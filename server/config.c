@@ -86,6 +86,9 @@ static const opt options[] = {
      "0", "US cents a tenant (all its keys) may spend per UTC day; 0: no budget"},
     {"tenant-monthly-budget-cents", K_I64, O(tenant_monthly_budget_cents), 0, 0, INT64_MAX / 2,
      NULL, "0", "the same per UTC month"},
+    {"limits", K_STR, O(limits_file), S(limits_file), 0, 0, NULL, "",
+     "JSON file of rate limits and budgets per tenant, user, key, agent, feature, session, run "
+     "and IP (server/limits_conf.h); over the flags above; checked at start-up"},
     {"usage-flush-ms", K_I64, O(usage_flush_ms), 0, 10, 60000, NULL, "250",
      "how often the usage ledger's queued rows are written (one transaction for all)"},
     {"max-output-bytes", K_I64, O(max_output_bytes), 0, 4096, INT64_MAX, NULL, "1048576",

@@ -40,6 +40,7 @@ typedef struct tt_config {
     int64_t usage_flush_ms; /* the ledger's batch interval (usage.h) */
     int64_t key_daily_budget_cents, key_monthly_budget_cents; /* 0: none (budgets.h) */
     int64_t tenant_daily_budget_cents, tenant_monthly_budget_cents;
+    char limits_file[1024];   /* --limits: limits_conf.h; "" none */
     int64_t max_output_bytes; /* replies queued on one socket before it is dropped */
     int64_t rate_bytes_per_s; /* client bytes per second per socket (token bucket) */
     int64_t rate_bytes_burst;

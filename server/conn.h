@@ -39,6 +39,7 @@ struct tt_conn {
     char user[TT_USER_MAX];
     char tenant[TT_TENANT_MAX];
     char key_id[TT_KEY_ID_MAX]; /* the token's API key id ("open": open mode) */
+    char ip[64];                /* the peer's address (the per-IP rate limit) */
     json_t *agents;             /* the token's allow-list, or NULL for all */
 
     tt_buf rx;         /* the message being received, capped at its frame limit */

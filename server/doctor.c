@@ -12,6 +12,7 @@
 #include "protocol/errors.h"
 #include "server/datadir.h"
 #include "server/doctor.h"
+#include "server/limits_conf.h"
 #include "server/paths.h"
 #include "server/tls.h"
 
@@ -148,6 +149,23 @@ static int check_tls(FILE *out, const tt_config *cfg)
     return bad != NULL;
 }
 
+static int check_limits(FILE *out, const tt_config *cfg)
+{
+    if (!cfg->limits_file[0])
+        return 0;
+    tt_limits_conf c = {0};
+    char why[640];
+    int rc = tt_limits_conf_load(&c, cfg->limits_file, why, sizeof why);
+    if (rc)
+        line(out, "FAIL", "limits", "%s", why, "");
+    char named[32];
+    snprintf(named, sizeof named, "%zu", c.n_over);
+    if (rc == 0)
+        line(out, "ok", "limits", "%s (%s named scopes)", cfg->limits_file, named);
+    tt_limits_conf_free(&c);
+    return rc != 0;
+}
+
 int tt_doctor(tt_config *cfg, FILE *out)
 {
     tt_paths p;
@@ -160,6 +178,7 @@ int tt_doctor(tt_config *cfg, FILE *out)
     bad |= check_data(out, cfg);
     bad |= check_listen(out, cfg);
     bad |= check_tls(out, cfg);
+    bad |= check_limits(out, cfg);
     size_t keys = cfg->n_api_keys + cfg->n_api_key_hashes;
     fprintf(out, "%-5s %-10s %s\n", keys ? "ok" : "warn", "auth",
             keys ? "API keys configured" : "open mode: no API keys, loopback clients only");

@@ -362,6 +362,11 @@ static void start_parsed(tt_gateway_req *g, tt_gateway_parsed *p)
                  "--gateway-models does not let it through",
                  tt_utf8_cut(p->req.model, 64), p->req.model);
         respond(g, 404, tt_gateway_error(msg, "invalid_request_error", "model_not_found"));
+    } else if (rc == TT_EBUDGET) { /* the budgets' reservation refused it (budgets.h) */
+        tt_metrics_error(&g->srv->metrics, tt_err_wire(rc));
+        respond(
+            g, 429,
+            tt_gateway_error(g->srv->usage.budgets.why, "insufficient_quota", "budget_exceeded"));
     } else if (rc) {
         respond(g, 500, tt_gateway_error("the call could not start", "server_error", NULL));
     }

@@ -41,7 +41,7 @@
 static const char PATH_TOKENS[] = "/v1/tokens", PATH_GATEWAY[] = "/v1/chat/completions",
                   PATH_EMBEDDINGS[] = "/v1/embeddings", PATH_MODELS[] = "/v1/models",
                   PATH_USAGE[] = "/v1/usage", PATH_AISDK[] = "/v1/ai-sdk/chat",
-                  PATH_AGUI[] = "/v1/ag-ui";
+                  PATH_AGUI[] = "/v1/ag-ui", PATH_BUDGETS[] = "/v1/budgets";
 
 /* The OpenAI-compatible routes answer errors in OpenAI's shape. */
 static int openai_path(const char *path)
@@ -260,19 +260,26 @@ static void list_models(tt_server *srv, http_req *r)
 }
 
 /* GET /v1/usage?from=&to=&group_by=: the ledger's sums for the API key's
- * tenant only (usage.h); CSV when the Accept header asks for text/csv. */
+ * tenant only (usage.h); CSV when the Accept header asks for text/csv.
+ * GET /v1/budgets: that tenant's budgets, spend and reservations. */
 static void usage_get(tt_server *srv, struct lws *wsi, http_req *r)
 {
     if (check_key(srv, r) != 0)
         return;
+    char *body = NULL;
+    size_t len = 0;
+    if (strcmp(r->path, PATH_BUDGETS) == 0) {
+        int status = tt_usage_budgets_answer(&srv->usage, r->tenant, &body, &len);
+        respond(r, status, "application/json", body ? body : "{}", body ? len : 2);
+        free(body);
+        return;
+    }
     char from[32], to[32], group[32], accept[128] = "";
     const char *f = lws_get_urlarg_by_name(wsi, "from=", from, sizeof from);
     const char *t = lws_get_urlarg_by_name(wsi, "to=", to, sizeof to);
     const char *g = lws_get_urlarg_by_name(wsi, "group_by=", group, sizeof group);
     if (lws_hdr_copy(wsi, accept, sizeof accept, WSI_TOKEN_HTTP_ACCEPT) < 0)
         accept[0] = '\0';
-    char *body = NULL;
-    size_t len = 0;
     const char *type = "application/json";
     int status = tt_usage_answer(&srv->usage, r->tenant, f, t, g,
                                  strstr(accept, "text/csv") != NULL, &body, &len, &type);
@@ -398,7 +405,7 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     if (!gateway && !aisdk && strcmp(r->path, PATH_TOKENS) != 0) {
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
                     !strcmp(r->path, "/metrics") || !strcmp(r->path, PATH_MODELS) ||
-                    !strcmp(r->path, PATH_USAGE);
+                    !strcmp(r->path, PATH_USAGE) || !strcmp(r->path, PATH_BUDGETS);
         respond_error(srv, r, known ? 405 : 404, known ? TT_EINVAL : TT_ENOTFOUND,
                       known ? "use GET" : "no such endpoint");
         return;
@@ -421,11 +428,16 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
                       "x-tether-feature must be 1-63 and x-tether-user 1-127 bytes of plain text");
         return;
     }
-    char why[256];
+    char why[320];
     int64_t wait_s = 0;
-    int rc =
-        gateway ? tt_usage_admit(&srv->usage, r->tenant, r->key_id, &wait_s, why, sizeof why) : 0;
-    if (rc == TT_ELIMIT) {
+    tt_limits_who who = {
+        .tenant = r->tenant, .user = r->user[0] ? r->user : r->key_id, .key_id = r->key_id};
+    if (aisdk) /* a turn of an agent: its caller's tenant and user */
+        who = (tt_limits_who){.tenant = r->who.tenant, .user = r->who.user};
+    int rc = gateway || aisdk ? tt_usage_admit(&srv->usage, &who, &wait_s, why, sizeof why) : 0;
+    if (rc == TT_EBUDGET && aisdk) {
+        respond_error(srv, r, 429, rc, why);
+    } else if (rc == TT_EBUDGET) {
         tt_metrics_error(&srv->metrics, tt_err_wire(rc));
         respond_json(r, 429,
                      json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", why, "type",
@@ -529,6 +541,23 @@ static int on_options(tt_server *srv, struct lws *wsi, http_req *r)
     return send_now(srv, wsi, r);
 }
 
+/* The client IP's rate limit, on every /v1/ route (limits.h): 1 when
+ * refused (answered 429). */
+static int over_ip_limit(tt_server *srv, struct lws *wsi, http_req *r)
+{
+    char ip[64], why[320];
+    int64_t wait_s = 0;
+    if (strncmp(r->path, "/v1/", 4) != 0 || !srv->usage.limits.any[TT_SCOPE_IP])
+        return 0;
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    tt_limits_who who = {.ip = ip};
+    if (tt_usage_admit(&srv->usage, &who, &wait_s, why, sizeof why) == 0)
+        return 0;
+    r->retry_after = (int)(wait_s > 86400 ? 86400 : wait_s);
+    respond_error(srv, r, 429, TT_ERATE, why);
+    return 1;
+}
+
 static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char why[256];
@@ -550,9 +579,11 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
     srv->metrics.http_requests++;
     if (tt_http_origin_check(srv, wsi, why, sizeof why) != 0)
         respond_error(srv, r, 403, TT_EFORBIDDEN, why);
+    else if (over_ip_limit(srv, wsi, r))
+        ; /* 429 with Retry-After; a POST's body is read and dropped */
     else if (is_post)
         accept_post(srv, wsi, r);
-    else if (strcmp(r->path, PATH_USAGE) == 0)
+    else if (strcmp(r->path, PATH_USAGE) == 0 || strcmp(r->path, PATH_BUDGETS) == 0)
         usage_get(srv, wsi, r);
     else
         route_get(srv, wsi, r);

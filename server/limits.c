@@ -1,117 +1,129 @@
-/* Rate limits per API key and per tenant (see limits.h). */
+/* Rate limits per API key, user, tenant and IP, by GCRA (see limits.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "protocol/errors.h"
-#include "protocol/utf8.h"
 #include "server/limits.h"
 
-void tt_limits_init(tt_limits *l, const tt_limit_rates *rates)
+#define MINUTE_MS 60000.0
+
+int tt_limits_init(tt_limits *l, const tt_limits_conf *conf)
 {
-    memset(l, 0, sizeof *l);
-    l->rates = *rates;
+    *l = (tt_limits){.conf = conf};
+    for (int k = 0; k < TT_SCOPE__LAST; k++)
+        l->any[k] = tt_limits_conf_any_rate(conf, (tt_scope_kind)k);
+    return tt_scopes_init(&l->tab);
 }
 
-static void refill(tt_limit_bucket *b, int64_t rpm, int64_t tpm, uint64_t now)
+void tt_limits_free(tt_limits *l)
 {
-    double dt = now > b->ms ? (double)(now - b->ms) : 0;
-    b->requests = fmin((double)rpm, b->requests + dt * (double)rpm / 60000.0);
-    b->tokens = fmin((double)tpm, b->tokens + dt * (double)tpm / 60000.0);
-    b->ms = now;
+    tt_scopes_free(&l->tab);
 }
 
-/* name's bucket in table (found, or a fresh full one in the place of the
- * entry idle longest that is not in debt; NULL when every one is). */
-static tt_limit_bucket *bucket(tt_limit_bucket *t, const char *name, int64_t rpm, int64_t tpm,
-                               uint64_t now)
+/* In use: replacing it would hand out a fresh allowance. */
+static int busy(const tt_scope *e, uint64_t now)
 {
-    tt_limit_bucket *free_slot = NULL;
-    for (size_t i = 0; i < TT_LIMITS_MAX_BUCKETS; i++) {
-        if (t[i].name[0] && strcmp(t[i].name, name) == 0) {
-            refill(&t[i], rpm, tpm, now);
-            return &t[i];
+    return e->req_tat > (double)now || e->tok_tat > (double)now;
+}
+
+/* The scopes of who that have a limit, in order key, user, tenant, ip. */
+static size_t scopes_of(tt_limits *l, const tt_limits_who *w, uint64_t now, tt_scope **out)
+{
+    const char *names[4] = {w->key_id, w->user, w->tenant, w->ip};
+    static const tt_scope_kind kinds[4] = {TT_SCOPE_KEY, TT_SCOPE_USER, TT_SCOPE_TENANT,
+                                           TT_SCOPE_IP};
+    char user[TT_SCOPE_NAME_MAX];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        if (!l->any[kinds[i]] || !names[i] || !names[i][0])
+            continue;
+        const char *name = names[i];
+        if (kinds[i] == TT_SCOPE_USER) {
+            tt_scope_join(user, sizeof user, w->tenant ? w->tenant : "", name);
+            name = user;
         }
-        if (!t[i].name[0]) {
-            if (!free_slot || free_slot->name[0])
-                free_slot = &t[i];
-        } else if (t[i].tokens >= 0 &&
-                   (!free_slot || (free_slot->name[0] && t[i].ms < free_slot->ms))) {
-            free_slot = &t[i];
+        tt_scope *e = tt_scopes_find(&l->tab, kinds[i], name);
+        if (!e) {
+            const tt_scope_limits *lim = tt_limits_conf_get(l->conf, kinds[i], name);
+            if (!lim->rpm && !lim->tpm)
+                continue;
+            e = tt_scopes_get(&l->tab, kinds[i], name, w->tenant, lim, now, busy);
         }
+        if (e)
+            out[n++] = e;
     }
-    if (!free_slot)
-        return NULL;
-    tt_utf8_copy(free_slot->name, sizeof free_slot->name, name);
-    free_slot->requests = (double)rpm;
-    free_slot->tokens = (double)tpm;
-    free_slot->ms = now;
-    return free_slot;
+    return n;
 }
 
-/* Seconds until b passes (0: it passes now). */
-static int64_t wait_s(const tt_limit_bucket *b, int64_t rpm, int64_t tpm, const char **what)
+/* Milliseconds until e passes (0: now), and which limit holds it. */
+static double wait_ms(const tt_scope *e, double now, const char **what)
 {
     double w = 0;
-    if (rpm > 0 && b->requests < 1.0) {
-        w = (1.0 - b->requests) * 60.0 / (double)rpm;
-        *what = "requests";
+    if (e->lim.rpm > 0) {
+        double t = MINUTE_MS / (double)e->lim.rpm;
+        double over = e->req_tat - now - (MINUTE_MS - t);
+        if (over > 0) {
+            w = over;
+            *what = "requests";
+        }
     }
-    if (tpm > 0 && b->tokens <= 0) {
-        double t = (1.0 - b->tokens) * 60.0 / (double)tpm;
-        if (t > w) {
-            w = t;
+    if (e->lim.tpm > 0) {
+        double over = e->tok_tat - now - (MINUTE_MS - MINUTE_MS / (double)e->lim.tpm);
+        if (over > w) {
+            w = over;
             *what = "tokens";
         }
     }
-    return w > 0 ? (int64_t)ceil(w) : 0;
+    return w;
 }
 
-int tt_limits_admit(tt_limits *l, const char *tenant, const char *key_id, uint64_t now_ms,
-                    int64_t *retry_after_s, char *why, size_t n)
+int tt_limits_admit(tt_limits *l, const tt_limits_who *who, uint64_t now_ms, int64_t *retry_after_s,
+                    char *why, size_t n)
 {
-    const tt_limit_rates *r = &l->rates;
-    tt_limit_bucket *k = NULL, *t = NULL;
-    if (r->key_requests_per_min > 0 || r->key_tokens_per_min > 0)
-        k = bucket(l->keys, key_id, r->key_requests_per_min, r->key_tokens_per_min, now_ms);
-    if (r->tenant_requests_per_min > 0 || r->tenant_tokens_per_min > 0)
-        t = bucket(l->tenants, tenant, r->tenant_requests_per_min, r->tenant_tokens_per_min,
-                   now_ms);
-    const char *kw = "", *tw = "";
-    int64_t kwait = k ? wait_s(k, r->key_requests_per_min, r->key_tokens_per_min, &kw) : 0;
-    int64_t twait = t ? wait_s(t, r->tenant_requests_per_min, r->tenant_tokens_per_min, &tw) : 0;
-    if (kwait > 0 || twait > 0) {
-        int by_key = kwait >= twait;
-        *retry_after_s = by_key ? kwait : twait;
-        snprintf(why, n, "%s %.64s is over its %s per minute; retry in %lld s",
-                 by_key ? "API key" : "tenant", by_key ? key_id : tenant, by_key ? kw : tw,
-                 (long long)*retry_after_s);
+    tt_scope *s[4];
+    size_t k = scopes_of(l, who, now_ms, s);
+    double now = (double)now_ms, worst = 0;
+    const tt_scope *by = NULL;
+    const char *what = "";
+    for (size_t i = 0; i < k; i++) {
+        const char *w = "";
+        double ms = wait_ms(s[i], now, &w);
+        if (ms > worst) {
+            worst = ms;
+            by = s[i];
+            what = w;
+        }
+    }
+    if (by) {
+        *retry_after_s = (int64_t)ceil(worst / 1000.0);
+        if (*retry_after_s < 1)
+            *retry_after_s = 1;
+        static const char *const label[TT_SCOPE__LAST] = {[TT_SCOPE_KEY] = "API key",
+                                                          [TT_SCOPE_USER] = "user",
+                                                          [TT_SCOPE_TENANT] = "tenant",
+                                                          [TT_SCOPE_IP] = "client IP"};
+        snprintf(why, n, "%s %.128s is over its %s per minute; retry in %lld s", label[by->kind],
+                 by->name, what, (long long)*retry_after_s);
         l->refused++;
         return TT_ERATE;
     }
-    if (k && r->key_requests_per_min > 0)
-        k->requests -= 1.0;
-    if (t && r->tenant_requests_per_min > 0)
-        t->requests -= 1.0;
+    for (size_t i = 0; i < k; i++)
+        if (s[i]->lim.rpm > 0)
+            s[i]->req_tat = fmax(s[i]->req_tat, now) + MINUTE_MS / (double)s[i]->lim.rpm;
     return 0;
 }
 
-void tt_limits_charge(tt_limits *l, const char *tenant, const char *key_id, int64_t tokens,
-                      uint64_t now_ms)
+void tt_limits_charge(tt_limits *l, const tt_limits_who *who, int64_t tokens, uint64_t now_ms)
 {
-    const tt_limit_rates *r = &l->rates;
     if (tokens <= 0)
         return;
-    if (r->key_tokens_per_min > 0) {
-        tt_limit_bucket *k =
-            bucket(l->keys, key_id, r->key_requests_per_min, r->key_tokens_per_min, now_ms);
-        if (k)
-            k->tokens -= (double)tokens;
-    }
-    if (r->tenant_tokens_per_min > 0) {
-        tt_limit_bucket *t = bucket(l->tenants, tenant, r->tenant_requests_per_min,
-                                    r->tenant_tokens_per_min, now_ms);
-        if (t)
-            t->tokens -= (double)tokens;
-    }
+    tt_limits_who w = *who;
+    w.ip = NULL;
+    tt_scope *s[4];
+    size_t k = scopes_of(l, &w, now_ms, s);
+    for (size_t i = 0; i < k; i++)
+        if (s[i]->lim.tpm > 0)
+            s[i]->tok_tat = fmax(s[i]->tok_tat, (double)now_ms) +
+                            (double)tokens * MINUTE_MS / (double)s[i]->lim.tpm;
 }

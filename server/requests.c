@@ -53,15 +53,16 @@ static tt_session *session_for(tt_conn *c, const tt_msg *m)
     return s;
 }
 
-/* The key and tenant rate limits and budgets (limits.h, budgets.h), shared
- * with every socket and the gateway: 0, or an error has been sent
- * (rate_limited with retry_after_s, or limit_exceeded with reason
- * budget_exceeded). */
+/* The rate limits of the key, user, tenant and IP and the budgets
+ * (limits.h, budgets.h), shared with every socket and the gateway: 0, or an
+ * error has been sent (rate_limited with retry_after_s, or budget_exceeded
+ * with reason budget_exceeded). */
 static int over_limit(tt_conn *c, const tt_msg *m)
 {
-    char why[256];
+    char why[320];
     int64_t wait_s = 0;
-    int rc = tt_usage_admit(&c->srv->usage, c->tenant, c->key_id, &wait_s, why, sizeof why);
+    tt_limits_who who = {.tenant = c->tenant, .user = c->user, .key_id = c->key_id, .ip = c->ip};
+    int rc = tt_usage_admit(&c->srv->usage, &who, &wait_s, why, sizeof why);
     if (rc == 0)
         return 0;
     const char *code = tt_err_wire(rc);
@@ -386,6 +387,7 @@ static void on_say(tt_conn *c, const tt_msg *m)
     tt_session *s = session_for(c, m);
     if (!s || over_limit(c, m))
         return;
+    tt_usage_turn_begin(&c->srv->usage, s);
     char err[160] = "";
     int duplicate = 0;
     int rc = tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);

@@ -168,6 +168,7 @@ static int setup_models(tt_server *srv)
         .usage = tt_usage_on_llm,
         .usage_ud = srv,
         .cache = srv->respcache.llm,
+        .gate = {.reserve = tt_usage_gate_reserve, .release = tt_usage_gate_release, .ud = srv},
     };
     int rc = tt_llm_service_new(&lo, &srv->agent_env.llm, err, sizeof err);
     if (rc) {
@@ -342,7 +343,7 @@ static const struct lws_http_mount *setup_mounts(tt_server *srv)
     static const char *const endpoints[] = {"/healthz",       "/readyz",    "/metrics",
                                             "/v1/tokens",     "/v1/models", "/v1/chat/completions",
                                             "/v1/embeddings", "/v1/usage",  "/v1/ai-sdk/chat",
-                                            "/v1/ag-ui"};
+                                            "/v1/ag-ui",      "/v1/budgets"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     memset(mounts, 0, sizeof mounts);
@@ -458,6 +459,7 @@ int tt_server_start(tt_server *srv)
     srv->agent_env.echo_delay_ms = srv->cfg.echo_delay_ms;
     srv->agent_env.photos_root = srv->cfg.photos_root;
     srv->agent_env.wait_expiry_ms = srv->cfg.wait_expiry_s * 1000;
+    srv->agent_env.budget_why = srv->usage.budgets.why;
     if ((rc = setup_models(srv)) || (rc = setup_storage(srv)) || (rc = setup_auth(srv)))
         return rc;
     if ((rc = tt_usage_start(srv, &srv->usage)) != 0) {

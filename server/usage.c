@@ -1,5 +1,6 @@
 /* The cost ledger's server side: the usage hook, the counters, GET
  * /v1/usage (see usage.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,22 +29,20 @@ static void on_flush_timer(uv_timer_t *t)
 int tt_usage_start(tt_server *srv, tt_usage *u)
 {
     u->srv = srv;
-    tt_limit_rates rates = {.key_requests_per_min = srv->cfg.key_requests_per_min,
-                            .key_tokens_per_min = srv->cfg.key_tokens_per_min,
-                            .tenant_requests_per_min = srv->cfg.tenant_requests_per_min,
-                            .tenant_tokens_per_min = srv->cfg.tenant_tokens_per_min};
-    tt_limits_init(&u->limits, &rates);
+    char err[640];
+    int rc = tt_usage_limits_load(srv, &u->conf, err, sizeof err);
+    if (rc) {
+        tt_log(TT_ERROR, "bad limits", json_pack("{s:s}", "error", err));
+        return rc;
+    }
+    if ((rc = tt_limits_init(&u->limits, &u->conf)) != 0)
+        return rc;
     snprintf(u->series[TT_USAGE_SERIES_MAX].tenant, sizeof u->series[0].tenant, "_other");
     snprintf(u->series[TT_USAGE_SERIES_MAX].model, sizeof u->series[0].model, "_other");
-    int rc = tt_ledger_new(srv->store, &u->ledger);
+    rc = tt_ledger_new(srv->store, &u->ledger);
     if (rc)
         return rc;
-    tt_budget_limits lim = {.key_daily_usd = (double)srv->cfg.key_daily_budget_cents / 100.0,
-                            .key_monthly_usd = (double)srv->cfg.key_monthly_budget_cents / 100.0,
-                            .tenant_daily_usd = (double)srv->cfg.tenant_daily_budget_cents / 100.0,
-                            .tenant_monthly_usd =
-                                (double)srv->cfg.tenant_monthly_budget_cents / 100.0};
-    rc = tt_budgets_init(&u->budgets, &lim, u->ledger, tt_ledger_day_of_ms(tt_wall_ms()));
+    rc = tt_budgets_init(&u->budgets, &u->conf, u->ledger, tt_ledger_day_of_ms(tt_wall_ms()));
     if (rc)
         return rc;
     (void)uv_timer_init(&srv->loop, &u->timer); /* only fills the struct */
@@ -67,6 +66,9 @@ void tt_usage_free(tt_usage *u)
 {
     tt_ledger_free(u->ledger); /* writes what is queued */
     u->ledger = NULL;
+    tt_budgets_free(&u->budgets);
+    tt_limits_free(&u->limits);
+    tt_limits_conf_free(&u->conf);
 }
 
 static tt_usage_series *series_for(tt_usage *u, const char *tenant, const char *model)
@@ -117,22 +119,11 @@ void tt_usage_on_llm(const tt_llm_usage *lu, void *ud)
     s->prompt_tokens += (uint64_t)(lu->prompt_tokens > 0 ? lu->prompt_tokens : 0);
     s->completion_tokens += (uint64_t)(lu->completion_tokens > 0 ? lu->completion_tokens : 0);
     s->cost_usd += lu->cost_usd;
-    tt_limits_charge(&u->limits, a->tenant, a->key_id, lu->prompt_tokens + lu->completion_tokens,
+    tt_limits_who who = {.tenant = a->tenant, .user = a->user, .key_id = a->key_id};
+    tt_limits_charge(&u->limits, &who, lu->prompt_tokens + lu->completion_tokens,
                      uv_now(&srv->loop));
-    tt_budgets_spend(&u->budgets, a->tenant, a->key_id, lu->cost_usd, tt_ledger_day_of_ms(r.ts_ms));
-}
-
-int tt_usage_admit(tt_usage *u, const char *tenant, const char *key_id, int64_t *retry_after_s,
-                   char *why, size_t n)
-{
-    if (!u->srv)
-        return 0; /* not started (no ledger, no limits): nothing to refuse */
-    int rc =
-        tt_budgets_admit(&u->budgets, tenant, key_id, tt_ledger_day_of_ms(tt_wall_ms()), why, n);
-    if (rc == 0)
-        rc = tt_limits_admit(&u->limits, tenant, key_id, uv_now(&u->srv->loop), retry_after_s, why,
-                             n);
-    return rc;
+    tt_budgets_spend(&u->budgets, a, llround(lu->cost_usd * TT_NUSD_PER_USD),
+                     tt_ledger_day_of_ms(r.ts_ms), uv_now(&srv->loop));
 }
 
 /* A capped text being built: the first failed append fails all of it. */
@@ -320,15 +311,21 @@ char *tt_usage_metrics_text(const tt_usage *u)
                 series_line(&b, "tether_llm_cost_usd_total", s, "", s->cost_usd);
         }
     }
-    char line[512];
-    int len =
-        snprintf(line, sizeof line,
-                 "# HELP tether_rate_limited_total Requests refused by the key and tenant "
-                 "limits\n# TYPE tether_rate_limited_total counter\n"
-                 "tether_rate_limited_total %llu\n"
-                 "# HELP tether_budget_refused_total Requests refused by a spent budget\n"
-                 "# TYPE tether_budget_refused_total counter\ntether_budget_refused_total %llu\n",
-                 (unsigned long long)u->limits.refused, (unsigned long long)u->budgets.refused);
+    char line[1024];
+    int len = snprintf(
+        line, sizeof line,
+        "# HELP tether_rate_limited_total Requests refused by the key, user, tenant and IP "
+        "limits\n# TYPE tether_rate_limited_total counter\n"
+        "tether_rate_limited_total %llu\n"
+        "# HELP tether_budget_refused_total Requests and model calls refused by a budget\n"
+        "# TYPE tether_budget_refused_total counter\ntether_budget_refused_total %llu\n"
+        "# HELP tether_budget_reservations Model calls in flight holding a reservation\n"
+        "# TYPE tether_budget_reservations gauge\ntether_budget_reservations %zu\n"
+        "# HELP tether_scopes_untracked_total Scopes that found no slot in a full table\n"
+        "# TYPE tether_scopes_untracked_total counter\ntether_scopes_untracked_total %llu\n",
+        (unsigned long long)u->limits.refused, (unsigned long long)u->budgets.refused,
+        u->budgets.n_holds,
+        (unsigned long long)(u->limits.tab.untracked + u->budgets.tab.untracked));
     add(&b, line, (size_t)len);
     return take(&b, NULL);
 }

@@ -674,6 +674,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
             return -1;
         c->srv = srv;
         c->wsi = wsi;
+        lws_get_peer_simple(wsi, c->ip, sizeof c->ip);
         c->tokens = srv->cfg.rate_burst;
         c->tokens_ms = uv_now(&srv->loop);
         c->byte_tokens = (double)srv->cfg.rate_bytes_burst;

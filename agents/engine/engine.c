@@ -82,7 +82,9 @@ static void on_enter(uv_timer_t *t)
     }
     int rc = step->enter(run);
     if (rc)
-        tt_run_fail(run, tt_err_wire(rc), tt_strerror(rc));
+        tt_run_fail(run, tt_err_wire(rc),
+                    rc == TT_EBUDGET && run->env->budget_why ? run->env->budget_why
+                                                             : tt_strerror(rc));
 }
 
 void tt_run_goto(tt_run *run, const char *next)

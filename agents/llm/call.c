@@ -48,6 +48,7 @@ struct tt_llm_service {
     int log_ok; /* successful attempts are logged too (else failures only) */
     tt_llm_usage_fn usage;
     void *usage_ud;
+    tt_llm_gate gate; /* budgets: reserved before a call, released at its end (gate.h) */
     uint64_t rng;
     tt_llm_call *calls;
     int closing;
@@ -68,6 +69,7 @@ struct tt_llm_call {
     char model[128];     /* sent instead of each target's model when set */
     char input_hash[65];
     tt_llm_attribution attr; /* who pays: in every log line and usage report */
+    uint64_t hold;           /* what the gate reserved (gate.h) */
     tt_retry_call retry;
     tt_llm_result result;
     /* the attempt in flight */
@@ -129,6 +131,7 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     s->usage = opt->usage;
     s->usage_ud = opt->usage_ud;
     s->cache = opt->cache;
+    s->gate = opt->gate;
     s->rng = uv_hrtime();
     s->tokenizer_dir = strdup(opt->tokenizer_dir ? opt->tokenizer_dir : TT_TOKENIZER_DEFAULT_DIR);
     int rc = opt->routes_file && *opt->routes_file
@@ -388,6 +391,7 @@ static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg)
     if (c->next)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
+    tt_llm_gate_release(&s->gate, c->hold);
     c->hooks.on_done(c, r, c->ud);
     if (c->preparing) {
         c->done = 1; /* the job still uses c->req: prep_after frees */
@@ -718,12 +722,6 @@ static void plan_next(tt_llm_call *c)
 
 /* ---- the public face -------------------------------------------------------- */
 
-int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request *req,
-                      const tt_llm_call_hooks *hooks, void *ud, tt_llm_call **out)
-{
-    return tt_llm_call_start_model(s, alias, NULL, req, hooks, ud, out);
-}
-
 int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *model,
                             const tt_llm_request *req, const tt_llm_call_hooks *hooks, void *ud,
                             tt_llm_call **out)
@@ -754,6 +752,8 @@ int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *mo
     if (rc == 0)
         rc = tt_retry_call_init(&c->retry, &s->routes.retry, route->n_targets,
                                 (int64_t)c->call_start_ms);
+    if (rc == 0)
+        rc = tt_llm_gate_reserve(&s->gate, &s->routes, route, model, req, &c->attr, &c->hold);
     if (rc) {
         tt_call_request_free(&c->req);
         free(c->timer);

@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "agents/llm/gate.h"
 #include "agents/llm/llm.h"
 
 typedef struct tt_llm_service tt_llm_service;
@@ -58,6 +59,7 @@ typedef struct tt_llm_service_options {
     tt_llm_usage_fn usage; /* every provider attempt, or NULL */
     void *usage_ud;
     tt_llm_cache *cache; /* the response cache (cache.h; the caller's), or NULL: none */
+    tt_llm_gate gate; /* reserve before each call, release after (gate.h); zero: none */
 } tt_llm_service_options;
 
 typedef struct tt_llm_result {
@@ -104,7 +106,8 @@ int tt_llm_service_configured(const tt_llm_service *s);
 json_t *tt_llm_service_aliases(const tt_llm_service *s);
 
 /* Start a call of alias with req (copied). NULL alias: the first route.
- * TT_ENOTFOUND for an unknown alias. */
+ * TT_ENOTFOUND for an unknown alias; the gate's error (TT_EBUDGET) when it
+ * refuses the call's reservation (gate.h): nothing is sent. */
 int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request *req,
                       const tt_llm_call_hooks *hooks, void *ud, tt_llm_call **out);
 

@@ -220,38 +220,48 @@ itest('a malformed limit option is refused at start-up', async ({ startServer })
 });
 
 itest(
-  'a daily budget per API key: calls pass until it is spent, then 429 budget_exceeded (and limit_exceeded on a socket), also after a restart',
+  'a daily budget per API key: calls pass while it has room for their estimate, then 429 budget_exceeded (and budget_exceeded on a socket), also after a restart',
   async ({ startServer }) => {
     const P = 'usage-budget';
-    // $0.12 a call (100 prompt tokens at $0.001, 10 completion at $0.002): 20 cents allow two.
+    // A call is estimated at its prompt (about 18 tokens at $0.001) + max_tokens 10 at $0.002,
+    // and really costs $0.12 (100 prompt tokens, 10 completion): 20 cents start two.
     const srv = await usageServer(startServer, P, ['--key-daily-budget-cents', '20']);
-    assert.equal((await gateway(srv, KEY_A)).status, 200);
-    assert.equal((await gateway(srv, KEY_A)).status, 200);
-    const over = await gateway(srv, KEY_A);
+    const capped = (key) =>
+      httpRequest(srv.port, 'POST', '/v1/chat/completions', {
+        headers: { Authorization: `Bearer ${key}` },
+        body: { model: 'default', max_tokens: 10, messages: [{ role: 'user', content: 'how are you?' }] },
+      });
+    assert.equal((await capped(KEY_A)).status, 200);
+    assert.equal((await capped(KEY_A)).status, 200);
+    const over = await capped(KEY_A);
     assert.equal(over.status, 429, over.body);
     assert.equal(over.json.error.code, 'budget_exceeded');
     assert.match(
       over.json.error.message,
-      /API key k_[0-9a-f]{12} has spent \$0\.2400 of its daily budget of \$0\.2000/,
+      /API key k_[0-9a-f]{12} has spent \$0\.2400 \(and reserved \$0\.0000\) of its daily budget of \$0\.2000/,
     );
     assert.equal(fp.requests({ prefix: P }).length, 2, 'the refused call never reached the provider');
 
     const c = await connect(srv.port, { token: await mintViaApi(srv.port, KEY_A, 'alice') });
     const r = await c.request({ type: 'session.open', agent: 'chat' });
-    assert.equal(r.code, 'limit_exceeded', JSON.stringify(r));
+    assert.equal(r.code, 'budget_exceeded', JSON.stringify(r));
     assert.equal(r.reason, 'budget_exceeded');
     assert.equal(r.retryable, false);
     c.close();
 
-    // Another key of another tenant still has its budget.
-    assert.equal((await gateway(srv, KEY_B)).status, 200);
-    assert.match((await httpGet(srv.port, '/metrics')).body, /tether_budget_refused_total 2\n/);
+    // Another key of another tenant still has its budget; a call without
+    // max_tokens is estimated at the route's completion cap (8192 tokens: $16) and refused.
+    assert.equal((await capped(KEY_B)).status, 200);
+    const big = await gateway(srv, KEY_B);
+    assert.equal(big.status, 429, big.body);
+    assert.match(big.json.error.message, /this call may cost up to \$16\.\d{4}/);
+    assert.match((await httpGet(srv.port, '/metrics')).body, /tether_budget_refused_total 3\n/);
 
     // The spend is read back from the ledger: a restart does not reset it.
     await srv.stop();
     await srv.restart();
-    assert.equal((await gateway(srv, KEY_A)).status, 429);
-    assert.equal((await gateway(srv, KEY_B)).status, 200);
+    assert.equal((await capped(KEY_A)).status, 429);
+    assert.equal((await capped(KEY_B)).status, 200);
   },
 );
 

@@ -27,7 +27,11 @@ typedef struct fixture {
     tt_store *store;
     tt_registry *reg;
     tt_agent_env env;
-    json_t *log; /* the lines agents logged, their fields */
+    json_t *log;                    /* the lines agents logged, their fields */
+    tt_llm_gate gate;               /* the service's budgets gate (zero: none) */
+    int reserved, released, refuse; /* what the test gate saw, and whether it refuses */
+    uint64_t released_hold;
+    double estimate;
 } fixture;
 
 static void log_hook(const char *msg, json_t *fields, void *ud)
@@ -106,7 +110,7 @@ static void open_service(fixture *f, int attempts)
             "\"max_total_ms\":10000}}",
             f->up.port, attempts);
     fclose(out);
-    tt_llm_service_options o = {.loop = &f->loop, .routes_file = f->routes};
+    tt_llm_service_options o = {.loop = &f->loop, .routes_file = f->routes, .gate = f->gate};
     char err[256] = "";
     if (tt_llm_service_new(&o, &f->env.llm, err, sizeof err) != 0)
         fail_msg("routes: %s", err);
@@ -391,6 +395,87 @@ static void test_chat_restart_while_running_discards_and_runs_again(void **state
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+static int gate_reserve(const tt_llm_gate_ask *a, void *ud, uint64_t *hold)
+{
+    fixture *f = ud;
+    f->reserved++;
+    f->estimate = a->usd;
+    assert_string_equal(a->attr->tenant, "t");
+    assert_string_equal(a->attr->agent, "chat");
+    *hold = f->refuse ? 0 : 42;
+    return f->refuse ? TT_EBUDGET : 0;
+}
+
+static void gate_release(uint64_t hold, void *ud)
+{
+    fixture *f = ud;
+    f->released++;
+    f->released_hold = hold;
+}
+
+/* Every call passes the gate before its first attempt and gives its hold
+ * back once, when it ends; the estimate is priced (the route's cap of 8192
+ * completion tokens at $1 a million: at least $0.008). */
+static void test_chat_call_reserves_before_and_releases_after(void **state)
+{
+    fixture *f = *state;
+    f->gate = (tt_llm_gate){.reserve = gate_reserve, .release = gate_release, .ud = f};
+    FILE *out = fopen(f->routes, "w");
+    assert_non_null(out);
+    fprintf(out,
+            "{\"routes\":{\"solo\":[{\"provider\":\"openai\",\"base_url\":"
+            "\"http://127.0.0.1:%d/v1\",\"model\":\"m-a\"}]},"
+            "\"prices\":{\"m-a\":{\"prompt_per_mtok\":1,\"completion_per_mtok\":1}}}",
+            f->up.port);
+    fclose(out);
+    tt_llm_service_options o = {.loop = &f->loop, .routes_file = f->routes, .gate = f->gate};
+    char err[256] = "";
+    if (tt_llm_service_new(&o, &f->env.llm, err, sizeof err) != 0)
+        fail_msg("routes: %s", err);
+    up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Hel", "lo"));
+    tt_session *s = new_chat(f);
+    say(s, "hi");
+    assert_int_equal(f->reserved, 1);
+    assert_int_equal(f->released, 0);
+    assert_true(f->estimate >= 0.008 && f->estimate < 0.0085);
+    RUN_UNTIL(f, s->state == TT_STATE_IDLE);
+    assert_int_equal(f->released, 1);
+    assert_int_equal((int)f->released_hold, 42);
+}
+
+/* A gate that refuses: no request reaches the provider, the turn ends with
+ * an error event of code budget_exceeded carrying the server's reason, and
+ * no message is left open. */
+static void test_chat_budget_refusal_ends_the_turn_with_budget_exceeded(void **state)
+{
+    fixture *f = *state;
+    f->gate = (tt_llm_gate){.reserve = gate_reserve, .release = gate_release, .ud = f};
+    f->refuse = 1;
+    f->env.budget_why = "run s_x has spent $0.3000 of its total budget of $0.3000";
+    open_service(f, 1);
+    tt_session *s = new_chat(f);
+    int duplicate = 0;
+    char err[160] = "";
+    assert_int_equal(tt_agent_say(s, "hi", NULL, &duplicate, err, sizeof err), 0);
+    RUN_UNTIL(f, s->state == TT_STATE_IDLE); /* at once: nothing was started */
+    assert_int_equal(f->reserved, 1);
+    assert_int_equal(f->up.n_requests, 0);
+    assert_int_equal(f->released, 0);
+    json_t *events = events_of(f, s);
+    json_t *errors = of_type(events, "error");
+    assert_int_equal(json_array_size(errors), 1);
+    assert_string_equal(str_at(errors, 0, "code"), "budget_exceeded");
+    assert_string_equal(str_at(errors, 0, "message"), f->env.budget_why);
+    json_t *starts = of_type(events, "message.start"), *ends = of_type(events, "message.end");
+    json_t *discards = of_type(events, "message.discard");
+    assert_int_equal(json_array_size(starts), json_array_size(ends) + json_array_size(discards));
+    json_decref(starts);
+    json_decref(ends);
+    json_decref(discards);
+    json_decref(errors);
+    json_decref(events);
+}
+
 /* The agent's mode changes only through tt_agent_set_mode(), which logs each
  * change once: idle at the start, generating for the call, idle at its end;
  * setting the mode it is in logs nothing. */
@@ -427,6 +512,8 @@ int main(void)
         T(test_chat_provider_failure_mid_stream_ends_with_an_error_and_a_discard),
         T(test_chat_provider_refusal_before_output_is_an_error_without_a_message),
         T(test_chat_restart_while_running_discards_and_runs_again),
+        T(test_chat_call_reserves_before_and_releases_after),
+        T(test_chat_budget_refusal_ends_the_turn_with_budget_exceeded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
