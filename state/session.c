@@ -320,6 +320,45 @@ int tt_session_message_discard(tt_session *s, const char *id, const char *reason
     return 0;
 }
 
+long tt_session_transcript_find(const tt_session *s, const char *message_id)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(s->transcript, i, t)
+    {
+        const char *mid = json_string_value(json_object_get(t, "message_id"));
+        if (mid && message_id && strcmp(mid, message_id) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+int tt_session_rewind(tt_session *s, const char *message_id, const char *reason)
+{
+    if (!reason || (strcmp(reason, "regenerate") != 0 && strcmp(reason, "edit") != 0))
+        return TT_EINVAL;
+    if (s->streaming)
+        return TT_ECONFLICT;
+    long at = tt_session_transcript_find(s, message_id);
+    if (at < 0)
+        return TT_ENOTFOUND;
+    json_t *body = json_pack("{s:s, s:s}", "message_id", message_id, "reason", reason);
+    if (!body || tt_session_emit(s, "rewind", body) == 0)
+        return TT_ENOMEM;
+    while (json_array_size(s->transcript) > (size_t)at)
+        json_array_remove(s->transcript, (size_t)at);
+    /* The store's entries from here on are rewritten by the next appends;
+     * those left past the end are deleted at the next commit (transcript.h). */
+    uint64_t last = s->transcript_first + (uint64_t)at - 1;
+    if (s->transcript_stored > last) {
+        if (s->transcript_stored > s->transcript_stale)
+            s->transcript_stale = s->transcript_stored;
+        s->transcript_stored = last;
+    }
+    tt_session_touch(s);
+    return 0;
+}
+
 void tt_session_set_state(tt_session *s, tt_state st, const char *step)
 {
     if (!step)

@@ -98,6 +98,9 @@ struct tt_session {
     uint64_t record_head; /* head when the record was last written */
     /* transcript[0]'s index, and the entries the store holds (transcript.h) */
     uint64_t transcript_first, transcript_stored_first, transcript_stored;
+    /* after a rewind: the highest index the store may still hold past the
+     * transcript's end (0: none); the next commit deletes them */
+    uint64_t transcript_stale;
     int64_t last_used_ms; /* monotonic, for eviction */
 };
 
@@ -156,6 +159,19 @@ int tt_session_message_discard(tt_session *s, const char *id, const char *reason
 
 /* The open message's id (valid until the next lifecycle call), or NULL. */
 const char *tt_session_message_open(const tt_session *s);
+
+/* Rewind the conversation to before message_id (a message of the
+ * transcript): a "rewind" event {message_id, reason} ("regenerate" or
+ * "edit"), and that transcript entry and every later one are dropped, so the
+ * next model call no longer sees them. The event log keeps everything: the
+ * superseded events stay, the rewind event says from where they no longer
+ * count. TT_ECONFLICT while a message is open; TT_ENOTFOUND when message_id
+ * is not in the transcript (superseded already, or trimmed); TT_EINVAL for
+ * another reason; TT_ENOMEM when the event could not be appended. */
+int tt_session_rewind(tt_session *s, const char *message_id, const char *reason);
+
+/* The index in s->transcript of the entry of message_id, or -1. */
+long tt_session_transcript_find(const tt_session *s, const char *message_id);
 
 /* Change state and step, emitting a "state" event when either changed. */
 void tt_session_set_state(tt_session *s, tt_state st, const char *step);
