@@ -121,7 +121,7 @@ void tt_agent_timer_close(uv_timer_t *t);
 void *tt_agent_rt_new(tt_session *s, const tt_agent_env *env, size_t size, uv_timer_t **timer);
 /* Names of all agents as a JSON array (new reference). */
 json_t *tt_agent_names(const tt_agent_env *env);
-/* Every agent as [{name, description, needs_model}] (new reference), in the
+/* Every agent as [{name, description, needs_model, rewind}] (new reference), in the
  * order of tt_agent_names(): what the page's picker says of each. */
 json_t *tt_agent_catalog(const tt_agent_env *env);
 

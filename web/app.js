@@ -10,6 +10,7 @@ import { h, renderPlan, shortJson } from './dom.js';
 import { SessionList } from './session-list.js';
 import { DocInput } from './doc-input.js';
 import { setupSignIn, storedToken } from './signin.js';
+import { actionButtons, actionsOf, editForm } from './message-actions.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -70,6 +71,7 @@ function usageLine(u) {
   if (u.model) parts.push(u.model);
   parts.push(`${u.prompt_tokens ?? 0} in · ${u.completion_tokens ?? 0} out`);
   parts.push(fmtCost(u.cost_usd));
+  if (u.calls > 1) parts.push(`${u.calls} model calls`);
   if (u.cached) parts.push('cached');
   return parts.join(' · ');
 }
@@ -303,7 +305,8 @@ function alertInline(...parts) {
 
 // ------------------------------------------------------------ rendering
 
-const nodes = new Map(); // item key -> {node, rev}
+const nodes = new Map(); // item key -> {node, rev, conn, act}
+let editing = null; // the key of the user message being edited
 let renderQueued = false;
 let focusPendingSoon = false;
 
@@ -340,14 +343,16 @@ function render() {
   const nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 80;
   const seen = new Set();
   let prev = null;
+  const canRewind = agentInfo.get(v.agent || sessions.find((s) => s.session === current)?.agent)?.rewind === true;
   for (const it of v.items) {
     seen.add(it.key);
     let rec = nodes.get(it.key);
     const conn = it.local ? client.state : null; // a turn not yet sent shows the connection
-    if (!rec || rec.rev !== it.rev || rec.conn !== conn) {
-      const node = renderItem(it, v);
+    const act = actionsOf(it, v, canRewind) + (editing === it.key ? ':editing' : '');
+    if (!rec || rec.rev !== it.rev || rec.conn !== conn || rec.act !== act) {
+      const node = it.kind === 'message' ? renderMessage(it, act) : renderItem(it, v);
       if (rec) rec.node.replaceWith(node);
-      rec = { node, rev: it.rev, conn };
+      rec = { node, rev: it.rev, conn, act };
       nodes.set(it.key, rec);
     }
     const want = prev ? prev.nextSibling : tl.firstChild;
@@ -360,6 +365,10 @@ function render() {
       nodes.delete(k);
     }
   if (nearBottom) tl.scrollTop = tl.scrollHeight;
+  if (focusEditSoon) {
+    focusEditSoon = false;
+    tl.querySelector('.edit-text')?.focus();
+  }
   if (focusPendingSoon) {
     focusPendingSoon = false;
     const composing = document.activeElement === $('text') && $('text').value;
@@ -389,9 +398,20 @@ function renderItem(it, v) {
   }
 }
 
-function renderMessage(m) {
+function renderMessage(m, act = '') {
   const body = h('div', { class: 'body' });
-  if (m.role === 'user') body.textContent = m.text;
+  if (act === 'edit:editing')
+    body.append(
+      editForm(m, {
+        send: (text) => sendEdit(m, text),
+        cancel: () => {
+          editing = null;
+          schedule();
+          $('text').focus();
+        },
+      }),
+    );
+  else if (m.role === 'user') body.textContent = m.text;
   else body.append(renderMarkdown(m.text));
   const flags = `${m.streaming ? ' streaming' : ''}${m.stopped ? ' stopped' : ''}${m.local ? ' pending' : ''}`;
   const li = h(
@@ -419,6 +439,15 @@ function renderMessage(m) {
     );
   const u = usageLine(m.usage);
   if (u) li.append(h('div', { class: 'meta usage-line', text: u }));
+  const acts = actionButtons(act, {
+    onRegenerate: () => regenerate(m),
+    onEdit: () => {
+      editing = 'm:' + m.id;
+      focusEditSoon = true;
+      schedule();
+    },
+  });
+  if (acts) li.append(acts);
   return li;
 }
 
@@ -586,6 +615,35 @@ function renderTool(t) {
 
 // ------------------------------------------------------------ composer
 
+const newMsgId = () => 'c_' + Math.random().toString(36).slice(2) + Date.now().toString(36);
+let focusEditSoon = false;
+
+async function regenerate(m) {
+  try {
+    await client.regenerate(current, m.id);
+  } catch (e) {
+    composerError(e.message);
+  }
+}
+
+/** Edit and resend: shown at once as a pending turn, like a say. */
+async function sendEdit(m, text) {
+  const session = current;
+  const v = view(session);
+  editing = null;
+  const clientMsgId = newMsgId();
+  v.addLocal(clientMsgId, text);
+  schedule();
+  try {
+    const r = await client.edit(session, m.id, text, { clientMsgId });
+    if (r.duplicate && v.dropLocal(clientMsgId)) schedule();
+  } catch (e) {
+    if (e.code === 'disconnected' || e.code === 'timeout') return; // sent again on reconnect
+    if (v.dropLocal(clientMsgId)) schedule();
+    composerError(e.message);
+  }
+}
+
 async function sendText() {
   const ta = $('text');
   const text = ta.value;
@@ -595,7 +653,7 @@ async function sendText() {
   const v = view(session);
   // Shown at once, marked pending until the server has it; the client keeps
   // the frame and sends it again (same id, applied once) after a reconnect.
-  const clientMsgId = 'c_' + Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const clientMsgId = newMsgId();
   v.addLocal(clientMsgId, text);
   schedule();
   try {
