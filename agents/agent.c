@@ -125,10 +125,9 @@ json_t *tt_agent_catalog(const tt_agent_env *env)
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < N_BUILTIN + (env ? env->n_assistants : 0); i++) {
         const tt_agent_ops *o = i < N_BUILTIN ? builtin[i] : &env->assistant_ops[i - N_BUILTIN];
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b}", "name", o->name,
-                                             "description", o->description ? o->description : "",
-                                             "needs_model", o->needs_model, "rewind",
-                                             o->rewind != NULL));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b}", "name", o->name, "description",
+                                             o->description ? o->description : "", "needs_model",
+                                             o->needs_model, "rewind", o->rewind != NULL));
     }
     return arr;
 }
