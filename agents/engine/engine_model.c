@@ -229,10 +229,13 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         }
         if (!parsed) {
             run->model = NULL;
-            char msg[SCHEMA_ERR_MAX + 80];
-            snprintf(msg, sizeof msg, "the model's structured output was invalid twice: %s", err);
+            char msg[SCHEMA_ERR_MAX + 160];
+            snprintf(msg, sizeof msg,
+                     "the model's answer was not the JSON this step asks for, twice (%s). A model "
+                     "that supports JSON output is needed; say \"retry\" to ask again",
+                     err);
             model_free(m);
-            tt_run_fail(run, "internal", msg);
+            tt_run_fail(run, "model_output", msg);
             return;
         }
     }
