@@ -379,11 +379,20 @@ int tt_agent_rewind(tt_session *s, const char *message_id, const char *text,
     return rc ? rc : ops_of(s)->rewind(s, message_id, text, client_msg_id, err, n);
 }
 
+/* What the user chose, once the agent took it, so every view (another tab,
+ * a reload) shows it on the card: question.answered {question_id, value},
+ * approval.decided {approval_id, decision, comment?}. They follow the events
+ * the answer caused at once (a card is found by its id, not by position). */
 int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
                     size_t n)
 {
     int rc = refuse_closed(s, err, n);
-    return rc ? rc : ops_of(s)->answer(s, question_id, value, err, n);
+    if (rc == 0)
+        rc = ops_of(s)->answer(s, question_id, value, err, n);
+    if (rc == 0)
+        tt_session_emit(s, "question.answered",
+                        json_pack("{s:s, s:O}", "question_id", question_id, "value", value));
+    return rc;
 }
 
 int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
@@ -394,7 +403,16 @@ int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const
         snprintf(err, n, "a revise decision needs a comment");
         rc = TT_EINVAL;
     }
-    return rc ? rc : ops_of(s)->decide(s, approval_id, d, comment, err, n);
+    if (rc == 0)
+        rc = ops_of(s)->decide(s, approval_id, d, comment, err, n);
+    json_t *body =
+        rc ? NULL
+           : json_pack("{s:s, s:s}", "approval_id", approval_id, "decision", tt_decision_name(d));
+    if (body && comment)
+        json_object_set_new(body, "comment", json_string(comment));
+    if (body)
+        tt_session_emit(s, "approval.decided", body);
+    return rc;
 }
 
 int tt_agent_cancel(tt_session *s, int *cancelled)

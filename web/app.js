@@ -473,11 +473,13 @@ function renderQuestion(q, v) {
   };
   if (q.choices && q.choices.length) {
     const row = h('div', { class: 'buttons' });
+    const chosen = (c) => q.resolved && 'answer' in q && JSON.stringify(c) === JSON.stringify(q.answer);
     const buttons = q.choices.map((c) =>
       h('button', {
         type: 'button',
-        class: 'choice',
+        class: chosen(c) ? 'choice chosen' : 'choice',
         disabled: q.resolved,
+        'aria-pressed': q.resolved ? String(chosen(c)) : null,
         text: typeof c === 'string' ? c : JSON.stringify(c),
       }),
     );
@@ -494,8 +496,19 @@ function renderQuestion(q, v) {
     });
     li.append(form);
   }
-  if (q.resolved) li.append(h('div', { class: 'meta', text: 'answered' }));
+  if (q.resolved) li.append(h('div', { class: 'meta answer-mark', text: answeredText(q) }));
   return li;
+}
+
+const show = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
+const answeredText = (q) => ('answer' in q ? `Your answer: ${show(q.answer)}` : 'Answered');
+const DECIDED = { approve: 'Approved', reject: 'Rejected', revise: 'Changes requested' };
+
+/** What was decided on an approval card, in words. */
+function decidedText(a) {
+  const what = DECIDED[a.decision];
+  if (!what) return 'Decided';
+  return a.comment ? `${what}: “${a.comment}”` : what;
 }
 
 function renderApproval(a, v) {
@@ -507,7 +520,8 @@ function renderApproval(a, v) {
     renderPlan(a.plan),
   );
   if (a.resolved) {
-    li.append(h('div', { class: 'meta', text: 'decided' }));
+    li.dataset.decision = a.decision || '';
+    li.append(h('div', { class: `meta decision-mark ${a.decision || ''}`, text: decidedText(a) }));
     return li;
   }
   const approve = h('button', { type: 'button', class: 'primary', text: 'Approve' });

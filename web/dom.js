@@ -66,7 +66,7 @@ function filterFiles(box, query, status) {
     hits += here;
     det.open = q !== '' && here > 0;
   }
-  status.textContent = q ? `${hits} file${hits === 1 ? '' : 's'} match` : '';
+  status.textContent = !q ? '' : hits === 1 ? '1 file matches' : `${hits} files match`;
 }
 
 function renderTree(tree, box) {

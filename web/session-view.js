@@ -13,6 +13,8 @@
  * reason "cancelled"): it keeps the text shown so far with `stopped: true`
  * (the server keeps none of it: the model does not see it next turn).
  * A `rewind` (regenerate, edit) drops the superseded items and adds a notice.
+ * `question.answered` and `approval.decided` put the choice on their card
+ * (`answer`; `decision`, `comment`).
  * addLocal() shows a turn the page sent before the server has it (`local:
  * true`), until its `user` event or dropLocal(). Every item has a `rev`
  * bumped when it changes, so a renderer can redraw only what changed.
@@ -217,6 +219,19 @@ export class SessionView {
           seq: ev.seq,
         });
         this.pending = it;
+        break;
+      }
+      case 'question.answered':
+      case 'approval.decided': {
+        const it = this._byKey.get(
+          (ev.type === 'question.answered' ? 'q:' : 'a:') + (ev.question_id ?? ev.approval_id),
+        );
+        if (!it) break;
+        if (ev.type === 'question.answered') it.answer = ev.value;
+        else Object.assign(it, { decision: ev.decision, comment: ev.comment ?? null });
+        it.resolved = true;
+        if (this.pending === it) this.pending = null;
+        this._touch(it);
         break;
       }
       case 'progress': {

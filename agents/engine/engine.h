@@ -51,6 +51,9 @@ typedef struct tt_engine_def {
      * "undo"); NULL or a NULL result: `first`, a new run, whose request the
      * text becomes (data.request; a routed turn leaves the request as it was). */
     const char *(*route_say)(tt_run *run, const char *text);
+    /* The word route_say takes to run a failed model step again ("retry"),
+     * named in the error of a model's unusable output; NULL: none. */
+    const char *retry_word;
 } tt_engine_def;
 
 /* The operations every engine agent shares (engine.c). */

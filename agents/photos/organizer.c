@@ -376,6 +376,7 @@ static const tt_engine_def photo_def = {
     .n_steps = sizeof steps / sizeof steps[0],
     .first = "analyse",
     .route_say = route_say,
+    .retry_word = "retry",
 };
 
 const tt_agent_ops tt_agent_photo_organizer = TT_ENGINE_AGENT(

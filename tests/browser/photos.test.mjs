@@ -1,6 +1,8 @@
 // The photo organiser through the web UI in headless Chromium, on a library
-// of real JPEGs: the question card, the approval card showing the folder tree
-// with counts, approval, and the files moved on disk.
+// of real JPEGs: the question card (the answer shown once given), the
+// approval card showing the folder tree with counts and, per folder, the files
+// that move (collapsed, searchable), approval (shown as such), and the files
+// moved on disk.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -69,18 +71,43 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
     await page.selectOption('#agent', 'photo-organizer');
     await page.click('#new');
     await page.waitForFunction(() => window.tether.current && !document.getElementById('chat').hidden);
-    await page.fill('#text', 'help me organise my product photos');
+    await page.fill('#text', 'help me sort my photos');
     await page.press('#text', 'Enter');
 
     await page.waitForSelector('.card.question.pending');
     await page.click('.card.question.pending button:has-text("product")');
     await page.waitForSelector('.card.approval.pending .tree');
+    // The answered card keeps the choice, marked.
+    const answered = page.locator('.card.question.resolved');
+    assert.equal(await answered.locator('.answer-mark').textContent(), 'Your answer: product');
+    assert.equal(await answered.locator('button.chosen').textContent(), 'product');
+    assert.equal(await answered.locator('button.chosen').getAttribute('aria-pressed'), 'true');
     const names = await page.locator('.card.approval.pending .tree-name').allTextContents();
     const counts = await page.locator('.card.approval.pending .tree-count').allTextContents();
     assert.deepEqual(names, ['products', 'shoes']);
     assert.deepEqual(counts, ['12', '6']);
+    // Each folder lists the files it gets, collapsed until asked for.
+    const card = page.locator('.card.approval.pending');
+    assert.deepEqual(await card.locator('.folder-files > summary').allTextContents(), [
+      '6 files move here',
+      '6 files move here',
+    ]);
+    assert.equal(await card.locator('.plan-file').first().isVisible(), false, 'collapsed by default');
     await screenshot(page, 'photos-approval');
+    // Searching opens the folder holding a match and hides the rest.
+    const one = plan.moves[3];
+    await card.locator('.plan-search').fill(path.basename(one.src));
+    await page.waitForFunction(() => document.querySelector('.plan-search-status')?.textContent === '1 file matches');
+    const shown = card.locator('.plan-file:visible');
+    assert.equal(await shown.count(), 1);
+    assert.equal(await shown.locator('.file-src').textContent(), one.src);
+    assert.equal(await shown.locator('.file-dest').textContent(), one.dest);
+    await screenshot(page, 'photos-approval-search');
+    await card.locator('.plan-search').fill('');
+    assert.equal(await card.locator('details.folder-files[open]').count(), 0, 'cleared: collapsed again');
     await page.click('.card.approval.pending button:has-text("Approve")');
+    await page.waitForSelector('.card.approval.resolved .decision-mark');
+    assert.equal(await page.textContent('.card.approval.resolved .decision-mark'), 'Approved');
     await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'done', null, {
       timeout: 20000,
     });
