@@ -343,12 +343,13 @@ function render() {
   const nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 80;
   const seen = new Set();
   let prev = null;
-  const canRewind = agentInfo.get(v.agent || sessions.find((s) => s.session === current)?.agent)?.rewind === true;
+  const agent = v.agent || sessions.find((s) => s.session === current)?.agent;
+  const canRewind = agentInfo.get(agent)?.rewind === true;
   for (const it of v.items) {
     seen.add(it.key);
     let rec = nodes.get(it.key);
     const conn = it.local ? client.state : null; // a turn not yet sent shows the connection
-    const act = actionsOf(it, v, canRewind) + (editing === it.key ? ':editing' : '');
+    const act = actionsOf(it, v, canRewind, agent) + (editing === it.key ? ':editing' : '');
     if (!rec || rec.rev !== it.rev || rec.conn !== conn || rec.act !== act) {
       const node = it.kind === 'message' ? renderMessage(it, act) : renderItem(it, v);
       if (rec) rec.node.replaceWith(node);
@@ -441,6 +442,10 @@ function renderMessage(m, act = '') {
   if (u) li.append(h('div', { class: 'meta usage-line', text: u }));
   const acts = actionButtons(act, {
     onRegenerate: () => regenerate(m),
+    onUndo: () => {
+      const session = current;
+      client.say(session, 'undo').catch((e) => composerError(e.message));
+    },
     onEdit: () => {
       editing = 'm:' + m.id;
       focusEditSoon = true;

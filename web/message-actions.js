@@ -1,7 +1,8 @@
 // message-actions.js: what a message offers under it. Regenerate under the
 // last answer, Edit on the user's own turns (edit and resend), for agents
 // that take them (welcome.agent_info[].rewind) and only while the session
-// waits for the user. The server rewinds the conversation (a `rewind` event)
+// waits for the user; and the photo organiser's Undo under the message that
+// says the photos moved. The server rewinds the conversation (a `rewind` event)
 // and answers again; SessionView shows the new branch.
 import { h } from './dom.js';
 
@@ -15,16 +16,30 @@ function lastAnswer(v) {
   return null;
 }
 
-/** What message m offers now: 'regenerate', 'edit' or '' (also a key for the render cache). */
-export function actionsOf(m, v, canRewind) {
-  if (!canRewind || m.kind !== 'message' || m.local || m.streaming || m.stopped || !m.id) return '';
+/**
+ * What message m offers now: 'regenerate', 'edit', 'undo' or '' (also a key
+ * for the render cache). 'undo': the photo organiser's run just moved the
+ * photos (state done after its execute step): its last message offers to
+ * put them back, once.
+ */
+export function actionsOf(m, v, canRewind, agent) {
+  if (m.kind !== 'message' || m.local || m.streaming || m.stopped || !m.id) return '';
+  if (agent === 'photo-organizer')
+    return v.state === 'done' && v.step === 'execute' && m === lastAnswer(v) ? 'undo' : '';
+  if (!canRewind) return '';
   if (BUSY.has(v.state) || v.streaming) return '';
   if (m.role === 'user') return 'edit';
   return m === lastAnswer(v) ? 'regenerate' : '';
 }
 
-/** The buttons under a message: onRegenerate() or onEdit() when pressed. */
-export function actionButtons(kind, { onRegenerate, onEdit }) {
+/** The buttons under a message: onRegenerate(), onEdit() or onUndo() when pressed. */
+export function actionButtons(kind, { onRegenerate, onEdit, onUndo }) {
+  if (kind === 'undo')
+    return h(
+      'div',
+      { class: 'msg-actions' },
+      h('button', { type: 'button', class: 'undo-run', text: 'Undo this run: put the photos back', onclick: onUndo }),
+    );
   if (kind === 'regenerate')
     return h(
       'div',

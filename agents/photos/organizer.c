@@ -304,7 +304,13 @@ static void propose_done(tt_run *run, const char *text, json_t *parsed, const tt
                              (json_int_t)json_array_size(json_object_get(parsed, "folders")),
                              "moves", (json_int_t)json_array_size(moves), "sample", sample,
                              "explanation", json_object_get(parsed, "explanation"));
-    tt_run_approval(run, "Proposed folder structure", plan, "execute", "propose", NULL);
+    char title[160];
+    size_t nm = json_array_size(moves), nf = json_array_size(json_object_get(parsed, "folders"));
+    snprintf(title, sizeof title,
+             "Move %zu photo%s into %zu folder%s? Nothing moves until you approve; \"undo\" "
+             "puts them back after",
+             nm, nm == 1 ? "" : "s", nf, nf == 1 ? "" : "s");
+    tt_run_approval(run, title, plan, "execute", "propose", NULL);
 }
 
 static int step_propose(tt_run *run)

@@ -82,6 +82,10 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
     assert.equal(await answered.locator('.answer-mark').textContent(), 'Your answer: product');
     assert.equal(await answered.locator('button.chosen').textContent(), 'product');
     assert.equal(await answered.locator('button.chosen').getAttribute('aria-pressed'), 'true');
+    assert.equal(
+      await page.textContent('.card.approval.pending .card-title'),
+      'Move 12 photos into 2 folders? Nothing moves until you approve; "undo" puts them back after',
+    );
     const names = await page.locator('.card.approval.pending .tree-name').allTextContents();
     const counts = await page.locator('.card.approval.pending .tree-count').allTextContents();
     assert.deepEqual(names, ['products', 'shoes']);
@@ -123,6 +127,26 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
     walk2(lib);
     assert.equal(after.length, 12);
     assert.ok(after.every((p) => p.startsWith('products/')));
+
+    // Undo is offered once, on the message that says the photos moved.
+    assert.equal(await page.locator('.undo-run').count(), 1);
+    await screenshot(page, 'photos-done-undo');
+    await page.click('.undo-run');
+    await page.waitForFunction(() =>
+      /Undone: every photo/.test(
+        document.querySelector('#timeline .msg.assistant:last-of-type .body')?.textContent || '',
+      ),
+    );
+    assert.equal(await page.locator('.undo-run').count(), 0, 'nothing left to undo: no button');
+    const back = [];
+    const walk3 = (d) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        e.isDirectory() ? walk3(p) : back.push(path.relative(lib, p));
+      }
+    };
+    walk3(lib);
+    assert.deepEqual(back.sort(), files.sort(), 'every photo back where it was');
     assert.deepEqual(problems, []);
   } finally {
     await page.close();
