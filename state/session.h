@@ -74,6 +74,9 @@ struct tt_session {
     json_t *input;          /* session.open input (owned, object) */
     json_t *metadata;       /* session.open metadata (owned, object) */
     json_t *client_msg_ids; /* recent say ids, bounded (owned, array) */
+    /* {prompt_tokens, completion_tokens, cost_usd}: the sum of every
+     * message.end's usage, superseded answers included (stored; NULL: none) */
+    json_t *usage;
     /* The message in flight (tt_session_message_*; read-only outside state/). */
     json_t *streaming;     /* {message_id, role} of the open message, or NULL (stored) */
     tt_buf streaming_text; /* its text so far, up to TT_SESSION_STREAMING_MAX */
@@ -148,7 +151,7 @@ int tt_session_message_delta(tt_session *s, const char *id, const char *text, si
 /* Close the open message id: message.end {message_id, text, usage}, where
  * text is every delta's text in order, and add it to the transcript. usage
  * (an object: prompt_tokens, completion_tokens, cost_usd, model, cached) is
- * consumed, also on failure. */
+ * consumed, also on failure, and added to s->usage (the snapshot's totals). */
 int tt_session_message_end(tt_session *s, const char *id, json_t *usage);
 
 /* Withdraw the open message id: message.discard {message_id, reason}, reason

@@ -328,6 +328,7 @@ export class SessionView {
     this.agent = ev.agent ?? null;
     this.title = keepTitle || '';
     this.updatedAt = ev.ts || null;
+    if (ev.usage) this.usage = { ...this.usage, ...ev.usage }; // the server's totals, not just what is left
     for (const t of ev.transcript || []) {
       this._add({
         kind: 'message',

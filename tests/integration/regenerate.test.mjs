@@ -95,6 +95,10 @@ itest('chat: edit and regenerate rewind what the model sees, across a restart', 
     snap.transcript.map((t) => t.text),
     ['one', 'A', 'deux', 'B3', 'three', 'C'],
   );
+  // Its totals keep the superseded answers' calls: they were billed.
+  const billed = [...ends(c, session), ...ends(c2, session)].reduce((n, e) => n + e.usage.prompt_tokens, 0);
+  assert.equal(ends(c, session).length + ends(c2, session).length, 5);
+  assert.equal(snap.usage.prompt_tokens, billed);
 });
 
 itest('echo: regenerate streams the turn again; an edit is applied once per client_msg_id', async ({ startServer }) => {
@@ -146,4 +150,11 @@ itest('a turn with tool rounds: the usage reported adds up to every billed call'
   assert.equal(u.completion_tokens, 30);
   // Three calls of 100 prompt and 10 completion tokens at $1000 and $2000 per million.
   assert.ok(Math.abs(u.cost_usd - 3 * (100 * 0.001 + 10 * 0.002)) < 1e-9, JSON.stringify(u));
+  // A view rebuilt from a snapshot gets the same totals.
+  const c2 = await connect(srv.port, { hello: true });
+  await c2.ok({ type: 'session.attach', session, after: 1e9 });
+  const snap = await c2.waitEvent((e) => e.type === 'snapshot');
+  assert.equal(snap.usage.prompt_tokens, 300);
+  assert.equal(snap.usage.completion_tokens, 30);
+  assert.ok(Math.abs(snap.usage.cost_usd - u.cost_usd) < 1e-9, JSON.stringify(snap.usage));
 });
