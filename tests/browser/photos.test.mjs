@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
+  REPO,
   BIN,
   fakeTarget,
   itest,
@@ -20,6 +21,17 @@ import {
   watchPage,
   writeRoutesFile,
 } from './helpers.mjs';
+
+const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+/** axe-core's violations in the page (WCAG 2 A and AA rules). */
+async function axeViolations(page) {
+  await page.evaluate(AXE); // through DevTools: the page's CSP allows no inline script
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+}
 
 let fp;
 let browser;
@@ -107,6 +119,7 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
     assert.equal(await shown.locator('.file-src').textContent(), one.src);
     assert.equal(await shown.locator('.file-dest').textContent(), one.dest);
     await screenshot(page, 'photos-approval-search');
+    assert.deepEqual(await axeViolations(page), [], 'the plan preview and the answered card pass axe-core');
     await card.locator('.plan-search').fill('');
     assert.equal(await card.locator('details.folder-files[open]').count(), 0, 'cleared: collapsed again');
     await page.click('.card.approval.pending button:has-text("Approve")');
