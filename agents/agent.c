@@ -125,9 +125,9 @@ json_t *tt_agent_catalog(const tt_agent_env *env)
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < N_BUILTIN + (env ? env->n_assistants : 0); i++) {
         const tt_agent_ops *o = i < N_BUILTIN ? builtin[i] : &env->assistant_ops[i - N_BUILTIN];
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "name", o->name, "description",
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b}", "name", o->name, "description",
                                              o->description ? o->description : "", "needs_model",
-                                             o->needs_model));
+                                             o->needs_model, "rewind", o->rewind != NULL));
     }
     return arr;
 }
@@ -329,11 +329,73 @@ int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int
     return rc ? rc : ops_of(s)->say(s, text, client_msg_id, err, n);
 }
 
+static const char *entry_str(const tt_session *s, long i, const char *key)
+{
+    return json_string_value(json_object_get(json_array_get(s->transcript, (size_t)i), key));
+}
+
+int tt_agent_rewind_to(tt_session *s, const char *message_id, int edit, const char **said,
+                       char *err, size_t n)
+{
+    long at = tt_session_transcript_find(s, message_id);
+    if (at < 0) {
+        snprintf(err, n, "message %.*s is not in the conversation (superseded, or too old)",
+                 tt_utf8_cut(message_id, 64), message_id);
+        return TT_ENOTFOUND;
+    }
+    const char *role = entry_str(s, at, "role");
+    const char *want = edit ? "user" : "assistant";
+    if (!role || strcmp(role, want) != 0) {
+        snprintf(err, n, "%s takes %s message, not %s one", edit ? "an edit" : "regenerate",
+                 edit ? "a user" : "an assistant", role ? role : "an unknown");
+        return TT_EINVAL;
+    }
+    long cut = at;
+    if (!edit) {
+        const char *r;
+        while (cut > 0 && (!(r = entry_str(s, cut - 1, "role")) || strcmp(r, "user") != 0))
+            cut--;
+        if (cut == 0) {
+            snprintf(err, n, "no user turn before that message to answer again");
+            return TT_ECONFLICT;
+        }
+        if (said)
+            *said = entry_str(s, cut - 1, "text");
+    }
+    int rc = tt_session_rewind(s, entry_str(s, cut, "message_id"), edit ? "edit" : "regenerate");
+    if (rc)
+        snprintf(err, n, "the conversation could not be rewound");
+    return rc;
+}
+
+int tt_agent_rewind(tt_session *s, const char *message_id, const char *text,
+                    const char *client_msg_id, int *duplicate, char *err, size_t n)
+{
+    *duplicate = text && client_msg_id && tt_session_seen_msg_id(s, client_msg_id);
+    if (*duplicate)
+        return 0;
+    int rc = refuse_closed(s, err, n);
+    if (rc == 0 && !ops_of(s)->rewind) {
+        snprintf(err, n, "the %s agent cannot regenerate or edit its turns", s->agent);
+        rc = TT_ECONFLICT;
+    }
+    return rc ? rc : ops_of(s)->rewind(s, message_id, text, client_msg_id, err, n);
+}
+
+/* What the user chose, once the agent took it, so every view (another tab,
+ * a reload) shows it on the card: question.answered {question_id, value},
+ * approval.decided {approval_id, decision, comment?}. They follow the events
+ * the answer caused at once (a card is found by its id, not by position). */
 int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
                     size_t n)
 {
     int rc = refuse_closed(s, err, n);
-    return rc ? rc : ops_of(s)->answer(s, question_id, value, err, n);
+    if (rc == 0)
+        rc = ops_of(s)->answer(s, question_id, value, err, n);
+    if (rc == 0)
+        tt_session_emit(s, "question.answered",
+                        json_pack("{s:s, s:O}", "question_id", question_id, "value", value));
+    return rc;
 }
 
 int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
@@ -344,7 +406,16 @@ int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const
         snprintf(err, n, "a revise decision needs a comment");
         rc = TT_EINVAL;
     }
-    return rc ? rc : ops_of(s)->decide(s, approval_id, d, comment, err, n);
+    if (rc == 0)
+        rc = ops_of(s)->decide(s, approval_id, d, comment, err, n);
+    json_t *body =
+        rc ? NULL
+           : json_pack("{s:s, s:s}", "approval_id", approval_id, "decision", tt_decision_name(d));
+    if (body && comment)
+        json_object_set_new(body, "comment", json_string(comment));
+    if (body)
+        tt_session_emit(s, "approval.decided", body);
+    return rc;
 }
 
 int tt_agent_cancel(tt_session *s, int *cancelled)

@@ -87,6 +87,12 @@ typedef struct tt_agent_ops {
     int (*answer)(tt_session *s, const char *question_id, const json_t *value, char *err, size_t n);
     int (*decide)(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
                   char *err, size_t n);
+    /* Regenerate (text NULL) the answer of message_id, an assistant message,
+     * or edit and resend (text) message_id, a user message: the agent
+     * refuses (TT_ECONFLICT) before emitting anything, or rewinds with
+     * tt_agent_rewind_to() and answers again. NULL: the agent cannot. */
+    int (*rewind)(tt_session *s, const char *message_id, const char *text,
+                  const char *client_msg_id, char *err, size_t n);
     /* Stop the step in flight; *cancelled says whether there was one. */
     int (*cancel)(tt_session *s, int *cancelled);
     /* Free the runtime (the session is evicted, closed or the server stops). */
@@ -119,7 +125,7 @@ void tt_agent_timer_close(uv_timer_t *t);
 void *tt_agent_rt_new(tt_session *s, const tt_agent_env *env, size_t size, uv_timer_t **timer);
 /* Names of all agents as a JSON array (new reference). */
 json_t *tt_agent_names(const tt_agent_env *env);
-/* Every agent as [{name, description, needs_model}] (new reference), in the
+/* Every agent as [{name, description, needs_model, rewind}] (new reference), in the
  * order of tt_agent_names(): what the page's picker says of each. */
 json_t *tt_agent_catalog(const tt_agent_env *env);
 
@@ -140,6 +146,10 @@ int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value,
 int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
                     char *err, size_t n);
 int tt_agent_cancel(tt_session *s, int *cancelled);
+/* regenerate (text NULL) or say with replaces (text): closed sessions,
+ * repeated client_msg_id (*duplicate), agents without rewind. */
+int tt_agent_rewind(tt_session *s, const char *message_id, const char *text,
+                    const char *client_msg_id, int *duplicate, char *err, size_t n);
 /* Stop work in flight and close the session for good. */
 int tt_agent_close(tt_session *s);
 
@@ -156,6 +166,16 @@ const char *tt_agent_mode(const tt_session *s, const char *key);
  * change; a change is logged through env->log ("agent mode": session, agent,
  * key, from, to), once per transition, never per token. */
 void tt_agent_set_mode(const tt_agent_env *env, tt_session *s, const char *key, const char *to);
+
+/* For agents, in their rewind: check message_id and rewind the transcript.
+ * Edit (text given): message_id must be a user message; the transcript goes
+ * back to before it. Regenerate: message_id must be an assistant message;
+ * the transcript goes back to just after the user turn it answers, whose
+ * text is put in *said (valid while the transcript holds it). TT_ENOTFOUND
+ * (not in the conversation: superseded, or trimmed), TT_EINVAL (the wrong
+ * role), TT_ECONFLICT (no user turn before it) with a message in err. */
+int tt_agent_rewind_to(tt_session *s, const char *message_id, int edit, const char **said,
+                       char *err, size_t n);
 
 /* For agents: record the turn's id and emit the "user" event. */
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id);

@@ -203,14 +203,41 @@ void tt_chat_finish(chat_rt *rt)
     tt_session_set_state(s, TT_STATE_IDLE, "reply");
 }
 
+/* A model call whose usage no message of its own carries (a tool round
+ * without text): kept in agent_state "carry" (prompt_tokens,
+ * completion_tokens, cost_usd, calls) until the next message.end, so the
+ * usage the messages report adds up to every billed call. */
+static void carry_usage(chat_rt *rt, const tt_llm_result *r)
+{
+    json_t *c = json_object_get(rt->s->agent_state, "carry");
+    json_int_t p = json_integer_value(json_object_get(c, "prompt_tokens"));
+    json_int_t o = json_integer_value(json_object_get(c, "completion_tokens"));
+    json_int_t n = json_integer_value(json_object_get(c, "calls"));
+    double cost = json_number_value(json_object_get(c, "cost_usd"));
+    tt_agent_state_set(rt->s, "carry",
+                       json_pack("{s:I, s:I, s:f, s:I}", "prompt_tokens",
+                                 p + (json_int_t)r->prompt_tokens, "completion_tokens",
+                                 o + (json_int_t)r->completion_tokens, "cost_usd",
+                                 cost + r->cost_usd, "calls", n + 1));
+}
+
 static void end_message(chat_rt *rt, const tt_llm_result *r)
 {
     start_message(rt);
-    tt_session_message_end(rt->s, rt->message_id,
-                           json_pack("{s:I, s:I, s:f, s:s, s:b}", "prompt_tokens",
-                                     (json_int_t)r->prompt_tokens, "completion_tokens",
-                                     (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd,
-                                     "model", r->model, "cached", r->cached));
+    json_t *c = json_object_get(rt->s->agent_state, "carry");
+    json_int_t calls = 1 + json_integer_value(json_object_get(c, "calls"));
+    json_t *usage = json_pack(
+        "{s:I, s:I, s:f, s:s, s:b}", "prompt_tokens",
+        (json_int_t)r->prompt_tokens + json_integer_value(json_object_get(c, "prompt_tokens")),
+        "completion_tokens",
+        (json_int_t)r->completion_tokens +
+            json_integer_value(json_object_get(c, "completion_tokens")),
+        "cost_usd", r->cost_usd + json_number_value(json_object_get(c, "cost_usd")), "model",
+        r->model, "cached", r->cached);
+    if (usage && calls > 1)
+        json_object_set_new(usage, "calls", json_integer(calls));
+    tt_session_message_end(rt->s, rt->message_id, usage);
+    tt_agent_state_set(rt->s, "carry", NULL);
     tt_agent_state_set(rt->s, "message_id", NULL); /* ended: nothing to withdraw */
 }
 
@@ -239,6 +266,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         rt->round <= rt->def->max_tool_rounds) {
         if (rt->started)
             end_message(rt, r);
+        else
+            carry_usage(rt, r);
         tt_chat_tools_begin(rt, rt->text.len ? tt_buf_data(&rt->text) : NULL);
         return;
     }
@@ -401,7 +430,7 @@ static int chat_resume(tt_session *s, const tt_agent_env *env)
     return 0;
 }
 
-static int chat_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
+static int chat_busy(const tt_session *s, char *err, size_t n)
 {
     if (s->state == TT_STATE_RUNNING) {
         snprintf(err, n, "a reply is streaming; wait for it or cancel it");
@@ -411,7 +440,30 @@ static int chat_say(tt_session *s, const char *text, const char *client_msg_id, 
         snprintf(err, n, "a tool call waits for approval; decide it or cancel it");
         return TT_ECONFLICT;
     }
+    return 0;
+}
+
+static int chat_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
+{
+    int rc = chat_busy(s, err, n);
+    if (rc)
+        return rc;
     tt_agent_accept_turn(s, text, client_msg_id);
+    return tt_chat_generate(s);
+}
+
+/* Regenerate an answer, or edit a user turn and answer it: the transcript
+ * goes back (the model no longer sees what followed), then as a say. */
+static int chat_rewind(tt_session *s, const char *message_id, const char *text,
+                       const char *client_msg_id, char *err, size_t n)
+{
+    int rc = chat_busy(s, err, n);
+    if (rc == 0)
+        rc = tt_agent_rewind_to(s, message_id, text != NULL, NULL, err, n);
+    if (rc)
+        return rc;
+    if (text)
+        tt_agent_accept_turn(s, text, client_msg_id);
     return tt_chat_generate(s);
 }
 
@@ -482,6 +534,7 @@ const tt_agent_ops tt_agent_chat = {
     .start = chat_start,
     .resume = chat_resume,
     .say = chat_say,
+    .rewind = chat_rewind,
     .answer = chat_answer,
     .decide = chat_decide,
     .cancel = chat_cancel,

@@ -244,12 +244,9 @@ static void ask_approval(tt_session *s, json_t *plan)
     tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "plan");
 }
 
-static int echo_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
+/* What a turn's text makes the echo agent do. */
+static void echo_act(tt_session *s, const char *text)
 {
-    int rc = busy(s, err, n);
-    if (rc)
-        return rc;
-    tt_agent_accept_turn(s, text, client_msg_id);
     if (strcmp(text, "ask") == 0) {
         char qid[40];
         tt_new_id("q", qid, sizeof qid);
@@ -265,6 +262,38 @@ static int echo_say(tt_session *s, const char *text, const char *client_msg_id, 
     } else {
         start_stream(s, text);
     }
+}
+
+static int echo_say(tt_session *s, const char *text, const char *client_msg_id, char *err, size_t n)
+{
+    int rc = busy(s, err, n);
+    if (rc)
+        return rc;
+    tt_agent_accept_turn(s, text, client_msg_id);
+    echo_act(s, text);
+    return 0;
+}
+
+/* Regenerate: the user turn answered again; edit: the new text said. */
+static int echo_rewind(tt_session *s, const char *message_id, const char *text,
+                       const char *client_msg_id, char *err, size_t n)
+{
+    const char *said = NULL;
+    int rc = busy(s, err, n);
+    if (rc == 0)
+        rc = tt_agent_rewind_to(s, message_id, text != NULL, &said, err, n);
+    if (rc)
+        return rc;
+    if (text) {
+        tt_agent_accept_turn(s, text, client_msg_id);
+        said = text;
+    }
+    char *copy =
+        strdup(said ? said : ""); /* said lives in the transcript, which echo_act changes */
+    if (!copy)
+        return TT_ENOMEM;
+    echo_act(s, copy);
+    free(copy);
     return 0;
 }
 
@@ -343,6 +372,7 @@ const tt_agent_ops tt_agent_echo = {
     .start = echo_start,
     .resume = echo_resume,
     .say = echo_say,
+    .rewind = echo_rewind,
     .answer = echo_answer,
     .decide = echo_decide,
     .cancel = echo_cancel,

@@ -52,7 +52,11 @@ static const field_spec session_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, O
 static const field_spec say_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
                                         {"text", F_TEXT, 1, 0, OFF(text)},
                                         {"client_msg_id", F_STR, 0, TT_ID_MAX, OFF(client_msg_id)},
+                                        {"replaces", F_STR, 0, TT_ID_MAX, OFF(replaces)},
                                         END};
+static const field_spec regenerate_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+                                               {"message_id", F_STR, 1, TT_ID_MAX, OFF(message_id)},
+                                               END};
 static const field_spec answer_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
                                            {"question_id", F_STR, 1, TT_ID_MAX, OFF(question_id)},
                                            {"value", F_ANY, 1, 0, OFF(value)},
@@ -88,6 +92,7 @@ static const struct {
     [TT_MSG_ACK] = {"ack", ack_fields},
     [TT_MSG_SESSION_RENAME] = {"session.rename", rename_fields},
     [TT_MSG_SESSION_DELETE] = {"session.delete", session_fields},
+    [TT_MSG_REGENERATE] = {"regenerate", regenerate_fields},
 };
 
 static const char *decisions[] = {"approve", "reject", "revise"};

@@ -30,13 +30,14 @@ typedef enum tt_msg_type {
     TT_MSG_SESSION_DETACH, /* session */
     TT_MSG_SESSION_LIST,   /* limit, after (a session id) */
     TT_MSG_SESSION_CLOSE,  /* session */
-    TT_MSG_SAY,            /* session, text, client_msg_id */
+    TT_MSG_SAY,            /* session, text, client_msg_id, replaces */
     TT_MSG_ANSWER,         /* session, question_id, value */
     TT_MSG_DECIDE,         /* session, approval_id, decision, comment */
     TT_MSG_CANCEL,         /* session */
     TT_MSG_ACK,            /* session, seq */
     TT_MSG_SESSION_RENAME, /* session, title */
     TT_MSG_SESSION_DELETE, /* session */
+    TT_MSG_REGENERATE,     /* session, message_id */
     TT_MSG__LAST
 } tt_msg_type;
 
@@ -56,6 +57,8 @@ typedef struct tt_msg {
     uint64_t after;            /* session.attach (0 when absent) */
     const char *text;          /* say */
     const char *client_msg_id; /* say; NULL when absent */
+    const char *replaces;      /* say: the user message it edits; NULL when absent */
+    const char *message_id;    /* regenerate: the assistant message answered again */
     const char *question_id;   /* answer */
     json_t *value;             /* answer; borrowed */
     const char *approval_id;   /* decide */

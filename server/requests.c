@@ -390,8 +390,21 @@ static void on_say(tt_conn *c, const tt_msg *m)
     tt_usage_turn_begin(&c->srv->usage, s);
     char err[160] = "";
     int duplicate = 0;
-    int rc = tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);
+    int rc = m->replaces ? tt_agent_rewind(s, m->replaces, m->text, m->client_msg_id, &duplicate,
+                                           err, sizeof err)
+                         : tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);
     reply_agent(c, m, s, rc, err, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
+}
+
+static void on_regenerate(tt_conn *c, const tt_msg *m)
+{
+    tt_session *s = session_for(c, m);
+    if (!s || over_limit(c, m))
+        return;
+    char err[160] = "";
+    int duplicate = 0;
+    int rc = tt_agent_rewind(s, m->message_id, NULL, NULL, &duplicate, err, sizeof err);
+    reply_agent(c, m, s, rc, err, NULL);
 }
 
 static void on_answer(tt_conn *c, const tt_msg *m)
@@ -449,6 +462,7 @@ static void (*const handlers[TT_MSG__LAST])(tt_conn *c, const tt_msg *m) = {
     [TT_MSG_ANSWER] = on_answer,         [TT_MSG_DECIDE] = on_decide,
     [TT_MSG_CANCEL] = on_cancel,         [TT_MSG_ACK] = on_ack,
     [TT_MSG_SESSION_RENAME] = on_rename, [TT_MSG_SESSION_DELETE] = on_delete,
+    [TT_MSG_REGENERATE] = on_regenerate,
 };
 
 /* An upgrade (upgrade.c): work that would start a turn here, and anything
@@ -459,7 +473,7 @@ static int left_to_new_process(const tt_conn *c, const tt_msg *m)
     if (!c->srv->handing_over || m->type == TT_MSG_PING)
         return 0;
     return c->srv->stopping || m->type == TT_MSG_SESSION_OPEN || m->type == TT_MSG_SAY ||
-           m->type == TT_MSG_ANSWER || m->type == TT_MSG_DECIDE;
+           m->type == TT_MSG_ANSWER || m->type == TT_MSG_DECIDE || m->type == TT_MSG_REGENERATE;
 }
 
 void tt_request_handle(tt_conn *c, tt_msg *m)

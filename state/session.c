@@ -111,6 +111,7 @@ void tt_session_free(tt_session *s)
     json_decref(s->agent_state);
     json_decref(s->pending);
     json_decref(s->transcript);
+    json_decref(s->usage);
     json_decref(s->input);
     json_decref(s->metadata);
     json_decref(s->client_msg_ids);
@@ -278,6 +279,27 @@ int tt_session_message_delta(tt_session *s, const char *id, const char *text, si
     return rc;
 }
 
+/* A message's usage into the session's totals. */
+static void usage_add(tt_session *s, const json_t *u)
+{
+    if (!json_is_object(u))
+        return;
+    const json_t *t = s->usage;
+    json_t *sum = json_pack("{s:I, s:I, s:f}", "prompt_tokens",
+                            json_integer_value(json_object_get(t, "prompt_tokens")) +
+                                json_integer_value(json_object_get(u, "prompt_tokens")),
+                            "completion_tokens",
+                            json_integer_value(json_object_get(t, "completion_tokens")) +
+                                json_integer_value(json_object_get(u, "completion_tokens")),
+                            "cost_usd",
+                            json_number_value(json_object_get(t, "cost_usd")) +
+                                json_number_value(json_object_get(u, "cost_usd")));
+    if (sum) {
+        json_decref(s->usage);
+        s->usage = sum;
+    }
+}
+
 int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
 {
     if (!is_open(s, id)) {
@@ -290,11 +312,13 @@ int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
     json_t *body =
         text ? json_pack("{s:s, s:O, s:O?}", "message_id", mid, "text", text, "usage", usage)
              : NULL;
-    json_decref(usage);
     if (!body || tt_session_emit(s, "message.end", body) == 0) {
+        json_decref(usage);
         json_decref(text);
         return TT_ENOMEM;
     }
+    usage_add(s, usage);
+    json_decref(usage);
     transcript_add(s, json_string_value(json_object_get(s->streaming, "role")), mid, text);
     json_decref(text);
     streaming_close(s);
@@ -317,6 +341,45 @@ int tt_session_message_discard(tt_session *s, const char *id, const char *reason
     if (tt_session_emit(s, "message.discard", body) == 0)
         return TT_ENOMEM;
     streaming_close(s);
+    return 0;
+}
+
+long tt_session_transcript_find(const tt_session *s, const char *message_id)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(s->transcript, i, t)
+    {
+        const char *mid = json_string_value(json_object_get(t, "message_id"));
+        if (mid && message_id && strcmp(mid, message_id) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+int tt_session_rewind(tt_session *s, const char *message_id, const char *reason)
+{
+    if (!reason || (strcmp(reason, "regenerate") != 0 && strcmp(reason, "edit") != 0))
+        return TT_EINVAL;
+    if (s->streaming)
+        return TT_ECONFLICT;
+    long at = tt_session_transcript_find(s, message_id);
+    if (at < 0)
+        return TT_ENOTFOUND;
+    json_t *body = json_pack("{s:s, s:s}", "message_id", message_id, "reason", reason);
+    if (!body || tt_session_emit(s, "rewind", body) == 0)
+        return TT_ENOMEM;
+    while (json_array_size(s->transcript) > (size_t)at)
+        json_array_remove(s->transcript, (size_t)at);
+    /* The store's entries from here on are rewritten by the next appends;
+     * those left past the end are deleted at the next commit (transcript.h). */
+    uint64_t last = s->transcript_first + (uint64_t)at - 1;
+    if (s->transcript_stored > last) {
+        if (s->transcript_stored > s->transcript_stale)
+            s->transcript_stale = s->transcript_stored;
+        s->transcript_stored = last;
+    }
+    tt_session_touch(s);
     return 0;
 }
 
@@ -381,6 +444,8 @@ json_t *tt_session_snapshot(const tt_session *s)
                              s->title, "transcript", s->transcript, "pending", s->pending,
                              "agent_state", s->agent_state, "streaming", streaming);
     json_decref(streaming);
+    if (snap && s->usage)
+        json_object_set(snap, "usage", s->usage);
     return snap;
 }
 
@@ -406,6 +471,8 @@ char *tt_session_record(const tt_session *s, size_t *len)
                   "client_msg_ids", s->client_msg_ids, "streaming", s->streaming);
     if (r && s->key_id[0])
         json_object_set_new(r, "key_id", json_string(s->key_id));
+    if (r && s->usage)
+        json_object_set(r, "usage", s->usage);
     if (!r || tt_transcript_record_put(s, r) != 0) {
         json_decref(r);
         return NULL;
@@ -482,6 +549,11 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     replace_json(&s->input, json_object_get(r, "input"), is_object);
     replace_json(&s->metadata, json_object_get(r, "metadata"), is_object);
     replace_json(&s->client_msg_ids, json_object_get(r, "client_msg_ids"), is_array);
+    json_t *usage = json_object_get(r, "usage");
+    if (json_is_object(usage)) {
+        json_decref(s->usage);
+        s->usage = json_incref(usage);
+    }
     json_t *pending = json_object_get(r, "pending");
     if (json_is_object(pending))
         s->pending = json_incref(pending);

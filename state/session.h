@@ -74,6 +74,9 @@ struct tt_session {
     json_t *input;          /* session.open input (owned, object) */
     json_t *metadata;       /* session.open metadata (owned, object) */
     json_t *client_msg_ids; /* recent say ids, bounded (owned, array) */
+    /* {prompt_tokens, completion_tokens, cost_usd}: the sum of every
+     * message.end's usage, superseded answers included (stored; NULL: none) */
+    json_t *usage;
     /* The message in flight (tt_session_message_*; read-only outside state/). */
     json_t *streaming;     /* {message_id, role} of the open message, or NULL (stored) */
     tt_buf streaming_text; /* its text so far, up to TT_SESSION_STREAMING_MAX */
@@ -103,6 +106,9 @@ struct tt_session {
     int in_deliver_list;
     /* transcript[0]'s index, and the entries the store holds (transcript.h) */
     uint64_t transcript_first, transcript_stored_first, transcript_stored;
+    /* after a rewind: the highest index the store may still hold past the
+     * transcript's end (0: none); the next commit deletes them */
+    uint64_t transcript_stale;
     int64_t last_used_ms; /* monotonic, for eviction */
 };
 
@@ -150,7 +156,7 @@ int tt_session_message_delta(tt_session *s, const char *id, const char *text, si
 /* Close the open message id: message.end {message_id, text, usage}, where
  * text is every delta's text in order, and add it to the transcript. usage
  * (an object: prompt_tokens, completion_tokens, cost_usd, model, cached) is
- * consumed, also on failure. */
+ * consumed, also on failure, and added to s->usage (the snapshot's totals). */
 int tt_session_message_end(tt_session *s, const char *id, json_t *usage);
 
 /* Withdraw the open message id: message.discard {message_id, reason}, reason
@@ -161,6 +167,19 @@ int tt_session_message_discard(tt_session *s, const char *id, const char *reason
 
 /* The open message's id (valid until the next lifecycle call), or NULL. */
 const char *tt_session_message_open(const tt_session *s);
+
+/* Rewind the conversation to before message_id (a message of the
+ * transcript): a "rewind" event {message_id, reason} ("regenerate" or
+ * "edit"), and that transcript entry and every later one are dropped, so the
+ * next model call no longer sees them. The event log keeps everything: the
+ * superseded events stay, the rewind event says from where they no longer
+ * count. TT_ECONFLICT while a message is open; TT_ENOTFOUND when message_id
+ * is not in the transcript (superseded already, or trimmed); TT_EINVAL for
+ * another reason; TT_ENOMEM when the event could not be appended. */
+int tt_session_rewind(tt_session *s, const char *message_id, const char *reason);
+
+/* The index in s->transcript of the entry of message_id, or -1. */
+long tt_session_transcript_find(const tt_session *s, const char *message_id);
 
 /* Change state and step, emitting a "state" event when either changed. */
 void tt_session_set_state(tt_session *s, tt_state st, const char *step);

@@ -85,7 +85,8 @@ int tt_store_put_transcript(tt_store_txn *txn, const char *sid, uint64_t index, 
     return log_put(txn, LOG_TRANSCRIPT, sid, index, json, len);
 }
 
-static int log_trim(tt_store_txn *txn, log_kind kind, const char *sid, uint64_t before)
+/* Delete sid's entries with from <= index < to. */
+static int log_delete(tt_store_txn *txn, log_kind kind, const char *sid, uint64_t from, uint64_t to)
 {
     size_t n;
     int rc = tt_store_txn_ready(txn);
@@ -94,20 +95,25 @@ static int log_trim(tt_store_txn *txn, log_kind kind, const char *sid, uint64_t 
     if (tt_store_sid_check(sid, &n))
         return TT_EINVAL;
     unsigned char k[EV_KEY_MAX];
-    size_t klen = ev_key(k, sid, n, 0);
+    size_t klen = ev_key(k, sid, n, from);
     MDB_cursor *cur;
     rc = mdb_cursor_open(txn->mdb, log_dbi(txn->st, kind), &cur);
     if (rc)
         return tt_store_txn_fail(txn, rc);
     MDB_val key = {klen, k}, val;
     rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    while (rc == 0 && ev_key_is(&key, k, 1 + n) && ev_key_seq(&key) < before) {
+    while (rc == 0 && ev_key_is(&key, k, 1 + n) && ev_key_seq(&key) < to) {
         rc = mdb_cursor_del(cur, 0);
         if (rc == 0) /* after a delete, NEXT yields the item that followed */
             rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     mdb_cursor_close(cur);
     return rc && rc != MDB_NOTFOUND ? tt_store_txn_fail(txn, rc) : 0;
+}
+
+static int log_trim(tt_store_txn *txn, log_kind kind, const char *sid, uint64_t before)
+{
+    return log_delete(txn, kind, sid, 0, before);
 }
 
 int tt_store_trim_events(tt_store_txn *txn, const char *sid, uint64_t before)
@@ -197,6 +203,8 @@ int tt_transcript_prepare(const tt_session *s, tt_transcript_batch *b)
     assert(s->transcript_stored <= last_index(s));
     memset(b, 0, sizeof *b);
     b->first = s->transcript_first;
+    b->end = last_index(s);
+    b->stale = s->transcript_stale > b->end ? s->transcript_stale : 0;
     b->from = s->transcript_stored + 1 > s->transcript_first ? s->transcript_stored + 1
                                                              : s->transcript_first;
     uint64_t last = last_index(s);
@@ -225,6 +233,8 @@ int tt_transcript_write(tt_store_txn *txn, const tt_session *s, const tt_transcr
         rc = tt_store_put_transcript(txn, s->id, b->from + i, b->texts[i], b->lens[i]);
     if (rc == 0 && b->first > s->transcript_stored_first)
         rc = tt_store_trim_transcript(txn, s->id, b->first);
+    if (rc == 0 && b->stale)
+        rc = log_delete(txn, LOG_TRANSCRIPT, s->id, b->end + 1, b->stale + 1);
     return rc;
 }
 
@@ -233,6 +243,8 @@ void tt_transcript_committed(tt_session *s, const tt_transcript_batch *b)
     if (b->n)
         s->transcript_stored = b->from + b->n - 1;
     s->transcript_stored_first = b->first;
+    if (s->transcript_stale <= (b->stale ? b->stale : b->end))
+        s->transcript_stale = 0; /* deleted, or written over */
 }
 
 void tt_transcript_batch_free(tt_transcript_batch *b)

@@ -11,6 +11,10 @@
  * s->transcript_first + i. The store holds [transcript_stored_first,
  * transcript_stored]; the commit that writes the record also writes the
  * entries past transcript_stored and deletes those before transcript_first.
+ * A rewind (tt_session_rewind) drops entries from the end in memory: the
+ * entries from the rewind point on are written again as the conversation
+ * goes on, and those the store still holds past the end are deleted by the
+ * next commit (the record's count already leaves them out of a load).
  *
  * Records of record version 1 carry the whole transcript inline: they are
  * read as before, and the first commit that rewrites such a record moves the
@@ -32,6 +36,9 @@ typedef struct tt_transcript_batch {
     size_t n;
     uint64_t from;
     uint64_t first; /* entries before this index are deleted */
+    uint64_t
+        stale;    /* after a rewind: entries past the end up to this index are deleted (0: none) */
+    uint64_t end; /* the last index (first - 1 when empty) */
 } tt_transcript_batch;
 
 /* Encode the entries the store does not have yet. The caller writes them

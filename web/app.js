@@ -10,6 +10,7 @@ import { h, renderPlan, shortJson } from './dom.js';
 import { SessionList } from './session-list.js';
 import { DocInput } from './doc-input.js';
 import { setupSignIn, storedToken } from './signin.js';
+import { actionButtons, actionsOf, editForm } from './message-actions.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -71,6 +72,7 @@ function usageLine(u) {
   if (u.model) parts.push(u.model);
   parts.push(`${u.prompt_tokens ?? 0} in · ${u.completion_tokens ?? 0} out`);
   parts.push(fmtCost(u.cost_usd));
+  if (u.calls > 1) parts.push(`${u.calls} model calls`);
   if (u.cached) parts.push('cached');
   return parts.join(' · ');
 }
@@ -304,7 +306,8 @@ function alertInline(...parts) {
 
 // ------------------------------------------------------------ rendering
 
-const nodes = new Map(); // item key -> {node, rev}
+const nodes = new Map(); // item key -> {node, rev, conn, act}
+let editing = null; // the key of the user message being edited
 let renderQueued = false;
 let focusPendingSoon = false;
 
@@ -341,14 +344,17 @@ function render() {
   const nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 80;
   const seen = new Set();
   let prev = null;
+  const agent = v.agent || sessions.find((s) => s.session === current)?.agent;
+  const canRewind = agentInfo.get(agent)?.rewind === true;
   for (const it of v.items) {
     seen.add(it.key);
     let rec = nodes.get(it.key);
     const conn = it.local ? client.state : null; // a turn not yet sent shows the connection
-    if (!rec || rec.rev !== it.rev || rec.conn !== conn) {
-      const node = renderItem(it, v);
+    const act = actionsOf(it, v, canRewind, agent) + (editing === it.key ? ':editing' : '');
+    if (!rec || rec.rev !== it.rev || rec.conn !== conn || rec.act !== act) {
+      const node = it.kind === 'message' ? renderMessage(it, act) : renderItem(it, v);
       if (rec) rec.node.replaceWith(node);
-      rec = { node, rev: it.rev, conn };
+      rec = { node, rev: it.rev, conn, act };
       nodes.set(it.key, rec);
     }
     const want = prev ? prev.nextSibling : tl.firstChild;
@@ -361,6 +367,10 @@ function render() {
       nodes.delete(k);
     }
   if (nearBottom) tl.scrollTop = tl.scrollHeight;
+  if (focusEditSoon) {
+    focusEditSoon = false;
+    tl.querySelector('.edit-text')?.focus();
+  }
   if (focusPendingSoon) {
     focusPendingSoon = false;
     const composing = document.activeElement === $('text') && $('text').value;
@@ -390,9 +400,20 @@ function renderItem(it, v) {
   }
 }
 
-function renderMessage(m) {
+function renderMessage(m, act = '') {
   const body = h('div', { class: 'body' });
-  if (m.role === 'user') body.textContent = m.text;
+  if (act === 'edit:editing')
+    body.append(
+      editForm(m, {
+        send: (text) => sendEdit(m, text),
+        cancel: () => {
+          editing = null;
+          schedule();
+          $('text').focus();
+        },
+      }),
+    );
+  else if (m.role === 'user') body.textContent = m.text;
   else body.append(renderMarkdown(m.text));
   const flags = `${m.streaming ? ' streaming' : ''}${m.stopped ? ' stopped' : ''}${m.local ? ' pending' : ''}`;
   const li = h(
@@ -420,6 +441,19 @@ function renderMessage(m) {
     );
   const u = usageLine(m.usage);
   if (u) li.append(h('div', { class: 'meta usage-line', text: u }));
+  const acts = actionButtons(act, {
+    onRegenerate: () => regenerate(m),
+    onUndo: () => {
+      const session = current;
+      client.say(session, 'undo').catch((e) => composerError(e.message));
+    },
+    onEdit: () => {
+      editing = 'm:' + m.id;
+      focusEditSoon = true;
+      schedule();
+    },
+  });
+  if (acts) li.append(acts);
   return li;
 }
 
@@ -445,11 +479,13 @@ function renderQuestion(q, v) {
   };
   if (q.choices && q.choices.length) {
     const row = h('div', { class: 'buttons' });
+    const chosen = (c) => q.resolved && 'answer' in q && JSON.stringify(c) === JSON.stringify(q.answer);
     const buttons = q.choices.map((c) =>
       h('button', {
         type: 'button',
-        class: 'choice',
+        class: chosen(c) ? 'choice chosen' : 'choice',
         disabled: q.resolved,
+        'aria-pressed': q.resolved ? String(chosen(c)) : null,
         text: typeof c === 'string' ? c : JSON.stringify(c),
       }),
     );
@@ -466,8 +502,19 @@ function renderQuestion(q, v) {
     });
     li.append(form);
   }
-  if (q.resolved) li.append(h('div', { class: 'meta', text: 'answered' }));
+  if (q.resolved) li.append(h('div', { class: 'meta answer-mark', text: answeredText(q) }));
   return li;
+}
+
+const show = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
+const answeredText = (q) => ('answer' in q ? `Your answer: ${show(q.answer)}` : 'Answered');
+const DECIDED = { approve: 'Approved', reject: 'Rejected', revise: 'Changes requested' };
+
+/** What was decided on an approval card, in words. */
+function decidedText(a) {
+  const what = DECIDED[a.decision];
+  if (!what) return 'Decided';
+  return a.comment ? `${what}: “${a.comment}”` : what;
 }
 
 function renderApproval(a, v) {
@@ -479,7 +526,8 @@ function renderApproval(a, v) {
     renderPlan(a.plan),
   );
   if (a.resolved) {
-    li.append(h('div', { class: 'meta', text: 'decided' }));
+    li.dataset.decision = a.decision || '';
+    li.append(h('div', { class: `meta decision-mark ${a.decision || ''}`, text: decidedText(a) }));
     return li;
   }
   const approve = h('button', { type: 'button', class: 'primary', text: 'Approve' });
@@ -587,6 +635,35 @@ function renderTool(t) {
 
 // ------------------------------------------------------------ composer
 
+const newMsgId = () => 'c_' + Math.random().toString(36).slice(2) + Date.now().toString(36);
+let focusEditSoon = false;
+
+async function regenerate(m) {
+  try {
+    await client.regenerate(current, m.id);
+  } catch (e) {
+    composerError(e.message);
+  }
+}
+
+/** Edit and resend: shown at once as a pending turn, like a say. */
+async function sendEdit(m, text) {
+  const session = current;
+  const v = view(session);
+  editing = null;
+  const clientMsgId = newMsgId();
+  v.addLocal(clientMsgId, text);
+  schedule();
+  try {
+    const r = await client.edit(session, m.id, text, { clientMsgId });
+    if (r.duplicate && v.dropLocal(clientMsgId)) schedule();
+  } catch (e) {
+    if (e.code === 'disconnected' || e.code === 'timeout') return; // sent again on reconnect
+    if (v.dropLocal(clientMsgId)) schedule();
+    composerError(e.message);
+  }
+}
+
 async function sendText() {
   const ta = $('text');
   const text = ta.value;
@@ -596,7 +673,7 @@ async function sendText() {
   const v = view(session);
   // Shown at once, marked pending until the server has it; the client keeps
   // the frame and sends it again (same id, applied once) after a reconnect.
-  const clientMsgId = 'c_' + Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const clientMsgId = newMsgId();
   v.addLocal(clientMsgId, text);
   schedule();
   try {

@@ -26,24 +26,89 @@ export function shortJson(v, max = 80) {
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
 
-/** A plan: a folder tree with counts ({tree}), else a list of steps, else pretty JSON. */
+/** The files a folder of the plan gets: collapsed, "src → dest" per line. */
+function folderFiles(n) {
+  const files = Array.isArray(n.files) ? n.files : [];
+  const more = Number(n.files_more) || 0;
+  if (!files.length && !more) return null;
+  const total = files.length + more;
+  const ul = h('ul', { class: 'plan-files' });
+  for (const f of files) {
+    const li = h(
+      'li',
+      { class: 'plan-file', 'data-search': `${f.src} ${f.dest}`.toLowerCase() },
+      h('bdi', { class: 'file-src', text: String(f.src ?? '') }),
+      ' → ',
+      h('bdi', { class: 'file-dest', text: String(f.dest ?? '') }),
+    );
+    ul.append(li);
+  }
+  if (more) ul.append(h('li', { class: 'meta', text: `and ${more} more not listed here` }));
+  return h(
+    'details',
+    { class: 'folder-files' },
+    h('summary', { text: `${total} file${total === 1 ? '' : 's'} move here` }),
+    ul,
+  );
+}
+
+/** Filter the listed files by text: folders with a match open, the others close. */
+function filterFiles(box, query, status) {
+  const q = query.trim().toLowerCase();
+  let hits = 0;
+  for (const det of box.querySelectorAll('details.folder-files')) {
+    let here = 0;
+    for (const li of det.querySelectorAll('li.plan-file')) {
+      const hit = !q || li.dataset.search.includes(q);
+      li.hidden = !hit;
+      here += hit ? 1 : 0;
+    }
+    hits += here;
+    det.open = q !== '' && here > 0;
+  }
+  status.textContent = !q ? '' : hits === 1 ? '1 file matches' : `${hits} files match`;
+}
+
+function renderTree(tree, box) {
+  let listed = false;
+  const walk = (nodesIn, depth) => {
+    const ul = h('ul', { class: depth ? 'tree' : 'tree root' });
+    for (const n of nodesIn) {
+      if (!n || typeof n !== 'object') continue;
+      const label = h('span', { class: 'tree-name', dir: 'auto', text: String(n.name ?? '') });
+      const li = h('li', {}, label);
+      if (n.count !== undefined && n.count !== null)
+        li.append(h('span', { class: 'tree-count', text: String(n.count) }));
+      const files = folderFiles(n);
+      if (files) {
+        listed = true;
+        li.append(files);
+      }
+      if (Array.isArray(n.children) && n.children.length && depth < 32) li.append(walk(n.children, depth + 1));
+      ul.append(li);
+    }
+    return ul;
+  };
+  const root = walk(tree, 0);
+  if (listed) {
+    const status = h('span', { class: 'meta plan-search-status', role: 'status' });
+    const input = h('input', {
+      type: 'search',
+      class: 'plan-search',
+      placeholder: 'Find a file in the plan',
+      'aria-label': 'Find a file in the plan',
+    });
+    input.addEventListener('input', () => filterFiles(root, input.value, status));
+    box.append(h('div', { class: 'plan-search-row' }, input, status));
+  }
+  box.append(root);
+}
+
+/** A plan: a folder tree with counts ({tree}; the files each folder gets, searchable), else a list of steps, else pretty JSON. */
 export function renderPlan(plan) {
   const box = h('div', { class: 'plan' });
   if (plan && Array.isArray(plan.tree)) {
-    const walk = (nodesIn, depth) => {
-      const ul = h('ul', { class: depth ? 'tree' : 'tree root' });
-      for (const n of nodesIn) {
-        if (!n || typeof n !== 'object') continue;
-        const label = h('span', { class: 'tree-name', dir: 'auto', text: String(n.name ?? '') });
-        const li = h('li', {}, label);
-        if (n.count !== undefined && n.count !== null)
-          li.append(h('span', { class: 'tree-count', text: String(n.count) }));
-        if (Array.isArray(n.children) && n.children.length && depth < 32) li.append(walk(n.children, depth + 1));
-        ul.append(li);
-      }
-      return ul;
-    };
-    box.append(walk(plan.tree, 0));
+    renderTree(plan.tree, box);
   } else if (plan && Array.isArray(plan.steps)) {
     const ol = h('ol', { class: 'steps' });
     for (const s of plan.steps) ol.append(h('li', { text: typeof s === 'string' ? s : shortJson(s, 400) }));

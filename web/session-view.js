@@ -12,6 +12,9 @@
  * Discarded messages are removed, except one stopped by the user (discard
  * reason "cancelled"): it keeps the text shown so far with `stopped: true`
  * (the server keeps none of it: the model does not see it next turn).
+ * A `rewind` (regenerate, edit) drops the superseded items and adds a notice.
+ * `question.answered` and `approval.decided` put the choice on their card
+ * (`answer`; `decision`, `comment`).
  * addLocal() shows a turn the page sent before the server has it (`local:
  * true`), until its `user` event or dropLocal(). Every item has a `rev`
  * bumped when it changes, so a renderer can redraw only what changed.
@@ -218,6 +221,19 @@ export class SessionView {
         this.pending = it;
         break;
       }
+      case 'question.answered':
+      case 'approval.decided': {
+        const it = this._byKey.get(
+          (ev.type === 'question.answered' ? 'q:' : 'a:') + (ev.question_id ?? ev.approval_id),
+        );
+        if (!it) break;
+        if (ev.type === 'question.answered') it.answer = ev.value;
+        else Object.assign(it, { decision: ev.decision, comment: ev.comment ?? null });
+        it.resolved = true;
+        if (this.pending === it) this.pending = null;
+        this._touch(it);
+        break;
+      }
       case 'progress': {
         const key = 'p:' + (ev.step || 'progress');
         let p = this._byKey.get(key);
@@ -239,6 +255,9 @@ export class SessionView {
           seq: ev.seq,
         });
         break;
+      case 'rewind':
+        this._rewind(ev);
+        break;
       case 'context.trimmed':
         this._add({
           kind: 'notice',
@@ -251,6 +270,35 @@ export class SessionView {
         return true; // unknown types are ignored (the protocol may add some)
     }
     return true;
+  }
+
+  /**
+   * A rewind: the message ev.message_id and everything after it are
+   * superseded (the server keeps them in its log); the view shows the new
+   * branch, after a notice that says what was replaced. Turns not yet
+   * stored (local) stay.
+   */
+  _rewind(ev) {
+    const at = this.items.findIndex((i) => i.key === 'm:' + ev.message_id);
+    if (at < 0) return;
+    for (const it of this.items.slice(at)) {
+      if (it.local) continue;
+      this._byKey.delete(it.key);
+      if (this.pending === it) this.pending = null;
+    }
+    const locals = this.items.slice(at).filter((i) => i.local);
+    this.items = this.items.slice(0, at);
+    this._add({
+      kind: 'notice',
+      key: 'n:' + ev.seq,
+      rewind: ev.reason,
+      text:
+        ev.reason === 'edit'
+          ? 'You edited a message: the conversation goes on from the edited version.'
+          : 'Regenerated: the earlier answer was replaced.',
+      seq: ev.seq,
+    });
+    for (const l of locals) this.items.push(l);
   }
 
   /** Show a turn sent from this page that the server has not stored yet. */
@@ -280,6 +328,7 @@ export class SessionView {
     this.agent = ev.agent ?? null;
     this.title = keepTitle || '';
     this.updatedAt = ev.ts || null;
+    if (ev.usage) this.usage = { ...this.usage, ...ev.usage }; // the server's totals, not just what is left
     for (const t of ev.transcript || []) {
       this._add({
         kind: 'message',

@@ -710,6 +710,21 @@ export class TetherClient {
     return this._request({ type: 'say', session, text, client_msg_id: clientMsgId || randomId('c_') });
   }
 
+  /**
+   * Edit and resend: `text` replaces the user message `messageId`; the
+   * conversation goes back to before it (a `rewind` event), then `text` is a
+   * new turn, kept and re-sent like a say until its `user` event is seen.
+   */
+  edit(session, messageId, text, { clientMsgId } = {}) {
+    const client_msg_id = clientMsgId || randomId('c_');
+    return this._request({ type: 'say', session, text, client_msg_id, replaces: messageId });
+  }
+
+  /** Answer again the user turn the assistant message `messageId` answers (a `rewind`, then the new answer). */
+  regenerate(session, messageId) {
+    return this._request({ type: 'regenerate', session, message_id: messageId });
+  }
+
   answer(session, questionId, value) {
     return this._request({ type: 'answer', session, question_id: questionId, value });
   }

@@ -249,9 +249,11 @@ int tt_engine_say(tt_session *s, const char *text, const char *client_msg_id, ch
         return rc;
     tt_run *run = s->agent_rt;
     tt_agent_accept_turn(s, text, client_msg_id);
-    json_object_set_new(tt_run_data(run), "request", json_string(text));
-    tt_run_touch(run);
     const char *next = run->def->route_say ? run->def->route_say(run, text) : NULL;
+    if (!next) { /* a new run: this turn is its request ("undo" or "retry" are not) */
+        json_object_set_new(tt_run_data(run), "request", json_string(text));
+        tt_run_touch(run);
+    }
     tt_run_goto(run, next ? next : run->def->first);
     return 0;
 }

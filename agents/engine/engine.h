@@ -47,9 +47,13 @@ typedef struct tt_engine_def {
     size_t n_steps;
     const char *first; /* the step a new run starts with, on its first user turn */
     int start_on_open; /* 1: start at once on session.open (input carries the task) */
-    /* Where a user turn leads when the run is idle or done (e.g. "undo");
-     * NULL or a NULL result: `first`. The text is in data.request. */
+    /* Where a user turn leads when the run is idle, done or failed (e.g.
+     * "undo"); NULL or a NULL result: `first`, a new run, whose request the
+     * text becomes (data.request; a routed turn leaves the request as it was). */
     const char *(*route_say)(tt_run *run, const char *text);
+    /* The word route_say takes to run a failed model step again ("retry"),
+     * named in the error of a model's unusable output; NULL: none. */
+    const char *retry_word;
 } tt_engine_def;
 
 /* The operations every engine agent shares (engine.c). */

@@ -229,10 +229,15 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         }
         if (!parsed) {
             run->model = NULL;
-            char msg[SCHEMA_ERR_MAX + 80];
-            snprintf(msg, sizeof msg, "the model's structured output was invalid twice: %s", err);
+            char msg[SCHEMA_ERR_MAX + 200];
+            const char *word = run->def->retry_word;
+            snprintf(msg, sizeof msg,
+                     "the model's structured output was invalid twice (%s): not the JSON this "
+                     "step asks for. %s%s%sUse a model that supports JSON output",
+                     err, word ? "Say \"" : "", word ? word : "",
+                     word ? "\" to ask again, once the model is fixed. " : "");
             model_free(m);
-            tt_run_fail(run, "internal", msg);
+            tt_run_fail(run, "model_output", msg);
             return;
         }
     }

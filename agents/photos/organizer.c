@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "agents/engine/engine.h"
@@ -77,13 +78,21 @@ int tt_photos_library(tt_run *run, int *fd, char *why, size_t n)
         return TT_EFORBIDDEN;
     }
     int rc = tt_photos_library_path(env->photos_root, tenant, s->user, path, sizeof path, &reason);
-    if (!rc)
-        rc = tt_photos_open_root(path, fd);
+    if (rc) {
+        snprintf(why, n, "no photo library for you: %s", reason);
+        return rc;
+    }
+    rc = tt_photos_open_root(path, fd);
     if (rc)
         snprintf(why, n,
-                 "no photo library for you: the server looks for the folder %s%s%s under "
-                 "--photos-root",
-                 tenant ? tenant : "", tenant ? "/" : "", s->user);
+                 "no photo library for you at %s (%s): the server looks for the folder "
+                 "%s%s%s under --photos-root (%s). Create it and put your photos in it, or "
+                 "restart the server with --photos-root set to the folder that holds it",
+                 path,
+                 rc == TT_ENOTFOUND ? "no such folder"
+                                    : "it cannot be opened: check that it is a folder the "
+                                      "server may read and write",
+                 tenant ? tenant : "", tenant ? "/" : "", s->user, env->photos_root);
     return rc;
 }
 
@@ -139,7 +148,7 @@ static int step_analyse(tt_run *run)
     scan_job *j = calloc(1, sizeof *j);
     if (!j)
         return TT_ENOMEM;
-    char why[512];
+    char why[1200];
     int rc = tt_photos_library(run, &j->rootfd, why, sizeof why);
     if (rc) {
         free(j);
@@ -277,9 +286,12 @@ static void propose_done(tt_run *run, const char *text, json_t *parsed, const tt
     char why[256];
     json_t *tree = NULL;
     if (tt_photos_plan_check(tt_run_data(run), parsed, why, sizeof why, &tree) != 0) {
-        char msg[320];
-        snprintf(msg, sizeof msg, "the proposed plan is not usable: %s", why);
-        tt_run_fail(run, "internal", msg);
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "the model's plan is not usable, so nothing was moved: %s. Say \"retry\" to "
+                 "ask the model for a new plan",
+                 why);
+        tt_run_fail(run, "model_output", msg);
         return;
     }
     json_t *moves = json_object_get(parsed, "moves");
@@ -292,7 +304,13 @@ static void propose_done(tt_run *run, const char *text, json_t *parsed, const tt
                              (json_int_t)json_array_size(json_object_get(parsed, "folders")),
                              "moves", (json_int_t)json_array_size(moves), "sample", sample,
                              "explanation", json_object_get(parsed, "explanation"));
-    tt_run_approval(run, "Proposed folder structure", plan, "execute", "propose", NULL);
+    char title[160];
+    size_t nm = json_array_size(moves), nf = json_array_size(json_object_get(parsed, "folders"));
+    snprintf(title, sizeof title,
+             "Move %zu photo%s into %zu folder%s? Nothing moves until you approve; \"undo\" "
+             "puts them back after",
+             nm, nm == 1 ? "" : "s", nf, nf == 1 ? "" : "s");
+    tt_run_approval(run, title, plan, "execute", "propose", NULL);
 }
 
 static int step_propose(tt_run *run)
@@ -317,20 +335,46 @@ static int photos_validate(const json_t *input, char *err, size_t n)
         return 0;
     snprintf(err, n,
              "the photo organiser takes no input: it works on your library under "
-             "--photos-root; say what you want, e.g. \"organise my product photos\"");
+             "--photos-root; say what you want, e.g. \"sort my photos by year\"");
     return TT_EINVAL;
 }
 
+/* "undo": the moves not undone yet are put back, or it says there are none
+ * (never a new run). "retry" after a run failed at a model step (the model's
+ * answer unusable, or the call failed): that step again, the run as it was. */
 static const char *route_say(tt_run *run, const char *text)
 {
-    return strcmp(text, "undo") == 0 && tt_photos_undoable(run) ? "undo" : NULL;
+    if (strcasecmp(text, "undo") == 0)
+        return tt_photos_undoable(run) ? "undo" : "nothing_to_undo";
+    static const char *const model_steps[] = {"summarise", "questions", "propose"};
+    const char *status = tt_agent_mode(tt_run_session(run), "status");
+    const char *step = tt_run_step(run);
+    if (strcasecmp(text, "retry") != 0 || !status || strcmp(status, "failed") != 0 || !step)
+        return NULL;
+    for (size_t i = 0; i < sizeof model_steps / sizeof *model_steps; i++) {
+        if (strcmp(step, model_steps[i]) == 0)
+            return model_steps[i]; /* not step: it lives in the state the goto replaces */
+    }
+    return NULL;
+}
+
+static int step_nothing_to_undo(tt_run *run)
+{
+    tt_run_finish(run, "There is nothing to undo: every photo this session moved is back where "
+                       "it was. Say what you want to organise to start a new run.");
+    return 0;
 }
 
 static const tt_step_def steps[] = {
-    {"analyse", step_analyse},           {"summarise", step_summarise},
-    {"questions", step_questions},       {"ask", step_ask},
-    {"answered", step_answered},         {"propose", step_propose},
-    {"execute", tt_photos_step_execute}, {"undo", tt_photos_step_undo},
+    {"analyse", step_analyse},
+    {"summarise", step_summarise},
+    {"questions", step_questions},
+    {"ask", step_ask},
+    {"answered", step_answered},
+    {"propose", step_propose},
+    {"execute", tt_photos_step_execute},
+    {"undo", tt_photos_step_undo},
+    {"nothing_to_undo", step_nothing_to_undo},
 };
 
 static const tt_engine_def photo_def = {
@@ -338,6 +382,7 @@ static const tt_engine_def photo_def = {
     .n_steps = sizeof steps / sizeof steps[0],
     .first = "analyse",
     .route_say = route_say,
+    .retry_word = "retry",
 };
 
 const tt_agent_ops tt_agent_photo_organizer = TT_ENGINE_AGENT(

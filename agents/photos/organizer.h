@@ -21,7 +21,12 @@ int tt_photos_library(tt_run *run, int *fd, char *why, size_t n);
 /* Check a proposed plan against the scan in data: every src a scanned photo,
  * once; every dest a clean relative path, unique, inside a planned folder;
  * folders clean. On success *tree is the folder tree with counts
- * ([{name, count, children}], new reference). TT_EINVAL with why otherwise. */
+ * ([{name, count, children, files?, files_more?}], new reference): count is
+ * the photos a folder and its subfolders get; files the moves into the
+ * folder itself ({src, dest}), in the plan's order, up to
+ * TT_PHOTOS_PREVIEW_BYTES for the whole tree; files_more the moves into it
+ * left out of that preview. TT_EINVAL with why otherwise. */
+#define TT_PHOTOS_PREVIEW_BYTES (256u << 10)
 int tt_photos_plan_check(json_t *data, json_t *plan, char *why, size_t n, json_t **tree);
 
 /* The journal of the session's runs keeps every entry that may still be

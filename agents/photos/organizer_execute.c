@@ -111,7 +111,14 @@ static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *to
 {
     exec_job *j = ctx;
     size_t n = json_array_size(j->journal);
-    *total = (int64_t)n;
+    /* Progress counts photos (moves), never the folders made: the numbers
+     * the page shows are the ones the summary says. */
+    int64_t photos = 0;
+    for (size_t i = j->undo ? 0 : j->base; i < n; i++) {
+        json_t *e = json_array_get(j->journal, i);
+        photos += is_move(e) && !(j->undo && is_undone(e));
+    }
+    *total = photos;
     if (j->undo) {
         json_t *was = json_array();
         for (size_t i = 0; was && i < n; i++)
@@ -122,15 +129,15 @@ static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *to
             j->restored += json_is_true(json_array_get(was, i)) && is_undone(e) && is_move(e);
         }
         json_decref(was);
-        *done = (int64_t)n;
+        *done = photos;
         return;
     }
     size_t applied = 0;
-    *done = (int64_t)j->base; /* earlier runs' entries are only there for undo */
+    *done = 0; /* earlier runs' entries are only there for undo */
     for (size_t i = j->base; i < n && applied < CHUNK && !*cancel; i++) {
         json_t *e = json_array_get(j->journal, i);
         if (!pending(e)) {
-            (*done)++;
+            *done += is_move(e);
             continue;
         }
         int acted = 0;
@@ -150,10 +157,10 @@ static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *to
             j->rc = rc;
             return;
         }
-        const char *op = json_string_value(json_object_get(e, "op"));
-        if (op && strcmp(op, "move") == 0)
+        if (is_move(e)) {
             j->counts.acted += acted; /* folders made are not photos moved */
-        (*done)++;
+            (*done)++;
+        }
     }
 }
 
@@ -240,16 +247,19 @@ static void report_undo(tt_run *run, json_t *journal, int64_t restored, int rc)
         return;
     }
     if (!tt_photos_undoable(run)) {
-        put(r, "Restored the original layout: %lld files are back where they were.",
-            (long long)restored);
+        put(r,
+            "Undone: every photo is back where it was before this session organised it "
+            "(%lld move%s put back). Nothing is left to undo.",
+            (long long)restored, restored == 1 ? "" : "s");
         tt_run_finish(run, r->text);
         free(r);
         return;
     }
     put(r,
-        "The original layout is only partly restored: %lld files are back where they were%s. "
+        "The original layout is only partly restored: %lld move%s put back%s. "
         "Not restored (paths in your library):\n",
-        (long long)restored, rc ? ", and the disk reported an error" : "");
+        (long long)restored, restored == 1 ? "" : "s",
+        rc ? ", and the disk reported an error" : "");
     static const char *const reasons[][2] = {
         {"conflict", "files not moved back because a file is at the original path again"},
         {"missing", "moved files are no longer there"},
@@ -277,15 +287,29 @@ static void finish_moves(tt_run *run, exec_job *j)
         tt_run_goto(run, "execute"); /* committed with this pass, then the next chunk */
         return;
     }
-    json_t *c = json_object_get(data, "counts");
-    char msg[320];
+    /* Counted from the journal, not from what each pass did: a move a crash
+     * cut short was done by the process before, and still counts. */
+    long long moved = 0, renamed = 0, missing = 0;
+    for (i = j->base; i < json_array_size(journal); i++) {
+        json_t *e = json_array_get(journal, i);
+        const char *st = json_string_value(json_object_get(e, "state"));
+        const char *fin = json_string_value(json_object_get(e, "final_dest"));
+        const char *dest = json_string_value(json_object_get(e, "dest"));
+        if (!is_move(e))
+            continue;
+        if (st && strcmp(st, "done") == 0) {
+            moved++;
+            renamed += fin && dest && strcmp(fin, dest) != 0;
+        } else {
+            missing++;
+        }
+    }
+    char msg[400];
     snprintf(msg, sizeof msg,
              "Done: %lld photos moved into their new folders; %lld name conflicts "
-             "solved with a suffix, %lld missing files skipped. Say \"undo\" to restore "
-             "the original layout.",
-             (long long)json_integer_value(json_object_get(c, "moved")),
-             (long long)json_integer_value(json_object_get(c, "conflicts")),
-             (long long)json_integer_value(json_object_get(c, "missing")));
+             "solved with a suffix, %lld missing files skipped. Say \"undo\" once to put "
+             "every photo of this run back where it was.",
+             moved, renamed, missing);
     tt_run_finish(run, msg);
 }
 
@@ -367,7 +391,7 @@ static int start_job(tt_run *run, int undo)
     if (!j)
         return TT_ENOMEM;
     j->undo = undo;
-    char why[512];
+    char why[1200];
     int rc = tt_photos_library(run, &j->rootfd, why, sizeof why);
     if (rc) {
         free(j);

@@ -59,8 +59,31 @@ static void count_in(json_t *tree, const char *folder)
     }
 }
 
+/* The preview of one move in its folder's node: {src, dest} in "files",
+ * while the plan's preview stays within its caps; past them counted in
+ * "files_more", so every folder still says how many files it gets. */
+static void list_file(json_t *tree, const char *folder, const char *src, const char *dest,
+                      size_t *bytes)
+{
+    json_t *node = node_for(tree, folder);
+    size_t cost = strlen(src) + strlen(dest) + 24;
+    if (*bytes + cost > TT_PHOTOS_PREVIEW_BYTES) {
+        json_int_t more = json_integer_value(json_object_get(node, "files_more"));
+        json_object_set_new(node, "files_more", json_integer(more + 1));
+        return;
+    }
+    json_t *files = json_object_get(node, "files");
+    if (!files) {
+        files = json_array();
+        json_object_set_new(node, "files", files);
+    }
+    if (json_array_append_new(files, json_pack("{s:s, s:s}", "src", src, "dest", dest)) == 0)
+        *bytes += cost;
+}
+
 int tt_photos_plan_check(json_t *data, json_t *plan, char *why, size_t n, json_t **tree)
 {
+    size_t preview = 0;
     const char *reason;
     json_t *folders = json_object_get(plan, "folders"), *moves = json_object_get(plan, "moves");
     json_t *known = json_object(), *srcs = json_object(), *dests = json_object(),
@@ -110,6 +133,7 @@ int tt_photos_plan_check(json_t *data, json_t *plan, char *why, size_t n, json_t
         json_object_set(srcs, src, json_true());
         json_object_set(dests, dest, json_true());
         count_in(out, dir);
+        list_file(out, dir, src, dest, &preview);
     }
 done:
     json_decref(known);

@@ -1,6 +1,8 @@
 // The photo organiser through the web UI in headless Chromium, on a library
-// of real JPEGs: the question card, the approval card showing the folder tree
-// with counts, approval, and the files moved on disk.
+// of real JPEGs: the question card (the answer shown once given), the
+// approval card showing the folder tree with counts and, per folder, the files
+// that move (collapsed, searchable), approval (shown as such), and the files
+// moved on disk.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,6 +11,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
+  REPO,
   BIN,
   fakeTarget,
   itest,
@@ -18,6 +21,17 @@ import {
   watchPage,
   writeRoutesFile,
 } from './helpers.mjs';
+
+const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+/** axe-core's violations in the page (WCAG 2 A and AA rules). */
+async function axeViolations(page) {
+  await page.evaluate(AXE); // through DevTools: the page's CSP allows no inline script
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+}
 
 let fp;
 let browser;
@@ -69,18 +83,48 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
     await page.selectOption('#agent', 'photo-organizer');
     await page.click('#new');
     await page.waitForFunction(() => window.tether.current && !document.getElementById('chat').hidden);
-    await page.fill('#text', 'help me organise my product photos');
+    await page.fill('#text', 'help me sort my photos');
     await page.press('#text', 'Enter');
 
     await page.waitForSelector('.card.question.pending');
     await page.click('.card.question.pending button:has-text("product")');
     await page.waitForSelector('.card.approval.pending .tree');
+    // The answered card keeps the choice, marked.
+    const answered = page.locator('.card.question.resolved');
+    assert.equal(await answered.locator('.answer-mark').textContent(), 'Your answer: product');
+    assert.equal(await answered.locator('button.chosen').textContent(), 'product');
+    assert.equal(await answered.locator('button.chosen').getAttribute('aria-pressed'), 'true');
+    assert.equal(
+      await page.textContent('.card.approval.pending .card-title'),
+      'Move 12 photos into 2 folders? Nothing moves until you approve; "undo" puts them back after',
+    );
     const names = await page.locator('.card.approval.pending .tree-name').allTextContents();
     const counts = await page.locator('.card.approval.pending .tree-count').allTextContents();
     assert.deepEqual(names, ['products', 'shoes']);
     assert.deepEqual(counts, ['12', '6']);
+    // Each folder lists the files it gets, collapsed until asked for.
+    const card = page.locator('.card.approval.pending');
+    assert.deepEqual(await card.locator('.folder-files > summary').allTextContents(), [
+      '6 files move here',
+      '6 files move here',
+    ]);
+    assert.equal(await card.locator('.plan-file').first().isVisible(), false, 'collapsed by default');
     await screenshot(page, 'photos-approval');
+    // Searching opens the folder holding a match and hides the rest.
+    const one = plan.moves[3];
+    await card.locator('.plan-search').fill(path.basename(one.src));
+    await page.waitForFunction(() => document.querySelector('.plan-search-status')?.textContent === '1 file matches');
+    const shown = card.locator('.plan-file:visible');
+    assert.equal(await shown.count(), 1);
+    assert.equal(await shown.locator('.file-src').textContent(), one.src);
+    assert.equal(await shown.locator('.file-dest').textContent(), one.dest);
+    await screenshot(page, 'photos-approval-search');
+    assert.deepEqual(await axeViolations(page), [], 'the plan preview and the answered card pass axe-core');
+    await card.locator('.plan-search').fill('');
+    assert.equal(await card.locator('details.folder-files[open]').count(), 0, 'cleared: collapsed again');
     await page.click('.card.approval.pending button:has-text("Approve")');
+    await page.waitForSelector('.card.approval.resolved .decision-mark');
+    assert.equal(await page.textContent('.card.approval.resolved .decision-mark'), 'Approved');
     await page.waitForFunction(() => document.getElementById('chat-state').textContent === 'done', null, {
       timeout: 20000,
     });
@@ -96,6 +140,26 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
     walk2(lib);
     assert.equal(after.length, 12);
     assert.ok(after.every((p) => p.startsWith('products/')));
+
+    // Undo is offered once, on the message that says the photos moved.
+    assert.equal(await page.locator('.undo-run').count(), 1);
+    await screenshot(page, 'photos-done-undo');
+    await page.click('.undo-run');
+    await page.waitForFunction(() =>
+      /Undone: every photo/.test(
+        document.querySelector('#timeline .msg.assistant:last-of-type .body')?.textContent || '',
+      ),
+    );
+    assert.equal(await page.locator('.undo-run').count(), 0, 'nothing left to undo: no button');
+    const back = [];
+    const walk3 = (d) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        e.isDirectory() ? walk3(p) : back.push(path.relative(lib, p));
+      }
+    };
+    walk3(lib);
+    assert.deepEqual(back.sort(), files.sort(), 'every photo back where it was');
     assert.deepEqual(problems, []);
   } finally {
     await page.close();

@@ -121,6 +121,8 @@ itest('document analyst: a second invalid reply fails the run with a clear error
   const failed = await waitState(c, session, 'failed', 0, 15000);
   const err = c.sessionEvents(session).find((e) => e.type === 'error' && e.seq < failed.seq);
   assert.match(err.message, /invalid twice/);
+  assert.equal(err.code, 'model_output', 'a model problem, not a server fault');
+  assert.match(err.message, /Use a model that supports JSON output/);
 });
 
 itest("document analyst: related documents come from the same user's earlier analyses", async ({ startServer }) => {

@@ -66,6 +66,12 @@ itest(
     assert.equal(a1.plan.moves, 24);
     assert.equal(a1.plan.tree[0].name, 'first-try');
     assert.equal(a1.plan.tree[0].count, 24);
+    // The preview lists every file the folder gets, where from and where to.
+    const listed = a1.plan.tree[0].files;
+    assert.equal(listed.length, 24);
+    assert.deepEqual(listed.map((f) => f.src).sort(), Object.keys(original).sort());
+    assert.ok(listed.every((f) => f.dest === `first-try/${path.basename(f.src)}`));
+    assert.equal(a1.plan.tree[0].files_more, undefined);
     await c.ok({
       type: 'decide',
       session,
@@ -89,6 +95,8 @@ itest(
     checkMessages(assert, evs);
     const summary = evs.filter((e) => e.type === 'message.end').at(-1).text;
     assert.match(summary, /Done: 24 photos moved/, 'folders made are not counted as photos');
+    const moving = evs.filter((e) => e.type === 'progress' && e.step === 'execute').at(-1);
+    assert.deepEqual([moving.done, moving.total], [24, 24], 'progress counts photos too, not folders');
     assert.ok(
       evs.some((e) => e.type === 'progress' && e.step === 'analyse'),
       'scan progress',
@@ -105,6 +113,15 @@ itest(
     await c.ok({ type: 'say', session, text: 'undo' });
     await waitState(c, session, 'done', done.seq, 20000);
     assert.deepEqual(snapshot(lib), original, 'undo restores the original layout');
+    // A second undo has nothing left: it says so, asks no model, moves nothing.
+    const calls = fp.requests({ prefix: P }).length;
+    const undone = c.maxSeq(session);
+    await c.ok({ type: 'say', session, text: 'undo' });
+    await waitState(c, session, 'done', undone, 10000);
+    const said = c.sessionEvents(session).filter((e) => e.type === 'message.end' && e.seq > undone);
+    assert.match(said.at(-1).text, /nothing to undo/);
+    assert.equal(fp.requests({ prefix: P }).length, calls, 'no new run, no model call');
+    assert.deepEqual(snapshot(lib), original);
     fs.rmSync(root, { recursive: true, force: true });
   },
 );
@@ -145,6 +162,11 @@ itest(
       'nothing left behind',
     );
     assert.deepEqual(sorted(after), sorted(original), 'no file lost, none duplicated');
+    const done = c
+      .sessionEvents(session)
+      .filter((e) => e.type === 'message.end')
+      .at(-1);
+    assert.match(done.text, /Done: 600 photos moved/, "the count is the run's, across the crash");
     fs.rmSync(root, { recursive: true, force: true });
   },
 );
@@ -170,7 +192,22 @@ itest('photo organiser: a plan that leaves the library is refused and nothing mo
   const failed = await waitState(c, session, 'failed', 0, 15000);
   const err = c.sessionEvents(session).find((e) => e.type === 'error' && e.seq < failed.seq);
   assert.match(err.message, /bad destination/);
+  assert.equal(err.code, 'model_output', 'a model problem, not a server fault');
+  assert.match(err.message, /nothing was moved.*Say "retry"/);
   assert.deepEqual(snapshot(lib), original);
   assert.ok(!fs.existsSync(path.join(root, 'outside.jpg')));
+
+  // "retry" runs the plan step again, with the request as it was.
+  fp.script([{ text: JSON.stringify(planFor(original, 'organised')), match: { prefix: P } }]);
+  const calls = fp.requests({ prefix: P }).length;
+  await c.ok({ type: 'say', session, text: 'retry' });
+  const a = await c.waitEvent((e) => e.session === session && e.type === 'approval' && e.seq > failed.seq, 15000);
+  assert.equal(a.plan.tree[0].name, 'organised');
+  assert.equal(fp.requests({ prefix: P }).length, calls + 1, 'only the plan step ran again');
+  const ctx = fp
+    .requests({ prefix: P })
+    .at(-1)
+    .body.messages.find((m) => m.role === 'user').content;
+  assert.match(ctx, /"request": "organise"/);
   fs.rmSync(root, { recursive: true, force: true });
 });

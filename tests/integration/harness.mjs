@@ -737,10 +737,10 @@ export function waitState(c, session, state, afterSeq = 0, timeoutMs = 5000) {
   );
 }
 
-/** Say `text` and wait until the turn is over (state idle after it). Returns {reply, events}. */
-export async function sayAndWait(c, session, text, client_msg_id, timeoutMs = 10_000) {
+/** Say `text` (extra: more fields of the say) and wait until the turn is over (state idle after it). Returns {reply, events}. */
+export async function sayAndWait(c, session, text, client_msg_id, timeoutMs = 10_000, extra = {}) {
   const before = c.maxSeq(session);
-  const reply = await c.ok({ type: 'say', session, text, client_msg_id });
+  const reply = await c.ok({ type: 'say', session, text, client_msg_id, ...extra });
   // The turn's own user event comes first; idle after it ends the turn.
   const user = await c.waitEvent(
     (e) => e.session === session && e.type === 'user' && e.client_msg_id === client_msg_id && e.seq > before,

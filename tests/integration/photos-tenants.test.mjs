@@ -120,6 +120,8 @@ itest(
   },
 );
 
+const RE = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 itest(
   'photo libraries: tenant and user names that are not one safe folder name are refused, nothing moves',
   async ({ startServer }) => {
@@ -152,6 +154,12 @@ itest(
       [{ sub: 'alice', tenant: '.' }, 'bad_request', /tenant name "\." cannot be a folder name/],
       [{ sub: 'acme' }, 'forbidden', /also the name of a tenant/],
       [{ sub: 'bob', tenant: 'acme' }, 'not_found', /looks for the folder acme\/bob under --photos-root/],
+      // The real path, and what to do.
+      [
+        { sub: 'bob', tenant: 'acme' },
+        'not_found',
+        new RegExp(`no photo library for you at ${RE(path.join(root, 'acme', 'bob'))} \\(no such folder\\).*Create it`),
+      ],
     ];
     for (const [claims, code, message] of cases) {
       const c = await connect(srv.port, { token: mintJwt(SECRET, { ...claims, exp }), hello: true });

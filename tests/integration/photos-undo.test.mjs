@@ -77,7 +77,7 @@ itest('photo undo: run, undo, run again, undo again: both runs are undone on dis
   const { c, session } = await start(startServer, P, root);
 
   assert.match(await run(c, session, P, planFor(original, 'first')), /Done: 3 photos moved/);
-  assert.match(await undo(c, session), /Restored the original layout: 3 files/);
+  assert.match(await undo(c, session), /Undone: every photo is back where it was.*\(3 moves put back\)/);
   assert.deepEqual(snapshot(lib), original);
 
   const second = await run(c, session, P, planFor(original, 'second'));
@@ -88,7 +88,7 @@ itest('photo undo: run, undo, run again, undo again: both runs are undone on dis
       .map((p) => `second/${path.basename(p)}`)
       .sort(),
   );
-  assert.match(await undo(c, session), /Restored the original layout: 3 files/);
+  assert.match(await undo(c, session), /Undone: every photo is back where it was.*\(3 moves put back\)/);
   assert.deepEqual(snapshot(lib), original, 'the second undo puts the files back');
   assert.ok(!fs.existsSync(path.join(lib, 'second')), 'the folder it made is removed');
   fs.rmSync(root, { recursive: true, force: true });
@@ -104,7 +104,7 @@ itest(
     await run(c, session, P, planFor(original, 'first'));
     const moved = Object.fromEntries(Object.keys(original).map((p) => [`first/${path.basename(p)}`, 1]));
     assert.match(await run(c, session, P, planFor(moved, 'second')), /Done: 3 photos moved/);
-    assert.match(await undo(c, session), /Restored the original layout: 6 files/);
+    assert.match(await undo(c, session), /Undone: every photo is back where it was.*\(6 moves put back\)/);
     assert.deepEqual(snapshot(lib), original, "the first run's journal was kept, not dropped");
     fs.rmSync(root, { recursive: true, force: true });
   },
@@ -125,8 +125,8 @@ itest('photo undo: conflicts are reported with their paths, kept, and undo can b
   fs.appendFileSync(path.join(lib, 'sorted', path.basename(srcs[2])), 'edited');
 
   const report = await undo(c, session);
-  assert.doesNotMatch(report, /Restored the original layout/);
-  assert.match(report, /only partly restored: 1 files are back/);
+  assert.doesNotMatch(report, /Undone: every photo/);
+  assert.match(report, /only partly restored: 1 move put back/);
   assert.match(
     report,
     new RegExp(
@@ -150,7 +150,7 @@ itest('photo undo: conflicts are reported with their paths, kept, and undo can b
   fs.renameSync(path.join(lib, srcs[0]), path.join(root, 'intruder'));
   fs.writeFileSync(path.join(lib, srcs[1]), gone);
   fs.renameSync(path.join(lib, 'sorted', path.basename(srcs[2])), path.join(lib, srcs[2]));
-  assert.match(await undo(c, session), /Restored the original layout: 3 files/);
+  assert.match(await undo(c, session), /Undone: every photo is back where it was.*\(3 moves put back\)/);
   const after = snapshot(lib);
   assert.deepEqual(Object.keys(after).sort(), srcs);
   assert.equal(after[srcs[0]], original[srcs[0]]);

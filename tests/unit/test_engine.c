@@ -70,7 +70,7 @@ static int step_four(tt_run *run)
 
 static const tt_step_def steps[] = {
     {"one", step_one}, {"two", step_two}, {"three", step_three}, {"four", step_four}};
-static const tt_engine_def def = {steps, 4, "one", 1, NULL};
+static const tt_engine_def def = {.steps = steps, .n_steps = 4, .first = "one", .start_on_open = 1};
 static int validate_any(const json_t *input, char *err, size_t n)
 {
     return 0;

@@ -404,6 +404,79 @@ static void test_log_crash_keeps_committed_only(void **state)
     assert_int_equal(tt_session_emit(s, "delta", NULL), 9);
 }
 
+static uint64_t say_and_answer(tt_session *s, const char *said, const char *answer, char *user_mid)
+{
+    tt_session_user_message(s, said, NULL);
+    json_t *last = json_array_get(s->transcript, json_array_size(s->transcript) - 1);
+    snprintf(user_mid, TT_MESSAGE_ID_MAX, "%s",
+             json_string_value(json_object_get(last, "message_id")));
+    char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_message_delta(s, mid, answer, strlen(answer)), 0);
+    assert_int_equal(tt_session_message_end(s, mid, NULL), 0);
+    return s->head;
+}
+
+static int count_entry(uint64_t index, const char *json, size_t len, void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+static const char *entry_text(const tt_session *s, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(s->transcript, i), "text"));
+}
+
+/* A rewind drops the transcript's tail (in memory, in the record, and the
+ * store's entries past the end) and keeps every event. */
+static void test_registry_rewind_truncates_transcript_keeps_log(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f, "u");
+    char sid[TT_SESSION_ID_MAX + 1], first[TT_MESSAGE_ID_MAX], second[TT_MESSAGE_ID_MAX];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    say_and_answer(s, "one", "r1", first);
+    say_and_answer(s, "two", "r2", second);
+    tt_registry_flush(f->reg);
+    uint64_t head = s->head;
+
+    assert_int_equal(tt_session_rewind(s, "m_nope", "edit"), TT_ENOTFOUND);
+    assert_int_equal(tt_session_rewind(s, second, "undo"), TT_EINVAL);
+    assert_int_equal(s->head, head); /* refused: nothing appended */
+    assert_int_equal(tt_session_rewind(s, second, "edit"), 0);
+    assert_int_equal(s->head, head + 1);
+    assert_int_equal(json_array_size(s->transcript), 2);
+    assert_int_equal(tt_session_rewind(s, second, "edit"), TT_ENOTFOUND); /* superseded */
+    tt_session_user_message(s, "three", NULL);
+    tt_registry_flush(f->reg);
+
+    close_registry(f);
+    tt_registry_options o = default_options();
+    open_registry(f, &o);
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_int_equal(json_array_size(s->transcript), 3);
+    assert_string_equal(entry_text(s, 0), "one");
+    assert_string_equal(entry_text(s, 1), "r1");
+    assert_string_equal(entry_text(s, 2), "three");
+    assert_int_equal(s->head, head + 2); /* rewind + user: nothing of the log was removed */
+    int stored = 0;
+    assert_int_equal(tt_store_read_transcript(f->store, sid, 0, 0, count_entry, &stored), 0);
+    assert_int_equal(stored, 3); /* "r2" was deleted, "two" written over */
+
+    /* Rewinding to the first message empties it; a message in flight refuses. */
+    char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_rewind(s, first, "regenerate"), TT_ECONFLICT);
+    assert_int_equal(tt_session_message_discard(s, mid, "cancelled"), 0);
+    assert_int_equal(tt_session_rewind(s, first, "regenerate"), 0);
+    assert_int_equal(json_array_size(s->transcript), 0);
+    tt_registry_flush(f->reg);
+    stored = 0;
+    assert_int_equal(tt_store_read_transcript(f->store, sid, 0, 0, count_entry, &stored), 0);
+    assert_int_equal(stored, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +497,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registry_lists_only_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_create_with_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_crash_keeps_committed_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_rewind_truncates_transcript_keeps_log, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
