@@ -268,6 +268,10 @@ static int schema_setup(tt_store *st)
         rc = mdb_dbi_open(t, "usage", MDB_CREATE, &st->usage);
     if (rc == 0)
         rc = mdb_dbi_open(t, "usage_days", MDB_CREATE, &st->usage_days);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "documents", MDB_CREATE, &st->documents);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "chunks", MDB_CREATE, &st->chunks);
     if (rc) {
         mdb_txn_abort(t);
         return rc == MDB_MAP_FULL ? TT_EFULL : TT_EIO;
