@@ -55,6 +55,8 @@ typedef struct tt_agent_env {
     tt_prompt prompts[TT_AGENT_PROMPTS_MAX]; /* every template in --prompts-dir */
     size_t n_prompts;
     tt_toolbox tools; /* built-in and HTTP tools */
+    struct tt_retrieval
+        *retrieval; /* documents and their search (retrieval/retrieval.h), or NULL */
     /* Where agents log a line (msg, fields consumed): the server prints it at
      * debug level. NULL: nothing is logged. */
     void (*log)(const char *msg, json_t *fields, void *ud);
