@@ -37,7 +37,10 @@ typedef struct tt_assistant_def {
     char route[64]; /* "" for the first route */
     json_t *tools;  /* names (array) */
     int max_tool_rounds;
-    char feature[64]; /* "" : the name */
+    char feature[64];      /* "" : the name */
+    char collection[65];   /* the "retrieve" tool's document collection ("default") */
+    int top_k;             /* its hits (1-20, default 5) */
+    double min_similarity; /* its floor (0-1, default 0.7) */
 } tt_assistant_def;
 
 /* What agents may use from the server; owned by the server, outlives sessions. */

@@ -286,8 +286,12 @@ static void ingest_after(uv_work_t *w, int status)
         r->tok = j->tok;
         j->tok_loaded = 0;
     }
-    if (j->cancelled || status == UV_ECANCELED) {
+    if (j->cancelled) {
         tt_retrieval_job_free(j);
+        return;
+    }
+    if (status == UV_ECANCELED || r->closing) {
+        tt_retrieval_job_fail(j, 503, "the server is stopping");
         return;
     }
     if (j->status) {

@@ -59,10 +59,24 @@ void tt_retrieval_free(tt_retrieval *r)
     if (!r)
         return;
     r->closing = 1;
+    r->ending = 1; /* the jobs ended below must not free r under this loop */
+    /* Every job still wanted ends now with a 503 (a tool call waiting for it
+     * must hear back to let its session go); one in the pool ends when it
+     * comes back. */
     for (tt_retrieval_job *j = r->jobs, *next; j; j = next) {
         next = j->next;
-        tt_retrieval_cancel(j);
+        if (j->embed) {
+            tt_llm_embed_cancel(j->embed);
+            j->embed = NULL;
+        }
+        if (j->in_pool)
+            (void)uv_cancel((uv_req_t *)&j->work);
+        else if (j->cancelled)
+            tt_retrieval_job_free(j);
+        else
+            tt_retrieval_job_fail(j, 503, "the server is stopping");
     }
+    r->ending = 0;
     if (!r->jobs)
         really_free(r);
 }
@@ -104,7 +118,7 @@ void tt_retrieval_job_free(tt_retrieval_job *j)
     free(j->qvec);
     snap_unref(j->snap);
     free(j);
-    if (r->closing && !r->jobs)
+    if (r->closing && !r->ending && !r->jobs)
         really_free(r);
 }
 
@@ -402,8 +416,12 @@ static void search_after(uv_work_t *w, int status)
     tt_retrieval_job *j = w->data;
     tt_retrieval *r = j->r;
     j->in_pool = 0;
-    if (j->cancelled || status == UV_ECANCELED) {
+    if (j->cancelled) {
         tt_retrieval_job_free(j);
+        return;
+    }
+    if (status == UV_ECANCELED || r->closing) {
+        tt_retrieval_job_fail(j, 503, "the server is stopping");
         return;
     }
     if (j->status) {

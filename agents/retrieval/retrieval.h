@@ -72,8 +72,9 @@ typedef struct tt_retrieval_opts {
 } tt_retrieval_opts;
 
 int tt_retrieval_new(const tt_retrieval_opts *o, tt_retrieval **out);
-/* Cancels every job (their callbacks are not called; thread-pool work that
- * is running finishes and is dropped) and frees what is cached. */
+/* Ends every job not cancelled with a 503 ("the server is stopping"; one
+ * running in the thread pool when it comes back) and frees what is cached
+ * once the last job is back. */
 void tt_retrieval_free(tt_retrieval *r);
 
 /* The end of a job, exactly once unless it was cancelled: an HTTP status

@@ -6,9 +6,22 @@
 // clear error.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
-import { fakeTarget, httpRequest, itest, writeRoutesFile } from './harness.mjs';
+import {
+  checkMessages,
+  connect,
+  fakeTarget,
+  httpRequest,
+  itest,
+  mintViaApi,
+  openSession,
+  waitState,
+  writeRoutesFile,
+} from './harness.mjs';
 
 let fp;
 before(async () => {
@@ -289,6 +302,98 @@ itest(
     assert.ok(r.status >= 400);
     r = await search(srv, KEY_A, { query: '' });
     assert.equal(r.status, 400);
+  },
+  { timeout: 60_000 },
+);
+
+itest(
+  'an assistant with the retrieve tool answers from its collection and cites the passages in message.end',
+  async ({ startServer }) => {
+    const P = 'docs-cite';
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-docs-'));
+    const agents = path.join(dir, 'agents.json');
+    writeFileSync(
+      agents,
+      JSON.stringify({
+        agents: [
+          {
+            name: 'librarian',
+            description: 'Answers from the handbook',
+            tools: ['retrieve'],
+            collection: 'handbook',
+            top_k: 3,
+            min_similarity: 0.1,
+          },
+        ],
+      }),
+    );
+    const srv = await server(startServer, P, ['--agents', agents]);
+    for (const title of ['Annual leave', 'Travel expenses', 'Pension plan']) {
+      const r = await ingest(srv, KEY_A, {
+        collection: 'handbook',
+        title,
+        type: 'markdown',
+        content: markdown(title, CORPUS[title]),
+      });
+      assert.equal(r.status, 201, r.body);
+    }
+    // the other tenant's handbook says something else: never retrieved for acme
+    await ingest(srv, KEY_B, {
+      collection: 'handbook',
+      title: 'Umbrella leave',
+      type: 'text',
+      content: 'Umbrella staff get forty days of annual leave.',
+    });
+    fp.script([
+      {
+        tool_calls: [{ id: 'r1', name: 'retrieve', arguments: '{"query":"days of annual leave"}' }],
+        match: { prefix: P, path: '/v1/chat/completions' },
+      },
+      {
+        text: 'You get twenty five days of annual leave [Annual leave].',
+        match: { prefix: P, path: '/v1/chat/completions' },
+      },
+    ]);
+    const token = await mintViaApi(srv.port, KEY_A, 'alice');
+    const c = await connect(srv.port, { token });
+    const { session } = await openSession(c, 'librarian');
+    await c.ok({ type: 'say', session, text: 'How much annual leave do I get?' });
+    await waitState(c, session, 'idle', 2, 15000);
+    const evs = c.sessionEvents(session);
+    checkMessages(assert, evs);
+    const result = evs.find((e) => e.type === 'tool.result');
+    assert.equal(result.ok, true, JSON.stringify(result));
+    const titles = result.result.passages.map((p) => p.title);
+    assert.equal(titles[0], 'Annual leave');
+    assert.ok(!titles.includes('Umbrella leave'), 'no other tenant passage');
+    const end = evs.filter((e) => e.type === 'message.end').at(-1);
+    assert.equal(end.text, 'You get twenty five days of annual leave [Annual leave].');
+    assert.ok(Array.isArray(end.citations) && end.citations.length >= 1, JSON.stringify(end));
+    assert.deepEqual(end.citations[0], {
+      document_id: result.result.passages.length && end.citations[0].document_id,
+      title: 'Annual leave',
+      collection: 'handbook',
+      position: 0,
+    });
+    assert.match(end.citations[0].document_id, /^d_[0-9a-f]{16}$/);
+    // the passages went to the model between tool_result tags
+    const second = fp
+      .requests({ prefix: P })
+      .filter((r) => r.path.endsWith('/chat/completions'))
+      .at(-1);
+    const toolMsg = second.body.messages.find((m) => m.role === 'tool');
+    assert.match(toolMsg.content, /<tool_result>[\s\S]*twenty five days of annual leave[\s\S]*<\/tool_result>/);
+    // the next turn without retrieval carries no citations
+    fp.script({ text: 'Anything else?', match: { prefix: P, path: '/v1/chat/completions' } });
+    const before = c.sessionEvents(session).at(-1).seq;
+    await c.ok({ type: 'say', session, text: 'thanks' });
+    await waitState(c, session, 'idle', before, 15000);
+    const last = c
+      .sessionEvents(session)
+      .filter((e) => e.type === 'message.end')
+      .at(-1);
+    assert.equal(last.text, 'Anything else?');
+    assert.equal(last.citations, undefined);
   },
   { timeout: 60_000 },
 );
