@@ -146,60 +146,42 @@ static int add_with_vector(const char *id, size_t id_len, const tt_chunk_rec *c,
     return rc;
 }
 
-static void bench(void **state)
-{
-    fx *f = *state;
-    assert_int_equal(open_with(f, 0, 0, TT_SYNC_NONE), 0);
-    const char *env = getenv("TT_RETRIEVAL_BENCH");
-    const char *denv = getenv("TT_RETRIEVAL_BENCH_DIMS");
-    long want = env ? atol(env) : 300;
-    uint32_t dims = denv ? (uint32_t)atol(denv) : 256;
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    tt_retrieval *r;
-    tt_retrieval_opts o = {.loop = &loop,
-                           .store = f->st,
-                           .tokenizer_dir = TT_TOKENIZER_RANKS,
-                           .chunk = {.size = 200, .overlap = 40}};
-    assert_int_equal(tt_retrieval_new(&o, &r), 0);
+typedef struct figures {
+    long chunks, docs;
+    double ingest_s, busy_s, first_s, p50, p99, build_s, hp50, hp99, index_mib;
+} figures;
 
-    /* ingestion: documents of ~2,000 words (about 15 chunks) until `want` chunks */
-    long chunks = 0, docs = 0;
-    double t0 = now_s(), busy = 0;
-    while (chunks < want) {
-        char *doc = document(2000);
-        json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "collection", "bench", "title", "doc",
+/* Documents of ~2,000 words through the service until `want` chunks. */
+static void ingest_corpus(uv_loop_t *loop, tt_retrieval *r, long want, figures *fg)
+{
+    double t0 = now_s();
+    while (fg->chunks < want) {
+        char *doc = document(2000), title[32];
+        snprintf(title, sizeof title, "doc %ld", fg->docs);
+        json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "collection", "bench", "title", title,
                                  "type", "markdown", "content", doc);
-        char title[32];
-        snprintf(title, sizeof title, "doc %ld", docs);
-        json_object_set_new(body, "title", json_string(title));
         char *text = json_dumps(body, JSON_COMPACT);
         wait w = {0};
         tt_retrieval_job *j;
         double s = now_s();
         assert_int_equal(tt_retrieval_ingest(r, "t1", text, strlen(text), on_done, &w, &j), 0);
-        run_until(&loop, &w);
-        busy += now_s() - s;
+        run_until(loop, &w);
+        fg->busy_s += now_s() - s;
         assert_int_equal(w.status, 201);
-        chunks += (long)json_integer_value(json_object_get(w.answer, "chunks"));
-        docs++;
+        fg->chunks += (long)json_integer_value(json_object_get(w.answer, "chunks"));
+        fg->docs++;
         json_decref(w.answer);
         json_decref(body);
         free(text);
         free(doc);
     }
-    double ingest_s = now_s() - t0;
+    fg->ingest_s = now_s() - t0;
+}
 
-    /* searches through the service: the first loads and builds */
-    char queries[QUERIES][96];
-    for (int q = 0; q < QUERIES; q++) {
-        char a[32], b[32], c[32];
-        word(draw() % 2000 + 50, a);
-        word(draw() % 5000 + 100, b);
-        word(draw(), c);
-        snprintf(queries[q], sizeof queries[q], "%s %s %s", a, b, c);
-    }
-    double first = 0, lat[QUERIES];
+/* Searches through the service: the first loads and builds the index. */
+static void service_searches(uv_loop_t *loop, tt_retrieval *r, char (*queries)[96], figures *fg)
+{
+    double lat[QUERIES];
     for (int q = -1; q < QUERIES; q++) {
         tt_retrieval_query qq = {.tenant = "t1",
                                  .collection = "bench",
@@ -209,23 +191,27 @@ static void bench(void **state)
         tt_retrieval_job *j;
         double s = now_s();
         assert_int_equal(tt_retrieval_search(r, &qq, on_done, &w, &j), 0);
-        run_until(&loop, &w);
+        run_until(loop, &w);
         double took = now_s() - s;
         assert_int_equal(w.status, 200);
         json_decref(w.answer);
         if (q < 0)
-            first = took;
+            fg->first_s = took;
         else
             lat[q] = took * 1000;
     }
-    double p50 = pct(lat, QUERIES, 0.5), p99 = pct(lat, QUERIES, 0.99);
+    fg->p50 = pct(lat, QUERIES, 0.5);
+    fg->p99 = pct(lat, QUERIES, 0.99);
+}
 
-    /* hybrid search on the index alone, with vectors */
+/* Hybrid search on the index alone, with vectors of dims floats. */
+static void index_searches(tt_store *st, uint32_t dims, char (*queries)[96], figures *fg)
+{
     collect col = {.ix = tt_rindex_new(dims)};
     double b0 = now_s();
-    assert_int_equal(tt_chunks_scan(f->st, "t1", "bench", add_with_vector, &col), 0);
+    assert_int_equal(tt_chunks_scan(st, "t1", "bench", add_with_vector, &col), 0);
     assert_int_equal(tt_rindex_build(col.ix), 0);
-    double build_s = now_s() - b0;
+    fg->build_s = now_s() - b0;
     float *qv = calloc(dims, sizeof *qv);
     double hl[QUERIES];
     for (int q = 0; q < QUERIES; q++) {
@@ -236,16 +222,46 @@ static void bench(void **state)
         tt_rindex_search(col.ix, queries[q], strlen(queries[q]), qv, dims, 0.0f, hits, 5);
         hl[q] = (now_s() - s) * 1000;
     }
+    fg->hp50 = pct(hl, QUERIES, 0.5);
+    fg->hp99 = pct(hl, QUERIES, 0.99);
+    fg->index_mib = (double)tt_rindex_memory(col.ix) / (1 << 20);
+    free(qv);
+    tt_rindex_free(col.ix);
+}
+
+static void bench(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(open_with(f, 0, 0, TT_SYNC_NONE), 0);
+    const char *env = getenv("TT_RETRIEVAL_BENCH"), *denv = getenv("TT_RETRIEVAL_BENCH_DIMS");
+    uint32_t dims = denv ? (uint32_t)atol(denv) : 256;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    tt_retrieval *r;
+    tt_retrieval_opts o = {.loop = &loop,
+                           .store = f->st,
+                           .tokenizer_dir = TT_TOKENIZER_RANKS,
+                           .chunk = {.size = 200, .overlap = 40}};
+    assert_int_equal(tt_retrieval_new(&o, &r), 0);
+    figures fg = {0};
+    ingest_corpus(&loop, r, env ? atol(env) : 300, &fg);
+    static char queries[QUERIES][96];
+    for (int q = 0; q < QUERIES; q++) {
+        char a[32], b[32], c[32];
+        word(draw() % 2000 + 50, a);
+        word(draw() % 5000 + 100, b);
+        word(draw(), c);
+        snprintf(queries[q], sizeof queries[q], "%s %s %s", a, b, c);
+    }
+    service_searches(&loop, r, queries, &fg);
+    index_searches(f->st, dims, queries, &fg);
     printf("{\"chunks\":%ld,\"documents\":%ld,\"ingest_chunks_per_s\":%.0f,"
            "\"ingest_busy_chunks_per_s\":%.0f,\"first_search_s\":%.3f,"
            "\"service_bm25_p50_ms\":%.3f,\"service_bm25_p99_ms\":%.3f,"
            "\"index_build_s\":%.3f,\"hybrid_dims\":%u,\"hybrid_p50_ms\":%.3f,"
            "\"hybrid_p99_ms\":%.3f,\"index_mib\":%.1f}\n",
-           chunks, docs, (double)chunks / ingest_s, (double)chunks / busy, first, p50, p99, build_s,
-           dims, pct(hl, QUERIES, 0.5), pct(hl, QUERIES, 0.99),
-           (double)tt_rindex_memory(col.ix) / (1 << 20));
-    free(qv);
-    tt_rindex_free(col.ix);
+           fg.chunks, fg.docs, (double)fg.chunks / fg.ingest_s, (double)fg.chunks / fg.busy_s,
+           fg.first_s, fg.p50, fg.p99, fg.build_s, dims, fg.hp50, fg.hp99, fg.index_mib);
     tt_retrieval_free(r);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
