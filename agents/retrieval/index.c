@@ -289,7 +289,8 @@ static int collect_pairs(tt_rindex *ix, pair **out, size_t *np)
             break;
         ix->c[c].dl = (uint32_t)g.n;
         total += g.n;
-        qsort(g.ids, g.n, sizeof *g.ids, cmp_u32);
+        if (g.n) /* a chunk of punctuation only has no terms (and ids may be NULL) */
+            qsort(g.ids, g.n, sizeof *g.ids, cmp_u32);
         for (size_t i = 0; i < g.n && !g.rc;) {
             size_t j = i;
             while (j < g.n && g.ids[j] == g.ids[i])

@@ -274,6 +274,21 @@ static void bm25_scores(void **state)
     tt_rindex_free(ix);
 }
 
+/* A chunk of punctuation has no terms: the index builds (found by
+ * fuzz_extract: qsort was handed NULL, caught by UBSan's nonnull check). */
+static void chunk_without_terms(void **state)
+{
+    (void)state;
+    tt_rindex *ix = tt_rindex_new(0);
+    assert_int_equal(tt_rindex_add(ix, "!!! ???", 7, NULL), 0);
+    assert_int_equal(tt_rindex_add(ix, "word", 4, NULL), 0);
+    assert_int_equal(tt_rindex_build(ix), 0);
+    tt_rindex_hit h[2];
+    assert_int_equal(tt_rindex_bm25(ix, "word", 4, h, 2), 1);
+    assert_int_equal(h[0].chunk, 1);
+    tt_rindex_free(ix);
+}
+
 static void cosine_and_rrf(void **state)
 {
     (void)state;
@@ -444,6 +459,7 @@ int main(void)
         cmocka_unit_test(chunker_long_word_and_bounds),
         cmocka_unit_test(html_extraction),
         cmocka_unit_test(bm25_scores),
+        cmocka_unit_test(chunk_without_terms),
         cmocka_unit_test(cosine_and_rrf),
         cmocka_unit_test_setup_teardown(chunk_store, setup, teardown),
     };
