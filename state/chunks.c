@@ -178,6 +178,47 @@ static int chunk_read(const MDB_val *v, tt_chunk_rec *c)
     return 0;
 }
 
+int tt_chunks_scan_batch(tt_store *st, const char *tenant, const char *collection, char *cursor,
+                         size_t *cursor_len, size_t max, tt_chunks_chunk_fn fn, void *ctx,
+                         int *done)
+{
+    char k[KEY_BUF];
+    size_t klen = prefix(k, tenant, collection, NULL);
+    if (!st || !fn || !klen || *cursor_len > TT_CHUNKS_CURSOR_MAX || klen + *cursor_len >= KEY_BUF)
+        return TT_EINVAL;
+    memcpy(k + klen, cursor, *cursor_len);
+    MDB_txn *t;
+    MDB_cursor *cur;
+    int rc = tt_store_rd_cursor(st, st->chunks, &t, &cur);
+    if (rc)
+        return rc;
+    MDB_val key = {klen + *cursor_len, k}, val;
+    int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (mrc == 0 && *cursor_len && key.mv_size == klen + *cursor_len &&
+        memcmp(key.mv_data, k, key.mv_size) == 0)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT); /* the cursor's own chunk was read */
+    size_t n = 0;
+    *done = 0;
+    while (rc == 0 && mrc == 0 && n < max && key.mv_size > klen + 5 &&
+           key.mv_size - klen <= TT_CHUNKS_CURSOR_MAX && memcmp(key.mv_data, k, klen) == 0) {
+        tt_chunk_rec c;
+        const char *id = (const char *)key.mv_data + klen;
+        rc = chunk_read(&val, &c);
+        if (rc == 0)
+            rc = fn(id, key.mv_size - klen - 5, &c, ctx);
+        if (rc == 0) {
+            *cursor_len = key.mv_size - klen;
+            memcpy(cursor, id, *cursor_len);
+            n++;
+            mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        }
+    }
+    if (rc == 0 && (mrc == MDB_NOTFOUND ||
+                    (mrc == 0 && (key.mv_size <= klen + 5 || memcmp(key.mv_data, k, klen) != 0))))
+        *done = 1;
+    return tt_store_rd_cursor_end(st, t, cur, rc, mrc);
+}
+
 int tt_chunks_scan(tt_store *st, const char *tenant, const char *collection, tt_chunks_chunk_fn fn,
                    void *ctx)
 {

@@ -78,4 +78,14 @@ typedef int (*tt_chunks_chunk_fn)(const char *doc_id, size_t id_len, const tt_ch
 int tt_chunks_scan(tt_store *st, const char *tenant, const char *collection, tt_chunks_chunk_fn fn,
                    void *ctx);
 
+/* The same in batches, so a large collection is read over several loop
+ * passes: at most max chunks after *cursor (the key of the last chunk read
+ * after the (tenant, collection) prefix; *cursor_len 0: from the start;
+ * cursor holds TT_CHUNKS_CURSOR_MAX bytes), *cursor moved to the last one
+ * read, *done set when the collection has no more. */
+#define TT_CHUNKS_CURSOR_MAX (TT_CHUNKS_DOC_ID_MAX + 8)
+int tt_chunks_scan_batch(tt_store *st, const char *tenant, const char *collection, char *cursor,
+                         size_t *cursor_len, size_t max, tt_chunks_chunk_fn fn, void *ctx,
+                         int *done);
+
 #endif

@@ -116,6 +116,7 @@ void tt_retrieval_job_free(tt_retrieval_job *j)
     free(j->vecs);
     free(j->query);
     free(j->qvec);
+    free(j->load);
     snap_unref(j->snap);
     free(j);
     if (r->closing && !r->ending && !r->jobs)
@@ -354,28 +355,33 @@ static int on_dims(const char *rec, size_t len, void *ud)
     return 0;
 }
 
-static int snap_load(tt_retrieval *r, const char *tenant, const char *collection, ix_snap **out)
+/* A new snapshot for the job: the collection's records (titles) now, its
+ * chunks later in batches (load_step). */
+static int snap_begin(tt_retrieval *r, tt_retrieval_job *j)
 {
+    snap_unref(j->snap);
+    j->snap = NULL;
+    free(j->load);
+    j->load = NULL;
+    j->cursor_len = 0;
+    j->gen = r->gen;
     uint32_t dims = 0;
-    int rc = tt_chunks_list(r->st, tenant, collection, on_dims, &dims);
+    int rc = tt_chunks_list(r->st, j->tenant, j->collection, on_dims, &dims);
     if (rc < 0)
         return rc;
     ix_snap *s = calloc(1, sizeof *s);
-    if (!s || !(s->ix = tt_rindex_new(dims))) {
+    load_ctx *l = calloc(1, sizeof *l);
+    if (!s || !l || !(s->ix = tt_rindex_new(dims))) {
         free(s);
+        free(l);
         return TT_ENOMEM;
     }
     s->refs = 1;
-    load_ctx l = {.s = s};
-    rc = tt_chunks_list(r->st, tenant, collection, on_record, &l);
-    if (rc == 0)
-        rc = tt_chunks_scan(r->st, tenant, collection, on_chunk, &l);
-    if (rc) {
-        snap_unref(s);
-        return rc;
-    }
-    *out = s;
-    return 0;
+    l->s = s;
+    j->snap = s;
+    j->load = l;
+    j->snap_new = 1;
+    return tt_chunks_list(r->st, j->tenant, j->collection, on_record, l);
 }
 
 /* ---- search ----------------------------------------------------------------- */
@@ -437,29 +443,68 @@ static void search_after(uv_work_t *w, int status)
     done(200, a, ud);
 }
 
+static int queue(tt_retrieval_job *j, uv_work_cb work, uv_after_work_cb after)
+{
+    j->work.data = j;
+    if (uv_queue_work(j->r->loop, &j->work, work, after) != 0)
+        return TT_EIO;
+    j->in_pool = 1;
+    return 0;
+}
+
+static void yield_work(uv_work_t *w)
+{
+    (void)w; /* nothing: a hop through the pool lets the loop serve others between batches */
+}
+
+/* One batch of a collection's chunks into the job's snapshot, on the loop;
+ * the next batch after a pass of the loop, the search once all are read. A
+ * write to the store meanwhile starts the load again (3 times at most; a
+ * load that saw writes is used for this search only, never cached). */
+static void load_step(uv_work_t *w, int status)
+{
+    tt_retrieval_job *j = w->data;
+    tt_retrieval *r = j->r;
+    j->in_pool = 0;
+    if (j->cancelled) {
+        tt_retrieval_job_free(j);
+        return;
+    }
+    if (status == UV_ECANCELED || r->closing) {
+        tt_retrieval_job_fail(j, 503, "the server is stopping");
+        return;
+    }
+    int done = 0, rc = 0;
+    if (j->gen != r->gen && j->restarts < 3) {
+        j->restarts++;
+        rc = snap_begin(r, j);
+    }
+    if (rc == 0)
+        rc = tt_chunks_scan_batch(r->st, j->tenant, j->collection, j->cursor, &j->cursor_len,
+                                  TT_RETRIEVAL_LOAD_BATCH, on_chunk, j->load, &done);
+    if (rc)
+        tt_retrieval_job_fail(j, 500, "the collection could not be read");
+    else if (queue(j, done ? search_work : yield_work, done ? search_after : load_step) != 0)
+        tt_retrieval_job_fail(j, 500, "the search could not be queued");
+}
+
 static void search_index(tt_retrieval_job *j)
 {
     tt_retrieval *r = j->r;
     ix_entry *e = cache_find(r, j->tenant, j->collection);
+    int rc;
     if (e) {
         j->snap = e->snap;
         j->snap->refs++;
         e->used = ++r->tick;
+        rc = queue(j, search_work, search_after);
     } else {
-        j->gen = r->gen;
-        int rc = snap_load(r, j->tenant, j->collection, &j->snap);
-        if (rc) {
-            tt_retrieval_job_fail(j, 500, "the collection could not be read");
-            return;
-        }
-        j->snap_new = 1;
+        rc = snap_begin(r, j);
+        if (rc == 0)
+            rc = queue(j, yield_work, load_step);
     }
-    j->work.data = j;
-    if (uv_queue_work(r->loop, &j->work, search_work, search_after) != 0) {
-        tt_retrieval_job_fail(j, 500, "the search could not be queued");
-        return;
-    }
-    j->in_pool = 1;
+    if (rc)
+        tt_retrieval_job_fail(j, 500, "the collection could not be read");
 }
 
 static void on_query_embedded(int status, const char *body, size_t len, const char *model, void *ud)

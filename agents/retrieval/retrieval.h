@@ -30,7 +30,9 @@
  *
  * Search (tt_retrieval_search): the query embedded (when the collection's
  * chunks have vectors) -> the collection's index from the cache, or loaded
- * from LMDB (loop) and built (thread pool) -> BM25 + cosine + RRF in the
+ * from LMDB on the loop, TT_RETRIEVAL_LOAD_BATCH chunks a pass (LMDB is
+ * read on the loop only: its map may grow under another thread's reader),
+ * and built (thread pool) -> BM25 + cosine + RRF in the
  * thread pool (agents/retrieval/index.h) -> hits with their document's
  * title and the chunk's position. The index of one (tenant, collection)
  * holds only that pair's chunks: no query can reach another tenant's. */
@@ -54,8 +56,9 @@
 #define TT_RETRIEVAL_EMBED_BATCH 64 /* chunk texts per embeddings call */
 #define TT_RETRIEVAL_TOP_K_DEFAULT 5
 #define TT_RETRIEVAL_MIN_SIMILARITY_DEFAULT 0.7f
-#define TT_RETRIEVAL_QUERY_MAX 4096 /* bytes of a query */
-#define TT_RETRIEVAL_INDEXES_MAX 64 /* (tenant, collection) indexes kept in memory */
+#define TT_RETRIEVAL_QUERY_MAX 4096  /* bytes of a query */
+#define TT_RETRIEVAL_INDEXES_MAX 64  /* (tenant, collection) indexes kept in memory */
+#define TT_RETRIEVAL_LOAD_BATCH 2000 /* chunks read from LMDB per loop pass */
 #define TT_RETRIEVAL_COLLECTION_DEFAULT "default"
 
 typedef struct tt_retrieval tt_retrieval;

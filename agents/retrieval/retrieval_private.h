@@ -89,7 +89,11 @@ struct tt_retrieval_job {
     float *qvec;
     uint32_t qdims;
     ix_snap *snap;
-    int snap_new; /* loaded by this job: built in the pool, cached after */
+    int snap_new;          /* loaded by this job: built in the pool, cached after */
+    struct load_ctx *load; /* while its chunks are read in batches (retrieval.c) */
+    char cursor[TT_CHUNKS_CURSOR_MAX];
+    size_t cursor_len;
+    int restarts;
     uint64_t gen; /* r->gen when it was loaded */
     tt_rindex_hit hits[TT_RINDEX_K_MAX];
     size_t nhits;

@@ -382,6 +382,28 @@ static int on_doc(const char *record, size_t len, void *ud)
     return 0;
 }
 
+static void check_batches(fx *f)
+{
+    /* t1/hr read in batches of two, resumed after the last key each time */
+    got_t b2 = {0};
+    char cursor[TT_CHUNKS_CURSOR_MAX];
+    size_t clen = 0;
+    int done = 0, passes = 0;
+    while (!done && passes < 10) {
+        assert_int_equal(
+            tt_chunks_scan_batch(f->st, "t1", "hr", cursor, &clen, 2, on_chunk, &b2, &done), 0);
+        passes++;
+    }
+    assert_int_equal(passes, 2);
+    assert_int_equal(b2.n, 4);
+    got_t whole = {0};
+    assert_int_equal(tt_chunks_scan(f->st, "t1", "hr", on_chunk, &whole), 0);
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(b2.text[i], whole.text[i]);
+        assert_string_equal(b2.ids[i], whole.ids[i]);
+    }
+}
+
 static void chunk_store(void **state)
 {
     fx *f = *state;
@@ -417,6 +439,7 @@ static void chunk_store(void **state)
     memset(&s, 0, sizeof s);
     assert_int_equal(tt_chunks_scan(f->st, "t2", "hr", on_chunk, &s), 0);
     assert_int_equal(s.n, 1);
+    check_batches(f);
     /* re-ingest replaces: one chunk left of three */
     p.n = 1;
     assert_int_equal(tt_store_write(f->st, put_fill, &p), 0);
