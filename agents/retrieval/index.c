@@ -428,6 +428,23 @@ size_t tt_rindex_bm25(const tt_rindex *ix, const char *query, size_t qlen, tt_ri
     return got;
 }
 
+/* Eight independent sums, so the compiler can use vector registers without
+ * -ffast-math (a single running sum fixes the order of the additions). */
+static float dot_product(const float *v, const float *q, uint32_t d)
+{
+    float acc[8] = {0};
+    uint32_t i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += v[i + (uint32_t)k] * q[i + (uint32_t)k];
+    float dot = 0;
+    for (; i < d; i++)
+        dot += v[i] * q[i];
+    for (int k = 0; k < 8; k++)
+        dot += acc[k];
+    return dot;
+}
+
 size_t tt_rindex_vector(const tt_rindex *ix, const float *qvec, float floor, tt_rindex_hit *hits,
                         size_t n)
 {
@@ -443,10 +460,7 @@ size_t tt_rindex_vector(const tt_rindex *ix, const float *qvec, float floor, tt_
     for (size_t c = 0; c < ix->n; c++) {
         if (!ix->c[c].has_vec)
             continue;
-        const float *v = ix->vec + c * (size_t)d;
-        float dot = 0;
-        for (uint32_t i = 0; i < d; i++)
-            dot += v[i] * q[i];
+        float dot = dot_product(ix->vec + c * (size_t)d, q, d);
         if (dot >= floor && (got < n || dot > hits[got - 1].cosine))
             top_insert(hits, &got, n, (tt_rindex_hit){.chunk = (uint32_t)c, .cosine = dot}, dot, 0);
     }
