@@ -397,3 +397,32 @@ itest(
   },
   { timeout: 60_000 },
 );
+
+itest(
+  'documents survive a restart; a stop while an ingest and a search are in flight exits cleanly',
+  async ({ startServer }) => {
+    const srv = await server(startServer, 'docs-stop');
+    let r = await ingest(srv, KEY_A, {
+      title: 'Pension plan',
+      type: 'markdown',
+      content: markdown('Pension plan', CORPUS['Pension plan']),
+    });
+    assert.equal(r.status, 201, r.body);
+    // about 2 MB of text: still being chunked (and embedded) when the stop comes
+    const big = Array.from({ length: 20000 }, (_, i) => `Line ${i} of the long appendix about pensions.`).join('\n\n');
+    const inflight = [
+      ingest(srv, KEY_A, { title: 'Appendix', type: 'text', content: big }).catch((e) => e),
+      search(srv, KEY_A, { query: 'pension contributions', min_similarity: 0 }).catch((e) => e),
+    ];
+    await new Promise((res) => setTimeout(res, 50));
+    await srv.stop(); // requires exit code 0 within 10 s
+    await Promise.all(inflight);
+    await srv.restart();
+    const docs = (await list(srv, KEY_A)).json.documents.map((d) => d.title);
+    assert.ok(docs.includes('Pension plan'), JSON.stringify(docs));
+    r = await search(srv, KEY_A, { query: 'pension plan matches contributions', min_similarity: 0 });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.json.hits[0].title, 'Pension plan');
+  },
+  { timeout: 60_000 },
+);
