@@ -208,6 +208,7 @@ static void embed_next(tt_retrieval_job *j)
                                       NULL, req, on_embedded, j, &j->embed)
                  : TT_ENOMEM;
     json_decref(req);
+    j->r->stats.embedding_calls += rc == 0;
     if (rc == TT_ENOTFOUND)
         tt_retrieval_job_fail(j, 503, "the embeddings route (--retrieval-route) does not exist");
     else if (rc == TT_EINVAL)
@@ -270,6 +271,8 @@ static void write_document(tt_retrieval_job *j)
         return;
     }
     tt_retrieval_invalidate(j->r, j->tenant, j->collection);
+    j->r->stats.documents_ingested++;
+    j->r->stats.chunks_written += j->nspans;
     json_object_set_new(rec, "replaced", json_boolean(w.replaced));
     tt_retrieval_done_fn done = j->done;
     void *ud = j->ud;

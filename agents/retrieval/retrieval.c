@@ -143,8 +143,23 @@ const char *tt_retrieval_code(int status)
     }
 }
 
+void tt_retrieval_get_stats(const tt_retrieval *r, tt_retrieval_stats *out)
+{
+    *out = r->stats;
+    out->indexes_cached = r->ncache;
+    out->index_chunks = out->index_bytes = 0;
+    for (size_t i = 0; i < r->ncache; i++) {
+        out->index_chunks += tt_rindex_size(r->cache[i].snap->ix);
+        out->index_bytes += tt_rindex_memory(r->cache[i].snap->ix);
+    }
+}
+
 void tt_retrieval_job_fail(tt_retrieval_job *j, int status, const char *msg)
 {
+    if (j->kind == JOB_INGEST)
+        j->r->stats.ingest_failures++;
+    else
+        j->r->stats.search_failures++;
     json_t *a = json_pack("{s:{s:s, s:s}}", "error", "code", tt_retrieval_code(status), "message",
                           msg ? msg : "");
     tt_retrieval_done_fn done = j->done;
@@ -437,6 +452,7 @@ static void search_after(uv_work_t *w, int status)
     if (j->snap_new && j->gen == r->gen && !r->closing)
         cache_put(r, j->tenant, j->collection, j->snap);
     json_t *a = hits_json(j);
+    r->stats.searches++;
     tt_retrieval_done_fn done = j->done;
     void *ud = j->ud;
     tt_retrieval_job_free(j);
@@ -548,6 +564,7 @@ int tt_retrieval_search(tt_retrieval *r, const tt_retrieval_query *q, tt_retriev
     int rc = tt_llm_embed_start(r->llm, r->embed_route[0] ? r->embed_route : NULL, NULL, req,
                                 on_query_embedded, j, &j->embed);
     json_decref(req);
+    r->stats.embedding_calls += rc == 0;
     if (rc)
         tt_retrieval_job_fail(j, 503, "the embeddings route cannot embed the query");
     return 0;

@@ -109,6 +109,14 @@ typedef struct tt_retrieval_query {
 int tt_retrieval_search(tt_retrieval *r, const tt_retrieval_query *q, tt_retrieval_done_fn done,
                         void *ud, tt_retrieval_job **out);
 
+/* Counters since the start, and the cached indexes now (for /metrics). */
+typedef struct tt_retrieval_stats {
+    uint64_t documents_ingested, chunks_written, ingest_failures;
+    uint64_t searches, search_failures, embedding_calls;
+    uint64_t indexes_cached, index_chunks, index_bytes;
+} tt_retrieval_stats;
+void tt_retrieval_get_stats(const tt_retrieval *r, tt_retrieval_stats *out);
+
 /* Stop a job: its callback is not called. */
 void tt_retrieval_cancel(tt_retrieval_job *job);
 

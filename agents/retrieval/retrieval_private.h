@@ -43,8 +43,9 @@ struct tt_retrieval {
     uint64_t tick;
     uint64_t gen;           /* grows at every write or delete: a load older than it is not cached */
     tt_retrieval_job *jobs; /* every live job */
-    int closing;            /* tt_retrieval_free called; freed when the last job is back */
-    int ending;             /* tt_retrieval_free is ending jobs: it frees r itself after */
+    tt_retrieval_stats stats; /* the counters (the cache's figures are computed) */
+    int closing;              /* tt_retrieval_free called; freed when the last job is back */
+    int ending;               /* tt_retrieval_free is ending jobs: it frees r itself after */
 };
 
 enum { JOB_INGEST, JOB_SEARCH };

@@ -210,6 +210,15 @@ itest(
     assert.ok(!gone.json.hits.some((h) => h.title === 'Quarterly revenue'));
     assert.equal((await list(srv, KEY_A, '?collection=handbook')).json.documents.length, 7);
     assert.equal((await del(srv, KEY_A, ids['Quarterly revenue'], '?collection=handbook')).status, 404);
+
+    // /metrics counts what happened: 9 documents stored, every search answered, one index cached
+    const m = (await httpRequest(srv.port, 'GET', '/metrics')).body;
+    const value = (name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(m)?.[1]);
+    assert.equal(value('tether_documents_ingested_total'), 9);
+    assert.equal(value('tether_document_ingest_failures_total'), 0);
+    assert.equal(value('tether_retrieval_searches_total'), QUERIES.length + 5);
+    assert.equal(value('tether_retrieval_embedding_calls_total'), 9 + QUERIES.length + 5);
+    assert.ok(value('tether_retrieval_indexes') >= 1 && value('tether_retrieval_index_bytes') > 0);
   },
   { timeout: 60_000 },
 );
