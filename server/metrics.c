@@ -99,6 +99,9 @@ static void render_retrieval(buf *b, const tt_server *srv)
            r.search_failures);
     metric(b, "tether_retrieval_embedding_calls_total", "counter",
            "Embeddings calls for documents and queries", r.embedding_calls);
+    metric(b, "tether_retrieval_index_loads_total", "counter",
+           "Collections read from the store and indexed (one load serves the searches waiting)",
+           r.index_loads);
     metric(b, "tether_retrieval_indexes", "gauge", "Collection indexes in memory",
            r.indexes_cached);
     metric(b, "tether_retrieval_index_chunks", "gauge", "Chunks in those indexes", r.index_chunks);

@@ -99,9 +99,15 @@ tt_retrieval_job *tt_retrieval_job_new(tt_retrieval *r, int kind, const char *te
     return j;
 }
 
+static void wake_waiters(tt_retrieval *r, const char *tenant, const char *collection);
+
 void tt_retrieval_job_free(tt_retrieval_job *j)
 {
     tt_retrieval *r = j->r;
+    int loader = j->load != NULL && !r->closing;
+    char tenant[sizeof j->tenant], collection[sizeof j->collection];
+    memcpy(tenant, j->tenant, sizeof tenant);
+    memcpy(collection, j->collection, sizeof collection);
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -119,6 +125,8 @@ void tt_retrieval_job_free(tt_retrieval_job *j)
     free(j->load);
     snap_unref(j->snap);
     free(j);
+    if (loader) /* cached now (the waiters find it), or failed (one of them loads) */
+        wake_waiters(r, tenant, collection);
     if (r->closing && !r->ending && !r->jobs)
         really_free(r);
 }
@@ -396,6 +404,7 @@ static int snap_begin(tt_retrieval *r, tt_retrieval_job *j)
     j->snap = s;
     j->load = l;
     j->snap_new = 1;
+    r->stats.index_loads++;
     return tt_chunks_list(r->st, j->tenant, j->collection, on_record, l);
 }
 
@@ -504,11 +513,47 @@ static void load_step(uv_work_t *w, int status)
         tt_retrieval_job_fail(j, 500, "the search could not be queued");
 }
 
+/* A search already reading (tenant, collection), other than j: one load
+ * serves every search that comes meanwhile. */
+static tt_retrieval_job *loader_of(tt_retrieval *r, const tt_retrieval_job *j)
+{
+    for (tt_retrieval_job *o = r->jobs; o; o = o->next)
+        if (o != j && o->load && !o->cancelled && strcmp(o->tenant, j->tenant) == 0 &&
+            strcmp(o->collection, j->collection) == 0)
+            return o;
+    return NULL;
+}
+
+static void search_index(tt_retrieval_job *j);
+
+static void wake_waiters(tt_retrieval *r, const char *tenant, const char *collection)
+{
+    for (tt_retrieval_job *w = r->jobs; w; w = w->next)
+        w->waking =
+            w->waiting && strcmp(w->tenant, tenant) == 0 && strcmp(w->collection, collection) == 0;
+    /* From the head after each (search_index may free jobs); a job that
+     * waits again (another one became the loader) is not marked again. */
+    for (int again = 1; again;) {
+        again = 0;
+        for (tt_retrieval_job *w = r->jobs; w; w = w->next)
+            if (w->waking) {
+                w->waking = w->waiting = 0;
+                search_index(w);
+                again = 1;
+                break;
+            }
+    }
+}
+
 static void search_index(tt_retrieval_job *j)
 {
     tt_retrieval *r = j->r;
     ix_entry *e = cache_find(r, j->tenant, j->collection);
     int rc;
+    if (!e && loader_of(r, j)) {
+        j->waiting = 1;
+        return;
+    }
     if (e) {
         j->snap = e->snap;
         j->snap->refs++;

@@ -113,6 +113,7 @@ int tt_retrieval_search(tt_retrieval *r, const tt_retrieval_query *q, tt_retriev
 typedef struct tt_retrieval_stats {
     uint64_t documents_ingested, chunks_written, ingest_failures;
     uint64_t searches, search_failures, embedding_calls;
+    uint64_t index_loads; /* collections read from the store and built */
     uint64_t indexes_cached, index_chunks, index_bytes;
 } tt_retrieval_stats;
 void tt_retrieval_get_stats(const tt_retrieval *r, tt_retrieval_stats *out);

@@ -95,6 +95,8 @@ struct tt_retrieval_job {
     char cursor[TT_CHUNKS_CURSOR_MAX];
     size_t cursor_len;
     int restarts;
+    int waiting;  /* for another search's load of the same collection (retrieval.c) */
+    int waking;   /* marked to be woken (wake_waiters) */
     uint64_t gen; /* r->gen when it was loaded */
     tt_rindex_hit hits[TT_RINDEX_K_MAX];
     size_t nhits;

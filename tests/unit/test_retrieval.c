@@ -20,6 +20,7 @@
 #include "agents/retrieval/chunker.h"
 #include "agents/retrieval/extract.h"
 #include "agents/retrieval/index.h"
+#include "agents/retrieval/retrieval.h"
 #include "state/chunks.h"
 #include "store_fixture.h"
 
@@ -474,6 +475,82 @@ static void chunk_store(void **state)
     assert_int_equal(tt_chunks_scan(f->st, "t1", "", on_chunk, &s), TT_EINVAL);
 }
 
+/* ---- the service: one load for searches that come together; tenants apart - */
+
+typedef struct answer {
+    int done, status;
+    json_t *json;
+} answer;
+
+static void on_answer(int status, json_t *json, void *ud)
+{
+    answer *a = ud;
+    a->done = 1;
+    a->status = status;
+    a->json = json;
+}
+
+static void ingest_one(uv_loop_t *loop, tt_retrieval *r, const char *tenant, const char *text)
+{
+    json_t *b = json_pack("{s:s, s:s, s:s}", "title", "Leave", "type", "text", "content", text);
+    char *body = json_dumps(b, JSON_COMPACT);
+    answer a = {0};
+    tt_retrieval_job *j;
+    assert_int_equal(tt_retrieval_ingest(r, tenant, body, strlen(body), on_answer, &a, &j), 0);
+    while (!a.done)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_int_equal(a.status, 201);
+    json_decref(a.json);
+    json_decref(b);
+    free(body);
+}
+
+static void service_single_load(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(open_with(f, 0, 0, TT_SYNC_NONE), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    tt_retrieval *r;
+    tt_retrieval_opts o = {.loop = &loop, .store = f->st, .chunk = {.size = 100, .overlap = 0}};
+    assert_int_equal(tt_retrieval_new(&o, &r), 0);
+    ingest_one(&loop, r, "t1", "Staff get twenty five days of annual leave.");
+    ingest_one(&loop, r, "t2", "Other staff get forty days of annual leave.");
+    answer a[4] = {{0}};
+    tt_retrieval_job *j;
+    for (int i = 0; i < 4; i++) {
+        tt_retrieval_query q = {.tenant = i < 3 ? "t1" : "t2", .text = "annual leave days"};
+        assert_int_equal(tt_retrieval_search(r, &q, on_answer, &a[i], &j), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        while (!a[i].done)
+            uv_run(&loop, UV_RUN_ONCE);
+    tt_retrieval_stats st;
+    tt_retrieval_get_stats(r, &st);
+    assert_int_equal(st.index_loads, 2); /* t1's three searches shared one load; t2 its own */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(a[i].status, 200);
+        json_t *hits = json_object_get(a[i].json, "hits");
+        assert_int_equal(json_array_size(hits), 1);
+        const char *text = json_string_value(json_object_get(json_array_get(hits, 0), "text"));
+        assert_non_null(strstr(text, i < 3 ? "twenty five" : "forty"));
+        json_decref(a[i].json);
+    }
+    /* a new document drops t1's index: the next search loads again */
+    ingest_one(&loop, r, "t1", "Sick leave is ten days.");
+    answer b = {0};
+    tt_retrieval_query q = {.tenant = "t1", .text = "sick leave"};
+    assert_int_equal(tt_retrieval_search(r, &q, on_answer, &b, &j), 0);
+    while (!b.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    tt_retrieval_get_stats(r, &st);
+    assert_int_equal(st.index_loads, 3);
+    json_decref(b.json);
+    tt_retrieval_free(r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +562,7 @@ int main(void)
         cmocka_unit_test(chunk_without_terms),
         cmocka_unit_test(cosine_and_rrf),
         cmocka_unit_test_setup_teardown(chunk_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(service_single_load, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
