@@ -446,9 +446,12 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     }
     char why[256];
     int64_t wait_s = 0;
-    int rc =
-        gateway ? tt_usage_admit(&srv->usage, r->tenant, r->key_id, &wait_s, why, sizeof why) : 0;
-    if (rc == TT_ELIMIT) {
+    int rc = gateway || docs /* documents and searches call the embeddings model */
+                 ? tt_usage_admit(&srv->usage, r->tenant, r->key_id, &wait_s, why, sizeof why)
+                 : 0;
+    if (rc == TT_ELIMIT && docs) {
+        respond_error(srv, r, 429, rc, why);
+    } else if (rc == TT_ELIMIT) {
         tt_metrics_error(&srv->metrics, tt_err_wire(rc));
         respond_json(r, 429,
                      json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", why, "type",

@@ -435,3 +435,21 @@ itest(
   },
   { timeout: 60_000 },
 );
+
+itest(
+  'documents and searches count against the API key request limits (they call the embeddings model)',
+  async ({ startServer }) => {
+    const srv = await server(startServer, 'docs-limit', ['--key-requests-per-min', '2']);
+    let r = await ingest(srv, KEY_A, { title: 'One', type: 'text', content: 'alpha beta' });
+    assert.equal(r.status, 201, r.body);
+    r = await search(srv, KEY_A, { query: 'alpha', min_similarity: 0 });
+    assert.equal(r.status, 200, r.body);
+    r = await ingest(srv, KEY_A, { title: 'Two', type: 'text', content: 'gamma' });
+    assert.equal(r.status, 429, r.body);
+    assert.equal(r.json.error.code, 'rate_limited');
+    assert.ok(Number(r.headers['retry-after']) >= 1);
+    assert.equal((await list(srv, KEY_A)).json.documents.length, 1, 'the refused one was not stored');
+    r = await ingest(srv, KEY_B, { title: 'Two', type: 'text', content: 'gamma' });
+    assert.equal(r.status, 201, 'another key has its own limit');
+  },
+);
