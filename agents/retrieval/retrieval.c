@@ -135,17 +135,17 @@ const char *tt_retrieval_code(int status)
 {
     switch (status) {
     case 400:
+    case 422: /* a file that cannot be read: the message says why */
         return "bad_request";
     case 404:
         return "not_found";
     case 413:
         return "too_large";
-    case 422:
-        return "unreadable";
-    case 502:
-        return "provider_error";
+    case 502: /* the embeddings provider failed: worth a retry */
     case 503:
         return "unavailable";
+    case 429:
+        return "rate_limited";
     default:
         return "internal";
     }

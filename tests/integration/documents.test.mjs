@@ -299,6 +299,7 @@ itest(
       r = await ingest(srv, KEY_A, body);
       assert.equal(r.status, status, `${JSON.stringify(body).slice(0, 80)}: ${r.body}`);
       assert.match(r.json.error.message, message);
+      assert.equal(r.json.error.code, status === 413 ? 'too_large' : 'bad_request');
     }
     r = await httpRequest(srv.port, 'POST', '/v1/documents', { body: { title: 'x', type: 'text', content: 'a' } });
     assert.equal(r.status, 401, 'an API key is required');
