@@ -301,6 +301,12 @@ itest(
       assert.match(r.json.error.message, message);
       assert.equal(r.json.error.code, status === 413 ? 'too_large' : 'bad_request');
     }
+    // the embeddings provider fails: a clear 502, nothing stored
+    fp.script({ status: 500, match: { prefix: 'docs-files-embed', path: '/v1/embeddings' } });
+    r = await ingest(srv, KEY_A, { title: 'Provider down', type: 'text', content: 'some text' });
+    assert.equal(r.status, 502, r.body);
+    assert.equal(r.json.error.code, 'unavailable');
+    assert.match(r.json.error.message, /embeddings call failed \(status 500\)/);
     r = await httpRequest(srv.port, 'POST', '/v1/documents', { body: { title: 'x', type: 'text', content: 'a' } });
     assert.equal(r.status, 401, 'an API key is required');
     assert.deepEqual(
