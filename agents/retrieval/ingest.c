@@ -167,6 +167,31 @@ static void ingest_work(uv_work_t *w)
 static void embed_next(tt_retrieval_job *j);
 static void write_document(tt_retrieval_job *j);
 
+static void on_retry(uv_timer_t *t)
+{
+    embed_next(t->data);
+}
+
+/* A batch that failed in a way worth repeating is asked again after a
+ * pause: 1 when a retry is set up. */
+static int retry_later(tt_retrieval_job *j, int status)
+{
+    int retryable = status == 0 || status == 429 || (status >= 500 && status <= 599);
+    if (!retryable || j->attempt >= TT_RETRIEVAL_EMBED_ATTEMPTS)
+        return 0;
+    if (!j->retry) {
+        j->retry = malloc(sizeof *j->retry);
+        if (!j->retry || uv_timer_init(j->r->loop, j->retry) != 0) {
+            free(j->retry);
+            j->retry = NULL;
+            return 0;
+        }
+        j->retry->data = j;
+    }
+    uint64_t delay = j->attempt == 1 ? 250 : 1000;
+    return uv_timer_start(j->retry, on_retry, delay, 0) == 0;
+}
+
 static void on_embedded(int status, const char *body, size_t len, const char *model, void *ud)
 {
     tt_retrieval_job *j = ud;
@@ -174,6 +199,8 @@ static void on_embedded(int status, const char *body, size_t len, const char *mo
     size_t n = j->nspans - j->embedded;
     n = n > TT_RETRIEVAL_EMBED_BATCH ? TT_RETRIEVAL_EMBED_BATCH : n;
     char why[200];
+    if (status != 200 && retry_later(j, status))
+        return;
     if (status != 200) {
         snprintf(j->msg, sizeof j->msg, "the embeddings call failed (%s %d): %.*s",
                  status ? "status" : "no answer", status, (int)(len > 160 ? 160 : len), body);
@@ -187,6 +214,7 @@ static void on_embedded(int status, const char *body, size_t len, const char *mo
         return;
     }
     j->embedded += n;
+    j->attempt = 0;
     if (j->embedded < j->nspans)
         embed_next(j);
     else
@@ -204,6 +232,7 @@ static void embed_next(tt_retrieval_job *j)
         json_array_append_new(input, json_stringn(text + s->off, s->len));
     }
     json_t *req = json_pack("{s:o}", "input", input);
+    j->attempt++;
     int rc = req ? tt_llm_embed_start(j->r->llm, j->r->embed_route[0] ? j->r->embed_route : NULL,
                                       NULL, req, on_embedded, j, &j->embed)
                  : TT_ENOMEM;

@@ -101,6 +101,11 @@ tt_retrieval_job *tt_retrieval_job_new(tt_retrieval *r, int kind, const char *te
 
 static void wake_waiters(tt_retrieval *r, const char *tenant, const char *collection);
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 void tt_retrieval_job_free(tt_retrieval_job *j)
 {
     tt_retrieval *r = j->r;
@@ -124,6 +129,8 @@ void tt_retrieval_job_free(tt_retrieval_job *j)
     free(j->qvec);
     free(j->load);
     snap_unref(j->snap);
+    if (j->retry) /* its callback never runs once closed; the handle goes in close's */
+        uv_close((uv_handle_t *)j->retry, free_handle);
     free(j);
     if (loader) /* cached now (the waiters find it), or failed (one of them loads) */
         wake_waiters(r, tenant, collection);

@@ -54,6 +54,9 @@
 #define TT_RETRIEVAL_BODY_MAX (12u << 20)         /* a POST body (base64 PDF of 8 MiB) */
 #define TT_RETRIEVAL_TITLE_MAX 200
 #define TT_RETRIEVAL_EMBED_BATCH 64 /* chunk texts per embeddings call */
+/* Attempts of one batch: a network failure, 429 or 5xx is tried again after
+ * 250 ms, then 1 s (a query's embedding is asked once: its caller retries). */
+#define TT_RETRIEVAL_EMBED_ATTEMPTS 3
 #define TT_RETRIEVAL_TOP_K_DEFAULT 5
 #define TT_RETRIEVAL_MIN_SIMILARITY_DEFAULT 0.7f
 #define TT_RETRIEVAL_QUERY_MAX 4096  /* bytes of a query */

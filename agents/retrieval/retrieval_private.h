@@ -60,6 +60,8 @@ struct tt_retrieval_job {
     int in_pool; /* uv_work_t queued and not back yet */
     uv_work_t work;
     tt_llm_embed *embed; /* an embeddings call in flight */
+    uv_timer_t *retry;   /* the wait before a batch is asked again (closed by job_free) */
+    int attempt;         /* of the current batch, from 1 */
     char tenant[TT_TENANT_MAX];
     char collection[TT_CHUNKS_COLLECTION_MAX + 1];
     int status;        /* an error decided in the pool (0: none) */

@@ -301,8 +301,14 @@ itest(
       assert.match(r.json.error.message, message);
       assert.equal(r.json.error.code, status === 413 ? 'too_large' : 'bad_request');
     }
-    // the embeddings provider fails: a clear 502, nothing stored
-    fp.script({ status: 500, match: { prefix: 'docs-files-embed', path: '/v1/embeddings' } });
+    // one failed embeddings call is asked again; three are a clear 502, nothing stored
+    fp.script({ status: 503, match: { prefix: 'docs-files-embed', path: '/v1/embeddings' } });
+    const before = fp.requests({ prefix: 'docs-files-embed' }).length;
+    r = await ingest(srv, KEY_A, { title: 'Retried', type: 'text', content: 'retried text' });
+    assert.equal(r.status, 201, r.body);
+    assert.equal(fp.requests({ prefix: 'docs-files-embed' }).length, before + 2);
+    assert.equal((await del(srv, KEY_A, r.json.id)).status, 200);
+    fp.script({ status: 500, repeat: 3, match: { prefix: 'docs-files-embed', path: '/v1/embeddings' } });
     r = await ingest(srv, KEY_A, { title: 'Provider down', type: 'text', content: 'some text' });
     assert.equal(r.status, 502, r.body);
     assert.equal(r.json.error.code, 'unavailable');
