@@ -560,7 +560,7 @@ static int on_options(tt_server *srv, struct lws *wsi, http_req *r)
 static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char why[256];
-    if (r->gw || r->sse || r->docs.job) {
+    if (r->gw || r->sse || r->docs.job || r->docs.done) {
         /* Pipelined behind a gateway call still streaming: lws would parse it
          * into this request's place; the connection is closed instead. */
         tt_log(TT_WARN, "request pipelined behind a gateway call: connection closed", NULL);
