@@ -27,7 +27,7 @@ FROM debian:bookworm-slim
 # libwebsockets-evlib-uv is not pulled in by libwebsockets17 but is needed at run time.
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libwebsockets17 libwebsockets-evlib-uv libuv1 liblmdb0 libjansson4 libssl3 libcurl4 \
-      libpcre2-8-0 libexif12 libpq5 \
+      libpcre2-8-0 libexif12 libpq5 poppler-utils \
       ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data --shell /usr/sbin/nologin tether \

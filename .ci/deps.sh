@@ -9,7 +9,7 @@ set -euo pipefail
 
 run_pkgs=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
           liblmdb-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpcre2-dev
-          libexif-dev libpq-dev)
+          libexif-dev libpq-dev poppler-utils)
 test_pkgs=(libcmocka-dev lmdb-utils curl libjpeg62-turbo-dev chromium fonts-liberation
            clang clang-format libclang-rt-14-dev postgresql-15 haproxy
            iproute2 openssl util-linux)

@@ -135,24 +135,29 @@ json_t *tt_agent_catalog(const tt_agent_env *env)
 static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, char *err, size_t n)
 {
     const char *name, *desc = "", *prompt = "chat.system", *route = "", *feature = "";
+    const char *coll = "default";
     json_t *tools = NULL;
-    json_int_t rounds = 3;
+    json_int_t rounds = 3, top_k = 5;
+    double floor = 0.7;
     int cache = 0;
     json_error_t jerr;
-    if (json_unpack_ex(def, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?s, s?o, s?I, s?s, s?b}", "name",
-                       &name, "description", &desc, "prompt", &prompt, "route", &route, "tools",
-                       &tools, "max_tool_rounds", &rounds, "feature", &feature, "cache",
-                       &cache) != 0) {
+    if (json_unpack_ex(def, &jerr, JSON_STRICT,
+                       "{s:s, s?s, s?s, s?s, s?o, s?I, s?s, s?b, s?s, s?I, s?F}", "name", &name,
+                       "description", &desc, "prompt", &prompt, "route", &route, "tools", &tools,
+                       "max_tool_rounds", &rounds, "feature", &feature, "cache", &cache,
+                       "collection", &coll, "top_k", &top_k, "min_similarity", &floor) != 0) {
         snprintf(err, n, "agents: %s", jerr.text);
         return TT_EINVAL;
     }
     if (strlen(name) == 0 || strlen(name) >= sizeof a->name ||
         strlen(desc) >= sizeof a->description || strlen(feature) >= sizeof a->feature ||
         tt_name_chars_check(feature, strlen(feature), NULL) != 0 || tt_agent_find(env, name) ||
-        rounds < 0 || rounds > 10) {
+        rounds < 0 || rounds > 10 || tt_name_check(coll, sizeof a->collection - 1, NULL) != 0 ||
+        top_k < 1 || top_k > 20 || floor < 0 || floor > 1) {
         snprintf(err, n,
                  "agent %.*s: a new name of 1-63 bytes, a description under 256 bytes, "
-                 "a feature of 0-63 plain characters, max_tool_rounds 0-10",
+                 "a feature of 0-63 plain characters, max_tool_rounds 0-10, a collection of "
+                 "1-64 plain characters, top_k 1-20, min_similarity 0-1",
                  tt_utf8_cut(name, 64), name);
         return TT_EINVAL;
     }
@@ -195,6 +200,9 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
     a->max_tool_rounds = (int)rounds;
     snprintf(a->feature, sizeof a->feature, "%s", feature);
     a->cache = cache;
+    snprintf(a->collection, sizeof a->collection, "%s", coll);
+    a->top_k = (int)top_k;
+    a->min_similarity = floor;
     return 0;
 }
 

@@ -39,8 +39,11 @@ typedef struct tt_assistant_def {
     char route[64]; /* "" for the first route */
     json_t *tools;  /* names (array) */
     int max_tool_rounds;
-    char feature[64]; /* "" : the name */
-    int cache;        /* "cache": opted in to the response cache */
+    char feature[64];      /* "" : the name */
+    int cache;             /* "cache": opted in to the response cache */
+    char collection[65];   /* the "retrieve" tool's document collection ("default") */
+    int top_k;             /* its hits (1-20, default 5) */
+    double min_similarity; /* its floor (0-1, default 0.7) */
 } tt_assistant_def;
 
 /* What agents may use from the server; owned by the server, outlives sessions. */
@@ -59,6 +62,8 @@ typedef struct tt_agent_env {
     tt_prompt prompts[TT_AGENT_PROMPTS_MAX]; /* every template in --prompts-dir */
     size_t n_prompts;
     tt_toolbox tools; /* built-in and HTTP tools */
+    struct tt_retrieval
+        *retrieval; /* documents and their search (retrieval/retrieval.h), or NULL */
     /* Where agents log a line (msg, fields consumed): the server prints it at
      * debug level. NULL: nothing is logged. */
     void (*log)(const char *msg, json_t *fields, void *ud);

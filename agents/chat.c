@@ -198,6 +198,7 @@ void tt_chat_finish(chat_rt *rt)
     tt_agent_state_set(s, "turn", NULL);
     tt_agent_state_set(s, "calls", NULL);
     tt_agent_state_set(s, "round", NULL);
+    tt_agent_state_set(s, "citations", NULL);
     tt_agent_set_mode(rt->env, s, "mode", "idle");
     tt_agent_state_set(s, "message_id", NULL);
     tt_session_set_state(s, TT_STATE_IDLE, "reply");
@@ -236,7 +237,9 @@ static void end_message(chat_rt *rt, const tt_llm_result *r)
         r->model, "cached", r->cached);
     if (usage && calls > 1)
         json_object_set_new(usage, "calls", json_integer(calls));
-    tt_session_message_end(rt->s, rt->message_id, usage);
+    json_t *cites = json_object_get(rt->s->agent_state, "citations"); /* chat_tools.c */
+    tt_session_message_end_cited(rt->s, rt->message_id, usage,
+                                 json_array_size(cites) ? json_incref(cites) : NULL);
     tt_agent_state_set(rt->s, "carry", NULL);
     tt_agent_state_set(rt->s, "message_id", NULL); /* ended: nothing to withdraw */
 }

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "agents/chat_private.h"
+#include "agents/retrieval/retrieval.h"
 #include "agents/schema/schema.h"
 #include "protocol/errors.h"
 #include "state/registry.h"
@@ -188,6 +189,90 @@ static void on_tool_done(void *ud, int ok, json_t *result, const char *error)
     next_call(rt);
 }
 
+/* The passages a retrieve call returned become the turn's citations
+ * (agent_state "citations": document id, title, collection, position; each
+ * once), given with the answer's message.end (chat.c). */
+static void add_citations(tt_session *s, json_t *hits)
+{
+    json_t *cites = json_object_get(s->agent_state, "citations"), *h, *c;
+    if (!json_is_array(cites)) {
+        cites = json_array();
+        tt_agent_state_set(s, "citations", cites);
+        cites = json_object_get(s->agent_state, "citations");
+    }
+    size_t i, k;
+    json_array_foreach(hits, i, h)
+    {
+        int seen = 0;
+        json_array_foreach(cites, k, c) seen |=
+            json_equal(json_object_get(c, "document_id"), json_object_get(h, "document_id")) &&
+            json_equal(json_object_get(c, "position"), json_object_get(h, "position"));
+        if (!seen && json_array_size(cites) < 50)
+            json_array_append_new(cites, json_pack("{s:O, s:O, s:O, s:O}", "document_id",
+                                                   json_object_get(h, "document_id"), "title",
+                                                   json_object_get(h, "title"), "collection",
+                                                   json_object_get(h, "collection"), "position",
+                                                   json_object_get(h, "position")));
+    }
+    tt_session_touch(s);
+}
+
+static void on_tool_done(void *ud, int ok, json_t *result, const char *error);
+
+static void on_retrieved(int status, json_t *answer, void *ud)
+{
+    tool_job *job = ud;
+    json_t *hits = json_object_get(answer, "hits");
+    if (status != 200 || !json_is_array(hits)) {
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(answer, "error"), "message"));
+        on_tool_done(job, 0, NULL, msg ? msg : "the search failed");
+    } else {
+        if (!job->rt->releasing)
+            add_citations(job->rt->s, hits);
+        json_t *passages = json_array(), *h;
+        size_t i;
+        json_array_foreach(hits, i, h) json_array_append_new(
+            passages,
+            json_pack("{s:O, s:O, s:O}", "title", json_object_get(h, "title"), "position",
+                      json_object_get(h, "position"), "text", json_object_get(h, "text")));
+        json_t *result = json_pack("{s:o}", "passages", passages);
+        on_tool_done(job, 1, result, NULL);
+        json_decref(result);
+    }
+    json_decref(answer);
+}
+
+/* The built-in "retrieve": a search of the assistant's collection for the
+ * session's tenant (agents/retrieval/retrieval.h). */
+static void run_retrieve(tt_chat_rt *rt, tool_job *job, json_t *call, const tt_tool *tool)
+{
+    char why[256];
+    json_t *args = NULL;
+    const tt_assistant_def *d = rt->def;
+    if (tt_tool_check_args(tool, str(call, "args"), why, sizeof why) == 0)
+        args = json_loads(str(call, "args"), 0, NULL);
+    tt_retrieval_query q = {.tenant = rt->s->tenant,
+                            .collection = d && d->collection[0] ? d->collection : NULL,
+                            .text = json_string_value(json_object_get(args, "query")),
+                            .k = (uint32_t)(json_integer_value(json_object_get(args, "k"))
+                                                ? json_integer_value(json_object_get(args, "k"))
+                                            : d ? d->top_k
+                                                : 0),
+                            .min_similarity = d ? (float)d->min_similarity : -1};
+    tt_retrieval_job *rj;
+    int rc = !args ? TT_EINVAL
+             : !rt->env->retrieval
+                 ? TT_ENOTFOUND
+                 : tt_retrieval_search(rt->env->retrieval, &q, on_retrieved, job, &rj);
+    json_decref(args);
+    if (rc) /* the job was not started: the outcome now */
+        on_tool_done(job, 0, NULL,
+                     rc == TT_EINVAL && why[0] ? why
+                     : rc == TT_ENOTFOUND      ? "no document search in this server"
+                                               : "the search could not start");
+}
+
 static void run(tt_chat_rt *rt, size_t index, json_t *call, const tt_tool *tool)
 {
     char key[40];
@@ -209,6 +294,10 @@ static void run(tt_chat_rt *rt, size_t index, json_t *call, const tt_tool *tool)
     }
     *job = (tool_job){rt, index};
     rt->tool_running = 1;
+    if (tt_tool_is_retrieve(tool)) {
+        run_retrieve(rt, job, call, tool);
+        return;
+    }
     tt_tool_call(&rt->env->tools, tool, str(call, "args"), key, on_tool_done, job);
 }
 

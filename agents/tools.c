@@ -137,6 +137,10 @@ int tt_tool_calculate(const char *text, double *out, char *why, size_t n)
 static void run_builtin(const tt_tool *t, json_t *args, tt_tool_done_fn done, void *ud)
 {
     char why[128];
+    if (t->builtin == 3) { /* run by the chat agent, which knows the session (chat_tools.c) */
+        done(ud, 0, NULL, "retrieve runs inside an assistant's session only");
+        return;
+    }
     if (t->builtin == 1) {
         json_int_t offset = json_integer_value(json_object_get(args, "utc_offset_minutes"));
         time_t now = time(NULL) + (time_t)offset * 60;
@@ -340,8 +344,17 @@ static int add_builtins(tt_toolbox *box)
                                           "minLength", 1, "maxLength", EXPR_MAX, "required",
                                           "expression", "additionalProperties", 0),
                   .builtin = 2};
-    box->n = 2;
-    for (size_t i = 0; i < 2; i++) {
+    box->tools[2] = (tt_tool){
+        .name = strdup("retrieve"),
+        .description = strdup("Search the documents of the assistant's collection for passages "
+                              "about a query; answer from them and cite them."),
+        .parameters = json_pack(
+            "{s:s, s:{s:{s:s, s:i, s:i}, s:{s:s, s:i, s:i}}, s:[s], s:b}", "type", "object",
+            "properties", "query", "type", "string", "minLength", 1, "maxLength", 4096, "k", "type",
+            "integer", "minimum", 1, "maximum", 20, "required", "query", "additionalProperties", 0),
+        .builtin = 3};
+    box->n = 3;
+    for (size_t i = 0; i < 3; i++) {
         if (!box->tools[i].name || !box->tools[i].description || !box->tools[i].parameters)
             return TT_ENOMEM;
     }
@@ -492,6 +505,11 @@ const char *tt_tool_name(const tt_tool *t)
 int tt_tool_needs_approval(const tt_tool *t)
 {
     return t->approval;
+}
+
+int tt_tool_is_retrieve(const tt_tool *t)
+{
+    return t->builtin == 3;
 }
 
 int tt_tool_is_http(const tt_tool *t)

@@ -4,9 +4,11 @@
  * the model as a tool error and the tool is never executed.
  *
  * Two kinds:
- *  - built-in C tools: "current_time" ({"utc_offset_minutes"?} -> ISO time)
- *    and "calculate" ({"expression"} -> number; + - * / ^ and parentheses on
- *    decimal numbers, nothing else);
+ *  - built-in C tools: "current_time" ({"utc_offset_minutes"?} -> ISO time),
+ *    "calculate" ({"expression"} -> number; + - * / ^ and parentheses on
+ *    decimal numbers, nothing else) and "retrieve" ({"query", "k"?} -> the
+ *    passages of the assistant's document collection that match; run by the
+ *    chat agent, which knows the session's tenant: agents/retrieval/);
  *  - HTTP tools declared in a JSON file (--tools FILE):
  *      {"tools": [{"name": "weather", "description": "...",
  *                  "parameters": {JSON Schema}, "url": "https://...",
@@ -63,6 +65,8 @@ json_t *tt_tool_parameters(const tt_tool *t); /* borrowed */
 /* 1 when every call of t waits for the user's approval ("approval": true). */
 int tt_tool_needs_approval(const tt_tool *t);
 
+/* 1 for the built-in "retrieve" (the chat agent runs it: chat_tools.c). */
+int tt_tool_is_retrieve(const tt_tool *t);
 /* 1 for a tool declared in the tools file (it calls a URL), 0 for a built-in. */
 int tt_tool_is_http(const tt_tool *t);
 /* 1 when the tools file declares t safe to send twice ("idempotent": true). */

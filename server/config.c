@@ -156,6 +156,15 @@ static const opt options[] = {
      "missing: conservative estimates"},
     {"tools", K_STR, O(tools_file), S(tools_file), 0, 0, NULL, "",
      "JSON file of HTTP tools models may call (agents/tools.h); built-in tools are always there"},
+    {"retrieval-route", K_STR, O(retrieval_route), S(retrieval_route), 0, 0, NULL, "",
+     "model route whose OpenAI-format target embeds documents and queries; empty: the first "
+     "route; none: keyword search only (agents/retrieval/README.md)"},
+    {"retrieval-chunk-tokens", K_I64, O(retrieval_chunk_tokens), 0, 16, 8192, NULL, "1000",
+     "tokens per document chunk when POST /v1/documents names none"},
+    {"retrieval-chunk-overlap", K_I64, O(retrieval_chunk_overlap), 0, 0, 4096, NULL, "200",
+     "tokens repeated from the chunk before (at most half the chunk size)"},
+    {"max-document-bytes", K_I64, O(max_document_bytes), 0, 1024, 8 << 20, NULL, "8388608",
+     "bytes of one document (decoded) POST /v1/documents accepts; more get a 413"},
     {"agents", K_STR, O(agents_file), S(agents_file), 0, 0, NULL, "",
      "JSON file of assistants: chat agents with their own prompt, route and tools "
      "(agents/agent.h)"},

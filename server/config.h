@@ -72,6 +72,11 @@ typedef struct tt_config {
     int64_t wait_expiry_s;
     char tools_file[1024];
     char agents_file[1024];
+    /* retrieval (agents/retrieval/retrieval.h, server/documents.c) */
+    char retrieval_route[128];       /* embeddings route; "": the first; "none": keyword only */
+    int64_t retrieval_chunk_tokens;  /* default chunk size in tokens */
+    int64_t retrieval_chunk_overlap; /* default overlap in tokens */
+    int64_t max_document_bytes;      /* one document's bytes, decoded */
     /* operations */
     char log_level[16]; /* debug | info | warn | error */
     int64_t shutdown_grace_ms;

@@ -23,6 +23,7 @@
 #include "protocol/names.h"
 #include "agents/llm/call.h"
 #include "server/database.h"
+#include "server/documents.h"
 #include "server/agui.h"
 #include "server/aisdk.h"
 #include "server/gateway.h"
@@ -51,7 +52,7 @@ static int openai_path(const char *path)
 }
 
 typedef struct http_req {
-    char path[128];
+    char path[192]; /* /v1/documents/{id}: 14 + 128 */
     char auth[TT_JWT_MAX_LEN];
     char tenant[TT_TENANT_MAX]; /* of the API key that passed (POST) */
     char key_id[TT_KEY_ID_MAX]; /* its public id ("local" in open mode) */
@@ -70,6 +71,7 @@ typedef struct http_req {
     tt_http_who who;    /* an AI SDK request's caller */
     char agent[64];     /* ?agent= */
     char resume[32];    /* Last-Event-ID of an AG-UI POST */
+    tt_docs_wait docs;  /* a document ingest or search in flight (documents.h) */
 } http_req;
 
 const size_t tt_http_psd_size = sizeof(http_req);
@@ -124,6 +126,7 @@ static void req_reset(tt_server *srv, http_req *r)
     tt_gateway_free(r->gw);
     tt_evs_free(r->sse);
     tt_http_who_clear(&r->who);
+    tt_docs_wait_clear(&r->docs);
     body_release(srv, r);
     free(r->resp);
     memset(r, 0, sizeof *r);
@@ -290,6 +293,25 @@ static void usage_get(tt_server *srv, struct lws *wsi, http_req *r)
     free(body);
 }
 
+/* GET /v1/documents, DELETE /v1/documents/{id} (documents.h), for the
+ * API key's tenant only. */
+static void documents_get(tt_server *srv, struct lws *wsi, http_req *r, int is_delete)
+{
+    if (check_key(srv, r) != 0)
+        return;
+    tt_docs_route route = tt_documents_route(r->path);
+    json_t *answer = NULL;
+    int status = 405;
+    if (route == TT_DOCS_COLLECTION && !is_delete)
+        status = tt_documents_get(srv, wsi, r->tenant, &answer);
+    else if (route == TT_DOCS_ONE && is_delete)
+        status = tt_documents_delete(srv, wsi, r->tenant, r->path, &answer);
+    if (answer)
+        respond_json(r, status, answer);
+    else
+        respond_error(srv, r, 405, TT_EINVAL, is_delete ? "use GET or POST" : "use DELETE or POST");
+}
+
 /* The value of the query's name= argument into out ("" when absent). */
 static void url_arg(struct lws *wsi, const char *name, char *out, size_t n)
 {
@@ -398,14 +420,17 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     int embed = strcmp(r->path, PATH_EMBEDDINGS) == 0;
     int gateway = embed || strcmp(r->path, PATH_GATEWAY) == 0,
         aisdk = strcmp(r->path, PATH_AISDK) == 0 || strcmp(r->path, PATH_AGUI) == 0;
+    size_t docs = tt_documents_body_max(tt_documents_route(r->path));
     tt_buf_init(&r->body, embed     ? EMBEDDINGS_BODY_MAX
                           : gateway ? GATEWAY_BODY_MAX
                           : aisdk   ? TT_AISDK_BODY_MAX
+                          : docs    ? docs
                                     : TOKENS_BODY_MAX);
-    if (!gateway && !aisdk && strcmp(r->path, PATH_TOKENS) != 0) {
+    if (!gateway && !aisdk && !docs && strcmp(r->path, PATH_TOKENS) != 0) {
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
                     !strcmp(r->path, "/metrics") || !strcmp(r->path, PATH_MODELS) ||
-                    !strcmp(r->path, PATH_USAGE) || !strcmp(r->path, PATH_BUDGETS);
+                    !strcmp(r->path, PATH_USAGE) || !strcmp(r->path, PATH_BUDGETS) ||
+                    tt_documents_route(r->path);
         respond_error(srv, r, known ? 405 : 404, known ? TT_EINVAL : TT_ENOTFOUND,
                       known ? "use GET" : "no such endpoint");
         return;
@@ -434,8 +459,10 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
         .tenant = r->tenant, .user = r->user[0] ? r->user : r->key_id, .key_id = r->key_id};
     if (aisdk) /* a turn of an agent: its caller's tenant and user */
         who = (tt_limits_who){.tenant = r->who.tenant, .user = r->who.user};
-    int rc = gateway || aisdk ? tt_usage_admit(&srv->usage, &who, &wait_s, why, sizeof why) : 0;
-    if (rc == TT_EBUDGET && aisdk) {
+    /* documents and searches call the embeddings model */
+    int rc = gateway || aisdk || docs ? tt_usage_admit(&srv->usage, &who, &wait_s, why, sizeof why)
+                                      : 0;
+    if (rc == TT_EBUDGET && (aisdk || docs)) {
         respond_error(srv, r, 429, rc, why);
     } else if (rc == TT_EBUDGET) {
         tt_metrics_error(&srv->metrics, tt_err_wire(rc));
@@ -506,6 +533,11 @@ static int send_now(tt_server *srv, struct lws *wsi, http_req *r)
 
 static int on_gateway_writeable(tt_server *srv, struct lws *wsi, http_req *r)
 {
+    if (r->docs.done) { /* a document ingest or search came back */
+        respond_json(r, r->docs.status, r->docs.answer);
+        r->docs.answer = NULL;
+        return send_now(srv, wsi, r);
+    }
     int rc = r->gw ? tt_gateway_writeable(r->gw) : r->sse ? tt_evs_writeable(r->sse) : 0;
     return rc == 0 ? 0 : finish(srv, wsi, r, rc < 0);
 }
@@ -561,7 +593,7 @@ static int over_ip_limit(tt_server *srv, struct lws *wsi, http_req *r)
 static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char why[256];
-    if (r->gw || r->sse) {
+    if (r->gw || r->sse || r->docs.job || r->docs.done) {
         /* Pipelined behind a gateway call still streaming: lws would parse it
          * into this request's place; the connection is closed instead. */
         tt_log(TT_WARN, "request pipelined behind a gateway call: connection closed", NULL);
@@ -571,8 +603,11 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
     if (tt_cors_is_options(wsi, r->path, sizeof r->path))
         return on_options(srv, wsi, r);
     int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    int is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
     if (lws_hdr_copy(wsi, r->path, sizeof r->path,
-                     is_post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI) < 0)
+                     is_post     ? WSI_TOKEN_POST_URI
+                     : is_delete ? WSI_TOKEN_DELETE_URI
+                                 : WSI_TOKEN_GET_URI) < 0)
         r->path[0] = '\0';
     if (lws_hdr_copy(wsi, r->auth, sizeof r->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
         r->auth[0] = '\0';
@@ -585,6 +620,10 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         accept_post(srv, wsi, r);
     else if (strcmp(r->path, PATH_USAGE) == 0 || strcmp(r->path, PATH_BUDGETS) == 0)
         usage_get(srv, wsi, r);
+    else if (tt_documents_route(r->path))
+        documents_get(srv, wsi, r, is_delete);
+    else if (is_delete)
+        respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
     else
         route_get(srv, wsi, r);
     if (!is_post && r->sse)
@@ -664,6 +703,16 @@ static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
                       : status == 400 ? TT_EINVAL
                                       : TT_EFULL,
                       why);
+    } else if (!r->status && tt_documents_route(r->path)) {
+        json_t *answer = NULL;
+        int status = tt_documents_post(srv, wsi, r->tenant, r->path, tt_buf_data(&r->body),
+                                       r->body.len, &r->docs, &answer);
+        body_release(srv, r);
+        if (status == 0 && !r->docs.done)
+            return 0; /* answered from WRITEABLE when the job is back */
+        if (status == 0)
+            return on_gateway_writeable(srv, wsi, r);
+        respond_json(r, status, answer);
     } else if (!r->status) {
         mint_token(srv, r);
     }

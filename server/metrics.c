@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "protocol/buf.h"
+#include "agents/retrieval/retrieval.h"
 #include "server/database.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -80,6 +81,33 @@ static void render_histograms(buf *b, const tt_metrics *m, const tt_registry_sta
             (unsigned long long)m->refused[i]);
 }
 
+/* Documents and their search (agents/retrieval/retrieval.h). */
+static void render_retrieval(buf *b, const tt_server *srv)
+{
+    if (!srv->agent_env.retrieval)
+        return;
+    tt_retrieval_stats r;
+    tt_retrieval_get_stats(srv->agent_env.retrieval, &r);
+    metric(b, "tether_documents_ingested_total", "counter",
+           "Documents stored by POST /v1/documents", r.documents_ingested);
+    metric(b, "tether_document_chunks_written_total", "counter", "Chunks of those documents",
+           r.chunks_written);
+    metric(b, "tether_document_ingest_failures_total", "counter",
+           "Documents refused or failed (bad file, embeddings, store)", r.ingest_failures);
+    metric(b, "tether_retrieval_searches_total", "counter", "Searches answered", r.searches);
+    metric(b, "tether_retrieval_search_failures_total", "counter", "Searches failed",
+           r.search_failures);
+    metric(b, "tether_retrieval_embedding_calls_total", "counter",
+           "Embeddings calls for documents and queries", r.embedding_calls);
+    metric(b, "tether_retrieval_index_loads_total", "counter",
+           "Collections read from the store and indexed (one load serves the searches waiting)",
+           r.index_loads);
+    metric(b, "tether_retrieval_indexes", "gauge", "Collection indexes in memory",
+           r.indexes_cached);
+    metric(b, "tether_retrieval_index_chunks", "gauge", "Chunks in those indexes", r.index_chunks);
+    metric(b, "tether_retrieval_index_bytes", "gauge", "Bytes those indexes hold", r.index_bytes);
+}
+
 char *tt_metrics_render(const tt_server *srv, size_t *len)
 {
     buf b = {0};
@@ -140,6 +168,7 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_store_used_bytes", "gauge", "LMDB pages in use", ss.used_bytes);
     metric(&b, "tether_store_map_grows_total", "counter", "LMDB map growths", ss.map_grows);
 
+    render_retrieval(&b, srv);
     render_histograms(&b, m, rs);
     if (!b.failed && tt_database_metrics(srv, &b.b) != 0)
         b.failed = 1;

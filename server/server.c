@@ -19,6 +19,7 @@
 #include "protocol/utf8.h"
 #include "server/conn.h"
 #include "server/database.h"
+#include "server/documents.h"
 #include "server/datadir.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -340,10 +341,11 @@ static int setup_signals(tt_server *srv)
  * --web-dir; none when it was found nowhere, rather than a mount of "/"). */
 static const struct lws_http_mount *setup_mounts(tt_server *srv)
 {
-    static const char *const endpoints[] = {"/healthz",       "/readyz",    "/metrics",
-                                            "/v1/tokens",     "/v1/models", "/v1/chat/completions",
-                                            "/v1/embeddings", "/v1/usage",  "/v1/ai-sdk/chat",
-                                            "/v1/ag-ui",      "/v1/budgets"};
+    static const char *const endpoints[] = {
+        "/healthz",       "/readyz",    "/metrics",        "/v1/tokens",
+        "/v1/models",     "/v1/chat/completions",          "/v1/embeddings",
+        "/v1/usage",      "/v1/ai-sdk/chat",               "/v1/ag-ui",
+        "/v1/budgets",    "/v1/documents"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     memset(mounts, 0, sizeof mounts);
@@ -472,7 +474,8 @@ int tt_server_start(tt_server *srv)
                json_pack("{s:s}", "error", tt_strerror(rc)));
         return rc;
     }
-    if ((rc = setup_tenants(srv)) || (rc = tt_database_start(srv)))
+    if ((rc = setup_tenants(srv)) || (rc = tt_database_start(srv)) ||
+        (rc = tt_documents_start(srv)))
         return rc;
     size_t resumed = 0; /* replicated: running sessions are the cluster's orphans, not ours */
     rc = srv->replica ? 0 : tt_registry_resume_active(srv->reg, &resumed);
@@ -520,6 +523,7 @@ static void release_all(tt_server *srv)
     if (srv->lws)
         lws_context_destroy(srv->lws);
     tt_registry_close(srv->reg);
+    tt_documents_stop(srv); /* after the sockets and sessions that used it */
     tt_database_close(srv); /* after the registry's last commit wrote its markers */
     srv->reg = srv->agent_env.reg = NULL;
     tt_llm_service_close(srv->agent_env.llm);

@@ -302,8 +302,14 @@ static void usage_add(tt_session *s, const json_t *u)
 
 int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
 {
+    return tt_session_message_end_cited(s, id, usage, NULL);
+}
+
+int tt_session_message_end_cited(tt_session *s, const char *id, json_t *usage, json_t *citations)
+{
     if (!is_open(s, id)) {
         json_decref(usage);
+        json_decref(citations);
         return TT_ECONFLICT;
     }
     char mid[TT_MESSAGE_ID_MAX];
@@ -312,6 +318,9 @@ int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
     json_t *body =
         text ? json_pack("{s:s, s:O, s:O?}", "message_id", mid, "text", text, "usage", usage)
              : NULL;
+    if (body && citations)
+        json_object_set(body, "citations", citations);
+    json_decref(citations);
     if (!body || tt_session_emit(s, "message.end", body) == 0) {
         json_decref(usage);
         json_decref(text);

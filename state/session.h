@@ -158,6 +158,9 @@ int tt_session_message_delta(tt_session *s, const char *id, const char *text, si
  * (an object: prompt_tokens, completion_tokens, cost_usd, model, cached) is
  * consumed, also on failure, and added to s->usage (the snapshot's totals). */
 int tt_session_message_end(tt_session *s, const char *id, json_t *usage);
+/* The same with the sources the answer drew on (a JSON array, consumed;
+ * NULL: none) as message.end's "citations". */
+int tt_session_message_end_cited(tt_session *s, const char *id, json_t *usage, json_t *citations);
 
 /* Withdraw the open message id: message.discard {message_id, reason}, reason
  * one of "cancelled", "restart", "retry", "error"; its text is dropped. After

@@ -274,6 +274,10 @@ static int schema_setup(tt_store *st)
         rc = mdb_dbi_open(t, "rcache_data", MDB_CREATE, &st->rcache_data);
     if (rc == 0)
         rc = mdb_dbi_open(t, "rcache_lru", MDB_CREATE, &st->rcache_lru);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "documents", MDB_CREATE, &st->documents);
+    if (rc == 0)
+        rc = mdb_dbi_open(t, "chunks", MDB_CREATE, &st->chunks);
     if (rc) {
         mdb_txn_abort(t);
         return rc == MDB_MAP_FULL ? TT_EFULL : TT_EIO;

@@ -10,7 +10,6 @@
 //
 // Listens on 127.0.0.1 only. Stops on SIGTERM / SIGINT.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -611,24 +610,45 @@ function anthropicStream(p, id) {
 
 // ------------------------------------------------------------------ embeddings
 
-function embedOne(text, dims) {
-  // Deterministic: SHA-256 of the input seeds a xorshift32 generator; the
-  // vector is normalised to unit length, as OpenAI's are.
-  const h = crypto.createHash('sha256').update(text).digest();
-  let x = h.readUInt32LE(0) || 0x9e3779b9;
-  const v = new Array(dims);
-  let norm = 0;
-  for (let i = 0; i < dims; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    const f = (x / 0xffffffff) * 2 - 1;
-    v[i] = f;
-    norm += f * f;
+// Words too common to say what a text is about: left out of the embeddings.
+const STOP_WORDS = new Set(
+  'a an and are as at be by for from has have how in is it its of on or that the this to was were what when where which who why will with'.split(
+    ' ',
+  ),
+);
+
+function fnv1a(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
   }
-  norm = Math.sqrt(norm) || 1;
+  return h;
+}
+
+function embedOne(text, dims) {
+  // Deterministic hashed bag of words, so that texts sharing words are
+  // similar (cosine) and the tests can assert a ranking: every word
+  // (lowercased run of letters and digits, common words left out) adds
+  // 1 + ln(count) at the dimension its FNV-1a hash picks, with the sign of
+  // another bit of the hash; the vector is normalised to unit length, as
+  // OpenAI's are. A text without such words gets a fixed unit vector.
+  const counts = new Map();
+  for (const w of String(text)
+    .toLowerCase()
+    .match(/[\p{L}\p{N}]+/gu) || []) {
+    if (!STOP_WORDS.has(w)) counts.set(w, (counts.get(w) || 0) + 1);
+  }
+  const v = new Array(dims).fill(0);
+  for (const [w, n] of counts) {
+    const h = fnv1a(w);
+    v[h % dims] += (h & 0x80000000 ? -1 : 1) * (1 + Math.log(n));
+  }
+  let norm = Math.hypot(...v);
+  if (norm === 0) {
+    v[0] = 1;
+    norm = 1;
+  }
   for (let i = 0; i < dims; i++) v[i] = Math.round((v[i] / norm) * 1e7) / 1e7;
   return v;
 }

@@ -18,7 +18,7 @@ esac
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="$root/build-fuzz"
-targets="${TARGETS:-fuzz_sse fuzz_frame fuzz_jwt fuzz_provider fuzz_config fuzz_eventstream fuzz_limits}"
+targets="${TARGETS:-fuzz_sse fuzz_frame fuzz_jwt fuzz_provider fuzz_config fuzz_eventstream fuzz_limits fuzz_extract}"
 
 # clang and its libFuzzer runtime: install them when a trivial fuzzer will not link.
 can_fuzz() {

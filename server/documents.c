@@ -1,0 +1,189 @@
+/* The Documents API (see documents.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/errors.h"
+#include "agents/retrieval/index.h"
+#include "agents/retrieval/retrieval.h"
+#include "state/chunks.h"
+#include "server/documents.h"
+#include "server/logging.h"
+#include "server/server.h"
+
+static const char PATH[] = "/v1/documents";
+
+tt_docs_route tt_documents_route(const char *path)
+{
+    size_t n = sizeof PATH - 1;
+    if (strncmp(path, PATH, n) != 0)
+        return TT_DOCS_NONE;
+    if (path[n] == '\0')
+        return TT_DOCS_COLLECTION;
+    if (path[n] != '/' || !path[n + 1])
+        return TT_DOCS_NONE;
+    return strcmp(path + n + 1, "search") == 0 ? TT_DOCS_SEARCH : TT_DOCS_ONE;
+}
+
+size_t tt_documents_body_max(tt_docs_route route)
+{
+    return route == TT_DOCS_COLLECTION ? TT_RETRIEVAL_BODY_MAX
+           : route == TT_DOCS_SEARCH   ? TT_DOCUMENTS_SEARCH_BODY_MAX
+                                       : 0;
+}
+
+int tt_documents_start(tt_server *srv)
+{
+    tt_retrieval_opts o = {
+        .loop = &srv->loop,
+        .store = srv->store,
+        .llm = srv->agent_env.llm && tt_llm_service_configured(srv->agent_env.llm)
+                   ? srv->agent_env.llm
+                   : NULL,
+        .embed_route = srv->cfg.retrieval_route,
+        .tokenizer_dir = srv->cfg.tokenizer_dir,
+        .chunk = {.size = (uint32_t)srv->cfg.retrieval_chunk_tokens,
+                  .overlap = (uint32_t)srv->cfg.retrieval_chunk_overlap},
+        .max_doc_bytes = (size_t)srv->cfg.max_document_bytes,
+    };
+    int rc = tt_retrieval_new(&o, &srv->agent_env.retrieval);
+    if (rc)
+        tt_log(TT_ERROR, "cannot start retrieval",
+               json_pack("{s:s, s:s}", "error", tt_strerror(rc), "hint",
+                         "--retrieval-chunk-overlap must be at most half of "
+                         "--retrieval-chunk-tokens"));
+    return rc;
+}
+
+void tt_documents_stop(tt_server *srv)
+{
+    tt_retrieval_free(srv->agent_env.retrieval);
+    srv->agent_env.retrieval = NULL;
+}
+
+static json_t *error(const char *code, const char *msg)
+{
+    return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+}
+
+static void collection_arg(struct lws *wsi, char *out, size_t n)
+{
+    char buf[TT_CHUNKS_COLLECTION_MAX + 16];
+    const char *v = lws_get_urlarg_by_name(wsi, "collection=", buf, sizeof buf);
+    snprintf(out, n, "%s", v ? v : "");
+}
+
+int tt_documents_get(tt_server *srv, struct lws *wsi, const char *tenant, json_t **answer)
+{
+    char coll[TT_CHUNKS_COLLECTION_MAX + 16];
+    collection_arg(wsi, coll, sizeof coll);
+    int rc = tt_retrieval_list(srv->agent_env.retrieval, tenant, coll[0] ? coll : NULL, answer);
+    if (rc == TT_EINVAL) {
+        *answer = error("bad_request", "collection must be 1-64 bytes of plain text");
+        return 400;
+    }
+    if (rc) {
+        *answer = error("internal", "the documents could not be read");
+        return 500;
+    }
+    return 200;
+}
+
+int tt_documents_delete(tt_server *srv, struct lws *wsi, const char *tenant, const char *path,
+                        json_t **answer)
+{
+    char coll[TT_CHUNKS_COLLECTION_MAX + 16];
+    collection_arg(wsi, coll, sizeof coll);
+    const char *id = path + sizeof PATH; /* after "/v1/documents/" */
+    int found = 0;
+    int rc = tt_retrieval_delete(srv->agent_env.retrieval, tenant,
+                                 coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT, id, &found);
+    if (rc == TT_EINVAL) {
+        *answer = error("bad_request", "the document id or collection is not a usable name");
+        return 400;
+    }
+    if (rc) {
+        *answer =
+            error(rc == TT_EFULL ? "unavailable" : "internal", "the store refused the delete");
+        return rc == TT_EFULL ? 503 : 500;
+    }
+    if (!found) {
+        *answer = error("not_found", "no such document in this collection");
+        return 404;
+    }
+    *answer = json_pack("{s:s, s:s, s:b}", "id", id, "collection",
+                        coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT, "deleted", 1);
+    return 200;
+}
+
+static void on_done(int status, json_t *answer, void *ud)
+{
+    tt_docs_wait *w = ud;
+    w->job = NULL;
+    w->done = 1;
+    w->status = status;
+    w->answer = answer;
+    tt_server_want_writable(w->srv, w->wsi);
+}
+
+/* {query, collection?, k?, min_similarity?} into a search. */
+static int search(tt_server *srv, const char *tenant, const char *body, size_t len, tt_docs_wait *w,
+                  json_t **answer)
+{
+    json_error_t err;
+    json_t *b = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    const char *query = NULL, *coll = NULL;
+    json_int_t k = 0;
+    double floor = -1;
+    if (!b ||
+        json_unpack_ex(b, &err, JSON_STRICT, "{s:s, s?s, s?I, s?F}", "query", &query, "collection",
+                       &coll, "k", &k, "min_similarity", &floor) != 0 ||
+        k < 0 || k > TT_RINDEX_K_MAX || floor > 1 || (floor < 0 && floor != -1)) {
+        json_decref(b);
+        *answer = error("bad_request", "body must be {query: string, collection?: string, "
+                                       "k?: 1-50, min_similarity?: 0-1}");
+        return 400;
+    }
+    tt_retrieval_query q = {.tenant = tenant,
+                            .collection = coll,
+                            .text = query,
+                            .k = (uint32_t)k,
+                            .min_similarity = (float)floor};
+    w->srv = srv;
+    int rc = tt_retrieval_search(srv->agent_env.retrieval, &q, on_done, w, &w->job);
+    json_decref(b);
+    if (rc == TT_EINVAL) {
+        *answer = error("bad_request", "query must be 1-4096 bytes, collection a usable name");
+        return 400;
+    }
+    if (rc) {
+        *answer = error("internal", "the search could not start");
+        return 500;
+    }
+    if (w->done) /* answered at once (keyword only, an error) */
+        w->job = NULL;
+    return 0;
+}
+
+int tt_documents_post(tt_server *srv, struct lws *wsi, const char *tenant, const char *path,
+                      const char *body, size_t len, tt_docs_wait *w, json_t **answer)
+{
+    w->srv = srv;
+    w->wsi = wsi;
+    if (tt_documents_route(path) == TT_DOCS_SEARCH)
+        return search(srv, tenant, body, len, w, answer);
+    int rc = tt_retrieval_ingest(srv->agent_env.retrieval, tenant, body, len, on_done, w, &w->job);
+    if (rc) {
+        *answer = error("internal", "the document could not be queued");
+        return 500;
+    }
+    return 0;
+}
+
+void tt_docs_wait_clear(tt_docs_wait *w)
+{
+    if (w->job)
+        tt_retrieval_cancel(w->job);
+    json_decref(w->answer);
+    memset(w, 0, sizeof *w);
+}

@@ -1,0 +1,57 @@
+/* The Documents API (agents/retrieval/retrieval.h), per the API key's tenant:
+ *   POST   /v1/documents           ingest (JSON body, up to 12 MiB); 201
+ *   GET    /v1/documents           list (?collection=: one collection, else all)
+ *   DELETE /v1/documents/{id}      delete (?collection=, default "default")
+ *   POST   /v1/documents/search    {query, collection?, k?, min_similarity?}
+ * http.c judges the request on its headers (origin, key, size) and hands
+ * the tenant and body here; an ingest or search answers later, through the
+ * request's tt_docs_wait. */
+#ifndef TT_DOCUMENTS_H
+#define TT_DOCUMENTS_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+
+struct tt_server;
+struct tt_retrieval_job;
+
+#define TT_DOCUMENTS_SEARCH_BODY_MAX (64 * 1024)
+
+typedef enum tt_docs_route {
+    TT_DOCS_NONE,
+    TT_DOCS_COLLECTION, /* /v1/documents */
+    TT_DOCS_SEARCH,     /* /v1/documents/search */
+    TT_DOCS_ONE,        /* /v1/documents/{id} */
+} tt_docs_route;
+
+/* A request waiting for its job: the answer, once done. */
+typedef struct tt_docs_wait {
+    struct tt_server *srv;
+    struct lws *wsi;
+    struct tt_retrieval_job *job;
+    int done, status;
+    json_t *answer;
+} tt_docs_wait;
+
+tt_docs_route tt_documents_route(const char *path);
+/* The body cap of a POST to route (0: none is accepted). */
+size_t tt_documents_body_max(tt_docs_route route);
+
+/* The retrieval service into srv->agent_env.retrieval (after the store and
+ * the models): 0, or an error logged. tt_documents_stop frees it. */
+int tt_documents_start(struct tt_server *srv);
+void tt_documents_stop(struct tt_server *srv);
+
+/* GET and DELETE, answered at once: the status and answer (new reference). */
+int tt_documents_get(struct tt_server *srv, struct lws *wsi, const char *tenant, json_t **answer);
+int tt_documents_delete(struct tt_server *srv, struct lws *wsi, const char *tenant,
+                        const char *path, json_t **answer);
+/* A POST's body: 0 and the job started (w->done set later, then the
+ * connection asked to write), or a status with *answer at once. */
+int tt_documents_post(struct tt_server *srv, struct lws *wsi, const char *tenant, const char *path,
+                      const char *body, size_t len, tt_docs_wait *w, json_t **answer);
+/* Cancel a waiting job and drop an answer not sent. */
+void tt_docs_wait_clear(tt_docs_wait *w);
+
+#endif
