@@ -254,21 +254,26 @@ void tt_cluster_cancel(tt_cluster *c, void *ud)
                 w->cb = NULL, w->ud = NULL, w->err = TT_ENOTFOUND; /* dropped quietly */
 }
 
-/* Fail the flight with err (and let the next op run). */
-static void flight_fail(tt_cluster *c, int err)
+/* The flight is over: its waiters hear their outcome, the next op runs. */
+static void flight_end(tt_cluster *c)
 {
-    waiter *w = c->flight;
+    waiter *done = c->flight;
     c->flight = NULL;
     c->op = OP_NONE;
     free(c->ids);
     c->ids = NULL;
-    for (waiter *x = w; x; x = x->next) {
-        x->err = err;
-        if (!x->cb)
-            x->err = TT_EIO; /* orphans: found again by the next scan */
+    finish(c, done);
+    next_op(c);
+}
+
+/* Fail the flight with err. */
+static void flight_fail(tt_cluster *c, int err)
+{
+    for (waiter *x = c->flight; x; x = x->next) {
+        x->err = x->cb ? err : TT_EIO; /* orphans: found again by the next scan */
         c->stats.acquire_failures += err == TT_EIO;
     }
-    finish(c, w);
+    flight_end(c);
 }
 
 /* The flight's ids as a JSON array (distinct). */
@@ -398,7 +403,6 @@ static void on_read(int err, const PGresult *res, const char *msg, void *ud)
     (void)msg;
     if (err) {
         flight_fail(c, TT_EIO);
-        next_op(c);
         return;
     }
     import_ctx ic = {0};
@@ -411,13 +415,7 @@ static void on_read(int err, const PGresult *res, const char *msg, void *ud)
         c->stats.acquire_failures += w->err != 0 && w->err != TT_ENOTFOUND;
     }
     free(ic.items);
-    waiter *done = c->flight;
-    c->flight = NULL;
-    c->op = OP_NONE;
-    free(c->ids);
-    c->ids = NULL;
-    finish(c, done);
-    next_op(c);
+    flight_end(c);
 }
 
 static void on_acquired(int err, const PGresult *res, const char *msg, void *ud)
@@ -426,7 +424,6 @@ static void on_acquired(int err, const PGresult *res, const char *msg, void *ud)
     (void)msg;
     if (err) {
         flight_fail(c, TT_EIO);
-        next_op(c);
         return;
     }
     for (waiter *w = c->flight; w; w = w->next) {
@@ -442,15 +439,9 @@ static void on_acquired(int err, const PGresult *res, const char *msg, void *ud)
     const char *values[2] = {c->ids, c->window};
     c->op = OP_READ;
     if (PQntuples(res) == 0 || tt_pg_query(c->pg, READ_SQL, 2, values, on_read, c) != 0) {
-        waiter *done = c->flight; /* nothing acquired (or no connection): done */
-        c->flight = NULL;
-        c->op = OP_NONE;
-        free(c->ids);
-        c->ids = NULL;
-        for (waiter *w = done; PQntuples(res) && w; w = w->next)
-            w->err = w->err ? w->err : TT_EIO;
-        finish(c, done);
-        next_op(c);
+        for (waiter *w = c->flight; PQntuples(res) && w; w = w->next)
+            w->err = w->err ? w->err : TT_EIO; /* acquired, but not read back */
+        flight_end(c);                         /* nothing acquired (or no connection) */
     }
 }
 
