@@ -89,6 +89,8 @@ struct tt_cluster {
     int orphans; /* the flight acquires orphans (only expired leases) */
     op op;
     int renew_due, scan_due, release_due;
+    uint64_t up_since;      /* uv_now when the connection was last seen coming up */
+    uint64_t seen_connects; /* the connection's attempts then (a change: it came back) */
     uv_timer_t renew, scan, retry;
     int open_handles;
 };
@@ -558,6 +560,11 @@ static void next_op(tt_cluster *c)
         finish(c, w);
         return;
     }
+    uint64_t connects = tt_pg_stats_get(c->pg)->connects;
+    if (connects != c->seen_connects) {
+        c->seen_connects = connects;
+        c->up_since = uv_now(c->loop);
+    }
     const char *values[2] = {c->node, c->lease};
     if (c->release_due) {
         c->release_due = 0;
@@ -573,7 +580,9 @@ static void next_op(tt_cluster *c)
         c->op = OP_RENEW;
         if (tt_pg_query(c->pg, RENEW_SQL, 2, values, on_renewed, c) != 0)
             c->op = OP_NONE;
-    } else if (c->scan_due) {
+    } else if (c->scan_due && uv_now(c->loop) - c->up_since >= c->opt.lease_ms) {
+        /* Adopting waits one lease after the connection came back: owners cut
+         * off by the same outage renew first (their next batch does). */
         c->scan_due = 0;
         c->op = OP_ORPHANS;
         if (tt_pg_query(c->pg, ORPHANS_SQL, 0, NULL, on_orphans, c) != 0)
