@@ -55,6 +55,11 @@ struct tt_conn {
     int close_code; /* non-zero: close once the replies are out */
     char close_reason[64];
     int failed; /* a write failed: close at the next callback */
+    /* Our close frame is out: input is read and discarded until the client
+     * closes, at most LINGER_S seconds and LINGER_MAX_BYTES (ws.c). */
+    int lingering;
+    int shut_wr; /* lingering, and our side of the connection is shut (FIN sent) */
+    size_t linger_bytes;
 
     double tokens; /* rate limit bucket */
     uint64_t tokens_ms;

@@ -7,6 +7,7 @@
  * one busy socket cannot starve the rest. */
 #include <string.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
@@ -24,12 +25,17 @@
 #define PREAUTH_FRAME_MAX (16 * 1024)
 /* lws's own value for a close frame; 4.1 keeps it out of the public enum. */
 #define TT_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* After our close frame, a socket reads and discards its client's input for
+ * at most this long and this much, waiting for the client to close (linger). */
+#define LINGER_S 2
+#define LINGER_MAX_BYTES ((size_t)16 << 20)
+#define LINGER_PREAUTH_MAX_BYTES ((size_t)1 << 20) /* before hello: less courtesy */
 
-/* Send a close frame ourselves, then the caller returns -1. lws 4.1 on libuv
- * drops the connection without sending the frame that lws_close_reason()
- * prepared (its close path skips the wait for a writable socket), so the
- * client would see 1006 instead of our code. */
-static void send_close(struct lws *wsi, int code, const char *reason)
+/* Send a close frame ourselves (then linger). lws 4.1 on libuv drops the
+ * connection without sending the frame that lws_close_reason() prepared (its
+ * close path skips the wait for a writable socket), so the client would see
+ * 1006 instead of our code. -1: the write failed. */
+static int send_close(struct lws *wsi, int code, const char *reason)
 {
     unsigned char buf[LWS_PRE + 2 + 123];
     size_t n = strlen(reason);
@@ -38,9 +44,7 @@ static void send_close(struct lws *wsi, int code, const char *reason)
     buf[LWS_PRE] = (unsigned char)(code >> 8);
     buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
     memcpy(buf + LWS_PRE + 2, reason, n);
-    /* The connection closes right after either way: a failed write only
-     * means the client sees 1006 instead of our code. */
-    (void)lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE);
+    return lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE) < 0 ? -1 : 0;
 }
 
 static void want_writable(tt_conn *c)
@@ -72,6 +76,56 @@ static void outq_free(tt_conn *c)
             *pp = c->held_next;
         c->in_held_list = 0;
     }
+}
+
+/* Our side of the connection is done once the close frame is all out: FIN. */
+static void shut_write(tt_conn *c)
+{
+    if (c->shut_wr)
+        return;
+    if (lws_send_pipe_choked(c->wsi)) { /* part of the close frame is still queued */
+        want_writable(c);
+        return;
+    }
+    c->shut_wr = 1;
+    lws_sockfd_type fd = lws_get_socket_fd(c->wsi);
+    if (fd >= 0)
+        (void)shutdown(fd, SHUT_WR);
+}
+
+/* Close with code: the close frame, then linger. Closing the socket at once
+ * while its client still writes (the rest of a frame far over the limit, the
+ * frames queued behind one over the byte rate) leaves input unread, and the
+ * kernel answers it with a reset: the client's next write fails and it may
+ * drop the connection before it reads our close frame (it sees 1006, or no
+ * code). RFC 6455 7.1.1 has the server close the TCP connection after the
+ * closing handshake, so: nothing more is written, FIN once the frame is out,
+ * and input is read and thrown away until the client closes (lws closes on
+ * its EOF or its close frame), LINGER_S or LINGER_MAX_BYTES, whichever comes
+ * first. The connection stays counted until then. Returns the callback's
+ * value: 0, or -1 when the close frame could not be written. */
+static int close_lingering(tt_conn *c, int code, const char *reason)
+{
+    if (send_close(c->wsi, code, reason) != 0)
+        return -1;
+    if (!c->close_code)
+        c->close_code = code;
+    c->lingering = 1;
+    tt_aisdk_ws_closed(c);
+    while (c->cursors)
+        tt_conn_remove_cursor(c, c->cursors);
+    outq_free(c);
+    tt_buf_free(&c->rx);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LINGER_S);
+    shut_write(c);
+    return 0;
+}
+
+/* Input after our close frame: counted and dropped; -1 (close now) past the bound. */
+static int linger_receive(tt_conn *c, size_t len)
+{
+    c->linger_bytes += len;
+    return c->linger_bytes > (c->authed ? LINGER_MAX_BYTES : LINGER_PREAUTH_MAX_BYTES) ? -1 : 0;
 }
 
 static tt_outq_item *make_item(tt_conn *c, json_t *msg)
@@ -121,6 +175,10 @@ static void hold(tt_conn *c, tt_outq_item *it)
 
 void tt_conn_send_durable(tt_conn *c, const char *sid, const char *re, json_t *msg)
 {
+    if (c->lingering) {
+        json_decref(msg); /* closed: nothing more is written */
+        return;
+    }
     if (!tt_registry_dirty(c->srv->reg) && !c->held_head) {
         tt_conn_send(c, msg);
         return;
@@ -231,6 +289,10 @@ void tt_ws_committed(void *ud)
 
 void tt_conn_send(tt_conn *c, json_t *msg)
 {
+    if (c->lingering) {
+        json_decref(msg); /* closed: nothing more is written */
+        return;
+    }
     tt_outq_item *it = make_item(c, msg);
     if (!it)
         return;
@@ -301,6 +363,8 @@ void tt_conn_pump(tt_conn *c)
 {
     size_t budget = WRITE_BUDGET;
     int more = 0;
+    if (c->lingering)
+        return;
     while (!c->failed) {
         if (lws_send_pipe_choked(c->wsi)) {
             more = 1;
@@ -414,7 +478,7 @@ static int rate_ok(tt_conn *c)
 /* Byte bucket, charged as bytes arrive (before any parsing): refilled at
  * rate_bytes_per_s up to rate_bytes_burst. A message that arrives while the
  * bucket is empty is thrown away unread; a client that keeps sending until
- * it owes a whole burst is closed. Returns 0, or -1 after the close frame. */
+ * it owes a whole burst is closed. Returns 0, or 1: close it. */
 static int charge_bytes(tt_conn *c, size_t len)
 {
     const tt_config *cfg = &c->srv->cfg;
@@ -433,8 +497,7 @@ static int charge_bytes(tt_conn *c, size_t len)
     tt_log(TT_WARN, "socket dropped: over the byte rate",
            json_pack("{s:s, s:I}", "user", c->user, "rate_bytes_per_s",
                      (json_int_t)cfg->rate_bytes_per_s));
-    send_close(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "sending too fast");
-    return -1;
+    return 1;
 }
 
 /* The largest frame this socket may send now (PREAUTH_FRAME_MAX before it
@@ -509,7 +572,7 @@ static int receive(tt_conn *c, const char *in, size_t len)
         c->rx_binary = lws_frame_is_binary(c->wsi);
     }
     if (charge_bytes(c, len) != 0)
-        return -1;
+        return close_lingering(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "sending too fast");
     int rc = c->rx_rate_limited || c->rx_dropped ? TT_ETOOLARGE : tt_buf_append(&c->rx, in, len);
     if (rc == TT_ENOMEM)
         return -1;
@@ -518,8 +581,7 @@ static int receive(tt_conn *c, const char *in, size_t len)
         c->rx_dropped += len;
         if (c->rx_dropped + c->rx.len > max * FAR_OVER_FACTOR) {
             c->srv->metrics.errors[5]++; /* too_large */
-            send_close(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "frame too large");
-            return -1;
+            return close_lingering(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "frame too large");
         }
     }
     if (lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0) {
@@ -639,6 +701,8 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         aisdk_setup(c);
         return 0;
     case LWS_CALLBACK_RECEIVE:
+        if (c && c->lingering)
+            return linger_receive(c, len);
         return c ? receive(c, in, len) : -1;
     case LWS_CALLBACK_TIMER:
         if (c)
@@ -647,13 +711,15 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!c || c->failed)
             return -1;
+        if (c->lingering) {
+            shut_write(c);
+            return 0;
+        }
         tt_conn_pump(c);
         if (c->failed)
             return -1;
-        if (c->close_code && !c->out_head && !lws_send_pipe_choked(wsi)) {
-            send_close(wsi, c->close_code, c->close_reason);
-            return -1;
-        }
+        if (c->close_code && !c->out_head && !lws_send_pipe_choked(wsi))
+            return close_lingering(c, c->close_code, c->close_reason);
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (!c)
