@@ -280,6 +280,27 @@ static int refuse_closed(const tt_session *s, char *err, size_t n)
     return TT_ECONFLICT;
 }
 
+/* While a question or an approval is open, only its own answer moves the
+ * session on (want: "question_id" for answer, "approval_id" for decide, NULL
+ * for say): anything else is conflict, naming what is open and how to
+ * answer it. */
+static int refuse_pending(const tt_session *s, const char *want, char *err, size_t n)
+{
+    const char *qid = json_string_value(json_object_get(s->pending, "question_id"));
+    const char *aid = json_string_value(json_object_get(s->pending, "approval_id"));
+    if ((!qid && !aid) || (want && strcmp(want, qid ? "question_id" : "approval_id") == 0))
+        return 0;
+    if (qid)
+        snprintf(err, n,
+                 "question %.64s is open: answer it (answer with question_id %.64s) or cancel", qid,
+                 qid);
+    else
+        snprintf(err, n,
+                 "approval %.64s is open: decide it (decide with approval_id %.64s) or cancel", aid,
+                 aid);
+    return TT_ECONFLICT;
+}
+
 const char *tt_agent_state_str(const tt_session *s, const char *key)
 {
     return json_string_value(json_object_get(s->agent_state, key));
@@ -323,6 +344,8 @@ int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int
     if (*duplicate)
         return 0;
     int rc = refuse_closed(s, err, n);
+    if (rc == 0)
+        rc = refuse_pending(s, NULL, err, n);
     return rc ? rc : ops_of(s)->say(s, text, client_msg_id, err, n);
 }
 
@@ -330,6 +353,8 @@ int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value,
                     size_t n)
 {
     int rc = refuse_closed(s, err, n);
+    if (rc == 0)
+        rc = refuse_pending(s, "question_id", err, n);
     return rc ? rc : ops_of(s)->answer(s, question_id, value, err, n);
 }
 
@@ -337,6 +362,8 @@ int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const
                     char *err, size_t n)
 {
     int rc = refuse_closed(s, err, n);
+    if (rc == 0)
+        rc = refuse_pending(s, "approval_id", err, n);
     if (rc == 0 && d == TT_DECIDE_REVISE && (!comment || !*comment)) {
         snprintf(err, n, "a revise decision needs a comment");
         rc = TT_EINVAL;

@@ -159,6 +159,9 @@ static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, j
     json_object_set_new(fields, "session", json_string(s->id));
     json_object_set_new(fields, "head", json_integer((json_int_t)s->head));
     json_object_set_new(fields, "recovered", json_boolean(recovered));
+    /* The open question or approval, whatever `after` was: a client that
+     * reloads sees it even when its event is long before `after`. */
+    json_object_set_new(fields, "pending", s->pending ? json_deep_copy(s->pending) : json_null());
     if (durable)
         reply_durable(c, m, s, fields);
     else

@@ -1,0 +1,179 @@
+// Human-in-the-loop edge cases (issue 14), over real sockets with the echo
+// agent: cancel is explicit and separate from a disconnect, and reaches the
+// run after a re-attach and after a restart; while a question or an approval
+// is open, input that is not its answer is refused naming it; the open
+// question or approval comes with every attach (whatever `after`), after a
+// restart, and in the snapshot of a client attaching from far back.
+import assert from 'node:assert/strict';
+import { assertContiguous, checkMessages, connect, itest, openSession, sleep, waitState } from './harness.mjs';
+
+const words = (n, tag = 'w') => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(' ');
+
+async function cancelReaches(c, session, after) {
+  const r = await c.ok({ type: 'cancel', session });
+  assert.equal(r.cancelled, true, JSON.stringify(r));
+  const discard = await c.waitEvent(
+    (e) => e.session === session && e.type === 'message.discard' && e.seq > after,
+    5000,
+  );
+  assert.equal(discard.reason, 'cancelled');
+  const idle = await waitState(c, session, 'idle', discard.seq);
+  await sleep(200); // several echo intervals: nothing more may come
+  assert.equal(c.maxSeq(session), idle.seq, 'events after the cancel');
+  return discard;
+}
+
+itest(
+  'a closed socket never cancels: the run goes on, and cancel from a re-attached socket reaches it',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '30'] });
+    const a = await connect(srv.port, { hello: true, name: 'a' });
+    const { session } = await openSession(a);
+    await a.ok({ type: 'say', session, text: words(200), client_msg_id: 'c1' });
+    await a.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'w3 ');
+    const seen = a.maxSeq(session);
+    await a.terminate(); // no close handshake, no cancel
+    await sleep(300);
+    const b = await connect(srv.port, { hello: true, name: 'b' });
+    const att = await b.ok({ type: 'session.attach', session, after: seen });
+    assert.ok(att.head > seen + 3, `the run stopped with the socket: head ${att.head}, seen ${seen}`);
+    const info = (await b.ok({ type: 'session.list' })).sessions.find((s) => s.session === session);
+    assert.equal(info.state, 'running');
+    const discard = await cancelReaches(b, session, seen);
+    assert.ok(!b.sessionEvents(session).some((e) => e.type === 'message.end' && e.message_id === discard.message_id));
+    assertContiguous(assert, b.sessionEvents(session), seen + 1);
+  },
+);
+
+itest('cancel reaches a run resumed after kill -9', async ({ startServer }) => {
+  const srv = await startServer({ args: ['--echo-delay-ms', '30'] });
+  const a = await connect(srv.port, { hello: true, name: 'before' });
+  const { session } = await openSession(a);
+  await a.ok({ type: 'say', session, text: words(200), client_msg_id: 'k1' });
+  await a.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'w3 ');
+  await srv.kill9();
+  await a.closed;
+  await srv.restart();
+  const b = await connect(srv.port, { hello: true, name: 'after' });
+  await b.ok({ type: 'session.attach', session, after: 0 });
+  // The restart withdraws the cut message and streams it again: cancel that one.
+  const restart = await b.waitEvent((e) => e.session === session && e.type === 'message.discard', 5000);
+  assert.equal(restart.reason, 'restart');
+  const again = await b.waitEvent((e) => e.session === session && e.type === 'message.start' && e.seq > restart.seq);
+  await b.waitEvent((e) => e.session === session && e.type === 'delta' && e.seq > again.seq + 1);
+  const discard = await cancelReaches(b, session, again.seq);
+  assert.equal(discard.message_id, again.message_id);
+  checkMessages(assert, b.sessionEvents(session));
+});
+
+itest(
+  'cancel withdraws an open question and an open approval: the turn ends, nothing stays pending',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
+    const c = await connect(srv.port, { hello: true });
+    for (const [text, state] of [
+      ['ask', 'waiting_input'],
+      ['plan', 'waiting_approval'],
+    ]) {
+      const { session } = await openSession(c);
+      await c.ok({ type: 'say', session, text, client_msg_id: text });
+      await waitState(c, session, state);
+      const r = await c.ok({ type: 'cancel', session });
+      assert.equal(r.cancelled, true, `${text}: ${JSON.stringify(r)}`);
+      await waitState(c, session, 'idle');
+      const att = await c.ok({ type: 'session.attach', session, after: c.maxSeq(session) });
+      assert.equal(att.pending, null, `${text}: still pending after cancel`);
+      // The session takes a new turn.
+      await c.ok({ type: 'say', session, text: 'hello again', client_msg_id: `${text}-2` });
+      const end = await c.waitEvent((e) => e.session === session && e.type === 'message.end');
+      assert.equal(end.text, 'hello again');
+    }
+  },
+);
+
+itest(
+  'while a question or an approval is open, input that is not its answer is refused naming it',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
+    const c = await connect(srv.port, { hello: true });
+    const { session: sq } = await openSession(c);
+    await c.ok({ type: 'say', session: sq, text: 'ask', client_msg_id: 'q' });
+    const q = (await c.waitEvent((e) => e.session === sq && e.type === 'question')).question_id;
+    await waitState(c, sq, 'waiting_input');
+    const { session: sa } = await openSession(c);
+    await c.ok({ type: 'say', session: sa, text: 'plan', client_msg_id: 'a' });
+    const a = (await c.waitEvent((e) => e.session === sa && e.type === 'approval')).approval_id;
+    await waitState(c, sa, 'waiting_approval');
+    const heads = [c.maxSeq(sq), c.maxSeq(sa)];
+
+    const refused = async (msg, id) => {
+      const r = await c.request(msg);
+      assert.equal(r.type, 'error', JSON.stringify(r));
+      assert.equal(r.code, 'conflict', JSON.stringify(r));
+      assert.ok(r.message.includes(id), `the error does not name ${id}: ${r.message}`);
+    };
+    await refused({ type: 'say', session: sq, text: 'something else', client_msg_id: 'x1' }, q);
+    await refused({ type: 'decide', session: sq, approval_id: a, decision: 'approve' }, q);
+    await refused({ type: 'say', session: sa, text: 'something else', client_msg_id: 'x2' }, a);
+    await refused({ type: 'answer', session: sa, question_id: q, value: 'yes' }, a);
+    await sleep(100);
+    assert.deepEqual([c.maxSeq(sq), c.maxSeq(sa)], heads, 'a refused input changed a session');
+    // The refused say's client_msg_id was not recorded: after the answer it is a new turn.
+    await c.ok({ type: 'answer', session: sq, question_id: q, value: 'yes' });
+    await waitState(c, sq, 'idle', heads[0]);
+    const r = await c.ok({ type: 'say', session: sq, text: 'now then', client_msg_id: 'x1' });
+    assert.equal(r.duplicate, undefined, JSON.stringify(r));
+  },
+);
+
+itest(
+  'an open question or approval comes with every attach, whatever after, also after a restart',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
+    const c = await connect(srv.port, { hello: true, name: 'owner' });
+    const { session } = await openSession(c);
+    await c.ok({ type: 'say', session, text: 'plan', client_msg_id: 'p' });
+    const approval = await c.waitEvent((e) => e.session === session && e.type === 'approval');
+    await waitState(c, session, 'waiting_approval');
+    const head = c.maxSeq(session);
+    // A reload that already has every event: the approval is in the ok.
+    const d = await connect(srv.port, { hello: true, name: 'reload' });
+    const att = await d.ok({ type: 'session.attach', session, after: head });
+    assert.equal(att.pending?.approval_id, approval.approval_id, JSON.stringify(att));
+    assert.deepEqual(att.pending.plan, approval.plan);
+    await srv.kill9();
+    await srv.restart();
+    const e = await connect(srv.port, { hello: true, name: 'restarted' });
+    const att2 = await e.ok({ type: 'session.attach', session, after: head });
+    assert.equal(att2.pending?.approval_id, approval.approval_id, JSON.stringify(att2));
+    // And it is still the answer the session takes.
+    await e.ok({ type: 'decide', session, approval_id: approval.approval_id, decision: 'approve' });
+    const end = await e.waitEvent((x) => x.session === session && x.type === 'message.end');
+    assert.equal(end.text, 'approved');
+    const att3 = await e.ok({ type: 'session.attach', session, after: 0 });
+    assert.equal(att3.pending, null);
+  },
+);
+
+itest(
+  'an open question is in the snapshot of a client attaching from before the retained events',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '1', '--retain-events', '5'] });
+    const c = await connect(srv.port, { hello: true, name: 'writer' });
+    const { session } = await openSession(c);
+    for (let i = 0; i < 3; i++) {
+      await c.ok({ type: 'say', session, text: words(4, `t${i}`), client_msg_id: `t${i}` });
+      await waitState(c, session, 'idle', c.maxSeq(session));
+    }
+    await c.ok({ type: 'say', session, text: 'ask', client_msg_id: 'q' });
+    const question = await c.waitEvent((e) => e.session === session && e.type === 'question');
+    await waitState(c, session, 'waiting_input');
+    const late = await connect(srv.port, { hello: true, name: 'late' });
+    const att = await late.ok({ type: 'session.attach', session, after: 0 });
+    assert.equal(att.recovered, false, JSON.stringify(att));
+    assert.equal(att.pending?.question_id, question.question_id);
+    const snap = await late.waitEvent((e) => e.session === session && e.type === 'snapshot');
+    assert.equal(snap.pending?.question_id, question.question_id, JSON.stringify(snap.pending));
+    assert.deepEqual(snap.pending.choices, question.choices);
+  },
+);
