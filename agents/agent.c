@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <openssl/sha.h>
 
 #include "agents/agent.h"
 #include "protocol/errors.h"
@@ -299,6 +300,29 @@ static int refuse_pending(const tt_session *s, const char *want, char *err, size
                  "approval %.64s is open: decide it (decide with approval_id %.64s) or cancel", aid,
                  aid);
     return TT_ECONFLICT;
+}
+
+void tt_agent_plan_fingerprint(const json_t *plan, char out[TT_AGENT_FINGERPRINT_MAX])
+{
+    out[0] = '\0';
+    char *text = json_dumps(plan, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (!text)
+        return;
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)text, strlen(text), md);
+    free(text);
+    int w = snprintf(out, TT_AGENT_FINGERPRINT_MAX, "sha256:");
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        w += snprintf(out + w, TT_AGENT_FINGERPRINT_MAX - (size_t)w, "%02x", md[i]);
+}
+
+void tt_agent_ask_approval(tt_session *s, json_t *body)
+{
+    char fp[TT_AGENT_FINGERPRINT_MAX];
+    tt_agent_plan_fingerprint(json_object_get(body, "plan"), fp);
+    json_object_set_new(body, "fingerprint", json_string(fp));
+    tt_session_set_pending(s, json_deep_copy(body));
+    tt_session_emit(s, "approval", body);
 }
 
 const char *tt_agent_state_str(const tt_session *s, const char *key)

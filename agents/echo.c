@@ -239,8 +239,7 @@ static void ask_approval(tt_session *s, json_t *plan)
     set_mode(s, "approval");
     tt_agent_state_set(s, "approval_id", json_string(aid));
     tt_agent_state_set(s, "plan", json_incref(json_object_get(body, "plan")));
-    tt_session_set_pending(s, json_deep_copy(body));
-    tt_session_emit(s, "approval", body);
+    tt_agent_ask_approval(s, body);
     tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "plan");
 }
 

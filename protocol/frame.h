@@ -61,6 +61,7 @@ typedef struct tt_msg {
     const char *approval_id;   /* decide */
     tt_decision decision;      /* decide */
     const char *comment;       /* decide; NULL when absent */
+    const char *fingerprint;   /* decide: the plan's fingerprint as shown; NULL when absent */
     uint64_t seq;              /* ack */
     uint64_t limit;            /* session.list; TT_LIST_LIMIT_DEFAULT when absent */
     const char *list_after;    /* session.list: the `next` of the previous page, or NULL */

@@ -395,10 +395,30 @@ static void on_answer(tt_conn *c, const tt_msg *m)
     reply_agent(c, m, s, rc, err, NULL);
 }
 
+/* A decide that carries a fingerprint approves only the plan it was shown:
+ * 0, or a conflict has been sent when the open approval's plan differs. */
+static int plan_changed(tt_conn *c, const tt_msg *m, const tt_session *s)
+{
+    const char *aid = json_string_value(json_object_get(s->pending, "approval_id"));
+    if (!m->fingerprint || !aid || strcmp(aid, m->approval_id) != 0)
+        return 0; /* no fingerprint, or not the open approval: the agent says */
+    char fp[TT_AGENT_FINGERPRINT_MAX];
+    tt_agent_plan_fingerprint(json_object_get(s->pending, "plan"), fp);
+    if (fp[0] && strcmp(fp, m->fingerprint) == 0)
+        return 0;
+    char err[200];
+    snprintf(err, sizeof err,
+             "approval %.64s: its plan is not the one you were shown (fingerprint differs); "
+             "attach again to see it",
+             aid);
+    tt_conn_error(c, m->id, TT_ECONFLICT, err);
+    return 1;
+}
+
 static void on_decide(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
-    if (!s || over_limit(c, m))
+    if (!s || plan_changed(c, m, s) || over_limit(c, m))
         return;
     char err[160] = "";
     int rc = tt_agent_decide(s, m->approval_id, m->decision, m->comment, err, sizeof err);

@@ -5,6 +5,7 @@
 // question or approval comes with every attach (whatever `after`), after a
 // restart, and in the snapshot of a client attaching from far back.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { assertContiguous, checkMessages, connect, itest, openSession, sleep, waitState } from './harness.mjs';
 
 const words = (n, tag = 'w') => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(' ');
@@ -175,5 +176,80 @@ itest(
     const snap = await late.waitEvent((e) => e.session === session && e.type === 'snapshot');
     assert.equal(snap.pending?.question_id, question.question_id, JSON.stringify(snap.pending));
     assert.deepEqual(snap.pending.choices, question.choices);
+  },
+);
+
+/** The fingerprint a client can compute itself: SHA-256 of the plan as compact JSON with sorted keys. */
+function fingerprintOf(plan) {
+  const canon = (v) =>
+    Array.isArray(v)
+      ? `[${v.map(canon).join(',')}]`
+      : v && typeof v === 'object'
+        ? `{${Object.keys(v)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${canon(v[k])}`)
+            .join(',')}}`
+        : JSON.stringify(v);
+  return `sha256:${crypto.createHash('sha256').update(canon(plan)).digest('hex')}`;
+}
+
+itest(
+  'decide with the plan fingerprint: an altered or stale plan is conflict and changes nothing',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c);
+    await c.ok({ type: 'say', session, text: 'plan', client_msg_id: 'p' });
+    const first = await c.waitEvent((e) => e.session === session && e.type === 'approval');
+    await waitState(c, session, 'waiting_approval');
+    assert.equal(first.fingerprint, fingerprintOf(first.plan), JSON.stringify(first));
+    const att = await c.ok({ type: 'session.attach', session, after: c.maxSeq(session) });
+    assert.equal(att.pending.fingerprint, first.fingerprint);
+
+    const head = c.maxSeq(session);
+    const altered = fingerprintOf({ ...first.plan, steps: ['send the reply'] });
+    const r = await c.request({
+      type: 'decide',
+      session,
+      approval_id: first.approval_id,
+      decision: 'approve',
+      fingerprint: altered,
+    });
+    assert.equal(r.code, 'conflict', JSON.stringify(r));
+    assert.match(r.message, /fingerprint/);
+    await sleep(100);
+    assert.equal(c.maxSeq(session), head, 'a decide on an altered plan changed the session');
+
+    // Revised: a new approval id and plan; the old id and the old fingerprint approve nothing.
+    await c.ok({
+      type: 'decide',
+      session,
+      approval_id: first.approval_id,
+      decision: 'revise',
+      comment: 'add tests',
+      fingerprint: first.fingerprint,
+    });
+    const second = await c.waitEvent((e) => e.session === session && e.type === 'approval' && e.seq > head);
+    assert.notEqual(second.fingerprint, first.fingerprint);
+    assert.equal(second.fingerprint, fingerprintOf(second.plan));
+    const stale = await c.request({ type: 'decide', session, approval_id: first.approval_id, decision: 'approve' });
+    assert.equal(stale.code, 'conflict', JSON.stringify(stale));
+    const old = await c.request({
+      type: 'decide',
+      session,
+      approval_id: second.approval_id,
+      decision: 'approve',
+      fingerprint: first.fingerprint,
+    });
+    assert.equal(old.code, 'conflict', JSON.stringify(old));
+    await c.ok({
+      type: 'decide',
+      session,
+      approval_id: second.approval_id,
+      decision: 'approve',
+      fingerprint: second.fingerprint,
+    });
+    const end = await c.waitEvent((e) => e.session === session && e.type === 'message.end' && e.seq > second.seq);
+    assert.equal(end.text, 'approved');
   },
 );
