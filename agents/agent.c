@@ -325,6 +325,38 @@ void tt_agent_ask_approval(tt_session *s, json_t *body)
     tt_session_emit(s, "approval", body);
 }
 
+/* The message_id of the user message that started the turn in flight ("" when unknown). */
+static const char *active_turn(const tt_session *s)
+{
+    for (size_t i = json_array_size(s->transcript); i-- > 0;) {
+        json_t *e = json_array_get(s->transcript, i);
+        const char *role = json_string_value(json_object_get(e, "role"));
+        const char *mid = json_string_value(json_object_get(e, "message_id"));
+        if (role && strcmp(role, "user") == 0)
+            return mid ? mid : "";
+    }
+    return "";
+}
+
+/* A say while a turn runs: the session's on_busy policy (session.open)
+ * interrupts it (cancel, then the say), or refuses the say naming the turn. */
+static int refuse_busy(tt_session *s, char *err, size_t n)
+{
+    if (s->state != TT_STATE_RUNNING)
+        return 0;
+    if (strcmp(s->on_busy, "interrupt") == 0) {
+        int cancelled = 0;
+        ops_of(s)->cancel(s, &cancelled);
+        if (s->state != TT_STATE_RUNNING)
+            return 0;
+    }
+    snprintf(err, n,
+             "busy: the turn of user message %.64s is running; wait for it, cancel it, or open "
+             "the session with on_busy interrupt",
+             active_turn(s));
+    return TT_ECONFLICT;
+}
+
 const char *tt_agent_state_str(const tt_session *s, const char *key)
 {
     return json_string_value(json_object_get(s->agent_state, key));
@@ -370,6 +402,8 @@ int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int
     int rc = refuse_closed(s, err, n);
     if (rc == 0)
         rc = refuse_pending(s, NULL, err, n);
+    if (rc == 0)
+        rc = refuse_busy(s, err, n);
     return rc ? rc : ops_of(s)->say(s, text, client_msg_id, err, n);
 }
 

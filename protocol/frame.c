@@ -45,6 +45,7 @@ static const field_spec none_fields[] = {END};
 static const field_spec open_fields[] = {{"agent", F_STR, 1, TT_NAME_MAX, OFF(agent)},
                                          {"input", F_OBJECT, 0, 0, OFF(input)},
                                          {"metadata", F_OBJECT, 0, 0, OFF(metadata)},
+                                         {"on_busy", F_STR, 0, TT_NAME_MAX, OFF(on_busy)},
                                          END};
 static const field_spec attach_fields[] = {
     {"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, {"after", F_UINT, 0, 0, OFF(after)}, END};

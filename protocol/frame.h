@@ -66,6 +66,7 @@ typedef struct tt_msg {
     uint64_t limit;            /* session.list; TT_LIST_LIMIT_DEFAULT when absent */
     const char *list_after;    /* session.list: the `next` of the previous page, or NULL */
     const char *title;         /* session.rename */
+    const char *on_busy;       /* session.open: "reject" or "interrupt"; NULL when absent */
 } tt_msg;
 
 /* Decode one frame. On failure writes a reason to err (size n) and returns

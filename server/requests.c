@@ -221,6 +221,10 @@ static void on_open(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, TT_ENOTFOUND, err);
         return;
     }
+    if (m->on_busy && strcmp(m->on_busy, "reject") != 0 && strcmp(m->on_busy, "interrupt") != 0) {
+        tt_conn_error(c, m->id, TT_EINVAL, "field 'on_busy' must be \"reject\" or \"interrupt\"");
+        return;
+    }
     json_t *title = json_object_get(m->metadata, "title");
     const char *why = NULL;
     if (title && (!json_is_string(title) ||
@@ -248,6 +252,8 @@ static void on_open(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, rc, "the session could not be created");
         return;
     }
+    if (m->on_busy && strcmp(m->on_busy, "interrupt") == 0)
+        snprintf(s->on_busy, sizeof s->on_busy, "interrupt"); /* stored with the new session */
     attach(c, m, s, 0, json_pack("{s:s}", "agent", s->agent), 1);
 }
 
@@ -382,6 +388,14 @@ static void on_say(tt_conn *c, const tt_msg *m)
     char err[160] = "";
     int duplicate = 0;
     int rc = tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);
+    if (rc == TT_ECONFLICT && strncmp(err, "busy:", 5) == 0) {
+        json_t *reply = tt_reply_error(m->id, tt_err_wire(rc), err, 0);
+        if (reply)
+            json_object_set_new(reply, "reason", json_string("busy"));
+        tt_metrics_error(&c->srv->metrics, tt_err_wire(rc));
+        tt_conn_send(c, reply);
+        return;
+    }
     reply_agent(c, m, s, rc, err, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
 }
 

@@ -406,6 +406,8 @@ char *tt_session_record(const tt_session *s, size_t *len)
                   "client_msg_ids", s->client_msg_ids, "streaming", s->streaming);
     if (r && s->key_id[0])
         json_object_set_new(r, "key_id", json_string(s->key_id));
+    if (r && s->on_busy[0])
+        json_object_set_new(r, "on_busy", json_string(s->on_busy));
     if (!r || tt_transcript_record_put(s, r) != 0) {
         json_decref(r);
         return NULL;
@@ -473,6 +475,8 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     copy_str(s->step, sizeof s->step, step);
     const char *kid = json_string_value(json_object_get(r, "key_id"));
     copy_str(s->key_id, sizeof s->key_id, kid ? kid : "");
+    const char *on_busy = json_string_value(json_object_get(r, "on_busy"));
+    copy_str(s->on_busy, sizeof s->on_busy, on_busy ? on_busy : "");
     s->created_ms = created;
     s->updated_ms = updated;
     s->head = s->committed = s->record_head = (uint64_t)head;

@@ -253,3 +253,55 @@ itest(
     assert.equal(end.text, 'approved');
   },
 );
+
+itest(
+  'a say while a turn runs: rejected as busy naming the turn, or with on_busy interrupt it cancels the turn and is taken',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '30'] });
+    const c = await connect(srv.port, { hello: true });
+    const bad = await c.request({ type: 'session.open', agent: 'echo', on_busy: 'queue' }, undefined, {
+      invalid: true,
+    });
+    assert.equal(bad.code, 'bad_request', JSON.stringify(bad));
+
+    const { session: rej } = await openSession(c);
+    await c.ok({ type: 'say', session: rej, text: words(40), client_msg_id: 'r1' });
+    const user = await c.waitEvent((e) => e.session === rej && e.type === 'user');
+    await c.waitEvent((e) => e.session === rej && e.type === 'delta');
+    const r = await c.request({ type: 'say', session: rej, text: 'again', client_msg_id: 'r2' });
+    assert.equal(r.code, 'conflict', JSON.stringify(r));
+    assert.equal(r.reason, 'busy', JSON.stringify(r));
+    assert.ok(r.message.includes(user.message_id), `the error does not name the turn: ${r.message}`);
+    await c.ok({ type: 'cancel', session: rej });
+
+    const { session } = await openSession(c, 'echo', { on_busy: 'interrupt' });
+    await c.ok({ type: 'say', session, text: words(40), client_msg_id: 'i1' });
+    const first = await c.waitEvent((e) => e.session === session && e.type === 'message.start');
+    await c.waitEvent((e) => e.session === session && e.type === 'delta' && e.seq > first.seq + 1);
+    await c.ok({ type: 'say', session, text: 'the new question', client_msg_id: 'i2' });
+    const discard = await c.waitEvent((e) => e.session === session && e.type === 'message.discard');
+    assert.equal(discard.message_id, first.message_id);
+    assert.equal(discard.reason, 'cancelled');
+    const end = await c.waitEvent((e) => e.session === session && e.type === 'message.end');
+    assert.equal(end.text, 'the new question');
+    checkMessages(assert, c.sessionEvents(session));
+
+    // The policy is the session's: it holds after a restart.
+    await c.ok({ type: 'say', session, text: words(200, 'x'), client_msg_id: 'i3' });
+    await c.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'x2 ');
+    await srv.kill9();
+    await srv.restart();
+    const d = await connect(srv.port, { hello: true, name: 'after' });
+    await d.ok({ type: 'session.attach', session, after: 0 });
+    const restart = await d.waitEvent(
+      (e) => e.session === session && e.type === 'message.discard' && e.reason === 'restart',
+    );
+    await d.waitEvent((e) => e.session === session && e.type === 'delta' && e.seq > restart.seq + 2);
+
+    await d.ok({ type: 'say', session, text: 'after the restart', client_msg_id: 'i4' });
+    const cut = await d.waitEvent((e) => e.session === session && e.type === 'message.discard' && e.seq > restart.seq);
+    assert.equal(cut.reason, 'cancelled');
+    const end2 = await d.waitEvent((e) => e.session === session && e.type === 'message.end' && e.seq > end.seq);
+    assert.equal(end2.text, 'after the restart');
+  },
+);
