@@ -54,6 +54,7 @@ typedef struct tt_msg {
     json_t *metadata;          /* session.open; borrowed, may be NULL */
     const char *session;       /* every session-scoped message */
     uint64_t after;            /* session.attach (0 when absent) */
+    int compact;               /* session.attach: finished messages whole, without their deltas */
     const char *text;          /* say */
     const char *client_msg_id; /* say; NULL when absent */
     const char *question_id;   /* answer */

@@ -154,6 +154,8 @@ static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, j
         return;
     }
     tt_conn_add_cursor(c, cur);
+    if (m->compact)
+        tt_cursor_compact(cur); /* before the ok: its pump may send events at once */
     if (!fields)
         fields = json_object();
     json_object_set_new(fields, "session", json_string(s->id));
@@ -260,8 +262,9 @@ static void on_open(tt_conn *c, const tt_msg *m)
 static void on_attach(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
-    if (s)
-        attach(c, m, s, m->after, NULL, 0);
+    if (!s)
+        return;
+    attach(c, m, s, m->after, NULL, 0);
 }
 
 static void on_detach(tt_conn *c, const tt_msg *m)

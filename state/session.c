@@ -619,7 +619,7 @@ static int replay_load(tt_cursor *c)
     return rc;
 }
 
-const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
+static const tt_frame *peek_raw(tt_cursor *c, int *err)
 {
     tt_session *s = c->session;
     *err = 0;
@@ -651,6 +651,44 @@ const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
         }
     }
     return &c->replay[c->replay_pos];
+}
+
+void tt_cursor_compact(tt_cursor *c)
+{
+    const char *mid = json_string_value(json_object_get(c->session->streaming, "message_id"));
+    c->compact_until = c->session->committed;
+    snprintf(c->compact_keep, sizeof c->compact_keep, "%s", mid ? mid : "");
+}
+
+/* A delta of a message other than compact_keep (events start with type,
+ * session, seq and ts, then message_id: PROTOCOL.md section 1). */
+static int compacted_away(const tt_cursor *c, const tt_frame *f)
+{
+    static const char delta[] = "{\"type\":\"delta\",";
+    static const char key[] = "\"message_id\":\"";
+    const char *text = tt_frame_text(f);
+    if (f->len < sizeof delta || memcmp(text, delta, sizeof delta - 1) != 0)
+        return 0;
+    const char *id = NULL;
+    for (size_t i = sizeof delta - 1; !id && i + sizeof key - 1 <= f->len; i++) {
+        if (memcmp(text + i, key, sizeof key - 1) == 0)
+            id = text + i + sizeof key - 1;
+    }
+    if (!id)
+        return 0;
+    size_t keep = strlen(c->compact_keep);
+    return !(keep && (size_t)(text + f->len - id) > keep &&
+             memcmp(id, c->compact_keep, keep) == 0 && id[keep] == '"');
+}
+
+const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
+{
+    for (;;) {
+        const tt_frame *f = peek_raw(c, err);
+        if (!f || c->snapshot.buf || c->next > c->compact_until || !compacted_away(c, f))
+            return f;
+        tt_cursor_advance(c); /* a delta of a message finished before the attach */
+    }
 }
 
 void tt_cursor_advance(tt_cursor *c)

@@ -305,3 +305,54 @@ itest(
     assert.equal(end2.text, 'after the restart');
   },
 );
+
+itest(
+  'compacted catch-up: finished messages come whole, only the message in flight token by token',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '2'] });
+    const w = await connect(srv.port, { hello: true, name: 'writer' });
+    const { session } = await openSession(w);
+    for (let i = 0; i < 3; i++) {
+      await w.ok({ type: 'say', session, text: words(30, `t${i}-`), client_msg_id: `t${i}` });
+      await waitState(w, session, 'idle', w.maxSeq(session));
+    }
+    const long = words(300, 'live');
+    await w.ok({ type: 'say', session, text: long, client_msg_id: 'live' });
+    const start = await w.waitEvent((e) => e.session === session && e.type === 'message.start' && e.seq > 90);
+    await w.waitEvent((e) => e.session === session && e.type === 'delta' && e.text === 'live20 ');
+
+    const late = await connect(srv.port, { hello: true, name: 'late' });
+    const att = await late.ok({ type: 'session.attach', session, after: 0, compact: true });
+    const end = await late.waitEvent(
+      (e) => e.session === session && e.type === 'message.end' && e.seq > att.head,
+      15_000,
+    );
+    assert.equal(end.text, long);
+    const evs = late.sessionEvents(session);
+    const seqs = evs.map((e) => e.seq);
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+      'seqs in order',
+    );
+    assert.equal(new Set(seqs).size, seqs.length, 'no duplicate');
+    const deltas = evs.filter((e) => e.type === 'delta');
+    assert.ok(
+      deltas.length > 0 && deltas.every((d) => d.message_id === start.message_id),
+      'deltas of finished messages',
+    );
+    assert.equal(deltas.map((d) => d.text).join(''), long, 'the message in flight rebuilt from its deltas');
+    const ends = evs.filter((e) => e.type === 'message.end');
+    assert.deepEqual(
+      ends.map((e) => e.text),
+      [0, 1, 2].map((i) => words(30, `t${i}-`)).concat([long]),
+    );
+    assert.equal(evs.filter((e) => e.type === 'message.start').length, 4);
+    assert.equal(evs.filter((e) => e.type === 'user').length, 4);
+    // Without compact the same attach replays every delta.
+    const full = await connect(srv.port, { hello: true, name: 'full' });
+    await full.ok({ type: 'session.attach', session, after: 0 });
+    await sleep(300);
+    assert.equal(full.sessionEvents(session).filter((e) => e.type === 'delta').length, 90 + 300);
+  },
+);
