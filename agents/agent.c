@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <openssl/sha.h>
 
 #include "agents/agent.h"
 #include "protocol/errors.h"
@@ -291,6 +292,82 @@ static int refuse_closed(const tt_session *s, char *err, size_t n)
     return TT_ECONFLICT;
 }
 
+/* While a question or an approval is open, only its own answer moves the
+ * session on (want: "question_id" for answer, "approval_id" for decide, NULL
+ * for say): anything else is conflict, naming what is open and how to
+ * answer it. */
+static int refuse_pending(const tt_session *s, const char *want, char *err, size_t n)
+{
+    const char *qid = json_string_value(json_object_get(s->pending, "question_id"));
+    const char *aid = json_string_value(json_object_get(s->pending, "approval_id"));
+    if ((!qid && !aid) || (want && strcmp(want, qid ? "question_id" : "approval_id") == 0))
+        return 0;
+    if (qid)
+        snprintf(err, n,
+                 "question %.64s is open: answer it (answer with question_id %.64s) or cancel", qid,
+                 qid);
+    else
+        snprintf(err, n,
+                 "approval %.64s is open: decide it (decide with approval_id %.64s) or cancel", aid,
+                 aid);
+    return TT_ECONFLICT;
+}
+
+void tt_agent_plan_fingerprint(const json_t *plan, char out[TT_AGENT_FINGERPRINT_MAX])
+{
+    out[0] = '\0';
+    char *text = json_dumps(plan, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (!text)
+        return;
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)text, strlen(text), md);
+    free(text);
+    int w = snprintf(out, TT_AGENT_FINGERPRINT_MAX, "sha256:");
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        w += snprintf(out + w, TT_AGENT_FINGERPRINT_MAX - (size_t)w, "%02x", md[i]);
+}
+
+void tt_agent_ask_approval(tt_session *s, json_t *body)
+{
+    char fp[TT_AGENT_FINGERPRINT_MAX];
+    tt_agent_plan_fingerprint(json_object_get(body, "plan"), fp);
+    json_object_set_new(body, "fingerprint", json_string(fp));
+    tt_session_set_pending(s, json_deep_copy(body));
+    tt_session_emit(s, "approval", body);
+}
+
+/* The message_id of the user message that started the turn in flight ("" when unknown). */
+static const char *active_turn(const tt_session *s)
+{
+    for (size_t i = json_array_size(s->transcript); i-- > 0;) {
+        json_t *e = json_array_get(s->transcript, i);
+        const char *role = json_string_value(json_object_get(e, "role"));
+        const char *mid = json_string_value(json_object_get(e, "message_id"));
+        if (role && strcmp(role, "user") == 0)
+            return mid ? mid : "";
+    }
+    return "";
+}
+
+/* A say while a turn runs: the session's on_busy policy (session.open)
+ * interrupts it (cancel, then the say), or refuses the say naming the turn. */
+static int refuse_busy(tt_session *s, char *err, size_t n)
+{
+    if (s->state != TT_STATE_RUNNING)
+        return 0;
+    if (strcmp(s->on_busy, "interrupt") == 0) {
+        int cancelled = 0;
+        ops_of(s)->cancel(s, &cancelled);
+        if (s->state != TT_STATE_RUNNING)
+            return 0;
+    }
+    snprintf(err, n,
+             "busy: the turn of user message %.64s is running; wait for it, cancel it, or open "
+             "the session with on_busy interrupt",
+             active_turn(s));
+    return TT_ECONFLICT;
+}
+
 const char *tt_agent_state_str(const tt_session *s, const char *key)
 {
     return json_string_value(json_object_get(s->agent_state, key));
@@ -334,6 +411,10 @@ int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int
     if (*duplicate)
         return 0;
     int rc = refuse_closed(s, err, n);
+    if (rc == 0)
+        rc = refuse_pending(s, NULL, err, n);
+    if (rc == 0)
+        rc = refuse_busy(s, err, n);
     return rc ? rc : ops_of(s)->say(s, text, client_msg_id, err, n);
 }
 
@@ -399,6 +480,8 @@ int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value,
 {
     int rc = refuse_closed(s, err, n);
     if (rc == 0)
+        rc = refuse_pending(s, "question_id", err, n);
+    if (rc == 0)
         rc = ops_of(s)->answer(s, question_id, value, err, n);
     if (rc == 0)
         tt_session_emit(s, "question.answered",
@@ -410,6 +493,8 @@ int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const
                     char *err, size_t n)
 {
     int rc = refuse_closed(s, err, n);
+    if (rc == 0)
+        rc = refuse_pending(s, "approval_id", err, n);
     if (rc == 0 && d == TT_DECIDE_REVISE && (!comment || !*comment)) {
         snprintf(err, n, "a revise decision needs a comment");
         rc = TT_EINVAL;

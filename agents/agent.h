@@ -181,6 +181,15 @@ void tt_agent_set_mode(const tt_agent_env *env, tt_session *s, const char *key, 
  * role), TT_ECONFLICT (no user turn before it) with a message in err. */
 int tt_agent_rewind_to(tt_session *s, const char *message_id, int edit, const char **said,
                        char *err, size_t n);
+#define TT_AGENT_FINGERPRINT_MAX 72
+/* A plan's fingerprint: "sha256:" and the 64 hex digits of SHA-256 over the
+ * plan as compact JSON with sorted keys; "" when out of memory (it then
+ * matches no decide). */
+void tt_agent_plan_fingerprint(const json_t *plan, char out[TT_AGENT_FINGERPRINT_MAX]);
+/* Ask for a decision: body {approval_id, title, plan} (consumed) gets the
+ * plan's `fingerprint`, becomes the session's pending approval and is
+ * emitted as an `approval` event. */
+void tt_agent_ask_approval(tt_session *s, json_t *body);
 
 /* For agents: record the turn's id and emit the "user" event. */
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id);

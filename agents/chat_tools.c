@@ -316,8 +316,7 @@ static void ask(tt_chat_rt *rt, json_t *call)
     json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:s}}", "approval_id", aid, "title",
                              title, "plan", "tool", str(call, "name"), "call_id", str(call, "id"),
                              "args", args ? args : json_object(), "args_json", str(call, "args"));
-    tt_session_set_pending(s, json_deep_copy(body));
-    tt_session_emit(s, "approval", body);
+    tt_agent_ask_approval(s, body);
     tt_agent_set_mode(rt->env, s, "mode", "approval");
     tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "tool_approval");
 }

@@ -239,8 +239,7 @@ static void ask_approval(tt_session *s, json_t *plan)
     set_mode(s, "approval");
     tt_agent_state_set(s, "approval_id", json_string(aid));
     tt_agent_state_set(s, "plan", json_incref(json_object_get(body, "plan")));
-    tt_session_set_pending(s, json_deep_copy(body));
-    tt_session_emit(s, "approval", body);
+    tt_agent_ask_approval(s, body);
     tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "plan");
 }
 
@@ -345,12 +344,22 @@ static int echo_decide(tt_session *s, const char *approval_id, tt_decision d, co
     return 0;
 }
 
+/* Cancel withdraws the reply streaming, or the open question or approval:
+ * the turn ends and the session is idle. */
 static int echo_cancel(tt_session *s, int *cancelled)
 {
     *cancelled = discard_stream(s, "cancelled");
     if (*cancelled) {
         tt_agent_state_set(s, "reply", NULL);
         tt_session_set_state(s, TT_STATE_IDLE, "reply");
+    } else if (s->state == TT_STATE_WAITING_INPUT || s->state == TT_STATE_WAITING_APPROVAL) {
+        *cancelled = 1;
+        tt_agent_state_set(s, "question_id", NULL);
+        tt_agent_state_set(s, "approval_id", NULL);
+        tt_agent_state_set(s, "plan", NULL);
+        tt_session_set_pending(s, NULL);
+        set_mode(s, "idle");
+        tt_session_set_state(s, TT_STATE_IDLE, "cancelled");
     }
     return 0;
 }

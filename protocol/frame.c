@@ -21,7 +21,8 @@ typedef enum field_kind {
     F_UINT,   /* non-negative integer */
     F_OBJECT, /* object, nesting bounded */
     F_ANY,    /* any JSON value, nesting bounded */
-    F_DECISION
+    F_DECISION,
+    F_BOOL /* true or false, as an int */
 } field_kind;
 
 typedef struct field_spec {
@@ -45,9 +46,12 @@ static const field_spec none_fields[] = {END};
 static const field_spec open_fields[] = {{"agent", F_STR, 1, TT_NAME_MAX, OFF(agent)},
                                          {"input", F_OBJECT, 0, 0, OFF(input)},
                                          {"metadata", F_OBJECT, 0, 0, OFF(metadata)},
+                                         {"on_busy", F_STR, 0, TT_NAME_MAX, OFF(on_busy)},
                                          END};
-static const field_spec attach_fields[] = {
-    {"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, {"after", F_UINT, 0, 0, OFF(after)}, END};
+static const field_spec attach_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
+                                           {"after", F_UINT, 0, 0, OFF(after)},
+                                           {"compact", F_BOOL, 0, 0, OFF(compact)},
+                                           END};
 static const field_spec session_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)}, END};
 static const field_spec say_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OFF(session)},
                                         {"text", F_TEXT, 1, 0, OFF(text)},
@@ -65,6 +69,7 @@ static const field_spec decide_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OF
                                            {"approval_id", F_STR, 1, TT_ID_MAX, OFF(approval_id)},
                                            {"decision", F_DECISION, 1, 0, OFF(decision)},
                                            {"comment", F_TEXT, 0, 0, OFF(comment)},
+                                           {"fingerprint", F_STR, 0, TT_ID_MAX, OFF(fingerprint)},
                                            END};
 static const field_spec list_fields[] = {
     {"limit", F_UINT, 0, 0, OFF(limit)}, {"after", F_STR, 0, TT_NAME_MAX, OFF(list_after)}, END};
@@ -174,6 +179,13 @@ static int decode_field(const field_spec *f, json_t *v, size_t max_text, tt_msg 
             return fail(err, n, "field '%s' is nested too deeply", f->name);
         memcpy(slot, &v, sizeof v);
         return 0;
+    case F_BOOL: {
+        if (!json_is_boolean(v))
+            return fail(err, n, "field '%s' must be true or false", f->name);
+        int b = json_is_true(v);
+        memcpy(slot, &b, sizeof b);
+        return 0;
+    }
     case F_DECISION: {
         const char *s = json_string_value(v);
         for (int i = 0; s && i < 3; i++) {

@@ -55,6 +55,7 @@ typedef struct tt_msg {
     json_t *metadata;          /* session.open; borrowed, may be NULL */
     const char *session;       /* every session-scoped message */
     uint64_t after;            /* session.attach (0 when absent) */
+    int compact;               /* session.attach: finished messages whole, without their deltas */
     const char *text;          /* say */
     const char *client_msg_id; /* say; NULL when absent */
     const char *replaces;      /* say: the user message it edits; NULL when absent */
@@ -64,10 +65,12 @@ typedef struct tt_msg {
     const char *approval_id;   /* decide */
     tt_decision decision;      /* decide */
     const char *comment;       /* decide; NULL when absent */
+    const char *fingerprint;   /* decide: the plan's fingerprint as shown; NULL when absent */
     uint64_t seq;              /* ack */
     uint64_t limit;            /* session.list; TT_LIST_LIMIT_DEFAULT when absent */
     const char *list_after;    /* session.list: the `next` of the previous page, or NULL */
     const char *title;         /* session.rename */
+    const char *on_busy;       /* session.open: "reject" or "interrupt"; NULL when absent */
 } tt_msg;
 
 /* Decode one frame. On failure writes a reason to err (size n) and returns

@@ -60,6 +60,11 @@ struct tt_conn {
     int close_code; /* non-zero: close once the replies are out */
     char close_reason[64];
     int failed; /* a write failed: close at the next callback */
+    /* Our close frame is out: input is read and discarded until the client
+     * closes, at most LINGER_S seconds and LINGER_MAX_BYTES (ws.c). */
+    int lingering;
+    int shut_wr; /* lingering, and our side of the connection is shut (FIN sent) */
+    size_t linger_bytes;
 
     double tokens; /* rate limit bucket */
     uint64_t tokens_ms;
@@ -76,6 +81,13 @@ struct tt_conn {
 
 /* Queue a reply (consumed) and write what the socket takes now. */
 void tt_conn_send(tt_conn *c, json_t *msg);
+/* Shared by ws.c and held.c: an output item from msg (consumed; NULL and the
+ * socket failing when it cannot be made), its bytes counted toward the
+ * output cap (1: the socket is failing), and an item held behind the
+ * replies already held. */
+tt_outq_item *tt_conn_make_item(tt_conn *c, json_t *msg);
+int tt_conn_count_output(tt_conn *c, size_t len);
+void tt_conn_hold(tt_conn *c, tt_outq_item *it);
 /* Queue the reply (re: the request's id) to a request that changed session
  * sid: it goes out once that change is committed (an `ok` means the change
  * survives a crash), or becomes an error if the change is discarded. Replies

@@ -156,11 +156,16 @@ static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, j
         return;
     }
     tt_conn_add_cursor(c, cur);
+    if (m->compact)
+        tt_cursor_compact(cur); /* before the ok: its pump may send events at once */
     if (!fields)
         fields = json_object();
     json_object_set_new(fields, "session", json_string(s->id));
     json_object_set_new(fields, "head", json_integer((json_int_t)s->head));
     json_object_set_new(fields, "recovered", json_boolean(recovered));
+    /* The open question or approval, whatever `after` was: a client that
+     * reloads sees it even when its event is long before `after`. */
+    json_object_set_new(fields, "pending", s->pending ? json_deep_copy(s->pending) : json_null());
     if (durable)
         reply_durable(c, m, s, fields);
     else
@@ -220,6 +225,10 @@ static void on_open(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, TT_ENOTFOUND, err);
         return;
     }
+    if (m->on_busy && strcmp(m->on_busy, "reject") != 0 && strcmp(m->on_busy, "interrupt") != 0) {
+        tt_conn_error(c, m->id, TT_EINVAL, "field 'on_busy' must be \"reject\" or \"interrupt\"");
+        return;
+    }
     json_t *title = json_object_get(m->metadata, "title");
     const char *why = NULL;
     if (title && (!json_is_string(title) ||
@@ -247,14 +256,17 @@ static void on_open(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, rc, "the session could not be created");
         return;
     }
+    if (m->on_busy && strcmp(m->on_busy, "interrupt") == 0)
+        snprintf(s->on_busy, sizeof s->on_busy, "interrupt"); /* stored with the new session */
     attach(c, m, s, 0, json_pack("{s:s}", "agent", s->agent), 1);
 }
 
 static void on_attach(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
-    if (s)
-        attach(c, m, s, m->after, NULL, 0);
+    if (!s)
+        return;
+    attach(c, m, s, m->after, NULL, 0);
 }
 
 static void on_detach(tt_conn *c, const tt_msg *m)
@@ -393,6 +405,14 @@ static void on_say(tt_conn *c, const tt_msg *m)
     int rc = m->replaces ? tt_agent_rewind(s, m->replaces, m->text, m->client_msg_id, &duplicate,
                                            err, sizeof err)
                          : tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);
+    if (rc == TT_ECONFLICT && strncmp(err, "busy:", 5) == 0) {
+        json_t *reply = tt_reply_error(m->id, tt_err_wire(rc), err, 0);
+        if (reply)
+            json_object_set_new(reply, "reason", json_string("busy"));
+        tt_metrics_error(&c->srv->metrics, tt_err_wire(rc));
+        tt_conn_send(c, reply);
+        return;
+    }
     reply_agent(c, m, s, rc, err, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
 }
 
@@ -417,10 +437,30 @@ static void on_answer(tt_conn *c, const tt_msg *m)
     reply_agent(c, m, s, rc, err, NULL);
 }
 
+/* A decide that carries a fingerprint approves only the plan it was shown:
+ * 0, or a conflict has been sent when the open approval's plan differs. */
+static int plan_changed(tt_conn *c, const tt_msg *m, const tt_session *s)
+{
+    const char *aid = json_string_value(json_object_get(s->pending, "approval_id"));
+    if (!m->fingerprint || !aid || strcmp(aid, m->approval_id) != 0)
+        return 0; /* no fingerprint, or not the open approval: the agent says */
+    char fp[TT_AGENT_FINGERPRINT_MAX];
+    tt_agent_plan_fingerprint(json_object_get(s->pending, "plan"), fp);
+    if (fp[0] && strcmp(fp, m->fingerprint) == 0)
+        return 0;
+    char err[200];
+    snprintf(err, sizeof err,
+             "approval %.64s: its plan is not the one you were shown (fingerprint differs); "
+             "attach again to see it",
+             aid);
+    tt_conn_error(c, m->id, TT_ECONFLICT, err);
+    return 1;
+}
+
 static void on_decide(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
-    if (!s || over_limit(c, m))
+    if (!s || plan_changed(c, m, s) || over_limit(c, m))
         return;
     char err[160] = "";
     int rc = tt_agent_decide(s, m->approval_id, m->decision, m->comment, err, sizeof err);

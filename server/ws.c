@@ -7,6 +7,7 @@
  * one busy socket cannot starve the rest. */
 #include <string.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
@@ -25,12 +26,17 @@
 #define PREAUTH_FRAME_MAX (16 * 1024)
 /* lws's own value for a close frame; 4.1 keeps it out of the public enum. */
 #define TT_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* After our close frame, a socket reads and discards its client's input for
+ * at most this long and this much, waiting for the client to close (linger). */
+#define LINGER_S 2
+#define LINGER_MAX_BYTES ((size_t)16 << 20)
+#define LINGER_PREAUTH_MAX_BYTES ((size_t)1 << 20) /* before hello: less courtesy */
 
-/* Send a close frame ourselves, then the caller returns -1. lws 4.1 on libuv
- * drops the connection without sending the frame that lws_close_reason()
- * prepared (its close path skips the wait for a writable socket), so the
- * client would see 1006 instead of our code. */
-static void send_close(struct lws *wsi, int code, const char *reason)
+/* Send a close frame ourselves (then linger). lws 4.1 on libuv drops the
+ * connection without sending the frame that lws_close_reason() prepared (its
+ * close path skips the wait for a writable socket), so the client would see
+ * 1006 instead of our code. -1: the write failed. */
+static int send_close(struct lws *wsi, int code, const char *reason)
 {
     unsigned char buf[LWS_PRE + 2 + 123];
     size_t n = strlen(reason);
@@ -39,9 +45,7 @@ static void send_close(struct lws *wsi, int code, const char *reason)
     buf[LWS_PRE] = (unsigned char)(code >> 8);
     buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
     memcpy(buf + LWS_PRE + 2, reason, n);
-    /* The connection closes right after either way: a failed write only
-     * means the client sees 1006 instead of our code. */
-    (void)lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE);
+    return lws_write(wsi, buf + LWS_PRE, 2 + n, TT_LWS_WRITE_CLOSE) < 0 ? -1 : 0;
 }
 
 static void want_writable(tt_conn *c)
@@ -75,7 +79,57 @@ static void outq_free(tt_conn *c)
     }
 }
 
-static tt_outq_item *make_item(tt_conn *c, json_t *msg)
+/* Our side of the connection is done once the close frame is all out: FIN. */
+static void shut_write(tt_conn *c)
+{
+    if (c->shut_wr)
+        return;
+    if (lws_send_pipe_choked(c->wsi)) { /* part of the close frame is still queued */
+        want_writable(c);
+        return;
+    }
+    c->shut_wr = 1;
+    lws_sockfd_type fd = lws_get_socket_fd(c->wsi);
+    if (fd >= 0)
+        (void)shutdown(fd, SHUT_WR);
+}
+
+/* Close with code: the close frame, then linger. Closing the socket at once
+ * while its client still writes (the rest of a frame far over the limit, the
+ * frames queued behind one over the byte rate) leaves input unread, and the
+ * kernel answers it with a reset: the client's next write fails and it may
+ * drop the connection before it reads our close frame (it sees 1006, or no
+ * code). RFC 6455 7.1.1 has the server close the TCP connection after the
+ * closing handshake, so: nothing more is written, FIN once the frame is out,
+ * and input is read and thrown away until the client closes (lws closes on
+ * its EOF or its close frame), LINGER_S or LINGER_MAX_BYTES, whichever comes
+ * first. The connection stays counted until then. Returns the callback's
+ * value: 0, or -1 when the close frame could not be written. */
+static int close_lingering(tt_conn *c, int code, const char *reason)
+{
+    if (send_close(c->wsi, code, reason) != 0)
+        return -1;
+    if (!c->close_code)
+        c->close_code = code;
+    c->lingering = 1;
+    tt_aisdk_ws_closed(c);
+    while (c->cursors)
+        tt_conn_remove_cursor(c, c->cursors);
+    outq_free(c);
+    tt_buf_free(&c->rx);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LINGER_S);
+    shut_write(c);
+    return 0;
+}
+
+/* Input after our close frame: counted and dropped; -1 (close now) past the bound. */
+static int linger_receive(tt_conn *c, size_t len)
+{
+    c->linger_bytes += len;
+    return c->linger_bytes > (c->authed ? LINGER_MAX_BYTES : LINGER_PREAUTH_MAX_BYTES) ? -1 : 0;
+}
+
+tt_outq_item *tt_conn_make_item(tt_conn *c, json_t *msg)
 {
     tt_outq_item *it = calloc(1, sizeof *it);
     if (!it || tt_frame_from_json(msg, LWS_PRE, &it->frame) != 0) {
@@ -91,7 +145,7 @@ static tt_outq_item *make_item(tt_conn *c, json_t *msg)
  * commit alike: a client that sends requests but does not read the replies
  * is dropped. 0, or the socket is failing (the reply is still counted and
  * freed with the queues). */
-static int count_output(tt_conn *c, size_t len)
+int tt_conn_count_output(tt_conn *c, size_t len)
 {
     c->out_bytes += len;
     if (c->out_bytes <= (size_t)c->srv->cfg.max_output_bytes || c->close_code || c->failed)
@@ -104,189 +158,17 @@ static int count_output(tt_conn *c, size_t len)
     return 1;
 }
 
-static void hold(tt_conn *c, tt_outq_item *it)
-{
-    if (c->held_tail && it->pass < c->held_tail->pass)
-        it->pass = c->held_tail->pass;    /* in order behind the replies held already */
-    (void)count_output(c, it->frame.len); /* held replies count all the same; a drop is
-                                               acted on by the pump */
-    if (c->held_tail)
-        c->held_tail->next = it;
-    else
-        c->held_head = it;
-    c->held_tail = it;
-    if (!c->in_held_list) {
-        c->in_held_list = 1;
-        c->held_next = c->srv->held;
-        c->srv->held = c;
-    }
-}
-
-void tt_conn_send_durable(tt_conn *c, const char *sid, const char *re, json_t *msg)
-{
-    uint64_t pass = tt_registry_reply_pass(c->srv->reg);
-    if (!pass && !c->held_head) {
-        tt_conn_send(c, msg);
-        return;
-    }
-    tt_outq_item *it = make_item(c, msg);
-    if (!it)
-        return;
-    it->pass = pass;
-    tt_utf8_copy(it->sid, sizeof it->sid, sid);
-    tt_utf8_copy(it->re, sizeof it->re, re);
-    hold(c, it);
-}
-
-/* Why a session's changes were discarded, in words for its clients. */
-static const char *discard_message(int err, int *retryable)
-{
-    *retryable = err != TT_EINTERNAL;
-    switch (err) {
-    case TT_EFULL:
-        return "the store is full: the change was not saved; retry later";
-    case TT_EINTERNAL:
-        return "the session's new state could not be encoded; its last changes were undone";
-    default:
-        return "the store failed: the change was not saved; retry later";
-    }
-}
-
-/* The held reply it becomes an error reply to the same request. */
-static void fail_held(tt_conn *c, tt_outq_item *it, int err)
-{
-    int retryable;
-    const char *why = discard_message(err, &retryable);
-    tt_frame frame;
-    const char *code = tt_err_wire(err);
-    if (tt_frame_from_json(tt_reply_error(it->re[0] ? it->re : NULL, code, why, retryable), LWS_PRE,
-                           &frame) != 0) {
-        c->failed = 1; /* no memory for the error: the client must not see the ok */
-        want_writable(c);
-        return;
-    }
-    tt_metrics_error(&c->srv->metrics, code);
-    c->out_bytes -= it->frame.len;
-    tt_frame_release(&it->frame);
-    it->frame = frame;
-    count_output(c, frame.len);
-    it->sid[0] = '\0';
-}
-
-void tt_conn_store_error(tt_conn *c, const char *re, int err)
-{
-    int retryable;
-    const char *why = discard_message(err, &retryable);
-    tt_conn_error_retryable(c, re, err, why, retryable);
-}
-
-void tt_ws_discard(tt_session *s, int err, void *ud)
-{
-    tt_server *srv = ud;
-    for (tt_conn *c = srv->held; c; c = c->held_next) {
-        for (tt_outq_item *it = c->held_head; it; it = it->next) {
-            if (strcmp(it->sid, s->id) == 0)
-                fail_held(c, it, err);
-        }
-    }
-    int retryable;
-    const char *why = discard_message(err, &retryable);
-    while (s->cursors) {
-        tt_cursor *cur = s->cursors;
-        if (cur->owner_kind == 1) {
-            tt_evs_cursor_gone(cur);
-            continue;
-        }
-        tt_conn *c = cur->owner;
-        tt_conn_remove_cursor(c, cur);
-        json_t *note = tt_reply_error(NULL, tt_err_wire(err), why, retryable);
-        if (note)
-            json_object_set_new(note, "session", json_string(s->id));
-        tt_conn_send(c, note);
-    }
-    tt_log(TT_ERROR, "session changes discarded: they could not be stored",
-           json_pack("{s:s, s:s, s:s, s:s}", "session", s->id, "tenant", s->tenant, "user", s->user,
-                     "error", tt_strerror(err)));
-}
-
-/* Move the held replies of c up to pass to its output queue; 1 when some
- * stay held. */
-static int release_held(tt_conn *c, uint64_t pass)
-{
-    while (c->held_head && c->held_head->pass <= pass) {
-        tt_outq_item *it = c->held_head;
-        c->held_head = it->next;
-        it->next = NULL;
-        if (c->out_tail)
-            c->out_tail->next = it;
-        else
-            c->out_head = it;
-        c->out_tail = it; /* counted in out_bytes when it was held */
-    }
-    if (!c->held_head)
-        c->held_tail = NULL;
-    tt_conn_pump(c);
-    return c->held_head != NULL;
-}
-
-void tt_ws_committed(uint64_t pass, void *ud)
-{
-    tt_server *srv = ud;
-    tt_conn *c = srv->held;
-    srv->held = NULL;
-    while (c) {
-        tt_conn *next = c->held_next;
-        c->held_next = NULL;
-        c->in_held_list = 0;
-        if (release_held(c, pass)) {
-            c->in_held_list = 1;
-            c->held_next = srv->held;
-            srv->held = c;
-        }
-        c = next;
-    }
-}
-
-void tt_ws_moved(tt_session *s, void *ud)
-{
-    tt_server *srv = ud;
-    for (tt_conn *c = srv->held; c; c = c->held_next) {
-        tt_outq_item **pp = &c->held_head, *last = NULL;
-        while (*pp) {
-            tt_outq_item *it = *pp;
-            if (strcmp(it->sid, s->id) != 0) {
-                last = it;
-                pp = &it->next;
-                continue;
-            }
-            *pp = it->next; /* the change it confirms was refused: the client re-sends */
-            c->out_bytes -= it->frame.len;
-            tt_frame_release(&it->frame);
-            free(it);
-        }
-        c->held_tail = last;
-    }
-    while (s->cursors) {
-        tt_cursor *cur = s->cursors;
-        if (cur->owner_kind == 1) {
-            tt_evs_cursor_gone(cur);
-            continue;
-        }
-        tt_conn *c = cur->owner;
-        tt_conn_remove_cursor(c, cur);
-        tt_conn_close(c, TT_CLOSE_SERVICE_RESTART, "session moved to another node");
-    }
-    tt_log(TT_INFO, "session moved to another node",
-           json_pack("{s:s, s:s}", "session", s->id, "tenant", s->tenant));
-}
-
 void tt_conn_send(tt_conn *c, json_t *msg)
 {
-    tt_outq_item *it = make_item(c, msg);
+    if (c->lingering) {
+        json_decref(msg); /* closed: nothing more is written */
+        return;
+    }
+    tt_outq_item *it = tt_conn_make_item(c, msg);
     if (!it)
         return;
     if (c->held_head) {
-        hold(c, it); /* keep replies in order behind a held one */
+        tt_conn_hold(c, it); /* keep replies in order behind a held one */
         return;
     }
     if (c->out_tail)
@@ -294,7 +176,7 @@ void tt_conn_send(tt_conn *c, json_t *msg)
     else
         c->out_head = it;
     c->out_tail = it;
-    if (count_output(c, it->frame.len) != 0)
+    if (tt_conn_count_output(c, it->frame.len) != 0)
         return;
     tt_conn_pump(c);
 }
@@ -352,6 +234,8 @@ void tt_conn_pump(tt_conn *c)
 {
     size_t budget = WRITE_BUDGET;
     int more = 0;
+    if (c->lingering)
+        return;
     while (!c->failed) {
         if (lws_send_pipe_choked(c->wsi)) {
             more = 1;
@@ -465,7 +349,7 @@ static int rate_ok(tt_conn *c)
 /* Byte bucket, charged as bytes arrive (before any parsing): refilled at
  * rate_bytes_per_s up to rate_bytes_burst. A message that arrives while the
  * bucket is empty is thrown away unread; a client that keeps sending until
- * it owes a whole burst is closed. Returns 0, or -1 after the close frame. */
+ * it owes a whole burst is closed. Returns 0, or 1: close it. */
 static int charge_bytes(tt_conn *c, size_t len)
 {
     const tt_config *cfg = &c->srv->cfg;
@@ -484,8 +368,7 @@ static int charge_bytes(tt_conn *c, size_t len)
     tt_log(TT_WARN, "socket dropped: over the byte rate",
            json_pack("{s:s, s:I}", "user", c->user, "rate_bytes_per_s",
                      (json_int_t)cfg->rate_bytes_per_s));
-    send_close(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "sending too fast");
-    return -1;
+    return 1;
 }
 
 /* The largest frame this socket may send now (PREAUTH_FRAME_MAX before it
@@ -560,7 +443,7 @@ static int receive(tt_conn *c, const char *in, size_t len)
         c->rx_binary = lws_frame_is_binary(c->wsi);
     }
     if (charge_bytes(c, len) != 0)
-        return -1;
+        return close_lingering(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "sending too fast");
     int rc = c->rx_rate_limited || c->rx_dropped ? TT_ETOOLARGE : tt_buf_append(&c->rx, in, len);
     if (rc == TT_ENOMEM)
         return -1;
@@ -569,8 +452,7 @@ static int receive(tt_conn *c, const char *in, size_t len)
         c->rx_dropped += len;
         if (c->rx_dropped + c->rx.len > max * FAR_OVER_FACTOR) {
             c->srv->metrics.errors[5]++; /* too_large */
-            send_close(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "frame too large");
-            return -1;
+            return close_lingering(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "frame too large");
         }
     }
     if (lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0) {
@@ -691,6 +573,8 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         aisdk_setup(c);
         return 0;
     case LWS_CALLBACK_RECEIVE:
+        if (c && c->lingering)
+            return linger_receive(c, len);
         return c ? receive(c, in, len) : -1;
     case LWS_CALLBACK_TIMER:
         if (c)
@@ -699,13 +583,15 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!c || c->failed)
             return -1;
+        if (c->lingering) {
+            shut_write(c);
+            return 0;
+        }
         tt_conn_pump(c);
         if (c->failed)
             return -1;
-        if (c->close_code && !c->out_head && !lws_send_pipe_choked(wsi)) {
-            send_close(wsi, c->close_code, c->close_reason);
-            return -1;
-        }
+        if (c->close_code && !c->out_head && !lws_send_pipe_choked(wsi))
+            return close_lingering(c, c->close_code, c->close_reason);
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (!c)

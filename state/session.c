@@ -482,6 +482,8 @@ char *tt_session_record(const tt_session *s, size_t *len)
         json_object_set_new(r, "key_id", json_string(s->key_id));
     if (r && s->usage)
         json_object_set(r, "usage", s->usage);
+    if (r && s->on_busy[0])
+        json_object_set_new(r, "on_busy", json_string(s->on_busy));
     if (!r || tt_transcript_record_put(s, r) != 0) {
         json_decref(r);
         return NULL;
@@ -549,6 +551,8 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     copy_str(s->step, sizeof s->step, step);
     const char *kid = json_string_value(json_object_get(r, "key_id"));
     copy_str(s->key_id, sizeof s->key_id, kid ? kid : "");
+    const char *on_busy = json_string_value(json_object_get(r, "on_busy"));
+    copy_str(s->on_busy, sizeof s->on_busy, on_busy ? on_busy : "");
     s->created_ms = created;
     s->updated_ms = updated;
     s->head = s->committed = s->record_head = (uint64_t)head;
@@ -699,7 +703,7 @@ static int replay_load(tt_cursor *c)
     return rc;
 }
 
-const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
+static const tt_frame *peek_raw(tt_cursor *c, int *err)
 {
     tt_session *s = c->session;
     *err = 0;
@@ -738,6 +742,44 @@ const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
         }
     }
     return &c->replay[c->replay_pos];
+}
+
+void tt_cursor_compact(tt_cursor *c)
+{
+    const char *mid = json_string_value(json_object_get(c->session->streaming, "message_id"));
+    c->compact_until = c->session->committed;
+    snprintf(c->compact_keep, sizeof c->compact_keep, "%s", mid ? mid : "");
+}
+
+/* A delta of a message other than compact_keep (events start with type,
+ * session, seq and ts, then message_id: PROTOCOL.md section 1). */
+static int compacted_away(const tt_cursor *c, const tt_frame *f)
+{
+    static const char delta[] = "{\"type\":\"delta\",";
+    static const char key[] = "\"message_id\":\"";
+    const char *text = tt_frame_text(f);
+    if (f->len < sizeof delta || memcmp(text, delta, sizeof delta - 1) != 0)
+        return 0;
+    const char *id = NULL;
+    for (size_t i = sizeof delta - 1; !id && i + sizeof key - 1 <= f->len; i++) {
+        if (memcmp(text + i, key, sizeof key - 1) == 0)
+            id = text + i + sizeof key - 1;
+    }
+    if (!id)
+        return 0;
+    size_t keep = strlen(c->compact_keep);
+    return !(keep && (size_t)(text + f->len - id) > keep &&
+             memcmp(id, c->compact_keep, keep) == 0 && id[keep] == '"');
+}
+
+const tt_frame *tt_cursor_peek(tt_cursor *c, int *err)
+{
+    for (;;) {
+        const tt_frame *f = peek_raw(c, err);
+        if (!f || c->snapshot.buf || c->next > c->compact_until || !compacted_away(c, f))
+            return f;
+        tt_cursor_advance(c); /* a delta of a message finished before the attach */
+    }
 }
 
 void tt_cursor_advance(tt_cursor *c)

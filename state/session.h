@@ -61,6 +61,7 @@ struct tt_session {
     char title[TT_TITLE_MAX + 1];
     char step[TT_STEP_MAX];
     char key_id[TT_KEY_ID_MAX]; /* the API key behind the latest request ("" unknown) */
+    char on_busy[16];           /* a say while a turn runs: "" (reject) or "interrupt" (stored) */
     tt_state state;
     int64_t created_ms, updated_ms; /* wall clock */
 
@@ -231,6 +232,8 @@ struct tt_cursor {
     int snapshot_wanted; /* replicated mode: a snapshot once everything appended is durable */
     tt_frame *replay;    /* batch read from the store */
     size_t replay_n, replay_pos;
+    uint64_t compact_until;               /* tt_cursor_compact: the head at the attach */
+    char compact_keep[TT_MESSAGE_ID_MAX]; /* ... and the message then in flight ("") */
 };
 
 /* Attach owner to s after seq `after`. When the events after `after` are no
@@ -238,6 +241,13 @@ struct tt_cursor {
  * the head, *recovered is 0 and the cursor starts with a snapshot of the
  * current state; otherwise 1. Caller detaches with tt_cursor_detach(). */
 int tt_cursor_attach(tt_session *s, void *owner, uint64_t after, int *recovered, tt_cursor **out);
+
+/* Compacted catch-up: the deltas up to the current head of every message
+ * but the one in flight now are skipped (its message.start and message.end,
+ * which holds the whole text, still come), so a client attaching from far
+ * back gets finished messages whole and only the message in flight token by
+ * token. The seqs it sees then have gaps where deltas were skipped. */
+void tt_cursor_compact(tt_cursor *c);
 
 /* Detach and free. */
 void tt_cursor_detach(tt_cursor *c);

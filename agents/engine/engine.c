@@ -124,8 +124,7 @@ void tt_run_approval(tt_run *run, const char *title, json_t *plan, const char *o
     char aid[40];
     tt_new_id("a", aid, sizeof aid);
     json_t *body = json_pack("{s:s, s:s, s:o}", "approval_id", aid, "title", title, "plan", plan);
-    tt_session_set_pending(run->s, json_deep_copy(body));
-    tt_session_emit(run->s, "approval", body);
+    tt_agent_ask_approval(run->s, body);
     wait_for(run,
              json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "kind", "approval", "id", aid, "next",
                        on_approve, "revise", on_revise, "reject", on_reject),

@@ -153,9 +153,9 @@ export const percentile = (xs, p) => {
  * code goes to `closeCode`.
  */
 export class RawWs {
-  static connect(port, { path = '/v1/ws', protocol = 'tether.v1', host = '127.0.0.1' } = {}) {
+  static connect(port, { path = '/v1/ws', protocol = 'tether.v1', host = '127.0.0.1', allowHalfOpen = false } = {}) {
     return new Promise((resolve, reject) => {
-      const sock = net.connect({ host, port });
+      const sock = net.connect({ host, port, allowHalfOpen });
       const key = crypto.randomBytes(16).toString('base64');
       let buf = Buffer.alloc(0);
       const onData = (d) => {
@@ -190,6 +190,7 @@ export class RawWs {
     this.sock = sock;
     this.frames = [];
     this.closeCode = null;
+    this.error = null; // the socket's error (ECONNRESET: the server reset the connection)
     this.ended = false;
     this._buf = Buffer.alloc(0);
     this._waiters = [];
@@ -200,8 +201,8 @@ export class RawWs {
         this._check();
       });
     });
-    sock.on('error', () => {
-      /* surfaced via close */
+    sock.on('error', (err) => {
+      this.error ??= err; /* and surfaced via close */
     });
     sock.on('data', (d) => this._feed(d));
   }

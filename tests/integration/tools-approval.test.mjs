@@ -120,8 +120,8 @@ function injectionScript(P, finalSteps) {
   ]);
 }
 
-async function untilApproval(startServer, P) {
-  const srv = await startServer({ args: files(P), env: { FAKE_KEY: 'k' } });
+async function untilApproval(startServer, P, extraArgs = []) {
+  const srv = await startServer({ args: [...files(P), ...extraArgs], env: { FAKE_KEY: 'k' } });
   const c = await connect(srv.port, { hello: true });
   const { session } = await openSession(c, 'mailer');
   await c.ok({ type: 'say', session, text: 'summarise https://example.com' });
@@ -302,6 +302,40 @@ itest(
     const result = c2.sessionEvents(session).find((e) => e.type === 'tool.result' && e.call_id === 'm1');
     assert.equal(result.ok, false);
     assert.match(result.error, /interrupted by a server restart/);
+  },
+);
+
+itest(
+  'the approval shows the exact call with its fingerprint; left past --wait-expiry-s it expires and runs nothing',
+  async ({ startServer }) => {
+    const P = 'a-expiry';
+    const before = mails.length;
+    injectionScript(P, [{ text: 'Not sent.' }]);
+    const { srv, c, session, approval } = await untilApproval(startServer, P, ['--wait-expiry-s', '1']);
+    assert.match(approval.fingerprint, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(approval.plan.args_json, MAIL_ARGS);
+    // An altered plan (other arguments) is refused while the approval is still open.
+    const altered = await c.request({
+      type: 'decide',
+      session,
+      approval_id: approval.approval_id,
+      decision: 'approve',
+      fingerprint: `sha256:${'0'.repeat(64)}`,
+    });
+    assert.equal(altered.code, 'conflict', JSON.stringify(altered));
+    await sleep(1500);
+    const late = await c.request({
+      type: 'decide',
+      session,
+      approval_id: approval.approval_id,
+      decision: 'approve',
+      fingerprint: approval.fingerprint,
+    });
+    assert.equal(late.code, 'conflict', JSON.stringify(late));
+    assert.match(late.message, /expired/);
+    await sleep(200);
+    assert.equal(mails.length, before, 'an expired approval ran the call');
+    await srv.stop();
   },
 );
 

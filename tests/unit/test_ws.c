@@ -27,6 +27,7 @@ typedef struct sock {
     int close_code; /* the close frame written, 0: none */
     int binary;     /* the next frame received is binary */
     int choked;     /* lws_send_pipe_choked() says so */
+    int fd_asked;   /* lws_get_socket_fd() was called: the write side is being shut */
 } sock;
 
 static tt_server *the_server;
@@ -100,6 +101,12 @@ int __wrap_lws_frame_is_binary(struct lws *wsi)
 size_t __wrap_lws_remaining_packet_payload(struct lws *wsi)
 {
     return 0;
+}
+
+lws_sockfd_type __wrap_lws_get_socket_fd(struct lws *wsi)
+{
+    ((sock *)wsi)->fd_asked = 1;
+    return -1; /* no real socket to shut */
 }
 
 /* ---- the server around it -------------------------------------------------- */
@@ -258,10 +265,39 @@ static void test_ws_first_message_must_be_hello(void **state)
     receive(s, "{\"type\":\"session.list\",\"id\":\"l\"}");
     assert_string_equal(error_code(reply_to(s, "l")), "unauthenticated");
     assert_int_equal(s->conn->close_code, 4001);
-    /* The close goes out once the replies are written. */
+    /* The close goes out once the replies are written; then the socket
+     * lingers: its write side shut, the client's input read and dropped. */
     assert_int_equal(
-        tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), -1);
+        tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), 0);
     assert_int_equal(s->close_code, 4001);
+    assert_true(s->conn->lingering);
+    assert_true(s->fd_asked);
+}
+
+/* After the close frame nothing is parsed or answered; past 16 MiB of input
+ * (1 MiB before hello) the socket is closed at once. */
+static void test_ws_after_the_close_frame_input_is_dropped_up_to_a_bound(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    size_t replies = json_array_size(s->frames);
+    char *chunk = malloc(9 << 20);
+    assert_non_null(chunk);
+    memset(chunk, 'x', 9 << 20);
+    /* More than 8x the frame limit (1 MiB) in one message: closed with 1009. */
+    assert_int_equal(
+        tt_ws_callback((struct lws *)s, LWS_CALLBACK_RECEIVE, &s->conn, chunk, 9 << 20), 0);
+    assert_int_equal(s->close_code, 1009);
+    assert_true(s->conn->lingering);
+    assert_int_equal(receive(s, "{\"type\":\"ping\",\"id\":\"p\"}"), 0);
+    assert_int_equal(json_array_size(s->frames), replies); /* not answered */
+    for (int i = 0; i < 15; i++)
+        assert_int_equal(
+            tt_ws_callback((struct lws *)s, LWS_CALLBACK_RECEIVE, &s->conn, chunk, 1 << 20), 0);
+    assert_int_equal(
+        tt_ws_callback((struct lws *)s, LWS_CALLBACK_RECEIVE, &s->conn, chunk, 1 << 20), -1);
+    free(chunk);
 }
 
 static void test_ws_hello_in_open_mode_welcomes_the_local_user(void **state)
@@ -533,6 +569,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_ws_first_message_must_be_hello),
+        T(test_ws_after_the_close_frame_input_is_dropped_up_to_a_bound),
         T(test_ws_hello_in_open_mode_welcomes_the_local_user),
         T(test_ws_undecodable_frame_is_refused_with_its_id),
         T(test_ws_binary_frame_is_refused),
