@@ -59,7 +59,7 @@ typedef struct tt_llm_service_options {
     tt_llm_usage_fn usage; /* every provider attempt, or NULL */
     void *usage_ud;
     tt_llm_cache *cache; /* the response cache (cache.h; the caller's), or NULL: none */
-    tt_llm_gate gate; /* reserve before each call, release after (gate.h); zero: none */
+    tt_llm_gate gate;    /* reserve before each call, release after (gate.h); zero: none */
 } tt_llm_service_options;
 
 typedef struct tt_llm_result {
