@@ -433,7 +433,7 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
                     !strcmp(r->path, "/metrics") || !strcmp(r->path, PATH_MODELS) ||
                     !strcmp(r->path, PATH_USAGE) || !strcmp(r->path, PATH_BUDGETS) ||
-                    tt_documents_route(r->path);
+                    tt_documents_route(r->path) || tt_thumb_route(r->path);
         respond_error(srv, r, known ? 405 : 404, known ? TT_EINVAL : TT_ENOTFOUND,
                       known ? "use GET" : "no such endpoint");
         return;

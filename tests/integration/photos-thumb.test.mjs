@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import { MAKER } from './photos-lib.mjs';
-import { connect, fakeTarget, itest, mintViaApi, openSession, writeRoutesFile } from './harness.mjs';
+import { connect, fakeTarget, httpRequest, itest, mintViaApi, openSession, writeRoutesFile } from './harness.mjs';
 
 let fp;
 before(async () => {
@@ -134,6 +134,11 @@ itest(
     assert.equal(r.json.error.code, 'too_large');
     r = await getBytes(srv.port, thumbUrl(session, 'missing.jpg'), alice);
     assert.equal(r.status, 404);
+    const post = await httpRequest(srv.port, 'POST', thumbUrl(session, without), {
+      headers: { Authorization: `Bearer ${alice}` },
+      body: {},
+    });
+    assert.equal(post.status, 405, 'GET only');
     // Still serving after all that.
     r = await getBytes(srv.port, thumbUrl(session, without), alice);
     assert.equal(r.status, 200);
