@@ -139,6 +139,20 @@ itest(
       body: {},
     });
     assert.equal(post.status, 405, 'GET only');
+    // Clients gone while their read is in the thread pool: the reads end on their own.
+    await Promise.all(
+      Array.from({ length: 12 }, () => {
+        const req = http.get({
+          host: '127.0.0.1',
+          port: srv.port,
+          path: thumbUrl(session, without),
+          headers: { Authorization: `Bearer ${alice}` },
+          agent: false,
+        });
+        req.on('error', () => {});
+        return new Promise((resolve) => req.on('finish', () => resolve(req.destroy()))); // sent, then gone
+      }),
+    );
     // Still serving after all that.
     r = await getBytes(srv.port, thumbUrl(session, without), alice);
     assert.equal(r.status, 200);
