@@ -463,8 +463,8 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     if (aisdk) /* a turn of an agent: its caller's tenant and user */
         who = (tt_limits_who){.tenant = r->who.tenant, .user = r->who.user};
     /* documents and searches call the embeddings model */
-    int rc =
-        gateway || aisdk || docs ? tt_usage_admit(&srv->usage, &who, &wait_s, why, sizeof why) : 0;
+    int rc = gateway || aisdk || docs ? tt_usage_admit(&srv->usage, &who, &wait_s, why, sizeof why)
+                                      : 0;
     if (rc == TT_EBUDGET && (aisdk || docs)) {
         respond_error(srv, r, 429, rc, why);
     } else if (rc == TT_EBUDGET) {
