@@ -31,6 +31,7 @@
 #include "server/logging.h"
 #include "server/cors.h"
 #include "server/origin.h"
+#include "server/photos_thumb.h"
 #include "server/server.h"
 
 #define TOKENS_BODY_MAX (64 * 1024)     /* /v1/tokens: {"user", "ttl_s", "agents"} */
@@ -66,12 +67,13 @@ typedef struct http_req {
     int retry_after; /* seconds, sent with a 503 */
     char *resp;      /* LWS_PRE headroom in front of the payload */
     size_t resp_len;
-    tt_gateway_req *gw; /* set when the gateway owns the response */
-    tt_evs *sse;        /* set when an event stream owns the response */
-    tt_http_who who;    /* an AI SDK request's caller */
-    char agent[64];     /* ?agent= */
-    char resume[32];    /* Last-Event-ID of an AG-UI POST */
-    tt_docs_wait docs;  /* a document ingest or search in flight (documents.h) */
+    tt_gateway_req *gw;  /* set when the gateway owns the response */
+    tt_evs *sse;         /* set when an event stream owns the response */
+    tt_http_who who;     /* an AI SDK request's caller */
+    char agent[64];      /* ?agent= */
+    char resume[32];     /* Last-Event-ID of an AG-UI POST */
+    tt_docs_wait docs;   /* a document ingest or search in flight (documents.h) */
+    tt_thumb_wait thumb; /* a photo thumbnail being read (photos_thumb.h) */
 } http_req;
 
 const size_t tt_http_psd_size = sizeof(http_req);
@@ -127,6 +129,7 @@ static void req_reset(tt_server *srv, http_req *r)
     tt_evs_free(r->sse);
     tt_http_who_clear(&r->who);
     tt_docs_wait_clear(&r->docs);
+    tt_thumb_wait_clear(&r->thumb);
     body_release(srv, r);
     free(r->resp);
     memset(r, 0, sizeof *r);
@@ -430,7 +433,7 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
         int known = !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
                     !strcmp(r->path, "/metrics") || !strcmp(r->path, PATH_MODELS) ||
                     !strcmp(r->path, PATH_USAGE) || !strcmp(r->path, PATH_BUDGETS) ||
-                    tt_documents_route(r->path);
+                    tt_documents_route(r->path) || tt_thumb_route(r->path);
         respond_error(srv, r, known ? 405 : 404, known ? TT_EINVAL : TT_ENOTFOUND,
                       known ? "use GET" : "no such endpoint");
         return;
@@ -533,6 +536,10 @@ static int send_now(tt_server *srv, struct lws *wsi, http_req *r)
 
 static int on_gateway_writeable(tt_server *srv, struct lws *wsi, http_req *r)
 {
+    if (r->thumb.done) { /* a thumbnail read, or refused at once */
+        respond(r, r->thumb.status, r->thumb.type, r->thumb.body, r->thumb.len);
+        return send_now(srv, wsi, r);
+    }
     if (r->docs.done) { /* a document ingest or search came back */
         respond_json(r, r->docs.status, r->docs.answer);
         r->docs.answer = NULL;
@@ -593,7 +600,7 @@ static int over_ip_limit(tt_server *srv, struct lws *wsi, http_req *r)
 static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char why[256];
-    if (r->gw || r->sse || r->docs.job || r->docs.done) {
+    if (r->gw || r->sse || r->docs.job || r->docs.done || r->thumb.job) {
         /* Pipelined behind a gateway call still streaming: lws would parse it
          * into this request's place; the connection is closed instead. */
         tt_log(TT_WARN, "request pipelined behind a gateway call: connection closed", NULL);
@@ -622,11 +629,15 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         usage_get(srv, wsi, r);
     else if (tt_documents_route(r->path))
         documents_get(srv, wsi, r, is_delete);
+    else if (tt_thumb_route(r->path) && !is_delete)
+        tt_thumb_get(srv, wsi, r->auth, &r->thumb);
     else if (is_delete)
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
     else
         route_get(srv, wsi, r);
-    if (!is_post && r->sse)
+    if (r->thumb.job)
+        return 0; /* answered from WRITEABLE when the read is back */
+    if (!is_post && (r->sse || r->thumb.done))
         return on_gateway_writeable(srv, wsi, r); /* the stream's headers now */
     return is_post ? 0 : send_now(srv, wsi, r);   /* a POST is answered after its body */
 }

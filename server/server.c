@@ -341,10 +341,12 @@ static int setup_signals(tt_server *srv)
  * --web-dir; none when it was found nowhere, rather than a mount of "/"). */
 static const struct lws_http_mount *setup_mounts(tt_server *srv)
 {
-    static const char *const endpoints[] = {"/healthz",       "/readyz",     "/metrics",
-                                            "/v1/tokens",     "/v1/models",  "/v1/chat/completions",
-                                            "/v1/embeddings", "/v1/usage",   "/v1/ai-sdk/chat",
-                                            "/v1/ag-ui",      "/v1/budgets", "/v1/documents"};
+    static const char *const endpoints[] = {
+        "/healthz",        "/readyz",     "/metrics",
+        "/v1/tokens",      "/v1/models",  "/v1/chat/completions",
+        "/v1/embeddings",  "/v1/usage",   "/v1/ai-sdk/chat",
+        "/v1/ag-ui",       "/v1/budgets", "/v1/documents",
+        "/v1/photos/thumb"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     memset(mounts, 0, sizeof mounts);

@@ -66,6 +66,7 @@ typedef struct tt_server {
     const char *opening_key_id;
     tt_usage usage;         /* the cost ledger, its counters, the key and tenant limits */
     tt_respcache respcache; /* the exact response cache (respcache.h) */
+    unsigned thumb_jobs;    /* photo thumbnails being read (photos_thumb.c) */
 } tt_server;
 
 /* Open storage, auth, the registry and the listener; on success the loop

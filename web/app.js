@@ -10,6 +10,7 @@ import { h, renderPlan, shortJson } from './dom.js';
 import { SessionList } from './session-list.js';
 import { DocInput } from './doc-input.js';
 import { setupSignIn, storedToken } from './signin.js';
+import { thumbFor } from './thumbs.js';
 import { actionButtons, actionsOf, editForm } from './message-actions.js';
 
 const $ = (id) => document.getElementById(id);
@@ -517,13 +518,17 @@ function decidedText(a) {
   return a.comment ? `${what}: “${a.comment}”` : what;
 }
 
+/** A photo-organizer session: its plan preview shows thumbnails. */
+const photosOf = (v) =>
+  v.session && (v.agent || sessions.find((s) => s.session === v.session)?.agent) === 'photo-organizer';
+
 function renderApproval(a, v) {
   const li = h(
     'li',
     { class: `item card approval${a.resolved ? ' resolved' : ' pending'}`, 'data-approval-id': a.approval_id },
     h('div', { class: 'card-kind', text: 'Approval' }),
     h('p', { class: 'card-text card-title', dir: 'auto', text: a.title || 'Approve this plan?' }),
-    renderPlan(a.plan),
+    renderPlan(a.plan, photosOf(v) ? { thumb: (src) => thumbFor(v.session, src) } : {}),
   );
   if (a.resolved) {
     li.dataset.decision = a.decision || '';

@@ -26,17 +26,44 @@ export function shortJson(v, max = 80) {
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
 
-/** The files a folder of the plan gets: collapsed, "src → dest" per line. */
-function folderFiles(n) {
+/** How many files of each folder show a thumbnail (when opts.thumb is given). */
+export const THUMBS_PER_FOLDER = 4;
+
+/** Load the thumbnails of an opened folder's first files, once (lazy: nothing before it opens). */
+function loadThumbs(det, thumb) {
+  if (det.dataset.thumbs) return;
+  det.dataset.thumbs = 'loading';
+  for (const img of det.querySelectorAll('img.plan-thumb')) {
+    Promise.resolve()
+      .then(() => thumb(img.dataset.src))
+      .then(
+        (url) => {
+          img.src = url;
+          img.classList.add('loaded');
+        },
+        (e) => {
+          img.replaceWith(h('span', { class: 'plan-thumb failed', title: `No preview: ${e?.message || e}` }));
+        },
+      );
+  }
+}
+
+/** The files a folder of the plan gets: collapsed, "src → dest" per line; the first few with a thumbnail. */
+function folderFiles(n, opts) {
   const files = Array.isArray(n.files) ? n.files : [];
   const more = Number(n.files_more) || 0;
   if (!files.length && !more) return null;
   const total = files.length + more;
   const ul = h('ul', { class: 'plan-files' });
-  for (const f of files) {
+  for (const [i, f] of files.entries()) {
+    const img =
+      opts.thumb && i < THUMBS_PER_FOLDER && typeof f.src === 'string'
+        ? h('img', { class: 'plan-thumb', alt: `Preview of ${f.src}`, 'data-src': f.src, width: 48, height: 36 })
+        : null;
     const li = h(
       'li',
       { class: 'plan-file', 'data-search': `${f.src} ${f.dest}`.toLowerCase() },
+      img,
       h('bdi', { class: 'file-src', text: String(f.src ?? '') }),
       ' → ',
       h('bdi', { class: 'file-dest', text: String(f.dest ?? '') }),
@@ -44,12 +71,14 @@ function folderFiles(n) {
     ul.append(li);
   }
   if (more) ul.append(h('li', { class: 'meta', text: `and ${more} more not listed here` }));
-  return h(
+  const det = h(
     'details',
     { class: 'folder-files' },
     h('summary', { text: `${total} file${total === 1 ? '' : 's'} move here` }),
     ul,
   );
+  if (opts.thumb) det.addEventListener('toggle', () => det.open && loadThumbs(det, opts.thumb));
+  return det;
 }
 
 /** Filter the listed files by text: folders with a match open, the others close. */
@@ -69,7 +98,7 @@ function filterFiles(box, query, status) {
   status.textContent = !q ? '' : hits === 1 ? '1 file matches' : `${hits} files match`;
 }
 
-function renderTree(tree, box) {
+function renderTree(tree, box, opts) {
   let listed = false;
   const walk = (nodesIn, depth) => {
     const ul = h('ul', { class: depth ? 'tree' : 'tree root' });
@@ -79,7 +108,7 @@ function renderTree(tree, box) {
       const li = h('li', {}, label);
       if (n.count !== undefined && n.count !== null)
         li.append(h('span', { class: 'tree-count', text: String(n.count) }));
-      const files = folderFiles(n);
+      const files = folderFiles(n, opts);
       if (files) {
         listed = true;
         li.append(files);
@@ -104,11 +133,14 @@ function renderTree(tree, box) {
   box.append(root);
 }
 
-/** A plan: a folder tree with counts ({tree}; the files each folder gets, searchable), else a list of steps, else pretty JSON. */
-export function renderPlan(plan) {
+/**
+ * A plan: a folder tree with counts ({tree}; the files each folder gets, searchable), else a list of steps, else pretty JSON.
+ * opts.thumb(src) -> Promise<url>: thumbnails for the first files of a folder, loaded when it is opened.
+ */
+export function renderPlan(plan, opts = {}) {
   const box = h('div', { class: 'plan' });
   if (plan && Array.isArray(plan.tree)) {
-    renderTree(plan.tree, box);
+    renderTree(plan.tree, box, opts);
   } else if (plan && Array.isArray(plan.steps)) {
     const ol = h('ol', { class: 'steps' });
     for (const s of plan.steps) ol.append(h('li', { text: typeof s === 'string' ? s : shortJson(s, 400) }));

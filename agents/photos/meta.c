@@ -171,12 +171,15 @@ static int is_sof(unsigned char mk)
 }
 
 /* Walks the JPEG marker segments up to the scan data: the first APP1 that
- * holds EXIF, and the frame header (SOFn) for the pixel size. */
-static void parse_jpeg(const unsigned char *h, size_t n, tt_photos_meta *m)
+ * holds EXIF (returned, its length in *exif_len), and the frame header
+ * (SOFn) for the pixel size (*w, *ht; 0 when not found). */
+static const unsigned char *jpeg_walk(const unsigned char *h, size_t n, size_t *exif_len,
+                                      uint32_t *w, uint32_t *ht)
 {
     const unsigned char *exif = NULL;
-    size_t exif_len = 0, i = 2;
-    uint32_t w = 0, ht = 0;
+    size_t i = 2;
+    *exif_len = 0;
+    *w = *ht = 0;
     while (i + 4 <= n) {
         if (h[i] != 0xff)
             break; /* lost sync: not a marker */
@@ -198,19 +201,52 @@ static void parse_jpeg(const unsigned char *h, size_t n, tt_photos_meta *m)
         size_t datalen = seglen - 2, avail = n - (i + 4);
         if (mk == 0xe1 && !exif && datalen >= 6 && datalen <= avail && !memcmp(seg, EXIF_HDR, 6)) {
             exif = seg;
-            exif_len = datalen;
-        } else if (is_sof(mk) && datalen >= 5 && avail >= 5 && !w) {
-            ht = be16(seg + 1);
-            w = be16(seg + 3);
+            *exif_len = datalen;
+        } else if (is_sof(mk) && datalen >= 5 && avail >= 5 && !*w) {
+            *ht = be16(seg + 1);
+            *w = be16(seg + 3);
         }
         i += 2 + seglen;
     }
+    return exif;
+}
+
+static void parse_jpeg(const unsigned char *h, size_t n, tt_photos_meta *m)
+{
+    size_t exif_len;
+    uint32_t w, ht;
+    const unsigned char *exif = jpeg_walk(h, n, &exif_len, &w, &ht);
     if (exif)
         read_exif(exif, exif_len, m);
     if (!m->width && w && ht) {
         m->width = w;
         m->height = ht;
     }
+}
+
+int tt_photos_exif_thumb(const unsigned char *head, size_t len, unsigned char **out,
+                         size_t *out_len)
+{
+    size_t exif_len;
+    uint32_t w, ht;
+    *out = NULL;
+    *out_len = 0;
+    if (strcmp(sniff(head, len), "jpeg") != 0)
+        return 0;
+    const unsigned char *exif = jpeg_walk(head, len, &exif_len, &w, &ht);
+    ExifData *ed = exif ? exif_data_new() : NULL;
+    if (!ed)
+        return 0;
+    exif_data_unset_option(ed, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
+    exif_data_load_data(ed, exif, (unsigned int)(exif_len > EXIF_CAP ? EXIF_CAP : exif_len));
+    /* Only a JPEG thumbnail (SOI first) is served: the page shows it as is. */
+    if (ed->data && ed->size >= 4 && ed->size <= TT_PHOTOS_THUMB_EXIF_MAX && ed->data[0] == 0xff &&
+        ed->data[1] == 0xd8 && (*out = malloc(ed->size)) != NULL) {
+        memcpy(*out, ed->data, ed->size);
+        *out_len = ed->size;
+    }
+    exif_data_unref(ed);
+    return *out != NULL;
 }
 
 static void parse_tiff(const unsigned char *h, size_t n, tt_photos_meta *m)

@@ -31,4 +31,14 @@ typedef struct tt_photos_meta {
  * Never fails: what cannot be read is left empty or zero. */
 void tt_photos_meta_parse(const unsigned char *head, size_t len, tt_photos_meta *m);
 
+/* Most bytes of an EXIF thumbnail (it lives in one 64 KiB APP1 segment). */
+#define TT_PHOTOS_THUMB_EXIF_MAX (64 * 1024)
+
+/* The JPEG thumbnail embedded in a JPEG's EXIF (IFD1), found in the first
+ * len bytes of the file: 1 and *out (malloc'd, the caller frees) of *out_len
+ * bytes; 0 when there is none (not a JPEG, no EXIF, no JPEG thumbnail) or
+ * memory ran out. */
+int tt_photos_exif_thumb(const unsigned char *head, size_t len, unsigned char **out,
+                         size_t *out_len);
+
 #endif

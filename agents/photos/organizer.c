@@ -27,6 +27,7 @@
 #include "agents/photos/names.h"
 #include "agents/photos/path.h"
 #include "agents/photos/scan.h"
+#include "agents/photos/thumb.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 
@@ -45,43 +46,16 @@ void tt_photos_data_set(tt_run *run, const char *key, json_t *v)
     tt_run_touch(run);
 }
 
-/* A session without a tenant: "default" (keys and tokens that name none),
- * or "local" in open mode. */
-static int tenant_less(const tt_agent_env *env, const char *tenant)
-{
-    return strcmp(tenant, "default") == 0 || (env->open_mode && strcmp(tenant, "local") == 0);
-}
-
 int tt_photos_library(tt_run *run, int *fd, char *why, size_t n)
 {
     tt_session *s = tt_run_session(run);
     const tt_agent_env *env = tt_run_env(run);
-    const char *tenant = tenant_less(env, s->tenant) ? NULL : s->tenant, *reason;
-    char path[4096], shown[96];
+    const char *tenant = tt_photos_tenant_folder(env, s->tenant);
+    char path[4096];
     *fd = -1;
-    if (tenant && tt_photos_owner_check(tenant, &reason) != 0) {
-        snprintf(why, n, "your tenant name \"%s\" cannot be a folder name: %s",
-                 tt_name_display(tenant, shown, sizeof shown), reason);
-        return TT_EINVAL;
-    }
-    if (tt_photos_owner_check(s->user, &reason) != 0) {
-        snprintf(why, n, "your user name \"%s\" cannot be a folder name: %s",
-                 tt_name_display(s->user, shown, sizeof shown), reason);
-        return TT_EINVAL;
-    }
-    /* root/<user> of a user without a tenant must not be a tenant's folder. */
-    if (!tenant && json_object_get(env->key_tenants, s->user)) {
-        snprintf(why, n,
-                 "your user name \"%s\" is also the name of a tenant, whose libraries live in "
-                 "that folder: ask the operator for a key with a tenant",
-                 s->user);
-        return TT_EFORBIDDEN;
-    }
-    int rc = tt_photos_library_path(env->photos_root, tenant, s->user, path, sizeof path, &reason);
-    if (rc) {
-        snprintf(why, n, "no photo library for you: %s", reason);
+    int rc = tt_photos_library_of(env, s->tenant, s->user, path, sizeof path, why, n);
+    if (rc)
         return rc;
-    }
     rc = tt_photos_open_root(path, fd);
     if (rc)
         snprintf(why, n,

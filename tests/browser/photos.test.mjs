@@ -1,7 +1,7 @@
 // The photo organiser through the web UI in headless Chromium, on a library
 // of real JPEGs: the question card (the answer shown once given), the
 // approval card showing the folder tree with counts and, per folder, the files
-// that move (collapsed, searchable), approval (shown as such), and the files
+// that move (collapsed, searchable, thumbnails of the first 4 once opened), approval (shown as such), and the files
 // moved on disk.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -110,6 +110,29 @@ itest('photo organiser in the UI: question, approval with the folder tree, moves
     ]);
     assert.equal(await card.locator('.plan-file').first().isVisible(), false, 'collapsed by default');
     await screenshot(page, 'photos-approval');
+    // Opening a folder loads thumbnails of its first 4 files (none before: lazy).
+    assert.equal(await card.locator('img.plan-thumb[src]').count(), 0, 'no thumbnail fetched while collapsed');
+    const first = card.locator('details.folder-files').first();
+    await first.locator('summary').click();
+    await page.waitForFunction(
+      () => {
+        const imgs = [...document.querySelectorAll('.card.approval.pending details.folder-files[open] img.plan-thumb')];
+        return imgs.length === 4 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+      },
+      null,
+      { timeout: 10000 },
+    );
+    const sizes = await first
+      .locator('img.plan-thumb')
+      .evaluateAll((imgs) => imgs.map((i) => [i.naturalWidth, i.naturalHeight]));
+    // photos 0, 2, ... carry a 16x12 EXIF thumbnail (photo_fixtures.c); the others are served whole (32x24)
+    assert.ok(
+      sizes.some(([w]) => w === 16),
+      `an EXIF thumbnail among ${JSON.stringify(sizes)}`,
+    );
+    assert.equal(await card.locator('details.folder-files:not([open]) img.plan-thumb[src]').count(), 0);
+    await screenshot(page, 'photos-approval-thumbs');
+    await first.locator('summary').click();
     // Searching opens the folder holding a match and hides the rest.
     const one = plan.moves[3];
     await card.locator('.plan-search').fill(path.basename(one.src));

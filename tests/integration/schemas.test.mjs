@@ -127,8 +127,8 @@ test('asyncapi.yaml and openapi.yaml parse, and name every schema and route', ()
   for (const r of refs) assert.ok(fs.existsSync(path.join(REPO, 'protocol', r)), r);
   const openapi = YAML.parse(read('protocol/openapi.yaml'));
   assert.equal(openapi.openapi, '3.1.0');
-  // Every route the server answers (server/http.c, server/ws.c) is described.
-  const src = read('server/http.c') + read('server/ws.c') + read('server/aisdk.c');
+  // Every route the server answers (server/http.c, ws.c, aisdk.c, photos_thumb.c) is described.
+  const src = read('server/http.c') + read('server/ws.c') + read('server/aisdk.c') + read('server/photos_thumb.c');
   const routes = new Set([...src.matchAll(/"(\/(?:v1\/[\w./-]*|healthz|readyz|metrics))"/g)].map((m) => m[1]));
   for (const r of routes) {
     const p = r.replace(/\/$/, '');

@@ -65,6 +65,40 @@ static void add_dms(ExifData *ed, ExifTag tag, unsigned d, unsigned m, unsigned 
     exif_set_rational(e->data + 16, o, (ExifRational){s100, 100});
 }
 
+/* A 16x12 JPEG in memory (malloc'd, for ExifData.data): a thumbnail. */
+static unsigned char *small_jpeg(unsigned seed, unsigned *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    unsigned char *out = NULL;
+    unsigned long n = 0;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &out, &n);
+    c.image_width = 16;
+    c.image_height = 12;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    c.write_JFIF_header = FALSE;
+    jpeg_start_compress(&c, TRUE);
+    JSAMPLE row[16 * 3];
+    for (int y = 0; y < 12; y++) {
+        for (int i = 0; i < 16 * 3; i++)
+            row[i] = (JSAMPLE)(seed * 17 + (unsigned)(y * 9 + i * 5));
+        JSAMPROW rows[1] = {row};
+        jpeg_write_scanlines(&c, rows, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    unsigned char *copy = out ? malloc(n) : NULL; /* libjpeg's buffer, handed to libexif */
+    if (copy)
+        memcpy(copy, out, n);
+    free(out);
+    *len = copy ? (unsigned)n : 0;
+    return copy;
+}
+
 /* The EXIF block as an APP1 payload ("Exif\0\0" + TIFF). Caller frees. */
 static unsigned char *exif_block(const pf_exif *x, unsigned *len)
 {
@@ -92,6 +126,8 @@ static unsigned char *exif_block(const pf_exif *x, unsigned *len)
         add_ascii(ed, EXIF_IFD_GPS, (ExifTag)EXIF_TAG_GPS_LONGITUDE_REF, "E");
         add_dms(ed, (ExifTag)EXIF_TAG_GPS_LONGITUDE, 2, 21, 300);
     }
+    if (x->thumb)
+        ed->data = small_jpeg((unsigned)x->orientation, &ed->size);
     unsigned char *buf = NULL;
     exif_data_save_data(ed, &buf, len);
     exif_data_unref(ed);
@@ -507,7 +543,8 @@ int pf_generate(const char *root, int n, int w, int h, int dup_every)
                      .orientation = 1 + i % 8,
                      .gps = i % 3 == 0,
                      .pixel_x = (uint32_t)w,
-                     .pixel_y = (uint32_t)h};
+                     .pixel_y = (uint32_t)h,
+                     .thumb = i % 2 == 0};
         pf_jpeg spec = {w, h, (unsigned)i + 100, i % 5 == 0, 1, i % 10 == 9 ? NULL : &x};
         if (pf_write_jpeg(path, &spec))
             return -1;

@@ -30,6 +30,7 @@ typedef struct pf_exif {
     uint32_t pixel_x, pixel_y; /* PixelX/YDimension */
     uint32_t image_w, image_h; /* ImageWidth/ImageLength in IFD0 (TIFF) */
     int motorola;              /* big-endian EXIF */
+    int thumb;                 /* embed a 16x12 JPEG thumbnail (IFD1) */
 } pf_exif;
 
 typedef struct pf_jpeg {
