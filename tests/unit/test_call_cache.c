@@ -108,12 +108,8 @@ static const tt_llm_call_hooks hooks = {on_event, on_restart, on_done};
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    up_start(&f->up, &f->loop);
-    snprintf(f->routes, sizeof f->routes, "/tmp/tt_call_cache_XXXXXX");
-    int fd = mkstemp(f->routes);
-    assert_true(fd >= 0);
-    FILE *out = fdopen(fd, "w");
+    FILE *out = up_begin(&f->loop, &f->up, f->routes, sizeof f->routes, "tt_call_cache");
+    assert_non_null(out);
     fprintf(out,
             "{\"routes\":{\"solo\":[{\"provider\":\"openai\",\"base_url\":"
             "\"http://127.0.0.1:%d/v1\",\"model\":\"m-a\"}]},"
@@ -138,9 +134,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     tt_llm_service_close(f->svc);
-    up_stop(&f->up);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(up_end(&f->loop, &f->up), 0);
     tt_llm_cache_free(f->cache);
     unlink(f->routes);
     free(f->data);
