@@ -32,6 +32,47 @@ export async function until(fn, timeoutMs = 5000, what = 'condition', everyMs = 
 }
 
 /**
+ * A WebSocket class with no server behind it, for web/tether-client.js tests
+ * that script every frame: each socket made is kept in the class's `all`,
+ * what the client sends is kept parsed in its `sent`, and the test drives it
+ * with open() (then, when welcome is given, that frame arrives), recv(obj),
+ * drop(code) and reply(type, obj) (an ok to the last request of that type).
+ */
+export function scriptedWebSocket({ welcome } = {}) {
+  return class ScriptedWS {
+    static all = [];
+    constructor(url) {
+      this.url = url;
+      this.readyState = 0;
+      this.sent = [];
+      ScriptedWS.all.push(this);
+    }
+    send(d) {
+      this.sent.push(JSON.parse(d));
+    }
+    close() {
+      this.readyState = 3;
+    }
+    open() {
+      this.readyState = 1;
+      this.onopen?.();
+      if (welcome) this.recv(welcome);
+    }
+    recv(obj) {
+      this.onmessage?.({ data: JSON.stringify(obj) });
+    }
+    drop(code) {
+      this.readyState = 3;
+      this.onclose?.({ code, reason: '' });
+    }
+    reply(type, obj) {
+      const m = this.sent.findLast((x) => x.type === type);
+      this.recv({ type: 'ok', re: m.id, ...obj });
+    }
+  };
+}
+
+/**
  * A `ws` WebSocket whose network can be cut by the test:
  *   FlakyWS.down = true    new connections fail at once (as an unreachable host)
  *   FlakyWS.dropAll()      every open socket is terminated (no close handshake)
