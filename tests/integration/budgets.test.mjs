@@ -11,8 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
+import { after } from 'node:test';
 import {
   BIN,
   connect,
@@ -24,17 +23,11 @@ import {
   waitState,
   writeRoutesFile,
 } from './harness.mjs';
+import { twoTenants, useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
-const KEY_A = 'budget-key-acme-0123456789';
-const KEY_B = 'budget-key-umbrella-0123456789';
+const { KEY_A, KEY_B, keyArgs } = twoTenants('budget');
 // Only completion tokens are priced ($0.001 each): a call capped at 100
 // completion tokens may cost $0.10, whatever its prompt.
 const PRICE = { prompt_per_mtok: 0, completion_per_mtok: 1000 };
@@ -100,7 +93,7 @@ itest(
     });
     const limits = limitsFile({ tenants: { acme: { daily_usd: 1.05 } } });
     const srv = await startServer({
-      args: ['--routes', routes(P), '--limits', limits, '--api-key', `${KEY_A}:acme`, '--api-key', `${KEY_B}:umbrella`],
+      args: ['--routes', routes(P), '--limits', limits, ...keyArgs],
       env: { FAKE_KEY: 'fake-key' },
     });
     const body = { model: 'default', max_tokens: 100, messages: [{ role: 'user', content: 'hello' }] };

@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { frameSchemaError } from './schemas.mjs';
@@ -857,6 +857,35 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
 }
 
 // ------------------------------------------------------ model layer (LLM)
+/**
+ * Something a file's tests share (a fake provider, a browser): made by
+ * start() before them, closed (its close()) after. Returns a stand-in used as
+ * the thing itself inside the tests (its properties, its methods bound to
+ * it); touching it before it was started is an error.
+ */
+export function forTheTests(start, what = 'it') {
+  let live = null;
+  before(async () => {
+    live = await start();
+  });
+  after(async () => {
+    await live?.close();
+  });
+  return new Proxy(
+    {},
+    {
+      get(_, key) {
+        if (!live) {
+          if (typeof key === 'symbol') return undefined;
+          throw new Error(`${what} not started yet (.${key} outside a test)`);
+        }
+        const v = Reflect.get(live, key, live);
+        return typeof v === 'function' ? v.bind(live) : v;
+      },
+    },
+  );
+}
+
 // Helpers for the llm-*.test.mjs files, which drive Tether against the fake
 // provider (tests/fake-provider) through a routes file (agents/llm/route.h).
 
