@@ -6,11 +6,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before } from 'node:test';
 import {
   REPO,
   itest,
-  launchBrowser,
   mintJwt,
   newSession,
   openApp,
@@ -18,15 +16,10 @@ import {
   say,
   screenshot,
   waitIdle,
+  useBrowser,
 } from './helpers.mjs';
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 const newPage = (size) => openPage(browser, size);
 const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');

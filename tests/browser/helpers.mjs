@@ -5,9 +5,10 @@ import './bin.mjs'; // must come first: picks the tether binary before the harne
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CheckedWebSocket, REPO, sleep } from '../integration/harness.mjs';
+import { CheckedWebSocket, REPO, forTheTests, sleep } from '../integration/harness.mjs';
 
 export * from '../integration/harness.mjs';
+export { scriptToolRounds, useFakeProvider } from '../integration/llm-lib.mjs';
 
 export const ARTIFACTS = path.join(REPO, 'tests', 'artifacts');
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -156,6 +157,9 @@ async function playwright() {
   if (!chromium) ({ chromium } = await import('playwright-core'));
   return chromium;
 }
+
+/** Headless Chromium for this file's tests (launchBrowser(opts)): launched before them, closed after (see forTheTests). */
+export const useBrowser = (opts) => forTheTests(() => launchBrowser(opts), 'the browser');
 
 /** Launch headless Chromium with a fresh user-data-dir; returns {context, close()}. */
 export async function launchBrowser({ viewport = { width: 1100, height: 800 }, ignoreHTTPSErrors = false } = {}) {

@@ -8,18 +8,17 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   REPO,
   BIN,
   fakeTarget,
   itest,
-  launchBrowser,
   lastAssistantText,
   screenshot,
   watchPage,
   writeRoutesFile,
+  useBrowser,
+  useFakeProvider,
 } from './helpers.mjs';
 
 const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
@@ -33,16 +32,8 @@ async function axeViolations(page) {
   });
 }
 
-let fp;
-let browser;
-before(async () => {
-  fp = await startFakeProvider();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await fp?.close();
-});
+const fp = useFakeProvider();
+const browser = useBrowser();
 
 itest('photo organiser in the UI: question, approval with the folder tree, moves on disk', async ({ startServer }) => {
   const P = 'ui-photos';
