@@ -102,6 +102,9 @@ export function stopProc(proc, sig = 'SIGTERM') {
   });
 }
 
+/** Server arguments that lift the per-socket message rate limit out of a benchmark's way. */
+export const UNTHROTTLED = ['--rate-msgs-per-s', '100000', '--rate-burst', '100000'];
+
 /** The value after the command-line flag name, or def when it is not given. */
 export function argValue(name, def) {
   const i = process.argv.indexOf(name);
