@@ -4,10 +4,7 @@
 // Markdown tables and the copy button, the remembered agent, light and dark
 // themes, and an accessibility check (axe-core, run in the page).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import {
-  REPO,
   itest,
   mintJwt,
   newSession,
@@ -17,22 +14,12 @@ import {
   screenshot,
   waitIdle,
   useBrowser,
+  axeViolations,
 } from './helpers.mjs';
 
 const browser = useBrowser();
 
 const newPage = (size) => openPage(browser, size);
-const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-
-/** axe-core's violations in the page (WCAG 2 A and AA rules): [{id, impact, nodes}]. */
-async function axeViolations(page) {
-  await page.evaluate(AXE); // through DevTools: the page's CSP allows no inline script
-  return page.evaluate(async () => {
-    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-  });
-}
-
 const listTitles = (page) => page.locator('#sessions .session-title').allTextContents();
 
 itest(

@@ -158,6 +158,19 @@ async function playwright() {
   return chromium;
 }
 
+const AXE = path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js');
+let axeSource = null;
+
+/** axe-core's violations in the page (WCAG 2 A and AA rules): [{id, impact, nodes}]. */
+export async function axeViolations(page) {
+  axeSource ??= fs.readFileSync(AXE, 'utf8');
+  await page.evaluate(axeSource); // through DevTools: the page's CSP allows no inline script
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+}
+
 /** Headless Chromium for this file's tests (launchBrowser(opts)): launched before them, closed after (see forTheTests). */
 export const useBrowser = (opts) => forTheTests(() => launchBrowser(opts), 'the browser');
 

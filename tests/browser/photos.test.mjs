@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  REPO,
   BIN,
   fakeTarget,
   itest,
@@ -19,18 +18,8 @@ import {
   writeRoutesFile,
   useBrowser,
   useFakeProvider,
+  axeViolations,
 } from './helpers.mjs';
-
-const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-
-/** axe-core's violations in the page (WCAG 2 A and AA rules). */
-async function axeViolations(page) {
-  await page.evaluate(AXE); // through DevTools: the page's CSP allows no inline script
-  return page.evaluate(async () => {
-    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-  });
-}
 
 const fp = useFakeProvider();
 const browser = useBrowser();
