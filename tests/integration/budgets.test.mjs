@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
@@ -20,6 +19,7 @@ import {
   httpGet,
   itest,
   openSession,
+  postFresh,
   waitState,
   writeRoutesFile,
 } from './harness.mjs';
@@ -50,32 +50,11 @@ function routes(P) {
   });
 }
 
-/** One gateway POST on its own connection (no shared agent: truly concurrent). */
-function post(port, key, body) {
-  return new Promise((resolve, reject) => {
-    const data = JSON.stringify(body);
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/chat/completions',
-        agent: false,
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': data.length },
-      },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode, headers: res.headers, json: JSON.parse(text) });
-        });
-      },
-    );
-    req.setTimeout(15000, () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(data);
-  });
+/** One gateway POST on its own connection (no shared agent: truly concurrent); its body parsed in json. */
+async function post(port, key, body) {
+  const headers = { authorization: `Bearer ${key}` };
+  const r = await postFresh(port, '/v1/chat/completions', body, { headers, timeoutMs: 15000 });
+  return { status: r.status, headers: r.headers, json: JSON.parse(r.body) };
 }
 
 itest(

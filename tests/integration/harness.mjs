@@ -133,6 +133,37 @@ export function httpRequest(port, method, urlPath, { headers = {}, body } = {}) 
 
 export const httpGet = (port, p, opts) => httpRequest(port, 'GET', p, opts);
 
+/**
+ * POST a JSON body on a connection of its own (no keep-alive agent, so many
+ * are truly concurrent), with no time limit unless timeoutMs is given (then
+ * the request fails after it); resolves {status, headers, body (text)}.
+ */
+export function postFresh(port, urlPath, body, { headers = {}, timeoutMs = 0 } = {}) {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: urlPath,
+        agent: false,
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
+    if (timeoutMs) req.setTimeout(timeoutMs, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
 function cleanEnv(extra) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
