@@ -191,14 +191,7 @@ void tt_ws_discard(tt_session *s, int err, void *ud)
     }
     int retryable;
     const char *why = discard_message(err, &retryable);
-    while (s->cursors) {
-        tt_cursor *cur = s->cursors;
-        if (cur->owner_kind == 1) {
-            tt_evs_cursor_gone(cur);
-            continue;
-        }
-        tt_conn *c = cur->owner;
-        tt_conn_remove_cursor(c, cur);
+    for (tt_conn *c; (c = tt_conn_detach_next(s)) != NULL;) {
         json_t *note = tt_reply_error(NULL, tt_err_wire(err), why, retryable);
         if (note)
             json_object_set_new(note, "session", json_string(s->id));
@@ -266,16 +259,8 @@ void tt_ws_moved(tt_session *s, void *ud)
         }
         c->held_tail = last;
     }
-    while (s->cursors) {
-        tt_cursor *cur = s->cursors;
-        if (cur->owner_kind == 1) {
-            tt_evs_cursor_gone(cur);
-            continue;
-        }
-        tt_conn *c = cur->owner;
-        tt_conn_remove_cursor(c, cur);
+    for (tt_conn *c; (c = tt_conn_detach_next(s)) != NULL;)
         tt_conn_close(c, TT_CLOSE_SERVICE_RESTART, "session moved to another node");
-    }
     tt_log(TT_INFO, "session moved to another node",
            json_pack("{s:s, s:s}", "session", s->id, "tenant", s->tenant));
 }
@@ -420,6 +405,21 @@ void tt_conn_remove_cursor(tt_conn *c, tt_cursor *cur)
     if (c->rr == cur)
         c->rr = NULL;
     tt_cursor_detach(cur);
+}
+
+tt_conn *tt_conn_detach_next(tt_session *s)
+{
+    while (s->cursors) {
+        tt_cursor *cur = s->cursors;
+        if (cur->owner_kind == 1) { /* an event stream's: it ends itself */
+            tt_evs_cursor_gone(cur);
+            continue;
+        }
+        tt_conn *c = cur->owner;
+        tt_conn_remove_cursor(c, cur);
+        return c;
+    }
+    return NULL;
 }
 
 void tt_ws_deliver(tt_cursor *cur, void *ud)
