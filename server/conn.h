@@ -118,6 +118,10 @@ void tt_conn_pump(tt_conn *c);
 tt_cursor *tt_conn_cursor(const tt_conn *c, const char *sid);
 void tt_conn_add_cursor(tt_conn *c, tt_cursor *cur);
 void tt_conn_remove_cursor(tt_conn *c, tt_cursor *cur);
+/* Detach the next reader of session s: an event stream's cursor is told it
+ * is gone and passed over; a socket's is removed from the socket, which is
+ * returned. NULL once s has no reader left. */
+tt_conn *tt_conn_detach_next(tt_session *s);
 
 /* Handle one decoded client message (requests.c). */
 void tt_request_handle(tt_conn *c, tt_msg *m);

@@ -103,14 +103,7 @@ void tt_ws_discard(tt_session *s, int err, void *ud)
     }
     int retryable;
     const char *why = discard_message(err, &retryable);
-    while (s->cursors) {
-        tt_cursor *cur = s->cursors;
-        if (cur->owner_kind == 1) {
-            tt_evs_cursor_gone(cur);
-            continue;
-        }
-        tt_conn *c = cur->owner;
-        tt_conn_remove_cursor(c, cur);
+    for (tt_conn *c; (c = tt_conn_detach_next(s)) != NULL;) {
         json_t *note = tt_reply_error(NULL, tt_err_wire(err), why, retryable);
         if (note)
             json_object_set_new(note, "session", json_string(s->id));
@@ -178,16 +171,8 @@ void tt_ws_moved(tt_session *s, void *ud)
         }
         c->held_tail = last;
     }
-    while (s->cursors) {
-        tt_cursor *cur = s->cursors;
-        if (cur->owner_kind == 1) {
-            tt_evs_cursor_gone(cur);
-            continue;
-        }
-        tt_conn *c = cur->owner;
-        tt_conn_remove_cursor(c, cur);
+    for (tt_conn *c; (c = tt_conn_detach_next(s)) != NULL;)
         tt_conn_close(c, TT_CLOSE_SERVICE_RESTART, "session moved to another node");
-    }
     tt_log(TT_INFO, "session moved to another node",
            json_pack("{s:s, s:s}", "session", s->id, "tenant", s->tenant));
 }

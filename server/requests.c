@@ -358,17 +358,9 @@ static void on_rename(tt_conn *c, const tt_msg *m)
 static void detach_deleted(tt_session *s, void *ud)
 {
     tt_conn *by = ud;
-    while (s->cursors) {
-        tt_cursor *cur = s->cursors;
-        if (cur->owner_kind == 1) {
-            tt_evs_cursor_gone(cur);
-            continue;
-        }
-        tt_conn *c = cur->owner;
-        tt_conn_remove_cursor(c, cur);
+    for (tt_conn *c; (c = tt_conn_detach_next(s)) != NULL;)
         if (c != by)
             tt_conn_send(c, json_pack("{s:s, s:s}", "type", "session.deleted", "session", s->id));
-    }
 }
 
 static void on_delete(tt_conn *c, const tt_msg *m)

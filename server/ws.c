@@ -306,6 +306,21 @@ void tt_conn_remove_cursor(tt_conn *c, tt_cursor *cur)
     tt_cursor_detach(cur);
 }
 
+tt_conn *tt_conn_detach_next(tt_session *s)
+{
+    while (s->cursors) {
+        tt_cursor *cur = s->cursors;
+        if (cur->owner_kind == 1) { /* an event stream's: it ends itself */
+            tt_evs_cursor_gone(cur);
+            continue;
+        }
+        tt_conn *c = cur->owner;
+        tt_conn_remove_cursor(c, cur);
+        return c;
+    }
+    return NULL;
+}
+
 void tt_ws_deliver(tt_cursor *cur, void *ud)
 {
     tt_server *srv = ud;

@@ -357,26 +357,40 @@ static int apply(tt_store_txn *txn, fill_ctx *f, const op *o)
     return write_hdr(txn, o->key, &h);
 }
 
+/* The head of the LRU (the least recently used entry): its whole LRU key in
+ * lk and its entry's key in key. 0 found, 1 when the LRU has no entry record
+ * (empty, or the totals only), < 0 an error. */
+static int lru_head(tt_store_txn *txn, unsigned char key[TT_RCACHE_KEY_LEN],
+                    unsigned char lk[LRU_KEY_LEN])
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn->mdb, txn->st->rcache_lru, &cur);
+    if (rc)
+        return tt_store_txn_fail(txn, rc);
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    int found = rc == 0 && k.mv_size == LRU_KEY_LEN;
+    if (found) {
+        memcpy(lk, k.mv_data, LRU_KEY_LEN);
+        memcpy(key, lk + 8, TT_RCACHE_KEY_LEN);
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+        return tt_store_txn_fail(txn, rc);
+    return found ? 0 : 1;
+}
+
 /* Remove the least recently used entries while over a cap. */
 static int evict(tt_store_txn *txn, fill_ctx *f)
 {
     const tt_rcache_limits *lim = &f->c->lim;
     for (int i = 0;
          i < EVICT_MAX && (f->t.bytes > lim->max_bytes || f->t.entries > lim->max_entries); i++) {
-        MDB_cursor *cur;
-        int rc = mdb_cursor_open(txn->mdb, txn->st->rcache_lru, &cur);
-        if (rc)
-            return tt_store_txn_fail(txn, rc);
-        MDB_val k, v;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        unsigned char key[TT_RCACHE_KEY_LEN];
-        int found = rc == 0 && k.mv_size == LRU_KEY_LEN;
-        if (found)
-            memcpy(key, (const unsigned char *)k.mv_data + 8, sizeof key);
-        mdb_cursor_close(cur);
-        if (rc && rc != MDB_NOTFOUND)
-            return tt_store_txn_fail(txn, rc);
-        if (!found) { /* the totals disagree with what is there: trust what is there */
+        unsigned char key[TT_RCACHE_KEY_LEN], lk[LRU_KEY_LEN];
+        int rc = lru_head(txn, key, lk);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) { /* the totals disagree with what is there: trust what is there */
             f->t = (totals){0};
             return 0;
         }
@@ -385,7 +399,7 @@ static int evict(tt_store_txn *txn, fill_ctx *f)
         if (rc < 0)
             return rc;
         if (rc == 1) { /* an LRU record without its entry */
-            if ((rc = del_ok(txn, txn->st->rcache_lru, k.mv_data, LRU_KEY_LEN)) != 0)
+            if ((rc = del_ok(txn, txn->st->rcache_lru, lk, sizeof lk)) != 0)
                 return rc;
             continue;
         }
@@ -402,21 +416,12 @@ static int evict(tt_store_txn *txn, fill_ctx *f)
 static int sweep(tt_store_txn *txn, fill_ctx *f, int64_t now_ms)
 {
     for (int i = 0; i < SWEEP_MAX; i++) {
-        MDB_cursor *cur;
-        int rc = mdb_cursor_open(txn->mdb, txn->st->rcache_lru, &cur);
-        if (rc)
-            return tt_store_txn_fail(txn, rc);
-        MDB_val k, v;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        unsigned char key[TT_RCACHE_KEY_LEN];
-        int found = rc == 0 && k.mv_size == LRU_KEY_LEN;
-        if (found)
-            memcpy(key, (const unsigned char *)k.mv_data + 8, sizeof key);
-        mdb_cursor_close(cur);
-        if (rc && rc != MDB_NOTFOUND)
-            return tt_store_txn_fail(txn, rc);
+        unsigned char key[TT_RCACHE_KEY_LEN], lk[LRU_KEY_LEN];
         hdr h;
-        if (!found || (rc = get_hdr(txn, key, &h)) != 0)
+        int rc = lru_head(txn, key, lk);
+        if (rc == 0)
+            rc = get_hdr(txn, key, &h);
+        if (rc != 0) /* nothing there, or an LRU record without its entry: stop */
             return rc < 0 ? rc : 0;
         if (h.expires_ms > now_ms)
             return 0;

@@ -303,29 +303,19 @@ static void write_document(tt_retrieval_job *j)
     j->r->stats.documents_ingested++;
     j->r->stats.chunks_written += j->nspans;
     json_object_set_new(rec, "replaced", json_boolean(w.replaced));
-    tt_retrieval_done_fn done = j->done;
-    void *ud = j->ud;
-    tt_retrieval_job_free(j);
-    done(201, rec, ud);
+    tt_retrieval_job_answer(j, 201, rec);
 }
 
 static void ingest_after(uv_work_t *w, int status)
 {
     tt_retrieval_job *j = w->data;
     tt_retrieval *r = j->r;
-    j->in_pool = 0;
     if (j->tok_loaded && !r->tok) { /* the first tokenizer loaded is kept for every job */
         r->tok = j->tok;
         j->tok_loaded = 0;
     }
-    if (j->cancelled) {
-        tt_retrieval_job_free(j);
+    if (tt_retrieval_job_back(j, status))
         return;
-    }
-    if (status == UV_ECANCELED || r->closing) {
-        tt_retrieval_job_fail(j, 503, "the server is stopping");
-        return;
-    }
     if (j->status) {
         tt_retrieval_job_fail(j, j->status, j->why);
         return;

@@ -177,10 +177,29 @@ void tt_retrieval_job_fail(tt_retrieval_job *j, int status, const char *msg)
         j->r->stats.search_failures++;
     json_t *a = json_pack("{s:{s:s, s:s}}", "error", "code", tt_retrieval_code(status), "message",
                           msg ? msg : "");
+    tt_retrieval_job_answer(j, status, a);
+}
+
+void tt_retrieval_job_answer(tt_retrieval_job *j, int status, json_t *answer)
+{
     tt_retrieval_done_fn done = j->done;
     void *ud = j->ud;
     tt_retrieval_job_free(j);
-    done(status, a, ud);
+    done(status, answer, ud);
+}
+
+int tt_retrieval_job_back(tt_retrieval_job *j, int status)
+{
+    j->in_pool = 0;
+    if (j->cancelled) {
+        tt_retrieval_job_free(j);
+        return 1;
+    }
+    if (status == UV_ECANCELED || j->r->closing) {
+        tt_retrieval_job_fail(j, 503, "the server is stopping");
+        return 1;
+    }
+    return 0;
 }
 
 void tt_retrieval_cancel(tt_retrieval_job *j)
@@ -452,15 +471,8 @@ static void search_after(uv_work_t *w, int status)
 {
     tt_retrieval_job *j = w->data;
     tt_retrieval *r = j->r;
-    j->in_pool = 0;
-    if (j->cancelled) {
-        tt_retrieval_job_free(j);
+    if (tt_retrieval_job_back(j, status))
         return;
-    }
-    if (status == UV_ECANCELED || r->closing) {
-        tt_retrieval_job_fail(j, 503, "the server is stopping");
-        return;
-    }
     if (j->status) {
         tt_retrieval_job_fail(j, j->status, j->why);
         return;
@@ -469,10 +481,7 @@ static void search_after(uv_work_t *w, int status)
         cache_put(r, j->tenant, j->collection, j->snap);
     json_t *a = hits_json(j);
     r->stats.searches++;
-    tt_retrieval_done_fn done = j->done;
-    void *ud = j->ud;
-    tt_retrieval_job_free(j);
-    done(200, a, ud);
+    tt_retrieval_job_answer(j, 200, a);
 }
 
 static int queue(tt_retrieval_job *j, uv_work_cb work, uv_after_work_cb after)
@@ -497,15 +506,8 @@ static void load_step(uv_work_t *w, int status)
 {
     tt_retrieval_job *j = w->data;
     tt_retrieval *r = j->r;
-    j->in_pool = 0;
-    if (j->cancelled) {
-        tt_retrieval_job_free(j);
+    if (tt_retrieval_job_back(j, status))
         return;
-    }
-    if (status == UV_ECANCELED || r->closing) {
-        tt_retrieval_job_fail(j, 503, "the server is stopping");
-        return;
-    }
     int done = 0, rc = 0;
     if (j->gen != r->gen && j->restarts < 3) {
         j->restarts++;

@@ -109,8 +109,14 @@ tt_retrieval_job *tt_retrieval_job_new(tt_retrieval *r, int kind, const char *te
                                        tt_retrieval_done_fn done, void *ud);
 /* Unlink and free (and free r when it is closing and this was the last). */
 void tt_retrieval_job_free(tt_retrieval_job *job);
+/* Free the job, then call its done with (status, answer). */
+void tt_retrieval_job_answer(tt_retrieval_job *job, int status, json_t *answer);
 /* Call done with an error answer {"error": {code, message}}, then free. */
 void tt_retrieval_job_fail(tt_retrieval_job *job, int status, const char *msg);
+/* Back on the loop from the job's pool work (status as uv_after_work_cb has
+ * it): 1 when the job ended here (cancelled: freed; the server stopping:
+ * answered 503), 0 when it goes on. */
+int tt_retrieval_job_back(tt_retrieval_job *job, int status);
 /* Drop the cached index of (tenant, collection); bump r->gen. */
 void tt_retrieval_invalidate(tt_retrieval *r, const char *tenant, const char *collection);
 /* The wire code of an HTTP status ("bad_request", "too_large", ...). */

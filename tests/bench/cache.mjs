@@ -8,22 +8,13 @@
 // during the hits) and Tether's CPU time per hit.
 //
 //   TETHER_BIN=build/tether node tests/bench/cache.mjs [--smoke] [--requests 2000]
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { SMOKE, dist, metrics, out, startFake, startTether } from './lib/common.mjs';
+import { SMOKE, dist, metrics, out, startFake, startTether, argValue, cpuSec, fakeRoutes } from './lib/common.mjs';
 
-const argv = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : def;
-};
-const N = Number(argv('--requests', SMOKE ? 50 : 2000));
-
-const cpuSec = (pid) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
+const N = Number(argValue('--requests', SMOKE ? 50 : 2000));
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 function request(port, body) {
@@ -55,22 +46,7 @@ function request(port, body) {
 
 const fake = await startFake();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cache-bench-'));
-const routes = path.join(dir, 'routes.json');
-writeFileSync(
-  routes,
-  JSON.stringify({
-    routes: {
-      default: [
-        {
-          provider: 'openai',
-          base_url: `http://127.0.0.1:${fake.port}/v1`,
-          model: 'gpt-4o-mini',
-          key_env: 'BENCH_FAKE_KEY',
-        },
-      ],
-    },
-  }),
-);
+const routes = fakeRoutes(dir, fake.port);
 const tether = await startTether(['--data-dir', path.join(dir, 'data'), '--routes', routes]);
 // requests_total counts every request (the kept log is capped at 100).
 const fakeCount = async () => (await (await fetch(`http://127.0.0.1:${fake.port}/_health`)).json()).requests_total;

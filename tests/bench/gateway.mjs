@@ -12,28 +12,32 @@
 // rate with p99 <= SLO_MS, no error, >= 99% of requests done in the window).
 //
 //   node tests/bench/gateway.mjs [--smoke] [--rates 50,100,250,500,1000,2000] [--seconds 5] [--no-portkey]
-import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SMOKE, dist, out, rssKiB, rssSampler, sleep, startFake, startPortkey, startTether } from './lib/common.mjs';
+import {
+  SMOKE,
+  dist,
+  out,
+  rssKiB,
+  rssSampler,
+  sleep,
+  startFake,
+  startPortkey,
+  startTether,
+  argValue,
+  cpuSec,
+  fakeRoutes,
+} from './lib/common.mjs';
 
-const argv = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : def;
-};
-const RATES = argv('--rates', SMOKE ? '50' : '50,100,250,500,1000,2000')
+const RATES = argValue('--rates', SMOKE ? '50' : '50,100,250,500,1000,2000')
   .split(',')
   .map(Number);
-const SECONDS = Number(argv('--seconds', SMOKE ? 1 : 5));
+const SECONDS = Number(argValue('--seconds', SMOKE ? 1 : 5));
 const SLO_MS = 100;
 const TIMEOUT_MS = 10000;
 const MAX_CONNS = 3000;
-
-const cpuSec = (pid) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 
 // A lean keep-alive HTTP/1.1 client on raw sockets (a Node http client is
 // heavier than the servers it measures). One request per connection at a time.
@@ -209,22 +213,7 @@ const HAS_PORTKEY =
   );
 const fake = await startFake();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-gw-'));
-const routes = path.join(dir, 'routes.json');
-writeFileSync(
-  routes,
-  JSON.stringify({
-    routes: {
-      default: [
-        {
-          provider: 'openai',
-          base_url: `http://127.0.0.1:${fake.port}/v1`,
-          model: 'gpt-4o-mini',
-          key_env: 'BENCH_FAKE_KEY',
-        },
-      ],
-    },
-  }),
-);
+const routes = fakeRoutes(dir, fake.port);
 
 const question = 'hello there, how are you today? tell me one two three four five six seven eight nine ten';
 // Both gateways are started afresh for each mode, so memory one mode's

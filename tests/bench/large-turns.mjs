@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { SMOKE, metrics, out, startTether } from './lib/common.mjs';
+import { SMOKE, UNTHROTTLED, metrics, out, startTether } from './lib/common.mjs';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
@@ -75,16 +75,7 @@ async function turn(c, sid, text) {
 }
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-large-turns-'));
-const srv = await startTether([
-  '--data-dir',
-  dir,
-  '--echo-delay-ms',
-  '0',
-  '--rate-msgs-per-s',
-  '100000',
-  '--rate-burst',
-  '100000',
-]);
+const srv = await startTether(['--data-dir', dir, '--echo-delay-ms', '0', ...UNTHROTTLED]);
 const big = await open(srv.port),
   small = await open(srv.port),
   pinger = await open(srv.port);

@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { SMOKE, metrics, out, sleep, startTether, stopProc } from './lib/common.mjs';
+import { SMOKE, UNTHROTTLED, metrics, out, sleep, startTether, stopProc } from './lib/common.mjs';
 import { pgAvailable, startPostgres } from '../integration/pg-lib.mjs';
 
 const S = SMOKE ? 5 : 100,
@@ -73,17 +73,7 @@ function load(port) {
 
 async function streams(args) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-repl-'));
-  const srv = await startTether([
-    '--data-dir',
-    dir,
-    '--echo-delay-ms',
-    '0',
-    '--rate-msgs-per-s',
-    '100000',
-    '--rate-burst',
-    '100000',
-    ...args,
-  ]);
+  const srv = await startTether(['--data-dir', dir, '--echo-delay-ms', '0', ...UNTHROTTLED, ...args]);
   try {
     const st = load(srv.port);
     await sleep(SMOKE ? 300 : 1000);

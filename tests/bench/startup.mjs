@@ -10,13 +10,21 @@ import { mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { BIN, SMOKE, dist, freePort, metrics, out, sleep, spawnRaised, startTether, stopProc } from './lib/common.mjs';
+import {
+  BIN,
+  SMOKE,
+  dist,
+  freePort,
+  metrics,
+  out,
+  sleep,
+  spawnRaised,
+  startTether,
+  stopProc,
+  argValue,
+} from './lib/common.mjs';
 
-const argv = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : def;
-};
-const SIZES = argv('--sizes', SMOKE ? '0,2000' : '0,100000,1000000')
+const SIZES = argValue('--sizes', SMOKE ? '0,2000' : '0,100000,1000000')
   .split(',')
   .map(Number);
 const REPS = SMOKE ? 2 : 5;

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { TetherClient } from '../../web/tether-client.js';
-import { BIN, ROOT, SMOKE, dist, out, sleep, startTether, stopProc } from './lib/common.mjs';
+import { BIN, ROOT, SMOKE, UNTHROTTLED, dist, out, sleep, startTether, stopProc } from './lib/common.mjs';
 
 const N = SMOKE ? 20 : 100;
 const U = SMOKE ? 1 : 3;
@@ -22,14 +22,13 @@ const WORDS = 20;
 const DELAY_MS = 10; // the echo agent's pause between words: a turn of about 200 ms
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-upgrade-'));
 const args = ['--data-dir', dir, '--echo-delay-ms', String(DELAY_MS), '--upgrade-grace-ms', '30000'];
-const common = ['--rate-msgs-per-s', '100000', '--rate-burst', '100000'];
-const first = await startTether([...args, ...common]);
+const first = await startTether([...args, ...UNTHROTTLED]);
 const port = first.port;
 let current = first.proc;
 
 function takeover() {
   const argv = ['--port', String(port), '--log-level', 'warn', '--max-sessions-per-user', '0'];
-  const proc = spawn(BIN, [...argv, '--web-dir', path.join(ROOT, 'web'), ...args, ...common, '--takeover', 'on'], {
+  const proc = spawn(BIN, [...argv, '--web-dir', path.join(ROOT, 'web'), ...args, ...UNTHROTTLED, '--takeover', 'on'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   proc.stderr.resume();

@@ -4,13 +4,8 @@
 // Markdown tables and the copy button, the remembered agent, light and dark
 // themes, and an accessibility check (axe-core, run in the page).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { after, before } from 'node:test';
 import {
-  REPO,
   itest,
-  launchBrowser,
   mintJwt,
   newSession,
   openApp,
@@ -18,28 +13,13 @@ import {
   say,
   screenshot,
   waitIdle,
+  useBrowser,
+  axeViolations,
 } from './helpers.mjs';
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 const newPage = (size) => openPage(browser, size);
-const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-
-/** axe-core's violations in the page (WCAG 2 A and AA rules): [{id, impact, nodes}]. */
-async function axeViolations(page) {
-  await page.evaluate(AXE); // through DevTools: the page's CSP allows no inline script
-  return page.evaluate(async () => {
-    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-  });
-}
-
 const listTitles = (page) => page.locator('#sessions .session-title').allTextContents();
 
 itest(

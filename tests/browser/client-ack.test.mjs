@@ -6,38 +6,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TetherClient } from '../../web/tether-client.js';
+import { scriptedWebSocket } from './helpers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-class ScriptedWS {
-  static all = [];
-  constructor() {
-    this.readyState = 0;
-    this.sent = [];
-    ScriptedWS.all.push(this);
-  }
-  send(d) {
-    this.sent.push(JSON.parse(d));
-  }
-  close() {
-    this.readyState = 3;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.();
-  }
-  recv(obj) {
-    this.onmessage?.({ data: JSON.stringify(obj) });
-  }
-  drop(code) {
-    this.readyState = 3;
-    this.onclose?.({ code, reason: '' });
-  }
-  reply(type, obj) {
-    const m = this.sent.findLast((x) => x.type === type);
-    this.recv({ type: 'ok', re: m.id, ...obj });
-  }
-}
+const ScriptedWS = scriptedWebSocket();
 
 const ev = (seq) => ({ type: 'state', session: 's_1', seq, ts: '2026-01-01T00:00:00Z', state: 'running' });
 const welcome = { type: 'welcome', user: 'local', heartbeat_s: 25, agents: ['echo'] };

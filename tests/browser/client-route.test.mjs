@@ -6,44 +6,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TetherClient } from '../../web/tether-client.js';
+import { scriptedWebSocket } from './helpers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const welcome = { type: 'welcome', user: 'local', heartbeat_s: 25, agents: ['echo'] };
 
-function scripted() {
-  class ScriptedWS {
-    static all = [];
-    constructor(url) {
-      this.url = url;
-      this.readyState = 0;
-      this.sent = [];
-      ScriptedWS.all.push(this);
-    }
-    send(d) {
-      this.sent.push(JSON.parse(d));
-    }
-    close() {
-      this.readyState = 3;
-    }
-    open() {
-      this.readyState = 1;
-      this.onopen?.();
-      this.recv(welcome);
-    }
-    recv(obj) {
-      this.onmessage?.({ data: JSON.stringify(obj) });
-    }
-    drop(code) {
-      this.readyState = 3;
-      this.onclose?.({ code, reason: '' });
-    }
-    reply(type, obj) {
-      const m = this.sent.findLast((x) => x.type === type);
-      this.recv({ type: 'ok', re: m.id, ...obj });
-    }
-  }
-  return ScriptedWS;
-}
+const scripted = () => scriptedWebSocket({ welcome });
 
 /** Drop the socket (1012: the client reconnects at once) and open the next one. */
 async function reconnect(WS) {

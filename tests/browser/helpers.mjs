@@ -5,9 +5,10 @@ import './bin.mjs'; // must come first: picks the tether binary before the harne
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CheckedWebSocket, REPO, sleep } from '../integration/harness.mjs';
+import { CheckedWebSocket, REPO, forTheTests, sleep } from '../integration/harness.mjs';
 
 export * from '../integration/harness.mjs';
+export { scriptToolRounds, useFakeProvider } from '../integration/llm-lib.mjs';
 
 export const ARTIFACTS = path.join(REPO, 'tests', 'artifacts');
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -29,6 +30,47 @@ export async function until(fn, timeoutMs = 5000, what = 'condition', everyMs = 
       );
     await sleep(everyMs);
   }
+}
+
+/**
+ * A WebSocket class with no server behind it, for web/tether-client.js tests
+ * that script every frame: each socket made is kept in the class's `all`,
+ * what the client sends is kept parsed in its `sent`, and the test drives it
+ * with open() (then, when welcome is given, that frame arrives), recv(obj),
+ * drop(code) and reply(type, obj) (an ok to the last request of that type).
+ */
+export function scriptedWebSocket({ welcome } = {}) {
+  return class ScriptedWS {
+    static all = [];
+    constructor(url) {
+      this.url = url;
+      this.readyState = 0;
+      this.sent = [];
+      ScriptedWS.all.push(this);
+    }
+    send(d) {
+      this.sent.push(JSON.parse(d));
+    }
+    close() {
+      this.readyState = 3;
+    }
+    open() {
+      this.readyState = 1;
+      this.onopen?.();
+      if (welcome) this.recv(welcome);
+    }
+    recv(obj) {
+      this.onmessage?.({ data: JSON.stringify(obj) });
+    }
+    drop(code) {
+      this.readyState = 3;
+      this.onclose?.({ code, reason: '' });
+    }
+    reply(type, obj) {
+      const m = this.sent.findLast((x) => x.type === type);
+      this.recv({ type: 'ok', re: m.id, ...obj });
+    }
+  };
 }
 
 /**
@@ -115,6 +157,22 @@ async function playwright() {
   if (!chromium) ({ chromium } = await import('playwright-core'));
   return chromium;
 }
+
+const AXE = path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js');
+let axeSource = null;
+
+/** axe-core's violations in the page (WCAG 2 A and AA rules): [{id, impact, nodes}]. */
+export async function axeViolations(page) {
+  axeSource ??= fs.readFileSync(AXE, 'utf8');
+  await page.evaluate(axeSource); // through DevTools: the page's CSP allows no inline script
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+}
+
+/** Headless Chromium for this file's tests (launchBrowser(opts)): launched before them, closed after (see forTheTests). */
+export const useBrowser = (opts) => forTheTests(() => launchBrowser(opts), 'the browser');
 
 /** Launch headless Chromium with a fresh user-data-dir; returns {context, close()}. */
 export async function launchBrowser({ viewport = { width: 1100, height: 800 }, ignoreHTTPSErrors = false } = {}) {

@@ -2,16 +2,9 @@
 // unicode-bidi: isolate): right-to-left letters in a session title, an agent,
 // tool, file or folder name can never reorder the text around them.
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
-import { itest, launchBrowser, watchPage } from './helpers.mjs';
+import { itest, watchPage, useBrowser } from './helpers.mjs';
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 const isolated = (page, selector) => page.$$eval(selector, (els) => els.map((e) => getComputedStyle(e).unicodeBidi));
 

@@ -8,41 +8,21 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
-  REPO,
   BIN,
   fakeTarget,
   itest,
-  launchBrowser,
   lastAssistantText,
   screenshot,
   watchPage,
   writeRoutesFile,
+  useBrowser,
+  useFakeProvider,
+  axeViolations,
 } from './helpers.mjs';
 
-const AXE = fs.readFileSync(path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-
-/** axe-core's violations in the page (WCAG 2 A and AA rules). */
-async function axeViolations(page) {
-  await page.evaluate(AXE); // through DevTools: the page's CSP allows no inline script
-  return page.evaluate(async () => {
-    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-  });
-}
-
-let fp;
-let browser;
-before(async () => {
-  fp = await startFakeProvider();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await fp?.close();
-});
+const fp = useFakeProvider();
+const browser = useBrowser();
 
 itest('photo organiser in the UI: question, approval with the folder tree, moves on disk', async ({ startServer }) => {
   const P = 'ui-photos';

@@ -3,16 +3,10 @@
 // after a reload), and the header's total adding up over a turn of several
 // billed model calls (tool rounds), with the usage line saying how many.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, before } from 'node:test';
 
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   fakeTarget,
   itest,
-  launchBrowser,
   newSession,
   openApp,
   openPage,
@@ -20,17 +14,13 @@ import {
   screenshot,
   waitIdle,
   writeRoutesFile,
+  useBrowser,
+  useFakeProvider,
+  scriptToolRounds,
 } from './helpers.mjs';
 
-let browser, fp;
-before(async () => {
-  browser = await launchBrowser();
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await browser?.close();
-  await fp?.close();
-});
+const browser = useBrowser();
+const fp = useFakeProvider();
 
 const texts = (page, role) => page.locator(`#timeline .msg.${role} .body`).allTextContents();
 
@@ -102,20 +92,7 @@ itest(
   async ({ startServer }) => {
     const P = 'ui-calls';
     const usage = { prompt_tokens: 100, completion_tokens: 10 };
-    const call = (id) => ({
-      tool_calls: [{ id, name: 'calculate', arguments: '{"expression":"6*7"}' }],
-      usage,
-      match: { prefix: P },
-    });
-    fp.script([call('c1'), call('c2'), { text: 'It is 42.', usage, match: { prefix: P } }]);
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-ui-calls-'));
-    const agents = path.join(dir, 'agents.json');
-    writeFileSync(
-      agents,
-      JSON.stringify({
-        agents: [{ name: 'helper', description: 'Numbers', tools: ['calculate'], max_tool_rounds: 3 }],
-      }),
-    );
+    const agents = scriptToolRounds(fp, P, usage);
     const routes = writeRoutesFile({
       routes: { default: [fakeTarget(fp.url, P)] },
       prices: { 'gpt-4o-mini': { prompt_per_mtok: 1000, completion_per_mtok: 2000 } },

@@ -3,15 +3,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   REPO,
   fakeTarget,
   itest,
   mintViaApi,
   lastAssistantText,
-  launchBrowser,
   newSession,
   openApp,
   openPage,
@@ -20,18 +17,12 @@ import {
   sleep,
   waitIdle,
   writeRoutesFile,
+  useBrowser,
+  useFakeProvider,
 } from './helpers.mjs';
 
-let fp;
-let browser;
-before(async () => {
-  fp = await startFakeProvider();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await fp?.close();
-});
+const fp = useFakeProvider();
+const browser = useBrowser();
 
 const PRICE = { prompt_per_mtok: 0.15, completion_per_mtok: 0.6 };
 

@@ -5,11 +5,9 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { SessionView, TetherClient } from '../../web/tether-client.js';
 import { startTakeover } from '../integration/takeover.mjs';
-import { after, before } from 'node:test';
 import {
   itest,
   lastAssistantText,
-  launchBrowser,
   newSession,
   openApp,
   openPage,
@@ -17,15 +15,10 @@ import {
   sleep,
   until,
   waitIdle,
+  useBrowser,
 } from './helpers.mjs';
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 itest(
   'close 1012 (upgrade): the client reconnects at once to the new process, no client.error, the stream completes once',

@@ -7,7 +7,6 @@ import './env.mjs';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +20,7 @@ import {
   freePort,
   httpGet,
   httpRequest,
+  postFresh,
   sleep,
   within,
   writeRoutesFile,
@@ -36,31 +36,7 @@ after(async () => {
 });
 
 /** POST a JSON body on a fresh connection (no keep-alive), without httpRequest's 5 s timeout. */
-function post(port, body) {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/chat/completions',
-        agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => {
-          text += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode, body: text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+const post = (port, body) => postFresh(port, '/v1/chat/completions', body);
 
 /** Ping c every 20 ms until stop(); resolves the slowest round trip (ms). */
 function pinger(c) {

@@ -14,16 +14,9 @@
 
 #include "protocol/errors.h"
 #include "protocol/frame.h"
+#include "fuzz_check.h"
 
 #define MAX_TEXT (1u << 20)
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void check_str(const char *s, size_t max, int required)
 {

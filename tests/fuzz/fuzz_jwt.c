@@ -24,16 +24,9 @@
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "server/jwt.h"
+#include "fuzz_check.h"
 
 #define NOW INT64_C(1000000000)
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* 32 bytes, no NUL: the corpus's valid tokens are signed with it. */
 static const unsigned char SECRET[32] = "tether-fuzz-secret-0123456789abc";

@@ -3,18 +3,11 @@
 // with `id: <seq>`; a POST with Last-Event-ID replays exactly after it.
 
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
 import { HttpAgent } from '@ag-ui/client';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import { fakeTarget, httpRequest, itest, writeRoutesFile } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 /** Parse an SSE body into [{id, data}]. */
 function sseEvents(text) {

@@ -4,8 +4,6 @@
 // the analysis, and kill -9 in the middle of a model step.
 
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   checkMessages,
   connect,
@@ -16,14 +14,9 @@ import {
   waitState,
   writeRoutesFile,
 } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 function routesFor(P) {
   return writeRoutesFile({

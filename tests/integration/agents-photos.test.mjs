@@ -8,18 +8,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import { MAKER, planFor, snapshot } from './photos-lib.mjs';
 import { checkMessages, connect, fakeTarget, itest, openSession, waitState, writeRoutesFile } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 function library(n, dup = 0) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-photos-'));

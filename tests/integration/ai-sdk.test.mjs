@@ -7,18 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
 import { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithApprovalResponses } from 'ai';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import { connect, fakeTarget, httpRequest, itest, sleep, writeRoutesFile } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 /** The smallest ChatState: what @ai-sdk/react keeps in React state, in plain fields. */
 class State {

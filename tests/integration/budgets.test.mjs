@@ -8,11 +8,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
+import { after } from 'node:test';
 import {
   BIN,
   connect,
@@ -21,20 +19,15 @@ import {
   httpGet,
   itest,
   openSession,
+  postFresh,
   waitState,
   writeRoutesFile,
 } from './harness.mjs';
+import { twoTenants, useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
-const KEY_A = 'budget-key-acme-0123456789';
-const KEY_B = 'budget-key-umbrella-0123456789';
+const { KEY_A, KEY_B, keyArgs } = twoTenants('budget');
 // Only completion tokens are priced ($0.001 each): a call capped at 100
 // completion tokens may cost $0.10, whatever its prompt.
 const PRICE = { prompt_per_mtok: 0, completion_per_mtok: 1000 };
@@ -57,32 +50,11 @@ function routes(P) {
   });
 }
 
-/** One gateway POST on its own connection (no shared agent: truly concurrent). */
-function post(port, key, body) {
-  return new Promise((resolve, reject) => {
-    const data = JSON.stringify(body);
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/chat/completions',
-        agent: false,
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': data.length },
-      },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode, headers: res.headers, json: JSON.parse(text) });
-        });
-      },
-    );
-    req.setTimeout(15000, () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(data);
-  });
+/** One gateway POST on its own connection (no shared agent: truly concurrent); its body parsed in json. */
+async function post(port, key, body) {
+  const headers = { authorization: `Bearer ${key}` };
+  const r = await postFresh(port, '/v1/chat/completions', body, { headers, timeoutMs: 15000 });
+  return { status: r.status, headers: r.headers, json: JSON.parse(r.body) };
 }
 
 itest(
@@ -100,7 +72,7 @@ itest(
     });
     const limits = limitsFile({ tenants: { acme: { daily_usd: 1.05 } } });
     const srv = await startServer({
-      args: ['--routes', routes(P), '--limits', limits, '--api-key', `${KEY_A}:acme`, '--api-key', `${KEY_B}:umbrella`],
+      args: ['--routes', routes(P), '--limits', limits, ...keyArgs],
       env: { FAKE_KEY: 'fake-key' },
     });
     const body = { model: 'default', max_tokens: 100, messages: [{ role: 'user', content: 'hello' }] };

@@ -9,9 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
 import OpenAI from 'openai';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   connect,
   fakeTarget,
@@ -25,17 +23,11 @@ import {
   sleep,
   writeRoutesFile,
 } from './harness.mjs';
+import { twoTenants, useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
-const KEY_A = 'cache-key-acme-0123456789';
-const KEY_B = 'cache-key-umbrella-0123456789';
+const { KEY_A, KEY_B, keyArgs } = twoTenants('cache');
 const PRICE = { prompt_per_mtok: 1000, completion_per_mtok: 2000 };
 const USAGE = { prompt_tokens: 12, completion_tokens: 3 };
 
@@ -48,7 +40,7 @@ async function cacheServer(startServer, P, { cache, text = 'the answer is four',
     ...(cache ? { cache } : {}),
   });
   return startServer({
-    args: ['--routes', routes, '--api-key', `${KEY_A}:acme`, '--api-key', `${KEY_B}:umbrella`, ...args],
+    args: ['--routes', routes, ...keyArgs, ...args],
     env: { FAKE_KEY: 'fake-key' },
   });
 }

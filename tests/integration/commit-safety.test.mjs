@@ -2,8 +2,6 @@
 // store that is full, and users with very many sessions must not stop the
 // group commit, hang clients or make a user's listing impossible.
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   connect,
   fakeTarget,
@@ -18,14 +16,9 @@ import {
   within,
   writeRoutesFile,
 } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 const SECRET = 'commit-safety-secret-0123456789abcdef0123';
 const AUTH = ['--jwt-secret', SECRET, '--api-key', 'key-one:t1', '--api-key', 'key-two:t2'];

@@ -9,8 +9,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   checkMessages,
   connect,
@@ -22,17 +20,11 @@ import {
   waitState,
   writeRoutesFile,
 } from './harness.mjs';
+import { twoTenants, useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider({ dims: 256 });
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider({ dims: 256 });
 
-const KEY_A = 'docs-key-acme-0123456789';
-const KEY_B = 'docs-key-umbrella-0123456789';
+const { KEY_A, KEY_B, keyArgs } = twoTenants('docs');
 
 async function server(startServer, P, args = []) {
   const routes = writeRoutesFile({
@@ -43,17 +35,7 @@ async function server(startServer, P, args = []) {
     retry: { max_attempts: 1 },
   });
   return startServer({
-    args: [
-      '--routes',
-      routes,
-      '--retrieval-route',
-      'embed',
-      '--api-key',
-      `${KEY_A}:acme`,
-      '--api-key',
-      `${KEY_B}:umbrella`,
-      ...args,
-    ],
+    args: ['--routes', routes, '--retrieval-route', 'embed', ...keyArgs, ...args],
     env: { FAKE_KEY: 'fake-key' },
   });
 }

@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { frameSchemaError } from './schemas.mjs';
@@ -132,6 +132,37 @@ export function httpRequest(port, method, urlPath, { headers = {}, body } = {}) 
 }
 
 export const httpGet = (port, p, opts) => httpRequest(port, 'GET', p, opts);
+
+/**
+ * POST a JSON body on a connection of its own (no keep-alive agent, so many
+ * are truly concurrent), with no time limit unless timeoutMs is given (then
+ * the request fails after it); resolves {status, headers, body (text)}.
+ */
+export function postFresh(port, urlPath, body, { headers = {}, timeoutMs = 0 } = {}) {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: urlPath,
+        agent: false,
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
+    if (timeoutMs) req.setTimeout(timeoutMs, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
 
 function cleanEnv(extra) {
   const env = {};
@@ -857,6 +888,35 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
 }
 
 // ------------------------------------------------------ model layer (LLM)
+/**
+ * Something a file's tests share (a fake provider, a browser): made by
+ * start() before them, closed (its close()) after. Returns a stand-in used as
+ * the thing itself inside the tests (its properties, its methods bound to
+ * it); touching it before it was started is an error.
+ */
+export function forTheTests(start, what = 'it') {
+  let live = null;
+  before(async () => {
+    live = await start();
+  });
+  after(async () => {
+    await live?.close();
+  });
+  return new Proxy(
+    {},
+    {
+      get(_, key) {
+        if (!live) {
+          if (typeof key === 'symbol') return undefined;
+          throw new Error(`${what} not started yet (.${key} outside a test)`);
+        }
+        const v = Reflect.get(live, key, live);
+        return typeof v === 'function' ? v.bind(live) : v;
+      },
+    },
+  );
+}
+
 // Helpers for the llm-*.test.mjs files, which drive Tether against the fake
 // provider (tests/fake-provider) through a routes file (agents/llm/route.h).
 

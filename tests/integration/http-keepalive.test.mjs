@@ -7,17 +7,10 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { pipeline, raw } from './pipeline.mjs';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import { fakeTarget, itest, writeRoutesFile } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 const P = 'keepalive';
 

@@ -9,8 +9,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   checkMessages,
   llmCallLines,
@@ -23,6 +21,7 @@ import {
   shownText,
   writeRoutesFile,
 } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
 const AWS = { keyId: 'AKIDTETHERTEST', secret: 'tether/test+secret/0123456789abcdefEXAMPLE' };
 const ENV = { AWS_ACCESS_KEY_ID: AWS.keyId, AWS_SECRET_ACCESS_KEY: AWS.secret, AWS_SESSION_TOKEN: '' };
@@ -31,13 +30,7 @@ const ENV = { AWS_ACCESS_KEY_ID: AWS.keyId, AWS_SECRET_ACCESS_KEY: AWS.secret, A
 const MODEL = 'anthropic.claude-3-haiku-20240307-v1:0';
 const PLAIN_MODEL = 'amazon.titan-text-express-v1';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider({ aws: AWS });
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider({ aws: AWS });
 
 const TIMEOUTS = { connect: 1000, first_byte: 2000, idle: 1000, total: 10000 };
 const RETRY = { max_attempts: 4, base_ms: 50, max_backoff_ms: 300, max_total_ms: 8000 };

@@ -3,8 +3,6 @@
 // the environment, and a server with no model at all.
 
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   assertContiguous,
   checkEventShape,
@@ -20,14 +18,9 @@ import {
   sleep,
   writeRoutesFile,
 } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 const PRICE = { prompt_per_mtok: 0.15, completion_per_mtok: 0.6 };
 const RETRY = { max_attempts: 4, base_ms: 50, max_backoff_ms: 400, max_total_ms: 8000 };

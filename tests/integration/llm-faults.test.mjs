@@ -3,8 +3,6 @@
 // base-URL prefixes at the fake provider, so steps are never shared.
 
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   checkMessages,
   connect,
@@ -17,14 +15,9 @@ import {
   sleep,
   writeRoutesFile,
 } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 const TIMEOUTS = { connect: 1000, first_byte: 2000, idle: 500, total: 10000 };
 const RETRY = { max_attempts: 4, base_ms: 50, max_backoff_ms: 400, max_total_ms: 8000 };

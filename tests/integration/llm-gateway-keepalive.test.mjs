@@ -5,17 +5,10 @@
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import { fakeTarget, httpRequest, itest, llmCallLines, sleep, writeRoutesFile } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 async function gwServer(startServer, P, args = []) {
   const routes = writeRoutesFile({ routes: { default: [fakeTarget(fp.url, P)] } });

@@ -4,18 +4,12 @@
 // in every reply, usage with cost_usd in streams, POST /v1/embeddings.
 
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
 import OpenAI from 'openai';
-import { fakeEmbedding, startFakeProvider } from '../fake-provider/server.mjs';
+import { fakeEmbedding } from '../fake-provider/server.mjs';
 import { fakeTarget, httpRequest, itest, writeRoutesFile } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 const API_KEY = 'gw-openai-key-0123456789';
 

@@ -3,18 +3,11 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, before } from 'node:test';
 import OpenAI from 'openai';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import { fakeTarget, httpRequest, itest, keepAliveAgent, llmCallLines, sleep, writeRoutesFile } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 const TIMEOUTS = { connect: 1000, first_byte: 2000, idle: 1000, total: 10000 };
 const API_KEY = 'gw-test-key-0123456789';

@@ -2,8 +2,6 @@
 // that goes away mid-generation, and a server killed mid-generation.
 
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   checkMessages,
   connect,
@@ -15,14 +13,9 @@ import {
   waitState,
   writeRoutesFile,
 } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 const TIMEOUTS = { connect: 1000, first_byte: 2000, idle: 2000, total: 20000 };
 

@@ -4,21 +4,10 @@
 // counting); stale or wrong requests are refused and change nothing. And the
 // usage of a turn with tool rounds adds up to every billed call.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, before } from 'node:test';
-
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import { connect, fakeTarget, itest, openSession, sayAndWait, waitState, writeRoutesFile } from './harness.mjs';
+import { scriptToolRounds, useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 const env = { FAKE_KEY: 'k' };
 const PRICE = { prompt_per_mtok: 1000, completion_per_mtok: 2000 };
@@ -125,18 +114,7 @@ itest('echo: regenerate streams the turn again; an edit is applied once per clie
 itest('a turn with tool rounds: the usage reported adds up to every billed call', async ({ startServer }) => {
   const P = 'regen-usage';
   const usage = { prompt_tokens: 100, completion_tokens: 10 };
-  const call = (id) => ({
-    tool_calls: [{ id, name: 'calculate', arguments: '{"expression":"6*7"}' }],
-    usage,
-    match: { prefix: P },
-  });
-  fp.script([call('c1'), call('c2'), { text: 'It is 42.', usage, match: { prefix: P } }]);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-regen-'));
-  const agents = path.join(dir, 'agents.json');
-  writeFileSync(
-    agents,
-    JSON.stringify({ agents: [{ name: 'helper', description: 'Numbers', tools: ['calculate'], max_tool_rounds: 3 }] }),
-  );
+  const agents = scriptToolRounds(fp, P, usage);
   const srv = await startServer({ args: ['--routes', routes(P), '--agents', agents], env });
   const c = await connect(srv.port, { hello: true });
   const { session } = await openSession(c, 'helper');

@@ -10,23 +10,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import { spawnTether, startTakeover } from './takeover.mjs';
 import { checkMessages, connect, fakeTarget, itest, openSession, sleep, writeRoutesFile } from './harness.mjs';
+import { useFakeProvider } from './llm-lib.mjs';
 
 const N = 100;
 const WORDS = 30;
 const TOKEN_DELAY_MS = 50; // a stream of about 1.5 s
 const TEXT = Array.from({ length: WORDS }, (_, i) => `w${i + 1}`).join(' ');
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
 function routesFor(P) {
   return writeRoutesFile({

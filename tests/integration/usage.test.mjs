@@ -7,8 +7,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before } from 'node:test';
-import { startFakeProvider } from '../fake-provider/server.mjs';
 import {
   connect,
   fakeTarget,
@@ -22,17 +20,11 @@ import {
   sleep,
   writeRoutesFile,
 } from './harness.mjs';
+import { twoTenants, useFakeProvider } from './llm-lib.mjs';
 
-let fp;
-before(async () => {
-  fp = await startFakeProvider();
-});
-after(async () => {
-  await fp?.close();
-});
+const fp = useFakeProvider();
 
-const KEY_A = 'usage-key-acme-0123456789';
-const KEY_B = 'usage-key-umbrella-0123456789';
+const { KEY_A, KEY_B, keyArgs } = twoTenants('usage');
 const PRICE = { prompt_per_mtok: 1000, completion_per_mtok: 2000 }; // $0.001 a prompt token
 const USAGE = { prompt_tokens: 100, completion_tokens: 10 };
 
@@ -44,7 +36,7 @@ async function usageServer(startServer, P, args = []) {
     retry: { max_attempts: 1, base_ms: 50, max_backoff_ms: 100, max_total_ms: 2000 },
   });
   return startServer({
-    args: ['--routes', routes, '--api-key', `${KEY_A}:acme`, '--api-key', `${KEY_B}:umbrella`, ...args],
+    args: ['--routes', routes, ...keyArgs, ...args],
     env: { FAKE_KEY: 'fake-key' },
   });
 }

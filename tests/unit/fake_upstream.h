@@ -239,6 +239,31 @@ static void up_stop(upstream *up)
         free(up->bodies[i]);
 }
 
+/* The start of a test on a fresh loop: the loop initialised, the upstream
+ * on it, and a fresh empty file /tmp/<prefix>_XXXXXX for the routes, its
+ * name in routes (n >= 64). Returns the file open for writing, NULL when
+ * the loop or the file could not be made. */
+static inline FILE *up_begin(uv_loop_t *loop, upstream *up, char *routes, size_t n,
+                             const char *prefix)
+{
+    if (uv_loop_init(loop) != 0)
+        return NULL;
+    up_start(up, loop);
+    snprintf(routes, n, "/tmp/%s_XXXXXX", prefix);
+    int fd = mkstemp(routes);
+    return fd >= 0 ? fdopen(fd, "w") : NULL;
+}
+
+/* The end of such a test, once what used the upstream is closed: the
+ * upstream stopped, the loop run until its handles closed. Returns
+ * uv_loop_close's result (0: nothing was left on the loop). */
+static inline int up_end(uv_loop_t *loop, upstream *up)
+{
+    up_stop(up);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return uv_loop_close(loop);
+}
+
 /* An OpenAI stream that says text in two deltas, then stops with usage. */
 #define UP_SSE_TEXT(a, b)                                                                          \
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"" a          \

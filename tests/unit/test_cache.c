@@ -16,6 +16,7 @@
 
 #include "agents/llm/cache.h"
 #include "protocol/errors.h"
+#include "mem_cache_store.h"
 
 /* A request from JSON text: {"messages": [...], "tools": [...]} and the rest. */
 static void request(const char *messages, const char *tools, double temp, int stream,
@@ -138,48 +139,6 @@ static void test_tool_call_arguments_by_value(void **state)
     tt_call_request_free(&a);
     tt_call_request_free(&b);
     tt_call_request_free(&c);
-}
-
-/* ---- an in-memory store: one entry ---- */
-
-typedef struct mem {
-    unsigned char key[TT_LLM_CACHE_KEY_LEN];
-    char *data;
-    size_t len;
-    int64_t expires, now;
-    int gets, puts;
-} mem;
-
-static int mem_get(void *ud, const unsigned char key[TT_LLM_CACHE_KEY_LEN], int64_t now,
-                   char **data, size_t *len)
-{
-    mem *m = ud;
-    m->gets++;
-    if (!m->data || memcmp(key, m->key, sizeof m->key) != 0 || now >= m->expires)
-        return TT_ENOTFOUND;
-    *data = malloc(m->len);
-    memcpy(*data, m->data, m->len);
-    *len = m->len;
-    return 0;
-}
-
-static int mem_put(void *ud, const unsigned char key[TT_LLM_CACHE_KEY_LEN], int64_t now,
-                   int64_t ttl, const char *data, size_t len)
-{
-    mem *m = ud;
-    m->puts++;
-    free(m->data);
-    memcpy(m->key, key, sizeof m->key);
-    m->data = malloc(len);
-    memcpy(m->data, data, len);
-    m->len = len;
-    m->expires = now + ttl;
-    return 0;
-}
-
-static int64_t mem_now(void *ud)
-{
-    return ((mem *)ud)->now;
 }
 
 typedef struct seen {

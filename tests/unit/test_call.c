@@ -69,12 +69,9 @@ static const tt_llm_call_hooks hooks_no_restart = {on_event, NULL, on_done};
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    up_start(&f->up, &f->loop);
-    snprintf(f->routes, sizeof f->routes, "/tmp/tt_call_routes_XXXXXX");
-    int fd = mkstemp(f->routes);
-    assert_true(fd >= 0);
-    close(fd);
+    FILE *routes = up_begin(&f->loop, &f->up, f->routes, sizeof f->routes, "tt_call_routes");
+    assert_non_null(routes);
+    fclose(routes); /* written by open_service */
     *state = f;
     return 0;
 }
@@ -83,9 +80,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     tt_llm_service_close(f->svc);
-    up_stop(&f->up);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(up_end(&f->loop, &f->up), 0);
     unlink(f->routes);
     free(f);
     return 0;

@@ -18,6 +18,7 @@
 #include "agents/llm/call.h"
 #include "fake_upstream.h"
 #include "loop_fixture.h"
+#include "mem_cache_store.h"
 #include "protocol/errors.h"
 
 typedef struct fixture {
@@ -26,11 +27,7 @@ typedef struct fixture {
     char routes[64];
     tt_llm_service *svc;
     tt_llm_cache *cache;
-    /* the store: one entry */
-    unsigned char key[TT_LLM_CACHE_KEY_LEN];
-    char *data;
-    size_t len;
-    int puts;
+    mem store; /* one entry; its clock unused (the service's own) */
     /* what the call reported */
     char text[256];
     size_t text_len;
@@ -38,34 +35,6 @@ typedef struct fixture {
     tt_llm_call *call;
     tt_llm_result result;
 } fixture;
-
-static int mem_get(void *ud, const unsigned char key[TT_LLM_CACHE_KEY_LEN], int64_t now,
-                   char **data, size_t *len)
-{
-    (void)now;
-    fixture *f = ud;
-    if (!f->data || memcmp(key, f->key, sizeof f->key) != 0)
-        return TT_ENOTFOUND;
-    *data = malloc(f->len);
-    memcpy(*data, f->data, f->len);
-    *len = f->len;
-    return 0;
-}
-
-static int mem_put(void *ud, const unsigned char key[TT_LLM_CACHE_KEY_LEN], int64_t now,
-                   int64_t ttl, const char *data, size_t len)
-{
-    (void)now;
-    (void)ttl;
-    fixture *f = ud;
-    f->puts++;
-    free(f->data);
-    memcpy(f->key, key, sizeof f->key);
-    f->data = malloc(len);
-    memcpy(f->data, data, len);
-    f->len = len;
-    return 0;
-}
 
 static void on_usage(const tt_llm_usage *u, void *ud)
 {
@@ -108,19 +77,15 @@ static const tt_llm_call_hooks hooks = {on_event, on_restart, on_done};
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    up_start(&f->up, &f->loop);
-    snprintf(f->routes, sizeof f->routes, "/tmp/tt_call_cache_XXXXXX");
-    int fd = mkstemp(f->routes);
-    assert_true(fd >= 0);
-    FILE *out = fdopen(fd, "w");
+    FILE *out = up_begin(&f->loop, &f->up, f->routes, sizeof f->routes, "tt_call_cache");
+    assert_non_null(out);
     fprintf(out,
             "{\"routes\":{\"solo\":[{\"provider\":\"openai\",\"base_url\":"
             "\"http://127.0.0.1:%d/v1\",\"model\":\"m-a\"}]},"
             "\"retry\":{\"max_attempts\":3,\"base_ms\":1,\"max_backoff_ms\":5}}",
             f->up.port);
     fclose(out);
-    tt_llm_cache_store ops = {.get = mem_get, .put = mem_put, .ud = f};
+    tt_llm_cache_store ops = {.get = mem_get, .put = mem_put, .ud = &f->store};
     assert_int_equal(tt_llm_cache_new(&ops, &f->cache), 0);
     tt_llm_service_options o = {.loop = &f->loop,
                                 .routes_file = f->routes,
@@ -138,12 +103,10 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     tt_llm_service_close(f->svc);
-    up_stop(&f->up);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(up_end(&f->loop, &f->up), 0);
     tt_llm_cache_free(f->cache);
     unlink(f->routes);
-    free(f->data);
+    free(f->store.data);
     free(f);
     return 0;
 }
@@ -168,7 +131,7 @@ static void test_repeated_call_is_replayed(void **state)
     call(f, 0);
     RUN_UNTIL(f, f->done);
     assert_int_equal(f->result.cached, 0);
-    assert_int_equal(f->puts, 1);
+    assert_int_equal(f->store.puts, 1);
     int first_events = f->events;
     call(f, 0);
     RUN_UNTIL(f, f->done);
@@ -181,7 +144,7 @@ static void test_repeated_call_is_replayed(void **state)
     assert_string_equal(f->text, "Hello");
     assert_int_equal(f->events, first_events);
     assert_int_equal(f->usage_hits, 1);
-    assert_int_equal(f->puts, 1); /* a hit is not stored again */
+    assert_int_equal(f->store.puts, 1); /* a hit is not stored again */
 }
 
 static void test_only_the_answering_attempt_is_kept(void **state)
@@ -246,7 +209,7 @@ static void test_unset_temperature_is_not_cached(void **state)
     call(f, -1);
     RUN_UNTIL(f, f->done);
     assert_int_equal(f->up.n_requests, 2);
-    assert_int_equal(f->puts, 0);
+    assert_int_equal(f->store.puts, 0);
     assert_int_equal(f->result.cached, 0);
 }
 

@@ -106,13 +106,9 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    assert_int_equal(uv_loop_init(&f->srv.loop), 0);
     f->srv.cfg.gateway_max_messages = 8;
-    up_start(&f->up, &f->srv.loop);
-    snprintf(f->routes, sizeof f->routes, "/tmp/tt_gateway_routes_XXXXXX");
-    int fd = mkstemp(f->routes);
-    assert_true(fd >= 0);
-    FILE *out = fdopen(fd, "w");
+    FILE *out = up_begin(&f->srv.loop, &f->up, f->routes, sizeof f->routes, "tt_gateway_routes");
+    assert_non_null(out);
     fprintf(out,
             "{\"routes\":{\"solo\":[{\"provider\":\"openai\",\"base_url\":"
             "\"http://127.0.0.1:%d/v1\",\"model\":\"m-a\",\"region\":\"a\"}]},"
@@ -132,9 +128,7 @@ static int teardown(void **state)
     fixture *f = *state;
     tt_gateway_free(f->g);
     tt_llm_service_close(f->srv.agent_env.llm);
-    up_stop(&f->up);
-    uv_run(&f->srv.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->srv.loop), 0);
+    assert_int_equal(up_end(&f->srv.loop, &f->up), 0);
     unlink(f->routes);
     free(f);
     return 0;

@@ -22,6 +22,7 @@
 #include "agents/retrieval/index.h"
 #include "agents/retrieval/retrieval.h"
 #include "state/chunks.h"
+#include "retrieval_answer.h"
 #include "store_fixture.h"
 
 /* ---- chunker -------------------------------------------------------------- */
@@ -477,19 +478,6 @@ static void chunk_store(void **state)
 
 /* ---- the service: one load for searches that come together; tenants apart - */
 
-typedef struct answer {
-    int done, status;
-    json_t *json;
-} answer;
-
-static void on_answer(int status, json_t *json, void *ud)
-{
-    answer *a = ud;
-    a->done = 1;
-    a->status = status;
-    a->json = json;
-}
-
 static void ingest_one(uv_loop_t *loop, tt_retrieval *r, const char *tenant, const char *text)
 {
     json_t *b = json_pack("{s:s, s:s, s:s}", "title", "Leave", "type", "text", "content", text);
@@ -497,8 +485,7 @@ static void ingest_one(uv_loop_t *loop, tt_retrieval *r, const char *tenant, con
     answer a = {0};
     tt_retrieval_job *j;
     assert_int_equal(tt_retrieval_ingest(r, tenant, body, strlen(body), on_answer, &a, &j), 0);
-    while (!a.done)
-        uv_run(loop, UV_RUN_ONCE);
+    answer_wait(loop, &a);
     assert_int_equal(a.status, 201);
     json_decref(a.json);
     json_decref(b);
@@ -523,8 +510,7 @@ static void service_single_load(void **state)
         assert_int_equal(tt_retrieval_search(r, &q, on_answer, &a[i], &j), 0);
     }
     for (int i = 0; i < 4; i++)
-        while (!a[i].done)
-            uv_run(&loop, UV_RUN_ONCE);
+        answer_wait(&loop, &a[i]);
     tt_retrieval_stats st;
     tt_retrieval_get_stats(r, &st);
     assert_int_equal(st.index_loads, 2); /* t1's three searches shared one load; t2 its own */
@@ -541,8 +527,7 @@ static void service_single_load(void **state)
     answer b = {0};
     tt_retrieval_query q = {.tenant = "t1", .text = "sick leave"};
     assert_int_equal(tt_retrieval_search(r, &q, on_answer, &b, &j), 0);
-    while (!b.done)
-        uv_run(&loop, UV_RUN_ONCE);
+    answer_wait(&loop, &b);
     tt_retrieval_get_stats(r, &st);
     assert_int_equal(st.index_loads, 3);
     json_decref(b.json);

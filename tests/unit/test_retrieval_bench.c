@@ -30,6 +30,7 @@
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "state/chunks.h"
+#include "retrieval_answer.h"
 #include "store_fixture.h"
 
 #define VOCAB 20000
@@ -91,25 +92,6 @@ static char *document(int words)
     return tt_buf_take(&b, NULL);
 }
 
-typedef struct wait {
-    int done, status;
-    json_t *answer;
-} wait;
-
-static void on_done(int status, json_t *answer, void *ud)
-{
-    wait *w = ud;
-    w->done = 1;
-    w->status = status;
-    w->answer = answer;
-}
-
-static void run_until(uv_loop_t *loop, wait *w)
-{
-    while (!w->done)
-        uv_run(loop, UV_RUN_ONCE);
-}
-
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -161,16 +143,16 @@ static void ingest_corpus(uv_loop_t *loop, tt_retrieval *r, long want, figures *
         json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "collection", "bench", "title", title,
                                  "type", "markdown", "content", doc);
         char *text = json_dumps(body, JSON_COMPACT);
-        wait w = {0};
+        answer w = {0};
         tt_retrieval_job *j;
         double s = now_s();
-        assert_int_equal(tt_retrieval_ingest(r, "t1", text, strlen(text), on_done, &w, &j), 0);
-        run_until(loop, &w);
+        assert_int_equal(tt_retrieval_ingest(r, "t1", text, strlen(text), on_answer, &w, &j), 0);
+        answer_wait(loop, &w);
         fg->busy_s += now_s() - s;
         assert_int_equal(w.status, 201);
-        fg->chunks += (long)json_integer_value(json_object_get(w.answer, "chunks"));
+        fg->chunks += (long)json_integer_value(json_object_get(w.json, "chunks"));
         fg->docs++;
-        json_decref(w.answer);
+        json_decref(w.json);
         json_decref(body);
         free(text);
         free(doc);
@@ -187,14 +169,14 @@ static void service_searches(uv_loop_t *loop, tt_retrieval *r, char (*queries)[9
                                  .collection = "bench",
                                  .text = queries[q < 0 ? 0 : q],
                                  .min_similarity = -1};
-        wait w = {0};
+        answer w = {0};
         tt_retrieval_job *j;
         double s = now_s();
-        assert_int_equal(tt_retrieval_search(r, &qq, on_done, &w, &j), 0);
-        run_until(loop, &w);
+        assert_int_equal(tt_retrieval_search(r, &qq, on_answer, &w, &j), 0);
+        answer_wait(loop, &w);
         double took = now_s() - s;
         assert_int_equal(w.status, 200);
-        json_decref(w.answer);
+        json_decref(w.json);
         if (q < 0)
             fg->first_s = took;
         else

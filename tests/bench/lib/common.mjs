@@ -1,7 +1,7 @@
 // Shared helpers for the benchmarks: free ports, starting Tether / the fake
 // provider / the Portkey gateway on loopback, RSS from /proc, percentiles.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,6 +100,34 @@ export function stopProc(proc, sig = 'SIGTERM') {
     });
     proc.kill(sig);
   });
+}
+
+/** Server arguments that lift the per-socket message rate limit out of a benchmark's way. */
+export const UNTHROTTLED = ['--rate-msgs-per-s', '100000', '--rate-burst', '100000'];
+
+/** The value after the command-line flag name, or def when it is not given. */
+export function argValue(name, def) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : def;
+}
+
+/** The CPU time a process has used so far, user + system, in seconds (from /proc). */
+export function cpuSec(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Write dir/routes.json: the route "default" to the fake provider on fakePort (startFake); returns its path. */
+export function fakeRoutes(dir, fakePort) {
+  const file = path.join(dir, 'routes.json');
+  const target = {
+    provider: 'openai',
+    base_url: `http://127.0.0.1:${fakePort}/v1`,
+    model: 'gpt-4o-mini',
+    key_env: 'BENCH_FAKE_KEY',
+  };
+  writeFileSync(file, JSON.stringify({ routes: { default: [target] } }));
+  return file;
 }
 
 export async function startFake() {
