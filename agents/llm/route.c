@@ -485,6 +485,23 @@ static int parse_cache(parse_ctx *cx, const json_t *v, const char *path, tt_rout
     return 0;
 }
 
+/* "redact" and "cache", which name routes already parsed. */
+static int parse_after_routes(parse_ctx *cx, const json_t *obj, const char *where, tt_routes *out)
+{
+    char p[PATH_MAX_LEN];
+    const json_t *v;
+    int rc;
+    if ((v = json_object_get(obj, "redact"))) {
+        path_key(p, where, "redact");
+        if ((rc = tt_route_redact_parse(out, v, p, cx->err, cx->n)))
+            return rc;
+    }
+    if (!(v = json_object_get(obj, "cache")))
+        return 0;
+    path_key(p, where, "cache");
+    return parse_cache(cx, v, p, out);
+}
+
 static int parse_all(parse_ctx *cx, const json_t *obj, const char *where, tt_routes *out)
 {
     static const char *const top[] = {"routes",  "prices", "limits", "retry",
@@ -560,16 +577,7 @@ static int parse_all(parse_ctx *cx, const json_t *obj, const char *where, tt_rou
             return rc;
         rp->breaker_failures = (int)failures;
     }
-    if ((v = json_object_get(obj, "redact"))) {
-        path_key(p, where, "redact");
-        if ((rc = tt_route_redact_parse(out, v, p, cx->err, cx->n)))
-            return rc;
-    }
-    if ((v = json_object_get(obj, "cache"))) {
-        path_key(p, where, "cache");
-        return parse_cache(cx, v, p, out);
-    }
-    return 0;
+    return parse_after_routes(cx, obj, where, out);
 }
 
 static void routes_defaults(tt_routes *out)

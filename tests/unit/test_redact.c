@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "agents/llm/redact.h"
+#include "agents/llm/route.h"
 
 typedef struct labelled {
     const char *text;
@@ -264,12 +265,60 @@ static void test_caps(void **state)
     tt_redact_map_free(m);
 }
 
+/* The routes file's "redact": which routes, extra patterns, refusals. */
+static int parse_routes(const char *redact, tt_routes *out, char *err, size_t n)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"routes\": {\"a\": [{\"provider\": \"openai\", \"model\": \"m\", "
+             "\"base_url\": \"http://127.0.0.1:9\"}], \"b\": [{\"provider\": \"openai\", "
+             "\"model\": \"m\", \"base_url\": \"http://127.0.0.1:9\"}]}, \"redact\": %s}",
+             redact);
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    char *envp[] = {NULL};
+    int rc = tt_routes_parse(j, "", envp, out, err, n);
+    json_decref(j);
+    return rc;
+}
+
+static void test_routes_option(void **state)
+{
+    (void)state;
+    tt_routes r = {0};
+    char err[256];
+    assert_int_equal(
+        parse_routes("{\"routes\": {\"a\": true}, \"patterns\": {\"EMP\": \"E-\\\\d+\"}}", &r, err,
+                     sizeof err),
+        0);
+    assert_non_null(r.redactor);
+    assert_ptr_equal(tt_routes_find(&r, "a")->redact, r.redactor);
+    assert_null(tt_routes_find(&r, "b")->redact);
+    tt_routes_free(&r);
+    const char *bad[] = {
+        "{\"routes\": {\"c\": true}}",           /* not a route */
+        "{\"routes\": {\"a\": 1}}",              /* not a boolean */
+        "{\"routes\": {\"a\": true}, \"x\": 1}", /* unknown key */
+        "{\"patterns\": {\"EMAIL\": \"x\"}}",    /* a built-in label */
+        "{\"patterns\": {\"X\": \"(\"}}",        /* bad PCRE2 */
+        "true",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tt_routes b = {0};
+        err[0] = '\0';
+        assert_int_not_equal(parse_routes(bad[i], &b, err, sizeof err), 0);
+        assert_non_null(strstr(err, "redact"));
+        tt_routes_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corpus),         cmocka_unit_test(test_stable_placeholders),
         cmocka_unit_test(test_stream_restore), cmocka_unit_test(test_checks),
         cmocka_unit_test(test_extra_patterns), cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_routes_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
