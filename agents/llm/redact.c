@@ -4,7 +4,9 @@
  * check in C that keeps or drops each one (cards: 13-19 digits and Luhn;
  * IBANs: length and mod 97; phones: 8-15 digits). The text is scanned left
  * to right: at each step the earliest kept candidate of any detector wins
- * (the first detector on a tie), is replaced, and the scan goes on after it.
+ * (the longest, then the first detector, on a tie), is replaced, and the
+ * scan goes on after it. The international phone form is atomic, so a long
+ * run of digits after a `+` costs no backtracking.
  *
  * The phone patterns are deliberately narrow, since plain numbers, dates,
  * times, versions and ids are everywhere in logs and prompts: a number
@@ -40,7 +42,7 @@ static const char *const builtin_patterns[N_BUILTIN] = {
     "@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}(?![A-Za-z0-9_-])",
     /* +CC ..., (AAA) BBB-CCCC / AAA-BBB-CCCC / AAA.BBB.CCCC / AAA BBB CCCC,
      * 0AAA BBB CCCC / 0AAAA BBBBBB, 0A BB CC DD EE / 0A.BB.CC.DD.EE */
-    LB "(?<!\\d[ .-])(?:\\+\\d{1,3}(?:[ .-]?\\(?\\d{1,5}\\)?){1,5}"
+    LB "(?<!\\d[ .-])(?:(?>\\+\\d{1,3}(?:[ .-]?\\(?\\d{1,5}+\\)?){1,5})"
        "|(?:\\(\\d{3}\\) ?|\\d{3}([-. ]))\\d{3}(?(1)\\1|[-. ])\\d{4}"
        "|0\\d{2,4}[ -]\\d{3,8}(?:[ -]\\d{3,4})?"
        "|0[1-9](?:([ .])\\d{2})(?:\\2\\d{2}){3})(?! \\d)" RB,
@@ -328,8 +330,11 @@ int tt_redact_text(const tt_redact *r, tt_redact_map *m, const char *s, size_t n
         for (size_t i = 0; i < r->n; i++) {
             if (next[i].start != SIZE_MAX && next[i].start < pos)
                 next[i] = next_of(r, i, md, s, n, pos);
-            if (next[i].start != SIZE_MAX && (best == r->n || next[i].start < next[best].start))
-                best = i;
+            if (next[i].start == SIZE_MAX)
+                continue;
+            if (best == r->n || next[i].start < next[best].start ||
+                (next[i].start == next[best].start && next[i].end > next[best].end))
+                best = i; /* the earliest, then the longest, then the first detector */
         }
         if (best == r->n)
             break;

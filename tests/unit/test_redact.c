@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "agents/llm/redact.h"
@@ -265,6 +266,39 @@ static void test_caps(void **state)
     tt_redact_map_free(m);
 }
 
+/* Adversarial input at the cap: runs of digits after `+`, near-IBANs,
+ * near-emails, digit groups; redacted in bounded time (printed). */
+static void test_worst_case(void **state)
+{
+    (void)state;
+    static const char *const unit[] = {"+1234567890123456789012345 ", "AB12 CDEF GHIJ KLMN OPQ ",
+                                       "a.b.c.d.e.f.g.h@i ", "0123 4567 8901 2345 6789 ",
+                                       "4111111111111112 "};
+    char *big = malloc(TT_REDACT_INPUT_MAX);
+    assert_non_null(big);
+    size_t n = 0;
+    for (size_t k = 0;; k++) {
+        size_t l = strlen(unit[k % 5]);
+        if (n + l > TT_REDACT_INPUT_MAX)
+            break;
+        memcpy(big + n, unit[k % 5], l);
+        n += l;
+    }
+    tt_redact_map *m = tt_redact_map_new();
+    tt_buf out;
+    tt_buf_init(&out, 2 * TT_REDACT_INPUT_MAX);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    assert_true(tt_redact_text(tt_redact_default(), m, big, n, &out) >= 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    printf("redact: %zu adversarial bytes in %.1f ms\n", n, ms);
+    assert_true(ms < 10000); /* minutes if it backtracked exponentially; ~100 ms here */
+    tt_buf_free(&out);
+    tt_redact_map_free(m);
+    free(big);
+}
+
 /* The routes file's "redact": which routes, extra patterns, refusals. */
 static int parse_routes(const char *redact, tt_routes *out, char *err, size_t n)
 {
@@ -318,7 +352,7 @@ int main(void)
         cmocka_unit_test(test_corpus),         cmocka_unit_test(test_stable_placeholders),
         cmocka_unit_test(test_stream_restore), cmocka_unit_test(test_checks),
         cmocka_unit_test(test_extra_patterns), cmocka_unit_test(test_caps),
-        cmocka_unit_test(test_routes_option),
+        cmocka_unit_test(test_routes_option),  cmocka_unit_test(test_worst_case),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
