@@ -62,9 +62,11 @@ typedef struct tt_call_request {
     int64_t max_tokens;
     double temperature;
     int stream;
-    char *tag;                       /* may be NULL */
-    size_t text_bytes;               /* the text it holds: what preparing it costs (call.c) */
-    struct tt_llm_cache_call *cache; /* borrowed (call.c): TT_PREP_HASH computes its key */
+    char *tag;                        /* may be NULL */
+    size_t text_bytes;                /* the text it holds: what preparing it costs (call.c) */
+    struct tt_llm_cache_call *cache;  /* borrowed (call.c): TT_PREP_HASH computes its key */
+    struct tt_redact_map *redact_map; /* a reference (redact.h); TT_PREP_HASH redacts first */
+    const struct tt_redact *redactor;
 } tt_call_request;
 
 /* Copy in (nothing of it is kept): strings at memory speed, without the

@@ -74,6 +74,7 @@ struct tt_redact_map {
     size_t n;
     unsigned next[N_MAX];
     const tt_redact *r; /* the labels, set by the first tt_redact_text */
+    int refs;
 };
 
 int tt_redact_luhn_ok(const char *d, size_t n)
@@ -245,7 +246,17 @@ const tt_redact *tt_redact_default(void)
 
 tt_redact_map *tt_redact_map_new(void)
 {
-    return calloc(1, sizeof(tt_redact_map));
+    tt_redact_map *m = calloc(1, sizeof(tt_redact_map));
+    if (m)
+        m->refs = 1;
+    return m;
+}
+
+tt_redact_map *tt_redact_map_ref(tt_redact_map *m)
+{
+    if (m)
+        m->refs++;
+    return m;
 }
 
 static void map_truncate(tt_redact_map *m, size_t n)
@@ -259,7 +270,7 @@ static void map_truncate(tt_redact_map *m, size_t n)
 
 void tt_redact_map_free(tt_redact_map *m)
 {
-    if (!m)
+    if (!m || --m->refs > 0)
         return;
     map_truncate(m, 0);
     free(m);

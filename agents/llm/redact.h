@@ -47,7 +47,11 @@ void tt_redact_free(tt_redact *r);
  * NULL only if memory ran out. Never freed. */
 const tt_redact *tt_redact_default(void);
 
+/* A mapping, with one reference; _ref adds one, _free drops one and frees
+ * at the last. References are counted without atomics: take and drop them
+ * on one thread (the loop), whichever thread uses the mapping meanwhile. */
 tt_redact_map *tt_redact_map_new(void);
+tt_redact_map *tt_redact_map_ref(tt_redact_map *m);
 void tt_redact_map_free(tt_redact_map *m);
 size_t tt_redact_map_count(const tt_redact_map *m);
 

@@ -1,13 +1,14 @@
 /* PII redaction per route (route.h "redact", redact.h): the routes file's
- * settings, and the call start that redacts a request's messages before
- * call.c copies them and restores the placeholders in the streamed reply.
+ * settings, and the call start that hands the call a mapping (its first
+ * preparation, call_request.c, redacts the messages' content into it, in
+ * the thread pool for a large request, before the request is hashed) and
+ * restores the placeholders in the reply.
  *
- * The map lives as long as the call: the reply's TEXT fragments go through
- * a tt_redact_stream, so a placeholder cut between two fragments is held
- * (at most TT_REDACT_PLACEHOLDER_MAX - 1 bytes) and restored whole; what is
- * still held when the call ends successfully is passed on before on_done;
- * a restart (new attempt after output) drops it with the rest. Tool call
- * arguments and tool definitions are sent and passed on as they are. */
+ * The map lives as long as the call and its copy of the request: the reply's TEXT fragments go
+ * through a tt_redact_stream, so a placeholder cut between two fragments is held (at most
+ * TT_REDACT_PLACEHOLDER_MAX - 1 bytes) and restored whole; what is still held when the call ends
+ * successfully is passed on before on_done; a restart (new attempt after output) drops it with the
+ * rest. Tool call arguments and tool definitions are sent and passed on as they are. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,27 +117,6 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
     redacting_free(w);
 }
 
-/* req's messages with their content redacted into m; texts[i] to free. */
-static int redact_messages(const tt_redact *rd, tt_redact_map *m, const tt_llm_request *req,
-                           tt_llm_message *msgs, char **texts)
-{
-    for (size_t i = 0; i < req->n_messages; i++) {
-        msgs[i] = req->messages[i];
-        const char *t = msgs[i].content;
-        if (!t)
-            continue;
-        tt_buf b;
-        tt_buf_init(&b, 2 * (size_t)TT_REDACT_INPUT_MAX);
-        if (tt_redact_text(rd, m, t, strlen(t), &b) < 0) {
-            tt_buf_free(&b);
-            return TT_ETOOLARGE; /* too long to redact, or too many values: not sent */
-        }
-        texts[i] = tt_buf_take(&b, NULL);
-        msgs[i].content = texts[i] ? texts[i] : "";
-    }
-    return 0;
-}
-
 int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *model,
                             const tt_llm_request *req, const tt_llm_call_hooks *hooks, void *ud,
                             tt_llm_call **out)
@@ -145,28 +125,25 @@ int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *mo
     if (!route || !route->redact)
         return tt_llm_call_start_direct(s, alias, model, req, hooks, ud, out);
     redacting *w = calloc(1, sizeof *w);
-    tt_llm_message *msgs = calloc(req->n_messages + 1, sizeof *msgs);
-    char **texts = calloc(req->n_messages + 1, sizeof *texts);
-    int rc = TT_ENOMEM;
-    if (w && msgs && texts && (w->map = tt_redact_map_new()) != NULL)
-        rc = redact_messages(route->redact, w->map, req, msgs, texts);
-    if (rc == 0) {
-        tt_llm_call_hooks wrap = {.on_event = on_event,
-                                  .on_restart = hooks->on_restart ? on_restart : NULL,
-                                  .on_done = on_done};
-        w->hooks = *hooks;
-        w->ud = ud;
-        tt_redact_stream_init(&w->stream, w->map);
-        tt_buf_init(&w->out, RESTORED_MAX);
-        tt_llm_request copy = *req;
-        copy.messages = msgs;
-        rc = tt_llm_call_start_direct(s, alias, model, &copy, &wrap, w, out);
+    if (!w || !(w->map = tt_redact_map_new())) {
+        free(w);
+        return TT_ENOMEM;
     }
-    for (size_t i = 0; texts && i < req->n_messages; i++)
-        free(texts[i]);
-    free(texts);
-    free(msgs);
-    if (rc != 0 && w)
+    tt_llm_call_hooks wrap = {.on_event = on_event,
+                              .on_restart = hooks->on_restart ? on_restart : NULL,
+                              .on_done = on_done};
+    w->hooks = *hooks;
+    w->ud = ud;
+    tt_redact_stream_init(&w->stream, w->map);
+    tt_buf_init(&w->out, RESTORED_MAX);
+    /* the call's copy takes a reference: its first preparation (on the
+     * loop, or in the pool for a large request) fills the map, which may
+     * outlive on_done while a cancelled preparation is still running */
+    tt_llm_request copy = *req;
+    copy.redact_map = w->map;
+    copy.redactor = route->redact;
+    int rc = tt_llm_call_start_direct(s, alias, model, &copy, &wrap, w, out);
+    if (rc != 0)
         redacting_free(w);
     return rc;
 }

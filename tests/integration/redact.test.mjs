@@ -103,6 +103,29 @@ itest(
   },
 );
 
+itest(
+  'a large prompt (prepared in the thread pool) is redacted too; one over the caps is refused, nothing sent',
+  async ({ startServer }) => {
+    const P = 'redact-large';
+    fp.script({ text: 'to [EMAIL_1]', match: { prefix: P } });
+    const srv = await redactServer(startServer, P);
+    const filler = 'lorem ipsum dolor sit amet '.repeat(1000); // 27 KB: over the 16 KiB prepared on the loop
+    const big = await httpRequest(srv.port, 'POST', '/v1/chat/completions', {
+      body: { model: 'default', messages: [{ role: 'user', content: `${filler}mail bob@example.org` }] },
+    });
+    assert.equal(big.status, 200, big.body);
+    assert.equal(JSON.parse(big.body).choices[0].message.content, 'to bob@example.org');
+    assert.equal(fp.requests({ prefix: P })[0].body.messages[0].content, `${filler}mail [EMAIL_1]`);
+
+    const many = Array.from({ length: 600 }, (_, i) => `u${i}@example.org`).join(' ');
+    const refused = await httpRequest(srv.port, 'POST', '/v1/chat/completions', {
+      body: { model: 'default', messages: [{ role: 'user', content: many }] },
+    });
+    assert.ok(refused.status >= 400, refused.body);
+    assert.equal(fp.requests({ prefix: P }).length, 1, 'nothing more reached the provider');
+  },
+);
+
 itest('a route without "redact" sends the prompt as it is', async ({ startServer }) => {
   const P = 'redact-off';
   fp.script({ text: 'fine', match: { prefix: `${P}-plain` } });
