@@ -300,6 +300,39 @@ static void hex_sha256(const char *body, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+/* The tool calls' arguments (JSON text) with the PII of their strings
+ * replaced; arguments that are not JSON are redacted as text. */
+static int redact_tool_calls(tt_call_request *r, json_t *calls)
+{
+    size_t i;
+    json_t *call;
+    json_array_foreach(calls, i, call)
+    {
+        json_t *args = json_object_get(call, "arguments");
+        if (!json_is_string(args))
+            continue;
+        json_t *v = json_loadb(json_string_value(args), json_string_length(args),
+                               JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        char *text = NULL;
+        tt_buf b;
+        tt_buf_init(&b, 2 * (size_t)TT_REDACT_INPUT_MAX);
+        int n = v ? tt_redact_json(r->redactor, r->redact_map, v, 0)
+                  : tt_redact_text(r->redactor, r->redact_map, json_string_value(args),
+                                   json_string_length(args), &b);
+        if (n > 0)
+            text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : tt_buf_take(&b, NULL);
+        json_decref(v);
+        tt_buf_free(&b);
+        if (n < 0 ||
+            (n > 0 && (!text || json_object_set_new(call, "arguments", json_string(text)))))
+            n = -1;
+        free(text);
+        if (n < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* The messages' content with its PII replaced (redact.h), in place, before
  * the request is hashed: the cache key and every attempt use the redacted
  * text. TT_ETOOLARGE (nothing sent) when a text is over the caps. */
@@ -310,6 +343,8 @@ static int redact_request(tt_call_request *r)
     json_array_foreach(r->messages, i, m)
     {
         json_t *content = json_object_get(m, "content");
+        if (redact_tool_calls(r, json_object_get(m, "tool_calls")) != 0)
+            return TT_ETOOLARGE;
         if (!json_is_string(content))
             continue;
         tt_buf b;

@@ -399,7 +399,24 @@ static const entry *placeholder_at(const tt_redact_map *m, const char *s, size_t
 
 /* Restores s[0..n) into out; with hold, a tail that might begin a
  * placeholder is not written: its start is returned in *held_from. */
-static int restore(const tt_redact_map *m, const char *s, size_t n, tt_buf *out, size_t *held_from)
+/* A value into JSON string text: `"`, `\` and control bytes escaped. */
+static int append_value(tt_buf *out, const entry *e, int json)
+{
+    if (!json)
+        return tt_buf_append(out, e->value, e->len);
+    for (size_t i = 0; i < e->len; i++) {
+        unsigned char c = (unsigned char)e->value[i];
+        int rc = c == '"' || c == '\\' ? tt_buf_appendf(out, "\\%c", c)
+                 : c < 0x20            ? tt_buf_appendf(out, "\\u%04x", c)
+                                       : tt_buf_append(out, &e->value[i], 1);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int restore(const tt_redact_map *m, const char *s, size_t n, tt_buf *out, size_t *held_from,
+                   int json)
 {
     size_t pos = 0, i = 0;
     while (i < n) {
@@ -410,8 +427,7 @@ static int restore(const tt_redact_map *m, const char *s, size_t n, tt_buf *out,
         size_t len = 0;
         const entry *e = placeholder_at(m, s + i, n - i, &len);
         if (e) {
-            if (tt_buf_append(out, s + pos, i - pos) != 0 ||
-                tt_buf_append(out, e->value, e->len) != 0)
+            if (tt_buf_append(out, s + pos, i - pos) != 0 || append_value(out, e, json) != 0)
                 return -1;
             pos = i = i + len;
             continue;
@@ -434,12 +450,55 @@ static int restore(const tt_redact_map *m, const char *s, size_t n, tt_buf *out,
 
 int tt_redact_restore(const tt_redact_map *m, const char *s, size_t n, tt_buf *out)
 {
-    return restore(m, s, n, out, NULL);
+    return restore(m, s, n, out, NULL, 0);
 }
 
 void tt_redact_stream_init(tt_redact_stream *st, const tt_redact_map *m)
 {
     *st = (tt_redact_stream){.map = m};
+}
+
+void tt_redact_stream_init_json(tt_redact_stream *st, const tt_redact_map *m)
+{
+    *st = (tt_redact_stream){.map = m, .json = 1};
+}
+
+/* x (a string) redacted: the replacements, *nv its new value (NULL: none). */
+static int redact_string(const tt_redact *r, tt_redact_map *m, const json_t *x, json_t **nv)
+{
+    tt_buf b;
+    tt_buf_init(&b, 2 * (size_t)TT_REDACT_INPUT_MAX);
+    int n = tt_redact_text(r, m, json_string_value(x), json_string_length(x), &b);
+    *nv = n > 0 ? json_stringn_nocheck(tt_buf_data(&b), b.len) : NULL;
+    tt_buf_free(&b);
+    return n > 0 && !*nv ? -1 : n;
+}
+
+int tt_redact_json(const tt_redact *r, tt_redact_map *m, json_t *v, int depth)
+{
+    const char *key;
+    json_t *x, *nv = NULL;
+    size_t i;
+    int total = 0, n = 0;
+    if (depth > TT_REDACT_JSON_DEPTH_MAX)
+        return -1;
+    json_object_foreach(v, key, x)
+    {
+        n = json_is_string(x) ? redact_string(r, m, x, &nv) : tt_redact_json(r, m, x, depth + 1);
+        if (n < 0 || (nv && json_object_set_new(v, key, nv) != 0))
+            return -1;
+        nv = NULL;
+        total += n;
+    }
+    json_array_foreach(v, i, x)
+    {
+        n = json_is_string(x) ? redact_string(r, m, x, &nv) : tt_redact_json(r, m, x, depth + 1);
+        if (n < 0 || (nv && json_array_set_new(v, i, nv) != 0))
+            return -1;
+        nv = NULL;
+        total += n;
+    }
+    return total;
 }
 
 int tt_redact_stream_feed(tt_redact_stream *st, const char *s, size_t n, tt_buf *out)
@@ -455,7 +514,7 @@ int tt_redact_stream_feed(tt_redact_stream *st, const char *s, size_t n, tt_buf 
         s = joined;
     }
     size_t from = n;
-    int rc = restore(st->map, s, n, out, &from);
+    int rc = restore(st->map, s, n, out, &from, st->json);
     if (rc == 0) {
         memcpy(st->held, s + from, n - from);
         st->n_held = n - from;

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "protocol/buf.h"
 
 #define TT_REDACT_INPUT_MAX (1024 * 1024) /* bytes of one text redacted */
@@ -72,9 +74,19 @@ typedef struct tt_redact_stream {
     const tt_redact_map *map;
     char held[TT_REDACT_PLACEHOLDER_MAX];
     size_t n_held;
+    int json; /* values written as JSON string text (tool call arguments) */
 } tt_redact_stream;
 
 void tt_redact_stream_init(tt_redact_stream *s, const tt_redact_map *m);
+/* The same for JSON text whose placeholders sit inside strings: the values
+ * are escaped (`"`, `\`, control bytes). */
+void tt_redact_stream_init_json(tt_redact_stream *s, const tt_redact_map *m);
+
+/* Every string inside v (objects and arrays, to TT_REDACT_JSON_DEPTH_MAX
+ * levels; keys are kept) redacted in place into m. The number of
+ * replacements, or -1 (v may be partly redacted then: do not send it). */
+#define TT_REDACT_JSON_DEPTH_MAX 64
+int tt_redact_json(const tt_redact *r, tt_redact_map *m, json_t *v, int depth);
 /* Appends what can be restored of held + text[0..n) to out. 0 or -1. */
 int tt_redact_stream_feed(tt_redact_stream *s, const char *text, size_t n, tt_buf *out);
 /* Appends what is still held (the stream ended). 0 or -1. */

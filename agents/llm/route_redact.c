@@ -1,14 +1,17 @@
 /* PII redaction per route (route.h "redact", redact.h): the routes file's
  * settings, and the call start that hands the call a mapping (its first
- * preparation, call_request.c, redacts the messages' content into it, in
- * the thread pool for a large request, before the request is hashed) and
- * restores the placeholders in the reply.
+ * preparation, call_request.c, redacts the messages' content and tool call
+ * arguments into it, in the thread pool for a large request, before the
+ * request is hashed) and restores the placeholders in the reply.
  *
- * The map lives as long as the call and its copy of the request: the reply's TEXT fragments go
- * through a tt_redact_stream, so a placeholder cut between two fragments is held (at most
- * TT_REDACT_PLACEHOLDER_MAX - 1 bytes) and restored whole; what is still held when the call ends
- * successfully is passed on before on_done; a restart (new attempt after output) drops it with the
- * rest. Tool call arguments and tool definitions are sent and passed on as they are. */
+ * The map lives as long as the call and its copy of the request. The
+ * reply's TEXT fragments go through a tt_redact_stream, so a placeholder
+ * cut between two fragments is held (at most TT_REDACT_PLACEHOLDER_MAX - 1
+ * bytes) and restored whole; what is still held when the call ends
+ * successfully is passed on before on_done; a restart (new attempt after
+ * output) drops it with the rest. Tool calls' argument fragments go the
+ * same way, one stream per call index (the first TOOL_STREAMS), the values
+ * JSON-escaped. Tool definitions are sent as they are. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,13 +67,43 @@ int tt_route_redact_parse(tt_routes *out, const json_t *v, const char *path, cha
     return 0;
 }
 
+/* Tool calls whose arguments are restored (by index); later ones pass as sent. */
+#define TOOL_STREAMS 16
+
 typedef struct redacting {
     tt_llm_call_hooks hooks;
     void *ud;
     tt_redact_map *map;
     tt_redact_stream stream;
+    tt_redact_stream tools[TOOL_STREAMS]; /* JSON: values escaped */
     tt_buf out;
 } redacting;
+
+static void streams_init(redacting *w)
+{
+    tt_redact_stream_init(&w->stream, w->map);
+    for (int i = 0; i < TOOL_STREAMS; i++)
+        tt_redact_stream_init_json(&w->tools[i], w->map);
+}
+
+/* A tool call's argument fragment restored (its first fragment, with the
+ * call's id and name, is passed on even when all of it is held). */
+static void tool_event(redacting *w, tt_llm_call *c, const tt_llm_event *ev)
+{
+    if (ev->tool_index < 0 || ev->tool_index >= TOOL_STREAMS) {
+        w->hooks.on_event(c, ev, w->ud);
+        return;
+    }
+    tt_buf_reset(&w->out);
+    tt_llm_event e = *ev;
+    if (tt_redact_stream_feed(&w->tools[ev->tool_index], ev->args ? ev->args : "", ev->args_len,
+                              &w->out) == 0) {
+        e.args = tt_buf_data(&w->out) ? tt_buf_data(&w->out) : "";
+        e.args_len = w->out.len;
+    }
+    if (e.args_len > 0 || e.tool_id || e.tool_name)
+        w->hooks.on_event(c, &e, w->ud);
+}
 
 static void redacting_free(redacting *w)
 {
@@ -82,6 +115,10 @@ static void redacting_free(redacting *w)
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 {
     redacting *w = ud;
+    if (ev->kind == TT_LLM_EV_TOOL_CALL) {
+        tool_event(w, c, ev);
+        return;
+    }
     if (ev->kind != TT_LLM_EV_TEXT) {
         w->hooks.on_event(c, ev, w->ud);
         return;
@@ -99,7 +136,7 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 static void on_restart(tt_llm_call *c, const tt_llm_error *why, void *ud)
 {
     redacting *w = ud;
-    tt_redact_stream_init(&w->stream, w->map);
+    streams_init(w);
     w->hooks.on_restart(c, why, w->ud);
 }
 
@@ -112,6 +149,16 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         tt_llm_event e = {
             .kind = TT_LLM_EV_TEXT, .text = tt_buf_data(&w->out), .text_len = w->out.len};
         w->hooks.on_event(c, &e, w->ud);
+    }
+    for (int i = 0; i < TOOL_STREAMS && r->error.cls == TT_LLM_ERR_NONE; i++) {
+        tt_buf_reset(&w->out);
+        if (tt_redact_stream_end(&w->tools[i], &w->out) == 0 && w->out.len > 0) {
+            tt_llm_event e = {.kind = TT_LLM_EV_TOOL_CALL,
+                              .tool_index = i,
+                              .args = tt_buf_data(&w->out),
+                              .args_len = w->out.len};
+            w->hooks.on_event(c, &e, w->ud);
+        }
     }
     w->hooks.on_done(c, r, w->ud);
     redacting_free(w);
@@ -134,7 +181,7 @@ int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *mo
                               .on_done = on_done};
     w->hooks = *hooks;
     w->ud = ud;
-    tt_redact_stream_init(&w->stream, w->map);
+    streams_init(w);
     tt_buf_init(&w->out, RESTORED_MAX);
     /* the call's copy takes a reference: its first preparation (on the
      * loop, or in the pool for a large request) fills the map, which may

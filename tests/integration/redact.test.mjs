@@ -126,6 +126,57 @@ itest(
   },
 );
 
+itest(
+  "tool calls: arguments in the history are redacted, the reply's arguments restored (cut in fragments)",
+  async ({ startServer }) => {
+    const P = 'redact-tools';
+    fp.script({
+      tool_calls: [{ id: 'call_2', name: 'send', arguments: '{"to":"[EMAIL_1]","card":"[CARD_1]"}', split_args: 7 }],
+      match: { prefix: P },
+      repeat: 2,
+    });
+    const srv = await redactServer(startServer, P);
+    const messages = [
+      { role: 'user', content: 'mail jane.doe@example.com' },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            id: 'call_1',
+            type: 'function',
+            function: { name: 'lookup', arguments: '{"card": "4111 1111 1111 1111", "n": 4111111111111111}' },
+          },
+        ],
+      },
+      { role: 'tool', tool_call_id: 'call_1', content: 'card 4111 1111 1111 1111 is valid' },
+    ];
+    const tools = [{ type: 'function', function: { name: 'send', parameters: { type: 'object' } } }];
+    const want = '{"to":"jane.doe@example.com","card":"4111 1111 1111 1111"}';
+    const plain = await httpRequest(srv.port, 'POST', '/v1/chat/completions', {
+      body: { model: 'default', messages, tools },
+    });
+    assert.equal(plain.status, 200, plain.body);
+    assert.equal(JSON.parse(plain.body).choices[0].message.tool_calls[0].function.arguments, want);
+    const streamed = await postStream(srv.port, { model: 'default', messages, tools, stream: true });
+    assert.equal(streamed.status, 200, streamed.body);
+    let args = '';
+    for (const line of streamed.body.split(/\r?\n/)) {
+      if (!line.startsWith('data: {')) continue;
+      for (const tc of JSON.parse(line.slice(6)).choices?.[0]?.delta?.tool_calls ?? [])
+        args += tc.function?.arguments ?? '';
+    }
+    assert.equal(args, want);
+    for (const rec of fp.requests({ prefix: P })) {
+      const sent = sentText(rec);
+      // strings only: a JSON number is sent as it is (documented)
+      assert.ok(!sent.includes('4111 1111') && !sent.includes('jane.doe'), sent);
+      const call = rec.body.messages[1].tool_calls[0].function;
+      assert.deepEqual(JSON.parse(call.arguments), { card: '[CARD_1]', n: 4111111111111111 });
+    }
+  },
+);
+
 itest('a route without "redact" sends the prompt as it is', async ({ startServer }) => {
   const P = 'redact-off';
   fp.script({ text: 'fine', match: { prefix: `${P}-plain` } });

@@ -266,6 +266,48 @@ static void test_caps(void **state)
     tt_redact_map_free(m);
 }
 
+/* Tool call arguments: strings inside JSON redacted (keys and numbers
+ * kept), and restored into JSON text with the values escaped. */
+static void test_json(void **state)
+{
+    (void)state;
+    const char *pats[] = {"Q\"[a-z]+\\\\"};
+    const char *labels[] = {"QUOTED"};
+    char err[256];
+    tt_redact *r = tt_redact_new(pats, labels, 1, err, sizeof err);
+    assert_non_null(r);
+    tt_redact_map *m = tt_redact_map_new();
+    json_t *v =
+        json_loads("{\"to\": [\"a@x.org\", {\"n\": 4111111111111111, \"s\": \"Q\\\"ab\\\\\"}],"
+                   " \"a@x.org\": 1}",
+                   0, NULL);
+    assert_non_null(v);
+    assert_int_equal(tt_redact_json(r, m, v, 0), 2);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(
+        text,
+        "{\"a@x.org\":1,\"to\":[\"[EMAIL_1]\",{\"n\":4111111111111111,\"s\":\"[QUOTED_1]\"}]}");
+    free(text);
+    json_decref(v);
+    /* the reply's arguments, cut inside a placeholder */
+    const char *args = "{\"to\":\"[EMAIL_1]\",\"s\":\"[QUOTED_1]\"}";
+    tt_redact_stream st;
+    tt_redact_stream_init_json(&st, m);
+    tt_buf out;
+    tt_buf_init(&out, 4096);
+    assert_int_equal(tt_redact_stream_feed(&st, args, 20, &out), 0);
+    assert_int_equal(tt_redact_stream_feed(&st, args + 20, strlen(args) - 20, &out), 0);
+    assert_int_equal(tt_redact_stream_end(&st, &out), 0);
+    assert_string_equal(tt_buf_str(&out), "{\"to\":\"a@x.org\",\"s\":\"Q\\\"ab\\\\\"}");
+    json_t *back = json_loads(tt_buf_str(&out), 0, NULL);
+    assert_non_null(back);
+    assert_string_equal(json_string_value(json_object_get(back, "s")), "Q\"ab\\");
+    json_decref(back);
+    tt_buf_free(&out);
+    tt_redact_map_free(m);
+    tt_redact_free(r);
+}
+
 /* Adversarial input at the cap: runs of digits after `+`, near-IBANs,
  * near-emails, digit groups; redacted in bounded time (printed). */
 static void test_worst_case(void **state)
@@ -353,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_stream_restore), cmocka_unit_test(test_checks),
         cmocka_unit_test(test_extra_patterns), cmocka_unit_test(test_caps),
         cmocka_unit_test(test_routes_option),  cmocka_unit_test(test_worst_case),
+        cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
