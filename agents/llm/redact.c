@@ -34,27 +34,32 @@ static const char *const builtin_labels[N_BUILTIN] = {"EMAIL", "PHONE", "CARD", 
 #define LB "(?<![A-Za-z0-9_+./@:#-])"
 #define RB "(?![A-Za-z0-9_@/]|[.:-][A-Za-z0-9])"
 
-static const char *const builtin_patterns[N_BUILTIN] = {
-    /* local@domain.tld, the TLD letters only (so `pkg@1.2.3` is not one);
-     * the local part may hold UTF-8 (bytes 0x80-0xff) */
+/* local@domain.tld, the TLD letters only (so `pkg@1.2.3` is not one); the
+ * local part may hold UTF-8 (bytes 0x80-0xff) */
+static const char re_email[] =
     "(?<![A-Za-z0-9_.%+\\x80-\\xff-])[A-Za-z0-9_%+\\x80-\\xff-]"
     "(?:[A-Za-z0-9._%+\\x80-\\xff-]{0,62}[A-Za-z0-9_%+\\x80-\\xff-])?"
-    "@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}(?![A-Za-z0-9_-])",
-    /* +CC ..., (AAA) BBB-CCCC / AAA-BBB-CCCC / AAA.BBB.CCCC / AAA BBB CCCC,
-     * 0AAA BBB CCCC / 0AAAA BBBBBB, 0A BB CC DD EE / 0A.BB.CC.DD.EE */
-    LB "(?<!\\d[ .-])(?:(?>\\+\\d{1,3}(?:[ .-]?\\(?\\d{1,5}+\\)?){1,5})"
-       "|(?:\\(\\d{3}\\) ?|\\d{3}([-. ]))\\d{3}(?(1)\\1|[-. ])\\d{4}"
-       "|0\\d{2,4}[ -]\\d{3,8}(?:[ -]\\d{3,4})?"
-       "|0[1-9](?:([ .])\\d{2})(?:\\2\\d{2}){3})(?! \\d)" RB,
-    /* 13-19 digits together, or 4-4-4-4(-1..3) or 4-6-4/5 with spaces or dashes;
-     * not after an IBAN's head (`DE89 `: a bad IBAN's BBAN may pass Luhn) */
-    LB "(?<![A-Za-z]{2}\\d\\d[ -])(?:[2-6]\\d{12,18}|[2-6]\\d{3}([ "
-       "-])\\d{4}\\1\\d{4}\\1\\d{4}(?:\\1\\d{1,3})?"
-       "|3\\d{3}([ -])\\d{6}\\2\\d{4,5})" RB,
-    /* country, check digits, BBAN, in groups of four or not */
+    "@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}(?![A-Za-z0-9_-])";
+
+/* +CC ..., (AAA) BBB-CCCC / AAA-BBB-CCCC / AAA.BBB.CCCC / AAA BBB CCCC,
+ * 0AAA BBB CCCC / 0AAAA BBBBBB, 0A BB CC DD EE / 0A.BB.CC.DD.EE */
+static const char re_phone[] = LB "(?<!\\d[ .-])(?:(?>\\+\\d{1,3}(?:[ .-]?\\(?\\d{1,5}+\\)?){1,5})"
+                                  "|(?:\\(\\d{3}\\) ?|\\d{3}([-. ]))\\d{3}(?(1)\\1|[-. ])\\d{4}"
+                                  "|0\\d{2,4}[ -]\\d{3,8}(?:[ -]\\d{3,4})?"
+                                  "|0[1-9](?:([ .])\\d{2})(?:\\2\\d{2}){3})(?! \\d)" RB;
+
+/* 13-19 digits together, or 4-4-4-4(-1..3) or 4-6-4/5 with spaces or dashes;
+ * not after an IBAN's head (`DE89 `: a bad IBAN's BBAN may pass Luhn) */
+static const char re_card[] = LB "(?<![A-Za-z]{2}\\d\\d[ -])(?:[2-6]\\d{12,18}"
+                                 "|[2-6]\\d{3}([ -])\\d{4}\\1\\d{4}\\1\\d{4}(?:\\1\\d{1,3})?"
+                                 "|3\\d{3}([ -])\\d{6}\\2\\d{4,5})" RB;
+
+/* country, check digits, BBAN, in groups of four or not */
+static const char re_iban[] =
     "(?<![A-Za-z0-9])[A-Za-z]{2}\\d{2}(?:[ ]?[A-Za-z0-9]{4}){2,7}(?:[ ]?[A-Za-z0-9]{1,3})?"
-    "(?![A-Za-z0-9])",
-};
+    "(?![A-Za-z0-9])";
+
+static const char *const builtin_patterns[N_BUILTIN] = {re_email, re_phone, re_card, re_iban};
 
 struct tt_redact {
     size_t n;
