@@ -178,6 +178,9 @@ static const opt options[] = {
      "the echo agent's pause between words"},
     {"log-level", K_ENUM, O(log_level), S(log_level), 0, 0, "debug|info|warn|error", "info",
      "least severe log level printed (JSON lines on stderr)"},
+    {"log-redact", K_ENUM, O(log_redact), S(log_redact), 0, 0, "on|off", "on",
+     "replace e-mail addresses, phone numbers, card numbers and IBANs in log lines by "
+     "placeholders (agents/llm/redact.h)"},
     {"shutdown-grace-ms", K_I64, O(shutdown_grace_ms), 0, 0, 60000, NULL, "2000",
      "time given to sockets to close on SIGTERM"},
     {"takeover", K_ENUM, O(takeover), S(takeover), 0, 0, "off|on", "off",

@@ -79,6 +79,7 @@ typedef struct tt_config {
     int64_t max_document_bytes;      /* one document's bytes, decoded */
     /* operations */
     char log_level[16]; /* debug | info | warn | error */
+    char log_redact[8]; /* on | off: PII in log lines replaced (server/logging.c) */
     int64_t shutdown_grace_ms;
     char takeover[8];         /* off | on: take the port and data directory over (upgrade.c) */
     int64_t upgrade_grace_ms; /* an old process's time to finish turns when handing over */

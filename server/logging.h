@@ -1,6 +1,8 @@
 /* Structured logs: one JSON object per line on stderr,
  * {"ts":"...","level":"info","msg":"listening", ...fields}. No message text
- * from users or models is ever logged by default. */
+ * from users or models is ever logged by default, and what user text does
+ * reach a line (an upstream error quoting the prompt, a tool's arguments in
+ * an error) has its PII replaced by placeholders unless --log-redact off. */
 #ifndef TT_LOGGING_H
 #define TT_LOGGING_H
 
@@ -11,6 +13,10 @@ typedef enum tt_level { TT_DEBUG, TT_INFO, TT_WARN, TT_ERROR } tt_level;
 
 /* Set the least severe level printed ("debug", "info", "warn", "error"). */
 void tt_log_set_level(const char *name);
+
+/* Redact every string of a line (e-mails, phones, cards, IBANs:
+ * agents/llm/redact.h) before printing it: on by default (--log-redact). */
+void tt_log_set_redact(int on);
 
 /* Would a line of this level be printed? (Skip building one that would not.) */
 int tt_log_enabled(tt_level level);

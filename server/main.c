@@ -47,6 +47,7 @@ int main(int argc, char **argv)
         return bad;
     }
     tt_log_set_level(srv.cfg.log_level);
+    tt_log_set_redact(strcmp(srv.cfg.log_redact, "on") == 0);
     int rc = tt_server_start(&srv);
     if (rc == 0)
         uv_run(&srv.loop, UV_RUN_DEFAULT);

@@ -722,9 +722,9 @@ static void plan_next(tt_llm_call *c)
 
 /* ---- the public face -------------------------------------------------------- */
 
-int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *model,
-                            const tt_llm_request *req, const tt_llm_call_hooks *hooks, void *ud,
-                            tt_llm_call **out)
+int tt_llm_call_start_direct(tt_llm_service *s, const char *alias, const char *model,
+                             const tt_llm_request *req, const tt_llm_call_hooks *hooks, void *ud,
+                             tt_llm_call **out)
 {
     if (s->closing || s->routes.n_routes == 0)
         return TT_EFULL;

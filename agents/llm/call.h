@@ -107,7 +107,9 @@ json_t *tt_llm_service_aliases(const tt_llm_service *s);
 
 /* Start a call of alias with req (copied). NULL alias: the first route.
  * TT_ENOTFOUND for an unknown alias; the gate's error (TT_EBUDGET) when it
- * refuses the call's reservation (gate.h): nothing is sent. */
+ * refuses the call's reservation (gate.h): nothing is sent.
+ * On a route with "redact" (route.h; route_redact.c) the messages' PII is
+ * sent as placeholders and the events carry the values back. */
 int tt_llm_call_start(tt_llm_service *s, const char *alias, const tt_llm_request *req,
                       const tt_llm_call_hooks *hooks, void *ud, tt_llm_call **out);
 

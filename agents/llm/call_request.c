@@ -9,6 +9,7 @@
 #include "agents/llm/adapter.h"
 #include "agents/llm/cache.h"
 #include "agents/llm/call_request.h"
+#include "agents/llm/redact.h"
 #include "protocol/errors.h"
 
 /* Bytes of text in v: its strings and keys (what counting and encoding read). */
@@ -86,6 +87,8 @@ int tt_call_request_copy(const tt_llm_request *in, tt_call_request *out)
     out->temperature = in->temperature;
     out->stream = in->stream;
     out->tag = in->tag ? strdup(in->tag) : NULL;
+    out->redact_map = tt_redact_map_ref(in->redact_map);
+    out->redactor = in->redactor;
     return 0;
 fail:
     tt_call_request_free(out);
@@ -98,6 +101,7 @@ void tt_call_request_free(tt_call_request *r)
     json_decref(r->tools);
     json_decref(r->response_schema);
     free(r->tag);
+    tt_redact_map_free(r->redact_map);
     memset(r, 0, sizeof *r);
 }
 
@@ -296,9 +300,72 @@ static void hex_sha256(const char *body, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+/* The tool calls' arguments (JSON text) with the PII of their strings
+ * replaced; arguments that are not JSON are redacted as text. */
+static int redact_tool_calls(tt_call_request *r, json_t *calls)
+{
+    size_t i;
+    json_t *call;
+    json_array_foreach(calls, i, call)
+    {
+        json_t *args = json_object_get(call, "arguments");
+        if (!json_is_string(args))
+            continue;
+        json_t *v = json_loadb(json_string_value(args), json_string_length(args),
+                               JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        char *text = NULL;
+        tt_buf b;
+        tt_buf_init(&b, 2 * (size_t)TT_REDACT_INPUT_MAX);
+        int n = v ? tt_redact_json(r->redactor, r->redact_map, v, 0)
+                  : tt_redact_text(r->redactor, r->redact_map, json_string_value(args),
+                                   json_string_length(args), &b);
+        if (n > 0)
+            text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : tt_buf_take(&b, NULL);
+        json_decref(v);
+        tt_buf_free(&b);
+        if (n < 0 ||
+            (n > 0 && (!text || json_object_set_new(call, "arguments", json_string(text)))))
+            n = -1;
+        free(text);
+        if (n < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The messages' content with its PII replaced (redact.h), in place, before
+ * the request is hashed: the cache key and every attempt use the redacted
+ * text. TT_ETOOLARGE (nothing sent) when a text is over the caps. */
+static int redact_request(tt_call_request *r)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(r->messages, i, m)
+    {
+        json_t *content = json_object_get(m, "content");
+        if (redact_tool_calls(r, json_object_get(m, "tool_calls")) != 0)
+            return TT_ETOOLARGE;
+        if (!json_is_string(content))
+            continue;
+        tt_buf b;
+        tt_buf_init(&b, 2 * (size_t)TT_REDACT_INPUT_MAX);
+        int n = tt_redact_text(r->redactor, r->redact_map, json_string_value(content),
+                               json_string_length(content), &b);
+        if (n > 0 &&
+            json_object_set_new(m, "content", json_stringn_nocheck(tt_buf_data(&b), b.len)))
+            n = -1;
+        tt_buf_free(&b);
+        if (n < 0)
+            return TT_ETOOLARGE;
+    }
+    return 0;
+}
+
 void tt_call_prep_run(tt_call_prep *p)
 {
     p->rc = 0;
+    if ((p->steps & TT_PREP_HASH) && p->req->redact_map && (p->rc = redact_request(p->req)) != 0)
+        return; /* nothing else: no key, no body, so nothing is looked up or sent */
     if (p->steps & TT_PREP_HASH) {
         tt_call_request_hash(p->req, p->input_hash);
         tt_llm_cache_call_key(p->req->cache, p->req); /* cache.h: before FIT changes it */

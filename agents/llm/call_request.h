@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "agents/llm/call.h"
 #include "agents/llm/llm.h"
 #include "agents/llm/route.h"
 #include "agents/llm/tokenizer.h"
@@ -61,9 +62,11 @@ typedef struct tt_call_request {
     int64_t max_tokens;
     double temperature;
     int stream;
-    char *tag;                       /* may be NULL */
-    size_t text_bytes;               /* the text it holds: what preparing it costs (call.c) */
-    struct tt_llm_cache_call *cache; /* borrowed (call.c): TT_PREP_HASH computes its key */
+    char *tag;                        /* may be NULL */
+    size_t text_bytes;                /* the text it holds: what preparing it costs (call.c) */
+    struct tt_llm_cache_call *cache;  /* borrowed (call.c): TT_PREP_HASH computes its key */
+    struct tt_redact_map *redact_map; /* a reference (redact.h); TT_PREP_HASH redacts first */
+    const struct tt_redact *redactor;
 } tt_call_request;
 
 /* Copy in (nothing of it is kept): strings at memory speed, without the
@@ -147,5 +150,11 @@ void tt_call_prep_run(tt_call_prep *p);
 
 /* Would preparing req be done in the pool? */
 int tt_call_prep_offloaded(const tt_call_request *req);
+
+/* tt_llm_call_start_model() without the route's PII redaction (call.c);
+ * route_redact.c's tt_llm_call_start_model() wraps it. */
+int tt_llm_call_start_direct(tt_llm_service *s, const char *alias, const char *model,
+                             const tt_llm_request *req, const tt_llm_call_hooks *hooks, void *ud,
+                             tt_llm_call **out);
 
 #endif

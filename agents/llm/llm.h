@@ -117,6 +117,10 @@ typedef struct tt_llm_request {
     const char *tag;         /* a label for the log line, e.g. "chat.system@1"; not sent */
     const tt_llm_attribution *attr; /* who pays (copied by the call), or NULL; not sent */
     int cache; /* 1: the response cache may answer whatever the temperature (cache.h); not sent */
+    /* PII redaction (redact.h, route_redact.c): the call's first preparation
+     * redacts the messages' content into redact_map with redactor; NULL: none */
+    struct tt_redact_map *redact_map;
+    const struct tt_redact *redactor;
 } tt_llm_request;
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/aws_creds.h"
+#include "agents/llm/redact.h"
 #include "agents/llm/route.h"
 #include "protocol/env.h"
 #include "protocol/errors.h"
@@ -484,10 +485,27 @@ static int parse_cache(parse_ctx *cx, const json_t *v, const char *path, tt_rout
     return 0;
 }
 
+/* "redact" and "cache", which name routes already parsed. */
+static int parse_after_routes(parse_ctx *cx, const json_t *obj, const char *where, tt_routes *out)
+{
+    char p[PATH_MAX_LEN];
+    const json_t *v;
+    int rc;
+    if ((v = json_object_get(obj, "redact"))) {
+        path_key(p, where, "redact");
+        if ((rc = tt_route_redact_parse(out, v, p, cx->err, cx->n)))
+            return rc;
+    }
+    if (!(v = json_object_get(obj, "cache")))
+        return 0;
+    path_key(p, where, "cache");
+    return parse_cache(cx, v, p, out);
+}
+
 static int parse_all(parse_ctx *cx, const json_t *obj, const char *where, tt_routes *out)
 {
     static const char *const top[] = {"routes",  "prices", "limits", "retry",
-                                      "breaker", "cache",  NULL};
+                                      "breaker", "cache",  "redact", NULL};
     static const char *const limits[] = {"max_prompt_tokens", "max_completion_tokens", NULL};
     static const char *const retry[] = {"max_attempts", "base_ms", "max_backoff_ms", "max_total_ms",
                                         NULL};
@@ -559,11 +577,7 @@ static int parse_all(parse_ctx *cx, const json_t *obj, const char *where, tt_rou
             return rc;
         rp->breaker_failures = (int)failures;
     }
-    if ((v = json_object_get(obj, "cache"))) {
-        path_key(p, where, "cache");
-        return parse_cache(cx, v, p, out);
-    }
-    return 0;
+    return parse_after_routes(cx, obj, where, out);
 }
 
 static void routes_defaults(tt_routes *out)
@@ -697,6 +711,7 @@ void tt_routes_free(tt_routes *r)
     for (size_t i = 0; r->prices.items && i < r->prices.n; i++)
         free(r->prices.items[i].model);
     free(r->prices.items);
+    tt_redact_free(r->redactor);
     memset(r, 0, sizeof *r);
 }
 

@@ -42,6 +42,10 @@
  * "ttl_s", "always" (cache its calls whatever their temperature: an opt-in
  * for routes whose answers may be reused) and "enabled" (false: never cached).
  *
+ * "redact" (route_redact.c, redact.h): {"routes": {"<alias>": true},
+ * "patterns": {"LABEL": "<PCRE2>"}}: the e-mail addresses, phone numbers,
+ * card numbers, IBANs and pattern matches of those routes' prompts are
+ * replaced by placeholders before they are sent, and put back in the reply.
  * Without a routes file, tt_routes_from_env() builds the route "default" from
  * OPENAI_API_KEY and/or ANTHROPIC_API_KEY. */
 #ifndef TT_ROUTE_H
@@ -107,6 +111,9 @@ typedef struct tt_route {
      * calls only (temperature 0), 1 always; its TTL (0: the default). */
     int cache_mode;
     int64_t cache_ttl_s;
+    /* "redact.routes.<alias>": PII replaced in prompts, restored in
+     * replies, by these detectors (tt_routes.redactor); NULL: not redacted */
+    const struct tt_redact *redact;
 } tt_route;
 
 typedef struct tt_route_price {
@@ -142,10 +149,15 @@ typedef struct tt_routes {
     int64_t max_completion_tokens; /* [8192] cap on max_tokens asked of a provider */
     tt_retry_policy retry; /* "retry" and "breaker"; defaults from tt_retry_policy_default() */
     tt_route_cache cache;
+    struct tt_redact *redactor; /* "redact": the detectors, extra patterns included; or NULL */
 } tt_routes;
 
 #define TT_ROUTE_DEFAULT_MAX_PROMPT 128000
 #define TT_ROUTE_DEFAULT_MAX_COMPLETION 8192
+
+/* "redact" (route_redact.c): sets out->redactor and each named route's
+ * redact; TT_EINVAL with the message in err. Routes must be parsed. */
+int tt_route_redact_parse(tt_routes *out, const json_t *v, const char *path, char *err, size_t n);
 
 /* Parse a routes object. envp (NULL-terminated "NAME=value" strings, as
  * main() receives them) supplies the keys named by key_env; a variable that

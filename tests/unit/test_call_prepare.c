@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <uv.h>
 
@@ -27,7 +28,8 @@ static uv_thread_t built_on;    /* the thread that built the last body */
 static int bodies_built;        /* bodies built so far */
 static int hold_builds;         /* the next build waits for `release` */
 static uv_sem_t entered, release;
-static int http_starts; /* attempts that reached the transport */
+static int saw_secret, saw_placeholder; /* in the last body's messages */
+static int http_starts;                 /* attempts that reached the transport */
 static uv_thread_t http_started_on;
 
 int __real_tt_llm_build_body(tt_llm_provider p, const tt_llm_request *req, char **body,
@@ -41,6 +43,12 @@ int __wrap_tt_llm_build_body(tt_llm_provider p, const tt_llm_request *req, char 
             uv_sem_wait(&release);
     }
     bodies_built++;
+    saw_secret = saw_placeholder = 0;
+    for (size_t i = 0; i < req->n_messages; i++) {
+        const char *t = req->messages[i].content;
+        saw_secret |= t && strstr(t, "jane@example.com") != NULL;
+        saw_placeholder |= t && strstr(t, "[EMAIL_1]") != NULL;
+    }
     return __real_tt_llm_build_body(p, req, body, len);
 }
 
@@ -168,6 +176,46 @@ static tt_llm_call *start_held(fixture *f, outcome *o)
     return c;
 }
 
+/* A route with "redact": the large prompt is redacted in the pool job; a
+ * cancel meanwhile ends the call, whose mapping the job still fills (ASan:
+ * no use after free; LeakSanitizer: freed when the job is back). */
+static void test_redacted_call_cancelled_during_preparation(void **state)
+{
+    fixture *f = *state;
+    tt_llm_service_close(f->svc);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    char path[] = "/tmp/tt-routes-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char routes[] =
+        "{\"routes\": {\"r\": [{\"provider\": \"openai\", \"model\": \"m\", "
+        "\"base_url\": \"http://127.0.0.1:9/v1\"}]}, \"redact\": {\"routes\": {\"r\": true}}}";
+    assert_int_equal(write(fd, routes, sizeof routes - 1), (ssize_t)(sizeof routes - 1));
+    close(fd);
+    tt_llm_service_options opt = {.loop = &f->loop, .routes_file = path};
+    char err[256];
+    assert_int_equal(tt_llm_service_new(&opt, &f->svc, err, sizeof err), 0);
+    unlink(path);
+    memcpy(f->text + 100, " jane@example.com ", 18);
+    for (int cancel = 0; cancel < 2; cancel++) {
+        outcome o = {0};
+        hold_builds = cancel;
+        tt_llm_call *c = start(f, f->text, &o);
+        if (cancel) {
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+            uv_sem_wait(&entered);
+            tt_llm_call_cancel(c);
+            assert_int_equal(o.done, 1);
+            uv_sem_post(&release);
+        }
+        uv_run(&f->loop, UV_RUN_DEFAULT);
+        assert_int_equal(o.done, 1);
+        assert_false(uv_thread_equal(&built_on, &loop_thread));
+        assert_false(saw_secret);
+        assert_true(saw_placeholder);
+    }
+}
+
 static void test_call_cancel_during_preparation_finishes_once(void **state)
 {
     fixture *f = *state;
@@ -222,6 +270,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_call_prepares_a_large_request_off_the_loop, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_call_prepares_a_small_request_on_the_loop, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_redacted_call_cancelled_during_preparation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_call_cancel_during_preparation_finishes_once, setup,
                                         teardown),
