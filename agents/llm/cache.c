@@ -308,9 +308,10 @@ static int put_bytes(tt_buf *b, const char *s, size_t n)
     return rc ? rc : tt_buf_append(b, s ? s : "", n);
 }
 
-static int put_str(tt_buf *b, const char *s)
+/* s, at most max bytes of it (the size of the field it is in). */
+static int put_str(tt_buf *b, const char *s, size_t max)
 {
-    return put_bytes(b, s, s ? strnlen(s, FIELD_MAX) : 0);
+    return put_bytes(b, s, s ? strnlen(s, max < FIELD_MAX ? max : FIELD_MAX) : 0);
 }
 
 void tt_llm_cache_record(tt_llm_cache_call *cc, int attempt, const tt_llm_event *ev)
@@ -336,9 +337,9 @@ void tt_llm_cache_record(tt_llm_cache_call *cc, int attempt, const tt_llm_event 
         head[5] = (unsigned char)((ev->tool_id ? 1 : 0) | (ev->tool_name ? 2 : 0));
         rc = tt_buf_append(b, head, sizeof head);
         if (rc == 0 && ev->tool_id)
-            rc = put_str(b, ev->tool_id);
+            rc = put_str(b, ev->tool_id, FIELD_MAX);
         if (rc == 0 && ev->tool_name)
-            rc = put_str(b, ev->tool_name);
+            rc = put_str(b, ev->tool_name, FIELD_MAX);
         if (rc == 0)
             rc = put_bytes(b, ev->args, ev->args_len);
     }
@@ -362,11 +363,11 @@ void tt_llm_cache_store_result(tt_llm_cache_call *cc, const tt_llm_result *r)
     if (rc == 0)
         rc = tt_buf_append(&out, tokens, sizeof tokens);
     if (rc == 0)
-        rc = put_str(&out, r->finish_reason ? r->finish_reason : "stop");
+        rc = put_str(&out, r->finish_reason ? r->finish_reason : "stop", FIELD_MAX);
     if (rc == 0)
-        rc = put_str(&out, r->model);
+        rc = put_str(&out, r->model, sizeof r->model);
     if (rc == 0)
-        rc = put_str(&out, r->target);
+        rc = put_str(&out, r->target, sizeof r->target);
     if (rc == 0)
         rc = tt_buf_append(&out, tt_buf_str(&cc->rec), cc->rec.len);
     if (rc == 0)
