@@ -70,7 +70,11 @@ ftest('the linger is bounded: a client that keeps sending is cut off, one that n
   const flood = await authed(srv.port);
   flood.sendFrame(1, filler(640 * LIMIT));
   assert.ok(await within(flood.closed, 8000), 'a client that kept sending was not cut off');
-  assert.equal(flood.closeCode, 1009);
+  // Cut off at the bound while it still writes: the server closes with
+  // unread data, so the kernel may reset the connection before this client
+  // reads the close frame (milliseconds apart on loopback). The promise is
+  // the cut, not the code, for a client that keeps sending past the bound.
+  assert.ok(flood.closeCode === 1009 || flood.closeCode == null, `close code ${flood.closeCode}`);
   flood.destroy();
 
   // Half-open: the client reads the close frame and the FIN, but never closes.
