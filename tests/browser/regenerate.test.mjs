@@ -63,6 +63,7 @@ itest(
       assert.equal(await page.evaluate(() => document.activeElement.className), 'edit-text');
       await screenshot(page, 'edit-form');
       await field.press('Escape'); // cancel leaves it as it was
+      await field.waitFor({ state: 'detached' }); // the form goes once the page has redrawn
       assert.deepEqual(await texts(page, 'user'), ['first turn', 'second turn']);
       await page.click('#timeline .msg.user >> nth=0 >> .edit');
       await page.fill('#timeline .edit-text', 'edited turn');
