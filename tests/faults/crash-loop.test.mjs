@@ -191,9 +191,13 @@ ftest(
             if ((v.last.get(s) ?? 0) !== info.head) done = false;
           }
           const le = views[0].lastEvent(s);
+          // A choice's record (question.answered, approval.decided) comes
+          // after the events the choice caused at once: a revise's new
+          // approval, or a turn already over.
           const atRest =
             (le?.type === 'state' && REST.has(le.state)) ||
-            (le?.type === 'approval' && info.state === 'waiting_approval');
+            (le?.type === 'approval' && info.state === 'waiting_approval') ||
+            ((le?.type === 'question.answered' || le?.type === 'approval.decided') && REST.has(info.state));
           if (!REST.has(info.state) || !atRest) done = false;
           listed.set(s, info.state);
         }
