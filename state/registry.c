@@ -233,9 +233,11 @@ static int list_add(list_ctx *lc, const char *sid, json_t *summary)
     return 0;
 }
 
-static int list_one(const char *sid, const char *json, size_t len, void *arg)
+/* One listed session: from memory when held here, else from its record,
+ * whose head is raised to head (the last event stored or committed). An
+ * unreadable record is skipped, not fatal to the listing. */
+static int list_session(list_ctx *lc, const char *sid, const char *json, size_t len, uint64_t head)
 {
-    list_ctx *lc = arg;
     tt_session *live = tt_map_get(&lc->reg->sessions, sid);
     if (live && !live->discard_err)
         return list_add(lc, sid, tt_session_summary(live));
@@ -243,15 +245,20 @@ static int list_one(const char *sid, const char *json, size_t len, void *arg)
     if (!s)
         return TT_ENOMEM;
     int rc = tt_session_load_record(s, json, len);
-    uint64_t last = 0;
-    if (rc == 0 && tt_store_last_seq(lc->reg->store, sid, &last) == 0 && last > s->head)
-        s->head = last;
-    if (rc == 0)
-        rc = list_add(lc, sid, tt_session_summary(s));
-    else
-        rc = 0; /* an unreadable record is skipped, not fatal to the listing */
+    if (rc == 0 && head > s->head)
+        s->head = head;
+    rc = rc == 0 ? list_add(lc, sid, tt_session_summary(s)) : 0;
     tt_session_free(s);
     return rc;
+}
+
+static int list_one(const char *sid, const char *json, size_t len, void *arg)
+{
+    list_ctx *lc = arg;
+    uint64_t last = 0;
+    if (tt_map_get(&lc->reg->sessions, sid) == NULL)
+        (void)tt_store_last_seq(lc->reg->store, sid, &last);
+    return list_session(lc, sid, json, len, last);
 }
 
 int tt_registry_list(tt_registry *reg, const char *owner, const char *after, size_t limit,
@@ -285,20 +292,8 @@ typedef struct list_wait {
 /* One row of the cluster's listing: from memory when held here. */
 static int list_row(list_ctx *lc, const PGresult *res, int i)
 {
-    const char *sid = PQgetvalue(res, i, 0);
-    tt_session *live = tt_map_get(&lc->reg->sessions, sid);
-    if (live && !live->discard_err)
-        return list_add(lc, sid, tt_session_summary(live));
-    tt_session *s = tt_session_new(lc->reg);
-    if (!s)
-        return TT_ENOMEM;
-    int rc = tt_session_load_record(s, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
-    uint64_t head = strtoull(PQgetvalue(res, i, 2), NULL, 10);
-    if (rc == 0 && head > s->head)
-        s->head = head;
-    rc = rc == 0 ? list_add(lc, sid, tt_session_summary(s)) : 0; /* unreadable: skipped */
-    tt_session_free(s);
-    return rc;
+    return list_session(lc, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                        (size_t)PQgetlength(res, i, 1), strtoull(PQgetvalue(res, i, 2), NULL, 10));
 }
 
 static void on_cluster_list(int err, const PGresult *res, void *ud)

@@ -83,6 +83,15 @@ static const char DELETE_SQL[] =
     "s AS (DELETE FROM sessions WHERE id IN (SELECT session FROM f)) "
     "SELECT count(*) FROM f";
 
+/* sid as a JSON string (malloc'd), or NULL without memory. */
+static char *sid_json_of(const char *sid)
+{
+    json_t *js = json_string(sid);
+    char *out = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+    json_decref(js);
+    return out;
+}
+
 /* One session in a batch: its fence row and its latest record. */
 typedef struct staged_session {
     char id[TT_SESSION_ID_MAX + 1];
@@ -226,9 +235,7 @@ int tt_replica_stage(tt_replica *r, const tt_replica_item *it)
 {
     batch *b = &r->staged;
     staged_session *ss = staged_get(b, it);
-    json_t *js = json_string(it->sid);
-    char *sid_json = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
-    json_decref(js);
+    char *sid_json = sid_json_of(it->sid);
     size_t before = b->events.len + b->entries.len;
     int rc = ss && sid_json ? 0 : TT_ENOMEM;
     if (rc == 0)
@@ -297,9 +304,7 @@ static int build_params(batch *b)
             0)
             rc = TT_ENOMEM;
         if (rc == 0 && ss->record) {
-            json_t *js = json_string(ss->id);
-            char *sid_json = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
-            json_decref(js);
+            char *sid_json = sid_json_of(ss->id);
             if (!sid_json || tt_buf_appendf(&rec, "%s[%s,", rec.len > 1 ? "," : "", sid_json) ||
                 tt_buf_append(&rec, ss->record, ss->record_len) || tt_buf_append(&rec, "]", 1))
                 rc = TT_ENOMEM;
