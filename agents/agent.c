@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include "agents/agent.h"
+#include "agents/front.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "protocol/utf8.h"
@@ -274,11 +275,13 @@ int tt_agent_bind(tt_session *s, const tt_agent_env *env, int resumed)
     if (!ops)
         return TT_ENOTFOUND;
     s->agent_ops = ops;
-    return resumed ? ops->resume(s, env) : ops->start(s, env);
+    int rc = resumed ? ops->resume(s, env) : ops->start(s, env);
+    return rc ? rc : tt_front_bind(s, env);
 }
 
 void tt_agent_unbind(tt_session *s)
 {
+    tt_front_release(s);
     if (s->agent_ops)
         ops_of(s)->release(s);
     s->agent_ops = NULL;
@@ -327,13 +330,22 @@ void tt_agent_plan_fingerprint(const json_t *plan, char out[TT_AGENT_FINGERPRINT
         w += snprintf(out + w, TT_AGENT_FINGERPRINT_MAX - (size_t)w, "%02x", md[i]);
 }
 
-void tt_agent_ask_approval(tt_session *s, json_t *body)
+void tt_agent_ask_approval_ttl(tt_session *s, json_t *body, int64_t ttl_ms)
 {
     char fp[TT_AGENT_FINGERPRINT_MAX];
     tt_agent_plan_fingerprint(json_object_get(body, "plan"), fp);
     json_object_set_new(body, "fingerprint", json_string(fp));
+    if (ttl_ms > 0)
+        tt_front_deadline(s, body, ttl_ms);
     tt_session_set_pending(s, json_deep_copy(body));
     tt_session_emit(s, "approval", body);
+    if (ttl_ms > 0)
+        tt_front_arm_expiry(s);
+}
+
+void tt_agent_ask_approval(tt_session *s, json_t *body)
+{
+    tt_agent_ask_approval_ttl(s, body, 0);
 }
 
 /* The message_id of the user message that started the turn in flight ("" when unknown). */
@@ -350,7 +362,8 @@ static const char *active_turn(const tt_session *s)
 }
 
 /* A say while a turn runs: the session's on_busy policy (session.open)
- * interrupts it (cancel, then the say), or refuses the say naming the turn. */
+ * interrupts it (cancel, then the say), or refuses the say naming the turn
+ * ("queue" is taken before: tt_agent_say_q). */
 static int refuse_busy(tt_session *s, char *err, size_t n)
 {
     if (s->state != TT_STATE_RUNNING)
@@ -404,18 +417,30 @@ void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_ms
     tt_session_user_message(s, text, client_msg_id);
 }
 
-int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,
-                 char *err, size_t n)
+int tt_agent_say_q(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,
+                   json_t **queued, char *err, size_t n)
 {
+    *queued = NULL;
     *duplicate = client_msg_id && tt_session_seen_msg_id(s, client_msg_id);
     if (*duplicate)
         return 0;
     int rc = refuse_closed(s, err, n);
     if (rc == 0)
         rc = refuse_pending(s, NULL, err, n);
+    if (rc == 0 && tt_front_queues(s))
+        return tt_front_enqueue(s, text, client_msg_id, queued, err, n);
     if (rc == 0)
         rc = refuse_busy(s, err, n);
     return rc ? rc : ops_of(s)->say(s, text, client_msg_id, err, n);
+}
+
+int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,
+                 char *err, size_t n)
+{
+    json_t *queued = NULL;
+    int rc = tt_agent_say_q(s, text, client_msg_id, duplicate, &queued, err, n);
+    json_decref(queued);
+    return rc;
 }
 
 static const char *entry_str(const tt_session *s, long i, const char *key)
@@ -489,26 +514,70 @@ int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value,
     return rc;
 }
 
-int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
-                    char *err, size_t n)
+/* Edits go with approve, on an approval that lists them in `editable`:
+ * TT_EINVAL or TT_ECONFLICT with a message naming what is wrong. */
+static int refuse_edits(const tt_session *s, const char *approval_id, tt_decision d,
+                        const json_t *edits, char *err, size_t n)
+{
+    json_t *editable = json_object_get(s->pending, "editable");
+    const char *key;
+    json_t *v, *e;
+    size_t i;
+    if (d != TT_DECIDE_APPROVE || json_object_size(edits) == 0) {
+        snprintf(err, n, "field 'edits' goes with decision approve and must not be empty");
+        return TT_EINVAL;
+    }
+    if (json_array_size(editable) == 0 || !ops_of(s)->approve_edited) {
+        snprintf(err, n, "approval %.64s takes no edits: approve or reject it as shown",
+                 approval_id);
+        return TT_ECONFLICT;
+    }
+    json_object_foreach((json_t *)edits, key, v)
+    {
+        int ok = 0;
+        json_array_foreach(editable, i, e) ok |= strcmp(json_string_value(e), key) == 0;
+        if (!ok) {
+            snprintf(err, n, "field 'edits': '%.*s' is not editable in approval %.64s",
+                     tt_utf8_cut(key, 64), key, approval_id);
+            return TT_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int tt_agent_decide_edits(tt_session *s, const char *approval_id, tt_decision d,
+                          const char *comment, const json_t *edits, char *err, size_t n)
 {
     int rc = refuse_closed(s, err, n);
+    if (rc == 0)
+        rc = tt_front_refuse_expired(s, approval_id, err, n);
     if (rc == 0)
         rc = refuse_pending(s, "approval_id", err, n);
     if (rc == 0 && d == TT_DECIDE_REVISE && (!comment || !*comment)) {
         snprintf(err, n, "a revise decision needs a comment");
         rc = TT_EINVAL;
     }
+    if (rc == 0 && edits)
+        rc = refuse_edits(s, approval_id, d, edits, err, n);
     if (rc == 0)
-        rc = ops_of(s)->decide(s, approval_id, d, comment, err, n);
+        rc = edits ? ops_of(s)->approve_edited(s, approval_id, edits, err, n)
+                   : ops_of(s)->decide(s, approval_id, d, comment, err, n);
     json_t *body =
         rc ? NULL
            : json_pack("{s:s, s:s}", "approval_id", approval_id, "decision", tt_decision_name(d));
     if (body && comment)
         json_object_set_new(body, "comment", json_string(comment));
+    if (body && edits)
+        json_object_set_new(body, "edits", json_deep_copy(edits));
     if (body)
         tt_session_emit(s, "approval.decided", body);
     return rc;
+}
+
+int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
+                    char *err, size_t n)
+{
+    return tt_agent_decide_edits(s, approval_id, d, comment, NULL, err, n);
 }
 
 int tt_agent_cancel(tt_session *s, int *cancelled)
@@ -522,6 +591,7 @@ int tt_agent_close(tt_session *s)
     if (s->state == TT_STATE_CLOSED)
         return 0;
     int cancelled;
+    tt_front_clear_queue(s);
     ops_of(s)->cancel(s, &cancelled);
     tt_session_set_pending(s, NULL);
     tt_session_set_state(s, TT_STATE_CLOSED, "closed");

@@ -98,6 +98,17 @@ typedef struct tt_agent_ops {
      * tt_agent_rewind_to() and answers again. NULL: the agent cannot. */
     int (*rewind)(tt_session *s, const char *message_id, const char *text,
                   const char *client_msg_id, char *err, size_t n);
+    /* Approve approval_id with edits (an object of argument names to new
+     * values, already checked against the approval's `editable`): the
+     * agent checks the edited plan as a whole and acts on it, or refuses
+     * (TT_EINVAL, TT_ECONFLICT) changing nothing. NULL: no approval of this
+     * agent takes edits. */
+    int (*approve_edited)(tt_session *s, const char *approval_id, const json_t *edits, char *err,
+                          size_t n);
+    /* An approval asked with a deadline (tt_agent_ask_approval_ttl) expired
+     * unanswered (the approval.expired event is out): withdraw it and tell
+     * the run, which goes on or ends cleanly. NULL: the agent asks none. */
+    void (*expire)(tt_session *s, const char *approval_id);
     /* Stop the step in flight; *cancelled says whether there was one. */
     int (*cancel)(tt_session *s, int *cancelled);
     /* Free the runtime (the session is evicted, closed or the server stops). */
@@ -146,10 +157,18 @@ void tt_agent_unbind(tt_session *s);
 /* The shared front of each operation; errors carry a message in err. */
 int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,
                  char *err, size_t n);
+/* The same, with *queued (new object or NULL) the ok's fields when the say
+ * was queued (on_busy "queue": queued, queue_id, seq, position). */
+int tt_agent_say_q(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,
+                   json_t **queued, char *err, size_t n);
 int tt_agent_answer(tt_session *s, const char *question_id, const json_t *value, char *err,
                     size_t n);
 int tt_agent_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
                     char *err, size_t n);
+/* The same with edits (NULL: none): only with approve, only on an approval
+ * whose event lists them in `editable`; approval.decided records them. */
+int tt_agent_decide_edits(tt_session *s, const char *approval_id, tt_decision d,
+                          const char *comment, const json_t *edits, char *err, size_t n);
 int tt_agent_cancel(tt_session *s, int *cancelled);
 /* regenerate (text NULL) or say with replaces (text): closed sessions,
  * repeated client_msg_id (*duplicate), agents without rewind. */
@@ -190,6 +209,10 @@ void tt_agent_plan_fingerprint(const json_t *plan, char out[TT_AGENT_FINGERPRINT
  * plan's `fingerprint`, becomes the session's pending approval and is
  * emitted as an `approval` event. */
 void tt_agent_ask_approval(tt_session *s, json_t *body);
+/* The same with a deadline ttl_ms from now (0: none): the event carries
+ * `expires_at`; past it the approval expires (agents/front.h) and the
+ * agent's expire operation is called. */
+void tt_agent_ask_approval_ttl(tt_session *s, json_t *body, int64_t ttl_ms);
 
 /* For agents: record the turn's id and emit the "user" event. */
 void tt_agent_accept_turn(tt_session *s, const char *text, const char *client_msg_id);

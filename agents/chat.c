@@ -483,6 +483,17 @@ static int chat_decide(tt_session *s, const char *approval_id, tt_decision d, co
     return tt_chat_tools_decide(s->agent_rt, approval_id, d, err, n);
 }
 
+static int chat_approve_edited(tt_session *s, const char *approval_id, const json_t *edits,
+                               char *err, size_t n)
+{
+    return tt_chat_tools_approve_edited(s->agent_rt, approval_id, edits, err, n);
+}
+
+static void chat_expire(tt_session *s, const char *approval_id)
+{
+    tt_chat_tools_expire(s->agent_rt, approval_id);
+}
+
 /* Cancel stops the model call, drops the result of a tool in flight (the
  * tool itself is not interrupted), or withdraws a pending approval; the
  * turn ends. */
@@ -540,6 +551,8 @@ const tt_agent_ops tt_agent_chat = {
     .rewind = chat_rewind,
     .answer = chat_answer,
     .decide = chat_decide,
+    .approve_edited = chat_approve_edited,
+    .expire = chat_expire,
     .cancel = chat_cancel,
     .release = chat_release,
 };

@@ -56,6 +56,16 @@ void tt_chat_tools_resume(tt_chat_rt *rt);
  * when approval_id is not the pending call's, it expired, or d is revise. */
 int tt_chat_tools_decide(tt_chat_rt *rt, const char *approval_id, tt_decision d, char *err,
                          size_t n);
+/* The pending tool call's approval expired (agents/front.h): the call is
+ * reported to the model as not run, and the round goes on. */
+void tt_chat_tools_expire(tt_chat_rt *rt, const char *approval_id);
+/* Approve the pending tool call with edits (argument names of the tool's
+ * "editable" to new values): the edited arguments, checked against the
+ * tool's parameters, are what runs and what the turn records. TT_EINVAL
+ * (invalid edited call) or TT_ECONFLICT (not the pending call), nothing
+ * changed. */
+int tt_chat_tools_approve_edited(tt_chat_rt *rt, const char *approval_id, const json_t *edits,
+                                 char *err, size_t n);
 /* chat.c: this turn's tool exchanges as the model reads them (borrowed; created empty). */
 json_t *tt_chat_turn(tt_session *s);
 

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "agents/chat_private.h"
+#include "agents/front.h"
 #include "agents/retrieval/retrieval.h"
 #include "agents/schema/schema.h"
 #include "protocol/errors.h"
@@ -308,7 +309,10 @@ static void ask(tt_chat_rt *rt, json_t *call)
     char nonce[40], aid[40], title[128];
     tt_new_id("n", nonce, sizeof nonce);
     json_object_set_new(call, "nonce", json_string(nonce));
-    json_object_set_new(call, "expires_at", json_integer(tt_wall_ms() + rt->env->wait_expiry_ms));
+    const tt_tool *tool = allowed_tool(rt, str(call, "name"));
+    int64_t ttl = tool && tt_tool_approval_ttl_ms(tool) ? tt_tool_approval_ttl_ms(tool)
+                                                        : rt->env->wait_expiry_ms;
+    json_object_set_new(call, "expires_at", json_integer(tt_wall_ms() + ttl));
     set_status(s, call, "waiting");
     approval_id_of(call, aid);
     snprintf(title, sizeof title, "Run the tool %.64s with these arguments?", str(call, "name"));
@@ -316,7 +320,9 @@ static void ask(tt_chat_rt *rt, json_t *call)
     json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:s}}", "approval_id", aid, "title",
                              title, "plan", "tool", str(call, "name"), "call_id", str(call, "id"),
                              "args", args ? args : json_object(), "args_json", str(call, "args"));
-    tt_agent_ask_approval(s, body);
+    if (tool && tt_tool_editable(tool))
+        json_object_set(body, "editable", tt_tool_editable(tool));
+    tt_agent_ask_approval_ttl(s, body, ttl);
     tt_agent_set_mode(rt->env, s, "mode", "approval");
     tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "tool_approval");
 }
@@ -434,10 +440,84 @@ void tt_chat_tools_resume(tt_chat_rt *rt)
     if (call && !expired(call))
         return; /* the approval is still pending: nothing runs until a decide */
     if (call) {
+        tt_front_note_expired(rt->s);
         settle(rt);
         complete(rt, call, 0, NULL, "the approval expired unanswered; the call was not run");
     }
     next_call(rt);
+}
+
+void tt_chat_tools_expire(tt_chat_rt *rt, const char *approval_id)
+{
+    json_t *call = waiting_call(rt->s);
+    char aid[40] = "";
+    if (call)
+        approval_id_of(call, aid);
+    if (!call || strcmp(aid, approval_id) != 0)
+        return;
+    settle(rt);
+    complete(rt, call, 0, NULL, "the approval expired unanswered; the call was not run");
+    next_call(rt);
+}
+
+/* The call's arguments with edits applied, checked against the tool's
+ * parameters: a new JSON text (free it), or NULL with why in err. */
+static char *edited_args(tt_chat_rt *rt, const json_t *call, const json_t *edits, char *err,
+                         size_t n)
+{
+    const tt_tool *tool = allowed_tool(rt, str(call, "name"));
+    json_t *args = json_loads(str(call, "args"), 0, NULL);
+    char *text = NULL, why[TT_SCHEMA_ERR_MAX + 64] = "out of memory";
+    if (tool && json_is_object(args) && json_object_update(args, (json_t *)edits) == 0)
+        text = json_dumps(args, JSON_COMPACT);
+    json_decref(args);
+    if (text && tt_tool_check_args(tool, text, why, sizeof why) != 0) {
+        free(text);
+        text = NULL;
+    }
+    if (!text)
+        snprintf(err, n, "field 'edits': the edited call is not valid: %s", why);
+    return text;
+}
+
+/* The turn's record of the model's call `id` takes the arguments that run. */
+static void record_args(tt_session *s, const char *id, const char *args)
+{
+    size_t i, k;
+    json_t *m, *tc;
+    json_array_foreach(tt_chat_turn(s), i, m)
+    {
+        json_array_foreach(json_object_get(m, "tool_calls"), k, tc)
+        {
+            if (strcmp(str(tc, "id"), id) == 0)
+                json_object_set_new(tc, "arguments", json_string(args));
+        }
+    }
+}
+
+int tt_chat_tools_approve_edited(tt_chat_rt *rt, const char *approval_id, const json_t *edits,
+                                 char *err, size_t n)
+{
+    json_t *call = waiting_call(rt->s);
+    char aid[40] = "";
+    if (call)
+        approval_id_of(call, aid);
+    if (!call || strcmp(aid, approval_id) != 0) {
+        snprintf(err, n, "approval %.64s is not pending: it matches no tool call waiting here",
+                 approval_id);
+        return TT_ECONFLICT;
+    }
+    char *args = edited_args(rt, call, edits, err, n);
+    if (!args)
+        return TT_EINVAL;
+    json_object_set_new(call, "args", json_string(args));
+    json_object_set_new(call, "edited", json_true());
+    record_args(rt->s, str(call, "id"), args);
+    free(args);
+    settle(rt);
+    set_status(rt->s, call, "approved");
+    next_call(rt);
+    return 0;
 }
 
 int tt_chat_tools_decide(tt_chat_rt *rt, const char *approval_id, tt_decision d, char *err,

@@ -4,7 +4,9 @@
  *   after it), delay_ms apart, between message.start and message.end;
  * - "ask": a question with choices yes/no; the answer is echoed ("you said yes");
  * - "plan": an approval; approve -> "approved", reject -> "rejected",
- *   revise + comment -> a new approval whose plan carries the comment.
+ *   revise + comment -> a new approval whose plan carries the comment;
+ *   with input.approval_ttl_s it expires unanswered after that long
+ *   (agents/front.h) -> "expired".
  *
  * Persisted state (session->agent_state):
  *   delay_ms, mode ("idle" | "stream" | "question" | "approval"),
@@ -24,6 +26,7 @@
 #include "protocol/utf8.h"
 
 #define DELAY_MAX_MS 60000
+#define TTL_MAX_S (7 * 86400) /* input.approval_ttl_s: how long a plan waits for its decide */
 
 typedef struct echo_rt {
     tt_session *s;
@@ -146,13 +149,14 @@ static int echo_validate(const json_t *input, char *err, size_t n)
     json_t *v;
     json_object_foreach((json_t *)input, key, v)
     {
-        if (strcmp(key, "delay_ms") != 0) {
+        int ttl = strcmp(key, "approval_ttl_s") == 0;
+        if (!ttl && strcmp(key, "delay_ms") != 0) {
             snprintf(err, n, "the echo agent takes no input '%.*s'", tt_utf8_cut(key, 64), key);
             return TT_EINVAL;
         }
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > DELAY_MAX_MS) {
-            snprintf(err, n, "input.delay_ms must be an integer from 0 to %d", DELAY_MAX_MS);
+        long long lo = ttl ? 1 : 0, hi = ttl ? TTL_MAX_S : DELAY_MAX_MS;
+        if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+            snprintf(err, n, "input.%s must be an integer from %lld to %lld", key, lo, hi);
             return TT_EINVAL;
         }
     }
@@ -239,7 +243,8 @@ static void ask_approval(tt_session *s, json_t *plan)
     set_mode(s, "approval");
     tt_agent_state_set(s, "approval_id", json_string(aid));
     tt_agent_state_set(s, "plan", json_incref(json_object_get(body, "plan")));
-    tt_agent_ask_approval(s, body);
+    json_int_t ttl_s = json_integer_value(json_object_get(s->input, "approval_ttl_s"));
+    tt_agent_ask_approval_ttl(s, body, (int64_t)ttl_s * 1000);
     tt_session_set_state(s, TT_STATE_WAITING_APPROVAL, "plan");
 }
 
@@ -344,6 +349,19 @@ static int echo_decide(tt_session *s, const char *approval_id, tt_decision d, co
     return 0;
 }
 
+/* A plan left undecided past input.approval_ttl_s: withdrawn, and the turn
+ * ends with "expired" streamed back. */
+static void echo_expire(tt_session *s, const char *approval_id)
+{
+    const char *pending = tt_agent_state_str(s, "approval_id");
+    if (s->state != TT_STATE_WAITING_APPROVAL || !pending || strcmp(pending, approval_id) != 0)
+        return;
+    tt_agent_state_set(s, "approval_id", NULL);
+    tt_agent_state_set(s, "plan", NULL);
+    tt_session_set_pending(s, NULL);
+    start_stream(s, "expired");
+}
+
 /* Cancel withdraws the reply streaming, or the open question or approval:
  * the turn ends and the session is idle. */
 static int echo_cancel(tt_session *s, int *cancelled)
@@ -384,6 +402,7 @@ const tt_agent_ops tt_agent_echo = {
     .rewind = echo_rewind,
     .answer = echo_answer,
     .decide = echo_decide,
+    .expire = echo_expire,
     .cancel = echo_cancel,
     .release = echo_release,
 };

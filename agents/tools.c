@@ -25,9 +25,11 @@ struct tt_tool {
     char *url;
     char *method;
     int64_t timeout_ms;
-    char *secret_header; /* "Name: value" line, or NULL */
-    int approval;        /* 1: each call waits for the user's decision */
-    int idempotent;      /* 1: safe to send again with the same Idempotency-Key */
+    char *secret_header;     /* "Name: value" line, or NULL */
+    int approval;            /* 1: each call waits for the user's decision */
+    int idempotent;          /* 1: safe to send again with the same Idempotency-Key */
+    int64_t approval_ttl_ms; /* how long a call waits for its decide (0: the server's default) */
+    json_t *editable;        /* the argument names a decide may edit (array), or NULL */
 };
 
 /* --- the calculator ------------------------------------------------------------ */
@@ -361,18 +363,50 @@ static int add_builtins(tt_toolbox *box)
     return 0;
 }
 
+/* "approval_ttl_s" (1 .. 30 days) and "editable" (names of properties of
+ * the parameters, at most 32, each once) go with "approval": true. */
+static int check_hitl(const char *name, const json_t *params, int approval, json_int_t ttl_s,
+                      const json_t *editable, char *err, size_t n)
+{
+    const char *why = NULL;
+    json_t *props = json_object_get(params, "properties");
+    if ((ttl_s || editable) && !approval)
+        why = "approval_ttl_s and editable go with \"approval\": true";
+    else if (ttl_s < 0 || ttl_s > TT_TOOL_APPROVAL_TTL_MAX_S)
+        why = "approval_ttl_s must be from 1 to 2592000 (30 days)";
+    else if (editable && (!json_is_array(editable) || json_array_size(editable) == 0 ||
+                          json_array_size(editable) > 32))
+        why = "editable must be an array of 1 to 32 argument names";
+    size_t i, k;
+    json_t *v;
+    json_array_foreach(why ? NULL : editable, i, v)
+    {
+        for (k = 0; k < i && !why; k++)
+            if (json_equal(json_array_get(editable, k), v))
+                why = "editable names an argument twice";
+        if (!why && (!json_is_string(v) || !json_object_get(props, json_string_value(v))))
+            why = "editable must name properties of the parameters";
+    }
+    if (why)
+        snprintf(err, n, "tool %.*s: %s", tt_utf8_cut(name, 64), name, why);
+    return why ? TT_EINVAL : 0;
+}
+
 static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_t n)
 {
     const char *name, *desc = "", *url, *method = "POST", *hdr = NULL, *secret_env = NULL;
     json_t *params;
     json_int_t timeout = 10000;
     int approval = 0, idempotent = 0;
+    json_int_t ttl_s = 0;
+    json_t *editable = NULL;
     json_error_t jerr;
     if (json_unpack_ex(def, &jerr, JSON_STRICT,
-                       "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s, s?b, s?b}", "name", &name,
-                       "description", &desc, "parameters", &params, "url", &url, "method", &method,
-                       "timeout_ms", &timeout, "secret_header", &hdr, "secret_env", &secret_env,
-                       "approval", &approval, "idempotent", &idempotent) != 0) {
+                       "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s, s?b, s?b, s?I, s?o}", "name",
+                       &name, "description", &desc, "parameters", &params, "url", &url, "method",
+                       &method, "timeout_ms", &timeout, "secret_header", &hdr, "secret_env",
+                       &secret_env, "approval", &approval, "idempotent", &idempotent,
+                       "approval_ttl_s", &ttl_s, "editable", &editable) != 0) {
         snprintf(err, n, "tools: %s", jerr.text);
         return TT_EINVAL;
     }
@@ -390,6 +424,8 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
         tt_utf8_snprintf(err, n, "tool %.*s: parameters: %s", tt_utf8_cut(name, 64), name, serr);
         return TT_EINVAL;
     }
+    if (check_hitl(name, params, approval, ttl_s, editable, err, n) != 0)
+        return TT_EINVAL;
     if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
         (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) || timeout < 1 ||
         timeout > 600000 || (!hdr != !secret_env)) {
@@ -419,7 +455,9 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
                    .method = strdup(method),
                    .timeout_ms = timeout,
                    .approval = approval,
-                   .idempotent = idempotent};
+                   .idempotent = idempotent,
+                   .approval_ttl_ms = (int64_t)ttl_s * 1000,
+                   .editable = json_incref(editable)};
     if (hdr) {
         size_t len = strlen(hdr) + strlen(secret) + 3;
         t->secret_header = malloc(len);
@@ -483,6 +521,7 @@ void tt_tools_free(tt_toolbox *box)
         free(t->url);
         free(t->method);
         free(t->secret_header);
+        json_decref(t->editable);
     }
     free(box->tools);
     memset(box, 0, sizeof *box);
@@ -515,6 +554,16 @@ int tt_tool_is_retrieve(const tt_tool *t)
 int tt_tool_is_http(const tt_tool *t)
 {
     return t->builtin == 0;
+}
+
+int64_t tt_tool_approval_ttl_ms(const tt_tool *t)
+{
+    return t->approval_ttl_ms;
+}
+
+json_t *tt_tool_editable(const tt_tool *t)
+{
+    return t->editable;
 }
 
 int tt_tool_idempotent(const tt_tool *t)

@@ -14,7 +14,8 @@
  *                  "parameters": {JSON Schema}, "url": "https://...",
  *                  "method": "POST", "timeout_ms": 5000,
  *                  "secret_header": "X-Api-Key", "secret_env": "WEATHER_KEY",
- *                  "approval": true, "idempotent": false}]}
+ *                  "approval": true, "idempotent": false,
+ *                  "approval_ttl_s": 600, "editable": ["to"]}]}
  *    called through libcurl on the loop with the arguments as a JSON body
  *    (POST) and the response body, which must be JSON, as the result. The
  *    secret is read at load from the variable secret_env names (a variable
@@ -26,7 +27,12 @@
  *    Every HTTP call carries an "Idempotency-Key" header (the caller's key,
  *    stable across retries and restarts). "idempotent": true declares a tool
  *    safe to send again with the same key after a crash cut it short; any
- *    other HTTP tool cut short is reported as "may have run", not re-sent. */
+ *    other HTTP tool cut short is reported as "may have run", not re-sent.
+ *    With "approval": true, "approval_ttl_s" (1 .. 30 days; default the
+ *    server's --wait-expiry-s) is how long a call waits for its decide
+ *    before it expires unanswered, and "editable" names the arguments the
+ *    user may change when approving (decide `edits`; the edited arguments
+ *    are checked against the parameters again). */
 #ifndef TT_TOOLS_H
 #define TT_TOOLS_H
 
@@ -69,6 +75,11 @@ int tt_tool_needs_approval(const tt_tool *t);
 int tt_tool_is_retrieve(const tt_tool *t);
 /* 1 for a tool declared in the tools file (it calls a URL), 0 for a built-in. */
 int tt_tool_is_http(const tt_tool *t);
+#define TT_TOOL_APPROVAL_TTL_MAX_S (30 * 86400)
+/* How long a call of t waits for its decide ("approval_ttl_s"; 0: not set). */
+int64_t tt_tool_approval_ttl_ms(const tt_tool *t);
+/* The argument names a decide may edit ("editable": borrowed array), or NULL. */
+json_t *tt_tool_editable(const tt_tool *t);
 /* 1 when the tools file declares t safe to send twice ("idempotent": true). */
 int tt_tool_idempotent(const tt_tool *t);
 

@@ -70,6 +70,7 @@ static const field_spec decide_fields[] = {{"session", F_STR, 1, TT_NAME_MAX, OF
                                            {"decision", F_DECISION, 1, 0, OFF(decision)},
                                            {"comment", F_TEXT, 0, 0, OFF(comment)},
                                            {"fingerprint", F_STR, 0, TT_ID_MAX, OFF(fingerprint)},
+                                           {"edits", F_OBJECT, 0, 0, OFF(edits)},
                                            END};
 static const field_spec list_fields[] = {
     {"limit", F_UINT, 0, 0, OFF(limit)}, {"after", F_STR, 0, TT_NAME_MAX, OFF(list_after)}, END};

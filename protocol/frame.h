@@ -32,7 +32,7 @@ typedef enum tt_msg_type {
     TT_MSG_SESSION_CLOSE,  /* session */
     TT_MSG_SAY,            /* session, text, client_msg_id, replaces */
     TT_MSG_ANSWER,         /* session, question_id, value */
-    TT_MSG_DECIDE,         /* session, approval_id, decision, comment */
+    TT_MSG_DECIDE,         /* session, approval_id, decision, comment, fingerprint, edits */
     TT_MSG_CANCEL,         /* session */
     TT_MSG_ACK,            /* session, seq */
     TT_MSG_SESSION_RENAME, /* session, title */
@@ -66,11 +66,12 @@ typedef struct tt_msg {
     tt_decision decision;      /* decide */
     const char *comment;       /* decide; NULL when absent */
     const char *fingerprint;   /* decide: the plan's fingerprint as shown; NULL when absent */
+    json_t *edits;             /* decide: approve with these argument changes; borrowed, or NULL */
     uint64_t seq;              /* ack */
     uint64_t limit;            /* session.list; TT_LIST_LIMIT_DEFAULT when absent */
     const char *list_after;    /* session.list: the `next` of the previous page, or NULL */
     const char *title;         /* session.rename */
-    const char *on_busy;       /* session.open: "reject" or "interrupt"; NULL when absent */
+    const char *on_busy; /* session.open: "reject", "interrupt" or "queue"; NULL when absent */
 } tt_msg;
 
 /* Decode one frame. On failure writes a reason to err (size n) and returns

@@ -225,8 +225,10 @@ static void on_open(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, TT_ENOTFOUND, err);
         return;
     }
-    if (m->on_busy && strcmp(m->on_busy, "reject") != 0 && strcmp(m->on_busy, "interrupt") != 0) {
-        tt_conn_error(c, m->id, TT_EINVAL, "field 'on_busy' must be \"reject\" or \"interrupt\"");
+    if (m->on_busy && strcmp(m->on_busy, "reject") != 0 && strcmp(m->on_busy, "interrupt") != 0 &&
+        strcmp(m->on_busy, "queue") != 0) {
+        tt_conn_error(c, m->id, TT_EINVAL,
+                      "field 'on_busy' must be \"reject\", \"interrupt\" or \"queue\"");
         return;
     }
     json_t *title = json_object_get(m->metadata, "title");
@@ -256,8 +258,8 @@ static void on_open(tt_conn *c, const tt_msg *m)
         tt_conn_error(c, m->id, rc, "the session could not be created");
         return;
     }
-    if (m->on_busy && strcmp(m->on_busy, "interrupt") == 0)
-        snprintf(s->on_busy, sizeof s->on_busy, "interrupt"); /* stored with the new session */
+    if (m->on_busy && strcmp(m->on_busy, "reject") != 0)
+        snprintf(s->on_busy, sizeof s->on_busy, "%s", m->on_busy); /* stored with the session */
     attach(c, m, s, 0, json_pack("{s:s}", "agent", s->agent), 1);
 }
 
@@ -386,26 +388,41 @@ static void on_delete(tt_conn *c, const tt_msg *m)
                          tt_reply_ok(m->id, json_pack("{s:s, s:b}", "session", sid, "deleted", 1)));
 }
 
+/* An agent's refusal whose message starts "busy:" or "expired:" is sent
+ * with that `reason`: 1 when sent so. */
+static int reply_reasoned(tt_conn *c, const tt_msg *m, int rc, const char *err)
+{
+    const char *reasons[] = {"busy", "expired"};
+    for (size_t i = 0; rc && i < sizeof reasons / sizeof reasons[0]; i++) {
+        size_t len = strlen(reasons[i]);
+        if (strncmp(err, reasons[i], len) != 0 || err[len] != ':')
+            continue;
+        json_t *reply = tt_reply_error(m->id, tt_err_wire(rc), err, 0);
+        if (reply)
+            json_object_set_new(reply, "reason", json_string(reasons[i]));
+        tt_metrics_error(&c->srv->metrics, tt_err_wire(rc));
+        tt_conn_send(c, reply);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_say(tt_conn *c, const tt_msg *m)
 {
     tt_session *s = session_for(c, m);
     if (!s || over_limit(c, m))
         return;
     tt_usage_turn_begin(&c->srv->usage, s);
-    char err[160] = "";
+    char err[200] = "";
     int duplicate = 0;
+    json_t *queued = NULL;
     int rc = m->replaces ? tt_agent_rewind(s, m->replaces, m->text, m->client_msg_id, &duplicate,
                                            err, sizeof err)
-                         : tt_agent_say(s, m->text, m->client_msg_id, &duplicate, err, sizeof err);
-    if (rc == TT_ECONFLICT && strncmp(err, "busy:", 5) == 0) {
-        json_t *reply = tt_reply_error(m->id, tt_err_wire(rc), err, 0);
-        if (reply)
-            json_object_set_new(reply, "reason", json_string("busy"));
-        tt_metrics_error(&c->srv->metrics, tt_err_wire(rc));
-        tt_conn_send(c, reply);
+                         : tt_agent_say_q(s, m->text, m->client_msg_id, &duplicate, &queued, err,
+                                          sizeof err);
+    if (reply_reasoned(c, m, rc, err))
         return;
-    }
-    reply_agent(c, m, s, rc, err, duplicate ? json_pack("{s:b}", "duplicate", 1) : NULL);
+    reply_agent(c, m, s, rc, err, duplicate ? json_pack("{s:b}", "duplicate", 1) : queued);
 }
 
 static void on_regenerate(tt_conn *c, const tt_msg *m)
@@ -454,9 +471,11 @@ static void on_decide(tt_conn *c, const tt_msg *m)
     tt_session *s = session_for(c, m);
     if (!s || plan_changed(c, m, s) || over_limit(c, m))
         return;
-    char err[160] = "";
-    int rc = tt_agent_decide(s, m->approval_id, m->decision, m->comment, err, sizeof err);
-    reply_agent(c, m, s, rc, err, NULL);
+    char err[200] = "";
+    int rc = tt_agent_decide_edits(s, m->approval_id, m->decision, m->comment, m->edits, err,
+                                   sizeof err);
+    if (!reply_reasoned(c, m, rc, err))
+        reply_agent(c, m, s, rc, err, NULL);
 }
 
 static void on_cancel(tt_conn *c, const tt_msg *m)

@@ -404,6 +404,8 @@ void tt_session_set_state(tt_session *s, tt_state st, const char *step)
     tt_session_touch(s);
     tt_session_emit(s, "state",
                     json_pack("{s:s, s:s}", "state", tt_state_name(st), "step", s->step));
+    if (st == TT_STATE_IDLE && s->on_idle)
+        s->on_idle(s);
 }
 
 void tt_session_set_pending(tt_session *s, json_t *pending)

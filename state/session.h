@@ -61,7 +61,7 @@ struct tt_session {
     char title[TT_TITLE_MAX + 1];
     char step[TT_STEP_MAX];
     char key_id[TT_KEY_ID_MAX]; /* the API key behind the latest request ("" unknown) */
-    char on_busy[16];           /* a say while a turn runs: "" (reject) or "interrupt" (stored) */
+    char on_busy[16]; /* a say while a turn runs: "" (reject), "interrupt" or "queue" (stored) */
     tt_state state;
     int64_t created_ms, updated_ms; /* wall clock */
 
@@ -86,6 +86,11 @@ struct tt_session {
     /* The agent's runtime, owned by agents/ (timers, in-flight calls). */
     const void *agent_ops;
     void *agent_rt;
+    /* agents/agent.c's own per-session runtime (the queue's and the
+     * approval expiry's timer), and what runs each time the state becomes
+     * idle (NULL: nothing); set and freed by agents/. */
+    void *agent_front;
+    void (*on_idle)(tt_session *s);
 
     /* Private to state/. */
     tt_registry *reg;

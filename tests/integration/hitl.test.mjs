@@ -259,7 +259,7 @@ itest(
   async ({ startServer }) => {
     const srv = await startServer({ args: ['--echo-delay-ms', '30'] });
     const c = await connect(srv.port, { hello: true });
-    const bad = await c.request({ type: 'session.open', agent: 'echo', on_busy: 'queue' }, undefined, {
+    const bad = await c.request({ type: 'session.open', agent: 'echo', on_busy: 'later' }, undefined, {
       invalid: true,
     });
     assert.equal(bad.code, 'bad_request', JSON.stringify(bad));
