@@ -365,14 +365,15 @@ static int add_builtins(tt_toolbox *box)
 
 /* "approval_ttl_s" (1 .. 30 days) and "editable" (names of properties of
  * the parameters, at most 32, each once) go with "approval": true. */
-static int check_hitl(const char *name, const json_t *params, int approval, json_int_t ttl_s,
+static int check_hitl(const char *name, const json_t *params, int approval, const json_t *ttl,
                       const json_t *editable, char *err, size_t n)
 {
     const char *why = NULL;
     json_t *props = json_object_get(params, "properties");
-    if ((ttl_s || editable) && !approval)
+    if ((ttl || editable) && !approval)
         why = "approval_ttl_s and editable go with \"approval\": true";
-    else if (ttl_s < 0 || ttl_s > TT_TOOL_APPROVAL_TTL_MAX_S)
+    else if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+                     json_integer_value(ttl) > TT_TOOL_APPROVAL_TTL_MAX_S))
         why = "approval_ttl_s must be from 1 to 2592000 (30 days)";
     else if (editable && (!json_is_array(editable) || json_array_size(editable) == 0 ||
                           json_array_size(editable) > 32))
@@ -398,15 +399,14 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
     json_t *params;
     json_int_t timeout = 10000;
     int approval = 0, idempotent = 0;
-    json_int_t ttl_s = 0;
-    json_t *editable = NULL;
+    json_t *ttl = NULL, *editable = NULL;
     json_error_t jerr;
     if (json_unpack_ex(def, &jerr, JSON_STRICT,
-                       "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s, s?b, s?b, s?I, s?o}", "name",
+                       "{s:s, s?s, s:o, s:s, s?s, s?I, s?s, s?s, s?b, s?b, s?o, s?o}", "name",
                        &name, "description", &desc, "parameters", &params, "url", &url, "method",
                        &method, "timeout_ms", &timeout, "secret_header", &hdr, "secret_env",
                        &secret_env, "approval", &approval, "idempotent", &idempotent,
-                       "approval_ttl_s", &ttl_s, "editable", &editable) != 0) {
+                       "approval_ttl_s", &ttl, "editable", &editable) != 0) {
         snprintf(err, n, "tools: %s", jerr.text);
         return TT_EINVAL;
     }
@@ -424,7 +424,7 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
         tt_utf8_snprintf(err, n, "tool %.*s: parameters: %s", tt_utf8_cut(name, 64), name, serr);
         return TT_EINVAL;
     }
-    if (check_hitl(name, params, approval, ttl_s, editable, err, n) != 0)
+    if (check_hitl(name, params, approval, ttl, editable, err, n) != 0)
         return TT_EINVAL;
     if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
         (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) || timeout < 1 ||
@@ -456,7 +456,7 @@ static int load_http_tool(json_t *def, char **envp, tt_tool *t, char *err, size_
                    .timeout_ms = timeout,
                    .approval = approval,
                    .idempotent = idempotent,
-                   .approval_ttl_ms = (int64_t)ttl_s * 1000,
+                   .approval_ttl_ms = (int64_t)json_integer_value(ttl) * 1000,
                    .editable = json_incref(editable)};
     if (hdr) {
         size_t len = strlen(hdr) + strlen(secret) + 3;

@@ -58,7 +58,7 @@ after(async () => {
   toolServer?.close();
 });
 
-function files(P) {
+function files(P, mailExtra = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-approval-'));
   const obj = { type: 'object', additionalProperties: false };
   const tools = path.join(dir, 'tools.json');
@@ -84,6 +84,7 @@ function files(P) {
             properties: { to: { type: 'string' }, body: { type: 'string' } },
             required: ['to', 'body'],
           },
+          ...mailExtra,
         },
       ],
     }),
@@ -120,8 +121,8 @@ function injectionScript(P, finalSteps) {
   ]);
 }
 
-async function untilApproval(startServer, P, extraArgs = []) {
-  const srv = await startServer({ args: [...files(P), ...extraArgs], env: { FAKE_KEY: 'k' } });
+async function untilApproval(startServer, P, extraArgs = [], mailExtra = {}) {
+  const srv = await startServer({ args: [...files(P, mailExtra), ...extraArgs], env: { FAKE_KEY: 'k' } });
   const c = await connect(srv.port, { hello: true });
   const { session } = await openSession(c, 'mailer');
   await c.ok({ type: 'say', session, text: 'summarise https://example.com' });
@@ -371,3 +372,127 @@ itest(
     await srv.stop();
   },
 );
+
+itest(
+  'approve with edits: only the arguments the tool declares editable, checked again; the edited call runs once and is recorded',
+  async ({ startServer }) => {
+    const P = 'a-edits';
+    const before = mails.length;
+    injectionScript(P, [{ text: 'Sent to you instead.' }]);
+    const { srv, c, session, approval } = await untilApproval(startServer, P, [], { editable: ['to'] });
+    assert.deepEqual(approval.editable, ['to']);
+    const head = c.maxSeq(session);
+    const refused = async (extra, code, re) => {
+      const r = await c.request({ type: 'decide', session, approval_id: approval.approval_id, ...extra });
+      assert.equal(r.type, 'error', JSON.stringify(r));
+      assert.equal(r.code, code, JSON.stringify(r));
+      assert.match(r.message, re);
+    };
+    await refused({ decision: 'approve', edits: { body: 'other' } }, 'bad_request', /'body' is not editable/);
+    await refused({ decision: 'approve', edits: { to: 42 } }, 'bad_request', /edited call is not valid/);
+    await refused({ decision: 'reject', edits: { to: 'me@example.com' } }, 'bad_request', /goes with decision approve/);
+    const empty = await c.request(
+      { type: 'decide', session, approval_id: approval.approval_id, decision: 'approve', edits: {} },
+      undefined,
+      { invalid: true },
+    );
+    assert.equal(empty.code, 'bad_request', JSON.stringify(empty));
+    await sleep(200);
+    assert.equal(c.maxSeq(session), head, 'a refused edit changed the session');
+    assert.equal(mails.length, before);
+
+    const edits = { to: 'me@example.com' };
+    await c.ok({ type: 'decide', session, approval_id: approval.approval_id, decision: 'approve', edits });
+    await waitState(c, session, 'idle', approval.seq, 10000);
+    assert.equal(mails.length, before + 1, 'the edited call ran once');
+    assert.deepEqual(mails.at(-1), { ...JSON.parse(MAIL_ARGS), ...edits });
+    const decided = c.sessionEvents(session).find((e) => e.type === 'approval.decided');
+    assert.deepEqual(decided.edits, edits);
+    assert.equal(decided.decision, 'approve');
+    // What the model reads next: its call with the arguments that ran.
+    const third = fp.requests({ prefix: P })[2].body.messages;
+    const asked = third.flatMap((m) => m.tool_calls ?? []).find((t) => t.id === 'm1');
+    assert.deepEqual(JSON.parse(asked.function.arguments), { ...JSON.parse(MAIL_ARGS), ...edits });
+    const again = await c.request({
+      type: 'decide',
+      session,
+      approval_id: approval.approval_id,
+      decision: 'approve',
+      edits,
+    });
+    assert.equal(again.code, 'conflict', JSON.stringify(again));
+    await sleep(200);
+    assert.equal(mails.length, before + 1);
+    await srv.stop();
+  },
+);
+
+itest('edits on an approval that takes none are conflict and change nothing', async ({ startServer }) => {
+  const P = 'a-no-edits';
+  const before = mails.length;
+  injectionScript(P, [{ text: 'Not sent.' }]);
+  const { srv, c, session, approval } = await untilApproval(startServer, P);
+  assert.equal(approval.editable, undefined);
+  const head = c.maxSeq(session);
+  const r = await c.request({
+    type: 'decide',
+    session,
+    approval_id: approval.approval_id,
+    decision: 'approve',
+    edits: { to: 'me@example.com' },
+  });
+  assert.equal(r.code, 'conflict', JSON.stringify(r));
+  assert.match(r.message, /takes no edits/);
+  await sleep(200);
+  assert.equal(c.maxSeq(session), head);
+  assert.equal(mails.length, before);
+  await c.ok({ type: 'decide', session, approval_id: approval.approval_id, decision: 'reject' });
+  await waitState(c, session, 'idle', approval.seq, 10000);
+  await srv.stop();
+});
+
+itest(
+  'a tool call whose approval_ttl_s passes unanswered expires: approval.expired, the model is told it did not run, the turn ends',
+  async ({ startServer }) => {
+    const P = 'a-expiry';
+    const before = mails.length;
+    injectionScript(P, [{ text: 'The mail was not sent.' }]);
+    const { srv, c, session, approval } = await untilApproval(startServer, P, [], { approval_ttl_s: 1 });
+    const at = Date.parse(approval.expires_at);
+    assert.ok(at > Date.now() - 500 && at <= Date.now() + 1000, approval.expires_at);
+    const expired = await c.waitEvent((e) => e.session === session && e.type === 'approval.expired', 5000);
+    assert.equal(expired.approval_id, approval.approval_id);
+    const result = await c.waitEvent((e) => e.session === session && e.type === 'tool.result' && e.call_id === 'm1');
+    assert.equal(result.ok, false);
+    assert.match(result.error, /expired/);
+    await waitState(c, session, 'idle', expired.seq, 10000);
+    const end = c.sessionEvents(session).findLast((e) => e.type === 'message.end');
+    assert.equal(end.text, 'The mail was not sent.');
+    const told = fp
+      .requests({ prefix: P })[2]
+      .body.messages.filter((m) => m.role === 'tool')
+      .at(-1);
+    assert.match(told.content, /expired unanswered; the call was not run/);
+    const late = await c.request({ type: 'decide', session, approval_id: approval.approval_id, decision: 'approve' });
+    assert.equal(late.code, 'conflict', JSON.stringify(late));
+    assert.equal(late.reason, 'expired');
+    await sleep(200);
+    assert.equal(mails.length, before, 'an expired call never runs');
+    await srv.stop();
+  },
+);
+
+itest('the tools file refuses approval_ttl_s and editable that do not fit', async ({ startServer }) => {
+  for (const [extra, re] of [
+    [{ editable: ['cc'] }, /editable must name properties/],
+    [{ approval_ttl_s: 0 }, /approval_ttl_s must be from 1/],
+    [{ approval: false, editable: ['to'] }, /editable go with .{0,2}"approval/],
+  ]) {
+    const failed = await startServer({ args: files('a-bad', extra), env: { FAKE_KEY: 'k' } }).then(
+      () => null,
+      (e) => e,
+    );
+    assert.ok(failed instanceof Error, `started with ${JSON.stringify(extra)}`);
+    assert.match(failed.message, re, JSON.stringify(extra));
+  }
+});
