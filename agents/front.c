@@ -85,12 +85,18 @@ void tt_front_clear_queue(tt_session *s)
         tt_agent_state_set(s, "say_queue", NULL);
 }
 
-/* Take the first queued say, if the session is idle: say.dequeued, then the
- * agent's turn; a say the agent refuses is dropped and the next tried. */
+static int at_rest(const tt_session *s)
+{
+    return s->state == TT_STATE_IDLE || s->state == TT_STATE_DONE || s->state == TT_STATE_FAILED;
+}
+
+/* Take the first queued say, if the session is at rest (idle, done,
+ * failed): say.dequeued, then the agent's turn; a say the agent refuses is
+ * dropped (say.dequeued taken false) and the next tried. */
 static void take_next(tt_session *s)
 {
     json_t *q;
-    while (s->state == TT_STATE_IDLE && (q = queue_of(s)) && json_array_size(q) > 0) {
+    while (at_rest(s) && (q = queue_of(s)) && json_array_size(q) > 0) {
         json_t *item = json_incref(json_array_get(q, 0));
         json_array_remove(q, 0);
         if (json_array_size(q) == 0)
@@ -117,7 +123,7 @@ static void on_queue_timer(uv_timer_t *t)
         take_next(rt->s);
 }
 
-static void on_idle(tt_session *s)
+static void on_rest(tt_session *s)
 {
     front_rt *rt = s->agent_front;
     if (rt && json_array_size(queue_of(s)) > 0)
@@ -239,12 +245,12 @@ int tt_front_bind(tt_session *s, const tt_agent_env *env)
         tt_front_release(s);
         return TT_ENOMEM;
     }
-    s->on_idle = on_idle;
+    s->on_rest = on_rest;
     if (tt_front_approval_due(s))
         expire_now(s);
     tt_front_arm_expiry(s);
-    if (s->state == TT_STATE_IDLE)
-        on_idle(s); /* says a restart left queued */
+    if (at_rest(s))
+        on_rest(s); /* says a restart left queued */
     return 0;
 }
 
@@ -257,5 +263,5 @@ void tt_front_release(tt_session *s)
     tt_agent_timer_close(rt->expiry_timer);
     free(rt);
     s->agent_front = NULL;
-    s->on_idle = NULL;
+    s->on_rest = NULL;
 }

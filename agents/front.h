@@ -8,7 +8,7 @@
  * stored with the session (a restart keeps it). A queued say is announced
  * with a `say.queued` event {queue_id, text, client_msg_id?, position}
  * (its seq is the say's acknowledgement); each time the session becomes
- * idle the first one is taken on the next loop pass: `say.dequeued`
+ * idle (or done, failed) the first one is taken on the next loop pass: `say.dequeued`
  * {queue_id, taken: true} and the turn's `user` event, in one commit, or
  * `say.dequeued` {queue_id, taken: false, error} when the agent refuses it
  * (the next is then tried).

@@ -404,8 +404,8 @@ void tt_session_set_state(tt_session *s, tt_state st, const char *step)
     tt_session_touch(s);
     tt_session_emit(s, "state",
                     json_pack("{s:s, s:s}", "state", tt_state_name(st), "step", s->step));
-    if (st == TT_STATE_IDLE && s->on_idle)
-        s->on_idle(s);
+    if (s->on_rest && (st == TT_STATE_IDLE || st == TT_STATE_DONE || st == TT_STATE_FAILED))
+        s->on_rest(s);
 }
 
 void tt_session_set_pending(tt_session *s, json_t *pending)

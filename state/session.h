@@ -87,10 +87,10 @@ struct tt_session {
     const void *agent_ops;
     void *agent_rt;
     /* agents/agent.c's own per-session runtime (the queue's and the
-     * approval expiry's timer), and what runs each time the state becomes
-     * idle (NULL: nothing); set and freed by agents/. */
+     * approval expiry's timer), and what runs each time the state comes to
+     * rest: idle, done or failed (NULL: nothing); set and freed by agents/. */
     void *agent_front;
-    void (*on_idle)(tt_session *s);
+    void (*on_rest)(tt_session *s);
 
     /* Private to state/. */
     tt_registry *reg;
