@@ -72,6 +72,7 @@ itest(
     // Idle with nothing queued: a say is taken at once.
     const r = await c.ok({ type: 'say', session, text: 'now', client_msg_id: 'n' });
     assert.equal(r.queued, undefined, JSON.stringify(r));
+    await srv.stop(); // exit code 0: no sanitizer report, no leak
   },
 );
 
@@ -230,5 +231,6 @@ itest(
     await d.waitEvent((e) => e.session === s2 && e.type === 'message.end' && e.text === 'approved');
     await sleep(1300);
     assert.ok(!d.sessionEvents(s2).some((e) => e.type === 'approval.expired'));
+    await srv.stop();
   },
 );
