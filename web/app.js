@@ -509,7 +509,7 @@ function renderQuestion(q, v) {
 
 const show = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
 const answeredText = (q) => ('answer' in q ? `Your answer: ${show(q.answer)}` : 'Answered');
-const DECIDED = { approve: 'Approved', reject: 'Rejected', revise: 'Changes requested' };
+const DECIDED = { approve: 'Approved', reject: 'Rejected', revise: 'Changes requested', expired: 'Expired unanswered' };
 
 /** What was decided on an approval card, in words. */
 function decidedText(a) {

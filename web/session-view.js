@@ -14,7 +14,8 @@
  * (the server keeps none of it: the model does not see it next turn).
  * A `rewind` (regenerate, edit) drops the superseded items and adds a notice.
  * `question.answered` and `approval.decided` put the choice on their card
- * (`answer`; `decision`, `comment`).
+ * (`answer`; `decision`, `comment`); `approval.expired` marks it
+ * `decision: 'expired'`.
  * addLocal() shows a turn the page sent before the server has it (`local:
  * true`), until its `user` event or dropLocal(). Every item has a `rev`
  * bumped when it changes, so a renderer can redraw only what changed.
@@ -219,6 +220,14 @@ export class SessionView {
           seq: ev.seq,
         });
         this.pending = it;
+        break;
+      }
+      case 'approval.expired': {
+        const it = this._byKey.get('a:' + ev.approval_id);
+        if (!it) break;
+        Object.assign(it, { decision: 'expired', comment: null, resolved: true });
+        if (this.pending === it) this.pending = null;
+        this._touch(it);
         break;
       }
       case 'question.answered':

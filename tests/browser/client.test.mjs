@@ -442,3 +442,19 @@ itest('SessionView: a tool call cut short by a restart is kept as "may have run"
   assert.equal(t.may_have_run, true);
   assert.match(t.error, /may have run/);
 });
+
+itest('SessionView: approval.expired resolves its card as expired and clears the pending approval', async () => {
+  const S = 's_exp';
+  let seq = 0;
+  const ev = (type, f = {}) => ({ type, session: S, seq: ++seq, ts: '2026-01-01T00:00:00Z', ...f });
+  const v = new SessionView(S);
+  v.apply(ev('approval', { approval_id: 'a_1', title: 'Echo plan', plan: { steps: [] } }));
+  const card = v.items.find((i) => i.kind === 'approval');
+  assert.equal(v.pending, card);
+  v.apply(ev('approval.expired', { approval_id: 'a_other', expired_at: '2026-01-01T00:00:01.000Z' }));
+  assert.equal(card.resolved, false, 'another approval expired');
+  v.apply(ev('approval.expired', { approval_id: 'a_1', expired_at: '2026-01-01T00:00:01.000Z' }));
+  assert.equal(card.resolved, true);
+  assert.equal(card.decision, 'expired');
+  assert.equal(v.pending, null);
+});
