@@ -43,12 +43,21 @@ int tt_front_enqueue(tt_session *s, const char *text, const char *client_msg_id,
                      char *err, size_t n)
 {
     *fields = NULL;
-    json_t *q = queue_of(s);
+    json_t *q = queue_of(s), *item;
+    size_t i, bytes = strlen(text);
+    json_array_foreach(q, i, item) bytes += strlen(str(item, "text") ? str(item, "text") : "");
     if (json_array_size(q) >= TT_AGENT_QUEUE_MAX) {
         snprintf(err, n,
                  "busy: the queue of session %s is full (%d says wait, the most a session "
                  "queues); wait for the running turn or cancel it",
                  s->id, TT_AGENT_QUEUE_MAX);
+        return TT_ELIMIT;
+    }
+    if (bytes > TT_AGENT_QUEUE_BYTES_MAX) {
+        snprintf(err, n,
+                 "busy: the queue of session %s is full: with this say its texts would hold "
+                 "%zu bytes, more than the %u a session queues; wait for the running turn",
+                 s->id, bytes, TT_AGENT_QUEUE_BYTES_MAX);
         return TT_ELIMIT;
     }
     if (!q) {
@@ -66,8 +75,7 @@ int tt_front_enqueue(tt_session *s, const char *text, const char *client_msg_id,
         snprintf(err, n, "the say could not be queued");
         return TT_ENOMEM;
     }
-    json_t *item =
-        json_pack("{s:s, s:s, s:I}", "queue_id", qid, "text", text, "seq", (json_int_t)seq);
+    item = json_pack("{s:s, s:s, s:I}", "queue_id", qid, "text", text, "seq", (json_int_t)seq);
     if (item && client_msg_id)
         json_object_set_new(item, "client_msg_id", json_string(client_msg_id));
     json_array_append_new(q, item);

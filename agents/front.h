@@ -4,13 +4,12 @@
  * approvals with a deadline).
  *
  * The queue lives in agent_state "say_queue": [{queue_id, text,
- * client_msg_id?, seq}] in arrival order, at most TT_AGENT_QUEUE_MAX items,
- * stored with the session (a restart keeps it). A queued say is announced
- * with a `say.queued` event {queue_id, text, client_msg_id?, position}
- * (its seq is the say's acknowledgement); each time the session becomes
- * idle (or done, failed) the first one is taken on the next loop pass: `say.dequeued`
- * {queue_id, taken: true} and the turn's `user` event, in one commit, or
- * `say.dequeued` {queue_id, taken: false, error} when the agent refuses it
+ * client_msg_id?, seq}] in arrival order, at most TT_AGENT_QUEUE_MAX items
+ * and TT_AGENT_QUEUE_BYTES_MAX bytes of text, stored with the session (a restart keeps it). A
+ * queued say is announced with a `say.queued` event {queue_id, text, client_msg_id?, position} (its
+ * seq is the say's acknowledgement); each time the session becomes idle (or done, failed) the first
+ * one is taken on the next loop pass: `say.dequeued` {queue_id, taken: true} and the turn's `user`
+ * event, in one commit, or `say.dequeued` {queue_id, taken: false, error} when the agent refuses it
  * (the next is then tried).
  *
  * An approval asked with a deadline (tt_agent_ask_approval_ttl) carries
@@ -26,6 +25,7 @@
 #include "agents/agent.h"
 
 #define TT_AGENT_QUEUE_MAX 8
+#define TT_AGENT_QUEUE_BYTES_MAX (1u << 20) /* bytes of text all queued says may hold */
 
 /* Set up s's front (after the agent's start or resume): runs what a restart
  * left due (a queued say of an idle session, an approval past its
@@ -37,7 +37,8 @@ void tt_front_release(tt_session *s);
  * says wait already). */
 int tt_front_queues(const tt_session *s);
 /* Queue a say: the say.queued event; its seq, queue_id and position in
- * *fields (new object) for the ok. TT_ELIMIT when the queue is full. */
+ * *fields (new object) for the ok. TT_ELIMIT when the queue is full (in
+ * says or in bytes). */
 int tt_front_enqueue(tt_session *s, const char *text, const char *client_msg_id, json_t **fields,
                      char *err, size_t n);
 /* Drop the queue (the session is closed). */

@@ -153,7 +153,15 @@ itest(
     await d.ok({ type: 'session.attach', session, after: 1_000_000 });
     await d.ok({ type: 'say', session, text: words(100, 'z'), client_msg_id: 'z' });
     await d.waitEvent((e) => e.session === session && e.type === 'delta');
+    // The queue is bounded in bytes too: two big says do not both fit.
+    const big = 'b'.repeat(600_000);
+    const first = await d.ok({ type: 'say', session, text: big, client_msg_id: 'big1' });
+    assert.equal(first.queued, true);
+    const tooBig = await d.request({ type: 'say', session, text: big, client_msg_id: 'big2' });
+    assert.equal(tooBig.code, 'limit_exceeded', JSON.stringify(tooBig).slice(0, 300));
+    assert.match(tooBig.message, /bytes/);
     const queued = await d.ok({ type: 'say', session, text: 'after z', client_msg_id: 'z2' });
+    assert.equal(queued.position, 2);
     assert.equal(queued.queued, true, JSON.stringify(queued));
     await d.waitEvent((e) => e.session === session && e.type === 'message.end' && e.text === 'after z', 10_000);
   },
