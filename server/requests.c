@@ -166,6 +166,9 @@ static void attach(tt_conn *c, const tt_msg *m, tt_session *s, uint64_t after, j
     /* The open question or approval, whatever `after` was: a client that
      * reloads sees it even when its event is long before `after`. */
     json_object_set_new(fields, "pending", s->pending ? json_deep_copy(s->pending) : json_null());
+    json_t *queue = json_object_get(s->agent_state, "say_queue"); /* agents/front.h */
+    if (json_array_size(queue) > 0)
+        json_object_set_new(fields, "queue", json_deep_copy(queue)); /* says waiting their turn */
     if (durable)
         reply_durable(c, m, s, fields);
     else

@@ -45,7 +45,11 @@ itest(
     assert.match(full.message, /queue .* is full \(8 says/);
     // The snapshot a late client gets shows the queue.
     const late = await connect(srv.port, { hello: true, name: 'late' });
-    await late.ok({ type: 'session.attach', session, after: 1_000_000 });
+    const lateAtt = await late.ok({ type: 'session.attach', session, after: 1_000_000 });
+    assert.deepEqual(
+      lateAtt.queue.map((q) => q.queue_id),
+      acks.map((a) => a.queue_id),
+    );
     const snap = await late.waitEvent((e) => e.session === session && e.type === 'snapshot');
     assert.deepEqual(
       snap.agent_state.say_queue.map((q) => [q.queue_id, q.seq, q.text]),
