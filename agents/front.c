@@ -163,8 +163,10 @@ int tt_front_approval_due(const tt_session *s)
 void tt_front_note_expired(tt_session *s)
 {
     json_t *d = deadline_of(s);
-    if (!d)
-        return;
+    const char *aid = pending_approval(s);
+    if (!d || !aid || !str(d, "approval_id") || strcmp(str(d, "approval_id"), aid) != 0 ||
+        json_is_true(json_object_get(d, "expired")))
+        return; /* not the pending approval's deadline, or said already */
     char at[32];
     tt_rfc3339(json_integer_value(json_object_get(d, "at_ms")), at);
     json_object_set_new(d, "expired", json_true());

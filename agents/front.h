@@ -53,7 +53,8 @@ void tt_front_arm_expiry(tt_session *s);
  * expired (now, at its deadline, the expiry is carried out first), else 0. */
 int tt_front_refuse_expired(tt_session *s, const char *approval_id, char *err, size_t n);
 /* For an agent that finds the pending approval past its deadline itself (at
- * a resume): the approval.expired event, and the deadline marked expired. */
+ * a resume): the approval.expired event, and the deadline marked expired
+ * (nothing when what is pending is not an approval with a deadline). */
 void tt_front_note_expired(tt_session *s);
 /* 1 when the pending approval is past its deadline. */
 int tt_front_approval_due(const tt_session *s);

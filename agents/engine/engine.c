@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agents/engine/engine.h"
+#include "agents/front.h"
 #include "agents/engine/engine_private.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
@@ -124,7 +125,7 @@ void tt_run_approval(tt_run *run, const char *title, json_t *plan, const char *o
     char aid[40];
     tt_new_id("a", aid, sizeof aid);
     json_t *body = json_pack("{s:s, s:s, s:o}", "approval_id", aid, "title", title, "plan", plan);
-    tt_agent_ask_approval(run->s, body);
+    tt_agent_ask_approval_ttl(run->s, body, run->env->wait_expiry_ms); /* agents/front.h */
     wait_for(run,
              json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "kind", "approval", "id", aid, "next",
                        on_approve, "revise", on_revise, "reject", on_reject),
@@ -222,9 +223,18 @@ int tt_engine_resume(tt_session *s, const tt_agent_env *env)
         tt_run_model_withdraw(run, "restart");
         (void)uv_timer_start(run->timer, on_enter, 0, 0); /* the step runs again */
     } else if (strcmp(status, "waiting") == 0 && expired(s)) {
+        tt_front_note_expired(s); /* an approval: approval.expired */
         tt_run_fail(run, "timeout", "the question or approval expired unanswered");
     }
     return 0;
+}
+
+void tt_engine_expire(tt_session *s, const char *approval_id)
+{
+    json_t *p = json_object_get(s->agent_state, "pending");
+    const char *pid = json_string_value(json_object_get(p, "id"));
+    if (strcmp(status_of(s), "waiting") == 0 && pid && strcmp(pid, approval_id) == 0)
+        tt_run_fail(s->agent_rt, "timeout", "the approval expired unanswered; nothing was done");
 }
 
 static int busy(const tt_session *s, char *err, size_t n)

@@ -64,6 +64,9 @@ int tt_engine_answer(tt_session *s, const char *question_id, const json_t *value
                      size_t n);
 int tt_engine_decide(tt_session *s, const char *approval_id, tt_decision d, const char *comment,
                      char *err, size_t n);
+/* The pending approval passed its deadline (agents/front.h): the run fails
+ * with "timeout". */
+void tt_engine_expire(tt_session *s, const char *approval_id);
 int tt_engine_cancel(tt_session *s, int *cancelled);
 void tt_engine_release(tt_session *s);
 
@@ -74,7 +77,7 @@ void tt_engine_release(tt_session *s);
         .name = NAME, .description = DESCRIPTION, .needs_model = NEEDS_MODEL, .impl = DEF,         \
         .validate = VALIDATE, .start = tt_engine_start, .resume = tt_engine_resume,                \
         .say = tt_engine_say, .answer = tt_engine_answer, .decide = tt_engine_decide,              \
-        .cancel = tt_engine_cancel, .release = tt_engine_release,                                  \
+        .expire = tt_engine_expire, .cancel = tt_engine_cancel, .release = tt_engine_release,      \
     }
 
 /* --- what steps use -------------------------------------------------------- */

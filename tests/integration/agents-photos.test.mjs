@@ -204,3 +204,36 @@ itest('photo organiser: a plan that leaves the library is refused and nothing mo
   assert.match(ctx, /"request": "organise"/);
   fs.rmSync(root, { recursive: true, force: true });
 });
+
+itest(
+  'photo organiser: a proposal left past --wait-expiry-s expires: approval.expired, the run ends, nothing moves, a late approve is conflict expired',
+  async ({ startServer }) => {
+    const P = 'p-expire';
+    const root = library(6);
+    const lib = path.join(root, 'local');
+    const original = snapshot(lib);
+    script(P, original);
+    const srv = await startServer({
+      args: ['--routes', routes(P), '--photos-root', root, '--wait-expiry-s', '2'],
+      env: { FAKE_KEY: 'k' },
+    });
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'photo-organizer');
+    await c.ok({ type: 'say', session, text: 'help me organise my product photos' });
+    const q = await c.waitEvent((e) => e.session === session && e.type === 'question', 15000);
+    await c.ok({ type: 'answer', session, question_id: q.question_id, value: 'camera' });
+    const a = await c.waitEvent((e) => e.session === session && e.type === 'approval', 15000);
+    const at = Date.parse(a.expires_at);
+    assert.ok(at > Date.now() && at <= Date.now() + 2000, a.expires_at);
+    const expired = await c.waitEvent((e) => e.session === session && e.type === 'approval.expired', 6000);
+    assert.equal(expired.approval_id, a.approval_id);
+    const err = await c.waitEvent((e) => e.session === session && e.type === 'error' && e.seq > expired.seq);
+    assert.equal(err.code, 'timeout');
+    await waitState(c, session, 'failed', expired.seq);
+    const late = await c.request({ type: 'decide', session, approval_id: a.approval_id, decision: 'approve' });
+    assert.equal(late.code, 'conflict', JSON.stringify(late));
+    assert.equal(late.reason, 'expired');
+    assert.deepEqual(snapshot(lib), original, 'nothing moved');
+    await srv.stop();
+  },
+);
