@@ -5,12 +5,14 @@
  *
  * The queue lives in agent_state "say_queue": [{queue_id, text,
  * client_msg_id?, seq}] in arrival order, at most TT_AGENT_QUEUE_MAX items
- * and TT_AGENT_QUEUE_BYTES_MAX bytes of text, stored with the session (a restart keeps it). A
- * queued say is announced with a `say.queued` event {queue_id, text, client_msg_id?, position} (its
- * seq is the say's acknowledgement); each time the session becomes idle (or done, failed) the first
- * one is taken on the next loop pass: `say.dequeued` {queue_id, taken: true} and the turn's `user`
- * event, in one commit, or `say.dequeued` {queue_id, taken: false, error} when the agent refuses it
- * (the next is then tried).
+ * and TT_AGENT_QUEUE_BYTES_MAX bytes of text, stored with the session (a
+ * restart keeps it). A queued say is announced with a `say.queued` event
+ * {queue_id, text, client_msg_id?, position} (its seq is the say's
+ * acknowledgement). Each time the session comes to rest (idle, done,
+ * failed) the first one is taken on the next loop pass: `say.dequeued`
+ * {queue_id, taken: true} and the turn's `user` event, in one commit; when
+ * the agent still refuses it, a second `say.dequeued` {queue_id, taken:
+ * false, error} follows and the next is tried.
  *
  * An approval asked with a deadline (tt_agent_ask_approval_ttl) carries
  * `expires_at` (RFC 3339); agent_state "approval_deadline" {approval_id,
