@@ -68,6 +68,10 @@ typedef struct tt_agent_env {
      * debug level. NULL: nothing is logged. */
     void (*log)(const char *msg, json_t *fields, void *ud);
     void *log_ud;
+    /* A queued say is about to start its turn (agents/front.h): the server
+     * begins a new run for s's budgets, as for a say taken at once. NULL:
+     * nothing. Called with log_ud. */
+    void (*turn_begin)(const tt_session *s, void *ud);
     tt_assistant_def assistants[TT_ASSISTANTS_MAX];
     struct tt_agent_ops *assistant_ops; /* one per assistant, allocated at load */
     size_t n_assistants;

@@ -113,6 +113,9 @@ static void take_next(tt_session *s)
         char err[200] = "";
         tt_session_emit(s, "say.dequeued",
                         json_pack("{s:s, s:b}", "queue_id", str(item, "queue_id"), "taken", 1));
+        const front_rt *rt = s->agent_front;
+        if (rt && rt->env->turn_begin)
+            rt->env->turn_begin(s, rt->env->log_ud);
         int rc = ops_of(s)->say(s, str(item, "text"), str(item, "client_msg_id"), err, sizeof err);
         if (rc)
             tt_session_emit(s, "say.dequeued",

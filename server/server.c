@@ -150,6 +150,13 @@ static void agent_log(const char *msg, json_t *fields, void *ud)
     tt_log(TT_DEBUG, msg, fields);
 }
 
+/* A queued say starts its turn: a new run for the budgets (server/usage.h). */
+static void agent_turn_begin(const tt_session *s, void *ud)
+{
+    tt_server *srv = ud;
+    tt_usage_turn_begin(&srv->usage, s);
+}
+
 extern char **environ;
 
 /* Model routes and the chat prompt. No route is not an error: the echo agent
@@ -288,6 +295,8 @@ static int setup_storage(tt_server *srv)
     rc = tt_registry_new(&srv->loop, srv->store, &ro, &hooks, &srv->reg);
     srv->agent_env.reg = srv->reg;
     srv->agent_env.log = agent_log;
+    srv->agent_env.log_ud = srv;
+    srv->agent_env.turn_begin = agent_turn_begin;
     return rc;
 }
 

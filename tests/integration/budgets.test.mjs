@@ -180,6 +180,40 @@ itest(
   { timeout: 30_000 },
 );
 
+itest(
+  'a say queued during a run (on_busy queue) starts a new run when its turn comes: its budget starts from zero',
+  async ({ startServer }) => {
+    const P = 'budget-queue';
+    fp.script({
+      tool_calls: [{ id: 'c1', name: 'calculate', arguments: '{"expression":"1+1"}' }],
+      usage: { prompt_tokens: 10, completion_tokens: 50 },
+      delay_ms: 100,
+      match: { prefix: P },
+      repeat: 'forever',
+    });
+    const limits = limitsFile({ default: { run: { usd: 0.26 } } });
+    const srv = await startServer({
+      args: ['--routes', routes(P), '--limits', limits, '--agents', agentsFile()],
+      env: { FAKE_KEY: 'fake-key' },
+    });
+    const c = await connect(srv.port, { hello: true });
+    const { session } = await openSession(c, 'looper', { on_busy: 'queue' });
+    await c.ok({ type: 'say', session, text: 'loop forever' });
+    await c.waitEvent((e) => e.session === session && e.type === 'tool.result', 10000);
+    const queued = await c.ok({ type: 'say', session, text: 'and again' });
+    assert.equal(queued.queued, true, JSON.stringify(queued));
+    const first = await c.waitEvent((e) => e.session === session && e.type === 'error', 10000);
+    assert.equal(first.code, 'budget_exceeded', JSON.stringify(first));
+    const dq = await c.waitEvent((e) => e.session === session && e.type === 'say.dequeued', 10000);
+    assert.equal(dq.queue_id, queued.queue_id);
+    const second = await c.waitEvent((e) => e.session === session && e.type === 'error' && e.seq > dq.seq, 10000);
+    assert.equal(second.code, 'budget_exceeded');
+    assert.equal(fp.requests({ prefix: P }).length, 8, 'the queued turn spent a budget of its own');
+    c.close();
+  },
+  { timeout: 30_000 },
+);
+
 itest('a limit per client IP is shared by a second socket and the gateway (Retry-After)', async ({ startServer }) => {
   const limits = limitsFile({ default: { ip: { rpm: 3 } } });
   const srv = await startServer({ args: ['--limits', limits] });
