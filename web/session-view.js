@@ -20,6 +20,13 @@
  * true`), until its `user` event or dropLocal(). Every item has a `rev`
  * bumped when it changes, so a renderer can redraw only what changed.
  */
+/** What an approval may carry besides its plan: the fingerprint to decide with, its deadline, its editable fields. */
+const approvalExtras = (a) => ({
+  fingerprint: a.fingerprint ?? null,
+  expires_at: a.expires_at ?? null,
+  editable: a.editable ?? null,
+});
+
 export class SessionView {
   constructor(session) {
     this.session = session;
@@ -216,6 +223,7 @@ export class SessionView {
           approval_id: ev.approval_id,
           title: ev.title,
           plan: ev.plan,
+          ...approvalExtras(ev),
           resolved: false,
           seq: ev.seq,
         });
@@ -367,6 +375,7 @@ export class SessionView {
         approval_id: p.approval_id,
         title: p.title,
         plan: p.plan,
+        ...approvalExtras(p),
         resolved: false,
       });
     }

@@ -626,10 +626,12 @@ export class TetherClient {
   // ------------------------------------------------------------ sessions
 
   /** Start a session with an agent; the client is attached to it. Resolves with the ok ({session, head, agent}). */
-  async open(agent, { input, metadata } = {}) {
+  /** onBusy: what a say while a turn runs does: 'reject' (default), 'interrupt' or 'queue'. */
+  async open(agent, { input, metadata, onBusy } = {}) {
     const msg = { type: 'session.open', agent };
     if (input !== undefined) msg.input = input;
     if (metadata !== undefined) msg.metadata = metadata;
+    if (onBusy !== undefined) msg.on_busy = onBusy;
     const r = await this._request(msg);
     const s = this._sess(r.session);
     s.attached = true;
@@ -729,10 +731,16 @@ export class TetherClient {
     return this._request({ type: 'answer', session, question_id: questionId, value });
   }
 
-  /** decision: 'approve' | 'reject' | 'revise' (with comment). */
-  decide(session, approvalId, decision, comment) {
+  /**
+   * decision: 'approve' | 'reject' | 'revise' (with comment). fingerprint: the
+   * approval's, to approve only the plan shown; edits: with approve, new values
+   * of fields the approval lists in `editable`.
+   */
+  decide(session, approvalId, decision, comment, { fingerprint, edits } = {}) {
     const msg = { type: 'decide', session, approval_id: approvalId, decision };
     if (comment !== undefined && comment !== null && comment !== '') msg.comment = comment;
+    if (fingerprint !== undefined) msg.fingerprint = fingerprint;
+    if (edits !== undefined) msg.edits = edits;
     return this._request(msg);
   }
 

@@ -83,7 +83,16 @@ itest(
       await c.decide(session, v.pending.approval_id, 'revise', 'shorter please');
       await until(() => v.pending?.kind === 'approval' && v.pending.plan.revision === 1, 3000, 'revised plan');
       assert.deepEqual(v.pending.plan.comments, ['shorter please']);
-      await c.decide(session, v.pending.approval_id, 'approve');
+      // edits reach the server: the echo plan takes none (conflict); the fingerprint binds the plan shown
+      await assert.rejects(
+        c.decide(session, v.pending.approval_id, 'approve', undefined, { edits: { steps: ['x'] } }),
+        (e) => e.code === 'conflict' && /takes no edits/.test(e.message),
+      );
+      await assert.rejects(
+        c.decide(session, v.pending.approval_id, 'approve', undefined, { fingerprint: `sha256:${'0'.repeat(64)}` }),
+        (e) => e.code === 'conflict' && /fingerprint/.test(e.message),
+      );
+      await c.decide(session, v.pending.approval_id, 'approve', undefined, { fingerprint: v.pending.fingerprint });
       await until(() => v.state === 'idle' && v.assistantText().endsWith('approved'), 3000, 'approved');
 
       // errors come back as TetherError with the protocol code
