@@ -21,7 +21,7 @@ itest(
     const srv = await startServer({ args: ['--echo-delay-ms', '20'] });
     const c = await connect(srv.port, { hello: true });
     const { session } = await openSession(c, 'echo', { on_busy: 'queue' });
-    await c.ok({ type: 'say', session, text: words(30, 'a'), client_msg_id: 'q0' });
+    await c.ok({ type: 'say', session, text: words(200, 'a'), client_msg_id: 'q0' });
     await c.waitEvent((e) => e.session === session && e.type === 'delta');
     const acks = [];
     for (let i = 1; i <= 8; i++) {
@@ -70,7 +70,7 @@ itest(
     await c.waitEvent((e) => e.session === session && e.type === 'message.end' && e.text === 'queued 8', 10_000);
     await waitState(c, session, 'idle', c.maxSeq(session) - 1);
     assert.ok(head < c.maxSeq(session));
-    assert.deepEqual(ends(c, session), [words(30, 'a'), ...acks.map((_, i) => `queued ${i + 1}`)]);
+    assert.deepEqual(ends(c, session), [words(200, 'a'), ...acks.map((_, i) => `queued ${i + 1}`)]);
     assert.ok(!c.sessionEvents(session).some((e) => e.type === 'user' && e.text === 'one too many'));
     checkMessages(assert, c.sessionEvents(session));
     // Idle with nothing queued: a say is taken at once.
@@ -142,7 +142,7 @@ itest(
   async ({ startServer }) => {
     const srv = await startServer({ args: ['--echo-delay-ms', '1'] });
     const c = await connect(srv.port, { hello: true });
-    const { session } = await openSession(c, 'echo', { on_busy: 'queue' });
+    const { session } = await openSession(c, 'echo', { on_busy: 'queue', input: { delay_ms: 20 } });
     await c.ok({ type: 'say', session, text: 'ask', client_msg_id: 'a' });
     const q = await c.waitEvent((e) => e.session === session && e.type === 'question');
     await waitState(c, session, 'waiting_input');
