@@ -481,9 +481,9 @@ static int receive(tt_conn *c, const char *in, size_t len)
     return 0;
 }
 
-/* The socket's token stops working at its exp: an lws timer on the socket
- * (LWS_CALLBACK_TIMER) closes it then, and a message that arrives first is
- * refused (handle_frame). */
+/* The socket's token stops working at its exp: heartbeat.c's walk (at most
+ * a second later) closes it then, and a message that arrives first is
+ * refused (handle_frame). No lws timer per socket: each is an O(N) insert. */
 void tt_conn_token_expired(tt_conn *c)
 {
     if (c->close_code)
