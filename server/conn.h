@@ -73,6 +73,8 @@ struct tt_conn {
     int rx_rate_limited; /* the message being received went over the byte rate: dropped */
 
     int64_t token_exp; /* the token's exp (seconds since the epoch); 0: no token */
+    /* heartbeat.c: loop times (ms) of the last frame or pong received and of our last ping */
+    uint64_t hb_rx_ms, hb_ping_ms;
 
     int aisdk;                    /* /v1/ai-sdk/ws: the AI SDK's frames (aisdk_ws.c) */
     struct tt_evs *aisdk_streams; /* its chats' streams */
@@ -112,6 +114,8 @@ void tt_conn_error(tt_conn *c, const char *re, int err, const char *msg);
 void tt_conn_error_retryable(tt_conn *c, const char *re, int err, const char *msg, int retryable);
 /* Send the replies, then close with code. */
 void tt_conn_close(tt_conn *c, int code, const char *reason);
+/* c's token expired (heartbeat.c found it past exp): say so, close with 4001. */
+void tt_conn_token_expired(tt_conn *c);
 /* Write as much as the socket takes now; ask for a writable callback for the rest. */
 void tt_conn_pump(tt_conn *c);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "protocol/errors.h"
+#include "server/heartbeat.h"
 #include "server/listener.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -351,5 +352,7 @@ int tt_listener_first_protocol_callback(struct lws *wsi, enum lws_callback_reaso
         srv->listener.open++;
     else if (reason == LWS_CALLBACK_WSI_DESTROY && srv->listener.open > 0)
         srv->listener.open--;
-    return tt_ws_callback(wsi, reason, user, in, len);
+    int rc = tt_ws_callback(wsi, reason, user, in, len);
+    tt_heartbeat_note(wsi, reason, user);
+    return rc;
 }

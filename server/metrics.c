@@ -108,6 +108,27 @@ static void render_retrieval(buf *b, const tt_server *srv)
     metric(b, "tether_retrieval_index_bytes", "gauge", "Bytes those indexes hold", r.index_bytes);
 }
 
+static void render_sockets(buf *b, const tt_server *srv)
+{
+    const tt_metrics *m = &srv->metrics;
+    metric(b, "tether_connections", "gauge", "WebSocket connections open", m->connections);
+    metric(b, "tether_connections_total", "counter", "WebSocket connections accepted",
+           m->connections_total);
+    metric(b, "tether_sockets_open", "gauge", "Sockets open (HTTP and WebSocket)",
+           srv->listener.open);
+    metric(b, "tether_max_connections", "gauge", "Sockets allowed open (--max-connections)",
+           srv->listener.max);
+    metric(b, "tether_accept_errors_total", "counter", "accept() failures", m->accept_errors);
+    metric(b, "tether_writable_refused_total", "counter",
+           "Writable callbacks lws refused (the socket was closing)", m->writable_refused);
+    metric(b, "tether_sockets_dropped_rate_bytes_total", "counter",
+           "Sockets closed for sending far over --rate-bytes-per-s", m->dropped_rate_bytes);
+    metric(b, "tether_sockets_closed_token_expired_total", "counter",
+           "Sockets closed when their token expired", m->closed_token_expired);
+    metric(b, "tether_sockets_closed_heartbeat_total", "counter",
+           "Sockets dropped after three heartbeat intervals of silence", m->closed_heartbeat);
+}
+
 char *tt_metrics_render(const tt_server *srv, size_t *len)
 {
     buf b = {0};
@@ -117,20 +138,7 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     tt_store_stats ss = {0};
     tt_store_stats_get(srv->store, &ss);
 
-    metric(&b, "tether_connections", "gauge", "WebSocket connections open", m->connections);
-    metric(&b, "tether_connections_total", "counter", "WebSocket connections accepted",
-           m->connections_total);
-    metric(&b, "tether_sockets_open", "gauge", "Sockets open (HTTP and WebSocket)",
-           srv->listener.open);
-    metric(&b, "tether_max_connections", "gauge", "Sockets allowed open (--max-connections)",
-           srv->listener.max);
-    metric(&b, "tether_accept_errors_total", "counter", "accept() failures", m->accept_errors);
-    metric(&b, "tether_writable_refused_total", "counter",
-           "Writable callbacks lws refused (the socket was closing)", m->writable_refused);
-    metric(&b, "tether_sockets_dropped_rate_bytes_total", "counter",
-           "Sockets closed for sending far over --rate-bytes-per-s", m->dropped_rate_bytes);
-    metric(&b, "tether_sockets_closed_token_expired_total", "counter",
-           "Sockets closed when their token expired", m->closed_token_expired);
+    render_sockets(&b, srv);
     metric(&b, "tether_sessions_memory", "gauge", "Sessions held in memory", rs->sessions_memory);
     metric(&b, "tether_sessions_stored", "gauge", "Sessions in the store", ss.sessions);
     metric(&b, "tether_events_stored", "gauge", "Events in the store", ss.events);

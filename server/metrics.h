@@ -34,6 +34,7 @@ typedef struct tt_metrics {
     uint64_t writable_refused;          /* lws_callback_on_writable() refusals (socket closing) */
     uint64_t dropped_rate_bytes;        /* sockets closed far over the byte rate */
     uint64_t closed_token_expired;      /* sockets closed when their token expired */
+    uint64_t closed_heartbeat;          /* sockets dropped after 3 heartbeats of silence */
     uint64_t http_body_bytes;           /* request body bytes held now (--max-body-memory) */
 } tt_metrics;
 

@@ -20,6 +20,7 @@
 #include "server/conn.h"
 #include "server/database.h"
 #include "server/documents.h"
+#include "server/heartbeat.h"
 #include "server/datadir.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -379,16 +380,28 @@ static const struct lws_http_mount *setup_mounts(tt_server *srv)
 
 static int setup_listener(tt_server *srv)
 {
-    static lws_retry_bo_t retry;
-    retry.secs_since_valid_ping = (uint16_t)srv->cfg.heartbeat_s;
-    retry.secs_since_valid_hangup = (uint16_t)(srv->cfg.heartbeat_s * 3);
+    /* No lws validity timers: heartbeat.c pings and hangs up from one timer
+     * (one per socket costs an O(N) sorted insert in lws 4.1). Given, zeroed,
+     * so that lws does not fall back to a default policy. */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                               .secs_since_valid_hangup = 0};
 
     /* The first protocol is where a WebSocket client naming no subprotocol
      * lands; it also hears of every socket's creation and destruction. */
     static struct lws_protocols protocols[3];
     memset(protocols, 0, sizeof protocols);
-    protocols[0] = (struct lws_protocols){
-        "tether.v1", tt_listener_first_protocol_callback, sizeof(tt_conn *), 16 * 1024, 0, NULL, 0};
+    /* rx_buffer_size: lws hands a message over in pieces of at most this
+     * size and ws.c reassembles them up to the frame limit, so it costs
+     * callbacks, not a limit; lws allocates it per socket (16 KiB was the
+     * largest part of an idle socket). tx_packet_size: what one write tries
+     * to send (0 would mean rx_buffer_size, 1 KiB writes). */
+    protocols[0] = (struct lws_protocols){"tether.v1",
+                                          tt_listener_first_protocol_callback,
+                                          sizeof(tt_conn *),
+                                          TT_WS_RX_BUFFER,
+                                          0,
+                                          NULL,
+                                          TT_WS_TX_PACKET};
     /* tx_packet_size: without it lws 4.1 sends at most 4 KiB of an answer
      * per write and keeps the rest as a partial, which defers the end of the
      * transaction while lws goes on parsing a pipelined next request into it
@@ -410,7 +423,7 @@ static int setup_listener(tt_server *srv)
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.foreign_loops = foreign;
     info.user = srv;
-    info.retry_and_idle_policy = &retry;
+    info.retry_and_idle_policy = &no_validity;
     info.vhost_name = "tether";
     info.server_string = "tether";
     if ((rc = tt_tls_configure(srv, &info)) != 0) {
@@ -493,7 +506,7 @@ int tt_server_start(tt_server *srv)
         tt_log(TT_ERROR, "cannot resume sessions", json_pack("{s:s}", "error", tt_strerror(rc)));
         return rc;
     }
-    if ((rc = setup_listener(srv)))
+    if ((rc = setup_listener(srv)) || (rc = tt_heartbeat_start(srv)))
         return rc;
     if ((rc = setup_signals(srv)))
         return rc;
@@ -526,6 +539,7 @@ static void release_all(tt_server *srv)
     if (srv->released)
         return;
     srv->released = 1;
+    tt_heartbeat_stop(srv);
     if (srv->reg)
         tt_registry_flush(srv->reg);
     tt_store_sync(srv->store);

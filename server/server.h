@@ -48,6 +48,8 @@ typedef struct tt_server {
     uv_signal_t sigint, sigterm, sighup; /* SIGHUP: reread the TLS pair (tls.h) */
     void *tls_ctx;                       /* the vhost's SSL_CTX when TLS is on */
     uv_timer_t stop_timer;
+    uv_timer_t heartbeat; /* heartbeat.c: walks conns for pings, silence, token expiry */
+    int heartbeat_open;
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
     uint64_t started_ns;
     int64_t started_wall_s; /* Unix time of the start (GET /v1/models' "created") */
@@ -103,6 +105,11 @@ void tt_server_free(tt_server *srv);
 
 /* The lws protocol callbacks (ws.c / http.c) and http.c's per-request size. */
 extern const size_t tt_http_psd_size;
+/* The WebSocket protocol's lws buffers (server.c): received messages come in
+ * pieces of at most TT_WS_RX_BUFFER bytes (ws.c reassembles them); a write
+ * sends at most TT_WS_TX_PACKET bytes at once, lws keeps the rest. */
+#define TT_WS_RX_BUFFER 1024u
+#define TT_WS_TX_PACKET (16u * 1024)
 /* The most lws sends of one HTTP answer per write (its tx_packet_size). */
 #define TT_HTTP_TX_PACKET_MAX (1u << 20)
 int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

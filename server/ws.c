@@ -481,24 +481,13 @@ static int receive(tt_conn *c, const char *in, size_t len)
     return 0;
 }
 
-/* The socket's token stops working at its exp: an lws timer on the socket
- * (LWS_CALLBACK_TIMER) closes it then, and a message that arrives first is
- * refused (handle_frame). */
-static void arm_expiry(tt_conn *c, int64_t now_s)
+/* The socket's token stops working at its exp: heartbeat.c's walk (at most
+ * a second later) closes it then, and a message that arrives first is
+ * refused (handle_frame). No lws timer per socket: each is an O(N) insert. */
+void tt_conn_token_expired(tt_conn *c)
 {
-    int64_t left_s = c->token_exp > now_s ? c->token_exp - now_s : 0;
-    lws_set_timer_usecs(c->wsi, (lws_usec_t)left_s * LWS_USEC_PER_SEC);
-}
-
-static void on_expiry_timer(tt_conn *c)
-{
-    int64_t now_s = tt_wall_ms() / 1000;
-    if (!c->token_exp || c->close_code)
+    if (c->close_code)
         return;
-    if (now_s < c->token_exp) { /* the wall clock moved back: wait again */
-        arm_expiry(c, now_s);
-        return;
-    }
     c->srv->metrics.closed_token_expired++;
     tt_conn_error(c, NULL, TT_EEXPIRED, "token expired");
     tt_conn_close(c, 4001, "token expired");
@@ -591,10 +580,6 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (c && c->lingering)
             return linger_receive(c, len);
         return c ? receive(c, in, len) : -1;
-    case LWS_CALLBACK_TIMER:
-        if (c)
-            on_expiry_timer(c);
-        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!c || c->failed)
             return -1;
@@ -651,6 +636,5 @@ int tt_conn_authenticate(tt_conn *c, const char *token)
     tt_jwt_claims_clear(&cl);
     c->authed = 1;
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    arm_expiry(c, now);
     return 0;
 }

@@ -2,14 +2,15 @@
 // attached to its own echo session with one finished turn, held open by
 // several client processes on distinct loopback source addresses. Reports the
 // server's RSS per socket+session (total, heap = RssAnon, file-backed =
-// RssFile: LMDB pages) and the time to establish them.
+// RssFile: LMDB pages), the time to establish them and the server's CPU
+// time meanwhile.
 //
 //   node tests/bench/idle.mjs [N ...] [--smoke]      (default 1000 5000 10000 19000)
 // The server holds at most ~19.9k sockets: its hard fd limit is 20,000.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SMOKE, mintToken, out, rssKiB, sleep, split, startTether, workers } from './lib/common.mjs';
+import { SMOKE, cpuSec, mintToken, out, rssKiB, sleep, split, startTether, workers } from './lib/common.mjs';
 
 const Ns = process.argv
   .slice(2)
@@ -36,6 +37,7 @@ for (const N of sizes) {
   const before = rssKiB(srv.pid);
   const parts = split(N, k);
   const t0 = performance.now();
+  const cpu0 = cpuSec(srv.pid);
   const res = await w.all((i) => ({
     cmd: 'open',
     port: srv.port,
@@ -46,6 +48,7 @@ for (const N of sizes) {
     window: 100,
   }));
   const establishMs = performance.now() - t0;
+  const establishCpu = cpuSec(srv.pid) - cpu0;
   await sleep(1000);
   const after = rssKiB(srv.pid);
   const opened = res.reduce((a, r) => a + r.opened, 0);
@@ -70,6 +73,10 @@ for (const N of sizes) {
     file_kib_per_session: per('file'),
     establish_s: +(establishMs / 1000).toFixed(2),
     sessions_per_s: Math.round(opened / (establishMs / 1000)),
+    // The server's CPU time (user + system) while establishing: barely moved
+    // by other load on the machine, so it compares builds on a shared one.
+    establish_cpu_s: +establishCpu.toFixed(2),
+    cpu_us_per_socket: Math.round((establishCpu / Math.max(1, opened)) * 1e6),
   });
 }
 out({ bench: 'idle', results });

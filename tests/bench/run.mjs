@@ -38,6 +38,7 @@ const benches = [
   { key: 'resume', script: 'tests/bench/resume.mjs', args: S },
   { key: 'startup', script: 'tests/bench/startup.mjs', args: S },
   { key: 'persist', script: 'tests/bench/persist.mjs', args: S },
+  { key: 'commit', script: 'tests/bench/commit.mjs', args: S },
   { key: 'archive', script: 'tests/bench/archive.mjs', args: S },
   { key: 'replicated', script: 'tests/bench/replicated.mjs', args: S },
   { key: 'large_turns', script: 'tests/bench/large-turns.mjs', args: S },

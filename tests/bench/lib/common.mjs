@@ -58,10 +58,10 @@ export async function waitHttp(url, limitMs = 20000) {
   }
 }
 
-export async function startTether(args, { port } = {}) {
+export async function startTether(args, { port, bin = BIN } = {}) {
   port = port || (await freePort());
   const proc = spawnRaised(
-    BIN,
+    bin,
     // Benchmarks measure capacity with one user: no per-user session cap.
     [
       '--port',

@@ -106,6 +106,11 @@ function headline(results, ok) {
     H.push(
       `- Persistence: ${ps.results.map((r) => `${r.sync} ${f(r.events_per_s, 0)} events/s (commit p99 ${f(r.commit_ms.p99, 1)} ms)`).join(', ')}.`,
     );
+  const cm = ok('commit')?.results?.[0];
+  if (cm)
+    H.push(
+      `- Every event committed, ${cm.conns} connections: ping ${f(cm.ping.rounds_per_s, 0)} round trips/s, echo ${f(cm.echo_1_turn.frames_per_s, 0)} frames/s (${f(cm.echo_1_turn.server_cpu_us_per_frame, 1)} µs server CPU a frame); sessions of ${ok('commit').turns} turns against new 1-turn ones in the same store: ${f(cm.long_over_1_turn.frames_per_s, 2)}x the frames/s, ${f(cm.long_over_1_turn.cpu_per_frame, 2)}x the CPU per frame.`,
+    );
   const lt = ok('large_turns');
   if (lt)
     H.push(
