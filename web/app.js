@@ -102,6 +102,7 @@ client.on('session.deleted', (session) => {
 const signIn = setupSignIn(client, {
   signedOut() {
     forgetCurrent();
+    docs.panel.show(null); // nothing of the signed-out tenant's documents stays
     sessions = [];
     views.clear();
     renderList();

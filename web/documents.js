@@ -99,7 +99,11 @@ export class DocumentsPanel {
     const changed = collection !== this.collection;
     this.collection = collection || null;
     this.els.panel.hidden = !this.collection;
-    if (!this.collection) return;
+    if (!this.collection) {
+      this.seq++; // a list still coming is not shown
+      this.els.list.textContent = '';
+      return this.say('');
+    }
     this.els.head.textContent = '';
     this.els.head.append('Documents in ', h('bdi', { text: this.collection }));
     if (changed) this.say('');

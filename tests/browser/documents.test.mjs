@@ -228,6 +228,11 @@ itest(
         /could not be read: no such document/.test(document.getElementById('passage-text').textContent),
       );
       await page.click('#passage-close');
+      // signing out hides the panel and forgets the list
+      await page.click('#signout');
+      await page.waitForSelector('#auth:not([hidden])');
+      assert.equal(await page.locator('#docs').isHidden(), true);
+      assert.equal(await page.locator('#docs-list .doc-item').count(), 0);
       assert.deepEqual(
         problems.filter((p) => !/status of 404/.test(p)),
         [],
