@@ -127,9 +127,18 @@ json_t *tt_agent_catalog(const tt_agent_env *env)
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < N_BUILTIN + (env ? env->n_assistants : 0); i++) {
         const tt_agent_ops *o = i < N_BUILTIN ? builtin[i] : &env->assistant_ops[i - N_BUILTIN];
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b}", "name", o->name, "description",
-                                             o->description ? o->description : "", "needs_model",
-                                             o->needs_model, "rewind", o->rewind != NULL));
+        json_t *info = json_pack("{s:s, s:s, s:b, s:b}", "name", o->name, "description",
+                                 o->description ? o->description : "", "needs_model",
+                                 o->needs_model, "rewind", o->rewind != NULL);
+        const tt_assistant_def *d = i < N_BUILTIN ? NULL : &env->assistants[i - N_BUILTIN];
+        size_t t;
+        json_t *tool;
+        json_array_foreach(d ? d->tools : NULL, t, tool)
+        { /* an assistant over documents: the page offers its collection */
+            if (info && json_is_string(tool) && strcmp(json_string_value(tool), "retrieve") == 0)
+                json_object_set_new(info, "collection", json_string(d->collection));
+        }
+        json_array_append_new(arr, info);
     }
     return arr;
 }

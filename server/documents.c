@@ -10,6 +10,7 @@
 #include "server/documents.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "server/sse_out.h"
 
 static const char PATH[] = "/v1/documents";
 
@@ -114,6 +115,46 @@ int tt_documents_delete(tt_server *srv, struct lws *wsi, const char *tenant, con
     *answer = json_pack("{s:s, s:s, s:b}", "id", id, "collection",
                         coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT, "deleted", 1);
     return 200;
+}
+
+int tt_documents_passage(tt_server *srv, struct lws *wsi, const char *tenant, const char *path,
+                         json_t **answer)
+{
+    char coll[TT_CHUNKS_COLLECTION_MAX + 16], pos[32];
+    collection_arg(wsi, coll, sizeof coll);
+    const char *v = lws_get_urlarg_by_name(wsi, "position=", pos, sizeof pos);
+    char *end = NULL;
+    unsigned long p = v && *v >= '0' && *v <= '9' ? strtoul(v, &end, 10) : 0;
+    if (!end || *end || p > UINT32_MAX) {
+        *answer = error("bad_request", "position must be a chunk's place in its document, from 0");
+        return 400;
+    }
+    int rc = tt_retrieval_passage(srv->agent_env.retrieval, tenant,
+                                  coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT,
+                                  path + sizeof PATH, (uint32_t)p, answer);
+    if (rc == TT_EINVAL || rc == TT_ENOTFOUND) {
+        *answer = error(rc == TT_EINVAL ? "bad_request" : "not_found",
+                        rc == TT_EINVAL ? "the document id or collection is not a usable name"
+                                        : "no such document or position in this collection");
+        return rc == TT_EINVAL ? 400 : 404;
+    }
+    if (rc) {
+        *answer = error("internal", "the passage could not be read");
+        return 500;
+    }
+    return 200;
+}
+
+int tt_documents_token(tt_server *srv, const char *path, const char *authorization, char *tenant,
+                       size_t tenant_n, char *user, size_t user_n)
+{
+    tt_http_who who;
+    if (!tt_documents_route(path) || tt_http_who_get(srv, authorization, &who) != 0)
+        return 0;
+    snprintf(tenant, tenant_n, "%s", who.tenant);
+    snprintf(user, user_n, "%s", who.user);
+    tt_http_who_clear(&who);
+    return 1;
 }
 
 static void on_done(int status, json_t *answer, void *ud)

@@ -2,6 +2,8 @@
  *   POST   /v1/documents           ingest (JSON body, up to 12 MiB); 201
  *   GET    /v1/documents           list (?collection=: one collection, else all)
  *   DELETE /v1/documents/{id}      delete (?collection=, default "default")
+ *   GET    /v1/documents/{id}?position=N   one passage (?collection=, default
+ *                                  "default"): what a citation links to
  *   POST   /v1/documents/search    {query, collection?, k?, min_similarity?}
  * http.c judges the request on its headers (origin, key, size) and hands
  * the tenant and body here; an ingest or search answers later, through the
@@ -47,6 +49,15 @@ void tt_documents_stop(struct tt_server *srv);
 int tt_documents_get(struct tt_server *srv, struct lws *wsi, const char *tenant, json_t **answer);
 int tt_documents_delete(struct tt_server *srv, struct lws *wsi, const char *tenant,
                         const char *path, json_t **answer);
+/* GET /v1/documents/{id}?position=N[&collection=]: the chunk's text with
+ * its document's title (tt_retrieval_passage); 200, 400, 404 or 500. */
+int tt_documents_passage(struct tt_server *srv, struct lws *wsi, const char *tenant,
+                         const char *path, json_t **answer);
+/* The documents routes take the web page's token as well as an API key:
+ * 1 when path is one of them and authorization a token (or key) that
+ * passes, with its tenant and user copied out; else 0. */
+int tt_documents_token(struct tt_server *srv, const char *path, const char *authorization,
+                       char *tenant, size_t tenant_n, char *user, size_t user_n);
 /* A POST's body: 0 and the job started (w->done set later, then the
  * connection asked to write), or a status with *answer at once. */
 int tt_documents_post(struct tt_server *srv, struct lws *wsi, const char *tenant, const char *path,

@@ -230,7 +230,9 @@ static int check_key(tt_server *srv, http_req *r)
     const char *key = strncasecmp(r->auth, "Bearer ", 7) == 0 ? r->auth + 7 : NULL;
     if (srv->auth.n_keys > 0 &&
         (!key || tt_auth_check_key_id(&srv->auth, key, r->tenant, sizeof r->tenant, r->key_id,
-                                      sizeof r->key_id) != 0)) {
+                                      sizeof r->key_id) != 0) &&
+        !tt_documents_token(srv, r->path, r->auth, r->tenant, sizeof r->tenant, r->user,
+                            sizeof r->user)) {
         respond_error(srv, r, 401, TT_EAUTH, "a valid API key is required (Authorization: Bearer)");
         return TT_EAUTH;
     }
@@ -296,8 +298,8 @@ static void usage_get(tt_server *srv, struct lws *wsi, http_req *r)
     free(body);
 }
 
-/* GET /v1/documents, DELETE /v1/documents/{id} (documents.h), for the
- * API key's tenant only. */
+/* GET /v1/documents[/{id}], DELETE /v1/documents/{id} (documents.h), for the
+ * tenant of the API key (or the page's token) only. */
 static void documents_get(tt_server *srv, struct lws *wsi, http_req *r, int is_delete)
 {
     if (check_key(srv, r) != 0)
@@ -309,6 +311,8 @@ static void documents_get(tt_server *srv, struct lws *wsi, http_req *r, int is_d
         status = tt_documents_get(srv, wsi, r->tenant, &answer);
     else if (route == TT_DOCS_ONE && is_delete)
         status = tt_documents_delete(srv, wsi, r->tenant, r->path, &answer);
+    else if (route == TT_DOCS_ONE)
+        status = tt_documents_passage(srv, wsi, r->tenant, r->path, &answer);
     if (answer)
         respond_json(r, status, answer);
     else

@@ -245,3 +245,31 @@ int tt_chunks_scan(tt_store *st, const char *tenant, const char *collection, tt_
     }
     return tt_store_rd_cursor_end(st, t, cur, rc, mrc);
 }
+
+int tt_chunks_get(tt_store *st, const char *tenant, const char *collection, const char *id,
+                  uint32_t pos, tt_chunks_get_fn fn, void *ctx)
+{
+    char k[KEY_BUF];
+    size_t klen = id ? prefix(k, tenant, collection, id) : 0;
+    if (!st || !fn || !klen)
+        return TT_EINVAL;
+    MDB_txn *t;
+    MDB_cursor *cur;
+    int rc = tt_store_rd_cursor(st, st->documents, &t, &cur);
+    if (rc)
+        return rc;
+    MDB_val dk = {klen - 1, k}, rec, cv;
+    int mrc = mdb_get(t, st->documents, &dk, &rec);
+    if (mrc == 0) {
+        for (int b = 0; b < 4; b++)
+            k[klen + (size_t)b] = (char)(pos >> (24 - 8 * b));
+        MDB_val ck = {klen + 4, k};
+        mrc = mdb_get(t, st->chunks, &ck, &cv);
+    }
+    tt_chunk_rec c;
+    if (mrc == MDB_NOTFOUND)
+        rc = TT_ENOTFOUND;
+    else if (mrc == 0 && (rc = chunk_read(&cv, &c)) == 0)
+        rc = fn(rec.mv_data, rec.mv_size, &c, ctx);
+    return tt_store_rd_cursor_end(st, t, cur, rc, mrc == MDB_NOTFOUND ? 0 : mrc);
+}

@@ -88,4 +88,13 @@ int tt_chunks_scan_batch(tt_store *st, const char *tenant, const char *collectio
                          size_t *cursor_len, size_t max, tt_chunks_chunk_fn fn, void *ctx,
                          int *done);
 
+/* One passage: the document's record and its chunk at pos, read in one
+ * read transaction; fn is called once with both (valid during the call)
+ * and its result returned. TT_ENOTFOUND when the document or that chunk is
+ * not there, TT_EINVAL for bad names, TT_ESCHEMA for a malformed value. */
+typedef int (*tt_chunks_get_fn)(const char *record, size_t record_len, const tt_chunk_rec *c,
+                                void *ctx);
+int tt_chunks_get(tt_store *st, const char *tenant, const char *collection, const char *id,
+                  uint32_t pos, tt_chunks_get_fn fn, void *ctx);
+
 #endif

@@ -9,6 +9,7 @@ import { renderMarkdown } from './markdown.js';
 import { h, renderPlan, shortJson } from './dom.js';
 import { SessionList } from './session-list.js';
 import { DocInput } from './doc-input.js';
+import { citationLinks, setupDocuments } from './documents.js';
 import { setupSignIn, storedToken } from './signin.js';
 import { thumbFor } from './thumbs.js';
 import { actionButtons, actionsOf, editForm } from './message-actions.js';
@@ -101,6 +102,7 @@ client.on('session.deleted', (session) => {
 const signIn = setupSignIn(client, {
   signedOut() {
     forgetCurrent();
+    docs.panel.show(null); // nothing of the signed-out tenant's documents stays
     sessions = [];
     views.clear();
     renderList();
@@ -171,8 +173,10 @@ function showAgentHint() {
   const needs = AGENT_USE[name] || (info?.needs_model ? 'Needs a model.' : '');
   $('agent-hint').textContent = [info?.description, needs].filter(Boolean).join(' ');
   docInput.show(name === 'doc-analyst');
+  docs.panel.show(info?.collection); // an assistant over documents: its collection
 }
 
+const docs = setupDocuments();
 const docInput = new DocInput({
   panel: $('doc-panel'),
   text: $('doc-text'),
@@ -440,6 +444,7 @@ function renderMessage(m, act = '') {
         text: client.state === 'open' ? 'Sending…' : 'Not sent yet: it goes out when the connection is back.',
       }),
     );
+  if (m.citations?.length) li.append(citationLinks(m.citations, docs.open));
   const u = usageLine(m.usage);
   if (u) li.append(h('div', { class: 'meta usage-line', text: u }));
   const acts = actionButtons(act, {

@@ -150,6 +150,7 @@ export class SessionView {
         if (typeof ev.text === 'string') m.text = ev.text;
         m.streaming = false;
         m.usage = ev.usage || null;
+        m.citations = Array.isArray(ev.citations) ? ev.citations : null; // the passages a retrieve call found
         if (ev.usage) {
           this.usage.prompt_tokens += ev.usage.prompt_tokens || 0;
           this.usage.completion_tokens += ev.usage.completion_tokens || 0;

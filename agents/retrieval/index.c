@@ -37,8 +37,14 @@ struct tt_rindex {
     /* postings, grouped by term in chunk order */
     uint32_t *post_start; /* nterms + 1 */
     uint32_t *post_chunk;
-    uint32_t *post_tf;
+    float *post_w; /* BM25's term weight in the chunk, without the idf */
     size_t npost;
+    /* the int8 copy the vector scan reads (quantise): one row per chunk
+     * with a vector, row ~ q8 * q8_scale, in chunk order */
+    int8_t *q8;
+    float *q8_scale;
+    uint32_t *q8_chunk;
+    size_t nq8;
     double avgdl;
     int built;
 };
@@ -79,7 +85,10 @@ void tt_rindex_free(tt_rindex *ix)
     free(ix->term_len);
     free(ix->post_start);
     free(ix->post_chunk);
-    free(ix->post_tf);
+    free(ix->post_w);
+    free(ix->q8);
+    free(ix->q8_scale);
+    free(ix->q8_chunk);
     free(ix);
 }
 
@@ -98,7 +107,8 @@ size_t tt_rindex_memory(const tt_rindex *ix)
     return sizeof *ix + ix->cap * sizeof *ix->c + ix->text_cap +
            ix->cap * (size_t)ix->dims * sizeof(float) + ix->nslots * sizeof(uint32_t) +
            ix->arena_cap + ix->terms_cap * 2 * sizeof(uint32_t) +
-           (ix->nterms + 1) * sizeof(uint32_t) + ix->npost * 2 * sizeof(uint32_t);
+           (ix->nterms + 1) * sizeof(uint32_t) + ix->npost * 2 * sizeof(uint32_t) +
+           ix->nq8 * ((size_t)ix->dims + sizeof(float) + sizeof(uint32_t));
 }
 
 const char *tt_rindex_text(const tt_rindex *ix, uint32_t chunk, size_t *len)
@@ -311,6 +321,46 @@ static int collect_pairs(tt_rindex *ix, pair **out, size_t *np)
     return 0;
 }
 
+/* v (d floats) as int8 into out: the scale, v ~ out * scale (0: all zero). */
+static float quantise_row(const float *v, uint32_t d, int8_t *out)
+{
+    float m = 0;
+    for (uint32_t i = 0; i < d; i++)
+        m = fabsf(v[i]) > m ? fabsf(v[i]) : m;
+    float scale = m / 127.0f, inv = m > 0 ? 127.0f / m : 0;
+    for (uint32_t i = 0; i < d; i++) {
+        long q = lrintf(v[i] * inv);
+        out[i] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+    }
+    return scale;
+}
+
+/* The int8 rows of the chunks that have a vector: the scan reads a quarter
+ * of the float array's bytes (it is memory-bound), then re-scores its best
+ * exactly (tt_rindex_vector). */
+static int quantise(tt_rindex *ix)
+{
+    size_t d = ix->dims, nv = 0;
+    if (!d || d > TT_RINDEX_DIMS_MAX)
+        return 0; /* no vectors, or too long for the scan's stack: exact scan */
+    for (size_t c = 0; c < ix->n; c++)
+        nv += ix->c[c].has_vec != 0;
+    ix->q8 = malloc(nv ? nv * d : 1);
+    ix->q8_scale = malloc((nv ? nv : 1) * sizeof *ix->q8_scale);
+    ix->q8_chunk = malloc((nv ? nv : 1) * sizeof *ix->q8_chunk);
+    if (!ix->q8 || !ix->q8_scale || !ix->q8_chunk)
+        return TT_ENOMEM;
+    size_t r = 0;
+    for (size_t c = 0; c < ix->n; c++) {
+        if (!ix->c[c].has_vec)
+            continue;
+        ix->q8_scale[r] = quantise_row(ix->vec + c * d, (uint32_t)d, ix->q8 + r * d);
+        ix->q8_chunk[r++] = (uint32_t)c;
+    }
+    ix->nq8 = nv;
+    return 0;
+}
+
 int tt_rindex_build(tt_rindex *ix)
 {
     if (ix->built)
@@ -324,8 +374,8 @@ int tt_rindex_build(tt_rindex *ix)
         return rc;
     ix->post_start = calloc(ix->nterms + 1, sizeof *ix->post_start);
     ix->post_chunk = malloc((np ? np : 1) * sizeof *ix->post_chunk);
-    ix->post_tf = malloc((np ? np : 1) * sizeof *ix->post_tf);
-    if (!ix->post_start || !ix->post_chunk || !ix->post_tf) {
+    ix->post_w = malloc((np ? np : 1) * sizeof *ix->post_w);
+    if (!ix->post_start || !ix->post_chunk || !ix->post_w) {
         free(p);
         return TT_ENOMEM;
     }
@@ -340,12 +390,16 @@ int tt_rindex_build(tt_rindex *ix)
     }
     for (size_t i = 0; i < np; i++) {
         uint32_t at = ix->post_start[p[i].term] + fill[p[i].term]++;
+        double tf = p[i].tf, dl = ix->c[p[i].chunk].dl;
+        double norm = ix->avgdl > 0 ? dl / ix->avgdl : 1;
         ix->post_chunk[at] = p[i].chunk;
-        ix->post_tf[at] = p[i].tf;
+        ix->post_w[at] = (float)(tf * (K1 + 1) / (tf + K1 * (1 - B + B * norm)));
     }
     free(fill);
     free(p);
     ix->npost = np;
+    if ((rc = quantise(ix)) != 0)
+        return rc;
     ix->built = 1;
     return 0;
 }
@@ -409,16 +463,13 @@ size_t tt_rindex_bm25(const tt_rindex *ix, const char *query, size_t qlen, tt_ri
     for (size_t t = 0; t < q.n; t++) {
         uint32_t a = ix->post_start[q.ids[t]], b = ix->post_start[q.ids[t] + 1];
         double df = b - a, idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
-        for (uint32_t i = a; i < b; i++) {
-            uint32_t c = ix->post_chunk[i];
-            double tf = ix->post_tf[i], dl = ix->c[c].dl;
-            double norm = ix->avgdl > 0 ? dl / ix->avgdl : 1;
-            score[c] += (float)(idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * norm)));
-        }
+        float w = (float)idf;
+        for (uint32_t i = a; i < b; i++)
+            score[ix->post_chunk[i]] += w * ix->post_w[i];
     }
     size_t got = 0;
-    for (size_t c = 0; c < ix->n; c++)
-        if (score[c] > 0)
+    for (size_t c = 0; c < ix->n; c++) /* in chunk order: an equal score never displaces */
+        if (score[c] > 0 && (got < n || score[c] > hits[got - 1].bm25))
             top_insert(hits, &got, n,
                        (tt_rindex_hit){.chunk = (uint32_t)c, .bm25 = score[c], .cosine = -2},
                        score[c], 1);
@@ -445,26 +496,114 @@ static float dot_product(const float *v, const float *q, uint32_t d)
     return dot;
 }
 
+/* The int8 dot product of the scan: the compiler vectorises the widening
+ * multiply-add (gcc only at -O3, so asked here; clang does at -O2), and on
+ * x86-64 a second copy for AVX2 is chosen at load time when the CPU has it
+ * (measured: 100k rows of 256 in 1.9 ms, against 11.7 ms with SSE2). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SCAN_VECTORISE __attribute__((optimize("tree-vectorize")))
+#else
+#define SCAN_VECTORISE
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && (!defined(__clang__) || __clang_major__ >= 14)
+#define SCAN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SCAN_CLONES
+#endif
+SCAN_CLONES SCAN_VECTORISE static void dots_i8(const int8_t *rows, size_t nrows, const int8_t *q,
+                                               uint32_t d, int32_t *out)
+{
+    for (size_t r = 0; r < nrows; r++) { /* a block of rows a call: one indirect call each */
+        const int8_t *a = rows + r * d;
+        int32_t s = 0;
+        for (uint32_t i = 0; i < d; i++)
+            s += (int32_t)a[i] * (int32_t)q[i];
+        out[r] = s;
+    }
+}
+
+#define SCAN_BLOCK 256 /* rows whose dot products are taken in one call */
+
+/* The scan's candidates: a min-heap on the approximate cosine. */
+typedef struct cand {
+    float approx;
+    uint32_t chunk;
+} cand;
+
+static void heap_offer(cand *h, size_t *n, cand c)
+{
+    size_t i;
+    if (*n < TT_RINDEX_RESCORE) { /* sift up */
+        for (i = (*n)++; i > 0 && h[(i - 1) / 2].approx > c.approx; i = (i - 1) / 2)
+            h[i] = h[(i - 1) / 2];
+        h[i] = c;
+        return;
+    }
+    if (c.approx <= h[0].approx)
+        return;
+    for (i = 0;;) { /* replace the root, sift down */
+        size_t l = 2 * i + 1, m = l + 1 < *n && h[l + 1].approx < h[l].approx ? l + 1 : l;
+        if (l >= *n || h[m].approx >= c.approx)
+            break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = c;
+}
+
+/* The int8 rounding moves a cosine by far less than this (rows and query
+ * of unit length, each component within half a step of 1/127 of the
+ * largest): chunks this far under the floor are not candidates. */
+#define SCAN_MARGIN 0.05f
+
+/* Keep in hits (sorted, n at most) a chunk whose exact cosine is dot. */
+static void keep_hit(tt_rindex_hit *hits, size_t *got, size_t n, uint32_t chunk, float dot,
+                     float floor)
+{
+    if (dot >= floor && (*got < n || dot >= hits[*got - 1].cosine))
+        top_insert(hits, got, n, (tt_rindex_hit){.chunk = chunk, .cosine = dot}, dot, 0);
+}
+
 size_t tt_rindex_vector(const tt_rindex *ix, const float *qvec, float floor, tt_rindex_hit *hits,
                         size_t n)
 {
     uint32_t d = ix->dims;
     if (!d || !qvec || !ix->n || n == 0)
         return 0;
-    float *q = malloc(d * sizeof *q);
-    if (!q)
-        return 0;
-    memcpy(q, qvec, d * sizeof *q);
-    normalise(q, d);
     size_t got = 0;
-    for (size_t c = 0; c < ix->n; c++) {
-        if (!ix->c[c].has_vec)
-            continue;
-        float dot = dot_product(ix->vec + c * (size_t)d, q, d);
-        if (dot >= floor && (got < n || dot > hits[got - 1].cosine))
-            top_insert(hits, &got, n, (tt_rindex_hit){.chunk = (uint32_t)c, .cosine = dot}, dot, 0);
+    if (!ix->q8 || d > TT_RINDEX_DIMS_MAX) { /* not built, or too long: every float row */
+        float *q = malloc(d * sizeof *q);
+        if (!q)
+            return 0;
+        memcpy(q, qvec, d * sizeof *q);
+        normalise(q, d);
+        for (size_t c = 0; c < ix->n; c++)
+            if (ix->c[c].has_vec)
+                keep_hit(hits, &got, n, (uint32_t)c, dot_product(ix->vec + c * (size_t)d, q, d),
+                         floor);
+        free(q);
+    } else {
+        float q[TT_RINDEX_DIMS_MAX];
+        int8_t q8[TT_RINDEX_DIMS_MAX];
+        cand heap[TT_RINDEX_RESCORE];
+        size_t nh = 0;
+        memcpy(q, qvec, d * sizeof *q);
+        normalise(q, d);
+        float qs = quantise_row(q, d, q8), low = floor - SCAN_MARGIN;
+        int32_t dots[SCAN_BLOCK];
+        for (size_t r0 = 0; r0 < ix->nq8; r0 += SCAN_BLOCK) {
+            size_t nb = ix->nq8 - r0 < SCAN_BLOCK ? ix->nq8 - r0 : SCAN_BLOCK;
+            dots_i8(ix->q8 + r0 * d, nb, q8, d, dots);
+            for (size_t j = 0; j < nb; j++) {
+                float approx = (float)dots[j] * qs * ix->q8_scale[r0 + j];
+                if (approx >= low && (nh < TT_RINDEX_RESCORE || approx > heap[0].approx))
+                    heap_offer(heap, &nh, (cand){.approx = approx, .chunk = ix->q8_chunk[r0 + j]});
+            }
+        }
+        for (size_t i = 0; i < nh; i++)
+            keep_hit(hits, &got, n, heap[i].chunk,
+                     dot_product(ix->vec + heap[i].chunk * (size_t)d, q, d), floor);
     }
-    free(q);
     for (size_t i = 0; i < got; i++)
         hits[i].vector_rank = (int)i + 1;
     return got;

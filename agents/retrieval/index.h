@@ -15,7 +15,14 @@
  * Vectors are kept normalised to unit length in one contiguous float array
  * (n x dims), so cosine similarity is a dot product. Chunks without an
  * embedding (none asked, or of another size than the query's) take part in
- * BM25 only.
+ * BM25 only. The build also keeps an int8 copy of each vector (one scale
+ * per row): a search scans those rows (a quarter of the bytes: the scan is
+ * memory-bound), keeps the best TT_RINDEX_RESCORE by that approximate
+ * cosine, and re-scores them with the float vectors; the cosines it returns
+ * and their order are exact, and a chunk is missed only when int8 rounding
+ * moves it from the best 50 to past the best 256. BM25's per-posting
+ * weight tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)) is computed at
+ * build; a query adds idf x weight over its terms' postings.
  *
  * Fusion: the best TT_RINDEX_CANDIDATES of each list (BM25 score > 0;
  * cosine >= min_similarity), each chunk scored sum(1 / (60 + rank)) over
@@ -32,6 +39,8 @@
 #define TT_RINDEX_RRF_K 60
 #define TT_RINDEX_K_MAX 50
 #define TT_RINDEX_CHUNKS_MAX 2000000u
+#define TT_RINDEX_DIMS_MAX 4096 /* longer vectors are scanned in float, unquantised */
+#define TT_RINDEX_RESCORE 256   /* the int8 scan's best, re-scored in float */
 
 typedef struct tt_rindex tt_rindex;
 

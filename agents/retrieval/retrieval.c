@@ -669,3 +669,33 @@ int tt_retrieval_delete(tt_retrieval *r, const char *tenant, const char *collect
     *found = d.found;
     return rc;
 }
+
+typedef struct passage_ctx {
+    const char *collection, *id;
+    json_t *out;
+} passage_ctx;
+
+static int on_passage(const char *record, size_t len, const tt_chunk_rec *c, void *ud)
+{
+    passage_ctx *p = ud;
+    json_t *rec = json_loadb(record, len, 0, NULL);
+    json_t *title = json_object_get(rec, "title"), *chunks = json_object_get(rec, "chunks");
+    p->out = json_pack("{s:s, s:O, s:s, s:I, s:O, s:I, s:s%}", "document_id", p->id, "title",
+                       title ? title : json_null(), "collection", p->collection, "position",
+                       (json_int_t)c->pos, "chunks", chunks ? chunks : json_null(), "tokens",
+                       (json_int_t)c->tokens, "text", c->text, c->text_len);
+    json_decref(rec);
+    return p->out ? 0 : TT_ENOMEM;
+}
+
+int tt_retrieval_passage(tt_retrieval *r, const char *tenant, const char *collection,
+                         const char *id, uint32_t position, json_t **out)
+{
+    passage_ctx p = {.collection = collection, .id = id};
+    int rc = tt_chunks_get(r->st, tenant, collection, id, position, on_passage, &p);
+    if (rc)
+        json_decref(p.out);
+    else
+        *out = p.out;
+    return rc;
+}

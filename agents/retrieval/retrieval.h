@@ -132,4 +132,11 @@ int tt_retrieval_list(tt_retrieval *r, const char *tenant, const char *collectio
 int tt_retrieval_delete(tt_retrieval *r, const char *tenant, const char *collection, const char *id,
                         int *found);
 
+/* On the loop, at once: one passage, the chunk at position of a document
+ * ({"document_id", "title", "collection", "position", "chunks", "tokens",
+ * "text"}: what a citation names). 0, TT_ENOTFOUND (no such document or
+ * position), TT_EINVAL for bad names, or a store error. */
+int tt_retrieval_passage(tt_retrieval *r, const char *tenant, const char *collection,
+                         const char *id, uint32_t position, json_t **out);
+
 #endif

@@ -336,6 +336,100 @@ static void cosine_and_rrf(void **state)
     tt_rindex_free(ix);
 }
 
+/* The vector scan reads int8 copies and re-scores its best in float: on
+ * clustered vectors (some chunks without one) its hits must be the exact
+ * top 50 by cosine, with exact cosines, at two floors; vectors longer than
+ * TT_RINDEX_DIMS_MAX are scanned in float. */
+#define VN 4000
+#define VD 96
+static uint32_t vrng = 12345u;
+static float vrand(void) /* about uniform in [-1, 1] */
+{
+    vrng = vrng * 1664525u + 1013904223u;
+    return (float)((vrng >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void check_vector_query(const tt_rindex *ix, float (*v)[VD], const float *q, float floor)
+{
+    static double exact[VN], sorted[VN];
+    double qn = 0;
+    for (int j = 0; j < VD; j++)
+        qn += (double)q[j] * q[j];
+    size_t above = 0;
+    for (int c = 0; c < VN; c++) {
+        double dot = 0, vn = 0;
+        for (int j = 0; j < VD; j++) {
+            dot += (double)v[c][j] * q[j];
+            vn += (double)v[c][j] * v[c][j];
+        }
+        exact[c] = c % 7 == 3 ? -9 : dot / sqrt(vn * qn); /* every 7th: no vector */
+        sorted[c] = exact[c];
+        above += exact[c] >= floor;
+    }
+    qsort(sorted, VN, sizeof *sorted, cmp_desc);
+    tt_rindex_hit h[TT_RINDEX_CANDIDATES];
+    size_t n = tt_rindex_vector(ix, q, floor, h, TT_RINDEX_CANDIDATES);
+    assert_int_equal(n, above < TT_RINDEX_CANDIDATES ? above : TT_RINDEX_CANDIDATES);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(fabs(h[i].cosine - exact[h[i].chunk]) < 1e-5);
+        assert_true(fabs(h[i].cosine - sorted[i]) < 1e-5); /* the i-th best, in order */
+        assert_true(h[i].cosine >= floor);
+        assert_int_equal(h[i].vector_rank, (int)i + 1);
+    }
+}
+
+static void vector_scan_exact(void **state)
+{
+    (void)state;
+    static float v[VN][VD], centre[40][VD];
+    for (int k = 0; k < 40; k++)
+        for (int j = 0; j < VD; j++)
+            centre[k][j] = vrand();
+    tt_rindex *ix = tt_rindex_new(VD);
+    for (int c = 0; c < VN; c++) {
+        for (int j = 0; j < VD; j++)
+            v[c][j] = centre[c % 40][j] + 0.6f * vrand();
+        if (c == 5)
+            for (int j = 0; j < VD; j++)
+                v[c][j] *= 1000; /* the length does not count */
+        assert_int_equal(tt_rindex_add(ix, "x", 1, c % 7 == 3 ? NULL : v[c]), 0);
+    }
+    assert_int_equal(tt_rindex_build(ix), 0);
+    float q[VD];
+    for (int t = 0; t < 20; t++) {
+        for (int j = 0; j < VD; j++)
+            q[j] = (t % 2 ? centre[t][j] : 0) + vrand();
+        check_vector_query(ix, v, q, 0.0f);
+        check_vector_query(ix, v, q, 0.5f);
+        check_vector_query(ix, v, q, -1.0f);
+    }
+    tt_rindex_free(ix);
+
+    /* past TT_RINDEX_DIMS_MAX: the float scan, same answers */
+    uint32_t d = TT_RINDEX_DIMS_MAX + 1;
+    float *a = calloc(d, sizeof *a), *b = calloc(d, sizeof *b);
+    a[0] = 1;
+    b[0] = 1;
+    b[1] = 1;
+    ix = tt_rindex_new(d);
+    assert_int_equal(tt_rindex_add(ix, "a", 1, a), 0);
+    assert_int_equal(tt_rindex_add(ix, "b", 1, b), 0);
+    assert_int_equal(tt_rindex_build(ix), 0);
+    tt_rindex_hit h[2];
+    assert_int_equal(tt_rindex_vector(ix, a, 0.5f, h, 2), 2);
+    assert_int_equal(h[0].chunk, 0);
+    assert_true(fabs(h[1].cosine - 1 / sqrt(2)) < 1e-6);
+    tt_rindex_free(ix);
+    free(a);
+    free(b);
+}
+
 /* ---- the chunk store ------------------------------------------------------ */
 
 typedef struct put_ctx {
@@ -546,6 +640,7 @@ int main(void)
         cmocka_unit_test(bm25_scores),
         cmocka_unit_test(chunk_without_terms),
         cmocka_unit_test(cosine_and_rrf),
+        cmocka_unit_test(vector_scan_exact),
         cmocka_unit_test_setup_teardown(chunk_store, setup, teardown),
         cmocka_unit_test_setup_teardown(service_single_load, setup, teardown),
     };
