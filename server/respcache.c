@@ -220,6 +220,10 @@ static int sem_metrics(const tt_respcache *rc, tt_buf *out)
         err = metric(out, "tether_semcache_embed_errors_total", "counter",
                      "Semantic cache lookups whose embedding failed (counted as misses)",
                      s.embed_errors);
+    if (err == 0)
+        err =
+            metric(out, "tether_semcache_timeouts_total", "counter",
+                   "Semantic cache lookups over lookup_timeout_ms (counted as misses)", s.timeouts);
     return err;
 }
 

@@ -44,7 +44,7 @@
  *
  * "semantic_cache" (route_semcache.c, semcache.h; absent: off):
  * {"embed_route": "<alias>", "dimensions": 256, "threshold": 0.92,
- *  "ttl_s": 43200, "max_entries": 100000,
+ *  "ttl_s": 43200, "max_entries": 100000, "lookup_timeout_ms": 2000,
  *  "routes": {"<alias>": {"enabled": true, "threshold": 0.95, "ttl_s": 3600,
  *                         "multi_turn": false, "tools": false}}}: a route
  * named with "enabled": true is looked up by meaning; "enabled": false
@@ -166,9 +166,11 @@ typedef struct tt_route_semcache {
     double threshold;                         /* [TT_ROUTE_SEMCACHE_THRESHOLD] cosine */
     int64_t ttl_s;                            /* [TT_ROUTE_CACHE_TTL_S] */
     int64_t max_entries;                      /* [TT_ROUTE_SEMCACHE_MAX_ENTRIES] all tenants */
+    int64_t lookup_timeout_ms; /* [TT_ROUTE_SEMCACHE_LOOKUP_MS] then the call goes on: a miss */
 } tt_route_semcache;
 #define TT_ROUTE_SEMCACHE_THRESHOLD 0.92
 #define TT_ROUTE_SEMCACHE_MAX_ENTRIES 100000
+#define TT_ROUTE_SEMCACHE_LOOKUP_MS 2000
 
 typedef struct tt_routes {
     tt_route *routes;

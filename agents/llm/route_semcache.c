@@ -98,19 +98,21 @@ static int parse_one(tt_route *r, const json_t *v, const char *path, char *err, 
 
 int tt_route_semcache_parse(tt_routes *out, const json_t *v, const char *path, char *err, size_t n)
 {
-    static const char *const keys[] = {"embed_route", "dimensions", "threshold", "ttl_s",
-                                       "max_entries", "routes",     NULL};
+    static const char *const keys[] = {"embed_route", "dimensions",        "threshold", "ttl_s",
+                                       "max_entries", "lookup_timeout_ms", "routes",    NULL};
     tt_route_semcache *s = &out->semcache;
     *s = (tt_route_semcache){.configured = 1,
                              .threshold = TT_ROUTE_SEMCACHE_THRESHOLD,
                              .ttl_s = TT_ROUTE_CACHE_TTL_S,
-                             .max_entries = TT_ROUTE_SEMCACHE_MAX_ENTRIES};
+                             .max_entries = TT_ROUTE_SEMCACHE_MAX_ENTRIES,
+                             .lookup_timeout_ms = TT_ROUTE_SEMCACHE_LOOKUP_MS};
     int rc;
     if ((rc = only_keys(v, keys, path, err, n)) ||
         (rc = opt_int(v, "dimensions", 1, 4096, &s->dimensions, path, err, n)) ||
         (rc = opt_num(v, "threshold", 0.5, 1.0, &s->threshold, path, err, n)) ||
         (rc = opt_int(v, "ttl_s", 1, TT_ROUTE_CACHE_TTL_MAX, &s->ttl_s, path, err, n)) ||
-        (rc = opt_int(v, "max_entries", 1, 10000000, &s->max_entries, path, err, n)))
+        (rc = opt_int(v, "max_entries", 1, 10000000, &s->max_entries, path, err, n)) ||
+        (rc = opt_int(v, "lookup_timeout_ms", 10, 60000, &s->lookup_timeout_ms, path, err, n)))
         return rc;
     const json_t *er = json_object_get(v, "embed_route");
     const tt_route *e = json_is_string(er) ? tt_routes_find(out, json_string_value(er)) : NULL;

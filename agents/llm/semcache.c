@@ -36,6 +36,7 @@ struct tt_llm_semcache_call {
     size_t dim;
     float score;
     tt_llm_embed *embed; /* the embedding in flight */
+    uv_timer_t *timer;   /* the lookup's deadline; closed asynchronously */
     job *job;            /* the search in the thread pool */
     void (*done)(void *ud, char *data, size_t len);
     void *ud;
@@ -167,10 +168,25 @@ tt_llm_semcache_call *tt_llm_semcache_call_new(tt_llm_semcache *s, const tt_rout
     return sc;
 }
 
+static void free_timer(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void stop_timer(tt_llm_semcache_call *sc)
+{
+    if (sc->timer) {
+        uv_timer_stop(sc->timer);
+        uv_close((uv_handle_t *)sc->timer, free_timer);
+        sc->timer = NULL;
+    }
+}
+
 void tt_llm_semcache_call_free(tt_llm_semcache_call *sc)
 {
     if (!sc)
         return;
+    stop_timer(sc);
     tt_llm_embed_cancel(sc->embed);
     if (sc->job)
         sc->job->sc = NULL; /* its end finds the call gone */
@@ -293,6 +309,7 @@ static void searched(tt_llm_semcache *s, tt_llm_semcache_call *sc, job *j)
 {
     char *data = NULL;
     size_t len = 0;
+    stop_timer(sc);
     sc->score = j->score;
     if (j->rc == 0 && s->store.get(s->store.ud, j->id, wall_ms(s), &data, &len) != 0) {
         (void)tt_semindex_remove(s->ix, j->id); /* the store lost it: never found again */
@@ -376,8 +393,25 @@ static void on_embedded(int status, const char *body, size_t len, const char *mo
     }
     if (j)
         job_free(j);
+    stop_timer(sc);
     s->stats.embed_errors++;
     s->stats.misses++;
+    sc->done(sc->ud, NULL, 0);
+}
+
+/* Past the lookup's deadline: the embedding or the search is dropped, and
+ * the call goes on as a miss (nothing is stored for it). */
+static void on_timeout(uv_timer_t *t)
+{
+    tt_llm_semcache_call *sc = t->data;
+    stop_timer(sc);
+    tt_llm_embed_cancel(sc->embed);
+    sc->embed = NULL;
+    if (sc->job)
+        sc->job->sc = NULL;
+    sc->job = NULL;
+    sc->s->stats.timeouts++;
+    sc->s->stats.misses++;
     sc->done(sc->ud, NULL, 0);
 }
 
@@ -402,6 +436,12 @@ int tt_llm_semcache_call_lookup(tt_llm_semcache_call *sc,
         s->stats.embed_errors++;
         s->stats.misses++;
         return 0;
+    }
+    sc->timer = malloc(sizeof *sc->timer);
+    if (sc->timer) { /* init only fills the struct; start fails only on a closing handle */
+        (void)uv_timer_init(s->loop, sc->timer);
+        sc->timer->data = sc;
+        (void)uv_timer_start(sc->timer, on_timeout, (uint64_t)s->set.lookup_timeout_ms, 0);
     }
     return 1;
 }

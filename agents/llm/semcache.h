@@ -63,6 +63,7 @@ typedef struct tt_llm_semcache_stats {
     uint64_t stored;       /* answers handed to the store */
     uint64_t not_stored;   /* refused by the store, or the index out of memory */
     uint64_t embed_errors; /* lookups whose embedding failed (counted as misses) */
+    uint64_t timeouts;     /* lookups over "lookup_timeout_ms" (counted as misses) */
     uint64_t removed;      /* entries expired or evicted from the index */
     uint64_t entries;      /* in the index now */
 } tt_llm_semcache_stats;

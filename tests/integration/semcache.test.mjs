@@ -279,3 +279,18 @@ itest('a bad semantic_cache setting is refused at start-up, naming the path', as
     /semantic_cache\.threshold: must be a number from 0.5 to 1/.test(String(e.message)),
   );
 });
+
+itest('a slow embedding is dropped after lookup_timeout_ms: the call goes on as a miss', async ({ startServer }) => {
+  const P = 'sem-slow';
+  fp.script({ delay_ms: 3000, match: { prefix: `${P}-emb` } });
+  const srv = await semServer(startServer, P, { extra: { lookup_timeout_ms: 200 } });
+  const t0 = Date.now();
+  const a = await ask(srv, Q);
+  assert.equal(a.status, 200, a.body);
+  assert.equal(a.json.choices[0].message.content, 'Paris.');
+  assert.ok(Date.now() - t0 < 2000, `answered in ${Date.now() - t0} ms`);
+  assert.equal(calls(P), 1);
+  const m = await httpGet(srv.port, '/metrics');
+  assert.equal(metricValue(m.body, 'tether_semcache_timeouts_total'), 1, m.body);
+  assert.equal(metricValue(m.body, 'tether_semcache_misses_total'), 1);
+});
