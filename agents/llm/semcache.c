@@ -123,12 +123,17 @@ int tt_llm_semcache_load(tt_llm_semcache *s, const unsigned char id[TT_SEM_KEY_L
         return TT_EINVAL;
     if (expires_ms <= wall_ms(s))
         return TT_ENOTFOUND;
-    tt_semindex_gone gone = {0};
-    int rc = tt_semindex_insert(s->ix, part, id, vec, dim, expires_ms, 0, &gone);
-    for (size_t i = 0; i < gone.n && s->store.del; i++)
-        s->store.del(s->store.ud, gone.ids[i]);
-    s->stats.removed += gone.n;
-    tt_semindex_gone_free(&gone);
+    if (dim == 0 || dim > TT_SEM_DIM_MAX)
+        return TT_EINVAL;
+    float *v = malloc(dim * sizeof *v); /* normalised again: the stored bytes are not trusted */
+    int rc = v ? 0 : TT_ENOMEM;
+    if (rc == 0) {
+        memcpy(v, vec, dim * sizeof *v);
+        rc = tt_semindex_normalise(v, dim);
+    }
+    if (rc == 0)
+        rc = tt_semindex_load(s->ix, part, id, v, dim, expires_ms);
+    free(v);
     return rc;
 }
 

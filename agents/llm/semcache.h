@@ -78,7 +78,9 @@ int tt_llm_semcache_bind(tt_llm_semcache *s, uv_loop_t *loop, tt_llm_service *sv
                          const tt_route_semcache *set);
 int tt_llm_semcache_bound(const tt_llm_semcache *s);
 /* An entry read back from storage (start-up, on the loop, before any call):
- * 0, or an error (the caller deletes it from storage). */
+ * 0, or an error (the caller deletes it from storage): expired, over
+ * max_entries, a vector that does not normalise or of another dimension
+ * than its partition's. */
 int tt_llm_semcache_load(tt_llm_semcache *s, const unsigned char id[TT_SEM_KEY_LEN],
                          const unsigned char part[TT_SEM_KEY_LEN], int64_t expires_ms,
                          const float *vec, size_t dim);

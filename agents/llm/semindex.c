@@ -298,6 +298,37 @@ int tt_semindex_insert(tt_semindex *ix, const unsigned char key[TT_SEM_KEY_LEN],
     return rc;
 }
 
+int tt_semindex_load(tt_semindex *ix, const unsigned char key[TT_SEM_KEY_LEN],
+                     const unsigned char id[TT_SEM_KEY_LEN], const float *q, size_t dim,
+                     int64_t expires_ms)
+{
+    if (dim == 0 || dim > TT_SEM_DIM_MAX)
+        return TT_EINVAL;
+    uv_mutex_lock(&ix->lock);
+    int rc = 0;
+    part *p = find_part(ix, key);
+    if (ix->entries >= ix->max_entries)
+        rc = TT_EFULL;
+    else if (p && p->dim != dim)
+        rc = TT_EINVAL; /* the partition keeps the dimension read first */
+    else if (!p && !(p = new_part(ix, key, dim)))
+        rc = TT_ENOMEM;
+    else if (p->n == p->cap && grow(p) != 0)
+        rc = TT_ENOMEM;
+    if (rc == 0) {
+        size_t r = p->n++;
+        ix->entries++;
+        memcpy(p->vecs + r * dim, q, dim * sizeof *q);
+        memcpy(p->ids[r], id, TT_SEM_KEY_LEN);
+        p->expires[r] = expires_ms;
+        p->used[r] = 0;
+    } else if (p && p->n == 0) {
+        drop_part(ix, p);
+    }
+    uv_mutex_unlock(&ix->lock);
+    return rc;
+}
+
 int tt_semindex_remove(tt_semindex *ix, const unsigned char id[TT_SEM_KEY_LEN])
 {
     uv_mutex_lock(&ix->lock);

@@ -60,6 +60,14 @@ int tt_semindex_insert(tt_semindex *ix, const unsigned char part[TT_SEM_KEY_LEN]
                        const unsigned char id[TT_SEM_KEY_LEN], const float *q, size_t dim,
                        int64_t expires_ms, int64_t now_ms, tt_semindex_gone *gone);
 
+/* An entry read back from storage (ids are unique there): appended without
+ * the insert's look for its id and without evicting (linear, not quadratic,
+ * in a start-up's entries; last use 0). TT_EFULL at max_entries, TT_EINVAL
+ * for a dim other than the partition's (or 0, or over the max), TT_ENOMEM. */
+int tt_semindex_load(tt_semindex *ix, const unsigned char part[TT_SEM_KEY_LEN],
+                     const unsigned char id[TT_SEM_KEY_LEN], const float *q, size_t dim,
+                     int64_t expires_ms);
+
 /* Remove an entry by id (its stored answer is gone): 1 when it was there. */
 int tt_semindex_remove(tt_semindex *ix, const unsigned char id[TT_SEM_KEY_LEN]);
 

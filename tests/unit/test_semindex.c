@@ -166,6 +166,9 @@ static void test_evict_replace_remove(void **state)
     assert_int_equal(tt_semindex_partitions(ix), 1);
     assert_int_equal(tt_semindex_search(ix, q2, vecs[1], 8, 0.5f, 60, got, &score, &gone),
                      TT_ENOTFOUND);
+    /* read back from storage: appended, never evicting, one dim per partition */
+    assert_int_equal(tt_semindex_load(ix, p, id[1], vecs[1], 8, 1000000), TT_EFULL);
+    assert_int_equal(tt_semindex_size(ix), 3);
     /* removal by id */
     assert_int_equal(tt_semindex_remove(ix, id[3]), 1);
     assert_int_equal(tt_semindex_remove(ix, id[3]), 0);
@@ -179,6 +182,10 @@ static void test_evict_replace_remove(void **state)
     assert_int_equal(tt_semindex_size(ix), 1);
     assert_int_equal(tt_semindex_search(ix, p, small, 4, 0.9f, 80, got, &score, &gone), 0);
     assert_memory_equal(got, id[4], TT_SEM_KEY_LEN);
+    assert_int_equal(tt_semindex_load(ix, p, id[1], vecs[1], 8, 1000000), TT_EINVAL);
+    assert_int_equal(tt_semindex_load(ix, q2, id[1], vecs[1], 8, 1000000), 0);
+    assert_int_equal(tt_semindex_search(ix, q2, vecs[1], 8, 0.9f, 90, got, &score, &gone), 0);
+    assert_memory_equal(got, id[1], TT_SEM_KEY_LEN);
     tt_semindex_gone_free(&gone);
     tt_semindex_free(ix);
 }
