@@ -294,3 +294,30 @@ itest('a slow embedding is dropped after lookup_timeout_ms: the call goes on as 
   assert.equal(metricValue(m.body, 'tether_semcache_timeouts_total'), 1, m.body);
   assert.equal(metricValue(m.body, 'tether_semcache_misses_total'), 1);
 });
+
+itest('a client that hangs up while the lookup waits: the call ends, nothing is sent', async ({ startServer }) => {
+  const P = 'sem-cancel';
+  fp.script({ delay_ms: 1500, match: { prefix: `${P}-emb` } });
+  const srv = await semServer(startServer, P, { extra: { lookup_timeout_ms: 5000 } });
+  const ac = new AbortController();
+  const pending = fetch(`${srv.url}/v1/chat/completions`, {
+    method: 'POST',
+    signal: ac.signal,
+    headers: { Authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'default',
+      temperature: 0.7,
+      stream: true,
+      messages: [{ role: 'user', content: Q }],
+    }),
+  }).then((r) => r.text());
+  await sleep(300);
+  ac.abort();
+  await assert.rejects(pending);
+  await sleep(1800); // the embedding's answer would have come back by now
+  assert.equal(calls(P), 0, 'the cancelled call never reached the provider');
+  const b = await ask(srv, SAME);
+  assert.equal(b.status, 200, b.body);
+  assert.equal(b.json.usage.cached, undefined);
+  assert.equal(calls(P), 1);
+});
