@@ -143,20 +143,38 @@ json_t *tt_agent_catalog(const tt_agent_env *env)
     return arr;
 }
 
+/* "semantic_cache": true, false, or {"threshold", "multi_turn", "tools"}. */
+static int load_semantic(json_t *v, tt_llm_semantic *out)
+{
+    double threshold = 0;
+    int multi = 0, tools = 0;
+    *out = (tt_llm_semantic){.enabled = json_is_true(v)};
+    if (json_is_boolean(v))
+        return 0;
+    if (!json_is_object(v) || json_unpack(v, "{s?F, s?b, s?b !}", "threshold", &threshold,
+                                          "multi_turn", &multi, "tools", &tools) != 0)
+        return TT_EINVAL;
+    if (json_object_get(v, "threshold") && (threshold < 0.5 || threshold > 1))
+        return TT_EINVAL;
+    *out = (tt_llm_semantic){
+        .enabled = 1, .threshold = threshold, .multi_turn = multi, .tools = tools};
+    return 0;
+}
+
 static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, char *err, size_t n)
 {
     const char *name, *desc = "", *prompt = "chat.system", *route = "", *feature = "";
     const char *coll = "default";
-    json_t *tools = NULL;
+    json_t *tools = NULL, *sem = NULL;
     json_int_t rounds = 3, top_k = 5;
     double floor = 0.7;
     int cache = 0;
     json_error_t jerr;
-    if (json_unpack_ex(def, &jerr, JSON_STRICT,
-                       "{s:s, s?s, s?s, s?s, s?o, s?I, s?s, s?b, s?s, s?I, s?F}", "name", &name,
-                       "description", &desc, "prompt", &prompt, "route", &route, "tools", &tools,
-                       "max_tool_rounds", &rounds, "feature", &feature, "cache", &cache,
-                       "collection", &coll, "top_k", &top_k, "min_similarity", &floor) != 0) {
+    if (json_unpack_ex(
+            def, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?s, s?o, s?I, s?s, s?b, s?s, s?I, s?F, s?o}",
+            "name", &name, "description", &desc, "prompt", &prompt, "route", &route, "tools",
+            &tools, "max_tool_rounds", &rounds, "feature", &feature, "cache", &cache, "collection",
+            &coll, "top_k", &top_k, "min_similarity", &floor, "semantic_cache", &sem) != 0) {
         snprintf(err, n, "agents: %s", jerr.text);
         return TT_EINVAL;
     }
@@ -180,6 +198,13 @@ static int load_assistant(tt_agent_env *env, json_t *def, tt_assistant_def *a, c
                  "agent %s: its name and description must be UTF-8 without control, bidi "
                  "or invisible characters: %s",
                  tt_name_display(name, shown, sizeof shown), why);
+        return TT_EINVAL;
+    }
+    if (sem && load_semantic(sem, &a->semantic) != 0) {
+        snprintf(err, n,
+                 "agent %.*s: semantic_cache must be true, false or {\"threshold\": 0.5-1, "
+                 "\"multi_turn\": bool, \"tools\": bool}",
+                 tt_utf8_cut(name, 64), name);
         return TT_EINVAL;
     }
     if (!tt_agent_prompt(env, prompt)) {

@@ -31,7 +31,11 @@
  *                "feature": "support", "cache": true}]}
  * feature: the label its model calls are attributed to (default: its name);
  * cache: its calls may be answered from the exact response cache although
- * they send no temperature (an opt-in, agents/llm/cache.h; default false). */
+ * they send no temperature (an opt-in, agents/llm/cache.h; default false);
+ * semantic_cache: true, or {"threshold": 0.9, "multi_turn": false,
+ * "tools": false}: its calls may be answered by the semantic cache
+ * (agents/llm/semcache.h; the routes file's "semantic_cache" names the
+ * embeddings route; default off). */
 typedef struct tt_assistant_def {
     char name[64];
     char description[256];
@@ -39,11 +43,12 @@ typedef struct tt_assistant_def {
     char route[64]; /* "" for the first route */
     json_t *tools;  /* names (array) */
     int max_tool_rounds;
-    char feature[64];      /* "" : the name */
-    int cache;             /* "cache": opted in to the response cache */
-    char collection[65];   /* the "retrieve" tool's document collection ("default") */
-    int top_k;             /* its hits (1-20, default 5) */
-    double min_similarity; /* its floor (0-1, default 0.7) */
+    char feature[64];         /* "" : the name */
+    int cache;                /* "cache": opted in to the response cache */
+    tt_llm_semantic semantic; /* "semantic_cache": opted in to the semantic cache */
+    char collection[65];      /* the "retrieve" tool's document collection ("default") */
+    int top_k;                /* its hits (1-20, default 5) */
+    double min_similarity;    /* its floor (0-1, default 0.7) */
 } tt_assistant_def;
 
 /* What agents may use from the server; owned by the server, outlives sessions. */

@@ -353,7 +353,8 @@ int tt_chat_generate(tt_session *s)
                           .stream = 1,
                           .tag = prompt->tag,
                           .attr = &attr,
-                          .cache = def ? def->cache : 0};
+                          .cache = def ? def->cache : 0,
+                          .semantic = def ? &def->semantic : NULL};
     new_message(rt);
     rt->round++;
     tt_agent_state_set(s, "round", json_integer(rt->round));

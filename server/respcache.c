@@ -9,7 +9,13 @@
 
 static void flush(tt_respcache *rc)
 {
-    int err = tt_rcache_flush(rc->store);
+    int err = tt_semstore_flush(rc->semstore);
+    if (err)
+        tt_log(TT_WARN, "semantic cache not written; kept queued",
+               json_pack("{s:s}", "error", tt_strerror(err)));
+    if (!rc->store)
+        return;
+    err = tt_rcache_flush(rc->store);
     if (err)
         tt_log(TT_WARN, "response cache not written; kept queued",
                json_pack("{s:s}", "error", tt_strerror(err)));
@@ -47,17 +53,82 @@ static int64_t now_ms(void *ud)
     return tt_wall_ms();
 }
 
+/* ---- the semantic cache's storage ---- */
+
+static int sem_get(void *ud, const unsigned char id[TT_SEM_KEY_LEN], int64_t now_ms, char **data,
+                   size_t *len)
+{
+    tt_respcache *rc = ud;
+    return rc->semstore ? tt_semstore_get(rc->semstore, id, now_ms, data, len) : TT_ENOTFOUND;
+}
+
+static int sem_put(void *ud, const unsigned char id[TT_SEM_KEY_LEN],
+                   const unsigned char part[TT_SEM_KEY_LEN], int64_t expires_ms, const float *vec,
+                   size_t dim, const char *data, size_t len)
+{
+    tt_respcache *rc = ud;
+    int err = rc->semstore
+                  ? tt_semstore_put(rc->semstore, id, part, expires_ms, vec, dim, data, len)
+                  : TT_EFULL;
+    if (err == 1)
+        flush(rc);
+    return err == 1 ? 0 : err;
+}
+
+static void sem_del(void *ud, const unsigned char id[TT_SEM_KEY_LEN])
+{
+    tt_respcache *rc = ud;
+    if (rc->semstore && tt_semstore_del(rc->semstore, id) == 1)
+        flush(rc);
+}
+
 int tt_respcache_new(tt_server *srv, tt_respcache *rc)
 {
     rc->srv = srv;
     tt_llm_cache_store ops = {.get = store_get, .put = store_put, .ud = rc, .now_ms = now_ms};
-    return tt_llm_cache_new(&ops, &rc->llm);
+    tt_llm_semcache_store sops = {
+        .get = sem_get, .put = sem_put, .del = sem_del, .ud = rc, .now_ms = now_ms};
+    int err = tt_llm_cache_new(&ops, &rc->llm);
+    if (err == 0)
+        err = tt_llm_semcache_new(&sops, &rc->sem);
+    tt_llm_cache_set_semantic(rc->llm, rc->sem);
+    return err;
+}
+
+static int sem_loaded(const unsigned char *id, const unsigned char *part, int64_t expires_ms,
+                      const float *vec, size_t dim, void *ud)
+{
+    tt_respcache *rc = ud;
+    if (tt_llm_semcache_load(rc->sem, id, part, expires_ms, vec, dim) != 0)
+        (void)tt_semstore_del(rc->semstore, id); /* expired or unusable; no write in the scan */
+    return 0;
+}
+
+/* Bind the semantic cache and read its entries back (the routes file has
+ * "semantic_cache", a store is open). */
+static int sem_start(tt_respcache *rc)
+{
+    const tt_route_semcache *set = tt_llm_cache_semantic_settings(rc->llm);
+    if (!set || !rc->srv->store || !rc->srv->agent_env.llm)
+        return 0;
+    int err = tt_semstore_new(rc->srv->store, &rc->semstore);
+    if (err == 0)
+        err = tt_llm_semcache_bind(rc->sem, &rc->srv->loop, rc->srv->agent_env.llm, set);
+    if (err == 0)
+        err = tt_semstore_load(rc->semstore, sem_loaded, rc);
+    tt_llm_semcache_stats st;
+    tt_llm_semcache_stats_get(rc->sem, &st);
+    if (err == 0)
+        tt_log(TT_INFO, "semantic cache ready",
+               json_pack("{s:I, s:s}", "entries", (json_int_t)st.entries, "embed_route",
+                         set->embed_route));
+    return err;
 }
 
 static void on_timer(uv_timer_t *t)
 {
     tt_respcache *rc = t->data;
-    if (tt_rcache_queued(rc->store) > 0)
+    if (tt_rcache_queued(rc->store) > 0 || tt_semstore_queued(rc->semstore) > 0)
         flush(rc);
 }
 
@@ -66,6 +137,9 @@ int tt_respcache_start(tt_respcache *rc)
     const tt_route_cache *set = tt_llm_cache_settings(rc->llm);
     if (!set || !rc->srv->store)
         return 0; /* no model service or no store: every lookup misses */
+    int serr = sem_start(rc);
+    if (serr)
+        return serr;
     tt_rcache_limits lim = {.max_bytes = (uint64_t)set->max_bytes,
                             .max_entries = (uint64_t)set->max_entries,
                             .entry_max_bytes = (uint64_t)set->entry_max_bytes};
@@ -85,7 +159,7 @@ void tt_respcache_stop(tt_respcache *rc)
         uv_close((uv_handle_t *)&rc->timer, NULL);
         rc->timer_open = 0;
     }
-    if (rc->store)
+    if (rc->store || rc->semstore)
         flush(rc);
 }
 
@@ -93,6 +167,11 @@ void tt_respcache_free(tt_respcache *rc)
 {
     tt_rcache_free(rc->store); /* writes what is queued */
     rc->store = NULL;
+    tt_semstore_free(rc->semstore);
+    rc->semstore = NULL;
+    tt_llm_cache_set_semantic(rc->llm, NULL);
+    tt_llm_semcache_free(rc->sem); /* its pool jobs came back: the loop ran to its end */
+    rc->sem = NULL;
     tt_llm_cache_free(rc->llm);
     rc->llm = NULL;
 }
@@ -116,6 +195,35 @@ static int per_route(const tt_llm_cache *c, tt_buf *out, int hits)
         err = tt_buf_appendf(out, "%s{route=\"%s\"} %llu\n", name, tt_llm_cache_route_alias(c, i),
                              (unsigned long long)(hits ? h : m));
     }
+    return err;
+}
+
+static int sem_metrics(const tt_respcache *rc, tt_buf *out)
+{
+    tt_llm_semcache_stats s;
+    tt_llm_semcache_stats_get(rc->sem, &s);
+    int err = metric(out, "tether_semcache_hits_total", "counter",
+                     "Semantic cache hits (answered by a question asked in other words)", s.hits);
+    if (err == 0)
+        err = metric(out, "tether_semcache_misses_total", "counter",
+                     "Semantic cache lookups that found nothing close enough", s.misses);
+    if (err == 0)
+        err = metric(out, "tether_semcache_entries", "gauge", "Semantic cache entries in memory",
+                     s.entries);
+    if (err == 0)
+        err = metric(out, "tether_semcache_stored_total", "counter",
+                     "Answers handed to the semantic cache", s.stored);
+    if (err == 0)
+        err = metric(out, "tether_semcache_removed_total", "counter",
+                     "Semantic cache entries expired or evicted", s.removed);
+    if (err == 0)
+        err = metric(out, "tether_semcache_embed_errors_total", "counter",
+                     "Semantic cache lookups whose embedding failed (counted as misses)",
+                     s.embed_errors);
+    if (err == 0)
+        err =
+            metric(out, "tether_semcache_timeouts_total", "counter",
+                   "Semantic cache lookups over lookup_timeout_ms (counted as misses)", s.timeouts);
     return err;
 }
 
@@ -149,5 +257,5 @@ int tt_respcache_metrics(const tt_respcache *rc, tt_buf *out)
     if (err == 0)
         err = metric(out, "tether_cache_dropped_total", "counter",
                      "Cache writes dropped while the store refused them", ss.dropped);
-    return err;
+    return err ? err : sem_metrics(rc, out);
 }

@@ -7,15 +7,22 @@
  * store, with the routes file's caps. Until then, and when the store cannot
  * be opened, every lookup is a miss and nothing is kept. Queued writes go to
  * LMDB in one transaction every --usage-flush-ms (the ledger's period), at
- * once when TT_RCACHE_QUEUE_MAX wait, and at shutdown. */
+ * once when TT_RCACHE_QUEUE_MAX wait, and at shutdown.
+ *
+ * The semantic cache (agents/llm/semcache.h) is made with it and handed to
+ * it; with a "semantic_cache" in the routes file it is bound to the model
+ * service at start, its entries read back from the store (state/semstore.h:
+ * expired ones deleted), and its writes flushed with the exact cache's. */
 #ifndef TT_RESPCACHE_H
 #define TT_RESPCACHE_H
 
 #include <uv.h>
 
 #include "agents/llm/cache.h"
+#include "agents/llm/semcache.h"
 #include "protocol/buf.h"
 #include "state/rcache.h"
+#include "state/semstore.h"
 
 struct tt_server;
 
@@ -23,6 +30,10 @@ typedef struct tt_respcache {
     struct tt_server *srv;
     tt_llm_cache *llm; /* handed to the model service */
     tt_rcache *store;  /* NULL until tt_respcache_start() */
+    /* the semantic cache (semcache.h), bound and read back from the store in
+     * tt_respcache_start() when the routes file has "semantic_cache" */
+    tt_llm_semcache *sem;
+    tt_semstore *semstore;
     uv_timer_t timer;
     int timer_open;
 } tt_respcache;

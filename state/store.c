@@ -274,6 +274,8 @@ static int schema_setup(tt_store *st)
         rc = mdb_dbi_open(t, "rcache_data", MDB_CREATE, &st->rcache_data);
     if (rc == 0)
         rc = mdb_dbi_open(t, "rcache_lru", MDB_CREATE, &st->rcache_lru);
+    if (rc == 0) /* the semantic cache (store_semcache.c) */
+        rc = mdb_dbi_open(t, "semcache", MDB_CREATE, &st->semcache);
     if (rc == 0)
         rc = mdb_dbi_open(t, "documents", MDB_CREATE, &st->documents);
     if (rc == 0)

@@ -25,6 +25,7 @@ struct tt_store {
     MDB_dbi usage, usage_days;               /* the cost ledger (state/ledger.h) */
     MDB_dbi rcache, rcache_data, rcache_lru; /* the response cache (state/rcache.h) */
     MDB_dbi documents, chunks;               /* retrieval's documents (state/chunks.h) */
+    MDB_dbi semcache;                        /* the semantic cache (state/semstore.h) */
     tt_store_txn txn;                        /* the write transaction, embedded: one at a time */
     MDB_txn *rd_idle; /* a reset read transaction, renewed by the next read */
     unsigned readers; /* read transactions open (a callback may hold pointers) */

@@ -9,6 +9,7 @@
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/cache.h"
+#include "agents/llm/semcache.h"
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
@@ -29,6 +30,8 @@ struct tt_llm_cache {
     size_t n_routes;
     char (*aliases)[TT_ROUTE_ALIAS_MAX + 1];
     uint64_t (*route_counts)[2]; /* hits, misses */
+    tt_llm_semcache *sem;        /* the semantic cache (semcache.h), or NULL */
+    tt_route_semcache sem_set;   /* the routes file's "semantic_cache" */
 };
 
 typedef struct reader {
@@ -38,6 +41,13 @@ typedef struct reader {
 
 struct tt_llm_cache_call {
     tt_llm_cache *cache;
+    int exact;                 /* the exact cache applies (else only the semantic one) */
+    tt_llm_semcache_call *sem; /* the semantic cache's part, or NULL */
+    int looked;                /* the lookups ran (once a call) */
+    int sem_waiting;           /* a semantic lookup is in flight: resume(call) follows */
+    int sem_hit;               /* the answer being replayed is the semantic cache's */
+    int ready;                 /* a semantic hit is read: the next replay passes it on */
+    void (*resume)(tt_llm_call *);
     size_t route_index;
     char route[TT_ROUTE_ALIAS_MAX + 1];
     char model[TT_ROUTE_MODEL_MAX + 1];
@@ -93,6 +103,7 @@ void tt_llm_cache_bind(tt_llm_cache *c, const tt_llm_service_options *opt, const
     c->usage = opt->usage;
     c->usage_ud = opt->usage_ud;
     c->settings = routes->cache;
+    c->sem_set = routes->semcache;
     free(c->aliases);
     free(c->route_counts);
     c->n_routes = 0;
@@ -103,6 +114,17 @@ void tt_llm_cache_bind(tt_llm_cache *c, const tt_llm_service_options *opt, const
     for (size_t i = 0; i < c->n_routes; i++)
         snprintf(c->aliases[i], sizeof c->aliases[i], "%s", routes->routes[i].alias);
     c->bound = 1;
+}
+
+void tt_llm_cache_set_semantic(tt_llm_cache *c, tt_llm_semcache *sem)
+{
+    if (c)
+        c->sem = sem;
+}
+
+const tt_route_semcache *tt_llm_cache_semantic_settings(const tt_llm_cache *c)
+{
+    return c && c->bound && c->sem_set.configured ? &c->sem_set : NULL;
 }
 
 const tt_route_cache *tt_llm_cache_settings(const tt_llm_cache *c)
@@ -246,13 +268,19 @@ tt_llm_cache_call *tt_llm_cache_call_new(tt_llm_cache *c, const tt_routes *route
                                          const tt_route *route, const char *model,
                                          const tt_llm_request *req)
 {
-    if (!c || !c->bound || !c->settings.enabled || !route || route->cache_mode < 0 ||
-        !c->store.get || (route->cache_mode == 0 && req->temperature != 0 && !req->cache))
+    if (!c || !c->bound)
         return NULL;
-    tt_llm_cache_call *cc = calloc(1, sizeof *cc);
-    if (!cc)
+    int exact = c->settings.enabled && route && route->cache_mode >= 0 && c->store.get &&
+                (route->cache_mode == 1 || req->temperature == 0 || req->cache);
+    tt_llm_semcache_call *sem = tt_llm_semcache_call_new(c->sem, route, req);
+    tt_llm_cache_call *cc = exact || sem ? calloc(1, sizeof *cc) : NULL;
+    if (!cc) {
+        tt_llm_semcache_call_free(sem);
         return NULL;
+    }
     cc->cache = c;
+    cc->exact = exact;
+    cc->sem = sem;
     cc->route_index = (size_t)(route - routes->routes);
     snprintf(cc->route, sizeof cc->route, "%s", route->alias);
     snprintf(cc->model, sizeof cc->model, "%s", model ? model : "");
@@ -270,13 +298,16 @@ void tt_llm_cache_call_free(tt_llm_cache_call *cc)
         return;
     tt_buf_free(&cc->rec);
     free(cc->data);
+    tt_llm_semcache_call_free(cc->sem);
     free(cc);
 }
 
 void tt_llm_cache_call_key(tt_llm_cache_call *cc, const tt_call_request *r)
 {
-    if (cc && !cc->keyed)
+    if (cc && !cc->keyed && cc->exact)
         cc->keyed = tt_llm_cache_key(r, cc->attr.tenant, cc->route, cc->model, cc->key) == 0;
+    if (cc)
+        tt_llm_semcache_call_key(cc->sem, r, cc->attr.tenant, cc->route, cc->model);
 }
 
 /* ---- the stored answer: "TTC1", then records of a kind byte and
@@ -349,7 +380,7 @@ void tt_llm_cache_record(tt_llm_cache_call *cc, int attempt, const tt_llm_event 
 
 void tt_llm_cache_store_result(tt_llm_cache_call *cc, const tt_llm_result *r)
 {
-    if (!cc || !cc->keyed || r->cached)
+    if (!cc || (!cc->keyed && !cc->sem) || r->cached)
         return;
     tt_llm_cache *c = cc->cache;
     tt_buf out;
@@ -371,10 +402,12 @@ void tt_llm_cache_store_result(tt_llm_cache_call *cc, const tt_llm_result *r)
     if (rc == 0)
         rc = tt_buf_append(&out, tt_buf_str(&cc->rec), cc->rec.len);
     if (rc == 0)
+        tt_llm_semcache_call_store(cc->sem, tt_buf_str(&out), out.len);
+    if (rc == 0 && cc->keyed)
         rc = c->store.put(c->store.ud, cc->key, wall_ms(c), cc->ttl_ms, tt_buf_str(&out), out.len);
-    if (rc < 0)
+    if (cc->keyed && rc < 0)
         c->stats.not_stored++;
-    else
+    else if (cc->keyed)
         c->stats.stored++;
     tt_buf_free(&out);
 }
@@ -499,8 +532,9 @@ static void report_hit(tt_llm_cache_call *cc, const tt_llm_result *r, int64_t la
     if (!c->log || !c->log_ok)
         return;
     char key[17];
+    const unsigned char *k = cc->sem_hit ? tt_llm_semcache_call_id(cc->sem) : cc->key;
     for (int i = 0; i < 8; i++)
-        snprintf(key + 2 * i, 3, "%02x", cc->key[i]);
+        snprintf(key + 2 * i, 3, "%02x", k[i]);
     json_t *line =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:f}", "msg", "llm call",
                   "cache_key", key, "route", cc->route, "model", r->model, "target", r->target,
@@ -510,6 +544,10 @@ static void report_hit(tt_llm_cache_call *cc, const tt_llm_result *r, int64_t la
         return;
     tt_llm_attribution_log(line, &cc->attr);
     json_object_set_new(line, "cache_hit", json_true());
+    json_object_set_new(line, "cache", json_string(cc->sem_hit ? "semantic" : "exact"));
+    if (cc->sem_hit)
+        json_object_set_new(line, "similarity",
+                            json_real(round(tt_llm_semcache_call_score(cc->sem) * 1e4) / 1e4));
     c->log(line, c->log_ud);
 }
 
@@ -538,43 +576,73 @@ static int pump(tt_llm_cache_call *cc)
     return 1;
 }
 
+/* An answer read: checked whole (0, the reader at its first event), else it
+ * is freed and counted as corrupt. */
+static int take(tt_llm_cache_call *cc, char *data, size_t len)
+{
+    cc->data = data;
+    cc->rd = (reader){(const unsigned char *)data, (const unsigned char *)data + len, 0};
+    cc->res = *cc->out;
+    if (read_head(&cc->rd, &cc->res) == 0)
+        return 0;
+    free(cc->data);
+    cc->data = NULL;
+    cc->cache->stats.corrupt++;
+    return TT_EINVAL;
+}
+
+/* The semantic lookup's end (semcache.h): its answer or NULL; the call goes
+ * on through resume (which replays a hit, or sends the request). */
+static void sem_done(void *ud, char *data, size_t len)
+{
+    tt_llm_cache_call *cc = ud;
+    cc->sem_waiting = 0;
+    if (data && take(cc, data, len) == 0)
+        cc->ready = cc->sem_hit = 1;
+    cc->resume(cc->call);
+}
+
 int tt_llm_cache_replay(tt_llm_cache_call *cc, tt_llm_call *call,
                         void (*on_event)(tt_llm_call *, const tt_llm_event *, void *), void *ud,
-                        tt_llm_result *r)
+                        tt_llm_result *r, void (*resume)(tt_llm_call *))
 {
-    if (!cc || !cc->keyed || cc->data)
-        return 0;
-    tt_llm_cache *c = cc->cache;
-    cc->start_ms = wall_ms(c);
-    size_t len = 0;
-    if (c->store.get(c->store.ud, cc->key, cc->start_ms, &cc->data, &len) != 0) {
-        cc->data = NULL;
-        count(cc, 0);
-        return 0;
-    }
-    cc->rd = (reader){(const unsigned char *)cc->data, (const unsigned char *)cc->data + len, 0};
-    cc->res = *r;
-    if (read_head(&cc->rd, &cc->res) != 0) {
-        free(cc->data);
-        cc->data = NULL;
-        c->stats.corrupt++;
-        count(cc, 0);
-        return 0;
-    }
-    count(cc, 1);
+    if (!cc || cc->sem_waiting)
+        return cc ? 3 : 0;
     cc->out = r;
     cc->call = call;
     cc->on_event = on_event;
     cc->ud = ud;
-    return pump(cc);
+    if (cc->ready) {
+        cc->ready = 0;
+        return pump(cc);
+    }
+    if (cc->looked)
+        return 0;
+    cc->looked = 1;
+    tt_llm_cache *c = cc->cache;
+    cc->start_ms = wall_ms(c);
+    char *data = NULL;
+    size_t len = 0;
+    if (cc->keyed && c->store.get(c->store.ud, cc->key, cc->start_ms, &data, &len) == 0 &&
+        take(cc, data, len) == 0) {
+        count(cc, 1);
+        return pump(cc);
+    }
+    if (cc->keyed)
+        count(cc, 0);
+    if (!tt_llm_semcache_call_lookup(cc->sem, sem_done, cc))
+        return 0;
+    cc->sem_waiting = 1;
+    cc->resume = resume;
+    return 3;
 }
 
 int tt_llm_cache_pause(tt_llm_cache_call *cc, int paused)
 {
-    if (!cc || !cc->data)
+    if (!cc)
         return 0;
-    cc->paused = paused;
-    return paused || cc->replaying ? 0 : pump(cc);
+    cc->paused = paused; /* also before a semantic hit's replay starts */
+    return !cc->data || cc->ready || paused || cc->replaying ? 0 : pump(cc);
 }
 
 int tt_llm_cache_cancel(tt_llm_cache_call *cc)

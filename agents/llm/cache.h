@@ -68,6 +68,11 @@ void tt_llm_cache_free(tt_llm_cache *c);
 /* The service (call.c) binds its cache at start: the log and usage hooks
  * and the routes' cache settings (route aliases are copied for counters). */
 void tt_llm_cache_bind(tt_llm_cache *c, const tt_llm_service_options *opt, const tt_routes *routes);
+/* The semantic cache asked after a miss (semcache.h; NULL: none). */
+struct tt_llm_semcache;
+void tt_llm_cache_set_semantic(tt_llm_cache *c, struct tt_llm_semcache *sem);
+/* The routes file's "semantic_cache" bound, or NULL (none, or before a bind). */
+const tt_route_semcache *tt_llm_cache_semantic_settings(const tt_llm_cache *c);
 /* The settings bound (the routes file's "cache"), or NULL before a bind. */
 const tt_route_cache *tt_llm_cache_settings(const tt_llm_cache *c);
 
@@ -88,9 +93,10 @@ int tt_llm_cache_key(const tt_call_request *r, const char *tenant, const char *r
 /* ---- one call (call.c) ---- */
 
 /* The cache's part of a call of route (the service's routes) asking for
- * model ("" or NULL: the route's own), or NULL when the call is not cached
- * (no cache, the cache or the route turned off, a temperature other than 0
- * on a route without "always" and req->cache 0). */
+ * model ("" or NULL: the route's own), or NULL when the call is not cached:
+ * neither by the exact cache (no cache, the cache or the route turned off, a
+ * temperature other than 0 on a route without "always" and req->cache 0)
+ * nor by the semantic one (semcache.h). */
 tt_llm_cache_call *tt_llm_cache_call_new(tt_llm_cache *c, const tt_routes *routes,
                                          const tt_route *route, const char *model,
                                          const tt_llm_request *req);
@@ -102,13 +108,17 @@ void tt_llm_cache_call_key(tt_llm_cache_call *cc, const tt_call_request *r);
 void tt_llm_cache_record(tt_llm_cache_call *cc, int attempt, const tt_llm_event *ev);
 /* The call succeeded with r: keep what was recorded. */
 void tt_llm_cache_store_result(tt_llm_cache_call *cc, const tt_llm_result *r);
-/* Look the key up (once); on a hit pass the stored events to on_event(call,
- * ev, ud): 1 when all were (or a hook cancelled the call meanwhile): r is
- * filled and the caller ends the call; 2 when the caller paused the replay
- * (tt_llm_cache_pause) before its end. 0: a miss (or no key, or cc NULL). */
+/* Look the key up (once), then on a miss ask the semantic cache
+ * (semcache.h); on a hit pass the stored events to on_event(call, ev, ud):
+ * 1 when all were (or a hook cancelled the call meanwhile): r is filled and
+ * the caller ends the call; 2 when the caller paused the replay
+ * (tt_llm_cache_pause) before its end; 3 when a semantic lookup is in
+ * flight: resume(call) follows from the loop (unless the call is cancelled
+ * first) and the caller calls this again then (a hit is replayed, else 0).
+ * 0: a miss (or no key, or looked up already, or cc NULL). */
 int tt_llm_cache_replay(tt_llm_cache_call *cc, tt_llm_call *call,
                         void (*on_event)(tt_llm_call *, const tt_llm_event *, void *), void *ud,
-                        tt_llm_result *r);
+                        tt_llm_result *r, void (*resume)(tt_llm_call *));
 /* Pause or resume a replay (back-pressure: the gateway's output buffer).
  * Resumed, the rest is passed on now: 1 when the replay then ended (r, as
  * given to tt_llm_cache_replay, is filled: the caller ends the call), 0

@@ -573,12 +573,12 @@ static void send_attempt(tt_llm_call *c)
         c->prepared = 1;
         memcpy(c->input_hash, c->prep.input_hash, sizeof c->input_hash);
         c->result.dropped_messages += c->prep.dropped;
-        int hit = tt_llm_cache_replay(c->cache, c, c->hooks.on_event, c->ud, &c->result);
-        if (hit == 1) /* 2: a replay paused by the caller, resumed by tt_llm_call_pause() */
-            finish(c, c->cancelled ? TT_LLM_ERR_CANCELLED : TT_LLM_ERR_NONE, "cancelled");
-        if (hit)
-            return;
-    }
+    } /* 2: paused, resumed by tt_llm_call_pause(); 3: a lookup, then send_attempt again */
+    int hit = tt_llm_cache_replay(c->cache, c, c->hooks.on_event, c->ud, &c->result, send_attempt);
+    if (hit == 1)
+        finish(c, c->cancelled ? TT_LLM_ERR_CANCELLED : TT_LLM_ERR_NONE, "cancelled");
+    if (hit)
+        return;
     if (c->prep.rc) {
         finish(c, TT_LLM_ERR_BAD_REQUEST, "the request could not be built");
         return;

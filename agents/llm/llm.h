@@ -104,6 +104,16 @@ typedef struct tt_llm_attribution {
     char feature[TT_ATTR_FIELD_MAX]; /* a free label (config, session input, header) */
 } tt_llm_attribution;
 
+/* An opt-in to the semantic cache (semcache.h), e.g. an assistant's
+ * "semantic_cache" in the agents file: threshold 0 is the route's (or the
+ * routes file's default); multi_turn and tools: also for conversations with
+ * more than one user message, and for calls offering tools. */
+typedef struct tt_llm_semantic {
+    int enabled;
+    double threshold;
+    int multi_turn, tools;
+} tt_llm_semantic;
+
 typedef struct tt_llm_request {
     const char *model;
     const tt_llm_message *messages;
@@ -117,6 +127,7 @@ typedef struct tt_llm_request {
     const char *tag;         /* a label for the log line, e.g. "chat.system@1"; not sent */
     const tt_llm_attribution *attr; /* who pays (copied by the call), or NULL; not sent */
     int cache; /* 1: the response cache may answer whatever the temperature (cache.h); not sent */
+    const tt_llm_semantic *semantic; /* the semantic cache opted in (semcache.h), or NULL */
     /* PII redaction (redact.h, route_redact.c): the call's first preparation
      * redacts the messages' content into redact_map with redactor; NULL: none */
     struct tt_redact_map *redact_map;

@@ -496,6 +496,11 @@ static int parse_after_routes(parse_ctx *cx, const json_t *obj, const char *wher
         if ((rc = tt_route_redact_parse(out, v, p, cx->err, cx->n)))
             return rc;
     }
+    if ((v = json_object_get(obj, "semantic_cache"))) {
+        path_key(p, where, "semantic_cache");
+        if ((rc = tt_route_semcache_parse(out, v, p, cx->err, cx->n)))
+            return rc;
+    }
     if (!(v = json_object_get(obj, "cache")))
         return 0;
     path_key(p, where, "cache");
@@ -504,8 +509,8 @@ static int parse_after_routes(parse_ctx *cx, const json_t *obj, const char *wher
 
 static int parse_all(parse_ctx *cx, const json_t *obj, const char *where, tt_routes *out)
 {
-    static const char *const top[] = {"routes",  "prices", "limits", "retry",
-                                      "breaker", "cache",  "redact", NULL};
+    static const char *const top[] = {"routes", "prices", "limits",         "retry", "breaker",
+                                      "cache",  "redact", "semantic_cache", NULL};
     static const char *const limits[] = {"max_prompt_tokens", "max_completion_tokens", NULL};
     static const char *const retry[] = {"max_attempts", "base_ms", "max_backoff_ms", "max_total_ms",
                                         NULL};

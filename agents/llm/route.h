@@ -42,6 +42,14 @@
  * "ttl_s", "always" (cache its calls whatever their temperature: an opt-in
  * for routes whose answers may be reused) and "enabled" (false: never cached).
  *
+ * "semantic_cache" (route_semcache.c, semcache.h; absent: off):
+ * {"embed_route": "<alias>", "dimensions": 256, "threshold": 0.92,
+ *  "ttl_s": 43200, "max_entries": 100000, "lookup_timeout_ms": 2000,
+ *  "routes": {"<alias>": {"enabled": true, "threshold": 0.95, "ttl_s": 3600,
+ *                         "multi_turn": false, "tools": false}}}: a route
+ * named with "enabled": true is looked up by meaning; "enabled": false
+ * refuses an assistant's opt-in too.
+ *
  * "redact" (route_redact.c, redact.h): {"routes": {"<alias>": true},
  * "patterns": {"LABEL": "<PCRE2>"}}: the e-mail addresses, phone numbers,
  * card numbers, IBANs and pattern matches of those routes' prompts are
@@ -114,6 +122,14 @@ typedef struct tt_route {
     /* "redact.routes.<alias>": PII replaced in prompts, restored in
      * replies, by these detectors (tt_routes.redactor); NULL: not redacted */
     const struct tt_redact *redact;
+    /* The semantic cache ("semantic_cache.routes.<alias>", route_semcache.c):
+     * -1 never (not even for an assistant's opt-in), 0 off unless the request
+     * opts in, 1 on; its threshold and TTL (0: the defaults); multi-turn
+     * conversations and calls with tools opted in. */
+    int sem_mode;
+    double sem_threshold;
+    int64_t sem_ttl_s;
+    int sem_multi_turn, sem_tools;
 } tt_route;
 
 typedef struct tt_route_price {
@@ -141,6 +157,21 @@ typedef struct tt_route_cache {
 #define TT_ROUTE_CACHE_MAX_ENTRIES 100000
 #define TT_ROUTE_CACHE_ENTRY_MAX ((int64_t)1 << 20)
 
+/* The semantic cache's settings (the "semantic_cache" object,
+ * route_semcache.c; semcache.h). */
+typedef struct tt_route_semcache {
+    int configured;                           /* the object is there */
+    char embed_route[TT_ROUTE_ALIAS_MAX + 1]; /* the route asked for embeddings */
+    int64_t dimensions;                       /* [0: not sent] "dimensions" of the request */
+    double threshold;                         /* [TT_ROUTE_SEMCACHE_THRESHOLD] cosine */
+    int64_t ttl_s;                            /* [TT_ROUTE_CACHE_TTL_S] */
+    int64_t max_entries;                      /* [TT_ROUTE_SEMCACHE_MAX_ENTRIES] all tenants */
+    int64_t lookup_timeout_ms; /* [TT_ROUTE_SEMCACHE_LOOKUP_MS] then the call goes on: a miss */
+} tt_route_semcache;
+#define TT_ROUTE_SEMCACHE_THRESHOLD 0.92
+#define TT_ROUTE_SEMCACHE_MAX_ENTRIES 100000
+#define TT_ROUTE_SEMCACHE_LOOKUP_MS 2000
+
 typedef struct tt_routes {
     tt_route *routes;
     size_t n_routes; /* 0: no model configured */
@@ -150,6 +181,7 @@ typedef struct tt_routes {
     tt_retry_policy retry; /* "retry" and "breaker"; defaults from tt_retry_policy_default() */
     tt_route_cache cache;
     struct tt_redact *redactor; /* "redact": the detectors, extra patterns included; or NULL */
+    tt_route_semcache semcache;
 } tt_routes;
 
 #define TT_ROUTE_DEFAULT_MAX_PROMPT 128000
@@ -158,6 +190,9 @@ typedef struct tt_routes {
 /* "redact" (route_redact.c): sets out->redactor and each named route's
  * redact; TT_EINVAL with the message in err. Routes must be parsed. */
 int tt_route_redact_parse(tt_routes *out, const json_t *v, const char *path, char *err, size_t n);
+/* "semantic_cache" (route_semcache.c): out->semcache and each named route's
+ * sem_*; TT_EINVAL with the message in err. Routes must be parsed. */
+int tt_route_semcache_parse(tt_routes *out, const json_t *v, const char *path, char *err, size_t n);
 
 /* Parse a routes object. envp (NULL-terminated "NAME=value" strings, as
  * main() receives them) supplies the keys named by key_env; a variable that

@@ -224,7 +224,7 @@ static void test_record_and_replay(void **state)
     tt_llm_cache_call_key(cc, &cr);
     tt_llm_result r = {
         .prompt_tokens = 7, .completion_tokens = 3, .cost_usd = 0.5, .finish_reason = "tool_calls"};
-    assert_int_equal(tt_llm_cache_replay(cc, NULL, on_event, NULL, &r), 0); /* a miss */
+    assert_int_equal(tt_llm_cache_replay(cc, NULL, on_event, NULL, &r, NULL), 0); /* a miss */
     /* Attempt 0 failed after some output; attempt 1 is the one kept. */
     tt_llm_event e = text_ev("lost ");
     tt_llm_cache_record(cc, 0, &e);
@@ -249,7 +249,7 @@ static void test_record_and_replay(void **state)
     tt_llm_cache_call_key(again, &cr);
     seen s = {0};
     tt_llm_result hit = {0};
-    assert_int_equal(tt_llm_cache_replay(again, NULL, on_event, &s, &hit), 1);
+    assert_int_equal(tt_llm_cache_replay(again, NULL, on_event, &s, &hit, NULL), 1);
     assert_string_equal(s.text, "Hello, world");
     assert_int_equal(s.events, 3);
     assert_int_equal(s.tools, 1);
@@ -280,7 +280,7 @@ static void expiry_and_corruption(tt_llm_cache *cache, const tt_routes *routes, 
     mp->now += 60000;
     again = tt_llm_cache_call_new(cache, routes, &routes->routes[0], NULL, req);
     tt_llm_cache_call_key(again, cr);
-    assert_int_equal(tt_llm_cache_replay(again, NULL, on_event, &s, &hit), 0);
+    assert_int_equal(tt_llm_cache_replay(again, NULL, on_event, &s, &hit, NULL), 0);
     tt_llm_cache_call_free(again);
     uint64_t hits, misses;
     tt_llm_cache_route_stats(cache, 0, &hits, &misses);
@@ -295,7 +295,7 @@ static void expiry_and_corruption(tt_llm_cache *cache, const tt_routes *routes, 
     again = tt_llm_cache_call_new(cache, routes, &routes->routes[0], NULL, req);
     tt_llm_cache_call_key(again, cr);
     memset(&s, 0, sizeof s);
-    assert_int_equal(tt_llm_cache_replay(again, NULL, on_event, &s, &hit), 0);
+    assert_int_equal(tt_llm_cache_replay(again, NULL, on_event, &s, &hit, NULL), 0);
     assert_int_equal(s.events, 0);
     tt_llm_cache_stats st;
     tt_llm_cache_stats_get(cache, &st);
@@ -349,7 +349,7 @@ static void test_replay_paused_and_resumed(void **state)
     tt_llm_cache_call_key(cc, &cr);
     pausing p = {.cc = cc};
     tt_llm_result out = {0};
-    assert_int_equal(tt_llm_cache_replay(cc, NULL, pause_first, &p, &out), 2);
+    assert_int_equal(tt_llm_cache_replay(cc, NULL, pause_first, &p, &out, NULL), 2);
     assert_int_equal(p.events, 1);
     assert_int_equal(out.cached, 0); /* not over yet */
     assert_int_equal(tt_llm_cache_pause(cc, 1), 0);

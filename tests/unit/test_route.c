@@ -254,6 +254,50 @@ static void test_route_parse_names_embedding_path(void **state)
     assert_non_null(strstr(err, "not \"a?b\""));
 }
 
+/* "semantic_cache" (route_semcache.c): defaults, per route, refusals naming the path. */
+static void test_route_parse_semantic_cache(void **state)
+{
+    tt_routes r;
+    char err[256] = "";
+    assert_int_equal(parse_text(TOP("\"semantic_cache\": {\"embed_route\": \"fast\", "
+                                    "\"routes\": {\"fast\": {\"threshold\": 0.8, "
+                                    "\"tools\": true}}}"),
+                                NULL, test_env, &r, err),
+                     0);
+    assert_true(r.semcache.configured);
+    assert_string_equal(r.semcache.embed_route, "fast");
+    assert_true(r.semcache.threshold == TT_ROUTE_SEMCACHE_THRESHOLD);
+    assert_int_equal(r.semcache.ttl_s, TT_ROUTE_CACHE_TTL_S);
+    assert_int_equal(r.semcache.max_entries, TT_ROUTE_SEMCACHE_MAX_ENTRIES);
+    assert_int_equal(r.semcache.lookup_timeout_ms, TT_ROUTE_SEMCACHE_LOOKUP_MS);
+    assert_int_equal(r.routes[0].sem_mode, 1);
+    assert_true(r.routes[0].sem_threshold == 0.8);
+    assert_int_equal(r.routes[0].sem_tools, 1);
+    assert_int_equal(r.routes[0].sem_multi_turn, 0);
+    tt_routes_free(&r);
+    /* absent: off, every route */
+    assert_int_equal(parse_text(TOP("\"retry\": {}"), NULL, test_env, &r, err), 0);
+    assert_false(r.semcache.configured);
+    assert_int_equal(r.routes[0].sem_mode, 0);
+    tt_routes_free(&r);
+    expect_refused(TOP("\"semantic_cache\": {}"), "semantic_cache.embed_route: must name a route");
+    expect_refused(TOP("\"semantic_cache\": {\"embed_route\": \"nope\"}"),
+                   "semantic_cache.embed_route: must name a route");
+    expect_refused(TOP("\"semantic_cache\": {\"embed_route\": \"fast\", \"threshold\": 0.2}"),
+                   "semantic_cache.threshold: must be a number from 0.5 to 1");
+    expect_refused(TOP("\"semantic_cache\": {\"embed_route\": \"fast\", \"size\": 1}"),
+                   "semantic_cache: unknown key \"size\"");
+    expect_refused(TOP("\"semantic_cache\": {\"embed_route\": \"fast\", \"routes\": "
+                       "{\"slow\": {}}}"),
+                   "semantic_cache.routes.slow: not a route");
+    expect_refused(TOP("\"semantic_cache\": {\"embed_route\": \"fast\", \"routes\": "
+                       "{\"fast\": {\"multi_turn\": 1}}}"),
+                   "semantic_cache.routes.fast.multi_turn: must be true or false");
+    expect_refused(TOP("\"semantic_cache\": {\"embed_route\": \"fast\", "
+                       "\"lookup_timeout_ms\": 0}"),
+                   "semantic_cache.lookup_timeout_ms: must be an integer from 10 to 60000");
+}
+
 static void test_route_load_file(void **state)
 {
     char path[] = "/tmp/tt_routes_XXXXXX";
@@ -439,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_route_parse_refuses_bad_targets),
         cmocka_unit_test(test_route_parse_refuses_bad_sections),
         cmocka_unit_test(test_route_parse_names_embedding_path),
+        cmocka_unit_test(test_route_parse_semantic_cache),
         cmocka_unit_test(test_route_load_file),
         cmocka_unit_test(test_route_from_env_none),
         cmocka_unit_test(test_route_from_env_openai_only),
