@@ -232,3 +232,112 @@ itest(
   },
   { skip, timeout: 40_000 },
 );
+
+/**
+ * The README's "What the models cost" section: its curl requests ({url,
+ * headers}) and its SQL, as written there (so the doc cannot drift from
+ * what the server answers).
+ */
+function readmeUsageDoc() {
+  const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf('### What the models cost');
+  assert.ok(start >= 0, 'the README has its "What the models cost" section');
+  const next = readme.slice(start + 4).search(/\n#{2,3} /); // the next heading (## or ###)
+  const section = readme.slice(start, next < 0 ? undefined : start + 4 + next);
+  const sh = section.match(/```sh\n([\s\S]*?)```/);
+  const sql = section.match(/```sql\n([\s\S]*?)```/);
+  assert.ok(sh && sql, 'the section has an sh and an sql block');
+  const commands = sh[1]
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((l) => l.trim().startsWith('curl '));
+  const curls = commands.map((c) => {
+    const quoted = [...c.matchAll(/(-H\s+)?"([^"]*)"/g)];
+    const url = quoted.find((q) => !q[1] && q[2].startsWith('http'))?.[2];
+    const headers = Object.fromEntries(
+      quoted
+        .filter((q) => q[1])
+        .map((q) => [q[2].slice(0, q[2].indexOf(':')), q[2].slice(q[2].indexOf(':') + 1).trim()]),
+    );
+    return { url, headers };
+  });
+  return { curls, sql: sql[1] };
+}
+
+itest(
+  "the README's spend by feature per day: its curl requests and its SQL, run against a live server",
+  async ({ startServer }) => {
+    const P = 'pgu-readme';
+    const url = await pg.newDatabase();
+    const srv = await startServer({
+      args: ['--routes', routesFor(P), ...keyArgs, '--usage-flush-ms', '50'],
+      env: { FAKE_KEY: 'fake-key', TETHER_DATABASE_URL: url },
+    });
+    await calls(srv, [
+      [KEY_A, 'support'],
+      [KEY_A, 'support'],
+      [KEY_A, 'search'],
+      [KEY_B, 'support'],
+    ]);
+    await waitUsageArchived(srv);
+    const today = new Date().toISOString().slice(0, 10);
+    const doc = readmeUsageDoc();
+    assert.ok(doc.curls.length >= 2, JSON.stringify(doc.curls));
+    const byFeature = [];
+    for (const { url: u, headers } of doc.curls) {
+      const live = new URL(u);
+      assert.equal(live.pathname, '/v1/usage');
+      assert.match(live.search, /from=\d{4}-\d\d-\d\d&to=\d{4}-\d\d-\d\d&group_by=(feature|day)$/);
+      // The documented dates, moved to today (the day the calls were made).
+      const query = live.search.replace(/\d{4}-\d\d-\d\d/g, today);
+      const r = await httpGet(srv.port, `/v1/usage${query}`, {
+        headers: { ...headers, Authorization: headers.Authorization.replace('$KEY', KEY_A) },
+      });
+      assert.equal(r.status, 200, `${u}: ${r.body}`);
+      if (headers.Accept === 'text/csv') {
+        const rows = r.body.trim().split('\n');
+        assert.match(rows[0], /^feature,calls,/);
+        assert.deepEqual(
+          rows.slice(1).map((x) => x.split(',').slice(0, 2)),
+          [
+            ['search', '1'],
+            ['support', '2'],
+          ],
+        );
+      } else if (live.search.includes('group_by=feature')) {
+        byFeature.push(
+          ...r.json.groups.map((g) => [today, g.feature, g.calls, g.prompt_tokens, g.completion_tokens, g.cost_usd]),
+        );
+      } else {
+        assert.deepEqual(
+          r.json.groups.map((g) => [g.day, g.calls]),
+          [[today, 3]],
+        );
+      }
+    }
+    assert.deepEqual(
+      byFeature.map((g) => g.slice(1, 3)),
+      [
+        ['search', 1],
+        ['support', 2],
+      ],
+    );
+    // The SQL as documented: the key's tenant is acme; the dates moved to today.
+    const sql = doc.sql.replace(/\d{4}-\d\d-\d\d/g, today);
+    assert.match(sql, /tenant = 'acme'/);
+    const rows = (await pg.query(sql, dbName(url))).map(([d, f, n, p, c, cost]) => [
+      d,
+      f,
+      Number(n),
+      Number(p),
+      Number(c),
+      Number(cost),
+    ]);
+    assert.deepEqual(
+      rows.map((r) => r.slice(0, 5)),
+      byFeature.map((g) => g.slice(0, 5)),
+    );
+    for (let i = 0; i < rows.length; i++) assert.ok(Math.abs(rows[i][5] - byFeature[i][5]) < 1e-9);
+  },
+  { skip, timeout: 40_000 },
+);
