@@ -220,6 +220,7 @@ void tt_agent_attribution(const tt_session *s, const char *feature_default, tt_l
     tt_utf8_copy(out->agent, sizeof out->agent, s->agent);
     tt_utf8_copy(out->session, sizeof out->session, s->id);
     tt_utf8_copy(out->feature, sizeof out->feature, f);
+    tt_utf8_copy(out->ip, sizeof out->ip, s->client_ip);
 }
 
 int tt_agent_load_assistants(tt_agent_env *env, const char *file, char *err, size_t n)

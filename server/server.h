@@ -66,6 +66,7 @@ typedef struct tt_server {
     /* The API key id of the session.open being served (requests.c): the new
      * session's key_id, set by the bind hook before its agent starts. */
     const char *opening_key_id;
+    const char *opening_ip; /* and its client IP (the session's client_ip) */
     tt_usage usage;         /* the cost ledger, its counters, the key and tenant limits */
     tt_respcache respcache; /* the exact response cache (respcache.h) */
     unsigned thumb_jobs;    /* photo thumbnails being read (photos_thumb.c) */
