@@ -94,9 +94,10 @@ int tt_agent_load_prompts(tt_agent_env *env, const char *dir, char *err, size_t 
             rc = TT_EFULL;
         } else if ((rc = tt_prompt_load(dir, e->d_name, &env->prompts[env->n_prompts])) != 0) {
             snprintf(err, n,
-                     "prompt %s/%s: %s (the first line must be "
-                     "<!-- prompt: NAME version: N -->)",
-                     dir, e->d_name, tt_strerror(rc));
+                     "prompt %s/%s: %s (the first line must be <!-- prompt: NAME "
+                     "version: N --> or <!-- prompt: NAME version: N max_tokens: M -->, M "
+                     "from 1 to %d)",
+                     dir, e->d_name, tt_strerror(rc), TT_PROMPT_MAX_TOKENS_MAX);
         } else {
             env->n_prompts++;
         }
@@ -254,6 +255,7 @@ void tt_agent_attribution(const tt_session *s, const char *feature_default, tt_l
     tt_utf8_copy(out->agent, sizeof out->agent, s->agent);
     tt_utf8_copy(out->session, sizeof out->session, s->id);
     tt_utf8_copy(out->feature, sizeof out->feature, f);
+    tt_utf8_copy(out->ip, sizeof out->ip, s->client_ip);
 }
 
 int tt_agent_load_assistants(tt_agent_env *env, const char *file, char *err, size_t n)
@@ -634,6 +636,26 @@ int tt_agent_close(tt_session *s)
 
 /* ---- Prompt templates (prompt.h) ---- */
 
+/* The header line's optional " max_tokens: M" (before " -->"): 0 and *out
+ * (0 when absent), or TT_EINVAL. */
+static int header_max_tokens(const char *header, int64_t *out)
+{
+    static const char key[] = " max_tokens: ";
+    const char *p = strstr(header, key);
+    *out = 0;
+    if (!p)
+        return 0;
+    p += sizeof key - 1;
+    int64_t v = 0;
+    const char *d = p;
+    while (*d >= '0' && *d <= '9' && v <= TT_PROMPT_MAX_TOKENS_MAX)
+        v = v * 10 + (*d++ - '0');
+    if (d == p || v < 1 || v > TT_PROMPT_MAX_TOKENS_MAX || strncmp(d, " -->", 4) != 0)
+        return TT_EINVAL;
+    *out = v;
+    return 0;
+}
+
 int tt_prompt_load(const char *dir, const char *file, tt_prompt *out)
 {
     memset(out, 0, sizeof *out);
@@ -655,6 +677,11 @@ int tt_prompt_load(const char *dir, const char *file, tt_prompt *out)
     char *eol = strchr(buf, '\n');
     if (!eol || sscanf(buf, "<!-- prompt: %63s version: %d -->", out->name, &out->version) != 2 ||
         out->version < 1) {
+        free(buf);
+        return TT_EINVAL;
+    }
+    *eol = '\0';
+    if (header_max_tokens(buf, &out->max_tokens) != 0) {
         free(buf);
         return TT_EINVAL;
     }

@@ -253,7 +253,10 @@ static void run_retrieve(tt_chat_rt *rt, tool_job *job, json_t *call, const tt_t
     const tt_assistant_def *d = rt->def;
     if (tt_tool_check_args(tool, str(call, "args"), why, sizeof why) == 0)
         args = json_loads(str(call, "args"), 0, NULL);
-    tt_retrieval_query q = {.tenant = rt->s->tenant,
+    tt_llm_attribution attr; /* the session's: the query's embedding is its call too */
+    tt_agent_attribution(rt->s, d ? d->feature : NULL, &attr);
+    tt_retrieval_query q = {.attr = &attr,
+                            .tenant = rt->s->tenant,
                             .collection = d && d->collection[0] ? d->collection : NULL,
                             .text = json_string_value(json_object_get(args, "query")),
                             .k = (uint32_t)(json_integer_value(json_object_get(args, "k"))

@@ -10,6 +10,7 @@
 #include "state/cluster.h"
 #include "state/registry.h"
 #include "state/replica.h"
+#include "state/usage_archive.h"
 
 static void pg_state_hook(tt_pg_state from, tt_pg_state to, const char *why, void *ud)
 {
@@ -20,6 +21,7 @@ static void pg_state_hook(tt_pg_state from, tt_pg_state to, const char *why, voi
     if (to == TT_PG_UP) {
         tt_archive_kick(srv->archive);
         tt_replica_kick(srv->replica);
+        tt_usage_archive_kick(srv->usage_archive);
     }
 }
 
@@ -32,7 +34,8 @@ static void pg_query_failed_hook(const char *why, void *ud)
                      json_pack("{s:s}", "error", why));
 }
 
-/* The archive's schema, then the replicated mode's tables: one numbering. */
+/* The archive's schema, then the replicated mode's tables, then the usage
+ * table: one numbering (a new migration goes last). */
 static const char *migrations[8];
 static size_t n_migrations;
 
@@ -43,6 +46,7 @@ static void collect_migrations(void)
         migrations[n_migrations++] = tt_archive_migrations[i];
     for (size_t i = 0; i < tt_replica_n_migrations; i++)
         migrations[n_migrations++] = tt_replica_migrations[i];
+    migrations[n_migrations++] = tt_usage_archive_migration;
 }
 
 static int replicated(const tt_server *srv)
@@ -118,12 +122,36 @@ static int start_replicated(tt_server *srv)
     return 0;
 }
 
+/* The ledger's rows to the `usage` table, on a connection of their own (the
+ * events' batches never wait for them, nor they for the events'). */
+static int start_usage_archive(tt_server *srv)
+{
+    if (!srv->usage.ledger)
+        return 0;
+    tt_usage_archive_options uo = {0};
+    int rc =
+        tt_usage_archive_new(&srv->loop, srv->store, srv->usage.ledger, &uo, &srv->usage_archive);
+    if (rc) {
+        tt_log(TT_ERROR, "cannot read the usage archive's marker",
+               json_pack("{s:s}", "error", tt_strerror(rc)));
+        return rc;
+    }
+    rc = open_pg(srv, NULL, &srv->usage_pg);
+    if (rc)
+        return rc;
+    tt_usage_archive_set_pg(srv->usage_archive, srv->usage_pg);
+    tt_usage_archive_kick(srv->usage_archive);
+    return 0;
+}
+
 int tt_database_start(tt_server *srv)
 {
     if (!srv->cfg.database_url[0])
         return 0;
     collect_migrations();
     int rc = open_pg(srv, NULL, &srv->pg);
+    if (rc == 0)
+        rc = start_usage_archive(srv);
     if (rc)
         return rc;
     if (replicated(srv))
@@ -149,7 +177,10 @@ void tt_database_close(tt_server *srv)
     }
     tt_pg_close(srv->pg);
     tt_pg_close(srv->owner_pg);
-    srv->pg = srv->owner_pg = NULL;
+    tt_pg_close(srv->usage_pg); /* its batch in flight fails now, before the archive goes */
+    srv->pg = srv->owner_pg = srv->usage_pg = NULL;
+    tt_usage_archive_free(srv->usage_archive);
+    srv->usage_archive = NULL;
     tt_archive_free(srv->archive);
     tt_replica_free(srv->replica);
     tt_cluster_free(srv->cluster);
@@ -158,7 +189,7 @@ void tt_database_close(tt_server *srv)
     srv->cluster = NULL;
 }
 
-int tt_database_readyz(const tt_server *srv, tt_buf *out)
+static int events_readyz(const tt_server *srv, tt_buf *out)
 {
     if (!srv->pg)
         return 0;
@@ -243,7 +274,7 @@ static int replicated_metrics(const tt_server *srv, tt_buf *out)
     return rc ? TT_ENOMEM : 0;
 }
 
-int tt_database_metrics(const tt_server *srv, tt_buf *out)
+static int events_metrics(const tt_server *srv, tt_buf *out)
 {
     if (!srv->pg)
         return 0;
@@ -286,6 +317,47 @@ int tt_database_metrics(const tt_server *srv, tt_buf *out)
                          "# HELP tether_archive_lag_seconds Age of the oldest committed event "
                          "not yet archived\n# TYPE tether_archive_lag_seconds gauge\n"
                          "tether_archive_lag_seconds %.3f\n",
+                         secs);
+    return rc ? TT_ENOMEM : 0;
+}
+
+int tt_database_readyz(const tt_server *srv, tt_buf *out)
+{
+    int rc = events_readyz(srv, out);
+    if (rc || !srv->usage_archive)
+        return rc;
+    uint64_t rows = 0;
+    double secs = 0;
+    tt_usage_archive_lag(srv->usage_archive, tt_wall_ms(), &rows, &secs);
+    return tt_buf_appendf(out,
+                          "usage_database: %s\nusage_archive_lag_rows: %" PRIu64
+                          "\nusage_archive_lag_seconds: %.3f\n",
+                          tt_pg_state_name(tt_pg_state_get(srv->usage_pg)), rows, secs);
+}
+
+int tt_database_metrics(const tt_server *srv, tt_buf *out)
+{
+    int rc = events_metrics(srv, out);
+    if (rc || !srv->usage_archive)
+        return rc;
+    const tt_usage_archive_stats *us = tt_usage_archive_stats_get(srv->usage_archive);
+    uint64_t rows = 0;
+    double secs = 0;
+    tt_usage_archive_lag(srv->usage_archive, tt_wall_ms(), &rows, &secs);
+    rc |= metric(out, "tether_usage_archive_rows_total", "counter",
+                 "Ledger rows written to PostgreSQL's usage table", us->rows);
+    rc |= metric(out, "tether_usage_archive_duplicates_total", "counter",
+                 "Ledger rows sent again that PostgreSQL already held", us->duplicates);
+    rc |= metric(out, "tether_usage_archive_batches_total", "counter",
+                 "Usage archive batches committed", us->batches);
+    rc |= metric(out, "tether_usage_archive_batch_failures_total", "counter",
+                 "Usage archive batches that failed (sent again)", us->batch_failures);
+    rc |= metric(out, "tether_usage_archive_lag_rows", "gauge",
+                 "Ledger rows written and not yet archived", rows);
+    rc |= tt_buf_appendf(out,
+                         "# HELP tether_usage_archive_lag_seconds Age of the oldest ledger row "
+                         "not yet archived\n# TYPE tether_usage_archive_lag_seconds gauge\n"
+                         "tether_usage_archive_lag_seconds %.3f\n",
                          secs);
     return rc ? TT_ENOMEM : 0;
 }

@@ -536,10 +536,10 @@ static int embed_route(tt_gateway_req *g, const char *name, const char **alias, 
 }
 
 tt_gateway_req *tt_gateway_embeddings_start(tt_server *srv, struct lws *wsi, const char *body,
-                                            size_t len)
+                                            size_t len, const tt_llm_attribution *attr)
 {
     int refused;
-    tt_gateway_req *g = req_new(srv, wsi, NULL, &refused);
+    tt_gateway_req *g = req_new(srv, wsi, attr, &refused); /* attr: the call's ledger row */
     if (!g || refused)
         return g;
     json_t *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
@@ -553,7 +553,8 @@ tt_gateway_req *tt_gateway_embeddings_start(tt_server *srv, struct lws *wsi, con
                                  "are required",
                                  "invalid_request_error", NULL));
     else if ((rc = embed_route(g, name, &alias, &model)) == 0)
-        rc = tt_llm_embed_start(srv->agent_env.llm, alias, model, root, embed_done, g, &g->embed);
+        rc = tt_llm_embed_start_as(srv->agent_env.llm, alias, model, root, &g->attr, embed_done, g,
+                                   &g->embed);
     if (rc == TT_ENOTFOUND || rc == TT_ETOOLARGE)
         respond(g, 404,
                 tt_gateway_error("no route has that alias or model, and --gateway-models does "

@@ -24,17 +24,19 @@ typedef struct tt_gateway_req tt_gateway_req;
 tt_gateway_req *tt_gateway_start(struct tt_server *srv, struct lws *wsi, const char *body,
                                  size_t len);
 
-/* The same for POST /v1/embeddings: the body (parsed on the loop: its route
- * caps it at 1 MiB) is sent to the first OpenAI-format target of the route
- * its model names, and the provider's answer goes back as it is. */
-tt_gateway_req *tt_gateway_embeddings_start(struct tt_server *srv, struct lws *wsi,
-                                            const char *body, size_t len);
-
 /* The same, with the call attributed to attr (copied; NULL: none), e.g. the
  * API key's tenant and id and the x-tether-feature header. */
 struct tt_llm_attribution;
 tt_gateway_req *tt_gateway_start_as(struct tt_server *srv, struct lws *wsi, const char *body,
                                     size_t len, const struct tt_llm_attribution *attr);
+
+/* The same for POST /v1/embeddings: the body (parsed on the loop: its route
+ * caps it at 1 MiB) is sent to the first OpenAI-format target of the route
+ * its model names, and the provider's answer goes back as it is; the call's
+ * ledger row is attributed to attr (copied; NULL: none). */
+tt_gateway_req *tt_gateway_embeddings_start(struct tt_server *srv, struct lws *wsi,
+                                            const char *body, size_t len,
+                                            const struct tt_llm_attribution *attr);
 
 /* Write what is ready. Returns 0 to keep going, 1 when the response is
  * complete (the caller finishes the HTTP transaction and then frees), -1 to

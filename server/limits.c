@@ -118,10 +118,8 @@ void tt_limits_charge(tt_limits *l, const tt_limits_who *who, int64_t tokens, ui
 {
     if (tokens <= 0)
         return;
-    tt_limits_who w = *who;
-    w.ip = NULL;
     tt_scope *s[4];
-    size_t k = scopes_of(l, &w, now_ms, s);
+    size_t k = scopes_of(l, who, now_ms, s);
     for (size_t i = 0; i < k; i++)
         if (s[i]->lim.tpm > 0)
             s[i]->tok_tat = fmax(s[i]->tok_tat, (double)now_ms) +

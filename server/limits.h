@@ -50,7 +50,9 @@ void tt_limits_free(tt_limits *l);
 int tt_limits_admit(tt_limits *l, const tt_limits_who *who, uint64_t now_ms, int64_t *retry_after_s,
                     char *why, size_t n);
 
-/* Charge the tokens a provider attempt used (IP: not known after a call). */
+/* Charge the tokens a provider attempt used to each scope of who, the
+ * client IP included (the call's attribution carries it: the socket of the
+ * latest request to the session, or the gateway's connection). */
 void tt_limits_charge(tt_limits *l, const tt_limits_who *who, int64_t tokens, uint64_t now_ms);
 
 #endif

@@ -50,6 +50,7 @@ static tt_session *session_for(tt_conn *c, const tt_msg *m)
     }
     if (c->key_id[0]) /* the key behind the latest request pays for what it starts */
         snprintf(s->key_id, sizeof s->key_id, "%s", c->key_id);
+    snprintf(s->client_ip, sizeof s->client_ip, "%s", c->ip); /* and its IP's token limit */
     return s;
 }
 
@@ -247,8 +248,9 @@ static void on_open(tt_conn *c, const tt_msg *m)
     }
     tt_session *s;
     c->srv->opening_key_id = c->key_id;
+    c->srv->opening_ip = c->ip;
     rc = tt_registry_create(c->srv->reg, c->user, c->tenant, m->agent, m->input, m->metadata, &s);
-    c->srv->opening_key_id = NULL;
+    c->srv->opening_key_id = c->srv->opening_ip = NULL;
     if (rc == TT_ELIMIT) {
         snprintf(err, sizeof err,
                  "you have %lld sessions, the most this server keeps per user "

@@ -55,6 +55,8 @@ static int bind_hook(tt_session *s, int resumed, void *ud)
     tt_server *srv = ud;
     if (!resumed && srv->opening_key_id)
         snprintf(s->key_id, sizeof s->key_id, "%s", srv->opening_key_id);
+    if (!resumed && srv->opening_ip)
+        snprintf(s->client_ip, sizeof s->client_ip, "%s", srv->opening_ip);
     return tt_agent_bind(s, &srv->agent_env, resumed);
 }
 

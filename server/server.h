@@ -32,7 +32,9 @@ typedef struct tt_server {
     tt_archive *archive;        /* archive mode: committed events copied to PostgreSQL, or NULL */
     tt_pg *owner_pg;            /* replicated mode: the ownership connection (LISTEN), or NULL */
     struct tt_replica *replica; /* replicated mode: passes to PostgreSQL behind the fence */
-    struct tt_cluster *cluster; /* replicated mode: session ownership */
+    tt_pg *usage_pg;            /* --database-url: the usage archive's own connection, or NULL */
+    struct tt_usage_archive *usage_archive; /* the ledger's rows to PostgreSQL's `usage` */
+    struct tt_cluster *cluster;             /* replicated mode: session ownership */
     tt_auth auth;
     tt_agent_env agent_env;
     tt_metrics metrics;
@@ -66,6 +68,7 @@ typedef struct tt_server {
     /* The API key id of the session.open being served (requests.c): the new
      * session's key_id, set by the bind hook before its agent starts. */
     const char *opening_key_id;
+    const char *opening_ip; /* and its client IP (the session's client_ip) */
     tt_usage usage;         /* the cost ledger, its counters, the key and tenant limits */
     tt_respcache respcache; /* the exact response cache (respcache.h) */
     unsigned thumb_jobs;    /* photo thumbnails being read (photos_thumb.c) */

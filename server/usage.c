@@ -119,7 +119,7 @@ void tt_usage_on_llm(const tt_llm_usage *lu, void *ud)
     s->prompt_tokens += (uint64_t)(lu->prompt_tokens > 0 ? lu->prompt_tokens : 0);
     s->completion_tokens += (uint64_t)(lu->completion_tokens > 0 ? lu->completion_tokens : 0);
     s->cost_usd += lu->cost_usd;
-    tt_limits_who who = {.tenant = a->tenant, .user = a->user, .key_id = a->key_id};
+    tt_limits_who who = {.tenant = a->tenant, .user = a->user, .key_id = a->key_id, .ip = a->ip};
     tt_limits_charge(&u->limits, &who, lu->prompt_tokens + lu->completion_tokens,
                      uv_now(&srv->loop));
     tt_budgets_spend(&u->budgets, a, llround(lu->cost_usd * TT_NUSD_PER_USD),

@@ -15,8 +15,12 @@ struct tt_ledger {
     tt_store *st;
     tt_ledger_row *queue; /* TT_LEDGER_QUEUE_MAX rows, allocated once */
     size_t n;
-    uint32_t seq; /* tells apart rows of the same millisecond */
-    uint64_t dropped;
+    /* The last key written (day, ts_ms, seq): keys only grow (ledger.h).
+     * fill computes the batch's into next_*, kept once it committed. */
+    int64_t last_day, last_ts, next_day, next_ts;
+    uint32_t last_seq, next_seq;
+    int have_last, next_have;
+    uint64_t dropped, written;
 };
 
 static const char *const group_names[TT_LEDGER_BY__LAST] = {
@@ -100,8 +104,48 @@ int tt_ledger_new(tt_store *st, tt_ledger **out)
         return TT_ENOMEM;
     }
     l->st = st;
+    unsigned char k[TT_LEDGER_KEY_LEN];
+    int found = 0;
+    int rc = tt_store_usage_last_key(st, k, &found);
+    if (rc) {
+        free(l->queue);
+        free(l);
+        return rc;
+    }
+    if (found) {
+        uint64_t d = 0, t = 0;
+        for (int i = 0; i < 8; i++) {
+            d = (d << 8) | k[i];
+            t = (t << 8) | k[8 + i];
+        }
+        l->last_day = (int64_t)d;
+        l->last_ts = (int64_t)t;
+        l->last_seq = (uint32_t)k[16] << 24 | (uint32_t)k[17] << 16 | (uint32_t)k[18] << 8 | k[19];
+        l->have_last = 1;
+    }
     *out = l;
     return 0;
+}
+
+uint64_t tt_ledger_written(const tt_ledger *l)
+{
+    return l ? l->written : 0;
+}
+
+/* The key of the next row of day and ts_ms: never before the last one. */
+static void next_key(tt_ledger *l, int64_t day, int64_t ts, int64_t *kd, int64_t *kt, uint32_t *ks)
+{
+    if (l->next_have && (day < l->next_day || (day == l->next_day && ts <= l->next_ts))) {
+        day = l->next_day; /* the clock stepped back, or the same millisecond */
+        ts = l->next_ts;
+        *ks = l->next_seq + 1;
+    } else {
+        *ks = 0;
+    }
+    *kd = l->next_day = day;
+    *kt = l->next_ts = ts;
+    l->next_seq = *ks;
+    l->next_have = 1;
 }
 
 void tt_ledger_free(tt_ledger *l)
@@ -178,6 +222,10 @@ static int fill(tt_store_txn *txn, void *ctx)
 {
     tt_ledger *l = ctx;
     char dims[DIMS * (TT_LEDGER_DIM_MAX + 1)];
+    l->next_day = l->last_day; /* fill may run again (the map grew): start over */
+    l->next_ts = l->last_ts;
+    l->next_seq = l->last_seq;
+    l->next_have = l->have_last;
     for (size_t i = 0; i < l->n; i++) {
         const tt_ledger_row *r = &l->queue[i];
         int64_t day = tt_ledger_day_of_ms(r->ts_ms);
@@ -185,7 +233,10 @@ static int fill(tt_store_txn *txn, void *ctx)
         char *text = row_json(r, &len);
         if (!text)
             return TT_ENOMEM;
-        int rc = tt_store_put_usage(txn, day, r->ts_ms, l->seq + (uint32_t)i, text, len);
+        int64_t kd, kt;
+        uint32_t ks;
+        next_key(l, day, r->ts_ms, &kd, &kt, &ks);
+        int rc = tt_store_put_usage(txn, kd, kt, ks, text, len);
         free(text);
         tt_ledger_sums add = {.calls = 1,
                               .errors = strcmp(r->outcome, "ok") != 0,
@@ -208,7 +259,11 @@ int tt_ledger_flush(tt_ledger *l)
         return 0;
     int rc = tt_store_write(l->st, fill, l);
     if (rc == 0) {
-        l->seq += (uint32_t)l->n;
+        l->last_day = l->next_day;
+        l->last_ts = l->next_ts;
+        l->last_seq = l->next_seq;
+        l->have_last = l->next_have;
+        l->written += l->n;
         l->n = 0;
     }
     return rc;

@@ -9,7 +9,11 @@
  * is full, so a model call never costs a transaction of its own.
  *
  * Two named databases (state/store_usage.c):
- *   usage       big-endian day, ts_ms, seq -> the row as JSON (kept)
+ *   usage       big-endian day, ts_ms, seq -> the row as JSON (kept); keys only
+ *               grow: a row is written at max(its own day and ts_ms, the last
+ *               key's) with the next seq, so a clock that steps back or a
+ *               restart never writes before (or over) an earlier row, and the
+ *               usage archive (usage_archive.h) reads rows in written order
  *   usage_days  big-endian day + "tenant\x1fuser\x1fkey\x1fagent\x1ffeature\x1fmodel"
  *               -> tt_ledger_sums (each field cut to TT_LEDGER_DIM_MAX bytes)
  * A query reads usage_days only: its cost grows with days x distinct
@@ -28,6 +32,7 @@
 #define TT_LEDGER_QUEUE_MAX 4096      /* rows queued before a flush is forced */
 #define TT_LEDGER_GROUPS_MAX 10000    /* groups in one answer (truncated past) */
 #define TT_LEDGER_RANGE_DAYS_MAX 3660 /* days one query may span */
+#define TT_LEDGER_KEY_LEN 20          /* a row's key in `usage`: day, ts_ms, seq */
 
 typedef struct tt_ledger tt_ledger;
 
@@ -102,7 +107,10 @@ uint64_t tt_ledger_dropped(const tt_ledger *l);
 int tt_ledger_query(tt_ledger *l, int64_t from, int64_t to, const char *tenant, tt_ledger_group g,
                     json_t **out);
 
-/* Store side (store_usage.c): used by the ledger only. */
+/* Rows written since tt_ledger_new (the usage archive's lag counts them). */
+uint64_t tt_ledger_written(const tt_ledger *l);
+
+/* Store side (store_usage.c): used by the ledger (and the usage archive's reads). */
 int tt_store_put_usage(tt_store_txn *txn, int64_t day, int64_t ts_ms, uint32_t seq,
                        const char *json, size_t len);
 int tt_store_add_usage_day(tt_store_txn *txn, int64_t day, const char *dims, size_t dlen,
@@ -111,5 +119,14 @@ typedef int (*tt_store_usage_day_fn)(int64_t day, const char *dims, size_t dlen,
                                      const tt_ledger_sums *sums, void *ctx);
 int tt_store_scan_usage_days(tt_store *st, int64_t from, int64_t to, tt_store_usage_day_fn fn,
                              void *ctx);
+
+/* The last key in `usage` (*found 0 when empty). */
+int tt_store_usage_last_key(tt_store *st, unsigned char key[TT_LEDGER_KEY_LEN], int *found);
+/* fn with each row after key `after` (NULL: from the first), in key order,
+ * at most max of them; fn's nonzero return stops the scan and is returned. */
+typedef int (*tt_store_usage_row_fn)(const unsigned char *key, const char *json, size_t len,
+                                     void *ctx);
+int tt_store_read_usage(tt_store *st, const unsigned char *after, size_t max,
+                        tt_store_usage_row_fn fn, void *ctx);
 
 #endif

@@ -61,7 +61,8 @@ struct tt_session {
     char title[TT_TITLE_MAX + 1];
     char step[TT_STEP_MAX];
     char key_id[TT_KEY_ID_MAX]; /* the API key behind the latest request ("" unknown) */
-    char on_busy[16]; /* a say while a turn runs: "" (reject), "interrupt" or "queue" (stored) */
+    char client_ip[64]; /* the client IP of the latest request (in memory only; "" unknown) */
+    char on_busy[16];   /* a say while a turn runs: "" (reject), "interrupt" or "queue" (stored) */
     tt_state state;
     int64_t created_ms, updated_ms; /* wall clock */
 

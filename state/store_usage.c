@@ -95,3 +95,43 @@ int tt_store_scan_usage_days(tt_store *st, int64_t from, int64_t to, tt_store_us
     }
     return tt_store_rd_cursor_end(st, txn, cur, rc, mrc);
 }
+
+int tt_store_usage_last_key(tt_store *st, unsigned char key[TT_LEDGER_KEY_LEN], int *found)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    *found = 0;
+    int rc = tt_store_rd_cursor(st, st->usage, &txn, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (mrc == 0 && k.mv_size == TT_LEDGER_KEY_LEN) {
+        memcpy(key, k.mv_data, TT_LEDGER_KEY_LEN);
+        *found = 1;
+    }
+    return tt_store_rd_cursor_end(st, txn, cur, 0, mrc);
+}
+
+int tt_store_read_usage(tt_store *st, const unsigned char *after, size_t max,
+                        tt_store_usage_row_fn fn, void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = tt_store_rd_cursor(st, st->usage, &txn, &cur);
+    if (rc)
+        return rc;
+    unsigned char zero[TT_LEDGER_KEY_LEN] = {0};
+    MDB_val key = {TT_LEDGER_KEY_LEN, (void *)(after ? after : zero)}, val;
+    int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (mrc == 0 && after && key.mv_size == TT_LEDGER_KEY_LEN &&
+        memcmp(key.mv_data, after, TT_LEDGER_KEY_LEN) == 0)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT); /* strictly after */
+    for (size_t n = 0; mrc == 0 && rc == 0 && n < max; n++) {
+        if (key.mv_size == TT_LEDGER_KEY_LEN)
+            rc = fn(key.mv_data, val.mv_data, val.mv_size, ctx);
+        if (rc == 0)
+            mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    return tt_store_rd_cursor_end(st, txn, cur, rc, mrc);
+}

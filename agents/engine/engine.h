@@ -122,6 +122,10 @@ typedef struct tt_run_model_opts {
     json_t *schema;          /* structured output: JSON Schema (validated strictly), or NULL */
     int stream;              /* stream the reply to the client as an assistant message */
     const char *route;       /* route alias or NULL for the default */
+    /* The step's output cap (max_tokens asked of the provider, still capped by
+     * the route's max_completion_tokens); 0: the system prompt's header
+     * (prompt.h, so --prompts-dir sets it per step), else the route's. */
+    int64_t max_tokens;
 } tt_run_model_opts;
 
 /* The model step finished: text (the whole reply) and, with a schema, the

@@ -23,7 +23,8 @@ struct tt_run_model {
     tt_run_model_done done;
     json_t *schema;
     int stream;
-    int corrected; /* the self-correction turn was used */
+    int64_t max_tokens; /* the step's output cap; 0: the route's */
+    int corrected;      /* the self-correction turn was used */
     char *system, *user, *route, *tag;
     char *previous; /* the invalid reply, for the correction turn */
     char correction[SCHEMA_ERR_MAX + 200];
@@ -268,6 +269,7 @@ static int start_call(model_step *m)
                           .n_messages = n,
                           .temperature = -1,
                           .stream = 1,
+                          .max_tokens = m->max_tokens,
                           .response_schema = m->schema,
                           .tag = m->tag,
                           .attr = &attr};
@@ -287,6 +289,7 @@ int tt_run_model(tt_run *run, const tt_run_model_opts *opts, tt_run_model_done d
     m->done = done;
     tt_buf_init(&m->text, TT_RUN_MODEL_REPLY_MAX);
     m->stream = opts->stream;
+    m->max_tokens = opts->max_tokens > 0 ? opts->max_tokens : opts->system->max_tokens;
     m->schema = opts->schema ? json_incref(opts->schema) : NULL;
     m->system = tt_prompt_render(opts->system, opts->vars);
     /* User data goes in the user turn only, delimited, never into the system prompt. */

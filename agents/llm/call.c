@@ -239,22 +239,15 @@ void tt_llm_service_log(tt_llm_service *s, json_t *line)
         json_decref(line);
 }
 
-int tt_llm_service_has_route(const tt_llm_service *s, const char *alias)
+const struct tt_routes *tt_llm_service_routes(const tt_llm_service *s)
 {
-    return s && alias && tt_routes_find(&s->routes, alias) != NULL;
+    return s ? &s->routes : NULL;
 }
 
-int tt_llm_service_configured(const tt_llm_service *s)
+void tt_llm_service_report(tt_llm_service *s, const tt_llm_usage *u)
 {
-    return s && s->routes.n_routes > 0;
-}
-
-json_t *tt_llm_service_aliases(const tt_llm_service *s)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; s && arr && i < s->routes.n_routes; i++)
-        json_array_append_new(arr, json_string(s->routes.routes[i].alias));
-    return arr;
+    if (s && s->usage)
+        s->usage(u, s->usage_ud);
 }
 
 const struct tt_route *tt_llm_service_find_route(const tt_llm_service *s, const char *alias)

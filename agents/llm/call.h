@@ -123,6 +123,12 @@ int tt_llm_call_start_model(tt_llm_service *s, const char *alias, const char *mo
 /* The model the attempt in flight asks for (valid during the call's hooks). */
 const char *tt_llm_call_model(const tt_llm_call *c);
 
+/* The routes (NULL for a NULL s); service.c builds the lookups above on it. */
+struct tt_routes;
+const struct tt_routes *tt_llm_service_routes(const tt_llm_service *s);
+/* Hand a usage row to the service's usage hook (embed.c: an embeddings call). */
+void tt_llm_service_report(tt_llm_service *s, const tt_llm_usage *u);
+
 /* Route alias (NULL: the first route), or NULL (agents/llm only: embed.c). */
 struct tt_route;
 const struct tt_route *tt_llm_service_find_route(const tt_llm_service *s, const char *alias);

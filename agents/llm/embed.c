@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "agents/llm/adapter.h"
 #include "agents/llm/embed.h"
@@ -13,6 +14,10 @@
 #define EMBED_HEADERS_MAX 8
 
 struct tt_llm_embed {
+    tt_llm_service *svc;
+    tt_llm_attribution attr; /* who pays: the call's usage row */
+    char route[TT_ROUTE_ALIAS_MAX], target[160];
+    uint64_t start_ms;
     tt_http_req *http;
     tt_llm_embed_done_fn done;
     void *ud;
@@ -34,9 +39,41 @@ static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
     return e->cancelled || tt_buf_append(&e->body, buf, len) != 0; /* past the cap: stop */
 }
 
+/* The call's usage row (the service's usage hook, like a chat call's
+ * attempt): its prompt tokens from the answer's usage, priced by the routes. */
+static void report(tt_llm_embed *e, tt_llm_error_class result)
+{
+    int64_t tokens = 0;
+    tt_llm_error err = {.cls = result};
+    if (result == TT_LLM_ERR_NONE && e->status / 100 == 2) {
+        json_t *root = json_loadb(tt_buf_str(&e->body), e->body.len, 0, NULL);
+        json_t *u = json_object_get(root, "usage");
+        json_t *n = json_object_get(u, "prompt_tokens");
+        tokens = json_integer_value(n ? n : json_object_get(u, "total_tokens"));
+        json_decref(root);
+    } else if (result == TT_LLM_ERR_NONE) {
+        tt_llm_classify_http(TT_LLM_OPENAI, e->status, NULL, tt_buf_str(&e->body), e->body.len, 0,
+                             &err);
+    }
+    const tt_routes *routes = tt_llm_service_routes(e->svc);
+    tt_llm_usage u = {.attr = &e->attr,
+                      .route = e->route,
+                      .model = e->model,
+                      .target = e->target,
+                      .outcome = err.cls == TT_LLM_ERR_NONE ? "ok" : tt_llm_error_name(err.cls),
+                      .prompt_tokens = tokens > 0 ? tokens : 0,
+                      .latency_ms = (int64_t)(uv_hrtime() / 1000000 - e->start_ms),
+                      .cost_usd = tokens > 0 && routes
+                                      ? tt_route_cost(&routes->prices, e->model, tokens, 0, NULL)
+                                      : 0};
+    tt_llm_service_report(e->svc, &u);
+}
+
 static void on_done(tt_http_req *r, tt_llm_error_class result, const char *detail, void *ud)
 {
     tt_llm_embed *e = ud;
+    if (!e->cancelled)
+        report(e, result);
     if (!e->cancelled) {
         if (result == TT_LLM_ERR_CANCELLED) /* only on_data stops it: the body was too large */
             e->done(0, "the embeddings response is too large", 36, e->model, e->ud);
@@ -60,6 +97,13 @@ static const tt_route_target *embed_target(const tt_route *route)
 
 int tt_llm_embed_start(tt_llm_service *s, const char *alias, const char *model, json_t *request,
                        tt_llm_embed_done_fn done, void *ud, tt_llm_embed **out)
+{
+    return tt_llm_embed_start_as(s, alias, model, request, NULL, done, ud, out);
+}
+
+int tt_llm_embed_start_as(tt_llm_service *s, const char *alias, const char *model, json_t *request,
+                          const tt_llm_attribution *attr, tt_llm_embed_done_fn done, void *ud,
+                          tt_llm_embed **out)
 {
     const tt_route *route = tt_llm_service_find_route(s, alias);
     if (!route)
@@ -88,7 +132,11 @@ int tt_llm_embed_start(tt_llm_service *s, const char *alias, const char *model, 
         headers[h] = strdup("Content-Type: application/json");
         char url[TT_ROUTE_URL_MAX + 32];
         snprintf(url, sizeof url, "%s/embeddings", t->base_url);
-        *e = (tt_llm_embed){.done = done, .ud = ud};
+        *e = (tt_llm_embed){.svc = s, .done = done, .ud = ud, .start_ms = uv_hrtime() / 1000000};
+        if (attr)
+            e->attr = *attr;
+        snprintf(e->route, sizeof e->route, "%s", route->alias);
+        snprintf(e->target, sizeof e->target, "openai%s%s", t->region[0] ? "/" : "", t->region);
         snprintf(e->model, sizeof e->model, "%s", model);
         tt_buf_init(&e->body, TT_LLM_BODY_MAX);
         tt_http_timeouts to = {t->timeouts.connect_ms, t->timeouts.first_byte_ms,

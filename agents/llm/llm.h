@@ -102,6 +102,7 @@ typedef struct tt_llm_attribution {
     char agent[TT_ATTR_FIELD_MAX];  /* the agent's name, or "gateway" */
     char session[TT_ATTR_FIELD_MAX];
     char feature[TT_ATTR_FIELD_MAX]; /* a free label (config, session input, header) */
+    char ip[64]; /* the client's IP (its tokens per minute are charged); never logged or stored */
 } tt_llm_attribution;
 
 /* An opt-in to the semantic cache (semcache.h), e.g. an assistant's

@@ -233,8 +233,8 @@ static void embed_next(tt_retrieval_job *j)
     }
     json_t *req = json_pack("{s:o}", "input", input);
     j->attempt++;
-    int rc = req ? tt_llm_embed_start(j->r->llm, j->r->embed_route[0] ? j->r->embed_route : NULL,
-                                      NULL, req, on_embedded, j, &j->embed)
+    int rc = req ? tt_llm_embed_start_as(j->r->llm, j->r->embed_route[0] ? j->r->embed_route : NULL,
+                                         NULL, req, &j->attr, on_embedded, j, &j->embed)
                  : TT_ENOMEM;
     json_decref(req);
     j->r->stats.embedding_calls += rc == 0;

@@ -92,6 +92,9 @@ tt_retrieval_job *tt_retrieval_job_new(tt_retrieval *r, int kind, const char *te
     j->done = done;
     j->ud = ud;
     snprintf(j->tenant, sizeof j->tenant, "%s", tenant);
+    snprintf(j->attr.tenant, sizeof j->attr.tenant, "%s", tenant);
+    snprintf(j->attr.agent, sizeof j->attr.agent, "documents");
+    snprintf(j->attr.feature, sizeof j->attr.feature, "documents");
     j->next = r->jobs;
     if (r->jobs)
         r->jobs->prev = j;
@@ -607,6 +610,10 @@ int tt_retrieval_search(tt_retrieval *r, const tt_retrieval_query *q, tt_retriev
         return TT_ENOMEM;
     }
     snprintf(j->collection, sizeof j->collection, "%s", coll);
+    if (q->attr) { /* the tenant stays the query's */
+        j->attr = *q->attr;
+        snprintf(j->attr.tenant, sizeof j->attr.tenant, "%s", q->tenant);
+    }
     j->k = q->k ? q->k : TT_RETRIEVAL_TOP_K_DEFAULT;
     j->floor = q->min_similarity < 0 ? TT_RETRIEVAL_MIN_SIMILARITY_DEFAULT : q->min_similarity;
     *out = j;
@@ -615,8 +622,8 @@ int tt_retrieval_search(tt_retrieval *r, const tt_retrieval_query *q, tt_retriev
         return 0;
     }
     json_t *req = json_pack("{s:[s]}", "input", q->text);
-    int rc = tt_llm_embed_start(r->llm, r->embed_route[0] ? r->embed_route : NULL, NULL, req,
-                                on_query_embedded, j, &j->embed);
+    int rc = tt_llm_embed_start_as(r->llm, r->embed_route[0] ? r->embed_route : NULL, NULL, req,
+                                   &j->attr, on_query_embedded, j, &j->embed);
     json_decref(req);
     r->stats.embedding_calls += rc == 0;
     if (rc)

@@ -108,6 +108,9 @@ typedef struct tt_retrieval_query {
     const char *text;
     uint32_t k;           /* 0: TT_RETRIEVAL_TOP_K_DEFAULT; at most TT_RINDEX_K_MAX */
     float min_similarity; /* < 0: TT_RETRIEVAL_MIN_SIMILARITY_DEFAULT */
+    /* Who pays for the query's embedding (its ledger row; copied): NULL, as
+     * for an ingestion, is the tenant with agent and feature "documents". */
+    const tt_llm_attribution *attr;
 } tt_retrieval_query;
 int tt_retrieval_search(tt_retrieval *r, const tt_retrieval_query *q, tt_retrieval_done_fn done,
                         void *ud, tt_retrieval_job **out);

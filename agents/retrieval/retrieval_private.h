@@ -63,6 +63,7 @@ struct tt_retrieval_job {
     uv_timer_t *retry;   /* the wait before a batch is asked again (closed by job_free) */
     int attempt;         /* of the current batch, from 1 */
     char tenant[TT_TENANT_MAX];
+    tt_llm_attribution attr; /* who pays for its embeddings calls (the ledger) */
     char collection[TT_CHUNKS_COLLECTION_MAX + 1];
     int status;        /* an error decided in the pool (0: none) */
     const char *why;   /* its message (static) */

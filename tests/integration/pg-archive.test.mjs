@@ -137,7 +137,7 @@ itest(
       dbName(url),
     );
     assert.deepEqual(s, [['local', 'local', 'echo', String(seen.at(-1).seq)]]);
-    assert.equal(await pg.value('SELECT max(version) FROM schema_version', dbName(url)), '2');
+    assert.equal(await pg.value('SELECT max(version) FROM schema_version', dbName(url)), '3'); // events, replicated mode's tables, usage
     assert.equal(await metric(srv, 'tether_db_up'), 1);
     assert.equal(await metric(srv, 'tether_archive_events_total'), rows.length);
     const texts = await pg.query(
