@@ -630,7 +630,7 @@ int tt_llm_cache_replay(tt_llm_cache_call *cc, tt_llm_call *call,
     }
     if (cc->keyed)
         count(cc, 0);
-    if (!tt_llm_semcache_call_lookup(cc->sem, sem_done, cc))
+    if (!tt_llm_semcache_call_lookup(cc->sem, &cc->attr, sem_done, cc))
         return 0;
     cc->sem_waiting = 1;
     cc->resume = resume;

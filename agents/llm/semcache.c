@@ -420,7 +420,7 @@ static void on_timeout(uv_timer_t *t)
     sc->done(sc->ud, NULL, 0);
 }
 
-int tt_llm_semcache_call_lookup(tt_llm_semcache_call *sc,
+int tt_llm_semcache_call_lookup(tt_llm_semcache_call *sc, const tt_llm_attribution *attr,
                                 void (*done)(void *ud, char *data, size_t len), void *ud)
 {
     if (!sc || !sc->keyed || sc->looked || sc->s->closing)
@@ -432,9 +432,9 @@ int tt_llm_semcache_call_lookup(tt_llm_semcache_call *sc,
         json_object_set_new(req, "dimensions", json_integer((json_int_t)s->set.dimensions));
     sc->done = done;
     sc->ud = ud;
-    int rc =
-        req ? tt_llm_embed_start(s->svc, s->set.embed_route, NULL, req, on_embedded, sc, &sc->embed)
-            : TT_ENOMEM;
+    int rc = req ? tt_llm_embed_start_as(s->svc, s->set.embed_route, NULL, req, attr, on_embedded,
+                                         sc, &sc->embed)
+                 : TT_ENOMEM;
     json_decref(req);
     if (rc) {
         sc->embed = NULL;

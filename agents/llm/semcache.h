@@ -99,8 +99,9 @@ void tt_llm_semcache_call_key(tt_llm_semcache_call *sc, const tt_call_request *r
                               const char *tenant, const char *route, const char *model);
 /* Start the lookup: 1 when started (done follows on the loop, later, with
  * the stored answer (malloc'd, done frees it) on a hit, data NULL on a
- * miss); 0 when there is nothing to look up (no key, or looked up already). */
-int tt_llm_semcache_call_lookup(tt_llm_semcache_call *sc,
+ * miss); 0 when there is nothing to look up (no key, or looked up already).
+ * The embedding's ledger row is attributed to attr (copied; NULL: none). */
+int tt_llm_semcache_call_lookup(tt_llm_semcache_call *sc, const tt_llm_attribution *attr,
                                 void (*done)(void *ud, char *data, size_t len), void *ud);
 /* Keep the answer (copied) for the text looked up (its vector, when the
  * lookup embedded it): on a miss only. */

@@ -104,9 +104,12 @@ itest(
     assert.equal(hits[0].cost_usd, 0);
     const u = await httpGet(srv.port, '/v1/usage?group_by=tenant', { headers: { Authorization: `Bearer ${KEY_A}` } });
     assert.equal(u.status, 200, u.body);
-    assert.equal(u.json.total.calls, 3);
+    // two answers, one hit, and the three lookups' embeddings, attributed to the asking tenant
+    assert.equal(u.json.total.calls, 6, u.body);
     assert.equal(u.json.total.cache_hits, 1);
-    assert.equal(u.json.total.prompt_tokens, 2 * USAGE.prompt_tokens, 'a hit spends no tokens');
+    assert.equal(calls(`${P}-emb`), 3, 'one embedding per lookup');
+    const embTokens = u.json.total.prompt_tokens - 2 * USAGE.prompt_tokens;
+    assert.ok(embTokens > 0, 'the embeddings are in the ledger; a hit spends no tokens');
     const m = await httpGet(srv.port, '/metrics');
     assert.equal(metricValue(m.body, 'tether_semcache_hits_total'), 1, m.body);
     assert.equal(metricValue(m.body, 'tether_semcache_misses_total'), 2);
