@@ -166,7 +166,7 @@ for (const transport of ['http', 'ws']) {
     `AI SDK in Chromium (${transport}): a reload mid-stream resumes the answer, nothing lost or doubled`,
     async ({ startServer }) => {
       const P = `br-aisdk-reload-${transport}`;
-      fp.script({ tokens: TOKENS, token_delay_ms: 80, match: { prefix: P } });
+      fp.script({ tokens: TOKENS, token_delay_ms: 150, match: { prefix: P } });
       const srv = await startWithProvider(startServer, P);
       const chat = `bB${transport}`;
       const { page, problems } = await openChat(srv, { transport, chat });
@@ -244,7 +244,7 @@ for (const transport of ['http', 'ws']) {
     `AI SDK in Chromium (${transport}): stop() mid-stream`,
     async ({ startServer }) => {
       const P = `br-aisdk-stop-${transport}`;
-      fp.script({ tokens: TOKENS, token_delay_ms: 80, match: { prefix: P } });
+      fp.script({ tokens: TOKENS, token_delay_ms: 150, match: { prefix: P } });
       const srv = await startWithProvider(startServer, P);
       const chat = `bD${transport}`;
       const { page, problems, tap } = await openChat(srv, { transport, chat });
@@ -287,7 +287,7 @@ itest(
   'AI SDK in Chromium (ws): the network cut mid-stream, resumed after the last sequence in the same message',
   async ({ startServer }) => {
     const P = 'br-aisdk-cut';
-    fp.script({ tokens: TOKENS, token_delay_ms: 80, match: { prefix: P } });
+    fp.script({ tokens: TOKENS, token_delay_ms: 150, match: { prefix: P } });
     const srv = await startWithProvider(startServer, P);
     const chat = 'bEws';
     const { page, tap } = await openChat(srv, { transport: 'ws', chat });
