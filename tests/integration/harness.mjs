@@ -123,7 +123,8 @@ export function httpRequest(port, method, urlPath, { headers = {}, body } = {}) 
             json = undefined;
           }
           const ct = res.headers['content-type'] ?? '';
-          checkAnswer(port, { method, path: urlPath, status: res.statusCode, contentType: ct, body: text });
+          const answer = { method, path: urlPath, status: res.statusCode, contentType: ct, headers: res.headers };
+          checkAnswer(port, { ...answer, body: text });
           resolve({ status: res.statusCode, headers: res.headers, body: text, json });
         });
         res.on('error', reject);
@@ -161,7 +162,14 @@ export function postFresh(port, urlPath, body, { headers = {}, timeoutMs = 0 } =
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           const ct = res.headers['content-type'] ?? '';
-          checkAnswer(port, { method: 'POST', path: urlPath, status: res.statusCode, contentType: ct, body: text });
+          const answer = {
+            method: 'POST',
+            path: urlPath,
+            status: res.statusCode,
+            contentType: ct,
+            headers: res.headers,
+          };
+          checkAnswer(port, { ...answer, body: text });
           resolve({ status: res.statusCode, headers: res.headers, body: text });
         });
       },

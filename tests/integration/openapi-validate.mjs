@@ -130,11 +130,26 @@ function responseOf(op, opKeys, status, pathKey, method) {
   return null;
 }
 
+/** The response's declared headers against the answer's (lower-case names): null, or what is wrong. */
+function headerError(resp, respKeys, headers) {
+  for (const [name, h] of Object.entries(resp.headers ?? {})) {
+    const value = headers[name.toLowerCase()];
+    if (value === undefined) {
+      if (h.required) return `header ${name} is required`;
+      continue;
+    }
+    if (!h.schema) continue;
+    const v = validatorAt([...respKeys, 'headers', name, 'schema']);
+    if (!v(value)) return `header ${name}: ${value}: ${errorsOf(v)}`;
+  }
+  return null;
+}
+
 /**
  * null when the answer matches openapi.yaml, else a message naming the
  * operation, the response and every error.
  */
-export function httpSchemaError({ method, path: urlPath, status, contentType = '', body = '' }) {
+export function httpSchemaError({ method, path: urlPath, status, contentType = '', body = '', headers }) {
   method = method.toLowerCase();
   const pathKey = pathTemplate(urlPath);
   const op = pathKey ? openapi.paths[pathKey][method] : null;
@@ -144,6 +159,8 @@ export function httpSchemaError({ method, path: urlPath, status, contentType = '
   const opKeys = ['paths', pathKey, method];
   const [resp, respKeys] = responseOf(op, opKeys, status, pathKey, method) ?? [null, null];
   if (!resp) return `openapi.yaml: ${where}: status ${status} is not declared for ${pathKey ?? 'an unknown path'}`;
+  const badHeader = headers && headerError(resp, respKeys, headers);
+  if (badHeader) return `openapi.yaml: ${where}: ${badHeader}`;
   const text = Buffer.isBuffer(body) ? body.toString('utf8') : String(body ?? '');
   const content = resp.content;
   if (!content) {
@@ -239,6 +256,7 @@ export function installFetchCheck() {
       path: url.pathname,
       status: res.status,
       contentType: res.headers.get('content-type') ?? '',
+      headers: Object.fromEntries(res.headers),
     };
     const port = url.port;
     if (!res.body) {

@@ -83,6 +83,12 @@ test('the validator accepts answers as declared and refuses every kind of mismat
 test('SSE streams: every complete event checked against x-sse-data; [DONE] only where declared', () => {
   const ui = [{ type: 'start' }, { type: 'text-start', id: 'm' }, { type: 'text-delta', id: 'm', delta: 'hi' }];
   assert.equal(httpSchemaError(sse('/v1/ai-sdk/chat', [...ui, '[DONE]'])), null);
+  // A declared header, when the answer's headers are given.
+  const v1 = { 'x-vercel-ai-ui-message-stream': 'v1' };
+  assert.equal(httpSchemaError({ ...sse('/v1/ai-sdk/chat', ui), headers: v1 }), null);
+  assert.match(httpSchemaError({ ...sse('/v1/ai-sdk/chat', ui), headers: {} }), /header .* is required/);
+  const v2 = { 'x-vercel-ai-ui-message-stream': 'v2' };
+  assert.match(httpSchemaError({ ...sse('/v1/ai-sdk/chat', ui), headers: v2 }), /header .*: v2: .*constant/);
   assert.match(
     httpSchemaError(sse('/v1/ai-sdk/chat', [{ type: 'text-delta', id: 'm' }])),
     /x-sse-data.*required property 'delta'/,
