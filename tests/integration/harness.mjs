@@ -341,6 +341,7 @@ class Server {
   /** Kill (if needed) and remove the temp data dir. Never throws. */
   async cleanup() {
     allServers.delete(this);
+    tetherPorts.delete(this.port); // the port may serve something else next
     try {
       if (this.alive) {
         this.proc.kill('SIGKILL');
