@@ -16,7 +16,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { checkAnswer, installFetchCheck, offSpecAnswers, tetherPorts } from './openapi-validate.mjs';
 import { frameSchemaError } from './schemas.mjs';
+
+installFetchCheck(); // every answer of a server the harness started is checked against openapi.yaml
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.TETHER_BIN ? path.resolve(process.env.TETHER_BIN) : path.join(REPO, 'build', 'tether');
@@ -119,6 +122,9 @@ export function httpRequest(port, method, urlPath, { headers = {}, body } = {}) 
           } catch {
             json = undefined;
           }
+          const ct = res.headers['content-type'] ?? '';
+          const answer = { method, path: urlPath, status: res.statusCode, contentType: ct, headers: res.headers };
+          checkAnswer(port, { ...answer, body: text });
           resolve({ status: res.statusCode, headers: res.headers, body: text, json });
         });
         res.on('error', reject);
@@ -153,9 +159,19 @@ export function postFresh(port, urlPath, body, { headers = {}, timeoutMs = 0 } =
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
-        );
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const ct = res.headers['content-type'] ?? '';
+          const answer = {
+            method: 'POST',
+            path: urlPath,
+            status: res.statusCode,
+            contentType: ct,
+            headers: res.headers,
+          };
+          checkAnswer(port, { ...answer, body: text });
+          resolve({ status: res.statusCode, headers: res.headers, body: text });
+        });
       },
     );
     if (timeoutMs) req.setTimeout(timeoutMs, () => req.destroy(new Error('timed out')));
@@ -204,6 +220,7 @@ class Server {
 
   async _spawn(port) {
     this.port = port;
+    tetherPorts.add(port); // its HTTP answers are checked against openapi.yaml
     this.runs += 1;
     const argv = [
       '--host',
@@ -324,6 +341,7 @@ class Server {
   /** Kill (if needed) and remove the temp data dir. Never throws. */
   async cleanup() {
     allServers.delete(this);
+    tetherPorts.delete(this.port); // the port may serve something else next
     try {
       if (this.alive) {
         this.proc.kill('SIGKILL');
@@ -839,6 +857,7 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
     const servers = [];
     const clientsBefore = new Set(allClients);
     const offSchemaBefore = offSchemaFrames.length;
+    const offSpecBefore = offSpecAnswers.length;
     const ctx = {
       t,
       async startServer(opts) {
@@ -856,16 +875,21 @@ export function itest(name, fn, { timeout = 20_000, skip } = {}) {
       throw e;
     } finally {
       const mine = [...allClients].filter((c) => !clientsBefore.has(c));
-      const schemaErrors = [...mine.flatMap((c) => c.schemaErrors), ...offSchemaFrames.slice(offSchemaBefore)];
+      const schemaErrors = [
+        ...mine.flatMap((c) => c.schemaErrors),
+        ...offSchemaFrames.slice(offSchemaBefore),
+        ...offSpecAnswers.slice(offSpecBefore),
+      ];
       if (!failed && schemaErrors.length) {
         failed = true;
         // Reported after the cleanup below, as this test's failure.
         ctx.schemaFailure = new Error(
-          `frames that do not match protocol/schema:\n${schemaErrors.slice(0, 5).join('\n')}`,
+          `frames or HTTP answers that do not match protocol/schema or openapi.yaml:\n${schemaErrors.slice(0, 5).join('\n')}`,
         );
       }
       if (failed) {
-        if (schemaErrors.length) console.error(`--- frames off schema:\n${schemaErrors.slice(0, 5).join('\n')}`);
+        if (schemaErrors.length)
+          console.error(`--- frames or answers off schema:\n${schemaErrors.slice(0, 5).join('\n')}`);
         for (const c of mine) {
           console.error(
             `--- client ${c.name} close=${JSON.stringify(c.closeInfo)} sent(last 5): ${JSON.stringify(c.sent.slice(-5))}\n${c.lastFrames(25)}`,

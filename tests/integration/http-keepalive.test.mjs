@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { pipeline, raw } from './pipeline.mjs';
 import { fakeTarget, itest, writeRoutesFile } from './harness.mjs';
+import { checkAnswer } from './openapi-validate.mjs';
 import { useFakeProvider } from './llm-lib.mjs';
 
 const fp = useFakeProvider();
@@ -35,14 +36,12 @@ function request(agent, port, method, path, body) {
       const chunks = [];
       const localPort = res.socket.localPort;
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-          port: localPort,
-        }),
-      );
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const contentType = res.headers['content-type'];
+        checkAnswer(port, { method, path, status: res.statusCode, contentType, body: text });
+        resolve({ status: res.statusCode, headers: res.headers, body: text, port: localPort });
+      });
       res.on('error', reject);
     });
     req.setTimeout(5000, () => req.destroy(new Error(`${method} ${path} timed out`)));

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import OpenAI from 'openai';
 import { fakeTarget, httpRequest, itest, keepAliveAgent, llmCallLines, sleep, writeRoutesFile } from './harness.mjs';
+import { checkAnswer } from './openapi-validate.mjs';
 import { useFakeProvider } from './llm-lib.mjs';
 
 const fp = useFakeProvider();
@@ -50,6 +51,14 @@ function postSSE(port, body, headers = {}, timeoutMs = 8000) {
           text += d;
         });
         res.on('end', () => {
+          const contentType = res.headers['content-type'];
+          checkAnswer(port, {
+            method: 'POST',
+            path: '/v1/chat/completions',
+            status: res.statusCode,
+            contentType,
+            body: text,
+          });
           const datas = [];
           for (const block of text.split(/\r?\n\r?\n/)) {
             const lines = block.split(/\r?\n/).filter((l) => l.startsWith('data:'));

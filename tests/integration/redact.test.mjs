@@ -9,6 +9,7 @@ import http from 'node:http';
 import { after, before } from 'node:test';
 import { startFakeProvider } from '../fake-provider/server.mjs';
 import { fakeTarget, httpRequest, itest, writeRoutesFile } from './harness.mjs';
+import { checkAnswer } from './openapi-validate.mjs';
 
 let fp;
 before(async () => {
@@ -53,6 +54,14 @@ function postStream(port, body) {
         res.setEncoding('utf8');
         res.on('data', (d) => (text += d));
         res.on('end', () => {
+          const contentType = res.headers['content-type'];
+          checkAnswer(port, {
+            method: 'POST',
+            path: '/v1/chat/completions',
+            status: res.statusCode,
+            contentType,
+            body: text,
+          });
           let content = '';
           for (const line of text.split(/\r?\n/)) {
             if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
