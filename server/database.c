@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "agents/retrieval/pgindex.h"
 #include "server/database.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -32,8 +33,9 @@ static void pg_query_failed_hook(const char *why, void *ud)
                      json_pack("{s:s}", "error", why));
 }
 
-/* The archive's schema, then the replicated mode's tables: one numbering. */
-static const char *migrations[8];
+/* The archive's schema, the replicated mode's tables, then retrieval's: one
+ * numbering. */
+static const char *migrations[12];
 static size_t n_migrations;
 
 static void collect_migrations(void)
@@ -43,6 +45,8 @@ static void collect_migrations(void)
         migrations[n_migrations++] = tt_archive_migrations[i];
     for (size_t i = 0; i < tt_replica_n_migrations; i++)
         migrations[n_migrations++] = tt_replica_migrations[i];
+    for (size_t i = 0; i < tt_rpg_n_migrations; i++)
+        migrations[n_migrations++] = tt_rpg_migrations[i];
 }
 
 static int replicated(const tt_server *srv)
@@ -124,6 +128,8 @@ int tt_database_start(tt_server *srv)
         return 0;
     collect_migrations();
     int rc = open_pg(srv, NULL, &srv->pg);
+    if (rc == 0) /* retrieval's statements on their own connection (documents.c) */
+        rc = open_pg(srv, NULL, &srv->docs_pg);
     if (rc)
         return rc;
     if (replicated(srv))
@@ -149,7 +155,8 @@ void tt_database_close(tt_server *srv)
     }
     tt_pg_close(srv->pg);
     tt_pg_close(srv->owner_pg);
-    srv->pg = srv->owner_pg = NULL;
+    tt_pg_close(srv->docs_pg);
+    srv->pg = srv->owner_pg = srv->docs_pg = NULL;
     tt_archive_free(srv->archive);
     tt_replica_free(srv->replica);
     tt_cluster_free(srv->cluster);

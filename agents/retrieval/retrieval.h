@@ -132,4 +132,24 @@ int tt_retrieval_list(tt_retrieval *r, const char *tenant, const char *collectio
 int tt_retrieval_delete(tt_retrieval *r, const char *tenant, const char *collection, const char *id,
                         int *found);
 
+/* PostgreSQL as the index every node shares (pgindex.h; README
+ * "PostgreSQL"): pg is borrowed and must outlive r. After it, ingests write
+ * PostgreSQL then LMDB, searches and the jobs below read PostgreSQL.
+ * TT_EINVAL when already set. */
+struct tt_pg;
+int tt_retrieval_set_pg(tt_retrieval *r, struct tt_pg *pg);
+int tt_retrieval_has_pg(const tt_retrieval *r);
+
+/* List and delete as jobs, for the Documents API: with PostgreSQL they
+ * read and write it (a delete removes the document from LMDB too); without,
+ * they answer from LMDB at once, through done, before returning (*out
+ * NULL). Answers: {"documents": [record...]} (200; at most 10,000), and
+ * {"id", "collection", "deleted": true} (200) or 404; 400 for bad names,
+ * 503 when the database is away. 0, or TT_ENOMEM (done not called). */
+int tt_retrieval_list_job(tt_retrieval *r, const char *tenant, const char *collection,
+                          tt_retrieval_done_fn done, void *ud, tt_retrieval_job **out);
+int tt_retrieval_delete_job(tt_retrieval *r, const char *tenant, const char *collection,
+                            const char *id, tt_retrieval_done_fn done, void *ud,
+                            tt_retrieval_job **out);
+
 #endif
