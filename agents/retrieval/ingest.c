@@ -277,6 +277,26 @@ static json_t *make_record(tt_retrieval_job *j)
     return rec;
 }
 
+/* The LMDB record: j->record plus "embedding", the unit mean of the chunks'
+ * vectors (NULL without vectors or memory: the record alone). */
+static char *local_record(const tt_retrieval_job *j)
+{
+    json_t *rec = j->dims ? json_loads(j->record, 0, NULL) : NULL;
+    float *m = rec ? malloc(j->dims * sizeof *m) : NULL;
+    json_t *emb = m ? json_array() : NULL;
+    char *out = NULL;
+    if (emb) {
+        tt_retrieval_mean(j->vecs, j->nspans, j->dims, m);
+        for (uint32_t d = 0; d < j->dims; d++)
+            json_array_append_new(emb, json_real(m[d]));
+        json_object_set_new(rec, "embedding", emb);
+        out = json_dumps(rec, JSON_COMPACT);
+    }
+    free(m);
+    json_decref(rec);
+    return out;
+}
+
 void tt_retrieval_write_document(tt_retrieval_job *j)
 {
     json_t *rec = j->record ? json_loads(j->record, 0, NULL) : make_record(j);
@@ -310,8 +330,10 @@ void tt_retrieval_write_document(tt_retrieval_job *j)
                                  .vec = j->dims ? j->vecs + i * j->dims : NULL,
                                  .text = t + j->spans[i].off,
                                  .text_len = j->spans[i].len};
-    write_ctx w = {.j = j, .record = j->record, .recs = recs};
+    char *local = local_record(j); /* with the document's vector (similar.c) */
+    write_ctx w = {.j = j, .record = local ? local : j->record, .recs = recs};
     int rc = tt_store_write(j->r->st, fill, &w);
+    free(local);
     free(recs);
     if (rc) {
         json_decref(rec);

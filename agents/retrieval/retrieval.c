@@ -134,6 +134,7 @@ void tt_retrieval_job_free(tt_retrieval_job *j)
     tt_rpg_cancel(j->pgop);
     free(j->record);
     tt_retrieval_pg_search_free(j);
+    tt_retrieval_similar_free(j);
     if (j->retry) /* its callback never runs once closed; the handle goes in close's */
         uv_close((uv_handle_t *)j->retry, free_handle);
     free(j);
@@ -638,6 +639,7 @@ int tt_retrieval_search(tt_retrieval *r, const tt_retrieval_query *q, tt_retriev
 static int on_list(const char *rec, size_t len, void *ud)
 {
     json_t *j = json_loadb(rec, len, 0, NULL);
+    json_object_del(j, "embedding"); /* the document's vector (similar.c): not listed */
     if (j)
         json_array_append_new(ud, j);
     return 0;

@@ -112,6 +112,7 @@ struct tt_retrieval_job {
     int pg_replaced;                       /* ingest: ... and had it before */
     struct pg_search *ps;                  /* search: its state (pgsearch.c) */
     char doc_id[TT_CHUNKS_DOC_ID_MAX + 1]; /* delete: the document */
+    struct similar_ctx *sim;               /* similar documents (similar.c) */
 };
 
 /* A job linked into r->jobs (kind, tenant, done, ud set). */
@@ -152,6 +153,8 @@ char *tt_retrieval_real_array(const float *v, uint32_t dims);
 void tt_retrieval_pg_search(tt_retrieval_job *j);
 /* The PostgreSQL search's cache (pgsearch.c). */
 void tt_retrieval_pg_cache_free(tt_retrieval *r);
+/* A similar-documents job's state (similar.c), freed with the job. */
+void tt_retrieval_similar_free(tt_retrieval_job *j);
 /* A job's PostgreSQL search state, freed with the job. */
 void tt_retrieval_pg_search_free(tt_retrieval_job *j);
 
