@@ -6,7 +6,21 @@
 
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { fakeTarget, httpRequest, itest, writeRoutesFile } from './harness.mjs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  checkMessages,
+  connect,
+  fakeTarget,
+  httpRequest,
+  itest,
+  mintViaApi,
+  openSession,
+  shownText,
+  waitState,
+  writeRoutesFile,
+} from './harness.mjs';
 import { twoTenants, useFakeProvider } from './llm-lib.mjs';
 import { destroyAllPostgres, pgAvailable, startPostgres } from './pg-lib.mjs';
 
@@ -21,7 +35,7 @@ const fp = useFakeProvider({ dims: 256 });
 const { KEY_A, KEY_B, keyArgs } = twoTenants('docspg');
 const dbName = (url) => url.slice(url.lastIndexOf('/') + 1);
 
-async function node(startServer, P, url) {
+async function node(startServer, P, url, args = []) {
   const routes = writeRoutesFile({
     routes: {
       default: [fakeTarget(fp.url, P)],
@@ -30,7 +44,7 @@ async function node(startServer, P, url) {
     retry: { max_attempts: 1 },
   });
   return startServer({
-    args: ['--routes', routes, '--retrieval-route', 'embed', '--database-url', url, ...keyArgs],
+    args: ['--routes', routes, '--retrieval-route', 'embed', '--database-url', url, ...keyArgs, ...args],
     env: { FAKE_KEY: 'fake-key' },
   });
 }
@@ -212,6 +226,117 @@ itest(
       ['Kept'],
       'the refused document was not written',
     );
+  },
+  { skip, timeout: 60_000 },
+);
+
+itest(
+  'PostgreSQL index: an assistant on node B answers from a document ingested on node A and cites it in message.end',
+  async ({ startServer }) => {
+    const url = await pg.newDatabase();
+    const P = 'docs-pg-cite';
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-docs-pg-'));
+    const agents = path.join(dir, 'agents.json');
+    writeFileSync(
+      agents,
+      JSON.stringify({
+        agents: [
+          {
+            name: 'librarian',
+            description: 'Answers from the handbook',
+            tools: ['retrieve'],
+            collection: 'hr',
+            top_k: 3,
+            min_similarity: 0.1,
+          },
+        ],
+      }),
+    );
+    try {
+      const a = await node(startServer, P, url, ['--agents', agents]);
+      const b = await node(startServer, P, url, ['--agents', agents]);
+      for (const [title, content] of Object.entries(DOCS)) {
+        const r = await ingest(a, KEY_A, { collection: 'hr', title, type: 'text', content });
+        assert.equal(r.status, 201, r.body);
+      }
+      fp.script([
+        {
+          tool_calls: [{ id: 'r1', name: 'retrieve', arguments: '{"query":"stolen laptop"}' }],
+          match: { prefix: P, path: '/v1/chat/completions' },
+        },
+        {
+          text: 'Report it to the security desk [Laptop security].',
+          match: { prefix: P, path: '/v1/chat/completions' },
+        },
+      ]);
+      const token = await mintViaApi(b.port, KEY_A, 'alice');
+      const c = await connect(b.port, { token });
+      const { session } = await openSession(c, 'librarian');
+      await c.ok({ type: 'say', session, text: 'My laptop was stolen, what now?' });
+      await waitState(c, session, 'idle', 2, 15000);
+      const evs = c.sessionEvents(session);
+      checkMessages(assert, evs);
+      const result = evs.find((e) => e.type === 'tool.result');
+      assert.equal(result.ok, true, JSON.stringify(result));
+      assert.equal(result.result.passages[0].title, 'Laptop security');
+      const end = evs.filter((e) => e.type === 'message.end').at(-1);
+      assert.equal(end.text, 'Report it to the security desk [Laptop security].');
+      assert.ok(Array.isArray(end.citations) && end.citations.length >= 1, JSON.stringify(end));
+      assert.equal(end.citations[0].title, 'Laptop security');
+      assert.equal(end.citations[0].collection, 'hr');
+      assert.equal(typeof end.citations[0].position, 'number');
+      assert.match(end.citations[0].document_id, /^d_[0-9a-f]{16}$/);
+      c.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { skip, timeout: 60_000 },
+);
+
+itest(
+  "PostgreSQL index: the document analyst on node B names the tenant's most similar documents ingested on node A, never another tenant's",
+  async ({ startServer }) => {
+    const url = await pg.newDatabase();
+    const P = 'docs-pg-sim';
+    const a = await node(startServer, P, url);
+    const b = await node(startServer, P, url);
+    for (const [title, content] of Object.entries(DOCS)) {
+      const r = await ingest(a, KEY_A, { collection: 'hr', title, type: 'text', content });
+      assert.equal(r.status, 201, r.body);
+    }
+    const theirs = await ingest(a, KEY_B, {
+      title: 'Umbrella laptops',
+      type: 'text',
+      content: 'Report a lost or stolen laptop to the security desk immediately.',
+    });
+    assert.equal(theirs.status, 201, theirs.body);
+    const emb = await pg.value(
+      `SELECT array_length(embedding, 1) FROM rag_documents WHERE tenant = 'acme' AND title = 'Laptop security'`,
+      dbName(url),
+    );
+    assert.equal(emb, '256', "the document's mean vector is stored");
+    fp.script([
+      { text: '- security', match: { prefix: P, path: '/v1/chat/completions' } },
+      { text: JSON.stringify({ tags: ['laptops'] }), match: { prefix: P, path: '/v1/chat/completions' } },
+      { text: 'About lost laptops.', match: { prefix: P, path: '/v1/chat/completions' } },
+    ]);
+    const c = await connect(b.port, { token: await mintViaApi(b.port, KEY_A, 'alice') });
+    const { session } = await openSession(c, 'doc-analyst', {
+      input: {
+        document: 'Company laptops use disk encryption. Report a lost or stolen laptop to the security desk.',
+        format: 'text',
+      },
+      metadata: { title: 'Memo' },
+    });
+    const done = await waitState(c, session, 'done', 0, 15000);
+    const text = shownText(c.sessionEvents(session).filter((e) => e.seq <= done.seq));
+    const m = /Similar documents: (.*)/.exec(text);
+    assert.ok(m, text);
+    const named = [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]);
+    assert.equal(named[0], 'Laptop security', m[1]);
+    assert.ok(!named.includes('Umbrella laptops'), 'never another tenant');
+    c.close();
   },
   { skip, timeout: 60_000 },
 );
