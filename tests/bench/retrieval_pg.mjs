@@ -33,7 +33,8 @@ if (!pgAvailable) {
 }
 
 async function fill(pg) {
-  // the schema comes from Tether's migration: start once, then fill
+  // the schema comes from Tether's migration: start once, then fill, 5,000
+  // chunks a statement (psql's calls time out after 60 s)
   const docs = Math.ceil(N / 100);
   await pg.query(`
     INSERT INTO rag_collections VALUES ('bench', 'c', 1);
@@ -41,17 +42,21 @@ async function fill(pg) {
       SELECT 'bench', 'c', 'd' || lpad(i::text, 6, '0'), 'Document ' || i,
              json_build_object('id', 'd' || lpad(i::text, 6, '0'), 'title', 'Document ' || i,
                                'collection', 'c', 'chunks', 100, 'dims', ${DIMS})
-      FROM generate_series(0, ${docs - 1}) i;
+      FROM generate_series(0, ${docs - 1}) i;`);
+  for (let from = 0; from < N; from += 5000) {
+    const to = Math.min(N, from + 5000) - 1;
+    await pg.query(`
     INSERT INTO rag_chunks (tenant, collection, document, pos, title, text, tsv, embedding)
       SELECT 'bench', 'c', 'd' || lpad((i / 100)::text, 6, '0'), i % 100, 'Document ' || (i / 100), t,
              to_tsvector('english', t), v
-      FROM generate_series(0, ${N - 1}) i,
+      FROM generate_series(${from}, ${to}) i,
       LATERAL (SELECT string_agg('w' || floor(random() * 5000)::int, ' ') AS t
                FROM generate_series(1, 150) WHERE i >= 0) w,
       LATERAL (SELECT array_agg(x / norm) AS v FROM
                  (SELECT array_agg(random() - 0.5) AS a FROM generate_series(1, ${DIMS}) WHERE i >= 0) r,
                  LATERAL (SELECT sqrt(sum(y * y)) AS norm FROM unnest(r.a) y) n,
                  LATERAL unnest(r.a) x) e;`);
+  }
   await pg.query('VACUUM ANALYZE rag_chunks');
 }
 
