@@ -12,6 +12,7 @@
 //   search: Q searches of 3 random words, one at a time, over HTTP, ms
 //   query_embedding_alone: the fake provider's answer for the same query, asked
 //     directly just before each search (the part of a search that is not Tether's)
+//   keyword_sql: PostgreSQL's execution time of the keyword statement (EXPLAIN ANALYZE)
 //   after_write: the first search after a document was deleted (a reload)
 //
 //   node tests/bench/retrieval_pg.mjs [--smoke] [--chunks 10000] [--dims 256] [--queries 300]
@@ -116,6 +117,14 @@ try {
     lat.push(r.ms);
     hits += r.hits.length;
   }
+  // PostgreSQL's own time for the keyword statement (EXPLAIN ANALYZE's execution time)
+  const kwSql = [];
+  for (let i = 0; i < (SMOKE ? 5 : 30); i++) {
+    const plan = await pg.query(`EXPLAIN (ANALYZE) SELECT 'k', document, pos, ts_rank(tsv, q) FROM rag_chunks,
+      CAST(NULLIF(replace(plainto_tsquery('english', '${words()}')::text, '&', '|'), '') AS tsquery) q
+      WHERE tenant = 'bench' AND collection = 'c' AND tsv @@ q ORDER BY 4 DESC, 2, 3 LIMIT 50`);
+    kwSql.push(Number(/Execution Time: ([\d.]+)/.exec(plan.map((r) => r[0]).join('\n'))[1]));
+  }
   await fetch(`http://127.0.0.1:${srv.port}/v1/documents/d000000?collection=c`, {
     method: 'DELETE',
     headers: { authorization: `Bearer ${KEY}` },
@@ -129,6 +138,7 @@ try {
     first_ms: +first.ms.toFixed(1),
     search_ms: dist(lat),
     query_embedding_alone_ms: dist(embed),
+    keyword_sql_ms: dist(kwSql),
     mean_hits: +(hits / Q).toFixed(2),
     after_write_ms: +afterWrite.ms.toFixed(1),
     tether_rss_mib: +(rssKiB(srv.pid).total / 1024).toFixed(1),
