@@ -117,10 +117,12 @@ try {
     lat.push(r.ms);
     hits += r.hits.length;
   }
-  // PostgreSQL's own time for the keyword statement (EXPLAIN ANALYZE's execution time)
+  // PostgreSQL's own time for the keyword statement (EXPLAIN ANALYZE's execution time, no
+  // per-node timing: its clock reads would dominate)
   const kwSql = [];
   for (let i = 0; i < (SMOKE ? 5 : 30); i++) {
-    const plan = await pg.query(`EXPLAIN (ANALYZE) SELECT 'k', document, pos, ts_rank(tsv, q) FROM rag_chunks,
+    const plan =
+      await pg.query(`EXPLAIN (ANALYZE, TIMING OFF) SELECT 'k', document, pos, ts_rank(tsv, q) FROM rag_chunks,
       CAST(NULLIF(replace(plainto_tsquery('english', '${words()}')::text, '&', '|'), '') AS tsquery) q
       WHERE tenant = 'bench' AND collection = 'c' AND tsv @@ q ORDER BY 4 DESC, 2, 3 LIMIT 50`);
     kwSql.push(Number(/Execution Time: ([\d.]+)/.exec(plan.map((r) => r[0]).join('\n'))[1]));
