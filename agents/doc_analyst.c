@@ -1,7 +1,7 @@
 /* The document analyst: a five-step agent whose run takes minutes, longer
  * than a request-response gateway's timeout allows. Extract the text, list
- * key themes, tag, summarise, and find related documents among those the
- * same user analysed before. Each step
+ * key themes, tag, summarise, and name the team's documents most similar to
+ * it by embedding (the tenant's documents, by title). Each step
  * streams and is persisted, so a run of minutes is normal and survives a
  * reconnect or a restart.
  *
@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "agents/engine/engine.h"
+#include "agents/retrieval/retrieval.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "protocol/utf8.h"
@@ -22,7 +23,8 @@
 
 #define DOC_MAX (2u << 20)    /* bytes of document accepted */
 #define TEXT_MAX (200u << 10) /* bytes of extracted text sent to the model */
-#define RELATED_MAX 3
+#define RELATED_MAX 3         /* similar documents named */
+#define RELATED_FLOOR 0.5f    /* their least cosine similarity to the analysed text */
 
 static int doc_validate(const json_t *input, char *err, size_t n)
 {
@@ -215,84 +217,69 @@ static int step_summary(tt_run *run)
     return model_step(run, "docs.summary", NULL, 1, summary_done);
 }
 
-/* Jaccard similarity of two tag arrays. */
-static double similarity(json_t *a, json_t *b)
+/* Related documents: the tenant's documents (the Documents API's, every
+ * collection) most similar to the analysed text by embedding, named by
+ * title (agents/retrieval/retrieval.h, tt_retrieval_similar). */
+static void related_end(tt_run *run, json_t *top, const char *none)
 {
-    size_t inter = 0, i, j;
-    json_t *x, *y;
-    json_array_foreach(a, i, x)
+    char text[1024] = "Similar documents: ";
+    size_t i;
+    json_t *d;
+    json_array_foreach(top, i, d)
     {
-        json_array_foreach(b, j, y) inter += json_equal(x, y);
-    }
-    size_t uni = json_array_size(a) + json_array_size(b) - inter;
-    return uni ? (double)inter / (double)uni : 0.0;
-}
-
-typedef struct related_ctx {
-    const char *self;
-    json_t *tags;
-    json_t *found; /* [{session, title, score}] */
-} related_ctx;
-
-static int consider(const char *sid, const char *json, size_t len, void *ud)
-{
-    related_ctx *rc = ud;
-    if (strcmp(sid, rc->self) == 0)
-        return 0;
-    json_t *rec = json_loadb(json, len, 0, NULL);
-    const char *agent = json_string_value(json_object_get(rec, "agent"));
-    json_t *tags =
-        json_object_get(json_object_get(json_object_get(rec, "agent_state"), "data"), "tags");
-    if (agent && strcmp(agent, "doc-analyst") == 0 && json_is_array(tags)) {
-        double score = similarity(rc->tags, tags);
-        /* a record stored before titles were checked may hold bidi controls */
-        const char *stored = json_string_value(json_object_get(rec, "title"));
+        size_t w = strlen(text);
         char title[TT_TITLE_MAX + 1];
-        snprintf(title, sizeof title, "%s", stored ? stored : "");
+        snprintf(title, sizeof title, "%s", json_string_value(json_object_get(d, "title")));
         tt_name_strip(title);
-        if (score > 0)
-            json_array_append_new(rc->found, json_pack("{s:s, s:s, s:f}", "session", sid, "title",
-                                                       title, "score", score));
+        snprintf(text + w, sizeof text - w, "%s\"%s\"", i ? ", " : "", title);
     }
-    json_decref(rec);
-    return 0;
+    data_set(run, "related", json_incref(top));
+    tt_run_progress(run, 5, 5, "similar documents");
+    tt_run_finish(run, json_array_size(top) ? text : none);
 }
 
-static int by_score(const void *a, const void *b)
+static void on_similar(int status, json_t *answer, void *ud)
 {
-    double x = json_real_value(json_object_get(*(json_t *const *)a, "score"));
-    double y = json_real_value(json_object_get(*(json_t *const *)b, "score"));
-    return (x < y) - (x > y);
+    tt_run *run = ud;
+    tt_run_wait_end(run);
+    json_t *docs = json_object_get(answer, "documents"), *top = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(docs, i, d) json_array_append_new(
+        top,
+        json_pack("{s:O, s:O, s:O, s:O}", "document_id", json_object_get(d, "document_id"), "title",
+                  json_object_get(d, "title"), "collection", json_object_get(d, "collection"),
+                  "similarity", json_object_get(d, "similarity")));
+    related_end(run, top,
+                status == 200 ? "No similar documents among your team's documents."
+                              : "Similar documents could not be looked for (the embeddings "
+                                "call failed).");
+    json_decref(top);
+    json_decref(answer);
+}
+
+static void cancel_similar(void *job)
+{
+    tt_retrieval_cancel(job);
 }
 
 static int step_related(tt_run *run)
 {
     tt_session *s = tt_run_session(run);
-    char owner[TT_OWNER_KEY_MAX];
-    tt_owner_key(s->tenant, s->user, owner, sizeof owner);
-    related_ctx rc = {s->id, json_object_get(tt_run_data(run), "tags"), json_array()};
-    tt_store_list_user(tt_registry_store(tt_run_env(run)->reg), owner, consider, &rc);
-    size_t n = json_array_size(rc.found);
-    json_t **items = calloc(n ? n : 1, sizeof *items);
-    for (size_t i = 0; items && i < n; i++)
-        items[i] = json_array_get(rc.found, i);
-    if (items)
-        qsort(items, n, sizeof *items, by_score);
-    json_t *top = json_array();
-    char text[1024] = "Related documents you analysed before: ";
-    for (size_t i = 0; items && i < n && i < RELATED_MAX; i++) {
-        json_array_append(top, items[i]);
-        size_t w = strlen(text);
-        const char *title = json_string_value(json_object_get(items[i], "title"));
-        snprintf(text + w, sizeof text - w, "%s\"%s\"", i ? ", " : "",
-                 title && *title ? title : json_string_value(json_object_get(items[i], "session")));
+    tt_retrieval *r = tt_run_env(run)->retrieval;
+    tt_retrieval_similar_q q = {.tenant = s->tenant,
+                                .text = data_str(run, "text"),
+                                .k = RELATED_MAX,
+                                .min_similarity = RELATED_FLOOR};
+    tt_retrieval_job *job = NULL;
+    int rc = r && q.text ? tt_retrieval_similar(r, &q, on_similar, run, &job) : TT_ENOTFOUND;
+    if (rc == 0) {
+        tt_run_wait(run, cancel_similar, job);
+        return 0;
     }
-    free(items);
-    json_decref(rc.found);
-    data_set(run, "related", top);
-    tt_run_progress(run, 5, 5, "related documents");
-    tt_run_finish(run, json_array_size(top) ? text
-                                            : "No related documents among your earlier analyses.");
+    json_t *none = json_array();
+    related_end(run, none, "No similar documents: no embeddings model is configured.");
+    json_decref(none);
     return 0;
 }
 
@@ -310,6 +297,6 @@ static const tt_engine_def doc_def = {
 
 const tt_agent_ops tt_agent_doc_analyst =
     TT_ENGINE_AGENT("doc-analyst",
-                    "Extracts a document's text, key themes, tags and summary, and finds "
-                    "related documents you analysed before.",
+                    "Extracts a document's text, key themes, tags and summary, and names "
+                    "your team's most similar documents.",
                     1, &doc_def, doc_validate);

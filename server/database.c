@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "agents/retrieval/pgindex.h"
 #include "server/database.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -34,9 +35,9 @@ static void pg_query_failed_hook(const char *why, void *ud)
                      json_pack("{s:s}", "error", why));
 }
 
-/* The archive's schema, then the replicated mode's tables, then the usage
- * table: one numbering (a new migration goes last). */
-static const char *migrations[8];
+/* The archive's schema, the replicated mode's tables, the usage table, then
+ * retrieval's: one numbering (a new migration goes last). */
+static const char *migrations[16];
 static size_t n_migrations;
 
 static void collect_migrations(void)
@@ -47,6 +48,8 @@ static void collect_migrations(void)
     for (size_t i = 0; i < tt_replica_n_migrations; i++)
         migrations[n_migrations++] = tt_replica_migrations[i];
     migrations[n_migrations++] = tt_usage_archive_migration;
+    for (size_t i = 0; i < tt_rpg_n_migrations; i++)
+        migrations[n_migrations++] = tt_rpg_migrations[i];
 }
 
 static int replicated(const tt_server *srv)
@@ -150,6 +153,8 @@ int tt_database_start(tt_server *srv)
         return 0;
     collect_migrations();
     int rc = open_pg(srv, NULL, &srv->pg);
+    if (rc == 0) /* retrieval's statements on their own connection (documents.c) */
+        rc = open_pg(srv, NULL, &srv->docs_pg);
     if (rc == 0)
         rc = start_usage_archive(srv);
     if (rc)
@@ -178,7 +183,8 @@ void tt_database_close(tt_server *srv)
     tt_pg_close(srv->pg);
     tt_pg_close(srv->owner_pg);
     tt_pg_close(srv->usage_pg); /* its batch in flight fails now, before the archive goes */
-    srv->pg = srv->owner_pg = srv->usage_pg = NULL;
+    tt_pg_close(srv->docs_pg);
+    srv->pg = srv->owner_pg = srv->usage_pg = srv->docs_pg = NULL;
     tt_usage_archive_free(srv->usage_archive);
     srv->usage_archive = NULL;
     tt_archive_free(srv->archive);

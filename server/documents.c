@@ -48,6 +48,8 @@ int tt_documents_start(tt_server *srv)
         .max_doc_bytes = (size_t)srv->cfg.max_document_bytes,
     };
     int rc = tt_retrieval_new(&o, &srv->agent_env.retrieval);
+    if (rc == 0 && srv->docs_pg) /* PostgreSQL: the index every node shares */
+        rc = tt_retrieval_set_pg(srv->agent_env.retrieval, srv->docs_pg);
     if (rc)
         tt_log(TT_ERROR, "cannot start retrieval",
                json_pack("{s:s, s:s}", "error", tt_strerror(rc), "hint",
@@ -72,49 +74,6 @@ static void collection_arg(struct lws *wsi, char *out, size_t n)
     char buf[TT_CHUNKS_COLLECTION_MAX + 16];
     const char *v = lws_get_urlarg_by_name(wsi, "collection=", buf, sizeof buf);
     snprintf(out, n, "%s", v ? v : "");
-}
-
-int tt_documents_get(tt_server *srv, struct lws *wsi, const char *tenant, json_t **answer)
-{
-    char coll[TT_CHUNKS_COLLECTION_MAX + 16];
-    collection_arg(wsi, coll, sizeof coll);
-    int rc = tt_retrieval_list(srv->agent_env.retrieval, tenant, coll[0] ? coll : NULL, answer);
-    if (rc == TT_EINVAL) {
-        *answer = error("bad_request", "collection must be 1-64 bytes of plain text");
-        return 400;
-    }
-    if (rc) {
-        *answer = error("internal", "the documents could not be read");
-        return 500;
-    }
-    return 200;
-}
-
-int tt_documents_delete(tt_server *srv, struct lws *wsi, const char *tenant, const char *path,
-                        json_t **answer)
-{
-    char coll[TT_CHUNKS_COLLECTION_MAX + 16];
-    collection_arg(wsi, coll, sizeof coll);
-    const char *id = path + sizeof PATH; /* after "/v1/documents/" */
-    int found = 0;
-    int rc = tt_retrieval_delete(srv->agent_env.retrieval, tenant,
-                                 coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT, id, &found);
-    if (rc == TT_EINVAL) {
-        *answer = error("bad_request", "the document id or collection is not a usable name");
-        return 400;
-    }
-    if (rc) {
-        *answer =
-            error(rc == TT_EFULL ? "unavailable" : "internal", "the store refused the delete");
-        return rc == TT_EFULL ? 503 : 500;
-    }
-    if (!found) {
-        *answer = error("not_found", "no such document in this collection");
-        return 404;
-    }
-    *answer = json_pack("{s:s, s:s, s:b}", "id", id, "collection",
-                        coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT, "deleted", 1);
-    return 200;
 }
 
 int tt_documents_passage(tt_server *srv, struct lws *wsi, const char *tenant, const char *path,
@@ -204,6 +163,24 @@ static int search(tt_server *srv, const char *tenant, const char *body, size_t l
     if (w->done) /* answered at once (keyword only, an error) */
         w->job = NULL;
     return 0;
+}
+
+int tt_documents_get(tt_server *srv, struct lws *wsi, const char *tenant, int is_delete,
+                     const char *path, tt_docs_wait *w)
+{
+    char coll[TT_CHUNKS_COLLECTION_MAX + 16];
+    collection_arg(wsi, coll, sizeof coll);
+    w->srv = srv;
+    w->wsi = wsi;
+    tt_retrieval *r = srv->agent_env.retrieval;
+    int rc =
+        is_delete
+            ? tt_retrieval_delete_job(r, tenant, coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT,
+                                      path + sizeof PATH, on_done, w, &w->job)
+            : tt_retrieval_list_job(r, tenant, coll[0] ? coll : NULL, on_done, w, &w->job);
+    if (w->done) /* answered at once (LMDB alone, a bad name, no database) */
+        w->job = NULL;
+    return rc;
 }
 
 int tt_documents_post(tt_server *srv, struct lws *wsi, const char *tenant, const char *path,

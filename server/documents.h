@@ -6,8 +6,8 @@
  *                                  "default"): what a citation links to
  *   POST   /v1/documents/search    {query, collection?, k?, min_similarity?}
  * http.c judges the request on its headers (origin, key, size) and hands
- * the tenant and body here; an ingest or search answers later, through the
- * request's tt_docs_wait. */
+ * the tenant and body here; an ingest or search (and with PostgreSQL a list
+ * or delete) answers later, through the request's tt_docs_wait. */
 #ifndef TT_DOCUMENTS_H
 #define TT_DOCUMENTS_H
 
@@ -45,10 +45,12 @@ size_t tt_documents_body_max(tt_docs_route route);
 int tt_documents_start(struct tt_server *srv);
 void tt_documents_stop(struct tt_server *srv);
 
-/* GET and DELETE, answered at once: the status and answer (new reference). */
-int tt_documents_get(struct tt_server *srv, struct lws *wsi, const char *tenant, json_t **answer);
-int tt_documents_delete(struct tt_server *srv, struct lws *wsi, const char *tenant,
-                        const char *path, json_t **answer);
+/* GET /v1/documents (is_delete 0) or DELETE /v1/documents/{id} (path):
+ * 0 with w->done set (answered at once: LMDB alone) or the job started
+ * (PostgreSQL: w->done later, then the connection asked to write), or
+ * TT_ENOMEM. */
+int tt_documents_get(struct tt_server *srv, struct lws *wsi, const char *tenant, int is_delete,
+                     const char *path, tt_docs_wait *w);
 /* GET /v1/documents/{id}?position=N[&collection=]: the chunk's text with
  * its document's title (tt_retrieval_passage); 200, 400, 404 or 500. */
 int tt_documents_passage(struct tt_server *srv, struct lws *wsi, const char *tenant,

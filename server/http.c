@@ -299,24 +299,20 @@ static void usage_get(tt_server *srv, struct lws *wsi, http_req *r)
 }
 
 /* GET /v1/documents[/{id}], DELETE /v1/documents/{id} (documents.h), for the
- * tenant of the API key (or the page's token) only. */
+ * tenant of the API key (or the page's token) only: answered at once, or
+ * from WRITEABLE when back. */
 static void documents_get(tt_server *srv, struct lws *wsi, http_req *r, int is_delete)
 {
+    tt_docs_route route = tt_documents_route(r->path);
     if (check_key(srv, r) != 0)
         return;
-    tt_docs_route route = tt_documents_route(r->path);
-    json_t *answer = NULL;
-    int status = 405;
-    if (route == TT_DOCS_COLLECTION && !is_delete)
-        status = tt_documents_get(srv, wsi, r->tenant, &answer);
-    else if (route == TT_DOCS_ONE && is_delete)
-        status = tt_documents_delete(srv, wsi, r->tenant, r->path, &answer);
-    else if (route == TT_DOCS_ONE)
-        status = tt_documents_passage(srv, wsi, r->tenant, r->path, &answer);
-    if (answer)
-        respond_json(r, status, answer);
-    else
+    if (route == TT_DOCS_ONE && !is_delete) {
+        json_t *answer = NULL;
+        respond_json(r, tt_documents_passage(srv, wsi, r->tenant, r->path, &answer), answer);
+    } else if (route != (is_delete ? TT_DOCS_ONE : TT_DOCS_COLLECTION))
         respond_error(srv, r, 405, TT_EINVAL, is_delete ? "use GET or POST" : "use DELETE or POST");
+    else if (tt_documents_get(srv, wsi, r->tenant, is_delete, r->path, &r->docs) != 0)
+        respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
 }
 
 /* The value of the query's name= argument into out ("" when absent). */
@@ -639,9 +635,9 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
     else
         route_get(srv, wsi, r);
-    if (r->thumb.job)
+    if (r->thumb.job || r->docs.job)
         return 0; /* answered from WRITEABLE when the read is back */
-    if (!is_post && (r->sse || r->thumb.done))
+    if (!is_post && (r->sse || r->thumb.done || r->docs.done))
         return on_gateway_writeable(srv, wsi, r); /* the stream's headers now */
     return is_post ? 0 : send_now(srv, wsi, r);   /* a POST is answered after its body */
 }

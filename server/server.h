@@ -31,6 +31,7 @@ typedef struct tt_server {
     tt_pg *pg;                  /* --database-url: the connection (server/database.c), or NULL */
     tt_archive *archive;        /* archive mode: committed events copied to PostgreSQL, or NULL */
     tt_pg *owner_pg;            /* replicated mode: the ownership connection (LISTEN), or NULL */
+    tt_pg *docs_pg;             /* --database-url: retrieval's connection (documents.c), or NULL */
     struct tt_replica *replica; /* replicated mode: passes to PostgreSQL behind the fence */
     tt_pg *usage_pg;            /* --database-url: the usage archive's own connection, or NULL */
     struct tt_usage_archive *usage_archive; /* the ledger's rows to PostgreSQL's `usage` */

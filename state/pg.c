@@ -424,6 +424,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
         on_readable(pg);
 }
 
+static void quiet(void *ud, const char *message)
+{
+    (void)ud;
+    (void)message;
+}
+
 static void start_connect(tt_pg *pg)
 {
     if (pg->closing)
@@ -441,6 +447,7 @@ static void start_connect(tt_pg *pg)
         conn_lost(pg, PQerrorMessage(pg->conn));
         return;
     }
+    PQsetNoticeProcessor(pg->conn, quiet, NULL); /* a NOTICE is no error: not to stderr */
     pg->connecting = 1;
     uv_timer_stop(&pg->timer);
     (void)uv_timer_start(&pg->timer, on_deadline, pg->opt.connect_timeout_ms, 0);

@@ -359,6 +359,7 @@ int tt_engine_cancel(tt_session *s, int *cancelled)
     uv_timer_stop(run->timer);
     tt_run_model_cancel(run);
     tt_run_work_cancel(run);
+    tt_run_wait_cancel(run);
     tt_run_model_withdraw(run, "cancelled");
     set_status(run, "idle");
     tt_session_set_state(s, TT_STATE_IDLE, tt_run_step(run));
@@ -374,6 +375,7 @@ void tt_engine_release(tt_session *s)
     s->agent_rt = NULL;
     tt_agent_timer_close(run->timer);
     tt_run_model_cancel(run);
+    tt_run_wait_cancel(run);
     if (!tt_run_work_release(run))
         free(run); /* else the thread pool's completion frees it */
 }

@@ -154,4 +154,14 @@ typedef void (*tt_run_after_fn)(tt_run *run, void *ctx, int status);
 int tt_run_work(tt_run *run, tt_run_work_fn work, tt_run_after_fn after, void *ctx,
                 const char *label);
 
+/* --- another asynchronous call ------------------------------------------------- */
+
+/* The step started an asynchronous call of its own (a retrieval search,
+ * ...) whose callback will go on with the run: until tt_run_wait_end, a
+ * cancel of the run or its session leaving memory calls cancel(ud), which
+ * must make sure that callback never comes. */
+void tt_run_wait(tt_run *run, void (*cancel)(void *ud), void *ud);
+/* The call came back (first thing in its callback). */
+void tt_run_wait_end(tt_run *run);
+
 #endif

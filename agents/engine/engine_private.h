@@ -15,6 +15,9 @@ struct tt_run {
     struct tt_run_model *model;
     /* thread-pool work in flight (engine_work.c) */
     struct tt_run_work *work;
+    /* an asynchronous call of the step's own in flight (tt_run_wait) */
+    void (*wait_cancel)(void *ud);
+    void *wait_ud;
 };
 
 /* Withdraw a streamed model message cut short (message.discard with reason). */
@@ -26,5 +29,7 @@ void tt_run_work_cancel(tt_run *run);
 /* The session is leaving: returns 1 when work is still in the thread pool
  * (the run is then freed when it comes back), 0 when the run can be freed. */
 int tt_run_work_release(tt_run *run);
+/* Cancel the step's own call in flight (tt_run_wait), if any. */
+void tt_run_wait_cancel(tt_run *run);
 
 #endif

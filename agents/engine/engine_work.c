@@ -101,3 +101,24 @@ int tt_run_work_release(tt_run *run)
     run->work->cancel = 1;
     return 1;
 }
+
+void tt_run_wait(tt_run *run, void (*cancel)(void *ud), void *ud)
+{
+    run->wait_cancel = cancel;
+    run->wait_ud = ud;
+}
+
+void tt_run_wait_end(tt_run *run)
+{
+    run->wait_cancel = NULL;
+    run->wait_ud = NULL;
+}
+
+void tt_run_wait_cancel(tt_run *run)
+{
+    void (*cancel)(void *) = run->wait_cancel;
+    void *ud = run->wait_ud;
+    tt_run_wait_end(run);
+    if (cancel)
+        cancel(ud);
+}

@@ -165,7 +165,6 @@ static void ingest_work(uv_work_t *w)
 /* ---- embeddings ---------------------------------------------------------- */
 
 static void embed_next(tt_retrieval_job *j);
-static void write_document(tt_retrieval_job *j);
 
 static void on_retry(uv_timer_t *t)
 {
@@ -218,7 +217,7 @@ static void on_embedded(int status, const char *body, size_t len, const char *mo
     if (j->embedded < j->nspans)
         embed_next(j);
     else
-        write_document(j);
+        tt_retrieval_write_document(j);
 }
 
 static void embed_next(tt_retrieval_job *j)
@@ -265,20 +264,62 @@ static int fill(tt_store_txn *txn, void *ud)
                          w->recs, j->nspans, &w->replaced);
 }
 
-static void write_document(tt_retrieval_job *j)
+/* The record of the document (JSON), kept in j->record for both writes. */
+static json_t *make_record(tt_retrieval_job *j)
 {
     json_t *rec = json_pack(
         "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "id", j->id, "title", j->title,
         "collection", j->collection, "type", tt_doc_type_name(j->type), "bytes",
         (json_int_t)j->nbytes, "chunks", (json_int_t)j->nspans, "tokens", (json_int_t)j->tokens,
         "dims", (json_int_t)j->dims, "created_ms", (json_int_t)wall_ms(), "sha256", j->sha256);
-    char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    if (rec && !j->record)
+        j->record = json_dumps(rec, JSON_COMPACT);
+    return rec;
+}
+
+/* The LMDB record: j->record plus "embedding", the unit mean of the chunks'
+ * vectors (NULL without vectors or memory: the record alone). */
+static char *local_record(const tt_retrieval_job *j)
+{
+    json_t *rec = j->dims ? json_loads(j->record, 0, NULL) : NULL;
+    float *m = rec ? malloc(j->dims * sizeof *m) : NULL;
+    json_t *emb = m ? json_array() : NULL;
+    char *out = NULL;
+    if (emb) {
+        tt_retrieval_mean(j->vecs, j->nspans, j->dims, m);
+        for (uint32_t d = 0; d < j->dims; d++)
+            json_array_append_new(emb, json_real(m[d]));
+        json_object_set_new(rec, "embedding", emb);
+        out = json_dumps(rec, JSON_COMPACT);
+    }
+    free(m);
+    json_decref(rec);
+    return out;
+}
+
+void tt_retrieval_write_document(tt_retrieval_job *j)
+{
+    json_t *rec = j->record ? json_loads(j->record, 0, NULL) : make_record(j);
     tt_chunk_rec *recs = calloc(j->nspans, sizeof *recs);
-    if (!text || !recs) {
-        free(text);
+    if (!rec || !j->record || !recs) {
         free(recs);
         json_decref(rec);
         tt_retrieval_job_fail(j, 500, "out of memory");
+        return;
+    }
+    if (j->r->pg && !j->pg_written) { /* PostgreSQL first: a refusal there changes nothing */
+        free(recs);
+        json_decref(rec);
+        int rc = tt_retrieval_pg_put(j);
+        if (rc)
+            tt_retrieval_job_fail(j,
+                                  rc == TT_ECONFLICT   ? 503
+                                  : rc == TT_ETOOLARGE ? 413
+                                                       : 500,
+                                  rc == TT_ECONFLICT ? "the database is not reachable"
+                                  : rc == TT_ETOOLARGE
+                                      ? "the document's chunks and vectors are over 512 MiB"
+                                      : "the document could not be sent to the database");
         return;
     }
     const char *t = tt_buf_str(&j->text);
@@ -289,10 +330,11 @@ static void write_document(tt_retrieval_job *j)
                                  .vec = j->dims ? j->vecs + i * j->dims : NULL,
                                  .text = t + j->spans[i].off,
                                  .text_len = j->spans[i].len};
-    write_ctx w = {.j = j, .record = text, .recs = recs};
+    char *local = local_record(j); /* with the document's vector (similar.c) */
+    write_ctx w = {.j = j, .record = local ? local : j->record, .recs = recs};
     int rc = tt_store_write(j->r->st, fill, &w);
+    free(local);
     free(recs);
-    free(text);
     if (rc) {
         json_decref(rec);
         tt_retrieval_job_fail(j, rc == TT_EFULL ? 503 : 500,
@@ -302,7 +344,7 @@ static void write_document(tt_retrieval_job *j)
     tt_retrieval_invalidate(j->r, j->tenant, j->collection);
     j->r->stats.documents_ingested++;
     j->r->stats.chunks_written += j->nspans;
-    json_object_set_new(rec, "replaced", json_boolean(w.replaced));
+    json_object_set_new(rec, "replaced", json_boolean(w.replaced || j->pg_replaced));
     tt_retrieval_job_answer(j, 201, rec);
 }
 
@@ -323,7 +365,7 @@ static void ingest_after(uv_work_t *w, int status)
     if (r->embeddings && r->llm)
         embed_next(j);
     else
-        write_document(j);
+        tt_retrieval_write_document(j);
 }
 
 int tt_retrieval_ingest(tt_retrieval *r, const char *tenant, const char *body, size_t len,

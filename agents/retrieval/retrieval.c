@@ -51,6 +51,8 @@ static void really_free(tt_retrieval *r)
     for (size_t i = 0; i < r->ncache; i++)
         snap_unref(r->cache[i].snap);
     tt_tokenizer_free(r->tok);
+    tt_retrieval_pg_cache_free(r);
+    tt_rpg_free(r->pg);
     free(r);
 }
 
@@ -132,6 +134,10 @@ void tt_retrieval_job_free(tt_retrieval_job *j)
     free(j->qvec);
     free(j->load);
     snap_unref(j->snap);
+    tt_rpg_cancel(j->pgop);
+    free(j->record);
+    tt_retrieval_pg_search_free(j);
+    tt_retrieval_similar_free(j);
     if (j->retry) /* its callback never runs once closed; the handle goes in close's */
         uv_close((uv_handle_t *)j->retry, free_handle);
     free(j);
@@ -560,6 +566,10 @@ static void wake_waiters(tt_retrieval *r, const char *tenant, const char *collec
 static void search_index(tt_retrieval_job *j)
 {
     tt_retrieval *r = j->r;
+    if (r->pg) {
+        tt_retrieval_pg_search(j); /* PostgreSQL is the shared index (pgsearch.c) */
+        return;
+    }
     ix_entry *e = cache_find(r, j->tenant, j->collection);
     int rc;
     if (!e && loader_of(r, j)) {
@@ -636,6 +646,7 @@ int tt_retrieval_search(tt_retrieval *r, const tt_retrieval_query *q, tt_retriev
 static int on_list(const char *rec, size_t len, void *ud)
 {
     json_t *j = json_loadb(rec, len, 0, NULL);
+    json_object_del(j, "embedding"); /* the document's vector (similar.c): not listed */
     if (j)
         json_array_append_new(ud, j);
     return 0;

@@ -142,4 +142,44 @@ int tt_retrieval_delete(tt_retrieval *r, const char *tenant, const char *collect
 int tt_retrieval_passage(tt_retrieval *r, const char *tenant, const char *collection,
                          const char *id, uint32_t position, json_t **out);
 
+/* The tenant's documents most similar to a text (the document analyst's
+ * "related documents"): the text's first TT_RETRIEVAL_SIMILAR_TEXT_MAX
+ * bytes embedded, each document's vector (the unit mean of its chunks',
+ * kept with it since this was added) compared by cosine, the best k at or
+ * above min_similarity. The answer (200): {"documents": [{"document_id",
+ * "title", "collection", "similarity"}]} best first. Without PostgreSQL at
+ * most TT_RETRIEVAL_SIMILAR_DOCS_MAX documents are read. 0; TT_EINVAL;
+ * TT_ENOTFOUND when no embeddings route can embed the text (done not
+ * called); TT_ENOMEM. */
+#define TT_RETRIEVAL_SIMILAR_TEXT_MAX 8192
+#define TT_RETRIEVAL_SIMILAR_DOCS_MAX 5000
+typedef struct tt_retrieval_similar_q {
+    const char *tenant;
+    const char *text;
+    uint32_t k; /* 1..TT_RINDEX_K_MAX */
+    float min_similarity;
+} tt_retrieval_similar_q;
+int tt_retrieval_similar(tt_retrieval *r, const tt_retrieval_similar_q *q,
+                         tt_retrieval_done_fn done, void *ud, tt_retrieval_job **out);
+
+/* PostgreSQL as the index every node shares (pgindex.h; README
+ * "PostgreSQL"): pg is borrowed and must outlive r. After it, ingests write
+ * PostgreSQL then LMDB, searches and the jobs below read PostgreSQL.
+ * TT_EINVAL when already set. */
+struct tt_pg;
+int tt_retrieval_set_pg(tt_retrieval *r, struct tt_pg *pg);
+int tt_retrieval_has_pg(const tt_retrieval *r);
+
+/* List and delete as jobs, for the Documents API: with PostgreSQL they
+ * read and write it (a delete removes the document from LMDB too); without,
+ * they answer from LMDB at once, through done, before returning (*out
+ * NULL). Answers: {"documents": [record...]} (200; at most 10,000), and
+ * {"id", "collection", "deleted": true} (200) or 404; 400 for bad names,
+ * 503 when the database is away. 0, or TT_ENOMEM (done not called). */
+int tt_retrieval_list_job(tt_retrieval *r, const char *tenant, const char *collection,
+                          tt_retrieval_done_fn done, void *ud, tt_retrieval_job **out);
+int tt_retrieval_delete_job(tt_retrieval *r, const char *tenant, const char *collection,
+                            const char *id, tt_retrieval_done_fn done, void *ud,
+                            tt_retrieval_job **out);
+
 #endif

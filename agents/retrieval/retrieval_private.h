@@ -7,6 +7,7 @@
 #include "agents/llm/embed.h"
 #include "agents/llm/tokenizer.h"
 #include "agents/retrieval/index.h"
+#include "agents/retrieval/pgindex.h"
 #include "agents/retrieval/retrieval.h"
 #include "state/chunks.h"
 #include "state/session.h"
@@ -46,9 +47,11 @@ struct tt_retrieval {
     tt_retrieval_stats stats; /* the counters (the cache's figures are computed) */
     int closing;              /* tt_retrieval_free called; freed when the last job is back */
     int ending;               /* tt_retrieval_free is ending jobs: it frees r itself after */
+    tt_rpg *pg;               /* --database-url: the PostgreSQL index (pgindex.h), or NULL */
+    struct pg_cache *pgc;     /* its collections' vectors, loaded for searches (pgsearch.c) */
 };
 
-enum { JOB_INGEST, JOB_SEARCH };
+enum { JOB_INGEST, JOB_SEARCH, JOB_OTHER };
 
 struct tt_retrieval_job {
     tt_retrieval *r;
@@ -103,6 +106,14 @@ struct tt_retrieval_job {
     uint64_t gen; /* r->gen when it was loaded */
     tt_rindex_hit hits[TT_RINDEX_K_MAX];
     size_t nhits;
+    /* PostgreSQL (pgdocs.c, pgsearch.c) */
+    tt_rpg_op *pgop;                       /* a statement in flight for this job */
+    char *record;                          /* ingest: the document's record (JSON text) */
+    int pg_written;                        /* ingest: PostgreSQL has the document */
+    int pg_replaced;                       /* ingest: ... and had it before */
+    struct pg_search *ps;                  /* search: its state (pgsearch.c) */
+    char doc_id[TT_CHUNKS_DOC_ID_MAX + 1]; /* delete: the document */
+    struct similar_ctx *sim;               /* similar documents (similar.c) */
 };
 
 /* A job linked into r->jobs (kind, tenant, done, ud set). */
@@ -126,5 +137,26 @@ const char *tt_retrieval_code(int status);
  * batch with its dims, *dims set). 0, or a message in why. */
 int tt_retrieval_parse_vectors(const char *body, size_t len, size_t n, float **vecs, size_t at,
                                size_t total, uint32_t *dims, char *why, size_t wn);
+
+/* Write the ingest job's document (ingest.c): to PostgreSQL first when
+ * configured, then to LMDB; answers the job. */
+void tt_retrieval_write_document(tt_retrieval_job *j);
+/* PostgreSQL (pgdocs.c): write the ingest job's document (record j->record,
+ * j->spans, j->vecs); back in tt_retrieval_write_document with pg_written
+ * set, or the job failed. 0, or an error (the job not touched). */
+int tt_retrieval_pg_put(tt_retrieval_job *j);
+/* The unit mean of n vectors of dims floats into out (dims floats). */
+void tt_retrieval_mean(const float *vecs, size_t n, uint32_t dims, float *out);
+/* A vector as a real[] literal ("{0.1,...}"), malloc'd; NULL when out of memory. */
+char *tt_retrieval_real_array(const float *v, uint32_t dims);
+/* Search a collection in PostgreSQL (pgsearch.c): j->query, j->qvec, j->k,
+ * j->floor; answers the job. */
+void tt_retrieval_pg_search(tt_retrieval_job *j);
+/* The PostgreSQL search's cache (pgsearch.c). */
+void tt_retrieval_pg_cache_free(tt_retrieval *r);
+/* A similar-documents job's state (similar.c), freed with the job. */
+void tt_retrieval_similar_free(tt_retrieval_job *j);
+/* A job's PostgreSQL search state, freed with the job. */
+void tt_retrieval_pg_search_free(tt_retrieval_job *j);
 
 #endif

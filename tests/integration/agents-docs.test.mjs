@@ -1,5 +1,6 @@
 // The document analyst end to end over a real socket against the fake
-// provider: five persisted steps (extract, themes, tags, summary, related),
+// provider: five persisted steps (extract, themes, tags, summary, related:
+// the team's most similar documents by embedding),
 // structured output with one self-correction, a reconnect in the middle of
 // the analysis, and kill -9 in the middle of a model step.
 
@@ -8,15 +9,17 @@ import {
   checkMessages,
   connect,
   fakeTarget,
+  httpRequest,
   itest,
+  mintViaApi,
   openSession,
   shownText,
   waitState,
   writeRoutesFile,
 } from './harness.mjs';
-import { useFakeProvider } from './llm-lib.mjs';
+import { twoTenants, useFakeProvider } from './llm-lib.mjs';
 
-const fp = useFakeProvider();
+const fp = useFakeProvider({ dims: 256 });
 
 function routesFor(P) {
   return writeRoutesFile({
@@ -68,8 +71,12 @@ itest(
     assert.match(text, /- energy/);
     assert.match(text, /Tags: solar, batteries, home energy/);
     assert.match(text, /A short summary/);
-    const reqs = fp.requests({ prefix: P });
+    const all = fp.requests({ prefix: P });
+    const reqs = all.filter((r) => !r.path.endsWith('/embeddings'));
     assert.equal(reqs.length, 3);
+    // the related step embeds the text once (the team has no documents: none named)
+    assert.equal(all.filter((r) => r.path.endsWith('/embeddings')).length, 1);
+    assert.match(text, /No similar documents among your team's documents/);
     const user = reqs[0].body.messages.find((m) => m.role === 'user').content;
     assert.match(user, /<user_data>/);
     assert.match(user, /Panels on the roof & batteries/);
@@ -92,7 +99,7 @@ itest(
     const c = await connect(srv.port, { hello: true });
     const session = await analyse(c, 'plain text document', 'T');
     await waitState(c, session, 'done', 0, 15000);
-    const reqs = fp.requests({ prefix: P });
+    const reqs = fp.requests({ prefix: P }).filter((r) => !r.path.endsWith('/embeddings'));
     assert.equal(reqs.length, 4);
     const correction = reqs[2].body.messages.at(-1).content;
     assert.match(correction, /did not match the required JSON schema/);
@@ -118,18 +125,42 @@ itest('document analyst: a second invalid reply fails the run with a clear error
   assert.match(err.message, /Use a model that supports JSON output/);
 });
 
-itest("document analyst: related documents come from the same user's earlier analyses", async ({ startServer }) => {
-  const P = 'd-related';
-  script(P, ['solar', 'batteries']);
-  script(P, ['solar', 'roofing']);
-  const srv = await startServer({ args: ['--routes', routesFor(P)], env: { FAKE_KEY: 'k' } });
-  const c = await connect(srv.port, { hello: true });
-  const first = await analyse(c, DOC, 'First solar doc');
-  await waitState(c, first, 'done', 0, 15000);
-  const second = await analyse(c, 'roof panels', 'Second');
-  await waitState(c, second, 'done', 0, 15000);
-  assert.match(shownText(c.sessionEvents(second)), /Related documents you analysed before: "First solar doc"/);
-});
+itest(
+  "document analyst: related documents are the team's most similar documents by embedding, named by title, never another tenant's",
+  async ({ startServer }) => {
+    const P = 'd-related';
+    const { KEY_A, KEY_B, keyArgs } = twoTenants('dsim');
+    const srv = await startServer({ args: ['--routes', routesFor(P), ...keyArgs], env: { FAKE_KEY: 'k' } });
+    const ingest = async (key, title, content) => {
+      const r = await httpRequest(srv.port, 'POST', '/v1/documents', {
+        headers: { authorization: `Bearer ${key}` },
+        body: { collection: title.length % 2 ? 'a' : 'b', title, type: 'text', content },
+      });
+      assert.equal(r.status, 201, r.body);
+    };
+    await ingest(KEY_A, 'Roof solar guide', 'Solar panels on the roof charge batteries in the garage.');
+    await ingest(KEY_A, 'Solar batteries FAQ', 'Batteries store what the solar panels on the roof make.');
+    await ingest(KEY_A, 'Canteen menu', 'Soup, bread and coffee are served at noon in the canteen.');
+    // the other tenant holds the closest document of all: never named for acme
+    await ingest(KEY_B, 'Umbrella solar', 'Solar panels on the roof & batteries in the garage.');
+    script(P, ['solar', 'batteries']); // after the ingests' embeddings calls
+    const c = await connect(srv.port, { token: await mintViaApi(srv.port, KEY_A, 'alice') });
+    const session = await analyse(c, DOC, 'Solar');
+    const done = await waitState(c, session, 'done', 0, 15000);
+    const evs = c.sessionEvents(session).filter((e) => e.seq <= done.seq);
+    const text = shownText(evs);
+    const m = /Similar documents: (.*)/.exec(text);
+    assert.ok(m, text);
+    const named = [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]);
+    assert.deepEqual(named.slice().sort(), ['Roof solar guide', 'Solar batteries FAQ'], m[1]);
+    assert.ok(!named.includes('Umbrella solar') && !named.includes('Canteen menu'));
+    const embeds = fp.requests({ prefix: P }).filter((r) => r.path.endsWith('/embeddings'));
+    assert.ok(
+      embeds.some((r) => JSON.stringify(r.body.input).includes('Panels on the roof')),
+      'the text is embedded',
+    );
+  },
+);
 
 itest('document analyst: a reconnect in the middle of the analysis misses nothing', async ({ startServer }) => {
   const P = 'd-reconnect';

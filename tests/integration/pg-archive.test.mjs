@@ -137,7 +137,7 @@ itest(
       dbName(url),
     );
     assert.deepEqual(s, [['local', 'local', 'echo', String(seen.at(-1).seq)]]);
-    assert.equal(await pg.value('SELECT max(version) FROM schema_version', dbName(url)), '3'); // events, replicated mode's tables, usage
+    assert.equal(await pg.value('SELECT max(version) FROM schema_version', dbName(url)), '4'); // events, replicated mode's tables, usage, retrieval
     assert.equal(await metric(srv, 'tether_db_up'), 1);
     assert.equal(await metric(srv, 'tether_archive_events_total'), rows.length);
     const texts = await pg.query(
@@ -262,9 +262,12 @@ itest(
     const { session } = await openSession(c, 'echo');
     await sayAndWait(c, session, 'first', 'a');
     await waitArchived(srv);
-    const pid = Number(await pg.value(`SELECT pid FROM pg_stat_activity WHERE application_name = '${app}'`));
-    assert.ok(pid > 0);
-    process.kill(pid, 'SIGSTOP');
+    // every backend of the server: the archive's and retrieval's connections
+    const pids = (await pg.query(`SELECT pid FROM pg_stat_activity WHERE application_name = '${app}'`)).map((r) =>
+      Number(r[0]),
+    );
+    assert.equal(pids.length, 2, JSON.stringify(pids));
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
     try {
       for (let i = 0; i < 3; i++) await sayAndWait(c, session, `while stopped ${i}`, `b${i}`);
       const t0 = Date.now();
@@ -273,7 +276,7 @@ itest(
       assert.equal((await readyz(srv)).status, 200);
       await sayAndWait(c, session, 'still served', 'c'); // the socket never waited for the database
     } finally {
-      process.kill(pid, 'SIGCONT');
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
     }
     await waitArchived(srv, 20_000);
     assert.deepEqual(
