@@ -262,11 +262,11 @@ itest(
     const { session } = await openSession(c, 'echo');
     await sayAndWait(c, session, 'first', 'a');
     await waitArchived(srv);
-    // every backend of the server: the archive's and retrieval's connections
+    // every backend of the server: the archive's, the usage archive's and retrieval's connections
     const pids = (await pg.query(`SELECT pid FROM pg_stat_activity WHERE application_name = '${app}'`)).map((r) =>
       Number(r[0]),
     );
-    assert.equal(pids.length, 2, JSON.stringify(pids));
+    assert.equal(pids.length, 3, JSON.stringify(pids));
     for (const pid of pids) process.kill(pid, 'SIGSTOP');
     try {
       for (let i = 0; i < 3; i++) await sayAndWait(c, session, `while stopped ${i}`, `b${i}`);
