@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "agents/chat_private.h"
+#include "state/registry.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 
@@ -124,6 +125,21 @@ static tt_chat_call *call_slot(chat_rt *rt, tt_llm_call *c, int index)
     return pc;
 }
 
+/* Back-pressure (server/flow.h): a socket of the session is far behind what
+ * was just emitted, so the model is not read until it catches up (the server
+ * resumes the call). Checked as the events are made: one read from an
+ * unpaced provider holds thousands, more than a fast socket takes in a pass. */
+static void flow_check(chat_rt *rt, tt_llm_call *c)
+{
+    tt_session *s = rt->s;
+    if (rt->paused || !rt->env->reg || tt_session_backlog(s) < tt_registry_pause_lag(rt->env->reg))
+        return;
+    rt->paused = 1;
+    s->flow_paused = 1;
+    s->flow_since_ms = uv_now(rt->env->loop);
+    tt_llm_call_pause(c, 1);
+}
+
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 {
     chat_rt *rt = ud;
@@ -143,6 +159,7 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
     start_message(rt);
     append(rt, c, &rt->text, ev->text, ev->text_len, "reply text");
     tt_session_message_delta(rt->s, rt->message_id, ev->text, ev->text_len);
+    flow_check(rt, c);
 }
 
 static void new_message(chat_rt *rt)
@@ -371,6 +388,8 @@ int tt_chat_generate(tt_session *s)
             json_pack("{s:s, s:s, s:b}", "code", budget ? "budget_exceeded" : "unavailable",
                       "message", budget ? env->budget_why : "no such model route", "retryable", 0));
         tt_chat_finish(rt);
+    } else if (rt->paused && rt->call) {
+        tt_llm_call_pause(rt->call, 1); /* the sockets are still behind */
     }
     return 0;
 }
@@ -508,6 +527,17 @@ static int chat_cancel(tt_session *s, int *cancelled)
     return 0;
 }
 
+/* Back-pressure from the session's sockets: the model's stream waits. */
+static void chat_pause(tt_session *s, int paused)
+{
+    chat_rt *rt = s->agent_rt;
+    if (!rt || rt->releasing)
+        return;
+    rt->paused = paused;
+    if (rt->call)
+        tt_llm_call_pause(rt->call, paused);
+}
+
 static void chat_release(tt_session *s)
 {
     chat_rt *rt = s->agent_rt;
@@ -542,4 +572,5 @@ const tt_agent_ops tt_agent_chat = {
     .decide = chat_decide,
     .cancel = chat_cancel,
     .release = chat_release,
+    .pause = chat_pause,
 };

@@ -26,6 +26,7 @@ typedef struct tt_chat_rt {
     const tt_agent_env *env;
     const tt_assistant_def *def; /* NULL: the plain chat agent */
     tt_llm_call *call;
+    int paused;    /* its sockets are behind: receive nothing (tt_agent_pause) */
     tt_buf text;   /* the reply so far (for message.end), up to TT_CHAT_REPLY_MAX */
     int started;   /* message.start was emitted for the current attempt */
     int releasing; /* the session is leaving memory: change nothing */

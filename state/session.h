@@ -86,6 +86,10 @@ struct tt_session {
     /* The agent's runtime, owned by agents/ (timers, in-flight calls). */
     const void *agent_ops;
     void *agent_rt;
+    /* The server's back-pressure (server/flow.c): a socket of this session is
+     * far behind, so the agent's model call is paused since flow_since_ms. */
+    int flow_paused;
+    uint64_t flow_since_ms;
 
     /* Private to state/. */
     tt_registry *reg;
