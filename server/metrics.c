@@ -95,6 +95,11 @@ static void render_flow(buf *b, const tt_metrics *m, const tt_registry_stats *rs
            "Periodic fsyncs of the store (in the thread pool)", rs->syncs);
     metric(b, "tether_store_sync_failures_total", "counter", "Periodic fsyncs that failed",
            rs->sync_failures);
+    metric(b, "tether_store_sync_microseconds_total", "counter",
+           "Time the periodic fsyncs took in the thread pool (none of it on the loop)",
+           rs->sync_us_total);
+    metric(b, "tether_store_sync_max_microseconds", "gauge", "The longest periodic fsync",
+           rs->sync_us_max);
 }
 
 /* Documents and their search (agents/retrieval/retrieval.h). */

@@ -434,12 +434,15 @@ typedef struct sync_job {
     int (*fn)(int fd);
     int fd;
     int rc;
+    uint64_t ns; /* how long the fdatasync took (the loop's wait before) */
 } sync_job;
 
 static void sync_work(uv_work_t *w)
 {
     sync_job *j = w->data;
+    uint64_t t0 = uv_hrtime();
     j->rc = j->fn(j->fd);
+    j->ns = uv_hrtime() - t0;
 }
 
 static void sync_done(uv_work_t *w, int status)
@@ -451,6 +454,9 @@ static void sync_done(uv_work_t *w, int status)
         reg->stats.syncs++;
     else
         reg->stats.sync_failures++;
+    reg->stats.sync_us_total += j->ns / 1000;
+    if (j->ns / 1000 > reg->stats.sync_us_max)
+        reg->stats.sync_us_max = j->ns / 1000;
     /* Closing: what the last flush wrote may have missed this sync, and the
      * close skipped its own while this one ran. At close the loop may wait. */
     if (reg->closing)

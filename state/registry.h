@@ -97,6 +97,8 @@ typedef struct tt_registry_stats {
     uint64_t store_health_changes; /* transitions between tt_store_health values */
     uint64_t syncs;                /* periodic fsyncs done (in the thread pool) */
     uint64_t sync_failures;        /* ... and failed */
+    uint64_t sync_us_total;        /* time they took, in the pool (µs) */
+    uint64_t sync_us_max;          /* the longest (µs) */
 } tt_registry_stats;
 
 extern const double tt_commit_bucket_bounds[12]; /* seconds */

@@ -147,6 +147,13 @@ for (const sync of ['commit', 'periodic', 'none']) {
     },
     ping_ms,
     store_syncs: (m1.tether_store_syncs_total ?? 0) - (m0.tether_store_syncs_total ?? 0),
+    // what the loop waited for each second before the fsync moved to the thread pool
+    store_sync_ms_per_s: +(
+      ((m1.tether_store_sync_microseconds_total ?? 0) - (m0.tether_store_sync_microseconds_total ?? 0)) /
+      1000 /
+      secs
+    ).toFixed(2),
+    store_sync_max_ms: +((m1.tether_store_sync_max_microseconds ?? 0) / 1000).toFixed(2),
     commit_failures: m1.tether_commit_failures_total,
   });
 }
