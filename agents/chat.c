@@ -267,6 +267,8 @@ void tt_chat_free(chat_rt *rt)
     for (size_t i = 0; i < TT_CHAT_MAX_TOOL_CALLS; i++)
         tt_buf_free(&rt->calls[i].args);
     tt_buf_free(&rt->text);
+    if (rt->resume)
+        tt_agent_timer_close(rt->resume);
     free(rt);
 }
 
@@ -527,15 +529,34 @@ static int chat_cancel(tt_session *s, int *cancelled)
     return 0;
 }
 
-/* Back-pressure from the session's sockets: the model's stream waits. */
+static void on_resume(uv_timer_t *t)
+{
+    chat_rt *rt = t->data;
+    if (!rt->releasing && !rt->paused && rt->call)
+        tt_llm_call_pause(rt->call, 0);
+}
+
+/* Back-pressure from the session's sockets: the model's stream waits. A
+ * resume may pass on what libcurl held at once, so it runs from a timer:
+ * the server asks for it while delivering or closing a socket, where events
+ * must not be made (a session being deleted would be dirtied again). */
 static void chat_pause(tt_session *s, int paused)
 {
     chat_rt *rt = s->agent_rt;
     if (!rt || rt->releasing)
         return;
     rt->paused = paused;
-    if (rt->call)
-        tt_llm_call_pause(rt->call, paused);
+    if (paused) {
+        if (rt->call)
+            tt_llm_call_pause(rt->call, 1);
+        return;
+    }
+    if (!rt->resume)
+        rt->resume = tt_agent_timer_new(rt->env->loop, rt);
+    if (rt->resume)
+        (void)uv_timer_start(rt->resume, on_resume, 0, 0);
+    else if (rt->call)
+        tt_llm_call_pause(rt->call, 0); /* no memory for the timer: at once */
 }
 
 static void chat_release(tt_session *s)

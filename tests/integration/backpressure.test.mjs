@@ -58,9 +58,15 @@ itest(
     const rss0 = rssKiB(srv.proc.pid);
     slow.ws._socket.pause();
     await writer.ok({ type: 'say', session, text: 'go', client_msg_id: 'go' });
-    await sleep(1500);
-    // Paused: the session stopped growing far short of the stream, and far under the drop bound.
-    const appended = await metric(srv.port, 'tether_events_appended_total');
+    // Paused: the session stops growing (checked every 500 ms: a loaded machine is slow to get
+    // there), far short of the stream and of the drop bound.
+    let appended = -1;
+    for (let t = 0; t < 30; t++) {
+      await sleep(500);
+      const now = await metric(srv.port, 'tether_events_appended_total');
+      if (now === appended) break;
+      appended = now;
+    }
     const head = fast.maxSeq(session);
     const rssPaused = rssKiB(srv.proc.pid);
     assert.ok(appended < N / 2, `${appended} events appended of ${N + 5} while a socket did not read`);
