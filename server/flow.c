@@ -50,14 +50,20 @@ void tt_flow_delivered(tt_conn *c, tt_cursor *cur)
     arm(c, s);
 }
 
-/* s is paused: resume it when no counting socket is past the resume lag. */
+/* s is paused: resume it when no counting socket is past the resume lag;
+ * else the sockets that hold it back get their hold deadline. */
 static void check_resume(tt_server *srv, tt_session *s)
 {
     uint64_t low = resume_lag(srv);
-    for (tt_cursor *cur = s->cursors; cur; cur = cur->s_next)
-        if (counts(cur) && tt_cursor_lag(cur) >= low)
-            return;
-    set_paused(srv, s, 0);
+    int held = 0;
+    for (tt_cursor *cur = s->cursors; cur; cur = cur->s_next) {
+        if (counts(cur) && tt_cursor_lag(cur) >= low) {
+            arm(cur->owner, s);
+            held = 1;
+        }
+    }
+    if (!held)
+        set_paused(srv, s, 0);
 }
 
 void tt_flow_drained(tt_conn *c)

@@ -6,11 +6,11 @@
 // --backpressure-hold-ms is dropped and the others carry on.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import {
   assertContiguous,
   connect,
   fakeTarget,
-  httpGet,
   itest,
   openSession,
   sleep,
@@ -26,8 +26,19 @@ const N = 6000; // tokens of 1,000 bytes: 6 MB of text, far more than the kernel
 const tokens = (tag) => Array.from({ length: N }, (_, i) => `${tag}${i}-${'x'.repeat(990)} `);
 
 const rssKiB = (pid) => Number(/RssAnon:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+// A fresh connection each time: a kept-alive one may have been closed by the server meanwhile.
+const getMetrics = (port) =>
+  new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
 async function metric(port, name) {
-  const m = (await httpGet(port, '/metrics')).body;
+  const m = await getMetrics(port);
   return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(m)?.[1]);
 }
 
