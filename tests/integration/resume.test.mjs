@@ -272,6 +272,7 @@ itest(
     const frames = m1.frames - m0.frames,
       writes = m1.writes - m0.writes;
     assert.ok(frames >= head, `frames ${frames} < ${head}`);
+    console.log(`# replay of ${head} events: ${frames} frames in ${writes} socket writes`);
     // One write per frame before; now a write carries up to 16 KiB of frames.
     assert.ok(writes * 10 < frames, `${writes} writes for ${frames} frames`);
     const ends = events.filter((e) => e.type === 'message.end');
