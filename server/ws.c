@@ -311,8 +311,10 @@ static int write_some(tt_conn *c, unsigned char *batch, size_t cap, size_t *budg
         const tt_frame *f = next_frame(c, &from);
         if (!f)
             break;
-        if (!used && *budget < f->len && *budget < WRITE_BUDGET)
+        if (!used && *budget < f->len && *budget < WRITE_BUDGET) {
+            c->rr = rr; /* its turn stays for the next pass */
             return 2;
+        }
         size_t need = f->len + (f->len < 126 ? 2 : f->len < 65536 ? 4 : 10);
         if (used + need > cap && used) {
             c->rr = rr; /* not taken: its turn stays */
