@@ -323,6 +323,12 @@ void tt_agent_unbind(tt_session *s)
     s->agent_ops = NULL;
 }
 
+void tt_agent_pause(tt_session *s, int paused)
+{
+    if (s->agent_ops && s->agent_rt && ops_of(s)->pause)
+        ops_of(s)->pause(s, paused);
+}
+
 static int refuse_closed(const tt_session *s, char *err, size_t n)
 {
     if (s->state != TT_STATE_CLOSED)

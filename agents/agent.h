@@ -122,6 +122,11 @@ typedef struct tt_agent_ops {
     int (*cancel)(tt_session *s, int *cancelled);
     /* Free the runtime (the session is evicted, closed or the server stops). */
     void (*release)(tt_session *s);
+    /* Stop (1) or resume (0) receiving the model call in flight, and keep
+     * receiving stopped for a call started while paused (its sockets are
+     * behind). May be called again with the same value. NULL: the agent's
+     * output is not paced by a model. */
+    void (*pause)(tt_session *s, int paused);
 } tt_agent_ops;
 
 /* The prompt template named name ("chat.system"), or NULL. */
@@ -162,6 +167,8 @@ void tt_agent_free_assistants(tt_agent_env *env);
 /* Bind s to its agent (start when new, resume when loaded). */
 int tt_agent_bind(tt_session *s, const tt_agent_env *env, int resumed);
 void tt_agent_unbind(tt_session *s);
+/* Back-pressure: pause (1) or resume (0) s's model call, when its agent can. */
+void tt_agent_pause(tt_session *s, int paused);
 
 /* The shared front of each operation; errors carry a message in err. */
 int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int *duplicate,

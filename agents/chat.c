@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "agents/chat_private.h"
+#include "state/registry.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
 
@@ -124,6 +125,21 @@ static tt_chat_call *call_slot(chat_rt *rt, tt_llm_call *c, int index)
     return pc;
 }
 
+/* Back-pressure (server/flow.h): a socket of the session is far behind what
+ * was just emitted, so the model is not read until it catches up (the server
+ * resumes the call). Checked as the events are made: one read from an
+ * unpaced provider holds thousands, more than a fast socket takes in a pass. */
+static void flow_check(chat_rt *rt, tt_llm_call *c)
+{
+    tt_session *s = rt->s;
+    if (rt->paused || !rt->env->reg || tt_session_backlog(s) < tt_registry_pause_lag(rt->env->reg))
+        return;
+    rt->paused = 1;
+    s->flow_paused = 1;
+    s->flow_since_ms = uv_now(rt->env->loop);
+    tt_llm_call_pause(c, 1);
+}
+
 static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
 {
     chat_rt *rt = ud;
@@ -143,6 +159,7 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
     start_message(rt);
     append(rt, c, &rt->text, ev->text, ev->text_len, "reply text");
     tt_session_message_delta(rt->s, rt->message_id, ev->text, ev->text_len);
+    flow_check(rt, c);
 }
 
 static void new_message(chat_rt *rt)
@@ -250,6 +267,8 @@ void tt_chat_free(chat_rt *rt)
     for (size_t i = 0; i < TT_CHAT_MAX_TOOL_CALLS; i++)
         tt_buf_free(&rt->calls[i].args);
     tt_buf_free(&rt->text);
+    if (rt->resume)
+        tt_agent_timer_close(rt->resume);
     free(rt);
 }
 
@@ -372,6 +391,8 @@ int tt_chat_generate(tt_session *s)
             json_pack("{s:s, s:s, s:b}", "code", budget ? "budget_exceeded" : "unavailable",
                       "message", budget ? env->budget_why : "no such model route", "retryable", 0));
         tt_chat_finish(rt);
+    } else if (rt->paused && rt->call) {
+        tt_llm_call_pause(rt->call, 1); /* the sockets are still behind */
     }
     return 0;
 }
@@ -520,6 +541,36 @@ static int chat_cancel(tt_session *s, int *cancelled)
     return 0;
 }
 
+static void on_resume(uv_timer_t *t)
+{
+    chat_rt *rt = t->data;
+    if (!rt->releasing && !rt->paused && rt->call)
+        tt_llm_call_pause(rt->call, 0);
+}
+
+/* Back-pressure from the session's sockets: the model's stream waits. A
+ * resume may pass on what libcurl held at once, so it runs from a timer:
+ * the server asks for it while delivering or closing a socket, where events
+ * must not be made (a session being deleted would be dirtied again). */
+static void chat_pause(tt_session *s, int paused)
+{
+    chat_rt *rt = s->agent_rt;
+    if (!rt || rt->releasing)
+        return;
+    rt->paused = paused;
+    if (paused) {
+        if (rt->call)
+            tt_llm_call_pause(rt->call, 1);
+        return;
+    }
+    if (!rt->resume)
+        rt->resume = tt_agent_timer_new(rt->env->loop, rt);
+    if (rt->resume)
+        (void)uv_timer_start(rt->resume, on_resume, 0, 0);
+    else if (rt->call)
+        tt_llm_call_pause(rt->call, 0); /* no memory for the timer: at once */
+}
+
 static void chat_release(tt_session *s)
 {
     chat_rt *rt = s->agent_rt;
@@ -556,4 +607,5 @@ const tt_agent_ops tt_agent_chat = {
     .expire = chat_expire,
     .cancel = chat_cancel,
     .release = chat_release,
+    .pause = chat_pause,
 };

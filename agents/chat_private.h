@@ -26,9 +26,11 @@ typedef struct tt_chat_rt {
     const tt_agent_env *env;
     const tt_assistant_def *def; /* NULL: the plain chat agent */
     tt_llm_call *call;
-    tt_buf text;   /* the reply so far (for message.end), up to TT_CHAT_REPLY_MAX */
-    int started;   /* message.start was emitted for the current attempt */
-    int releasing; /* the session is leaving memory: change nothing */
+    int paused;         /* its sockets are behind: receive nothing (tt_agent_pause) */
+    uv_timer_t *resume; /* resumes the call in its own loop phase: never inside a delivery */
+    tt_buf text;        /* the reply so far (for message.end), up to TT_CHAT_REPLY_MAX */
+    int started;        /* message.start was emitted for the current attempt */
+    int releasing;      /* the session is leaving memory: change nothing */
     char message_id[TT_MESSAGE_ID_MAX];
     int round;        /* model calls made in this turn */
     int tool_running; /* a tool is in flight; its outcome frees a releasing runtime */

@@ -65,6 +65,8 @@ static const opt options[] = {
      "ping interval; a socket silent for 3 intervals is closed"},
     {"max-lag-events", K_I64, O(max_lag_events), 0, 1, INT64_MAX, NULL, "10000",
      "a socket this far behind is dropped; attaching this far back gets a snapshot"},
+    {"backpressure-hold-ms", K_I64, O(backpressure_hold_ms), 0, 1, 3600000, NULL, "10000",
+     "a socket holding a paused model call back this long is dropped (4008)"},
     {"rate-msgs-per-s", K_INT, O(rate_msgs_per_s), 0, 1, 1000000, NULL, "50",
      "client messages per second per socket (token bucket)"},
     {"rate-burst", K_INT, O(rate_burst), 0, 1, 1000000, NULL, "200", "token bucket size"},

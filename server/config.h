@@ -33,6 +33,7 @@ typedef struct tt_config {
     int64_t max_frame_bytes;
     int heartbeat_s;
     int64_t max_lag_events;
+    int64_t backpressure_hold_ms; /* server/flow.h */
     int rate_msgs_per_s;
     int rate_burst;
     int64_t key_requests_per_min, key_tokens_per_min; /* 0: no limit (limits.h) */

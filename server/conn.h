@@ -75,6 +75,7 @@ struct tt_conn {
     int64_t token_exp; /* the token's exp (seconds since the epoch); 0: no token */
     /* heartbeat.c: loop times (ms) of the last frame or pong received and of our last ping */
     uint64_t hb_rx_ms, hb_ping_ms;
+    uint64_t flow_deadline_ms; /* holds a paused model call back until then (flow.h); 0: no */
 
     int aisdk;                    /* /v1/ai-sdk/ws: the AI SDK's frames (aisdk_ws.c) */
     struct tt_evs *aisdk_streams; /* its chats' streams */
@@ -132,5 +133,9 @@ void tt_request_handle(tt_conn *c, tt_msg *m);
 
 /* Authenticate c with a bearer token; TT_EAUTH / TT_EEXPIRED on failure. */
 int tt_conn_authenticate(tt_conn *c, const char *token);
+
+/* (Re)arm c's lws timer for the nearer of its token's expiry and its
+ * back-pressure hold deadline (flow.h); none: cancelled. */
+void tt_conn_arm_timer(tt_conn *c);
 
 #endif

@@ -81,6 +81,27 @@ static void render_histograms(buf *b, const tt_metrics *m, const tt_registry_sta
             (unsigned long long)m->refused[i]);
 }
 
+/* Issue 18: coalesced writes, model pauses for slow sockets, syncs off the loop. */
+static void render_flow(buf *b, const tt_metrics *m, const tt_registry_stats *rs)
+{
+    metric(b, "tether_sockets_dropped_lagging_total", "counter",
+           "Sockets dropped for falling too far behind", m->dropped_lagging);
+    metric(b, "tether_socket_writes_total", "counter",
+           "WebSocket writes (several frames coalesced into one write count once)", m->writes_out);
+    metric(b, "tether_model_pauses_total", "counter",
+           "Model call pauses for a socket of the session far behind (counted as each ends)",
+           m->flow_pauses);
+    metric(b, "tether_store_syncs_total", "counter",
+           "Periodic fsyncs of the store (in the thread pool)", rs->syncs);
+    metric(b, "tether_store_sync_failures_total", "counter", "Periodic fsyncs that failed",
+           rs->sync_failures);
+    metric(b, "tether_store_sync_microseconds_total", "counter",
+           "Time the periodic fsyncs took in the thread pool (none of it on the loop)",
+           rs->sync_us_total);
+    metric(b, "tether_store_sync_max_microseconds", "gauge", "The longest periodic fsync",
+           rs->sync_us_max);
+}
+
 /* Documents and their search (agents/retrieval/retrieval.h). */
 static void render_retrieval(buf *b, const tt_server *srv)
 {
@@ -156,8 +177,6 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_tokens_minted_total", "counter", "Tokens minted", m->tokens_minted);
     metric(&b, "tether_http_body_bytes", "gauge", "HTTP request body bytes held (max-body-memory)",
            m->http_body_bytes);
-    metric(&b, "tether_sockets_dropped_lagging_total", "counter",
-           "Sockets dropped for falling too far behind", m->dropped_lagging);
     metric(&b, "tether_sockets_dropped_output_total", "counter",
            "Sockets dropped for not reading replies", m->dropped_output);
     metric(&b, "tether_commit_failures_total", "counter",
@@ -177,6 +196,7 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_store_map_grows_total", "counter", "LMDB map growths", ss.map_grows);
 
     render_retrieval(&b, srv);
+    render_flow(&b, m, rs);
     render_histograms(&b, m, rs);
     if (!b.failed && tt_database_metrics(srv, &b.b) != 0)
         b.failed = 1;

@@ -23,9 +23,11 @@ typedef struct tt_metrics {
     uint64_t connections_total; /* accepted since start */
     uint64_t frames_in;         /* client frames received */
     uint64_t frames_out;        /* frames written to sockets */
+    uint64_t writes_out;        /* WebSocket writes: coalesced frames count once */
     uint64_t bytes_in, bytes_out;
     uint64_t http_requests;
     uint64_t dropped_lagging; /* sockets dropped for lag */
+    uint64_t flow_pauses;     /* model calls paused for a socket far behind (flow.h) */
     uint64_t dropped_output;  /* sockets dropped for unread replies */
     uint64_t tokens_minted;
     uint64_t errors[TT_WIRE_CODES];     /* error replies sent, by code */

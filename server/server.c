@@ -544,7 +544,8 @@ static void release_all(tt_server *srv)
     tt_heartbeat_stop(srv);
     if (srv->reg)
         tt_registry_flush(srv->reg);
-    tt_store_sync(srv->store);
+    if (!tt_registry_syncing(srv->reg)) /* else the registry syncs when that one ends */
+        tt_store_sync(srv->store);
     tt_listener_close(srv);
     if (srv->lws)
         lws_context_destroy(srv->lws);

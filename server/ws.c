@@ -4,7 +4,9 @@
  * Writes go out at once while the socket is not choked (measured 40 %
  * cheaper than one frame per WRITEABLE callback) and a WRITEABLE callback
  * drains as much as the socket takes, at most WRITE_BUDGET bytes per pass so
- * one busy socket cannot starve the rest. */
+ * one busy socket cannot starve the rest. The frames ready at once go out
+ * coalesced, up to BATCH_MAX bytes per write (write_some). */
+#include <stdint.h>
 #include <string.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -13,11 +15,13 @@
 #include "protocol/utf8.h"
 #include "server/aisdk_ws.h"
 #include "server/conn.h"
+#include "server/flow.h"
 #include "server/park.h"
 #include "server/sse_out.h"
 #include "server/logging.h"
 
 #define WRITE_BUDGET (256 * 1024)
+#define BATCH_MAX (16 * 1024) /* bytes of frames coalesced into one write */
 #define HELLO_TIMEOUT_S 10
 #define FAR_OVER_FACTOR 8 /* a message this many times the limit closes the socket */
 /* Until a socket has authenticated it may send frames of at most this size
@@ -230,51 +234,140 @@ static tt_cursor *next_event(tt_conn *c, const tt_frame **f)
     return NULL;
 }
 
+/* The next frame to write: a reply first, else an event (none once closing). */
+static const tt_frame *next_frame(tt_conn *c, tt_cursor **from)
+{
+    const tt_frame *f = NULL;
+    *from = NULL;
+    if (c->out_head)
+        return &c->out_head->frame;
+    if (!c->close_code)
+        *from = next_event(c, &f);
+    return f;
+}
+
+/* f (from `from`, else the head of the reply queue) is written: let it go. */
+static void consume(tt_conn *c, tt_cursor *from, size_t len)
+{
+    c->srv->metrics.frames_out++;
+    c->srv->metrics.bytes_out += len;
+    if (from) {
+        tt_cursor_advance(from);
+        return;
+    }
+    tt_outq_item *it = c->out_head;
+    c->out_head = it->next;
+    if (!c->out_head)
+        c->out_tail = NULL;
+    c->out_bytes -= it->frame.len;
+    tt_frame_release(&it->frame);
+    free(it);
+}
+
+/* An unmasked, final text frame's header for len payload bytes (RFC 6455
+ * 5.2) into h; its length. */
+static size_t ws_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81;
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* The most lws sends in one write (its tx packet size, else the rx buffer
+ * size, else its service buffer's 4096): it keeps the rest of a longer write
+ * in a copy, so a batch is at most this, and at most BATCH_MAX. */
+static size_t batch_cap(const tt_conn *c)
+{
+    const struct lws_protocols *p = lws_get_protocol(c->wsi);
+    size_t cap = p && p->tx_packet_size   ? p->tx_packet_size
+                 : p && p->rx_buffer_size ? p->rx_buffer_size
+                                          : 4096;
+    return cap < BATCH_MAX ? cap : BATCH_MAX;
+}
+
+/* Write the next frames: every whole one that fits in one batch, framed
+ * here and sent in one write (lws_write with LWS_WRITE_HTTP sends a ws
+ * connection's bytes as they are), or one frame alone through lws's own
+ * framing when it does not fit. Replaying 1,000 events was one poll() (the
+ * choke check) and one send() per frame (issue 18). 1: written, 0: nothing
+ * to write, 2: this pass's budget is spent, -1: the write failed. */
+static int write_some(tt_conn *c, unsigned char *batch, size_t cap, size_t *budget)
+{
+    size_t used = 0;
+    for (;;) {
+        tt_cursor *rr = c->rr, *from;
+        const tt_frame *f = next_frame(c, &from);
+        if (!f)
+            break;
+        if (!used && *budget < f->len && *budget < WRITE_BUDGET) {
+            c->rr = rr; /* its turn stays for the next pass */
+            return 2;
+        }
+        size_t need = f->len + (f->len < 126 ? 2 : f->len < 65536 ? 4 : 10);
+        if (used + need > cap && used) {
+            c->rr = rr; /* not taken: its turn stays */
+            break;
+        }
+        if (used + need > cap) {
+            if (lws_write(c->wsi, (unsigned char *)f->buf + f->headroom, f->len, LWS_WRITE_TEXT) <
+                0)
+                return -1;
+            c->srv->metrics.writes_out++;
+            *budget -= f->len < *budget ? f->len : *budget;
+            consume(c, from, f->len);
+            return 1;
+        }
+        used += ws_header(batch + used, f->len);
+        memcpy(batch + used, f->buf + f->headroom, f->len);
+        used += f->len;
+        consume(c, from, f->len);
+    }
+    if (!used)
+        return 0;
+    if (lws_write(c->wsi, batch, used, LWS_WRITE_HTTP) < 0)
+        return -1;
+    c->srv->metrics.writes_out++;
+    *budget -= used < *budget ? used : *budget;
+    return 1;
+}
+
 void tt_conn_pump(tt_conn *c)
 {
     size_t budget = WRITE_BUDGET;
     int more = 0;
     if (c->lingering)
         return;
+    unsigned char batch[LWS_PRE + BATCH_MAX];
+    size_t cap = batch_cap(c);
     while (!c->failed) {
         if (lws_send_pipe_choked(c->wsi)) {
             more = 1;
             break;
         }
-        const tt_frame *f = NULL;
-        tt_cursor *from = NULL;
-        if (c->out_head)
-            f = &c->out_head->frame;
-        else if (!c->close_code)
-            from = next_event(c, &f);
-        if (!f)
-            break;
-        if (budget < f->len && budget < WRITE_BUDGET) {
-            more = 1;
-            break;
-        }
-        int n = lws_write(c->wsi, (unsigned char *)f->buf + f->headroom, f->len, LWS_WRITE_TEXT);
-        if (n < 0) {
+        int r = write_some(c, batch + LWS_PRE, cap, &budget);
+        if (r < 0)
             c->failed = 1;
+        if (r == 2)
+            more = 1;
+        if (r != 1)
             break;
-        }
-        c->srv->metrics.frames_out++;
-        c->srv->metrics.bytes_out += f->len;
-        budget -= f->len < budget ? f->len : budget;
-        if (from) {
-            tt_cursor_advance(from);
-        } else {
-            tt_outq_item *it = c->out_head;
-            c->out_head = it->next;
-            if (!c->out_head)
-                c->out_tail = NULL;
-            c->out_bytes -= it->frame.len;
-            tt_frame_release(&it->frame);
-            free(it);
-        }
     }
     if (c->aisdk_streams && !c->failed && !more)
         tt_aisdk_ws_drain(c); /* the queue is short again: pull more events */
+    if (!c->failed)
+        tt_flow_drained(c); /* caught up enough to let a paused model go on? */
     if (more || c->failed || c->close_code)
         want_writable(c);
 }
@@ -303,7 +396,9 @@ void tt_conn_remove_cursor(tt_conn *c, tt_cursor *cur)
         *pp = cur->owner_next;
     if (c->rr == cur)
         c->rr = NULL;
+    tt_session *s = cur->session;
     tt_cursor_detach(cur);
+    tt_flow_cursor_gone(c->srv, s);
 }
 
 tt_conn *tt_conn_detach_next(tt_session *s)
@@ -337,6 +432,7 @@ void tt_ws_deliver(tt_cursor *cur, void *ud)
         tt_conn_close(c, 4008, "lagging: reattach to resume");
         return;
     }
+    tt_flow_delivered(c, cur);
     tt_conn_pump(c);
 }
 
@@ -493,6 +589,24 @@ void tt_conn_token_expired(tt_conn *c)
     tt_conn_close(c, 4001, "token expired");
 }
 
+/* A back-pressure hold's deadline (flow.h): an lws timer on the socket,
+ * armed only while one of its sessions is paused for it (rare, so its O(N)
+ * insert does not matter the way a timer on every socket did). */
+void tt_conn_arm_timer(tt_conn *c)
+{
+    int64_t ms = tt_flow_timer_ms(c);
+    lws_set_timer_usecs(c->wsi, ms < 0 ? LWS_SET_TIMER_USEC_CANCEL : (lws_usec_t)ms * 1000);
+}
+
+static void on_conn_timer(tt_conn *c)
+{
+    if (c->close_code)
+        return;
+    tt_flow_timer(c);
+    if (!c->close_code)
+        tt_conn_arm_timer(c); /* the next deadline, if any */
+}
+
 /* A token on the upgrade request: Authorization: Bearer, or ?token=. */
 static void upgrade_token(tt_conn *c)
 {
@@ -580,6 +694,10 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (c && c->lingering)
             return linger_receive(c, len);
         return c ? receive(c, in, len) : -1;
+    case LWS_CALLBACK_TIMER:
+        if (c)
+            on_conn_timer(c);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!c || c->failed)
             return -1;

@@ -34,6 +34,9 @@ typedef struct tt_registry_options {
     size_t transcript_max;           /* transcript entries kept (memory and store) */
     int64_t sync_interval_ms;        /* fsync period under TT_SYNC_PERIODIC; 0 = none */
     uint64_t max_sessions_per_owner; /* tt_registry_create refuses more (TT_ELIMIT); 0 = no cap */
+    /* Tests: replaces tt_store_fdsync for the periodic sync (called in the
+     * libuv pool, and once on the loop at close if a sync was in flight). */
+    int (*sync_fn)(int fd);
 } tt_registry_options;
 
 /* Whether commits are reaching the store. Changed only by one function in
@@ -92,6 +95,10 @@ typedef struct tt_registry_stats {
     double commit_seconds_sum;
     uint64_t store_health;         /* gauge: a tt_store_health */
     uint64_t store_health_changes; /* transitions between tt_store_health values */
+    uint64_t syncs;                /* periodic fsyncs done (in the thread pool) */
+    uint64_t sync_failures;        /* ... and failed */
+    uint64_t sync_us_total;        /* time they took, in the pool (µs) */
+    uint64_t sync_us_max;          /* the longest (µs) */
 } tt_registry_stats;
 
 extern const double tt_commit_bucket_bounds[12]; /* seconds */
@@ -102,6 +109,18 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
 /* Flush, unbind and free every session, stop the handles. The registry is
  * freed once its handles are closed (uv_run must run again). */
 void tt_registry_close(tt_registry *reg);
+
+/* Back-pressure (server/flow.h): the events appended to s, committed or not,
+ * that its slowest WebSocket cursor has not handed out yet; and the backlog
+ * at which a model call writing into a session pauses:
+ * min(TT_FLOW_PAUSE_LAG, max_lag_events / 2). */
+#define TT_FLOW_PAUSE_LAG 512
+uint64_t tt_session_backlog(const tt_session *s);
+uint64_t tt_registry_pause_lag(const tt_registry *reg);
+
+/* 1 while the periodic fsync runs in the thread pool (then the registry
+ * syncs once more when it ends, if closing); 0 otherwise or for NULL. */
+int tt_registry_syncing(const tt_registry *reg);
 
 /* Create a session for user; agent binding happens through hooks.bind.
  * TT_ELIMIT when the owner already has max_sessions_per_owner sessions. */

@@ -26,6 +26,7 @@ struct tt_registry {
     uv_idle_t commit_idle;   /* keeps poll from blocking while anything is dirty */
     uv_timer_t maintenance;  /* eviction and periodic fsync */
     int64_t last_sync_ms;
+    int syncing;                /* a periodic fsync is in the thread pool: never two at once */
     struct tt_archive *archive; /* archive mode: told of every commit; NULL without a database */
     struct tt_replica *replica; /* replicated mode: each pass goes there; NULL otherwise */
     struct tt_cluster *cluster; /* replicated mode: acquires sessions not in memory */

@@ -92,6 +92,10 @@ struct tt_session {
      * rest: idle, done or failed (NULL: nothing); set and freed by agents/. */
     void *agent_front;
     void (*on_rest)(tt_session *s);
+    /* The server's back-pressure (server/flow.c): a socket of this session is
+     * far behind, so the agent's model call is paused since flow_since_ms. */
+    int flow_paused;
+    uint64_t flow_since_ms;
 
     /* Private to state/. */
     tt_registry *reg;

@@ -391,6 +391,28 @@ int tt_store_sync(tt_store *st)
     return mdb_env_sync(st->env, 1) ? TT_EIO : 0;
 }
 
+int tt_store_sync_fd(tt_store *st, int *fd)
+{
+    if (!st || !fd)
+        return TT_EINVAL;
+    if (st->broken)
+        return TT_EIO;
+    mdb_filehandle_t h;
+    if (mdb_env_get_fd(st->env, &h) != 0)
+        return TT_EIO;
+    *fd = h;
+    return 0;
+}
+
+int tt_store_fdsync(int fd)
+{
+    int rc;
+    do
+        rc = fdatasync(fd);
+    while (rc != 0 && errno == EINTR);
+    return rc ? TT_EIO : 0;
+}
+
 /* ---- writes ----------------------------------------------------------- */
 
 /* Doubles the map, up to map_size_max. Only when no transaction of this

@@ -87,8 +87,23 @@ int tt_store_lock_holder(const char *path, long *pid);
 /* Close the environment (after an fsync when the policy is not NONE). NULL is a no-op. */
 void tt_store_close(tt_store *st);
 
-/* Force data to disk; used by the periodic sync timer and at shutdown. */
+/* Force data to disk, on the calling thread; used at shutdown. */
 int tt_store_sync(tt_store *st);
+
+/* The periodic sync in two halves, so the loop never waits for the disk.
+ * tt_store_sync_fd (loop thread): the data file's descriptor to sync, or
+ * TT_EIO when the store is broken. tt_store_fdsync (any thread, e.g. the
+ * libuv pool): fdatasync that descriptor, which is what mdb_env_sync(env, 1)
+ * does for an environment opened without MDB_WRITEMAP (ours) once it has
+ * read the current meta page; the descriptor stays the same when the map
+ * grows (mdb_env_set_mapsize remaps, and a meta read racing it on another
+ * thread could touch the unmapped map, which is why the pool does not call
+ * mdb_env_sync itself). Write transactions may commit meanwhile: under
+ * MDB_NOSYNC LMDB never syncs by itself, so the fdatasync makes durable at
+ * least what was committed before it began. The descriptor must stay open
+ * until the fdatasync returns: tt_store_close only after it. */
+int tt_store_sync_fd(tt_store *st, int *fd);
+int tt_store_fdsync(int fd);
 
 /* Run fill(txn, ctx) inside one write transaction and commit it. If fill
  * returns non-zero the transaction is aborted and that value returned. On

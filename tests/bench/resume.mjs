@@ -5,16 +5,17 @@
 // their socket mid-stream; then all reconnect at the same instant and
 // re-attach after their last seq; time until every one has caught up, errors.
 //
-//   node tests/bench/resume.mjs [--smoke]     (E=1000, R=30, M=10000)
+//   node tests/bench/resume.mjs [--smoke] [--replay-only]   (E=1000, R=30, M=10000)
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { SMOKE, dist, mintToken, nowMs, out, sleep, split, startTether, workers } from './lib/common.mjs';
+import { SMOKE, cpuSec, dist, mintToken, nowMs, out, sleep, split, startTether, workers } from './lib/common.mjs';
 
 const E = SMOKE ? 200 : 1000;
 const R = SMOKE ? 5 : 30;
 const M = SMOKE ? 300 : 10000;
+const REPLAY_ONLY = process.argv.includes('--replay-only'); // (1) alone: to compare builds
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-resume-'));
 const srv = await startTether([
   '--data-dir',
@@ -62,6 +63,7 @@ ws.close();
 const head = end.seq;
 const replay = [];
 let replayErrors = 0;
+const cpu0 = cpuSec(srv.pid); // the server's CPU per replay: barely moved by other load
 for (let r = 0; r < R; r++) {
   const c = await socket();
   const after = head - E;
@@ -79,7 +81,18 @@ for (let r = 0; r < R; r++) {
   c.close();
 }
 
+const cpuMsPerReplay = +(((cpuSec(srv.pid) - cpu0) * 1000) / R).toFixed(2);
 // (2) the storm.
+if (REPLAY_ONLY) {
+  await srv.stop();
+  rmSync(dir, { recursive: true, force: true });
+  const ms = dist(replay, 2);
+  out({
+    bench: 'resume',
+    replay: { missed_events: E, repetitions: R, errors: replayErrors, ms, server_cpu_ms: cpuMsPerReplay },
+  });
+  process.exit(replayErrors ? 1 : 0);
+}
 const k = Math.max(1, Math.ceil(M / 4000));
 const w = workers(k);
 const parts = split(M, k);
@@ -110,6 +123,7 @@ const result = {
     repetitions: R,
     errors: replayErrors,
     ms: dist(replay, 2),
+    server_cpu_ms: cpuMsPerReplay,
     events_per_s_p50: Math.round(E / (dist(replay).p50 / 1000)),
   },
   storm: {

@@ -242,3 +242,41 @@ itest('an evicted idle session is loaded back on attach with its whole log', asy
   await sayAndWait(b, session, 'and continue', 'ev2');
   assertContiguous(assert, b.sessionEvents(session), 1);
 });
+
+itest(
+  'a replay of 1,000 missed events goes out coalesced: far fewer socket writes than frames, all in order',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--echo-delay-ms', '0'] });
+    const c1 = await connect(srv.port, { hello: true, name: 'writer' });
+    const { session } = await openSession(c1);
+    await sayAndWait(c1, session, words(1000), 'many');
+    // A reply over one write's worth (16 KiB: its message.end) goes out alone, in its place.
+    await sayAndWait(c1, session, words(2500, 'long'), 'long');
+    const head = c1.maxSeq(session);
+    await c1.close();
+    const count = async () => {
+      const m = (await httpGet(srv.port, '/metrics')).body;
+      const get = (name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(m)[1]);
+      return { frames: get('tether_frames_out_total'), writes: get('tether_socket_writes_total') };
+    };
+    const c2 = await connect(srv.port, { hello: true, name: 'replay' });
+    const m0 = await count();
+    const att = await c2.request({ type: 'session.attach', session, after: 0 });
+    assert.equal(att.type, 'ok', JSON.stringify(att));
+    await c2.waitEvent((e) => e.session === session && e.seq === head, 10_000);
+    const m1 = await count();
+    const events = c2.sessionEvents(session);
+    assertContiguous(assert, events, 1, 'replay');
+    assert.equal(events.length, head);
+    assert.ok(head > 3500, `head ${head}`);
+    const frames = m1.frames - m0.frames,
+      writes = m1.writes - m0.writes;
+    assert.ok(frames >= head, `frames ${frames} < ${head}`);
+    console.log(`# replay of ${head} events: ${frames} frames in ${writes} socket writes`);
+    // One write per frame before; now a write carries up to 16 KiB of frames.
+    assert.ok(writes * 10 < frames, `${writes} writes for ${frames} frames`);
+    const ends = events.filter((e) => e.type === 'message.end');
+    assert.equal(ends.length, 2);
+    assert.equal(ends[1].text, words(2500, 'long'));
+  },
+);
