@@ -312,6 +312,33 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
 
 static const tt_llm_call_hooks hooks = {on_event, on_restart, on_done};
 
+/* The system prompt, the transcript, then this turn's tool exchanges, into
+ * msgs (room for all of them and the system prompt): how many were filled. */
+static size_t fill_messages(const tt_session *s, json_t *turn, const char *system,
+                            tt_llm_message *msgs)
+{
+    size_t nt = json_array_size(s->transcript), nx = json_array_size(turn);
+    msgs[0] = (tt_llm_message){.role = "system", .content = system};
+    size_t m = 1;
+    for (size_t i = 0; i < nt; i++) {
+        json_t *t = json_array_get(s->transcript, i);
+        const char *role = json_string_value(json_object_get(t, "role"));
+        const char *text = json_string_value(json_object_get(t, "text"));
+        if (role && text)
+            msgs[m++] = (tt_llm_message){.role = role, .content = text};
+    }
+    for (size_t i = 0; i < nx; i++) {
+        json_t *t = json_array_get(turn, i);
+        msgs[m++] = (tt_llm_message){
+            .role = json_string_value(json_object_get(t, "role")),
+            .content = json_string_value(json_object_get(t, "content")),
+            .tool_calls = json_object_get(t, "tool_calls"),
+            .tool_call_id = json_string_value(json_object_get(t, "tool_call_id")),
+        };
+    }
+    return m;
+}
+
 /* Call the model with the system prompt, the transcript, and this turn's
  * tool exchanges so far. */
 int tt_chat_generate(tt_session *s)
@@ -336,24 +363,7 @@ int tt_chat_generate(tt_session *s)
         free(tools);
         return TT_ENOMEM;
     }
-    msgs[0] = (tt_llm_message){.role = "system", .content = system};
-    size_t m = 1;
-    for (size_t i = 0; i < nt; i++) {
-        json_t *t = json_array_get(s->transcript, i);
-        const char *role = json_string_value(json_object_get(t, "role"));
-        const char *text = json_string_value(json_object_get(t, "text"));
-        if (role && text)
-            msgs[m++] = (tt_llm_message){.role = role, .content = text};
-    }
-    for (size_t i = 0; i < nx; i++) {
-        json_t *t = json_array_get(turn, i);
-        msgs[m++] = (tt_llm_message){
-            .role = json_string_value(json_object_get(t, "role")),
-            .content = json_string_value(json_object_get(t, "content")),
-            .tool_calls = json_object_get(t, "tool_calls"),
-            .tool_call_id = json_string_value(json_object_get(t, "tool_call_id")),
-        };
-    }
+    size_t m = fill_messages(s, turn, system, msgs);
     /* The last round offers no tools, so the model ends in text. */
     size_t n_offered = def && rt->round < def->max_tool_rounds ? ntools : 0;
     for (size_t i = 0; i < n_offered; i++) {
