@@ -76,34 +76,6 @@ static void collection_arg(struct lws *wsi, char *out, size_t n)
     snprintf(out, n, "%s", v ? v : "");
 }
 
-int tt_documents_passage(tt_server *srv, struct lws *wsi, const char *tenant, const char *path,
-                         json_t **answer)
-{
-    char coll[TT_CHUNKS_COLLECTION_MAX + 16], pos[32];
-    collection_arg(wsi, coll, sizeof coll);
-    const char *v = lws_get_urlarg_by_name(wsi, "position=", pos, sizeof pos);
-    char *end = NULL;
-    unsigned long p = v && *v >= '0' && *v <= '9' ? strtoul(v, &end, 10) : 0;
-    if (!end || *end || p > UINT32_MAX) {
-        *answer = error("bad_request", "position must be a chunk's place in its document, from 0");
-        return 400;
-    }
-    int rc = tt_retrieval_passage(srv->agent_env.retrieval, tenant,
-                                  coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT,
-                                  path + sizeof PATH, (uint32_t)p, answer);
-    if (rc == TT_EINVAL || rc == TT_ENOTFOUND) {
-        *answer = error(rc == TT_EINVAL ? "bad_request" : "not_found",
-                        rc == TT_EINVAL ? "the document id or collection is not a usable name"
-                                        : "no such document or position in this collection");
-        return rc == TT_EINVAL ? 400 : 404;
-    }
-    if (rc) {
-        *answer = error("internal", "the passage could not be read");
-        return 500;
-    }
-    return 200;
-}
-
 int tt_documents_token(tt_server *srv, const char *path, const char *authorization, char *tenant,
                        size_t tenant_n, char *user, size_t user_n)
 {
@@ -124,6 +96,32 @@ static void on_done(int status, json_t *answer, void *ud)
     w->status = status;
     w->answer = answer;
     tt_server_want_writable(w->srv, w->wsi);
+}
+
+int tt_documents_passage(tt_server *srv, struct lws *wsi, const char *tenant, const char *path,
+                         tt_docs_wait *w, json_t **answer)
+{
+    char coll[TT_CHUNKS_COLLECTION_MAX + 16], pos[32];
+    collection_arg(wsi, coll, sizeof coll);
+    const char *v = lws_get_urlarg_by_name(wsi, "position=", pos, sizeof pos);
+    char *end = NULL;
+    unsigned long p = v && *v >= '0' && *v <= '9' ? strtoul(v, &end, 10) : 0;
+    if (!end || *end || p > UINT32_MAX) {
+        *answer = error("bad_request", "position must be a chunk's place in its document, from 0");
+        return 400;
+    }
+    w->srv = srv;
+    w->wsi = wsi;
+    int rc = tt_retrieval_passage_job(srv->agent_env.retrieval, tenant,
+                                      coll[0] ? coll : TT_RETRIEVAL_COLLECTION_DEFAULT,
+                                      path + sizeof PATH, (uint32_t)p, on_done, w, &w->job);
+    if (w->done) /* answered at once (LMDB alone, a bad name, no database) */
+        w->job = NULL;
+    if (rc) {
+        *answer = error("internal", "out of memory");
+        return 500;
+    }
+    return 0;
 }
 
 /* {query, collection?, k?, min_similarity?} into a search. */

@@ -6,8 +6,8 @@
  *                                  "default"): what a citation links to
  *   POST   /v1/documents/search    {query, collection?, k?, min_similarity?}
  * http.c judges the request on its headers (origin, key, size) and hands
- * the tenant and body here; an ingest or search (and with PostgreSQL a list
- * or delete) answers later, through the request's tt_docs_wait. */
+ * the tenant and body here; an ingest or search (and with PostgreSQL a list,
+ * delete or passage) answers later, through the request's tt_docs_wait. */
 #ifndef TT_DOCUMENTS_H
 #define TT_DOCUMENTS_H
 
@@ -52,9 +52,12 @@ void tt_documents_stop(struct tt_server *srv);
 int tt_documents_get(struct tt_server *srv, struct lws *wsi, const char *tenant, int is_delete,
                      const char *path, tt_docs_wait *w);
 /* GET /v1/documents/{id}?position=N[&collection=]: the chunk's text with
- * its document's title (tt_retrieval_passage); 200, 400, 404 or 500. */
+ * its document's title (tt_retrieval_passage_job: PostgreSQL when
+ * configured, so any node's document, else LMDB). 0 as tt_documents_get
+ * (w->done at once or later: 200, 400, 404, 503 or 500), or a status with
+ * *answer at once (400: a bad position; 500). */
 int tt_documents_passage(struct tt_server *srv, struct lws *wsi, const char *tenant,
-                         const char *path, json_t **answer);
+                         const char *path, tt_docs_wait *w, json_t **answer);
 /* The documents routes take the web page's token as well as an API key:
  * 1 when path is one of them and authorization a token (or key) that
  * passes, with its tenant and user copied out; else 0. */

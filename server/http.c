@@ -308,8 +308,9 @@ static void documents_get(tt_server *srv, struct lws *wsi, http_req *r, int is_d
         return;
     if (route == TT_DOCS_ONE && !is_delete) {
         json_t *answer = NULL;
-        int status = tt_documents_passage(srv, wsi, r->tenant, r->path, &answer);
-        respond_json(r, status, answer);
+        int status = tt_documents_passage(srv, wsi, r->tenant, r->path, &r->docs, &answer);
+        if (status)
+            respond_json(r, status, answer);
     } else if (route != (is_delete ? TT_DOCS_ONE : TT_DOCS_COLLECTION))
         respond_error(srv, r, 405, TT_EINVAL, is_delete ? "use GET or POST" : "use DELETE or POST");
     else if (tt_documents_get(srv, wsi, r->tenant, is_delete, r->path, &r->docs) != 0)

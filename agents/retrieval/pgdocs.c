@@ -1,6 +1,6 @@
-/* Documents in PostgreSQL (pgindex.h): write, list and delete, and the
- * list and delete jobs of retrieval.h that use them (LMDB alone without a
- * database). */
+/* Documents in PostgreSQL (pgindex.h): write, list, delete and read a
+ * passage, and the list, delete and passage jobs of retrieval.h that use
+ * them (LMDB alone without a database). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@
 #define LIST_MAX 10000           /* documents one list answers */
 
 /* $1 tenant, $2 collection, $3 id, $4 title, $5 record, $6 the document's
- * mean embedding (real[] or NULL), $7 chunks [[pos, text, real[] | null]],
+ * mean embedding (real[] or NULL), $7 chunks [[pos, text, real[] | null, tokens]],
  * $8 their count. Chunks past the new count go; the rest are upserted (no
  * statement touches a row twice); the collection's version grows. One
  * statement: one transaction. */
@@ -28,10 +28,11 @@ static const char PUT_SQL[] =
     "SET title = EXCLUDED.title, record = EXCLUDED.record, embedding = EXCLUDED.embedding, "
     "updated_at = now()), "
     "ins AS (INSERT INTO rag_chunks (tenant, collection, document, pos, title, text, tsv, "
-    "embedding) SELECT $1, $2, $3, (c->>0)::int, $4, c->>1, to_tsvector('english', c->>1), "
-    "(c->>2)::real[] FROM json_array_elements($7::json) c "
+    "embedding, tokens) SELECT $1, $2, $3, (c->>0)::int, $4, c->>1, to_tsvector('english', c->>1), "
+    "(c->>2)::real[], (c->>3)::int FROM json_array_elements($7::json) c "
     "ON CONFLICT (tenant, collection, document, pos) DO UPDATE SET title = EXCLUDED.title, "
-    "text = EXCLUDED.text, tsv = EXCLUDED.tsv, embedding = EXCLUDED.embedding), "
+    "text = EXCLUDED.text, tsv = EXCLUDED.tsv, embedding = EXCLUDED.embedding, "
+    "tokens = EXCLUDED.tokens), "
     "ver AS (INSERT INTO rag_collections (tenant, collection) VALUES ($1, $2) "
     "ON CONFLICT (tenant, collection) DO UPDATE SET version = rag_collections.version + 1) "
     "SELECT EXISTS (SELECT 1 FROM prev)";
@@ -98,7 +99,7 @@ static void put_done(int err, const PGresult *res, const char *msg, void *ud)
     tt_retrieval_write_document(j); /* now LMDB */
 }
 
-/* The chunks as JSON text [[pos, text, real[] | null], ...], in a buffer
+/* The chunks as JSON text [[pos, text, real[] | null, tokens], ...], in a buffer
  * capped at PUT_SQL_MAX. */
 static int chunks_json(tt_retrieval_job *j, tt_buf *b)
 {
@@ -115,10 +116,11 @@ static int chunks_json(tt_retrieval_job *j, tt_buf *b)
         if (rc == 0 && j->dims) {
             rc = tt_buf_append(b, "\"", 1);
             rc = rc ? rc : real_array_to(b, j->vecs + i * j->dims, j->dims);
-            rc = rc ? rc : tt_buf_append(b, "\"]", 2);
+            rc = rc ? rc : tt_buf_append(b, "\"", 1);
         } else if (rc == 0) {
-            rc = tt_buf_append(b, "null]", 5);
+            rc = tt_buf_append(b, "null", 4);
         }
+        rc = rc ? rc : tt_buf_appendf(b, ",%u]", (unsigned)j->spans[i].tokens);
     }
     return rc ? rc : tt_buf_append(b, "]", 1);
 }
@@ -262,6 +264,90 @@ int tt_retrieval_delete_job(tt_retrieval *r, const char *tenant, const char *col
     snprintf(j->doc_id, sizeof j->doc_id, "%s", id);
     const char *v[] = {tenant, collection, id};
     int rc = tt_rpg_send(r->pg, DELETE_SQL, 3, v, delete_done, j, &j->pgop);
+    if (rc) {
+        tt_retrieval_job_free(j);
+        return answer_now(done, ud, 503, error_json(503, "the database is not reachable"));
+    }
+    *out = j;
+    return 0;
+}
+
+/* ---- passage --------------------------------------------------------------- */
+
+/* $1 tenant, $2 collection, $3 id, $4 position: the chunk's text, token
+ * count and position, with its document's record (title, chunks). */
+static const char PASSAGE_SQL[] =
+    "SELECT d.record, c.text, c.tokens, c.pos FROM rag_chunks c JOIN rag_documents d "
+    "ON d.tenant = c.tenant AND d.collection = c.collection AND d.id = c.document "
+    "WHERE c.tenant = $1 AND c.collection = $2 AND c.document = $3 AND c.pos = $4::bigint";
+
+static void passage_done(int err, const PGresult *res, const char *msg, void *ud)
+{
+    tt_retrieval_job *j = ud;
+    j->pgop = NULL;
+    if (err) {
+        snprintf(j->msg, sizeof j->msg, "the database could not read the passage: %.200s",
+                 msg ? msg : "");
+        tt_retrieval_job_fail(j, 503, j->msg);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        tt_retrieval_job_fail(j, 404, "no such document or position in this collection");
+        return;
+    }
+    json_t *rec = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    json_t *title = json_object_get(rec, "title"), *chunks = json_object_get(rec, "chunks");
+    json_t *tokens = PQgetisnull(res, 0, 2)
+                         ? json_null() /* a row written before tokens */
+                         : json_integer(strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+    json_t *a = json_pack("{s:s, s:O, s:s, s:I, s:O, s:o, s:s%}", "document_id", j->doc_id, "title",
+                          title ? title : json_null(), "collection", j->collection, "position",
+                          (json_int_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10), "chunks",
+                          chunks ? chunks : json_null(), "tokens", tokens, "text",
+                          PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    json_decref(rec);
+    if (!a)
+        tt_retrieval_job_fail(j, 500, "the passage could not be read");
+    else
+        tt_retrieval_job_answer(j, 200, a);
+}
+
+/* Without a database: LMDB, at once. */
+static int passage_lmdb(tt_retrieval *r, const char *tenant, const char *collection, const char *id,
+                        uint32_t position, tt_retrieval_done_fn done, void *ud)
+{
+    json_t *a = NULL;
+    int rc = tt_retrieval_passage(r, tenant, collection, id, position, &a);
+    if (rc == 0)
+        return answer_now(done, ud, 200, a);
+    if (rc == TT_ENOTFOUND)
+        return answer_now(done, ud, 404,
+                          error_json(404, "no such document or position in this collection"));
+    return rc == TT_EINVAL
+               ? answer_now(done, ud, 400,
+                            error_json(400, "the document id or collection is not a usable name"))
+               : answer_now(done, ud, 500, error_json(500, "the passage could not be read"));
+}
+
+int tt_retrieval_passage_job(tt_retrieval *r, const char *tenant, const char *collection,
+                             const char *id, uint32_t position, tt_retrieval_done_fn done, void *ud,
+                             tt_retrieval_job **out)
+{
+    *out = NULL;
+    if (!id || tt_chunks_names_check(tenant, collection, id) != 0)
+        return answer_now(done, ud, 400,
+                          error_json(400, "the document id or collection is not a usable name"));
+    if (!r->pg)
+        return passage_lmdb(r, tenant, collection, id, position, done, ud);
+    tt_retrieval_job *j = tt_retrieval_job_new(r, JOB_OTHER, tenant, done, ud);
+    if (!j)
+        return TT_ENOMEM;
+    snprintf(j->collection, sizeof j->collection, "%s", collection);
+    snprintf(j->doc_id, sizeof j->doc_id, "%s", id);
+    char pos[16];
+    snprintf(pos, sizeof pos, "%u", (unsigned)position);
+    const char *v[] = {tenant, collection, id, pos};
+    int rc = tt_rpg_send(r->pg, PASSAGE_SQL, 4, v, passage_done, j, &j->pgop);
     if (rc) {
         tt_retrieval_job_free(j);
         return answer_now(done, ud, 503, error_json(503, "the database is not reachable"));

@@ -181,5 +181,14 @@ int tt_retrieval_list_job(tt_retrieval *r, const char *tenant, const char *colle
 int tt_retrieval_delete_job(tt_retrieval *r, const char *tenant, const char *collection,
                             const char *id, tt_retrieval_done_fn done, void *ud,
                             tt_retrieval_job **out);
+/* A citation's passage as a job, the same way: with PostgreSQL read from
+ * rag_chunks and rag_documents (any node's ingest; "tokens" null for a
+ * chunk written before the column existed), without it
+ * tt_retrieval_passage at once. 200 with tt_retrieval_passage's answer, 404
+ * (no such document or position for this tenant and collection), 400 for
+ * bad names, 503 when the database is away, 500. 0, or TT_ENOMEM. */
+int tt_retrieval_passage_job(tt_retrieval *r, const char *tenant, const char *collection,
+                             const char *id, uint32_t position, tt_retrieval_done_fn done, void *ud,
+                             tt_retrieval_job **out);
 
 #endif

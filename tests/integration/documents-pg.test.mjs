@@ -1,8 +1,9 @@
 // Documents with PostgreSQL as the shared index (issue 17, --database-url):
 // two nodes sharing one database, each with its own LMDB. A document ingested
 // on node A is found, with its title and position, by a search on node B;
-// a delete on B removes it for A; a re-ingest on B replaces it for A; another
-// tenant sees nothing on either node; the rows in PostgreSQL say the same.
+// its citation's passage is read on B too; a delete on B removes it for A; a
+// re-ingest on B replaces it for A; another tenant sees nothing on either
+// node; the rows in PostgreSQL say the same.
 
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
@@ -53,6 +54,8 @@ const auth = (key) => ({ authorization: `Bearer ${key}` });
 const ingest = (srv, key, body) => httpRequest(srv.port, 'POST', '/v1/documents', { headers: auth(key), body });
 const search = (srv, key, body) => httpRequest(srv.port, 'POST', '/v1/documents/search', { headers: auth(key), body });
 const list = (srv, key, q = '') => httpRequest(srv.port, 'GET', `/v1/documents${q}`, { headers: auth(key) });
+const passage = (srv, key, id, q) =>
+  httpRequest(srv.port, 'GET', `/v1/documents/${encodeURIComponent(id)}${q}`, { headers: auth(key) });
 const del = (srv, key, id, q = '') =>
   httpRequest(srv.port, 'DELETE', `/v1/documents/${encodeURIComponent(id)}${q}`, { headers: auth(key) });
 
@@ -139,6 +142,31 @@ itest(
       assert.deepEqual((await list(n, KEY_B)).json.documents, []);
       assert.equal((await del(n, KEY_B, ids['Laptop security'], '?collection=hr')).status, 404);
     }
+    // a citation's passage, read on B (which never saw the ingest): PostgreSQL's
+    const cite = await passage(b, KEY_A, best.document_id, `?position=${best.position}&collection=hr`);
+    assert.equal(cite.status, 200, cite.body);
+    assert.equal(cite.json.document_id, ids['Laptop security']);
+    assert.equal(cite.json.title, 'Laptop security');
+    assert.equal(cite.json.collection, 'hr');
+    assert.equal(cite.json.position, best.position);
+    assert.equal(cite.json.text, best.text);
+    assert.match(cite.json.text, /stolen laptop/);
+    assert.ok(cite.json.chunks >= 2, JSON.stringify(cite.json));
+    assert.ok(Number.isInteger(cite.json.tokens) && cite.json.tokens > 0, JSON.stringify(cite.json));
+    const first = await passage(b, KEY_A, best.document_id, '?position=0&collection=hr');
+    assert.equal(first.status, 200, first.body);
+    assert.match(first.json.text, /full disk encryption/);
+    assert.equal((await passage(b, KEY_A, best.document_id, '?position=0')).status, 404, 'not in "default"');
+    assert.equal((await passage(b, KEY_A, best.document_id, '?position=99&collection=hr')).status, 404);
+    assert.equal((await passage(b, KEY_A, 'no-such-doc', '?position=0&collection=hr')).status, 404);
+    assert.equal((await passage(b, KEY_A, best.document_id, '?position=-1&collection=hr')).status, 400);
+    assert.equal((await passage(b, KEY_A, best.document_id, '?position=x&collection=hr')).status, 400);
+    assert.equal((await passage(b, KEY_A, best.document_id, '?collection=hr')).status, 400);
+    for (const n of [a, b]) {
+      const other = await passage(n, KEY_B, best.document_id, `?position=${best.position}&collection=hr`);
+      assert.equal(other.status, 404, 'another tenant never reads it');
+      assert.equal(other.json.error.code, 'not_found');
+    }
     // tenant B's own document of the same title stays B's
     const mine = await ingest(b, KEY_B, {
       collection: 'hr',
@@ -175,6 +203,7 @@ itest(
     // delete on B removes the document for A
     const d = await del(b, KEY_A, ids['Laptop security'], '?collection=hr');
     assert.equal(d.status, 200, d.body);
+    assert.equal((await passage(a, KEY_A, ids['Laptop security'], '?position=0&collection=hr')).status, 404);
     assert.equal(d.json.deleted, true);
     const gone = await search(a, KEY_A, { query: 'stolen laptop', collection: 'hr', min_similarity: 0 });
     assert.ok(!gone.json.hits.some((h) => h.title === 'Laptop security'), titles(gone).join(' | '));
@@ -197,7 +226,7 @@ itest(
 );
 
 itest(
-  'PostgreSQL index: with the database stopped, ingest and search answer 503 and change nothing',
+  'PostgreSQL index: with the database stopped, ingest, search, list and passage answer 503 and change nothing',
   async ({ startServer }) => {
     const solo = await startPostgres();
     const P = 'docs-pg-down';
@@ -211,6 +240,9 @@ itest(
     const s = await search(a, KEY_A, { query: 'gardens', min_similarity: 0 });
     assert.equal(s.status, 503, s.body);
     assert.equal((await list(a, KEY_A)).status, 503);
+    const p = await passage(a, KEY_A, ok.json.id, '?position=0');
+    assert.equal(p.status, 503, "not an answer from this node's LMDB copy: " + p.body);
+    assert.equal(p.json.error.code, 'unavailable');
     await solo.start();
     let docs;
     for (let i = 0; i < 100; i++) {
@@ -226,6 +258,9 @@ itest(
       ['Kept'],
       'the refused document was not written',
     );
+    const back = await passage(a, KEY_A, ok.json.id, '?position=0');
+    assert.equal(back.status, 200, back.body);
+    assert.match(back.json.text, /gardens/);
   },
   { skip, timeout: 60_000 },
 );
