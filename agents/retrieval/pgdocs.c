@@ -87,13 +87,8 @@ char *tt_retrieval_real_array(const float *v, uint32_t dims)
 static void put_done(int err, const PGresult *res, const char *msg, void *ud)
 {
     tt_retrieval_job *j = ud;
-    j->pgop = NULL;
-    if (err) {
-        snprintf(j->msg, sizeof j->msg, "the database refused the document: %.200s",
-                 msg ? msg : "");
-        tt_retrieval_job_fail(j, 503, j->msg);
+    if (tt_retrieval_job_pg_failed(j, err, msg, "the database refused the document"))
         return;
-    }
     j->pg_written = 1;
     j->pg_replaced = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     tt_retrieval_write_document(j); /* now LMDB */
@@ -155,12 +150,8 @@ int tt_retrieval_pg_put(tt_retrieval_job *j)
 static void list_done(int err, const PGresult *res, const char *msg, void *ud)
 {
     tt_retrieval_job *j = ud;
-    j->pgop = NULL;
-    if (err) {
-        snprintf(j->msg, sizeof j->msg, "the database could not list: %.200s", msg ? msg : "");
-        tt_retrieval_job_fail(j, 503, j->msg);
+    if (tt_retrieval_job_pg_failed(j, err, msg, "the database could not list"))
         return;
-    }
     json_t *docs = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
         json_t *rec = json_loads(PQgetvalue(res, i, 0), 0, NULL);
@@ -218,12 +209,8 @@ static json_t *deleted_json(const char *id, const char *collection)
 static void delete_done(int err, const PGresult *res, const char *msg, void *ud)
 {
     tt_retrieval_job *j = ud;
-    j->pgop = NULL;
-    if (err) {
-        snprintf(j->msg, sizeof j->msg, "the database refused the delete: %.200s", msg ? msg : "");
-        tt_retrieval_job_fail(j, 503, j->msg);
+    if (tt_retrieval_job_pg_failed(j, err, msg, "the database refused the delete"))
         return;
-    }
     /* PostgreSQL decides whether it existed; this node's LMDB copy goes too
      * (another node's copy stays, unused while the database is configured) */
     int in_pg = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0, in_lmdb = 0;
@@ -284,13 +271,8 @@ static const char PASSAGE_SQL[] =
 static void passage_done(int err, const PGresult *res, const char *msg, void *ud)
 {
     tt_retrieval_job *j = ud;
-    j->pgop = NULL;
-    if (err) {
-        snprintf(j->msg, sizeof j->msg, "the database could not read the passage: %.200s",
-                 msg ? msg : "");
-        tt_retrieval_job_fail(j, 503, j->msg);
+    if (tt_retrieval_job_pg_failed(j, err, msg, "the database could not read the passage"))
         return;
-    }
     if (PQntuples(res) != 1) {
         tt_retrieval_job_fail(j, 404, "no such document or position in this collection");
         return;

@@ -206,13 +206,8 @@ static json_t *hit_json(const tt_retrieval_job *j, const tt_rindex_hit *h, const
 static void fetch_done(int err, const PGresult *res, const char *msg, void *ud)
 {
     tt_retrieval_job *j = ud;
-    j->pgop = NULL;
-    if (err) {
-        snprintf(j->msg, sizeof j->msg, "the database could not be searched: %.200s",
-                 msg ? msg : "");
-        tt_retrieval_job_fail(j, 503, j->msg);
+    if (tt_retrieval_job_pg_failed(j, err, msg, "the database could not be searched"))
         return;
-    }
     json_t *hits = json_array();
     for (size_t i = 0; i < j->nhits; i++) {
         json_t *h = hit_json(j, &j->hits[i], res);
@@ -459,13 +454,8 @@ static int copy_rows(pg_search *ps, const PGresult *res)
 static void load_done(int err, const PGresult *res, const char *msg, void *ud)
 {
     tt_retrieval_job *j = ud;
-    j->pgop = NULL;
-    if (err) {
-        snprintf(j->msg, sizeof j->msg, "the database could not be searched: %.200s",
-                 msg ? msg : "");
-        tt_retrieval_job_fail(j, 503, j->msg);
+    if (tt_retrieval_job_pg_failed(j, err, msg, "the database could not be searched"))
         return;
-    }
     if (copy_rows(j->ps, res) != 0)
         tt_retrieval_job_fail(j, 500, "out of memory");
     else if (queue(j, parse_work, parse_after) != 0)
@@ -505,13 +495,8 @@ static void kw_done(int err, const PGresult *res, const char *msg, void *ud)
 {
     tt_retrieval_job *j = ud;
     pg_search *ps = j->ps;
-    j->pgop = NULL;
-    if (err) {
-        snprintf(j->msg, sizeof j->msg, "the database could not be searched: %.200s",
-                 msg ? msg : "");
-        tt_retrieval_job_fail(j, 503, j->msg);
+    if (tt_retrieval_job_pg_failed(j, err, msg, "the database could not be searched"))
         return;
-    }
     for (int i = 0; i < PQntuples(res); i++) {
         if (PQgetvalue(res, i, 0)[0] == 'v') {
             snprintf(ps->version, sizeof ps->version, "%s", PQgetvalue(res, i, 1));

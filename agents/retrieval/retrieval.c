@@ -189,6 +189,16 @@ void tt_retrieval_job_fail(tt_retrieval_job *j, int status, const char *msg)
     tt_retrieval_job_answer(j, status, a);
 }
 
+int tt_retrieval_job_pg_failed(tt_retrieval_job *j, int err, const char *msg, const char *what)
+{
+    j->pgop = NULL;
+    if (!err)
+        return 0;
+    snprintf(j->msg, sizeof j->msg, "%s: %.200s", what, msg ? msg : "");
+    tt_retrieval_job_fail(j, 503, j->msg);
+    return 1;
+}
+
 void tt_retrieval_job_answer(tt_retrieval_job *j, int status, json_t *answer)
 {
     tt_retrieval_done_fn done = j->done;

@@ -125,6 +125,10 @@ void tt_retrieval_job_free(tt_retrieval_job *job);
 void tt_retrieval_job_answer(tt_retrieval_job *job, int status, json_t *answer);
 /* Call done with an error answer {"error": {code, message}}, then free. */
 void tt_retrieval_job_fail(tt_retrieval_job *job, int status, const char *msg);
+/* A PostgreSQL statement of job j came back (its operation is over): when
+ * err, the job fails with 503 "<what>: <the database's message>" and 1 is
+ * returned; else 0. */
+int tt_retrieval_job_pg_failed(tt_retrieval_job *j, int err, const char *msg, const char *what);
 /* Back on the loop from the job's pool work (status as uv_after_work_cb has
  * it): 1 when the job ended here (cancelled: freed; the server stopping:
  * answered 503), 0 when it goes on. */

@@ -119,13 +119,8 @@ static int copy_record(const char *rec, size_t len, void *ud)
 static void pg_done(int err, const PGresult *res, const char *msg, void *ud)
 {
     tt_retrieval_job *j = ud;
-    j->pgop = NULL;
-    if (err) {
-        snprintf(j->msg, sizeof j->msg, "the database could not be searched: %.200s",
-                 msg ? msg : "");
-        tt_retrieval_job_fail(j, 503, j->msg);
+    if (tt_retrieval_job_pg_failed(j, err, msg, "the database could not be searched"))
         return;
-    }
     json_t *found = json_array();
     for (int i = 0; i < PQntuples(res); i++)
         json_array_append_new(
