@@ -29,10 +29,9 @@ const char *const tt_rpg_migrations[] = {
     "  text text NOT NULL,"
     "  tsv tsvector NOT NULL,"
     "  embedding real[],"
+    "  tokens integer," /* the chunk's tokens, for its passage */
     "  PRIMARY KEY (tenant, collection, document, pos));"
     "CREATE INDEX IF NOT EXISTS rag_chunks_tsv ON rag_chunks USING gin (tsv)",
-    /* a chunk's token count, for its passage (NULL: written before this) */
-    "ALTER TABLE rag_chunks ADD COLUMN IF NOT EXISTS tokens integer",
 };
 const size_t tt_rpg_n_migrations = sizeof tt_rpg_migrations / sizeof(char *);
 
