@@ -7,6 +7,7 @@
 #include "agents/llm/adapter.h"
 #include "agents/llm/embed.h"
 #include "agents/llm/http.h"
+#include "agents/llm/redact.h"
 #include "agents/llm/route.h"
 #include "protocol/buf.h"
 #include "protocol/errors.h"
@@ -101,6 +102,25 @@ int tt_llm_embed_start(tt_llm_service *s, const char *alias, const char *model, 
     return tt_llm_embed_start_as(s, alias, model, request, NULL, done, ud, out);
 }
 
+/* A route that redacts its prompts ("redact", route_redact.c) redacts what it
+ * embeds too: every string of the request's "input" (a copy) with its PII
+ * replaced by placeholders; nothing comes back to restore. 0, or
+ * TT_ETOOLARGE when a text is over what redaction takes. */
+static int redact_input(const tt_route *route, json_t *req)
+{
+    if (!route->redact || !json_object_get(req, "input"))
+        return 0;
+    /* in a box of its own: tt_redact_json replaces strings inside containers */
+    json_t *box = json_pack("{s:o}", "input", json_deep_copy(json_object_get(req, "input")));
+    tt_redact_map *m = tt_redact_map_new();
+    int n = box && m ? tt_redact_json(route->redact, m, box, 0) : -1;
+    tt_redact_map_free(m);
+    if (n >= 0 && json_object_set(req, "input", json_object_get(box, "input")) != 0)
+        n = -1;
+    json_decref(box);
+    return n < 0 ? TT_ETOOLARGE : 0;
+}
+
 int tt_llm_embed_start_as(tt_llm_service *s, const char *alias, const char *model, json_t *request,
                           const tt_llm_attribution *attr, tt_llm_embed_done_fn done, void *ud,
                           tt_llm_embed **out)
@@ -119,7 +139,7 @@ int tt_llm_embed_start_as(tt_llm_service *s, const char *alias, const char *mode
     json_t *req = json_copy(request); /* shallow: only "model" changes */
     char *text = NULL;
     char *headers[EMBED_HEADERS_MAX + 2] = {0};
-    int rc = e && req ? 0 : TT_ENOMEM;
+    int rc = e && req ? redact_input(route, req) : TT_ENOMEM;
     if (rc == 0) {
         json_object_set_new(req, "model", json_string(model));
         text = json_dumps(req, JSON_COMPACT);

@@ -2,7 +2,8 @@
 // a prompt on a redacted route reaches the provider with placeholders
 // instead of the e-mail, phone, card, IBAN and configured pattern, while the
 // client gets the reply with the values back, streamed (placeholders cut
-// across chunks) and not; a route without "redact" sends the text as it is.
+// across chunks) and not; embeddings through a redacted route are redacted
+// too; a route without "redact" sends the text as it is.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -109,6 +110,31 @@ itest(
     }
     // and the server's own log has none of them either
     assert.ok(!srv.output.includes('jane.doe@example.com'));
+  },
+);
+
+itest(
+  'embeddings through a redacted route: the provider gets placeholders, a plain route the text',
+  async ({ startServer }) => {
+    const P = 'redact-embed';
+    const srv = await redactServer(startServer, P);
+    const one = await httpRequest(srv.port, 'POST', '/v1/embeddings', { body: { model: 'default', input: SECRET } });
+    assert.equal(one.status, 200, one.body);
+    assert.equal(one.json.data.length, 1);
+    const two = await httpRequest(srv.port, 'POST', '/v1/embeddings', {
+      body: { model: 'default', input: ['mail jane.doe@example.com', 'no secret here'] },
+    });
+    assert.equal(two.status, 200, two.body);
+    assert.equal(two.json.data.length, 2);
+    const recs = fp.requests({ prefix: P });
+    assert.equal(recs.length, 2);
+    assert.equal(recs[0].body.input, REDACTED);
+    assert.deepEqual(recs[1].body.input, ['mail [EMAIL_1]', 'no secret here']);
+    const plain = await httpRequest(srv.port, 'POST', '/v1/embeddings', {
+      body: { model: 'plain', input: 'mail jane.doe@example.com' },
+    });
+    assert.equal(plain.status, 200, plain.body);
+    assert.equal(fp.requests({ prefix: `${P}-plain` })[0].body.input, 'mail jane.doe@example.com');
   },
 );
 
