@@ -206,6 +206,10 @@ void tt_conn_close(tt_conn *c, int code, const char *reason)
         return;
     c->close_code = code;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    /* a socket being closed (it may never read again: its close frame can
+     * wait behind a full buffer) no longer holds a paused model back */
+    for (tt_cursor *cur = c->cursors; cur; cur = cur->owner_next)
+        cur->owner_closing = 1;
     want_writable(c);
 }
 

@@ -490,7 +490,7 @@ uint64_t tt_session_backlog(const tt_session *s)
     uint64_t worst = 0;
     for (const tt_cursor *c = s->cursors; c; c = c->s_next) {
         uint64_t b = c->next > s->head ? 0 : s->head + 1 - c->next;
-        if (c->owner_kind == 0 && b > worst)
+        if (c->owner_kind == 0 && !c->owner_closing && b > worst)
             worst = b;
     }
     return worst;

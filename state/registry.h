@@ -111,7 +111,8 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
 void tt_registry_close(tt_registry *reg);
 
 /* Back-pressure (server/flow.h): the events appended to s, committed or not,
- * that its slowest WebSocket cursor has not handed out yet; and the backlog
+ * that its slowest WebSocket cursor has not handed out yet (a cursor whose
+ * owner is closing counts for nothing); and the backlog
  * at which a model call writing into a session pauses:
  * min(TT_FLOW_PAUSE_LAG, max_lag_events / 2). */
 #define TT_FLOW_PAUSE_LAG 512

@@ -235,6 +235,7 @@ struct tt_cursor {
     void *owner;           /* the connection that reads through this cursor */
     tt_cursor *owner_next; /* the owner's own list; managed by the owner */
     int owner_kind;        /* set by the owner: 0 a WebSocket, 1 an HTTP event stream */
+    int owner_closing;     /* set by the owner: it is going, its backlog holds nothing back */
     uint64_t next;         /* next seq to hand out */
     /* private */
     tt_cursor *s_next, *s_prev;

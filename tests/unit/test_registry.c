@@ -156,6 +156,29 @@ static void test_log_events_reach_cursor_only_after_commit(void **state)
     tt_cursor_detach(c);
 }
 
+/* The back-pressure backlog is the slowest reader's, but a reader whose
+ * owner is closing holds nothing back (a stalled close once paused a model
+ * call for good: it could never catch up). */
+static void test_backlog_skips_cursors_of_closing_owners(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f, "u");
+    int rec;
+    tt_cursor *slow, *fast;
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &rec, &slow), 0);
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &rec, &fast), 0);
+    emit_n(s, 7);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    uint64_t first = 0;
+    int snaps = 0;
+    drain(fast, &first, &snaps);
+    assert_int_equal(tt_session_backlog(s), s->head); /* all of it, for the slow one */
+    slow->owner_closing = 1;
+    assert_int_equal(tt_session_backlog(s), 0);
+    tt_cursor_detach(slow);
+    tt_cursor_detach(fast);
+}
+
 static void test_log_replay_from_store_beyond_memory(void **state)
 {
     fixture *f = *state;
@@ -483,6 +506,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_events_reach_cursor_only_after_commit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_replay_from_store_beyond_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_skips_cursors_of_closing_owners, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_log_ring_grows_for_uncommitted_events, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_retention_gives_snapshot, setup, teardown),
