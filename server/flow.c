@@ -19,12 +19,15 @@ static int counts(const tt_cursor *cur)
     return cur->owner_kind == 0 && !((const tt_conn *)cur->owner)->close_code;
 }
 
-/* c holds s back: its hold deadline, unless it has one. */
-static void arm(tt_conn *c, const tt_session *s)
+/* c holds a paused session back: its hold deadline, unless it has one. The hold counts from
+ * now, not from the pause: a socket found behind later (a fast one still
+ * taking in the burst that paused the call) gets the whole hold, and its
+ * deadline goes whenever it catches up (tt_flow_drained). */
+static void arm(tt_conn *c)
 {
     if (c->flow_deadline_ms)
         return;
-    c->flow_deadline_ms = s->flow_since_ms + (uint64_t)c->srv->cfg.backpressure_hold_ms;
+    c->flow_deadline_ms = uv_now(&c->srv->loop) + (uint64_t)c->srv->cfg.backpressure_hold_ms;
     tt_conn_arm_timer(c);
 }
 
@@ -47,7 +50,7 @@ void tt_flow_delivered(tt_conn *c, tt_cursor *cur)
         set_paused(c->srv, s, 1);
     else
         tt_agent_pause(s, 1); /* again: a call started since, or one not yet sending */
-    arm(c, s);
+    arm(c);
 }
 
 /* s is paused: resume it when no counting socket is past the resume lag;
@@ -58,7 +61,7 @@ static void check_resume(tt_server *srv, tt_session *s)
     int held = 0;
     for (tt_cursor *cur = s->cursors; cur; cur = cur->s_next) {
         if (counts(cur) && tt_cursor_lag(cur) >= low) {
-            arm(cur->owner, s);
+            arm(cur->owner);
             held = 1;
         }
     }
@@ -68,9 +71,16 @@ static void check_resume(tt_server *srv, tt_session *s)
 
 void tt_flow_drained(tt_conn *c)
 {
-    for (tt_cursor *cur = c->cursors; cur; cur = cur->owner_next)
+    uint64_t low = resume_lag(c->srv);
+    int holding = 0;
+    for (tt_cursor *cur = c->cursors; cur; cur = cur->owner_next) {
         if (cur->session->flow_paused)
             check_resume(c->srv, cur->session);
+        if (cur->session->flow_paused && counts(cur) && tt_cursor_lag(cur) >= low)
+            holding = 1;
+    }
+    if (!holding)
+        c->flow_deadline_ms = 0; /* caught up: a later hold starts afresh */
 }
 
 void tt_flow_cursor_gone(tt_server *srv, tt_session *s)
@@ -100,7 +110,7 @@ void tt_flow_timer(tt_conn *c)
         if (!s->flow_paused || tt_cursor_lag(cur) < low)
             continue;
         if (now - s->flow_since_ms < hold) { /* a later pause: wait for its own deadline */
-            arm(c, s);
+            arm(c);
             continue;
         }
         culprit = cur;

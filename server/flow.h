@@ -9,9 +9,10 @@
  * server as it delivers; it resumes when every socket of the session is
  * under a quarter of that.
  * So the slowest attached socket sets the pace of every socket of the
- * session, but for at most --backpressure-hold-ms at a time: a socket still
- * behind when a pause has lasted that long is dropped with 4008 (lagging:
- * reattach to resume) and the call resumes for the others. Events that no
+ * session, but for at most --backpressure-hold-ms at a time: a socket that
+ * has held a pause back that long without once catching up (under a quarter)
+ * is dropped with 4008 (lagging: reattach to resume) and the call resumes for
+ * the others; a socket that catches up starts its next hold afresh. Events that no
  * model paces (the echo agent, tool results) still drop a socket past
  * --max-lag-events, as before. Sessions stay in memory and their events in
  * the store while paused: memory does not grow with the backlog. */
