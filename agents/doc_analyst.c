@@ -267,10 +267,13 @@ static int step_related(tt_run *run)
 {
     tt_session *s = tt_run_session(run);
     tt_retrieval *r = tt_run_env(run)->retrieval;
+    tt_llm_attribution attr;
+    tt_agent_attribution(s, NULL, &attr); /* the embedding is the analyst's call */
     tt_retrieval_similar_q q = {.tenant = s->tenant,
                                 .text = data_str(run, "text"),
                                 .k = RELATED_MAX,
-                                .min_similarity = RELATED_FLOOR};
+                                .min_similarity = RELATED_FLOOR,
+                                .attr = &attr};
     tt_retrieval_job *job = NULL;
     int rc = r && q.text ? tt_retrieval_similar(r, &q, on_similar, run, &job) : TT_ENOTFOUND;
     if (rc == 0) {

@@ -96,12 +96,6 @@ static const tt_route_target *embed_target(const tt_route *route)
     return NULL;
 }
 
-int tt_llm_embed_start(tt_llm_service *s, const char *alias, const char *model, json_t *request,
-                       tt_llm_embed_done_fn done, void *ud, tt_llm_embed **out)
-{
-    return tt_llm_embed_start_as(s, alias, model, request, NULL, done, ud, out);
-}
-
 /* A route that redacts its prompts ("redact", route_redact.c) redacts what it
  * embeds too: every string of the request's "input" (a copy) with its PII
  * replaced by placeholders; nothing comes back to restore. 0, or

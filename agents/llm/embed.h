@@ -23,14 +23,10 @@ typedef void (*tt_llm_embed_done_fn)(int status, const char *body, size_t len, c
  * by model, or the target's model when model is NULL) to route alias (NULL:
  * the first route). TT_ENOTFOUND: no such route; TT_EINVAL: the route has no
  * OpenAI-format target (Anthropic has no embeddings API); TT_ETOOLARGE: a
- * model name of 128 bytes or more. */
-int tt_llm_embed_start(tt_llm_service *s, const char *alias, const char *model, json_t *request,
-                       tt_llm_embed_done_fn done, void *ud, tt_llm_embed **out);
-
-/* The same, with who pays: every call that ends (not one cancelled) is
- * reported to the service's usage hook like a chat call's attempt (call.h:
- * the ledger's row, tokens from the answer's usage, priced by the routes),
- * attributed to attr (NULL: all ""; tt_llm_embed_start passes NULL). */
+ * model name of 128 bytes or more. Every call that ends (not one cancelled)
+ * is reported to the service's usage hook like a chat call's attempt
+ * (call.h: the ledger's row, tokens from the answer's usage, priced by the
+ * routes), attributed to attr (copied; NULL: all ""). */
 int tt_llm_embed_start_as(tt_llm_service *s, const char *alias, const char *model, json_t *request,
                           const tt_llm_attribution *attr, tt_llm_embed_done_fn done, void *ud,
                           tt_llm_embed **out);

@@ -158,6 +158,8 @@ typedef struct tt_retrieval_similar_q {
     const char *text;
     uint32_t k; /* 1..TT_RINDEX_K_MAX */
     float min_similarity;
+    const tt_llm_attribution
+        *attr; /* who pays for the embedding (tenant kept); NULL: "documents" */
 } tt_retrieval_similar_q;
 int tt_retrieval_similar(tt_retrieval *r, const tt_retrieval_similar_q *q,
                          tt_retrieval_done_fn done, void *ud, tt_retrieval_job **out);

@@ -197,8 +197,12 @@ int tt_retrieval_similar(tt_retrieval *r, const tt_retrieval_similar_q *q,
     }
     j->k = q->k;
     j->floor = q->min_similarity;
-    int rc = tt_llm_embed_start(r->llm, r->embed_route[0] ? r->embed_route : NULL, NULL, req,
-                                on_embedded, j, &j->embed);
+    if (q->attr) { /* the tenant stays the query's */
+        j->attr = *q->attr;
+        snprintf(j->attr.tenant, sizeof j->attr.tenant, "%s", q->tenant);
+    }
+    int rc = tt_llm_embed_start_as(r->llm, r->embed_route[0] ? r->embed_route : NULL, NULL, req,
+                                   &j->attr, on_embedded, j, &j->embed);
     json_decref(req);
     r->stats.embedding_calls += rc == 0;
     if (rc) {

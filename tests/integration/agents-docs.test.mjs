@@ -159,6 +159,16 @@ itest(
       embeds.some((r) => JSON.stringify(r.body.input).includes('Panels on the roof')),
       'the text is embedded',
     );
+    // the embedding is the analyst's call in the ledger: its three model steps and it
+    let analyst;
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await new Promise((r) => setTimeout(r, 100))) {
+      const u = await httpRequest(srv.port, 'GET', '/v1/usage?group_by=agent', {
+        headers: { authorization: `Bearer ${KEY_A}` },
+      });
+      analyst = u.json.groups.find((g) => g.agent === 'doc-analyst');
+      if (analyst?.calls >= 4) break;
+    }
+    assert.equal(analyst?.calls, 4, JSON.stringify(analyst));
   },
 );
 
