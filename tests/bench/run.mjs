@@ -253,6 +253,9 @@ writeFileSync(
   ) + '\n',
 );
 writeFileSync(path.join(REPORT, 'REPORT.md'), renderReport({ results, charts, smoke: SMOKE, totalSeconds }));
+const { targetsTable } = await import('./lib/targets.mjs');
+const targets = targetsTable(results);
+if (targets) process.stdout.write(`\nTargets (issue 18), each beside its peer in this run:\n\n${targets}\n`);
 process.stderr.write(
   `[bench] ${failed.length ? `${failed.length} FAILED: ${failed.map((f) => f.key).join(', ')}` : 'all benchmarks ran'}; report: ${path.join(REPORT, 'REPORT.md')} (${Math.round((Date.now() - t0) / 1000)} s)\n`,
 );

@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { BIN } from './common.mjs';
+import { targetsTable } from './targets.mjs';
 
 const f = (x, d = 1) =>
   x === null || x === undefined || Number.isNaN(x)
@@ -146,6 +147,15 @@ export function renderReport({ results, charts, smoke, totalSeconds }) {
   if (failed.length)
     L.push(`**Failed benchmarks:** ${failed.map((r) => `${r.key} (${cmdline(r)}, exit ${r.code})`).join('; ')}`, '');
 
+  const targets = targetsTable(results);
+  if (targets)
+    L.push(
+      '## Targets (issue 18): each beside its peer in this run',
+      '',
+      '`met` is judged by the benchmark itself; `n/a` where a run cannot judge (smoke sizes, no peer).',
+      '',
+      targets,
+    );
   L.push(...headline(results, ok), '');
   const fk = ok('fake');
   L.push("## 0. The fake provider's own ceiling", '', `Command: ${cmdline(results.fake)}`, '');
