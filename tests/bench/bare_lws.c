@@ -21,7 +21,10 @@
  *                 four five" (an ok, user, state, message.start, 5 deltas,
  *                 message.end, state idle: 1.6 KB, as Tether's)
  *   replay        {"type":"replay","id":"a","n":N,"bytes":B}: an ok with the
- *                 head, then N delta-shaped events of B bytes each (resume)
+ *                 head, then N delta-shaped events of B bytes each (resume);
+ *                 with "drain":true, each writeable callback writes frames
+ *                 until lws_send_pipe_choked() (one poll() each, as Tether
+ *                 did before it framed replays itself), not just one
  *   other         one error frame
  * Each socket keeps at most JOBS_MAX answers queued; a client that sends
  * more before reading is closed with 1008. */
@@ -49,6 +52,7 @@ struct job {
     enum job_kind kind;
     unsigned long frames; /* how many frames the answer has */
     unsigned bytes;       /* replay: each event's size */
+    int drain;            /* replay: write frames until the socket is choked */
     char id[ID_MAX];
 };
 
@@ -121,6 +125,7 @@ static struct job classify(const struct conn *c)
         if (n >= 0 && n <= REPLAY_MAX && b > 0)
             j = (struct job){.kind = JOB_REPLAY,
                              .frames = (unsigned long)n + 1,
+                             .drain = strstr(c->head, "\"drain\":true") != NULL,
                              .bytes = b >= (long)FRAME_MAX ? FRAME_MAX - 1 : (unsigned)b};
     }
     field_str(c->head, "id", j.id, sizeof j.id);
@@ -262,21 +267,25 @@ static int on_receive(struct lws *wsi, struct conn *c, const char *in, size_t le
     return 0;
 }
 
-/* One frame of the first queued answer, written directly. */
+/* One frame of the first queued answer, written directly; a replay asked
+ * with "drain" goes on writing frames of its own while the socket takes them. */
 static int on_writeable(struct peer *p, struct lws *wsi, struct conn *c)
 {
-    if (!c->count)
-        return 0;
-    struct job *j = &c->jobs[c->first];
-    int n = render(p, c, j, c->frame);
-    if (n < 0 || (size_t)n >= FRAME_MAX)
-        return -1;
-    if (lws_write(wsi, p->out + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n)
-        return -1;
-    if (++c->frame == j->frames) {
-        c->frame = 0;
-        c->first = (c->first + 1) % JOBS_MAX;
-        c->count--;
+    int more = 1;
+    while (c->count && more) {
+        struct job *j = &c->jobs[c->first];
+        int n = render(p, c, j, c->frame);
+        if (n < 0 || (size_t)n >= FRAME_MAX)
+            return -1;
+        if (lws_write(wsi, p->out + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n)
+            return -1;
+        more = j->drain && !lws_send_pipe_choked(wsi);
+        if (++c->frame == j->frames) {
+            c->frame = 0;
+            c->first = (c->first + 1) % JOBS_MAX;
+            c->count--;
+            more = 0;
+        }
     }
     if (c->count)
         lws_callback_on_writable(wsi);
