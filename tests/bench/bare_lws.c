@@ -37,9 +37,9 @@
 
 #include "server/server.h" /* TT_WS_RX_BUFFER, TT_WS_TX_PACKET: Tether's lws buffers */
 
-#define HEAD_MAX 160u        /* bytes kept of each message: where "type" and the rest are */
-#define ID_MAX 24u           /* the request's "id", echoed in "re" */
-#define JOBS_MAX 16u         /* answers queued per socket */
+#define HEAD_MAX 128u        /* bytes kept of each message: where "type" and the rest are */
+#define ID_MAX 16u           /* the request's "id", echoed in "re" */
+#define JOBS_MAX 8u          /* answers queued per socket */
 #define FRAME_MAX 16384u     /* the largest frame written (replay's "bytes" is capped to it) */
 #define REPLAY_MAX 10000000L /* the most events one replay request asks for */
 #define TS "2026-01-01T00:00:00.000Z" /* every event's "ts": the length of Tether's */
@@ -48,11 +48,12 @@
 
 enum job_kind { JOB_WELCOME, JOB_OPENED, JOB_PONG, JOB_ECHO, JOB_REPLAY, JOB_ERROR };
 
+/* Small: JOBS_MAX of them are in each socket's lws data. */
 struct job {
     enum job_kind kind;
-    unsigned long frames; /* how many frames the answer has */
-    unsigned bytes;       /* replay: each event's size */
-    int drain;            /* replay: write frames until the socket is choked */
+    unsigned frames;      /* how many frames the answer has */
+    unsigned short bytes; /* replay: each event's size */
+    unsigned char drain;  /* replay: write frames until the socket is choked */
     char id[ID_MAX];
 };
 
@@ -60,7 +61,7 @@ struct job {
 struct conn {
     struct job jobs[JOBS_MAX]; /* a ring: jobs[first] is being written */
     unsigned first, count;
-    unsigned long frame;   /* the next frame of jobs[first] */
+    unsigned frame;        /* the next frame of jobs[first] */
     unsigned long seq;     /* the last event's seq in this socket's session */
     unsigned long session; /* the number in this socket's session id */
     unsigned long msg;     /* the number in the current message's id */
@@ -124,9 +125,9 @@ static struct job classify(const struct conn *c)
         long n = field_num(c->head, "n", -1), b = field_num(c->head, "bytes", 150);
         if (n >= 0 && n <= REPLAY_MAX && b > 0)
             j = (struct job){.kind = JOB_REPLAY,
-                             .frames = (unsigned long)n + 1,
+                             .frames = (unsigned)n + 1,
                              .drain = strstr(c->head, "\"drain\":true") != NULL,
-                             .bytes = b >= (long)FRAME_MAX ? FRAME_MAX - 1 : (unsigned)b};
+                             .bytes = (unsigned short)(b >= (long)FRAME_MAX ? FRAME_MAX - 1 : b)};
     }
     field_str(c->head, "id", j.id, sizeof j.id);
     return j;
@@ -141,7 +142,7 @@ static int event_head(char *o, size_t cap, const struct conn *c, const char *typ
 }
 
 /* Frame i of an echo turn, as Tether's echo agent sends them. */
-static int echo_frame(char *o, size_t cap, struct conn *c, const struct job *j, unsigned long i)
+static int echo_frame(char *o, size_t cap, struct conn *c, const struct job *j, unsigned i)
 {
     static const char *const words[] = {"one ", "two ", "three ", "four ", "five"};
     if (i == 0)
@@ -181,7 +182,7 @@ static int echo_frame(char *o, size_t cap, struct conn *c, const struct job *j, 
 }
 
 /* Frame i of a replay: an ok with the head, then delta events of j->bytes. */
-static int replay_frame(char *o, size_t cap, struct conn *c, const struct job *j, unsigned long i)
+static int replay_frame(char *o, size_t cap, struct conn *c, const struct job *j, unsigned i)
 {
     if (i == 0)
         return snprintf(o, cap, "{\"type\":\"ok\",\"re\":\"%s\",\"head\":%lu}", j->id,
@@ -203,7 +204,7 @@ static int replay_frame(char *o, size_t cap, struct conn *c, const struct job *j
 }
 
 /* Frame i of the job at the head of the socket's queue; its length, or -1. */
-static int render(struct peer *p, struct conn *c, const struct job *j, unsigned long i)
+static int render(struct peer *p, struct conn *c, const struct job *j, unsigned i)
 {
     char *o = (char *)p->out + LWS_PRE;
     size_t cap = FRAME_MAX;
