@@ -7,7 +7,8 @@
  * text message is answered with frames of the shape and size Tether sends,
  * each written with one lws_write() from the writeable callback (the usual
  * lws pattern: one frame per LWS_CALLBACK_SERVER_WRITEABLE, then ask again).
- * Not a test: the benchmarks start it (tests/bench/lib/bare.mjs).
+ * Not a test: built beside tether (<build>/bench_bare_lws, not installed);
+ * the benchmarks start it (tests/bench/lib/bare.mjs).
  *
  *   bench_bare_lws PORT        (0: any free port; loopback only)
  *

@@ -1,7 +1,6 @@
 // The bare libwebsockets peer of the socket benchmarks (issue 18): the C
-// program tests/bench/bare_lws.c, built as bench_bare_lws beside the unit
-// tests (<build>/tests/unit/bench_bare_lws, the build of TETHER_BIN; or
-// BARE_LWS_BIN). Same lws, same libuv loop, same buffers as Tether, no
+// program tests/bench/bare_lws.c, built as bench_bare_lws beside tether
+// (<build>/bench_bare_lws, the build of TETHER_BIN; or BARE_LWS_BIN). Same lws, same libuv loop, same buffers as Tether, no
 // application work: it answers hello, session.open, ping, say and replay
 // with frames of the shape and size Tether sends (see the C file).
 // When the binary is missing the benchmarks run without the peer (its
@@ -10,7 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, spawnRaised, stopProc } from './common.mjs';
 
-export const BARE_BIN = process.env.BARE_LWS_BIN || path.join(path.dirname(BIN), 'tests/unit/bench_bare_lws');
+export const BARE_BIN = process.env.BARE_LWS_BIN || path.join(path.dirname(BIN), 'bench_bare_lws');
 
 /** True when the peer can run; otherwise warns once (stderr) and returns false. */
 let warned = false;
