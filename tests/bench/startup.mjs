@@ -5,8 +5,11 @@
 // session is exactly what a client would have created. Each start is
 // repeated REPS times on the same store.
 //
-//   node tests/bench/startup.mjs [--smoke] [--sizes 0,100000,1000000]
-import { mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
+//   node tests/bench/startup.mjs [--smoke] [--sizes 0,100000,1000000] [--store DIR]
+//
+// --store DIR keeps the store in DIR (filled only up to what it lacks, never
+// removed), so builds can be compared on the same 1M-session store.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -125,8 +128,14 @@ const results = [];
   await timeToWelcome(tmp);
   rmSync(tmp, { recursive: true, force: true });
 }
-const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-startup-'));
+const KEEP = argValue('--store', null);
+const dir = KEEP || mkdtempSync(path.join(os.tmpdir(), 'tether-startup-'));
 let stored = 0;
+if (KEEP && existsSync(path.join(KEEP, 'data.mdb'))) {
+  const srv = await startTether(['--data-dir', dir, ...COMMON.slice(4)]);
+  stored = (await metrics(srv.port)).tether_sessions_stored;
+  await srv.stop();
+} else if (KEEP) mkdirSync(KEEP, { recursive: true });
 for (const size of SIZES) {
   let fillInfo = null;
   if (size > stored) {
@@ -150,6 +159,6 @@ for (const size of SIZES) {
     },
   });
 }
-rmSync(dir, { recursive: true, force: true });
+if (!KEEP) rmSync(dir, { recursive: true, force: true });
 out({ bench: 'startup', results });
 if (results.some((r) => r.welcome_ms.n !== REPS || r.welcome_ms.p50 === null)) process.exit(1);
