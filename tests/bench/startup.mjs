@@ -9,7 +9,7 @@
 //
 // --store DIR keeps the store in DIR (filled only up to what it lacks, never
 // removed), so builds can be compared on the same 1M-session store.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -95,7 +95,8 @@ async function timeToWelcome(dir) {
   const proc = spawnRaised(BIN, ['--port', port, '--data-dir', dir, ...COMMON], {
     stdio: ['ignore', 'ignore', 'ignore'],
   });
-  let ms = null;
+  let ms = null,
+    cpu = null;
   let exited = false;
   proc.on('exit', () => {
     exited = true;
@@ -108,6 +109,7 @@ async function timeToWelcome(dir) {
       ws.on('message', (d) => {
         if (JSON.parse(d).type === 'welcome') {
           resolve(performance.now() - t0);
+          cpu = cpuMsSoFar(proc.pid);
           ws.close();
         }
       });
@@ -116,7 +118,22 @@ async function timeToWelcome(dir) {
   }
   await stopProc(proc);
   if (ms === null) throw new Error('tether did not serve a welcome');
+  if (cpu !== null) cpus.push(cpu);
   return ms;
+}
+
+// The CPU time of the server's main thread so far (the loop; ns precision,
+// /proc/<pid>/task/<pid>/schedstat; the pid is the shell that exec'd tether,
+// so its few hundred microseconds are in; the thread pool's work, e.g. the
+// libcurl preload 100 ms after listening, is not): unlike the wall time,
+// barely moved by other load, so it compares builds on a shared machine.
+const cpus = [];
+function cpuMsSoFar(pid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return null;
+  }
 }
 
 const dirSize = (d) => readdirSync(d).reduce((a, f) => a + statSync(path.join(d, f)).size, 0);
@@ -146,11 +163,13 @@ for (const size of SIZES) {
     await srv.stop();
   }
   const times = [];
+  cpus.length = 0;
   for (let r = 0; r < REPS; r++) times.push(await timeToWelcome(dir));
   results.push({
     sessions_stored: stored,
     store_bytes: dirSize(dir),
     welcome_ms: dist(times, 1),
+    welcome_cpu_ms: dist(cpus, 2),
     all_ms: times.map((t) => +t.toFixed(1)),
     fill: fillInfo && {
       created: fillInfo.created,

@@ -1,7 +1,8 @@
-/* agents/llm/curl_lazy.c and state/pq_lazy.c: libcurl and libpq are not
- * mapped until first needed (the binary does not list them: start-up time),
- * a first use loads them, several threads asking at once all wait for the
- * one load and all get a working library. */
+/* agents/llm/curl_lazy.c, state/pq_lazy.c, agents/photos/exif_lazy.c:
+ * libcurl, libpq and libexif are not mapped until first needed (the binary
+ * does not list them: start-up time), a first use loads them, several
+ * threads asking at once all wait for the one load and all get a working
+ * library. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,10 +11,12 @@
 #include <string.h>
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <libexif/exif-data.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 
 #include "agents/llm/curl_lazy.h"
+#include "agents/photos/exif_lazy.h"
 #include "state/pq_lazy.h"
 
 /* 1 when a file whose name holds needle is mapped into this process. */
@@ -36,7 +39,12 @@ static void test_not_loaded_at_start(void **state)
     assert_int_equal(tt_pq_loaded(), 0);
     assert_int_equal(mapped("libcurl"), 0);
     assert_int_equal(mapped("libpq"), 0);
+    assert_int_equal(tt_exif_loaded(), 0);
+    assert_int_equal(mapped("libexif"), 0);
     assert_string_equal(tt_curl_error(), "not loaded yet");
+    exif_data_unref(NULL);
+    assert_null(exif_content_get_entry(NULL, EXIF_TAG_MAKE));
+    assert_int_equal(tt_exif_loaded(), 0);
     /* what needs a handle that cannot exist yet fails without loading */
     assert_int_equal(curl_easy_setopt(NULL, CURLOPT_VERBOSE, 0L), CURLE_FAILED_INIT);
     assert_int_equal(PQstatus(NULL), CONNECTION_BAD);
@@ -122,12 +130,30 @@ static void test_pq_loads_on_first_use(void **state)
     PQfreemem(err);
 }
 
+static void test_exif_loads_on_first_use(void **state)
+{
+    (void)state;
+    ExifData *d = exif_data_new();
+    assert_non_null(d);
+    assert_int_equal(tt_exif_loaded(), 1);
+    assert_int_equal(mapped("libexif"), 1);
+    static const unsigned char be[] = {0x12, 0x34, 0x56, 0x78};
+    assert_int_equal(exif_get_short(be, EXIF_BYTE_ORDER_MOTOROLA), 0x1234);
+    assert_int_equal(exif_get_long(be, EXIF_BYTE_ORDER_INTEL), 0x78563412);
+    exif_data_unset_option(d, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
+    exif_data_load_data(d, be, sizeof be); /* not EXIF: nothing read, nothing breaks */
+    assert_null(exif_content_get_entry(d->ifd[EXIF_IFD_0], EXIF_TAG_MAKE));
+    (void)exif_data_get_byte_order(d);
+    exif_data_unref(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_not_loaded_at_start),
         cmocka_unit_test(test_curl_loads_once_for_all),
         cmocka_unit_test(test_pq_loads_on_first_use),
+        cmocka_unit_test(test_exif_loads_on_first_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
