@@ -12,8 +12,11 @@
 // time the process ran until its welcome (/proc/<pid>/schedstat, the shell
 // that raises the fd limit included), which other load barely moves.
 //
-//   node tests/bench/startup.mjs [--smoke] [--sizes 0,100000,1000000]
-import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+//   node tests/bench/startup.mjs [--smoke] [--sizes 0,100000,1000000] [--store DIR]
+//
+// --store DIR keeps the store in DIR (filled only up to what it lacks, never
+// removed), so builds can be compared on the same 1M-session store.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -160,8 +163,14 @@ const summary = (ts) => ({
   await timeToWelcome(tmp);
   rmSync(tmp, { recursive: true, force: true });
 }
-const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-startup-'));
+const KEEP = argValue('--store', null);
+const dir = KEEP || mkdtempSync(path.join(os.tmpdir(), 'tether-startup-'));
 let stored = 0;
+if (KEEP && existsSync(path.join(KEEP, 'data.mdb'))) {
+  const srv = await startTether(['--data-dir', dir, ...COMMON.slice(4)]);
+  stored = (await metrics(srv.port)).tether_sessions_stored;
+  await srv.stop();
+} else if (KEEP) mkdirSync(KEEP, { recursive: true });
 for (const size of SIZES) {
   let fillInfo = null;
   if (size > stored) {
@@ -192,7 +201,7 @@ for (const size of SIZES) {
     },
   });
 }
-rmSync(dir, { recursive: true, force: true });
+if (!KEEP) rmSync(dir, { recursive: true, force: true });
 const TARGET_SESSIONS = 1000000;
 const big = results[results.length - 1];
 const at = big.sessions_stored >= TARGET_SESSIONS ? '' : ` (run with ${big.sessions_stored.toLocaleString('en')})`;
