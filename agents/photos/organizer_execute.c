@@ -3,9 +3,10 @@
  *
  * The journal lives in the run's data, so it is persisted with the session.
  * The execute step writes it with every entry "intent" and commits before
- * the first file moves. The thread pool then applies entries in chunks;
- * after each chunk the loop stores the updated journal (group commit) and
- * starts the next chunk. A conflict stops a chunk: a free name is chosen and
+ * the first file moves. The thread pool then applies entries in chunks of
+ * CHUNK without an fsync per move; at the end of a chunk each folder it
+ * touched (both ends of every move) is fsynced once, then the loop stores
+ * the updated journal and commits it before the next chunk moves anything. A conflict stops a chunk: a free name is chosen and
  * committed before that entry is applied again. After a crash the step runs
  * again on the stored journal: applying is idempotent (it looks at the disk
  * first), so every file moves exactly once.
