@@ -6,10 +6,11 @@
  * the first file moves. The thread pool then applies entries in chunks of
  * CHUNK without an fsync per move; at the end of a chunk each folder it
  * touched (both ends of every move) is fsynced once, then the loop stores
- * the updated journal and commits it before the next chunk moves anything. A conflict stops a chunk: a free name is chosen and
- * committed before that entry is applied again. After a crash the step runs
- * again on the stored journal: applying is idempotent (it looks at the disk
- * first), so every file moves exactly once.
+ * the updated journal and commits it before the next chunk moves anything.
+ * A conflict stops a chunk: a free name is chosen and committed before that
+ * entry is applied again. After a crash the step runs again on the stored
+ * journal: applying is idempotent (it looks at the disk first), so every
+ * file moves exactly once.
  *
  * One journal serves the whole session: a new run keeps the entries of
  * earlier runs that are not undone yet and appends its own, so "undo" always
