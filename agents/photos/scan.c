@@ -304,12 +304,22 @@ static int read_photo(reader *w, const cand *c, photo *p, const char **reason)
         *reason = "changed";
         return TT_OK;
     }
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-
+    if (st.st_size > s->o->max_file_bytes) {
+        close(fd);
+        *reason = "too_large"; /* it grew since the walk */
+        return TT_OK;
+    }
+    /* The file as it was opened: st_size bytes (fewer if it shrank), read in
+     * TT_PHOTOS_HEAD_BYTES pieces; the first piece feeds both the EXIF parse
+     * and the hash. Knowing the size saves a read() that would only find the
+     * end, and the read-ahead hint for a file that fits one piece. */
+    if (st.st_size > TT_PHOTOS_HEAD_BYTES)
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     int64_t total = 0;
-    ssize_t n = read_full(fd, w->buf, TT_PHOTOS_HEAD_BYTES);
+    size_t want = st.st_size < TT_PHOTOS_HEAD_BYTES ? (size_t)st.st_size : TT_PHOTOS_HEAD_BYTES;
+    ssize_t n = read_full(fd, w->buf, want);
     if (n >= 0) {
         tt_photos_meta_parse(w->buf, (size_t)n, &p->meta);
         if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
@@ -317,18 +327,17 @@ static int read_photo(reader *w, const cand *c, photo *p, const char **reason)
     }
     while (n >= 0 && !rc) {
         total += n;
-        if (total > s->o->max_file_bytes) {
-            *reason = "too_large"; /* it grew since the walk */
-            break;
-        }
         if (n > 0 && EVP_DigestUpdate(w->md, w->buf, (size_t)n) != 1)
             rc = TT_ENOMEM;
-        else if (n < (ssize_t)TT_PHOTOS_HEAD_BYTES)
+        else if ((size_t)n < want || total >= st.st_size)
             break; /* read_full() comes back short only at end of file */
         else if (cancelled(s))
             rc = TT_ECONFLICT;
-        else
-            n = read_full(fd, w->buf, TT_PHOTOS_HEAD_BYTES);
+        else {
+            want = st.st_size - total < TT_PHOTOS_HEAD_BYTES ? (size_t)(st.st_size - total)
+                                                             : TT_PHOTOS_HEAD_BYTES;
+            n = read_full(fd, w->buf, want);
+        }
     }
     if (n < 0 && !rc)
         *reason = "read_error";
