@@ -268,12 +268,11 @@ static ssize_t read_full(int fd, unsigned char *buf, size_t n)
 
 /* Hashes and parses one candidate. Returns 0 with *reason NULL when p was
  * filled, 0 with a skip reason, or an error that ends the scan. */
-static int read_photo(reader *w, const cand *c, photo *p, const char **reason)
+/* Opens candidate c for reading: its folder beneath the root as everywhere
+ * (no symlink followed), once for a run of candidates in it rather than
+ * once per photo, then the file. A descriptor, or -1 with *reason set. */
+static int open_cand(reader *w, const cand *c, const char **reason)
 {
-    scan *s = w->s;
-    *reason = NULL;
-    /* The folder is opened beneath the root as before (no symlink followed),
-     * once for a run of candidates in it rather than once per photo. */
     const char *slash = strrchr(c->rel, '/'), *leaf = slash ? slash + 1 : c->rel;
     size_t dlen = slash ? (size_t)(slash - c->rel) : 0;
     int rc = TT_OK;
@@ -283,21 +282,29 @@ static int read_photo(reader *w, const cand *c, photo *p, const char **reason)
         w->dirfd = -1;
         memcpy(w->dir, c->rel, dlen);
         w->dir[dlen] = '\0';
-        rc = tt_photos_open_dir(s->rootfd, w->dir, 0, NULL, &w->dirfd);
+        rc = tt_photos_open_dir(w->s->rootfd, w->dir, 0, NULL, &w->dirfd);
     }
     if (rc) {
         w->dirfd = -1;
         *reason = rc == TT_ENOTFOUND ? "changed" : "unreadable";
-        return TT_OK;
+        return -1;
     }
     int fd = openat(w->dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     int err = errno;
-    if (fd < 0) {
+    if (fd < 0)
         *reason = err == EACCES || err == EPERM   ? "unreadable"
                   : err == ENOENT || err == ELOOP ? "changed"
                                                   : "read_error";
+    return fd;
+}
+
+static int read_photo(reader *w, const cand *c, photo *p, const char **reason)
+{
+    scan *s = w->s;
+    *reason = NULL;
+    int rc = TT_OK, fd = open_cand(w, c, reason);
+    if (fd < 0)
         return TT_OK;
-    }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != c->dev || st.st_ino != c->ino) {
         close(fd);
