@@ -43,6 +43,8 @@ const benches = [
   { key: 'replicated', script: 'tests/bench/replicated.mjs', args: S },
   { key: 'large_turns', script: 'tests/bench/large-turns.mjs', args: S },
   { key: 'upgrade', script: 'tests/bench/upgrade.mjs', args: S },
+  // needs build-debug/tests/unit/make_photo_library (make build-debug)
+  { key: 'photos', script: 'tests/bench/photos.mjs', args: SMOKE ? ['--smoke'] : ['1000'] },
 ];
 
 function runOne(b) {
