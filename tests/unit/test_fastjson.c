@@ -146,8 +146,9 @@ static const char *const oa_corpus[] = {
     HEAD "\"choices\":[{\"index\":\"0\",\"delta\":{\"content\":\"string index\"}}]}",
     "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}",
     "{\"error\":null,\"choices\":[]}",
-    "{\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":{}}],\"choices\":[]"
-    "}",
+    ("{\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":{}}],\"choices\":["
+     "]"
+     "}"),
     "{\"created\":99999999999999999999999,\"choices\":[]}",
     "{\"x\":-0.5e-3,\"y\":[1,2.25,-3,true,false,null,{}],\"z\":1E+5,\"choices\":[]}",
     "{\"x\":01,\"choices\":[]}",
@@ -165,16 +166,16 @@ static const char *const oa_corpus[] = {
 };
 
 static const char *const an_corpus[] = {
-    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
-    "\"Hi\"}}",
-    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
-    "\"caf\xc3\xa9\\n\\u00e9\\ud83d\\ude00\"}}",
-    "{\"delta\":{\"text\":\"\",\"type\":\"text_delta\"},\"index\":0,\"type\":\"content_block_"
-    "delta\"}",
-    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
-    "\"partial_json\":\"{\"}}",
-    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
-    "null}}",
+    ("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
+     "\"Hi\"}}"),
+    ("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
+     "\"caf\xc3\xa9\\n\\u00e9\\ud83d\\ude00\"}}"),
+    ("{\"delta\":{\"text\":\"\",\"type\":\"text_delta\"},\"index\":0,\"type\":\"content_block_"
+     "delta\"}"),
+    ("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
+     "\"partial_json\":\"{\"}}"),
+    ("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
+     "null}}"),
     "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\"}}",
     "{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"no index\"}}",
     "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{}}",
