@@ -134,7 +134,7 @@ static int ring_make_room(tt_session *s)
         s->ring_first++;
         return 0;
     }
-    size_t cap = s->ring_cap * 2;
+    size_t cap = s->ring_cap ? s->ring_cap * 2 : RING_INITIAL; /* 0: released at rest */
     tt_frame *ring = calloc(cap, sizeof *ring);
     if (!ring)
         return TT_ENOMEM;
@@ -146,6 +146,27 @@ static int ring_make_room(tt_session *s)
     return 0;
 }
 
+/* A session at rest whose every event is committed and stored, and whose
+ * every reader has handed out all of them, keeps no ring: a reader attaching
+ * later reads the events from the store (as after a load), and the next
+ * event allocates a ring again. An idle session then costs no event memory. */
+void tt_session_ring_release_idle(tt_session *s)
+{
+    if (!s->ring || s->committed != s->head || s->stored_head != s->head ||
+        s->state == TT_STATE_RUNNING || s->streaming)
+        return;
+    for (const tt_cursor *c = s->cursors; c; c = c->s_next) {
+        if (c->next <= s->committed || c->snapshot.buf || c->snapshot_wanted)
+            return;
+    }
+    for (size_t i = 0; i < s->ring_cap; i++)
+        tt_frame_release(&s->ring[i]);
+    free(s->ring);
+    s->ring = NULL;
+    s->ring_cap = 0;
+    s->ring_first = s->head + 1;
+}
+
 /* After a commit, drop committed events beyond the configured memory budget. */
 void tt_session_ring_after_commit(tt_session *s)
 {
@@ -154,6 +175,7 @@ void tt_session_ring_after_commit(tt_session *s)
         tt_frame_release(&s->ring[s->ring_first % s->ring_cap]);
         s->ring_first++;
     }
+    tt_session_ring_release_idle(s);
 }
 
 static void transcript_add(tt_session *s, const char *role, const char *message_id, json_t *text)
@@ -658,6 +680,7 @@ void tt_cursor_detach(tt_cursor *c)
     replay_clear(c);
     tt_frame_release(&c->snapshot);
     free(c);
+    tt_session_ring_release_idle(s);
 }
 
 uint64_t tt_cursor_lag(const tt_cursor *c)
@@ -796,4 +819,6 @@ void tt_cursor_advance(tt_cursor *c)
         c->replay_pos++;
     }
     c->next++;
+    if (c->next > c->session->committed)
+        tt_session_ring_release_idle(c->session);
 }
