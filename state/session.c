@@ -631,11 +631,25 @@ static int start_with_snapshot(tt_cursor *c)
     return rc;
 }
 
-int tt_cursor_attach(tt_session *s, void *owner, uint64_t after, int *recovered, tt_cursor **out)
+/* A cursor may start right after `after`: the events from there on are in
+ * the log (committed, or to be committed: handed out once they are), not
+ * too many of them. */
+static int resumable(const tt_session *s, uint64_t after)
 {
     const tt_registry_options *opt = tt_registry_options_get(s->reg);
-    /* A snapshot must describe committed state only: commit first. */
-    if (s->committed < s->head) {
+    return after <= s->committed && after + 1 >= s->first_seq &&
+           (opt->max_lag_events == 0 || s->committed - after <= opt->max_lag_events);
+}
+
+int tt_cursor_attach(tt_session *s, void *owner, uint64_t after, int *recovered, tt_cursor **out)
+{
+    /* A snapshot must describe committed state only, and the head the caller
+     * reports must be committed: commit first. Except for a session never
+     * committed yet (just created: its opener attaches after 0 and is
+     * answered once the session is committed): it joins the pass's group
+     * commit rather than forcing a commit of its own; if that commit fails,
+     * the session is discarded and no seq of it was durable anywhere. */
+    if (s->committed < s->head && !(s->committed == 0 && resumable(s, after))) {
         int rc = tt_registry_flush(s->reg);
         if (s->discard_err)
             return s->discard_err; /* s itself could not be committed */
@@ -648,8 +662,7 @@ int tt_cursor_attach(tt_session *s, void *owner, uint64_t after, int *recovered,
     c->session = s;
     c->owner = owner;
     c->next = after + 1;
-    int ok = after <= s->committed && after + 1 >= s->first_seq &&
-             (opt->max_lag_events == 0 || s->committed - after <= opt->max_lag_events);
+    int ok = resumable(s, after);
     if (!ok && s->committed < s->head) {
         c->snapshot_wanted = 1; /* replicated: the snapshot once the database has it all */
         c->next = s->committed + 1;

@@ -1,5 +1,5 @@
 // Issue 18, small socket buffers and heartbeats of our own:
-//  - lws hands a message to the server in pieces of its rx buffer (1 KiB);
+//  - lws hands a message to the server in pieces of its rx buffer (256 bytes);
 //    the server reassembles them, so a say of close to --max-frame-bytes
 //    (1 MiB by default) is still accepted whole and echoed back whole, and
 //    one just over the cap is refused.
@@ -29,7 +29,7 @@ async function echoedText(c, session, afterSeq) {
 }
 
 itest(
-  'a say of almost 1 MiB (a thousand rx buffers) is accepted and echoed whole; one over the cap is refused',
+  'a say of almost 1 MiB (four thousand rx buffers) is accepted and echoed whole; one over the cap is refused',
   async ({ startServer }) => {
     const srv = await startServer({ args: ARGS });
     const c = await connect(srv.port, { hello: true });
