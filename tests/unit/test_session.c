@@ -128,6 +128,38 @@ static void test_session_ring_keeps_only_memory_events_once_committed(void **sta
     tt_cursor_detach(reader);
 }
 
+/* The opener of a new session attaches without a commit of its own (the
+ * session joins the pass's group commit); an attach to a session committed
+ * before still commits first, so the head it reports is durable. */
+static void test_session_opener_attach_waits_for_the_group_commit(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    assert_int_equal(tt_session_emit(s, "state", NULL), 1); /* as an agent's start */
+    assert_int_equal(s->committed, 0);
+    int recovered = 0, err = 0;
+    tt_cursor *c;
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &recovered, &c), 0);
+    assert_int_equal(recovered, 1);
+    assert_int_equal(s->committed, 0);    /* not committed by the attach */
+    assert_null(tt_cursor_peek(c, &err)); /* nothing handed out before the commit */
+    assert_int_equal(err, 0);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(s->committed, s->head);
+    const tt_frame *fr = tt_cursor_peek(c, &err);
+    assert_non_null(fr);
+    json_t *ev = json_loads(tt_frame_text(fr), 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(ev, "seq")), 1);
+    json_decref(ev);
+    tt_cursor_detach(c);
+    /* Committed before: an attach commits what waits first. */
+    assert_true(tt_session_emit(s, "delta", NULL) > 0);
+    assert_true(s->committed < s->head);
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &recovered, &c), 0);
+    assert_int_equal(s->committed, s->head);
+    tt_cursor_detach(c);
+}
+
 /* A session at rest whose readers have every event keeps no ring; a reader
  * attaching later gets the same events from the store, and the next event
  * takes a ring again. */
@@ -141,7 +173,7 @@ static void test_session_ring_released_at_rest_once_read(void **state)
     assert_true(tt_session_user_message(s, "hello there", "c1") > 0);
     assert_true(tt_session_emit(s, "delta", json_pack("{s:s}", "text", "hi")) > 0);
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    assert_non_null(s->ring); /* c has not had the events */
+    assert_non_null(s->ring);       /* c has not had the events */
     json_t *before = replay_all(s); /* the last two from the ring */
     assert_int_equal(json_array_size(before), s->head);
     assert_non_null(s->ring);
@@ -584,6 +616,7 @@ int main(void)
         T(test_session_emit_assigns_contiguous_seqs),
         T(test_session_ring_keeps_only_memory_events_once_committed),
         T(test_session_ring_released_at_rest_once_read),
+        T(test_session_opener_attach_waits_for_the_group_commit),
         T(test_session_message_start_delta_end_are_contiguous_events_and_a_transcript_entry),
         T(test_session_message_snapshot_mid_stream_carries_the_text_so_far),
         T(test_session_message_discard_leaves_no_stream_and_no_entry),
