@@ -252,7 +252,7 @@ static void streaming_close(tt_session *s)
 {
     json_decref(s->streaming);
     s->streaming = NULL;
-    tt_buf_reset(&s->streaming_text);
+    tt_buf_free(&s->streaming_text); /* an idle session keeps no text buffer */
     s->streaming_unknown = 0;
     tt_session_touch(s);
 }
