@@ -396,7 +396,8 @@ static int setup_listener(tt_server *srv)
     /* rx_buffer_size: lws hands a message over in pieces of at most this
      * size and ws.c reassembles them up to the frame limit, so it costs
      * callbacks, not a limit; lws allocates it per socket (16 KiB was the
-     * largest part of an idle socket). tx_packet_size: what one write tries
+     * largest part of an idle socket, 1 KiB a tenth of it: 256 bytes take a
+     * hello with its token in two pieces). tx_packet_size: what one write tries
      * to send (0 would mean rx_buffer_size, 1 KiB writes). */
     protocols[0] = (struct lws_protocols){"tether.v1",
                                           tt_listener_first_protocol_callback,

@@ -115,7 +115,7 @@ extern const size_t tt_http_psd_size;
 /* The WebSocket protocol's lws buffers (server.c): received messages come in
  * pieces of at most TT_WS_RX_BUFFER bytes (ws.c reassembles them); a write
  * sends at most TT_WS_TX_PACKET bytes at once, lws keeps the rest. */
-#define TT_WS_RX_BUFFER 1024u
+#define TT_WS_RX_BUFFER 256u
 #define TT_WS_TX_PACKET (16u * 1024)
 /* The most lws sends of one HTTP answer per write (its tx_packet_size). */
 #define TT_HTTP_TX_PACKET_MAX (1u << 20)

@@ -572,9 +572,9 @@ static int receive(tt_conn *c, const char *in, size_t len)
     }
     if (lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0) {
         handle_frame(c);
-        if (c->rx.alloc > 65536)
-            tt_buf_free(&c->rx); /* a big message's memory is not kept for small ones */
-        tt_buf_reset(&c->rx);
+        /* Not kept between messages: an idle socket holds no receive memory
+         * (a malloc per message; a big message's memory is not kept either). */
+        tt_buf_free(&c->rx);
         c->rx_dropped = 0;
         c->rx_rate_limited = 0;
     }

@@ -280,5 +280,7 @@ char *tt_session_record(const tt_session *s, size_t *len);
 /* Fill s from a stored record. TT_EINVAL when the record is not usable. */
 int tt_session_load_record(tt_session *s, const char *json, size_t len);
 void tt_session_ring_after_commit(tt_session *s);
+/* Free the ring of a session at rest whose readers all have every event. */
+void tt_session_ring_release_idle(tt_session *s);
 
 #endif

@@ -1,5 +1,5 @@
 // Issue 18, small socket buffers and heartbeats of our own:
-//  - lws hands a message to the server in pieces of its rx buffer (1 KiB);
+//  - lws hands a message to the server in pieces of its rx buffer (256 bytes);
 //    the server reassembles them, so a say of close to --max-frame-bytes
 //    (1 MiB by default) is still accepted whole and echoed back whole, and
 //    one just over the cap is refused.
@@ -8,7 +8,7 @@
 //    the silent ones are dropped after about three intervals and counted in
 //    tether_sockets_closed_heartbeat_total.
 import assert from 'node:assert/strict';
-import { connect, httpGet, itest, openSession, sleep, waitState, within } from './harness.mjs';
+import { connect, httpGet, itest, openSession, sayAndWait, sessionInfo, sleep, waitState, within } from './harness.mjs';
 
 const ARGS = ['--echo-delay-ms', '0', '--rate-burst', '100000', '--rate-msgs-per-s', '100000'];
 const MAX = 1 << 20; // --max-frame-bytes default
@@ -29,7 +29,7 @@ async function echoedText(c, session, afterSeq) {
 }
 
 itest(
-  'a say of almost 1 MiB (a thousand rx buffers) is accepted and echoed whole; one over the cap is refused',
+  'a say of almost 1 MiB (four thousand rx buffers) is accepted and echoed whole; one over the cap is refused',
   async ({ startServer }) => {
     const srv = await startServer({ args: ARGS });
     const c = await connect(srv.port, { hello: true });
@@ -83,3 +83,30 @@ itest(
   },
   { timeout: 30_000 },
 );
+
+// A session at rest whose sockets have every event drops its in-memory ring
+// of events (issue 18): a socket attaching afterwards gets the same events
+// from the store, the session's info and transcript unchanged, and the next
+// turn goes on with the next seqs.
+itest('a session at rest replays the same events from the store, then goes on', async ({ startServer }) => {
+  const srv = await startServer({ args: ARGS });
+  const a = await connect(srv.port, { hello: true });
+  const { session } = await openSession(a);
+  await waitState(a, session, 'idle', 0);
+  const turn = await sayAndWait(a, session, 'hello there', 'c1');
+  const seen = a.sessionEvents(session);
+  assert.equal(seen.at(-1).seq, turn.idle.seq);
+  const info = await sessionInfo(a, session);
+
+  const b = await connect(srv.port, { hello: true });
+  const r = await b.ok({ type: 'session.attach', session, after: 0 });
+  assert.equal(r.head, turn.idle.seq);
+  await b.waitEvent((e) => e.session === session && e.seq === turn.idle.seq, 5000);
+  assert.deepEqual(b.sessionEvents(session), seen, 'the same events, seq for seq');
+  assert.deepEqual(await sessionInfo(b, session), info);
+
+  const next = await sayAndWait(b, session, 'again', 'c2');
+  assert.equal(next.user.seq, turn.idle.seq + 1);
+  await a.waitEvent((e) => e.session === session && e.seq === next.idle.seq, 5000);
+  assert.deepEqual(a.sessionEvents(session), b.sessionEvents(session));
+});

@@ -110,6 +110,11 @@ static void test_session_ring_keeps_only_memory_events_once_committed(void **sta
 {
     fixture *f = *state;
     tt_session *s = new_session(f);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    /* A reader that has not had the events yet keeps the ring (see below). */
+    int recovered = 0;
+    tt_cursor *reader;
+    assert_int_equal(tt_cursor_attach(s, NULL, s->head, &recovered, &reader), 0);
     for (int i = 0; i < 40; i++)
         assert_true(tt_session_emit(s, "delta", NULL) > 0);
     /* Nothing is committed yet: the ring holds every event. */
@@ -120,6 +125,84 @@ static void test_session_ring_keeps_only_memory_events_once_committed(void **sta
     json_t *events = replay_all(s);
     assert_int_equal(json_array_size(events), s->head);
     json_decref(events);
+    tt_cursor_detach(reader);
+}
+
+/* The opener of a new session attaches without a commit of its own (the
+ * session joins the pass's group commit); an attach to a session committed
+ * before still commits first, so the head it reports is durable. */
+static void test_session_opener_attach_waits_for_the_group_commit(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    assert_int_equal(tt_session_emit(s, "state", NULL), 1); /* as an agent's start */
+    assert_int_equal(s->committed, 0);
+    int recovered = 0, err = 0;
+    tt_cursor *c;
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &recovered, &c), 0);
+    assert_int_equal(recovered, 1);
+    assert_int_equal(s->committed, 0);    /* not committed by the attach */
+    assert_null(tt_cursor_peek(c, &err)); /* nothing handed out before the commit */
+    assert_int_equal(err, 0);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(s->committed, s->head);
+    const tt_frame *fr = tt_cursor_peek(c, &err);
+    assert_non_null(fr);
+    json_t *ev = json_loads(tt_frame_text(fr), 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(ev, "seq")), 1);
+    json_decref(ev);
+    tt_cursor_detach(c);
+    /* Committed before: an attach commits what waits first. */
+    assert_true(tt_session_emit(s, "delta", NULL) > 0);
+    assert_true(s->committed < s->head);
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &recovered, &c), 0);
+    assert_int_equal(s->committed, s->head);
+    tt_cursor_detach(c);
+}
+
+/* A session at rest whose readers have every event keeps no ring; a reader
+ * attaching later gets the same events from the store, and the next event
+ * takes a ring again. */
+static void test_session_ring_released_at_rest_once_read(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    int recovered = 0;
+    tt_cursor *c;
+    assert_int_equal(tt_cursor_attach(s, NULL, 0, &recovered, &c), 0);
+    assert_true(tt_session_user_message(s, "hello there", "c1") > 0);
+    assert_true(tt_session_emit(s, "delta", json_pack("{s:s}", "text", "hi")) > 0);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_non_null(s->ring);       /* c has not had the events */
+    json_t *before = replay_all(s); /* the last two from the ring */
+    assert_int_equal(json_array_size(before), s->head);
+    assert_non_null(s->ring);
+    int err = 0;
+    while (tt_cursor_peek(c, &err))
+        tt_cursor_advance(c);
+    assert_int_equal(err, 0);
+    assert_null(s->ring); /* every reader caught up, the session at rest */
+    assert_int_equal(s->ring_cap, 0);
+    assert_int_equal(s->ring_first, s->head + 1);
+    json_t *after = replay_all(s); /* from the store */
+    assert_true(json_equal(before, after));
+    json_decref(after);
+    /* The next event takes a ring; the stream goes on with the next seq. */
+    uint64_t head = s->head;
+    assert_int_equal(tt_session_emit(s, "delta", NULL), head + 1);
+    assert_non_null(s->ring);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_non_null(tt_cursor_peek(c, &err)); /* c is behind again: the ring stays */
+    assert_non_null(s->ring);
+    tt_cursor_advance(c);
+    assert_null(s->ring);
+    after = replay_all(s);
+    assert_int_equal(json_array_size(after), head + 1);
+    json_array_remove(after, head);
+    assert_true(json_equal(before, after));
+    json_decref(after);
+    json_decref(before);
+    tt_cursor_detach(c);
 }
 
 /* Close the registry and the store and open them again, as a restart does. */
@@ -532,6 +615,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_session_emit_assigns_contiguous_seqs),
         T(test_session_ring_keeps_only_memory_events_once_committed),
+        T(test_session_ring_released_at_rest_once_read),
+        T(test_session_opener_attach_waits_for_the_group_commit),
         T(test_session_message_start_delta_end_are_contiguous_events_and_a_transcript_entry),
         T(test_session_message_snapshot_mid_stream_carries_the_text_so_far),
         T(test_session_message_discard_leaves_no_stream_and_no_entry),
