@@ -194,6 +194,10 @@ void tt_conn_error_retryable(tt_conn *c, const char *re, int err, const char *ms
 {
     const char *code = tt_err_wire(err);
     tt_metrics_error(&c->srv->metrics, code);
+    if (c->aisdk) { /* that socket's clients know only its own error frame */
+        tt_aisdk_ws_refuse(c, msg ? msg : tt_strerror(err));
+        return;
+    }
     json_t *reply = tt_reply_error(re, code, msg ? msg : tt_strerror(err), retryable);
     if (reply && err == TT_ERATE)
         json_object_set_new(reply, "retry_after_s", json_integer(1));
@@ -631,15 +635,20 @@ static void upgrade_token(tt_conn *c)
 
 #define AISDK_PATH "/v1/ai-sdk/ws"
 
-/* /v1/ai-sdk/ws speaks the AI SDK's frames (aisdk_ws.h): no hello, the
- * token on the upgrade or none in open mode. */
-static void aisdk_setup(tt_conn *c)
+static int path_is_aisdk(struct lws *wsi)
 {
     char path[32];
-    if (lws_hdr_copy(c->wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
-        strcmp(path, AISDK_PATH) != 0)
+    return lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
+           strcmp(path, AISDK_PATH) == 0;
+}
+
+/* /v1/ai-sdk/ws speaks the AI SDK's frames (aisdk_ws.h): no hello, the
+ * token on the upgrade or none in open mode. c->aisdk is set before the
+ * upgrade's token is checked, so that its refusal is in that shape too. */
+static void aisdk_setup(tt_conn *c)
+{
+    if (!c->aisdk)
         return;
-    c->aisdk = 1;
     c->welcomed = 1;
     if (c->authed || c->close_code)
         return;
@@ -691,6 +700,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         srv->metrics.connections++;
         srv->metrics.connections_total++;
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_REASON_BASE, HELLO_TIMEOUT_S);
+        c->aisdk = path_is_aisdk(wsi);
         upgrade_token(c);
         aisdk_setup(c);
         return 0;

@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import WebSocket from 'ws';
-import { connect, itest, openSession, sleep, waitState } from './harness.mjs';
+import { CheckedAiSdkWebSocket, connect, itest, openSession, sleep, waitState } from './harness.mjs';
 
 const ARGS = ['--echo-delay-ms', '0', '--rate-burst', '100000', '--rate-msgs-per-s', '100000'];
 const MAX = 1 << 20; // --max-frame-bytes default
@@ -46,8 +46,10 @@ function cutInto(buf, n) {
  * fragment i (not after the last): a ping there goes out between them.
  */
 function sendFragments(ws, parts, { binary = false, between } = {}) {
+  // A fragment is no JSON by itself: a CheckedWebSocket sends it unchecked.
+  const send = ws.sendUnchecked ? ws.sendUnchecked.bind(ws) : ws.send.bind(ws);
   parts.forEach((p, i) => {
-    ws.send(p, { fin: i === parts.length - 1, binary });
+    send(p, { fin: i === parts.length - 1, binary });
     if (between && i < parts.length - 1) between(i);
   });
 }
@@ -314,9 +316,9 @@ itest(
   { timeout: 60_000 },
 );
 
-/** Open /v1/ai-sdk/ws; resolves with the socket and the frames it receives. */
+/** Open /v1/ai-sdk/ws; resolves with the socket and the frames it receives (each checked against its schema). */
 async function aisdkSocket(port) {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ai-sdk/ws`, { maxPayload: 64 << 20 });
+  const ws = new CheckedAiSdkWebSocket(`ws://127.0.0.1:${port}/v1/ai-sdk/ws`, { maxPayload: 64 << 20 });
   const frames = [];
   ws.on('message', (d) => frames.push(JSON.parse(String(d))));
   await new Promise((resolve, reject) => {
@@ -370,4 +372,38 @@ itest(
     ws.close();
   },
   { timeout: 120_000 },
+);
+
+itest(
+  '/v1/ai-sdk/ws: a message over the cap in its fragments, or binary, is refused with an AI SDK error frame; the socket stays',
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ARGS });
+    const { ws, frames } = await aisdkSocket(srv.port);
+    const errors = () => frames.filter((f) => f.type === 'error');
+    const over = Buffer.from(JSON.stringify({ type: 'send', chatId: 'over1', messages: [], pad: 'o'.repeat(MAX) }));
+    sendFragments(ws, cutAt(over, cutInto(over, 7)));
+    await waitFor(frames, (f) => f.type === 'error');
+    assert.deepEqual(Object.keys(errors()[0]).sort(), ['chatId', 'message', 'type'], JSON.stringify(errors()[0]));
+    assert.equal(errors()[0].chatId, '');
+    assert.match(errors()[0].message, /larger than 1048576 bytes/);
+    sendFragments(ws, cutAt(Buffer.from('{"type":"abort","chatId":"bin1"}'), [3, 9]), { binary: true });
+    await waitFor(frames, () => errors().length === 2);
+    assert.match(errors()[1].message, /binary/);
+    assert.equal(errors()[1].chatId, '');
+    // The next send, fragmented, is taken whole.
+    const buf = Buffer.from(
+      JSON.stringify({
+        type: 'send',
+        chatId: 'after1',
+        agent: 'echo',
+        messages: [{ id: 'm-after1', role: 'user', parts: [{ type: 'text', text: 'after the refusals' }] }],
+      }),
+    );
+    sendFragments(ws, cutAt(buf, cutInto(buf, 5)));
+    const end = await waitFor(frames, (f) => f.chatId === 'after1' && (f.type === 'end' || f.type === 'error'));
+    assert.equal(end.type, 'end', JSON.stringify(end));
+    assert.equal(ws.readyState, WebSocket.OPEN);
+    ws.close();
+  },
+  { timeout: 60_000 },
 );
