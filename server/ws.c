@@ -72,7 +72,7 @@ static void outq_free(tt_conn *c)
     items_free(c->out_head);
     items_free(c->held_head);
     c->out_head = c->out_tail = c->held_head = c->held_tail = NULL;
-    c->out_bytes = 0;
+    c->out_bytes = c->stream_bytes = 0;
     if (c->in_held_list) {
         tt_conn **pp = &c->srv->held;
         while (*pp && *pp != c)
@@ -152,7 +152,8 @@ tt_outq_item *tt_conn_make_item(tt_conn *c, json_t *msg)
 int tt_conn_count_output(tt_conn *c, size_t len)
 {
     c->out_bytes += len;
-    if (c->out_bytes <= (size_t)c->srv->cfg.max_output_bytes || c->close_code || c->failed)
+    if (c->out_bytes - c->stream_bytes <= (size_t)c->srv->cfg.max_output_bytes || c->close_code ||
+        c->failed)
         return c->failed;
     c->srv->metrics.dropped_output++;
     tt_log(TT_WARN, "socket dropped: replies not read",
@@ -162,7 +163,7 @@ int tt_conn_count_output(tt_conn *c, size_t len)
     return 1;
 }
 
-void tt_conn_send(tt_conn *c, json_t *msg)
+static void enqueue(tt_conn *c, json_t *msg, int stream)
 {
     if (c->lingering) {
         json_decref(msg); /* closed: nothing more is written */
@@ -180,9 +181,22 @@ void tt_conn_send(tt_conn *c, json_t *msg)
     else
         c->out_head = it;
     c->out_tail = it;
+    it->stream = stream;
+    if (stream)
+        c->stream_bytes += it->frame.len;
     if (tt_conn_count_output(c, it->frame.len) != 0)
         return;
     tt_conn_pump(c);
+}
+
+void tt_conn_send(tt_conn *c, json_t *msg)
+{
+    enqueue(c, msg, 0);
+}
+
+void tt_conn_send_stream(tt_conn *c, json_t *msg)
+{
+    enqueue(c, msg, 1);
 }
 
 void tt_conn_error(tt_conn *c, const char *re, int err, const char *msg)
@@ -268,6 +282,8 @@ static void consume(tt_conn *c, tt_cursor *from, size_t len)
     if (!c->out_head)
         c->out_tail = NULL;
     c->out_bytes -= it->frame.len;
+    if (it->stream)
+        c->stream_bytes -= it->frame.len;
     tt_frame_release(&it->frame);
     free(it);
 }

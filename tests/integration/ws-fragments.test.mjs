@@ -407,3 +407,41 @@ itest(
   },
   { timeout: 60_000 },
 );
+
+itest(
+  '/v1/ai-sdk/ws: a send whose echo is one chunk larger than --max-output-bytes is streamed whole to a reading client (not dropped, 1006)',
+  async ({ startServer }) => {
+    // The chunks a stream pulls are bounded by its own pull limit (64 KiB
+    // queued, then one event); --max-output-bytes is for replies not read.
+    const srv = await startServer({ args: [...ARGS, '--max-output-bytes', '65536'] });
+    const { ws, frames } = await aisdkSocket(srv.port);
+    const closed = new Promise((r) => ws.once('close', (code) => r(code)));
+    const send = (chatId, text) =>
+      JSON.stringify({
+        type: 'send',
+        chatId,
+        agent: 'echo',
+        messages: [{ id: `m-${chatId}`, role: 'user', parts: [{ type: 'text', text }] }],
+      });
+    for (const [chatId, text, n] of [
+      ['wide1', 'W'.repeat(200 * 1024), 1],
+      ['wide2', 'V'.repeat(300 * 1024), 7],
+    ]) {
+      const buf = Buffer.from(send(chatId, text));
+      sendFragments(ws, cutAt(buf, cutInto(buf, n)));
+      const end = await Promise.race([
+        waitFor(frames, (f) => f.chatId === chatId && (f.type === 'end' || f.type === 'error')),
+        closed.then((code) => ({ closed: code })),
+      ]);
+      assert.equal(end.type, 'end', JSON.stringify(end));
+      const deltas = frames
+        .filter((f) => f.chatId === chatId && f.type === 'chunk' && f.chunk.type === 'text-delta')
+        .map((f) => f.chunk.delta)
+        .join('');
+      assert.equal(deltas, text);
+    }
+    assert.equal(ws.readyState, WebSocket.OPEN);
+    ws.close();
+  },
+  { timeout: 60_000 },
+);
