@@ -644,7 +644,7 @@ static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
 {
     if (len == 0)
         return 0;
-    if (!r->body.len && !r->dropped && memcmp(in, "POST /", len < 6 ? len : 6) == 0) {
+    if (!r->body.len && !r->dropped && strncasecmp(in, "POST ", len < 5 ? len : 5) == 0) {
         tt_log(TT_WARN, "a POST pipelined behind another request: connection closed", NULL);
         return -1; /* lws 4.1 hands it its own head as its body (README, "HTTP requests") */
     }

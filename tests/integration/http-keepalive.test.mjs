@@ -221,6 +221,8 @@ itest(
         [200],
       ],
       [[raw('POST', '/v1/tokens', '{"user":"d"}'), raw('POST', '/v1/tokens', 'P')], [200]],
+      // methods are case-insensitive to lws: "post" is a POST too
+      [[raw('GET', '/healthz'), raw('post', '/v1/tokens', '{"user":"e"}')], [200]],
     ];
     for (const [requests, statuses] of cases) {
       const rs = await pipeline(srv.port, requests, requests.length, { untilClose: true });

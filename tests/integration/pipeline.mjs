@@ -6,7 +6,10 @@ import net from 'node:net';
 /** One request as text; a POST carries a JSON body with its length. */
 export const raw = (method, path, body) => {
   const b = body === undefined ? '' : body;
-  const len = method === 'POST' ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n` : '';
+  const len =
+    method.toUpperCase() === 'POST'
+      ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n`
+      : '';
   return `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${len}\r\n${b}`;
 };
 
