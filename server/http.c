@@ -600,12 +600,12 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         return -1;
     }
     req_reset(srv, r);
+    if (tt_cors_is_options(wsi, r->path, sizeof r->path))
+        return on_options(srv, wsi, r);
     int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    int is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
     /* a body no route reads (PUT, PATCH): lws would parse it as a request */
     int unread = !is_post && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
-    if (tt_cors_is_options(wsi, r->path, sizeof r->path))
-        return (on_options(srv, wsi, r) || unread) ? -1 : 0;
-    int is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
     if (lws_hdr_copy(wsi, r->path, sizeof r->path,
                      is_post     ? WSI_TOKEN_POST_URI
                      : is_delete ? WSI_TOKEN_DELETE_URI
@@ -635,8 +635,9 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
     if (!is_post && (r->sse || r->thumb.done || r->docs.done))
         return on_gateway_writeable(srv, wsi, r); /* the stream's headers now */
     if (is_post)
-        return 0;                                      /* a POST is answered after its body */
-    return (send_now(srv, wsi, r) || unread) ? -1 : 0; /* closed after its answer (README) */
+        return 0; /* a POST is answered after its body */
+    int rc = send_now(srv, wsi, r);
+    return rc ? rc : unread ? -1 : 0; /* closed after its answer (README) */
 }
 
 static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
