@@ -523,8 +523,10 @@ static int finish(tt_server *srv, struct lws *wsi, http_req *r, int failed)
 }
 
 /* Write the decided answer at once, from the callback that decided it: lws
- * 4.1 parses a pipelined next request as soon as this callback returns, so
- * an answer left for a later WRITEABLE would be lost. */
+ * 4.1 parses a pipelined next request from its buffer as soon as this
+ * callback returns, into the same connection, so an answer left for a later
+ * WRITEABLE callback would be lost (and lws does not wait for a connection it
+ * was told to stop reading). lws buffers what the socket does not take. */
 static int send_now(tt_server *srv, struct lws *wsi, http_req *r)
 {
     return finish(srv, wsi, r, write_response(srv, wsi, r) != 0);
@@ -545,8 +547,9 @@ static int on_gateway_writeable(tt_server *srv, struct lws *wsi, http_req *r)
     return rc == 0 ? 0 : finish(srv, wsi, r, rc < 0);
 }
 
-/* A gateway answer decided at once (bad request, no model) goes out now too
- * (send_now); one waiting for the model is written from WRITEABLE. */
+/* An answer the gateway decided at once (a bad request, no model, an unknown
+ * alias) goes out now too, as send_now() explains: its headers, then its
+ * small body. One still waiting for the model is written from WRITEABLE. */
 static int gateway_send_now(tt_server *srv, struct lws *wsi, http_req *r)
 {
     int rc = 0;
@@ -555,7 +558,8 @@ static int gateway_send_now(tt_server *srv, struct lws *wsi, http_req *r)
     return rc == 0 ? 0 : finish(srv, wsi, r, rc < 0);
 }
 
-/* OPTIONS: a CORS preflight (cors.h); a foreign origin 403, no API route 404. */
+/* OPTIONS: a CORS preflight on an API route (cors.h); a foreign origin gets
+ * the origin policy's 403, a path that is no API route 404. */
 static int on_options(tt_server *srv, struct lws *wsi, http_req *r)
 {
     static const char *const routes[] = {"/healthz", "/readyz", "/metrics", PATH_TOKENS,
@@ -574,7 +578,8 @@ static int on_options(tt_server *srv, struct lws *wsi, http_req *r)
     return send_now(srv, wsi, r);
 }
 
-/* The client IP's rate limit on every /v1/ route (limits.h): 1: 429. */
+/* The client IP's rate limit, on every /v1/ route (limits.h): 1 when
+ * refused (answered 429). */
 static int over_ip_limit(tt_server *srv, struct lws *wsi, http_req *r)
 {
     char ip[64], why[320];
@@ -604,8 +609,6 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         return on_options(srv, wsi, r);
     int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     int is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
-    /* a body no route reads (PUT, PATCH): lws would parse it as a request */
-    int unread = !is_post && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
     if (lws_hdr_copy(wsi, r->path, sizeof r->path,
                      is_post     ? WSI_TOKEN_POST_URI
                      : is_delete ? WSI_TOKEN_DELETE_URI
@@ -634,10 +637,7 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         return 0; /* answered from WRITEABLE when the read is back */
     if (!is_post && (r->sse || r->thumb.done || r->docs.done))
         return on_gateway_writeable(srv, wsi, r); /* the stream's headers now */
-    if (is_post)
-        return 0; /* a POST is answered after its body */
-    int rc = send_now(srv, wsi, r);
-    return rc ? rc : unread ? -1 : 0; /* closed after its answer (README) */
+    return is_post ? 0 : send_now(srv, wsi, r);   /* a POST is answered after its body */
 }
 
 static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)

@@ -204,12 +204,10 @@ itest('pipelining: 50 rounds of GET bursts on fresh sockets leave the server hea
 
 /** A JSON body of exactly n bytes: obj, padded with spaces. */
 const padded = (obj, n) => JSON.stringify(obj).padEnd(n, ' ');
-const rawWithBody = (method, path, body) =>
-  `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 const bodyGauge = (metrics) => Number(/^tether_http_body_bytes (\d+)$/m.exec(metrics)?.[1]);
 
 itest(
-  'a POST pipelined behind another request, or a PUT body: the answers before it, then the connection closes; the server goes on (it spun for ever)',
+  'a POST pipelined behind another request: the answers before it, then the connection closes; the server goes on (it spun for ever)',
   async ({ startServer }) => {
     // lws 4.1 hands such a POST its own head as its body, answers that, then
     // spins on the rest: no socket was served again. Browsers and node do not
@@ -225,12 +223,6 @@ itest(
       [[raw('POST', '/v1/tokens', '{"user":"d"}'), raw('POST', '/v1/tokens', 'P')], [200]],
       // methods are case-insensitive to lws: "post" is a POST too
       [[raw('GET', '/healthz'), raw('post', '/v1/tokens', '{"user":"e"}')], [200]],
-      // a body no route reads (PUT, PATCH): answered, then the connection closes
-      [
-        [raw('GET', '/healthz'), rawWithBody('PUT', '/v1/tokens', '{"user":"f"}'), raw('GET', '/readyz')],
-        [200, 404],
-      ],
-      [[rawWithBody('PATCH', '/v1/tokens', '{"user":"g"}'), raw('GET', '/readyz')], [404]],
     ];
     for (const [requests, statuses] of cases) {
       const rs = await pipeline(srv.port, requests, requests.length, { untilClose: true });
