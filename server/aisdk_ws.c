@@ -145,6 +145,11 @@ void tt_aisdk_ws_frame(tt_conn *c, const char *text, size_t len)
     json_decref(msg);
 }
 
+void tt_aisdk_ws_refuse(tt_conn *c, const char *message)
+{
+    frame(c, "error", "", message);
+}
+
 void tt_aisdk_ws_drain(tt_conn *c)
 {
     if (c->aisdk_draining)

@@ -19,6 +19,10 @@ struct tt_conn;
 #define TT_AISDK_WS_STREAMS 8
 
 void tt_aisdk_ws_frame(struct tt_conn *c, const char *text, size_t len);
+/* A message refused before it was read (too large, binary, over a rate, an
+ * expired token): {"type":"error", "chatId":"", message}, the frame the
+ * socket's clients know (ws.c's refusals on this socket come here). */
+void tt_aisdk_ws_refuse(struct tt_conn *c, const char *message);
 /* Pull events into the socket's queue; end the streams that are over. */
 void tt_aisdk_ws_drain(struct tt_conn *c);
 /* The socket is closing: free its streams (the runs go on). */

@@ -27,6 +27,7 @@ typedef struct tt_outq_item {
     char sid[TT_SESSION_ID_MAX + 1];
     char re[TT_ID_MAX + 1];
     uint64_t pass; /* held until the registry's commit pass `pass` is done */
+    int stream;    /* pulled from an AI SDK stream (tt_conn_send_stream), no reply */
 } tt_outq_item;
 
 struct tt_conn {
@@ -47,7 +48,8 @@ struct tt_conn {
     int rx_binary;
 
     tt_outq_item *out_head, *out_tail;
-    size_t out_bytes;
+    size_t out_bytes;    /* queued: replies and stream frames */
+    size_t stream_bytes; /* of out_bytes, frames pulled from streams (no output cap) */
     tt_outq_item *held_head, *held_tail; /* replies waiting for the next commit */
     tt_conn *held_next;                  /* srv->held: connections holding replies */
     int in_held_list;
@@ -84,6 +86,11 @@ struct tt_conn {
 
 /* Queue a reply (consumed) and write what the socket takes now. */
 void tt_conn_send(tt_conn *c, json_t *msg);
+/* The same for a frame an AI SDK stream pulled from its session: counted in
+ * out_bytes (the stream pulls only while little is queued, sse_out.h) but
+ * not toward the output cap, which is for replies a client does not read:
+ * one event larger than the cap is no such client. */
+void tt_conn_send_stream(tt_conn *c, json_t *msg);
 /* Shared by ws.c and held.c: an output item from msg (consumed; NULL and the
  * socket failing when it cannot be made), its bytes counted toward the
  * output cap (1: the socket is failing), and an item held behind the

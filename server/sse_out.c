@@ -166,8 +166,9 @@ void tt_evs_raw(tt_evs *st, const char *text, size_t len)
 void tt_evs_emit(tt_evs *st, uint64_t id, json_t *obj)
 {
     if (st->conn) {
-        tt_conn_send(st->conn, json_pack("{s:s, s:s, s:I, s:o}", "type", "chunk", "chatId",
-                                         st->chat, "sequence", (json_int_t)id, "chunk", obj));
+        tt_conn_send_stream(st->conn,
+                            json_pack("{s:s, s:s, s:I, s:o}", "type", "chunk", "chatId", st->chat,
+                                      "sequence", (json_int_t)id, "chunk", obj));
         return;
     }
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;

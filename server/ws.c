@@ -72,7 +72,7 @@ static void outq_free(tt_conn *c)
     items_free(c->out_head);
     items_free(c->held_head);
     c->out_head = c->out_tail = c->held_head = c->held_tail = NULL;
-    c->out_bytes = 0;
+    c->out_bytes = c->stream_bytes = 0;
     if (c->in_held_list) {
         tt_conn **pp = &c->srv->held;
         while (*pp && *pp != c)
@@ -152,7 +152,8 @@ tt_outq_item *tt_conn_make_item(tt_conn *c, json_t *msg)
 int tt_conn_count_output(tt_conn *c, size_t len)
 {
     c->out_bytes += len;
-    if (c->out_bytes <= (size_t)c->srv->cfg.max_output_bytes || c->close_code || c->failed)
+    if (c->out_bytes - c->stream_bytes <= (size_t)c->srv->cfg.max_output_bytes || c->close_code ||
+        c->failed)
         return c->failed;
     c->srv->metrics.dropped_output++;
     tt_log(TT_WARN, "socket dropped: replies not read",
@@ -162,7 +163,7 @@ int tt_conn_count_output(tt_conn *c, size_t len)
     return 1;
 }
 
-void tt_conn_send(tt_conn *c, json_t *msg)
+static void enqueue(tt_conn *c, json_t *msg, int stream)
 {
     if (c->lingering) {
         json_decref(msg); /* closed: nothing more is written */
@@ -180,9 +181,22 @@ void tt_conn_send(tt_conn *c, json_t *msg)
     else
         c->out_head = it;
     c->out_tail = it;
+    it->stream = stream;
+    if (stream)
+        c->stream_bytes += it->frame.len;
     if (tt_conn_count_output(c, it->frame.len) != 0)
         return;
     tt_conn_pump(c);
+}
+
+void tt_conn_send(tt_conn *c, json_t *msg)
+{
+    enqueue(c, msg, 0);
+}
+
+void tt_conn_send_stream(tt_conn *c, json_t *msg)
+{
+    enqueue(c, msg, 1);
 }
 
 void tt_conn_error(tt_conn *c, const char *re, int err, const char *msg)
@@ -194,6 +208,10 @@ void tt_conn_error_retryable(tt_conn *c, const char *re, int err, const char *ms
 {
     const char *code = tt_err_wire(err);
     tt_metrics_error(&c->srv->metrics, code);
+    if (c->aisdk) { /* that socket's clients know only its own error frame */
+        tt_aisdk_ws_refuse(c, msg ? msg : tt_strerror(err));
+        return;
+    }
     json_t *reply = tt_reply_error(re, code, msg ? msg : tt_strerror(err), retryable);
     if (reply && err == TT_ERATE)
         json_object_set_new(reply, "retry_after_s", json_integer(1));
@@ -264,6 +282,8 @@ static void consume(tt_conn *c, tt_cursor *from, size_t len)
     if (!c->out_head)
         c->out_tail = NULL;
     c->out_bytes -= it->frame.len;
+    if (it->stream)
+        c->stream_bytes -= it->frame.len;
     tt_frame_release(&it->frame);
     free(it);
 }
@@ -631,15 +651,20 @@ static void upgrade_token(tt_conn *c)
 
 #define AISDK_PATH "/v1/ai-sdk/ws"
 
-/* /v1/ai-sdk/ws speaks the AI SDK's frames (aisdk_ws.h): no hello, the
- * token on the upgrade or none in open mode. */
-static void aisdk_setup(tt_conn *c)
+static int path_is_aisdk(struct lws *wsi)
 {
     char path[32];
-    if (lws_hdr_copy(c->wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
-        strcmp(path, AISDK_PATH) != 0)
+    return lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
+           strcmp(path, AISDK_PATH) == 0;
+}
+
+/* /v1/ai-sdk/ws speaks the AI SDK's frames (aisdk_ws.h): no hello, the
+ * token on the upgrade or none in open mode. c->aisdk is set before the
+ * upgrade's token is checked, so that its refusal is in that shape too. */
+static void aisdk_setup(tt_conn *c)
+{
+    if (!c->aisdk)
         return;
-    c->aisdk = 1;
     c->welcomed = 1;
     if (c->authed || c->close_code)
         return;
@@ -691,6 +716,7 @@ int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         srv->metrics.connections++;
         srv->metrics.connections_total++;
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_REASON_BASE, HELLO_TIMEOUT_S);
+        c->aisdk = path_is_aisdk(wsi);
         upgrade_token(c);
         aisdk_setup(c);
         return 0;

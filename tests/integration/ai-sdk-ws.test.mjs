@@ -178,9 +178,18 @@ itest('AI SDK over a WebSocket: stop() sends abort, which cancels the run', asyn
 
 itest('AI SDK over a WebSocket: with API keys a token is required; bad frames are errors', async ({ startServer }) => {
   const srv = await startServer({ args: ['--api-key', 'k1'] });
-  const bare = new WebSocket(`ws://127.0.0.1:${srv.port}/v1/ai-sdk/ws`);
+  // Refused in the socket's own error frame (checked against its schema), then closed.
+  const bare = new CheckedAiSdkWebSocket(`ws://127.0.0.1:${srv.port}/v1/ai-sdk/ws`);
+  const said = [];
+  bare.on('message', (d) => said.push(JSON.parse(String(d))));
   const code = await new Promise((r) => bare.once('close', (c) => r(c)));
   assert.equal(code, 4001);
+  assert.deepEqual(said, [{ type: 'error', chatId: '', message: 'a token is required (Authorization or ?token=)' }]);
+  const badToken = new CheckedAiSdkWebSocket(`ws://127.0.0.1:${srv.port}/v1/ai-sdk/ws?token=not.a.token`);
+  const said2 = [];
+  badToken.on('message', (d) => said2.push(JSON.parse(String(d))));
+  assert.equal(await new Promise((r) => badToken.once('close', (c) => r(c))), 4001);
+  assert.deepEqual(said2, [{ type: 'error', chatId: '', message: 'invalid or expired token' }]);
   const tok = await httpRequest(srv.port, 'POST', '/v1/tokens', {
     headers: { authorization: 'Bearer k1' },
     body: { user: 'ann' },

@@ -6,15 +6,19 @@ import net from 'node:net';
 /** One request as text; a POST carries a JSON body with its length. */
 export const raw = (method, path, body) => {
   const b = body === undefined ? '' : body;
-  const len = method === 'POST' ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n` : '';
+  const len =
+    method.toUpperCase() === 'POST'
+      ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n`
+      : '';
   return `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${len}\r\n${b}`;
 };
 
 /**
  * Write every request at once on one TCP socket, then read `count` responses
- * (framed by Content-Length). Resolves [{status, headers, body}] in order.
+ * (framed by Content-Length). Resolves [{status, headers, body}] in order
+ * (with untilClose, also the ones before the server closed, `closed` set).
  */
-export function pipeline(port, requests, count = requests.length) {
+export function pipeline(port, requests, count = requests.length, { untilClose = false } = {}) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1', () => sock.write(requests.join('')));
     let buf = Buffer.alloc(0);
@@ -23,6 +27,13 @@ export function pipeline(port, requests, count = requests.length) {
       sock.destroy();
       reject(new Error(`${out.length} of ${count} responses after 5 s: ${JSON.stringify(out.map((r) => r.status))}`));
     }, 5000);
+    // untilClose: resolves with what was answered when the server closes the connection.
+    sock.on('end', () => {
+      if (!untilClose) return;
+      clearTimeout(timer);
+      out.closed = true;
+      resolve(out);
+    });
     sock.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       for (;;) {

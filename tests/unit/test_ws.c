@@ -28,6 +28,11 @@ typedef struct sock {
     int binary;     /* the next frame received is binary */
     int choked;     /* lws_send_pipe_choked() says so */
     int fd_asked;   /* lws_get_socket_fd() was called: the write side is being shut */
+    /* Where lws is in the message being received (receive_pieces sets them;
+     * zero: a whole message in one piece). */
+    int not_first;    /* lws_is_first_fragment() is 0 */
+    int not_final;    /* the frame has no FIN */
+    size_t remaining; /* lws_remaining_packet_payload(): bytes of the frame still to come */
 } sock;
 
 static tt_server *the_server;
@@ -114,12 +119,13 @@ const char *__wrap_lws_get_urlarg_by_name(struct lws *wsi, const char *name, cha
 
 int __wrap_lws_is_first_fragment(struct lws *wsi)
 {
-    return 1;
+    return !((sock *)wsi)->not_first;
 }
 
+/* As lws: the frame has FIN and none of its payload is still to come. */
 int __wrap_lws_is_final_fragment(struct lws *wsi)
 {
-    return 1;
+    return !((sock *)wsi)->not_final && ((sock *)wsi)->remaining == 0;
 }
 
 int __wrap_lws_frame_is_binary(struct lws *wsi)
@@ -129,7 +135,7 @@ int __wrap_lws_frame_is_binary(struct lws *wsi)
 
 size_t __wrap_lws_remaining_packet_payload(struct lws *wsi)
 {
-    return 0;
+    return ((sock *)wsi)->remaining;
 }
 
 lws_sockfd_type __wrap_lws_get_socket_fd(struct lws *wsi)
@@ -234,6 +240,42 @@ static int receive(sock *s, const char *text)
 {
     return tt_ws_callback((struct lws *)s, LWS_CALLBACK_RECEIVE, &s->conn, (void *)text,
                           strlen(text));
+}
+
+/* A message as lws hands it over: cut into frames (a text frame, then
+ * continuations; cuts[i] is where frame i+1 starts, n_cuts of them), each
+ * frame in pieces of at most TT_WS_RX_BUFFER bytes. Returns the first
+ * non-zero callback value, or 0. */
+static int receive_pieces(sock *s, const char *text, size_t len, const size_t *cuts, size_t n_cuts)
+{
+    for (size_t fr = 0, at = 0; fr <= n_cuts; fr++) {
+        size_t end = fr < n_cuts ? cuts[fr] : len;
+        do {
+            size_t n = end - at < TT_WS_RX_BUFFER ? end - at : TT_WS_RX_BUFFER;
+            s->not_final = fr < n_cuts;
+            s->remaining = end - at - n;
+            int rc = tt_ws_callback((struct lws *)s, LWS_CALLBACK_RECEIVE, &s->conn,
+                                    (void *)(text + at), n);
+            s->not_first = 1;
+            at += n;
+            if (rc)
+                return rc;
+        } while (at < end);
+    }
+    s->not_first = s->not_final = 0;
+    s->remaining = 0;
+    return 0;
+}
+
+/* A ping with id, padded with spaces to len bytes (malloc'd). */
+static char *padded_ping(const char *id, size_t len)
+{
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    int n = snprintf(text, len + 1, "{\"type\":\"ping\",\"id\":\"%s\"}", id);
+    memset(text + n, ' ', len - (size_t)n);
+    text[len] = '\0';
+    return text;
 }
 
 /* Commit what is pending, so held replies and events go out. */
@@ -453,6 +495,71 @@ static void test_ws_held_replies_count_toward_the_output_cap(void **state)
         tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), -1);
 }
 
+/* Each message is reassembled from its own pieces: a message of almost the
+ * cap in 1 KiB pieces, then one in 7 fragments (cut inside pieces and at
+ * their edges), one over the cap only in its fragments' sum (too_large),
+ * and small ones after each. */
+static void test_ws_messages_in_pieces_and_fragments_are_each_whole(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    size_t max = (size_t)f->srv.cfg.max_frame_bytes;
+    char *big = padded_ping("big", max - 1);
+    assert_int_equal(receive_pieces(s, big, max - 1, NULL, 0), 0);
+    assert_string_equal(json_string_value(json_object_get(reply_to(s, "big"), "type")), "pong");
+    char *half = padded_ping("half", max / 2);
+    size_t cuts[6];
+    for (size_t i = 0; i < 6; i++)
+        cuts[i] = (i + 1) * (max / 14) + (i % 2 ? TT_WS_RX_BUFFER - (i * 7) % TT_WS_RX_BUFFER : 0);
+    assert_int_equal(receive_pieces(s, half, max / 2, cuts, 6), 0);
+    assert_string_equal(json_string_value(json_object_get(reply_to(s, "half"), "type")), "pong");
+    char *over = padded_ping("over", max + 1);
+    size_t over_cuts[] = {TT_WS_RX_BUFFER, max / 2, max};
+    assert_int_equal(receive_pieces(s, over, max + 1, over_cuts, 3), 0);
+    assert_null(reply_to(s, "over"));
+    assert_string_equal(error_code(last_frame(s)), "too_large");
+    size_t one_cuts[] = {1, 2, 3, 20};
+    receive_pieces(s, "{\"type\":\"ping\",\"id\":\"small\"}", 28, one_cuts, 4);
+    assert_string_equal(json_string_value(json_object_get(reply_to(s, "small"), "type")), "pong");
+    assert_int_equal(receive_pieces(s, half, max / 2, NULL, 0), 0); /* unfragmented again */
+    assert_int_equal(json_array_size(s->frames), 6);                /* welcome, 4 pongs, 1 error */
+    assert_int_equal(s->close_code, 0);
+    free(big);
+    free(half);
+    free(over);
+}
+
+/* Frames an AI SDK stream pulls are bounded by its pull limit, not the
+ * output cap: one larger than the cap does not drop a socket; replies
+ * past the cap still do. */
+static void test_ws_stream_frames_do_not_count_toward_the_output_cap(void **state)
+{
+    fixture *f = *state;
+    f->srv.cfg.max_output_bytes = 4096;
+    sock *s = &f->socks[0];
+    welcome(s);
+    s->choked = 1;
+    char *wide = padded_ping("w", 3 * 4096);
+    tt_conn_send_stream(s->conn, json_pack("{s:s}", "text", wide));
+    free(wide);
+    assert_false(s->conn->failed);
+    assert_true(s->conn->stream_bytes > 3 * 4096);
+    assert_true(s->conn->out_bytes == s->conn->stream_bytes);
+    char msg[64];
+    for (int i = 0; i < 200 && !s->conn->failed; i++) {
+        snprintf(msg, sizeof msg, "{\"type\":\"ping\",\"id\":\"p%d\"}", i);
+        receive(s, msg);
+    }
+    assert_true(s->conn->failed);
+    assert_true(s->conn->out_bytes - s->conn->stream_bytes > 4096);
+    s->choked = 0;
+    s->conn->failed = 0;
+    tt_conn_pump(s->conn); /* all written: both counts back to 0 */
+    assert_int_equal(s->conn->out_bytes, 0);
+    assert_int_equal(s->conn->stream_bytes, 0);
+}
+
 static void test_requests_open_replies_ok_before_the_sessions_events(void **state)
 {
     fixture *f = *state;
@@ -614,6 +721,8 @@ int main(void)
         T(test_ws_messages_past_the_burst_are_rate_limited),
         T(test_ws_replies_not_read_drop_the_socket),
         T(test_ws_held_replies_count_toward_the_output_cap),
+        T(test_ws_messages_in_pieces_and_fragments_are_each_whole),
+        T(test_ws_stream_frames_do_not_count_toward_the_output_cap),
         T(test_requests_open_replies_ok_before_the_sessions_events),
         T(test_requests_session_of_another_tenant_is_forbidden),
         T(test_requests_unknown_session_and_agent_are_not_found),
