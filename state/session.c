@@ -8,7 +8,9 @@
 #include <time.h>
 #include <uv.h>
 
+#include "protocol/buf.h"
 #include "protocol/errors.h"
+#include "protocol/jsonw.h"
 #include "protocol/names.h"
 #include "protocol/utf8.h"
 #include "state/registry.h"
@@ -17,6 +19,9 @@
 
 #define RECORD_VERSION 2 /* 1: the transcript inline (read, never written) */
 #define CLIENT_MSG_IDS_MAX 64
+/* A record past this does not encode (the session is not committed, see
+ * README): far above what its capped parts can add up to. */
+#define RECORD_BYTES_MAX ((size_t)64 << 20)
 #define RING_INITIAL 16
 
 static const char *state_names[TT_STATE__LAST] = {
@@ -469,32 +474,85 @@ json_t *tt_session_summary(const tt_session *s)
                      (json_int_t)s->head);
 }
 
+/* A key (a literal without escapes) and its value, appended: rc kept. */
+static int rec_key(tt_buf *b, int rc, const char *key)
+{
+    if (rc == 0)
+        rc = tt_buf_append(b, ",\"", 2);
+    if (rc == 0)
+        rc = tt_buf_append(b, key, strlen(key));
+    if (rc == 0)
+        rc = tt_buf_append(b, "\":", 2);
+    return rc;
+}
+
+static int rec_str(tt_buf *b, int rc, const char *key, const char *v)
+{
+    rc = rec_key(b, rc, key);
+    return rc ? rc : tt_jw_str(b, v);
+}
+
+static int rec_int(tt_buf *b, int rc, const char *key, int64_t v)
+{
+    rc = rec_key(b, rc, key);
+    return rc ? rc : tt_jw_i64(b, v);
+}
+
+/* v NULL: null when nullable, else the record does not encode. */
+static int rec_json(tt_buf *b, int rc, const char *key, const json_t *v, int nullable)
+{
+    if (!v && !nullable)
+        return TT_EINVAL;
+    rc = rec_key(b, rc, key);
+    if (rc == 0)
+        rc = v ? tt_jw_value(b, v) : tt_buf_append(b, "null", 4);
+    return rc;
+}
+
+/* The record, written directly (protocol/jsonw.h): the keys and values
+ * json_pack would give, in the same order, without building a json_t of it
+ * on every commit. */
 char *tt_session_record(const tt_session *s, size_t *len)
 {
-    json_t *r =
-        json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
-                  " s:O, s:O?, s:O, s:O, s:O, s:O?}",
-                  "v", RECORD_VERSION, "id", s->id, "user", s->user, "tenant", s->tenant, "agent",
-                  s->agent, "title", s->title, "state", tt_state_name(s->state), "step", s->step,
-                  "created_at", (json_int_t)s->created_ms, "updated_at", (json_int_t)s->updated_ms,
-                  "head", (json_int_t)s->head, "first_seq", (json_int_t)s->first_seq, "agent_state",
-                  s->agent_state, "pending", s->pending, "input", s->input, "metadata", s->metadata,
-                  "client_msg_ids", s->client_msg_ids, "streaming", s->streaming);
-    if (r && s->key_id[0])
-        json_object_set_new(r, "key_id", json_string(s->key_id));
-    if (r && s->usage)
-        json_object_set(r, "usage", s->usage);
-    if (r && s->on_busy[0])
-        json_object_set_new(r, "on_busy", json_string(s->on_busy));
-    if (!r || tt_transcript_record_put(s, r) != 0) {
-        json_decref(r);
+    tt_buf b;
+    tt_buf_init(&b, RECORD_BYTES_MAX);
+    int rc = tt_buf_reserve(&b, 512);
+    if (rc == 0)
+        rc = tt_buf_append(&b, "{\"v\":", 5);
+    if (rc == 0)
+        rc = tt_jw_i64(&b, RECORD_VERSION);
+    rc = rec_str(&b, rc, "id", s->id);
+    rc = rec_str(&b, rc, "user", s->user);
+    rc = rec_str(&b, rc, "tenant", s->tenant);
+    rc = rec_str(&b, rc, "agent", s->agent);
+    rc = rec_str(&b, rc, "title", s->title);
+    rc = rec_str(&b, rc, "state", tt_state_name(s->state));
+    rc = rec_str(&b, rc, "step", s->step);
+    rc = rec_int(&b, rc, "created_at", s->created_ms);
+    rc = rec_int(&b, rc, "updated_at", s->updated_ms);
+    rc = rec_int(&b, rc, "head", (int64_t)s->head);
+    rc = rec_int(&b, rc, "first_seq", (int64_t)s->first_seq);
+    rc = rec_json(&b, rc, "agent_state", s->agent_state, 0);
+    rc = rec_json(&b, rc, "pending", s->pending, 1);
+    rc = rec_json(&b, rc, "input", s->input, 0);
+    rc = rec_json(&b, rc, "metadata", s->metadata, 0);
+    rc = rec_json(&b, rc, "client_msg_ids", s->client_msg_ids, 0);
+    rc = rec_json(&b, rc, "streaming", s->streaming, 1);
+    if (s->key_id[0])
+        rc = rec_str(&b, rc, "key_id", s->key_id);
+    if (s->usage)
+        rc = rec_json(&b, rc, "usage", s->usage, 0);
+    if (s->on_busy[0])
+        rc = rec_str(&b, rc, "on_busy", s->on_busy);
+    if (rc == 0)
+        rc = tt_transcript_record_write(s, &b);
+    if (rc == 0)
+        rc = tt_buf_append(&b, "}", 1);
+    if (rc) {
+        tt_buf_free(&b);
         return NULL;
     }
-    char *text = json_dumps(r, JSON_COMPACT);
-    json_decref(r);
-    if (text)
-        *len = strlen(text);
-    return text;
+    return tt_buf_take(&b, len);
 }
 
 static void replace_json(json_t **slot, json_t *v, int (*is_type)(const json_t *))
