@@ -1,4 +1,5 @@
 /* The direct JSON writer (see jsonw.h). */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -167,25 +168,20 @@ int tt_jw_i64(tt_buf *b, int64_t v)
 typedef struct dump_state {
     tt_buf *b;
     int rc;
-    int skip; /* bytes still to drop (the object's '{') */
 } dump_state;
 
 static int dump_cb(const char *data, size_t n, void *arg)
 {
     dump_state *st = arg;
-    while (st->skip && n) {
-        data++;
-        n--;
-        st->skip--;
-    }
     st->rc = tt_buf_append(st->b, data, n);
     return st->rc ? -1 : 0;
 }
 
-static int dump(tt_buf *b, const json_t *v, int skip)
+/* One value through jansson itself (the reals it formats its own way). */
+static int dump_jansson(tt_buf *b, const json_t *v)
 {
     size_t before = b->len;
-    dump_state st = {.b = b, .rc = 0, .skip = skip};
+    dump_state st = {.b = b, .rc = 0};
     if (json_dump_callback(v, dump_cb, &st, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
         truncate_to(b, before);
         return st.rc ? st.rc : TT_EINVAL;
@@ -193,26 +189,108 @@ static int dump(tt_buf *b, const json_t *v, int skip)
     return 0;
 }
 
+/* A real: the integral ones (token counts, a cost of 0) as jansson's
+ * "%.17g" plus ".0" gives them, the others by jansson. */
+static int write_real(tt_buf *b, const json_t *v)
+{
+    double d = json_real_value(v);
+    if (d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && signbit(d))) {
+        char digits[24];
+        int64_t i = (int64_t)d;
+        size_t n = 0;
+        if (i < 0)
+            digits[n++] = '-';
+        n += tt_jw_u64_digits(i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i, digits + n);
+        memcpy(digits + n, ".0", 2);
+        return tt_buf_append(b, digits, n + 2);
+    }
+    return dump_jansson(b, v);
+}
+
+static int write_value(tt_buf *b, const json_t *v, int depth);
+
+/* The members of an object, each preceded by a comma (the first too when
+ * lead). */
+static int write_members(tt_buf *b, const json_t *v, int depth, int lead)
+{
+    int rc = 0;
+    for (void *it = json_object_iter((json_t *)v); rc == 0 && it;
+         it = json_object_iter_next((json_t *)v, it)) {
+        if (lead)
+            rc = tt_buf_append(b, ",", 1);
+        lead = 1;
+        if (rc == 0)
+            rc = tt_jw_strn(b, json_object_iter_key(it), json_object_iter_key_len(it));
+        if (rc == 0)
+            rc = tt_buf_append(b, ":", 1);
+        if (rc == 0)
+            rc = write_value(b, json_object_iter_value(it), depth + 1);
+    }
+    return rc;
+}
+
+static int write_object(tt_buf *b, const json_t *v, int depth)
+{
+    int rc = tt_buf_append(b, "{", 1);
+    if (rc == 0)
+        rc = write_members(b, v, depth, 0);
+    return rc ? rc : tt_buf_append(b, "}", 1);
+}
+
+static int write_array(tt_buf *b, const json_t *v, int depth)
+{
+    int rc = tt_buf_append(b, "[", 1);
+    size_t n = json_array_size(v);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i)
+            rc = tt_buf_append(b, ",", 1);
+        if (rc == 0)
+            rc = write_value(b, json_array_get(v, i), depth + 1);
+    }
+    return rc ? rc : tt_buf_append(b, "]", 1);
+}
+
+static int write_value(tt_buf *b, const json_t *v, int depth)
+{
+    if (!v || depth > TT_JW_DEPTH_MAX)
+        return TT_EINVAL;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return write_object(b, v, depth);
+    case JSON_ARRAY:
+        return write_array(b, v, depth);
+    case JSON_STRING:
+        return tt_jw_strn(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return tt_jw_i64(b, (int64_t)json_integer_value(v));
+    case JSON_REAL:
+        return write_real(b, v);
+    case JSON_TRUE:
+        return tt_buf_append(b, "true", 4);
+    case JSON_FALSE:
+        return tt_buf_append(b, "false", 5);
+    case JSON_NULL:
+        return tt_buf_append(b, "null", 4);
+    }
+    return TT_EINVAL;
+}
+
 int tt_jw_value(tt_buf *b, const json_t *v)
 {
-    return v ? dump(b, v, 0) : TT_EINVAL;
+    size_t before = b->len;
+    int rc = write_value(b, v, 0);
+    if (rc)
+        truncate_to(b, before);
+    return rc;
 }
 
 int tt_jw_members(tt_buf *b, const json_t *obj)
 {
     if (!json_is_object(obj))
         return TT_EINVAL;
-    if (json_object_size(obj) == 0)
-        return 0;
     size_t before = b->len;
-    int rc = tt_buf_append(b, ",", 1);
-    if (rc == 0)
-        rc = dump(b, obj, 1);
-    if (rc == 0 && b->len > before + 1 && b->mem[b->headroom + b->len - 1] == '}') {
-        b->len--; /* the object's '}': the caller closes its own */
-        b->mem[b->headroom + b->len] = '\0';
-        return 0;
-    }
-    truncate_to(b, before);
-    return rc ? rc : TT_EINVAL;
+    int rc = write_members(b, obj, 0, 1);
+    if (rc)
+        truncate_to(b, before);
+    return rc;
 }

@@ -27,7 +27,12 @@ int tt_jw_str(tt_buf *b, const char *s) TT_BUF_WUR;
 int tt_jw_u64(tt_buf *b, uint64_t v) TT_BUF_WUR;
 int tt_jw_i64(tt_buf *b, int64_t v) TT_BUF_WUR;
 
-/* Any JSON value, compact (json_dump_callback, keys in insertion order). */
+/* Nesting deeper than this does not encode (TT_EINVAL); a json_t that
+ * contains itself does not either. */
+#define TT_JW_DEPTH_MAX 2048
+
+/* Any JSON value, compact, keys in insertion order: jansson's
+ * json_dumpb(v, JSON_COMPACT | JSON_ENCODE_ANY) byte for byte. */
 int tt_jw_value(tt_buf *b, const json_t *v) TT_BUF_WUR;
 
 /* The members of a non-empty object, without its braces, each preceded by

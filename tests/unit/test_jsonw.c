@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -121,6 +122,110 @@ static void test_numbers_and_caps(void **state)
     tt_buf_free(&b);
 }
 
+static void expect_value_same(json_t *v)
+{
+    char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    tt_buf b;
+    tt_buf_init(&b, 1 << 20);
+    int rc = tt_jw_value(&b, v);
+    if (want) {
+        if (rc != 0)
+            fail_msg("refused (rc %d) what jansson dumps as %s", rc, want);
+        assert_string_equal(tt_buf_str(&b), want);
+    } else {
+        assert_int_equal(rc, TT_EINVAL);
+        assert_int_equal(b.len, 0);
+    }
+    free(want);
+    tt_buf_free(&b);
+    json_decref(v);
+}
+
+static uint32_t next(uint32_t *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return *seed >> 16;
+}
+
+static json_t *random_value(uint32_t *seed, int depth)
+{
+    static const double reals[] = {0.0,
+                                   -0.0,
+                                   1.0,
+                                   -3.0,
+                                   0.5,
+                                   0.1,
+                                   1e15,
+                                   -1e15,
+                                   999999999999999.0,
+                                   1e17,
+                                   123456789012345678.0,
+                                   1e300,
+                                   -2.5e-300,
+                                   4503599627370497.0};
+    static const char *const strs[] = {"",         "a\"b",        "\\",
+                                       "\x01\x1f", "caf\xc3\xa9", "\xf0\x9f\x98\x80/"};
+    switch (next(seed) % (depth < 4 ? 9 : 6)) {
+    case 0:
+        return json_integer((json_int_t)next(seed) * (next(seed) % 2 ? -1 : 1));
+    case 1:
+        return json_real(reals[next(seed) % (sizeof reals / sizeof reals[0])]);
+    case 2:
+        return json_string(strs[next(seed) % 6]);
+    case 3:
+        return next(seed) % 2 ? json_true() : json_false();
+    case 4:
+        return json_null();
+    case 5:
+        return json_integer(next(seed) % 2 ? INT64_MAX : INT64_MIN);
+    case 6:
+    case 7: {
+        json_t *o = json_object();
+        for (uint32_t i = 0, n = next(seed) % 5; i < n; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "%s%u", strs[next(seed) % 6], i);
+            json_object_set_new(o, key, random_value(seed, depth + 1));
+        }
+        return o;
+    }
+    default: {
+        json_t *a = json_array();
+        for (uint32_t i = 0, n = next(seed) % 5; i < n; i++)
+            json_array_append_new(a, random_value(seed, depth + 1));
+        return a;
+    }
+    }
+}
+
+/* Values of every type, nested, keys in insertion order, reals integral
+ * and not: jansson's bytes; a string jansson refuses fails the whole. */
+static void test_values_like_jansson(void **state)
+{
+    (void)state;
+    uint32_t seed = 777;
+    for (int round = 0; round < 3000; round++)
+        expect_value_same(random_value(&seed, 0));
+    json_t *o = json_pack("{s:[i, {s:o}]}", "a", 1, "bad", json_stringn_nocheck("x\xff", 2));
+    expect_value_same(o);
+    /* A key that is not valid UTF-8 (set without a check) is refused; jansson
+     * writes such a key cut short, which is not JSON. */
+    o = json_object();
+    json_object_setn_nocheck(o, "k\xc0", 2, json_true());
+    tt_buf b;
+    tt_buf_init(&b, 1 << 20);
+    assert_int_equal(tt_jw_value(&b, o), TT_EINVAL);
+    assert_int_equal(b.len, 0);
+    json_decref(o);
+    /* Too deep: refused, the buffer unchanged. */
+    json_t *deep = json_array();
+    for (int i = 0; i < TT_JW_DEPTH_MAX + 5; i++)
+        deep = json_pack("[o]", deep);
+    assert_int_equal(tt_jw_value(&b, deep), TT_EINVAL);
+    assert_int_equal(b.len, 0);
+    tt_buf_free(&b);
+    json_decref(deep);
+}
+
 /* The event as the earlier code built it: json_pack, update, dump. */
 static char *reference_event(const char *type, const char *sid, uint64_t seq, int64_t ms,
                              json_t *body)
@@ -204,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_strings_like_jansson),
         cmocka_unit_test(test_random_strings_like_jansson),
         cmocka_unit_test(test_numbers_and_caps),
+        cmocka_unit_test(test_values_like_jansson),
         cmocka_unit_test(test_events_like_jansson),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_frame_from_json),
