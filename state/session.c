@@ -22,6 +22,7 @@
 /* A record past this does not encode (the session is not committed, see
  * README): far above what its capped parts can add up to. */
 #define RECORD_BYTES_MAX ((size_t)64 << 20)
+#define RECORD_RESERVE 2048
 #define RING_INITIAL 16
 
 static const char *state_names[TT_STATE__LAST] = {
@@ -516,7 +517,7 @@ char *tt_session_record(const tt_session *s, size_t *len)
 {
     tt_buf b;
     tt_buf_init(&b, RECORD_BYTES_MAX);
-    int rc = tt_buf_reserve(&b, 512);
+    int rc = tt_buf_reserve(&b, RECORD_RESERVE); /* most records: no growth */
     if (rc == 0)
         rc = tt_buf_append(&b, "{\"v\":", 5);
     if (rc == 0)
