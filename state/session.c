@@ -512,48 +512,64 @@ static int rec_json(tt_buf *b, int rc, const char *key, const json_t *v, int nul
 
 /* The record, written directly (protocol/jsonw.h): the keys and values
  * json_pack would give, in the same order, without building a json_t of it
- * on every commit. */
+ * on every commit. Appended to out, then a NUL (not counted in *len); out
+ * unchanged on failure. */
+int tt_session_record_append(const tt_session *s, tt_buf *out, size_t *len)
+{
+    size_t start = out->len;
+    int rc = tt_buf_append(out, "{\"v\":", 5);
+    if (rc == 0)
+        rc = tt_jw_i64(out, RECORD_VERSION);
+    rc = rec_str(out, rc, "id", s->id);
+    rc = rec_str(out, rc, "user", s->user);
+    rc = rec_str(out, rc, "tenant", s->tenant);
+    rc = rec_str(out, rc, "agent", s->agent);
+    rc = rec_str(out, rc, "title", s->title);
+    rc = rec_str(out, rc, "state", tt_state_name(s->state));
+    rc = rec_str(out, rc, "step", s->step);
+    rc = rec_int(out, rc, "created_at", s->created_ms);
+    rc = rec_int(out, rc, "updated_at", s->updated_ms);
+    rc = rec_int(out, rc, "head", (int64_t)s->head);
+    rc = rec_int(out, rc, "first_seq", (int64_t)s->first_seq);
+    rc = rec_json(out, rc, "agent_state", s->agent_state, 0);
+    rc = rec_json(out, rc, "pending", s->pending, 1);
+    rc = rec_json(out, rc, "input", s->input, 0);
+    rc = rec_json(out, rc, "metadata", s->metadata, 0);
+    rc = rec_json(out, rc, "client_msg_ids", s->client_msg_ids, 0);
+    rc = rec_json(out, rc, "streaming", s->streaming, 1);
+    if (s->key_id[0])
+        rc = rec_str(out, rc, "key_id", s->key_id);
+    if (s->usage)
+        rc = rec_json(out, rc, "usage", s->usage, 0);
+    if (s->on_busy[0])
+        rc = rec_str(out, rc, "on_busy", s->on_busy);
+    if (rc == 0)
+        rc = tt_transcript_record_write(s, out);
+    if (rc == 0)
+        rc = tt_buf_append(out, "}", 1);
+    if (rc == 0 && out->len - start > RECORD_BYTES_MAX)
+        rc = TT_ETOOLARGE;
+    if (rc == 0)
+        *len = out->len - start;
+    if (rc == 0)
+        rc = tt_buf_append(out, "", 1); /* the NUL after it, kept */
+    if (rc) {
+        out->len = start;
+        if (out->mem)
+            out->mem[out->headroom + start] = '\0';
+    }
+    return rc;
+}
+
 char *tt_session_record(const tt_session *s, size_t *len)
 {
     tt_buf b;
-    tt_buf_init(&b, RECORD_BYTES_MAX);
-    int rc = tt_buf_reserve(&b, RECORD_RESERVE); /* most records: no growth */
-    if (rc == 0)
-        rc = tt_buf_append(&b, "{\"v\":", 5);
-    if (rc == 0)
-        rc = tt_jw_i64(&b, RECORD_VERSION);
-    rc = rec_str(&b, rc, "id", s->id);
-    rc = rec_str(&b, rc, "user", s->user);
-    rc = rec_str(&b, rc, "tenant", s->tenant);
-    rc = rec_str(&b, rc, "agent", s->agent);
-    rc = rec_str(&b, rc, "title", s->title);
-    rc = rec_str(&b, rc, "state", tt_state_name(s->state));
-    rc = rec_str(&b, rc, "step", s->step);
-    rc = rec_int(&b, rc, "created_at", s->created_ms);
-    rc = rec_int(&b, rc, "updated_at", s->updated_ms);
-    rc = rec_int(&b, rc, "head", (int64_t)s->head);
-    rc = rec_int(&b, rc, "first_seq", (int64_t)s->first_seq);
-    rc = rec_json(&b, rc, "agent_state", s->agent_state, 0);
-    rc = rec_json(&b, rc, "pending", s->pending, 1);
-    rc = rec_json(&b, rc, "input", s->input, 0);
-    rc = rec_json(&b, rc, "metadata", s->metadata, 0);
-    rc = rec_json(&b, rc, "client_msg_ids", s->client_msg_ids, 0);
-    rc = rec_json(&b, rc, "streaming", s->streaming, 1);
-    if (s->key_id[0])
-        rc = rec_str(&b, rc, "key_id", s->key_id);
-    if (s->usage)
-        rc = rec_json(&b, rc, "usage", s->usage, 0);
-    if (s->on_busy[0])
-        rc = rec_str(&b, rc, "on_busy", s->on_busy);
-    if (rc == 0)
-        rc = tt_transcript_record_write(s, &b);
-    if (rc == 0)
-        rc = tt_buf_append(&b, "}", 1);
-    if (rc) {
+    tt_buf_init(&b, RECORD_BYTES_MAX + 1);
+    if (tt_buf_reserve(&b, RECORD_RESERVE) != 0 || tt_session_record_append(s, &b, len) != 0) {
         tt_buf_free(&b);
         return NULL;
     }
-    return tt_buf_take(&b, len);
+    return tt_buf_take(&b, NULL);
 }
 
 static void replace_json(json_t **slot, json_t *v, int (*is_type)(const json_t *))

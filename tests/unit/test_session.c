@@ -519,11 +519,32 @@ static void test_session_record_is_what_json_pack_made(void **state)
     expect_record_as_before(s);
     assert_int_equal(tt_registry_flush(f->reg), 0);
     expect_record_as_before(s);
+    /* Records of a pass go one after another into one buffer, each
+     * followed by a NUL; one that does not encode leaves it as it was. */
+    tt_buf all;
+    tt_buf_init(&all, 1 << 20);
+    size_t len = 0, len2 = 0;
+    assert_int_equal(tt_session_record_append(s, &all, &len), 0);
+    assert_int_equal(tt_session_record_append(s, &all, &len2), 0);
+    assert_int_equal(len, len2);
+    assert_int_equal(all.len, 2 * (len + 1));
+    char *want = reference_record(s);
+    assert_string_equal(tt_buf_str(&all), want);
+    assert_string_equal(tt_buf_str(&all) + len + 1, want);
+    free(want);
     /* A value that does not encode: no record, as before. */
     json_object_set_new(s->agent_state, "bad", json_stringn_nocheck("\xff", 1));
-    size_t len = 0;
     assert_null(tt_session_record(s, &len));
+    assert_int_equal(tt_session_record_append(s, &all, &len), TT_EINVAL);
+    assert_int_equal(all.len, 2 * (len2 + 1));
     json_object_del(s->agent_state, "bad");
+    /* Nor does one past the buffer's cap. */
+    tt_buf small;
+    tt_buf_init(&small, len2);
+    assert_int_equal(tt_session_record_append(s, &small, &len), TT_ETOOLARGE);
+    assert_int_equal(small.len, 0);
+    tt_buf_free(&small);
+    tt_buf_free(&all);
 }
 
 static void test_session_load_refuses_unusable_records(void **state)
