@@ -25,6 +25,8 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_TESTS=OFF \
 
 FROM debian:bookworm-slim
 # libwebsockets-evlib-uv is not pulled in by libwebsockets17 but is needed at run time.
+# libcurl4, libexif12 and libpq5 are loaded by dlopen on first use (not in the
+# binary's needed list: start-up time), so nothing but this list installs them.
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libwebsockets17 libwebsockets-evlib-uv libuv1 liblmdb0 libjansson4 libssl3 libcurl4 \
       libpcre2-8-0 libexif12 libpq5 poppler-utils \

@@ -98,9 +98,9 @@ fuzz:
 # Benchmarks are not tests: each prints JSON figures (see tests/bench/README.md).
 bench: build build-debug node_modules/.package-lock.json
 	node tests/bench/run.mjs
-	node tests/bench/photos.mjs 1000
 
-bench-smoke: build node_modules/.package-lock.json
+# build-debug: photos.mjs makes its library with tests/unit/make_photo_library.
+bench-smoke: build build-debug node_modules/.package-lock.json
 	node tests/bench/run.mjs --smoke
 
 clean:

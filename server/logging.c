@@ -23,6 +23,8 @@ static json_t *redacted(const char *s, size_t n, tt_redact_map *m)
 {
     if (n > TT_REDACT_INPUT_MAX)
         return json_string("[not logged: too long to redact]");
+    if (!tt_redact_default_may_match(s, n))
+        return NULL; /* nothing to find: unchanged */
     tt_buf out;
     tt_buf_init(&out, 2 * (size_t)TT_REDACT_INPUT_MAX);
     const tt_redact *r = tt_redact_default();
@@ -34,7 +36,8 @@ static json_t *redacted(const char *s, size_t n, tt_redact_map *m)
     return v;
 }
 
-/* Every string in v (objects and arrays, at any depth) redacted in place. */
+/* Every string in v (objects and arrays, at any depth) redacted in place;
+ * the line's own "ts" and "level" (depth 0) are the server's: skipped. */
 static void redact_json(json_t *v, tt_redact_map *m, int depth)
 {
     const char *key;
@@ -44,6 +47,8 @@ static void redact_json(json_t *v, tt_redact_map *m, int depth)
         return;
     json_object_foreach(v, key, x)
     {
+        if (depth == 0 && (strcmp(key, "ts") == 0 || strcmp(key, "level") == 0))
+            continue;
         json_t *nv =
             json_is_string(x) ? redacted(json_string_value(x), json_string_length(x), m) : NULL;
         if (nv)
@@ -84,8 +89,11 @@ void tt_log(tt_level level, const char *msg, json_t *fields)
     char ts[32];
     tt_rfc3339(tt_wall_ms(), ts);
     json_t *line = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", names[level], "msg", msg);
-    if (line && fields)
+    if (line && fields) {
+        json_object_del(fields, "ts"); /* the line's own, which the redaction skips */
+        json_object_del(fields, "level");
         json_object_update(line, fields);
+    }
     json_decref(fields);
     tt_redact_map *m = redact && line ? tt_redact_map_new() : NULL;
     if (m) /* ts and level are the server's own: nothing to find there */

@@ -1,5 +1,6 @@
 /* The exact response cache's server side (see respcache.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "protocol/errors.h"
@@ -95,17 +96,76 @@ int tt_respcache_new(tt_server *srv, tt_respcache *rc)
     return err;
 }
 
+/* Reading the entries back: one chunk per pool job, each in a read
+ * transaction begun and ended on the loop (semstore.h). The index takes
+ * entries from the pool thread under its own lock; the ids to delete
+ * (expired, unusable) are queued on the loop, where the store's queue is. */
+typedef struct sem_loader {
+    tt_respcache *rc;
+    uv_work_t req;
+    tt_semstore_chunk chunk;
+    int err;
+    size_t loaded, n_gone;
+    unsigned char gone[TT_SEM_LOAD_CHUNK][TT_SEMSTORE_KEY_LEN];
+} sem_loader;
+
 static int sem_loaded(const unsigned char *id, const unsigned char *part, int64_t expires_ms,
                       const float *vec, size_t dim, void *ud)
 {
-    tt_respcache *rc = ud;
-    if (tt_llm_semcache_load(rc->sem, id, part, expires_ms, vec, dim) != 0)
-        (void)tt_semstore_del(rc->semstore, id); /* expired or unusable; no write in the scan */
+    sem_loader *l = ud;
+    if (tt_llm_semcache_load(l->rc->sem, id, part, expires_ms, vec, dim) == 0)
+        l->loaded++;
+    else if (l->n_gone < TT_SEM_LOAD_CHUNK) /* expired or unusable: deleted on the loop */
+        memcpy(l->gone[l->n_gone++], id, TT_SEMSTORE_KEY_LEN);
     return 0;
 }
 
-/* Bind the semantic cache and read its entries back (the routes file has
- * "semantic_cache", a store is open). */
+static void sem_load_work(uv_work_t *req)
+{
+    sem_loader *l = req->data;
+    l->err = tt_semstore_chunk_read(l->rc->semstore, &l->chunk, TT_SEM_LOAD_CHUNK, sem_loaded, l);
+}
+
+static void sem_load_done(uv_work_t *req, int status);
+
+static int sem_load_next(sem_loader *l)
+{
+    int err = tt_semstore_chunk_begin(l->rc->semstore, &l->chunk);
+    if (err == 0 && uv_queue_work(&l->rc->srv->loop, &l->req, sem_load_work, sem_load_done) != 0) {
+        tt_semstore_chunk_end(l->rc->semstore, &l->chunk);
+        err = TT_EINTERNAL;
+    }
+    return err;
+}
+
+static void sem_load_done(uv_work_t *req, int status)
+{
+    sem_loader *l = req->data;
+    tt_respcache *rc = l->rc;
+    tt_semstore_chunk_end(rc->semstore, &l->chunk);
+    for (size_t i = 0; i < l->n_gone; i++) /* no write in the scan: queued */
+        if (tt_semstore_del(rc->semstore, l->gone[i]) == 1)
+            flush(rc);
+    l->n_gone = 0;
+    int err = status ? TT_EINTERNAL : l->err;
+    if (err == 0 && !l->chunk.done && !rc->stopping && (err = sem_load_next(l)) == 0)
+        return;
+    tt_llm_semcache_stats st;
+    tt_llm_semcache_stats_get(rc->sem, &st);
+    if (err)
+        tt_log(
+            TT_WARN, "semantic cache not read back whole",
+            json_pack("{s:s, s:I}", "error", tt_strerror(err), "entries", (json_int_t)st.entries));
+    else
+        tt_log(TT_INFO, "semantic cache ready",
+               json_pack("{s:I, s:s}", "entries", (json_int_t)st.entries, "embed_route",
+                         tt_llm_cache_semantic_settings(rc->llm)->embed_route));
+    rc->loader = NULL;
+    free(l);
+}
+
+/* Bind the semantic cache and start reading its entries back (the routes
+ * file has "semantic_cache", a store is open). */
 static int sem_start(tt_respcache *rc)
 {
     const tt_route_semcache *set = tt_llm_cache_semantic_settings(rc->llm);
@@ -114,14 +174,18 @@ static int sem_start(tt_respcache *rc)
     int err = tt_semstore_new(rc->srv->store, &rc->semstore);
     if (err == 0)
         err = tt_llm_semcache_bind(rc->sem, &rc->srv->loop, rc->srv->agent_env.llm, set);
-    if (err == 0)
-        err = tt_semstore_load(rc->semstore, sem_loaded, rc);
-    tt_llm_semcache_stats st;
-    tt_llm_semcache_stats_get(rc->sem, &st);
-    if (err == 0)
-        tt_log(TT_INFO, "semantic cache ready",
-               json_pack("{s:I, s:s}", "entries", (json_int_t)st.entries, "embed_route",
-                         set->embed_route));
+    sem_loader *l = err ? NULL : calloc(1, sizeof *l);
+    if (err == 0 && !l)
+        err = TT_ENOMEM;
+    if (err == 0) {
+        l->rc = rc;
+        l->req.data = l;
+        err = sem_load_next(l);
+    }
+    if (err)
+        free(l);
+    else
+        rc->loader = l;
     return err;
 }
 
@@ -155,6 +219,7 @@ int tt_respcache_start(tt_respcache *rc)
 
 void tt_respcache_stop(tt_respcache *rc)
 {
+    rc->stopping = 1; /* a loader still reading stops after its chunk */
     if (rc->timer_open) {
         uv_close((uv_handle_t *)&rc->timer, NULL);
         rc->timer_open = 0;
@@ -202,7 +267,11 @@ static int sem_metrics(const tt_respcache *rc, tt_buf *out)
 {
     tt_llm_semcache_stats s;
     tt_llm_semcache_stats_get(rc->sem, &s);
-    int err = metric(out, "tether_semcache_hits_total", "counter",
+    int err =
+        metric(out, "tether_semcache_loading", "gauge",
+               "1 while the semantic cache's entries are being read back", rc->loader != NULL);
+    if (err == 0)
+        err = metric(out, "tether_semcache_hits_total", "counter",
                      "Semantic cache hits (answered by a question asked in other words)", s.hits);
     if (err == 0)
         err = metric(out, "tether_semcache_misses_total", "counter",

@@ -11,8 +11,12 @@
  *
  * The semantic cache (agents/llm/semcache.h) is made with it and handed to
  * it; with a "semantic_cache" in the routes file it is bound to the model
- * service at start, its entries read back from the store (state/semstore.h:
- * expired ones deleted), and its writes flushed with the exact cache's. */
+ * service at start and its writes flushed with the exact cache's; its
+ * entries are read back from the store (state/semstore.h: expired ones
+ * deleted) in the thread pool, TT_SEM_LOAD_CHUNK at a time, while the server
+ * already serves: a lookup before an entry is back misses it (100,000 entries
+ * took seconds to read back: tests/bench/README.md). tether_semcache_loading
+ * is 1 until the last chunk is in. */
 #ifndef TT_RESPCACHE_H
 #define TT_RESPCACHE_H
 
@@ -24,6 +28,8 @@
 #include "state/rcache.h"
 #include "state/semstore.h"
 
+#define TT_SEM_LOAD_CHUNK 4096 /* entries read back per read transaction */
+
 struct tt_server;
 
 typedef struct tt_respcache {
@@ -34,6 +40,8 @@ typedef struct tt_respcache {
      * tt_respcache_start() when the routes file has "semantic_cache" */
     tt_llm_semcache *sem;
     tt_semstore *semstore;
+    struct sem_loader *loader; /* reading the entries back; NULL when done */
+    int stopping;              /* tt_respcache_stop() ran: the loader stops */
     uv_timer_t timer;
     int timer_open;
 } tt_respcache;

@@ -26,6 +26,7 @@
 #include "server/server.h"
 #include "state/replica.h"
 #include "server/tls.h"
+#include "agents/llm/curl_lazy.h"
 
 #define SECRET_META_KEY "jwt_secret"
 
@@ -456,6 +457,45 @@ static int setup_listener(tt_server *srv)
     return rc;
 }
 
+/* What the first welcome does not need is loaded once the server listens
+ * (tests/bench/README.md, "Cold start"): libcurl, for model and tool calls
+ * (agents/llm/curl_lazy.h; a call made before it is loaded loads it itself,
+ * or waits for this load). In the thread pool, TT_WARM_DELAY_MS after the
+ * listener opens, so that it does not take the CPU from the first clients. */
+#define TT_WARM_DELAY_MS 100
+
+static void warm_work(uv_work_t *w)
+{
+    (void)w;
+    (void)tt_curl_load();
+}
+
+static void warm_done(uv_work_t *w, int status)
+{
+    (void)w;
+    if (status == 0 && !tt_curl_loaded())
+        tt_log(TT_WARN, "libcurl cannot be loaded: model and tool calls will fail",
+               json_pack("{s:s}", "error", tt_curl_error()));
+}
+
+static void on_warm_timer(uv_timer_t *t)
+{
+    tt_server *srv = t->data;
+    uv_close((uv_handle_t *)t, NULL);
+    srv->warm_open = 0;
+    if (!srv->stopping && uv_queue_work(&srv->loop, &srv->warm_work, warm_work, warm_done) != 0)
+        tt_log(TT_DEBUG, "libcurl not preloaded: the first call loads it", NULL);
+}
+
+static void warm_later(tt_server *srv)
+{
+    (void)uv_timer_init(&srv->loop, &srv->warm_timer); /* only fills the struct */
+    srv->warm_timer.data = srv;
+    srv->warm_work.data = srv;
+    srv->warm_open = 1;
+    (void)uv_timer_start(&srv->warm_timer, on_warm_timer, TT_WARM_DELAY_MS, 0);
+}
+
 /* What agents need to know of the API keys: open mode, and the tenants they
  * name (a photo library of a user without a tenant must not be one's folder). */
 static int setup_tenants(tt_server *srv)
@@ -512,6 +552,7 @@ int tt_server_start(tt_server *srv)
         return rc;
     if ((rc = setup_signals(srv)))
         return rc;
+    warm_later(srv);
     srv->ready = 1;
     tt_log(TT_INFO, "files",
            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "web_dir", srv->cfg.web_dir, "web",
@@ -542,6 +583,10 @@ static void release_all(tt_server *srv)
         return;
     srv->released = 1;
     tt_heartbeat_stop(srv);
+    if (srv->warm_open) {
+        uv_close((uv_handle_t *)&srv->warm_timer, NULL);
+        srv->warm_open = 0;
+    }
     if (srv->reg)
         tt_registry_flush(srv->reg);
     if (!tt_registry_syncing(srv->reg)) /* else the registry syncs when that one ends */

@@ -51,7 +51,10 @@ typedef struct tt_server {
     uv_signal_t sigint, sigterm, sighup; /* SIGHUP: reread the TLS pair (tls.h) */
     void *tls_ctx;                       /* the vhost's SSL_CTX when TLS is on */
     uv_timer_t stop_timer;
-    uv_timer_t heartbeat; /* heartbeat.c: walks conns for pings, silence, token expiry */
+    uv_timer_t heartbeat;  /* heartbeat.c: walks conns for pings, silence, token expiry */
+    uv_timer_t warm_timer; /* server.c: what the first welcome does not need, loaded after */
+    uv_work_t warm_work;
+    int warm_open; /* warm_timer initialised and not closed */
     int heartbeat_open;
     uint64_t stop_deadline; /* loop time when shutdown stops waiting for sockets */
     uint64_t started_ns;

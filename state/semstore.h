@@ -57,6 +57,24 @@ typedef int (*tt_semstore_entry_fn)(const unsigned char *id, const unsigned char
                                     int64_t expires_ms, const float *vec, size_t dim, void *ud);
 int tt_semstore_load(tt_semstore *s, tt_semstore_entry_fn fn, void *ud);
 
+/* The same, in chunks, off the loop (the server's start-up does not wait for
+ * the entries: a lookup before they are in memory misses). Per chunk:
+ * _chunk_begin on the loop takes a read transaction (counted as a reader, so
+ * the map does not grow under it: keep chunks short); _chunk_read, on any one
+ * thread, hands up to max entries after the last one read to fn and sets
+ * c->done after the last entry; _chunk_end, on the loop, ends the
+ * transaction. Both return a store error. */
+typedef struct tt_semstore_chunk {
+    void *txn;                                /* the chunk's read transaction */
+    unsigned char after[TT_SEMSTORE_KEY_LEN]; /* the id of the last entry read */
+    int started;                              /* after is set */
+    int done;                                 /* every entry was read */
+} tt_semstore_chunk;
+int tt_semstore_chunk_begin(tt_semstore *s, tt_semstore_chunk *c);
+int tt_semstore_chunk_read(tt_semstore *s, tt_semstore_chunk *c, size_t max,
+                           tt_semstore_entry_fn fn, void *ud);
+void tt_semstore_chunk_end(tt_semstore *s, tt_semstore_chunk *c);
+
 size_t tt_semstore_queued(const tt_semstore *s);
 /* Write every queued operation in one write transaction. On failure they stay
  * queued (the oldest are dropped past TT_SEMSTORE_QUEUE_MAX). */

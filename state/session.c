@@ -1,6 +1,5 @@
-/* Sessions: the in-memory event ring, state, transcript and the stored
- * record, and the cursors that read the ring (see session.h). The commit is
- * in registry.c. */
+/* Sessions: the in-memory event ring, state, transcript and the stored record, and the
+ * cursors that read the ring (see session.h). The commit is in registry.c. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 
 #include "protocol/buf.h"
 #include "protocol/errors.h"
+#include "protocol/event_text.h"
 #include "protocol/names.h"
 #include "protocol/utf8.h"
 #include "state/registry.h"
@@ -171,7 +171,8 @@ static void transcript_add(tt_session *s, const char *role, const char *message_
     tt_session_touch(s);
 }
 
-uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
+static uint64_t emit(tt_session *s, const char *type, json_t *body, const char *id,
+                     const char *text, size_t len)
 {
     if (ring_make_room(s) != 0) {
         json_decref(body);
@@ -180,14 +181,19 @@ uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
     uint64_t seq = s->head + 1;
     int64_t now = tt_wall_ms();
     tt_frame *f = &s->ring[seq % s->ring_cap];
-    if (tt_event_encode(type, s->id, seq, now, body, tt_registry_options_get(s->reg)->headroom,
-                        f) != 0)
+    size_t hr = tt_registry_options_get(s->reg)->headroom; /* id: a delta (event_text.h) */
+    if ((id ? tt_event_encode_text(type, s->id, seq, now, id, text, len, hr, f)
+            : tt_event_encode(type, s->id, seq, now, body, hr, f)) != 0)
         return 0;
     s->head = seq;
     s->updated_ms = now;
     s->last_used_ms = (int64_t)uv_now(tt_registry_loop(s->reg));
     tt_registry_mark_dirty(s->reg, s);
     return seq;
+}
+uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
+{
+    return emit(s, type, body, NULL, NULL, 0);
 }
 
 uint64_t tt_session_user_message(tt_session *s, const char *text, const char *client_msg_id)
@@ -262,17 +268,12 @@ int tt_session_message_delta(tt_session *s, const char *id, const char *text, si
 {
     if (!is_open(s, id))
         return TT_ECONFLICT;
-    json_t *body = text ? json_pack("{s:s, s:s%}", "message_id", id, "text", text, len) : NULL;
-    if (!body)
-        return TT_EINVAL; /* not UTF-8 */
     /* Room first: a delta that would pass TT_SESSION_STREAMING_MAX is refused
-     * whole (TT_ETOOLARGE) and nothing is emitted. */
-    int rc = tt_buf_reserve(&s->streaming_text, len);
-    if (rc != 0) {
-        json_decref(body);
+     * whole (TT_ETOOLARGE) and nothing is emitted; TT_EINVAL: not UTF-8. */
+    int rc = text && tt_utf8_valid(text, len) ? tt_buf_reserve(&s->streaming_text, len) : TT_EINVAL;
+    if (rc != 0)
         return rc;
-    }
-    if (tt_session_emit(s, "delta", body) == 0)
+    if (emit(s, "delta", NULL, id, text, len) == 0)
         return TT_ENOMEM;
     rc = tt_buf_append(&s->streaming_text, text, len);
     assert(rc == 0); /* reserved above */

@@ -198,6 +198,69 @@ int tt_semstore_load(tt_semstore *s, tt_semstore_entry_fn fn, void *ud)
     return tt_store_rd_cursor_end(s->st, t, cur, rc, mrc);
 }
 
+int tt_semstore_chunk_begin(tt_semstore *s, tt_semstore_chunk *c)
+{
+    if (s->st->broken)
+        return TT_EIO;
+    MDB_txn *t;
+    int rc = mdb_txn_begin(s->st->env, NULL, MDB_RDONLY, &t);
+    if (rc)
+        return tt_store_from_mdb(rc);
+    s->st->readers++; /* no map growth while it is open (store.c) */
+    c->txn = t;
+    return 0;
+}
+
+void tt_semstore_chunk_end(tt_semstore *s, tt_semstore_chunk *c)
+{
+    if (!c->txn)
+        return;
+    mdb_txn_abort(c->txn);
+    c->txn = NULL;
+    s->st->readers--;
+}
+
+/* Touches nothing of s but its store's environment and database handles,
+ * which do not change while it is open: safe on a thread of the pool. */
+int tt_semstore_chunk_read(tt_semstore *s, tt_semstore_chunk *c, size_t max,
+                           tt_semstore_entry_fn fn, void *ud)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(c->txn, s->st->semcache, &cur);
+    if (rc)
+        return tt_store_from_mdb(rc);
+    unsigned char from[KEY_LEN];
+    key_of(from, 'v', c->after);
+    MDB_val k = {c->started ? KEY_LEN : 1, from}, v;
+    float *vec = malloc(TT_SEMSTORE_DIM_MAX * sizeof *vec);
+    int mrc = vec ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
+    if (mrc == 0 && c->started && k.mv_size == KEY_LEN && memcmp(k.mv_data, from, KEY_LEN) == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* read in the chunk before */
+    rc = vec ? 0 : TT_ENOMEM;
+    size_t n = 0;
+    for (; rc == 0 && mrc == 0 && n < max; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
+        const unsigned char *kp = k.mv_data, *p = v.mv_data;
+        if (k.mv_size < 1 || kp[0] != 'v')
+            break;
+        if (k.mv_size != KEY_LEN)
+            continue;
+        memcpy(c->after, kp + 1, TT_SEMSTORE_KEY_LEN);
+        c->started = 1;
+        if (v.mv_size < VHEAD)
+            continue;
+        size_t dim = (size_t)p[40] << 24 | (size_t)p[41] << 16 | (size_t)p[42] << 8 | p[43];
+        if (dim == 0 || dim > TT_SEMSTORE_DIM_MAX || v.mv_size != VHEAD + dim * sizeof(float))
+            continue;
+        memcpy(vec, p + VHEAD, dim * sizeof(float)); /* aligned */
+        rc = fn(kp + 1, p + 8, (int64_t)rd64(p), vec, dim, ud);
+    }
+    free(vec);
+    if (rc == 0 && (mrc != 0 || n < max || k.mv_size < 1 || ((unsigned char *)k.mv_data)[0] != 'v'))
+        c->done = 1;
+    mdb_cursor_close(cur);
+    return rc == 0 && mrc && mrc != MDB_NOTFOUND ? tt_store_from_mdb(mrc) : rc;
+}
+
 size_t tt_semstore_queued(const tt_semstore *s)
 {
     return s ? s->n : 0;

@@ -581,6 +581,23 @@ void tt_llm_sink_text(tt_llm_sink *s, const char *text, size_t len)
     tt_llm_sink_emit(s, &ev);
 }
 
+int tt_llm_sink_fast_text(tt_llm_sink *s, const tt_fastjson_str *t)
+{
+    if (!t->escaped) {
+        tt_llm_sink_text(s, t->raw, t->raw_len);
+        return 1;
+    }
+    char small[512];
+    char *buf = t->decoded_len <= sizeof small ? small : malloc(t->decoded_len);
+    if (!buf)
+        return 0;
+    tt_fastjson_decode(t, buf);
+    tt_llm_sink_text(s, buf, t->decoded_len);
+    if (buf != small)
+        free(buf);
+    return 1;
+}
+
 void tt_llm_sink_tool(tt_llm_sink *s, int index, const char *id, const char *name, const char *args,
                       size_t len)
 {

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "agents/llm/fastjson.h"
 #include "agents/llm/llm.h"
 
 #define TT_LLM_BODY_MAX (8u << 20)  /* a non-streamed response larger than this is malformed */
@@ -168,6 +169,10 @@ tt_llm_event tt_llm_event_new(tt_llm_event_kind kind);
 /* Emit a text delta (nothing for an empty one), or a tool call's fragment:
  * the wire formats' two most common events. */
 void tt_llm_sink_text(tt_llm_sink *s, const char *text, size_t len);
+/* A text the fast scan found (fastjson.h), unescaped if need be, as one TEXT
+ * event (none when empty). 0: out of memory, nothing emitted (parse the chunk
+ * with jansson instead). */
+int tt_llm_sink_fast_text(tt_llm_sink *s, const tt_fastjson_str *t);
 void tt_llm_sink_tool(tt_llm_sink *s, int index, const char *id, const char *name, const char *args,
                       size_t len);
 /* Emit ERROR of class c with a static message (status 0, no retry-after). */

@@ -325,6 +325,14 @@ static int stream_event(tt_llm_sink *s, void *state, const char *name, size_t na
                         const char *data, size_t len)
 {
     an_stream *st = state;
+    /* The common event, a text block's delta, without a jansson tree
+     * (fastjson.h); anything else is parsed below as it always was. */
+    tt_fastjson_delta fast;
+    long long index;
+    if (st->open && st->kind == BLOCK_TEXT &&
+        tt_fastjson_anthropic_text(data, len, &index, &fast) && index == st->block &&
+        tt_llm_sink_fast_text(s, &fast.text))
+        return s->failed;
     json_t *root = tt_llm_sink_json(s, data, len);
     if (!root)
         return 1;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "agents/llm/curl_lazy.h"
 #include "agents/llm/http.h"
 #include "protocol/errors.h"
 
@@ -165,32 +166,33 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
     return uv_timer_start(&h->timer, on_curl_timer, (uint64_t)timeout_ms, 0) == 0 ? 0 : -1;
 }
 
+/* The multi handle is made by the first transfer, not by tt_http_new: that
+ * loads libcurl (curl_lazy.h), which a start-up does not wait for. */
+static int ensure_multi(tt_http *h)
+{
+    if (h->multi)
+        return 0;
+    CURLM *m = curl_multi_init(); /* loads libcurl if the server's preload has not */
+    if (!m)
+        return tt_curl_loaded() ? TT_ENOMEM : TT_EIO;
+    if (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer_change) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_TIMERDATA, h) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK) {
+        (void)curl_multi_cleanup(m); /* a handle just made */
+        return TT_EIO;               /* a libcurl without the multi-socket API */
+    }
+    h->multi = m;
+    return 0;
+}
+
 int tt_http_new(uv_loop_t *loop, tt_http **out)
 {
-    static int global_done;
-    if (!global_done) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return TT_EIO;
-        global_done = 1;
-    }
     tt_http *h = calloc(1, sizeof *h);
     if (!h)
         return TT_ENOMEM;
     h->loop = loop;
-    h->multi = curl_multi_init();
-    if (!h->multi) {
-        free(h);
-        return TT_ENOMEM;
-    }
-    if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-        curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
-        curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer_change) != CURLM_OK ||
-        curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK ||
-        curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK) {
-        (void)curl_multi_cleanup(h->multi); /* a handle just made */
-        free(h);
-        return TT_EIO; /* a libcurl without the multi-socket API */
-    }
     (void)uv_timer_init(loop, &h->timer);
     h->timer.data = h;
     uv_unref((uv_handle_t *)&h->timer);
@@ -393,7 +395,10 @@ int tt_http_start_aws(tt_http *h, const char *method, const char *url, const cha
 {
     if (h->closing)
         return TT_ECONFLICT;
-    int rc = TT_ENOMEM;
+    int rc = ensure_multi(h);
+    if (rc)
+        return rc;
+    rc = TT_ENOMEM;
     tt_http_req *r = calloc(1, sizeof *r);
     if (!r)
         return TT_ENOMEM;
@@ -516,8 +521,8 @@ void tt_http_close(tt_http *h)
     while (h->reqs)
         finish(h->reqs, TT_LLM_ERR_CANCELLED, "shutting down");
     CURLM *multi = h->multi;
-    (void)curl_multi_cleanup(
-        multi); /* fails only on a bad handle; may report sockets removed through on_socket */
+    if (multi) /* fails only on a bad handle; may report sockets removed through on_socket */
+        (void)curl_multi_cleanup(multi);
     h->multi = NULL;
     while (h->socks)
         sock_close(h, h->socks);

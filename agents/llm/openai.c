@@ -274,6 +274,12 @@ static int stream_event(tt_llm_sink *s, void *state, const char *name, size_t na
         emit_finish(s, st->finish);
         return 0;
     }
+    /* The common chunk, a bit of text, without a jansson tree (fastjson.h);
+     * anything else is parsed below as it always was. */
+    tt_fastjson_delta fast;
+    if (tt_fastjson_openai_delta(data, len, &fast) &&
+        (!fast.has_text || tt_llm_sink_fast_text(s, &fast.text)))
+        return s->failed;
     json_t *root = tt_llm_sink_json(s, data, len);
     if (!root)
         return 1;

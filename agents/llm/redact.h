@@ -48,6 +48,11 @@ void tt_redact_free(tt_redact *r);
 /* The shared detectors without extra patterns, made once (thread-safe);
  * NULL only if memory ran out. Never freed. */
 const tt_redact *tt_redact_default(void);
+/* 0 when the built-in detectors cannot match s: every one of them needs an
+ * '@' (e-mail) or an ASCII digit (phone, card, IBAN), and s has neither. The
+ * log checks this first, so a line without either neither runs nor (the first
+ * time, at start-up) compiles the patterns. */
+int tt_redact_default_may_match(const char *s, size_t n);
 
 /* A mapping, with one reference; _ref adds one, _free drops one and frees
  * at the last. References are counted without atomics: take and drop them

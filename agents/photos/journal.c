@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,7 +87,26 @@ static int flag(json_t *e, const char *problem, int rc)
     return json_object_set_new(e, "problem", json_string(problem)) ? TT_ENOMEM : rc;
 }
 
-int tt_photos_journal_apply(int rootfd, json_t *e, unsigned flags, int *acted)
+/* Puts the folders an entry changes into dirs: the folders holding both ends
+ * of a move, or the parent of each level of a made folder. */
+static int touched(int rootfd, const entry *en, tt_photos_dirs *dirs)
+{
+    if (en->op == OP_MOVE) {
+        int rc = tt_photos_dirs_add_parent(rootfd, dirs, en->src);
+        return rc ? rc : tt_photos_dirs_add_parent(rootfd, dirs, en->final_dest);
+    }
+    char buf[TT_PHOTOS_REL_MAX + 1];
+    snprintf(buf, sizeof buf, "%s", en->final_dest);
+    for (char *slash;; *slash = '\0') {
+        int rc = tt_photos_dirs_add_parent(rootfd, dirs, buf);
+        if (rc || !(slash = strrchr(buf, '/')))
+            return rc;
+    }
+}
+
+/* tt_photos_journal_apply, the folders to sync in dirs when not NULL (the
+ * operations then skip their own fsyncs). */
+static int apply(int rootfd, json_t *e, unsigned flags, tt_photos_dirs *dirs, int *acted)
 {
     entry en;
     int rc = decode(e, &en), did = 0;
@@ -94,6 +114,8 @@ int tt_photos_journal_apply(int rootfd, json_t *e, unsigned flags, int *acted)
         *acted = 0;
     if (rc || en.state != ST_INTENT)
         return rc;
+    if (dirs)
+        flags |= TT_PHOTOS_NOSYNC;
     if (en.op == OP_MKDIR) {
         rc = tt_photos_mkdir(rootfd, en.final_dest, &did, flags);
         if (rc)
@@ -132,9 +154,21 @@ int tt_photos_journal_apply(int rootfd, json_t *e, unsigned flags, int *acted)
         if (json_object_set_new(e, "fp", json_string(fp)))
             return TT_ENOMEM;
     }
+    if (dirs && (rc = touched(rootfd, &en, dirs)))
+        return flag(e, "error", rc);
     if (acted)
         *acted = did > 0;
     return mark(e, "done");
+}
+
+int tt_photos_journal_apply(int rootfd, json_t *e, unsigned flags, int *acted)
+{
+    return apply(rootfd, e, flags, NULL, acted);
+}
+
+int tt_photos_journal_apply_batched(int rootfd, json_t *e, tt_photos_dirs *dirs, int *acted)
+{
+    return apply(rootfd, e, 0, dirs, acted);
 }
 
 int tt_photos_journal_resolve(int rootfd, json_t *e)
@@ -190,12 +224,13 @@ static int tally(tt_photos_counts *c, int rc, int acted)
     }
 }
 
-typedef int (*entry_fn)(int rootfd, json_t *e, const entry *en, tt_photos_counts *c,
-                        unsigned flags);
+typedef int (*entry_fn)(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags,
+                        tt_photos_dirs *dirs);
 
 /* Check the whole journal, then run fn on every entry, in order or last
  * first, counting into counts (may be NULL). Every entry is tried; the first
- * error is returned. */
+ * error is returned. Unless flags say NOSYNC, the folders changed are synced
+ * once each at the end (fn gets dirs and NOSYNC), not after each entry. */
 static int walk(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags,
                 int backwards, entry_fn fn)
 {
@@ -205,25 +240,38 @@ static int walk(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned 
     int rc = check_all(journal), first = TT_OK;
     if (rc)
         return rc;
+    tt_photos_dirs *dirs = NULL;
+    if (!(flags & TT_PHOTOS_NOSYNC)) {
+        if (!(dirs = calloc(1, sizeof *dirs)))
+            return TT_ENOMEM;
+        flags |= TT_PHOTOS_NOSYNC;
+    }
     size_t n = json_array_size(journal);
     for (size_t k = 0; k < n; k++) {
         json_t *e = json_array_get(journal, backwards ? n - 1 - k : k);
         entry en;
         decode(e, &en);
-        rc = fn(rootfd, e, &en, counts, flags);
+        rc = fn(rootfd, e, &en, counts, flags, dirs);
         if (rc && !first)
             first = rc;
+    }
+    if (dirs) {
+        rc = tt_photos_dirs_sync(rootfd, dirs);
+        if (rc && !first)
+            first = rc;
+        free(dirs);
     }
     return first;
 }
 
 /* Recovery finishes the moves that were only intended. */
-static int recover_one(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
+static int recover_one(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags,
+                       tt_photos_dirs *dirs)
 {
     if (en->state != ST_INTENT)
         return TT_OK;
     int acted = 0;
-    int rc = tt_photos_journal_apply(rootfd, e, flags, &acted);
+    int rc = apply(rootfd, e, flags, dirs, &acted);
     return tally(c, rc, acted);
 }
 
@@ -232,7 +280,8 @@ int tt_photos_journal_recover(int rootfd, json_t *journal, tt_photos_counts *cou
     return walk(rootfd, journal, counts, flags, 0, recover_one);
 }
 
-static int undo_mkdir(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
+static int undo_mkdir(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags,
+                      tt_photos_dirs *dirs)
 {
     char leaf[TT_PHOTOS_NAME_MAX + 1];
     int pfd, rc = tt_photos_open_parent(rootfd, en->final_dest, &pfd, leaf);
@@ -247,7 +296,9 @@ static int undo_mkdir(int rootfd, json_t *e, const entry *en, tt_photos_counts *
     if (unlinkat(pfd, leaf, AT_REMOVEDIR) == 0) {
         c->acted++;
         rc = mark(e, "undone");
-        if (!rc && !(flags & TT_PHOTOS_NOSYNC) && fsync(pfd) != 0)
+        if (!rc && dirs)
+            rc = tt_photos_dirs_add_parent(rootfd, dirs, en->final_dest);
+        else if (!rc && !(flags & TT_PHOTOS_NOSYNC) && fsync(pfd) != 0)
             rc = TT_EIO;
     } else if (errno == ENOENT) {
         c->already++;
@@ -262,7 +313,8 @@ static int undo_mkdir(int rootfd, json_t *e, const entry *en, tt_photos_counts *
     return rc;
 }
 
-static int undo_move(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
+static int undo_move(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags,
+                     tt_photos_dirs *dirs)
 {
     tt_photos_check chk;
     int rc = tt_photos_move_check(rootfd, en->src, en->final_dest, &chk);
@@ -284,6 +336,8 @@ static int undo_move(int rootfd, json_t *e, const entry *en, tt_photos_counts *c
     case TT_PHOTOS_DONE:
         /* back to the source name, which we did not choose: loose check */
         rc = tt_photos_move_impl(rootfd, en->final_dest, en->src, flags, 0);
+        if (!rc && dirs && !(rc = tt_photos_dirs_add_parent(rootfd, dirs, en->src)))
+            rc = tt_photos_dirs_add_parent(rootfd, dirs, en->final_dest);
         if (rc == TT_ECONFLICT) {
             c->conflicts++;
             return flag(e, "conflict", TT_OK);
@@ -313,12 +367,13 @@ static int undo_move(int rootfd, json_t *e, const entry *en, tt_photos_counts *c
 }
 
 /* Undo puts back what was done, newest first. */
-static int undo_one(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags)
+static int undo_one(int rootfd, json_t *e, const entry *en, tt_photos_counts *c, unsigned flags,
+                    tt_photos_dirs *dirs)
 {
     if (en->state == ST_UNDONE)
         return TT_OK;
-    return en->op == OP_MKDIR ? undo_mkdir(rootfd, e, en, c, flags)
-                              : undo_move(rootfd, e, en, c, flags);
+    return en->op == OP_MKDIR ? undo_mkdir(rootfd, e, en, c, flags, dirs)
+                              : undo_move(rootfd, e, en, c, flags, dirs);
 }
 
 int tt_photos_undo(int rootfd, json_t *journal, tt_photos_counts *counts, unsigned flags)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -193,4 +194,55 @@ int tt_photos_free_name(int rootfd, const char *dest, char *out, size_t outlen)
         }
     }
     return TT_EFULL;
+}
+
+void tt_photos_dirs_clear(tt_photos_dirs *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->rel[i]);
+    d->n = 0;
+}
+
+int tt_photos_dirs_sync(int rootfd, tt_photos_dirs *d)
+{
+    int first = TT_OK;
+    for (size_t i = 0; i < d->n; i++) {
+        int fd = -1, rc = TT_OK;
+        if (!*d->rel[i])
+            fd = dup(rootfd);
+        else
+            rc = tt_photos_open_dir(rootfd, d->rel[i], 0, NULL, &fd);
+        if (rc == TT_ENOTFOUND)
+            continue; /* removed since: its entries went with it */
+        if (!rc && fd < 0)
+            rc = tt_photos_errno(errno);
+        if (!rc && fsync(fd) != 0)
+            rc = TT_EIO;
+        if (fd >= 0)
+            close(fd);
+        if (rc && !first)
+            first = rc;
+    }
+    tt_photos_dirs_clear(d);
+    return first;
+}
+
+int tt_photos_dirs_add_parent(int rootfd, tt_photos_dirs *d, const char *rel)
+{
+    const char *slash = strrchr(rel, '/');
+    size_t len = slash ? (size_t)(slash - rel) : 0;
+    /* Newest first: a batch mostly repeats the folders it just touched. */
+    for (size_t i = d->n; i-- > 0;)
+        if (strlen(d->rel[i]) == len && !memcmp(d->rel[i], rel, len))
+            return TT_OK;
+    if (d->n == TT_PHOTOS_DIRS_MAX) {
+        int rc = tt_photos_dirs_sync(rootfd, d);
+        if (rc)
+            return rc;
+    }
+    char *copy = strndup(rel, len);
+    if (!copy)
+        return TT_ENOMEM;
+    d->rel[d->n++] = copy;
+    return TT_OK;
 }

@@ -23,7 +23,10 @@
  *     every entry "intent", and wait for the commit.
  *  2. For each entry in order, tt_photos_journal_apply(); it marks the entry
  *     "done" in memory. Persist the journal (batching is fine: a lost "done"
- *     is found again on disk by recovery).
+ *     is found again on disk by recovery). In batches,
+ *     tt_photos_journal_apply_batched() on each entry, then
+ *     tt_photos_dirs_sync() once (each folder touched fsynced once), then
+ *     persist the batch's "done" entries.
  *  3. On a conflict, tt_photos_journal_resolve() picks a free final_dest;
  *     persist the journal BEFORE applying the entry again. A move whose
  *     final_dest was not persisted first could not be found after a crash.
@@ -51,6 +54,29 @@
 
 /* Flags for operations. */
 #define TT_PHOTOS_NOSYNC 1u /* skip the fsync of changed directories (tests) */
+
+/* Folders changed by a batch of operations, to be fsynced once each when the
+ * batch ends (tt_photos_dirs_sync) instead of twice per move: what a batch
+ * reports done is on disk once the sync returns, which must come before the
+ * caller persists those entries as "done". At most TT_PHOTOS_DIRS_MAX are
+ * held; adding one more syncs the held ones first. Zero-initialise. */
+#define TT_PHOTOS_DIRS_MAX 1024
+typedef struct tt_photos_dirs {
+    char *rel[TT_PHOTOS_DIRS_MAX]; /* relative folders, "" for the root, each once */
+    size_t n;
+} tt_photos_dirs;
+
+/* Adds the folder holding rel (a path beneath the root). 0, TT_ENOMEM, or
+ * the error of the sync an overflow caused. */
+int tt_photos_dirs_add_parent(int rootfd, tt_photos_dirs *d, const char *rel)
+    __attribute__((warn_unused_result));
+
+/* fsyncs every folder held (one that is gone is skipped: what it held went
+ * with it) and empties the set. 0, or the first error met (TT_EIO, ...). */
+int tt_photos_dirs_sync(int rootfd, tt_photos_dirs *d) __attribute__((warn_unused_result));
+
+/* Empties the set without syncing. */
+void tt_photos_dirs_clear(tt_photos_dirs *d);
 
 /* What the disk says about a move (tt_photos_move_check). */
 typedef enum tt_photos_check {
@@ -126,6 +152,12 @@ int tt_photos_journal_new(int rootfd, const json_t *plan, json_t **journal, json
  * and the result is TT_ECONFLICT or TT_ENOTFOUND. *acted (if not NULL) is 1
  * when something changed on disk. TT_EINVAL for a malformed entry. */
 int tt_photos_journal_apply(int rootfd, json_t *entry, unsigned flags, int *acted)
+    __attribute__((warn_unused_result));
+
+/* tt_photos_journal_apply() without its fsyncs: the folders it changed (or,
+ * for an entry the disk shows already done, would have) go into dirs, to be
+ * synced by tt_photos_dirs_sync() before the caller persists the batch. */
+int tt_photos_journal_apply_batched(int rootfd, json_t *entry, tt_photos_dirs *dirs, int *acted)
     __attribute__((warn_unused_result));
 
 /* For a move entry in conflict: sets final_dest to a free name next to dest

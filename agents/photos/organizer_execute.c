@@ -3,18 +3,21 @@
  *
  * The journal lives in the run's data, so it is persisted with the session.
  * The execute step writes it with every entry "intent" and commits before
- * the first file moves. The thread pool then applies entries in chunks;
- * after each chunk the loop stores the updated journal (group commit) and
- * starts the next chunk. A conflict stops a chunk: a free name is chosen and
- * committed before that entry is applied again. After a crash the step runs
- * again on the stored journal: applying is idempotent (it looks at the disk
- * first), so every file moves exactly once.
+ * the first file moves. The thread pool then applies entries in chunks of
+ * CHUNK without an fsync per move; at the end of a chunk each folder it
+ * touched (both ends of every move) is fsynced once, then the loop stores
+ * the updated journal and commits it before the next chunk moves anything.
+ * A conflict stops a chunk: a free name is chosen and committed before that
+ * entry is applied again. After a crash the step runs again on the stored
+ * journal: applying is idempotent (it looks at the disk first), so every
+ * file moves exactly once.
  *
  * One journal serves the whole session: a new run keeps the entries of
  * earlier runs that are not undone yet and appends its own, so "undo" always
  * has every move it may still reverse (last first), and no journal is
  * dropped while something in it can be undone. An undo that meets a conflict
  * keeps those entries, says which files they are, and can be said again. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +31,7 @@
 #include "protocol/utf8.h"
 #include "state/registry.h"
 
-#define CHUNK 256 /* entries applied per trip to the thread pool */
+#define CHUNK 512 /* entries applied per trip to the thread pool: one folder sync each */
 /* Entries kept in a session's journal, earlier runs' included: a new plan
  * that would pass it is refused until "undo" (TT_PHOTOS_PLAN_MAX_MOVES plus
  * TT_PHOTOS_PLAN_MAX_FOLDERS fit twice). */
@@ -106,6 +109,65 @@ int tt_photos_keep_undoable(tt_run *run)
     return 0;
 }
 
+/* Fault points for the kill -9 tests (tests/integration/agents-photos):
+ * TETHER_PHOTOS_FAULT="<point>:<n>" makes the process kill itself with
+ * SIGKILL at the n-th time (counted since it started) it reaches point:
+ * "rename" after a file's move, "batch" at the start of a chunk (the
+ * journal's intents, and the previous chunk's "done" entries, committed),
+ * "before_sync" after a chunk's moves, before its folders are synced,
+ * "after_sync" after the sync, before the loop commits the chunk. Read only
+ * by these threads; unset, it costs a getenv per chunk and per move. */
+static int64_t fault_batches, fault_renames;
+
+static void fault(const char *point, int64_t n)
+{
+    const char *spec = getenv("TETHER_PHOTOS_FAULT");
+    size_t len = strlen(point);
+    if (spec && !strncmp(spec, point, len) && spec[len] == ':' &&
+        strtoll(spec + len + 1, NULL, 10) == n)
+        raise(SIGKILL);
+}
+
+/* Applies up to CHUNK pending entries from j->base on, their folders'
+ * fsyncs left to the caller (dirs). Stops early on a conflict (a free name
+ * chosen, to be committed before the move) or an OS error. */
+static void apply_chunk(exec_job *j, tt_photos_dirs *dirs, volatile int64_t *done,
+                        volatile int *cancel)
+{
+    size_t applied = 0, n = json_array_size(j->journal);
+    *done = 0; /* earlier runs' entries are only there for undo */
+    for (size_t i = j->base; i < n && applied < CHUNK && !*cancel; i++) {
+        json_t *e = json_array_get(j->journal, i);
+        if (!pending(e)) {
+            *done += is_move(e);
+            continue;
+        }
+        int acted = 0;
+        int rc = tt_photos_journal_apply_batched(j->rootfd, e, dirs, &acted);
+        applied++;
+        if (rc == TT_ECONFLICT) {
+            /* Choose a free name; it must be committed before the move. */
+            j->rc = tt_photos_journal_resolve(j->rootfd, e);
+            j->conflict = j->rc == 0;
+            j->counts.conflicts++;
+            return;
+        }
+        if (rc == TT_ENOTFOUND) {
+            json_object_set_new(e, "problem", json_string("missing"));
+            j->counts.missing++;
+        } else if (rc) {
+            j->rc = rc;
+            return;
+        }
+        if (is_move(e)) {
+            j->counts.acted += acted; /* folders made are not photos moved */
+            (*done)++;
+            if (acted)
+                fault("rename", __atomic_add_fetch(&fault_renames, 1, __ATOMIC_RELAXED));
+        }
+    }
+}
+
 static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *total,
                          volatile int *cancel)
 {
@@ -132,36 +194,22 @@ static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *to
         *done = photos;
         return;
     }
-    size_t applied = 0;
-    *done = 0; /* earlier runs' entries are only there for undo */
-    for (size_t i = j->base; i < n && applied < CHUNK && !*cancel; i++) {
-        json_t *e = json_array_get(j->journal, i);
-        if (!pending(e)) {
-            *done += is_move(e);
-            continue;
-        }
-        int acted = 0;
-        int rc = tt_photos_journal_apply(j->rootfd, e, 0, &acted);
-        applied++;
-        if (rc == TT_ECONFLICT) {
-            /* Choose a free name; it must be committed before the move. */
-            j->rc = tt_photos_journal_resolve(j->rootfd, e);
-            j->conflict = j->rc == 0;
-            j->counts.conflicts++;
-            return;
-        }
-        if (rc == TT_ENOTFOUND) {
-            json_object_set_new(e, "problem", json_string("missing"));
-            j->counts.missing++;
-        } else if (rc) {
-            j->rc = rc;
-            return;
-        }
-        if (is_move(e)) {
-            j->counts.acted += acted; /* folders made are not photos moved */
-            (*done)++;
-        }
+    int64_t batch = __atomic_add_fetch(&fault_batches, 1, __ATOMIC_RELAXED);
+    fault("batch", batch);
+    tt_photos_dirs *dirs = calloc(1, sizeof *dirs);
+    if (!dirs) {
+        j->rc = TT_ENOMEM;
+        return;
     }
+    apply_chunk(j, dirs, done, cancel);
+    fault("before_sync", batch);
+    /* Every folder this chunk changed is on disk before its "done" entries
+     * are committed (exec_after): one fsync per folder, not two per move. */
+    int rc = tt_photos_dirs_sync(j->rootfd, dirs);
+    if (rc && !j->rc)
+        j->rc = rc;
+    free(dirs);
+    fault("after_sync", batch);
 }
 
 static void add_counts(tt_run *run, const tt_photos_counts *c)
@@ -410,10 +458,14 @@ static int start_job(tt_run *run, int undo)
         }
     }
     j->base = undo ? 0 : (size_t)json_integer_value(json_object_get(data, "journal_base"));
-    j->journal = json_deep_copy(json_object_get(data, "journal"));
-    rc = j->journal ? tt_run_work(run, exec_in_pool, exec_after, j,
-                                  undo ? "restoring photos" : "moving photos")
-                    : TT_ENOMEM;
+    /* The previous chunk's "done" entries, and a conflict's free name, are
+     * committed before the next chunk moves anything. */
+    rc = undo ? 0 : tt_registry_flush(tt_run_env(run)->reg);
+    j->journal = rc ? NULL : json_deep_copy(json_object_get(data, "journal"));
+    rc = rc           ? rc
+         : j->journal ? tt_run_work(run, exec_in_pool, exec_after, j,
+                                    undo ? "restoring photos" : "moving photos")
+                      : TT_ENOMEM;
     if (rc) {
         close(j->rootfd);
         json_decref(j->journal);

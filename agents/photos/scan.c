@@ -2,15 +2,18 @@
  *
  * Two passes. The walk lists candidate photos (name, size, inode) and the
  * skipped entries, growing *total as it goes; the read then opens each
- * candidate again beneath the root, checks it is still the same regular
- * file, hashes it and parses its head, bumping *done. Neither pass holds
- * more than one descriptor per directory level, and depth is bounded. */
+ * candidate again beneath the root (its folder once per run of candidates
+ * in it), checks it is still the same regular file, hashes it and parses
+ * its head, bumping *done, on up to opts->threads threads. The walk holds
+ * one descriptor per directory level, a reader one folder and one file;
+ * depth is bounded. */
 #include "agents/photos/scan.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,9 +52,21 @@ typedef struct scan {
     json_t *skipped;
     int64_t nskipped, entries;
     int truncated, stop;
+    /* the read pass, shared by its threads */
+    const char **reasons; /* per candidate: why skipped, or NULL when read */
+    size_t next;          /* the next candidate to read (atomic) */
+    int err;              /* the first error that ends the scan (atomic) */
+} scan;
+
+/* One reading thread's own state: its buffer, its hash and the folder of
+ * the candidate it read last (consecutive candidates mostly share it). */
+typedef struct reader {
+    scan *s;
     unsigned char *buf; /* TT_PHOTOS_HEAD_BYTES */
     EVP_MD_CTX *md;
-} scan;
+    char dir[TT_PHOTOS_REL_MAX + 1];
+    int dirfd; /* dir opened beneath the root, or -1 */
+} reader;
 
 static int cancelled(const scan *s)
 {
@@ -253,59 +268,87 @@ static ssize_t read_full(int fd, unsigned char *buf, size_t n)
 
 /* Hashes and parses one candidate. Returns 0 with *reason NULL when p was
  * filled, 0 with a skip reason, or an error that ends the scan. */
-static int read_photo(scan *s, const cand *c, photo *p, const char **reason)
+/* Opens candidate c for reading: its folder beneath the root as everywhere
+ * (no symlink followed), once for a run of candidates in it rather than
+ * once per photo, then the file. A descriptor, or -1 with *reason set. */
+static int open_cand(reader *w, const cand *c, const char **reason)
 {
-    *reason = NULL;
-    char leaf[TT_PHOTOS_NAME_MAX + 1];
-    int dirfd, rc = tt_photos_open_parent(s->rootfd, c->rel, &dirfd, leaf);
-    if (rc) {
-        *reason = rc == TT_ENOTFOUND ? "changed" : "unreadable";
-        return TT_OK;
+    const char *slash = strrchr(c->rel, '/'), *leaf = slash ? slash + 1 : c->rel;
+    size_t dlen = slash ? (size_t)(slash - c->rel) : 0;
+    int rc = TT_OK;
+    if (w->dirfd < 0 || strlen(w->dir) != dlen || memcmp(w->dir, c->rel, dlen)) {
+        if (w->dirfd >= 0)
+            close(w->dirfd);
+        w->dirfd = -1;
+        memcpy(w->dir, c->rel, dlen);
+        w->dir[dlen] = '\0';
+        rc = tt_photos_open_dir(w->s->rootfd, w->dir, 0, NULL, &w->dirfd);
     }
-    int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (rc) {
+        w->dirfd = -1;
+        *reason = rc == TT_ENOTFOUND ? "changed" : "unreadable";
+        return -1;
+    }
+    int fd = openat(w->dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     int err = errno;
-    close(dirfd);
-    if (fd < 0) {
+    if (fd < 0)
         *reason = err == EACCES || err == EPERM   ? "unreadable"
                   : err == ENOENT || err == ELOOP ? "changed"
                                                   : "read_error";
+    return fd;
+}
+
+static int read_photo(reader *w, const cand *c, photo *p, const char **reason)
+{
+    scan *s = w->s;
+    *reason = NULL;
+    int rc = TT_OK, fd = open_cand(w, c, reason);
+    if (fd < 0)
         return TT_OK;
-    }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != c->dev || st.st_ino != c->ino) {
         close(fd);
         *reason = "changed";
         return TT_OK;
     }
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-
+    if (st.st_size > s->o->max_file_bytes) {
+        close(fd);
+        *reason = "too_large"; /* it grew since the walk */
+        return TT_OK;
+    }
+    /* The file as it was opened: st_size bytes (fewer if it shrank), read in
+     * TT_PHOTOS_HEAD_BYTES pieces; the first piece feeds both the EXIF parse
+     * and the hash. Knowing the size saves a read() that would only find the
+     * end, and the read-ahead hint for a file that fits one piece. */
+    if (st.st_size > TT_PHOTOS_HEAD_BYTES)
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     int64_t total = 0;
-    ssize_t n = read_full(fd, s->buf, TT_PHOTOS_HEAD_BYTES);
+    size_t want = st.st_size < TT_PHOTOS_HEAD_BYTES ? (size_t)st.st_size : TT_PHOTOS_HEAD_BYTES;
+    ssize_t n = read_full(fd, w->buf, want);
     if (n >= 0) {
-        tt_photos_meta_parse(s->buf, (size_t)n, &p->meta);
-        if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
+        tt_photos_meta_parse(w->buf, (size_t)n, &p->meta);
+        if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
             rc = TT_ENOMEM;
     }
     while (n >= 0 && !rc) {
         total += n;
-        if (total > s->o->max_file_bytes) {
-            *reason = "too_large"; /* it grew since the walk */
-            break;
-        }
-        if (n > 0 && EVP_DigestUpdate(s->md, s->buf, (size_t)n) != 1)
+        if (n > 0 && EVP_DigestUpdate(w->md, w->buf, (size_t)n) != 1)
             rc = TT_ENOMEM;
-        else if (n < (ssize_t)TT_PHOTOS_HEAD_BYTES)
+        else if ((size_t)n < want || total >= st.st_size)
             break; /* read_full() comes back short only at end of file */
         else if (cancelled(s))
             rc = TT_ECONFLICT;
-        else
-            n = read_full(fd, s->buf, TT_PHOTOS_HEAD_BYTES);
+        else {
+            want = st.st_size - total < TT_PHOTOS_HEAD_BYTES ? (size_t)(st.st_size - total)
+                                                             : TT_PHOTOS_HEAD_BYTES;
+            n = read_full(fd, w->buf, want);
+        }
     }
     if (n < 0 && !rc)
         *reason = "read_error";
-    if (!rc && !*reason && EVP_DigestFinal_ex(s->md, md, &mdlen) != 1)
+    if (!rc && !*reason && EVP_DigestFinal_ex(w->md, md, &mdlen) != 1)
         rc = TT_ENOMEM;
     close(fd);
     if (rc || *reason)
@@ -321,6 +364,79 @@ static int read_photo(scan *s, const cand *c, photo *p, const char **reason)
     p->size = total;
     p->mtime = (int64_t)st.st_mtim.tv_sec;
     return TT_OK;
+}
+
+/* Reads candidates until none is left, or the scan is cancelled or failed;
+ * each result goes to the candidate's own slot, so the order of the threads
+ * does not show in the result. */
+static void *read_some(void *arg)
+{
+    reader *w = arg;
+    scan *s = w->s;
+    for (;;) {
+        size_t i = __atomic_fetch_add(&s->next, 1, __ATOMIC_RELAXED);
+        if (i >= s->ncands || __atomic_load_n(&s->err, __ATOMIC_RELAXED))
+            break;
+        int rc = cancelled(s) ? TT_ECONFLICT
+                              : read_photo(w, &s->cands[i], &s->photos[i], &s->reasons[i]);
+        if (rc) {
+            int none = TT_OK;
+            __atomic_compare_exchange_n(&s->err, &none, rc, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+            break;
+        }
+        bump(s->o->done);
+    }
+    if (w->dirfd >= 0)
+        close(w->dirfd);
+    w->dirfd = -1;
+    return NULL;
+}
+
+/* The read pass on up to opts->threads threads: this one and helpers it
+ * starts and joins (fewer when there are few photos, or a thread cannot be
+ * made). Then the photos read are packed in candidate order and the skipped
+ * ones listed, as a single thread would have. */
+static int read_all(scan *s)
+{
+    size_t want = s->o->threads < 1 ? 1 : (size_t)s->o->threads, nw = 0;
+    if (want > TT_PHOTOS_SCAN_THREADS_MAX)
+        want = TT_PHOTOS_SCAN_THREADS_MAX;
+    if (want > 1 + s->ncands / 32)
+        want = 1 + s->ncands / 32;
+    reader w[TT_PHOTOS_SCAN_THREADS_MAX];
+    pthread_t tid[TT_PHOTOS_SCAN_THREADS_MAX];
+    int rc = TT_OK;
+    for (; nw < want; nw++) {
+        w[nw] = (reader){
+            .s = s, .buf = malloc(TT_PHOTOS_HEAD_BYTES), .md = EVP_MD_CTX_new(), .dirfd = -1};
+        if (!w[nw].buf || !w[nw].md) {
+            free(w[nw].buf);
+            EVP_MD_CTX_free(w[nw].md);
+            break;
+        }
+        if (nw > 0 && pthread_create(&tid[nw], NULL, read_some, &w[nw]) != 0) {
+            free(w[nw].buf);
+            EVP_MD_CTX_free(w[nw].md);
+            break; /* the threads made so far do the work */
+        }
+    }
+    if (nw == 0)
+        return TT_ENOMEM;
+    read_some(&w[0]);
+    for (size_t k = 0; k < nw; k++) {
+        if (k > 0)
+            pthread_join(tid[k], NULL);
+        free(w[k].buf);
+        EVP_MD_CTX_free(w[k].md);
+    }
+    rc = __atomic_load_n(&s->err, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < s->ncands && !rc; i++) {
+        if (s->reasons[i])
+            rc = skip(s, s->cands[i].rel, s->reasons[i]);
+        else
+            s->photos[s->nphotos++] = s->photos[i]; /* i >= nphotos: packs in place */
+    }
+    return rc;
 }
 
 static int cmp_photo_path(const void *a, const void *b)
@@ -455,6 +571,7 @@ void tt_photos_scan_opts_init(tt_photos_scan_opts *o)
     o->max_entries = 1000000;
     o->max_file_bytes = 256 * 1024 * 1024;
     o->max_skipped = 1000;
+    o->threads = 2;
 }
 
 int tt_photos_scan(int rootfd, const tt_photos_scan_opts *opts, json_t **out)
@@ -473,30 +590,17 @@ int tt_photos_scan(int rootfd, const tt_photos_scan_opts *opts, json_t **out)
 
     int rc = TT_ENOMEM;
     s.skipped = json_array();
-    s.buf = malloc(TT_PHOTOS_HEAD_BYTES);
-    s.md = EVP_MD_CTX_new();
-    if (!s.skipped || !s.buf || !s.md)
+    if (!s.skipped)
         goto done;
     rc = cancelled(&s) ? TT_ECONFLICT : walk(&s, rootfd, "", 0);
     if (rc)
         goto done;
 
     rc = TT_ENOMEM;
-    if (s.ncands && !(s.photos = calloc(s.ncands, sizeof *s.photos)))
+    if (s.ncands && (!(s.photos = calloc(s.ncands, sizeof *s.photos)) ||
+                     !(s.reasons = calloc(s.ncands, sizeof *s.reasons))))
         goto done;
-    rc = TT_OK;
-    for (size_t i = 0; i < s.ncands && !rc; i++) {
-        const char *reason;
-        if (cancelled(&s))
-            rc = TT_ECONFLICT;
-        else if (!(rc = read_photo(&s, &s.cands[i], &s.photos[s.nphotos], &reason))) {
-            if (reason)
-                rc = skip(&s, s.cands[i].rel, reason);
-            else
-                s.nphotos++;
-            bump(opts->done);
-        }
-    }
+    rc = s.ncands ? read_all(&s) : TT_OK;
     if (!rc)
         rc = build(&s, out);
 done:
@@ -504,8 +608,7 @@ done:
         free(s.cands[i].rel);
     free(s.cands);
     free(s.photos);
-    free(s.buf);
-    EVP_MD_CTX_free(s.md);
+    free(s.reasons);
     json_decref(s.skipped);
     return rc;
 }

@@ -17,14 +17,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define TT_PHOTOS_SCAN_THREADS_MAX 8
+
 /* Limits and progress. Initialise with tt_photos_scan_opts_init(); the
  * pointers belong to the caller and must outlive the scan. */
 typedef struct tt_photos_scan_opts {
-    int max_depth;           /* folder levels below the root walked (default 16) */
-    int64_t max_files;       /* photos examined; more are skipped "file_limit" (100000) */
-    int64_t max_entries;     /* directory entries seen in all; then the walk stops (1000000) */
-    int64_t max_file_bytes;  /* per photo; bigger ones are skipped "too_large" (256 MiB) */
-    int64_t max_skipped;     /* skipped entries listed; the rest only counted (1000) */
+    int max_depth;          /* folder levels below the root walked (default 16) */
+    int64_t max_files;      /* photos examined; more are skipped "file_limit" (100000) */
+    int64_t max_entries;    /* directory entries seen in all; then the walk stops (1000000) */
+    int64_t max_file_bytes; /* per photo; bigger ones are skipped "too_large" (256 MiB) */
+    int64_t max_skipped;    /* skipped entries listed; the rest only counted (1000) */
+    int threads; /* reading threads: the caller's and threads it starts and joins (2, at most
+                  * TT_PHOTOS_SCAN_THREADS_MAX; one per 32 photos at most) */
     volatile int64_t *done;  /* photos read so far, or NULL */
     volatile int64_t *total; /* photos to read: grows during the walk, final after it, or NULL */
     volatile int *cancel;    /* set non-zero (from any thread) to stop the scan, or NULL */

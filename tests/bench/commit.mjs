@@ -7,6 +7,13 @@
 // is the figure least moved by other load); echo/ping shows what committing
 // costs against the round trip.
 // Each client is closed loop: the next ping or say once the last answer came.
+// The peer, in the same run and with the same clients: bare libwebsockets
+// (lib/bare.mjs: same lws, loop and buffers, no application work, each frame
+// written directly), answering a ping with a pong and a say with the 11
+// frames of an echo turn, before and after the Tether runs; its figures are
+// `bare` (the mean of the two runs), and the issue's targets
+// (ping and echo >= 0.6 of bare lws; a 500-turn commit at the 1-turn cost)
+// are the `targets` rows.
 //
 //   node tests/bench/commit.mjs [--conns 100] [--turns 500] [--seconds 4]
 //        [--bins a,b] [--smoke]
@@ -17,6 +24,8 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { BIN, SMOKE, UNTHROTTLED, argValue, cpuSec, metrics, out, sleep, startTether } from './lib/common.mjs';
+import { bareAvailable, startBare } from './lib/bare.mjs';
+import { target } from './lib/targets.mjs';
 
 const CONNS = Number(argValue('--conns', SMOKE ? 10 : 100));
 const LONG = Number(argValue('--turns', SMOKE ? 20 : 500));
@@ -71,7 +80,7 @@ function client(ws, { session }) {
 
 async function phase(srv, clients, kind) {
   if (process.env.BENCH_SAY_PID) console.error(`${kind}: pid ${srv.pid}`);
-  const m0 = await metrics(srv.port);
+  const m0 = srv.bare ? null : await metrics(srv.port);
   const cpu0 = cpuSec(srv.pid);
   for (const c of clients) c.frames = c.rounds = 0;
   const t0 = performance.now();
@@ -83,13 +92,17 @@ async function phase(srv, clients, kind) {
   const cpu = cpuSec(srv.pid) - cpu0;
   for (const c of clients) c.running = false;
   await Promise.all(loops);
-  const m1 = await metrics(srv.port);
-  const commits = m1.tether_commit_seconds_count - m0.tether_commit_seconds_count;
-  return {
+  const r = {
     kind,
     frames_per_s: Math.round(frames / secs),
     rounds_per_s: Math.round(rounds / secs),
     server_cpu_us_per_frame: +((cpu / Math.max(1, frames)) * 1e6).toFixed(1),
+  };
+  if (srv.bare) return r;
+  const m1 = await metrics(srv.port);
+  const commits = m1.tether_commit_seconds_count - m0.tether_commit_seconds_count;
+  return {
+    ...r,
     commits_per_s: Math.round(commits / secs),
     commit_ms_mean: +(
       ((m1.tether_commit_seconds_sum - m0.tether_commit_seconds_sum) / Math.max(1, commits)) *
@@ -139,8 +152,95 @@ async function runBin(bin) {
   return r;
 }
 
+// The peer: the same clients against bare lws (ping, then echo turns on 1-turn sessions).
+async function runBare() {
+  const srv = await startBare();
+  const socks = await Promise.all(Array.from({ length: CONNS }, () => connect(srv.port)));
+  const r = { bin: 'bench_bare_lws', conns: CONNS };
+  r.ping = await phase(
+    srv,
+    socks.map((ws) => client(ws, { session: false })),
+    'bare lws: ping',
+  );
+  for (const ws of socks) ws.removeAllListeners('message');
+  const says = socks.map((ws) => client(ws, { session: true }));
+  await Promise.all(says.map((c) => c.open()));
+  await Promise.all(says.map((c) => c.loop(1)));
+  r.echo_1_turn = await phase(srv, says, 'bare lws: echo');
+  for (const ws of socks) ws.close();
+  await srv.stop();
+  return r;
+}
+
+// The issue's rows for one Tether binary against the peer (named by the binary when there are several).
+function targetRows(r, bare) {
+  const judge = (ok) => (SMOKE || !bare ? null : ok);
+  const of = BINS.length > 1 ? ` (${r.bin})` : '';
+  const peer = `bare lws, ${CONNS} connections`;
+  const ping = target({
+    name: `ping round trip >= 0.6 of bare lws${of}`,
+    figure: r.ping.rounds_per_s,
+    unit: 'round trips/s',
+    peer,
+    peer_figure: bare?.ping.rounds_per_s ?? null,
+    goal: '>= 0.6 of peer',
+  });
+  const echo = target({
+    name: `echo agent >= 0.6 of bare lws${of}`,
+    figure: r.echo_1_turn.frames_per_s,
+    unit: 'frames/s',
+    peer,
+    peer_figure: bare?.echo_1_turn.frames_per_s ?? null,
+    goal: '>= 0.6 of peer',
+  });
+  const long = target({
+    name: `${LONG}-turn commits at the 1-turn cost${of}`,
+    figure: r.echo_long.server_cpu_us_per_frame,
+    unit: 'µs CPU/frame',
+    peer: '1-turn sessions, same store',
+    peer_figure: r.echo_1_turn_after.server_cpu_us_per_frame,
+    goal: '<= 1.1 of peer',
+  });
+  ping.met = judge(ping.ratio >= 0.6);
+  echo.met = judge(echo.ratio >= 0.6);
+  long.met = SMOKE ? null : long.ratio <= 1.1;
+  return [ping, echo, long];
+}
+
+// The peer runs before and after the Tether binaries; its figures are the
+// mean of the two (load on a shared machine drifts over a run).
+const mean = (a, b) => {
+  const m = {};
+  for (const k of Object.keys(a)) m[k] = typeof a[k] === 'number' ? +((a[k] + b[k]) / 2).toFixed(1) : a[k];
+  return m;
+};
+const bareBefore = bareAvailable() ? await runBare() : null;
 const results = [];
 for (const bin of BINS) results.push(await runBin(bin));
-out({ bench: 'commit', turns: LONG, seconds: SECONDS, results });
-if (results.some((r) => !r.ping.rounds_per_s || !r.echo_1_turn.rounds_per_s || !r.echo_long.rounds_per_s))
+const bareAfter = bareBefore && (await runBare());
+const bare = bareBefore && {
+  bin: bareBefore.bin,
+  conns: CONNS,
+  ping: mean(bareBefore.ping, bareAfter.ping),
+  echo_1_turn: mean(bareBefore.echo_1_turn, bareAfter.echo_1_turn),
+  before: bareBefore,
+  after: bareAfter,
+};
+for (const r of results)
+  if (bare)
+    r.over_bare = {
+      ping_rounds: +(r.ping.rounds_per_s / bare.ping.rounds_per_s).toFixed(3),
+      echo_frames: +(r.echo_1_turn.frames_per_s / bare.echo_1_turn.frames_per_s).toFixed(3),
+      ping_cpu_per_frame: +(r.ping.server_cpu_us_per_frame / bare.ping.server_cpu_us_per_frame).toFixed(2),
+      echo_cpu_per_frame: +(r.echo_1_turn.server_cpu_us_per_frame / bare.echo_1_turn.server_cpu_us_per_frame).toFixed(
+        2,
+      ),
+    };
+const targets = results.flatMap((r) => targetRows(r, bare));
+out({ bench: 'commit', turns: LONG, seconds: SECONDS, bare, results, targets });
+const broken = (r) => !r.ping.rounds_per_s || !r.echo_1_turn.rounds_per_s;
+if (
+  results.some((r) => broken(r) || !r.echo_long.rounds_per_s) ||
+  (bare && (broken(bare.before) || broken(bare.after)))
+)
   process.exit(1);

@@ -29,9 +29,23 @@ const benches = [
     args: SMOKE ? ['--duration', '0.3', '--warmup', '0.1'] : ['--duration', '3', '--warmup', '1'],
   },
   { key: 'idle', script: 'tests/bench/idle.mjs', args: S },
-  { key: 'relay1', script: 'tests/bench/relay.mjs', args: SMOKE ? ['1', '100', '1'] : ['1', '2000', '1'] },
-  { key: 'relay100', script: 'tests/bench/relay.mjs', args: SMOKE ? ['10', '20', '5'] : ['100', '200', '5'] },
-  { key: 'relay1000', script: 'tests/bench/relay.mjs', args: SMOKE ? ['50', '10', '20'] : ['1000', '50', '50'] },
+  { key: 'relay1', script: 'tests/bench/relay.mjs', args: SMOKE ? ['1', '100', '1', ...S] : ['1', '2000', '1'] },
+  // 100 streams, a chunk every 2 ms each: 50k chunks/s offered (the rate)
+  {
+    key: 'relay100',
+    script: 'tests/bench/relay.mjs',
+    args: SMOKE ? ['10', '20', '5', '--target=100', ...S] : ['100', '1000', '2', '--target=100'],
+  },
+  {
+    key: 'relay1000',
+    script: 'tests/bench/relay.mjs',
+    args: SMOKE ? ['50', '10', '20', '--target=1000', ...S] : ['1000', '50', '50', '--target=1000'],
+  },
+  {
+    key: 'relay_cap',
+    script: 'tests/bench/relay.mjs',
+    args: SMOKE ? ['--capacity', '4', '256', ...S] : ['--capacity', '100', '2000'],
+  },
   { key: 'gateway', script: 'tests/bench/gateway.mjs', args: S },
   { key: 'gateway_seq', script: 'tests/bench/gateway_seq.mjs', args: S },
   { key: 'cache', script: 'tests/bench/cache.mjs', args: S },
@@ -43,6 +57,8 @@ const benches = [
   { key: 'replicated', script: 'tests/bench/replicated.mjs', args: S },
   { key: 'large_turns', script: 'tests/bench/large-turns.mjs', args: S },
   { key: 'upgrade', script: 'tests/bench/upgrade.mjs', args: S },
+  // needs build-debug/tests/unit/make_photo_library (make build-debug)
+  { key: 'photos', script: 'tests/bench/photos.mjs', args: SMOKE ? ['--smoke'] : ['1000'] },
 ];
 
 function runOne(b) {

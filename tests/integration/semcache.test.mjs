@@ -235,7 +235,10 @@ itest('entries survive a restart', async ({ startServer }) => {
   await sleep(300); // inserted, and flushed to LMDB
   await srv.stop();
   await srv.restart();
+  // read back in the thread pool once it listens: waited for
+  for (let i = 0; i < 500 && !/semantic cache ready.*"entries":1/.test(srv.output); i++) await sleep(10);
   assert.match(srv.output, /semantic cache ready.*"entries":1/);
+  assert.equal(metricValue((await httpGet(srv.port, '/metrics')).body, 'tether_semcache_loading'), 0);
   const b = await ask(srv, SAME);
   assert.equal(b.json.usage.cached, true);
   assert.equal(b.json.choices[0].message.content, 'Paris.');

@@ -33,6 +33,23 @@ static void test_openai_text_stream_same_events_however_cut(void **state)
                   "finish stop\n");
 }
 
+/* The chunks the fast scan reads (agents/llm/fastjson.h) and one it leaves
+ * to jansson (an escaped key), in one stream: \u escapes, surrogate pairs,
+ * raw multi-byte text and the short escapes come out as jansson decodes them,
+ * in order, however the stream is cut. */
+static void test_openai_escaped_text_same_events_however_cut(void **state)
+{
+    check_fixture(TT_LLM_OPENAI, 0, "openai_escapes.sse",
+                  "text \xc3\xa9t\xc3\xa9 \n"
+                  "text \xf0\x9f\x98\x80 \xf0\x9f\x8e\x89\n"
+                  "text \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e caf\xc3\xa9\n"
+                  "text a\\n\"b\"\\\\c/d\te\n"
+                  "text escaped key, read by jansson\n"
+                  "text end\n"
+                  "usage 3 7\n"
+                  "finish stop\n");
+}
+
 static void test_openai_parallel_tool_calls_reassemble(void **state)
 {
     const char *expected = "tool 0 id=call_DdmO9pD3xa9XTPNJ32zg2hcA name=get_weather args=\n"
@@ -377,6 +394,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_openai_text_stream_same_events_however_cut),
+        cmocka_unit_test(test_openai_escaped_text_same_events_however_cut),
         cmocka_unit_test(test_openai_parallel_tool_calls_reassemble),
         cmocka_unit_test(test_openai_finish_waits_for_done_after_usage),
         cmocka_unit_test(test_openai_compatible_tool_call_variants),

@@ -332,6 +332,53 @@ static void test_photos_journal_runs_the_plan(void **state)
     json_decref(plan);
 }
 
+/* In a batch: the same layout as one entry at a time, each folder touched
+ * held once (the parents of the folders made, and of both ends of each
+ * move), synced once; a folder gone by the sync is skipped; more folders
+ * than the set holds are synced as it fills. */
+static void test_photos_journal_batched_syncs_each_folder_once(void **state)
+{
+    lib *l = *state;
+    json_t *plan = the_plan(), *j = new_journal(l, plan);
+    tt_photos_dirs *dirs = calloc(1, sizeof *dirs);
+    assert_non_null(dirs);
+    size_t i;
+    json_t *e;
+    json_array_foreach(j, i, e)
+    {
+        int acted;
+        assert_int_equal(tt_photos_journal_apply_batched(l->fd, e, dirs, &acted), 0);
+        assert_int_equal(acted, 1);
+    }
+    json_array_foreach(j, i, e) assert_string_equal(state_of(e), "done");
+    for (size_t a = 0; a < dirs->n; a++)
+        for (size_t b = a + 1; b < dirs->n; b++)
+            assert_string_not_equal(dirs->rel[a], dirs->rel[b]);
+    int root = 0, year = 0;
+    for (size_t a = 0; a < dirs->n; a++) {
+        root += !strcmp(dirs->rel[a], "");
+        year += !strcmp(dirs->rel[a], "by-year/2019");
+    }
+    assert_int_equal(root, 1);
+    assert_int_equal(year, 1);
+    json_t *want = expected_after(l->before);
+    assert_tree(l, want);
+    assert_int_equal(tt_photos_dirs_add_parent(l->fd, dirs, "gone/x.jpg"), 0);
+    assert_int_equal(tt_photos_dirs_sync(l->fd, dirs), 0); /* "gone" skipped */
+    assert_int_equal(dirs->n, 0);
+    char rel[64];
+    for (int k = 0; k < TT_PHOTOS_DIRS_MAX + 10; k++) {
+        snprintf(rel, sizeof rel, "none-%d/x.jpg", k);
+        assert_int_equal(tt_photos_dirs_add_parent(l->fd, dirs, rel), 0);
+    }
+    assert_int_equal(dirs->n, 10); /* the first TT_PHOTOS_DIRS_MAX were synced when full */
+    tt_photos_dirs_clear(dirs);
+    free(dirs);
+    json_decref(want);
+    json_decref(j);
+    json_decref(plan);
+}
+
 static void test_photos_journal_conflict_then_free_name(void **state)
 {
     lib *l = *state;
@@ -599,6 +646,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_photos_mkdir_never_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_photos_move_never_overwrites, setup, teardown),
         cmocka_unit_test_setup_teardown(test_photos_journal_runs_the_plan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_photos_journal_batched_syncs_each_folder_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_photos_journal_conflict_then_free_name, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_photos_journal_recovers_after_crash, setup, teardown),

@@ -467,6 +467,47 @@ static void test_photos_scan_threads_agree(void **state)
     photo_fixture_remove(&f);
 }
 
+/* The read pass on several threads: the same result as on one, byte for
+ * byte (order of photos and skipped entries included), every photo counted
+ * once in the progress. */
+static void test_photos_scan_reading_threads_same_result(void **state)
+{
+    char root[] = "/tmp/tt_photos_scan_threads_XXXXXX";
+    assert_non_null(mkdtemp(root));
+    assert_int_equal(pf_generate(root, 300, 32, 24, 7), 0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/notes.txt", root);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    snprintf(path, sizeof path, "%s/link.jpg", root);
+    assert_int_equal(symlink("/etc/passwd", path), 0);
+    json_t *first = NULL;
+    const int threads[] = {1, 2, 4, TT_PHOTOS_SCAN_THREADS_MAX + 5};
+    for (size_t k = 0; k < sizeof threads / sizeof threads[0]; k++) {
+        tt_photos_scan_opts o;
+        tt_photos_scan_opts_init(&o);
+        o.threads = threads[k];
+        scan_run r;
+        scan_here(root, &o, &r);
+        assert_int_equal(r.rc, 0);
+        assert_int_equal(r.done, 300);
+        assert_int_equal(r.total, 300);
+        assert_int_equal(json_array_size(json_object_get(r.out, "photos")), 300);
+        assert_int_equal(json_array_size(json_object_get(r.out, "skipped")), 2);
+        if (!first)
+            first = r.out;
+        else {
+            assert_true(json_equal(first, r.out));
+            json_decref(r.out);
+        }
+    }
+    json_decref(first);
+    photo_fixture f = {0};
+    snprintf(f.base, sizeof f.base, "%s", root);
+    photo_fixture_remove(&f);
+}
+
 static void test_photos_summary_bounded_and_quoted(void **state)
 {
     photo_fixture f;
@@ -582,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_photos_scan_cancel_before_start),
         cmocka_unit_test(test_photos_scan_cancel_midway),
         cmocka_unit_test(test_photos_scan_threads_agree),
+        cmocka_unit_test(test_photos_scan_reading_threads_same_result),
         cmocka_unit_test(test_photos_summary_bounded_and_quoted),
         cmocka_unit_test(test_photos_meta_survives_garbage),
     };

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "agents/llm/semindex.h"
 #include "protocol/errors.h"
@@ -258,6 +259,84 @@ static void test_store(void **state)
     tt_semstore_free(s);
 }
 
+/* Each entry a chunk hands over, checked and counted: counts[n] for the 200
+ * written first (id n), counts[200 + n] for those written during the reads. */
+static int on_chunk_entry(const unsigned char *id, const unsigned char *part, int64_t expires_ms,
+                          const float *vec, size_t dim, void *ud)
+{
+    int *counts = ud;
+    (void)part;
+    (void)expires_ms;
+    int later = id[2] == 0xff;
+    int n = later ? 200 + id[30] : id[0] | id[1] << 8;
+    if (n >= 300 || dim != 2 || vec[0] != (float)n || counts[n]++)
+        return TT_EINVAL;
+    return 0;
+}
+
+typedef struct chunk_job {
+    tt_semstore *s;
+    tt_semstore_chunk *c;
+    int *counts;
+    int rc;
+} chunk_job;
+
+static void *read_chunk(void *arg)
+{
+    chunk_job *j = arg;
+    j->rc = tt_semstore_chunk_read(j->s, j->c, 64, on_chunk_entry, j->counts);
+    return NULL;
+}
+
+static void put_n(tt_semstore *s, int n, int later)
+{
+    unsigned char part[TT_SEMSTORE_KEY_LEN], id[TT_SEMSTORE_KEY_LEN];
+    key(part, 1);
+    memset(id, later ? 0xff : 0, sizeof id); /* the later ones sort after the others */
+    if (later)
+        id[30] = (unsigned char)(n - 200);
+    else {
+        id[0] = (unsigned char)(n & 0xff);
+        id[1] = (unsigned char)(n >> 8);
+    }
+    float v[2] = {(float)n, 1};
+    assert_true(tt_semstore_put(s, id, part, INT64_MAX, v, 2, "a", 1) >= 0);
+}
+
+/* The entries read back in chunks of 64, each read on another thread in a
+ * transaction begun and ended on this one while this one writes more: each
+ * entry comes back once, the 200 there at the start all of them. */
+static void test_store_chunks(void **state)
+{
+    fx *f = *state;
+    tt_semstore *s;
+    assert_int_equal(tt_semstore_new(f->st, &s), 0);
+    for (int n = 0; n < 200; n++)
+        put_n(s, n, 0);
+    assert_int_equal(tt_semstore_flush(s), 0);
+    int counts[300] = {0};
+    tt_semstore_chunk c = {0};
+    int chunks = 0, later = 200;
+    while (!c.done && chunks < 20) {
+        assert_int_equal(tt_semstore_chunk_begin(s, &c), 0);
+        chunk_job j = {s, &c, counts, -1};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, read_chunk, &j), 0);
+        for (int k = 0; k < 20 && later < 300; k++)
+            put_n(s, later++, 1);
+        assert_int_equal(tt_semstore_flush(s), 0); /* a write while the chunk reads */
+        assert_int_equal(pthread_join(t, NULL), 0);
+        tt_semstore_chunk_end(s, &c);
+        assert_int_equal(j.rc, 0);
+        chunks++;
+    }
+    assert_true(c.done);
+    assert_true(chunks >= 4); /* 200 entries at most 64 a chunk */
+    for (int n = 0; n < 200; n++)
+        assert_int_equal(counts[n], 1);
+    tt_semstore_free(s);
+}
+
 static int opened(void **state)
 {
     int rc = setup(state);
@@ -274,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_threshold_and_partitions),
         cmocka_unit_test(test_evict_replace_remove),
         cmocka_unit_test_setup_teardown(test_store, opened, teardown),
+        cmocka_unit_test_setup_teardown(test_store_chunks, opened, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
