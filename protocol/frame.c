@@ -389,7 +389,7 @@ int tt_event_encode(const char *type, const char *sid, uint64_t seq, int64_t ts_
     if (rc == 0)
         rc = tt_buf_append(&b, ",\"seq\":", 7);
     if (rc == 0)
-        rc = tt_jw_u64(&b, seq);
+        rc = tt_jw_i64(&b, (int64_t)seq); /* as json_pack's json_int_t: the same bytes */
     if (rc == 0)
         rc = tt_buf_append(&b, ",\"ts\":", 6);
     if (rc == 0)

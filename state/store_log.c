@@ -261,11 +261,11 @@ int tt_transcript_record_write(const tt_session *s, tt_buf *record)
 {
     int rc = tt_buf_append(record, ",\"transcript_first\":", 20);
     if (rc == 0)
-        rc = tt_jw_u64(record, s->transcript_first);
+        rc = tt_jw_i64(record, (int64_t)s->transcript_first); /* json_int_t, as before */
     if (rc == 0)
         rc = tt_buf_append(record, ",\"transcript_count\":", 20);
     if (rc == 0)
-        rc = tt_jw_u64(record, (uint64_t)json_array_size(s->transcript));
+        rc = tt_jw_i64(record, (int64_t)json_array_size(s->transcript));
     return rc;
 }
 

@@ -265,6 +265,7 @@ static void test_events_like_jansson(void **state)
     expect_event("state", "s_1", 1, NULL);
     expect_event("state", "s_1", 2, json_object());
     expect_event("state", "s_\"q\\", 3, json_pack("{s:s, s:s}", "state", "idle", "step", ""));
+    expect_event("state", "s_1", UINT64_MAX, NULL); /* a json_int_t, as json_pack wrote it */
     expect_event("message.delta", "s_1", UINT64_MAX >> 1,
                  json_pack("{s:s, s:s}", "message_id", "m_1", "delta", "\xc3\xa9\n\x01"));
     expect_event("user", "s_1", 9,
