@@ -12,6 +12,10 @@
 #include <stdint.h>
 #include <jansson.h>
 
+/* The largest encoded frame: past it an event does not encode
+ * (TT_ETOOLARGE). Far above any text limit. */
+#define TT_EVENT_BYTES_MAX ((size_t)256 << 20)
+
 typedef struct tt_frame {
     char *buf; /* allocation; JSON text starts at buf + headroom */
     size_t headroom;

@@ -5,13 +5,16 @@
  * instead of a silently ignored field.
  *
  * Below, the other direction: encoding events and replies (event.h). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "protocol/errors.h"
+#include "protocol/buf.h"
 #include "protocol/event.h"
+#include "protocol/jsonw.h"
 #include "protocol/utf8.h"
 #include "protocol/frame.h"
 
@@ -264,13 +267,34 @@ void tt_msg_free(tt_msg *m)
 
 /* ---- Encoding events and replies (event.h) ---- */
 
+/* The date and time to the second are formatted once a second (the loop's
+ * events all fall in the same few seconds); the milliseconds every time. */
 void tt_rfc3339(int64_t ms, char out[32])
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+    static _Thread_local int64_t cached_secs = INT64_MIN;
+    static _Thread_local char cached[24];
+    int64_t secs = ms / 1000, milli = ms % 1000;
+    if (milli < 0) { /* before 1970: the second before, as gmtime_r counts */
+        milli += 1000;
+        secs--;
+    }
+    if (secs != cached_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) || strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+            snprintf(out, 32, "1970-01-01T00:00:00.000Z");
+            return;
+        }
+        cached_secs = secs;
+    }
+    size_t n = strlen(cached);
+    memcpy(out, cached, n);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + milli / 100);
+    out[n + 2] = (char)('0' + milli / 10 % 10);
+    out[n + 3] = (char)('0' + milli % 10);
+    out[n + 4] = 'Z';
+    out[n + 5] = '\0';
 }
 
 int tt_frame_from_text(const char *text, size_t len, size_t headroom, tt_frame *out)
@@ -285,33 +309,53 @@ int tt_frame_from_text(const char *text, size_t len, size_t headroom, tt_frame *
     return 0;
 }
 
+/* The buffer's memory becomes the frame's, trimmed to its size (frames stay
+ * in a session's ring). */
+static int frame_take(tt_buf *b, tt_frame *out)
+{
+    char *mem = realloc(b->mem, b->headroom + b->len + 1);
+    if (!mem)
+        mem = b->mem;
+    *out = (tt_frame){.buf = mem, .headroom = b->headroom, .len = b->len};
+    b->mem = NULL;
+    return 0;
+}
+
 int tt_frame_from_json(json_t *obj, size_t headroom, tt_frame *out)
 {
     memset(out, 0, sizeof *out);
     if (!obj)
         return TT_ENOMEM;
-    size_t len = json_dumpb(obj, NULL, 0, JSON_COMPACT);
-    int rc = TT_ENOMEM;
-    if (len == 0)
-        goto done;
-    out->buf = malloc(headroom + len + 1);
-    if (!out->buf)
-        goto done;
-    json_dumpb(obj, out->buf + headroom, len, JSON_COMPACT);
-    out->buf[headroom + len] = '\0';
-    out->headroom = headroom;
-    out->len = len;
-    rc = 0;
-done:
+    tt_buf b;
+    tt_buf_init_headroom(&b, TT_EVENT_BYTES_MAX, headroom);
+    int rc = tt_buf_reserve(&b, 240);
+    if (rc == 0)
+        rc = tt_jw_value(&b, obj);
+    if (rc == 0 && b.len == 0)
+        rc = TT_EINVAL;
     json_decref(obj);
-    return rc;
+    if (rc) {
+        tt_buf_free(&b);
+        return rc == TT_EINVAL ? TT_ENOMEM : rc;
+    }
+    return frame_take(&b, out);
 }
 
-int tt_event_encode(const char *type, const char *sid, uint64_t seq, int64_t ts_ms, json_t *body,
-                    size_t headroom, tt_frame *out)
+/* A body that names one of the header's keys replaces its value in place
+ * (json_object_update): the slow path keeps that. */
+static int body_overrides(const json_t *body)
 {
-    char ts[32];
-    tt_rfc3339(ts_ms, ts);
+    static const char *const head[] = {"type", "session", "seq", "ts"};
+    for (size_t i = 0; i < 4; i++) {
+        if (json_object_get(body, head[i]))
+            return 1;
+    }
+    return 0;
+}
+
+static int event_encode_json(const char *type, const char *sid, uint64_t seq, const char *ts,
+                             json_t *body, size_t headroom, tt_frame *out)
+{
     json_t *ev = json_pack("{s:s, s:s, s:I, s:s}", "type", type, "session", sid, "seq",
                            (json_int_t)seq, "ts", ts);
     if (ev && body && json_object_update(ev, body) != 0) {
@@ -320,6 +364,46 @@ int tt_event_encode(const char *type, const char *sid, uint64_t seq, int64_t ts_
     }
     json_decref(body);
     return tt_frame_from_json(ev, headroom, out);
+}
+
+/* Written directly: the same bytes as the json_t path, without building it. */
+int tt_event_encode(const char *type, const char *sid, uint64_t seq, int64_t ts_ms, json_t *body,
+                    size_t headroom, tt_frame *out)
+{
+    char ts[32];
+    tt_rfc3339(ts_ms, ts);
+    memset(out, 0, sizeof *out);
+    if (body && (!json_is_object(body) || body_overrides(body)))
+        return event_encode_json(type, sid, seq, ts, body, headroom, out);
+    tt_buf b;
+    tt_buf_init_headroom(&b, TT_EVENT_BYTES_MAX, headroom);
+    int rc = tt_buf_reserve(&b, 240);
+    if (rc == 0)
+        rc = tt_buf_append(&b, "{\"type\":", 8);
+    if (rc == 0)
+        rc = tt_jw_str(&b, type);
+    if (rc == 0)
+        rc = tt_buf_append(&b, ",\"session\":", 11);
+    if (rc == 0)
+        rc = tt_jw_str(&b, sid);
+    if (rc == 0)
+        rc = tt_buf_append(&b, ",\"seq\":", 7);
+    if (rc == 0)
+        rc = tt_jw_i64(&b, (int64_t)seq); /* as json_pack's json_int_t: the same bytes */
+    if (rc == 0)
+        rc = tt_buf_append(&b, ",\"ts\":", 6);
+    if (rc == 0)
+        rc = tt_jw_str(&b, ts);
+    if (rc == 0 && body)
+        rc = tt_jw_members(&b, body);
+    if (rc == 0)
+        rc = tt_buf_append(&b, "}", 1);
+    json_decref(body);
+    if (rc) {
+        tt_buf_free(&b);
+        return rc == TT_EINVAL ? TT_ENOMEM : rc;
+    }
+    return frame_take(&b, out);
 }
 
 void tt_frame_release(tt_frame *f)

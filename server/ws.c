@@ -367,6 +367,17 @@ static int write_some(tt_conn *c, unsigned char *batch, size_t cap, size_t *budg
     return 1;
 }
 
+/* Whether a frame waits to be written (its round-robin turn unchanged). */
+static int has_frame(tt_conn *c)
+{
+    tt_cursor *rr = c->rr, *from;
+    const tt_frame *f = next_frame(c, &from);
+    c->rr = rr;
+    return f != NULL;
+}
+
+/* The choke check is a poll(): made only when there is something to write,
+ * so a pass that wrote everything ends without one more (issue 18). */
 void tt_conn_pump(tt_conn *c)
 {
     size_t budget = WRITE_BUDGET;
@@ -375,7 +386,7 @@ void tt_conn_pump(tt_conn *c)
         return;
     unsigned char batch[LWS_PRE + BATCH_MAX];
     size_t cap = batch_cap(c);
-    while (!c->failed) {
+    while (!c->failed && has_frame(c)) {
         if (lws_send_pipe_choked(c->wsi)) {
             more = 1;
             break;

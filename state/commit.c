@@ -16,8 +16,11 @@ const double tt_commit_bucket_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.00
  * callback can run again after a map resize. */
 typedef struct commit_item {
     tt_session *s;
-    char *record;
+    char *record; /* in the batch's records, or its own allocation when owned */
     size_t record_len;
+    size_t record_off; /* in the batch's records, until the batch is prepared */
+    int record_in_arena;
+    int record_owned;
     tt_transcript_batch transcript; /* written with the record */
     uint64_t first_seq;
     uint64_t from; /* events (from, head] are written */
@@ -30,6 +33,7 @@ typedef struct commit_batch {
     commit_item *items;
     size_t n;
     tt_archive *archive; /* the registry's, for fill_commit */
+    tt_buf records;      /* the registry's, taken for the pass (a nested pass gets its own) */
 } commit_batch;
 
 static int fill_commit(tt_store_txn *txn, void *arg)
@@ -65,13 +69,36 @@ static int fill_commit(tt_store_txn *txn, void *arg)
     return 0;
 }
 
-static void batch_free(commit_batch *b)
+/* The records' buffer goes back to the registry for the next pass, unless
+ * it grew large in this one (or a nested pass already left one there). */
+static void batch_free(tt_registry *reg, commit_batch *b)
 {
+    if (b->records.alloc > TT_RECORDS_KEEP || reg->records.mem)
+        tt_buf_free(&b->records);
+    tt_buf_reset(&b->records);
+    if (!reg->records.mem)
+        reg->records = b->records;
     for (size_t i = 0; i < b->n; i++) {
-        free(b->items[i].record);
+        if (b->items[i].record_owned)
+            free(b->items[i].record);
         tt_transcript_batch_free(&b->items[i].transcript);
     }
     free(b->items);
+}
+
+/* The session's record into the pass's buffer; alone when that is full. */
+static void prepare_record(commit_batch *b, commit_item *it)
+{
+    it->record_off = b->records.len;
+    int rc = tt_session_record_append(it->s, &b->records, &it->record_len);
+    if (rc == 0) {
+        it->record_in_arena = 1;
+        return;
+    }
+    if (rc == TT_ETOOLARGE) {
+        it->record = tt_session_record(it->s, &it->record_len);
+        it->record_owned = it->record != NULL;
+    }
 }
 
 static int batch_prepare(tt_registry *reg, commit_batch *b)
@@ -97,11 +124,16 @@ static int batch_prepare(tt_registry *reg, commit_batch *b)
         if (s->record_dirty || it->active != s->active_stored) {
             uint64_t saved = s->first_seq;
             s->first_seq = it->first_seq; /* the record describes the state after commit */
-            it->record = tt_session_record(s, &it->record_len);
+            prepare_record(b, it);
             s->first_seq = saved;
-            if (!it->record || tt_transcript_prepare(s, &it->transcript) != 0)
+            if (!(it->record_in_arena || it->record_owned) ||
+                tt_transcript_prepare(s, &it->transcript) != 0)
                 it->err = TT_EINTERNAL; /* unencodable (or no memory): this session only */
         }
+    }
+    for (size_t i = 0; i < b->n; i++) { /* the buffer has stopped moving */
+        if (b->items[i].record_in_arena)
+            b->items[i].record = tt_buf_data(&b->records) + b->items[i].record_off;
     }
     return 0;
 }
@@ -184,7 +216,7 @@ static int batch_write(tt_registry *reg, commit_batch *b)
         commit_item *it = &b->items[i];
         if (it->err)
             continue;
-        commit_batch one = {it, 1, b->archive};
+        commit_batch one = {.items = it, .n = 1, .archive = b->archive};
         it->err = live == 1 ? rc : tt_store_write(reg->store, fill_commit, &one);
         if (it->err && live > 1)
             count_failure(reg, it->err);
@@ -289,11 +321,12 @@ int tt_registry_flush(tt_registry *reg)
         uv_idle_stop(&reg->commit_idle); /* until the database took some: passes_done */
         return 0;
     }
-    commit_batch b = {.archive = reg->archive};
+    commit_batch b = {.archive = reg->archive, .records = reg->records};
+    tt_buf_init(&reg->records, TT_RECORDS_CAP);
     uint64_t t0 = uv_hrtime();
     int rc = batch_prepare(reg, &b);
     if (rc) {
-        batch_free(&b); /* no memory even for the batch: everything stays dirty */
+        batch_free(reg, &b); /* no memory even for the batch: everything stays dirty */
         count_failure(reg, rc);
         set_health_after(reg, rc);
         return rc;
@@ -345,7 +378,7 @@ int tt_registry_flush(tt_registry *reg)
         if (!reg->replica)
             deliver_session(reg, s);
     }
-    batch_free(&b);
+    batch_free(reg, &b);
     tt_archive_kick(reg->archive);
     if (!reg->dirty)
         uv_idle_stop(&reg->commit_idle);

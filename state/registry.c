@@ -31,6 +31,7 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
     reg->opt = *opt;
     reg->hooks = *hooks;
     tt_map_init(&reg->sessions);
+    tt_buf_init(&reg->records, TT_RECORDS_CAP);
     (void)uv_check_init(loop, &reg->commit_check);
     (void)uv_idle_init(loop, &reg->commit_idle);
     (void)uv_timer_init(loop, &reg->maintenance);
@@ -416,11 +417,17 @@ static void evict_idle(tt_registry *reg)
     free(victims);
 }
 
+static void registry_free(tt_registry *reg)
+{
+    tt_buf_free(&reg->records);
+    free(reg);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     tt_registry *reg = h->data;
     if (--reg->open_handles == 0)
-        free(reg);
+        registry_free(reg);
 }
 
 /* The periodic fsync (--sync periodic) runs in the libuv pool: fdatasync of
@@ -463,7 +470,7 @@ static void sync_done(uv_work_t *w, int status)
         (void)j->fn(j->fd);
     free(j);
     if (--reg->open_handles == 0)
-        free(reg);
+        registry_free(reg);
 }
 
 static void start_sync(tt_registry *reg)

@@ -4,6 +4,7 @@
 #define TT_REGISTRY_PRIVATE_H
 
 #include "state/map.h"
+#include "protocol/buf.h"
 #include "state/registry.h"
 
 struct tt_archive;
@@ -36,7 +37,14 @@ struct tt_registry {
     tt_session *deliver;        /* replicated mode: durable in the batch being reported */
     struct acquire_wait *acquiring; /* replicated mode: callers waiting for an acquire */
     struct list_wait *listing;      /* replicated mode: listings waiting for the database */
+    tt_buf records; /* commit.c: the pass's session records, one after another (kept between
+                       passes up to RECORDS_KEEP: no allocation per record per pass) */
 };
+
+/* The records' buffer: its cap (a record past it is written alone) and
+ * what is kept allocated between passes. */
+#define TT_RECORDS_CAP ((size_t)256 << 20)
+#define TT_RECORDS_KEEP ((size_t)1 << 20)
 
 /* commit.c: the check handle commits each pass; the idle handle keeps the
  * poll from blocking while anything is dirty. */

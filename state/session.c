@@ -1,6 +1,6 @@
-/* Sessions: the in-memory event ring, state, transcript and the stored
- * record (see session.h). The cursors that read the ring are in cursor.c,
- * the commit in registry.c and commit.c. */
+/* Sessions: the in-memory event ring, state, transcript and the message
+ * lifecycle (see session.h). The cursors that read the ring are in cursor.c,
+ * the stored record in session_record.c, the commit in registry.c and commit.c. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/event_text.h"
 #include "protocol/names.h"
@@ -16,7 +17,6 @@
 #include "state/session.h"
 #include "state/transcript.h"
 
-#define RECORD_VERSION 2 /* 1: the transcript inline (read, never written) */
 #define CLIENT_MSG_IDS_MAX 64
 #define RING_INITIAL 16
 
@@ -491,114 +491,4 @@ json_t *tt_session_summary(const tt_session *s)
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "session", s->id, "agent", s->agent, "state",
                      tt_state_name(s->state), "title", s->title, "updated_at", ts, "head",
                      (json_int_t)s->head);
-}
-
-char *tt_session_record(const tt_session *s, size_t *len)
-{
-    json_t *r =
-        json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
-                  " s:O, s:O?, s:O, s:O, s:O, s:O?}",
-                  "v", RECORD_VERSION, "id", s->id, "user", s->user, "tenant", s->tenant, "agent",
-                  s->agent, "title", s->title, "state", tt_state_name(s->state), "step", s->step,
-                  "created_at", (json_int_t)s->created_ms, "updated_at", (json_int_t)s->updated_ms,
-                  "head", (json_int_t)s->head, "first_seq", (json_int_t)s->first_seq, "agent_state",
-                  s->agent_state, "pending", s->pending, "input", s->input, "metadata", s->metadata,
-                  "client_msg_ids", s->client_msg_ids, "streaming", s->streaming);
-    if (r && s->key_id[0])
-        json_object_set_new(r, "key_id", json_string(s->key_id));
-    if (r && s->usage)
-        json_object_set(r, "usage", s->usage);
-    if (r && s->on_busy[0])
-        json_object_set_new(r, "on_busy", json_string(s->on_busy));
-    if (!r || tt_transcript_record_put(s, r) != 0) {
-        json_decref(r);
-        return NULL;
-    }
-    char *text = json_dumps(r, JSON_COMPACT);
-    json_decref(r);
-    if (text)
-        *len = strlen(text);
-    return text;
-}
-
-static void replace_json(json_t **slot, json_t *v, int (*is_type)(const json_t *))
-{
-    if (v && is_type(v)) {
-        json_decref(*slot);
-        *slot = json_incref(v);
-    }
-}
-
-static int is_object(const json_t *v)
-{
-    return json_is_object(v);
-}
-
-static int is_array(const json_t *v)
-{
-    return json_is_array(v);
-}
-
-/* The open message, without its text (a restart loses the stream). A record
- * of an earlier build does not say: one "restart" discard is then taken. */
-static void load_streaming(tt_session *s, json_t *r)
-{
-    json_t *open = json_object_get(r, "streaming");
-    const char *mid = json_string_value(json_object_get(open, "message_id"));
-    const char *role = json_string_value(json_object_get(open, "role"));
-    s->streaming_unknown = open == NULL;
-    if (mid && role)
-        s->streaming = json_pack("{s:s, s:s}", "message_id", mid, "role", role);
-}
-
-int tt_session_load_record(tt_session *s, const char *text, size_t len)
-{
-    json_error_t jerr;
-    json_t *r = json_loadb(text, len, 0, &jerr);
-    if (!r)
-        return TT_EINVAL;
-    int rc = TT_EINVAL;
-    json_int_t v = 0, created = 0, updated = 0, head = 0, first = 1;
-    const char *id, *user, *tenant, *agent, *title, *state, *step;
-    if (json_unpack(r, "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "v", &v,
-                    "id", &id, "user", &user, "tenant", &tenant, "agent", &agent, "title", &title,
-                    "state", &state, "step", &step, "created_at", &created, "updated_at", &updated,
-                    "head", &head, "first_seq", &first) != 0)
-        goto done;
-    if ((v != RECORD_VERSION && v != 1) || tt_state_parse(state, &s->state) != 0 || head < 0 ||
-        first < 1 || tt_transcript_record_get(s, r, (int)v) != 0)
-        goto done;
-    copy_str(s->id, sizeof s->id, id);
-    copy_str(s->user, sizeof s->user, user);
-    copy_str(s->tenant, sizeof s->tenant, tenant);
-    copy_str(s->agent, sizeof s->agent, agent);
-    copy_str(s->title, sizeof s->title, title);
-    tt_name_strip(s->title); /* stored before titles were checked */
-    copy_str(s->step, sizeof s->step, step);
-    const char *kid = json_string_value(json_object_get(r, "key_id"));
-    copy_str(s->key_id, sizeof s->key_id, kid ? kid : "");
-    const char *on_busy = json_string_value(json_object_get(r, "on_busy"));
-    copy_str(s->on_busy, sizeof s->on_busy, on_busy ? on_busy : "");
-    s->created_ms = created;
-    s->updated_ms = updated;
-    s->head = s->committed = s->record_head = (uint64_t)head;
-    s->first_seq = (uint64_t)first;
-    s->ring_first = s->head + 1;
-    replace_json(&s->agent_state, json_object_get(r, "agent_state"), is_object);
-    replace_json(&s->input, json_object_get(r, "input"), is_object);
-    replace_json(&s->metadata, json_object_get(r, "metadata"), is_object);
-    replace_json(&s->client_msg_ids, json_object_get(r, "client_msg_ids"), is_array);
-    json_t *usage = json_object_get(r, "usage");
-    if (json_is_object(usage)) {
-        json_decref(s->usage);
-        s->usage = json_incref(usage);
-    }
-    json_t *pending = json_object_get(r, "pending");
-    if (json_is_object(pending))
-        s->pending = json_incref(pending);
-    load_streaming(s, r);
-    rc = 0;
-done:
-    json_decref(r);
-    return rc;
 }

@@ -277,6 +277,9 @@ tt_session *tt_session_new(tt_registry *reg);
 void tt_session_free(tt_session *s);
 /* Serialise the record for the store (malloc'd, caller frees). */
 char *tt_session_record(const tt_session *s, size_t *len);
+/* The same appended to out, then a NUL not counted in *len: 0, or an error
+ * with out unchanged (TT_ETOOLARGE past the record's cap or out's). */
+int tt_session_record_append(const tt_session *s, tt_buf *out, size_t *len);
 /* Fill s from a stored record. TT_EINVAL when the record is not usable. */
 int tt_session_load_record(tt_session *s, const char *json, size_t len);
 void tt_session_ring_after_commit(tt_session *s);

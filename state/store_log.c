@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/jsonw.h"
 #include "state/store_private.h"
 #include "state/transcript.h"
 
@@ -256,14 +257,16 @@ void tt_transcript_batch_free(tt_transcript_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-int tt_transcript_record_put(const tt_session *s, json_t *record)
+int tt_transcript_record_write(const tt_session *s, tt_buf *record)
 {
-    json_int_t first = (json_int_t)s->transcript_first;
-    json_int_t count = (json_int_t)json_array_size(s->transcript);
-    if (json_object_set_new(record, "transcript_first", json_integer(first)) != 0 ||
-        json_object_set_new(record, "transcript_count", json_integer(count)) != 0)
-        return TT_ENOMEM;
-    return 0;
+    int rc = tt_buf_append(record, ",\"transcript_first\":", 20);
+    if (rc == 0)
+        rc = tt_jw_i64(record, (int64_t)s->transcript_first); /* json_int_t, as before */
+    if (rc == 0)
+        rc = tt_buf_append(record, ",\"transcript_count\":", 20);
+    if (rc == 0)
+        rc = tt_jw_i64(record, (int64_t)json_array_size(s->transcript));
+    return rc;
 }
 
 int tt_transcript_record_get(tt_session *s, json_t *record, int version)

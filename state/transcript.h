@@ -25,6 +25,8 @@
 
 #include <jansson.h>
 
+#include "protocol/buf.h"
+
 #include "state/session.h"
 #include "state/store.h"
 
@@ -50,8 +52,9 @@ int tt_transcript_write(tt_store_txn *txn, const tt_session *s, const tt_transcr
 void tt_transcript_committed(tt_session *s, const tt_transcript_batch *b);
 void tt_transcript_batch_free(tt_transcript_batch *b);
 
-/* Add the transcript's bounds to a session record being written. */
-int tt_transcript_record_put(const tt_session *s, json_t *record);
+/* Append the transcript's bounds to a session record being written (an
+ * object with members already, left open): 0, or the buffer's error. */
+int tt_transcript_record_write(const tt_session *s, tt_buf *record);
 
 /* Read the transcript part of a stored record of the given version: the
  * bounds (version 2; TT_EINVAL when missing or malformed), or the inline

@@ -543,6 +543,93 @@ static void test_session_record_round_trips(void **state)
     free(rec);
 }
 
+/* The record as the earlier build made it (json_pack, then dumped). */
+static char *reference_record(const tt_session *s)
+{
+    json_t *r =
+        json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
+                  " s:O, s:O?, s:O, s:O, s:O, s:O?}",
+                  "v", 2, "id", s->id, "user", s->user, "tenant", s->tenant, "agent", s->agent,
+                  "title", s->title, "state", tt_state_name(s->state), "step", s->step,
+                  "created_at", (json_int_t)s->created_ms, "updated_at", (json_int_t)s->updated_ms,
+                  "head", (json_int_t)s->head, "first_seq", (json_int_t)s->first_seq, "agent_state",
+                  s->agent_state, "pending", s->pending, "input", s->input, "metadata", s->metadata,
+                  "client_msg_ids", s->client_msg_ids, "streaming", s->streaming);
+    assert_non_null(r);
+    if (s->key_id[0])
+        json_object_set_new(r, "key_id", json_string(s->key_id));
+    if (s->usage)
+        json_object_set(r, "usage", s->usage);
+    if (s->on_busy[0])
+        json_object_set_new(r, "on_busy", json_string(s->on_busy));
+    json_object_set_new(r, "transcript_first", json_integer((json_int_t)s->transcript_first));
+    json_object_set_new(r, "transcript_count",
+                        json_integer((json_int_t)json_array_size(s->transcript)));
+    char *text = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    return text;
+}
+
+static void expect_record_as_before(const tt_session *s)
+{
+    size_t len = 0;
+    char *rec = tt_session_record(s, &len);
+    char *want = reference_record(s);
+    assert_non_null(rec);
+    assert_non_null(want);
+    assert_string_equal(rec, want);
+    assert_int_equal(len, strlen(want));
+    free(rec);
+    free(want);
+}
+
+/* Written directly, the record is byte for byte what json_pack made, in
+ * every shape (optional parts absent and present, text needing escapes). */
+static void test_session_record_is_what_json_pack_made(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    expect_record_as_before(s);
+    tt_session_user_message(s, "\"quoted\" \\ caf\xc3\xa9 \x01\n", "c\"1");
+    tt_session_set_state(s, TT_STATE_WAITING_INPUT, "ask\ting");
+    tt_session_set_pending(s, json_pack("{s:s, s:[i, b, n]}", "question", "why?\x7f", "l", 1, 1));
+    json_object_set_new(s->agent_state, "k", json_real(0.25));
+    snprintf(s->key_id, sizeof s->key_id, "key_\"1");
+    snprintf(s->on_busy, sizeof s->on_busy, "queue");
+    s->usage = json_pack("{s:i, s:i}", "input_tokens", 3, "output_tokens", 4);
+    char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    expect_record_as_before(s);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    expect_record_as_before(s);
+    /* Records of a pass go one after another into one buffer, each
+     * followed by a NUL; one that does not encode leaves it as it was. */
+    tt_buf all;
+    tt_buf_init(&all, 1 << 20);
+    size_t len = 0, len2 = 0;
+    assert_int_equal(tt_session_record_append(s, &all, &len), 0);
+    assert_int_equal(tt_session_record_append(s, &all, &len2), 0);
+    assert_int_equal(len, len2);
+    assert_int_equal(all.len, 2 * (len + 1));
+    char *want = reference_record(s);
+    assert_string_equal(tt_buf_str(&all), want);
+    assert_string_equal(tt_buf_str(&all) + len + 1, want);
+    free(want);
+    /* A value that does not encode: no record, as before. */
+    json_object_set_new(s->agent_state, "bad", json_stringn_nocheck("\xff", 1));
+    assert_null(tt_session_record(s, &len));
+    assert_int_equal(tt_session_record_append(s, &all, &len), TT_EINVAL);
+    assert_int_equal(all.len, 2 * (len2 + 1));
+    json_object_del(s->agent_state, "bad");
+    /* Nor does one past the buffer's cap. */
+    tt_buf small;
+    tt_buf_init(&small, len2);
+    assert_int_equal(tt_session_record_append(s, &small, &len), TT_ETOOLARGE);
+    assert_int_equal(small.len, 0);
+    tt_buf_free(&small);
+    tt_buf_free(&all);
+}
+
 static void test_session_load_refuses_unusable_records(void **state)
 {
     fixture *f = *state;
@@ -630,6 +717,7 @@ int main(void)
         T(test_session_set_state_emits_only_on_a_change),
         T(test_session_remembers_the_last_64_msg_ids),
         T(test_session_record_round_trips),
+        T(test_session_record_is_what_json_pack_made),
         T(test_session_load_refuses_unusable_records),
         cmocka_unit_test(test_session_owner_keys_of_different_owners_differ),
         cmocka_unit_test(test_session_state_names_parse_back),

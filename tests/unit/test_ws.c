@@ -22,12 +22,13 @@
 /* ---- the fake socket behind the wrapped lws calls -------------------------- */
 
 typedef struct sock {
-    tt_conn *conn;  /* lws's per-socket user data: our slot */
-    json_t *frames; /* every text frame written, decoded */
-    int close_code; /* the close frame written, 0: none */
-    int binary;     /* the next frame received is binary */
-    int choked;     /* lws_send_pipe_choked() says so */
-    int fd_asked;   /* lws_get_socket_fd() was called: the write side is being shut */
+    tt_conn *conn;    /* lws's per-socket user data: our slot */
+    json_t *frames;   /* every text frame written, decoded */
+    int close_code;   /* the close frame written, 0: none */
+    int binary;       /* the next frame received is binary */
+    int choked;       /* lws_send_pipe_choked() says so */
+    int choke_checks; /* lws_send_pipe_choked() calls (each a poll() in lws) */
+    int fd_asked;     /* lws_get_socket_fd() was called: the write side is being shut */
     /* Where lws is in the message being received (receive_pieces sets them;
      * zero: a whole message in one piece). */
     int not_first;    /* lws_is_first_fragment() is 0 */
@@ -91,6 +92,7 @@ const struct lws_protocols *__wrap_lws_get_protocol(struct lws *wsi)
 
 int __wrap_lws_send_pipe_choked(struct lws *wsi)
 {
+    ((sock *)wsi)->choke_checks++;
     return ((sock *)wsi)->choked;
 }
 
@@ -469,6 +471,24 @@ static void test_ws_replies_not_read_drop_the_socket(void **state)
         tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), -1);
 }
 
+/* The choke check is a poll() in lws: one per write, none when nothing
+ * waits (a pump that wrote everything used to check once more; issue 18). */
+static void test_ws_pump_checks_the_pipe_only_when_a_frame_waits(void **state)
+{
+    fixture *f = *state;
+    sock *s = &f->socks[0];
+    welcome(s);
+    size_t before = json_array_size(s->frames);
+    s->choke_checks = 0;
+    receive(s, "{\"type\":\"ping\",\"id\":\"p1\"}");
+    assert_int_equal(json_array_size(s->frames), before + 1);
+    assert_int_equal(s->choke_checks, 1);
+    s->choke_checks = 0;
+    assert_int_equal(
+        tt_ws_callback((struct lws *)s, LWS_CALLBACK_SERVER_WRITEABLE, &s->conn, NULL, 0), 0);
+    assert_int_equal(s->choke_checks, 0);
+}
+
 /* Replies held until their commit wait in memory all the same: they count
  * toward the output cap before the commit moves them to the queue. */
 static void test_ws_held_replies_count_toward_the_output_cap(void **state)
@@ -720,6 +740,7 @@ int main(void)
         T(test_ws_frame_over_the_preauth_limit_is_too_large),
         T(test_ws_messages_past_the_burst_are_rate_limited),
         T(test_ws_replies_not_read_drop_the_socket),
+        T(test_ws_pump_checks_the_pipe_only_when_a_frame_waits),
         T(test_ws_held_replies_count_toward_the_output_cap),
         T(test_ws_messages_in_pieces_and_fragments_are_each_whole),
         T(test_ws_stream_frames_do_not_count_toward_the_output_cap),
