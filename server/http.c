@@ -24,6 +24,7 @@
 #include "server/aisdk.h"
 #include "server/gateway.h"
 #include "server/gateway_parse.h"
+#include "server/http_headers.h"
 #include "server/logging.h"
 #include "server/cors.h"
 #include "server/origin.h"
@@ -59,6 +60,7 @@ typedef struct http_req {
     size_t body_reserved;       /* bytes of body counted in metrics.http_body_bytes */
     size_t dropped;             /* bytes of a refused body read and thrown away */
     int status;                 /* non-zero once the answer is decided */
+    int close_after; /* a body lws will not read: close after the answer (http_headers.h) */
     const char *content_type;
     int retry_after; /* seconds, sent with a 503 */
     char *resp;      /* LWS_PRE headroom in front of the payload */
@@ -313,14 +315,6 @@ static void documents_get(tt_server *srv, struct lws *wsi, http_req *r, int is_d
         respond_error(srv, r, 500, TT_ENOMEM, "out of memory");
 }
 
-/* The value of the query's name= argument into out ("" when absent). */
-static void url_arg(struct lws *wsi, const char *name, char *out, size_t n)
-{
-    char buf[96];
-    const char *v = lws_get_urlarg_by_name(wsi, name, buf, sizeof buf);
-    snprintf(out, n, "%s", v ? v : "");
-}
-
 /* GET /v1/ai-sdk/chat/{id}/stream: the resume route. */
 static int aisdk_resume(tt_server *srv, struct lws *wsi, http_req *r)
 {
@@ -343,7 +337,7 @@ static int aisdk_resume(tt_server *srv, struct lws *wsi, http_req *r)
         return 1;
     }
     if (lws_hdr_custom_copy(wsi, after, sizeof after, "last-event-id:", 14) <= 0)
-        url_arg(wsi, "after=", after, sizeof after);
+        tt_http_url_arg(wsi, "after=", after, sizeof after);
     char *end = NULL;
     unsigned long long seq = after[0] ? strtoull(after, &end, 10) : 0;
     if (after[0] && (!end || *end)) {
@@ -397,23 +391,6 @@ static void route_get(tt_server *srv, struct lws *wsi, http_req *r)
     }
 }
 
-/* A gateway label header (name with its colon, e.g. "x-tether-feature:")
- * into out (size n): 0 (absent: ""), or -1 when it is too long or not plain
- * text (control, bidi, invisible characters). */
-static int label_header(struct lws *wsi, const char *name, char *out, size_t n)
-{
-    out[0] = '\0';
-    int len = lws_hdr_custom_length(wsi, name, (int)strlen(name));
-    if (len <= 0)
-        return 0;
-    if ((size_t)len >= n || lws_hdr_custom_copy(wsi, out, (int)n, name, (int)strlen(name)) < 0 ||
-        tt_name_check(out, n - 1, NULL) != 0) {
-        out[0] = '\0';
-        return -1;
-    }
-    return 0;
-}
-
 /* A POST judged on its headers: the route, the API key, the announced size. */
 static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
 {
@@ -438,7 +415,7 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     }
     if (aisdk) {
         snprintf(r->tenant, sizeof r->tenant, "local");
-        url_arg(wsi, "agent=", r->agent, sizeof r->agent);
+        tt_http_url_arg(wsi, "agent=", r->agent, sizeof r->agent);
         if (lws_hdr_custom_copy(wsi, r->resume, sizeof r->resume, "last-event-id:", 14) <= 0)
             r->resume[0] = '\0';
         if (tt_http_who_get(srv, r->auth, &r->who) != 0) {
@@ -448,8 +425,9 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     } else if (check_key(srv, r) != 0) {
         return;
     }
-    if (gateway && (label_header(wsi, "x-tether-feature:", r->feature, sizeof r->feature) != 0 ||
-                    label_header(wsi, "x-tether-user:", r->user, sizeof r->user) != 0)) {
+    if (gateway &&
+        (tt_http_label_header(wsi, "x-tether-feature:", r->feature, sizeof r->feature) != 0 ||
+         tt_http_label_header(wsi, "x-tether-user:", r->user, sizeof r->user) != 0)) {
         respond_error(srv, r, 400, TT_EINVAL,
                       "x-tether-feature must be 1-63 and x-tether-user 1-127 bytes of plain text");
         return;
@@ -501,6 +479,9 @@ static int write_response(tt_server *srv, struct lws *wsi, http_req *r)
          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER, (const unsigned char *)ra,
                                       ralen, &p, end)) ||
         tt_cors_add_headers(srv, wsi, &p, end) ||
+        (r->close_after &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                      &p, end)) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"x-tether-node:",
                                     (const unsigned char *)tt_config_node_id(&srv->cfg),
                                     (int)strlen(tt_config_node_id(&srv->cfg)), &p, end) ||
@@ -516,8 +497,9 @@ static int write_response(tt_server *srv, struct lws *wsi, http_req *r)
  * after lws_http_transaction_completed()). */
 static int finish(tt_server *srv, struct lws *wsi, http_req *r, int failed)
 {
+    int close_after = r->close_after;
     req_reset(srv, r);
-    if (failed)
+    if (failed || close_after)
         return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -605,9 +587,10 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         return -1;
     }
     req_reset(srv, r);
+    int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    r->close_after = !is_post && tt_http_announces_body(wsi);
     if (tt_cors_is_options(wsi, r->path, sizeof r->path))
         return on_options(srv, wsi, r);
-    int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     int is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
     if (lws_hdr_copy(wsi, r->path, sizeof r->path,
                      is_post     ? WSI_TOKEN_POST_URI

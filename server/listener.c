@@ -15,7 +15,9 @@
 
 #include "protocol/errors.h"
 #include "server/heartbeat.h"
+#include "server/http_headers.h"
 #include "server/listener.h"
+#include "server/logging.h"
 #include "server/server.h"
 #include "server/tls.h"
 
@@ -347,6 +349,11 @@ int tt_listener_first_protocol_callback(struct lws *wsi, enum lws_callback_reaso
     if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
         tt_tls_ctx_created(srv, user); /* user: the vhost's SSL_CTX */
         return 0;
+    }
+    if (reason == LWS_CALLBACK_FILTER_HTTP_CONNECTION && tt_http_gate_unread_body(wsi)) {
+        tt_log(TT_WARN, "a body on a method other than POST for the web page: connection closed",
+               NULL);
+        return -1;
     }
     if (reason == LWS_CALLBACK_WSI_CREATE)
         srv->listener.open++;

@@ -350,16 +350,27 @@ static int setup_signals(tt_server *srv)
     return 0;
 }
 
-/* The HTTP endpoints (our callback) and the web page (an lws file mount of
- * --web-dir; none when it was found nowhere, rather than a mount of "/"). */
+/* The HTTP endpoints (our callback; everything else is the web page). */
+static const char *const endpoints[] = {"/healthz",        "/readyz",     "/metrics",
+                                        "/v1/tokens",      "/v1/models",  "/v1/chat/completions",
+                                        "/v1/embeddings",  "/v1/usage",   "/v1/ai-sdk/chat",
+                                        "/v1/ag-ui",       "/v1/budgets", "/v1/documents",
+                                        "/v1/photos/thumb"};
+
+int tt_server_is_endpoint(const char *path)
+{
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
+        size_t n = strlen(endpoints[i]);
+        if (!strncmp(path, endpoints[i], n) && (path[n] == '\0' || path[n] == '/'))
+            return 1; /* lws's mount match: the mount point, then the end or a '/' */
+    }
+    return 0;
+}
+
+/* The endpoints' mounts and the web page (an lws file mount of --web-dir;
+ * none when it was found nowhere, rather than a mount of "/"). */
 static const struct lws_http_mount *setup_mounts(tt_server *srv)
 {
-    static const char *const endpoints[] = {
-        "/healthz",        "/readyz",     "/metrics",
-        "/v1/tokens",      "/v1/models",  "/v1/chat/completions",
-        "/v1/embeddings",  "/v1/usage",   "/v1/ai-sdk/chat",
-        "/v1/ag-ui",       "/v1/budgets", "/v1/documents",
-        "/v1/photos/thumb"};
     enum { N_ENDPOINTS = sizeof endpoints / sizeof endpoints[0] };
     static struct lws_http_mount mounts[N_ENDPOINTS + 1];
     memset(mounts, 0, sizeof mounts);

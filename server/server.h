@@ -123,6 +123,9 @@ int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
                      size_t len);
 int tt_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len);
+/* 1 when path (no query) is served by one of our HTTP endpoints (http.c),
+ * 0 when it goes to the web page's file mount. */
+int tt_server_is_endpoint(const char *path);
 /* Host and Origin of the request on wsi against the origin policy
  * (origin.h): 0, or TT_EFORBIDDEN with the reason in why (size n). */
 int tt_http_origin_check(tt_server *srv, struct lws *wsi, char *why, size_t n);

@@ -239,6 +239,61 @@ itest(
   },
 );
 
+/** A request of any method carrying a body (Content-Length, or chunked). */
+const withBody = (method, path, body, chunked = false) =>
+  `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+  (chunked
+    ? `Transfer-Encoding: chunked\r\n\r\n${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`
+    : `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+
+itest(
+  'a body on a method other than POST, pipelined behind another request: answered with connection: close, then closed; the server goes on (it spun for ever)',
+  async ({ startServer }) => {
+    // lws 4.1 reads a body only for a POST: left in its buffer behind a
+    // pipelined request, it spun on it and no socket was served again (PUT,
+    // PATCH, DELETE, OPTIONS and GET alike, from any client, before any key).
+    const srv = await startServer();
+    // Our endpoints answer, with connection: close; a request for the web
+    // page's files (which lws answers itself) is closed with no answer.
+    const cases = [
+      ['PUT', '/v1/documents', 404],
+      ['PATCH', '/v1/tokens', 404],
+      ['DELETE', '/v1/documents/x', 404],
+      ['GET', '/healthz', 200],
+      ['OPTIONS', '/v1/tokens', 204],
+      ['OPTIONS', '/nowhere', null],
+      ['GET', '/nowhere', null],
+      ['GET', '/', null],
+      ['HEAD', '/', null],
+      ['PUT', '/app.js', null],
+    ];
+    for (const [method, path, status] of cases)
+      for (const chunked of [false, true]) {
+        const second = withBody(method, path, '{"a":1}', chunked);
+        const rs = await pipeline(srv.port, [raw('GET', '/healthz'), second, raw('GET', '/readyz')], 3, {
+          untilClose: true,
+        });
+        const what = `${method} ${path}${chunked ? ' (chunked)' : ''}`;
+        assert.deepEqual(
+          rs.map((r) => r.status),
+          status === null ? [200] : [200, status],
+          what,
+        );
+        // (the preflight's 204 is written by cors.c without it: closed all the same)
+        if (status !== null && status !== 204) assert.equal(rs[1].headers.connection, 'close', what);
+        assert.ok(rs.closed, `${what}: the connection is closed`);
+        const alive = await pipeline(srv.port, [raw('GET', '/healthz')]);
+        assert.equal(alive[0].body, 'ok\n', `${what}: the server still answers`);
+      }
+    // Alone on its connection, the same requests are answered and closed too.
+    const rs = await pipeline(srv.port, [withBody('PUT', '/v1/documents', '{}')], 1, { untilClose: true });
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      [404],
+    );
+  },
+);
+
 itest(
   'bodies on one keep-alive connection: a big one, a refused one (413), a broken one, then small ones are each read on their own; the body gauge is back to 0',
   async ({ startServer }) => {
