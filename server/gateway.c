@@ -58,12 +58,24 @@ struct tt_gateway_req {
     int overflow; /* the upstream sent more than a cap: the call was stopped */
     int sent_role;
     int ended; /* a stream's terminating chunk is queued */
+    int asked; /* a writable callback is asked for and has not come yet */
     /* plain responses are built at the end */
     gathered text;
     json_t *tool_calls;   /* [{id, type, function:{name, arguments}}] */
     gathered_call *calls; /* each tool call's index and arguments, in tool_calls' order */
     size_t n_calls;       /* = the size of tool_calls, at most TOOL_CALLS_MAX */
 };
+
+/* Ask lws for a writable callback once until it comes: lws on libuv turns
+ * every ask into a uv_poll_start (an epoll_ctl), and a streamed answer
+ * queues many events from one upstream read. */
+static void want_write(tt_gateway_req *g)
+{
+    if (!g->asked) {
+        g->asked = 1;
+        tt_server_want_writable(g->srv, g->wsi);
+    }
+}
 
 /* Past a cap the call is stopped and the response fails (on_done). */
 
@@ -104,7 +116,7 @@ static void respond_text(tt_gateway_req *g, int status, const char *text, size_t
     if (text && tt_buf_append(&g->out, text, n) != 0)
         g->status = 500; /* no memory: an empty 500 */
     g->complete = 1;
-    tt_server_want_writable(g->srv, g->wsi);
+    want_write(g);
 }
 
 static void respond(tt_gateway_req *g, int status, json_t *body)
@@ -146,7 +158,7 @@ static void chunk_append(tt_gateway_req *g, const char *a, size_t na, const char
     out_append(g, b, nb);
     out_append(g, c, nc);
     out_append(g, "\r\n", 2);
-    tt_server_want_writable(g->srv, g->wsi);
+    want_write(g);
 }
 
 /* The stream's last bytes: [DONE], then the zero-length chunk that ends the body. */
@@ -156,7 +168,7 @@ static void stream_end(tt_gateway_req *g)
     out_append(g, "0\r\n\r\n", 5);
     g->complete = 1;
     g->ended = 1;
-    tt_server_want_writable(g->srv, g->wsi);
+    want_write(g);
 }
 
 static void sse(tt_gateway_req *g, json_t *chunk)
@@ -622,6 +634,7 @@ static int write_headers(tt_gateway_req *g, unsigned char **data, size_t *n)
 
 int tt_gateway_writeable(tt_gateway_req *g)
 {
+    g->asked = 0;
     if (!g->headers_sent && !g->complete && g->out.len == 0)
         return 0; /* nothing decided yet: an early failure can still pick the status */
     /* A stream cut short must not look finished: the connection closes. */
@@ -651,7 +664,7 @@ int tt_gateway_writeable(tt_gateway_req *g)
         tt_llm_call_pause(g->call, 0);
     }
     if (out_pending(g) > 0 || cut)
-        tt_server_want_writable(g->srv, g->wsi);
+        want_write(g);
     return 0;
 }
 
