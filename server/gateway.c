@@ -19,6 +19,7 @@
  * upstream read already in hand turns into (it is not cut short). */
 #define OUT_STREAM_MAX (1024 * 1024)
 #define WRITE_CHUNK (16 * 1024)
+#define HEAD_MAX 1024                     /* the status line and headers */
 #define TEXT_MAX TT_SESSION_STREAMING_MAX /* a plain response's text */
 #define ARGS_MAX (1024 * 1024)            /* one tool call's arguments */
 #define TOOL_CALLS_MAX 128                /* tool calls in a plain response */
@@ -57,12 +58,24 @@ struct tt_gateway_req {
     int overflow; /* the upstream sent more than a cap: the call was stopped */
     int sent_role;
     int ended; /* a stream's terminating chunk is queued */
+    int asked; /* a writable callback is asked for and has not come yet */
     /* plain responses are built at the end */
     gathered text;
     json_t *tool_calls;   /* [{id, type, function:{name, arguments}}] */
     gathered_call *calls; /* each tool call's index and arguments, in tool_calls' order */
     size_t n_calls;       /* = the size of tool_calls, at most TOOL_CALLS_MAX */
 };
+
+/* Ask lws for a writable callback once until it comes: lws on libuv turns
+ * every ask into a uv_poll_start (an epoll_ctl), and a streamed answer
+ * queues many events from one upstream read. */
+static void want_write(tt_gateway_req *g)
+{
+    if (!g->asked) {
+        g->asked = 1;
+        tt_server_want_writable(g->srv, g->wsi);
+    }
+}
 
 /* Past a cap the call is stopped and the response fails (on_done). */
 
@@ -98,12 +111,12 @@ static void respond_text(tt_gateway_req *g, int status, const char *text, size_t
      * of is capped: TEXT_MAX, ARGS_MAX, the error messages, an embeddings
      * answer's TT_LLM_BODY_MAX). */
     tt_buf_free(&g->out);
-    tt_buf_init_headroom(&g->out, n, LWS_PRE);
+    tt_buf_init_headroom(&g->out, n, LWS_PRE + HEAD_MAX);
     g->out_pos = 0;
     if (text && tt_buf_append(&g->out, text, n) != 0)
         g->status = 500; /* no memory: an empty 500 */
     g->complete = 1;
-    tt_server_want_writable(g->srv, g->wsi);
+    want_write(g);
 }
 
 static void respond(tt_gateway_req *g, int status, json_t *body)
@@ -145,7 +158,7 @@ static void chunk_append(tt_gateway_req *g, const char *a, size_t na, const char
     out_append(g, b, nb);
     out_append(g, c, nc);
     out_append(g, "\r\n", 2);
-    tt_server_want_writable(g->srv, g->wsi);
+    want_write(g);
 }
 
 /* The stream's last bytes: [DONE], then the zero-length chunk that ends the body. */
@@ -155,7 +168,7 @@ static void stream_end(tt_gateway_req *g)
     out_append(g, "0\r\n\r\n", 5);
     g->complete = 1;
     g->ended = 1;
-    tt_server_want_writable(g->srv, g->wsi);
+    want_write(g);
 }
 
 static void sse(tt_gateway_req *g, json_t *chunk)
@@ -460,7 +473,7 @@ static tt_gateway_req *req_new(tt_server *srv, struct lws *wsi, const tt_llm_att
     g->wsi = wsi;
     g->created = tt_wall_ms() / 1000;
     g->tool_calls = json_array();
-    tt_buf_init_headroom(&g->out, OUT_STREAM_MAX, LWS_PRE);
+    tt_buf_init_headroom(&g->out, OUT_STREAM_MAX, LWS_PRE + HEAD_MAX);
     tt_buf_init(&g->text, TEXT_MAX);
     tt_new_id("chatcmpl", g->id, sizeof g->id);
     *refused = 1;
@@ -571,61 +584,78 @@ tt_gateway_req *tt_gateway_embeddings_start(tt_server *srv, struct lws *wsi, con
     return g;
 }
 
-/* The status line and headers: a whole JSON response has its length, a
- * stream is chunked (the connection is kept for the next request; lws 4.1's
- * lws_add_http_common_headers() would mark a response without a length
- * "connection: close"). */
-static int write_headers(tt_gateway_req *g)
+/* The status line and headers into [*p, end): a whole JSON response has its
+ * length, a stream is chunked (the connection is kept for the next request;
+ * lws 4.1's lws_add_http_common_headers() would mark a response without a
+ * length "connection: close"). */
+static int build_headers(tt_gateway_req *g, unsigned char **p, unsigned char *end)
 {
     struct lws *wsi = g->wsi;
-    unsigned char hdr[LWS_PRE + 1024];
-    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     static const char sse_type[] = "text/event-stream", chunked[] = "chunked";
     int rc;
     if (g->stream && g->status == 0)
-        rc = lws_add_http_header_status(wsi, 200, &p, end) ||
+        rc = lws_add_http_header_status(wsi, 200, p, end) ||
              lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-                                          (const unsigned char *)sse_type, sizeof sse_type - 1, &p,
+                                          (const unsigned char *)sse_type, sizeof sse_type - 1, p,
                                           end) ||
              lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
-                                          (const unsigned char *)chunked, sizeof chunked - 1, &p,
+                                          (const unsigned char *)chunked, sizeof chunked - 1, p,
                                           end);
     else
         rc = lws_add_http_common_headers(wsi, (unsigned)g->status, "application/json",
-                                         (lws_filepos_t)g->out.len, &p, end);
+                                         (lws_filepos_t)g->out.len, p, end);
     if (rc ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end) ||
-        tt_cors_add_headers(g->srv, wsi, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
+                                     (const unsigned char *)"no-store", 8, p, end) ||
+        tt_cors_add_headers(g->srv, wsi, p, end) || lws_finalize_http_header(wsi, p, end))
         return -1;
-    g->headers_sent = 1;
-    tt_server_want_writable(g->srv, wsi);
     return 0;
+}
+
+/* The headers go out in the same write as the first body bytes when they fit
+ * in the room kept in front of them (out's headroom past LWS_PRE): a whole
+ * answer is one send(), with no writable callback between its parts. */
+static int write_headers(tt_gateway_req *g, unsigned char **data, size_t *n)
+{
+    unsigned char hdr[LWS_PRE + HEAD_MAX];
+    unsigned char *start = hdr + LWS_PRE, *p = start;
+    if (build_headers(g, &p, hdr + sizeof hdr - 1) != 0)
+        return -1;
+    size_t hl = (size_t)(p - start);
+    g->headers_sent = 1;
+    if (g->out.len > 0 && g->out_pos == 0 && g->out.headroom >= LWS_PRE + hl) {
+        *data -= hl;
+        memcpy(*data, start, hl);
+        *n += hl;
+        return (int)hl;
+    }
+    return lws_write(g->wsi, start, hl, LWS_WRITE_HTTP_HEADERS) < 0 ? -1 : 0;
 }
 
 int tt_gateway_writeable(tt_gateway_req *g)
 {
-    struct lws *wsi = g->wsi;
-    if (!g->headers_sent) {
-        if (!g->complete && g->out.len == 0)
-            return 0; /* nothing decided yet: an early failure can still pick the status */
-        return write_headers(g);
-    }
-    if (g->stream && (g->overflow || (g->complete && !g->ended)))
-        return -1; /* a stream cut short must not look finished: the connection closes */
+    g->asked = 0;
+    if (!g->headers_sent && !g->complete && g->out.len == 0)
+        return 0; /* nothing decided yet: an early failure can still pick the status */
+    /* A stream cut short must not look finished: the connection closes. */
+    int cut = g->stream && (g->overflow || (g->complete && !g->ended));
+    if (g->headers_sent && cut)
+        return -1;
     size_t pending = out_pending(g);
     size_t n = pending > WRITE_CHUNK ? WRITE_CHUNK : pending;
-    int last = g->complete && n == pending;
+    int last = !cut && g->complete && n == pending;
+    /* lws may write its framing into the LWS_PRE bytes in front: sent
+     * bytes, or the headroom. */
+    unsigned char none[LWS_PRE + 1];
+    unsigned char *data =
+        g->out.len ? (unsigned char *)tt_buf_data(&g->out) + g->out_pos : none + LWS_PRE;
+    int hl = g->headers_sent ? 0 : write_headers(g, &data, &n);
+    if (hl < 0)
+        return -1;
     if (n > 0 || last) {
-        /* lws may write its framing into the LWS_PRE bytes in front: sent
-         * bytes, or the headroom. */
-        unsigned char none[LWS_PRE + 1];
-        unsigned char *data =
-            g->out.len ? (unsigned char *)tt_buf_data(&g->out) + g->out_pos : none + LWS_PRE;
-        if (lws_write(wsi, data, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+        if (lws_write(g->wsi, data, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
             return -1;
-        g->out_pos += n;
+        g->out_pos += n - (size_t)hl;
     }
     if (last)
         return 1;
@@ -633,9 +663,20 @@ int tt_gateway_writeable(tt_gateway_req *g)
         g->paused = 0;
         tt_llm_call_pause(g->call, 0);
     }
-    if (out_pending(g) > 0)
-        tt_server_want_writable(g->srv, wsi);
+    if (out_pending(g) > 0 || cut)
+        want_write(g);
     return 0;
+}
+
+int tt_gateway_send_now(tt_gateway_req *g)
+{
+    int rc = 0;
+    for (int pass = 0; pass < 3 && rc == 0 && (g->complete || out_pending(g) > 0); pass++) {
+        if (lws_send_pipe_choked(g->wsi))
+            break; /* the rest from WRITEABLE (tt_gateway_writeable asked for it) */
+        rc = tt_gateway_writeable(g);
+    }
+    return rc;
 }
 
 void tt_gateway_free(tt_gateway_req *g)

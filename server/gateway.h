@@ -43,6 +43,12 @@ tt_gateway_req *tt_gateway_embeddings_start(struct tt_server *srv, struct lws *w
  * drop the connection. */
 int tt_gateway_writeable(tt_gateway_req *g);
 
+/* Write what was decided inside the callback that started the request (the
+ * caller's answer must be out before lws parses a pipelined next one): up
+ * to three writes while the socket takes them; nothing when the answer
+ * waits for the model. Returns as tt_gateway_writeable(). */
+int tt_gateway_send_now(tt_gateway_req *g);
+
 /* The connection is gone or the response is complete: cancel any call in
  * flight and free. */
 void tt_gateway_free(tt_gateway_req *g);

@@ -530,13 +530,11 @@ static int on_gateway_writeable(tt_server *srv, struct lws *wsi, http_req *r)
 }
 
 /* An answer the gateway decided at once (a bad request, no model, an unknown
- * alias) goes out now too, as send_now() explains: its headers, then its
- * small body. One still waiting for the model is written from WRITEABLE. */
+ * alias, a cache hit) goes out now too, as send_now() explains: headers and
+ * body in one write. One still waiting for the model goes from WRITEABLE. */
 static int gateway_send_now(tt_server *srv, struct lws *wsi, http_req *r)
 {
-    int rc = 0;
-    for (int pass = 0; pass < 3 && rc == 0 && !lws_send_pipe_choked(wsi); pass++)
-        rc = tt_gateway_writeable(r->gw);
+    int rc = tt_gateway_send_now(r->gw);
     return rc == 0 ? 0 : finish(srv, wsi, r, rc < 0);
 }
 

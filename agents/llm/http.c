@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "agents/llm/curl_lazy.h"
 #include "agents/llm/http.h"
@@ -25,21 +27,33 @@
 #define MAX_HEADERS 64
 #define MAX_HEADER_BYTES 8192
 
+#define FD_MAP_MAX (1 << 20) /* the highest socket number watched (RLIMIT_NOFILE is lower) */
+
 struct tt_http {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
     tt_http_req *reqs;
-    struct sock_ctx *socks; /* sockets curl asked us to watch */
+    struct sock_ctx *socks;  /* sockets curl asked us to watch, or opened (open_socket) */
+    struct sock_ctx **by_fd; /* socket number -> its sock_ctx */
+    size_t n_by_fd;
     tt_http_stats stats;
     int closing;
     int open_handles; /* uv handles not yet closed: the timer and socket polls */
 };
 
+/* One socket's poll handle. A connection socket (opened by open_socket) keeps
+ * it from its opening to its closing (close_socket), across the requests that
+ * reuse the connection: curl's CURL_POLL_REMOVE at the end of a transfer only
+ * marks it idle, left armed as it was (an idle socket's first event stops the
+ * polling: on_poll), so a request on a kept connection costs no epoll_ctl. */
 typedef struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
     tt_http *h;
+    int events;                   /* what the poll is started with (0: stopped) */
+    int watched;                  /* curl watches it: between its IN/OUT and its REMOVE */
+    int kept;                     /* opened by open_socket: lives until close_socket */
     struct sock_ctx *next, *prev; /* tt_http.socks */
 } sock_ctx;
 
@@ -68,8 +82,10 @@ static void check_done(tt_http *h);
 
 static void maybe_free(tt_http *h)
 {
-    if (h->closing && h->open_handles == 0)
+    if (h->closing && h->open_handles == 0) {
+        free(h->by_fd);
         free(h);
+    }
 }
 
 static void on_handle_closed(uv_handle_t *handle)
@@ -81,11 +97,25 @@ static void on_handle_closed(uv_handle_t *handle)
     maybe_free(h);
 }
 
+static sock_ctx *ctx_of(const tt_http *h, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < h->n_by_fd ? h->by_fd[fd] : NULL;
+}
+
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     sock_ctx *ctx = (sock_ctx *)p;
     tt_http *h = ctx->h;
     int flags = 0, running;
+    if (!ctx->watched) {
+        /* Idle in curl's pool: the peer closed it (or sent what nobody asked
+         * for). Stop polling (level-triggered, it would fire again); curl
+         * finds the connection dead when it next picks it, and closes it. */
+        (void)uv_poll_stop(&ctx->poll);
+        ctx->events = 0;
+        h->stats.idle_events++;
+        return;
+    }
     if (status < 0)
         flags = CURL_CSELECT_ERR;
     else
@@ -104,48 +134,107 @@ static void sock_close(tt_http *h, sock_ctx *ctx)
         h->socks = ctx->next;
     if (ctx->next)
         ctx->next->prev = ctx->prev;
-    (void)uv_poll_stop(&ctx->poll);
+    if (ctx_of(h, ctx->fd) == ctx)
+        h->by_fd[ctx->fd] = NULL;
+    /* uv_close stops the poll: the socket leaves epoll before it is closed. */
     uv_close((uv_handle_t *)&ctx->poll, on_handle_closed);
+}
+
+/* A poll handle for fd, registered under its number; NULL when out of memory,
+ * past FD_MAP_MAX, or a socket epoll refuses. */
+static sock_ctx *sock_new(tt_http *h, curl_socket_t fd, int kept)
+{
+    if (fd < 0 || fd >= FD_MAP_MAX)
+        return NULL;
+    if ((size_t)fd >= h->n_by_fd) {
+        size_t n = h->n_by_fd ? h->n_by_fd : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        sock_ctx **grown = realloc(h->by_fd, n * sizeof *grown);
+        if (!grown)
+            return NULL;
+        memset(grown + h->n_by_fd, 0, (n - h->n_by_fd) * sizeof *grown);
+        h->by_fd = grown;
+        h->n_by_fd = n;
+    }
+    sock_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx || uv_poll_init_socket(h->loop, &ctx->poll, fd) != 0) {
+        free(ctx);
+        return NULL;
+    }
+    ctx->fd = fd;
+    ctx->h = h;
+    ctx->kept = kept;
+    ctx->poll.data = h;
+    ctx->next = h->socks;
+    if (h->socks)
+        h->socks->prev = ctx;
+    h->socks = ctx;
+    h->by_fd[fd] = ctx;
+    h->open_handles++;
+    return ctx;
+}
+
+/* Curl's sockets are made here so that each has its poll handle from its
+ * opening to its closing (close_socket). */
+static curl_socket_t open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    tt_http *h = userp;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+    curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    sock_ctx *stale = ctx_of(h, fd);
+    if (stale) /* its socket was closed behind close_socket's back: curl never does */
+        sock_close(h, stale);
+    if (!sock_new(h, fd, 1)) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
+static int close_socket(void *userp, curl_socket_t fd)
+{
+    tt_http *h = userp;
+    sock_ctx *ctx = ctx_of(h, fd);
+    if (ctx)
+        sock_close(h, ctx); /* out of epoll first: the number may be reused at once */
+    return close(fd);
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
 {
     tt_http *h = userp;
-    sock_ctx *ctx = socketp;
+    sock_ctx *ctx = ctx_of(h, fd);
     if (action == CURL_POLL_REMOVE) {
-        if (ctx) {
-            sock_close(h, ctx);
-            if (h->multi) /* fails only for a socket curl does not know: then nothing to undo */
-                (void)curl_multi_assign(h->multi, fd, NULL);
+        if (ctx && ctx->kept) {
+            ctx->watched = 0; /* idle: armed as it is until its next use or event */
+            uv_unref((uv_handle_t *)&ctx->poll);
+        } else if (ctx) {
+            sock_close(h, ctx); /* not ours to keep (a resolver's pipe) */
         }
         return 0;
     }
-    if (!ctx) {
-        ctx = calloc(1, sizeof *ctx);
-        if (!ctx || uv_poll_init_socket(h->loop, &ctx->poll, fd) != 0) {
-            free(ctx);
-            return -1;
-        }
-        ctx->fd = fd;
-        ctx->h = h;
-        ctx->poll.data = h;
-        ctx->next = h->socks;
-        if (h->socks)
-            h->socks->prev = ctx;
-        h->socks = ctx;
-        h->open_handles++;
-        if (curl_multi_assign(h->multi, fd, ctx) != CURLM_OK) {
-            sock_close(h, ctx);
-            return -1; /* curl fails the transfers on this socket */
-        }
+    if (!ctx && !(ctx = sock_new(h, fd, 0)))
+        return -1; /* curl fails the transfers on this socket */
+    if (!ctx->watched) {
+        ctx->watched = 1;
+        uv_ref((uv_handle_t *)&ctx->poll);
     }
     int events = 0;
     if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    if (uv_poll_start(&ctx->poll, events, on_poll) != 0)
+    if (events == ctx->events)
+        return 0; /* libuv's uv_poll_start would take it out of epoll and put it back */
+    if (events == 0)
+        (void)uv_poll_stop(&ctx->poll);
+    else if (uv_poll_start(&ctx->poll, events, on_poll) != 0)
         return -1; /* a socket epoll refuses: curl fails its transfers */
+    ctx->events = events;
     return 0;
 }
 
@@ -364,6 +453,10 @@ static CURLcode configure_easy(tt_http_req *r, const char *method, const char *u
     SET(CURLOPT_WRITEDATA, r);
     SET(CURLOPT_HEADERFUNCTION, on_header_line);
     SET(CURLOPT_HEADERDATA, r);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, r->h); /* a connection outlives the request that made it */
+    SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, r->h);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)r->t.connect_ms);
     SET(CURLOPT_TIMEOUT_MS, (long)r->t.total_ms);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);

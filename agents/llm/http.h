@@ -42,6 +42,7 @@ typedef struct tt_http_stats {
     uint64_t started, completed, failed, cancelled, timeouts;
     uint64_t active;
     uint64_t multi_errors; /* curl_multi_socket_action calls that failed */
+    uint64_t idle_events;  /* events on idle kept connections (their peer closed them) */
 } tt_http_stats;
 
 int tt_http_new(uv_loop_t *loop, tt_http **out);

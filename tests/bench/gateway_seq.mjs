@@ -1,8 +1,9 @@
 // The gateway's own cost per request, closed loop: N sequential requests on
 // one keep-alive client connection (plain, then streamed) to the fake
 // provider directly and through Tether's /v1/chat/completions. Reported per
-// mode: latency p50/p90 of each target, Tether's added p50, and Tether's CPU
-// time per request (user + system from /proc over the run). Unlike the
+// mode: latency p50/p99 of each target, Tether's added p50 and p99, and
+// Tether's CPU time per request (user + system from /proc over the run),
+// with the issue-18 target rows (lib/targets.mjs). Unlike the
 // open-loop gateway.mjs, its CPU figure barely moves with other load on the
 // machine, so it compares builds (set TETHER_BIN) on a shared one.
 //
@@ -12,6 +13,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { SMOKE, dist, out, startFake, startTether, argValue, cpuSec, fakeRoutes } from './lib/common.mjs';
+import { target } from './lib/targets.mjs';
 
 const N = Number(argValue('--requests', SMOKE ? 50 : 2000));
 const WARMUP = SMOKE ? 10 : 200;
@@ -72,8 +74,39 @@ for (const mode of ['plain', 'stream']) {
     direct: direct.latency_ms,
     tether: via.latency_ms,
     added_p50_ms: +(via.latency_ms.p50 - direct.latency_ms.p50).toFixed(3),
+    added_p99_ms: +(via.latency_ms.p99 - direct.latency_ms.p99).toFixed(3),
     tether_cpu_us_per_request: via.cpu_us_per_request,
   };
+}
+// Issue 18: added latency <= 30 µs p50 and <= 150 µs p99 over the direct
+// upstream's own (the peer), and the CPU per request (no goal: reported).
+result.targets = [];
+for (const [mode, m] of Object.entries(result.modes)) {
+  for (const [q, goal] of [
+    ['p50', 30],
+    ['p99', 150],
+  ]) {
+    const added = (m.tether[q] - m.direct[q]) * 1000;
+    result.targets.push(
+      target({
+        name: `gateway ${mode}: added latency ${q} (sequential)`,
+        figure: added,
+        unit: 'µs',
+        peer: `direct upstream ${q}`,
+        peer_figure: m.direct[q] * 1000,
+        goal: `<= ${goal} µs added`,
+        met: SMOKE ? null : added <= goal,
+      }),
+    );
+  }
+  result.targets.push(
+    target({
+      name: `gateway ${mode}: Tether CPU per request`,
+      figure: m.tether_cpu_us_per_request,
+      unit: 'µs',
+      goal: 'reported (no goal)',
+    }),
+  );
 }
 await tether.stop();
 await fake.stop();

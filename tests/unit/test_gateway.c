@@ -80,6 +80,15 @@ int __wrap_lws_finalize_write_http_header(struct lws *wsi, unsigned char *start,
     return 0;
 }
 
+/* The gateway builds its headers with this one and sends them in front of
+ * the body's first bytes (the builders above write nothing, so they add no
+ * bytes to what is recorded). */
+int __wrap_lws_finalize_http_header(struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+    ((response *)wsi)->headers++;
+    return 0;
+}
+
 int __wrap_lws_write(struct lws *wsi, unsigned char *buf, size_t len, enum lws_write_protocol proto)
 {
     response *r = (response *)wsi;
