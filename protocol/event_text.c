@@ -6,40 +6,7 @@
 
 #include "protocol/errors.h"
 #include "protocol/event_text.h"
-
-int tt_utf8_valid(const char *str, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)str, *end = p + len;
-    while (p < end) {
-        unsigned char c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t n;
-        unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        } else {
-            return 0;
-        }
-        if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-            return 0;
-        for (size_t i = 2; i < n; i++)
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-        p += n;
-    }
-    return 1;
-}
+#include "protocol/utf8.h"
 
 /* The bytes s takes once escaped as jansson escapes it. */
 static size_t escaped_len(const char *s, size_t len)

@@ -16,9 +16,7 @@
 
 #include "protocol/event.h"
 
-/* Is s[0..len) well-formed UTF-8 (no overlong forms, no surrogates, nothing
- * past U+10FFFF; NUL allowed), as jansson requires of a string? */
-int tt_utf8_valid(const char *s, size_t len);
+#include "protocol/utf8.h" /* tt_utf8_valid() */
 
 /* Encode the event {type, session: sid, seq, ts, message_id: id, text}.
  * 0; TT_EINVAL (a NULL or a string that is not UTF-8: nothing encoded),

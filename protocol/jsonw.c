@@ -5,44 +5,12 @@
 
 #include "protocol/errors.h"
 #include "protocol/jsonw.h"
+#include "protocol/utf8.h"
 
 /* Bytes that need no escape: ASCII from 0x20, except '"' and '\'. */
 static int plain(unsigned char c)
 {
     return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
-
-/* The length of the valid UTF-8 sequence at s (n bytes left, s[0] >= 0x80),
- * or 0 when invalid: jansson's rules (utf8.c): no overlong forms, no
- * surrogates, nothing past U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0; /* a continuation byte, 0xC0/0xC1, or 0xF5 and up */
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 /* The escape of an ASCII byte that is not plain, into out[7]: its length. */
@@ -105,7 +73,7 @@ int tt_jw_strn(tt_buf *b, const char *str, size_t n)
         while (j < n && plain(s[j]))
             j++;
         while (j < n && s[j] >= 0x80) {
-            size_t len = utf8_len(s + j, n - j);
+            size_t len = tt_utf8_seq_len(s + j, n - j);
             if (!len) {
                 truncate_to(b, before);
                 return TT_EINVAL;

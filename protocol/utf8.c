@@ -72,3 +72,41 @@ int tt_utf8_snprintf(char *buf, size_t n, const char *fmt, ...)
     }
     return w;
 }
+
+size_t tt_utf8_seq_len(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlong form */
+        hi = c == 0xED ? 0x9F : 0xBF; /* no surrogate */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80; /* no overlong form */
+        hi = c == 0xF4 ? 0x8F : 0xBF; /* nothing past U+10FFFF */
+    } else {
+        return 0; /* a continuation byte, 0xC0/0xC1, or 0xF5 and up */
+    }
+    if (avail < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+int tt_utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)str, *end = p + len;
+    while (p < end) {
+        size_t n = *p < 0x80 ? 1 : tt_utf8_seq_len(p, (size_t)(end - p));
+        if (n == 0)
+            return 0;
+        p += n;
+    }
+    return 1;
+}

@@ -35,4 +35,12 @@ size_t tt_utf8_copy(char *dst, size_t n, const char *src);
 int tt_utf8_snprintf(char *buf, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The length of the well-formed UTF-8 sequence at p (avail bytes readable,
+ * p[0] >= 0x80), or 0: no overlong forms, no surrogates, nothing past
+ * U+10FFFF (jansson's rule for a string). */
+size_t tt_utf8_seq_len(const unsigned char *p, size_t avail);
+
+/* Is s[0..len) well-formed UTF-8 by the same rule (NUL allowed)? */
+int tt_utf8_valid(const char *s, size_t len);
+
 #endif

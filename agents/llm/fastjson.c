@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agents/llm/fastjson.h"
+#include "protocol/utf8.h"
 
 typedef struct scan {
     const unsigned char *p, *end;
@@ -89,33 +90,6 @@ static size_t utf8_len(unsigned long cp)
     return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
 
-/* The length of the well-formed UTF-8 sequence at p (a byte >= 0x80), or 0:
- * no overlong forms, no surrogates, nothing past U+10FFFF (jansson's rule). */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else
-        return 0;
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
 /* The string at s->p (its opening quote). 0 when not handled. */
 static int string(scan *s, tt_fastjson_str *out)
 {
@@ -143,7 +117,7 @@ static int string(scan *s, tt_fastjson_str *out)
             } else {
                 return 0;
             }
-        } else if (c >= 0x80 && !(n = d = utf8_seq(p, s->end))) {
+        } else if (c >= 0x80 && !(n = d = tt_utf8_seq_len(p, (size_t)(s->end - p)))) {
             return 0;
         }
         p += n;
