@@ -4,13 +4,13 @@
  * <libpq-fe.h> and call libpq as usual; the binary does not list libpq.so.5
  * as needed. These definitions are not exported (an executable exports only
  * what a library it links refers to), so libpq's own calls stay inside it. */
-#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "protocol/dl.h"
 #include "protocol/errors.h"
 #include "state/pq_lazy.h"
 
@@ -49,76 +49,54 @@ static struct {
     char *(*PQescapeIdentifier)(PGconn *conn, const char *str, size_t len);
 } P;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int loaded;         /* every symbol found */
-static char why[256] = ""; /* else why not */
+static const tt_dl_sym syms[] = {
+    TT_DL_SYM(__typeof__(P), PQconnectStart, "PQconnectStart"),
+    TT_DL_SYM(__typeof__(P), PQconnectPoll, "PQconnectPoll"),
+    TT_DL_SYM(__typeof__(P), PQfinish, "PQfinish"),
+    TT_DL_SYM(__typeof__(P), PQconninfoParse, "PQconninfoParse"),
+    TT_DL_SYM(__typeof__(P), PQconninfoFree, "PQconninfoFree"),
+    TT_DL_SYM(__typeof__(P), PQstatus, "PQstatus"),
+    TT_DL_SYM(__typeof__(P), PQerrorMessage, "PQerrorMessage"),
+    TT_DL_SYM(__typeof__(P), PQsocket, "PQsocket"),
+    TT_DL_SYM(__typeof__(P), PQsetNoticeProcessor, "PQsetNoticeProcessor"),
+    TT_DL_SYM(__typeof__(P), PQsendQuery, "PQsendQuery"),
+    TT_DL_SYM(__typeof__(P), PQsendQueryParams, "PQsendQueryParams"),
+    TT_DL_SYM(__typeof__(P), PQgetResult, "PQgetResult"),
+    TT_DL_SYM(__typeof__(P), PQisBusy, "PQisBusy"),
+    TT_DL_SYM(__typeof__(P), PQconsumeInput, "PQconsumeInput"),
+    TT_DL_SYM(__typeof__(P), PQnotifies, "PQnotifies"),
+    TT_DL_SYM(__typeof__(P), PQsetnonblocking, "PQsetnonblocking"),
+    TT_DL_SYM(__typeof__(P), PQflush, "PQflush"),
+    TT_DL_SYM(__typeof__(P), PQresultStatus, "PQresultStatus"),
+    TT_DL_SYM(__typeof__(P), PQresultErrorMessage, "PQresultErrorMessage"),
+    TT_DL_SYM(__typeof__(P), PQntuples, "PQntuples"),
+    TT_DL_SYM(__typeof__(P), PQgetvalue, "PQgetvalue"),
+    TT_DL_SYM(__typeof__(P), PQgetlength, "PQgetlength"),
+    TT_DL_SYM(__typeof__(P), PQgetisnull, "PQgetisnull"),
+    TT_DL_SYM(__typeof__(P), PQclear, "PQclear"),
+    TT_DL_SYM(__typeof__(P), PQfreemem, "PQfreemem"),
+    TT_DL_SYM(__typeof__(P), PQescapeIdentifier, "PQescapeIdentifier"),
+};
 
-static void load(void)
-{
-    void *h = dlopen(LIBPQ_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        snprintf(why, sizeof why, "%s", e ? e : "cannot load " LIBPQ_SONAME);
-        return;
-    }
-    static const struct {
-        const char *name;
-        size_t offset;
-    } syms[] = {
-        {"PQconnectStart", offsetof(__typeof__(P), PQconnectStart)},
-        {"PQconnectPoll", offsetof(__typeof__(P), PQconnectPoll)},
-        {"PQfinish", offsetof(__typeof__(P), PQfinish)},
-        {"PQconninfoParse", offsetof(__typeof__(P), PQconninfoParse)},
-        {"PQconninfoFree", offsetof(__typeof__(P), PQconninfoFree)},
-        {"PQstatus", offsetof(__typeof__(P), PQstatus)},
-        {"PQerrorMessage", offsetof(__typeof__(P), PQerrorMessage)},
-        {"PQsocket", offsetof(__typeof__(P), PQsocket)},
-        {"PQsetNoticeProcessor", offsetof(__typeof__(P), PQsetNoticeProcessor)},
-        {"PQsendQuery", offsetof(__typeof__(P), PQsendQuery)},
-        {"PQsendQueryParams", offsetof(__typeof__(P), PQsendQueryParams)},
-        {"PQgetResult", offsetof(__typeof__(P), PQgetResult)},
-        {"PQisBusy", offsetof(__typeof__(P), PQisBusy)},
-        {"PQconsumeInput", offsetof(__typeof__(P), PQconsumeInput)},
-        {"PQnotifies", offsetof(__typeof__(P), PQnotifies)},
-        {"PQsetnonblocking", offsetof(__typeof__(P), PQsetnonblocking)},
-        {"PQflush", offsetof(__typeof__(P), PQflush)},
-        {"PQresultStatus", offsetof(__typeof__(P), PQresultStatus)},
-        {"PQresultErrorMessage", offsetof(__typeof__(P), PQresultErrorMessage)},
-        {"PQntuples", offsetof(__typeof__(P), PQntuples)},
-        {"PQgetvalue", offsetof(__typeof__(P), PQgetvalue)},
-        {"PQgetlength", offsetof(__typeof__(P), PQgetlength)},
-        {"PQgetisnull", offsetof(__typeof__(P), PQgetisnull)},
-        {"PQclear", offsetof(__typeof__(P), PQclear)},
-        {"PQfreemem", offsetof(__typeof__(P), PQfreemem)},
-        {"PQescapeIdentifier", offsetof(__typeof__(P), PQescapeIdentifier)},
-    };
-    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
-        void *f = dlsym(h, syms[i].name);
-        if (!f) {
-            snprintf(why, sizeof why, "%s has no %s", LIBPQ_SONAME, syms[i].name);
-            return; /* the handle stays: dlclose of a library half used is not worth it */
-        }
-        memcpy((char *)&P + syms[i].offset, &f, sizeof f);
-    }
-    __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
-}
+static tt_dl_lib lib = {.soname = LIBPQ_SONAME,
+                        .syms = syms,
+                        .n_syms = sizeof syms / sizeof syms[0],
+                        .table = &P,
+                        .lock = PTHREAD_MUTEX_INITIALIZER};
 
 int tt_pq_loaded(void)
 {
-    return __atomic_load_n(&loaded, __ATOMIC_ACQUIRE);
+    return tt_dl_loaded(&lib);
 }
 
 int tt_pq_load(void)
 {
-    if (tt_pq_loaded())
-        return 0;
-    (void)pthread_once(&once, load); /* another thread loading it: wait for it */
-    return tt_pq_loaded() ? 0 : TT_EIO;
+    return tt_dl_load(&lib);
 }
 
 const char *tt_pq_error(void)
 {
-    return tt_pq_loaded() ? "" : why[0] ? why : "not loaded yet";
+    return tt_dl_error(&lib);
 }
 
 /* ---- libpq's functions: load on first use, else fail as libpq would ----- */

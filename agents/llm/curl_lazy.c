@@ -9,12 +9,12 @@
  * library it links refers to), so libcurl's own calls stay inside libcurl. */
 #define CURL_DISABLE_TYPECHECK 1 /* the variadic functions are defined here */
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "agents/llm/curl_lazy.h"
+#include "protocol/dl.h"
 #include "protocol/errors.h"
 
 #define LIBCURL_SONAME "libcurl.so.4"
@@ -45,80 +45,68 @@ static struct {
     void (*url_cleanup)(CURLU *);
 } C;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int loaded;         /* every symbol found and curl_global_init done */
-static char why[256] = ""; /* else why not */
+static const tt_dl_sym syms[] = {
+    TT_DL_SYM(__typeof__(C), global_init, "curl_global_init"),
+    TT_DL_SYM(__typeof__(C), easy_init, "curl_easy_init"),
+    TT_DL_SYM(__typeof__(C), easy_setopt, "curl_easy_setopt"),
+    TT_DL_SYM(__typeof__(C), easy_getinfo, "curl_easy_getinfo"),
+    TT_DL_SYM(__typeof__(C), easy_pause, "curl_easy_pause"),
+    TT_DL_SYM(__typeof__(C), easy_cleanup, "curl_easy_cleanup"),
+    TT_DL_SYM(__typeof__(C), easy_strerror, "curl_easy_strerror"),
+    TT_DL_SYM(__typeof__(C), multi_init, "curl_multi_init"),
+    TT_DL_SYM(__typeof__(C), multi_setopt, "curl_multi_setopt"),
+    TT_DL_SYM(__typeof__(C), multi_add_handle, "curl_multi_add_handle"),
+    TT_DL_SYM(__typeof__(C), multi_remove_handle, "curl_multi_remove_handle"),
+    TT_DL_SYM(__typeof__(C), multi_assign, "curl_multi_assign"),
+    TT_DL_SYM(__typeof__(C), multi_socket_action, "curl_multi_socket_action"),
+    TT_DL_SYM(__typeof__(C), multi_info_read, "curl_multi_info_read"),
+    TT_DL_SYM(__typeof__(C), multi_cleanup, "curl_multi_cleanup"),
+    TT_DL_SYM(__typeof__(C), slist_append, "curl_slist_append"),
+    TT_DL_SYM(__typeof__(C), slist_free_all, "curl_slist_free_all"),
+    TT_DL_SYM(__typeof__(C), free, "curl_free"),
+    TT_DL_SYM(__typeof__(C), getdate, "curl_getdate"),
+    TT_DL_SYM(__typeof__(C), url, "curl_url"),
+    TT_DL_SYM(__typeof__(C), url_set, "curl_url_set"),
+    TT_DL_SYM(__typeof__(C), url_get, "curl_url_get"),
+    TT_DL_SYM(__typeof__(C), url_cleanup, "curl_url_cleanup"),
+};
 
-#define SYM(field, name)                                                                           \
-    do {                                                                                           \
-        *(void **)&C.field = dlsym(h, name);                                                       \
-        if (!C.field && !why[0])                                                                   \
-            snprintf(why, sizeof why, "%s has no %s", LIBCURL_SONAME, name);                       \
-    } while (0)
-
-static void load(void)
+/* Once every symbol is found: curl_global_init, once for the process. */
+static int global_init(char *why, size_t n)
 {
-    void *h = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        snprintf(why, sizeof why, "%s", e ? e : "cannot load " LIBCURL_SONAME);
-        return;
-    }
-    SYM(global_init, "curl_global_init");
-    SYM(easy_init, "curl_easy_init");
-    SYM(easy_setopt, "curl_easy_setopt");
-    SYM(easy_getinfo, "curl_easy_getinfo");
-    SYM(easy_pause, "curl_easy_pause");
-    SYM(easy_cleanup, "curl_easy_cleanup");
-    SYM(easy_strerror, "curl_easy_strerror");
-    SYM(multi_init, "curl_multi_init");
-    SYM(multi_setopt, "curl_multi_setopt");
-    SYM(multi_add_handle, "curl_multi_add_handle");
-    SYM(multi_remove_handle, "curl_multi_remove_handle");
-    SYM(multi_assign, "curl_multi_assign");
-    SYM(multi_socket_action, "curl_multi_socket_action");
-    SYM(multi_info_read, "curl_multi_info_read");
-    SYM(multi_cleanup, "curl_multi_cleanup");
-    SYM(slist_append, "curl_slist_append");
-    SYM(slist_free_all, "curl_slist_free_all");
-    SYM(free, "curl_free");
-    SYM(getdate, "curl_getdate");
-    SYM(url, "curl_url");
-    SYM(url_set, "curl_url_set");
-    SYM(url_get, "curl_url_get");
-    SYM(url_cleanup, "curl_url_cleanup");
-    if (why[0])
-        return; /* the handle stays: dlclose of a library half used is not worth it */
-    if (C.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        snprintf(why, sizeof why, "curl_global_init failed");
-        return;
-    }
-    __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
+    if (C.global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
+        return 0;
+    snprintf(why, n, "curl_global_init failed");
+    return -1;
 }
+
+static tt_dl_lib lib = {.soname = LIBCURL_SONAME,
+                        .syms = syms,
+                        .n_syms = sizeof syms / sizeof syms[0],
+                        .table = &C,
+                        .after = global_init,
+                        .lock = PTHREAD_MUTEX_INITIALIZER};
 
 int tt_curl_load(void)
 {
-    if (__atomic_load_n(&loaded, __ATOMIC_ACQUIRE))
-        return 0;
-    (void)pthread_once(&once, load); /* another thread loading it: wait for it */
-    return __atomic_load_n(&loaded, __ATOMIC_ACQUIRE) ? 0 : TT_EIO;
+    return tt_dl_load(&lib);
 }
 
 int tt_curl_loaded(void)
 {
-    return __atomic_load_n(&loaded, __ATOMIC_ACQUIRE);
+    return tt_dl_loaded(&lib);
 }
 
 const char *tt_curl_error(void)
 {
-    return tt_curl_loaded() ? "" : why[0] ? why : "not loaded yet";
+    return tt_dl_error(&lib);
 }
 
 /* ---- libcurl's functions: load on first use, else fail as libcurl would -- */
 
 CURLcode curl_global_init(long flags)
 {
-    (void)flags; /* load() initialises with CURL_GLOBAL_DEFAULT, once */
+    (void)flags; /* the load initialises with CURL_GLOBAL_DEFAULT, once */
     return tt_curl_load() ? CURLE_FAILED_INIT : CURLE_OK;
 }
 

@@ -3,13 +3,13 @@
  * dlsym() found; the binary does not list libexif.so.12 as needed. These
  * definitions are not exported (an executable exports only what a library it
  * links refers to), so libexif's own calls stay inside libexif. */
-#include <dlfcn.h>
 #include <libexif/exif-data.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "agents/photos/exif_lazy.h"
+#include "protocol/dl.h"
 #include "protocol/errors.h"
 
 #define LIBEXIF_SONAME "libexif.so.12"
@@ -25,47 +25,31 @@ static struct {
     ExifLong (*exif_get_long)(const unsigned char *, ExifByteOrder);
 } X;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int loaded;
+static const tt_dl_sym syms[] = {
+    TT_DL_SYM(__typeof__(X), exif_data_new, "exif_data_new"),
+    TT_DL_SYM(__typeof__(X), exif_data_unref, "exif_data_unref"),
+    TT_DL_SYM(__typeof__(X), exif_data_unset_option, "exif_data_unset_option"),
+    TT_DL_SYM(__typeof__(X), exif_data_load_data, "exif_data_load_data"),
+    TT_DL_SYM(__typeof__(X), exif_data_get_byte_order, "exif_data_get_byte_order"),
+    TT_DL_SYM(__typeof__(X), exif_content_get_entry, "exif_content_get_entry"),
+    TT_DL_SYM(__typeof__(X), exif_get_short, "exif_get_short"),
+    TT_DL_SYM(__typeof__(X), exif_get_long, "exif_get_long"),
+};
 
-static void load(void)
-{
-    void *h = dlopen(LIBEXIF_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return;
-    static const struct {
-        const char *name;
-        size_t offset;
-    } syms[] = {
-        {"exif_data_new", offsetof(__typeof__(X), exif_data_new)},
-        {"exif_data_unref", offsetof(__typeof__(X), exif_data_unref)},
-        {"exif_data_unset_option", offsetof(__typeof__(X), exif_data_unset_option)},
-        {"exif_data_load_data", offsetof(__typeof__(X), exif_data_load_data)},
-        {"exif_data_get_byte_order", offsetof(__typeof__(X), exif_data_get_byte_order)},
-        {"exif_content_get_entry", offsetof(__typeof__(X), exif_content_get_entry)},
-        {"exif_get_short", offsetof(__typeof__(X), exif_get_short)},
-        {"exif_get_long", offsetof(__typeof__(X), exif_get_long)},
-    };
-    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
-        void *f = dlsym(h, syms[i].name);
-        if (!f)
-            return; /* the handle stays: dlclose of a library half used is not worth it */
-        memcpy((char *)&X + syms[i].offset, &f, sizeof f);
-    }
-    __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
-}
+static tt_dl_lib lib = {.soname = LIBEXIF_SONAME,
+                        .syms = syms,
+                        .n_syms = sizeof syms / sizeof syms[0],
+                        .table = &X,
+                        .lock = PTHREAD_MUTEX_INITIALIZER};
 
 int tt_exif_loaded(void)
 {
-    return __atomic_load_n(&loaded, __ATOMIC_ACQUIRE);
+    return tt_dl_loaded(&lib);
 }
 
 int tt_exif_load(void)
 {
-    if (tt_exif_loaded())
-        return 0;
-    (void)pthread_once(&once, load); /* another thread loading it: wait for it */
-    return tt_exif_loaded() ? 0 : TT_EIO;
+    return tt_dl_load(&lib);
 }
 
 /* ---- libexif's functions: load on first use, else do nothing ---------- */
