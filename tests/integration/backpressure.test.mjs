@@ -87,7 +87,10 @@ itest(
     }
     const head = fast.maxSeq(session);
     const rssPaused = rssKiB(srv.proc.pid);
-    assert.ok(appended < N / 2, `${appended} events appended of ${N + 5} while a socket did not read`);
+    // Short of the stream: what the pause lets through is 512 events plus what the
+    // slow socket's kernel buffers take (loopback autotunes them to megabytes:
+    // 2,800-3,040 events of 1 KB seen), so the bound is three quarters of it.
+    assert.ok(appended < (N * 3) / 4, `${appended} events appended of ${N + 5} while a socket did not read`);
     assert.ok(slow.isOpen, 'the slow socket was dropped');
     console.log(`# paused at ${appended} events appended; RssAnon ${rss0} -> ${rssPaused} KiB`);
     await sleep(500);
