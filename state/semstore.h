@@ -51,8 +51,9 @@ int tt_semstore_del(tt_semstore *s, const unsigned char id[TT_SEMSTORE_KEY_LEN])
 int tt_semstore_get(tt_semstore *s, const unsigned char id[TT_SEMSTORE_KEY_LEN], int64_t now_ms,
                     char **data, size_t *len);
 
-/* Every stored entry (flushed ones), in one read transaction: fn returns 0 to
- * go on; an entry that does not decode is skipped. Returns a store error. */
+/* Every stored entry (flushed ones), in one read transaction (one chunk of
+ * the reader below): fn returns 0 to go on; an entry that does not decode is skipped. Returns a
+ * store error. */
 typedef int (*tt_semstore_entry_fn)(const unsigned char *id, const unsigned char *part,
                                     int64_t expires_ms, const float *vec, size_t dim, void *ud);
 int tt_semstore_load(tt_semstore *s, tt_semstore_entry_fn fn, void *ud);

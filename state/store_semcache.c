@@ -1,6 +1,7 @@
 /* The semantic cache's storage (see semstore.h): a queue of puts and deletes
  * in memory, written in one write transaction. */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "protocol/errors.h"
@@ -170,34 +171,6 @@ int tt_semstore_get(tt_semstore *s, const unsigned char id[TT_SEMSTORE_KEY_LEN],
     return rc;
 }
 
-int tt_semstore_load(tt_semstore *s, tt_semstore_entry_fn fn, void *ud)
-{
-    MDB_txn *t;
-    MDB_cursor *cur;
-    int rc = tt_store_rd_cursor(s->st, s->st->semcache, &t, &cur);
-    if (rc)
-        return rc;
-    unsigned char first = 'v';
-    MDB_val k = {1, &first}, v;
-    float *vec = malloc(TT_SEMSTORE_DIM_MAX * sizeof *vec);
-    int mrc = vec ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
-    rc = vec ? 0 : TT_ENOMEM;
-    for (; rc == 0 && mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const unsigned char *kp = k.mv_data, *p = v.mv_data;
-        if (k.mv_size < 1 || kp[0] != 'v')
-            break;
-        if (k.mv_size != KEY_LEN || v.mv_size < VHEAD)
-            continue;
-        size_t dim = (size_t)p[40] << 24 | (size_t)p[41] << 16 | (size_t)p[42] << 8 | p[43];
-        if (dim == 0 || dim > TT_SEMSTORE_DIM_MAX || v.mv_size != VHEAD + dim * sizeof(float))
-            continue;
-        memcpy(vec, p + VHEAD, dim * sizeof(float)); /* aligned */
-        rc = fn(kp + 1, p + 8, (int64_t)rd64(p), vec, dim, ud);
-    }
-    free(vec);
-    return tt_store_rd_cursor_end(s->st, t, cur, rc, mrc);
-}
-
 int tt_semstore_chunk_begin(tt_semstore *s, tt_semstore_chunk *c)
 {
     if (s->st->broken)
@@ -259,6 +232,16 @@ int tt_semstore_chunk_read(tt_semstore *s, tt_semstore_chunk *c, size_t max,
         c->done = 1;
     mdb_cursor_close(cur);
     return rc == 0 && mrc && mrc != MDB_NOTFOUND ? tt_store_from_mdb(mrc) : rc;
+}
+
+int tt_semstore_load(tt_semstore *s, tt_semstore_entry_fn fn, void *ud)
+{
+    tt_semstore_chunk c = {0};
+    int rc = tt_semstore_chunk_begin(s, &c);
+    if (rc == 0)
+        rc = tt_semstore_chunk_read(s, &c, SIZE_MAX, fn, ud); /* all of it, in one chunk */
+    tt_semstore_chunk_end(s, &c);
+    return rc;
 }
 
 size_t tt_semstore_queued(const tt_semstore *s)
