@@ -42,4 +42,7 @@ int tt_b64_url_decode(const char *in, size_t len, unsigned char **out, size_t *o
 /* 1 when c is one of base64url's 64 characters, else 0. */
 int tt_b64_url_char(unsigned char c);
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int tt_hex_digit(int c);
+
 #endif

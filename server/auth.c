@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "protocol/base64.h"
 #include "protocol/errors.h"
 #include "protocol/names.h"
 #include "server/auth.h"
@@ -80,17 +81,6 @@ int tt_auth_add_key(tt_auth *a, const char *spec)
     return rc;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int tt_auth_add_key_hash(tt_auth *a, const char *spec)
 {
     if (!a || !spec)
@@ -101,7 +91,7 @@ int tt_auth_add_key_hash(tt_auth *a, const char *spec)
         return TT_EINVAL;
     unsigned char digest[32];
     for (size_t i = 0; i < 32; i++) {
-        int hi = hex_value(spec[2 * i]), lo = hex_value(spec[2 * i + 1]);
+        int hi = tt_hex_digit(spec[2 * i]), lo = tt_hex_digit(spec[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return TT_EINVAL;
         digest[i] = (unsigned char)(hi << 4 | lo);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agents/llm/fastjson.h"
+#include "protocol/base64.h"
 #include "protocol/utf8.h"
 
 typedef struct scan {
@@ -40,17 +41,6 @@ static int literal(scan *s, const char *word)
     return delimiter(s);
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* \uXXXX at p (p[0] == '\\'), or -1. */
 static long hex4(const unsigned char *p, const unsigned char *end)
 {
@@ -58,7 +48,7 @@ static long hex4(const unsigned char *p, const unsigned char *end)
         return -1;
     long v = 0;
     for (int i = 2; i < 6; i++) {
-        int h = hexval(p[i]);
+        int h = tt_hex_digit(p[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;
