@@ -481,7 +481,8 @@ static void on_orphans(int err, const PGresult *res, const char *msg, void *ud)
     }
     for (int i = 0; i < PQntuples(res) && i < ORPHANS_PER_SCAN; i++) {
         const char *sid = PQgetvalue(res, i, 0);
-        if (!c->hooks.held || !c->hooks.held(sid, c->hooks.ud)) /* ours, in memory: renewed */
+        if (!c->hooks.held ||
+            !c->hooks.held(sid, c->hooks.ud)) /* ours, in memory: our next batch renews it */
             (void)add_waiter(c, sid, NULL, NULL);
     }
     if (c->waiting)
@@ -541,8 +542,10 @@ int tt_cluster_list(tt_cluster *c, const char *tenant, const char *user, const c
     return 0;
 }
 
-/* One statement at a time on the connection: acquires first, then lists,
- * then a due renewal, then a due orphan scan. */
+/* One statement at a time on the connection: a due renewal first (one short
+ * statement every lease/3: behind a storm of acquires it would wait until the
+ * storm ends, and this node's running sessions would expire and be adopted
+ * while it serves them), then acquires, then lists, then a due orphan scan. */
 static void next_op(tt_cluster *c)
 {
     if (c->op != OP_NONE || !c->pg)
@@ -571,15 +574,15 @@ static void next_op(tt_cluster *c)
         c->op = OP_RELEASE;
         if (tt_pg_query(c->pg, RELEASE_SQL, 2, values, on_renewed, c) != 0)
             c->op = OP_NONE;
-    } else if (c->waiting) {
-        send_acquire(c, 0);
-    } else if (c->lists) {
-        send_list(c);
     } else if (c->renew_due) {
         c->renew_due = 0;
         c->op = OP_RENEW;
         if (tt_pg_query(c->pg, RENEW_SQL, 2, values, on_renewed, c) != 0)
             c->op = OP_NONE;
+    } else if (c->waiting) {
+        send_acquire(c, 0);
+    } else if (c->lists) {
+        send_list(c);
     } else if (c->scan_due && uv_now(c->loop) - c->up_since >= c->opt.lease_ms) {
         /* Adopting waits one lease after the connection came back: owners cut
          * off by the same outage renew first (their next batch does). */
