@@ -395,7 +395,23 @@ static void *read_some(void *arg)
 /* The read pass on up to opts->threads threads: this one and helpers it
  * starts and joins (fewer when there are few photos, or a thread cannot be
  * made). Then the photos read are packed in candidate order and the skipped
- * ones listed, as a single thread would have. */
+ * ones listed, as a single thread would have.
+ *
+ * The helpers are plain threads, not libuv pool work items, on purpose:
+ * this runs inside a pool job, and a pool job cannot queue work itself
+ * (uv_queue_work is for the loop thread only), so helpers in the pool would
+ * be queued through the loop and joined here: a pool job waiting for pool
+ * jobs. libuv's pool has 4 threads; four scans at once (four users) would
+ * hold all four, each waiting for a helper that can never start, and with
+ * them every other pool user (the registry's fsync, thumbnails, the model
+ * calls' preparation). tests/bench/pool_nesting.c shows it: 3 jobs that
+ * each join a helper job finish in ms, 4 wait until their timeout. Helpers
+ * queued from the loop without a join (the last reader to finish builds the
+ * result) cannot deadlock, but would hold two of the four shared threads
+ * per scan for its whole read, so two scans would stall every other pool
+ * user for seconds; a plain helper holds no pool thread, lives only while
+ * its scan's pool job runs (so at most 4 x (threads - 1) exist), and costs
+ * one pthread_create per scan. */
 static int read_all(scan *s)
 {
     size_t want = s->o->threads < 1 ? 1 : (size_t)s->o->threads, nw = 0;
