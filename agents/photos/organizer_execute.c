@@ -412,9 +412,10 @@ static void check_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *t
 }
 
 /* Back on the loop: appends the checked plan's entries to the session's
- * journal and commits it before anything moves. 0, or a tt_err; the run has
- * failed (returning 0) when the plan no longer fits the library or the
- * journal is full. The session is changed only when the plan passed. */
+ * journal. 0, or a tt_err; the run has failed (returning 0) when the plan
+ * no longer fits the library or the journal is full. The session is changed
+ * only when the plan passed. The journal is committed with the goto to
+ * "execute" (one commit), whose start_job flushes before anything moves. */
 static int journal_plan(tt_run *run, check_job *c)
 {
     json_t *data = tt_run_data(run);
@@ -447,8 +448,7 @@ static int journal_plan(tt_run *run, check_job *c)
     tt_photos_data_set(run, "journal", journal);
     tt_photos_data_set(run, "journal_base", json_integer((json_int_t)base));
     tt_photos_data_set(run, "journaled", json_true());
-    /* Every intent is on disk before the first file moves. */
-    return tt_registry_flush(tt_run_env(run)->reg);
+    return 0;
 }
 
 static void check_after(tt_run *run, void *ctx, int status)
@@ -460,7 +460,7 @@ static void check_after(tt_run *run, void *ctx, int status)
         if (rc)
             tt_run_fail(run, tt_err_wire(rc), tt_strerror(rc));
         else if (json_is_true(json_object_get(tt_run_data(run), "journaled")))
-            tt_run_goto(run, "execute"); /* committed: the first chunk moves */
+            tt_run_goto(run, "execute"); /* journaled: the first chunk moves */
     }
     json_decref(c->ops);
     json_decref(c->fresh);
@@ -513,8 +513,9 @@ static int start_job(tt_run *run, int undo)
         return rc;
     }
     j->base = undo ? 0 : (size_t)json_integer_value(json_object_get(data, "journal_base"));
-    /* The previous chunk's "done" entries, and a conflict's free name, are
-     * committed before the next chunk moves anything. */
+    /* Every intent (check_after), the previous chunk's "done" entries and a
+     * conflict's free name are committed before the next chunk moves
+     * anything. */
     rc = undo ? 0 : tt_registry_flush(tt_run_env(run)->reg);
     j->journal = rc ? NULL : json_deep_copy(json_object_get(data, "journal"));
     rc = rc           ? rc
