@@ -2,8 +2,9 @@
  * disk (tt_photos_journal_new stats every source and opens every folder)
  * runs in libuv's thread pool, never on the loop; a plan that no longer fits
  * fails the run with the same error and changes nothing of the session; a
- * session deleted, or the registry closed, while the check runs frees
- * nothing the check still uses (ASan) and moves nothing.
+ * run cancelled, its session deleted, or the registry closed while the
+ * check runs: the completion frees nothing the check still uses (ASan),
+ * changes nothing and moves nothing.
  *
  * Linked with -Wl,--wrap=tt_photos_journal_new (CMakeLists.txt): the
  * wrapper records the thread the check runs on and can hold it until the
@@ -291,6 +292,27 @@ static void test_session_deleted_while_the_check_runs(void **state)
     assert_int_equal(checks, 1);
 }
 
+static void test_run_cancelled_while_the_check_runs(void **state)
+{
+    fixture *f = *state;
+    hold = 1;
+    tt_session *s = execute(f, plan_all(NULL));
+    LOOP_RUN_UNTIL(&f->loop, __atomic_load_n(&entered, __ATOMIC_SEQ_CST));
+    assert_int_equal(checks_on_loop, 0);
+    int cancelled = 0;
+    assert_int_equal(tt_agent_photo_organizer.cancel(s, &cancelled), 0);
+    assert_true(cancelled);
+    uv_sem_post(&release);
+    LOOP_RUN_UNTIL(&f->loop, __atomic_load_n(&returned, __ATOMIC_SEQ_CST));
+    loop_fixture_spin(&f->loop, 20); /* the completion changes nothing */
+    assert_int_equal(s->state, TT_STATE_IDLE);
+    json_t *data = json_object_get(s->agent_state, "data");
+    assert_null(json_object_get(data, "journal"));
+    assert_false(json_is_true(json_object_get(data, "journaled")));
+    assert_false(exists(f, "2020"));
+    assert_true(exists(f, "a/IMG_00.jpg"));
+}
+
 static void test_registry_closed_while_the_check_runs(void **state)
 {
     fixture *f = *state;
@@ -316,6 +338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plan_that_no_longer_fits_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_session_deleted_while_the_check_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_cancelled_while_the_check_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_closed_while_the_check_runs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
