@@ -573,6 +573,10 @@ int tt_server_start(tt_server *srv)
     }
     if ((rc = setup_listener(srv)) || (rc = tt_heartbeat_start(srv)))
         return rc;
+    /* The routes' tokenizers load in the pool from now on, not before listening. */
+    if (tt_llm_service_preload(srv->agent_env.llm) != 0)
+        tt_log(TT_WARN, "tokenizers not preloaded: the first call of each model loads its own",
+               NULL);
     if ((rc = setup_signals(srv)))
         return rc;
     warm_later(srv);
