@@ -24,11 +24,24 @@
 // (exec to welcome) when the launcher is there, else spawn to welcome,
 // judged only with 1M sessions stored.
 //
-//   node tests/bench/startup.mjs [--smoke] [--sizes 0,100000,1000000] [--store DIR]
+// --route: the timed starts are given a routes file with one OpenAI target
+// (gpt-4o-mini; never called), as a deployment with a model configured,
+// whose tokenizer (o200k_base) the server loads; `route` in the output.
+//
+//   node tests/bench/startup.mjs [--smoke] [--sizes 0,100000,1000000] [--store DIR] [--route]
 //
 // --store DIR keeps the store in DIR (filled only up to what it lacks, never
 // removed), so builds can be compared on the same 1M-session store.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -73,6 +86,22 @@ const COMMON = [
   '--map-size-mb',
   '1024',
 ];
+
+const ROUTE = process.argv.includes('--route');
+let routeArgs = [];
+if (ROUTE) {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tether-startup-route-')), 'routes.json');
+  const target = {
+    provider: 'openai',
+    base_url: 'http://127.0.0.1:9/v1',
+    model: 'gpt-4o-mini',
+    key_env: 'BENCH_FAKE_KEY',
+  };
+  writeFileSync(file, JSON.stringify({ routes: { default: [target] } }));
+  process.env.BENCH_FAKE_KEY ||= 'bench-fake-key';
+  routeArgs = ['--routes', file];
+  process.on('exit', () => rmSync(path.dirname(file), { recursive: true, force: true }));
+}
 
 async function fill(port, n) {
   let started = 0,
@@ -128,7 +157,8 @@ function runMs(pid) {
 // own_ms, own_cpu} (cpu: runMs at the welcome; own_: after the exec).
 async function timeToWelcome(dir) {
   const port = await freePort();
-  const [bin, args] = dir === null ? [BARE_BIN, bareArgs(port)] : [BIN, ['--port', port, '--data-dir', dir, ...COMMON]];
+  const [bin, args] =
+    dir === null ? [BARE_BIN, bareArgs(port)] : [BIN, ['--port', port, '--data-dir', dir, ...COMMON, ...routeArgs]];
   const t0 = process.hrtime.bigint();
   const proc = LAUNCHER
     ? spawnVia(LAUNCHER, bin, args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] })
@@ -275,5 +305,5 @@ const targets = [
     met: SMOKE || big.sessions_stored < TARGET_SESSIONS ? null : (own ? big.own_ms.p50 : big.welcome_ms.p50) <= 15,
   }),
 ];
-out({ bench: 'startup', results, bare, targets });
+out({ bench: 'startup', route: ROUTE, results, bare, targets });
 if (results.some((r) => r.welcome_ms.n !== REPS || r.welcome_ms.p50 === null)) process.exit(1);
