@@ -24,9 +24,11 @@
 #include "server/datadir.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "server/evlib_scan.h"
 #include "state/replica.h"
 #include "server/tls.h"
 #include "agents/llm/curl_lazy.h"
+#include "agents/llm/pcre2_lazy.h"
 
 #define SECRET_META_KEY "jwt_secret"
 
@@ -450,7 +452,9 @@ static int setup_listener(tt_server *srv)
      * thousands a second, so no level of ours turns them on. */
     lws_set_log_level(strcmp(srv->cfg.log_level, "debug") == 0 ? LLL_ERR | LLL_WARN : LLL_ERR,
                       NULL);
+    tt_evlib_scan_begin(); /* its plugin found without listing the directory (evlib_scan.h) */
     srv->lws = lws_create_context(&info);
+    tt_evlib_scan_end();
     if (!srv->lws) {
         tt_log(TT_ERROR,
                "cannot start libwebsockets (is the libwebsockets-evlib-uv package "
@@ -471,15 +475,18 @@ static int setup_listener(tt_server *srv)
 
 /* What the first welcome does not need is loaded once the server listens
  * (tests/bench/README.md, "Cold start"): libcurl, for model and tool calls
- * (agents/llm/curl_lazy.h; a call made before it is loaded loads it itself,
- * or waits for this load). In the thread pool, TT_WARM_DELAY_MS after the
- * listener opens, so that it does not take the CPU from the first clients. */
+ * (agents/llm/curl_lazy.h), and PCRE2, for redaction, token counts and JSON
+ * Schema patterns (agents/llm/pcre2_lazy.h); a call made before one is loaded
+ * loads it itself, or waits for this load. In the thread pool,
+ * TT_WARM_DELAY_MS after the listener opens, so that it does not take the CPU
+ * from the first clients. */
 #define TT_WARM_DELAY_MS 100
 
 static void warm_work(uv_work_t *w)
 {
     (void)w;
     (void)tt_curl_load();
+    (void)tt_pcre2_load();
 }
 
 static void warm_done(uv_work_t *w, int status)
@@ -488,6 +495,10 @@ static void warm_done(uv_work_t *w, int status)
     if (status == 0 && !tt_curl_loaded())
         tt_log(TT_WARN, "libcurl cannot be loaded: model and tool calls will fail",
                json_pack("{s:s}", "error", tt_curl_error()));
+    if (status == 0 && !tt_pcre2_loaded())
+        tt_log(TT_WARN,
+               "PCRE2 cannot be loaded: redaction, token counts and schema patterns will fail",
+               json_pack("{s:s}", "error", tt_pcre2_error()));
 }
 
 static void on_warm_timer(uv_timer_t *t)
@@ -562,6 +573,10 @@ int tt_server_start(tt_server *srv)
     }
     if ((rc = setup_listener(srv)) || (rc = tt_heartbeat_start(srv)))
         return rc;
+    /* The routes' tokenizers load in the pool from now on, not before listening. */
+    if (tt_llm_service_preload(srv->agent_env.llm) != 0)
+        tt_log(TT_WARN, "tokenizers not preloaded: the first call of each model loads its own",
+               NULL);
     if ((rc = setup_signals(srv)))
         return rc;
     warm_later(srv);

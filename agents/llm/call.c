@@ -32,6 +32,7 @@
 #include "agents/llm/call_request.h"
 #include "agents/llm/http.h"
 #include "agents/llm/route.h"
+#include "agents/llm/tokenizer_set.h"
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/utf8.h"
@@ -52,10 +53,8 @@ struct tt_llm_service {
     uint64_t rng;
     tt_llm_call *calls;
     int closing;
-    int preparing; /* jobs in the thread pool; the last one frees a closed service */
-    char *tokenizer_dir;
-    tt_tokenizer *tokenizers[TT_TOKENIZER__LAST]; /* loaded on first use */
-    int tokenizer_failed[TT_TOKENIZER__LAST];     /* tried and failed: estimate instead */
+    int preparing;                /* jobs in the thread pool; the last one frees a closed service */
+    tt_tokenizer_set *tokenizers; /* loaded in the pool after listening, or on first use */
     tt_token_cache *token_cache;
     tt_llm_cache *cache; /* the response cache (cache.h), or NULL */
 };
@@ -101,7 +100,6 @@ struct tt_llm_call {
 
 static void plan_next(tt_llm_call *c);
 static int start_http(tt_llm_call *c, const tt_route_target *t);
-static void preload_tokenizers(tt_llm_service *s);
 
 static uint64_t now_ms(const tt_llm_service *s)
 {
@@ -133,7 +131,7 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     s->cache = opt->cache;
     s->gate = opt->gate;
     s->rng = uv_hrtime();
-    s->tokenizer_dir = strdup(opt->tokenizer_dir ? opt->tokenizer_dir : TT_TOKENIZER_DEFAULT_DIR);
+    s->tokenizers = tt_tokenizer_set_new(opt->tokenizer_dir);
     int rc = opt->routes_file && *opt->routes_file
                  ? tt_routes_load_file(opt->routes_file, opt->envp, &s->routes, err, n)
                  : tt_routes_from_env(opt->envp, &s->routes, err, n);
@@ -144,16 +142,15 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
     }
     if (rc == 0)
         rc = tt_http_new(opt->loop, &s->http);
-    if (rc == 0 && !s->tokenizer_dir)
+    if (rc == 0 && !s->tokenizers)
         rc = TT_ENOMEM;
     if (rc) {
         tt_routes_free(&s->routes);
         tt_token_cache_free(s->token_cache);
-        free(s->tokenizer_dir);
+        tt_tokenizer_set_release(s->tokenizers);
         free(s);
         return rc;
     }
-    preload_tokenizers(s);
     tt_llm_cache_bind(s->cache, opt, &s->routes);
     *out = s;
     return 0;
@@ -162,25 +159,26 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
 static void finish(tt_llm_call *c, tt_llm_error_class cls, const char *msg);
 static const tt_tokenizer *tokenizer_for(tt_llm_service *s, const char *model);
 
-/* Load every tokenizer a route target needs now, at start-up: loading one
+/* Load every tokenizer a route target needs, in the thread pool: loading one
  * takes tens of milliseconds (hundreds in a debug build), too long for the
- * loop to spend on the first request. */
-static void preload_tokenizers(tt_llm_service *s)
+ * loop to spend before listening or on the first request (a call that needs
+ * one meanwhile waits for that load: tokenizer_set.h). */
+int tt_llm_service_preload(tt_llm_service *s)
 {
-    for (size_t r = 0; r < s->routes.n_routes; r++) {
-        const tt_route *route = &s->routes.routes[r];
-        for (size_t t = 0; t < route->n_targets; t++)
-            (void)tokenizer_for(s, route->targets[t].model);
-    }
+    enum { MAX_MODELS = 64 };
+    const char *models[MAX_MODELS];
+    size_t n = 0;
+    for (size_t r = 0; r < s->routes.n_routes; r++)
+        for (size_t t = 0; t < s->routes.routes[r].n_targets && n < MAX_MODELS; t++)
+            models[n++] = s->routes.routes[r].targets[t].model;
+    return tt_tokenizer_set_preload(s->tokenizers, s->loop, models, n);
 }
 
 /* What jobs in the pool may still read goes last. */
 static void service_free(tt_llm_service *s)
 {
-    for (int i = 0; i < TT_TOKENIZER__LAST; i++)
-        tt_tokenizer_free(s->tokenizers[i]);
+    tt_tokenizer_set_release(s->tokenizers); /* a preload still running keeps it */
     tt_token_cache_free(s->token_cache);
-    free(s->tokenizer_dir);
     free(s);
 }
 
@@ -202,28 +200,20 @@ tt_token_cache *tt_llm_service_token_cache(tt_llm_service *s)
     return s ? s->token_cache : NULL;
 }
 
-/* The BPE tokenizer of model (loaded at start-up for every route target, see
- * preload_tokenizers), or NULL when the model has none or its rank file is
- * missing (then estimates). */
+/* The BPE tokenizer of model (loaded in the pool after listening for every
+ * route target, see tt_llm_service_preload), or NULL when the model has none
+ * or its rank file is missing (then estimates). */
 static const tt_tokenizer *tokenizer_for(tt_llm_service *s, const char *model)
 {
     tt_tokenizer_encoding enc = tt_tokenizer_encoding_for_model(model);
-    if (enc == TT_TOKENIZER_ESTIMATE || s->tokenizer_failed[enc])
-        return NULL;
-    if (!s->tokenizers[enc]) {
-        int rc = tt_tokenizer_load(enc, s->tokenizer_dir, &s->tokenizers[enc]);
-        if (rc) {
-            s->tokenizer_failed[enc] = 1;
-            if (s->log)
-                s->log(json_pack("{s:s, s:s, s:s, s:s}", "msg",
-                                 "tokenizer unavailable: using estimates", "encoding",
-                                 tt_tokenizer_encoding_name(enc), "dir", s->tokenizer_dir, "error",
-                                 tt_strerror(rc)),
-                       s->log_ud);
-            return NULL;
-        }
-    }
-    return s->tokenizers[enc];
+    int rc;
+    const tt_tokenizer *tok = tt_tokenizer_set_get(s->tokenizers, enc, &rc);
+    if (!tok && rc && s->log && tt_tokenizer_set_report_failure(s->tokenizers, enc))
+        s->log(json_pack("{s:s, s:s, s:s, s:s}", "msg", "tokenizer unavailable: using estimates",
+                         "encoding", tt_tokenizer_encoding_name(enc), "dir",
+                         tt_tokenizer_set_dir(s->tokenizers), "error", tt_strerror(rc)),
+               s->log_ud);
+    return tok;
 }
 
 tt_http *tt_llm_service_http(tt_llm_service *s)

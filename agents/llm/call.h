@@ -87,6 +87,11 @@ int tt_llm_service_new(const tt_llm_service_options *opt, tt_llm_service **out, 
                        size_t n);
 /* Cancel every call (each gets on_done) and free once the loop closed the
  * handles and every preparation in the thread pool came back. */
+/* Load every tokenizer the routes' targets need, in loop's thread pool
+ * (the server calls it once listening: start-up does not wait for tens of
+ * milliseconds of rank files); a call needing one meanwhile waits for it.
+ * 0, or a libuv error (then each loads on first use). */
+int tt_llm_service_preload(tt_llm_service *s);
 void tt_llm_service_close(tt_llm_service *s);
 
 /* The HTTP transport the service uses (HTTP tools share it). */

@@ -1,8 +1,8 @@
-/* agents/llm/curl_lazy.c, state/pq_lazy.c, agents/photos/exif_lazy.c:
- * libcurl, libpq and libexif are not mapped until first needed (the binary
- * does not list them: start-up time), a first use loads them, several
- * threads asking at once all wait for the one load and all get a working
- * library. */
+/* agents/llm/curl_lazy.c, state/pq_lazy.c, agents/photos/exif_lazy.c,
+ * agents/llm/pcre2_lazy.c: libcurl, libpq, libexif and PCRE2 are not mapped
+ * until first needed (the binary does not list them: start-up time), a first
+ * use loads them, several threads asking at once all wait for the one load
+ * and all get a working library. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,9 +13,12 @@
 #include <curl/curl.h>
 #include <libexif/exif-data.h>
 #include <libpq-fe.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <pthread.h>
 
 #include "agents/llm/curl_lazy.h"
+#include "agents/llm/pcre2_lazy.h"
 #include "agents/photos/exif_lazy.h"
 #include "state/pq_lazy.h"
 
@@ -52,6 +55,15 @@ static void test_not_loaded_at_start(void **state)
     curl_free(NULL);
     assert_int_equal(tt_curl_loaded(), 0);
     assert_int_equal(tt_pq_loaded(), 0);
+    /* PCRE2: the same (libpcre2-8 linked again would be mapped here) */
+    assert_int_equal(tt_pcre2_loaded(), 0);
+    assert_int_equal(mapped("libpcre2"), 0);
+    assert_string_equal(tt_pcre2_error(), "not loaded yet");
+    pcre2_code_free(NULL);
+    pcre2_match_data_free(NULL);
+    pcre2_match_context_free(NULL);
+    assert_null(pcre2_match_data_create_from_pattern(NULL, NULL));
+    assert_int_equal(tt_pcre2_loaded(), 0);
 }
 
 static void *load_curl(void *arg)
@@ -147,6 +159,95 @@ static void test_exif_loads_on_first_use(void **state)
     exif_data_unref(d);
 }
 
+static void *compile_pcre2(void *arg)
+{
+    int *rc = arg;
+    int code = 0;
+    PCRE2_SIZE off = 0;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR) "a(b+)c", PCRE2_ZERO_TERMINATED, 0, &code, &off,
+                                   NULL); /* the first call loads it */
+    pcre2_match_data *md = re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+    *rc = md && pcre2_match(re, (PCRE2_SPTR) "xabbbc", 6, 0, 0, md, NULL) == 2 &&
+                  pcre2_get_ovector_pointer(md)[2] == 2 && pcre2_get_ovector_pointer(md)[3] == 5
+              ? 0
+              : -1;
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return NULL;
+}
+
+static void test_pcre2_loads_once_for_all(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    pthread_t t[N];
+    int rc[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, compile_pcre2, &rc[i]), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(rc[i], 0);
+    }
+    assert_int_equal(tt_pcre2_loaded(), 1);
+    assert_string_equal(tt_pcre2_error(), "");
+    assert_int_equal(mapped("libpcre2-8"), 1);
+    /* every forwarded function behaves as PCRE2's */
+    int code = 0;
+    PCRE2_SIZE off = 0;
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR) "(\\d+)-(\\d+)", PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+    assert_non_null(re);
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* 0, or no JIT on this machine */
+    uint32_t groups = 0;
+    assert_int_equal(pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups), 0);
+    assert_int_equal(groups, 2);
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    assert_non_null(md);
+    assert_non_null(mc);
+    assert_int_equal(pcre2_set_match_limit(mc, 1000), 0);
+    assert_int_equal(pcre2_match(re, (PCRE2_SPTR) "tel 12-345", 10, 0, 0, md, mc), 3);
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    assert_int_equal(ov[4], 7);
+    assert_int_equal(ov[5], 10);
+    assert_int_equal(pcre2_match(re, (PCRE2_SPTR) "none", 4, 0, 0, md, mc), PCRE2_ERROR_NOMATCH);
+    pcre2_match_context_free(mc);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    /* a bad pattern: PCRE2's own error code and message */
+    assert_null(pcre2_compile((PCRE2_SPTR) "a(b", PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL));
+    PCRE2_UCHAR msg[128];
+    assert_true(pcre2_get_error_message(code, msg, sizeof msg) > 0);
+    assert_non_null(strstr((const char *)msg, "missing closing parenthesis"));
+    assert_int_equal(pcre2_get_error_message(code, msg, 4), PCRE2_ERROR_NOMEMORY);
+}
+
+/* The tether binary itself: what the dynamic loader maps for it before main
+ * (LD_TRACE_LOADED_OBJECTS: ldd's way, nothing of tether runs) includes
+ * none of the lazily loaded libraries, whatever the linker was told (a new
+ * PCRE2 or libcurl function called without its forwarder here would make
+ * the library needed again, and every start-up would pay for it). */
+static void test_binary_needs_none_of_them(void **state)
+{
+    (void)state;
+    FILE *p = popen("LD_TRACE_LOADED_OBJECTS=1 '" TT_TETHER_BIN "'", "r");
+    assert_non_null(p);
+    char line[512];
+    int lws = 0, lazy = 0;
+    while (fgets(line, sizeof line, p)) {
+        lws += strstr(line, "libwebsockets") != NULL;
+        static const char *const never[] = {"libpcre2", "libcurl", "libpq", "libexif"};
+        for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+            if (strstr(line, never[i])) {
+                fprintf(stderr, "tether needs %s", line);
+                lazy++;
+            }
+    }
+    assert_int_equal(pclose(p), 0);
+    assert_int_equal(lws, 1); /* the list was read: lws is linked as usual */
+    assert_int_equal(lazy, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +255,8 @@ int main(void)
         cmocka_unit_test(test_curl_loads_once_for_all),
         cmocka_unit_test(test_pq_loads_on_first_use),
         cmocka_unit_test(test_exif_loads_on_first_use),
+        cmocka_unit_test(test_pcre2_loads_once_for_all),
+        cmocka_unit_test(test_binary_needs_none_of_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

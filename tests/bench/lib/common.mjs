@@ -44,6 +44,12 @@ export function spawnRaised(cmd, args, opts = {}) {
   return track(spawn('/bin/sh', ['-c', `ulimit -n $(ulimit -Hn); exec ${quoted}`], opts));
 }
 
+// The same through a launcher (startup.mjs's bench_exec_at, which raises the
+// fd limit itself and reports on descriptor 3 the moment it execs cmd).
+export function spawnVia(launcher, cmd, args, opts = {}) {
+  return track(spawn(launcher, [cmd, ...args.map(String)], opts));
+}
+
 export async function waitHttp(url, limitMs = 20000) {
   const t0 = Date.now();
   for (;;) {
