@@ -24,7 +24,6 @@
 #include "server/datadir.h"
 #include "server/logging.h"
 #include "server/server.h"
-#include "server/evlib_scan.h"
 #include "state/replica.h"
 #include "server/tls.h"
 #include "agents/llm/curl_lazy.h"
@@ -452,9 +451,7 @@ static int setup_listener(tt_server *srv)
      * thousands a second, so no level of ours turns them on. */
     lws_set_log_level(strcmp(srv->cfg.log_level, "debug") == 0 ? LLL_ERR | LLL_WARN : LLL_ERR,
                       NULL);
-    tt_evlib_scan_begin(); /* its plugin found without listing the directory (evlib_scan.h) */
     srv->lws = lws_create_context(&info);
-    tt_evlib_scan_end();
     if (!srv->lws) {
         tt_log(TT_ERROR,
                "cannot start libwebsockets (is the libwebsockets-evlib-uv package "
