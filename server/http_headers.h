@@ -4,6 +4,7 @@
 
 #include <libwebsockets.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The value of the query's name= argument (e.g. "after=") into out, size n
  * ("" when absent; values over 95 bytes are not found). */
@@ -22,10 +23,30 @@ int tt_http_label_header(struct lws *wsi, const char *name, char *out, size_t n)
 int tt_http_announces_body(struct lws *wsi);
 
 /* At lws's filter of a plain HTTP request: 1 when the connection must be
- * closed before any answer, a body on a method other than POST for the web
- * page's file mount (lws answers those itself, then spins on the body when
- * another request was pipelined before it). Our endpoints answer such a
- * request with "connection: close" instead (http.c). */
+ * closed before any answer: a body for the web page's file mount, which lws
+ * answers itself without reading it (on a method other than POST it spun on
+ * the body when another request was pipelined before it; on a POST it parsed
+ * the body as the next request). Our endpoints answer such a request with
+ * "connection: close" instead (http.c). */
 int tt_http_gate_unread_body(struct lws *wsi);
+
+/* A POST's body length as lws 4.1 will read it: 0 and *len, or the HTTP
+ * status of a refusal (*why says why) after which the connection must be
+ * closed, since lws's idea of the body differs from the client's: 411 no
+ * Content-Length or a Transfer-Encoding (lws 4.1 does not decode chunked
+ * bodies and read them until its timeout, never completing), 400 both, or a
+ * Content-Length that is not one decimal number (a sign, hex, "13, 5": lws
+ * reads its own number of bytes and parses the rest as the next request),
+ * 413 over 18 digits. */
+int tt_http_post_length(struct lws *wsi, unsigned long long *len, const char **why);
+
+/* A body slower than TT_HTTP_BODY_MIN_RATE bytes a second on average after
+ * its first TT_HTTP_BODY_GRACE_MS is cut off (408, connection closed): lws's
+ * own timeout restarts with every byte, so a client sending one a second held
+ * its connection and what its body reserved for ever. 1 when a body whose
+ * headers came at since_ms has `received` bytes too few at now_ms. */
+#define TT_HTTP_BODY_GRACE_MS 10000
+#define TT_HTTP_BODY_MIN_RATE (16 * 1024)
+int tt_http_body_overdue(uint64_t since_ms, uint64_t now_ms, uint64_t received);
 
 #endif
