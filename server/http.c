@@ -622,6 +622,8 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         return on_gateway_writeable(srv, wsi, r); /* the stream's headers now */
     if (is_post && r->status && r->announced > DROP_MAX)
         r->close_after = 1; /* refused, and too long to read and drop */
+    if (is_post && !r->close_after && tt_http_expect(wsi, r->status != 0, &r->close_after))
+        return -1;
     /* a POST is answered after its body, unless its connection closes now */
     return is_post && !r->close_after ? 0 : send_now(srv, wsi, r);
 }

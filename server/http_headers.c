@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "protocol/names.h"
 #include "server/server.h"
@@ -90,4 +91,19 @@ int tt_http_body_overdue(uint64_t since_ms, uint64_t now_ms, uint64_t received)
     if (now_ms <= since_ms + TT_HTTP_BODY_GRACE_MS)
         return 0;
     return received < (now_ms - since_ms - TT_HTTP_BODY_GRACE_MS) * TT_HTTP_BODY_MIN_RATE / 1000;
+}
+
+int tt_http_expect(struct lws *wsi, int refused, int *close_after)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    char v[32];
+    if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_EXPECT) <= 0 || strcasecmp(v, "100-continue"))
+        return 0;
+    if (refused) { /* the body is not sent: answered now, then closed */
+        *close_after = 1;
+        return 0;
+    }
+    unsigned char buf[LWS_PRE + sizeof line];
+    memcpy(buf + LWS_PRE, line, sizeof line - 1);
+    return lws_write(wsi, buf + LWS_PRE, sizeof line - 1, LWS_WRITE_HTTP) < 0 ? -1 : 0;
 }

@@ -49,4 +49,11 @@ int tt_http_post_length(struct lws *wsi, unsigned long long *len, const char **w
 #define TT_HTTP_BODY_MIN_RATE (16 * 1024)
 int tt_http_body_overdue(uint64_t since_ms, uint64_t now_ms, uint64_t received);
 
+/* A POST's "Expect: 100-continue" (curl sends it with a body over 1 MiB,
+ * then waits a second for an answer; lws 4.1 sends none): an accepted one
+ * gets "100 Continue" now; a refused one is answered now and its connection
+ * closed (*close_after set), its body never sent. 0, or -1 when the line
+ * could not be written. */
+int tt_http_expect(struct lws *wsi, int refused, int *close_after);
+
 #endif

@@ -170,7 +170,7 @@ itest(
 );
 
 itest(
-  'a body sent in one-byte pieces is reserved as it grows, not doubled with every piece (a 13-byte body held 64 KiB; a 1 MiB one 8 MiB)',
+  'a body sent in one-byte pieces is reserved as it grows (every piece doubled the reservation up to the route cap: a 40-byte body held 64 KiB)',
   async ({ startServer }) => {
     const srv = await startServer();
     const t = trickle(srv.port, post('/v1/tokens', 'Content-Length: 40\r\n', '{'), ' ');
@@ -218,5 +218,52 @@ itest(
       assert.equal(plain[0].status, path === '/nowhere' ? 404 : 200, path);
     }
     await stillServes(srv.port, 'after the bodies');
+  },
+);
+
+/** Raw socket: write `head`, resolve the text received within `ms`, the socket still open. */
+function exchange(port, head) {
+  const s = net.connect(port, '127.0.0.1', () => s.write(head));
+  const c = { text: '', closed: false, sock: s };
+  s.on('data', (d) => (c.text += d.toString('latin1')));
+  s.on('close', () => (c.closed = true));
+  s.on('error', () => {});
+  c.until = async (re, ms = 2000) => {
+    const end = Date.now() + ms;
+    while (!re.test(c.text) && Date.now() < end) await sleep(20);
+    return re.test(c.text);
+  };
+  return c;
+}
+
+itest(
+  'Expect: 100-continue: an accepted POST gets 100 Continue before its body (none came: curl waits a second); a refused one its answer at once, then closed',
+  async ({ startServer }) => {
+    const srv = await startServer();
+    const body = '{"user":"expects"}';
+    const c = exchange(
+      srv.port,
+      `POST /v1/tokens HTTP/1.1\r\n${HOST}Content-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    try {
+      assert.ok(await c.until(/^HTTP\/1\.1 100 Continue\r\n\r\n/, 500), `100 Continue at once: ${c.text}`);
+      c.sock.write(body);
+      assert.ok(await c.until(/HTTP\/1\.1 200 [\s\S]*"user":"expects"/), c.text);
+    } finally {
+      c.sock.destroy();
+    }
+    // Refused on its headers (too large for /v1/tokens): the answer, not 100.
+    const r = exchange(
+      srv.port,
+      `POST /v1/tokens HTTP/1.1\r\n${HOST}Content-Length: 70000\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    try {
+      assert.ok(await r.until(/^HTTP\/1\.1 413 /, 500), `413 at once: ${r.text}`);
+      assert.match(r.text, /connection: close/i);
+      assert.ok((await r.until(/$/)) && (await sleep(200), r.closed), 'closed');
+    } finally {
+      r.sock.destroy();
+    }
+    await stillServes(srv.port, 'after the expectations');
   },
 );
