@@ -582,7 +582,7 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
     }
     req_reset(srv, r);
     int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-    r->close_after = !is_post && tt_http_announces_body(wsi);
+    r->close_after = !is_post && tt_http_closes_after(wsi);
     if (tt_cors_is_options(wsi, r->path, sizeof r->path))
         return on_options(srv, wsi, r);
     int is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;

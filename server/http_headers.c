@@ -39,6 +39,13 @@ int tt_http_announces_body(struct lws *wsi)
     return strspn(clen, "0 \t") != strlen(clen); /* "0" or "00": no body */
 }
 
+int tt_http_closes_after(struct lws *wsi)
+{
+    return tt_http_announces_body(wsi) || lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0 ||
+           lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+           lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+}
+
 int tt_http_gate_unread_body(struct lws *wsi)
 {
     char path[512], *uri = NULL;

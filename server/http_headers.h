@@ -22,6 +22,13 @@ int tt_http_label_header(struct lws *wsi, const char *name, char *out, size_t n)
  * is answered with "connection: close" and its connection closed. */
 int tt_http_announces_body(struct lws *wsi);
 
+/* 1 when a request to one of our endpoints (not a POST) is answered with
+ * "connection: close" and its connection closed: it announces a body (above),
+ * or is a HEAD (its answer carries a body, which a client reading a HEAD's
+ * answer would take for the start of the next one), a PUT or a PATCH (lws
+ * 4.1 stalled a request pipelined behind one until its timeout). */
+int tt_http_closes_after(struct lws *wsi);
+
 /* At lws's filter of a plain HTTP request: 1 when the connection must be
  * closed before any answer: a body for the web page's file mount, which lws
  * answers itself without reading it (on a method other than POST it spun on

@@ -267,3 +267,29 @@ itest(
     await stillServes(srv.port, 'after the expectations');
   },
 );
+
+itest(
+  'HEAD, PUT and PATCH on an endpoint, pipelined before a GET: answered with connection: close, then closed (a HEAD answer carries a body; behind a PUT or PATCH the GET stalled until the timeout)',
+  async ({ startServer }) => {
+    const srv = await startServer();
+    for (const method of ['HEAD', 'PUT', 'PATCH'])
+      for (const path of ['/v1/tokens', '/healthz', '/v1/chat/completions']) {
+        const what = `${method} ${path}`;
+        const rs = await pipeline(srv.port, [raw(method, path), raw('GET', '/readyz')], 2, { untilClose: true });
+        assert.deepEqual(
+          rs.map((r) => r.status),
+          [404],
+          what,
+        );
+        assert.equal(rs[0].headers.connection, 'close', what);
+        assert.ok(rs.closed, `${what}: closed`);
+      }
+    // DELETE (the documents route's method) and GET stay kept alive.
+    const rs = await pipeline(srv.port, [raw('DELETE', '/v1/tokens'), raw('GET', '/readyz')]);
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      [404, 200],
+    );
+    await stillServes(srv.port, 'after the methods');
+  },
+);
