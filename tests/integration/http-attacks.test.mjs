@@ -293,3 +293,30 @@ itest(
     await stillServes(srv.port, 'after the methods');
   },
 );
+
+itest(
+  "a body shorter than announced, then silence: closed by lws's timeout (5 s) with its reservation released, others served meanwhile",
+  async ({ startServer }) => {
+    const srv = await startServer();
+    const held = [
+      exchange(srv.port, post('/v1/tokens', 'Content-Length: 100\r\n', USER)),
+      exchange(srv.port, post('/v1/chat/completions', 'Content-Length: 8000000\r\n', '{"model":"x"')),
+    ];
+    try {
+      await sleep(500);
+      await stillServes(srv.port, 'while the bodies wait');
+      const during = await httpGet(srv.port, '/metrics');
+      assert.ok(bodyGauge(during.body) < 64 * 1024, `held: ${bodyGauge(during.body)}`);
+      await sleep(6500);
+      assert.ok(
+        held.every((c) => c.closed),
+        'both closed',
+      );
+      const after = await httpGet(srv.port, '/metrics');
+      assert.equal(bodyGauge(after.body), 0, 'no body bytes left reserved');
+      await stillServes(srv.port, 'after the timeouts');
+    } finally {
+      for (const c of held) c.sock.destroy();
+    }
+  },
+);
