@@ -320,3 +320,37 @@ itest(
     }
   },
 );
+
+itest(
+  "lws's own limits hold (guards): headers over 4 KiB or hundreds of them are closed at once, HTTP/1.0 without Host is answered, an upgrade carrying a body or a pipelined request gets its 101 and is then closed; the server goes on",
+  async ({ startServer }) => {
+    const srv = await startServer({ args: ['--api-key', 'key-a:t1'] });
+    const closedAtOnce = [
+      `GET /healthz HTTP/1.1\r\n${HOST}X-Long: ${'a'.repeat(9000)}\r\n\r\n`,
+      `GET /healthz HTTP/1.1\r\n${HOST}${Array.from({ length: 500 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`,
+    ];
+    for (const req of closedAtOnce) {
+      const rs = await pipeline(srv.port, [req], 1, { untilClose: true });
+      assert.deepEqual(rs, Object.assign([], { closed: true }));
+    }
+    const old = await pipeline(srv.port, ['GET /healthz HTTP/1.0\r\n\r\n'], 1);
+    assert.equal(old[0].status, 200);
+    assert.equal(old[0].body, 'ok\n');
+    const upgrade =
+      `GET /v1/ws HTTP/1.1\r\n${HOST}Upgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tether.v1\r\n';
+    for (const extra of ['Content-Length: 5\r\n\r\nhello', `\r\nGET /healthz HTTP/1.1\r\n${HOST}\r\n`]) {
+      const c = exchange(srv.port, upgrade + extra);
+      try {
+        assert.ok(await c.until(/^HTTP\/1\.1 101 /), c.text);
+        await sleep(300);
+        assert.ok(c.closed, 'closed: what followed is no WebSocket frame');
+        assert.doesNotMatch(c.text, /200 OK/);
+      } finally {
+        c.sock.destroy();
+      }
+    }
+    const get = await pipeline(srv.port, [raw('GET', '/healthz')]);
+    assert.equal(get[0].status, 200, 'another client is served');
+  },
+);
