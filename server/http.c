@@ -9,7 +9,7 @@
  *
  * Bodies: judged on the headers (origin, API key, route, Content-Length)
  * before a byte is read; a refused one is read and dropped, an accepted one
- * reserved against --max-body-memory (tether_http_body_bytes) first. */
+ * reserved against --max-body-memory (tether_http_body_bytes) as it comes. */
 #include <stdlib.h>
 #include <string.h>
 
