@@ -48,7 +48,7 @@ int tt_cors_is_options(struct lws *wsi, char *path, size_t n)
     return 1;
 }
 
-int tt_cors_write_preflight(tt_server *srv, struct lws *wsi)
+int tt_cors_write_preflight(tt_server *srv, struct lws *wsi, int close)
 {
     char method[16] = "", origin[TT_ORIGIN_HEADER_MAX], age[16];
     (void)lws_hdr_custom_copy(wsi, method, sizeof method, "access-control-request-method:", 30);
@@ -58,7 +58,8 @@ int tt_cors_write_preflight(tt_server *srv, struct lws *wsi)
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     snprintf(age, sizeof age, "%d", TT_CORS_MAX_AGE_S);
     if (lws_add_http_common_headers(wsi, ok || !cors ? 204 : 405, NULL, 0, &p, end) ||
-        add(wsi, "allow:", "GET, POST, OPTIONS", &p, end))
+        add(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
+        (close && add(wsi, "connection:", "close", &p, end)))
         return -1;
     if (cors && (add(wsi, "vary:", "Origin", &p, end) ||
                  (ok && (add(wsi, "access-control-allow-origin:", origin, &p, end) ||

@@ -38,7 +38,8 @@ int tt_cors_is_options(struct lws *wsi, char *path, size_t n);
 
 /* Answer a preflight that passed the origin policy: 204 and the headers
  * above, or 405 when the requested method is not GET or POST. 0, or -1 when
- * the answer could not be written. */
-int tt_cors_write_preflight(struct tt_server *srv, struct lws *wsi);
+ * the answer could not be written. close: the connection closes after it
+ * (a preflight with a body, http_headers.h), said with "connection: close". */
+int tt_cors_write_preflight(struct tt_server *srv, struct lws *wsi, int close);
 
 #endif

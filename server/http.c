@@ -9,8 +9,7 @@
  *
  * Bodies: judged on the headers (origin, API key, route, Content-Length)
  * before a byte is read; a refused one is read and dropped, an accepted one
- * reserved against --max-body-memory (tether_http_body_bytes) first. */
-#include <errno.h>
+ * reserved against --max-body-memory (tether_http_body_bytes) as it comes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,14 +51,16 @@ static int openai_path(const char *path)
 typedef struct http_req {
     char path[192]; /* /v1/documents/{id}: 14 + 128 */
     char auth[TT_JWT_MAX_LEN];
-    char tenant[TT_TENANT_MAX]; /* of the API key that passed (POST) */
-    char key_id[TT_KEY_ID_MAX]; /* its public id ("local" in open mode) */
-    char feature[64];           /* x-tether-feature (gateway) */
-    char user[TT_USER_MAX];     /* x-tether-user (gateway); "" : the key id */
-    tt_buf body;                /* capped at the route's limit */
-    size_t body_reserved;       /* bytes of body counted in metrics.http_body_bytes */
-    size_t dropped;             /* bytes of a refused body read and thrown away */
-    int status;                 /* non-zero once the answer is decided */
+    char tenant[TT_TENANT_MAX];   /* of the API key that passed (POST) */
+    char key_id[TT_KEY_ID_MAX];   /* its public id ("local" in open mode) */
+    char feature[64];             /* x-tether-feature (gateway) */
+    char user[TT_USER_MAX];       /* x-tether-user (gateway); "" : the key id */
+    tt_buf body;                  /* capped at the route's limit */
+    size_t body_reserved;         /* bytes of body counted in metrics.http_body_bytes */
+    size_t dropped;               /* bytes of a refused body read and thrown away */
+    unsigned long long announced; /* a POST's Content-Length */
+    uint64_t body_since;          /* loop time of its headers (tt_http_body_overdue) */
+    int status;                   /* non-zero once the answer is decided */
     int close_after; /* a body lws will not read: close after the answer (http_headers.h) */
     const char *content_type;
     int retry_after; /* seconds, sent with a 503 */
@@ -394,7 +395,6 @@ static void route_get(tt_server *srv, struct lws *wsi, http_req *r)
 /* A POST judged on its headers: the route, the API key, the announced size. */
 static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
 {
-    char clen[32];
     int embed = strcmp(r->path, PATH_EMBEDDINGS) == 0;
     int gateway = embed || strcmp(r->path, PATH_GATEWAY) == 0,
         aisdk = strcmp(r->path, PATH_AISDK) == 0 || strcmp(r->path, PATH_AGUI) == 0;
@@ -454,15 +454,11 @@ static void accept_post(tt_server *srv, struct lws *wsi, http_req *r)
     }
     if (rc)
         return; /* the body is read and dropped */
-    if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
-        return; /* no length announced: reserved as it arrives */
-    errno = 0;
-    char *end;
-    unsigned long long len = strtoull(clen, &end, 10);
-    if (errno || *end || len > r->body.cap)
+    /* Reserved as it arrives (on_body), not on the headers: a client announcing
+     * 8 MiB and sending a byte a second held 8 MiB of --max-body-memory (eight
+     * of them refused every body). */
+    if (r->announced > r->body.cap)
         respond_error(srv, r, 413, TT_ETOOLARGE, "request body too large");
-    else if (body_reserve(srv, r, (size_t)len) != 0)
-        refuse_body(srv, r, 503, TT_EFULL, "too many request bodies in flight; retry shortly");
 }
 
 static int write_response(tt_server *srv, struct lws *wsi, http_req *r)
@@ -554,7 +550,7 @@ static int on_options(tt_server *srv, struct lws *wsi, http_req *r)
     else if (!known)
         respond_error(srv, r, 404, TT_ENOTFOUND, "no such endpoint");
     else
-        return finish(srv, wsi, r, tt_cors_write_preflight(srv, wsi) != 0);
+        return finish(srv, wsi, r, tt_cors_write_preflight(srv, wsi, r->close_after) != 0);
     return send_now(srv, wsi, r);
 }
 
@@ -586,7 +582,7 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
     }
     req_reset(srv, r);
     int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-    r->close_after = !is_post && tt_http_announces_body(wsi);
+    r->close_after = !is_post && tt_http_closes_after(wsi);
     if (tt_cors_is_options(wsi, r->path, sizeof r->path))
         return on_options(srv, wsi, r);
     int is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
@@ -598,7 +594,13 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
     if (lws_hdr_copy(wsi, r->auth, sizeof r->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
         r->auth[0] = '\0';
     srv->metrics.http_requests++;
-    if (tt_http_origin_check(srv, wsi, why, sizeof why) != 0)
+    const char *bad = NULL;
+    int framing = is_post ? tt_http_post_length(wsi, &r->announced, &bad) : 0;
+    r->body_since = uv_now(&srv->loop);
+    if (framing) { /* lws would read another body than the client sent */
+        r->close_after = 1;
+        respond_error(srv, r, framing, framing == 413 ? TT_ETOOLARGE : TT_EINVAL, bad);
+    } else if (tt_http_origin_check(srv, wsi, why, sizeof why) != 0)
         respond_error(srv, r, 403, TT_EFORBIDDEN, why);
     else if (over_ip_limit(srv, wsi, r))
         ; /* 429 with Retry-After; a POST's body is read and dropped */
@@ -618,10 +620,15 @@ static int on_headers(tt_server *srv, struct lws *wsi, http_req *r)
         return 0; /* answered from WRITEABLE when the read is back */
     if (!is_post && (r->sse || r->thumb.done || r->docs.done))
         return on_gateway_writeable(srv, wsi, r); /* the stream's headers now */
-    return is_post ? 0 : send_now(srv, wsi, r);   /* a POST is answered after its body */
+    if (is_post && r->status && r->announced > DROP_MAX)
+        r->close_after = 1; /* refused, and too long to read and drop */
+    if (is_post && !r->close_after && tt_http_expect(wsi, r->status != 0, &r->close_after))
+        return -1;
+    /* a POST is answered after its body, unless its connection closes now */
+    return is_post && !r->close_after ? 0 : send_now(srv, wsi, r);
 }
 
-static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
+static int on_body(tt_server *srv, struct lws *wsi, http_req *r, const char *in, size_t len)
 {
     if (len == 0)
         return 0;
@@ -629,13 +636,26 @@ static int on_body(tt_server *srv, http_req *r, const char *in, size_t len)
         tt_log(TT_WARN, "a POST pipelined behind another request: connection closed", NULL);
         return -1; /* lws 4.1 hands it its own head as its body (README, "HTTP requests") */
     }
+    if (tt_http_body_overdue(r->body_since, uv_now(&srv->loop), r->body.len + r->dropped)) {
+        if (!r->status) {
+            body_release(srv, r);
+            respond_error(srv, r, 408, TT_EINVAL, "the request body came too slowly");
+        }
+        r->close_after = 1;
+        return send_now(srv, wsi, r);
+    }
     if (r->status) {
         r->dropped += len;
         return r->dropped > DROP_MAX ? -1 : 0;
     }
     size_t need = r->body.len + len;
-    size_t want = r->body_reserved * 2 > need ? r->body_reserved * 2 : need;
+    /* grows (doubling, at most to the announced length) only when it must:
+     * it once doubled with every piece, to the route's cap */
+    size_t want = need <= r->body_reserved      ? need
+                  : r->body_reserved * 2 > need ? r->body_reserved * 2
+                                                : need;
     want = want < BODY_GROWTH_MIN ? BODY_GROWTH_MIN : want;
+    want = want > r->announced && need <= r->announced ? (size_t)r->announced : want;
     want = want > r->body.cap && need <= r->body.cap ? r->body.cap : want;
     int rc = body_reserve(srv, r, want);
     if (rc == 0)
@@ -764,7 +784,7 @@ int tt_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_HTTP:
         return on_headers(srv, wsi, r);
     case LWS_CALLBACK_HTTP_BODY:
-        return on_body(srv, r, in, len);
+        return on_body(srv, wsi, r, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return on_body_complete(srv, wsi, r);
     case LWS_CALLBACK_HTTP_WRITEABLE:

@@ -351,8 +351,7 @@ int tt_listener_first_protocol_callback(struct lws *wsi, enum lws_callback_reaso
         return 0;
     }
     if (reason == LWS_CALLBACK_FILTER_HTTP_CONNECTION && tt_http_gate_unread_body(wsi)) {
-        tt_log(TT_WARN, "a body on a method other than POST for the web page: connection closed",
-               NULL);
+        tt_log(TT_WARN, "a request body for the web page's files: connection closed", NULL);
         return -1;
     }
     if (reason == LWS_CALLBACK_WSI_CREATE)
