@@ -50,10 +50,13 @@ int tt_http_post_length(struct lws *wsi, unsigned long long *len, const char **w
 /* A body slower than TT_HTTP_BODY_MIN_RATE bytes a second on average after
  * its first TT_HTTP_BODY_GRACE_MS is cut off (408, connection closed): lws's
  * own timeout restarts with every byte, so a client sending one a second held
- * its connection and what its body reserved for ever. 1 when a body whose
+ * its connection and what its body reserved for ever. The rate is low (about
+ * an 8 kbit/s link): a body reserves only what arrived, so a slow client
+ * costs little, and one on a poor mobile link must still get its upload
+ * through. 1 when a body whose
  * headers came at since_ms has `received` bytes too few at now_ms. */
 #define TT_HTTP_BODY_GRACE_MS 10000
-#define TT_HTTP_BODY_MIN_RATE (16 * 1024)
+#define TT_HTTP_BODY_MIN_RATE 1024
 int tt_http_body_overdue(uint64_t since_ms, uint64_t now_ms, uint64_t received);
 
 /* A POST's "Expect: 100-continue" (curl sends it with a body over 1 MiB,
