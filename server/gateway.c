@@ -262,6 +262,31 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
     }
 }
 
+/* A plain answer without tool calls, written directly (no JSON values built:
+ * the same bytes as the json_pack below); not 0 when it cannot be (a string
+ * that is not UTF-8, no memory): on_done builds it with jansson then, as
+ * before. */
+static int respond_plain(tt_gateway_req *g, const tt_llm_result *r, const char *finish)
+{
+    tt_buf b;
+    /* escaping at most sextuples a byte (\u00XX); the rest is well under 2 KiB */
+    tt_buf_init_headroom(&b, g->text.len * 6 + 2048, LWS_PRE + HEAD_MAX);
+    if (tt_buf_reserve(&b, g->text.len + 512) != 0 ||
+        tt_gateway_plain_answer(&b, g->id, g->model, g->created, tt_buf_data(&g->text), finish,
+                                r->prompt_tokens, r->completion_tokens, r->cost_usd,
+                                r->cached) != 0) {
+        tt_buf_free(&b);
+        return -1;
+    }
+    tt_buf_free(&g->out);
+    g->out = b;
+    g->out_pos = 0;
+    g->status = 200;
+    g->complete = 1;
+    want_write(g);
+    return 0;
+}
+
 static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
 {
     tt_gateway_req *g = ud;
@@ -301,6 +326,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         return;
     }
     const char *finish = r->finish_reason ? r->finish_reason : "stop";
+    if (!g->stream && g->n_calls == 0 && respond_plain(g, r, finish) == 0)
+        return;
     json_t *usage = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)r->prompt_tokens,
                               "completion_tokens", (json_int_t)r->completion_tokens, "total_tokens",
                               (json_int_t)(r->prompt_tokens + r->completion_tokens));
