@@ -238,7 +238,8 @@ static void test_http_pool_reused_handle_keeps_nothing_of_the_last_transfer(void
     assert_int_equal(tt_http_new(loop, &h), 0);
 
     const char *headers[] = {"X-Leak-Header: first", "Content-Type: application/json", NULL};
-    const tt_http_timeouts short_total = {.total_ms = 300, .first_byte_ms = 250};
+    /* short, yet long enough for a loaded machine (ASan, other tests) */
+    const tt_http_timeouts short_total = {.total_ms = 1500, .first_byte_ms = 1200};
     const tt_http_aws aws = {
         .sigv4 = "aws:amz:us-east-1:bedrock", .key_id = "AKIDLEAKED", .secret = "leaked-secret"};
     result first = {0};
@@ -253,7 +254,7 @@ static void test_http_pool_reused_handle_keeps_nothing_of_the_last_transfer(void
     assert_true(last_has("{\"leak\":\"body\"}"));
     assert_int_equal(tt_http_stats_get(h)->easy_pooled, 1);
 
-    srv.delay_ms = 700; /* past the first's total (300) and first-byte (250) timeouts */
+    srv.delay_ms = 2000; /* past the first's total (1500) and first-byte (1200) timeouts */
     result second = {0};
     assert_int_equal(tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &callbacks, &second, NULL),
                      0);
