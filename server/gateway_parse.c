@@ -65,6 +65,29 @@ int tt_gateway_plain_answer(tt_buf *out, const char *id, const char *model, int6
     return rc;
 }
 
+int tt_gateway_text_chunk(tt_buf *out, const char *id, const char *model, int64_t created,
+                          const char *text, size_t len, int with_role)
+{
+    size_t before = out->len;
+    int rc = LIT(out, "{\"id\":");
+    rc = rc ? rc : tt_jw_str(out, id);
+    rc = rc ? rc : LIT(out, ",\"object\":\"chat.completion.chunk\",\"created\":");
+    rc = rc ? rc : tt_jw_i64(out, created);
+    rc = rc ? rc : LIT(out, ",\"model\":");
+    rc = rc ? rc : tt_jw_str(out, model);
+    rc = rc ? rc : LIT(out, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+    rc = rc ? rc : tt_jw_strn(out, text, len);
+    if (with_role)
+        rc = rc ? rc : LIT(out, ",\"role\":\"assistant\"");
+    rc = rc ? rc : LIT(out, "},\"finish_reason\":null}]}");
+    if (rc) {
+        out->len = before;
+        if (out->mem)
+            out->mem[out->headroom + before] = '\0';
+    }
+    return rc;
+}
+
 static void refuse(tt_gateway_parsed *p, int status, json_t *error)
 {
     p->status = status;

@@ -59,6 +59,14 @@ int tt_gateway_plain_answer(tt_buf *out, const char *id, const char *model, int6
                             const char *content, const char *finish, int64_t prompt_tokens,
                             int64_t completion_tokens, double cost_usd, int cached);
 
+/* A streamed text delta's chunk, written into out directly: the bytes of
+ * {"id", "object": "chat.completion.chunk", "created", "model", "choices":
+ * [{"index": 0, "delta": {"content": text[0..len), "role": "assistant" (with
+ * role only)}, "finish_reason": null}]} dumped compact. 0, TT_EINVAL (text
+ * not UTF-8, as jansson refuses it), or out's error; out as it was then. */
+int tt_gateway_text_chunk(tt_buf *out, const char *id, const char *model, int64_t created,
+                          const char *text, size_t len, int with_role);
+
 /* OpenAI's error object: {"error": {message, type, param: null, code}} (new reference). */
 json_t *tt_gateway_error(const char *message, const char *type, const char *code);
 

@@ -98,11 +98,63 @@ static void test_gateway_plain_answer_refuses_invalid_utf8_unchanged(void **stat
     tt_buf_free(&b);
 }
 
+/* What on_event built before for a streamed text delta. */
+static char *chunk_with_jansson(const char *text, size_t len, int with_role)
+{
+    json_t *delta = json_pack("{s:s%}", "content", text, len);
+    if (with_role)
+        json_object_set_new(delta, "role", json_string("assistant"));
+    json_t *chunk = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s?}]}", "id", "chatcmpl_x",
+                              "object", "chat.completion.chunk", "created", (json_int_t)17, "model",
+                              "m-a", "choices", "index", 0, "delta", delta, "finish_reason", NULL);
+    char *out = chunk ? json_dumps(chunk, JSON_COMPACT) : NULL;
+    json_decref(chunk);
+    return out;
+}
+
+static void test_gateway_text_chunk_is_janssons_bytes(void **state)
+{
+    (void)state;
+    static const char nul_inside[] = "a\0b";
+    const struct {
+        const char *text;
+        size_t len;
+    } cases[] = {
+        {"Hello", 5},
+        {"", 0},
+        {" world \" \\ / \t\n\r\b\f \x01\x1f\x7f", 22},
+        {"caf\xc3\xa9 \xf0\x9f\x98\x80", 10},
+        {nul_inside, 3}, /* a NUL inside: \u0000 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int role = 0; role < 2; role++) {
+            char *want = chunk_with_jansson(cases[i].text, cases[i].len, role);
+            assert_non_null(want);
+            tt_buf b;
+            tt_buf_init(&b, 4096);
+            assert_int_equal(tt_gateway_text_chunk(&b, "chatcmpl_x", "m-a", 17, cases[i].text,
+                                                   cases[i].len, role),
+                             0);
+            assert_string_equal(tt_buf_str(&b), want);
+            assert_int_equal(b.len, strlen(want));
+            free(want);
+            tt_buf_free(&b);
+        }
+    tt_buf b;
+    tt_buf_init(&b, 4096);
+    assert_null(chunk_with_jansson("bad \xc3(", 6, 1));
+    assert_int_equal(tt_gateway_text_chunk(&b, "chatcmpl_x", "m-a", 17, "bad \xc3(", 6, 1),
+                     TT_EINVAL);
+    assert_int_equal(b.len, 0);
+    tt_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gateway_plain_answer_is_janssons_bytes),
         cmocka_unit_test(test_gateway_plain_answer_refuses_invalid_utf8_unchanged),
+        cmocka_unit_test(test_gateway_text_chunk_is_janssons_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
