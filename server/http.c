@@ -677,7 +677,8 @@ static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
     if (!r->status && (embed || strcmp(r->path, PATH_GATEWAY) == 0)) {
         tt_llm_attribution attr;
         gateway_attribution(r, &attr);
-        lws_get_peer_simple(wsi, attr.ip, sizeof attr.ip); /* its tokens per minute */
+        if (srv->usage.limits.any[TT_SCOPE_IP]) /* only an IP's token limit reads it */
+            lws_get_peer_simple(wsi, attr.ip, sizeof attr.ip); /* a getpeername() */
         r->gw =
             embed ? tt_gateway_embeddings_start(srv, wsi, tt_buf_data(&r->body), r->body.len, &attr)
                   : tt_gateway_start_as(srv, wsi, tt_buf_data(&r->body), r->body.len, &attr);
