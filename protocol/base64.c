@@ -105,6 +105,16 @@ fail:
     return rc;
 }
 
+void tt_hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 int tt_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')

@@ -45,4 +45,8 @@ int tt_b64_url_char(unsigned char c);
 /* The value of one hexadecimal digit (either case), or -1. */
 int tt_hex_digit(int c);
 
+/* in[0..n) as 2n lower-case hexadecimal digits into out, then a NUL (out
+ * holds at least 2n + 1 bytes): what n snprintf("%02x") give, without them. */
+void tt_hex_encode(const unsigned char *in, size_t n, char *out);
+
 #endif

@@ -23,6 +23,10 @@
 #define TEXT_MAX TT_SESSION_STREAMING_MAX /* a plain response's text */
 #define ARGS_MAX (1024 * 1024)            /* one tool call's arguments */
 #define TOOL_CALLS_MAX 128                /* tool calls in a plain response */
+/* A streamed text event's JSON: at most what a stream's queue takes
+ * (OUT_STREAM_MAX), escaped at worst 6x, and the rest; a larger one goes
+ * jansson's way and overflows the queue, as before. */
+#define EVENT_MAX (6 * OUT_STREAM_MAX + 4096)
 
 struct parse_job;
 
@@ -57,8 +61,9 @@ struct tt_gateway_req {
     int paused;
     int overflow; /* the upstream sent more than a cap: the call was stopped */
     int sent_role;
-    int ended; /* a stream's terminating chunk is queued */
-    int asked; /* a writable callback is asked for and has not come yet */
+    int ended;    /* a stream's terminating chunk is queued */
+    int asked;    /* a writable callback is asked for and has not come yet */
+    tt_buf event; /* a streamed event's JSON, reused (EVENT_MAX) */
     /* plain responses are built at the end */
     gathered text;
     json_t *tool_calls;   /* [{id, type, function:{name, arguments}}] */
@@ -171,18 +176,24 @@ static void stream_end(tt_gateway_req *g)
     want_write(g);
 }
 
+/* One SSE event of JSON text; the upstream is paused past OUT_PAUSE_BYTES. */
+static void sse_text(tt_gateway_req *g, const char *text, size_t n)
+{
+    chunk_append(g, "data: ", 6, text, n, "\n\n", 2);
+    if (out_pending(g) > OUT_PAUSE_BYTES && !g->paused && g->call) {
+        g->paused = 1;
+        tt_llm_call_pause(g->call, 1);
+    }
+}
+
 static void sse(tt_gateway_req *g, json_t *chunk)
 {
     char *text = json_dumps(chunk, JSON_COMPACT);
     json_decref(chunk);
     if (!text)
         return;
-    chunk_append(g, "data: ", 6, text, strlen(text), "\n\n", 2);
+    sse_text(g, text, strlen(text));
     free(text);
-    if (out_pending(g) > OUT_PAUSE_BYTES && !g->paused && g->call) {
-        g->paused = 1;
-        tt_llm_call_pause(g->call, 1);
-    }
 }
 
 static json_t *chunk(tt_gateway_req *g, json_t *delta, const char *finish)
@@ -236,6 +247,15 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
             gather(g, &g->text, ev->text, ev->text_len);
             return;
         }
+        /* written directly (no JSON values); jansson's way only for text
+         * that is not UTF-8 (which it refuses: nothing is sent, as before) */
+        tt_buf_reset(&g->event);
+        if (tt_gateway_text_chunk(&g->event, g->id, g->model, g->created, ev->text, ev->text_len,
+                                  !g->sent_role) == 0) {
+            g->sent_role = 1;
+            sse_text(g, tt_buf_data(&g->event), g->event.len);
+            return;
+        }
         json_t *delta = json_pack("{s:s%}", "content", ev->text, ev->text_len);
         if (!g->sent_role)
             json_object_set_new(delta, "role", json_string("assistant"));
@@ -260,6 +280,31 @@ static void on_event(tt_llm_call *c, const tt_llm_event *ev, void *ud)
         g->sent_role = 1;
         sse(g, chunk(g, delta, NULL));
     }
+}
+
+/* A plain answer without tool calls, written directly (no JSON values built:
+ * the same bytes as the json_pack below); not 0 when it cannot be (a string
+ * that is not UTF-8, no memory): on_done builds it with jansson then, as
+ * before. */
+static int respond_plain(tt_gateway_req *g, const tt_llm_result *r, const char *finish)
+{
+    tt_buf b;
+    /* escaping at most sextuples a byte (\u00XX); the rest is well under 2 KiB */
+    tt_buf_init_headroom(&b, g->text.len * 6 + 2048, LWS_PRE + HEAD_MAX);
+    if (tt_buf_reserve(&b, g->text.len + 512) != 0 ||
+        tt_gateway_plain_answer(&b, g->id, g->model, g->created, tt_buf_data(&g->text), finish,
+                                r->prompt_tokens, r->completion_tokens, r->cost_usd,
+                                r->cached) != 0) {
+        tt_buf_free(&b);
+        return -1;
+    }
+    tt_buf_free(&g->out);
+    g->out = b;
+    g->out_pos = 0;
+    g->status = 200;
+    g->complete = 1;
+    want_write(g);
+    return 0;
 }
 
 static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
@@ -301,6 +346,8 @@ static void on_done(tt_llm_call *c, const tt_llm_result *r, void *ud)
         return;
     }
     const char *finish = r->finish_reason ? r->finish_reason : "stop";
+    if (!g->stream && g->n_calls == 0 && respond_plain(g, r, finish) == 0)
+        return;
     json_t *usage = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)r->prompt_tokens,
                               "completion_tokens", (json_int_t)r->completion_tokens, "total_tokens",
                               (json_int_t)(r->prompt_tokens + r->completion_tokens));
@@ -475,6 +522,7 @@ static tt_gateway_req *req_new(tt_server *srv, struct lws *wsi, const tt_llm_att
     g->tool_calls = json_array();
     tt_buf_init_headroom(&g->out, OUT_STREAM_MAX, LWS_PRE + HEAD_MAX);
     tt_buf_init(&g->text, TEXT_MAX);
+    tt_buf_init(&g->event, EVENT_MAX);
     tt_new_id("chatcmpl", g->id, sizeof g->id);
     *refused = 1;
     if (srv->stopping) /* no new call may start once the stop has begun: it would only be cut */
@@ -695,6 +743,7 @@ void tt_gateway_free(tt_gateway_req *g)
     json_decref(g->tool_calls);
     tt_buf_free(&g->out);
     tt_buf_free(&g->text);
+    tt_buf_free(&g->event);
     for (size_t i = 0; i < g->n_calls; i++)
         tt_buf_free(&g->calls[i].args);
     free(g->calls);

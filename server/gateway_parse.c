@@ -1,8 +1,11 @@
 /* POST /v1/chat/completions bodies (see gateway_parse.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/errors.h"
+#include "protocol/jsonw.h"
 #include "protocol/utf8.h"
 #include "server/gateway_parse.h"
 
@@ -10,6 +13,79 @@ json_t *tt_gateway_error(const char *message, const char *type, const char *code
 {
     return json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", message, "type", type,
                      "param", "code", code);
+}
+
+/* A literal's bytes (no NUL). */
+#define LIT(b, s) tt_buf_append((b), (s), sizeof(s) - 1)
+
+/* cost_usd's value as jansson writes a real (json_real: finite only). */
+static int write_cost(tt_buf *b, double cost_usd)
+{
+    json_t *v = json_real(cost_usd);
+    int rc = v ? tt_jw_value(b, v) : TT_EINVAL;
+    json_decref(v);
+    return rc;
+}
+
+int tt_gateway_plain_answer(tt_buf *out, const char *id, const char *model, int64_t created,
+                            const char *content, const char *finish, int64_t prompt_tokens,
+                            int64_t completion_tokens, double cost_usd, int cached)
+{
+    size_t before = out->len;
+    int rc = LIT(out, "{\"id\":");
+    rc = rc ? rc : tt_jw_str(out, id);
+    rc = rc ? rc : LIT(out, ",\"object\":\"chat.completion\",\"created\":");
+    rc = rc ? rc : tt_jw_i64(out, created);
+    rc = rc ? rc : LIT(out, ",\"model\":");
+    rc = rc ? rc : tt_jw_str(out, model);
+    rc = rc ? rc
+            : LIT(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                       "\"content\":");
+    rc = rc ? rc : content ? tt_jw_str(out, content) : LIT(out, "null");
+    rc = rc ? rc : LIT(out, "},\"finish_reason\":");
+    rc = rc ? rc : tt_jw_str(out, finish);
+    rc = rc ? rc : LIT(out, "}],\"usage\":{\"prompt_tokens\":");
+    rc = rc ? rc : tt_jw_i64(out, prompt_tokens);
+    rc = rc ? rc : LIT(out, ",\"completion_tokens\":");
+    rc = rc ? rc : tt_jw_i64(out, completion_tokens);
+    rc = rc ? rc : LIT(out, ",\"total_tokens\":");
+    rc = rc ? rc : tt_jw_i64(out, prompt_tokens + completion_tokens);
+    if (isfinite(cost_usd)) {
+        rc = rc ? rc : LIT(out, ",\"cost_usd\":");
+        rc = rc ? rc : write_cost(out, cost_usd);
+    }
+    if (cached)
+        rc = rc ? rc : LIT(out, ",\"cached\":true");
+    rc = rc ? rc : LIT(out, "}}");
+    if (rc) {
+        out->len = before;
+        if (out->mem)
+            out->mem[out->headroom + before] = '\0';
+    }
+    return rc;
+}
+
+int tt_gateway_text_chunk(tt_buf *out, const char *id, const char *model, int64_t created,
+                          const char *text, size_t len, int with_role)
+{
+    size_t before = out->len;
+    int rc = LIT(out, "{\"id\":");
+    rc = rc ? rc : tt_jw_str(out, id);
+    rc = rc ? rc : LIT(out, ",\"object\":\"chat.completion.chunk\",\"created\":");
+    rc = rc ? rc : tt_jw_i64(out, created);
+    rc = rc ? rc : LIT(out, ",\"model\":");
+    rc = rc ? rc : tt_jw_str(out, model);
+    rc = rc ? rc : LIT(out, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+    rc = rc ? rc : tt_jw_strn(out, text, len);
+    if (with_role)
+        rc = rc ? rc : LIT(out, ",\"role\":\"assistant\"");
+    rc = rc ? rc : LIT(out, "},\"finish_reason\":null}]}");
+    if (rc) {
+        out->len = before;
+        if (out->mem)
+            out->mem[out->headroom + before] = '\0';
+    }
+    return rc;
 }
 
 static void refuse(tt_gateway_parsed *p, int status, json_t *error)

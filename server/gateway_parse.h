@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "agents/llm/llm.h"
+#include "protocol/buf.h"
 
 /* Bodies up to this size are parsed on the loop (jansson parses ~100 MB/s in
  * a RelWithDebInfo build: 32 KiB is well under a millisecond, about what
@@ -44,6 +45,27 @@ int tt_gateway_model_allowed(const char *list, const char *model);
  * model behind a route, and each name the allow-list spells out. routes is
  * tt_llm_service_models(); new reference. */
 json_t *tt_gateway_models_list(json_t *routes, const char *allow, int64_t created);
+
+/* A plain answer without tool calls, written into out directly (no json_t):
+ * the bytes json_dumps(JSON_COMPACT) gives for {"id", "object":
+ * "chat.completion", "created", "model", "choices": [{"index": 0, "message":
+ * {"role": "assistant", "content"}, "finish_reason"}], "usage":
+ * {"prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"
+ * (absent when not finite, as json_real refuses it), "cached": true (only
+ * when cached)}}; content NULL is null. 0, or TT_EINVAL for a string that
+ * is not valid UTF-8 (which jansson refuses too), or out's error; out is
+ * left as it was on failure. */
+int tt_gateway_plain_answer(tt_buf *out, const char *id, const char *model, int64_t created,
+                            const char *content, const char *finish, int64_t prompt_tokens,
+                            int64_t completion_tokens, double cost_usd, int cached);
+
+/* A streamed text delta's chunk, written into out directly: the bytes of
+ * {"id", "object": "chat.completion.chunk", "created", "model", "choices":
+ * [{"index": 0, "delta": {"content": text[0..len), "role": "assistant" (with
+ * role only)}, "finish_reason": null}]} dumped compact. 0, TT_EINVAL (text
+ * not UTF-8, as jansson refuses it), or out's error; out as it was then. */
+int tt_gateway_text_chunk(tt_buf *out, const char *id, const char *model, int64_t created,
+                          const char *text, size_t len, int with_role);
 
 /* OpenAI's error object: {"error": {message, type, param: null, code}} (new reference). */
 json_t *tt_gateway_error(const char *message, const char *type, const char *code);

@@ -220,8 +220,7 @@ done:
     json_decref(body);
 }
 
-/* The API key on the headers (when keys are configured) and its tenant. 0 when
- * it passed; else the 401 is decided. */
+/* The API key on the headers (when configured), its tenant; else the 401. */
 static int check_key(tt_server *srv, http_req *r)
 {
     snprintf(r->tenant, sizeof r->tenant, "local");
@@ -688,7 +687,8 @@ static int on_body_complete(tt_server *srv, struct lws *wsi, http_req *r)
     if (!r->status && (embed || strcmp(r->path, PATH_GATEWAY) == 0)) {
         tt_llm_attribution attr;
         gateway_attribution(r, &attr);
-        lws_get_peer_simple(wsi, attr.ip, sizeof attr.ip); /* its tokens per minute */
+        if (srv->usage.limits.any[TT_SCOPE_IP]) /* its only reader; a getpeername() */
+            lws_get_peer_simple(wsi, attr.ip, sizeof attr.ip);
         r->gw =
             embed ? tt_gateway_embeddings_start(srv, wsi, tt_buf_data(&r->body), r->body.len, &attr)
                   : tt_gateway_start_as(srv, wsi, tt_buf_data(&r->body), r->body.len, &attr);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/jsonw.h"
 #include "protocol/utf8.h"
 #include "state/ledger.h"
 
@@ -200,6 +201,58 @@ static size_t row_dims(const tt_ledger_row *r, char *out)
     return n;
 }
 
+#define ROW_JSON_MAX (16 * 1024) /* ten fields of 128 bytes, each escaped at worst 6x */
+
+/* "key": with its comma (none before the first). */
+static int key(tt_buf *b, const char *k)
+{
+    int rc = b->len && tt_buf_data(b)[b->len - 1] != '{' ? tt_buf_append(b, ",", 1) : 0;
+    rc = rc ? rc : tt_jw_str(b, k);
+    return rc ? rc : tt_buf_append(b, ":", 1);
+}
+
+static int str_field(tt_buf *b, const char *k, const char *v)
+{
+    int rc = key(b, k);
+    return rc ? rc : tt_jw_str(b, v);
+}
+
+static int int_field(tt_buf *b, const char *k, int64_t v)
+{
+    int rc = key(b, k);
+    return rc ? rc : tt_jw_i64(b, v);
+}
+
+int tt_ledger_row_json(const tt_ledger_row *r, tt_buf *out)
+{
+    size_t before = out->len;
+    json_t *cost = json_real(r->cost_usd); /* NULL when not finite: refused */
+    const char *names[] = {"tenant",  "user",  "key_id", "agent",  "session",
+                           "feature", "model", "route",  "target", "outcome"};
+    const char *values[] = {r->tenant,  r->user,  r->key_id, r->agent,  r->session,
+                            r->feature, r->model, r->route,  r->target, r->outcome};
+    int rc = cost ? tt_buf_append(out, "{", 1) : TT_EINVAL;
+    rc = rc ? rc : int_field(out, "ts_ms", r->ts_ms);
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !rc; i++)
+        rc = str_field(out, names[i], values[i]);
+    rc = rc ? rc : int_field(out, "prompt_tokens", r->prompt_tokens);
+    rc = rc ? rc : int_field(out, "completion_tokens", r->completion_tokens);
+    rc = rc ? rc : int_field(out, "latency_ms", r->latency_ms);
+    rc = rc ? rc : key(out, "cost_usd");
+    rc = rc ? rc : tt_jw_value(out, cost);
+    rc = rc ? rc : key(out, "cache_hit");
+    rc = rc ? rc : r->cache_hit ? tt_buf_append(out, "true}", 5) : tt_buf_append(out, "false}", 6);
+    json_decref(cost);
+    if (rc) {
+        out->len = before;
+        if (out->mem)
+            out->mem[out->headroom + before] = '\0';
+    }
+    return rc;
+}
+
+/* The row's JSON by jansson: only for a row the direct writer refused (the
+ * same refusal: NULL). */
 static char *row_json(const tt_ledger_row *r, size_t *len)
 {
     json_t *o =
@@ -226,18 +279,27 @@ static int fill(tt_store_txn *txn, void *ctx)
     l->next_ts = l->last_ts;
     l->next_seq = l->last_seq;
     l->next_have = l->have_last;
+    tt_buf row;
+    tt_buf_init(&row, ROW_JSON_MAX);
     for (size_t i = 0; i < l->n; i++) {
         const tt_ledger_row *r = &l->queue[i];
         int64_t day = tt_ledger_day_of_ms(r->ts_ms);
         size_t len = 0;
-        char *text = row_json(r, &len);
-        if (!text)
+        char *owned = NULL; /* jansson's text, for a row the direct writer refused */
+        tt_buf_reset(&row);
+        const char *text =
+            tt_ledger_row_json(r, &row) == 0 ? tt_buf_data(&row) : (owned = row_json(r, &len));
+        if (!text) {
+            tt_buf_free(&row);
             return TT_ENOMEM;
+        }
+        if (!owned)
+            len = row.len;
         int64_t kd, kt;
         uint32_t ks;
         next_key(l, day, r->ts_ms, &kd, &kt, &ks);
         int rc = tt_store_put_usage(txn, kd, kt, ks, text, len);
-        free(text);
+        free(owned);
         tt_ledger_sums add = {.calls = 1,
                               .errors = strcmp(r->outcome, "ok") != 0,
                               .cache_hits = r->cache_hit != 0,
@@ -247,9 +309,12 @@ static int fill(tt_store_txn *txn, void *ctx)
                               .cost_usd = r->cost_usd};
         if (rc == 0)
             rc = tt_store_add_usage_day(txn, day, dims, row_dims(r, dims), &add);
-        if (rc)
+        if (rc) {
+            tt_buf_free(&row);
             return rc;
+        }
     }
+    tt_buf_free(&row);
     return 0;
 }
 

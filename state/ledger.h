@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "protocol/buf.h"
 #include "state/store.h"
 
 #define TT_LEDGER_FIELD_MAX 128
@@ -89,6 +90,14 @@ void tt_ledger_free(tt_ledger *l);
  * and the caller should flush now, else 0; TT_ENOMEM if it could not be
  * queued. */
 int tt_ledger_add(tt_ledger *l, const tt_ledger_row *row);
+
+/* A row as it is stored: the JSON object {ts_ms, tenant, user, key_id,
+ * agent, session, feature, model, route, target, outcome, prompt_tokens,
+ * completion_tokens, latency_ms, cost_usd, cache_hit}, compact, appended to
+ * out without a json_t (the bytes jansson's json_dumps gives for it). 0, or
+ * TT_EINVAL for a field that is not valid UTF-8 or a cost that is not
+ * finite (which jansson refuses too), or out's error; out as it was then. */
+int tt_ledger_row_json(const tt_ledger_row *r, tt_buf *out);
 /* Rows queued and not yet written. */
 size_t tt_ledger_queued(const tt_ledger *l);
 /* Write every queued row and its day sums in one transaction. On failure

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "protocol/base64.h"
 #include "protocol/buf.h"
 #include "protocol/errors.h"
 #include "protocol/event_text.h"
@@ -67,8 +68,10 @@ void tt_new_id(const char *prefix, char *out, size_t n)
         abort();
     }
     int w = snprintf(out, n, "%s_", prefix);
-    for (size_t i = 0; i < sizeof raw && w + 2 < (int)n; i++)
-        w += snprintf(out + w, n - (size_t)w, "%02x", raw[i]);
+    if (w < 0 || (size_t)w + 2 >= n)
+        return; /* no room for a digit pair (snprintf cut the prefix, or out is full) */
+    size_t pairs = (n - (size_t)w - 1) / 2; /* whole pairs that fit before the NUL */
+    tt_hex_encode(raw, pairs < sizeof raw ? pairs : sizeof raw, out + w);
 }
 
 static void copy_str(char *dst, size_t n, const char *src)

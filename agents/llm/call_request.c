@@ -10,6 +10,7 @@
 #include "agents/llm/cache.h"
 #include "agents/llm/call_request.h"
 #include "agents/llm/redact.h"
+#include "protocol/base64.h"
 #include "protocol/errors.h"
 
 /* Bytes of text in v: its strings and keys (what counting and encoding read). */
@@ -165,8 +166,7 @@ void tt_call_request_hash(const tt_call_request *r, char out[65])
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)(text ? text : ""), text ? strlen(text) : 0, md);
     free(text);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    tt_hex_encode(md, SHA256_DIGEST_LENGTH, out);
 }
 
 static int64_t count_json(const tt_tokenizer *tok, tt_token_cache *cache, json_t *v)
@@ -296,8 +296,7 @@ static void hex_sha256(const char *body, size_t len, char out[65])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)body, len, d);
-    for (size_t i = 0; i < sizeof d; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    tt_hex_encode(d, sizeof d, out);
 }
 
 /* The tool calls' arguments (JSON text) with the PII of their strings

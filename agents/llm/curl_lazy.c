@@ -26,6 +26,7 @@ static struct {
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
     CURLcode (*easy_pause)(CURL *, int);
     void (*easy_cleanup)(CURL *);
+    void (*easy_reset)(CURL *);
     const char *(*easy_strerror)(CURLcode);
     CURLM *(*multi_init)(void);
     CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
@@ -52,6 +53,7 @@ static const tt_dl_sym syms[] = {
     TT_DL_SYM(__typeof__(C), easy_getinfo, "curl_easy_getinfo"),
     TT_DL_SYM(__typeof__(C), easy_pause, "curl_easy_pause"),
     TT_DL_SYM(__typeof__(C), easy_cleanup, "curl_easy_cleanup"),
+    TT_DL_SYM(__typeof__(C), easy_reset, "curl_easy_reset"),
     TT_DL_SYM(__typeof__(C), easy_strerror, "curl_easy_strerror"),
     TT_DL_SYM(__typeof__(C), multi_init, "curl_multi_init"),
     TT_DL_SYM(__typeof__(C), multi_setopt, "curl_multi_setopt"),
@@ -156,6 +158,12 @@ void curl_easy_cleanup(CURL *e)
 {
     if (tt_curl_loaded())
         C.easy_cleanup(e);
+}
+
+void curl_easy_reset(CURL *e)
+{
+    if (tt_curl_loaded())
+        C.easy_reset(e);
 }
 
 const char *curl_easy_strerror(CURLcode code)

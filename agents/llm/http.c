@@ -28,6 +28,10 @@
 #define MAX_HEADER_BYTES 8192
 
 #define FD_MAP_MAX (1 << 20) /* the highest socket number watched (RLIMIT_NOFILE is lower) */
+/* Idle easy handles kept for the next requests (easy_take): a new one costs
+ * an allocation of curl's whole per-transfer state and its buffers; one kept
+ * is curl_easy_reset (every option back to its default) and set again. */
+#define EASY_POOL_MAX 16
 
 struct tt_http {
     uv_loop_t *loop;
@@ -38,6 +42,8 @@ struct tt_http {
     struct sock_ctx **by_fd; /* socket number -> its sock_ctx */
     size_t n_by_fd;
     tt_http_stats stats;
+    CURL *pool[EASY_POOL_MAX]; /* idle easy handles, reset: no option of an old transfer */
+    size_t n_pool;
     int closing;
     int open_handles; /* uv handles not yet closed: the timer and socket polls */
 };
@@ -72,6 +78,7 @@ struct tt_http_req {
     int headers_told;
     int got_body;
     int paused;
+    int was_paused; /* paused at least once: its handle is not kept (easy_give) */
     int in_callback;
     int cancel_requested;
     int finished;
@@ -295,6 +302,33 @@ static void free_watchdog(uv_handle_t *t)
     free(t);
 }
 
+/* An easy handle for a new transfer: a kept one (reset when it was given
+ * back), else a new one. */
+static CURL *easy_take(tt_http *h)
+{
+    if (h->n_pool == 0)
+        return curl_easy_init();
+    h->stats.easy_reused++;
+    h->stats.easy_pooled = --h->n_pool;
+    return h->pool[h->n_pool];
+}
+
+/* Back from a finished transfer (out of the multi handle): reset at once, so
+ * nothing of that transfer (its headers list, body, callbacks' data, private
+ * pointer, timeouts, credentials: all freed with it) stays set, and kept when
+ * there is room. Only a transfer that ended cleanly and was never paused
+ * gives its handle back; any other is cleaned up, as before the pool. */
+static void easy_give(tt_http *h, CURL *e, int clean)
+{
+    if (!clean || h->closing || h->n_pool == EASY_POOL_MAX) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    curl_easy_reset(e);
+    h->pool[h->n_pool++] = e;
+    h->stats.easy_pooled = h->n_pool;
+}
+
 /* End r: detach it from curl, tell the owner, free it. */
 static void finish(tt_http_req *r, tt_llm_error_class result, const char *detail)
 {
@@ -325,7 +359,7 @@ static void finish(tt_http_req *r, tt_llm_error_class result, const char *detail
         r->cb.on_headers(r, r->status, r->ud);
     }
     r->cb.on_done(r, result, detail, r->ud);
-    curl_easy_cleanup(r->easy);
+    easy_give(h, r->easy, result == TT_LLM_ERR_NONE && !r->was_paused);
     curl_slist_free_all(r->req_headers);
     for (size_t i = 0; i < r->n_headers; i++)
         free(r->headers[i]);
@@ -507,7 +541,7 @@ int tt_http_start_aws(tt_http *h, const char *method, const char *url, const cha
         r->t.idle_ms = 60000;
     if (r->t.total_ms <= 0)
         r->t.total_ms = 600000;
-    r->easy = curl_easy_init();
+    r->easy = easy_take(h);
     r->watchdog = malloc(sizeof *r->watchdog);
     if (body_len && (r->body = malloc(body_len)))
         memcpy(r->body, body, body_len);
@@ -543,7 +577,7 @@ int tt_http_start_aws(tt_http *h, const char *method, const char *url, const cha
     return 0;
 fail:
     if (r->easy)
-        curl_easy_cleanup(r->easy);
+        easy_give(h, r->easy, 1); /* never added: reset, nothing of r kept */
     curl_slist_free_all(r->req_headers);
     free(r->watchdog);
     free(r->body);
@@ -571,8 +605,10 @@ void tt_http_pause(tt_http_req *r, int paused)
     if (r->finished || r->paused == paused)
         return;
     r->paused = paused;
-    if (paused)
+    if (paused) {
+        r->was_paused = 1;
         (void)uv_timer_stop(r->watchdog);
+    }
     if (curl_easy_pause(r->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT) != CURLE_OK) {
         /* The transfer is broken: end it on the next loop pass, not inside
          * the caller's pause. */
@@ -617,6 +653,9 @@ void tt_http_close(tt_http *h)
     if (multi) /* fails only on a bad handle; may report sockets removed through on_socket */
         (void)curl_multi_cleanup(multi);
     h->multi = NULL;
+    while (h->n_pool > 0)
+        curl_easy_cleanup(h->pool[--h->n_pool]);
+    h->stats.easy_pooled = 0;
     while (h->socks)
         sock_close(h, h->socks);
     (void)uv_timer_stop(&h->timer);

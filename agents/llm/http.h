@@ -5,6 +5,9 @@
  * cache: keep-alive reuse, HTTP/2 over TLS where the upstream offers it).
  * Each tt_http_req is one transfer with four timeouts: connect, first byte,
  * idle between chunks, and total. Body bytes are handed over as they arrive.
+ * A finished transfer's curl easy handle is reset (curl_easy_reset: every
+ * option back to its default) and kept, up to 16, for the next request;
+ * only one that ended cleanly and was never paused.
  *
  * Every started request ends exactly once with on_done: success, a timeout, a
  * network error, or a cancel (also at tt_http_close). After on_done the
@@ -43,6 +46,8 @@ typedef struct tt_http_stats {
     uint64_t active;
     uint64_t multi_errors; /* curl_multi_socket_action calls that failed */
     uint64_t idle_events;  /* events on idle kept connections (their peer closed them) */
+    uint64_t easy_reused;  /* transfers that took a kept (reset) curl easy handle */
+    uint64_t easy_pooled;  /* idle easy handles kept now (at most 16) */
 } tt_http_stats;
 
 int tt_http_new(uv_loop_t *loop, tt_http **out);

@@ -193,10 +193,31 @@ static void test_base64_decode_refuses_a_short_buffer(void **state)
     assert_memory_equal(out, "foo", 3);
 }
 
+/* tt_hex_encode gives what snprintf("%02x") per byte gives, for every byte
+ * value and for none at all. */
+static void test_hex_encode_is_snprintf_02x(void **state)
+{
+    (void)state;
+    unsigned char in[256];
+    char want[2 * 256 + 1], got[2 * 256 + 1];
+    for (int i = 0; i < 256; i++) {
+        in[i] = (unsigned char)(255 - i);
+        snprintf(want + 2 * i, 3, "%02x", in[i]);
+    }
+    memset(got, 'x', sizeof got);
+    tt_hex_encode(in, sizeof in, got);
+    assert_string_equal(got, want);
+    tt_hex_encode(in, 0, got);
+    assert_string_equal(got, "");
+    tt_hex_encode(in + 240, 3, got);
+    assert_string_equal(got, "0f0e0d");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64_url_encode_rfc4648_vectors),
+        cmocka_unit_test(test_hex_encode_is_snprintf_02x),
         cmocka_unit_test(test_base64_url_decode_rfc4648_vectors),
         cmocka_unit_test(test_base64_url_decode_refuses_bad_input),
         cmocka_unit_test(test_base64_url_round_trip_all_bytes),

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -260,12 +261,81 @@ static void test_ledger_keys_only_grow(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, opened, teardown)
 
+/* The stored row written directly is jansson's dump of the json_pack the
+ * ledger used before, byte for byte; what jansson refuses (not UTF-8, a cost
+ * that is not finite) the writer refuses, leaving the buffer as it was. */
+static char *row_by_jansson(const tt_ledger_row *r)
+{
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
+                  "s:I, s:f, s:b}",
+                  "ts_ms", (json_int_t)r->ts_ms, "tenant", r->tenant, "user", r->user, "key_id",
+                  r->key_id, "agent", r->agent, "session", r->session, "feature", r->feature,
+                  "model", r->model, "route", r->route, "target", r->target, "outcome", r->outcome,
+                  "prompt_tokens", (json_int_t)r->prompt_tokens, "completion_tokens",
+                  (json_int_t)r->completion_tokens, "latency_ms", (json_int_t)r->latency_ms,
+                  "cost_usd", r->cost_usd, "cache_hit", r->cache_hit);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+static void test_ledger_row_json_is_janssons_bytes(void **state)
+{
+    (void)state;
+    tt_ledger_row rows[4] = {
+        {.ts_ms = 1765000000123,
+         .prompt_tokens = 11,
+         .completion_tokens = 2,
+         .latency_ms = 3,
+         .cost_usd = 0.000123,
+         .cache_hit = 0},
+        {.ts_ms = 0, .prompt_tokens = -1, .completion_tokens = -1, .cost_usd = 0, .cache_hit = 1},
+        {.ts_ms = -5, .prompt_tokens = INT64_MAX, .cost_usd = 2.0, .cache_hit = 7},
+        {.ts_ms = 1, .cost_usd = 0.1 + 0.2},
+    };
+    snprintf(rows[0].tenant, sizeof rows[0].tenant, "acme");
+    snprintf(rows[0].model, sizeof rows[0].model, "gpt-4o-mini");
+    snprintf(rows[0].outcome, sizeof rows[0].outcome, "ok");
+    snprintf(rows[2].user, sizeof rows[2].user,
+             "quote \" back \\ \t\n\x01 caf\xc3\xa9 \xf0\x9f\x98\x80");
+    snprintf(rows[2].session, sizeof rows[2].session, "sha256:0123456789abcdef");
+    memset(rows[3].target, 'x', sizeof rows[3].target - 1);
+    for (size_t i = 0; i < 4; i++) {
+        char *want = row_by_jansson(&rows[i]);
+        assert_non_null(want);
+        tt_buf b;
+        tt_buf_init(&b, 16 * 1024);
+        assert_int_equal(tt_ledger_row_json(&rows[i], &b), 0);
+        assert_string_equal(tt_buf_str(&b), want);
+        free(want);
+        tt_buf_free(&b);
+    }
+    tt_ledger_row bad = {.cost_usd = 1};
+    snprintf(bad.route, sizeof bad.route, "bad \xc3(");
+    tt_buf b;
+    tt_buf_init(&b, 16 * 1024);
+    assert_int_equal(tt_buf_append(&b, "kept", 4), 0);
+    assert_null(row_by_jansson(&bad));
+    assert_int_equal(tt_ledger_row_json(&bad, &b), TT_EINVAL);
+    bad.route[0] = '\0';
+    bad.cost_usd = 1.0 / 0.0;
+    assert_null(row_by_jansson(&bad));
+    assert_int_equal(tt_ledger_row_json(&bad, &b), TT_EINVAL);
+    assert_string_equal(tt_buf_str(&b), "kept");
+    tt_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ledger_days), T(test_ledger_sums_and_groups),
-        T(test_ledger_sums_across_flushes), T(test_ledger_bad_ranges),
-        T(test_ledger_queue_cap),           T(test_ledger_keys_only_grow),
+        cmocka_unit_test(test_ledger_days),
+        cmocka_unit_test(test_ledger_row_json_is_janssons_bytes),
+        T(test_ledger_sums_and_groups),
+        T(test_ledger_sums_across_flushes),
+        T(test_ledger_bad_ranges),
+        T(test_ledger_queue_cap),
+        T(test_ledger_keys_only_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

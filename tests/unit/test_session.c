@@ -693,6 +693,16 @@ static void test_session_new_ids_are_distinct_and_prefixed(void **state)
     assert_int_equal(strlen(a), 2 + 24);
     assert_memory_equal(a, "s_", 2);
     assert_string_not_equal(a, b);
+    /* A short buffer holds the prefix and as many whole digit pairs as fit,
+     * NUL-terminated (n = 1: only the NUL). */
+    for (size_t n = 1; n <= sizeof a; n++) {
+        memset(a, 'x', sizeof a);
+        tt_new_id("s", a, n);
+        size_t want = n < 3 ? n - 1 : 2 + 2 * ((n - 3) / 2 < 12 ? (n - 3) / 2 : 12);
+        assert_int_equal(strlen(a), want);
+        for (size_t i = 2; i < want; i++)
+            assert_non_null(strchr("0123456789abcdef", a[i]));
+    }
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
