@@ -43,6 +43,8 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
     uint64_t period = 1000;
     if (opt->idle_evict_ms > 0 && (uint64_t)opt->idle_evict_ms / 2 < period)
         period = (uint64_t)opt->idle_evict_ms / 2 + 1;
+    if (opt->rest_release_ms > 0 && (uint64_t)opt->rest_release_ms / 2 < period)
+        period = (uint64_t)opt->rest_release_ms / 2 + 1;
     if (opt->sync_interval_ms > 0 && (uint64_t)opt->sync_interval_ms < period)
         period = (uint64_t)opt->sync_interval_ms;
     (void)uv_timer_start(&reg->maintenance, on_maintenance, period, period);
@@ -121,18 +123,18 @@ int tt_registry_create_id(tt_registry *reg, const char *id, const char *user, co
     tt_utf8_copy(s->agent, sizeof s->agent, agent);
     s->created_ms = s->updated_ms = tt_wall_ms();
     s->last_used_ms = (int64_t)uv_now(reg->loop);
-    if (input) {
-        json_decref(s->input);
+    /* Kept NULL while empty (session.h): most sessions have neither. */
+    int input_empty = !input || (json_is_object(input) && json_object_size(input) == 0);
+    int meta_empty = !metadata || (json_is_object(metadata) && json_object_size(metadata) == 0);
+    if (!input_empty)
         s->input = json_deep_copy(input);
-    }
-    if (metadata) {
-        json_decref(s->metadata);
+    if (!meta_empty) {
         s->metadata = json_deep_copy(metadata);
         const char *title = json_string_value(json_object_get(metadata, "title"));
         if (title)
             tt_utf8_copy(s->title, sizeof s->title, title);
     }
-    if (!s->input || !s->metadata) {
+    if ((!input_empty && !s->input) || (!meta_empty && !s->metadata)) {
         tt_session_free(s);
         return TT_ENOMEM;
     }
@@ -417,6 +419,20 @@ static void evict_idle(tt_registry *reg)
     free(victims);
 }
 
+/* Sessions at rest unused for rest_release_ms release what the store can
+ * give back (session.h). Cheap per session: a few fields read. */
+static void release_at_rest(tt_registry *reg)
+{
+    int64_t now = (int64_t)uv_now(reg->loop);
+    size_t pos = 0, n = 0;
+    tt_session *s;
+    while ((s = tt_map_next(&reg->sessions, &pos))) {
+        if (s->transcript_mem && now - s->last_used_ms >= reg->opt.rest_release_ms)
+            n += (size_t)tt_session_rest_release(s);
+    }
+    reg->stats.sessions_rest_released += n;
+}
+
 static void registry_free(tt_registry *reg)
 {
     tt_buf_free(&reg->records);
@@ -519,6 +535,8 @@ static void on_maintenance(uv_timer_t *t)
     tt_registry *reg = t->data;
     if (reg->opt.idle_evict_ms > 0)
         evict_idle(reg);
+    if (reg->opt.rest_release_ms > 0)
+        release_at_rest(reg);
     int64_t now = (int64_t)uv_now(reg->loop);
     if (reg->opt.sync_interval_ms > 0 && !reg->syncing &&
         now - reg->last_sync_ms >= reg->opt.sync_interval_ms) {

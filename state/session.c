@@ -86,15 +86,11 @@ tt_session *tt_session_new(tt_registry *reg)
     s->ring_cap = RING_INITIAL; /* grows on demand up to memory_events */
     s->ring = calloc(s->ring_cap, sizeof *s->ring);
     s->agent_state = json_object();
-    s->transcript = json_array();
-    s->input = json_object();
-    s->metadata = json_object();
-    s->client_msg_ids = json_array();
+    s->transcript_mem = json_array();
     s->first_seq = 1;
     s->ring_first = 1;
     s->transcript_first = s->transcript_stored_first = 1;
-    if (!s->ring || !s->agent_state || !s->transcript || !s->input || !s->metadata ||
-        !s->client_msg_ids) {
+    if (!s->ring || !s->agent_state || !s->transcript_mem) {
         tt_session_free(s);
         return NULL;
     }
@@ -111,7 +107,7 @@ void tt_session_free(tt_session *s)
     free(s->ring);
     json_decref(s->agent_state);
     json_decref(s->pending);
-    json_decref(s->transcript);
+    json_decref(s->transcript_mem);
     json_decref(s->usage);
     json_decref(s->input);
     json_decref(s->metadata);
@@ -179,19 +175,62 @@ void tt_session_ring_after_commit(tt_session *s)
     tt_session_ring_release_idle(s);
 }
 
-static void transcript_add(tt_session *s, const char *role, const char *message_id, json_t *text)
+/* --- the transcript, released at rest (session.h) -------------------------- */
+
+json_t *tt_session_transcript(tt_session *s)
 {
+    if (s->transcript_mem)
+        return s->transcript_mem;
+    /* Released: the store holds every entry, [transcript_first, transcript_stored]. */
+    s->transcript_mem = json_array();
+    int rc = s->transcript_mem ? tt_transcript_load(s, tt_registry_store(s->reg)) : TT_ENOMEM;
+    if (rc) {
+        json_decref(s->transcript_mem);
+        s->transcript_mem = NULL;
+    }
+    return s->transcript_mem;
+}
+
+size_t tt_session_transcript_size(const tt_session *s)
+{
+    if (s->transcript_mem)
+        return json_array_size(s->transcript_mem);
+    return (size_t)(s->transcript_stored + 1 - s->transcript_first);
+}
+
+int tt_session_rest_release(tt_session *s)
+{
+    if (!s->transcript_mem || s->in_dirty_list || s->record_dirty || s->discard_err ||
+        s->committed != s->head || s->stored_head != s->head || s->state == TT_STATE_RUNNING ||
+        s->streaming)
+        return 0;
+    /* The store must hold exactly the entries in memory (transcript.h). */
+    size_t n = json_array_size(s->transcript_mem);
+    if (s->transcript_stored_first != s->transcript_first || s->transcript_stale != 0 ||
+        s->transcript_stored + 1 != s->transcript_first + n || n == 0)
+        return 0;
+    json_decref(s->transcript_mem);
+    s->transcript_mem = NULL;
+    return 1;
+}
+
+/* 0, or TT_ENOMEM when the entry could not be added (a released transcript
+ * not read back included). */
+static int transcript_add(tt_session *s, const char *role, const char *message_id, json_t *text)
+{
+    json_t *t = tt_session_transcript(s);
     json_t *entry =
-        json_pack("{s:s, s:s, s:O}", "role", role, "message_id", message_id, "text", text);
-    if (!entry)
-        return;
-    json_array_append_new(s->transcript, entry);
+        t ? json_pack("{s:s, s:s, s:O}", "role", role, "message_id", message_id, "text", text)
+          : NULL;
+    if (!entry || json_array_append_new(t, entry) != 0)
+        return TT_ENOMEM;
     size_t max = tt_registry_options_get(s->reg)->transcript_max;
-    while (max && json_array_size(s->transcript) > max) {
-        json_array_remove(s->transcript, 0);
+    while (max && json_array_size(t) > max) {
+        json_array_remove(t, 0);
         s->transcript_first++;
     }
     tt_session_touch(s);
+    return 0;
 }
 
 static uint64_t emit(tt_session *s, const char *type, json_t *body, const char *id,
@@ -221,6 +260,8 @@ uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
 
 uint64_t tt_session_user_message(tt_session *s, const char *text, const char *client_msg_id)
 {
+    if (!tt_session_transcript(s))
+        return 0; /* released at rest and not read back: nothing changed */
     char mid[TT_MESSAGE_ID_MAX];
     tt_new_id("m", mid, sizeof mid);
     json_t *body = json_pack("{s:s, s:s, s:s?}", "message_id", mid, "text", text, "client_msg_id",
@@ -331,10 +372,10 @@ int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
 
 int tt_session_message_end_cited(tt_session *s, const char *id, json_t *usage, json_t *citations)
 {
-    if (!is_open(s, id)) {
+    if (!is_open(s, id) || !tt_session_transcript(s)) {
         json_decref(usage);
         json_decref(citations);
-        return TT_ECONFLICT;
+        return is_open(s, id) ? TT_ENOMEM : TT_ECONFLICT;
     }
     char mid[TT_MESSAGE_ID_MAX];
     tt_utf8_copy(mid, sizeof mid, id); /* id may be the open message's own string */
@@ -377,11 +418,11 @@ int tt_session_message_discard(tt_session *s, const char *id, const char *reason
     return 0;
 }
 
-long tt_session_transcript_find(const tt_session *s, const char *message_id)
+long tt_session_transcript_find(tt_session *s, const char *message_id)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(s->transcript, i, t)
+    json_array_foreach(tt_session_transcript(s), i, t)
     {
         const char *mid = json_string_value(json_object_get(t, "message_id"));
         if (mid && message_id && strcmp(mid, message_id) == 0)
@@ -396,14 +437,17 @@ int tt_session_rewind(tt_session *s, const char *message_id, const char *reason)
         return TT_EINVAL;
     if (s->streaming)
         return TT_ECONFLICT;
+    if (!tt_session_transcript(s))
+        return TT_EIO; /* released at rest and not read back */
     long at = tt_session_transcript_find(s, message_id);
     if (at < 0)
         return TT_ENOTFOUND;
     json_t *body = json_pack("{s:s, s:s}", "message_id", message_id, "reason", reason);
     if (!body || tt_session_emit(s, "rewind", body) == 0)
         return TT_ENOMEM;
-    while (json_array_size(s->transcript) > (size_t)at)
-        json_array_remove(s->transcript, (size_t)at);
+    json_t *t = tt_session_transcript(s); /* read back by the find above */
+    while (json_array_size(t) > (size_t)at)
+        json_array_remove(t, (size_t)at);
     /* The store's entries from here on are rewritten by the next appends;
      * those left past the end are deleted at the next commit (transcript.h). */
     uint64_t last = s->transcript_first + (uint64_t)at - 1;
@@ -460,24 +504,29 @@ int tt_session_seen_msg_id(const tt_session *s, const char *client_msg_id)
 
 void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id)
 {
+    if (!s->client_msg_ids && !(s->client_msg_ids = json_array()))
+        return; /* out of memory: the id is not remembered */
     json_array_append_new(s->client_msg_ids, json_string(client_msg_id));
     while (json_array_size(s->client_msg_ids) > CLIENT_MSG_IDS_MAX)
         json_array_remove(s->client_msg_ids, 0);
     tt_session_touch(s);
 }
 
-json_t *tt_session_snapshot(const tt_session *s)
+json_t *tt_session_snapshot(tt_session *s)
 {
+    json_t *transcript = tt_session_transcript(s);
+    if (!transcript)
+        return NULL;
     json_t *streaming = NULL;
     if (s->streaming) {
         streaming = json_deep_copy(s->streaming);
         json_object_set_new(streaming, "text",
                             json_stringn(tt_buf_str(&s->streaming_text), s->streaming_text.len));
     }
-    json_t *snap = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O, s:O?}", "state",
-                             tt_state_name(s->state), "step", s->step, "agent", s->agent, "title",
-                             s->title, "transcript", s->transcript, "pending", s->pending,
-                             "agent_state", s->agent_state, "streaming", streaming);
+    json_t *snap =
+        json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O, s:O?}", "state", tt_state_name(s->state),
+                  "step", s->step, "agent", s->agent, "title", s->title, "transcript", transcript,
+                  "pending", s->pending, "agent_state", s->agent_state, "streaming", streaming);
     json_decref(streaming);
     if (snap && s->usage)
         json_object_set(snap, "usage", s->usage);

@@ -70,12 +70,15 @@ struct tt_session {
     uint64_t committed; /* last seq known to be in the store */
     uint64_t first_seq; /* oldest seq still kept in the store */
 
-    json_t *agent_state;    /* the agent's persisted state (object, owned) */
-    json_t *pending;        /* pending question/approval event body, or NULL */
-    json_t *transcript;     /* [{role, message_id, text}] (owned) */
-    json_t *input;          /* session.open input (owned, object) */
-    json_t *metadata;       /* session.open metadata (owned, object) */
-    json_t *client_msg_ids; /* recent say ids, bounded (owned, array) */
+    json_t *agent_state; /* the agent's persisted state (object, owned) */
+    json_t *pending;     /* pending question/approval event body, or NULL */
+    /* [{role, message_id, text}] (owned): read it through
+     * tt_session_transcript(), never directly. NULL while released at rest
+     * (tt_session_rest_release): the store holds every entry then. */
+    json_t *transcript_mem;
+    json_t *input;          /* session.open input (owned, object; NULL while empty) */
+    json_t *metadata;       /* session.open metadata (owned, object; NULL while empty) */
+    json_t *client_msg_ids; /* recent say ids, bounded (owned, array; NULL while empty) */
     /* {prompt_tokens, completion_tokens, cost_usd}: the sum of every
      * message.end's usage, superseded answers included (stored; NULL: none) */
     json_t *usage;
@@ -192,8 +195,18 @@ const char *tt_session_message_open(const tt_session *s);
  * another reason; TT_ENOMEM when the event could not be appended. */
 int tt_session_rewind(tt_session *s, const char *message_id, const char *reason);
 
-/* The index in s->transcript of the entry of message_id, or -1. */
-long tt_session_transcript_find(const tt_session *s, const char *message_id);
+/* The transcript, an array of {role, message_id, text} owned by the session
+ * (valid until the session next changes or comes to rest). A transcript
+ * released at rest is read back from the store first: NULL only when that
+ * read failed (the session is unchanged then). */
+json_t *tt_session_transcript(tt_session *s);
+
+/* Its number of entries, without reading a released transcript back. */
+size_t tt_session_transcript_size(const tt_session *s);
+
+/* The index in the transcript of the entry of message_id, or -1 (also when
+ * a released transcript could not be read back). */
+long tt_session_transcript_find(tt_session *s, const char *message_id);
 
 /* Change state and step, emitting a "state" event when either changed. */
 void tt_session_set_state(tt_session *s, tt_state st, const char *step);
@@ -209,8 +222,9 @@ int tt_session_seen_msg_id(const tt_session *s, const char *client_msg_id);
 /* Remember a say's client_msg_id once the turn is applied. */
 void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id);
 
-/* The whole current state as a snapshot event body (new reference). */
-json_t *tt_session_snapshot(const tt_session *s);
+/* The whole current state as a snapshot event body (new reference; NULL
+ * when out of memory or a released transcript could not be read back). */
+json_t *tt_session_snapshot(tt_session *s);
 
 /* A summary for session.list: {session, agent, state, title, updated_at, head}. */
 json_t *tt_session_summary(const tt_session *s);
@@ -285,5 +299,10 @@ int tt_session_load_record(tt_session *s, const char *json, size_t len);
 void tt_session_ring_after_commit(tt_session *s);
 /* Free the ring of a session at rest whose readers all have every event. */
 void tt_session_ring_release_idle(tt_session *s);
+/* Release what a session at rest (nothing uncommitted, not running, no
+ * message open) can read back from the store when it next works: its
+ * transcript's entries (tt_session_transcript reads them back). Returns 1
+ * when something was released. */
+int tt_session_rest_release(tt_session *s);
 
 #endif

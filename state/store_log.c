@@ -195,7 +195,7 @@ int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq)
 
 static uint64_t last_index(const tt_session *s)
 {
-    return s->transcript_first + json_array_size(s->transcript) - 1;
+    return s->transcript_first + tt_session_transcript_size(s) - 1;
 }
 
 int tt_transcript_prepare(const tt_session *s, tt_transcript_batch *b)
@@ -216,8 +216,12 @@ int tt_transcript_prepare(const tt_session *s, tt_transcript_batch *b)
     b->lens = calloc(n, sizeof *b->lens);
     if (!b->texts || !b->lens)
         return TT_ENOMEM;
+    /* Entries to write are in memory: a transcript released at rest has none. */
+    if (!s->transcript_mem)
+        return TT_EINTERNAL;
     for (size_t i = 0; i < n; i++) {
-        json_t *entry = json_array_get(s->transcript, (size_t)(b->from - s->transcript_first) + i);
+        json_t *entry =
+            json_array_get(s->transcript_mem, (size_t)(b->from - s->transcript_first) + i);
         b->texts[i] = json_dumps(entry, JSON_COMPACT);
         if (!b->texts[i])
             return TT_ENOMEM;
@@ -265,7 +269,7 @@ int tt_transcript_record_write(const tt_session *s, tt_buf *record)
     if (rc == 0)
         rc = tt_buf_append(record, ",\"transcript_count\":", 20);
     if (rc == 0)
-        rc = tt_jw_i64(record, (int64_t)json_array_size(s->transcript));
+        rc = tt_jw_i64(record, (int64_t)tt_session_transcript_size(s));
     return rc;
 }
 
@@ -275,8 +279,8 @@ int tt_transcript_record_get(tt_session *s, json_t *record, int version)
         /* Inline (absent: empty), nothing in the transcript database yet. */
         json_t *inline_entries = json_object_get(record, "transcript");
         if (json_is_array(inline_entries)) {
-            json_decref(s->transcript);
-            s->transcript = json_incref(inline_entries);
+            json_decref(s->transcript_mem);
+            s->transcript_mem = json_incref(inline_entries);
         }
         s->transcript_first = s->transcript_stored_first = 1;
         s->transcript_stored = 0;
@@ -287,7 +291,7 @@ int tt_transcript_record_get(tt_session *s, json_t *record, int version)
             0 ||
         first < 1 || count < 0 || first > INT64_MAX - count)
         return TT_EINVAL;
-    json_array_clear(s->transcript);
+    json_array_clear(s->transcript_mem);
     s->transcript_first = s->transcript_stored_first = (uint64_t)first;
     s->transcript_stored = (uint64_t)(first + count - 1);
     return 0;
@@ -315,10 +319,10 @@ int tt_transcript_load(tt_session *s, tt_store *st)
     if (s->transcript_stored < s->transcript_stored_first)
         return 0; /* empty, or a version-1 record (entries inline) */
     size_t count = (size_t)(s->transcript_stored - s->transcript_stored_first + 1);
-    load_ctx lc = {s->transcript, s->transcript_stored_first};
+    load_ctx lc = {s->transcript_mem, s->transcript_stored_first};
     int rc =
         tt_store_read_transcript(st, s->id, s->transcript_stored_first - 1, count, load_one, &lc);
-    if (rc == 0 && json_array_size(s->transcript) != count)
+    if (rc == 0 && json_array_size(s->transcript_mem) != count)
         rc = TT_EINVAL;
     return rc;
 }

@@ -194,10 +194,10 @@ static void test_transcript_is_read_back_after_a_restart(void **state)
     for (int n = 1; n <= 6; n++)
         add_entry(s, n, 100);
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    json_t *before = json_deep_copy(s->transcript);
+    json_t *before = json_deep_copy(tt_session_transcript(s));
     reopen(f);
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
-    assert_true(json_equal(s->transcript, before));
+    assert_true(json_equal(tt_session_transcript(s), before));
     json_t *snap = tt_session_snapshot(s);
     assert_true(json_equal(json_object_get(snap, "transcript"), before));
     json_decref(snap);
@@ -239,7 +239,7 @@ static void test_transcript_trimming_deletes_entries_from_the_front(void **state
     json_decref(st.texts);
     reopen(f);
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
-    assert_texts(s->transcript, 7, 9, 50);
+    assert_texts(tt_session_transcript(s), 7, 9, 50);
 }
 
 /* A record as the previous version wrote it (captured from a server of that
@@ -283,7 +283,7 @@ static void test_transcript_version_1_store_is_read_and_moved_out(void **state)
     assert_int_equal(tt_registry_get(f->reg, v1_sid, &s), 0);
     json_t *parsed = json_loads(v1_record, 0, NULL);
     json_t *old = json_object_get(parsed, "transcript");
-    assert_true(json_equal(s->transcript, old));
+    assert_true(json_equal(tt_session_transcript(s), old));
     assert_string_equal(s->title, "hello there");
     assert_int_equal(tt_session_seen_msg_id(s, "c2"), 1);
 
@@ -302,11 +302,13 @@ static void test_transcript_version_1_store_is_read_and_moved_out(void **state)
 
     reopen(f);
     assert_int_equal(tt_registry_get(f->reg, v1_sid, &s), 0);
-    assert_int_equal(json_array_size(s->transcript), 5);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 5);
     for (size_t i = 0; i < 4; i++)
-        assert_true(json_equal(json_array_get(s->transcript, i), json_array_get(old, i)));
+        assert_true(
+            json_equal(json_array_get(tt_session_transcript(s), i), json_array_get(old, i)));
     assert_string_equal(
-        json_string_value(json_object_get(json_array_get(s->transcript, 4), "text")), "third turn");
+        json_string_value(json_object_get(json_array_get(tt_session_transcript(s), 4), "text")),
+        "third turn");
     json_decref(parsed);
 }
 
