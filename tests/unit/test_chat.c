@@ -251,6 +251,41 @@ static void test_chat_second_turn_sends_the_first_as_history(void **state)
     assert_string_equal(str_at(tt_session_transcript(s), 3, "text"), "Fine.");
 }
 
+/* A session whose transcript was released at rest (session.h) sends the
+ * next turn byte for byte the request a session never released sends. */
+static void test_chat_turn_after_release_at_rest_sends_the_same_request(void **state)
+{
+    fixture *f = *state;
+    open_service(f, 1);
+    for (int i = 0; i < 2; i++) {
+        up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Hel", "lo"));
+        up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Fine", "."));
+    }
+    tt_session *kept = new_chat(f);
+    say(kept, "hi");
+    RUN_UNTIL(f, kept->state == TT_STATE_IDLE);
+    say(kept, "how are you?");
+    RUN_UNTIL(f, kept->state == TT_STATE_IDLE);
+
+    tt_session *s = new_chat(f);
+    say(s, "hi");
+    RUN_UNTIL(f, s->state == TT_STATE_IDLE);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(tt_session_rest_release(s), 1);
+    assert_null(s->transcript_mem);
+    say(s, "how are you?");
+    RUN_UNTIL(f, s->state == TT_STATE_IDLE);
+
+    assert_int_equal(f->up.n_requests, 4);
+    assert_string_equal(f->up.bodies[3], f->up.bodies[1]);
+    json_t *a = tt_session_transcript(kept), *b = tt_session_transcript(s);
+    assert_int_equal(json_array_size(b), 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(str_at(b, i, "role"), str_at(a, i, "role"));
+        assert_string_equal(str_at(b, i, "text"), str_at(a, i, "text"));
+    }
+}
+
 static void test_chat_say_while_a_reply_streams_is_refused(void **state)
 {
     fixture *f = *state;
@@ -508,6 +543,7 @@ int main(void)
         T(test_chat_turn_streams_the_reply_into_one_message_with_usage),
         T(test_chat_mode_changes_are_logged_once_each),
         T(test_chat_second_turn_sends_the_first_as_history),
+        T(test_chat_turn_after_release_at_rest_sends_the_same_request),
         T(test_chat_say_while_a_reply_streams_is_refused),
         T(test_chat_cancel_mid_stream_withdraws_the_message),
         T(test_chat_provider_failure_mid_stream_ends_with_an_error_and_a_discard),

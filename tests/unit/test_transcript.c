@@ -312,6 +312,141 @@ static void test_transcript_version_1_store_is_read_and_moved_out(void **state)
     json_decref(parsed);
 }
 
+/* ---- released at rest (tt_session_rest_release) -------------------------- */
+
+static char *record_of(tt_session *s)
+{
+    size_t len = 0;
+    char *rec = tt_session_record(s, &len);
+    assert_non_null(rec);
+    assert_int_equal(strlen(rec), len);
+    return rec;
+}
+
+/* A session released at rest gives the same record, snapshot and transcript
+ * as before, and a conversation continued from there is stored whole. */
+static void test_transcript_released_at_rest_reads_back_the_same(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char sid[TT_SESSION_ID_MAX + 1];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    for (int n = 1; n <= 6; n++)
+        add_entry(s, n, 100);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    char *rec = record_of(s);
+    json_t *snap = tt_session_snapshot(s);
+    json_t *before = json_deep_copy(tt_session_transcript(s));
+
+    assert_int_equal(tt_session_rest_release(s), 1);
+    assert_null(s->transcript_mem);
+    assert_int_equal(tt_session_transcript_size(s), 6);
+    char *released = record_of(s); /* the bounds come from the store's, not the array */
+    assert_string_equal(released, rec);
+    json_t *snap2 = tt_session_snapshot(s); /* reads it back */
+    assert_non_null(s->transcript_mem);
+    assert_true(json_equal(snap2, snap));
+    assert_true(json_equal(tt_session_transcript(s), before));
+
+    /* Released again, then the conversation goes on: the new turns follow
+     * the six read back, in memory and in the store. */
+    assert_int_equal(tt_session_rest_release(s), 1);
+    add_entry(s, 7, 100);
+    add_entry(s, 8, 100);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_texts(tt_session_transcript(s), 1, 8, 100);
+    for (size_t i = 0; i < 6; i++)
+        assert_true(
+            json_equal(json_array_get(tt_session_transcript(s), i), json_array_get(before, i)));
+    json_t *r = stored_record(f, sid);
+    assert_int_equal(json_integer_value(json_object_get(r, "transcript_first")), 1);
+    assert_int_equal(json_integer_value(json_object_get(r, "transcript_count")), 8);
+    json_decref(r);
+    stored st = read_stored(f, sid);
+    assert_int_equal(st.first, 1);
+    assert_texts(st.texts, 1, 8, 100);
+    json_decref(st.texts);
+    json_t *now = json_deep_copy(tt_session_transcript(s));
+    reopen(f);
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_true(json_equal(tt_session_transcript(s), now));
+    json_decref(now);
+    json_decref(snap);
+    json_decref(snap2);
+    json_decref(before);
+    free(rec);
+    free(released);
+}
+
+/* Trimming to transcript_max and a rewind, each on a released transcript. */
+static void test_transcript_released_then_trimmed_and_rewound(void **state)
+{
+    fixture *f = *state;
+    close_registry(f);
+    f->transcript_max = 4;
+    open_registry(f);
+    tt_session *s = new_session(f);
+    char sid[TT_SESSION_ID_MAX + 1];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    for (int n = 1; n <= 4; n++)
+        add_entry(s, n, 20);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(tt_session_rest_release(s), 1);
+    add_entry(s, 5, 20);
+    add_entry(s, 6, 20);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(s->transcript_first, 3);
+    assert_texts(tt_session_transcript(s), 3, 6, 20);
+    stored st = read_stored(f, sid);
+    assert_int_equal(st.first, 3);
+    assert_texts(st.texts, 3, 6, 20);
+    json_decref(st.texts);
+
+    /* Rewind to entry 5 (a user turn) while released: 3 and 4 are left. */
+    char mid[TT_MESSAGE_ID_MAX];
+    snprintf(mid, sizeof mid, "%s",
+             json_string_value(
+                 json_object_get(json_array_get(tt_session_transcript(s), 2), "message_id")));
+    assert_int_equal(tt_session_rest_release(s), 1);
+    assert_int_equal(tt_session_rewind(s, mid, "edit"), 0);
+    assert_texts(tt_session_transcript(s), 3, 4, 20);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    st = read_stored(f, sid);
+    assert_int_equal(st.first, 3);
+    assert_int_equal(st.last, 4);
+    json_decref(st.texts);
+    assert_int_equal(tt_session_rest_release(s), 1);
+    reopen(f);
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_texts(tt_session_transcript(s), 3, 4, 20);
+}
+
+/* Nothing is released while the session is not at rest or not all stored. */
+static void test_transcript_kept_while_in_use(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    assert_int_equal(tt_session_rest_release(s), 0); /* uncommitted */
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(tt_session_rest_release(s), 0); /* empty: nothing to release */
+    add_entry(s, 1, 10);
+    assert_int_equal(tt_session_rest_release(s), 0); /* the entry is not stored yet */
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(tt_session_rest_release(s), 0); /* a message is open */
+    assert_int_equal(tt_session_message_end(s, mid, json_object()), 0);
+    tt_session_set_state(s, TT_STATE_RUNNING, "work");
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(tt_session_rest_release(s), 0); /* running */
+    tt_session_set_state(s, TT_STATE_IDLE, "done");
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(tt_session_rest_release(s), 1);
+    assert_int_equal(tt_session_transcript_size(s), 2);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 2);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -321,6 +456,9 @@ int main(void)
         T(test_transcript_is_read_back_after_a_restart),
         T(test_transcript_trimming_deletes_entries_from_the_front),
         T(test_transcript_version_1_store_is_read_and_moved_out),
+        T(test_transcript_released_at_rest_reads_back_the_same),
+        T(test_transcript_released_then_trimmed_and_rewound),
+        T(test_transcript_kept_while_in_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
