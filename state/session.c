@@ -2,6 +2,7 @@
  * lifecycle (see session.h). The cursors that read the ring are in cursor.c,
  * the stored record in session_record.c, the commit in registry.c and commit.c. */
 #include <assert.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +109,6 @@ void tt_session_free(tt_session *s)
     json_decref(s->agent_state);
     json_decref(s->pending);
     json_decref(s->transcript_mem);
-    json_decref(s->usage);
     json_decref(s->input);
     json_decref(s->metadata);
     json_decref(s->client_msg_ids);
@@ -344,25 +344,28 @@ int tt_session_message_delta(tt_session *s, const char *id, const char *text, si
     return rc;
 }
 
-/* A message's usage into the session's totals. */
+/* A message's usage into the session's totals (a cost that would not be
+ * finite leaves them as they were, as json_pack refused it before). */
 static void usage_add(tt_session *s, const json_t *u)
 {
     if (!json_is_object(u))
         return;
-    const json_t *t = s->usage;
-    json_t *sum = json_pack("{s:I, s:I, s:f}", "prompt_tokens",
-                            json_integer_value(json_object_get(t, "prompt_tokens")) +
-                                json_integer_value(json_object_get(u, "prompt_tokens")),
-                            "completion_tokens",
-                            json_integer_value(json_object_get(t, "completion_tokens")) +
-                                json_integer_value(json_object_get(u, "completion_tokens")),
-                            "cost_usd",
-                            json_number_value(json_object_get(t, "cost_usd")) +
-                                json_number_value(json_object_get(u, "cost_usd")));
-    if (sum) {
-        json_decref(s->usage);
-        s->usage = sum;
-    }
+    double cost = s->usage_cost_usd + json_number_value(json_object_get(u, "cost_usd"));
+    if (!isfinite(cost))
+        return;
+    s->usage_prompt_tokens += json_integer_value(json_object_get(u, "prompt_tokens"));
+    s->usage_completion_tokens += json_integer_value(json_object_get(u, "completion_tokens"));
+    s->usage_cost_usd = cost;
+    s->has_usage = 1;
+}
+
+json_t *tt_session_usage(const tt_session *s)
+{
+    if (!s->has_usage)
+        return NULL;
+    return json_pack("{s:I, s:I, s:f}", "prompt_tokens", (json_int_t)s->usage_prompt_tokens,
+                     "completion_tokens", (json_int_t)s->usage_completion_tokens, "cost_usd",
+                     s->usage_cost_usd);
 }
 
 int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
@@ -528,8 +531,8 @@ json_t *tt_session_snapshot(tt_session *s)
                   "step", s->step, "agent", s->agent, "title", s->title, "transcript", transcript,
                   "pending", s->pending, "agent_state", s->agent_state, "streaming", streaming);
     json_decref(streaming);
-    if (snap && s->usage)
-        json_object_set(snap, "usage", s->usage);
+    if (snap && s->has_usage)
+        json_object_set_new(snap, "usage", tt_session_usage(s));
     return snap;
 }
 

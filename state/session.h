@@ -80,8 +80,11 @@ struct tt_session {
     json_t *metadata;       /* session.open metadata (owned, object; NULL while empty) */
     json_t *client_msg_ids; /* recent say ids, bounded (owned, array; NULL while empty) */
     /* {prompt_tokens, completion_tokens, cost_usd}: the sum of every
-     * message.end's usage, superseded answers included (stored; NULL: none) */
-    json_t *usage;
+     * message.end's usage, superseded answers included (stored; has_usage 0:
+     * none). Plain numbers, no json_t kept: tt_session_usage() builds one. */
+    int has_usage;
+    int64_t usage_prompt_tokens, usage_completion_tokens;
+    double usage_cost_usd;
     /* The message in flight (tt_session_message_*; read-only outside state/). */
     json_t *streaming;     /* {message_id, role} of the open message, or NULL (stored) */
     tt_buf streaming_text; /* its text so far, up to TT_SESSION_STREAMING_MAX */
@@ -225,6 +228,10 @@ void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id);
 /* The whole current state as a snapshot event body (new reference; NULL
  * when out of memory or a released transcript could not be read back). */
 json_t *tt_session_snapshot(tt_session *s);
+
+/* The usage totals {prompt_tokens, completion_tokens, cost_usd} (new
+ * reference), or NULL when no message ended with usage yet. */
+json_t *tt_session_usage(const tt_session *s);
 
 /* A summary for session.list: {session, agent, state, title, updated_at, head}. */
 json_t *tt_session_summary(const tt_session *s);

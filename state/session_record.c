@@ -67,6 +67,25 @@ static int rec_json_or(tt_buf *b, int rc, const char *key, const json_t *v, cons
     return rc;
 }
 
+/* The usage totals as json_pack("{s:I, s:I, s:f}") dumped them. */
+static int rec_usage(tt_buf *b, int rc, const tt_session *s)
+{
+    rc = rec_key(b, rc, "usage");
+    if (rc == 0)
+        rc = tt_buf_append(b, "{\"prompt_tokens\":", 17);
+    if (rc == 0)
+        rc = tt_jw_i64(b, s->usage_prompt_tokens);
+    if (rc == 0)
+        rc = tt_buf_append(b, ",\"completion_tokens\":", 21);
+    if (rc == 0)
+        rc = tt_jw_i64(b, s->usage_completion_tokens);
+    if (rc == 0)
+        rc = tt_buf_append(b, ",\"cost_usd\":", 12);
+    if (rc == 0)
+        rc = tt_jw_real(b, s->usage_cost_usd);
+    return rc ? rc : tt_buf_append(b, "}", 1);
+}
+
 /* The record, written directly (protocol/jsonw.h): the keys and values
  * json_pack would give, in the same order, without building a json_t of it
  * on every commit. Appended to out, then a NUL (not counted in *len); out
@@ -96,8 +115,8 @@ int tt_session_record_append(const tt_session *s, tt_buf *out, size_t *len)
     rc = rec_json(out, rc, "streaming", s->streaming, 1);
     if (s->key_id[0])
         rc = rec_str(out, rc, "key_id", s->key_id);
-    if (s->usage)
-        rc = rec_json(out, rc, "usage", s->usage, 0);
+    if (s->has_usage)
+        rc = rec_usage(out, rc, s);
     if (s->on_busy[0])
         rc = rec_str(out, rc, "on_busy", s->on_busy);
     if (rc == 0)
@@ -205,8 +224,11 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     replace_json(&s->client_msg_ids, json_object_get(r, "client_msg_ids"), is_full_array);
     json_t *usage = json_object_get(r, "usage");
     if (json_is_object(usage)) {
-        json_decref(s->usage);
-        s->usage = json_incref(usage);
+        s->has_usage = 1;
+        s->usage_prompt_tokens = json_integer_value(json_object_get(usage, "prompt_tokens"));
+        s->usage_completion_tokens =
+            json_integer_value(json_object_get(usage, "completion_tokens"));
+        s->usage_cost_usd = json_number_value(json_object_get(usage, "cost_usd"));
     }
     json_t *pending = json_object_get(r, "pending");
     if (json_is_object(pending))

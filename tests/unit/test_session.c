@@ -526,6 +526,15 @@ static void test_session_record_round_trips(void **state)
     tt_session_set_pending(s, json_pack("{s:s}", "question", "why?"));
     json_object_set_new(s->agent_state, "k", json_integer(7));
     tt_session_remember_msg_id(s, "c1");
+    char mid[TT_MESSAGE_ID_MAX];
+    for (int i = 0; i < 2; i++) { /* usage totals: a cost that is not integral */
+        assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+        assert_int_equal(tt_session_message_end(s, mid,
+                                                json_pack("{s:i, s:i, s:f}", "prompt_tokens", 5,
+                                                          "completion_tokens", 7, "cost_usd", 0.1)),
+                         0);
+    }
+    tt_session_set_pending(s, json_pack("{s:s}", "question", "why?"));
     assert_int_equal(tt_registry_flush(f->reg), 0);
     size_t len = 0;
     char *rec = tt_session_record(s, &len);
@@ -544,6 +553,23 @@ static void test_session_record_round_trips(void **state)
     assert_true(json_equal(back->pending, s->pending));
     assert_true(json_equal(back->agent_state, s->agent_state));
     assert_true(tt_session_seen_msg_id(back, "c1"));
+    json_t *u = tt_session_usage(s), *ub = tt_session_usage(back);
+    assert_non_null(u);
+    assert_true(json_equal(ub, u));
+    assert_int_equal(json_integer_value(json_object_get(u, "prompt_tokens")), 10);
+    assert_true(json_real_value(json_object_get(ub, "cost_usd")) == 0.1 + 0.1);
+    json_decref(u);
+    json_decref(ub);
+    size_t len2 = 0; /* and written back byte for byte (the transcript's bounds aside:
+                        back did not read its entries) */
+    char *rec2 = tt_session_record(back, &len2);
+    char *tail = strstr(rec, ",\"transcript_first\""),
+         *tail2 = strstr(rec2, ",\"transcript_first\"");
+    assert_non_null(tail);
+    assert_non_null(tail2);
+    assert_int_equal(tail - rec, tail2 - rec2);
+    assert_memory_equal(rec, rec2, (size_t)(tail - rec));
+    free(rec2);
     tt_session_free(back);
     free(rec);
 }
@@ -568,8 +594,12 @@ static char *reference_record(tt_session *s)
     assert_non_null(r);
     if (s->key_id[0])
         json_object_set_new(r, "key_id", json_string(s->key_id));
-    if (s->usage)
-        json_object_set(r, "usage", s->usage);
+    if (s->has_usage) /* as usage_add made it before the totals were kept as numbers */
+        json_object_set_new(r, "usage",
+                            json_pack("{s:I, s:I, s:f}", "prompt_tokens",
+                                      (json_int_t)s->usage_prompt_tokens, "completion_tokens",
+                                      (json_int_t)s->usage_completion_tokens, "cost_usd",
+                                      s->usage_cost_usd));
     if (s->on_busy[0])
         json_object_set_new(r, "on_busy", json_string(s->on_busy));
     json_object_set_new(r, "transcript_first", json_integer((json_int_t)s->transcript_first));
@@ -606,8 +636,18 @@ static void test_session_record_is_what_json_pack_made(void **state)
     json_object_set_new(s->agent_state, "k", json_real(0.25));
     snprintf(s->key_id, sizeof s->key_id, "key_\"1");
     snprintf(s->on_busy, sizeof s->on_busy, "queue");
-    s->usage = json_pack("{s:i, s:i}", "input_tokens", 3, "output_tokens", 4);
     char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_message_end(s, mid,
+                                            json_pack("{s:i, s:i, s:f}", "prompt_tokens", 3,
+                                                      "completion_tokens", 4, "cost_usd", 0.0)),
+                     0);
+    expect_record_as_before(s); /* a cost of 0.0 */
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(
+        tt_session_message_end(s, mid, json_pack("{s:f}", "cost_usd", 0.1 + 0.2 + 1e-17)), 0);
+    assert_float_equal(s->usage_cost_usd, 0.1 + 0.2 + 1e-17, 0);
+    assert_int_equal(s->usage_prompt_tokens, 3);
     assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
     expect_record_as_before(s);
     assert_int_equal(tt_registry_flush(f->reg), 0);
