@@ -126,9 +126,6 @@ static const opt options[] = {
      "recent events per session kept in memory for fast replay"},
     {"idle-evict-s", K_I64, O(idle_evict_s), 0, 0, INT64_MAX / 1000, NULL, "300",
      "unused sessions leave memory after this (0: never)"},
-    {"rest-release-ms", K_I64, O(rest_release_ms), 0, 0, 86400000, NULL, "1000",
-     "a session at rest unused this long releases its transcript's entries, read back from "
-     "the store when it next works (0: never)"},
     {"max-sessions-per-user", K_I64, O(max_sessions_per_user), 0, 0, INT64_MAX, NULL, "1000",
      "sessions one user (of one tenant) may keep, closed ones included; more get "
      "limit_exceeded (0: no cap)"},

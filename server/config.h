@@ -57,7 +57,6 @@ typedef struct tt_config {
     int64_t retain_events;
     int64_t memory_events;
     int64_t idle_evict_s;
-    int64_t rest_release_ms; /* a session at rest releases its transcript after this; 0: never */
     int64_t transcript_max;
     int64_t max_sessions_per_user;    /* per tenant and user; 0: no cap */
     char database_url[1024];          /* PostgreSQL (libpq URI or key=value); "": LMDB alone */

@@ -170,7 +170,7 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
     metric(&b, "tether_sessions_evicted_total", "counter", "Idle sessions evicted from memory",
            rs->sessions_evicted);
     metric(&b, "tether_sessions_rest_released_total", "counter",
-           "Sessions at rest that released their transcript (read back when they next work)",
+           "Commits after which a session at rest released its transcript (read back when needed)",
            rs->sessions_rest_released);
     metric(&b, "tether_frames_in_total", "counter", "Client frames received", m->frames_in);
     metric(&b, "tether_frames_out_total", "counter", "Frames written to sockets", m->frames_out);

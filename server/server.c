@@ -289,7 +289,6 @@ static int setup_storage(tt_server *srv)
         .retain_events = (uint64_t)cfg->retain_events,
         .max_lag_events = (uint64_t)cfg->max_lag_events,
         .idle_evict_ms = cfg->idle_evict_s * 1000,
-        .rest_release_ms = cfg->rest_release_ms,
         .transcript_max = (size_t)cfg->transcript_max,
         .sync_interval_ms = so.sync == TT_SYNC_PERIODIC ? cfg->sync_interval_ms : 0,
         .max_sessions_per_owner = (uint64_t)cfg->max_sessions_per_user,

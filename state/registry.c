@@ -43,8 +43,6 @@ int tt_registry_new(uv_loop_t *loop, tt_store *store, const tt_registry_options 
     uint64_t period = 1000;
     if (opt->idle_evict_ms > 0 && (uint64_t)opt->idle_evict_ms / 2 < period)
         period = (uint64_t)opt->idle_evict_ms / 2 + 1;
-    if (opt->rest_release_ms > 0 && (uint64_t)opt->rest_release_ms / 2 < period)
-        period = (uint64_t)opt->rest_release_ms / 2 + 1;
     if (opt->sync_interval_ms > 0 && (uint64_t)opt->sync_interval_ms < period)
         period = (uint64_t)opt->sync_interval_ms;
     (void)uv_timer_start(&reg->maintenance, on_maintenance, period, period);
@@ -419,20 +417,6 @@ static void evict_idle(tt_registry *reg)
     free(victims);
 }
 
-/* Sessions at rest unused for rest_release_ms release what the store can
- * give back (session.h). Cheap per session: a few fields read. */
-static void release_at_rest(tt_registry *reg)
-{
-    int64_t now = (int64_t)uv_now(reg->loop);
-    size_t pos = 0, n = 0;
-    tt_session *s;
-    while ((s = tt_map_next(&reg->sessions, &pos))) {
-        if (s->transcript_mem && now - s->last_used_ms >= reg->opt.rest_release_ms)
-            n += (size_t)tt_session_rest_release(s);
-    }
-    reg->stats.sessions_rest_released += n;
-}
-
 static void registry_free(tt_registry *reg)
 {
     tt_buf_free(&reg->records);
@@ -535,8 +519,6 @@ static void on_maintenance(uv_timer_t *t)
     tt_registry *reg = t->data;
     if (reg->opt.idle_evict_ms > 0)
         evict_idle(reg);
-    if (reg->opt.rest_release_ms > 0)
-        release_at_rest(reg);
     int64_t now = (int64_t)uv_now(reg->loop);
     if (reg->opt.sync_interval_ms > 0 && !reg->syncing &&
         now - reg->last_sync_ms >= reg->opt.sync_interval_ms) {

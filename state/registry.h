@@ -14,9 +14,9 @@
  * next use reloads the last committed state (clients never saw the discarded
  * events: cursors only hand out committed ones).
  *
- * A session at rest and unused for rest_release_ms keeps its record and
- * cursors in memory but releases its transcript's entries, read back from the
- * store when it next works (session.h, tt_session_rest_release).
+ * A session committed at rest keeps its record and cursors in memory but
+ * releases its ring (once its readers have every event) and its transcript's
+ * entries, read back from the store when needed (session.h).
  *
  * Sessions not used for idle_evict_ms (no cursors, nothing uncommitted, agent
  * not running) are freed and loaded back from the store on demand. Start-up
@@ -30,14 +30,11 @@
 #include "state/store.h"
 
 typedef struct tt_registry_options {
-    size_t headroom;         /* bytes reserved in front of each frame (LWS_PRE) */
-    size_t memory_events;    /* committed events kept in memory per session */
-    uint64_t retain_events;  /* events kept in the store per session; 0 = all */
-    uint64_t max_lag_events; /* a cursor further behind gets a snapshot instead */
-    int64_t idle_evict_ms;   /* evict sessions unused this long */
-    /* A session at rest unused this long releases what it reads back from the
-     * store when it next works (tt_session_rest_release); 0: never. */
-    int64_t rest_release_ms;
+    size_t headroom;                 /* bytes reserved in front of each frame (LWS_PRE) */
+    size_t memory_events;            /* committed events kept in memory per session */
+    uint64_t retain_events;          /* events kept in the store per session; 0 = all */
+    uint64_t max_lag_events;         /* a cursor further behind gets a snapshot instead */
+    int64_t idle_evict_ms;           /* evict sessions unused this long */
     size_t transcript_max;           /* transcript entries kept (memory and store) */
     int64_t sync_interval_ms;        /* fsync period under TT_SYNC_PERIODIC; 0 = none */
     uint64_t max_sessions_per_owner; /* tt_registry_create refuses more (TT_ELIMIT); 0 = no cap */
@@ -97,7 +94,8 @@ typedef struct tt_registry_stats {
     uint64_t sessions_discarded; /* sessions whose uncommitted changes were thrown away */
     uint64_t sessions_loaded;
     uint64_t sessions_evicted;
-    uint64_t sessions_rest_released; /* sessions at rest that released their transcript */
+    uint64_t
+        sessions_rest_released; /* commits after which a session at rest released its transcript */
     /* commit latency histogram: counts of commits <= bound (cumulative at render) */
     uint64_t commit_buckets[12];
     double commit_seconds_sum;

@@ -15,6 +15,7 @@
 #include "protocol/names.h"
 #include "protocol/utf8.h"
 #include "state/registry.h"
+#include "state/registry_private.h"
 #include "state/session.h"
 #include "state/transcript.h"
 
@@ -87,11 +88,10 @@ tt_session *tt_session_new(tt_registry *reg)
     s->ring_cap = RING_INITIAL; /* grows on demand up to memory_events */
     s->ring = calloc(s->ring_cap, sizeof *s->ring);
     s->agent_state = json_object();
-    s->transcript_mem = json_array();
     s->first_seq = 1;
     s->ring_first = 1;
-    s->transcript_first = s->transcript_stored_first = 1;
-    if (!s->ring || !s->agent_state || !s->transcript_mem) {
+    s->transcript_first = s->transcript_stored_first = s->transcript_mem_first = 1;
+    if (!s->ring || !s->agent_state) {
         tt_session_free(s);
         return NULL;
     }
@@ -173,29 +173,41 @@ void tt_session_ring_after_commit(tt_session *s)
         s->ring_first++;
     }
     tt_session_ring_release_idle(s);
+    if (tt_session_rest_release(s))
+        s->reg->stats.sessions_rest_released++;
 }
 
 /* --- the transcript, released at rest (session.h) -------------------------- */
 
+/* The index of the last entry (transcript_first - 1 when empty). */
+static uint64_t transcript_end(const tt_session *s)
+{
+    return s->transcript_mem_first + json_array_size(s->transcript_mem) - 1;
+}
+
 json_t *tt_session_transcript(tt_session *s)
 {
-    if (s->transcript_mem)
-        return s->transcript_mem;
-    /* Released: the store holds every entry, [transcript_first, transcript_stored]. */
-    s->transcript_mem = json_array();
-    int rc = s->transcript_mem ? tt_transcript_load(s, tt_registry_store(s->reg)) : TT_ENOMEM;
-    if (rc) {
+    if (!s->transcript_mem && !(s->transcript_mem = json_array()))
+        return NULL;
+    if (s->transcript_mem_first > s->transcript_first) {
+        /* The front was released: read it back (the store holds it). */
+        json_t *front = NULL;
+        if (tt_transcript_read_front(s, tt_registry_store(s->reg), &front) != 0)
+            return NULL;
+        if (json_array_extend(front, s->transcript_mem) != 0) {
+            json_decref(front);
+            return NULL;
+        }
         json_decref(s->transcript_mem);
-        s->transcript_mem = NULL;
+        s->transcript_mem = front;
+        s->transcript_mem_first = s->transcript_first;
     }
     return s->transcript_mem;
 }
 
 size_t tt_session_transcript_size(const tt_session *s)
 {
-    if (s->transcript_mem)
-        return json_array_size(s->transcript_mem);
-    return (size_t)(s->transcript_stored + 1 - s->transcript_first);
+    return (size_t)(transcript_end(s) + 1 - s->transcript_first);
 }
 
 int tt_session_rest_release(tt_session *s)
@@ -204,30 +216,34 @@ int tt_session_rest_release(tt_session *s)
         s->committed != s->head || s->stored_head != s->head || s->state == TT_STATE_RUNNING ||
         s->streaming)
         return 0;
-    /* The store must hold exactly the entries in memory (transcript.h). */
-    size_t n = json_array_size(s->transcript_mem);
+    /* Only entries the store holds, all of them (transcript.h). */
+    uint64_t end = transcript_end(s);
     if (s->transcript_stored_first != s->transcript_first || s->transcript_stale != 0 ||
-        s->transcript_stored + 1 != s->transcript_first + n || n == 0)
+        s->transcript_stored != end)
         return 0;
     json_decref(s->transcript_mem);
     s->transcript_mem = NULL;
+    s->transcript_mem_first = end + 1;
     return 1;
 }
 
-/* 0, or TT_ENOMEM when the entry could not be added (a released transcript
- * not read back included). */
+/* 0, or TT_ENOMEM when the entry could not be added. Only the end of the
+ * transcript is needed: a released front is not read back. */
 static int transcript_add(tt_session *s, const char *role, const char *message_id, json_t *text)
 {
-    json_t *t = tt_session_transcript(s);
+    if (!s->transcript_mem && !(s->transcript_mem = json_array()))
+        return TT_ENOMEM;
     json_t *entry =
-        t ? json_pack("{s:s, s:s, s:O}", "role", role, "message_id", message_id, "text", text)
-          : NULL;
-    if (!entry || json_array_append_new(t, entry) != 0)
+        json_pack("{s:s, s:s, s:O}", "role", role, "message_id", message_id, "text", text);
+    if (!entry || json_array_append_new(s->transcript_mem, entry) != 0)
         return TT_ENOMEM;
     size_t max = tt_registry_options_get(s->reg)->transcript_max;
-    while (max && json_array_size(t) > max) {
-        json_array_remove(t, 0);
-        s->transcript_first++;
+    while (max && tt_session_transcript_size(s) > max) {
+        if (s->transcript_mem_first == s->transcript_first) {
+            json_array_remove(s->transcript_mem, 0);
+            s->transcript_mem_first++;
+        }
+        s->transcript_first++; /* a released entry: the next commit deletes it from the store */
     }
     tt_session_touch(s);
     return 0;
@@ -260,8 +276,6 @@ uint64_t tt_session_emit(tt_session *s, const char *type, json_t *body)
 
 uint64_t tt_session_user_message(tt_session *s, const char *text, const char *client_msg_id)
 {
-    if (!tt_session_transcript(s))
-        return 0; /* released at rest and not read back: nothing changed */
     char mid[TT_MESSAGE_ID_MAX];
     tt_new_id("m", mid, sizeof mid);
     json_t *body = json_pack("{s:s, s:s, s:s?}", "message_id", mid, "text", text, "client_msg_id",
@@ -375,10 +389,10 @@ int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
 
 int tt_session_message_end_cited(tt_session *s, const char *id, json_t *usage, json_t *citations)
 {
-    if (!is_open(s, id) || !tt_session_transcript(s)) {
+    if (!is_open(s, id)) {
         json_decref(usage);
         json_decref(citations);
-        return is_open(s, id) ? TT_ENOMEM : TT_ECONFLICT;
+        return TT_ECONFLICT;
     }
     char mid[TT_MESSAGE_ID_MAX];
     tt_utf8_copy(mid, sizeof mid, id); /* id may be the open message's own string */

@@ -73,8 +73,10 @@ struct tt_session {
     json_t *agent_state; /* the agent's persisted state (object, owned) */
     json_t *pending;     /* pending question/approval event body, or NULL */
     /* [{role, message_id, text}] (owned): read it through
-     * tt_session_transcript(), never directly. NULL while released at rest
-     * (tt_session_rest_release): the store holds every entry then. */
+     * tt_session_transcript(), never directly. Private to state/: it holds
+     * the entries from transcript_mem_first on (NULL: none); those before,
+     * from transcript_first, were released at rest and are in the store
+     * (tt_session_rest_release). */
     json_t *transcript_mem;
     json_t *input;          /* session.open input (owned, object; NULL while empty) */
     json_t *metadata;       /* session.open metadata (owned, object; NULL while empty) */
@@ -123,6 +125,7 @@ struct tt_session {
     int in_deliver_list;
     /* transcript[0]'s index, and the entries the store holds (transcript.h) */
     uint64_t transcript_first, transcript_stored_first, transcript_stored;
+    uint64_t transcript_mem_first; /* transcript_mem[0]'s index (see transcript_mem) */
     /* after a rewind: the highest index the store may still hold past the
      * transcript's end (0: none); the next commit deletes them */
     uint64_t transcript_stale;
@@ -199,8 +202,8 @@ const char *tt_session_message_open(const tt_session *s);
 int tt_session_rewind(tt_session *s, const char *message_id, const char *reason);
 
 /* The transcript, an array of {role, message_id, text} owned by the session
- * (valid until the session next changes or comes to rest). A transcript
- * released at rest is read back from the store first: NULL only when that
+ * (valid until the session next changes or is committed at rest). Entries
+ * released at rest are read back from the store first: NULL only when that
  * read failed (the session is unchanged then). */
 json_t *tt_session_transcript(tt_session *s);
 
@@ -307,9 +310,10 @@ void tt_session_ring_after_commit(tt_session *s);
 /* Free the ring of a session at rest whose readers all have every event. */
 void tt_session_ring_release_idle(tt_session *s);
 /* Release what a session at rest (nothing uncommitted, not running, no
- * message open) can read back from the store when it next works: its
- * transcript's entries (tt_session_transcript reads them back). Returns 1
- * when something was released. */
+ * message open) reads back from the store when it needs it again: its
+ * transcript's entries (tt_session_transcript reads them back; a new entry
+ * is appended without them). Returns 1 when it released them. Called after
+ * each commit (tt_session_ring_after_commit). */
 int tt_session_rest_release(tt_session *s);
 
 #endif

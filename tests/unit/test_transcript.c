@@ -323,8 +323,9 @@ static char *record_of(tt_session *s)
     return rec;
 }
 
-/* A session released at rest gives the same record, snapshot and transcript
- * as before, and a conversation continued from there is stored whole. */
+/* A session committed at rest releases its transcript; read back, it gives
+ * the record, snapshot and entries a session loaded whole gives, and a
+ * conversation continued from there is stored whole. */
 static void test_transcript_released_at_rest_reads_back_the_same(void **state)
 {
     fixture *f = *state;
@@ -334,30 +335,37 @@ static void test_transcript_released_at_rest_reads_back_the_same(void **state)
     for (int n = 1; n <= 6; n++)
         add_entry(s, n, 100);
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    char *rec = record_of(s);
-    json_t *snap = tt_session_snapshot(s);
-    json_t *before = json_deep_copy(tt_session_transcript(s));
-
-    assert_int_equal(tt_session_rest_release(s), 1);
-    assert_null(s->transcript_mem);
+    assert_null(s->transcript_mem); /* released by the commit */
     assert_int_equal(tt_session_transcript_size(s), 6);
-    char *released = record_of(s); /* the bounds come from the store's, not the array */
-    assert_string_equal(released, rec);
-    json_t *snap2 = tt_session_snapshot(s); /* reads it back */
+    char *rec = record_of(s);              /* the bounds without the entries */
+    json_t *snap = tt_session_snapshot(s); /* reads them back */
+    assert_non_null(snap);
     assert_non_null(s->transcript_mem);
-    assert_true(json_equal(snap2, snap));
-    assert_true(json_equal(tt_session_transcript(s), before));
+    assert_texts(tt_session_transcript(s), 1, 6, 100);
+    json_t *before = json_deep_copy(tt_session_transcript(s));
+    char *rec2 = record_of(s);
+    assert_string_equal(rec2, rec);
+    free(rec2);
 
-    /* Released again, then the conversation goes on: the new turns follow
-     * the six read back, in memory and in the store. */
+    /* The same as a session loaded whole from the store. */
+    reopen(f);
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_non_null(s->transcript_mem);
+    assert_true(json_equal(s->transcript_mem, before));
+    rec2 = record_of(s);
+    assert_string_equal(rec2, rec);
+    free(rec2);
+    json_t *snap2 = tt_session_snapshot(s);
+    assert_true(json_equal(snap2, snap));
+
+    /* Released, then the conversation goes on: the new turns are appended
+     * alone, and follow the six in the store and when read back. */
     assert_int_equal(tt_session_rest_release(s), 1);
     add_entry(s, 7, 100);
     add_entry(s, 8, 100);
+    assert_int_equal(json_array_size(s->transcript_mem), 2);
+    assert_int_equal(s->transcript_mem_first, 7);
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    assert_texts(tt_session_transcript(s), 1, 8, 100);
-    for (size_t i = 0; i < 6; i++)
-        assert_true(
-            json_equal(json_array_get(tt_session_transcript(s), i), json_array_get(before, i)));
     json_t *r = stored_record(f, sid);
     assert_int_equal(json_integer_value(json_object_get(r, "transcript_first")), 1);
     assert_int_equal(json_integer_value(json_object_get(r, "transcript_count")), 8);
@@ -366,6 +374,10 @@ static void test_transcript_released_at_rest_reads_back_the_same(void **state)
     assert_int_equal(st.first, 1);
     assert_texts(st.texts, 1, 8, 100);
     json_decref(st.texts);
+    assert_texts(tt_session_transcript(s), 1, 8, 100);
+    for (size_t i = 0; i < 6; i++)
+        assert_true(
+            json_equal(json_array_get(tt_session_transcript(s), i), json_array_get(before, i)));
     json_t *now = json_deep_copy(tt_session_transcript(s));
     reopen(f);
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
@@ -375,7 +387,6 @@ static void test_transcript_released_at_rest_reads_back_the_same(void **state)
     json_decref(snap2);
     json_decref(before);
     free(rec);
-    free(released);
 }
 
 /* Trimming to transcript_max and a rewind, each on a released transcript. */
@@ -391,16 +402,17 @@ static void test_transcript_released_then_trimmed_and_rewound(void **state)
     for (int n = 1; n <= 4; n++)
         add_entry(s, n, 20);
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    assert_int_equal(tt_session_rest_release(s), 1);
-    add_entry(s, 5, 20);
+    assert_null(s->transcript_mem);
+    add_entry(s, 5, 20); /* the front, released, is trimmed without being read back */
     add_entry(s, 6, 20);
-    assert_int_equal(tt_registry_flush(f->reg), 0);
     assert_int_equal(s->transcript_first, 3);
-    assert_texts(tt_session_transcript(s), 3, 6, 20);
+    assert_int_equal(json_array_size(s->transcript_mem), 2);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
     stored st = read_stored(f, sid);
     assert_int_equal(st.first, 3);
     assert_texts(st.texts, 3, 6, 20);
     json_decref(st.texts);
+    assert_texts(tt_session_transcript(s), 3, 6, 20);
 
     /* Rewind to entry 5 (a user turn) while released: 3 and 4 are left. */
     char mid[TT_MESSAGE_ID_MAX];
@@ -415,10 +427,11 @@ static void test_transcript_released_then_trimmed_and_rewound(void **state)
     assert_int_equal(st.first, 3);
     assert_int_equal(st.last, 4);
     json_decref(st.texts);
-    assert_int_equal(tt_session_rest_release(s), 1);
+    add_entry(s, 5, 20); /* after the rewind, released again: appended after 4 */
+    assert_int_equal(tt_registry_flush(f->reg), 0);
     reopen(f);
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
-    assert_texts(tt_session_transcript(s), 3, 4, 20);
+    assert_texts(tt_session_transcript(s), 3, 5, 20);
 }
 
 /* Nothing is released while the session is not at rest or not all stored. */
@@ -426,23 +439,20 @@ static void test_transcript_kept_while_in_use(void **state)
 {
     fixture *f = *state;
     tt_session *s = new_session(f);
-    assert_int_equal(tt_session_rest_release(s), 0); /* uncommitted */
-    assert_int_equal(tt_registry_flush(f->reg), 0);
-    assert_int_equal(tt_session_rest_release(s), 0); /* empty: nothing to release */
     add_entry(s, 1, 10);
     assert_int_equal(tt_session_rest_release(s), 0); /* the entry is not stored yet */
-    assert_int_equal(tt_registry_flush(f->reg), 0);
     char mid[TT_MESSAGE_ID_MAX];
     assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    assert_int_equal(tt_session_rest_release(s), 0); /* a message is open */
+    assert_non_null(s->transcript_mem); /* a message is open */
+    assert_int_equal(tt_session_rest_release(s), 0);
     assert_int_equal(tt_session_message_end(s, mid, json_object()), 0);
     tt_session_set_state(s, TT_STATE_RUNNING, "work");
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    assert_int_equal(tt_session_rest_release(s), 0); /* running */
+    assert_non_null(s->transcript_mem); /* running */
     tt_session_set_state(s, TT_STATE_IDLE, "done");
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    assert_int_equal(tt_session_rest_release(s), 1);
+    assert_null(s->transcript_mem);
     assert_int_equal(tt_session_transcript_size(s), 2);
     assert_int_equal(json_array_size(tt_session_transcript(s)), 2);
 }
