@@ -185,6 +185,10 @@ static uint64_t transcript_end(const tt_session *s)
     return s->transcript_mem_first + json_array_size(s->transcript_mem) - 1;
 }
 
+/* A transcript larger than this stays in memory at rest: reading it back
+ * (an LMDB read and a JSON parse, on the loop) stays near a millisecond. */
+#define REST_RELEASE_BYTES_MAX ((size_t)256 << 10)
+
 json_t *tt_session_transcript(tt_session *s)
 {
     if (!s->transcript_mem && !(s->transcript_mem = json_array()))
@@ -201,6 +205,8 @@ json_t *tt_session_transcript(tt_session *s)
         json_decref(s->transcript_mem);
         s->transcript_mem = front;
         s->transcript_mem_first = s->transcript_first;
+        s->transcript_mem_bytes = tt_transcript_bytes(front);
+        s->transcript_front_bytes = 0;
     }
     return s->transcript_mem;
 }
@@ -221,9 +227,14 @@ int tt_session_rest_release(tt_session *s)
     if (s->transcript_stored_first != s->transcript_first || s->transcript_stale != 0 ||
         s->transcript_stored != end)
         return 0;
+    size_t bytes = s->transcript_front_bytes + s->transcript_mem_bytes;
+    if (bytes > REST_RELEASE_BYTES_MAX)
+        return 0; /* kept: too large to read back on the loop */
     json_decref(s->transcript_mem);
     s->transcript_mem = NULL;
     s->transcript_mem_first = end + 1;
+    s->transcript_front_bytes = bytes;
+    s->transcript_mem_bytes = 0;
     return 1;
 }
 
@@ -235,15 +246,21 @@ static int transcript_add(tt_session *s, const char *role, const char *message_i
         return TT_ENOMEM;
     json_t *entry =
         json_pack("{s:s, s:s, s:O}", "role", role, "message_id", message_id, "text", text);
+    size_t bytes = tt_transcript_entry_bytes(entry);
     if (!entry || json_array_append_new(s->transcript_mem, entry) != 0)
         return TT_ENOMEM;
+    s->transcript_mem_bytes += bytes;
     size_t max = tt_registry_options_get(s->reg)->transcript_max;
     while (max && tt_session_transcript_size(s) > max) {
         if (s->transcript_mem_first == s->transcript_first) {
+            s->transcript_mem_bytes -=
+                tt_transcript_entry_bytes(json_array_get(s->transcript_mem, 0));
             json_array_remove(s->transcript_mem, 0);
             s->transcript_mem_first++;
         }
-        s->transcript_first++; /* a released entry: the next commit deletes it from the store */
+        /* A released entry: the next commit deletes it from the store
+         * (transcript_front_bytes stays an upper bound). */
+        s->transcript_first++;
     }
     tt_session_touch(s);
     return 0;
@@ -463,8 +480,10 @@ int tt_session_rewind(tt_session *s, const char *message_id, const char *reason)
     if (!body || tt_session_emit(s, "rewind", body) == 0)
         return TT_ENOMEM;
     json_t *t = tt_session_transcript(s); /* read back by the find above */
-    while (json_array_size(t) > (size_t)at)
+    while (json_array_size(t) > (size_t)at) {
+        s->transcript_mem_bytes -= tt_transcript_entry_bytes(json_array_get(t, (size_t)at));
         json_array_remove(t, (size_t)at);
+    }
     /* The store's entries from here on are rewritten by the next appends;
      * those left past the end are deleted at the next commit (transcript.h). */
     uint64_t last = s->transcript_first + (uint64_t)at - 1;

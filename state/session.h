@@ -126,6 +126,9 @@ struct tt_session {
     /* transcript[0]'s index, and the entries the store holds (transcript.h) */
     uint64_t transcript_first, transcript_stored_first, transcript_stored;
     uint64_t transcript_mem_first; /* transcript_mem[0]'s index (see transcript_mem) */
+    /* tt_transcript_entry_bytes of the entries in memory, and of those
+     * released (an upper bound once trimming dropped some unread) */
+    size_t transcript_mem_bytes, transcript_front_bytes;
     /* after a rewind: the highest index the store may still hold past the
      * transcript's end (0: none); the next commit deletes them */
     uint64_t transcript_stale;

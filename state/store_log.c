@@ -281,6 +281,7 @@ int tt_transcript_record_get(tt_session *s, json_t *record, int version)
         if (json_is_array(inline_entries)) {
             json_decref(s->transcript_mem);
             s->transcript_mem = json_incref(inline_entries);
+            s->transcript_mem_bytes = tt_transcript_bytes(inline_entries);
         }
         s->transcript_first = s->transcript_stored_first = s->transcript_mem_first = 1;
         s->transcript_stored = 0;
@@ -292,6 +293,7 @@ int tt_transcript_record_get(tt_session *s, json_t *record, int version)
         first < 1 || count < 0 || first > INT64_MAX - count)
         return TT_EINVAL;
     json_array_clear(s->transcript_mem);
+    s->transcript_mem_bytes = s->transcript_front_bytes = 0;
     s->transcript_first = s->transcript_stored_first = s->transcript_mem_first = (uint64_t)first;
     s->transcript_stored = (uint64_t)(first + count - 1);
     return 0;
@@ -333,7 +335,22 @@ int tt_transcript_load(tt_session *s, tt_store *st)
     if (!s->transcript_mem && !(s->transcript_mem = json_array()))
         return TT_ENOMEM;
     size_t count = (size_t)(s->transcript_stored - s->transcript_stored_first + 1);
-    return read_entries(s, st, s->transcript_stored_first, count, s->transcript_mem);
+    int rc = read_entries(s, st, s->transcript_stored_first, count, s->transcript_mem);
+    s->transcript_mem_bytes = tt_transcript_bytes(s->transcript_mem);
+    return rc;
+}
+
+size_t tt_transcript_entry_bytes(const json_t *entry)
+{
+    return entry ? 64 + json_string_length(json_object_get(entry, "text")) : 0;
+}
+
+size_t tt_transcript_bytes(const json_t *entries)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(entries); i++)
+        n += tt_transcript_entry_bytes(json_array_get(entries, i));
+    return n;
 }
 
 int tt_transcript_read_front(const tt_session *s, tt_store *st, json_t **out)

@@ -68,6 +68,11 @@ int tt_transcript_record_get(tt_session *s, json_t *record, int version);
  * s->transcript_mem. TT_EINVAL when the store does not hold all of them. */
 int tt_transcript_load(tt_session *s, tt_store *st);
 
+/* What an entry weighs for the release at rest: its text's bytes and a
+ * fixed allowance for the rest (0 for NULL); the sum over an array. */
+size_t tt_transcript_entry_bytes(const json_t *entry);
+size_t tt_transcript_bytes(const json_t *entries);
+
 /* The entries released at rest, [transcript_first, transcript_mem_first),
  * read back from the store into a new array (*out). TT_EINVAL when the store
  * does not hold all of them. */

@@ -457,6 +457,26 @@ static void test_transcript_kept_while_in_use(void **state)
     assert_int_equal(json_array_size(tt_session_transcript(s)), 2);
 }
 
+/* A transcript too large to read back on the loop in about a millisecond
+ * (over 256 KiB of text) stays in memory at rest, as before; one under it
+ * is released. */
+static void test_transcript_too_large_to_read_back_stays(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    add_entry(s, 1, 150000);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_null(s->transcript_mem); /* 150 KB: released */
+    add_entry(s, 2, 150000);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_non_null(s->transcript_mem); /* 300 KB with the released front: kept */
+    assert_int_equal(json_array_size(s->transcript_mem), 1);
+    assert_texts(tt_session_transcript(s), 1, 2, 150000);
+    add_entry(s, 3, 10);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(json_array_size(s->transcript_mem), 3); /* read back whole, and kept */
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -469,6 +489,7 @@ int main(void)
         T(test_transcript_released_at_rest_reads_back_the_same),
         T(test_transcript_released_then_trimmed_and_rewound),
         T(test_transcript_kept_while_in_use),
+        T(test_transcript_too_large_to_read_back_stays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
