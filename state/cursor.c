@@ -37,6 +37,7 @@ static int start_with_snapshot(tt_cursor *c)
     int rc = tt_event_encode("snapshot", s->id, s->committed, tt_wall_ms(), snap,
                              tt_registry_options_get(s->reg)->headroom, &c->snapshot);
     c->next = s->committed + 1;
+    tt_session_rest_release(s); /* at rest, the transcript the snapshot read goes again */
     return rc;
 }
 

@@ -173,8 +173,7 @@ void tt_session_ring_after_commit(tt_session *s)
         s->ring_first++;
     }
     tt_session_ring_release_idle(s);
-    if (tt_session_rest_release(s))
-        s->reg->stats.sessions_rest_released++;
+    tt_session_rest_release(s);
 }
 
 /* --- the transcript, released at rest (session.h) -------------------------- */
@@ -235,6 +234,7 @@ int tt_session_rest_release(tt_session *s)
     s->transcript_mem_first = end + 1;
     s->transcript_front_bytes = bytes;
     s->transcript_mem_bytes = 0;
+    s->reg->stats.sessions_rest_released++;
     return 1;
 }
 

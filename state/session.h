@@ -315,8 +315,9 @@ void tt_session_ring_release_idle(tt_session *s);
 /* Release what a session at rest (nothing uncommitted, not running, no
  * message open) reads back from the store when it needs it again: its
  * transcript's entries (tt_session_transcript reads them back; a new entry
- * is appended without them). Returns 1 when it released them. Called after
- * each commit (tt_session_ring_after_commit). */
+ * is appended without them). Returns 1 when it released them (counted in
+ * the registry's stats). Called after each commit (tt_session_ring_after_commit)
+ * and after a snapshot is made. */
 int tt_session_rest_release(tt_session *s);
 
 #endif

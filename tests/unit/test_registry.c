@@ -332,6 +332,18 @@ static void test_registry_releases_transcripts_at_rest(void **state)
     tt_registry_flush(f->reg);
     assert_int_equal(tt_registry_stats_get(f->reg)->sessions_rest_released, 2);
     assert_null(s->transcript_mem);
+    /* A snapshot reads it back whole, then lets it go again. */
+    tt_cursor *c;
+    int rec = 1, err = 0;
+    assert_int_equal(tt_cursor_attach(s, NULL, s->head + 5, &rec, &c), 0);
+    assert_int_equal(rec, 0);
+    const tt_frame *snap = tt_cursor_peek(c, &err);
+    assert_non_null(snap);
+    assert_non_null(strstr(tt_frame_text(snap), "\"text\":\"hello\""));
+    assert_non_null(strstr(tt_frame_text(snap), "\"text\":\"again\""));
+    assert_null(s->transcript_mem);
+    assert_int_equal(tt_registry_stats_get(f->reg)->sessions_rest_released, 3);
+    tt_cursor_detach(c);
 }
 
 static void test_registry_running_sessions_are_not_evicted(void **state)
