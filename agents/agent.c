@@ -390,10 +390,11 @@ void tt_agent_ask_approval(tt_session *s, json_t *body)
 }
 
 /* The message_id of the user message that started the turn in flight ("" when unknown). */
-static const char *active_turn(const tt_session *s)
+static const char *active_turn(tt_session *s)
 {
-    for (size_t i = json_array_size(s->transcript); i-- > 0;) {
-        json_t *e = json_array_get(s->transcript, i);
+    json_t *t = tt_session_transcript(s);
+    for (size_t i = json_array_size(t); i-- > 0;) {
+        json_t *e = json_array_get(t, i);
         const char *role = json_string_value(json_object_get(e, "role"));
         const char *mid = json_string_value(json_object_get(e, "message_id"));
         if (role && strcmp(role, "user") == 0)
@@ -484,9 +485,10 @@ int tt_agent_say(tt_session *s, const char *text, const char *client_msg_id, int
     return rc;
 }
 
-static const char *entry_str(const tt_session *s, long i, const char *key)
+static const char *entry_str(tt_session *s, long i, const char *key)
 {
-    return json_string_value(json_object_get(json_array_get(s->transcript, (size_t)i), key));
+    json_t *t = tt_session_transcript(s);
+    return json_string_value(json_object_get(json_array_get(t, (size_t)i), key));
 }
 
 int tt_agent_rewind_to(tt_session *s, const char *message_id, int edit, const char **said,

@@ -314,14 +314,14 @@ static const tt_llm_call_hooks hooks = {on_event, on_restart, on_done};
 
 /* The system prompt, the transcript, then this turn's tool exchanges, into
  * msgs (room for all of them and the system prompt): how many were filled. */
-static size_t fill_messages(const tt_session *s, json_t *turn, const char *system,
+static size_t fill_messages(json_t *transcript, json_t *turn, const char *system,
                             tt_llm_message *msgs)
 {
-    size_t nt = json_array_size(s->transcript), nx = json_array_size(turn);
+    size_t nt = json_array_size(transcript), nx = json_array_size(turn);
     msgs[0] = (tt_llm_message){.role = "system", .content = system};
     size_t m = 1;
     for (size_t i = 0; i < nt; i++) {
-        json_t *t = json_array_get(s->transcript, i);
+        json_t *t = json_array_get(transcript, i);
         const char *role = json_string_value(json_object_get(t, "role"));
         const char *text = json_string_value(json_object_get(t, "text"));
         if (role && text)
@@ -353,17 +353,18 @@ int tt_chat_generate(tt_session *s)
     const tt_prompt *prompt = tt_agent_prompt(env, def ? def->prompt : "chat.system");
     char *system = prompt ? tt_prompt_render(prompt, vars) : NULL;
     json_t *turn = tt_chat_turn(s);
-    size_t nt = json_array_size(s->transcript), nx = json_array_size(turn);
+    json_t *transcript = tt_session_transcript(s); /* read back if released at rest */
+    size_t nt = json_array_size(transcript), nx = json_array_size(turn);
     size_t ntools = def ? json_array_size(def->tools) : 0;
     tt_llm_message *msgs = calloc(nt + nx + 1, sizeof *msgs);
     tt_llm_tool *tools = calloc(ntools + 1, sizeof *tools);
-    if (!system || !msgs || !tools) {
+    if (!system || !msgs || !tools || !transcript) {
         free(system);
         free(msgs);
         free(tools);
         return TT_ENOMEM;
     }
-    size_t m = fill_messages(s, turn, system, msgs);
+    size_t m = fill_messages(transcript, turn, system, msgs);
     /* The last round offers no tools, so the model ends in text. */
     size_t n_offered = def && rt->round < def->max_tool_rounds ? ntools : 0;
     for (size_t i = 0; i < n_offered; i++) {

@@ -31,8 +31,11 @@
 typedef struct echo_rt {
     tt_session *s;
     const tt_agent_env *env;
-    uv_timer_t *timer; /* allocated apart: it is closed asynchronously */
-    size_t pos;        /* bytes of the reply already streamed */
+    /* allocated apart (it is closed asynchronously), for a streamed reply
+     * only: made when one starts, closed when it ends, so an echo session at
+     * rest keeps none */
+    uv_timer_t *timer;
+    size_t pos; /* bytes of the reply already streamed */
     unsigned words;
 } echo_rt;
 
@@ -50,8 +53,15 @@ static void set_mode(tt_session *s, const char *to)
     tt_agent_set_mode(rt->env, s, "mode", to);
 }
 
+static void drop_timer(echo_rt *rt)
+{
+    tt_agent_timer_close(rt->timer); /* also from its own callback: uv_close allows it */
+    rt->timer = NULL;
+}
+
 static void finish_stream(tt_session *s, echo_rt *rt)
 {
+    drop_timer(rt);
     const char *mid = tt_agent_state_str(s, "message_id");
     tt_session_message_end(s, mid,
                            json_pack("{s:i, s:i, s:f, s:s, s:b}", "prompt_tokens", 0,
@@ -80,7 +90,14 @@ static void start_stream(tt_session *s, const char *text)
     tt_agent_state_set(s, "message_id", json_string(mid));
     rt->pos = 0;
     rt->words = 0;
-    if (text[0] == '\0') {
+    if (!rt->timer)
+        rt->timer = tt_agent_timer_new(rt->env->loop, rt);
+    if (text[0] != '\0' && !rt->timer) {
+        /* No memory for the timer: the reply in one delta rather than word by word. */
+        tt_session_message_delta(s, mid, text, strlen(text));
+        rt->words = 1;
+    }
+    if (text[0] == '\0' || !rt->timer) {
         finish_stream(s, rt);
         return;
     }
@@ -124,7 +141,7 @@ static int discard_stream(tt_session *s, const char *reason)
     if (!mode || strcmp(mode, "stream") != 0)
         return 0;
     echo_rt *rt = s->agent_rt;
-    uv_timer_stop(rt->timer);
+    drop_timer(rt);
     tt_session_message_discard(s, tt_agent_state_str(s, "message_id"), reason);
     set_mode(s, "idle");
     tt_agent_state_set(s, "message_id", NULL);
@@ -133,11 +150,10 @@ static int discard_stream(tt_session *s, const char *reason)
 
 static int make_rt(tt_session *s, const tt_agent_env *env)
 {
-    uv_timer_t *timer;
-    echo_rt *rt = tt_agent_rt_new(s, env, sizeof *rt, &timer);
+    echo_rt *rt = calloc(1, sizeof *rt);
     if (!rt)
         return TT_ENOMEM;
-    rt->timer = timer;
+    s->agent_rt = rt;
     rt->s = s;
     rt->env = env;
     return 0;

@@ -11,9 +11,19 @@
 typedef struct front_rt {
     tt_session *s;
     const tt_agent_env *env;
+    /* Made when first needed (most sessions never queue a say or set a
+     * deadline): NULL until then. */
     uv_timer_t *queue_timer;  /* the next queued say, on the next loop pass */
     uv_timer_t *expiry_timer; /* the pending approval's deadline */
 } front_rt;
+
+/* *slot, made on first use: NULL without memory. */
+static uv_timer_t *timer_of(front_rt *rt, uv_timer_t **slot)
+{
+    if (!*slot)
+        *slot = tt_agent_timer_new(rt->env->loop, rt);
+    return *slot;
+}
 
 static const tt_agent_ops *ops_of(const tt_session *s)
 {
@@ -137,7 +147,11 @@ static void on_queue_timer(uv_timer_t *t)
 static void on_rest(tt_session *s)
 {
     front_rt *rt = s->agent_front;
-    if (rt && json_array_size(queue_of(s)) > 0)
+    if (!rt || json_array_size(queue_of(s)) == 0)
+        return;
+    /* Without memory for the timer the say stays queued (it is stored) until
+     * the session next comes to rest or is loaded. */
+    if (timer_of(rt, &rt->queue_timer))
         (void)uv_timer_start(rt->queue_timer, on_queue_timer, 0, 0); /* cannot fail */
 }
 
@@ -199,6 +213,8 @@ void tt_front_arm_expiry(tt_session *s)
     if (!rt || !d || !pending_approval(s) || json_is_true(json_object_get(d, "expired")))
         return;
     int64_t left = json_integer_value(json_object_get(d, "at_ms")) - tt_wall_ms();
+    if (!timer_of(rt, &rt->expiry_timer))
+        return; /* no memory: the deadline is still checked when the approval is answered */
     (void)uv_timer_start(rt->expiry_timer, on_expiry_timer, left > 0 ? (uint64_t)left : 0, 0);
 }
 
@@ -251,13 +267,7 @@ int tt_front_bind(tt_session *s, const tt_agent_env *env)
         return TT_ENOMEM;
     rt->s = s;
     rt->env = env;
-    rt->queue_timer = tt_agent_timer_new(env->loop, rt);
-    rt->expiry_timer = tt_agent_timer_new(env->loop, rt);
     s->agent_front = rt;
-    if (!rt->queue_timer || !rt->expiry_timer) {
-        tt_front_release(s);
-        return TT_ENOMEM;
-    }
     s->on_rest = on_rest;
     if (tt_front_approval_due(s))
         expire_now(s);

@@ -157,22 +157,39 @@ static int dump_jansson(tt_buf *b, const json_t *v)
     return 0;
 }
 
-/* A real: the integral ones (token counts, a cost of 0) as jansson's
- * "%.17g" plus ".0" gives them, the others by jansson. */
+/* A real that is integral (token counts, a cost of 0) as jansson's "%.17g"
+ * plus ".0" gives it: 1 with *rc set, or 0 (not one) and nothing written. */
+static int write_integral(tt_buf *b, double d, int *rc)
+{
+    if (!(d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && signbit(d))))
+        return 0;
+    char digits[24];
+    int64_t i = (int64_t)d;
+    size_t n = 0;
+    if (i < 0)
+        digits[n++] = '-';
+    n += tt_jw_u64_digits(i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i, digits + n);
+    memcpy(digits + n, ".0", 2);
+    *rc = tt_buf_append(b, digits, n + 2);
+    return 1;
+}
+
+/* A real: the integral ones directly, the others by jansson. */
 static int write_real(tt_buf *b, const json_t *v)
 {
-    double d = json_real_value(v);
-    if (d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && signbit(d))) {
-        char digits[24];
-        int64_t i = (int64_t)d;
-        size_t n = 0;
-        if (i < 0)
-            digits[n++] = '-';
-        n += tt_jw_u64_digits(i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i, digits + n);
-        memcpy(digits + n, ".0", 2);
-        return tt_buf_append(b, digits, n + 2);
-    }
-    return dump_jansson(b, v);
+    int rc;
+    return write_integral(b, json_real_value(v), &rc) ? rc : dump_jansson(b, v);
+}
+
+int tt_jw_real(tt_buf *b, double d)
+{
+    int rc;
+    if (write_integral(b, d, &rc))
+        return rc;
+    json_t *v = json_real(d); /* NULL for NaN and the infinities */
+    rc = v ? dump_jansson(b, v) : TT_EINVAL;
+    json_decref(v);
+    return rc;
 }
 
 static int write_value(tt_buf *b, const json_t *v, int depth);

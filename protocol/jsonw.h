@@ -27,6 +27,10 @@ int tt_jw_str(tt_buf *b, const char *s) TT_BUF_WUR;
 int tt_jw_u64(tt_buf *b, uint64_t v) TT_BUF_WUR;
 int tt_jw_i64(tt_buf *b, int64_t v) TT_BUF_WUR;
 
+/* A real as jansson dumps json_real(d) (an integral one as "%.17g" plus
+ * ".0"); TT_EINVAL for NaN or an infinity, which JSON cannot hold. */
+int tt_jw_real(tt_buf *b, double d) TT_BUF_WUR;
+
 /* Nesting deeper than this does not encode (TT_EINVAL); a json_t that
  * contains itself does not either. */
 #define TT_JW_DEPTH_MAX 2048

@@ -169,6 +169,9 @@ char *tt_metrics_render(const tt_server *srv, size_t *len)
            rs->sessions_loaded);
     metric(&b, "tether_sessions_evicted_total", "counter", "Idle sessions evicted from memory",
            rs->sessions_evicted);
+    metric(&b, "tether_sessions_rest_released_total", "counter",
+           "Commits after which a session at rest released its transcript (read back when needed)",
+           rs->sessions_rest_released);
     metric(&b, "tether_frames_in_total", "counter", "Client frames received", m->frames_in);
     metric(&b, "tether_frames_out_total", "counter", "Frames written to sockets", m->frames_out);
     metric(&b, "tether_bytes_in_total", "counter", "Client frame bytes received", m->bytes_in);

@@ -31,9 +31,13 @@ static int start_with_snapshot(tt_cursor *c)
     tt_session *s = c->session;
     replay_clear(c);
     tt_frame_release(&c->snapshot);
-    int rc = tt_event_encode("snapshot", s->id, s->committed, tt_wall_ms(), tt_session_snapshot(s),
+    json_t *snap = tt_session_snapshot(s);
+    if (!snap)
+        return TT_ENOMEM; /* or a released transcript not read back */
+    int rc = tt_event_encode("snapshot", s->id, s->committed, tt_wall_ms(), snap,
                              tt_registry_options_get(s->reg)->headroom, &c->snapshot);
     c->next = s->committed + 1;
+    tt_session_rest_release(s); /* at rest, the transcript the snapshot read goes again */
     return rc;
 }
 

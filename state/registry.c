@@ -121,18 +121,18 @@ int tt_registry_create_id(tt_registry *reg, const char *id, const char *user, co
     tt_utf8_copy(s->agent, sizeof s->agent, agent);
     s->created_ms = s->updated_ms = tt_wall_ms();
     s->last_used_ms = (int64_t)uv_now(reg->loop);
-    if (input) {
-        json_decref(s->input);
+    /* Kept NULL while empty (session.h): most sessions have neither. */
+    int input_empty = !input || (json_is_object(input) && json_object_size(input) == 0);
+    int meta_empty = !metadata || (json_is_object(metadata) && json_object_size(metadata) == 0);
+    if (!input_empty)
         s->input = json_deep_copy(input);
-    }
-    if (metadata) {
-        json_decref(s->metadata);
+    if (!meta_empty) {
         s->metadata = json_deep_copy(metadata);
         const char *title = json_string_value(json_object_get(metadata, "title"));
         if (title)
             tt_utf8_copy(s->title, sizeof s->title, title);
     }
-    if (!s->input || !s->metadata) {
+    if ((!input_empty && !s->input) || (!meta_empty && !s->metadata)) {
         tt_session_free(s);
         return TT_ENOMEM;
     }

@@ -14,6 +14,10 @@
  * next use reloads the last committed state (clients never saw the discarded
  * events: cursors only hand out committed ones).
  *
+ * A session committed at rest keeps its record and cursors in memory but
+ * releases its ring (once its readers have every event) and its transcript's
+ * entries, read back from the store when needed (session.h).
+ *
  * Sessions not used for idle_evict_ms (no cursors, nothing uncommitted, agent
  * not running) are freed and loaded back from the store on demand. Start-up
  * reads only the small "active" index, to resume agents that were working. */
@@ -90,6 +94,8 @@ typedef struct tt_registry_stats {
     uint64_t sessions_discarded; /* sessions whose uncommitted changes were thrown away */
     uint64_t sessions_loaded;
     uint64_t sessions_evicted;
+    uint64_t
+        sessions_rest_released; /* commits after which a session at rest released its transcript */
     /* commit latency histogram: counts of commits <= bound (cumulative at render) */
     uint64_t commit_buckets[12];
     double commit_seconds_sum;

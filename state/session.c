@@ -2,6 +2,7 @@
  * lifecycle (see session.h). The cursors that read the ring are in cursor.c,
  * the stored record in session_record.c, the commit in registry.c and commit.c. */
 #include <assert.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "protocol/names.h"
 #include "protocol/utf8.h"
 #include "state/registry.h"
+#include "state/registry_private.h"
 #include "state/session.h"
 #include "state/transcript.h"
 
@@ -89,15 +91,10 @@ tt_session *tt_session_new(tt_registry *reg)
     s->ring_cap = RING_INITIAL; /* grows on demand up to memory_events */
     s->ring = calloc(s->ring_cap, sizeof *s->ring);
     s->agent_state = json_object();
-    s->transcript = json_array();
-    s->input = json_object();
-    s->metadata = json_object();
-    s->client_msg_ids = json_array();
     s->first_seq = 1;
     s->ring_first = 1;
-    s->transcript_first = s->transcript_stored_first = 1;
-    if (!s->ring || !s->agent_state || !s->transcript || !s->input || !s->metadata ||
-        !s->client_msg_ids) {
+    s->transcript_first = s->transcript_stored_first = s->transcript_mem_first = 1;
+    if (!s->ring || !s->agent_state) {
         tt_session_free(s);
         return NULL;
     }
@@ -114,8 +111,7 @@ void tt_session_free(tt_session *s)
     free(s->ring);
     json_decref(s->agent_state);
     json_decref(s->pending);
-    json_decref(s->transcript);
-    json_decref(s->usage);
+    json_decref(s->transcript_mem);
     json_decref(s->input);
     json_decref(s->metadata);
     json_decref(s->client_msg_ids);
@@ -180,21 +176,97 @@ void tt_session_ring_after_commit(tt_session *s)
         s->ring_first++;
     }
     tt_session_ring_release_idle(s);
+    tt_session_rest_release(s);
 }
 
-static void transcript_add(tt_session *s, const char *role, const char *message_id, json_t *text)
+/* --- the transcript, released at rest (session.h) -------------------------- */
+
+/* The index of the last entry (transcript_first - 1 when empty). */
+static uint64_t transcript_end(const tt_session *s)
 {
+    return s->transcript_mem_first + json_array_size(s->transcript_mem) - 1;
+}
+
+/* A transcript larger than this stays in memory at rest: reading it back
+ * (an LMDB read and a JSON parse, on the loop) stays near a millisecond. */
+#define REST_RELEASE_BYTES_MAX ((size_t)256 << 10)
+
+json_t *tt_session_transcript(tt_session *s)
+{
+    if (!s->transcript_mem && !(s->transcript_mem = json_array()))
+        return NULL;
+    if (s->transcript_mem_first > s->transcript_first) {
+        /* The front was released: read it back (the store holds it). */
+        json_t *front = NULL;
+        if (tt_transcript_read_front(s, tt_registry_store(s->reg), &front) != 0)
+            return NULL;
+        if (json_array_extend(front, s->transcript_mem) != 0) {
+            json_decref(front);
+            return NULL;
+        }
+        json_decref(s->transcript_mem);
+        s->transcript_mem = front;
+        s->transcript_mem_first = s->transcript_first;
+        s->transcript_mem_bytes = tt_transcript_bytes(front);
+        s->transcript_front_bytes = 0;
+    }
+    return s->transcript_mem;
+}
+
+size_t tt_session_transcript_size(const tt_session *s)
+{
+    return (size_t)(transcript_end(s) + 1 - s->transcript_first);
+}
+
+int tt_session_rest_release(tt_session *s)
+{
+    if (!s->transcript_mem || s->in_dirty_list || s->record_dirty || s->discard_err ||
+        s->committed != s->head || s->stored_head != s->head || s->state == TT_STATE_RUNNING ||
+        s->streaming)
+        return 0;
+    /* Only entries the store holds, all of them (transcript.h). */
+    uint64_t end = transcript_end(s);
+    if (s->transcript_stored_first != s->transcript_first || s->transcript_stale != 0 ||
+        s->transcript_stored != end)
+        return 0;
+    size_t bytes = s->transcript_front_bytes + s->transcript_mem_bytes;
+    if (bytes > REST_RELEASE_BYTES_MAX)
+        return 0; /* kept: too large to read back on the loop */
+    json_decref(s->transcript_mem);
+    s->transcript_mem = NULL;
+    s->transcript_mem_first = end + 1;
+    s->transcript_front_bytes = bytes;
+    s->transcript_mem_bytes = 0;
+    s->reg->stats.sessions_rest_released++;
+    return 1;
+}
+
+/* 0, or TT_ENOMEM when the entry could not be added. Only the end of the
+ * transcript is needed: a released front is not read back. */
+static int transcript_add(tt_session *s, const char *role, const char *message_id, json_t *text)
+{
+    if (!s->transcript_mem && !(s->transcript_mem = json_array()))
+        return TT_ENOMEM;
     json_t *entry =
         json_pack("{s:s, s:s, s:O}", "role", role, "message_id", message_id, "text", text);
-    if (!entry)
-        return;
-    json_array_append_new(s->transcript, entry);
+    size_t bytes = tt_transcript_entry_bytes(entry);
+    if (!entry || json_array_append_new(s->transcript_mem, entry) != 0)
+        return TT_ENOMEM;
+    s->transcript_mem_bytes += bytes;
     size_t max = tt_registry_options_get(s->reg)->transcript_max;
-    while (max && json_array_size(s->transcript) > max) {
-        json_array_remove(s->transcript, 0);
+    while (max && tt_session_transcript_size(s) > max) {
+        if (s->transcript_mem_first == s->transcript_first) {
+            s->transcript_mem_bytes -=
+                tt_transcript_entry_bytes(json_array_get(s->transcript_mem, 0));
+            json_array_remove(s->transcript_mem, 0);
+            s->transcript_mem_first++;
+        }
+        /* A released entry: the next commit deletes it from the store
+         * (transcript_front_bytes stays an upper bound). */
         s->transcript_first++;
     }
     tt_session_touch(s);
+    return 0;
 }
 
 static uint64_t emit(tt_session *s, const char *type, json_t *body, const char *id,
@@ -306,25 +378,28 @@ int tt_session_message_delta(tt_session *s, const char *id, const char *text, si
     return rc;
 }
 
-/* A message's usage into the session's totals. */
+/* A message's usage into the session's totals (a cost that would not be
+ * finite leaves them as they were, as json_pack refused it before). */
 static void usage_add(tt_session *s, const json_t *u)
 {
     if (!json_is_object(u))
         return;
-    const json_t *t = s->usage;
-    json_t *sum = json_pack("{s:I, s:I, s:f}", "prompt_tokens",
-                            json_integer_value(json_object_get(t, "prompt_tokens")) +
-                                json_integer_value(json_object_get(u, "prompt_tokens")),
-                            "completion_tokens",
-                            json_integer_value(json_object_get(t, "completion_tokens")) +
-                                json_integer_value(json_object_get(u, "completion_tokens")),
-                            "cost_usd",
-                            json_number_value(json_object_get(t, "cost_usd")) +
-                                json_number_value(json_object_get(u, "cost_usd")));
-    if (sum) {
-        json_decref(s->usage);
-        s->usage = sum;
-    }
+    double cost = s->usage_cost_usd + json_number_value(json_object_get(u, "cost_usd"));
+    if (!isfinite(cost))
+        return;
+    s->usage_prompt_tokens += json_integer_value(json_object_get(u, "prompt_tokens"));
+    s->usage_completion_tokens += json_integer_value(json_object_get(u, "completion_tokens"));
+    s->usage_cost_usd = cost;
+    s->has_usage = 1;
+}
+
+json_t *tt_session_usage(const tt_session *s)
+{
+    if (!s->has_usage)
+        return NULL;
+    return json_pack("{s:I, s:I, s:f}", "prompt_tokens", (json_int_t)s->usage_prompt_tokens,
+                     "completion_tokens", (json_int_t)s->usage_completion_tokens, "cost_usd",
+                     s->usage_cost_usd);
 }
 
 int tt_session_message_end(tt_session *s, const char *id, json_t *usage)
@@ -380,11 +455,11 @@ int tt_session_message_discard(tt_session *s, const char *id, const char *reason
     return 0;
 }
 
-long tt_session_transcript_find(const tt_session *s, const char *message_id)
+long tt_session_transcript_find(tt_session *s, const char *message_id)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(s->transcript, i, t)
+    json_array_foreach(tt_session_transcript(s), i, t)
     {
         const char *mid = json_string_value(json_object_get(t, "message_id"));
         if (mid && message_id && strcmp(mid, message_id) == 0)
@@ -399,14 +474,19 @@ int tt_session_rewind(tt_session *s, const char *message_id, const char *reason)
         return TT_EINVAL;
     if (s->streaming)
         return TT_ECONFLICT;
+    if (!tt_session_transcript(s))
+        return TT_EIO; /* released at rest and not read back */
     long at = tt_session_transcript_find(s, message_id);
     if (at < 0)
         return TT_ENOTFOUND;
     json_t *body = json_pack("{s:s, s:s}", "message_id", message_id, "reason", reason);
     if (!body || tt_session_emit(s, "rewind", body) == 0)
         return TT_ENOMEM;
-    while (json_array_size(s->transcript) > (size_t)at)
-        json_array_remove(s->transcript, (size_t)at);
+    json_t *t = tt_session_transcript(s); /* read back by the find above */
+    while (json_array_size(t) > (size_t)at) {
+        s->transcript_mem_bytes -= tt_transcript_entry_bytes(json_array_get(t, (size_t)at));
+        json_array_remove(t, (size_t)at);
+    }
     /* The store's entries from here on are rewritten by the next appends;
      * those left past the end are deleted at the next commit (transcript.h). */
     uint64_t last = s->transcript_first + (uint64_t)at - 1;
@@ -463,27 +543,32 @@ int tt_session_seen_msg_id(const tt_session *s, const char *client_msg_id)
 
 void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id)
 {
+    if (!s->client_msg_ids && !(s->client_msg_ids = json_array()))
+        return; /* out of memory: the id is not remembered */
     json_array_append_new(s->client_msg_ids, json_string(client_msg_id));
     while (json_array_size(s->client_msg_ids) > CLIENT_MSG_IDS_MAX)
         json_array_remove(s->client_msg_ids, 0);
     tt_session_touch(s);
 }
 
-json_t *tt_session_snapshot(const tt_session *s)
+json_t *tt_session_snapshot(tt_session *s)
 {
+    json_t *transcript = tt_session_transcript(s);
+    if (!transcript)
+        return NULL;
     json_t *streaming = NULL;
     if (s->streaming) {
         streaming = json_deep_copy(s->streaming);
         json_object_set_new(streaming, "text",
                             json_stringn(tt_buf_str(&s->streaming_text), s->streaming_text.len));
     }
-    json_t *snap = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O, s:O?}", "state",
-                             tt_state_name(s->state), "step", s->step, "agent", s->agent, "title",
-                             s->title, "transcript", s->transcript, "pending", s->pending,
-                             "agent_state", s->agent_state, "streaming", streaming);
+    json_t *snap =
+        json_pack("{s:s, s:s, s:s, s:s, s:O, s:O?, s:O, s:O?}", "state", tt_state_name(s->state),
+                  "step", s->step, "agent", s->agent, "title", s->title, "transcript", transcript,
+                  "pending", s->pending, "agent_state", s->agent_state, "streaming", streaming);
     json_decref(streaming);
-    if (snap && s->usage)
-        json_object_set(snap, "usage", s->usage);
+    if (snap && s->has_usage)
+        json_object_set_new(snap, "usage", tt_session_usage(s));
     return snap;
 }
 

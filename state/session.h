@@ -70,15 +70,23 @@ struct tt_session {
     uint64_t committed; /* last seq known to be in the store */
     uint64_t first_seq; /* oldest seq still kept in the store */
 
-    json_t *agent_state;    /* the agent's persisted state (object, owned) */
-    json_t *pending;        /* pending question/approval event body, or NULL */
-    json_t *transcript;     /* [{role, message_id, text}] (owned) */
-    json_t *input;          /* session.open input (owned, object) */
-    json_t *metadata;       /* session.open metadata (owned, object) */
-    json_t *client_msg_ids; /* recent say ids, bounded (owned, array) */
+    json_t *agent_state; /* the agent's persisted state (object, owned) */
+    json_t *pending;     /* pending question/approval event body, or NULL */
+    /* [{role, message_id, text}] (owned): read it through
+     * tt_session_transcript(), never directly. Private to state/: it holds
+     * the entries from transcript_mem_first on (NULL: none); those before,
+     * from transcript_first, were released at rest and are in the store
+     * (tt_session_rest_release). */
+    json_t *transcript_mem;
+    json_t *input;          /* session.open input (owned, object; NULL while empty) */
+    json_t *metadata;       /* session.open metadata (owned, object; NULL while empty) */
+    json_t *client_msg_ids; /* recent say ids, bounded (owned, array; NULL while empty) */
     /* {prompt_tokens, completion_tokens, cost_usd}: the sum of every
-     * message.end's usage, superseded answers included (stored; NULL: none) */
-    json_t *usage;
+     * message.end's usage, superseded answers included (stored; has_usage 0:
+     * none). Plain numbers, no json_t kept: tt_session_usage() builds one. */
+    int has_usage;
+    int64_t usage_prompt_tokens, usage_completion_tokens;
+    double usage_cost_usd;
     /* The message in flight (tt_session_message_*; read-only outside state/). */
     json_t *streaming;     /* {message_id, role} of the open message, or NULL (stored) */
     tt_buf streaming_text; /* its text so far, up to TT_SESSION_STREAMING_MAX */
@@ -117,6 +125,10 @@ struct tt_session {
     int in_deliver_list;
     /* transcript[0]'s index, and the entries the store holds (transcript.h) */
     uint64_t transcript_first, transcript_stored_first, transcript_stored;
+    uint64_t transcript_mem_first; /* transcript_mem[0]'s index (see transcript_mem) */
+    /* tt_transcript_entry_bytes of the entries in memory, and of those
+     * released (an upper bound once trimming dropped some unread) */
+    size_t transcript_mem_bytes, transcript_front_bytes;
     /* after a rewind: the highest index the store may still hold past the
      * transcript's end (0: none); the next commit deletes them */
     uint64_t transcript_stale;
@@ -192,8 +204,18 @@ const char *tt_session_message_open(const tt_session *s);
  * another reason; TT_ENOMEM when the event could not be appended. */
 int tt_session_rewind(tt_session *s, const char *message_id, const char *reason);
 
-/* The index in s->transcript of the entry of message_id, or -1. */
-long tt_session_transcript_find(const tt_session *s, const char *message_id);
+/* The transcript, an array of {role, message_id, text} owned by the session
+ * (valid until the session next changes or is committed at rest). Entries
+ * released at rest are read back from the store first: NULL only when that
+ * read failed (the session is unchanged then). */
+json_t *tt_session_transcript(tt_session *s);
+
+/* Its number of entries, without reading a released transcript back. */
+size_t tt_session_transcript_size(const tt_session *s);
+
+/* The index in the transcript of the entry of message_id, or -1 (also when
+ * a released transcript could not be read back). */
+long tt_session_transcript_find(tt_session *s, const char *message_id);
 
 /* Change state and step, emitting a "state" event when either changed. */
 void tt_session_set_state(tt_session *s, tt_state st, const char *step);
@@ -209,8 +231,13 @@ int tt_session_seen_msg_id(const tt_session *s, const char *client_msg_id);
 /* Remember a say's client_msg_id once the turn is applied. */
 void tt_session_remember_msg_id(tt_session *s, const char *client_msg_id);
 
-/* The whole current state as a snapshot event body (new reference). */
-json_t *tt_session_snapshot(const tt_session *s);
+/* The whole current state as a snapshot event body (new reference; NULL
+ * when out of memory or a released transcript could not be read back). */
+json_t *tt_session_snapshot(tt_session *s);
+
+/* The usage totals {prompt_tokens, completion_tokens, cost_usd} (new
+ * reference), or NULL when no message ended with usage yet. */
+json_t *tt_session_usage(const tt_session *s);
 
 /* A summary for session.list: {session, agent, state, title, updated_at, head}. */
 json_t *tt_session_summary(const tt_session *s);
@@ -285,5 +312,12 @@ int tt_session_load_record(tt_session *s, const char *json, size_t len);
 void tt_session_ring_after_commit(tt_session *s);
 /* Free the ring of a session at rest whose readers all have every event. */
 void tt_session_ring_release_idle(tt_session *s);
+/* Release what a session at rest (nothing uncommitted, not running, no
+ * message open) reads back from the store when it needs it again: its
+ * transcript's entries (tt_session_transcript reads them back; a new entry
+ * is appended without them). Returns 1 when it released them (counted in
+ * the registry's stats). Called after each commit (tt_session_ring_after_commit)
+ * and after a snapshot is made. */
+int tt_session_rest_release(tt_session *s);
 
 #endif

@@ -58,6 +58,34 @@ static int rec_json(tt_buf *b, int rc, const char *key, const json_t *v, int nul
     return rc;
 }
 
+/* An object or array the session keeps as NULL while empty: `empty` then. */
+static int rec_json_or(tt_buf *b, int rc, const char *key, const json_t *v, const char *empty)
+{
+    rc = rec_key(b, rc, key);
+    if (rc == 0)
+        rc = v ? tt_jw_value(b, v) : tt_buf_append(b, empty, strlen(empty));
+    return rc;
+}
+
+/* The usage totals as json_pack("{s:I, s:I, s:f}") dumped them. */
+static int rec_usage(tt_buf *b, int rc, const tt_session *s)
+{
+    rc = rec_key(b, rc, "usage");
+    if (rc == 0)
+        rc = tt_buf_append(b, "{\"prompt_tokens\":", 17);
+    if (rc == 0)
+        rc = tt_jw_i64(b, s->usage_prompt_tokens);
+    if (rc == 0)
+        rc = tt_buf_append(b, ",\"completion_tokens\":", 21);
+    if (rc == 0)
+        rc = tt_jw_i64(b, s->usage_completion_tokens);
+    if (rc == 0)
+        rc = tt_buf_append(b, ",\"cost_usd\":", 12);
+    if (rc == 0)
+        rc = tt_jw_real(b, s->usage_cost_usd);
+    return rc ? rc : tt_buf_append(b, "}", 1);
+}
+
 /* The record, written directly (protocol/jsonw.h): the keys and values
  * json_pack would give, in the same order, without building a json_t of it
  * on every commit. Appended to out, then a NUL (not counted in *len); out
@@ -81,14 +109,14 @@ int tt_session_record_append(const tt_session *s, tt_buf *out, size_t *len)
     rc = rec_int(out, rc, "first_seq", (int64_t)s->first_seq);
     rc = rec_json(out, rc, "agent_state", s->agent_state, 0);
     rc = rec_json(out, rc, "pending", s->pending, 1);
-    rc = rec_json(out, rc, "input", s->input, 0);
-    rc = rec_json(out, rc, "metadata", s->metadata, 0);
-    rc = rec_json(out, rc, "client_msg_ids", s->client_msg_ids, 0);
+    rc = rec_json_or(out, rc, "input", s->input, "{}");
+    rc = rec_json_or(out, rc, "metadata", s->metadata, "{}");
+    rc = rec_json_or(out, rc, "client_msg_ids", s->client_msg_ids, "[]");
     rc = rec_json(out, rc, "streaming", s->streaming, 1);
     if (s->key_id[0])
         rc = rec_str(out, rc, "key_id", s->key_id);
-    if (s->usage)
-        rc = rec_json(out, rc, "usage", s->usage, 0);
+    if (s->has_usage)
+        rc = rec_usage(out, rc, s);
     if (s->on_busy[0])
         rc = rec_str(out, rc, "on_busy", s->on_busy);
     if (rc == 0)
@@ -120,6 +148,8 @@ char *tt_session_record(const tt_session *s, size_t *len)
     return tt_buf_take(&b, NULL);
 }
 
+/* An empty object or array is left NULL: an idle session keeps no empty
+ * jansson values (the record writes them back as {} and []). */
 static void replace_json(json_t **slot, json_t *v, int (*is_type)(const json_t *))
 {
     if (v && is_type(v)) {
@@ -133,9 +163,14 @@ static int is_object(const json_t *v)
     return json_is_object(v);
 }
 
-static int is_array(const json_t *v)
+static int is_full_object(const json_t *v)
 {
-    return json_is_array(v);
+    return json_is_object(v) && json_object_size(v) > 0;
+}
+
+static int is_full_array(const json_t *v)
+{
+    return json_is_array(v) && json_array_size(v) > 0;
 }
 
 /* The open message, without its text (a restart loses the stream). A record
@@ -184,13 +219,16 @@ int tt_session_load_record(tt_session *s, const char *text, size_t len)
     s->first_seq = (uint64_t)first;
     s->ring_first = s->head + 1;
     replace_json(&s->agent_state, json_object_get(r, "agent_state"), is_object);
-    replace_json(&s->input, json_object_get(r, "input"), is_object);
-    replace_json(&s->metadata, json_object_get(r, "metadata"), is_object);
-    replace_json(&s->client_msg_ids, json_object_get(r, "client_msg_ids"), is_array);
+    replace_json(&s->input, json_object_get(r, "input"), is_full_object);
+    replace_json(&s->metadata, json_object_get(r, "metadata"), is_full_object);
+    replace_json(&s->client_msg_ids, json_object_get(r, "client_msg_ids"), is_full_array);
     json_t *usage = json_object_get(r, "usage");
     if (json_is_object(usage)) {
-        json_decref(s->usage);
-        s->usage = json_incref(usage);
+        s->has_usage = 1;
+        s->usage_prompt_tokens = json_integer_value(json_object_get(usage, "prompt_tokens"));
+        s->usage_completion_tokens =
+            json_integer_value(json_object_get(usage, "completion_tokens"));
+        s->usage_cost_usd = json_number_value(json_object_get(usage, "cost_usd"));
     }
     json_t *pending = json_object_get(r, "pending");
     if (json_is_object(pending))

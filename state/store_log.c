@@ -195,7 +195,7 @@ int tt_store_last_seq(tt_store *st, const char *sid, uint64_t *seq)
 
 static uint64_t last_index(const tt_session *s)
 {
-    return s->transcript_first + json_array_size(s->transcript) - 1;
+    return s->transcript_first + tt_session_transcript_size(s) - 1;
 }
 
 int tt_transcript_prepare(const tt_session *s, tt_transcript_batch *b)
@@ -216,8 +216,12 @@ int tt_transcript_prepare(const tt_session *s, tt_transcript_batch *b)
     b->lens = calloc(n, sizeof *b->lens);
     if (!b->texts || !b->lens)
         return TT_ENOMEM;
+    /* Entries not stored yet are in memory: only stored ones are released. */
+    if (b->from < s->transcript_mem_first)
+        return TT_EINTERNAL;
     for (size_t i = 0; i < n; i++) {
-        json_t *entry = json_array_get(s->transcript, (size_t)(b->from - s->transcript_first) + i);
+        json_t *entry =
+            json_array_get(s->transcript_mem, (size_t)(b->from - s->transcript_mem_first) + i);
         b->texts[i] = json_dumps(entry, JSON_COMPACT);
         if (!b->texts[i])
             return TT_ENOMEM;
@@ -265,7 +269,7 @@ int tt_transcript_record_write(const tt_session *s, tt_buf *record)
     if (rc == 0)
         rc = tt_buf_append(record, ",\"transcript_count\":", 20);
     if (rc == 0)
-        rc = tt_jw_i64(record, (int64_t)json_array_size(s->transcript));
+        rc = tt_jw_i64(record, (int64_t)tt_session_transcript_size(s));
     return rc;
 }
 
@@ -275,10 +279,11 @@ int tt_transcript_record_get(tt_session *s, json_t *record, int version)
         /* Inline (absent: empty), nothing in the transcript database yet. */
         json_t *inline_entries = json_object_get(record, "transcript");
         if (json_is_array(inline_entries)) {
-            json_decref(s->transcript);
-            s->transcript = json_incref(inline_entries);
+            json_decref(s->transcript_mem);
+            s->transcript_mem = json_incref(inline_entries);
+            s->transcript_mem_bytes = tt_transcript_bytes(inline_entries);
         }
-        s->transcript_first = s->transcript_stored_first = 1;
+        s->transcript_first = s->transcript_stored_first = s->transcript_mem_first = 1;
         s->transcript_stored = 0;
         return 0;
     }
@@ -287,8 +292,9 @@ int tt_transcript_record_get(tt_session *s, json_t *record, int version)
             0 ||
         first < 1 || count < 0 || first > INT64_MAX - count)
         return TT_EINVAL;
-    json_array_clear(s->transcript);
-    s->transcript_first = s->transcript_stored_first = (uint64_t)first;
+    json_array_clear(s->transcript_mem);
+    s->transcript_mem_bytes = s->transcript_front_bytes = 0;
+    s->transcript_first = s->transcript_stored_first = s->transcript_mem_first = (uint64_t)first;
     s->transcript_stored = (uint64_t)(first + count - 1);
     return 0;
 }
@@ -310,15 +316,53 @@ static int load_one(uint64_t index, const char *json, size_t len, void *arg)
     return json_array_append_new(lc->into, entry) ? TT_ENOMEM : 0;
 }
 
+/* Entries [from, from + count) of s from the store, appended to into. */
+static int read_entries(const tt_session *s, tt_store *st, uint64_t from, size_t count,
+                        json_t *into)
+{
+    load_ctx lc = {into, from};
+    size_t had = json_array_size(into);
+    int rc = tt_store_read_transcript(st, s->id, from - 1, count, load_one, &lc);
+    if (rc == 0 && json_array_size(into) != had + count)
+        rc = TT_EINVAL;
+    return rc;
+}
+
 int tt_transcript_load(tt_session *s, tt_store *st)
 {
     if (s->transcript_stored < s->transcript_stored_first)
         return 0; /* empty, or a version-1 record (entries inline) */
+    if (!s->transcript_mem && !(s->transcript_mem = json_array()))
+        return TT_ENOMEM;
     size_t count = (size_t)(s->transcript_stored - s->transcript_stored_first + 1);
-    load_ctx lc = {s->transcript, s->transcript_stored_first};
-    int rc =
-        tt_store_read_transcript(st, s->id, s->transcript_stored_first - 1, count, load_one, &lc);
-    if (rc == 0 && json_array_size(s->transcript) != count)
-        rc = TT_EINVAL;
+    int rc = read_entries(s, st, s->transcript_stored_first, count, s->transcript_mem);
+    s->transcript_mem_bytes = tt_transcript_bytes(s->transcript_mem);
+    return rc;
+}
+
+size_t tt_transcript_entry_bytes(const json_t *entry)
+{
+    return entry ? 64 + json_string_length(json_object_get(entry, "text")) : 0;
+}
+
+size_t tt_transcript_bytes(const json_t *entries)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(entries); i++)
+        n += tt_transcript_entry_bytes(json_array_get(entries, i));
+    return n;
+}
+
+int tt_transcript_read_front(const tt_session *s, tt_store *st, json_t **out)
+{
+    *out = json_array();
+    if (!*out)
+        return TT_ENOMEM;
+    size_t count = (size_t)(s->transcript_mem_first - s->transcript_first);
+    int rc = read_entries(s, st, s->transcript_first, count, *out);
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
+    }
     return rc;
 }

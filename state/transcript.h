@@ -1,13 +1,16 @@
 /* A session's transcript in the store: one entry per LMDB value, append-only.
  *
- * In memory the transcript stays one JSON array (s->transcript, what the
- * snapshot and the chat agent read). In the store each entry is written once,
+ * In memory the transcript is one JSON array (tt_session_transcript(), what
+ * the snapshot and the chat agent read), of which a session committed at
+ * rest keeps none: its entries are read back from the store when next read,
+ * and a new entry is appended without them (s->transcript_mem holds the
+ * entries from s->transcript_mem_first on). In the store each entry is written once,
  * under its index, in the same group commit as the events of its turn; the
  * session record keeps only the bounds (transcript_first, transcript_count),
  * so the cost of a commit no longer grows with the transcript. Trimming to
  * transcript_max deletes entries from the front.
  *
- * Indices count from 1 and never repeat: s->transcript[i] has index
+ * Indices count from 1 and never repeat: the transcript's entry i has index
  * s->transcript_first + i. The store holds [transcript_stored_first,
  * transcript_stored]; the commit that writes the record also writes the
  * entries past transcript_stored and deletes those before transcript_first.
@@ -62,7 +65,17 @@ int tt_transcript_record_write(const tt_session *s, tt_buf *record);
 int tt_transcript_record_get(tt_session *s, json_t *record, int version);
 
 /* Read the entries the record's bounds name back from the store into
- * s->transcript. TT_EINVAL when the store does not hold all of them. */
+ * s->transcript_mem. TT_EINVAL when the store does not hold all of them. */
 int tt_transcript_load(tt_session *s, tt_store *st);
+
+/* What an entry weighs for the release at rest: its text's bytes and a
+ * fixed allowance for the rest (0 for NULL); the sum over an array. */
+size_t tt_transcript_entry_bytes(const json_t *entry);
+size_t tt_transcript_bytes(const json_t *entries);
+
+/* The entries released at rest, [transcript_first, transcript_mem_first),
+ * read back from the store into a new array (*out). TT_EINVAL when the store
+ * does not hold all of them. */
+int tt_transcript_read_front(const tt_session *s, tt_store *st, json_t **out);
 
 #endif

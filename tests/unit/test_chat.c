@@ -208,12 +208,12 @@ static void test_chat_turn_streams_the_reply_into_one_message_with_usage(void **
     assert_null(tt_session_message_open(s));
 
     /* The transcript has both turns; the agent is idle again. */
-    assert_int_equal(json_array_size(s->transcript), 2);
-    assert_string_equal(str_at(s->transcript, 0, "role"), "user");
-    assert_string_equal(str_at(s->transcript, 0, "text"), "hi");
-    assert_string_equal(str_at(s->transcript, 1, "role"), "assistant");
-    assert_string_equal(str_at(s->transcript, 1, "text"), "Hello");
-    assert_string_equal(str_at(s->transcript, 1, "message_id"), mid);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 2);
+    assert_string_equal(str_at(tt_session_transcript(s), 0, "role"), "user");
+    assert_string_equal(str_at(tt_session_transcript(s), 0, "text"), "hi");
+    assert_string_equal(str_at(tt_session_transcript(s), 1, "role"), "assistant");
+    assert_string_equal(str_at(tt_session_transcript(s), 1, "text"), "Hello");
+    assert_string_equal(str_at(tt_session_transcript(s), 1, "message_id"), mid);
     assert_string_equal(tt_agent_state_str(s, "mode"), "idle");
     json_decref(starts);
     json_decref(deltas);
@@ -247,8 +247,44 @@ static void test_chat_second_turn_sends_the_first_as_history(void **state)
     assert_string_equal(str_at(messages, 3, "role"), "user");
     assert_string_equal(str_at(messages, 3, "content"), "how are you?");
     json_decref(body);
-    assert_int_equal(json_array_size(s->transcript), 4);
-    assert_string_equal(str_at(s->transcript, 3, "text"), "Fine.");
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 4);
+    assert_string_equal(str_at(tt_session_transcript(s), 3, "text"), "Fine.");
+}
+
+/* A session whose transcript was released at rest (session.h) sends for
+ * the next turn byte for byte the request a session holding it whole sends. */
+static void test_chat_turn_after_release_at_rest_sends_the_same_request(void **state)
+{
+    fixture *f = *state;
+    open_service(f, 1);
+    for (int i = 0; i < 2; i++) {
+        up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Hel", "lo"));
+        up_script(&f->up, UP_REPLY, 200, UP_SSE_TEXT("Fine", "."));
+    }
+    tt_session *kept = new_chat(f);
+    say(kept, "hi");
+    RUN_UNTIL(f, kept->state == TT_STATE_IDLE);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_non_null(tt_session_transcript(kept)); /* whole in memory for its next turn */
+    say(kept, "how are you?");
+    RUN_UNTIL(f, kept->state == TT_STATE_IDLE);
+
+    tt_session *s = new_chat(f);
+    say(s, "hi");
+    RUN_UNTIL(f, s->state == TT_STATE_IDLE);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_null(s->transcript_mem); /* committed at rest: released */
+    say(s, "how are you?");
+    RUN_UNTIL(f, s->state == TT_STATE_IDLE);
+
+    assert_int_equal(f->up.n_requests, 4);
+    assert_string_equal(f->up.bodies[3], f->up.bodies[1]);
+    json_t *a = tt_session_transcript(kept), *b = tt_session_transcript(s);
+    assert_int_equal(json_array_size(b), 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(str_at(b, i, "role"), str_at(a, i, "role"));
+        assert_string_equal(str_at(b, i, "text"), str_at(a, i, "text"));
+    }
 }
 
 static void test_chat_say_while_a_reply_streams_is_refused(void **state)
@@ -263,9 +299,9 @@ static void test_chat_say_while_a_reply_streams_is_refused(void **state)
     char err[160] = "";
     assert_int_equal(tt_agent_say(s, "again", NULL, &duplicate, err, sizeof err), TT_ECONFLICT);
     assert_non_null(strstr(err, "busy:")); /* naming the turn: its user message */
-    assert_non_null(strstr(err, str_at(s->transcript, 0, "message_id")));
+    assert_non_null(strstr(err, str_at(tt_session_transcript(s), 0, "message_id")));
     assert_int_equal(s->head, head); /* nothing emitted */
-    assert_int_equal(json_array_size(s->transcript), 1);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 1);
 }
 
 static void test_chat_cancel_mid_stream_withdraws_the_message(void **state)
@@ -292,7 +328,7 @@ static void test_chat_cancel_mid_stream_withdraws_the_message(void **state)
     assert_int_equal(json_array_size(ends), 0);
     assert_string_equal(str_at(discards, 0, "message_id"), mid);
     assert_string_equal(str_at(discards, 0, "reason"), "cancelled");
-    assert_int_equal(json_array_size(s->transcript), 1); /* the user's turn only */
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 1); /* the user's turn only */
 
     /* Nothing more is running: a second cancel finds nothing. */
     assert_int_equal(tt_agent_cancel(s, &cancelled), 0);
@@ -321,7 +357,7 @@ static void test_chat_provider_failure_mid_stream_ends_with_an_error_and_a_disca
     assert_int_equal(json_array_size(errors), 1);
     assert_string_equal(str_at(errors, 0, "code"), "unavailable");
     assert_non_null(strstr(str_at(errors, 0, "message"), "the model call failed"));
-    assert_int_equal(json_array_size(s->transcript), 1);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 1);
     assert_null(tt_session_message_open(s));
     assert_string_equal(last_type(events), "state"); /* back to idle, last */
     json_decref(starts);
@@ -345,7 +381,7 @@ static void test_chat_provider_refusal_before_output_is_an_error_without_a_messa
     assert_int_equal(json_array_size(errors), 1);
     assert_string_equal(str_at(errors, 0, "code"), "bad_request");
     assert_false(json_is_true(json_object_get(json_array_get(errors, 0), "retryable")));
-    assert_int_equal(json_array_size(s->transcript), 1);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 1);
     json_decref(starts);
     json_decref(errors);
     json_decref(events);
@@ -386,8 +422,8 @@ static void test_chat_restart_while_running_discards_and_runs_again(void **state
     assert_string_equal(str_at(ends, 0, "text"), "Hello");
     assert_int_equal(f->up.n_requests, 2);
     assert_string_equal(f->up.bodies[0], f->up.bodies[1]); /* the same call again */
-    assert_int_equal(json_array_size(s->transcript), 2);
-    assert_string_equal(str_at(s->transcript, 1, "text"), "Hello");
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 2);
+    assert_string_equal(str_at(tt_session_transcript(s), 1, "text"), "Hello");
     json_decref(starts);
     json_decref(ends);
     json_decref(discards);
@@ -508,6 +544,7 @@ int main(void)
         T(test_chat_turn_streams_the_reply_into_one_message_with_usage),
         T(test_chat_mode_changes_are_logged_once_each),
         T(test_chat_second_turn_sends_the_first_as_history),
+        T(test_chat_turn_after_release_at_rest_sends_the_same_request),
         T(test_chat_say_while_a_reply_streams_is_refused),
         T(test_chat_cancel_mid_stream_withdraws_the_message),
         T(test_chat_provider_failure_mid_stream_ends_with_an_error_and_a_discard),

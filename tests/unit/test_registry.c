@@ -302,8 +302,48 @@ static void test_registry_evicts_idle_and_reloads(void **state)
     assert_int_equal(s->state, TT_STATE_WAITING_INPUT);
     assert_string_equal(s->step, "ask");
     assert_string_equal(s->title, "hello");
-    assert_int_equal(json_array_size(s->transcript), 1);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 1);
     assert_int_equal(tt_session_emit(s, "delta", NULL), head + 1);
+}
+
+/* A session committed at rest releases its transcript (counted); a running
+ * one keeps it; the released one appends its next turn without reading the
+ * front back, and reads it back when the whole is asked for. */
+static void test_registry_releases_transcripts_at_rest(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f, "u");
+    tt_session_user_message(s, "hello", NULL);
+    tt_session *busy = new_session(f, "u");
+    tt_session_user_message(busy, "working", NULL);
+    tt_session_set_state(busy, TT_STATE_RUNNING, "work");
+    assert_non_null(s->transcript_mem);
+    tt_registry_flush(f->reg);
+    assert_int_equal(tt_registry_stats_get(f->reg)->sessions_rest_released, 1);
+    assert_null(s->transcript_mem);
+    assert_non_null(busy->transcript_mem);
+    tt_session_user_message(s, "again", NULL);
+    assert_int_equal(json_array_size(s->transcript_mem), 1); /* the new turn alone */
+    assert_int_equal(tt_session_transcript_size(s), 2);
+    json_t *t = tt_session_transcript(s);
+    assert_int_equal(json_array_size(t), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(t, 0), "text")), "hello");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(t, 1), "text")), "again");
+    tt_registry_flush(f->reg);
+    assert_int_equal(tt_registry_stats_get(f->reg)->sessions_rest_released, 2);
+    assert_null(s->transcript_mem);
+    /* A snapshot reads it back whole, then lets it go again. */
+    tt_cursor *c;
+    int rec = 1, err = 0;
+    assert_int_equal(tt_cursor_attach(s, NULL, s->head + 5, &rec, &c), 0);
+    assert_int_equal(rec, 0);
+    const tt_frame *snap = tt_cursor_peek(c, &err);
+    assert_non_null(snap);
+    assert_non_null(strstr(tt_frame_text(snap), "\"text\":\"hello\""));
+    assert_non_null(strstr(tt_frame_text(snap), "\"text\":\"again\""));
+    assert_null(s->transcript_mem);
+    assert_int_equal(tt_registry_stats_get(f->reg)->sessions_rest_released, 3);
+    tt_cursor_detach(c);
 }
 
 static void test_registry_running_sessions_are_not_evicted(void **state)
@@ -430,7 +470,8 @@ static void test_log_crash_keeps_committed_only(void **state)
 static uint64_t say_and_answer(tt_session *s, const char *said, const char *answer, char *user_mid)
 {
     tt_session_user_message(s, said, NULL);
-    json_t *last = json_array_get(s->transcript, json_array_size(s->transcript) - 1);
+    json_t *last =
+        json_array_get(tt_session_transcript(s), json_array_size(tt_session_transcript(s)) - 1);
     snprintf(user_mid, TT_MESSAGE_ID_MAX, "%s",
              json_string_value(json_object_get(last, "message_id")));
     char mid[TT_MESSAGE_ID_MAX];
@@ -446,9 +487,9 @@ static int count_entry(uint64_t index, const char *json, size_t len, void *ud)
     return 0;
 }
 
-static const char *entry_text(const tt_session *s, size_t i)
+static const char *entry_text(tt_session *s, size_t i)
 {
-    return json_string_value(json_object_get(json_array_get(s->transcript, i), "text"));
+    return json_string_value(json_object_get(json_array_get(tt_session_transcript(s), i), "text"));
 }
 
 /* A rewind drops the transcript's tail (in memory, in the record, and the
@@ -469,7 +510,7 @@ static void test_registry_rewind_truncates_transcript_keeps_log(void **state)
     assert_int_equal(s->head, head); /* refused: nothing appended */
     assert_int_equal(tt_session_rewind(s, second, "edit"), 0);
     assert_int_equal(s->head, head + 1);
-    assert_int_equal(json_array_size(s->transcript), 2);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 2);
     assert_int_equal(tt_session_rewind(s, second, "edit"), TT_ENOTFOUND); /* superseded */
     tt_session_user_message(s, "three", NULL);
     tt_registry_flush(f->reg);
@@ -478,7 +519,7 @@ static void test_registry_rewind_truncates_transcript_keeps_log(void **state)
     tt_registry_options o = default_options();
     open_registry(f, &o);
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
-    assert_int_equal(json_array_size(s->transcript), 3);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 3);
     assert_string_equal(entry_text(s, 0), "one");
     assert_string_equal(entry_text(s, 1), "r1");
     assert_string_equal(entry_text(s, 2), "three");
@@ -493,7 +534,7 @@ static void test_registry_rewind_truncates_transcript_keeps_log(void **state)
     assert_int_equal(tt_session_rewind(s, first, "regenerate"), TT_ECONFLICT);
     assert_int_equal(tt_session_message_discard(s, mid, "cancelled"), 0);
     assert_int_equal(tt_session_rewind(s, first, "regenerate"), 0);
-    assert_int_equal(json_array_size(s->transcript), 0);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 0);
     tt_registry_flush(f->reg);
     stored = 0;
     assert_int_equal(tt_store_read_transcript(f->store, sid, 0, 0, count_entry, &stored), 0);
@@ -515,6 +556,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_far_lag_gives_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_evicts_idle_and_reloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_releases_transcripts_at_rest, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_registry_running_sessions_are_not_evicted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_registry_unknown_session_is_not_found, setup,

@@ -258,7 +258,8 @@ test_session_message_start_delta_end_are_contiguous_events_and_a_transcript_entr
                         "m");
     json_decref(events);
 
-    json_t *entry = json_array_get(s->transcript, json_array_size(s->transcript) - 1);
+    json_t *entry =
+        json_array_get(tt_session_transcript(s), json_array_size(tt_session_transcript(s)) - 1);
     assert_string_equal(json_string_value(json_object_get(entry, "role")), "assistant");
     assert_string_equal(json_string_value(json_object_get(entry, "message_id")), mid);
     assert_string_equal(json_string_value(json_object_get(entry, "text")), "Hello");
@@ -308,7 +309,8 @@ static void test_session_message_discard_leaves_no_stream_and_no_entry(void **st
     assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
     assert_int_equal(tt_session_message_end(s, mid, NULL), 0);
     assert_string_equal(
-        json_string_value(json_object_get(json_array_get(s->transcript, 0), "text")), "");
+        json_string_value(json_object_get(json_array_get(tt_session_transcript(s), 0), "text")),
+        "");
 }
 
 static void test_session_message_discard_after_a_restart(void **state)
@@ -406,7 +408,8 @@ static void test_session_message_misuse_is_refused_and_changes_nothing(void **st
     assert_int_equal(s->streaming_text.len, 4);
     assert_int_equal(tt_session_message_end(s, mid, json_object()), 0);
     assert_string_equal(
-        json_string_value(json_object_get(json_array_get(s->transcript, 0), "text")), "kept");
+        json_string_value(json_object_get(json_array_get(tt_session_transcript(s), 0), "text")),
+        "kept");
 }
 
 static void test_session_user_message_is_an_event_and_a_transcript_entry(void **state)
@@ -417,14 +420,14 @@ static void test_session_user_message_is_an_event_and_a_transcript_entry(void **
     assert_int_equal(seq, s->head);
     assert_int_equal(tt_session_user_message(s, "\xff", NULL), 0); /* not UTF-8: refused */
     assert_int_equal(s->head, seq);
-    assert_int_equal(json_array_size(s->transcript), 1);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 1);
     assert_int_equal(tt_registry_flush(f->reg), 0);
     json_t *events = replay_all(s);
     size_t last = json_array_size(events) - 1;
     assert_string_equal(event_str(events, last, "type"), "user");
     assert_string_equal(event_str(events, last, "text"), "hi");
     assert_string_equal(event_str(events, last, "client_msg_id"), "c1");
-    json_t *entry = json_array_get(s->transcript, 0);
+    json_t *entry = json_array_get(tt_session_transcript(s), 0);
     assert_string_equal(json_string_value(json_object_get(entry, "message_id")),
                         event_str(events, last, "message_id"));
     json_decref(events);
@@ -466,12 +469,14 @@ static void test_session_transcript_keeps_the_last_transcript_max_turns(void **s
         snprintf(mid, sizeof mid, "u%d", i);
         tt_session_user_message(s, mid, NULL);
     }
-    assert_int_equal(json_array_size(s->transcript), 3);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 3);
     assert_int_equal(s->transcript_first, 3);
     assert_string_equal(
-        json_string_value(json_object_get(json_array_get(s->transcript, 0), "text")), "u2");
+        json_string_value(json_object_get(json_array_get(tt_session_transcript(s), 0), "text")),
+        "u2");
     assert_string_equal(
-        json_string_value(json_object_get(json_array_get(s->transcript, 2), "text")), "u4");
+        json_string_value(json_object_get(json_array_get(tt_session_transcript(s), 2), "text")),
+        "u4");
 }
 
 static void test_session_set_state_emits_only_on_a_change(void **state)
@@ -521,6 +526,15 @@ static void test_session_record_round_trips(void **state)
     tt_session_set_pending(s, json_pack("{s:s}", "question", "why?"));
     json_object_set_new(s->agent_state, "k", json_integer(7));
     tt_session_remember_msg_id(s, "c1");
+    char mid[TT_MESSAGE_ID_MAX];
+    for (int i = 0; i < 2; i++) { /* usage totals: a cost that is not integral */
+        assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+        assert_int_equal(tt_session_message_end(s, mid,
+                                                json_pack("{s:i, s:i, s:f}", "prompt_tokens", 5,
+                                                          "completion_tokens", 7, "cost_usd", 0.1)),
+                         0);
+    }
+    tt_session_set_pending(s, json_pack("{s:s}", "question", "why?"));
     assert_int_equal(tt_registry_flush(f->reg), 0);
     size_t len = 0;
     char *rec = tt_session_record(s, &len);
@@ -539,13 +553,32 @@ static void test_session_record_round_trips(void **state)
     assert_true(json_equal(back->pending, s->pending));
     assert_true(json_equal(back->agent_state, s->agent_state));
     assert_true(tt_session_seen_msg_id(back, "c1"));
+    json_t *u = tt_session_usage(s), *ub = tt_session_usage(back);
+    assert_non_null(u);
+    assert_true(json_equal(ub, u));
+    assert_int_equal(json_integer_value(json_object_get(u, "prompt_tokens")), 10);
+    assert_true(json_real_value(json_object_get(ub, "cost_usd")) == 0.1 + 0.1);
+    json_decref(u);
+    json_decref(ub);
+    size_t len2 = 0; /* and written back byte for byte (the transcript's bounds aside:
+                        back did not read its entries) */
+    char *rec2 = tt_session_record(back, &len2);
+    char *tail = strstr(rec, ",\"transcript_first\""),
+         *tail2 = strstr(rec2, ",\"transcript_first\"");
+    assert_non_null(tail);
+    assert_non_null(tail2);
+    assert_int_equal(tail - rec, tail2 - rec2);
+    assert_memory_equal(rec, rec2, (size_t)(tail - rec));
+    free(rec2);
     tt_session_free(back);
     free(rec);
 }
 
 /* The record as the earlier build made it (json_pack, then dumped). */
-static char *reference_record(const tt_session *s)
+static char *reference_record(tt_session *s)
 {
+    /* The session keeps an empty input, metadata or say-id list as NULL. */
+    json_t *empty_o = json_object(), *empty_a = json_array();
     json_t *r =
         json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
                   " s:O, s:O?, s:O, s:O, s:O, s:O?}",
@@ -553,24 +586,31 @@ static char *reference_record(const tt_session *s)
                   "title", s->title, "state", tt_state_name(s->state), "step", s->step,
                   "created_at", (json_int_t)s->created_ms, "updated_at", (json_int_t)s->updated_ms,
                   "head", (json_int_t)s->head, "first_seq", (json_int_t)s->first_seq, "agent_state",
-                  s->agent_state, "pending", s->pending, "input", s->input, "metadata", s->metadata,
-                  "client_msg_ids", s->client_msg_ids, "streaming", s->streaming);
+                  s->agent_state, "pending", s->pending, "input", s->input ? s->input : empty_o,
+                  "metadata", s->metadata ? s->metadata : empty_o, "client_msg_ids",
+                  s->client_msg_ids ? s->client_msg_ids : empty_a, "streaming", s->streaming);
+    json_decref(empty_o);
+    json_decref(empty_a);
     assert_non_null(r);
     if (s->key_id[0])
         json_object_set_new(r, "key_id", json_string(s->key_id));
-    if (s->usage)
-        json_object_set(r, "usage", s->usage);
+    if (s->has_usage) /* as usage_add made it before the totals were kept as numbers */
+        json_object_set_new(r, "usage",
+                            json_pack("{s:I, s:I, s:f}", "prompt_tokens",
+                                      (json_int_t)s->usage_prompt_tokens, "completion_tokens",
+                                      (json_int_t)s->usage_completion_tokens, "cost_usd",
+                                      s->usage_cost_usd));
     if (s->on_busy[0])
         json_object_set_new(r, "on_busy", json_string(s->on_busy));
     json_object_set_new(r, "transcript_first", json_integer((json_int_t)s->transcript_first));
     json_object_set_new(r, "transcript_count",
-                        json_integer((json_int_t)json_array_size(s->transcript)));
+                        json_integer((json_int_t)json_array_size(tt_session_transcript(s))));
     char *text = json_dumps(r, JSON_COMPACT);
     json_decref(r);
     return text;
 }
 
-static void expect_record_as_before(const tt_session *s)
+static void expect_record_as_before(tt_session *s)
 {
     size_t len = 0;
     char *rec = tt_session_record(s, &len);
@@ -596,8 +636,18 @@ static void test_session_record_is_what_json_pack_made(void **state)
     json_object_set_new(s->agent_state, "k", json_real(0.25));
     snprintf(s->key_id, sizeof s->key_id, "key_\"1");
     snprintf(s->on_busy, sizeof s->on_busy, "queue");
-    s->usage = json_pack("{s:i, s:i}", "input_tokens", 3, "output_tokens", 4);
     char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_session_message_end(s, mid,
+                                            json_pack("{s:i, s:i, s:f}", "prompt_tokens", 3,
+                                                      "completion_tokens", 4, "cost_usd", 0.0)),
+                     0);
+    expect_record_as_before(s); /* a cost of 0.0 */
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(
+        tt_session_message_end(s, mid, json_pack("{s:f}", "cost_usd", 0.1 + 0.2 + 1e-17)), 0);
+    assert_float_equal(s->usage_cost_usd, 0.1 + 0.2 + 1e-17, 0);
+    assert_int_equal(s->usage_prompt_tokens, 3);
     assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
     expect_record_as_before(s);
     assert_int_equal(tt_registry_flush(f->reg), 0);

@@ -194,10 +194,10 @@ static void test_transcript_is_read_back_after_a_restart(void **state)
     for (int n = 1; n <= 6; n++)
         add_entry(s, n, 100);
     assert_int_equal(tt_registry_flush(f->reg), 0);
-    json_t *before = json_deep_copy(s->transcript);
+    json_t *before = json_deep_copy(tt_session_transcript(s));
     reopen(f);
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
-    assert_true(json_equal(s->transcript, before));
+    assert_true(json_equal(tt_session_transcript(s), before));
     json_t *snap = tt_session_snapshot(s);
     assert_true(json_equal(json_object_get(snap, "transcript"), before));
     json_decref(snap);
@@ -239,7 +239,7 @@ static void test_transcript_trimming_deletes_entries_from_the_front(void **state
     json_decref(st.texts);
     reopen(f);
     assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
-    assert_texts(s->transcript, 7, 9, 50);
+    assert_texts(tt_session_transcript(s), 7, 9, 50);
 }
 
 /* A record as the previous version wrote it (captured from a server of that
@@ -283,7 +283,7 @@ static void test_transcript_version_1_store_is_read_and_moved_out(void **state)
     assert_int_equal(tt_registry_get(f->reg, v1_sid, &s), 0);
     json_t *parsed = json_loads(v1_record, 0, NULL);
     json_t *old = json_object_get(parsed, "transcript");
-    assert_true(json_equal(s->transcript, old));
+    assert_true(json_equal(tt_session_transcript(s), old));
     assert_string_equal(s->title, "hello there");
     assert_int_equal(tt_session_seen_msg_id(s, "c2"), 1);
 
@@ -302,12 +302,179 @@ static void test_transcript_version_1_store_is_read_and_moved_out(void **state)
 
     reopen(f);
     assert_int_equal(tt_registry_get(f->reg, v1_sid, &s), 0);
-    assert_int_equal(json_array_size(s->transcript), 5);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 5);
     for (size_t i = 0; i < 4; i++)
-        assert_true(json_equal(json_array_get(s->transcript, i), json_array_get(old, i)));
+        assert_true(
+            json_equal(json_array_get(tt_session_transcript(s), i), json_array_get(old, i)));
     assert_string_equal(
-        json_string_value(json_object_get(json_array_get(s->transcript, 4), "text")), "third turn");
+        json_string_value(json_object_get(json_array_get(tt_session_transcript(s), 4), "text")),
+        "third turn");
     json_decref(parsed);
+}
+
+/* ---- released at rest (tt_session_rest_release) -------------------------- */
+
+static char *record_of(tt_session *s)
+{
+    size_t len = 0;
+    char *rec = tt_session_record(s, &len);
+    assert_non_null(rec);
+    assert_int_equal(strlen(rec), len);
+    return rec;
+}
+
+/* A session committed at rest releases its transcript; read back, it gives
+ * the record, snapshot and entries a session loaded whole gives, and a
+ * conversation continued from there is stored whole. */
+static void test_transcript_released_at_rest_reads_back_the_same(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    char sid[TT_SESSION_ID_MAX + 1];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    for (int n = 1; n <= 6; n++)
+        add_entry(s, n, 100);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_null(s->transcript_mem); /* released by the commit */
+    assert_int_equal(tt_session_transcript_size(s), 6);
+    char *rec = record_of(s);              /* the bounds without the entries */
+    json_t *snap = tt_session_snapshot(s); /* reads them back */
+    assert_non_null(snap);
+    assert_non_null(s->transcript_mem);
+    assert_texts(tt_session_transcript(s), 1, 6, 100);
+    json_t *before = json_deep_copy(tt_session_transcript(s));
+    char *rec2 = record_of(s);
+    assert_string_equal(rec2, rec);
+    free(rec2);
+
+    /* The same as a session loaded whole from the store. */
+    reopen(f);
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_non_null(s->transcript_mem);
+    assert_true(json_equal(s->transcript_mem, before));
+    rec2 = record_of(s);
+    assert_string_equal(rec2, rec);
+    free(rec2);
+    json_t *snap2 = tt_session_snapshot(s);
+    assert_true(json_equal(snap2, snap));
+
+    /* Released, then the conversation goes on: the new turns are appended
+     * alone, and follow the six in the store and when read back. */
+    assert_int_equal(tt_session_rest_release(s), 1);
+    add_entry(s, 7, 100);
+    add_entry(s, 8, 100);
+    assert_int_equal(json_array_size(s->transcript_mem), 2);
+    assert_int_equal(s->transcript_mem_first, 7);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    json_t *r = stored_record(f, sid);
+    assert_int_equal(json_integer_value(json_object_get(r, "transcript_first")), 1);
+    assert_int_equal(json_integer_value(json_object_get(r, "transcript_count")), 8);
+    json_decref(r);
+    stored st = read_stored(f, sid);
+    assert_int_equal(st.first, 1);
+    assert_texts(st.texts, 1, 8, 100);
+    json_decref(st.texts);
+    assert_texts(tt_session_transcript(s), 1, 8, 100);
+    for (size_t i = 0; i < 6; i++)
+        assert_true(
+            json_equal(json_array_get(tt_session_transcript(s), i), json_array_get(before, i)));
+    json_t *now = json_deep_copy(tt_session_transcript(s));
+    reopen(f);
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_true(json_equal(tt_session_transcript(s), now));
+    json_decref(now);
+    json_decref(snap);
+    json_decref(snap2);
+    json_decref(before);
+    free(rec);
+}
+
+/* Trimming to transcript_max and a rewind, each on a released transcript. */
+static void test_transcript_released_then_trimmed_and_rewound(void **state)
+{
+    fixture *f = *state;
+    close_registry(f);
+    f->transcript_max = 4;
+    open_registry(f);
+    tt_session *s = new_session(f);
+    char sid[TT_SESSION_ID_MAX + 1];
+    snprintf(sid, sizeof sid, "%s", s->id);
+    for (int n = 1; n <= 4; n++)
+        add_entry(s, n, 20);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_null(s->transcript_mem);
+    add_entry(s, 5, 20); /* the front, released, is trimmed without being read back */
+    add_entry(s, 6, 20);
+    assert_int_equal(s->transcript_first, 3);
+    assert_int_equal(json_array_size(s->transcript_mem), 2);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    stored st = read_stored(f, sid);
+    assert_int_equal(st.first, 3);
+    assert_texts(st.texts, 3, 6, 20);
+    json_decref(st.texts);
+    assert_texts(tt_session_transcript(s), 3, 6, 20);
+
+    /* Rewind to entry 5 (a user turn) while released: 3 and 4 are left. */
+    char mid[TT_MESSAGE_ID_MAX];
+    snprintf(mid, sizeof mid, "%s",
+             json_string_value(
+                 json_object_get(json_array_get(tt_session_transcript(s), 2), "message_id")));
+    assert_int_equal(tt_session_rest_release(s), 1);
+    assert_int_equal(tt_session_rewind(s, mid, "edit"), 0);
+    assert_texts(tt_session_transcript(s), 3, 4, 20);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    st = read_stored(f, sid);
+    assert_int_equal(st.first, 3);
+    assert_int_equal(st.last, 4);
+    json_decref(st.texts);
+    add_entry(s, 5, 20); /* after the rewind, released again: appended after 4 */
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    reopen(f);
+    assert_int_equal(tt_registry_get(f->reg, sid, &s), 0);
+    assert_texts(tt_session_transcript(s), 3, 5, 20);
+}
+
+/* Nothing is released while the session is not at rest or not all stored. */
+static void test_transcript_kept_while_in_use(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    add_entry(s, 1, 10);
+    assert_int_equal(tt_session_rest_release(s), 0); /* the entry is not stored yet */
+    char mid[TT_MESSAGE_ID_MAX];
+    assert_int_equal(tt_session_message_start(s, "assistant", mid, sizeof mid), 0);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_non_null(s->transcript_mem); /* a message is open */
+    assert_int_equal(tt_session_rest_release(s), 0);
+    assert_int_equal(tt_session_message_end(s, mid, json_object()), 0);
+    tt_session_set_state(s, TT_STATE_RUNNING, "work");
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_non_null(s->transcript_mem); /* running */
+    tt_session_set_state(s, TT_STATE_IDLE, "done");
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_null(s->transcript_mem);
+    assert_int_equal(tt_session_transcript_size(s), 2);
+    assert_int_equal(json_array_size(tt_session_transcript(s)), 2);
+}
+
+/* A transcript too large to read back on the loop in about a millisecond
+ * (over 256 KiB of text) stays in memory at rest, as before; one under it
+ * is released. */
+static void test_transcript_too_large_to_read_back_stays(void **state)
+{
+    fixture *f = *state;
+    tt_session *s = new_session(f);
+    add_entry(s, 1, 150000);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_null(s->transcript_mem); /* 150 KB: released */
+    add_entry(s, 2, 150000);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_non_null(s->transcript_mem); /* 300 KB with the released front: kept */
+    assert_int_equal(json_array_size(s->transcript_mem), 1);
+    assert_texts(tt_session_transcript(s), 1, 2, 150000);
+    add_entry(s, 3, 10);
+    assert_int_equal(tt_registry_flush(f->reg), 0);
+    assert_int_equal(json_array_size(s->transcript_mem), 3); /* read back whole, and kept */
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -319,6 +486,10 @@ int main(void)
         T(test_transcript_is_read_back_after_a_restart),
         T(test_transcript_trimming_deletes_entries_from_the_front),
         T(test_transcript_version_1_store_is_read_and_moved_out),
+        T(test_transcript_released_at_rest_reads_back_the_same),
+        T(test_transcript_released_then_trimmed_and_rewound),
+        T(test_transcript_kept_while_in_use),
+        T(test_transcript_too_large_to_read_back_stays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -689,11 +689,11 @@ static void test_requests_say_after_close_is_a_conflict(void **state)
 }
 
 /* The user's turns in the session's transcript (the agent's replies aside). */
-static size_t user_turns(const tt_session *ses)
+static size_t user_turns(tt_session *ses)
 {
     size_t n = 0, i;
     json_t *t;
-    json_array_foreach(ses->transcript, i, t)
+    json_array_foreach(tt_session_transcript(ses), i, t)
     {
         n += strcmp(json_string_value(json_object_get(t, "role")), "user") == 0;
     }
