@@ -134,6 +134,15 @@ void tt_buf_reset(tt_buf *b)
         b->mem[b->headroom] = '\0';
 }
 
+void tt_buf_truncate(tt_buf *b, size_t len)
+{
+    if (len > b->len)
+        return;
+    b->len = len;
+    if (b->mem)
+        b->mem[b->headroom + len] = '\0';
+}
+
 void tt_buf_free(tt_buf *b)
 {
     free(b->mem);

@@ -70,6 +70,11 @@ char *tt_buf_take(tt_buf *b, size_t *len);
 /* Empty the buffer, keeping its memory for reuse. */
 void tt_buf_reset(tt_buf *b);
 
+/* Cut the data back to its first len bytes (len <= the length; a longer len
+ * changes nothing): a writer that failed half-way leaves the buffer as it
+ * found it. */
+void tt_buf_truncate(tt_buf *b, size_t len);
+
 /* Free the memory; the buffer is empty, its cap kept (reusable). */
 void tt_buf_free(tt_buf *b);
 

@@ -57,11 +57,8 @@ int tt_gateway_plain_answer(tt_buf *out, const char *id, const char *model, int6
     if (cached)
         rc = rc ? rc : LIT(out, ",\"cached\":true");
     rc = rc ? rc : LIT(out, "}}");
-    if (rc) {
-        out->len = before;
-        if (out->mem)
-            out->mem[out->headroom + before] = '\0';
-    }
+    if (rc)
+        tt_buf_truncate(out, before);
     return rc;
 }
 
@@ -80,11 +77,8 @@ int tt_gateway_text_chunk(tt_buf *out, const char *id, const char *model, int64_
     if (with_role)
         rc = rc ? rc : LIT(out, ",\"role\":\"assistant\"");
     rc = rc ? rc : LIT(out, "},\"finish_reason\":null}]}");
-    if (rc) {
-        out->len = before;
-        if (out->mem)
-            out->mem[out->headroom + before] = '\0';
-    }
+    if (rc)
+        tt_buf_truncate(out, before);
     return rc;
 }
 

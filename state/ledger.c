@@ -243,11 +243,8 @@ int tt_ledger_row_json(const tt_ledger_row *r, tt_buf *out)
     rc = rc ? rc : key(out, "cache_hit");
     rc = rc ? rc : r->cache_hit ? tt_buf_append(out, "true}", 5) : tt_buf_append(out, "false}", 6);
     json_decref(cost);
-    if (rc) {
-        out->len = before;
-        if (out->mem)
-            out->mem[out->headroom + before] = '\0';
-    }
+    if (rc)
+        tt_buf_truncate(out, before);
     return rc;
 }
 

@@ -129,11 +129,8 @@ int tt_session_record_append(const tt_session *s, tt_buf *out, size_t *len)
         *len = out->len - start;
     if (rc == 0)
         rc = tt_buf_append(out, "", 1); /* the NUL after it, kept */
-    if (rc) {
-        out->len = start;
-        if (out->mem)
-            out->mem[out->headroom + start] = '\0';
-    }
+    if (rc)
+        tt_buf_truncate(out, start);
     return rc;
 }
 

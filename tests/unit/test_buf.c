@@ -70,6 +70,22 @@ static void test_buf_refuses_one_byte_past_its_cap_unchanged(void **state)
     tt_buf_free(&b);
 }
 
+static void test_buf_truncate_cuts_back_and_terminates(void **state)
+{
+    tt_buf b;
+    tt_buf_init_headroom(&b, 64, 4);
+    tt_buf_truncate(&b, 0); /* no memory yet: nothing to do */
+    assert_int_equal(tt_buf_append(&b, "abcdef", 6), 0);
+    tt_buf_truncate(&b, 9); /* longer than the data: unchanged */
+    assert_int_equal(b.len, 6);
+    tt_buf_truncate(&b, 2);
+    assert_int_equal(b.len, 2);
+    assert_string_equal(tt_buf_data(&b), "ab");
+    assert_int_equal(tt_buf_append(&b, "Z", 1), 0);
+    assert_string_equal(tt_buf_data(&b), "abZ");
+    tt_buf_free(&b);
+}
+
 static void test_buf_appendf_is_whole_or_nothing(void **state)
 {
     tt_buf b;
@@ -136,6 +152,7 @@ int main(void)
         cmocka_unit_test(test_buf_grows_geometrically_and_keeps_every_byte),
         cmocka_unit_test(test_buf_fills_to_exactly_its_cap),
         cmocka_unit_test(test_buf_refuses_one_byte_past_its_cap_unchanged),
+        cmocka_unit_test(test_buf_truncate_cuts_back_and_terminates),
         cmocka_unit_test(test_buf_appendf_is_whole_or_nothing),
         cmocka_unit_test(test_buf_keeps_headroom_in_front_of_the_data),
         cmocka_unit_test(test_buf_reset_keeps_memory_and_take_detaches_it),
