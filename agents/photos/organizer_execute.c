@@ -41,10 +41,17 @@
 
 typedef struct exec_job {
     int rootfd;
-    json_t *journal; /* a private copy: the pool thread touches nothing shared */
+    /* A private copy, so the pool thread touches nothing shared: for undo the
+     * whole journal; for moves only this chunk's window, the stored entries
+     * from `first` on (copying the whole journal for every chunk cost the loop
+     * about 36 ms per 1,000 entries, each chunk: 2.4 s a chunk at 100,000). */
+    json_t *journal;
     int undo;
-    int64_t restored; /* undo: moves back at their source after this pass */
-    size_t base;      /* the first entry of this run's plan */
+    int64_t restored;    /* undo: moves back at their source after this pass */
+    size_t base;         /* the first entry of this run's plan */
+    size_t first;        /* moves: the stored index of the window's first entry */
+    int64_t photos;      /* moves: the photos of this run (progress total) */
+    int64_t done_before; /* moves: of them, those settled before the window */
     int rc;
     int conflict; /* the chunk stopped on a conflict that now has a free name */
     tt_photos_counts counts;
@@ -135,8 +142,8 @@ static void apply_chunk(exec_job *j, tt_photos_dirs *dirs, volatile int64_t *don
                         volatile int *cancel)
 {
     size_t applied = 0, n = json_array_size(j->journal);
-    *done = 0; /* earlier runs' entries are only there for undo */
-    for (size_t i = j->base; i < n && applied < CHUNK && !*cancel; i++) {
+    *done = j->done_before; /* earlier runs' entries are only there for undo */
+    for (size_t i = 0; i < n && applied < CHUNK && !*cancel; i++) {
         json_t *e = json_array_get(j->journal, i);
         if (!pending(e)) {
             *done += is_move(e);
@@ -175,13 +182,14 @@ static void exec_in_pool(void *ctx, volatile int64_t *done, volatile int64_t *to
     size_t n = json_array_size(j->journal);
     /* Progress counts photos (moves), never the folders made: the numbers
      * the page shows are the ones the summary says. */
-    int64_t photos = 0;
-    for (size_t i = j->undo ? 0 : j->base; i < n; i++) {
-        json_t *e = json_array_get(j->journal, i);
-        photos += is_move(e) && !(j->undo && is_undone(e));
-    }
-    *total = photos;
+    *total = j->photos;
     if (j->undo) {
+        int64_t photos = 0;
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(j->journal, i);
+            photos += is_move(e) && !is_undone(e);
+        }
+        *total = photos;
         json_t *was = json_array();
         for (size_t i = 0; was && i < n; i++)
             json_array_append_new(was, json_boolean(!is_undone(json_array_get(j->journal, i))));
@@ -370,7 +378,16 @@ static void exec_after(tt_run *run, void *ctx, int status)
         free(j);
         return;
     }
-    tt_photos_data_set(run, "journal", j->journal); /* the copy becomes the stored journal */
+    if (j->undo) {
+        tt_photos_data_set(run, "journal", j->journal); /* the copy becomes the stored one */
+    } else {
+        json_t *stored = json_object_get(tt_run_data(run), "journal");
+        for (size_t k = 0; k < json_array_size(j->journal); k++) /* the window back in place */
+            json_array_set(stored, j->first + k, json_array_get(j->journal, k));
+        json_decref(j->journal);
+        j->journal = NULL;
+        tt_run_touch(run);
+    }
     if (j->undo) {
         report_undo(run, j->journal, j->restored, j->rc);
     } else if (j->rc) {
@@ -491,6 +508,32 @@ static int check_plan(tt_run *run, int rootfd)
     return rc;
 }
 
+/* A copy of the stored entries the next chunk reads: from the first pending
+ * one to the CHUNK-th pending one; the photos of the run and those settled
+ * before the window counted on the way (a walk of the journal's entries
+ * without copying them). NULL without memory. */
+static json_t *chunk_window(exec_job *j, json_t *stored)
+{
+    size_t n = json_array_size(stored), i = j->base, pending_n = 0;
+    for (; i < n && !pending(json_array_get(stored, i)); i++)
+        j->done_before += is_move(json_array_get(stored, i));
+    j->first = i;
+    j->photos = j->done_before;
+    json_t *window = json_array();
+    for (; window && i < n; i++) {
+        json_t *e = json_array_get(stored, i);
+        j->photos += is_move(e);
+        if (pending_n >= CHUNK)
+            continue;
+        pending_n += pending(e);
+        if (json_array_append_new(window, json_deep_copy(e)) != 0) {
+            json_decref(window);
+            window = NULL;
+        }
+    }
+    return window;
+}
+
 static int start_job(tt_run *run, int undo)
 {
     exec_job *j = calloc(1, sizeof *j);
@@ -517,7 +560,8 @@ static int start_job(tt_run *run, int undo)
      * conflict's free name are committed before the next chunk moves
      * anything. */
     rc = undo ? 0 : tt_registry_flush(tt_run_env(run)->reg);
-    j->journal = rc ? NULL : json_deep_copy(json_object_get(data, "journal"));
+    json_t *stored = json_object_get(data, "journal");
+    j->journal = rc ? NULL : undo ? json_deep_copy(stored) : chunk_window(j, stored);
     rc = rc           ? rc
          : j->journal ? tt_run_work(run, exec_in_pool, exec_after, j,
                                     undo ? "restoring photos" : "moving photos")
