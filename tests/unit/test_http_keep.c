@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "agents/llm/http.h"
+#include "http_test_util.h"
 #include "protocol/errors.h"
 
 #define MAX_CLIENTS 4
@@ -30,13 +31,6 @@ typedef struct server {
     int accepted; /* connections accepted */
     int answered; /* requests answered */
 } server;
-
-typedef struct result {
-    int done;
-    tt_llm_error_class cls;
-    char body[64];
-    size_t body_len;
-} result;
 
 static server srv;
 
@@ -99,39 +93,13 @@ static void on_connection(uv_stream_t *l, int status)
     fail_msg("more than %d connections", MAX_CLIENTS);
 }
 
-static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
-{
-    result *res = ud;
-    if (res->body_len + len < sizeof res->body) {
-        memcpy(res->body + res->body_len, buf, len);
-        res->body_len += len;
-    }
-    return 0;
-}
-
-static void on_done(tt_http_req *r, tt_llm_error_class cls, const char *detail, void *ud)
-{
-    result *res = ud;
-    res->done++;
-    res->cls = cls;
-}
-
-static const tt_http_callbacks callbacks = {NULL, on_data, on_done};
-
 static int setup(void **state)
 {
     uv_loop_t *loop = malloc(sizeof *loop);
     uv_loop_init(loop);
     memset(&srv, 0, sizeof srv);
-    uv_tcp_init(loop, &srv.listener);
-    struct sockaddr_in addr;
-    uv_ip4_addr("127.0.0.1", 0, &addr);
-    uv_tcp_bind(&srv.listener, (const struct sockaddr *)&addr, 0);
-    uv_listen((uv_stream_t *)&srv.listener, 8, on_connection);
-    struct sockaddr_in bound;
-    int len = sizeof bound;
-    uv_tcp_getsockname(&srv.listener, (struct sockaddr *)&bound, &len);
-    srv.port = ntohs(bound.sin_port);
+    srv.port = http_listen_loopback(loop, &srv.listener, 8, on_connection);
+    assert_true(srv.port > 0);
     *state = loop;
     return 0;
 }
@@ -153,9 +121,10 @@ static tt_llm_error_class request(uv_loop_t *loop, tt_http *h)
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", srv.port);
     const char *headers[] = {"Content-Type: application/json", NULL};
-    result res = {0};
-    assert_int_equal(tt_http_start(h, "POST", url, headers, "{}", 2, NULL, &callbacks, &res, NULL),
-                     0);
+    http_result res = {0};
+    assert_int_equal(
+        tt_http_start(h, "POST", url, headers, "{}", 2, NULL, &http_result_callbacks, &res, NULL),
+        0);
     for (int i = 0; i < 100000 && !res.done; i++)
         uv_run(loop, UV_RUN_ONCE);
     assert_int_equal(res.done, 1);

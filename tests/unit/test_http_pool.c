@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "agents/llm/http.h"
+#include "http_test_util.h"
 #include "protocol/errors.h"
 
 #define MAX_CLIENTS 32
@@ -42,13 +43,6 @@ typedef struct server {
     size_t last_len;
     int answered;
 } server;
-
-typedef struct result {
-    int done;
-    tt_llm_error_class cls;
-    char body[64];
-    size_t body_len;
-} result;
 
 static server srv;
 
@@ -147,39 +141,13 @@ static void on_connection(uv_stream_t *l, int status)
     fail_msg("more than %d connections", MAX_CLIENTS);
 }
 
-static int on_data(tt_http_req *r, const char *buf, size_t len, void *ud)
-{
-    result *res = ud;
-    if (res->body_len + len < sizeof res->body) {
-        memcpy(res->body + res->body_len, buf, len);
-        res->body_len += len;
-    }
-    return 0;
-}
-
-static void on_done(tt_http_req *r, tt_llm_error_class cls, const char *detail, void *ud)
-{
-    result *res = ud;
-    res->done++;
-    res->cls = cls;
-}
-
-static const tt_http_callbacks callbacks = {NULL, on_data, on_done};
-
 static int setup(void **state)
 {
     uv_loop_t *loop = malloc(sizeof *loop);
     uv_loop_init(loop);
     memset(&srv, 0, sizeof srv);
-    uv_tcp_init(loop, &srv.listener);
-    struct sockaddr_in addr;
-    uv_ip4_addr("127.0.0.1", 0, &addr);
-    uv_tcp_bind(&srv.listener, (const struct sockaddr *)&addr, 0);
-    uv_listen((uv_stream_t *)&srv.listener, 64, on_connection);
-    struct sockaddr_in bound;
-    int len = sizeof bound;
-    uv_tcp_getsockname(&srv.listener, (struct sockaddr *)&bound, &len);
-    srv.port = ntohs(bound.sin_port);
+    srv.port = http_listen_loopback(loop, &srv.listener, 64, on_connection);
+    assert_true(srv.port > 0);
     *state = loop;
     return 0;
 }
@@ -197,7 +165,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void run_until(uv_loop_t *loop, const result *res, int n)
+static void run_until(uv_loop_t *loop, const http_result *res, int n)
 {
     for (int i = 0; i < 1000000; i++) {
         int done = 0;
@@ -242,9 +210,9 @@ static void test_http_pool_reused_handle_keeps_nothing_of_the_last_transfer(void
     const tt_http_timeouts short_total = {.total_ms = 1500, .first_byte_ms = 1200};
     const tt_http_aws aws = {
         .sigv4 = "aws:amz:us-east-1:bedrock", .key_id = "AKIDLEAKED", .secret = "leaked-secret"};
-    result first = {0};
+    http_result first = {0};
     assert_int_equal(tt_http_start_aws(h, "POST", url, headers, "{\"leak\":\"body\"}", 15,
-                                       &short_total, &aws, &callbacks, &first, NULL),
+                                       &short_total, &aws, &http_result_callbacks, &first, NULL),
                      0);
     run_until(loop, &first, 1);
     assert_int_equal(first.cls, TT_LLM_ERR_NONE);
@@ -255,9 +223,10 @@ static void test_http_pool_reused_handle_keeps_nothing_of_the_last_transfer(void
     assert_int_equal(tt_http_stats_get(h)->easy_pooled, 1);
 
     srv.delay_ms = 2000; /* past the first's total (1500) and first-byte (1200) timeouts */
-    result second = {0};
-    assert_int_equal(tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &callbacks, &second, NULL),
-                     0);
+    http_result second = {0};
+    assert_int_equal(
+        tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &http_result_callbacks, &second, NULL),
+        0);
     assert_int_equal(tt_http_stats_get(h)->easy_reused, 1);
     assert_int_equal(tt_http_stats_get(h)->easy_pooled, 0);
     run_until(loop, &second, 1);
@@ -287,14 +256,15 @@ static void test_http_pool_post_body_is_not_carried(void **state)
     char url[96];
     url_of(url, sizeof url);
     assert_int_equal(tt_http_new(loop, &h), 0);
-    result res[2] = {{0}};
-    assert_int_equal(
-        tt_http_start(h, "POST", url, NULL, "{\"first\":1}", 11, NULL, &callbacks, &res[0], NULL),
-        0);
+    http_result res[2] = {{0}};
+    assert_int_equal(tt_http_start(h, "POST", url, NULL, "{\"first\":1}", 11, NULL,
+                                   &http_result_callbacks, &res[0], NULL),
+                     0);
     run_until(loop, &res[0], 1);
     assert_true(last_has("Content-Length: 11"));
-    assert_int_equal(tt_http_start(h, "POST", url, NULL, NULL, 0, NULL, &callbacks, &res[1], NULL),
-                     0);
+    assert_int_equal(
+        tt_http_start(h, "POST", url, NULL, NULL, 0, NULL, &http_result_callbacks, &res[1], NULL),
+        0);
     run_until(loop, &res[1], 1);
     assert_int_equal(res[1].cls, TT_LLM_ERR_NONE);
     assert_int_equal(tt_http_stats_get(h)->easy_reused, 1);
@@ -314,28 +284,31 @@ static void test_http_pool_is_capped_and_keeps_only_clean_handles(void **state)
     char url[96];
     url_of(url, sizeof url);
     assert_int_equal(tt_http_new(loop, &h), 0);
-    result res[20] = {{0}};
+    http_result res[20] = {{0}};
     srv.delay_ms = 20;
     for (int i = 0; i < 20; i++)
-        assert_int_equal(
-            tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &callbacks, &res[i], NULL), 0);
+        assert_int_equal(tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &http_result_callbacks,
+                                       &res[i], NULL),
+                         0);
     run_until(loop, res, 20);
     for (int i = 0; i < 20; i++)
         assert_int_equal(res[i].cls, TT_LLM_ERR_NONE);
     assert_int_equal(tt_http_stats_get(h)->easy_pooled, POOL_CAP);
 
     srv.reset_next = 100; /* every try (curl tries again on another connection) */
-    result failed = {0};
-    assert_int_equal(tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &callbacks, &failed, NULL),
-                     0);
+    http_result failed = {0};
+    assert_int_equal(
+        tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &http_result_callbacks, &failed, NULL),
+        0);
     run_until(loop, &failed, 1);
     assert_int_not_equal(failed.cls, TT_LLM_ERR_NONE);
     assert_int_equal(tt_http_stats_get(h)->easy_pooled, POOL_CAP - 1);
 
-    result cancelled = {0};
+    http_result cancelled = {0};
     tt_http_req *r = NULL;
-    assert_int_equal(tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &callbacks, &cancelled, &r),
-                     0);
+    assert_int_equal(
+        tt_http_start(h, "GET", url, NULL, NULL, 0, NULL, &http_result_callbacks, &cancelled, &r),
+        0);
     tt_http_cancel(r);
     assert_int_equal(cancelled.cls, TT_LLM_ERR_CANCELLED);
     assert_int_equal(tt_http_stats_get(h)->easy_pooled, POOL_CAP - 2);
