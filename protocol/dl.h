@@ -1,5 +1,6 @@
 /* A shared library loaded on first use (dlopen, dlsym), for the libraries
- * most start-ups never need (libcurl, libpq, libexif: see their *_lazy.c).
+ * most start-ups never need (libcurl, libpq, libexif, PCRE2: see their
+ * *_lazy.c).
  *
  * Each user keeps a table of function pointers and a tt_dl_lib naming the
  * library, the symbols and where each goes in the table. tt_dl_load() loads

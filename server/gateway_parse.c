@@ -18,13 +18,20 @@ json_t *tt_gateway_error(const char *message, const char *type, const char *code
 /* A literal's bytes (no NUL). */
 #define LIT(b, s) tt_buf_append((b), (s), sizeof(s) - 1)
 
-/* cost_usd's value as jansson writes a real (json_real: finite only). */
-static int write_cost(tt_buf *b, double cost_usd)
+/* What an answer and a chunk begin with: {"id":..,"object":..,"created":..,
+ * "model":..,"choices":[{"index":0, */
+static int answer_head(tt_buf *out, const char *id, const char *object, const char *model,
+                       int64_t created)
 {
-    json_t *v = json_real(cost_usd);
-    int rc = v ? tt_jw_value(b, v) : TT_EINVAL;
-    json_decref(v);
-    return rc;
+    int rc = LIT(out, "{\"id\":");
+    rc = rc ? rc : tt_jw_str(out, id);
+    rc = rc ? rc : LIT(out, ",\"object\":");
+    rc = rc ? rc : tt_jw_str(out, object);
+    rc = rc ? rc : LIT(out, ",\"created\":");
+    rc = rc ? rc : tt_jw_i64(out, created);
+    rc = rc ? rc : LIT(out, ",\"model\":");
+    rc = rc ? rc : tt_jw_str(out, model);
+    return rc ? rc : LIT(out, ",\"choices\":[{\"index\":0,");
 }
 
 int tt_gateway_plain_answer(tt_buf *out, const char *id, const char *model, int64_t created,
@@ -32,15 +39,8 @@ int tt_gateway_plain_answer(tt_buf *out, const char *id, const char *model, int6
                             int64_t completion_tokens, double cost_usd, int cached)
 {
     size_t before = out->len;
-    int rc = LIT(out, "{\"id\":");
-    rc = rc ? rc : tt_jw_str(out, id);
-    rc = rc ? rc : LIT(out, ",\"object\":\"chat.completion\",\"created\":");
-    rc = rc ? rc : tt_jw_i64(out, created);
-    rc = rc ? rc : LIT(out, ",\"model\":");
-    rc = rc ? rc : tt_jw_str(out, model);
-    rc = rc ? rc
-            : LIT(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-                       "\"content\":");
+    int rc = answer_head(out, id, "chat.completion", model, created);
+    rc = rc ? rc : LIT(out, "\"message\":{\"role\":\"assistant\",\"content\":");
     rc = rc ? rc : content ? tt_jw_str(out, content) : LIT(out, "null");
     rc = rc ? rc : LIT(out, "},\"finish_reason\":");
     rc = rc ? rc : tt_jw_str(out, finish);
@@ -52,7 +52,7 @@ int tt_gateway_plain_answer(tt_buf *out, const char *id, const char *model, int6
     rc = rc ? rc : tt_jw_i64(out, prompt_tokens + completion_tokens);
     if (isfinite(cost_usd)) {
         rc = rc ? rc : LIT(out, ",\"cost_usd\":");
-        rc = rc ? rc : write_cost(out, cost_usd);
+        rc = rc ? rc : tt_jw_real(out, cost_usd);
     }
     if (cached)
         rc = rc ? rc : LIT(out, ",\"cached\":true");
@@ -66,13 +66,8 @@ int tt_gateway_text_chunk(tt_buf *out, const char *id, const char *model, int64_
                           const char *text, size_t len, int with_role)
 {
     size_t before = out->len;
-    int rc = LIT(out, "{\"id\":");
-    rc = rc ? rc : tt_jw_str(out, id);
-    rc = rc ? rc : LIT(out, ",\"object\":\"chat.completion.chunk\",\"created\":");
-    rc = rc ? rc : tt_jw_i64(out, created);
-    rc = rc ? rc : LIT(out, ",\"model\":");
-    rc = rc ? rc : tt_jw_str(out, model);
-    rc = rc ? rc : LIT(out, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+    int rc = answer_head(out, id, "chat.completion.chunk", model, created);
+    rc = rc ? rc : LIT(out, "\"delta\":{\"content\":");
     rc = rc ? rc : tt_jw_strn(out, text, len);
     if (with_role)
         rc = rc ? rc : LIT(out, ",\"role\":\"assistant\"");

@@ -226,12 +226,11 @@ static int int_field(tt_buf *b, const char *k, int64_t v)
 int tt_ledger_row_json(const tt_ledger_row *r, tt_buf *out)
 {
     size_t before = out->len;
-    json_t *cost = json_real(r->cost_usd); /* NULL when not finite: refused */
     const char *names[] = {"tenant",  "user",  "key_id", "agent",  "session",
                            "feature", "model", "route",  "target", "outcome"};
     const char *values[] = {r->tenant,  r->user,  r->key_id, r->agent,  r->session,
                             r->feature, r->model, r->route,  r->target, r->outcome};
-    int rc = cost ? tt_buf_append(out, "{", 1) : TT_EINVAL;
+    int rc = tt_buf_append(out, "{", 1);
     rc = rc ? rc : int_field(out, "ts_ms", r->ts_ms);
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !rc; i++)
         rc = str_field(out, names[i], values[i]);
@@ -239,33 +238,12 @@ int tt_ledger_row_json(const tt_ledger_row *r, tt_buf *out)
     rc = rc ? rc : int_field(out, "completion_tokens", r->completion_tokens);
     rc = rc ? rc : int_field(out, "latency_ms", r->latency_ms);
     rc = rc ? rc : key(out, "cost_usd");
-    rc = rc ? rc : tt_jw_value(out, cost);
+    rc = rc ? rc : tt_jw_real(out, r->cost_usd); /* TT_EINVAL when not finite */
     rc = rc ? rc : key(out, "cache_hit");
     rc = rc ? rc : r->cache_hit ? tt_buf_append(out, "true}", 5) : tt_buf_append(out, "false}", 6);
-    json_decref(cost);
     if (rc)
         tt_buf_truncate(out, before);
     return rc;
-}
-
-/* The row's JSON by jansson: only for a row the direct writer refused (the
- * same refusal: NULL). */
-static char *row_json(const tt_ledger_row *r, size_t *len)
-{
-    json_t *o =
-        json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
-                  "s:I, s:f, s:b}",
-                  "ts_ms", (json_int_t)r->ts_ms, "tenant", r->tenant, "user", r->user, "key_id",
-                  r->key_id, "agent", r->agent, "session", r->session, "feature", r->feature,
-                  "model", r->model, "route", r->route, "target", r->target, "outcome", r->outcome,
-                  "prompt_tokens", (json_int_t)r->prompt_tokens, "completion_tokens",
-                  (json_int_t)r->completion_tokens, "latency_ms", (json_int_t)r->latency_ms,
-                  "cost_usd", r->cost_usd, "cache_hit", r->cache_hit);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (text)
-        *len = strlen(text);
-    return text;
 }
 
 static int fill(tt_store_txn *txn, void *ctx)
@@ -281,22 +259,15 @@ static int fill(tt_store_txn *txn, void *ctx)
     for (size_t i = 0; i < l->n; i++) {
         const tt_ledger_row *r = &l->queue[i];
         int64_t day = tt_ledger_day_of_ms(r->ts_ms);
-        size_t len = 0;
-        char *owned = NULL; /* jansson's text, for a row the direct writer refused */
         tt_buf_reset(&row);
-        const char *text =
-            tt_ledger_row_json(r, &row) == 0 ? tt_buf_data(&row) : (owned = row_json(r, &len));
-        if (!text) {
+        if (tt_ledger_row_json(r, &row) != 0) { /* not UTF-8, a cost not finite: as jansson */
             tt_buf_free(&row);
             return TT_ENOMEM;
         }
-        if (!owned)
-            len = row.len;
         int64_t kd, kt;
         uint32_t ks;
         next_key(l, day, r->ts_ms, &kd, &kt, &ks);
-        int rc = tt_store_put_usage(txn, kd, kt, ks, text, len);
-        free(owned);
+        int rc = tt_store_put_usage(txn, kd, kt, ks, tt_buf_data(&row), row.len);
         tt_ledger_sums add = {.calls = 1,
                               .errors = strcmp(r->outcome, "ok") != 0,
                               .cache_hits = r->cache_hit != 0,
